@@ -1,0 +1,79 @@
+// Package adapters defines how Samhub talks to the systems around it: a
+// Source brings letters in, a Sink delivers one letter to one destination.
+// Adapters know no JetStream detail; the pipeline knows no protocol detail.
+// Each system lives in its own sub-package and registers its types here.
+package adapters
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/samhub/samhub/pipeline/letter"
+)
+
+// Publisher stores a letter durably. A nil error means JetStream confirmed
+// the write; only then may a source acknowledge, move or mark its input.
+type Publisher interface {
+	Publish(ctx context.Context, l *letter.Letter) error
+}
+
+// Source reads one system and publishes what it finds. Run blocks until ctx
+// is cancelled (return nil then) or a fatal error occurs. The pipeline runs a
+// source on one replica at a time, so a source need not guard against twins.
+type Source interface {
+	Run(ctx context.Context, pub Publisher) error
+}
+
+// Sink delivers one letter to one destination with an idempotent effect:
+// delivering the same letter again must not create a second object. Errors
+// are classified with Retryable or Permanent; an unclassified error counts as
+// retryable.
+type Sink interface {
+	Deliver(ctx context.Context, l *letter.Letter) (Delivery, error)
+}
+
+// Delivery is what a destination answered.
+type Delivery struct {
+	RemoteID string // the destination's own id for what was created or found
+	Existing bool   // an earlier delivery was found and nothing new created
+}
+
+// Readiness is optional on a Source or Sink: Ready reports an error while the
+// remote side is not usable (it feeds /readyz and metrics, not the flow).
+type Readiness interface {
+	Ready(ctx context.Context) error
+}
+
+// Deps is what the hub hands an adapter when it builds it.
+type Deps struct {
+	Name    string // instance name from configuration, e.g. "casesys"
+	Logger  *slog.Logger
+	DataDir string // a directory of the adapter's own under the hub's data dir
+	State   StateStore
+	Metrics prometheus.Registerer
+	Now     func() time.Time
+}
+
+// StateStore is durable key/value state an adapter keeps across restarts and
+// replicas (cursors, duplicate memory, sent acknowledgements). Keys are short
+// and free of personal data: [A-Za-z0-9_=.-]+.
+type StateStore interface {
+	// Get returns ErrNotFound when the key has no value.
+	Get(ctx context.Context, key string) (value []byte, revision uint64, err error)
+	Put(ctx context.Context, key string, value []byte) (revision uint64, err error)
+	// Create fails with ErrExists when the key has a value already.
+	Create(ctx context.Context, key string, value []byte) (revision uint64, err error)
+	// Update fails with ErrConflict when the key's revision is not revision.
+	Update(ctx context.Context, key string, value []byte, revision uint64) (uint64, error)
+	Delete(ctx context.Context, key string) error
+}
+
+var (
+	ErrNotFound = errors.New("state: key not found")
+	ErrExists   = errors.New("state: key exists")
+	ErrConflict = errors.New("state: revision conflict")
+)

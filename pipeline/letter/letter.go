@@ -1,0 +1,230 @@
+// Package letter holds Samhub's canonical Letter: what every source produces
+// and every sink consumes. It knows no protocol and no broker.
+package letter
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Kind says what a letter is in the council's workflow; routing rules match on it.
+type Kind string
+
+const (
+	KindReferral        Kind = "referral"
+	KindReply           Kind = "reply"
+	KindRecommendation  Kind = "recommendation"
+	KindAcknowledgement Kind = "acknowledgement"
+	KindDischargeNote   Kind = "discharge-note"
+	KindNote            Kind = "note"
+	KindNotification    Kind = "notification" // hub-made, carries no personal data
+)
+
+// Kinds lists every valid Kind, for configuration checks.
+var Kinds = []Kind{KindReferral, KindReply, KindRecommendation, KindAcknowledgement, KindDischargeNote, KindNote, KindNotification}
+
+// Scope names a destination sector a consent may cover (interfaces.md §5.4).
+type Scope string
+
+const (
+	ScopeMunicipality     Scope = "municipality"
+	ScopeGP               Scope = "gp"
+	ScopeParents          Scope = "parents"
+	ScopeRegionPsychiatry Scope = "region_psychiatry"
+	ScopeSchoolPPR        Scope = "school_ppr"
+)
+
+// Scopes lists every valid Scope.
+var Scopes = []Scope{ScopeMunicipality, ScopeGP, ScopeParents, ScopeRegionPsychiatry, ScopeSchoolPPR}
+
+// Letter is one message on its way through the hub. Original always keeps the
+// bytes exactly as received; the other fields are what the source could read.
+type Letter struct {
+	ID          string            `json:"id"` // stable, source-unique: MedCom letter id, MessageHeader.id, Message-ID hash…
+	Kind        Kind              `json:"kind"`
+	Format      string            `json:"format"` // e.g. "xdis91", "fhir-carecommunication", "email", "casesys", "fhir-r4"
+	Source      string            `json:"source"` // adapter instance name
+	ThreadID    string            `json:"threadId,omitempty"`
+	InReplyTo   string            `json:"inReplyTo,omitempty"` // letter id this answers
+	Received    time.Time         `json:"received"`
+	Sent        time.Time         `json:"sent,omitempty"`
+	Sender      Party             `json:"sender"`
+	Receivers   []Party           `json:"receivers,omitempty"`
+	Patient     *Patient          `json:"patient,omitempty"`
+	Consent     *Consent          `json:"consent,omitempty"`
+	Category    string            `json:"category,omitempty"` // MedCom category code
+	Topic       string            `json:"topic,omitempty"`
+	Priority    string            `json:"priority,omitempty"`
+	Subject     string            `json:"subject,omitempty"`
+	Text        string            `json:"text,omitempty"`
+	Attachments []Attachment      `json:"attachments,omitempty"`
+	Original    Original          `json:"original"`
+	Meta        map[string]string `json:"meta,omitempty"` // adapter facts free of personal data (case id, MedCom envelope id…)
+}
+
+// Party is a sender or receiver. Any identifier may be empty; sinks use the
+// ones their system knows.
+type Party struct {
+	Role         string `json:"role,omitempty"` // gp, municipality, region, parents, hospital, coordinator
+	Name         string `json:"name,omitempty"`
+	GLN          string `json:"gln,omitempty"` // EAN location number
+	SOR          string `json:"sor,omitempty"`
+	Municipality string `json:"municipality,omitempty"` // kommunenummer
+	Unit         string `json:"unit,omitempty"`         // organisational unit, e.g. PPR
+	Email        string `json:"email,omitempty"`
+}
+
+// Patient is the child the letter is about.
+type Patient struct {
+	CPR           string `json:"cpr,omitempty"`
+	ReplacementID string `json:"replacementId,omitempty"` // X-eCPR / D-eCPR / OIOXML AlternativeIdentifier
+	GivenName     string `json:"givenName,omitempty"`
+	FamilyName    string `json:"familyName,omitempty"`
+	Address       string `json:"address,omitempty"`
+	Pseudonym     string `json:"pseudonym,omitempty"` // set when the letter was anonymised
+}
+
+// Identifier returns the CPR or, failing that, the replacement id.
+func (p *Patient) Identifier() string {
+	if p == nil {
+		return ""
+	}
+	if p.CPR != "" {
+		return p.CPR
+	}
+	return p.ReplacementID
+}
+
+// LogValue keeps patients out of logs whatever a caller passes to slog.
+func (p *Patient) LogValue() slog.Value { return slog.StringValue("[patient redacted]") }
+
+// Consent records who agreed to share the letter with which sectors.
+type Consent struct {
+	GivenBy string    `json:"givenBy,omitempty"` // "custody-holder", "young-person", …
+	Form    string    `json:"form,omitempty"`    // oral, written
+	GivenAt time.Time `json:"givenAt,omitempty"`
+	Scopes  []Scope   `json:"scopes,omitempty"`
+	// YoungPersonRefused is a refusal by a young person of 15–17; it overrides
+	// the custody holders' consent for health-data routes.
+	YoungPersonRefused bool      `json:"youngPersonRefused,omitempty"`
+	WithdrawnAt        time.Time `json:"withdrawnAt,omitempty"`
+}
+
+// Allows reports whether the consent covers scope at time now.
+func (c *Consent) Allows(scope Scope, now time.Time) bool {
+	if c == nil {
+		return false
+	}
+	if !c.WithdrawnAt.IsZero() && !now.Before(c.WithdrawnAt) {
+		return false
+	}
+	if c.YoungPersonRefused && scope != ScopeMunicipality {
+		return false
+	}
+	for _, s := range c.Scopes {
+		if s == scope {
+			return true
+		}
+	}
+	return false
+}
+
+// Attachment is a file carried by the letter.
+type Attachment struct {
+	Name        string `json:"name"`
+	ContentType string `json:"contentType"`
+	Data        []byte `json:"data,omitempty"`
+	SHA256      string `json:"sha256,omitempty"`
+	Size        int64  `json:"size"`
+	// Ref names the blob holding Data when the pipeline moved it out of the
+	// message; sinks always see Data filled in.
+	Ref string `json:"ref,omitempty"`
+}
+
+// Original is the input exactly as received.
+type Original struct {
+	Data        []byte `json:"data,omitempty"`
+	ContentType string `json:"contentType"`
+	Charset     string `json:"charset,omitempty"`
+	Filename    string `json:"filename,omitempty"`
+	SHA256      string `json:"sha256,omitempty"`
+	Ref         string `json:"ref,omitempty"` // see Attachment.Ref
+}
+
+// NewAttachment fills size and digest.
+func NewAttachment(name, contentType string, data []byte) Attachment {
+	return Attachment{Name: name, ContentType: contentType, Data: data, Size: int64(len(data)), SHA256: Digest(data)}
+}
+
+// Digest is the hex SHA-256 of b.
+func Digest(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+// LogValue lets a whole letter be logged safely: only ids and routing facts,
+// never the patient, names, subject or text.
+func (l *Letter) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("id", l.ID),
+		slog.String("kind", string(l.Kind)),
+		slog.String("format", l.Format),
+		slog.String("source", l.Source),
+		slog.String("thread", l.ThreadID),
+	)
+}
+
+// Validate checks what every letter must carry before it enters the pipeline.
+func (l *Letter) Validate() error {
+	var errs []error
+	if l.ID == "" {
+		errs = append(errs, errors.New("letter.id: must not be empty"))
+	}
+	if len(l.ID) > 200 {
+		errs = append(errs, errors.New("letter.id: must be at most 200 characters"))
+	}
+	if !validKind(l.Kind) {
+		errs = append(errs, fmt.Errorf("letter.kind: must be one of %v", Kinds))
+	}
+	if l.Source == "" {
+		errs = append(errs, errors.New("letter.source: must not be empty"))
+	}
+	if l.Original.Data == nil && l.Original.Ref == "" && l.Kind != KindNotification {
+		errs = append(errs, errors.New("letter.original: the original bytes must be kept"))
+	}
+	return errors.Join(errs...)
+}
+
+func validKind(k Kind) bool {
+	for _, v := range Kinds {
+		if v == k {
+			return true
+		}
+	}
+	return false
+}
+
+// Thread is the ordering key: letters of one thread reach a destination in order.
+func (l *Letter) Thread() string {
+	if l.ThreadID != "" {
+		return l.ThreadID
+	}
+	return l.ID
+}
+
+// Marshal encodes a letter for the broker.
+func Marshal(l *Letter) ([]byte, error) { return json.Marshal(l) }
+
+// Unmarshal decodes what Marshal wrote.
+func Unmarshal(b []byte) (*Letter, error) {
+	var l Letter
+	if err := json.Unmarshal(b, &l); err != nil {
+		return nil, fmt.Errorf("decode letter: %w", err)
+	}
+	return &l, nil
+}
