@@ -1,0 +1,289 @@
+// Package xmlsafe parses untrusted XML (MedCom letters, FHIR XML) into an
+// etree document after refusing what could hurt the hub: oversize input, DTDs
+// (so external entities and entity expansion never happen), excessive depth,
+// token counts or attribute/text sizes, and charsets other than UTF-8,
+// ISO-8859-1 and windows-1252.
+//
+// encoding/xml itself never expands DTD entities, but it has no size or depth
+// limits, and etree's default charset reader silently ignores a declared
+// ISO-8859-1; this package closes both gaps (see shared/domain/reliability.md §4).
+package xmlsafe
+
+import (
+	"bytes"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+
+	"github.com/beevik/etree"
+	"golang.org/x/text/encoding/charmap"
+)
+
+// Limits bound what Parse and CheckJSON accept. A zero field means "use the
+// default" so callers can override just one value.
+type Limits struct {
+	MaxBytes   int64 // whole input
+	MaxDepth   int   // element (or JSON container) nesting
+	MaxTokens  int   // XML tokens incl. attributes, or JSON tokens
+	MaxAttrLen int   // one attribute value or one run of character data
+}
+
+// DefaultLimits fits MedCom's largest legal messages:
+//   - MaxBytes 100 MB: the network governance cap for a message incl. its
+//     VANSEnvelope and base64 attachments (medcom.md §3.1);
+//   - MaxDepth 100: XDIS91 nests 6 levels and FHIR Bundles about 15; 100
+//     leaves room without letting a stack of tags grow unbounded;
+//   - MaxTokens 5,000,000: roughly one token per 20 bytes of a 100 MB message;
+//   - MaxAttrLen 64 MiB: FHIR XML carries attachments as base64 in one
+//     value="…" attribute, and a 50 MB attachment (the CareCommunication cap)
+//     is 66.7 MB of base64, just under 64 MiB (67.1 MB).
+func DefaultLimits() Limits {
+	return Limits{MaxBytes: 100_000_000, MaxDepth: 100, MaxTokens: 5_000_000, MaxAttrLen: 64 << 20}
+}
+
+func (l Limits) withDefaults() Limits {
+	d := DefaultLimits()
+	if l.MaxBytes <= 0 {
+		l.MaxBytes = d.MaxBytes
+	}
+	if l.MaxDepth <= 0 {
+		l.MaxDepth = d.MaxDepth
+	}
+	if l.MaxTokens <= 0 {
+		l.MaxTokens = d.MaxTokens
+	}
+	if l.MaxAttrLen <= 0 {
+		l.MaxAttrLen = d.MaxAttrLen
+	}
+	return l
+}
+
+// Error says where in the document input was refused and why. Msg never
+// quotes character data, so it is safe to show to a coordinator.
+type Error struct {
+	Path   string // element path at the fault, e.g. "Emessage/Envelope"; "" before the root
+	Line   int    // 1-based line, 0 if unknown
+	Msg    string
+	Reason Reason
+}
+
+// Reason classifies an Error for tests and metrics.
+type Reason string
+
+const (
+	ReasonTooLarge    Reason = "too_large"
+	ReasonDTD         Reason = "dtd"
+	ReasonTooDeep     Reason = "too_deep"
+	ReasonTooMany     Reason = "too_many_tokens"
+	ReasonAttrTooLong Reason = "too_long"
+	ReasonCharset     Reason = "charset"
+	ReasonSyntax      Reason = "syntax"
+)
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString("xml")
+	if e.Path != "" {
+		b.WriteString(" ")
+		b.WriteString(e.Path)
+	}
+	if e.Line > 0 {
+		fmt.Fprintf(&b, " (line %d)", e.Line)
+	}
+	b.WriteString(": ")
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// Parse checks data against lim and returns the document with all text in
+// UTF-8. The XML declaration of the returned document says UTF-8 so that
+// writing it back yields consistent bytes; the caller keeps the original bytes.
+func Parse(data []byte, lim Limits) (*etree.Document, error) {
+	lim = lim.withDefaults()
+	if int64(len(data)) > lim.MaxBytes {
+		return nil, &Error{Reason: ReasonTooLarge, Msg: fmt.Sprintf("input is %d bytes, more than the limit of %d", len(data), lim.MaxBytes)}
+	}
+	data, err := stripBOM(data)
+	if err != nil {
+		return nil, err
+	}
+	if err := scan(data, lim); err != nil {
+		return nil, err
+	}
+	doc := etree.NewDocument()
+	doc.ReadSettings.CharsetReader = charsetReader
+	doc.ReadSettings.MaxDepth = lim.MaxDepth + 1
+	if err := doc.ReadFromBytes(data); err != nil {
+		// scan accepted it, so this is a disagreement between the two passes.
+		return nil, &Error{Reason: ReasonSyntax, Msg: "not well-formed XML: " + redact(err.Error())}
+	}
+	for _, t := range doc.Child {
+		if pi, ok := t.(*etree.ProcInst); ok && pi.Target == "xml" {
+			pi.Inst = `version="1.0" encoding="UTF-8"`
+		}
+	}
+	return doc, nil
+}
+
+func stripBOM(data []byte) ([]byte, error) {
+	switch {
+	case bytes.HasPrefix(data, []byte{0xEF, 0xBB, 0xBF}):
+		return data[3:], nil
+	case bytes.HasPrefix(data, []byte{0xFE, 0xFF}), bytes.HasPrefix(data, []byte{0xFF, 0xFE}):
+		return nil, &Error{Reason: ReasonCharset, Msg: "UTF-16 input is not supported; expected UTF-8, ISO-8859-1 or windows-1252"}
+	}
+	return data, nil
+}
+
+// charsetReader decodes the two legacy charsets MedCom OIOXML uses. WHATWG
+// label tables (x/net/html/charset) map iso-8859-1 to windows-1252, so the
+// exact charmaps are chosen here by hand.
+func charsetReader(label string, in io.Reader) (io.Reader, error) {
+	switch strings.ToLower(strings.TrimSpace(label)) {
+	case "utf-8", "utf8":
+		return in, nil
+	case "iso-8859-1", "iso_8859-1", "iso8859-1", "latin1", "latin-1", "l1":
+		return charmap.ISO8859_1.NewDecoder().Reader(in), nil
+	case "windows-1252", "cp1252", "x-cp1252":
+		return charmap.Windows1252.NewDecoder().Reader(in), nil
+	}
+	return nil, errCharset
+}
+
+var errCharset = errors.New("unsupported charset")
+
+// scan walks the raw tokens once, enforcing the limits before any tree is built.
+func scan(data []byte, lim Limits) error {
+	if err := checkRuns(data, lim.MaxAttrLen); err != nil {
+		return err
+	}
+	dec := xml.NewDecoder(bytes.NewReader(data))
+	dec.Strict = true
+	dec.CharsetReader = charsetReader
+	var (
+		stack  []string
+		tokens int
+		roots  int
+	)
+	fail := func(r Reason, msg string) error {
+		line, _ := dec.InputPos()
+		return &Error{Reason: r, Path: strings.Join(stack, "/"), Line: line, Msg: msg}
+	}
+	for {
+		tok, err := dec.RawToken()
+		if err == io.EOF {
+			switch {
+			case len(stack) > 0:
+				return fail(ReasonSyntax, "unexpected end of input: element not closed (truncated file?)")
+			case roots == 0:
+				return fail(ReasonSyntax, "no root element: input is not XML")
+			}
+			return nil
+		}
+		if err != nil {
+			if errors.Is(err, errCharset) || strings.Contains(err.Error(), "charset") {
+				return fail(ReasonCharset, "unsupported charset in the XML declaration; expected UTF-8, ISO-8859-1 or windows-1252")
+			}
+			var se *xml.SyntaxError
+			if errors.As(err, &se) {
+				msg := se.Msg
+				if strings.Contains(msg, "UTF-8") {
+					msg = "invalid UTF-8: the bytes do not match the declared charset (UTF-8 unless the XML declaration names another)"
+				} else if strings.Contains(msg, "unexpected EOF") {
+					msg = "unexpected end of input (truncated file?)"
+				}
+				return fail(ReasonSyntax, "not well-formed XML: "+redact(msg))
+			}
+			return fail(ReasonSyntax, "cannot read XML: "+redact(err.Error()))
+		}
+		tokens++
+		if tokens > lim.MaxTokens {
+			return fail(ReasonTooMany, fmt.Sprintf("more than %d XML tokens", lim.MaxTokens))
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			if len(stack) == 0 {
+				roots++
+				if roots > 1 {
+					return fail(ReasonSyntax, "more than one root element")
+				}
+			}
+			stack = append(stack, qname(t.Name))
+			if len(stack) > lim.MaxDepth {
+				stack = stack[:lim.MaxDepth]
+				return fail(ReasonTooDeep, fmt.Sprintf("elements nested deeper than %d levels", lim.MaxDepth))
+			}
+			tokens += len(t.Attr)
+			if tokens > lim.MaxTokens {
+				return fail(ReasonTooMany, fmt.Sprintf("more than %d XML tokens", lim.MaxTokens))
+			}
+			for _, a := range t.Attr {
+				if len(a.Value) > lim.MaxAttrLen {
+					return fail(ReasonAttrTooLong, fmt.Sprintf("attribute %s is %d bytes, more than the limit of %d", qname(a.Name), len(a.Value), lim.MaxAttrLen))
+				}
+			}
+		case xml.EndElement:
+			if len(stack) == 0 || stack[len(stack)-1] != qname(t.Name) {
+				return fail(ReasonSyntax, fmt.Sprintf("not well-formed XML: unexpected end tag </%s>", qname(t.Name)))
+			}
+			stack = stack[:len(stack)-1]
+		case xml.CharData:
+			if len(t) > lim.MaxAttrLen {
+				return fail(ReasonAttrTooLong, fmt.Sprintf("text is %d bytes, more than the limit of %d", len(t), lim.MaxAttrLen))
+			}
+			if len(stack) == 0 && len(bytes.TrimSpace(t)) > 0 {
+				return fail(ReasonSyntax, "text outside the root element: input is not XML")
+			}
+		case xml.Directive:
+			// Any DTD is refused, even an internal one: entities are how XXE
+			// and billion-laughs attacks work, and no MedCom format uses them.
+			return fail(ReasonDTD, "DOCTYPE/ENTITY declarations are not allowed")
+		case xml.ProcInst:
+			if t.Target == "xml" && tokens > 1 {
+				return fail(ReasonSyntax, "XML declaration not at the start")
+			}
+		}
+	}
+}
+
+// checkRuns bounds the longest stretch of input without '<' (which holds any
+// one attribute value or text run) before encoding/xml sees it: the decoder
+// buffers a whole token and uses about five times its size in memory, so a
+// 90 MB attribute would cost ~450 MB before the exact check below could fire.
+// The slack leaves room for a tag name and its other (small) attributes.
+func checkRuns(data []byte, maxLen int) error {
+	const slack = 4 << 10
+	limit := maxLen + slack
+	if len(data) <= limit {
+		return nil
+	}
+	start := 0
+	for start < len(data) {
+		i := bytes.IndexByte(data[start:], '<')
+		if i < 0 {
+			i = len(data) - start
+		}
+		if i > limit {
+			return &Error{Reason: ReasonAttrTooLong, Line: 1 + bytes.Count(data[:start], []byte{'\n'}),
+				Msg: fmt.Sprintf("%d bytes without markup, more than the limit of %d for one attribute or text", i, maxLen)}
+		}
+		start += i + 1
+	}
+	return nil
+}
+
+func qname(n xml.Name) string {
+	if n.Space != "" {
+		return n.Space + ":" + n.Local
+	}
+	return n.Local
+}
+
+// redact removes long digit runs from parser messages: they echo markup, not
+// text, but a CPR number must never reach a log or a coordinator's screen.
+func redact(s string) string { return digitRun.ReplaceAllString(s, "…") }
+
+var digitRun = regexp.MustCompile(`[0-9]{6,}`)

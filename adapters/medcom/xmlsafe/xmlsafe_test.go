@@ -1,0 +1,350 @@
+package xmlsafe
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/beevik/etree"
+)
+
+const testdata = "../../../testdata/medcom"
+
+func read(t testing.TB, rel string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(testdata, rel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func reason(t *testing.T, err error) Reason {
+	t.Helper()
+	var e *Error
+	if !errors.As(err, &e) {
+		t.Fatalf("error %v (%T) is not *xmlsafe.Error", err, err)
+	}
+	return e.Reason
+}
+
+func TestParseDecodesDeclaredCharsets(t *testing.T) {
+	for _, tc := range []struct {
+		file, subject string
+	}{
+		{"samhub/letter-utf8.xml", "Henvisning til samråd – æøå ÆØÅ"},
+		{"samhub/letter-iso-8859-1.xml", "Henvisning til samråd æøå ÆØÅ"},
+		{"samhub/letter-windows-1252.xml", "Henvisning til samråd € æøå ÆØÅ"},
+		{"oioxml/DIS91_1.xml", "Forundersøgelse"},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			doc, err := Parse(read(t, tc.file), DefaultLimits())
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := doc.FindElement("//AdditionalInformation/Subject").Text()
+			if got != tc.subject {
+				t.Errorf("subject %q, want %q", got, tc.subject)
+			}
+			if p := doc.FindElement("//AdditionalInformation/Priority").Text(); p != "høj_prioritet" && p != "rutine" {
+				t.Errorf("priority %q not decoded", p)
+			}
+			out, err := doc.WriteToString()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.HasPrefix(out, `<?xml version="1.0" encoding="UTF-8"?>`) {
+				t.Errorf("declaration not rewritten to UTF-8: %.60q", out)
+			}
+		})
+	}
+}
+
+func TestParseStripsUTF8BOM(t *testing.T) {
+	data := append([]byte{0xEF, 0xBB, 0xBF}, read(t, "samhub/letter-utf8.xml")...)
+	if _, err := Parse(data, DefaultLimits()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Parse([]byte("\xFF\xFE<\x00a\x00/\x00>\x00"), DefaultLimits()); reason(t, err) != ReasonCharset {
+		t.Fatalf("UTF-16: %v", err)
+	}
+}
+
+// TestHostileCorpus runs every file of testdata/medcom/hostile.
+func TestHostileCorpus(t *testing.T) {
+	small := DefaultLimits()
+	small.MaxAttrLen = 64 << 10
+	for _, tc := range []struct {
+		file string
+		lim  Limits
+		want Reason
+		msg  string
+	}{
+		{"xxe-file.xml", DefaultLimits(), ReasonDTD, "DOCTYPE"},
+		{"xxe-http.xml", DefaultLimits(), ReasonDTD, "DOCTYPE"},
+		{"billion-laughs.xml", DefaultLimits(), ReasonDTD, "DOCTYPE"},
+		{"deep-nesting.xml", DefaultLimits(), ReasonTooDeep, "deeper than 100"},
+		{"huge-attribute.xml", small, ReasonAttrTooLong, "without markup, more than the limit of 65536"},
+		{"huge-attribute.xml", Limits{MaxAttrLen: 200<<10 - 1}, ReasonAttrTooLong, "attribute x is 204800 bytes, more than the limit of 204799"},
+		{"huge-attribute.xml", Limits{MaxBytes: 100 << 10}, ReasonTooLarge, "more than the limit"},
+		{"wrong-charset.xml", DefaultLimits(), ReasonSyntax, "invalid UTF-8"},
+		{"undeclared-latin1.xml", DefaultLimits(), ReasonSyntax, "invalid UTF-8"},
+		{"unsupported-charset.xml", DefaultLimits(), ReasonCharset, "unsupported charset"},
+		{"truncated.xml", DefaultLimits(), ReasonSyntax, "truncated"},
+		{"not-xml.txt", DefaultLimits(), ReasonSyntax, "not XML"},
+		{"empty.xml", DefaultLimits(), ReasonSyntax, "not XML"},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			_, err := Parse(read(t, "hostile/"+tc.file), tc.lim)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if r := reason(t, err); r != tc.want {
+				t.Errorf("reason %s, want %s (%v)", r, tc.want, err)
+			}
+			if !strings.Contains(err.Error(), tc.msg) {
+				t.Errorf("error %q does not say %q", err, tc.msg)
+			}
+		})
+	}
+}
+
+func TestErrorNamesPath(t *testing.T) {
+	_, err := Parse(read(t, "hostile/deep-nesting.xml"), DefaultLimits())
+	var e *Error
+	if !errors.As(err, &e) || !strings.HasPrefix(e.Path, "a/a/a/") || strings.Count(e.Path, "/") != 99 {
+		t.Fatalf("path of %v", err)
+	}
+	_, err = Parse([]byte("<Emessage><Envelope><Identifier>x</Envelope></Emessage>"), DefaultLimits())
+	if !errors.As(err, &e) || e.Path != "Emessage/Envelope/Identifier" || !strings.Contains(e.Msg, "</Envelope>") {
+		t.Fatalf("mismatched end tag: %v", err)
+	}
+}
+
+// The entity's file must never be opened and its URL never fetched.
+func TestXXENeverResolved(t *testing.T) {
+	var hits atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		fmt.Fprint(w, `<!ENTITY exfil "STOLEN">`)
+	}))
+	defer srv.Close()
+	secret := filepath.Join(t.TempDir(), "secret.txt")
+	if err := os.WriteFile(secret, []byte("SECRET-CONTENT"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, doc := range []string{
+		`<!DOCTYPE r [<!ENTITY xxe SYSTEM "file://` + secret + `">]><r>&xxe;</r>`,
+		`<!DOCTYPE r SYSTEM "` + srv.URL + `/evil.dtd"><r>&exfil;</r>`,
+		`<!DOCTYPE r [<!ENTITY % p SYSTEM "` + srv.URL + `/p.ent"> %p;]><r>&exfil;</r>`,
+		`<r>&xxe;</r>`, // an undeclared entity is a syntax error, not an empty string
+	} {
+		_, err := Parse([]byte(doc), DefaultLimits())
+		if err == nil {
+			t.Fatalf("accepted %q", doc)
+		}
+		if strings.Contains(err.Error(), "SECRET") || strings.Contains(err.Error(), "STOLEN") {
+			t.Fatalf("error leaks entity content: %v", err)
+		}
+	}
+	if n := hits.Load(); n != 0 {
+		t.Fatalf("external entity server was contacted %d times", n)
+	}
+}
+
+func TestLimitsBoundaries(t *testing.T) {
+	nest := func(n int) []byte {
+		return []byte(strings.Repeat("<a>", n) + strings.Repeat("</a>", n))
+	}
+	lim := Limits{MaxDepth: 5}
+	if _, err := Parse(nest(5), lim); err != nil {
+		t.Fatalf("depth 5 with MaxDepth 5: %v", err)
+	}
+	if _, err := Parse(nest(6), lim); reason(t, err) != ReasonTooDeep {
+		t.Fatalf("depth 6: %v", err)
+	}
+	many := []byte("<r>" + strings.Repeat("<b/>", 100) + "</r>")
+	if _, err := Parse(many, Limits{MaxTokens: 300}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Parse(many, Limits{MaxTokens: 150}); reason(t, err) != ReasonTooMany {
+		t.Fatalf("tokens: %v", err)
+	}
+	attrs := []byte(`<r ` + strings.Repeat(`a="1" `, 0) + `x="` + strings.Repeat("y", 100) + `"/>`)
+	if _, err := Parse(attrs, Limits{MaxAttrLen: 100}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Parse(attrs, Limits{MaxAttrLen: 99}); reason(t, err) != ReasonAttrTooLong {
+		t.Fatalf("attr: %v", err)
+	}
+	text := []byte("<r>" + strings.Repeat("z", 1000) + "</r>")
+	if _, err := Parse(text, Limits{MaxAttrLen: 999}); reason(t, err) != ReasonAttrTooLong {
+		t.Fatalf("text: %v", err)
+	}
+	if _, err := Parse(text, Limits{MaxBytes: int64(len(text) - 1)}); reason(t, err) != ReasonTooLarge {
+		t.Fatalf("bytes: %v", err)
+	}
+}
+
+func TestStructureErrors(t *testing.T) {
+	for in, want := range map[string]string{
+		"<a/><b/>":                           "more than one root",
+		"<a/>trailing":                       "outside the root",
+		"junk<a/>":                           "outside the root",
+		`<a/><?xml version="1.0"?>`:          "not at the start",
+		"<a>&#2509479989;</a>":               "not well-formed",
+		"<a><b></a>":                         "unexpected end tag",
+		`<?xml version="2.0"?><a/>`:          "unsupported version",
+		`<?xml version="1.0" encoding="x"?>`: "unsupported charset",
+	} {
+		_, err := Parse([]byte(in), DefaultLimits())
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: got %v, want %q", in, err, want)
+		}
+		if err != nil && strings.Contains(err.Error(), "2509479989") {
+			t.Errorf("%q: error echoes a CPR-like number: %v", in, err)
+		}
+	}
+}
+
+func TestCheckJSON(t *testing.T) {
+	good := `{"resourceType":"Bundle","entry":[{"resource":{"id":"a","text":"æøå"}}]}`
+	if err := CheckJSON([]byte(good), DefaultLimits()); err != nil {
+		t.Fatal(err)
+	}
+	deep := strings.Repeat("[", 101) + strings.Repeat("]", 101)
+	for _, tc := range []struct {
+		in   string
+		lim  Limits
+		want Reason
+	}{
+		{deep, DefaultLimits(), ReasonTooDeep},
+		{good, Limits{MaxBytes: 10}, ReasonTooLarge},
+		{good, Limits{MaxTokens: 5}, ReasonTooMany},
+		{`{"a":"` + strings.Repeat("x", 50) + `"}`, Limits{MaxAttrLen: 49}, ReasonAttrTooLong},
+		{`{"a":`, DefaultLimits(), ReasonSyntax},
+		{`{"a":1}{"b":2}`, DefaultLimits(), ReasonSyntax},
+		{`{"a":1} x`, DefaultLimits(), ReasonSyntax},
+		{``, DefaultLimits(), ReasonSyntax},
+		{`<Bundle/>`, DefaultLimits(), ReasonSyntax},
+	} {
+		err := CheckJSON([]byte(tc.in), tc.lim)
+		if err == nil {
+			t.Errorf("%.30q accepted", tc.in)
+			continue
+		}
+		if r := reason(t, err); r != tc.want {
+			t.Errorf("%.30q: reason %s, want %s (%v)", tc.in, r, tc.want, err)
+		}
+	}
+	if err := CheckJSON([]byte(strings.Repeat("[", 100)+strings.Repeat("]", 100)), DefaultLimits()); err != nil {
+		t.Errorf("depth 100: %v", err)
+	}
+}
+
+func seedCorpus(f *testing.F) {
+	for _, dir := range []string{"oioxml", "samhub", "hostile"} {
+		files, _ := filepath.Glob(filepath.Join(testdata, dir, "*"))
+		for _, p := range files {
+			if b, err := os.ReadFile(p); err == nil && len(b) < 64<<10 {
+				f.Add(b)
+			}
+		}
+	}
+}
+
+func FuzzXMLSafe(f *testing.F) {
+	seedCorpus(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		lim := Limits{MaxBytes: 1 << 20, MaxDepth: 50, MaxTokens: 100000, MaxAttrLen: 1 << 16}
+		doc, err := Parse(data, lim)
+		if err != nil {
+			var e *Error
+			if !errors.As(err, &e) {
+				t.Fatalf("error %T is not *Error", err)
+			}
+			return
+		}
+		if doc.Root() == nil {
+			t.Fatal("accepted a document without a root")
+		}
+		if _, err := doc.WriteToBytes(); err != nil {
+			t.Fatal(err)
+		}
+		_ = CheckJSON(data, lim)
+	})
+}
+
+// BenchmarkParse10K compares Parse (scan + tree) with a bare etree read of
+// the same ~10 KB UTF-8 XDIS91 letter.
+func BenchmarkParse10K(b *testing.B) {
+	data := read(b, "samhub/letter-10k.xml")
+	b.Run("xmlsafe", func(b *testing.B) {
+		b.SetBytes(int64(len(data)))
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := Parse(data, DefaultLimits()); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("etree", func(b *testing.B) {
+		b.SetBytes(int64(len(data)))
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := etree.NewDocument().ReadFromBytes(data); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkHostile shows that hostile inputs are refused quickly and with
+// little memory (compare B/op with the input size).
+func BenchmarkHostile(b *testing.B) {
+	files, _ := filepath.Glob(filepath.Join(testdata, "hostile", "*"))
+	small := DefaultLimits()
+	small.MaxAttrLen = 64 << 10
+	for _, p := range files {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(filepath.Base(p), func(b *testing.B) {
+			b.SetBytes(int64(len(data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := Parse(data, small); err == nil {
+					b.Fatal("accepted")
+				}
+			}
+		})
+	}
+	// A 64 MiB+1 attribute under the default limits: refused after one read.
+	big := []byte(`<r x="` + strings.Repeat("a", 64<<20+1) + `"/>`)
+	huge := []byte(`<r x="` + strings.Repeat("a", 90_000_000) + `"/>`)
+	b.Run("attribute-90MB", func(b *testing.B) {
+		b.SetBytes(int64(len(huge)))
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := Parse(huge, DefaultLimits()); err == nil {
+				b.Fatal("accepted")
+			}
+		}
+	})
+	b.Run("attribute-64MiB", func(b *testing.B) {
+		b.SetBytes(int64(len(big)))
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := Parse(big, DefaultLimits()); err == nil {
+				b.Fatal("accepted")
+			}
+		}
+	})
+}
