@@ -1,0 +1,570 @@
+package fhirmsg
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/samhub/samhub/pipeline/letter"
+)
+
+// fullUrl bases as in MedCom's published and certification examples, which
+// all use RESTful fullUrls with relative references ("Organization/<id>").
+const (
+	ccBase  = "https://medcomfhir.dk/ig/carecommunication/"
+	ackBase = "https://medcomfhir.dk/ig/acknowledgement/"
+)
+
+// medcomAckCodes are MedCom's own issue codes; other MSG_ codes are FHIR's.
+var medcomAckCodes = map[string]bool{
+	"MSG_Receiver_Identifier_UNKNOWN": true, "MSG_Receiver_Identifier_MISSING": true,
+	"MSG_RECEIVER_UNABLE_TO_RECEIVE_MSG_TYPE": true, "MSG_VALUESET_VALUE_UNKNOWN": true,
+	"MSG_CodeSystem_VALUE_UNKNOWN": true, "MSG_Element_To_Long": true, "MSG_Datatype_Wrong": true,
+	"MSG_Mailbox_Out_Of_Operation": true, "MSG_Damaged_durin_transport": true,
+}
+
+// derivedID makes a UUID (version-4 layout) from seed parts, so that one
+// message's resource ids follow from its MessageHeader.id: a resend or a
+// rebuilt acknowledgement comes out byte for byte the same.
+func derivedID(parts ...string) string {
+	sum := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
+	var u uuid.UUID
+	copy(u[:], sum[:16])
+	u[6] = u[6]&0x0f | 0x40
+	u[8] = u[8]&0x3f | 0x80
+	return u.String()
+}
+
+func fhirTime(t time.Time) string { return t.Format(time.RFC3339) }
+
+func orgResource(id string, o Organization) *node {
+	return resource("Organization", id, profOrg, "Organization "+o.Name,
+		list(cplx("identifier", prim("system", sysSOR), prim("value", o.SOR))),
+		list(cplx("identifier", prim("system", sysGLN), prim("value", o.GLN))),
+		prim("name", o.Name))
+}
+
+func destination(receiverRef, receiverSOR string) *node {
+	return list(cplx("destination",
+		extension(extDestUse, coding("valueCoding", sysDestUse, "primary")),
+		prim("endpoint", sorEndpoint+receiverSOR),
+		ref("receiver", receiverRef)))
+}
+
+func checkParty(what string, o Organization) error {
+	var errs []error
+	if o.SOR == "" {
+		errs = append(errs, fmt.Errorf("%s.SOR: must not be empty", what))
+	}
+	if o.GLN == "" {
+		errs = append(errs, fmt.Errorf("%s.GLN: must not be empty", what))
+	}
+	return errors.Join(errs...)
+}
+
+// provenanceResource writes one Provenance. orgRef maps an agent to its
+// Organization reference in the new Bundle.
+func provenanceResource(id, profile string, p provenance, agentRef string) *node {
+	kids := []*node{
+		list(ref("target", p.target)),
+		prim("occurredDateTime", p.occurred),
+		prim("recorded", p.recorded),
+		cplx("activity", list(coding("coding", sysAct, p.activity))),
+	}
+	if agentRef != "" {
+		kids = append(kids, list(cplx("agent", ref("who", agentRef))))
+	}
+	for _, e := range p.entities {
+		what := ref("what", e.ref)
+		if e.ref == "" {
+			what = cplx("what", cplx("identifier", prim("value", e.ident)))
+		}
+		kids = append(kids, list(cplx("entity", prim("role", e.role), what)))
+	}
+	return resource("Provenance", id, profile, "Provenance: "+p.activity, kids...)
+}
+
+// BuildAcknowledgement answers the message of with code ok, transient-error
+// or fatal-error (issues required unless ok), from self to of's sender, in
+// of's encoding. Ids derive from of.HeaderID, code and now: the same inputs
+// give the same bytes, which is how a duplicate gets "the same
+// acknowledgement" (keep now of the first answer, or its bytes).
+func BuildAcknowledgement(of *Message, code string, issues []Issue, self Organization, now time.Time) ([]byte, error) {
+	if of == nil {
+		return nil, errors.New("acknowledged message: nil")
+	}
+	var errs []error
+	if of.HeaderID == "" {
+		errs = append(errs, errors.New("acknowledged message: MessageHeader.id is missing; it cannot be acknowledged"))
+	}
+	if of.Event == EventAcknowledgement {
+		errs = append(errs, errors.New("acknowledged message: is an acknowledgement; acknowledgements are never acknowledged"))
+	}
+	switch code {
+	case AckOK, AckTransientError, AckFatalError:
+	default:
+		errs = append(errs, fmt.Errorf("code: must be %s, %s or %s", AckOK, AckTransientError, AckFatalError))
+	}
+	if code != AckOK && len(issues) == 0 {
+		errs = append(errs, errors.New("issues: at least one is required when the code is not ok"))
+	}
+	errs = append(errs, checkParty("self", self), checkParty("acknowledged message sender", of.Sender))
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("build acknowledgement: %w", err)
+	}
+	if now.IsZero() {
+		now = time.Now()
+	}
+	seed := []string{"ack", of.HeaderID, code, now.UTC().Format(time.RFC3339Nano)}
+	id := func(name string) string { return derivedID(append(seed, name)...) }
+	hid, bid := id("header"), id("bundle")
+	selfID, destID, ooID := id("org-self"), id("org-dest"), id("outcome")
+	selfRef, destRef := "Organization/"+selfID, "Organization/"+destID
+
+	var response []*node
+	response = append(response, prim("identifier", of.HeaderID), prim("code", code))
+	if len(issues) > 0 {
+		response = append(response, ref("details", "OperationOutcome/"+ooID))
+	}
+	header := resource("MessageHeader", hid, profAckHeader, "Acknowledgement "+code+" of MessageHeader "+of.HeaderID,
+		coding("eventCoding", sysEvent, EventAcknowledgement),
+		destination(destRef, of.Sender.SOR),
+		ref("sender", selfRef),
+		cplx("source", prim("endpoint", sorEndpoint+self.SOR)),
+		cplx("response", response...))
+
+	entries := []*node{bundleEntry(ackBase+"MessageHeader/"+hid, header)}
+	// The acknowledged message's latest Provenance, then ours (governance rule 22).
+	if of.own != nil {
+		agent := ""
+		if a := of.own.agent; a != nil {
+			switch a.SOR {
+			case of.Sender.SOR:
+				agent = destRef
+			case self.SOR:
+				agent = selfRef
+			}
+		}
+		if agent == "" {
+			agent = destRef
+		}
+		pid := id("prov-original")
+		entries = append(entries, bundleEntry(ackBase+"Provenance/"+pid, provenanceResource(pid, profMsgProv, *of.own, agent)))
+	}
+	pid := id("prov-ack")
+	ackProv := provenance{
+		target: "MessageHeader/" + hid, occurred: fhirTime(now), recorded: fhirTime(now), activity: actAck,
+		entities: []provEntity{{role: "revision", ref: "MessageHeader/" + of.HeaderID}},
+	}
+	entries = append(entries,
+		bundleEntry(ackBase+"Provenance/"+pid, provenanceResource(pid, profMsgProv, ackProv, selfRef)),
+		bundleEntry(ackBase+"Organization/"+selfID, orgResource(selfID, self)),
+		bundleEntry(ackBase+"Organization/"+destID, orgResource(destID, of.Sender)))
+	if len(issues) > 0 {
+		var kids []*node
+		for _, is := range issues {
+			details := cplx("details", prim("text", is.Details))
+			if strings.HasPrefix(is.Details, "MSG_") && isCode(is.Details) {
+				sys := sysFHIROO
+				if medcomAckCodes[is.Details] {
+					sys = sysAckErr
+				}
+				details = cplx("details", list(coding("coding", sys, is.Details)))
+			}
+			sev, c := is.Severity, is.Code
+			if sev == "" {
+				sev = "error"
+			}
+			if c == "" {
+				c = "processing"
+			}
+			kids = append(kids, list(cplx("issue", prim("severity", sev), prim("code", c), details)))
+		}
+		entries = append(entries, bundleEntry(ackBase+"OperationOutcome/"+ooID,
+			resource("OperationOutcome", ooID, profAckOutcome, "Acknowledgement issues", kids...)))
+	}
+	root := cplx("Bundle", append([]*node{
+		prim("id", bid), meta(profAckMessage), prim("type", "message"), prim("timestamp", fhirTime(now)),
+	}, entries...)...)
+	return encode(root, of.Encoding)
+}
+
+// Author is the person who wrote a new text segment (Practitioner +
+// PractitionerRole in the Bundle).
+type Author struct {
+	GivenName, FamilyName string
+	Role                  string // free text, e.g. "Koordinator"; MedCom's role codes are not mapped
+	Phone                 string
+}
+
+// BuildOptions controls BuildCareCommunication.
+type BuildOptions struct {
+	Encoding         string       // EncodingXML or EncodingJSON
+	Self, To         Organization // sender (us) and receiver; both need SOR and GLN
+	Mode             string       // ModeNew, ModeReply or ModeForward
+	PreviousHeaderID string       // reply/forward: the MessageHeader.id answered ("GLN#letterid" for OIOXML)
+	ThreadID         string       // reply: the thread's Communication.identifier; empty on new/forward makes one
+	HeaderID         string       // keep on resend; empty makes a new one
+	BundleID         string       // new per transmission; empty makes a new one
+	Now              time.Time    // zero means time.Now()
+	// Optional additions beyond the shared contract:
+	Author   Author   // the writer of the new text; defaults to the sender's name
+	Previous *Message // the message replied to or forwarded: its segments, Provenances and episode of care are carried over
+}
+
+// BuildCareCommunication writes l as a new, reply or forward
+// CareCommunication. l supplies the patient, category, topic (or subject),
+// priority, text and attachments. It returns the bytes and the
+// MessageHeader.id (the letter's MedCom identity; keep it for resends).
+func BuildCareCommunication(l *letter.Letter, opt BuildOptions) ([]byte, string, error) {
+	if l == nil {
+		return nil, "", errors.New("build carecommunication: letter is nil")
+	}
+	prev := opt.Previous
+	if opt.PreviousHeaderID == "" && prev != nil {
+		opt.PreviousHeaderID = prev.HeaderID
+	}
+	if opt.ThreadID == "" && opt.Mode == ModeReply && prev != nil {
+		opt.ThreadID = prev.ThreadID
+	}
+	topic := l.Topic
+	if topic == "" {
+		topic = l.Subject
+	}
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	switch opt.Encoding {
+	case EncodingXML, EncodingJSON:
+	default:
+		bad("options.Encoding: must be %q or %q", EncodingXML, EncodingJSON)
+	}
+	switch opt.Mode {
+	case ModeNew:
+	case ModeReply:
+		if opt.PreviousHeaderID == "" {
+			bad("options.PreviousHeaderID: a reply must name the message it answers")
+		}
+		if opt.ThreadID == "" {
+			bad("options.ThreadID: a reply keeps the thread id of the message it answers")
+		}
+	case ModeForward:
+		if opt.PreviousHeaderID == "" {
+			bad("options.PreviousHeaderID: a forward must name the message it passes on")
+		}
+	default:
+		bad("options.Mode: must be %q, %q or %q", ModeNew, ModeReply, ModeForward)
+	}
+	if e := checkParty("options.Self", opt.Self); e != nil {
+		errs = append(errs, e)
+	}
+	if e := checkParty("options.To", opt.To); e != nil {
+		errs = append(errs, e)
+	}
+	pat := l.Patient
+	switch {
+	case pat == nil:
+		bad("letter.patient: must be present")
+	case pat.CPR != "":
+		if msg := checkCPR(pat.CPR); msg != "" {
+			bad("letter.patient.cpr: %s", msg)
+		}
+	case pat.ReplacementID != "":
+		if msg := checkReplacement(pat.ReplacementID); msg != "" {
+			bad("letter.patient.replacementId: %s", msg)
+		}
+	default:
+		bad("letter.patient: must have a CPR or a replacement CPR")
+	}
+	if pat != nil && pat.FamilyName == "" {
+		bad("letter.patient.familyName: must not be empty")
+	}
+	if strings.TrimSpace(l.Text) == "" {
+		bad("letter.text: must not be empty (a CareCommunication needs a text segment)")
+	}
+	// The receiver checks these too; refuse to send what it would reject.
+	for _, c := range codeProblems(l.Category, topic, l.Priority) {
+		bad("letter.%s: %s", c.field, c.msg)
+	}
+	for i, a := range l.Attachments {
+		if a.Data == nil {
+			bad("letter.attachments[%d].data: must be loaded before building", i)
+		}
+		if a.Name == "" {
+			bad("letter.attachments[%d].name: must not be empty (it becomes the title)", i)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, "", fmt.Errorf("build carecommunication: %w", err)
+	}
+
+	now := opt.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	hid := opt.HeaderID
+	if hid == "" {
+		hid = uuid.NewString()
+	}
+	bid := opt.BundleID
+	if bid == "" {
+		bid = uuid.NewString()
+	}
+	id := func(name string) string { return derivedID("cc", hid, name) }
+	thread := opt.ThreadID
+	if thread == "" {
+		thread = "urn:uuid:" + id("thread")
+	}
+	activity := map[string]string{ModeNew: actNew, ModeReply: actReply, ModeForward: actForward}[opt.Mode]
+
+	// Organizations by SOR: us, the receiver, and any others named by
+	// carried-over segments and Provenances.
+	orgs := []Organization{opt.Self, opt.To}
+	orgRef := map[string]string{}
+	addOrg := func(o Organization) string {
+		if o.SOR == "" {
+			return ""
+		}
+		if r, ok := orgRef[o.SOR]; ok {
+			return r
+		}
+		r := "Organization/" + id("org-"+o.SOR)
+		orgRef[o.SOR] = r
+		if o != opt.Self && o != opt.To {
+			orgs = append(orgs, o)
+		}
+		return r
+	}
+	selfRef, toRef := addOrg(opt.Self), addOrg(opt.To)
+	if opt.Self.SOR == opt.To.SOR {
+		toRef = selfRef
+	}
+
+	// Authors: PractitionerRole + Practitioner pairs.
+	type authorRes struct {
+		a       *author
+		roleID  string
+		practID string
+	}
+	var authors []authorRes
+	authorRef := func(a *author) string {
+		if a == nil {
+			return ""
+		}
+		for _, x := range authors {
+			if x.a == a {
+				return "PractitionerRole/" + x.roleID
+			}
+		}
+		n := fmt.Sprint(len(authors))
+		authors = append(authors, authorRes{a: a, roleID: id("role-" + n), practID: id("practitioner-" + n)})
+		return "PractitionerRole/" + authors[len(authors)-1].roleID
+	}
+	me := &author{family: opt.Author.FamilyName, roleText: opt.Author.Role, phone: opt.Author.Phone}
+	if opt.Author.GivenName != "" {
+		me.given = strings.Fields(opt.Author.GivenName)
+	}
+	if me.family == "" && len(me.given) == 0 {
+		me.family = opt.Self.Name
+	}
+	if me.roleText == "" && me.roleCode == "" {
+		me.roleText = "Afsender"
+	}
+
+	// Segments: carried over first, then the new text and attachments.
+	var segs []segment
+	if prev != nil && opt.Mode != ModeNew {
+		for _, s := range prev.segments {
+			if s.att != nil && opt.Mode == ModeReply {
+				// a reply lists earlier attachments without their data
+				a := *s.att
+				a.data, a.url = nil, ""
+				s.att = &a
+			}
+			segs = append(segs, s)
+		}
+	}
+	newText := segment{id: "urn:uuid:" + id("segment-text"), assignerSOR: opt.Self.SOR, time: fhirTime(now), text: l.Text, author: me}
+	segs = append(segs, newText)
+	mine := []string{newText.id}
+	for i, a := range l.Attachments {
+		s := segment{
+			id: "urn:uuid:" + id(fmt.Sprintf("segment-attachment-%d", i)), assignerSOR: opt.Self.SOR, time: fhirTime(now),
+			att: &segAttachment{contentType: a.ContentType, title: a.Name, data: a.Data},
+		}
+		segs = append(segs, s)
+		mine = append(mine, s.id)
+	}
+
+	var payload []*node
+	for _, s := range segs {
+		assigner := ""
+		if s.assignerSOR != "" {
+			assigner = addOrg(findOrg(s.assignerSOR, opt, prev))
+		}
+		kids := []*node{
+			extension(extDateTime, prim("valueDateTime", s.time)),
+			extension(extIdentifier, cplx("valueIdentifier", prim("value", s.id), ref("assigner", assigner))),
+		}
+		if s.author != nil {
+			kids = append(kids, extension(extPractitioner, ref("valueReference", authorRef(s.author))))
+			if s.author.phone != "" {
+				kids = append(kids, extension(extContact, cplx("valueContactPoint", prim("system", "phone"), prim("value", s.author.phone))))
+			}
+		}
+		if s.att != nil {
+			var data string
+			if s.att.data != nil {
+				data = base64Std(s.att.data)
+			}
+			kids = append(kids, cplx("contentAttachment", prim("contentType", s.att.contentType), prim("data", data),
+				prim("url", s.att.url), prim("title", s.att.title), prim("creation", s.att.creation)))
+		} else {
+			kids = append(kids, &node{name: "contentString", val: s.text, hasVal: true})
+		}
+		payload = append(payload, list(cplx("payload", kids...)))
+	}
+
+	commID, patID, provID, encID := id("communication"), id("patient"), id("provenance"), id("encounter")
+	var encounter *node
+	if prev != nil && prev.episode != nil && opt.Mode == ModeReply {
+		encounter = resource("Encounter", encID, "http://medcomfhir.dk/ig/core/StructureDefinition/medcom-core-encounter", "Encounter (episode of care)",
+			prim("status", "unknown"),
+			coding("class", "http://terminology.hl7.org/CodeSystem/v3-ActCode", "AMB"),
+			ref("subject", "Patient/"+patID),
+			list(cplx("episodeOfCare", cplx("identifier", prim("system", prev.episode.system), prim("value", prev.episode.value)))))
+	}
+	var encRef *node
+	if encounter != nil {
+		encRef = ref("encounter", "Encounter/"+encID)
+	}
+	comm := resource("Communication", commID, profCCComm, "CareCommunication, category "+l.Category,
+		append([]*node{
+			list(cplx("identifier", prim("value", thread))),
+			prim("status", "unknown"),
+			list(cplx("category", list(coding("coding", sysCat, l.Category)))),
+			prim("priority", l.Priority),
+			ref("subject", "Patient/"+patID),
+			cplx("topic", prim("text", topic)),
+			encRef,
+		}, payload...)...)
+
+	header := resource("MessageHeader", hid, profCCHeader, "CareCommunication message "+hid,
+		coding("eventCoding", sysEvent, EventCareCommunication),
+		destination(toRef, opt.To.SOR),
+		ref("sender", selfRef),
+		cplx("source", prim("endpoint", sorEndpoint+opt.Self.SOR)),
+		list(ref("focus", "Communication/"+commID)),
+		prim("definition", ccDefinition))
+
+	patient := patientResource(patID, pat)
+
+	// Provenances: carried-over history, then this message's.
+	var provs []*node
+	if prev != nil && opt.Mode != ModeNew {
+		for i, p := range prev.provs {
+			agent := ""
+			if p.agent != nil {
+				agent = addOrg(*p.agent)
+			}
+			pid := id(fmt.Sprintf("provenance-prev-%d", i))
+			provs = append(provs, bundleEntry(ccBase+"Provenance/"+pid, provenanceResource(pid, profCCProv, p, agent)))
+		}
+	}
+	own := provenance{target: "MessageHeader/" + hid, occurred: fhirTime(now), recorded: fhirTime(now), activity: activity}
+	for _, s := range mine {
+		own.entities = append(own.entities, provEntity{role: "source", ident: s})
+	}
+	if opt.PreviousHeaderID != "" && opt.Mode != ModeNew {
+		e := provEntity{role: "revision", ref: "MessageHeader/" + opt.PreviousHeaderID}
+		if strings.Contains(opt.PreviousHeaderID, "#") { // OIOXML/EDIFACT letter: "GLN#letterid"
+			e = provEntity{role: "revision", ident: opt.PreviousHeaderID}
+		}
+		own.entities = append(own.entities, e)
+	}
+	provs = append(provs, bundleEntry(ccBase+"Provenance/"+provID, provenanceResource(provID, profCCProv, own, selfRef)))
+
+	entries := []*node{
+		bundleEntry(ccBase+"MessageHeader/"+hid, header),
+		bundleEntry(ccBase+"Patient/"+patID, patient),
+		bundleEntry(ccBase+"Communication/"+commID, comm),
+	}
+	for _, a := range authors {
+		role := resource("PractitionerRole", a.roleID, profPractRole, "Role "+a.a.roleText,
+			ref("practitioner", "Practitioner/"+a.practID),
+			list(cplx("code", optionalCoding(a.a), prim("text", a.a.roleText))))
+		var given []*node
+		for _, g := range a.a.given {
+			given = append(given, list(prim("given", g)))
+		}
+		pract := resource("Practitioner", a.practID, profPractioner, "Practitioner "+strings.Join(append(append([]string{}, a.a.given...), a.a.family), " "),
+			list(cplx("name", append([]*node{prim("family", a.a.family)}, given...)...)))
+		entries = append(entries, bundleEntry(ccBase+"PractitionerRole/"+a.roleID, role), bundleEntry(ccBase+"Practitioner/"+a.practID, pract))
+	}
+	for _, o := range orgs {
+		oid := strings.TrimPrefix(orgRef[o.SOR], "Organization/")
+		entries = append(entries, bundleEntry(ccBase+"Organization/"+oid, orgResource(oid, o)))
+	}
+	if encounter != nil {
+		entries = append(entries, bundleEntry(ccBase+"Encounter/"+encID, encounter))
+	}
+	entries = append(entries, provs...)
+
+	root := cplx("Bundle", append([]*node{
+		prim("id", bid), meta(profCCMessage), prim("type", "message"), prim("timestamp", fhirTime(now)),
+	}, entries...)...)
+	out, err := encode(root, opt.Encoding)
+	if err != nil {
+		return nil, "", fmt.Errorf("build carecommunication: %w", err)
+	}
+	return out, hid, nil
+}
+
+func optionalCoding(a *author) *node {
+	if a.roleCode == "" {
+		return nil
+	}
+	return list(coding("coding", a.roleSystem, a.roleCode))
+}
+
+// findOrg returns the Organization with the given SOR among the parties
+// known to a build.
+func findOrg(sor string, opt BuildOptions, prev *Message) Organization {
+	for _, o := range []Organization{opt.Self, opt.To} {
+		if o.SOR == sor {
+			return o
+		}
+	}
+	if prev != nil {
+		for _, o := range []Organization{prev.Sender, prev.Receiver} {
+			if o.SOR == sor {
+				return o
+			}
+		}
+		for _, p := range prev.provs {
+			if p.agent != nil && p.agent.SOR == sor {
+				return *p.agent
+			}
+		}
+	}
+	return Organization{SOR: sor}
+}
+
+func patientResource(id string, p *letter.Patient) *node {
+	var ident *node
+	if p.CPR != "" {
+		ident = list(cplx("identifier", prim("system", sysCPR), prim("value", p.CPR)))
+	} else {
+		ident = list(cplx("identifier", prim("use", "temp"), prim("system", sysXeCPR), prim("value", p.ReplacementID)))
+	}
+	var given []*node
+	for _, g := range strings.Fields(p.GivenName) {
+		given = append(given, list(prim("given", g)))
+	}
+	return resource("Patient", id, profPatient, "Patient "+strings.TrimSpace(p.GivenName+" "+p.FamilyName),
+		ident,
+		list(cplx("name", append([]*node{prim("use", "official"), prim("family", p.FamilyName)}, given...)...)))
+}

@@ -1,0 +1,98 @@
+package fhirmsg
+
+// Identifier systems and code systems MedCom uses (domain/medcom.md §0, §2).
+const (
+	nsFHIR  = "http://hl7.org/fhir"
+	nsXHTML = "http://www.w3.org/1999/xhtml"
+
+	sysSOR     = "urn:oid:1.2.208.176.1.1"
+	sysGLN     = "https://www.gs1.org/gln"
+	sysGLNOld  = "urn:oid:1.3.88" // 2021 mapping; accepted, never produced
+	sysCPR     = "urn:oid:1.2.208.176.1.2"
+	sysXeCPR   = "urn:oid:1.2.208.176.1.6.1.1"
+	sysDeCPR   = "urn:oid:1.2.208.176.1.6.1.3" // D-eCPR; regional OIDs hang below it
+	sysEvent   = "http://medcomfhir.dk/ig/terminology/CodeSystem/medcom-messaging-eventCodes"
+	sysCat     = "http://medcomfhir.dk/ig/terminology/CodeSystem/medcom-careCommunication-categoryCodes"
+	sysAct     = "http://medcomfhir.dk/ig/terminology/CodeSystem/medcom-messaging-activityCodes"
+	sysDestUse = "http://medcomfhir.dk/ig/terminology/CodeSystem/medcom-messaging-destinationUse"
+	sysAckErr  = "http://medcomfhir.dk/ig/terminology/CodeSystem/medcom-acknowledgement-error-codes"
+	sysFHIROO  = "http://terminology.hl7.org/CodeSystem/operation-outcome"
+
+	extDestUse      = "http://medcomfhir.dk/ig/messaging/StructureDefinition/medcom-messaging-destinationUseExtension"
+	extDateTime     = "http://medcomfhir.dk/ig/core/StructureDefinition/medcom-core-datetime-extension"
+	extIdentifier   = "http://medcomfhir.dk/ig/core/StructureDefinition/medcom-core-identifier-extension"
+	extPractitioner = "http://medcomfhir.dk/ig/core/StructureDefinition/medcom-core-practitioner-extension"
+	extContact      = "http://medcomfhir.dk/ig/core/StructureDefinition/medcom-core-contact-extension"
+
+	profCCMessage   = "http://medcomfhir.dk/ig/carecommunication/StructureDefinition/medcom-careCommunication-message"
+	profCCHeader    = "http://medcomfhir.dk/ig/carecommunication/StructureDefinition/medcom-careCommunication-messageHeader"
+	profCCComm      = "http://medcomfhir.dk/ig/carecommunication/StructureDefinition/medcom-careCommunication-communication"
+	profCCProv      = "http://medcomfhir.dk/ig/carecommunication/StructureDefinition/medcom-careCommunication-provenance"
+	profAckMessage  = "http://medcomfhir.dk/ig/acknowledgement/StructureDefinition/medcom-messaging-acknowledgement"
+	profAckHeader   = "http://medcomfhir.dk/ig/acknowledgement/StructureDefinition/medcom-messaging-acknowledgementHeader"
+	profAckOutcome  = "http://medcomfhir.dk/ig/acknowledgement/StructureDefinition/medcom-acknowledgement-operationoutcome"
+	profMsgProv     = "http://medcomfhir.dk/ig/messaging/StructureDefinition/medcom-messaging-provenance"
+	profOrg         = "http://medcomfhir.dk/ig/messaging/StructureDefinition/medcom-messaging-organization"
+	profPatient     = "http://medcomfhir.dk/ig/core/StructureDefinition/medcom-core-patient"
+	profPractRole   = "http://medcomfhir.dk/ig/core/StructureDefinition/medcom-core-practitionerrole"
+	profPractioner  = "http://medcomfhir.dk/ig/core/StructureDefinition/medcom-core-practitioner"
+	ccDefinition    = "http://medcomfhir.dk/ig/messagedefinitions/MessageDefinition/MedComCareCommunicationMessageDefinition|5.0"
+	ccDefinitionPfx = "http://medcomfhir.dk/ig/messagedefinitions/MessageDefinition/MedComCareCommunicationMessageDefinition|5."
+	sorEndpoint     = "https://sor2.sum.dsdn.dk/#id="
+)
+
+// Events.
+const (
+	EventCareCommunication = "care-communication-message"
+	EventAcknowledgement   = "acknowledgement-message"
+)
+
+// Acknowledgement response codes (MessageHeader.response.code).
+const (
+	AckOK             = "ok"
+	AckTransientError = "transient-error"
+	AckFatalError     = "fatal-error"
+)
+
+// Provenance activities and build modes.
+const (
+	ModeNew     = "new"
+	ModeReply   = "reply"
+	ModeForward = "forward"
+
+	actNew     = "new-message"
+	actReply   = "reply-message"
+	actForward = "forward-message"
+	actAck     = "acknowledgement"
+)
+
+// Encodings and MIME types (VANSEnvelope ServiceTag MCM:MIME).
+const (
+	EncodingXML  = "xml"
+	EncodingJSON = "json"
+	MIMEXML      = "application/fhir+xml"
+	MIMEJSON     = "application/fhir+json"
+)
+
+// Letter formats set by (*Message).Letter.
+const (
+	FormatCareCommunication = "fhir-carecommunication"
+	FormatAcknowledgement   = "fhir-acknowledgement"
+)
+
+// Categories is MedCom's CareCommunication category code list v1.9.0
+// (domain/medcom.md §5.2). MedCom warns it changes over time; callers may
+// replace it at start-up from configuration before any message is handled.
+var Categories = []string{
+	"alcohol-and-drug-treatment", "assistive-devices", "carecoordination", "decease",
+	"discharge", "examination-results", "healthcare", "home-care-assessment",
+	"medicine", "nursing", "outpatient", "psychiatry-social-disability",
+	"regarding-referral", "telemedicine", "training", "acute-ambulant",
+	"extended-care-responsibility", "other",
+}
+
+// dECPRSystems are DK-core's D-eCPR OIDs (ValueSet DkCoreDeCPRValueSet).
+var dECPRSystems = map[string]bool{
+	sysDeCPR: true, sysDeCPR + ".177": true, sysDeCPR + ".179": true,
+	sysDeCPR + ".181": true, sysDeCPR + ".183": true, sysDeCPR + ".187": true,
+}

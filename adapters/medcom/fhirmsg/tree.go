@@ -1,0 +1,203 @@
+package fhirmsg
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/beevik/etree"
+)
+
+// node is one FHIR element in a form shared by the XML and JSON encodings:
+// a primitive has a value, a complex element has kids, repeated elements are
+// sibling nodes with the same name. A resource sits under a "resource" node
+// (Bundle.entry.resource) as a single kid named by its resource type, which
+// is how FHIR XML writes it; JSON's resourceType is turned into that shape.
+type node struct {
+	name   string
+	val    string
+	hasVal bool
+	url    string  // extension url
+	kids   []*node //
+	list   bool    // writing: a JSON array member
+	narr   string  // writing: narrative div text (plain; the writers escape it)
+}
+
+func (n *node) all(name string) []*node {
+	if n == nil {
+		return nil
+	}
+	var out []*node
+	for _, k := range n.kids {
+		if k.name == name {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+func (n *node) first(name string) *node {
+	if n == nil {
+		return nil
+	}
+	for _, k := range n.kids {
+		if k.name == name {
+			return k
+		}
+	}
+	return nil
+}
+
+// at follows a dotted path of first children, e.g. "eventCoding.code".
+func (n *node) at(path string) *node {
+	for _, p := range strings.Split(path, ".") {
+		n = n.first(p)
+		if n == nil {
+			return nil
+		}
+	}
+	return n
+}
+
+// str returns the primitive value at path, or "".
+func (n *node) str(path string) string {
+	if m := n.at(path); m != nil {
+		return m.val
+	}
+	return ""
+}
+
+// ext returns the extensions of n with the given url.
+func (n *node) ext(url string) *node {
+	for _, e := range n.all("extension") {
+		if e.url == url {
+			return e
+		}
+	}
+	return nil
+}
+
+// resource returns the resource held by a "resource" node and its type.
+func (n *node) resource() (*node, string) {
+	if n == nil || len(n.kids) != 1 {
+		return nil, ""
+	}
+	return n.kids[0], n.kids[0].name
+}
+
+// fromXML converts an etree element (FHIR XML) into a node tree. The XHTML
+// narrative is skipped: nothing is read from it.
+func fromXML(e *etree.Element) *node {
+	n := &node{name: e.Tag}
+	for _, a := range e.Attr {
+		switch a.Key {
+		case "value":
+			n.val, n.hasVal = a.Value, true
+		case "url":
+			n.url = a.Value
+		}
+	}
+	for _, c := range e.ChildElements() {
+		if c.Tag == "div" && c.NamespaceURI() == nsXHTML {
+			continue
+		}
+		n.kids = append(n.kids, fromXML(c))
+	}
+	return n
+}
+
+// fromJSON decodes FHIR JSON into a node tree named by its resourceType.
+// Size and depth were checked by xmlsafe.CheckJSON before this runs.
+func fromJSON(data []byte) (*node, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, jsonError(data, err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("json: unexpected data after the top-level object")
+	}
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("json: the top level must be an object")
+	}
+	rt, _ := obj["resourceType"].(string)
+	if rt == "" {
+		return nil, fmt.Errorf("json: resourceType: missing at the top level")
+	}
+	n := &node{name: rt}
+	jsonObject(n, obj)
+	return n, nil
+}
+
+// jsonError says where decoding failed without quoting the input.
+func jsonError(data []byte, err error) error {
+	switch e := err.(type) {
+	case *json.SyntaxError:
+		line := 1 + bytes.Count(data[:min(int(e.Offset), len(data))], []byte("\n"))
+		return fmt.Errorf("json: syntax error at byte %d (line %d): %s", e.Offset, line, e.Error())
+	case *json.UnmarshalTypeError:
+		return fmt.Errorf("json: wrong type at byte %d", e.Offset)
+	}
+	return fmt.Errorf("json: %w", err)
+}
+
+func jsonObject(n *node, obj map[string]any) {
+	keys := make([]string, 0, len(obj))
+	for k := range obj {
+		// "_x" holds ids/extensions of primitive x; MedCom puts nothing there.
+		if k == "resourceType" || strings.HasPrefix(k, "_") || k == "div" {
+			continue
+		}
+		keys = append(keys, k)
+	}
+	sort.Strings(keys) // maps lose key order; same-name order comes from arrays
+	for _, k := range keys {
+		switch v := obj[k].(type) {
+		case []any:
+			for _, item := range v {
+				if c := jsonValue(k, item); c != nil {
+					c.list = true
+					n.kids = append(n.kids, c)
+				}
+			}
+		default:
+			if k == "url" && n.name == "extension" {
+				n.url, _ = v.(string)
+				continue
+			}
+			if c := jsonValue(k, v); c != nil {
+				n.kids = append(n.kids, c)
+			}
+		}
+	}
+}
+
+func jsonValue(name string, v any) *node {
+	n := &node{name: name}
+	switch v := v.(type) {
+	case map[string]any:
+		if rt, ok := v["resourceType"].(string); ok && name == "resource" {
+			r := &node{name: rt}
+			jsonObject(r, v)
+			n.kids = []*node{r}
+			return n
+		}
+		jsonObject(n, v)
+	case string:
+		n.val, n.hasVal = v, true
+	case json.Number:
+		n.val, n.hasVal = v.String(), true
+	case bool:
+		n.val, n.hasVal = strconv.FormatBool(v), true
+	case nil:
+		return nil
+	default: // nested arrays do not occur in FHIR JSON
+		return nil
+	}
+	return n
+}
