@@ -1,0 +1,282 @@
+// Package epjsim is a small FHIR R4 server that stands in for a region's
+// FHIR gateway in front of child and adolescent psychiatry's EPJ. It serves
+// what Samhub's epj adapter uses (OAuth2 client credentials, Patient search
+// by POST, conditional create of Communication, the Communication and
+// DocumentReference feed, a CapabilityStatement), persists its resources in
+// a data directory, and has fault switches and inspection helpers for tests,
+// both as Go methods and under /_sim/.
+//
+// It is a test double with the behaviour of a FHIR server, not a FHIR
+// server: it validates only what the adapter's contract depends on.
+package epjsim
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Config configures a simulator.
+type Config struct {
+	DataDir      string        // Required. Where resources are persisted.
+	ClientID     string        // Required. The one OAuth2 client accepted.
+	ClientSecret string        // Required.
+	TokenTTL     time.Duration // Optional, default 1h. Lifetime of an access token.
+}
+
+// Server is the simulator. Its methods are safe for concurrent use.
+type Server struct {
+	cfg Config
+	mux *http.ServeMux
+
+	mu       sync.Mutex
+	st       *state
+	tokens   map[string]time.Time // access token -> expiry
+	issued   int                  // tokens issued
+	requests []Request
+	faults   faults
+
+	srv *http.Server
+	ln  net.Listener
+}
+
+// Request is one request the simulator received, recorded for tests.
+// URL is the request URI exactly as sent (path and query).
+type Request struct {
+	Method string `json:"method"`
+	URL    string `json:"url"`
+	Status int    `json:"status"`
+}
+
+type faults struct {
+	failCount      int
+	failStatus     int
+	failRetryAfter time.Duration
+	delay          time.Duration
+	dropCount      int
+	rejectTokens   bool
+}
+
+// New opens (or creates) the data directory and loads what is stored there.
+func New(cfg Config) (*Server, error) {
+	switch {
+	case cfg.DataDir == "":
+		return nil, errors.New("epjsim: data_dir: must not be empty")
+	case cfg.ClientID == "":
+		return nil, errors.New("epjsim: client_id: must not be empty")
+	case cfg.ClientSecret == "":
+		return nil, errors.New("epjsim: client_secret: must not be empty")
+	case cfg.TokenTTL < 0:
+		return nil, errors.New("epjsim: token_ttl: must not be negative")
+	}
+	if cfg.TokenTTL == 0 {
+		cfg.TokenTTL = time.Hour
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("epjsim: data_dir: %w", err)
+	}
+	st, err := loadState(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, st: st, tokens: map[string]time.Time{}}
+	s.routes()
+	return s, nil
+}
+
+func (s *Server) routes() {
+	m := http.NewServeMux()
+	m.HandleFunc("POST /oauth2/token", s.handleToken)
+	m.Handle("GET /metadata", s.fhir(s.handleMetadata, false))
+	m.Handle("POST /Patient/_search", s.fhir(s.handlePatientSearch, true))
+	m.Handle("GET /Patient/{id}", s.fhir(s.handleRead("Patient"), true))
+	m.Handle("POST /Communication", s.fhir(s.handleCreateCommunication, true))
+	m.Handle("GET /Communication/{id}", s.fhir(s.handleRead("Communication"), true))
+	m.Handle("GET /Communication", s.fhir(s.handleSearch("Communication"), true))
+	m.Handle("GET /DocumentReference/{id}", s.fhir(s.handleRead("DocumentReference"), true))
+	m.Handle("GET /DocumentReference", s.fhir(s.handleSearch("DocumentReference"), true))
+	s.simRoutes(m)
+	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeOutcome(w, http.StatusNotFound, "not-supported", "", "no such endpoint in this simulator")
+	})
+	s.mux = m
+}
+
+// ServeHTTP serves the FHIR API, the token endpoint and /_sim/.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, "/_sim/") {
+		s.mux.ServeHTTP(w, r)
+		return
+	}
+	rw := &bufferedWriter{header: http.Header{}}
+	s.mux.ServeHTTP(rw, r)
+	s.mu.Lock()
+	s.requests = append(s.requests, Request{Method: r.Method, URL: r.RequestURI, Status: rw.status()})
+	drop := false
+	if s.faults.dropCount > 0 && r.URL.Path != "/oauth2/token" {
+		s.faults.dropCount--
+		drop = true
+	}
+	s.mu.Unlock()
+	if drop {
+		// The work is done and saved; the client never learns so.
+		if hj, ok := w.(http.Hijacker); ok {
+			if conn, _, err := hj.Hijack(); err == nil {
+				conn.Close()
+				return
+			}
+		}
+		panic(http.ErrAbortHandler)
+	}
+	for k, v := range rw.header {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(rw.status())
+	w.Write(rw.body.Bytes())
+}
+
+// Start listens on addr (e.g. "127.0.0.1:0") and serves in the background.
+// It returns the base URL of the FHIR API.
+func (s *Server) Start(addr string) (string, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", fmt.Errorf("epjsim: listen: %w", err)
+	}
+	s.ln = ln
+	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
+	go s.srv.Serve(ln)
+	return "http://" + ln.Addr().String(), nil
+}
+
+// Close stops a server started with Start. Stored resources stay on disk.
+func (s *Server) Close() error {
+	if s.srv == nil {
+		return nil
+	}
+	return s.srv.Close()
+}
+
+// fhir wraps a FHIR endpoint with the delay and failure faults and, when
+// auth is set, bearer token checking.
+func (s *Server) fhir(h http.HandlerFunc, auth bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		delay := s.faults.delay
+		s.mu.Unlock()
+		if delay > 0 {
+			select {
+			case <-time.After(delay):
+			case <-r.Context().Done():
+				return
+			}
+		}
+		if auth && !s.authorised(r) {
+			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+			writeOutcome(w, http.StatusUnauthorized, "login", "", "missing, unknown or expired access token")
+			return
+		}
+		s.mu.Lock()
+		fail := s.faults.failCount > 0
+		status, after := s.faults.failStatus, s.faults.failRetryAfter
+		if fail {
+			s.faults.failCount--
+		}
+		s.mu.Unlock()
+		if fail {
+			if after > 0 {
+				w.Header().Set("Retry-After", strconv.Itoa(int((after+time.Second-1)/time.Second)))
+			}
+			code := "transient"
+			if status == http.StatusTooManyRequests {
+				code = "throttled"
+			}
+			writeOutcome(w, status, code, "", "simulated failure")
+			return
+		}
+		h(w, r)
+	})
+}
+
+func (s *Server) authorised(r *http.Request) bool {
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.faults.rejectTokens {
+		return false
+	}
+	exp, ok := s.tokens[tok]
+	return ok && time.Now().Before(exp)
+}
+
+// handleToken implements the client credentials grant (RFC 6749 §4.4) with
+// the client authenticated by HTTP Basic or by form fields.
+func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		writeJSON(w, http.StatusBadRequest, "application/json", map[string]string{"error": "invalid_request"})
+		return
+	}
+	id, secret, basic := r.BasicAuth()
+	if !basic {
+		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
+	}
+	if id != s.cfg.ClientID || secret != s.cfg.ClientSecret {
+		writeJSON(w, http.StatusUnauthorized, "application/json", map[string]string{"error": "invalid_client"})
+		return
+	}
+	if r.PostForm.Get("grant_type") != "client_credentials" {
+		writeJSON(w, http.StatusBadRequest, "application/json", map[string]string{"error": "unsupported_grant_type"})
+		return
+	}
+	b := make([]byte, 16)
+	rand.Read(b)
+	tok := hex.EncodeToString(b)
+	s.mu.Lock()
+	s.tokens[tok] = time.Now().Add(s.cfg.TokenTTL)
+	s.issued++
+	s.mu.Unlock()
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, "application/json", map[string]any{
+		"access_token": tok,
+		"token_type":   "Bearer",
+		"expires_in":   int(s.cfg.TokenTTL / time.Second),
+		"scope":        r.PostForm.Get("scope"),
+	})
+}
+
+// bufferedWriter holds a response until the drop fault has had its say.
+type bufferedWriter struct {
+	header http.Header
+	code   int
+	body   bytes.Buffer
+}
+
+func (b *bufferedWriter) Header() http.Header { return b.header }
+func (b *bufferedWriter) Write(p []byte) (int, error) {
+	if b.code == 0 {
+		b.code = http.StatusOK
+	}
+	return b.body.Write(p)
+}
+func (b *bufferedWriter) WriteHeader(code int) {
+	if b.code == 0 {
+		b.code = code
+	}
+}
+func (b *bufferedWriter) status() int {
+	if b.code == 0 {
+		return http.StatusOK
+	}
+	return b.code
+}
