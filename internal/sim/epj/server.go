@@ -59,6 +59,7 @@ type Request struct {
 
 type faults struct {
 	failCount      int
+	failPath       string // "" = any FHIR endpoint
 	failStatus     int
 	failRetryAfter time.Duration
 	delay          time.Duration
@@ -122,7 +123,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.requests = append(s.requests, Request{Method: r.Method, URL: r.RequestURI, Status: rw.status()})
 	drop := false
-	if s.faults.dropCount > 0 && r.URL.Path != "/oauth2/token" {
+	if s.faults.dropCount > 0 && r.Method == http.MethodPost && r.URL.Path == "/Communication" {
 		s.faults.dropCount--
 		drop = true
 	}
@@ -185,7 +186,7 @@ func (s *Server) fhir(h http.HandlerFunc, auth bool) http.Handler {
 			return
 		}
 		s.mu.Lock()
-		fail := s.faults.failCount > 0
+		fail := s.faults.failCount > 0 && (s.faults.failPath == "" || s.faults.failPath == r.URL.Path)
 		status, after := s.faults.failStatus, s.faults.failRetryAfter
 		if fail {
 			s.faults.failCount--
@@ -196,8 +197,11 @@ func (s *Server) fhir(h http.HandlerFunc, auth bool) http.Handler {
 				w.Header().Set("Retry-After", strconv.Itoa(int((after+time.Second-1)/time.Second)))
 			}
 			code := "transient"
-			if status == http.StatusTooManyRequests {
+			switch {
+			case status == http.StatusTooManyRequests:
 				code = "throttled"
+			case status < 500:
+				code = "processing"
 			}
 			writeOutcome(w, status, code, "", "simulated failure")
 			return

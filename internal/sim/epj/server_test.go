@@ -222,12 +222,17 @@ func TestFaultsOverHTTP(t *testing.T) {
 	post("/_sim/reset", ``)
 	post("/_sim/patients", `{"cpr":"`+cprBruno+`","familyName":"Elmer"}`)
 	post("/_sim/drop", `{"count":1}`)
-	// A fresh connection each time, so the transport has nothing to retry on.
-	fresh := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-	if _, err := fresh.Get(base + "/metadata"); err == nil {
-		t.Fatal("dropped response: want a transport error")
+	req, _ := http.NewRequest("POST", base+"/Communication", strings.NewReader(communication("1", "L9")))
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Content-Type", "application/fhir+json")
+	if res, err := http.DefaultClient.Do(req); err == nil {
+		res.Body.Close()
+		t.Fatalf("dropped response: got status %d, want a transport error", res.StatusCode)
 	}
-	if got := s.Requests(); len(got) == 0 || got[len(got)-1].URL != "/metadata" {
+	if n := len(s.CommunicationsFor("L9")); n != 1 {
+		t.Fatalf("dropped create stored %d Communications, want 1", n)
+	}
+	if got := s.Requests(); len(got) == 0 || got[len(got)-1].URL != "/Communication" {
 		t.Fatalf("requests not recorded: %v", got)
 	}
 }

@@ -15,9 +15,14 @@ import (
 // FailNext makes the next n FHIR requests (not token requests) fail with
 // status, e.g. 503 or 429, sending Retry-After when retryAfter > 0.
 func (s *Server) FailNext(n, status int, retryAfter time.Duration) {
+	s.FailNextOn("", n, status, retryAfter)
+}
+
+// FailNextOn is FailNext for requests to one path only, e.g. "/Communication".
+func (s *Server) FailNextOn(path string, n, status int, retryAfter time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.faults.failCount, s.faults.failStatus, s.faults.failRetryAfter = n, status, retryAfter
+	s.faults.failPath, s.faults.failCount, s.faults.failStatus, s.faults.failRetryAfter = path, n, status, retryAfter
 }
 
 // SetDelay makes every FHIR request wait d before it is handled (0 = none).
@@ -27,8 +32,8 @@ func (s *Server) SetDelay(d time.Duration) {
 	s.faults.delay = d
 }
 
-// DropNext makes the next n FHIR requests be fully handled (a create is
-// saved) and then the connection closed without a response.
+// DropNext makes the next n POST /Communication requests be fully handled
+// (a create is saved) and then the connection closed without a response.
 func (s *Server) DropNext(n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -282,6 +287,7 @@ func (s *Server) CommunicationsFor(letterID string) []json.RawMessage {
 func (s *Server) simRoutes(m *http.ServeMux) {
 	m.HandleFunc("POST /_sim/fail", func(w http.ResponseWriter, r *http.Request) {
 		var in struct {
+			Path       string `json:"path"`
 			Count      int    `json:"count"`
 			Status     int    `json:"status"`
 			RetryAfter string `json:"retry_after"`
@@ -291,10 +297,10 @@ func (s *Server) simRoutes(m *http.ServeMux) {
 		}
 		after, err := parseDur(in.RetryAfter)
 		if err != nil || in.Status < 400 || in.Status > 599 {
-			simError(w, "want {count, status 4xx/5xx, retry_after like \"2s\"}")
+			simError(w, "want {count, status 4xx/5xx, retry_after like \"2s\", optional path}")
 			return
 		}
-		s.FailNext(in.Count, in.Status, after)
+		s.FailNextOn(in.Path, in.Count, in.Status, after)
 		w.WriteHeader(http.StatusNoContent)
 	})
 	m.HandleFunc("POST /_sim/delay", func(w http.ResponseWriter, r *http.Request) {

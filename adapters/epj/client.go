@@ -1,0 +1,238 @@
+package epj
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/samhub/samhub/adapters"
+	"github.com/samhub/samhub/adapters/epj/internal/fhir"
+)
+
+// client speaks FHIR R4 REST with an OAuth2 bearer token.
+type client struct {
+	base    string // FHIR base URL without trailing slash
+	http    *http.Client
+	cc      *clientcredentials.Config
+	timeout time.Duration
+	now     func() time.Time
+
+	mu        sync.Mutex
+	token     *oauth2.Token
+	refreshAt time.Time
+}
+
+// response is a FHIR answer read in full.
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+// accessToken returns a cached token, or fetches one when there is none,
+// it is due, or force is set. Tokens are cached here rather than with
+// oauth2.ReuseTokenSource because a 401 must be able to force a new token.
+func (c *client) accessToken(ctx context.Context, force bool) (string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !force && c.token != nil && c.now().Before(c.refreshAt) {
+		return c.token.AccessToken, nil
+	}
+	ctx, cancel := context.WithTimeout(context.WithValue(ctx, oauth2.HTTPClient, c.http), c.timeout)
+	defer cancel()
+	tok, err := c.cc.Token(ctx)
+	if err != nil {
+		return "", classifyTokenError(ctx, err)
+	}
+	c.token = tok
+	// Refresh a little before expiry: a tenth of the lifetime, at most 10 s
+	// (oauth2's fixed 10 s would make short-lived tokens useless).
+	// The lifetime is measured on the adapter's clock (c.now), which tests
+	// and the hub may set; Expiry is on the wall clock.
+	var life time.Duration
+	switch {
+	case tok.ExpiresIn > 0:
+		life = time.Duration(tok.ExpiresIn) * time.Second
+	case !tok.Expiry.IsZero():
+		life = time.Until(tok.Expiry)
+	default:
+		life = 100 * 365 * 24 * time.Hour // no expiry given: until a 401
+	}
+	c.refreshAt = c.now().Add(life - min(10*time.Second, life/10))
+	return tok.AccessToken, nil
+}
+
+func classifyTokenError(ctx context.Context, err error) error {
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) && re.Response != nil {
+		switch re.Response.StatusCode {
+		case http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden:
+			// A credentials problem hits every letter alike; retrying keeps
+			// them queued until the configuration is fixed, instead of
+			// parking each one for the coordinator.
+			return adapters.Retryable("auth_rejected", "the region's gateway refused the hub's client credentials", err)
+		}
+		return adapters.Retryable("token_"+strconv.Itoa(re.Response.StatusCode), "the region's token service failed", err)
+	}
+	if ctx.Err() != nil {
+		return adapters.Retryable("timeout", "the region's token service did not answer in time", err)
+	}
+	return adapters.Retryable("token_unreachable", "the region's token service could not be reached", err)
+}
+
+// do sends one request to target (a path under base, or an absolute URL
+// under base) with a bearer token. On 401 it fetches a new token and tries
+// once more. Any answer with a status is returned as a response; only
+// transport failures are errors (classified retryable: every write this
+// adapter makes is idempotent).
+func (c *client) do(ctx context.Context, method, target, contentType string, body []byte, hdr http.Header) (*response, error) {
+	u := target
+	if !strings.HasPrefix(target, "http://") && !strings.HasPrefix(target, "https://") {
+		u = c.base + "/" + strings.TrimPrefix(target, "/")
+	} else if !strings.HasPrefix(target, c.base+"/") {
+		// Never send the token to a host the configuration did not name.
+		return nil, adapters.Permanent("foreign_link", "the region's gateway sent a link outside its own address", nil)
+	}
+	var resp *response
+	for attempt := 0; attempt < 2; attempt++ {
+		tok, err := c.accessToken(ctx, attempt > 0)
+		if err != nil {
+			return nil, err
+		}
+		resp, err = c.send(ctx, method, u, contentType, body, hdr, tok)
+		if err != nil {
+			return nil, err
+		}
+		if resp.status != http.StatusUnauthorized {
+			return resp, nil
+		}
+	}
+	return resp, nil
+}
+
+func (c *client) send(ctx context.Context, method, u, contentType string, body []byte, hdr http.Header, tok string) (*response, error) {
+	rctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(rctx, method, u, rd)
+	if err != nil {
+		return nil, adapters.Permanent("bad_request", "the hub could not build the request", err)
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
+	}
+	req.Header.Set("Accept", fhir.ContentType)
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
+	res, err := c.http.Do(req)
+	if err != nil {
+		return nil, transportError(ctx, rctx, err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(res.Body, 256<<20))
+	if err != nil {
+		return nil, transportError(ctx, rctx, err)
+	}
+	return &response{status: res.StatusCode, header: res.Header, body: b}, nil
+}
+
+func transportError(parent, rctx context.Context, err error) error {
+	switch {
+	case parent.Err() != nil:
+		return adapters.Retryable("cancelled", "the delivery was interrupted", err)
+	case rctx.Err() != nil:
+		return adapters.Retryable("timeout", "the region's gateway did not answer in time", err)
+	}
+	return adapters.Retryable("network", "the region's gateway could not be reached or closed the connection", err)
+}
+
+// classify turns a non-success answer into a classified error. what names
+// the operation for the coordinator ("patient search", "letter delivery").
+// Only the OperationOutcome's issue codes and plain element paths are used;
+// diagnostics may echo values and are never read.
+func classify(resp *response, what string) error {
+	st := resp.status
+	code := "http_" + strconv.Itoa(st)
+	detail := outcomeSummary(resp.body)
+	cause := fmt.Errorf("HTTP %d from the FHIR gateway%s", st, detail)
+	switch {
+	case st == http.StatusTooManyRequests || st == http.StatusServiceUnavailable:
+		return adapters.RetryAfter(code, fmt.Sprintf("the region's gateway is busy (HTTP %d)", st), retryAfter(resp.header), cause)
+	case st == http.StatusUnauthorized:
+		return adapters.Retryable("auth_rejected", "the region's gateway refused the hub's access token, also after a new one was fetched", cause)
+	case st >= 500, st == http.StatusRequestTimeout, st == http.StatusTooEarly:
+		return adapters.Retryable(code, fmt.Sprintf("the region's gateway failed during the %s (HTTP %d)", what, st), cause)
+	default:
+		// 400, 403, 404, 409, 412, 422 and the other 4xx: the same request
+		// would fail again.
+		return adapters.Permanent(code, fmt.Sprintf("the region's gateway rejected the %s (HTTP %d%s)", what, st, detail), cause)
+	}
+}
+
+// elementPath admits FHIR element paths like Communication.payload[1].contentAttachment
+// and nothing that could carry a value (no quotes, spaces, or functions).
+var (
+	elementPath = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9]*(\.[A-Za-z][A-Za-z0-9]*(\[[0-9]{1,3}\])?)*$`)
+	issueCode   = regexp.MustCompile(`^[a-z][a-z-]{0,40}$`)
+)
+
+func outcomeSummary(body []byte) string {
+	var oo fhir.OperationOutcome
+	if json.Unmarshal(body, &oo) != nil || oo.ResourceType != "OperationOutcome" {
+		return ""
+	}
+	var parts []string
+	for _, is := range oo.Issue {
+		if !issueCode.MatchString(is.Code) {
+			continue
+		}
+		p := is.Code
+		for _, e := range is.Expression {
+			if elementPath.MatchString(e) && len(e) < 100 {
+				p += " at " + e
+			}
+		}
+		parts = append(parts, p)
+		if len(parts) == 3 {
+			break
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return ": " + strings.Join(parts, "; ")
+}
+
+// retryAfter reads Retry-After as seconds or an HTTP date.
+func retryAfter(h http.Header) time.Duration {
+	v := h.Get("Retry-After")
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+		return time.Duration(n) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := time.Until(t); d > 0 {
+			return d
+		}
+	}
+	return 0
+}

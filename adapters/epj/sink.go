@@ -1,0 +1,168 @@
+package epj
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/samhub/samhub/adapters"
+	"github.com/samhub/samhub/adapters/epj/internal/fhir"
+	"github.com/samhub/samhub/pipeline/letter"
+)
+
+// Deliver files l with the region as a Communication. It is idempotent:
+// a conditional create on the letter id finds an earlier delivery.
+func (a *Adapter) Deliver(ctx context.Context, l *letter.Letter) (adapters.Delivery, error) {
+	now := a.now()
+	// Checked before any network call: without consent nothing about the
+	// child may reach the region, not even a patient search.
+	if !l.Consent.Allows(letter.ScopeRegionPsychiatry, now) {
+		return adapters.Delivery{}, adapters.Permanent("no_consent", "consent does not cover region psychiatry", nil)
+	}
+	if l.Patient.Identifier() == "" {
+		return adapters.Delivery{}, adapters.Permanent("no_patient", "the letter names no patient (CPR or replacement CPR), so the region cannot file it", nil)
+	}
+	patientID, err := a.findPatient(ctx, l.Patient)
+	if err != nil {
+		return adapters.Delivery{}, err
+	}
+	body, err := json.Marshal(a.communication(l, patientID, now))
+	if err != nil {
+		return adapters.Delivery{}, adapters.Permanent("encode", "the hub could not encode the letter as FHIR", err)
+	}
+	cond := url.Values{"identifier": {fhir.SystemLetter + "|" + l.ID}}.Encode()
+	resp, err := a.c.do(ctx, http.MethodPost, "Communication", fhir.ContentType, body, http.Header{"If-None-Exist": {cond}})
+	if err != nil {
+		return adapters.Delivery{}, err
+	}
+	switch resp.status {
+	case http.StatusCreated, http.StatusOK:
+		d := adapters.Delivery{RemoteID: createdID(resp), Existing: resp.status == http.StatusOK}
+		a.log.InfoContext(ctx, "epj: letter delivered", slog.Any("letter", l), "remote_id", d.RemoteID, "existing", d.Existing)
+		return d, nil
+	case http.StatusPreconditionFailed:
+		return adapters.Delivery{}, adapters.Permanent("ambiguous_duplicate",
+			"the region already holds more than one copy of this letter; ask the region to remove the extra copies, then resend", classify(resp, "letter delivery"))
+	}
+	return adapters.Delivery{}, classify(resp, "letter delivery")
+}
+
+// findPatient returns the region's Patient id for p. The identifier goes in
+// a form body so no CPR ever appears in a URL or an access log.
+func (a *Adapter) findPatient(ctx context.Context, p *letter.Patient) (string, error) {
+	system, value := fhir.SystemCPR, p.CPR
+	if value == "" {
+		system, value = fhir.SystemXeCPR, p.ReplacementID
+	}
+	form := url.Values{"identifier": {system + "|" + value}}.Encode()
+	resp, err := a.c.do(ctx, http.MethodPost, "Patient/_search", "application/x-www-form-urlencoded", []byte(form), nil)
+	if err != nil {
+		return "", err
+	}
+	if resp.status != http.StatusOK {
+		return "", classify(resp, "patient search")
+	}
+	var b fhir.Bundle
+	if err := json.Unmarshal(resp.body, &b); err != nil || b.ResourceType != "Bundle" {
+		return "", adapters.Retryable("bad_bundle", "the region's gateway answered the patient search with something other than a Bundle", err)
+	}
+	var ids []string
+	for _, e := range b.Entry {
+		var h fhir.ResourceHead
+		if json.Unmarshal(e.Resource, &h) == nil && h.ResourceType == "Patient" && h.ID != "" {
+			ids = append(ids, h.ID)
+		}
+	}
+	switch len(ids) {
+	case 0:
+		return "", adapters.Permanent("patient_unknown", "the region does not know the patient; check the CPR number or ask the region to register the child", nil)
+	case 1:
+		return ids[0], nil
+	}
+	return "", adapters.Permanent("patient_ambiguous", "the region's patient search found more than one patient for the child; the region must resolve it", nil)
+}
+
+// communication maps a letter onto a Communication. Sender and recipient are
+// contained Organizations whose references also carry the SOR identifier,
+// so a gateway can search on them without resolving "#…".
+func (a *Adapter) communication(l *letter.Letter, patientID string, now time.Time) *fhir.Communication {
+	self := fhir.Organization{ResourceType: "Organization", ID: "sender", Name: a.cfg.Self.Name,
+		Identifier: []fhir.Identifier{{System: fhir.SystemSOR, Value: a.cfg.Self.SOR}}}
+	if a.cfg.Self.GLN != "" {
+		self.Identifier = append(self.Identifier, fhir.Identifier{System: fhir.SystemGLN, Value: a.cfg.Self.GLN})
+	}
+	region := fhir.Organization{ResourceType: "Organization", ID: "recipient",
+		Identifier: []fhir.Identifier{{System: fhir.SystemSOR, Value: a.cfg.Recipient}}}
+
+	sent := l.Sent
+	if sent.IsZero() {
+		sent = now
+	}
+	c := &fhir.Communication{
+		ResourceType: "Communication",
+		Contained:    []fhir.Organization{self, region},
+		Identifier:   []fhir.Identifier{{System: fhir.SystemLetter, Value: l.ID}},
+		Status:       "completed",
+		Category:     []fhir.CodeableConcept{{Coding: []fhir.Coding{{System: fhir.SystemKind, Code: string(l.Kind)}}}},
+		Subject:      &fhir.Reference{Reference: "Patient/" + patientID},
+		Sent:         sent.Format(time.RFC3339),
+		Sender:       &fhir.Reference{Reference: "#sender", Identifier: &fhir.Identifier{System: fhir.SystemSOR, Value: a.cfg.Self.SOR}},
+		Recipient:    []fhir.Reference{{Reference: "#recipient", Identifier: &fhir.Identifier{System: fhir.SystemSOR, Value: a.cfg.Recipient}}},
+	}
+	switch l.Priority {
+	case "routine", "urgent", "asap", "stat":
+		c.Priority = l.Priority
+	}
+	if l.Subject != "" {
+		c.Topic = &fhir.CodeableConcept{Text: l.Subject}
+	}
+	if l.InReplyTo != "" {
+		c.InResponseTo = []fhir.Reference{{Identifier: &fhir.Identifier{System: fhir.SystemLetter, Value: l.InReplyTo}}}
+	}
+	if l.Text != "" {
+		c.Payload = append(c.Payload, fhir.CommunicationPayload{ContentString: l.Text})
+	}
+	for _, at := range l.Attachments {
+		c.Payload = append(c.Payload, fhir.CommunicationPayload{ContentAttachment: &fhir.Attachment{
+			ContentType: at.ContentType, Title: at.Name, Data: at.Data, Size: int64(len(at.Data)),
+		}})
+	}
+	if l.Original.Data != nil {
+		ct := l.Original.ContentType
+		if ct == "" {
+			ct = "application/octet-stream"
+		}
+		if l.Original.Charset != "" && !strings.Contains(ct, "charset") {
+			ct = mime.FormatMediaType(ct, map[string]string{"charset": l.Original.Charset})
+		}
+		title := l.Original.Filename
+		if title == "" {
+			title = "original"
+		}
+		c.Payload = append(c.Payload, fhir.CommunicationPayload{ContentAttachment: &fhir.Attachment{
+			ContentType: ct, Title: title, Data: l.Original.Data, Size: int64(len(l.Original.Data)),
+		}})
+	}
+	return c
+}
+
+// createdID reads the id from the returned resource, or else from Location
+// (…/Communication/{id}/_history/{v}).
+func createdID(resp *response) string {
+	var h fhir.ResourceHead
+	if json.Unmarshal(resp.body, &h) == nil && h.ID != "" {
+		return h.ID
+	}
+	parts := strings.Split(strings.TrimSuffix(resp.header.Get("Location"), "/"), "/")
+	for i := len(parts) - 2; i >= 0; i-- {
+		if parts[i] == "Communication" {
+			return parts[i+1]
+		}
+	}
+	return ""
+}

@@ -1,0 +1,374 @@
+package epj
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/samhub/samhub/adapters"
+	"github.com/samhub/samhub/adapters/epj/internal/fhir"
+	"github.com/samhub/samhub/pipeline/letter"
+)
+
+// feed is one resource type the source polls and the search parameter
+// that selects what is addressed to the municipality. DocumentReference has
+// no recipient element; the gateway lists the addressee in context.related.
+type feed struct {
+	Type      string
+	Addressee string
+}
+
+var feeds = []feed{
+	{Type: "Communication", Addressee: "recipient:identifier"},
+	{Type: "DocumentReference", Addressee: "related:identifier"},
+}
+
+const pageSize = 50
+
+// cursor is how far a feed has been published: the last _lastUpdated seen
+// and the resource versions published at exactly that instant. The next
+// poll asks for ge At and skips Seen, so notes sharing an instant are
+// neither skipped nor repeated.
+type cursor struct {
+	At   time.Time `json:"at"`
+	Seen []string  `json:"seen,omitempty"` // "id/versionId"
+}
+
+// Run polls the feeds every PollInterval until ctx ends. A failed poll is
+// logged and tried again at the next tick; the cursor has not moved past
+// anything unpublished.
+func (a *Adapter) Run(ctx context.Context, pub adapters.Publisher) error {
+	if a.cfg.PollInterval <= 0 {
+		<-ctx.Done()
+		return nil
+	}
+	t := time.NewTicker(a.cfg.PollInterval)
+	defer t.Stop()
+	for {
+		for _, f := range feeds {
+			if err := a.pollFeed(ctx, pub, f); err != nil && ctx.Err() == nil {
+				_, reason, code := adapters.Classify(err)
+				a.log.WarnContext(ctx, "epj: poll failed; will try again", "feed", f.Type, "code", code, "reason", reason)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// Poll reads every feed once and publishes what is new. Run calls it on
+// each tick; it is exported for a one-shot read (tests, a CLI).
+func (a *Adapter) Poll(ctx context.Context, pub adapters.Publisher) error {
+	var errs []error
+	for _, f := range feeds {
+		if err := a.pollFeed(ctx, pub, f); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (a *Adapter) pollFeed(ctx context.Context, pub adapters.Publisher, f feed) error {
+	key := a.stateKey("cursor", f.Type)
+	cur, err := a.loadCursor(ctx, key)
+	if err != nil {
+		return err
+	}
+	q := url.Values{
+		f.Addressee: {fhir.SystemSOR + "|" + a.cfg.Self.SOR},
+		"_sort":     {"_lastUpdated"},
+		"_count":    {fmt.Sprint(pageSize)},
+	}
+	if !cur.At.IsZero() {
+		q.Set("_lastUpdated", "ge"+cur.At.UTC().Format(time.RFC3339Nano))
+	}
+	patients := map[string]*letter.Patient{} // per poll, by reference
+	next := f.Type + "?" + q.Encode()
+	for pages := 0; next != "" && pages < 1000; pages++ {
+		resp, err := a.c.do(ctx, http.MethodGet, next, "", nil, nil)
+		if err != nil {
+			return err
+		}
+		if resp.status != http.StatusOK {
+			return classify(resp, f.Type+" search")
+		}
+		var b fhir.Bundle
+		if err := json.Unmarshal(resp.body, &b); err != nil || b.ResourceType != "Bundle" {
+			return adapters.Retryable("bad_bundle", "the region's gateway answered a search with something other than a Bundle", err)
+		}
+		next = ""
+		for _, ln := range b.Link {
+			if ln.Relation == "next" {
+				next = ln.URL
+			}
+		}
+		for _, e := range b.Entry {
+			var h fhir.ResourceHead
+			if err := json.Unmarshal(e.Resource, &h); err != nil || h.ResourceType != f.Type || h.ID == "" || h.Meta == nil {
+				a.log.WarnContext(ctx, "epj: feed entry without resourceType, id or meta skipped", "feed", f.Type)
+				continue
+			}
+			at, err := time.Parse(time.RFC3339Nano, h.Meta.LastUpdated)
+			if err != nil {
+				a.log.WarnContext(ctx, "epj: feed entry without a valid meta.lastUpdated skipped", "feed", f.Type, "id", h.ID)
+				continue
+			}
+			seenKey := h.ID + "/" + h.Meta.VersionID
+			if at.Before(cur.At) || (at.Equal(cur.At) && slices.Contains(cur.Seen, seenKey)) {
+				continue
+			}
+			l, err := a.toLetter(ctx, f.Type, h, e.Resource, patients)
+			if err != nil {
+				return err
+			}
+			if err := pub.Publish(ctx, l); err != nil {
+				return fmt.Errorf("epj: publish %s: %w", l.ID, err)
+			}
+			if at.Equal(cur.At) {
+				cur.Seen = append(cur.Seen, seenKey)
+			} else {
+				cur = cursor{At: at, Seen: []string{seenKey}}
+			}
+			if err := a.saveCursor(ctx, key, cur); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (a *Adapter) loadCursor(ctx context.Context, key string) (cursor, error) {
+	var cur cursor
+	b, _, err := a.st.Get(ctx, key)
+	if errors.Is(err, adapters.ErrNotFound) {
+		return cur, nil
+	}
+	if err != nil {
+		return cur, adapters.Retryable("state", "the hub could not read the feed position", err)
+	}
+	if err := json.Unmarshal(b, &cur); err != nil {
+		return cur, adapters.Permanent("state", "the stored feed position is damaged", err)
+	}
+	return cur, nil
+}
+
+func (a *Adapter) saveCursor(ctx context.Context, key string, cur cursor) error {
+	b, _ := json.Marshal(cur)
+	if _, err := a.st.Put(ctx, key, b); err != nil {
+		// The letter is published but the cursor did not move: the next
+		// poll publishes it again, which the pipeline's dedup absorbs.
+		return adapters.Retryable("state", "the hub could not store the feed position", err)
+	}
+	return nil
+}
+
+// toLetter maps a feed resource onto a Letter. Original is the resource
+// exactly as it appeared in the Bundle.
+func (a *Adapter) toLetter(ctx context.Context, typ string, h fhir.ResourceHead, raw json.RawMessage, patients map[string]*letter.Patient) (*letter.Letter, error) {
+	l := &letter.Letter{
+		ID:        "epj:" + a.name + ":" + typ + "/" + h.ID + "/" + h.Meta.VersionID,
+		Kind:      letter.KindNote,
+		Format:    "fhir-r4",
+		Source:    a.name,
+		Received:  a.now(),
+		Receivers: []letter.Party{{Role: "municipality", SOR: a.cfg.Self.SOR, GLN: a.cfg.Self.GLN, Name: a.cfg.Self.Name}},
+		Original: letter.Original{
+			Data:        append([]byte(nil), raw...),
+			ContentType: "application/fhir+json",
+			Filename:    typ + "-" + h.ID + ".json",
+			SHA256:      letter.Digest(raw),
+		},
+		Meta: map[string]string{"fhir_resource": typ + "/" + h.ID, "fhir_version": h.Meta.VersionID},
+	}
+	var (
+		subject   *fhir.Reference
+		sender    *fhir.Reference
+		contained []fhir.Organization
+		files     []fhir.Attachment
+	)
+	switch typ {
+	case "Communication":
+		var c fhir.Communication
+		if err := json.Unmarshal(raw, &c); err != nil {
+			return nil, adapters.Permanent("bad_resource", "a Communication from the region could not be read", err)
+		}
+		subject, sender, contained = c.Subject, c.Sender, c.Contained
+		l.Sent = parseDateTime(c.Sent)
+		l.Priority = c.Priority
+		if c.Topic != nil {
+			l.Subject = c.Topic.Text
+		}
+		var texts []string
+		for _, p := range c.Payload {
+			switch {
+			case p.ContentString != "":
+				texts = append(texts, p.ContentString)
+			case p.ContentAttachment != nil:
+				files = append(files, *p.ContentAttachment)
+			}
+		}
+		l.Text = strings.Join(texts, "\n\n")
+		for _, r := range c.InResponseTo {
+			if r.Identifier != nil && r.Identifier.System == fhir.SystemLetter {
+				l.InReplyTo = r.Identifier.Value
+			}
+		}
+	case "DocumentReference":
+		var d fhir.DocumentReference
+		if err := json.Unmarshal(raw, &d); err != nil {
+			return nil, adapters.Permanent("bad_resource", "a DocumentReference from the region could not be read", err)
+		}
+		subject, contained = d.Subject, d.Contained
+		if len(d.Author) > 0 {
+			sender = &d.Author[0]
+		} else {
+			sender = d.Custodian
+		}
+		l.Sent = parseDateTime(d.Date)
+		l.Text = d.Description
+		if d.Type != nil {
+			for _, c := range d.Type.Coding {
+				if c.System == fhir.SystemLOINC && c.Code == fhir.LOINCDischarge {
+					l.Kind = letter.KindDischargeNote
+				}
+			}
+		}
+		for _, c := range d.Content {
+			files = append(files, c.Attachment)
+		}
+	}
+	l.Sender = a.senderParty(sender, contained)
+	for i, f := range files {
+		if f.Data == nil {
+			// Content by URL (Binary) is not fetched; the original keeps the link.
+			l.Meta["attachments_by_url"] = fmt.Sprint(len(files) - i)
+			continue
+		}
+		name := f.Title
+		if name == "" {
+			name = fmt.Sprintf("attachment-%d", i+1)
+		}
+		l.Attachments = append(l.Attachments, letter.NewAttachment(name, f.ContentType, f.Data))
+	}
+	p, err := a.patient(ctx, subject, patients)
+	if err != nil {
+		return nil, err
+	}
+	l.Patient = p
+	return l, nil
+}
+
+// senderParty finds the sending organisation, in contained resources when
+// the reference is local ("#id"), and falls back to the configured region.
+func (a *Adapter) senderParty(r *fhir.Reference, contained []fhir.Organization) letter.Party {
+	p := letter.Party{Role: "region"}
+	var ids []fhir.Identifier
+	if r != nil {
+		if r.Identifier != nil {
+			ids = append(ids, *r.Identifier)
+		}
+		p.Name = r.Display
+		if id, ok := strings.CutPrefix(r.Reference, "#"); ok {
+			for _, o := range contained {
+				if o.ID == id {
+					ids = append(ids, o.Identifier...)
+					if o.Name != "" {
+						p.Name = o.Name
+					}
+				}
+			}
+		}
+	}
+	for _, id := range ids {
+		switch id.System {
+		case fhir.SystemSOR:
+			p.SOR = id.Value
+		case fhir.SystemGLN, fhir.SystemGLNOld:
+			p.GLN = id.Value
+		}
+	}
+	if p.SOR == "" {
+		p.SOR = a.cfg.Recipient
+	}
+	return p
+}
+
+// patient resolves the subject: from its identifier when it has one, else
+// by reading the referenced Patient. A missing or unknown patient leaves the
+// letter without one (the pipeline parks it) rather than stalling the feed.
+func (a *Adapter) patient(ctx context.Context, r *fhir.Reference, cache map[string]*letter.Patient) (*letter.Patient, error) {
+	if r == nil {
+		return nil, nil
+	}
+	if r.Identifier != nil {
+		return patientFrom([]fhir.Identifier{*r.Identifier}, nil), nil
+	}
+	ref := r.Reference
+	if i := strings.LastIndex(ref, "Patient/"); i >= 0 {
+		ref = ref[i:]
+	}
+	if !strings.HasPrefix(ref, "Patient/") || strings.Count(ref, "/") != 1 {
+		return nil, nil
+	}
+	if p, ok := cache[ref]; ok {
+		return p, nil
+	}
+	resp, err := a.c.do(ctx, http.MethodGet, ref, "", nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case resp.status == http.StatusNotFound || resp.status == http.StatusGone:
+		cache[ref] = nil
+		return nil, nil
+	case resp.status != http.StatusOK:
+		return nil, classify(resp, "patient read")
+	}
+	var pt fhir.Patient
+	if err := json.Unmarshal(resp.body, &pt); err != nil || pt.ResourceType != "Patient" {
+		return nil, adapters.Retryable("bad_patient", "the region's gateway returned something other than a Patient", err)
+	}
+	p := patientFrom(pt.Identifier, pt.Name)
+	cache[ref] = p
+	return p, nil
+}
+
+func patientFrom(ids []fhir.Identifier, names []fhir.HumanName) *letter.Patient {
+	p := &letter.Patient{}
+	for _, id := range ids {
+		switch {
+		case id.System == fhir.SystemCPR:
+			p.CPR = id.Value
+		case strings.HasPrefix(id.System, fhir.SystemECPRStem):
+			p.ReplacementID = id.Value
+		}
+	}
+	for i, n := range names {
+		if i == 0 || n.Use == "official" {
+			p.GivenName, p.FamilyName = strings.Join(n.Given, " "), n.Family
+		}
+	}
+	if p.Identifier() == "" && p.FamilyName == "" {
+		return nil
+	}
+	return p
+}
+
+// parseDateTime reads a FHIR dateTime, which may be partial.
+func parseDateTime(s string) time.Time {
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02", "2006-01", "2006"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t
+		}
+	}
+	return time.Time{}
+}
