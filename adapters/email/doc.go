@@ -1,0 +1,27 @@
+// Package email connects Samhub to mail servers: type "smtp" is a Sink that
+// submits letters by SMTP, type "imap" is a Source that reads a mailbox.
+//
+// Both sides speak TLS only (interfaces.md §3): implicit TLS or STARTTLS that
+// must succeed, TLS 1.2 or newer, server certificates always verified (an
+// extra CA bundle may be configured, verification may not be switched off).
+//
+// Outbound idempotency: each (letter, recipient) pair gets a deterministic
+// Message-ID, and a sent marker is written to the state store after the server
+// accepted the message, so a retried Deliver skips recipients already served
+// and a resend that slips through is recognisable by its Message-ID.
+//
+// Inbound idempotency: a message's letter id is derived from its Message-ID
+// and a hash of its bytes, a state record is written after Publish returned
+// nil, and only then is the message moved to the processed mailbox. A
+// restart between publish and move finds the record and just completes the
+// move; a restart before the record was written publishes the same letter id
+// again, which the broker deduplicates.
+//
+// Outbound error table:
+//
+//	SMTP 4xx, network errors, timeouts      retryable
+//	SMTP 5xx                                permanent
+//	no STARTTLS offered, TLS handshake or   permanent (the same server will
+//	certificate verification failed          answer the same way)
+//	recipient not on the allow-list         permanent, nothing is sent
+package email

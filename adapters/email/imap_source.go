@@ -1,0 +1,356 @@
+package email
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"mime"
+	"net"
+	"regexp"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-message/charset"
+
+	"github.com/samhub/samhub/adapters"
+)
+
+// IMAPSource reads one mailbox over TLS and publishes each message as a
+// letter. Build it with NewIMAPSource or through the registry (type "imap").
+type IMAPSource struct {
+	name  string
+	log   *slog.Logger
+	state adapters.StateStore
+	now   func() time.Time
+	cfg   imapConfig
+	conn  *resolved
+
+	uidValidity uint32 // of the selected mailbox; Run is single-threaded
+}
+
+// NewIMAPSource builds the "imap" source from its configuration block. It
+// needs deps.State: the duplicate memory must survive restarts.
+func NewIMAPSource(deps adapters.Deps, cfg map[string]any) (*IMAPSource, error) {
+	if err := refuseInsecureKeys(cfg); err != nil {
+		return nil, err
+	}
+	var c imapConfig
+	if err := adapters.Decode(cfg, &c); err != nil {
+		return nil, err
+	}
+	r, err := c.check()
+	if err != nil {
+		return nil, err
+	}
+	if deps.State == nil {
+		return nil, errors.New("imap source needs a state store for its duplicate memory")
+	}
+	s := &IMAPSource{name: deps.Name, log: deps.Logger, state: deps.State, now: deps.Now, cfg: c, conn: r}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	return s, nil
+}
+
+// Run polls (or IDLEs on) the mailbox until ctx ends, reconnecting with
+// backoff whenever the connection or a publish fails.
+func (s *IMAPSource) Run(ctx context.Context, pub adapters.Publisher) error {
+	const minBackoff = 500 * time.Millisecond
+	backoff := minBackoff
+	for {
+		worked, err := s.session(ctx, pub)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if worked {
+			backoff = minBackoff
+		}
+		wait := backoff/2 + rand.N(backoff/2+1)
+		s.log.Warn("email: imap session ended, reconnecting", "adapter", s.name, "err", err, "retry_in", wait)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+		backoff = min(backoff*2, s.cfg.MaxBackoff)
+	}
+}
+
+// session runs one connection. worked reports whether it got as far as
+// selecting the mailbox, which resets the backoff.
+func (s *IMAPSource) session(ctx context.Context, pub adapters.Publisher) (worked bool, err error) {
+	news := make(chan struct{}, 1)
+	c, err := s.dial(news)
+	if err != nil {
+		return false, err
+	}
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer func() {
+		stop()
+		c.Close()
+	}()
+	if err := c.Login(s.conn.username, s.conn.password).Wait(); err != nil {
+		return false, fmt.Errorf("login: %w", err)
+	}
+	for _, mb := range []string{s.cfg.ProcessedMailbox, s.cfg.ErrorMailbox} {
+		if err := ensureMailbox(c, mb); err != nil {
+			return false, err
+		}
+	}
+	sel, err := c.Select(s.cfg.Mailbox, nil).Wait()
+	if err != nil {
+		return false, fmt.Errorf("select mailbox: %w", err)
+	}
+	s.uidValidity = sel.UIDValidity
+	caps := c.Caps()
+	canIdle := caps.Has(imap.CapIdle) || caps.Has(imap.CapIMAP4rev2)
+	for {
+		if err := s.drain(ctx, c, pub); err != nil {
+			return true, err
+		}
+		if err := s.wait(ctx, c, canIdle, news); err != nil {
+			return true, err
+		}
+	}
+}
+
+func (s *IMAPSource) dial(news chan struct{}) (*imapclient.Client, error) {
+	opts := &imapclient.Options{
+		TLSConfig:   s.conn.tls.Clone(),
+		Dialer:      &net.Dialer{Timeout: s.cfg.Timeout},
+		WordDecoder: &mime.WordDecoder{CharsetReader: charset.Reader},
+		UnilateralDataHandler: &imapclient.UnilateralDataHandler{
+			Mailbox: func(d *imapclient.UnilateralDataMailbox) {
+				if d.NumMessages != nil {
+					select {
+					case news <- struct{}{}:
+					default:
+					}
+				}
+			},
+		},
+	}
+	var (
+		c   *imapclient.Client
+		err error
+	)
+	if s.conn.mode == modeImplicit {
+		c, err = imapclient.DialTLS(s.conn.addr, opts)
+	} else {
+		// Fails unless the server accepts STARTTLS and the handshake
+		// succeeds; there is no fallback to clear text.
+		c, err = imapclient.DialStartTLS(s.conn.addr, opts)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("connect: %w", err)
+	}
+	return c, nil
+}
+
+// ensureMailbox creates a mailbox unless it exists.
+func ensureMailbox(c *imapclient.Client, name string) error {
+	if _, err := c.Status(name, &imap.StatusOptions{NumMessages: true}).Wait(); err == nil {
+		return nil
+	}
+	if err := c.Create(name, nil).Wait(); err != nil {
+		var ie *imap.Error
+		if errors.As(err, &ie) && ie.Code == imap.ResponseCodeAlreadyExists {
+			return nil
+		}
+		return fmt.Errorf("create mailbox %q: %w", name, err)
+	}
+	return nil
+}
+
+// wait blocks until the server reports new mail, the poll interval passes,
+// the connection drops or ctx ends.
+func (s *IMAPSource) wait(ctx context.Context, c *imapclient.Client, canIdle bool, news chan struct{}) error {
+	t := time.NewTimer(s.cfg.PollInterval)
+	defer t.Stop()
+	if !canIdle {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-c.Closed():
+			return errors.New("connection closed")
+		case <-t.C:
+			return nil
+		}
+	}
+	idle, err := c.Idle()
+	if err != nil {
+		return fmt.Errorf("idle: %w", err)
+	}
+	select {
+	case <-ctx.Done():
+	case <-c.Closed():
+	case <-t.C:
+	case <-news:
+	}
+	if err := idle.Close(); err != nil {
+		return fmt.Errorf("idle: %w", err)
+	}
+	if err := idle.Wait(); err != nil {
+		return fmt.Errorf("idle: %w", err)
+	}
+	return ctx.Err()
+}
+
+// drain handles every message in the mailbox, oldest first.
+func (s *IMAPSource) drain(ctx context.Context, c *imapclient.Client, pub adapters.Publisher) error {
+	// \Deleted ones are left over from a COPY fallback whose EXPUNGE failed:
+	// they were copied already.
+	data, err := c.UIDSearch(&imap.SearchCriteria{NotFlag: []imap.Flag{imap.FlagDeleted}}, nil).Wait()
+	if err != nil {
+		return fmt.Errorf("search mailbox: %w", err)
+	}
+	for _, uid := range data.AllUIDs() {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := s.handle(ctx, c, uid, pub); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// record is what the state store remembers about one message.
+type record struct {
+	Status string    `json:"status"` // published or rejected
+	Letter string    `json:"letter,omitempty"`
+	Reason string    `json:"reason,omitempty"`
+	At     time.Time `json:"at"`
+}
+
+const (
+	statusPublished = "published"
+	statusRejected  = "rejected"
+)
+
+var keyUnsafe = regexp.MustCompile(`[^A-Za-z0-9_=.-]`)
+
+func (s *IMAPSource) stateKey(key string) string {
+	return "imap." + keyUnsafe.ReplaceAllString(s.name, "_") + "." + key
+}
+
+func (s *IMAPSource) getRecord(ctx context.Context, key string) (*record, error) {
+	v, _, err := s.state.Get(ctx, s.stateKey(key))
+	if errors.Is(err, adapters.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read state: %w", err)
+	}
+	var r record
+	if err := json.Unmarshal(v, &r); err != nil {
+		return nil, nil // unreadable memory: treat as new; the letter id dedups
+	}
+	return &r, nil
+}
+
+func (s *IMAPSource) putRecord(ctx context.Context, key string, r record) error {
+	r.At = s.now()
+	v, _ := json.Marshal(r)
+	if _, err := s.state.Put(ctx, s.stateKey(key), v); err != nil {
+		return fmt.Errorf("write state: %w", err)
+	}
+	return nil
+}
+
+// handle takes one message from fetch to its final mailbox.
+func (s *IMAPSource) handle(ctx context.Context, c *imapclient.Client, uid imap.UID, pub adapters.Publisher) error {
+	set := imap.UIDSetNum(uid)
+	sized, err := c.Fetch(set, &imap.FetchOptions{UID: true, RFC822Size: true}).Collect()
+	if err != nil {
+		return fmt.Errorf("fetch size: %w", err)
+	}
+	if len(sized) == 0 {
+		return nil // expunged meanwhile
+	}
+	if sized[0].RFC822Size > s.cfg.MaxBytes {
+		// Not fetched at all; the key names the mailbox position instead
+		// of the content.
+		key := fmt.Sprintf("oversize.%d.%d", s.uidValidity, uid)
+		return s.reject(ctx, c, set, key, "the message is larger than max_bytes")
+	}
+
+	section := &imap.FetchItemBodySection{Peek: true}
+	msgs, err := c.Fetch(set, &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{section}}).Collect()
+	if err != nil {
+		return fmt.Errorf("fetch message: %w", err)
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	raw := msgs[0].FindBodySection(section)
+	if raw == nil {
+		return errors.New("fetch message: the server sent no body")
+	}
+	key := dedupKey(headerMessageID(raw), raw)
+	if int64(len(raw)) > s.cfg.MaxBytes {
+		return s.reject(ctx, c, set, key, "the message is larger than max_bytes")
+	}
+
+	rec, err := s.getRecord(ctx, key)
+	if err != nil {
+		return err
+	}
+	if rec != nil {
+		// Handled before; a restart came between the record and the move.
+		dest := s.cfg.ProcessedMailbox
+		if rec.Status == statusRejected {
+			dest = s.cfg.ErrorMailbox
+		}
+		return s.move(c, set, dest)
+	}
+
+	l, err := ParseMessage(s.name, raw, s.now(), s.cfg.kindFor)
+	if err != nil {
+		reason := "the message could not be read"
+		var pe *ParseError
+		if errors.As(err, &pe) {
+			// Field and Reason are fixed texts; pe.Err may quote the mail.
+			reason = pe.Field + ": " + pe.Reason
+		}
+		return s.reject(ctx, c, set, key, reason)
+	}
+	if err := pub.Publish(ctx, l); err != nil {
+		return fmt.Errorf("publish: %w", err)
+	}
+	if err := s.putRecord(ctx, key, record{Status: statusPublished, Letter: l.ID}); err != nil {
+		return err
+	}
+	s.log.Info("email: message published", slog.Any("letter", l))
+	return s.move(c, set, s.cfg.ProcessedMailbox)
+}
+
+// reject records why a message could not be taken in and moves it to the
+// error mailbox. It is never deleted.
+func (s *IMAPSource) reject(ctx context.Context, c *imapclient.Client, set imap.UIDSet, key, reason string) error {
+	if err := s.putRecord(ctx, key, record{Status: statusRejected, Reason: reason}); err != nil {
+		return err
+	}
+	s.log.Warn("email: message moved to the error mailbox", "adapter", s.name, "reason", reason, "key", key)
+	return s.move(c, set, s.cfg.ErrorMailbox)
+}
+
+// move uses MOVE, or COPY + \Deleted + EXPUNGE where the server lacks MOVE
+// (imapclient picks the fallback from the capabilities).
+func (s *IMAPSource) move(c *imapclient.Client, set imap.UIDSet, dest string) error {
+	if _, err := c.Move(set, dest).Wait(); err != nil {
+		return fmt.Errorf("move message: %w", err)
+	}
+	return nil
+}
+
+var _ adapters.Source = (*IMAPSource)(nil)

@@ -1,0 +1,305 @@
+package mailtest
+
+import (
+	"bytes"
+	"crypto/tls"
+	"net"
+	"strconv"
+	"sync"
+	"testing"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-imap/v2/imapserver"
+	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
+)
+
+// IMAPMode says how an IMAP test server offers TLS.
+type IMAPMode int
+
+const (
+	IMAPImplicit IMAPMode = iota // TLS from the first byte (port 993 style)
+	IMAPStartTLS                 // clear text until STARTTLS (port 143 style)
+	IMAPNoTLS                    // clear text only: STARTTLS is refused
+)
+
+// IMAPOptions configures StartIMAP.
+type IMAPOptions struct {
+	Mode IMAPMode
+	TLS  *tls.Config // overrides the CA's server configuration
+	// Username and Password of the one user; defaults "samhub"/"secret".
+	Username, Password string
+	// NoMove hides the MOVE capability, so clients fall back to COPY.
+	NoMove bool
+}
+
+// IMAPServer is a running in-memory IMAP server with one user and INBOX.
+type IMAPServer struct {
+	Host     string
+	Port     int
+	Addr     string
+	Username string
+	Password string
+
+	ca   *CA
+	user *imapmemserver.User
+	srv  *imapserver.Server
+
+	mu        sync.Mutex
+	conns     map[*imapserver.Conn]bool
+	dropFetch int // close the connection on this many upcoming body fetches
+	fetches   int
+}
+
+// StartIMAP starts a server on 127.0.0.1 with a random port.
+func StartIMAP(t testing.TB, ca *CA, opts IMAPOptions) *IMAPServer {
+	t.Helper()
+	if opts.Username == "" {
+		opts.Username, opts.Password = "samhub", "secret"
+	}
+	s := &IMAPServer{ca: ca, Username: opts.Username, Password: opts.Password, conns: map[*imapserver.Conn]bool{}}
+	mem := imapmemserver.New()
+	s.user = imapmemserver.NewUser(opts.Username, opts.Password)
+	if err := s.user.Create("INBOX", nil); err != nil {
+		t.Fatal(err)
+	}
+	mem.AddUser(s.user)
+
+	tlsCfg := opts.TLS
+	if tlsCfg == nil {
+		tlsCfg = ca.ServerTLS()
+	}
+	caps := imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapUIDPlus: {}, imap.CapNamespace: {}}
+	if !opts.NoMove {
+		caps[imap.CapMove] = struct{}{}
+	}
+	srvOpts := &imapserver.Options{
+		Caps:   caps,
+		Logger: quietLogger{},
+		NewSession: func(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+			s.mu.Lock()
+			s.conns[c] = true
+			s.mu.Unlock()
+			inner := mem.NewSession().(imapserver.SessionIMAP4rev2)
+			hs := &hookSession{SessionIMAP4rev2: inner, srv: s, conn: c}
+			if opts.NoMove {
+				return noMoveSession{hs}, nil, nil
+			}
+			return hs, nil, nil
+		},
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	switch opts.Mode {
+	case IMAPImplicit:
+		srvOpts.TLSConfig = tlsCfg
+		ln = tls.NewListener(ln, tlsCfg)
+	case IMAPStartTLS:
+		srvOpts.TLSConfig = tlsCfg
+	case IMAPNoTLS:
+		srvOpts.InsecureAuth = true
+	}
+	s.srv = imapserver.New(srvOpts)
+	s.Addr = ln.Addr().String()
+	host, port, _ := net.SplitHostPort(s.Addr)
+	s.Host = host
+	s.Port, _ = strconv.Atoi(port)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = s.srv.Serve(ln)
+	}()
+	t.Cleanup(func() {
+		_ = s.srv.Close()
+		<-done
+	})
+	return s
+}
+
+// Append stores a message in mailbox, as a mail server delivering it would.
+func (s *IMAPServer) Append(t testing.TB, mailbox string, raw []byte) {
+	t.Helper()
+	if _, err := s.user.Append(mailbox, bytes.NewReader(raw), &imap.AppendOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Count returns the number of messages in mailbox (0 if it does not exist),
+// counting only those not flagged \Deleted.
+func (s *IMAPServer) Count(t testing.TB, mailbox string) int {
+	t.Helper()
+	st, err := s.user.Status(mailbox, &imap.StatusOptions{NumMessages: true, NumDeleted: true})
+	if err != nil {
+		return 0
+	}
+	n := int(*st.NumMessages)
+	if st.NumDeleted != nil {
+		n -= int(*st.NumDeleted)
+	}
+	return n
+}
+
+// Messages returns the raw bytes of every message in mailbox, read through
+// a real client connection.
+func (s *IMAPServer) Messages(t testing.TB, mailbox string) [][]byte {
+	t.Helper()
+	opts := &imapclient.Options{TLSConfig: &tls.Config{RootCAs: s.ca.Pool, ServerName: "127.0.0.1"}}
+	var (
+		c   *imapclient.Client
+		err error
+	)
+	if s.srv != nil {
+		c, err = s.dialForTest(opts)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Login(s.Username, s.Password).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	sel, err := c.Select(mailbox, &imap.SelectOptions{ReadOnly: true}).Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sel.NumMessages == 0 {
+		return nil
+	}
+	section := &imap.FetchItemBodySection{Peek: true}
+	msgs, err := c.Fetch(imap.SeqSetNum(seqRange(sel.NumMessages)...), &imap.FetchOptions{BodySection: []*imap.FetchItemBodySection{section}}).Collect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([][]byte, 0, len(msgs))
+	for _, m := range msgs {
+		out = append(out, m.FindBodySection(section))
+	}
+	return out
+}
+
+func seqRange(n uint32) []uint32 {
+	out := make([]uint32, n)
+	for i := range out {
+		out[i] = uint32(i + 1)
+	}
+	return out
+}
+
+// dialForTest tries implicit TLS, then STARTTLS, then clear text, so
+// Messages works whatever mode the server runs in.
+func (s *IMAPServer) dialForTest(opts *imapclient.Options) (*imapclient.Client, error) {
+	if c, err := imapclient.DialTLS(s.Addr, opts); err == nil {
+		return c, nil
+	}
+	if c, err := imapclient.DialStartTLS(s.Addr, opts); err == nil {
+		return c, nil
+	}
+	return imapclient.DialInsecure(s.Addr, opts)
+}
+
+// DropNextBodyFetches makes the next n FETCH commands that ask for message
+// content close the connection instead of answering, like a server crash
+// or a network cut in the middle of a download.
+func (s *IMAPServer) DropNextBodyFetches(n int) {
+	s.mu.Lock()
+	s.dropFetch = n
+	s.mu.Unlock()
+}
+
+// BodyFetches counts FETCH commands that asked for message content.
+func (s *IMAPServer) BodyFetches() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.fetches
+}
+
+// DropConnections closes every client connection from the server side.
+func (s *IMAPServer) DropConnections() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		_ = c.NetConn().Close()
+		delete(s.conns, c)
+	}
+}
+
+type hookSession struct {
+	imapserver.SessionIMAP4rev2
+	srv  *IMAPServer
+	conn *imapserver.Conn
+}
+
+func (h *hookSession) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
+	if len(options.BodySection) > 0 || len(options.BinarySection) > 0 {
+		h.srv.mu.Lock()
+		h.srv.fetches++
+		drop := h.srv.dropFetch > 0
+		if drop {
+			h.srv.dropFetch--
+		}
+		h.srv.mu.Unlock()
+		if drop {
+			_ = h.conn.NetConn().Close()
+			return &imap.Error{Type: imap.StatusResponseTypeBye, Text: "connection dropped by test"}
+		}
+	}
+	return h.SessionIMAP4rev2.Fetch(w, numSet, options)
+}
+
+func (h *hookSession) Close() error {
+	h.srv.mu.Lock()
+	delete(h.srv.conns, h.conn)
+	h.srv.mu.Unlock()
+	return h.SessionIMAP4rev2.Close()
+}
+
+// noMoveSession hides Move so the server cannot advertise or run MOVE.
+type noMoveSession struct{ h *hookSession }
+
+var _ imapserver.Session = noMoveSession{}
+
+func (n noMoveSession) Close() error                                 { return n.h.Close() }
+func (n noMoveSession) Login(u, p string) error                      { return n.h.Login(u, p) }
+func (n noMoveSession) Create(m string, o *imap.CreateOptions) error { return n.h.Create(m, o) }
+func (n noMoveSession) Delete(m string) error                        { return n.h.Delete(m) }
+func (n noMoveSession) Rename(m, nn string, o *imap.RenameOptions) error {
+	return n.h.Rename(m, nn, o)
+}
+func (n noMoveSession) Subscribe(m string) error   { return n.h.Subscribe(m) }
+func (n noMoveSession) Unsubscribe(m string) error { return n.h.Unsubscribe(m) }
+func (n noMoveSession) Select(m string, o *imap.SelectOptions) (*imap.SelectData, error) {
+	return n.h.Select(m, o)
+}
+func (n noMoveSession) List(w *imapserver.ListWriter, ref string, p []string, o *imap.ListOptions) error {
+	return n.h.List(w, ref, p, o)
+}
+func (n noMoveSession) Status(m string, o *imap.StatusOptions) (*imap.StatusData, error) {
+	return n.h.Status(m, o)
+}
+func (n noMoveSession) Append(m string, r imap.LiteralReader, o *imap.AppendOptions) (*imap.AppendData, error) {
+	return n.h.Append(m, r, o)
+}
+func (n noMoveSession) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
+	return n.h.Poll(w, allowExpunge)
+}
+func (n noMoveSession) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
+	return n.h.Idle(w, stop)
+}
+func (n noMoveSession) Unselect() error { return n.h.Unselect() }
+func (n noMoveSession) Expunge(w *imapserver.ExpungeWriter, uids *imap.UIDSet) error {
+	return n.h.Expunge(w, uids)
+}
+func (n noMoveSession) Search(k imapserver.NumKind, c *imap.SearchCriteria, o *imap.SearchOptions) (*imap.SearchData, error) {
+	return n.h.Search(k, c, o)
+}
+func (n noMoveSession) Fetch(w *imapserver.FetchWriter, s imap.NumSet, o *imap.FetchOptions) error {
+	return n.h.Fetch(w, s, o)
+}
+func (n noMoveSession) Store(w *imapserver.FetchWriter, s imap.NumSet, f *imap.StoreFlags, o *imap.StoreOptions) error {
+	return n.h.Store(w, s, f, o)
+}
+func (n noMoveSession) Copy(s imap.NumSet, dest string) (*imap.CopyData, error) {
+	return n.h.Copy(s, dest)
+}

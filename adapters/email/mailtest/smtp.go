@@ -1,0 +1,177 @@
+package mailtest
+
+import (
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"testing"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+)
+
+// SMTPMode says how an SMTP test server offers TLS.
+type SMTPMode int
+
+const (
+	SMTPImplicit    SMTPMode = iota // TLS from the first byte (port 465 style)
+	SMTPStartTLS                    // clear text, STARTTLS offered (port 587 style)
+	SMTPNoStartTLS                  // clear text only: STARTTLS is not offered
+	SMTPStartTLSBad                 // STARTTLS advertised but refused with 454
+)
+
+// SMTPOptions configures StartSMTP.
+type SMTPOptions struct {
+	Mode SMTPMode
+	// TLS overrides the CA's server configuration (e.g. to cap MaxVersion).
+	TLS *tls.Config
+	// Username and Password, when set, make AUTH PLAIN mandatory.
+	Username, Password string
+	// RcptError, when set, answers RCPT TO with its result.
+	RcptError func(to string) error
+	// RequireTLS advertises REQUIRETLS (RFC 8689).
+	RequireTLS bool
+}
+
+// Received is one message the server accepted.
+type Received struct {
+	From       string
+	To         []string
+	Data       []byte
+	TLS        bool // the transaction ran over TLS
+	RequireTLS bool // MAIL FROM carried REQUIRETLS
+}
+
+// SMTPServer is a running SMTP server that stores what it receives.
+type SMTPServer struct {
+	Host string
+	Port int
+	Addr string
+
+	mu   sync.Mutex
+	msgs []Received
+	srv  *smtp.Server
+	opts SMTPOptions
+}
+
+// StartSMTP starts a server on 127.0.0.1 with a random port.
+func StartSMTP(t testing.TB, ca *CA, opts SMTPOptions) *SMTPServer {
+	t.Helper()
+	s := &SMTPServer{opts: opts}
+	srv := smtp.NewServer(smtp.BackendFunc(s.newSession))
+	srv.Domain = "localhost"
+	srv.EnableREQUIRETLS = opts.RequireTLS
+	srv.ErrorLog = quietLogger{}
+	tlsCfg := opts.TLS
+	if tlsCfg == nil {
+		tlsCfg = ca.ServerTLS()
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	switch opts.Mode {
+	case SMTPImplicit:
+		srv.TLSConfig = tlsCfg
+		ln = tls.NewListener(ln, tlsCfg)
+	case SMTPStartTLS:
+		srv.TLSConfig = tlsCfg
+	case SMTPStartTLSBad:
+		srv.TLSConfig = &tls.Config{GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			return nil, errors.New("refused")
+		}}
+	case SMTPNoStartTLS:
+		srv.AllowInsecureAuth = true // so a client that wrongly carried on could be caught sending
+	}
+	s.srv = srv
+	s.Addr = ln.Addr().String()
+	host, port, _ := net.SplitHostPort(s.Addr)
+	s.Host = host
+	s.Port, _ = strconv.Atoi(port)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = srv.Serve(ln)
+	}()
+	t.Cleanup(func() {
+		_ = srv.Close()
+		<-done
+	})
+	return s
+}
+
+// Messages returns a copy of everything received so far.
+func (s *SMTPServer) Messages() []Received {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Received(nil), s.msgs...)
+}
+
+func (s *SMTPServer) newSession(c *smtp.Conn) (smtp.Session, error) {
+	_, isTLS := c.TLSConnectionState()
+	return &smtpSession{srv: s, conn: c, tlsAtStart: isTLS}, nil
+}
+
+type smtpSession struct {
+	srv        *SMTPServer
+	conn       *smtp.Conn
+	tlsAtStart bool
+	authed     bool
+	cur        Received
+}
+
+func (ss *smtpSession) AuthMechanisms() []string { return []string{sasl.Plain} }
+
+func (ss *smtpSession) Auth(mech string) (sasl.Server, error) {
+	return sasl.NewPlainServer(func(identity, username, password string) error {
+		if username != ss.srv.opts.Username || password != ss.srv.opts.Password {
+			return smtp.ErrAuthFailed
+		}
+		ss.authed = true
+		return nil
+	}), nil
+}
+
+func (ss *smtpSession) Mail(from string, opts *smtp.MailOptions) error {
+	if ss.srv.opts.Username != "" && !ss.authed {
+		return smtp.ErrAuthRequired
+	}
+	_, isTLS := ss.conn.TLSConnectionState()
+	ss.cur = Received{From: from, TLS: isTLS, RequireTLS: opts != nil && opts.RequireTLS}
+	return nil
+}
+
+func (ss *smtpSession) Rcpt(to string, _ *smtp.RcptOptions) error {
+	if f := ss.srv.opts.RcptError; f != nil {
+		if err := f(to); err != nil {
+			return err
+		}
+	}
+	ss.cur.To = append(ss.cur.To, to)
+	return nil
+}
+
+func (ss *smtpSession) Data(r io.Reader) error {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	ss.cur.Data = b
+	ss.srv.mu.Lock()
+	ss.srv.msgs = append(ss.srv.msgs, ss.cur)
+	ss.srv.mu.Unlock()
+	ss.cur = Received{}
+	return nil
+}
+
+func (ss *smtpSession) Reset()        { ss.cur = Received{} }
+func (ss *smtpSession) Logout() error { return nil }
+
+type quietLogger struct{}
+
+func (quietLogger) Printf(string, ...any) {}
+func (quietLogger) Println(...any)        {}

@@ -1,0 +1,176 @@
+package email
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-message/mail"
+
+	"github.com/samhub/samhub/pipeline/letter"
+)
+
+// Ref is the short, non-personal reference of a letter used in subjects, e.g.
+// "SAM-3F9A01BC". It is derived from the letter id so the console can show
+// the same reference. Eight hex digits can never form a CPR-like digit run.
+func Ref(letterID string) string {
+	s := sha256.Sum256([]byte(letterID))
+	return "SAM-" + strings.ToUpper(hex.EncodeToString(s[:4]))
+}
+
+// recipientHash identifies one (letter, recipient) delivery.
+func recipientHash(letterID, rcpt string) string {
+	s := sha256.Sum256([]byte(letterID + "\x00" + strings.ToLower(rcpt)))
+	return hex.EncodeToString(s[:16])
+}
+
+// MessageID is the deterministic Message-ID (without angle brackets) used
+// for letter letterID sent to rcpt from the domain of from.
+func MessageID(letterID, rcpt, from string) string {
+	domain := "samhub.invalid"
+	if at := strings.LastIndexByte(from, '@'); at >= 0 && at < len(from)-1 {
+		domain = strings.ToLower(from[at+1:])
+	}
+	return recipientHash(letterID, rcpt) + "@" + domain
+}
+
+// outgoing is what one email needs.
+type outgoing struct {
+	from, to  string
+	subject   string
+	messageID string
+	date      time.Time
+	letter    *letter.Letter
+}
+
+// writeMessage writes the MIME message: the letter text as the first part,
+// a text rendering of the whole letter as letter.txt, then the attachments.
+func writeMessage(w io.Writer, o outgoing) error {
+	var h mail.Header
+	h.SetAddressList("From", []*mail.Address{{Address: o.from}})
+	h.SetAddressList("To", []*mail.Address{{Address: o.to}})
+	h.SetSubject(o.subject)
+	h.SetDate(o.date)
+	h.SetMessageID(o.messageID)
+	if o.letter.Kind == letter.KindNotification {
+		h.Set("Auto-Submitted", "auto-generated")
+	}
+
+	mw, err := mail.CreateWriter(w, h)
+	if err != nil {
+		return fmt.Errorf("write mail header: %w", err)
+	}
+	var th mail.InlineHeader
+	th.Set("Content-Type", "text/plain; charset=utf-8")
+	th.Set("Content-Transfer-Encoding", "quoted-printable")
+	tw, err := mw.CreateSingleInline(th)
+	if err != nil {
+		return fmt.Errorf("write text part: %w", err)
+	}
+	body := o.letter.Text
+	if strings.TrimSpace(body) == "" {
+		body = "Brevet er vedhæftet som letter.txt."
+	}
+	if _, err := io.WriteString(tw, crlf(body)); err != nil {
+		return fmt.Errorf("write text part: %w", err)
+	}
+	if err := tw.Close(); err != nil {
+		return fmt.Errorf("write text part: %w", err)
+	}
+
+	if o.letter.Kind != letter.KindNotification {
+		if err := writeAttachment(mw, "letter.txt", "text/plain; charset=utf-8", []byte(crlf(renderLetter(o.letter)))); err != nil {
+			return err
+		}
+	}
+	for _, a := range o.letter.Attachments {
+		if err := writeAttachment(mw, a.Name, a.ContentType, a.Data); err != nil {
+			return err
+		}
+	}
+	if err := mw.Close(); err != nil {
+		return fmt.Errorf("finish message: %w", err)
+	}
+	return nil
+}
+
+func writeAttachment(mw *mail.Writer, name, contentType string, data []byte) error {
+	if contentType == "" {
+		contentType = "application/octet-stream"
+	}
+	if name == "" {
+		name = "bilag"
+	}
+	var ah mail.AttachmentHeader
+	ah.Set("Content-Type", contentType)
+	ah.SetFilename(name)
+	aw, err := mw.CreateAttachment(ah)
+	if err != nil {
+		return fmt.Errorf("write attachment: %w", err)
+	}
+	if _, err := aw.Write(data); err != nil {
+		return fmt.Errorf("write attachment: %w", err)
+	}
+	if err := aw.Close(); err != nil {
+		return fmt.Errorf("write attachment: %w", err)
+	}
+	return nil
+}
+
+// crlf normalises line ends; quoted-printable keeps bare LFs otherwise.
+func crlf(s string) string {
+	s = strings.ReplaceAll(s, "\r\n", "\n")
+	return strings.ReplaceAll(s, "\n", "\r\n")
+}
+
+// renderLetter is the letter as plain text for the letter.txt attachment.
+// It goes only into the TLS-protected body, never into headers.
+func renderLetter(l *letter.Letter) string {
+	var b strings.Builder
+	line := func(label, value string) {
+		if value != "" {
+			fmt.Fprintf(&b, "%s: %s\n", label, value)
+		}
+	}
+	b.WriteString("Brev fra Samrådet for børn og unge\n\n")
+	line("Reference", Ref(l.ID))
+	line("Type", string(l.Kind))
+	line("Emne", l.Subject)
+	line("Afsender", partyText(l.Sender))
+	if !l.Sent.IsZero() {
+		line("Sendt", l.Sent.Format("2006-01-02 15:04"))
+	}
+	if p := l.Patient; p != nil {
+		if p.Pseudonym != "" {
+			line("Barn", p.Pseudonym)
+		} else {
+			line("Barn", strings.TrimSpace(p.GivenName+" "+p.FamilyName))
+			line("CPR", p.Identifier())
+		}
+	}
+	b.WriteString("\n")
+	b.WriteString(l.Text)
+	if !strings.HasSuffix(l.Text, "\n") {
+		b.WriteString("\n")
+	}
+	if len(l.Attachments) > 0 {
+		b.WriteString("\nBilag:\n")
+		for _, a := range l.Attachments {
+			fmt.Fprintf(&b, "- %s\n", a.Name)
+		}
+	}
+	return b.String()
+}
+
+func partyText(p letter.Party) string {
+	parts := make([]string, 0, 3)
+	for _, s := range []string{p.Name, p.Unit, p.Role} {
+		if s != "" {
+			parts = append(parts, s)
+		}
+	}
+	return strings.Join(parts, ", ")
+}

@@ -1,0 +1,185 @@
+package email
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-message"
+	_ "github.com/emersion/go-message/charset" // registers x/text charsets with go-message
+	"github.com/emersion/go-message/mail"
+
+	"github.com/samhub/samhub/pipeline/letter"
+)
+
+// ParseError says why a message could not become a letter. Reason is plain
+// language free of personal data; it is recorded and logged.
+type ParseError struct {
+	Field  string // e.g. "header", "header.From", "body.part[2]"
+	Reason string
+	Err    error
+}
+
+func (e *ParseError) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("%s: %s: %v", e.Field, e.Reason, e.Err)
+	}
+	return e.Field + ": " + e.Reason
+}
+
+func (e *ParseError) Unwrap() error { return e.Err }
+
+// maxParts bounds the work a hostile message can cause.
+const maxParts = 200
+
+// dedupKey is the hex SHA-256 of the Message-ID and the hash of the raw
+// bytes: the same message fetched twice gives the same key, a different
+// message reusing a Message-ID does not.
+func dedupKey(messageID string, raw []byte) string {
+	h := sha256.New()
+	h.Write([]byte(messageID))
+	h.Write([]byte{0})
+	h.Write([]byte(letter.Digest(raw)))
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// headerMessageID reads the Message-ID without failing on a malformed one.
+func headerMessageID(raw []byte) string {
+	e, _ := message.Read(bytes.NewReader(raw))
+	if e == nil {
+		return ""
+	}
+	h := mail.Header{Header: e.Header}
+	if id, err := h.MessageID(); err == nil && id != "" {
+		return id
+	}
+	return strings.Trim(strings.TrimSpace(h.Get("Message-Id")), "<>")
+}
+
+// ParseMessage turns raw MIME bytes into a letter of source instance
+// source. kindFor chooses the kind from the sender address and subject (nil
+// means note). The letter keeps raw as its original.
+func ParseMessage(source string, raw []byte, received time.Time, kindFor func(from, subject string) letter.Kind) (*letter.Letter, error) {
+	mr, err := mail.CreateReader(bytes.NewReader(raw))
+	if mr == nil {
+		if message.IsUnknownEncoding(err) {
+			return nil, &ParseError{Field: "header.Content-Transfer-Encoding", Reason: "expected 7bit, 8bit, binary, base64 or quoted-printable", Err: err}
+		}
+		return nil, &ParseError{Field: "header", Reason: "the message header could not be read", Err: err}
+	}
+	defer mr.Close()
+	h := mr.Header
+
+	// A malformed Message-ID is common in the wild and not fatal; it only
+	// feeds the dedup key, together with the content hash.
+	msgID := headerMessageID(raw)
+	from, err := h.AddressList("From")
+	if err != nil {
+		return nil, &ParseError{Field: "header.From", Reason: "expected a list of mail addresses", Err: err}
+	}
+	if len(from) == 0 {
+		return nil, &ParseError{Field: "header.From", Reason: "expected a sender address, found none"}
+	}
+	subject, err := h.Subject()
+	if err != nil && !message.IsUnknownCharset(err) {
+		return nil, &ParseError{Field: "header.Subject", Reason: "the subject could not be decoded", Err: err}
+	}
+
+	l := &letter.Letter{
+		ID:       "email:" + source + ":" + dedupKey(msgID, raw),
+		Format:   "email",
+		Source:   source,
+		Received: received,
+		Sender:   letter.Party{Name: from[0].Name, Email: strings.ToLower(from[0].Address)},
+		Subject:  subject,
+		Original: letter.Original{Data: raw, ContentType: "message/rfc822", SHA256: letter.Digest(raw)},
+		Meta:     map[string]string{},
+	}
+	if kindFor != nil {
+		l.Kind = kindFor(l.Sender.Email, subject)
+	} else {
+		l.Kind = letter.KindNote
+	}
+	if msgID != "" {
+		l.Meta["message-id"] = msgID
+	}
+	if irt, err := h.MsgIDList("In-Reply-To"); err == nil && len(irt) > 0 {
+		l.Meta["in-reply-to"] = irt[0]
+	}
+	if d, err := h.Date(); err == nil {
+		l.Sent = d
+	}
+
+	var plain, html []string
+	for i := 0; ; i++ {
+		if i >= maxParts {
+			return nil, &ParseError{Field: "body", Reason: fmt.Sprintf("more than %d parts", maxParts)}
+		}
+		p, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		field := fmt.Sprintf("body.part[%d]", i)
+		if p == nil {
+			if message.IsUnknownEncoding(err) {
+				return nil, &ParseError{Field: field + ".Content-Transfer-Encoding", Reason: "expected 7bit, 8bit, binary, base64 or quoted-printable", Err: err}
+			}
+			return nil, &ParseError{Field: field, Reason: "the MIME structure is broken", Err: err}
+		}
+		body, rerr := io.ReadAll(p.Body)
+		if rerr != nil {
+			return nil, &ParseError{Field: field, Reason: "the part could not be decoded", Err: rerr}
+		}
+		switch ph := p.Header.(type) {
+		case *mail.InlineHeader:
+			ct, _, _ := ph.ContentType()
+			switch ct {
+			case "text/plain":
+				plain = append(plain, string(body))
+				continue
+			case "text/html":
+				html = append(html, string(body))
+				continue
+			}
+			name := inlineName(ph, i)
+			l.Attachments = append(l.Attachments, letter.NewAttachment(name, ct, body))
+		case *mail.AttachmentHeader:
+			ct, _, _ := ph.ContentType()
+			name, _ := ph.Filename()
+			if name == "" {
+				name = fmt.Sprintf("bilag-%d", i)
+			}
+			l.Attachments = append(l.Attachments, letter.NewAttachment(name, ct, body))
+		}
+	}
+	switch {
+	case len(plain) > 0:
+		l.Text = strings.Join(plain, "\n")
+	case len(html) > 0:
+		parts := make([]string, len(html))
+		for i, s := range html {
+			parts[i] = htmlToText(s)
+		}
+		l.Text = strings.Join(parts, "\n")
+	}
+	l.Text = strings.ReplaceAll(l.Text, "\r\n", "\n")
+	if err := l.Validate(); err != nil {
+		return nil, &ParseError{Field: "letter", Reason: "the message did not give a valid letter", Err: err}
+	}
+	return l, nil
+}
+
+func inlineName(h *mail.InlineHeader, i int) string {
+	if _, params, err := h.ContentDisposition(); err == nil && params["filename"] != "" {
+		return params["filename"]
+	}
+	if _, params, err := h.ContentType(); err == nil && params["name"] != "" {
+		return params["name"]
+	}
+	return fmt.Sprintf("del-%d", i)
+}

@@ -1,0 +1,191 @@
+package email
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/samhub/samhub/pipeline/letter"
+)
+
+const testdataDir = "../../testdata/email"
+
+func readFixture(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(testdataDir, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+var received = time.Date(2025, 6, 2, 10, 0, 0, 0, time.UTC)
+
+func TestParseDanishWithAttachment(t *testing.T) {
+	raw := readFixture(t, "danish-attachment.eml")
+	l, err := ParseMessage("mail-in", raw, received, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(l.ID, "email:mail-in:") || len(l.ID) != len("email:mail-in:")+64 {
+		t.Errorf("id = %q, want email:mail-in:<64 hex>", l.ID)
+	}
+	if l.Kind != letter.KindNote || l.Format != "email" || l.Source != "mail-in" {
+		t.Errorf("kind/format/source = %s/%s/%s", l.Kind, l.Format, l.Source)
+	}
+	if l.Sender.Email != "laege@example.dk" || l.Sender.Name != "Læge Åse Øster" {
+		t.Errorf("sender = %+v", l.Sender)
+	}
+	if l.Subject != "Henvisning vedrørende barn" {
+		t.Errorf("subject = %q", l.Subject)
+	}
+	if !strings.Contains(l.Text, "Kære Samråd") || !strings.Contains(l.Text, "græder hver morgen") || strings.Contains(l.Text, "\r") {
+		t.Errorf("text = %q", l.Text)
+	}
+	if len(l.Attachments) != 1 {
+		t.Fatalf("attachments = %d, want 1", len(l.Attachments))
+	}
+	a := l.Attachments[0]
+	if a.Name != "Henvisning æøå.pdf" || a.ContentType != "application/pdf" || !strings.HasPrefix(string(a.Data), "%PDF-1.4") || a.Size != int64(len(a.Data)) || a.SHA256 != letter.Digest(a.Data) {
+		t.Errorf("attachment = %q %q %d", a.Name, a.ContentType, a.Size)
+	}
+	if string(l.Original.Data) != string(raw) || l.Original.ContentType != "message/rfc822" || l.Original.SHA256 != letter.Digest(raw) {
+		t.Errorf("original not kept byte for byte")
+	}
+	if l.Meta["message-id"] != "henv-0001@example.dk" {
+		t.Errorf("meta = %v", l.Meta)
+	}
+	if want := time.Date(2025, 6, 2, 7, 15, 0, 0, time.UTC); !l.Sent.Equal(want) {
+		t.Errorf("sent = %v, want %v", l.Sent, want)
+	}
+
+	// Same bytes, same id; one changed byte, another id.
+	again, _ := ParseMessage("mail-in", raw, received.Add(time.Hour), nil)
+	if again.ID != l.ID {
+		t.Errorf("id not deterministic: %s vs %s", again.ID, l.ID)
+	}
+	changed := []byte(strings.Replace(string(raw), "morgen", "aften!", 1))
+	other, err := ParseMessage("mail-in", changed, received, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if other.ID == l.ID {
+		t.Error("different content with the same Message-ID got the same letter id")
+	}
+}
+
+func TestParseHTMLLatin1(t *testing.T) {
+	l, err := ParseMessage("mail-in", readFixture(t, "html-latin1.eml"), received, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Hej Samråd,", "Tak & hilsen", "Børne- og ungdomspsykiatrien"} {
+		if !strings.Contains(l.Text, want) {
+			t.Errorf("text %q lacks %q", l.Text, want)
+		}
+	}
+	for _, bad := range []string{"<p>", "color: red", "alert(1)"} {
+		if strings.Contains(l.Text, bad) {
+			t.Errorf("text %q keeps %q", l.Text, bad)
+		}
+	}
+	if l.Meta["in-reply-to"] != "abc123@kommune.example.dk" {
+		t.Errorf("in-reply-to = %q", l.Meta["in-reply-to"])
+	}
+}
+
+func TestParseAlternativePrefersPlain(t *testing.T) {
+	l, err := ParseMessage("mail-in", readFixture(t, "alternative-latin1.eml"), received, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Text != "Hvornår er mødet? Vi kan komme på torsdag." {
+		t.Errorf("text = %q", l.Text)
+	}
+	if l.Subject != "Spørgsmål" {
+		t.Errorf("subject = %q", l.Subject)
+	}
+	if len(l.Attachments) != 0 {
+		t.Errorf("html alternative became an attachment")
+	}
+}
+
+func TestParseKindRules(t *testing.T) {
+	cfg := imapConfig{Kind: "note", Rules: []kindRule{
+		{From: "@region.example.dk", Kind: "reply"},
+		{SubjectContains: "henvisning", Kind: "referral"},
+	}}
+	l, err := ParseMessage("in", readFixture(t, "html-latin1.eml"), received, cfg.kindFor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Kind != letter.KindReply {
+		t.Errorf("kind = %s, want reply", l.Kind)
+	}
+	l, _ = ParseMessage("in", readFixture(t, "danish-attachment.eml"), received, cfg.kindFor)
+	if l.Kind != letter.KindReferral {
+		t.Errorf("kind = %s, want referral", l.Kind)
+	}
+	l, _ = ParseMessage("in", readFixture(t, "alternative-latin1.eml"), received, cfg.kindFor)
+	if l.Kind != letter.KindNote {
+		t.Errorf("kind = %s, want note", l.Kind)
+	}
+}
+
+func TestParseErrorsNameTheField(t *testing.T) {
+	cases := map[string]string{
+		"bad-header.eml":          "header",
+		"no-from.eml":             "header.From",
+		"truncated-multipart.eml": "body.part[1]",
+	}
+	for file, field := range cases {
+		t.Run(file, func(t *testing.T) {
+			_, err := ParseMessage("in", readFixture(t, file), received, nil)
+			var pe *ParseError
+			if !errors.As(err, &pe) {
+				t.Fatalf("err = %v, want a *ParseError", err)
+			}
+			if pe.Field != field {
+				t.Errorf("field = %q, want %q (err %v)", pe.Field, field, err)
+			}
+			if strings.Contains(pe.Reason, "@") {
+				t.Errorf("reason %q quotes an address", pe.Reason)
+			}
+		})
+	}
+}
+
+// FuzzMIME checks that no input makes the parser panic, and that whatever it
+// accepts is a valid letter keeping the input bytes.
+func FuzzMIME(f *testing.F) {
+	entries, err := os.ReadDir(testdataDir)
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".eml") {
+			f.Add(readFixture(f, e.Name()))
+		}
+	}
+	f.Add([]byte("From: a@b.dk\r\n\r\n"))
+	f.Add([]byte("Content-Type: multipart/mixed; boundary=x\r\nFrom: a@b.dk\r\n\r\n--x\r\n--x--\r\n"))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		l, err := ParseMessage("fuzz", raw, received, nil)
+		if err != nil {
+			var pe *ParseError
+			if !errors.As(err, &pe) {
+				t.Fatalf("error is not a *ParseError: %v", err)
+			}
+			return
+		}
+		if err := l.Validate(); err != nil {
+			t.Fatalf("accepted an invalid letter: %v", err)
+		}
+		if string(l.Original.Data) != string(raw) {
+			t.Fatal("original bytes changed")
+		}
+	})
+}

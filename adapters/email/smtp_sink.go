@@ -1,0 +1,329 @@
+package email
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+
+	"github.com/samhub/samhub/adapters"
+	"github.com/samhub/samhub/pipeline/letter"
+)
+
+// SMTPSink delivers letters by SMTP submission over TLS. Build it with
+// NewSMTPSink or through the adapter registry (type "smtp").
+type SMTPSink struct {
+	name   string
+	log    *slog.Logger
+	state  adapters.StateStore
+	now    func() time.Time
+	cfg    smtpConfig
+	conn   *resolved
+	allow  allowList
+	dialer net.Dialer
+}
+
+// NewSMTPSink builds the "smtp" sink from its configuration block.
+func NewSMTPSink(deps adapters.Deps, cfg map[string]any) (*SMTPSink, error) {
+	if err := refuseInsecureKeys(cfg); err != nil {
+		return nil, err
+	}
+	var c smtpConfig
+	if err := adapters.Decode(cfg, &c); err != nil {
+		return nil, err
+	}
+	r, allow, err := c.check()
+	if err != nil {
+		return nil, err
+	}
+	s := &SMTPSink{name: deps.Name, log: deps.Logger, state: deps.State, now: deps.Now, cfg: c, conn: r, allow: allow}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if allow.empty() {
+		s.log.Warn("email: the allow-list is empty, so this destination will refuse every letter", "adapter", s.name, "key", "allow")
+	}
+	return s, nil
+}
+
+// recipients are the letter's receivers that have an email address,
+// lower-cased and without duplicates, in letter order.
+func recipients(l *letter.Letter) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, p := range l.Receivers {
+		a := strings.ToLower(strings.TrimSpace(p.Email))
+		if a == "" || seen[a] {
+			continue
+		}
+		seen[a] = true
+		out = append(out, a)
+	}
+	return out
+}
+
+// Deliver sends the letter to each receiver with an email address, one
+// message per recipient. Recipients already served (sent marker in the state
+// store) are skipped, so a retried delivery sends nothing twice.
+func (s *SMTPSink) Deliver(ctx context.Context, l *letter.Letter) (adapters.Delivery, error) {
+	rcpts := recipients(l)
+	if len(rcpts) == 0 {
+		return adapters.Delivery{}, adapters.Permanent("no_email_recipient", "the letter has no receiver with an email address", nil)
+	}
+	if s.allow.empty() {
+		return adapters.Delivery{}, adapters.Permanent("allow_list_empty", "the email allow-list (allow) of this destination is empty, so nothing can be sent", nil)
+	}
+	for _, r := range rcpts {
+		if !s.allow.allows(r) {
+			return adapters.Delivery{}, adapters.Permanent("recipient_not_allowed", "recipient not on the allow-list", nil)
+		}
+	}
+
+	ids := make([]string, len(rcpts))
+	var pending []int
+	for i, r := range rcpts {
+		ids[i] = "<" + MessageID(l.ID, r, s.cfg.From) + ">"
+		sent, err := s.wasSent(ctx, l.ID, r)
+		if err != nil {
+			return adapters.Delivery{}, adapters.Retryable("state_unavailable", "the hub's state store could not be read", err)
+		}
+		if !sent {
+			pending = append(pending, i)
+		}
+	}
+	delivery := adapters.Delivery{RemoteID: strings.Join(ids, ",")}
+	if len(pending) == 0 {
+		delivery.Existing = true
+		return delivery, nil
+	}
+
+	sess, err := s.open(ctx)
+	if err != nil {
+		return adapters.Delivery{}, err
+	}
+	defer sess.close()
+	for _, i := range pending {
+		var buf bytes.Buffer
+		o := outgoing{
+			from: s.cfg.From, to: rcpts[i],
+			subject:   strings.ReplaceAll(s.cfg.Subject, "{ref}", Ref(l.ID)),
+			messageID: strings.Trim(ids[i], "<>"),
+			date:      s.now(),
+			letter:    l,
+		}
+		if err := writeMessage(&buf, o); err != nil {
+			return adapters.Delivery{}, adapters.Permanent("message_build_failed", "the letter could not be written as an email", err)
+		}
+		if err := sess.send(ctx, s.cfg.From, rcpts[i], buf.Bytes(), s.cfg.RequireTLS); err != nil {
+			return adapters.Delivery{}, err
+		}
+		if err := s.markSent(ctx, l.ID, rcpts[i], ids[i]); err != nil {
+			// The mail is out; a retry would send it again with the same
+			// Message-ID, which is the best we can do without the store.
+			s.log.Warn("email: could not record a sent message", slog.Any("letter", l), "err", err)
+		}
+		s.log.Info("email: letter sent", slog.Any("letter", l), "message_id", ids[i])
+	}
+	return delivery, nil
+}
+
+func sentKey(letterID, rcpt string) string { return "smtp.sent." + recipientHash(letterID, rcpt) }
+
+func (s *SMTPSink) wasSent(ctx context.Context, letterID, rcpt string) (bool, error) {
+	if s.state == nil {
+		return false, nil
+	}
+	_, _, err := s.state.Get(ctx, sentKey(letterID, rcpt))
+	if errors.Is(err, adapters.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+func (s *SMTPSink) markSent(ctx context.Context, letterID, rcpt, messageID string) error {
+	if s.state == nil {
+		return nil
+	}
+	_, err := s.state.Put(ctx, sentKey(letterID, rcpt), []byte(messageID))
+	return err
+}
+
+// smtpSession is one authenticated TLS connection.
+type smtpSession struct {
+	c         *smtp.Client
+	guard     *guardConn
+	handshook *atomic.Bool
+	stop      func() bool
+}
+
+func (ss *smtpSession) close() {
+	ss.stop()
+	_ = ss.c.Quit()
+	_ = ss.c.Close()
+}
+
+// open connects, secures and authenticates. Every error is classified.
+func (s *SMTPSink) open(ctx context.Context) (*smtpSession, error) {
+	raw, err := s.dialer.DialContext(ctx, "tcp", s.conn.addr)
+	if err != nil {
+		return nil, adapters.Retryable("network", "could not connect to the mail server", err)
+	}
+	g := &guardConn{Conn: raw, limit: time.Now().Add(s.cfg.Timeout)}
+	stop := context.AfterFunc(ctx, func() { raw.Close() })
+	fail := func(e error) (*smtpSession, error) {
+		stop()
+		raw.Close()
+		if ctx.Err() != nil {
+			return nil, adapters.Retryable("timeout", "the mail server did not answer in time", ctx.Err())
+		}
+		return nil, e
+	}
+
+	var handshook atomic.Bool
+	tlsCfg := s.conn.tls.Clone()
+	// Called only when the handshake and certificate checks succeeded; an
+	// error before that point is a TLS failure, not a mail failure.
+	tlsCfg.VerifyConnection = func(tls.ConnectionState) error { handshook.Store(true); return nil }
+
+	var c *smtp.Client
+	switch s.conn.mode {
+	case modeImplicit:
+		tc := tls.Client(g, tlsCfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return fail(classifyTLS(err))
+		}
+		c = smtp.NewClient(tc)
+	default:
+		g.recording = true
+		c, err = smtp.NewClientStartTLS(g, tlsCfg)
+		g.recording = false
+		if err != nil {
+			if complete, offered := g.ehloOffers("STARTTLS"); complete && !offered {
+				return fail(adapters.Permanent("starttls_missing", "the mail server did not offer STARTTLS, so nothing was sent", err))
+			}
+			return fail(classifySMTP(err, "connect", false))
+		}
+	}
+	c.CommandTimeout = s.cfg.Timeout
+	c.SubmissionTimeout = s.cfg.Timeout
+	sess := &smtpSession{c: c, guard: g, handshook: &handshook, stop: stop}
+
+	if s.conn.username != "" {
+		// Hello runs EHLO over TLS now, which completes the handshake for
+		// STARTTLS and refreshes the extension list.
+		if !c.SupportsAuth("PLAIN") {
+			err := c.Noop() // surface a TLS failure before blaming AUTH
+			if err != nil {
+				c.Close()
+				return fail(classifySMTP(err, "connect", handshook.Load()))
+			}
+			c.Close()
+			return fail(adapters.Permanent("auth_unsupported", "the mail server does not offer password login (AUTH PLAIN) over TLS", nil))
+		}
+		if err := c.Auth(sasl.NewPlainClient("", s.conn.username, s.conn.password)); err != nil {
+			c.Close()
+			return fail(classifySMTP(err, "auth", handshook.Load()))
+		}
+	} else if err := c.Noop(); err != nil {
+		c.Close()
+		return fail(classifySMTP(err, "connect", handshook.Load()))
+	}
+	if !handshook.Load() {
+		c.Close()
+		return fail(adapters.Permanent("tls_failed", "the connection to the mail server is not encrypted", nil))
+	}
+	return sess, nil
+}
+
+// send runs one mail transaction.
+func (ss *smtpSession) send(ctx context.Context, from, to string, msg []byte, requireTLS bool) error {
+	opts := &smtp.MailOptions{}
+	if requireTLS {
+		if ok, _ := ss.c.Extension("REQUIRETLS"); !ok {
+			return adapters.Permanent("requiretls_missing", "the mail server does not support REQUIRETLS, which this destination requires", nil)
+		}
+		opts.RequireTLS = true
+	}
+	wrap := func(err error, stage string) error {
+		if ctx.Err() != nil {
+			return adapters.Retryable("timeout", "the mail server did not answer in time", ctx.Err())
+		}
+		return classifySMTP(err, stage, true)
+	}
+	if err := ss.c.Mail(from, opts); err != nil {
+		return wrap(err, "mail")
+	}
+	if err := ss.c.Rcpt(to, nil); err != nil {
+		return wrap(err, "rcpt")
+	}
+	w, err := ss.c.Data()
+	if err != nil {
+		return wrap(err, "data")
+	}
+	if _, err := w.Write(msg); err != nil {
+		return wrap(err, "data")
+	}
+	if err := w.Close(); err != nil {
+		return wrap(err, "data")
+	}
+	return nil
+}
+
+// classifySMTP maps an SMTP client error to the hub's classes. Reasons name
+// the step and the reply code, never addresses or the server's text (which
+// may echo an address).
+func classifySMTP(err error, stage string, handshook bool) error {
+	var se *smtp.SMTPError
+	if errors.As(err, &se) {
+		what := map[string]string{
+			"connect": "the mail server refused the connection",
+			"auth":    "the mail server refused the login",
+			"mail":    "the mail server refused the sender",
+			"rcpt":    "the mail server refused the recipient",
+			"data":    "the mail server refused the message",
+		}[stage]
+		code := fmt.Sprintf("smtp_%d", se.Code)
+		if se.Code/100 == 4 {
+			return adapters.Retryable(code, fmt.Sprintf("%s for now (SMTP %d); it will be tried again", what, se.Code), err)
+		}
+		return adapters.Permanent(code, fmt.Sprintf("%s (SMTP %d)", what, se.Code), err)
+	}
+	if !handshook && stage != "auth" {
+		if e := classifyTLS(err); e != nil {
+			return e
+		}
+	}
+	return adapters.Retryable("network", "the connection to the mail server failed", err)
+}
+
+// classifyTLS sorts a handshake error: a dropped connection may be retried,
+// anything else (untrusted certificate, version refused, not TLS at all)
+// will fail the same way next time.
+func classifyTLS(err error) error {
+	var cv *tls.CertificateVerificationError
+	var ua x509.UnknownAuthorityError
+	var he x509.HostnameError
+	switch {
+	case errors.As(err, &cv), errors.As(err, &ua), errors.As(err, &he):
+		return adapters.Permanent("tls_untrusted", "the mail server's certificate could not be verified (wrong CA or name)", err)
+	case isTransportError(err):
+		return adapters.Retryable("network", "the connection to the mail server failed during the TLS handshake", err)
+	default:
+		return adapters.Permanent("tls_failed", "no TLS connection could be agreed with the mail server (TLS 1.2 or newer is required)", err)
+	}
+}
+
+var _ adapters.Sink = (*SMTPSink)(nil)
