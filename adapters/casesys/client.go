@@ -1,0 +1,306 @@
+package casesys
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/samhub/samhub/adapters"
+)
+
+// client speaks the case-system contract: it holds the access token,
+// refreshes it once on 401, and turns answers into classified errors.
+type client struct {
+	base *url.URL
+	http *http.Client
+	cc   clientcredentials.Config
+
+	mu        sync.Mutex
+	tok       *oauth2.Token
+	refreshAt time.Time
+}
+
+// maxBody caps what is read from an answer; documents come back through
+// the file endpoint, which the caller reads with its own limit.
+const maxBody = 64 << 20
+
+func newClient(c Config) (*client, error) {
+	base, err := url.Parse(c.URL)
+	if err != nil {
+		return nil, err
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tc, err := c.TLS.build()
+	if err != nil {
+		return nil, err
+	}
+	if tc != nil {
+		tr.TLSClientConfig = tc
+	}
+	return &client{
+		base: base,
+		http: &http.Client{Transport: tr, Timeout: c.Timeout},
+		cc: clientcredentials.Config{
+			ClientID: c.ClientID, ClientSecret: c.ClientSecret, TokenURL: c.TokenURL,
+			Scopes: strings.Fields(c.Scope), AuthStyle: oauth2.AuthStyleInHeader,
+		},
+	}, nil
+}
+
+// token returns a cached access token, fetching a new one shortly before
+// expiry. The margin is a tenth of the lifetime (at most 10 s) rather than
+// x/oauth2's fixed 10 s, which would make tokens shorter than 10 s useless.
+func (c *client) token(ctx context.Context) (*oauth2.Token, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.tok != nil && time.Now().Before(c.refreshAt) {
+		return c.tok, nil
+	}
+	tok, err := c.cc.Token(context.WithValue(ctx, oauth2.HTTPClient, c.http))
+	if err != nil {
+		return nil, tokenError(err)
+	}
+	now := time.Now()
+	c.tok, c.refreshAt = tok, now.Add(24*time.Hour)
+	if !tok.Expiry.IsZero() {
+		life := tok.Expiry.Sub(now)
+		c.refreshAt = tok.Expiry.Add(-min(life/10, 10*time.Second))
+	}
+	return tok, nil
+}
+
+// forget drops tok so the next call fetches a new one, unless another
+// goroutine already replaced it.
+func (c *client) forget(tok *oauth2.Token) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.tok == tok {
+		c.tok = nil
+	}
+}
+
+func tokenError(err error) error {
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) && re.Response != nil {
+		switch st := re.Response.StatusCode; {
+		case st == http.StatusBadRequest || st == http.StatusUnauthorized || st == http.StatusForbidden:
+			return adapters.Permanent("auth_failed", "the case system's token service refused the hub's client credentials or scope; check client_id, client_secret and scope", err)
+		case st == http.StatusTooManyRequests || st == http.StatusServiceUnavailable:
+			return adapters.RetryAfter("token_unavailable", "the case system's token service is busy or in maintenance", retryAfter(re.Response.Header), err)
+		default:
+			return adapters.Retryable("token_unavailable", fmt.Sprintf("the case system's token service failed (HTTP %d)", st), err)
+		}
+	}
+	return networkError(err)
+}
+
+func networkError(err error) error {
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+		return adapters.Retryable("timeout", "the case system did not answer in time", err)
+	}
+	if errors.Is(err, context.Canceled) {
+		return adapters.Retryable("cancelled", "the delivery was interrupted (the hub is stopping)", err)
+	}
+	return adapters.Retryable("network", "the case system could not be reached or dropped the connection", err)
+}
+
+// request is one API call. Path is relative to the base URL and already
+// escaped; it never carries personal data.
+type request struct {
+	method      string
+	path        string
+	query       url.Values
+	body        []byte
+	contentType string
+	idemKey     string
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+// do sends r with a bearer token. On 401 it fetches a new token and sends
+// r once more; a second 401 is a permanent auth error. Any answer with a
+// status is returned without error; only transport failures are errors.
+func (c *client) do(ctx context.Context, r request) (*response, error) {
+	for attempt := 0; ; attempt++ {
+		tok, err := c.token(ctx)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := c.send(ctx, r, tok)
+		if err != nil {
+			return nil, err
+		}
+		if resp.status != http.StatusUnauthorized {
+			return resp, nil
+		}
+		c.forget(tok)
+		if attempt == 1 {
+			return nil, adapters.Permanent("auth_rejected", "the case system rejects the hub's access tokens even when new (HTTP 401); check the client's registration in the case system", nil)
+		}
+	}
+}
+
+func (c *client) send(ctx context.Context, r request, tok *oauth2.Token) (*response, error) {
+	u := *c.base
+	u.RawPath = strings.TrimRight(c.base.EscapedPath(), "/") + r.path
+	u.Path, _ = url.PathUnescape(u.RawPath)
+	if r.query != nil {
+		u.RawQuery = r.query.Encode()
+	}
+	var body io.Reader
+	if r.body != nil {
+		body = bytes.NewReader(r.body)
+	}
+	req, err := http.NewRequestWithContext(ctx, r.method, u.String(), body)
+	if err != nil {
+		return nil, adapters.Permanent("bad_request", "the hub built an invalid request (see the hub log)", err)
+	}
+	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+	req.Header.Set("Accept", "application/json, application/problem+json")
+	if r.contentType != "" {
+		req.Header.Set("Content-Type", r.contentType)
+	}
+	if r.idemKey != "" {
+		req.Header.Set("Idempotency-Key", r.idemKey)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, networkError(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	if err != nil {
+		return nil, networkError(err)
+	}
+	return &response{status: resp.StatusCode, header: resp.Header, body: b}, nil
+}
+
+// problemDoc is the part of an RFC 9457 answer the adapter reads.
+type problemDoc struct {
+	Code       string `json:"code"`
+	Type       string `json:"type"`
+	ExistingID string `json:"existingId"`
+	Errors     []struct {
+		Field string `json:"field"`
+	} `json:"errors"`
+}
+
+func parseProblem(b []byte) problemDoc {
+	var p problemDoc
+	json.Unmarshal(b, &p)
+	if p.Code == "" && p.Type != "" {
+		p.Code = p.Type[strings.LastIndexAny(p.Type, ":/")+1:]
+	}
+	return p
+}
+
+// fieldName accepts only what looks like a field path, so a server that
+// puts a value in "field" cannot leak it into a parked letter's reason.
+var fieldName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_.\[\]-]{0,63}$`)
+
+func (p problemDoc) fields() string {
+	var out []string
+	for _, e := range p.Errors {
+		if fieldName.MatchString(e.Field) && !hasDigitRun(e.Field) {
+			out = append(out, e.Field)
+		}
+		if len(out) == 5 {
+			break
+		}
+	}
+	if len(out) == 0 {
+		return ""
+	}
+	return " (fields: " + strings.Join(out, ", ") + ")"
+}
+
+// hasDigitRun reports four or more digits in a row, which a field path
+// never needs and a CPR or date always has.
+func hasDigitRun(s string) bool {
+	n := 0
+	for _, r := range s {
+		if r >= '0' && r <= '9' {
+			n++
+			if n >= 4 {
+				return true
+			}
+		} else {
+			n = 0
+		}
+	}
+	return false
+}
+
+// classify turns a non-success answer into a classified error. what says
+// what the hub was doing, in plain words ("adding the document").
+// The server's detail text is never copied: only status, code and field
+// names, which carry no personal data.
+func classify(what string, resp *response) error {
+	p := parseProblem(resp.body)
+	st := resp.status
+	cause := fmt.Errorf("case system answered HTTP %d (%s) while %s", st, p.Code, what)
+	switch {
+	case st == http.StatusConflict && p.Code == "case-closed":
+		return adapters.Permanent("case_closed", "the child's case is closed in the case system, so nothing can be added while "+what+"; a coordinator must reopen the case or decide where the letter goes", cause)
+	case st == http.StatusConflict && p.Code == "request-in-progress":
+		return adapters.RetryAfter("request_in_progress", "the case system is still processing an earlier attempt of "+what, retryAfter(resp.header), cause)
+	case st == http.StatusTooManyRequests:
+		return adapters.RetryAfter("throttled", "the case system asked the hub to slow down (HTTP 429) while "+what, retryAfter(resp.header), cause)
+	case st == http.StatusServiceUnavailable:
+		return adapters.RetryAfter("unavailable", "the case system is unavailable or in maintenance (HTTP 503) while "+what, retryAfter(resp.header), cause)
+	case st >= 500:
+		return adapters.Retryable("server_error", fmt.Sprintf("the case system failed (HTTP %d) while %s", st, what), cause)
+	case st == http.StatusBadRequest:
+		return adapters.Permanent("bad_request", "the case system rejected the request as malformed (HTTP 400) while "+what+p.fields(), cause)
+	case st == http.StatusForbidden:
+		return adapters.Permanent("forbidden", "the case system does not allow the hub to do this (HTTP 403) while "+what+"; check the client's scope and unit rights", cause)
+	case st == http.StatusNotFound:
+		return adapters.Permanent("not_found", "the case system does not know the case or document (HTTP 404) while "+what, cause)
+	case st == http.StatusRequestEntityTooLarge:
+		return adapters.Permanent("too_large", "the letter's files are larger than the case system accepts (HTTP 413)", cause)
+	case st == http.StatusUnsupportedMediaType:
+		return adapters.Permanent("file_type_refused", "the case system refuses one of the letter's file types (HTTP 415)"+p.fields(), cause)
+	case st == http.StatusUnprocessableEntity && p.Code == "idempotency-key-reused":
+		return adapters.Permanent("idempotency_key_reused", "the case system has seen this letter before with different content (HTTP 422 idempotency-key-reused) while "+what+"; a coordinator must check whether the letter changed", cause)
+	case st == http.StatusUnprocessableEntity:
+		return adapters.Permanent("validation_failed", "the case system found invalid fields (HTTP 422) while "+what+p.fields(), cause)
+	case st == http.StatusConflict:
+		return adapters.Permanent("conflict", "the case system reported a conflict (HTTP 409) while "+what, cause)
+	default:
+		return adapters.Permanent(fmt.Sprintf("http_%d", st), fmt.Sprintf("the case system answered HTTP %d while %s", st, what), cause)
+	}
+}
+
+// retryAfter reads Retry-After as seconds or an HTTP date; zero if absent.
+func retryAfter(h http.Header) time.Duration {
+	v := h.Get("Retry-After")
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+		return time.Duration(n) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(time.Until(t), 0)
+	}
+	return 0
+}

@@ -1,0 +1,424 @@
+package casesys
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/samhub/samhub/adapters"
+	"github.com/samhub/samhub/pipeline/letter"
+)
+
+// Deliver journalises l on the child's case: it finds (or creates) the
+// case by CPR, adds the letter as a document (original file, a plain-text
+// rendering and any attachments) and a journal note. RemoteID is the
+// document id; Existing is true when both were there already.
+func (a *Adapter) Deliver(ctx context.Context, l *letter.Letter) (adapters.Delivery, error) {
+	if l.Source == a.name && l.Meta["casesys.documentId"] != "" {
+		// The letter came from this case system's outbox: its document is there.
+		return adapters.Delivery{RemoteID: l.Meta["casesys.documentId"], Existing: true}, nil
+	}
+	pid := normaliseID(l.Patient.Identifier())
+	if pid == "" {
+		return adapters.Delivery{}, adapters.Permanent("no_patient", "the letter names no child (no CPR or replacement id), so no case can be found", nil)
+	}
+	caseID, err := a.resolveCase(ctx, l, pid)
+	if err != nil {
+		return adapters.Delivery{}, err
+	}
+	doc, docExisted, err := a.ensureDocument(ctx, l, caseID)
+	if err != nil {
+		return adapters.Delivery{}, err
+	}
+	noteExisted, err := a.ensureNote(ctx, l, caseID, doc)
+	if err != nil {
+		return adapters.Delivery{}, err
+	}
+	d := adapters.Delivery{RemoteID: doc.ID, Existing: docExisted && noteExisted}
+	a.log.Info("letter journalised in the case system", slog.Any("letter", l), "document", doc.ID, "existing", d.Existing)
+	return d, nil
+}
+
+// normaliseID drops the hyphen of the "ddmmyy-ssss" CPR spelling.
+func normaliseID(s string) string {
+	s = strings.TrimSpace(s)
+	if len(s) == 11 && s[6] == '-' {
+		return s[:6] + s[7:]
+	}
+	return s
+}
+
+func (a *Adapter) idemKey(l *letter.Letter, op string) string {
+	return "samhub:" + l.ID + ":" + a.name + ":" + op
+}
+
+// opaque makes an externalId part from text that may be personal (CPR) or
+// merely look like it (MedCom letter numbers): a SHA-256 in lower-case
+// base32, whose alphabet has no 0, 1, 8 or 9, so it cannot form a
+// CPR-like run of digits in a URL.
+func opaque(parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(h.Sum(nil))[:32])
+}
+
+// CaseExternalID is the externalId of the case the hub creates for a child:
+// a hash of case type and CPR, so it is stable forever but is not the CPR.
+func CaseExternalID(caseType, cpr string) string {
+	return "samhub:case:" + opaque("case", caseType, cpr)
+}
+
+// DocumentExternalID is the externalId of the document made from letter id.
+func DocumentExternalID(letterID string) string { return "samhub:doc:" + opaque("document", letterID) }
+
+// NoteExternalID is the externalId of the journal note made for letter id.
+func NoteExternalID(letterID string) string { return "samhub:note:" + opaque("note", letterID) }
+
+type caseView struct {
+	ID           string `json:"id"`
+	Status       string `json:"status"`
+	PrimaryParty struct {
+		CPR  string `json:"cpr"`
+		Name string `json:"name"`
+	} `json:"primaryParty"`
+	Consent       *consentView `json:"consent"`
+	ContactPerson *struct {
+		Name  string `json:"name"`
+		Email string `json:"email"`
+	} `json:"contactPerson"`
+	Referral *referralView `json:"referral"`
+}
+
+type consentView struct {
+	GivenBy            string     `json:"givenBy,omitempty"`
+	Form               string     `json:"form,omitempty"`
+	GivenAt            *time.Time `json:"givenAt,omitempty"`
+	Scopes             []string   `json:"scopes"`
+	YoungPersonRefused bool       `json:"youngPersonRefused"`
+	WithdrawnAt        *time.Time `json:"withdrawnAt,omitempty"`
+}
+
+type referralView struct {
+	ThreadID string `json:"threadId,omitempty"`
+	LetterID string `json:"letterId,omitempty"`
+}
+
+// resolveCase finds the child's case of the configured type: an open one
+// first, else a closed one (the case system then answers case-closed and
+// the coordinator decides); with none it creates one or parks the letter.
+func (a *Adapter) resolveCase(ctx context.Context, l *letter.Letter, pid string) (string, error) {
+	body, _ := json.Marshal(map[string]any{"cpr": pid, "caseType": a.cfg.CaseType, "page": 1, "pageSize": 100})
+	resp, err := a.api.do(ctx, request{method: http.MethodPost, path: "/cases/search", body: body, contentType: "application/json", idemKey: a.idemKey(l, "search-case")})
+	if err != nil {
+		return "", err
+	}
+	if resp.status != http.StatusOK {
+		return "", classify("searching for the child's case", resp)
+	}
+	var found struct {
+		Results []caseView `json:"results"`
+	}
+	if err := json.Unmarshal(resp.body, &found); err != nil {
+		return "", adapters.Retryable("bad_answer", "the case system's search answer could not be read", err)
+	}
+	closed := ""
+	for _, c := range found.Results {
+		if c.Status == "open" {
+			return c.ID, nil
+		}
+		if closed == "" {
+			closed = c.ID
+		}
+	}
+	if closed != "" {
+		return closed, nil
+	}
+	if a.cfg.OnMissingCase == "park" {
+		return "", adapters.Permanent("no_case", "no case for this child; on_missing_case is park, so a coordinator must create or choose the case", nil)
+	}
+	return a.createCase(ctx, l, pid)
+}
+
+func (a *Adapter) createCase(ctx context.Context, l *letter.Letter, pid string) (string, error) {
+	in := map[string]any{
+		"externalId":   CaseExternalID(a.cfg.CaseType, pid),
+		"caseType":     a.cfg.CaseType,
+		"title":        a.cfg.CaseTitle,
+		"primaryParty": map[string]string{"cpr": pid},
+	}
+	if a.cfg.KLE != "" {
+		in["kle"] = a.cfg.KLE
+	}
+	if a.cfg.ResponsibleUnit != "" {
+		in["responsibleUnit"] = a.cfg.ResponsibleUnit
+	}
+	if c := l.Consent; c != nil {
+		cv := consentView{GivenBy: c.GivenBy, Form: c.Form, Scopes: []string{}, YoungPersonRefused: c.YoungPersonRefused}
+		if !c.GivenAt.IsZero() {
+			cv.GivenAt = &c.GivenAt
+		}
+		if !c.WithdrawnAt.IsZero() {
+			cv.WithdrawnAt = &c.WithdrawnAt
+		}
+		for _, s := range c.Scopes {
+			cv.Scopes = append(cv.Scopes, string(s))
+		}
+		in["consent"] = cv
+	}
+	if l.Kind == letter.KindReferral {
+		in["referral"] = referralView{ThreadID: l.Thread(), LetterID: l.ID}
+	}
+	body, _ := json.Marshal(in)
+	resp, err := a.api.do(ctx, request{method: http.MethodPost, path: "/cases", body: body, contentType: "application/json", idemKey: a.idemKey(l, "create-case")})
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case resp.status == http.StatusCreated || resp.status == http.StatusOK:
+		var c caseView
+		if err := json.Unmarshal(resp.body, &c); err != nil || c.ID == "" {
+			return "", adapters.Retryable("bad_answer", "the case system's answer to creating the case could not be read", err)
+		}
+		a.log.Info("case created in the case system", "case", c.ID, slog.Any("letter", l))
+		return c.ID, nil
+	case isDuplicate(resp):
+		return existingID(resp)
+	default:
+		return "", classify("creating the child's case", resp)
+	}
+}
+
+func isDuplicate(resp *response) bool {
+	return resp.status == http.StatusConflict && parseProblem(resp.body).Code == "duplicate-external-id"
+}
+
+// existingID reads the id named by a duplicate-external-id answer.
+func existingID(resp *response) (string, error) {
+	if id := parseProblem(resp.body).ExistingID; id != "" {
+		return id, nil
+	}
+	if loc := resp.header.Get("Location"); loc != "" {
+		return loc[strings.LastIndex(loc, "/")+1:], nil
+	}
+	return "", adapters.Retryable("bad_answer", "the case system reported an existing object without naming it", nil)
+}
+
+type documentView struct {
+	ID        string    `json:"id"`
+	CreatedAt time.Time `json:"createdAt"`
+}
+
+// ensureDocument finds the letter's document by externalId or adds it.
+func (a *Adapter) ensureDocument(ctx context.Context, l *letter.Letter, caseID string) (documentView, bool, error) {
+	ext := DocumentExternalID(l.ID)
+	docsPath := "/cases/" + url.PathEscape(caseID) + "/documents"
+	if d, ok, err := a.findByExternalID(ctx, docsPath, ext, "looking for an earlier copy of the document"); err != nil || ok {
+		return d, ok, err
+	}
+	body, ctype := a.documentBody(l, ext)
+	resp, err := a.api.do(ctx, request{method: http.MethodPost, path: docsPath, body: body, contentType: ctype, idemKey: a.idemKey(l, "add-document")})
+	if err != nil {
+		return documentView{}, false, err
+	}
+	switch {
+	case resp.status == http.StatusCreated || resp.status == http.StatusOK:
+		var d documentView
+		if err := json.Unmarshal(resp.body, &d); err != nil || d.ID == "" {
+			return d, false, adapters.Retryable("bad_answer", "the case system's answer to adding the document could not be read", err)
+		}
+		return d, false, nil
+	case isDuplicate(resp):
+		// Saved by an earlier attempt whose answer was lost; read it back for createdAt.
+		if d, ok, err := a.findByExternalID(ctx, docsPath, ext, "reading the existing document"); err != nil || ok {
+			return d, true, err
+		}
+		id, err := existingID(resp)
+		return documentView{ID: id}, true, err
+	default:
+		return documentView{}, false, classify("adding the document", resp)
+	}
+}
+
+// findByExternalID looks an object up with GET path?externalId=ext.
+func (a *Adapter) findByExternalID(ctx context.Context, path, ext, what string) (documentView, bool, error) {
+	resp, err := a.api.do(ctx, request{method: http.MethodGet, path: path, query: url.Values{"externalId": {ext}}})
+	if err != nil {
+		return documentView{}, false, err
+	}
+	if resp.status != http.StatusOK {
+		return documentView{}, false, classify(what, resp)
+	}
+	var list struct {
+		Results []documentView `json:"results"`
+	}
+	if err := json.Unmarshal(resp.body, &list); err != nil {
+		return documentView{}, false, adapters.Retryable("bad_answer", "the case system's answer to "+what+" could not be read", err)
+	}
+	if len(list.Results) == 0 {
+		return documentView{}, false, nil
+	}
+	return list.Results[0], true, nil
+}
+
+type docMetadata struct {
+	ExternalID   string         `json:"externalId"`
+	Title        string         `json:"title"`
+	Direction    string         `json:"direction"`
+	DocumentDate *time.Time     `json:"documentDate,omitempty"`
+	Sender       letter.Party   `json:"sender"`
+	Recipients   []letter.Party `json:"recipients,omitempty"`
+	Files        []string       `json:"files"`
+	Letter       letterRef      `json:"letter"`
+}
+
+type letterRef struct {
+	ID        string `json:"id"`
+	Kind      string `json:"kind"`
+	ThreadID  string `json:"threadId,omitempty"`
+	InReplyTo string `json:"inReplyTo,omitempty"`
+}
+
+type filePart struct {
+	name, contentType string
+	data              []byte
+}
+
+// documentBody builds the multipart upload. The boundary is derived from
+// the letter id so a retry sends byte-identical bodies.
+func (a *Adapter) documentBody(l *letter.Letter, ext string) ([]byte, string) {
+	var files []filePart
+	if l.Original.Data != nil {
+		files = append(files, filePart{originalName(l), orDefault(l.Original.ContentType, "application/octet-stream"), l.Original.Data})
+	}
+	files = append(files, filePart{"letter.txt", "text/plain; charset=utf-8", []byte(render(l))})
+	for i, at := range l.Attachments {
+		name := at.Name
+		if name == "" {
+			name = fmt.Sprintf("attachment-%d", i+1)
+		}
+		files = append(files, filePart{name, orDefault(at.ContentType, "application/octet-stream"), at.Data})
+	}
+	meta := docMetadata{
+		ExternalID: ext, Title: title(l), Direction: direction(l), Sender: l.Sender, Recipients: l.Receivers,
+		Letter: letterRef{ID: l.ID, Kind: string(l.Kind), ThreadID: l.ThreadID, InReplyTo: l.InReplyTo},
+	}
+	if d := letterDate(l); !d.IsZero() {
+		meta.DocumentDate = &d
+	}
+	for _, f := range files {
+		meta.Files = append(meta.Files, f.name)
+	}
+	mb, _ := json.Marshal(meta)
+
+	var buf bytes.Buffer
+	w := multipart.NewWriter(&buf)
+	sum := sha256.Sum256([]byte(l.ID))
+	w.SetBoundary("samhub-" + hex.EncodeToString(sum[:16]))
+	h := textproto.MIMEHeader{}
+	h.Set("Content-Disposition", `form-data; name="metadata"`)
+	h.Set("Content-Type", "application/json")
+	p, _ := w.CreatePart(h)
+	p.Write(mb)
+	for _, f := range files {
+		h := textproto.MIMEHeader{}
+		h.Set("Content-Disposition", mime.FormatMediaType("form-data", map[string]string{"name": "file", "filename": f.name}))
+		h.Set("Content-Type", f.contentType)
+		p, _ := w.CreatePart(h)
+		p.Write(f.data)
+	}
+	w.Close()
+	return buf.Bytes(), w.FormDataContentType()
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func originalName(l *letter.Letter) string {
+	if l.Original.Filename != "" {
+		return l.Original.Filename
+	}
+	mt, _, _ := mime.ParseMediaType(l.Original.ContentType)
+	switch {
+	case mt == "application/pdf":
+		return "original.pdf"
+	case strings.HasSuffix(mt, "json"):
+		return "original.json"
+	case strings.HasSuffix(mt, "xml"):
+		return "original.xml"
+	case strings.HasPrefix(mt, "text/"):
+		return "original.txt"
+	case mt == "message/rfc822":
+		return "original.eml"
+	default:
+		return "original.bin"
+	}
+}
+
+// letterDate is a date taken from the letter itself, so retries send the
+// same metadata.
+func letterDate(l *letter.Letter) time.Time {
+	if !l.Sent.IsZero() {
+		return l.Sent
+	}
+	return l.Received
+}
+
+func direction(l *letter.Letter) string {
+	if l.Sender.Role == "municipality" || l.Sender.Role == "coordinator" {
+		return "outgoing"
+	}
+	return "incoming"
+}
+
+type noteView struct {
+	ExternalID  string    `json:"externalId"`
+	Title       string    `json:"title"`
+	Text        string    `json:"text"`
+	ContactTime time.Time `json:"contactTime"`
+}
+
+// ensureNote adds the journal note that records the document, unless an
+// earlier attempt did.
+func (a *Adapter) ensureNote(ctx context.Context, l *letter.Letter, caseID string, doc documentView) (bool, error) {
+	ext := NoteExternalID(l.ID)
+	notesPath := "/cases/" + url.PathEscape(caseID) + "/journal-notes"
+	if _, ok, err := a.findByExternalID(ctx, notesPath, ext, "looking for an earlier journal note"); err != nil || ok {
+		return ok, err
+	}
+	when := letterDate(l)
+	if when.IsZero() {
+		when = doc.CreatedAt
+	}
+	body, _ := json.Marshal(noteView{ExternalID: ext, Title: "Brev journaliseret af Samhub", Text: noteText(l, doc.ID), ContactTime: when})
+	resp, err := a.api.do(ctx, request{method: http.MethodPost, path: notesPath, body: body, contentType: "application/json", idemKey: a.idemKey(l, "add-journal-note")})
+	if err != nil {
+		return false, err
+	}
+	switch {
+	case resp.status == http.StatusCreated || resp.status == http.StatusOK:
+		return false, nil
+	case isDuplicate(resp):
+		return true, nil
+	default:
+		return false, classify("adding the journal note", resp)
+	}
+}

@@ -1,0 +1,287 @@
+package casesys
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"mime"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/samhub/samhub/adapters"
+	"github.com/samhub/samhub/pipeline/letter"
+)
+
+// Run polls the outbox every poll_interval and publishes each ready
+// document as a letter, marking it sent only after Publish returned nil.
+// With poll_interval 0 it only waits for ctx.
+func (a *Adapter) Run(ctx context.Context, pub adapters.Publisher) error {
+	if a.cfg.PollInterval == 0 {
+		<-ctx.Done()
+		return nil
+	}
+	t := time.NewTicker(a.cfg.PollInterval)
+	defer t.Stop()
+	for {
+		if err := a.pollOnce(ctx, pub); err != nil && ctx.Err() == nil {
+			class, reason, code := adapters.Classify(err)
+			a.log.Warn("case system outbox poll failed; trying again at the next poll", "class", class.String(), "code", code, "reason", reason)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+type outboxOrg struct {
+	Name string `json:"name"`
+	GLN  string `json:"gln"`
+	SOR  string `json:"sor"`
+}
+
+type outboxItem struct {
+	DocumentID string    `json:"documentId"`
+	CaseID     string    `json:"caseId"`
+	Kind       string    `json:"kind"`
+	Title      string    `json:"title"`
+	Text       string    `json:"text"`
+	ReadyAt    time.Time `json:"readyAt"`
+	Recipients struct {
+		GP      *outboxOrg `json:"gp"`
+		Parents []struct {
+			Name  string `json:"name"`
+			Email string `json:"email"`
+		} `json:"parents"`
+		Region *outboxOrg `json:"region"`
+	} `json:"recipients"`
+	Referral *referralView `json:"referral"`
+	Files    []struct {
+		Name        string `json:"name"`
+		ContentType string `json:"contentType"`
+		SHA256      string `json:"sha256"`
+		Href        string `json:"href"`
+	} `json:"files"`
+	raw json.RawMessage
+}
+
+// pollOnce publishes every ready outbox document in order. It stops at the
+// first failure so the next poll starts again from there.
+func (a *Adapter) pollOnce(ctx context.Context, pub adapters.Publisher) error {
+	resp, err := a.api.do(ctx, request{method: http.MethodGet, path: "/outbox", query: url.Values{"status": {"ready"}}})
+	if err != nil {
+		return err
+	}
+	if resp.status != http.StatusOK {
+		return classify("reading the outbox", resp)
+	}
+	var list struct {
+		Results []json.RawMessage `json:"results"`
+	}
+	if err := json.Unmarshal(resp.body, &list); err != nil {
+		return adapters.Retryable("bad_answer", "the case system's outbox answer could not be read", err)
+	}
+	cases := map[string]*caseView{}
+	for _, raw := range list.Results {
+		var it outboxItem
+		if err := json.Unmarshal(raw, &it); err != nil || it.DocumentID == "" || it.CaseID == "" {
+			a.log.Warn("skipping an outbox entry that could not be read")
+			continue
+		}
+		it.raw = raw
+		if err := a.handleItem(ctx, pub, &it, cases); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (a *Adapter) stateKey(docID string) string {
+	return "casesys." + safeKey(a.name) + ".published." + safeKey(docID)
+}
+
+var unsafeKey = regexp.MustCompile(`[^A-Za-z0-9_=.-]`)
+
+func safeKey(s string) string { return unsafeKey.ReplaceAllString(s, "_") }
+
+func (a *Adapter) handleItem(ctx context.Context, pub adapters.Publisher, it *outboxItem, cases map[string]*caseView) error {
+	key := a.stateKey(it.DocumentID)
+	published := false
+	if a.st != nil {
+		if _, _, err := a.st.Get(ctx, key); err == nil {
+			published = true // an earlier run published it but could not mark it sent
+		} else if !errors.Is(err, adapters.ErrNotFound) {
+			a.log.Warn("state store unavailable; publishing again (the broker drops the duplicate)", "document", it.DocumentID)
+		}
+	}
+	if !published {
+		l, err := a.outboxLetter(ctx, it, cases)
+		if err != nil {
+			return err
+		}
+		if err := l.Validate(); err != nil {
+			a.log.Warn("outbox document does not make a valid letter; left in the outbox", "document", it.DocumentID)
+			return nil
+		}
+		if err := pub.Publish(ctx, l); err != nil {
+			return err
+		}
+		a.log.Info("outbox document published", slog.Any("letter", l), "document", it.DocumentID)
+		if a.st != nil {
+			if _, err := a.st.Put(ctx, key, []byte(a.now().UTC().Format(time.RFC3339))); err != nil {
+				a.log.Warn("could not record the publication; a failed mark-sent would publish it again", "document", it.DocumentID)
+			}
+		}
+	}
+	resp, err := a.api.do(ctx, request{method: http.MethodPost, path: "/outbox/" + url.PathEscape(it.DocumentID) + "/sent", idemKey: "samhub:" + a.name + ":" + it.DocumentID + ":mark-sent"})
+	if err != nil {
+		return err
+	}
+	if resp.status != http.StatusOK {
+		return classify("marking an outbox document as sent", resp)
+	}
+	if a.st != nil {
+		a.st.Delete(ctx, key) // the outbox no longer lists it; a leftover key is harmless
+	}
+	return nil
+}
+
+// outboxLetter turns an outbox entry into a letter. The letter id is
+// deterministic, so publishing again after a crash is de-duplicated by the
+// broker.
+func (a *Adapter) outboxLetter(ctx context.Context, it *outboxItem, cases map[string]*caseView) (*letter.Letter, error) {
+	cs, ok := cases[it.CaseID]
+	if !ok {
+		resp, err := a.api.do(ctx, request{method: http.MethodGet, path: "/cases/" + url.PathEscape(it.CaseID)})
+		if err != nil {
+			return nil, err
+		}
+		if resp.status != http.StatusOK {
+			return nil, classify("reading the case of an outbox document", resp)
+		}
+		cs = &caseView{}
+		if err := json.Unmarshal(resp.body, cs); err != nil {
+			return nil, adapters.Retryable("bad_answer", "the case system's case answer could not be read", err)
+		}
+		cases[it.CaseID] = cs
+	}
+	kind := letter.Kind(it.Kind)
+	if !slices.Contains(letter.Kinds, kind) {
+		kind = letter.KindRecommendation
+	}
+	s := a.cfg.Outbox.Sender
+	sender := letter.Party{Role: s.Role, Name: s.Name, GLN: s.GLN, SOR: s.SOR, Municipality: s.Municipality, Unit: s.Unit, Email: s.Email}
+	if cs.ContactPerson != nil && cs.ContactPerson.Email != "" {
+		sender.Email = cs.ContactPerson.Email // replies reach the caseworker
+	}
+	l := &letter.Letter{
+		ID:       "casesys:" + a.name + ":" + it.DocumentID,
+		Kind:     kind,
+		Format:   "casesys",
+		Source:   a.name,
+		Received: a.now().UTC(),
+		Sent:     it.ReadyAt,
+		Sender:   sender,
+		Subject:  it.Title,
+		Text:     it.Text,
+		Patient:  patient(cs),
+		Consent:  consent(cs.Consent),
+		Meta:     map[string]string{"casesys.caseId": it.CaseID, "casesys.documentId": it.DocumentID},
+	}
+	ref := it.Referral
+	if ref == nil {
+		ref = cs.Referral
+	}
+	if ref != nil {
+		l.ThreadID, l.InReplyTo = ref.ThreadID, ref.LetterID
+	}
+	if gp := it.Recipients.GP; gp != nil {
+		l.Receivers = append(l.Receivers, letter.Party{Role: "gp", Name: gp.Name, GLN: gp.GLN, SOR: gp.SOR})
+	}
+	for _, p := range it.Recipients.Parents {
+		l.Receivers = append(l.Receivers, letter.Party{Role: "parents", Name: p.Name, Email: p.Email})
+	}
+	if r := it.Recipients.Region; r != nil {
+		l.Receivers = append(l.Receivers, letter.Party{Role: "region", Name: r.Name, GLN: r.GLN, SOR: r.SOR})
+	}
+	for i, f := range it.Files {
+		data, err := a.download(ctx, f.Href)
+		if err != nil {
+			return nil, err
+		}
+		if i == 0 {
+			_, params, _ := mime.ParseMediaType(f.ContentType)
+			l.Original = letter.Original{Data: data, ContentType: f.ContentType, Charset: params["charset"], Filename: f.Name, SHA256: letter.Digest(data)}
+			continue
+		}
+		l.Attachments = append(l.Attachments, letter.NewAttachment(f.Name, f.ContentType, data))
+	}
+	if l.Original.Data == nil {
+		// A document without files: keep the outbox entry itself as the original.
+		l.Original = letter.Original{Data: it.raw, ContentType: "application/json", Filename: "outbox.json", SHA256: letter.Digest(it.raw)}
+	}
+	return l, nil
+}
+
+// download fetches a file by the href the outbox gave (relative to the
+// API base URL).
+func (a *Adapter) download(ctx context.Context, href string) ([]byte, error) {
+	u, err := url.Parse(href)
+	if err != nil || u.IsAbs() || !strings.HasPrefix(u.Path, "/") {
+		return nil, adapters.Permanent("bad_answer", "the case system's outbox names a file with an unusable link", err)
+	}
+	resp, err := a.api.do(ctx, request{method: http.MethodGet, path: u.EscapedPath()})
+	if err != nil {
+		return nil, err
+	}
+	if resp.status != http.StatusOK {
+		return nil, classify("downloading an outbox document's file", resp)
+	}
+	return resp.body, nil
+}
+
+var cprDigits = regexp.MustCompile(`^[0-9]{10}$`)
+
+func patient(cs *caseView) *letter.Patient {
+	id := cs.PrimaryParty.CPR
+	if id == "" {
+		return nil
+	}
+	p := &letter.Patient{}
+	if cprDigits.MatchString(id) {
+		p.CPR = id
+	} else {
+		p.ReplacementID = id
+	}
+	if n := strings.TrimSpace(cs.PrimaryParty.Name); n != "" {
+		if i := strings.LastIndex(n, " "); i > 0 {
+			p.GivenName, p.FamilyName = n[:i], n[i+1:]
+		} else {
+			p.FamilyName = n
+		}
+	}
+	return p
+}
+
+func consent(c *consentView) *letter.Consent {
+	if c == nil {
+		return nil
+	}
+	out := &letter.Consent{GivenBy: c.GivenBy, Form: c.Form, YoungPersonRefused: c.YoungPersonRefused}
+	if c.GivenAt != nil {
+		out.GivenAt = *c.GivenAt
+	}
+	if c.WithdrawnAt != nil {
+		out.WithdrawnAt = *c.WithdrawnAt
+	}
+	for _, s := range c.Scopes {
+		out.Scopes = append(out.Scopes, letter.Scope(s))
+	}
+	return out
+}

@@ -1,0 +1,34 @@
+// Package casesyssim is an in-process municipal case system implementing
+// Samhub's case-system contract (schemas/casesys/openapi.yaml) for tests
+// and `make run` demos: OAuth2 client credentials with short-lived tokens,
+// cases found by CPR in the request body, multipart documents, journal
+// notes, the council's outbox, Idempotency-Key replay and permanent
+// externalIds, RFC 9457 problems, 413/415 limits and 409 case-closed.
+//
+// State is kept in Config.DataDir (state.json, rewritten atomically on each
+// commit, and content-addressed files/) so a new Server on the same
+// directory continues where the old one stopped. Access tokens are held in
+// memory only: after a restart clients get 401 and must fetch a new token.
+//
+// # Admin API under /_sim/ (simulator only, no authentication)
+//
+//	GET    /_sim/cases                            all cases            {"results":[Case…]}
+//	GET    /_sim/documents                        all documents        {"results":[Document…]}
+//	GET    /_sim/journal-notes                    all journal notes    {"results":[JournalNote…]}
+//	GET    /_sim/requests                         contract requests answered (method, uri, route, status)
+//	GET    /_sim/documents/{docId}/files/{index}  raw bytes of a stored file
+//	POST   /_sim/cases                            seed a case: Case JSON (consent, contactPerson, referral, status…) → 201 Case
+//	POST   /_sim/cases/{caseId}/outbox            seed a ready outbox document: SeedDocument JSON → 201 Document
+//	POST   /_sim/cases/{caseId}/close             close a case → 204
+//	POST   /_sim/faults                           {"fail":{"route":"POST /cases","count":2,"status":503,"retryAfterSeconds":3},
+//	                                               "drop":{"route":"POST /cases/{caseId}/documents","count":1},
+//	                                               "delayMs":500,"rejectTokens":true}   (every member optional) → 204
+//	DELETE /_sim/faults                           turn all faults off → 204
+//
+// Routes in faults are the mux patterns of the contract, as written in
+// openapi.yaml ("" or absent: every contract route except the token
+// endpoint and /healthz). The same switches exist as Go methods: FailNext,
+// InjectFailure, DropResponses, SetDelay, RejectTokens, ResetFaults; and
+// the helpers SeedCase, SeedOutboxDocument, CloseCase, Cases, Documents,
+// JournalNotes, FileData, Requests.
+package casesyssim

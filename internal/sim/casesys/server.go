@@ -1,0 +1,466 @@
+package casesyssim
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"mime/multipart"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Config configures a simulator. Zero values take the documented defaults.
+type Config struct {
+	DataDir      string // required; state survives a restart on the same dir
+	ClientID     string // default "samhub"
+	ClientSecret string // default "samhub-secret"
+	// TokenTTL is the access-token lifetime (default 300 s). Short values
+	// make clients exercise refresh.
+	TokenTTL time.Duration
+	// MaxUploadBytes caps a request body (default 20 MiB); larger → 413.
+	MaxUploadBytes int64
+	// BlockedTypes are file media types refused with 415, as real ESDHs
+	// refuse executables (default none).
+	BlockedTypes []string
+	// IdempotencyRetention is how long Idempotency-Key answers are kept
+	// (default and minimum 7 days, the hub's longest retry horizon).
+	IdempotencyRetention time.Duration
+	Logger               *slog.Logger     // optional
+	Now                  func() time.Time // optional, for tests
+}
+
+const (
+	scopeRead  = "cases.read"
+	scopeWrite = "cases.write"
+)
+
+// Server is an in-process case system implementing schemas/casesys/openapi.yaml
+// plus the /_sim/ admin API.
+type Server struct {
+	cfg Config
+	log *slog.Logger
+	mux *http.ServeMux
+
+	mu       sync.Mutex
+	st       *state
+	tokens   map[string]token
+	inflight map[string]bool
+	faults   faults
+	requests []Request
+
+	srvMu sync.Mutex
+	srv   *http.Server
+}
+
+type token struct {
+	clientID string
+	scopes   map[string]bool
+	expires  time.Time
+}
+
+// New builds a simulator on cfg.DataDir, loading earlier state if present.
+func New(cfg Config) (*Server, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("casesyssim: Config.DataDir must be set")
+	}
+	if cfg.ClientID == "" {
+		cfg.ClientID = "samhub"
+	}
+	if cfg.ClientSecret == "" {
+		cfg.ClientSecret = "samhub-secret"
+	}
+	if cfg.TokenTTL <= 0 {
+		cfg.TokenTTL = 300 * time.Second
+	}
+	if cfg.MaxUploadBytes <= 0 {
+		cfg.MaxUploadBytes = 20 << 20
+	}
+	if cfg.IdempotencyRetention < 7*24*time.Hour {
+		cfg.IdempotencyRetention = 7 * 24 * time.Hour
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("casesyssim: data dir: %w", err)
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), tokens: map[string]token{}, inflight: map[string]bool{}}
+	if err := s.load(); err != nil {
+		return nil, err
+	}
+	s.routes()
+	return s, nil
+}
+
+func (s *Server) now() time.Time {
+	if s.cfg.Now != nil {
+		return s.cfg.Now()
+	}
+	return time.Now()
+}
+
+// ServeHTTP serves the contract and the /_sim/ admin API.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// Start listens on addr ("127.0.0.1:0" picks a free port) and serves in the
+// background. It returns the base URL, e.g. "http://127.0.0.1:41234".
+func (s *Server) Start(addr string) (string, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", fmt.Errorf("casesyssim: listen %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
+	s.srvMu.Lock()
+	s.srv = srv
+	s.srvMu.Unlock()
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("case system simulator stopped", "err", err)
+		}
+	}()
+	return "http://" + ln.Addr().String(), nil
+}
+
+// Close stops the listener started by Start and drops open connections.
+// The data directory is kept.
+func (s *Server) Close() error {
+	s.srvMu.Lock()
+	defer s.srvMu.Unlock()
+	if s.srv == nil {
+		return nil
+	}
+	err := s.srv.Close()
+	s.srv = nil
+	return err
+}
+
+type idemMode int
+
+const (
+	idemNone idemMode = iota
+	idemOptional
+	idemRequired
+)
+
+// call is one API request after the common checks.
+type call struct {
+	r    *http.Request
+	body []byte
+	tok  token
+}
+
+// reply is an API answer, built under s.mu and written afterwards so that it
+// can be stored for Idempotency-Key replays.
+type reply struct {
+	status      int
+	contentType string
+	location    string
+	header      http.Header
+	body        []byte
+	changed     bool // state was modified and must be saved
+}
+
+type handlerFunc func(c *call) reply
+
+func (s *Server) routes() {
+	s.mux.HandleFunc("POST /oauth2/token", s.recorded(s.token))
+	s.mux.HandleFunc("GET /healthz", s.recorded(func(w http.ResponseWriter, r *http.Request) int {
+		return writeReply(w, jsonReply(http.StatusOK, map[string]string{"status": "ok"}))
+	}))
+	s.api("POST /cases/search", scopeRead, idemOptional, s.searchCases)
+	s.api("POST /cases", scopeWrite, idemRequired, s.createCase)
+	s.api("GET /cases/{caseId}", scopeRead, idemNone, s.getCase)
+	s.api("POST /cases/{caseId}/close", scopeWrite, idemRequired, s.closeCase)
+	s.api("POST /cases/{caseId}/documents", scopeWrite, idemRequired, s.addDocument)
+	s.api("GET /cases/{caseId}/documents", scopeRead, idemNone, s.listDocuments)
+	s.api("GET /cases/{caseId}/documents/{docId}", scopeRead, idemNone, s.getDocument)
+	s.api("GET /cases/{caseId}/documents/{docId}/files/{index}", scopeRead, idemNone, s.getFile)
+	s.api("POST /cases/{caseId}/journal-notes", scopeWrite, idemRequired, s.addNote)
+	s.api("GET /cases/{caseId}/journal-notes", scopeRead, idemNone, s.listNotes)
+	s.api("GET /outbox", scopeRead, idemNone, s.listOutbox)
+	s.api("POST /outbox/{docId}/sent", scopeWrite, idemRequired, s.markSent)
+	s.adminRoutes()
+}
+
+// recorded wraps a handler that returns the status it wrote.
+func (s *Server) recorded(h func(http.ResponseWriter, *http.Request) int) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		status := h(w, r)
+		s.record(r, status, false)
+	}
+}
+
+func (s *Server) record(r *http.Request, status int, replayed bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.requests = append(s.requests, Request{Method: r.Method, URI: r.RequestURI, Route: r.Pattern, Status: status, Replayed: replayed, At: s.now()})
+}
+
+// api registers a contract route behind the common pipeline: injected
+// failures, bearer token and scope, body limit, Idempotency-Key, injected
+// delay, the handler, persistence, and an optional dropped response.
+func (s *Server) api(pattern, scope string, idem idemMode, h handlerFunc) {
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		if f, ok := s.takeFailure(pattern); ok {
+			rep := problem(f.Status, failureCode(f.Status), "Injected failure", "The simulator was told to fail this call.")
+			if f.RetryAfter > 0 {
+				rep.header = http.Header{"Retry-After": {strconv.Itoa(int((f.RetryAfter + time.Second - 1) / time.Second))}}
+			}
+			s.record(r, writeReply(w, rep), false)
+			return
+		}
+		tok, ok := s.authenticate(r)
+		if !ok {
+			rep := problem(http.StatusUnauthorized, "invalid-token", "Access token missing, expired or rejected", "Obtain a new token from /oauth2/token.")
+			rep.header = http.Header{"Www-Authenticate": {`Bearer error="invalid_token"`}}
+			s.record(r, writeReply(w, rep), false)
+			return
+		}
+		if !tok.scopes[scope] {
+			s.record(r, writeReply(w, problem(http.StatusForbidden, "insufficient-scope", "Scope not granted", "This operation needs scope "+scope+".")), false)
+			return
+		}
+		var body []byte
+		if r.Method == http.MethodPost {
+			var err error
+			body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxUploadBytes))
+			if err != nil {
+				var mbe *http.MaxBytesError
+				if errors.As(err, &mbe) {
+					s.record(r, writeReply(w, problem(http.StatusRequestEntityTooLarge, "payload-too-large", "Request too large", fmt.Sprintf("Requests may be at most %d bytes.", s.cfg.MaxUploadBytes))), false)
+					return
+				}
+				s.record(r, writeReply(w, problem(http.StatusBadRequest, "unreadable-body", "Request body could not be read", "")), false)
+				return
+			}
+		}
+		key := r.Header.Get("Idempotency-Key")
+		if idem == idemRequired && key == "" {
+			s.record(r, writeReply(w, problem(http.StatusBadRequest, "idempotency-key-missing", "Idempotency-Key header required", "Every state-changing POST needs an Idempotency-Key header.", fieldErr{"Idempotency-Key", "header is required"})), false)
+			return
+		}
+		if len(key) > 512 {
+			s.record(r, writeReply(w, problem(http.StatusBadRequest, "invalid-idempotency-key", "Idempotency-Key too long", "", fieldErr{"Idempotency-Key", "must be at most 512 characters"})), false)
+			return
+		}
+		var slot, fp string
+		if idem != idemNone && key != "" {
+			slot = tok.clientID + "\x00" + key
+			fp = fingerprint(r, body)
+			rep, replayed := s.reserve(slot, fp)
+			if rep != nil {
+				if s.takeDrop(pattern) {
+					s.dropConnection(w)
+					s.record(r, 0, replayed)
+					return
+				}
+				s.record(r, writeReply(w, *rep), replayed)
+				return
+			}
+			defer s.release(slot)
+		}
+		if d := s.delay(); d > 0 {
+			select {
+			case <-time.After(d):
+			case <-r.Context().Done():
+				s.record(r, 0, false)
+				return
+			}
+		}
+		s.mu.Lock()
+		rep := h(&call{r: r, body: body, tok: tok})
+		if slot != "" && storable(rep.status) {
+			s.st.Idempotency[slot] = &idemRecord{Fingerprint: fp, Route: pattern, Status: rep.status, ContentType: rep.contentType, Location: rep.location, Body: rep.body, CreatedAt: s.now()}
+			s.pruneIdempotency()
+			rep.changed = true
+		}
+		if rep.changed {
+			if err := s.save(); err != nil {
+				s.log.Error("case system simulator could not save state", "err", err)
+				rep = problem(http.StatusInternalServerError, "storage-failed", "State could not be saved", "")
+			}
+		}
+		s.mu.Unlock()
+		if s.takeDrop(pattern) {
+			s.dropConnection(w)
+			s.record(r, 0, false)
+			return
+		}
+		s.record(r, writeReply(w, rep), false)
+	})
+}
+
+// storable says which answers a key replays: deterministic outcomes, not
+// throttling, auth or server failures (those may succeed on a retry).
+func storable(status int) bool {
+	return status < 500 && status != http.StatusUnauthorized && status != http.StatusTooManyRequests
+}
+
+// reserve looks up an Idempotency-Key. It returns a reply to send at once
+// (a replay, a reuse error or "in progress"), or nil after marking the key
+// in flight.
+func (s *Server) reserve(slot, fp string) (rep *reply, replayed bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if rec, ok := s.st.Idempotency[slot]; ok {
+		if rec.Fingerprint != fp {
+			p := problem(http.StatusUnprocessableEntity, "idempotency-key-reused", "Idempotency-Key reused with a different request", "The key was first used with another request body or path; use a new key for a new request.", fieldErr{"Idempotency-Key", "was used before for a different request"})
+			return &p, false
+		}
+		r := reply{status: rec.Status, contentType: rec.ContentType, location: rec.Location, body: rec.Body, header: http.Header{"Idempotent-Replayed": {"true"}}}
+		return &r, true
+	}
+	if s.inflight[slot] {
+		p := problem(http.StatusConflict, "request-in-progress", "A request with this Idempotency-Key is still running", "Retry after the indicated time.")
+		p.header = http.Header{"Retry-After": {"1"}}
+		return &p, false
+	}
+	s.inflight[slot] = true
+	return nil, false
+}
+
+func (s *Server) release(slot string) {
+	s.mu.Lock()
+	delete(s.inflight, slot)
+	s.mu.Unlock()
+}
+
+// fingerprint identifies a request for Idempotency-Key comparison: method,
+// path and body. Multipart bodies are compared part by part (name, file
+// name, media type, bytes), so a client's random boundary does not matter.
+func fingerprint(r *http.Request, body []byte) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s %s\n", r.Method, r.URL.Path)
+	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err == nil && mt == "multipart/form-data" {
+		mr := multipart.NewReader(bytes.NewReader(body), params["boundary"])
+		for {
+			p, err := mr.NextRawPart()
+			if err != nil {
+				break
+			}
+			data, _ := io.ReadAll(p)
+			fmt.Fprintf(h, "%q %q %q %d\n", p.FormName(), p.FileName(), p.Header.Get("Content-Type"), len(data))
+			h.Write(data)
+		}
+	} else {
+		fmt.Fprintf(h, "%s\n", mt)
+		h.Write(body)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func (s *Server) authenticate(r *http.Request) (token, bool) {
+	auth := r.Header.Get("Authorization")
+	raw, ok := strings.CutPrefix(auth, "Bearer ")
+	if !ok {
+		return token{}, false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.faults.rejectTokens {
+		return token{}, false
+	}
+	t, ok := s.tokens[raw]
+	if !ok || !s.now().Before(t.expires) {
+		return token{}, false
+	}
+	return t, true
+}
+
+// token implements the OAuth2 client-credentials grant (RFC 6749 §4.4).
+// Client authentication is accepted as HTTP Basic or form fields, as
+// golang.org/x/oauth2 may use either.
+func (s *Server) token(w http.ResponseWriter, r *http.Request) int {
+	if err := r.ParseForm(); err != nil {
+		return writeOAuthError(w, http.StatusBadRequest, "invalid_request")
+	}
+	id, secret, ok := r.BasicAuth()
+	if !ok {
+		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
+	}
+	if r.PostForm.Get("grant_type") != "client_credentials" {
+		return writeOAuthError(w, http.StatusBadRequest, "unsupported_grant_type")
+	}
+	if id != s.cfg.ClientID || secret != s.cfg.ClientSecret {
+		return writeOAuthError(w, http.StatusUnauthorized, "invalid_client")
+	}
+	granted := map[string]bool{}
+	req := strings.Fields(r.PostForm.Get("scope"))
+	if len(req) == 0 {
+		req = []string{scopeRead, scopeWrite}
+	}
+	for _, sc := range req {
+		if sc != scopeRead && sc != scopeWrite {
+			return writeOAuthError(w, http.StatusBadRequest, "invalid_scope")
+		}
+		granted[sc] = true
+	}
+	buf := make([]byte, 32)
+	rand.Read(buf)
+	tok := base64.RawURLEncoding.EncodeToString(buf)
+	s.mu.Lock()
+	now := s.now()
+	for k, t := range s.tokens { // keep the map small
+		if !now.Before(t.expires) {
+			delete(s.tokens, k)
+		}
+	}
+	s.tokens[tok] = token{clientID: id, scopes: granted, expires: now.Add(s.cfg.TokenTTL)}
+	s.mu.Unlock()
+	w.Header().Set("Cache-Control", "no-store")
+	return writeReply(w, jsonReply(http.StatusOK, map[string]any{
+		"access_token": tok,
+		"token_type":   "Bearer",
+		"expires_in":   int(s.cfg.TokenTTL.Round(time.Second) / time.Second),
+		"scope":        strings.Join(req, " "),
+	}))
+}
+
+func writeOAuthError(w http.ResponseWriter, status int, code string) int {
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Basic realm="casesys"`)
+	}
+	return writeReply(w, jsonReply(status, map[string]string{"error": code}))
+}
+
+// dropConnection closes the client connection without an answer, as a
+// proxy or crash after commit would.
+func (s *Server) dropConnection(w http.ResponseWriter) {
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		// HTTP/2 cannot hijack; aborting the handler resets the stream instead.
+		panic(http.ErrAbortHandler)
+	}
+	if tc, ok := conn.(*net.TCPConn); ok {
+		tc.SetLinger(0) // send RST, like a crashed peer
+	}
+	conn.Close()
+}
+
+func writeReply(w http.ResponseWriter, rep reply) int {
+	for k, v := range rep.header {
+		w.Header()[k] = v
+	}
+	if rep.contentType != "" {
+		w.Header().Set("Content-Type", rep.contentType)
+	}
+	if rep.location != "" {
+		w.Header().Set("Location", rep.location)
+	}
+	w.WriteHeader(rep.status)
+	w.Write(rep.body)
+	return rep.status
+}
