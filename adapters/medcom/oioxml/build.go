@@ -1,0 +1,450 @@
+package oioxml
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/beevik/etree"
+	"golang.org/x/text/encoding/charmap"
+
+	"github.com/samhub/samhub/adapters/medcom/xmlsafe"
+	"github.com/samhub/samhub/pipeline/letter"
+)
+
+// Written OIOXML is ISO-8859-1: it survives conversion to EDIFACT (UNOC) on
+// the way through VANS (medcom.md §1.5).
+const outCharset = "ISO-8859-1"
+
+// LetterOptions controls BuildLetter. Zero values take the defaults named.
+type LetterOptions struct {
+	EnvelopeID          string    // new for every transmission, resends included; random when empty
+	LetterID            string    // stable across resends; StableID(l.ID) when empty
+	Now                 time.Time // envelope and authorisation time; time.Now when zero
+	Sender, Receiver    *Party    // default: derived from l.Sender and l.Receivers[0]
+	AcknowledgementCode string    // default pluspositivkvitt (we want to know it arrived)
+	StatusCode          string    // default nytbrev
+	EpisodeOfCareID     string    // default: l.Meta["medcom_episode_of_care_id"]
+}
+
+// ReplyOptions answers an inbound XDIS91 letter: the receiver is its sender
+// with the identifiers it used, the sender is the party it was addressed to,
+// and the episode-of-care id is carried over (MedCom requires that of replies).
+func ReplyOptions(to *ClinicalEmail) LetterOptions {
+	snd, rcv := to.Receiver, to.Sender
+	rcv.MedicalSpecialityCode, rcv.Telephone = "", ""
+	if snd.OrganisationName == "" {
+		snd.OrganisationName = "Samhub"
+	}
+	return LetterOptions{Sender: &snd, Receiver: &rcv, EpisodeOfCareID: to.EpisodeOfCareIdentifier}
+}
+
+// StableID derives a 14-character OIOXML identifier from key, so the same
+// hub letter always gets the same XDIS91 letter id (idempotent delivery).
+func StableID(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return b32.EncodeToString(sum[:])[:14]
+}
+
+// NewID returns a random 14-character identifier (envelope ids).
+func NewID() string {
+	var b [10]byte
+	_, _ = rand.Read(b[:])
+	return b32.EncodeToString(b[:])[:14]
+}
+
+var b32 = base32.StdEncoding.WithPadding(base32.NoPadding)
+
+// PartyFromLetter derives XDIS91 sender/receiver identifiers: a municipality
+// number as kommunenummer, a SOR id as sorkode, otherwise the GLN itself as
+// lokationsnummer.
+func PartyFromLetter(p letter.Party) Party {
+	out := Party{EAN: p.GLN, OrganisationName: clip(p.Name, 35), DepartmentName: clip(p.Unit, 35)}
+	switch {
+	case p.Municipality != "":
+		out.Identifier, out.IdentifierCode = p.Municipality, "kommunenummer"
+	case p.SOR != "":
+		out.Identifier, out.IdentifierCode = p.SOR, "sorkode"
+	default:
+		out.Identifier, out.IdentifierCode = p.GLN, "lokationsnummer"
+	}
+	return out
+}
+
+// BuildLetter writes l as an XDIS91 Emessage (XD9134L, ISO-8859-1). It
+// returns *FieldError values (joined) when l cannot be expressed in XDIS91.
+func BuildLetter(l *letter.Letter, opt LetterOptions) ([]byte, error) {
+	if opt.Now.IsZero() {
+		opt.Now = time.Now()
+	}
+	if opt.EnvelopeID == "" {
+		opt.EnvelopeID = NewID()
+	}
+	if opt.LetterID == "" {
+		opt.LetterID = StableID(l.ID)
+	}
+	if opt.AcknowledgementCode == "" {
+		opt.AcknowledgementCode = AckWanted
+	}
+	if opt.StatusCode == "" {
+		opt.StatusCode = "nytbrev"
+	}
+	if opt.EpisodeOfCareID == "" {
+		opt.EpisodeOfCareID = l.Meta["medcom_episode_of_care_id"]
+	}
+	w := &writer{}
+	var snd, rcv Party
+	if opt.Sender != nil {
+		snd = *opt.Sender
+	} else {
+		snd = PartyFromLetter(l.Sender)
+	}
+	if opt.Receiver != nil {
+		rcv = *opt.Receiver
+	} else if len(l.Receivers) > 0 {
+		rcv = PartyFromLetter(l.Receivers[0])
+		// A reply to an XDIS91 letter goes back with the identifiers it came with.
+		if id, ok := l.Meta["medcom_sender_id"]; ok && l.Meta["medcom_sender_ean"] == rcv.EAN {
+			rcv.IdentifierCode, rcv.Identifier, _ = strings.Cut(id, ":")
+		}
+	}
+	if snd.OrganisationName == "" {
+		snd.OrganisationName = "Samhub"
+	}
+
+	doc := etree.NewDocument()
+	doc.CreateProcInst("xml", `version="1.0" encoding="`+outCharset+`"`)
+	root := doc.CreateElement("Emessage")
+	root.CreateAttr("xmlns", NS2006)
+	envelope(root, opt.Now, opt.EnvelopeID, opt.AcknowledgementCode)
+
+	const p = "Emessage/ClinicalEmail[1]"
+	ce := root.CreateElement("ClinicalEmail")
+	le := ce.CreateElement("Letter")
+	w.add(le, p+"/Letter", "Identifier", opt.LetterID)
+	w.add(le, p+"/Letter", "VersionCode", VersionXD9134L)
+	w.add(le, p+"/Letter", "StatisticalCode", "XDIS91")
+	dateTime(le.CreateElement("Authorisation"), opt.Now)
+	w.add(le, p+"/Letter", "TypeCode", "XDIS91")
+	w.add(le, p+"/Letter", "StatusCode", opt.StatusCode)
+	w.opt(le, p+"/Letter", "EpisodeOfCareIdentifier", strings.ReplaceAll(opt.EpisodeOfCareID, "-", ""))
+	w.party(ce.CreateElement("Sender"), p+"/Sender", snd, true)
+	w.party(ce.CreateElement("Receiver"), p+"/Receiver", rcv, false)
+
+	pe := ce.CreateElement("Patient")
+	pp := p + "/Patient"
+	switch {
+	case l.Patient == nil:
+		w.fail(pp, "the letter has no patient; XDIS91 requires one")
+	case l.Patient.CPR != "":
+		w.add(pe, pp, "CivilRegistrationNumber", l.Patient.CPR)
+	case l.Patient.ReplacementID != "":
+		w.add(pe, pp, "AlternativeIdentifier", l.Patient.ReplacementID)
+	default:
+		w.add(pe, pp, "CivilRegistrationNumber", "0000000000") // the XSD's "required but unknown"
+	}
+	if l.Patient != nil {
+		w.add(pe, pp, "PersonSurnameName", l.Patient.FamilyName)
+		w.opt(pe, pp, "PersonGivenName", l.Patient.GivenName)
+	}
+	w.add(pe, pp, "EpisodeOfCareStatusCode", "inaktiv")
+
+	prio := map[string]string{"routine": "rutine", "asap": "høj_prioritet", "urgent": "høj_prioritet", "stat": "høj_prioritet"}[l.Priority]
+	if prio != "" || l.Subject != "" {
+		ai := ce.CreateElement("AdditionalInformation")
+		w.opt(ai, p+"/AdditionalInformation", "Priority", prio)
+		w.opt(ai, p+"/AdditionalInformation", "Subject", clip(l.Subject, 70))
+	}
+	for i, block := range textBlocks(l.Text) {
+		t01 := ce.CreateElement("ClinicalInformation").CreateElement("Text01")
+		w.formatted(t01, fmt.Sprintf("%s/ClinicalInformation[%d]/Text01", p, i+1), block)
+	}
+	n := 0
+	for _, a := range l.Attachments {
+		if a.ContentType != "text/uri-list" || n == 10 {
+			continue // XDIS91 cannot carry files; only links travel
+		}
+		n++
+		rp := fmt.Sprintf("%s/Reference[%d]", p, n)
+		re := ce.CreateElement("Reference")
+		w.add(re, rp, "RefDescription", clip(a.Name, 70))
+		w.add(re, rp, "URL", strings.TrimSpace(string(a.Data)))
+	}
+	if err := errors.Join(w.errs...); err != nil {
+		return nil, err
+	}
+	out, err := encode(doc)
+	if err != nil {
+		return nil, err
+	}
+	// Check our own output by the same rules we apply to input.
+	if _, err := Parse(out, xmlsafe.DefaultLimits()); err != nil {
+		return nil, fmt.Errorf("built letter fails validation: %w", err)
+	}
+	return out, nil
+}
+
+// ReceiptOptions controls BuildReceipt.
+type ReceiptOptions struct {
+	Type       string // PositiveReceipt or NegativeReceipt
+	SelfEAN    string // the receipt's sender; default: the receiver EAN of the first letter
+	EnvelopeID string // random when empty
+	ReceiptID  string // default StableID of (type, original sender, letters)
+	Now        time.Time
+	Letters    []*ClinicalEmail // the letters receipted; none means the whole envelope
+	RefuseCode string           // negative only; default ikke_specificeret
+	RefuseText string           // negative only; plain text, no personal data
+}
+
+// BuildReceipt writes an XCTL03 PositiveReceipt or XCTL02 NegativeReceipt
+// for of. A negative receipt with letters refuses each of them; without
+// letters it refuses the whole envelope.
+func BuildReceipt(of *Emessage, opt ReceiptOptions) ([]byte, error) {
+	if opt.Type != PositiveReceipt && opt.Type != NegativeReceipt {
+		return nil, fmt.Errorf("oioxml: receipt type %q: must be %s or %s", opt.Type, PositiveReceipt, NegativeReceipt)
+	}
+	if opt.Now.IsZero() {
+		opt.Now = time.Now()
+	}
+	var origSender, origReceiver string
+	for _, ce := range append(append([]*ClinicalEmail{}, opt.Letters...), of.Letters...) {
+		if ce.Sender.EAN != "" {
+			origSender, origReceiver = ce.Sender.EAN, ce.Receiver.EAN
+			break
+		}
+	}
+	if opt.SelfEAN == "" {
+		opt.SelfEAN = origReceiver
+	}
+	if origSender == "" || opt.SelfEAN == "" || of.Envelope.Identifier == "" {
+		return nil, errors.New("oioxml: cannot address a receipt: the envelope id or the sender's or receiver's EAN is unreadable")
+	}
+	if origReceiver == "" {
+		origReceiver = opt.SelfEAN
+	}
+	if opt.EnvelopeID == "" {
+		opt.EnvelopeID = NewID()
+	}
+	if opt.ReceiptID == "" {
+		key := opt.Type + "|" + origSender + "|" + of.Envelope.Identifier
+		for _, ce := range opt.Letters {
+			key += "|" + ce.Identifier
+		}
+		opt.ReceiptID = StableID(key)
+	}
+	if opt.Type == NegativeReceipt {
+		if opt.RefuseCode == "" {
+			opt.RefuseCode = RefuseUnspecified
+		}
+		// A letter whose own id is unusable cannot be named; refuse the
+		// whole envelope instead.
+		for _, ce := range opt.Letters {
+			if n := utf8.RuneCountInString(ce.Identifier); n < 1 || n > 14 {
+				opt.Letters = nil
+				break
+			}
+		}
+	}
+	ver := receiptVersions[opt.Type]
+	w := &writer{}
+	doc := etree.NewDocument()
+	doc.CreateProcInst("xml", `version="1.0" encoding="`+outCharset+`"`)
+	root := doc.CreateElement("Emessage")
+	root.CreateAttr("xmlns", NS2005)
+	envelope(root, opt.Now, opt.EnvelopeID, AckNotWanted) // receipts are never receipted
+	p := "Emessage/" + opt.Type + "[1]"
+	rc := root.CreateElement(opt.Type)
+	le := rc.CreateElement("Letter")
+	w.add(le, p+"/Letter", "Identifier", opt.ReceiptID)
+	w.add(le, p+"/Letter", "VersionCode", ver[0])
+	w.add(le, p+"/Letter", "StatisticalCode", ver[1])
+	w.add(rc.CreateElement("Sender"), p+"/Sender", "EANIdentifier", opt.SelfEAN)
+	w.add(rc.CreateElement("Receiver"), p+"/Receiver", "EANIdentifier", origSender)
+	oe := rc.CreateElement("OriginalEmessage")
+	op := p + "/OriginalEmessage"
+	w.add(oe, op, "OriginalEnvelopeIdentifier", of.Envelope.Identifier)
+	w.add(oe.CreateElement("OriginalSender"), op+"/OriginalSender", "EANIdentifier", origSender)
+	w.add(oe.CreateElement("OriginalReceiver"), op+"/OriginalReceiver", "EANIdentifier", origReceiver)
+	negative := opt.Type == NegativeReceipt
+	if negative && len(opt.Letters) == 0 {
+		w.add(oe, op, "RefuseCode", opt.RefuseCode)
+		w.breakable(oe, op, "RefuseText", opt.RefuseText)
+	}
+	for i, ce := range opt.Letters {
+		lp := fmt.Sprintf("%s/OriginalLetter[%d]", op, i+1)
+		ol := oe.CreateElement("OriginalLetter")
+		w.add(ol, lp, "OriginalLetterIdentifier", ce.Identifier)
+		v := ce.VersionCode
+		if v == "" {
+			v = VersionXD9134L
+		}
+		w.add(ol, lp, "OriginalVersionCode", v)
+		if negative {
+			w.add(ol, lp, "RefuseCode", opt.RefuseCode)
+			w.breakable(ol, lp, "RefuseText", opt.RefuseText)
+		}
+	}
+	if err := errors.Join(w.errs...); err != nil {
+		return nil, err
+	}
+	out, err := encode(doc)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := Parse(out, xmlsafe.DefaultLimits()); err != nil {
+		return nil, fmt.Errorf("built receipt fails validation: %w", err)
+	}
+	return out, nil
+}
+
+func envelope(root *etree.Element, now time.Time, id, ack string) {
+	env := root.CreateElement("Envelope")
+	dateTime(env.CreateElement("Sent"), now)
+	env.CreateElement("Identifier").SetText(id)
+	env.CreateElement("AcknowledgementCode").SetText(ack)
+}
+
+func dateTime(el *etree.Element, t time.Time) {
+	t = t.In(copenhagen)
+	el.CreateElement("Date").SetText(t.Format("2006-01-02"))
+	el.CreateElement("Time").SetText(t.Format("15:04"))
+}
+
+func encode(doc *etree.Document) ([]byte, error) {
+	doc.WriteSettings.CanonicalEndTags = false
+	s, err := doc.WriteToString()
+	if err != nil {
+		return nil, err
+	}
+	out, err := charmap.ISO8859_1.NewEncoder().String(s)
+	if err != nil {
+		return nil, fmt.Errorf("oioxml: encode ISO-8859-1: %w", err)
+	}
+	return []byte(out), nil
+}
+
+type writer struct{ errs []error }
+
+func (w *writer) fail(path, msg string, args ...any) {
+	w.errs = append(w.errs, &FieldError{Path: path, Msg: fmt.Sprintf(msg, args...)})
+}
+
+// add writes a required element; an empty value is reported by path.
+func (w *writer) add(parent *etree.Element, path, name, value string) {
+	if value == "" {
+		w.fail(path+"/"+name, "required but empty in the letter")
+	}
+	parent.CreateElement(name).SetText(w.latin1(path+"/"+name, value))
+}
+
+func (w *writer) opt(parent *etree.Element, path, name, value string) {
+	if value != "" {
+		w.add(parent, path, name, value)
+	}
+}
+
+func (w *writer) party(el *etree.Element, path string, p Party, sender bool) {
+	w.add(el, path, "EANIdentifier", p.EAN)
+	w.add(el, path, "Identifier", p.Identifier)
+	w.add(el, path, "IdentifierCode", p.IdentifierCode)
+	if sender {
+		w.add(el, path, "OrganisationName", clip(p.OrganisationName, 35))
+	} else {
+		w.opt(el, path, "OrganisationName", clip(p.OrganisationName, 35))
+	}
+	w.opt(el, path, "DepartmentName", clip(p.DepartmentName, 35))
+	w.opt(el, path, "UnitName", clip(p.UnitName, 35))
+	w.opt(el, path, "StreetName", clip(p.StreetName, 35))
+	w.opt(el, path, "SuburbName", clip(p.SuburbName, 35))
+	w.opt(el, path, "DistrictName", clip(p.DistrictName, 35))
+	w.opt(el, path, "PostCodeIdentifier", p.PostCode)
+	if sender {
+		w.opt(el, path, "TelephoneSubscriberIdentifier", p.Telephone)
+		w.opt(el, path, "MedicalSpecialityCode", p.MedicalSpecialityCode)
+	}
+}
+
+// formatted writes text with newlines as <Break/>.
+func (w *writer) formatted(el *etree.Element, path, text string) {
+	for i, line := range strings.Split(w.latin1(path, text), "\n") {
+		if i > 0 {
+			el.CreateElement("Break")
+		}
+		if line != "" {
+			el.CreateText(line)
+		}
+	}
+}
+
+func (w *writer) breakable(parent *etree.Element, path, name, text string) {
+	if text != "" {
+		w.formatted(parent.CreateElement(name), path+"/"+name, text)
+	}
+}
+
+// typographic maps characters Word and mail clients insert to Latin-1.
+var typographic = strings.NewReplacer(
+	"\u2013", "-", "\u2014", "-", "\u2018", "'", "\u2019", "'", "\u201A", "'", "\u201C", `"`, "\u201D", `"`,
+	"\u201E", `"`, "\u2026", "...", "\u20AC", "EUR", "\u00A0", " ", "\u2022", "*", "\r\n", "\n", "\r", "\n",
+)
+
+// latin1 makes s writable in ISO-8859-1 or reports the first character that
+// is not (by code point only: the text itself is never quoted).
+func (w *writer) latin1(path, s string) string {
+	s = typographic.Replace(s)
+	var bad rune = -1
+	s = strings.Map(func(r rune) rune {
+		switch {
+		case r == '\t' || r == '\n':
+			return r
+		case r < 0x20 || (r >= 0x7F && r < 0xA0):
+			return -1 // control characters are not allowed in XML 1.0 / make no sense in a letter
+		case r > 0xFF || r == utf8.RuneError:
+			if bad < 0 {
+				bad = r
+			}
+		}
+		return r
+	}, s)
+	if bad >= 0 {
+		w.fail(path, "character U+%04X cannot be written in ISO-8859-1", bad)
+	}
+	return s
+}
+
+func clip(s string, n int) string {
+	s = strings.TrimSpace(s)
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	return strings.TrimSpace(string([]rune(s)[:n-3])) + "..."
+}
+
+// textBlocks splits text at blank lines into at most 10 ClinicalInformation
+// blocks of about 3,000 characters (an EDIFACT-convertible size, medcom.md
+// §1.6). Parsing joins blocks with "\n\n", so the text round-trips exactly.
+func textBlocks(text string) []string {
+	text = strings.ReplaceAll(text, "\r\n", "\n")
+	if text == "" {
+		return nil
+	}
+	const size, maxBlocks = 3000, 10
+	paras := strings.Split(text, "\n\n")
+	var blocks []string
+	cur := paras[0]
+	for _, para := range paras[1:] {
+		if len(blocks) < maxBlocks-1 && cur != "" && para != "" &&
+			utf8.RuneCountInString(cur)+2+utf8.RuneCountInString(para) > size {
+			blocks = append(blocks, cur)
+			cur = para
+			continue
+		}
+		cur += "\n\n" + para
+	}
+	return append(blocks, cur)
+}

@@ -1,0 +1,205 @@
+package oioxml
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/samhub/samhub/pipeline/letter"
+)
+
+// Format is letter.Letter.Format for XDIS91 letters; ReceiptFormat for receipts.
+const (
+	Format        = "xdis91"
+	ReceiptFormat = "oioxml-receipt"
+)
+
+// LetterID is the hub's id for an OIOXML letter: sender GLN and letter id
+// joined by "#", MedCom's own reference form "[lokationsnummer]#[brevid]".
+// Letter ids are unique per sender only, so the GLN keeps senders apart.
+func LetterID(senderEAN, letterID string) string { return senderEAN + "#" + letterID }
+
+// Input describes where an Emessage came from.
+type Input struct {
+	Source   string // adapter instance name
+	Data     []byte // the file exactly as received
+	Filename string
+	Received time.Time
+}
+
+// ToLetters maps every letter and every receipted letter of m.
+func (m *Emessage) ToLetters(in Input) []*letter.Letter {
+	var out []*letter.Letter
+	for _, ce := range m.Letters {
+		out = append(out, m.Letter(ce, in))
+	}
+	for _, rc := range m.Receipts {
+		out = append(out, m.ReceiptLetters(rc, in)...)
+	}
+	return out
+}
+
+// Letter maps one XDIS91 letter.
+//
+// Kind: XDIS91 has no reply or referral marker (StatusCode is only nytbrev or
+// rettetbrev, and there is no in-reply-to, medcom.md §5.4). In this council
+// general practices refer cases, so a new letter (nytbrev) from a practice
+// (IdentifierCode ydernummer) is a referral; every other letter, and every
+// correction (rettetbrev), is a note. KindReply is never produced from XDIS91;
+// the pipeline may reclassify by thread. The status code is kept in Meta.
+func (m *Emessage) Letter(ce *ClinicalEmail, in Input) *letter.Letter {
+	kind := letter.KindNote
+	if ce.StatusCode == "nytbrev" && ce.Sender.IdentifierCode == "ydernummer" {
+		kind = letter.KindReferral
+	}
+	sent := ce.Authorisation
+	if sent.IsZero() {
+		sent = m.Envelope.Sent
+	}
+	l := &letter.Letter{
+		ID:        LetterID(ce.Sender.EAN, ce.Identifier),
+		Kind:      kind,
+		Format:    Format,
+		Source:    in.Source,
+		ThreadID:  threadID(ce.EpisodeOfCareIdentifier),
+		Received:  in.Received,
+		Sent:      sent,
+		Sender:    ce.Sender.toParty(),
+		Receivers: []letter.Party{ce.Receiver.toParty()},
+		Patient:   ce.Patient.toPatient(),
+		Priority:  priorityToFHIR[ce.Priority],
+		Subject:   ce.Subject,
+		Text:      strings.Join(ce.Texts, "\n\n"),
+		Original:  original(in, m.Charset),
+		Meta: map[string]string{
+			"medcom_envelope_id":  m.Envelope.Identifier,
+			"medcom_letter_id":    ce.Identifier,
+			"medcom_letter_index": strconv.Itoa(ce.Index),
+			"medcom_sender_ean":   ce.Sender.EAN,
+			"medcom_receiver_ean": ce.Receiver.EAN,
+			"medcom_sender_id":    ce.Sender.IdentifierCode + ":" + ce.Sender.Identifier,
+			"medcom_receiver_id":  ce.Receiver.IdentifierCode + ":" + ce.Receiver.Identifier,
+			"medcom_version":      ce.VersionCode,
+			"medcom_status":       ce.StatusCode,
+			"medcom_ack_code":     m.Envelope.AcknowledgementCode,
+		},
+	}
+	if ce.EpisodeOfCareIdentifier != "" {
+		l.Meta["medcom_episode_of_care_id"] = ce.EpisodeOfCareIdentifier
+	}
+	if ce.Patient.CPR == "0000000000" {
+		l.Meta["medcom_cpr_unknown"] = "true"
+	}
+	for i, ref := range ce.References {
+		switch {
+		case ref.URL != "":
+			l.Attachments = append(l.Attachments, letter.NewAttachment(ref.Description, "text/uri-list", []byte(ref.URL)))
+		case ref.BIN != nil:
+			ct := extensionMIME[ref.BIN.ExtensionCode]
+			if ct == "" {
+				ct = "application/octet-stream"
+			}
+			l.Attachments = append(l.Attachments, letter.Attachment{Name: ref.Description + "." + ref.BIN.ExtensionCode, ContentType: ct, Size: ref.BIN.Size})
+			l.Meta[fmt.Sprintf("medcom_bin_%d", i+1)] = ref.BIN.Identifier
+		case ref.SUP:
+			l.Meta[fmt.Sprintf("medcom_sup_%d", i+1)] = "true"
+		}
+	}
+	return l
+}
+
+// ReceiptLetters maps a receipt to one acknowledgement letter per receipted
+// letter (or one for the whole envelope when it names none), with InReplyTo
+// set to the acknowledged letter's id.
+func (m *Emessage) ReceiptLetters(rc *Receipt, in Input) []*letter.Letter {
+	result := map[string]string{PositiveReceipt: "positive", NegativeReceipt: "negative", NegativeVansReceipt: "vans-negative"}[rc.Type]
+	base := func(id, inReplyTo, code, text string) *letter.Letter {
+		l := &letter.Letter{
+			ID:        id,
+			Kind:      letter.KindAcknowledgement,
+			Format:    ReceiptFormat,
+			Source:    in.Source,
+			InReplyTo: inReplyTo,
+			Received:  in.Received,
+			Sent:      m.Envelope.Sent,
+			Sender:    letter.Party{GLN: rc.SenderEAN},
+			Receivers: []letter.Party{{GLN: rc.ReceiverEAN}},
+			Text:      text,
+			Original:  original(in, m.Charset),
+			Meta: map[string]string{
+				"medcom_receipt":              rc.Type,
+				"medcom_receipt_result":       result,
+				"medcom_receipt_id":           rc.Identifier,
+				"medcom_envelope_id":          m.Envelope.Identifier,
+				"medcom_original_envelope_id": rc.OriginalEnvelopeIdentifier,
+			},
+		}
+		if code != "" {
+			l.Meta["medcom_refuse_code"] = code
+		}
+		return l
+	}
+	if len(rc.OriginalLetters) == 0 {
+		return []*letter.Letter{base(LetterID(rc.SenderEAN, rc.Identifier), "", rc.RefuseCode, rc.RefuseText)}
+	}
+	var out []*letter.Letter
+	for _, o := range rc.OriginalLetters {
+		code, text := o.RefuseCode, o.RefuseText
+		if code == "" {
+			code, text = rc.RefuseCode, rc.RefuseText
+		}
+		l := base(LetterID(rc.SenderEAN, rc.Identifier)+"/"+o.Identifier, LetterID(rc.OriginalSenderEAN, o.Identifier), code, text)
+		l.Meta["medcom_original_letter_id"] = o.Identifier
+		out = append(out, l)
+	}
+	return out
+}
+
+func original(in Input, charset string) letter.Original {
+	if charset == "" {
+		charset = "UTF-8"
+	}
+	return letter.Original{Data: in.Data, ContentType: "application/xml", Charset: charset, Filename: in.Filename, SHA256: letter.Digest(in.Data)}
+}
+
+var priorityToFHIR = map[string]string{"rutine": "routine", "høj_prioritet": "asap"}
+
+// threadID writes a 32-hex episode-of-care id in the hyphenated UUID form
+// FHIR uses for the same value (medcom.md §1.4), so both formats share a thread.
+func threadID(episode string) string {
+	e := strings.ToLower(episode)
+	if len(e) == 32 && strings.Trim(e, "0123456789abcdef") == "" {
+		return e[0:8] + "-" + e[8:12] + "-" + e[12:16] + "-" + e[16:20] + "-" + e[20:]
+	}
+	return episode
+}
+
+var roles = map[string]string{"ydernummer": "gp", "kommunenummer": "municipality", "sygehusafdelingsnummer": "hospital", "amt": "region"}
+
+func (p Party) toParty() letter.Party {
+	lp := letter.Party{Role: roles[p.IdentifierCode], Name: p.OrganisationName, GLN: p.EAN}
+	switch p.IdentifierCode {
+	case "sorkode":
+		lp.SOR = p.Identifier
+	case "kommunenummer":
+		lp.Municipality = p.Identifier
+	}
+	lp.Unit = strings.Trim(p.DepartmentName+" / "+p.UnitName, " /")
+	return lp
+}
+
+func (p Patient) toPatient() *letter.Patient {
+	lp := &letter.Patient{ReplacementID: p.AlternativeID, GivenName: p.GivenName, FamilyName: p.Surname}
+	if p.CPR != "0000000000" {
+		lp.CPR = p.CPR
+	}
+	var addr []string
+	for _, s := range []string{p.StreetName, p.SuburbName, strings.TrimSpace(p.PostCode + " " + p.DistrictName)} {
+		if s != "" {
+			addr = append(addr, s)
+		}
+	}
+	lp.Address = strings.Join(addr, ", ")
+	return lp
+}
