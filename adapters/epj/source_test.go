@@ -1,0 +1,229 @@
+package epj_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/samhub/samhub/adapters"
+	"github.com/samhub/samhub/adapters/epj"
+	epjsim "github.com/samhub/samhub/internal/sim/epj"
+	"github.com/samhub/samhub/pipeline/letter"
+)
+
+func (e *env) seedNote(n epjsim.Note) string {
+	e.t.Helper()
+	if n.RecipientSOR == "" {
+		n.RecipientSOR = sorMuni
+	}
+	if n.SenderSOR == "" {
+		n.SenderSOR = sorRegion
+	}
+	ref, err := e.sim.SeedNote(n)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return ref
+}
+
+func sourceCfg(c *epj.Config) { c.PollInterval = time.Hour }
+
+func TestSourceMapsNotesToLetters(t *testing.T) {
+	e := newEnv(t, 0)
+	e.seedPatient(epjsim.Patient{CPR: cprBruno, GivenName: "Bruno Test", FamilyName: "Elmer"})
+	pdf := []byte("%PDF-1.4 epikrise")
+	comm := e.seedNote(epjsim.Note{Type: "Communication", PatientCPR: cprBruno, SenderName: "Børne- og Ungdomspsykiatrien",
+		Text: "Barnet er set i ambulatoriet.", InReplyTo: "rec-0001",
+		Attachments: []epjsim.File{{Title: "notat.pdf", ContentType: "application/pdf", Data: pdf}}})
+	doc := e.seedNote(epjsim.Note{Type: "DocumentReference", Discharge: true, PatientCPR: cprBruno, Text: "Udskrivningsnotat",
+		Attachments: []epjsim.File{{Title: "epikrise.pdf", ContentType: "application/pdf", Data: pdf}}})
+	e.seedNote(epjsim.Note{Type: "Communication", PatientCPR: cprBruno, RecipientSOR: "999999999999999", Text: "to someone else"})
+
+	pub := &recPub{}
+	if err := e.adapter(sourceCfg).Poll(context.Background(), pub); err != nil {
+		t.Fatal(err)
+	}
+	if len(pub.letters) != 2 {
+		t.Fatalf("published %v, want the two notes addressed to the municipality", pub.ids())
+	}
+	byID := map[string]*letter.Letter{}
+	for _, l := range pub.letters {
+		byID[l.ID] = l
+	}
+	c := byID["epj:epj-test:"+comm+"/1"]
+	d := byID["epj:epj-test:"+doc+"/1"]
+	if c == nil || d == nil {
+		t.Fatalf("letter ids %v, want epj:epj-test:%s/1 and …%s/1", pub.ids(), comm, doc)
+	}
+	if c.Kind != letter.KindNote || d.Kind != letter.KindDischargeNote {
+		t.Fatalf("kinds %s and %s, want note and discharge-note", c.Kind, d.Kind)
+	}
+	for _, l := range []*letter.Letter{c, d} {
+		if l.Format != "fhir-r4" || l.Source != "epj-test" {
+			t.Fatalf("%s: format %q source %q", l.ID, l.Format, l.Source)
+		}
+		if l.Patient == nil || l.Patient.CPR != cprBruno || l.Patient.FamilyName != "Elmer" {
+			t.Fatalf("%s: patient not resolved from the referenced Patient", l.ID)
+		}
+		if l.Sender.Role != "region" || l.Sender.SOR != sorRegion {
+			t.Fatalf("%s: sender %+v", l.ID, l.Sender)
+		}
+		if len(l.Attachments) != 1 || !bytes.Equal(l.Attachments[0].Data, pdf) {
+			t.Fatalf("%s: attachments %+v", l.ID, l.Attachments)
+		}
+		var head struct {
+			ResourceType string `json:"resourceType"`
+			ID           string `json:"id"`
+		}
+		if err := json.Unmarshal(l.Original.Data, &head); err != nil || head.ResourceType+"/"+head.ID != l.Meta["fhir_resource"] {
+			t.Fatalf("%s: original is not the resource: %v %+v", l.ID, err, head)
+		}
+		if l.Original.SHA256 != letter.Digest(l.Original.Data) {
+			t.Fatalf("%s: original digest", l.ID)
+		}
+	}
+	if c.Text != "Barnet er set i ambulatoriet." || c.InReplyTo != "rec-0001" || c.Sender.Name != "Børne- og Ungdomspsykiatrien" {
+		t.Fatalf("communication letter: text %q inReplyTo %q sender %+v", c.Text, c.InReplyTo, c.Sender)
+	}
+	if d.Text != "Udskrivningsnotat" {
+		t.Fatalf("document letter text %q", d.Text)
+	}
+}
+
+// The original must be the resource bytes exactly as the gateway sent them.
+func TestSourceOriginalIsBytesAsReceived(t *testing.T) {
+	e := newEnv(t, 0)
+	e.seedPatient(epjsim.Patient{CPR: cprBruno, FamilyName: "Elmer"})
+	ref := e.seedNote(epjsim.Note{Type: "Communication", PatientCPR: cprBruno, Text: "note"})
+	pub := &recPub{}
+	if err := e.adapter(sourceCfg).Poll(context.Background(), pub); err != nil {
+		t.Fatal(err)
+	}
+	var stored []byte
+	for _, c := range e.sim.Communications() {
+		if strings.Contains(string(c), `"id":"`+strings.TrimPrefix(ref, "Communication/")+`"`) {
+			stored = c
+		}
+	}
+	if len(pub.letters) != 1 || !bytes.Equal(pub.letters[0].Original.Data, stored) {
+		t.Fatalf("original differs from the stored resource:\n%s\n%s", pub.letters[0].Original.Data, stored)
+	}
+}
+
+func TestSourceCursorAcrossRestarts(t *testing.T) {
+	e := newEnv(t, 0)
+	e.seedPatient(epjsim.Patient{CPR: cprBruno, FamilyName: "Elmer"})
+	t0 := time.Date(2025, 3, 4, 10, 0, 0, 0, time.UTC)
+	t1 := t0.Add(time.Minute)
+	e.seedNote(epjsim.Note{Type: "Communication", PatientCPR: cprBruno, Text: "early", LastUpdated: t0})
+	// More notes share one instant than fit a page, so paging and ties are both exercised.
+	for i := 0; i < 55; i++ {
+		e.seedNote(epjsim.Note{Type: "Communication", PatientCPR: cprBruno, Text: "tie", LastUpdated: t1})
+	}
+	e.seedNote(epjsim.Note{Type: "DocumentReference", Discharge: true, PatientCPR: cprBruno, Text: "discharge", LastUpdated: t1})
+
+	all := map[string]int{}
+	collect := func(p *recPub) {
+		for _, id := range p.ids() {
+			all[id]++
+		}
+	}
+
+	// The broker fails on the third letter: the Communication feed stops
+	// there and its cursor holds only what was published; the
+	// DocumentReference feed goes on by itself.
+	pub := &recPub{failAt: 3}
+	err := e.adapter(sourceCfg).Poll(context.Background(), pub)
+	if err == nil || len(pub.letters) != 3 {
+		t.Fatalf("poll with a failing broker: err %v, published %v, want an error and 2 Communications + 1 DocumentReference", err, pub.ids())
+	}
+	collect(pub)
+
+	// A new adapter on the same state carries on where the first stopped.
+	pub = &recPub{}
+	if err := e.adapter(sourceCfg).Poll(context.Background(), pub); err != nil {
+		t.Fatal(err)
+	}
+	collect(pub)
+	if len(all) != 57 {
+		t.Fatalf("%d distinct letters, want 57", len(all))
+	}
+
+	// Restart the gateway too; nothing is repeated.
+	e.sim.Close()
+	e.startSim(0)
+	pub = &recPub{}
+	if err := e.adapter(sourceCfg).Poll(context.Background(), pub); err != nil {
+		t.Fatal(err)
+	}
+	if len(pub.letters) != 0 {
+		t.Fatalf("after restarts published again: %v", pub.ids())
+	}
+
+	// New notes with the very instant the cursor stands on are still found, once.
+	a := e.seedNote(epjsim.Note{Type: "Communication", PatientCPR: cprBruno, Text: "late tie 1", LastUpdated: t1})
+	b := e.seedNote(epjsim.Note{Type: "Communication", PatientCPR: cprBruno, Text: "late tie 2", LastUpdated: t1})
+	for i := 0; i < 2; i++ {
+		pub = &recPub{}
+		if err := e.adapter(sourceCfg).Poll(context.Background(), pub); err != nil {
+			t.Fatal(err)
+		}
+		collect(pub)
+	}
+	for _, ref := range []string{a, b} {
+		if all["epj:epj-test:"+ref+"/1"] != 1 {
+			t.Fatalf("%s published %d times, want 1", ref, all["epj:epj-test:"+ref+"/1"])
+		}
+	}
+	for id, n := range all {
+		if n != 1 {
+			t.Fatalf("%s published %d times", id, n)
+		}
+	}
+	if len(all) != 59 {
+		t.Fatalf("%d distinct letters, want 59", len(all))
+	}
+}
+
+func TestSourceSkipsNothingOnGatewayFailure(t *testing.T) {
+	e := newEnv(t, 0)
+	e.seedPatient(epjsim.Patient{CPR: cprBruno, FamilyName: "Elmer"})
+	e.seedNote(epjsim.Note{Type: "Communication", PatientCPR: cprBruno, Text: "one"})
+	a := e.adapter(sourceCfg)
+	// The patient read fails: the letter is not published and the cursor stays.
+	e.sim.FailNextOn("/Patient/1", 1, 503, 0)
+	pub := &recPub{}
+	err := a.Poll(context.Background(), pub)
+	classified(t, err, adapters.ClassRetryable, "http_503")
+	if len(pub.letters) != 0 {
+		t.Fatalf("published %v despite the failure", pub.ids())
+	}
+	if err := a.Poll(context.Background(), pub); err != nil || len(pub.letters) != 1 {
+		t.Fatalf("second poll: %v, %v", err, pub.ids())
+	}
+}
+
+func TestRunPollsUntilCancelled(t *testing.T) {
+	e := newEnv(t, 0)
+	e.seedPatient(epjsim.Patient{CPR: cprBruno, FamilyName: "Elmer"})
+	e.seedNote(epjsim.Note{Type: "Communication", PatientCPR: cprBruno, Text: "first"})
+	a := e.adapter(func(c *epj.Config) { c.PollInterval = 10 * time.Millisecond })
+	pub := &recPub{notify: make(chan struct{}, 10)}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx, pub) }()
+	<-pub.notify
+	// Seeded while Run is going: a later tick picks it up.
+	e.seedNote(epjsim.Note{Type: "Communication", PatientCPR: cprBruno, Text: "second"})
+	<-pub.notify
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run returned %v after cancel, want nil", err)
+	}
+	if ids := pub.ids(); len(ids) != 2 || ids[0] == ids[1] {
+		t.Fatalf("published %v", ids)
+	}
+}
