@@ -3,9 +3,11 @@ package fhirmsg
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -508,4 +510,30 @@ func unwrapAll(err error) []error {
 		return u.Unwrap()
 	}
 	return []error{err}
+}
+
+// TestReferencesByFullURL reorders the entries and switches to urn:uuid
+// fullUrls: parties and patient must still be found by reference.
+func TestReferencesByFullURL(t *testing.T) {
+	var doc map[string]any
+	if err := json.Unmarshal(readFile(t, "Bundle-add5e7e2-0c0f-4a4a-bfff-f6f984fa7e3c.json"), &doc); err != nil {
+		t.Fatal(err)
+	}
+	entries := doc["entry"].([]any)
+	slices.Reverse(entries[1:]) // MessageHeader stays first
+	raw, _ := json.Marshal(doc)
+	s := string(raw)
+	for _, id := range []string{"487ac745-fd11-4879-9b59-c08c7d47260e", "b581c63c-181f-46f6-990d-b9942c576724", "733cef33-3626-422b-955d-d506aaa65fe1"} {
+		s = strings.ReplaceAll(s, `https://medcomfhir.dk/ig/carecommunication/Organization/`+id, "urn:uuid:"+id)
+		s = strings.ReplaceAll(s, `https://medcomfhir.dk/ig/carecommunication/Patient/`+id, "urn:uuid:"+id)
+		s = strings.ReplaceAll(s, `"Organization/`+id+`"`, `"urn:uuid:`+id+`"`)
+		s = strings.ReplaceAll(s, `"Patient/`+id+`"`, `"urn:uuid:`+id+`"`)
+	}
+	m := mustParse(t, []byte(s))
+	if err := Validate(m); err != nil {
+		t.Fatal(err)
+	}
+	if m.Sender.SOR != herlevHjerte || m.Receiver.SOR != herlevPleje || m.Patient.CPR != "2509479989" {
+		t.Errorf("sender %s receiver %s", m.Sender.SOR, m.Receiver.SOR)
+	}
 }
