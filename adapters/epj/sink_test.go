@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -355,5 +356,35 @@ func TestDeliverReplacementCPR(t *testing.T) {
 	json.Unmarshal(e.sim.CommunicationsFor(l.ID)[0], &c)
 	if c.Subject.Reference != "Patient/"+pid {
 		t.Fatalf("subject %q", c.Subject.Reference)
+	}
+}
+
+// BenchmarkDeliver measures one delivery (patient search + conditional
+// create) against the simulator over loopback.
+func BenchmarkDeliver(b *testing.B) {
+	dir := b.TempDir()
+	s, err := epjsim.New(epjsim.Config{DataDir: dir, ClientID: clientID, ClientSecret: secret})
+	if err != nil {
+		b.Fatal(err)
+	}
+	base, err := s.Start("127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.SeedPatient(epjsim.Patient{CPR: cprBruno, FamilyName: "Elmer"}); err != nil {
+		b.Fatal(err)
+	}
+	a, err := epj.New(adapters.Deps{Name: "bench"}, epj.Config{
+		URL: base, TokenURL: base + "/oauth2/token", ClientID: clientID, ClientSecret: secret,
+		Self: epj.Party{SOR: sorMuni}, Recipient: sorRegion,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := 0; b.Loop(); i++ {
+		if _, err := a.Deliver(context.Background(), recommendation(fmt.Sprintf("bench-%d", i))); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

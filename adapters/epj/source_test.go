@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -225,5 +227,50 @@ func TestRunPollsUntilCancelled(t *testing.T) {
 	}
 	if ids := pub.ids(); len(ids) != 2 || ids[0] == ids[1] {
 		t.Fatalf("published %v", ids)
+	}
+}
+
+// A hand-written fixture in the shapes a real gateway may use: the subject
+// by identifier, the sender by the old EAN system with no SOR, several
+// text parts, and one attachment by URL only.
+func TestSourceReadsGatewayFixture(t *testing.T) {
+	e := newEnv(t, 0)
+	body, err := os.ReadFile(filepath.Join(goldenDir, "region-communication.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := e.sim.SeedResource("Communication", body, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := &recPub{}
+	if err := e.adapter(sourceCfg).Poll(context.Background(), pub); err != nil {
+		t.Fatal(err)
+	}
+	if len(pub.letters) != 1 {
+		t.Fatalf("published %v", pub.ids())
+	}
+	l := pub.letters[0]
+	switch {
+	case l.ID != "epj:epj-test:"+ref+"/1":
+		t.Fatalf("id %q", l.ID)
+	case l.Patient == nil || l.Patient.CPR != cprBrita:
+		t.Fatal("patient not read from subject.identifier")
+	case l.Sender.GLN != "5790001234567" || l.Sender.SOR != sorRegion || l.Sender.Name != "Børne- og Ungdomspsykiatrisk Ambulatorium":
+		t.Fatalf("sender %+v (SOR falls back to the configured recipient)", l.Sender)
+	case l.Text != "Brita Test Berggren er set til første samtale.\n\nNæste samtale om fire uger.":
+		t.Fatalf("text %q", l.Text)
+	case len(l.Attachments) != 1 || string(l.Attachments[0].Data) != "Notat" || l.Meta["attachments_by_url"] != "1":
+		t.Fatalf("attachments %+v meta %v", l.Attachments, l.Meta)
+	case l.InReplyTo != "rec-0001" || l.Subject != "Status efter første samtale" || l.Priority != "routine":
+		t.Fatalf("inReplyTo %q subject %q priority %q", l.InReplyTo, l.Subject, l.Priority)
+	case !l.Sent.Equal(time.Date(2025, 3, 10, 13, 30, 0, 0, time.UTC)):
+		t.Fatalf("sent %v", l.Sent)
+	}
+	// No read of the patient was needed: the subject carried the identifier.
+	for _, r := range e.sim.Requests() {
+		if strings.HasPrefix(r.URL, "/Patient/") {
+			t.Fatalf("unexpected patient request %s", r.URL)
+		}
 	}
 }

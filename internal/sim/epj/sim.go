@@ -242,6 +242,25 @@ func (s *Server) SeedNote(n Note) (string, error) {
 	return rec.Type + "/" + rec.ID, s.st.save(s.cfg.DataDir)
 }
 
+// SeedResource stores a resource given as JSON (a fixture) as typ, with
+// id and meta assigned by the simulator, and returns its reference.
+func (s *Server) SeedResource(typ string, body []byte, lastUpdated time.Time) (string, error) {
+	m, err := decodeObject(body)
+	if err != nil {
+		return "", fmt.Errorf("epjsim: seed %s: %w", typ, err)
+	}
+	if rt, _ := m["resourceType"].(string); rt != typ {
+		return "", fmt.Errorf("epjsim: seed %s: resourceType is %q", typ, rt)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rec, err := s.st.add(typ, m, lastUpdated)
+	if err != nil {
+		return "", err
+	}
+	return rec.Type + "/" + rec.ID, s.st.save(s.cfg.DataDir)
+}
+
 // ---- inspection ----
 
 // Requests returns every FHIR and token request received so far, in order.
