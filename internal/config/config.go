@@ -1,0 +1,512 @@
+// Package config loads and checks samhub's configuration: a YAML file,
+// SAMHUB_* environment overrides and defaults (viper). Every mistake is
+// reported with the key at fault and what was expected, before anything starts.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/viper"
+)
+
+// Config is the whole hub configuration.
+type Config struct {
+	DataDir      string                    `mapstructure:"data_dir"`
+	Log          Log                       `mapstructure:"log"`
+	HTTP         HTTP                      `mapstructure:"http"`
+	NATS         NATS                      `mapstructure:"nats"`
+	Streams      Streams                   `mapstructure:"streams"`
+	Pipeline     Pipeline                  `mapstructure:"pipeline"`
+	Adapters     map[string]map[string]any `mapstructure:"adapters"`
+	Destinations map[string]Destination    `mapstructure:"destinations"`
+	Routes       []Route                   `mapstructure:"routes"`
+	Simulators   Simulators                `mapstructure:"simulators"`
+	Console      Console                   `mapstructure:"console"`
+}
+
+type Log struct {
+	Level  string `mapstructure:"level"`  // debug, info, warn, error
+	Format string `mapstructure:"format"` // json, text
+}
+
+type HTTP struct {
+	Listen string `mapstructure:"listen"`
+}
+
+// NATS: URL empty means the embedded server.
+type NATS struct {
+	URL       string   `mapstructure:"url"`
+	CredsFile string   `mapstructure:"creds_file"`
+	NKeyFile  string   `mapstructure:"nkey_file"`
+	TLS       TLS      `mapstructure:"tls"`
+	Embedded  Embedded `mapstructure:"embedded"`
+	Replicas  int      `mapstructure:"replicas"` // stream replicas on a cluster
+}
+
+type TLS struct {
+	CAFile   string `mapstructure:"ca_file"`
+	CertFile string `mapstructure:"cert_file"`
+	KeyFile  string `mapstructure:"key_file"`
+}
+
+// Embedded configures the in-process nats-server.
+type Embedded struct {
+	Listen   string `mapstructure:"listen"` // host:port for other processes (samhubctl, tools); "" = no TCP listener beyond loopback random port
+	StoreDir string `mapstructure:"store_dir"`
+	MaxStore string `mapstructure:"max_store"` // e.g. "10GB"
+	// Encryption at rest: the key comes from a file or an environment
+	// variable, never from this file, so a leaked config leaks no key.
+	KeyFile    string `mapstructure:"key_file"`
+	KeyEnv     string `mapstructure:"key_env"`
+	OldKeyFile string `mapstructure:"old_key_file"` // set during key rotation
+	Cipher     string `mapstructure:"cipher"`       // chacha (default) or aes
+	TLS        TLS    `mapstructure:"tls"`          // required to listen beyond loopback
+}
+
+// Streams sizes the JetStream streams the hub owns.
+type Streams struct {
+	LettersMaxBytes string        `mapstructure:"letters_max_bytes"`
+	LettersMaxAge   time.Duration `mapstructure:"letters_max_age"` // letter content retention
+	DedupWindow     time.Duration `mapstructure:"dedup_window"`
+	ParkedMaxBytes  string        `mapstructure:"parked_max_bytes"`
+	JourneyMaxBytes string        `mapstructure:"journey_max_bytes"`
+	JourneyMaxAge   time.Duration `mapstructure:"journey_max_age"`
+	AuditMaxBytes   string        `mapstructure:"audit_max_bytes"`
+	AuditMaxAge     time.Duration `mapstructure:"audit_max_age"`
+	MaxMsgSize      string        `mapstructure:"max_msg_size"`
+}
+
+// Pipeline holds the defaults every destination inherits.
+type Pipeline struct {
+	MaxAttempts    int           `mapstructure:"max_attempts"`
+	BackoffInitial time.Duration `mapstructure:"backoff_initial"`
+	BackoffMax     time.Duration `mapstructure:"backoff_max"`
+	SinkTimeout    time.Duration `mapstructure:"sink_timeout"`
+	MaxInFlight    int           `mapstructure:"max_in_flight"`
+	ShutdownGrace  time.Duration `mapstructure:"shutdown_grace"`
+}
+
+// Destination is a sink instance plus its sector and retry policy.
+type Destination struct {
+	Adapter        string        `mapstructure:"adapter"`
+	Sector         string        `mapstructure:"sector"` // municipality, gp, parents, region_psychiatry, school_ppr
+	MaxAttempts    int           `mapstructure:"max_attempts"`
+	BackoffInitial time.Duration `mapstructure:"backoff_initial"`
+	BackoffMax     time.Duration `mapstructure:"backoff_max"`
+	SinkTimeout    time.Duration `mapstructure:"sink_timeout"`
+}
+
+// Route sends letters that match to destinations.
+type Route struct {
+	Name      string   `mapstructure:"name"`
+	Match     Match    `mapstructure:"match"`
+	To        []string `mapstructure:"to"`
+	Anonymise bool     `mapstructure:"anonymise"`
+	// RequireConsent false lets a route skip the consent check; only allowed
+	// for destinations in the municipality's own sector.
+	RequireConsent *bool `mapstructure:"require_consent"`
+}
+
+// Match selects letters; empty lists match anything.
+type Match struct {
+	Kind     []string `mapstructure:"kind"`
+	Source   []string `mapstructure:"source"`
+	Category []string `mapstructure:"category"`
+	Sender   []string `mapstructure:"sender"`   // GLN, SOR or email
+	Receiver []string `mapstructure:"receiver"` // GLN, SOR or email
+	Format   []string `mapstructure:"format"`
+}
+
+// Simulators are started in process for demos and tests.
+type Simulators struct {
+	CaseSys *SimConfig `mapstructure:"casesys"`
+	EPJ     *SimConfig `mapstructure:"epj"`
+}
+
+type SimConfig struct {
+	Listen       string `mapstructure:"listen"`
+	DataDir      string `mapstructure:"data_dir"`
+	ClientID     string `mapstructure:"client_id"`
+	ClientSecret string `mapstructure:"client_secret"`
+}
+
+// Console configures the API's users (console and samhubctl).
+type Console struct {
+	Language string `mapstructure:"language"`
+	Users    []User `mapstructure:"users"`
+}
+
+type User struct {
+	Name         string `mapstructure:"name"`
+	Role         string `mapstructure:"role"` // coordinator, operations, auditor
+	PasswordHash string `mapstructure:"password_hash"`
+	TokenHash    string `mapstructure:"token_hash"` // sha256 hex of an API token for samhubctl
+}
+
+// Sectors lists the valid destination sectors.
+var Sectors = []string{"municipality", "gp", "parents", "region_psychiatry", "school_ppr", "internal"}
+
+func setDefaults(v *viper.Viper) {
+	v.SetDefault("data_dir", "./data")
+	v.SetDefault("log.level", "info")
+	v.SetDefault("log.format", "json")
+	v.SetDefault("http.listen", "127.0.0.1:8080")
+	v.SetDefault("nats.replicas", 1)
+	v.SetDefault("nats.embedded.max_store", "10GB")
+	v.SetDefault("nats.embedded.cipher", "chacha")
+	v.SetDefault("streams.letters_max_bytes", "4GB")
+	v.SetDefault("streams.journey_max_bytes", "1GB")
+	v.SetDefault("streams.audit_max_bytes", "1GB")
+	v.SetDefault("streams.letters_max_age", 90*24*time.Hour)
+	v.SetDefault("streams.dedup_window", 24*time.Hour)
+	v.SetDefault("streams.parked_max_bytes", "2GB")
+	v.SetDefault("streams.journey_max_age", 180*24*time.Hour)
+	v.SetDefault("streams.audit_max_age", 183*24*time.Hour)
+	v.SetDefault("streams.max_msg_size", "32MB")
+	v.SetDefault("pipeline.max_attempts", 8)
+	v.SetDefault("pipeline.backoff_initial", time.Second)
+	v.SetDefault("pipeline.backoff_max", 5*time.Minute)
+	v.SetDefault("pipeline.sink_timeout", 30*time.Second)
+	v.SetDefault("pipeline.max_in_flight", 256)
+	v.SetDefault("pipeline.shutdown_grace", 20*time.Second)
+	v.SetDefault("console.language", "en")
+}
+
+// Load reads path (may be empty for defaults only) and the environment.
+func Load(path string) (*Config, error) {
+	v := viper.New()
+	setDefaults(v)
+	v.SetEnvPrefix("SAMHUB")
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+	if path != "" {
+		v.SetConfigFile(path)
+		if err := v.ReadInConfig(); err != nil {
+			return nil, fmt.Errorf("config file %s: %w", path, err)
+		}
+	}
+	// AutomaticEnv only applies to keys viper already knows; bind the
+	// well-known scalars so SAMHUB_NATS_URL etc. work without a file.
+	for _, k := range []string{"data_dir", "log.level", "log.format", "http.listen", "nats.url", "nats.creds_file", "nats.nkey_file", "nats.embedded.listen", "nats.embedded.key_file", "nats.embedded.key_env"} {
+		_ = v.BindEnv(k)
+	}
+	var c Config
+	dec := func(dc *mapstructure.DecoderConfig) {
+		dc.ErrorUnused = true
+		dc.WeaklyTypedInput = true
+		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(
+			mapstructure.StringToTimeDurationHookFunc(),
+			mapstructure.StringToSliceHookFunc(","),
+		)
+	}
+	if err := v.Unmarshal(&c, dec); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if path != "" && !filepath.IsAbs(c.DataDir) {
+		// Relative data dirs are relative to the working directory, as a
+		// user typing `make run` expects.
+		c.DataDir = filepath.Clean(c.DataDir)
+	}
+	if c.NATS.Embedded.StoreDir == "" {
+		c.NATS.Embedded.StoreDir = filepath.Join(c.DataDir, "jetstream")
+	}
+	return &c, c.Validate()
+}
+
+// Validate checks the whole configuration and joins every mistake found.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, msg string, args ...any) {
+		errs = append(errs, &Error{Key: key, Msg: fmt.Sprintf(msg, args...)})
+	}
+
+	if c.DataDir == "" {
+		bad("data_dir", "must not be empty")
+	}
+	switch strings.ToLower(c.Log.Level) {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "must be one of debug, info, warn, error")
+	}
+	if c.Log.Format != "json" && c.Log.Format != "text" {
+		bad("log.format", "must be json or text")
+	}
+	if err := checkHostPort(c.HTTP.Listen); err != nil {
+		bad("http.listen", "must be host:port (%v)", err)
+	}
+	if c.NATS.URL != "" {
+		for _, u := range strings.Split(c.NATS.URL, ",") {
+			pu, err := url.Parse(strings.TrimSpace(u))
+			if err != nil || (pu.Scheme != "nats" && pu.Scheme != "tls") || pu.Host == "" {
+				bad("nats.url", "must be a nats:// or tls:// URL list, e.g. tls://nats-1:4222")
+				break
+			}
+		}
+		if c.NATS.Replicas < 1 || c.NATS.Replicas > 5 {
+			bad("nats.replicas", "must be between 1 and 5")
+		}
+	} else {
+		if c.NATS.Replicas != 1 {
+			bad("nats.replicas", "must be 1 with the embedded server")
+		}
+		e := c.NATS.Embedded
+		if e.Listen != "" {
+			host, _, err := net.SplitHostPort(e.Listen)
+			if err != nil {
+				bad("nats.embedded.listen", "must be host:port")
+			} else if !isLoopback(host) && (e.TLS.CertFile == "" || e.TLS.KeyFile == "") {
+				bad("nats.embedded.listen", "listens beyond loopback only with nats.embedded.tls.cert_file and key_file set")
+			}
+		}
+		if _, err := ParseBytes(e.MaxStore); err != nil {
+			bad("nats.embedded.max_store", "must be a size such as 10GB")
+		}
+		if e.KeyFile != "" && e.KeyEnv != "" {
+			bad("nats.embedded.key_file", "set either key_file or key_env, not both")
+		}
+		if e.Cipher != "chacha" && e.Cipher != "aes" {
+			bad("nats.embedded.cipher", "must be chacha or aes")
+		}
+	}
+	var streamSum int64
+	for _, kv := range []struct{ key, val string }{{"streams.letters_max_bytes", c.Streams.LettersMaxBytes}, {"streams.parked_max_bytes", c.Streams.ParkedMaxBytes},
+		{"streams.journey_max_bytes", c.Streams.JourneyMaxBytes}, {"streams.audit_max_bytes", c.Streams.AuditMaxBytes}, {"streams.max_msg_size", c.Streams.MaxMsgSize}} {
+		n, err := ParseBytes(kv.val)
+		if err != nil || n <= 0 {
+			bad(kv.key, "must be a positive size such as 4GB (unlimited streams are refused)")
+		}
+		if kv.key != "streams.max_msg_size" {
+			streamSum += n
+		}
+	}
+	if maxStore, err := ParseBytes(c.NATS.Embedded.MaxStore); c.NATS.URL == "" && err == nil && streamSum > maxStore*9/10 {
+		bad("nats.embedded.max_store", "must leave room for the streams: letters+parked+journey+audit max bytes add up to more than 90%% of it")
+	}
+	if c.Streams.DedupWindow < 2*time.Minute {
+		bad("streams.dedup_window", "must be at least 2m")
+	}
+	if c.Streams.LettersMaxAge < c.Streams.DedupWindow {
+		bad("streams.letters_max_age", "must be at least streams.dedup_window")
+	}
+	if c.Pipeline.MaxAttempts < 1 {
+		bad("pipeline.max_attempts", "must be at least 1")
+	}
+	if c.Pipeline.BackoffInitial <= 0 || c.Pipeline.BackoffMax < c.Pipeline.BackoffInitial {
+		bad("pipeline.backoff_initial", "must be positive and not above pipeline.backoff_max")
+	}
+	if c.Pipeline.SinkTimeout <= 0 {
+		bad("pipeline.sink_timeout", "must be positive")
+	}
+	if c.Pipeline.MaxInFlight < 1 {
+		bad("pipeline.max_in_flight", "must be at least 1")
+	}
+
+	names := sortedKeys(c.Adapters)
+	for _, name := range names {
+		block := c.Adapters[name]
+		if !validName(name) {
+			bad("adapters."+name, "name must be lower-case letters, digits and '-'")
+		}
+		if t, _ := block["type"].(string); t == "" {
+			bad("adapters."+name+".type", "must name an adapter type")
+		}
+	}
+	for _, name := range sortedKeys(c.Destinations) {
+		d := c.Destinations[name]
+		key := "destinations." + name
+		if !validName(name) {
+			bad(key, "name must be lower-case letters, digits and '-'")
+		}
+		if _, ok := c.Adapters[d.Adapter]; !ok {
+			bad(key+".adapter", "must name an instance under adapters (got %q)", d.Adapter)
+		}
+		if !contains(Sectors, d.Sector) {
+			bad(key+".sector", "must be one of %s", strings.Join(Sectors, ", "))
+		}
+		if d.MaxAttempts < 0 {
+			bad(key+".max_attempts", "must not be negative")
+		}
+	}
+	seen := map[string]bool{}
+	for i, r := range c.Routes {
+		key := fmt.Sprintf("routes[%d]", i)
+		if r.Name == "" {
+			bad(key+".name", "must not be empty")
+		} else if seen[r.Name] {
+			bad(key+".name", "duplicate route name %q", r.Name)
+		}
+		seen[r.Name] = true
+		if len(r.To) == 0 {
+			bad(key+".to", "must name at least one destination")
+		}
+		for _, to := range r.To {
+			if _, ok := c.Destinations[to]; !ok {
+				bad(key+".to", "names unknown destination %q", to)
+			}
+		}
+		for _, k := range r.Match.Kind {
+			if !contains(kinds, k) {
+				bad(key+".match.kind", "%q is not one of %s", k, strings.Join(kinds, ", "))
+			}
+		}
+		for _, s := range r.Match.Source {
+			if _, ok := c.Adapters[s]; !ok {
+				bad(key+".match.source", "names unknown adapter %q", s)
+			}
+		}
+		if r.RequireConsent != nil && !*r.RequireConsent {
+			for _, to := range r.To {
+				if d, ok := c.Destinations[to]; ok && d.Sector != "municipality" && d.Sector != "internal" {
+					bad(key+".require_consent", "may be false only for municipality or internal destinations; %q is %s", to, d.Sector)
+				}
+			}
+		}
+	}
+	if c.Simulators.CaseSys != nil {
+		checkSim(bad, "simulators.casesys", c.Simulators.CaseSys)
+	}
+	if c.Simulators.EPJ != nil {
+		checkSim(bad, "simulators.epj", c.Simulators.EPJ)
+	}
+	roles := []string{"coordinator", "operations", "auditor"}
+	for i, u := range c.Console.Users {
+		key := fmt.Sprintf("console.users[%d]", i)
+		if u.Name == "" {
+			bad(key+".name", "must not be empty")
+		}
+		if !contains(roles, u.Role) {
+			bad(key+".role", "must be one of %s", strings.Join(roles, ", "))
+		}
+		if u.PasswordHash == "" && u.TokenHash == "" {
+			bad(key+".password_hash", "set password_hash (bcrypt) or token_hash (sha256 hex)")
+		}
+		if u.PasswordHash != "" && !strings.HasPrefix(u.PasswordHash, "$2") {
+			bad(key+".password_hash", "must be a bcrypt hash ($2a$…), never a plain password")
+		}
+	}
+	if c.Console.Language != "en" && c.Console.Language != "da" {
+		bad("console.language", "must be en or da")
+	}
+	return errors.Join(errs...)
+}
+
+var kinds = []string{"referral", "reply", "recommendation", "acknowledgement", "discharge-note", "note", "notification"}
+
+func checkSim(bad func(string, string, ...any), key string, s *SimConfig) {
+	if err := checkHostPort(s.Listen); err != nil {
+		bad(key+".listen", "must be host:port (%v)", err)
+	}
+	if s.DataDir == "" {
+		bad(key+".data_dir", "must not be empty")
+	}
+}
+
+// Error names a configuration key and what was expected of it.
+type Error struct {
+	Key string
+	Msg string
+}
+
+func (e *Error) Error() string { return e.Key + ": " + e.Msg }
+
+func checkHostPort(s string) error {
+	_, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return err
+	}
+	if port == "" {
+		return errors.New("missing port")
+	}
+	return nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func validName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// ParseBytes reads sizes such as 512MB, 10GB, 1024 (bytes).
+func ParseBytes(s string) (int64, error) {
+	s = strings.TrimSpace(strings.ToUpper(s))
+	if s == "" {
+		return 0, errors.New("empty size")
+	}
+	mult := int64(1)
+	for _, u := range []struct {
+		suf string
+		m   int64
+	}{{"TB", 1 << 40}, {"GB", 1 << 30}, {"MB", 1 << 20}, {"KB", 1 << 10}, {"B", 1}} {
+		if strings.HasSuffix(s, u.suf) {
+			mult = u.m
+			s = strings.TrimSpace(strings.TrimSuffix(s, u.suf))
+			break
+		}
+	}
+	var n int64
+	if _, err := fmt.Sscanf(s, "%d", &n); err != nil {
+		return 0, fmt.Errorf("bad size %q", s)
+	}
+	return n * mult, nil
+}
+
+// ReadSecret returns a secret from a file (trimmed) or an environment
+// variable; secrets never live in the config file itself.
+func ReadSecret(file, env string) (string, error) {
+	switch {
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", err
+		}
+		return strings.TrimSpace(string(b)), nil
+	case env != "":
+		v := os.Getenv(env)
+		if v == "" {
+			return "", fmt.Errorf("environment variable %s is empty", env)
+		}
+		return v, nil
+	}
+	return "", nil
+}

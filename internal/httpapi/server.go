@@ -1,0 +1,403 @@
+// Package httpapi serves the hub's HTTP surface: health, readiness, Prometheus
+// metrics and the JSON API that the console and samhubctl use for the retry
+// queue, letter journeys, consents and the audit log. Every API route checks
+// the caller's role on the server and every human action is audited.
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/samhub/samhub/pipeline"
+	"github.com/samhub/samhub/pipeline/audit"
+	"github.com/samhub/samhub/pipeline/broker"
+	"github.com/samhub/samhub/pipeline/letter"
+	"github.com/samhub/samhub/pipeline/retryq"
+)
+
+// Server is the HTTP surface of one hub.
+type Server struct {
+	hub      *pipeline.Hub
+	users    *Users
+	gatherer prometheus.Gatherer
+	log      *slog.Logger
+	mux      *http.ServeMux
+	// Extra lets the console mount itself (it wraps requests with its own
+	// session authentication before the API's bearer check).
+	extra []func(*http.ServeMux)
+}
+
+// New builds the server. hub may be nil while the hub is starting: then
+// /readyz says not ready and the API answers 503.
+func New(hub *pipeline.Hub, users *Users, g prometheus.Gatherer, log *slog.Logger) *Server {
+	s := &Server{hub: hub, users: users, gatherer: g, log: log, mux: http.NewServeMux()}
+	s.routes()
+	return s
+}
+
+// Mux exposes the mux so other packages (the console) can add routes.
+func (s *Server) Mux() *http.ServeMux { return s.mux }
+
+// Hub returns the hub served.
+func (s *Server) Hub() *pipeline.Hub { return s.hub }
+
+// Users returns the configured users.
+func (s *Server) Users() *Users { return s.users }
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Cache-Control", "no-store")
+	s.mux.ServeHTTP(w, r)
+}
+
+func (s *Server) routes() {
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
+	s.mux.HandleFunc("GET /readyz", s.ready)
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{}))
+	api := func(pattern string, h http.HandlerFunc) { s.mux.Handle(pattern, s.bearer(h)) }
+	any := []string{RoleCoordinator, RoleOperations, RoleAuditor}
+	api("GET /api/v1/whoami", allow(s.whoami, any...))
+	api("GET /api/v1/stats", allow(s.stats, RoleCoordinator, RoleOperations))
+	api("GET /api/v1/queue", allow(s.queueList, RoleCoordinator))
+	api("GET /api/v1/queue/{seq}", allow(s.queueShow, RoleCoordinator))
+	api("POST /api/v1/queue/{seq}/replay", allow(s.queueReplay, RoleCoordinator))
+	api("POST /api/v1/queue/{seq}/discard", allow(s.queueDiscard, RoleCoordinator))
+	api("POST /api/v1/queue/replay", allow(s.queueReplayMany, RoleCoordinator))
+	api("GET /api/v1/letters/{id}/trace", allow(s.letterTrace, RoleCoordinator))
+	api("POST /api/v1/letters/{id}/content", allow(s.letterContent, RoleCoordinator))
+	api("POST /api/v1/consents", allow(s.consentRecord, RoleCoordinator))
+	api("GET /api/v1/audit", allow(s.auditTail, RoleAuditor))
+}
+
+// Routes lists the API's method+path patterns (for the authorisation matrix test).
+func Routes() []string {
+	return []string{"GET /api/v1/whoami", "GET /api/v1/stats", "GET /api/v1/queue", "GET /api/v1/queue/{seq}", "POST /api/v1/queue/{seq}/replay",
+		"POST /api/v1/queue/{seq}/discard", "POST /api/v1/queue/replay", "GET /api/v1/letters/{id}/trace", "POST /api/v1/letters/{id}/content",
+		"POST /api/v1/consents", "GET /api/v1/audit"}
+}
+
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	if s.hub == nil {
+		writeJSON(w, 503, map[string]string{"status": "starting"})
+		return
+	}
+	if err := s.hub.Ready(r.Context()); err != nil {
+		writeJSON(w, 503, map[string]string{"status": "not ready", "reason": err.Error()})
+		return
+	}
+	writeJSON(w, 200, map[string]string{"status": "ready"})
+}
+
+func actor(r *http.Request) pipeline.Actor {
+	p, _ := PrincipalFrom(r.Context())
+	host, _, _ := net.SplitHostPort(r.RemoteAddr)
+	return pipeline.Actor{Name: p.Name, Role: p.Role, Remote: host}
+}
+
+func (s *Server) whoami(w http.ResponseWriter, r *http.Request) {
+	p, _ := PrincipalFrom(r.Context())
+	writeJSON(w, 200, map[string]string{"name": p.Name, "role": p.Role})
+}
+
+// Stats is the overview: queue sizes, oldest parked, pending and held.
+type Stats struct {
+	Parked       []retryq.Stat          `json:"parked"`
+	Held         map[string]int         `json:"held"`
+	Destinations []string               `json:"destinations"`
+	Extra        map[string]interface{} `json:"extra,omitempty"`
+}
+
+func (s *Server) stats(w http.ResponseWriter, r *http.Request) {
+	st, err := s.hub.Queue().Stats(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	held := map[string]int{}
+	for d, m := range s.hub.Held() {
+		held[d] = len(m)
+	}
+	writeJSON(w, 200, Stats{Parked: st, Held: held, Destinations: s.hub.Destinations()})
+}
+
+func (s *Server) queueList(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	limit, _ := strconv.Atoi(q.Get("limit"))
+	if limit <= 0 || limit > 5000 {
+		limit = 500
+	}
+	list, err := s.hub.Queue().List(r.Context(), retryq.Filter{Destination: q.Get("destination"), Code: q.Get("code"), Limit: limit})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if list == nil {
+		list = []retryq.Entry{}
+	}
+	writeJSON(w, 200, map[string]any{"entries": list})
+}
+
+func seqOf(r *http.Request) (uint64, error) { return retryq.ParseSeq(r.PathValue("seq")) }
+
+func (s *Server) queueShow(w http.ResponseWriter, r *http.Request) {
+	seq, err := seqOf(r)
+	if err != nil {
+		problem(w, r, 400, "bad-id", err.Error())
+		return
+	}
+	e, _, err := s.hub.Queue().Get(r.Context(), seq)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, 200, e)
+}
+
+type actionBody struct {
+	Reason      string   `json:"reason"`
+	DryRun      bool     `json:"dryRun"`
+	Destination string   `json:"destination"`
+	Seqs        []uint64 `json:"seqs"`
+	All         bool     `json:"all"`
+}
+
+func readBody(r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil && !errors.Is(err, context.Canceled) && err.Error() != "EOF" {
+		return fmt.Errorf("request body: %w", err)
+	}
+	return nil
+}
+
+func (s *Server) queueReplay(w http.ResponseWriter, r *http.Request) {
+	seq, err := seqOf(r)
+	if err != nil {
+		problem(w, r, 400, "bad-id", err.Error())
+		return
+	}
+	var b actionBody
+	if err := readBody(r, &b); err != nil {
+		problem(w, r, 400, "bad-request", err.Error())
+		return
+	}
+	dec, err := s.hub.Replay(r.Context(), actor(r), seq, b.Reason, b.DryRun)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, 200, map[string]any{"seq": seq, "dryRun": b.DryRun, "decision": dec})
+}
+
+func (s *Server) queueReplayMany(w http.ResponseWriter, r *http.Request) {
+	var b actionBody
+	if err := readBody(r, &b); err != nil {
+		problem(w, r, 400, "bad-request", err.Error())
+		return
+	}
+	seqs := b.Seqs
+	if b.All {
+		if b.Destination == "" {
+			problem(w, r, 400, "bad-request", "all requires destination")
+			return
+		}
+		list, err := s.hub.Queue().List(r.Context(), retryq.Filter{Destination: b.Destination})
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		for _, e := range list {
+			seqs = append(seqs, e.Seq)
+		}
+	}
+	type result struct {
+		Seq      uint64 `json:"seq"`
+		Decision any    `json:"decision,omitempty"`
+		Error    string `json:"error,omitempty"`
+	}
+	out := []result{}
+	for _, seq := range seqs {
+		dec, err := s.hub.Replay(r.Context(), actor(r), seq, b.Reason, b.DryRun)
+		res := result{Seq: seq, Decision: dec}
+		if err != nil {
+			res.Error = err.Error()
+		}
+		out = append(out, res)
+	}
+	writeJSON(w, 200, map[string]any{"dryRun": b.DryRun, "results": out})
+}
+
+func (s *Server) queueDiscard(w http.ResponseWriter, r *http.Request) {
+	seq, err := seqOf(r)
+	if err != nil {
+		problem(w, r, 400, "bad-id", err.Error())
+		return
+	}
+	var b actionBody
+	if err := readBody(r, &b); err != nil {
+		problem(w, r, 400, "bad-request", err.Error())
+		return
+	}
+	if err := s.hub.Discard(r.Context(), actor(r), seq, b.Reason); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, 200, map[string]any{"seq": seq, "discarded": true})
+}
+
+func (s *Server) letterTrace(w http.ResponseWriter, r *http.Request) {
+	t, err := s.hub.TraceLetter(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, 200, t)
+}
+
+// letterContent shows personal content: only on an explicit POST with a
+// reason, and audited before anything is returned.
+func (s *Server) letterContent(w http.ResponseWriter, r *http.Request) {
+	var b actionBody
+	if err := readBody(r, &b); err != nil {
+		problem(w, r, 400, "bad-request", err.Error())
+		return
+	}
+	if strings.TrimSpace(b.Reason) == "" {
+		problem(w, r, 400, "reason-required", "say why you need to see the letter's content (field: reason)")
+		return
+	}
+	id := r.PathValue("id")
+	l, _, err := s.hub.Letter(r.Context(), id)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	a := actor(r)
+	if err := s.hub.Audit().Append(r.Context(), audit.Record{Actor: a.Name, Role: a.Role, Remote: a.Remote, Action: "show-content", Target: "letter:" + id, Reason: b.Reason}); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, 200, l)
+}
+
+type consentBody struct {
+	Patient string         `json:"patient"` // CPR or replacement id; body only, never in a URL
+	Consent letter.Consent `json:"consent"`
+	Reason  string         `json:"reason"`
+}
+
+func (s *Server) consentRecord(w http.ResponseWriter, r *http.Request) {
+	var b consentBody
+	if err := readBody(r, &b); err != nil {
+		problem(w, r, 400, "bad-request", err.Error())
+		return
+	}
+	if b.Patient == "" {
+		problem(w, r, 400, "bad-request", "patient: must be a CPR or replacement id")
+		return
+	}
+	for _, sc := range b.Consent.Scopes {
+		ok := false
+		for _, v := range letter.Scopes {
+			ok = ok || v == sc
+		}
+		if !ok {
+			problem(w, r, 400, "bad-request", "consent.scopes: unknown scope")
+			return
+		}
+	}
+	a := actor(r)
+	action := "consent-record"
+	if !b.Consent.WithdrawnAt.IsZero() {
+		action = "consent-withdraw"
+	}
+	if err := s.hub.Audit().Append(r.Context(), audit.Record{Actor: a.Name, Role: a.Role, Remote: a.Remote, Action: action, Target: "patient:" + broker.Token("patient:"+b.Patient), Reason: b.Reason}); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if err := s.hub.RecordConsent(r.Context(), b.Patient, b.Consent); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, 200, map[string]any{"recorded": true})
+}
+
+func (s *Server) auditTail(w http.ResponseWriter, r *http.Request) {
+	n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+	if n <= 0 || n > 10000 {
+		n = 100
+	}
+	recs, err := s.hub.Audit().Tail(r.Context(), n)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if recs == nil {
+		recs = []audit.Record{}
+	}
+	writeJSON(w, 200, map[string]any{"records": recs})
+}
+
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case errors.Is(err, retryq.ErrNotParked):
+		problem(w, r, 404, "not-found", "no parked letter with that id")
+	case errors.Is(err, pipeline.ErrUnknownLetter):
+		problem(w, r, 404, "not-found", "no letter with that id")
+	case errors.Is(err, pipeline.ErrReasonRequired):
+		problem(w, r, 400, "reason-required", "a reason is required (field: reason)")
+	default:
+		s.log.Error("api error", "path", r.URL.Path, "err", err)
+		problem(w, r, 500, "internal", "the hub could not do this now; see the hub log")
+	}
+}
+
+// problem writes an RFC 9457 problem document.
+func problem(w http.ResponseWriter, r *http.Request, status int, typ, detail string) {
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{"type": "urn:samhub:problem:" + typ, "title": http.StatusText(status), "status": status, "detail": detail, "instance": r.URL.Path})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// Listen serves s on addr until ctx ends.
+func Listen(ctx context.Context, addr string, h http.Handler, log *slog.Logger) (net.Addr, <-chan error, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("http.listen %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second, WriteTimeout: 60 * time.Second, IdleTimeout: 2 * time.Minute}
+	done := make(chan error, 1)
+	go func() {
+		err := srv.Serve(ln)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		done <- err
+	}()
+	go func() {
+		<-ctx.Done()
+		c, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(c)
+	}()
+	return ln.Addr(), done, nil
+}

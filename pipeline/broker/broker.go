@@ -1,0 +1,232 @@
+// Package broker gives the hub its NATS JetStream: an embedded nats-server
+// (the default, in process, file storage, fsync on every write) or a
+// connection to an external cluster, plus the streams and buckets the hub
+// owns, created or checked at start.
+package broker
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/samhub/samhub/internal/config"
+)
+
+// Broker is a live connection to JetStream and, when embedded, the server.
+type Broker struct {
+	Server *server.Server // nil when external
+	Conn   *nats.Conn
+	JS     jetstream.JetStream
+	log    *slog.Logger
+}
+
+// Open starts the embedded server or connects to cfg.URL.
+func Open(ctx context.Context, cfg config.NATS, log *slog.Logger) (*Broker, error) {
+	b := &Broker{log: log}
+	opts := []nats.Option{
+		nats.Name("samhub"),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.Warn("nats disconnected", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(*nats.Conn) { log.Info("nats reconnected") }),
+	}
+	url := cfg.URL
+	if url == "" {
+		srv, err := StartEmbedded(cfg.Embedded, log)
+		if err != nil {
+			return nil, err
+		}
+		b.Server = srv
+		opts = append(opts, nats.InProcessServer(srv))
+	} else {
+		tlsOpts, err := clientTLS(cfg.TLS)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, tlsOpts...)
+		if cfg.CredsFile != "" {
+			opts = append(opts, nats.UserCredentials(cfg.CredsFile))
+		}
+		if cfg.NKeyFile != "" {
+			o, err := nats.NkeyOptionFromSeed(cfg.NKeyFile)
+			if err != nil {
+				return nil, fmt.Errorf("nats.nkey_file: %w", err)
+			}
+			opts = append(opts, o)
+		}
+		opts = append(opts, nats.RetryOnFailedConnect(true))
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		b.Close()
+		return nil, fmt.Errorf("connect to NATS: %w", err)
+	}
+	b.Conn = nc
+	js, err := jetstream.New(nc)
+	if err != nil {
+		b.Close()
+		return nil, err
+	}
+	b.JS = js
+	return b, nil
+}
+
+// StartEmbedded runs nats-server in process with JetStream on file storage
+// and SyncAlways: a write is fsynced before it is acknowledged, so an
+// acknowledged letter survives a power cut (reliability.md §1.4).
+func StartEmbedded(e config.Embedded, log *slog.Logger) (*server.Server, error) {
+	maxStore, err := config.ParseBytes(e.MaxStore)
+	if err != nil {
+		return nil, fmt.Errorf("nats.embedded.max_store: %w", err)
+	}
+	o := &server.Options{
+		ServerName:         "samhub-embedded",
+		JetStream:          true,
+		StoreDir:           e.StoreDir,
+		JetStreamMaxStore:  maxStore,
+		JetStreamMaxMemory: 64 << 20,
+		SyncAlways:         true,
+		DontListen:         true,
+		NoSigs:             true,
+		MaxPayload:         64 << 20,
+		Host:               "127.0.0.1",
+	}
+	if e.Listen != "" {
+		host, port, err := net.SplitHostPort(e.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("nats.embedded.listen: %w", err)
+		}
+		p, err := strconv.Atoi(port)
+		if err != nil {
+			return nil, fmt.Errorf("nats.embedded.listen: port: %w", err)
+		}
+		o.DontListen, o.Host, o.Port = false, host, p
+		if e.TLS.CertFile != "" {
+			tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: e.TLS.CertFile, KeyFile: e.TLS.KeyFile, CaFile: e.TLS.CAFile, Verify: e.TLS.CAFile != ""})
+			if err != nil {
+				return nil, fmt.Errorf("nats.embedded.tls: %w", err)
+			}
+			o.TLSConfig, o.TLS = tc, true
+		}
+	}
+	key, err := config.ReadSecret(e.KeyFile, e.KeyEnv)
+	if err != nil {
+		return nil, fmt.Errorf("nats.embedded.key_file/key_env: %w", err)
+	}
+	if key != "" {
+		o.JetStreamKey = key
+		o.JetStreamCipher = server.ChaCha
+		if e.Cipher == "aes" {
+			o.JetStreamCipher = server.AES
+		}
+		if e.OldKeyFile != "" {
+			old, err := config.ReadSecret(e.OldKeyFile, "")
+			if err != nil {
+				return nil, fmt.Errorf("nats.embedded.old_key_file: %w", err)
+			}
+			o.JetStreamOldKey = old
+		}
+	}
+	if err := os.MkdirAll(e.StoreDir, 0o700); err != nil {
+		return nil, fmt.Errorf("nats.embedded.store_dir: %w", err)
+	}
+	srv, err := server.NewServer(o)
+	if err != nil {
+		return nil, fmt.Errorf("embedded NATS: %w", err)
+	}
+	srv.SetLoggerV2(&natsLogger{log: log.With("component", "nats-server")}, false, false, false)
+	go srv.Start()
+	if !srv.ReadyForConnections(30 * time.Second) {
+		srv.Shutdown()
+		return nil, errors.New("embedded NATS did not become ready in 30s")
+	}
+	if !srv.JetStreamEnabled() {
+		srv.Shutdown()
+		return nil, errors.New("embedded NATS started without JetStream (is the store directory writable?)")
+	}
+	return srv, nil
+}
+
+func clientTLS(t config.TLS) ([]nats.Option, error) {
+	if t.CAFile == "" && t.CertFile == "" {
+		return nil, nil
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("nats.tls.ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, errors.New("nats.tls.ca_file: no PEM certificates found")
+		}
+		tc.RootCAs = pool
+	}
+	if t.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("nats.tls.cert_file/key_file: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return []nats.Option{nats.Secure(tc)}, nil
+}
+
+// Ready reports whether NATS is connected and JetStream answers.
+func (b *Broker) Ready(ctx context.Context) error {
+	if b.Conn == nil || !b.Conn.IsConnected() {
+		return errors.New("NATS is not connected")
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if _, err := b.JS.AccountInfo(ctx); err != nil {
+		return fmt.Errorf("JetStream not usable: %w", err)
+	}
+	return nil
+}
+
+// Close drains the connection (in-flight acks reach the server) and stops
+// the embedded server.
+func (b *Broker) Close() {
+	if b.Conn != nil {
+		// Flush is a round trip: the server has processed every ack and nak
+		// sent so far before the embedded server is shut down.
+		_ = b.Conn.FlushTimeout(5 * time.Second)
+		_ = b.Conn.Drain()
+		deadline := time.Now().Add(5 * time.Second)
+		for !b.Conn.IsClosed() && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		b.Conn.Close()
+	}
+	if b.Server != nil {
+		b.Server.Shutdown()
+		b.Server.WaitForShutdown()
+	}
+}
+
+// natsLogger sends nats-server's log into slog; its traces stay off.
+type natsLogger struct{ log *slog.Logger }
+
+func (l *natsLogger) Noticef(f string, v ...any) { l.log.Debug(fmt.Sprintf(f, v...)) }
+func (l *natsLogger) Warnf(f string, v ...any)   { l.log.Warn(fmt.Sprintf(f, v...)) }
+func (l *natsLogger) Fatalf(f string, v ...any)  { l.log.Error(fmt.Sprintf(f, v...)) }
+func (l *natsLogger) Errorf(f string, v ...any)  { l.log.Error(fmt.Sprintf(f, v...)) }
+func (l *natsLogger) Debugf(f string, v ...any)  {}
+func (l *natsLogger) Tracef(f string, v ...any)  {}

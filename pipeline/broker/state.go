@@ -1,0 +1,100 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/samhub/samhub/adapters"
+)
+
+// StateStore is adapters.StateStore on a JetStream KV bucket, with every key
+// prefixed by the adapter instance so adapters cannot see each other's state.
+type StateStore struct {
+	kv     jetstream.KeyValue
+	prefix string
+}
+
+var _ adapters.StateStore = (*StateStore)(nil)
+
+// NewStateStore opens the state bucket for one adapter instance.
+func NewStateStore(ctx context.Context, js jetstream.JetStream, instance string) (*StateStore, error) {
+	kv, err := js.KeyValue(ctx, BucketState)
+	if err != nil {
+		return nil, fmt.Errorf("state bucket: %w", err)
+	}
+	return &StateStore{kv: kv, prefix: instance + "."}, nil
+}
+
+func (s *StateStore) key(k string) (string, error) {
+	if k == "" || strings.ContainsAny(k, " *>\t\r\n") {
+		return "", fmt.Errorf("state key %q: must match [A-Za-z0-9_=.-]+", k)
+	}
+	return s.prefix + k, nil
+}
+
+func (s *StateStore) Get(ctx context.Context, k string) ([]byte, uint64, error) {
+	key, err := s.key(k)
+	if err != nil {
+		return nil, 0, err
+	}
+	e, err := s.kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+		return nil, 0, adapters.ErrNotFound
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	return e.Value(), e.Revision(), nil
+}
+
+func (s *StateStore) Put(ctx context.Context, k string, v []byte) (uint64, error) {
+	key, err := s.key(k)
+	if err != nil {
+		return 0, err
+	}
+	return s.kv.Put(ctx, key, v)
+}
+
+func (s *StateStore) Create(ctx context.Context, k string, v []byte) (uint64, error) {
+	key, err := s.key(k)
+	if err != nil {
+		return 0, err
+	}
+	rev, err := s.kv.Create(ctx, key, v)
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		return 0, adapters.ErrExists
+	}
+	return rev, err
+}
+
+func (s *StateStore) Update(ctx context.Context, k string, v []byte, rev uint64) (uint64, error) {
+	key, err := s.key(k)
+	if err != nil {
+		return 0, err
+	}
+	n, err := s.kv.Update(ctx, key, v, rev)
+	if err != nil && isWrongSeq(err) {
+		return 0, adapters.ErrConflict
+	}
+	return n, err
+}
+
+func (s *StateStore) Delete(ctx context.Context, k string) error {
+	key, err := s.key(k)
+	if err != nil {
+		return err
+	}
+	return s.kv.Delete(ctx, key)
+}
+
+func isWrongSeq(err error) bool {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
+	}
+	return errors.Is(err, jetstream.ErrKeyExists)
+}

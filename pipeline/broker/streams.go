@@ -1,0 +1,179 @@
+package broker
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/samhub/samhub/internal/config"
+)
+
+// Stream and bucket names the hub owns.
+const (
+	StreamLetters = "SAMHUB_LETTERS" // every letter as received, read by one durable consumer per destination
+	StreamParked  = "SAMHUB_PARKED"  // the retry queue: full copies of letters a destination gave up on
+	StreamJourney = "SAMHUB_JOURNEY" // per-letter journey events
+	StreamAudit   = "SAMHUB_AUDIT"   // append-only audit of human actions and personal-data reads
+	BucketState   = "samhub_state"   // adapters' durable state (cursors, duplicate memory)
+	BucketLeases  = "samhub_leases"  // which replica runs which polling source
+	BucketConsent = "samhub_consent" // consents recorded by the coordinator
+
+	SubjLetters = "samhub.letters"
+	SubjParked  = "samhub.parked"
+	SubjJourney = "samhub.journey"
+	SubjAudit   = "samhub.audit"
+)
+
+// Token turns a letter id (any characters) into a subject token.
+func Token(id string) string {
+	s := sha256.Sum256([]byte(id))
+	return hex.EncodeToString(s[:16])
+}
+
+// InSubject is where a source's letter is stored.
+func InSubject(source, letterID string) string {
+	return SubjLetters + ".in." + source + "." + Token(letterID)
+}
+
+// ReplaySubject carries a parked letter back to one destination.
+func ReplaySubject(dest, letterID string) string {
+	return SubjLetters + ".replay." + dest + "." + Token(letterID)
+}
+
+// ParkedSubject is where a letter parked for dest is kept.
+func ParkedSubject(dest, letterID string) string {
+	return SubjParked + "." + dest + "." + Token(letterID)
+}
+
+// JourneySubject holds one letter's journey.
+func JourneySubject(letterID string) string { return SubjJourney + "." + Token(letterID) }
+
+// Provision creates the hub's streams and buckets, or checks and updates
+// them, and refuses settings that could lose letters.
+func Provision(ctx context.Context, js jetstream.JetStream, s config.Streams, replicas int) error {
+	lettersMax, _ := config.ParseBytes(s.LettersMaxBytes)
+	parkedMax, _ := config.ParseBytes(s.ParkedMaxBytes)
+	msgMax, _ := config.ParseBytes(s.MaxMsgSize)
+	journeyMax, _ := config.ParseBytes(s.JourneyMaxBytes)
+	auditMax, _ := config.ParseBytes(s.AuditMaxBytes)
+	want := []jetstream.StreamConfig{{
+		Name:        StreamLetters,
+		Description: "Samhub letters as received",
+		Subjects:    []string{SubjLetters + ".>"},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardNew,
+		MaxBytes:    lettersMax,
+		MaxAge:      s.LettersMaxAge,
+		MaxMsgSize:  int32(msgMax),
+		Duplicates:  s.DedupWindow,
+		Replicas:    replicas,
+	}, {
+		Name:        StreamParked,
+		Description: "Samhub retry queue (parked letters)",
+		Subjects:    []string{SubjParked + ".>"},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardNew, // a full queue refuses, never drops the oldest
+		MaxBytes:    parkedMax,
+		MaxMsgSize:  int32(msgMax),
+		Duplicates:  2 * time.Minute,
+		Replicas:    replicas,
+		AllowDirect: true,
+	}, {
+		Name:        StreamJourney,
+		Description: "Samhub letter journeys",
+		Subjects:    []string{SubjJourney + ".>"},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardOld, // metadata, aged out by retention
+		MaxAge:      s.JourneyMaxAge,
+		MaxBytes:    journeyMax,
+		Replicas:    replicas,
+		AllowDirect: true,
+	}, {
+		Name:        StreamAudit,
+		Description: "Samhub audit log",
+		Subjects:    []string{SubjAudit + ".>"},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardNew, // an audit record is never dropped to make room
+		MaxAge:      s.AuditMaxAge,
+		MaxBytes:    auditMax,
+		Replicas:    replicas,
+		DenyDelete:  true,
+		DenyPurge:   true,
+	}}
+	for _, cfg := range want {
+		if err := ensureStream(ctx, js, cfg); err != nil {
+			return err
+		}
+	}
+	for _, kv := range []jetstream.KeyValueConfig{
+		{Bucket: BucketState, Description: "adapter state", Storage: jetstream.FileStorage, Replicas: replicas, History: 1},
+		{Bucket: BucketLeases, Description: "source leases", Storage: jetstream.FileStorage, Replicas: replicas, TTL: LeaseTTL},
+		{Bucket: BucketConsent, Description: "recorded consents", Storage: jetstream.FileStorage, Replicas: replicas, History: 16},
+	} {
+		if _, err := js.CreateOrUpdateKeyValue(ctx, kv); err != nil {
+			return fmt.Errorf("bucket %s: %w", kv.Bucket, err)
+		}
+	}
+	return nil
+}
+
+// letterStreams are the streams whose loss is a lost letter.
+var letterStreams = map[string]bool{StreamLetters: true, StreamParked: true, StreamAudit: true}
+
+func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.StreamConfig) error {
+	st, err := js.Stream(ctx, want.Name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		if _, err := js.CreateStream(ctx, want); err != nil {
+			return fmt.Errorf("create stream %s: %w", want.Name, err)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", want.Name, err)
+	}
+	have := st.CachedInfo().Config
+	if letterStreams[want.Name] {
+		if err := CheckSafe(have); err != nil {
+			return err
+		}
+	}
+	// Bring sizes and ages in line with configuration; storage and
+	// retention cannot change in place and were checked above.
+	have.MaxBytes, have.MaxAge, have.Duplicates, have.MaxMsgSize = want.MaxBytes, want.MaxAge, want.Duplicates, want.MaxMsgSize
+	have.Discard, have.Description = want.Discard, want.Description
+	if _, err := js.UpdateStream(ctx, have); err != nil {
+		return fmt.Errorf("update stream %s: %w", want.Name, err)
+	}
+	return nil
+}
+
+// CheckSafe refuses stream settings that lose letters silently.
+func CheckSafe(c jetstream.StreamConfig) error {
+	var problems []string
+	if c.Storage != jetstream.FileStorage {
+		problems = append(problems, "uses memory storage (letters would not survive a restart); it must use file storage")
+	}
+	if c.Discard != jetstream.DiscardNew {
+		problems = append(problems, "discards the oldest messages when full (DiscardOld would delete unprocessed letters); it must use DiscardNew")
+	}
+	if c.MaxBytes <= 0 && c.MaxMsgs <= 0 {
+		problems = append(problems, "has no size limit (a full disk disables JetStream); set max_bytes")
+	}
+	if c.Retention == jetstream.WorkQueuePolicy || c.Retention == jetstream.InterestPolicy {
+		problems = append(problems, "uses work-queue or interest retention, which deletes letters other destinations still need; it must use limits retention")
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("stream %s is unsafe for letters: %s. Fix or remove the stream, then start again", c.Name, strings.Join(problems, "; "))
+	}
+	return nil
+}

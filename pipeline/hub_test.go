@@ -1,0 +1,411 @@
+package pipeline_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"regexp"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/samhub/samhub/adapters"
+	"github.com/samhub/samhub/internal/config"
+	"github.com/samhub/samhub/pipeline"
+	"github.com/samhub/samhub/pipeline/broker"
+	"github.com/samhub/samhub/pipeline/journey"
+	"github.com/samhub/samhub/pipeline/letter"
+	"github.com/samhub/samhub/pipeline/retryq"
+)
+
+// feed is a real in-process Source: letters pushed to it are published.
+type feed struct {
+	ch chan *letter.Letter
+}
+
+func (f *feed) Run(ctx context.Context, pub adapters.Publisher) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case l := <-f.ch:
+			for {
+				if err := pub.Publish(ctx, l); err == nil {
+					break
+				} else if ctx.Err() != nil {
+					return nil
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+	}
+}
+
+// box is a real in-process Sink with an idempotent store and fault switches.
+type box struct {
+	mu        sync.Mutex
+	got       map[string]int // letter id → creations
+	order     []string
+	failNext  int           // retryable failures to return
+	failFor   map[string]int // per letter id
+	permanent bool
+	delay     time.Duration
+}
+
+func newBox() *box { return &box{got: map[string]int{}, failFor: map[string]int{}} }
+
+func (b *box) Deliver(ctx context.Context, l *letter.Letter) (adapters.Delivery, error) {
+	b.mu.Lock()
+	delay := b.delay
+	b.mu.Unlock()
+	if delay > 0 {
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return adapters.Delivery{}, ctx.Err()
+		}
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.permanent {
+		return adapters.Delivery{}, adapters.Permanent("rejected", "the destination refused the letter (case 2509479989 closed)", nil)
+	}
+	if b.failNext > 0 {
+		b.failNext--
+		return adapters.Delivery{}, adapters.Retryable("http_503", "the destination is unavailable", nil)
+	}
+	if b.failFor[l.ID] > 0 {
+		b.failFor[l.ID]--
+		return adapters.Delivery{}, adapters.Retryable("http_503", "the destination is unavailable", nil)
+	}
+	if b.got[l.ID] > 0 {
+		return adapters.Delivery{RemoteID: "doc-" + l.ID, Existing: true}, nil
+	}
+	b.got[l.ID]++
+	b.order = append(b.order, l.ID)
+	return adapters.Delivery{RemoteID: "doc-" + l.ID}, nil
+}
+
+func (b *box) count(id string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.got[id]
+}
+
+func (b *box) total() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.got)
+}
+
+var (
+	regMu sync.Mutex
+	feeds = map[string]*feed{}
+	boxes = map[string]*box{}
+)
+
+func init() {
+	adapters.Register("test-feed", func(d adapters.Deps, _ map[string]any) (any, error) {
+		regMu.Lock()
+		defer regMu.Unlock()
+		return feeds[d.Name], nil
+	})
+	adapters.Register("test-box", func(d adapters.Deps, _ map[string]any) (any, error) {
+		regMu.Lock()
+		defer regMu.Unlock()
+		return boxes[d.Name], nil
+	})
+}
+
+type env struct {
+	t     *testing.T
+	cfg   *config.Config
+	feed  *feed
+	muni  *box // municipality sector, no consent needed
+	gp    *box // gp sector, consent needed
+	b     *broker.Broker
+	hub   *pipeline.Hub
+	stop  context.CancelFunc
+	done  chan error
+	store string
+}
+
+var envN int
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	regMu.Lock()
+	envN++
+	n := envN
+	e := &env{t: t, feed: &feed{ch: make(chan *letter.Letter, 1000)}, muni: newBox(), gp: newBox(), store: t.TempDir()}
+	feeds[fmt.Sprintf("feed%d", n)] = e.feed
+	boxes[fmt.Sprintf("muni%d", n)] = e.muni
+	boxes[fmt.Sprintf("gp%d", n)] = e.gp
+	regMu.Unlock()
+	cfg, err := config.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DataDir = t.TempDir()
+	cfg.NATS.Embedded.StoreDir = e.store
+	cfg.Pipeline.BackoffInitial = 20 * time.Millisecond
+	cfg.Pipeline.BackoffMax = 100 * time.Millisecond
+	cfg.Pipeline.MaxAttempts = 4
+	cfg.Pipeline.ShutdownGrace = 3 * time.Second
+	cfg.Adapters = map[string]map[string]any{
+		fmt.Sprintf("feed%d", n): {"type": "test-feed"},
+		fmt.Sprintf("muni%d", n): {"type": "test-box"},
+		fmt.Sprintf("gp%d", n):   {"type": "test-box"},
+	}
+	cfg.Destinations = map[string]config.Destination{
+		"casefile": {Adapter: fmt.Sprintf("muni%d", n), Sector: "municipality"},
+		"doctor":   {Adapter: fmt.Sprintf("gp%d", n), Sector: "gp"},
+	}
+	cfg.Routes = []config.Route{
+		{Name: "all-to-case", To: []string{"casefile"}},
+		{Name: "recommendations-to-gp", Match: config.Match{Kind: []string{"recommendation"}}, To: []string{"doctor"}},
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	e.cfg = cfg
+	e.start()
+	t.Cleanup(func() { e.shutdown() })
+	return e
+}
+
+func (e *env) start() {
+	e.t.Helper()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	b, err := broker.Open(context.Background(), e.cfg.NATS, log)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	hub, err := pipeline.New(context.Background(), pipeline.Options{Config: e.cfg, Broker: b, Logger: log})
+	if err != nil {
+		b.Close()
+		e.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	e.b, e.hub, e.stop, e.done = b, hub, cancel, make(chan error, 1)
+	go func() { e.done <- hub.Run(ctx) }()
+}
+
+func (e *env) shutdown() {
+	if e.stop == nil {
+		return
+	}
+	e.stop()
+	<-e.done
+	e.b.Close()
+	e.stop = nil
+}
+
+func mkLetter(id string, kind letter.Kind, thread string) *letter.Letter {
+	return &letter.Letter{ID: id, Kind: kind, Format: "test", ThreadID: thread,
+		Patient:  &letter.Patient{CPR: "2509479989", GivenName: "Bruno Test", FamilyName: "Elmer"},
+		Text:     "Henvisning vedr. Bruno Test Elmer",
+		Original: letter.Original{Data: []byte("<letter/>"), ContentType: "application/xml"}}
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+func TestLettersReachEveryRoutedDestinationOnce(t *testing.T) {
+	e := newEnv(t)
+	for i := range 30 {
+		e.feed.ch <- mkLetter(fmt.Sprintf("L%03d", i), letter.KindReferral, fmt.Sprintf("T%d", i%5))
+	}
+	eventually(t, "30 letters in the case file", func() bool { return e.muni.total() == 30 })
+	for i := range 30 {
+		if n := e.muni.count(fmt.Sprintf("L%03d", i)); n != 1 {
+			t.Errorf("letter %d delivered %d times", i, n)
+		}
+	}
+	if e.gp.total() != 0 {
+		t.Errorf("referrals must not reach the GP destination; got %d", e.gp.total())
+	}
+	tr, err := e.hub.TraceLetter(context.Background(), "L007")
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := map[string]bool{}
+	for _, s := range tr.Steps {
+		steps[s.Step+"/"+s.Destination] = true
+	}
+	if !steps["received/"] || !steps["delivered/casefile"] {
+		t.Errorf("journey incomplete: %+v", tr.Steps)
+	}
+}
+
+func TestDuplicateLetterIsNotRoutedAgain(t *testing.T) {
+	e := newEnv(t)
+	e.feed.ch <- mkLetter("DUP1", letter.KindReferral, "")
+	eventually(t, "first delivery", func() bool { return e.muni.count("DUP1") == 1 })
+	// Reset the sink's memory: only the hub's own duplicate check can now
+	// stop a second creation.
+	e.muni.mu.Lock()
+	e.muni.got = map[string]int{}
+	e.muni.mu.Unlock()
+	e.feed.ch <- mkLetter("DUP1", letter.KindReferral, "")
+	e.feed.ch <- mkLetter("AFTER", letter.KindReferral, "")
+	eventually(t, "the next letter", func() bool { return e.muni.count("AFTER") == 1 })
+	if n := e.muni.count("DUP1"); n != 0 {
+		t.Fatalf("duplicate letter routed again (%d deliveries)", n)
+	}
+}
+
+func TestConsentDeniedParksThenReplayDeliversOnce(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	l := mkLetter("REC1", letter.KindRecommendation, "T1")
+	e.feed.ch <- l
+	eventually(t, "case file delivery", func() bool { return e.muni.count("REC1") == 1 })
+	var parked []retryq.Entry
+	eventually(t, "a parked entry for the GP", func() bool {
+		parked, _ = e.hub.Queue().List(ctx, retryq.Filter{Destination: "doctor"})
+		return len(parked) == 1
+	})
+	if parked[0].LastError.Code != "consent_missing" {
+		t.Fatalf("parked code = %q, want consent_missing", parked[0].LastError.Code)
+	}
+	if e.gp.total() != 0 {
+		t.Fatal("letter reached the GP without consent")
+	}
+	who := pipeline.Actor{Name: "koordinator", Role: "coordinator"}
+	// Replay without consent: it parks again.
+	dec, err := e.hub.Replay(ctx, who, parked[0].Seq, "try", true)
+	if err != nil || dec.Verdict != "deny" {
+		t.Fatalf("dry-run replay without consent: %v %+v", err, dec)
+	}
+	if err := e.hub.RecordConsent(ctx, "2509479989", letter.Consent{GivenBy: "custody-holder", Form: "oral", GivenAt: time.Now(), Scopes: []letter.Scope{letter.ScopeGP}}); err != nil {
+		t.Fatal(err)
+	}
+	dec, err = e.hub.Replay(ctx, who, parked[0].Seq, "consent recorded", false)
+	if err != nil || dec.Verdict != "deliver" {
+		t.Fatalf("replay: %v %+v", err, dec)
+	}
+	eventually(t, "GP delivery after replay", func() bool { return e.gp.count("REC1") == 1 })
+	if _, err := e.hub.Replay(ctx, who, parked[0].Seq, "again", false); err == nil {
+		t.Fatal("replaying a removed entry must fail")
+	}
+	time.Sleep(200 * time.Millisecond)
+	if n := e.gp.count("REC1"); n != 1 {
+		t.Fatalf("GP got %d copies", n)
+	}
+	recs, err := e.hub.Audit().Tail(ctx, 10)
+	if err != nil || len(recs) == 0 || recs[len(recs)-1].Action != "replay" || recs[len(recs)-1].Actor != "koordinator" {
+		t.Fatalf("audit: %v %+v", err, recs)
+	}
+	if left, _ := e.hub.Queue().List(ctx, retryq.Filter{}); len(left) != 0 {
+		t.Fatalf("queue not empty after replay: %+v", left)
+	}
+}
+
+var cprPattern = regexp.MustCompile(`\d{6}-?\d{4}`)
+
+func TestPermanentFailureParksWithoutPersonalData(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.muni.mu.Lock()
+	e.muni.permanent = true
+	e.muni.mu.Unlock()
+	e.feed.ch <- mkLetter("P1", letter.KindReferral, "")
+	var parked []retryq.Entry
+	eventually(t, "parked", func() bool {
+		parked, _ = e.hub.Queue().List(ctx, retryq.Filter{})
+		return len(parked) == 1
+	})
+	p := parked[0]
+	if p.LastError.Class != "permanent" || p.Attempts != 1 {
+		t.Fatalf("entry %+v", p)
+	}
+	if cprPattern.MatchString(p.LastError.Reason) || cprPattern.MatchString(p.FirstError.Reason) {
+		t.Fatalf("parked reason carries a CPR: %q", p.LastError.Reason)
+	}
+	if err := e.hub.Discard(ctx, pipeline.Actor{Name: "k", Role: "coordinator"}, p.Seq, ""); err == nil {
+		t.Fatal("discard without reason must fail")
+	}
+	if err := e.hub.Discard(ctx, pipeline.Actor{Name: "k", Role: "coordinator"}, p.Seq, "sent by post instead"); err != nil {
+		t.Fatal(err)
+	}
+	tr, _ := e.hub.TraceLetter(ctx, "P1")
+	last := tr.Steps[len(tr.Steps)-1]
+	if last.Step != journey.Discarded {
+		t.Fatalf("last step %q, want discarded", last.Step)
+	}
+}
+
+func TestRetryableFailuresRetryThenDeliverOnce(t *testing.T) {
+	e := newEnv(t)
+	e.muni.mu.Lock()
+	e.muni.failNext = 2
+	e.muni.mu.Unlock()
+	e.feed.ch <- mkLetter("R1", letter.KindReferral, "")
+	eventually(t, "delivery after retries", func() bool { return e.muni.count("R1") == 1 })
+	if l, _ := e.hub.Queue().List(context.Background(), retryq.Filter{}); len(l) != 0 {
+		t.Fatalf("nothing should park: %+v", l)
+	}
+}
+
+func TestFailingLetterHoldsOnlyItsThread(t *testing.T) {
+	e := newEnv(t)
+	e.muni.mu.Lock()
+	e.muni.failFor["A1"] = 3 // three failures, delivered on the 4th (last) attempt
+	e.muni.mu.Unlock()
+	e.feed.ch <- mkLetter("A1", letter.KindReferral, "A")
+	e.feed.ch <- mkLetter("A2", letter.KindReferral, "A")
+	for i := range 5 {
+		e.feed.ch <- mkLetter(fmt.Sprintf("B%d", i), letter.KindReferral, "B")
+	}
+	eventually(t, "all delivered", func() bool { return e.muni.total() == 7 })
+	e.muni.mu.Lock()
+	order := append([]string(nil), e.muni.order...)
+	e.muni.mu.Unlock()
+	pos := map[string]int{}
+	for i, id := range order {
+		pos[id] = i
+	}
+	if pos["A2"] < pos["A1"] {
+		t.Fatalf("thread order broken: %v", order)
+	}
+	if pos["B4"] > pos["A1"] {
+		t.Fatalf("thread B waited for thread A's failing letter: %v", order)
+	}
+}
+
+func TestShutdownDuringRetryNeverParksAndRestartDelivers(t *testing.T) {
+	e := newEnv(t)
+	e.muni.mu.Lock()
+	e.muni.failNext = 1000
+	e.muni.mu.Unlock()
+	e.cfg.Pipeline.MaxAttempts = 1000
+	e.shutdown()
+	e.start()
+	e.feed.ch <- mkLetter("S1", letter.KindReferral, "")
+	eventually(t, "a failed attempt", func() bool {
+		e.muni.mu.Lock()
+		defer e.muni.mu.Unlock()
+		return e.muni.failNext < 999
+	})
+	e.shutdown()
+	ctx := context.Background()
+	e.start()
+	if l, _ := e.hub.Queue().List(ctx, retryq.Filter{}); len(l) != 0 {
+		t.Fatalf("shutdown parked a letter: %+v", l)
+	}
+	e.muni.mu.Lock()
+	e.muni.failNext = 0
+	e.muni.mu.Unlock()
+	eventually(t, "delivery after restart", func() bool { return e.muni.count("S1") == 1 })
+}

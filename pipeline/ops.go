@@ -1,0 +1,192 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/samhub/samhub/pipeline/audit"
+	"github.com/samhub/samhub/pipeline/broker"
+	"github.com/samhub/samhub/pipeline/journey"
+	"github.com/samhub/samhub/pipeline/letter"
+	"github.com/samhub/samhub/pipeline/retryq"
+	"github.com/samhub/samhub/pipeline/route"
+)
+
+// Actor is who asks for an operation; every operation is audited with it.
+type Actor struct {
+	Name   string
+	Role   string
+	Remote string
+}
+
+// Queue gives read access to the retry queue.
+func (h *Hub) Queue() *retryq.Queue { return h.queue }
+
+// Audit gives the audit log.
+func (h *Hub) Audit() *audit.Log { return h.audit }
+
+// Destinations lists configured destinations.
+func (h *Hub) Destinations() []string { return h.router.Destinations() }
+
+// Held returns, per destination, the threads held back behind a failing
+// letter (thread token → letters waiting).
+func (h *Hub) Held() map[string]map[string]int {
+	out := map[string]map[string]int{}
+	for name, s := range h.subs {
+		out[name] = s.Held()
+	}
+	return out
+}
+
+// ErrReasonRequired is returned when a discard has no reason.
+var ErrReasonRequired = errors.New("a reason is required")
+
+// Replay sends a parked letter back to the destination that failed. The
+// letter goes through that destination's consumer again (consent is checked
+// again); the sink's idempotency makes a second delivery impossible, so a
+// replay delivers exactly once. With dryRun only the decision is returned.
+func (h *Hub) Replay(ctx context.Context, who Actor, seq uint64, reason string, dryRun bool) (route.Decision, error) {
+	e, raw, err := h.queue.Get(ctx, seq)
+	if err != nil {
+		return route.Decision{}, err
+	}
+	l, err := letter.Unmarshal(raw)
+	if err != nil {
+		return route.Decision{}, fmt.Errorf("parked letter unreadable: %w", err)
+	}
+	consent, err := h.effectiveConsent(ctx, l)
+	if err != nil {
+		return route.Decision{}, err
+	}
+	dec := h.router.DecideReplay(l, e.Destination, consent, h.now())
+	if dryRun {
+		return dec, nil
+	}
+	if err := h.audit.Append(ctx, audit.Record{Actor: who.Name, Role: who.Role, Remote: who.Remote, Action: "replay", Target: fmt.Sprintf("parked:%d letter:%s destination:%s", seq, e.LetterID, e.Destination), Reason: scrubText(reason)}); err != nil {
+		return dec, err
+	}
+	msg := nats.NewMsg(broker.ReplaySubject(e.Destination, e.LetterID))
+	msg.Data = raw
+	msg.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("replay:%s:%d", e.Destination, seq))
+	msg.Header.Set(HdrThread, e.Thread)
+	msg.Header.Set(HdrKind, e.Kind)
+	msg.Header.Set(HdrSource, e.Source)
+	msg.Header.Set(HdrReplay, e.Destination)
+	msg.Header.Set(HdrParked, fmt.Sprint(seq))
+	if _, err := h.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(broker.StreamLetters)); err != nil {
+		return dec, fmt.Errorf("replay: %w", err)
+	}
+	if err := h.queue.Remove(ctx, seq); err != nil && !errors.Is(err, retryq.ErrNotParked) {
+		return dec, err
+	}
+	h.m.replayed.WithLabelValues(e.Destination).Inc()
+	h.recordStep(ctx, journey.Event{LetterID: e.LetterID, Step: journey.Replayed, Destination: e.Destination, Actor: who.Name})
+	return dec, nil
+}
+
+// Discard removes a parked letter for good, with a required reason.
+func (h *Hub) Discard(ctx context.Context, who Actor, seq uint64, reason string) error {
+	if strings.TrimSpace(reason) == "" {
+		return ErrReasonRequired
+	}
+	e, _, err := h.queue.Get(ctx, seq)
+	if err != nil {
+		return err
+	}
+	if err := h.audit.Append(ctx, audit.Record{Actor: who.Name, Role: who.Role, Remote: who.Remote, Action: "discard", Target: fmt.Sprintf("parked:%d letter:%s destination:%s", seq, e.LetterID, e.Destination), Reason: scrubText(reason)}); err != nil {
+		return err
+	}
+	if err := h.queue.Remove(ctx, seq); err != nil {
+		return err
+	}
+	h.m.discarded.WithLabelValues(e.Destination).Inc()
+	h.recordStep(ctx, journey.Event{LetterID: e.LetterID, Step: journey.Discarded, Destination: e.Destination, Actor: who.Name, Reason: scrubText(reason)})
+	return nil
+}
+
+// Trace is where a letter is: its stored summary and every journey step.
+type Trace struct {
+	Letter  *Summary        `json:"letter,omitempty"`
+	Steps   []journey.Event `json:"steps"`
+	Parked  []retryq.Entry  `json:"parked,omitempty"`
+	Pending []string        `json:"pendingDestinations,omitempty"`
+}
+
+// Summary is a letter without personal content.
+type Summary struct {
+	ID       string    `json:"id"`
+	Kind     string    `json:"kind"`
+	Format   string    `json:"format"`
+	Source   string    `json:"source"`
+	ThreadID string    `json:"threadId,omitempty"`
+	Received time.Time `json:"received"`
+	Category string    `json:"category,omitempty"`
+	Seq      uint64    `json:"seq"`
+}
+
+// ErrUnknownLetter means no letter with that id is stored.
+var ErrUnknownLetter = errors.New("no letter with that id")
+
+// Letter finds a stored letter by id (any source).
+func (h *Hub) Letter(ctx context.Context, id string) (*letter.Letter, uint64, error) {
+	raw, err := h.letters.GetLastMsgForSubject(ctx, broker.SubjLetters+".in.*."+broker.Token(id))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, 0, ErrUnknownLetter
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	l, err := letter.Unmarshal(raw.Data)
+	return l, raw.Sequence, err
+}
+
+// TraceLetter returns the journey of one letter: no personal content.
+func (h *Hub) TraceLetter(ctx context.Context, id string) (*Trace, error) {
+	t := &Trace{}
+	l, seq, err := h.Letter(ctx, id)
+	if err != nil && !errors.Is(err, ErrUnknownLetter) {
+		return nil, err
+	}
+	steps, err := h.journey.Trace(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	t.Steps = steps
+	if l != nil {
+		t.Letter = &Summary{ID: l.ID, Kind: string(l.Kind), Format: l.Format, Source: l.Source, ThreadID: l.ThreadID, Received: l.Received, Category: l.Category, Seq: seq}
+		t.Steps = append([]journey.Event{{LetterID: l.ID, At: l.Received, Step: journey.Received, Source: l.Source}}, steps...)
+	} else if len(steps) == 0 {
+		return nil, ErrUnknownLetter
+	}
+	// Destinations that should get it and have not (yet).
+	if l != nil {
+		consent, _ := h.effectiveConsent(ctx, l)
+		done := map[string]bool{}
+		for _, s := range steps {
+			if s.Step == journey.Delivered || s.Step == journey.Parked || s.Step == journey.Denied || s.Step == journey.Discarded {
+				done[s.Destination] = true
+			}
+		}
+		for _, d := range h.router.Plan(l, consent, h.now()) {
+			if d.Verdict == route.Deliver && !done[d.Destination] {
+				t.Pending = append(t.Pending, d.Destination)
+			}
+		}
+	}
+	return t, nil
+}
+
+// PlanLetter is `route --dry-run` on a running hub: the decisions for l.
+func (h *Hub) PlanLetter(ctx context.Context, l *letter.Letter) ([]route.Decision, error) {
+	consent, err := h.effectiveConsent(ctx, l)
+	if err != nil {
+		return nil, err
+	}
+	return h.router.Plan(l, consent, h.now()), nil
+}

@@ -1,0 +1,249 @@
+// Package retryq is the retry queue: letters a destination gave up on, kept
+// as full copies on their own stream (so they outlive the letter stream's
+// retention) with why they were parked. The coordinator lists, replays and
+// discards them through the hub's API.
+package retryq
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/samhub/samhub/pipeline/broker"
+)
+
+// Failure is a classified error, free of personal data.
+type Failure struct {
+	At     time.Time `json:"at"`
+	Class  string    `json:"class"` // retryable, permanent
+	Code   string    `json:"code"`
+	Reason string    `json:"reason"`
+}
+
+// Entry describes one parked letter (the letter itself is the message body).
+type Entry struct {
+	Seq         uint64    `json:"seq"`
+	LetterID    string    `json:"letterId"`
+	Destination string    `json:"destination"`
+	Kind        string    `json:"kind"`
+	Source      string    `json:"source"`
+	Thread      string    `json:"thread,omitempty"` // thread token, not the thread id
+	Attempts    int       `json:"attempts"`
+	FirstError  Failure   `json:"firstError"`
+	LastError   Failure   `json:"lastError"`
+	ParkedAt    time.Time `json:"parkedAt"`
+	LetterSeq   uint64    `json:"letterSeq"` // sequence on the letter stream that was parked
+}
+
+const hdrEntry = "Samhub-Parked"
+
+// Queue reads and writes the retry queue stream.
+type Queue struct {
+	js jetstream.JetStream
+}
+
+func New(js jetstream.JetStream) *Queue { return &Queue{js: js} }
+
+var cpr = regexp.MustCompile(`\d{6}-?\d{4}`)
+
+// scrub is the last guard on reasons: a CPR-shaped number never reaches the
+// queue's metadata even if an adapter's reason carried one.
+func scrub(s string) string { return cpr.ReplaceAllString(s, "[CPR]") }
+
+// Park stores a letter for dest. The message id makes a repeated park of the
+// same letter-stream message (after a crash between park and ack) a no-op.
+func (q *Queue) Park(ctx context.Context, e Entry, letterJSON []byte) error {
+	e.FirstError.Reason, e.LastError.Reason = scrub(e.FirstError.Reason), scrub(e.LastError.Reason)
+	if e.ParkedAt.IsZero() {
+		e.ParkedAt = time.Now().UTC()
+	}
+	meta, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	msg := nats.NewMsg(broker.ParkedSubject(e.Destination, e.LetterID))
+	msg.Header.Set(hdrEntry, string(meta))
+	msg.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("park:%s:%d", e.Destination, e.LetterSeq))
+	msg.Data = letterJSON
+	if _, err := q.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(broker.StreamParked)); err != nil {
+		return fmt.Errorf("park letter: %w", err)
+	}
+	return nil
+}
+
+// Filter selects entries; empty fields match all.
+type Filter struct {
+	Destination string
+	Code        string
+	Limit       int
+}
+
+// List returns parked entries in the order they were parked, reading headers
+// only so that a long queue is listed without loading letters.
+func (q *Queue) List(ctx context.Context, f Filter) ([]Entry, error) {
+	subj := broker.SubjParked + ".>"
+	if f.Destination != "" {
+		subj = broker.SubjParked + "." + f.Destination + ".>"
+	}
+	cons, err := q.js.OrderedConsumer(ctx, broker.StreamParked, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subj}, HeadersOnly: true})
+	if err != nil {
+		return nil, err
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return nil, err
+	}
+	pending := info.NumPending
+	var out []Entry
+	for pending > 0 {
+		batch, err := cons.Fetch(int(min(pending, 512)), jetstream.FetchMaxWait(2*time.Second))
+		if err != nil {
+			return out, err
+		}
+		got := 0
+		for m := range batch.Messages() {
+			got++
+			e, err := entryOf(m.Headers())
+			if err != nil {
+				continue
+			}
+			if md, err := m.Metadata(); err == nil {
+				e.Seq = md.Sequence.Stream
+			}
+			if f.Code != "" && e.LastError.Code != f.Code {
+				continue
+			}
+			out = append(out, e)
+			if f.Limit > 0 && len(out) >= f.Limit {
+				return out, nil
+			}
+		}
+		if got == 0 {
+			break
+		}
+		pending -= uint64(got)
+	}
+	return out, nil
+}
+
+func entryOf(h nats.Header) (Entry, error) {
+	var e Entry
+	v := h.Get(hdrEntry)
+	if v == "" {
+		return e, errors.New("no parked header")
+	}
+	return e, json.Unmarshal([]byte(v), &e)
+}
+
+// ErrNotParked means no parked entry has that sequence.
+var ErrNotParked = errors.New("no parked letter with that id")
+
+// Get returns one entry and the letter it holds.
+func (q *Queue) Get(ctx context.Context, seq uint64) (Entry, []byte, error) {
+	st, err := q.js.Stream(ctx, broker.StreamParked)
+	if err != nil {
+		return Entry{}, nil, err
+	}
+	raw, err := st.GetMsg(ctx, seq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return Entry{}, nil, ErrNotParked
+	}
+	if err != nil {
+		return Entry{}, nil, err
+	}
+	e, err := entryOf(raw.Header)
+	if err != nil {
+		return Entry{}, nil, ErrNotParked
+	}
+	e.Seq = raw.Sequence
+	return e, raw.Data, nil
+}
+
+// Remove deletes a parked entry (after a replay was stored, or a discard
+// was audited).
+func (q *Queue) Remove(ctx context.Context, seq uint64) error {
+	st, err := q.js.Stream(ctx, broker.StreamParked)
+	if err != nil {
+		return err
+	}
+	err = st.DeleteMsg(ctx, seq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return ErrNotParked
+	}
+	return err
+}
+
+// Stat is the queue's size for one destination.
+type Stat struct {
+	Destination string    `json:"destination"`
+	Count       int       `json:"count"`
+	Oldest      time.Time `json:"oldest,omitempty"`
+}
+
+// Stats counts parked letters per destination, reading only the first
+// message of each destination for its age.
+func (q *Queue) Stats(ctx context.Context) ([]Stat, error) {
+	st, err := q.js.Stream(ctx, broker.StreamParked)
+	if err != nil {
+		return nil, err
+	}
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(broker.SubjParked+".>"))
+	if err != nil {
+		return nil, err
+	}
+	per := map[string]*Stat{}
+	for subj, n := range info.State.Subjects {
+		parts := strings.Split(subj, ".")
+		if len(parts) < 4 {
+			continue
+		}
+		d := parts[2]
+		if per[d] == nil {
+			per[d] = &Stat{Destination: d}
+		}
+		per[d].Count += int(n)
+	}
+	out := make([]Stat, 0, len(per))
+	for d, s := range per {
+		if m, err := q.firstOf(ctx, d); err == nil {
+			s.Oldest = m
+		}
+		out = append(out, *s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Destination < out[j].Destination })
+	return out, nil
+}
+
+func (q *Queue) firstOf(ctx context.Context, dest string) (time.Time, error) {
+	cons, err := q.js.OrderedConsumer(ctx, broker.StreamParked, jetstream.OrderedConsumerConfig{FilterSubjects: []string{broker.SubjParked + "." + dest + ".>"}, HeadersOnly: true})
+	if err != nil {
+		return time.Time{}, err
+	}
+	m, err := cons.Next(jetstream.FetchMaxWait(time.Second))
+	if err != nil {
+		return time.Time{}, err
+	}
+	e, err := entryOf(m.Headers())
+	if err != nil {
+		return time.Time{}, err
+	}
+	return e.ParkedAt, nil
+}
+
+// ParseSeq reads a parked id as given on the command line or in a URL.
+func ParseSeq(s string) (uint64, error) {
+	n, err := strconv.ParseUint(strings.TrimPrefix(s, "P"), 10, 64)
+	if err != nil || n == 0 {
+		return 0, fmt.Errorf("parked id %q: must be a positive number", s)
+	}
+	return n, nil
+}

@@ -1,0 +1,175 @@
+// Package route decides, for one letter and one destination, whether the
+// letter goes there, under which rule and consent, and whether it is
+// anonymised first. It is pure: no I/O, so every decision is table-testable
+// and `samhub route --dry-run` shows exactly what the consumers will do.
+package route
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/samhub/samhub/internal/config"
+	"github.com/samhub/samhub/pipeline/letter"
+)
+
+// Verdict is what happens to a letter at one destination.
+type Verdict string
+
+const (
+	Skip    Verdict = "skip"    // no rule sends it there
+	Deliver Verdict = "deliver" // send it
+	Deny    Verdict = "deny"    // a rule sends it there but consent does not allow it: park for the coordinator
+)
+
+// Decision explains a Verdict in words a coordinator can read; Reason never
+// contains personal data.
+type Decision struct {
+	Destination string  `json:"destination"`
+	Verdict     Verdict `json:"verdict"`
+	Route       string  `json:"route,omitempty"`
+	Anonymise   bool    `json:"anonymise,omitempty"`
+	Reason      string  `json:"reason"`
+	Code        string  `json:"code,omitempty"`
+}
+
+// Router holds the configured rules.
+type Router struct {
+	routes []config.Route
+	dests  map[string]config.Destination
+	names  []string
+}
+
+// New builds a Router from checked configuration.
+func New(routes []config.Route, dests map[string]config.Destination) *Router {
+	names := make([]string, 0, len(dests))
+	for n := range dests {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return &Router{routes: routes, dests: dests, names: names}
+}
+
+// Destinations lists the configured destination names, sorted.
+func (r *Router) Destinations() []string { return r.names }
+
+// Plan decides for every destination.
+func (r *Router) Plan(l *letter.Letter, consent *letter.Consent, now time.Time) []Decision {
+	out := make([]Decision, 0, len(r.names))
+	for _, d := range r.names {
+		out = append(out, r.Decide(l, d, consent, now))
+	}
+	return out
+}
+
+// Decide applies the first rule (in configuration order) that matches the
+// letter and names dest. consent is the effective consent (the letter's own,
+// or the one the coordinator recorded).
+func (r *Router) Decide(l *letter.Letter, dest string, consent *letter.Consent, now time.Time) Decision {
+	d := Decision{Destination: dest, Verdict: Skip, Reason: "no routing rule sends this letter here"}
+	dc, ok := r.dests[dest]
+	if !ok {
+		d.Reason = "unknown destination"
+		return d
+	}
+	for _, rt := range r.routes {
+		if !slices.Contains(rt.To, dest) || !Matches(rt.Match, l) {
+			continue
+		}
+		d.Route, d.Anonymise = rt.Name, rt.Anonymise
+		if !needsConsent(rt, dc) {
+			d.Verdict, d.Reason = Deliver, fmt.Sprintf("rule %q; the %s sector needs no consent for this route", rt.Name, dc.Sector)
+			return d
+		}
+		scope := letter.Scope(dc.Sector)
+		switch {
+		case consent == nil:
+			d.Verdict, d.Code = Deny, "consent_missing"
+			d.Reason = fmt.Sprintf("rule %q sends this letter to %s, but no consent is recorded; record the consent and replay", rt.Name, dc.Sector)
+		case !consent.WithdrawnAt.IsZero() && !now.Before(consent.WithdrawnAt):
+			d.Verdict, d.Code = Deny, "consent_withdrawn"
+			d.Reason = fmt.Sprintf("rule %q: the consent was withdrawn, so nothing more goes to %s", rt.Name, dc.Sector)
+		case consent.YoungPersonRefused && scope != letter.ScopeMunicipality:
+			d.Verdict, d.Code = Deny, "young_person_refused"
+			d.Reason = fmt.Sprintf("rule %q: the young person (15–17) refused sharing, which overrides the parents' consent for %s", rt.Name, dc.Sector)
+		case !consent.Allows(scope, now):
+			d.Verdict, d.Code = Deny, "consent_scope"
+			d.Reason = fmt.Sprintf("rule %q: the consent does not cover %s", rt.Name, dc.Sector)
+		default:
+			d.Verdict = Deliver
+			d.Reason = fmt.Sprintf("rule %q; consent covers %s", rt.Name, dc.Sector)
+		}
+		return d
+	}
+	return d
+}
+
+// needsConsent: deny by default for every other sector; the municipality's
+// own case system and internal notifications need none unless the rule asks.
+func needsConsent(rt config.Route, dc config.Destination) bool {
+	if rt.RequireConsent != nil {
+		return *rt.RequireConsent
+	}
+	return dc.Sector != "municipality" && dc.Sector != "internal"
+}
+
+// Matches reports whether l satisfies every non-empty list in m.
+func Matches(m config.Match, l *letter.Letter) bool {
+	if len(m.Kind) > 0 && !slices.Contains(m.Kind, string(l.Kind)) {
+		return false
+	}
+	if len(m.Source) > 0 && !slices.Contains(m.Source, l.Source) {
+		return false
+	}
+	if len(m.Category) > 0 && !slices.Contains(m.Category, l.Category) {
+		return false
+	}
+	if len(m.Format) > 0 && !slices.Contains(m.Format, l.Format) {
+		return false
+	}
+	if len(m.Sender) > 0 && !partyIn(m.Sender, l.Sender) {
+		return false
+	}
+	if len(m.Receiver) > 0 {
+		found := false
+		for _, p := range l.Receivers {
+			if partyIn(m.Receiver, p) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+func partyIn(ids []string, p letter.Party) bool {
+	for _, id := range ids {
+		if id == "" {
+			continue
+		}
+		if id == p.GLN || id == p.SOR || id == p.Email || id == p.Municipality || id == "role:"+p.Role {
+			return true
+		}
+	}
+	return false
+}
+
+// DecideReplay is Decide for a letter the coordinator sends back to one
+// destination: the routing rule need not match any more, but consent is
+// checked again (a replay after a consent was recorded is the usual case).
+func (r *Router) DecideReplay(l *letter.Letter, dest string, consent *letter.Consent, now time.Time) Decision {
+	d := r.Decide(l, dest, consent, now)
+	if d.Verdict != Skip {
+		return d
+	}
+	dc, ok := r.dests[dest]
+	if !ok {
+		return d
+	}
+	rt := config.Route{Name: "replay", To: []string{dest}}
+	tmp := &Router{routes: []config.Route{rt}, dests: map[string]config.Destination{dest: dc}}
+	return tmp.Decide(l, dest, consent, now)
+}
