@@ -164,16 +164,12 @@ func (h *Handler) redactAny(x any) slog.Value {
 	switch t := x.(type) {
 	case nil:
 		return slog.AnyValue(nil)
-	case error:
-		return slog.StringValue(Redact(t.Error()))
-	case fmt.Stringer:
-		return slog.StringValue(Redact(t.String()))
+	case error, fmt.Stringer:
+		// fmt recovers from a panicking Error/String method (a nil pointer
+		// receiver, say), so a bad value cannot crash the logging call.
+		return slog.StringValue(Redact(fmt.Sprint(t)))
 	case encoding.TextMarshaler:
-		b, err := t.MarshalText()
-		if err != nil {
-			return slog.StringValue("[unprintable]")
-		}
-		return slog.StringValue(Redact(string(b)))
+		return slog.StringValue(Redact(marshalText(t)))
 	case []byte:
 		return slog.StringValue(Redact(string(t)))
 	}
@@ -188,6 +184,20 @@ func (h *Handler) redactAny(x any) slog.Value {
 		return slog.StringValue(Redact(fmt.Sprintf("%+v", x)))
 	}
 	return slog.AnyValue(h.redactTree(tree))
+}
+
+// marshalText returns t's text, or a marker if it fails or panics.
+func marshalText(t encoding.TextMarshaler) (s string) {
+	defer func() {
+		if recover() != nil {
+			s = "[unprintable]"
+		}
+	}()
+	b, err := t.MarshalText()
+	if err != nil {
+		return "[unprintable]"
+	}
+	return string(b)
 }
 
 // redactTree redacts a decoded JSON value in place.

@@ -38,6 +38,16 @@ type stringer struct{}
 
 func (stringer) String() string { return "ref 2509479989" }
 
+// nilErr has a pointer receiver that dereferences, so a nil *nilErr panics.
+type nilErr struct{ code int }
+
+func (e *nilErr) Error() string { return fmt.Sprintf("code %d", e.code) }
+
+// badText fails to marshal.
+type badText struct{}
+
+func (badText) MarshalText() ([]byte, error) { return nil, errors.New("no") }
+
 // decode parses one JSON log line.
 func decode(t *testing.T, buf *bytes.Buffer) map[string]any {
 	t.Helper()
@@ -164,6 +174,14 @@ func TestHandlerRedacts(t *testing.T) {
 				l.Info("x", "s", stringer{}, "ip", netip.MustParseAddr("127.0.0.1"), "raw", []byte("a 0703921VJ4"))
 			},
 			want: map[string]any{"s": "ref [CPR]", "ip": "127.0.0.1", "raw": "a [CPR]"},
+		},
+		{
+			name: "panicking and failing values do not crash logging",
+			log: func(l *slog.Logger) {
+				var e *nilErr
+				l.Info("x", "err", error(e), "t", badText{})
+			},
+			want: map[string]any{"t": "[unprintable]"},
 		},
 		{
 			name: "non-personal kinds pass",
