@@ -47,7 +47,7 @@ type box struct {
 	mu        sync.Mutex
 	got       map[string]int // letter id → creations
 	order     []string
-	failNext  int           // retryable failures to return
+	failNext  int            // retryable failures to return
 	failFor   map[string]int // per letter id
 	permanent bool
 	delay     time.Duration

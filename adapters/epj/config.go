@@ -16,7 +16,7 @@ import (
 type Config struct {
 	// URL is the FHIR base, e.g. https://epj-gateway.example.rn.dk/fhir. Required.
 	URL string `mapstructure:"url"`
-	// TokenURL is the OAuth2 token endpoint. Required.
+	// TokenURL is the OAuth2 token endpoint; default url + /oauth2/token.
 	TokenURL string `mapstructure:"token_url"`
 	// ClientID is the OAuth2 client id. Required.
 	ClientID string `mapstructure:"client_id"`
@@ -68,6 +68,11 @@ func (c *Config) setDefaults() {
 		c.Timeout = defaultTimeout
 	}
 	c.URL = strings.TrimRight(c.URL, "/")
+	if c.TokenURL == "" && c.URL != "" {
+		// The gateway's own token endpoint, as the simulator and most
+		// SMART-style gateways place it.
+		c.TokenURL = c.URL + "/oauth2/token"
+	}
 }
 
 // Validate checks the block without I/O. Keys are relative to the block.

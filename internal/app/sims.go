@@ -4,6 +4,8 @@ import (
 	"log/slog"
 
 	"github.com/samhub/samhub/internal/config"
+	casesyssim "github.com/samhub/samhub/internal/sim/casesys"
+	epjsim "github.com/samhub/samhub/internal/sim/epj"
 )
 
 // Simulators are the in-process stand-ins for the case system and the EPJ
@@ -11,6 +13,8 @@ import (
 type Simulators struct {
 	closers []func() error
 	URLs    map[string]string
+	CaseSys *casesyssim.Server // nil unless configured
+	EPJ     *epjsim.Server
 }
 
 // StartSimulators starts the configured simulators.

@@ -83,10 +83,13 @@ type Party struct {
 type Patient struct {
 	CPR           string `json:"cpr,omitempty"`
 	ReplacementID string `json:"replacementId,omitempty"` // X-eCPR / D-eCPR / OIOXML AlternativeIdentifier
-	GivenName     string `json:"givenName,omitempty"`
-	FamilyName    string `json:"familyName,omitempty"`
-	Address       string `json:"address,omitempty"`
-	Pseudonym     string `json:"pseudonym,omitempty"` // set when the letter was anonymised
+	// ReplacementSystem is the identifier system of ReplacementID (e.g. the
+	// X-eCPR OID urn:oid:1.2.208.176.1.6.1.1 or a regional D-eCPR OID).
+	ReplacementSystem string `json:"replacementSystem,omitempty"`
+	GivenName         string `json:"givenName,omitempty"`
+	FamilyName        string `json:"familyName,omitempty"`
+	Address           string `json:"address,omitempty"`
+	Pseudonym         string `json:"pseudonym,omitempty"` // set when the letter was anonymised
 }
 
 // Identifier returns the CPR or, failing that, the replacement id.

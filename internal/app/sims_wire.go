@@ -1,0 +1,50 @@
+package app
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/samhub/samhub/internal/config"
+	casesyssim "github.com/samhub/samhub/internal/sim/casesys"
+	epjsim "github.com/samhub/samhub/internal/sim/epj"
+)
+
+func init() {
+	simStarters = append(simStarters, startCaseSys, startEPJ)
+}
+
+func startCaseSys(c config.Simulators, s *Simulators, log *slog.Logger) error {
+	if c.CaseSys == nil {
+		return nil
+	}
+	sim, err := casesyssim.New(casesyssim.Config{DataDir: c.CaseSys.DataDir, ClientID: c.CaseSys.ClientID, ClientSecret: c.CaseSys.ClientSecret, Logger: log.With("simulator", "casesys")})
+	if err != nil {
+		return fmt.Errorf("simulators.casesys: %w", err)
+	}
+	u, err := sim.Start(c.CaseSys.Listen)
+	if err != nil {
+		return fmt.Errorf("simulators.casesys.listen: %w", err)
+	}
+	s.CaseSys = sim
+	s.URLs["casesys"] = u
+	s.closers = append(s.closers, sim.Close)
+	return nil
+}
+
+func startEPJ(c config.Simulators, s *Simulators, log *slog.Logger) error {
+	if c.EPJ == nil {
+		return nil
+	}
+	sim, err := epjsim.New(epjsim.Config{DataDir: c.EPJ.DataDir, ClientID: c.EPJ.ClientID, ClientSecret: c.EPJ.ClientSecret})
+	if err != nil {
+		return fmt.Errorf("simulators.epj: %w", err)
+	}
+	u, err := sim.Start(c.EPJ.Listen)
+	if err != nil {
+		return fmt.Errorf("simulators.epj.listen: %w", err)
+	}
+	s.EPJ = sim
+	s.URLs["epj"] = u
+	s.closers = append(s.closers, sim.Close)
+	return nil
+}
