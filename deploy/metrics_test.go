@@ -23,9 +23,10 @@ var hubMetrics = []string{
 	"samhub_parked_letters", "samhub_parked_oldest_age_seconds", "samhub_destination_pending_letters",
 	"samhub_threads_held", "samhub_medcom_acks_missing", "samhub_nats_connected", "samhub_jetstream_ready",
 	"samhub_store_bytes", "samhub_build_info",
-	// Watermill's components/metrics with namespace "samhub".
-	"samhub_handler_execution_time_seconds", "samhub_publish_time_seconds",
-	"samhub_subscriber_messages_received_total",
+	// Watermill's components/metrics, built by the pipeline with namespace
+	// "samhub" and subsystem "router" (pipeline/hub.go).
+	"samhub_router_handler_execution_time_seconds", "samhub_router_publish_time_seconds",
+	"samhub_router_subscriber_messages_received_total",
 	// Prometheus itself.
 	"up",
 }
@@ -33,8 +34,8 @@ var hubMetrics = []string{
 // histograms may also appear as their _bucket, _sum and _count series.
 var histograms = []string{
 	"samhub_delivery_duration_seconds", "samhub_letter_latency_seconds",
-	"samhub_recommendation_lead_time_seconds", "samhub_handler_execution_time_seconds",
-	"samhub_publish_time_seconds",
+	"samhub_recommendation_lead_time_seconds", "samhub_router_handler_execution_time_seconds",
+	"samhub_router_publish_time_seconds",
 }
 
 // knownMetric reports whether name is in the contract; extraPrefixes admits
@@ -186,7 +187,7 @@ func TestDashboardUsesOnlyContractMetrics(t *testing.T) {
 	// dashboard somewhere, or someone forgot a panel.
 	var missing []string
 	for _, m := range hubMetrics {
-		if !used[m] && m != "samhub_publish_time_seconds" && m != "samhub_subscriber_messages_received_total" {
+		if !used[m] && m != "samhub_router_publish_time_seconds" && m != "samhub_router_subscriber_messages_received_total" {
 			missing = append(missing, m)
 		}
 	}
