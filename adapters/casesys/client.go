@@ -181,6 +181,11 @@ func (c *client) send(ctx context.Context, r request, tok *oauth2.Token) (*respo
 	}
 	if r.idemKey != "" {
 		req.Header.Set("Idempotency-Key", r.idemKey)
+	} else if r.method == http.MethodPost && r.path == "/cases/search" {
+		// A search is safe to resend: an empty Idempotency-Key slice lets
+		// net/http retry it on a stale pooled connection without sending
+		// the header (which would make the server replay old results).
+		req.Header["Idempotency-Key"] = nil
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {

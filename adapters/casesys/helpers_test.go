@@ -17,13 +17,13 @@ import (
 
 // env is a real simulator on a loopback port plus its data dir.
 type env struct {
-	t    *testing.T
+	t    testing.TB
 	cfg  casesyssim.Config
 	sim  *casesyssim.Server
 	base string
 }
 
-func startSim(t *testing.T, mod func(*casesyssim.Config)) *env {
+func startSim(t testing.TB, mod func(*casesyssim.Config)) *env {
 	t.Helper()
 	cfg := casesyssim.Config{DataDir: t.TempDir(), ClientID: "hub", ClientSecret: "s3cret"}
 	if mod != nil {
@@ -141,7 +141,7 @@ func (e *env) adapter(state adapters.StateStore, extra map[string]any) *Adapter 
 
 const brunoCPR = "2509479989"
 
-func referral(t *testing.T, id string) *letter.Letter {
+func referral(t testing.TB, id string) *letter.Letter {
 	t.Helper()
 	orig, err := os.ReadFile("../../testdata/casesys/referral-xdis91.xml")
 	if err != nil {

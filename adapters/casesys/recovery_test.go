@@ -99,7 +99,7 @@ func TestDroppedResponseAfterSaveMakesOneDocument(t *testing.T) {
 		t.Fatal(err)
 	}
 	docs := e.sim.Documents()
-	if len(docs) != 1 || d.RemoteID != docs[0].ID {
+	if len(docs) != 1 || d.RemoteID != docs[0].ID || !d.Existing {
 		t.Fatalf("documents after retry = %+v (delivery %+v)", docs, d)
 	}
 	if len(e.sim.JournalNotes()) != 1 {

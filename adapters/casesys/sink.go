@@ -24,7 +24,7 @@ import (
 // Deliver journalises l on the child's case: it finds (or creates) the
 // case by CPR, adds the letter as a document (original file, a plain-text
 // rendering and any attachments) and a journal note. RemoteID is the
-// document id; Existing is true when both were there already.
+// document id; Existing is true when the document was there already.
 func (a *Adapter) Deliver(ctx context.Context, l *letter.Letter) (adapters.Delivery, error) {
 	if l.Source == a.name && l.Meta["casesys.documentId"] != "" {
 		// The letter came from this case system's outbox: its document is there.
@@ -42,11 +42,13 @@ func (a *Adapter) Deliver(ctx context.Context, l *letter.Letter) (adapters.Deliv
 	if err != nil {
 		return adapters.Delivery{}, err
 	}
-	noteExisted, err := a.ensureNote(ctx, l, caseID, doc)
-	if err != nil {
+	if _, err := a.ensureNote(ctx, l, caseID, doc); err != nil {
 		return adapters.Delivery{}, err
 	}
-	d := adapters.Delivery{RemoteID: doc.ID, Existing: docExisted && noteExisted}
+	// Existing follows the document, the object RemoteID names; a journal
+	// note added now to complete an earlier half-done delivery does not
+	// change that the letter was already in the case.
+	d := adapters.Delivery{RemoteID: doc.ID, Existing: docExisted}
 	a.log.Info("letter journalised in the case system", slog.Any("letter", l), "document", doc.ID, "existing", d.Existing)
 	return d, nil
 }
@@ -123,7 +125,9 @@ type referralView struct {
 // the coordinator decides); with none it creates one or parks the letter.
 func (a *Adapter) resolveCase(ctx context.Context, l *letter.Letter, pid string) (string, error) {
 	body, _ := json.Marshal(map[string]any{"cpr": pid, "caseType": a.cfg.CaseType, "page": 1, "pageSize": 100})
-	resp, err := a.api.do(ctx, request{method: http.MethodPost, path: "/cases/search", body: body, contentType: "application/json", idemKey: a.idemKey(l, "search-case")})
+	// No Idempotency-Key: a search is a read, and a replayed answer would
+	// hide a case a coordinator created after the letter was parked.
+	resp, err := a.api.do(ctx, request{method: http.MethodPost, path: "/cases/search", body: body, contentType: "application/json"})
 	if err != nil {
 		return "", err
 	}

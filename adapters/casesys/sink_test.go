@@ -120,6 +120,18 @@ func TestDeliverParksWithoutCase(t *testing.T) {
 	if len(e.sim.Cases()) != 0 || len(e.sim.Documents()) != 0 {
 		t.Error("park created objects")
 	}
+	// The coordinator creates the case and re-drives the letter.
+	c, err := e.sim.SeedCase(casesyssim.Case{PrimaryParty: casesyssim.Person{CPR: brunoCPR}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := a.Deliver(context.Background(), referral(t, "medcom:L3"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if docs := e.sim.Documents(); len(docs) != 1 || docs[0].CaseID != c.ID || docs[0].ID != d.RemoteID {
+		t.Errorf("after re-drive: %+v", docs)
+	}
 }
 
 func TestDeliverWithoutPatientIsPermanent(t *testing.T) {

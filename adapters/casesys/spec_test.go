@@ -22,7 +22,7 @@ var (
 	specErr  error
 )
 
-func loadSpec(t *testing.T) spec {
+func loadSpec(t testing.TB) spec {
 	t.Helper()
 	specOnce.Do(func() {
 		b, err := os.ReadFile("../../schemas/casesys/openapi.yaml")
@@ -63,7 +63,7 @@ func loadSpec(t *testing.T) spec {
 
 // checkAgainstSpec fails when the simulator answered a contract route or a
 // status that openapi.yaml does not declare.
-func checkAgainstSpec(t *testing.T, reqs []casesyssim.Request) {
+func checkAgainstSpec(t testing.TB, reqs []casesyssim.Request) {
 	t.Helper()
 	sp := loadSpec(t)
 	for _, r := range reqs {
@@ -85,7 +85,7 @@ func checkAgainstSpec(t *testing.T, reqs []casesyssim.Request) {
 var digitRun = regexp.MustCompile(`[0-9]{10}`)
 
 // checkNoCPRInURLs fails when any request URI carries a CPR-like run.
-func checkNoCPRInURLs(t *testing.T, reqs []casesyssim.Request) {
+func checkNoCPRInURLs(t testing.TB, reqs []casesyssim.Request) {
 	t.Helper()
 	for _, r := range reqs {
 		if digitRun.MatchString(r.URI) {

@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -146,6 +147,9 @@ func (s *Server) Close() error {
 	return err
 }
 
+// maxRequests is how many answered requests Requests() remembers.
+const maxRequests = 10000
+
 type idemMode int
 
 const (
@@ -205,6 +209,9 @@ func (s *Server) recorded(h func(http.ResponseWriter, *http.Request) int) http.H
 func (s *Server) record(r *http.Request, status int, replayed bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if len(s.requests) >= maxRequests { // bound memory in long demo runs
+		s.requests = slices.Delete(s.requests, 0, len(s.requests)-maxRequests+1)
+	}
 	s.requests = append(s.requests, Request{Method: r.Method, URI: r.RequestURI, Route: r.Pattern, Status: status, Replayed: replayed, At: s.now()})
 }
 
@@ -302,10 +309,16 @@ func (s *Server) api(pattern, scope string, idem idemMode, h handlerFunc) {
 	})
 }
 
-// storable says which answers a key replays: deterministic outcomes, not
-// throttling, auth or server failures (those may succeed on a retry).
+// storable says which answers a key replays: successes and errors that
+// depend only on the request itself. Answers that depend on state or time
+// (401, 403, 404, 409, 429, 5xx) are not stored, so a retry after a
+// caseworker reopens a case, or after an outage, gets a fresh answer.
 func storable(status int) bool {
-	return status < 500 && status != http.StatusUnauthorized && status != http.StatusTooManyRequests
+	switch status {
+	case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType, http.StatusUnprocessableEntity:
+		return true
+	}
+	return status >= 200 && status < 300
 }
 
 // reserve looks up an Idempotency-Key. It returns a reply to send at once
