@@ -1,0 +1,259 @@
+package medcom
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/samhub/samhub/adapters"
+	"github.com/samhub/samhub/pipeline/letter"
+)
+
+const testdata = "../../testdata/medcom"
+
+// memState is adapters.StateStore over a map, with revisions.
+type memState struct {
+	mu  sync.Mutex
+	m   map[string][]byte
+	rev map[string]uint64
+	n   uint64
+}
+
+func newState() *memState { return &memState{m: map[string][]byte{}, rev: map[string]uint64{}} }
+
+func (s *memState) Get(_ context.Context, k string) ([]byte, uint64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.m[k]
+	if !ok {
+		return nil, 0, adapters.ErrNotFound
+	}
+	return append([]byte(nil), v...), s.rev[k], nil
+}
+
+func (s *memState) put(k string, v []byte) uint64 {
+	s.n++
+	s.m[k], s.rev[k] = append([]byte(nil), v...), s.n
+	return s.n
+}
+
+func (s *memState) Put(_ context.Context, k string, v []byte) (uint64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.put(k, v), nil
+}
+
+func (s *memState) Create(_ context.Context, k string, v []byte) (uint64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.m[k]; ok {
+		return 0, adapters.ErrExists
+	}
+	return s.put(k, v), nil
+}
+
+func (s *memState) Update(_ context.Context, k string, v []byte, rev uint64) (uint64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.rev[k] != rev {
+		return 0, adapters.ErrConflict
+	}
+	return s.put(k, v), nil
+}
+
+func (s *memState) Delete(_ context.Context, k string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.m, k)
+	delete(s.rev, k)
+	return nil
+}
+
+func (s *memState) keys(prefix string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for k := range s.m {
+		if strings.HasPrefix(k, prefix) {
+			n++
+		}
+	}
+	return n
+}
+
+// recPub records published letters; failAfter >= 0 makes every publish
+// after that many successes fail.
+type recPub struct {
+	mu        sync.Mutex
+	letters   []*letter.Letter
+	failAfter int
+}
+
+func newPub() *recPub { return &recPub{failAfter: -1} }
+
+func (p *recPub) Publish(_ context.Context, l *letter.Letter) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.failAfter >= 0 && len(p.letters) >= p.failAfter {
+		return errors.New("broker unavailable")
+	}
+	if err := l.Validate(); err != nil {
+		return err
+	}
+	p.letters = append(p.letters, l)
+	return nil
+}
+
+func (p *recPub) ids() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []string
+	for _, l := range p.letters {
+		out = append(out, l.ID)
+	}
+	return out
+}
+
+func (p *recPub) setFailAfter(n int) {
+	p.mu.Lock()
+	p.failAfter = n
+	p.mu.Unlock()
+}
+
+// clock is a settable Deps.Now.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+type env struct {
+	dir   string
+	state *memState
+	clock *clock
+	reg   *prometheus.Registry
+}
+
+func newEnv(t *testing.T) *env {
+	return &env{dir: t.TempDir(), state: newState(), clock: &clock{t: time.Date(2026, 3, 4, 9, 0, 0, 0, time.UTC)}, reg: prometheus.NewRegistry()}
+}
+
+// adapter builds an instance through the registry, as the hub does.
+func (e *env) adapter(t *testing.T, extra map[string]any) *Adapter {
+	t.Helper()
+	cfg := map[string]any{"dir": e.dir, "self": map[string]any{"gln": "5790000000012", "sor": "123456789012345", "name": "Samrådet Odense"}}
+	for k, v := range extra {
+		cfg[k] = v
+	}
+	inst, err := adapters.Build(TypeName, adapters.Deps{Name: "medcom", State: e.state, Metrics: e.reg, Now: e.clock.now, DataDir: filepath.Join(e.dir, "data")}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return inst.(*Adapter)
+}
+
+func readFile(t testing.TB, rel string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(testdata, rel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// drop writes a file into in/ the way a VANS client does: tmp, then rename.
+func (e *env) drop(t *testing.T, name string, data []byte) {
+	t.Helper()
+	tmp := filepath.Join(e.dir, "in", name+".tmp")
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(e.dir, "in", name)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (e *env) files(t *testing.T, sub string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(filepath.Join(e.dir, sub))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, en := range ents {
+		if !strings.HasPrefix(en.Name(), ".") {
+			out = append(out, en.Name())
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (e *env) read(t *testing.T, sub, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(e.dir, sub, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func (e *env) gauge(t *testing.T) float64 {
+	t.Helper()
+	mfs, err := e.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "samhub_medcom_acks_missing" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == "adapter" && lp.GetValue() == "medcom" {
+					return m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatal("gauge samhub_medcom_acks_missing{adapter=\"medcom\"} not registered")
+	return 0
+}
+
+func sameBytes(t *testing.T, what string, got, want []byte) {
+	t.Helper()
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s: bytes differ (%d vs %d bytes)", what, len(got), len(want))
+	}
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -1,0 +1,247 @@
+package medcom
+
+import (
+	"bytes"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/samhub/samhub/adapters/medcom/fhirmsg"
+	"github.com/samhub/samhub/adapters/medcom/oioxml"
+	"github.com/samhub/samhub/adapters/medcom/xmlsafe"
+	"github.com/samhub/samhub/pipeline/letter"
+)
+
+const (
+	kindOIOXML = "oioxml"
+	kindFHIR   = "fhir"
+)
+
+// inbound is one examined input file.
+type inbound struct {
+	kind string // kindOIOXML or kindFHIR
+	oio  *oioxml.Emessage
+	fhir *fhirmsg.Message
+	err  error // nil when the input is valid
+}
+
+// addressable reports whether an acknowledgement can be sent at all.
+func (in *inbound) addressable() bool {
+	return in.oio != nil || (in.fhir != nil && in.fhir.HeaderID != "")
+}
+
+// examine detects the format and parses and validates data. A nil oio and
+// fhir with err set means the input could not be read far enough to answer.
+func examine(data []byte, lim xmlsafe.Limits) *inbound {
+	if int64(len(data)) > lim.MaxBytes {
+		return &inbound{err: &xmlsafe.Error{Reason: xmlsafe.ReasonTooLarge, Msg: fmt.Sprintf("input is %d bytes, more than the limit of %d", len(data), lim.MaxBytes)}}
+	}
+	if isFHIR(data) {
+		in := &inbound{kind: kindFHIR}
+		in.fhir, in.err = fhirmsg.Parse(data, lim)
+		if in.err == nil {
+			in.err = fhirmsg.Validate(in.fhir)
+		}
+		if in.fhir != nil && in.fhir.HeaderID == "" && in.err == nil {
+			in.err = errors.New("MessageHeader.id: must be present")
+		}
+		return in
+	}
+	in := &inbound{kind: kindOIOXML}
+	in.oio, in.err = oioxml.Parse(data, lim)
+	return in
+}
+
+// isFHIR looks at the start of data only: JSON, or an XML root named Bundle
+// or VANSEnvelope. Everything else goes to the OIOXML reader, whose errors
+// (including xmlsafe's refusals) then describe the problem.
+func isFHIR(data []byte) bool {
+	body := bytes.TrimLeft(bytes.TrimPrefix(data, []byte{0xEF, 0xBB, 0xBF}), " \t\r\n")
+	if len(body) > 0 && body[0] == '{' {
+		return true
+	}
+	dec := xml.NewDecoder(bytes.NewReader(body))
+	dec.CharsetReader = func(_ string, r io.Reader) (io.Reader, error) { return r, nil } // only the ASCII root name matters
+	for range 8 {
+		tok, err := dec.RawToken()
+		if err != nil {
+			return false
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			return t.Name.Local == "Bundle" || t.Name.Local == "VANSEnvelope"
+		case xml.Directive:
+			return false
+		}
+	}
+	return false
+}
+
+// plannedAck is an acknowledgement owed for one inbound letter.
+type plannedAck struct {
+	key      string // duplicate-memory key
+	hubID    string
+	name     string // file name in out/
+	data     []byte // nil when no acknowledgement is owed (minuspositivkvitt)
+	negative bool
+	rec      inRecord
+}
+
+// planAcks builds the acknowledgements for in: one per distinct letter.
+// Receipts and FHIR acknowledgements are never acknowledged.
+func planAcks(in *inbound, self Self, now time.Time) ([]plannedAck, error) {
+	switch {
+	case in.oio != nil:
+		return planOIOXML(in.oio, in.err, self, now)
+	case in.fhir != nil && in.fhir.HeaderID != "" && in.fhir.Event != fhirmsg.EventAcknowledgement:
+		return planFHIR(in.fhir, in.err, self, now)
+	}
+	return nil, nil
+}
+
+func planOIOXML(m *oioxml.Emessage, verr error, self Self, now time.Time) ([]plannedAck, error) {
+	var out []plannedAck
+	code := oioxml.RefuseSyntax
+	if oioxml.IsUnsupported(verr) {
+		code = oioxml.RefuseVersion
+	}
+	for _, ce := range m.Letters {
+		if ce.Sender.EAN == "" || ce.Identifier == "" || len([]rune(ce.Identifier)) > 14 {
+			continue // not addressable letter by letter; handled below
+		}
+		id := oioxml.LetterID(ce.Sender.EAN, ce.Identifier)
+		p := plannedAck{key: stateKey("in", id), hubID: id, rec: inRecord{
+			HubID: id, Format: oioxml.Format, At: now,
+			SenderEAN: ce.Sender.EAN, SenderIdentifier: ce.Sender.Identifier, SenderIdentifierCode: ce.Sender.IdentifierCode,
+			SenderName: ce.Sender.OrganisationName, ReceiverEAN: ce.Receiver.EAN, Episode: ce.EpisodeOfCareIdentifier,
+		}}
+		opt := oioxml.ReceiptOptions{Type: oioxml.PositiveReceipt, SelfEAN: self.GLN, Letters: []*oioxml.ClinicalEmail{ce}, Now: now}
+		if verr != nil {
+			opt.Type, opt.RefuseCode, opt.RefuseText = oioxml.NegativeReceipt, code, refuseText(verr)
+			p.negative = true
+		} else if !m.Envelope.WantsPositiveReceipt() {
+			out = append(out, p)
+			continue
+		}
+		opt.ReceiptID = oioxml.StableID(opt.Type + "|" + id)
+		data, err := oioxml.BuildReceipt(m, opt)
+		if err != nil {
+			if verr != nil {
+				continue // cannot even address a negative receipt: the error file says why
+			}
+			return nil, err
+		}
+		p.data, p.name = data, receiptName(opt.Type, opt.ReceiptID)
+		out = append(out, p)
+	}
+	if len(out) == 0 && verr != nil && len(m.Letters) > 0 && m.Envelope.Identifier != "" {
+		// No letter could be named: refuse the whole envelope.
+		id := "envelope:" + m.Envelope.Identifier
+		rid := oioxml.StableID(oioxml.NegativeReceipt + "|" + id)
+		data, err := oioxml.BuildReceipt(m, oioxml.ReceiptOptions{Type: oioxml.NegativeReceipt, SelfEAN: self.GLN, Now: now,
+			RefuseCode: code, RefuseText: refuseText(verr), ReceiptID: rid})
+		if err == nil {
+			out = append(out, plannedAck{key: stateKey("in", id), hubID: id, name: receiptName(oioxml.NegativeReceipt, rid), data: data, negative: true,
+				rec: inRecord{HubID: id, Format: oioxml.Format, At: now}})
+		}
+	}
+	return out, nil
+}
+
+func receiptName(typ, id string) string {
+	if typ == oioxml.PositiveReceipt {
+		return "xctl03-" + id + ".xml"
+	}
+	return "xctl02-" + id + ".xml"
+}
+
+// refuseText explains a refusal without personal data: element paths and
+// rules only (FieldError and xmlsafe messages never quote values).
+func refuseText(err error) string {
+	lines := errLines(err)
+	if len(lines) > 5 {
+		lines = append(lines[:5], fmt.Sprintf("(and %d more)", len(lines)-5))
+	}
+	return "Samhub could not accept the message:\n" + strings.Join(lines, "\n")
+}
+
+func errLines(err error) []string {
+	if err == nil {
+		return nil
+	}
+	var out []string
+	for _, l := range strings.Split(err.Error(), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+func planFHIR(m *fhirmsg.Message, verr error, self Self, now time.Time) ([]plannedAck, error) {
+	org := fhirmsg.Organization{Name: self.Name, SOR: self.SOR, GLN: self.GLN}
+	if org.GLN == "" || org.SOR == "" {
+		org = m.Receiver
+	}
+	code, issues := fhirmsg.AckOK, []fhirmsg.Issue(nil)
+	if verr != nil {
+		code = fhirmsg.AckFatalError
+		for _, l := range errLines(verr) {
+			issues = append(issues, fhirmsg.Issue{Severity: "error", Code: "invalid", Details: l})
+			if len(issues) == 5 {
+				break
+			}
+		}
+	}
+	data, err := fhirmsg.BuildAcknowledgement(m, code, issues, org, now)
+	if err != nil {
+		if verr != nil {
+			return nil, nil // the error file says why no acknowledgement could be built
+		}
+		return nil, err
+	}
+	ext := "xml"
+	if m.Encoding == fhirmsg.EncodingJSON {
+		ext = "json"
+	}
+	name := "fhir-ack-" + uuid.NewSHA1(uuid.NameSpaceOID, []byte(m.HeaderID+"|"+code)).String() + "." + ext
+	if m.VANS != nil {
+		ack, perr := fhirmsg.Parse(data, xmlsafe.DefaultLimits())
+		if perr != nil {
+			return nil, perr
+		}
+		data, err = fhirmsg.BuildVANSEnvelope(data, fhirmsg.Envelope{
+			EnvelopeID: uuid.NewString(), MessageID: ack.HeaderID, FromGLN: org.GLN, ToGLN: m.Sender.GLN,
+			Encoding: m.Encoding, Name: "MCM:FCTL#" + code, Version: "2.0.0", Now: now,
+		})
+		if err != nil {
+			return nil, err
+		}
+		name = strings.TrimSuffix(name, "."+ext) + ".vans.xml"
+	}
+	return []plannedAck{{
+		key: stateKey("in", "fhir#"+m.HeaderID), hubID: m.HeaderID, name: name, data: data, negative: verr != nil,
+		rec: inRecord{HubID: m.HeaderID, Format: fhirmsg.FormatCareCommunication, At: now, HeaderID: m.HeaderID, ThreadID: m.ThreadID,
+			SenderEAN: m.Sender.GLN, SenderSOR: m.Sender.SOR, SenderName: m.Sender.Name},
+	}}, nil
+}
+
+// letters maps a valid inbound file to the letters to publish.
+func (in *inbound) letters(source, filename string, data []byte, now time.Time) []*letter.Letter {
+	if in.oio != nil {
+		return in.oio.ToLetters(oioxml.Input{Source: source, Data: data, Filename: filename, Received: now})
+	}
+	ct := fhirmsg.MIMEXML
+	if in.fhir.Encoding == fhirmsg.EncodingJSON && in.fhir.VANS == nil {
+		ct = fhirmsg.MIMEJSON
+	}
+	l := in.fhir.Letter(source, data, ct)
+	l.Received = now
+	l.Original.Filename = filename
+	return []*letter.Letter{l}
+}

@@ -1,0 +1,201 @@
+// Package medcom is the MedCom adapter: a directory-based mailbox (as used by
+// VANS clients) that is both an adapters.Source and an adapters.Sink.
+//
+// Inbound files appear in <dir>/in/ (writers create a dotfile or *.tmp and
+// rename it), are claimed by renaming them into processing/, parsed
+// (OIOXML XDIS91 and XCTL receipts via oioxml, FHIR CareCommunication and
+// Acknowledgement via fhirmsg), published letter by letter, acknowledged
+// exactly once per distinct letter, and finally moved to processed/ — or,
+// byte-identical, to error/ with a <name>.error.txt beside it. Outbound
+// letters and acknowledgements are written atomically to out/.
+//
+// Configuration (adapters.<name> with type "medcom"):
+//
+//	dir:           /var/lib/samhub/medcom   # required; in/ processing/ processed/ error/ out/ are created
+//	poll_interval: 200ms
+//	max_bytes:     100000000                # larger inbound files go to error/
+//	self:          {gln: "5790000000012", sor: "123456789012345", name: "Samrådet"}
+//	ack_timeout:   30m                      # no acknowledgement by then: flag, resend
+//	max_resends:   2
+//	out_format:    xdis91                   # or fhir-xml, fhir-json
+package medcom
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/samhub/samhub/adapters"
+	"github.com/samhub/samhub/adapters/medcom/xmlsafe"
+)
+
+// TypeName is the adapter type in configuration.
+const TypeName = "medcom"
+
+func init() { adapters.Register(TypeName, factory) }
+
+// Output formats for out_format.
+const (
+	OutXDIS91   = "xdis91"
+	OutFHIRXML  = "fhir-xml"
+	OutFHIRJSON = "fhir-json"
+)
+
+// Self is the hub's own MedCom identity, the sender of letters and acks.
+type Self struct {
+	GLN  string `mapstructure:"gln"`
+	SOR  string `mapstructure:"sor"`
+	Name string `mapstructure:"name"`
+}
+
+// Config is the adapter block.
+type Config struct {
+	Dir          string        `mapstructure:"dir"`
+	PollInterval time.Duration `mapstructure:"poll_interval"`
+	MaxBytes     int64         `mapstructure:"max_bytes"`
+	Self         Self          `mapstructure:"self"`
+	AckTimeout   time.Duration `mapstructure:"ack_timeout"`
+	MaxResends   *int          `mapstructure:"max_resends"`
+	OutFormat    string        `mapstructure:"out_format"`
+}
+
+// Adapter is one configured MedCom mailbox.
+type Adapter struct {
+	name  string
+	log   *slog.Logger
+	state adapters.StateStore
+	now   func() time.Time
+	cfg   Config
+	lim   xmlsafe.Limits
+	data  string // directory for copies of sent letters (resends)
+
+	in, processing, processed, errDir, out string
+
+	missing prometheus.Gauge
+	mu      sync.Mutex // serialises outbox updates within this process
+}
+
+var (
+	_ adapters.Source = (*Adapter)(nil)
+	_ adapters.Sink   = (*Adapter)(nil)
+)
+
+func factory(deps adapters.Deps, raw map[string]any) (any, error) {
+	var cfg Config
+	if err := adapters.Decode(raw, &cfg); err != nil {
+		return nil, err
+	}
+	return New(deps, cfg)
+}
+
+// New builds an adapter from a decoded configuration, creating its directories.
+func New(deps adapters.Deps, cfg Config) (*Adapter, error) {
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	if deps.State == nil {
+		return nil, errors.New("medcom: Deps.State is required (duplicate memory and outbox)")
+	}
+	a := &Adapter{name: deps.Name, log: deps.Logger, state: deps.State, now: deps.Now, cfg: cfg}
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
+	}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	a.lim = xmlsafe.DefaultLimits()
+	a.lim.MaxBytes = cfg.MaxBytes
+	a.in, a.processing, a.processed = filepath.Join(cfg.Dir, "in"), filepath.Join(cfg.Dir, "processing"), filepath.Join(cfg.Dir, "processed")
+	a.errDir, a.out = filepath.Join(cfg.Dir, "error"), filepath.Join(cfg.Dir, "out")
+	a.data = deps.DataDir
+	if a.data == "" {
+		a.data = filepath.Join(cfg.Dir, ".samhub")
+	}
+	for _, d := range []string{a.in, a.processing, a.processed, a.errDir, a.out, filepath.Join(a.data, "sent")} {
+		if err := os.MkdirAll(d, 0o750); err != nil {
+			return nil, &adapters.ConfigError{Key: "dir", Msg: fmt.Sprintf("cannot create %s: %v", d, err)}
+		}
+	}
+	a.missing = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "samhub_medcom_acks_missing",
+		Help:        "Letters sent to MedCom without an acknowledgement after ack_timeout.",
+		ConstLabels: prometheus.Labels{"adapter": deps.Name},
+	})
+	if deps.Metrics != nil {
+		if err := deps.Metrics.Register(a.missing); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if !errors.As(err, &are) {
+				return nil, fmt.Errorf("medcom: register metrics: %w", err)
+			}
+			a.missing = are.ExistingCollector.(prometheus.Gauge)
+		}
+	}
+	return a, nil
+}
+
+func (c *Config) check() error {
+	if c.Dir == "" {
+		return &adapters.ConfigError{Key: "dir", Msg: "must be set to the MedCom mailbox directory"}
+	}
+	if !filepath.IsAbs(c.Dir) {
+		return &adapters.ConfigError{Key: "dir", Msg: "must be an absolute path"}
+	}
+	if c.PollInterval == 0 {
+		c.PollInterval = 200 * time.Millisecond
+	}
+	if c.PollInterval < 0 {
+		return &adapters.ConfigError{Key: "poll_interval", Msg: "must be a positive duration such as 200ms"}
+	}
+	if c.MaxBytes == 0 {
+		c.MaxBytes = xmlsafe.DefaultLimits().MaxBytes
+	}
+	if c.MaxBytes < 0 {
+		return &adapters.ConfigError{Key: "max_bytes", Msg: "must be a positive number of bytes"}
+	}
+	if c.AckTimeout == 0 {
+		c.AckTimeout = 30 * time.Minute
+	}
+	if c.AckTimeout < 0 {
+		return &adapters.ConfigError{Key: "ack_timeout", Msg: "must be a positive duration such as 30m"}
+	}
+	if c.MaxResends == nil {
+		two := 2
+		c.MaxResends = &two
+	}
+	if *c.MaxResends < 0 || *c.MaxResends > 3 {
+		return &adapters.ConfigError{Key: "max_resends", Msg: "must be 0 to 3 (MedCom allows at most 3 resends)"}
+	}
+	if c.OutFormat == "" {
+		c.OutFormat = OutXDIS91
+	}
+	switch c.OutFormat {
+	case OutXDIS91, OutFHIRXML, OutFHIRJSON:
+	default:
+		return &adapters.ConfigError{Key: "out_format", Msg: fmt.Sprintf("must be %s, %s or %s", OutXDIS91, OutFHIRXML, OutFHIRJSON)}
+	}
+	if c.Self.GLN != "" && (len(c.Self.GLN) != 13 || strings.Trim(c.Self.GLN, "0123456789") != "") {
+		return &adapters.ConfigError{Key: "self.gln", Msg: "must be a 13-digit GLN (EAN location number)"}
+	}
+	if c.OutFormat != OutXDIS91 && (c.Self.GLN == "" || c.Self.SOR == "") {
+		return &adapters.ConfigError{Key: "self", Msg: "gln and sor must be set: MedCom FHIR messages name the sender by both"}
+	}
+	return nil
+}
+
+// Ready reports whether the mailbox directories are usable.
+func (a *Adapter) Ready(context.Context) error {
+	for _, d := range []string{a.in, a.out} {
+		if _, err := os.Stat(d); err != nil {
+			return fmt.Errorf("medcom mailbox directory unusable: %w", err)
+		}
+	}
+	return nil
+}

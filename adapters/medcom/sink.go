@@ -1,0 +1,234 @@
+package medcom
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/samhub/samhub/adapters"
+	"github.com/samhub/samhub/adapters/medcom/fhirmsg"
+	"github.com/samhub/samhub/adapters/medcom/oioxml"
+	"github.com/samhub/samhub/pipeline/letter"
+)
+
+// Deliver writes l to out/ in the configured format. The same letter id
+// always maps to the same MedCom letter id and file, and a second delivery
+// finds the first (Delivery.Existing) instead of writing again.
+func (a *Adapter) Deliver(ctx context.Context, l *letter.Letter) (adapters.Delivery, error) {
+	if l.Kind == letter.KindAcknowledgement || l.Kind == letter.KindNotification {
+		return adapters.Delivery{}, adapters.Permanent("medcom_unsupported_kind", "acknowledgements and hub notifications are not sent as MedCom letters", nil)
+	}
+	key := stateKey("out", l.ID)
+	var rec outRecord
+	if _, found, err := getJSON(ctx, a.state, key, &rec); err != nil {
+		return adapters.Delivery{}, adapters.Retryable("state_unavailable", "the hub's state store did not answer", err)
+	} else if found {
+		return adapters.Delivery{RemoteID: rec.Ref, Existing: true}, nil
+	}
+	now := a.now()
+	data, ref, file, err := a.build(ctx, l, 0, now)
+	if err != nil {
+		return adapters.Delivery{}, err
+	}
+	// Keep the letter for resends before it leaves, so a crash cannot lose it.
+	if err := a.keepCopy(l); err != nil {
+		return adapters.Delivery{}, adapters.Retryable("medcom_write_failed", "could not store the letter for resending", err)
+	}
+	if err := writeAtomic(a.out, file, data); err != nil {
+		return adapters.Delivery{}, adapters.Retryable("medcom_write_failed", "could not write to the MedCom out directory", err)
+	}
+	rec = outRecord{Ref: ref, File: file, Format: a.cfg.OutFormat, At: now}
+	b, _ := json.Marshal(rec)
+	if _, err := a.state.Create(ctx, key, b); err != nil && !errors.Is(err, adapters.ErrExists) {
+		return adapters.Delivery{}, adapters.Retryable("state_unavailable", "the hub's state store did not answer", err)
+	}
+	err = a.updateOutbox(ctx, func(ob outbox) bool {
+		if ob[ref] != nil {
+			return false
+		}
+		ob[ref] = &pending{HubID: l.ID, Format: a.cfg.OutFormat, File: file, FirstSent: now, LastSent: now}
+		return true
+	})
+	if err != nil {
+		return adapters.Delivery{}, adapters.Retryable("state_unavailable", "the hub's state store did not answer", err)
+	}
+	return adapters.Delivery{RemoteID: ref}, nil
+}
+
+// build writes transmission number n (0 = first) of l. The MedCom letter
+// id (XDIS91 Letter/Identifier, FHIR MessageHeader.id) derives from l.ID and
+// never changes; the envelope id (Envelope/Identifier, Bundle.id) is new for
+// every transmission.
+func (a *Adapter) build(ctx context.Context, l *letter.Letter, n int, now time.Time) (data []byte, ref, file string, err error) {
+	reply := a.repliedTo(ctx, l)
+	switch a.cfg.OutFormat {
+	case OutXDIS91:
+		opt := oioxml.LetterOptions{Now: now, EnvelopeID: oioxml.StableID(fmt.Sprintf("%s|envelope|%d", l.ID, n))}
+		if reply != nil && reply.Format == oioxml.Format {
+			opt.Receiver = &oioxml.Party{EAN: reply.SenderEAN, Identifier: reply.SenderIdentifier, IdentifierCode: reply.SenderIdentifierCode, OrganisationName: reply.SenderName}
+			opt.EpisodeOfCareID = reply.Episode
+		}
+		if a.cfg.Self.GLN != "" {
+			self := oioxml.PartyFromLetter(letter.Party{GLN: a.cfg.Self.GLN, SOR: a.cfg.Self.SOR, Name: a.cfg.Self.Name})
+			opt.Sender = &self
+		}
+		data, err = oioxml.BuildLetter(l, opt)
+		if err != nil {
+			return nil, "", "", adapters.Permanent("medcom_cannot_build", "the letter cannot be written as XDIS91: "+oneLine(err), err)
+		}
+		snd := a.cfg.Self.GLN
+		if snd == "" {
+			snd = l.Sender.GLN
+		}
+		id := oioxml.StableID(l.ID)
+		suffix := ""
+		if n > 0 {
+			suffix = fmt.Sprintf("-r%d", n)
+		}
+		return data, oioxml.LetterID(snd, id), "xdis91-" + id + suffix + ".xml", nil
+	default:
+		enc, ext := fhirmsg.EncodingXML, "xml"
+		if a.cfg.OutFormat == OutFHIRJSON {
+			enc, ext = fhirmsg.EncodingJSON, "json"
+		}
+		opt := fhirmsg.BuildOptions{
+			Encoding: enc, Mode: fhirmsg.ModeNew, Now: now,
+			Self:     fhirmsg.Organization{Name: a.cfg.Self.Name, SOR: a.cfg.Self.SOR, GLN: a.cfg.Self.GLN},
+			HeaderID: uuid.NewSHA1(uuid.NameSpaceOID, []byte("samhub|header|"+l.ID)).String(),
+			BundleID: uuid.NewSHA1(uuid.NameSpaceOID, []byte(fmt.Sprintf("samhub|bundle|%s|%d", l.ID, n))).String(),
+		}
+		if len(l.Receivers) > 0 {
+			r := l.Receivers[0]
+			opt.To = fhirmsg.Organization{Name: r.Name, SOR: r.SOR, GLN: r.GLN}
+		}
+		if reply != nil {
+			opt.Mode = fhirmsg.ModeReply
+			if reply.Format == oioxml.Format {
+				opt.PreviousHeaderID = reply.HubID // "GLN#letterid", MedCom's OIOXML reference form
+				opt.ThreadID = l.ThreadID
+				if opt.ThreadID == "" || !strings.HasPrefix(opt.ThreadID, "urn:uuid:") {
+					opt.ThreadID = "urn:uuid:" + uuid.NewSHA1(uuid.NameSpaceOID, []byte("samhub|thread|"+reply.HubID)).String()
+				}
+			} else {
+				opt.PreviousHeaderID, opt.ThreadID = reply.HeaderID, reply.ThreadID
+			}
+			if opt.To.GLN == "" {
+				opt.To = fhirmsg.Organization{Name: reply.SenderName, SOR: reply.SenderSOR, GLN: reply.SenderEAN}
+			}
+		}
+		data, hid, err := fhirmsg.BuildCareCommunication(l, opt)
+		if err != nil {
+			return nil, "", "", adapters.Permanent("medcom_cannot_build", "the letter cannot be written as a FHIR CareCommunication: "+oneLine(err), err)
+		}
+		return data, hid, "fhir-" + opt.BundleID + "." + ext, nil
+	}
+}
+
+// repliedTo finds the inbound letter l answers, if this adapter received it.
+func (a *Adapter) repliedTo(ctx context.Context, l *letter.Letter) *inRecord {
+	if l.InReplyTo == "" {
+		return nil
+	}
+	for _, id := range []string{l.InReplyTo, "fhir#" + l.InReplyTo} {
+		var rec inRecord
+		if _, found, err := getJSON(ctx, a.state, stateKey("in", id), &rec); err == nil && found && !rec.Negative {
+			return &rec
+		}
+	}
+	return nil
+}
+
+func oneLine(err error) string {
+	s := strings.Join(errLines(err), "; ")
+	if len(s) > 300 {
+		s = s[:300] + "…"
+	}
+	return s
+}
+
+func (a *Adapter) copyPath(hubID string) string {
+	return filepath.Join(a.data, "sent", stateKey("out", hubID)+".json")
+}
+
+func (a *Adapter) keepCopy(l *letter.Letter) error {
+	b, err := letter.Marshal(l)
+	if err != nil {
+		return err
+	}
+	return writeAtomic(filepath.Dir(a.copyPath(l.ID)), filepath.Base(a.copyPath(l.ID)), b)
+}
+
+// CheckAcks flags letters without an acknowledgement after ack_timeout (log
+// line and the samhub_medcom_acks_missing gauge) and resends them, each
+// ack_timeout, at most max_resends times. Run calls it on every poll.
+func (a *Adapter) CheckAcks(ctx context.Context) error {
+	now := a.now()
+	type resend struct {
+		ref string
+		p   pending
+	}
+	var todo []resend
+	missing := 0
+	err := a.updateOutbox(ctx, func(ob outbox) bool {
+		changed := false
+		for ref, p := range ob {
+			if now.Sub(p.FirstSent) < a.cfg.AckTimeout {
+				continue
+			}
+			missing++
+			if !p.Flagged {
+				p.Flagged, changed = true, true
+				a.log.Warn("medcom: no acknowledgement within ack_timeout", "letter_id", p.HubID, "ack_timeout", a.cfg.AckTimeout)
+			}
+			if p.Resends < *a.cfg.MaxResends && now.Sub(p.LastSent) >= a.cfg.AckTimeout {
+				todo = append(todo, resend{ref, *p})
+			}
+		}
+		return changed
+	})
+	if err != nil {
+		return err
+	}
+	a.missing.Set(float64(missing))
+	for _, r := range todo {
+		if err := a.resend(ctx, r.ref, r.p, now); err != nil {
+			a.log.Warn("medcom: resend failed", "letter_id", r.p.HubID, "err", err)
+		}
+	}
+	return nil
+}
+
+func (a *Adapter) resend(ctx context.Context, ref string, p pending, now time.Time) error {
+	b, err := os.ReadFile(a.copyPath(p.HubID))
+	if err != nil {
+		return err
+	}
+	l, err := letter.Unmarshal(b)
+	if err != nil {
+		return err
+	}
+	n := p.Resends + 1
+	data, _, file, err := a.build(ctx, l, n, now)
+	if err != nil {
+		return err
+	}
+	if err := writeAtomic(a.out, file, data); err != nil {
+		return err
+	}
+	a.log.Info("medcom: letter resent without acknowledgement", "letter_id", p.HubID, "resend", n)
+	return a.updateOutbox(ctx, func(ob outbox) bool {
+		q := ob[ref]
+		if q == nil {
+			return false
+		}
+		q.Resends, q.LastSent, q.File = n, now, file
+		return true
+	})
+}

@@ -1,0 +1,279 @@
+package medcom
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/samhub/samhub/adapters"
+	"github.com/samhub/samhub/adapters/medcom/fhirmsg"
+	"github.com/samhub/samhub/adapters/medcom/oioxml"
+	"github.com/samhub/samhub/pipeline/letter"
+)
+
+// Run polls in/ until ctx ends. Files a crash left in processing/ are
+// handled first. A file whose letters cannot all be published goes back to
+// in/ and is tried again after a pause; it never reaches processed/.
+func (a *Adapter) Run(ctx context.Context, pub adapters.Publisher) error {
+	left, err := candidates(a.processing)
+	if err != nil {
+		return fmt.Errorf("medcom: read %s: %w", a.processing, err)
+	}
+	for _, name := range left {
+		a.log.Info("medcom: resuming file left in processing", "file", name)
+		if err := a.handle(ctx, pub, name); err != nil {
+			a.retryLater(name, err)
+		}
+	}
+	failures := 0
+	for {
+		if ok := a.Poll(ctx, pub); ok {
+			failures = 0
+		} else {
+			failures++
+		}
+		if err := a.CheckAcks(ctx); err != nil {
+			a.log.Warn("medcom: acknowledgement check failed", "err", err)
+		}
+		wait := a.cfg.PollInterval
+		for i := 1; i < failures && wait < 30*time.Second; i++ {
+			wait *= 2 // a failing broker is not hammered
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+	}
+}
+
+// Poll claims and handles the files now in in/. It reports false when a
+// file had to be put back for a later try.
+func (a *Adapter) Poll(ctx context.Context, pub adapters.Publisher) bool {
+	names, err := candidates(a.in)
+	if err != nil {
+		a.log.Error("medcom: cannot list the in directory", "err", err)
+		return false
+	}
+	for _, name := range names {
+		if ctx.Err() != nil {
+			return true
+		}
+		// The rename claims the file: a writer's later rename onto the same
+		// name in in/ starts a new file, never a half-read one.
+		if err := os.Rename(filepath.Join(a.in, name), filepath.Join(a.processing, name)); err != nil {
+			if !errors.Is(err, fs.ErrNotExist) {
+				a.log.Error("medcom: cannot claim file", "file", name, "err", err)
+			}
+			continue
+		}
+		if err := a.handle(ctx, pub, name); err != nil {
+			a.retryLater(name, err)
+			return false
+		}
+	}
+	return true
+}
+
+func (a *Adapter) retryLater(name string, err error) {
+	_, reason, code := adapters.Classify(err)
+	a.log.Warn("medcom: file will be retried", "file", name, "code", code, "reason", reason, "err", err)
+	if rerr := os.Rename(filepath.Join(a.processing, name), filepath.Join(a.in, name)); rerr != nil {
+		a.log.Error("medcom: file stays in processing until restart", "file", name, "err", rerr)
+	}
+}
+
+// handle processes processing/name. A non-nil error means "try again
+// later" (publish or storage failure); bad input is moved to error/ and nil
+// is returned.
+func (a *Adapter) handle(ctx context.Context, pub adapters.Publisher, name string) error {
+	path := filepath.Join(a.processing, name)
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if fi.Size() > a.cfg.MaxBytes {
+		return a.reject(name, fmt.Sprintf("file is %d bytes, more than max_bytes (%d)", fi.Size(), a.cfg.MaxBytes))
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	now := a.now()
+	in := examine(data, a.lim)
+	acks, err := planAcks(in, a.cfg.Self, now)
+	if err != nil {
+		return err
+	}
+	// Duplicates: same sender+letter id (OIOXML) or MessageHeader.id (FHIR).
+	fresh := acks[:0:0]
+	for _, p := range acks {
+		var rec inRecord
+		_, seen, err := getJSON(ctx, a.state, p.key, &rec)
+		if err != nil {
+			return err
+		}
+		if !seen {
+			fresh = append(fresh, p)
+			continue
+		}
+		a.log.Info("medcom: duplicate letter; the first acknowledgement is repeated", "letter_id", rec.HubID, "file", name)
+		if rec.AckName != "" {
+			if err := writeAtomic(a.out, rec.AckName, rec.Ack); err != nil {
+				return adapters.Retryable("medcom_write_failed", "could not write to the MedCom out directory", err)
+			}
+		}
+	}
+
+	if in.err != nil {
+		if err := a.sendAcks(ctx, fresh); err != nil {
+			return err
+		}
+		return a.reject(name, describe(in))
+	}
+
+	// Publish every letter that is not a duplicate before anything is
+	// acknowledged or moved.
+	dup := map[string]bool{}
+	for _, p := range acks {
+		dup[p.hubID] = true
+	}
+	for _, p := range fresh {
+		delete(dup, p.hubID)
+	}
+	for _, l := range in.letters(a.name, name, data, now) {
+		if dup[l.ID] {
+			continue
+		}
+		if l.Kind == letter.KindAcknowledgement {
+			a.correlate(ctx, l)
+		}
+		if err := pub.Publish(ctx, l); err != nil {
+			return adapters.Retryable("publish_failed", "the letter could not be stored in the hub", err)
+		}
+		a.log.Info("medcom: letter received", slog.Any("letter", l))
+	}
+	if err := a.settleAcks(ctx, in); err != nil {
+		return err
+	}
+	if err := a.sendAcks(ctx, fresh); err != nil {
+		return err
+	}
+	if _, err := moveUnique(filepath.Join(a.processing, name), a.processed); err != nil {
+		return err
+	}
+	return nil
+}
+
+// sendAcks writes each new acknowledgement and remembers it for duplicates.
+func (a *Adapter) sendAcks(ctx context.Context, acks []plannedAck) error {
+	for _, p := range acks {
+		if p.data != nil {
+			if err := writeAtomic(a.out, p.name, p.data); err != nil {
+				return adapters.Retryable("medcom_write_failed", "could not write to the MedCom out directory", err)
+			}
+			p.rec.AckName, p.rec.Ack = p.name, p.data
+		}
+		p.rec.Negative = p.negative
+		b, err := json.Marshal(p.rec)
+		if err != nil {
+			return err
+		}
+		if _, err := a.state.Create(ctx, p.key, b); err != nil && !errors.Is(err, adapters.ErrExists) {
+			return err
+		}
+	}
+	return nil
+}
+
+func describe(in *inbound) string {
+	switch {
+	case in.kind == "":
+		return "rejected: " + in.err.Error()
+	case in.err != nil && !in.addressable():
+		return "rejected (no acknowledgement could be addressed): " + in.err.Error()
+	}
+	return "rejected: " + in.err.Error()
+}
+
+// reject moves processing/name byte-identical to error/ with a sibling
+// <name>.error.txt. reason must be free of personal data.
+func (a *Adapter) reject(name, reason string) error {
+	moved, err := moveUnique(filepath.Join(a.processing, name), a.errDir)
+	if err != nil {
+		return err
+	}
+	if err := writeAtomic(a.errDir, moved+".error.txt", []byte(reason+"\n")); err != nil {
+		a.log.Error("medcom: cannot write error note", "file", moved, "err", err)
+	}
+	a.log.Warn("medcom: file rejected", "file", moved)
+	return nil
+}
+
+// correlate points an inbound acknowledgement at the hub's own letter id
+// when it acknowledges something this adapter sent.
+func (a *Adapter) correlate(ctx context.Context, l *letter.Letter) {
+	ob := outbox{}
+	if _, _, err := getJSON(ctx, a.state, outboxKey, &ob); err != nil {
+		a.log.Warn("medcom: cannot read outbox", "err", err)
+		return
+	}
+	if p := ob[l.InReplyTo]; p != nil {
+		l.Meta["medcom_ref"] = l.InReplyTo
+		l.InReplyTo = p.HubID
+	}
+}
+
+// settleAcks updates the outbox for acknowledgements received in in.
+func (a *Adapter) settleAcks(ctx context.Context, in *inbound) error {
+	type result struct {
+		ref      string
+		positive bool
+		retry    bool
+	}
+	var rs []result
+	if in.oio != nil {
+		for _, rc := range in.oio.Receipts {
+			for _, o := range rc.OriginalLetters {
+				rs = append(rs, result{ref: oioxml.LetterID(rc.OriginalSenderEAN, o.Identifier), positive: rc.Positive()})
+			}
+		}
+	}
+	if in.fhir != nil && in.fhir.Event == fhirmsg.EventAcknowledgement && in.fhir.Response != nil {
+		r := in.fhir.Response
+		rs = append(rs, result{ref: r.Identifier, positive: r.Code == fhirmsg.AckOK, retry: r.Code == fhirmsg.AckTransientError})
+	}
+	if len(rs) == 0 {
+		return nil
+	}
+	return a.updateOutbox(ctx, func(ob outbox) bool {
+		changed := false
+		for _, r := range rs {
+			p := ob[r.ref]
+			if p == nil {
+				continue
+			}
+			switch {
+			case r.retry:
+				a.log.Warn("medcom: receiver reported a transient error; the letter will be resent", "letter_id", p.HubID)
+				p.LastSent = time.Time{} // resend on the next check
+			case r.positive:
+				a.log.Info("medcom: letter acknowledged", "letter_id", p.HubID)
+				delete(ob, r.ref)
+				_ = os.Remove(a.copyPath(p.HubID))
+			default:
+				a.log.Warn("medcom: letter refused by the receiver", "letter_id", p.HubID)
+				delete(ob, r.ref)
+				_ = os.Remove(a.copyPath(p.HubID))
+			}
+			changed = true
+		}
+		return changed
+	})
+}

@@ -1,0 +1,381 @@
+package medcom
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/samhub/samhub/adapters"
+	"github.com/samhub/samhub/adapters/medcom/oioxml"
+	"github.com/samhub/samhub/adapters/medcom/xmlsafe"
+	"github.com/samhub/samhub/pipeline/letter"
+)
+
+func parseOut(t *testing.T, data []byte) *oioxml.Emessage {
+	t.Helper()
+	m, err := oioxml.Parse(data, xmlsafe.DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestConfig(t *testing.T) {
+	dir := t.TempDir()
+	deps := adapters.Deps{Name: "mc", State: newState()}
+	for _, tc := range []struct {
+		cfg  map[string]any
+		want string
+	}{
+		{map[string]any{}, "adapters.mc.dir: must be set"},
+		{map[string]any{"dir": "relative/path"}, "adapters.mc.dir: must be an absolute path"},
+		{map[string]any{"dir": dir, "out_format": "edifact"}, "adapters.mc.out_format: must be xdis91, fhir-xml or fhir-json"},
+		{map[string]any{"dir": dir, "self": map[string]any{"gln": "12345"}}, "adapters.mc.self.gln: must be a 13-digit GLN"},
+		{map[string]any{"dir": dir, "out_format": "fhir-json", "self": map[string]any{"gln": "5790000000012"}}, "adapters.mc.self: gln and sor must be set"},
+		{map[string]any{"dir": dir, "max_resends": 5}, "adapters.mc.max_resends: must be 0 to 3"},
+		{map[string]any{"dir": dir, "poll_intervall": "1s"}, "poll_intervall"},
+		{map[string]any{"dir": dir, "ack_timeout": "soon"}, "ack_timeout"},
+	} {
+		_, err := adapters.Build(TypeName, deps, tc.cfg)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: got %v, want %q", tc.cfg, err, tc.want)
+		}
+	}
+	a, err := adapters.Build(TypeName, deps, map[string]any{"dir": dir, "max_resends": 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := a.(*Adapter).cfg
+	if c.PollInterval.String() != "200ms" || c.AckTimeout.String() != "30m0s" || *c.MaxResends != 0 || c.OutFormat != OutXDIS91 || c.MaxBytes != 100_000_000 {
+		t.Errorf("defaults: %+v", c)
+	}
+	for _, d := range []string{"in", "processing", "processed", "error", "out"} {
+		if fi, err := os.Stat(filepath.Join(dir, d)); err != nil || !fi.IsDir() {
+			t.Errorf("%s not created", d)
+		}
+	}
+}
+
+func TestInboundLetterIsPublishedAcknowledgedAndMoved(t *testing.T) {
+	e := newEnv(t)
+	a := e.adapter(t, nil)
+	pub := newPub()
+	data := readFile(t, "samhub/letter-utf8.xml")
+	e.drop(t, "brev1.xml", data)
+	// Unfinished writes are left alone.
+	if err := os.WriteFile(filepath.Join(e.dir, "in", ".brev2.xml"), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(e.dir, "in", "brev3.xml.tmp"), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if !a.Poll(context.Background(), pub) {
+		t.Fatal("poll failed")
+	}
+	if got := pub.ids(); len(got) != 1 || got[0] != "5790000000005#LTR00000000001" {
+		t.Fatalf("published %v", got)
+	}
+	l := pub.letters[0]
+	if l.Kind != letter.KindReferral || l.Source != "medcom" || l.Patient.CPR != "2509479989" || l.Original.Filename != "brev1.xml" {
+		t.Errorf("letter %+v", l)
+	}
+	sameBytes(t, "original", l.Original.Data, data)
+	if got := e.files(t, "processed"); len(got) != 1 || got[0] != "brev1.xml" {
+		t.Fatalf("processed %v", got)
+	}
+	sameBytes(t, "processed file", e.read(t, "processed", "brev1.xml"), data)
+	if got := e.files(t, "in"); strings.Join(got, ",") != "brev3.xml.tmp" {
+		t.Errorf("in/ now %v (dotfiles hidden)", got)
+	}
+	acks := e.files(t, "out")
+	if len(acks) != 1 || !strings.HasPrefix(acks[0], "xctl03-") {
+		t.Fatalf("out %v", acks)
+	}
+	m := parseOut(t, e.read(t, "out", acks[0]))
+	rc := m.Receipts[0]
+	if rc.Type != oioxml.PositiveReceipt || rc.SenderEAN != "5790000000012" || rc.ReceiverEAN != "5790000000005" ||
+		rc.OriginalEnvelopeIdentifier != "ENV00000000001" || rc.OriginalLetters[0].Identifier != "LTR00000000001" {
+		t.Errorf("receipt %+v", rc)
+	}
+}
+
+// Every OIOXML example: read correctly, receipts published as acknowledgements,
+// positive receipts only where asked for, nothing acknowledged twice.
+func TestExamplesThroughAdapter(t *testing.T) {
+	e := newEnv(t)
+	a := e.adapter(t, nil)
+	pub := newPub()
+	for _, f := range []string{"DIS91_1.xml", "DIS91_2.xml", "CTL01_1.xml", "CTL02_1.xml", "CTL03_1.xml"} {
+		e.drop(t, f, readFile(t, "oioxml/"+f))
+	}
+	a.Poll(context.Background(), pub)
+	want := []string{ // files are taken in name order
+		"DKKMDKMDNET#BrevNr5678/1111FRE01095", "DKKMDKMDNET#BrevNr5678/1111MAN01095",
+		"5790000120420#BrevNr5678/1111MAN01095", "5790000120420#BrevNr5678/1111FRE01095",
+		"5790000120400#BrevNr00129", "5790000121526#12152000000203",
+	}
+	if got := strings.Join(pub.ids(), " "); got != strings.Join(want, " ") {
+		t.Fatalf("published\n %s\nwant\n %s", got, strings.Join(want, " "))
+	}
+	for _, l := range pub.letters[:4] {
+		if l.Kind != letter.KindAcknowledgement || !strings.HasPrefix(l.InReplyTo, "5790000181872#1111") {
+			t.Errorf("receipt letter %s: kind %s in reply to %s", l.ID, l.Kind, l.InReplyTo)
+		}
+	}
+	if got := pub.letters[5].Subject; got != "Undtagelsesredegørelse - fortsat individuel behandling" {
+		t.Errorf("subject %q", got)
+	}
+	// The examples say minuspositivkvitt and receipts are never receipted.
+	if got := e.files(t, "out"); len(got) != 0 {
+		t.Errorf("acknowledgements written: %v", got)
+	}
+	if got := e.files(t, "processed"); len(got) != 5 {
+		t.Errorf("processed %v", got)
+	}
+	if n := e.state.keys("in."); n != 2 {
+		t.Errorf("duplicate memory holds %d letters, want 2", n)
+	}
+}
+
+func TestTwoLettersTwoReceipts(t *testing.T) {
+	e := newEnv(t)
+	a := e.adapter(t, nil)
+	pub := newPub()
+	e.drop(t, "two.xml", readFile(t, "samhub/envelope-two-letters.xml"))
+	a.Poll(context.Background(), pub)
+	if len(pub.letters) != 2 || pub.letters[1].Patient.ReplacementID != "0703921VJ4" {
+		t.Fatalf("published %v", pub.ids())
+	}
+	out := e.files(t, "out")
+	if len(out) != 2 {
+		t.Fatalf("out %v", out)
+	}
+	got := map[string]bool{}
+	for _, f := range out {
+		rc := parseOut(t, e.read(t, "out", f)).Receipts[0]
+		if len(rc.OriginalLetters) != 1 {
+			t.Fatalf("receipt covers %d letters", len(rc.OriginalLetters))
+		}
+		got[rc.OriginalLetters[0].Identifier] = true
+	}
+	if !got["LTR00000000020"] || !got["LTR00000000021"] {
+		t.Errorf("receipted %v", got)
+	}
+}
+
+// A duplicate (same sender and letter id, new envelope) after a restart gets
+// the identical acknowledgement again and is not published again.
+func TestDuplicateAcrossRestart(t *testing.T) {
+	e := newEnv(t)
+	pub := newPub()
+	data := readFile(t, "samhub/letter-windows-1252.xml")
+	first0 := e.adapter(t, nil)
+	e.drop(t, "first.xml", data)
+	first0.Poll(context.Background(), pub)
+	out := e.files(t, "out")
+	if len(out) != 1 {
+		t.Fatalf("out %v", out)
+	}
+	first := e.read(t, "out", out[0])
+	if err := os.Remove(filepath.Join(e.dir, "out", out[0])); err != nil { // the VANS client took it
+		t.Fatal(err)
+	}
+
+	restarted := e.adapter(t, nil) // new instance, same state and directory
+	e.clock.add(3600e9)
+	resent := bytes.Replace(data, []byte("ENV00000000002"), []byte("ENV00000000099"), 1)
+	e.drop(t, "second.xml", resent)
+	restarted.Poll(context.Background(), pub)
+	if n := len(pub.letters); n != 1 {
+		t.Fatalf("duplicate published: %v", pub.ids())
+	}
+	out = e.files(t, "out")
+	if len(out) != 1 {
+		t.Fatalf("out %v", out)
+	}
+	sameBytes(t, "repeated acknowledgement", e.read(t, "out", out[0]), first)
+	if got := e.files(t, "processed"); len(got) != 2 {
+		t.Errorf("processed %v", got)
+	}
+}
+
+func TestPublishFailureKeepsFileForRetry(t *testing.T) {
+	e := newEnv(t)
+	a := e.adapter(t, nil)
+	pub := newPub()
+	pub.setFailAfter(1) // the second letter of the envelope fails
+	data := readFile(t, "samhub/envelope-two-letters.xml")
+	e.drop(t, "two.xml", data)
+	if a.Poll(context.Background(), pub) {
+		t.Fatal("poll reported success")
+	}
+	if got := e.files(t, "in"); len(got) != 1 || got[0] != "two.xml" {
+		t.Fatalf("in %v", got)
+	}
+	sameBytes(t, "file put back", e.read(t, "in", "two.xml"), data)
+	if p, o, s := e.files(t, "processed"), e.files(t, "out"), e.state.keys("in."); len(p)+len(o)+s != 0 {
+		t.Fatalf("processed %v, out %v, state %d: nothing may be acknowledged before all is published", p, o, s)
+	}
+	pub.setFailAfter(-1)
+	if !a.Poll(context.Background(), pub) {
+		t.Fatal("retry failed")
+	}
+	// The first letter is published again (publish is idempotent by id); each
+	// letter is acknowledged exactly once.
+	if got := strings.Join(pub.ids(), " "); got != "5790000000005#LTR00000000020 5790000000005#LTR00000000020 5790000000005#LTR00000000021" {
+		t.Errorf("published %s", got)
+	}
+	if got := e.files(t, "out"); len(got) != 2 {
+		t.Errorf("out %v", got)
+	}
+	if got := e.files(t, "processed"); len(got) != 1 {
+		t.Errorf("processed %v", got)
+	}
+}
+
+func TestCrashRecoveryFromProcessing(t *testing.T) {
+	e := newEnv(t)
+	a := e.adapter(t, nil)
+	data := readFile(t, "samhub/letter-iso-8859-1.xml")
+	if err := os.WriteFile(filepath.Join(e.dir, "processing", "left.xml"), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pub := newPub()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx, pub) }()
+	eventually(t, "the left-over file to be processed", func() bool {
+		_, err := os.Stat(filepath.Join(e.dir, "processed", "left.xml"))
+		return err == nil
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := pub.ids(); len(got) != 1 || got[0] != "5790000000005#LTR00000000003" {
+		t.Errorf("published %v", got)
+	}
+	if got := pub.letters[0].Subject; got != "Henvisning til samråd æøå ÆØÅ" {
+		t.Errorf("subject %q", got)
+	}
+	if got := e.files(t, "out"); len(got) != 1 {
+		t.Errorf("out %v", got)
+	}
+}
+
+func TestHostileAndInvalidFilesGoToError(t *testing.T) {
+	e := newEnv(t)
+	a := e.adapter(t, map[string]any{"max_bytes": 100_000})
+	pub := newPub()
+	want := map[string]string{
+		"xxe-file.xml":            "DOCTYPE/ENTITY declarations are not allowed",
+		"xxe-http.xml":            "DOCTYPE/ENTITY declarations are not allowed",
+		"billion-laughs.xml":      "DOCTYPE/ENTITY declarations are not allowed",
+		"deep-nesting.xml":        "nested deeper than 100 levels",
+		"huge-attribute.xml":      "more than max_bytes (100000)",
+		"wrong-charset.xml":       "invalid UTF-8",
+		"undeclared-latin1.xml":   "invalid UTF-8",
+		"unsupported-charset.xml": "unsupported charset",
+		"truncated.xml":           "truncated",
+		"not-xml.txt":             "input is not XML",
+		"empty.xml":               "input is not XML",
+	}
+	originals := map[string][]byte{}
+	for name := range want {
+		originals[name] = readFile(t, "hostile/"+name)
+		e.drop(t, name, originals[name])
+	}
+	originals["invalid-letter.xml"] = readFile(t, "samhub/invalid-letter.xml")
+	want["invalid-letter.xml"] = "Emessage/ClinicalEmail[1]/Patient/CivilRegistrationNumber: must start with a real birth date"
+	e.drop(t, "invalid-letter.xml", originals["invalid-letter.xml"])
+	a.Poll(context.Background(), pub)
+
+	if len(pub.letters) != 0 {
+		t.Fatalf("published %v", pub.ids())
+	}
+	for name, msg := range want {
+		sameBytes(t, name+" in error/", e.read(t, "error", name), originals[name])
+		note := string(e.read(t, "error", name+".error.txt"))
+		if !strings.Contains(note, msg) {
+			t.Errorf("%s.error.txt = %q, want %q", name, note, msg)
+		}
+		for _, pd := range []string{"2509479989", "Elmer", "Bruno", "Kære"} {
+			if strings.Contains(note, pd) {
+				t.Errorf("%s.error.txt contains personal data %q", name, pd)
+			}
+		}
+	}
+	// Only the invalid letter could be addressed: it gets a negative receipt
+	// for the whole envelope (its letter id is too long to name).
+	out := e.files(t, "out")
+	if len(out) != 1 || !strings.HasPrefix(out[0], "xctl02-") {
+		t.Fatalf("out %v", out)
+	}
+	rc := parseOut(t, e.read(t, "out", out[0])).Receipts[0]
+	if rc.Type != oioxml.NegativeReceipt || rc.RefuseCode != oioxml.RefuseSyntax || rc.OriginalEnvelopeIdentifier != "ENV00000000030" ||
+		!strings.Contains(rc.RefuseText, "Letter/Identifier: must be 1 to 14 characters") || strings.Contains(rc.RefuseText, "2509479989") {
+		t.Errorf("negative receipt %+v", rc)
+	}
+}
+
+// An invalid letter sent twice gets the same negative receipt twice.
+func TestNegativeDuplicate(t *testing.T) {
+	e := newEnv(t)
+	a := e.adapter(t, nil)
+	pub := newPub()
+	bad := bytes.Replace(readFile(t, "samhub/letter-utf8.xml"), []byte("<StatusCode>nytbrev"), []byte("<StatusCode>annulleretbrev"), 1)
+	e.drop(t, "a.xml", bad)
+	a.Poll(context.Background(), pub)
+	out := e.files(t, "out")
+	if len(out) != 1 {
+		t.Fatalf("out %v", out)
+	}
+	first := e.read(t, "out", out[0])
+	rc := parseOut(t, first).Receipts[0]
+	if rc.Type != oioxml.NegativeReceipt || rc.OriginalLetters[0].Identifier != "LTR00000000001" || rc.OriginalLetters[0].RefuseCode != oioxml.RefuseSyntax {
+		t.Fatalf("receipt %+v", rc)
+	}
+	os.Remove(filepath.Join(e.dir, "out", out[0]))
+	e.clock.add(60e9)
+	e.drop(t, "b.xml", bad)
+	a.Poll(context.Background(), pub)
+	if out2 := e.files(t, "out"); len(out2) != 1 || out2[0] != out[0] {
+		t.Fatalf("out %v", out2)
+	}
+	sameBytes(t, "second negative receipt", e.read(t, "out", out[0]), first)
+	if len(pub.letters) != 0 || len(e.files(t, "error")) != 4 {
+		t.Errorf("published %v, error/ %v", pub.ids(), e.files(t, "error"))
+	}
+}
+
+func TestCheck(t *testing.T) {
+	res := Check(readFile(t, "samhub/letter-utf8.xml"), xmlsafe.DefaultLimits())
+	if !res.Valid() || res.Format != "xdis91" || res.Ack == nil {
+		t.Fatalf("%+v", res)
+	}
+	if rc := parseOut(t, res.Ack).Receipts[0]; rc.Type != oioxml.PositiveReceipt || rc.SenderEAN != "5790000000012" {
+		t.Errorf("ack %+v", rc)
+	}
+	res = Check(readFile(t, "oioxml/DIS91_1.xml"), xmlsafe.Limits{})
+	if !res.Valid() || res.Ack != nil {
+		t.Errorf("minuspositivkvitt: %+v", res)
+	}
+	res = Check(readFile(t, "samhub/invalid-letter.xml"), xmlsafe.DefaultLimits())
+	if res.Valid() || len(res.Errors) != 4 || !strings.HasPrefix(res.Errors[0], "Emessage/ClinicalEmail[1]/Letter/Identifier: ") {
+		t.Errorf("invalid: %q", res.Errors)
+	}
+	if res.Ack == nil || parseOut(t, res.Ack).Receipts[0].Type != oioxml.NegativeReceipt {
+		t.Error("no negative receipt")
+	}
+	res = Check(readFile(t, "hostile/billion-laughs.xml"), xmlsafe.DefaultLimits())
+	if res.Valid() || res.Ack != nil || !strings.Contains(res.Errors[0], "DOCTYPE") {
+		t.Errorf("hostile: %+v", res)
+	}
+	res = Check(readFile(t, "oioxml/CTL03_1.xml"), xmlsafe.DefaultLimits())
+	if !res.Valid() || res.Format != "oioxml-receipt" || res.Ack != nil {
+		t.Errorf("receipt: %+v", res)
+	}
+}

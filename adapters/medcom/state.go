@@ -1,0 +1,100 @@
+package medcom
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/samhub/samhub/adapters"
+)
+
+// State keys hash the MedCom ids: keys must be [A-Za-z0-9_=.-]+ and ids
+// contain '#' and ':'.
+func stateKey(prefix, id string) string {
+	sum := sha256.Sum256([]byte(id))
+	return prefix + "." + hex.EncodeToString(sum[:20])
+}
+
+const outboxKey = "outbox"
+
+// inRecord is the duplicate memory for one inbound letter: the
+// acknowledgement sent for it (so a duplicate gets the same one) and what a
+// reply needs to be addressed.
+type inRecord struct {
+	HubID    string `json:"hubId"`
+	Format   string `json:"format"`
+	AckName  string `json:"ackName,omitempty"`
+	Ack      []byte `json:"ack,omitempty"`
+	Negative bool   `json:"negative,omitempty"`
+	At       time.Time
+
+	// For replies (identifiers of organisations and threads, no personal data).
+	SenderEAN, SenderIdentifier, SenderIdentifierCode, SenderName string `json:",omitempty"`
+	ReceiverEAN, Episode, HeaderID, ThreadID                      string `json:",omitempty"`
+	SenderSOR                                                     string `json:",omitempty"`
+}
+
+// outRecord makes Deliver idempotent: one per hub letter id.
+type outRecord struct {
+	Ref    string    `json:"ref"` // MedCom reference: "GLN#letterid" (OIOXML) or MessageHeader.id (FHIR)
+	File   string    `json:"file"`
+	Format string    `json:"format"`
+	At     time.Time `json:"at"`
+}
+
+// pending is an outbound letter awaiting its acknowledgement.
+type pending struct {
+	HubID     string    `json:"hubId"`
+	Format    string    `json:"format"`
+	File      string    `json:"file"`
+	FirstSent time.Time `json:"firstSent"`
+	LastSent  time.Time `json:"lastSent"`
+	Resends   int       `json:"resends"`
+	Flagged   bool      `json:"flagged,omitempty"`
+}
+
+type outbox map[string]*pending // by MedCom reference
+
+func getJSON(ctx context.Context, st adapters.StateStore, key string, v any) (uint64, bool, error) {
+	b, rev, err := st.Get(ctx, key)
+	if errors.Is(err, adapters.ErrNotFound) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	return rev, true, json.Unmarshal(b, v)
+}
+
+// updateOutbox applies fn to the outbox with optimistic concurrency.
+func (a *Adapter) updateOutbox(ctx context.Context, fn func(outbox) bool) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for range 10 {
+		ob := outbox{}
+		rev, found, err := getJSON(ctx, a.state, outboxKey, &ob)
+		if err != nil {
+			return err
+		}
+		if !fn(ob) {
+			return nil
+		}
+		b, err := json.Marshal(ob)
+		if err != nil {
+			return err
+		}
+		if found {
+			_, err = a.state.Update(ctx, outboxKey, b, rev)
+		} else {
+			_, err = a.state.Create(ctx, outboxKey, b)
+		}
+		if errors.Is(err, adapters.ErrConflict) || errors.Is(err, adapters.ErrExists) {
+			continue
+		}
+		return err
+	}
+	return errors.New("medcom: outbox update kept conflicting")
+}
