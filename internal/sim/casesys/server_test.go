@@ -349,6 +349,19 @@ func TestLimitsAndClosedCases(t *testing.T) {
 	}
 }
 
+func TestSeededIDsAreNotReused(t *testing.T) {
+	h := newHarness(t, nil)
+	if _, err := h.sim.SeedCase(Case{ID: "SAG-2026-000001", PrimaryParty: Person{CPR: "2509479989"}}); err != nil {
+		t.Fatal(err)
+	}
+	if r := h.postJSON("/cases", newCase("e", "1509819996"), "k"); r.status != 201 {
+		t.Fatalf("create: %d", r.status)
+	}
+	if cs := h.sim.Cases(); len(cs) != 2 || cs[0].PrimaryParty.CPR != "2509479989" {
+		t.Errorf("a generated id overwrote a seeded case: %+v", cs)
+	}
+}
+
 func TestInProgressAnswers409(t *testing.T) {
 	h := newHarness(t, nil)
 	h.sim.SetDelay(400 * time.Millisecond)

@@ -122,17 +122,28 @@ func writeAtomic(path string, data []byte) error {
 	return d.Sync()
 }
 
-// nextID hands out readable, sequential ids per kind.
+// nextID hands out readable, sequential ids per kind, skipping ids a
+// seeded object already took.
 func (s *Server) nextID(kind string) string {
-	s.st.Seq[kind]++
-	n := s.st.Seq[kind]
-	switch kind {
-	case "case":
-		return fmt.Sprintf("SAG-%d-%06d", s.now().Year(), n)
-	case "document":
-		return fmt.Sprintf("DOK-%06d", n)
-	default:
-		return fmt.Sprintf("JN-%06d", n)
+	for {
+		s.st.Seq[kind]++
+		n := s.st.Seq[kind]
+		var id string
+		var taken bool
+		switch kind {
+		case "case":
+			id = fmt.Sprintf("SAG-%d-%06d", s.now().Year(), n)
+			_, taken = s.st.Cases[id]
+		case "document":
+			id = fmt.Sprintf("DOK-%06d", n)
+			_, taken = s.st.Documents[id]
+		default:
+			id = fmt.Sprintf("JN-%06d", n)
+			_, taken = s.st.Notes[id]
+		}
+		if !taken {
+			return id
+		}
 	}
 }
 
