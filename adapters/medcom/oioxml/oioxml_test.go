@@ -272,3 +272,24 @@ func TestCheckCPR(t *testing.T) {
 		}
 	}
 }
+
+// XD9133L: the 2005/08/07 namespace, same letter without AdditionalInformation.
+func TestXD9133L(t *testing.T) {
+	good := strings.NewReplacer(NS2006, NS2005, "<VersionCode>XD9134L", "<VersionCode>XD9133L").Replace(string(read(t, "samhub/letter-utf8.xml")))
+	_, err := Parse([]byte(good), xmlsafe.DefaultLimits())
+	if err == nil || !strings.Contains(err.Error(), "Emessage/ClinicalEmail[1]/AdditionalInformation: element not allowed here") {
+		t.Fatalf("AdditionalInformation in XD9133L: %v", err)
+	}
+	i, j := strings.Index(good, "    <AdditionalInformation>"), strings.Index(good, "    <ClinicalInformation>")
+	m, err := Parse([]byte(good[:i]+good[j:]), xmlsafe.DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	eq(t, "version", m.Letters[0].VersionCode, VersionXD9133L)
+	eq(t, "namespace", m.Namespace, NS2005)
+	eq(t, "sender", m.Letters[0].Sender.OrganisationName, "Lægehuset Ærø")
+	_, err = Parse([]byte(strings.Replace(good[:i]+good[j:], "XD9133L", "XD9134L", 1)), xmlsafe.DefaultLimits())
+	if err == nil || !strings.Contains(err.Error(), "Letter/VersionCode: must be XD9133L in namespace") {
+		t.Errorf("XD9134L in 2005 namespace: %v", err)
+	}
+}

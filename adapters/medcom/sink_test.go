@@ -1,0 +1,334 @@
+package medcom
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/samhub/samhub/adapters"
+	"github.com/samhub/samhub/adapters/medcom/fhirmsg"
+	"github.com/samhub/samhub/adapters/medcom/oioxml"
+	"github.com/samhub/samhub/adapters/medcom/xmlsafe"
+	"github.com/samhub/samhub/pipeline/letter"
+)
+
+func outLetter() *letter.Letter {
+	return &letter.Letter{
+		ID:        "casesys:sag-4711:brev-3",
+		Kind:      letter.KindReply,
+		Source:    "casesys",
+		Sender:    letter.Party{Role: "municipality", Name: "Samrådet Odense", GLN: "5790000000012", SOR: "123456789012345"},
+		Receivers: []letter.Party{{Role: "gp", Name: "Lægehuset Ærø", GLN: "5790000000005", SOR: "543210987654321"}},
+		Patient:   &letter.Patient{CPR: "2509479989", GivenName: "Bruno Test", FamilyName: "Elmer"},
+		Category:  "psychiatry-social-disability",
+		Subject:   "Svar fra samrådet",
+		Text:      "Kære læge\nSamrådet har behandlet henvisningen.",
+		Original:  letter.Original{Data: []byte("{}"), ContentType: "application/json"},
+	}
+}
+
+func TestDeliverXDIS91IsIdempotent(t *testing.T) {
+	e := newEnv(t)
+	a := e.adapter(t, nil)
+	ctx := context.Background()
+	d, err := a.Deliver(ctx, outLetter())
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := oioxml.StableID("casesys:sag-4711:brev-3")
+	if d.RemoteID != "5790000000012#"+id || d.Existing {
+		t.Fatalf("delivery %+v", d)
+	}
+	out := e.files(t, "out")
+	if len(out) != 1 || out[0] != "xdis91-"+id+".xml" {
+		t.Fatalf("out %v", out)
+	}
+	m := parseOut(t, e.read(t, "out", out[0]))
+	ce := m.Letters[0]
+	if ce.Identifier != id || ce.Sender.EAN != "5790000000012" || ce.Receiver.EAN != "5790000000005" || ce.Patient.CPR != "2509479989" ||
+		ce.Subject != "Svar fra samrådet" || m.Envelope.AcknowledgementCode != oioxml.AckWanted {
+		t.Errorf("letter %+v", ce)
+	}
+	// A restarted instance delivering the same letter finds the first delivery.
+	d2, err := e.adapter(t, nil).Deliver(ctx, outLetter())
+	if err != nil || !d2.Existing || d2.RemoteID != d.RemoteID {
+		t.Fatalf("second delivery %+v %v", d2, err)
+	}
+	if got := e.files(t, "out"); len(got) != 1 {
+		t.Errorf("out %v", got)
+	}
+}
+
+func TestDeliverRefusesWhatXDIS91CannotCarry(t *testing.T) {
+	e := newEnv(t)
+	a := e.adapter(t, nil)
+	l := outLetter()
+	l.Text = "Hilsen 🙂 fra Bruno"
+	_, err := a.Deliver(context.Background(), l)
+	class, reason, code := adapters.Classify(err)
+	if class != adapters.ClassPermanent || code != "medcom_cannot_build" || !strings.Contains(reason, "ClinicalInformation[1]/Text01: character U+1F642") {
+		t.Fatalf("%v %q %q", class, reason, code)
+	}
+	if strings.Contains(reason, "Bruno") || strings.Contains(reason, "2509479989") {
+		t.Errorf("reason carries personal data: %q", reason)
+	}
+	l = outLetter()
+	l.Kind = letter.KindAcknowledgement
+	if _, err := a.Deliver(context.Background(), l); !strings.Contains(err.Error(), "permanent") {
+		t.Errorf("ack delivered: %v", err)
+	}
+	if got := e.files(t, "out"); len(got) != 0 {
+		t.Errorf("out %v", got)
+	}
+}
+
+// No receipt within ack_timeout: flagged on the gauge, resent with a new
+// envelope id and the same letter id at most max_resends times; the late
+// receipt is correlated, published with InReplyTo = the hub's letter id and
+// clears the flag.
+func TestMissingAckResendAndReceipt(t *testing.T) {
+	e := newEnv(t)
+	a := e.adapter(t, map[string]any{"ack_timeout": "30m"})
+	ctx := context.Background()
+	if _, err := a.Deliver(ctx, outLetter()); err != nil {
+		t.Fatal(err)
+	}
+	first := e.files(t, "out")[0]
+	sent := parseOut(t, e.read(t, "out", first))
+
+	e.clock.add(29 * time.Minute)
+	if err := a.CheckAcks(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if g := e.gauge(t); g != 0 {
+		t.Fatalf("gauge %v before the timeout", g)
+	}
+	for i := 1; i <= 3; i++ {
+		e.clock.add(31 * time.Minute)
+		if err := a.CheckAcks(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if g := e.gauge(t); g != 1 {
+			t.Fatalf("gauge %v after %d timeouts", g, i)
+		}
+	}
+	out := e.files(t, "out")
+	id := oioxml.StableID("casesys:sag-4711:brev-3")
+	if strings.Join(out, " ") != "xdis91-"+id+"-r1.xml xdis91-"+id+"-r2.xml xdis91-"+id+".xml" {
+		t.Fatalf("out %v (want the first send and exactly 2 resends)", out)
+	}
+	envs := map[string]bool{}
+	for _, f := range out {
+		m := parseOut(t, e.read(t, "out", f))
+		if m.Letters[0].Identifier != id {
+			t.Errorf("%s: letter id changed", f)
+		}
+		envs[m.Envelope.Identifier] = true
+	}
+	if len(envs) != 3 {
+		t.Errorf("envelope ids not new per transmission: %v", envs)
+	}
+
+	// The GP's system answers with a positive receipt.
+	receipt, err := oioxml.BuildReceipt(sent, oioxml.ReceiptOptions{Type: oioxml.PositiveReceipt, Letters: sent.Letters, Now: e.clock.now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := newPub()
+	e.drop(t, "kvittering.xml", receipt)
+	a.Poll(ctx, pub)
+	if len(pub.letters) != 1 {
+		t.Fatalf("published %v", pub.ids())
+	}
+	ack := pub.letters[0]
+	if ack.Kind != letter.KindAcknowledgement || ack.InReplyTo != "casesys:sag-4711:brev-3" || ack.Meta["medcom_receipt_result"] != "positive" ||
+		ack.Meta["medcom_ref"] != "5790000000012#"+id {
+		t.Errorf("ack letter %+v", ack)
+	}
+	if got := e.files(t, "out"); len(got) != 3 {
+		t.Errorf("a receipt was acknowledged: %v", got)
+	}
+	if err := a.CheckAcks(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if g := e.gauge(t); g != 0 {
+		t.Errorf("gauge %v after the receipt", g)
+	}
+}
+
+// A reply to an inbound XDIS91 letter goes back to its sender with the
+// identifiers and episode of care it came with.
+func TestReplyToInboundXDIS91(t *testing.T) {
+	e := newEnv(t)
+	a := e.adapter(t, nil)
+	ctx := context.Background()
+	pub := newPub()
+	e.drop(t, "in.xml", readFile(t, "oioxml/DIS91_2.xml"))
+	a.Poll(ctx, pub)
+	l := outLetter()
+	l.InReplyTo = pub.letters[0].ID
+	l.Receivers = []letter.Party{{GLN: "5790000121526"}}
+	if _, err := a.Deliver(ctx, l); err != nil {
+		t.Fatal(err)
+	}
+	out := e.files(t, "out")
+	ce := parseOut(t, e.read(t, "out", out[0])).Letters[0]
+	if ce.Receiver.IdentifierCode != "ydernummer" || ce.Receiver.Identifier != "200106" || ce.Receiver.OrganisationName != "FYS-KLINIKKEN" ||
+		ce.EpisodeOfCareIdentifier != "65528acda12c4d85b7016f4b12eec2bc" {
+		t.Errorf("reply %+v", ce)
+	}
+}
+
+func fhirAdapter(t *testing.T, e *env, format string) *Adapter {
+	return e.adapter(t, map[string]any{"out_format": format})
+}
+
+// FHIR input: published, acknowledged ok in the same encoding; the second
+// copy of MedCom's duplicate pair (same MessageHeader.id, new Bundle.id, XML
+// instead of JSON) gets the identical acknowledgement and is not published.
+func TestInboundFHIRAndDuplicatePair(t *testing.T) {
+	e := newEnv(t)
+	a := fhirAdapter(t, e, OutFHIRJSON)
+	ctx := context.Background()
+	pub := newPub()
+	e.drop(t, "k.json", readFile(t, "fhir/Bundle-R-Tek-K-dublicate-5de12884-eae7-4fd3-ba4a-d8b56be4baff.json"))
+	a.Poll(ctx, pub)
+	if len(pub.letters) != 1 || pub.letters[0].Format != fhirmsg.FormatCareCommunication {
+		t.Fatalf("published %v %v", pub.ids(), e.files(t, "error"))
+	}
+	hid := pub.letters[0].ID
+	out := e.files(t, "out")
+	if len(out) != 1 || !strings.HasSuffix(out[0], ".json") {
+		t.Fatalf("out %v", out)
+	}
+	first := e.read(t, "out", out[0])
+	ack, err := fhirmsg.Parse(first, xmlsafe.DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ack.Event != fhirmsg.EventAcknowledgement || ack.Response.Code != fhirmsg.AckOK || ack.Response.Identifier != hid || ack.Sender.GLN != "5790000000012" {
+		t.Fatalf("ack %+v %+v", ack, ack.Response)
+	}
+	e.clock.add(time.Hour)
+	e.drop(t, "l.xml", readFile(t, "fhir/Bundle-R-Tek-L-dublicate-fa97e431-332f-4605-ad37-c259dc2b8637.xml"))
+	a.Poll(ctx, pub)
+	if len(pub.letters) != 1 {
+		t.Fatalf("duplicate published: %v", pub.ids())
+	}
+	out = e.files(t, "out")
+	if len(out) != 1 {
+		t.Fatalf("out %v", out)
+	}
+	sameBytes(t, "repeated FHIR acknowledgement", e.read(t, "out", out[0]), first)
+}
+
+func TestInboundFHIRInvalidGetsFatalError(t *testing.T) {
+	e := newEnv(t)
+	a := fhirAdapter(t, e, OutFHIRXML)
+	pub := newPub()
+	data := readFile(t, "fhir/Bundle-add5e7e2-0c0f-4a4a-bfff-f6f984fa7e3c.json")
+	bad := []byte(strings.Replace(string(data), `"code" : "examination-results"`, `"code" : "no-such-category"`, 1))
+	e.drop(t, "bad.json", bad)
+	a.Poll(context.Background(), pub)
+	if len(pub.letters) != 0 {
+		t.Fatalf("published %v", pub.ids())
+	}
+	if len(e.files(t, "error")) != 2 {
+		t.Fatalf("error/ %v", e.files(t, "error"))
+	}
+	out := e.files(t, "out")
+	if len(out) != 1 {
+		t.Fatalf("out %v", out)
+	}
+	ack, err := fhirmsg.Parse(e.read(t, "out", out[0]), xmlsafe.DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ack.Response.Code != fhirmsg.AckFatalError || len(ack.Response.Issues) == 0 || !strings.Contains(ack.Response.Issues[0].Details, "category") {
+		t.Errorf("response %+v", ack.Response)
+	}
+	note := string(e.read(t, "error", "bad.json.error.txt"))
+	if !strings.Contains(note, "category") || strings.Contains(note, "2509479989") {
+		t.Errorf("note %q", note)
+	}
+}
+
+// out_format fhir-json: CareCommunication written, resend keeps the
+// MessageHeader.id with a new Bundle.id, and the receiver's ok ack clears it.
+func TestDeliverFHIRResendAndAck(t *testing.T) {
+	e := newEnv(t)
+	a := fhirAdapter(t, e, OutFHIRJSON)
+	ctx := context.Background()
+	d, err := a.Deliver(ctx, outLetter())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := e.files(t, "out")
+	if len(out) != 1 || !strings.HasSuffix(out[0], ".json") {
+		t.Fatalf("out %v", out)
+	}
+	sent, err := fhirmsg.Parse(e.read(t, "out", out[0]), xmlsafe.DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fhirmsg.Validate(sent); err != nil {
+		t.Fatal(err)
+	}
+	if sent.HeaderID != d.RemoteID || sent.Patient.CPR != "2509479989" || sent.Receiver.GLN != "5790000000005" {
+		t.Errorf("sent %+v", sent)
+	}
+	e.clock.add(31 * time.Minute)
+	if err := a.CheckAcks(ctx); err != nil {
+		t.Fatal(err)
+	}
+	out = e.files(t, "out")
+	if len(out) != 2 {
+		t.Fatalf("out %v", out)
+	}
+	var resent *fhirmsg.Message
+	for _, f := range out {
+		m, err := fhirmsg.Parse(e.read(t, "out", f), xmlsafe.DefaultLimits())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.BundleID != sent.BundleID {
+			resent = m
+		}
+	}
+	if resent == nil || resent.HeaderID != sent.HeaderID {
+		t.Fatalf("resend %+v", resent)
+	}
+	receiver := fhirmsg.Organization{Name: "Lægehuset Ærø", GLN: "5790000000005", SOR: "543210987654321"}
+	ackBytes, err := fhirmsg.BuildAcknowledgement(resent, fhirmsg.AckOK, nil, receiver, e.clock.now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := newPub()
+	e.drop(t, "ack.json", ackBytes)
+	a.Poll(ctx, pub)
+	if len(pub.letters) != 1 || pub.letters[0].Kind != letter.KindAcknowledgement || pub.letters[0].InReplyTo != "casesys:sag-4711:brev-3" {
+		t.Fatalf("published %+v", pub.letters)
+	}
+	if err := a.CheckAcks(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if g := e.gauge(t); g != 0 {
+		t.Errorf("gauge %v", g)
+	}
+}
+
+func TestCheckFHIR(t *testing.T) {
+	res := Check(readFile(t, "fhir/Bundle-add5e7e2-0c0f-4a4a-bfff-f6f984fa7e3c.xml"), xmlsafe.DefaultLimits())
+	if !res.Valid() || res.Format != fhirmsg.FormatCareCommunication || res.Ack == nil {
+		t.Fatalf("%+v", res.Errors)
+	}
+	ack, err := fhirmsg.Parse(res.Ack, xmlsafe.DefaultLimits())
+	if err != nil || ack.Response.Code != fhirmsg.AckOK {
+		t.Errorf("ack %v %+v", err, ack)
+	}
+	res = Check(readFile(t, "fhir/Bundle-a8c041b8-c65a-4fde-a90f-962076918834.xml"), xmlsafe.DefaultLimits())
+	if res.Format != fhirmsg.FormatAcknowledgement || res.Ack != nil {
+		t.Errorf("ack input: %+v", res)
+	}
+}
