@@ -184,3 +184,46 @@ func TestConcurrentRetryWhileInProgressIsRetryable(t *testing.T) {
 		t.Errorf("after settling: %d documents, %d notes", len(e.sim.Documents()), len(e.sim.JournalNotes()))
 	}
 }
+
+// TestTimeoutThenRetryMakesOneDocument: the case system is slower than the
+// adapter's timeout but saves anyway; retries (meeting request-in-progress
+// while the slow save runs) end with exactly one document.
+func TestTimeoutThenRetryMakesOneDocument(t *testing.T) {
+	e := startSim(t, nil)
+	a := e.adapter(nil, map[string]any{"timeout": "250ms"})
+	l := referral(t, "medcom:TO1")
+	if _, err := a.resolveCase(context.Background(), l, brunoCPR); err != nil {
+		t.Fatal(err)
+	}
+	e.sim.SetRouteDelay("POST /cases/{caseId}/documents", time.Second)
+	_, err := a.Deliver(context.Background(), l)
+	if class, code := classOf(t, err); class != adapters.ClassRetryable || code != "timeout" {
+		t.Fatalf("got %v/%s: %v", class, code, err)
+	}
+	e.sim.ResetFaults()
+	var d adapters.Delivery
+	inProgress := 0
+	for attempt := 0; ; attempt++ {
+		d, err = a.Deliver(context.Background(), l)
+		if err == nil {
+			break
+		}
+		class, code := classOf(t, err)
+		if class != adapters.ClassRetryable || attempt == 100 {
+			t.Fatalf("attempt %d: %v/%s: %v", attempt, class, code, err)
+		}
+		if code == "request_in_progress" {
+			inProgress++
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if docs := e.sim.Documents(); len(docs) != 1 || docs[0].ID != d.RemoteID {
+		t.Fatalf("documents = %+v", docs)
+	}
+	if n := len(e.sim.JournalNotes()); n != 1 {
+		t.Errorf("journal notes = %d", n)
+	}
+	if inProgress == 0 {
+		t.Error("no retry met the slow save in progress")
+	}
+}

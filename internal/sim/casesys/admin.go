@@ -31,7 +31,7 @@ type dropRule struct {
 type faults struct {
 	fail         []Fault
 	drop         []dropRule
-	delay        time.Duration
+	delay        map[string]time.Duration // by route; "" for every route
 	rejectTokens bool
 }
 
@@ -60,10 +60,16 @@ func (s *Server) DropResponses(route string, n int) {
 // SetDelay delays every contract call by d (0 turns it off). The delay runs
 // after the Idempotency-Key is reserved, so a concurrent retry with the same
 // key sees 409 request-in-progress.
-func (s *Server) SetDelay(d time.Duration) {
+func (s *Server) SetDelay(d time.Duration) { s.SetRouteDelay("", d) }
+
+// SetRouteDelay delays the calls of one route (a mux pattern) by d.
+func (s *Server) SetRouteDelay(route string, d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.faults.delay = d
+	if s.faults.delay == nil {
+		s.faults.delay = map[string]time.Duration{}
+	}
+	s.faults.delay[route] = d
 }
 
 // RejectTokens makes every bearer token fail with 401 while on is true;
@@ -107,10 +113,13 @@ func (s *Server) takeDrop(route string) bool {
 	return false
 }
 
-func (s *Server) delay() time.Duration {
+func (s *Server) delay(route string) time.Duration {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.faults.delay
+	if d, ok := s.faults.delay[route]; ok && d > 0 {
+		return d
+	}
+	return s.faults.delay[""]
 }
 
 // SeedCase stores c as a case, for demos and tests. ID, Status, Version,
@@ -342,8 +351,9 @@ func (s *Server) adminRoutes() {
 				Route string `json:"route"`
 				Count int    `json:"count"`
 			} `json:"drop"`
-			DelayMS      *int  `json:"delayMs"`
-			RejectTokens *bool `json:"rejectTokens"`
+			DelayMS      *int   `json:"delayMs"`
+			DelayRoute   string `json:"delayRoute"`
+			RejectTokens *bool  `json:"rejectTokens"`
 		}
 		if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
 			writeReply(w, problem(http.StatusBadRequest, "malformed-json", "Body is not a fault description", jsonErrDetail(err)))
@@ -360,7 +370,7 @@ func (s *Server) adminRoutes() {
 			s.DropResponses(in.Drop.Route, in.Drop.Count)
 		}
 		if in.DelayMS != nil {
-			s.SetDelay(time.Duration(*in.DelayMS) * time.Millisecond)
+			s.SetRouteDelay(in.DelayRoute, time.Duration(*in.DelayMS)*time.Millisecond)
 		}
 		if in.RejectTokens != nil {
 			s.RejectTokens(*in.RejectTokens)

@@ -22,13 +22,15 @@
 //	POST   /_sim/cases/{caseId}/close             close a case → 204
 //	POST   /_sim/faults                           {"fail":{"route":"POST /cases","count":2,"status":503,"retryAfterSeconds":3},
 //	                                               "drop":{"route":"POST /cases/{caseId}/documents","count":1},
-//	                                               "delayMs":500,"rejectTokens":true}   (every member optional) → 204
+//	                                               "delayMs":500,"delayRoute":"GET /outbox","rejectTokens":true}
+//	                                              (every member optional; no delayRoute: every route) → 204
 //	DELETE /_sim/faults                           turn all faults off → 204
 //
 // Routes in faults are the mux patterns of the contract, as written in
 // openapi.yaml ("" or absent: every contract route except the token
 // endpoint and /healthz). The same switches exist as Go methods: FailNext,
-// InjectFailure, DropResponses, SetDelay, RejectTokens, ResetFaults; and
+// InjectFailure, DropResponses, SetDelay, SetRouteDelay, RejectTokens,
+// ResetFaults; and
 // the helpers SeedCase, SeedOutboxDocument, CloseCase, Cases, Documents,
 // JournalNotes, FileData, Requests.
 package casesyssim
