@@ -16,9 +16,9 @@ import (
 	"github.com/samhub/samhub/internal/app"
 	"github.com/samhub/samhub/internal/config"
 	"github.com/samhub/samhub/internal/httpapi"
+	_ "github.com/samhub/samhub/internal/plugins"
 	casesyssim "github.com/samhub/samhub/internal/sim/casesys"
 	epjsim "github.com/samhub/samhub/internal/sim/epj"
-	_ "github.com/samhub/samhub/internal/plugins"
 )
 
 // API tokens of the test users, one per role.

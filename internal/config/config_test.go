@@ -1,0 +1,104 @@
+package config_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/samhub/samhub/internal/config"
+)
+
+const base = `
+data_dir: ./data
+adapters:
+  medcom: {type: medcom, dir: ./m}
+  casesys: {type: casesys, url: "http://127.0.0.1:1"}
+destinations:
+  casefile: {adapter: casesys, sector: municipality}
+  gp: {adapter: medcom, sector: gp}
+routes:
+  - {name: r1, to: [casefile]}
+`
+
+func load(t *testing.T, yaml string, env ...string) error {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "samhub.yaml")
+	if err := os.WriteFile(p, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(env); i += 2 {
+		t.Setenv(env[i], env[i+1])
+	}
+	_, err := config.Load(p)
+	return err
+}
+
+func TestValidConfigLoads(t *testing.T) {
+	if err := load(t, base); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Each class of mistake is reported with the key at fault and what was expected.
+func TestConfigMistakesNameTheKey(t *testing.T) {
+	cases := []struct {
+		name, yaml, want string
+		env          []string
+	}{
+		{"unknown top-level key", base + "htpp: {listen: x}\n", "htpp", nil},
+		{"bad listen", base + "http: {listen: nowhere}\n", "http.listen: must be host:port", nil},
+		{"log level", base + "log: {level: loud}\n", "log.level: must be one of debug, info, warn, error", nil},
+		{"nats url", base + "nats: {url: 'http://x:4222'}\n", "nats.url: must be a nats:// or tls:// URL", nil},
+		{"embedded beyond loopback without TLS", base + "nats: {embedded: {listen: '0.0.0.0:4222'}}\n", "nats.embedded.listen: listens beyond loopback only with", nil},
+		{"unsafe unlimited stream", base + "streams: {letters_max_bytes: '0'}\n", "streams.letters_max_bytes: must be a positive size", nil},
+		{"dedup window", base + "streams: {dedup_window: 10s}\n", "streams.dedup_window: must be at least 2m", nil},
+		{"streams exceed store", base + "nats: {embedded: {max_store: 1GB}}\n", "nats.embedded.max_store: must leave room for the streams", nil},
+		{"unknown destination adapter", strings.Replace(base, "adapter: casesys", "adapter: casesystem", 1), "destinations.casefile.adapter: must name an instance under adapters", nil},
+		{"unknown sector", strings.Replace(base, "sector: gp", "sector: doctors", 1), "destinations.gp.sector: must be one of", nil},
+		{"route to unknown destination", strings.Replace(base, "to: [casefile]", "to: [casefiles]", 1), `routes[0].to: names unknown destination "casefiles"`, nil},
+		{"route kind", strings.Replace(base, "{name: r1, to: [casefile]}", "{name: r1, match: {kind: [letter]}, to: [casefile]}", 1), `routes[0].match.kind: "letter" is not one of`, nil},
+		{"consent bypass to another sector", strings.Replace(base, "{name: r1, to: [casefile]}", "{name: r1, to: [gp], require_consent: false}", 1), "routes[0].require_consent: may be false only for municipality", nil},
+		{"adapter without type", strings.Replace(base, "medcom: {type: medcom, dir: ./m}", "medcom: {dir: ./m}", 1), "adapters.medcom.type: must name an adapter type", nil},
+		{"plain password", base + "console: {users: [{name: k, role: coordinator, password_hash: hemmelig}]}\n", "console.users[0].password_hash: must be a bcrypt hash", nil},
+		{"unknown role", base + "console: {users: [{name: k, role: boss, token_hash: ab}]}\n", "console.users[0].role: must be one of coordinator, operations, auditor", nil},
+		{"duration type", base + "pipeline: {backoff_initial: soon}\n", "backoff_initial", nil},
+		{"environment override checked too", base, "http.listen: must be host:port", []string{"SAMHUB_HTTP_LISTEN", "nowhere"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			err := load(t, c.yaml, c.env...)
+			if err == nil {
+				t.Fatalf("accepted; want an error containing %q", c.want)
+			}
+			if !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %q does not contain %q", err, c.want)
+			}
+		})
+	}
+}
+
+func TestEnvironmentOverridesFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "samhub.yaml")
+	os.WriteFile(p, []byte(base), 0o600)
+	t.Setenv("SAMHUB_NATS_URL", "tls://nats-1:4222")
+	c, err := config.Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.NATS.URL != "tls://nats-1:4222" {
+		t.Fatalf("nats.url = %q", c.NATS.URL)
+	}
+}
+
+func TestParseBytes(t *testing.T) {
+	for in, want := range map[string]int64{"512MB": 512 << 20, "10GB": 10 << 30, "1024": 1024, "2kb": 2048} {
+		got, err := config.ParseBytes(in)
+		if err != nil || got != want {
+			t.Errorf("ParseBytes(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	if _, err := config.ParseBytes("lots"); err == nil {
+		t.Error("ParseBytes(lots) accepted")
+	}
+}
