@@ -6,16 +6,20 @@ LDFLAGS := -s -w -X github.com/samhub/samhub/internal/version.Version=$(VERSION)
 PKGS    := ./...
 FUZZTIME ?= 10m
 
-.PHONY: all build run test test-race lint fuzz fuzz-quick bench bench-quick soak clean
+.PHONY: all build samhub samhubctl run test test-race lint fuzz fuzz-quick bench bench-quick soak clean
 
 all: build
 
-build:
+build: samhub samhubctl
+
+samhub:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/samhub ./cmd/samhub
+
+samhubctl:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/samhubctl ./cmd/samhubctl
 
 # run: the hub on its embedded NATS JetStream with the demo simulators.
-run: build
+run: samhub
 	./bin/samhub serve --config deploy/demo/samhub.yaml
 
 # test: every test, including short fuzz runs; stays under 15 minutes on 2 cores.

@@ -146,7 +146,13 @@ func (c *Config) check() error {
 		return &adapters.ConfigError{Key: "dir", Msg: "must be set to the MedCom mailbox directory"}
 	}
 	if !filepath.IsAbs(c.Dir) {
-		return &adapters.ConfigError{Key: "dir", Msg: "must be an absolute path"}
+		// Relative to the working directory, like data_dir, so the demo
+		// configuration works from the repository root.
+		abs, err := filepath.Abs(c.Dir)
+		if err != nil {
+			return &adapters.ConfigError{Key: "dir", Msg: "must be a usable path: " + err.Error()}
+		}
+		c.Dir = abs
 	}
 	if c.PollInterval == 0 {
 		c.PollInterval = 200 * time.Millisecond
