@@ -332,3 +332,36 @@ func TestCheckFHIR(t *testing.T) {
 		t.Errorf("ack input: %+v", res)
 	}
 }
+
+// A CareCommunication inside a VANSEnvelope is answered inside one too.
+func TestInboundVANSEnvelope(t *testing.T) {
+	e := newEnv(t)
+	a := fhirAdapter(t, e, OutFHIRXML)
+	payload := readFile(t, "fhir/Bundle-add5e7e2-0c0f-4a4a-bfff-f6f984fa7e3c.xml")
+	msg, err := fhirmsg.Parse(payload, xmlsafe.DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrapped, err := fhirmsg.BuildVANSEnvelope(payload, fhirmsg.Envelope{EnvelopeID: "0b6f6c1e-0000-4000-8000-000000000001", MessageID: msg.HeaderID,
+		FromGLN: msg.Sender.GLN, ToGLN: msg.Receiver.GLN, Encoding: fhirmsg.EncodingXML, Name: "MCM:FDIS91#examination-results", Version: "5.0", Now: e.clock.now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := newPub()
+	e.drop(t, "vans.xml", wrapped)
+	a.Poll(context.Background(), pub)
+	if len(pub.letters) != 1 || pub.letters[0].ID != msg.HeaderID || pub.letters[0].Meta["vansEnvelopeId"] == "" {
+		t.Fatalf("published %+v, error/ %v", pub.ids(), e.files(t, "error"))
+	}
+	out := e.files(t, "out")
+	if len(out) != 1 || !strings.HasSuffix(out[0], ".vans.xml") {
+		t.Fatalf("out %v", out)
+	}
+	ack, err := fhirmsg.Parse(e.read(t, "out", out[0]), xmlsafe.DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ack.VANS == nil || ack.Response == nil || ack.Response.Identifier != msg.HeaderID || ack.Response.Code != fhirmsg.AckOK {
+		t.Errorf("ack %+v", ack)
+	}
+}

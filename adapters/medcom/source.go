@@ -193,10 +193,7 @@ func (a *Adapter) sendAcks(ctx context.Context, acks []plannedAck) error {
 }
 
 func describe(in *inbound) string {
-	switch {
-	case in.kind == "":
-		return "rejected: " + in.err.Error()
-	case in.err != nil && !in.addressable():
+	if !in.addressable() {
 		return "rejected (no acknowledgement could be addressed): " + in.err.Error()
 	}
 	return "rejected: " + in.err.Error()
