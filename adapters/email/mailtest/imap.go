@@ -113,6 +113,7 @@ func StartIMAP(t testing.TB, ca *CA, opts IMAPOptions) *IMAPServer {
 	}()
 	t.Cleanup(func() {
 		_ = s.srv.Close()
+		_ = ln.Close()
 		<-done
 	})
 	return s

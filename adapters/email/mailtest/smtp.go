@@ -99,6 +99,7 @@ func StartSMTP(t testing.TB, ca *CA, opts SMTPOptions) *SMTPServer {
 	}()
 	t.Cleanup(func() {
 		_ = srv.Close()
+		_ = ln.Close() // Close misses a listener Serve has not registered yet
 		<-done
 	})
 	return s

@@ -1,0 +1,411 @@
+package email
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-message/mail"
+	"github.com/emersion/go-smtp"
+
+	"github.com/samhub/samhub/adapters"
+	"github.com/samhub/samhub/adapters/email/mailtest"
+	"github.com/samhub/samhub/pipeline/letter"
+)
+
+const (
+	parentAddr = "brita.berggren@example.dk"
+	coordAddr  = "koordinator@kommune.example.dk"
+	letterText = "Kære forældre\n\nSamrådet har behandlet henvisningen vedrørende Bruno Test Elmer (CPR 2509479989).\nVi foreslår et møde på skolen i næste uge.\n\nVenlig hilsen\nSamrådet for børn og unge\n"
+)
+
+var pdfBytes = []byte("%PDF-1.4\n% æøå test\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n")
+
+func testLetter() *letter.Letter {
+	raw := []byte("<original xml/>")
+	return &letter.Letter{
+		ID:     "medcom:xdis91:4711-0815",
+		Kind:   letter.KindRecommendation,
+		Format: "xdis91",
+		Source: "medcom-in",
+		Sender: letter.Party{Role: "coordinator", Name: "Samrådet"},
+		Receivers: []letter.Party{
+			{Role: "parents", Name: "Brita Test Berggren", Email: parentAddr},
+			{Role: "coordinator", Email: strings.ToUpper(coordAddr)},
+			{Role: "gp", GLN: "5790000123456"}, // no email: not an email receiver
+		},
+		Patient:     &letter.Patient{CPR: "2509479989", GivenName: "Bruno Test", FamilyName: "Elmer"},
+		Subject:     "Anbefaling vedrørende Bruno Test Elmer",
+		Text:        letterText,
+		Attachments: []letter.Attachment{letter.NewAttachment("Henvisning æøå.pdf", "application/pdf", pdfBytes)},
+		Original:    letter.Original{Data: raw, ContentType: "application/xml", SHA256: letter.Digest(raw)},
+	}
+}
+
+func smtpCfg(srv *mailtest.SMTPServer, ca *mailtest.CA, mode string) map[string]any {
+	return map[string]any{
+		"host":     srv.Host,
+		"port":     srv.Port,
+		"tls":      mode,
+		"ca_file":  ca.PEMFile,
+		"username": "samhub",
+		"password": "s3cret",
+		"from":     "samraad@kommune.example.dk",
+		"allow":    []any{parentAddr, "@kommune.example.dk"},
+		"timeout":  "10s",
+	}
+}
+
+func newSink(t *testing.T, cfg map[string]any, state adapters.StateStore) *SMTPSink {
+	t.Helper()
+	s, err := NewSMTPSink(testDeps("mail-out", state), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+type parsedMail struct {
+	header      mail.Header
+	text        string
+	attachments map[string][]byte
+}
+
+func parseMail(t *testing.T, raw []byte) parsedMail {
+	t.Helper()
+	mr, err := mail.CreateReader(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pm := parsedMail{header: mr.Header, attachments: map[string][]byte{}}
+	for {
+		p, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(p.Body)
+		switch h := p.Header.(type) {
+		case *mail.InlineHeader:
+			ct, params, _ := h.ContentType()
+			if ct != "text/plain" || params["charset"] != "utf-8" || h.Get("Content-Transfer-Encoding") != "quoted-printable" {
+				t.Errorf("text part is %s %v %s", ct, params, h.Get("Content-Transfer-Encoding"))
+			}
+			pm.text = string(b)
+		case *mail.AttachmentHeader:
+			name, _ := h.Filename()
+			pm.attachments[name] = b
+		}
+	}
+	return pm
+}
+
+var tenDigits = regexp.MustCompile(`[0-9]{10}`)
+
+func TestSMTPSendImplicitTLSWithAttachments(t *testing.T) {
+	ca := mailtest.NewCA(t)
+	srv := mailtest.StartSMTP(t, ca, mailtest.SMTPOptions{Mode: mailtest.SMTPImplicit, Username: "samhub", Password: "s3cret"})
+	state := newMemState()
+	sink := newSink(t, smtpCfg(srv, ca, "implicit"), state)
+	l := testLetter()
+
+	d, err := sink.Deliver(context.Background(), l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := srv.Messages()
+	if len(msgs) != 2 {
+		t.Fatalf("server received %d messages, want 2 (one per email receiver)", len(msgs))
+	}
+	wantIDs := []string{
+		"<" + MessageID(l.ID, parentAddr, "samraad@kommune.example.dk") + ">",
+		"<" + MessageID(l.ID, coordAddr, "samraad@kommune.example.dk") + ">",
+	}
+	if d.RemoteID != strings.Join(wantIDs, ",") || d.Existing {
+		t.Errorf("delivery = %+v, want RemoteID %v", d, wantIDs)
+	}
+	for i, m := range msgs {
+		if !m.TLS {
+			t.Error("message went over a connection without TLS")
+		}
+		wantTo := []string{parentAddr, coordAddr}[i]
+		if len(m.To) != 1 || m.To[0] != wantTo || m.From != "samraad@kommune.example.dk" {
+			t.Errorf("envelope from %s to %v, want to %s", m.From, m.To, wantTo)
+		}
+		pm := parseMail(t, m.Data)
+		subject, _ := pm.header.Subject()
+		if want := "Nyt brev fra Samrådet (ref " + Ref(l.ID) + ")"; subject != want {
+			t.Errorf("subject = %q, want %q", subject, want)
+		}
+		rawSubject := pm.header.Get("Subject")
+		for _, s := range []string{subject, rawSubject} {
+			if tenDigits.MatchString(s) {
+				t.Errorf("subject %q has a 10-digit run", s)
+			}
+			for _, name := range []string{"Bruno", "Elmer", "Brita", "Berggren", "2509479989"} {
+				if strings.Contains(s, name) {
+					t.Errorf("subject %q contains %q", s, name)
+				}
+			}
+		}
+		header := string(m.Data[:bytes.Index(m.Data, []byte("\r\n\r\n"))])
+		if tenDigits.MatchString(header) || strings.Contains(header, "Bruno") || strings.Contains(header, "Elmer") {
+			t.Errorf("mail header carries personal data:\n%s", header)
+		}
+		if got := "<" + pm.header.Get("Message-Id") + ">"; strings.Trim(got, "<>") != strings.Trim(wantIDs[i], "<>") {
+			t.Errorf("Message-ID = %s, want %s", got, wantIDs[i])
+		}
+		if strings.ReplaceAll(pm.text, "\r\n", "\n") != letterText {
+			t.Errorf("text part = %q", pm.text)
+		}
+		if got := pm.attachments["Henvisning æøå.pdf"]; !bytes.Equal(got, pdfBytes) {
+			t.Errorf("pdf attachment = %q (attachments %v)", got, keys(pm.attachments))
+		}
+		lt := string(pm.attachments["letter.txt"])
+		for _, want := range []string{"Bruno Test Elmer", "2509479989", "Vi foreslår et møde", Ref(l.ID), "Henvisning æøå.pdf"} {
+			if !strings.Contains(lt, want) {
+				t.Errorf("letter.txt lacks %q:\n%s", want, lt)
+			}
+		}
+	}
+
+	// A retry finds both sent markers and sends nothing.
+	d2, err := sink.Deliver(context.Background(), l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !d2.Existing || d2.RemoteID != d.RemoteID {
+		t.Errorf("second delivery = %+v, want Existing with the same RemoteID", d2)
+	}
+	if n := len(srv.Messages()); n != 2 {
+		t.Errorf("server has %d messages after a retry, want still 2", n)
+	}
+}
+
+func keys(m map[string][]byte) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+func TestSMTPStartTLS(t *testing.T) {
+	ca := mailtest.NewCA(t)
+	srv := mailtest.StartSMTP(t, ca, mailtest.SMTPOptions{Mode: mailtest.SMTPStartTLS, Username: "samhub", Password: "s3cret"})
+	sink := newSink(t, smtpCfg(srv, ca, "starttls"), newMemState())
+	if _, err := sink.Deliver(context.Background(), testLetter()); err != nil {
+		t.Fatal(err)
+	}
+	msgs := srv.Messages()
+	if len(msgs) != 2 || !msgs[0].TLS || !msgs[1].TLS {
+		t.Fatalf("got %d messages (want 2, both over TLS)", len(msgs))
+	}
+}
+
+func TestSMTPNotificationHasNoLetterAttachment(t *testing.T) {
+	ca := mailtest.NewCA(t)
+	srv := mailtest.StartSMTP(t, ca, mailtest.SMTPOptions{Mode: mailtest.SMTPImplicit, Username: "samhub", Password: "s3cret"})
+	sink := newSink(t, smtpCfg(srv, ca, "implicit"), newMemState())
+	n := &letter.Letter{
+		ID: "hub:notification:17", Kind: letter.KindNotification, Source: "hub",
+		Receivers: []letter.Party{{Role: "coordinator", Email: coordAddr}},
+		Text:      "Et brev venter i Samhub-konsollen.",
+	}
+	if _, err := sink.Deliver(context.Background(), n); err != nil {
+		t.Fatal(err)
+	}
+	msgs := srv.Messages()
+	if len(msgs) != 1 {
+		t.Fatalf("got %d messages, want 1", len(msgs))
+	}
+	pm := parseMail(t, msgs[0].Data)
+	if len(pm.attachments) != 0 || strings.TrimSpace(pm.text) != n.Text {
+		t.Errorf("notification: text %q, attachments %v", pm.text, keys(pm.attachments))
+	}
+	if pm.header.Get("Auto-Submitted") != "auto-generated" {
+		t.Error("notification lacks Auto-Submitted")
+	}
+}
+
+func TestSMTPRefusals(t *testing.T) {
+	ca := mailtest.NewCA(t)
+	otherCA := mailtest.NewCA(t)
+	tls12 := ca.ServerTLS()
+	tls12.MaxVersion = tls.VersionTLS12
+
+	cases := []struct {
+		name     string
+		opts     mailtest.SMTPOptions
+		mode     string
+		edit     func(cfg map[string]any)
+		letter   func(l *letter.Letter)
+		class    adapters.Class
+		code     string
+		inReason string
+	}{
+		{name: "server does not offer STARTTLS", opts: mailtest.SMTPOptions{Mode: mailtest.SMTPNoStartTLS},
+			mode: "starttls", class: adapters.ClassPermanent, code: "starttls_missing", inReason: "did not offer STARTTLS"},
+		{name: "STARTTLS handshake refused", opts: mailtest.SMTPOptions{Mode: mailtest.SMTPStartTLSBad},
+			mode: "starttls", class: adapters.ClassPermanent, code: "tls_failed", inReason: "TLS"},
+		{name: "wrong CA implicit", opts: mailtest.SMTPOptions{Mode: mailtest.SMTPImplicit},
+			mode: "implicit", edit: func(c map[string]any) { c["ca_file"] = otherCA.PEMFile },
+			class: adapters.ClassPermanent, code: "tls_untrusted", inReason: "certificate"},
+		{name: "wrong CA starttls", opts: mailtest.SMTPOptions{Mode: mailtest.SMTPStartTLS},
+			mode: "starttls", edit: func(c map[string]any) { c["ca_file"] = otherCA.PEMFile },
+			class: adapters.ClassPermanent, code: "tls_untrusted", inReason: "certificate"},
+		{name: "wrong server name", opts: mailtest.SMTPOptions{Mode: mailtest.SMTPImplicit},
+			mode: "implicit", edit: func(c map[string]any) { c["server_name"] = "mail.example.dk" },
+			class: adapters.ClassPermanent, code: "tls_untrusted", inReason: "certificate"},
+		{name: "server only has TLS 1.2, min_tls 1.3", opts: mailtest.SMTPOptions{Mode: mailtest.SMTPImplicit, TLS: tls12},
+			mode: "implicit", edit: func(c map[string]any) { c["min_tls"] = "1.3" },
+			class: adapters.ClassPermanent, code: "tls_failed", inReason: "TLS 1.2 or newer"},
+		{name: "recipient not on the allow-list", opts: mailtest.SMTPOptions{Mode: mailtest.SMTPImplicit},
+			mode: "implicit", edit: func(c map[string]any) { c["allow"] = []any{"@kommune.example.dk"} },
+			class: adapters.ClassPermanent, code: "recipient_not_allowed", inReason: "recipient not on the allow-list"},
+		{name: "empty allow-list", opts: mailtest.SMTPOptions{Mode: mailtest.SMTPImplicit},
+			mode: "implicit", edit: func(c map[string]any) { delete(c, "allow") },
+			class: adapters.ClassPermanent, code: "allow_list_empty", inReason: "(allow)"},
+		{name: "no email receiver", opts: mailtest.SMTPOptions{Mode: mailtest.SMTPImplicit},
+			mode: "implicit", letter: func(l *letter.Letter) { l.Receivers = l.Receivers[2:] },
+			class: adapters.ClassPermanent, code: "no_email_recipient", inReason: "no receiver"},
+		{name: "wrong password", opts: mailtest.SMTPOptions{Mode: mailtest.SMTPImplicit, Username: "samhub", Password: "other"},
+			mode: "implicit", class: adapters.ClassPermanent, code: "smtp_535", inReason: "refused the login"},
+		{name: "recipient refused 550", opts: mailtest.SMTPOptions{Mode: mailtest.SMTPImplicit,
+			RcptError: func(string) error { return &smtp.SMTPError{Code: 550, Message: "no such user " + parentAddr} }},
+			mode: "implicit", class: adapters.ClassPermanent, code: "smtp_550", inReason: "refused the recipient"},
+		{name: "greylisted 451", opts: mailtest.SMTPOptions{Mode: mailtest.SMTPImplicit,
+			RcptError: func(string) error { return &smtp.SMTPError{Code: 451, Message: "try later " + parentAddr} }},
+			mode: "implicit", class: adapters.ClassRetryable, code: "smtp_451", inReason: "tried again"},
+		{name: "REQUIRETLS wanted, not offered", opts: mailtest.SMTPOptions{Mode: mailtest.SMTPImplicit},
+			mode: "implicit", edit: func(c map[string]any) { c["require_tls"] = true },
+			class: adapters.ClassPermanent, code: "requiretls_missing", inReason: "REQUIRETLS"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.opts.Username == "" && !strings.Contains(tc.name, "password") {
+				tc.opts.Username, tc.opts.Password = "samhub", "s3cret"
+			}
+			srv := mailtest.StartSMTP(t, ca, tc.opts)
+			cfg := smtpCfg(srv, ca, tc.mode)
+			if tc.edit != nil {
+				tc.edit(cfg)
+			}
+			sink := newSink(t, cfg, newMemState())
+			l := testLetter()
+			if tc.letter != nil {
+				tc.letter(l)
+			}
+			_, err := sink.Deliver(context.Background(), l)
+			ae := asAdapterError(t, err)
+			if ae.Class != tc.class || ae.Code != tc.code || !strings.Contains(ae.Reason, tc.inReason) {
+				t.Errorf("got %s %q %q, want %s %q containing %q (err %v)", ae.Class, ae.Code, ae.Reason, tc.class, tc.code, tc.inReason, err)
+			}
+			if strings.Contains(ae.Reason, "@") || tenDigits.MatchString(ae.Reason) || strings.Contains(ae.Reason, "Berggren") {
+				t.Errorf("reason %q carries an address or personal data", ae.Reason)
+			}
+			if n := len(srv.Messages()); n != 0 {
+				t.Errorf("server received %d messages, want none", n)
+			}
+		})
+	}
+}
+
+func TestSMTPRequireTLS(t *testing.T) {
+	ca := mailtest.NewCA(t)
+	srv := mailtest.StartSMTP(t, ca, mailtest.SMTPOptions{Mode: mailtest.SMTPImplicit, Username: "samhub", Password: "s3cret", RequireTLS: true})
+	cfg := smtpCfg(srv, ca, "implicit")
+	cfg["require_tls"] = true
+	if _, err := newSink(t, cfg, newMemState()).Deliver(context.Background(), testLetter()); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range srv.Messages() {
+		if !m.RequireTLS {
+			t.Error("MAIL FROM did not carry REQUIRETLS")
+		}
+	}
+}
+
+// A temporary refusal of the second recipient: the retry sends only to it.
+func TestSMTPRetrySendsOnlyMissingRecipients(t *testing.T) {
+	ca := mailtest.NewCA(t)
+	var mu sync.Mutex
+	refuse := true
+	srv := mailtest.StartSMTP(t, ca, mailtest.SMTPOptions{Mode: mailtest.SMTPImplicit, Username: "samhub", Password: "s3cret",
+		RcptError: func(to string) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if to == coordAddr && refuse {
+				return &smtp.SMTPError{Code: 452, Message: "mailbox full"}
+			}
+			return nil
+		}})
+	sink := newSink(t, smtpCfg(srv, ca, "implicit"), newMemState())
+	_, err := sink.Deliver(context.Background(), testLetter())
+	if ae := asAdapterError(t, err); ae.Class != adapters.ClassRetryable {
+		t.Fatalf("class = %s, want retryable", ae.Class)
+	}
+	if n := len(srv.Messages()); n != 1 {
+		t.Fatalf("after the first attempt the server has %d messages, want 1", n)
+	}
+	mu.Lock()
+	refuse = false
+	mu.Unlock()
+	if _, err := sink.Deliver(context.Background(), testLetter()); err != nil {
+		t.Fatal(err)
+	}
+	msgs := srv.Messages()
+	if len(msgs) != 2 || msgs[0].To[0] != parentAddr || msgs[1].To[0] != coordAddr {
+		t.Fatalf("messages after retry: %d, want parent once and coordinator once", len(msgs))
+	}
+}
+
+func TestSMTPNetworkErrorsAreRetryable(t *testing.T) {
+	ca := mailtest.NewCA(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().(*net.TCPAddr)
+	ln.Close() // nothing listens there now
+	cfg := map[string]any{"host": "127.0.0.1", "port": addr.Port, "tls": "implicit", "ca_file": ca.PEMFile,
+		"from": "samraad@kommune.example.dk", "allow": []any{parentAddr, "@kommune.example.dk"}}
+	_, err = newSink(t, cfg, newMemState()).Deliver(context.Background(), testLetter())
+	if ae := asAdapterError(t, err); ae.Class != adapters.ClassRetryable {
+		t.Errorf("class = %s (%v), want retryable", ae.Class, err)
+	}
+
+	// A server that accepts and then says nothing: the timeout ends it.
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	go func() {
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	cfg["port"] = silent.Addr().(*net.TCPAddr).Port
+	cfg["tls"] = "starttls"
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	_, err = newSink(t, cfg, newMemState()).Deliver(ctx, testLetter())
+	if ae := asAdapterError(t, err); ae.Class != adapters.ClassRetryable {
+		t.Errorf("silent server: class = %s (%v), want retryable", ae.Class, err)
+	}
+}
