@@ -1,0 +1,461 @@
+// Package console is the coordinator's web console, served by the hub under
+// /console/: login with bcrypt passwords, server-side sessions, CSRF tokens
+// on every form, role checks on every page, and pages for the overview, the
+// retry queue, a letter's journey (content only after an audited "show"),
+// search and the audit log. HTML is rendered on the server from embedded
+// templates; the only script is a "select all" checkbox.
+package console
+
+import (
+	"context"
+	"crypto/subtle"
+	"embed"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/samhub/samhub/internal/config"
+	"github.com/samhub/samhub/internal/httpapi"
+	"github.com/samhub/samhub/pipeline"
+	"github.com/samhub/samhub/pipeline/audit"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// Options are settings the console takes beyond config.Console.
+type Options struct {
+	// SecureCookies marks cookies Secure even on plain-HTTP requests, for a
+	// hub behind a TLS-terminating proxy. Requests that arrive over TLS
+	// always get Secure cookies.
+	SecureCookies bool
+	// Logger receives the console's own errors (never letter content);
+	// default slog.Default().
+	Logger *slog.Logger
+	// Now is the clock (tests); default time.Now.
+	Now func() time.Time
+}
+
+// Mount returns the function cmd/samhub passes to app.Start: it registers
+// the console under /console/ on the hub's HTTP server.
+func Mount(cfg config.Console) func(*httpapi.Server) error {
+	return MountWith(cfg, Options{})
+}
+
+// MountWith is Mount with options.
+func MountWith(cfg config.Console, o Options) func(*httpapi.Server) error {
+	return func(s *httpapi.Server) error {
+		c, err := New(s, cfg, o)
+		if err != nil {
+			return err
+		}
+		s.Mux().Handle("/console/", c)
+		return nil
+	}
+}
+
+// Console serves the web console.
+type Console struct {
+	srv      *httpapi.Server
+	hub      *pipeline.Hub
+	lang     string
+	users    map[string]config.User
+	dummy    []byte // bcrypt hash compared for unknown users, so they take as long as known ones
+	pages    map[string]*template.Template
+	sessions *sessions
+	lockout  *lockout
+	opts     Options
+	log      *slog.Logger
+	now      func() time.Time
+	handler  http.Handler
+	today    todayCounter
+}
+
+var pageNames = []string{"login", "overview", "queue", "journey", "search", "consents", "audit", "error"}
+
+// New builds the console for s. Configuration mistakes are reported with
+// the key at fault.
+func New(s *httpapi.Server, cfg config.Console, o Options) (*Console, error) {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	lang := cfg.Language
+	if lang == "" {
+		lang = "en"
+	}
+	if lang != "en" && lang != "da" {
+		return nil, fmt.Errorf("console.language: must be en or da, not %q", cfg.Language)
+	}
+	c := &Console{srv: s, hub: s.Hub(), lang: lang, users: map[string]config.User{}, opts: o, log: o.Logger, now: o.Now,
+		sessions: newSessions(o.Now), lockout: &lockout{fails: map[string][]time.Time{}, now: o.Now}}
+	cost := bcrypt.DefaultCost
+	for i, u := range cfg.Users {
+		key := fmt.Sprintf("console.users[%d]", i)
+		switch u.Role {
+		case httpapi.RoleCoordinator, httpapi.RoleOperations, httpapi.RoleAuditor:
+		default:
+			return nil, fmt.Errorf("%s.role: must be coordinator, operations or auditor", key)
+		}
+		if u.PasswordHash == "" {
+			continue // API token only; cannot log in to the console
+		}
+		uc, err := bcrypt.Cost([]byte(u.PasswordHash))
+		if err != nil {
+			return nil, fmt.Errorf("%s.password_hash: must be a bcrypt hash ($2a$/$2b$…), e.g. from `htpasswd -nbB`", key)
+		}
+		cost = uc
+		c.users[u.Name] = u
+	}
+	dummy, err := bcrypt.GenerateFromPassword([]byte(randomToken()), cost)
+	if err != nil {
+		return nil, err
+	}
+	c.dummy = dummy
+	if c.pages, err = parsePages(lang); err != nil {
+		return nil, err
+	}
+	c.handler = c.routes()
+	return c, nil
+}
+
+func parsePages(lang string) (map[string]*template.Template, error) {
+	funcs := template.FuncMap{
+		"t":       func(key string, args ...any) string { return tr(lang, key, args...) },
+		"step":    func(s string) string { return trOr(lang, "step."+s, s) },
+		"kind":    func(s string) string { return trOr(lang, "kind."+s, s) },
+		"scope":   func(s any) string { v := fmt.Sprint(s); return trOr(lang, "scope."+v, v) },
+		"role":    func(s string) string { return trOr(lang, "role."+s, s) },
+		"explain": func(code, detail string) Explanation { return explainCode(lang, code, detail) },
+		"when":    when,
+		"age":     func(t time.Time) string { return age(lang, t) },
+		"path":    url.PathEscape,
+	}
+	out := map[string]*template.Template{}
+	for _, p := range pageNames {
+		t, err := template.New(p).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+p+".html")
+		if err != nil {
+			return nil, fmt.Errorf("console template %s: %w", p, err)
+		}
+		out[p] = t
+	}
+	return out, nil
+}
+
+func when(t time.Time) string {
+	if t.IsZero() {
+		return "–"
+	}
+	return t.Local().Format("2006-01-02 15:04:05")
+}
+
+func age(lang string, t time.Time) string {
+	if t.IsZero() {
+		return "–"
+	}
+	d := time.Since(t).Round(time.Minute)
+	days, hours, mins := int(d.Hours())/24, int(d.Hours())%24, int(d.Minutes())%60
+	unit := map[string][3]string{"en": {"d", "h", "min"}, "da": {"d", "t", "min"}}[lang]
+	switch {
+	case days > 0:
+		return fmt.Sprintf("%d %s %d %s", days, unit[0], hours, unit[1])
+	case hours > 0:
+		return fmt.Sprintf("%d %s %d %s", hours, unit[1], mins, unit[2])
+	default:
+		return fmt.Sprintf("%d %s", mins, unit[2])
+	}
+}
+
+func (c *Console) routes() http.Handler {
+	mux := http.NewServeMux()
+	static, _ := fs.Sub(staticFS, "static")
+	mux.Handle("GET /console/static/", http.StripPrefix("/console/static/", http.FileServerFS(static)))
+	mux.HandleFunc("GET /console/login", c.loginForm)
+	mux.HandleFunc("POST /console/login", c.login)
+	any := []string{httpapi.RoleCoordinator, httpapi.RoleOperations, httpapi.RoleAuditor}
+	coord := []string{httpapi.RoleCoordinator}
+	mux.Handle("POST /console/logout", c.page(c.logout, any...))
+	mux.Handle("GET /console/{$}", c.page(c.home, any...))
+	mux.Handle("GET /console/overview", c.page(c.overview, httpapi.RoleCoordinator, httpapi.RoleOperations))
+	mux.Handle("GET /console/queue", c.page(c.queue, coord...))
+	mux.Handle("POST /console/queue", c.page(c.queueAction, coord...))
+	mux.Handle("GET /console/letters/{id}", c.page(c.journey, coord...))
+	mux.Handle("POST /console/letters/{id}/content", c.page(c.showContent, coord...))
+	mux.Handle("GET /console/search", c.page(c.search, coord...))
+	mux.Handle("POST /console/search/cpr", c.page(c.searchCPR, coord...))
+	mux.Handle("GET /console/consents", c.page(c.consentForm, coord...))
+	mux.Handle("POST /console/consents", c.page(c.consentRecord, coord...))
+	mux.Handle("GET /console/audit", c.page(c.auditLog, httpapi.RoleAuditor))
+	mux.Handle("/console/", c.page(func(w http.ResponseWriter, r *http.Request, _ *session) { c.fail(w, r, http.StatusNotFound) }, any...))
+	// Browsers' Sec-Fetch-Site/Origin headers refuse cross-site form posts
+	// before the CSRF token is even looked at: two independent guards.
+	return http.NewCrossOriginProtection().Handler(mux)
+}
+
+func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Cache-Control", "no-store")
+	c.handler.ServeHTTP(w, r)
+}
+
+type pageFunc func(http.ResponseWriter, *http.Request, *session)
+
+// page authenticates the session, checks the role on the server and, for
+// POSTs, the CSRF token; then runs h with the user in the request context.
+func (c *Console) page(h pageFunc, roles ...string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ses := c.session(r)
+		if ses == nil {
+			if r.Method == http.MethodGet {
+				http.Redirect(w, r, "/console/login?next="+url.QueryEscape(r.URL.Path), http.StatusSeeOther)
+				return
+			}
+			http.Redirect(w, r, "/console/login", http.StatusSeeOther)
+			return
+		}
+		r = r.WithContext(httpapi.WithPrincipal(r.Context(), httpapi.Principal{Name: ses.user, Role: ses.role}))
+		allowed := false
+		for _, role := range roles {
+			allowed = allowed || ses.role == role
+		}
+		if !allowed {
+			c.render(w, r, ses, http.StatusForbidden, "error", errorPage{Message: tr(c.lang, "err.forbidden"), Hint: tr(c.lang, "err.forbidden.do")})
+			return
+		}
+		if r.Method == http.MethodPost {
+			r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
+			if err := r.ParseForm(); err != nil || subtle.ConstantTimeCompare([]byte(r.PostForm.Get("csrf")), []byte(ses.csrf)) != 1 {
+				c.render(w, r, ses, http.StatusForbidden, "error", errorPage{Message: tr(c.lang, "form.expired")})
+				return
+			}
+		}
+		h(w, r, ses)
+	})
+}
+
+func (c *Console) session(r *http.Request) *session {
+	ck, err := r.Cookie(sessionCookie)
+	if err != nil {
+		return nil
+	}
+	ses, _ := c.sessions.get(ck.Value)
+	return ses
+}
+
+func (c *Console) secure(r *http.Request) bool { return r.TLS != nil || c.opts.SecureCookies }
+
+func (c *Console) setCookie(w http.ResponseWriter, r *http.Request, name, value, path string, maxAge int) {
+	http.SetCookie(w, &http.Cookie{Name: name, Value: value, Path: path, MaxAge: maxAge, HttpOnly: true, Secure: c.secure(r), SameSite: http.SameSiteStrictMode})
+}
+
+type navItem struct {
+	Href, Label string
+	Active      bool
+}
+
+// view is what every page template gets.
+type view struct {
+	Lang   string
+	Title  string
+	User   string
+	Role   string
+	CSRF   string
+	Nav    []navItem
+	Flash  []string
+	Errors []string
+	Data   any
+}
+
+type errorPage struct{ Message, Hint string }
+
+func (c *Console) nav(ses *session, current string) []navItem {
+	var items []navItem
+	add := func(href, key string) {
+		items = append(items, navItem{Href: href, Label: tr(c.lang, key), Active: strings.HasPrefix(current, href)})
+	}
+	switch ses.role {
+	case httpapi.RoleCoordinator:
+		add("/console/overview", "nav.overview")
+		add("/console/queue", "nav.queue")
+		add("/console/search", "nav.search")
+		add("/console/consents", "nav.consents")
+	case httpapi.RoleOperations:
+		add("/console/overview", "nav.overview")
+	case httpapi.RoleAuditor:
+		add("/console/audit", "nav.audit")
+	}
+	return items
+}
+
+func (c *Console) render(w http.ResponseWriter, r *http.Request, ses *session, status int, page string, data any, errs ...string) {
+	v := view{Lang: c.lang, Title: tr(c.lang, "app.title"), Data: data, Errors: errs}
+	if ses != nil {
+		v.User, v.Role, v.CSRF = ses.user, ses.role, ses.csrf
+		v.Nav = c.nav(ses, r.URL.Path)
+		v.Flash = c.sessions.takeFlash(ses)
+	}
+	var b strings.Builder
+	if err := c.pages[page].ExecuteTemplate(&b, "layout", v); err != nil {
+		c.log.Error("console: render failed", "page", page, "err", err)
+		http.Error(w, tr(c.lang, "err.internal"), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(b.String()))
+}
+
+// fail renders a plain-language error page for status.
+func (c *Console) fail(w http.ResponseWriter, r *http.Request, status int) {
+	msg := map[int]string{http.StatusNotFound: "err.notfound", http.StatusForbidden: "err.forbidden"}[status]
+	if msg == "" {
+		msg = "err.internal"
+	}
+	c.render(w, r, c.session(r), status, "error", errorPage{Message: tr(c.lang, msg)})
+}
+
+func (c *Console) internal(w http.ResponseWriter, r *http.Request, what string, err error) {
+	c.log.Error("console: "+what, "path", r.URL.Path, "err", err)
+	c.fail(w, r, http.StatusInternalServerError)
+}
+
+func actor(r *http.Request, ses *session) pipeline.Actor {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	return pipeline.Actor{Name: ses.user, Role: ses.role, Remote: host}
+}
+
+func (c *Console) audit(ctx context.Context, r *http.Request, rec audit.Record) error {
+	if rec.Remote == "" {
+		host, _, _ := net.SplitHostPort(r.RemoteAddr)
+		rec.Remote = host
+	}
+	return c.hub.Audit().Append(ctx, rec)
+}
+
+// --- login -----------------------------------------------------------------
+
+type loginPage struct {
+	Token string
+	Next  string
+	User  string
+}
+
+func (c *Console) loginForm(w http.ResponseWriter, r *http.Request) {
+	if ses := c.session(r); ses != nil {
+		http.Redirect(w, r, "/console/", http.StatusSeeOther)
+		return
+	}
+	c.showLogin(w, r, http.StatusOK, "")
+}
+
+// showLogin renders the form with a fresh login token, kept in a cookie and
+// the form (double submit), so nobody can log a victim in as themselves.
+func (c *Console) showLogin(w http.ResponseWriter, r *http.Request, status int, user string, errs ...string) {
+	tok := randomToken()
+	c.setCookie(w, r, loginCookie, tok, "/console/login", int(idleTimeout.Seconds()))
+	c.render(w, r, nil, status, "login", loginPage{Token: tok, Next: safeNext(r.FormValue("next")), User: user}, errs...)
+}
+
+// safeNext keeps redirects inside the console.
+func safeNext(next string) string {
+	if !strings.HasPrefix(next, "/console/") || strings.HasPrefix(next, "//") || strings.Contains(next, "\\") || strings.Contains(next, "..") {
+		return ""
+	}
+	return next
+}
+
+func (c *Console) login(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil {
+		c.showLogin(w, r, http.StatusBadRequest, "", tr(c.lang, "login.expired"))
+		return
+	}
+	ck, err := r.Cookie(loginCookie)
+	if err != nil || subtle.ConstantTimeCompare([]byte(ck.Value), []byte(r.PostForm.Get("token"))) != 1 {
+		c.showLogin(w, r, http.StatusForbidden, "", tr(c.lang, "login.expired"))
+		return
+	}
+	name, pw := strings.TrimSpace(r.PostForm.Get("user")), r.PostForm.Get("password")
+	u, known := c.users[name]
+	hash := c.dummy
+	if known {
+		hash = []byte(u.PasswordHash)
+	}
+	locked := known && c.lockout.locked(name)
+	// Always one bcrypt comparison, whether the user exists or is locked.
+	ok := bcrypt.CompareHashAndPassword(hash, []byte(pw)) == nil && known && !locked
+	ctx := r.Context()
+	if !ok {
+		rec := audit.Record{Action: "login-failed", Target: "console", Result: "denied"}
+		switch {
+		case !known:
+			// The typed name is not recorded: it may be a password or a CPR
+			// typed into the wrong field.
+			rec.Actor, rec.Reason = "unknown-user", "unknown user name"
+		case locked:
+			rec.Actor, rec.Role, rec.Reason = name, u.Role, "locked: 5 failed logins within 15 minutes"
+		default:
+			rec.Actor, rec.Role, rec.Reason = name, u.Role, "wrong password"
+			c.lockout.fail(name)
+		}
+		if err := c.audit(ctx, r, rec); err != nil {
+			c.log.Error("console: audit failed login", "err", err)
+		}
+		c.showLogin(w, r, http.StatusUnauthorized, "", tr(c.lang, "login.failed"))
+		return
+	}
+	// An action whose audit record cannot be stored does not happen.
+	if err := c.audit(ctx, r, audit.Record{Actor: name, Role: u.Role, Action: "login", Target: "console", Reason: "console login", Result: "ok"}); err != nil {
+		c.internal(w, r, "audit login", err)
+		return
+	}
+	c.lockout.reset(name)
+	if old := c.session(r); old != nil {
+		c.sessions.remove(old.id)
+	}
+	ses := c.sessions.create(name, u.Role)
+	c.setCookie(w, r, sessionCookie, ses.id, "/console/", 0)
+	c.setCookie(w, r, loginCookie, "", "/console/login", -1)
+	next := safeNext(r.PostForm.Get("next"))
+	if next == "" {
+		next = "/console/"
+	}
+	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+func (c *Console) logout(w http.ResponseWriter, r *http.Request, ses *session) {
+	c.sessions.remove(ses.id)
+	if err := c.audit(r.Context(), r, audit.Record{Actor: ses.user, Role: ses.role, Action: "logout", Target: "console", Result: "ok"}); err != nil {
+		c.log.Error("console: audit logout", "err", err)
+	}
+	c.setCookie(w, r, sessionCookie, "", "/console/", -1)
+	http.Redirect(w, r, "/console/login", http.StatusSeeOther)
+}
+
+func (c *Console) home(w http.ResponseWriter, r *http.Request, ses *session) {
+	to := "/console/overview"
+	if ses.role == httpapi.RoleAuditor {
+		to = "/console/audit"
+	}
+	http.Redirect(w, r, to, http.StatusSeeOther)
+}
+
