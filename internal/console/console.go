@@ -458,4 +458,3 @@ func (c *Console) home(w http.ResponseWriter, r *http.Request, ses *session) {
 	}
 	http.Redirect(w, r, to, http.StatusSeeOther)
 }
-
