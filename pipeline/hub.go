@@ -93,7 +93,7 @@ func New(ctx context.Context, o Options) (*Hub, error) {
 	}
 	h := &Hub{cfg: c, b: o.Broker, js: o.Broker.JS, log: o.Logger, reg: o.Registry, now: o.Now, holder: o.Holder,
 		journey: journey.New(o.Broker.JS), queue: retryq.New(o.Broker.JS), audit: audit.New(o.Broker.JS),
-		router: route.New(c.Routes, c.Destinations), sources: map[string]adapters.Source{}, dests: map[string]*destination{},
+		router: newRouter(c), sources: map[string]adapters.Source{}, dests: map[string]*destination{},
 		subs: map[string]*jspubsub.Subscriber{}, all: map[string]any{}, routerDone: make(chan struct{})}
 	h.stopping, h.stop = context.WithCancel(context.Background())
 	h.m = newMetrics(o.Registry)
@@ -397,5 +397,11 @@ var cprRun = regexp.MustCompile(`\d{6}-?\d{4}`)
 
 func scrubText(s string) string { return cprRun.ReplaceAllString(s, "[CPR]") }
 
-// notifyParked is filled in by the notification wiring (contact persons).
-func (h *Hub) notifyParked(ctx context.Context, d *destination, l *letter.Letter, f retryq.Failure) {}
+
+func newRouter(c *config.Config) *route.Router {
+	routes := c.Routes
+	if r, ok := notifyRoute(c.Notify); ok {
+		routes = append([]config.Route{r}, routes...)
+	}
+	return route.New(routes, c.Destinations)
+}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"regexp"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -51,6 +52,7 @@ type box struct {
 	failFor   map[string]int // per letter id
 	permanent bool
 	delay     time.Duration
+	letters   []*letter.Letter
 }
 
 func newBox() *box { return &box{got: map[string]int{}, failFor: map[string]int{}} }
@@ -84,6 +86,7 @@ func (b *box) Deliver(ctx context.Context, l *letter.Letter) (adapters.Delivery,
 	}
 	b.got[l.ID]++
 	b.order = append(b.order, l.ID)
+	b.letters = append(b.letters, l)
 	return adapters.Delivery{RemoteID: "doc-" + l.ID}, nil
 }
 
@@ -124,6 +127,7 @@ type env struct {
 	feed  *feed
 	muni  *box // municipality sector, no consent needed
 	gp    *box // gp sector, consent needed
+	notes *box // internal sector: the coordinator's notices
 	b     *broker.Broker
 	hub   *pipeline.Hub
 	stop  context.CancelFunc
@@ -138,10 +142,11 @@ func newEnv(t *testing.T) *env {
 	regMu.Lock()
 	envN++
 	n := envN
-	e := &env{t: t, feed: &feed{ch: make(chan *letter.Letter, 1000)}, muni: newBox(), gp: newBox(), store: t.TempDir()}
+	e := &env{t: t, feed: &feed{ch: make(chan *letter.Letter, 1000)}, muni: newBox(), gp: newBox(), notes: newBox(), store: t.TempDir()}
 	feeds[fmt.Sprintf("feed%d", n)] = e.feed
 	boxes[fmt.Sprintf("muni%d", n)] = e.muni
 	boxes[fmt.Sprintf("gp%d", n)] = e.gp
+	boxes[fmt.Sprintf("notes%d", n)] = e.notes
 	regMu.Unlock()
 	cfg, err := config.Load("")
 	if err != nil {
@@ -154,14 +159,17 @@ func newEnv(t *testing.T) *env {
 	cfg.Pipeline.MaxAttempts = 4
 	cfg.Pipeline.ShutdownGrace = 3 * time.Second
 	cfg.Adapters = map[string]map[string]any{
-		fmt.Sprintf("feed%d", n): {"type": "test-feed"},
-		fmt.Sprintf("muni%d", n): {"type": "test-box"},
-		fmt.Sprintf("gp%d", n):   {"type": "test-box"},
+		fmt.Sprintf("feed%d", n):  {"type": "test-feed"},
+		fmt.Sprintf("muni%d", n):  {"type": "test-box"},
+		fmt.Sprintf("gp%d", n):    {"type": "test-box"},
+		fmt.Sprintf("notes%d", n): {"type": "test-box"},
 	}
 	cfg.Destinations = map[string]config.Destination{
 		"casefile": {Adapter: fmt.Sprintf("muni%d", n), Sector: "municipality"},
 		"doctor":   {Adapter: fmt.Sprintf("gp%d", n), Sector: "gp"},
+		"notices":  {Adapter: fmt.Sprintf("notes%d", n), Sector: "internal"},
 	}
+	cfg.Notify = config.Notify{Destination: "notices", Recipients: []string{"koordinator@samraad.example"}, On: []string{"arrived", "parked", "answered"}}
 	cfg.Routes = []config.Route{
 		{Name: "all-to-case", To: []string{"casefile"}},
 		{Name: "recommendations-to-gp", Match: config.Match{Kind: []string{"recommendation"}}, To: []string{"doctor"}},
@@ -408,4 +416,32 @@ func TestShutdownDuringRetryNeverParksAndRestartDelivers(t *testing.T) {
 	e.muni.failNext = 0
 	e.muni.mu.Unlock()
 	eventually(t, "delivery after restart", func() bool { return e.muni.count("S1") == 1 })
+}
+
+func TestNoticesReachTheCoordinatorWithoutPersonalData(t *testing.T) {
+	e := newEnv(t)
+	e.muni.mu.Lock()
+	e.muni.permanent = true
+	e.muni.mu.Unlock()
+	e.feed.ch <- mkLetter("N1", letter.KindReferral, "")
+	eventually(t, "an arrival and a parked notice", func() bool { return e.notes.total() == 2 })
+	e.notes.mu.Lock()
+	defer e.notes.mu.Unlock()
+	for _, n := range e.notes.letters {
+		if !strings.HasPrefix(n.ID, "notice:") || n.Kind != letter.KindNotification {
+			t.Fatalf("unexpected letter in the notice box: %s", n.ID)
+		}
+		all := n.Subject + n.Text
+		for _, bad := range []string{"2509479989", "Bruno", "Elmer", "Henvisning"} {
+			if strings.Contains(all, bad) {
+				t.Fatalf("notice carries personal data %q: %q", bad, all)
+			}
+		}
+		if n.Patient != nil || len(n.Receivers) != 1 || n.Receivers[0].Email != "koordinator@samraad.example" {
+			t.Fatalf("notice addressed wrongly: %+v", n)
+		}
+	}
+	if e.muni.total() != 0 || e.gp.total() != 0 {
+		t.Fatal("notices must not reach other destinations")
+	}
 }

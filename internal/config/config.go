@@ -29,6 +29,7 @@ type Config struct {
 	Adapters     map[string]map[string]any `mapstructure:"adapters"`
 	Destinations map[string]Destination    `mapstructure:"destinations"`
 	Routes       []Route                   `mapstructure:"routes"`
+	Notify       Notify                    `mapstructure:"notifications"`
 	Simulators   Simulators                `mapstructure:"simulators"`
 	Console      Console                   `mapstructure:"console"`
 }
@@ -125,6 +126,19 @@ type Match struct {
 	Receiver []string `mapstructure:"receiver"` // GLN, SOR or email
 	Format   []string `mapstructure:"format"`
 }
+
+// Notify sends the coordinator and the case's contact person short
+// notices (never personal data) through an internal email destination.
+type Notify struct {
+	Destination string   `mapstructure:"destination"` // an internal-sector destination, e.g. an smtp adapter
+	Recipients  []string `mapstructure:"recipients"`  // always notified, e.g. the coordinator's mailbox
+	On          []string `mapstructure:"on"`          // arrived, parked, answered
+	Kinds       []string `mapstructure:"kinds"`       // letter kinds that trigger "arrived" (default referral)
+	ConsoleURL  string   `mapstructure:"console_url"` // link base for the notice, e.g. https://samhub.kommune.dk/console
+}
+
+// NotifyEvents lists the events a notice can be sent on.
+var NotifyEvents = []string{"arrived", "parked", "answered"}
 
 // Simulators are started in process for demos and tests.
 type Simulators struct {
@@ -369,6 +383,26 @@ func (c *Config) Validate() error {
 					bad(key+".require_consent", "may be false only for municipality or internal destinations; %q is %s", to, d.Sector)
 				}
 			}
+		}
+	}
+	if n := c.Notify; n.Destination != "" {
+		if d, ok := c.Destinations[n.Destination]; !ok {
+			bad("notifications.destination", "names unknown destination %q", n.Destination)
+		} else if d.Sector != "internal" {
+			bad("notifications.destination", "must be a destination with sector internal (notices go to the municipality's own staff)")
+		}
+		for _, e := range n.On {
+			if !contains(NotifyEvents, e) {
+				bad("notifications.on", "%q is not one of %s", e, strings.Join(NotifyEvents, ", "))
+			}
+		}
+		for _, k := range n.Kinds {
+			if !contains(kinds, k) {
+				bad("notifications.kinds", "%q is not one of %s", k, strings.Join(kinds, ", "))
+			}
+		}
+		if len(n.Recipients) == 0 {
+			bad("notifications.recipients", "must list at least one address (the coordinator)")
 		}
 	}
 	if c.Simulators.CaseSys != nil {

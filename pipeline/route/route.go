@@ -115,6 +115,11 @@ func needsConsent(rt config.Route, dc config.Destination) bool {
 
 // Matches reports whether l satisfies every non-empty list in m.
 func Matches(m config.Match, l *letter.Letter) bool {
+	// Hub notices go only where a rule asks for them by kind, never along
+	// with "everything" rules.
+	if l.Kind == letter.KindNotification && !slices.Contains(m.Kind, string(letter.KindNotification)) {
+		return false
+	}
 	if len(m.Kind) > 0 && !slices.Contains(m.Kind, string(l.Kind)) {
 		return false
 	}

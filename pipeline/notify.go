@@ -1,0 +1,83 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/samhub/samhub/internal/config"
+	"github.com/samhub/samhub/pipeline/letter"
+	"github.com/samhub/samhub/pipeline/retryq"
+)
+
+// notifySource is the source name of notices the hub makes itself.
+const notifySource = "samhub"
+
+// notifyRoute is the implicit rule that carries notices to their destination.
+func notifyRoute(n config.Notify) (config.Route, bool) {
+	if n.Destination == "" {
+		return config.Route{}, false
+	}
+	no := false
+	return config.Route{Name: "notifications", Match: config.Match{Kind: []string{string(letter.KindNotification)}}, To: []string{n.Destination}, RequireConsent: &no}, true
+}
+
+func (h *Hub) notifyOn(event string) bool {
+	n := h.cfg.Notify
+	return n.Destination != "" && slices.Contains(n.On, event)
+}
+
+// notifyArrived tells the coordinator (and the case's contact person, when
+// the source knows one) that a letter arrived or was answered.
+func (h *Hub) notifyArrived(ctx context.Context, l *letter.Letter) {
+	if l.Kind == letter.KindNotification || l.Kind == letter.KindAcknowledgement {
+		return
+	}
+	kinds := h.cfg.Notify.Kinds
+	if len(kinds) == 0 {
+		kinds = []string{string(letter.KindReferral)}
+	}
+	switch {
+	case (l.Kind == letter.KindReply || l.InReplyTo != "") && h.notifyOn("answered"):
+		h.sendNotice(ctx, "answered", l, "", "Der er kommet svar i en sag i Samrådet.", "An answer arrived in a council case.")
+	case slices.Contains(kinds, string(l.Kind)) && h.notifyOn("arrived"):
+		h.sendNotice(ctx, "arrived", l, "", "Der er kommet et nyt brev til Samrådet.", "A new letter arrived for the council.")
+	}
+}
+
+// notifyParked tells the coordinator that a letter waits for them.
+func (h *Hub) notifyParked(ctx context.Context, d *destination, l *letter.Letter, f retryq.Failure) {
+	if !h.notifyOn("parked") || d.name == h.cfg.Notify.Destination || l.Kind == letter.KindNotification {
+		return
+	}
+	h.sendNotice(ctx, "parked", l, d.name, "Et brev venter på koordinatoren i Samhubs kø ("+d.name+").", "A letter waits for the coordinator in Samhub's queue ("+d.name+"). Reason code: "+f.Code+".")
+}
+
+// sendNotice stores a notice letter; it is delivered like any letter (with
+// retry and park) to the notification destination. A notice carries only
+// the letter's reference, never its content, names or CPR.
+func (h *Hub) sendNotice(ctx context.Context, event string, l *letter.Letter, dest, da, en string) {
+	recipients := append([]string(nil), h.cfg.Notify.Recipients...)
+	if c := l.Meta["contactEmail"]; c != "" && !slices.Contains(recipients, c) {
+		recipients = append(recipients, c)
+	}
+	var parties []letter.Party
+	for _, r := range recipients {
+		parties = append(parties, letter.Party{Role: "contact", Email: r})
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s\n%s\n\nReference: %s\n", da, en, l.ID)
+	if h.cfg.Notify.ConsoleURL != "" {
+		fmt.Fprintf(&b, "%s/letters/%s\n", strings.TrimRight(h.cfg.Notify.ConsoleURL, "/"), l.ID)
+	}
+	id := "notice:" + event + ":" + dest + ":" + l.ID
+	notice := &letter.Letter{ID: id, Kind: letter.KindNotification, Format: "notice", ThreadID: l.Thread(),
+		Sender: letter.Party{Role: "hub", Name: "Samhub"}, Receivers: parties,
+		Subject: "Samhub: " + event, Text: scrubText(b.String()),
+		Meta: map[string]string{"event": event, "letterId": l.ID}}
+	pub := &ingest{h: h, source: notifySource}
+	if err := pub.Publish(context.WithoutCancel(ctx), notice); err != nil {
+		h.log.Warn("notice not stored", "event", event, "letter_id", l.ID, "err", err)
+	}
+}

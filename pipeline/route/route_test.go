@@ -1,0 +1,130 @@
+package route_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/samhub/samhub/internal/config"
+	"github.com/samhub/samhub/pipeline/letter"
+	"github.com/samhub/samhub/pipeline/route"
+)
+
+var (
+	now   = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	no    = false
+	yes   = true
+	dests = map[string]config.Destination{
+		"casefile": {Adapter: "casesys", Sector: "municipality"},
+		"gp":       {Adapter: "medcom", Sector: "gp"},
+		"region":   {Adapter: "epj", Sector: "region_psychiatry"},
+		"parents":  {Adapter: "smtp", Sector: "parents"},
+		"forum":    {Adapter: "smtp", Sector: "internal"},
+	}
+	rules = []config.Route{
+		{Name: "referrals", Match: config.Match{Kind: []string{"referral"}, Source: []string{"medcom"}}, To: []string{"casefile"}},
+		{Name: "rec-case", Match: config.Match{Kind: []string{"recommendation"}}, To: []string{"casefile", "gp", "region", "parents"}},
+		{Name: "from-hospital", Match: config.Match{Sender: []string{"5790000120400"}}, To: []string{"casefile"}},
+		{Name: "to-ppr", Match: config.Match{Receiver: []string{"role:ppr"}, Category: []string{"regarding-referral"}}, To: []string{"casefile"}, RequireConsent: &yes},
+		{Name: "forum", Match: config.Match{Kind: []string{"note"}, Format: []string{"xdis91"}}, To: []string{"forum"}, Anonymise: true},
+	}
+)
+
+func consent(scopes ...letter.Scope) *letter.Consent {
+	return &letter.Consent{GivenBy: "custody-holder", Form: "oral", GivenAt: now.Add(-time.Hour), Scopes: scopes}
+}
+
+func TestDecide(t *testing.T) {
+	r := route.New(rules, dests)
+	rec := &letter.Letter{ID: "r1", Kind: letter.KindRecommendation, Source: "casesys"}
+	cases := []struct {
+		name    string
+		l       *letter.Letter
+		dest    string
+		consent *letter.Consent
+		verdict route.Verdict
+		rule    string
+		code    string
+	}{
+		{"referral to case file needs no consent", &letter.Letter{Kind: letter.KindReferral, Source: "medcom"}, "casefile", nil, route.Deliver, "referrals", ""},
+		{"referral from another source matches no rule", &letter.Letter{Kind: letter.KindReferral, Source: "imap"}, "casefile", nil, route.Skip, "", ""},
+		{"referral never goes to the GP", &letter.Letter{Kind: letter.KindReferral, Source: "medcom"}, "gp", consent(letter.ScopeGP), route.Skip, "", ""},
+		{"recommendation to GP without consent is denied", rec, "gp", nil, route.Deny, "rec-case", "consent_missing"},
+		{"recommendation to GP with GP consent", rec, "gp", consent(letter.ScopeGP), route.Deliver, "rec-case", ""},
+		{"consent for GP does not cover the region", rec, "region", consent(letter.ScopeGP), route.Deny, "rec-case", "consent_scope"},
+		{"region with region consent", rec, "region", consent(letter.ScopeRegionPsychiatry), route.Deliver, "rec-case", ""},
+		{"parents with parents consent", rec, "parents", consent(letter.ScopeParents), route.Deliver, "rec-case", ""},
+		{"young person's refusal overrides parents' consent", rec, "region", &letter.Consent{Scopes: []letter.Scope{letter.ScopeRegionPsychiatry}, YoungPersonRefused: true}, route.Deny, "rec-case", "young_person_refused"},
+		{"refusal still lets the municipality's own file have it", rec, "casefile", &letter.Consent{YoungPersonRefused: true}, route.Deliver, "rec-case", ""},
+		{"withdrawn consent stops future routes", rec, "gp", &letter.Consent{Scopes: []letter.Scope{letter.ScopeGP}, WithdrawnAt: now.Add(-time.Minute)}, route.Deny, "rec-case", "consent_withdrawn"},
+		{"withdrawal in the future has no effect yet", rec, "gp", &letter.Consent{Scopes: []letter.Scope{letter.ScopeGP}, WithdrawnAt: now.Add(time.Hour)}, route.Deliver, "rec-case", ""},
+		{"sender match by GLN", &letter.Letter{Kind: letter.KindNote, Sender: letter.Party{GLN: "5790000120400"}}, "casefile", nil, route.Deliver, "from-hospital", ""},
+		{"receiver role and category, consent required by rule", &letter.Letter{Kind: letter.KindNote, Category: "regarding-referral", Receivers: []letter.Party{{Role: "ppr"}}}, "casefile", nil, route.Deny, "to-ppr", "consent_missing"},
+		{"category mismatch", &letter.Letter{Kind: letter.KindNote, Category: "other", Receivers: []letter.Party{{Role: "ppr"}}}, "casefile", nil, route.Skip, "", ""},
+		{"anonymised forum route", &letter.Letter{Kind: letter.KindNote, Format: "xdis91"}, "forum", nil, route.Deliver, "forum", ""},
+		{"unknown destination", rec, "fax", nil, route.Skip, "", ""},
+		{"notices never ride on other rules", &letter.Letter{Kind: letter.KindNotification, Sender: letter.Party{GLN: "5790000120400"}}, "casefile", nil, route.Skip, "", ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			d := r.Decide(c.l, c.dest, c.consent, now)
+			if d.Verdict != c.verdict || d.Route != c.rule || d.Code != c.code {
+				t.Fatalf("got %s/%q/%q (%s), want %s/%q/%q", d.Verdict, d.Route, d.Code, d.Reason, c.verdict, c.rule, c.code)
+			}
+			if d.Reason == "" {
+				t.Fatal("a decision must say why")
+			}
+		})
+	}
+}
+
+func TestReplayRechecksConsentEvenWithoutARule(t *testing.T) {
+	r := route.New(rules, dests)
+	l := &letter.Letter{ID: "x", Kind: letter.KindNote, Source: "imap"}
+	if d := r.DecideReplay(l, "gp", nil, now); d.Verdict != route.Deny {
+		t.Fatalf("replay to GP without consent: %+v", d)
+	}
+	if d := r.DecideReplay(l, "gp", consent(letter.ScopeGP), now); d.Verdict != route.Deliver {
+		t.Fatalf("replay to GP with consent: %+v", d)
+	}
+	if d := r.DecideReplay(l, "casefile", nil, now); d.Verdict != route.Deliver {
+		t.Fatalf("replay to the municipality's own file: %+v", d)
+	}
+}
+
+func TestPlanCoversEveryDestination(t *testing.T) {
+	r := route.New(rules, dests)
+	plan := r.Plan(&letter.Letter{Kind: letter.KindRecommendation}, consent(letter.ScopeGP), now)
+	if len(plan) != len(dests) {
+		t.Fatalf("plan has %d decisions, want %d", len(plan), len(dests))
+	}
+}
+
+func TestAnonymiseStripsIdentifiers(t *testing.T) {
+	l := &letter.Letter{ID: "a1", Kind: letter.KindNote,
+		Patient:     &letter.Patient{CPR: "2509479989", GivenName: "Bruno Test", FamilyName: "Elmer", Address: "Testvej 1"},
+		Subject:     "Bruno Test Elmer, 250947-9989",
+		Text:        "Bruno har det svært. CPR 2509479989. ELMER går i 3. klasse.",
+		Attachments: []letter.Attachment{letter.NewAttachment("a.pdf", "application/pdf", []byte("%PDF"))},
+		Original:    letter.Original{Data: []byte("<x>2509479989</x>"), ContentType: "application/xml"},
+		Consent:     consent(letter.ScopeGP)}
+	a := route.Anonymise(l, []byte("secret"))
+	all := a.Subject + a.Text + string(a.Original.Data)
+	for _, bad := range []string{"2509479989", "250947-9989", "Bruno", "Elmer", "ELMER", "Testvej"} {
+		if strings.Contains(all, bad) {
+			t.Errorf("anonymised letter still contains %q: %q", bad, all)
+		}
+	}
+	if a.Patient == nil || a.Patient.CPR != "" || a.Patient.GivenName != "" || a.Patient.Address != "" || !strings.HasPrefix(a.Patient.Pseudonym, "P-") {
+		t.Errorf("patient not pseudonymised: %+v", a.Patient)
+	}
+	if len(a.Attachments) != 0 || a.Consent != nil {
+		t.Error("attachments and consent must be dropped")
+	}
+	if l.Patient.CPR != "2509479989" || !strings.Contains(l.Text, "Bruno") {
+		t.Error("Anonymise must not change the original letter")
+	}
+	if route.Pseudonym("2509479989", []byte("secret")) != a.Patient.Pseudonym || route.Pseudonym("1509819996", []byte("secret")) == a.Patient.Pseudonym {
+		t.Error("pseudonyms must be stable per patient and differ between patients")
+	}
+}
