@@ -397,7 +397,6 @@ var cprRun = regexp.MustCompile(`\d{6}-?\d{4}`)
 
 func scrubText(s string) string { return cprRun.ReplaceAllString(s, "[CPR]") }
 
-
 func newRouter(c *config.Config) *route.Router {
 	routes := c.Routes
 	if r, ok := notifyRoute(c.Notify); ok {

@@ -44,7 +44,7 @@ func TestValidConfigLoads(t *testing.T) {
 func TestConfigMistakesNameTheKey(t *testing.T) {
 	cases := []struct {
 		name, yaml, want string
-		env          []string
+		env              []string
 	}{
 		{"unknown top-level key", base + "htpp: {listen: x}\n", "htpp", nil},
 		{"bad listen", base + "http: {listen: nowhere}\n", "http.listen: must be host:port", nil},
