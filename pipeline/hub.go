@@ -116,6 +116,7 @@ func New(ctx context.Context, o Options) (*Hub, error) {
 	if err := h.buildRouter(ctx); err != nil {
 		return nil, err
 	}
+	h.m.zero(h.sourceNames(), h.destNames())
 	return h, nil
 }
 
@@ -403,4 +404,20 @@ func newRouter(c *config.Config) *route.Router {
 		routes = append([]config.Route{r}, routes...)
 	}
 	return route.New(routes, c.Destinations)
+}
+
+func (h *Hub) sourceNames() []string {
+	out := []string{notifySource}
+	for n := range h.sources {
+		out = append(out, n)
+	}
+	return out
+}
+
+func (h *Hub) destNames() []string {
+	out := make([]string, 0, len(h.dests))
+	for n := range h.dests {
+		out = append(out, n)
+	}
+	return out
 }

@@ -67,3 +67,29 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.referrals, m.referralsParked, m.duration, m.latency, m.leadTime, m.parkedNow, m.parkedOldest, m.pending, m.held, m.natsConnected, m.jsReady, m.storeBytes, build)
 	return m
 }
+
+// zero creates every known series at 0, so that increase() and alerts see
+// the first letter (a series that appears at 1 hides its first increment).
+func (m *metrics) zero(sources, dests []string) {
+	for _, s := range sources {
+		m.received.WithLabelValues(s)
+		m.duplicates.WithLabelValues(s)
+		m.publishFailures.WithLabelValues(s)
+	}
+	for _, d := range dests {
+		for _, r := range []string{"delivered", "existing"} {
+			m.deliveries.WithLabelValues(d, r)
+		}
+		for _, c := range []string{"retryable", "permanent"} {
+			m.failures.WithLabelValues(d, c)
+		}
+		m.retries.WithLabelValues(d)
+		m.parked.WithLabelValues(d)
+		m.replayed.WithLabelValues(d)
+		m.discarded.WithLabelValues(d)
+		m.parkedNow.WithLabelValues(d)
+		m.parkedOldest.WithLabelValues(d)
+		m.pending.WithLabelValues(d)
+		m.held.WithLabelValues(d)
+	}
+}

@@ -1,13 +1,27 @@
 package app_test
 
 import (
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/samhub/samhub/internal/hubtest"
+	"github.com/samhub/samhub/internal/logging"
 )
+
+func get(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
 
 func TestLetterFileBecomesOneCaseDocument(t *testing.T) {
 	h := hubtest.Start(t)
@@ -41,6 +55,19 @@ func TestLetterFileBecomesOneCaseDocument(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(h.MedComDir, "in", "letter-utf8.xml")); !os.IsNotExist(err) {
 		t.Error("the file is still in in/")
+	}
+	// Operations see it in the metrics, without personal data.
+	body := get(t, h.BaseURL+"/metrics")
+	for _, want := range []string{`samhub_deliveries_total{destination="casefile",result="delivered"} 1`, `samhub_letters_received_total{source="medcom"} 1`, `samhub_letters_duplicate_total{source="medcom"}`, `samhub_router_`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if logging.ContainsCPR(body) {
+		t.Error("metrics contain a CPR-shaped number")
+	}
+	if r := get(t, h.BaseURL+"/readyz"); !strings.Contains(r, "ready") {
+		t.Errorf("readyz: %s", r)
 	}
 	// Dropping the same letter again (a MedCom resend) makes no second document.
 	h.Drop("letter-utf8-resend.xml", data)
