@@ -1,0 +1,520 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/samhub/samhub/pipeline/audit"
+	"github.com/samhub/samhub/pipeline/journey"
+	"github.com/samhub/samhub/pipeline/retryq"
+)
+
+const rootHelp = `samhubctl operates a running Samhub hub through its HTTP API.
+
+It needs the hub's address (--server or SAMHUB_SERVER) and an API token
+(--token, --token-file or SAMHUB_TOKEN) of a configured user; the user's role
+decides what is allowed (coordinator: queue and letters; auditor: audit log).
+
+Output is a table for people; use -o json for scripts.
+
+Exit codes:
+  0  success
+  1  usage error: unknown command or flag, bad argument, missing --reason
+  2  not found: no parked letter or letter with that id
+  3  authentication or authorisation: no or wrong token, or your role may not do this
+  4  the hub failed or could not be reached`
+
+// options are the global flags.
+type options struct {
+	server, token, tokenFile, output string
+	getenv                           func(string) string
+	out                              io.Writer
+}
+
+// run executes samhubctl with args and returns the exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	root := newRoot(stdout, getenv)
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintln(stderr, "samhubctl:", err)
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	// Cobra's own errors: unknown command, bad flag, wrong argument count.
+	fmt.Fprintln(stderr, "Run 'samhubctl --help' for usage.")
+	return exitUsage
+}
+
+func newRoot(stdout io.Writer, getenv func(string) string) *cobra.Command {
+	o := &options{getenv: getenv, out: stdout}
+	server := getenv("SAMHUB_SERVER")
+	if server == "" {
+		server = "http://127.0.0.1:8080"
+	}
+	root := &cobra.Command{
+		Use:           "samhubctl",
+		Short:         "Operate a running Samhub: retry queue, letter journeys, audit log",
+		Long:          rootHelp,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if o.output != "table" && o.output != "json" {
+				return fail(exitUsage, "-o/--output: must be table or json, not %q", o.output)
+			}
+			return nil
+		},
+	}
+	pf := root.PersistentFlags()
+	pf.StringVar(&o.server, "server", server, "hub address (env SAMHUB_SERVER)")
+	pf.StringVar(&o.token, "token", "", "API token (env SAMHUB_TOKEN); prefer --token-file, a flag shows in the process list")
+	pf.StringVar(&o.tokenFile, "token-file", "", "file holding the API token")
+	pf.StringVarP(&o.output, "output", "o", "table", "output format: table or json")
+	root.AddCommand(queueCmd(o), letterCmd(o), auditCmd(o), whoamiCmd(o))
+	return root
+}
+
+func (o *options) client() (*client, error) {
+	tok := o.token
+	if tok == "" && o.tokenFile != "" {
+		b, err := os.ReadFile(o.tokenFile)
+		if err != nil {
+			return nil, fail(exitUsage, "--token-file: %v", err)
+		}
+		tok = strings.TrimSpace(string(b))
+	}
+	if tok == "" {
+		tok = strings.TrimSpace(o.getenv("SAMHUB_TOKEN"))
+	}
+	return newClient(o.server, tok)
+}
+
+func (o *options) json() bool { return o.output == "json" }
+
+// printJSON writes the hub's answer indented.
+func (o *options) printJSON(raw json.RawMessage) error {
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return fail(exitServer, "the hub's answer is not JSON: %v", err)
+	}
+	enc := json.NewEncoder(o.out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func (o *options) table() *tabwriter.Writer { return tabwriter.NewWriter(o.out, 0, 4, 2, ' ', 0) }
+
+func ts(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.Local().Format("2006-01-02 15:04:05")
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// parseSeq reads a parked id as shown by `queue list` (a number, optionally
+// with a P in front).
+func parseSeq(s string) (uint64, error) {
+	n, err := strconv.ParseUint(strings.TrimPrefix(strings.TrimPrefix(s, "P"), "p"), 10, 64)
+	if err != nil || n == 0 {
+		return 0, fail(exitUsage, "parked id %q: must be a positive number as shown by 'samhubctl queue list'", s)
+	}
+	return n, nil
+}
+
+// fetch calls the API and either prints its JSON or decodes it into v.
+func (o *options) fetch(cmd *cobra.Command, method, path string, q url.Values, body, v any) (printed bool, err error) {
+	c, err := o.client()
+	if err != nil {
+		return false, err
+	}
+	var raw json.RawMessage
+	if err := c.do(cmd.Context(), method, path, q, body, &raw); err != nil {
+		return false, err
+	}
+	if o.json() {
+		return true, o.printJSON(raw)
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return false, fail(exitServer, "the hub's answer could not be read: %v", err)
+	}
+	return false, nil
+}
+
+// group is a command that only holds subcommands: alone it shows its help,
+// with an unknown subcommand it is a usage error (cobra would print help
+// and succeed).
+func group(use, short string) *cobra.Command {
+	return &cobra.Command{Use: use, Short: short, Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return fail(exitUsage, "unknown command %q for %q; see 'samhubctl %s --help'", args[0], cmd.CommandPath(), use)
+			}
+			return cmd.Help()
+		}}
+}
+
+func whoamiCmd(o *options) *cobra.Command {
+	return &cobra.Command{
+		Use:   "whoami",
+		Short: "Show the user and role of the token",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var v struct{ Name, Role string }
+			if printed, err := o.fetch(cmd, "GET", "/api/v1/whoami", nil, nil, &v); err != nil || printed {
+				return err
+			}
+			fmt.Fprintf(o.out, "%s (%s)\n", v.Name, v.Role)
+			return nil
+		},
+	}
+}
+
+func queueCmd(o *options) *cobra.Command {
+	q := group("queue", "List, show, replay and discard parked letters (role coordinator)")
+
+	var dest, code string
+	var limit int
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List parked letters",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			qv := url.Values{}
+			if dest != "" {
+				qv.Set("destination", dest)
+			}
+			if code != "" {
+				qv.Set("code", code)
+			}
+			qv.Set("limit", strconv.Itoa(limit))
+			var v struct{ Entries []retryq.Entry }
+			if printed, err := o.fetch(cmd, "GET", "/api/v1/queue", qv, nil, &v); err != nil || printed {
+				return err
+			}
+			if len(v.Entries) == 0 {
+				fmt.Fprintln(o.out, "No parked letters.")
+				return nil
+			}
+			tw := o.table()
+			fmt.Fprintln(tw, "ID\tPARKED\tDESTINATION\tKIND\tCODE\tATTEMPTS\tLETTER\tREASON")
+			for _, e := range v.Entries {
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", e.Seq, ts(e.ParkedAt), e.Destination, dash(e.Kind), dash(e.LastError.Code), e.Attempts, e.LetterID, e.LastError.Reason)
+			}
+			return tw.Flush()
+		},
+	}
+	list.Flags().StringVar(&dest, "destination", "", "only this destination")
+	list.Flags().StringVar(&code, "code", "", "only this reason code (e.g. consent_missing)")
+	list.Flags().IntVar(&limit, "limit", 500, "at most this many entries (1-5000)")
+
+	stats := &cobra.Command{
+		Use:   "stats",
+		Short: "Queue sizes per destination (coordinator, operations)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var v struct {
+				Parked       []retryq.Stat
+				Held         map[string]int
+				Destinations []string
+			}
+			if printed, err := o.fetch(cmd, "GET", "/api/v1/stats", nil, nil, &v); err != nil || printed {
+				return err
+			}
+			per := map[string]retryq.Stat{}
+			for _, s := range v.Parked {
+				per[s.Destination] = s
+			}
+			tw := o.table()
+			fmt.Fprintln(tw, "DESTINATION\tPARKED\tOLDEST\tHELD THREADS")
+			for _, d := range v.Destinations {
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%d\n", d, per[d].Count, ts(per[d].Oldest), v.Held[d])
+			}
+			return tw.Flush()
+		},
+	}
+
+	show := &cobra.Command{
+		Use:   "show ID",
+		Short: "Show one parked letter's entry (no personal content)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			seq, err := parseSeq(args[0])
+			if err != nil {
+				return err
+			}
+			var e retryq.Entry
+			if printed, err := o.fetch(cmd, "GET", "/api/v1/queue/"+strconv.FormatUint(seq, 10), nil, nil, &e); err != nil || printed {
+				return err
+			}
+			tw := o.table()
+			for _, kv := range [][2]string{
+				{"ID", strconv.FormatUint(e.Seq, 10)}, {"Letter", e.LetterID}, {"Destination", e.Destination}, {"Kind", dash(e.Kind)},
+				{"Source", dash(e.Source)}, {"Parked", ts(e.ParkedAt)}, {"Attempts", strconv.Itoa(e.Attempts)},
+				{"First error", fmt.Sprintf("%s  %s (%s)", ts(e.FirstError.At), e.FirstError.Reason, dash(e.FirstError.Code))},
+				{"Last error", fmt.Sprintf("%s  %s (%s)", ts(e.LastError.At), e.LastError.Reason, dash(e.LastError.Code))},
+			} {
+				fmt.Fprintf(tw, "%s:\t%s\n", kv[0], kv[1])
+			}
+			return tw.Flush()
+		},
+	}
+
+	var reason string
+	var dryRun, all bool
+	var replayDest string
+	replay := &cobra.Command{
+		Use:   "replay ID... | --all --destination D",
+		Short: "Send parked letters again to the destination that failed",
+		Long: "Send parked letters again to the destination that failed. Consent is checked again; the\n" +
+			"destination's idempotency makes a second delivery impossible. --dry-run shows the routing\n" +
+			"decision without replaying. Every replay is audited with your --reason.",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if all == (len(args) > 0) {
+				return fail(exitUsage, "give parked ids or --all --destination D (not both)")
+			}
+			if all && replayDest == "" {
+				return fail(exitUsage, "--all needs --destination")
+			}
+			if strings.TrimSpace(reason) == "" && !dryRun {
+				return fail(exitUsage, "--reason: say why you replay (it goes to the audit log)")
+			}
+			var seqs []uint64
+			for _, a := range args {
+				s, err := parseSeq(a)
+				if err != nil {
+					return err
+				}
+				seqs = append(seqs, s)
+			}
+			if len(seqs) == 1 {
+				return replayOne(cmd, o, seqs[0], reason, dryRun)
+			}
+			return replayMany(cmd, o, seqs, all, replayDest, reason, dryRun)
+		},
+	}
+	replay.Flags().StringVar(&reason, "reason", "", "why (required unless --dry-run; audited, no personal data)")
+	replay.Flags().BoolVar(&dryRun, "dry-run", false, "show the routing decision only")
+	replay.Flags().BoolVar(&all, "all", false, "replay every parked letter of --destination")
+	replay.Flags().StringVar(&replayDest, "destination", "", "destination for --all")
+
+	var discardReason string
+	discard := &cobra.Command{
+		Use:   "discard ID",
+		Short: "Remove a parked letter for good (audited, needs --reason)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			seq, err := parseSeq(args[0])
+			if err != nil {
+				return err
+			}
+			if strings.TrimSpace(discardReason) == "" {
+				return fail(exitUsage, "--reason: say why you discard the letter (it goes to the audit log)")
+			}
+			var v struct {
+				Seq       uint64
+				Discarded bool
+			}
+			if printed, err := o.fetch(cmd, "POST", fmt.Sprintf("/api/v1/queue/%d/discard", seq), nil, map[string]any{"reason": discardReason}, &v); err != nil || printed {
+				return err
+			}
+			fmt.Fprintf(o.out, "Discarded %d.\n", v.Seq)
+			return nil
+		},
+	}
+	discard.Flags().StringVar(&discardReason, "reason", "", "why (required; audited, no personal data)")
+
+	q.AddCommand(list, stats, show, replay, discard)
+	return q
+}
+
+type decision struct {
+	Destination, Verdict, Route, Reason, Code string
+}
+
+func replayOne(cmd *cobra.Command, o *options, seq uint64, reason string, dryRun bool) error {
+	var v struct {
+		Seq      uint64
+		DryRun   bool
+		Decision decision
+	}
+	if printed, err := o.fetch(cmd, "POST", fmt.Sprintf("/api/v1/queue/%d/replay", seq), nil, map[string]any{"reason": reason, "dryRun": dryRun}, &v); err != nil || printed {
+		return err
+	}
+	printDecision(o.out, seq, dryRun, "", v.Decision)
+	return nil
+}
+
+func printDecision(w io.Writer, seq uint64, dryRun bool, errMsg string, d decision) {
+	switch {
+	case errMsg != "":
+		fmt.Fprintf(w, "%d: not replayed: %s\n", seq, errMsg)
+	case dryRun:
+		fmt.Fprintf(w, "%d: would %s to %s: %s\n", seq, d.Verdict, d.Destination, d.Reason)
+	case d.Verdict != "deliver":
+		fmt.Fprintf(w, "%d: replayed to %s, but %s: %s (it will park again until that is fixed)\n", seq, d.Destination, d.Verdict, d.Reason)
+	default:
+		fmt.Fprintf(w, "%d: replayed to %s\n", seq, d.Destination)
+	}
+}
+
+func replayMany(cmd *cobra.Command, o *options, seqs []uint64, all bool, dest, reason string, dryRun bool) error {
+	body := map[string]any{"seqs": seqs, "all": all, "destination": dest, "reason": reason, "dryRun": dryRun}
+	c, err := o.client()
+	if err != nil {
+		return err
+	}
+	var raw json.RawMessage
+	if err := c.do(cmd.Context(), "POST", "/api/v1/queue/replay", nil, body, &raw); err != nil {
+		return err
+	}
+	var v struct {
+		Results []struct {
+			Seq      uint64
+			Decision decision
+			Error    string
+		}
+	}
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return fail(exitServer, "the hub's answer could not be read: %v", err)
+	}
+	if o.json() {
+		if err := o.printJSON(raw); err != nil {
+			return err
+		}
+	} else {
+		if len(v.Results) == 0 {
+			fmt.Fprintln(o.out, "Nothing to replay.")
+		}
+		for _, r := range v.Results {
+			printDecision(o.out, r.Seq, dryRun, r.Error, r.Decision)
+		}
+	}
+	// Partial failure still ends non-zero so scripts notice.
+	failed, missing := 0, 0
+	for _, r := range v.Results {
+		if r.Error != "" {
+			failed++
+			if strings.Contains(r.Error, "no parked letter") {
+				missing++
+			}
+		}
+	}
+	switch {
+	case failed == 0:
+		return nil
+	case failed == missing:
+		return fail(exitNotFound, "%d of %d not found in the queue", failed, len(v.Results))
+	default:
+		return fail(exitServer, "%d of %d could not be replayed", failed, len(v.Results))
+	}
+}
+
+func letterCmd(o *options) *cobra.Command {
+	l := group("letter", "Follow letters through the hub (role coordinator)")
+	trace := &cobra.Command{
+		Use:   "trace ID",
+		Short: "Show a letter's journey: each step with time and destination (no personal content)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var t struct {
+				Letter *struct {
+					ID, Kind, Format, Source, ThreadID string
+					Received                           time.Time
+				}
+				Steps   []journey.Event
+				Parked  []retryq.Entry
+				Pending []string `json:"pendingDestinations"`
+			}
+			if printed, err := o.fetch(cmd, "GET", "/api/v1/letters/"+url.PathEscape(args[0])+"/trace", nil, nil, &t); err != nil || printed {
+				return err
+			}
+			if t.Letter != nil {
+				fmt.Fprintf(o.out, "Letter %s: %s (%s) from %s, received %s", t.Letter.ID, dash(t.Letter.Kind), dash(t.Letter.Format), t.Letter.Source, ts(t.Letter.Received))
+				if t.Letter.ThreadID != "" {
+					fmt.Fprintf(o.out, ", thread %s", t.Letter.ThreadID)
+				}
+				fmt.Fprintln(o.out)
+			}
+			tw := o.table()
+			fmt.Fprintln(tw, "TIME\tSTEP\tDESTINATION\tATTEMPT\tREMOTE ID\tCODE\tNOTE\tBY")
+			for _, s := range t.Steps {
+				where := s.Destination
+				if where == "" {
+					where = s.Source
+				}
+				att := "-"
+				if s.Attempt > 0 {
+					att = strconv.Itoa(s.Attempt)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ts(s.At), s.Step, dash(where), att, dash(s.RemoteID), dash(s.Code), dash(s.Reason), dash(s.Actor))
+			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			for _, p := range t.Parked {
+				fmt.Fprintf(o.out, "Parked now for %s as %d (samhubctl queue show %d)\n", p.Destination, p.Seq, p.Seq)
+			}
+			if len(t.Pending) > 0 {
+				fmt.Fprintf(o.out, "Still on its way to: %s\n", strings.Join(t.Pending, ", "))
+			}
+			return nil
+		},
+	}
+	l.AddCommand(trace)
+	return l
+}
+
+func auditCmd(o *options) *cobra.Command {
+	a := group("audit", "Read the audit log (role auditor)")
+	var n int
+	tail := &cobra.Command{
+		Use:   "tail",
+		Short: "Show the most recent audit records, oldest first",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if n < 1 || n > 10000 {
+				return fail(exitUsage, "-n: must be between 1 and 10000")
+			}
+			var v struct{ Records []audit.Record }
+			if printed, err := o.fetch(cmd, "GET", "/api/v1/audit", url.Values{"n": {strconv.Itoa(n)}}, nil, &v); err != nil || printed {
+				return err
+			}
+			if len(v.Records) == 0 {
+				fmt.Fprintln(o.out, "The audit log is empty.")
+				return nil
+			}
+			tw := o.table()
+			fmt.Fprintln(tw, "TIME\tACTOR\tROLE\tACTION\tTARGET\tREASON\tRESULT\tFROM")
+			for _, r := range v.Records {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ts(r.At), r.Actor, dash(r.Role), r.Action, dash(r.Target), dash(r.Reason), dash(r.Result), dash(r.Remote))
+			}
+			return tw.Flush()
+		},
+	}
+	tail.Flags().IntVarP(&n, "n", "n", 20, "number of records")
+	a.AddCommand(tail)
+	return a
+}

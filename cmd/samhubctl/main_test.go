@@ -1,0 +1,224 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/samhub/samhub/internal/hubtest"
+	"github.com/samhub/samhub/pipeline/retryq"
+)
+
+// ctl runs samhubctl in process against h with token and returns the exit
+// code and what it printed.
+func ctl(t *testing.T, h *hubtest.Hub, token string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	env := map[string]string{"SAMHUB_SERVER": h.BaseURL, "SAMHUB_TOKEN": token}
+	code := run(context.Background(), args, &out, &errb, func(k string) string { return env[k] })
+	return code, out.String(), errb.String()
+}
+
+// parkTwo parks two letters for the case system (it answers 400 to everything
+// meanwhile) and returns their queue entries.
+func parkTwo(t *testing.T, h *hubtest.Hub) []retryq.Entry {
+	t.Helper()
+	h.CaseSys.FailNext(1000, http.StatusBadRequest, 0)
+	for _, f := range []string{"letter-utf8.xml", "letter-iso-8859-1.xml"} {
+		data, err := os.ReadFile(filepath.Join("../../testdata/medcom/samhub", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.Drop(f, data)
+	}
+	var got []retryq.Entry
+	h.Eventually("two letters parked", func() bool {
+		got, _ = h.App.Hub.Queue().List(context.Background(), retryq.Filter{})
+		return len(got) >= 2
+	})
+	h.CaseSys.ResetFaults()
+	return got
+}
+
+func TestCLIAgainstRunningHub(t *testing.T) {
+	h := hubtest.Start(t)
+	entries := parkTwo(t, h)
+	first, second := entries[0], entries[1]
+	seq1, seq2 := strconv.FormatUint(first.Seq, 10), strconv.FormatUint(second.Seq, 10)
+	coord := hubtest.CoordinatorToken
+
+	t.Run("whoami", func(t *testing.T) {
+		code, out, _ := ctl(t, h, coord, "whoami")
+		if code != 0 || !strings.Contains(out, "koordinator (coordinator)") {
+			t.Fatalf("code %d, out %q", code, out)
+		}
+	})
+
+	t.Run("queue list table", func(t *testing.T) {
+		code, out, errs := ctl(t, h, coord, "queue", "list")
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errs)
+		}
+		mustHave(t, out, "ID", "DESTINATION", "CODE", seq1, seq2, first.LetterID, "casefile", "bad_request")
+	})
+
+	t.Run("queue list json parses", func(t *testing.T) {
+		code, out, errs := ctl(t, h, coord, "queue", "list", "-o", "json", "--destination", "casefile", "--code", "bad_request")
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errs)
+		}
+		var v struct{ Entries []retryq.Entry }
+		if err := json.Unmarshal([]byte(out), &v); err != nil {
+			t.Fatalf("-o json is not JSON: %v\n%s", err, out)
+		}
+		if len(v.Entries) != 2 || v.Entries[0].Seq != first.Seq {
+			t.Fatalf("entries %+v", v.Entries)
+		}
+		code, out, _ = ctl(t, h, coord, "queue", "list", "-o", "json", "--code", "consent_missing")
+		if code != 0 || !strings.Contains(out, `"entries": []`) {
+			t.Fatalf("filter by another code: exit %d, %s", code, out)
+		}
+	})
+
+	t.Run("queue stats", func(t *testing.T) {
+		code, out, _ := ctl(t, h, hubtest.OperationsToken, "queue", "stats")
+		if code != 0 || !strings.Contains(out, "casefile") || !strings.Contains(out, "  2  ") {
+			t.Fatalf("exit %d:\n%s", code, out)
+		}
+	})
+
+	t.Run("queue show", func(t *testing.T) {
+		code, out, _ := ctl(t, h, coord, "queue", "show", "P"+seq1)
+		if code != 0 {
+			t.Fatalf("exit %d", code)
+		}
+		mustHave(t, out, "Letter:", first.LetterID, "Last error:", "HTTP 400")
+		if strings.Contains(out, "2509479989") {
+			t.Error("queue show printed a CPR number")
+		}
+	})
+
+	t.Run("exit codes", func(t *testing.T) {
+		for _, tc := range []struct {
+			name  string
+			token string
+			args  []string
+			want  int
+		}{
+			{"unknown parked id", coord, []string{"queue", "show", "999999"}, exitNotFound},
+			{"unknown letter", coord, []string{"letter", "trace", "no-such-letter"}, exitNotFound},
+			{"discard unknown", coord, []string{"queue", "discard", "999999", "--reason", "test"}, exitNotFound},
+			{"coordinator reads audit", coord, []string{"audit", "tail"}, exitAuth},
+			{"operations lists queue", hubtest.OperationsToken, []string{"queue", "list"}, exitAuth},
+			{"auditor replays", hubtest.AuditorToken, []string{"queue", "replay", seq1, "--reason", "x"}, exitAuth},
+			{"wrong token", "not-a-token", []string{"queue", "list"}, exitAuth},
+			{"no token", "", []string{"queue", "list"}, exitAuth},
+			{"bad id", coord, []string{"queue", "show", "abc"}, exitUsage},
+			{"replay without reason", coord, []string{"queue", "replay", seq1}, exitUsage},
+			{"discard without reason", coord, []string{"queue", "discard", seq1}, exitUsage},
+			{"unknown command", coord, []string{"queue", "frobnicate"}, exitUsage},
+			{"bad output", coord, []string{"queue", "list", "-o", "yaml"}, exitUsage},
+			{"all without destination", coord, []string{"queue", "replay", "--all", "--reason", "x"}, exitUsage},
+		} {
+			code, _, errs := ctl(t, h, tc.token, tc.args...)
+			if code != tc.want {
+				t.Errorf("%s: exit %d, want %d (%s)", tc.name, code, tc.want, strings.TrimSpace(errs))
+			}
+			if code != 0 && strings.TrimSpace(errs) == "" {
+				t.Errorf("%s: no error message", tc.name)
+			}
+		}
+		// The hub is down: exit 4.
+		var out, errb bytes.Buffer
+		env := map[string]string{"SAMHUB_TOKEN": coord}
+		if code := run(context.Background(), []string{"--server", "http://127.0.0.1:1", "queue", "list"}, &out, &errb, func(k string) string { return env[k] }); code != exitServer {
+			t.Errorf("unreachable hub: exit %d, want %d", code, exitServer)
+		}
+	})
+
+	t.Run("token file", func(t *testing.T) {
+		f := filepath.Join(t.TempDir(), "token")
+		if err := os.WriteFile(f, []byte(hubtest.AuditorToken+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		code, out, errs := ctl(t, h, "", "--token-file", f, "whoami")
+		if code != 0 || !strings.Contains(out, "revisor") {
+			t.Fatalf("exit %d %q %s", code, out, errs)
+		}
+	})
+
+	t.Run("replay dry run changes nothing", func(t *testing.T) {
+		code, out, _ := ctl(t, h, coord, "queue", "replay", seq1, "--dry-run")
+		if code != 0 || !strings.Contains(out, "would deliver to casefile") {
+			t.Fatalf("exit %d: %s", code, out)
+		}
+		if _, _, err := h.App.Hub.Queue().Get(context.Background(), first.Seq); err != nil {
+			t.Fatal("dry run removed the entry")
+		}
+	})
+
+	t.Run("replay delivers and trace shows it", func(t *testing.T) {
+		code, out, errs := ctl(t, h, coord, "queue", "replay", seq1, "--reason", "case system fixed")
+		if code != 0 || !strings.Contains(out, "replayed to casefile") {
+			t.Fatalf("exit %d: %s %s", code, out, errs)
+		}
+		h.Eventually("the replayed letter delivered", func() bool {
+			_, out, _ := ctl(t, h, coord, "letter", "trace", first.LetterID)
+			return strings.Contains(out, "delivered")
+		})
+		_, out, _ = ctl(t, h, coord, "letter", "trace", first.LetterID)
+		mustHave(t, out, "Letter "+first.LetterID, "TIME", "received", "parked", "replayed", "delivered", "casefile", "koordinator")
+		code, out, _ = ctl(t, h, coord, "letter", "trace", first.LetterID, "-o", "json")
+		var tr struct {
+			Steps []struct{ Step, Destination string }
+		}
+		if code != 0 || json.Unmarshal([]byte(out), &tr) != nil || len(tr.Steps) < 3 {
+			t.Fatalf("trace -o json: exit %d\n%s", code, out)
+		}
+		// A second replay of the same id: it is no longer parked.
+		if code, _, _ := ctl(t, h, coord, "queue", "replay", seq1, "--reason", "again"); code != exitNotFound {
+			t.Errorf("second replay: exit %d, want %d", code, exitNotFound)
+		}
+	})
+
+	t.Run("discard", func(t *testing.T) {
+		code, out, _ := ctl(t, h, coord, "queue", "discard", seq2, "--reason", "sender will resend")
+		if code != 0 || !strings.Contains(out, "Discarded "+seq2) {
+			t.Fatalf("exit %d: %s", code, out)
+		}
+		code, out, _ = ctl(t, h, coord, "queue", "list")
+		if code != 0 || !strings.Contains(out, "No parked letters.") {
+			t.Fatalf("queue not empty after replay and discard: %s", out)
+		}
+	})
+
+	t.Run("audit tail", func(t *testing.T) {
+		code, out, _ := ctl(t, h, hubtest.AuditorToken, "audit", "tail", "-n", "50")
+		if code != 0 {
+			t.Fatalf("exit %d", code)
+		}
+		mustHave(t, out, "ACTION", "replay", "case system fixed", "discard", "sender will resend", "koordinator")
+		code, out, _ = ctl(t, h, hubtest.AuditorToken, "audit", "tail", "-o", "json")
+		var v struct {
+			Records []struct{ Actor, Action, Reason string }
+		}
+		if code != 0 || json.Unmarshal([]byte(out), &v) != nil || len(v.Records) < 2 {
+			t.Fatalf("audit tail -o json: exit %d\n%s", code, out)
+		}
+	})
+}
+
+func mustHave(t *testing.T, out string, parts ...string) {
+	t.Helper()
+	for _, p := range parts {
+		if !strings.Contains(out, p) {
+			t.Errorf("output lacks %q:\n%s", p, out)
+		}
+	}
+}
