@@ -29,7 +29,9 @@ type IMAPSource struct {
 	cfg   imapConfig
 	conn  *resolved
 
-	uidValidity uint32 // of the selected mailbox; Run is single-threaded
+	uidValidity uint32        // of the selected mailbox; Run is single-threaded
+	minBackoff  time.Duration // first wait before reconnecting
+	progress    bool          // the current session moved a message
 }
 
 // NewIMAPSource builds the "imap" source from its configuration block. It
@@ -49,7 +51,7 @@ func NewIMAPSource(deps adapters.Deps, cfg map[string]any) (*IMAPSource, error) 
 	if deps.State == nil {
 		return nil, errors.New("imap source needs a state store for its duplicate memory")
 	}
-	s := &IMAPSource{name: deps.Name, log: deps.Logger, state: deps.State, now: deps.Now, cfg: c, conn: r}
+	s := &IMAPSource{name: deps.Name, log: deps.Logger, state: deps.State, now: deps.Now, cfg: c, conn: r, minBackoff: 500 * time.Millisecond}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -62,15 +64,19 @@ func NewIMAPSource(deps adapters.Deps, cfg map[string]any) (*IMAPSource, error) 
 // Run polls (or IDLEs on) the mailbox until ctx ends, reconnecting with
 // backoff whenever the connection or a publish fails.
 func (s *IMAPSource) Run(ctx context.Context, pub adapters.Publisher) error {
-	const minBackoff = 500 * time.Millisecond
-	backoff := minBackoff
+	backoff := s.minBackoff
 	for {
-		worked, err := s.session(ctx, pub)
+		start := time.Now()
+		s.progress = false
+		err := s.session(ctx, pub)
 		if ctx.Err() != nil {
 			return nil
 		}
-		if worked {
-			backoff = minBackoff
+		// A session that moved mail or lived long was healthy: start the
+		// backoff again from the bottom. One that keeps failing early (server
+		// down, broker down) waits longer each time.
+		if s.progress || time.Since(start) > s.cfg.MaxBackoff {
+			backoff = s.minBackoff
 		}
 		wait := backoff/2 + rand.N(backoff/2+1)
 		s.log.Warn("email: imap session ended, reconnecting", "adapter", s.name, "err", err, "retry_in", wait)
@@ -85,13 +91,12 @@ func (s *IMAPSource) Run(ctx context.Context, pub adapters.Publisher) error {
 	}
 }
 
-// session runs one connection. worked reports whether it got as far as
-// selecting the mailbox, which resets the backoff.
-func (s *IMAPSource) session(ctx context.Context, pub adapters.Publisher) (worked bool, err error) {
+// session runs one connection until it fails or ctx ends.
+func (s *IMAPSource) session(ctx context.Context, pub adapters.Publisher) error {
 	news := make(chan struct{}, 1)
 	c, err := s.dial(news)
 	if err != nil {
-		return false, err
+		return err
 	}
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer func() {
@@ -99,26 +104,26 @@ func (s *IMAPSource) session(ctx context.Context, pub adapters.Publisher) (worke
 		c.Close()
 	}()
 	if err := c.Login(s.conn.username, s.conn.password).Wait(); err != nil {
-		return false, fmt.Errorf("login: %w", err)
+		return fmt.Errorf("login: %w", err)
 	}
 	for _, mb := range []string{s.cfg.ProcessedMailbox, s.cfg.ErrorMailbox} {
 		if err := ensureMailbox(c, mb); err != nil {
-			return false, err
+			return err
 		}
 	}
 	sel, err := c.Select(s.cfg.Mailbox, nil).Wait()
 	if err != nil {
-		return false, fmt.Errorf("select mailbox: %w", err)
+		return fmt.Errorf("select mailbox: %w", err)
 	}
 	s.uidValidity = sel.UIDValidity
 	caps := c.Caps()
 	canIdle := caps.Has(imap.CapIdle) || caps.Has(imap.CapIMAP4rev2)
 	for {
 		if err := s.drain(ctx, c, pub); err != nil {
-			return true, err
+			return err
 		}
 		if err := s.wait(ctx, c, canIdle, news); err != nil {
-			return true, err
+			return err
 		}
 	}
 }
@@ -350,6 +355,7 @@ func (s *IMAPSource) move(c *imapclient.Client, set imap.UIDSet, dest string) er
 	if _, err := c.Move(set, dest).Wait(); err != nil {
 		return fmt.Errorf("move message: %w", err)
 	}
+	s.progress = true
 	return nil
 }
 

@@ -49,6 +49,7 @@ type IMAPServer struct {
 	conns     map[*imapserver.Conn]bool
 	dropFetch int // close the connection on this many upcoming body fetches
 	fetches   int
+	logins    int
 }
 
 // StartIMAP starts a server on 127.0.0.1 with a random port.
@@ -216,6 +217,18 @@ func (s *IMAPServer) BodyFetches() int {
 	return s.fetches
 }
 
+// Status reports on mailbox straight from the store.
+func (s *IMAPServer) Status(mailbox string) (*imap.StatusData, error) {
+	return s.user.Status(mailbox, &imap.StatusOptions{NumMessages: true, NumDeleted: true, UIDValidity: true})
+}
+
+// Logins counts successful and failed LOGIN commands.
+func (s *IMAPServer) Logins() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.logins
+}
+
 // DropConnections closes every client connection from the server side.
 func (s *IMAPServer) DropConnections() {
 	s.mu.Lock()
@@ -249,6 +262,13 @@ func (h *hookSession) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, optio
 	return h.SessionIMAP4rev2.Fetch(w, numSet, options)
 }
 
+func (h *hookSession) Login(username, password string) error {
+	h.srv.mu.Lock()
+	h.srv.logins++
+	h.srv.mu.Unlock()
+	return h.SessionIMAP4rev2.Login(username, password)
+}
+
 func (h *hookSession) Close() error {
 	h.srv.mu.Lock()
 	delete(h.srv.conns, h.conn)
@@ -259,7 +279,9 @@ func (h *hookSession) Close() error {
 // noMoveSession hides Move so the server cannot advertise or run MOVE.
 type noMoveSession struct{ h *hookSession }
 
-var _ imapserver.Session = noMoveSession{}
+var _ imapserver.SessionNamespace = noMoveSession{}
+
+func (n noMoveSession) Namespace() (*imap.NamespaceData, error) { return n.h.Namespace() }
 
 func (n noMoveSession) Close() error                                 { return n.h.Close() }
 func (n noMoveSession) Login(u, p string) error                      { return n.h.Login(u, p) }
