@@ -10,6 +10,7 @@ import (
 	"mime"
 	"net"
 	"regexp"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -32,7 +33,21 @@ type IMAPSource struct {
 	uidValidity uint32        // of the selected mailbox; Run is single-threaded
 	minBackoff  time.Duration // first wait before reconnecting
 	progress    bool          // the current session moved a message
+	health      atomic.Pointer[error]
 }
+
+var errNotConnected = errors.New("imap source has not connected yet")
+
+// Ready reports whether the source is connected to its mailbox: nil while a
+// session is up, otherwise the error that ended the last one.
+func (s *IMAPSource) Ready(context.Context) error {
+	if p := s.health.Load(); p != nil {
+		return *p
+	}
+	return errNotConnected
+}
+
+func (s *IMAPSource) setHealth(err error) { s.health.Store(&err) }
 
 // NewIMAPSource builds the "imap" source from its configuration block. It
 // needs deps.State: the duplicate memory must survive restarts.
@@ -70,8 +85,10 @@ func (s *IMAPSource) Run(ctx context.Context, pub adapters.Publisher) error {
 		s.progress = false
 		err := s.session(ctx, pub)
 		if ctx.Err() != nil {
+			s.setHealth(errors.New("imap source stopped"))
 			return nil
 		}
+		s.setHealth(err)
 		// A session that moved mail or lived long was healthy: start the
 		// backoff again from the bottom. One that keeps failing early (server
 		// down, broker down) waits longer each time.
@@ -116,6 +133,7 @@ func (s *IMAPSource) session(ctx context.Context, pub adapters.Publisher) error 
 		return fmt.Errorf("select mailbox: %w", err)
 	}
 	s.uidValidity = sel.UIDValidity
+	s.setHealth(nil)
 	caps := c.Caps()
 	canIdle := caps.Has(imap.CapIdle) || caps.Has(imap.CapIMAP4rev2)
 	for {
@@ -359,4 +377,7 @@ func (s *IMAPSource) move(c *imapclient.Client, set imap.UIDSet, dest string) er
 	return nil
 }
 
-var _ adapters.Source = (*IMAPSource)(nil)
+var (
+	_ adapters.Source    = (*IMAPSource)(nil)
+	_ adapters.Readiness = (*IMAPSource)(nil)
+)

@@ -112,9 +112,16 @@ func TestIMAPReceiveImplicitTLS(t *testing.T) {
 	}
 	logs := &syncBuffer{}
 	state := newMemState()
-	stop := start(t, newSource(t, imapCfg(srv, ca, "implicit"), state, logs), pub)
+	src := newSource(t, imapCfg(srv, ca, "implicit"), state, logs)
+	if src.Ready(context.Background()) == nil {
+		t.Error("Ready = nil before the first connection")
+	}
+	stop := start(t, src, pub)
 
 	waitFor(t, "two messages processed", func() bool { return srv.Count(t, processed) == 2 && srv.Count(t, inbox) == 0 })
+	if err := src.Ready(context.Background()); err != nil {
+		t.Errorf("Ready = %v while connected", err)
+	}
 	if err := stop(); err != nil {
 		t.Fatalf("Run returned %v after cancel, want nil", err)
 	}
@@ -389,8 +396,12 @@ func TestIMAPRefusesUntrustedOrClearText(t *testing.T) {
 			cfg["ca_file"] = tc.caFile
 			logs := &syncBuffer{}
 			pub := newRecPublisher()
-			stop := start(t, newSource(t, cfg, newMemState(), logs), pub)
+			src := newSource(t, cfg, newMemState(), logs)
+			stop := start(t, src, pub)
 			waitFor(t, "two failed attempts logged", func() bool { return strings.Count(logs.String(), "reconnecting") >= 2 })
+			if src.Ready(context.Background()) == nil {
+				t.Error("Ready = nil although no session could be opened")
+			}
 			if err := stop(); err != nil {
 				t.Fatal(err)
 			}

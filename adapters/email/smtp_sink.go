@@ -326,4 +326,18 @@ func classifyTLS(err error) error {
 	}
 }
 
-var _ adapters.Sink = (*SMTPSink)(nil)
+// Ready connects, secures and logs in, then hangs up: the mail server is
+// usable for letters exactly when this succeeds.
+func (s *SMTPSink) Ready(ctx context.Context) error {
+	sess, err := s.open(ctx)
+	if err != nil {
+		return err
+	}
+	sess.close()
+	return nil
+}
+
+var (
+	_ adapters.Sink      = (*SMTPSink)(nil)
+	_ adapters.Readiness = (*SMTPSink)(nil)
+)

@@ -204,6 +204,9 @@ func TestSMTPStartTLS(t *testing.T) {
 	ca := mailtest.NewCA(t)
 	srv := mailtest.StartSMTP(t, ca, mailtest.SMTPOptions{Mode: mailtest.SMTPStartTLS, Username: "samhub", Password: "s3cret"})
 	sink := newSink(t, smtpCfg(srv, ca, "starttls"), newMemState())
+	if err := sink.Ready(context.Background()); err != nil {
+		t.Fatalf("Ready = %v", err)
+	}
 	if _, err := sink.Deliver(context.Background(), testLetter()); err != nil {
 		t.Fatal(err)
 	}
@@ -316,6 +319,11 @@ func TestSMTPRefusals(t *testing.T) {
 			}
 			if n := len(srv.Messages()); n != 0 {
 				t.Errorf("server received %d messages, want none", n)
+			}
+			if strings.HasPrefix(ae.Code, "tls") || strings.HasPrefix(ae.Code, "starttls") {
+				if err := sink.Ready(context.Background()); err == nil {
+					t.Error("Ready = nil for a server the sink cannot use")
+				}
 			}
 		})
 	}
