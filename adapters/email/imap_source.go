@@ -34,7 +34,15 @@ type IMAPSource struct {
 	minBackoff  time.Duration // first wait before reconnecting
 	progress    bool          // the current session moved a message
 	health      atomic.Pointer[error]
+	// fetchFailures counts failed downloads per message (UIDVALIDITY<<32 |
+	// UID), so one message the server cannot serve does not block the
+	// mailbox for ever.
+	fetchFailures map[uint64]int
 }
+
+// maxFetchAttempts is how often a message's download may fail before it is
+// set aside in the error mailbox.
+const maxFetchAttempts = 5
 
 var errNotConnected = errors.New("imap source has not connected yet")
 
@@ -307,18 +315,32 @@ func (s *IMAPSource) handle(ctx context.Context, c *imapclient.Client, uid imap.
 		return s.reject(ctx, c, set, key, "the message is larger than max_bytes")
 	}
 
+	pos := uint64(s.uidValidity)<<32 | uint64(uid)
+	if s.fetchFailures[pos] >= maxFetchAttempts {
+		delete(s.fetchFailures, pos)
+		key := fmt.Sprintf("unfetchable.%d.%d", s.uidValidity, uid)
+		return s.reject(ctx, c, set, key, fmt.Sprintf("the message could not be downloaded in %d attempts", maxFetchAttempts))
+	}
 	section := &imap.FetchItemBodySection{Peek: true}
 	msgs, err := c.Fetch(set, &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{section}}).Collect()
+	var raw []byte
+	if err == nil && len(msgs) > 0 {
+		raw = msgs[0].FindBodySection(section)
+		if raw == nil {
+			err = errors.New("the server sent no body")
+		}
+	}
 	if err != nil {
+		if s.fetchFailures == nil {
+			s.fetchFailures = map[uint64]int{}
+		}
+		s.fetchFailures[pos]++
 		return fmt.Errorf("fetch message: %w", err)
 	}
 	if len(msgs) == 0 {
 		return nil
 	}
-	raw := msgs[0].FindBodySection(section)
-	if raw == nil {
-		return errors.New("fetch message: the server sent no body")
-	}
+	delete(s.fetchFailures, pos)
 	key := dedupKey(headerMessageID(raw), raw)
 	if int64(len(raw)) > s.cfg.MaxBytes {
 		return s.reject(ctx, c, set, key, "the message is larger than max_bytes")

@@ -227,6 +227,28 @@ func TestIMAPConnectionDroppedMidFetch(t *testing.T) {
 	}
 }
 
+// A message whose download always breaks is set aside, not retried for
+// ever, and the mail behind it still comes in.
+func TestIMAPUnfetchableMessageIsSetAside(t *testing.T) {
+	ca := mailtest.NewCA(t)
+	srv := mailtest.StartIMAP(t, ca, mailtest.IMAPOptions{Mode: mailtest.IMAPImplicit})
+	srv.Append(t, inbox, readFixture(t, "danish-attachment.eml"))
+	srv.Append(t, inbox, readFixture(t, "html-latin1.eml"))
+	srv.DropNextBodyFetches(maxFetchAttempts)
+	pub := newRecPublisher()
+	state := newMemState()
+	start(t, newSource(t, imapCfg(srv, ca, "implicit"), state, nil), pub)
+	waitFor(t, "first message set aside, second processed", func() bool {
+		return srv.Count(t, errorBox) == 1 && srv.Count(t, processed) == 1 && srv.Count(t, inbox) == 0
+	})
+	if r := rejectReasons(t, state); len(r) != 1 || !strings.Contains(r[0], "could not be downloaded") {
+		t.Errorf("reasons = %q", r)
+	}
+	if ls := pub.letters(); len(ls) != 1 || !strings.Contains(ls[0].Text, "Børne- og ungdomspsykiatrien") {
+		t.Errorf("published %d letters, want only the second message", len(ls))
+	}
+}
+
 func TestIMAPConnectionDroppedWhileIdle(t *testing.T) {
 	ca := mailtest.NewCA(t)
 	srv := mailtest.StartIMAP(t, ca, mailtest.IMAPOptions{Mode: mailtest.IMAPImplicit})
