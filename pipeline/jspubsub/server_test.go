@@ -50,6 +50,9 @@ func (b *broker) start() {
 	if !srv.ReadyForConnections(10 * time.Second) {
 		b.t.Fatal("nats-server not ready within 10s")
 	}
+	if c := srv.JetStreamConfig(); c == nil || !c.SyncAlways {
+		b.t.Fatal("nats-server runs without JetStream sync_always")
+	}
 	b.mu.Lock()
 	b.srv = srv
 	b.mu.Unlock()

@@ -7,6 +7,7 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -486,4 +487,67 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 		}
 	}
 	goleak.VerifyNone(t, ignore)
+}
+
+// TestReconnectUnderLoad is Watermill's TestReconnect without its race:
+// many publishers, the server restarted at 1/3 and 1/2 of the messages, and
+// every published message must arrive (duplicates allowed, at-least-once).
+func TestReconnectUnderLoad(t *testing.T) {
+	modes := map[string]func(*message.Message) string{
+		"one key":    func(*message.Message) string { return "k" },
+		"concurrent": nil,
+	}
+	for name, orderKey := range modes {
+		t.Run(name, func(t *testing.T) {
+			const total, publishers = 3000, 20
+			b := startBroker(t)
+			f := newFixture(t, b, 5*time.Second)
+			sub := f.subscriber(t, jspubsub.SubscriberConfig{OrderKey: orderKey})
+			ch, err := sub.Subscribe(context.Background(), f.topic)
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			work := make(chan int)
+			published := make(chan string, total)
+			var wg sync.WaitGroup
+			for range publishers {
+				wg.Go(func() {
+					for range work {
+						m := message.NewMessage(watermill.NewUUID(), []byte("x"))
+						for f.pub.Publish(f.topic, m) != nil {
+							time.Sleep(20 * time.Millisecond) // server restarting; resend, same Nats-Msg-Id
+						}
+						published <- m.UUID
+					}
+				})
+			}
+			go func() {
+				for i := range total {
+					if i == total/3 || i == total/2 {
+						b.restart()
+					}
+					work <- i
+				}
+				close(work)
+			}()
+
+			received := map[string]bool{}
+			for len(received) < total {
+				m := receive(t, ch)
+				received[m.UUID] = true
+				m.Ack()
+			}
+			wg.Wait()
+			close(published)
+			for id := range published {
+				if !received[id] {
+					t.Errorf("published message %s never received", id)
+				}
+			}
+			if n := len(received); n != total {
+				t.Errorf("received %d distinct messages, want %d", n, total)
+			}
+		})
+	}
 }
