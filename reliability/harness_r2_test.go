@@ -1,0 +1,217 @@
+package reliability
+
+// Helpers for part 2 of the reliability suite (badletters, hostile, fuzz,
+// diskfull, security). Every package-level name here starts with r2 so it
+// cannot collide with the helpers of part 1 in the same package.
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/samhub/samhub/internal/hubtest"
+)
+
+// r2Soak reports whether the suite runs at soak size (make soak).
+func r2Soak() bool { return os.Getenv("SAMHUB_SOAK") == "1" }
+
+// r2Size is an integer from the environment (SAMHUB_<NAME>), else the CI
+// or soak default.
+func r2Size(name string, ci, soak int) int {
+	if v, err := strconv.Atoi(os.Getenv("SAMHUB_" + name)); err == nil && v > 0 {
+		return v
+	}
+	if r2Soak() {
+		return soak
+	}
+	return ci
+}
+
+// r2Report prints the scenario's one line of figures, in the log and on stdout.
+func r2Report(t *testing.T, scenario string, kv ...any) {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("scenario=" + scenario)
+	for i := 0; i+1 < len(kv); i += 2 {
+		fmt.Fprintf(&b, " %v=%v", kv[i], kv[i+1])
+	}
+	t.Log(b.String())
+	fmt.Println(b.String())
+}
+
+// r2Buffer is a goroutine-safe writer for the hub's log.
+type r2Buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (w *r2Buffer) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *r2Buffer) Bytes() []byte {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]byte(nil), w.b.Bytes()...)
+}
+
+// r2Artefact is something the suite produced that must hold no CPR number:
+// a log, a metrics page, a parked reason, an email subject, an error note.
+type r2Artefact struct {
+	Kind, Name string
+	Data       []byte
+}
+
+// r2Produced collects artefacts across scenarios; the security scenario scans them.
+var r2Produced struct {
+	mu    sync.Mutex
+	items []r2Artefact
+}
+
+func r2Keep(kind, name string, data []byte) {
+	r2Produced.mu.Lock()
+	defer r2Produced.mu.Unlock()
+	r2Produced.items = append(r2Produced.items, r2Artefact{kind, name, append([]byte(nil), data...)})
+}
+
+func r2Artefacts() []r2Artefact {
+	r2Produced.mu.Lock()
+	defer r2Produced.mu.Unlock()
+	return append([]r2Artefact(nil), r2Produced.items...)
+}
+
+// r2CollectHub keeps what a hub produced for the security scan: its log,
+// its metrics, the parked reasons the API shows and every error note in
+// the MedCom error/ folder. Call it before the test ends (the folders are
+// temporary).
+func r2CollectHub(t *testing.T, scenario string, h *hubtest.Hub, log *r2Buffer) {
+	t.Helper()
+	if log != nil {
+		r2Keep("log", scenario, log.Bytes())
+	}
+	if h.App != nil {
+		if code, body := r2Get(t, h.BaseURL+"/metrics", ""); code == 200 {
+			r2Keep("metrics", scenario, body)
+		}
+		for _, reason := range r2ParkedReasons(t, h) {
+			r2Keep("parked-reason", scenario, []byte(reason))
+		}
+	}
+	notes, _ := filepath.Glob(filepath.Join(h.MedComDir, "error", "*.error.txt"))
+	for _, n := range notes {
+		if b, err := os.ReadFile(n); err == nil {
+			r2Keep("error-note", scenario+"/"+filepath.Base(n), b)
+		}
+	}
+}
+
+// r2ParkedReasons lists the reason of every parked letter as the
+// coordinator sees it.
+func r2ParkedReasons(t *testing.T, h *hubtest.Hub) []string {
+	t.Helper()
+	code, body := r2Get(t, h.BaseURL+"/api/v1/queue?limit=5000", hubtest.CoordinatorToken)
+	if code != 200 {
+		t.Fatalf("GET /api/v1/queue: status %d", code)
+	}
+	var list struct {
+		Entries []struct {
+			FirstError struct{ Code, Reason string } `json:"firstError"`
+			LastError  struct{ Code, Reason string } `json:"lastError"`
+		} `json:"entries"`
+	}
+	if err := json.Unmarshal(body, &list); err != nil {
+		t.Fatalf("queue list: %v", err)
+	}
+	var out []string
+	for _, e := range list.Entries {
+		out = append(out, e.FirstError.Reason, e.LastError.Reason)
+	}
+	return out
+}
+
+// r2Get fetches url, with a bearer token when token is set.
+func r2Get(t *testing.T, url, token string) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+// r2Metric returns the sum of every sample of a metric family in a
+// Prometheus text page whose line starts with name (with or without labels).
+func r2Metric(page []byte, name string) float64 {
+	var sum float64
+	for _, line := range strings.Split(string(page), "\n") {
+		if !strings.HasPrefix(line, name+" ") && !strings.HasPrefix(line, name+"{") {
+			continue
+		}
+		f := strings.Fields(line)
+		if v, err := strconv.ParseFloat(f[len(f)-1], 64); err == nil {
+			sum += v
+		}
+	}
+	return sum
+}
+
+// r2Fixture reads a file relative to the repository root.
+func r2Fixture(t testing.TB, rel string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", rel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// r2Letter is good XDIS91 letter number i (unique envelope and letter
+// identifiers, fictitious test person Bruno Test Elmer).
+func r2Letter(t testing.TB, i int) []byte {
+	t.Helper()
+	tmpl := r2Fixture(t, "testdata/medcom/samhub/letter-utf8.xml")
+	s := strings.Replace(string(tmpl), "ENV00000000001", fmt.Sprintf("ENV%011d", i), 1)
+	s = strings.Replace(s, "LTR00000000001", fmt.Sprintf("LTR%011d", i), 1)
+	return []byte(s)
+}
+
+func r2SHA(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+// r2Count counts the regular files in dir whose names have the suffix.
+func r2Count(dir, suffix string) int {
+	es, err := os.ReadDir(dir)
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, e := range es {
+		if e.Type().IsRegular() && strings.HasSuffix(e.Name(), suffix) && !strings.HasPrefix(e.Name(), ".") {
+			n++
+		}
+	}
+	return n
+}
