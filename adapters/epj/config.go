@@ -104,6 +104,11 @@ func (c *Config) Validate() error {
 	if !isSOR(c.Recipient) {
 		return &adapters.ConfigError{Key: "recipient", Msg: "must be the SOR id (digits) of the region's department"}
 	}
+	if c.Recipient == c.Self.SOR {
+		// The source reads what is addressed to self: the hub would read
+		// back its own letters to the region as notes from the region.
+		return &adapters.ConfigError{Key: "recipient", Msg: "must differ from self.sor (the region's department, not the municipality)"}
+	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		return &adapters.ConfigError{Key: "tls.cert_file", Msg: "cert_file and key_file must be set together"}
 	}

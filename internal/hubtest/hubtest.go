@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/samhub/samhub/adapters/email/mailtest"
 	"github.com/samhub/samhub/internal/app"
 	"github.com/samhub/samhub/internal/config"
 	"github.com/samhub/samhub/internal/httpapi"
@@ -39,9 +40,10 @@ type Hub struct {
 	Config    *config.Config
 	CaseSys   *casesyssim.Server
 	EPJ       *epjsim.Server
-	Dir       string // data dir
-	MedComDir string // the drop folder root (in/, processed/, error/, out/)
-	BaseURL   string // the hub's HTTP API
+	SMTP      *mailtest.SMTPServer // set by WithMail
+	Dir       string               // data dir
+	MedComDir string               // the drop folder root (in/, processed/, error/, out/)
+	BaseURL   string               // the hub's HTTP API
 	Log       *slog.Logger
 
 	casesysDir, epjDir string
@@ -187,7 +189,7 @@ func DefaultConfig(dataDir, medcomDir, caseURL, epjURL string) *config.Config {
 		"casesys": {"type": "casesys", "url": caseURL, "client_id": "samhub", "client_secret": "case-secret", "poll_interval": "200ms",
 			"outbox": map[string]any{"sender": map[string]any{"role": "municipality", "name": "Samrådet for Børn og Unge", "gln": "5790001382445", "sor": "1144561000016002"}}},
 		"epj": {"type": "epj", "url": epjURL, "client_id": "samhub", "client_secret": "epj-secret", "poll_interval": "200ms",
-			"self": map[string]any{"sor": "1144561000016002", "gln": "5790001382445", "name": "Samrådet for Børn og Unge"}, "recipient": "1144561000016002"},
+			"self": map[string]any{"sor": "1144561000016002", "gln": "5790001382445", "name": "Samrådet for Børn og Unge"}, "recipient": "6071000016008"},
 	}
 	cfg.Destinations = map[string]config.Destination{
 		"casefile": {Adapter: "casesys", Sector: "municipality"},
@@ -196,7 +198,6 @@ func DefaultConfig(dataDir, medcomDir, caseURL, epjURL string) *config.Config {
 	}
 	cfg.Routes = []config.Route{
 		{Name: "letters-to-case", Match: config.Match{Kind: []string{"referral", "reply", "note", "discharge-note"}}, To: []string{"casefile"}},
-		{Name: "recommendation-to-case", Match: config.Match{Kind: []string{"recommendation"}}, To: []string{"casefile"}},
 		{Name: "recommendation-to-gp", Match: config.Match{Kind: []string{"recommendation"}}, To: []string{"gp"}},
 		{Name: "recommendation-to-region", Match: config.Match{Kind: []string{"recommendation"}}, To: []string{"region"}},
 		{Name: "discharge-to-gp", Match: config.Match{Kind: []string{"discharge-note"}, Source: []string{"epj"}}, To: []string{"gp"}},
