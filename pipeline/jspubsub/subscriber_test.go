@@ -551,3 +551,25 @@ func TestReconnectUnderLoad(t *testing.T) {
 		})
 	}
 }
+
+func TestDeletedConsumerEndsSubscription(t *testing.T) {
+	f := newFixture(t, startBroker(t), 30*time.Second)
+	sub := f.subscriber(t, jspubsub.SubscriberConfig{})
+	ch, err := sub.Subscribe(context.Background(), f.topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.publishN(t, 1, "m", "")
+	receive(t, ch).Ack()
+	if err := f.js.DeleteConsumer(context.Background(), f.stream, f.consumer); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m, open := <-ch:
+		if open {
+			t.Fatalf("got message %s after the consumer was deleted", m.UUID)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("output channel still open 15s after the consumer was deleted")
+	}
+}

@@ -70,6 +70,11 @@ func (sub *subscription) run(ctx context.Context) {
 	select {
 	case <-ctx.Done():
 	case <-sub.s.closing:
+	case <-sub.pulled:
+		// The iterator ended on its own: the consumer was deleted or the
+		// connection closed for good. End the subscription visibly (the
+		// output channel closes) instead of idling with nothing to read.
+		sub.s.logger.Error("pulling from consumer ended; closing subscription", nil, nil)
 	}
 	sub.mu.Lock()
 	sub.stopping = true
