@@ -101,7 +101,6 @@ func (h *Hub) deliver(ctx context.Context, d *destination, l, out *letter.Letter
 			}
 			h.m.deliveries.WithLabelValues(d.name, result).Inc()
 			h.m.latency.WithLabelValues(d.name).Observe(h.now().Sub(l.Received).Seconds())
-			h.observeLeadTime(l)
 			h.recordStep(ctx, journey.Event{LetterID: l.ID, Step: journey.Delivered, Destination: d.name, RemoteID: res.RemoteID, Route: dec.Route, Attempt: attempt, Code: result})
 			h.log.Info("letter delivered", slog.Any("letter", l), "destination", d.name, "remote_id", res.RemoteID, "attempt", attempt, "existing", res.Existing)
 			return nil
@@ -165,14 +164,6 @@ func (h *Hub) park(ctx context.Context, d *destination, l *letter.Letter, raw []
 	return nil
 }
 
-func (h *Hub) observeLeadTime(l *letter.Letter) {
-	if l.Kind != letter.KindRecommendation || l.Meta["referralReceived"] == "" {
-		return
-	}
-	if t, err := time.Parse(time.RFC3339, l.Meta["referralReceived"]); err == nil {
-		h.m.leadTime.Observe(l.Received.Sub(t).Seconds())
-	}
-}
 
 // redactErr keeps error text out of logs when it might echo letter content:
 // classified errors log their reason and code; others their type only.

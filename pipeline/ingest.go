@@ -83,7 +83,7 @@ func (p *ingest) Publish(ctx context.Context, l *letter.Letter) error {
 	if l.Kind == letter.KindReferral {
 		h.m.referrals.Inc()
 	}
-	h.notifyArrived(ctx, l)
+	h.afterStore(ctx, l)
 	if l.Kind == letter.KindAcknowledgement && l.InReplyTo != "" {
 		// The peer's acknowledgement completes the journey of the letter it answers.
 		h.recordStep(ctx, journey.Event{LetterID: l.InReplyTo, Step: journey.Acknowledged, Source: p.source, Code: l.Meta["ackCode"]})

@@ -28,6 +28,28 @@ func (h *Hub) notifyOn(event string) bool {
 	return n.Destination != "" && slices.Contains(n.On, event)
 }
 
+// afterStore runs once per newly stored letter: notices and the council's
+// business figures.
+func (h *Hub) afterStore(ctx context.Context, l *letter.Letter) {
+	h.notifyArrived(ctx, l)
+	h.observeLeadTime(ctx, l)
+}
+
+// observeLeadTime records the time from a referral to the council's
+// recommendation answering it (the evaluation figure the council reports).
+func (h *Hub) observeLeadTime(ctx context.Context, l *letter.Letter) {
+	if l.Kind != letter.KindRecommendation || l.InReplyTo == "" {
+		return
+	}
+	ref, _, err := h.Letter(ctx, l.InReplyTo)
+	if err != nil || ref.Kind != letter.KindReferral {
+		return
+	}
+	if d := l.Received.Sub(ref.Received); d >= 0 {
+		h.m.leadTime.Observe(d.Seconds())
+	}
+}
+
 // notifyArrived tells the coordinator (and the case's contact person, when
 // the source knows one) that a letter arrived or was answered.
 func (h *Hub) notifyArrived(ctx context.Context, l *letter.Letter) {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/samhub/samhub/internal/app"
 	"github.com/samhub/samhub/internal/config"
+	"github.com/samhub/samhub/internal/console"
 	"github.com/samhub/samhub/internal/logging"
 	_ "github.com/samhub/samhub/internal/plugins" // every adapter type
 )
@@ -30,7 +31,7 @@ func serveCmd() *cobra.Command {
 			log := logging.New(os.Stderr, parseLevel(cfg.Log.Level), cfg.Log.Format)
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
-			a, err := app.Start(ctx, cfg, log)
+			a, err := app.Start(ctx, cfg, log, console.MountWith(cfg.Console, console.Options{Logger: log, SecureCookies: cfg.Console.SecureCookies}))
 			if err != nil {
 				return err
 			}

@@ -89,6 +89,10 @@ func TestJourneyAcrossEveryAdapter(t *testing.T) {
 		t.Error("the coordinator got no notice of the referral")
 	}
 
+	if body := get(t, h.BaseURL+"/metrics"); !strings.Contains(body, "samhub_recommendation_lead_time_seconds_count 1") {
+		t.Error("the lead time from referral to recommendation was not recorded")
+	}
+
 	// The GP's practice answers the hub's letter with a positive receipt.
 	out := filepath.Join(h.MedComDir, "out")
 	var sent *oioxml.Emessage

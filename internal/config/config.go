@@ -156,6 +156,9 @@ type SimConfig struct {
 // Console configures the API's users (console and samhubctl).
 type Console struct {
 	Language string `mapstructure:"language"`
+	// SecureCookies marks session cookies Secure even when the hub itself
+	// serves plain HTTP behind a TLS-terminating proxy.
+	SecureCookies bool `mapstructure:"secure_cookies"`
 	Users    []User `mapstructure:"users"`
 }
 
