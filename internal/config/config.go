@@ -158,8 +158,8 @@ type Console struct {
 	Language string `mapstructure:"language"`
 	// SecureCookies marks session cookies Secure even when the hub itself
 	// serves plain HTTP behind a TLS-terminating proxy.
-	SecureCookies bool `mapstructure:"secure_cookies"`
-	Users    []User `mapstructure:"users"`
+	SecureCookies bool   `mapstructure:"secure_cookies"`
+	Users         []User `mapstructure:"users"`
 }
 
 type User struct {
