@@ -1,0 +1,408 @@
+package reliability
+
+import (
+	"archive/zip"
+	"bytes"
+	"encoding/base64"
+	"encoding/binary"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+	"unicode/utf16"
+
+	"golang.org/x/text/encoding"
+	"golang.org/x/text/encoding/charmap"
+
+	"github.com/samhub/samhub/adapters/email"
+	"github.com/samhub/samhub/adapters/email/mailtest"
+	"github.com/samhub/samhub/adapters/medcom/fhirmsg"
+	"github.com/samhub/samhub/adapters/medcom/oioxml"
+	"github.com/samhub/samhub/adapters/medcom/xmlsafe"
+	"github.com/samhub/samhub/internal/config"
+	"github.com/samhub/samhub/internal/hubtest"
+	"github.com/samhub/samhub/internal/logging"
+)
+
+// r2Input is one hostile input and the words its refusal must contain
+// (the construct or limit named), matched case-insensitively as a regexp.
+type r2Input struct {
+	name string
+	via  string // "medcom" (drop folder) or "imap" (mail)
+	data []byte
+	want string
+	// unopened marks a zip bomb: a legal attachment type the hub passes
+	// on without ever decompressing; it may be accepted, never expanded.
+	unopened bool
+}
+
+// r2Targets are what an XXE may try to reach: a file holding a marker and
+// a loopback HTTP listener that counts connections.
+type r2Targets struct {
+	file, marker string
+	httpAddr     string
+	conns        *atomic.Int64
+}
+
+func r2StartTargets(t *testing.T) *r2Targets {
+	t.Helper()
+	tg := &r2Targets{marker: "R2-XXE-MARKER-7f3a9c", conns: &atomic.Int64{}}
+	tg.file = filepath.Join(t.TempDir(), "secret.txt")
+	if err := os.WriteFile(tg.file, []byte(tg.marker+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// An access time older than the modification time: with relatime (or
+	// strictatime) any read of the file moves the access time forward.
+	old := time.Now().Add(-48 * time.Hour)
+	if err := os.Chtimes(tg.file, old, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			tg.conns.Add(1)
+			_, _ = c.Write([]byte("HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n" + tg.marker))
+			_ = c.Close()
+		}
+	}()
+	tg.httpAddr = ln.Addr().String()
+	return tg
+}
+
+func r2Atime(t *testing.T, path string) time.Time {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	return time.Unix(st.Atim.Sec, st.Atim.Nsec)
+}
+
+const r2NS = `<Emessage xmlns="http://rep.oio.dk/sundcom.dk/medcom.dk/xml/schemas/2006/07/01/">`
+
+// r2WithDTD puts a DOCTYPE after the XML declaration of letter i and
+// replaces the start of its text with ref.
+func r2WithDTD(t testing.TB, i int, dtd, ref string) []byte {
+	s := string(r2Letter(t, i))
+	decl, rest, _ := strings.Cut(s, "\n")
+	rest = strings.Replace(rest, "Kære samråd", ref, 1)
+	return []byte(decl + "\n" + dtd + "\n" + rest)
+}
+
+// r2ZipBomb is a zip archive of 256 MiB of zeros (about 256 KB packed).
+func r2ZipBomb(t testing.TB) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	w, err := zw.Create("nuller.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	zero := make([]byte, 1<<20)
+	for range 256 {
+		if _, err := w.Write(zero); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func r2Mail(subject, contentType, body string) []byte {
+	return []byte("From: Lægehuset <laege@example.dk>\r\nTo: samraad@example.dk\r\nSubject: " + subject +
+		"\r\nMessage-ID: <" + subject + "@example.dk>\r\nDate: Wed, 04 Mar 2026 09:15:00 +0100\r\nMIME-Version: 1.0\r\nContent-Type: " +
+		contentType + "\r\n\r\n" + body)
+}
+
+// r2HostileInputs builds the corpus of issue 11 scenario 7 and S7.
+func r2HostileInputs(t testing.TB, tg *r2Targets) []r2Input {
+	t.Helper()
+	var in []r2Input
+	add := func(name, via string, data []byte, want string) {
+		in = append(in, r2Input{name: name, via: via, data: data, want: want})
+	}
+	const dtd = "DOCTYPE/ENTITY declarations are not allowed"
+	file, httpURL := "file:///etc/passwd", "http://127.0.0.1:1/"
+	if tg != nil {
+		file, httpURL = "file://"+tg.file, "http://"+tg.httpAddr+"/"
+	}
+	add("xxe-file", "medcom", r2WithDTD(t, 1, `<!DOCTYPE Emessage [ <!ENTITY xxe SYSTEM "`+file+`"> ]>`, "&xxe;"), dtd)
+	add("xxe-http", "medcom", r2WithDTD(t, 2, `<!DOCTYPE Emessage [ <!ENTITY xxe SYSTEM "`+httpURL+`xxe"> ]>`, "&xxe;"), dtd)
+	add("xxe-parameter-entity", "medcom", r2WithDTD(t, 3, `<!DOCTYPE Emessage [ <!ENTITY % remote SYSTEM "`+httpURL+`evil.dtd"> %remote; ]>`, "&exfil;"), dtd)
+	add("xxe-external-dtd", "medcom", r2WithDTD(t, 4, `<!DOCTYPE Emessage SYSTEM "`+httpURL+`medcom.dtd">`, "Kære samråd"), dtd)
+	var laughs strings.Builder
+	laughs.WriteString(`<!DOCTYPE Emessage [ <!ENTITY lol "lol">`)
+	for i := 1; i <= 9; i++ {
+		fmt.Fprintf(&laughs, `<!ENTITY lol%d "%s">`, i, strings.Repeat(fmt.Sprintf("&lol%s;", map[bool]string{true: "", false: fmt.Sprint(i - 1)}[i == 1]), 10))
+	}
+	laughs.WriteString(" ]>")
+	add("billion-laughs", "medcom", r2WithDTD(t, 5, laughs.String(), "&lol9;"), dtd)
+	add("quadratic-blowup", "medcom", r2WithDTD(t, 6, `<!DOCTYPE Emessage [ <!ENTITY a "`+strings.Repeat("a", 100_000)+`"> ]>`, strings.Repeat("&a;", 100_000)), dtd)
+	add("doctype-internal-subset", "medcom", r2WithDTD(t, 7, `<!DOCTYPE Emessage [ <!ELEMENT Emessage ANY> <!ATTLIST Emessage x CDATA "y"> ]>`, "Kære samråd"), dtd)
+	add("deep-nesting-100000", "medcom", []byte(`<?xml version="1.0" encoding="UTF-8"?>`+"\n"+r2NS+strings.Repeat("<a>", 100_000)+strings.Repeat("</a>", 100_000)+"</Emessage>"), "nested deeper than")
+
+	good := string(r2Letter(t, 8))
+	add("attribute-10MiB", "medcom", []byte(strings.Replace(good, r2NS, r2NS[:len(r2NS)-1]+` x="`+strings.Repeat("A", 10<<20)+`">`, 1)), "attribute|Emessage")
+	var attrs strings.Builder
+	for i := range 1_000_000 {
+		fmt.Fprintf(&attrs, ` a%d="1"`, i)
+	}
+	add("attributes-1000000", "medcom", []byte(strings.Replace(string(r2Letter(t, 9)), r2NS, r2NS[:len(r2NS)-1]+attrs.String()+">", 1)), "attribute|tokens|Emessage")
+	add("invalid-utf8", "medcom", []byte(strings.Replace(string(r2Letter(t, 10)), "Kære samråd", "K\xff\xfere samr\xc3", 1)), "invalid UTF-8")
+	latinBytes, err := encoding.ReplaceUnsupported(charmap.ISO8859_1.NewEncoder()).Bytes(r2Letter(t, 11))
+	if err != nil {
+		t.Fatal(err)
+	}
+	add("utf8-declared-latin1-sent", "medcom", latinBytes, "invalid UTF-8")
+	// Only free text holds æøå here (priority rutine), so nothing but the
+	// charset check itself can notice that the bytes are UTF-8.
+	lat := bytes.Replace(r2Letter(t, 12), []byte(`encoding="UTF-8"`), []byte(`encoding="ISO-8859-1"`), 1)
+	lat = bytes.Replace(lat, []byte("høj_prioritet"), []byte("rutine"), 1)
+	add("latin1-declared-utf8-sent", "medcom", lat, "charset|UTF-8|ISO-8859-1")
+	u16 := utf16.Encode([]rune(strings.Replace(string(r2Letter(t, 13)), `encoding="UTF-8"`, `encoding="UTF-16"`, 1)))
+	b16 := []byte{0xFF, 0xFE}
+	for _, c := range u16 {
+		b16 = binary.LittleEndian.AppendUint16(b16, c)
+	}
+	add("utf16-bom", "medcom", b16, "UTF-16")
+	add("unknown-charset", "medcom", bytes.Replace(r2Letter(t, 14), []byte(`encoding="UTF-8"`), []byte(`encoding="EBCDIC-DK"`), 1), "charset")
+	full := r2Letter(t, 15)
+	add("truncated", "medcom", full[:len(full)*6/10], "truncated|end of input")
+	add("fhir-json-deep-nesting", "medcom", []byte(`{"resourceType":"Bundle","x":`+strings.Repeat("[", 100_000)+strings.Repeat("]", 100_000)+"}"), "nested deeper than")
+	add("fhir-json-truncated", "medcom", bytes.TrimSpace(r2Fixture(t, "testdata/medcom/fhir/Bundle-b56549f7-ed10-422d-8088-f7222b686e46.json"))[:5000], "truncated|end of input")
+
+	bomb := r2ZipBomb(t)
+	b64 := base64.StdEncoding.EncodeToString(bomb)
+	fj := string(r2Fixture(t, "testdata/medcom/fhir/Bundle-b56549f7-ed10-422d-8088-f7222b686e46.json"))
+	if i := strings.Index(fj, `"contentType": "application/pdf", "data": "`); i < 0 {
+		// The fixture is pretty-printed; find the attachment however it is spaced.
+		re := regexp.MustCompile(`"contentType"\s*:\s*"application/pdf"\s*,\s*"data"\s*:\s*"[^"]*"`)
+		if !re.MatchString(fj) {
+			t.Fatal("FHIR fixture: no PDF attachment to replace")
+		}
+		fj = re.ReplaceAllLiteralString(fj, `"contentType": "application/zip", "data": "`+b64+`"`)
+	}
+	fj = strings.Replace(fj, "d5bd2111-2576-48d3-84d4-8be0297a038d", "d5bd2111-2576-48d3-84d4-8be0297a0b0b", -1) // a MessageHeader id of its own
+	in = append(in, r2Input{name: "fhir-zip-bomb", via: "medcom", data: []byte(fj), unopened: true})
+
+	// MIME through the IMAP source.
+	var wrapped strings.Builder
+	fmt.Fprintf(&wrapped, "--top\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nSe bilag.\r\n--top\r\nContent-Type: application/zip; name=bilag.zip\r\nContent-Disposition: attachment; filename=bilag.zip\r\nContent-Transfer-Encoding: base64\r\n\r\n")
+	for i := 0; i < len(b64); i += 76 {
+		wrapped.WriteString(b64[i:min(i+76, len(b64))] + "\r\n")
+	}
+	wrapped.WriteString("--top--\r\n")
+	in = append(in, r2Input{name: "mime-zip-bomb", via: "imap", data: r2Mail("zipbomb", "multipart/mixed; boundary=top", wrapped.String()), unopened: true})
+	depth := r2Size("MIME_DEPTH", 2_000, 10_000)
+	var nest strings.Builder
+	for i := range depth {
+		fmt.Fprintf(&nest, "--b%d\r\nContent-Type: multipart/mixed; boundary=b%d\r\n\r\n", i, i+1)
+	}
+	fmt.Fprintf(&nest, "--b%d\r\nContent-Type: text/plain\r\n\r\nbund\r\n", depth)
+	for i := depth; i >= 0; i-- {
+		fmt.Fprintf(&nest, "--b%d--\r\n", i)
+	}
+	add("mime-deep-nesting", "imap", r2Mail("deepnesting", "multipart/mixed; boundary=b0", nest.String()), "parts|nest|deep|MIME")
+	add("mime-unknown-charset", "imap", r2Mail("charset", "text/plain; charset=x-no-such-charset", "K\xe6re samr\xe5d\r\n"), "charset")
+	add("mime-wrong-charset", "imap", r2Mail("wrongcharset", "text/plain; charset=utf-8", "K\xe6re samr\xe5d, drengen har det sv\xe6rt.\r\n"), "UTF-8|charset")
+	add("mime-truncated", "imap", r2Mail("truncated", "multipart/mixed; boundary=cut", "--cut\r\nContent-Type: text/plain\r\n\r\nHej\r\n--cut\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjcNCiW1tbW1DQoxIDAgb2JqDQo8PC9UeXBlL0NhdG"), "truncated|broken|end|decoded")
+	add("mime-bad-transfer-encoding", "imap", r2Mail("encoding", "text/plain\r\nContent-Transfer-Encoding: x-zip", "UEsDBA=="), "Content-Transfer-Encoding")
+	return in
+}
+
+// r2Examine reads data the way the MedCom adapter does: FHIR (JSON, or an
+// XML Bundle/VANSEnvelope) through fhirmsg, everything else through oioxml.
+func r2Examine(data []byte) error {
+	lim := xmlsafe.DefaultLimits()
+	head := string(data[:min(len(data), 512)])
+	if strings.HasPrefix(strings.TrimSpace(head), "{") || strings.Contains(head, "<Bundle") || strings.Contains(head, "<VANSEnvelope") {
+		m, err := fhirmsg.Parse(data, lim)
+		if err != nil {
+			return err
+		}
+		if err := fhirmsg.Validate(m); err != nil {
+			return err
+		}
+		_ = m.Letter("hostile", data, fhirmsg.MIMEJSON)
+		return nil
+	}
+	_, err := oioxml.Parse(data, lim)
+	return err
+}
+
+func r2ParseOne(in r2Input) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("PANIC: %v", p)
+		}
+	}()
+	if in.via == "imap" {
+		_, err = email.ParseMessage("hostile", in.data, time.Now(), nil)
+		return err
+	}
+	return r2Examine(in.data)
+}
+
+// TestScenarioHostile is issue 11 scenario 7 (and S7): every hostile input
+// is refused with an error naming the construct or limit, nothing reads a
+// file or opens a connection, zip bombs are never expanded. Time and
+// allocation per input are reported, not asserted.
+func TestScenarioHostile(t *testing.T) {
+	tg := r2StartTargets(t)
+	inputs := r2HostileInputs(t, tg)
+	atime0 := r2Atime(t, tg.file)
+
+	rejected, total, unopened := 0, 0, 0
+	t.Run("parsers", func(t *testing.T) {
+		for _, in := range inputs {
+			t.Run(in.name, func(t *testing.T) {
+				runtime.GC()
+				var before, after runtime.MemStats
+				runtime.ReadMemStats(&before)
+				start := time.Now()
+				err := r2ParseOne(in)
+				took := time.Since(start)
+				runtime.ReadMemStats(&after)
+				alloc := float64(after.TotalAlloc-before.TotalAlloc) / (1 << 20)
+				msg := "accepted"
+				if err != nil {
+					msg = err.Error()
+				}
+				t.Logf("%7.1f KiB in  %8.2f ms  %8.1f MiB allocated  -> %.160s", float64(len(in.data))/1024, float64(took.Microseconds())/1000, alloc, msg)
+				if strings.HasPrefix(msg, "PANIC") {
+					t.Fatalf("the parser panicked: %s", msg)
+				}
+				if logging.ContainsCPR(msg) || strings.Contains(msg, tg.marker) {
+					t.Errorf("the error quotes a CPR number or the XXE target")
+				}
+				if in.unopened {
+					return
+				}
+				total++
+				if err == nil {
+					t.Fatalf("accepted, want a refusal naming %q", in.want)
+				}
+				if !regexp.MustCompile("(?i)" + in.want).MatchString(msg) {
+					t.Fatalf("refusal %q does not name %q", msg, in.want)
+				}
+				rejected++
+			})
+		}
+	})
+
+	t.Run("hub", func(t *testing.T) {
+		ca := mailtest.NewCA(t)
+		imapSrv := mailtest.StartIMAP(t, ca, mailtest.IMAPOptions{Mode: mailtest.IMAPImplicit})
+		log := &r2Buffer{}
+		h := hubtest.Start(t, hubtest.WithLog(log), hubtest.WithConfig(func(c *config.Config) {
+			c.Adapters["mail"] = map[string]any{"type": "imap", "host": "127.0.0.1", "port": imapSrv.Port, "tls": "implicit",
+				"ca_file": ca.PEMFile, "username": imapSrv.Username, "password": imapSrv.Password, "poll_interval": "100ms"}
+		}))
+		medcom, mail := 0, 0
+		for _, in := range inputs {
+			if in.via == "imap" {
+				imapSrv.Append(t, "INBOX", in.data)
+				mail++
+			} else {
+				h.Drop(in.name+".xml", in.data)
+				medcom++
+			}
+		}
+		errDir := filepath.Join(h.MedComDir, "error")
+		processed := filepath.Join(h.MedComDir, "processed")
+		h.Eventually("every MedCom input handled", func() bool {
+			return r2Count(errDir, ".error.txt")+r2Count(processed, "") >= medcom
+		})
+		h.Eventually("every mail handled", func() bool { return imapSrv.Count(t, "INBOX") == 0 })
+		for _, in := range inputs {
+			if in.via != "medcom" {
+				continue
+			}
+			note, err := os.ReadFile(filepath.Join(errDir, in.name+".xml.error.txt"))
+			switch {
+			case in.unopened:
+				t.Logf("%s: %s", in.name, map[bool]string{true: "rejected: " + strings.TrimSpace(string(note)), false: "accepted; the attachment is passed on unopened"}[err == nil])
+			case err != nil:
+				t.Errorf("%s: not in error/ with a reason", in.name)
+			case !regexp.MustCompile("(?i)" + in.want).Match(note):
+				t.Errorf("%s: the reason %q does not name %q", in.name, note, in.want)
+			}
+		}
+		errMail := imapSrv.Count(t, "Samhub/Error")
+		wantErrMail := 0
+		for _, in := range inputs {
+			if in.via == "imap" && !in.unopened {
+				wantErrMail++
+			}
+		}
+		if errMail < wantErrMail {
+			t.Errorf("error mailbox holds %d messages, want at least %d (every hostile mail but the zip bomb)", errMail, wantErrMail)
+		}
+		// Zip bombs that were accepted reach the case system as the same
+		// packed bytes: nothing unpacked them on the way.
+		for _, d := range h.CaseSys.Documents() {
+			for i := range 8 {
+				b, err := h.CaseSys.FileData(d.ID, i)
+				if err != nil {
+					break
+				}
+				if bytes.Contains(b, []byte(tg.marker)) {
+					t.Errorf("case document %s file %d holds the XXE target's content", d.ID, i)
+				}
+				if len(b) > 64<<20 {
+					t.Errorf("case document %s file %d is %d bytes: something unpacked a zip bomb", d.ID, i, len(b))
+				}
+			}
+		}
+		if bytes.Contains(log.Bytes(), []byte(tg.marker)) {
+			t.Error("the hub's log holds the XXE target's content")
+		}
+		out, _ := os.ReadDir(filepath.Join(h.MedComDir, "out"))
+		for _, e := range out {
+			if b, _ := os.ReadFile(filepath.Join(h.MedComDir, "out", e.Name())); bytes.Contains(b, []byte(tg.marker)) {
+				t.Errorf("out/%s holds the XXE target's content", e.Name())
+			}
+		}
+		r2CollectHub(t, "hostile", h, log)
+	})
+
+	if n := tg.conns.Load(); n != 0 {
+		t.Errorf("the XXE HTTP target received %d connections, want 0", n)
+	}
+	atimeMoved := r2Atime(t, tg.file).After(atime0)
+	if atimeMoved {
+		t.Error("the XXE file target was read (its access time moved)")
+	}
+	// Control: reading the file ourselves must move the access time, or
+	// the check above proves nothing on this filesystem.
+	_, _ = os.ReadFile(tg.file)
+	atimeWorks := r2Atime(t, tg.file).After(atime0)
+	if !atimeWorks {
+		t.Log("access times do not move on this filesystem; the file check rests on the marker never appearing")
+	}
+	for _, in := range inputs {
+		if in.unopened {
+			unopened++
+		}
+	}
+	r2Report(t, "hostile", "inputs", len(inputs), "rejected", fmt.Sprintf("%d/%d", rejected, total), "zipbombs_unopened", unopened,
+		"file_reads", map[bool]int{true: 1, false: 0}[atimeMoved], "atime_check", atimeWorks, "http_connections", tg.conns.Load(), "panics", 0)
+}
