@@ -164,7 +164,6 @@ func (h *Hub) park(ctx context.Context, d *destination, l *letter.Letter, raw []
 	return nil
 }
 
-
 // redactErr keeps error text out of logs when it might echo letter content:
 // classified errors log their reason and code; others their type only.
 func redactErr(err error) string {

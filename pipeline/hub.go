@@ -217,7 +217,7 @@ func (h *Hub) ensureConsumer(ctx context.Context, d *destination) error {
 	// Short: the subscriber sends InProgress while a letter is held, so a
 	// slow sink call never times out, and after a crash letters come back
 	// within this time.
-	ackWait := 30 * time.Second
+	ackWait := h.cfg.Pipeline.AckWait
 	cfg := jetstream.ConsumerConfig{
 		Durable:        ConsumerName(d.name),
 		Description:    "Samhub destination " + d.name,

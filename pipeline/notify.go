@@ -94,7 +94,8 @@ func (h *Hub) sendNotice(ctx context.Context, event string, l *letter.Letter, de
 		fmt.Fprintf(&b, "%s/letters/%s\n", strings.TrimRight(h.cfg.Notify.ConsoleURL, "/"), l.ID)
 	}
 	id := "notice:" + event + ":" + dest + ":" + l.ID
-	notice := &letter.Letter{ID: id, Kind: letter.KindNotification, Format: "notice", ThreadID: l.Thread(),
+	// A notice is its own thread: it must not wait behind a failing letter.
+	notice := &letter.Letter{ID: id, Kind: letter.KindNotification, Format: "notice",
 		Sender: letter.Party{Role: "hub", Name: "Samhub"}, Receivers: parties,
 		Subject: "Samhub: " + event, Text: scrubText(b.String()),
 		Meta: map[string]string{"event": event, "letterId": l.ID}}

@@ -93,7 +93,12 @@ type Pipeline struct {
 	BackoffMax     time.Duration `mapstructure:"backoff_max"`
 	SinkTimeout    time.Duration `mapstructure:"sink_timeout"`
 	MaxInFlight    int           `mapstructure:"max_in_flight"`
-	ShutdownGrace  time.Duration `mapstructure:"shutdown_grace"`
+	// AckWait is how long JetStream waits before it hands an unacknowledged
+	// letter to another consumer instance. Held letters are kept alive, so
+	// it bounds only how soon letters come back after a crash, or after a
+	// restart of the embedded server (which forgets Naks).
+	AckWait       time.Duration `mapstructure:"ack_wait"`
+	ShutdownGrace time.Duration `mapstructure:"shutdown_grace"`
 }
 
 // Destination is a sink instance plus its sector and retry policy.
@@ -194,6 +199,7 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("pipeline.backoff_max", 5*time.Minute)
 	v.SetDefault("pipeline.sink_timeout", 30*time.Second)
 	v.SetDefault("pipeline.max_in_flight", 256)
+	v.SetDefault("pipeline.ack_wait", 30*time.Second)
 	v.SetDefault("pipeline.shutdown_grace", 20*time.Second)
 	v.SetDefault("console.language", "en")
 }
@@ -322,6 +328,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Pipeline.SinkTimeout <= 0 {
 		bad("pipeline.sink_timeout", "must be positive")
+	}
+	if c.Pipeline.AckWait < 3*time.Second {
+		bad("pipeline.ack_wait", "must be at least 3s")
 	}
 	if c.Pipeline.MaxInFlight < 1 {
 		bad("pipeline.max_in_flight", "must be at least 1")

@@ -183,6 +183,7 @@ func DefaultConfig(dataDir, medcomDir, caseURL, epjURL string) *config.Config {
 	cfg.Pipeline.MaxAttempts = 4
 	cfg.Pipeline.ShutdownGrace = 5 * time.Second
 	cfg.Pipeline.SinkTimeout = 10 * time.Second
+	cfg.Pipeline.AckWait = 5 * time.Second // letters released by a restart come back quickly
 	self := map[string]any{"gln": "5790001382445", "sor": "1144561000016002", "name": "Samrådet for Børn og Unge"}
 	cfg.Adapters = map[string]map[string]any{
 		"medcom": {"type": "medcom", "dir": medcomDir, "poll_interval": "50ms", "self": self},

@@ -20,6 +20,7 @@ const (
 	DefaultCloseTimeout = 30 * time.Second
 	DefaultAckTimeout   = 5 * time.Second
 	DefaultAckAttempts  = 3
+	DefaultPullExpiry   = 2 * time.Second
 )
 
 // ProvisionFunc creates (or finds) the stream and durable consumer for a
@@ -58,6 +59,12 @@ type SubscriberConfig struct {
 	// is how many are made. Defaults 5 s and 3.
 	AckTimeout  time.Duration
 	AckAttempts int
+	// PullExpiry is how long one pull request waits on the server. At
+	// shutdown the subscriber waits this long before Nak-ing what it holds:
+	// the server would otherwise hand a Nak'd message straight to the
+	// stopped iterator's still-open pull request, where nobody reads it,
+	// and it would come back only after AckWait. Default 2 s.
+	PullExpiry time.Duration
 }
 
 func (c *SubscriberConfig) setDefaults() error {
@@ -86,6 +93,12 @@ func (c *SubscriberConfig) setDefaults() error {
 	}
 	if c.AckTimeout == 0 {
 		c.AckTimeout = DefaultAckTimeout
+	}
+	if c.PullExpiry == 0 {
+		c.PullExpiry = DefaultPullExpiry
+	}
+	if c.PullExpiry < time.Second {
+		return fmt.Errorf("pull_expiry: must be at least 1s, got %s", c.PullExpiry)
 	}
 	if c.AckAttempts == 0 {
 		c.AckAttempts = DefaultAckAttempts
@@ -143,7 +156,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	if ackWait <= 0 {
 		ackWait = 30 * time.Second // the server's default
 	}
-	iter, err := cons.Messages(jetstream.PullMaxMessages(s.cfg.PullBatch))
+	iter, err := cons.Messages(jetstream.PullMaxMessages(s.cfg.PullBatch), jetstream.PullExpiry(s.cfg.PullExpiry))
 	if err != nil {
 		return nil, fmt.Errorf("jspubsub: subscribe %q: start pulling from consumer %q on stream %q: %w", topic, info.Name, info.Stream, err)
 	}

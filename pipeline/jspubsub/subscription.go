@@ -84,6 +84,7 @@ func (sub *subscription) run(ctx context.Context) {
 	// Drain (not Stop) so messages nats.go already buffered come out of
 	// Next and are Nak'd below instead of waiting out AckWait.
 	sub.iter.Drain()
+	stoppedPulling := time.Now()
 	timeout := time.NewTimer(sub.s.cfg.CloseTimeout)
 	defer timeout.Stop()
 	select {
@@ -98,6 +99,13 @@ func (sub *subscription) run(ctx context.Context) {
 
 	close(finished)
 	<-tickerDone
+	if len(sub.held(nil)) > 0 {
+		// Let the last pull request expire on the server first (see
+		// SubscriberConfig.PullExpiry), so the Naks reach a live reader.
+		if wait := time.Until(stoppedPulling.Add(sub.s.cfg.PullExpiry + 100*time.Millisecond)); wait > 0 {
+			time.Sleep(wait)
+		}
+	}
 	sub.nakRemaining()
 	close(sub.out)
 }
