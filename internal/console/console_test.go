@@ -310,7 +310,7 @@ func TestSearchConsentAndShowContentAreAudited(t *testing.T) {
 	if st != http.StatusOK {
 		t.Fatalf("CPR search: %d", st)
 	}
-	mustContain(t, "CPR search", body, e.LetterID, "No consent is recorded")
+	mustContain(t, "CPR search", body, e.LetterID, "No consent is recorded", `id="letters"`, "Letters (last 90 days)")
 	if strings.Contains(body, fixtureCPR) || strings.Contains(body, "250947-9989") {
 		t.Error("the result page repeats the CPR number")
 	}

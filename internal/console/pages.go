@@ -243,6 +243,7 @@ type searchPage struct {
 	CPR        bool
 	Parked     []retryq.Entry
 	FirstFound bool
+	Letters    []pipeline.Summary
 	Consent    *letter.Consent
 }
 
@@ -286,6 +287,10 @@ func (c *Console) search(w http.ResponseWriter, r *http.Request, ses *session) {
 	}
 	if _, err := c.hub.TraceLetter(r.Context(), q); err == nil {
 		p.FirstFound = true
+	}
+	if p.Letters, err = c.hub.FindLetters(r.Context(), pipeline.Query{ThreadID: q}); err != nil {
+		c.internal(w, r, "search thread", err)
+		return
 	}
 	c.render(w, r, ses, http.StatusOK, "search", p)
 }
@@ -349,6 +354,10 @@ func (c *Console) searchCPR(w http.ResponseWriter, r *http.Request, ses *session
 		if strings.EqualFold(strings.ReplaceAll(l.Patient.Identifier(), "-", ""), cpr) {
 			p.Parked = append(p.Parked, e)
 		}
+	}
+	if p.Letters, err = c.hub.FindLetters(ctx, pipeline.Query{PatientID: cpr}); err != nil {
+		c.internal(w, r, "search cpr", err)
+		return
 	}
 	if p.Consent, err = c.hub.RecordedConsent(ctx, cpr); err != nil {
 		c.internal(w, r, "consent lookup", err)
