@@ -37,6 +37,9 @@ func serveCmd() *cobra.Command {
 			}
 			out := cmd.OutOrStdout()
 			base := "http://" + a.HTTPAddr.String()
+			if cfg.HTTP.TLSCertFile != "" {
+				base = "https://" + a.HTTPAddr.String()
+			}
 			fmt.Fprintf(out, "samhub running (embedded NATS: %v)\n  API:     %s/api/v1\n  console: %s/console/\n  metrics: %s/metrics\n  health:  %s/healthz  ready: %s/readyz\n", cfg.NATS.URL == "", base, base, base, base, base)
 			for name, u := range a.Sims.URLs {
 				fmt.Fprintf(out, "  simulator %s: %s\n", name, u)

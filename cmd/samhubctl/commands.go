@@ -394,6 +394,7 @@ func replayMany(cmd *cobra.Command, o *options, seqs []uint64, all bool, dest, r
 		Results []struct {
 			Seq      uint64
 			Decision decision
+			Code     string
 			Error    string
 		}
 	}
@@ -417,7 +418,7 @@ func replayMany(cmd *cobra.Command, o *options, seqs []uint64, all bool, dest, r
 	for _, r := range v.Results {
 		if r.Error != "" {
 			failed++
-			if strings.Contains(r.Error, "no parked letter") {
+			if r.Code == "not-found" {
 				missing++
 			}
 		}

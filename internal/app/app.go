@@ -79,7 +79,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, mounts ...
 	}
 	runCtx, runCancel := context.WithCancel(context.Background())
 	a.cancel = runCancel
-	addr, httpErr, err := httpapi.Listen(runCtx, cfg.HTTP.Listen, a.HTTP, log)
+	addr, httpErr, err := httpapi.Listen(runCtx, cfg.HTTP.Listen, cfg.HTTP.TLSCertFile, cfg.HTTP.TLSKeyFile, a.HTTP, log)
 	if err != nil {
 		runCancel()
 		b.Close()

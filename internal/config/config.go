@@ -41,6 +41,10 @@ type Log struct {
 
 type HTTP struct {
 	Listen string `mapstructure:"listen"`
+	// TLS serves the API and console over HTTPS (TLS 1.2+). Without it the
+	// hub must listen on loopback or behind a TLS-terminating proxy.
+	TLSCertFile string `mapstructure:"tls_cert_file"`
+	TLSKeyFile  string `mapstructure:"tls_key_file"`
 }
 
 // NATS: URL empty means the embedded server.
@@ -265,6 +269,11 @@ func (c *Config) Validate() error {
 	}
 	if err := checkHostPort(c.HTTP.Listen); err != nil {
 		bad("http.listen", "must be host:port (%v)", err)
+	} else if host, _, _ := net.SplitHostPort(c.HTTP.Listen); !isLoopback(host) && c.HTTP.TLSCertFile == "" && !c.Console.SecureCookies {
+		bad("http.listen", "listens beyond loopback only with http.tls_cert_file/tls_key_file, or behind a TLS proxy with console.secure_cookies: true")
+	}
+	if (c.HTTP.TLSCertFile == "") != (c.HTTP.TLSKeyFile == "") {
+		bad("http.tls_cert_file", "set both http.tls_cert_file and http.tls_key_file")
 	}
 	if c.NATS.URL != "" {
 		for _, u := range strings.Split(c.NATS.URL, ",") {

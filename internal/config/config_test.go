@@ -48,6 +48,8 @@ func TestConfigMistakesNameTheKey(t *testing.T) {
 	}{
 		{"unknown top-level key", base + "htpp: {listen: x}\n", "htpp", nil},
 		{"bad listen", base + "http: {listen: nowhere}\n", "http.listen: must be host:port", nil},
+		{"public listen without TLS", base + "http: {listen: '0.0.0.0:8080'}\n", "http.listen: listens beyond loopback only with http.tls_cert_file", nil},
+		{"half a TLS pair", base + "http: {tls_cert_file: /c.pem}\n", "http.tls_cert_file: set both", nil},
 		{"log level", base + "log: {level: loud}\n", "log.level: must be one of debug, info, warn, error", nil},
 		{"nats url", base + "nats: {url: 'http://x:4222'}\n", "nats.url: must be a nats:// or tls:// URL", nil},
 		{"embedded beyond loopback without TLS", base + "nats: {embedded: {listen: '0.0.0.0:4222'}}\n", "nats.embedded.listen: listens beyond loopback only with", nil},

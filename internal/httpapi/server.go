@@ -6,6 +6,7 @@ package httpapi
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -224,14 +225,19 @@ func (s *Server) queueReplayMany(w http.ResponseWriter, r *http.Request) {
 	type result struct {
 		Seq      uint64 `json:"seq"`
 		Decision any    `json:"decision,omitempty"`
+		Code     string `json:"code,omitempty"` // not-found, failed
 		Error    string `json:"error,omitempty"`
 	}
 	out := []result{}
 	for _, seq := range seqs {
 		dec, err := s.hub.Replay(r.Context(), actor(r), seq, b.Reason, b.DryRun)
 		res := result{Seq: seq, Decision: dec}
-		if err != nil {
-			res.Error = err.Error()
+		switch {
+		case errors.Is(err, retryq.ErrNotParked):
+			res.Code, res.Error = "not-found", "no parked letter with that id"
+		case err != nil:
+			s.log.Error("replay failed", "seq", seq, "err", err)
+			res.Code, res.Error = "failed", "the replay could not be stored; see the hub log"
 		}
 		out = append(out, res)
 	}
@@ -378,11 +384,20 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = enc.Encode(v)
 }
 
-// Listen serves s on addr until ctx ends.
-func Listen(ctx context.Context, addr string, h http.Handler, log *slog.Logger) (net.Addr, <-chan error, error) {
+// Listen serves s on addr until ctx ends, over TLS (1.2 or newer) when
+// certFile and keyFile are set.
+func Listen(ctx context.Context, addr, certFile, keyFile string, h http.Handler, log *slog.Logger) (net.Addr, <-chan error, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, nil, fmt.Errorf("http.listen %s: %w", addr, err)
+	}
+	if certFile != "" {
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			ln.Close()
+			return nil, nil, fmt.Errorf("http.tls_cert_file/tls_key_file: %w", err)
+		}
+		ln = tls.NewListener(ln, &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}})
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second, WriteTimeout: 60 * time.Second, IdleTimeout: 2 * time.Minute}
 	done := make(chan error, 1)
