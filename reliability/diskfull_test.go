@@ -1,0 +1,184 @@
+package reliability
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/samhub/samhub/internal/config"
+	"github.com/samhub/samhub/internal/hubtest"
+)
+
+// r2SmallDisk mounts a 64 MiB tmpfs for the JetStream store (the suite runs
+// as root). Without a mount there is no honest way to fill a disk under the
+// store, so a refused mount fails the scenario rather than pretending.
+func r2SmallDisk(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "store")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64m,mode=0700", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Fatalf("diskfull needs `mount -t tmpfs` (run as root): %v: %s", err, strings.TrimSpace(string(out)))
+	}
+	t.Cleanup(func() {
+		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
+			t.Errorf("unmount %s: %v", dir, err)
+		}
+	})
+	return dir
+}
+
+// r2Fill writes a file into dir until the filesystem is full.
+func r2Fill(t *testing.T, dir string) (string, int64) {
+	t.Helper()
+	path := filepath.Join(dir, "filler")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	chunk := make([]byte, 64<<10)
+	var n int64
+	for {
+		w, err := f.Write(chunk)
+		n += int64(w)
+		if err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatalf("filling the store: %v", err)
+			}
+			return path, n
+		}
+	}
+}
+
+// TestScenarioDiskfull is issue 11 scenario 9 (S9): the embedded server's
+// store on a small filesystem that fills up while letters arrive. No letter
+// is lost (each stays in in/ or processing/ until stored), readiness or the
+// metrics show the fault within 30 s, and after space returns every letter
+// becomes exactly one case document.
+func TestScenarioDiskfull(t *testing.T) {
+	letters := r2Size("DISKFULL_LETTERS", 200, 2000)
+	dir := r2SmallDisk(t)
+	log := &r2Buffer{}
+	h := hubtest.Start(t, hubtest.WithLog(log), hubtest.WithConfig(func(c *config.Config) {
+		c.NATS.Embedded.StoreDir = dir
+	}))
+	// One letter first: the hub works before the disk fills.
+	h.Drop("warmup.xml", r2Letter(t, 0))
+	h.Eventually("the warm-up letter stored", func() bool { return len(h.CaseSys.Documents()) == 1 })
+
+	filler, n := r2Fill(t, dir)
+	t.Logf("filled the store's filesystem with %d MiB", n>>20)
+	full := time.Now()
+	for i := 1; i <= letters; i++ {
+		h.Drop(fmt.Sprintf("letter-%06d.xml", i), r2Letter(t, i))
+	}
+
+	// The fault must show within 30 s: /readyz false, samhub_jetstream_ready
+	// 0 or publish failures counted.
+	var signal string
+	h.Eventually("readiness or an alert metric showing the full store", func() bool {
+		if code, _ := r2Get(t, h.BaseURL+"/readyz", ""); code != 200 {
+			signal = "readyz"
+			return true
+		}
+		_, page := r2Get(t, h.BaseURL+"/metrics", "")
+		if r2Metric(page, "samhub_publish_failures_total") > 0 {
+			signal = "samhub_publish_failures_total"
+			return true
+		}
+		if strings.Contains(string(page), "\nsamhub_jetstream_ready 0") {
+			signal = "samhub_jetstream_ready"
+			return true
+		}
+		return false
+	})
+	detect := time.Since(full)
+	// Let the source try for a while with the disk still full.
+	time.Sleep(2 * time.Second)
+	in := r2Count(filepath.Join(h.MedComDir, "in"), ".xml") + r2Count(filepath.Join(h.MedComDir, "processing"), ".xml")
+	processedWhileFull := r2Count(filepath.Join(h.MedComDir, "processed"), ".xml") - 1
+	docsWhileFull := len(h.CaseSys.Documents()) - 1
+	if in+processedWhileFull != letters {
+		t.Errorf("while full: %d letters waiting in in/ or processing/ and %d processed, want %d in all", in, processedWhileFull, letters)
+	}
+	if n := r2Count(filepath.Join(h.MedComDir, "error"), ""); n != 0 {
+		t.Errorf("while full: %d files in error/; a full store is not the letter's fault", n)
+	}
+	_, page := r2Get(t, h.BaseURL+"/metrics", "")
+	failures := r2Metric(page, "samhub_publish_failures_total")
+	readyCode, readyBody := r2Get(t, h.BaseURL+"/readyz", "")
+	t.Logf("while full: signal %s after %v; readyz %d %s; publish failures %v; %d waiting, %d processed, %d stored as documents",
+		signal, detect.Round(time.Millisecond), readyCode, strings.TrimSpace(string(readyBody)), failures, in, processedWhileFull, docsWhileFull)
+
+	// Space returns.
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	freed := time.Now()
+	recovered, restarted := true, false
+	// The MedCom source backs off to at most 30 s between polls, so 35 s
+	// is enough to see whether the hub recovers by itself.
+	deadline := time.Now().Add(35 * time.Second)
+	for len(h.CaseSys.Documents()) < letters+1 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if len(h.CaseSys.Documents()) < letters+1 {
+		// Documented manual step: a hub whose JetStream stopped on a full
+		// disk is restarted once space is back.
+		recovered, restarted = false, true
+		t.Logf("no recovery 35 s after space returned (%d of %d documents); restarting the hub", len(h.CaseSys.Documents())-1, letters)
+		r2Keep("log", "diskfull-before-restart", log.Bytes())
+		r2LogMessages(t, log.Bytes())
+		h.Restart()
+		h.Eventually("every letter stored after the restart", func() bool { return len(h.CaseSys.Documents()) >= letters+1 })
+	}
+	recovery := time.Since(freed)
+	h.Eventually("the MedCom folder drained", func() bool {
+		return r2Count(filepath.Join(h.MedComDir, "processed"), ".xml") == letters+1
+	})
+	if code, body := r2Get(t, h.BaseURL+"/readyz", ""); code != 200 {
+		t.Errorf("readyz after recovery: %d %s", code, body)
+	}
+	docs := len(h.CaseSys.Documents()) - 1
+	lost, dups := letters-docs, 0
+	if docs > letters {
+		lost, dups = 0, docs-letters
+	}
+	if lost != 0 || dups != 0 {
+		t.Errorf("lost %d, duplicates %d", lost, dups)
+	}
+	r2CollectHub(t, "diskfull", h, log)
+	r2Report(t, "diskfull", "letters", letters, "tmpfs_mib", 64, "lost", lost, "duplicates", dups, "signal", signal,
+		"detect_s", fmt.Sprintf("%.1f", detect.Seconds()), "self_recovered", recovered, "manual_restart", restarted,
+		"recovery_s", fmt.Sprintf("%.1f", recovery.Seconds()))
+}
+
+// r2LogMessages logs the distinct warning and error messages of a JSON hub log.
+func r2LogMessages(t *testing.T, b []byte) {
+	t.Helper()
+	seen := map[string]int{}
+	var order []string
+	for _, line := range strings.Split(string(b), "\n") {
+		var rec struct{ Level, Msg, Err string }
+		if json.Unmarshal([]byte(line), &rec) != nil || (rec.Level != "WARN" && rec.Level != "ERROR") {
+			continue
+		}
+		k := rec.Level + " " + rec.Msg + " " + rec.Err
+		if seen[k] == 0 {
+			order = append(order, k)
+		}
+		seen[k]++
+	}
+	for _, k := range order {
+		t.Logf("hub log %dx: %.300s", seen[k], k)
+	}
+}
