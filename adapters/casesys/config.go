@@ -2,7 +2,6 @@ package casesys
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"net/url"
 	"os"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/samhub/samhub/adapters"
+	"github.com/samhub/samhub/adapters/tlsclient"
 )
 
 // Config is the adapter's configuration block (adapters.<name> with
@@ -146,30 +146,5 @@ func httpURL(s string) (*url.URL, error) {
 
 // build returns the client TLS settings, or nil when none are configured.
 func (t TLSConfig) build() (*tls.Config, error) {
-	if t.CAFile == "" && t.CertFile == "" && t.KeyFile == "" {
-		return nil, nil
-	}
-	tc := &tls.Config{MinVersion: tls.VersionTLS12}
-	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
-		if err != nil {
-			return nil, &adapters.ConfigError{Key: "tls.ca_file", Msg: "cannot be read: " + err.Error()}
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, &adapters.ConfigError{Key: "tls.ca_file", Msg: "must contain at least one PEM certificate"}
-		}
-		tc.RootCAs = pool
-	}
-	if (t.CertFile == "") != (t.KeyFile == "") {
-		return nil, &adapters.ConfigError{Key: "tls.cert_file", Msg: "cert_file and key_file must be set together"}
-	}
-	if t.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-		if err != nil {
-			return nil, &adapters.ConfigError{Key: "tls.cert_file", Msg: "cannot load the key pair: " + err.Error()}
-		}
-		tc.Certificates = []tls.Certificate{cert}
-	}
-	return tc, nil
+	return tlsclient.Config(tlsclient.Files{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile}, "tls.")
 }

@@ -2,7 +2,6 @@ package epj
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"net/url"
 	"os"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/samhub/samhub/adapters"
+	"github.com/samhub/samhub/adapters/tlsclient"
 )
 
 // Config is the adapter block under adapters.<name> (type: epj).
@@ -156,27 +156,5 @@ func (c *Config) secret() (string, error) {
 
 // tlsConfig builds the client TLS settings, nil when none are configured.
 func (t TLSConfig) tlsConfig() (*tls.Config, error) {
-	if t == (TLSConfig{}) {
-		return nil, nil
-	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
-		if err != nil {
-			return nil, &adapters.ConfigError{Key: "tls.ca_file", Msg: "cannot be read: " + err.Error()}
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, &adapters.ConfigError{Key: "tls.ca_file", Msg: "holds no PEM certificate"}
-		}
-		cfg.RootCAs = pool
-	}
-	if t.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-		if err != nil {
-			return nil, &adapters.ConfigError{Key: "tls.cert_file", Msg: "cannot load the key pair: " + err.Error()}
-		}
-		cfg.Certificates = []tls.Certificate{cert}
-	}
-	return cfg, nil
+	return tlsclient.Config(tlsclient.Files{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile}, "tls.")
 }

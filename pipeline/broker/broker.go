@@ -6,8 +6,6 @@ package broker
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/samhub/samhub/adapters/tlsclient"
 	"github.com/samhub/samhub/internal/config"
 )
 
@@ -163,27 +162,9 @@ func StartEmbedded(e config.Embedded, log *slog.Logger) (*server.Server, error) 
 }
 
 func clientTLS(t config.TLS) ([]nats.Option, error) {
-	if t.CAFile == "" && t.CertFile == "" {
-		return nil, nil
-	}
-	tc := &tls.Config{MinVersion: tls.VersionTLS12}
-	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("nats.tls.ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, errors.New("nats.tls.ca_file: no PEM certificates found")
-		}
-		tc.RootCAs = pool
-	}
-	if t.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("nats.tls.cert_file/key_file: %w", err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
+	tc, err := tlsclient.Config(tlsclient.Files{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile}, "nats.tls.")
+	if err != nil || tc == nil {
+		return nil, err
 	}
 	return []nats.Option{nats.Secure(tc)}, nil
 }

@@ -1,0 +1,146 @@
+package broker_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/samhub/samhub/adapters"
+	"github.com/samhub/samhub/internal/config"
+	"github.com/samhub/samhub/pipeline/broker"
+)
+
+func open(t *testing.T) *broker.Broker {
+	t.Helper()
+	b, err := broker.Open(context.Background(), config.NATS{Embedded: config.Embedded{StoreDir: t.TempDir(), MaxStore: "1GB", Cipher: "chacha"}}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	return b
+}
+
+func streams() config.Streams {
+	return config.Streams{LettersMaxBytes: "64MB", ParkedMaxBytes: "32MB", JourneyMaxBytes: "32MB", AuditMaxBytes: "32MB", MaxMsgSize: "8MB",
+		LettersMaxAge: time.Hour, DedupWindow: 2 * time.Minute, JourneyMaxAge: time.Hour, AuditMaxAge: time.Hour}
+}
+
+func TestEmbeddedServerIsDurableAndPrivate(t *testing.T) {
+	b := open(t)
+	opts := b.Server.JetStreamConfig()
+	if opts == nil || !opts.SyncAlways {
+		t.Fatal("the embedded server must fsync every write (SyncAlways)")
+	}
+	if b.Server.Addr() != nil {
+		t.Fatalf("the embedded server listens on %v; it must not open a TCP port by default", b.Server.Addr())
+	}
+	if err := b.Ready(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestProvisionRefusesUnsafeLetterStreams(t *testing.T) {
+	cases := []struct {
+		name string
+		cfg  jetstream.StreamConfig
+		want string
+	}{
+		{"memory", jetstream.StreamConfig{Storage: jetstream.MemoryStorage, Discard: jetstream.DiscardNew, MaxBytes: 1 << 20}, "memory storage"},
+		{"discard old", jetstream.StreamConfig{Storage: jetstream.FileStorage, Discard: jetstream.DiscardOld, MaxBytes: 1 << 20}, "DiscardOld"},
+		{"unlimited", jetstream.StreamConfig{Storage: jetstream.FileStorage, Discard: jetstream.DiscardNew}, "no size limit"},
+		{"work queue", jetstream.StreamConfig{Storage: jetstream.FileStorage, Discard: jetstream.DiscardNew, MaxBytes: 1 << 20, Retention: jetstream.WorkQueuePolicy}, "work-queue"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			b := open(t)
+			c.cfg.Name, c.cfg.Subjects = broker.StreamLetters, []string{"samhub.letters.>"}
+			if _, err := b.JS.CreateStream(context.Background(), c.cfg); err != nil {
+				t.Fatal(err)
+			}
+			err := broker.Provision(context.Background(), b.JS, streams(), 1)
+			if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), broker.StreamLetters) {
+				t.Fatalf("got %v, want an error naming %s and %q", err, broker.StreamLetters, c.want)
+			}
+		})
+	}
+}
+
+func TestProvisionIsRepeatable(t *testing.T) {
+	b := open(t)
+	for range 2 {
+		if err := broker.Provision(context.Background(), b.JS, streams(), 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestStateStore(t *testing.T) {
+	b := open(t)
+	ctx := context.Background()
+	if err := broker.Provision(ctx, b.JS, streams(), 1); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := broker.NewStateStore(ctx, b.JS, "medcom")
+	other, _ := broker.NewStateStore(ctx, b.JS, "casesys")
+	if _, _, err := a.Get(ctx, "k"); !errors.Is(err, adapters.ErrNotFound) {
+		t.Fatalf("missing key: %v", err)
+	}
+	rev, err := a.Create(ctx, "k", []byte("1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Create(ctx, "k", []byte("2")); !errors.Is(err, adapters.ErrExists) {
+		t.Fatalf("second create: %v", err)
+	}
+	if _, err := a.Update(ctx, "k", []byte("3"), rev+5); !errors.Is(err, adapters.ErrConflict) {
+		t.Fatalf("stale update: %v", err)
+	}
+	if _, err := a.Update(ctx, "k", []byte("3"), rev); err != nil {
+		t.Fatal(err)
+	}
+	if v, _, _ := a.Get(ctx, "k"); string(v) != "3" {
+		t.Fatalf("value %q", v)
+	}
+	if _, _, err := other.Get(ctx, "k"); !errors.Is(err, adapters.ErrNotFound) {
+		t.Fatal("adapters must not see each other's state")
+	}
+	if _, err := a.Put(ctx, "bad key", nil); err == nil {
+		t.Fatal("a key with a space must be refused")
+	}
+	if err := a.Delete(ctx, "k"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := a.Get(ctx, "k"); !errors.Is(err, adapters.ErrNotFound) {
+		t.Fatalf("deleted key: %v", err)
+	}
+}
+
+func TestLeaseRunsASourceOnOneReplicaAtATime(t *testing.T) {
+	b := open(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := broker.Provision(ctx, b.JS, streams(), 1); err != nil {
+		t.Fatal(err)
+	}
+	running := make(chan string, 4)
+	run := func(holder string) {
+		go broker.RunLeased(ctx, b.JS, "inbox", holder, slog.New(slog.DiscardHandler), func(c context.Context) error {
+			running <- holder
+			<-c.Done()
+			return nil
+		})
+	}
+	run("replica-a")
+	first := <-running
+	run("replica-b")
+	select {
+	case second := <-running:
+		t.Fatalf("%s started while %s held the lease", second, first)
+	case <-time.After(2 * time.Second):
+	}
+}
