@@ -1,0 +1,630 @@
+// Package reliability is Samhub's reliability suite (issue 11): each
+// TestScenario<Name> runs a whole hub against real servers, small by default
+// (make test) and large with SAMHUB_SOAK=1 (make soak), and prints its
+// figures in one line.
+package reliability
+
+// Helpers for part 1 of the suite (kill9, cluster, outage, lostreply,
+// duplicate, shutdown, soak). Every package-level name here starts with r1
+// so it cannot collide with the helpers of part 2 in the same package.
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/samhub/samhub/internal/hubtest"
+	casesyssim "github.com/samhub/samhub/internal/sim/casesys"
+	"github.com/samhub/samhub/pipeline/retryq"
+)
+
+// r1Soak reports whether the suite runs at soak size (make soak).
+func r1Soak() bool { return os.Getenv("SAMHUB_SOAK") == "1" }
+
+// r1Int is SAMHUB_<name> when set, else the CI or the soak default.
+func r1Int(name string, ci, soak int) int {
+	if v, err := strconv.Atoi(os.Getenv("SAMHUB_" + name)); err == nil && v > 0 {
+		return v
+	}
+	if r1Soak() {
+		return soak
+	}
+	return ci
+}
+
+// r1Dur is SAMHUB_<name> (a Go duration) when set, else the CI or soak default.
+func r1Dur(name string, ci, soak time.Duration) time.Duration {
+	if v, err := time.ParseDuration(os.Getenv("SAMHUB_" + name)); err == nil && v > 0 {
+		return v
+	}
+	if r1Soak() {
+		return soak
+	}
+	return ci
+}
+
+// r1Seed is SAMHUB_SEED or a fresh seed; scenarios print it so a run can be
+// repeated.
+func r1Seed() uint64 {
+	if v, err := strconv.ParseUint(os.Getenv("SAMHUB_SEED"), 10, 64); err == nil {
+		return v
+	}
+	return uint64(time.Now().UnixNano())
+}
+
+// r1Report prints the scenario's one line of figures, in the log and on stdout.
+func r1Report(t testing.TB, scenario string, kv ...any) {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("scenario=" + scenario)
+	for i := 0; i+1 < len(kv); i += 2 {
+		fmt.Fprintf(&b, " %v=%v", kv[i], kv[i+1])
+	}
+	t.Log(b.String())
+	fmt.Println(b.String())
+}
+
+var (
+	r1TemplateOnce sync.Once
+	r1Template     string
+	r1TemplateErr  error
+)
+
+// r1Persons are MedCom's fictitious test persons (CPR, given name, surname);
+// letters rotate over them so the case system holds several children.
+var r1Persons = [][3]string{
+	{"2509479989", "Bruno Test", "Elmer"},
+	{"1509819996", "Brita Test", "Berggren"},
+	{"2512489996", "Nancy Ann Test", "Berggren"},
+}
+
+// r1Letter is good XDIS91 letter number i of a run tagged tag (three
+// capital letters): unique letter and envelope identifiers and its own
+// episode of care, so letters do not queue behind each other in one thread.
+// It returns the hub's letter id (sender EAN#identifier) and the bytes.
+func r1Letter(t testing.TB, tag string, i int) (string, []byte) {
+	t.Helper()
+	r1TemplateOnce.Do(func() {
+		b, err := os.ReadFile(filepath.Join("..", "testdata", "medcom", "samhub", "letter-utf8.xml"))
+		r1Template, r1TemplateErr = string(b), err
+	})
+	if r1TemplateErr != nil {
+		t.Fatal(r1TemplateErr)
+	}
+	if len(tag) != 3 {
+		t.Fatalf("tag %q: want three characters", tag)
+	}
+	ident := fmt.Sprintf("%s%011d", tag, i)
+	s := strings.Replace(r1Template, "<Identifier>LTR00000000001</Identifier>", "<Identifier>"+ident+"</Identifier>", 1)
+	s = strings.Replace(s, "<Identifier>ENV00000000001</Identifier>", fmt.Sprintf("<Identifier>%sE%010d</Identifier>", tag, i), 1)
+	s = strings.Replace(s, "0f6c1e2d3a4b5c6d7e8f90a1b2c3d4e5", fmt.Sprintf("%s%029x", strings.ToLower(tag), i), 1)
+	if p := r1Persons[i%len(r1Persons)]; p[0] != r1Persons[0][0] {
+		s = strings.Replace(s, "2509479989", p[0], 1)
+		s = strings.Replace(s, "<PersonGivenName>Bruno Test</PersonGivenName>", "<PersonGivenName>"+p[1]+"</PersonGivenName>", 1)
+		s = strings.Replace(s, "<PersonSurnameName>Elmer</PersonSurnameName>", "<PersonSurnameName>"+p[2]+"</PersonSurnameName>", 1)
+	}
+	return "5790000000005#" + ident, []byte(s)
+}
+
+// r1WithEnvelope gives a letter a new envelope identifier, as a MedCom
+// resend does.
+func r1WithEnvelope(data []byte, env string) []byte {
+	re := regexp.MustCompile(`(<Envelope>[\s\S]*?<Identifier>)[^<]*(</Identifier>)`)
+	return re.ReplaceAll(data, []byte("${1}"+env+"${2}"))
+}
+
+// r1Ledger is the oracle's record of what was sent: letter id, payload
+// hash and the destinations the letter is meant for.
+type r1Ledger struct {
+	mu   sync.Mutex
+	sent map[string]r1Sent
+	ids  []string
+}
+
+type r1Sent struct {
+	Hash  string
+	Dests []string
+}
+
+func r1NewLedger() *r1Ledger { return &r1Ledger{sent: map[string]r1Sent{}} }
+
+func (l *r1Ledger) Add(id string, data []byte, dests ...string) {
+	s := sha256.Sum256(data)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := l.sent[id]; !ok {
+		l.ids = append(l.ids, id)
+	}
+	l.sent[id] = r1Sent{Hash: hex.EncodeToString(s[:]), Dests: dests}
+}
+
+func (l *r1Ledger) Len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.ids)
+}
+
+// r1Tally is the oracle's verdict for the casefile destination: every
+// letter of the ledger is once, dup (more than one document), parked (no
+// document, parked with a reason) or lost; stray documents are documents of
+// letters the ledger does not know.
+type r1Tally struct {
+	Once, Dup, Parked, Lost, Stray int
+	LostIDs, DupIDs                []string
+}
+
+func (t r1Tally) String() string {
+	return fmt.Sprintf("once=%d dup=%d parked=%d lost=%d stray=%d", t.Once, t.Dup, t.Parked, t.Lost, t.Stray)
+}
+
+// r1Check joins the ledger with the case system's documents and the
+// parked entries.
+func r1Check(l *r1Ledger, docs []casesyssim.Document, parked []retryq.Entry) r1Tally {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	count := map[string]int{}
+	for _, d := range docs {
+		if d.Letter == nil {
+			continue
+		}
+		count[d.Letter.ID]++
+	}
+	park := map[string]bool{}
+	for _, e := range parked {
+		if e.Destination == "casefile" {
+			park[e.LetterID] = true
+		}
+	}
+	var t r1Tally
+	for _, id := range l.ids {
+		switch c := count[id]; {
+		case c == 1:
+			t.Once++
+		case c > 1:
+			t.Dup++
+			t.DupIDs = append(t.DupIDs, id)
+		case park[id]:
+			t.Parked++
+		default:
+			t.Lost++
+			t.LostIDs = append(t.LostIDs, id)
+		}
+		delete(count, id)
+	}
+	for _, c := range count {
+		t.Stray += c
+	}
+	return t
+}
+
+// r1Delivered counts the ledger's letters that have at least one document.
+func r1Delivered(l *r1Ledger, sim *casesyssim.Server) int {
+	have := map[string]bool{}
+	for _, d := range sim.Documents() {
+		if d.Letter != nil {
+			have[d.Letter.ID] = true
+		}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, id := range l.ids {
+		if have[id] {
+			n++
+		}
+	}
+	return n
+}
+
+// r1Wait polls cond every 25 ms until it holds or limit passes. It is a
+// liveness bound for the scenario, not a speed assertion.
+func r1Wait(t testing.TB, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up after %s waiting for %s", limit, what)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+// r1Drop writes a letter into a MedCom inbox as a VANS client does: a
+// dotfile, then an atomic rename.
+func r1Drop(t testing.TB, medcomDir, name string, data []byte) {
+	t.Helper()
+	if err := r1DropErr(medcomDir, name, data); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func r1DropErr(medcomDir, name string, data []byte) error {
+	in := filepath.Join(medcomDir, "in")
+	if err := os.MkdirAll(in, 0o700); err != nil {
+		return err
+	}
+	tmp := filepath.Join(in, "."+name+".tmp")
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(in, name))
+}
+
+// r1Files counts the visible regular files in dir.
+func r1Files(dir string) int {
+	es, err := os.ReadDir(dir)
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, e := range es {
+		if e.Type().IsRegular() && !strings.HasPrefix(e.Name(), ".") {
+			n++
+		}
+	}
+	return n
+}
+
+// r1Parked lists the parked entries of an in-process hub.
+func r1Parked(t testing.TB, h *hubtest.Hub) []retryq.Entry {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	es, err := h.App.Hub.Queue().List(ctx, retryq.Filter{Limit: 1 << 20})
+	if err != nil {
+		t.Fatalf("queue list: %v", err)
+	}
+	return es
+}
+
+// r1Receipts plays the VANS client on the out/ folder: it takes every file
+// the hub writes there and remembers each distinct content per name, so a
+// scenario can check that every copy of a letter got the same
+// acknowledgement.
+type r1Receipts struct {
+	dir     string
+	mu      sync.Mutex
+	content map[string]map[string]bool // name -> content hashes
+	copies  map[string]int
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+func r1CollectReceipts(medcomDir string) *r1Receipts {
+	r := &r1Receipts{dir: filepath.Join(medcomDir, "out"), content: map[string]map[string]bool{}, copies: map[string]int{}, stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		for {
+			r.sweep()
+			select {
+			case <-r.stop:
+				r.sweep()
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
+	return r
+}
+
+func (r *r1Receipts) sweep() {
+	es, _ := os.ReadDir(r.dir)
+	for _, e := range es {
+		if !e.Type().IsRegular() || strings.HasPrefix(e.Name(), ".") || strings.HasSuffix(e.Name(), ".tmp") {
+			continue
+		}
+		p := filepath.Join(r.dir, e.Name())
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		if os.Remove(p) != nil {
+			continue
+		}
+		s := sha256.Sum256(b)
+		r.mu.Lock()
+		if r.content[e.Name()] == nil {
+			r.content[e.Name()] = map[string]bool{}
+		}
+		r.content[e.Name()][hex.EncodeToString(s[:])] = true
+		r.copies[e.Name()]++
+		r.mu.Unlock()
+	}
+}
+
+// Stop ends the collection and returns how many names were seen, how many
+// files in all, and how many names got more than one distinct content.
+func (r *r1Receipts) Stop() (names, files, mismatched int) {
+	close(r.stop)
+	<-r.done
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for n, c := range r.content {
+		files += r.copies[n]
+		if len(c) > 1 {
+			mismatched++
+		}
+	}
+	return len(r.content), files, mismatched
+}
+
+// r1PII finds personal data of the fictitious persons, or anything shaped
+// like a CPR number, in s.
+var r1PII = regexp.MustCompile(`\d{6}-?[0-9A-Z]{4}|Bruno|Elmer|Brita|Nancy|Berggren`)
+
+// --- the hub as a child process ---
+
+// r1BuildHub compiles cmd/samhub for the tests that need to SIGKILL it.
+func r1BuildHub(t testing.TB) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "samhub")
+	out, err := exec.Command("go", "build", "-o", bin, "../cmd/samhub").CombinedOutput()
+	if err != nil {
+		t.Fatalf("build samhub: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// r1ChildConfig is a child hub's configuration: MedCom in, everything to
+// the case system; natsURL empty means the embedded server.
+type r1ChildConfig struct {
+	Dir, MedComDir, CaseURL, NATSURL string
+	AckWait                          time.Duration
+}
+
+func r1WriteChildConfig(t testing.TB, c r1ChildConfig) string {
+	t.Helper()
+	nats := "nats: {embedded: {max_store: 2GB}}"
+	if c.NATSURL != "" {
+		nats = fmt.Sprintf("nats: {url: %q, replicas: 3}", c.NATSURL)
+	}
+	if c.AckWait == 0 {
+		c.AckWait = 5 * time.Second
+	}
+	cfg := fmt.Sprintf(`data_dir: %[1]s/data
+log: {level: info, format: json}
+http: {listen: "127.0.0.1:0"}
+%[4]s
+streams: {letters_max_bytes: 512MB, parked_max_bytes: 256MB, journey_max_bytes: 128MB, audit_max_bytes: 128MB}
+pipeline: {backoff_initial: 50ms, backoff_max: 500ms, max_attempts: 6, shutdown_grace: 5s, ack_wait: %[5]s, sink_timeout: 10s}
+adapters:
+  medcom:
+    type: medcom
+    dir: %[2]s
+    poll_interval: 20ms
+    self: {gln: "5790001382445", sor: "1144561000016002", name: "Samrådet"}
+  casesys:
+    type: casesys
+    url: %[3]s
+    client_id: samhub
+    client_secret: case-secret
+    poll_interval: 0s
+destinations:
+  casefile: {adapter: casesys, sector: municipality}
+routes:
+  - name: all-to-case
+    to: [casefile]
+`, c.Dir, c.MedComDir, c.CaseURL, nats, c.AckWait)
+	p := filepath.Join(c.Dir, "samhub.yaml")
+	if err := os.MkdirAll(c.Dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// r1Child is a running hub process; its log goes to a file in its directory.
+type r1Child struct {
+	cmd  *exec.Cmd
+	log  *os.File
+	done chan struct{}
+}
+
+func r1StartChild(t testing.TB, bin, cfgPath string, n int) *r1Child {
+	t.Helper()
+	lf, err := os.Create(filepath.Join(filepath.Dir(cfgPath), fmt.Sprintf("hub-%02d.log", n)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "serve", "--config", cfgPath)
+	cmd.Stdout, cmd.Stderr = lf, lf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c := &r1Child{cmd: cmd, log: lf, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); lf.Close(); close(c.done) }()
+	t.Cleanup(func() { c.Kill() })
+	return c
+}
+
+// Kill sends SIGKILL and waits for the process to end.
+func (c *r1Child) Kill() {
+	select {
+	case <-c.done:
+		return
+	default:
+	}
+	_ = c.cmd.Process.Signal(syscall.SIGKILL)
+	<-c.done
+}
+
+// Term sends SIGTERM and waits for the process to end.
+func (c *r1Child) Term() {
+	select {
+	case <-c.done:
+		return
+	default:
+	}
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	<-c.done
+}
+
+func (c *r1Child) Pid() int { return c.cmd.Process.Pid }
+
+// r1LogLines counts the lines of the child logs in dir containing s.
+func r1LogLines(dir, s string) int {
+	files, _ := filepath.Glob(filepath.Join(dir, "hub-*.log"))
+	n := 0
+	for _, f := range files {
+		fh, err := os.Open(f)
+		if err != nil {
+			continue
+		}
+		sc := bufio.NewScanner(fh)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), s) {
+				n++
+			}
+		}
+		fh.Close()
+	}
+	return n
+}
+
+// r1FreePort reserves a loopback port for a server that must come back on
+// the same address after a restart.
+func r1FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// r1Proxy forwards TCP connections to a target and can cut them all and
+// refuse new ones: a network partition between two NATS nodes, in process.
+// Hand-written because it is twenty lines and a test-only tool (a toxiproxy
+// server would be another process to run).
+type r1Proxy struct {
+	ln      net.Listener
+	target  string
+	mu      sync.Mutex
+	blocked bool
+	conns   map[net.Conn]bool
+}
+
+func r1NewProxy(t testing.TB, target string) *r1Proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &r1Proxy{ln: ln, target: target, conns: map[net.Conn]bool{}}
+	go p.serve()
+	t.Cleanup(func() { ln.Close(); p.Block(true) })
+	return p
+}
+
+func (p *r1Proxy) Addr() string { return p.ln.Addr().String() }
+
+func (p *r1Proxy) serve() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		blocked := p.blocked
+		p.mu.Unlock()
+		if blocked {
+			c.Close()
+			continue
+		}
+		up, err := net.DialTimeout("tcp", p.target, 2*time.Second)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns[c], p.conns[up] = true, true
+		p.mu.Unlock()
+		pipe := func(dst, src net.Conn) {
+			_, _ = io.Copy(dst, src)
+			dst.Close()
+			src.Close()
+			p.mu.Lock()
+			delete(p.conns, dst)
+			delete(p.conns, src)
+			p.mu.Unlock()
+		}
+		go pipe(c, up)
+		go pipe(up, c)
+	}
+}
+
+// Block cuts every connection and refuses new ones (on) or lets them
+// through again (off).
+func (p *r1Proxy) Block(on bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.blocked = on
+	if on {
+		for c := range p.conns {
+			c.Close()
+		}
+	}
+}
+
+// r1Feeder drops letters from the ledger's generator at a steady pace in
+// its own goroutine.
+type r1Feeder struct {
+	done chan struct{}
+	sent int
+	mu   sync.Mutex
+}
+
+// r1Feed drops n letters tagged tag into medcomDir, pausing every after
+// each batch of batch letters and recording each in the ledger.
+func r1Feed(t testing.TB, l *r1Ledger, medcomDir, tag string, n, batch int, every time.Duration) *r1Feeder {
+	f := &r1Feeder{done: make(chan struct{})}
+	r1Letter(t, tag, 0) // loads the template on the test goroutine
+	go func() {
+		defer close(f.done)
+		for i := 0; i < n; i++ {
+			id, data := r1Letter(t, tag, i)
+			l.Add(id, data, "casefile")
+			if err := r1DropErr(medcomDir, fmt.Sprintf("%s-%07d.xml", strings.ToLower(tag), i), data); err != nil {
+				t.Errorf("drop letter %d: %v", i, err)
+				return
+			}
+			f.mu.Lock()
+			f.sent++
+			f.mu.Unlock()
+			if batch > 0 && (i+1)%batch == 0 {
+				time.Sleep(every)
+			}
+		}
+	}()
+	return f
+}
+
+func (f *r1Feeder) Sent() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.sent
+}
+
+func (f *r1Feeder) Wait() { <-f.done }
+
+// r1Rand is a seeded source for the scenario's random choices.
+func r1Rand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, seed^0x5a5a)) }
