@@ -353,6 +353,12 @@ func TestScenarioSecurity(t *testing.T) {
 			if logging.ContainsCPR(string(a.Data)) {
 				found++
 				t.Errorf("a CPR-shaped number in %s from %s (%d bytes)", a.Kind, a.Name, len(a.Data))
+				for _, line := range strings.Split(string(a.Data), "\n") {
+					if logging.ContainsCPR(line) {
+						// Redacted, so the report shows where without the number.
+						t.Logf("  at: %.400s", logging.Redact(line))
+					}
+				}
 			}
 		}
 		t.Logf("scanned %v", kinds)
