@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net/http"
 	"net"
 	"os"
 	"os/exec"
@@ -363,9 +364,9 @@ func (r *r1Receipts) Stop() (names, files, mismatched int) {
 	return len(r.content), files, mismatched
 }
 
-// r1PII finds personal data of the fictitious persons, or anything shaped
-// like a CPR number, in s.
-var r1PII = regexp.MustCompile(`\d{6}-?[0-9A-Z]{4}|Bruno|Elmer|Brita|Nancy|Berggren`)
+// r1PII finds the personal data the scenarios' letters carry: the
+// fictitious persons' CPR numbers (with or without the dash) and names.
+var r1PII = regexp.MustCompile(`250947-?9989|150981-?9996|251248-?9996|070392-?1VJ4|Bruno|Elmer|Brita|Nancy|Berggren`)
 
 // --- the hub as a child process ---
 
@@ -628,3 +629,63 @@ func (f *r1Feeder) Wait() { <-f.done }
 
 // r1Rand is a seeded source for the scenario's random choices.
 func r1Rand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, seed^0x5a5a)) }
+
+// r1Get fetches url without credentials (the metrics page).
+func r1Get(t testing.TB, url string) (int, []byte) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+// r1Metric sums every sample of a metric family in a Prometheus text page.
+func r1Metric(page []byte, name string) float64 {
+	var sum float64
+	for _, line := range strings.Split(string(page), "\n") {
+		if !strings.HasPrefix(line, name+" ") && !strings.HasPrefix(line, name+"{") {
+			continue
+		}
+		f := strings.Fields(line)
+		if v, err := strconv.ParseFloat(f[len(f)-1], 64); err == nil {
+			sum += v
+		}
+	}
+	return sum
+}
+
+// r1Log is a goroutine-safe writer for a hub's log.
+type r1Log struct {
+	mu sync.Mutex
+	b  []byte
+}
+
+func (w *r1Log) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.b = append(w.b, p...)
+	return len(p), nil
+}
+
+// Count counts the log lines containing s.
+func (w *r1Log) Count(s string) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := 0
+	for _, line := range strings.Split(string(w.b), "\n") {
+		if strings.Contains(line, s) {
+			n++
+		}
+	}
+	return n
+}
+
+// Bytes is a copy of the log so far.
+func (w *r1Log) Bytes() []byte {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]byte(nil), w.b...)
+}

@@ -1,0 +1,85 @@
+package reliability
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/samhub/samhub/internal/hubtest"
+)
+
+// TestScenarioDuplicate is S5: of the letters a GP system sends, a fifth
+// arrive twice byte for byte and a fifth are resent twice with new envelope
+// identifiers (MedCom's resend after 15 and 30 minutes). Each letter must
+// become one case document, every copy must get the same acknowledgement,
+// and the hub must count each extra copy as a duplicate.
+func TestScenarioDuplicate(t *testing.T) {
+	n := r1Int("DUPLICATE_LETTERS", 200, 5000)
+	seed := r1Seed()
+	rng := r1Rand(seed)
+	log := &r1Log{}
+	h := hubtest.Start(t, hubtest.WithLog(log))
+	receipts := r1CollectReceipts(h.MedComDir)
+	ledger := r1NewLedger()
+	type copyOf struct {
+		name string
+		data []byte
+	}
+	var later []copyOf // copies sent after the originals, in random order
+	identical, resent := 0, 0
+	for i := 0; i < n; i++ {
+		id, data := r1Letter(t, "DUP", i)
+		ledger.Add(id, data, "casefile")
+		h.Drop(fmt.Sprintf("dup-%07d.xml", i), data)
+		switch r := rng.IntN(10); {
+		case r < 2:
+			later = append(later, copyOf{fmt.Sprintf("dup-%07d-again.xml", i), data})
+			identical++
+		case r < 4:
+			for k := 1; k <= 2; k++ {
+				later = append(later, copyOf{fmt.Sprintf("dup-%07d-resend%d.xml", i, k), r1WithEnvelope(data, fmt.Sprintf("DUPR%d%09d", k, i))})
+				resent++
+			}
+		}
+	}
+	// Some copies arrive while the original is still in the hub, some long after.
+	rng.Shuffle(len(later), func(i, j int) { later[i], later[j] = later[j], later[i] })
+	for i, c := range later {
+		h.Drop(c.name, c.data)
+		if i%50 == 49 {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	copies := n + len(later)
+	r1Wait(t, time.Duration(copies/10+60)*time.Second, "every copy processed", func() bool {
+		return r1Files(h.MedComDir+"/processed") >= copies
+	})
+	r1Wait(t, time.Duration(n/10+60)*time.Second, "every letter delivered", func() bool { return r1Delivered(ledger, h.CaseSys) >= n })
+	time.Sleep(500 * time.Millisecond) // a second document would show itself now
+	_, page := r1Get(t, h.BaseURL+"/metrics")
+	dupMetric := r1Metric(page, "samhub_letters_duplicate_total")
+	dupLogged := log.Count("duplicate letter")
+	names, files, mismatched := receipts.Stop()
+	tally := r1Check(ledger, h.CaseSys.Documents(), r1Parked(t, h))
+	errored := r1Files(h.MedComDir + "/error")
+	r1Report(t, "duplicate", "letters", n, "copies", copies, "identical_copies", identical, "resends", resent,
+		"documents_once", tally.Once, "duplicates", tally.Dup, "lost", tally.Lost, "receipts", names, "receipt_files", files,
+		"receipt_mismatch", mismatched, "duplicates_logged", dupLogged, "duplicates_metric", dupMetric, "errored", errored, "seed", seed)
+	if tally.Once != n || tally.Dup != 0 || tally.Stray != 0 {
+		t.Errorf("oracle: %s (duplicated %v)", tally, r1First(tally.DupIDs))
+	}
+	// A repeated acknowledgement replaces one the VANS client has not yet
+	// fetched (same name, same bytes), so files may be fewer than copies.
+	if names != n || mismatched != 0 {
+		t.Errorf("acknowledgements: %d names for %d letters, %d names with differing content", names, n, mismatched)
+	}
+	if errored != 0 {
+		t.Errorf("%d copies went to error/", errored)
+	}
+	if dupLogged != len(later) {
+		t.Errorf("%d duplicates logged, want %d (one per extra copy)", dupLogged, len(later))
+	}
+	if leak := r1PII.Find(log.Bytes()); leak != nil {
+		t.Errorf("the hub's log carries personal data: %q", leak)
+	}
+}
