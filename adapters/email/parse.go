@@ -3,12 +3,13 @@ package email
 import (
 	"bytes"
 	"crypto/sha256"
-	"encoding/hex"
+	"encoding/base32"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/emersion/go-message"
 	_ "github.com/emersion/go-message/charset" // registers x/text charsets with go-message
@@ -37,16 +38,22 @@ func (e *ParseError) Unwrap() error { return e.Err }
 // maxParts bounds the work a hostile message can cause.
 const maxParts = 200
 
-// dedupKey is the hex SHA-256 of the Message-ID and the hash of the raw
-// bytes: the same message fetched twice gives the same key, a different
-// message reusing a Message-ID does not.
+// dedupKey is the SHA-256 of the Message-ID and the hash of the raw bytes:
+// the same message fetched twice gives the same key, a different message
+// reusing a Message-ID does not. It is written in lower-case base32, whose
+// only digits are 2–7, so a key can never look like a CPR number (a month
+// needs a 0 or 1) and be redacted or flagged in logs.
 func dedupKey(messageID string, raw []byte) string {
 	h := sha256.New()
 	h.Write([]byte(messageID))
 	h.Write([]byte{0})
 	h.Write([]byte(letter.Digest(raw)))
-	return hex.EncodeToString(h.Sum(nil))
+	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(h.Sum(nil)))
 }
+
+// maxMultiparts bounds multipart containers (nesting and siblings): a real
+// letter has a handful, and deep nesting costs the reader time and memory.
+const maxMultiparts = 20
 
 // headerMessageID reads the Message-ID without failing on a malformed one.
 func headerMessageID(raw []byte) string {
@@ -65,6 +72,9 @@ func headerMessageID(raw []byte) string {
 // source. kindFor chooses the kind from the sender address and subject (nil
 // means note). The letter keeps raw as its original.
 func ParseMessage(source string, raw []byte, received time.Time, kindFor func(from, subject string) letter.Kind) (*letter.Letter, error) {
+	if n := bytes.Count(bytes.ToLower(raw), []byte("boundary=")); n > maxMultiparts {
+		return nil, &ParseError{Field: "body", Reason: fmt.Sprintf("more than %d multipart containers (nested or side by side)", maxMultiparts)}
+	}
 	mr, err := mail.CreateReader(bytes.NewReader(raw))
 	if mr == nil {
 		if message.IsUnknownEncoding(err) {
@@ -138,6 +148,9 @@ func ParseMessage(source string, raw []byte, received time.Time, kindFor func(fr
 		switch ph := p.Header.(type) {
 		case *mail.InlineHeader:
 			ct, _, _ := ph.ContentType()
+			if (ct == "text/plain" || ct == "text/html") && !utf8.Valid(body) {
+				return nil, &ParseError{Field: field, Reason: "the text is not valid in its declared charset (expected a known charset such as UTF-8 or ISO-8859-1)"}
+			}
 			switch ct {
 			case "text/plain":
 				plain = append(plain, string(body))

@@ -2,6 +2,7 @@ package email
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,8 +31,8 @@ func TestParseDanishWithAttachment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(l.ID, "email:mail-in:") || len(l.ID) != len("email:mail-in:")+64 {
-		t.Errorf("id = %q, want email:mail-in:<64 hex>", l.ID)
+	if !strings.HasPrefix(l.ID, "email:mail-in:") || len(l.ID) != len("email:mail-in:")+52 || strings.ContainsAny(l.ID[len("email:mail-in:"):], "0189") {
+		t.Errorf("id = %q, want email:mail-in:<52 base32 characters>", l.ID)
 	}
 	if l.Kind != letter.KindNote || l.Format != "email" || l.Source != "mail-in" {
 		t.Errorf("kind/format/source = %s/%s/%s", l.Kind, l.Format, l.Source)
@@ -188,4 +189,22 @@ func FuzzMIME(f *testing.F) {
 			t.Fatal("original bytes changed")
 		}
 	})
+}
+
+func TestParseRefusesDeepNestingAndBadCharsets(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("From: a@example.org\r\nSubject: x\r\nMIME-Version: 1.0\r\n")
+	for i := range 30 {
+		fmt.Fprintf(&b, "Content-Type: multipart/mixed; boundary=\"b%d\"\r\n\r\n--b%d\r\n", i, i)
+	}
+	b.WriteString("Content-Type: text/plain\r\n\r\nhej\r\n")
+	if _, err := ParseMessage("m", []byte(b.String()), time.Now(), nil); err == nil || !strings.Contains(err.Error(), "multipart containers") {
+		t.Fatalf("deep nesting: %v", err)
+	}
+	latin1AsUTF8 := "From: a@example.org\r\nSubject: x\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nK\xe6re for\xe6ldre\r\n"
+	_, err := ParseMessage("m", []byte(latin1AsUTF8), time.Now(), nil)
+	var pe *ParseError
+	if !errors.As(err, &pe) || pe.Field != "body.part[0]" {
+		t.Fatalf("invalid UTF-8 text: %v", err)
+	}
 }

@@ -41,12 +41,20 @@ func mustLoad(name string) *time.Location {
 	return loc
 }
 
+// maxOIOXMLRun bounds one attribute value or text run in OIOXML.
+const maxOIOXMLRun = 1 << 20
+
 // Parse reads and validates one Emessage. On validation errors it returns
 // the Emessage as far as it could be read (so a negative receipt can name the
 // envelope and sender) together with errors.Join of *FieldError; on input that
 // is not safe or not well-formed XML it returns a nil Emessage and the
 // *xmlsafe.Error.
 func Parse(data []byte, lim xmlsafe.Limits) (*Emessage, error) {
+	// XDIS91 carries no base64 attachments (unlike FHIR XML), so no single
+	// attribute or text run needs the default's tens of megabytes.
+	if lim.MaxAttrLen <= 0 || lim.MaxAttrLen > maxOIOXMLRun {
+		lim.MaxAttrLen = maxOIOXMLRun
+	}
 	doc, err := xmlsafe.Parse(data, lim)
 	if err != nil {
 		return nil, err

@@ -17,6 +17,7 @@ import (
 	"io"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/beevik/etree"
 	"golang.org/x/text/encoding/charmap"
@@ -29,6 +30,7 @@ type Limits struct {
 	MaxDepth   int   // element (or JSON container) nesting
 	MaxTokens  int   // XML tokens incl. attributes, or JSON tokens
 	MaxAttrLen int   // one attribute value or one run of character data
+	MaxAttrs   int   // attributes on one element
 }
 
 // DefaultLimits fits MedCom's largest legal messages:
@@ -39,9 +41,11 @@ type Limits struct {
 //   - MaxTokens 5,000,000: roughly one token per 20 bytes of a 100 MB message;
 //   - MaxAttrLen 64 MiB: FHIR XML carries attachments as base64 in one
 //     value="…" attribute, and a 50 MB attachment (the CareCommunication cap)
-//     is 66.7 MB of base64, just under 64 MiB (67.1 MB).
+//     is 66.7 MB of base64, just under 64 MiB (67.1 MB);
+//   - MaxAttrs 256: MedCom elements carry a handful of attributes; a million
+//     on one element costs encoding/xml a gigabyte.
 func DefaultLimits() Limits {
-	return Limits{MaxBytes: 100_000_000, MaxDepth: 100, MaxTokens: 5_000_000, MaxAttrLen: 64 << 20}
+	return Limits{MaxBytes: 100_000_000, MaxDepth: 100, MaxTokens: 5_000_000, MaxAttrLen: 64 << 20, MaxAttrs: 256}
 }
 
 func (l Limits) withDefaults() Limits {
@@ -57,6 +61,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxAttrLen <= 0 {
 		l.MaxAttrLen = d.MaxAttrLen
+	}
+	if l.MaxAttrs <= 0 {
+		l.MaxAttrs = d.MaxAttrs
 	}
 	return l
 }
@@ -111,6 +118,9 @@ func Parse(data []byte, lim Limits) (*etree.Document, error) {
 		return nil, err
 	}
 	if err := scan(data, lim); err != nil {
+		return nil, err
+	}
+	if err := checkLabel(data); err != nil {
 		return nil, err
 	}
 	doc := etree.NewDocument()
@@ -216,6 +226,9 @@ func scan(data []byte, lim Limits) error {
 				stack = stack[:lim.MaxDepth]
 				return fail(ReasonTooDeep, fmt.Sprintf("elements nested deeper than %d levels", lim.MaxDepth))
 			}
+			if len(t.Attr) > lim.MaxAttrs {
+				return fail(ReasonTooMany, fmt.Sprintf("element %s has %d attributes, more than the limit of %d", qname(t.Name), len(t.Attr), lim.MaxAttrs))
+			}
 			tokens += len(t.Attr)
 			if tokens > lim.MaxTokens {
 				return fail(ReasonTooMany, fmt.Sprintf("more than %d XML tokens", lim.MaxTokens))
@@ -287,3 +300,33 @@ func qname(n xml.Name) string {
 func redact(s string) string { return digitRun.ReplaceAllString(s, "…") }
 
 var digitRun = regexp.MustCompile(`[0-9]{6,}`)
+
+var encodingDecl = regexp.MustCompile(`^\s*<\?xml[^>]*encoding\s*=\s*["']([A-Za-z0-9._-]+)["']`)
+
+// checkLabel refuses a file whose declaration names ISO-8859-1 or
+// windows-1252 while its bytes are UTF-8 with non-ASCII letters: decoding it
+// as declared would turn "Kære" into "KÃ¦re" without any error. A genuine
+// Latin-1 letter with æ, ø or å is practically never valid UTF-8.
+func checkLabel(data []byte) error {
+	head := data[:min(len(data), 256)]
+	m := encodingDecl.FindSubmatch(head)
+	if m == nil {
+		return nil
+	}
+	switch strings.ToLower(string(m[1])) {
+	case "iso-8859-1", "iso_8859-1", "iso8859-1", "latin1", "latin-1", "l1", "windows-1252", "cp1252", "x-cp1252":
+	default:
+		return nil
+	}
+	ascii := true
+	for _, c := range data {
+		if c >= 0x80 {
+			ascii = false
+			break
+		}
+	}
+	if !ascii && utf8.Valid(data) {
+		return &Error{Reason: ReasonCharset, Msg: fmt.Sprintf("the XML declaration says %s but the bytes are UTF-8; the sender must declare encoding=\"UTF-8\" or send %s", m[1], m[1])}
+	}
+	return nil
+}

@@ -348,3 +348,24 @@ func BenchmarkHostile(b *testing.B) {
 		}
 	})
 }
+
+func TestTooManyAttributesAndMislabelledCharset(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("<a")
+	for i := range 300 {
+		fmt.Fprintf(&b, ` x%d="1"`, i)
+	}
+	b.WriteString("/>")
+	if _, err := Parse([]byte(b.String()), DefaultLimits()); err == nil || !strings.Contains(err.Error(), "attributes") {
+		t.Fatalf("300 attributes: %v", err)
+	}
+	utf8AsLatin1 := []byte("<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><a>K\xc3\xa6re</a>")
+	if _, err := Parse(utf8AsLatin1, DefaultLimits()); err == nil || !strings.Contains(err.Error(), "bytes are UTF-8") {
+		t.Fatalf("UTF-8 declared as ISO-8859-1: %v", err)
+	}
+	latin1 := []byte("<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><a>K\xe6re</a>")
+	doc, err := Parse(latin1, DefaultLimits())
+	if err != nil || doc.Root().Text() != "Kære" {
+		t.Fatalf("genuine ISO-8859-1: %v", err)
+	}
+}
