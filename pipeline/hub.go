@@ -70,6 +70,7 @@ type Hub struct {
 	subs    map[string]*jspubsub.Subscriber
 	all     map[string]any
 
+	writes     writeHealth
 	stopping   context.Context
 	stop       context.CancelFunc
 	routerDone chan struct{}
@@ -311,7 +312,7 @@ func (h *Hub) Ready(ctx context.Context) error {
 	if _, err := h.letters.Info(c); err != nil {
 		return fmt.Errorf("letter stream not usable: %w", err)
 	}
-	return nil
+	return h.writes.check()
 }
 
 func (h *Hub) gaugeLoop(ctx context.Context) {

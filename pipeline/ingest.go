@@ -71,6 +71,7 @@ func (p *ingest) Publish(ctx context.Context, l *letter.Letter) error {
 	msg.Header.Set(HdrKind, string(l.Kind))
 	msg.Header.Set(HdrSource, p.source)
 	ack, err := h.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(broker.StreamLetters))
+	h.writes.observe(err)
 	if err != nil {
 		h.m.publishFailures.WithLabelValues(p.source).Inc()
 		return fmt.Errorf("store letter: %w", err)
