@@ -1,0 +1,138 @@
+package journey_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"testing"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/samhub/samhub/internal/config"
+	"github.com/samhub/samhub/pipeline/broker"
+	"github.com/samhub/samhub/pipeline/journey"
+)
+
+// start runs an embedded SyncAlways server with the hub's streams.
+func start(t testing.TB) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	srv, err := broker.StartEmbedded(config.Embedded{StoreDir: t.TempDir(), MaxStore: "16GB"}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	nc, err := nats.Connect("", nats.InProcessServer(srv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := broker.Provision(context.Background(), js, cfg.Streams, 1); err != nil {
+		t.Fatal(err)
+	}
+	return nc, js
+}
+
+func TestConcurrentStepsAreAllStoredInFewerWrites(t *testing.T) {
+	_, js := start(t)
+	r := journey.New(js)
+	ctx := context.Background()
+	ev0, cm0 := journey.WriteStats()
+	const letters, steps = 100, 3
+	var wg sync.WaitGroup
+	errs := make(chan error, letters*steps)
+	for i := range letters {
+		for _, dest := range []string{"casefile", "region", "notices"}[:steps] {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs <- r.Record(ctx, journey.Event{LetterID: fmt.Sprintf("L%03d", i), Step: journey.Delivered, Destination: dest})
+			}()
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Every caller returned after its step was stored: each trace is
+	// complete the moment Record returned, with no step twice.
+	for _, i := range []int{0, 42, 99} {
+		tr, err := r.Trace(ctx, fmt.Sprintf("L%03d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := map[string]int{}
+		for _, ev := range tr {
+			seen[ev.Destination]++
+		}
+		if len(tr) != steps || seen["casefile"] != 1 || seen["region"] != 1 || seen["notices"] != 1 {
+			t.Fatalf("letter %d: journey %+v", i, tr)
+		}
+	}
+	st, err := js.Stream(ctx, broker.StreamJourney)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.CachedInfo().State.Msgs != letters*steps {
+		t.Fatalf("stream holds %d events, want %d", st.CachedInfo().State.Msgs, letters*steps)
+	}
+	if !st.CachedInfo().Config.AllowAtomicPublish {
+		t.Fatal("the recorder should have enabled atomic publish on the journey stream")
+	}
+	ev1, cm1 := journey.WriteStats()
+	if ev1-ev0 != letters*steps {
+		t.Fatalf("recorder counted %d events, want %d", ev1-ev0, letters*steps)
+	}
+	if cm1-cm0 >= ev1-ev0 {
+		t.Fatalf("%d concurrent steps took %d writes: they were not grouped", ev1-ev0, cm1-cm0)
+	}
+}
+
+func TestPublishAtomicStoresAllOrNothing(t *testing.T) {
+	nc, js := start(t)
+	ctx := context.Background()
+	for _, c := range []struct {
+		name   string
+		atomic bool
+	}{{"OPEN", true}, {"CLOSED", false}} {
+		if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: c.name, Subjects: []string{c.name + ".>"}, Storage: jetstream.FileStorage, AllowAtomicPublish: c.atomic}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	batch := func(stream string) []*nats.Msg {
+		var out []*nats.Msg
+		for i := range 5 {
+			out = append(out, &nats.Msg{Subject: fmt.Sprintf("%s.%d", stream, i), Data: []byte{byte(i)}})
+		}
+		return out
+	}
+	ack, err := journey.PublishAtomic(ctx, nc, js, batch("OPEN"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ack.Stream != "OPEN" || ack.Sequence != 5 {
+		t.Fatalf("ack %+v: want stream OPEN, last sequence 5", ack)
+	}
+	if _, err := journey.PublishAtomic(ctx, nc, js, batch("CLOSED")); err == nil {
+		t.Fatal("a stream without AllowAtomicPublish must refuse the batch")
+	}
+	st, _ := js.Stream(ctx, "CLOSED")
+	if n := st.CachedInfo().State.Msgs; n != 0 {
+		t.Fatalf("refused batch left %d messages", n)
+	}
+	if _, err := journey.PublishAtomic(ctx, nc, js, make([]*nats.Msg, journey.MaxAtomicBatch+1)); err == nil {
+		t.Fatal("an oversized batch must be refused before sending")
+	}
+}
