@@ -77,8 +77,16 @@ func (h *Hub) handler(d *destination) message.NoPublishHandlerFunc {
 			return h.park(ctx, d, l, msg.Payload, info.StreamSeq, 0, f, f)
 		}
 		out := l
+		if consent != l.Consent {
+			// The sink sees the consent the decision was made on: sinks
+			// that check consent themselves (the EPJ) would otherwise refuse
+			// a letter whose consent the coordinator recorded afterwards.
+			c := *l
+			c.Consent = consent
+			out = &c
+		}
 		if dec.Anonymise {
-			out = route.Anonymise(l, h.secret)
+			out = route.Anonymise(out, h.secret)
 		}
 		return h.deliver(ctx, d, l, out, msg.Payload, info.StreamSeq, dec)
 	}
