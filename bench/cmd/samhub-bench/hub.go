@@ -1,0 +1,211 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/samhub/samhub/adapters/email"
+	"github.com/samhub/samhub/bench/loopsim"
+	"github.com/samhub/samhub/internal/app"
+	"github.com/samhub/samhub/internal/config"
+	"github.com/samhub/samhub/internal/hubtest"
+	"github.com/samhub/samhub/internal/logging"
+	"github.com/samhub/samhub/pipeline/journey"
+	"github.com/samhub/samhub/pipeline/letter"
+)
+
+const (
+	coordinator = "koordinator@samraad.example"
+	mailFrom    = "samraad@kommune.example"
+)
+
+// hubRig is a whole hub in this process with its three destinations on
+// loopback: the case system (REST), the region's EPJ (FHIR) and an SMTP
+// relay (implicit TLS).
+type hubRig struct {
+	app  *app.App
+	cs   *loopsim.CaseSystem
+	epj  *loopsim.EPJ
+	mail *loopsim.SMTP
+	in   string
+	gen  *letters
+}
+
+// benchConfig is hubtest's configuration (the council's routes, MedCom in
+// and out, case system, EPJ) with one MedCom referral going to three
+// destinations:
+//   - casefile (case system): the default "letters-to-case" rule;
+//   - region (EPJ): a rule for referrals; the region needs consent, which
+//     the harness records for the test person (Hub.RecordConsent), as a
+//     coordinator does once the parents have consented;
+//   - notices (SMTP, internal sector): the coordinator's "a letter arrived"
+//     notice, the hub's own notification flow.
+func benchConfig(dir string, cs *loopsim.CaseSystem, epj *loopsim.EPJ, mail *loopsim.SMTP) *config.Config {
+	c := hubtest.DefaultConfig(filepath.Join(dir, "data"), filepath.Join(dir, "medcom"), cs.URL, epj.URL)
+	c.NATS.Embedded.MaxStore = "16GB"
+	c.Streams.LettersMaxBytes, c.Streams.JourneyMaxBytes = "8GB", "2GB"
+	c.Log.Level = "info"
+	c.Adapters["mail"] = map[string]any{"type": "smtp", "host": mail.Host, "port": mail.Port, "tls": "implicit",
+		"ca_file": mail.CAFile, "from": mailFrom, "allow": []any{"@samraad.example"}}
+	c.Destinations["notices"] = config.Destination{Adapter: "mail", Sector: "internal"}
+	c.Routes = append(c.Routes, config.Route{Name: "referral-to-region", Match: config.Match{Kind: []string{"referral"}}, To: []string{"region"}})
+	c.Notify = config.Notify{Destination: "notices", Recipients: []string{coordinator}, On: []string{"arrived"}}
+	return c
+}
+
+func startHub(ctx context.Context, dir string, gen *letters) (*hubRig, error) {
+	r := &hubRig{gen: gen}
+	var err error
+	if r.cs, err = loopsim.StartCaseSystem(); err != nil {
+		return nil, err
+	}
+	if r.epj, err = loopsim.StartEPJ(); err != nil {
+		return nil, err
+	}
+	if r.mail, err = loopsim.StartSMTP(dir); err != nil {
+		return nil, err
+	}
+	cfg := benchConfig(dir, r.cs, r.epj, r.mail)
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	// Logs are formatted as in production (JSON, info, redacting handler)
+	// and thrown away, so their cost is in the figures.
+	log := logging.New(io.Discard, slog.LevelInfo, "json")
+	if r.app, err = app.Start(ctx, cfg, log); err != nil {
+		return nil, err
+	}
+	now := time.Now().UTC()
+	if err := r.app.Hub.RecordConsent(ctx, testCPR, letter.Consent{GivenBy: "custody-holder", Form: "written", GivenAt: now.Add(-time.Hour),
+		Scopes: []letter.Scope{letter.ScopeMunicipality, letter.ScopeRegionPsychiatry}}); err != nil {
+		return nil, err
+	}
+	r.in = filepath.Join(cfg.DataDir, "..", "medcom", "in")
+	if err := os.MkdirAll(r.in, 0o700); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func (r *hubRig) close() {
+	if r.app != nil {
+		_ = r.app.Stop()
+	}
+	r.cs.Close()
+	r.epj.Close()
+	r.mail.Close()
+}
+
+// phase is one measured run of the hub.
+type phase struct {
+	Name           string             `json:"name"`
+	Letters        int                `json:"letters"`
+	OfferedPerS    float64            `json:"offered_per_s,omitempty"` // 0 = as fast as the hub takes them
+	Seconds        float64            `json:"seconds"`                 // first drop to last delivery
+	LettersPerS    float64            `json:"letters_per_s"`
+	P50ms          float64            `json:"p50_ms"`
+	P95ms          float64            `json:"p95_ms"`
+	P99ms          float64            `json:"p99_ms"`
+	MaxMs          float64            `json:"max_ms"`
+	PeakRSSMB      float64            `json:"peak_rss_mb"`
+	EndRSSMB       float64            `json:"end_rss_mb"`
+	CPUSecPer1000  float64            `json:"cpu_s_per_1000"`
+	StoredPerLtr   map[string]float64 `json:"stored_msgs_per_letter"` // per stream, from the server
+	APIPerLetter   float64            `json:"js_api_calls_per_letter"`
+	OpsPerLetter   float64            `json:"jetstream_ops_per_letter"`   // stored messages + API calls
+	SyncedPerLtr   float64            `json:"synced_writes_per_letter"`   // fsyncs: stored messages, a journey batch counting once
+	JourneyPerLtr  float64            `json:"journey_events_per_letter"`  // from the recorder
+	JourneyCommits float64            `json:"journey_commits_per_letter"` // publishes the events took
+}
+
+// run drops n letters (at rate per second, or as fast as possible when
+// rate is 0) and waits until each reached all three destinations.
+func (r *hubRig) run(name string, runNo, n int, rate float64, timeout time.Duration) (phase, error) {
+	p := phase{Name: name, Letters: n, OfferedPerS: rate}
+	for _, a := range []*loopsim.Arrivals{r.cs.Letters, r.epj.Letters, r.mail.Letters} {
+		a.Reset()
+	}
+	type item struct {
+		name          string
+		data          []byte
+		id, noticeMID string
+	}
+	items := make([]item, n)
+	for i := range n {
+		nm, data, id := r.gen.letter(runNo, i)
+		items[i] = item{nm, data, id, email.MessageID("notice:arrived::"+id, coordinator, mailFrom)}
+	}
+	js0 := snapshotJS(r.app.Broker.Server)
+	ev0, cm0 := journey.WriteStats()
+	cpu0 := cpuSeconds()
+	resetPeakRSS()
+	dropped := make([]time.Time, n)
+	start := time.Now()
+	for i, it := range items {
+		if rate > 0 {
+			if d := time.Until(start.Add(time.Duration(float64(i) / rate * float64(time.Second)))); d > 0 {
+				time.Sleep(d)
+			}
+		}
+		dropped[i] = time.Now()
+		if err := drop(r.in, it.name, it.data); err != nil {
+			return p, err
+		}
+	}
+	deadline := time.Now().Add(timeout)
+	for r.cs.Letters.Count() < n || r.epj.Letters.Count() < n || r.mail.Letters.Count() < n {
+		if time.Now().After(deadline) {
+			return p, fmt.Errorf("%s: after %s only case system %d, EPJ %d, mail %d of %d letters arrived", name, timeout, r.cs.Letters.Count(), r.epj.Letters.Count(), r.mail.Letters.Count(), n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cpu := cpuSeconds() - cpu0
+	p.PeakRSSMB, p.EndRSSMB = peakRSSMB(), rssMB()
+	var last time.Time
+	lat := make([]time.Duration, 0, n)
+	for i, it := range items {
+		a, _ := r.cs.Letters.At(it.id)
+		b, _ := r.epj.Letters.At(it.id)
+		c, ok := r.mail.Letters.At(it.noticeMID)
+		if !ok {
+			return p, fmt.Errorf("%s: the notice for letter %d never arrived (a notice for another letter did)", name, i)
+		}
+		end := a
+		for _, t := range []time.Time{b, c} {
+			if t.After(end) {
+				end = t
+			}
+		}
+		if end.After(last) {
+			last = end
+		}
+		lat = append(lat, end.Sub(dropped[i]))
+	}
+	sortDurations(lat)
+	p.Seconds = last.Sub(start).Seconds()
+	p.LettersPerS = float64(n) / p.Seconds
+	p.P50ms, p.P95ms, p.P99ms, p.MaxMs = percentileMS(lat, .50), percentileMS(lat, .95), percentileMS(lat, .99), percentileMS(lat, 1)
+	p.CPUSecPer1000 = cpu / float64(n) * 1000
+
+	// Let the last acks and state writes land before counting.
+	time.Sleep(300 * time.Millisecond)
+	stored, api := snapshotJS(r.app.Broker.Server).diff(js0)
+	ev1, cm1 := journey.WriteStats()
+	p.StoredPerLtr = map[string]float64{}
+	total := 0.0
+	for k, v := range stored {
+		p.StoredPerLtr[k] = float64(v) / float64(n)
+		total += float64(v)
+	}
+	p.APIPerLetter = float64(api) / float64(n)
+	p.OpsPerLetter = (total + float64(api)) / float64(n)
+	p.JourneyPerLtr = float64(ev1-ev0) / float64(n)
+	p.JourneyCommits = float64(cm1-cm0) / float64(n)
+	p.SyncedPerLtr = (total - float64(ev1-ev0) + float64(cm1-cm0)) / float64(n)
+	return p, nil
+}

@@ -1,0 +1,56 @@
+// Package loopsim runs lean loopback stand-ins for the systems around the
+// hub (case system, regional EPJ gateway, SMTP relay) for the throughput
+// benchmark. They answer exactly the calls the hub's sinks make, keep what
+// they receive in indexed memory and record when each letter arrived.
+//
+// Why not internal/sim: those simulators persist a full JSON snapshot of
+// their state on every write (the EPJ one including every letter's text),
+// which is right for functional tests with tens of objects but makes each
+// request cost O(letters stored so far); at thousands of letters they, not
+// the hub, would set the pace.
+package loopsim
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Arrivals records the first arrival time of each key and counts them.
+type Arrivals struct {
+	mu    sync.Mutex
+	at    map[string]time.Time
+	count atomic.Int64
+}
+
+func newArrivals() *Arrivals { return &Arrivals{at: map[string]time.Time{}} }
+
+// Mark records key's arrival at now unless it arrived before.
+func (a *Arrivals) Mark(key string) {
+	now := time.Now()
+	a.mu.Lock()
+	if _, ok := a.at[key]; !ok {
+		a.at[key] = now
+		a.count.Add(1)
+	}
+	a.mu.Unlock()
+}
+
+// Count is how many distinct keys arrived.
+func (a *Arrivals) Count() int { return int(a.count.Load()) }
+
+// At returns when key arrived.
+func (a *Arrivals) At(key string) (time.Time, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	t, ok := a.at[key]
+	return t, ok
+}
+
+// Reset forgets every arrival.
+func (a *Arrivals) Reset() {
+	a.mu.Lock()
+	a.at = map[string]time.Time{}
+	a.count.Store(0)
+	a.mu.Unlock()
+}
