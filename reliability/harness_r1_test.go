@@ -390,7 +390,7 @@ type r1ChildConfig struct {
 
 func r1WriteChildConfig(t testing.TB, c r1ChildConfig) string {
 	t.Helper()
-	nats := "nats: {embedded: {max_store: 2GB}}"
+	nats := "nats: {embedded: {max_store: 4GB}}"
 	if c.NATSURL != "" {
 		nats = fmt.Sprintf("nats: {url: %q, replicas: 3}", c.NATSURL)
 	}
@@ -401,7 +401,7 @@ func r1WriteChildConfig(t testing.TB, c r1ChildConfig) string {
 log: {level: info, format: json}
 http: {listen: "127.0.0.1:0"}
 %[4]s
-streams: {letters_max_bytes: 512MB, parked_max_bytes: 256MB, journey_max_bytes: 128MB, audit_max_bytes: 128MB}
+streams: {letters_max_bytes: 1GB, parked_max_bytes: 512MB, journey_max_bytes: 256MB, audit_max_bytes: 256MB}
 pipeline: {backoff_initial: 50ms, backoff_max: 500ms, max_attempts: 6, shutdown_grace: 5s, ack_wait: %[5]s, sink_timeout: 10s}
 adapters:
   medcom:
@@ -594,14 +594,14 @@ type r1Feeder struct {
 	mu   sync.Mutex
 }
 
-// r1Feed drops n letters tagged tag into medcomDir, pausing every after
+// r1Feed drops letters from..to-1 tagged tag into medcomDir, pausing every after
 // each batch of batch letters and recording each in the ledger.
-func r1Feed(t testing.TB, l *r1Ledger, medcomDir, tag string, n, batch int, every time.Duration) *r1Feeder {
+func r1Feed(t testing.TB, l *r1Ledger, medcomDir, tag string, from, to, batch int, every time.Duration) *r1Feeder {
 	f := &r1Feeder{done: make(chan struct{})}
 	r1Letter(t, tag, 0) // loads the template on the test goroutine
 	go func() {
 		defer close(f.done)
-		for i := 0; i < n; i++ {
+		for i := from; i < to; i++ {
 			id, data := r1Letter(t, tag, i)
 			l.Add(id, data, "casefile")
 			if err := r1DropErr(medcomDir, fmt.Sprintf("%s-%07d.xml", strings.ToLower(tag), i), data); err != nil {

@@ -41,7 +41,7 @@ func TestScenarioKill9(t *testing.T) {
 
 	starts := 0
 	hub := r1StartChild(t, bin, cfg, starts)
-	feed := r1Feed(t, ledger, medcom, "KIL", n, 20, 40*time.Millisecond)
+	feed := r1Feed(t, ledger, medcom, "KIL", 0, n, 20, 40*time.Millisecond)
 	var maxResume time.Duration
 	liveness := time.Duration(n/20+120) * time.Second
 	for k := 1; k <= kills; k++ {

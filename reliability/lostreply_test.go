@@ -22,7 +22,7 @@ func TestScenarioLostreply(t *testing.T) {
 	}))
 	const docs = "POST /cases/{caseId}/documents"
 	ledger := r1NewLedger()
-	feed := r1Feed(t, ledger, h.MedComDir, "LRP", n, 25, 30*time.Millisecond)
+	feed := r1Feed(t, ledger, h.MedComDir, "LRP", 0, n, 25, 30*time.Millisecond)
 
 	// Arm one dropped answer for every ten letters delivered, and now and
 	// then a window where answers come after the sink timeout.

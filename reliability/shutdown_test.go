@@ -21,7 +21,7 @@ func TestScenarioShutdown(t *testing.T) {
 	h := hubtest.Start(t)
 	h.CaseSys.SetRouteDelay("POST /cases/{caseId}/documents", 150*time.Millisecond)
 	ledger := r1NewLedger()
-	feed := r1Feed(t, ledger, h.MedComDir, "SHU", n, 20, 20*time.Millisecond)
+	feed := r1Feed(t, ledger, h.MedComDir, "SHU", 0, n, 20, 20*time.Millisecond)
 	delivered := func() int { return r1Delivered(ledger, h.CaseSys) }
 	var slowest time.Duration
 	inFlight := 0
