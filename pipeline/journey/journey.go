@@ -50,9 +50,9 @@ type Event struct {
 // Recorder writes and reads journeys.
 //
 // Record is a group commit: callers that record at the same time (the
-// destinations' handlers, up to max_in_flight each) are stored together
-// as one JetStream atomic batch, so a burst costs one fsync on a
-// SyncAlways server instead of one per event. Each caller still returns
+// destinations' handlers, up to max_in_flight each) are committed
+// together, a large group as one JetStream atomic batch, so a burst costs
+// one fsync on a SyncAlways server instead of one per event. Each caller still returns
 // only once its own event is stored, so a journey never lags its step and
 // nothing is held in memory across a shutdown. A caller alone is stored
 // with a plain publish and waits no longer than before.
@@ -142,13 +142,20 @@ func (r *Recorder) lead(ctx context.Context, own *pending) error {
 	}
 }
 
+// minAtomicBatch: smaller groups are published one by one (all in flight).
+// The server stages an atomic batch before committing it, which costs more
+// than it saves for a few messages: measured on this kind of machine under
+// SyncAlways, batches of 10 reached 3,400 msgs/s against 4,700 for single
+// messages, batches of 100 15,400 (shared/domain/performance.md §6.3).
+const minAtomicBatch = 32
+
 func (r *Recorder) commit(ctx context.Context, batch []*pending) error {
 	// The events are other callers' too: their commit must not fail
 	// because this caller's context ends.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	statEvents.Add(uint64(len(batch)))
-	if len(batch) == 1 || !r.atomicAllowed(ctx) {
+	if len(batch) < minAtomicBatch || !r.atomicAllowed(ctx) {
 		return r.publishEach(ctx, batch)
 	}
 	msgs := make([]*nats.Msg, len(batch))
