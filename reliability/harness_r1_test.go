@@ -385,6 +385,7 @@ func r1BuildHub(t testing.TB) string {
 // the case system; natsURL empty means the embedded server.
 type r1ChildConfig struct {
 	Dir, MedComDir, CaseURL, NATSURL string
+	HTTPListen                       string // default 127.0.0.1:0
 	AckWait                          time.Duration
 }
 
@@ -397,9 +398,12 @@ func r1WriteChildConfig(t testing.TB, c r1ChildConfig) string {
 	if c.AckWait == 0 {
 		c.AckWait = 5 * time.Second
 	}
+	if c.HTTPListen == "" {
+		c.HTTPListen = "127.0.0.1:0"
+	}
 	cfg := fmt.Sprintf(`data_dir: %[1]s/data
 log: {level: info, format: json}
-http: {listen: "127.0.0.1:0"}
+http: {listen: %[6]q}
 %[4]s
 streams: {letters_max_bytes: 1GB, parked_max_bytes: 512MB, journey_max_bytes: 256MB, audit_max_bytes: 256MB}
 pipeline: {backoff_initial: 50ms, backoff_max: 500ms, max_attempts: 6, shutdown_grace: 5s, ack_wait: %[5]s, sink_timeout: 10s}
@@ -420,7 +424,7 @@ destinations:
 routes:
   - name: all-to-case
     to: [casefile]
-`, c.Dir, c.MedComDir, c.CaseURL, nats, c.AckWait)
+`, c.Dir, c.MedComDir, c.CaseURL, nats, c.AckWait, c.HTTPListen)
 	p := filepath.Join(c.Dir, "samhub.yaml")
 	if err := os.MkdirAll(c.Dir, 0o700); err != nil {
 		t.Fatal(err)
