@@ -113,7 +113,9 @@ func TestScenarioSoak(t *testing.T) {
 	for _, s := range samples {
 		peak.heap, peak.rss, peak.goroutines = max(peak.heap, s.heap), max(peak.rss, s.rss), max(peak.goroutines, s.goroutines)
 	}
-	growth := func(a, b uint64) string { return fmt.Sprintf("%+.1f%%", 100*(float64(b)-float64(a))/float64(max(a, 1))) }
+	growth := func(a, b uint64) string {
+		return fmt.Sprintf("%+.1f%%", 100*(float64(b)-float64(a))/float64(max(a, 1)))
+	}
 	r1Report(t, "soak", "duration", dur, "letters", sent, "faults", faults, "delivered_once", tally.Once, "duplicates", tally.Dup,
 		"lost", tally.Lost, "parked", tally.Parked, "samples", len(samples),
 		"heap_base_mb", r1MB(base.heap), "heap_end_mb", r1MB(end.heap), "heap_growth", growth(base.heap, end.heap),
