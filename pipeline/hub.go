@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"sync"
 	"time"
@@ -27,6 +26,7 @@ import (
 
 	"github.com/samhub/samhub/adapters"
 	"github.com/samhub/samhub/internal/config"
+	"github.com/samhub/samhub/internal/logging"
 	"github.com/samhub/samhub/pipeline/audit"
 	"github.com/samhub/samhub/pipeline/broker"
 	"github.com/samhub/samhub/pipeline/journey"
@@ -395,9 +395,9 @@ func loadSecret(ctx context.Context, js jetstream.JetStream) ([]byte, error) {
 
 func threadToken(l *letter.Letter) string { return broker.Token(l.Thread()) }
 
-var cprRun = regexp.MustCompile(`\d{6}-?\d{4}`)
-
-func scrubText(s string) string { return cprRun.ReplaceAllString(s, "[CPR]") }
+// scrubText masks CPR numbers (a plausible birth date and four digits) but
+// leaves GLN numbers and MedCom letter ids, which contain long digit runs.
+func scrubText(s string) string { return logging.Redact(s) }
 
 func newRouter(c *config.Config) *route.Router {
 	routes := c.Routes

@@ -39,6 +39,8 @@ func TestLetterFileBecomesOneCaseDocument(t *testing.T) {
 	if len(docs) != 1 {
 		t.Fatalf("want exactly one document, got %d", len(docs))
 	}
+	// The journal note follows the document in the same delivery.
+	h.Eventually("the journal note", func() bool { return len(h.CaseSys.JournalNotes()) >= 1 })
 	if n := len(h.CaseSys.JournalNotes()); n != 1 {
 		t.Errorf("want one journal note, got %d", n)
 	}
@@ -57,6 +59,9 @@ func TestLetterFileBecomesOneCaseDocument(t *testing.T) {
 		t.Error("the file is still in in/")
 	}
 	// Operations see it in the metrics, without personal data.
+	h.Eventually("the delivery counted", func() bool {
+		return strings.Contains(get(t, h.BaseURL+"/metrics"), `samhub_deliveries_total{destination="casefile",result="delivered"} 1`)
+	})
 	body := get(t, h.BaseURL+"/metrics")
 	for _, want := range []string{`samhub_deliveries_total{destination="casefile",result="delivered"} 1`, `samhub_letters_received_total{source="medcom"} 1`, `samhub_letters_duplicate_total{source="medcom"}`, `samhub_router_`} {
 		if !strings.Contains(body, want) {

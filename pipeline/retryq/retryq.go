@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -18,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/samhub/samhub/internal/logging"
 	"github.com/samhub/samhub/pipeline/broker"
 )
 
@@ -53,11 +53,9 @@ type Queue struct {
 
 func New(js jetstream.JetStream) *Queue { return &Queue{js: js} }
 
-var cpr = regexp.MustCompile(`\d{6}-?\d{4}`)
-
 // scrub is the last guard on reasons: a CPR-shaped number never reaches the
 // queue's metadata even if an adapter's reason carried one.
-func scrub(s string) string { return cpr.ReplaceAllString(s, "[CPR]") }
+func scrub(s string) string { return logging.Redact(s) }
 
 // Park stores a letter for dest. The message id makes a repeated park of the
 // same letter-stream message (after a crash between park and ack) a no-op.
