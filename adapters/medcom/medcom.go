@@ -65,6 +65,8 @@ type Config struct {
 	AckTimeout   time.Duration `mapstructure:"ack_timeout"`
 	MaxResends   *int          `mapstructure:"max_resends"`
 	OutFormat    string        `mapstructure:"out_format"`
+	// Workers is how many inbox files are handled at once (default 16).
+	Workers int `mapstructure:"workers"`
 }
 
 // Adapter is one configured MedCom mailbox.
@@ -81,6 +83,7 @@ type Adapter struct {
 
 	missing prometheus.Gauge
 	mu      sync.Mutex // serialises outbox updates within this process
+	keys    keyLocks   // serialises the handling of one letter across workers
 }
 
 var (
@@ -156,6 +159,12 @@ func (c *Config) check() error {
 	}
 	if c.PollInterval == 0 {
 		c.PollInterval = 200 * time.Millisecond
+	}
+	if c.Workers == 0 {
+		c.Workers = 16
+	}
+	if c.Workers < 1 || c.Workers > 256 {
+		return &adapters.ConfigError{Key: "workers", Msg: "must be between 1 and 256"}
 	}
 	if c.PollInterval < 0 {
 		return &adapters.ConfigError{Key: "poll_interval", Msg: "must be a positive duration such as 200ms"}

@@ -9,6 +9,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/samhub/samhub/adapters"
@@ -53,17 +56,23 @@ func (a *Adapter) Run(ctx context.Context, pub adapters.Publisher) error {
 	}
 }
 
-// Poll claims and handles the files now in in/. It reports false when a
-// file had to be put back for a later try.
+// Poll claims the files now in in/ and handles them in two steps: every
+// file is read, parsed and validated in parallel; then the files are grouped
+// by thread and the groups run concurrently, each group in the order its
+// files arrived, so that one file's chain of durable writes (store the
+// letter, write the acknowledgement, remember it) overlaps with another
+// thread's while letters of one thread are still stored in order. It reports
+// false when a file had to be put back for a later try.
 func (a *Adapter) Poll(ctx context.Context, pub adapters.Publisher) bool {
 	names, err := candidates(a.in)
 	if err != nil {
 		a.log.Error("medcom: cannot list the in directory", "err", err)
 		return false
 	}
+	var claimed []string
 	for _, name := range names {
 		if ctx.Err() != nil {
-			return true
+			break
 		}
 		// The rename claims the file: a writer's later rename onto the same
 		// name in in/ starts a new file, never a half-read one.
@@ -73,12 +82,88 @@ func (a *Adapter) Poll(ctx context.Context, pub adapters.Publisher) bool {
 			}
 			continue
 		}
-		if err := a.handle(ctx, pub, name); err != nil {
-			a.retryLater(name, err)
-			return false
+		claimed = append(claimed, name)
+	}
+	preps := make([]*prepared, len(claimed))
+	a.parallel(len(claimed), func(i int) { preps[i] = a.prepare(claimed[i]) })
+
+	groups := map[string][]*prepared{}
+	var order []string
+	for _, p := range preps {
+		if _, ok := groups[p.thread]; !ok {
+			order = append(order, p.thread)
+		}
+		groups[p.thread] = append(groups[p.thread], p)
+	}
+	var failed atomic.Bool
+	a.parallel(len(order), func(i int) {
+		group := groups[order[i]]
+		for k, p := range group {
+			if err := a.finish(ctx, pub, p); err != nil {
+				failed.Store(true)
+				// This file and the later letters of its thread go back to
+				// in/ for the next round, still in order.
+				for _, rest := range group[k:] {
+					a.retryLater(rest.name, err)
+				}
+				return
+			}
+		}
+	})
+	return !failed.Load()
+}
+
+// parallel runs fn(0..n-1) on at most cfg.Workers goroutines.
+func (a *Adapter) parallel(n int, fn func(int)) {
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, a.cfg.Workers)
+	for i := range n {
+		slots <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-slots; wg.Done() }()
+			fn(i)
+		}()
+	}
+	wg.Wait()
+}
+
+// keyLocks serialises the handling of one letter (by its duplicate-memory
+// key) across workers, so that two copies of a letter in one poll round
+// still get one acknowledgement, repeated identically.
+type keyLocks struct {
+	mu   sync.Mutex
+	held map[string]chan struct{}
+}
+
+func (k *keyLocks) lock(keys []string) (unlock func()) {
+	keys = append([]string(nil), keys...)
+	slices.Sort(keys)
+	keys = slices.Compact(keys)
+	for _, key := range keys {
+		for {
+			k.mu.Lock()
+			if k.held == nil {
+				k.held = map[string]chan struct{}{}
+			}
+			ch, busy := k.held[key]
+			if !busy {
+				k.held[key] = make(chan struct{})
+				k.mu.Unlock()
+				break
+			}
+			k.mu.Unlock()
+			<-ch
 		}
 	}
-	return true
+	return func() {
+		k.mu.Lock()
+		defer k.mu.Unlock()
+		for _, key := range keys {
+			close(k.held[key])
+			delete(k.held, key)
+		}
+	}
 }
 
 func (a *Adapter) retryLater(name string, err error) {
@@ -89,28 +174,69 @@ func (a *Adapter) retryLater(name string, err error) {
 	}
 }
 
+// prepared is a claimed file read and examined, waiting for its turn.
+type prepared struct {
+	name   string
+	data   []byte
+	now    time.Time
+	in     *inbound
+	thread string // ordering key: the thread of its first letter, else the file
+	err    error  // reading failed: put back for a later try
+	reject string // too large: moved to error/ with this reason
+}
+
+// prepare reads and examines processing/name; it writes nothing.
+func (a *Adapter) prepare(name string) *prepared {
+	p := &prepared{name: name, thread: "file:" + name, now: a.now()}
+	path := filepath.Join(a.processing, name)
+	fi, err := os.Stat(path)
+	if err != nil {
+		p.err = err
+		return p
+	}
+	if fi.Size() > a.cfg.MaxBytes {
+		p.reject = fmt.Sprintf("file is %d bytes, more than max_bytes (%d)", fi.Size(), a.cfg.MaxBytes)
+		return p
+	}
+	if p.data, err = os.ReadFile(path); err != nil {
+		p.err = err
+		return p
+	}
+	p.in = examine(p.data, a.lim)
+	if p.in.err == nil {
+		if ls := p.in.letters(a.name, name, p.data, p.now); len(ls) > 0 {
+			p.thread = ls[0].Thread()
+		}
+	}
+	return p
+}
+
 // handle processes processing/name. A non-nil error means "try again
 // later" (publish or storage failure); bad input is moved to error/ and nil
 // is returned.
 func (a *Adapter) handle(ctx context.Context, pub adapters.Publisher, name string) error {
-	path := filepath.Join(a.processing, name)
-	fi, err := os.Stat(path)
-	if err != nil {
-		return err
+	return a.finish(ctx, pub, a.prepare(name))
+}
+
+// finish acknowledges, publishes and moves one prepared file.
+func (a *Adapter) finish(ctx context.Context, pub adapters.Publisher, p0 *prepared) error {
+	if p0.err != nil {
+		return p0.err
 	}
-	if fi.Size() > a.cfg.MaxBytes {
-		return a.reject(name, fmt.Sprintf("file is %d bytes, more than max_bytes (%d)", fi.Size(), a.cfg.MaxBytes))
+	name := p0.name
+	if p0.reject != "" {
+		return a.reject(name, p0.reject)
 	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	now := a.now()
-	in := examine(data, a.lim)
+	data, now, in := p0.data, p0.now, p0.in
 	acks, err := planAcks(in, a.cfg.Self, now)
 	if err != nil {
 		return err
 	}
+	keys := make([]string, 0, len(acks))
+	for _, p := range acks {
+		keys = append(keys, p.key)
+	}
+	defer a.keys.lock(keys)()
 	// Duplicates: same sender+letter id (OIOXML) or MessageHeader.id (FHIR).
 	fresh := acks[:0:0]
 	for _, p := range acks {

@@ -3,8 +3,10 @@ package medcom
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -111,21 +113,29 @@ func TestExamplesThroughAdapter(t *testing.T) {
 		e.drop(t, f, readFile(t, "oioxml/"+f))
 	}
 	a.Poll(context.Background(), pub)
-	want := []string{ // files are taken in name order
+	want := []string{ // threads run concurrently, so compare as sets
 		"DKKMDKMDNET#BrevNr5678/1111FRE01095", "DKKMDKMDNET#BrevNr5678/1111MAN01095",
 		"5790000120420#BrevNr5678/1111MAN01095", "5790000120420#BrevNr5678/1111FRE01095",
 		"5790000120400#BrevNr00129", "5790000121526#12152000000203",
 	}
-	if got := strings.Join(pub.ids(), " "); got != strings.Join(want, " ") {
+	slices.Sort(want)
+	gotIDs := pub.ids()
+	slices.Sort(gotIDs)
+	if got := strings.Join(gotIDs, " "); got != strings.Join(want, " ") {
 		t.Fatalf("published\n %s\nwant\n %s", got, strings.Join(want, " "))
 	}
-	for _, l := range pub.letters[:4] {
-		if l.Kind != letter.KindAcknowledgement || !strings.HasPrefix(l.InReplyTo, "5790000181872#1111") {
-			t.Errorf("receipt letter %s: kind %s in reply to %s", l.ID, l.Kind, l.InReplyTo)
+	byID := map[string]*letter.Letter{}
+	for _, l := range pub.letters {
+		byID[l.ID] = l
+	}
+	for _, id := range []string{"DKKMDKMDNET#BrevNr5678/1111FRE01095", "DKKMDKMDNET#BrevNr5678/1111MAN01095", "5790000120420#BrevNr5678/1111MAN01095", "5790000120420#BrevNr5678/1111FRE01095"} {
+		l := byID[id]
+		if l == nil || l.Kind != letter.KindAcknowledgement || !strings.HasPrefix(l.InReplyTo, "5790000181872#1111") {
+			t.Errorf("receipt letter %s: %+v", id, l)
 		}
 	}
-	if got := pub.letters[5].Subject; got != "Undtagelsesredegørelse - fortsat individuel behandling" {
-		t.Errorf("subject %q", got)
+	if l := byID["5790000121526#12152000000203"]; l == nil || l.Subject != "Undtagelsesredegørelse - fortsat individuel behandling" {
+		t.Errorf("DIS91_2 letter: %+v", l)
 	}
 	// The examples say minuspositivkvitt and receipts are never receipted.
 	if got := e.files(t, "out"); len(got) != 0 {
@@ -376,5 +386,40 @@ func TestCheck(t *testing.T) {
 	res = Check(readFile(t, "oioxml/CTL03_1.xml"), xmlsafe.DefaultLimits())
 	if !res.Valid() || res.Format != "oioxml-receipt" || res.Ack != nil {
 		t.Errorf("receipt: %+v", res)
+	}
+}
+
+// Workers run threads concurrently but keep one thread's letters in the
+// order their files arrived.
+func TestConcurrentPollKeepsThreadOrder(t *testing.T) {
+	e := newEnv(t)
+	a := e.adapter(t, nil)
+	pub := newPub()
+	base := string(readFile(t, "samhub/letter-utf8.xml"))
+	var want []string
+	for i := range 30 {
+		s := strings.Replace(base, "<Identifier>LTR00000000001</Identifier>", fmt.Sprintf("<Identifier>ORD%011d</Identifier>", i), 1)
+		s = strings.Replace(s, "<Identifier>ENV00000000001</Identifier>", fmt.Sprintf("<Identifier>OEV%011d</Identifier>", i), 1)
+		if i%2 == 1 { // odd letters belong to other threads
+			s = strings.Replace(s, "0f6c1e2d3a4b5c6d7e8f90a1b2c3d4e5", fmt.Sprintf("%032x", i), 1)
+		} else {
+			want = append(want, fmt.Sprintf("5790000000005#ORD%011d", i))
+		}
+		e.drop(t, fmt.Sprintf("f-%03d.xml", i), []byte(s))
+	}
+	if !a.Poll(context.Background(), pub) {
+		t.Fatal("poll failed")
+	}
+	var got []string
+	for _, id := range pub.ids() {
+		if slices.Contains(want, id) {
+			got = append(got, id)
+		}
+	}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("one thread's letters out of order:\n got %v\nwant %v", got, want)
+	}
+	if n := len(pub.ids()); n != 30 {
+		t.Fatalf("published %d letters, want 30", n)
 	}
 }
