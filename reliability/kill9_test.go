@@ -16,7 +16,7 @@ import (
 // same each time it is written, and the hub must consume again soon after
 // each restart.
 func TestScenarioKill9(t *testing.T) {
-	n := r1Int("KILL9_LETTERS", 300, 100000)
+	n := r1Int("KILL9_LETTERS", 300, 5000)
 	kills := r1Int("KILL9_KILLS", 3, 20)
 	seed := r1Seed()
 	rng := r1Rand(seed)

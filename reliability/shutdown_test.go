@@ -14,7 +14,7 @@ import (
 // parked because of the shutdown, none lost, none delivered twice, and
 // every letter is delivered after the restarts.
 func TestScenarioShutdown(t *testing.T) {
-	n := r1Int("SHUTDOWN_LETTERS", 300, 5000)
+	n := r1Int("SHUTDOWN_LETTERS", 300, 3000)
 	stops := r1Int("SHUTDOWN_STOPS", 3, 10)
 	seed := r1Seed()
 	rng := r1Rand(seed)
