@@ -71,6 +71,7 @@ type Hub struct {
 	all     map[string]any
 
 	writes     writeHealth
+	background sync.WaitGroup // notices being stored
 	stopping   context.Context
 	stop       context.CancelFunc
 	routerDone chan struct{}
@@ -281,6 +282,7 @@ func (h *Hub) Run(ctx context.Context) error {
 	<-ctx.Done()
 	stopSources()
 	wg.Wait()
+	h.background.Wait()
 	h.log.Info("sources stopped; draining deliveries")
 	h.stop()
 	// Close the subscribers while the router still runs, so in-flight
@@ -294,6 +296,7 @@ func (h *Hub) Run(ctx context.Context) error {
 	cw.Wait()
 	_ = h.wm.Close()
 	<-h.routerDone
+	h.background.Wait() // notices of letters parked while draining
 	for _, inst := range h.all {
 		if c, ok := inst.(interface{ Close() error }); ok {
 			_ = c.Close()

@@ -99,8 +99,15 @@ func (h *Hub) sendNotice(ctx context.Context, event string, l *letter.Letter, de
 		Sender: letter.Party{Role: "hub", Name: "Samhub"}, Receivers: parties,
 		Subject: "Samhub: " + event, Text: scrubText(b.String()),
 		Meta: map[string]string{"event": event, "letterId": l.ID}}
-	pub := &ingest{h: h, source: notifySource}
-	if err := pub.Publish(context.WithoutCancel(ctx), notice); err != nil {
-		h.log.Warn("notice not stored", "event", event, "letter_id", l.ID, "err", err)
-	}
+	// Stored off the source's path: the letter is already safe, and the
+	// source need not wait a second fsync for its notice. A crash in between
+	// loses the notice, never the letter; the console still shows it.
+	h.background.Add(1)
+	go func() {
+		defer h.background.Done()
+		pub := &ingest{h: h, source: notifySource}
+		if err := pub.Publish(context.WithoutCancel(ctx), notice); err != nil {
+			h.log.Warn("notice not stored", "event", event, "letter_id", l.ID, "err", err)
+		}
+	}()
 }

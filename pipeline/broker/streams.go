@@ -74,6 +74,7 @@ func Provision(ctx context.Context, js jetstream.JetStream, s config.Streams, re
 		MaxMsgSize:  int32(msgMax),
 		Duplicates:  s.DedupWindow,
 		Replicas:    replicas,
+		AllowDirect: true, // duplicate look-ups and traces read without the API round trip
 	}, {
 		Name:        StreamParked,
 		Description: "Samhub retry queue (parked letters)",
@@ -97,6 +98,9 @@ func Provision(ctx context.Context, js jetstream.JetStream, s config.Streams, re
 		MaxBytes:    journeyMax,
 		Replicas:    replicas,
 		AllowDirect: true,
+		// Journey steps recorded together are committed as one atomic batch
+		// (one fsync) when there are enough of them.
+		AllowAtomicPublish: true,
 	}, {
 		Name:        StreamAudit,
 		Description: "Samhub audit log",
@@ -151,6 +155,8 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.St
 	// retention cannot change in place and were checked above.
 	have.MaxBytes, have.MaxAge, have.Duplicates, have.MaxMsgSize = want.MaxBytes, want.MaxAge, want.Duplicates, want.MaxMsgSize
 	have.Discard, have.Description = want.Discard, want.Description
+	have.AllowDirect = have.AllowDirect || want.AllowDirect
+	have.AllowAtomicPublish = have.AllowAtomicPublish || want.AllowAtomicPublish
 	if _, err := js.UpdateStream(ctx, have); err != nil {
 		return fmt.Errorf("update stream %s: %w", want.Name, err)
 	}
