@@ -55,7 +55,9 @@ func measureCeiling(ctx context.Context, dir string, payload []byte, n int) (cei
 	}
 	start := time.Now()
 	for i := range n {
-		if _, err := js.PublishAsync(fmt.Sprintf("CEIL.%d", i%64), payload); err != nil {
+		// A generous stall wait: on a loaded machine 256 fsyncs can take
+		// longer than nats.go's default 200 ms, which would abort the run.
+		if _, err := js.PublishAsync(fmt.Sprintf("CEIL.%d", i%64), payload, jetstream.WithStallWait(30*time.Second)); err != nil {
 			return c, err
 		}
 	}
