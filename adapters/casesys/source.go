@@ -194,6 +194,11 @@ func (a *Adapter) outboxLetter(ctx context.Context, it *outboxItem, cases map[st
 		Consent:  consent(cs.Consent),
 		Meta:     map[string]string{"casesys.caseId": it.CaseID, "casesys.documentId": it.DocumentID},
 	}
+	if cs.ContactPerson != nil && cs.ContactPerson.Email != "" {
+		// The hub's notices ("answered", "parked") also reach the case's
+		// contact person (pipeline/notify.go reads this key).
+		l.Meta["contactEmail"] = cs.ContactPerson.Email
+	}
 	ref := it.Referral
 	if ref == nil {
 		ref = cs.Referral

@@ -29,7 +29,8 @@ func TestJourneyAcrossEveryAdapter(t *testing.T) {
 	h := hubtest.Start(t, hubtest.WithMail())
 	now := time.Now()
 	c, err := h.CaseSys.SeedCase(casesyssim.Case{CaseType: "SAMRAAD", Title: "Samråd", PrimaryParty: casesyssim.Person{CPR: "2509479989", Name: "Bruno Test Elmer"}, Status: "open",
-		Consent: &casesyssim.Consent{GivenBy: "custody-holder", Form: "written", GivenAt: &now, Scopes: []string{"municipality", "gp", "parents", "region_psychiatry"}}})
+		ContactPerson: &casesyssim.ContactPerson{Name: "Rådgiver Test", Email: "raadgiver@samraad.example"},
+		Consent:       &casesyssim.Consent{GivenBy: "custody-holder", Form: "written", GivenAt: &now, Scopes: []string{"municipality", "gp", "parents", "region_psychiatry"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +61,7 @@ func TestJourneyAcrossEveryAdapter(t *testing.T) {
 	if n := len(h.EPJ.Communications()); n != 1 {
 		t.Errorf("EPJ has %d Communications, want 1", n)
 	}
-	var toParents, notices int
+	var toParents, notices, toContact int
 	for _, m := range h.SMTP.Messages() {
 		msg, err := mail.ReadMessage(bytes.NewReader(m.Data))
 		if err != nil {
@@ -79,6 +80,8 @@ func TestJourneyAcrossEveryAdapter(t *testing.T) {
 				toParents++
 			case hubtest.CoordinatorEmail:
 				notices++
+			case "raadgiver@samraad.example":
+				toContact++
 			}
 		}
 	}
@@ -87,6 +90,9 @@ func TestJourneyAcrossEveryAdapter(t *testing.T) {
 	}
 	if notices == 0 {
 		t.Error("the coordinator got no notice of the referral")
+	}
+	if toContact == 0 {
+		t.Error("the case's contact person got no notice of the recommendation")
 	}
 
 	if body := get(t, h.BaseURL+"/metrics"); !strings.Contains(body, "samhub_recommendation_lead_time_seconds_count 1") {
