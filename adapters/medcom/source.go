@@ -41,6 +41,11 @@ func (a *Adapter) Run(ctx context.Context, pub adapters.Publisher) error {
 		} else {
 			failures++
 		}
+		if failures == 0 && ctx.Err() == nil {
+			if more, _ := candidates(a.in); len(more) > 0 {
+				continue // a backlog: take the next slice at once
+			}
+		}
 		if err := a.CheckAcks(ctx); err != nil {
 			a.log.Warn("medcom: acknowledgement check failed", "err", err)
 		}
@@ -68,6 +73,11 @@ func (a *Adapter) Poll(ctx context.Context, pub adapters.Publisher) bool {
 	if err != nil {
 		a.log.Error("medcom: cannot list the in directory", "err", err)
 		return false
+	}
+	// One round takes a bounded number of files, so a backlog of thousands
+	// is read a slice at a time rather than all into memory at once.
+	if limit := 8 * a.cfg.Workers; len(names) > limit {
+		names = names[:limit]
 	}
 	var claimed []string
 	for _, name := range names {
