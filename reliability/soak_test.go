@@ -111,8 +111,9 @@ func TestScenarioSoak(t *testing.T) {
 	r1Wait(t, time.Duration(sent/10+120)*time.Second, "every letter delivered", func() bool { return r1Delivered(ledger, sim) >= sent })
 	// Idle again: goroutines must come back near the warm baseline (a
 	// leak grows with letters; a small margin covers timers and pool churn).
-	// Idle keep-alive connections to the case system end after the HTTP
-	// client's idle timeout, so this waits up to two minutes for them.
+	// After a backlog, letters whose document is stored may still be in
+	// retry (a slow answer outlived the sink timeout), so this waits up to
+	// two minutes for the hub to go idle.
 	bound := func(base int) int { return base + base/20 + 10 }
 	base := samples[min(len(samples)-1, len(samples)/12+1)]
 	end := take()
