@@ -2,11 +2,9 @@ package pipeline
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/samhub/samhub/pipeline/broker"
@@ -36,57 +34,27 @@ func (h *Hub) FindLetters(ctx context.Context, q Query) ([]Summary, error) {
 	if q.Limit <= 0 {
 		q.Limit = 200
 	}
-	cons, err := h.js.OrderedConsumer(ctx, broker.StreamLetters, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{broker.SubjLetters + ".in.>"},
-		DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
-		OptStartTime:   &q.Since,
-	})
-	if err != nil {
-		return nil, err
-	}
-	info, err := cons.Info(ctx)
-	if err != nil {
-		return nil, err
-	}
-	pending := min(info.NumPending, scanCap)
 	norm := func(s string) string { return strings.ToUpper(strings.ReplaceAll(strings.TrimSpace(s), "-", "")) }
 	patient := norm(q.PatientID)
 	var out []Summary
-	for pending > 0 && len(out) < q.Limit {
-		batch, err := cons.Fetch(int(min(pending, 512)), jetstream.FetchMaxWait(2*time.Second))
-		if err != nil {
-			return out, err
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{broker.SubjLetters + ".in.>"}, DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &q.Since}
+	err := broker.Scan(ctx, h.js, broker.StreamLetters, cfg, scanCap, func(m jetstream.Msg) bool {
+		l, err := letter.Unmarshal(m.Data())
+		if err != nil || l.Kind == letter.KindNotification {
+			return true
 		}
-		got := 0
-		for m := range batch.Messages() {
-			got++
-			l, err := letter.Unmarshal(m.Data())
-			if err != nil || l.Kind == letter.KindNotification {
-				continue
-			}
-			if q.ThreadID != "" && l.ThreadID != q.ThreadID && l.ID != q.ThreadID {
-				continue
-			}
-			if patient != "" && (l.Patient == nil || norm(l.Patient.Identifier()) != patient) {
-				continue
-			}
-			md, _ := m.Metadata()
-			var seq uint64
-			if md != nil {
-				seq = md.Sequence.Stream
-			}
-			out = append(out, Summary{ID: l.ID, Kind: string(l.Kind), Format: l.Format, Source: l.Source, ThreadID: l.ThreadID, Received: l.Received, Category: l.Category, Seq: seq})
-			if len(out) >= q.Limit {
-				break
-			}
+		if q.ThreadID != "" && l.ThreadID != q.ThreadID && l.ID != q.ThreadID {
+			return true
 		}
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
-			return out, err
+		if patient != "" && (l.Patient == nil || norm(l.Patient.Identifier()) != patient) {
+			return true
 		}
-		if got == 0 {
-			break
+		var seq uint64
+		if md, err := m.Metadata(); err == nil {
+			seq = md.Sequence.Stream
 		}
-		pending -= uint64(got)
-	}
-	return out, nil
+		out = append(out, Summary{ID: l.ID, Kind: string(l.Kind), Format: l.Format, Source: l.Source, ThreadID: l.ThreadID, Received: l.Received, Category: l.Category, Seq: seq})
+		return len(out) < q.Limit
+	})
+	return out, err
 }

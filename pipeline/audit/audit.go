@@ -77,33 +77,16 @@ func (l *Log) Tail(ctx context.Context, n int) ([]Record, error) {
 	if start < info.State.FirstSeq {
 		start = info.State.FirstSeq
 	}
-	cons, err := l.js.OrderedConsumer(ctx, broker.StreamAudit, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: start})
-	if err != nil {
-		return nil, err
-	}
 	var out []Record
-	want := int(last - start + 1)
-	for len(out) < want {
-		batch, err := cons.Fetch(min(want-len(out), 256), jetstream.FetchMaxWait(2*time.Second))
-		if err != nil {
-			return out, err
+	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: start}
+	err = broker.Scan(ctx, l.js, broker.StreamAudit, cfg, last-start+1, func(m jetstream.Msg) bool {
+		var r Record
+		if json.Unmarshal(m.Data(), &r) == nil {
+			out = append(out, r)
 		}
-		got := 0
-		for m := range batch.Messages() {
-			got++
-			var r Record
-			if json.Unmarshal(m.Data(), &r) == nil {
-				out = append(out, r)
-			}
-			if md, err := m.Metadata(); err == nil && md.Sequence.Stream >= last {
-				return out, nil
-			}
-		}
-		if got == 0 {
-			break
-		}
-	}
-	return out, nil
+		return true
+	})
+	return out, err
 }
 
 func subjectToken(s string) string {

@@ -237,39 +237,15 @@ func (r *Recorder) Trace(ctx context.Context, letterID string) ([]Event, error) 
 	return readAll[Event](ctx, r.js, broker.StreamJourney, broker.JourneySubject(letterID))
 }
 
-// readAll reads every message on subject from an ordered consumer.
+// readAll decodes every message on subject.
 func readAll[T any](ctx context.Context, js jetstream.JetStream, stream, subject string) ([]T, error) {
-	cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
-	if err != nil {
-		return nil, err
-	}
-	info, err := cons.Info(ctx)
-	if err != nil {
-		return nil, err
-	}
-	pending := info.NumPending
 	var out []T
-	for pending > 0 {
-		n := int(min(pending, 256))
-		batch, err := cons.Fetch(n, jetstream.FetchMaxWait(2*time.Second))
-		if err != nil {
-			return out, err
+	err := broker.Scan(ctx, js, stream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}}, 0, func(m jetstream.Msg) bool {
+		var v T
+		if json.Unmarshal(m.Data(), &v) == nil {
+			out = append(out, v)
 		}
-		got := 0
-		for m := range batch.Messages() {
-			got++
-			var v T
-			if err := json.Unmarshal(m.Data(), &v); err == nil {
-				out = append(out, v)
-			}
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
-			return out, err
-		}
-		if got == 0 {
-			break
-		}
-		pending -= uint64(got)
-	}
-	return out, nil
+		return true
+	})
+	return out, err
 }

@@ -92,45 +92,22 @@ func (q *Queue) List(ctx context.Context, f Filter) ([]Entry, error) {
 	if f.Destination != "" {
 		subj = broker.SubjParked + "." + f.Destination + ".>"
 	}
-	cons, err := q.js.OrderedConsumer(ctx, broker.StreamParked, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subj}, HeadersOnly: true})
-	if err != nil {
-		return nil, err
-	}
-	info, err := cons.Info(ctx)
-	if err != nil {
-		return nil, err
-	}
-	pending := info.NumPending
 	var out []Entry
-	for pending > 0 {
-		batch, err := cons.Fetch(int(min(pending, 512)), jetstream.FetchMaxWait(2*time.Second))
+	err := broker.Scan(ctx, q.js, broker.StreamParked, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subj}, HeadersOnly: true}, 0, func(m jetstream.Msg) bool {
+		e, err := entryOf(m.Headers())
 		if err != nil {
-			return out, err
+			return true
 		}
-		got := 0
-		for m := range batch.Messages() {
-			got++
-			e, err := entryOf(m.Headers())
-			if err != nil {
-				continue
-			}
-			if md, err := m.Metadata(); err == nil {
-				e.Seq = md.Sequence.Stream
-			}
-			if f.Code != "" && e.LastError.Code != f.Code {
-				continue
-			}
-			out = append(out, e)
-			if f.Limit > 0 && len(out) >= f.Limit {
-				return out, nil
-			}
+		if md, err := m.Metadata(); err == nil {
+			e.Seq = md.Sequence.Stream
 		}
-		if got == 0 {
-			break
+		if f.Code != "" && e.LastError.Code != f.Code {
+			return true
 		}
-		pending -= uint64(got)
-	}
-	return out, nil
+		out = append(out, e)
+		return f.Limit <= 0 || len(out) < f.Limit
+	})
+	return out, err
 }
 
 func entryOf(h nats.Header) (Entry, error) {
