@@ -88,7 +88,10 @@ func New(ctx context.Context, o Options) (*Hub, error) {
 	}
 	if o.Holder == "" {
 		host, _ := os.Hostname()
-		o.Holder = fmt.Sprintf("%s-%d", host, os.Getpid())
+		// The pid alone would make two hubs in one process share a lease.
+		suffix := make([]byte, 4)
+		_, _ = rand.Read(suffix)
+		o.Holder = fmt.Sprintf("%s-%d-%x", host, os.Getpid(), suffix)
 	}
 	if o.Registry == nil {
 		o.Registry = prometheus.NewRegistry()

@@ -82,6 +82,7 @@ type Adapter struct {
 	in, processing, processed, errDir, out string
 
 	missing prometheus.Gauge
+	dups    prometheus.Counter // duplicates answered without publishing
 	mu      sync.Mutex // serialises outbox updates within this process
 	keys    keyLocks   // serialises the handling of one letter across workers
 }
@@ -139,6 +140,20 @@ func New(deps adapters.Deps, cfg Config) (*Adapter, error) {
 				return nil, fmt.Errorf("medcom: register metrics: %w", err)
 			}
 			a.missing = are.ExistingCollector.(prometheus.Gauge)
+		}
+	}
+	a.dups = prometheus.NewCounter(prometheus.CounterOpts{
+		Name:        "samhub_medcom_duplicates_total",
+		Help:        "MedCom letters received again (same letter id or MessageHeader.id), answered with the first acknowledgement and not routed again.",
+		ConstLabels: prometheus.Labels{"adapter": deps.Name},
+	})
+	if deps.Metrics != nil {
+		if err := deps.Metrics.Register(a.dups); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if !errors.As(err, &are) {
+				return nil, fmt.Errorf("medcom: register metrics: %w", err)
+			}
+			a.dups = are.ExistingCollector.(prometheus.Counter)
 		}
 	}
 	return a, nil

@@ -260,6 +260,7 @@ func (a *Adapter) finish(ctx context.Context, pub adapters.Publisher, p0 *prepar
 			continue
 		}
 		a.log.Info("medcom: duplicate letter; the first acknowledgement is repeated", "letter_id", rec.HubID, "file", name)
+		a.dups.Inc()
 		if rec.AckName != "" {
 			if err := writeAtomic(a.out, rec.AckName, rec.Ack); err != nil {
 				return adapters.Retryable("medcom_write_failed", "could not write to the MedCom out directory", err)
@@ -311,9 +312,6 @@ func (a *Adapter) finish(ctx context.Context, pub adapters.Publisher, p0 *prepar
 func (a *Adapter) sendAcks(ctx context.Context, acks []plannedAck) error {
 	for _, p := range acks {
 		if p.data != nil {
-			if err := writeAtomic(a.out, p.name, p.data); err != nil {
-				return adapters.Retryable("medcom_write_failed", "could not write to the MedCom out directory", err)
-			}
 			p.rec.AckName, p.rec.Ack = p.name, p.data
 		}
 		p.rec.Negative = p.negative
@@ -321,8 +319,25 @@ func (a *Adapter) sendAcks(ctx context.Context, acks []plannedAck) error {
 		if err != nil {
 			return err
 		}
-		if _, err := a.state.Create(ctx, p.key, b); err != nil && !errors.Is(err, adapters.ErrExists) {
-			return err
+		// Remember the acknowledgement before writing it: a crash in between
+		// then repeats these very bytes on the next try, instead of building
+		// a second, different acknowledgement for the same letter. If a
+		// record exists already (a crash after it, or another replica), its
+		// bytes are the ones sent.
+		if _, err := a.state.Create(ctx, p.key, b); err != nil {
+			if !errors.Is(err, adapters.ErrExists) {
+				return err
+			}
+			var rec inRecord
+			if _, _, err := getJSON(ctx, a.state, p.key, &rec); err != nil {
+				return err
+			}
+			p.name, p.data = rec.AckName, rec.Ack
+		}
+		if p.data != nil && p.name != "" {
+			if err := writeAtomic(a.out, p.name, p.data); err != nil {
+				return adapters.Retryable("medcom_write_failed", "could not write to the MedCom out directory", err)
+			}
 		}
 	}
 	return nil

@@ -25,6 +25,13 @@ func RunLeased(ctx context.Context, js jetstream.JetStream, name, holder string,
 	key := "source." + name
 	for ctx.Err() == nil {
 		rev, err := kv.Create(ctx, key, []byte(holder))
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			// Our own lease from before a NATS outage: take it up again
+			// rather than wait for it to expire.
+			if e, gerr := kv.Get(ctx, key); gerr == nil && string(e.Value()) == holder {
+				rev, err = kv.Update(ctx, key, []byte(holder), e.Revision())
+			}
+		}
 		if err != nil {
 			if !errors.Is(err, jetstream.ErrKeyExists) && ctx.Err() == nil {
 				log.Warn("lease not available", "source", name, "err", err)
