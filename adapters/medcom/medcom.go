@@ -83,8 +83,8 @@ type Adapter struct {
 
 	missing prometheus.Gauge
 	dups    prometheus.Counter // duplicates answered without publishing
-	mu      sync.Mutex // serialises outbox updates within this process
-	keys    keyLocks   // serialises the handling of one letter across workers
+	mu      sync.Mutex         // serialises outbox updates within this process
+	keys    keyLocks           // serialises the handling of one letter across workers
 }
 
 var (
