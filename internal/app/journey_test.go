@@ -6,6 +6,7 @@ import (
 	"net/mail"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -61,6 +62,15 @@ func TestJourneyAcrossEveryAdapter(t *testing.T) {
 	if n := len(h.EPJ.Communications()); n != 1 {
 		t.Errorf("EPJ has %d Communications, want 1", n)
 	}
+	// Notices are stored off the source's path, so they may trail the deliveries.
+	h.Eventually("notices to the coordinator and the contact person", func() bool {
+		var coord, contact bool
+		for _, m := range h.SMTP.Messages() {
+			coord = coord || slices.Contains(m.To, hubtest.CoordinatorEmail)
+			contact = contact || slices.Contains(m.To, "raadgiver@samraad.example")
+		}
+		return coord && contact
+	})
 	var toParents, notices, toContact int
 	for _, m := range h.SMTP.Messages() {
 		msg, err := mail.ReadMessage(bytes.NewReader(m.Data))
