@@ -91,7 +91,7 @@ func TestScenarioDiskfull(t *testing.T) {
 			return true
 		}
 		_, page := r2Get(t, h.BaseURL+"/metrics", "")
-		if r2Metric(page, "samhub_publish_failures_total") > 0 {
+		if metricSum(page, "samhub_publish_failures_total") > 0 {
 			signal = "samhub_publish_failures_total"
 			return true
 		}
@@ -114,7 +114,7 @@ func TestScenarioDiskfull(t *testing.T) {
 		t.Errorf("while full: %d files in error/; a full store is not the letter's fault", n)
 	}
 	_, page := r2Get(t, h.BaseURL+"/metrics", "")
-	failures := r2Metric(page, "samhub_publish_failures_total")
+	failures := metricSum(page, "samhub_publish_failures_total")
 	readyCode, readyBody := r2Get(t, h.BaseURL+"/readyz", "")
 	t.Logf("while full: signal %s after %v; readyz %d %s; publish failures %v; %d waiting, %d processed, %d stored as documents",
 		signal, detect.Round(time.Millisecond), readyCode, strings.TrimSpace(string(readyBody)), failures, in, processedWhileFull, docsWhileFull)

@@ -57,7 +57,7 @@ func TestScenarioDuplicate(t *testing.T) {
 	r1Wait(t, time.Duration(n/10+60)*time.Second, "every letter delivered", func() bool { return r1Delivered(ledger, h.CaseSys) >= n })
 	time.Sleep(500 * time.Millisecond) // a second document would show itself now
 	_, page := r1Get(t, h.BaseURL+"/metrics")
-	dupMetric := r1Metric(page, "samhub_letters_duplicate_total")
+	dupMetric := metricSum(page, "samhub_letters_duplicate_total")
 	dupLogged := log.Count("duplicate letter")
 	names, files, mismatched := receipts.Stop()
 	tally := r1Check(ledger, h.CaseSys.Documents(), r1Parked(t, h))

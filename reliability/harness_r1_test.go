@@ -646,8 +646,8 @@ func r1Get(t testing.TB, url string) (int, []byte) {
 	return resp.StatusCode, b
 }
 
-// r1Metric sums every sample of a metric family in a Prometheus text page.
-func r1Metric(page []byte, name string) float64 {
+// metricSum sums every sample of a metric family in a Prometheus text page.
+func metricSum(page []byte, name string) float64 {
 	var sum float64
 	for _, line := range strings.Split(string(page), "\n") {
 		if !strings.HasPrefix(line, name+" ") && !strings.HasPrefix(line, name+"{") {

@@ -160,22 +160,6 @@ func r2Get(t *testing.T, url, token string) (int, []byte) {
 	return resp.StatusCode, b
 }
 
-// r2Metric returns the sum of every sample of a metric family in a
-// Prometheus text page whose line starts with name (with or without labels).
-func r2Metric(page []byte, name string) float64 {
-	var sum float64
-	for _, line := range strings.Split(string(page), "\n") {
-		if !strings.HasPrefix(line, name+" ") && !strings.HasPrefix(line, name+"{") {
-			continue
-		}
-		f := strings.Fields(line)
-		if v, err := strconv.ParseFloat(f[len(f)-1], 64); err == nil {
-			sum += v
-		}
-	}
-	return sum
-}
-
 // r2Fixture reads a file relative to the repository root.
 func r2Fixture(t testing.TB, rel string) []byte {
 	t.Helper()

@@ -77,8 +77,8 @@ func TestScenarioSoak(t *testing.T) {
 	}
 	take := func() sample {
 		_, page := r1Get(t, metrics)
-		return sample{heap: uint64(r1Metric(page, "go_memstats_heap_inuse_bytes")), rss: uint64(r1Metric(page, "process_resident_memory_bytes")),
-			goroutines: int(r1Metric(page, "go_goroutines"))}
+		return sample{heap: uint64(metricSum(page, "go_memstats_heap_inuse_bytes")), rss: uint64(metricSum(page, "process_resident_memory_bytes")),
+			goroutines: int(metricSum(page, "go_goroutines"))}
 	}
 	// The baseline is the sample after a twelfth of the run (hour 2 of
 	// 24): caches, connections and pools are warm by then.
