@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Runs every Go fuzz target in the module for $FUZZTIME each, minimising new
-# inputs for at most $FUZZMINTIME (large MedCom seeds stall the default 60 s)
-# (go test allows
-# only one -fuzz target per invocation, so they are found and run in turn).
+# Runs every Go fuzz target in the module for $FUZZTIME each (go test allows
+# only one -fuzz target per invocation, so they are found and run in turn),
+# minimising new inputs for at most $FUZZMINTIME: large MedCom seeds stall
+# the default 60 s.
 set -euo pipefail
 FUZZTIME="${FUZZTIME:-10m}"
 cd "$(dirname "$0")/.."
