@@ -56,6 +56,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	st       *state
+	saved    persisted
 	tokens   map[string]token
 	inflight map[string]bool
 	faults   faults

@@ -12,11 +12,14 @@ import (
 	"time"
 )
 
-// state is everything the simulator persists. It is small (a simulator holds
-// tens of cases), so each commit rewrites one JSON snapshot atomically
-// (write temp file, fsync, rename, fsync dir): a crash leaves either the old
-// or the new state, never a torn one. File bytes are content-addressed under
-// files/ and written before the snapshot that refers to them.
+// state is everything the simulator persists. Cases and id counters are few
+// and change in place, so each commit rewrites them in one snapshot
+// (state.json, written atomically: temp file, fsync, rename, fsync dir).
+// Documents, journal notes and idempotency records grow with every letter,
+// so each is its own file under docs/, notes/ and idem/, written once when
+// it is new (documents in the outbox again when they may have changed):
+// a commit costs the same at the ten-thousandth document as at the first.
+// File bytes are content-addressed under files/ and written first.
 type state struct {
 	Seq         map[string]int          `json:"seq"`
 	Cases       map[string]*Case        `json:"cases"`
@@ -48,30 +51,158 @@ func newState() *state {
 
 func (s *Server) statePath() string { return filepath.Join(s.cfg.DataDir, "state.json") }
 
+// snapshot is what state.json holds; older simulators wrote every object
+// there, which load still reads.
+type snapshot struct {
+	Seq   map[string]int   `json:"seq"`
+	Cases map[string]*Case `json:"cases"`
+}
+
+type idemFile struct {
+	Key    string      `json:"key"`
+	Record *idemRecord `json:"record"`
+}
+
+func idemName(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:]) + ".json"
+}
+
+// persisted remembers which growing objects have a file already.
+type persisted struct {
+	docs, notes, idem map[string]bool
+	outbox            map[string]string // outbox status last written per document
+}
+
 func (s *Server) load() error {
-	b, err := os.ReadFile(s.statePath())
-	if errors.Is(err, fs.ErrNotExist) {
-		s.st = newState()
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("read simulator state: %w", err)
-	}
+	s.saved = persisted{docs: map[string]bool{}, notes: map[string]bool{}, idem: map[string]bool{}, outbox: map[string]string{}}
 	st := newState()
-	if err := json.Unmarshal(b, st); err != nil {
-		return fmt.Errorf("decode simulator state %s: %w", s.statePath(), err)
+	b, err := os.ReadFile(s.statePath())
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return fmt.Errorf("read simulator state: %w", err)
+	default:
+		if err := json.Unmarshal(b, st); err != nil {
+			return fmt.Errorf("decode simulator state %s: %w", s.statePath(), err)
+		}
+	}
+	if err := readDir(filepath.Join(s.cfg.DataDir, "docs"), func(b []byte) error {
+		d := &Document{}
+		if err := json.Unmarshal(b, d); err != nil {
+			return err
+		}
+		st.Documents[d.ID], s.saved.docs[d.ID] = d, true
+		if d.Outbox != nil {
+			s.saved.outbox[d.ID] = d.Outbox.Status
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	if err := readDir(filepath.Join(s.cfg.DataDir, "notes"), func(b []byte) error {
+		n := &JournalNote{}
+		if err := json.Unmarshal(b, n); err != nil {
+			return err
+		}
+		st.Notes[n.ID], s.saved.notes[n.ID] = n, true
+		return nil
+	}); err != nil {
+		return err
+	}
+	if err := readDir(filepath.Join(s.cfg.DataDir, "idem"), func(b []byte) error {
+		var f idemFile
+		if err := json.Unmarshal(b, &f); err != nil {
+			return err
+		}
+		st.Idempotency[f.Key], s.saved.idem[f.Key] = f.Record, true
+		return nil
+	}); err != nil {
+		return err
 	}
 	s.st = st
 	return nil
 }
 
-// save persists the current state; callers hold s.mu.
-func (s *Server) save() error {
-	b, err := json.Marshal(s.st)
+func readDir(dir string, fn func([]byte) error) error {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}
-	return writeAtomic(s.statePath(), b)
+	for _, e := range entries {
+		if e.IsDir() || filepath.Ext(e.Name()) != ".json" {
+			continue // temp files of an interrupted write
+		}
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return err
+		}
+		if err := fn(b); err != nil {
+			return fmt.Errorf("decode simulator state %s: %w", filepath.Join(dir, e.Name()), err)
+		}
+	}
+	return nil
+}
+
+// save persists what changed; callers hold s.mu. Cases first, so a crash
+// never leaves a document whose case is unknown.
+func (s *Server) save() error {
+	b, err := json.Marshal(snapshot{Seq: s.st.Seq, Cases: s.st.Cases})
+	if err != nil {
+		return err
+	}
+	if err := writeAtomic(s.statePath(), b); err != nil {
+		return err
+	}
+	for id, d := range s.st.Documents {
+		status := ""
+		if d.Outbox != nil {
+			status = d.Outbox.Status
+		}
+		if s.saved.docs[id] && s.saved.outbox[id] == status {
+			continue // documents change only by leaving the outbox
+		}
+		if err := writeJSON(filepath.Join(s.cfg.DataDir, "docs", id+".json"), d); err != nil {
+			return err
+		}
+		s.saved.docs[id], s.saved.outbox[id] = true, status
+	}
+	for id, n := range s.st.Notes {
+		if s.saved.notes[id] {
+			continue
+		}
+		if err := writeJSON(filepath.Join(s.cfg.DataDir, "notes", id+".json"), n); err != nil {
+			return err
+		}
+		s.saved.notes[id] = true
+	}
+	for k, r := range s.st.Idempotency {
+		if s.saved.idem[k] {
+			continue
+		}
+		if err := writeJSON(filepath.Join(s.cfg.DataDir, "idem", idemName(k)), idemFile{Key: k, Record: r}); err != nil {
+			return err
+		}
+		s.saved.idem[k] = true
+	}
+	for k := range s.saved.idem {
+		if _, ok := s.st.Idempotency[k]; !ok {
+			_ = os.Remove(filepath.Join(s.cfg.DataDir, "idem", idemName(k)))
+			delete(s.saved.idem, k)
+		}
+	}
+	return nil
+}
+
+func writeJSON(path string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return writeAtomic(path, b)
 }
 
 // putFile stores data content-addressed and returns its digest.
