@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -350,6 +351,9 @@ func TestScenarioSecurity(t *testing.T) {
 		for _, a := range r2Artefacts() {
 			scanned++
 			kinds[a.Kind]++
+			// t.TempDir names end in random digits that can look like a
+			// CPR number; they are the test's, not a letter's.
+			a.Data = tempDirDigits.ReplaceAll(a.Data, []byte("/${1}N/"))
 			if logging.ContainsCPR(string(a.Data)) {
 				found++
 				t.Errorf("a CPR-shaped number in %s from %s (%d bytes)", a.Kind, a.Name, len(a.Data))
@@ -430,3 +434,5 @@ func r2EncryptionAtRest(t *testing.T) {
 type r2CountPub struct{ n atomic.Int64 }
 
 func (p *r2CountPub) Publish(context.Context, *letter.Letter) error { p.n.Add(1); return nil }
+
+var tempDirDigits = regexp.MustCompile(`/(Test[A-Za-z0-9_]*?[A-Za-z_])\d+/`)
