@@ -234,8 +234,14 @@ func r1ClusterRun(t *testing.T) (f r1ClusterFigures) {
 	at(0.30, "restarting the NATS node")
 	cl.srv[victim] = r1StartNATS(t, cl.opts[victim])
 
+	// Holder names are host-pid-random; hub A runs in this process.
+	holderA := fmt.Sprintf("%s-%d-", r1Hostname(), os.Getpid())
 	at(0.45, "stopping hub A")
 	h.Stop()
+	r1Wait(t, 2*broker.LeaseTTL+30*time.Second, "hub B to take the MedCom lease over from the stopped hub A", func() bool {
+		hld := leases.Holder()
+		return hld != "" && !strings.HasPrefix(hld, holderA)
+	})
 	at(0.55, "the partition")
 	cut := rng.IntN(3)
 	routes := cl.srv[cut].NumRoutes()
@@ -250,8 +256,6 @@ func r1ClusterRun(t *testing.T) (f r1ClusterFigures) {
 	at(0.75, "killing hub B")
 	feed.Wait()
 	hubB.Kill()
-	// Holder names are host-pid-random; hub A runs in this process.
-	holderA := fmt.Sprintf("%s-%d-", r1Hostname(), os.Getpid())
 	r1Wait(t, 2*broker.LeaseTTL+30*time.Second, "hub A to take the MedCom lease over from the killed hub B", func() bool { return strings.HasPrefix(leases.Holder(), holderA) })
 	r1Feed(t, ledger, h.MedComDir, "CLU", tail, n, 10, 40*time.Millisecond).Wait()
 	r1Wait(t, liveness, "every letter delivered", func() bool { return delivered() >= n })
