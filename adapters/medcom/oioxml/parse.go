@@ -206,13 +206,16 @@ func (r *reader) text(el *etree.Element, path string) string {
 	return strings.TrimSpace(el.Text())
 }
 
-func (r *reader) str(s *seq, name string, minL, maxL int, required bool) string {
-	var el *etree.Element
+// take reads the next element name, required or optional.
+func (s *seq) take(name string, required bool) *etree.Element {
 	if required {
-		el = s.one(name)
-	} else {
-		el = s.opt(name)
+		return s.one(name)
 	}
+	return s.opt(name)
+}
+
+func (r *reader) str(s *seq, name string, minL, maxL int, required bool) string {
+	el := s.take(name, required)
 	if el == nil {
 		return ""
 	}
@@ -229,12 +232,7 @@ func (r *reader) str(s *seq, name string, minL, maxL int, required bool) string 
 }
 
 func (r *reader) enum(s *seq, name string, required bool, allowed ...string) string {
-	var el *etree.Element
-	if required {
-		el = s.one(name)
-	} else {
-		el = s.opt(name)
-	}
+	el := s.take(name, required)
 	if el == nil {
 		return ""
 	}
