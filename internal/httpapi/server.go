@@ -182,15 +182,25 @@ func readBody(r *http.Request, v any) error {
 	return nil
 }
 
-func (s *Server) queueReplay(w http.ResponseWriter, r *http.Request) {
+// seqAndBody reads the parked id from the path and the action body; on a
+// mistake it answers 400 and reports false.
+func seqAndBody(w http.ResponseWriter, r *http.Request) (uint64, actionBody, bool) {
+	var b actionBody
 	seq, err := seqOf(r)
 	if err != nil {
 		problem(w, r, 400, "bad-id", err.Error())
-		return
+		return 0, b, false
 	}
-	var b actionBody
 	if err := readBody(r, &b); err != nil {
 		problem(w, r, 400, "bad-request", err.Error())
+		return 0, b, false
+	}
+	return seq, b, true
+}
+
+func (s *Server) queueReplay(w http.ResponseWriter, r *http.Request) {
+	seq, b, ok := seqAndBody(w, r)
+	if !ok {
 		return
 	}
 	dec, err := s.hub.Replay(r.Context(), actor(r), seq, b.Reason, b.DryRun)
@@ -245,14 +255,8 @@ func (s *Server) queueReplayMany(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) queueDiscard(w http.ResponseWriter, r *http.Request) {
-	seq, err := seqOf(r)
-	if err != nil {
-		problem(w, r, 400, "bad-id", err.Error())
-		return
-	}
-	var b actionBody
-	if err := readBody(r, &b); err != nil {
-		problem(w, r, 400, "bad-request", err.Error())
+	seq, b, ok := seqAndBody(w, r)
+	if !ok {
 		return
 	}
 	if err := s.hub.Discard(r.Context(), actor(r), seq, b.Reason); err != nil {
