@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/samhub/samhub/adapters"
 	"github.com/samhub/samhub/pipeline/audit"
 	"github.com/samhub/samhub/pipeline/broker"
 	"github.com/samhub/samhub/pipeline/journey"
@@ -189,4 +190,13 @@ func (h *Hub) PlanLetter(ctx context.Context, l *letter.Letter) ([]route.Decisio
 		return nil, err
 	}
 	return h.router.Plan(l, consent, h.now()), nil
+}
+
+// Sink returns the sink behind a destination (for conformance tests and
+// diagnostics), or nil.
+func (h *Hub) Sink(dest string) adapters.Sink {
+	if d, ok := h.dests[dest]; ok {
+		return d.sink
+	}
+	return nil
 }
