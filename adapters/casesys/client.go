@@ -13,25 +13,21 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/samhub/samhub/adapters"
+	"github.com/samhub/samhub/adapters/oauthtoken"
 )
 
 // client speaks the case-system contract: it holds the access token,
 // refreshes it once on 401, and turns answers into classified errors.
 type client struct {
-	base *url.URL
-	http *http.Client
-	cc   clientcredentials.Config
-
-	mu        sync.Mutex
-	tok       *oauth2.Token
-	refreshAt time.Time
+	base   *url.URL
+	http   *http.Client
+	tokens *oauthtoken.Cache
 }
 
 // maxBody caps what is read from an answer; documents come back through
@@ -51,46 +47,21 @@ func newClient(c Config) (*client, error) {
 	if tc != nil {
 		tr.TLSClientConfig = tc
 	}
-	return &client{
-		base: base,
-		http: &http.Client{Transport: tr, Timeout: c.Timeout},
-		cc: clientcredentials.Config{
-			ClientID: c.ClientID, ClientSecret: c.ClientSecret, TokenURL: c.TokenURL,
-			Scopes: strings.Fields(c.Scope), AuthStyle: oauth2.AuthStyleInHeader,
-		},
-	}, nil
+	hc := &http.Client{Transport: tr, Timeout: c.Timeout}
+	cc := &clientcredentials.Config{
+		ClientID: c.ClientID, ClientSecret: c.ClientSecret, TokenURL: c.TokenURL,
+		Scopes: strings.Fields(c.Scope), AuthStyle: oauth2.AuthStyleInHeader,
+	}
+	return &client{base: base, http: hc, tokens: oauthtoken.New(cc, hc, nil)}, nil
 }
 
-// token returns a cached access token, fetching a new one shortly before
-// expiry. The margin is a tenth of the lifetime (at most 10 s) rather than
-// x/oauth2's fixed 10 s, which would make tokens shorter than 10 s useless.
+// token returns the access token, classifying a failure to get one.
 func (c *client) token(ctx context.Context) (*oauth2.Token, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.tok != nil && time.Now().Before(c.refreshAt) {
-		return c.tok, nil
-	}
-	tok, err := c.cc.Token(context.WithValue(ctx, oauth2.HTTPClient, c.http))
+	tok, err := c.tokens.Token(ctx)
 	if err != nil {
 		return nil, tokenError(err)
 	}
-	now := time.Now()
-	c.tok, c.refreshAt = tok, now.Add(24*time.Hour)
-	if !tok.Expiry.IsZero() {
-		life := tok.Expiry.Sub(now)
-		c.refreshAt = tok.Expiry.Add(-min(life/10, 10*time.Second))
-	}
 	return tok, nil
-}
-
-// forget drops tok so the next call fetches a new one, unless another
-// goroutine already replaced it.
-func (c *client) forget(tok *oauth2.Token) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.tok == tok {
-		c.tok = nil
-	}
 }
 
 func tokenError(err error) error {
@@ -152,7 +123,7 @@ func (c *client) do(ctx context.Context, r request) (*response, error) {
 		if resp.status != http.StatusUnauthorized {
 			return resp, nil
 		}
-		c.forget(tok)
+		c.tokens.Forget(tok)
 		if attempt == 1 {
 			return nil, adapters.Permanent("auth_rejected", "the case system rejects the hub's access tokens even when new (HTTP 401); check the client's registration in the case system", nil)
 		}

@@ -11,27 +11,21 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/oauth2"
-	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/samhub/samhub/adapters"
 	"github.com/samhub/samhub/adapters/epj/internal/fhir"
+	"github.com/samhub/samhub/adapters/oauthtoken"
 )
 
 // client speaks FHIR R4 REST with an OAuth2 bearer token.
 type client struct {
 	base    string // FHIR base URL without trailing slash
 	http    *http.Client
-	cc      *clientcredentials.Config
+	tokens  *oauthtoken.Cache
 	timeout time.Duration
-	now     func() time.Time
-
-	mu        sync.Mutex
-	token     *oauth2.Token
-	refreshAt time.Time
 }
 
 // response is a FHIR answer read in full.
@@ -41,37 +35,15 @@ type response struct {
 	body   []byte
 }
 
-// accessToken returns a cached token, or fetches one when there is none,
-// it is due, or force is set. Tokens are cached here rather than with
-// oauth2.ReuseTokenSource because a 401 must be able to force a new token.
-func (c *client) accessToken(ctx context.Context, force bool) (string, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !force && c.token != nil && c.now().Before(c.refreshAt) {
-		return c.token.AccessToken, nil
-	}
-	ctx, cancel := context.WithTimeout(context.WithValue(ctx, oauth2.HTTPClient, c.http), c.timeout)
+// accessToken returns the access token, classifying a failure to get one.
+func (c *client) accessToken(ctx context.Context) (*oauth2.Token, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	tok, err := c.cc.Token(ctx)
+	tok, err := c.tokens.Token(ctx)
 	if err != nil {
-		return "", classifyTokenError(ctx, err)
+		return nil, classifyTokenError(ctx, err)
 	}
-	c.token = tok
-	// Refresh a little before expiry: a tenth of the lifetime, at most 10 s
-	// (oauth2's fixed 10 s would make short-lived tokens useless).
-	// The lifetime is measured on the adapter's clock (c.now), which tests
-	// and the hub may set; Expiry is on the wall clock.
-	var life time.Duration
-	switch {
-	case tok.ExpiresIn > 0:
-		life = time.Duration(tok.ExpiresIn) * time.Second
-	case !tok.Expiry.IsZero():
-		life = time.Until(tok.Expiry)
-	default:
-		life = 100 * 365 * 24 * time.Hour // no expiry given: until a 401
-	}
-	c.refreshAt = c.now().Add(life - min(10*time.Second, life/10))
-	return tok.AccessToken, nil
+	return tok, nil
 }
 
 func classifyTokenError(ctx context.Context, err error) error {
@@ -107,17 +79,18 @@ func (c *client) do(ctx context.Context, method, target, contentType string, bod
 	}
 	var resp *response
 	for attempt := 0; attempt < 2; attempt++ {
-		tok, err := c.accessToken(ctx, attempt > 0)
+		tok, err := c.accessToken(ctx)
 		if err != nil {
 			return nil, err
 		}
-		resp, err = c.send(ctx, method, u, contentType, body, hdr, tok)
+		resp, err = c.send(ctx, method, u, contentType, body, hdr, tok.AccessToken)
 		if err != nil {
 			return nil, err
 		}
 		if resp.status != http.StatusUnauthorized {
 			return resp, nil
 		}
+		c.tokens.Forget(tok)
 	}
 	return resp, nil
 }

@@ -46,6 +46,7 @@ import (
 
 	"github.com/samhub/samhub/adapters"
 	"github.com/samhub/samhub/adapters/epj/internal/fhir"
+	"github.com/samhub/samhub/adapters/oauthtoken"
 	"github.com/samhub/samhub/pipeline/letter"
 )
 
@@ -125,19 +126,15 @@ func New(deps adapters.Deps, cfg Config) (*Adapter, error) {
 		now = time.Now
 	}
 	a := &Adapter{cfg: cfg, name: deps.Name, log: log, st: deps.State, now: now}
-	a.c = &client{
-		base: cfg.URL,
-		http: &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
-		cc: &clientcredentials.Config{
-			ClientID:     cfg.ClientID,
-			ClientSecret: secret,
-			TokenURL:     cfg.TokenURL,
-			Scopes:       strings.Fields(cfg.Scope),
-			AuthStyle:    oauth2.AuthStyleInHeader,
-		},
-		timeout: cfg.Timeout,
-		now:     now,
+	hc := &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	cc := &clientcredentials.Config{
+		ClientID:     cfg.ClientID,
+		ClientSecret: secret,
+		TokenURL:     cfg.TokenURL,
+		Scopes:       strings.Fields(cfg.Scope),
+		AuthStyle:    oauth2.AuthStyleInHeader,
 	}
+	a.c = &client{base: cfg.URL, http: hc, tokens: oauthtoken.New(cc, hc, now), timeout: cfg.Timeout}
 	return a, nil
 }
 
