@@ -147,7 +147,7 @@ func r2BadRun(t *testing.T, good, bad int, check bool) time.Duration {
 // negative receipts where MedCom asks for one, and the good letters'
 // throughput measured with and without the bad ones (reported, not asserted).
 func TestScenarioBadletters(t *testing.T) {
-	good := r2Size("BADLETTERS_GOOD", 500, 10_000)
+	good := size("BADLETTERS_GOOD", 500, 10_000)
 	bad := good / 100
 	if bad < 5 {
 		bad = 5 // at least one of each kind

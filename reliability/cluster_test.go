@@ -47,7 +47,7 @@ func TestScenarioCluster(t *testing.T) {
 type r1RestartFigures struct{ letters, held, lost, dup, retried int }
 
 func r1NATSRestart(t *testing.T) (f r1RestartFigures) {
-	m := r1Int("CLUSTER_RESTART_LETTERS", 50, 500)
+	m := size("CLUSTER_RESTART_LETTERS", 50, 500)
 	opts := &server.Options{ServerName: "single", Host: "127.0.0.1", Port: r1FreePort(t), JetStream: true,
 		StoreDir: filepath.Join(t.TempDir(), "js"), SyncAlways: true, JetStreamMaxStore: 4 << 30, JetStreamMaxMemory: 64 << 20,
 		MaxPayload: 64 << 20, NoSigs: true}
@@ -201,7 +201,7 @@ type r1ClusterFigures struct {
 }
 
 func r1ClusterRun(t *testing.T) (f r1ClusterFigures) {
-	n := r1Int("CLUSTER_LETTERS", 300, 3000)
+	n := size("CLUSTER_LETTERS", 300, 3000)
 	f.seed = r1Seed()
 	rng := r1Rand(f.seed)
 	f.letters = n

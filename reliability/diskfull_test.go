@@ -65,7 +65,7 @@ func r2Fill(t *testing.T, dir string) (string, int64) {
 // metrics show the fault within 30 s, and after space returns every letter
 // becomes exactly one case document.
 func TestScenarioDiskfull(t *testing.T) {
-	letters := r2Size("DISKFULL_LETTERS", 200, 2000)
+	letters := size("DISKFULL_LETTERS", 200, 2000)
 	dir := r2SmallDisk(t)
 	log := &r2Buffer{}
 	h := hubtest.Start(t, hubtest.WithLog(log), hubtest.WithConfig(func(c *config.Config) {

@@ -14,7 +14,7 @@ import (
 // become one case document, every copy must get the same acknowledgement,
 // and the hub must count each extra copy as a duplicate.
 func TestScenarioDuplicate(t *testing.T) {
-	n := r1Int("DUPLICATE_LETTERS", 200, 3000)
+	n := size("DUPLICATE_LETTERS", 200, 3000)
 	seed := r1Seed()
 	rng := r1Rand(seed)
 	log := &r1Log{}

@@ -34,15 +34,15 @@ import (
 	"github.com/samhub/samhub/pipeline/retryq"
 )
 
-// r1Soak reports whether the suite runs at soak size (make soak).
-func r1Soak() bool { return os.Getenv("SAMHUB_SOAK") == "1" }
+// soakSize reports whether the suite runs at soak size (make soak).
+func soakSize() bool { return os.Getenv("SAMHUB_SOAK") == "1" }
 
-// r1Int is SAMHUB_<name> when set, else the CI or the soak default.
-func r1Int(name string, ci, soak int) int {
+// size is SAMHUB_<name> when set, else the CI or the soak default.
+func size(name string, ci, soak int) int {
 	if v, err := strconv.Atoi(os.Getenv("SAMHUB_" + name)); err == nil && v > 0 {
 		return v
 	}
-	if r1Soak() {
+	if soakSize() {
 		return soak
 	}
 	return ci
@@ -53,7 +53,7 @@ func r1Dur(name string, ci, soak time.Duration) time.Duration {
 	if v, err := time.ParseDuration(os.Getenv("SAMHUB_" + name)); err == nil && v > 0 {
 		return v
 	}
-	if r1Soak() {
+	if soakSize() {
 		return soak
 	}
 	return ci

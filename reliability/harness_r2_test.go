@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -22,20 +21,6 @@ import (
 	"github.com/samhub/samhub/internal/hubtest"
 )
 
-// r2Soak reports whether the suite runs at soak size (make soak).
-func r2Soak() bool { return os.Getenv("SAMHUB_SOAK") == "1" }
-
-// r2Size is an integer from the environment (SAMHUB_<NAME>), else the CI
-// or soak default.
-func r2Size(name string, ci, soak int) int {
-	if v, err := strconv.Atoi(os.Getenv("SAMHUB_" + name)); err == nil && v > 0 {
-		return v
-	}
-	if r2Soak() {
-		return soak
-	}
-	return ci
-}
 
 // r2Report prints the scenario's one line of figures, in the log and on stdout.
 func r2Report(t *testing.T, scenario string, kv ...any) {

@@ -211,7 +211,7 @@ func r2HostileInputs(t testing.TB, tg *r2Targets) []r2Input {
 	}
 	wrapped.WriteString("--top--\r\n")
 	in = append(in, r2Input{name: "mime-zip-bomb", via: "imap", data: r2Mail("zipbomb", "multipart/mixed; boundary=top", wrapped.String()), unopened: true})
-	depth := r2Size("MIME_DEPTH", 2_000, 10_000)
+	depth := size("MIME_DEPTH", 2_000, 10_000)
 	var nest strings.Builder
 	for i := range depth {
 		fmt.Fprintf(&nest, "--b%d\r\nContent-Type: multipart/mixed; boundary=b%d\r\n\r\n", i, i+1)

@@ -16,8 +16,8 @@ import (
 // same each time it is written, and the hub must consume again soon after
 // each restart.
 func TestScenarioKill9(t *testing.T) {
-	n := r1Int("KILL9_LETTERS", 300, 5000)
-	kills := r1Int("KILL9_KILLS", 3, 20)
+	n := size("KILL9_LETTERS", 300, 5000)
+	kills := size("KILL9_KILLS", 3, 20)
 	seed := r1Seed()
 	rng := r1Rand(seed)
 	bin := r1BuildHub(t)

@@ -13,7 +13,7 @@ import (
 // come later than the hub's sink timeout. The hub must retry with the same
 // idempotency key and end with exactly one document per letter.
 func TestScenarioLostreply(t *testing.T) {
-	n := r1Int("LOSTREPLY_LETTERS", 300, 5000)
+	n := size("LOSTREPLY_LETTERS", 300, 5000)
 	seed := r1Seed()
 	rng := r1Rand(seed)
 	// Few letters in flight: the simulator handles one write at a time and

@@ -18,7 +18,7 @@ import (
 // parked letter delivers each exactly once, and a second replay of the same
 // entry delivers nothing more.
 func TestScenarioOutage(t *testing.T) {
-	n := r1Int("OUTAGE_LETTERS", 200, 3000)
+	n := size("OUTAGE_LETTERS", 200, 3000)
 	seed := r1Seed()
 	rng := r1Rand(seed)
 	h := hubtest.Start(t)

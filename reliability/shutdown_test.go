@@ -14,8 +14,8 @@ import (
 // parked because of the shutdown, none lost, none delivered twice, and
 // every letter is delivered after the restarts.
 func TestScenarioShutdown(t *testing.T) {
-	n := r1Int("SHUTDOWN_LETTERS", 300, 3000)
-	stops := r1Int("SHUTDOWN_STOPS", 3, 10)
+	n := size("SHUTDOWN_LETTERS", 300, 3000)
+	stops := size("SHUTDOWN_STOPS", 3, 10)
 	seed := r1Seed()
 	rng := r1Rand(seed)
 	h := hubtest.Start(t)

@@ -37,7 +37,7 @@ func TestScenarioSoak(t *testing.T) {
 	refused := r1UnsafeStreams(t)
 
 	dur := r1Dur("SOAK_DURATION", 30*time.Second, 10*time.Minute)
-	rate := r1Int("SOAK_RATE", 20, 10) // letters per second
+	rate := size("SOAK_RATE", 20, 10) // letters per second
 	every := r1Dur("SOAK_SAMPLE", 2*time.Second, time.Minute)
 	seed := r1Seed()
 	rng := r1Rand(seed)
