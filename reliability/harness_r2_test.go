@@ -21,7 +21,6 @@ import (
 	"github.com/samhub/samhub/internal/hubtest"
 )
 
-
 // r2Report prints the scenario's one line of figures, in the log and on stdout.
 func r2Report(t *testing.T, scenario string, kv ...any) {
 	t.Helper()
