@@ -79,6 +79,30 @@ func TestProvisionIsRepeatable(t *testing.T) {
 	}
 }
 
+// Only the journey may trade its fsync per write for buffered writes; the
+// letters, the retry queue and the audit log stay synced.
+func TestOnlyTheJourneyPersistsAsync(t *testing.T) {
+	b := open(t)
+	ctx := context.Background()
+	s := streams()
+	s.JourneyPersist = "async"
+	for range 2 { // the second run finds the streams made by the first
+		if err := broker.Provision(ctx, b.JS, s, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, want := range map[string]jetstream.PersistModeType{broker.StreamJourney: jetstream.AsyncPersistMode,
+		broker.StreamLetters: jetstream.DefaultPersistMode, broker.StreamParked: jetstream.DefaultPersistMode, broker.StreamAudit: jetstream.DefaultPersistMode} {
+		st, err := b.JS.Stream(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := st.CachedInfo().Config.PersistMode; got != want {
+			t.Errorf("stream %s persists %v, want %v", name, got, want)
+		}
+	}
+}
+
 func TestStateStore(t *testing.T) {
 	b := open(t)
 	ctx := context.Background()

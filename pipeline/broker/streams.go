@@ -62,6 +62,10 @@ func Provision(ctx context.Context, js jetstream.JetStream, s config.Streams, re
 	msgMax, _ := config.ParseBytes(s.MaxMsgSize)
 	journeyMax, _ := config.ParseBytes(s.JourneyMaxBytes)
 	auditMax, _ := config.ParseBytes(s.AuditMaxBytes)
+	journeyPersist := jetstream.DefaultPersistMode
+	if s.JourneyPersist == "async" && replicas <= 1 {
+		journeyPersist = jetstream.AsyncPersistMode
+	}
 	want := []jetstream.StreamConfig{{
 		Name:        StreamLetters,
 		Description: "Samhub letters as received",
@@ -98,9 +102,11 @@ func Provision(ctx context.Context, js jetstream.JetStream, s config.Streams, re
 		MaxBytes:    journeyMax,
 		Replicas:    replicas,
 		AllowDirect: true,
-		// Journey steps recorded together are committed as one atomic batch
-		// (one fsync) when there are enough of them.
-		AllowAtomicPublish: true,
+		// Journey steps recorded together on a synced stream are committed
+		// as one atomic batch (one fsync) when there are enough of them; the
+		// server allows no atomic batches on an async stream.
+		AllowAtomicPublish: journeyPersist == jetstream.DefaultPersistMode,
+		PersistMode:        journeyPersist, // config streams.journey_persist: the journey is not the letter
 	}, {
 		Name:        StreamAudit,
 		Description: "Samhub audit log",
@@ -155,6 +161,8 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.St
 	// retention cannot change in place and were checked above.
 	have.MaxBytes, have.MaxAge, have.Duplicates, have.MaxMsgSize = want.MaxBytes, want.MaxAge, want.Duplicates, want.MaxMsgSize
 	have.Discard, have.Description = want.Discard, want.Description
+	// The persist mode is fixed when a stream is made (the server refuses to
+	// change it): an existing journey stream keeps the mode it was made with.
 	have.AllowDirect = have.AllowDirect || want.AllowDirect
 	have.AllowAtomicPublish = have.AllowAtomicPublish || want.AllowAtomicPublish
 	if _, err := js.UpdateStream(ctx, have); err != nil {

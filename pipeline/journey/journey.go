@@ -200,7 +200,7 @@ func (r *Recorder) publishEach(ctx context.Context, batch []*pending) error {
 	return errors.Join(errs...)
 }
 
-// atomicAllowed makes sure the journey stream takes atomic batches,
+// atomicAllowed makes sure a synced journey stream takes atomic batches,
 // enabling it once if it was created without (streams made before this
 // version). A server or account that refuses keeps one publish per event.
 func (r *Recorder) atomicAllowed(ctx context.Context) bool {
@@ -214,6 +214,12 @@ func (r *Recorder) atomicAllowed(ctx context.Context) bool {
 		return false // asked again next time
 	}
 	cfg := st.CachedInfo().Config
+	if cfg.PersistMode == jetstream.AsyncPersistMode {
+		// No fsync to share (streams.journey_persist: async), and the
+		// server refuses atomic batches on such a stream.
+		r.atomic = -1
+		return false
+	}
 	if !cfg.AllowAtomicPublish {
 		cfg.AllowAtomicPublish = true
 		if _, err := r.js.UpdateStream(ctx, cfg); err != nil {

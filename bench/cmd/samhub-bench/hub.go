@@ -15,6 +15,7 @@ import (
 	"github.com/samhub/samhub/internal/config"
 	"github.com/samhub/samhub/internal/hubtest"
 	"github.com/samhub/samhub/internal/logging"
+	"github.com/samhub/samhub/pipeline/broker"
 	"github.com/samhub/samhub/pipeline/journey"
 	"github.com/samhub/samhub/pipeline/letter"
 )
@@ -195,18 +196,25 @@ func (r *hubRig) run(name string, runNo, n int, rate float64, timeout time.Durat
 
 	// Let the last acks and state writes land before counting.
 	time.Sleep(300 * time.Millisecond)
-	stored, api := snapshotJS(r.app.Broker.Server).diff(js0)
+	js1 := snapshotJS(r.app.Broker.Server)
+	stored, api := js1.diff(js0)
 	ev1, cm1 := journey.WriteStats()
 	p.StoredPerLtr = map[string]float64{}
-	total := 0.0
+	total, synced := 0.0, 0.0
 	for k, v := range stored {
 		p.StoredPerLtr[k] = float64(v) / float64(n)
 		total += float64(v)
+		if !js1.async[k] {
+			synced += float64(v)
+		}
 	}
 	p.APIPerLetter = float64(api) / float64(n)
 	p.OpsPerLetter = (total + float64(api)) / float64(n)
 	p.JourneyPerLtr = float64(ev1-ev0) / float64(n)
 	p.JourneyCommits = float64(cm1-cm0) / float64(n)
-	p.SyncedPerLtr = (total - float64(ev1-ev0) + float64(cm1-cm0)) / float64(n)
+	if !js1.async[broker.StreamJourney] {
+		synced += float64(cm1-cm0) - float64(ev1-ev0) // a journey batch is one fsync
+	}
+	p.SyncedPerLtr = synced / float64(n)
 	return p, nil
 }

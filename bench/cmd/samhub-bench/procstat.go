@@ -49,13 +49,14 @@ func rssMB() float64     { return procStatusMB("VmRSS") }
 // jsCounts is what the server has stored per stream (last sequence, i.e.
 // every message ever written, deletes included) and its API call count.
 type jsCounts struct {
-	seq map[string]uint64
-	api uint64
+	seq   map[string]uint64
+	async map[string]bool // streams that persist without an fsync per write
+	api   uint64
 }
 
 func snapshotJS(s *server.Server) jsCounts {
-	c := jsCounts{seq: map[string]uint64{}}
-	info, err := s.Jsz(&server.JSzOptions{Accounts: true, Streams: true})
+	c := jsCounts{seq: map[string]uint64{}, async: map[string]bool{}}
+	info, err := s.Jsz(&server.JSzOptions{Accounts: true, Streams: true, Config: true})
 	if err != nil {
 		return c
 	}
@@ -63,6 +64,7 @@ func snapshotJS(s *server.Server) jsCounts {
 	for _, a := range info.AccountDetails {
 		for _, st := range a.Streams {
 			c.seq[st.Name] = st.State.LastSeq
+			c.async[st.Name] = st.Config != nil && st.Config.PersistMode == server.AsyncPersistMode
 		}
 	}
 	return c
