@@ -44,7 +44,7 @@ func (h *Hub) handler(d *destination) message.NoPublishHandlerFunc {
 	return func(msg *message.Message) error {
 		ctx := msg.Context()
 		info, _ := jspubsub.Delivery(msg)
-		l, err := letter.Unmarshal(msg.Payload)
+		l, err := h.decoded.get(info.StreamSeq, msg.Payload) // shared: read-only
 		if err != nil {
 			// Cannot happen for letters the hub stored; park the bytes so
 			// nothing is lost and the coordinator sees it.
@@ -76,15 +76,13 @@ func (h *Hub) handler(d *destination) message.NoPublishHandlerFunc {
 			}
 			return h.park(ctx, d, l, msg.Payload, info.StreamSeq, 0, f, f)
 		}
-		out := l
-		if consent != l.Consent {
-			// The sink sees the consent the decision was made on: sinks
-			// that check consent themselves (the EPJ) would otherwise refuse
-			// a letter whose consent the coordinator recorded afterwards.
-			c := *l
-			c.Consent = consent
-			out = &c
-		}
+		// The sink gets its own copy of the (shared) letter, with the
+		// consent the decision was made on: sinks that check consent
+		// themselves (the EPJ) would otherwise refuse a letter whose consent
+		// the coordinator recorded afterwards.
+		c := *l
+		c.Consent = consent
+		out := &c
 		if dec.Anonymise {
 			out = route.Anonymise(out, h.secret)
 		}

@@ -68,6 +68,7 @@ type Hub struct {
 	sources map[string]adapters.Source
 	dests   map[string]*destination
 	subs    map[string]*jspubsub.Subscriber
+	decoded *decoded // one decode of a stored letter for all destinations
 	all     map[string]any
 
 	writes     writeHealth
@@ -194,6 +195,7 @@ func (h *Hub) buildRouter(ctx context.Context) error {
 		return err
 	}
 	r.AddMiddleware(middleware.Recoverer)
+	h.decoded = newDecoded(len(h.dests), h.cfg.Pipeline.MaxInFlight)
 	wmetrics.NewPrometheusMetricsBuilder(h.reg, "samhub", "router").AddPrometheusRouterMetrics(r)
 	for name, d := range h.dests {
 		if err := h.ensureConsumer(ctx, d); err != nil {
