@@ -106,10 +106,13 @@ func (a *Adapter) Poll(ctx context.Context, pub adapters.Publisher) bool {
 		groups[p.thread] = append(groups[p.thread], p)
 	}
 	var failed atomic.Bool
+	var doneMu sync.Mutex
+	var done []string // handled, to move to processed/ once the round is durable
 	a.parallel(len(order), func(i int) {
 		group := groups[order[i]]
 		for k, p := range group {
-			if err := a.finish(ctx, pub, p); err != nil {
+			moved, err := a.finish(ctx, pub, p, roundSync)
+			if err != nil {
 				failed.Store(true)
 				// This file and the later letters of its thread go back to
 				// in/ for the next round, still in order.
@@ -118,8 +121,31 @@ func (a *Adapter) Poll(ctx context.Context, pub adapters.Publisher) bool {
 				}
 				return
 			}
+			if !moved {
+				doneMu.Lock()
+				done = append(done, p.name)
+				doneMu.Unlock()
+			}
 		}
 	})
+	if len(done) == 0 {
+		return !failed.Load()
+	}
+	// The round's acknowledgements become durable together, before any of
+	// its files leaves processing/: a crash before this point handles the
+	// files again, and the duplicate memory repeats the same
+	// acknowledgements.
+	if err := syncFS(a.out); err != nil {
+		for _, name := range done {
+			a.retryLater(name, fmt.Errorf("make acknowledgements durable: %w", err))
+		}
+		return false
+	}
+	for _, name := range done {
+		if _, err := moveUnique(filepath.Join(a.processing, name), a.processed); err != nil {
+			a.log.Error("medcom: handled file stays in processing until restart", "file", name, "err", err)
+		}
+	}
 	return !failed.Load()
 }
 
@@ -225,22 +251,27 @@ func (a *Adapter) prepare(name string) *prepared {
 // later" (publish or storage failure); bad input is moved to error/ and nil
 // is returned.
 func (a *Adapter) handle(ctx context.Context, pub adapters.Publisher, name string) error {
-	return a.finish(ctx, pub, a.prepare(name))
+	_, err := a.finish(ctx, pub, a.prepare(name), false)
+	return err
 }
 
-// finish acknowledges, publishes and moves one prepared file.
-func (a *Adapter) finish(ctx context.Context, pub adapters.Publisher, p0 *prepared) error {
+// finish acknowledges and publishes one prepared file, and moves it out of
+// processing/ (moved) unless the round does that: with deferSync its
+// acknowledgements are written without fsyncs, and the caller makes them
+// durable (syncFS) before it moves the file to processed/. Rejected files
+// are always finished here, durably.
+func (a *Adapter) finish(ctx context.Context, pub adapters.Publisher, p0 *prepared, deferSync bool) (moved bool, err error) {
 	if p0.err != nil {
-		return p0.err
+		return false, p0.err
 	}
 	name := p0.name
 	if p0.reject != "" {
-		return a.reject(name, p0.reject)
+		return true, a.reject(name, p0.reject)
 	}
 	data, now, in := p0.data, p0.now, p0.in
 	acks, err := planAcks(in, a.cfg.Self, now)
 	if err != nil {
-		return err
+		return false, err
 	}
 	keys := make([]string, 0, len(acks))
 	for _, p := range acks {
@@ -253,7 +284,7 @@ func (a *Adapter) finish(ctx context.Context, pub adapters.Publisher, p0 *prepar
 		var rec inRecord
 		_, seen, err := getJSON(ctx, a.state, p.key, &rec)
 		if err != nil {
-			return err
+			return false, err
 		}
 		if !seen {
 			fresh = append(fresh, p)
@@ -262,17 +293,17 @@ func (a *Adapter) finish(ctx context.Context, pub adapters.Publisher, p0 *prepar
 		a.log.Info("medcom: duplicate letter; the first acknowledgement is repeated", "letter_id", rec.HubID, "file", name)
 		a.dups.Inc()
 		if rec.AckName != "" {
-			if err := writeAtomic(a.out, rec.AckName, rec.Ack); err != nil {
-				return adapters.Retryable("medcom_write_failed", "could not write to the MedCom out directory", err)
+			if err := writeFile(a.out, rec.AckName, rec.Ack, !deferSync || in.err != nil); err != nil {
+				return false, adapters.Retryable("medcom_write_failed", "could not write to the MedCom out directory", err)
 			}
 		}
 	}
 
 	if in.err != nil {
-		if err := a.sendAcks(ctx, fresh); err != nil {
-			return err
+		if err := a.sendAcks(ctx, fresh, true); err != nil {
+			return false, err
 		}
-		return a.reject(name, describe(in))
+		return true, a.reject(name, describe(in))
 	}
 
 	// Publish every letter that is not a duplicate before anything is
@@ -292,24 +323,28 @@ func (a *Adapter) finish(ctx context.Context, pub adapters.Publisher, p0 *prepar
 			a.correlate(ctx, l)
 		}
 		if err := pub.Publish(ctx, l); err != nil {
-			return adapters.Retryable("publish_failed", "the letter could not be stored in the hub", err)
+			return false, adapters.Retryable("publish_failed", "the letter could not be stored in the hub", err)
 		}
 		a.log.Info("medcom: letter received", slog.Any("letter", l))
 	}
 	if err := a.settleAcks(ctx, in); err != nil {
-		return err
+		return false, err
 	}
-	if err := a.sendAcks(ctx, fresh); err != nil {
-		return err
+	if err := a.sendAcks(ctx, fresh, !deferSync); err != nil {
+		return false, err
+	}
+	if deferSync {
+		return false, nil
 	}
 	if _, err := moveUnique(filepath.Join(a.processing, name), a.processed); err != nil {
-		return err
+		return false, err
 	}
-	return nil
+	return true, nil
 }
 
-// sendAcks writes each new acknowledgement and remembers it for duplicates.
-func (a *Adapter) sendAcks(ctx context.Context, acks []plannedAck) error {
+// sendAcks writes each new acknowledgement and remembers it for duplicates;
+// durable makes each file durable as it is written.
+func (a *Adapter) sendAcks(ctx context.Context, acks []plannedAck, durable bool) error {
 	for _, p := range acks {
 		if p.data != nil {
 			p.rec.AckName, p.rec.Ack = p.name, p.data
@@ -335,7 +370,7 @@ func (a *Adapter) sendAcks(ctx context.Context, acks []plannedAck) error {
 			p.name, p.data = rec.AckName, rec.Ack
 		}
 		if p.data != nil && p.name != "" {
-			if err := writeAtomic(a.out, p.name, p.data); err != nil {
+			if err := writeFile(a.out, p.name, p.data, durable); err != nil {
 				return adapters.Retryable("medcom_write_failed", "could not write to the MedCom out directory", err)
 			}
 		}
