@@ -51,6 +51,9 @@ func benchConfig(dir string, cs *loopsim.CaseSystem, epj *loopsim.EPJ, mail *loo
 	c.NATS.Embedded.MaxStore = "16GB"
 	c.Streams.LettersMaxBytes, c.Streams.JourneyMaxBytes = "8GB", "2GB"
 	c.Log.Level = "info"
+	if w := env("BENCH_MEDCOM_WORKERS", 0); w > 0 {
+		c.Adapters["medcom"]["workers"] = w
+	}
 	c.Adapters["mail"] = map[string]any{"type": "smtp", "host": mail.Host, "port": mail.Port, "tls": "implicit",
 		"ca_file": mail.CAFile, "from": mailFrom, "allow": []any{"@samraad.example"}}
 	c.Destinations["notices"] = config.Destination{Adapter: "mail", Sector: "internal"}
@@ -145,6 +148,9 @@ func (r *hubRig) run(name string, runNo, n int, rate float64, timeout time.Durat
 	ev0, cm0 := journey.WriteStats()
 	cpu0 := cpuSeconds()
 	resetPeakRSS()
+	stopTrace := make(chan struct{})
+	defer close(stopTrace)
+	go traceRates(r.app.Registry, stopTrace)
 	dropped := make([]time.Time, n)
 	start := time.Now()
 	for i, it := range items {
