@@ -34,6 +34,8 @@ func (a *Adapter) Run(ctx context.Context, pub adapters.Publisher) error {
 			a.retryLater(name, err)
 		}
 	}
+	wake := a.watchIn(ctx, a.in)
+	var checked time.Time
 	failures := 0
 	for {
 		if ok := a.Poll(ctx, pub); ok {
@@ -46,17 +48,30 @@ func (a *Adapter) Run(ctx context.Context, pub adapters.Publisher) error {
 				continue // a backlog: take the next slice at once
 			}
 		}
-		if err := a.CheckAcks(ctx); err != nil {
-			a.log.Warn("medcom: acknowledgement check failed", "err", err)
+		// Arrivals wake the loop many times a second under load; the
+		// outbox check keeps to the poll interval.
+		if time.Since(checked) >= a.cfg.PollInterval {
+			checked = time.Now()
+			if err := a.CheckAcks(ctx); err != nil {
+				a.log.Warn("medcom: acknowledgement check failed", "err", err)
+			}
 		}
 		wait := a.cfg.PollInterval
 		for i := 1; i < failures && wait < 30*time.Second; i++ {
 			wait *= 2 // a failing broker is not hammered
 		}
+		arrived := wake
+		if failures > 0 {
+			arrived = nil // a failing broker is not hammered by arrivals either
+		}
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return nil
-		case <-time.After(wait):
+		case <-t.C:
+		case <-arrived:
+			t.Stop()
 		}
 	}
 }

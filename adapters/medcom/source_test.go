@@ -423,3 +423,32 @@ func TestConcurrentPollKeepsThreadOrder(t *testing.T) {
 		t.Fatalf("published %d letters, want 30", n)
 	}
 }
+
+// A file is picked up when it arrives, not at the next poll: with an hour
+// between polls only the directory watch can find the second letter.
+func TestArrivalWakesTheSource(t *testing.T) {
+	e := newEnv(t)
+	a := e.adapter(t, map[string]any{"poll_interval": "1h"})
+	pub := newPub()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx, pub) }()
+	data := readFile(t, "samhub/letter-iso-8859-1.xml")
+	e.drop(t, "first.xml", data)
+	eventually(t, "the first file to be processed", func() bool {
+		_, err := os.Stat(filepath.Join(e.dir, "processed", "first.xml"))
+		return err == nil
+	})
+	e.drop(t, "second.xml", data) // the same letter again: a duplicate, acknowledged again
+	eventually(t, "the second file to be processed without a poll", func() bool {
+		_, err := os.Stat(filepath.Join(e.dir, "processed", "second.xml"))
+		return err == nil
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := e.files(t, "out"); len(got) != 1 {
+		t.Errorf("out %v: the duplicate must repeat the one acknowledgement", got)
+	}
+}
