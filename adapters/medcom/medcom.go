@@ -58,7 +58,7 @@ type Self struct {
 
 // Config is the adapter block.
 type Config struct {
-	Dir          string        `mapstructure:"dir"`
+	Dir string `mapstructure:"dir"`
 	// PollInterval is how often in/ is listed (default 200ms). A file is
 	// normally picked up as it arrives (a directory watch); the poll finds
 	// what the watch cannot see, such as files on network shares.
