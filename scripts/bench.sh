@@ -8,6 +8,7 @@
 #   BENCH_CEILING_N=20000 BENCH_RATE=200 BENCH_RATE_SECS=30 BENCH_N=10000 BENCH_PEER_N=10000
 # BENCH_PEER_BIN=""    use a prebuilt peer; BENCH_NO_PEER=1 skips it
 # BENCH_CPUPROFILE=f   CPU profile of the saturation phase (go tool pprof f)
+# GOMEMLIMIT=150MiB    the soft memory limit of the systemd unit (default here too)
 set -eu
 cd "$(dirname "$0")/.."
 GO=${GO:-go}
@@ -23,4 +24,7 @@ if [ -z "${BENCH_NO_PEER:-}" ] && [ -z "${BENCH_PEER_BIN:-}" ]; then
 	fi
 fi
 export BENCH_PEER_BIN="${BENCH_PEER_BIN:-}"
+# The soft memory limit the systemd unit gives the service
+# (deploy/systemd/samhub.service); the peer gets the same.
+export GOMEMLIMIT="${GOMEMLIMIT:-150MiB}"
 exec $GO run ./bench/cmd/samhub-bench
