@@ -16,6 +16,9 @@
 //	BENCH_PEER_BIN    peer binary; empty skips the peer
 //	BENCH_OUT         results directory                (default bench/results)
 //	BENCH_CPUPROFILE  write a CPU profile of the saturation phase here
+//	BENCH_PARKED_N    parked letters for the retry-queue memory phase (default 1000000)
+//	BENCH_NO_PARKED, BENCH_NO_ATTACHMENT  skip a memory phase (memory.go)
+//	BENCH_HEAPPROFILE_DIR  keep the memory phases' heap profiles here
 package main
 
 import (
@@ -63,6 +66,12 @@ type results struct {
 	Peer     *peerResult `json:"peer,omitempty"`
 	PeerNote string      `json:"peer_note,omitempty"`
 	Targets  []target    `json:"targets"`
+
+	// The memory phases (memory.go).
+	Parked         *parkedResult     `json:"parked,omitempty"`
+	ParkedNote     string            `json:"parked_note,omitempty"`
+	Attachment     *attachmentResult `json:"attachment,omitempty"`
+	AttachmentNote string            `json:"attachment_note,omitempty"`
 }
 
 type machine struct {
@@ -163,6 +172,7 @@ func run() error {
 	} else {
 		res.PeerNote = "peer not run (BENCH_PEER_BIN empty)"
 	}
+	measureMemory(ctx, tmp, gen, &res)
 
 	res.LettersPerS = sat.LettersPerS
 	res.P99msAt200 = fixed.P99ms
@@ -199,8 +209,8 @@ func targets(r results, rate int) []target {
 		t = append(t, target{"versus the peer, end to end", "≥ 1.5×", "—", "not measured"})
 	}
 	t = append(t,
-		target{"RSS flat with 1 M parked letters", "≤ 150 MB", "—", "not measured"},
-		target{"20 MB attachment streamed", "RSS growth ≤ 2× size", "—", "not measured"},
+		parkedTarget(r),
+		attachmentTargetRow(r),
 		target{"parse + validate vs bare etree read (10 KB)", "≥ 80 %", fmt.Sprintf("%.0f %% (%.0f µs vs %.0f µs)", r.Parse.Ratio*100, r.Parse.ParseValidateUS, r.Parse.EtreeReadUS), judge(r.Parse.Ratio >= 0.8)},
 	)
 	return t
@@ -253,6 +263,7 @@ func summary(r results) string {
 	} else {
 		fmt.Fprintf(&b, "%s\n", r.PeerNote)
 	}
+	memorySummary(&b, r)
 	return b.String()
 }
 
