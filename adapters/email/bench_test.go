@@ -1,8 +1,14 @@
 package email
 
 import (
+	"context"
+	"fmt"
 	"io"
+	"sync/atomic"
 	"testing"
+
+	"github.com/samhub/samhub/adapters/email/mailtest"
+	"github.com/samhub/samhub/pipeline/letter"
 )
 
 func BenchmarkParseMessage(b *testing.B) {
@@ -23,4 +29,62 @@ func BenchmarkWriteMessage(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// benchNotice is a coordinator notice with one recipient, like the hub's
+// "a letter arrived" mail; the id changes per call so nothing is skipped as
+// already sent.
+func benchNotice(n int64) *letter.Letter {
+	return &letter.Letter{
+		ID: fmt.Sprintf("hub:notification:%d", n), Kind: letter.KindNotification, Source: "hub",
+		Receivers: []letter.Party{{Role: "coordinator", Email: coordAddr}},
+		Text:      "Et brev venter i Samhub-konsollen.",
+	}
+}
+
+func benchSMTPSink(b *testing.B, mode mailtest.SMTPMode, tlsMode string) (*SMTPSink, *mailtest.SMTPServer) {
+	ca := mailtest.NewCA(b)
+	srv := mailtest.StartSMTP(b, ca, mailtest.SMTPOptions{Mode: mode, Username: "samhub", Password: "s3cret"})
+	sink, err := NewSMTPSink(testDeps("mail-out", newMemState()), smtpCfg(srv, ca, tlsMode))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return sink, srv
+}
+
+// BenchmarkSMTPDeliver sends one notice per iteration, one caller at a time.
+func BenchmarkSMTPDeliver(b *testing.B) {
+	for _, m := range []struct {
+		name string
+		mode mailtest.SMTPMode
+		tls  string
+	}{{"implicit", mailtest.SMTPImplicit, "implicit"}, {"starttls", mailtest.SMTPStartTLS, "starttls"}} {
+		b.Run(m.name, func(b *testing.B) {
+			sink, srv := benchSMTPSink(b, m.mode, m.tls)
+			var n int64
+			for b.Loop() {
+				n++
+				if _, err := sink.Deliver(context.Background(), benchNotice(n)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(srv.Connections())/float64(n), "conns/op")
+		})
+	}
+}
+
+// BenchmarkSMTPDeliverParallel sends notices from GOMAXPROCS callers, as the
+// hub's delivery workers do.
+func BenchmarkSMTPDeliverParallel(b *testing.B) {
+	sink, srv := benchSMTPSink(b, mailtest.SMTPImplicit, "implicit")
+	var n atomic.Int64
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := sink.Deliver(context.Background(), benchNotice(n.Add(1))); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(srv.Connections())/float64(n.Load()), "conns/op")
 }

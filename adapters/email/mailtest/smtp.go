@@ -51,10 +51,13 @@ type SMTPServer struct {
 	Port int
 	Addr string
 
-	mu   sync.Mutex
-	msgs []Received
-	srv  *smtp.Server
-	opts SMTPOptions
+	mu         sync.Mutex
+	msgs       []Received
+	srv        *smtp.Server
+	opts       SMTPOptions
+	conns      []net.Conn // every accepted connection, for DropConnections
+	accepted   int
+	handshakes int
 }
 
 // StartSMTP starts a server on 127.0.0.1 with a random port.
@@ -69,11 +72,21 @@ func StartSMTP(t testing.TB, ca *CA, opts SMTPOptions) *SMTPServer {
 	if tlsCfg == nil {
 		tlsCfg = ca.ServerTLS()
 	}
+	tlsCfg = tlsCfg.Clone()
+	// Runs on the server side once a handshake (implicit or STARTTLS)
+	// succeeded, so tests can count what connection reuse saves.
+	tlsCfg.VerifyConnection = func(tls.ConnectionState) error {
+		s.mu.Lock()
+		s.handshakes++
+		s.mu.Unlock()
+		return nil
+	}
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	var ln net.Listener = &countingListener{Listener: tcp, srv: s}
 	switch opts.Mode {
 	case SMTPImplicit:
 		srv.TLSConfig = tlsCfg
@@ -103,6 +116,49 @@ func StartSMTP(t testing.TB, ca *CA, opts SMTPOptions) *SMTPServer {
 		<-done
 	})
 	return s
+}
+
+// Connections is how many TCP connections the server has accepted.
+func (s *SMTPServer) Connections() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.accepted
+}
+
+// Handshakes is how many TLS handshakes completed on the server side.
+func (s *SMTPServer) Handshakes() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.handshakes
+}
+
+// DropConnections closes every open client connection and keeps listening,
+// as a server does when its idle timeout ends a connection a client keeps.
+func (s *SMTPServer) DropConnections() {
+	s.mu.Lock()
+	conns := s.conns
+	s.conns = nil
+	s.mu.Unlock()
+	for _, c := range conns {
+		_ = c.Close()
+	}
+}
+
+// countingListener counts and remembers accepted connections.
+type countingListener struct {
+	net.Listener
+	srv *SMTPServer
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.srv.mu.Lock()
+		l.srv.accepted++
+		l.srv.conns = append(l.srv.conns, c)
+		l.srv.mu.Unlock()
+	}
+	return c, err
 }
 
 // Messages returns a copy of everything received so far.
