@@ -134,7 +134,7 @@ func tryAttachment(ctx context.Context, dir string, gen *letters, runNo, size in
 	}
 	noticeID := email.MessageID("notice:arrived::"+id, coordinator, mailFrom)
 	medcomDir := filepath.Dir(rig.in)
-	before, err := writeHeap(dir, "heap-before.pb.gz")
+	before, err := writeHeap(dir, fmt.Sprintf("heap-attachment-%d-before.pb.gz", size))
 	if err != nil {
 		return t, err
 	}
@@ -175,7 +175,7 @@ func tryAttachment(ctx context.Context, dir string, gen *letters, runNo, size in
 	t.PeakMB = peakRSSMB()
 	t.PeakGrowthMB = t.PeakMB - t.BaselineMB
 	t.Ratio = t.PeakGrowthMB * (1 << 20) / float64(size)
-	after, err := writeHeap(dir, "heap-after.pb.gz")
+	after, err := writeHeap(dir, fmt.Sprintf("heap-attachment-%d-after.pb.gz", size))
 	if err != nil {
 		return t, err
 	}

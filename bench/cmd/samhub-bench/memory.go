@@ -321,6 +321,11 @@ func memorySummary(b *strings.Builder, r results) {
 			}
 			fmt.Fprintf(b, "| %s | %s | %s | %s | %.1f | %.0f | %.1f | %s |\n", mb(t.Bytes), mb(t.FileBytes), t.Limits, strings.Join(arr, ", "), t.Seconds, t.PeakGrowthMB, t.Ratio, strings.ReplaceAll(t.StoppedAt, "|", "/"))
 		}
+		for _, t := range a.Tries {
+			if t.Bytes == a.LargestArrivedBytes && t.All && len(t.AllocTop) > 0 {
+				fmt.Fprintf(b, "\nAllocated while the %s letter went through (`go tool pprof -top -sample_index=alloc_space`, idle → after):\n\n```\n%s\n```\n", mb(t.Bytes), strings.Join(t.AllocTop, "\n"))
+			}
+		}
 		if a.HardLimit != "" {
 			fmt.Fprintf(b, "\nNo limit was raised for the full size: %s.\n", a.HardLimit)
 		}
