@@ -31,6 +31,7 @@ type SMTPSink struct {
 	conn   *resolved
 	allow  allowList
 	dialer net.Dialer
+	pool   *smtpPool
 }
 
 // NewSMTPSink builds the "smtp" sink from its configuration block.
@@ -38,15 +39,25 @@ func NewSMTPSink(deps adapters.Deps, cfg map[string]any) (*SMTPSink, error) {
 	if err := refuseInsecureKeys(cfg); err != nil {
 		return nil, err
 	}
+	rest, poolCfg := splitPoolKeys(cfg)
 	var c smtpConfig
-	if err := adapters.Decode(cfg, &c); err != nil {
+	if err := adapters.Decode(rest, &c); err != nil {
 		return nil, err
 	}
 	r, allow, err := c.check()
 	if err != nil {
 		return nil, err
 	}
-	s := &SMTPSink{name: deps.Name, log: deps.Logger, state: deps.State, now: deps.Now, cfg: c, conn: r, allow: allow}
+	var pc poolConfig
+	if err := adapters.Decode(poolCfg, &pc); err != nil {
+		return nil, err
+	}
+	maxIdle, maxMsgs, idleFor, err := pc.check()
+	if err != nil {
+		return nil, err
+	}
+	s := &SMTPSink{name: deps.Name, log: deps.Logger, state: deps.State, now: deps.Now, cfg: c, conn: r, allow: allow,
+		pool: &smtpPool{maxIdle: maxIdle, maxMsgs: maxMsgs, idleFor: idleFor}}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -110,11 +121,14 @@ func (s *SMTPSink) Deliver(ctx context.Context, l *letter.Letter) (adapters.Deli
 		return delivery, nil
 	}
 
-	sess, err := s.open(ctx)
-	if err != nil {
-		return adapters.Delivery{}, err
-	}
-	defer sess.close()
+	// sess is held by this call alone; it goes back to the pool only after
+	// every transaction on it succeeded.
+	var sess *smtpSession
+	defer func() {
+		if sess != nil {
+			s.release(sess)
+		}
+	}()
 	for _, i := range pending {
 		var buf bytes.Buffer
 		o := outgoing{
@@ -127,8 +141,22 @@ func (s *SMTPSink) Deliver(ctx context.Context, l *letter.Letter) (adapters.Deli
 		if err := writeMessage(&buf, o); err != nil {
 			return adapters.Delivery{}, adapters.Permanent("message_build_failed", "the letter could not be written as an email", err)
 		}
+		if sess == nil {
+			ss, err := s.session(ctx)
+			if err != nil {
+				return adapters.Delivery{}, err
+			}
+			sess = ss
+		}
 		if err := sess.send(ctx, s.cfg.From, rcpts[i], buf.Bytes(), s.cfg.RequireTLS); err != nil {
+			sess.discard(err)
+			sess = nil
 			return adapters.Delivery{}, err
+		}
+		if sess.msgs++; sess.msgs >= s.pool.maxMsgs {
+			sess.stop()
+			sess.quit()
+			sess = nil
 		}
 		if err := s.markSent(ctx, l.ID, rcpts[i], ids[i]); err != nil {
 			// The mail is out; a retry would send it again with the same
@@ -166,13 +194,9 @@ type smtpSession struct {
 	c         *smtp.Client
 	guard     *guardConn
 	handshook *atomic.Bool
-	stop      func() bool
-}
-
-func (ss *smtpSession) close() {
-	ss.stop()
-	_ = ss.c.Quit()
-	_ = ss.c.Close()
+	stop      func() bool // unties the connection from the holder's context
+	msgs      int         // messages sent on this connection
+	idleTimer *time.Timer // while pooled: ends the session when unused
 }
 
 // open connects, secures and authenticates. Every error is classified.
@@ -326,14 +350,15 @@ func classifyTLS(err error) error {
 	}
 }
 
-// Ready connects, secures and logs in, then hangs up: the mail server is
-// usable for letters exactly when this succeeds.
+// Ready connects, secures and logs in on a new connection: the mail server
+// is usable for letters exactly when this succeeds. The session is then
+// kept for the next letter like any other.
 func (s *SMTPSink) Ready(ctx context.Context) error {
 	sess, err := s.open(ctx)
 	if err != nil {
 		return err
 	}
-	sess.close()
+	s.release(sess)
 	return nil
 }
 

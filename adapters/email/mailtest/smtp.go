@@ -57,6 +57,7 @@ type SMTPServer struct {
 	opts       SMTPOptions
 	conns      []net.Conn // every accepted connection, for DropConnections
 	accepted   int
+	closed     int
 	handshakes int
 }
 
@@ -125,6 +126,13 @@ func (s *SMTPServer) Connections() int {
 	return s.accepted
 }
 
+// OpenConnections is how many accepted connections are still open.
+func (s *SMTPServer) OpenConnections() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.accepted - s.closed
+}
+
 // Handshakes is how many TLS handshakes completed on the server side.
 func (s *SMTPServer) Handshakes() int {
 	s.mu.Lock()
@@ -144,7 +152,8 @@ func (s *SMTPServer) DropConnections() {
 	}
 }
 
-// countingListener counts and remembers accepted connections.
+// countingListener counts and remembers accepted connections, and counts
+// them again when they close.
 type countingListener struct {
 	net.Listener
 	srv *SMTPServer
@@ -152,13 +161,30 @@ type countingListener struct {
 
 func (l *countingListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
-	if err == nil {
-		l.srv.mu.Lock()
-		l.srv.accepted++
-		l.srv.conns = append(l.srv.conns, c)
-		l.srv.mu.Unlock()
+	if err != nil {
+		return nil, err
 	}
-	return c, err
+	tc := &trackedConn{Conn: c, srv: l.srv}
+	l.srv.mu.Lock()
+	l.srv.accepted++
+	l.srv.conns = append(l.srv.conns, tc)
+	l.srv.mu.Unlock()
+	return tc, nil
+}
+
+type trackedConn struct {
+	net.Conn
+	srv  *SMTPServer
+	once sync.Once
+}
+
+func (c *trackedConn) Close() error {
+	c.once.Do(func() {
+		c.srv.mu.Lock()
+		c.srv.closed++
+		c.srv.mu.Unlock()
+	})
+	return c.Conn.Close()
 }
 
 // Messages returns a copy of everything received so far.

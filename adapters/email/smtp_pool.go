@@ -1,0 +1,233 @@
+package email
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/samhub/samhub/adapters"
+)
+
+// Connection reuse defaults: a few warm sessions cover the hub's bursts,
+// 30 s is well below common server idle limits (Postfix: 300 s), and 100
+// messages per connection bounds how long one login lives.
+const (
+	defaultMaxIdleConns       = 4
+	defaultIdleTimeout        = 30 * time.Second
+	defaultMaxMessagesPerConn = 100
+	maxIdleConnsLimit         = 256 // the hub's largest delivery concurrency
+	quitTimeout               = 5 * time.Second
+)
+
+// poolKeys are the "smtp" block's keys read into poolConfig.
+var poolKeys = []string{"max_idle_conns", "idle_timeout", "max_messages_per_conn"}
+
+// poolConfig holds the "smtp" block's connection reuse keys.
+type poolConfig struct {
+	// MaxIdleConns (max_idle_conns) is how many logged-in sessions stay
+	// open between letters, default 4. 0 turns reuse off: every letter
+	// gets its own connection, TLS handshake and login.
+	MaxIdleConns *int `mapstructure:"max_idle_conns"`
+	// IdleTimeout (idle_timeout) closes a kept session nobody used for this
+	// long, default 30s. Keep it below the mail server's own idle timeout.
+	IdleTimeout time.Duration `mapstructure:"idle_timeout"`
+	// MaxMessagesPerConn (max_messages_per_conn) ends a session after this
+	// many messages, default 100, so no login lives for ever.
+	MaxMessagesPerConn *int `mapstructure:"max_messages_per_conn"`
+}
+
+// splitPoolKeys returns cfg without the reuse keys and those keys alone, so
+// each part decodes strictly (unknown keys stay errors) into its own struct.
+func splitPoolKeys(cfg map[string]any) (rest, pool map[string]any) {
+	rest, pool = make(map[string]any, len(cfg)), map[string]any{}
+	for k, v := range cfg {
+		rest[k] = v
+	}
+	for _, k := range poolKeys {
+		if v, ok := rest[k]; ok {
+			pool[k] = v
+			delete(rest, k)
+		}
+	}
+	return rest, pool
+}
+
+// check fills in defaults and validates.
+func (c *poolConfig) check() (maxIdle, maxMsgs int, idle time.Duration, err error) {
+	maxIdle, maxMsgs, idle = defaultMaxIdleConns, defaultMaxMessagesPerConn, c.IdleTimeout
+	if c.MaxIdleConns != nil {
+		maxIdle = *c.MaxIdleConns
+	}
+	if maxIdle < 0 || maxIdle > maxIdleConnsLimit {
+		return 0, 0, 0, &adapters.ConfigError{Key: "max_idle_conns", Msg: "must be between 0 (no reuse) and 256"}
+	}
+	if c.MaxMessagesPerConn != nil {
+		maxMsgs = *c.MaxMessagesPerConn
+	}
+	if maxMsgs < 1 {
+		return 0, 0, 0, &adapters.ConfigError{Key: "max_messages_per_conn", Msg: "must be 1 or more"}
+	}
+	if idle == 0 {
+		idle = defaultIdleTimeout
+	}
+	if idle < 0 {
+		return 0, 0, 0, &adapters.ConfigError{Key: "idle_timeout", Msg: "must be positive, like 30s"}
+	}
+	return maxIdle, maxMsgs, idle, nil
+}
+
+// smtpPool keeps logged-in sessions between deliveries, like net/http's
+// Transport keeps idle connections: a session is either in the pool or held
+// by exactly one Deliver call, never both.
+type smtpPool struct {
+	maxIdle int
+	maxMsgs int
+	idleFor time.Duration
+
+	mu     sync.Mutex
+	idle   []*smtpSession // most recently used last
+	closed bool
+}
+
+// get takes the most recently used idle session, or nil.
+func (p *smtpPool) get() *smtpSession {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := len(p.idle)
+	if n == 0 {
+		return nil
+	}
+	ss := p.idle[n-1]
+	p.idle[n-1] = nil
+	p.idle = p.idle[:n-1]
+	// If the timer already fired, its expire finds ss gone and does nothing.
+	ss.idleTimer.Stop()
+	return ss
+}
+
+// put keeps ss for the next delivery, or says the caller must end it.
+func (p *smtpPool) put(ss *smtpSession) bool {
+	if ss.msgs >= p.maxMsgs {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed || len(p.idle) >= p.maxIdle {
+		return false
+	}
+	p.idle = append(p.idle, ss)
+	ss.idleTimer = time.AfterFunc(p.idleFor, func() { p.expire(ss) })
+	return true
+}
+
+// expire ends ss if it is still idle.
+func (p *smtpPool) expire(ss *smtpSession) {
+	p.mu.Lock()
+	found := false
+	for i, x := range p.idle {
+		if x == ss {
+			p.idle = append(p.idle[:i], p.idle[i+1:]...)
+			found = true
+			break
+		}
+	}
+	p.mu.Unlock()
+	if found {
+		ss.quit()
+	}
+}
+
+// close ends every idle session and keeps later ones from being pooled.
+func (p *smtpPool) close() {
+	p.mu.Lock()
+	p.closed = true
+	idle := p.idle
+	p.idle = nil
+	p.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, ss := range idle {
+		ss.idleTimer.Stop()
+		wg.Go(ss.quit)
+	}
+	wg.Wait()
+}
+
+// bind ties a session taken from the pool to one delivery: ctx ending
+// closes the connection, and the overall timeout starts again.
+func (ss *smtpSession) bind(ctx context.Context, timeout time.Duration) {
+	ss.guard.limit = time.Now().Add(timeout)
+	raw := ss.guard.Conn
+	ss.stop = context.AfterFunc(ctx, func() { raw.Close() })
+}
+
+// unbind releases the delivery's context. It reports false when the
+// context already closed the connection.
+func (ss *smtpSession) unbind() bool { return ss.stop() }
+
+// quit says goodbye and hangs up, waiting at most quitTimeout for a server
+// that no longer answers.
+func (ss *smtpSession) quit() {
+	ss.guard.limit = time.Now().Add(quitTimeout)
+	_ = ss.c.Quit()
+	_ = ss.c.Close()
+}
+
+// discard ends a session whose state is unknown after a failed command: a
+// server that answered still gets a QUIT, a broken connection is just closed.
+func (ss *smtpSession) discard(err error) {
+	ss.stop()
+	var se *smtp.SMTPError
+	if errors.As(err, &se) {
+		ss.quit()
+		return
+	}
+	_ = ss.c.Close()
+}
+
+// session returns a ready session for one delivery: a reset idle one, or a
+// new one. An idle session the server has meanwhile dropped is not an
+// error; it is closed and the next is tried.
+func (s *SMTPSink) session(ctx context.Context) (*smtpSession, error) {
+	for {
+		ss := s.pool.get()
+		if ss == nil {
+			return s.open(ctx)
+		}
+		ss.bind(ctx, s.cfg.Timeout)
+		// RSET clears any transaction state and proves the server still
+		// listens; go-smtp sends a fresh EHLO before the next command.
+		if err := ss.c.Reset(); err != nil {
+			ss.stop()
+			_ = ss.c.Close()
+			if ctx.Err() != nil {
+				return nil, adapters.Retryable("timeout", "the mail server did not answer in time", ctx.Err())
+			}
+			s.log.Debug("email: a kept mail connection was gone; using another", "adapter", s.name)
+			continue
+		}
+		return ss, nil
+	}
+}
+
+// release returns a session after a successful delivery, or ends it when it
+// may not be kept.
+func (s *SMTPSink) release(ss *smtpSession) {
+	if !ss.unbind() {
+		// The delivery's context closed the connection meanwhile.
+		_ = ss.c.Close()
+		return
+	}
+	if !s.pool.put(ss) {
+		ss.quit()
+	}
+}
+
+// Close ends the kept sessions with QUIT. The hub calls it at shutdown; a
+// sink that is never closed loses its sessions to the idle timeout.
+func (s *SMTPSink) Close() error {
+	s.pool.close()
+	return nil
+}
