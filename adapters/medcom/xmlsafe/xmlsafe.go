@@ -108,6 +108,12 @@ func (e *Error) Error() string {
 // Parse checks data against lim and returns the document with all text in
 // UTF-8. The XML declaration of the returned document says UTF-8 so that
 // writing it back yields consistent bytes; the caller keeps the original bytes.
+//
+// The input is tokenised once: the limits are checked on each token as the
+// tree is built, so a refusal stops the read at the offending token. Only
+// input with so much markup that its tree alone could cost more than
+// treeBudget gets a check-only pass first, so that a refused markup bomb never
+// grows a tree.
 func Parse(data []byte, lim Limits) (*etree.Document, error) {
 	lim = lim.withDefaults()
 	if int64(len(data)) > lim.MaxBytes {
@@ -117,18 +123,20 @@ func Parse(data []byte, lim Limits) (*etree.Document, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := scan(data, lim); err != nil {
+	if err := checkRuns(data, lim.MaxAttrLen); err != nil {
+		return nil, err
+	}
+	if bytes.Count(data, []byte{'<'}) > treeBudget {
+		if _, err := walk(data, lim, false); err != nil {
+			return nil, err
+		}
+	}
+	doc, err := walk(data, lim, true)
+	if err != nil {
 		return nil, err
 	}
 	if err := checkLabel(data); err != nil {
 		return nil, err
-	}
-	doc := etree.NewDocument()
-	doc.ReadSettings.CharsetReader = charsetReader
-	doc.ReadSettings.MaxDepth = lim.MaxDepth + 1
-	if err := doc.ReadFromBytes(data); err != nil {
-		// scan accepted it, so this is a disagreement between the two passes.
-		return nil, &Error{Reason: ReasonSyntax, Msg: "not well-formed XML: " + redact(err.Error())}
 	}
 	for _, t := range doc.Child {
 		if pi, ok := t.(*etree.ProcInst); ok && pi.Target == "xml" {
@@ -137,6 +145,14 @@ func Parse(data []byte, lim Limits) (*etree.Document, error) {
 	}
 	return doc, nil
 }
+
+// treeBudget is the number of '<' above which Parse checks the whole input
+// before building a tree. Each '<' adds at most one element, one text node
+// and their child slots to the tree, about 250 bytes, so a tree built before
+// a limit fires stays under ~32 MB. Real MedCom letters have a few hundred
+// tags, and FHIR messages with attachments carry their bulk in a few long
+// attributes, so they take the single pass.
+const treeBudget = 1 << 17
 
 func stripBOM(data []byte) ([]byte, error) {
 	switch {
@@ -165,107 +181,158 @@ func charsetReader(label string, in io.Reader) (io.Reader, error) {
 
 var errCharset = errors.New("unsupported charset")
 
-// scan walks the raw tokens once, enforcing the limits before any tree is built.
-func scan(data []byte, lim Limits) error {
-	if err := checkRuns(data, lim.MaxAttrLen); err != nil {
-		return err
-	}
+// walk reads the raw tokens once, enforcing the limits on each token and,
+// if build is set, adding it to a new document. etree's own reader offers no
+// hook per token, so the loop that feeds its tree is written here; it makes
+// the same tree etree.Document.ReadFromBytes would. The decoder reads a
+// bytes.Reader directly: it is an io.ByteReader, so encoding/xml adds no
+// bufio layer (etree's counting wrapper costs one).
+func walk(data []byte, lim Limits, build bool) (*etree.Document, error) {
 	dec := xml.NewDecoder(bytes.NewReader(data))
 	dec.Strict = true
 	dec.CharsetReader = charsetReader
 	var (
-		stack  []string
+		doc    *etree.Document
+		names  []xml.Name       // open elements, for end-tag matching and error paths
+		elems  []*etree.Element // open elements of the tree (build only)
 		tokens int
 		roots  int
 	)
+	if build {
+		doc = etree.NewDocument()
+		elems = append(make([]*etree.Element, 0, 16), &doc.Element)
+	}
+	names = make([]xml.Name, 0, 16)
 	fail := func(r Reason, msg string) error {
 		line, _ := dec.InputPos()
-		return &Error{Reason: r, Path: strings.Join(stack, "/"), Line: line, Msg: msg}
+		return &Error{Reason: r, Path: elementPath(names), Line: line, Msg: msg}
 	}
 	for {
 		tok, err := dec.RawToken()
 		if err == io.EOF {
 			switch {
-			case len(stack) > 0:
-				return fail(ReasonSyntax, "unexpected end of input: element not closed (truncated file?)")
+			case len(names) > 0:
+				return nil, fail(ReasonSyntax, "unexpected end of input: element not closed (truncated file?)")
 			case roots == 0:
-				return fail(ReasonSyntax, "no root element: input is not XML")
+				return nil, fail(ReasonSyntax, "no root element: input is not XML")
 			}
-			return nil
+			return doc, nil
 		}
 		if err != nil {
-			if errors.Is(err, errCharset) || strings.Contains(err.Error(), "charset") {
-				return fail(ReasonCharset, "unsupported charset in the XML declaration; expected UTF-8, ISO-8859-1 or windows-1252")
-			}
-			var se *xml.SyntaxError
-			if errors.As(err, &se) {
-				msg := se.Msg
-				if strings.Contains(msg, "UTF-8") {
-					msg = "invalid UTF-8: the bytes do not match the declared charset (UTF-8 unless the XML declaration names another)"
-				} else if strings.Contains(msg, "unexpected EOF") {
-					msg = "unexpected end of input (truncated file?)"
-				}
-				return fail(ReasonSyntax, "not well-formed XML: "+redact(msg))
-			}
-			return fail(ReasonSyntax, "cannot read XML: "+redact(err.Error()))
+			return nil, fail(decodeError(err))
 		}
 		tokens++
 		if tokens > lim.MaxTokens {
-			return fail(ReasonTooMany, fmt.Sprintf("more than %d XML tokens", lim.MaxTokens))
+			return nil, fail(ReasonTooMany, fmt.Sprintf("more than %d XML tokens", lim.MaxTokens))
 		}
 		switch t := tok.(type) {
 		case xml.StartElement:
-			if len(stack) == 0 {
+			if len(names) == 0 {
 				roots++
 				if roots > 1 {
-					return fail(ReasonSyntax, "more than one root element")
+					return nil, fail(ReasonSyntax, "more than one root element")
 				}
 			}
-			stack = append(stack, qname(t.Name))
-			if len(stack) > lim.MaxDepth {
-				stack = stack[:lim.MaxDepth]
-				return fail(ReasonTooDeep, fmt.Sprintf("elements nested deeper than %d levels", lim.MaxDepth))
+			names = append(names, t.Name)
+			if len(names) > lim.MaxDepth {
+				names = names[:lim.MaxDepth]
+				return nil, fail(ReasonTooDeep, fmt.Sprintf("elements nested deeper than %d levels", lim.MaxDepth))
 			}
 			if len(t.Attr) > lim.MaxAttrs {
-				return fail(ReasonTooMany, fmt.Sprintf("element %s has %d attributes, more than the limit of %d", qname(t.Name), len(t.Attr), lim.MaxAttrs))
+				return nil, fail(ReasonTooMany, fmt.Sprintf("element %s has %d attributes, more than the limit of %d", qname(t.Name), len(t.Attr), lim.MaxAttrs))
 			}
 			tokens += len(t.Attr)
 			if tokens > lim.MaxTokens {
-				return fail(ReasonTooMany, fmt.Sprintf("more than %d XML tokens", lim.MaxTokens))
+				return nil, fail(ReasonTooMany, fmt.Sprintf("more than %d XML tokens", lim.MaxTokens))
 			}
 			for _, a := range t.Attr {
 				if len(a.Value) > lim.MaxAttrLen {
-					return fail(ReasonAttrTooLong, fmt.Sprintf("attribute %s is %d bytes, more than the limit of %d", qname(a.Name), len(a.Value), lim.MaxAttrLen))
+					return nil, fail(ReasonAttrTooLong, fmt.Sprintf("attribute %s is %d bytes, more than the limit of %d", qname(a.Name), len(a.Value), lim.MaxAttrLen))
 				}
 			}
-		case xml.EndElement:
-			if len(stack) == 0 || stack[len(stack)-1] != qname(t.Name) {
-				return fail(ReasonSyntax, fmt.Sprintf("not well-formed XML: unexpected end tag </%s>", qname(t.Name)))
+			if build {
+				el := &etree.Element{Space: t.Name.Space, Tag: t.Name.Local}
+				elems[len(elems)-1].AddChild(el)
+				for _, a := range t.Attr {
+					// CreateAttr links the attribute to its element and
+					// keeps the last of duplicate names, as etree's reader does.
+					el.CreateAttr(qname(a.Name), a.Value)
+				}
+				elems = append(elems, el)
 			}
-			stack = stack[:len(stack)-1]
+		case xml.EndElement:
+			if len(names) == 0 || names[len(names)-1] != t.Name {
+				return nil, fail(ReasonSyntax, fmt.Sprintf("not well-formed XML: unexpected end tag </%s>", qname(t.Name)))
+			}
+			names = names[:len(names)-1]
+			if build {
+				elems = elems[:len(elems)-1]
+			}
 		case xml.CharData:
 			if len(t) > lim.MaxAttrLen {
-				return fail(ReasonAttrTooLong, fmt.Sprintf("text is %d bytes, more than the limit of %d", len(t), lim.MaxAttrLen))
+				return nil, fail(ReasonAttrTooLong, fmt.Sprintf("text is %d bytes, more than the limit of %d", len(t), lim.MaxAttrLen))
 			}
-			if len(stack) == 0 && len(bytes.TrimSpace(t)) > 0 {
-				return fail(ReasonSyntax, "text outside the root element: input is not XML")
+			if len(names) == 0 && len(bytes.TrimSpace(t)) > 0 {
+				return nil, fail(ReasonSyntax, "text outside the root element: input is not XML")
+			}
+			if build {
+				s := string(t)
+				// SetData marks whitespace-only text as etree's reader does
+				// (Indent relies on it); CreateText alone does not.
+				elems[len(elems)-1].CreateText(s).SetData(s)
 			}
 		case xml.Directive:
 			// Any DTD is refused, even an internal one: entities are how XXE
 			// and billion-laughs attacks work, and no MedCom format uses them.
-			return fail(ReasonDTD, "DOCTYPE/ENTITY declarations are not allowed")
+			return nil, fail(ReasonDTD, "DOCTYPE/ENTITY declarations are not allowed")
 		case xml.ProcInst:
 			if t.Target == "xml" && tokens > 1 {
-				return fail(ReasonSyntax, "XML declaration not at the start")
+				return nil, fail(ReasonSyntax, "XML declaration not at the start")
+			}
+			if build {
+				elems[len(elems)-1].CreateProcInst(t.Target, string(t.Inst))
+			}
+		case xml.Comment:
+			if build {
+				elems[len(elems)-1].CreateComment(string(t))
 			}
 		}
 	}
 }
 
+// decodeError classifies an encoding/xml error in words fit for a coordinator.
+func decodeError(err error) (Reason, string) {
+	if errors.Is(err, errCharset) || strings.Contains(err.Error(), "charset") {
+		return ReasonCharset, "unsupported charset in the XML declaration; expected UTF-8, ISO-8859-1 or windows-1252"
+	}
+	var se *xml.SyntaxError
+	if errors.As(err, &se) {
+		msg := se.Msg
+		if strings.Contains(msg, "UTF-8") {
+			msg = "invalid UTF-8: the bytes do not match the declared charset (UTF-8 unless the XML declaration names another)"
+		} else if strings.Contains(msg, "unexpected EOF") {
+			msg = "unexpected end of input (truncated file?)"
+		}
+		return ReasonSyntax, "not well-formed XML: " + redact(msg)
+	}
+	return ReasonSyntax, "cannot read XML: " + redact(err.Error())
+}
+
+func elementPath(names []xml.Name) string {
+	if len(names) == 0 {
+		return ""
+	}
+	parts := make([]string, len(names))
+	for i, n := range names {
+		parts[i] = qname(n)
+	}
+	return strings.Join(parts, "/")
+}
+
 // checkRuns bounds the longest stretch of input without '<' (which holds any
 // one attribute value or text run) before encoding/xml sees it: the decoder
 // buffers a whole token and uses about five times its size in memory, so a
-// 90 MB attribute would cost ~450 MB before the exact check below could fire.
+// 90 MB attribute would cost ~450 MB before the exact check in walk could fire.
 // The slack leaves room for a tag name and its other (small) attributes.
 func checkRuns(data []byte, maxLen int) error {
 	const slack = 4 << 10

@@ -1,6 +1,7 @@
 package xmlsafe
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net/http"
@@ -274,11 +275,73 @@ func FuzzXMLSafe(f *testing.F) {
 		if doc.Root() == nil {
 			t.Fatal("accepted a document without a root")
 		}
-		if _, err := doc.WriteToBytes(); err != nil {
+		got, err := doc.WriteToBytes()
+		if err != nil {
 			t.Fatal(err)
+		}
+		// Parse builds its tree itself; it must be the tree etree's reader
+		// makes of the same bytes, down to the whitespace marks Indent uses.
+		want := etreeTree(t, data)
+		if w, _ := want.WriteToBytes(); !bytes.Equal(got, w) {
+			t.Fatalf("tree differs from etree's:\n got %q\nwant %q", got, w)
+		}
+		doc.Indent(1)
+		want.Indent(1)
+		got, _ = doc.WriteToBytes()
+		if w, _ := want.WriteToBytes(); !bytes.Equal(got, w) {
+			t.Fatalf("indented tree differs from etree's:\n got %q\nwant %q", got, w)
 		}
 		_ = CheckJSON(data, lim)
 	})
+}
+
+// etreeTree reads data with etree's own reader, as Parse did before it built
+// the tree itself.
+func etreeTree(t *testing.T, data []byte) *etree.Document {
+	t.Helper()
+	want := etree.NewDocument()
+	want.ReadSettings.CharsetReader = charsetReader
+	if err := want.ReadFromBytes(bytes.TrimPrefix(data, []byte{0xEF, 0xBB, 0xBF})); err != nil {
+		t.Fatalf("Parse accepted what etree refuses: %v", err)
+	}
+	for _, tok := range want.Child {
+		if pi, ok := tok.(*etree.ProcInst); ok && pi.Target == "xml" {
+			pi.Inst = `version="1.0" encoding="UTF-8"`
+		}
+	}
+	return want
+}
+
+func TestTreeMatchesEtree(t *testing.T) {
+	for _, rel := range []string{"samhub/letter-10k.xml", "samhub/letter-iso-8859-1.xml", "samhub/letter-windows-1252.xml", "oioxml/DIS91_1.xml"} {
+		data := read(t, rel)
+		doc, err := Parse(data, DefaultLimits())
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := etreeTree(t, data)
+		doc.Indent(2)
+		want.Indent(2)
+		got, _ := doc.WriteToString()
+		if w, _ := want.WriteToString(); got != w {
+			t.Errorf("%s: tree differs from etree's", rel)
+		}
+	}
+	// Duplicate attributes keep the last value, namespaced ones their prefix.
+	doc, err := Parse([]byte(`<?xml version="1.0"?><!-- c --><r xmlns:x="u" x:a="1" b="1" b="2"><?pi x?><x:e/> </r>`), DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := doc.WriteToString()
+	if want := `<?xml version="1.0" encoding="UTF-8"?><!-- c --><r xmlns:x="u" x:a="1" b="2"><?pi x?><x:e/> </r>`; got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+	if e := doc.FindElement("//e"); e == nil || e.NamespaceURI() != "u" || e.Parent().Tag != "r" || e.Index() != 1 {
+		t.Errorf("element links wrong: %+v", e)
+	}
+	if a := doc.Root().SelectAttr("x:a"); a == nil || a.Element() != doc.Root() || a.NamespaceURI() != "u" {
+		t.Errorf("attribute links wrong: %+v", a)
+	}
 }
 
 // BenchmarkParse10K compares Parse (scan + tree) with a bare etree read of
