@@ -42,25 +42,36 @@ func benchNotice(n int64) *letter.Letter {
 	}
 }
 
-func benchSMTPSink(b *testing.B, mode mailtest.SMTPMode, tlsMode string) (*SMTPSink, *mailtest.SMTPServer) {
+func benchSMTPSink(b *testing.B, mode mailtest.SMTPMode, tlsMode string, maxIdle int) (*SMTPSink, *mailtest.SMTPServer) {
 	ca := mailtest.NewCA(b)
 	srv := mailtest.StartSMTP(b, ca, mailtest.SMTPOptions{Mode: mode, Username: "samhub", Password: "s3cret"})
-	sink, err := NewSMTPSink(testDeps("mail-out", newMemState()), smtpCfg(srv, ca, tlsMode))
+	cfg := smtpCfg(srv, ca, tlsMode)
+	cfg["max_idle_conns"] = maxIdle
+	sink, err := NewSMTPSink(testDeps("mail-out", newMemState()), cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
+	b.Cleanup(func() { _ = sink.Close() })
 	return sink, srv
 }
 
-// BenchmarkSMTPDeliver sends one notice per iteration, one caller at a time.
+// BenchmarkSMTPDeliver sends one notice per iteration, one caller at a
+// time; the "noreuse" cases (max_idle_conns 0) connect, handshake and log in
+// per letter. The in-process server's work is part of the figure.
 func BenchmarkSMTPDeliver(b *testing.B) {
 	for _, m := range []struct {
-		name string
-		mode mailtest.SMTPMode
-		tls  string
-	}{{"implicit", mailtest.SMTPImplicit, "implicit"}, {"starttls", mailtest.SMTPStartTLS, "starttls"}} {
+		name    string
+		mode    mailtest.SMTPMode
+		tls     string
+		maxIdle int
+	}{
+		{"implicit", mailtest.SMTPImplicit, "implicit", defaultMaxIdleConns},
+		{"starttls", mailtest.SMTPStartTLS, "starttls", defaultMaxIdleConns},
+		{"implicit-noreuse", mailtest.SMTPImplicit, "implicit", 0},
+		{"starttls-noreuse", mailtest.SMTPStartTLS, "starttls", 0},
+	} {
 		b.Run(m.name, func(b *testing.B) {
-			sink, srv := benchSMTPSink(b, m.mode, m.tls)
+			sink, srv := benchSMTPSink(b, m.mode, m.tls, m.maxIdle)
 			var n int64
 			for b.Loop() {
 				n++
@@ -76,7 +87,7 @@ func BenchmarkSMTPDeliver(b *testing.B) {
 // BenchmarkSMTPDeliverParallel sends notices from GOMAXPROCS callers, as the
 // hub's delivery workers do.
 func BenchmarkSMTPDeliverParallel(b *testing.B) {
-	sink, srv := benchSMTPSink(b, mailtest.SMTPImplicit, "implicit")
+	sink, srv := benchSMTPSink(b, mailtest.SMTPImplicit, "implicit", defaultMaxIdleConns)
 	var n atomic.Int64
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
