@@ -357,10 +357,13 @@ func (h *Hub) updateGauges(ctx context.Context) {
 			}
 		}
 		h.m.held.WithLabelValues(name).Set(float64(len(h.subs[name].Held())))
-		h.m.parkedNow.WithLabelValues(name).Set(0)
-		h.m.parkedOldest.WithLabelValues(name).Set(0)
 	}
+	// A failed count leaves the last figures rather than showing an empty queue.
 	if stats, err := h.queue.Stats(c); err == nil {
+		for name := range h.dests {
+			h.m.parkedNow.WithLabelValues(name).Set(0)
+			h.m.parkedOldest.WithLabelValues(name).Set(0)
+		}
 		for _, s := range stats {
 			h.m.parkedNow.WithLabelValues(s.Destination).Set(float64(s.Count))
 			if !s.Oldest.IsZero() {

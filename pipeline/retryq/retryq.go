@@ -68,7 +68,7 @@ func (q *Queue) Park(ctx context.Context, e Entry, letterJSON []byte) error {
 	if err != nil {
 		return err
 	}
-	msg := nats.NewMsg(broker.ParkedSubject(e.Destination, e.LetterID))
+	msg := nats.NewMsg(broker.ParkedSubject(e.Destination))
 	msg.Header.Set(hdrEntry, string(meta))
 	msg.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("park:%s:%d", e.Destination, e.LetterSeq))
 	msg.Data = letterJSON
@@ -88,12 +88,8 @@ type Filter struct {
 // List returns parked entries in the order they were parked, reading headers
 // only so that a long queue is listed without loading letters.
 func (q *Queue) List(ctx context.Context, f Filter) ([]Entry, error) {
-	subj := broker.SubjParked + ".>"
-	if f.Destination != "" {
-		subj = broker.SubjParked + "." + f.Destination + ".>"
-	}
 	var out []Entry
-	err := broker.Scan(ctx, q.js, broker.StreamParked, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subj}, HeadersOnly: true}, 0, func(m jetstream.Msg) bool {
+	err := broker.Scan(ctx, q.js, broker.StreamParked, jetstream.OrderedConsumerConfig{FilterSubjects: broker.ParkedFilter(f.Destination), HeadersOnly: true}, 0, func(m jetstream.Msg) bool {
 		e, err := entryOf(m.Headers())
 		if err != nil {
 			return true
@@ -177,8 +173,8 @@ func (q *Queue) Stats(ctx context.Context) ([]Stat, error) {
 	}
 	per := map[string]*Stat{}
 	for subj, n := range info.State.Subjects {
-		parts := strings.Split(subj, ".")
-		if len(parts) < 4 {
+		parts := strings.Split(subj, ".") // samhub.parked.<dest>, or .<letter token> after it as stored by earlier builds
+		if len(parts) < 3 {
 			continue
 		}
 		d := parts[2]
@@ -199,7 +195,7 @@ func (q *Queue) Stats(ctx context.Context) ([]Stat, error) {
 }
 
 func (q *Queue) firstOf(ctx context.Context, dest string) (time.Time, error) {
-	cons, err := q.js.OrderedConsumer(ctx, broker.StreamParked, jetstream.OrderedConsumerConfig{FilterSubjects: []string{broker.SubjParked + "." + dest + ".>"}, HeadersOnly: true})
+	cons, err := q.js.OrderedConsumer(ctx, broker.StreamParked, jetstream.OrderedConsumerConfig{FilterSubjects: broker.ParkedFilter(dest), HeadersOnly: true})
 	if err != nil {
 		return time.Time{}, err
 	}

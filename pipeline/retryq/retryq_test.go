@@ -1,0 +1,111 @@
+package retryq_test
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/samhub/samhub/internal/config"
+	"github.com/samhub/samhub/pipeline/broker"
+	"github.com/samhub/samhub/pipeline/retryq"
+)
+
+func open(t *testing.T) *broker.Broker {
+	t.Helper()
+	b, err := broker.Open(context.Background(), config.NATS{Embedded: config.Embedded{StoreDir: t.TempDir(), MaxStore: "1GB", Cipher: "chacha"}}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	s := config.Streams{LettersMaxBytes: "64MB", ParkedMaxBytes: "32MB", JourneyMaxBytes: "32MB", AuditMaxBytes: "32MB", MaxMsgSize: "8MB",
+		LettersMaxAge: time.Hour, DedupWindow: 2 * time.Minute, JourneyMaxAge: time.Hour, AuditMaxAge: time.Hour}
+	if err := broker.Provision(context.Background(), b.JS, s, 1); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func entry(dest, id string, seq uint64) retryq.Entry {
+	return retryq.Entry{LetterID: id, Destination: dest, Kind: "referral", Source: "medcom", LetterSeq: seq,
+		LastError: retryq.Failure{Class: "permanent", Code: "refused", Reason: "the case system refused the letter"}}
+}
+
+// The queue keeps one subject per destination, however many letters are
+// parked, and still reads letters parked under the per-letter subjects of
+// earlier builds.
+func TestQueueKeepsOneSubjectPerDestination(t *testing.T) {
+	b := open(t)
+	ctx := context.Background()
+	q := retryq.New(b.JS)
+	for i := range 50 {
+		dest := []string{"casefile", "region"}[i%2]
+		if err := q.Park(ctx, entry(dest, "L"+string(rune('A'+i%26))+string(rune('a'+i/26)), uint64(i+1)), []byte(`{"id":"x"}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The same letter-stream message parked again (a crash between park
+	// and ack) is not a second entry.
+	if err := q.Park(ctx, entry("casefile", "LAa", 1), []byte(`{"id":"x"}`)); err != nil {
+		t.Fatal(err)
+	}
+	// One letter as an earlier build parked it.
+	meta, _ := json.Marshal(entry("casefile", "OLD", 999))
+	old := nats.NewMsg(broker.SubjParked + ".casefile." + broker.Token("OLD"))
+	old.Header.Set("Samhub-Parked", string(meta))
+	old.Data = []byte(`{"id":"OLD"}`)
+	if _, err := b.JS.PublishMsg(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+
+	st, err := b.JS.Stream(ctx, broker.StreamParked)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(broker.SubjParked+".>"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(info.State.Subjects) != 3 || info.State.Msgs != 51 {
+		t.Fatalf("stream holds %d messages under %d subjects %v; want 51 under casefile, region and the old letter's", info.State.Msgs, len(info.State.Subjects), info.State.Subjects)
+	}
+
+	list, err := q.List(ctx, retryq.Filter{Destination: "casefile"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 26 || list[len(list)-1].LetterID != "OLD" {
+		t.Fatalf("casefile lists %d entries (last %q); want 25 new and the old one", len(list), list[len(list)-1].LetterID)
+	}
+	if first, err := q.List(ctx, retryq.Filter{Destination: "region", Limit: 5}); err != nil || len(first) != 5 {
+		t.Fatalf("a limited list gave %d entries, %v", len(first), err)
+	}
+	stats, err := q.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for _, s := range stats {
+		got[s.Destination] = s.Count
+		if s.Oldest.IsZero() {
+			t.Errorf("%s: no age of the oldest parked letter", s.Destination)
+		}
+	}
+	if len(got) != 2 || got["casefile"] != 26 || got["region"] != 25 {
+		t.Fatalf("stats %v; want casefile 26, region 25", got)
+	}
+	e, data, err := q.Get(ctx, list[0].Seq)
+	if err != nil || e.LetterID != list[0].LetterID || string(data) != `{"id":"x"}` {
+		t.Fatalf("get: %+v %q %v", e, data, err)
+	}
+	if err := q.Remove(ctx, list[0].Seq); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := q.Get(ctx, list[0].Seq); err != retryq.ErrNotParked {
+		t.Fatalf("a removed entry: %v, want ErrNotParked", err)
+	}
+}
