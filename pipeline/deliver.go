@@ -153,6 +153,9 @@ func (h *Hub) park(ctx context.Context, d *destination, l *letter.Letter, raw []
 		first = last
 	}
 	e := retryq.Entry{LetterID: l.ID, Destination: d.name, Kind: string(l.Kind), Source: l.Source, Thread: threadToken(l), Attempts: attempts, FirstError: first, LastError: last, LetterSeq: seq}
+	if id := l.Patient.Identifier(); id != "" {
+		e.Patient = retryq.PatientToken(id)
+	}
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if err := h.queue.Park(pctx, e, raw); err != nil {

@@ -91,10 +91,10 @@ type Streams struct {
 	// per letter with three destinations). A power cut can then lose the
 	// last moments' steps, never a letter or a delivery. Clustered streams
 	// are always backed by the Raft log and ignore it.
-	JourneyPersist string `mapstructure:"journey_persist"`
-	AuditMaxBytes   string        `mapstructure:"audit_max_bytes"`
-	AuditMaxAge     time.Duration `mapstructure:"audit_max_age"`
-	MaxMsgSize      string        `mapstructure:"max_msg_size"`
+	JourneyPersist string        `mapstructure:"journey_persist"`
+	AuditMaxBytes  string        `mapstructure:"audit_max_bytes"`
+	AuditMaxAge    time.Duration `mapstructure:"audit_max_age"`
+	MaxMsgSize     string        `mapstructure:"max_msg_size"`
 }
 
 // Pipeline holds the defaults every destination inherits.

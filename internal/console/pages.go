@@ -275,16 +275,12 @@ func (c *Console) search(w http.ResponseWriter, r *http.Request, ses *session) {
 	// letter of a thread usually carries the thread id as its own id.
 	p.Searched = true
 	token := broker.Token(q)
-	list, err := c.hub.Queue().List(r.Context(), retryq.Filter{})
+	list, err := c.hub.Queue().List(r.Context(), retryq.Filter{Thread: token, Limit: searchLimit})
 	if err != nil {
 		c.internal(w, r, "search thread", err)
 		return
 	}
-	for _, e := range list {
-		if e.Thread == token {
-			p.Parked = append(p.Parked, e)
-		}
-	}
+	p.Parked = list
 	if _, err := c.hub.TraceLetter(r.Context(), q); err == nil {
 		p.FirstFound = true
 	}
@@ -294,6 +290,9 @@ func (c *Console) search(w http.ResponseWriter, r *http.Request, ses *session) {
 	}
 	c.render(w, r, ses, http.StatusOK, "search", p)
 }
+
+// searchLimit bounds what one search shows of the retry queue.
+const searchLimit = 500
 
 // cprShape accepts a CPR number (ten digits, optional dash) or a replacement
 // CPR such as X-eCPR (six digits, then four letters or digits). Modulus 11
@@ -337,12 +336,17 @@ func (c *Console) searchCPR(w http.ResponseWriter, r *http.Request, ses *session
 		c.internal(w, r, "audit search-cpr", err)
 		return
 	}
-	list, err := c.hub.Queue().List(ctx, retryq.Filter{})
+	list, err := c.hub.Queue().List(ctx, retryq.Filter{Patient: retryq.PatientToken(cpr), WithUnknownPatient: true, Limit: searchLimit})
 	if err != nil {
 		c.internal(w, r, "search cpr", err)
 		return
 	}
 	for _, e := range list {
+		if e.Patient != "" { // matched by its token
+			p.Parked = append(p.Parked, e)
+			continue
+		}
+		// Parked by an earlier build, without a token: read the letter.
 		_, raw, err := c.hub.Queue().Get(ctx, e.Seq)
 		if err != nil {
 			continue // replayed or discarded meanwhile

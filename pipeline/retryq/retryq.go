@@ -36,7 +36,8 @@ type Entry struct {
 	Destination string    `json:"destination"`
 	Kind        string    `json:"kind"`
 	Source      string    `json:"source"`
-	Thread      string    `json:"thread,omitempty"` // thread token, not the thread id
+	Thread      string    `json:"thread,omitempty"`  // thread token, not the thread id
+	Patient     string    `json:"patient,omitempty"` // PatientToken of the letter's patient, not the CPR
 	Attempts    int       `json:"attempts"`
 	FirstError  Failure   `json:"firstError"`
 	LastError   Failure   `json:"lastError"`
@@ -78,15 +79,42 @@ func (q *Queue) Park(ctx context.Context, e Entry, letterJSON []byte) error {
 	return nil
 }
 
+// PatientToken is the one-way token a parked entry carries for its patient
+// (CPR or replacement CPR, without a dash), the same hash the consent
+// bucket and the audit log use, so the queue can be searched by patient
+// without reading letters and without holding CPR numbers in its metadata.
+func PatientToken(id string) string {
+	return broker.Token("patient:" + strings.ToUpper(strings.ReplaceAll(id, "-", "")))
+}
+
 // Filter selects entries; empty fields match all.
 type Filter struct {
 	Destination string
 	Code        string
-	Limit       int
+	Thread      string // thread token
+	// Patient is a PatientToken. Entries parked by earlier builds carry no
+	// token; WithUnknownPatient includes them for the caller to check.
+	Patient            string
+	WithUnknownPatient bool
+	Limit              int
+}
+
+func (f Filter) match(e Entry) bool {
+	switch {
+	case f.Code != "" && e.LastError.Code != f.Code:
+		return false
+	case f.Thread != "" && e.Thread != f.Thread:
+		return false
+	case f.Patient != "" && e.Patient != f.Patient && !(f.WithUnknownPatient && e.Patient == ""):
+		return false
+	}
+	return true
 }
 
 // List returns parked entries in the order they were parked, reading headers
-// only so that a long queue is listed without loading letters.
+// only so that a long queue is listed without loading letters, and keeping
+// only the matches (at most Limit), so a search of a long queue holds no
+// more than its answer.
 func (q *Queue) List(ctx context.Context, f Filter) ([]Entry, error) {
 	var out []Entry
 	err := broker.Scan(ctx, q.js, broker.StreamParked, jetstream.OrderedConsumerConfig{FilterSubjects: broker.ParkedFilter(f.Destination), HeadersOnly: true}, 0, func(m jetstream.Msg) bool {
@@ -97,7 +125,7 @@ func (q *Queue) List(ctx context.Context, f Filter) ([]Entry, error) {
 		if md, err := m.Metadata(); err == nil {
 			e.Seq = md.Sequence.Stream
 		}
-		if f.Code != "" && e.LastError.Code != f.Code {
+		if !f.match(e) {
 			return true
 		}
 		out = append(out, e)

@@ -109,3 +109,38 @@ func TestQueueKeepsOneSubjectPerDestination(t *testing.T) {
 		t.Fatalf("a removed entry: %v, want ErrNotParked", err)
 	}
 }
+
+func TestSearchByPatientAndThreadKeepsOnlyMatches(t *testing.T) {
+	b := open(t)
+	ctx := context.Background()
+	q := retryq.New(b.JS)
+	bruno, brita := retryq.PatientToken("250947-9989"), retryq.PatientToken("1509819996")
+	if bruno != retryq.PatientToken("2509479989") {
+		t.Fatal("the token must not depend on the dash")
+	}
+	for i := range 30 {
+		e := entry("casefile", "L"+string(rune('A'+i)), uint64(i+1))
+		e.Patient, e.Thread = brita, "t-other"
+		if i%10 == 0 {
+			e.Patient, e.Thread = bruno, "t-bruno"
+		}
+		if i == 29 {
+			e.Patient = "" // parked by an earlier build
+		}
+		if err := q.Park(ctx, e, []byte(`{}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	byPatient, err := q.List(ctx, retryq.Filter{Patient: bruno})
+	if err != nil || len(byPatient) != 3 {
+		t.Fatalf("by patient: %d entries, %v; want 3", len(byPatient), err)
+	}
+	withUnknown, _ := q.List(ctx, retryq.Filter{Patient: bruno, WithUnknownPatient: true})
+	if len(withUnknown) != 4 || withUnknown[3].Patient != "" {
+		t.Fatalf("with unknown patients: %d entries; want Bruno's 3 and the one without a token", len(withUnknown))
+	}
+	byThread, _ := q.List(ctx, retryq.Filter{Thread: "t-bruno", Limit: 2})
+	if len(byThread) != 2 || byThread[0].Thread != "t-bruno" || byThread[1].Thread != "t-bruno" {
+		t.Fatalf("by thread with limit 2: %+v", byThread)
+	}
+}
