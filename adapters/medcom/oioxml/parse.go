@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 	_ "time/tzdata" // Europe/Copenhagen must resolve on minimal hosts
+	"unicode/utf8"
 
 	"github.com/beevik/etree"
 
@@ -196,12 +197,17 @@ func (s *seq) end() {
 
 // Simple-content helpers. Values are trimmed: MedCom files are sometimes
 // indented inside simple elements, and no rule here depends on outer spaces.
-func (r *reader) text(el *etree.Element, path string) string {
+// Paths are joined from parent and name only when a rule fails: building
+// them for every field was a measurable share of a parse.
+func (r *reader) text(el *etree.Element, parent, name string) string {
 	if el == nil {
 		return ""
 	}
-	if len(el.ChildElements()) > 0 {
-		r.fail(path, "must contain text only, found element %s", el.ChildElements()[0].Tag)
+	for _, t := range el.Child {
+		if k, ok := t.(*etree.Element); ok {
+			r.fail(parent+"/"+name, "must contain text only, found element %s", k.Tag)
+			break
+		}
 	}
 	return strings.TrimSpace(el.Text())
 }
@@ -219,13 +225,12 @@ func (r *reader) str(s *seq, name string, minL, maxL int, required bool) string 
 	if el == nil {
 		return ""
 	}
-	path := s.path + "/" + name
-	v := r.text(el, path)
-	if n := len([]rune(v)); n < minL || n > maxL {
+	v := r.text(el, s.path, name)
+	if n := utf8.RuneCountInString(v); n < minL || n > maxL {
 		if minL == maxL {
-			r.fail(path, "must be exactly %d characters, found %d", minL, n)
+			r.fail(s.path+"/"+name, "must be exactly %d characters, found %d", minL, n)
 		} else {
-			r.fail(path, "must be %d to %d characters, found %d", minL, maxL, n)
+			r.fail(s.path+"/"+name, "must be %d to %d characters, found %d", minL, maxL, n)
 		}
 	}
 	return v
@@ -236,17 +241,16 @@ func (r *reader) enum(s *seq, name string, required bool, allowed ...string) str
 	if el == nil {
 		return ""
 	}
-	path := s.path + "/" + name
-	v := r.text(el, path)
+	v := r.text(el, s.path, name)
 	for _, a := range allowed {
 		if v == a {
 			return v
 		}
 	}
 	if len(allowed) > 12 {
-		r.fail(path, "must be one of MedCom's %d codes for this element (see ValueLists.xsd)", len(allowed))
+		r.fail(s.path+"/"+name, "must be one of MedCom's %d codes for this element (see ValueLists.xsd)", len(allowed))
 	} else {
-		r.fail(path, "must be one of %s", strings.Join(allowed, ", "))
+		r.fail(s.path+"/"+name, "must be one of %s", strings.Join(allowed, ", "))
 	}
 	return v
 }
@@ -259,8 +263,8 @@ func (r *reader) dateTime(el *etree.Element, path string) time.Time {
 		return time.Time{}
 	}
 	s := r.seq(el, path)
-	d := r.text(s.one("Date"), path+"/Date")
-	tm := r.text(s.one("Time"), path+"/Time")
+	d := r.text(s.one("Date"), path, "Date")
+	tm := r.text(s.one("Time"), path, "Time")
 	s.end()
 	day, err := parseXSDate(d)
 	if err != nil && d != "" {
@@ -310,7 +314,7 @@ func (r *reader) clinicalEmail(el *etree.Element, idx int) *ClinicalEmail {
 		if r.ns == NS2005 {
 			want = VersionXD9133L
 		}
-		ce.VersionCode = r.text(ls.one("VersionCode"), lp+"/VersionCode")
+		ce.VersionCode = r.text(ls.one("VersionCode"), lp, "VersionCode")
 		if ce.VersionCode != "" && ce.VersionCode != want {
 			if ce.VersionCode == VersionXD9134L || ce.VersionCode == VersionXD9133L {
 				r.fail(lp+"/VersionCode", "must be %s in namespace %s", want, r.ns)
@@ -347,7 +351,7 @@ func (r *reader) clinicalEmail(el *etree.Element, idx int) *ClinicalEmail {
 		cp := fmt.Sprintf("%s/ClinicalInformation[%d]", path, i+1)
 		cs := r.seq(ci, cp)
 		if t := cs.one("Text01"); t != nil {
-			ce.Texts = append(ce.Texts, r.formatted(t, cp+"/Text01", 0))
+			ce.Texts = append(ce.Texts, r.formatted(t, cp+"/Text01"))
 		}
 		cs.end()
 	}
@@ -386,7 +390,7 @@ func (r *reader) patient(el *etree.Element, path string) Patient {
 	s := r.seq(el, path)
 	switch {
 	case s.peek("CivilRegistrationNumber"):
-		p.CPR = r.text(s.one("CivilRegistrationNumber"), path+"/CivilRegistrationNumber")
+		p.CPR = r.text(s.one("CivilRegistrationNumber"), path, "CivilRegistrationNumber")
 		if msg := CheckCPR(p.CPR); msg != "" {
 			r.fail(path+"/CivilRegistrationNumber", "%s", msg)
 		}
@@ -450,10 +454,18 @@ var formatting = map[string]bool{"Bold": true, "Italic": true, "Underline": true
 
 // formatted flattens FormattedText: <Break/> becomes a newline, <Space/> a
 // space, and the styling elements keep their text (FHIR has no styling).
-// level follows FormattedText.xsd: 0 FormattedText (any styling), 1 inside
-// FixedFont (styling but no FixedFont), 2 inside Bold etc. (Break/Space only).
-func (r *reader) formatted(el *etree.Element, path string, level int) string {
+func (r *reader) formatted(el *etree.Element, path string) string {
 	var b strings.Builder
+	b.Grow(textLen(el))
+	r.flatten(&b, el, path, 0)
+	return b.String()
+}
+
+// flatten writes el's text to b; one builder for the whole tree, sized
+// up front, saves the copies of growing it piece by piece. level follows
+// FormattedText.xsd: 0 FormattedText (any styling), 1 inside FixedFont
+// (styling but no FixedFont), 2 inside Bold etc. (Break/Space only).
+func (r *reader) flatten(b *strings.Builder, el *etree.Element, path string, level int) {
 	for _, t := range el.Child {
 		switch t := t.(type) {
 		case *etree.CharData:
@@ -469,13 +481,27 @@ func (r *reader) formatted(el *etree.Element, path string, level int) string {
 				if t.Tag == "FixedFont" {
 					next = 1
 				}
-				b.WriteString(r.formatted(t, path+"/"+t.Tag, next))
+				r.flatten(b, t, path+"/"+t.Tag, next)
 			default:
 				r.fail(path+"/"+t.Tag, "element not allowed in formatted text (allowed: Break, Space, Bold, Italic, Underline, Right, Center, FixedFont)")
 			}
 		}
 	}
-	return b.String()
+}
+
+// textLen is the length of all text under el plus one byte per element (a
+// Break or Space): what flatten writes, or a little more.
+func textLen(el *etree.Element) int {
+	n := 0
+	for _, t := range el.Child {
+		switch t := t.(type) {
+		case *etree.CharData:
+			n += len(t.Data)
+		case *etree.Element:
+			n += 1 + textLen(t)
+		}
+	}
+	return n
 }
 
 func (r *reader) reference(el *etree.Element, path string) Reference {
@@ -486,7 +512,7 @@ func (r *reader) reference(el *etree.Element, path string) Reference {
 	case s.peek("URL"):
 		ref.URL = r.str(s, "URL", 1, 350, true)
 	case s.peek("SUP"):
-		v := r.text(s.one("SUP"), path+"/SUP")
+		v := r.text(s.one("SUP"), path, "SUP")
 		if v != "true" {
 			r.fail(path+"/SUP", "must be true")
 		}
@@ -498,7 +524,7 @@ func (r *reader) reference(el *etree.Element, path string) Reference {
 		b.Identifier = r.str(bs, "ObjectIdentifier", 1, 35, true)
 		b.ObjectCode = r.enum(bs, "ObjectCode", true, "tekstfil", "billede", "program", "vektor_grafik", "biosignaler", "multimedie", "proprietaert_indhold")
 		b.ExtensionCode = r.enum(bs, "ObjectExtensionCode", true, objectExtensionCodes...)
-		if v := r.text(bs.one("OriginalObjectSize"), bp+"/OriginalObjectSize"); v != "" {
+		if v := r.text(bs.one("OriginalObjectSize"), bp, "OriginalObjectSize"); v != "" {
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil || n < 1 {
 				r.fail(bp+"/OriginalObjectSize", "must be a positive integer")
