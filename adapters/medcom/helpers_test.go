@@ -93,18 +93,22 @@ func (s *memState) keys(prefix string) int {
 // recPub records published letters; failAfter >= 0 makes every publish
 // after that many successes fail.
 type recPub struct {
-	mu        sync.Mutex
-	letters   []*letter.Letter
-	failAfter int
+	mu          sync.Mutex
+	letters     []*letter.Letter
+	failAfter   int
+	refuseAfter int // >= 0: publishes after that many are refused for good, as the hub refuses a letter too large to store
 }
 
-func newPub() *recPub { return &recPub{failAfter: -1} }
+func newPub() *recPub { return &recPub{failAfter: -1, refuseAfter: -1} }
 
 func (p *recPub) Publish(_ context.Context, l *letter.Letter) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.failAfter >= 0 && len(p.letters) >= p.failAfter {
 		return errors.New("broker unavailable")
+	}
+	if p.refuseAfter >= 0 && len(p.letters) >= p.refuseAfter {
+		return adapters.Permanent("letter_too_large", "the letter is 62 MB as stored; the hub stores at most 32 MB", errors.New("message too large"))
 	}
 	if err := l.Validate(); err != nil {
 		return err

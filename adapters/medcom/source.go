@@ -330,6 +330,7 @@ func (a *Adapter) finish(ctx context.Context, pub adapters.Publisher, p0 *prepar
 	for _, p := range fresh {
 		delete(dup, p.hubID)
 	}
+	stored := map[string]bool{}
 	for _, l := range in.letters(a.name, name, data, now) {
 		if dup[l.ID] {
 			continue
@@ -338,8 +339,14 @@ func (a *Adapter) finish(ctx context.Context, pub adapters.Publisher, p0 *prepar
 			a.correlate(ctx, l)
 		}
 		if err := pub.Publish(ctx, l); err != nil {
+			if class, reason, code := adapters.Classify(err); class == adapters.ClassPermanent {
+				// The hub will never store this letter (too large): trying
+				// again would loop forever. Refuse it like invalid input.
+				return true, a.refuseUnstorable(ctx, name, in, now, fresh, stored, code, reason)
+			}
 			return false, adapters.Retryable("publish_failed", "the letter could not be stored in the hub", err)
 		}
+		stored[l.ID] = true
 		a.log.Info("medcom: letter received", slog.Any("letter", l))
 	}
 	if err := a.settleAcks(ctx, in); err != nil {
@@ -355,6 +362,39 @@ func (a *Adapter) finish(ctx context.Context, pub adapters.Publisher, p0 *prepar
 		return false, err
 	}
 	return true, nil
+}
+
+// refuseUnstorable answers a file whose letter the hub refused for good:
+// letters of the file stored before it keep their positive acknowledgement,
+// the refused one and those after it get a negative one naming the reason,
+// and the file goes to error/ with that reason.
+func (a *Adapter) refuseUnstorable(ctx context.Context, name string, in *inbound, now time.Time, fresh []plannedAck, stored map[string]bool, code, reason string) error {
+	a.log.Warn("medcom: the hub refused a letter for good; the file is refused", "file", name, "code", code)
+	refused := *in
+	refused.err = fmt.Errorf("%s", reason)
+	negative, err := planAcks(&refused, a.cfg.Self, now)
+	if err != nil {
+		return err
+	}
+	byKey := map[string]plannedAck{}
+	for _, p := range negative {
+		byKey[p.key] = p
+	}
+	var acks []plannedAck
+	for _, p := range fresh {
+		if n, ok := byKey[p.key]; ok && !stored[p.hubID] {
+			p = n
+		}
+		acks = append(acks, p)
+	}
+	if err := a.sendAcks(ctx, acks, true); err != nil {
+		return err
+	}
+	note := "refused by the hub (" + code + "): " + reason
+	if len(stored) > 0 {
+		note += fmt.Sprintf("; %d earlier letter(s) of the file were stored and acknowledged", len(stored))
+	}
+	return a.reject(name, note)
 }
 
 // sendAcks writes each new acknowledgement and remembers it for duplicates;

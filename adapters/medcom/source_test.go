@@ -452,3 +452,42 @@ func TestArrivalWakesTheSource(t *testing.T) {
 		t.Errorf("out %v: the duplicate must repeat the one acknowledgement", got)
 	}
 }
+
+// A letter the hub refuses for good (too large to store) is not retried
+// forever: the file goes to error/ and the sender gets a negative receipt,
+// while a letter of the same envelope stored before it keeps its positive
+// one.
+func TestLetterTheHubRefusesIsRefusedNotRetried(t *testing.T) {
+	e := newEnv(t)
+	a := e.adapter(t, nil)
+	pub := newPub()
+	pub.refuseAfter = 1
+	data := readFile(t, "samhub/envelope-two-letters.xml")
+	e.drop(t, "two.xml", data)
+	if !a.Poll(context.Background(), pub) {
+		t.Fatal("a refused letter is an answer, not a failure to retry")
+	}
+	if len(pub.letters) != 1 {
+		t.Fatalf("stored %v; want the first letter only", pub.ids())
+	}
+	sameBytes(t, "file in error/", e.read(t, "error", "two.xml"), data)
+	note := string(e.read(t, "error", "two.xml.error.txt"))
+	if !strings.Contains(note, "letter_too_large") || !strings.Contains(note, "32 MB") || !strings.Contains(note, "1 earlier letter") {
+		t.Errorf("error note %q", note)
+	}
+	if got := e.files(t, "in"); len(got) != 0 {
+		t.Fatalf("in/ %v: the file must not come back", got)
+	}
+	types := map[string]int{}
+	for _, name := range e.files(t, "out") {
+		for _, rc := range parseOut(t, e.read(t, "out", name)).Receipts {
+			types[rc.Type]++
+			if rc.Type == oioxml.NegativeReceipt && (len(rc.OriginalLetters) != 1 || !strings.Contains(rc.OriginalLetters[0].RefuseText, "32 MB")) {
+				t.Errorf("negative receipt %+v", rc)
+			}
+		}
+	}
+	if types[oioxml.PositiveReceipt] != 1 || types[oioxml.NegativeReceipt] != 1 {
+		t.Fatalf("receipts %v; want one positive (stored) and one negative (refused)", types)
+	}
+}
