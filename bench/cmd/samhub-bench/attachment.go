@@ -109,7 +109,7 @@ func stoppedSuffix(s string) string {
 // destinations or clearly stopped.
 func tryAttachment(ctx context.Context, dir string, gen *letters, runNo, size int, limits string) (attachmentTry, error) {
 	t := attachmentTry{Bytes: size, Limits: limits, Arrived: map[string]bool{}}
-	rig, err := startMemRig(ctx, dir, gen, nil)
+	rig, err := startRig(ctx, dir, gen, nil, &logLines{})
 	if err != nil {
 		return t, err
 	}

@@ -63,37 +63,11 @@ func benchConfig(dir string, cs *loopsim.CaseSystem, epj *loopsim.EPJ, mail *loo
 }
 
 func startHub(ctx context.Context, dir string, gen *letters) (*hubRig, error) {
-	r := &hubRig{gen: gen}
-	var err error
-	if r.cs, err = loopsim.StartCaseSystem(); err != nil {
+	m, err := startRig(ctx, dir, gen, nil, nil)
+	if err != nil {
 		return nil, err
 	}
-	if r.epj, err = loopsim.StartEPJ(); err != nil {
-		return nil, err
-	}
-	if r.mail, err = loopsim.StartSMTP(dir); err != nil {
-		return nil, err
-	}
-	cfg := benchConfig(dir, r.cs, r.epj, r.mail)
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	// Logs are formatted as in production (JSON, info, redacting handler)
-	// and thrown away, so their cost is in the figures.
-	log := logging.New(io.Discard, slog.LevelInfo, "json")
-	if r.app, err = app.Start(ctx, cfg, log); err != nil {
-		return nil, err
-	}
-	now := time.Now().UTC()
-	if err := r.app.Hub.RecordConsent(ctx, testCPR, letter.Consent{GivenBy: "custody-holder", Form: "written", GivenAt: now.Add(-time.Hour),
-		Scopes: []letter.Scope{letter.ScopeMunicipality, letter.ScopeRegionPsychiatry}}); err != nil {
-		return nil, err
-	}
-	r.in = filepath.Join(cfg.DataDir, "..", "medcom", "in")
-	if err := os.MkdirAll(r.in, 0o700); err != nil {
-		return nil, err
-	}
-	return r, nil
+	return m.hubRig, nil
 }
 
 func (r *hubRig) close() {
@@ -103,6 +77,87 @@ func (r *hubRig) close() {
 	r.cs.Close()
 	r.epj.Close()
 	r.mail.Close()
+}
+
+// memRig is a hub with its destinations that can be stopped and started
+// again on the same store: the bench configuration plus a phase's own
+// overrides (tune). With logs set it keeps warnings and errors (redacted by
+// the hub's logging handler) so a phase can say where a letter stopped;
+// without, logs are formatted as in production (JSON, info) and thrown
+// away, so their cost is in the figures.
+type memRig struct {
+	*hubRig
+	cfg  *config.Config
+	logs *logLines
+}
+
+func startRig(ctx context.Context, dir string, gen *letters, tune func(*config.Config), logs *logLines) (*memRig, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	r := &hubRig{gen: gen}
+	var err error
+	if r.cs, err = loopsim.StartCaseSystem(); err != nil {
+		return nil, err
+	}
+	if r.epj, err = loopsim.StartEPJ(); err != nil {
+		r.cs.Close()
+		return nil, err
+	}
+	if r.mail, err = loopsim.StartSMTP(dir); err != nil {
+		r.cs.Close()
+		r.epj.Close()
+		return nil, err
+	}
+	m := &memRig{hubRig: r, cfg: benchConfig(dir, r.cs, r.epj, r.mail), logs: logs}
+	if tune != nil {
+		tune(m.cfg)
+	}
+	if err := m.cfg.Validate(); err != nil {
+		m.close()
+		return nil, err
+	}
+	if err := m.start(ctx); err != nil {
+		m.close()
+		return nil, err
+	}
+	now := time.Now().UTC()
+	if err := r.app.Hub.RecordConsent(ctx, testCPR, letter.Consent{GivenBy: "custody-holder", Form: "written", GivenAt: now.Add(-time.Hour),
+		Scopes: []letter.Scope{letter.ScopeMunicipality, letter.ScopeRegionPsychiatry}}); err != nil {
+		m.close()
+		return nil, err
+	}
+	r.in = filepath.Join(m.cfg.DataDir, "..", "medcom", "in")
+	if err := os.MkdirAll(r.in, 0o700); err != nil {
+		m.close()
+		return nil, err
+	}
+	return m, nil
+}
+
+// start runs the hub (again) on the rig's configuration and store.
+func (m *memRig) start(ctx context.Context) error {
+	var w io.Writer = io.Discard
+	if m.logs != nil {
+		w = m.logs
+	}
+	log := logging.New(w, slog.LevelInfo, "json")
+	a, err := app.Start(ctx, m.cfg, log)
+	if err != nil {
+		return err
+	}
+	m.app = a
+	return nil
+}
+
+// stop stops the hub and leaves the destinations running.
+func (m *memRig) stop() error {
+	if m.app == nil {
+		return nil
+	}
+	err := m.app.Stop()
+	m.app = nil
+	return err
 }
 
 // phase is one measured run of the hub.

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,90 +13,7 @@ import (
 	"runtime/pprof"
 	"strings"
 	"sync"
-	"time"
-
-	"github.com/samhub/samhub/bench/loopsim"
-	"github.com/samhub/samhub/internal/app"
-	"github.com/samhub/samhub/internal/config"
-	"github.com/samhub/samhub/internal/logging"
-	"github.com/samhub/samhub/pipeline/letter"
 )
-
-// memRig is a hub for the memory phases: startHub's wiring with the bench
-// configuration plus the phase's own overrides (tune), and warnings and
-// errors kept (redacted by the hub's logging handler) so a phase can say
-// where a letter stopped. It mirrors startHub rather than changing it,
-// because hub.go belongs to the throughput phases.
-type memRig struct {
-	*hubRig
-	cfg  *config.Config
-	logs *logLines
-}
-
-func startMemRig(ctx context.Context, dir string, gen *letters, tune func(*config.Config)) (*memRig, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
-	}
-	r := &hubRig{gen: gen}
-	var err error
-	if r.cs, err = loopsim.StartCaseSystem(); err != nil {
-		return nil, err
-	}
-	if r.epj, err = loopsim.StartEPJ(); err != nil {
-		r.cs.Close()
-		return nil, err
-	}
-	if r.mail, err = loopsim.StartSMTP(dir); err != nil {
-		r.cs.Close()
-		r.epj.Close()
-		return nil, err
-	}
-	m := &memRig{hubRig: r, cfg: benchConfig(dir, r.cs, r.epj, r.mail), logs: &logLines{}}
-	if tune != nil {
-		tune(m.cfg)
-	}
-	if err := m.cfg.Validate(); err != nil {
-		m.close()
-		return nil, err
-	}
-	if err := m.start(ctx); err != nil {
-		m.close()
-		return nil, err
-	}
-	now := time.Now().UTC()
-	if err := r.app.Hub.RecordConsent(ctx, testCPR, letter.Consent{GivenBy: "custody-holder", Form: "written", GivenAt: now.Add(-time.Hour),
-		Scopes: []letter.Scope{letter.ScopeMunicipality, letter.ScopeRegionPsychiatry}}); err != nil {
-		m.close()
-		return nil, err
-	}
-	r.in = filepath.Join(m.cfg.DataDir, "..", "medcom", "in")
-	if err := os.MkdirAll(r.in, 0o700); err != nil {
-		m.close()
-		return nil, err
-	}
-	return m, nil
-}
-
-// start runs the hub (again) on the rig's configuration and store.
-func (m *memRig) start(ctx context.Context) error {
-	log := logging.New(m.logs, slog.LevelInfo, "json")
-	a, err := app.Start(ctx, m.cfg, log)
-	if err != nil {
-		return err
-	}
-	m.app = a
-	return nil
-}
-
-// stop stops the hub and leaves the destinations running.
-func (m *memRig) stop() error {
-	if m.app == nil {
-		return nil
-	}
-	err := m.app.Stop()
-	m.app = nil
-	return err
-}
 
 // logLines keeps the hub's warning and error records (JSON lines, already
 // redacted by logging.New) and throws the rest away, as the throughput

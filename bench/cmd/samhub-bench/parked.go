@@ -68,11 +68,11 @@ const parkedWorkLetters = 300
 func measureParked(ctx context.Context, tmp string, gen *letters, n int) (parkedResult, error) {
 	res := parkedResult{N: n}
 	dir := tmp + "/parked"
-	rig, err := startMemRig(ctx, dir, gen, func(c *config.Config) {
+	rig, err := startRig(ctx, dir, gen, func(c *config.Config) {
 		// Room for n entries (a parked letter of ~1 KB plus its header is
 		// ~1.6 KB stored); the sum of the streams stays under max_store.
 		c.Streams.ParkedMaxBytes = fmt.Sprintf("%dMB", max(512, n*3/1000))
-	})
+	}, &logLines{})
 	if err != nil {
 		return res, err
 	}
