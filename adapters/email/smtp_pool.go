@@ -11,9 +11,11 @@ import (
 	"github.com/samhub/samhub/adapters"
 )
 
-// Connection reuse defaults: a few warm sessions cover the hub's bursts,
-// 30 s is well below common server idle limits (Postfix: 300 s), and 100
-// messages per connection bounds how long one login lives.
+// Connection reuse defaults: 4 kept sessions serve a steady trickle of
+// mail; more concurrent deliveries open extra connections, which are closed
+// again when the pool is full, so a busy destination wants max_idle_conns
+// near its delivery concurrency. 30 s is well below common server idle
+// limits (Postfix: 300 s); 100 messages bounds how long one login lives.
 const (
 	defaultMaxIdleConns       = 4
 	defaultIdleTimeout        = 30 * time.Second
