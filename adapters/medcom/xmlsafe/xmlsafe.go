@@ -314,10 +314,11 @@ type slab struct {
 }
 
 func (s *slab) init(data []byte) {
-	// Each element has a start tag and, unless empty, an end tag, and most
-	// are followed by a text run: sizes from the count of '<' fit a typical
-	// letter in one array of each.
-	s.size = min(max(bytes.Count(data, []byte{'<'})/2+1, 8), 512)
+	// Each element has a start tag and most an end tag, and most tags are
+	// followed by a text run (indentation or content): three quarters of the
+	// '<' fit a typical letter in one array of each.
+	n := bytes.Count(data, []byte{'<'})
+	s.size = min(max(n*3/4+1, 8), 512)
 }
 
 func (s *slab) element() *etree.Element {
