@@ -1,8 +1,8 @@
 // Package xmlsafe parses untrusted XML (MedCom letters, FHIR XML) into an
-// etree document after refusing what could hurt the hub: oversize input, DTDs
-// (so external entities and entity expansion never happen), excessive depth,
-// token counts or attribute/text sizes, and charsets other than UTF-8,
-// ISO-8859-1 and windows-1252.
+// etree document, refusing as it reads what could hurt the hub: oversize
+// input, DTDs (so external entities and entity expansion never happen),
+// excessive depth, token counts or attribute/text sizes, and charsets other
+// than UTF-8, ISO-8859-1 and windows-1252.
 //
 // encoding/xml itself never expands DTD entities, but it has no size or depth
 // limits, and etree's default charset reader silently ignores a declared
