@@ -3,6 +3,7 @@ package email
 import (
 	"context"
 	"errors"
+	"net"
 	"sync"
 	"time"
 
@@ -11,13 +12,15 @@ import (
 	"github.com/samhub/samhub/adapters"
 )
 
-// Connection reuse defaults: 4 kept sessions serve a steady trickle of
-// mail; more concurrent deliveries open extra connections, which are closed
-// again when the pool is full, so a busy destination wants max_idle_conns
-// near its delivery concurrency. 30 s is well below common server idle
-// limits (Postfix: 300 s); 100 messages bounds how long one login lives.
+// Connection defaults: at most 8 connections to the mail server at once
+// (servers limit connections per client: Microsoft 365's client submission
+// allows 3, Postfix 50 by default), all of them kept between letters, so a
+// burst of notices queues for a session instead of opening one connection
+// per letter. 30 s is well below common server idle limits (Postfix: 300 s);
+// 100 messages bounds how long one login lives.
 const (
-	defaultMaxIdleConns       = 4
+	defaultMaxConns           = 8
+	defaultMaxIdleConns       = 8
 	defaultIdleTimeout        = 30 * time.Second
 	defaultMaxMessagesPerConn = 100
 	maxIdleConnsLimit         = 256 // the hub's largest delivery concurrency
@@ -25,12 +28,16 @@ const (
 )
 
 // poolKeys are the "smtp" block's keys read into poolConfig.
-var poolKeys = []string{"max_idle_conns", "idle_timeout", "max_messages_per_conn"}
+var poolKeys = []string{"max_conns", "max_idle_conns", "idle_timeout", "max_messages_per_conn"}
 
 // poolConfig holds the "smtp" block's connection reuse keys.
 type poolConfig struct {
+	// MaxConns (max_conns) is how many connections to the mail server may
+	// be open at once, default 8; deliveries beyond that wait for a free
+	// session (within their timeout). 0 means no limit.
+	MaxConns *int `mapstructure:"max_conns"`
 	// MaxIdleConns (max_idle_conns) is how many logged-in sessions stay
-	// open between letters, default 4. 0 turns reuse off: every letter
+	// open between letters, default 8. 0 turns reuse off: every letter
 	// gets its own connection, TLS handshake and login.
 	MaxIdleConns *int `mapstructure:"max_idle_conns"`
 	// IdleTimeout (idle_timeout) closes a kept session nobody used for this
@@ -58,27 +65,36 @@ func splitPoolKeys(cfg map[string]any) (rest, pool map[string]any) {
 }
 
 // check fills in defaults and validates.
-func (c *poolConfig) check() (maxIdle, maxMsgs int, idle time.Duration, err error) {
-	maxIdle, maxMsgs, idle = defaultMaxIdleConns, defaultMaxMessagesPerConn, c.IdleTimeout
+func (c *poolConfig) check() (maxConns, maxIdle, maxMsgs int, idle time.Duration, err error) {
+	maxConns, maxIdle, maxMsgs, idle = defaultMaxConns, defaultMaxIdleConns, defaultMaxMessagesPerConn, c.IdleTimeout
+	if c.MaxConns != nil {
+		maxConns = *c.MaxConns
+	}
+	if maxConns < 0 || maxConns > maxIdleConnsLimit {
+		return 0, 0, 0, 0, &adapters.ConfigError{Key: "max_conns", Msg: "must be between 0 (no limit) and 256"}
+	}
 	if c.MaxIdleConns != nil {
 		maxIdle = *c.MaxIdleConns
 	}
 	if maxIdle < 0 || maxIdle > maxIdleConnsLimit {
-		return 0, 0, 0, &adapters.ConfigError{Key: "max_idle_conns", Msg: "must be between 0 (no reuse) and 256"}
+		return 0, 0, 0, 0, &adapters.ConfigError{Key: "max_idle_conns", Msg: "must be between 0 (no reuse) and 256"}
 	}
 	if c.MaxMessagesPerConn != nil {
 		maxMsgs = *c.MaxMessagesPerConn
 	}
 	if maxMsgs < 1 {
-		return 0, 0, 0, &adapters.ConfigError{Key: "max_messages_per_conn", Msg: "must be 1 or more"}
+		return 0, 0, 0, 0, &adapters.ConfigError{Key: "max_messages_per_conn", Msg: "must be 1 or more"}
 	}
 	if idle == 0 {
 		idle = defaultIdleTimeout
 	}
 	if idle < 0 {
-		return 0, 0, 0, &adapters.ConfigError{Key: "idle_timeout", Msg: "must be positive, like 30s"}
+		return 0, 0, 0, 0, &adapters.ConfigError{Key: "idle_timeout", Msg: "must be positive, like 30s"}
 	}
-	return maxIdle, maxMsgs, idle, nil
+	if maxConns > 0 && maxIdle > maxConns {
+		maxIdle = maxConns // more could never be open
+	}
+	return maxConns, maxIdle, maxMsgs, idle, nil
 }
 
 // smtpPool keeps logged-in sessions between deliveries, like net/http's
@@ -88,26 +104,63 @@ type smtpPool struct {
 	maxIdle int
 	maxMsgs int
 	idleFor time.Duration
+	// slots holds one token per open connection when max_conns limits
+	// them (nil: no limit); a connection's Close gives its token back.
+	slots chan struct{}
 
-	mu     sync.Mutex
-	idle   []*smtpSession // most recently used last
-	closed bool
+	mu       sync.Mutex
+	idle     []*smtpSession // most recently used last
+	closed   bool
+	returned chan struct{} // closed (and replaced) when a session is put back
 }
 
-// get takes the most recently used idle session, or nil.
-func (p *smtpPool) get() *smtpSession {
+// get takes the most recently used idle session, or nil and a channel that
+// is closed when a session is next put back.
+func (p *smtpPool) get() (*smtpSession, <-chan struct{}) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	n := len(p.idle)
 	if n == 0 {
-		return nil
+		if p.returned == nil {
+			p.returned = make(chan struct{})
+		}
+		return nil, p.returned
 	}
 	ss := p.idle[n-1]
 	p.idle[n-1] = nil
 	p.idle = p.idle[:n-1]
 	// If the timer already fired, its expire finds ss gone and does nothing.
 	ss.idleTimer.Stop()
-	return ss
+	return ss, nil
+}
+
+// acquire waits for a connection slot, a session put back (wake), or the
+// end of ctx. It reports whether a slot was taken.
+func (p *smtpPool) acquire(ctx context.Context, wake <-chan struct{}) (bool, error) {
+	if p.slots == nil {
+		return true, nil
+	}
+	select {
+	case p.slots <- struct{}{}:
+		return true, nil
+	case <-wake:
+		return false, nil
+	case <-ctx.Done():
+		return false, adapters.Retryable("busy", "every connection to the mail server stayed busy until the delivery timed out", ctx.Err())
+	}
+}
+
+// slotConn gives its connection slot back when the connection closes,
+// whichever path closes it.
+type slotConn struct {
+	net.Conn
+	once sync.Once
+	free func()
+}
+
+func (c *slotConn) Close() error {
+	c.once.Do(c.free)
+	return c.Conn.Close()
 }
 
 // put keeps ss for the next delivery, or says the caller must end it.
@@ -122,6 +175,10 @@ func (p *smtpPool) put(ss *smtpSession) bool {
 	}
 	p.idle = append(p.idle, ss)
 	ss.idleTimer = time.AfterFunc(p.idleFor, func() { p.expire(ss) })
+	if p.returned != nil {
+		close(p.returned) // wakes deliveries waiting for a session
+		p.returned = nil
+	}
 	return true
 }
 
@@ -194,9 +251,16 @@ func (ss *smtpSession) discard(err error) {
 // error; it is closed and the next is tried.
 func (s *SMTPSink) session(ctx context.Context) (*smtpSession, error) {
 	for {
-		ss := s.pool.get()
+		ss, wake := s.pool.get()
 		if ss == nil {
-			return s.open(ctx)
+			got, err := s.pool.acquire(ctx, wake)
+			if err != nil {
+				return nil, err
+			}
+			if !got {
+				continue // a session was put back: take it
+			}
+			return s.openHeld(ctx)
 		}
 		ss.bind(ctx, s.cfg.Timeout)
 		// RSET clears any transaction state and proves the server still

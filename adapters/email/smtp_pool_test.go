@@ -82,10 +82,23 @@ func TestSMTPSequentialLettersShareOneConnection(t *testing.T) {
 }
 
 func TestSMTPConcurrentDeliveries(t *testing.T) {
+	for _, maxConns := range []int{0, 2} {
+		t.Run(fmt.Sprintf("max_conns=%d", maxConns), func(t *testing.T) { concurrentDeliveries(t, maxConns) })
+	}
+}
+
+// concurrentDeliveries sends 50 letters from 16 goroutines. Without a
+// connection limit the server sees at most the kept sessions plus the
+// concurrency; with max_conns it never sees more than that many
+// connections, and, every session being kept, no more in total.
+func concurrentDeliveries(t *testing.T, maxConns int) {
 	srv, ca := startPoolServer(t, mailtest.SMTPImplicit)
-	sink := newSink(t, smtpCfg(srv, ca, "implicit"), newMemState())
+	cfg := smtpCfg(srv, ca, "implicit")
+	cfg["max_conns"] = maxConns
+	cfg["max_idle_conns"] = 4
+	sink := newSink(t, cfg, newMemState())
 	defer sink.Close()
-	const letters, workers = 50, 8
+	const letters, workers = 50, 16
 	next := make(chan int)
 	errs := make(chan error, letters)
 	var wg sync.WaitGroup
@@ -115,11 +128,15 @@ func TestSMTPConcurrentDeliveries(t *testing.T) {
 	if len(ids) != letters {
 		t.Errorf("server has %d distinct messages, want %d", len(ids), letters)
 	}
-	if c := srv.Connections(); c > defaultMaxIdleConns+workers {
-		t.Errorf("server saw %d connections, want at most %d (idle pool + concurrency)", c, defaultMaxIdleConns+workers)
+	limit := 4 + workers
+	if maxConns > 0 {
+		limit = maxConns
+	}
+	if c := srv.Connections(); c > limit {
+		t.Errorf("server saw %d connections, want at most %d", c, limit)
 	}
 	// The server closes its side just after answering QUIT, so wait.
-	waitFor(t, "at most the kept connections to stay open", func() bool { return srv.OpenConnections() <= defaultMaxIdleConns })
+	waitFor(t, "at most the kept connections to stay open", func() bool { return srv.OpenConnections() <= min(4, limit) })
 }
 
 // A server that ends idle connections (its own idle timeout, a restart)
@@ -269,14 +286,16 @@ func TestSMTPCancelledDeliveryDoesNotPoisonPool(t *testing.T) {
 func TestSMTPPoolConfig(t *testing.T) {
 	srv, ca := startPoolServer(t, mailtest.SMTPImplicit)
 	s := newSink(t, smtpCfg(srv, ca, "implicit"), nil)
-	if p := s.pool; p.maxIdle != 4 || p.maxMsgs != 100 || p.idleFor != defaultIdleTimeout {
-		t.Errorf("defaults: %d idle, %d messages, %s, want 4, 100, 30s", p.maxIdle, p.maxMsgs, p.idleFor)
+	if p := s.pool; cap(p.slots) != 8 || p.maxIdle != 8 || p.maxMsgs != 100 || p.idleFor != defaultIdleTimeout {
+		t.Errorf("defaults: %d connections, %d idle, %d messages, %s, want 8, 8, 100, 30s", cap(p.slots), p.maxIdle, p.maxMsgs, p.idleFor)
 	}
 	cases := []struct {
 		key   string
 		value any
 		inMsg string
 	}{
+		{"max_conns", -1, "between 0"},
+		{"max_conns", 300, "256"},
 		{"max_idle_conns", -1, "between 0"},
 		{"max_idle_conns", 1000, "256"},
 		{"max_messages_per_conn", 0, "1 or more"},

@@ -52,12 +52,15 @@ func NewSMTPSink(deps adapters.Deps, cfg map[string]any) (*SMTPSink, error) {
 	if err := adapters.Decode(poolCfg, &pc); err != nil {
 		return nil, err
 	}
-	maxIdle, maxMsgs, idleFor, err := pc.check()
+	maxConns, maxIdle, maxMsgs, idleFor, err := pc.check()
 	if err != nil {
 		return nil, err
 	}
-	s := &SMTPSink{name: deps.Name, log: deps.Logger, state: deps.State, now: deps.Now, cfg: c, conn: r, allow: allow,
-		pool: &smtpPool{maxIdle: maxIdle, maxMsgs: maxMsgs, idleFor: idleFor}}
+	pool := &smtpPool{maxIdle: maxIdle, maxMsgs: maxMsgs, idleFor: idleFor}
+	if maxConns > 0 {
+		pool.slots = make(chan struct{}, maxConns)
+	}
+	s := &SMTPSink{name: deps.Name, log: deps.Logger, state: deps.State, now: deps.Now, cfg: c, conn: r, allow: allow, pool: pool}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -199,11 +202,28 @@ type smtpSession struct {
 	idleTimer *time.Timer // while pooled: ends the session when unused
 }
 
-// open connects, secures and authenticates. Every error is classified.
+// open connects, secures and authenticates on a new connection, waiting
+// for a connection slot if max_conns limits them. Every error is
+// classified.
 func (s *SMTPSink) open(ctx context.Context) (*smtpSession, error) {
+	if _, err := s.pool.acquire(ctx, nil); err != nil {
+		return nil, err
+	}
+	return s.openHeld(ctx)
+}
+
+// openHeld is open for a caller that holds a connection slot; the slot is
+// given back when the connection closes, or at once if it fails to open.
+func (s *SMTPSink) openHeld(ctx context.Context) (*smtpSession, error) {
 	raw, err := s.dialer.DialContext(ctx, "tcp", s.conn.addr)
 	if err != nil {
+		if s.pool.slots != nil {
+			<-s.pool.slots
+		}
 		return nil, adapters.Retryable("network", "could not connect to the mail server", err)
+	}
+	if s.pool.slots != nil {
+		raw = &slotConn{Conn: raw, free: func() { <-s.pool.slots }}
 	}
 	g := &guardConn{Conn: raw, limit: time.Now().Add(s.cfg.Timeout)}
 	stop := context.AfterFunc(ctx, func() { raw.Close() })
