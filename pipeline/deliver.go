@@ -12,6 +12,7 @@ import (
 
 	"github.com/samhub/samhub/adapters"
 	"github.com/samhub/samhub/internal/config"
+	"github.com/samhub/samhub/pipeline/blobs"
 	"github.com/samhub/samhub/pipeline/journey"
 	"github.com/samhub/samhub/pipeline/jspubsub"
 	"github.com/samhub/samhub/pipeline/letter"
@@ -95,11 +96,7 @@ func (h *Hub) deliver(ctx context.Context, d *destination, l, out *letter.Letter
 	bo.InitialInterval, bo.MaxInterval, bo.Multiplier, bo.RandomizationFactor = d.backoffMin, d.backoffMax, 2, 0.3
 	var first retryq.Failure
 	for attempt := 1; ; attempt++ {
-		callCtx, cancel := context.WithTimeout(ctx, d.timeout)
-		start := time.Now()
-		res, err := d.sink.Deliver(callCtx, out)
-		cancel()
-		h.m.duration.WithLabelValues(d.name).Observe(time.Since(start).Seconds())
+		res, err := h.call(ctx, d, out)
 		if err == nil {
 			result := "delivered"
 			if res.Existing {
@@ -145,6 +142,26 @@ func (h *Hub) deliver(ctx context.Context, d *destination, l, out *letter.Letter
 	}
 }
 
+// call makes one sink call. Parts kept in the blob store are read into a
+// copy for this call only: the shared letter stays small, and a letter
+// waiting in backoff holds no large bytes. A blob that is gone fails
+// permanently (blob_missing, the letter parks); one that cannot be read
+// now is retried like a sink error.
+func (h *Hub) call(ctx context.Context, d *destination, out *letter.Letter) (adapters.Delivery, error) {
+	rctx, rcancel := context.WithTimeout(ctx, d.timeout)
+	send, err := h.blobs.Resolve(rctx, out)
+	rcancel()
+	if err != nil {
+		return adapters.Delivery{}, err
+	}
+	callCtx, cancel := context.WithTimeout(ctx, d.timeout)
+	defer cancel()
+	start := time.Now()
+	res, err := d.sink.Deliver(callCtx, send)
+	h.m.duration.WithLabelValues(d.name).Observe(time.Since(start).Seconds())
+	return res, err
+}
+
 func (h *Hub) park(ctx context.Context, d *destination, l *letter.Letter, raw []byte, seq uint64, attempts int, first, last retryq.Failure) error {
 	if h.stopping.Err() != nil {
 		return errStopping
@@ -156,6 +173,9 @@ func (h *Hub) park(ctx context.Context, d *destination, l *letter.Letter, raw []
 	if id := l.Patient.Identifier(); id != "" {
 		e.Patient = retryq.PatientToken(id)
 	}
+	// raw is the letter as stored, so its refs are l's: the blob collector
+	// keeps what parked entries name.
+	e.Blobs = blobs.Refs(l)
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if err := h.queue.Park(pctx, e, raw); err != nil {

@@ -8,6 +8,7 @@ package pipeline
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,6 +22,7 @@ import (
 	wmetrics "github.com/ThreeDotsLabs/watermill/components/metrics"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -28,6 +30,7 @@ import (
 	"github.com/samhub/samhub/internal/config"
 	"github.com/samhub/samhub/internal/logging"
 	"github.com/samhub/samhub/pipeline/audit"
+	"github.com/samhub/samhub/pipeline/blobs"
 	"github.com/samhub/samhub/pipeline/broker"
 	"github.com/samhub/samhub/pipeline/journey"
 	"github.com/samhub/samhub/pipeline/jspubsub"
@@ -69,7 +72,11 @@ type Hub struct {
 	dests   map[string]*destination
 	subs    map[string]*jspubsub.Subscriber
 	decoded *decoded // one decode of a stored letter for all destinations
-	all     map[string]any
+	blobs   *blobs.Store
+	// inlineMax: above it a letter's large parts go to the blob store;
+	// msgMax: the letter stream's max message size.
+	inlineMax, msgMax int
+	all               map[string]any
 
 	writes     writeHealth
 	background sync.WaitGroup // notices being stored
@@ -115,6 +122,21 @@ func New(ctx context.Context, o Options) (*Hub, error) {
 	}
 	if h.secret, err = loadSecret(ctx, h.js); err != nil {
 		return nil, err
+	}
+	// A reused blob is re-dated well inside the collector's grace (see
+	// blobs.Store.Collect).
+	touch := min(blobs.DefaultTouchAfter, c.Streams.BlobsGrace/2)
+	if h.blobs, err = blobs.New(ctx, h.js, blobs.Options{Registerer: o.Registry, TouchAfter: touch}); err != nil {
+		return nil, err
+	}
+	inlineMax, _ := config.ParseBytes(c.Pipeline.InlineMaxBytes)
+	msgMax, _ := config.ParseBytes(c.Streams.MaxMsgSize)
+	h.inlineMax, h.msgMax = int(inlineMax), int(msgMax)
+	if h.inlineMax <= 0 { // a configuration not made by config.Load
+		h.inlineMax = 1 << 20
+	}
+	if h.msgMax <= 0 {
+		h.msgMax = storeRecordMax
 	}
 	if err := h.buildAdapters(ctx); err != nil {
 		return nil, err
@@ -283,6 +305,7 @@ func (h *Hub) Run(ctx context.Context) error {
 		}()
 	}
 	go h.gaugeLoop(srcCtx)
+	go h.blobCollectorLoop(srcCtx)
 	h.log.Info("pipeline running", "sources", len(h.sources), "destinations", len(h.dests))
 	<-ctx.Done()
 	stopSources()
@@ -371,12 +394,133 @@ func (h *Hub) updateGauges(ctx context.Context) {
 			}
 		}
 	}
+	h.blobs.UpdateGauge(c)
 	for _, st := range []string{broker.StreamLetters, broker.StreamParked, broker.StreamJourney, broker.StreamAudit} {
 		if s, err := h.js.Stream(c, st); err == nil {
 			if info, err := s.Info(c); err == nil {
 				h.m.storeBytes.WithLabelValues(st).Set(float64(info.State.Bytes))
 			}
 		}
+	}
+}
+
+// blobCollectorLoop deletes, on the one replica holding the lease, the
+// blobs no letter can name any more, every pipeline.blob_gc_interval (an
+// hour by default). The time of the last run is kept in the state bucket,
+// so restarts and a lease moving between replicas do not run it more often.
+func (h *Hub) blobCollectorLoop(ctx context.Context) {
+	kv, err := h.js.KeyValue(ctx, broker.BucketState)
+	if err != nil {
+		h.log.Error("blob collector not started", "err", err)
+		return
+	}
+	const lastKey = "hub.blob-collector-last"
+	every := h.cfg.Pipeline.BlobGCInterval
+	if every <= 0 {
+		every = time.Hour
+	}
+	_ = broker.RunLeased(ctx, h.js, "blob-collector", h.holder, h.log, func(ctx context.Context) error {
+		for {
+			wait := time.Duration(0)
+			if e, err := kv.Get(ctx, lastKey); err == nil {
+				if last, err := time.Parse(time.RFC3339Nano, string(e.Value())); err == nil {
+					wait = time.Until(last.Add(every))
+				}
+			}
+			if wait > 0 {
+				t := time.NewTimer(wait)
+				select {
+				case <-ctx.Done():
+					t.Stop()
+					return nil
+				case <-t.C:
+				}
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+			cutoff := h.now().Add(-h.cfg.Streams.LettersMaxAge - h.cfg.Streams.BlobsGrace)
+			n, err := h.CollectBlobs(ctx, cutoff)
+			if err != nil {
+				h.log.Warn("blob collection failed; trying again next round", "err", err)
+			} else {
+				h.log.Info("blobs collected", "deleted", n)
+			}
+			if _, err := kv.Put(ctx, lastKey, []byte(h.now().UTC().Format(time.RFC3339Nano))); err != nil && ctx.Err() == nil {
+				h.log.Warn("blob collector: last run not recorded", "err", err)
+				sleep(ctx, every)
+			}
+		}
+	})
+}
+
+// CollectBlobs deletes the blobs dated before cutoff that no parked letter
+// names (letters on the letter stream name only blobs dated after
+// now − letters_max_age − blobs_grace, see blobs.Store.Collect), and
+// returns how many it deleted. The hub calls it from its collector loop;
+// operators and tests may call it directly.
+func (h *Hub) CollectBlobs(ctx context.Context, cutoff time.Time) (int, error) {
+	keep, err := h.parkedBlobs(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return h.blobs.Collect(ctx, cutoff, keep)
+}
+
+// parkedHeader is retryq's entry header (retryq keeps its name private);
+// only the blob names are read from it.
+const parkedHeader = "Samhub-Parked"
+
+// parkedBlobs reads the blob names of every parked entry, from headers
+// only. Unlike broker.Scan it fails unless it saw every entry present: a
+// missed entry would let its blobs be deleted.
+func (h *Hub) parkedBlobs(ctx context.Context) (map[string]bool, error) {
+	cons, err := h.js.OrderedConsumer(ctx, broker.StreamParked, jetstream.OrderedConsumerConfig{FilterSubjects: broker.ParkedFilter(""), HeadersOnly: true})
+	if err != nil {
+		return nil, err
+	}
+	keep := map[string]bool{}
+	for {
+		batch, err := cons.Fetch(512, jetstream.FetchMaxWait(2*time.Second))
+		if err != nil {
+			return nil, err
+		}
+		got := 0
+		for m := range batch.Messages() {
+			got++
+			var e struct {
+				Blobs []string `json:"blobs"`
+			}
+			if err := json.Unmarshal([]byte(m.Headers().Get(parkedHeader)), &e); err != nil {
+				return nil, fmt.Errorf("parked entry without a readable header: %w", err)
+			}
+			for _, b := range e.Blobs {
+				keep[b] = true
+			}
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
+			return nil, err
+		}
+		if got > 0 {
+			continue
+		}
+		info, err := cons.Info(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if info.NumPending > 0 {
+			return nil, errors.New("the retry queue could not be read to its end")
+		}
+		return keep, nil
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
 	}
 }
 

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/samhub/samhub/adapters"
+	"github.com/samhub/samhub/pipeline/blobs"
 	"github.com/samhub/samhub/pipeline/broker"
 	"github.com/samhub/samhub/pipeline/journey"
 	"github.com/samhub/samhub/pipeline/letter"
@@ -60,9 +62,27 @@ func (p *ingest) Publish(ctx context.Context, l *letter.Letter) error {
 		h.m.publishFailures.WithLabelValues(p.source).Inc()
 		return fmt.Errorf("check for duplicate: %w", err)
 	}
-	data, err := letter.Marshal(l)
+	// A letter too large for one message keeps its large parts in the blob
+	// store; the stored letter names them. The size is estimated without
+	// encoding, so a large letter is encoded once, without its parts.
+	stored := l
+	size, err := blobs.InlineSize(l)
 	if err != nil {
 		return err
+	}
+	if size > h.inlineMax {
+		if stored, err = h.blobs.Externalise(ctx, l); err != nil {
+			h.m.publishFailures.WithLabelValues(p.source).Inc()
+			return fmt.Errorf("store letter parts: %w", err)
+		}
+	}
+	data, err := letter.Marshal(stored)
+	if err != nil {
+		return err
+	}
+	if len(data) > h.msgMax {
+		h.m.rejected.WithLabelValues(p.source, "letter_too_large").Inc()
+		return tooLarge(len(data), h.msgMax, errors.New("letter exceeds streams.max_msg_size"))
 	}
 	msg := nats.NewMsg(subj)
 	msg.Data = data
@@ -73,6 +93,10 @@ func (p *ingest) Publish(ctx context.Context, l *letter.Letter) error {
 	ack, err := h.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(broker.StreamLetters))
 	h.writes.observe(err)
 	if err != nil {
+		if refusedAsTooLarge(err) {
+			h.m.rejected.WithLabelValues(p.source, "letter_too_large").Inc()
+			return tooLarge(len(data), h.msgMax, err)
+		}
 		h.m.publishFailures.WithLabelValues(p.source).Inc()
 		return fmt.Errorf("store letter: %w", err)
 	}
@@ -91,6 +115,45 @@ func (p *ingest) Publish(ctx context.Context, l *letter.Letter) error {
 	}
 	h.log.Debug("letter stored", slog.Any("letter", l), "seq", ack.Sequence)
 	return nil
+}
+
+// Publisher returns the adapters.Publisher a source named source gets (for
+// tools and tests that bring letters in without an adapter).
+func (h *Hub) Publisher(source string) adapters.Publisher { return &ingest{h: h, source: source} }
+
+// tooLarge is the permanent error for a letter that cannot be stored even
+// with its large parts apart (its text or many small attachments are too
+// big): trying again cannot help, so the source sets the input aside
+// (MedCom: error/ and a negative acknowledgement) instead of retrying it
+// for ever. The reason holds sizes only.
+func tooLarge(size, limit int, err error) error {
+	return adapters.Permanent("letter_too_large", fmt.Sprintf(
+		"the letter is %.1f MB even with its original and large attachments stored apart; the hub stores at most %.1f MB per letter (streams.max_msg_size, and 32 MB in any case)",
+		float64(size)/(1<<20), float64(min(limit, storeRecordMax))/(1<<20)), err)
+}
+
+// storeRecordMax is the largest record nats-server's file store accepts
+// (rlBadThresh in server/filestore.go), whatever a stream's max_msg_size.
+const storeRecordMax = 32 << 20
+
+// refusedAsTooLarge recognises the broker's answers that no retry changes:
+// the client's max_payload check, the stream's max_msg_size (10054) and the
+// file store's record limit (10077 "message too large").
+func refusedAsTooLarge(err error) bool {
+	if errors.Is(err, nats.ErrMaxPayload) {
+		return true
+	}
+	var api *jetstream.APIError
+	if !errors.As(err, &api) {
+		return false
+	}
+	switch api.ErrorCode {
+	case jetstream.JSErrCodeStreamMessageExceedsMaximum:
+		return true
+	case 10077: // JSStreamStoreFailedF: any store failure; only its "too large" is final
+		return strings.Contains(strings.ToLower(api.Description), "too large")
+	}
+	return false
 }
 
 func (h *Hub) recordStep(ctx context.Context, ev journey.Event) {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/samhub/samhub/adapters"
 	"github.com/samhub/samhub/pipeline/audit"
+	"github.com/samhub/samhub/pipeline/blobs"
 	"github.com/samhub/samhub/pipeline/broker"
 	"github.com/samhub/samhub/pipeline/journey"
 	"github.com/samhub/samhub/pipeline/letter"
@@ -71,6 +72,12 @@ func (h *Hub) Replay(ctx context.Context, who Actor, seq uint64, reason string, 
 	}
 	if err := h.audit.Append(ctx, audit.Record{Actor: who.Name, Role: who.Role, Remote: who.Remote, Action: "replay", Target: fmt.Sprintf("parked:%d letter:%s destination:%s", seq, e.LetterID, e.Destination), Reason: scrubText(reason)}); err != nil {
 		return dec, err
+	}
+	// The replayed letter is stored anew and lives a full letters_max_age
+	// from now; its blobs, no longer named by the parked entry once it is
+	// removed, are re-dated to live as long.
+	if err := h.blobs.Touch(ctx, blobs.Refs(l)); err != nil {
+		return dec, fmt.Errorf("replay: %w", err)
 	}
 	msg := nats.NewMsg(broker.ReplaySubject(e.Destination, e.LetterID))
 	msg.Data = raw
@@ -134,8 +141,23 @@ type Summary struct {
 // ErrUnknownLetter means no letter with that id is stored.
 var ErrUnknownLetter = errors.New("no letter with that id")
 
-// Letter finds a stored letter by id (any source).
+// Letter finds a stored letter by id (any source), with its content: parts
+// kept in the blob store are read back in, so the caller gets the original
+// and attachments as received.
 func (h *Hub) Letter(ctx context.Context, id string) (*letter.Letter, uint64, error) {
+	l, seq, err := h.storedLetter(ctx, id)
+	if err != nil {
+		return nil, 0, err
+	}
+	full, err := h.blobs.Resolve(ctx, l)
+	if err != nil {
+		return nil, 0, fmt.Errorf("letter content: %w", err)
+	}
+	return full, seq, nil
+}
+
+// storedLetter is a letter as stored: large parts named by Ref, not read.
+func (h *Hub) storedLetter(ctx context.Context, id string) (*letter.Letter, uint64, error) {
 	raw, err := h.letters.GetLastMsgForSubject(ctx, broker.SubjLetters+".in.*."+broker.Token(id))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil, 0, ErrUnknownLetter
@@ -150,7 +172,7 @@ func (h *Hub) Letter(ctx context.Context, id string) (*letter.Letter, uint64, er
 // TraceLetter returns the journey of one letter: no personal content.
 func (h *Hub) TraceLetter(ctx context.Context, id string) (*Trace, error) {
 	t := &Trace{}
-	l, seq, err := h.Letter(ctx, id)
+	l, seq, err := h.storedLetter(ctx, id) // a summary needs no content
 	if err != nil && !errors.Is(err, ErrUnknownLetter) {
 		return nil, err
 	}

@@ -95,6 +95,13 @@ type Streams struct {
 	AuditMaxBytes  string        `mapstructure:"audit_max_bytes"`
 	AuditMaxAge    time.Duration `mapstructure:"audit_max_age"`
 	MaxMsgSize     string        `mapstructure:"max_msg_size"`
+	// BlobsMaxBytes sizes the object store (bucket samhub_blobs) that holds
+	// the original bytes and attachments of letters too large to store
+	// inline (see pipeline.inline_max_bytes).
+	BlobsMaxBytes string `mapstructure:"blobs_max_bytes"`
+	// BlobsGrace is how long a blob outlives letters_max_age before the
+	// hub's blob collector may delete it (when no parked letter names it).
+	BlobsGrace time.Duration `mapstructure:"blobs_grace"`
 }
 
 // Pipeline holds the defaults every destination inherits.
@@ -110,6 +117,13 @@ type Pipeline struct {
 	// restart of the embedded server (which forgets Naks).
 	AckWait       time.Duration `mapstructure:"ack_wait"`
 	ShutdownGrace time.Duration `mapstructure:"shutdown_grace"`
+	// InlineMaxBytes is the largest letter stored as one message; above it
+	// the original and large attachments move to the blob store and the
+	// stored letter names them.
+	InlineMaxBytes string `mapstructure:"inline_max_bytes"`
+	// BlobGCInterval is how often the replica holding the lease deletes
+	// blobs no letter can refer to any more (at most hourly by default).
+	BlobGCInterval time.Duration `mapstructure:"blob_gc_interval"`
 }
 
 // Destination is a sink instance plus its sector and retry policy.
@@ -206,6 +220,11 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("streams.journey_persist", "async")
 	v.SetDefault("streams.audit_max_age", 183*24*time.Hour)
 	v.SetDefault("streams.max_msg_size", "32MB")
+	// 512MB fits the defaults (and the smallest stores in use) under the
+	// 90% max_store check; a council expecting many large letters raises
+	// it together with nats.embedded.max_store.
+	v.SetDefault("streams.blobs_max_bytes", "512MB")
+	v.SetDefault("streams.blobs_grace", 24*time.Hour)
 	v.SetDefault("pipeline.max_attempts", 8)
 	v.SetDefault("pipeline.backoff_initial", time.Second)
 	v.SetDefault("pipeline.backoff_max", 5*time.Minute)
@@ -213,6 +232,8 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("pipeline.max_in_flight", 256)
 	v.SetDefault("pipeline.ack_wait", 30*time.Second)
 	v.SetDefault("pipeline.shutdown_grace", 20*time.Second)
+	v.SetDefault("pipeline.inline_max_bytes", "1MB")
+	v.SetDefault("pipeline.blob_gc_interval", time.Hour)
 	v.SetDefault("console.language", "en")
 }
 
@@ -319,7 +340,8 @@ func (c *Config) Validate() error {
 	}
 	var streamSum int64
 	for _, kv := range []struct{ key, val string }{{"streams.letters_max_bytes", c.Streams.LettersMaxBytes}, {"streams.parked_max_bytes", c.Streams.ParkedMaxBytes},
-		{"streams.journey_max_bytes", c.Streams.JourneyMaxBytes}, {"streams.audit_max_bytes", c.Streams.AuditMaxBytes}, {"streams.max_msg_size", c.Streams.MaxMsgSize}} {
+		{"streams.journey_max_bytes", c.Streams.JourneyMaxBytes}, {"streams.audit_max_bytes", c.Streams.AuditMaxBytes}, {"streams.blobs_max_bytes", c.Streams.BlobsMaxBytes},
+		{"streams.max_msg_size", c.Streams.MaxMsgSize}} {
 		n, err := ParseBytes(kv.val)
 		if err != nil || n <= 0 {
 			bad(kv.key, "must be a positive size such as 4GB (unlimited streams are refused)")
@@ -329,7 +351,19 @@ func (c *Config) Validate() error {
 		}
 	}
 	if maxStore, err := ParseBytes(c.NATS.Embedded.MaxStore); c.NATS.URL == "" && err == nil && streamSum > maxStore*9/10 {
-		bad("nats.embedded.max_store", "must leave room for the streams: letters+parked+journey+audit max bytes add up to more than 90%% of it")
+		bad("nats.embedded.max_store", "must leave room for the streams: letters+parked+journey+audit+blobs max bytes add up to more than 90%% of it")
+	}
+	msgMax, _ := ParseBytes(c.Streams.MaxMsgSize)
+	if n, err := ParseBytes(c.Pipeline.InlineMaxBytes); err != nil || n <= 0 {
+		bad("pipeline.inline_max_bytes", "must be a positive size such as 1MB")
+	} else if msgMax > 0 && n > msgMax {
+		bad("pipeline.inline_max_bytes", "must not exceed streams.max_msg_size (%s)", c.Streams.MaxMsgSize)
+	}
+	if c.Streams.BlobsGrace < time.Minute {
+		bad("streams.blobs_grace", "must be at least 1m (a blob a new letter reuses must outlive that letter)")
+	}
+	if c.Pipeline.BlobGCInterval < time.Second {
+		bad("pipeline.blob_gc_interval", "must be at least 1s")
 	}
 	if c.Streams.JourneyPersist != "async" && c.Streams.JourneyPersist != "sync" {
 		bad("streams.journey_persist", "must be async or sync")

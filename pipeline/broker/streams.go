@@ -23,6 +23,7 @@ const (
 	BucketState   = "samhub_state"   // adapters' durable state (cursors, duplicate memory)
 	BucketLeases  = "samhub_leases"  // which replica runs which polling source
 	BucketConsent = "samhub_consent" // consents recorded by the coordinator
+	BucketBlobs   = "samhub_blobs"   // object store: originals and attachments of letters too large to store inline
 
 	SubjLetters = "samhub.letters"
 	SubjParked  = "samhub.parked"
@@ -145,6 +146,21 @@ func Provision(ctx context.Context, js jetstream.JetStream, s config.Streams, re
 		if _, err := js.CreateOrUpdateKeyValue(ctx, kv); err != nil {
 			return fmt.Errorf("bucket %s: %w", kv.Bucket, err)
 		}
+	}
+	// Blobs never expire by age: the hub's collector deletes them once no
+	// stored or parked letter can name them (package pipeline/blobs). File
+	// storage and a size limit, like the letter streams; the underlying
+	// stream discards new writes when full, so a full bucket refuses a
+	// letter (retried) rather than dropping a blob a letter needs.
+	blobsMax, _ := config.ParseBytes(s.BlobsMaxBytes)
+	if _, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		Bucket:      BucketBlobs,
+		Description: "Samhub letter parts too large to store inline",
+		Storage:     jetstream.FileStorage,
+		Replicas:    replicas,
+		MaxBytes:    blobsMax,
+	}); err != nil {
+		return fmt.Errorf("object store %s: %w", BucketBlobs, err)
 	}
 	return nil
 }

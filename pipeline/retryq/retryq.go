@@ -43,6 +43,10 @@ type Entry struct {
 	LastError   Failure   `json:"lastError"`
 	ParkedAt    time.Time `json:"parkedAt"`
 	LetterSeq   uint64    `json:"letterSeq"` // sequence on the letter stream that was parked
+	// Blobs names the blob-store objects the parked letter refers to
+	// (pipeline/blobs), so the blob collector keeps them without reading
+	// parked letters.
+	Blobs []string `json:"blobs,omitempty"`
 }
 
 const hdrEntry = "Samhub-Parked"
