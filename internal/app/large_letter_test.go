@@ -64,9 +64,9 @@ func fhirLetter(id string, kind letter.Kind, attachment []byte) *letter.Letter {
 	x.WriteString(base64.StdEncoding.EncodeToString(attachment))
 	x.WriteString(`"/></contentAttachment></payload></Communication></resource></entry></Bundle>`)
 	return &letter.Letter{ID: id, Kind: kind, Format: "fhir-carecommunication", ThreadID: "thread-" + id,
-		Sender:      letter.Party{Role: "gp", Name: "Lægerne Test", GLN: "5790000123459"},
-		Patient:     &letter.Patient{CPR: "2509479989", GivenName: "Bruno Test", FamilyName: "Elmer"},
-		Subject:     "Henvisning til samrådet", Text: "Se vedhæftede udredning.",
+		Sender:  letter.Party{Role: "gp", Name: "Lægerne Test", GLN: "5790000123459"},
+		Patient: &letter.Patient{CPR: "2509479989", GivenName: "Bruno Test", FamilyName: "Elmer"},
+		Subject: "Henvisning til samrådet", Text: "Se vedhæftede udredning.",
 		Original:    letter.Original{Data: x.Bytes(), ContentType: "application/fhir+xml", Filename: id + ".xml"},
 		Attachments: []letter.Attachment{letter.NewAttachment("udredning.pdf", "application/pdf", attachment)},
 	}
