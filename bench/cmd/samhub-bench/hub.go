@@ -49,7 +49,7 @@ type hubRig struct {
 func benchConfig(dir string, cs *loopsim.CaseSystem, epj *loopsim.EPJ, mail *loopsim.SMTP) *config.Config {
 	c := hubtest.DefaultConfig(filepath.Join(dir, "data"), filepath.Join(dir, "medcom"), cs.URL, epj.URL)
 	c.NATS.Embedded.MaxStore = "16GB"
-	c.Streams.LettersMaxBytes, c.Streams.JourneyMaxBytes = "8GB", "2GB"
+	c.Streams.LettersMaxBytes, c.Streams.JourneyMaxBytes, c.Streams.BlobsMaxBytes = "8GB", "2GB", "2GB"
 	c.Log.Level = "info"
 	if w := env("BENCH_MEDCOM_WORKERS", 0); w > 0 {
 		c.Adapters["medcom"]["workers"] = w
