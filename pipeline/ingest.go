@@ -66,9 +66,12 @@ func (p *ingest) Publish(ctx context.Context, l *letter.Letter) error {
 	// store; the stored letter names them. The size is estimated without
 	// encoding, so a large letter is encoded once, without its parts.
 	stored := l
-	size, err := blobs.InlineSize(l)
-	if err != nil {
-		return err
+	var size int
+	var err error
+	if upper := partsUpperBound(l); upper > h.inlineMax {
+		if size, err = blobs.InlineSize(l); err != nil {
+			return err
+		}
 	}
 	if size > h.inlineMax {
 		if stored, err = h.blobs.Externalise(ctx, l); err != nil {
@@ -115,6 +118,19 @@ func (p *ingest) Publish(ctx context.Context, l *letter.Letter) error {
 	}
 	h.log.Debug("letter stored", slog.Any("letter", l), "seq", ack.Sequence)
 	return nil
+}
+
+// partsUpperBound bounds what a letter's original, attachments and text
+// take in its JSON (base64 is 4/3; an escaped text byte at most 6), plus
+// 64 KiB for the rest, so the common small letter is not encoded twice to
+// learn that it fits. What it leaves out (metadata, parties) could not be
+// stored apart anyway; an oversize letter is still caught after encoding.
+func partsUpperBound(l *letter.Letter) int {
+	n := len(l.Original.Data)
+	for _, a := range l.Attachments {
+		n += len(a.Data)
+	}
+	return n/3*4 + 4 + 6*(len(l.Text)+len(l.Subject)) + 64<<10
 }
 
 // Publisher returns the adapters.Publisher a source named source gets (for
