@@ -8,7 +8,8 @@
 #   BENCH_CEILING_N=20000 BENCH_RATE=200 BENCH_RATE_SECS=30 BENCH_N=10000 BENCH_PEER_N=10000
 # BENCH_PEER_BIN=""    use a prebuilt peer; BENCH_NO_PEER=1 skips it
 # BENCH_CPUPROFILE=f   CPU profile of the saturation phase (go tool pprof f)
-# GOMEMLIMIT=150MiB    the soft memory limit of the systemd unit (default here too)
+# GOMEMLIMIT=…         a soft memory limit for the run (default: none, Go's GC
+#                      defaults); docs/performance.md has what 150MiB costs
 set -eu
 cd "$(dirname "$0")/.."
 GO=${GO:-go}
@@ -24,7 +25,5 @@ if [ -z "${BENCH_NO_PEER:-}" ] && [ -z "${BENCH_PEER_BIN:-}" ]; then
 	fi
 fi
 export BENCH_PEER_BIN="${BENCH_PEER_BIN:-}"
-# The soft memory limit the systemd unit gives the service
-# (deploy/systemd/samhub.service); the peer gets the same.
-export GOMEMLIMIT="${GOMEMLIMIT:-150MiB}"
+
 exec $GO run ./bench/cmd/samhub-bench

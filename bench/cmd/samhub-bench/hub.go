@@ -48,7 +48,7 @@ type hubRig struct {
 //     notice, the hub's own notification flow.
 func benchConfig(dir string, cs *loopsim.CaseSystem, epj *loopsim.EPJ, mail *loopsim.SMTP) *config.Config {
 	c := hubtest.DefaultConfig(filepath.Join(dir, "data"), filepath.Join(dir, "medcom"), cs.URL, epj.URL)
-	c.NATS.Embedded.MaxStore = "16GB"
+	c.NATS.Embedded.MaxStore = "24GB" // room for the parked phase's million letters beside the rest
 	c.Streams.LettersMaxBytes, c.Streams.JourneyMaxBytes, c.Streams.BlobsMaxBytes = "8GB", "2GB", "2GB"
 	c.Log.Level = "info"
 	if w := env("BENCH_MEDCOM_WORKERS", 0); w > 0 {
