@@ -427,15 +427,7 @@ func (h *Hub) blobCollectorLoop(ctx context.Context) {
 					wait = time.Until(last.Add(every))
 				}
 			}
-			if wait > 0 {
-				t := time.NewTimer(wait)
-				select {
-				case <-ctx.Done():
-					t.Stop()
-					return nil
-				case <-t.C:
-				}
-			}
+			sleep(ctx, wait)
 			if ctx.Err() != nil {
 				return nil
 			}

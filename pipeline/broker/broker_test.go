@@ -11,24 +11,14 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/samhub/samhub/adapters"
-	"github.com/samhub/samhub/internal/config"
 	"github.com/samhub/samhub/pipeline/broker"
+	"github.com/samhub/samhub/pipeline/broker/brokertest"
 )
 
-func open(t *testing.T) *broker.Broker {
-	t.Helper()
-	b, err := broker.Open(context.Background(), config.NATS{Embedded: config.Embedded{StoreDir: t.TempDir(), MaxStore: "1GB", Cipher: "chacha"}}, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
-	return b
-}
-
-func streams() config.Streams {
-	return config.Streams{LettersMaxBytes: "64MB", ParkedMaxBytes: "32MB", JourneyMaxBytes: "32MB", AuditMaxBytes: "32MB", MaxMsgSize: "8MB",
-		LettersMaxAge: time.Hour, DedupWindow: 2 * time.Minute, JourneyMaxAge: time.Hour, AuditMaxAge: time.Hour}
-}
+var (
+	open    = brokertest.Open
+	streams = brokertest.Streams
+)
 
 func TestEmbeddedServerIsDurableAndPrivate(t *testing.T) {
 	b := open(t)

@@ -3,32 +3,17 @@ package retryq_test
 import (
 	"context"
 	"encoding/json"
-	"log/slog"
 	"testing"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/samhub/samhub/internal/config"
 	"github.com/samhub/samhub/pipeline/broker"
+	"github.com/samhub/samhub/pipeline/broker/brokertest"
 	"github.com/samhub/samhub/pipeline/retryq"
 )
 
-func open(t *testing.T) *broker.Broker {
-	t.Helper()
-	b, err := broker.Open(context.Background(), config.NATS{Embedded: config.Embedded{StoreDir: t.TempDir(), MaxStore: "1GB", Cipher: "chacha"}}, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
-	s := config.Streams{LettersMaxBytes: "64MB", ParkedMaxBytes: "32MB", JourneyMaxBytes: "32MB", AuditMaxBytes: "32MB", MaxMsgSize: "8MB",
-		LettersMaxAge: time.Hour, DedupWindow: 2 * time.Minute, JourneyMaxAge: time.Hour, AuditMaxAge: time.Hour}
-	if err := broker.Provision(context.Background(), b.JS, s, 1); err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
+var open = brokertest.Provisioned
 
 func entry(dest, id string, seq uint64) retryq.Entry {
 	return retryq.Entry{LetterID: id, Destination: dest, Kind: "referral", Source: "medcom", LetterSeq: seq,
