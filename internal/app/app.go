@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,6 +44,9 @@ type Mount func(*httpapi.Server) error
 // Start brings the hub up and returns once it is running.
 func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, mounts ...Mount) (*App, error) {
 	a := &App{Config: cfg, log: log, runDone: make(chan error, 1)}
+	if os.Getenv("GOGC") == "" && cfg.GCPercent > 0 {
+		debug.SetGCPercent(cfg.GCPercent)
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data_dir: %w", err)
 	}

@@ -55,6 +55,8 @@ func TestConfigMistakesNameTheKey(t *testing.T) {
 		{"embedded beyond loopback without TLS", base + "nats: {embedded: {listen: '0.0.0.0:4222'}}\n", "nats.embedded.listen: listens beyond loopback only with", nil},
 		{"unsafe unlimited stream", base + "streams: {letters_max_bytes: '0'}\n", "streams.letters_max_bytes: must be a positive size", nil},
 		{"dedup window", base + "streams: {dedup_window: 10s}\n", "streams.dedup_window: must be at least 2m", nil},
+		{"journey persistence", base + "streams: {journey_persist: lazy}\n", "streams.journey_persist: must be async or sync", nil},
+		{"collector target", base + "gc_percent: 5\n", "gc_percent: must be between 10 and 1000", nil},
 		{"streams exceed store", base + "nats: {embedded: {max_store: 1GB}}\n", "nats.embedded.max_store: must leave room for the streams", nil},
 		{"unknown destination adapter", strings.Replace(base, "adapter: casesys", "adapter: casesystem", 1), "destinations.casefile.adapter: must name an instance under adapters", nil},
 		{"unknown sector", strings.Replace(base, "sector: gp", "sector: doctors", 1), "destinations.gp.sector: must be one of", nil},
