@@ -41,7 +41,7 @@ func (h *Hub) observeLeadTime(ctx context.Context, l *letter.Letter) {
 	if l.Kind != letter.KindRecommendation || l.InReplyTo == "" {
 		return
 	}
-	ref, _, err := h.storedLetter(ctx, l.InReplyTo) // times only: no blobs read
+	ref, _, err := h.StoredLetter(ctx, l.InReplyTo) // times only: no blobs read
 	if err != nil || ref.Kind != letter.KindReferral {
 		return
 	}

@@ -145,7 +145,7 @@ var ErrUnknownLetter = errors.New("no letter with that id")
 // kept in the blob store are read back in, so the caller gets the original
 // and attachments as received.
 func (h *Hub) Letter(ctx context.Context, id string) (*letter.Letter, uint64, error) {
-	l, seq, err := h.storedLetter(ctx, id)
+	l, seq, err := h.StoredLetter(ctx, id)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -156,8 +156,11 @@ func (h *Hub) Letter(ctx context.Context, id string) (*letter.Letter, uint64, er
 	return full, seq, nil
 }
 
-// storedLetter is a letter as stored: large parts named by Ref, not read.
-func (h *Hub) storedLetter(ctx context.Context, id string) (*letter.Letter, uint64, error) {
+// StoredLetter is a letter as stored: its text and metadata, with the
+// original and large attachments named by Ref and not read from the blob
+// store. Views that show no bytes (the console's content view lists
+// attachments by name) need no more.
+func (h *Hub) StoredLetter(ctx context.Context, id string) (*letter.Letter, uint64, error) {
 	raw, err := h.letters.GetLastMsgForSubject(ctx, broker.SubjLetters+".in.*."+broker.Token(id))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil, 0, ErrUnknownLetter
@@ -172,7 +175,7 @@ func (h *Hub) storedLetter(ctx context.Context, id string) (*letter.Letter, uint
 // TraceLetter returns the journey of one letter: no personal content.
 func (h *Hub) TraceLetter(ctx context.Context, id string) (*Trace, error) {
 	t := &Trace{}
-	l, seq, err := h.storedLetter(ctx, id) // a summary needs no content
+	l, seq, err := h.StoredLetter(ctx, id) // a summary needs no content
 	if err != nil && !errors.Is(err, ErrUnknownLetter) {
 		return nil, err
 	}

@@ -218,7 +218,9 @@ func (c *Console) showContent(w http.ResponseWriter, r *http.Request, ses *sessi
 		c.render(w, r, ses, http.StatusBadRequest, "journey", journeyPage{ID: id, Trace: t}, tr(c.lang, "j.show.reason.req"))
 		return
 	}
-	l, _, err := c.hub.Letter(r.Context(), id)
+	// The page shows text and attachment names: a large letter's blobs are
+	// not read for it.
+	l, _, err := c.hub.StoredLetter(r.Context(), id)
 	if errors.Is(err, pipeline.ErrUnknownLetter) {
 		c.fail(w, r, http.StatusNotFound)
 		return
