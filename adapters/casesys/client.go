@@ -69,7 +69,11 @@ func tokenError(err error) error {
 	if errors.As(err, &re) && re.Response != nil {
 		switch st := re.Response.StatusCode; {
 		case st == http.StatusBadRequest || st == http.StatusUnauthorized || st == http.StatusForbidden:
-			return adapters.Permanent("auth_failed", "the case system's token service refused the hub's client credentials or scope; check client_id, client_secret and scope", err)
+			// A credentials problem hits every letter alike (as in the EPJ
+			// adapter): retrying keeps them queued until the configuration
+			// is fixed instead of parking each at once for the coordinator;
+			// the failures metric and its alert tell operations.
+			return adapters.Retryable("auth_failed", "the case system's token service refused the hub's client credentials or scope; check client_id, client_secret and scope", err)
 		case st == http.StatusTooManyRequests || st == http.StatusServiceUnavailable:
 			return adapters.RetryAfter("token_unavailable", "the case system's token service is busy or in maintenance", retryAfter(re.Response.Header), err)
 		default:
