@@ -11,9 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
-	"strconv"
 	"strings"
-	"time"
 
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
@@ -75,7 +73,7 @@ func tokenError(err error) error {
 			// the failures metric and its alert tell operations.
 			return adapters.Retryable("auth_failed", "the case system's token service refused the hub's client credentials or scope; check client_id, client_secret and scope", err)
 		case st == http.StatusTooManyRequests || st == http.StatusServiceUnavailable:
-			return adapters.RetryAfter("token_unavailable", "the case system's token service is busy or in maintenance", retryAfter(re.Response.Header), err)
+			return adapters.RetryAfter("token_unavailable", "the case system's token service is busy or in maintenance", adapters.RetryAfterHeader(re.Response.Header), err)
 		default:
 			return adapters.Retryable("token_unavailable", fmt.Sprintf("the case system's token service failed (HTTP %d)", st), err)
 		}
@@ -242,11 +240,11 @@ func classify(what string, resp *response) error {
 	case st == http.StatusConflict && p.Code == "case-closed":
 		return adapters.Permanent("case_closed", "the child's case is closed in the case system, so nothing can be added while "+what+"; a coordinator must reopen the case or decide where the letter goes", cause)
 	case st == http.StatusConflict && p.Code == "request-in-progress":
-		return adapters.RetryAfter("request_in_progress", "the case system is still processing an earlier attempt of "+what, retryAfter(resp.header), cause)
+		return adapters.RetryAfter("request_in_progress", "the case system is still processing an earlier attempt of "+what, adapters.RetryAfterHeader(resp.header), cause)
 	case st == http.StatusTooManyRequests:
-		return adapters.RetryAfter("throttled", "the case system asked the hub to slow down (HTTP 429) while "+what, retryAfter(resp.header), cause)
+		return adapters.RetryAfter("throttled", "the case system asked the hub to slow down (HTTP 429) while "+what, adapters.RetryAfterHeader(resp.header), cause)
 	case st == http.StatusServiceUnavailable:
-		return adapters.RetryAfter("unavailable", "the case system is unavailable or in maintenance (HTTP 503) while "+what, retryAfter(resp.header), cause)
+		return adapters.RetryAfter("unavailable", "the case system is unavailable or in maintenance (HTTP 503) while "+what, adapters.RetryAfterHeader(resp.header), cause)
 	case st >= 500:
 		return adapters.Retryable("server_error", fmt.Sprintf("the case system failed (HTTP %d) while %s", st, what), cause)
 	case st == http.StatusBadRequest:
@@ -268,19 +266,4 @@ func classify(what string, resp *response) error {
 	default:
 		return adapters.Permanent(fmt.Sprintf("http_%d", st), fmt.Sprintf("the case system answered HTTP %d while %s", st, what), cause)
 	}
-}
-
-// retryAfter reads Retry-After as seconds or an HTTP date; zero if absent.
-func retryAfter(h http.Header) time.Duration {
-	v := h.Get("Retry-After")
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
-		return time.Duration(n) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return max(time.Until(t), 0)
-	}
-	return 0
 }

@@ -147,7 +147,7 @@ func classify(resp *response, what string) error {
 	cause := fmt.Errorf("HTTP %d from the FHIR gateway%s", st, detail)
 	switch {
 	case st == http.StatusTooManyRequests || st == http.StatusServiceUnavailable:
-		return adapters.RetryAfter(code, fmt.Sprintf("the region's gateway is busy (HTTP %d)", st), retryAfter(resp.header), cause)
+		return adapters.RetryAfter(code, fmt.Sprintf("the region's gateway is busy (HTTP %d)", st), adapters.RetryAfterHeader(resp.header), cause)
 	case st == http.StatusUnauthorized:
 		return adapters.Retryable("auth_rejected", "the region's gateway refused the hub's access token, also after a new one was fetched", cause)
 	case st >= 500, st == http.StatusRequestTimeout, st == http.StatusTooEarly:
@@ -191,21 +191,4 @@ func outcomeSummary(body []byte) string {
 		return ""
 	}
 	return ": " + strings.Join(parts, "; ")
-}
-
-// retryAfter reads Retry-After as seconds or an HTTP date.
-func retryAfter(h http.Header) time.Duration {
-	v := h.Get("Retry-After")
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
-		return time.Duration(n) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := time.Until(t); d > 0 {
-			return d
-		}
-	}
-	return 0
 }
