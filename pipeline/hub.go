@@ -427,7 +427,7 @@ func (h *Hub) blobCollectorLoop(ctx context.Context) {
 					wait = time.Until(last.Add(every))
 				}
 			}
-			sleep(ctx, wait)
+			adapters.Sleep(ctx, wait)
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -440,7 +440,7 @@ func (h *Hub) blobCollectorLoop(ctx context.Context) {
 			}
 			if _, err := kv.Put(ctx, lastKey, []byte(h.now().UTC().Format(time.RFC3339Nano))); err != nil && ctx.Err() == nil {
 				h.log.Warn("blob collector: last run not recorded", "err", err)
-				sleep(ctx, every)
+				adapters.Sleep(ctx, every)
 			}
 		}
 	})
@@ -504,15 +504,6 @@ func (h *Hub) parkedBlobs(ctx context.Context) (map[string]bool, error) {
 			return nil, errors.New("the retry queue could not be read to its end")
 		}
 		return keep, nil
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
 	}
 }
 

@@ -105,12 +105,8 @@ func (s *IMAPSource) Run(ctx context.Context, pub adapters.Publisher) error {
 		}
 		wait := backoff/2 + rand.N(backoff/2+1)
 		s.log.Warn("email: imap session ended, reconnecting", "adapter", s.name, "err", err, "retry_in", wait)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !adapters.Sleep(ctx, wait) {
 			return nil
-		case <-t.C:
 		}
 		backoff = min(backoff*2, s.cfg.MaxBackoff)
 	}

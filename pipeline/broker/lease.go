@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/samhub/samhub/adapters"
 )
 
 // LeaseTTL is how long a lease outlives its last renewal. A replica that dies
@@ -36,7 +38,7 @@ func RunLeased(ctx context.Context, js jetstream.JetStream, name, holder string,
 			if !errors.Is(err, jetstream.ErrKeyExists) && ctx.Err() == nil {
 				log.Warn("lease not available", "source", name, "err", err)
 			}
-			sleep(ctx, LeaseTTL/5)
+			adapters.Sleep(ctx, LeaseTTL/5)
 			continue
 		}
 		log.Info("lease acquired; source running", "source", name)
@@ -58,7 +60,7 @@ func RunLeased(ctx context.Context, js jetstream.JetStream, name, holder string,
 					return nil // the source has nothing to run (e.g. polling disabled)
 				}
 				log.Error("source stopped; restarting", "source", name, "err", err)
-				sleep(ctx, time.Second)
+				adapters.Sleep(ctx, time.Second)
 				break hold
 			case <-ticker.C:
 				nrev, err := kv.Update(ctx, key, []byte(holder), rev)
@@ -79,13 +81,4 @@ func RunLeased(ctx context.Context, js jetstream.JetStream, name, holder string,
 		}
 	}
 	return nil
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
 }
