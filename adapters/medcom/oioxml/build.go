@@ -175,18 +175,7 @@ func BuildLetter(l *letter.Letter, opt LetterOptions) ([]byte, error) {
 		w.add(re, rp, "RefDescription", clip(a.Name, 70))
 		w.add(re, rp, "URL", strings.TrimSpace(string(a.Data)))
 	}
-	if err := errors.Join(w.errs...); err != nil {
-		return nil, err
-	}
-	out, err := encode(doc)
-	if err != nil {
-		return nil, err
-	}
-	// Check our own output by the same rules we apply to input.
-	if _, err := Parse(out, xmlsafe.DefaultLimits()); err != nil {
-		return nil, fmt.Errorf("built letter fails validation: %w", err)
-	}
-	return out, nil
+	return finish(doc, w.errs, "letter")
 }
 
 // ReceiptOptions controls BuildReceipt.
@@ -289,17 +278,7 @@ func BuildReceipt(of *Emessage, opt ReceiptOptions) ([]byte, error) {
 			w.breakable(ol, lp, "RefuseText", opt.RefuseText)
 		}
 	}
-	if err := errors.Join(w.errs...); err != nil {
-		return nil, err
-	}
-	out, err := encode(doc)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := Parse(out, xmlsafe.DefaultLimits()); err != nil {
-		return nil, fmt.Errorf("built receipt fails validation: %w", err)
-	}
-	return out, nil
+	return finish(doc, w.errs, "receipt")
 }
 
 func envelope(root *etree.Element, now time.Time, id, ack string) {
@@ -313,6 +292,22 @@ func dateTime(el *etree.Element, t time.Time) {
 	t = t.In(copenhagen)
 	el.CreateElement("Date").SetText(t.Format("2006-01-02"))
 	el.CreateElement("Time").SetText(t.Format("15:04"))
+}
+
+// finish encodes a built document, unless building it failed, and checks
+// the output by the same rules the adapter applies to input.
+func finish(doc *etree.Document, errs []error, what string) ([]byte, error) {
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	out, err := encode(doc)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := Parse(out, xmlsafe.DefaultLimits()); err != nil {
+		return nil, fmt.Errorf("built %s fails validation: %w", what, err)
+	}
+	return out, nil
 }
 
 func encode(doc *etree.Document) ([]byte, error) {
