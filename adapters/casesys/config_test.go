@@ -2,16 +2,9 @@ package casesys
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
-	"math/big"
-	"net"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -20,6 +13,7 @@ import (
 
 	"github.com/samhub/samhub/adapters"
 	casesyssim "github.com/samhub/samhub/internal/sim/casesys"
+	"github.com/samhub/samhub/internal/testpki"
 )
 
 func TestConfigErrorsNameTheKey(t *testing.T) {
@@ -82,24 +76,18 @@ func TestConfigDefaults(t *testing.T) {
 // certificate signed by a test CA, and the adapter with tls.* set.
 func TestMutualTLS(t *testing.T) {
 	dir := t.TempDir()
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "samhub test CA"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	caDER, _ := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	ca, _ := x509.ParseCertificate(caDER)
-	issue := func(name string, serial int64, usage x509.ExtKeyUsage) (certPEM, keyPEM []byte) {
-		k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-			ExtKeyUsage: []x509.ExtKeyUsage{usage}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &k.PublicKey, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		kb, _ := x509.MarshalECPrivateKey(k)
-		return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})
+	ca, err := testpki.New("samhub test CA")
+	if err != nil {
+		t.Fatal(err)
 	}
-	srvCert, srvKey := issue("127.0.0.1", 2, x509.ExtKeyUsageServerAuth)
-	cliCert, cliKey := issue("samhub", 3, x509.ExtKeyUsageClientAuth)
+	srvLeaf, err := ca.Issue("127.0.0.1", []string{"127.0.0.1"}, x509.ExtKeyUsageServerAuth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cliLeaf, err := ca.Issue("samhub", []string{"127.0.0.1"}, x509.ExtKeyUsageClientAuth)
+	if err != nil {
+		t.Fatal(err)
+	}
 	write := func(name string, b []byte) string {
 		p := filepath.Join(dir, name)
 		if err := os.WriteFile(p, b, 0o600); err != nil {
@@ -107,24 +95,21 @@ func TestMutualTLS(t *testing.T) {
 		}
 		return p
 	}
-	caFile := write("ca.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}))
+	caFile := write("ca.pem", ca.PEM)
 
 	sim, err := casesyssim.New(casesyssim.Config{DataDir: t.TempDir(), ClientID: "hub", ClientSecret: "s3cret"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	pair, _ := tls.X509KeyPair(srvCert, srvKey)
-	pool := x509.NewCertPool()
-	pool.AddCert(ca)
 	srv := httptest.NewUnstartedServer(sim)
-	srv.TLS = &tls.Config{Certificates: []tls.Certificate{pair}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool, MinVersion: tls.VersionTLS12}
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{srvLeaf.TLS}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: ca.Pool, MinVersion: tls.VersionTLS12}
 	srv.StartTLS()
 	defer srv.Close()
 
 	build := func(withClientCert bool) *Adapter {
 		tlsCfg := map[string]any{"ca_file": caFile}
 		if withClientCert {
-			tlsCfg["cert_file"], tlsCfg["key_file"] = write("cli.pem", cliCert), write("cli.key", cliKey)
+			tlsCfg["cert_file"], tlsCfg["key_file"] = write("cli.pem", cliLeaf.CertPEM), write("cli.key", cliLeaf.KeyPEM)
 		}
 		inst, err := adapters.Build("casesys", adapters.Deps{Name: "casesys", State: newMapState()}, map[string]any{
 			"url": srv.URL, "client_id": "hub", "client_secret": "s3cret", "poll_interval": 0, "tls": tlsCfg})

@@ -3,22 +3,17 @@ package loopsim
 import (
 	"bufio"
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"io"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
-	"time"
 
 	"github.com/emersion/go-smtp"
+
+	"github.com/samhub/samhub/internal/testpki"
 )
 
 // SMTP is an implicit-TLS mail relay that counts messages and forgets
@@ -95,26 +90,13 @@ func (quiet) Printf(string, ...any) {}
 func (quiet) Println(...any)        {}
 
 func selfSigned() (tls.Certificate, []byte, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := testpki.New("samhub bench relay CA")
 	if err != nil {
 		return tls.Certificate{}, nil, err
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "samhub bench relay"},
-		NotBefore:             time.Now().Add(-time.Minute),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-		DNSNames:              []string{"localhost"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	leaf, err := ca.Issue("samhub bench relay", []string{"localhost", "127.0.0.1"}, x509.ExtKeyUsageServerAuth)
 	if err != nil {
 		return tls.Certificate{}, nil, err
 	}
-	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, pemBytes, nil
+	return leaf.TLS, ca.PEM, nil
 }
