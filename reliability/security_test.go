@@ -12,7 +12,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -25,6 +24,8 @@ import (
 	"github.com/samhub/samhub/internal/hubtest"
 	"github.com/samhub/samhub/internal/logging"
 	"github.com/samhub/samhub/pipeline/letter"
+
+	"github.com/samhub/samhub/adapters/adaptertest"
 )
 
 // r2Policy is who may call each API route, written down independently of
@@ -59,57 +60,6 @@ func r2Do(t *testing.T, method, url, token string, body []byte) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
-}
-
-// r2MemState is an in-memory adapters.StateStore for adapters built alone.
-type r2MemState struct {
-	mu   sync.Mutex
-	vals map[string][]byte
-	revs map[string]uint64
-	rev  uint64
-}
-
-func (m *r2MemState) Get(_ context.Context, k string) ([]byte, uint64, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	v, ok := m.vals[k]
-	if !ok {
-		return nil, 0, adapters.ErrNotFound
-	}
-	return v, m.revs[k], nil
-}
-
-func (m *r2MemState) Put(_ context.Context, k string, v []byte) (uint64, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.vals == nil {
-		m.vals, m.revs = map[string][]byte{}, map[string]uint64{}
-	}
-	m.rev++
-	m.vals[k], m.revs[k] = append([]byte(nil), v...), m.rev
-	return m.rev, nil
-}
-
-func (m *r2MemState) Create(ctx context.Context, k string, v []byte) (uint64, error) {
-	if _, _, err := m.Get(ctx, k); err == nil {
-		return 0, adapters.ErrExists
-	}
-	return m.Put(ctx, k, v)
-}
-
-func (m *r2MemState) Update(ctx context.Context, k string, v []byte, rev uint64) (uint64, error) {
-	if _, r, _ := m.Get(ctx, k); r != rev {
-		return 0, adapters.ErrConflict
-	}
-	return m.Put(ctx, k, v)
-}
-
-func (m *r2MemState) Delete(_ context.Context, k string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	delete(m.vals, k)
-	delete(m.revs, k)
-	return nil
 }
 
 // r2ListenPorts lists the TCP ports this process listens on (sockets in
@@ -279,7 +229,7 @@ func TestScenarioSecurity(t *testing.T) {
 		}
 		for _, c := range smtpCases {
 			srv := mailtest.StartSMTP(t, ca, c.opts)
-			sink, err := email.NewSMTPSink(adapters.Deps{Name: "tlscheck", State: &r2MemState{}}, map[string]any{"host": "127.0.0.1", "port": srv.Port,
+			sink, err := email.NewSMTPSink(adapters.Deps{Name: "tlscheck", State: adaptertest.NewState()}, map[string]any{"host": "127.0.0.1", "port": srv.Port,
 				"tls": c.mode, "ca_file": ca.PEMFile, "from": "samhub@kommune.dk", "allow": []string{"@kommune.dk"}, "timeout": "5s"})
 			if err != nil {
 				t.Fatal(err)
@@ -303,7 +253,7 @@ func TestScenarioSecurity(t *testing.T) {
 		for _, c := range imapCases {
 			srv := mailtest.StartIMAP(t, ca, c.opts)
 			srv.Append(t, "INBOX", r2Mail("tls", "text/plain; charset=utf-8", "Hej\r\n"))
-			src, err := email.NewIMAPSource(adapters.Deps{Name: "tlscheck", State: &r2MemState{}}, map[string]any{"host": "127.0.0.1", "port": srv.Port,
+			src, err := email.NewIMAPSource(adapters.Deps{Name: "tlscheck", State: adaptertest.NewState()}, map[string]any{"host": "127.0.0.1", "port": srv.Port,
 				"tls": c.mode, "ca_file": ca.PEMFile, "username": srv.Username, "password": srv.Password, "poll_interval": "100ms", "timeout": "2s"})
 			if err != nil {
 				t.Fatal(err)

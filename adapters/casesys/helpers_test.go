@@ -1,18 +1,18 @@
 package casesys
 
 import (
-	"context"
 	"errors"
 	"log/slog"
 	"net/url"
 	"os"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/samhub/samhub/adapters"
 	casesyssim "github.com/samhub/samhub/internal/sim/casesys"
 	"github.com/samhub/samhub/pipeline/letter"
+
+	"github.com/samhub/samhub/adapters/adaptertest"
 )
 
 // env is a real simulator on a loopback port plus its data dir.
@@ -65,62 +65,12 @@ func (e *env) restart() {
 	e.start(u.Host)
 }
 
-// mapState is a StateStore in a map; fail makes every call fail.
-type mapState struct {
-	mu   sync.Mutex
-	m    map[string][]byte
-	rev  uint64
-	fail bool
-}
+// mapState is the shared in-memory StateStore.
+type mapState = adaptertest.State
 
-func newMapState() *mapState { return &mapState{m: map[string][]byte{}} }
+func newMapState() *mapState { return adaptertest.NewState() }
 
 var errStoreDown = errors.New("state store down")
-
-func (s *mapState) Get(_ context.Context, k string) ([]byte, uint64, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.fail {
-		return nil, 0, errStoreDown
-	}
-	v, ok := s.m[k]
-	if !ok {
-		return nil, 0, adapters.ErrNotFound
-	}
-	return v, s.rev, nil
-}
-
-func (s *mapState) Put(_ context.Context, k string, v []byte) (uint64, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.fail {
-		return 0, errStoreDown
-	}
-	s.rev++
-	s.m[k] = v
-	return s.rev, nil
-}
-
-func (s *mapState) Create(ctx context.Context, k string, v []byte) (uint64, error) {
-	if _, _, err := s.Get(ctx, k); err == nil {
-		return 0, adapters.ErrExists
-	}
-	return s.Put(ctx, k, v)
-}
-
-func (s *mapState) Update(ctx context.Context, k string, v []byte, _ uint64) (uint64, error) {
-	return s.Put(ctx, k, v)
-}
-
-func (s *mapState) Delete(_ context.Context, k string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.fail {
-		return errStoreDown
-	}
-	delete(s.m, k)
-	return nil
-}
 
 // buildAdapter goes through the registry, as the hub does.
 func (e *env) adapter(state adapters.StateStore, extra map[string]any) *Adapter {

@@ -139,8 +139,8 @@ func TestOutboxBecomesLettersExactlyOnceAcrossRestart(t *testing.T) {
 	if ready, sent := outboxStatus(e.sim); ready != 0 || sent != 2 {
 		t.Errorf("outbox ready %d sent %d, want 0/2", ready, sent)
 	}
-	if len(state.m) != 0 {
-		t.Errorf("state keys left behind: %v", state.m)
+	if n := state.Keys(""); n != 0 {
+		t.Errorf("state keys left behind: %v", state.Snapshot())
 	}
 
 	l := pub.letters[0]
@@ -195,7 +195,7 @@ func TestOutboxWithFailingStateStoreStillPublishesAndMarks(t *testing.T) {
 	e := startSim(t, nil)
 	seedOutbox(t, e.sim)
 	state := newMapState()
-	state.fail = true
+	state.SetDown(errStoreDown)
 	pub := newRecorder()
 	a := e.adapter(state, nil)
 	if err := a.pollOnce(context.Background(), pub); err != nil {

@@ -11,72 +11,14 @@ import (
 
 	"github.com/samhub/samhub/adapters"
 	"github.com/samhub/samhub/pipeline/letter"
+
+	"github.com/samhub/samhub/adapters/adaptertest"
 )
 
-// memState is a map-backed adapters.StateStore.
-type memState struct {
-	mu   sync.Mutex
-	vals map[string][]byte
-	revs map[string]uint64
-	rev  uint64
-}
+// memState is the shared in-memory StateStore.
+type memState = adaptertest.State
 
-func newMemState() *memState {
-	return &memState{vals: map[string][]byte{}, revs: map[string]uint64{}}
-}
-
-func (m *memState) Get(_ context.Context, key string) ([]byte, uint64, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	v, ok := m.vals[key]
-	if !ok {
-		return nil, 0, adapters.ErrNotFound
-	}
-	return append([]byte(nil), v...), m.revs[key], nil
-}
-
-func (m *memState) Put(_ context.Context, key string, value []byte) (uint64, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.rev++
-	m.vals[key] = append([]byte(nil), value...)
-	m.revs[key] = m.rev
-	return m.rev, nil
-}
-
-func (m *memState) Create(ctx context.Context, key string, value []byte) (uint64, error) {
-	m.mu.Lock()
-	_, ok := m.vals[key]
-	m.mu.Unlock()
-	if ok {
-		return 0, adapters.ErrExists
-	}
-	return m.Put(ctx, key, value)
-}
-
-func (m *memState) Update(ctx context.Context, key string, value []byte, rev uint64) (uint64, error) {
-	m.mu.Lock()
-	cur := m.revs[key]
-	m.mu.Unlock()
-	if cur != rev {
-		return 0, adapters.ErrConflict
-	}
-	return m.Put(ctx, key, value)
-}
-
-func (m *memState) Delete(_ context.Context, key string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	delete(m.vals, key)
-	delete(m.revs, key)
-	return nil
-}
-
-func (m *memState) len() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return len(m.vals)
-}
+func newMemState() *memState { return adaptertest.NewState() }
 
 // recPublisher records letters and, like JetStream's duplicate window,
 // stores a letter id only once.

@@ -148,8 +148,8 @@ func TestIMAPReceiveImplicitTLS(t *testing.T) {
 	if !strings.Contains(ls[1].Text, "Børne- og ungdomspsykiatrien") {
 		t.Errorf("html letter text = %q", ls[1].Text)
 	}
-	if state.len() != 2 {
-		t.Errorf("state holds %d records, want 2", state.len())
+	if state.Keys("") != 2 {
+		t.Errorf("state holds %d records, want 2", state.Keys(""))
 	}
 	// The processed copies are the messages as received.
 	got := srv.Messages(t, processed)
@@ -196,8 +196,8 @@ func TestIMAPPublishFailureKeepsMessageInInbox(t *testing.T) {
 		t.Fatalf("after failed publishes: inbox %d processed %d error %d, want 1/0/0",
 			srv.Count(t, inbox), srv.Count(t, processed), srv.Count(t, errorBox))
 	}
-	if state.len() != 0 {
-		t.Errorf("state recorded %d messages although nothing was published", state.len())
+	if state.Keys("") != 0 {
+		t.Errorf("state recorded %d messages although nothing was published", state.Keys(""))
 	}
 
 	pub.setFail(nil)
@@ -442,10 +442,8 @@ func TestIMAPRefusesUntrustedOrClearText(t *testing.T) {
 
 func rejectReasons(t *testing.T, state *memState) []string {
 	t.Helper()
-	state.mu.Lock()
-	defer state.mu.Unlock()
 	var out []string
-	for k, v := range state.vals {
+	for k, v := range state.Snapshot() {
 		var r record
 		if err := json.Unmarshal(v, &r); err != nil {
 			t.Fatalf("state %s: %v", k, err)

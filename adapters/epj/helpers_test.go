@@ -15,6 +15,8 @@ import (
 	"github.com/samhub/samhub/adapters/epj"
 	epjsim "github.com/samhub/samhub/internal/sim/epj"
 	"github.com/samhub/samhub/pipeline/letter"
+
+	"github.com/samhub/samhub/adapters/adaptertest"
 )
 
 // MedCom's fictitious test persons; nothing else personal appears here.
@@ -33,56 +35,10 @@ const (
 
 var personal = []string{cprBruno, cprBrita, cprNancy, xecprTest, "Bruno", "Elmer", "Brita", "Berggren", "Nancy"}
 
-// memState is a map-backed adapters.StateStore.
-type memState struct {
-	mu  sync.Mutex
-	m   map[string][]byte
-	rev map[string]uint64
-}
+// memState is the shared in-memory StateStore.
+type memState = adaptertest.State
 
-func newMemState() *memState { return &memState{m: map[string][]byte{}, rev: map[string]uint64{}} }
-
-func (s *memState) Get(_ context.Context, k string) ([]byte, uint64, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	v, ok := s.m[k]
-	if !ok {
-		return nil, 0, adapters.ErrNotFound
-	}
-	return append([]byte(nil), v...), s.rev[k], nil
-}
-
-func (s *memState) Put(_ context.Context, k string, v []byte) (uint64, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !regexp.MustCompile(`^[A-Za-z0-9_=.-]+$`).MatchString(k) {
-		return 0, errors.New("bad key " + k)
-	}
-	s.m[k] = append([]byte(nil), v...)
-	s.rev[k]++
-	return s.rev[k], nil
-}
-
-func (s *memState) Create(ctx context.Context, k string, v []byte) (uint64, error) {
-	if _, _, err := s.Get(ctx, k); err == nil {
-		return 0, adapters.ErrExists
-	}
-	return s.Put(ctx, k, v)
-}
-
-func (s *memState) Update(ctx context.Context, k string, v []byte, rev uint64) (uint64, error) {
-	if _, r, _ := s.Get(ctx, k); r != rev {
-		return 0, adapters.ErrConflict
-	}
-	return s.Put(ctx, k, v)
-}
-
-func (s *memState) Delete(_ context.Context, k string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.m, k)
-	return nil
-}
+func newMemState() *memState { return adaptertest.NewState() }
 
 // recPub records published letters; failAt makes the n-th call (1-based) fail.
 type recPub struct {

@@ -16,79 +16,16 @@ import (
 
 	"github.com/samhub/samhub/adapters"
 	"github.com/samhub/samhub/pipeline/letter"
+
+	"github.com/samhub/samhub/adapters/adaptertest"
 )
 
 const testdata = "../../testdata/medcom"
 
-// memState is adapters.StateStore over a map, with revisions.
-type memState struct {
-	mu  sync.Mutex
-	m   map[string][]byte
-	rev map[string]uint64
-	n   uint64
-}
+// memState is the shared in-memory StateStore.
+type memState = adaptertest.State
 
-func newState() *memState { return &memState{m: map[string][]byte{}, rev: map[string]uint64{}} }
-
-func (s *memState) Get(_ context.Context, k string) ([]byte, uint64, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	v, ok := s.m[k]
-	if !ok {
-		return nil, 0, adapters.ErrNotFound
-	}
-	return append([]byte(nil), v...), s.rev[k], nil
-}
-
-func (s *memState) put(k string, v []byte) uint64 {
-	s.n++
-	s.m[k], s.rev[k] = append([]byte(nil), v...), s.n
-	return s.n
-}
-
-func (s *memState) Put(_ context.Context, k string, v []byte) (uint64, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.put(k, v), nil
-}
-
-func (s *memState) Create(_ context.Context, k string, v []byte) (uint64, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.m[k]; ok {
-		return 0, adapters.ErrExists
-	}
-	return s.put(k, v), nil
-}
-
-func (s *memState) Update(_ context.Context, k string, v []byte, rev uint64) (uint64, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.rev[k] != rev {
-		return 0, adapters.ErrConflict
-	}
-	return s.put(k, v), nil
-}
-
-func (s *memState) Delete(_ context.Context, k string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.m, k)
-	delete(s.rev, k)
-	return nil
-}
-
-func (s *memState) keys(prefix string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
-	for k := range s.m {
-		if strings.HasPrefix(k, prefix) {
-			n++
-		}
-	}
-	return n
-}
+func newState() *memState { return adaptertest.NewState() }
 
 // recPub records published letters; failAfter >= 0 makes every publish
 // after that many successes fail.

@@ -144,7 +144,7 @@ func TestExamplesThroughAdapter(t *testing.T) {
 	if got := e.files(t, "processed"); len(got) != 5 {
 		t.Errorf("processed %v", got)
 	}
-	if n := e.state.keys("in."); n != 2 {
+	if n := e.state.Keys("in."); n != 2 {
 		t.Errorf("duplicate memory holds %d letters, want 2", n)
 	}
 }
@@ -225,7 +225,7 @@ func TestPublishFailureKeepsFileForRetry(t *testing.T) {
 		t.Fatalf("in %v", got)
 	}
 	sameBytes(t, "file put back", e.read(t, "in", "two.xml"), data)
-	if p, o, s := e.files(t, "processed"), e.files(t, "out"), e.state.keys("in."); len(p)+len(o)+s != 0 {
+	if p, o, s := e.files(t, "processed"), e.files(t, "out"), e.state.Keys("in."); len(p)+len(o)+s != 0 {
 		t.Fatalf("processed %v, out %v, state %d: nothing may be acknowledged before all is published", p, o, s)
 	}
 	pub.setFailAfter(-1)
