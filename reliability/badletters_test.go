@@ -159,7 +159,7 @@ func TestScenarioBadletters(t *testing.T) {
 		return
 	}
 	rate := func(d time.Duration) float64 { return float64(good) / d.Seconds() }
-	r2Report(t, "badletters", "good", good, "bad", bad, "crashes", 0,
+	report(t, "badletters", "good", good, "bad", bad, "crashes", 0,
 		"clean_letters_per_s", fmt.Sprintf("%.1f", rate(clean)), "mixed_letters_per_s", fmt.Sprintf("%.1f", rate(mixed)),
 		"throughput_ratio", fmt.Sprintf("%.2f", rate(mixed)/rate(clean)))
 }

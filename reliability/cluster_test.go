@@ -37,7 +37,7 @@ import (
 func TestScenarioCluster(t *testing.T) {
 	restart := r1NATSRestart(t)
 	c := r1ClusterRun(t)
-	r1Report(t, "cluster", "restart_letters", restart.letters, "restart_held_while_down", restart.held,
+	report(t, "cluster", "restart_letters", restart.letters, "restart_held_while_down", restart.held,
 		"restart_files_put_back", restart.retried, "restart_lost", restart.lost, "restart_duplicates", restart.dup,
 		"letters", c.letters, "hubs", 2, "nodes", 3, "node_restarts", 1, "partitions", c.partitions, "hub_stops", 1, "hub_kills", 1,
 		"delivered_by_hub_b", c.deliveredByB, "lease_holders", c.holders, "lease_handovers", c.handovers, "lost", c.lost, "duplicates", c.dup, "processed_files", c.processed,

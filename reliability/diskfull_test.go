@@ -157,7 +157,7 @@ func TestScenarioDiskfull(t *testing.T) {
 		t.Errorf("lost %d, duplicates %d", lost, dups)
 	}
 	r2CollectHub(t, "diskfull", h, log)
-	r2Report(t, "diskfull", "letters", letters, "tmpfs_mib", 64, "lost", lost, "duplicates", dups, "signal", signal,
+	report(t, "diskfull", "letters", letters, "tmpfs_mib", 64, "lost", lost, "duplicates", dups, "signal", signal,
 		"detect_s", fmt.Sprintf("%.1f", detect.Seconds()), "self_recovered", recovered, "manual_restart", restarted,
 		"recovery_s", fmt.Sprintf("%.1f", recovery.Seconds()))
 }

@@ -62,7 +62,7 @@ func TestScenarioDuplicate(t *testing.T) {
 	names, files, mismatched := receipts.Stop()
 	tally := r1Check(ledger, h.CaseSys.Documents(), r1Parked(t, h))
 	errored := r1Files(h.MedComDir + "/error")
-	r1Report(t, "duplicate", "letters", n, "copies", copies, "identical_copies", identical, "resends", resent,
+	report(t, "duplicate", "letters", n, "copies", copies, "identical_copies", identical, "resends", resent,
 		"documents_once", tally.Once, "duplicates", tally.Dup, "lost", tally.Lost, "receipts", names, "receipt_files", files,
 		"receipt_mismatch", mismatched, "duplicates_logged", dupLogged, "duplicates_metric", dupMetric, "errored", errored, "seed", seed)
 	if tally.Once != n || tally.Dup != 0 || tally.Stray != 0 {

@@ -191,7 +191,7 @@ func TestScenarioFuzz(t *testing.T) {
 			perParser = append(perParser, fmt.Sprintf("%s:%d", p.name, inputs-n0))
 		})
 	}
-	r2Report(t, "fuzz", "parsers", len(r2Parsers), "inputs", inputs, "accepted", accepted, "panics", panics,
+	report(t, "fuzz", "parsers", len(r2Parsers), "inputs", inputs, "accepted", accepted, "panics", panics,
 		"slow_over_1s", slow, "cpr_in_errors", cprLeaks, "per_parser", strings.Join(perParser, ","))
 }
 

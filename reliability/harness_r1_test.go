@@ -68,8 +68,8 @@ func r1Seed() uint64 {
 	return uint64(time.Now().UnixNano())
 }
 
-// r1Report prints the scenario's one line of figures, in the log and on stdout.
-func r1Report(t testing.TB, scenario string, kv ...any) {
+// report prints the scenario's one line of figures, in the log and on stdout.
+func report(t testing.TB, scenario string, kv ...any) {
 	t.Helper()
 	var b strings.Builder
 	b.WriteString("scenario=" + scenario)

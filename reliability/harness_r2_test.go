@@ -21,18 +21,6 @@ import (
 	"github.com/samhub/samhub/internal/hubtest"
 )
 
-// r2Report prints the scenario's one line of figures, in the log and on stdout.
-func r2Report(t *testing.T, scenario string, kv ...any) {
-	t.Helper()
-	var b strings.Builder
-	b.WriteString("scenario=" + scenario)
-	for i := 0; i+1 < len(kv); i += 2 {
-		fmt.Fprintf(&b, " %v=%v", kv[i], kv[i+1])
-	}
-	t.Log(b.String())
-	fmt.Println(b.String())
-}
-
 // r2Buffer is a goroutine-safe writer for the hub's log.
 type r2Buffer struct {
 	mu sync.Mutex

@@ -403,6 +403,6 @@ func TestScenarioHostile(t *testing.T) {
 			unopened++
 		}
 	}
-	r2Report(t, "hostile", "inputs", len(inputs), "rejected", fmt.Sprintf("%d/%d", rejected, total), "zipbombs_unopened", unopened,
+	report(t, "hostile", "inputs", len(inputs), "rejected", fmt.Sprintf("%d/%d", rejected, total), "zipbombs_unopened", unopened,
 		"file_reads", map[bool]int{true: 1, false: 0}[atimeMoved], "atime_check", atimeWorks, "http_connections", tg.conns.Load(), "panics", 0)
 }

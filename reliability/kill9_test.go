@@ -72,7 +72,7 @@ func TestScenarioKill9(t *testing.T) {
 	names, files, mismatched := receipts.Stop()
 	tally := r1Check(ledger, sim.Documents(), nil)
 	processed := r1Files(filepath.Join(medcom, "processed"))
-	r1Report(t, "kill9", "letters", n, "kills", kills, "lost", tally.Lost, "duplicates", tally.Dup, "stray", tally.Stray,
+	report(t, "kill9", "letters", n, "kills", kills, "lost", tally.Lost, "duplicates", tally.Dup, "stray", tally.Stray,
 		"processed_files", processed, "receipts", names, "receipt_files", files, "receipt_mismatch", mismatched,
 		"max_resume_s", fmt.Sprintf("%.1f", maxResume.Seconds()), "seed", seed)
 	if tally.Lost != 0 || tally.Dup != 0 || tally.Stray != 0 {

@@ -68,7 +68,7 @@ func TestScenarioLostreply(t *testing.T) {
 		}
 	}
 	tally := r1Check(ledger, h.CaseSys.Documents(), r1Parked(t, h))
-	r1Report(t, "lostreply", "letters", n, "replies_lost", dropped, "slow_windows", slowWindows, "idempotent_replays", replayed,
+	report(t, "lostreply", "letters", n, "replies_lost", dropped, "slow_windows", slowWindows, "idempotent_replays", replayed,
 		"delivered_once", tally.Once, "duplicates", tally.Dup, "lost", tally.Lost, "parked", tally.Parked, "seed", seed)
 	if tally.Once != n || tally.Dup != 0 || tally.Stray != 0 {
 		t.Errorf("oracle: %s (duplicated %v, lost %v)", tally, r1First(tally.DupIDs), r1First(tally.LostIDs))

@@ -109,7 +109,7 @@ func TestScenarioOutage(t *testing.T) {
 	time.Sleep(500 * time.Millisecond) // a duplicate from a replay would show itself now
 	final := r1Check(ledger, h.CaseSys.Documents(), r1Parked(t, h))
 	left := len(r1Parked(t, h))
-	r1Report(t, "outage", "letters", n, "failures_injected", injected, "parked_while_flaky", parkedFlaky, "parked", len(parked), "double_parked", doubleParked,
+	report(t, "outage", "letters", n, "failures_injected", injected, "parked_while_flaky", parkedFlaky, "parked", len(parked), "double_parked", doubleParked,
 		"replayed", replayed, "delivered_once", final.Once, "duplicates", final.Dup, "lost", final.Lost, "still_parked", left,
 		"reasons_with_pii", pii, "second_replay_accepted", again, "seed", seed)
 	if final.Once != n || final.Dup != 0 || final.Lost != 0 || final.Stray != 0 || left != 0 {

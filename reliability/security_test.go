@@ -320,7 +320,7 @@ func TestScenarioSecurity(t *testing.T) {
 		}
 		t.Logf("scanned %v", kinds)
 	})
-	r2Report(t, "security", "matrix_cells", cells, "matrix_ok", cellsOK, "body_before_auth_checks", bodyChecks,
+	report(t, "security", "matrix_cells", cells, "matrix_ok", cellsOK, "body_before_auth_checks", bodyChecks,
 		"nats_tcp_ports", extraPorts, "tls_refusals", tlsRefusals, "artefacts_scanned", scanned, "cpr_found", found)
 }
 

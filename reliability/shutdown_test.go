@@ -45,7 +45,7 @@ func TestScenarioShutdown(t *testing.T) {
 	time.Sleep(500 * time.Millisecond) // a redelivered duplicate would show itself now
 	parked := r1Parked(t, h)
 	tally := r1Check(ledger, h.CaseSys.Documents(), parked)
-	r1Report(t, "shutdown", "letters", n, "stops", stops, "max_in_flight_at_stop", inFlight, "wrongly_parked", len(parked),
+	report(t, "shutdown", "letters", n, "stops", stops, "max_in_flight_at_stop", inFlight, "wrongly_parked", len(parked),
 		"lost", tally.Lost, "duplicates", tally.Dup, "delivered_once", tally.Once, "slowest_stop_s", fmt.Sprintf("%.2f", slowest.Seconds()),
 		"shutdown_grace_s", h.Config.Pipeline.ShutdownGrace.Seconds(), "seed", seed)
 	if len(parked) != 0 || tally.Once != n || tally.Dup != 0 || tally.Stray != 0 {

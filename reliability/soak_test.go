@@ -129,7 +129,7 @@ func TestScenarioSoak(t *testing.T) {
 	growth := func(a, b uint64) string {
 		return fmt.Sprintf("%+.1f%%", 100*(float64(b)-float64(a))/float64(max(a, 1)))
 	}
-	r1Report(t, "soak", "duration", dur, "letters", sent, "faults", faults, "delivered_once", tally.Once, "duplicates", tally.Dup,
+	report(t, "soak", "duration", dur, "letters", sent, "faults", faults, "delivered_once", tally.Once, "duplicates", tally.Dup,
 		"lost", tally.Lost, "parked", tally.Parked, "samples", len(samples),
 		"heap_base_mb", r1MB(base.heap), "heap_end_mb", r1MB(end.heap), "heap_growth", growth(base.heap, end.heap),
 		"rss_base_mb", r1MB(base.rss), "rss_end_mb", r1MB(end.rss), "rss_peak_mb", r1MB(peak.rss), "rss_growth", growth(base.rss, end.rss),
