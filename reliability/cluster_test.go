@@ -207,7 +207,7 @@ func r1ClusterRun(t *testing.T) (f r1ClusterFigures) {
 	f.letters = n
 	cl := r1StartCluster(t)
 	h := hubtest.Start(t, hubtest.WithConfig(func(c *config.Config) { c.NATS.URL, c.NATS.Replicas = cl.urls, 3 }))
-	bin := r1BuildHub(t)
+	bin := hubtest.BuildSamhub(t)
 	caseURL, _ := h.Config.Adapters["casesys"]["url"].(string)
 	dirB := filepath.Join(t.TempDir(), "hub-b")
 	cfgB := r1WriteChildConfig(t, r1ChildConfig{Dir: dirB, MedComDir: h.MedComDir, CaseURL: caseURL, NATSURL: cl.urls})

@@ -370,17 +370,6 @@ var r1PII = regexp.MustCompile(`250947-?9989|150981-?9996|251248-?9996|070392-?1
 
 // --- the hub as a child process ---
 
-// r1BuildHub compiles cmd/samhub for the tests that need to SIGKILL it.
-func r1BuildHub(t testing.TB) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "samhub")
-	out, err := exec.Command("go", "build", "-o", bin, "../cmd/samhub").CombinedOutput()
-	if err != nil {
-		t.Fatalf("build samhub: %v\n%s", err, out)
-	}
-	return bin
-}
-
 // r1ChildConfig is a child hub's configuration: MedCom in, everything to
 // the case system; natsURL empty means the embedded server.
 type r1ChildConfig struct {

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	casesyssim "github.com/samhub/samhub/internal/sim/casesys"
+
+	"github.com/samhub/samhub/internal/hubtest"
 )
 
 // TestScenarioKill9 is S1: the hub runs as a child process on its embedded
@@ -20,7 +22,7 @@ func TestScenarioKill9(t *testing.T) {
 	kills := size("KILL9_KILLS", 3, 20)
 	seed := r1Seed()
 	rng := r1Rand(seed)
-	bin := r1BuildHub(t)
+	bin := hubtest.BuildSamhub(t)
 	dir := t.TempDir()
 	sim, err := casesyssim.New(casesyssim.Config{DataDir: filepath.Join(dir, "casesys"), ClientID: "samhub", ClientSecret: "case-secret"})
 	if err != nil {

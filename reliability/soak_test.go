@@ -43,7 +43,7 @@ func TestScenarioSoak(t *testing.T) {
 	rng := r1Rand(seed)
 	// The hub runs as a child process so that its memory and goroutines
 	// are measured apart from the simulators and the test.
-	bin := r1BuildHub(t)
+	bin := hubtest.BuildSamhub(t)
 	dir := t.TempDir()
 	sim, err := casesyssim.New(casesyssim.Config{DataDir: filepath.Join(dir, "casesys"), ClientID: "samhub", ClientSecret: "case-secret"})
 	if err != nil {

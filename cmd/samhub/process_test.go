@@ -12,18 +12,9 @@ import (
 	"time"
 
 	casesyssim "github.com/samhub/samhub/internal/sim/casesys"
-)
 
-// buildBinary compiles samhub once for the process-level tests.
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "samhub")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("build samhub: %v\n%s", err, out)
-	}
-	return bin
-}
+	"github.com/samhub/samhub/internal/hubtest"
+)
 
 // letters makes n distinct XDIS91 letters from the UTF-8 fixture.
 func letters(t *testing.T, n int) map[string][]byte {
@@ -81,7 +72,7 @@ func TestKillNineWhileLettersInFlight(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
-	bin := buildBinary(t)
+	bin := hubtest.BuildSamhub(t)
 	dir := t.TempDir()
 	sim, err := casesyssim.New(casesyssim.Config{DataDir: filepath.Join(dir, "sim"), ClientID: "samhub", ClientSecret: "kill-secret"})
 	if err != nil {
@@ -171,7 +162,7 @@ func TestServeRefusesBadConfiguration(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
-	bin := buildBinary(t)
+	bin := hubtest.BuildSamhub(t)
 	dir := t.TempDir()
 	cases := []struct{ name, yaml, want string }{
 		{"listen", "http: {listen: nowhere}\n", "http.listen: must be host:port"},

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -209,4 +210,16 @@ func DefaultConfig(dataDir, medcomDir, caseURL, epjURL string) *config.Config {
 		{Name: "revisor", Role: "auditor", TokenHash: httpapi.HashToken(AuditorToken), PasswordHash: mustBcrypt(AuditorPassword)},
 	}
 	return cfg
+}
+
+// BuildSamhub compiles cmd/samhub for tests that run the hub as a child
+// process (to kill it, or to measure it apart from the test).
+func BuildSamhub(t testing.TB) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "samhub")
+	out, err := exec.Command("go", "build", "-o", bin, "github.com/samhub/samhub/cmd/samhub").CombinedOutput()
+	if err != nil {
+		t.Fatalf("build samhub: %v\n%s", err, out)
+	}
+	return bin
 }
