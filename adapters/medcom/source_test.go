@@ -3,6 +3,7 @@ package medcom
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -489,5 +490,53 @@ func TestLetterTheHubRefusesIsRefusedNotRetried(t *testing.T) {
 	}
 	if types[oioxml.PositiveReceipt] != 1 || types[oioxml.NegativeReceipt] != 1 {
 		t.Fatalf("receipts %v; want one positive (stored) and one negative (refused)", types)
+	}
+}
+
+// When the round's acknowledgements cannot be made durable (the disk
+// fails), no file leaves processing/ as handled: the files go back to in/,
+// and the next round answers them with the very acknowledgements already
+// written, without storing the letters twice.
+func TestRoundSyncFailurePutsFilesBack(t *testing.T) {
+	if !roundSync {
+		t.Skip("acknowledgements are synced one by one on this system")
+	}
+	e := newEnv(t)
+	a := e.adapter(t, nil)
+	pub := newPub()
+	data := readFile(t, "samhub/envelope-two-letters.xml")
+	e.drop(t, "two.xml", data)
+	real := syncFS
+	syncFS = func(string) error { return errors.New("I/O error") }
+	t.Cleanup(func() { syncFS = real })
+	if a.Poll(context.Background(), pub) {
+		t.Fatal("poll reported success although the acknowledgements are not durable")
+	}
+	if got := e.files(t, "in"); len(got) != 1 || got[0] != "two.xml" {
+		t.Fatalf("in %v: the file must go back for the next round", got)
+	}
+	if got := e.files(t, "processed"); len(got) != 0 {
+		t.Fatalf("processed %v", got)
+	}
+	first := map[string][]byte{}
+	for _, name := range e.files(t, "out") {
+		first[name] = e.read(t, "out", name)
+	}
+	syncFS = real
+	if !a.Poll(context.Background(), pub) {
+		t.Fatal("second round failed")
+	}
+	if got := e.files(t, "processed"); len(got) != 1 {
+		t.Fatalf("processed %v", got)
+	}
+	if n := len(pub.ids()); n != 2 {
+		t.Errorf("published %v: the second round must recognise both letters", pub.ids())
+	}
+	out := e.files(t, "out")
+	if len(out) != len(first) || len(out) != 2 {
+		t.Fatalf("out %v, first round wrote %d", out, len(first))
+	}
+	for _, name := range out {
+		sameBytes(t, "acknowledgement "+name, e.read(t, "out", name), first[name])
 	}
 }

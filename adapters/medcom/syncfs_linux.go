@@ -11,8 +11,9 @@ import (
 // directory's filesystem before any of the round's files moves on.
 const roundSync = true
 
-// syncFS flushes everything written to the filesystem holding dir.
-func syncFS(dir string) error {
+// syncFS flushes everything written to the filesystem holding dir. A
+// variable so a test can make the disk fail.
+var syncFS = func(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err
