@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-smtp"
 
@@ -324,5 +325,38 @@ func TestSMTPPoolConfig(t *testing.T) {
 	}
 	if _, ok := cfg["max_idle_conns"]; !ok {
 		t.Error("NewSMTPSink changed the caller's configuration map")
+	}
+}
+
+// With every allowed connection busy, a delivery waits for one and, if its
+// time runs out first, fails as retryable ("busy"), never permanently; a
+// session handed back serves the next delivery without a new connection.
+func TestSMTPMaxConnsWaitsThenRetries(t *testing.T) {
+	srv, ca := startPoolServer(t, mailtest.SMTPImplicit)
+	cfg := smtpCfg(srv, ca, "implicit")
+	cfg["max_conns"] = 1
+	sink := newSink(t, cfg, newMemState())
+	defer sink.Close()
+	held, err := sink.session(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_, err = sink.Deliver(ctx, notice(1))
+	if ae := asAdapterError(t, err); ae.Class != adapters.ClassRetryable || ae.Code != "busy" {
+		t.Fatalf("delivery while the only connection is held: %s %s", ae.Class, ae.Code)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := sink.Deliver(context.Background(), notice(2))
+		done <- err
+	}()
+	sink.release(held)
+	if err := <-done; err != nil {
+		t.Fatalf("delivery after the session came back: %v", err)
+	}
+	if c := srv.Connections(); c != 1 {
+		t.Errorf("server saw %d connections, want 1", c)
 	}
 }
