@@ -42,6 +42,44 @@ type Delivery struct {
 	Existing bool   // an earlier delivery was found and nothing new created
 }
 
+// StatusReporter is optional on a Source whose system keeps a status for
+// what it handed over (the case system's outbox keeps one per recipient of
+// a document). The hub calls ReportStatus whenever the fate of one
+// recipient of a letter from this source changes: delivered, waiting (for a
+// retry, a consent, an earlier letter of the thread), failed, or not sent
+// at all because no destination serves that recipient.
+//
+// ReportStatus must make the report durable before it returns (its
+// StateStore) and may write it to its system later, retrying until the
+// system takes it, so a report is never lost while that system is down.
+// Calls may repeat and may arrive out of order from different destinations
+// and replicas: a report whose At is older than the one kept for the same
+// letter and recipient is ignored. Reasons are free of personal data.
+type StatusReporter interface {
+	ReportStatus(ctx context.Context, s RecipientStatus) error
+}
+
+// RecipientStatus is the fate of one recipient of one letter.
+type RecipientStatus struct {
+	LetterID    string
+	Destination string       // the destination serving the recipient; "" when none does
+	Recipient   letter.Party // as the letter named it (role and identifiers)
+	State       RecipientState
+	Code        string // short machine code, e.g. "consent_missing", "delivered"
+	Reason      string // plain language, free of personal data
+	At          time.Time
+}
+
+// RecipientState is what a source's system is told about one recipient.
+type RecipientState string
+
+const (
+	StateSent    RecipientState = "sent"     // the destination confirmed delivery
+	StateWaiting RecipientState = "waiting"  // being retried, held behind an earlier letter, or parked for something the coordinator can clear (consent)
+	StateFailed  RecipientState = "failed"   // parked after its attempts or for a permanent error, or discarded
+	StateNotSent RecipientState = "not_sent" // no destination delivers to this recipient
+)
+
 // Readiness is optional on a Source or Sink: Ready reports an error while the
 // remote side is not usable (it feeds /readyz and metrics, not the flow).
 type Readiness interface {

@@ -29,9 +29,12 @@ type Config struct {
 	Adapters     map[string]map[string]any `mapstructure:"adapters"`
 	Destinations map[string]Destination    `mapstructure:"destinations"`
 	Routes       []Route                   `mapstructure:"routes"`
-	Notify       Notify                    `mapstructure:"notifications"`
-	Simulators   Simulators                `mapstructure:"simulators"`
-	Console      Console                   `mapstructure:"console"`
+	// Receivers is the receiver directory: the parties the hub sends to by
+	// MedCom, with the formats each takes (GLN/SOR → name, formats).
+	Receivers  []Receiver `mapstructure:"receivers"`
+	Notify     Notify     `mapstructure:"notifications"`
+	Simulators Simulators `mapstructure:"simulators"`
+	Console    Console    `mapstructure:"console"`
 	// GCPercent is the Go collector's target (GOGC) for the whole process,
 	// hub and embedded NATS, unless GOGC is set in the environment. 50
 	// rather than Go's 100: about 70 MB of the live heap are nats-server's
@@ -140,7 +143,31 @@ type Destination struct {
 	BackoffInitial time.Duration `mapstructure:"backoff_initial"`
 	BackoffMax     time.Duration `mapstructure:"backoff_max"`
 	SinkTimeout    time.Duration `mapstructure:"sink_timeout"`
+	// Receiver (a GLN or SOR of the receiver directory) is who this
+	// destination delivers to when a letter names a recipient of its
+	// sector without identifiers, or names no recipients at all and is not
+	// an answer in a thread whose party the hub knows.
+	Receiver string `mapstructure:"receiver"`
 }
+
+// Receiver is one entry of the receiver directory.
+type Receiver struct {
+	Name string `mapstructure:"name"`
+	Role string `mapstructure:"role"` // gp, region, hospital, municipality, school
+	GLN  string `mapstructure:"gln"`
+	SOR  string `mapstructure:"sor"`
+	// Formats the receiver takes, most preferred first: fhir-xml,
+	// fhir-json (MedCom CareCommunication) or xdis91 (OIOXML). Empty: a GP
+	// gets the CareCommunication (fhir-xml), others the MedCom adapter's
+	// out_format.
+	Formats []string `mapstructure:"formats"`
+}
+
+// ReceiverRoles are the roles a receiver directory entry may have.
+var ReceiverRoles = []string{"gp", "region", "hospital", "municipality", "school"}
+
+// MedComFormats are the formats a receiver may take.
+var MedComFormats = []string{"fhir-xml", "fhir-json", "xdis91"}
 
 // Route sends letters that match to destinations.
 type Route struct {
@@ -424,6 +451,40 @@ func (c *Config) Validate() error {
 		}
 		if d.MaxAttempts < 0 {
 			bad(key+".max_attempts", "must not be negative")
+		}
+	}
+	dir := map[string]bool{}
+	for i, r := range c.Receivers {
+		key := fmt.Sprintf("receivers[%d]", i)
+		if r.GLN == "" && r.SOR == "" {
+			bad(key+".gln", "set gln or sor (or both)")
+		}
+		if r.GLN != "" && (len(r.GLN) != 13 || strings.Trim(r.GLN, "0123456789") != "") {
+			bad(key+".gln", "must be a 13-digit GLN (EAN location number)")
+		}
+		if r.SOR != "" && strings.Trim(r.SOR, "0123456789") != "" {
+			bad(key+".sor", "must be a SOR code (digits only)")
+		}
+		for _, id := range []string{r.GLN, r.SOR} {
+			if id != "" && dir[id] {
+				bad(key, "%s is listed twice in the receiver directory", id)
+			}
+			if id != "" {
+				dir[id] = true
+			}
+		}
+		if !contains(ReceiverRoles, r.Role) {
+			bad(key+".role", "must be one of %s", strings.Join(ReceiverRoles, ", "))
+		}
+		for _, f := range r.Formats {
+			if !contains(MedComFormats, f) {
+				bad(key+".formats", "%q is not one of %s", f, strings.Join(MedComFormats, ", "))
+			}
+		}
+	}
+	for _, name := range sortedKeys(c.Destinations) {
+		if rc := c.Destinations[name].Receiver; rc != "" && !dir[rc] {
+			bad("destinations."+name+".receiver", "must be a GLN or SOR listed under receivers (got %q)", rc)
 		}
 	}
 	seen := map[string]bool{}

@@ -45,16 +45,25 @@ var Scopes = []Scope{ScopeMunicipality, ScopeGP, ScopeParents, ScopeRegionPsychi
 // Letter is one message on its way through the hub. Original always keeps the
 // bytes exactly as received; the other fields are what the source could read.
 type Letter struct {
-	ID          string            `json:"id"` // stable, source-unique: MedCom letter id, MessageHeader.id, Message-ID hash…
-	Kind        Kind              `json:"kind"`
-	Format      string            `json:"format"` // e.g. "xdis91", "fhir-carecommunication", "email", "casesys", "fhir-r4"
-	Source      string            `json:"source"` // adapter instance name
-	ThreadID    string            `json:"threadId,omitempty"`
-	InReplyTo   string            `json:"inReplyTo,omitempty"` // letter id this answers
-	Received    time.Time         `json:"received"`
-	Sent        time.Time         `json:"sent,omitempty"`
-	Sender      Party             `json:"sender"`
-	Receivers   []Party           `json:"receivers,omitempty"`
+	ID        string    `json:"id"` // stable, source-unique: MedCom letter id, MessageHeader.id, Message-ID hash…
+	Kind      Kind      `json:"kind"`
+	Format    string    `json:"format"` // e.g. "xdis91", "fhir-carecommunication", "email", "casesys", "fhir-r4"
+	Source    string    `json:"source"` // adapter instance name
+	ThreadID  string    `json:"threadId,omitempty"`
+	InReplyTo string    `json:"inReplyTo,omitempty"` // letter id this answers
+	Received  time.Time `json:"received"`
+	Sent      time.Time `json:"sent,omitempty"`
+	Sender    Party     `json:"sender"`
+	// Receivers are the parties the letter names as its recipients (the
+	// document's own recipient list). Routes deliver only to receivers it
+	// names (pipeline/route), never to more.
+	Receivers []Party `json:"receivers,omitempty"`
+	// To is who one delivery goes to: the addressee(s) the pipeline
+	// resolved for the destination from the routing decision (the named
+	// receiver of that sector, the referring GP of the thread, the receiver
+	// directory). It is set only on the copy a sink gets; sinks address
+	// exactly these parties and never pick one from Receivers.
+	To          []Party           `json:"to,omitempty"`
 	Patient     *Patient          `json:"patient,omitempty"`
 	Consent     *Consent          `json:"consent,omitempty"`
 	Category    string            `json:"category,omitempty"` // MedCom category code
@@ -67,6 +76,18 @@ type Letter struct {
 	Meta        map[string]string `json:"meta,omitempty"` // adapter facts free of personal data (case id, MedCom envelope id…)
 }
 
+// Roles a Party may have; a destination's sector serves one of them
+// (pipeline/route.SectorRoles).
+const (
+	RoleGP           = "gp"
+	RoleMunicipality = "municipality"
+	RoleRegion       = "region"
+	RoleParents      = "parents"
+	RoleHospital     = "hospital"
+	RoleSchool       = "school"
+	RoleCoordinator  = "coordinator"
+)
+
 // Party is a sender or receiver. Any identifier may be empty; sinks use the
 // ones their system knows.
 type Party struct {
@@ -77,6 +98,10 @@ type Party struct {
 	Municipality string `json:"municipality,omitempty"` // kommunenummer
 	Unit         string `json:"unit,omitempty"`         // organisational unit, e.g. PPR
 	Email        string `json:"email,omitempty"`
+	// Accepts lists the MedCom formats the party takes, most preferred
+	// first ("fhir-xml", "fhir-json", "xdis91"), from the receiver
+	// directory in configuration. Empty: the sink's default for its role.
+	Accepts []string `json:"accepts,omitempty"`
 }
 
 // Patient is the child the letter is about.
