@@ -26,6 +26,12 @@ const (
 	HdrSource = "Samhub-Source"
 	HdrReplay = "Samhub-Replay" // destination a replayed letter is meant for
 	HdrParked = "Samhub-Parked-Seq"
+	// HdrOrigSeq is where a replayed letter was first stored: held letters
+	// of a thread are released in that order.
+	HdrOrigSeq = "Samhub-Orig-Seq"
+	// HdrRelease marks a message that releases a destination's held thread
+	// (HdrThread) instead of carrying a letter.
+	HdrRelease = "Samhub-Release"
 )
 
 // ingest is the adapters.Publisher a source gets. Publish returns nil only

@@ -33,22 +33,26 @@ type Decision struct {
 	Code        string  `json:"code,omitempty"`
 }
 
-// Router holds the configured rules.
+// Router holds the configured rules and the receiver directory.
 type Router struct {
 	routes []config.Route
 	dests  map[string]config.Destination
 	names  []string
+	dir    Directory
 }
 
 // New builds a Router from checked configuration.
-func New(routes []config.Route, dests map[string]config.Destination) *Router {
+func New(routes []config.Route, dests map[string]config.Destination, receivers []config.Receiver) *Router {
 	names := make([]string, 0, len(dests))
 	for n := range dests {
 		names = append(names, n)
 	}
 	slices.Sort(names)
-	return &Router{routes: routes, dests: dests, names: names}
+	return &Router{routes: routes, dests: dests, names: names, dir: NewDirectory(receivers)}
 }
+
+// Directory is the receiver directory the router addresses with.
+func (r *Router) Directory() Directory { return r.dir }
 
 // Destinations lists the configured destination names, sorted.
 func (r *Router) Destinations() []string { return r.names }
@@ -77,6 +81,13 @@ func (r *Router) Decide(l *letter.Letter, dest string, consent *letter.Consent, 
 			continue
 		}
 		d.Route, d.Anonymise = rt.Name, rt.Anonymise
+		if roles := sectorRoles[dc.Sector]; roles != nil {
+			if names, covers := r.narrowed(l, roles); names && !covers {
+				d.Verdict, d.Anonymise = Skip, false
+				d.Reason = fmt.Sprintf("rule %q sends this kind of letter to %s, but the letter names its recipients and none is in that sector (rules narrow a letter's recipients, never widen them)", rt.Name, dc.Sector)
+				return d
+			}
+		}
 		if !needsConsent(rt, dc) {
 			d.Verdict, d.Reason = Deliver, fmt.Sprintf("rule %q; the %s sector needs no consent for this route", rt.Name, dc.Sector)
 			return d
@@ -175,6 +186,6 @@ func (r *Router) DecideReplay(l *letter.Letter, dest string, consent *letter.Con
 		return d
 	}
 	rt := config.Route{Name: "replay", To: []string{dest}}
-	tmp := &Router{routes: []config.Route{rt}, dests: map[string]config.Destination{dest: dc}}
+	tmp := &Router{routes: []config.Route{rt}, dests: map[string]config.Destination{dest: dc}, dir: r.dir}
 	return tmp.Decide(l, dest, consent, now)
 }
