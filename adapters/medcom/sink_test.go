@@ -2,6 +2,8 @@ package medcom
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +22,7 @@ func outLetter() *letter.Letter {
 		Source:    "casesys",
 		Sender:    letter.Party{Role: "municipality", Name: "Samrådet Odense", GLN: "5790000000012", SOR: "123456789012345"},
 		Receivers: []letter.Party{{Role: "gp", Name: "Lægehuset Ærø", GLN: "5790000000005", SOR: "543210987654321"}},
+		To:        []letter.Party{{Role: "gp", Name: "Lægehuset Ærø", GLN: "5790000000005", SOR: "543210987654321"}},
 		Patient:   &letter.Patient{CPR: "2509479989", GivenName: "Bruno Test", FamilyName: "Elmer"},
 		Category:  "psychiatry-social-disability",
 		Subject:   "Svar fra samrådet",
@@ -28,11 +31,18 @@ func outLetter() *letter.Letter {
 	}
 }
 
+// xdisLetter is outLetter to a receiver that takes XDIS91 only.
+func xdisLetter() *letter.Letter {
+	l := outLetter()
+	l.To[0].Accepts = []string{OutXDIS91}
+	return l
+}
+
 func TestDeliverXDIS91IsIdempotent(t *testing.T) {
 	e := newEnv(t)
 	a := e.adapter(t, nil)
 	ctx := context.Background()
-	d, err := a.Deliver(ctx, outLetter())
+	d, err := a.Deliver(ctx, xdisLetter())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +61,7 @@ func TestDeliverXDIS91IsIdempotent(t *testing.T) {
 		t.Errorf("letter %+v", ce)
 	}
 	// A restarted instance delivering the same letter finds the first delivery.
-	d2, err := e.adapter(t, nil).Deliver(ctx, outLetter())
+	d2, err := e.adapter(t, nil).Deliver(ctx, xdisLetter())
 	if err != nil || !d2.Existing || d2.RemoteID != d.RemoteID {
 		t.Fatalf("second delivery %+v %v", d2, err)
 	}
@@ -63,7 +73,7 @@ func TestDeliverXDIS91IsIdempotent(t *testing.T) {
 func TestDeliverRefusesWhatXDIS91CannotCarry(t *testing.T) {
 	e := newEnv(t)
 	a := e.adapter(t, nil)
-	l := outLetter()
+	l := xdisLetter()
 	l.Text = "Hilsen 🙂 fra Bruno"
 	_, err := a.Deliver(context.Background(), l)
 	class, reason, code := adapters.Classify(err)
@@ -91,7 +101,7 @@ func TestMissingAckResendAndReceipt(t *testing.T) {
 	e := newEnv(t)
 	a := e.adapter(t, map[string]any{"ack_timeout": "30m"})
 	ctx := context.Background()
-	if _, err := a.Deliver(ctx, outLetter()); err != nil {
+	if _, err := a.Deliver(ctx, xdisLetter()); err != nil {
 		t.Fatal(err)
 	}
 	first := e.files(t, "out")[0]
@@ -166,9 +176,10 @@ func TestReplyToInboundXDIS91(t *testing.T) {
 	pub := newPub()
 	e.drop(t, "in.xml", readFile(t, "oioxml/DIS91_2.xml"))
 	a.Poll(ctx, pub)
-	l := outLetter()
+	l := xdisLetter()
 	l.InReplyTo = pub.letters[0].ID
 	l.Receivers = []letter.Party{{GLN: "5790000121526"}}
+	l.To = []letter.Party{{GLN: "5790000121526", Accepts: []string{OutXDIS91}}}
 	if _, err := a.Deliver(ctx, l); err != nil {
 		t.Fatal(err)
 	}
@@ -363,5 +374,76 @@ func TestInboundVANSEnvelope(t *testing.T) {
 	}
 	if ack.VANS == nil || ack.Response == nil || ack.Response.Identifier != msg.HeaderID || ack.Response.Code != fhirmsg.AckOK {
 		t.Errorf("ack %+v", ack)
+	}
+}
+
+// The receiver is the one the pipeline resolved, in the format it takes:
+// never a party picked from the letter's own recipient list.
+func TestDeliverAddressesTheResolvedReceiverInItsFormat(t *testing.T) {
+	e := newEnv(t)
+	a := e.adapter(t, nil) // out_format xdis91
+	ctx := context.Background()
+	cases := []struct {
+		name    string
+		to      letter.Party
+		format  string
+		ext     string
+		gln     string
+		refused string
+	}{
+		{"a GP outside the directory gets the CareCommunication", letter.Party{Role: "gp", GLN: "5790000000005", SOR: "543210987654321", Name: "Lægehuset Ærø"}, OutFHIRXML, ".xml", "5790000000005", ""},
+		{"the directory says XDIS91", letter.Party{Role: "gp", GLN: "5790000000029", SOR: "543210987654329", Accepts: []string{OutXDIS91}}, OutXDIS91, ".xml", "5790000000029", ""},
+		{"the directory's first format this adapter writes", letter.Party{Role: "region", GLN: "5790000000036", SOR: "6071000016008", Accepts: []string{"edifact", OutFHIRJSON}}, OutFHIRJSON, ".json", "5790000000036", ""},
+		{"anyone else: out_format", letter.Party{Role: "hospital", GLN: "5790000000043", SOR: "6071000016015"}, OutXDIS91, ".xml", "5790000000043", ""},
+		{"no identifier", letter.Party{Role: "gp", Name: "egen læge"}, "", "", "", "receiver_unresolved"},
+		{"a format this adapter does not write", letter.Party{Role: "gp", GLN: "5790000000050", Accepts: []string{"edifact"}}, "", "", "", "receiver_format"},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			l := outLetter()
+			l.ID = fmt.Sprintf("casesys:sag-4711:brev-%d", 10+i)
+			l.Receivers = []letter.Party{{Role: "gp", GLN: "5790000000098", SOR: "1"}} // never the receiver
+			l.To = []letter.Party{c.to}
+			before := e.files(t, "out")
+			_, err := a.Deliver(ctx, l)
+			if c.refused != "" {
+				if _, _, code := adapters.Classify(err); code != c.refused {
+					t.Fatalf("got %v, want %s", err, c.refused)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var file string
+			for _, f := range e.files(t, "out") {
+				if !slices.Contains(before, f) {
+					file = f
+				}
+			}
+			if !strings.HasSuffix(file, c.ext) || strings.HasPrefix(file, "xdis91-") != (c.format == OutXDIS91) {
+				t.Fatalf("wrote %q, want format %s", file, c.format)
+			}
+			data := e.read(t, "out", file)
+			if c.format == OutXDIS91 {
+				if got := parseOut(t, data).Letters[0].Receiver.EAN; got != c.gln {
+					t.Fatalf("XDIS91 addressed to %s, want %s", got, c.gln)
+				}
+				return
+			}
+			m, err := fhirmsg.Parse(data, xmlsafe.DefaultLimits())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.Receiver.GLN != c.gln {
+				t.Fatalf("CareCommunication addressed to %s, want %s", m.Receiver.GLN, c.gln)
+			}
+		})
+	}
+	l := outLetter()
+	l.ID = "casesys:sag-4711:two"
+	l.To = append(l.To, letter.Party{Role: "gp", GLN: "5790000000029", SOR: "2"})
+	if _, err := a.Deliver(ctx, l); err == nil {
+		t.Fatal("a letter to two receivers was written as one MedCom letter")
 	}
 }
