@@ -89,22 +89,27 @@ func (d Directory) role(p letter.Party) string {
 	return ""
 }
 
-// narrowed reports whether the letter names its recipients (at least one
-// receiver whose role is known) and, if so, whether one of them is in
-// roles. A letter that names recipients goes to those sectors only: routing
-// rules may narrow that list, never widen it.
+// narrowed reports whether the letter names its recipients (it lists
+// receivers and the role of each is known, from the letter or the receiver
+// directory) and, if so, whether one of them is in roles. A letter that
+// names its recipients goes to those sectors only: routing rules may narrow
+// that list, never widen it. A receiver of unknown role (a GP the directory
+// does not list) leaves the decision to the rules, so that the letter is
+// addressed, or parks as unresolved, instead of being skipped unseen.
 func (r *Router) narrowed(l *letter.Letter, roles []string) (names, covers bool) {
+	if len(l.Receivers) == 0 {
+		return false, false
+	}
 	for _, p := range l.Receivers {
 		role := r.dir.role(p)
 		if role == "" {
-			continue
+			return false, false
 		}
-		names = true
 		if slices.Contains(roles, role) {
-			return true, true
+			covers = true
 		}
 	}
-	return names, false
+	return true, covers
 }
 
 // How an addressee was found, for the journey and the dry run.

@@ -40,10 +40,11 @@ func TestRulesNarrowToTheRecipientsALetterNames(t *testing.T) {
 	if d := r.Decide(byDirectory, "region", all, now); d.Verdict != route.Skip {
 		t.Errorf("a letter naming only a GP (by the directory) went to the region: %s", d.Reason)
 	}
-	// A letter that names no recipient with a known role is left to the rules.
-	unnamed := &letter.Letter{ID: "r3", Kind: letter.KindRecommendation, Source: "casesys", Receivers: []letter.Party{{GLN: "5790000999999"}}}
+	// A letter naming a receiver of unknown role is left to the rules (it
+	// is then addressed, or parks as unresolved: never skipped unseen).
+	unnamed := &letter.Letter{ID: "r3", Kind: letter.KindRecommendation, Source: "casesys", Receivers: []letter.Party{{Role: "municipality", GLN: "5790001382445"}, {GLN: "5790000999999"}}}
 	if d := r.Decide(unnamed, "region", all, now); d.Verdict != route.Deliver {
-		t.Errorf("a letter naming nobody known was narrowed: %s", d.Reason)
+		t.Errorf("a letter naming someone unknown was narrowed: %s", d.Reason)
 	}
 }
 
