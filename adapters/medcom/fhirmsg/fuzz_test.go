@@ -38,12 +38,14 @@ func exercise(t *testing.T, data []byte) {
 
 func FuzzFHIRJSON(f *testing.F) {
 	seed(f, "Bundle-*.json")
+	seed(f, "samhub/*.json")
 	f.Add([]byte(`{"resourceType":"Bundle","entry":[{"resource":{"resourceType":"MessageHeader"}}]}`))
 	f.Fuzz(exercise)
 }
 
 func FuzzFHIRXML(f *testing.F) {
 	seed(f, "Bundle-*.xml")
+	seed(f, "samhub/*.xml")
 	f.Add([]byte(`<Bundle xmlns="http://hl7.org/fhir"><entry><resource><MessageHeader/></resource></entry></Bundle>`))
 	f.Fuzz(exercise)
 }
