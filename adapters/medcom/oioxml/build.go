@@ -227,7 +227,9 @@ func BuildReceipt(of *Emessage, opt ReceiptOptions) ([]byte, error) {
 	if origSender == "" || opt.SelfEAN == "" || of.Envelope.Identifier == "" {
 		return nil, errors.New("oioxml: cannot address a receipt: the envelope id or the sender's or receiver's EAN is unreadable")
 	}
-	if origReceiver == "" {
+	if n := utf8.RuneCountInString(origReceiver); n < 1 || n > 35 {
+		// Unreadable (missing or no EANIdentifier): the receipt's sender
+		// stands in, or the receipt would itself be invalid.
 		origReceiver = opt.SelfEAN
 	}
 	if opt.EnvelopeID == "" {
