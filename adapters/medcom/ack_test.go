@@ -55,14 +55,17 @@ func TestXCTLFromTheAddressedReceiver(t *testing.T) {
 		data                []byte
 		typ, from, origRcvr string
 		published           int
+		wholeEnvelope       bool
 	}{
-		{"valid", good, oioxml.PositiveReceipt, otherGLN, otherGLN, 1},
+		{"valid", good, oioxml.PositiveReceipt, otherGLN, otherGLN, 1, false},
 		{"invalid, receiver readable", bytes.Replace(good, []byte("<StatusCode>nytbrev"), []byte("<StatusCode>gammelt"), 1),
-			oioxml.NegativeReceipt, otherGLN, otherGLN, 0},
+			oioxml.NegativeReceipt, otherGLN, otherGLN, 0, false},
+		{"letter id unusable: the whole envelope is refused", bytes.Replace(good, []byte("LTR00000000031"), []byte("LTR000000000310000000"), 1),
+			oioxml.NegativeReceipt, otherGLN, otherGLN, 0, true},
 		{"receiver EAN missing", bytes.Replace(good, []byte("<EANIdentifier>"+otherGLN+"</EANIdentifier>"), nil, 1),
-			oioxml.NegativeReceipt, selfGLN, selfGLN, 0},
+			oioxml.NegativeReceipt, selfGLN, selfGLN, 0, false},
 		{"receiver EAN unusable", bytes.Replace(good, []byte(otherGLN), []byte(strings.Repeat("9", 36)), 1),
-			oioxml.NegativeReceipt, selfGLN, selfGLN, 0},
+			oioxml.NegativeReceipt, selfGLN, selfGLN, 0, false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -77,6 +80,9 @@ func TestXCTLFromTheAddressedReceiver(t *testing.T) {
 			rc := parseOut(t, e.onlyOut(t)).Receipts[0]
 			if rc.Type != c.typ || rc.SenderEAN != c.from || rc.OriginalReceiverEAN != c.origRcvr || rc.ReceiverEAN != "5790000000005" {
 				t.Errorf("receipt %s from %s (original receiver %s) to %s; want %s from %s", rc.Type, rc.SenderEAN, rc.OriginalReceiverEAN, rc.ReceiverEAN, c.typ, c.from)
+			}
+			if got := len(rc.OriginalLetters) == 0; got != c.wholeEnvelope {
+				t.Errorf("receipt names %d letters", len(rc.OriginalLetters))
 			}
 			if c.published == 1 {
 				l := pub.letters[0]
