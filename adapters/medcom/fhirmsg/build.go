@@ -273,7 +273,11 @@ func BuildCareCommunication(l *letter.Letter, opt BuildOptions) ([]byte, string,
 			bad("letter.patient.cpr: %s", msg)
 		}
 	case pat.ReplacementID != "":
-		if msg := checkReplacement(pat.ReplacementSystem, pat.ReplacementID); msg != "" {
+		sys := pat.ReplacementSystem
+		if sys == "" {
+			sys = replacementSystemOf(pat.ReplacementID)
+		}
+		if msg := checkReplacement(sys, pat.ReplacementID); msg != "" {
 			bad("letter.patient.replacementId: %s", msg)
 		}
 	default:
@@ -560,8 +564,8 @@ func findOrg(sor string, opt BuildOptions, prev *Message) Organization {
 }
 
 // patientResource writes the patient: the CPR number, or failing that the
-// replacement CPR with its own system (X-eCPR when none is named), and the
-// name as far as it is known. An unknown family name is written as absent
+// replacement CPR with its own system (see replacementSystemOf when none is
+// named), and the name as far as it is known. An unknown family name is written as absent
 // with a data-absent-reason; given names are left out when unknown.
 func patientResource(id string, p *letter.Patient) *node {
 	var ident *node
@@ -570,7 +574,7 @@ func patientResource(id string, p *letter.Patient) *node {
 	} else {
 		sys := p.ReplacementSystem
 		if sys == "" {
-			sys = sysXeCPR
+			sys = replacementSystemOf(p.ReplacementID)
 		}
 		ident = list(cplx("identifier", prim("use", "temp"), prim("system", sys), prim("value", p.ReplacementID)))
 	}
@@ -589,4 +593,23 @@ func patientResource(id string, p *letter.Patient) *node {
 	return resource("Patient", id, profPatient, text,
 		ident,
 		list(cplx("name", append([]*node{prim("use", "official"), family}, given...)...)))
+}
+
+// replacementSystemOf names the system of a replacement CPR that came
+// without one (XDIS91's AlternativeIdentifier names no issuer): DK-core's
+// X-eCPR and D-eCPR patterns tell those apart (the 7th character, then two
+// letters and a digit); anything else is written under the eCPR arc itself,
+// MedCom core 2.x's E-CPR system, rather than claimed for an issuer.
+func replacementSystemOf(v string) string {
+	if len(v) != 10 || !allDigits(v[:6]) || !realDate(2000, atoi2(v[2:4]), atoi2(v[0:2])) ||
+		v[7] < 'A' || v[7] > 'Z' || v[8] < 'A' || v[8] > 'Z' || v[9] < '0' || v[9] > '9' {
+		return sysECPR
+	}
+	switch v[6] {
+	case '1', '7':
+		return sysXeCPR
+	case '0', '5', '6':
+		return sysDeCPR
+	}
+	return sysECPR
 }

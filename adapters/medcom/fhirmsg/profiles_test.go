@@ -326,3 +326,30 @@ func TestBuildChildWithoutFullName(t *testing.T) {
 		}
 	}
 }
+
+// TestBuildReplacementWithoutSystem: a replacement CPR from an XDIS91
+// letter (AlternativeIdentifier names no issuer) is written under the
+// system its shape shows, or the eCPR arc, and reads back valid.
+func TestBuildReplacementWithoutSystem(t *testing.T) {
+	for v, want := range map[string]string{
+		"0703921VJ5": sysXeCPR, // 7th 1: X-eCPR
+		"1206550VK9": sysDeCPR, // 7th 0: D-eCPR
+		"6703920013": sysECPR,  // the CPR office's form: day + 60, digits
+		"12065X":     sysECPR,
+	} {
+		l := referral()
+		l.Patient = &letter.Patient{ReplacementID: v, FamilyName: "Hansen"}
+		data, _, err := BuildCareCommunication(l, BuildOptions{Encoding: EncodingJSON, Self: council, To: gp, Mode: ModeNew, Now: fixedNow()})
+		if err != nil {
+			t.Errorf("%s: %v", v, err)
+			continue
+		}
+		m := mustParse(t, data)
+		if err := Validate(m); err != nil {
+			t.Errorf("%s: %v", v, err)
+		}
+		if m.Patient.ReplacementID != v || m.Patient.ReplacementSystem != want {
+			t.Errorf("%s: written as %s %s, want system %s", v, m.Patient.ReplacementSystem, m.Patient.ReplacementID, want)
+		}
+	}
+}
