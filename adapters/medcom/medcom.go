@@ -51,7 +51,9 @@ const (
 	OutFHIRJSON = "fhir-json"
 )
 
-// Self is the hub's own MedCom identity, the sender of letters and acks.
+// Self is the hub's own MedCom identity: the sender of its letters, and of
+// an acknowledgement only when the acknowledged letter's receiver cannot be
+// read (acknowledgements come from the receiver a letter was addressed to).
 type Self struct {
 	GLN  string `mapstructure:"gln"`
 	SOR  string `mapstructure:"sor"`

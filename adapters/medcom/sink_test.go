@@ -218,7 +218,8 @@ func TestInboundFHIRAndDuplicatePair(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ack.Event != fhirmsg.EventAcknowledgement || ack.Response.Code != fhirmsg.AckOK || ack.Response.Identifier != hid || ack.Sender.GLN != "5790000000012" {
+	// From the receiver K was addressed to (the Aabenraa GLN), not self.gln.
+	if ack.Event != fhirmsg.EventAcknowledgement || ack.Response.Code != fhirmsg.AckOK || ack.Response.Identifier != hid || ack.Sender.GLN != "5790001353308" {
 		t.Fatalf("ack %+v %+v", ack, ack.Response)
 	}
 	e.clock.add(time.Hour)

@@ -189,6 +189,9 @@ func (p Party) toParty() letter.Party {
 	return lp
 }
 
+// toPatient maps the Patient block. XDIS91's AlternativeIdentifier names no
+// issuer, so ReplacementSystem stays empty; a name sent as white space
+// (unknown) stays empty.
 func (p Patient) toPatient() *letter.Patient {
 	lp := &letter.Patient{ReplacementID: p.AlternativeID, GivenName: p.GivenName, FamilyName: p.Surname}
 	if p.CPR != "0000000000" {
