@@ -78,11 +78,15 @@ func (p practice) Answers(l medcompeer.Letter, text string) medcompeer.Sent {
 // Received is what reached the practice so far.
 func (p practice) Received() []medcompeer.Letter { return p.w.peer.Received(p.GLN) }
 
-// ReceivedAbout waits until n letters about c reached the practice and
-// returns them.
-func (p practice) ReceivedAbout(c child, n int) []medcompeer.Letter {
+// Receives waits until n letters about c reached the practice and returns
+// them. The hub's letter letterID is the one expected: should it park at
+// the GP destination meanwhile, the wait ends with the reason the
+// coordinator sees.
+func (p practice) Receives(c child, letterID string, n int) []medcompeer.Letter {
 	p.w.t.Helper()
+	since := time.Now().Add(-time.Second)
 	var got []medcompeer.Letter
+	checked := time.Now()
 	p.w.eventually(fmt.Sprintf("%d letter(s) about %s at %s", n, c.Name(), p.Name), func() bool {
 		got = got[:0]
 		for _, l := range p.Received() {
@@ -90,7 +94,18 @@ func (p practice) ReceivedAbout(c child, n int) []medcompeer.Letter {
 				got = append(got, l)
 			}
 		}
-		return len(got) >= n
+		if len(got) >= n {
+			return true
+		}
+		if time.Since(checked) > time.Second {
+			checked = time.Now()
+			for _, e := range p.w.coordinator().ParkedAt("gp", letterID) {
+				if e.ParkedAt.After(since) {
+					p.w.t.Fatalf("waiting for letter %s about %s at %s: it parked at the GP destination instead: %s: %s", letterID, c.Name(), p.Name, e.LastError.Code, e.LastError.Reason)
+				}
+			}
+		}
+		return false
 	})
 	return got
 }
@@ -309,8 +324,11 @@ func (r region) CommunicationsFor(letterID string) []map[string]any {
 	return out
 }
 
-// IsDown makes the region's gateway answer 503 to the next n calls.
-func (r region) IsDown(n int) { r.w.epj.FailNext(n, http.StatusServiceUnavailable, 0) }
+// IsDown makes the region's gateway answer 503 to the next n deliveries
+// (each starts with a patient search; the feed the hub polls stays up).
+func (r region) IsDown(n int) {
+	r.w.epj.FailNextOn("/Patient/_search", n, http.StatusServiceUnavailable, 0)
+}
 
 // ---- the coordinator, through samhubctl ----
 

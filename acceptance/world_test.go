@@ -357,7 +357,7 @@ func (h *hubProcess) stop() {
 // liveness, it measures nothing.
 func (w *world) eventually(what string, cond func() bool) {
 	w.t.Helper()
-	deadline := time.Now().Add(45 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			w.t.Fatalf("gave up waiting for %s", what)
