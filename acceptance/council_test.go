@@ -9,12 +9,16 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/emersion/go-message/mail"
 
 	casesyssim "github.com/samhub/samhub/internal/sim/casesys"
 	epjsim "github.com/samhub/samhub/internal/sim/epj"
@@ -89,9 +93,13 @@ func (p practice) Receives(c child, letterID string, n int) []medcompeer.Letter 
 	checked := time.Now()
 	p.w.eventually(fmt.Sprintf("%d letter(s) about %s at %s", n, c.Name(), p.Name), func() bool {
 		got = got[:0]
-		for _, l := range p.Received() {
-			if l.Patient.Identifier() == c.ID() {
+		for _, l := range p.w.peer.Letters() {
+			switch {
+			case l.Patient.Identifier() != c.ID():
+			case l.Party == p.GLN:
 				got = append(got, l)
+			case l.At.After(since):
+				p.w.t.Fatalf("waiting for letter %s about %s at %s: a letter about the child went to GLN %s (SOR %s) instead", letterID, c.Name(), p.Name, l.To.GLN, l.To.SOR)
 			}
 		}
 		if len(got) >= n {
@@ -489,15 +497,37 @@ func (co coordinator) RecordsConsent(c child, scopes ...letter.Scope) {
 
 // ---- the coordinator's mailbox ----
 
-// notices are the mails the hub sent the coordinator.
+// notices are the mails the hub sent the coordinator: subject and text,
+// decoded as a mail reader would show them.
 func (w *world) notices() []string {
+	w.t.Helper()
 	var out []string
 	for _, m := range w.mail.Messages() {
-		for _, to := range m.To {
-			if to == coordinatorEmail {
-				out = append(out, string(m.Data))
+		if !slices.Contains(m.To, coordinatorEmail) {
+			continue
+		}
+		mr, err := mail.CreateReader(bytes.NewReader(m.Data))
+		if err != nil {
+			w.t.Fatalf("a notice is not a readable mail: %v", err)
+		}
+		subject, _ := mr.Header.Subject()
+		text := []string{subject}
+		for {
+			p, err := mr.NextPart()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				w.t.Fatalf("a notice's part is not readable: %v", err)
+			}
+			if h, ok := p.Header.(*mail.InlineHeader); ok {
+				if ct, _, _ := h.ContentType(); ct == "text/plain" {
+					b, _ := io.ReadAll(p.Body)
+					text = append(text, string(b))
+				}
 			}
 		}
+		out = append(out, strings.Join(text, "\n"))
 	}
 	return out
 }

@@ -75,7 +75,11 @@ func TestWeek1ReferralsArrive(t *testing.T) {
 
 	// Bruno's referral: every failed attempt, the park, the replay and the
 	// delivery are in its journey.
-	tr := coordinator.Traces(brunoRef.ID)
+	var tr trace
+	w.eventually("the delivery in the journey of Bruno's referral", func() bool {
+		tr = coordinator.Traces(brunoRef.ID)
+		return len(tr.steps(journey.Delivered, "casefile")) > 0
+	})
 	if n := len(tr.steps(journey.Retried, "casefile")); n < 2 {
 		t.Errorf("the journey of Bruno's referral shows %d retries at casefile; want every failed attempt before it parked (2 of 3)", n)
 	}
@@ -97,6 +101,14 @@ func TestWeek1ReferralsArrive(t *testing.T) {
 	}
 
 	// The coordinator was told, without a name or CPR number in the mail.
+	w.eventually("the coordinator's notice that Bruno's referral waits in the queue", func() bool {
+		for _, n := range w.notices() {
+			if strings.Contains(n, "venter på koordinatoren") && strings.Contains(n, brunoRef.ID) {
+				return true
+			}
+		}
+		return false
+	})
 	w.eventually("the coordinator's notices of four referrals and one parked letter", func() bool { return len(w.notices()) >= 5 })
 	for _, n := range w.notices() {
 		for _, c := range []child{aase, mads, caecar, bruno} {
