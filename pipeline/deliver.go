@@ -86,9 +86,9 @@ func (h *Hub) handler(d *destination) message.NoPublishHandlerFunc {
 
 // position locates a letter on the letter stream: the message being handled
 // (seq) and where the letter was first stored (orig; a replay is stored
-// anew). supersedes is the parked entry a released letter comes from.
+// anew). cause is what makes a second park of it distinct (retryq.Entry.Cause).
 type position struct {
-	seq, orig, supersedes uint64
+	seq, orig, cause uint64
 }
 
 // outcome is what handling a letter at a destination came to.
@@ -262,7 +262,7 @@ func (h *Hub) park(ctx context.Context, d *destination, l *letter.Letter, raw []
 		first = last
 	}
 	e := retryq.Entry{LetterID: l.ID, Destination: d.name, Kind: string(l.Kind), Source: l.Source, Thread: threadToken(l), Attempts: attempts,
-		FirstError: first, LastError: last, LetterSeq: at.seq, OrigSeq: at.orig, Supersedes: at.supersedes}
+		FirstError: first, LastError: last, LetterSeq: at.seq, OrigSeq: at.orig, Cause: at.cause}
 	if id := l.Patient.Identifier(); id != "" {
 		e.Patient = retryq.PatientToken(id)
 	}

@@ -119,8 +119,7 @@ func (p *ingest) Publish(ctx context.Context, l *letter.Letter) error {
 	}
 	h.afterStore(ctx, l)
 	if l.Kind == letter.KindAcknowledgement && l.InReplyTo != "" {
-		// The peer's acknowledgement completes the journey of the letter it answers.
-		h.recordStep(ctx, journey.Event{LetterID: l.InReplyTo, Step: journey.Acknowledged, Source: p.source, Code: l.Meta["ackCode"]})
+		h.acknowledged(ctx, l, ack.Sequence)
 	}
 	h.log.Debug("letter stored", slog.Any("letter", l), "seq", ack.Sequence)
 	return nil

@@ -3,11 +3,13 @@ package pipeline_test
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/samhub/samhub/adapters"
 	"github.com/samhub/samhub/pipeline"
+	"github.com/samhub/samhub/pipeline/journey"
 	"github.com/samhub/samhub/pipeline/letter"
 	"github.com/samhub/samhub/pipeline/retryq"
 )
@@ -224,5 +226,48 @@ func TestCoordinatorReleasesAHeldThread(t *testing.T) {
 	recs, err := e.hub.Audit().Tail(context.Background(), 5)
 	if err != nil || len(recs) == 0 || recs[len(recs)-1].Action != "release-thread" {
 		t.Fatalf("release not audited: %v %+v", err, recs)
+	}
+}
+
+// A receiver's refusal is shown to the coordinator: the refused letter is
+// parked at the destination that sent it, with the receiver's reason, and
+// the source hears that the copy failed.
+func TestRefusalParksTheRefusedLetter(t *testing.T) {
+	e := newEnv(t)
+	gpConsent(t, e)
+	e.feed.ch <- mkLetter("REFUSED", letter.KindRecommendation, "T-REF")
+	eventually(t, "the recommendation at the GP", func() bool { return e.gp.count("REFUSED") == 1 })
+	eventually(t, "the delivery in the journey", func() bool {
+		tr, err := e.hub.TraceLetter(context.Background(), "REFUSED")
+		return err == nil && slices.ContainsFunc(tr.Steps, func(s journey.Event) bool { return s.Step == journey.Delivered && s.Destination == "doctor" })
+	})
+	ack := &letter.Letter{ID: "ACK-REFUSED", Kind: letter.KindAcknowledgement, Format: "test-ack", InReplyTo: "REFUSED",
+		Ack: &letter.Ack{Positive: false, Code: "fatal-error", Reason: "MSG_RECEIVER_UNABLE_TO_RECEIVE_MSG_TYPE"}, Original: letter.Original{Data: []byte("<ack/>")}}
+	if err := e.hub.Publisher(e.cfg.Destinations["doctor"].Adapter).Publish(context.Background(), ack); err != nil {
+		t.Fatal(err)
+	}
+	p := parkedAt(t, e, "doctor", "REFUSED")
+	if p.LastError.Code != pipeline.CodeNegativeAck || !strings.Contains(p.LastError.Reason, "MSG_RECEIVER_UNABLE_TO_RECEIVE_MSG_TYPE") {
+		t.Fatalf("parked %+v", p.LastError)
+	}
+	tr, err := e.hub.TraceLetter(context.Background(), "REFUSED")
+	if err != nil || !slices.ContainsFunc(tr.Steps, func(s journey.Event) bool { return s.Step == journey.Acknowledged && s.Code == "fatal-error" }) {
+		t.Fatalf("journey lacks the refusal: %v %+v", err, tr)
+	}
+	eventually(t, "the source told the GP's copy failed", func() bool {
+		r, _ := e.feed.latest("REFUSED", letter.RoleGP)
+		return r.State == adapters.StateFailed && r.Code == pipeline.CodeNegativeAck
+	})
+	// A positive answer parks nothing.
+	e.feed.ch <- mkLetter("FINE", letter.KindRecommendation, "T-FINE")
+	eventually(t, "the second recommendation at the GP", func() bool { return e.gp.count("FINE") == 1 })
+	ok := &letter.Letter{ID: "ACK-FINE", Kind: letter.KindAcknowledgement, Format: "test-ack", InReplyTo: "FINE", Ack: &letter.Ack{Positive: true, Code: "ok"}, Original: letter.Original{Data: []byte("<ack/>")}}
+	if err := e.hub.Publisher(e.cfg.Destinations["doctor"].Adapter).Publish(context.Background(), ok); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	es, _ := e.hub.Queue().List(context.Background(), retryq.Filter{Destination: "doctor"})
+	if len(es) != 1 {
+		t.Fatalf("queue %+v, want only the refused letter", es)
 	}
 }

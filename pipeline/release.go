@@ -45,7 +45,7 @@ func (h *Hub) releaseThread(ctx context.Context, d *destination, thread, blocker
 			return fmt.Errorf("held letter unreadable: %w", err)
 		}
 		h.recordStep(ctx, journey.Event{LetterID: l.ID, Step: journey.Released, Destination: d.name})
-		res, err := h.handle(ctx, d, l, raw, position{seq: e.LetterSeq, orig: origSeq(e), supersedes: e.Seq}, true, false)
+		res, err := h.handle(ctx, d, l, raw, position{seq: e.LetterSeq, orig: origSeq(e), cause: e.Seq}, true, false)
 		if err != nil {
 			return err // not handled: the release runs again when it comes back
 		}

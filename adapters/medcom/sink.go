@@ -28,17 +28,23 @@ func (a *Adapter) Deliver(ctx context.Context, l *letter.Letter) (adapters.Deliv
 	}
 	key := stateKey("out", l.ID)
 	var rec outRecord
-	if _, found, err := getJSON(ctx, a.state, key, &rec); err != nil {
+	rev, found, err := getJSON(ctx, a.state, key, &rec)
+	if err != nil {
 		return adapters.Delivery{}, adapters.Retryable("state_unavailable", "the hub's state store did not answer", err)
-	} else if found {
+	}
+	if found && !rec.Refused {
 		return adapters.Delivery{RemoteID: rec.Ref, Existing: true}, nil
+	}
+	version := 0
+	if found {
+		version = rec.Version + 1 // sent again after the receiver refused it
 	}
 	now := a.now()
 	format, err := a.formatFor(l)
 	if err != nil {
 		return adapters.Delivery{}, err
 	}
-	data, ref, file, err := a.build(ctx, l, format, 0, now)
+	data, ref, file, err := a.build(ctx, l, format, version, 0, now)
 	if err != nil {
 		return adapters.Delivery{}, err
 	}
@@ -49,16 +55,21 @@ func (a *Adapter) Deliver(ctx context.Context, l *letter.Letter) (adapters.Deliv
 	if err := writeAtomic(a.out, file, data); err != nil {
 		return adapters.Delivery{}, adapters.Retryable("medcom_write_failed", "could not write to the MedCom out directory", err)
 	}
-	rec = outRecord{Ref: ref, File: file, Format: format, At: now}
+	rec = outRecord{Ref: ref, File: file, Format: format, At: now, Version: version}
 	b, _ := json.Marshal(rec)
-	if _, err := a.state.Create(ctx, key, b); err != nil && !errors.Is(err, adapters.ErrExists) {
+	if found {
+		_, err = a.state.Update(ctx, key, b, rev)
+	} else {
+		_, err = a.state.Create(ctx, key, b)
+	}
+	if err != nil && !errors.Is(err, adapters.ErrExists) && !errors.Is(err, adapters.ErrConflict) {
 		return adapters.Delivery{}, adapters.Retryable("state_unavailable", "the hub's state store did not answer", err)
 	}
 	err = a.updateOutbox(ctx, func(ob outbox) bool {
 		if ob[ref] != nil {
 			return false
 		}
-		ob[ref] = &pending{HubID: l.ID, Format: format, File: file, FirstSent: now, LastSent: now}
+		ob[ref] = &pending{HubID: l.ID, Format: format, File: file, FirstSent: now, LastSent: now, Version: version}
 		return true
 	})
 	if err != nil {
@@ -97,11 +108,16 @@ func (a *Adapter) formatFor(l *letter.Letter) (string, error) {
 	return a.cfg.OutFormat, nil
 }
 
-// build writes transmission number n (0 = first) of l in format, to the
-// receiver l.To[0]. The MedCom letter id (XDIS91 Letter/Identifier, FHIR
-// MessageHeader.id) derives from l.ID and never changes; the envelope id
+// build writes transmission number n (0 = first) of version v of l in
+// format, to the receiver l.To[0]. The MedCom letter id (XDIS91
+// Letter/Identifier, FHIR MessageHeader.id) derives from l.ID and the
+// version, and never changes for resends; the envelope id
 // (Envelope/Identifier, Bundle.id) is new for every transmission.
-func (a *Adapter) build(ctx context.Context, l *letter.Letter, format string, n int, now time.Time) (data []byte, ref, file string, err error) {
+func (a *Adapter) build(ctx context.Context, l *letter.Letter, format string, v, n int, now time.Time) (data []byte, ref, file string, err error) {
+	base := l.ID
+	if v > 0 {
+		base = fmt.Sprintf("%s|v%d", l.ID, v)
+	}
 	if len(l.To) != 1 {
 		return nil, "", "", adapters.Permanent("receiver_unresolved", "the delivery has no single resolved receiver", nil)
 	}
@@ -120,7 +136,7 @@ func (a *Adapter) build(ctx context.Context, l *letter.Letter, format string, n 
 	}
 	switch format {
 	case OutXDIS91:
-		opt := oioxml.LetterOptions{Now: now, EnvelopeID: oioxml.StableID(fmt.Sprintf("%s|envelope|%d", l.ID, n))}
+		opt := oioxml.LetterOptions{Now: now, EnvelopeID: oioxml.StableID(fmt.Sprintf("%s|envelope|%d", base, n)), LetterID: oioxml.StableID(base)}
 		rcv := oioxml.PartyFromLetter(to)
 		if answersReceiver && reply.Format == oioxml.Format {
 			rcv = oioxml.Party{EAN: reply.SenderEAN, Identifier: reply.SenderIdentifier, IdentifierCode: reply.SenderIdentifierCode, OrganisationName: reply.SenderName}
@@ -139,7 +155,7 @@ func (a *Adapter) build(ctx context.Context, l *letter.Letter, format string, n 
 		if snd == "" {
 			snd = l.Sender.GLN
 		}
-		id := oioxml.StableID(l.ID)
+		id := oioxml.StableID(base)
 		suffix := ""
 		if n > 0 {
 			suffix = fmt.Sprintf("-r%d", n)
@@ -153,8 +169,8 @@ func (a *Adapter) build(ctx context.Context, l *letter.Letter, format string, n 
 		opt := fhirmsg.BuildOptions{
 			Encoding: enc, Mode: fhirmsg.ModeNew, Now: now,
 			Self:     fhirmsg.Organization{Name: a.cfg.Self.Name, SOR: a.cfg.Self.SOR, GLN: a.cfg.Self.GLN},
-			HeaderID: uuid.NewSHA1(uuid.NameSpaceOID, []byte("samhub|header|"+l.ID)).String(),
-			BundleID: uuid.NewSHA1(uuid.NameSpaceOID, []byte(fmt.Sprintf("samhub|bundle|%s|%d", l.ID, n))).String(),
+			HeaderID: uuid.NewSHA1(uuid.NameSpaceOID, []byte("samhub|header|"+base)).String(),
+			BundleID: uuid.NewSHA1(uuid.NameSpaceOID, []byte(fmt.Sprintf("samhub|bundle|%s|%d", base, n))).String(),
 		}
 		opt.To = fhirmsg.Organization{Name: to.Name, SOR: to.SOR, GLN: to.GLN}
 		if reply != nil && answersReceiver {
@@ -280,7 +296,7 @@ func (a *Adapter) resend(ctx context.Context, ref string, p pending, now time.Ti
 	if format == "" { // outboxes written before formats were per receiver
 		format = a.cfg.OutFormat
 	}
-	data, _, file, err := a.build(ctx, l, format, n, now)
+	data, _, file, err := a.build(ctx, l, format, p.Version, n, now)
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,8 @@ package medcom
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -446,5 +448,50 @@ func TestDeliverAddressesTheResolvedReceiverInItsFormat(t *testing.T) {
 	l.To = append(l.To, letter.Party{Role: "gp", GLN: "5790000000029", SOR: "2"})
 	if _, err := a.Deliver(ctx, l); err == nil {
 		t.Fatal("a letter to two receivers was written as one MedCom letter")
+	}
+}
+
+// A letter its receiver refused is sent again, when the coordinator replays
+// it, as a new letter (new MedCom id: the receiver would answer its old id
+// as a duplicate); a delivery before any refusal still finds the first.
+func TestRefusedLetterIsSentAgainWithNewIDs(t *testing.T) {
+	e := newEnv(t)
+	a := e.adapter(t, nil)
+	ctx := context.Background()
+	d1, err := a.Deliver(ctx, xdisLetter())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, err := a.Deliver(ctx, xdisLetter()); err != nil || !d.Existing {
+		t.Fatalf("second delivery before a refusal: %+v %v", d, err)
+	}
+	sent := parseOut(t, e.read(t, "out", e.files(t, "out")[0]))
+	refusal, err := oioxml.BuildReceipt(sent, oioxml.ReceiptOptions{Type: oioxml.NegativeReceipt, Letters: sent.Letters, RefuseCode: "problem_med_modtagerID", RefuseText: "ukendt modtager", Now: e.clock.now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := newPub()
+	e.drop(t, "afvisning.xml", refusal)
+	a.Poll(ctx, pub)
+	if len(pub.letters) != 1 || pub.letters[0].Ack == nil || pub.letters[0].Ack.Positive || pub.letters[0].InReplyTo != "casesys:sag-4711:brev-3" {
+		t.Fatalf("refusal published as %+v", pub.letters)
+	}
+	for _, f := range e.files(t, "out") {
+		_ = os.Remove(filepath.Join(e.dir, "out", f)) // the VANS client took them
+	}
+	d2, err := a.Deliver(ctx, xdisLetter())
+	if err != nil || d2.Existing || d2.RemoteID == d1.RemoteID {
+		t.Fatalf("delivery after the refusal: %+v %v (first %s)", d2, err, d1.RemoteID)
+	}
+	out := e.files(t, "out")
+	if len(out) != 1 {
+		t.Fatalf("out %v", out)
+	}
+	again := parseOut(t, e.read(t, "out", out[0])).Letters[0]
+	if again.Identifier == sent.Letters[0].Identifier {
+		t.Fatal("the letter was sent again under the id the receiver refused")
+	}
+	if d3, err := a.Deliver(ctx, xdisLetter()); err != nil || !d3.Existing || d3.RemoteID != d2.RemoteID {
+		t.Fatalf("third delivery %+v %v", d3, err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/samhub/samhub/internal/hubtest"
 	"github.com/samhub/samhub/pipeline/retryq"
@@ -224,5 +225,54 @@ func mustHave(t *testing.T, out string, parts ...string) {
 		if !strings.Contains(out, p) {
 			t.Errorf("output lacks %q:\n%s", p, out)
 		}
+	}
+}
+
+func TestConsentListRecordRevoke(t *testing.T) {
+	h := hubtest.Start(t)
+	coord := hubtest.CoordinatorToken
+	if code, _, errs := ctl(t, h, coord, "consent", "record", "--patient", "250947-9989", "--scope", "gp", "--form", "oral"); code != 1 || !strings.Contains(errs, "--reason") {
+		t.Fatalf("record without a reason: exit %d %s", code, errs)
+	}
+	if code, _, errs := ctl(t, h, coord, "consent", "record", "--patient", "2509479989", "--scope", "gp,teacher", "--form", "oral", "--reason", "x"); code != 1 || !strings.Contains(errs, "teacher") {
+		t.Fatalf("unknown scope: exit %d %s", code, errs)
+	}
+	code, out, errs := ctl(t, h, coord, "consent", "list", "--patient", "2509479989", "--reason", "before the meeting")
+	if code != 0 || !strings.Contains(out, "No consent is recorded") {
+		t.Fatalf("list before: exit %d %s %s", code, out, errs)
+	}
+	// Typed with a dash: the same child as the letters' 2509479989.
+	if code, _, errs := ctl(t, h, coord, "consent", "record", "--patient", "250947-9989", "--scope", "gp,region_psychiatry", "--form", "written", "--reason", "the parents signed at the meeting"); code != 0 {
+		t.Fatalf("record: exit %d %s", code, errs)
+	}
+	c, err := h.App.Hub.RecordedConsent(context.Background(), "2509479989")
+	if err != nil || c == nil || !c.Allows("gp", time.Now()) || !c.Allows("region_psychiatry", time.Now()) || c.Allows("parents", time.Now()) {
+		t.Fatalf("recorded consent %+v %v", c, err)
+	}
+	if code, _, errs := ctl(t, h, coord, "consent", "revoke", "--patient", "2509479989", "--reason", "the mother withdrew it by phone"); code != 0 {
+		t.Fatalf("revoke: exit %d %s", code, errs)
+	}
+	c, _ = h.App.Hub.RecordedConsent(context.Background(), "2509479989")
+	if c == nil || c.Allows("gp", time.Now()) || c.WithdrawnAt.IsZero() {
+		t.Fatalf("after revoke %+v", c)
+	}
+	code, out, _ = ctl(t, h, coord, "consent", "list", "--patient", "2509479989", "--reason", "check")
+	if code != 0 || strings.Count(out, "\n") != 3 || !strings.Contains(out, "gp,region_psychiatry") {
+		t.Fatalf("list after: exit %d\n%s", code, out)
+	}
+	if strings.Contains(out, "2509479989") {
+		t.Errorf("the listing repeats the CPR number:\n%s", out)
+	}
+	code, out, _ = ctl(t, h, hubtest.AuditorToken, "audit", "tail", "-n", "10")
+	for _, want := range []string{"consent-read", "consent-record", "consent-withdraw", "the mother withdrew it by phone"} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("audit lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "2509479989") {
+		t.Errorf("the audit log names the CPR number:\n%s", out)
+	}
+	if code, _, _ := ctl(t, h, hubtest.OperationsToken, "consent", "list", "--patient", "2509479989", "--reason", "x"); code != 3 {
+		t.Errorf("operations read consents: exit %d, want 3", code)
 	}
 }

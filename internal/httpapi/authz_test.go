@@ -24,6 +24,8 @@ var policy = map[string][]string{
 	"GET /api/v1/letters/{id}/trace":    {httpapi.RoleCoordinator},
 	"POST /api/v1/letters/{id}/content": {httpapi.RoleCoordinator},
 	"POST /api/v1/consents":             {httpapi.RoleCoordinator},
+	"POST /api/v1/consents/lookup":      {httpapi.RoleCoordinator},
+	"POST /api/v1/consents/revoke":      {httpapi.RoleCoordinator},
 	"GET /api/v1/audit":                 {httpapi.RoleAuditor},
 }
 
@@ -44,7 +46,7 @@ var callers = []caller{
 // bodyFor is a well-formed body for each POST route, aimed at ids that do
 // not exist, so allowed calls change nothing but the consent registry.
 func bodyFor(route string) []byte {
-	if strings.HasSuffix(route, "/consents") {
+	if strings.Contains(route, "/consents") {
 		return []byte(`{"patient":"2509479989","consent":{"givenBy":"custody-holder","form":"written","scopes":["municipality"]},"reason":"authorisation matrix test"}`)
 	}
 	if strings.HasSuffix(route, "/queue/replay") {

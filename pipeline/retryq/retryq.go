@@ -46,10 +46,11 @@ type Entry struct {
 	// OrigSeq is the sequence the letter was first stored at (a replay is
 	// stored anew): held letters of a thread are released in this order.
 	OrigSeq uint64 `json:"origSeq,omitempty"`
-	// Supersedes is the parked entry this one replaces (a held letter that
-	// parked again when released), so that its park is not taken for a
-	// repeat of the first.
-	Supersedes uint64 `json:"supersedes,omitempty"`
+	// Cause tells a second park of the same stored letter at the same
+	// destination from a repeat of the first: the sequence of what caused
+	// it (the held entry a released letter comes from; the receiver's
+	// refusal on the letter stream).
+	Cause uint64 `json:"cause,omitempty"`
 	// Blobs names the blob-store objects the parked letter refers to
 	// (pipeline/blobs), so the blob collector keeps them without reading
 	// parked letters.
@@ -83,8 +84,8 @@ func (q *Queue) Park(ctx context.Context, e Entry, letterJSON []byte) error {
 	msg := nats.NewMsg(broker.ParkedSubject(e.Destination))
 	msg.Header.Set(hdrEntry, string(meta))
 	id := fmt.Sprintf("park:%s:%d", e.Destination, e.LetterSeq)
-	if e.Supersedes != 0 {
-		id += fmt.Sprintf(":%d", e.Supersedes)
+	if e.Cause != 0 {
+		id += fmt.Sprintf(":%d", e.Cause)
 	}
 	msg.Header.Set(jetstream.MsgIDHeader, id)
 	msg.Data = letterJSON

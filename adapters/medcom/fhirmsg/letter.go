@@ -75,6 +75,7 @@ func (m *Message) Letter(source string, original []byte, contentType string) *le
 			if len(codes) > 0 {
 				l.Meta["issues"] = strings.Join(codes, ",")
 			}
+			l.Ack = &letter.Ack{Positive: r.Code == AckOK, Code: r.Code, Transient: r.Code == AckTransientError, Reason: strings.Join(codes, ",")}
 		}
 	}
 	return l

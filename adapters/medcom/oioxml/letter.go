@@ -138,6 +138,9 @@ func (m *Emessage) ReceiptLetters(rc *Receipt, in Input) []*letter.Letter {
 		if code != "" {
 			l.Meta["medcom_refuse_code"] = code
 		}
+		// The refusal's free text may quote the letter; only its code is
+		// kept as the reason.
+		l.Ack = &letter.Ack{Positive: rc.Positive(), Code: result, Reason: code}
 		return l
 	}
 	if len(rc.OriginalLetters) == 0 {
