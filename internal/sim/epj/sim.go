@@ -147,19 +147,19 @@ func (s *Server) SeedPatient(p Patient) (string, error) {
 // Note is an outgoing note from child psychiatry to seed into the feed.
 type Note struct {
 	// Type is "Communication" or "DocumentReference".
-	Type         string    `json:"type"`
-	PatientCPR   string    `json:"patientCpr"`   // a seeded patient's CPR or replacement id
-	RecipientSOR string    `json:"recipientSor"` // the municipality
-	SenderSOR    string    `json:"senderSor"`    // the region's department
-	SenderName   string    `json:"senderName,omitempty"`
-	Discharge    bool      `json:"discharge,omitempty"` // DocumentReference typed as a discharge summary
-	Text         string    `json:"text,omitempty"`
-	Attachments  []File    `json:"attachments,omitempty"`
-	InReplyTo    string    `json:"inReplyTo,omitempty"`   // a Samhub letter id this answers
+	Type         string `json:"type"`
+	PatientCPR   string `json:"patientCpr"`   // a seeded patient's CPR or replacement id
+	RecipientSOR string `json:"recipientSor"` // the municipality
+	SenderSOR    string `json:"senderSor"`    // the region's department
+	SenderName   string `json:"senderName,omitempty"`
+	Discharge    bool   `json:"discharge,omitempty"` // DocumentReference typed as a discharge summary
+	Text         string `json:"text,omitempty"`
+	Attachments  []File `json:"attachments,omitempty"`
+	InReplyTo    string `json:"inReplyTo,omitempty"` // a Samhub letter id this answers
 	// AlsoTo are further recipients (Communication.recipient,
 	// DocumentReference.context.related), e.g. the child's GP.
-	AlsoTo []Organisation `json:"alsoTo,omitempty"`
-	LastUpdated  time.Time `json:"lastUpdated,omitempty"` // zero = now; equal values make ties
+	AlsoTo      []Organisation `json:"alsoTo,omitempty"`
+	LastUpdated time.Time      `json:"lastUpdated,omitempty"` // zero = now; equal values make ties
 }
 
 // File is an attachment of a seeded note.
