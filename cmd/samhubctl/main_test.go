@@ -276,3 +276,45 @@ func TestConsentListRecordRevoke(t *testing.T) {
 		t.Errorf("operations read consents: exit %d, want 3", code)
 	}
 }
+
+// A thread held behind a parked letter is listed, and released by the
+// coordinator with a reason.
+func TestHeldThreadListedAndReleased(t *testing.T) {
+	h := hubtest.Start(t)
+	coord := hubtest.CoordinatorToken
+	h.CaseSys.FailNext(1000, http.StatusBadRequest, 0)
+	for _, f := range []string{"letter-utf8.xml", "letter-iso-8859-1.xml"} { // one child's thread
+		data, err := os.ReadFile(filepath.Join("../../testdata/medcom/samhub", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.Drop(f, data)
+		h.Eventually(f+" parked", func() bool {
+			es, _ := h.App.Hub.Queue().List(context.Background(), retryq.Filter{})
+			return len(es) == map[string]int{"letter-utf8.xml": 1, "letter-iso-8859-1.xml": 2}[f]
+		})
+	}
+	h.CaseSys.ResetFaults()
+	code, out, errs := ctl(t, h, coord, "queue", "held")
+	if code != 0 || !strings.Contains(out, "casefile") || !strings.Contains(out, "5790000000005#LTR00000000001") {
+		t.Fatalf("held: exit %d %s %s", code, out, errs)
+	}
+	thread := strings.Fields(strings.Split(out, "\n")[1])[1]
+	if code, _, errs := ctl(t, h, coord, "queue", "release", "casefile", thread); code != 1 || !strings.Contains(errs, "--reason") {
+		t.Fatalf("release without a reason: exit %d %s", code, errs)
+	}
+	if code, _, _ := ctl(t, h, coord, "queue", "release", "casefile", "0000", "--reason", "x"); code != 2 {
+		t.Fatalf("release of an unknown thread: exit %d, want 2", code)
+	}
+	if code, out, errs := ctl(t, h, coord, "queue", "release", "casefile", thread, "--reason", "the second letter stands alone"); code != 0 {
+		t.Fatalf("release: exit %d %s %s", code, out, errs)
+	}
+	h.Eventually("the held letter journalised", func() bool { return len(h.CaseSys.Documents()) == 1 })
+	es, _ := h.App.Hub.Queue().List(context.Background(), retryq.Filter{})
+	if len(es) != 1 || es[0].LetterID != "5790000000005#LTR00000000001" {
+		t.Fatalf("queue after the release: %+v", es)
+	}
+	if code, out, _ := ctl(t, h, coord, "queue", "held"); code != 0 || !strings.Contains(out, "No thread is held") {
+		t.Fatalf("held after the release: %s", out)
+	}
+}

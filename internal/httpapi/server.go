@@ -76,6 +76,8 @@ func (s *Server) routes() {
 	api("POST /api/v1/queue/{seq}/replay", allow(s.queueReplay, RoleCoordinator))
 	api("POST /api/v1/queue/{seq}/discard", allow(s.queueDiscard, RoleCoordinator))
 	api("POST /api/v1/queue/replay", allow(s.queueReplayMany, RoleCoordinator))
+	api("GET /api/v1/holds", allow(s.holds, RoleCoordinator, RoleOperations))
+	api("POST /api/v1/holds/{destination}/{thread}/release", allow(s.releaseThread, RoleCoordinator))
 	api("GET /api/v1/letters/{id}/trace", allow(s.letterTrace, RoleCoordinator))
 	api("POST /api/v1/letters/{id}/content", allow(s.letterContent, RoleCoordinator))
 	api("POST /api/v1/consents", allow(s.consentRecord, RoleCoordinator))
@@ -87,7 +89,7 @@ func (s *Server) routes() {
 // Routes lists the API's method+path patterns (for the authorisation matrix test).
 func Routes() []string {
 	return []string{"GET /api/v1/whoami", "GET /api/v1/stats", "GET /api/v1/queue", "GET /api/v1/queue/{seq}", "POST /api/v1/queue/{seq}/replay",
-		"POST /api/v1/queue/{seq}/discard", "POST /api/v1/queue/replay", "GET /api/v1/letters/{id}/trace", "POST /api/v1/letters/{id}/content",
+		"POST /api/v1/queue/{seq}/discard", "POST /api/v1/queue/replay", "GET /api/v1/holds", "POST /api/v1/holds/{destination}/{thread}/release", "GET /api/v1/letters/{id}/trace", "POST /api/v1/letters/{id}/content",
 		"POST /api/v1/consents", "POST /api/v1/consents/lookup", "POST /api/v1/consents/revoke", "GET /api/v1/audit"}
 }
 
@@ -269,6 +271,27 @@ func (s *Server) queueDiscard(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, 200, map[string]any{"seq": seq, "discarded": true})
 }
 
+// holds lists the threads held back behind a parked letter, per destination.
+func (s *Server) holds(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, 200, map[string]any{"holds": s.hub.Holds()})
+}
+
+// releaseThread lets the letters held behind a parked letter go on without
+// it; the parked letter stays in the queue. Reason required; audited.
+func (s *Server) releaseThread(w http.ResponseWriter, r *http.Request) {
+	var b actionBody
+	if err := readBody(r, &b); err != nil {
+		problem(w, r, 400, "bad-request", err.Error())
+		return
+	}
+	dest, thread := r.PathValue("destination"), r.PathValue("thread")
+	if err := s.hub.ReleaseThread(r.Context(), actor(r), dest, thread, b.Reason); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, 200, map[string]any{"destination": dest, "thread": thread, "released": true})
+}
+
 func (s *Server) letterTrace(w http.ResponseWriter, r *http.Request) {
 	t, err := s.hub.TraceLetter(r.Context(), r.PathValue("id"))
 	if err != nil {
@@ -435,6 +458,8 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		problem(w, r, 404, "not-found", "no parked letter with that id")
 	case errors.Is(err, pipeline.ErrUnknownLetter):
 		problem(w, r, 404, "not-found", "no letter with that id")
+	case errors.Is(err, pipeline.ErrNotHeld):
+		problem(w, r, 404, "not-found", "no thread held at that destination with that token (see GET /api/v1/holds)")
 	case errors.Is(err, pipeline.ErrReasonRequired):
 		problem(w, r, 400, "reason-required", "a reason is required (field: reason)")
 	default:
