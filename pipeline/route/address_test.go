@@ -2,6 +2,7 @@ package route_test
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/samhub/samhub/internal/config"
@@ -100,5 +101,28 @@ func TestAddresseesCarryTheDirectorysFormats(t *testing.T) {
 	to, _, _ = r.Address(&letter.Letter{}, "region", nil)
 	if len(to) != 1 || to[0].Role != "region" || !slices.Equal(to[0].Accepts, []string{"fhir-json"}) {
 		t.Fatalf("configured receiver not completed from the directory: %+v", to)
+	}
+}
+
+func TestPlanAddressedShowsWhomEachDeliveryGoesTo(t *testing.T) {
+	r := addressRouter()
+	all := consent(letter.ScopeGP, letter.ScopeRegionPsychiatry, letter.ScopeParents)
+	l := &letter.Letter{ID: "r1", Kind: letter.KindRecommendation, Source: "casesys", InReplyTo: "ref-1",
+		Receivers: []letter.Party{{Role: "gp", Name: "egen læge"}, {Role: "region", SOR: "6071000016008"}}}
+	byDest := map[string]route.Decision{}
+	for _, d := range r.PlanAddressed(l, all, now, nil) {
+		byDest[d.Destination] = d
+	}
+	if d := byDest["region"]; d.Verdict != route.Deliver || len(d.To) != 1 || d.To[0].Name != "Børne- og ungdomspsykiatrien" {
+		t.Errorf("region: %+v", d)
+	}
+	if d := byDest["gp"]; d.Verdict != route.Deliver || len(d.To) != 0 || !strings.Contains(d.Addressed, "ref-1") {
+		t.Errorf("gp without the answered letter at hand: %+v", d)
+	}
+	l.InReplyTo = ""
+	for _, d := range r.PlanAddressed(l, all, now, nil) {
+		if d.Destination == "gp" && (d.Verdict != route.Deny || d.Code != route.CodeUnresolved) {
+			t.Errorf("gp with nothing to resolve from: %+v", d)
+		}
 	}
 }

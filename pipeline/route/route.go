@@ -31,6 +31,10 @@ type Decision struct {
 	Anonymise   bool    `json:"anonymise,omitempty"`
 	Reason      string  `json:"reason"`
 	Code        string  `json:"code,omitempty"`
+	// To and Addressed say whom a delivery would go to and how that was
+	// resolved (PlanAddressed only).
+	To        []letter.Party `json:"to,omitempty"`
+	Addressed string         `json:"addressed,omitempty"`
 }
 
 // Router holds the configured rules and the receiver directory.
@@ -62,6 +66,31 @@ func (r *Router) Plan(l *letter.Letter, consent *letter.Consent, now time.Time) 
 	out := make([]Decision, 0, len(r.names))
 	for _, d := range r.names {
 		out = append(out, r.Decide(l, d, consent, now))
+	}
+	return out
+}
+
+// PlanAddressed is Plan with the addressee of every delivery resolved
+// (Address); thread is the party of the letter l answers, when the caller
+// could read it. A delivery whose receiver cannot be resolved becomes the
+// receiver_unresolved denial it will be at the destination.
+func (r *Router) PlanAddressed(l *letter.Letter, consent *letter.Consent, now time.Time, thread *letter.Party) []Decision {
+	out := r.Plan(l, consent, now)
+	for i, d := range out {
+		if d.Verdict != Deliver {
+			continue
+		}
+		to, how, ok := r.Address(l, d.Destination, thread)
+		switch {
+		case !ok && thread == nil && r.NeedsThread(l, d.Destination):
+			out[i].Addressed = "the party of the letter it answers (" + l.InReplyTo + "), read when it is delivered"
+		case !ok:
+			u := Unresolved(d.Destination, r.dests[d.Destination].Sector)
+			u.Route = d.Route
+			out[i] = u
+		default:
+			out[i].To, out[i].Addressed = to, how
+		}
 	}
 	return out
 }
