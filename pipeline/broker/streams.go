@@ -47,21 +47,71 @@ func ReplaySubject(dest, letterID string) string {
 	return SubjLetters + ".replay." + dest + "." + Token(letterID)
 }
 
-// ParkedSubject is where letters parked for dest are kept: one subject per
-// destination, the letter id in a header. A subject per letter cost the
-// server ≈ 110 bytes of index per parked letter for as long as it stayed
-// parked, and made counting the queue list every letter's subject (measured
-// with a million parked letters: +107 MB, and 20 s per count).
-func ParkedSubject(dest string) string { return SubjParked + "." + dest }
+// ParkedSubject is where a letter parked for dest with reason code is kept:
+// samhub.parked.<dest>.code.<code>, the letter id in a header. The subjects
+// stay few (destinations × reason codes) however many letters are parked: a
+// subject per letter cost the server ≈ 110 bytes of index per parked letter
+// and made counting the queue list every letter's subject (measured with a
+// million parked letters: +107 MB, and 20 s per count). With the code in the
+// subject the server filters and counts by destination and reason itself,
+// so a page of a long queue reads only that page.
+func ParkedSubject(dest, code string) string {
+	return SubjParked + "." + dest + ".code." + ParkedCodeToken(code)
+}
+
+// ParkedCodeToken is a reason code as a subject token. Codes are snake_case
+// words and stay as they are; anything else (empty, dots, spaces…) becomes
+// "-" and its hex, which no plain code starts with, so two codes never share
+// a token.
+func ParkedCodeToken(code string) string {
+	plain := code != "" && code[0] != '-'
+	for i := 0; plain && i < len(code); i++ {
+		c := code[i]
+		plain = c == '_' || c == '-' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+	}
+	if plain {
+		return code
+	}
+	return "-" + hex.EncodeToString([]byte(code))
+}
+
+// ParkedCode reads a code back from its subject token.
+func ParkedCode(token string) (string, bool) {
+	if !strings.HasPrefix(token, "-") {
+		return token, token != ""
+	}
+	b, err := hex.DecodeString(token[1:])
+	return string(b), err == nil
+}
 
 // ParkedFilter selects the letters parked for dest (all when dest is
-// empty), including those stored under the per-letter subjects of earlier
-// versions.
+// empty), including those stored under the subjects of earlier builds
+// (samhub.parked.<dest>, and one subject per letter before that).
 func ParkedFilter(dest string) []string {
 	if dest == "" {
 		return []string{SubjParked + ".>"}
 	}
 	return []string{SubjParked + "." + dest, SubjParked + "." + dest + ".>"}
+}
+
+// ParkedCodeFilter selects the letters parked for dest ("" for every
+// destination) with reason code under the current layout.
+func ParkedCodeFilter(dest, code string) string {
+	if dest == "" {
+		dest = "*"
+	}
+	return SubjParked + "." + dest + ".code." + ParkedCodeToken(code)
+}
+
+// ParkedLegacyFilter selects what earlier builds parked for dest ("" for
+// every destination): under samhub.parked.<dest>, and before that under
+// samhub.parked.<dest>.<letter token>. Their reason code is only in the
+// header.
+func ParkedLegacyFilter(dest string) []string {
+	if dest == "" {
+		dest = "*"
+	}
+	return []string{SubjParked + "." + dest, SubjParked + "." + dest + ".*"}
 }
 
 // JourneySubject holds one letter's journey.
