@@ -21,6 +21,10 @@ var policy = map[string][]string{
 	"POST /api/v1/queue/{seq}/replay":                   {httpapi.RoleCoordinator},
 	"POST /api/v1/queue/{seq}/discard":                  {httpapi.RoleCoordinator},
 	"POST /api/v1/queue/replay":                         {httpapi.RoleCoordinator},
+	"POST /api/v1/queue/search":                         {httpapi.RoleCoordinator},
+	"POST /api/v1/queue/bulk-replays":                   {httpapi.RoleCoordinator},
+	"GET /api/v1/queue/bulk-replays":                    {httpapi.RoleCoordinator},
+	"GET /api/v1/queue/bulk-replays/{id}":               {httpapi.RoleCoordinator},
 	"GET /api/v1/holds":                                 {httpapi.RoleCoordinator, httpapi.RoleOperations},
 	"POST /api/v1/holds/{destination}/{thread}/release": {httpapi.RoleCoordinator},
 	"GET /api/v1/letters/{id}/trace":                    {httpapi.RoleCoordinator},
@@ -53,6 +57,9 @@ func bodyFor(route string) []byte {
 	}
 	if strings.HasSuffix(route, "/queue/replay") {
 		return []byte(`{"seqs":[999999],"reason":"authorisation matrix test"}`)
+	}
+	if strings.HasSuffix(route, "/queue/bulk-replays") {
+		return []byte(`{"filter":{"destination":"nowhere"},"dryRun":true}`)
 	}
 	return []byte(`{"reason":"authorisation matrix test"}`)
 }

@@ -76,6 +76,10 @@ func (s *Server) routes() {
 	api("POST /api/v1/queue/{seq}/replay", allow(s.queueReplay, RoleCoordinator))
 	api("POST /api/v1/queue/{seq}/discard", allow(s.queueDiscard, RoleCoordinator))
 	api("POST /api/v1/queue/replay", allow(s.queueReplayMany, RoleCoordinator))
+	api("POST /api/v1/queue/search", allow(s.queueSearch, RoleCoordinator))
+	api("POST /api/v1/queue/bulk-replays", allow(s.bulkReplay, RoleCoordinator))
+	api("GET /api/v1/queue/bulk-replays", allow(s.bulkReplays, RoleCoordinator))
+	api("GET /api/v1/queue/bulk-replays/{id}", allow(s.bulkReplayShow, RoleCoordinator))
 	api("GET /api/v1/holds", allow(s.holds, RoleCoordinator, RoleOperations))
 	api("POST /api/v1/holds/{destination}/{thread}/release", allow(s.releaseThread, RoleCoordinator))
 	api("GET /api/v1/letters/{id}/trace", allow(s.letterTrace, RoleCoordinator))
@@ -89,7 +93,7 @@ func (s *Server) routes() {
 // Routes lists the API's method+path patterns (for the authorisation matrix test).
 func Routes() []string {
 	return []string{"GET /api/v1/whoami", "GET /api/v1/stats", "GET /api/v1/queue", "GET /api/v1/queue/{seq}", "POST /api/v1/queue/{seq}/replay",
-		"POST /api/v1/queue/{seq}/discard", "POST /api/v1/queue/replay", "GET /api/v1/holds", "POST /api/v1/holds/{destination}/{thread}/release", "GET /api/v1/letters/{id}/trace", "POST /api/v1/letters/{id}/content",
+		"POST /api/v1/queue/{seq}/discard", "POST /api/v1/queue/replay", "POST /api/v1/queue/search", "POST /api/v1/queue/bulk-replays", "GET /api/v1/queue/bulk-replays", "GET /api/v1/queue/bulk-replays/{id}", "GET /api/v1/holds", "POST /api/v1/holds/{destination}/{thread}/release", "GET /api/v1/letters/{id}/trace", "POST /api/v1/letters/{id}/content",
 		"POST /api/v1/consents", "POST /api/v1/consents/lookup", "POST /api/v1/consents/revoke", "GET /api/v1/audit"}
 }
 
@@ -135,23 +139,6 @@ func (s *Server) stats(w http.ResponseWriter, r *http.Request) {
 		held[d] = len(m)
 	}
 	writeJSON(w, 200, Stats{Parked: st, Held: held, Destinations: s.hub.Destinations()})
-}
-
-func (s *Server) queueList(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	limit, _ := strconv.Atoi(q.Get("limit"))
-	if limit <= 0 || limit > 5000 {
-		limit = 500
-	}
-	list, err := s.hub.Queue().List(r.Context(), retryq.Filter{Destination: q.Get("destination"), Code: q.Get("code"), Limit: limit})
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	if list == nil {
-		list = []retryq.Entry{}
-	}
-	writeJSON(w, 200, map[string]any{"entries": list})
 }
 
 func seqOf(r *http.Request) (uint64, error) { return retryq.ParseSeq(r.PathValue("seq")) }
@@ -453,6 +440,9 @@ func (s *Server) auditTail(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	if queueErrors(w, r, err) {
+		return
+	}
 	switch {
 	case errors.Is(err, retryq.ErrNotParked):
 		problem(w, r, 404, "not-found", "no parked letter with that id")
