@@ -13,6 +13,9 @@ import (
 	"sort"
 	"strings"
 	"time"
+	// The zone database in the binary: console.time_zone must load on a
+	// distroless image too, which has none.
+	_ "time/tzdata"
 
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/viper"
@@ -219,6 +222,9 @@ type SimConfig struct {
 // Console configures the API's users (console and samhubctl).
 type Console struct {
 	Language string `mapstructure:"language"`
+	// TimeZone is the IANA zone the console shows times in, and reads
+	// the times a coordinator types in (default Europe/Copenhagen).
+	TimeZone string `mapstructure:"time_zone"`
 	// SecureCookies marks session cookies Secure even when the hub itself
 	// serves plain HTTP behind a TLS-terminating proxy.
 	SecureCookies bool   `mapstructure:"secure_cookies"`
@@ -269,6 +275,7 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("pipeline.inline_max_bytes", "1MB")
 	v.SetDefault("pipeline.blob_gc_interval", time.Hour)
 	v.SetDefault("console.language", "en")
+	v.SetDefault("console.time_zone", "Europe/Copenhagen")
 }
 
 // Load reads path (may be empty for defaults only) and the environment.
@@ -566,6 +573,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Console.Language != "en" && c.Console.Language != "da" {
 		bad("console.language", "must be en or da")
+	}
+	if _, err := time.LoadLocation(c.Console.TimeZone); err != nil || c.Console.TimeZone == "" || c.Console.TimeZone == "Local" {
+		bad("console.time_zone", "must be an IANA time zone such as Europe/Copenhagen or UTC")
 	}
 	return errors.Join(errs...)
 }

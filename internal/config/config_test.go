@@ -67,6 +67,7 @@ func TestConfigMistakesNameTheKey(t *testing.T) {
 		{"plain password", base + "console: {users: [{name: k, role: coordinator, password_hash: hemmelig}]}\n", "console.users[0].password_hash: must be a bcrypt hash", nil},
 		{"unknown role", base + "console: {users: [{name: k, role: boss, token_hash: ab}]}\n", "console.users[0].role: must be one of coordinator, operations, auditor", nil},
 		{"duration type", base + "pipeline: {backoff_initial: soon}\n", "backoff_initial", nil},
+		{"time zone", base + "console: {time_zone: Europe/Kobenhavn}\n", "console.time_zone: must be an IANA time zone such as Europe/Copenhagen", nil},
 		{"environment override checked too", base, "http.listen: must be host:port", []string{"SAMHUB_HTTP_LISTEN", "nowhere"}},
 	}
 	for _, c := range cases {
