@@ -21,11 +21,14 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/text/language"
+	"golang.org/x/text/message"
 
 	"github.com/samhub/samhub/internal/config"
 	"github.com/samhub/samhub/internal/httpapi"
 	"github.com/samhub/samhub/pipeline"
 	"github.com/samhub/samhub/pipeline/audit"
+	"github.com/samhub/samhub/pipeline/journey"
 )
 
 //go:embed templates/*.html
@@ -70,6 +73,7 @@ type Console struct {
 	srv      *httpapi.Server
 	hub      *pipeline.Hub
 	lang     string
+	loc      *time.Location // console.time_zone: times are shown and read in it
 	users    map[string]config.User
 	dummy    []byte // bcrypt hash compared for unknown users, so they take as long as known ones
 	pages    map[string]*template.Template
@@ -82,7 +86,7 @@ type Console struct {
 	today    todayCounter
 }
 
-var pageNames = []string{"login", "overview", "queue", "journey", "search", "consents", "audit", "error"}
+var pageNames = []string{"login", "overview", "queue", "replay", "bulk", "release", "journey", "search", "consents", "audit", "error"}
 
 // New builds the console for s. Configuration mistakes are reported with
 // the key at fault.
@@ -100,7 +104,15 @@ func New(s *httpapi.Server, cfg config.Console, o Options) (*Console, error) {
 	if lang != "en" && lang != "da" {
 		return nil, fmt.Errorf("console.language: must be en or da, not %q", cfg.Language)
 	}
-	c := &Console{srv: s, hub: s.Hub(), lang: lang, users: map[string]config.User{}, opts: o, log: o.Logger, now: o.Now,
+	zone := cfg.TimeZone
+	if zone == "" {
+		zone = "Europe/Copenhagen"
+	}
+	loc, err := time.LoadLocation(zone)
+	if err != nil || zone == "Local" {
+		return nil, fmt.Errorf("console.time_zone: must be an IANA time zone such as Europe/Copenhagen, not %q", cfg.TimeZone)
+	}
+	c := &Console{srv: s, hub: s.Hub(), lang: lang, loc: loc, users: map[string]config.User{}, opts: o, log: o.Logger, now: o.Now,
 		sessions: newSessions(o.Now), lockout: &lockout{fails: map[string][]time.Time{}, now: o.Now}}
 	cost := bcrypt.DefaultCost
 	for i, u := range cfg.Users {
@@ -125,14 +137,23 @@ func New(s *httpapi.Server, cfg config.Console, o Options) (*Console, error) {
 		return nil, err
 	}
 	c.dummy = dummy
-	if c.pages, err = parsePages(lang); err != nil {
+	if c.pages, err = parsePages(lang, loc, o.Now); err != nil {
 		return nil, err
 	}
 	c.handler = c.routes()
 	return c, nil
 }
 
-func parsePages(lang string) (map[string]*template.Template, error) {
+// formatNum writes a count as the language does: 10,000 or 10.000.
+func formatNum(lang string, n int) string {
+	tag := language.English
+	if lang == "da" {
+		tag = language.Danish
+	}
+	return message.NewPrinter(tag).Sprintf("%d", n)
+}
+
+func parsePages(lang string, loc *time.Location, now func() time.Time) (map[string]*template.Template, error) {
 	funcs := template.FuncMap{
 		"t":       func(key string, args ...any) string { return tr(lang, key, args...) },
 		"step":    func(s string) string { return trOr(lang, "step."+s, s) },
@@ -140,9 +161,23 @@ func parsePages(lang string) (map[string]*template.Template, error) {
 		"scope":   func(s any) string { v := fmt.Sprint(s); return trOr(lang, "scope."+v, v) },
 		"role":    func(s string) string { return trOr(lang, "role."+s, s) },
 		"explain": func(code, detail string) Explanation { return explainCode(lang, code, detail) },
-		"when":    when,
-		"age":     func(t time.Time) string { return age(lang, t) },
+		"when":    func(t time.Time) string { return when(t, loc) },
+		"age":     func(t time.Time) string { return age(lang, t, now()) },
 		"path":    url.PathEscape,
+		"num":     func(n int) string { return formatNum(lang, n) },
+		// tn translates a text about n things, in the singular for one.
+		"tn": func(key string, n int) string {
+			if _, ok := messages[key+".one"]; ok && n == 1 {
+				key += ".one"
+			}
+			return tr(lang, key, formatNum(lang, n))
+		},
+		"note":    func(ev journey.Event) string { return journeyNote(lang, ev) },
+		"action":  func(s string) string { return trOr(lang, "a.action."+s, s) },
+		"result":  func(s string) string { return auditResult(lang, s) },
+		"reason":  func(s string) string { return trOr(lang, "a.reason."+s, s) },
+		"givenBy": func(s string) string { return trOr(lang, "givenby."+s, s) },
+		"zone":    func() string { return loc.String() },
 	}
 	out := map[string]*template.Template{}
 	for _, p := range pageNames {
@@ -155,18 +190,20 @@ func parsePages(lang string) (map[string]*template.Template, error) {
 	return out, nil
 }
 
-func when(t time.Time) string {
+// when shows a time in the console's zone, with the zone's abbreviation
+// (CET or CEST for Europe/Copenhagen), so nobody has to guess.
+func when(t time.Time, loc *time.Location) string {
 	if t.IsZero() {
 		return "–"
 	}
-	return t.Local().Format("2006-01-02 15:04:05")
+	return t.In(loc).Format("2006-01-02 15:04:05 MST")
 }
 
-func age(lang string, t time.Time) string {
+func age(lang string, t, now time.Time) string {
 	if t.IsZero() {
 		return "–"
 	}
-	d := time.Since(t).Round(time.Minute)
+	d := now.Sub(t).Round(time.Minute)
 	days, hours, mins := int(d.Hours())/24, int(d.Hours())%24, int(d.Minutes())%60
 	unit := map[string][3]string{"en": {"d", "h", "min"}, "da": {"d", "t", "min"}}[lang]
 	switch {
@@ -192,6 +229,11 @@ func (c *Console) routes() http.Handler {
 	mux.Handle("GET /console/overview", c.page(c.overview, httpapi.RoleCoordinator, httpapi.RoleOperations))
 	mux.Handle("GET /console/queue", c.page(c.queue, coord...))
 	mux.Handle("POST /console/queue", c.page(c.queueAction, coord...))
+	mux.Handle("GET /console/queue/replay", c.page(c.replayPreview, coord...))
+	mux.Handle("POST /console/queue/replay", c.page(c.replayStart, coord...))
+	mux.Handle("GET /console/queue/replays/{id}", c.page(c.replayProgress, coord...))
+	mux.Handle("GET /console/queue/release", c.page(c.releaseForm, coord...))
+	mux.Handle("POST /console/queue/release", c.page(c.releaseThread, coord...))
 	mux.Handle("GET /console/letters/{id}", c.page(c.journey, coord...))
 	mux.Handle("POST /console/letters/{id}/content", c.page(c.showContent, coord...))
 	mux.Handle("GET /console/search", c.page(c.search, coord...))
@@ -271,15 +313,18 @@ type navItem struct {
 
 // view is what every page template gets.
 type view struct {
-	Lang   string
-	Title  string
-	User   string
-	Role   string
-	CSRF   string
-	Nav    []navItem
-	Flash  []string
-	Errors []string
-	Data   any
+	Lang string
+	// Refresh reloads the page after so many seconds (a bulk replay's
+	// progress); 0: never.
+	Refresh int
+	Title   string
+	User    string
+	Role    string
+	CSRF    string
+	Nav     []navItem
+	Flash   []string
+	Errors  []string
+	Data    any
 }
 
 type errorPage struct{ Message, Hint string }
@@ -304,7 +349,11 @@ func (c *Console) nav(ses *session, current string) []navItem {
 }
 
 func (c *Console) render(w http.ResponseWriter, r *http.Request, ses *session, status int, page string, data any, errs ...string) {
-	v := view{Lang: c.lang, Title: tr(c.lang, "app.title"), Data: data, Errors: errs}
+	c.renderView(w, r, ses, status, page, data, 0, errs...)
+}
+
+func (c *Console) renderView(w http.ResponseWriter, r *http.Request, ses *session, status int, page string, data any, refresh int, errs ...string) {
+	v := view{Lang: c.lang, Title: tr(c.lang, "app.title"), Data: data, Errors: errs, Refresh: refresh}
 	if ses != nil {
 		v.User, v.Role, v.CSRF = ses.user, ses.role, ses.csrf
 		v.Nav = c.nav(ses, r.URL.Path)

@@ -174,6 +174,11 @@ func TestPagesCheckTheRoleOnTheServer(t *testing.T) {
 		{"POST", "/console/letters/no-such-letter/content", map[string]int{"coordinator": http.StatusNotFound}},
 		{"POST", "/console/search/cpr", map[string]int{"coordinator": http.StatusBadRequest}},
 		{"POST", "/console/consents", map[string]int{"coordinator": http.StatusBadRequest}},
+		{"GET", "/console/queue/replay", map[string]int{"coordinator": ok}},
+		{"POST", "/console/queue/replay", map[string]int{"coordinator": http.StatusSeeOther}},
+		{"GET", "/console/queue/replays/no-such-replay", map[string]int{"coordinator": http.StatusNotFound}},
+		{"GET", "/console/queue/release", map[string]int{"coordinator": ok}},
+		{"POST", "/console/queue/release", map[string]int{"coordinator": http.StatusBadRequest}},
 	}
 	for _, p := range pages {
 		for _, role := range []string{"coordinator", "operations", "auditor", "anonymous"} {
@@ -410,6 +415,7 @@ func TestConsoleRefusesBadConfiguration(t *testing.T) {
 		want string
 	}{
 		{config.Console{Language: "sv"}, "console.language"},
+		{config.Console{TimeZone: "Europe/Kobenhavn"}, "console.time_zone"},
 		{config.Console{Users: []config.User{{Name: "x", Role: "admin"}}}, "console.users[0].role"},
 		{config.Console{Users: []config.User{{Name: "x", Role: "coordinator", PasswordHash: "plain-text"}}}, "console.users[0].password_hash"},
 	} {
