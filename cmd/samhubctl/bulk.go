@@ -54,10 +54,10 @@ func listCmd(o *options) *cobra.Command {
 				f.Code = code
 			}
 			if cmd.Flags().Changed("limit") && !cmd.Flags().Changed("page-size") {
-				pageSize = min(limit, 1000)
+				pageSize = limit
 			}
-			if pageSize < 1 || pageSize > 1000 {
-				return fail(exitUsage, "--page-size: must be between 1 and 1000")
+			if pageSize < 1 || pageSize > 5000 {
+				return fail(exitUsage, "--page-size: must be between 1 and 5000")
 			}
 			if page < 1 {
 				return fail(exitUsage, "--page: must be 1 or more")
@@ -107,7 +107,7 @@ func listCmd(o *options) *cobra.Command {
 	fl.StringVar(&dest, "destination", "", "only this destination (as --filter destination=D)")
 	fl.StringVar(&code, "code", "", "only this reason code (as --filter code=C)")
 	fl.IntVar(&page, "page", 1, "page number")
-	fl.IntVar(&pageSize, "page-size", 100, "entries per page (1-1000)")
+	fl.IntVar(&pageSize, "page-size", 100, "entries per page (1-5000)")
 	fl.StringVar(&cursor, "cursor", "", "the next cursor a page printed: the page after it")
 	fl.IntVar(&limit, "limit", 100, "as --page-size (kept for scripts written before pages)")
 	fl.StringVar(&reason, "reason", "", "why (needed with patient=, which is audited)")

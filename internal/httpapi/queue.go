@@ -21,9 +21,11 @@ import (
 // URL) the child's CPR; pages are numbered (page, pageSize) or follow a
 // cursor, and every answer says how many match.
 
+// The page bounds are those of the list before it had pages (limit), so a
+// client that does not page sees what it saw.
 const (
-	defaultPageSize = 50
-	maxPageSize     = 1000
+	defaultPageSize = 500
+	maxPageSize     = 5000
 	// previewSize is how many entries a bulk replay's preview shows.
 	previewSize = 10
 )
@@ -94,7 +96,7 @@ func specFromQuery(q url.Values) (FilterSpec, error) {
 // PageSpec is which page of the matches to return.
 type PageSpec struct {
 	Page     int    `json:"page,omitempty"`     // from 1
-	PageSize int    `json:"pageSize,omitempty"` // 1–1000, default 50
+	PageSize int    `json:"pageSize,omitempty"` // 1–5000, default 500
 	Cursor   string `json:"cursor,omitempty"`   // "next" of the page before
 }
 
@@ -147,7 +149,7 @@ func pageFromQuery(q url.Values) (PageSpec, error) {
 		if err != nil || n < 1 {
 			return p, &badParam{"limit", "must be a positive number (prefer pageSize)"}
 		}
-		p.PageSize = min(n, maxPageSize)
+		p.PageSize = min(n, maxPageSize) // as the list before pages did
 	}
 	p.Cursor = q.Get("cursor")
 	return p, nil

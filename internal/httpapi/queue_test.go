@@ -63,7 +63,7 @@ func TestQueuePagesAndFilters(t *testing.T) {
 	closed := h.ParkCopies(id, "casefile", "case_closed", 30)
 	h.ParkCopies(id, "region", "unavailable", 40)
 
-	all := queuePage(t, h, "")
+	all := queuePage(t, h, "pageSize=50")
 	if all.Total != 190 || len(all.Entries) != 50 || all.Page != 1 || all.Pages != 4 || all.Next == "" {
 		t.Fatalf("first page: total %d, %d entries, page %d of %d, next %q", all.Total, len(all.Entries), all.Page, all.Pages, all.Next)
 	}
@@ -106,14 +106,17 @@ func TestQueuePagesAndFilters(t *testing.T) {
 	if tok := queuePage(t, h, "threadToken="+thread.Entries[0].Thread); tok.Total != 1 {
 		t.Errorf("by thread token: %d", tok.Total)
 	}
-	// The list before it had pages: limit.
+	// The list before it had pages: limit, and 500 without it.
 	if old := queuePage(t, h, "limit=5"); len(old.Entries) != 5 || old.Total != 190 {
 		t.Errorf("limit=5: %d entries of %d", len(old.Entries), old.Total)
 	}
+	if def := queuePage(t, h, ""); len(def.Entries) != 190 || def.PageSize != 500 {
+		t.Errorf("no page size: %d entries in pages of %d", len(def.Entries), def.PageSize)
+	}
 
 	for q, want := range map[string]string{
-		"pageSize=0":             "pageSize: must be between 1 and 1000",
-		"pageSize=5000":          "pageSize: must be between 1 and 1000",
+		"pageSize=0":             "pageSize: must be between 1 and 5000",
+		"pageSize=5001":          "pageSize: must be between 1 and 5000",
 		"page=x":                 "page: must be a whole number",
 		"parkedBefore=monday":    "parkedBefore: must be a time",
 		"patient=2509479989":     "patient: never in a URL",
