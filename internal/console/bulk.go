@@ -144,7 +144,11 @@ func (c *Console) replayProgress(w http.ResponseWriter, r *http.Request, ses *se
 	if b.State == pipeline.BulkInterrupted || b.State == pipeline.BulkStopped {
 		p.Again = "/console/queue/replay?" + frozen(b.Filter).Encode()
 	}
-	c.renderRefresh(w, r, ses, "bulk", p, map[bool]int{true: 2}[p.Running])
+	refresh := 0
+	if p.Running {
+		refresh = 2 // seconds
+	}
+	c.renderView(w, r, ses, http.StatusOK, "bulk", p, refresh)
 }
 
 type releasePage struct {
@@ -198,10 +202,4 @@ func (c *Console) releaseThread(w http.ResponseWriter, r *http.Request, ses *ses
 		c.sessions.addFlash(ses, tr(c.lang, "rel.done", dest))
 	}
 	http.Redirect(w, r, "/console/queue?"+url.Values{"destination": {dest}, "threadToken": {thread}}.Encode(), http.StatusSeeOther)
-}
-
-// renderRefresh is render with a page that reloads itself every refresh
-// seconds (0: not).
-func (c *Console) renderRefresh(w http.ResponseWriter, r *http.Request, ses *session, page string, data any, refresh int) {
-	c.renderView(w, r, ses, http.StatusOK, page, data, refresh)
 }

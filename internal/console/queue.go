@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -236,7 +237,7 @@ func (c *Console) queue(w http.ResponseWriter, r *http.Request, ses *session) {
 	}
 	dests := c.hub.Destinations()
 	for d := range all.ByDestination {
-		if !contains(dests, d) {
+		if !slices.Contains(dests, d) {
 			dests = append(dests, d)
 		}
 	}
@@ -315,15 +316,6 @@ func sortedKeys(m map[string]int) []string {
 	}
 	sort.Slice(out, func(i, j int) bool { return m[out[i]] > m[out[j]] || (m[out[i]] == m[out[j]] && out[i] < out[j]) })
 	return out
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // safeBack keeps a form's way back on the queue page.

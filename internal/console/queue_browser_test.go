@@ -20,16 +20,20 @@ import (
 	"github.com/samhub/samhub/pipeline/retryq"
 )
 
-// screenshot saves the browser's view as name: under $SAMHUB_SCREENSHOTS
-// when set (docs/screenshots for the operations guide), else in the test's
-// temporary directory.
-func screenshot(t *testing.T, ctx context.Context, name string) {
+// screenshot saves the browser's view (the whole page with full) as name:
+// under $SAMHUB_SCREENSHOTS when set (docs/screenshots for the operations
+// guide), else in the test's temporary directory.
+func screenshot(t *testing.T, ctx context.Context, name string, full bool) {
 	t.Helper()
 	dir := os.Getenv("SAMHUB_SCREENSHOTS")
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	shot, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	shoot := chromedp.CaptureScreenshot()
+	if full {
+		shoot = chromedp.FullScreenshot(100) // 100: PNG
+	}
+	shot, err := chromedp.Run(ctx, shoot)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +99,7 @@ func TestBrowserQueueAtOutageScale(t *testing.T) {
 	held := text(t, ctx, "#queue tbody tr:nth-child(2)")
 	mustContain(t, "held row", held, "Venter på et tidligere brev i samme tråd.", "Det venter på brev", blocker, "Frigiv tråden")
 	mustContain(t, "blocking row", text(t, ctx, "#queue tbody tr:nth-child(1)"), "Senere breve i tråden venter på dette.")
-	screenshot(t, ctx, "queue-outage.png")
+	screenshot(t, ctx, "queue-outage.png", false)
 
 	// The last page: the end of the queue.
 	do(t, ctx, "go to the last page", chromedp.Click(chromedp.ID("page-last")), chromedp.WaitVisible(chromedp.ID("page-of")))
@@ -116,7 +120,7 @@ func TestBrowserQueueAtOutageScale(t *testing.T) {
 	mustContain(t, "filtered count", text(t, ctx, "#queue-count"), "250 parkerede breve passer på filteret.", "Viser 1–50.")
 	mustContain(t, "filtered rows", text(t, ctx, "#queue tbody tr:nth-child(1)"), closed[0], "Barnets sag er lukket i sagssystemet.")
 	mustContain(t, "code choices", text(t, ctx, "#f-code"), "case_closed (250)", "unavailable (9.700)", "thread_held (1)")
-	screenshot(t, ctx, "queue-filtered.png")
+	screenshot(t, ctx, "queue-filtered.png", false)
 
 	// By age: parked before a time typed into the zone's datetime field
 	// (minutes only: two minutes after the last park) is everything; more
@@ -147,7 +151,7 @@ func TestBrowserQueueAtOutageScale(t *testing.T) {
 		chromedp.Click(chromedp.CSS("a.release")), chromedp.WaitVisible(chromedp.ID("release-form")),
 	)
 	mustContain(t, "release page", text(t, ctx, "main"), "1 senere brev(e) i tråden venter hos casefile på brev", blocker, "bliver i fejlkøen")
-	screenshot(t, ctx, "queue-release.png")
+	screenshot(t, ctx, "queue-release.png", false)
 	do(t, ctx, "release",
 		chromedp.SendKeys(chromedp.ID("release-reason"), "det andet brev står for sig selv"),
 		chromedp.Click(chromedp.ID("release-confirm")),
@@ -166,7 +170,7 @@ func TestBrowserQueueAtOutageScale(t *testing.T) {
 	if n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('#preview-first tbody tr').length`)); err != nil || n != 10 {
 		t.Errorf("the preview lists %d letters (%v), want 10", n, err)
 	}
-	screenshot(t, ctx, "queue-replay-preview.png")
+	screenshot(t, ctx, "queue-replay-preview.png", true)
 	// Without a reason nothing starts.
 	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(function(){var f=document.getElementById('replay-form');f.querySelector('#replay-reason').removeAttribute('required');f.submit();return true;})()`)); err != nil {
 		t.Fatal(err)
@@ -187,7 +191,7 @@ func TestBrowserQueueAtOutageScale(t *testing.T) {
 	})
 	mustContain(t, "progress page", text(t, ctx, "main"), "Færdig", "modtager casefile", "sagsbehandleren har genåbnet sagerne", "koordinator")
 	mustContain(t, "replayed", text(t, ctx, "#bulk-replayed"), "250")
-	screenshot(t, ctx, "queue-replay-done.png")
+	screenshot(t, ctx, "queue-replay-done.png", false)
 	list, err := h.App.Hub.BulkReplays(context.Background())
 	if err != nil || len(list) != 1 || list[0].Planned != 250 || list[0].Replayed != 250 {
 		t.Fatalf("bulk replays after a double click: %+v, %v", list, err)
