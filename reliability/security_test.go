@@ -31,17 +31,25 @@ import (
 // r2Policy is who may call each API route, written down independently of
 // internal/httpapi so a change to either side fails this test.
 var r2Policy = map[string][]string{
-	"GET /api/v1/whoami":                {"coordinator", "operations", "auditor"},
-	"GET /api/v1/stats":                 {"coordinator", "operations"},
-	"GET /api/v1/queue":                 {"coordinator"},
-	"GET /api/v1/queue/{seq}":           {"coordinator"},
-	"POST /api/v1/queue/{seq}/replay":   {"coordinator"},
-	"POST /api/v1/queue/{seq}/discard":  {"coordinator"},
-	"POST /api/v1/queue/replay":         {"coordinator"},
-	"GET /api/v1/letters/{id}/trace":    {"coordinator"},
-	"POST /api/v1/letters/{id}/content": {"coordinator"},
-	"POST /api/v1/consents":             {"coordinator"},
-	"GET /api/v1/audit":                 {"auditor"},
+	"GET /api/v1/whoami":                                {"coordinator", "operations", "auditor"},
+	"GET /api/v1/stats":                                 {"coordinator", "operations"},
+	"GET /api/v1/queue":                                 {"coordinator"},
+	"GET /api/v1/queue/{seq}":                           {"coordinator"},
+	"POST /api/v1/queue/{seq}/replay":                   {"coordinator"},
+	"POST /api/v1/queue/{seq}/discard":                  {"coordinator"},
+	"POST /api/v1/queue/replay":                         {"coordinator"},
+	"POST /api/v1/queue/search":                         {"coordinator"},
+	"POST /api/v1/queue/bulk-replays":                   {"coordinator"},
+	"GET /api/v1/queue/bulk-replays":                    {"coordinator"},
+	"GET /api/v1/queue/bulk-replays/{id}":               {"coordinator"},
+	"GET /api/v1/holds":                                 {"coordinator", "operations"},
+	"POST /api/v1/holds/{destination}/{thread}/release": {"coordinator"},
+	"GET /api/v1/letters/{id}/trace":                    {"coordinator"},
+	"POST /api/v1/letters/{id}/content":                 {"coordinator"},
+	"POST /api/v1/consents":                             {"coordinator"},
+	"POST /api/v1/consents/lookup":                      {"coordinator"},
+	"POST /api/v1/consents/revoke":                      {"coordinator"},
+	"GET /api/v1/audit":                                 {"auditor"},
 }
 
 func r2Do(t *testing.T, method, url, token string, body []byte) int {
