@@ -103,7 +103,7 @@ func TestBulkReplayFromTheConsole(t *testing.T) {
 func TestRunningReplayIsShown(t *testing.T) {
 	h := startHub(t)
 	blocker := heldPair(t, h)
-	h.ParkCopies(blocker, "casefile", "unavailable", 3000)
+	h.ParkCopies(blocker, "casefile", "unavailable", 1000)
 	c, _ := login(t, h, "koordinator", hubtest.CoordinatorPassword)
 	form := previewForm(t, c, h, "code=unavailable")
 	form.Set("reason", "the case system is back")
@@ -116,10 +116,8 @@ func TestRunningReplayIsShown(t *testing.T) {
 	} else {
 		t.Log("the replay ended before its page was read")
 	}
-	h.Eventually("the replay done", func() bool {
-		r, _ := h.App.Hub.BulkReplay(context.Background(), strings.TrimPrefix(loc, "/console/queue/replays/"))
-		return r.State == pipeline.BulkDone
-	})
+	// The hub's stop at the test's end interrupts the replay between two
+	// letters, if it still runs.
 }
 
 // Times show their zone: the configured one, Europe/Copenhagen by default.
