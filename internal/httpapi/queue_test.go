@@ -98,6 +98,12 @@ func TestQueuePagesAndFilters(t *testing.T) {
 	if n := len(walked); n != 190 || len(slices.Compact(walked)) != 190 {
 		t.Errorf("the cursor walked %d entries, %d distinct; want 190", n, len(walked))
 	}
+	if past := queuePage(t, h, "cursor=999999999"); len(past.Entries) != 0 || past.Total != 190 || past.Next != "" {
+		t.Errorf("a cursor past the end: %d entries of %d, next %q", len(past.Entries), past.Total, past.Next)
+	}
+	if past := queuePage(t, h, "page=99&pageSize=50"); len(past.Entries) != 0 || past.Total != 190 {
+		t.Errorf("a page past the end: %d entries of %d", len(past.Entries), past.Total)
+	}
 	// By thread: the copy's thread id or its token.
 	thread := queuePage(t, h, "thread="+url.QueryEscape(closed[3]))
 	if thread.Total != 1 || thread.Entries[0].LetterID != closed[3] {
