@@ -98,7 +98,7 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 			os.WriteFile(p, []byte("not pem"), 0o600)
 			b["tls"] = map[string]any{"ca_file": p}
 		}},
-		{"adapters.epj-test.(block)", func(b map[string]any) { b["urll"] = "typo" }},
+		{"adapters.epj-test.urll", func(b map[string]any) { b["urll"] = "typo" }},
 	}
 	for _, c := range cases {
 		b := block(e)
