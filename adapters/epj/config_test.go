@@ -81,7 +81,7 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"adapters.epj-test.url", func(b map[string]any) { b["url"] = "ftp://gateway/fhir" }},
 		{"adapters.epj-test.token_url", func(b map[string]any) { b["token_url"] = "ftp://x/token" }},
 		{"adapters.epj-test.client_id", func(b map[string]any) { b["client_id"] = "" }},
-		{"adapters.epj-test.client_secret", func(b map[string]any) { b["client_secret_file"] = "/x" }},
+		{"adapters.epj-test.client_secret_file", func(b map[string]any) { b["client_secret_file"] = "/x" }},
 		{"adapters.epj-test.client_secret", func(b map[string]any) { delete(b, "client_secret") }},
 		{"adapters.epj-test.client_secret_file", func(b map[string]any) {
 			delete(b, "client_secret")
