@@ -22,12 +22,12 @@ import (
 )
 
 func init() {
-	adapters.Register("casesys", func(deps adapters.Deps, raw map[string]any) (any, error) {
-		cfg, err := ParseConfig(raw)
+	adapters.RegisterSourceSink("casesys", adapterSpec, func(deps adapters.Deps, cfg Config) (adapters.Source, adapters.Sink, error) {
+		a, err := New(deps, cfg)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		return New(deps, cfg)
+		return a, a, nil
 	})
 }
 
@@ -47,10 +47,10 @@ var (
 	_ adapters.Readiness = (*Adapter)(nil)
 )
 
-// New builds an adapter from a checked Config (see ParseConfig). Config
-// values left empty get their defaults.
+// New builds an adapter from a Config decoded from a block (ParseConfig),
+// or adapters.Defaults[Config]() with fields set.
 func New(deps adapters.Deps, cfg Config) (*Adapter, error) {
-	if err := cfg.normalise(); err != nil {
+	if err := cfg.Check(); err != nil {
 		return nil, err
 	}
 	api, err := newClient(cfg)
@@ -64,7 +64,6 @@ func New(deps adapters.Deps, cfg Config) (*Adapter, error) {
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
-	a.log = a.log.With("adapter", a.name)
 	if a.now == nil {
 		a.now = time.Now
 	}

@@ -14,9 +14,9 @@ import (
 	"strings"
 
 	"golang.org/x/oauth2"
-	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/samhub/samhub/adapters"
+	"github.com/samhub/samhub/adapters/httpclient"
 	"github.com/samhub/samhub/adapters/oauthtoken"
 )
 
@@ -33,24 +33,11 @@ type client struct {
 const maxBody = 64 << 20
 
 func newClient(c Config) (*client, error) {
-	base, err := url.Parse(c.URL)
+	hc, err := httpclient.New(c.Config, c.Scope, nil)
 	if err != nil {
 		return nil, err
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tc, err := c.TLS.build()
-	if err != nil {
-		return nil, err
-	}
-	if tc != nil {
-		tr.TLSClientConfig = tc
-	}
-	hc := &http.Client{Transport: tr, Timeout: c.Timeout}
-	cc := &clientcredentials.Config{
-		ClientID: c.ClientID, ClientSecret: c.ClientSecret, TokenURL: c.TokenURL,
-		Scopes: strings.Fields(c.Scope), AuthStyle: oauth2.AuthStyleInHeader,
-	}
-	return &client{base: base, http: hc, tokens: oauthtoken.New(cc, hc, nil)}, nil
+	return &client{base: hc.Base, http: hc.HTTP, tokens: hc.Tokens}, nil
 }
 
 // token returns the access token, classifying a failure to get one.
