@@ -33,8 +33,8 @@ func TestConfig(t *testing.T) {
 		cfg  map[string]any
 		want string
 	}{
-		{map[string]any{}, "adapters.mc.dir: must be set"},
-		{map[string]any{"dir": dir, "out_format": "edifact"}, "adapters.mc.out_format: must be xdis91, fhir-xml or fhir-json"},
+		{map[string]any{}, "adapters.mc.dir: is required"},
+		{map[string]any{"dir": dir, "out_format": "edifact"}, "adapters.mc.out_format: must be one of xdis91, fhir-xml, fhir-json"},
 		{map[string]any{"dir": dir, "self": map[string]any{"gln": "12345"}}, "adapters.mc.self.gln: must be a 13-digit GLN"},
 		{map[string]any{"dir": dir, "out_format": "fhir-json", "self": map[string]any{"gln": "5790000000012"}}, "adapters.mc.self: gln and sor must be set"},
 		{map[string]any{"dir": dir, "max_resends": 5}, "adapters.mc.max_resends: must be 0 to 3"},
