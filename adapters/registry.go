@@ -137,9 +137,6 @@ func unknownType(instance, typeName string) error {
 func (t *Type) Config(instance string, block map[string]any) (any, error) {
 	prefix := "adapters." + instance + "."
 	b := withoutType(block)
-	if t.ConfigType.Kind() == reflect.Map { // an untyped factory checks its own block
-		return &b, nil
-	}
 	norm, err := Normalise(t.Spec.Fields, t.Spec.Forbidden, b, prefix)
 	if err != nil {
 		return nil, err
@@ -204,32 +201,4 @@ func withoutType(block map[string]any) map[string]any {
 		}
 	}
 	return out
-}
-
-// Factory is the untyped constructor of the first registry.
-//
-// Deprecated: register with RegisterSource, RegisterSink or
-// RegisterSourceSink; Register goes once every adapter has moved.
-type Factory func(deps Deps, cfg map[string]any) (any, error)
-
-// Register registers an untyped factory with no spec.
-//
-// Deprecated: see Factory.
-func Register(typeName string, f Factory) {
-	mu.Lock()
-	defer mu.Unlock()
-	if _, dup := types[typeName]; dup {
-		panic("adapters: type registered twice: " + typeName)
-	}
-	t := &Type{Name: typeName, Role: RoleSource | RoleSink, ConfigType: reflect.TypeFor[map[string]any]()}
-	t.build = func(d Deps, cfg any) (Instance, error) {
-		v, err := f(d, *cfg.(*map[string]any))
-		if err != nil {
-			return Instance{}, err
-		}
-		src, _ := v.(Source)
-		sink, _ := v.(Sink)
-		return Instance{Source: src, Sink: sink}, nil
-	}
-	types[typeName] = t
 }
