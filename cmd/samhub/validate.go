@@ -90,7 +90,7 @@ func routeCmd() *cobra.Command {
 			if !dry {
 				return &exitError{code: 2, err: errors.New("route only runs with --dry-run")}
 			}
-			cfg, err := config.Load(cfgFile)
+			cfg, err := config.LoadChecked(cfgFile)
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}

@@ -10,12 +10,15 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/viper"
+
+	"github.com/samhub/samhub/adapters"
 )
 
 // Config is the whole hub configuration.
@@ -284,9 +287,10 @@ func Load(path string) (*Config, error) {
 			return nil, fmt.Errorf("config file %s: %w", path, err)
 		}
 	}
-	// AutomaticEnv only applies to keys viper already knows; bind the
-	// well-known scalars so SAMHUB_NATS_URL etc. work without a file.
-	for _, k := range []string{"data_dir", "log.level", "log.format", "http.listen", "nats.url", "nats.creds_file", "nats.nkey_file", "nats.embedded.listen", "nats.embedded.key_file", "nats.embedded.key_env"} {
+	// AutomaticEnv only applies to keys viper already knows; bind every
+	// key that holds a value so each has its SAMHUB_* variable without a
+	// file (adapter keys are set by adapters.ApplyEnv below).
+	for _, k := range EnvKeys() {
 		_ = v.BindEnv(k)
 	}
 	var c Config
@@ -301,6 +305,9 @@ func Load(path string) (*Config, error) {
 	if err := v.Unmarshal(&c, dec); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
+	if err := adapters.ApplyEnv(c.Adapters, os.Environ()); err != nil {
+		return nil, err
+	}
 	if path != "" && !filepath.IsAbs(c.DataDir) {
 		// Relative data dirs are relative to the working directory, as a
 		// user typing `make run` expects.
@@ -310,6 +317,58 @@ func Load(path string) (*Config, error) {
 		c.NATS.Embedded.StoreDir = filepath.Join(c.DataDir, "jetstream")
 	}
 	return &c, c.Validate()
+}
+
+// LoadChecked is Load followed by CheckAdapters: everything `samhub serve`
+// decodes, checked before anything starts. `samhub config check`, `serve`
+// and `route --dry-run` read configuration through it; the adapter types
+// must be linked in (internal/plugins).
+func LoadChecked(path string) (*Config, error) {
+	c, err := Load(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.CheckAdapters(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// CheckAdapters decodes and checks every adapter block through its type's
+// spec, building nothing. Errors name the full key
+// (adapters.<name>.<key>); all are joined.
+func (c *Config) CheckAdapters() error {
+	var errs []error
+	for _, name := range sortedKeys(c.Adapters) {
+		typ, _ := c.Adapters[name]["type"].(string)
+		if typ == "" {
+			continue // Validate reported it
+		}
+		if err := adapters.Check(typ, name, c.Adapters[name]); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// EnvKeys lists the dotted keys of every top-level setting that holds a
+// value, each settable as SAMHUB_<KEY> with '.' as '_'.
+func EnvKeys() []string {
+	var out []string
+	var walk func(prefix string, fs []adapters.Field)
+	walk = func(prefix string, fs []adapters.Field) {
+		for _, f := range fs {
+			switch f.Type {
+			case adapters.TypeObject:
+				walk(prefix+f.Key+".", f.Fields)
+			case adapters.TypeMap, adapters.TypeObjects:
+			default:
+				out = append(out, prefix+f.Key)
+			}
+		}
+	}
+	walk("", adapters.FieldsOf(reflect.TypeFor[Config]()))
+	return out
 }
 
 // Validate checks the whole configuration and joins every mistake found.
