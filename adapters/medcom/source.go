@@ -369,7 +369,7 @@ func (a *Adapter) finish(ctx context.Context, pub adapters.Publisher, p0 *prepar
 // the refused one and those after it get a negative one naming the reason,
 // and the file goes to error/ with that reason.
 func (a *Adapter) refuseUnstorable(ctx context.Context, name string, in *inbound, now time.Time, fresh []plannedAck, stored map[string]bool, code, reason string) error {
-	a.log.Warn("medcom: the hub refused a letter for good; the file is refused", "file", name, "code", code)
+	a.log.Warn("medcom: the hub refused a letter for good; the file is refused", "file", name, "code", code, "reason", reason)
 	refused := *in
 	refused.err = fmt.Errorf("%s", reason)
 	negative, err := planAcks(&refused, a.cfg.Self, now)
@@ -450,7 +450,7 @@ func (a *Adapter) reject(name, reason string) error {
 	if err := writeAtomic(a.errDir, moved+".error.txt", []byte(reason+"\n")); err != nil {
 		a.log.Error("medcom: cannot write error note", "file", moved, "err", err)
 	}
-	a.log.Warn("medcom: file rejected", "file", moved)
+	a.log.Warn("medcom: file rejected", "file", moved, "reason", reason)
 	return nil
 }
 
@@ -474,18 +474,19 @@ func (a *Adapter) settleAcks(ctx context.Context, in *inbound) error {
 		ref      string
 		positive bool
 		retry    bool
+		code     string // the receiver's answer, a MedCom code (no personal data)
 	}
 	var rs []result
 	if in.oio != nil {
 		for _, rc := range in.oio.Receipts {
 			for _, o := range rc.OriginalLetters {
-				rs = append(rs, result{ref: oioxml.LetterID(rc.OriginalSenderEAN, o.Identifier), positive: rc.Positive()})
+				rs = append(rs, result{ref: oioxml.LetterID(rc.OriginalSenderEAN, o.Identifier), positive: rc.Positive(), code: "negative receipt (XCTL)"})
 			}
 		}
 	}
 	if in.fhir != nil && in.fhir.Event == fhirmsg.EventAcknowledgement && in.fhir.Response != nil {
 		r := in.fhir.Response
-		rs = append(rs, result{ref: r.Identifier, positive: r.Code == fhirmsg.AckOK, retry: r.Code == fhirmsg.AckTransientError})
+		rs = append(rs, result{ref: r.Identifier, positive: r.Code == fhirmsg.AckOK, retry: r.Code == fhirmsg.AckTransientError, code: fmt.Sprint(r.Code)})
 	}
 	if len(rs) == 0 {
 		return nil
@@ -506,7 +507,7 @@ func (a *Adapter) settleAcks(ctx context.Context, in *inbound) error {
 				delete(ob, r.ref)
 				_ = os.Remove(a.copyPath(p.HubID))
 			default:
-				a.log.Warn("medcom: letter refused by the receiver", "letter_id", p.HubID)
+				a.log.Warn("medcom: letter refused by the receiver", "letter_id", p.HubID, "code", r.code)
 				delete(ob, r.ref)
 				_ = os.Remove(a.copyPath(p.HubID))
 			}

@@ -312,7 +312,7 @@ func (c *Console) render(w http.ResponseWriter, r *http.Request, ses *session, s
 	}
 	var b strings.Builder
 	if err := c.pages[page].ExecuteTemplate(&b, "layout", v); err != nil {
-		c.log.Error("console: render failed", "page", page, "err", err)
+		c.log.ErrorContext(r.Context(), "console: render failed", "page", page, "err", err)
 		http.Error(w, tr(c.lang, "err.internal"), http.StatusInternalServerError)
 		return
 	}
@@ -331,7 +331,7 @@ func (c *Console) fail(w http.ResponseWriter, r *http.Request, status int) {
 }
 
 func (c *Console) internal(w http.ResponseWriter, r *http.Request, what string, err error) {
-	c.log.Error("console: "+what, "path", r.URL.Path, "err", err)
+	c.log.ErrorContext(r.Context(), "console: "+what, "path", r.URL.Path, "err", err)
 	c.fail(w, r, http.StatusInternalServerError)
 }
 
@@ -418,7 +418,7 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 			c.lockout.fail(name)
 		}
 		if err := c.audit(ctx, r, rec); err != nil {
-			c.log.Error("console: audit failed login", "err", err)
+			c.log.ErrorContext(r.Context(), "console: audit failed login", "err", err)
 		}
 		c.showLogin(w, r, http.StatusUnauthorized, "", tr(c.lang, "login.failed"))
 		return
@@ -445,7 +445,7 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 func (c *Console) logout(w http.ResponseWriter, r *http.Request, ses *session) {
 	c.sessions.remove(ses.id)
 	if err := c.audit(r.Context(), r, audit.Record{Actor: ses.user, Role: ses.role, Action: "logout", Target: "console", Result: "ok"}); err != nil {
-		c.log.Error("console: audit logout", "err", err)
+		c.log.ErrorContext(r.Context(), "console: audit logout", "err", err)
 	}
 	c.setCookie(w, r, sessionCookie, "", "/console/", -1)
 	http.Redirect(w, r, "/console/login", http.StatusSeeOther)

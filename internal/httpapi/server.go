@@ -6,7 +6,9 @@ package httpapi
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/samhub/samhub/internal/logging"
 	"github.com/samhub/samhub/pipeline"
 	"github.com/samhub/samhub/pipeline/audit"
 	"github.com/samhub/samhub/pipeline/broker"
@@ -59,7 +62,22 @@ func (s *Server) Users() *Users { return s.users }
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("Cache-Control", "no-store")
-	s.mux.ServeHTTP(w, r)
+	// Every line logged while serving the request carries its id as
+	// correlation_id; the caller sees it in X-Request-Id.
+	id := requestID(r)
+	w.Header().Set("X-Request-Id", id)
+	s.mux.ServeHTTP(w, r.WithContext(logging.WithCorrelation(r.Context(), id)))
+}
+
+// requestID is the caller's X-Request-Id when it is a short plain token
+// (a proxy's id ties its log to ours), else a new random one.
+func requestID(r *http.Request) string {
+	if v := r.Header.Get("X-Request-Id"); len(v) > 0 && len(v) <= 64 && strings.Trim(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == "" && !logging.ContainsCPR(v) {
+		return v
+	}
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return "req-" + hex.EncodeToString(b)
 }
 
 func (s *Server) routes() {
@@ -246,7 +264,7 @@ func (s *Server) queueReplayMany(w http.ResponseWriter, r *http.Request) {
 		case errors.Is(err, retryq.ErrNotParked):
 			res.Code, res.Error = "not-found", "no parked letter with that id"
 		case err != nil:
-			s.log.Error("replay failed", "seq", seq, "err", err)
+			s.log.ErrorContext(r.Context(), "replay failed", "seq", seq, "err", err)
 			res.Code, res.Error = "failed", "the replay could not be stored; see the hub log"
 		}
 		out = append(out, res)
@@ -368,7 +386,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, pipeline.ErrReasonRequired):
 		problem(w, r, 400, "reason-required", "a reason is required (field: reason)")
 	default:
-		s.log.Error("api error", "path", r.URL.Path, "err", err)
+		s.log.ErrorContext(r.Context(), "api error", "path", r.URL.Path, "err", err)
 		problem(w, r, 500, "internal", "the hub could not do this now; see the hub log")
 	}
 }
