@@ -9,7 +9,7 @@ TAGS    := release
 PKGS    := ./...
 FUZZTIME ?= 10m
 
-.PHONY: all build samhub samhubctl run test test-race lint generate fuzz fuzz-quick bench bench-quick soak clean
+.PHONY: all build samhub samhubctl run test test-tools test-race lint generate fuzz fuzz-quick bench bench-quick soak clean
 
 all: build
 
@@ -26,7 +26,8 @@ run: samhub
 	./bin/samhub serve --config deploy/demo/samhub.yaml
 
 # test: every test, including short fuzz runs; stays under 15 minutes on 2 cores.
-test:
+# No test skips for a missing tool: test-tools installs them first.
+test: test-tools
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -timeout 14m $(PKGS)
 	$(MAKE) fuzz-quick
@@ -36,6 +37,13 @@ test:
 generate:
 	$(GO) run ./cmd/samhub config schema > schemas/samhub.schema.json
 	$(GO) run ./cmd/samhub config reference > docs/configuration.md
+
+# test-tools installs what the tests run besides Go (as root with apt-get;
+# elsewhere it says what to install): xmllint checks generated MedCom
+# letters against MedCom's XSD, headless Chromium drives the console's
+# browser tests (chromedp speaks to it directly; no chromedriver).
+test-tools:
+	./scripts/need.sh xmllint:libxml2-utils /usr/bin/chromium:chromium
 
 lint:
 	test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)

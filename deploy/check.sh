@@ -9,13 +9,15 @@
 #                               Environment= lines, %d as a credentials directory holding
 #                               each LoadCredential= file) against systemd/samhub.yaml;
 #                               and `config check` of the demo and Kubernetes configurations
-# A missing tool is an error; pass --allow-missing to only warn about it.
+# A missing tool is installed (scripts/need.sh, as root with apt-get) or is an
+# error saying what to install; pass --allow-missing to only warn about it.
 set -euo pipefail
 cd "$(dirname "$0")"
 allow_missing=0
 [ "${1:-}" = "--allow-missing" ] && allow_missing=1
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+[ "$allow_missing" = 1 ] || ../scripts/need.sh promtool:prometheus systemd-analyze:systemd
 missing() {
   if [ "$allow_missing" = 1 ]; then echo "WARNING: $1 not installed, not checked"; else echo "ERROR: $1 not installed" >&2; exit 1; fi
 }
