@@ -50,6 +50,11 @@ func ApplyEnv(instances map[string]map[string]any, environ []string) error {
 			if !ok {
 				continue
 			}
+			if keyPart == "TYPE" {
+				instances[inst]["type"] = value
+				matched = true
+				break
+			}
 			typeName, _ := instances[inst]["type"].(string)
 			t, ok := TypeNamed(typeName)
 			if !ok {

@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/samhub/samhub/adapters"
+	"github.com/samhub/samhub/adapters/tlsclient"
 )
 
 // Config is the whole hub configuration.
@@ -69,11 +70,8 @@ type NATS struct {
 	Replicas  int      `mapstructure:"replicas"` // stream replicas on a cluster
 }
 
-type TLS struct {
-	CAFile   string `mapstructure:"ca_file"`
-	CertFile string `mapstructure:"cert_file"`
-	KeyFile  string `mapstructure:"key_file"`
-}
+// TLS names PEM files: the one TLS file block the adapters use too.
+type TLS = tlsclient.Files
 
 // Embedded configures the in-process nats-server.
 type Embedded struct {
