@@ -48,6 +48,7 @@ test-tools:
 lint:
 	test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
 	$(GO) vet $(PKGS)
+	$(GO) vet -tags '$(TAGS)' $(PKGS)
 
 # fuzz-quick runs each fuzz target briefly: a count, not a duration, since
 # Go 1.26's fuzz coordinator can fail a target with a bare "context deadline
