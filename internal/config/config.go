@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -515,9 +516,17 @@ func (c *Config) Validate() error {
 			}
 		}
 		if r.RequireConsent != nil && !*r.RequireConsent {
+			dischargeOnly := len(r.Match.Kind) > 0 && !slices.ContainsFunc(r.Match.Kind, func(k string) bool { return k != "discharge-note" })
 			for _, to := range r.To {
-				if d, ok := c.Destinations[to]; ok && d.Sector != "municipality" && d.Sector != "internal" {
-					bad(key+".require_consent", "may be false only for municipality or internal destinations; %q is %s", to, d.Sector)
+				d, ok := c.Destinations[to]
+				switch {
+				case !ok, d.Sector == "municipality", d.Sector == "internal":
+				case d.Sector == "gp" && dischargeOnly:
+					// Sundhedsloven § 41: discharge letters may go to the
+					// patient's GP without consent (a recorded withdrawal or
+					// refusal still stops them; pipeline/route).
+				default:
+					bad(key+".require_consent", "may be false only for municipality or internal destinations, or for discharge notes to the GP (match.kind: [discharge-note]); %q is %s", to, d.Sector)
 				}
 			}
 		}
