@@ -92,18 +92,33 @@ func DocumentExternalID(letterID string) string { return "samhub:doc:" + opaque(
 func NoteExternalID(letterID string) string { return "samhub:note:" + opaque("note", letterID) }
 
 type caseView struct {
-	ID           string `json:"id"`
-	Status       string `json:"status"`
-	PrimaryParty struct {
-		CPR  string `json:"cpr"`
-		Name string `json:"name"`
-	} `json:"primaryParty"`
+	ID            string       `json:"id"`
+	Status        string       `json:"status"`
+	PrimaryParty  party        `json:"primaryParty"`
 	Consent       *consentView `json:"consent"`
 	ContactPerson *struct {
 		Name  string `json:"name"`
 		Email string `json:"email"`
 	} `json:"contactPerson"`
 	Referral *referralView `json:"referral"`
+}
+
+// party is a case's primary party: the child.
+type party struct {
+	CPR               string `json:"cpr,omitempty"`
+	ReplacementID     string `json:"replacementId,omitempty"`
+	ReplacementSystem string `json:"replacementSystem,omitempty"`
+	Name              string `json:"name,omitempty"`
+	GivenName         string `json:"givenName,omitempty"`
+	FamilyName        string `json:"familyName,omitempty"`
+}
+
+// idField names the search and party member pid belongs in.
+func idField(pid string) string {
+	if cprDigits.MatchString(pid) {
+		return "cpr"
+	}
+	return "replacementId"
 }
 
 type consentView struct {
@@ -124,7 +139,7 @@ type referralView struct {
 // first, else a closed one (the case system then answers case-closed and
 // the coordinator decides); with none it creates one or parks the letter.
 func (a *Adapter) resolveCase(ctx context.Context, l *letter.Letter, pid string) (string, error) {
-	body, _ := json.Marshal(map[string]any{"cpr": pid, "caseType": a.cfg.CaseType, "page": 1, "pageSize": 100})
+	body, _ := json.Marshal(map[string]any{idField(pid): pid, "caseType": a.cfg.CaseType, "page": 1, "pageSize": 100})
 	// No Idempotency-Key: a search is a read, and a replayed answer would
 	// hide a case a coordinator created after the letter was parked.
 	resp, err := a.api.do(ctx, request{method: http.MethodPost, path: "/cases/search", body: body, contentType: "application/json"})
@@ -163,7 +178,7 @@ func (a *Adapter) createCase(ctx context.Context, l *letter.Letter, pid string) 
 		"externalId":   CaseExternalID(a.cfg.CaseType, pid),
 		"caseType":     a.cfg.CaseType,
 		"title":        a.cfg.CaseTitle,
-		"primaryParty": map[string]string{"cpr": pid},
+		"primaryParty": map[string]string{idField(pid): pid},
 	}
 	if a.cfg.KLE != "" {
 		in["kle"] = a.cfg.KLE

@@ -139,12 +139,12 @@ func (a *Adapter) handleItem(ctx context.Context, pub adapters.Publisher, it *ou
 			}
 		}
 	}
-	resp, err := a.api.do(ctx, request{method: http.MethodPost, path: "/outbox/" + url.PathEscape(it.DocumentID) + "/sent", idemKey: "samhub:" + a.name + ":" + it.DocumentID + ":mark-sent"})
+	resp, err := a.api.do(ctx, request{method: http.MethodPost, path: "/outbox/" + url.PathEscape(it.DocumentID) + "/accept", idemKey: "samhub:" + a.name + ":" + it.DocumentID + ":accept"})
 	if err != nil {
 		return err
 	}
 	if resp.status != http.StatusOK {
-		return classify("marking an outbox document as sent", resp)
+		return classify("accepting an outbox document", resp)
 	}
 	if a.st != nil {
 		a.st.Delete(ctx, key) // the outbox no longer lists it; a leftover key is harmless
@@ -254,15 +254,13 @@ func (a *Adapter) download(ctx context.Context, href string) ([]byte, error) {
 var cprDigits = regexp.MustCompile(`^[0-9]{10}$`)
 
 func patient(cs *caseView) *letter.Patient {
-	id := cs.PrimaryParty.CPR
-	if id == "" {
+	pp := cs.PrimaryParty
+	if pp.CPR == "" && pp.ReplacementID == "" {
 		return nil
 	}
-	p := &letter.Patient{}
-	if cprDigits.MatchString(id) {
-		p.CPR = id
-	} else {
-		p.ReplacementID = id
+	p := &letter.Patient{CPR: pp.CPR}
+	if p.CPR == "" {
+		p.ReplacementID, p.ReplacementSystem = pp.ReplacementID, pp.ReplacementSystem
 	}
 	if n := strings.TrimSpace(cs.PrimaryParty.Name); n != "" {
 		if i := strings.LastIndex(n, " "); i > 0 {

@@ -88,10 +88,10 @@ func outboxStatus(sim *casesyssim.Server) (ready, sent int) {
 		if d.Outbox == nil {
 			continue
 		}
-		if d.Outbox.Status == "sent" {
-			sent++
-		} else {
+		if d.Outbox.Status == casesyssim.OutboxReady {
 			ready++
+		} else {
+			sent++
 		}
 	}
 	return
@@ -115,9 +115,9 @@ func TestOutboxBecomesLettersExactlyOnceAcrossRestart(t *testing.T) {
 	}
 
 	// 2. Published, but marking sent fails: the adapter "crashes" here.
-	e.sim.InjectFailure(casesyssim.Fault{Route: "POST /outbox/{docId}/sent", Count: 1, Status: http.StatusServiceUnavailable, RetryAfter: time.Second})
+	e.sim.InjectFailure(casesyssim.Fault{Route: "POST /outbox/{docId}/accept", Count: 1, Status: http.StatusServiceUnavailable, RetryAfter: time.Second})
 	if err := a1.pollOnce(ctx, pub); err == nil {
-		t.Fatal("want the mark-sent error")
+		t.Fatal("want the accept error")
 	}
 	if got := pub.ids(); len(got) != 1 {
 		t.Fatalf("published %v, want the first document only", got)

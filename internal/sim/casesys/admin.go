@@ -125,12 +125,10 @@ func (s *Server) delay(route string) time.Duration {
 // SeedCase stores c as a case, for demos and tests. ID, Status, Version,
 // CaseType and CreatedAt get defaults when empty.
 func (s *Server) SeedCase(c Case) (Case, error) {
-	if !cprPattern.MatchString(c.PrimaryParty.CPR) {
-		return Case{}, errors.New("seed case: primaryParty.cpr must be 10 characters: 6 digits and 4 digits or capital letters")
-	}
-	if errs := validateConsent("consent", c.Consent); len(errs) > 0 {
+	if errs := append(validatePerson("primaryParty", c.PrimaryParty), validateConsent("consent", c.Consent)...); len(errs) > 0 {
 		return Case{}, fmt.Errorf("seed case: %s %s", errs[0].Field, errs[0].Message)
 	}
+	fillName(&c.PrimaryParty)
 	if c.Status == "" {
 		c.Status = "open"
 	}
@@ -195,6 +193,10 @@ func (s *Server) SeedOutboxDocument(caseID string, d SeedDocument) (Document, er
 	if len(d.Files) == 0 {
 		d.Files = []SeedFile{{Name: "document.txt", ContentType: "text/plain; charset=utf-8", Data: []byte(d.Text)}}
 	}
+	d.Recipients = cloneRecipients(d.Recipients)
+	if err := assignKeys(&d.Recipients); err != nil {
+		return Document{}, fmt.Errorf("seed document: %w", err)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.st.Cases[caseID]; !ok {
@@ -202,7 +204,7 @@ func (s *Server) SeedOutboxDocument(caseID string, d SeedDocument) (Document, er
 	}
 	now := s.now().UTC()
 	doc := &Document{CaseID: caseID, ExternalID: d.ExternalID, Title: d.Title, Direction: "outgoing", DocumentDate: now, Journalised: true, CreatedAt: now,
-		Outbox: &OutboxState{Status: "ready", Kind: d.Kind, Text: d.Text, Recipients: d.Recipients, ReadyAt: now}}
+		Outbox: &OutboxState{Status: OutboxReady, Kind: d.Kind, Text: d.Text, Recipients: d.Recipients, ReadyAt: now, RecipientStatus: recipientEntries(d.Recipients)}}
 	for _, f := range d.Files {
 		sum, err := s.putFile(f.Data)
 		if err != nil {
@@ -213,6 +215,40 @@ func (s *Server) SeedOutboxDocument(caseID string, d SeedDocument) (Document, er
 	doc.ID = s.nextID("document")
 	s.st.Documents[doc.ID] = doc
 	return *doc, s.save()
+}
+
+// cloneRecipients copies r so that keys assigned to it do not change the
+// caller's value.
+func cloneRecipients(r OutboxRecipients) OutboxRecipients {
+	out := OutboxRecipients{Parents: slices.Clone(r.Parents)}
+	if r.GP != nil {
+		gp := *r.GP
+		out.GP = &gp
+	}
+	if r.Region != nil {
+		rg := *r.Region
+		out.Region = &rg
+	}
+	return out
+}
+
+// Outbox lists every outbox document, whatever its status, oldest first,
+// with its recipients' statuses: what the council sees.
+func (s *Server) Outbox() []OutboxItem {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.outboxItems("")
+}
+
+// OutboxItem returns one outbox document as GET /outbox/{docId} shows it.
+func (s *Server) OutboxItem(docID string) (OutboxItem, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d, ok := s.st.Documents[docID]
+	if !ok || d.Outbox == nil {
+		return OutboxItem{}, false
+	}
+	return s.outboxItem(d), true
 }
 
 // CloseCase closes a case, as a caseworker would.
@@ -297,6 +333,30 @@ func (s *Server) adminRoutes() {
 	s.mux.HandleFunc("GET /_sim/documents", list(func() any { return s.Documents() }))
 	s.mux.HandleFunc("GET /_sim/journal-notes", list(func() any { return s.JournalNotes() }))
 	s.mux.HandleFunc("GET /_sim/requests", list(func() any { return s.Requests() }))
+	s.mux.HandleFunc("GET /_sim/outbox", list(func() any { return s.Outbox() }))
+	s.mux.HandleFunc("GET /_sim/outbox/{docId}", func(w http.ResponseWriter, r *http.Request) {
+		it, ok := s.OutboxItem(r.PathValue("docId"))
+		if !ok {
+			writeReply(w, problem(http.StatusNotFound, "outbox-item-not-found", "No outbox item with this document id", ""))
+			return
+		}
+		writeReply(w, jsonReply(http.StatusOK, it))
+	})
+	s.mux.HandleFunc("GET /_sim/counts", func(w http.ResponseWriter, r *http.Request) {
+		writeReply(w, jsonReply(http.StatusOK, s.Counts()))
+	})
+	s.mux.HandleFunc("GET /_sim/mode", func(w http.ResponseWriter, r *http.Request) {
+		writeReply(w, jsonReply(http.StatusOK, s.CurrentMode()))
+	})
+	s.mux.HandleFunc("PUT /_sim/mode", func(w http.ResponseWriter, r *http.Request) {
+		var m Mode
+		if err := json.NewDecoder(r.Body).Decode(&m); err != nil {
+			writeReply(w, problem(http.StatusBadRequest, "malformed-json", "Body is not a mode", jsonErrDetail(err)))
+			return
+		}
+		s.SetMode(m)
+		w.WriteHeader(http.StatusNoContent)
+	})
 	s.mux.HandleFunc("GET /_sim/documents/{docId}/files/{index}", func(w http.ResponseWriter, r *http.Request) {
 		i, _ := strconv.Atoi(r.PathValue("index"))
 		data, err := s.FileData(r.PathValue("docId"), i)
