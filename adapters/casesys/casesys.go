@@ -3,10 +3,11 @@
 // both a Sink (journalise a letter as a document plus a journal note on the
 // child's case) and a Source (turn the council's outbox into letters).
 //
-// Delivery is idempotent in two layers: every POST carries an
+// Delivery is idempotent in two layers: every write carries an
 // Idempotency-Key "samhub:<letter id>:<instance>:<operation>", and every
 // object carries a permanent externalId that is looked up before any
-// create, so a lost answer never makes a second document, even against a
+// create (under a guard per externalId, guard.go), so a lost answer or a
+// concurrent redelivery never makes a second document, even against a
 // case system that ignores Idempotency-Key. CPR numbers travel only in
 // request bodies, never in URLs.
 package casesys
@@ -39,6 +40,8 @@ type Adapter struct {
 	st   adapters.StateStore
 	now  func() time.Time
 	api  *client
+	// locks serialise search-then-create per externalId (guard.go).
+	locks keyedLock
 }
 
 var (

@@ -251,8 +251,7 @@ func (a *Adapter) download(ctx context.Context, href string) ([]byte, error) {
 	return resp.body, nil
 }
 
-var cprDigits = regexp.MustCompile(`^[0-9]{10}$`)
-
+// patient is the child of an outbox letter, from the case.
 func patient(cs *caseView) *letter.Patient {
 	pp := cs.PrimaryParty
 	if pp.CPR == "" && pp.ReplacementID == "" {
@@ -262,12 +261,13 @@ func patient(cs *caseView) *letter.Patient {
 	if p.CPR == "" {
 		p.ReplacementID, p.ReplacementSystem = pp.ReplacementID, pp.ReplacementSystem
 	}
-	if n := strings.TrimSpace(cs.PrimaryParty.Name); n != "" {
-		if i := strings.LastIndex(n, " "); i > 0 {
-			p.GivenName, p.FamilyName = n[:i], n[i+1:]
-		} else {
-			p.FamilyName = n
-		}
+	// The parts as the letters gave them, so several given names, a
+	// family name of two words and a child whose family name is unknown
+	// all come back as they went in; only a case that has nothing but a
+	// full name (typed by a caseworker) is split, last word as family name.
+	p.GivenName, p.FamilyName = pp.GivenName, pp.FamilyName
+	if p.GivenName == "" && p.FamilyName == "" {
+		p.GivenName, p.FamilyName = splitName(pp.Name)
 	}
 	return p
 }

@@ -33,6 +33,34 @@ type faults struct {
 	drop         []dropRule
 	delay        map[string]time.Duration // by route; "" for every route
 	rejectTokens bool
+	before       []hook
+}
+
+type hook struct {
+	route string
+	fn    func()
+}
+
+// BeforeNext runs fn once, just before the next call of route (a mux
+// pattern) is handled, after its Idempotency-Key is reserved. A test uses
+// it to change the case system between a client's read and its write, as
+// a caseworker working at the same moment would (EditCase).
+func (s *Server) BeforeNext(route string, fn func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults.before = append(s.faults.before, hook{route, fn})
+}
+
+func (s *Server) takeHook(route string) func() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, h := range s.faults.before {
+		if h.route == route {
+			s.faults.before = slices.Delete(s.faults.before, i, i+1)
+			return h.fn
+		}
+	}
+	return nil
 }
 
 // FailNext makes the next n contract calls answer status (with Retry-After
@@ -249,6 +277,27 @@ func (s *Server) OutboxItem(docID string) (OutboxItem, bool) {
 		return OutboxItem{}, false
 	}
 	return s.outboxItem(d), true
+}
+
+// EditCase changes a case as a caseworker would: edit may change anything
+// but the id; the version goes up.
+func (s *Server) EditCase(id string, edit func(*Case)) (Case, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cs, ok := s.st.Cases[id]
+	if !ok {
+		return Case{}, errors.New("edit case: no case with this id")
+	}
+	c := *cs
+	edit(&c)
+	c.ID = id
+	if errs := append(validatePerson("primaryParty", c.PrimaryParty), validateConsent("consent", c.Consent)...); len(errs) > 0 {
+		return Case{}, fmt.Errorf("edit case: %s %s", errs[0].Field, errs[0].Message)
+	}
+	now := s.now().UTC()
+	c.Version, c.UpdatedAt = cs.Version+1, &now
+	*cs = c
+	return c, s.save()
 }
 
 // CloseCase closes a case, as a caseworker would.

@@ -48,7 +48,7 @@
 // openapi.yaml ("" or absent: every contract route except the token
 // endpoint and /healthz). The same switches exist as Go methods: FailNext,
 // InjectFailure, DropResponses, SetDelay, SetRouteDelay, RejectTokens,
-// ResetFaults, SetMode; and the helpers SeedCase, SeedOutboxDocument,
-// CloseCase, Cases, Documents, JournalNotes, Outbox, OutboxItem, FileData,
+// ResetFaults, SetMode, BeforeNext; and the helpers SeedCase,
+// SeedOutboxDocument, EditCase, CloseCase, Cases, Documents, JournalNotes, Outbox, OutboxItem, FileData,
 // Requests, Counts, Duplicates.
 package casesyssim

@@ -328,6 +328,9 @@ func (s *Server) api(pattern, scope string, idem idemMode, h handlerFunc) {
 			// real system usually finishes and saves anyway.
 			time.Sleep(d)
 		}
+		if fn := s.takeHook(pattern); fn != nil {
+			fn()
+		}
 		s.mu.Lock()
 		rep := h(&call{r: r, body: body, tok: tok})
 		if slot != "" && storable(rep.status) {
