@@ -32,7 +32,8 @@ func init() {
 	})
 }
 
-// Adapter is one configured case system: Sink, Source and Readiness.
+// Adapter is one configured case system: Sink, Source (with
+// StatusReporter for the outbox's recipients) and Readiness.
 type Adapter struct {
 	cfg  Config
 	name string
@@ -42,12 +43,15 @@ type Adapter struct {
 	api  *client
 	// locks serialise search-then-create per externalId (guard.go).
 	locks keyedLock
+	// flusher writes recipient statuses in the background (status.go).
+	flusher flusher
 }
 
 var (
-	_ adapters.Sink      = (*Adapter)(nil)
-	_ adapters.Source    = (*Adapter)(nil)
-	_ adapters.Readiness = (*Adapter)(nil)
+	_ adapters.Sink           = (*Adapter)(nil)
+	_ adapters.Source         = (*Adapter)(nil)
+	_ adapters.Readiness      = (*Adapter)(nil)
+	_ adapters.StatusReporter = (*Adapter)(nil)
 )
 
 // New builds an adapter from a checked Config (see ParseConfig). Config
