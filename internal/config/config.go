@@ -215,6 +215,10 @@ type SimConfig struct {
 	DataDir      string `mapstructure:"data_dir"`
 	ClientID     string `mapstructure:"client_id"`
 	ClientSecret string `mapstructure:"client_secret"`
+	// MaxUpload is the case-system simulator's request-size cap, e.g.
+	// 50MB (its default, casesyssim.DefaultMaxUpload); larger uploads get
+	// 413. Case system only.
+	MaxUpload string `mapstructure:"max_upload"`
 }
 
 // Console configures the API's users (console and samhubctl).
@@ -556,6 +560,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Simulators.EPJ != nil {
 		checkSim(bad, "simulators.epj", c.Simulators.EPJ)
+		if c.Simulators.EPJ.MaxUpload != "" {
+			bad("simulators.epj.max_upload", "is a setting of the case-system simulator only")
+		}
 	}
 	roles := []string{"coordinator", "operations", "auditor"}
 	for i, u := range c.Console.Users {
@@ -587,6 +594,11 @@ func checkSim(bad func(string, string, ...any), key string, s *SimConfig) {
 	}
 	if s.DataDir == "" {
 		bad(key+".data_dir", "must not be empty")
+	}
+	if s.MaxUpload != "" {
+		if n, err := ParseBytes(s.MaxUpload); err != nil || n <= 0 {
+			bad(key+".max_upload", "must be a positive size such as 50MB")
+		}
 	}
 }
 

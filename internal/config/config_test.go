@@ -72,6 +72,8 @@ func TestConfigMistakesNameTheKey(t *testing.T) {
 		{"plain password", base + "console: {users: [{name: k, role: coordinator, password_hash: hemmelig}]}\n", "console.users[0].password_hash: must be a bcrypt hash", nil},
 		{"unknown role", base + "console: {users: [{name: k, role: boss, token_hash: ab}]}\n", "console.users[0].role: must be one of coordinator, operations, auditor", nil},
 		{"duration type", base + "pipeline: {backoff_initial: soon}\n", "backoff_initial", nil},
+		{"simulator upload cap", base + "simulators: {casesys: {listen: '127.0.0.1:0', data_dir: ./s, max_upload: lots}}\n", "simulators.casesys.max_upload: must be a positive size such as 50MB", nil},
+		{"upload cap on the EPJ simulator", base + "simulators: {epj: {listen: '127.0.0.1:0', data_dir: ./s, max_upload: 10MB}}\n", "simulators.epj.max_upload: is a setting of the case-system simulator only", nil},
 		{"environment override checked too", base, "http.listen: must be host:port", []string{"SAMHUB_HTTP_LISTEN", "nowhere"}},
 	}
 	for _, c := range cases {

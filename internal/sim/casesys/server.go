@@ -130,6 +130,9 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
+// MaxUploadBytes is the request-size cap in force.
+func (s *Server) MaxUploadBytes() int64 { return s.cfg.MaxUploadBytes }
+
 func (s *Server) now() time.Time {
 	if s.cfg.Now != nil {
 		return s.cfg.Now()
