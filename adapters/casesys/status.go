@@ -363,12 +363,10 @@ func (a *Adapter) writeReports(ctx context.Context, docID string, rec *statusRec
 			continue
 		}
 		for _, key := range keys {
-			if err := a.writeReport(ctx, docID, key, r); err != nil {
-				if class, _, _ := adapters.Classify(err); class == adapters.ClassPermanent {
-					_, reason, code := adapters.Classify(err)
-					a.log.Warn("the case system refused a recipient status; dropped", "document", docID, "recipient", key, "code", code, "reason", reason)
-					continue
-				}
+			if err := a.writeReport(ctx, docID, key, r); errors.Is(err, errRefused) {
+				_, reason, code := adapters.Classify(err)
+				a.log.Warn("the case system refused a recipient status; dropped", "document", docID, "recipient", key, "code", code, "reason", reason)
+			} else if err != nil {
 				return err
 			}
 		}
@@ -376,6 +374,11 @@ func (a *Adapter) writeReports(ctx context.Context, docID string, rec *statusRec
 	}
 	return nil
 }
+
+// errRefused marks a report the case system will never take (400, 422):
+// it is dropped rather than retried for ever. Anything else, an auth
+// problem included, is retried at the next poll.
+var errRefused = errors.New("the case system refuses this report")
 
 func (a *Adapter) writeReport(ctx context.Context, docID, key string, r *storedReport) error {
 	body, _ := json.Marshal(map[string]any{"key": key, "status": r.State, "code": r.Code, "reason": r.Reason, "destination": r.Destination, "at": r.At})
@@ -386,10 +389,14 @@ func (a *Adapter) writeReport(ctx context.Context, docID, key string, r *storedR
 	if err != nil {
 		return err
 	}
-	if resp.status != http.StatusOK {
+	switch resp.status {
+	case http.StatusOK:
+		return nil
+	case http.StatusBadRequest, http.StatusUnprocessableEntity:
+		return fmt.Errorf("%w: %w", errRefused, classify("reporting a recipient's status to the outbox", resp))
+	default:
 		return classify("reporting a recipient's status to the outbox", resp)
 	}
-	return nil
 }
 
 // matchRecipient finds the outbox recipients a report is about: those

@@ -315,3 +315,44 @@ func TestReportStatusChecksAndDurability(t *testing.T) {
 		}
 	}
 }
+
+// TestRefusedReportIsDroppedButAuthTroubleIsRetried: a report the case
+// system will never take (422) is dropped with a warning; one that failed
+// because the hub lacked the rights is written once it has them.
+func TestRefusedReportIsDroppedButAuthTroubleIsRetried(t *testing.T) {
+	e := startSim(t, nil)
+	_, docs := seedOutbox(t, e.sim)
+	a := e.adapter(nil, nil)
+	l := published(t, a, docs[0])
+	ctx := context.Background()
+	at := time.Date(2026, 11, 3, 14, 0, 0, 0, time.UTC)
+
+	e.sim.InjectFailure(casesyssim.Fault{Route: "POST /outbox/{docId}/recipients", Count: 1, Status: http.StatusUnprocessableEntity})
+	if err := a.ReportStatus(ctx, report(l, l.Receivers[0], adapters.StateSent, "delivered", at)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the refused report dropped", func() bool { return a.flusherIdle() && pendingDocs(t, a) == 0 })
+	if got := recipientStatus(e, docs[0].ID, "gp"); got.Status != casesyssim.RecipientPending {
+		t.Errorf("gp = %+v", got)
+	}
+
+	// The client's rights in the case system are wrong (403) until an
+	// administrator fixes them: retried, not dropped.
+	e.sim.InjectFailure(casesyssim.Fault{Route: "POST /outbox/{docId}/recipients", Count: 1, Status: http.StatusForbidden})
+	if err := a.ReportStatus(ctx, report(l, l.Receivers[1], adapters.StateWaiting, "consent_missing", at)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the background write to give up", a.flusherIdle)
+	if pendingDocs(t, a) != 1 {
+		t.Fatal("a report refused for the hub's rights was dropped")
+	}
+	if err := a.flushStatuses(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := recipientStatus(e, docs[0].ID, "parent-1"); got.Status != casesyssim.RecipientWaiting || got.Code != "consent_missing" {
+		t.Errorf("parent = %+v", got)
+	}
+	if pendingDocs(t, a) != 0 {
+		t.Error("still pending")
+	}
+}
