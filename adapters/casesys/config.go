@@ -14,14 +14,19 @@ import (
 type Config struct {
 	// The API's base URL, OAuth2 client credentials, timeout and TLS files.
 	httpclient.Config `mapstructure:",squash"`
-	Scope             string        `mapstructure:"scope" default:"cases.read cases.write" doc:"Space-separated OAuth2 scopes asked for."`
-	CaseType          string        `mapstructure:"case_type" default:"SAMRAAD" doc:"Case type the hub searches for and creates the child's case with."`
-	CaseTitle         string        `mapstructure:"case_title" default:"Samråd for børn og unge" doc:"Title of cases the hub creates."`
-	KLE               string        `mapstructure:"kle" doc:"KLE number of cases the hub creates." example:"27.24.00"`
-	ResponsibleUnit   string        `mapstructure:"responsible_unit" doc:"Unit responsible for cases the hub creates." example:"PPR"`
-	OnMissingCase     string        `mapstructure:"on_missing_case" default:"create" enum:"create,park" doc:"What a letter for a child without a case does: create the case, or park the letter for the coordinator."`
-	PollInterval      time.Duration `mapstructure:"poll_interval" default:"10s" doc:"How often the outbox is read; 0 turns the source side off."`
-	Outbox            OutboxConfig  `mapstructure:"outbox" doc:"Routing defaults for letters read from the outbox."`
+	Scope             string `mapstructure:"scope" default:"cases.read cases.write" doc:"Space-separated OAuth2 scopes asked for."`
+	CaseType          string `mapstructure:"case_type" default:"SAMRAAD" doc:"Case type the hub searches for and creates the child's case with."`
+	CaseTitle         string `mapstructure:"case_title" default:"Samråd for børn og unge" doc:"Title of cases the hub creates."`
+	KLE               string `mapstructure:"kle" doc:"KLE number of cases the hub creates." example:"27.24.00"`
+	ResponsibleUnit   string `mapstructure:"responsible_unit" doc:"Unit responsible for cases the hub creates." example:"PPR"`
+	OnMissingCase     string `mapstructure:"on_missing_case" default:"create" enum:"create,park" doc:"What a letter for a child without a case does: create the case, or park the letter for the coordinator."`
+	// With ignored, the adapter sends no key (so the HTTP layer never
+	// resends a write on its own) and takes a lease in its state store
+	// before each create, so deliveries of one letter on several replicas
+	// at once cannot both create (guard.go).
+	IdempotencyKeys string        `mapstructure:"idempotency_keys" default:"honoured" enum:"honoured,ignored" doc:"Whether the case system honours the contract's Idempotency-Key: honoured, or ignored as the real systems do (interfaces.md §1.4); with ignored the hub sends none and guards each create with a lease in its state store."`
+	PollInterval    time.Duration `mapstructure:"poll_interval" default:"10s" doc:"How often the outbox is read; 0 turns the source side off."`
+	Outbox          OutboxConfig  `mapstructure:"outbox" doc:"Routing defaults for letters read from the outbox."`
 }
 
 // TLSConfig adds a private CA and/or a client certificate (mutual TLS).
@@ -42,6 +47,12 @@ type PartyConfig struct {
 	Unit         string `mapstructure:"unit" doc:"Organisational unit." example:"PPR"`
 	Email        string `mapstructure:"email" doc:"Address replies reach when the case names no contact person."`
 }
+
+// Values of idempotency_keys.
+const (
+	IdempotencyHonoured = "honoured"
+	IdempotencyIgnored  = "ignored"
+)
 
 // DefaultPollInterval applies when poll_interval is absent.
 const DefaultPollInterval = 10 * time.Second

@@ -18,7 +18,8 @@ import (
 // The conformance harness: the case-system simulator (the REST contract
 // with its idempotency, faults and persisted state). A sink's object is
 // the document with the letter's externalId; an outbox document is
-// acknowledged when the simulator lists it as sent.
+// acknowledged once the case system lists it as taken by the hub (no
+// longer ready).
 func init() { adaptertest.Register("casesys", newHarness) }
 
 type harness struct {
@@ -122,7 +123,7 @@ func (h *harness) Acknowledged(t testing.TB, n int) bool {
 	defer h.mu.Unlock()
 	for _, d := range h.sim.Documents() {
 		if m, ok := h.docs[d.ID]; ok && m == n {
-			return d.Outbox != nil && d.Outbox.Status == "sent"
+			return d.Outbox != nil && d.Outbox.Status != casesyssim.OutboxReady
 		}
 	}
 	t.Fatalf("input %d is not in the simulator", n)

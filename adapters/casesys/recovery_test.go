@@ -154,7 +154,7 @@ func TestConcurrentRetryWhileInProgressIsRetryable(t *testing.T) {
 	a := e.adapter(nil, nil)
 	l := referral(t, "medcom:P1")
 	// Create the case first so both deliveries race on the document upload.
-	if _, err := a.resolveCase(context.Background(), l, brunoCPR); err != nil {
+	if _, err := a.resolveCase(context.Background(), l); err != nil {
 		t.Fatal(err)
 	}
 	e.sim.SetDelay(300 * time.Millisecond)
@@ -192,7 +192,7 @@ func TestTimeoutThenRetryMakesOneDocument(t *testing.T) {
 	e := startSim(t, nil)
 	a := e.adapter(nil, map[string]any{"timeout": "250ms"})
 	l := referral(t, "medcom:TO1")
-	if _, err := a.resolveCase(context.Background(), l, brunoCPR); err != nil {
+	if _, err := a.resolveCase(context.Background(), l); err != nil {
 		t.Fatal(err)
 	}
 	e.sim.SetRouteDelay("POST /cases/{caseId}/documents", time.Second)

@@ -20,7 +20,9 @@ import (
 // The conformance harness: a mailbox directory of the test's own. Inputs
 // are XDIS91 letters from a GP written into in/ as a VANS client would
 // (a dotfile renamed into place); the source has acknowledged one when it
-// lies in processed/. A sink's object is the letter's file in out/.
+// lies in processed/. A sink's object is a file in out/ carrying the
+// letter (XDIS91 or FHIR, as the receiver takes it), found by a mark the
+// harness puts in the letter's text.
 func init() { adaptertest.Register(TypeName, newHarness) }
 
 const (
@@ -42,28 +44,39 @@ func (h *harness) Block() map[string]any {
 		"self": map[string]any{"gln": harnessSelfGLN, "sor": "1144561000016002", "name": "Samrådet for Børn og Unge"}}
 }
 
+// mark is the text by which Stored finds l's files.
+func mark(l *letter.Letter) string { return "ref " + oioxml.StableID(l.ID) }
+
 func (h *harness) Letter(n int) *letter.Letter {
 	gp := letter.Party{Role: "gp", Name: "Lægehuset Test", GLN: harnessGPGLN, SOR: "543210987654321"}
+	id := fmt.Sprintf("conformance:medcom:%d:%d", time.Now().UnixNano(), n)
 	return &letter.Letter{
-		ID: fmt.Sprintf("conformance:medcom:%d:%d", time.Now().UnixNano(), n), Kind: letter.KindRecommendation, Source: "casesys",
+		ID: id, Kind: letter.KindRecommendation, Source: "casesys",
 		Sender:    letter.Party{Role: "municipality", Name: "Samrådet", GLN: harnessSelfGLN, SOR: "1144561000016002"},
 		Receivers: []letter.Party{gp}, To: []letter.Party{gp},
 		Patient:  &letter.Patient{CPR: "2509479989", GivenName: "Bruno Test", FamilyName: "Elmer"},
-		Category: "psychiatry-social-disability", Subject: "Samrådets anbefaling", Text: "Samrådet anbefaler et forløb hos PPR.",
+		Category: "psychiatry-social-disability", Subject: "Samrådets anbefaling", Text: "Samrådet anbefaler et forløb hos PPR, " + mark(&letter.Letter{ID: id}) + ".",
 		Original: letter.Original{Data: []byte("{}"), ContentType: "application/json"},
 	}
 }
 
-// Stored counts l's first transmission in out/ (resends carry -r<n>).
+// Stored counts the files in out/ that carry l.
 func (h *harness) Stored(t testing.TB, l *letter.Letter) int {
-	_, err := os.Stat(filepath.Join(h.dir, "out", "xdis91-"+oioxml.StableID(l.ID)+".xml"))
-	if err == nil {
-		return 1
-	}
-	if !errors.Is(err, os.ErrNotExist) {
+	files, err := os.ReadDir(filepath.Join(h.dir, "out"))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		t.Fatal(err)
 	}
-	return 0
+	n := 0
+	for _, f := range files {
+		b, err := os.ReadFile(filepath.Join(h.dir, "out", f.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(b), mark(l)) {
+			n++
+		}
+	}
+	return n
 }
 
 // LoseNextReply: the file is written, then the state store loses the

@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -27,6 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/samhub/samhub/adapters"
+	"github.com/samhub/samhub/adapters/medcom/fhirmsg"
 	"github.com/samhub/samhub/adapters/medcom/xmlsafe"
 )
 
@@ -56,7 +58,9 @@ const (
 	OutFHIRJSON = "fhir-json"
 )
 
-// Self is the hub's own MedCom identity, the sender of letters and acks.
+// Self is the hub's own MedCom identity: the sender of its letters, and of
+// an acknowledgement only when the acknowledged letter's receiver cannot be
+// read (acknowledgements come from the receiver a letter was addressed to).
 type Self struct {
 	GLN  string `mapstructure:"gln" doc:"13-digit GLN (EAN location number) the hub sends as." example:"5790001382445"`
 	SOR  string `mapstructure:"sor" doc:"SOR id the hub sends as." example:"1144561000016002"`
@@ -75,7 +79,9 @@ type Config struct {
 	AckTimeout   time.Duration `mapstructure:"ack_timeout" default:"30m" doc:"A sent letter without an acknowledgement by then is flagged and resent."`
 	MaxResends   *int          `mapstructure:"max_resends" default:"2" doc:"Resends of a letter without acknowledgement, 0 to 3 (MedCom allows at most 3)."`
 	OutFormat    string        `mapstructure:"out_format" default:"xdis91" enum:"xdis91,fhir-xml,fhir-json" doc:"Format of letters written to out/ when the receiver directory says nothing else."`
-	Workers      int           `mapstructure:"workers" default:"16" doc:"How many inbox files are handled at once (1 to 256)."`
+	// The case system's outbox has no MedCom categories.
+	DefaultCategory string `mapstructure:"default_category" default:"psychiatry-social-disability" doc:"CareCommunication category of letters that carry none: a code of MedCom's category list other than other. The council's letters are about a child's mental health and social circumstances (shared/domain/medcom.md §5.2)."`
+	Workers         int    `mapstructure:"workers" default:"16" doc:"How many inbox files are handled at once (1 to 256)."`
 }
 
 // Adapter is one configured MedCom mailbox.
@@ -188,11 +194,14 @@ func (c *Config) Check() error {
 	if c.MaxResends == nil || *c.MaxResends < 0 || *c.MaxResends > 3 {
 		return &adapters.ConfigError{Key: "max_resends", Msg: "must be 0 to 3 (MedCom allows at most 3 resends)"}
 	}
+	if !slices.Contains(fhirmsg.Categories, c.DefaultCategory) || c.DefaultCategory == "other" {
+		return &adapters.ConfigError{Key: "default_category", Msg: "must be a code of MedCom's CareCommunication category list other than \"other\" (which needs a topic), e.g. psychiatry-social-disability"}
+	}
 	if c.Self.GLN != "" && (len(c.Self.GLN) != 13 || strings.Trim(c.Self.GLN, "0123456789") != "") {
 		return &adapters.ConfigError{Key: "self.gln", Msg: "must be a 13-digit GLN (EAN location number)"}
 	}
-	if c.OutFormat != OutXDIS91 && (c.Self.GLN == "" || c.Self.SOR == "") {
-		return &adapters.ConfigError{Key: "self", Msg: "gln and sor must be set: MedCom FHIR messages name the sender by both"}
+	if c.Self.GLN == "" || c.Self.SOR == "" {
+		return &adapters.ConfigError{Key: "self", Msg: "gln and sor must be set: MedCom FHIR messages name the sender by both, and GPs get FHIR letters whatever out_format says"}
 	}
 	return nil
 }
