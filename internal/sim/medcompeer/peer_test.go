@@ -64,8 +64,9 @@ type world struct {
 func newWorld(t *testing.T, outFormat string) *world {
 	t.Helper()
 	dir := t.TempDir()
-	hub, err := medcom.New(adapters.Deps{Name: "medcom", State: adaptertest.NewState(), DataDir: filepath.Join(dir, "data")},
-		medcom.Config{Dir: filepath.Join(dir, "mailbox"), OutFormat: outFormat, Self: medcom.Self{GLN: council.GLN, SOR: council.SOR, Name: council.Name}})
+	cfg := adapters.Defaults[medcom.Config]()
+	cfg.Dir, cfg.OutFormat, cfg.Self = filepath.Join(dir, "mailbox"), outFormat, medcom.Self{GLN: council.GLN, SOR: council.SOR, Name: council.Name}
+	hub, err := medcom.New(adapters.Deps{Name: "medcom", State: adaptertest.NewState(), DataDir: filepath.Join(dir, "data")}, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
