@@ -310,8 +310,13 @@ func TestHeldThreadListedAndReleased(t *testing.T) {
 		t.Fatalf("release: exit %d %s %s", code, out, errs)
 	}
 	h.Eventually("the held letter journalised", func() bool { return len(h.CaseSys.Documents()) == 1 })
-	es, _ := h.App.Hub.Queue().List(context.Background(), retryq.Filter{})
-	if len(es) != 1 || es[0].LetterID != "5790000000005#LTR00000000001" {
+	var es []retryq.Entry
+	// The released letter leaves the queue just after its delivery.
+	h.Eventually("only the first letter still parked", func() bool {
+		es, _ = h.App.Hub.Queue().List(context.Background(), retryq.Filter{})
+		return len(es) == 1
+	})
+	if es[0].LetterID != "5790000000005#LTR00000000001" {
 		t.Fatalf("queue after the release: %+v", es)
 	}
 	if code, out, _ := ctl(t, h, coord, "queue", "held"); code != 0 || !strings.Contains(out, "No thread is held") {

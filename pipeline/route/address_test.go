@@ -100,7 +100,7 @@ func TestAddresseesCarryTheDirectorysFormats(t *testing.T) {
 		t.Fatalf("addressee not completed from the directory: %+v", to)
 	}
 	to, _, _ = r.Address(&letter.Letter{}, "region", nil)
-	if len(to) != 1 || to[0].Role != "region" || !slices.Equal(to[0].Accepts, []string{"fhir-json"}) {
+	if len(to) != 1 || to[0].Role != "region" || to[0].SOR != "6071000016008" || to[0].GLN != "" || !slices.Equal(to[0].Accepts, []string{"fhir-json"}) {
 		t.Fatalf("configured receiver not completed from the directory: %+v", to)
 	}
 }
