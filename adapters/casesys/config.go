@@ -60,7 +60,7 @@ const DefaultPollInterval = 10 * time.Second
 var adapterSpec = adapters.Spec{
 	Summary: "The municipal case system (REST, schemas/casesys/openapi.yaml): a sink that journalises letters on the child's case, and a source of the council's outbox.",
 	Description: "Every POST carries an Idempotency-Key and every object a permanent externalId that is looked up before any create, so a lost answer never makes a second document. " +
-		"CPR numbers travel only in request bodies. With poll_interval above 0, ready outbox documents become letters and are marked sent only after the hub stored them.",
+		"CPR numbers travel only in request bodies. With poll_interval above 0, ready outbox documents become letters and are accepted in the outbox only after the hub stored them; the case system is then told each recipient's fate.",
 }
 
 // ParseConfig decodes and checks an adapter block. Errors are

@@ -75,7 +75,7 @@ type Config struct {
 	// poll finds what the watch cannot see, such as files on network shares.
 	PollInterval time.Duration `mapstructure:"poll_interval" default:"200ms" doc:"How often in/ is listed besides the directory watch."`
 	MaxBytes     int64         `mapstructure:"max_bytes" default:"100000000" doc:"Largest inbound file in bytes; larger files go to error/ (MedCom's cap is 100 MB)."`
-	Self         Self          `mapstructure:"self" doc:"The hub's own MedCom identity, sender of letters and acknowledgements. gln and sor are required for the FHIR out_formats."`
+	Self         Self          `mapstructure:"self" doc:"The hub's own MedCom identity, the sender of its letters (gln and sor are required: GPs get FHIR letters, which name the sender by both)."`
 	AckTimeout   time.Duration `mapstructure:"ack_timeout" default:"30m" doc:"A sent letter without an acknowledgement by then is flagged and resent."`
 	MaxResends   *int          `mapstructure:"max_resends" default:"2" doc:"Resends of a letter without acknowledgement, 0 to 3 (MedCom allows at most 3)."`
 	OutFormat    string        `mapstructure:"out_format" default:"xdis91" enum:"xdis91,fhir-xml,fhir-json" doc:"Format of letters written to out/ when the receiver directory says nothing else."`
