@@ -1,8 +1,8 @@
 // Package medcom is the MedCom adapter: a directory-based mailbox (as used by
 // VANS clients) that is both an adapters.Source and an adapters.Sink.
 //
-// Inbound files appear in <dir>/in/ (writers create a dotfile or *.tmp and
-// rename it), are claimed by renaming them into processing/, parsed
+// Inbound files appear in <dir>/in/ and are claimed, once complete (see
+// complete.go), by renaming them into processing/, parsed
 // (OIOXML XDIS91 and XCTL receipts via oioxml, FHIR CareCommunication and
 // Acknowledgement via fhirmsg), published letter by letter, acknowledged
 // exactly once per distinct letter, and finally moved to processed/ — or,
@@ -13,6 +13,7 @@
 //
 //	dir:           /var/lib/samhub/medcom   # required; in/ processing/ processed/ error/ out/ are created
 //	poll_interval: 200ms
+//	settle_time:   2s                       # a file written in place is taken once unchanged this long
 //	max_bytes:     100000000                # larger inbound files go to error/
 //	self:          {gln: "5790000000012", sor: "123456789012345", name: "Samrådet"}
 //	ack_timeout:   30m                      # no acknowledgement by then: flag, resend
@@ -70,6 +71,10 @@ type Config struct {
 	OutFormat    string        `mapstructure:"out_format"`
 	// Workers is how many inbox files are handled at once (default 16).
 	Workers int `mapstructure:"workers"`
+	// SettleTime is how long a file written in place in in/ must keep its
+	// size and modification time, with no writer holding it open, before
+	// it is taken (default 2s). A file renamed into in/ is taken at once.
+	SettleTime time.Duration `mapstructure:"settle_time"`
 }
 
 // Adapter is one configured MedCom mailbox.
@@ -84,10 +89,12 @@ type Adapter struct {
 
 	in, processing, processed, errDir, out string
 
-	missing prometheus.Gauge
-	dups    prometheus.Counter // duplicates answered without publishing
-	mu      sync.Mutex         // serialises outbox updates within this process
-	keys    keyLocks           // serialises the handling of one letter across workers
+	missing      prometheus.Gauge
+	dups         prometheus.Counter     // duplicates answered without publishing
+	ignoredFiles *prometheus.CounterVec // files in in/ not read, by code
+	mu           sync.Mutex             // serialises outbox updates within this process
+	keys         keyLocks               // serialises the handling of one letter across workers
+	arrivals     arrivals               // what is known of the files in in/ (complete.go)
 }
 
 var (
@@ -159,6 +166,23 @@ func New(deps adapters.Deps, cfg Config) (*Adapter, error) {
 			a.dups = are.ExistingCollector.(prometheus.Counter)
 		}
 	}
+	a.ignoredFiles = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name:        "samhub_medcom_files_ignored_total",
+		Help:        "Files in the MedCom in/ folder the hub does not read, counted once per file: symlink, not_regular, stale_temp (a dot-file or .tmp unchanged for a day), unreadable.",
+		ConstLabels: prometheus.Labels{"adapter": deps.Name},
+	}, []string{"code"})
+	if deps.Metrics != nil {
+		if err := deps.Metrics.Register(a.ignoredFiles); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if !errors.As(err, &are) {
+				return nil, fmt.Errorf("medcom: register metrics: %w", err)
+			}
+			a.ignoredFiles = are.ExistingCollector.(*prometheus.CounterVec)
+		}
+	}
+	for code := range ignoreReasons {
+		a.ignoredFiles.WithLabelValues(code) // every series from 0, so increase() sees the first
+	}
 	return a, nil
 }
 
@@ -186,6 +210,12 @@ func (c *Config) check() error {
 	}
 	if c.PollInterval < 0 {
 		return &adapters.ConfigError{Key: "poll_interval", Msg: "must be a positive duration such as 200ms"}
+	}
+	if c.SettleTime == 0 {
+		c.SettleTime = 2 * time.Second
+	}
+	if c.SettleTime < 0 || c.SettleTime > time.Hour {
+		return &adapters.ConfigError{Key: "settle_time", Msg: "must be a duration between 1ms and 1h such as 2s"}
 	}
 	if c.MaxBytes == 0 {
 		c.MaxBytes = xmlsafe.DefaultLimits().MaxBytes

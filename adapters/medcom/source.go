@@ -21,8 +21,9 @@ import (
 )
 
 // Run polls in/ until ctx ends. Files a crash left in processing/ are
-// handled first. A file whose letters cannot all be published goes back to
-// in/ and is tried again after a pause; it never reaches processed/.
+// handled first. A file is taken once it is complete (complete.go). A file
+// whose letters cannot all be published goes back to in/ and is tried again
+// after a pause; it never reaches processed/.
 func (a *Adapter) Run(ctx context.Context, pub adapters.Publisher) error {
 	left, err := candidates(a.processing)
 	if err != nil {
@@ -38,15 +39,14 @@ func (a *Adapter) Run(ctx context.Context, pub adapters.Publisher) error {
 	var checked time.Time
 	failures := 0
 	for {
-		if ok := a.Poll(ctx, pub); ok {
+		r := a.poll(ctx, pub)
+		if r.ok {
 			failures = 0
 		} else {
 			failures++
 		}
-		if failures == 0 && ctx.Err() == nil {
-			if more, _ := candidates(a.in); len(more) > 0 {
-				continue // a backlog: take the next slice at once
-			}
+		if failures == 0 && r.more && ctx.Err() == nil {
+			continue // a backlog: take the next slice at once
 		}
 		// Arrivals wake the loop many times a second under load; the
 		// outbox check keeps to the poll interval.
@@ -59,6 +59,9 @@ func (a *Adapter) Run(ctx context.Context, pub adapters.Publisher) error {
 		wait := a.cfg.PollInterval
 		for i := 1; i < failures && wait < 30*time.Second; i++ {
 			wait *= 2 // a failing broker is not hammered
+		}
+		if failures == 0 && r.next > 0 && r.next < wait {
+			wait = r.next // a file written in place settles before the next poll
 		}
 		arrived := wake
 		if failures > 0 {
@@ -76,23 +79,36 @@ func (a *Adapter) Run(ctx context.Context, pub adapters.Publisher) error {
 	}
 }
 
-// Poll claims the files now in in/ and handles them in two steps: every
-// file is read, parsed and validated in parallel; then the files are grouped
-// by thread and the groups run concurrently, each group in the order its
-// files arrived, so that one file's chain of durable writes (store the
-// letter, write the acknowledgement, remember it) overlaps with another
-// thread's while letters of one thread are still stored in order. It reports
-// false when a file had to be put back for a later try.
+// Poll claims the complete files now in in/ and handles them in two steps:
+// every file is read, parsed and validated in parallel; then the files are
+// grouped by thread and the groups run concurrently, each group in the
+// order its files arrived, so that one file's chain of durable writes
+// (store the letter, write the acknowledgement, remember it) overlaps with
+// another thread's while letters of one thread are still stored in order.
+// It reports false when a file had to be put back for a later try.
 func (a *Adapter) Poll(ctx context.Context, pub adapters.Publisher) bool {
-	names, err := candidates(a.in)
+	return a.poll(ctx, pub).ok
+}
+
+// round is what one poll did: ok is false when a file had to be put back,
+// more says a slice limit left complete files for the next round, next is
+// how soon a file still settling may be complete.
+type round struct {
+	ok, more bool
+	next     time.Duration
+}
+
+func (a *Adapter) poll(ctx context.Context, pub adapters.Publisher) round {
+	names, next, err := a.scan(time.Now())
 	if err != nil {
 		a.log.Error("medcom: cannot list the in directory", "err", err)
-		return false
+		return round{}
 	}
+	res := round{next: next}
 	// One round takes a bounded number of files, so a backlog of thousands
 	// is read a slice at a time rather than all into memory at once.
 	if limit := 8 * a.cfg.Workers; len(names) > limit {
-		names = names[:limit]
+		names, res.more = names[:limit], true
 	}
 	var claimed []string
 	for _, name := range names {
@@ -107,8 +123,15 @@ func (a *Adapter) Poll(ctx context.Context, pub adapters.Publisher) bool {
 			}
 			continue
 		}
+		a.claimed(name)
 		claimed = append(claimed, name)
 	}
+	res.ok = a.handleRound(ctx, pub, claimed)
+	return res
+}
+
+// handleRound handles the files one poll claimed into processing/.
+func (a *Adapter) handleRound(ctx context.Context, pub adapters.Publisher, claimed []string) bool {
 	preps := make([]*prepared, len(claimed))
 	a.parallel(len(claimed), func(i int) { preps[i] = a.prepare(claimed[i]) })
 

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/samhub/samhub/adapters"
 	"github.com/samhub/samhub/adapters/medcom/oioxml"
@@ -40,6 +41,7 @@ func TestConfig(t *testing.T) {
 		{map[string]any{"dir": dir, "max_resends": 5}, "adapters.mc.max_resends: must be 0 to 3"},
 		{map[string]any{"dir": dir, "poll_intervall": "1s"}, "poll_intervall"},
 		{map[string]any{"dir": dir, "ack_timeout": "soon"}, "ack_timeout"},
+		{map[string]any{"dir": dir, "settle_time": "-1s"}, "adapters.mc.settle_time: must be a duration between 1ms and 1h"},
 	} {
 		_, err := adapters.Build(TypeName, deps, tc.cfg)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -51,7 +53,7 @@ func TestConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := a.(*Adapter).cfg
-	if c.PollInterval.String() != "200ms" || c.AckTimeout.String() != "30m0s" || *c.MaxResends != 0 || c.OutFormat != OutXDIS91 || c.MaxBytes != 100_000_000 {
+	if c.PollInterval.String() != "200ms" || c.AckTimeout.String() != "30m0s" || *c.MaxResends != 0 || c.OutFormat != OutXDIS91 || c.MaxBytes != 100_000_000 || c.SettleTime != 2*time.Second {
 		t.Errorf("defaults: %+v", c)
 	}
 	for _, d := range []string{"in", "processing", "processed", "error", "out"} {
