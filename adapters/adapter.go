@@ -21,6 +21,23 @@ type Publisher interface {
 	Publish(ctx context.Context, l *letter.Letter) error
 }
 
+// InputReporter is implemented by the Publisher the hub hands a source: a
+// source that refuses input before storing it, or recognises a copy of a
+// letter it answered before and publishes nothing, says so here, so the
+// hub's counters (samhub_letters_rejected_total{source,code} and
+// samhub_letters_duplicate_total{source}) count what the source logs. code
+// is a short token from a small fixed set (it becomes a metric label).
+type InputReporter interface {
+	Rejected(code string)
+	Duplicate()
+}
+
+// RejectCodes is optional on a Source that reports rejections: the codes it
+// may pass to InputReporter.Rejected, so that each series exists from 0.
+type RejectCodes interface {
+	RejectCodes() []string
+}
+
 // Source reads one system and publishes what it finds. Run blocks until ctx
 // is cancelled (return nil then) or a fatal error occurs. The pipeline runs a
 // source on one replica at a time, so a source need not guard against twins.

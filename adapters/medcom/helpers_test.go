@@ -32,6 +32,8 @@ func newState() *memState { return adaptertest.NewState() }
 type recPub struct {
 	mu          sync.Mutex
 	letters     []*letter.Letter
+	rejected    map[string]int // by code, as the hub's InputReporter counts them
+	duplicates  int
 	failAfter   int
 	refuseAfter int // >= 0: publishes after that many are refused for good, as the hub refuses a letter too large to store
 }
@@ -52,6 +54,21 @@ func (p *recPub) Publish(_ context.Context, l *letter.Letter) error {
 	}
 	p.letters = append(p.letters, l)
 	return nil
+}
+
+func (p *recPub) Rejected(code string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.rejected == nil {
+		p.rejected = map[string]int{}
+	}
+	p.rejected[code]++
+}
+
+func (p *recPub) Duplicate() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.duplicates++
 }
 
 func (p *recPub) ids() []string {

@@ -304,7 +304,7 @@ func (a *Adapter) finish(ctx context.Context, pub adapters.Publisher, p0 *prepar
 	}
 	name := p0.name
 	if p0.reject != "" {
-		return true, a.reject(name, p0.reject)
+		return true, a.reject(pub, name, rejection{code: codeTooLarge, reason: p0.reject})
 	}
 	data, now, in := p0.data, p0.now, p0.in
 	acks, err := planAcks(in, a.cfg.Self, now)
@@ -318,6 +318,7 @@ func (a *Adapter) finish(ctx context.Context, pub adapters.Publisher, p0 *prepar
 	defer a.keys.lock(keys)()
 	// Duplicates: same sender+letter id (OIOXML) or MessageHeader.id (FHIR).
 	fresh := acks[:0:0]
+	repeated := 0
 	for _, p := range acks {
 		var rec inRecord
 		_, seen, err := getJSON(ctx, a.state, p.key, &rec)
@@ -330,18 +331,23 @@ func (a *Adapter) finish(ctx context.Context, pub adapters.Publisher, p0 *prepar
 		}
 		a.log.Info("medcom: duplicate letter; the first acknowledgement is repeated", "letter_id", rec.HubID, "file", name)
 		a.dups.Inc()
+		if rep, ok := pub.(adapters.InputReporter); ok {
+			rep.Duplicate()
+		}
 		if rec.AckName != "" {
 			if err := writeFile(a.out, rec.AckName, rec.Ack, !deferSync || in.err != nil); err != nil {
 				return false, adapters.Retryable("medcom_write_failed", "could not write to the MedCom out directory", err)
 			}
+			repeated++
 		}
 	}
 
 	if in.err != nil {
-		if err := a.sendAcks(ctx, fresh, true); err != nil {
+		sent, err := a.sendAcks(ctx, fresh, true)
+		if err != nil {
 			return false, err
 		}
-		return true, a.reject(name, describe(in))
+		return true, a.reject(pub, name, rejection{code: rejectCode(in.err), reason: describe(in), acked: sent+repeated > 0})
 	}
 
 	// Publish every letter that is not a duplicate before anything is
@@ -365,7 +371,7 @@ func (a *Adapter) finish(ctx context.Context, pub adapters.Publisher, p0 *prepar
 			if class, reason, code := adapters.Classify(err); class == adapters.ClassPermanent {
 				// The hub will never store this letter (too large): trying
 				// again would loop forever. Refuse it like invalid input.
-				return true, a.refuseUnstorable(ctx, name, in, now, fresh, stored, code, reason)
+				return true, a.refuseUnstorable(ctx, pub, name, in, now, fresh, stored, code, reason)
 			}
 			return false, adapters.Retryable("publish_failed", "the letter could not be stored in the hub", err)
 		}
@@ -375,7 +381,7 @@ func (a *Adapter) finish(ctx context.Context, pub adapters.Publisher, p0 *prepar
 	if err := a.settleAcks(ctx, in); err != nil {
 		return false, err
 	}
-	if err := a.sendAcks(ctx, fresh, !deferSync); err != nil {
+	if _, err := a.sendAcks(ctx, fresh, !deferSync); err != nil {
 		return false, err
 	}
 	if deferSync {
@@ -391,7 +397,7 @@ func (a *Adapter) finish(ctx context.Context, pub adapters.Publisher, p0 *prepar
 // letters of the file stored before it keep their positive acknowledgement,
 // the refused one and those after it get a negative one naming the reason,
 // and the file goes to error/ with that reason.
-func (a *Adapter) refuseUnstorable(ctx context.Context, name string, in *inbound, now time.Time, fresh []plannedAck, stored map[string]bool, code, reason string) error {
+func (a *Adapter) refuseUnstorable(ctx context.Context, pub adapters.Publisher, name string, in *inbound, now time.Time, fresh []plannedAck, stored map[string]bool, code, reason string) error {
 	a.log.Warn("medcom: the hub refused a letter for good; the file is refused", "file", name, "code", code)
 	refused := *in
 	refused.err = fmt.Errorf("%s", reason)
@@ -410,19 +416,22 @@ func (a *Adapter) refuseUnstorable(ctx context.Context, name string, in *inbound
 		}
 		acks = append(acks, p)
 	}
-	if err := a.sendAcks(ctx, acks, true); err != nil {
+	sent, err := a.sendAcks(ctx, acks, true)
+	if err != nil {
 		return err
 	}
 	note := "refused by the hub (" + code + "): " + reason
 	if len(stored) > 0 {
 		note += fmt.Sprintf("; %d earlier letter(s) of the file were stored and acknowledged", len(stored))
 	}
-	return a.reject(name, note)
+	// The hub counted the refused letter already.
+	return a.reject(pub, name, rejection{code: code, reason: note, acked: sent > 0, counted: true})
 }
 
 // sendAcks writes each new acknowledgement and remembers it for duplicates;
-// durable makes each file durable as it is written.
-func (a *Adapter) sendAcks(ctx context.Context, acks []plannedAck, durable bool) error {
+// durable makes each file durable as it is written. It returns how many
+// acknowledgement files it wrote.
+func (a *Adapter) sendAcks(ctx context.Context, acks []plannedAck, durable bool) (sent int, err error) {
 	for _, p := range acks {
 		if p.data != nil {
 			p.rec.AckName, p.rec.Ack = p.name, p.data
@@ -430,7 +439,7 @@ func (a *Adapter) sendAcks(ctx context.Context, acks []plannedAck, durable bool)
 		p.rec.Negative = p.negative
 		b, err := json.Marshal(p.rec)
 		if err != nil {
-			return err
+			return sent, err
 		}
 		// Remember the acknowledgement before writing it: a crash in between
 		// then repeats these very bytes on the next try, instead of building
@@ -439,21 +448,22 @@ func (a *Adapter) sendAcks(ctx context.Context, acks []plannedAck, durable bool)
 		// bytes are the ones sent.
 		if _, err := a.state.Create(ctx, p.key, b); err != nil {
 			if !errors.Is(err, adapters.ErrExists) {
-				return err
+				return sent, err
 			}
 			var rec inRecord
 			if _, _, err := getJSON(ctx, a.state, p.key, &rec); err != nil {
-				return err
+				return sent, err
 			}
 			p.name, p.data = rec.AckName, rec.Ack
 		}
 		if p.data != nil && p.name != "" {
 			if err := writeFile(a.out, p.name, p.data, durable); err != nil {
-				return adapters.Retryable("medcom_write_failed", "could not write to the MedCom out directory", err)
+				return sent, adapters.Retryable("medcom_write_failed", "could not write to the MedCom out directory", err)
 			}
+			sent++
 		}
 	}
-	return nil
+	return sent, nil
 }
 
 func describe(in *inbound) string {
@@ -461,20 +471,6 @@ func describe(in *inbound) string {
 		return "rejected (no acknowledgement could be addressed): " + in.err.Error()
 	}
 	return "rejected: " + in.err.Error()
-}
-
-// reject moves processing/name byte-identical to error/ with a sibling
-// <name>.error.txt. reason must be free of personal data.
-func (a *Adapter) reject(name, reason string) error {
-	moved, err := moveUnique(filepath.Join(a.processing, name), a.errDir)
-	if err != nil {
-		return err
-	}
-	if err := writeAtomic(a.errDir, moved+".error.txt", []byte(reason+"\n")); err != nil {
-		a.log.Error("medcom: cannot write error note", "file", moved, "err", err)
-	}
-	a.log.Warn("medcom: file rejected", "file", moved)
-	return nil
 }
 
 // correlate points an inbound acknowledgement at the hub's own letter id

@@ -204,6 +204,10 @@ func TestDuplicateAcrossRestart(t *testing.T) {
 	if n := len(pub.letters); n != 1 {
 		t.Fatalf("duplicate published: %v", pub.ids())
 	}
+	if pub.duplicates != 1 || e.metric(t, "samhub_medcom_duplicates_total", "adapter", "medcom") != 1 {
+		t.Errorf("duplicate counted %d times by the hub and %v by the adapter, want once each",
+			pub.duplicates, e.metric(t, "samhub_medcom_duplicates_total", "adapter", "medcom"))
+	}
 	out = e.files(t, "out")
 	if len(out) != 1 {
 		t.Fatalf("out %v", out)
@@ -308,17 +312,35 @@ func TestHostileAndInvalidFilesGoToError(t *testing.T) {
 	if len(pub.letters) != 0 {
 		t.Fatalf("published %v", pub.ids())
 	}
+	codes := map[string]string{
+		"xxe-file.xml": "dtd", "xxe-http.xml": "dtd", "billion-laughs.xml": "dtd", "deep-nesting.xml": "too_deep",
+		"huge-attribute.xml": "too_large", "wrong-charset.xml": "syntax", "undeclared-latin1.xml": "syntax",
+		"unsupported-charset.xml": "charset", "truncated.xml": "syntax", "not-xml.txt": "syntax", "empty.xml": "syntax",
+		"invalid-letter.xml": "invalid",
+	}
+	counted := map[string]int{}
 	for name, msg := range want {
 		sameBytes(t, name+" in error/", e.read(t, "error", name), originals[name])
 		note := string(e.read(t, "error", name+".error.txt"))
 		if !strings.Contains(note, msg) {
 			t.Errorf("%s.error.txt = %q, want %q", name, note, msg)
 		}
+		acked := "no"
+		if name == "invalid-letter.xml" {
+			acked = "yes"
+		}
+		if !strings.HasSuffix(note, "\n\ncode: "+codes[name]+"\nacknowledgement sent: "+acked+"\n") {
+			t.Errorf("%s.error.txt = %q, want code %s and acknowledgement sent %s", name, note, codes[name], acked)
+		}
+		counted[codes[name]]++
 		for _, pd := range []string{"2509479989", "Elmer", "Bruno", "Kære"} {
 			if strings.Contains(note, pd) {
 				t.Errorf("%s.error.txt contains personal data %q", name, pd)
 			}
 		}
+	}
+	if fmt.Sprint(pub.rejected) != fmt.Sprint(counted) {
+		t.Errorf("the hub was told of rejections %v, want %v", pub.rejected, counted)
 	}
 	// Only the invalid letter could be addressed: it gets a negative receipt
 	// for the whole envelope (its letter id is too long to name).
