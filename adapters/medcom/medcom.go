@@ -98,8 +98,10 @@ type Adapter struct {
 }
 
 var (
-	_ adapters.Source = (*Adapter)(nil)
-	_ adapters.Sink   = (*Adapter)(nil)
+	_ adapters.Source         = (*Adapter)(nil)
+	_ adapters.Sink           = (*Adapter)(nil)
+	_ adapters.RejectCodes    = (*Adapter)(nil)
+	_ adapters.RejectedInputs = (*Adapter)(nil)
 )
 
 func factory(deps adapters.Deps, raw map[string]any) (any, error) {

@@ -1,9 +1,14 @@
 package medcom
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
+	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/samhub/samhub/adapters"
@@ -93,4 +98,112 @@ func summary(reason string) string {
 		s += fmt.Sprintf(" (and %d more)", len(lines)-1)
 	}
 	return s
+}
+
+// ListRejected lists the files in error/ with the reasons of their notes,
+// newest first (adapters.RejectedInputs).
+func (a *Adapter) ListRejected(_ context.Context, limit int) ([]adapters.RejectedInput, error) {
+	entries, err := os.ReadDir(a.errDir)
+	if err != nil {
+		return nil, fmt.Errorf("medcom: list %s: %w", a.errDir, err)
+	}
+	var out []adapters.RejectedInput
+	for _, e := range entries {
+		name := e.Name()
+		if !e.Type().IsRegular() || !rejectedName(name) {
+			continue
+		}
+		fi, err := e.Info()
+		if err != nil {
+			continue
+		}
+		item := adapters.RejectedInput{ID: name, Size: fi.Size(), At: fi.ModTime()}
+		if nfi, err := os.Stat(filepath.Join(a.errDir, name+".error.txt")); err == nil {
+			item.At = nfi.ModTime()
+			item.Reason, item.Code, item.Answered = readNote(filepath.Join(a.errDir, name+".error.txt"))
+		}
+		out = append(out, item)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].At.Equal(out[j].At) {
+			return out[i].At.After(out[j].At)
+		}
+		return out[i].ID < out[j].ID
+	})
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}
+
+// rejectedName reports whether name in error/ is a rejected file (not its
+// note, not a partial write).
+func rejectedName(name string) bool {
+	return name != "" && !strings.HasPrefix(name, ".") && !strings.HasSuffix(name, ".error.txt") &&
+		!strings.ContainsAny(name, `/\`) && name != ".."
+}
+
+// readNote reads a <name>.error.txt: the reason, and the code and whether an
+// acknowledgement was sent (notes written before those lines existed give
+// "" and false).
+func readNote(path string) (reason, code string, answered bool) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", "", false
+	}
+	defer f.Close()
+	b, _ := io.ReadAll(io.LimitReader(f, 64<<10))
+	var keep []string
+	for _, line := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
+		switch {
+		case strings.HasPrefix(line, noteCode):
+			code = strings.TrimSpace(strings.TrimPrefix(line, noteCode))
+		case strings.HasPrefix(line, noteAcked):
+			answered = strings.TrimSpace(strings.TrimPrefix(line, noteAcked)) == "yes"
+		default:
+			keep = append(keep, line)
+		}
+	}
+	return strings.TrimSpace(strings.Join(keep, "\n")), code, answered
+}
+
+// PutBack moves error/id back into in/, where it is taken at once, and
+// removes its note. A file any of whose letters the duplicate memory holds
+// stays: the sender was answered, and a copy gets only that answer again
+// (a valid letter among them would be taken as a copy and never routed).
+func (a *Adapter) PutBack(ctx context.Context, id string) error {
+	if !rejectedName(id) {
+		return adapters.ErrUnknownInput
+	}
+	path := filepath.Join(a.errDir, id)
+	fi, err := os.Lstat(path)
+	if err != nil || !fi.Mode().IsRegular() {
+		return adapters.ErrUnknownInput
+	}
+	if fi.Size() <= a.cfg.MaxBytes {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("medcom: read %s: %w", id, err)
+		}
+		acks, _ := planAcks(examine(data, a.lim), a.cfg.Self, a.now())
+		for _, p := range acks {
+			if _, _, err := a.state.Get(ctx, p.key); err == nil {
+				return adapters.ErrAnswered
+			} else if !errors.Is(err, adapters.ErrNotFound) {
+				return err
+			}
+		}
+	}
+	moved, err := moveUnique(path, a.in)
+	if errors.Is(err, fs.ErrNotExist) {
+		return adapters.ErrUnknownInput // someone else put it back meanwhile
+	}
+	if err != nil {
+		return fmt.Errorf("medcom: put %s back: %w", id, err)
+	}
+	if err := os.Remove(path + ".error.txt"); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		a.log.Warn("medcom: cannot remove the error note of a file put back", "file", id, "err", err)
+	}
+	a.log.Info("medcom: rejected file put back into in/", "file", id, "as", moved)
+	return nil
 }

@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/samhub/samhub/internal/hubtest"
-	"github.com/samhub/samhub/internal/logging"
 )
 
 // lockedBuf is a log buffer the hub writes from many goroutines.
@@ -98,7 +97,9 @@ func TestRejectedFilesAndDuplicatesAreCountedAsLogged(t *testing.T) {
 			t.Errorf("the log line lacks the code or the reason: %s", line)
 		}
 	}
-	if logging.ContainsCPR(log.String()) || strings.Contains(log.String(), "Elmer") {
-		t.Error("the hub's log holds personal data")
+	// The fixtures' personal data, not any CPR-shaped number: temporary
+	// directory names in the log are random digits.
+	if pd := regexp.MustCompile(`2509479989|Bruno|Elmer|Kære`).FindString(log.String()); pd != "" {
+		t.Errorf("the hub's log holds personal data: %q", pd)
 	}
 }
