@@ -108,9 +108,15 @@ func (r *arrivals) forgetRenames(present map[string]bool) {
 	}
 }
 
+// readyFile is a complete file in in/ and its size.
+type readyFile struct {
+	name string
+	size int64
+}
+
 // scan lists in/ and returns the complete files, sorted by name, and how
 // soon a file still settling may become complete (0: none is waiting).
-func (a *Adapter) scan(now time.Time) (ready []string, next time.Duration, err error) {
+func (a *Adapter) scan(now time.Time) (ready []readyFile, next time.Duration, err error) {
 	entries, err := os.ReadDir(a.in)
 	if err != nil {
 		return nil, 0, err
@@ -184,7 +190,7 @@ func (a *Adapter) scan(now time.Time) (ready []string, next time.Duration, err e
 			}
 		}
 		delete(r.ignored, name)
-		ready = append(ready, name)
+		ready = append(ready, readyFile{name: name, size: o.size})
 	}
 	for n := range r.seen {
 		if !present[n] {
@@ -197,7 +203,7 @@ func (a *Adapter) scan(now time.Time) (ready []string, next time.Duration, err e
 		}
 	}
 	r.forgetRenames(present)
-	sort.Strings(ready)
+	sort.Slice(ready, func(i, j int) bool { return ready[i].name < ready[j].name })
 	return ready, next, nil
 }
 

@@ -298,3 +298,25 @@ func BenchmarkWriterCheck(b *testing.B) {
 		}
 	}
 }
+
+// The examination budget lets files through up to its limit at once, and a
+// file larger than the limit alone.
+func TestWeightedBudget(t *testing.T) {
+	w := &weighted{limit: 10}
+	r1 := w.acquire(6)
+	got := make(chan struct{})
+	go func() { r := w.acquire(6); close(got); r() }()
+	select {
+	case <-got:
+		t.Fatal("12 of 10 bytes held at once")
+	case <-time.After(100 * time.Millisecond):
+	}
+	r1()
+	select {
+	case <-got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the second file never got its turn")
+	}
+	big := w.acquire(25) // alone: allowed although over the limit
+	big()
+}

@@ -95,6 +95,7 @@ type Adapter struct {
 	mu           sync.Mutex             // serialises outbox updates within this process
 	keys         keyLocks               // serialises the handling of one letter across workers
 	arrivals     arrivals               // what is known of the files in in/ (complete.go)
+	examining    weighted               // bytes of input being read and examined at once
 }
 
 var (
@@ -129,6 +130,7 @@ func New(deps adapters.Deps, cfg Config) (*Adapter, error) {
 	}
 	a.lim = xmlsafe.DefaultLimits()
 	a.lim.MaxBytes = cfg.MaxBytes
+	a.examining.limit = a.memBudget()
 	a.in, a.processing, a.processed = filepath.Join(cfg.Dir, "in"), filepath.Join(cfg.Dir, "processing"), filepath.Join(cfg.Dir, "processed")
 	a.errDir, a.out = filepath.Join(cfg.Dir, "error"), filepath.Join(cfg.Dir, "out")
 	a.data = deps.DataDir

@@ -9,7 +9,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -99,36 +101,58 @@ type round struct {
 }
 
 func (a *Adapter) poll(ctx context.Context, pub adapters.Publisher) round {
-	names, next, err := a.scan(time.Now())
+	files, next, err := a.scan(time.Now())
 	if err != nil {
 		a.log.Error("medcom: cannot list the in directory", "err", err)
 		return round{}
 	}
 	res := round{next: next}
-	// One round takes a bounded number of files, so a backlog of thousands
-	// is read a slice at a time rather than all into memory at once.
-	if limit := 8 * a.cfg.Workers; len(names) > limit {
-		names, res.more = names[:limit], true
+	// One round takes a bounded number of files and bytes, so a backlog of
+	// thousands, or a few files of max_bytes, is read a slice at a time
+	// rather than all into memory at once.
+	if limit := 8 * a.cfg.Workers; len(files) > limit {
+		files, res.more = files[:limit], true
 	}
 	var claimed []string
-	for _, name := range names {
+	var bytes int64
+	for i, f := range files {
 		if ctx.Err() != nil {
+			break
+		}
+		if i > 0 && bytes+f.size > a.memBudget() {
+			res.more = true
 			break
 		}
 		// The rename claims the file: a writer's later rename onto the same
 		// name in in/ starts a new file, never a half-read one.
-		if err := os.Rename(filepath.Join(a.in, name), filepath.Join(a.processing, name)); err != nil {
+		if err := os.Rename(filepath.Join(a.in, f.name), filepath.Join(a.processing, f.name)); err != nil {
 			if !errors.Is(err, fs.ErrNotExist) {
-				a.log.Error("medcom: cannot claim file", "file", name, "err", err)
+				a.log.Error("medcom: cannot claim file", "file", f.name, "err", err)
 			}
 			continue
 		}
-		a.claimed(name)
-		claimed = append(claimed, name)
+		a.claimed(f.name)
+		claimed = append(claimed, f.name)
+		bytes += f.size
 	}
 	res.ok = a.handleRound(ctx, pub, claimed)
+	if bytes >= freeAfter {
+		// The round's parse trees and copies are garbage now. The runtime
+		// would hand their memory back to the system over minutes; after a
+		// large input (issue 19: a hub at 995 MB after four bombs, and it
+		// stayed there) it is handed back at once, for one collection.
+		debug.FreeOSMemory()
+	}
 	return res
 }
+
+// freeAfter is the input size of a round after which memory is handed back
+// to the system at once.
+const freeAfter = 16 << 20
+
+// memBudget is how many bytes of input one round holds and examines at
+// once: max_bytes (one file of any allowed size), at least 64 MB.
+func (a *Adapter) memBudget() int64 { return max(a.cfg.MaxBytes, 64<<20) }
 
 // handleRound handles the files one poll claimed into processing/.
 func (a *Adapter) handleRound(ctx context.Context, pub adapters.Publisher, claimed []string) bool {
@@ -272,17 +296,52 @@ func (a *Adapter) prepare(name string) *prepared {
 		p.reject = fmt.Sprintf("file is %d bytes, more than max_bytes (%d)", fi.Size(), a.cfg.MaxBytes)
 		return p
 	}
+	// Workers read and examine files in parallel, but never more than the
+	// memory budget of input at once: parsing costs up to about twice its
+	// input.
+	release := a.examining.acquire(min(fi.Size(), a.memBudget()))
+	defer release()
 	if p.data, err = os.ReadFile(path); err != nil {
 		p.err = err
 		return p
 	}
 	p.in = examine(p.data, a.lim)
-	if p.in.err == nil {
-		if ls := p.in.letters(a.name, name, p.data, p.now); len(ls) > 0 {
-			p.thread = ls[0].Thread()
-		}
+	if p.in.err != nil {
+		p.data = nil // refused: only the examination's result is needed
+		return p
+	}
+	if ls := p.in.letters(a.name, name, p.data, p.now); len(ls) > 0 {
+		p.thread = ls[0].Thread()
 	}
 	return p
+}
+
+// weighted is a counting semaphore of bytes. One acquirer may exceed the
+// limit when nothing else holds any, so a file larger than the budget is
+// still read, alone.
+type weighted struct {
+	mu    sync.Mutex
+	cond  *sync.Cond
+	used  int64
+	limit int64
+}
+
+func (w *weighted) acquire(n int64) (release func()) {
+	w.mu.Lock()
+	if w.cond == nil {
+		w.cond = sync.NewCond(&w.mu)
+	}
+	for w.used > 0 && w.used+n > w.limit {
+		w.cond.Wait()
+	}
+	w.used += n
+	w.mu.Unlock()
+	return func() {
+		w.mu.Lock()
+		w.used -= n
+		w.cond.Broadcast()
+		w.mu.Unlock()
+	}
 }
 
 // handle processes processing/name. A non-nil error means "try again
@@ -467,10 +526,23 @@ func (a *Adapter) sendAcks(ctx context.Context, acks []plannedAck, durable bool)
 }
 
 func describe(in *inbound) string {
+	msg := strings.Join(capLines(errLines(in.err)), "\n")
 	if !in.addressable() {
-		return "rejected (no acknowledgement could be addressed): " + in.err.Error()
+		return "rejected (no acknowledgement could be addressed): " + msg
 	}
-	return "rejected: " + in.err.Error()
+	return "rejected: " + msg
+}
+
+// maxErrLines bounds the findings an error note or `samhub validate` lists:
+// a file of a million wrong elements would otherwise get a note of
+// hundreds of megabytes.
+const maxErrLines = 100
+
+func capLines(lines []string) []string {
+	if len(lines) <= maxErrLines {
+		return lines
+	}
+	return append(lines[:maxErrLines:maxErrLines], fmt.Sprintf("(and %d more)", len(lines)-maxErrLines))
 }
 
 // correlate points an inbound acknowledgement at the hub's own letter id
