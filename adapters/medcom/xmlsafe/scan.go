@@ -195,7 +195,7 @@ func (s *scanner) tag(i int) (int, bool, error) {
 	if err != nil || nameEnd == i {
 		return i, false, err
 	}
-	tagName := string(d[i:nameEnd])
+	tagName := d[i:nameEnd]
 	i = nameEnd
 	attrs := 0
 	for {
