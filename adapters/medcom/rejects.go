@@ -120,7 +120,6 @@ func (a *Adapter) ListRejected(_ context.Context, limit int) ([]adapters.Rejecte
 		item := adapters.RejectedInput{ID: name, Size: fi.Size(), At: fi.ModTime()}
 		if nfi, err := os.Stat(filepath.Join(a.errDir, name+".error.txt")); err == nil {
 			item.At = nfi.ModTime()
-			item.Reason, item.Code, item.Answered = readNote(filepath.Join(a.errDir, name+".error.txt"))
 		}
 		out = append(out, item)
 	}
@@ -132,6 +131,10 @@ func (a *Adapter) ListRejected(_ context.Context, limit int) ([]adapters.Rejecte
 	})
 	if limit > 0 && len(out) > limit {
 		out = out[:limit]
+	}
+	// Notes are read for the page shown only: error/ may hold years of files.
+	for i := range out {
+		out[i].Reason, out[i].Code, out[i].Answered = readNote(filepath.Join(a.errDir, out[i].ID+".error.txt"))
 	}
 	return out, nil
 }
@@ -181,6 +184,8 @@ func (a *Adapter) PutBack(ctx context.Context, id string) error {
 		return adapters.ErrUnknownInput
 	}
 	if fi.Size() <= a.cfg.MaxBytes {
+		release := a.examining.acquire(min(fi.Size(), a.memBudget()))
+		defer release()
 		data, err := os.ReadFile(path)
 		if err != nil {
 			return fmt.Errorf("medcom: read %s: %w", id, err)
