@@ -79,7 +79,7 @@ func TestFileHeldOpenByItsWriterIsNotTaken(t *testing.T) {
 	if got := pub.ids(); len(got) != 1 {
 		t.Fatalf("published %v", got)
 	}
-	sameBytes(t, "stored original", pub.letters[0].Original.Data, data)
+	sameBytes(t, "stored original", pub.letter(0).Original.Data, data)
 }
 
 // A writer that closes the file between its two halves: nobody holds it in
@@ -107,7 +107,7 @@ func TestFileWrittenInTwoGoesWaitsForTheSettleTime(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.waitProcessed(t, "halves.xml")
-	sameBytes(t, "stored original", pub.letters[0].Original.Data, data)
+	sameBytes(t, "stored original", pub.letter(0).Original.Data, data)
 }
 
 // A file renamed into in/ is complete and taken at once, whether it was

@@ -71,6 +71,13 @@ func (p *recPub) Duplicate() {
 	p.duplicates++
 }
 
+// letter returns the i-th published letter (safe while a source runs).
+func (p *recPub) letter(i int) *letter.Letter {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.letters[i]
+}
+
 func (p *recPub) ids() []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
