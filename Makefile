@@ -19,7 +19,7 @@ samhubctl:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/samhubctl ./cmd/samhubctl
 
 # run: the hub on its embedded NATS JetStream with the demo simulators.
-run: samhub
+run: build
 	./bin/samhub serve --config deploy/demo/samhub.yaml
 
 # test: every test, including short fuzz runs; stays under 15 minutes on 2 cores.

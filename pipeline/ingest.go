@@ -26,6 +26,12 @@ const (
 	HdrSource = "Samhub-Source"
 	HdrReplay = "Samhub-Replay" // destination a replayed letter is meant for
 	HdrParked = "Samhub-Parked-Seq"
+	// HdrOrigSeq is where a replayed letter was first stored: held letters
+	// of a thread are released in that order.
+	HdrOrigSeq = "Samhub-Orig-Seq"
+	// HdrRelease marks a message that releases a destination's held thread
+	// (HdrThread) instead of carrying a letter.
+	HdrRelease = "Samhub-Release"
 )
 
 // ingest is the adapters.Publisher a source gets. Publish returns nil only
@@ -125,8 +131,7 @@ func (p *ingest) Publish(ctx context.Context, l *letter.Letter) error {
 	}
 	h.afterStore(ctx, l)
 	if l.Kind == letter.KindAcknowledgement && l.InReplyTo != "" {
-		// The peer's acknowledgement completes the journey of the letter it answers.
-		h.recordStep(ctx, journey.Event{LetterID: l.InReplyTo, Step: journey.Acknowledged, Source: p.source, Code: l.Meta["ackCode"]})
+		h.acknowledged(ctx, l, ack.Sequence)
 	}
 	h.log.Debug("letter stored", slog.Any("letter", l), "seq", ack.Sequence)
 	return nil

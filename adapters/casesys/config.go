@@ -27,7 +27,14 @@ type Config struct {
 	KLE              string        `mapstructure:"kle"`                // KLE number of created cases, optional
 	ResponsibleUnit  string        `mapstructure:"responsible_unit"`   // unit of created cases, optional
 	OnMissingCase    string        `mapstructure:"on_missing_case"`    // create (default) or park
-	TLS              TLSConfig     `mapstructure:"tls"`
+	// IdempotencyKeys says whether the case system honours the contract's
+	// Idempotency-Key: honoured (default) or ignored, as the real systems
+	// do (interfaces.md §1.4). With ignored, the adapter sends no key (so
+	// the HTTP layer never resends a write on its own) and takes a lease
+	// in its state store before each create, so deliveries of one letter
+	// on several replicas at once cannot both create (guard.go).
+	IdempotencyKeys string    `mapstructure:"idempotency_keys"`
+	TLS             TLSConfig `mapstructure:"tls"`
 	// PollInterval is how often the outbox is read (default 10s); 0
 	// disables the source side.
 	PollInterval time.Duration `mapstructure:"poll_interval"`
@@ -58,6 +65,12 @@ type PartyConfig struct {
 	Unit         string `mapstructure:"unit"`
 	Email        string `mapstructure:"email"`
 }
+
+// Values of idempotency_keys.
+const (
+	IdempotencyHonoured = "honoured"
+	IdempotencyIgnored  = "ignored"
+)
 
 // DefaultPollInterval applies when poll_interval is absent.
 const DefaultPollInterval = 10 * time.Second
@@ -125,6 +138,13 @@ func (c *Config) normalise() error {
 	case "create", "park":
 	default:
 		return &adapters.ConfigError{Key: "on_missing_case", Msg: "must be create or park"}
+	}
+	switch c.IdempotencyKeys {
+	case "":
+		c.IdempotencyKeys = IdempotencyHonoured
+	case IdempotencyHonoured, IdempotencyIgnored:
+	default:
+		return &adapters.ConfigError{Key: "idempotency_keys", Msg: "must be honoured or ignored"}
 	}
 	if c.PollInterval < 0 {
 		return &adapters.ConfigError{Key: "poll_interval", Msg: "must not be negative (0 disables the outbox source)"}

@@ -73,12 +73,18 @@ func NewSMTPSink(deps adapters.Deps, cfg map[string]any) (*SMTPSink, error) {
 	return s, nil
 }
 
-// recipients are the letter's receivers that have an email address,
-// lower-cased and without duplicates, in letter order.
+// recipients are the delivery's addressees that have an email address,
+// lower-cased and without duplicates, in letter order. The addressees are
+// the ones the pipeline resolved (l.To); a letter with none is a hub notice
+// to the municipality's own staff, whose receivers the hub named itself.
 func recipients(l *letter.Letter) []string {
 	var out []string
 	seen := map[string]bool{}
-	for _, p := range l.Receivers {
+	parties := l.To
+	if len(parties) == 0 {
+		parties = l.Receivers
+	}
+	for _, p := range parties {
 		a := strings.ToLower(strings.TrimSpace(p.Email))
 		if a == "" || seen[a] {
 			continue

@@ -388,3 +388,31 @@ func BenchmarkDeliver(b *testing.B) {
 		}
 	}
 }
+
+// The Communication names the department the pipeline resolved (the one
+// the document names), not the configured default.
+func TestDeliverAddressesTheResolvedDepartment(t *testing.T) {
+	e := newEnv(t, 0)
+	e.seedPatient(epjsim.Patient{CPR: cprBruno, GivenName: "Bruno Test", FamilyName: "Elmer"})
+	a := e.adapter(nil)
+	l := recommendation("rec-to-dept")
+	l.To = []letter.Party{{Role: "region", SOR: "999888777", Name: "BUP Aalborg"}}
+	if _, err := a.Deliver(context.Background(), l); err != nil {
+		t.Fatal(err)
+	}
+	stored := e.sim.CommunicationsFor(l.ID)
+	if len(stored) != 1 {
+		t.Fatalf("stored %d Communications", len(stored))
+	}
+	var c struct {
+		Recipient []struct {
+			Identifier struct{ Value string } `json:"identifier"`
+		} `json:"recipient"`
+	}
+	if err := json.Unmarshal(stored[0], &c); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Recipient) != 1 || c.Recipient[0].Identifier.Value != "999888777" {
+		t.Fatalf("recipient %+v, want SOR 999888777", c.Recipient)
+	}
+}

@@ -28,6 +28,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -35,6 +36,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/samhub/samhub/adapters"
+	"github.com/samhub/samhub/adapters/medcom/fhirmsg"
 	"github.com/samhub/samhub/adapters/medcom/xmlsafe"
 )
 
@@ -50,7 +52,9 @@ const (
 	OutFHIRJSON = "fhir-json"
 )
 
-// Self is the hub's own MedCom identity, the sender of letters and acks.
+// Self is the hub's own MedCom identity: the sender of its letters, and of
+// an acknowledgement only when the acknowledged letter's receiver cannot be
+// read (acknowledgements come from the receiver a letter was addressed to).
 type Self struct {
 	GLN  string `mapstructure:"gln"`
 	SOR  string `mapstructure:"sor"`
@@ -69,6 +73,9 @@ type Config struct {
 	AckTimeout   time.Duration `mapstructure:"ack_timeout"`
 	MaxResends   *int          `mapstructure:"max_resends"`
 	OutFormat    string        `mapstructure:"out_format"`
+	// DefaultCategory is the CareCommunication category of letters that
+	// carry none (the case system's outbox has no MedCom categories).
+	DefaultCategory string `mapstructure:"default_category"`
 	// Workers is how many inbox files are handled at once (default 16).
 	Workers int `mapstructure:"workers"`
 	// SettleTime is how long a file written in place in in/ must keep its
@@ -243,6 +250,14 @@ func (c *Config) check() error {
 	if c.OutFormat == "" {
 		c.OutFormat = OutXDIS91
 	}
+	if c.DefaultCategory == "" {
+		// The council's letters are about a child's mental health and
+		// social circumstances (shared/domain/medcom.md §5.2).
+		c.DefaultCategory = "psychiatry-social-disability"
+	}
+	if !slices.Contains(fhirmsg.Categories, c.DefaultCategory) || c.DefaultCategory == "other" {
+		return &adapters.ConfigError{Key: "default_category", Msg: "must be a code of MedCom's CareCommunication category list other than \"other\" (which needs a topic), e.g. psychiatry-social-disability"}
+	}
 	switch c.OutFormat {
 	case OutXDIS91, OutFHIRXML, OutFHIRJSON:
 	default:
@@ -251,8 +266,8 @@ func (c *Config) check() error {
 	if c.Self.GLN != "" && (len(c.Self.GLN) != 13 || strings.Trim(c.Self.GLN, "0123456789") != "") {
 		return &adapters.ConfigError{Key: "self.gln", Msg: "must be a 13-digit GLN (EAN location number)"}
 	}
-	if c.OutFormat != OutXDIS91 && (c.Self.GLN == "" || c.Self.SOR == "") {
-		return &adapters.ConfigError{Key: "self", Msg: "gln and sor must be set: MedCom FHIR messages name the sender by both"}
+	if c.Self.GLN == "" || c.Self.SOR == "" {
+		return &adapters.ConfigError{Key: "self", Msg: "gln and sor must be set: MedCom FHIR messages name the sender by both, and GPs get FHIR letters whatever out_format says"}
 	}
 	return nil
 }

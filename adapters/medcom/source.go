@@ -581,8 +581,10 @@ func (a *Adapter) settleAcks(ctx context.Context, in *inbound) error {
 	if len(rs) == 0 {
 		return nil
 	}
-	return a.updateOutbox(ctx, func(ob outbox) bool {
+	var refused []pending
+	err := a.updateOutbox(ctx, func(ob outbox) bool {
 		changed := false
+		refused = refused[:0]
 		for _, r := range rs {
 			p := ob[r.ref]
 			if p == nil {
@@ -598,6 +600,7 @@ func (a *Adapter) settleAcks(ctx context.Context, in *inbound) error {
 				_ = os.Remove(a.copyPath(p.HubID))
 			default:
 				a.log.Warn("medcom: letter refused by the receiver", "letter_id", p.HubID)
+				refused = append(refused, *p)
 				delete(ob, r.ref)
 				_ = os.Remove(a.copyPath(p.HubID))
 			}
@@ -605,4 +608,33 @@ func (a *Adapter) settleAcks(ctx context.Context, in *inbound) error {
 		}
 		return changed
 	})
+	if err != nil {
+		return err
+	}
+	for _, p := range refused {
+		if err := a.markRefused(ctx, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// markRefused lets the next delivery of a refused letter (the coordinator's
+// replay of it) write a new version with new MedCom ids instead of finding
+// the refused one.
+func (a *Adapter) markRefused(ctx context.Context, p pending) error {
+	key := stateKey("out", p.HubID)
+	for range 5 {
+		var rec outRecord
+		rev, found, err := getJSON(ctx, a.state, key, &rec)
+		if err != nil || !found || rec.Version != p.Version || rec.Refused {
+			return err
+		}
+		rec.Refused = true
+		b, _ := json.Marshal(rec)
+		if _, err = a.state.Update(ctx, key, b, rev); !errors.Is(err, adapters.ErrConflict) {
+			return err
+		}
+	}
+	return errors.New("medcom: the refused letter's record kept changing")
 }

@@ -38,6 +38,7 @@ func TestConfig(t *testing.T) {
 		{map[string]any{"dir": dir, "out_format": "edifact"}, "adapters.mc.out_format: must be xdis91, fhir-xml or fhir-json"},
 		{map[string]any{"dir": dir, "self": map[string]any{"gln": "12345"}}, "adapters.mc.self.gln: must be a 13-digit GLN"},
 		{map[string]any{"dir": dir, "out_format": "fhir-json", "self": map[string]any{"gln": "5790000000012"}}, "adapters.mc.self: gln and sor must be set"},
+		{map[string]any{"dir": dir}, "adapters.mc.self: gln and sor must be set"},
 		{map[string]any{"dir": dir, "max_resends": 5}, "adapters.mc.max_resends: must be 0 to 3"},
 		{map[string]any{"dir": dir, "poll_intervall": "1s"}, "poll_intervall"},
 		{map[string]any{"dir": dir, "ack_timeout": "soon"}, "ack_timeout"},
@@ -48,7 +49,7 @@ func TestConfig(t *testing.T) {
 			t.Errorf("%v: got %v, want %q", tc.cfg, err, tc.want)
 		}
 	}
-	a, err := adapters.Build(TypeName, deps, map[string]any{"dir": dir, "max_resends": 0})
+	a, err := adapters.Build(TypeName, deps, map[string]any{"dir": dir, "max_resends": 0, "self": map[string]any{"gln": "5790000000012", "sor": "123456789012345"}})
 	if err != nil {
 		t.Fatal(err)
 	}

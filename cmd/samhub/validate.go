@@ -105,7 +105,7 @@ func routeCmd() *cobra.Command {
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}
-			r := route.New(cfg.Routes, cfg.Destinations)
+			r := route.New(cfg.Routes, cfg.Destinations, cfg.Receivers)
 			out := cmd.OutOrStdout()
 			for _, f := range args {
 				data, err := os.ReadFile(f)
@@ -117,16 +117,16 @@ func routeCmd() *cobra.Command {
 					return &exitError{code: 1, err: fmt.Errorf("%s: %w", f, err)}
 				}
 				for _, l := range letters {
-					decisions := r.Plan(l, l.Consent, time.Now())
+					decisions := r.PlanAddressed(l, l.Consent, time.Now(), nil)
 					if asJSON {
 						_ = json.NewEncoder(out).Encode(map[string]any{"file": f, "letter": l.ID, "kind": l.Kind, "decisions": decisions})
 						continue
 					}
 					fmt.Fprintf(out, "%s: letter %s (%s)\n", f, l.ID, l.Kind)
 					tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
-					fmt.Fprintln(tw, "  DESTINATION\tVERDICT\tRULE\tWHY")
+					fmt.Fprintln(tw, "  DESTINATION\tVERDICT\tRULE\tTO\tWHY")
 					for _, d := range decisions {
-						fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", d.Destination, d.Verdict, d.Route, d.Reason)
+						fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", d.Destination, d.Verdict, d.Route, addressedTo(d), d.Reason)
 					}
 					_ = tw.Flush()
 				}
@@ -138,6 +138,35 @@ func routeCmd() *cobra.Command {
 	cmd.Flags().BoolVar(&dry, "dry-run", false, "required: decide only, send nothing")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON lines")
 	return cmd
+}
+
+// addressedTo says whom a delivery goes to: organisations by name and GLN
+// or SOR, with the format the receiver directory gives.
+func addressedTo(d route.Decision) string {
+	if d.Verdict != route.Deliver {
+		return "-"
+	}
+	if len(d.To) == 0 {
+		if d.Addressed != "" {
+			return d.Addressed
+		}
+		return "(the municipality's own)"
+	}
+	var parts []string
+	for _, p := range d.To {
+		s := p.Name
+		switch {
+		case p.GLN != "":
+			s += " GLN " + p.GLN
+		case p.SOR != "":
+			s += " SOR " + p.SOR
+		}
+		if len(p.Accepts) > 0 {
+			s += " [" + strings.Join(p.Accepts, ",") + "]"
+		}
+		parts = append(parts, strings.TrimSpace(s))
+	}
+	return strings.Join(parts, "; ")
 }
 
 // lettersOf reads a MedCom file into letters the way the MedCom source does.

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -214,6 +215,10 @@ type SimConfig struct {
 	DataDir      string `mapstructure:"data_dir"`
 	ClientID     string `mapstructure:"client_id"`
 	ClientSecret string `mapstructure:"client_secret"`
+	// MaxUpload is the case-system simulator's request-size cap, e.g.
+	// 50MB (its default, casesyssim.DefaultMaxUpload); larger uploads get
+	// 413. Case system only.
+	MaxUpload string `mapstructure:"max_upload"`
 }
 
 // Console configures the API's users (console and samhubctl).
@@ -515,9 +520,17 @@ func (c *Config) Validate() error {
 			}
 		}
 		if r.RequireConsent != nil && !*r.RequireConsent {
+			dischargeOnly := len(r.Match.Kind) > 0 && !slices.ContainsFunc(r.Match.Kind, func(k string) bool { return k != "discharge-note" })
 			for _, to := range r.To {
-				if d, ok := c.Destinations[to]; ok && d.Sector != "municipality" && d.Sector != "internal" {
-					bad(key+".require_consent", "may be false only for municipality or internal destinations; %q is %s", to, d.Sector)
+				d, ok := c.Destinations[to]
+				switch {
+				case !ok, d.Sector == "municipality", d.Sector == "internal":
+				case d.Sector == "gp" && dischargeOnly:
+					// Sundhedsloven § 41: discharge letters may go to the
+					// patient's GP without consent (a recorded withdrawal or
+					// refusal still stops them; pipeline/route).
+				default:
+					bad(key+".require_consent", "may be false only for municipality or internal destinations, or for discharge notes to the GP (match.kind: [discharge-note]); %q is %s", to, d.Sector)
 				}
 			}
 		}
@@ -547,6 +560,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Simulators.EPJ != nil {
 		checkSim(bad, "simulators.epj", c.Simulators.EPJ)
+		if c.Simulators.EPJ.MaxUpload != "" {
+			bad("simulators.epj.max_upload", "is a setting of the case-system simulator only")
+		}
 	}
 	roles := []string{"coordinator", "operations", "auditor"}
 	for i, u := range c.Console.Users {
@@ -578,6 +594,11 @@ func checkSim(bad func(string, string, ...any), key string, s *SimConfig) {
 	}
 	if s.DataDir == "" {
 		bad(key+".data_dir", "must not be empty")
+	}
+	if s.MaxUpload != "" {
+		if n, err := ParseBytes(s.MaxUpload); err != nil || n <= 0 {
+			bad(key+".max_upload", "must be a positive size such as 50MB")
+		}
 	}
 }
 
