@@ -1,7 +1,7 @@
 // Package console is the coordinator's web console, served by the hub under
 // /console/: login with bcrypt passwords, server-side sessions, CSRF tokens
 // on every form, role checks on every page, and pages for the overview, the
-// retry queue, a letter's journey (content only after an audited "show"),
+// retry queue, rejected files, a letter's journey (content only after an audited "show"),
 // search and the audit log. HTML is rendered on the server from embedded
 // templates; the only script is a "select all" checkbox.
 package console
@@ -82,7 +82,7 @@ type Console struct {
 	today    todayCounter
 }
 
-var pageNames = []string{"login", "overview", "queue", "journey", "search", "consents", "audit", "error"}
+var pageNames = []string{"login", "overview", "queue", "journey", "search", "consents", "audit", "rejected", "error"}
 
 // New builds the console for s. Configuration mistakes are reported with
 // the key at fault.
@@ -143,6 +143,7 @@ func parsePages(lang string) (map[string]*template.Template, error) {
 		"when":    when,
 		"age":     func(t time.Time) string { return age(lang, t) },
 		"path":    url.PathEscape,
+		"rcode":   func(code string) string { return trOr(lang, "rcode."+code, "") },
 	}
 	out := map[string]*template.Template{}
 	for _, p := range pageNames {
@@ -199,6 +200,8 @@ func (c *Console) routes() http.Handler {
 	mux.Handle("GET /console/consents", c.page(c.consentForm, coord...))
 	mux.Handle("POST /console/consents", c.page(c.consentRecord, coord...))
 	mux.Handle("GET /console/audit", c.page(c.auditLog, httpapi.RoleAuditor))
+	mux.Handle("GET /console/rejected", c.page(c.rejected, coord...))
+	mux.Handle("POST /console/rejected", c.page(c.putBack, coord...))
 	mux.Handle("/console/", c.page(func(w http.ResponseWriter, r *http.Request, _ *session) { c.fail(w, r, http.StatusNotFound) }, any...))
 	// Browsers' Sec-Fetch-Site/Origin headers refuse cross-site form posts
 	// before the CSRF token is even looked at: two independent guards.
@@ -295,6 +298,7 @@ func (c *Console) nav(ses *session, current string) []navItem {
 		add("/console/queue", "nav.queue")
 		add("/console/search", "nav.search")
 		add("/console/consents", "nav.consents")
+		add("/console/rejected", "nav.rejected")
 	case httpapi.RoleOperations:
 		add("/console/overview", "nav.overview")
 	case httpapi.RoleAuditor:

@@ -1,7 +1,8 @@
 // Package httpapi serves the hub's HTTP surface: health, readiness, Prometheus
 // metrics and the JSON API that the console and samhubctl use for the retry
-// queue, letter journeys, consents and the audit log. Every API route checks
-// the caller's role on the server and every human action is audited.
+// queue, rejected input, letter journeys, consents and the audit log. Every
+// API route checks the caller's role on the server and every human action is
+// audited.
 package httpapi
 
 import (
@@ -23,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/samhub/samhub/adapters"
 	"github.com/samhub/samhub/internal/logging"
 	"github.com/samhub/samhub/pipeline"
 	"github.com/samhub/samhub/pipeline/audit"
@@ -101,13 +103,16 @@ func (s *Server) routes() {
 	api("POST /api/v1/consents/lookup", allow(s.consentLookup, RoleCoordinator))
 	api("POST /api/v1/consents/revoke", allow(s.consentRevoke, RoleCoordinator))
 	api("GET /api/v1/audit", allow(s.auditTail, RoleAuditor))
+	api("GET /api/v1/rejected", allow(s.rejectedList, RoleCoordinator, RoleOperations))
+	api("POST /api/v1/rejected/{source}/{id}/put-back", allow(s.rejectedPutBack, RoleCoordinator))
 }
 
 // Routes lists the API's method+path patterns (for the authorisation matrix test).
 func Routes() []string {
 	return []string{"GET /api/v1/whoami", "GET /api/v1/stats", "GET /api/v1/queue", "GET /api/v1/queue/{seq}", "POST /api/v1/queue/{seq}/replay",
 		"POST /api/v1/queue/{seq}/discard", "POST /api/v1/queue/replay", "GET /api/v1/holds", "POST /api/v1/holds/{destination}/{thread}/release", "GET /api/v1/letters/{id}/trace", "POST /api/v1/letters/{id}/content",
-		"POST /api/v1/consents", "POST /api/v1/consents/lookup", "POST /api/v1/consents/revoke", "GET /api/v1/audit"}
+		"POST /api/v1/consents", "POST /api/v1/consents/lookup", "POST /api/v1/consents/revoke", "GET /api/v1/audit",
+		"GET /api/v1/rejected", "POST /api/v1/rejected/{source}/{id}/put-back"}
 }
 
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
@@ -286,6 +291,41 @@ func (s *Server) queueDiscard(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, 200, map[string]any{"seq": seq, "discarded": true})
+}
+
+// rejectedList lists the input the sources refused and set aside (MedCom
+// files in error/) with the reason, newest first. Reasons and codes carry no
+// personal data; the files themselves are not served.
+func (s *Server) rejectedList(w http.ResponseWriter, r *http.Request) {
+	limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
+	if limit <= 0 || limit > 5000 {
+		limit = 500
+	}
+	list, err := s.hub.ListRejected(r.Context(), limit)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if list == nil {
+		list = []pipeline.Rejected{}
+	}
+	writeJSON(w, 200, map[string]any{"entries": list})
+}
+
+// rejectedPutBack gives a rejected file back to its source (MedCom: back
+// into in/), with a required reason; audited before it happens.
+func (s *Server) rejectedPutBack(w http.ResponseWriter, r *http.Request) {
+	var b actionBody
+	if err := readBody(r, &b); err != nil {
+		problem(w, r, 400, "bad-request", err.Error())
+		return
+	}
+	source, id := r.PathValue("source"), r.PathValue("id")
+	if err := s.hub.PutBack(r.Context(), actor(r), source, id, b.Reason); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, 200, map[string]any{"source": source, "id": id, "putBack": true})
 }
 
 // holds lists the threads held back behind a parked letter, per destination.
@@ -479,6 +519,10 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		problem(w, r, 404, "not-found", "no thread held at that destination with that token (see GET /api/v1/holds)")
 	case errors.Is(err, pipeline.ErrReasonRequired):
 		problem(w, r, 400, "reason-required", "a reason is required (field: reason)")
+	case errors.Is(err, adapters.ErrUnknownInput):
+		problem(w, r, 404, "not-found", "no rejected file with that source and id")
+	case errors.Is(err, adapters.ErrAnswered):
+		problem(w, r, 409, "answered", adapters.ErrAnswered.Error())
 	default:
 		s.log.ErrorContext(r.Context(), "api error", "path", r.URL.Path, "err", err)
 		problem(w, r, 500, "internal", "the hub could not do this now; see the hub log")
