@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -257,6 +258,62 @@ func (co council) Recommends(c child, to recipients, text string) string {
 		co.w.t.Fatal(err)
 	}
 	return "casesys:casesys:" + d.ID
+}
+
+// cprShaped is a birth date and four digits: no status text may carry one.
+var cprShaped = regexp.MustCompile(`\b[0-3][0-9][01][0-9]{3}-?[0-9]{4}\b`)
+
+// Outbox is what the case system's outbox shows of a recommendation the
+// council put there: the document's status and each recipient's (by key:
+// gp, parent-1, region).
+func (cs caseSystem) Outbox(letterID string) (string, map[string]casesyssim.RecipientStatus) {
+	cs.w.t.Helper()
+	it, ok := cs.w.cases.OutboxItem(strings.TrimPrefix(letterID, "casesys:casesys:"))
+	if !ok {
+		cs.w.t.Fatalf("no outbox document for %s", letterID)
+	}
+	per := map[string]casesyssim.RecipientStatus{}
+	for _, r := range it.RecipientStatus {
+		per[r.Key] = r
+	}
+	return it.Status, per
+}
+
+// OutboxShows waits until the outbox document of letterID has status doc
+// and each named recipient the given status, and fails saying what it
+// shows instead.
+func (cs caseSystem) OutboxShows(letterID, doc string, recipients map[string]string) {
+	cs.w.t.Helper()
+	var got string
+	var per map[string]casesyssim.RecipientStatus
+	matches := func() bool {
+		got, per = cs.Outbox(letterID)
+		if got != doc || len(per) != len(recipients) {
+			return false
+		}
+		for k, want := range recipients {
+			if per[k].Status != want {
+				return false
+			}
+		}
+		return true
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !matches() {
+		if time.Now().After(deadline) {
+			var b strings.Builder
+			for k, r := range per {
+				fmt.Fprintf(&b, " %s=%s(%s)", k, r.Status, r.Code)
+			}
+			cs.w.t.Fatalf("the outbox shows %s as %q with%s; want %q with %v", letterID, got, b.String(), doc, recipients)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, r := range per {
+		if r.Reason != "" && cprShaped.MatchString(r.Reason) {
+			cs.w.t.Errorf("the outbox status of %s carries a CPR-shaped number: %q", r.Key, r.Reason)
+		}
+	}
 }
 
 // ---- the region ----

@@ -55,6 +55,9 @@ func TestWeek2TheCouncilRecommends(t *testing.T) {
 	if len(region.CommunicationsFor(aaseRec)) != 0 {
 		t.Errorf("Åse's recommendation is parked for the region and also filed there")
 	}
+	// The case system is told the truth meanwhile: sent to the GP, failed
+	// for the region (the coordinator must act), not sent to the parents.
+	cases.OutboxShows(aaseRec, "failed", map[string]string{"gp": "sent", "region": "failed", "parent-1": "not_sent"})
 	coordinator.Replays(parked, "Regionens gateway svarer igen")
 	w.eventually("Åse's recommendation at the region", func() bool { return len(region.CommunicationsFor(aaseRec)) > 0 })
 	comms := region.CommunicationsFor(aaseRec)
@@ -64,6 +67,7 @@ func TestWeek2TheCouncilRecommends(t *testing.T) {
 	if subj, _ := comms[0]["subject"].(map[string]any); subj["reference"] != "Patient/"+w.epjPatients[aase.ID()] {
 		t.Errorf("the region filed Åse's recommendation on %v, not on her", subj)
 	}
+	cases.OutboxShows(aaseRec, "partly-sent", map[string]string{"gp": "sent", "region": "sent", "parent-1": "not_sent"})
 
 	// Bruno's GP copy waits for consent; the coordinator records it late
 	// and sends the letter again.
@@ -73,6 +77,10 @@ func TestWeek2TheCouncilRecommends(t *testing.T) {
 	}
 	if n := len(w.gp(gpOster).Received()); n != 0 {
 		t.Errorf("Lægerne i Østergade got %d letters before the consent", n)
+	}
+	cases.OutboxShows(brunoRec, "waiting", map[string]string{"gp": "waiting"})
+	if _, per := cases.Outbox(brunoRec); per["gp"].Code != "consent_missing" {
+		t.Errorf("Bruno's GP copy waits with code %q, want consent_missing", per["gp"].Code)
 	}
 	coordinator.RecordsConsent(bruno, letter.ScopeGP)
 	coordinator.Replays(held, "Forældrenes samtykke er registreret")
@@ -87,6 +95,7 @@ func TestWeek2TheCouncilRecommends(t *testing.T) {
 	if rec.Patient.CPR != bruno.CPR || rec.Patient.FamilyName != bruno.Family {
 		t.Errorf("Bruno's recommendation names the patient %+v", rec.Patient)
 	}
+	cases.OutboxShows(brunoRec, "sent", map[string]string{"gp": "sent"})
 
 	// The document named no region for Bruno: a rule naming the region
 	// does not widen that.
@@ -101,10 +110,6 @@ func TestWeek2TheCouncilRecommends(t *testing.T) {
 			}
 		}
 	}
-	// The outbox statuses per recipient (issue 17, branch casesys) are to
-	// be asserted here once the case-system simulator keeps them: Åse's
-	// document gp sent, region waiting (503) then sent, parents not_sent;
-	// Bruno's gp waiting (consent_missing) then sent, and no region entry.
 }
 
 // positiveAck and negativeAck read the code the journey gives the peer's

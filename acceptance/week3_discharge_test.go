@@ -3,6 +3,7 @@ package acceptance
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/samhub/samhub/internal/sim/medcompeer"
 	"github.com/samhub/samhub/pipeline/letter"
@@ -41,6 +42,18 @@ func TestWeek3ChildPsychiatryDischargesToTheGP(t *testing.T) {
 	ack := coordinator.SeesAcknowledgement(note)
 	if !negativeAck(ack.Code) {
 		t.Errorf("the journey of the discharge note shows the GP's refusal with code %q; want the negative acknowledgement visible to the coordinator", ack.Code)
+	}
+	// The refusal waits for the coordinator in the queue, with the GP's
+	// reason; she sends the note by post instead and discards it.
+	refused := coordinator.FindsParked("gp", note)
+	if refused.LastError.Code != "negative_ack" {
+		t.Errorf("the refused discharge note is parked with code %q, want negative_ack", refused.LastError.Code)
+	}
+	coordinator.Discards(refused, "Epikrisen er sendt med posten til lægen")
+	w.eventually("the refused note gone from the queue", func() bool { return len(coordinator.ParkedAt("gp", note)) == 0 })
+	time.Sleep(300 * time.Millisecond)
+	if n := len(w.gp(gpOster).Received()); n != 1 {
+		t.Errorf("Lægerne i Østergade got %d letters; want the discharge note once, and nothing after the discard", n)
 	}
 	if len(w.epj.Communications()) != 0 {
 		t.Errorf("the discharge note went back to the region")

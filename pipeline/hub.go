@@ -157,7 +157,13 @@ func New(ctx context.Context, o Options) (*Hub, error) {
 	if err := h.buildRouter(ctx); err != nil {
 		return nil, err
 	}
-	h.m.zero(h.sourceNames(), h.destNames())
+	codes := map[string][]string{}
+	for name, src := range h.sources {
+		if rc, ok := src.(adapters.RejectCodes); ok {
+			codes[name] = rc.RejectCodes()
+		}
+	}
+	h.m.zero(h.sourceNames(), h.destNames(), codes)
 	return h, nil
 }
 

@@ -134,12 +134,12 @@ var (
 )
 
 func init() {
-	adapters.Register("test-feed", func(d adapters.Deps, _ map[string]any) (any, error) {
+	adapters.RegisterSource("test-feed", adapters.Spec{}, func(d adapters.Deps, _ struct{}) (adapters.Source, error) {
 		regMu.Lock()
 		defer regMu.Unlock()
 		return feeds[d.Name], nil
 	})
-	adapters.Register("test-box", func(d adapters.Deps, _ map[string]any) (any, error) {
+	adapters.RegisterSink("test-box", adapters.Spec{}, func(d adapters.Deps, _ struct{}) (adapters.Sink, error) {
 		regMu.Lock()
 		defer regMu.Unlock()
 		return boxes[d.Name], nil

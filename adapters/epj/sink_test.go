@@ -375,10 +375,10 @@ func BenchmarkDeliver(b *testing.B) {
 	if _, err := s.SeedPatient(epjsim.Patient{CPR: cprBruno, FamilyName: "Elmer"}); err != nil {
 		b.Fatal(err)
 	}
-	a, err := epj.New(adapters.Deps{Name: "bench"}, epj.Config{
-		URL: base, TokenURL: base + "/oauth2/token", ClientID: clientID, ClientSecret: secret,
-		Self: epj.Party{SOR: sorMuni}, Recipient: sorRegion,
-	})
+	cfg := adapters.Defaults[epj.Config]()
+	cfg.URL, cfg.ClientID, cfg.ClientSecret = base, clientID, secret
+	cfg.Self, cfg.Recipient = epj.Party{SOR: sorMuni}, sorRegion
+	a, err := epj.New(adapters.Deps{Name: "bench"}, cfg)
 	if err != nil {
 		b.Fatal(err)
 	}

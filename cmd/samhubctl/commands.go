@@ -499,7 +499,7 @@ func letterCmd(o *options) *cobra.Command {
 				fmt.Fprintln(o.out)
 			}
 			tw := o.table()
-			fmt.Fprintln(tw, "TIME\tSTEP\tDESTINATION\tATTEMPT\tREMOTE ID\tCODE\tNOTE\tBY")
+			fmt.Fprintln(tw, "TIME\tSTEP\tDESTINATION\tTO\tATTEMPT\tREMOTE ID\tCODE\tNOTE\tBY")
 			for _, s := range t.Steps {
 				where := s.Destination
 				if where == "" {
@@ -509,7 +509,7 @@ func letterCmd(o *options) *cobra.Command {
 				if s.Attempt > 0 {
 					att = strconv.Itoa(s.Attempt)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ts(s.At), s.Step, dash(where), att, dash(s.RemoteID), dash(s.Code), dash(s.Reason), dash(s.Actor))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ts(s.At), s.Step, dash(where), dash(s.To), att, dash(s.RemoteID), dash(s.Code), dash(s.Reason), dash(s.Actor))
 			}
 			if err := tw.Flush(); err != nil {
 				return err

@@ -104,7 +104,7 @@ func (c *Console) replayStart(w http.ResponseWriter, r *http.Request, ses *sessi
 	job, _, err := c.hub.StartBulkReplay(r.Context(), actor(r, ses), form.Get("request"), rf, reason)
 	switch {
 	case errors.Is(err, pipeline.ErrNothingToReplay):
-		c.sessions.addFlash(ses, tr(c.lang, "r.nothing"))
+		c.sessions.addFlash(ses, tr(c.lang, "rp.nothing"))
 		http.Redirect(w, r, f.url("/console/queue", 0), http.StatusSeeOther)
 		return
 	case errors.Is(err, pipeline.ErrBadRequestID):

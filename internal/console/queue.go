@@ -369,7 +369,7 @@ func (c *Console) queueAction(w http.ResponseWriter, r *http.Request, ses *sessi
 		case errors.Is(err, retryq.ErrNotParked):
 			c.sessions.addFlash(ses, tr(c.lang, "q.failed", seq, tr(c.lang, "q.notparked")))
 		case err != nil:
-			c.log.Error("console: "+action, "seq", seq, "err", err)
+			c.log.ErrorContext(r.Context(), "console: "+action, "seq", seq, "err", err)
 			c.sessions.addFlash(ses, tr(c.lang, "q.failed", seq, tr(c.lang, "err.internal")))
 		default:
 			done++

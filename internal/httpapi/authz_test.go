@@ -33,6 +33,8 @@ var policy = map[string][]string{
 	"POST /api/v1/consents/lookup":                      {httpapi.RoleCoordinator},
 	"POST /api/v1/consents/revoke":                      {httpapi.RoleCoordinator},
 	"GET /api/v1/audit":                                 {httpapi.RoleAuditor},
+	"GET /api/v1/rejected":                              {httpapi.RoleCoordinator, httpapi.RoleOperations},
+	"POST /api/v1/rejected/{source}/{id}/put-back":      {httpapi.RoleCoordinator},
 }
 
 type caller struct {
@@ -81,7 +83,7 @@ func TestAuthorisationMatrix(t *testing.T) {
 	}
 	for _, rt := range routes {
 		method, pattern, _ := strings.Cut(rt, " ")
-		path := strings.NewReplacer("{seq}", "999999", "{id}", "no-such-letter", "{destination}", "gp", "{thread}", "0000").Replace(pattern)
+		path := strings.NewReplacer("{seq}", "999999", "{id}", "no-such-letter", "{destination}", "gp", "{thread}", "0000", "{source}", "medcom").Replace(pattern)
 		for _, c := range callers {
 			t.Run(rt+" as "+c.name, func(t *testing.T) {
 				var body *bytes.Reader

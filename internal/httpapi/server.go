@@ -1,12 +1,15 @@
 // Package httpapi serves the hub's HTTP surface: health, readiness, Prometheus
 // metrics and the JSON API that the console and samhubctl use for the retry
-// queue, letter journeys, consents and the audit log. Every API route checks
-// the caller's role on the server and every human action is audited.
+// queue, rejected input, letter journeys, consents and the audit log. Every
+// API route checks the caller's role on the server and every human action is
+// audited.
 package httpapi
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/samhub/samhub/adapters"
 	"github.com/samhub/samhub/internal/logging"
 	"github.com/samhub/samhub/pipeline"
 	"github.com/samhub/samhub/pipeline/audit"
@@ -60,7 +64,22 @@ func (s *Server) Users() *Users { return s.users }
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("Cache-Control", "no-store")
-	s.mux.ServeHTTP(w, r)
+	// Every line logged while serving the request carries its id as
+	// correlation_id; the caller sees it in X-Request-Id.
+	id := requestID(r)
+	w.Header().Set("X-Request-Id", id)
+	s.mux.ServeHTTP(w, r.WithContext(logging.WithCorrelation(r.Context(), id)))
+}
+
+// requestID is the caller's X-Request-Id when it is a short plain token
+// (a proxy's id ties its log to ours), else a new random one.
+func requestID(r *http.Request) string {
+	if v := r.Header.Get("X-Request-Id"); len(v) > 0 && len(v) <= 64 && strings.Trim(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == "" && !logging.ContainsCPR(v) {
+		return v
+	}
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return "req-" + hex.EncodeToString(b)
 }
 
 func (s *Server) routes() {
@@ -88,13 +107,16 @@ func (s *Server) routes() {
 	api("POST /api/v1/consents/lookup", allow(s.consentLookup, RoleCoordinator))
 	api("POST /api/v1/consents/revoke", allow(s.consentRevoke, RoleCoordinator))
 	api("GET /api/v1/audit", allow(s.auditTail, RoleAuditor))
+	api("GET /api/v1/rejected", allow(s.rejectedList, RoleCoordinator, RoleOperations))
+	api("POST /api/v1/rejected/{source}/{id}/put-back", allow(s.rejectedPutBack, RoleCoordinator))
 }
 
 // Routes lists the API's method+path patterns (for the authorisation matrix test).
 func Routes() []string {
 	return []string{"GET /api/v1/whoami", "GET /api/v1/stats", "GET /api/v1/queue", "GET /api/v1/queue/{seq}", "POST /api/v1/queue/{seq}/replay",
 		"POST /api/v1/queue/{seq}/discard", "POST /api/v1/queue/replay", "POST /api/v1/queue/search", "POST /api/v1/queue/bulk-replays", "GET /api/v1/queue/bulk-replays", "GET /api/v1/queue/bulk-replays/{id}", "GET /api/v1/holds", "POST /api/v1/holds/{destination}/{thread}/release", "GET /api/v1/letters/{id}/trace", "POST /api/v1/letters/{id}/content",
-		"POST /api/v1/consents", "POST /api/v1/consents/lookup", "POST /api/v1/consents/revoke", "GET /api/v1/audit"}
+		"POST /api/v1/consents", "POST /api/v1/consents/lookup", "POST /api/v1/consents/revoke", "GET /api/v1/audit",
+		"GET /api/v1/rejected", "POST /api/v1/rejected/{source}/{id}/put-back"}
 }
 
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
@@ -238,7 +260,7 @@ func (s *Server) queueReplayMany(w http.ResponseWriter, r *http.Request) {
 		case errors.Is(err, retryq.ErrNotParked):
 			res.Code, res.Error = "not-found", "no parked letter with that id"
 		case err != nil:
-			s.log.Error("replay failed", "seq", seq, "err", err)
+			s.log.ErrorContext(r.Context(), "replay failed", "seq", seq, "err", err)
 			res.Code, res.Error = "failed", "the replay could not be stored; see the hub log"
 		}
 		out = append(out, res)
@@ -256,6 +278,41 @@ func (s *Server) queueDiscard(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, 200, map[string]any{"seq": seq, "discarded": true})
+}
+
+// rejectedList lists the input the sources refused and set aside (MedCom
+// files in error/) with the reason, newest first. Reasons and codes carry no
+// personal data; the files themselves are not served.
+func (s *Server) rejectedList(w http.ResponseWriter, r *http.Request) {
+	limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
+	if limit <= 0 || limit > 5000 {
+		limit = 500
+	}
+	list, err := s.hub.ListRejected(r.Context(), limit)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if list == nil {
+		list = []pipeline.Rejected{}
+	}
+	writeJSON(w, 200, map[string]any{"entries": list})
+}
+
+// rejectedPutBack gives a rejected file back to its source (MedCom: back
+// into in/), with a required reason; audited before it happens.
+func (s *Server) rejectedPutBack(w http.ResponseWriter, r *http.Request) {
+	var b actionBody
+	if err := readBody(r, &b); err != nil {
+		problem(w, r, 400, "bad-request", err.Error())
+		return
+	}
+	source, id := r.PathValue("source"), r.PathValue("id")
+	if err := s.hub.PutBack(r.Context(), actor(r), source, id, b.Reason); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, 200, map[string]any{"source": source, "id": id, "putBack": true})
 }
 
 // holds lists the threads held back behind a parked letter, per destination.
@@ -452,8 +509,12 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		problem(w, r, 404, "not-found", "no thread held at that destination with that token (see GET /api/v1/holds)")
 	case errors.Is(err, pipeline.ErrReasonRequired):
 		problem(w, r, 400, "reason-required", "a reason is required (field: reason)")
+	case errors.Is(err, adapters.ErrUnknownInput):
+		problem(w, r, 404, "not-found", "no rejected file with that source and id")
+	case errors.Is(err, adapters.ErrAnswered):
+		problem(w, r, 409, "answered", adapters.ErrAnswered.Error())
 	default:
-		s.log.Error("api error", "path", r.URL.Path, "err", err)
+		s.log.ErrorContext(r.Context(), "api error", "path", r.URL.Path, "err", err)
 		problem(w, r, 500, "internal", "the hub could not do this now; see the hub log")
 	}
 }

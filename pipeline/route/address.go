@@ -162,11 +162,11 @@ func (r *Router) Address(l *letter.Letter, dest string, thread *letter.Party) (t
 		}
 	}
 	if dc.Receiver != "" {
-		p := r.dir.Enrich(letter.Party{GLN: dc.Receiver})
-		if p.Role == "" { // the configured id is a SOR code
-			p = r.dir.Enrich(letter.Party{SOR: dc.Receiver})
+		// Configuration checks that the receiver is in the directory.
+		if e, ok := r.dir.byID[dc.Receiver]; ok {
+			p := letter.Party{Role: e.Role, Name: e.Name, GLN: e.GLN, SOR: e.SOR, Accepts: slices.Clone(e.Formats)}
+			return []letter.Party{p}, AddressedDestination, true
 		}
-		return []letter.Party{p}, AddressedDestination, true
 	}
 	return nil, "", false
 }

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/samhub/samhub/internal/config"
 	"github.com/samhub/samhub/pipeline/letter"
@@ -99,7 +100,7 @@ func TestAddresseesCarryTheDirectorysFormats(t *testing.T) {
 		t.Fatalf("addressee not completed from the directory: %+v", to)
 	}
 	to, _, _ = r.Address(&letter.Letter{}, "region", nil)
-	if len(to) != 1 || to[0].Role != "region" || !slices.Equal(to[0].Accepts, []string{"fhir-json"}) {
+	if len(to) != 1 || to[0].Role != "region" || to[0].SOR != "6071000016008" || to[0].GLN != "" || !slices.Equal(to[0].Accepts, []string{"fhir-json"}) {
 		t.Fatalf("configured receiver not completed from the directory: %+v", to)
 	}
 }
@@ -124,5 +125,21 @@ func TestPlanAddressedShowsWhomEachDeliveryGoesTo(t *testing.T) {
 		if d.Destination == "gp" && (d.Verdict != route.Deny || d.Code != route.CodeUnresolved) {
 			t.Errorf("gp with nothing to resolve from: %+v", d)
 		}
+	}
+}
+
+// Discharge notes may go to the GP without consent (Sundhedsloven § 41),
+// but a recorded withdrawal or a young person's refusal still stops them.
+func TestDischargeNoteToTheGPWithoutConsentStopsAtAnObjection(t *testing.T) {
+	r := route.New([]config.Route{{Name: "discharge-to-gp", Match: config.Match{Kind: []string{"discharge-note"}}, To: []string{"gp"}, RequireConsent: &no}}, dests, directory)
+	l := &letter.Letter{ID: "d1", Kind: letter.KindDischargeNote, Receivers: []letter.Party{{Role: "gp", GLN: "5790000123456"}}}
+	if d := r.Decide(l, "gp", nil, now); d.Verdict != route.Deliver {
+		t.Fatalf("without any consent: %+v", d)
+	}
+	if d := r.Decide(l, "gp", &letter.Consent{Scopes: []letter.Scope{letter.ScopeGP}, WithdrawnAt: now.Add(-time.Hour)}, now); d.Verdict != route.Deny || d.Code != "consent_withdrawn" {
+		t.Fatalf("after a withdrawal: %+v", d)
+	}
+	if d := r.Decide(l, "gp", &letter.Consent{YoungPersonRefused: true}, now); d.Verdict != route.Deny || d.Code != "young_person_refused" {
+		t.Fatalf("after a young person's refusal: %+v", d)
 	}
 }

@@ -118,6 +118,21 @@ func (r *Router) Decide(l *letter.Letter, dest string, consent *letter.Consent, 
 			}
 		}
 		if !needsConsent(rt, dc) {
+			if dc.Sector != "municipality" && dc.Sector != "internal" && consent != nil {
+				// A route that needs no consent outside the municipality
+				// (discharge notes to the GP) still stops at a recorded
+				// objection.
+				switch {
+				case !consent.WithdrawnAt.IsZero() && !now.Before(consent.WithdrawnAt):
+					d.Verdict, d.Code = Deny, "consent_withdrawn"
+					d.Reason = fmt.Sprintf("rule %q needs no consent, but the consent was withdrawn, so nothing more goes to %s", rt.Name, dc.Sector)
+					return d
+				case consent.YoungPersonRefused:
+					d.Verdict, d.Code = Deny, "young_person_refused"
+					d.Reason = fmt.Sprintf("rule %q needs no consent, but the young person (15–17) refused sharing with %s", rt.Name, dc.Sector)
+					return d
+				}
+			}
 			d.Verdict, d.Reason = Deliver, fmt.Sprintf("rule %q; the %s sector needs no consent for this route", rt.Name, dc.Sector)
 			return d
 		}

@@ -442,6 +442,9 @@ func (s *Server) simRoutes(m *http.ServeMux) {
 	m.HandleFunc("GET /_sim/communications", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, "application/json", s.Communications())
 	})
+	m.HandleFunc("GET /_sim/counts", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, "application/json", s.Counts())
+	})
 }
 
 func readSim(w http.ResponseWriter, r *http.Request, v any) bool {
