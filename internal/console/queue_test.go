@@ -202,7 +202,7 @@ func TestDanishPagesAreDanish(t *testing.T) {
 	}
 	for _, path := range []string{"/console/overview", "/console/queue", "/console/queue?code=thread_held", "/console/queue?page=9", "/console/queue?before=tomorrow",
 		"/console/queue/replay?destination=casefile", bulk, release, "/console/letters/" + url.PathEscape(copies[0]), "/console/letters/" + url.PathEscape(held[0].LetterID),
-		"/console/search", "/console/search?by=thread&q=" + url.QueryEscape(copies[1]), "/console/consents", "/console/no-such-page"} {
+		"/console/search", "/console/search?by=thread&q=" + url.QueryEscape(copies[1]), "/console/consents", "/console/rejected", "/console/no-such-page"} {
 		_, page := get(t, c, h.BaseURL+path)
 		check("coordinator", path, page)
 	}
