@@ -158,3 +158,82 @@ func TestLeaseRunsASourceOnOneReplicaAtATime(t *testing.T) {
 	case <-time.After(2 * time.Second):
 	}
 }
+
+// A restarted replica (same data directory) takes up the lease its previous
+// life held at once; a second live hub cannot take the same name.
+func TestReplicaNameIsKeptAndExclusive(t *testing.T) {
+	dir := t.TempDir()
+	r, err := broker.ClaimReplica(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.ID == "" {
+		t.Fatal("empty replica name")
+	}
+	if _, err := broker.ClaimReplica(dir); err == nil || !strings.Contains(err.Error(), "in use by another running samhub") {
+		t.Fatalf("a second claim on a live data directory: %v, want it refused", err)
+	}
+	r.Release()
+	again, err := broker.ClaimReplica(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Release()
+	if again.ID != r.ID {
+		t.Fatalf("after a restart the replica is %q, was %q", again.ID, r.ID)
+	}
+	other, err := broker.ClaimReplica(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Release()
+	if other.ID == r.ID {
+		t.Fatal("two data directories got the same replica name")
+	}
+}
+
+func TestRestartedReplicaTakesUpItsOwnLease(t *testing.T) {
+	b := open(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := broker.Provision(ctx, b.JS, streams(), 1); err != nil {
+		t.Fatal(err)
+	}
+	kv, err := b.JS.KeyValue(ctx, broker.BucketLeases)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The previous life of replica-a died holding the lease (kill -9: no
+	// delete), and replica-b is waiting for it.
+	if _, err := kv.Create(ctx, "source.inbox", []byte("replica-a")); err != nil {
+		t.Fatal(err)
+	}
+	held := time.Now()
+	running := make(chan string, 4)
+	run := func(holder string) {
+		go broker.RunLeased(ctx, b.JS, "inbox", holder, slog.New(slog.DiscardHandler), func(c context.Context) error {
+			running <- holder
+			<-c.Done()
+			return nil
+		})
+	}
+	run("replica-b")
+	run("replica-a")
+	select {
+	case got := <-running:
+		if got != "replica-a" {
+			t.Fatalf("%s took the lease replica-a still held", got)
+		}
+		if since := time.Since(held); since >= broker.LeaseTTL {
+			t.Fatalf("replica-a started after %s, only once its old lease had expired", since)
+		}
+	case <-time.After(broker.LeaseTTL):
+		t.Fatal("replica-a did not take up its own lease")
+	}
+	// replica-b keeps waiting while replica-a renews.
+	select {
+	case got := <-running:
+		t.Fatalf("%s started while replica-a held the lease", got)
+	case <-time.After(broker.LeaseTTL + 2*time.Second):
+	}
+}
