@@ -121,9 +121,11 @@ type Pipeline struct {
 	SinkTimeout    time.Duration `mapstructure:"sink_timeout"`
 	MaxInFlight    int           `mapstructure:"max_in_flight"`
 	// AckWait is how long JetStream waits before it hands an unacknowledged
-	// letter to another consumer instance. Held letters are kept alive, so
-	// it bounds only how soon letters come back after a crash, or after a
-	// restart of the embedded server (which forgets Naks).
+	// letter to another consumer instance. A letter the hub holds (in a
+	// sink call, in backoff, behind its thread) is kept alive with an
+	// in-progress signal every AckWait/3, so AckWait need not cover a sink
+	// call: it bounds how soon the letters a crashed hub held come back,
+	// which is why the default (DefaultAckWait) is short.
 	AckWait       time.Duration `mapstructure:"ack_wait"`
 	ShutdownGrace time.Duration `mapstructure:"shutdown_grace"`
 	// InlineMaxBytes is the largest letter stored as one message; above it
@@ -232,6 +234,11 @@ type User struct {
 	TokenHash    string `mapstructure:"token_hash"` // sha256 hex of an API token for samhubctl
 }
 
+// DefaultAckWait is pipeline.ack_wait's default: letters a killed hub held
+// are delivered again within about this long after it restarts. It is also
+// the least allowed.
+const DefaultAckWait = 3 * time.Second
+
 // Sectors lists the valid destination sectors.
 var Sectors = []string{"municipality", "gp", "parents", "region_psychiatry", "school_ppr", "internal"}
 
@@ -264,7 +271,7 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("pipeline.backoff_max", 5*time.Minute)
 	v.SetDefault("pipeline.sink_timeout", 30*time.Second)
 	v.SetDefault("pipeline.max_in_flight", 256)
-	v.SetDefault("pipeline.ack_wait", 30*time.Second)
+	v.SetDefault("pipeline.ack_wait", DefaultAckWait)
 	v.SetDefault("pipeline.shutdown_grace", 20*time.Second)
 	v.SetDefault("pipeline.inline_max_bytes", "1MB")
 	v.SetDefault("pipeline.blob_gc_interval", time.Hour)
@@ -420,8 +427,8 @@ func (c *Config) Validate() error {
 	if c.Pipeline.SinkTimeout <= 0 {
 		bad("pipeline.sink_timeout", "must be positive")
 	}
-	if c.Pipeline.AckWait < 3*time.Second {
-		bad("pipeline.ack_wait", "must be at least 3s")
+	if c.Pipeline.AckWait < DefaultAckWait {
+		bad("pipeline.ack_wait", "must be at least %s (letters held by the hub are kept alive every ack_wait/3)", DefaultAckWait)
 	}
 	if c.Pipeline.MaxInFlight < 1 {
 		bad("pipeline.max_in_flight", "must be at least 1")
