@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -28,11 +29,17 @@ type Broker struct {
 	Conn   *nats.Conn
 	JS     jetstream.JetStream
 	log    *slog.Logger
+
+	fault     *storeFault      // embedded only: store write errors the server reported
+	sup       *storeSupervisor // embedded only: restarts JetStream after one
+	restartMu sync.Mutex
+	onRestart []func()
 }
 
 // Open starts the embedded server or connects to cfg.URL.
 func Open(ctx context.Context, cfg config.NATS, log *slog.Logger) (*Broker, error) {
 	b := &Broker{log: log}
+	var serverOpts *server.Options
 	opts := []nats.Option{
 		nats.Name("samhub"),
 		nats.MaxReconnects(-1),
@@ -46,11 +53,12 @@ func Open(ctx context.Context, cfg config.NATS, log *slog.Logger) (*Broker, erro
 	}
 	url := cfg.URL
 	if url == "" {
-		srv, err := StartEmbedded(cfg.Embedded, log)
+		b.fault = &storeFault{}
+		srv, so, err := startEmbedded(cfg.Embedded, log, b.fault)
 		if err != nil {
 			return nil, err
 		}
-		b.Server = srv
+		b.Server, serverOpts = srv, so
 		opts = append(opts, nats.InProcessServer(srv))
 	} else {
 		tlsOpts, err := clientTLS(cfg.TLS)
@@ -82,16 +90,51 @@ func Open(ctx context.Context, cfg config.NATS, log *slog.Logger) (*Broker, erro
 		return nil, err
 	}
 	b.JS = js
+	if b.Server != nil {
+		b.sup = &storeSupervisor{srv: b.Server, cfg: jetStreamConfig(serverOpts), fault: b.fault, log: log.With("component", "store"),
+			onRestart: b.restarted, free: freeBytes, stop: make(chan struct{}), done: make(chan struct{})}
+		go b.sup.run()
+	}
 	return b, nil
+}
+
+// jetStreamConfig is the configuration the embedded server started
+// JetStream with, as EnableJetStream takes it (nats-server's own
+// restartJetStream builds it the same way).
+func jetStreamConfig(o *server.Options) server.JetStreamConfig {
+	return server.JetStreamConfig{StoreDir: o.StoreDir, SyncInterval: o.SyncInterval, SyncAlways: o.SyncAlways,
+		MaxMemory: o.JetStreamMaxMemory, MaxStore: o.JetStreamMaxStore, Domain: o.JetStreamDomain, Strict: !o.NoJetStreamStrict}
+}
+
+// OnStoreRestart registers f to run after the embedded server's JetStream
+// was restarted following a store fault (see recover.go).
+func (b *Broker) OnStoreRestart(f func()) {
+	b.restartMu.Lock()
+	defer b.restartMu.Unlock()
+	b.onRestart = append(b.onRestart, f)
+}
+
+func (b *Broker) restarted() {
+	b.restartMu.Lock()
+	fs := append([]func(){}, b.onRestart...)
+	b.restartMu.Unlock()
+	for _, f := range fs {
+		f()
+	}
 }
 
 // StartEmbedded runs nats-server in process with JetStream on file storage
 // and SyncAlways: a write is fsynced before it is acknowledged, so an
 // acknowledged letter survives a power cut (reliability.md §1.4).
 func StartEmbedded(e config.Embedded, log *slog.Logger) (*server.Server, error) {
+	srv, _, err := startEmbedded(e, log, nil)
+	return srv, err
+}
+
+func startEmbedded(e config.Embedded, log *slog.Logger, fault *storeFault) (*server.Server, *server.Options, error) {
 	maxStore, err := config.ParseBytes(e.MaxStore)
 	if err != nil {
-		return nil, fmt.Errorf("nats.embedded.max_store: %w", err)
+		return nil, nil, fmt.Errorf("nats.embedded.max_store: %w", err)
 	}
 	o := &server.Options{
 		ServerName:         "samhub-embedded",
@@ -108,24 +151,24 @@ func StartEmbedded(e config.Embedded, log *slog.Logger) (*server.Server, error) 
 	if e.Listen != "" {
 		host, port, err := net.SplitHostPort(e.Listen)
 		if err != nil {
-			return nil, fmt.Errorf("nats.embedded.listen: %w", err)
+			return nil, nil, fmt.Errorf("nats.embedded.listen: %w", err)
 		}
 		p, err := strconv.Atoi(port)
 		if err != nil {
-			return nil, fmt.Errorf("nats.embedded.listen: port: %w", err)
+			return nil, nil, fmt.Errorf("nats.embedded.listen: port: %w", err)
 		}
 		o.DontListen, o.Host, o.Port = false, host, p
 		if e.TLS.CertFile != "" {
 			tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: e.TLS.CertFile, KeyFile: e.TLS.KeyFile, CaFile: e.TLS.CAFile, Verify: e.TLS.CAFile != ""})
 			if err != nil {
-				return nil, fmt.Errorf("nats.embedded.tls: %w", err)
+				return nil, nil, fmt.Errorf("nats.embedded.tls: %w", err)
 			}
 			o.TLSConfig, o.TLS = tc, true
 		}
 	}
 	key, err := config.ReadSecret(e.KeyFile, e.KeyEnv)
 	if err != nil {
-		return nil, fmt.Errorf("nats.embedded.key_file/key_env: %w", err)
+		return nil, nil, fmt.Errorf("nats.embedded.key_file/key_env: %w", err)
 	}
 	if key != "" {
 		o.JetStreamKey = key
@@ -136,29 +179,29 @@ func StartEmbedded(e config.Embedded, log *slog.Logger) (*server.Server, error) 
 		if e.OldKeyFile != "" {
 			old, err := config.ReadSecret(e.OldKeyFile, "")
 			if err != nil {
-				return nil, fmt.Errorf("nats.embedded.old_key_file: %w", err)
+				return nil, nil, fmt.Errorf("nats.embedded.old_key_file: %w", err)
 			}
 			o.JetStreamOldKey = old
 		}
 	}
 	if err := os.MkdirAll(e.StoreDir, 0o700); err != nil {
-		return nil, fmt.Errorf("nats.embedded.store_dir: %w", err)
+		return nil, nil, fmt.Errorf("nats.embedded.store_dir: %w", err)
 	}
 	srv, err := server.NewServer(o)
 	if err != nil {
-		return nil, fmt.Errorf("embedded NATS: %w", err)
+		return nil, nil, fmt.Errorf("embedded NATS: %w", err)
 	}
-	srv.SetLoggerV2(&natsLogger{log: log.With("component", "nats-server")}, false, false, false)
+	srv.SetLoggerV2(&natsLogger{log: log.With("component", "nats-server"), fault: fault}, false, false, false)
 	go srv.Start()
 	if !srv.ReadyForConnections(30 * time.Second) {
 		srv.Shutdown()
-		return nil, errors.New("embedded NATS did not become ready in 30s")
+		return nil, nil, errors.New("embedded NATS did not become ready in 30s")
 	}
 	if !srv.JetStreamEnabled() {
 		srv.Shutdown()
-		return nil, errors.New("embedded NATS started without JetStream (is the store directory writable?)")
+		return nil, nil, errors.New("embedded NATS started without JetStream (is the store directory writable?)")
 	}
-	return srv, nil
+	return srv, o, nil
 }
 
 func clientTLS(t config.TLS) ([]nats.Option, error) {
@@ -174,6 +217,11 @@ func (b *Broker) Ready(ctx context.Context) error {
 	if b.Conn == nil || !b.Conn.IsConnected() {
 		return errors.New("NATS is not connected")
 	}
+	if b.fault != nil {
+		if reason, ok := b.fault.active(); ok {
+			return fmt.Errorf("the JetStream store cannot be written (%s); JetStream restarts once its filesystem has %d MiB free", reason, StoreRoomNeeded>>20)
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	if _, err := b.JS.AccountInfo(ctx); err != nil {
@@ -185,6 +233,9 @@ func (b *Broker) Ready(ctx context.Context) error {
 // Close drains the connection (in-flight acks reach the server) and stops
 // the embedded server.
 func (b *Broker) Close() {
+	if b.sup != nil {
+		b.sup.close()
+	}
 	if b.Conn != nil {
 		// Flush is a round trip: the server has processed every ack and nak
 		// sent so far before the embedded server is shut down.
@@ -202,12 +253,24 @@ func (b *Broker) Close() {
 	}
 }
 
-// natsLogger sends nats-server's log into slog; its traces stay off.
-type natsLogger struct{ log *slog.Logger }
+// natsLogger sends nats-server's log into slog; its traces stay off. The
+// server reports store write errors only in its log, so warnings and
+// errors are also shown to the store supervisor.
+type natsLogger struct {
+	log   *slog.Logger
+	fault *storeFault
+}
 
 func (l *natsLogger) Noticef(f string, v ...any) { l.log.Debug(fmt.Sprintf(f, v...)) }
-func (l *natsLogger) Warnf(f string, v ...any)   { l.log.Warn(fmt.Sprintf(f, v...)) }
-func (l *natsLogger) Fatalf(f string, v ...any)  { l.log.Error(fmt.Sprintf(f, v...)) }
-func (l *natsLogger) Errorf(f string, v ...any)  { l.log.Error(fmt.Sprintf(f, v...)) }
-func (l *natsLogger) Debugf(f string, v ...any)  {}
-func (l *natsLogger) Tracef(f string, v ...any)  {}
+func (l *natsLogger) Warnf(f string, v ...any)   { l.log.Warn(l.seen(fmt.Sprintf(f, v...))) }
+func (l *natsLogger) Fatalf(f string, v ...any)  { l.log.Error(l.seen(fmt.Sprintf(f, v...))) }
+func (l *natsLogger) Errorf(f string, v ...any)  { l.log.Error(l.seen(fmt.Sprintf(f, v...))) }
+
+func (l *natsLogger) seen(msg string) string {
+	if l.fault != nil {
+		l.fault.report(msg)
+	}
+	return msg
+}
+func (l *natsLogger) Debugf(f string, v ...any) {}
+func (l *natsLogger) Tracef(f string, v ...any) {}

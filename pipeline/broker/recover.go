@@ -1,0 +1,176 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"golang.org/x/sys/unix"
+)
+
+// When a write to the embedded server's store fails (a full disk: ENOSPC),
+// nats-server marks the stream "critical write error" and refuses every
+// later write to it for as long as it is loaded; a full disk can also shut
+// JetStream down. Neither clears when space returns: a person had to
+// restart the hub. The embedded broker therefore watches for that and,
+// once the store's filesystem has room again, restarts JetStream inside
+// the same server, as nats-server itself does on a configuration reload:
+// the streams are loaded from disk again as at a start, and the hub's
+// connection stays.
+const (
+	// storeCheckEvery is how often a faulted store is looked at.
+	storeCheckEvery = 2 * time.Second
+	// StoreRoomNeeded is the free space the store's filesystem must have
+	// before JetStream is restarted: room for a few of the file store's
+	// message blocks (up to 8 MiB each), so it does not fail again at once.
+	StoreRoomNeeded = 32 << 20
+	// storeRestartGap keeps restarts apart when space comes and goes.
+	storeRestartGap = 10 * time.Second
+)
+
+// storeFault records that the embedded server reported a store write error.
+type storeFault struct {
+	at     atomic.Int64 // unix nanoseconds of the last report; 0 = none
+	reason atomic.Value // string
+}
+
+func (f *storeFault) report(msg string) {
+	if !isStoreFault(msg) {
+		return
+	}
+	f.reason.Store(msg)
+	f.at.Store(time.Now().UnixNano())
+}
+
+func (f *storeFault) clear() { f.at.Store(0) }
+
+func (f *storeFault) active() (string, bool) {
+	if f.at.Load() == 0 {
+		return "", false
+	}
+	r, _ := f.reason.Load().(string)
+	return r, true
+}
+
+// isStoreFault recognises nats-server's reports of a store it can no
+// longer write (filestore, stream and consumer "critical write error") and
+// of JetStream disabling itself (out of resources, permission denied).
+func isStoreFault(msg string) bool {
+	m := strings.ToLower(msg)
+	return strings.Contains(m, "critical write error") || strings.Contains(m, "will be disabled") ||
+		strings.Contains(m, "disabling jetstream")
+}
+
+// storeSupervisor restarts the embedded server's JetStream after a store
+// fault once there is room again.
+type storeSupervisor struct {
+	srv   *server.Server
+	cfg   server.JetStreamConfig // as at the first start; StoreDir without "jetstream"
+	fault *storeFault
+	log   interface {
+		Warn(string, ...any)
+		Info(string, ...any)
+		Error(string, ...any)
+	}
+	onRestart func()
+	free      func(dir string) (uint64, error)
+
+	stop     chan struct{}
+	done     chan struct{}
+	stopOnce sync.Once
+	mu       sync.Mutex
+	last     time.Time // last restart
+	restarts int
+	waiting  bool // a "waiting for space" line was logged
+}
+
+func (s *storeSupervisor) run() {
+	defer close(s.done)
+	t := time.NewTicker(storeCheckEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+		s.check()
+	}
+}
+
+// check restarts JetStream when the store faulted (or JetStream is off)
+// and its filesystem has room.
+func (s *storeSupervisor) check() {
+	reason, faulted := s.fault.active()
+	if !faulted && s.srv.JetStreamEnabled() {
+		return
+	}
+	if !faulted {
+		reason = "JetStream is disabled"
+	}
+	free, err := s.free(s.cfg.StoreDir)
+	if err != nil {
+		s.log.Error("store fault: cannot read the store's free space", "dir", s.cfg.StoreDir, "err", err)
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if free < StoreRoomNeeded {
+		if !s.waiting {
+			s.waiting = true
+			s.log.Warn("JetStream store cannot be written; waiting for free space to restart it", "dir", s.cfg.StoreDir,
+				"free_bytes", free, "needed_bytes", StoreRoomNeeded, "reason", reason)
+		}
+		return
+	}
+	if time.Since(s.last) < storeRestartGap {
+		return
+	}
+	s.last = time.Now()
+	s.waiting = false
+	if err := s.restart(); err != nil {
+		s.log.Error("JetStream restart after a store fault failed; trying again", "err", err)
+		return
+	}
+	s.restarts++
+	s.log.Info("JetStream restarted after a store fault; streams loaded again", "free_bytes", free, "restarts", s.restarts)
+	if s.onRestart != nil {
+		s.onRestart()
+	}
+}
+
+func (s *storeSupervisor) restart() error {
+	// Cleared first: a fault reported while the streams load again counts.
+	s.fault.clear()
+	if s.srv.JetStreamEnabled() {
+		if err := s.srv.ShutdownJetStream(); err != nil {
+			return fmt.Errorf("shut JetStream down: %w", err)
+		}
+	}
+	cfg := s.cfg
+	if err := s.srv.EnableJetStream(&cfg); err != nil {
+		return fmt.Errorf("start JetStream: %w", err)
+	}
+	if !s.srv.JetStreamEnabled() {
+		return errors.New("JetStream did not start")
+	}
+	return nil
+}
+
+func (s *storeSupervisor) close() {
+	s.stopOnce.Do(func() { close(s.stop) })
+	<-s.done
+}
+
+// freeBytes is the space an unprivileged writer can still use in dir.
+func freeBytes(dir string) (uint64, error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return 0, err
+	}
+	return st.Bavail * uint64(st.Bsize), nil
+}
