@@ -85,6 +85,14 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, mounts ...
 	}
 	a.Hub = hub
 	a.HTTP = httpapi.New(hub, httpapi.NewUsers(cfg.Console.Users), reg, log)
+	proxies, err := httpapi.ParseProxies(cfg.HTTP.TrustedProxies)
+	if err != nil {
+		b.Close()
+		sims.Close()
+		rep.Release()
+		return nil, fmt.Errorf("http.trusted_proxies: %w", err)
+	}
+	a.HTTP.TrustProxies(proxies)
 	for _, m := range mounts {
 		if err := m(a.HTTP); err != nil {
 			b.Close()

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -54,6 +55,10 @@ type HTTP struct {
 	// hub must listen on loopback or behind a TLS-terminating proxy.
 	TLSCertFile string `mapstructure:"tls_cert_file"`
 	TLSKeyFile  string `mapstructure:"tls_key_file"`
+	// TrustedProxies are the reverse proxies (addresses or CIDR prefixes)
+	// whose X-Forwarded-For names the client: login throttling and the
+	// audit log then see the client's address, not the proxy's.
+	TrustedProxies []string `mapstructure:"trusted_proxies"`
 }
 
 // NATS: URL empty means the embedded server.
@@ -344,6 +349,13 @@ func (c *Config) Validate() error {
 	}
 	if (c.HTTP.TLSCertFile == "") != (c.HTTP.TLSKeyFile == "") {
 		bad("http.tls_cert_file", "set both http.tls_cert_file and http.tls_key_file")
+	}
+	for i, p := range c.HTTP.TrustedProxies {
+		if _, err := netip.ParsePrefix(p); err != nil {
+			if _, err := netip.ParseAddr(p); err != nil {
+				bad(fmt.Sprintf("http.trusted_proxies[%d]", i), "must be an IP address or a CIDR prefix such as 10.0.0.0/8 (got %q)", p)
+			}
+		}
 	}
 	if c.NATS.URL != "" {
 		for _, u := range strings.Split(c.NATS.URL, ",") {

@@ -50,6 +50,8 @@ func TestConfigMistakesNameTheKey(t *testing.T) {
 		{"bad listen", base + "http: {listen: nowhere}\n", "http.listen: must be host:port", nil},
 		{"public listen without TLS", base + "http: {listen: '0.0.0.0:8080'}\n", "http.listen: listens beyond loopback only with http.tls_cert_file", nil},
 		{"half a TLS pair", base + "http: {tls_cert_file: /c.pem}\n", "http.tls_cert_file: set both", nil},
+		{"trusted proxy by name", base + "http: {trusted_proxies: [10.0.0.0/8, proxy.kommune.dk]}\n", "http.trusted_proxies[1]: must be an IP address or a CIDR prefix", nil},
+		{"short ack wait", base + "pipeline: {ack_wait: 1s}\n", "pipeline.ack_wait: must be at least 3s", nil},
 		{"log level", base + "log: {level: loud}\n", "log.level: must be one of debug, info, warn, error", nil},
 		{"nats url", base + "nats: {url: 'http://x:4222'}\n", "nats.url: must be a nats:// or tls:// URL", nil},
 		{"embedded beyond loopback without TLS", base + "nats: {embedded: {listen: '0.0.0.0:4222'}}\n", "nats.embedded.listen: listens beyond loopback only with", nil},
