@@ -79,7 +79,7 @@ type TLS struct {
 
 // Embedded configures the in-process nats-server.
 type Embedded struct {
-	Listen   string `mapstructure:"listen"` // host:port for other processes (samhubctl, tools); "" = no TCP listener beyond loopback random port
+	Listen   string `mapstructure:"listen"` // host:port for other processes (backups, the nats CLI); "" = no TCP listener at all
 	StoreDir string `mapstructure:"store_dir"`
 	MaxStore string `mapstructure:"max_store"` // e.g. "10GB"
 	// Encryption at rest: the key comes from a file or an environment
@@ -89,6 +89,11 @@ type Embedded struct {
 	OldKeyFile string `mapstructure:"old_key_file"` // set during key rotation
 	Cipher     string `mapstructure:"cipher"`       // chacha (default) or aes
 	TLS        TLS    `mapstructure:"tls"`          // required to listen beyond loopback
+	// ToolsPasswordFile receives, at every start, the password of the
+	// samhub-tools user that other processes (backups, the nats CLI) use
+	// on the listener. Written only when listen is set; default
+	// <data_dir>/nats-tools.password.
+	ToolsPasswordFile string `mapstructure:"tools_password_file"`
 }
 
 // Streams sizes the JetStream streams the hub owns.
@@ -320,6 +325,9 @@ func Load(path string) (*Config, error) {
 	}
 	if c.NATS.Embedded.StoreDir == "" {
 		c.NATS.Embedded.StoreDir = filepath.Join(c.DataDir, "jetstream")
+	}
+	if c.NATS.Embedded.ToolsPasswordFile == "" {
+		c.NATS.Embedded.ToolsPasswordFile = filepath.Join(c.DataDir, "nats-tools.password")
 	}
 	return &c, c.Validate()
 }

@@ -6,11 +6,15 @@ package broker
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
@@ -54,12 +58,12 @@ func Open(ctx context.Context, cfg config.NATS, log *slog.Logger) (*Broker, erro
 	url := cfg.URL
 	if url == "" {
 		b.fault = &storeFault{}
-		srv, so, err := startEmbedded(cfg.Embedded, log, b.fault)
+		emb, so, err := startEmbedded(cfg.Embedded, log, b.fault)
 		if err != nil {
 			return nil, err
 		}
-		b.Server, serverOpts = srv, so
-		opts = append(opts, nats.InProcessServer(srv))
+		b.Server, serverOpts = emb.Server, so
+		opts = append(opts, nats.InProcessServer(emb.Server), nats.UserInfo(emb.user, emb.password))
 	} else {
 		tlsOpts, err := clientTLS(cfg.TLS)
 		if err != nil {
@@ -123,15 +127,50 @@ func (b *Broker) restarted() {
 	}
 }
 
+// ToolsUser is the embedded server's user for other processes (backups,
+// the nats CLI, benchmarks) when nats.embedded.listen is set.
+const ToolsUser = "samhub-tools"
+
+// Embedded is a running in-process nats-server. It requires a user and a
+// password on every connection, both made at start: the hub's own
+// in-process connection has one that never leaves memory, and when the
+// server listens on TCP, other processes use ToolsUser with a password
+// written to nats.embedded.tools_password_file (mode 0600). An
+// unauthenticated client can read nothing.
+type Embedded struct {
+	*server.Server
+	user, password string
+	ToolsPassword  string // empty unless listening
+}
+
+// Connect opens an in-process connection with the hub's credentials.
+func (e *Embedded) Connect(opts ...nats.Option) (*nats.Conn, error) {
+	return nats.Connect("", append([]nats.Option{nats.InProcessServer(e.Server), nats.UserInfo(e.user, e.password)}, opts...)...)
+}
+
+// ToolsURL is the listener's URL with the tools user's credentials, for a
+// process started by the same program (benchmarks); empty unless listening.
+func (e *Embedded) ToolsURL() string {
+	if e.ToolsPassword == "" || e.Server.Addr() == nil {
+		return ""
+	}
+	u, err := url.Parse(e.ClientURL())
+	if err != nil {
+		return ""
+	}
+	u.User = url.UserPassword(ToolsUser, e.ToolsPassword)
+	return u.String()
+}
+
 // StartEmbedded runs nats-server in process with JetStream on file storage
 // and SyncAlways: a write is fsynced before it is acknowledged, so an
 // acknowledged letter survives a power cut (reliability.md §1.4).
-func StartEmbedded(e config.Embedded, log *slog.Logger) (*server.Server, error) {
-	srv, _, err := startEmbedded(e, log, nil)
-	return srv, err
+func StartEmbedded(e config.Embedded, log *slog.Logger) (*Embedded, error) {
+	emb, _, err := startEmbedded(e, log, nil)
+	return emb, err
 }
 
-func startEmbedded(e config.Embedded, log *slog.Logger, fault *storeFault) (*server.Server, *server.Options, error) {
+func startEmbedded(e config.Embedded, log *slog.Logger, fault *storeFault) (*Embedded, *server.Options, error) {
 	maxStore, err := config.ParseBytes(e.MaxStore)
 	if err != nil {
 		return nil, nil, fmt.Errorf("nats.embedded.max_store: %w", err)
@@ -148,6 +187,8 @@ func startEmbedded(e config.Embedded, log *slog.Logger, fault *storeFault) (*ser
 		MaxPayload:         64 << 20,
 		Host:               "127.0.0.1",
 	}
+	emb := &Embedded{user: "samhub", password: secret()}
+	o.Users = []*server.User{{Username: emb.user, Password: emb.password}}
 	if e.Listen != "" {
 		host, port, err := net.SplitHostPort(e.Listen)
 		if err != nil {
@@ -158,6 +199,13 @@ func startEmbedded(e config.Embedded, log *slog.Logger, fault *storeFault) (*ser
 			return nil, nil, fmt.Errorf("nats.embedded.listen: port: %w", err)
 		}
 		o.DontListen, o.Host, o.Port = false, host, p
+		emb.ToolsPassword = secret()
+		o.Users = append(o.Users, &server.User{Username: ToolsUser, Password: emb.ToolsPassword})
+		if e.ToolsPasswordFile != "" {
+			if err := writeSecret(e.ToolsPasswordFile, emb.ToolsPassword); err != nil {
+				return nil, nil, fmt.Errorf("nats.embedded.tools_password_file: %w", err)
+			}
+		}
 		if e.TLS.CertFile != "" {
 			tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: e.TLS.CertFile, KeyFile: e.TLS.KeyFile, CaFile: e.TLS.CAFile, Verify: e.TLS.CAFile != ""})
 			if err != nil {
@@ -191,6 +239,7 @@ func startEmbedded(e config.Embedded, log *slog.Logger, fault *storeFault) (*ser
 	if err != nil {
 		return nil, nil, fmt.Errorf("embedded NATS: %w", err)
 	}
+	emb.Server = srv
 	srv.SetLoggerV2(&natsLogger{log: log.With("component", "nats-server"), fault: fault}, false, false, false)
 	go srv.Start()
 	if !srv.ReadyForConnections(30 * time.Second) {
@@ -201,7 +250,28 @@ func startEmbedded(e config.Embedded, log *slog.Logger, fault *storeFault) (*ser
 		srv.Shutdown()
 		return nil, nil, errors.New("embedded NATS started without JetStream (is the store directory writable?)")
 	}
-	return srv, o, nil
+	return emb, o, nil
+}
+
+// secret is 256 random bits, URL-safe.
+func secret() string {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic("broker: crypto/rand failed: " + err.Error())
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// writeSecret replaces path with value, readable by the hub's user only.
+func writeSecret(path, value string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(value+"\n"), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
 func clientTLS(t config.TLS) ([]nats.Option, error) {
