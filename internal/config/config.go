@@ -372,6 +372,11 @@ func (c *Config) Validate() error {
 				bad("nats.url", "must be a nats:// or tls:// URL list, e.g. tls://nats-1:4222")
 				break
 			}
+			// nats.tls set makes nats.go insist on TLS whatever the scheme.
+			if pu.Scheme == "nats" && !isLoopback(pu.Hostname()) && c.NATS.TLS == (TLS{}) {
+				bad("nats.url", "%s is plaintext to an address beyond loopback, where anyone on the path reads every letter; use tls://%s with nats.tls.ca_file", pu.Host, pu.Host)
+				break
+			}
 		}
 		if c.NATS.Replicas < 1 || c.NATS.Replicas > 5 {
 			bad("nats.replicas", "must be between 1 and 5")

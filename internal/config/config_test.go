@@ -54,6 +54,7 @@ func TestConfigMistakesNameTheKey(t *testing.T) {
 		{"short ack wait", base + "pipeline: {ack_wait: 1s}\n", "pipeline.ack_wait: must be at least 3s", nil},
 		{"log level", base + "log: {level: loud}\n", "log.level: must be one of debug, info, warn, error", nil},
 		{"nats url", base + "nats: {url: 'http://x:4222'}\n", "nats.url: must be a nats:// or tls:// URL", nil},
+		{"plaintext nats beyond loopback", base + "nats: {url: 'nats://nats-1:4222', replicas: 3}\n", "nats.url: nats-1:4222 is plaintext to an address beyond loopback", nil},
 		{"embedded beyond loopback without TLS", base + "nats: {embedded: {listen: '0.0.0.0:4222'}}\n", "nats.embedded.listen: listens beyond loopback only with", nil},
 		{"unsafe unlimited stream", base + "streams: {letters_max_bytes: '0'}\n", "streams.letters_max_bytes: must be a positive size", nil},
 		{"dedup window", base + "streams: {dedup_window: 10s}\n", "streams.dedup_window: must be at least 2m", nil},

@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -88,6 +89,12 @@ func Open(ctx context.Context, cfg config.NATS, log *slog.Logger) (*Broker, erro
 		return nil, fmt.Errorf("connect to NATS: %w", err)
 	}
 	b.Conn = nc
+	if url != "" {
+		if err := checkExternal(ctx, nc, cfg); err != nil {
+			b.Close()
+			return nil, err
+		}
+	}
 	js, err := jetstream.New(nc)
 	if err != nil {
 		b.Close()
@@ -272,6 +279,58 @@ func writeSecret(path, value string) error {
 		return err
 	}
 	return os.Rename(tmp, path)
+}
+
+// externalWait is how long the start waits for an external NATS to answer.
+const externalWait = time.Minute
+
+// checkExternal refuses an external NATS that would keep letters where
+// others can read them: one that lets clients in without authentication,
+// one reached in plaintext beyond loopback, or a cluster with unreplicated
+// streams (nats.replicas 1). Stream storage and replicas are checked when
+// the streams are provisioned.
+func checkExternal(ctx context.Context, nc *nats.Conn, cfg config.NATS) error {
+	ctx, cancel := context.WithTimeout(ctx, externalWait)
+	defer cancel()
+	for !nc.IsConnected() {
+		select {
+		case <-ctx.Done():
+			return &config.Error{Key: "nats.url", Msg: fmt.Sprintf("no NATS server at %s answered within %s", redactURLs(cfg.URL), externalWait)}
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	server := nc.ConnectedAddr()
+	if !nc.AuthRequired() {
+		return &config.Error{Key: "nats.url", Msg: fmt.Sprintf("the NATS server at %s lets clients in without authentication, so anyone who reaches it can read every letter; require authentication on the server (a user or NKey per service, see deploy/nats) and give the hub's in nats.nkey_file or nats.creds_file", server)}
+	}
+	if _, err := nc.TLSConnectionState(); err != nil {
+		if host, _, _ := net.SplitHostPort(server); !isLoopback(host) {
+			return &config.Error{Key: "nats.tls", Msg: fmt.Sprintf("the connection to the NATS server at %s is plaintext; beyond loopback it must use TLS (tls:// URLs and nats.tls.ca_file)", server)}
+		}
+	}
+	if cluster := nc.ConnectedClusterName(); cluster != "" && cfg.Replicas < 3 {
+		return &config.Error{Key: "nats.replicas", Msg: fmt.Sprintf("is %d, but NATS is the cluster %q: each letter would be kept on %d node(s) only; set 3", cfg.Replicas, cluster, cfg.Replicas)}
+	}
+	return nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// redactURLs hides passwords in a NATS URL list.
+func redactURLs(list string) string {
+	var out []string
+	for _, s := range strings.Split(list, ",") {
+		if u, err := url.Parse(strings.TrimSpace(s)); err == nil {
+			out = append(out, u.Redacted())
+		}
+	}
+	return strings.Join(out, ",")
 }
 
 func clientTLS(t config.TLS) ([]nats.Option, error) {
