@@ -412,8 +412,11 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	// waiting cannot be skipped by guessing right.
 	if v := c.guard.Check(attempt); !v.Allowed {
 		wait := httpapi.RetryAfter(v.Wait)
-		c.srv.Throttled(r, "console", v, audit.Record{Actor: actorName, Role: role, Action: "login-throttled", Target: "console", Result: "denied",
-			Reason: fmt.Sprintf("%s: %d failed logins; next attempt in %s", throttleReason[v.Scope], v.Fails, wait)})
+		reason := fmt.Sprintf("%s: %d failed logins; next attempt in %s", throttleReason[v.Scope], v.Fails, wait)
+		if v.Scope == throttle.ScopeGlobal {
+			reason = fmt.Sprintf("%s: more than %v login attempts a second; next attempt in %s", throttleReason[v.Scope], LoginThrottle.Rate, wait)
+		}
+		c.srv.Throttled(r, "console", v, audit.Record{Actor: actorName, Role: role, Action: "login-throttled", Target: "console", Result: "denied", Reason: reason})
 		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())))
 		c.showLogin(w, r, http.StatusTooManyRequests, "", tr(c.lang, "login.throttled", wait.String()))
 		return

@@ -219,6 +219,18 @@ func TestLoginGlobalRateLimit(t *testing.T) {
 	if checked != console.LoginThrottle.Burst || throttled != 40-console.LoginThrottle.Burst {
 		t.Errorf("%d checked, %d throttled of 40 at one instant; want %d and %d", checked, throttled, console.LoginThrottle.Burst, 40-console.LoginThrottle.Burst)
 	}
+	n := 0
+	for _, r := range auditRecords(t, h) {
+		if r.Action == "login-throttled" {
+			n++
+			if r.Actor != "unknown-user" || !strings.Contains(r.Reason, "all addresses together") {
+				t.Errorf("record %+v: want unknown-user and the global scope", r)
+			}
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d login-throttled records for one global throttling, want 1", n)
+	}
 }
 
 // clock is a settable time for login throttling and session expiry.

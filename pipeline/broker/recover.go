@@ -3,6 +3,7 @@ package broker
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -68,14 +69,10 @@ func isStoreFault(msg string) bool {
 // storeSupervisor restarts the embedded server's JetStream after a store
 // fault once there is room again.
 type storeSupervisor struct {
-	srv   *server.Server
-	cfg   server.JetStreamConfig // as at the first start; StoreDir without "jetstream"
-	fault *storeFault
-	log   interface {
-		Warn(string, ...any)
-		Info(string, ...any)
-		Error(string, ...any)
-	}
+	srv       *server.Server
+	cfg       server.JetStreamConfig // as at the first start; StoreDir without "jetstream"
+	fault     *storeFault
+	log       *slog.Logger
 	onRestart func()
 	free      func(dir string) (uint64, error)
 
