@@ -295,7 +295,11 @@ func checkExternal(ctx context.Context, nc *nats.Conn, cfg config.NATS) error {
 	for !nc.IsConnected() {
 		select {
 		case <-ctx.Done():
-			return &config.Error{Key: "nats.url", Msg: fmt.Sprintf("no NATS server at %s answered within %s", redactURLs(cfg.URL), externalWait)}
+			msg := fmt.Sprintf("no NATS server at %s answered within %s", redactURLs(cfg.URL), externalWait)
+			if err := nc.LastError(); err != nil {
+				msg += " (last error: " + err.Error() + ")" // e.g. an authorization violation
+			}
+			return &config.Error{Key: "nats.url", Msg: msg}
 		case <-time.After(50 * time.Millisecond):
 		}
 	}

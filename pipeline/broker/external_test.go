@@ -238,3 +238,21 @@ func TestExternalClusterNeedsReplicatedFileStreams(t *testing.T) {
 		t.Fatalf("letter stream made with %d replicas on %v", c.Replicas, c.Storage)
 	}
 }
+
+// A server that never lets the hub in is reported with its reason, not as
+// a server that does not answer.
+func TestExternalNATSWrongCredentialsAreReported(t *testing.T) {
+	srv := startNATS(t, withAuth(&server.Options{Host: "127.0.0.1"}))
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	url := strings.Replace(srv.ClientURL(), "://", "://"+natsUser+":wrong@", 1)
+	b, err := broker.Open(ctx, config.NATS{URL: url, Replicas: 1}, slog.New(slog.DiscardHandler))
+	if err == nil {
+		b.Close()
+		t.Fatal("started with wrong credentials")
+	}
+	wantRefusal(t, err, "nats.url", "Authorization Violation")
+	if strings.Contains(err.Error(), "wrong") {
+		t.Errorf("the password is in the message: %v", err)
+	}
+}
