@@ -30,13 +30,16 @@ import (
 
 // Broker is a live connection to JetStream and, when embedded, the server.
 type Broker struct {
-	Server *server.Server // nil when external
+	// Server is the embedded server (nil when external). The store
+	// supervisor replaces it when it restarts the server after a store
+	// fault; the connection follows by itself.
+	Server *server.Server
 	Conn   *nats.Conn
 	JS     jetstream.JetStream
 	log    *slog.Logger
 
 	fault     *storeFault      // embedded only: store write errors the server reported
-	sup       *storeSupervisor // embedded only: restarts JetStream after one
+	sup       *storeSupervisor // embedded only: restarts the server after one
 	restartMu sync.Mutex
 	onRestart []func()
 }
@@ -44,7 +47,8 @@ type Broker struct {
 // Open starts the embedded server or connects to cfg.URL.
 func Open(ctx context.Context, cfg config.NATS, log *slog.Logger) (*Broker, error) {
 	b := &Broker{log: log}
-	var serverOpts *server.Options
+	var emb *Embedded
+	var slot *serverSlot
 	opts := []nats.Option{
 		nats.Name("samhub"),
 		nats.MaxReconnects(-1),
@@ -59,12 +63,14 @@ func Open(ctx context.Context, cfg config.NATS, log *slog.Logger) (*Broker, erro
 	url := cfg.URL
 	if url == "" {
 		b.fault = &storeFault{}
-		emb, so, err := startEmbedded(cfg.Embedded, log, b.fault)
+		var err error
+		emb, _, err = startEmbedded(cfg.Embedded, log, b.fault, nil)
 		if err != nil {
 			return nil, err
 		}
-		b.Server, serverOpts = emb.Server, so
-		opts = append(opts, nats.InProcessServer(emb.Server), nats.UserInfo(emb.user, emb.password))
+		b.Server = emb.Server
+		slot = &serverSlot{srv: emb.Server}
+		opts = append(opts, nats.InProcessServer(slot), nats.UserInfo(emb.user, emb.password))
 	} else {
 		tlsOpts, err := clientTLS(cfg.TLS)
 		if err != nil {
@@ -101,32 +107,25 @@ func Open(ctx context.Context, cfg config.NATS, log *slog.Logger) (*Broker, erro
 		return nil, err
 	}
 	b.JS = js
-	if b.Server != nil {
-		b.sup = &storeSupervisor{srv: b.Server, cfg: jetStreamConfig(serverOpts), fault: b.fault, log: log.With("component", "store"),
+	if emb != nil {
+		b.sup = &storeSupervisor{slot: slot, cfg: cfg.Embedded, creds: emb, fault: b.fault, log: log.With("component", "store"),
 			onRestart: b.restarted, free: freeBytes, stop: make(chan struct{}), done: make(chan struct{})}
 		go b.sup.run()
 	}
 	return b, nil
 }
 
-// jetStreamConfig is the configuration the embedded server started
-// JetStream with, as EnableJetStream takes it (nats-server's own
-// restartJetStream builds it the same way).
-func jetStreamConfig(o *server.Options) server.JetStreamConfig {
-	return server.JetStreamConfig{StoreDir: o.StoreDir, SyncInterval: o.SyncInterval, SyncAlways: o.SyncAlways,
-		MaxMemory: o.JetStreamMaxMemory, MaxStore: o.JetStreamMaxStore, Domain: o.JetStreamDomain, Strict: !o.NoJetStreamStrict}
-}
-
-// OnStoreRestart registers f to run after the embedded server's JetStream
-// was restarted following a store fault (see recover.go).
+// OnStoreRestart registers f to run after the embedded server was
+// restarted following a store fault (see recover.go).
 func (b *Broker) OnStoreRestart(f func()) {
 	b.restartMu.Lock()
 	defer b.restartMu.Unlock()
 	b.onRestart = append(b.onRestart, f)
 }
 
-func (b *Broker) restarted() {
+func (b *Broker) restarted(srv *server.Server) {
 	b.restartMu.Lock()
+	b.Server = srv
 	fs := append([]func(){}, b.onRestart...)
 	b.restartMu.Unlock()
 	for _, f := range fs {
@@ -173,11 +172,13 @@ func (e *Embedded) ToolsURL() string {
 // and SyncAlways: a write is fsynced before it is acknowledged, so an
 // acknowledged letter survives a power cut (reliability.md §1.4).
 func StartEmbedded(e config.Embedded, log *slog.Logger) (*Embedded, error) {
-	emb, _, err := startEmbedded(e, log, nil)
+	emb, _, err := startEmbedded(e, log, nil, nil)
 	return emb, err
 }
 
-func startEmbedded(e config.Embedded, log *slog.Logger, fault *storeFault) (*Embedded, *server.Options, error) {
+// startEmbedded starts the server; keep, when set, gives the credentials of
+// an earlier start (a restart after a store fault), else new ones are made.
+func startEmbedded(e config.Embedded, log *slog.Logger, fault *storeFault, keep *Embedded) (*Embedded, *server.Options, error) {
 	maxStore, err := config.ParseBytes(e.MaxStore)
 	if err != nil {
 		return nil, nil, fmt.Errorf("nats.embedded.max_store: %w", err)
@@ -195,6 +196,9 @@ func startEmbedded(e config.Embedded, log *slog.Logger, fault *storeFault) (*Emb
 		Host:               "127.0.0.1",
 	}
 	emb := &Embedded{user: "samhub", password: secret()}
+	if keep != nil {
+		emb.user, emb.password = keep.user, keep.password
+	}
 	o.Users = []*server.User{{Username: emb.user, Password: emb.password}}
 	if e.Listen != "" {
 		host, port, err := net.SplitHostPort(e.Listen)
@@ -207,6 +211,9 @@ func startEmbedded(e config.Embedded, log *slog.Logger, fault *storeFault) (*Emb
 		}
 		o.DontListen, o.Host, o.Port = false, host, p
 		emb.ToolsPassword = secret()
+		if keep != nil && keep.ToolsPassword != "" {
+			emb.ToolsPassword = keep.ToolsPassword
+		}
 		o.Users = append(o.Users, &server.User{Username: ToolsUser, Password: emb.ToolsPassword})
 		if e.ToolsPasswordFile != "" {
 			if err := writeSecret(e.ToolsPasswordFile, emb.ToolsPassword); err != nil {
@@ -380,7 +387,12 @@ func (b *Broker) Close() {
 		}
 		b.Conn.Close()
 	}
-	if b.Server != nil {
+	if b.sup != nil {
+		if srv := b.sup.slot.get(); srv != nil {
+			srv.Shutdown()
+			srv.WaitForShutdown()
+		}
+	} else if b.Server != nil {
 		b.Server.Shutdown()
 		b.Server.WaitForShutdown()
 	}

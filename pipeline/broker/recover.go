@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -11,6 +12,8 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"golang.org/x/sys/unix"
+
+	"github.com/samhub/samhub/internal/config"
 )
 
 // When a write to the embedded server's store fails (a full disk: ENOSPC),
@@ -18,10 +21,12 @@ import (
 // later write to it for as long as it is loaded; a full disk can also shut
 // JetStream down. Neither clears when space returns: a person had to
 // restart the hub. The embedded broker therefore watches for that and,
-// once the store's filesystem has room again, restarts JetStream inside
-// the same server, as nats-server itself does on a configuration reload:
-// the streams are loaded from disk again as at a start, and the hub's
-// connection stays.
+// once the store's filesystem has room again, restarts the embedded server
+// on the same store, as a restart of the hub would, while the hub runs on:
+// its connection reconnects to the new server (serverSlot), its durable
+// consumers keep their positions. (Re-enabling JetStream inside the
+// running server, as nats-server's own reload does, races with API
+// requests in flight inside nats-server.)
 const (
 	// storeCheckEvery is how often a faulted store is looked at.
 	storeCheckEvery = 2 * time.Second
@@ -66,14 +71,45 @@ func isStoreFault(msg string) bool {
 		strings.Contains(m, "disabling jetstream")
 }
 
-// storeSupervisor restarts the embedded server's JetStream after a store
-// fault once there is room again.
+// serverSlot hands the hub's connection the embedded server running now;
+// nats.go asks it again on every reconnect, so after a restart the
+// connection finds the new server.
+type serverSlot struct {
+	mu  sync.RWMutex
+	srv *server.Server
+}
+
+func (s *serverSlot) get() *server.Server {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.srv
+}
+
+func (s *serverSlot) set(srv *server.Server) {
+	s.mu.Lock()
+	s.srv = srv
+	s.mu.Unlock()
+}
+
+// InProcessConn implements nats.InProcessConnProvider.
+func (s *serverSlot) InProcessConn() (net.Conn, error) {
+	srv := s.get()
+	if srv == nil {
+		return nil, errors.New("embedded NATS is restarting")
+	}
+	return srv.InProcessConn()
+}
+
+// storeSupervisor restarts the embedded server after a store fault once
+// there is room again.
 type storeSupervisor struct {
-	srv       *server.Server
-	cfg       server.JetStreamConfig // as at the first start; StoreDir without "jetstream"
-	fault     *storeFault
-	log       *slog.Logger
-	onRestart func()
+	slot  *serverSlot
+	cfg   config.Embedded
+	creds *Embedded // the credentials the hub's connection uses, kept across restarts
+	fault *storeFault
+	log   *slog.Logger
+	// onRestart runs with the new server after a restart.
+	onRestart func(*server.Server)
 	free      func(dir string) (uint64, error)
 
 	stop     chan struct{}
@@ -103,11 +139,11 @@ func (s *storeSupervisor) run() {
 // and its filesystem has room.
 func (s *storeSupervisor) check() {
 	reason, faulted := s.fault.active()
-	if !faulted && s.srv.JetStreamEnabled() {
+	if !faulted && s.slot.get().JetStreamEnabled() {
 		return
 	}
 	if !faulted {
-		reason = "JetStream is disabled"
+		reason = "JetStream is not running"
 	}
 	free, err := s.free(s.cfg.StoreDir)
 	if err != nil {
@@ -129,33 +165,33 @@ func (s *storeSupervisor) check() {
 	}
 	s.last = time.Now()
 	s.waiting = false
-	if err := s.restart(); err != nil {
-		s.log.Error("JetStream restart after a store fault failed; trying again", "err", err)
+	srv, err := s.restart()
+	if err != nil {
+		s.log.Error("embedded NATS restart after a store fault failed; trying again", "err", err)
 		return
 	}
 	s.restarts++
-	s.log.Info("JetStream restarted after a store fault; streams loaded again", "free_bytes", free, "restarts", s.restarts)
+	s.log.Info("embedded NATS restarted after a store fault; streams loaded again", "free_bytes", free, "restarts", s.restarts)
 	if s.onRestart != nil {
-		s.onRestart()
+		s.onRestart(srv)
 	}
 }
 
-func (s *storeSupervisor) restart() error {
+// restart shuts the embedded server down and starts it again on the same
+// store, options and credentials.
+func (s *storeSupervisor) restart() (*server.Server, error) {
 	// Cleared first: a fault reported while the streams load again counts.
 	s.fault.clear()
-	if s.srv.JetStreamEnabled() {
-		if err := s.srv.ShutdownJetStream(); err != nil {
-			return fmt.Errorf("shut JetStream down: %w", err)
-		}
+	if old := s.slot.get(); old != nil {
+		old.Shutdown()
+		old.WaitForShutdown()
 	}
-	cfg := s.cfg
-	if err := s.srv.EnableJetStream(&cfg); err != nil {
-		return fmt.Errorf("start JetStream: %w", err)
+	emb, _, err := startEmbedded(s.cfg, s.log, s.fault, s.creds)
+	if err != nil {
+		return nil, fmt.Errorf("start embedded NATS: %w", err)
 	}
-	if !s.srv.JetStreamEnabled() {
-		return errors.New("JetStream did not start")
-	}
-	return nil
+	s.slot.set(emb.Server)
+	return emb.Server, nil
 }
 
 func (s *storeSupervisor) close() {
