@@ -64,7 +64,7 @@ func Open(ctx context.Context, cfg config.NATS, log *slog.Logger) (*Broker, erro
 	if url == "" {
 		b.fault = &storeFault{}
 		var err error
-		emb, _, err = startEmbedded(cfg.Embedded, log, b.fault, nil)
+		emb, err = startEmbedded(cfg.Embedded, log, b.fault, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -172,16 +172,15 @@ func (e *Embedded) ToolsURL() string {
 // and SyncAlways: a write is fsynced before it is acknowledged, so an
 // acknowledged letter survives a power cut (reliability.md §1.4).
 func StartEmbedded(e config.Embedded, log *slog.Logger) (*Embedded, error) {
-	emb, _, err := startEmbedded(e, log, nil, nil)
-	return emb, err
+	return startEmbedded(e, log, nil, nil)
 }
 
 // startEmbedded starts the server; keep, when set, gives the credentials of
 // an earlier start (a restart after a store fault), else new ones are made.
-func startEmbedded(e config.Embedded, log *slog.Logger, fault *storeFault, keep *Embedded) (*Embedded, *server.Options, error) {
+func startEmbedded(e config.Embedded, log *slog.Logger, fault *storeFault, keep *Embedded) (*Embedded, error) {
 	maxStore, err := config.ParseBytes(e.MaxStore)
 	if err != nil {
-		return nil, nil, fmt.Errorf("nats.embedded.max_store: %w", err)
+		return nil, fmt.Errorf("nats.embedded.max_store: %w", err)
 	}
 	o := &server.Options{
 		ServerName:         "samhub-embedded",
@@ -203,11 +202,11 @@ func startEmbedded(e config.Embedded, log *slog.Logger, fault *storeFault, keep 
 	if e.Listen != "" {
 		host, port, err := net.SplitHostPort(e.Listen)
 		if err != nil {
-			return nil, nil, fmt.Errorf("nats.embedded.listen: %w", err)
+			return nil, fmt.Errorf("nats.embedded.listen: %w", err)
 		}
 		p, err := strconv.Atoi(port)
 		if err != nil {
-			return nil, nil, fmt.Errorf("nats.embedded.listen: port: %w", err)
+			return nil, fmt.Errorf("nats.embedded.listen: port: %w", err)
 		}
 		o.DontListen, o.Host, o.Port = false, host, p
 		emb.ToolsPassword = secret()
@@ -217,20 +216,20 @@ func startEmbedded(e config.Embedded, log *slog.Logger, fault *storeFault, keep 
 		o.Users = append(o.Users, &server.User{Username: ToolsUser, Password: emb.ToolsPassword})
 		if e.ToolsPasswordFile != "" {
 			if err := writeSecret(e.ToolsPasswordFile, emb.ToolsPassword); err != nil {
-				return nil, nil, fmt.Errorf("nats.embedded.tools_password_file: %w", err)
+				return nil, fmt.Errorf("nats.embedded.tools_password_file: %w", err)
 			}
 		}
 		if e.TLS.CertFile != "" {
 			tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: e.TLS.CertFile, KeyFile: e.TLS.KeyFile, CaFile: e.TLS.CAFile, Verify: e.TLS.CAFile != ""})
 			if err != nil {
-				return nil, nil, fmt.Errorf("nats.embedded.tls: %w", err)
+				return nil, fmt.Errorf("nats.embedded.tls: %w", err)
 			}
 			o.TLSConfig, o.TLS = tc, true
 		}
 	}
 	key, err := config.ReadSecret(e.KeyFile, e.KeyEnv)
 	if err != nil {
-		return nil, nil, fmt.Errorf("nats.embedded.key_file/key_env: %w", err)
+		return nil, fmt.Errorf("nats.embedded.key_file/key_env: %w", err)
 	}
 	if key != "" {
 		o.JetStreamKey = key
@@ -241,30 +240,30 @@ func startEmbedded(e config.Embedded, log *slog.Logger, fault *storeFault, keep 
 		if e.OldKeyFile != "" {
 			old, err := config.ReadSecret(e.OldKeyFile, "")
 			if err != nil {
-				return nil, nil, fmt.Errorf("nats.embedded.old_key_file: %w", err)
+				return nil, fmt.Errorf("nats.embedded.old_key_file: %w", err)
 			}
 			o.JetStreamOldKey = old
 		}
 	}
 	if err := os.MkdirAll(e.StoreDir, 0o700); err != nil {
-		return nil, nil, fmt.Errorf("nats.embedded.store_dir: %w", err)
+		return nil, fmt.Errorf("nats.embedded.store_dir: %w", err)
 	}
 	srv, err := server.NewServer(o)
 	if err != nil {
-		return nil, nil, fmt.Errorf("embedded NATS: %w", err)
+		return nil, fmt.Errorf("embedded NATS: %w", err)
 	}
 	emb.Server = srv
 	srv.SetLoggerV2(&natsLogger{log: log.With("component", "nats-server"), fault: fault}, false, false, false)
 	go srv.Start()
 	if !srv.ReadyForConnections(30 * time.Second) {
 		srv.Shutdown()
-		return nil, nil, errors.New("embedded NATS did not become ready in 30s")
+		return nil, errors.New("embedded NATS did not become ready in 30s")
 	}
 	if !srv.JetStreamEnabled() {
 		srv.Shutdown()
-		return nil, nil, errors.New("embedded NATS started without JetStream (is the store directory writable?)")
+		return nil, errors.New("embedded NATS started without JetStream (is the store directory writable?)")
 	}
-	return emb, o, nil
+	return emb, nil
 }
 
 // secret is 256 random bits, URL-safe.

@@ -186,7 +186,7 @@ func (s *storeSupervisor) restart() (*server.Server, error) {
 		old.Shutdown()
 		old.WaitForShutdown()
 	}
-	emb, _, err := startEmbedded(s.cfg, s.log, s.fault, s.creds)
+	emb, err := startEmbedded(s.cfg, s.log, s.fault, s.creds)
 	if err != nil {
 		return nil, fmt.Errorf("start embedded NATS: %w", err)
 	}
