@@ -1,7 +1,14 @@
 // Package adapters defines how Samhub talks to the systems around it: a
 // Source brings letters in, a Sink delivers one letter to one destination.
 // Adapters know no JetStream detail; the pipeline knows no protocol detail.
-// Each system lives in its own sub-package and registers its types here.
+//
+// Each system lives in its own sub-package and registers its types in an
+// init function with RegisterSource, RegisterSink or RegisterSourceSink:
+// a name, a Spec (derived from the typed config struct's tags, see Spec)
+// and a typed constructor. The hub decodes and checks every block through
+// the spec before it starts anything (`samhub config check` does the same),
+// and the conformance suite in adapters/adaptertest runs every registered
+// type against the harness its package supplies.
 package adapters
 
 import (
@@ -17,21 +24,110 @@ import (
 
 // Publisher stores a letter durably. A nil error means JetStream confirmed
 // the write; only then may a source acknowledge, move or mark its input.
+// An error means the letter may or may not be stored: the source keeps its
+// input and offers the same letter (the same ID) again later, and the
+// broker drops the copy if the first write landed. Publish is safe for
+// concurrent use.
 type Publisher interface {
 	Publish(ctx context.Context, l *letter.Letter) error
 }
 
-// Source reads one system and publishes what it finds. Run blocks until ctx
-// is cancelled (return nil then) or a fatal error occurs. The pipeline runs a
-// source on one replica at a time, so a source need not guard against twins.
+// InputReporter is implemented by the Publisher the hub hands a source: a
+// source that refuses input before storing it, or recognises a copy of a
+// letter it answered before and publishes nothing, says so here, so the
+// hub's counters (samhub_letters_rejected_total{source,code} and
+// samhub_letters_duplicate_total{source}) count what the source logs. code
+// is a short token from a small fixed set (it becomes a metric label).
+type InputReporter interface {
+	Rejected(code string)
+	Duplicate()
+}
+
+// RejectCodes is optional on a Source that reports rejections: the codes it
+// may pass to InputReporter.Rejected, so that each series exists from 0.
+type RejectCodes interface {
+	RejectCodes() []string
+}
+
+// RejectedInputs is optional on a Source that sets refused input aside
+// (the MedCom drop folder's error/): the hub lists it for the coordinator
+// and can put one back to be read again as if it had just arrived.
+type RejectedInputs interface {
+	// ListRejected returns at most limit items, newest first.
+	ListRejected(ctx context.Context, limit int) ([]RejectedInput, error)
+	// PutBack returns ErrUnknownInput for an id it does not hold and
+	// ErrAnswered when reading the input again could change nothing.
+	PutBack(ctx context.Context, id string) error
+}
+
+// RejectedInput is one refused input as the coordinator sees it.
+type RejectedInput struct {
+	ID     string    `json:"id"` // the source's name for it: a file name in error/
+	Size   int64     `json:"size"`
+	At     time.Time `json:"at"`     // when it was refused
+	Code   string    `json:"code"`   // the bounded code also counted in samhub_letters_rejected_total
+	Reason string    `json:"reason"` // free of personal data
+	// Answered: the sender got an acknowledgement (a negative one) for a
+	// letter of this input.
+	Answered bool `json:"answered"`
+}
+
+var (
+	ErrUnknownInput = errors.New("no rejected input with that id")
+	// ErrAnswered refuses a put-back: the sender was answered for a letter
+	// of the input, and MedCom requires the same answer to every copy, so
+	// reading it again would only repeat that answer.
+	ErrAnswered = errors.New("the sender was already answered for a letter of this input; MedCom repeats the same answer to a copy, so reading it again changes nothing: ask the sender to send the letter again under a new letter id")
+)
+
+// Source reads one system and publishes what it finds.
+//
+// Run blocks until ctx is cancelled, then returns nil; it returns an error
+// only when it cannot go on at all (the hub logs it and restarts the source
+// with the next lease). The pipeline runs a source on one replica at a
+// time, so a source need not guard against twins; Run is not called
+// concurrently on one instance.
+//
+// Acknowledgement rule: a source acknowledges, moves, marks or advances a
+// cursor past an input only after Publish returned nil for every letter
+// made from it. Letter IDs are deterministic (the same input always gives
+// the same ID), so an input offered again after a crash between the store
+// and the acknowledgement, or after a refused Publish, is the same letter
+// and the broker keeps one copy. A refused Publish is retried later (the
+// next poll at the latest); an input is never dropped because a store
+// failed. On shutdown (ctx cancelled mid-round) a source stops taking new
+// input; what it had not acknowledged stays in its system for the next run.
+//
+// A Source may also implement StatusReporter (the hub tells it the fate of
+// each recipient of its letters) and Readiness.
 type Source interface {
 	Run(ctx context.Context, pub Publisher) error
 }
 
-// Sink delivers one letter to one destination with an idempotent effect:
-// delivering the same letter again must not create a second object. Errors
-// are classified with Retryable or Permanent; an unclassified error counts as
-// retryable.
+// Sink delivers one letter to one destination.
+//
+// Deliver is called concurrently (up to pipeline.max_in_flight calls per
+// destination, letters of one thread one at a time), and the same letter
+// may be delivered again: after a timeout, a lost reply, a crash or a
+// replay, even concurrently from two replicas. The effect must be
+// idempotent: delivering a letter again never creates a second object at
+// the destination (an earlier delivery found is Delivery.Existing).
+//
+// Addressing: a sink sends to exactly the parties in l.To, which the
+// pipeline resolved for this destination, and never picks one from
+// l.Receivers.
+//
+// Errors: classify with Retryable/RetryAfter (the pipeline tries again
+// with backoff, or after the destination's Retry-After) or Permanent (the
+// same call would fail again: the letter is parked for the coordinator at
+// once). An unclassified error counts as retryable. Reasons are shown to
+// the coordinator and must carry no personal data.
+//
+// Cancellation: when ctx ends (the sink timeout, or shutdown) Deliver
+// returns promptly with ctx's error or a retryable error, never a
+// permanent one: shutdown must never park a letter. A call cancelled after
+// the destination saved the letter is harmless, since the next delivery
+// finds it.
 type Sink interface {
 	Deliver(ctx context.Context, l *letter.Letter) (Delivery, error)
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -12,8 +14,12 @@ import (
 )
 
 // consentKey keys the registry by a hash of the patient identifier, so the
-// bucket is not a list of CPR numbers.
-func consentKey(patientID string) string { return "p." + broker.Token("patient:"+patientID) }
+// bucket is not a list of CPR numbers. The identifier is normalised the way
+// the retry queue's patient token is (no dash, upper case), so a consent
+// typed as 250947-9989 is the one a letter about 2509479989 finds.
+func consentKey(patientID string) string {
+	return "p." + broker.Token("patient:"+strings.ToUpper(strings.ReplaceAll(strings.TrimSpace(patientID), "-", "")))
+}
 
 // RecordConsent stores the consent the coordinator recorded for a patient
 // (a withdrawal is a consent with WithdrawnAt set). Callers audit it.
@@ -43,6 +49,38 @@ func (h *Hub) RecordedConsent(ctx context.Context, patientID string) (*letter.Co
 		return nil, err
 	}
 	return &c, nil
+}
+
+// ConsentRecord is one recorded statement of a patient's consent, as the
+// coordinator recorded it, with when.
+type ConsentRecord struct {
+	Consent  letter.Consent `json:"consent"`
+	Recorded time.Time      `json:"recorded"`
+	Revision uint64         `json:"revision"`
+}
+
+// ConsentHistory returns the recorded consents of a patient, oldest first
+// (the last is the one in force). Callers audit the read.
+func (h *Hub) ConsentHistory(ctx context.Context, patientID string) ([]ConsentRecord, error) {
+	es, err := h.consents.History(ctx, consentKey(patientID))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []ConsentRecord
+	for _, e := range es {
+		if e.Operation() != jetstream.KeyValuePut {
+			continue
+		}
+		var c letter.Consent
+		if err := json.Unmarshal(e.Value(), &c); err != nil {
+			continue
+		}
+		out = append(out, ConsentRecord{Consent: c, Recorded: e.Created(), Revision: e.Revision()})
+	}
+	return out, nil
 }
 
 // effectiveConsent is the coordinator's record when there is one (it is the

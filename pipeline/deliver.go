@@ -3,8 +3,10 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -41,57 +43,143 @@ var errStopping = errors.New("hub stopping; letter released for redelivery")
 // that middleware cannot wait for a destination's Retry-After, and returns the
 // context error on shutdown, which a poison-queue middleware would then park.
 // The backoff schedule itself comes from cenkalti/backoff (Watermill's own).
+//
+// Letters of one thread are handed to it one at a time in stream order
+// (the subscriber's order key), so what it does for a thread — hold it
+// behind a parked letter, release it — never races another letter of it.
 func (h *Hub) handler(d *destination) message.NoPublishHandlerFunc {
 	return func(msg *message.Message) error {
 		ctx := msg.Context()
 		info, _ := jspubsub.Delivery(msg)
-		l, err := h.decoded.get(info.StreamSeq, msg.Payload) // shared: read-only
-		if err != nil {
-			// Cannot happen for letters the hub stored; park the bytes so
-			// nothing is lost and the coordinator sees it.
-			return h.park(ctx, d, &letter.Letter{ID: "unreadable-" + strconv.FormatUint(info.StreamSeq, 10), Kind: letter.KindNote}, msg.Payload, info.StreamSeq, 0,
-				retryq.Failure{Class: "permanent", Code: "unreadable", Reason: "the stored letter could not be decoded"}, retryq.Failure{})
-		}
 		replayFor := msg.Metadata.Get(HdrReplay)
 		if replayFor != "" && replayFor != d.name {
 			return nil
 		}
-		consent, err := h.effectiveConsent(ctx, l)
+		if msg.Metadata.Get(HdrRelease) != "" {
+			return h.releaseThread(ctx, d, msg.Metadata.Get(HdrThread), "")
+		}
+		l, err := h.decoded.get(info.StreamSeq, msg.Payload) // shared: read-only
 		if err != nil {
-			return err // NATS trouble: nack and try again
+			// Cannot happen for letters the hub stored; park the bytes so
+			// nothing is lost and the coordinator sees it.
+			f := retryq.Failure{Class: "permanent", Code: "unreadable", Reason: "the stored letter could not be decoded"}
+			return h.park(ctx, d, &letter.Letter{ID: "unreadable-" + strconv.FormatUint(info.StreamSeq, 10), Kind: letter.KindNote}, msg.Payload, position{seq: info.StreamSeq}, 0, f, f)
 		}
-		now := h.now()
-		var dec route.Decision
-		if replayFor != "" {
-			dec = h.router.DecideReplay(l, d.name, consent, now)
-		} else {
-			dec = h.router.Decide(l, d.name, consent, now)
+		at := position{seq: info.StreamSeq, orig: info.StreamSeq}
+		if o, err := strconv.ParseUint(msg.Metadata.Get(HdrOrigSeq), 10, 64); err == nil && o > 0 {
+			at.orig = o
 		}
-		switch dec.Verdict {
-		case route.Skip:
-			return nil
-		case route.Deny:
-			f := retryq.Failure{At: now.UTC(), Class: "permanent", Code: dec.Code, Reason: dec.Reason}
-			if l.Kind == letter.KindReferral {
-				h.m.referralsParked.Inc()
+		res, err := h.handle(ctx, d, l, msg.Payload, at, replayFor != "", true)
+		if err != nil {
+			return err
+		}
+		if res == outDelivered {
+			if hd, held := h.holds.get(d.name, threadToken(l)); held && hd.LetterID == l.ID {
+				// The letter the thread waited for is through: the letters
+				// held behind it follow, in order, before any later one.
+				return h.releaseThread(ctx, d, threadToken(l), l.ID)
 			}
-			return h.park(ctx, d, l, msg.Payload, info.StreamSeq, 0, f, f)
 		}
-		// The sink gets its own copy of the (shared) letter, with the
-		// consent the decision was made on: sinks that check consent
-		// themselves (the EPJ) would otherwise refuse a letter whose consent
-		// the coordinator recorded afterwards.
-		c := *l
-		c.Consent = consent
-		out := &c
-		if dec.Anonymise {
-			out = route.Anonymise(out, h.secret)
-		}
-		return h.deliver(ctx, d, l, out, msg.Payload, info.StreamSeq, dec)
+		return nil
 	}
 }
 
-func (h *Hub) deliver(ctx context.Context, d *destination, l, out *letter.Letter, raw []byte, seq uint64, dec route.Decision) error {
+// position locates a letter on the letter stream: the message being handled
+// (seq) and where the letter was first stored (orig; a replay is stored
+// anew). cause is what makes a second park of it distinct (retryq.Entry.Cause).
+type position struct {
+	seq, orig, cause uint64
+}
+
+// outcome is what handling a letter at a destination came to.
+type outcome int
+
+const (
+	outSkipped outcome = iota
+	outDelivered
+	outParked
+)
+
+// handle decides, addresses and delivers one letter at one destination.
+// A letter that goes there waits, parked as thread_held, while an earlier
+// letter of its thread is parked there (unless checkHold is false: the
+// letters being released). A nil error with outParked means the letter is
+// safely in the retry queue; an error means it was not handled and comes
+// back (NATS trouble, shutdown).
+func (h *Hub) handle(ctx context.Context, d *destination, l *letter.Letter, raw []byte, at position, replay, checkHold bool) (outcome, error) {
+	consent, err := h.effectiveConsent(ctx, l)
+	if err != nil {
+		return 0, err // NATS trouble: nack and try again
+	}
+	now := h.now()
+	var dec route.Decision
+	if replay {
+		dec = h.router.DecideReplay(l, d.name, consent, now)
+	} else {
+		dec = h.router.Decide(l, d.name, consent, now)
+	}
+	if dec.Verdict == route.Skip {
+		return outSkipped, nil
+	}
+	if checkHold {
+		if hd, held := h.holds.get(d.name, threadToken(l)); held && hd.LetterID != l.ID {
+			f := retryq.Failure{At: now.UTC(), Class: "permanent", Code: CodeThreadHeld,
+				Reason: fmt.Sprintf("waits for an earlier letter of its thread (%s), parked at %s; it follows once that letter is delivered or discarded, or the thread is released", hd.LetterID, d.name)}
+			return outParked, h.park(ctx, d, l, raw, at, 0, f, f)
+		}
+	}
+	if dec.Verdict == route.Deny {
+		f := retryq.Failure{At: now.UTC(), Class: "permanent", Code: dec.Code, Reason: dec.Reason}
+		if l.Kind == letter.KindReferral {
+			h.m.referralsParked.Inc()
+		}
+		return outParked, h.park(ctx, d, l, raw, at, 0, f, f)
+	}
+	to, err := h.address(ctx, d, l)
+	if err != nil {
+		return 0, err
+	}
+	if to == nil && route.SectorRoles(d.cfg.Sector) != nil {
+		u := route.Unresolved(d.name, d.cfg.Sector)
+		f := retryq.Failure{At: now.UTC(), Class: "permanent", Code: u.Code, Reason: u.Reason}
+		return outParked, h.park(ctx, d, l, raw, at, 0, f, f)
+	}
+	// The sink gets its own copy of the (shared) letter, addressed, with
+	// the consent the decision was made on: sinks that check consent
+	// themselves (the EPJ) would otherwise refuse a letter whose consent
+	// the coordinator recorded afterwards.
+	c := *l
+	c.Consent = consent
+	c.To = to
+	out := &c
+	if dec.Anonymise {
+		out = route.Anonymise(out, h.secret)
+	}
+	return h.deliver(ctx, d, l, out, raw, at, dec)
+}
+
+// address resolves who the letter goes to at d (nil for the municipality's
+// own and internal destinations, and when nothing resolves). The letter it
+// answers is read only when the letter names nobody of the sector.
+func (h *Hub) address(ctx context.Context, d *destination, l *letter.Letter) ([]letter.Party, error) {
+	var thread *letter.Party
+	if h.router.NeedsThread(l, d.name) {
+		ref, _, err := h.StoredLetter(ctx, l.InReplyTo) // the sender only: no blobs read
+		switch {
+		case err == nil:
+			thread = &ref.Sender
+		case !errors.Is(err, ErrUnknownLetter):
+			return nil, err
+		}
+	}
+	to, _, ok := h.router.Address(l, d.name, thread)
+	if !ok {
+		return nil, nil
+	}
+	return to, nil
+}
+
+func (h *Hub) deliver(ctx context.Context, d *destination, l, out *letter.Letter, raw []byte, at position, dec route.Decision) (outcome, error) {
 	bo := backoff.NewExponentialBackOff()
 	bo.InitialInterval, bo.MaxInterval, bo.Multiplier, bo.RandomizationFactor = d.backoffMin, d.backoffMax, 2, 0.3
 	var first retryq.Failure
@@ -104,12 +192,13 @@ func (h *Hub) deliver(ctx context.Context, d *destination, l, out *letter.Letter
 			}
 			h.m.deliveries.WithLabelValues(d.name, result).Inc()
 			h.m.latency.WithLabelValues(d.name).Observe(h.now().Sub(l.Received).Seconds())
-			h.recordStep(ctx, journey.Event{LetterID: l.ID, Step: journey.Delivered, Destination: d.name, RemoteID: res.RemoteID, Route: dec.Route, Attempt: attempt, Code: result})
+			h.recordStep(ctx, journey.Event{LetterID: l.ID, Step: journey.Delivered, Destination: d.name, RemoteID: res.RemoteID, Route: dec.Route, Attempt: attempt, Code: result, To: addressees(out.To)})
 			h.log.Info("letter delivered", slog.Any("letter", l), "destination", d.name, "remote_id", res.RemoteID, "attempt", attempt, "existing", res.Existing)
-			return nil
+			h.report(ctx, l, d, out.To, adapters.StateSent, result, "delivered to "+d.name)
+			return outDelivered, nil
 		}
 		if h.stopping.Err() != nil || ctx.Err() != nil {
-			return errStopping
+			return 0, errStopping
 		}
 		class, reason, code := adapters.Classify(err)
 		h.m.failures.WithLabelValues(d.name, class.String()).Inc()
@@ -119,25 +208,28 @@ func (h *Hub) deliver(ctx context.Context, d *destination, l, out *letter.Letter
 		}
 		h.log.Warn("delivery failed", slog.Any("letter", l), "destination", d.name, "attempt", attempt, "class", class.String(), "code", code, "err", redactErr(err))
 		if class == adapters.ClassPermanent || attempt >= d.maxAttempts {
-			return h.park(ctx, d, l, raw, seq, attempt, first, f)
+			return outParked, h.park(ctx, d, l, raw, at, attempt, first, f)
 		}
 		wait := bo.NextBackOff()
 		if ra := adapters.RetryAfterOf(err); ra > wait {
 			wait = min(ra, d.backoffMax*4)
 		}
 		h.m.retries.WithLabelValues(d.name).Inc()
+		// Every failed attempt is a step of the journey: the coordinator
+		// sees each one (failing letters only; a delivered letter costs none).
+		h.recordStep(ctx, journey.Event{LetterID: l.ID, Step: journey.Retried, Destination: d.name, Attempt: attempt, Code: code, Reason: reason})
 		if attempt == 1 {
-			h.recordStep(ctx, journey.Event{LetterID: l.ID, Step: journey.Retried, Destination: d.name, Attempt: attempt, Code: code, Reason: reason})
+			h.report(ctx, l, d, out.To, adapters.StateWaiting, code, "delivery to "+d.name+" failed and is being retried: "+reason)
 		}
 		t := time.NewTimer(wait)
 		select {
 		case <-t.C:
 		case <-h.stopping.Done():
 			t.Stop()
-			return errStopping
+			return 0, errStopping
 		case <-ctx.Done():
 			t.Stop()
-			return errStopping
+			return 0, errStopping
 		}
 	}
 }
@@ -162,14 +254,15 @@ func (h *Hub) call(ctx context.Context, d *destination, out *letter.Letter) (ada
 	return res, err
 }
 
-func (h *Hub) park(ctx context.Context, d *destination, l *letter.Letter, raw []byte, seq uint64, attempts int, first, last retryq.Failure) error {
+func (h *Hub) park(ctx context.Context, d *destination, l *letter.Letter, raw []byte, at position, attempts int, first, last retryq.Failure) error {
 	if h.stopping.Err() != nil {
 		return errStopping
 	}
 	if first.Code == "" {
 		first = last
 	}
-	e := retryq.Entry{LetterID: l.ID, Destination: d.name, Kind: string(l.Kind), Source: l.Source, Thread: threadToken(l), Attempts: attempts, FirstError: first, LastError: last, LetterSeq: seq}
+	e := retryq.Entry{LetterID: l.ID, Destination: d.name, Kind: string(l.Kind), Source: l.Source, Thread: threadToken(l), Attempts: attempts,
+		FirstError: first, LastError: last, LetterSeq: at.seq, OrigSeq: at.orig, Cause: at.cause}
 	if id := l.Patient.Identifier(); id != "" {
 		e.Patient = retryq.PatientToken(id)
 	}
@@ -182,15 +275,65 @@ func (h *Hub) park(ctx context.Context, d *destination, l *letter.Letter, raw []
 		h.log.Error("could not park letter; it stays unacknowledged", slog.Any("letter", l), "destination", d.name, "err", err)
 		return err
 	}
+	held := last.Code == CodeThreadHeld
+	if !held && at.seq != 0 {
+		// The first parked letter of a thread holds back the later ones
+		// at this destination, so they cannot overtake it.
+		if err := h.holds.set(pctx, d.name, e.Thread, l.ID, false, h.now()); err != nil {
+			h.log.Error("could not hold the thread behind a parked letter; later letters of the thread may overtake it", slog.Any("letter", l), "destination", d.name, "err", err)
+			return err
+		}
+	}
 	h.m.parked.WithLabelValues(d.name).Inc()
 	step := journey.Parked
-	if last.Code == "consent_missing" || last.Code == "consent_scope" || last.Code == "consent_withdrawn" || last.Code == "young_person_refused" {
+	switch {
+	case held:
+		step = journey.Held
+	case isConsentCode(last.Code):
 		step = journey.Denied
 	}
 	h.recordStep(ctx, journey.Event{LetterID: l.ID, Step: step, Destination: d.name, Attempt: attempts, Code: last.Code, Reason: last.Reason})
 	h.log.Warn("letter parked", slog.Any("letter", l), "destination", d.name, "code", last.Code)
-	h.notifyParked(ctx, d, l, last)
+	state := adapters.StateFailed
+	if held || isConsentCode(last.Code) {
+		state = adapters.StateWaiting
+	}
+	h.report(ctx, l, d, nil, state, last.Code, last.Reason)
+	if !held { // the letter it waits for told the coordinator already
+		h.notifyParked(ctx, d, l, last)
+	}
 	return nil
+}
+
+func isConsentCode(code string) bool {
+	switch code {
+	case "consent_missing", "consent_scope", "consent_withdrawn", "young_person_refused":
+		return true
+	}
+	return false
+}
+
+// addressees names a delivery's addressees for the journey: organisations
+// by GLN or SOR, parents only as a count (their names are personal data).
+func addressees(to []letter.Party) string {
+	var ids []string
+	parents := 0
+	for _, p := range to {
+		switch {
+		case p.Role == letter.RoleParents:
+			parents++
+		case p.GLN != "":
+			ids = append(ids, "GLN "+p.GLN)
+		case p.SOR != "":
+			ids = append(ids, "SOR "+p.SOR)
+		case p.Email != "":
+			ids = append(ids, "email")
+		}
+	}
+	if parents > 0 {
+		ids = append(ids, fmt.Sprintf("parents (%d)", parents))
+	}
+	return strings.Join(ids, ", ")
 }
 
 // redactErr keeps error text out of logs when it might echo letter content:

@@ -69,10 +69,13 @@ type Hub struct {
 	router  *route.Router
 
 	sources map[string]adapters.Source
-	dests   map[string]*destination
-	subs    map[string]*jspubsub.Subscriber
-	decoded *decoded // one decode of a stored letter for all destinations
-	blobs   *blobs.Store
+	// reporters are the sources told each recipient's status (status.go).
+	reporters map[string]adapters.StatusReporter
+	holds     *holds // threads held back behind a parked letter, per destination
+	dests     map[string]*destination
+	subs      map[string]*jspubsub.Subscriber
+	decoded   *decoded // one decode of a stored letter for all destinations
+	blobs     *blobs.Store
 	// inlineMax: above it a letter's large parts go to the blob store;
 	// msgMax: the letter stream's max message size.
 	inlineMax, msgMax int
@@ -106,7 +109,7 @@ func New(ctx context.Context, o Options) (*Hub, error) {
 	}
 	h := &Hub{cfg: c, b: o.Broker, js: o.Broker.JS, log: o.Logger, reg: o.Registry, now: o.Now, holder: o.Holder,
 		journey: journey.New(o.Broker.JS), queue: retryq.New(o.Broker.JS), audit: audit.New(o.Broker.JS),
-		router: newRouter(c), sources: map[string]adapters.Source{}, dests: map[string]*destination{},
+		router: newRouter(c), sources: map[string]adapters.Source{}, reporters: map[string]adapters.StatusReporter{}, dests: map[string]*destination{},
 		subs: map[string]*jspubsub.Subscriber{}, all: map[string]any{}, routerDone: make(chan struct{})}
 	h.stopping, h.stop = context.WithCancel(context.Background())
 	h.m = newMetrics(o.Registry)
@@ -125,6 +128,12 @@ func New(ctx context.Context, o Options) (*Hub, error) {
 	}
 	if h.secret, err = loadSecret(ctx, h.js); err != nil {
 		return nil, err
+	}
+	if h.holds, err = newHolds(ctx, h.js); err != nil {
+		return nil, err
+	}
+	if err := h.holds.watch(h.stopping, h.log); err != nil {
+		return nil, fmt.Errorf("thread holds: %w", err)
 	}
 	// A reused blob is re-dated well inside the collector's grace (see
 	// blobs.Store.Collect).
@@ -147,7 +156,13 @@ func New(ctx context.Context, o Options) (*Hub, error) {
 	if err := h.buildRouter(ctx); err != nil {
 		return nil, err
 	}
-	h.m.zero(h.sourceNames(), h.destNames())
+	codes := map[string][]string{}
+	for name, src := range h.sources {
+		if rc, ok := src.(adapters.RejectCodes); ok {
+			codes[name] = rc.RejectCodes()
+		}
+	}
+	h.m.zero(h.sourceNames(), h.destNames(), codes)
 	return h, nil
 }
 
@@ -182,6 +197,9 @@ func (h *Hub) buildAdapters(ctx context.Context) error {
 		h.all[name] = inst
 		if s, ok := inst.(adapters.Source); ok {
 			h.sources[name] = s
+			if sr, ok := inst.(adapters.StatusReporter); ok {
+				h.reporters[name] = sr
+			}
 		}
 	}
 	for name, dc := range h.cfg.Destinations {
@@ -545,7 +563,7 @@ func newRouter(c *config.Config) *route.Router {
 	if r, ok := notifyRoute(c.Notify); ok {
 		routes = append([]config.Route{r}, routes...)
 	}
-	return route.New(routes, c.Destinations)
+	return route.New(routes, c.Destinations, c.Receivers)
 }
 
 func (h *Hub) sourceNames() []string {

@@ -21,9 +21,33 @@ import (
 	"github.com/samhub/samhub/pipeline/retryq"
 )
 
-// feed is a real in-process Source: letters pushed to it are published.
+// feed is a real in-process Source: letters pushed to it are published. It
+// keeps what the hub tells it about each recipient, as a case system's
+// outbox would.
 type feed struct {
 	ch chan *letter.Letter
+
+	mu      sync.Mutex
+	reports []adapters.RecipientStatus
+}
+
+func (f *feed) ReportStatus(_ context.Context, s adapters.RecipientStatus) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reports = append(f.reports, s)
+	return nil
+}
+
+// latest is the last state reported for a letter's recipient of role.
+func (f *feed) latest(letterID, role string) (adapters.RecipientStatus, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i := len(f.reports) - 1; i >= 0; i-- {
+		if r := f.reports[i]; r.LetterID == letterID && r.Recipient.Role == role {
+			return r, true
+		}
+	}
+	return adapters.RecipientStatus{}, false
 }
 
 func (f *feed) Run(ctx context.Context, pub adapters.Publisher) error {
@@ -110,12 +134,12 @@ var (
 )
 
 func init() {
-	adapters.Register("test-feed", func(d adapters.Deps, _ map[string]any) (any, error) {
+	adapters.RegisterSource("test-feed", adapters.Spec{}, func(d adapters.Deps, _ struct{}) (adapters.Source, error) {
 		regMu.Lock()
 		defer regMu.Unlock()
 		return feeds[d.Name], nil
 	})
-	adapters.Register("test-box", func(d adapters.Deps, _ map[string]any) (any, error) {
+	adapters.RegisterSink("test-box", adapters.Spec{}, func(d adapters.Deps, _ struct{}) (adapters.Sink, error) {
 		regMu.Lock()
 		defer regMu.Unlock()
 		return boxes[d.Name], nil
@@ -218,11 +242,18 @@ func (e *env) shutdown() {
 	e.stop = nil
 }
 
+// gpA is the GP the test recommendations name.
+var gpA = letter.Party{Role: letter.RoleGP, Name: "Lægehuset Ærø", GLN: "5790000123456"}
+
 func mkLetter(id string, kind letter.Kind, thread string) *letter.Letter {
-	return &letter.Letter{ID: id, Kind: kind, Format: "test", ThreadID: thread,
+	l := &letter.Letter{ID: id, Kind: kind, Format: "test", ThreadID: thread,
 		Patient:  &letter.Patient{CPR: "2509479989", GivenName: "Bruno Test", FamilyName: "Elmer"},
 		Text:     "Henvisning vedr. Bruno Test Elmer",
 		Original: letter.Original{Data: []byte("<letter/>"), ContentType: "application/xml"}}
+	if kind == letter.KindRecommendation {
+		l.Receivers = []letter.Party{gpA}
+	}
+	return l
 }
 
 func eventually(t *testing.T, what string, cond func() bool) {

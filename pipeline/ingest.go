@@ -26,6 +26,12 @@ const (
 	HdrSource = "Samhub-Source"
 	HdrReplay = "Samhub-Replay" // destination a replayed letter is meant for
 	HdrParked = "Samhub-Parked-Seq"
+	// HdrOrigSeq is where a replayed letter was first stored: held letters
+	// of a thread are released in that order.
+	HdrOrigSeq = "Samhub-Orig-Seq"
+	// HdrRelease marks a message that releases a destination's held thread
+	// (HdrThread) instead of carrying a letter.
+	HdrRelease = "Samhub-Release"
 )
 
 // ingest is the adapters.Publisher a source gets. Publish returns nil only
@@ -35,7 +41,18 @@ type ingest struct {
 	source string
 }
 
-var _ adapters.Publisher = (*ingest)(nil)
+var (
+	_ adapters.Publisher     = (*ingest)(nil)
+	_ adapters.InputReporter = (*ingest)(nil)
+)
+
+// Rejected counts input the source refused before storage (a MedCom file
+// moved to error/).
+func (p *ingest) Rejected(code string) { p.h.m.rejected.WithLabelValues(p.source, code).Inc() }
+
+// Duplicate counts a copy the source recognised and did not publish (MedCom
+// answers a resent letter from its own duplicate memory).
+func (p *ingest) Duplicate() { p.h.m.duplicates.WithLabelValues(p.source).Inc() }
 
 func (p *ingest) Publish(ctx context.Context, l *letter.Letter) error {
 	h := p.h
@@ -105,6 +122,7 @@ func (p *ingest) Publish(ctx context.Context, l *letter.Letter) error {
 	}
 	if ack.Duplicate {
 		h.m.duplicates.WithLabelValues(p.source).Inc()
+		h.log.Info("duplicate letter not routed again", slog.Any("letter", l))
 		return nil
 	}
 	h.m.received.WithLabelValues(p.source).Inc()
@@ -113,8 +131,7 @@ func (p *ingest) Publish(ctx context.Context, l *letter.Letter) error {
 	}
 	h.afterStore(ctx, l)
 	if l.Kind == letter.KindAcknowledgement && l.InReplyTo != "" {
-		// The peer's acknowledgement completes the journey of the letter it answers.
-		h.recordStep(ctx, journey.Event{LetterID: l.InReplyTo, Step: journey.Acknowledged, Source: p.source, Code: l.Meta["ackCode"]})
+		h.acknowledged(ctx, l, ack.Sequence)
 	}
 	h.log.Debug("letter stored", slog.Any("letter", l), "seq", ack.Sequence)
 	return nil

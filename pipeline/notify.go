@@ -31,6 +31,7 @@ func (h *Hub) notifyOn(event string) bool {
 // afterStore runs once per newly stored letter: notices and the council's
 // business figures.
 func (h *Hub) afterStore(ctx context.Context, l *letter.Letter) {
+	h.reportUnserved(ctx, l)
 	h.notifyArrived(ctx, l)
 	h.observeLeadTime(ctx, l)
 }

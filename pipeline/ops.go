@@ -87,6 +87,9 @@ func (h *Hub) Replay(ctx context.Context, who Actor, seq uint64, reason string, 
 	msg.Header.Set(HdrSource, e.Source)
 	msg.Header.Set(HdrReplay, e.Destination)
 	msg.Header.Set(HdrParked, fmt.Sprint(seq))
+	if o := origSeq(e); o != 0 {
+		msg.Header.Set(HdrOrigSeq, fmt.Sprint(o))
+	}
 	if _, err := h.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(broker.StreamLetters)); err != nil {
 		return dec, fmt.Errorf("replay: %w", err)
 	}
@@ -103,7 +106,7 @@ func (h *Hub) Discard(ctx context.Context, who Actor, seq uint64, reason string)
 	if strings.TrimSpace(reason) == "" {
 		return ErrReasonRequired
 	}
-	e, _, err := h.queue.Get(ctx, seq)
+	e, raw, err := h.queue.Get(ctx, seq)
 	if err != nil {
 		return err
 	}
@@ -115,6 +118,17 @@ func (h *Hub) Discard(ctx context.Context, who Actor, seq uint64, reason string)
 	}
 	h.m.discarded.WithLabelValues(e.Destination).Inc()
 	h.recordStep(ctx, journey.Event{LetterID: e.LetterID, Step: journey.Discarded, Destination: e.Destination, Actor: who.Name, Reason: scrubText(reason)})
+	if d, ok := h.dests[e.Destination]; ok {
+		if l, err := letter.Unmarshal(raw); err == nil {
+			h.report(ctx, l, d, nil, adapters.StateFailed, "discarded", "discarded by the coordinator: "+scrubText(reason))
+		}
+	}
+	if hd, held := h.holds.get(e.Destination, e.Thread); held && hd.LetterID == e.LetterID {
+		// The letters held behind it need not wait any longer.
+		if err := h.requestRelease(ctx, e.Destination, e.Thread); err != nil {
+			return fmt.Errorf("discarded, but the letters held behind it were not released (release the thread): %w", err)
+		}
+	}
 	return nil
 }
 

@@ -31,17 +31,23 @@ import (
 // r2Policy is who may call each API route, written down independently of
 // internal/httpapi so a change to either side fails this test.
 var r2Policy = map[string][]string{
-	"GET /api/v1/whoami":                {"coordinator", "operations", "auditor"},
-	"GET /api/v1/stats":                 {"coordinator", "operations"},
-	"GET /api/v1/queue":                 {"coordinator"},
-	"GET /api/v1/queue/{seq}":           {"coordinator"},
-	"POST /api/v1/queue/{seq}/replay":   {"coordinator"},
-	"POST /api/v1/queue/{seq}/discard":  {"coordinator"},
-	"POST /api/v1/queue/replay":         {"coordinator"},
-	"GET /api/v1/letters/{id}/trace":    {"coordinator"},
-	"POST /api/v1/letters/{id}/content": {"coordinator"},
-	"POST /api/v1/consents":             {"coordinator"},
-	"GET /api/v1/audit":                 {"auditor"},
+	"GET /api/v1/whoami":                                {"coordinator", "operations", "auditor"},
+	"GET /api/v1/stats":                                 {"coordinator", "operations"},
+	"GET /api/v1/queue":                                 {"coordinator"},
+	"GET /api/v1/queue/{seq}":                           {"coordinator"},
+	"POST /api/v1/queue/{seq}/replay":                   {"coordinator"},
+	"POST /api/v1/queue/{seq}/discard":                  {"coordinator"},
+	"POST /api/v1/queue/replay":                         {"coordinator"},
+	"GET /api/v1/letters/{id}/trace":                    {"coordinator"},
+	"POST /api/v1/letters/{id}/content":                 {"coordinator"},
+	"POST /api/v1/consents":                             {"coordinator"},
+	"POST /api/v1/consents/lookup":                      {"coordinator"},
+	"POST /api/v1/consents/revoke":                      {"coordinator"},
+	"GET /api/v1/holds":                                 {"coordinator", "operations"},
+	"POST /api/v1/holds/{destination}/{thread}/release": {"coordinator"},
+	"GET /api/v1/audit":                                 {"auditor"},
+	"GET /api/v1/rejected":                              {"coordinator", "operations"},
+	"POST /api/v1/rejected/{source}/{id}/put-back":      {"coordinator"},
 }
 
 func r2Do(t *testing.T, method, url, token string, body []byte) int {
@@ -138,7 +144,7 @@ func TestScenarioSecurity(t *testing.T) {
 				continue
 			}
 			method, pattern, _ := strings.Cut(rt, " ")
-			path := strings.NewReplacer("{seq}", "424242", "{id}", "no-such-letter").Replace(pattern)
+			path := strings.NewReplacer("{seq}", "424242", "{id}", "no-such-letter", "{destination}", "gp", "{thread}", "0000", "{source}", "medcom").Replace(pattern)
 			for _, c := range callers {
 				cells++
 				st := r2Do(t, method, h.BaseURL+path, c.token, []byte(`{"reason":"security scenario"}`))
@@ -168,7 +174,7 @@ func TestScenarioSecurity(t *testing.T) {
 			if method != http.MethodPost {
 				continue
 			}
-			path := strings.NewReplacer("{seq}", "424242", "{id}", "no-such-letter").Replace(pattern)
+			path := strings.NewReplacer("{seq}", "424242", "{id}", "no-such-letter", "{destination}", "gp", "{thread}", "0000", "{source}", "medcom").Replace(pattern)
 			for _, tok := range []string{"", "wrong-token"} {
 				bodyChecks++
 				if st := r2Do(t, method, h.BaseURL+path, tok, huge); st != 401 {

@@ -20,6 +20,10 @@ type State struct {
 	revs map[string]uint64
 	rev  uint64
 	down error
+	// failWrites makes this many Put, Create and Update calls fail with
+	// writeErr, as a store that accepted reads but lost a write would.
+	failWrites int
+	writeErr   error
 }
 
 func NewState() *State { return &State{vals: map[string][]byte{}, revs: map[string]uint64{}} }
@@ -31,6 +35,25 @@ func (s *State) SetDown(err error) {
 	s.mu.Lock()
 	s.down = err
 	s.mu.Unlock()
+}
+
+// FailNextWrites makes the next n writes (Put, Create, Update) fail with err.
+func (s *State) FailNextWrites(n int, err error) {
+	s.mu.Lock()
+	s.failWrites, s.writeErr = n, err
+	s.mu.Unlock()
+}
+
+// writeFault reports the error a write fails with now; callers hold s.mu.
+func (s *State) writeFault() error {
+	if s.down != nil {
+		return s.down
+	}
+	if s.failWrites > 0 {
+		s.failWrites--
+		return s.writeErr
+	}
+	return nil
 }
 
 func (s *State) Get(_ context.Context, k string) ([]byte, uint64, error) {
@@ -49,8 +72,8 @@ func (s *State) Get(_ context.Context, k string) ([]byte, uint64, error) {
 func (s *State) Put(_ context.Context, k string, v []byte) (uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.down != nil {
-		return 0, s.down
+	if err := s.writeFault(); err != nil {
+		return 0, err
 	}
 	return s.put(k, v), nil
 }
@@ -58,8 +81,8 @@ func (s *State) Put(_ context.Context, k string, v []byte) (uint64, error) {
 func (s *State) Create(_ context.Context, k string, v []byte) (uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.down != nil {
-		return 0, s.down
+	if err := s.writeFault(); err != nil {
+		return 0, err
 	}
 	if _, ok := s.vals[k]; ok {
 		return 0, adapters.ErrExists
@@ -70,8 +93,8 @@ func (s *State) Create(_ context.Context, k string, v []byte) (uint64, error) {
 func (s *State) Update(_ context.Context, k string, v []byte, rev uint64) (uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.down != nil {
-		return 0, s.down
+	if err := s.writeFault(); err != nil {
+		return 0, err
 	}
 	if s.revs[k] != rev {
 		return 0, adapters.ErrConflict

@@ -3,10 +3,11 @@
 // both a Sink (journalise a letter as a document plus a journal note on the
 // child's case) and a Source (turn the council's outbox into letters).
 //
-// Delivery is idempotent in two layers: every POST carries an
+// Delivery is idempotent in two layers: every write carries an
 // Idempotency-Key "samhub:<letter id>:<instance>:<operation>", and every
 // object carries a permanent externalId that is looked up before any
-// create, so a lost answer never makes a second document, even against a
+// create (under a guard per externalId, guard.go), so a lost answer or a
+// concurrent redelivery never makes a second document, even against a
 // case system that ignores Idempotency-Key. CPR numbers travel only in
 // request bodies, never in URLs.
 package casesys
@@ -22,16 +23,17 @@ import (
 )
 
 func init() {
-	adapters.Register("casesys", func(deps adapters.Deps, raw map[string]any) (any, error) {
-		cfg, err := ParseConfig(raw)
+	adapters.RegisterSourceSink("casesys", adapterSpec, func(deps adapters.Deps, cfg Config) (adapters.Source, adapters.Sink, error) {
+		a, err := New(deps, cfg)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		return New(deps, cfg)
+		return a, a, nil
 	})
 }
 
-// Adapter is one configured case system: Sink, Source and Readiness.
+// Adapter is one configured case system: Sink, Source (with
+// StatusReporter for the outbox's recipients) and Readiness.
 type Adapter struct {
 	cfg  Config
 	name string
@@ -39,18 +41,23 @@ type Adapter struct {
 	st   adapters.StateStore
 	now  func() time.Time
 	api  *client
+	// locks serialise search-then-create per externalId (guard.go).
+	locks keyedLock
+	// flusher writes recipient statuses in the background (status.go).
+	flusher flusher
 }
 
 var (
-	_ adapters.Sink      = (*Adapter)(nil)
-	_ adapters.Source    = (*Adapter)(nil)
-	_ adapters.Readiness = (*Adapter)(nil)
+	_ adapters.Sink           = (*Adapter)(nil)
+	_ adapters.Source         = (*Adapter)(nil)
+	_ adapters.Readiness      = (*Adapter)(nil)
+	_ adapters.StatusReporter = (*Adapter)(nil)
 )
 
-// New builds an adapter from a checked Config (see ParseConfig). Config
-// values left empty get their defaults.
+// New builds an adapter from a Config decoded from a block (ParseConfig),
+// or adapters.Defaults[Config]() with fields set.
 func New(deps adapters.Deps, cfg Config) (*Adapter, error) {
-	if err := cfg.normalise(); err != nil {
+	if err := cfg.Check(); err != nil {
 		return nil, err
 	}
 	api, err := newClient(cfg)
@@ -64,7 +71,6 @@ func New(deps adapters.Deps, cfg Config) (*Adapter, error) {
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
-	a.log = a.log.With("adapter", a.name)
 	if a.now == nil {
 		a.now = time.Now
 	}

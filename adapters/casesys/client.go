@@ -14,9 +14,9 @@ import (
 	"strings"
 
 	"golang.org/x/oauth2"
-	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/samhub/samhub/adapters"
+	"github.com/samhub/samhub/adapters/httpclient"
 	"github.com/samhub/samhub/adapters/oauthtoken"
 )
 
@@ -26,6 +26,11 @@ type client struct {
 	base   *url.URL
 	http   *http.Client
 	tokens *oauthtoken.Cache
+	// sendKeys is false for a case system that ignores Idempotency-Key.
+	// The header is then left out: net/http resends a write that carries
+	// it when a reused connection fails after the server read it, which
+	// to such a system is a second create.
+	sendKeys bool
 }
 
 // maxBody caps what is read from an answer; documents come back through
@@ -33,24 +38,11 @@ type client struct {
 const maxBody = 64 << 20
 
 func newClient(c Config) (*client, error) {
-	base, err := url.Parse(c.URL)
+	hc, err := httpclient.New(c.Config, c.Scope, nil)
 	if err != nil {
 		return nil, err
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tc, err := c.TLS.build()
-	if err != nil {
-		return nil, err
-	}
-	if tc != nil {
-		tr.TLSClientConfig = tc
-	}
-	hc := &http.Client{Transport: tr, Timeout: c.Timeout}
-	cc := &clientcredentials.Config{
-		ClientID: c.ClientID, ClientSecret: c.ClientSecret, TokenURL: c.TokenURL,
-		Scopes: strings.Fields(c.Scope), AuthStyle: oauth2.AuthStyleInHeader,
-	}
-	return &client{base: base, http: hc, tokens: oauthtoken.New(cc, hc, nil)}, nil
+	return &client{base: hc.Base, http: hc.HTTP, tokens: hc.Tokens, sendKeys: c.IdempotencyKeys != IdempotencyIgnored}, nil
 }
 
 // token returns the access token, classifying a failure to get one.
@@ -101,6 +93,7 @@ type request struct {
 	body        []byte
 	contentType string
 	idemKey     string
+	header      http.Header // further request headers, e.g. If-Match
 }
 
 type response struct {
@@ -147,12 +140,15 @@ func (c *client) send(ctx context.Context, r request, tok *oauth2.Token) (*respo
 	if err != nil {
 		return nil, adapters.Permanent("bad_request", "the hub built an invalid request (see the hub log)", err)
 	}
+	for k, v := range r.header {
+		req.Header[k] = v
+	}
 	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
 	req.Header.Set("Accept", "application/json, application/problem+json")
 	if r.contentType != "" {
 		req.Header.Set("Content-Type", r.contentType)
 	}
-	if r.idemKey != "" {
+	if r.idemKey != "" && c.sendKeys {
 		req.Header.Set("Idempotency-Key", r.idemKey)
 	} else if r.method == http.MethodPost && r.path == "/cases/search" {
 		// A search is safe to resend: an empty Idempotency-Key slice lets

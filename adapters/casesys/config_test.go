@@ -33,11 +33,13 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"ftp url", func(m map[string]any) { m["url"] = "ftp://x" }, "adapters.cs.url", "must be an absolute http(s) URL"},
 		{"token url", func(m map[string]any) { m["token_url"] = "nope" }, "adapters.cs.token_url", "must be an absolute http(s) URL"},
 		{"no client id", func(m map[string]any) { delete(m, "client_id") }, "adapters.cs.client_id", "is required"},
-		{"no secret", func(m map[string]any) { delete(m, "client_secret") }, "adapters.cs.client_secret", "is required (or client_secret_file)"},
+		{"wrong type", func(m map[string]any) { m["timeout"] = "soon" }, "adapters.cs.timeout", `must be a duration such as 200ms, 10s or 5m, not "soon"`},
+		{"no secret", func(m map[string]any) { delete(m, "client_secret") }, "adapters.cs.client_secret", "is required (or client_secret_file naming a file that holds it)"},
 		{"both secrets", func(m map[string]any) { m["client_secret_file"] = empty }, "adapters.cs.client_secret_file", "set client_secret or client_secret_file, not both"},
 		{"empty secret file", func(m map[string]any) { delete(m, "client_secret"); m["client_secret_file"] = empty }, "adapters.cs.client_secret_file", "is empty"},
-		{"on_missing_case", func(m map[string]any) { m["on_missing_case"] = "ignore" }, "adapters.cs.on_missing_case", "must be create or park"},
+		{"on_missing_case", func(m map[string]any) { m["on_missing_case"] = "ignore" }, "adapters.cs.on_missing_case", `must be one of create, park (got "ignore")`},
 		{"negative poll", func(m map[string]any) { m["poll_interval"] = "-1s" }, "adapters.cs.poll_interval", "must not be negative (0 disables the outbox source)"},
+		{"idempotency_keys", func(m map[string]any) { m["idempotency_keys"] = "maybe" }, "adapters.cs.idempotency_keys", `must be one of honoured, ignored (got "maybe")`},
 		{"half mtls", func(m map[string]any) { m["tls"] = map[string]any{"cert_file": empty} }, "adapters.cs.tls.cert_file", "cert_file and key_file must be set together"},
 	}
 	for _, c := range cases {
@@ -67,7 +69,7 @@ func TestConfigDefaults(t *testing.T) {
 	}
 	if c.URL != "https://case.example/api/v1" || c.TokenURL != "https://case.example/api/v1/oauth2/token" || c.ClientSecret != "s3cret" ||
 		c.Timeout != 30*time.Second || c.CaseType != "SAMRAAD" || c.OnMissingCase != "create" || c.PollInterval != 10*time.Second ||
-		c.Scope != "cases.read cases.write" || c.Outbox.Sender.Role != "municipality" {
+		c.Scope != "cases.read cases.write" || c.Outbox.Sender.Role != "municipality" || c.IdempotencyKeys != IdempotencyHonoured {
 		t.Errorf("defaults = %+v", c)
 	}
 }

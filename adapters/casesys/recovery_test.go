@@ -23,13 +23,15 @@ func countRoute(reqs []casesyssim.Request, route string) (n int) {
 const tokenRoute = "POST /oauth2/token"
 
 func TestTokenExpiryRefreshesOnce(t *testing.T) {
-	e := startSim(t, func(c *casesyssim.Config) { c.TokenTTL = time.Second })
+	// A lifetime long enough that the second delivery, on a busy machine,
+	// does not outlive its own token.
+	e := startSim(t, func(c *casesyssim.Config) { c.TokenTTL = 4 * time.Second })
 	a := e.adapter(nil, nil)
 	if _, err := a.Deliver(context.Background(), referral(t, "medcom:T1")); err != nil {
 		t.Fatal(err)
 	}
 	before := countRoute(e.sim.Requests(), tokenRoute)
-	time.Sleep(1200 * time.Millisecond) // past the 1 s token lifetime
+	time.Sleep(4200 * time.Millisecond) // past the token's lifetime
 	if _, err := a.Deliver(context.Background(), referral(t, "medcom:T2")); err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +156,7 @@ func TestConcurrentRetryWhileInProgressIsRetryable(t *testing.T) {
 	a := e.adapter(nil, nil)
 	l := referral(t, "medcom:P1")
 	// Create the case first so both deliveries race on the document upload.
-	if _, err := a.resolveCase(context.Background(), l, brunoCPR); err != nil {
+	if _, err := a.resolveCase(context.Background(), l); err != nil {
 		t.Fatal(err)
 	}
 	e.sim.SetDelay(300 * time.Millisecond)
@@ -192,7 +194,7 @@ func TestTimeoutThenRetryMakesOneDocument(t *testing.T) {
 	e := startSim(t, nil)
 	a := e.adapter(nil, map[string]any{"timeout": "250ms"})
 	l := referral(t, "medcom:TO1")
-	if _, err := a.resolveCase(context.Background(), l, brunoCPR); err != nil {
+	if _, err := a.resolveCase(context.Background(), l); err != nil {
 		t.Fatal(err)
 	}
 	e.sim.SetRouteDelay("POST /cases/{caseId}/documents", time.Second)

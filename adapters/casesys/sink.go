@@ -22,7 +22,8 @@ import (
 )
 
 // Deliver journalises l on the child's case: it finds (or creates) the
-// case by CPR, adds the letter as a document (original file, a plain-text
+// case by CPR or replacement id and updates the child's name and CPR on it
+// (case.go), adds the letter as a document (original file, a plain-text
 // rendering and any attachments) and a journal note. RemoteID is the
 // document id; Existing is true when the document was there already.
 func (a *Adapter) Deliver(ctx context.Context, l *letter.Letter) (adapters.Delivery, error) {
@@ -30,11 +31,10 @@ func (a *Adapter) Deliver(ctx context.Context, l *letter.Letter) (adapters.Deliv
 		// The letter came from this case system's outbox: its document is there.
 		return adapters.Delivery{RemoteID: l.Meta["casesys.documentId"], Existing: true}, nil
 	}
-	pid := normaliseID(l.Patient.Identifier())
-	if pid == "" {
+	if normaliseID(l.Patient.Identifier()) == "" {
 		return adapters.Delivery{}, adapters.Permanent("no_patient", "the letter names no child (no CPR or replacement id), so no case can be found", nil)
 	}
-	caseID, err := a.resolveCase(ctx, l, pid)
+	caseID, err := a.resolveCase(ctx, l)
 	if err != nil {
 		return adapters.Delivery{}, err
 	}
@@ -80,7 +80,8 @@ func opaque(parts ...string) string {
 }
 
 // CaseExternalID is the externalId of the case the hub creates for a child:
-// a hash of case type and CPR, so it is stable forever but is not the CPR.
+// a hash of case type and the child's id (the CPR, or the replacement id
+// with its system), so it is stable forever but is not the CPR.
 func CaseExternalID(caseType, cpr string) string {
 	return "samhub:case:" + opaque("case", caseType, cpr)
 }
@@ -90,122 +91,6 @@ func DocumentExternalID(letterID string) string { return "samhub:doc:" + opaque(
 
 // NoteExternalID is the externalId of the journal note made for letter id.
 func NoteExternalID(letterID string) string { return "samhub:note:" + opaque("note", letterID) }
-
-type caseView struct {
-	ID           string `json:"id"`
-	Status       string `json:"status"`
-	PrimaryParty struct {
-		CPR  string `json:"cpr"`
-		Name string `json:"name"`
-	} `json:"primaryParty"`
-	Consent       *consentView `json:"consent"`
-	ContactPerson *struct {
-		Name  string `json:"name"`
-		Email string `json:"email"`
-	} `json:"contactPerson"`
-	Referral *referralView `json:"referral"`
-}
-
-type consentView struct {
-	GivenBy            string     `json:"givenBy,omitempty"`
-	Form               string     `json:"form,omitempty"`
-	GivenAt            *time.Time `json:"givenAt,omitempty"`
-	Scopes             []string   `json:"scopes"`
-	YoungPersonRefused bool       `json:"youngPersonRefused"`
-	WithdrawnAt        *time.Time `json:"withdrawnAt,omitempty"`
-}
-
-type referralView struct {
-	ThreadID string `json:"threadId,omitempty"`
-	LetterID string `json:"letterId,omitempty"`
-}
-
-// resolveCase finds the child's case of the configured type: an open one
-// first, else a closed one (the case system then answers case-closed and
-// the coordinator decides); with none it creates one or parks the letter.
-func (a *Adapter) resolveCase(ctx context.Context, l *letter.Letter, pid string) (string, error) {
-	body, _ := json.Marshal(map[string]any{"cpr": pid, "caseType": a.cfg.CaseType, "page": 1, "pageSize": 100})
-	// No Idempotency-Key: a search is a read, and a replayed answer would
-	// hide a case a coordinator created after the letter was parked.
-	resp, err := a.api.do(ctx, request{method: http.MethodPost, path: "/cases/search", body: body, contentType: "application/json"})
-	if err != nil {
-		return "", err
-	}
-	if resp.status != http.StatusOK {
-		return "", classify("searching for the child's case", resp)
-	}
-	var found struct {
-		Results []caseView `json:"results"`
-	}
-	if err := json.Unmarshal(resp.body, &found); err != nil {
-		return "", adapters.Retryable("bad_answer", "the case system's search answer could not be read", err)
-	}
-	closed := ""
-	for _, c := range found.Results {
-		if c.Status == "open" {
-			return c.ID, nil
-		}
-		if closed == "" {
-			closed = c.ID
-		}
-	}
-	if closed != "" {
-		return closed, nil
-	}
-	if a.cfg.OnMissingCase == "park" {
-		return "", adapters.Permanent("no_case", "no case for this child; on_missing_case is park, so a coordinator must create or choose the case", nil)
-	}
-	return a.createCase(ctx, l, pid)
-}
-
-func (a *Adapter) createCase(ctx context.Context, l *letter.Letter, pid string) (string, error) {
-	in := map[string]any{
-		"externalId":   CaseExternalID(a.cfg.CaseType, pid),
-		"caseType":     a.cfg.CaseType,
-		"title":        a.cfg.CaseTitle,
-		"primaryParty": map[string]string{"cpr": pid},
-	}
-	if a.cfg.KLE != "" {
-		in["kle"] = a.cfg.KLE
-	}
-	if a.cfg.ResponsibleUnit != "" {
-		in["responsibleUnit"] = a.cfg.ResponsibleUnit
-	}
-	if c := l.Consent; c != nil {
-		cv := consentView{GivenBy: c.GivenBy, Form: c.Form, Scopes: []string{}, YoungPersonRefused: c.YoungPersonRefused}
-		if !c.GivenAt.IsZero() {
-			cv.GivenAt = &c.GivenAt
-		}
-		if !c.WithdrawnAt.IsZero() {
-			cv.WithdrawnAt = &c.WithdrawnAt
-		}
-		for _, s := range c.Scopes {
-			cv.Scopes = append(cv.Scopes, string(s))
-		}
-		in["consent"] = cv
-	}
-	if l.Kind == letter.KindReferral {
-		in["referral"] = referralView{ThreadID: l.Thread(), LetterID: l.ID}
-	}
-	body, _ := json.Marshal(in)
-	resp, err := a.api.do(ctx, request{method: http.MethodPost, path: "/cases", body: body, contentType: "application/json", idemKey: a.idemKey(l, "create-case")})
-	if err != nil {
-		return "", err
-	}
-	switch {
-	case resp.status == http.StatusCreated || resp.status == http.StatusOK:
-		var c caseView
-		if err := json.Unmarshal(resp.body, &c); err != nil || c.ID == "" {
-			return "", adapters.Retryable("bad_answer", "the case system's answer to creating the case could not be read", err)
-		}
-		a.log.Info("case created in the case system", "case", c.ID, slog.Any("letter", l))
-		return c.ID, nil
-	case isDuplicate(resp):
-		return existingID(resp)
-	default:
-		return "", classify("creating the child's case", resp)
-	}
-}
 
 func isDuplicate(resp *response) bool {
 	return resp.status == http.StatusConflict && parseProblem(resp.body).Code == "duplicate-external-id"
@@ -227,10 +112,16 @@ type documentView struct {
 	CreatedAt time.Time `json:"createdAt"`
 }
 
-// ensureDocument finds the letter's document by externalId or adds it.
+// ensureDocument finds the letter's document by externalId or adds it,
+// under the create guard so that concurrent deliveries add one.
 func (a *Adapter) ensureDocument(ctx context.Context, l *letter.Letter, caseID string) (documentView, bool, error) {
 	ext := DocumentExternalID(l.ID)
 	docsPath := "/cases/" + url.PathEscape(caseID) + "/documents"
+	release, err := a.guardCreate(ctx, ext)
+	if err != nil {
+		return documentView{}, false, err
+	}
+	defer release()
 	if d, ok, err := a.findByExternalID(ctx, docsPath, ext, "looking for an earlier copy of the document"); err != nil || ok {
 		return d, ok, err
 	}
@@ -405,6 +296,11 @@ type noteView struct {
 func (a *Adapter) ensureNote(ctx context.Context, l *letter.Letter, caseID string, doc documentView) (bool, error) {
 	ext := NoteExternalID(l.ID)
 	notesPath := "/cases/" + url.PathEscape(caseID) + "/journal-notes"
+	release, err := a.guardCreate(ctx, ext)
+	if err != nil {
+		return false, err
+	}
+	defer release()
 	if _, ok, err := a.findByExternalID(ctx, notesPath, ext, "looking for an earlier journal note"); err != nil || ok {
 		return ok, err
 	}

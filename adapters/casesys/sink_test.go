@@ -152,7 +152,7 @@ func TestDeliverReplacementID(t *testing.T) {
 	if _, err := a.Deliver(context.Background(), l); err != nil {
 		t.Fatal(err)
 	}
-	if c := e.sim.Cases(); len(c) != 1 || c[0].PrimaryParty.CPR != "0703921VJ4" {
+	if c := e.sim.Cases(); len(c) != 1 || c[0].PrimaryParty.ReplacementID != "0703921VJ4" || c[0].PrimaryParty.CPR != "" {
 		t.Errorf("cases = %+v", c)
 	}
 }

@@ -17,9 +17,10 @@ import (
 	"github.com/samhub/samhub/pipeline/letter"
 )
 
-// Run polls the outbox every poll_interval and publishes each ready
-// document as a letter, marking it sent only after Publish returned nil.
-// With poll_interval 0 it only waits for ctx.
+// Run polls the outbox every poll_interval: it writes the recipients'
+// statuses the case system has not taken yet (status.go) and publishes
+// each ready document as a letter, accepting it in the case system only
+// after Publish returned nil. With poll_interval 0 it only waits for ctx.
 func (a *Adapter) Run(ctx context.Context, pub adapters.Publisher) error {
 	if a.cfg.PollInterval == 0 {
 		<-ctx.Done()
@@ -41,6 +42,7 @@ func (a *Adapter) Run(ctx context.Context, pub adapters.Publisher) error {
 }
 
 type outboxOrg struct {
+	Key  string `json:"key"`
 	Name string `json:"name"`
 	GLN  string `json:"gln"`
 	SOR  string `json:"sor"`
@@ -56,6 +58,7 @@ type outboxItem struct {
 	Recipients struct {
 		GP      *outboxOrg `json:"gp"`
 		Parents []struct {
+			Key   string `json:"key"`
 			Name  string `json:"name"`
 			Email string `json:"email"`
 		} `json:"parents"`
@@ -71,9 +74,38 @@ type outboxItem struct {
 	raw json.RawMessage
 }
 
-// pollOnce publishes every ready outbox document in order. It stops at the
-// first failure so the next poll starts again from there.
+// outboxRecipient is one recipient the document names: its key in the
+// case system and the party the letter names.
+type outboxRecipient struct {
+	key   string
+	party letter.Party
+}
+
+// recipients lists the document's recipients as the letter's Receivers
+// (gp, parents, region). Status reports are mapped back through the same
+// list, so a party reported by the pipeline finds its key exactly.
+func (it *outboxItem) recipients() []outboxRecipient {
+	var out []outboxRecipient
+	if gp := it.Recipients.GP; gp != nil {
+		out = append(out, outboxRecipient{gp.Key, letter.Party{Role: letter.RoleGP, Name: gp.Name, GLN: gp.GLN, SOR: gp.SOR}})
+	}
+	for _, p := range it.Recipients.Parents {
+		out = append(out, outboxRecipient{p.Key, letter.Party{Role: letter.RoleParents, Name: p.Name, Email: p.Email}})
+	}
+	if r := it.Recipients.Region; r != nil {
+		out = append(out, outboxRecipient{r.Key, letter.Party{Role: letter.RoleRegion, Name: r.Name, GLN: r.GLN, SOR: r.SOR}})
+	}
+	return out
+}
+
+// pollOnce writes pending recipient statuses, then publishes every ready
+// outbox document in order. It stops at the first failure so the next poll
+// starts again from there.
 func (a *Adapter) pollOnce(ctx context.Context, pub adapters.Publisher) error {
+	if err := a.flushStatuses(ctx); err != nil {
+		class, reason, code := adapters.Classify(err)
+		a.log.Warn("recipient statuses not yet written to the case system; trying again at the next poll", "class", class.String(), "code", code, "reason", reason)
+	}
 	resp, err := a.api.do(ctx, request{method: http.MethodGet, path: "/outbox", query: url.Values{"status": {"ready"}}})
 	if err != nil {
 		return err
@@ -115,7 +147,7 @@ func (a *Adapter) handleItem(ctx context.Context, pub adapters.Publisher, it *ou
 	published := false
 	if a.st != nil {
 		if _, _, err := a.st.Get(ctx, key); err == nil {
-			published = true // an earlier run published it but could not mark it sent
+			published = true // an earlier run published it but could not accept it
 		} else if !errors.Is(err, adapters.ErrNotFound) {
 			a.log.Warn("state store unavailable; publishing again (the broker drops the duplicate)", "document", it.DocumentID)
 		}
@@ -135,16 +167,16 @@ func (a *Adapter) handleItem(ctx context.Context, pub adapters.Publisher, it *ou
 		a.log.Info("outbox document published", slog.Any("letter", l), "document", it.DocumentID)
 		if a.st != nil {
 			if _, err := a.st.Put(ctx, key, []byte(a.now().UTC().Format(time.RFC3339))); err != nil {
-				a.log.Warn("could not record the publication; a failed mark-sent would publish it again", "document", it.DocumentID)
+				a.log.Warn("could not record the publication; a failed accept would publish it again", "document", it.DocumentID)
 			}
 		}
 	}
-	resp, err := a.api.do(ctx, request{method: http.MethodPost, path: "/outbox/" + url.PathEscape(it.DocumentID) + "/sent", idemKey: "samhub:" + a.name + ":" + it.DocumentID + ":mark-sent"})
+	resp, err := a.api.do(ctx, request{method: http.MethodPost, path: "/outbox/" + url.PathEscape(it.DocumentID) + "/accept", idemKey: "samhub:" + a.name + ":" + it.DocumentID + ":accept"})
 	if err != nil {
 		return err
 	}
 	if resp.status != http.StatusOK {
-		return classify("marking an outbox document as sent", resp)
+		return classify("accepting an outbox document", resp)
 	}
 	if a.st != nil {
 		a.st.Delete(ctx, key) // the outbox no longer lists it; a leftover key is harmless
@@ -206,14 +238,8 @@ func (a *Adapter) outboxLetter(ctx context.Context, it *outboxItem, cases map[st
 	if ref != nil {
 		l.ThreadID, l.InReplyTo = ref.ThreadID, ref.LetterID
 	}
-	if gp := it.Recipients.GP; gp != nil {
-		l.Receivers = append(l.Receivers, letter.Party{Role: "gp", Name: gp.Name, GLN: gp.GLN, SOR: gp.SOR})
-	}
-	for _, p := range it.Recipients.Parents {
-		l.Receivers = append(l.Receivers, letter.Party{Role: "parents", Name: p.Name, Email: p.Email})
-	}
-	if r := it.Recipients.Region; r != nil {
-		l.Receivers = append(l.Receivers, letter.Party{Role: "region", Name: r.Name, GLN: r.GLN, SOR: r.SOR})
+	for _, r := range it.recipients() {
+		l.Receivers = append(l.Receivers, r.party)
 	}
 	for i, f := range it.Files {
 		data, err := a.download(ctx, f.Href)
@@ -251,25 +277,23 @@ func (a *Adapter) download(ctx context.Context, href string) ([]byte, error) {
 	return resp.body, nil
 }
 
-var cprDigits = regexp.MustCompile(`^[0-9]{10}$`)
-
+// patient is the child of an outbox letter, from the case.
 func patient(cs *caseView) *letter.Patient {
-	id := cs.PrimaryParty.CPR
-	if id == "" {
+	pp := cs.PrimaryParty
+	if pp.CPR == "" && pp.ReplacementID == "" {
 		return nil
 	}
-	p := &letter.Patient{}
-	if cprDigits.MatchString(id) {
-		p.CPR = id
-	} else {
-		p.ReplacementID = id
+	p := &letter.Patient{CPR: pp.CPR}
+	if p.CPR == "" {
+		p.ReplacementID, p.ReplacementSystem = pp.ReplacementID, pp.ReplacementSystem
 	}
-	if n := strings.TrimSpace(cs.PrimaryParty.Name); n != "" {
-		if i := strings.LastIndex(n, " "); i > 0 {
-			p.GivenName, p.FamilyName = n[:i], n[i+1:]
-		} else {
-			p.FamilyName = n
-		}
+	// The parts as the letters gave them, so several given names, a
+	// family name of two words and a child whose family name is unknown
+	// all come back as they went in; only a case that has nothing but a
+	// full name (typed by a caseworker) is split, last word as family name.
+	p.GivenName, p.FamilyName = pp.GivenName, pp.FamilyName
+	if p.GivenName == "" && p.FamilyName == "" {
+		p.GivenName, p.FamilyName = splitName(pp.Name)
 	}
 	return p
 }

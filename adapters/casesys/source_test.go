@@ -83,15 +83,17 @@ func seedOutbox(t *testing.T, sim *casesyssim.Server) (casesyssim.Case, []casesy
 	return c, []casesyssim.Document{d1, d2}
 }
 
-func outboxStatus(sim *casesyssim.Server) (ready, sent int) {
+// outboxStatus counts the outbox documents still ready and those the hub
+// accepted (whatever their recipients' statuses).
+func outboxStatus(sim *casesyssim.Server) (ready, accepted int) {
 	for _, d := range sim.Documents() {
 		if d.Outbox == nil {
 			continue
 		}
-		if d.Outbox.Status == "sent" {
-			sent++
-		} else {
+		if d.Outbox.Status == casesyssim.OutboxReady {
 			ready++
+		} else {
+			accepted++
 		}
 	}
 	return
@@ -114,10 +116,10 @@ func TestOutboxBecomesLettersExactlyOnceAcrossRestart(t *testing.T) {
 		t.Fatalf("after broker outage: ready %d, published %v", ready, pub.ids())
 	}
 
-	// 2. Published, but marking sent fails: the adapter "crashes" here.
-	e.sim.InjectFailure(casesyssim.Fault{Route: "POST /outbox/{docId}/sent", Count: 1, Status: http.StatusServiceUnavailable, RetryAfter: time.Second})
+	// 2. Published, but accepting fails: the adapter "crashes" here.
+	e.sim.InjectFailure(casesyssim.Fault{Route: "POST /outbox/{docId}/accept", Count: 1, Status: http.StatusServiceUnavailable, RetryAfter: time.Second})
 	if err := a1.pollOnce(ctx, pub); err == nil {
-		t.Fatal("want the mark-sent error")
+		t.Fatal("want the accept error")
 	}
 	if got := pub.ids(); len(got) != 1 {
 		t.Fatalf("published %v, want the first document only", got)
@@ -136,8 +138,8 @@ func TestOutboxBecomesLettersExactlyOnceAcrossRestart(t *testing.T) {
 	if got := pub.ids(); !slices.Equal(got, want) {
 		t.Fatalf("published %v, want %v exactly once each", got, want)
 	}
-	if ready, sent := outboxStatus(e.sim); ready != 0 || sent != 2 {
-		t.Errorf("outbox ready %d sent %d, want 0/2", ready, sent)
+	if ready, accepted := outboxStatus(e.sim); ready != 0 || accepted != 2 {
+		t.Errorf("outbox ready %d accepted %d, want 0/2", ready, accepted)
 	}
 	if n := state.Keys(""); n != 0 {
 		t.Errorf("state keys left behind: %v", state.Snapshot())
@@ -191,7 +193,7 @@ func TestOutboxBecomesLettersExactlyOnceAcrossRestart(t *testing.T) {
 	}
 }
 
-func TestOutboxWithFailingStateStoreStillPublishesAndMarks(t *testing.T) {
+func TestOutboxWithFailingStateStoreStillPublishesAndAccepts(t *testing.T) {
 	e := startSim(t, nil)
 	seedOutbox(t, e.sim)
 	state := newMapState()
@@ -204,8 +206,8 @@ func TestOutboxWithFailingStateStoreStillPublishesAndMarks(t *testing.T) {
 	if len(pub.ids()) != 2 {
 		t.Errorf("published %v", pub.ids())
 	}
-	if ready, sent := outboxStatus(e.sim); ready != 0 || sent != 2 {
-		t.Errorf("outbox ready %d sent %d", ready, sent)
+	if ready, accepted := outboxStatus(e.sim); ready != 0 || accepted != 2 {
+		t.Errorf("outbox ready %d accepted %d", ready, accepted)
 	}
 }
 

@@ -3,6 +3,7 @@ package email
 import (
 	"context"
 	"fmt"
+	"github.com/samhub/samhub/adapters"
 	"io"
 	"sync/atomic"
 	"testing"
@@ -65,8 +66,8 @@ func BenchmarkSMTPDeliver(b *testing.B) {
 		tls     string
 		maxIdle int
 	}{
-		{"implicit", mailtest.SMTPImplicit, "implicit", defaultMaxIdleConns},
-		{"starttls", mailtest.SMTPStartTLS, "starttls", defaultMaxIdleConns},
+		{"implicit", mailtest.SMTPImplicit, "implicit", adapters.Defaults[poolConfig]().MaxIdleConns},
+		{"starttls", mailtest.SMTPStartTLS, "starttls", adapters.Defaults[poolConfig]().MaxIdleConns},
 		{"implicit-noreuse", mailtest.SMTPImplicit, "implicit", 0},
 		{"starttls-noreuse", mailtest.SMTPStartTLS, "starttls", 0},
 	} {
@@ -87,7 +88,7 @@ func BenchmarkSMTPDeliver(b *testing.B) {
 // BenchmarkSMTPDeliverParallel sends notices from GOMAXPROCS callers, as the
 // hub's delivery workers do.
 func BenchmarkSMTPDeliverParallel(b *testing.B) {
-	sink, srv := benchSMTPSink(b, mailtest.SMTPImplicit, "implicit", defaultMaxIdleConns)
+	sink, srv := benchSMTPSink(b, mailtest.SMTPImplicit, "implicit", adapters.Defaults[poolConfig]().MaxIdleConns)
 	var n atomic.Int64
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {

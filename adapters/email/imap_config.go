@@ -12,25 +12,29 @@ import (
 // imapConfig is the "imap" adapter block.
 type imapConfig struct {
 	connConfig       `mapstructure:",squash"`
-	Mailbox          string        `mapstructure:"mailbox"`
-	ProcessedMailbox string        `mapstructure:"processed_mailbox"`
-	ErrorMailbox     string        `mapstructure:"error_mailbox"`
-	PollInterval     time.Duration `mapstructure:"poll_interval"`
-	MaxBytes         int64         `mapstructure:"max_bytes"`
-	Timeout          time.Duration `mapstructure:"timeout"`
-	// Kind is the letter kind given to mail no rule matches (default note).
-	Kind  string     `mapstructure:"kind"`
-	Rules []kindRule `mapstructure:"rules"`
-	// MaxBackoff caps the wait between reconnect attempts.
-	MaxBackoff time.Duration `mapstructure:"max_backoff"`
+	Mailbox          string        `mapstructure:"mailbox" default:"INBOX" doc:"Mailbox read."`
+	ProcessedMailbox string        `mapstructure:"processed_mailbox" default:"Samhub/Processed" doc:"Mailbox a message moves to once the hub stored its letter."`
+	ErrorMailbox     string        `mapstructure:"error_mailbox" default:"Samhub/Error" doc:"Mailbox a message that cannot become a letter moves to."`
+	PollInterval     time.Duration `mapstructure:"poll_interval" default:"30s" doc:"How often the mailbox is read when the server offers no IDLE."`
+	MaxBytes         int64         `mapstructure:"max_bytes" default:"26214400" doc:"Largest message in bytes; larger ones go to the error mailbox."`
+	Timeout          time.Duration `mapstructure:"timeout" default:"1m" doc:"Bound on connecting and on each command."`
+	Kind             string        `mapstructure:"kind" default:"note" doc:"Letter kind of mail no rule matches."`
+	Rules            []kindRule    `mapstructure:"rules" doc:"Rules giving matching mail a letter kind; the first match wins."`
+	MaxBackoff       time.Duration `mapstructure:"max_backoff" default:"5m" doc:"Longest wait between reconnect attempts."`
 }
 
 // kindRule gives mail matching every set condition a letter kind. First
 // match wins.
 type kindRule struct {
-	From            string `mapstructure:"from"`             // address or "@domain"
-	SubjectContains string `mapstructure:"subject_contains"` // case-insensitive
-	Kind            string `mapstructure:"kind"`
+	From            string `mapstructure:"from" doc:"Sender address, or @domain for a whole domain." example:"@region.example.dk"`
+	SubjectContains string `mapstructure:"subject_contains" doc:"Text the subject contains (any case)."`
+	Kind            string `mapstructure:"kind" required:"true" doc:"Letter kind given." example:"reply"`
+}
+
+// Check checks the block (Checker); it reads ca_file.
+func (c *imapConfig) Check() error {
+	_, err := c.check()
+	return err
 }
 
 func (r kindRule) matches(from, subject string) bool {
@@ -68,44 +72,23 @@ func (c *imapConfig) check() (*resolved, error) {
 	if r.username == "" {
 		return nil, &adapters.ConfigError{Key: "username", Msg: "must be set: the mailbox is read with a login"}
 	}
-	if c.Mailbox == "" {
-		c.Mailbox = "INBOX"
-	}
-	if c.ProcessedMailbox == "" {
-		c.ProcessedMailbox = "Samhub/Processed"
-	}
-	if c.ErrorMailbox == "" {
-		c.ErrorMailbox = "Samhub/Error"
-	}
 	if c.ProcessedMailbox == c.Mailbox {
 		return nil, &adapters.ConfigError{Key: "processed_mailbox", Msg: "must differ from mailbox"}
 	}
 	if c.ErrorMailbox == c.Mailbox {
 		return nil, &adapters.ConfigError{Key: "error_mailbox", Msg: "must differ from mailbox"}
 	}
-	if c.PollInterval == 0 {
-		c.PollInterval = 30 * time.Second
-	}
-	if c.PollInterval < 0 {
+	if c.PollInterval <= 0 {
 		return nil, &adapters.ConfigError{Key: "poll_interval", Msg: "must be positive"}
 	}
-	if c.MaxBytes == 0 {
-		c.MaxBytes = 25 << 20
-	}
-	if c.MaxBytes < 0 {
+	if c.MaxBytes <= 0 {
 		return nil, &adapters.ConfigError{Key: "max_bytes", Msg: "must be positive"}
 	}
-	if c.Timeout == 0 {
-		c.Timeout = time.Minute
-	}
-	if c.Timeout < 0 {
+	if c.Timeout <= 0 {
 		return nil, &adapters.ConfigError{Key: "timeout", Msg: "must be positive"}
 	}
-	if c.MaxBackoff == 0 {
-		c.MaxBackoff = 5 * time.Minute
-	}
-	if c.Kind == "" {
-		c.Kind = string(letter.KindNote)
+	if c.MaxBackoff <= 0 {
+		return nil, &adapters.ConfigError{Key: "max_backoff", Msg: "must be positive"}
 	}
 	if err := checkKind("kind", c.Kind); err != nil {
 		return nil, err

@@ -60,13 +60,14 @@ func (s *IMAPSource) setHealth(err error) { s.health.Store(&err) }
 // NewIMAPSource builds the "imap" source from its configuration block. It
 // needs deps.State: the duplicate memory must survive restarts.
 func NewIMAPSource(deps adapters.Deps, cfg map[string]any) (*IMAPSource, error) {
-	if err := refuseInsecureKeys(cfg); err != nil {
-		return nil, err
-	}
 	var c imapConfig
-	if err := adapters.Decode(cfg, &c); err != nil {
+	if err := decodeBlock("imap", cfg, &c); err != nil {
 		return nil, err
 	}
+	return newIMAPSource(deps, c)
+}
+
+func newIMAPSource(deps adapters.Deps, c imapConfig) (*IMAPSource, error) {
 	r, err := c.check()
 	if err != nil {
 		return nil, err
@@ -104,7 +105,7 @@ func (s *IMAPSource) Run(ctx context.Context, pub adapters.Publisher) error {
 			backoff = s.minBackoff
 		}
 		wait := backoff/2 + rand.N(backoff/2+1)
-		s.log.Warn("email: imap session ended, reconnecting", "adapter", s.name, "err", err, "retry_in", wait)
+		s.log.Warn("email: imap session ended, reconnecting", "err", err, "retry_in", wait)
 		if !adapters.Sleep(ctx, wait) {
 			return nil
 		}
@@ -381,7 +382,7 @@ func (s *IMAPSource) reject(ctx context.Context, c *imapclient.Client, set imap.
 	if err := s.putRecord(ctx, key, record{Status: statusRejected, Reason: reason}); err != nil {
 		return err
 	}
-	s.log.Warn("email: message moved to the error mailbox", "adapter", s.name, "reason", reason, "key", key)
+	s.log.Warn("email: message moved to the error mailbox", "reason", reason, "key", key)
 	return s.move(c, set, s.cfg.ErrorMailbox)
 }
 

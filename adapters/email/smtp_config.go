@@ -17,13 +17,23 @@ const DefaultSubject = "Nyt brev fra Samrådet (ref {ref})"
 // smtpConfig is the "smtp" adapter block.
 type smtpConfig struct {
 	connConfig `mapstructure:",squash"`
-	From       string        `mapstructure:"from"`
-	Allow      []string      `mapstructure:"allow"`
-	Timeout    time.Duration `mapstructure:"timeout"`
-	Subject    string        `mapstructure:"subject"`
+	From       string        `mapstructure:"from" required:"true" doc:"Bare sender address." example:"samraad@kommune.example.dk"`
+	Allow      []string      `mapstructure:"allow" doc:"Addresses (name@example.dk) and whole domains (@example.dk) mail may go to; a recipient not on it is refused and nothing is sent. Empty: every letter is refused." example:"@kommune.example.dk"`
+	Timeout    time.Duration `mapstructure:"timeout" default:"1m" doc:"Bound on each connection step and each message."`
+	Subject    string        `mapstructure:"subject" default:"Nyt brev fra Samrådet (ref {ref})" doc:"Subject template; its only variable is {ref}, a short reference free of personal data."`
 	// RequireTLS asks relays not to forward the message without TLS
 	// (RFC 8689); the server must advertise REQUIRETLS then.
-	RequireTLS bool `mapstructure:"require_tls"`
+	RequireTLS bool `mapstructure:"require_tls" doc:"Ask relays not to forward the message without TLS (RFC 8689 REQUIRETLS); the server must offer it."`
+	poolConfig `mapstructure:",squash"`
+}
+
+// Check checks the block (Checker); it reads ca_file.
+func (c *smtpConfig) Check() error {
+	if _, _, err := c.check(); err != nil {
+		return err
+	}
+	_, _, _, _, err := c.poolConfig.check()
+	return err
 }
 
 // allowList holds lower-cased full addresses and "@domain" entries.
@@ -106,28 +116,33 @@ func (c *smtpConfig) check() (*resolved, allowList, error) {
 	if err != nil {
 		return nil, allowList{}, err
 	}
-	if c.Subject == "" {
-		c.Subject = DefaultSubject
-	}
 	if err := checkSubject(c.Subject); err != nil {
 		return nil, allowList{}, err
 	}
-	if c.Timeout == 0 {
-		c.Timeout = time.Minute
-	}
-	if c.Timeout < 0 {
+	if c.Timeout <= 0 {
 		return nil, allowList{}, &adapters.ConfigError{Key: "timeout", Msg: "must be positive"}
 	}
 	return r, allow, nil
 }
 
-// refuseInsecureKeys names keys people copy from other tools that would
-// weaken TLS, so the error says why instead of "unknown key".
-func refuseInsecureKeys(cfg map[string]any) error {
-	for _, k := range []string{"insecure_skip_verify", "skip_verify", "insecure"} {
-		if _, ok := cfg[k]; ok {
-			return &adapters.ConfigError{Key: k, Msg: "is not an option: server certificates are always verified (use ca_file for a private CA)"}
-		}
+// insecureKeys are keys people copy from other tools that would weaken
+// TLS, refused with the reason instead of "unknown key".
+var insecureKeys = map[string]string{
+	"insecure_skip_verify": "is not an option: server certificates are always verified (use ca_file for a private CA)",
+	"skip_verify":          "is not an option: server certificates are always verified (use ca_file for a private CA)",
+	"insecure":             "is not an option: server certificates are always verified (use ca_file for a private CA)",
+}
+
+// decodeBlock decodes a block of the registered type typ into out with
+// keys relative to the block, for the constructors that take a map.
+func decodeBlock(typ string, cfg map[string]any, out any) error {
+	t, ok := adapters.TypeNamed(typ)
+	if !ok {
+		return fmt.Errorf("email: type %s is not registered", typ)
 	}
-	return nil
+	norm, err := adapters.Normalise(t.Spec.Fields, t.Spec.Forbidden, cfg, "")
+	if err != nil {
+		return err
+	}
+	return adapters.DecodeInto(norm, out, "")
 }

@@ -12,83 +12,38 @@ import (
 	"github.com/samhub/samhub/adapters"
 )
 
-// Connection defaults: at most 8 connections to the mail server at once
-// (servers limit connections per client: Microsoft 365's client submission
-// allows 3, Postfix 50 by default), all of them kept between letters, so a
-// burst of notices queues for a session instead of opening one connection
-// per letter. 30 s is well below common server idle limits (Postfix: 300 s);
-// 100 messages bounds how long one login lives.
+// Connection defaults (in poolConfig's tags): at most 8 connections to
+// the mail server at once (servers limit connections per client: Microsoft
+// 365's client submission allows 3, Postfix 50 by default), all of them
+// kept between letters, so a burst of notices queues for a session instead
+// of opening one connection per letter. 30 s is well below common server
+// idle limits (Postfix: 300 s); 100 messages bounds how long one login lives.
 const (
-	defaultMaxConns           = 8
-	defaultMaxIdleConns       = 8
-	defaultIdleTimeout        = 30 * time.Second
-	defaultMaxMessagesPerConn = 100
-	maxIdleConnsLimit         = 256 // the hub's largest delivery concurrency
-	quitTimeout               = 5 * time.Second
+	maxIdleConnsLimit = 256 // the hub's largest delivery concurrency
+	quitTimeout       = 5 * time.Second
 )
-
-// poolKeys are the "smtp" block's keys read into poolConfig.
-var poolKeys = []string{"max_conns", "max_idle_conns", "idle_timeout", "max_messages_per_conn"}
 
 // poolConfig holds the "smtp" block's connection reuse keys.
 type poolConfig struct {
-	// MaxConns (max_conns) is how many connections to the mail server may
-	// be open at once, default 8; deliveries beyond that wait for a free
-	// session (within their timeout). 0 means no limit.
-	MaxConns *int `mapstructure:"max_conns"`
-	// MaxIdleConns (max_idle_conns) is how many logged-in sessions stay
-	// open between letters, default 8. 0 turns reuse off: every letter
-	// gets its own connection, TLS handshake and login.
-	MaxIdleConns *int `mapstructure:"max_idle_conns"`
-	// IdleTimeout (idle_timeout) closes a kept session nobody used for this
-	// long, default 30s. Keep it below the mail server's own idle timeout.
-	IdleTimeout time.Duration `mapstructure:"idle_timeout"`
-	// MaxMessagesPerConn (max_messages_per_conn) ends a session after this
-	// many messages, default 100, so no login lives for ever.
-	MaxMessagesPerConn *int `mapstructure:"max_messages_per_conn"`
+	MaxConns           int           `mapstructure:"max_conns" default:"8" doc:"Connections to the mail server open at once; deliveries beyond wait for a free session within their timeout. 0: no limit."`
+	MaxIdleConns       int           `mapstructure:"max_idle_conns" default:"8" doc:"Logged-in sessions kept open between letters. 0 turns reuse off (a connection, handshake and login per letter)."`
+	IdleTimeout        time.Duration `mapstructure:"idle_timeout" default:"30s" doc:"A kept session nobody used for this long is closed; keep it below the server's own idle timeout."`
+	MaxMessagesPerConn int           `mapstructure:"max_messages_per_conn" default:"100" doc:"A session ends after this many messages, so no login lives for ever."`
 }
 
-// splitPoolKeys returns cfg without the reuse keys and those keys alone, so
-// each part decodes strictly (unknown keys stay errors) into its own struct.
-func splitPoolKeys(cfg map[string]any) (rest, pool map[string]any) {
-	rest, pool = make(map[string]any, len(cfg)), map[string]any{}
-	for k, v := range cfg {
-		rest[k] = v
-	}
-	for _, k := range poolKeys {
-		if v, ok := rest[k]; ok {
-			pool[k] = v
-			delete(rest, k)
-		}
-	}
-	return rest, pool
-}
-
-// check fills in defaults and validates.
+// check validates the reuse keys.
 func (c *poolConfig) check() (maxConns, maxIdle, maxMsgs int, idle time.Duration, err error) {
-	maxConns, maxIdle, maxMsgs, idle = defaultMaxConns, defaultMaxIdleConns, defaultMaxMessagesPerConn, c.IdleTimeout
-	if c.MaxConns != nil {
-		maxConns = *c.MaxConns
-	}
+	maxConns, maxIdle, maxMsgs, idle = c.MaxConns, c.MaxIdleConns, c.MaxMessagesPerConn, c.IdleTimeout
 	if maxConns < 0 || maxConns > maxIdleConnsLimit {
 		return 0, 0, 0, 0, &adapters.ConfigError{Key: "max_conns", Msg: "must be between 0 (no limit) and 256"}
-	}
-	if c.MaxIdleConns != nil {
-		maxIdle = *c.MaxIdleConns
 	}
 	if maxIdle < 0 || maxIdle > maxIdleConnsLimit {
 		return 0, 0, 0, 0, &adapters.ConfigError{Key: "max_idle_conns", Msg: "must be between 0 (no reuse) and 256"}
 	}
-	if c.MaxMessagesPerConn != nil {
-		maxMsgs = *c.MaxMessagesPerConn
-	}
 	if maxMsgs < 1 {
 		return 0, 0, 0, 0, &adapters.ConfigError{Key: "max_messages_per_conn", Msg: "must be 1 or more"}
 	}
-	if idle == 0 {
-		idle = defaultIdleTimeout
-	}
-	if idle < 0 {
+	if idle <= 0 {
 		return 0, 0, 0, 0, &adapters.ConfigError{Key: "idle_timeout", Msg: "must be positive, like 30s"}
 	}
 	if maxConns > 0 && maxIdle > maxConns {
@@ -271,7 +226,7 @@ func (s *SMTPSink) session(ctx context.Context) (*smtpSession, error) {
 			if ctx.Err() != nil {
 				return nil, adapters.Retryable("timeout", "the mail server did not answer in time", ctx.Err())
 			}
-			s.log.Debug("email: a kept mail connection was gone; using another", "adapter", s.name)
+			s.log.Debug("email: a kept mail connection was gone; using another")
 			continue
 		}
 		return ss, nil

@@ -287,7 +287,7 @@ func TestSMTPCancelledDeliveryDoesNotPoisonPool(t *testing.T) {
 func TestSMTPPoolConfig(t *testing.T) {
 	srv, ca := startPoolServer(t, mailtest.SMTPImplicit)
 	s := newSink(t, smtpCfg(srv, ca, "implicit"), nil)
-	if p := s.pool; cap(p.slots) != 8 || p.maxIdle != 8 || p.maxMsgs != 100 || p.idleFor != defaultIdleTimeout {
+	if p := s.pool; cap(p.slots) != 8 || p.maxIdle != 8 || p.maxMsgs != 100 || p.idleFor != 30*time.Second {
 		t.Errorf("defaults: %d connections, %d idle, %d messages, %s, want 8, 8, 100, 30s", cap(p.slots), p.maxIdle, p.maxMsgs, p.idleFor)
 	}
 	cases := []struct {

@@ -34,25 +34,22 @@ type SMTPSink struct {
 	pool   *smtpPool
 }
 
-// NewSMTPSink builds the "smtp" sink from its configuration block.
+// NewSMTPSink builds the "smtp" sink from its configuration block. Errors
+// name keys relative to the block.
 func NewSMTPSink(deps adapters.Deps, cfg map[string]any) (*SMTPSink, error) {
-	if err := refuseInsecureKeys(cfg); err != nil {
-		return nil, err
-	}
-	rest, poolCfg := splitPoolKeys(cfg)
 	var c smtpConfig
-	if err := adapters.Decode(rest, &c); err != nil {
+	if err := decodeBlock("smtp", cfg, &c); err != nil {
 		return nil, err
 	}
+	return newSMTPSink(deps, c)
+}
+
+func newSMTPSink(deps adapters.Deps, c smtpConfig) (*SMTPSink, error) {
 	r, allow, err := c.check()
 	if err != nil {
 		return nil, err
 	}
-	var pc poolConfig
-	if err := adapters.Decode(poolCfg, &pc); err != nil {
-		return nil, err
-	}
-	maxConns, maxIdle, maxMsgs, idleFor, err := pc.check()
+	maxConns, maxIdle, maxMsgs, idleFor, err := c.poolConfig.check()
 	if err != nil {
 		return nil, err
 	}
@@ -68,17 +65,23 @@ func NewSMTPSink(deps adapters.Deps, cfg map[string]any) (*SMTPSink, error) {
 		s.now = time.Now
 	}
 	if allow.empty() {
-		s.log.Warn("email: the allow-list is empty, so this destination will refuse every letter", "adapter", s.name, "key", "allow")
+		s.log.Warn("email: the allow-list is empty, so this destination will refuse every letter", "key", "allow")
 	}
 	return s, nil
 }
 
-// recipients are the letter's receivers that have an email address,
-// lower-cased and without duplicates, in letter order.
+// recipients are the delivery's addressees that have an email address,
+// lower-cased and without duplicates, in letter order. The addressees are
+// the ones the pipeline resolved (l.To); a letter with none is a hub notice
+// to the municipality's own staff, whose receivers the hub named itself.
 func recipients(l *letter.Letter) []string {
 	var out []string
 	seen := map[string]bool{}
-	for _, p := range l.Receivers {
+	parties := l.To
+	if len(parties) == 0 {
+		parties = l.Receivers
+	}
+	for _, p := range parties {
 		a := strings.ToLower(strings.TrimSpace(p.Email))
 		if a == "" || seen[a] {
 			continue

@@ -417,3 +417,20 @@ func TestSMTPNetworkErrorsAreRetryable(t *testing.T) {
 		t.Errorf("silent server: class = %s (%v), want retryable", ae.Class, err)
 	}
 }
+
+// A delivery goes to the addressees the pipeline resolved (l.To) only,
+// never to every receiver the letter happens to name.
+func TestSMTPSendsOnlyToTheResolvedAddressees(t *testing.T) {
+	ca := mailtest.NewCA(t)
+	srv := mailtest.StartSMTP(t, ca, mailtest.SMTPOptions{Mode: mailtest.SMTPImplicit, Username: "samhub", Password: "s3cret"})
+	sink := newSink(t, smtpCfg(srv, ca, "implicit"), newMemState())
+	l := testLetter()
+	l.To = []letter.Party{{Role: "coordinator", Email: coordAddr}}
+	if _, err := sink.Deliver(context.Background(), l); err != nil {
+		t.Fatal(err)
+	}
+	msgs := srv.Messages()
+	if len(msgs) != 1 || len(msgs[0].To) != 1 || msgs[0].To[0] != coordAddr {
+		t.Fatalf("sent %d messages (%+v), want one to %s", len(msgs), msgs, coordAddr)
+	}
+}

@@ -20,15 +20,14 @@ const (
 
 // connConfig is what both adapters need to reach a server over TLS.
 type connConfig struct {
-	Host         string `mapstructure:"host"`
-	Port         int    `mapstructure:"port"`
-	TLS          string `mapstructure:"tls"`
-	MinTLS       string `mapstructure:"min_tls"`
-	CAFile       string `mapstructure:"ca_file"`
-	ServerName   string `mapstructure:"server_name"`
-	Username     string `mapstructure:"username"`
-	Password     string `mapstructure:"password"`
-	PasswordFile string `mapstructure:"password_file"`
+	Host       string `mapstructure:"host" required:"true" doc:"The mail server's host name." example:"smtp.kommune.example.dk"`
+	Port       int    `mapstructure:"port" doc:"Port; 0 or absent: the protocol's port for the tls mode (SMTP 465/587, IMAP 993/143)."`
+	TLS        string `mapstructure:"tls" required:"true" enum:"implicit,starttls" doc:"How TLS starts: implicit (from the first byte) or starttls (which must succeed). There is no mode without TLS: mail carrying personal data is never sent or read in clear text."`
+	MinTLS     string `mapstructure:"min_tls" default:"1.2" enum:"1.2,1.3" doc:"Oldest TLS version accepted."`
+	CAFile     string `mapstructure:"ca_file" doc:"PEM file of a private CA to trust besides the system roots. Certificates are always verified."`
+	ServerName string `mapstructure:"server_name" doc:"Name the server certificate must carry; empty: host."`
+	Username   string `mapstructure:"username" doc:"Login name." example:"samhub"`
+	Password   string `mapstructure:"password" secret:"true" doc:"Login password; better as password_file."`
 }
 
 // resolved is a checked connConfig.
@@ -91,19 +90,7 @@ func (c connConfig) resolve(implicitPort, startTLSPort int) (*resolved, error) {
 	}
 	r.tls = &tls.Config{MinVersion: minVersion, RootCAs: roots, ServerName: serverName}
 
-	r.username = c.Username
-	switch {
-	case c.Password != "" && c.PasswordFile != "":
-		return nil, &adapters.ConfigError{Key: "password_file", Msg: "set either password or password_file, not both"}
-	case c.PasswordFile != "":
-		b, err := os.ReadFile(c.PasswordFile)
-		if err != nil {
-			return nil, &adapters.ConfigError{Key: "password_file", Msg: fmt.Sprintf("cannot be read: %v", err)}
-		}
-		r.password = strings.TrimRight(string(b), "\r\n")
-	default:
-		r.password = c.Password
-	}
+	r.username, r.password = c.Username, c.Password
 	if r.username == "" && r.password != "" {
 		return nil, &adapters.ConfigError{Key: "username", Msg: "must be set when a password is given"}
 	}

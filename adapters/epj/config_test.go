@@ -81,7 +81,7 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"adapters.epj-test.url", func(b map[string]any) { b["url"] = "ftp://gateway/fhir" }},
 		{"adapters.epj-test.token_url", func(b map[string]any) { b["token_url"] = "ftp://x/token" }},
 		{"adapters.epj-test.client_id", func(b map[string]any) { b["client_id"] = "" }},
-		{"adapters.epj-test.client_secret", func(b map[string]any) { b["client_secret_file"] = "/x" }},
+		{"adapters.epj-test.client_secret_file", func(b map[string]any) { b["client_secret_file"] = "/x" }},
 		{"adapters.epj-test.client_secret", func(b map[string]any) { delete(b, "client_secret") }},
 		{"adapters.epj-test.client_secret_file", func(b map[string]any) {
 			delete(b, "client_secret")
@@ -98,7 +98,7 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 			os.WriteFile(p, []byte("not pem"), 0o600)
 			b["tls"] = map[string]any{"ca_file": p}
 		}},
-		{"adapters.epj-test.(block)", func(b map[string]any) { b["urll"] = "typo" }},
+		{"adapters.epj-test.urll", func(b map[string]any) { b["urll"] = "typo" }},
 	}
 	for _, c := range cases {
 		b := block(e)

@@ -34,26 +34,34 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"regexp"
 	"strings"
 	"time"
 
-	"golang.org/x/oauth2"
-	"golang.org/x/oauth2/clientcredentials"
-
 	"github.com/samhub/samhub/adapters"
 	"github.com/samhub/samhub/adapters/epj/internal/fhir"
-	"github.com/samhub/samhub/adapters/oauthtoken"
+	"github.com/samhub/samhub/adapters/httpclient"
 	"github.com/samhub/samhub/pipeline/letter"
 )
 
 // TypeName is the adapter type in configuration.
 const TypeName = "epj"
 
-func init() { adapters.Register(TypeName, factory) }
+func init() {
+	adapters.RegisterSourceSink(TypeName, spec, func(deps adapters.Deps, cfg Config) (adapters.Source, adapters.Sink, error) {
+		a, err := New(deps, cfg)
+		if err != nil {
+			return nil, nil, err
+		}
+		if cfg.PollInterval == 0 {
+			// A sink only, so the hub schedules no source that would do nothing.
+			return nil, sinkOnly{a}, nil
+		}
+		return a, a, nil
+	})
+}
 
 // Adapter is one configured gateway: a Sink, a Source and a Readiness.
 type Adapter struct {
@@ -71,8 +79,7 @@ var (
 	_ adapters.Readiness = (*Adapter)(nil)
 )
 
-// sinkOnly is what the factory builds when poll_interval is 0, so the hub
-// does not schedule a source that would do nothing.
+// sinkOnly is what the hub gets when poll_interval is 0.
 type sinkOnly struct{ a *Adapter }
 
 func (s sinkOnly) Deliver(ctx context.Context, l *letter.Letter) (adapters.Delivery, error) {
@@ -80,61 +87,33 @@ func (s sinkOnly) Deliver(ctx context.Context, l *letter.Letter) (adapters.Deliv
 }
 func (s sinkOnly) Ready(ctx context.Context) error { return s.a.Ready(ctx) }
 
-func factory(deps adapters.Deps, raw map[string]any) (any, error) {
-	var cfg Config
-	if err := adapters.Decode(raw, &cfg); err != nil {
-		return nil, err
-	}
-	a, err := New(deps, cfg)
-	if err != nil {
-		return nil, err
-	}
-	if cfg.PollInterval == 0 {
-		return sinkOnly{a}, nil
-	}
-	return a, nil
-}
-
-// New builds an adapter from a decoded block. It fills defaults, validates,
-// and reads the secret and TLS files; it makes no network call.
+// New builds an adapter from a config (decoded from a block, or
+// adapters.Defaults[Config]() with fields set). It checks it and reads the
+// TLS files; it makes no network call.
 func New(deps adapters.Deps, cfg Config) (*Adapter, error) {
-	cfg.setDefaults()
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	secret, err := cfg.secret()
-	if err != nil {
-		return nil, err
-	}
-	tlsCfg, err := cfg.TLS.tlsConfig()
-	if err != nil {
+	if err := cfg.Check(); err != nil {
 		return nil, err
 	}
 	if cfg.PollInterval > 0 && deps.State == nil {
 		return nil, fmt.Errorf("epj: the source needs a state store for its cursor")
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	if tlsCfg != nil {
-		tr.TLSClientConfig = tlsCfg
-	}
 	log := deps.Logger
 	if log == nil {
-		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+		log = slog.New(slog.DiscardHandler)
 	}
 	now := deps.Now
 	if now == nil {
 		now = time.Now
 	}
-	a := &Adapter{cfg: cfg, name: deps.Name, log: log, st: deps.State, now: now}
-	hc := &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	cc := &clientcredentials.Config{
-		ClientID:     cfg.ClientID,
-		ClientSecret: secret,
-		TokenURL:     cfg.TokenURL,
-		Scopes:       strings.Fields(cfg.Scope),
-		AuthStyle:    oauth2.AuthStyleInHeader,
+	hc, err := httpclient.New(cfg.Config, cfg.Scope, now)
+	if err != nil {
+		return nil, err
 	}
-	a.c = &client{base: cfg.URL, http: hc, tokens: oauthtoken.New(cc, hc, now), timeout: cfg.Timeout}
+	// The gateway's links are followed by hand (client.do), never by
+	// redirect: a token must not reach a host the configuration did not name.
+	hc.HTTP.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	a := &Adapter{cfg: cfg, name: deps.Name, log: log, st: deps.State, now: now}
+	a.c = &client{base: cfg.URL, http: hc.HTTP, tokens: hc.Tokens, timeout: cfg.Timeout}
 	return a, nil
 }
 

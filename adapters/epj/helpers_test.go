@@ -125,15 +125,12 @@ func (e *env) startSim(ttl time.Duration) {
 }
 
 func (e *env) config() epj.Config {
-	return epj.Config{
-		URL:          e.base,
-		TokenURL:     e.base + "/oauth2/token",
-		ClientID:     clientID,
-		ClientSecret: secret,
-		Timeout:      5 * time.Second,
-		Self:         epj.Party{SOR: sorMuni, GLN: "5790000123456", Name: "Samråd for Børn og Unge"},
-		Recipient:    sorRegion,
-	}
+	c := adapters.Defaults[epj.Config]()
+	c.URL, c.TokenURL, c.ClientID, c.ClientSecret = e.base, e.base+"/oauth2/token", clientID, secret
+	c.Timeout = 5 * time.Second
+	c.Self = epj.Party{SOR: sorMuni, GLN: "5790000123456", Name: "Samråd for Børn og Unge"}
+	c.Recipient = sorRegion
+	return c
 }
 
 func (e *env) adapter(mod func(*epj.Config)) *epj.Adapter {

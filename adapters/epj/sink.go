@@ -96,8 +96,15 @@ func (a *Adapter) communication(l *letter.Letter, patientID string, now time.Tim
 	if a.cfg.Self.GLN != "" {
 		self.Identifier = append(self.Identifier, fhir.Identifier{System: fhir.SystemGLN, Value: a.cfg.Self.GLN})
 	}
-	region := fhir.Organization{ResourceType: "Organization", ID: "recipient",
-		Identifier: []fhir.Identifier{{System: fhir.SystemSOR, Value: a.cfg.Recipient}}}
+	// The department the pipeline resolved for this delivery (the one the
+	// document names); the configured recipient when it resolved none.
+	to := a.cfg.Recipient
+	region := fhir.Organization{ResourceType: "Organization", ID: "recipient"}
+	if len(l.To) > 0 && l.To[0].SOR != "" {
+		to = l.To[0].SOR
+		region.Name = l.To[0].Name
+	}
+	region.Identifier = []fhir.Identifier{{System: fhir.SystemSOR, Value: to}}
 
 	sent := l.Sent
 	if sent.IsZero() {
@@ -112,7 +119,7 @@ func (a *Adapter) communication(l *letter.Letter, patientID string, now time.Tim
 		Subject:      &fhir.Reference{Reference: "Patient/" + patientID},
 		Sent:         sent.Format(time.RFC3339),
 		Sender:       &fhir.Reference{Reference: "#sender", Identifier: &fhir.Identifier{System: fhir.SystemSOR, Value: a.cfg.Self.SOR}},
-		Recipient:    []fhir.Reference{{Reference: "#recipient", Identifier: &fhir.Identifier{System: fhir.SystemSOR, Value: a.cfg.Recipient}}},
+		Recipient:    []fhir.Reference{{Reference: "#recipient", Identifier: &fhir.Identifier{System: fhir.SystemSOR, Value: to}}},
 	}
 	switch l.Priority {
 	case "routine", "urgent", "asap", "stat":

@@ -375,10 +375,10 @@ func BenchmarkDeliver(b *testing.B) {
 	if _, err := s.SeedPatient(epjsim.Patient{CPR: cprBruno, FamilyName: "Elmer"}); err != nil {
 		b.Fatal(err)
 	}
-	a, err := epj.New(adapters.Deps{Name: "bench"}, epj.Config{
-		URL: base, TokenURL: base + "/oauth2/token", ClientID: clientID, ClientSecret: secret,
-		Self: epj.Party{SOR: sorMuni}, Recipient: sorRegion,
-	})
+	cfg := adapters.Defaults[epj.Config]()
+	cfg.URL, cfg.ClientID, cfg.ClientSecret = base, clientID, secret
+	cfg.Self, cfg.Recipient = epj.Party{SOR: sorMuni}, sorRegion
+	a, err := epj.New(adapters.Deps{Name: "bench"}, cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -386,5 +386,33 @@ func BenchmarkDeliver(b *testing.B) {
 		if _, err := a.Deliver(context.Background(), recommendation(fmt.Sprintf("bench-%d", i))); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// The Communication names the department the pipeline resolved (the one
+// the document names), not the configured default.
+func TestDeliverAddressesTheResolvedDepartment(t *testing.T) {
+	e := newEnv(t, 0)
+	e.seedPatient(epjsim.Patient{CPR: cprBruno, GivenName: "Bruno Test", FamilyName: "Elmer"})
+	a := e.adapter(nil)
+	l := recommendation("rec-to-dept")
+	l.To = []letter.Party{{Role: "region", SOR: "999888777", Name: "BUP Aalborg"}}
+	if _, err := a.Deliver(context.Background(), l); err != nil {
+		t.Fatal(err)
+	}
+	stored := e.sim.CommunicationsFor(l.ID)
+	if len(stored) != 1 {
+		t.Fatalf("stored %d Communications", len(stored))
+	}
+	var c struct {
+		Recipient []struct {
+			Identifier struct{ Value string } `json:"identifier"`
+		} `json:"recipient"`
+	}
+	if err := json.Unmarshal(stored[0], &c); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Recipient) != 1 || c.Recipient[0].Identifier.Value != "999888777" {
+		t.Fatalf("recipient %+v, want SOR 999888777", c.Recipient)
 	}
 }

@@ -91,7 +91,7 @@ func (a *Adapter) pollFeed(ctx context.Context, pub adapters.Publisher, f feed) 
 	if !cur.At.IsZero() {
 		q.Set("_lastUpdated", "ge"+cur.At.UTC().Format(time.RFC3339Nano))
 	}
-	patients := map[string]*letter.Patient{} // per poll, by reference
+	patients := map[string]*patientEntry{} // per poll, by reference
 	next := f.Type + "?" + q.Encode()
 	for pages := 0; next != "" && pages < 1000; pages++ {
 		resp, err := a.c.do(ctx, http.MethodGet, next, "", nil, nil)
@@ -173,7 +173,7 @@ func (a *Adapter) saveCursor(ctx context.Context, key string, cur cursor) error 
 
 // toLetter maps a feed resource onto a Letter. Original is the resource
 // exactly as it appeared in the Bundle.
-func (a *Adapter) toLetter(ctx context.Context, typ string, h fhir.ResourceHead, raw json.RawMessage, patients map[string]*letter.Patient) (*letter.Letter, error) {
+func (a *Adapter) toLetter(ctx context.Context, typ string, h fhir.ResourceHead, raw json.RawMessage, patients map[string]*patientEntry) (*letter.Letter, error) {
 	l := &letter.Letter{
 		ID:        "epj:" + a.name + ":" + typ + "/" + h.ID + "/" + h.Meta.VersionID,
 		Kind:      letter.KindNote,
@@ -194,6 +194,7 @@ func (a *Adapter) toLetter(ctx context.Context, typ string, h fhir.ResourceHead,
 		sender    *fhir.Reference
 		contained []fhir.Organization
 		files     []fhir.Attachment
+		named     []fhir.Reference // recipients (Communication) or related parties (DocumentReference)
 	)
 	switch typ {
 	case "Communication":
@@ -201,7 +202,7 @@ func (a *Adapter) toLetter(ctx context.Context, typ string, h fhir.ResourceHead,
 		if err := json.Unmarshal(raw, &c); err != nil {
 			return nil, adapters.Permanent("bad_resource", "a Communication from the region could not be read", err)
 		}
-		subject, sender, contained = c.Subject, c.Sender, c.Contained
+		subject, sender, contained, named = c.Subject, c.Sender, c.Contained, c.Recipient
 		l.Sent = parseDateTime(c.Sent)
 		l.Priority = c.Priority
 		if c.Topic != nil {
@@ -228,6 +229,9 @@ func (a *Adapter) toLetter(ctx context.Context, typ string, h fhir.ResourceHead,
 			return nil, adapters.Permanent("bad_resource", "a DocumentReference from the region could not be read", err)
 		}
 		subject, contained = d.Subject, d.Contained
+		if d.Context != nil {
+			named = d.Context.Related
+		}
 		if len(d.Author) > 0 {
 			sender = &d.Author[0]
 		} else {
@@ -264,13 +268,59 @@ func (a *Adapter) toLetter(ctx context.Context, typ string, h fhir.ResourceHead,
 		return nil, err
 	}
 	l.Patient = p
+	l.Receivers = append(l.Receivers, a.otherRecipients(l, named, contained, patients[subjectKey(subject)])...)
 	return l, nil
+}
+
+// otherRecipients are the parties a note names besides the municipality
+// (Communication.recipient, DocumentReference.context.related): the child's
+// GP a discharge letter is for, say. A party that is the child's GP
+// (Patient.generalPractitioner) gets the role gp; others are left for the
+// hub's receiver directory to know. A discharge summary that names nobody
+// else goes to the child's GP as well: discharge letters to the GP are what
+// the region sends (Sundhedsloven § 41).
+func (a *Adapter) otherRecipients(l *letter.Letter, named []fhir.Reference, contained []fhir.Organization, pt *patientEntry) []letter.Party {
+	var gps []letter.Party
+	if pt != nil {
+		gps = pt.gps
+	}
+	var out []letter.Party
+	for _, r := range named {
+		q := a.party(&r, contained)
+		if (q.SOR == "" && q.GLN == "") || (q.SOR != "" && q.SOR == a.cfg.Self.SOR) || (q.GLN != "" && q.GLN == a.cfg.Self.GLN) {
+			continue
+		}
+		for _, g := range gps {
+			if (g.SOR != "" && g.SOR == q.SOR) || (g.GLN != "" && g.GLN == q.GLN) {
+				q.Role = letter.RoleGP
+				if q.Name == "" {
+					q.Name = g.Name
+				}
+			}
+		}
+		out = append(out, q)
+	}
+	if len(out) == 0 && l.Kind == letter.KindDischargeNote {
+		out = append(out, gps...)
+	}
+	return out
 }
 
 // senderParty finds the sending organisation, in contained resources when
 // the reference is local ("#id"), and falls back to the configured region.
 func (a *Adapter) senderParty(r *fhir.Reference, contained []fhir.Organization) letter.Party {
-	p := letter.Party{Role: "region"}
+	p := a.party(r, contained)
+	p.Role = "region"
+	if p.SOR == "" {
+		p.SOR = a.cfg.Recipient
+	}
+	return p
+}
+
+// party reads an organisation from a reference: its identifier and
+// display, and a contained resource's when the reference is local ("#id").
+func (a *Adapter) party(r *fhir.Reference, contained []fhir.Organization) letter.Party {
+	var p letter.Party
 	var ids []fhir.Identifier
 	if r != nil {
 		if r.Identifier != nil {
@@ -296,31 +346,25 @@ func (a *Adapter) senderParty(r *fhir.Reference, contained []fhir.Organization) 
 			p.GLN = id.Value
 		}
 	}
-	if p.SOR == "" {
-		p.SOR = a.cfg.Recipient
-	}
 	return p
 }
 
 // patient resolves the subject: from its identifier when it has one, else
 // by reading the referenced Patient. A missing or unknown patient leaves the
 // letter without one (the pipeline parks it) rather than stalling the feed.
-func (a *Adapter) patient(ctx context.Context, r *fhir.Reference, cache map[string]*letter.Patient) (*letter.Patient, error) {
+func (a *Adapter) patient(ctx context.Context, r *fhir.Reference, cache map[string]*patientEntry) (*letter.Patient, error) {
 	if r == nil {
 		return nil, nil
 	}
 	if r.Identifier != nil {
 		return patientFrom([]fhir.Identifier{*r.Identifier}, nil), nil
 	}
-	ref := r.Reference
-	if i := strings.LastIndex(ref, "Patient/"); i >= 0 {
-		ref = ref[i:]
-	}
-	if !strings.HasPrefix(ref, "Patient/") || strings.Count(ref, "/") != 1 {
+	ref := subjectKey(r)
+	if ref == "" {
 		return nil, nil
 	}
-	if p, ok := cache[ref]; ok {
-		return p, nil
+	if e, ok := cache[ref]; ok {
+		return e.p, nil
 	}
 	resp, err := a.c.do(ctx, http.MethodGet, ref, "", nil, nil)
 	if err != nil {
@@ -328,7 +372,7 @@ func (a *Adapter) patient(ctx context.Context, r *fhir.Reference, cache map[stri
 	}
 	switch {
 	case resp.status == http.StatusNotFound || resp.status == http.StatusGone:
-		cache[ref] = nil
+		cache[ref] = &patientEntry{}
 		return nil, nil
 	case resp.status != http.StatusOK:
 		return nil, classify(resp, "patient read")
@@ -337,9 +381,38 @@ func (a *Adapter) patient(ctx context.Context, r *fhir.Reference, cache map[stri
 	if err := json.Unmarshal(resp.body, &pt); err != nil || pt.ResourceType != "Patient" {
 		return nil, adapters.Retryable("bad_patient", "the region's gateway returned something other than a Patient", err)
 	}
-	p := patientFrom(pt.Identifier, pt.Name)
-	cache[ref] = p
-	return p, nil
+	e := &patientEntry{p: patientFrom(pt.Identifier, pt.Name)}
+	for _, g := range pt.GeneralPractitioner {
+		q := a.party(&g, nil)
+		if q.SOR != "" || q.GLN != "" {
+			q.Role = letter.RoleGP
+			e.gps = append(e.gps, q)
+		}
+	}
+	cache[ref] = e
+	return e.p, nil
+}
+
+// patientEntry is a Patient read from the gateway: the child, and the
+// child's GP (Patient.generalPractitioner) when the region records one.
+type patientEntry struct {
+	p   *letter.Patient
+	gps []letter.Party
+}
+
+// subjectKey is the "Patient/<id>" a subject reference points at, or "".
+func subjectKey(r *fhir.Reference) string {
+	if r == nil {
+		return ""
+	}
+	ref := r.Reference
+	if i := strings.LastIndex(ref, "Patient/"); i >= 0 {
+		ref = ref[i:]
+	}
+	if !strings.HasPrefix(ref, "Patient/") || strings.Count(ref, "/") != 1 {
+		return ""
+	}
+	return ref
 }
 
 func patientFrom(ids []fhir.Identifier, names []fhir.HumanName) *letter.Patient {

@@ -274,3 +274,45 @@ func TestSourceReadsGatewayFixture(t *testing.T) {
 		}
 	}
 }
+
+// A note names its other recipients: the child's GP a discharge letter is
+// for, with the role gp when the region records that GP as the child's.
+func TestSourceNamesTheNotesOtherRecipients(t *testing.T) {
+	e := newEnv(t, 0)
+	gp := epjsim.Organisation{SOR: "440001000016001", Name: "Lægerne i Østergade"}
+	e.seedPatient(epjsim.Patient{CPR: cprBruno, GivenName: "Bruno Test", FamilyName: "Elmer", GP: &gp})
+	named := e.seedNote(epjsim.Note{Type: "DocumentReference", Discharge: true, PatientCPR: cprBruno, Text: "Udskrivningsnotat", AlsoTo: []epjsim.Organisation{gp}})
+	bare := e.seedNote(epjsim.Note{Type: "DocumentReference", Discharge: true, PatientCPR: cprBruno, Text: "Udskrivningsnotat 2"})
+	other := e.seedNote(epjsim.Note{Type: "Communication", PatientCPR: cprBruno, Text: "til PPR", AlsoTo: []epjsim.Organisation{{SOR: "550001000016002", Name: "PPR"}}})
+	note := e.seedNote(epjsim.Note{Type: "Communication", PatientCPR: cprBruno, Text: "notat"})
+	pub := &recPub{}
+	if err := e.adapter(sourceCfg).Poll(context.Background(), pub); err != nil {
+		t.Fatal(err)
+	}
+	byID := map[string]*letter.Letter{}
+	for _, l := range pub.letters {
+		byID[l.ID] = l
+	}
+	others := func(ref string) []letter.Party {
+		l := byID["epj:epj-test:"+ref+"/1"]
+		if l == nil {
+			t.Fatalf("%s not published (got %v)", ref, pub.ids())
+		}
+		if l.Receivers[0].Role != "municipality" {
+			t.Fatalf("%s: first receiver %+v, want the municipality", ref, l.Receivers[0])
+		}
+		return l.Receivers[1:]
+	}
+	if got := others(named); len(got) != 1 || got[0].SOR != gp.SOR || got[0].Role != letter.RoleGP || got[0].Name != gp.Name {
+		t.Errorf("discharge note naming the GP: %+v", got)
+	}
+	if got := others(bare); len(got) != 1 || got[0].SOR != gp.SOR || got[0].Role != letter.RoleGP {
+		t.Errorf("discharge note naming nobody else goes to the child's GP: %+v", got)
+	}
+	if got := others(other); len(got) != 1 || got[0].SOR != "550001000016002" || got[0].Role != "" {
+		t.Errorf("a note to PPR: %+v (its role is for the receiver directory to know)", got)
+	}
+	if got := others(note); len(got) != 0 {
+		t.Errorf("a plain note is for the municipality only: %+v", got)
+	}
+}

@@ -2,10 +2,8 @@ package medcom
 
 import (
 	"bytes"
-	"encoding/xml"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"time"
 
@@ -65,21 +63,41 @@ func isFHIR(data []byte) bool {
 	if len(body) > 0 && body[0] == '{' {
 		return true
 	}
-	dec := xml.NewDecoder(bytes.NewReader(body))
-	dec.CharsetReader = func(_ string, r io.Reader) (io.Reader, error) { return r, nil } // only the ASCII root name matters
-	for range 8 {
-		tok, err := dec.RawToken()
-		if err != nil {
-			return false
-		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			return t.Name.Local == "Bundle" || t.Name.Local == "VANSEnvelope"
-		case xml.Directive:
-			return false
-		}
+	name := rootName(body)
+	if i := bytes.IndexByte(name, ':'); i >= 0 {
+		name = name[i+1:]
 	}
-	return false
+	return string(name) == "Bundle" || string(name) == "VANSEnvelope"
+}
+
+// rootName is the name of the first element, skipping the XML declaration,
+// processing instructions, comments and white space; nil when a DOCTYPE or
+// anything else comes first. It reads bytes, not tokens: encoding/xml would
+// read the whole start tag first, a million attributes of it included.
+func rootName(b []byte) []byte {
+	for {
+		b = bytes.TrimLeft(b, " \t\r\n")
+		var end []byte
+		switch {
+		case bytes.HasPrefix(b, []byte("<?")):
+			end = []byte("?>")
+		case bytes.HasPrefix(b, []byte("<!--")):
+			end = []byte("-->")
+		case bytes.HasPrefix(b, []byte("<")) && !bytes.HasPrefix(b, []byte("<!")):
+			n := 1
+			for n < len(b) && n < 256 && !bytes.ContainsRune([]byte(" \t\r\n/>"), rune(b[n])) {
+				n++
+			}
+			return b[1:n]
+		default:
+			return nil
+		}
+		i := bytes.Index(b, end)
+		if i < 0 {
+			return nil
+		}
+		b = b[i+len(end):]
+	}
 }
 
 // plannedAck is an acknowledgement owed for one inbound letter.
@@ -94,6 +112,13 @@ type plannedAck struct {
 
 // planAcks builds the acknowledgements for in: one per distinct letter.
 // Receipts and FHIR acknowledgements are never acknowledged.
+//
+// MedCom's rule: an acknowledgement is sent by the letter's receiver (XCTL
+// Sender = the original Receiver's EAN; the FHIR Acknowledgement's sender is
+// the Organization the MessageHeader's destination named). One mailbox may
+// receive for several GLNs (the council, PPR, …), so each answer comes from
+// the identity its letter was addressed to; self, the hub's configured
+// identity, answers only when that cannot be read from a broken letter.
 func planAcks(in *inbound, self Self, now time.Time) ([]plannedAck, error) {
 	switch {
 	case in.oio != nil:
@@ -120,7 +145,7 @@ func planOIOXML(m *oioxml.Emessage, verr error, self Self, now time.Time) ([]pla
 			SenderEAN: ce.Sender.EAN, SenderIdentifier: ce.Sender.Identifier, SenderIdentifierCode: ce.Sender.IdentifierCode,
 			SenderName: ce.Sender.OrganisationName, ReceiverEAN: ce.Receiver.EAN, Episode: ce.EpisodeOfCareIdentifier,
 		}}
-		opt := oioxml.ReceiptOptions{Type: oioxml.PositiveReceipt, SelfEAN: self.GLN, Letters: []*oioxml.ClinicalEmail{ce}, Now: now}
+		opt := oioxml.ReceiptOptions{Type: oioxml.PositiveReceipt, Letters: []*oioxml.ClinicalEmail{ce}, Now: now}
 		if verr != nil {
 			opt.Type, opt.RefuseCode, opt.RefuseText = oioxml.NegativeReceipt, code, refuseText(verr)
 			p.negative = true
@@ -129,7 +154,7 @@ func planOIOXML(m *oioxml.Emessage, verr error, self Self, now time.Time) ([]pla
 			continue
 		}
 		opt.ReceiptID = oioxml.StableID(opt.Type + "|" + id)
-		data, err := oioxml.BuildReceipt(m, opt)
+		data, err := buildReceipt(m, opt, []string{ce.Receiver.EAN, self.GLN})
 		if err != nil {
 			if verr != nil {
 				continue // cannot even address a negative receipt: the error file says why
@@ -143,14 +168,42 @@ func planOIOXML(m *oioxml.Emessage, verr error, self Self, now time.Time) ([]pla
 		// No letter could be named: refuse the whole envelope.
 		id := "envelope:" + m.Envelope.Identifier
 		rid := oioxml.StableID(oioxml.NegativeReceipt + "|" + id)
-		data, err := oioxml.BuildReceipt(m, oioxml.ReceiptOptions{Type: oioxml.NegativeReceipt, SelfEAN: self.GLN, Now: now,
-			RefuseCode: code, RefuseText: refuseText(verr), ReceiptID: rid})
+		var from []string
+		for _, ce := range m.Letters {
+			from = append(from, ce.Receiver.EAN)
+		}
+		data, err := buildReceipt(m, oioxml.ReceiptOptions{Type: oioxml.NegativeReceipt, Now: now,
+			RefuseCode: code, RefuseText: refuseText(verr), ReceiptID: rid}, append(from, self.GLN))
 		if err == nil {
 			out = append(out, plannedAck{key: stateKey("in", id), hubID: id, name: receiptName(oioxml.NegativeReceipt, rid), data: data, negative: true,
 				rec: inRecord{HubID: id, Format: oioxml.Format, At: now}})
 		}
 	}
 	return out, nil
+}
+
+// buildReceipt builds the receipt from the first of senders it can be built
+// from: the receiver the letter named, unless that is unreadable (a receipt
+// naming it would itself be invalid), then the hub's own GLN.
+func buildReceipt(m *oioxml.Emessage, opt oioxml.ReceiptOptions, senders []string) ([]byte, error) {
+	var firstErr error
+	for _, ean := range senders {
+		if ean == "" {
+			continue
+		}
+		opt.SelfEAN = ean
+		data, err := oioxml.BuildReceipt(m, opt)
+		if err == nil {
+			return data, nil
+		}
+		if firstErr == nil {
+			firstErr = err
+		}
+	}
+	if firstErr == nil {
+		return nil, errors.New("oioxml: cannot address a receipt: neither the letter's receiver nor self.gln is known")
+	}
+	return nil, firstErr
 }
 
 func receiptName(typ, id string) string {
@@ -184,10 +237,7 @@ func errLines(err error) []string {
 }
 
 func planFHIR(m *fhirmsg.Message, verr error, self Self, now time.Time) ([]plannedAck, error) {
-	org := fhirmsg.Organization{Name: self.Name, SOR: self.SOR, GLN: self.GLN}
-	if org.GLN == "" || org.SOR == "" {
-		org = m.Receiver
-	}
+	org := ackSender(m.Receiver, self)
 	code, issues := fhirmsg.AckOK, []fhirmsg.Issue(nil)
 	if verr != nil {
 		code = fhirmsg.AckFatalError
@@ -227,9 +277,28 @@ func planFHIR(m *fhirmsg.Message, verr error, self Self, now time.Time) ([]plann
 	return []plannedAck{{
 		key: stateKey("in", "fhir#"+m.HeaderID), hubID: m.HeaderID, name: name, data: data, negative: verr != nil,
 		rec: inRecord{HubID: m.HeaderID, Format: fhirmsg.FormatCareCommunication, At: now, HeaderID: m.HeaderID, ThreadID: m.ThreadID,
-			SenderEAN: m.Sender.GLN, SenderSOR: m.Sender.SOR, SenderName: m.Sender.Name},
+			SenderEAN: m.Sender.GLN, SenderSOR: m.Sender.SOR, SenderName: m.Sender.Name, ReceiverEAN: m.Receiver.GLN},
 	}}, nil
 }
+
+// ackSender is who acknowledges a FHIR message: the Organization its
+// MessageHeader addressed, when its SOR id and GLN can be read (the
+// acknowledgement must carry both); otherwise self.
+func ackSender(receiver fhirmsg.Organization, self Self) fhirmsg.Organization {
+	usable := func(o fhirmsg.Organization) bool {
+		return len(o.GLN) == 13 && digits(o.GLN) && len(o.SOR) >= 6 && len(o.SOR) <= 18 && digits(o.SOR)
+	}
+	own := fhirmsg.Organization{Name: self.Name, SOR: self.SOR, GLN: self.GLN}
+	if !usable(receiver) {
+		return own
+	}
+	if receiver.Name == "" && receiver == (fhirmsg.Organization{SOR: self.SOR, GLN: self.GLN}) {
+		receiver.Name = self.Name // the letter did not name us; our configured name does
+	}
+	return receiver
+}
+
+func digits(s string) bool { return strings.Trim(s, "0123456789") == "" }
 
 // letters maps a valid inbound file to the letters to publish.
 func (in *inbound) letters(source, filename string, data []byte, now time.Time) []*letter.Letter {

@@ -1,23 +1,16 @@
 // Package medcom is the MedCom adapter: a directory-based mailbox (as used by
 // VANS clients) that is both an adapters.Source and an adapters.Sink.
 //
-// Inbound files appear in <dir>/in/ (writers create a dotfile or *.tmp and
-// rename it), are claimed by renaming them into processing/, parsed
+// Inbound files appear in <dir>/in/ and are claimed, once complete (see
+// complete.go), by renaming them into processing/, parsed
 // (OIOXML XDIS91 and XCTL receipts via oioxml, FHIR CareCommunication and
 // Acknowledgement via fhirmsg), published letter by letter, acknowledged
 // exactly once per distinct letter, and finally moved to processed/ — or,
 // byte-identical, to error/ with a <name>.error.txt beside it. Outbound
 // letters and acknowledgements are written atomically to out/.
 //
-// Configuration (adapters.<name> with type "medcom"):
-//
-//	dir:           /var/lib/samhub/medcom   # required; in/ processing/ processed/ error/ out/ are created
-//	poll_interval: 200ms
-//	max_bytes:     100000000                # larger inbound files go to error/
-//	self:          {gln: "5790000000012", sor: "123456789012345", name: "Samrådet"}
-//	ack_timeout:   30m                      # no acknowledgement by then: flag, resend
-//	max_resends:   2
-//	out_format:    xdis91                   # or fhir-xml, fhir-json
+// Configuration (adapters.<name> with type "medcom") is described by the
+// tags of Config; docs/configuration.md lists every key.
 package medcom
 
 import (
@@ -27,6 +20,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -34,13 +28,28 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/samhub/samhub/adapters"
+	"github.com/samhub/samhub/adapters/medcom/fhirmsg"
 	"github.com/samhub/samhub/adapters/medcom/xmlsafe"
 )
 
 // TypeName is the adapter type in configuration.
 const TypeName = "medcom"
 
-func init() { adapters.Register(TypeName, factory) }
+func init() {
+	adapters.RegisterSourceSink(TypeName, adapterSpec, func(deps adapters.Deps, cfg Config) (adapters.Source, adapters.Sink, error) {
+		a, err := New(deps, cfg)
+		if err != nil {
+			return nil, nil, err
+		}
+		return a, a, nil
+	})
+}
+
+var adapterSpec = adapters.Spec{
+	Summary: "A MedCom mailbox directory as VANS clients keep it: a source of XDIS91 and FHIR CareCommunication letters (acknowledged to the sender), and a sink that writes letters to out/.",
+	Description: "Inbound files in <dir>/in/ are claimed into processing/, parsed, stored, acknowledged once per distinct letter and moved to processed/ (or, byte-identical, to error/ with a reason beside them). " +
+		"Outbound letters are written atomically to out/ under a file name fixed by the letter id, and resent when no acknowledgement arrives within ack_timeout.",
+}
 
 // Output formats for out_format.
 const (
@@ -49,27 +58,31 @@ const (
 	OutFHIRJSON = "fhir-json"
 )
 
-// Self is the hub's own MedCom identity, the sender of letters and acks.
+// Self is the hub's own MedCom identity: the sender of its letters, and of
+// an acknowledgement only when the acknowledged letter's receiver cannot be
+// read (acknowledgements come from the receiver a letter was addressed to).
 type Self struct {
-	GLN  string `mapstructure:"gln"`
-	SOR  string `mapstructure:"sor"`
-	Name string `mapstructure:"name"`
+	GLN  string `mapstructure:"gln" doc:"13-digit GLN (EAN location number) the hub sends as." example:"5790001382445"`
+	SOR  string `mapstructure:"sor" doc:"SOR id the hub sends as." example:"1144561000016002"`
+	Name string `mapstructure:"name" doc:"Name the hub sends as." example:"Samrådet for Børn og Unge"`
 }
 
-// Config is the adapter block.
+// Config is the adapter block. Keys, defaults and help come from the tags
+// (see adapters.Spec).
 type Config struct {
-	Dir string `mapstructure:"dir"`
-	// PollInterval is how often in/ is listed (default 200ms). A file is
-	// normally picked up as it arrives (a directory watch); the poll finds
-	// what the watch cannot see, such as files on network shares.
-	PollInterval time.Duration `mapstructure:"poll_interval"`
-	MaxBytes     int64         `mapstructure:"max_bytes"`
-	Self         Self          `mapstructure:"self"`
-	AckTimeout   time.Duration `mapstructure:"ack_timeout"`
-	MaxResends   *int          `mapstructure:"max_resends"`
-	OutFormat    string        `mapstructure:"out_format"`
-	// Workers is how many inbox files are handled at once (default 16).
-	Workers int `mapstructure:"workers"`
+	Dir string `mapstructure:"dir" required:"true" doc:"The mailbox directory; in/ processing/ processed/ error/ out/ are created under it. Relative to the working directory." example:"/var/lib/samhub/medcom"`
+	// A file is normally picked up as it arrives (a directory watch); the
+	// poll finds what the watch cannot see, such as files on network shares.
+	PollInterval time.Duration `mapstructure:"poll_interval" default:"200ms" doc:"How often in/ is listed besides the directory watch."`
+	MaxBytes     int64         `mapstructure:"max_bytes" default:"100000000" doc:"Largest inbound file in bytes; larger files go to error/ (MedCom's cap is 100 MB)."`
+	Self         Self          `mapstructure:"self" doc:"The hub's own MedCom identity, the sender of its letters (gln and sor are required: GPs get FHIR letters, which name the sender by both)."`
+	AckTimeout   time.Duration `mapstructure:"ack_timeout" default:"30m" doc:"A sent letter without an acknowledgement by then is flagged and resent."`
+	MaxResends   *int          `mapstructure:"max_resends" default:"2" doc:"Resends of a letter without acknowledgement, 0 to 3 (MedCom allows at most 3)."`
+	OutFormat    string        `mapstructure:"out_format" default:"xdis91" enum:"xdis91,fhir-xml,fhir-json" doc:"Format of letters written to out/ when the receiver directory says nothing else."`
+	// The case system's outbox has no MedCom categories.
+	DefaultCategory string        `mapstructure:"default_category" default:"psychiatry-social-disability" doc:"CareCommunication category of letters that carry none: a code of MedCom's category list other than other. The council's letters are about a child's mental health and social circumstances (shared/domain/medcom.md §5.2)."`
+	Workers         int           `mapstructure:"workers" default:"16" doc:"How many inbox files are handled at once (1 to 256)."`
+	SettleTime      time.Duration `mapstructure:"settle_time" default:"2s" doc:"How long a file written in place in in/ must keep its size and modification time, with no writer holding it open, before it is taken. A file renamed into in/ (a VANS client's temporary name, then a rename) is taken at once."`
 }
 
 // Adapter is one configured MedCom mailbox.
@@ -84,28 +97,26 @@ type Adapter struct {
 
 	in, processing, processed, errDir, out string
 
-	missing prometheus.Gauge
-	dups    prometheus.Counter // duplicates answered without publishing
-	mu      sync.Mutex         // serialises outbox updates within this process
-	keys    keyLocks           // serialises the handling of one letter across workers
+	missing      prometheus.Gauge
+	dups         prometheus.Counter     // duplicates answered without publishing
+	ignoredFiles *prometheus.CounterVec // files in in/ not read, by code
+	mu           sync.Mutex             // serialises outbox updates within this process
+	keys         keyLocks               // serialises the handling of one letter across workers
+	arrivals     arrivals               // what is known of the files in in/ (complete.go)
+	examining    weighted               // bytes of input being read and examined at once
 }
 
 var (
-	_ adapters.Source = (*Adapter)(nil)
-	_ adapters.Sink   = (*Adapter)(nil)
+	_ adapters.Source         = (*Adapter)(nil)
+	_ adapters.Sink           = (*Adapter)(nil)
+	_ adapters.RejectCodes    = (*Adapter)(nil)
+	_ adapters.RejectedInputs = (*Adapter)(nil)
 )
 
-func factory(deps adapters.Deps, raw map[string]any) (any, error) {
-	var cfg Config
-	if err := adapters.Decode(raw, &cfg); err != nil {
-		return nil, err
-	}
-	return New(deps, cfg)
-}
-
-// New builds an adapter from a decoded configuration, creating its directories.
+// New builds an adapter from a configuration decoded from a block (or
+// adapters.Defaults[Config]() with fields set), creating its directories.
 func New(deps adapters.Deps, cfg Config) (*Adapter, error) {
-	if err := cfg.check(); err != nil {
+	if err := cfg.Check(); err != nil {
 		return nil, err
 	}
 	if deps.State == nil {
@@ -120,6 +131,7 @@ func New(deps adapters.Deps, cfg Config) (*Adapter, error) {
 	}
 	a.lim = xmlsafe.DefaultLimits()
 	a.lim.MaxBytes = cfg.MaxBytes
+	a.examining.limit = a.memBudget()
 	a.in, a.processing, a.processed = filepath.Join(cfg.Dir, "in"), filepath.Join(cfg.Dir, "processing"), filepath.Join(cfg.Dir, "processed")
 	a.errDir, a.out = filepath.Join(cfg.Dir, "error"), filepath.Join(cfg.Dir, "out")
 	a.data = deps.DataDir
@@ -159,13 +171,29 @@ func New(deps adapters.Deps, cfg Config) (*Adapter, error) {
 			a.dups = are.ExistingCollector.(prometheus.Counter)
 		}
 	}
+	a.ignoredFiles = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name:        "samhub_medcom_files_ignored_total",
+		Help:        "Files in the MedCom in/ folder the hub does not read, counted once per file: symlink, not_regular, stale_temp (a dot-file or .tmp unchanged for a day), unreadable.",
+		ConstLabels: prometheus.Labels{"adapter": deps.Name},
+	}, []string{"code"})
+	if deps.Metrics != nil {
+		if err := deps.Metrics.Register(a.ignoredFiles); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if !errors.As(err, &are) {
+				return nil, fmt.Errorf("medcom: register metrics: %w", err)
+			}
+			a.ignoredFiles = are.ExistingCollector.(*prometheus.CounterVec)
+		}
+	}
+	for code := range ignoreReasons {
+		a.ignoredFiles.WithLabelValues(code) // every series from 0, so increase() sees the first
+	}
 	return a, nil
 }
 
-func (c *Config) check() error {
-	if c.Dir == "" {
-		return &adapters.ConfigError{Key: "dir", Msg: "must be set to the MedCom mailbox directory"}
-	}
+// Check checks what the spec cannot say and makes dir absolute. It
+// creates nothing (New creates the directories).
+func (c *Config) Check() error {
 	if !filepath.IsAbs(c.Dir) {
 		// Relative to the working directory, like data_dir, so the demo
 		// configuration works from the repository root.
@@ -175,50 +203,32 @@ func (c *Config) check() error {
 		}
 		c.Dir = abs
 	}
-	if c.PollInterval == 0 {
-		c.PollInterval = 200 * time.Millisecond
-	}
-	if c.Workers == 0 {
-		c.Workers = 16
-	}
 	if c.Workers < 1 || c.Workers > 256 {
 		return &adapters.ConfigError{Key: "workers", Msg: "must be between 1 and 256"}
 	}
-	if c.PollInterval < 0 {
+	if c.PollInterval <= 0 {
 		return &adapters.ConfigError{Key: "poll_interval", Msg: "must be a positive duration such as 200ms"}
 	}
-	if c.MaxBytes == 0 {
-		c.MaxBytes = xmlsafe.DefaultLimits().MaxBytes
+	if c.SettleTime <= 0 || c.SettleTime > time.Hour {
+		return &adapters.ConfigError{Key: "settle_time", Msg: "must be a duration between 1ms and 1h such as 2s"}
 	}
-	if c.MaxBytes < 0 {
+	if c.MaxBytes <= 0 {
 		return &adapters.ConfigError{Key: "max_bytes", Msg: "must be a positive number of bytes"}
 	}
-	if c.AckTimeout == 0 {
-		c.AckTimeout = 30 * time.Minute
-	}
-	if c.AckTimeout < 0 {
+	if c.AckTimeout <= 0 {
 		return &adapters.ConfigError{Key: "ack_timeout", Msg: "must be a positive duration such as 30m"}
 	}
-	if c.MaxResends == nil {
-		two := 2
-		c.MaxResends = &two
-	}
-	if *c.MaxResends < 0 || *c.MaxResends > 3 {
+	if c.MaxResends == nil || *c.MaxResends < 0 || *c.MaxResends > 3 {
 		return &adapters.ConfigError{Key: "max_resends", Msg: "must be 0 to 3 (MedCom allows at most 3 resends)"}
 	}
-	if c.OutFormat == "" {
-		c.OutFormat = OutXDIS91
-	}
-	switch c.OutFormat {
-	case OutXDIS91, OutFHIRXML, OutFHIRJSON:
-	default:
-		return &adapters.ConfigError{Key: "out_format", Msg: fmt.Sprintf("must be %s, %s or %s", OutXDIS91, OutFHIRXML, OutFHIRJSON)}
+	if !slices.Contains(fhirmsg.Categories, c.DefaultCategory) || c.DefaultCategory == "other" {
+		return &adapters.ConfigError{Key: "default_category", Msg: "must be a code of MedCom's CareCommunication category list other than \"other\" (which needs a topic), e.g. psychiatry-social-disability"}
 	}
 	if c.Self.GLN != "" && (len(c.Self.GLN) != 13 || strings.Trim(c.Self.GLN, "0123456789") != "") {
 		return &adapters.ConfigError{Key: "self.gln", Msg: "must be a 13-digit GLN (EAN location number)"}
 	}
-	if c.OutFormat != OutXDIS91 && (c.Self.GLN == "" || c.Self.SOR == "") {
-		return &adapters.ConfigError{Key: "self", Msg: "gln and sor must be set: MedCom FHIR messages name the sender by both"}
+	if c.Self.GLN == "" || c.Self.SOR == "" {
+		return &adapters.ConfigError{Key: "self", Msg: "gln and sor must be set: MedCom FHIR messages name the sender by both, and GPs get FHIR letters whatever out_format says"}
 	}
 	return nil
 }

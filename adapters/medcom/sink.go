@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -27,13 +28,23 @@ func (a *Adapter) Deliver(ctx context.Context, l *letter.Letter) (adapters.Deliv
 	}
 	key := stateKey("out", l.ID)
 	var rec outRecord
-	if _, found, err := getJSON(ctx, a.state, key, &rec); err != nil {
+	rev, found, err := getJSON(ctx, a.state, key, &rec)
+	if err != nil {
 		return adapters.Delivery{}, adapters.Retryable("state_unavailable", "the hub's state store did not answer", err)
-	} else if found {
+	}
+	if found && !rec.Refused {
 		return adapters.Delivery{RemoteID: rec.Ref, Existing: true}, nil
 	}
+	version := 0
+	if found {
+		version = rec.Version + 1 // sent again after the receiver refused it
+	}
 	now := a.now()
-	data, ref, file, err := a.build(ctx, l, 0, now)
+	format, err := a.formatFor(l)
+	if err != nil {
+		return adapters.Delivery{}, err
+	}
+	data, ref, file, err := a.build(ctx, l, format, version, 0, now)
 	if err != nil {
 		return adapters.Delivery{}, err
 	}
@@ -44,16 +55,21 @@ func (a *Adapter) Deliver(ctx context.Context, l *letter.Letter) (adapters.Deliv
 	if err := writeAtomic(a.out, file, data); err != nil {
 		return adapters.Delivery{}, adapters.Retryable("medcom_write_failed", "could not write to the MedCom out directory", err)
 	}
-	rec = outRecord{Ref: ref, File: file, Format: a.cfg.OutFormat, At: now}
+	rec = outRecord{Ref: ref, File: file, Format: format, At: now, Version: version}
 	b, _ := json.Marshal(rec)
-	if _, err := a.state.Create(ctx, key, b); err != nil && !errors.Is(err, adapters.ErrExists) {
+	if found {
+		_, err = a.state.Update(ctx, key, b, rev)
+	} else {
+		_, err = a.state.Create(ctx, key, b)
+	}
+	if err != nil && !errors.Is(err, adapters.ErrExists) && !errors.Is(err, adapters.ErrConflict) {
 		return adapters.Delivery{}, adapters.Retryable("state_unavailable", "the hub's state store did not answer", err)
 	}
 	err = a.updateOutbox(ctx, func(ob outbox) bool {
 		if ob[ref] != nil {
 			return false
 		}
-		ob[ref] = &pending{HubID: l.ID, Format: a.cfg.OutFormat, File: file, FirstSent: now, LastSent: now}
+		ob[ref] = &pending{HubID: l.ID, Format: format, File: file, FirstSent: now, LastSent: now, Version: version}
 		return true
 	})
 	if err != nil {
@@ -62,19 +78,71 @@ func (a *Adapter) Deliver(ctx context.Context, l *letter.Letter) (adapters.Deliv
 	return adapters.Delivery{RemoteID: ref}, nil
 }
 
-// build writes transmission number n (0 = first) of l. The MedCom letter
-// id (XDIS91 Letter/Identifier, FHIR MessageHeader.id) derives from l.ID and
-// never changes; the envelope id (Envelope/Identifier, Bundle.id) is new for
-// every transmission.
-func (a *Adapter) build(ctx context.Context, l *letter.Letter, n int, now time.Time) (data []byte, ref, file string, err error) {
+// formatFor picks the format of the letter's receiver: the first format
+// of its receiver directory entry this adapter writes; a GP without an
+// entry takes the FHIR CareCommunication, which GPs and municipalities
+// exchange since 2025 (in out_format's encoding when that is a FHIR one,
+// else XML); anyone else the adapter's out_format. The receiver
+// is the one the pipeline resolved (l.To), never a party picked from the
+// letter's own recipient list.
+func (a *Adapter) formatFor(l *letter.Letter) (string, error) {
+	if len(l.To) != 1 {
+		return "", adapters.Permanent("receiver_unresolved", fmt.Sprintf("a MedCom letter goes to exactly one receiver; this delivery names %d (resolve the receiver in the document or the receiver directory)", len(l.To)), nil)
+	}
+	to := l.To[0]
+	if to.GLN == "" && to.SOR == "" {
+		return "", adapters.Permanent("receiver_unresolved", "the receiver has neither a GLN nor a SOR code, so no MedCom letter can be addressed to it", nil)
+	}
+	for _, f := range to.Accepts {
+		switch f {
+		case OutXDIS91, OutFHIRXML, OutFHIRJSON:
+			return f, nil
+		}
+	}
+	if len(to.Accepts) > 0 {
+		return "", adapters.Permanent("receiver_format", "the receiver directory lists no MedCom format this adapter writes for the receiver", nil)
+	}
+	if to.Role == letter.RoleGP && a.cfg.OutFormat == OutXDIS91 {
+		return OutFHIRXML, nil
+	}
+	return a.cfg.OutFormat, nil
+}
+
+// build writes transmission number n (0 = first) of version v of l in
+// format, to the receiver l.To[0]. The MedCom letter id (XDIS91
+// Letter/Identifier, FHIR MessageHeader.id) derives from l.ID and the
+// version, and never changes for resends; the envelope id
+// (Envelope/Identifier, Bundle.id) is new for every transmission.
+func (a *Adapter) build(ctx context.Context, l *letter.Letter, format string, v, n int, now time.Time) (data []byte, ref, file string, err error) {
+	base := l.ID
+	if v > 0 {
+		base = fmt.Sprintf("%s|v%d", l.ID, v)
+	}
+	if len(l.To) != 1 {
+		return nil, "", "", adapters.Permanent("receiver_unresolved", "the delivery has no single resolved receiver", nil)
+	}
+	to := l.To[0]
 	reply := a.repliedTo(ctx, l)
-	switch a.cfg.OutFormat {
+	// The party the letter answers, when it is the receiver: its own
+	// identifiers (e.g. an XDIS91 ydernummer) address it best.
+	answersReceiver := reply != nil && ((to.GLN != "" && to.GLN == reply.SenderEAN) || (to.SOR != "" && to.SOR == reply.SenderSOR))
+	if answersReceiver {
+		if to.SOR == "" {
+			to.SOR = reply.SenderSOR
+		}
+		if to.Name == "" {
+			to.Name = reply.SenderName
+		}
+	}
+	switch format {
 	case OutXDIS91:
-		opt := oioxml.LetterOptions{Now: now, EnvelopeID: oioxml.StableID(fmt.Sprintf("%s|envelope|%d", l.ID, n))}
-		if reply != nil && reply.Format == oioxml.Format {
-			opt.Receiver = &oioxml.Party{EAN: reply.SenderEAN, Identifier: reply.SenderIdentifier, IdentifierCode: reply.SenderIdentifierCode, OrganisationName: reply.SenderName}
+		opt := oioxml.LetterOptions{Now: now, EnvelopeID: oioxml.StableID(fmt.Sprintf("%s|envelope|%d", base, n)), LetterID: oioxml.StableID(base)}
+		rcv := oioxml.PartyFromLetter(to)
+		if answersReceiver && reply.Format == oioxml.Format {
+			rcv = oioxml.Party{EAN: reply.SenderEAN, Identifier: reply.SenderIdentifier, IdentifierCode: reply.SenderIdentifierCode, OrganisationName: reply.SenderName}
 			opt.EpisodeOfCareID = reply.Episode
 		}
+		opt.Receiver = &rcv
 		if a.cfg.Self.GLN != "" {
 			self := oioxml.PartyFromLetter(letter.Party{GLN: a.cfg.Self.GLN, SOR: a.cfg.Self.SOR, Name: a.cfg.Self.Name})
 			opt.Sender = &self
@@ -87,7 +155,7 @@ func (a *Adapter) build(ctx context.Context, l *letter.Letter, n int, now time.T
 		if snd == "" {
 			snd = l.Sender.GLN
 		}
-		id := oioxml.StableID(l.ID)
+		id := oioxml.StableID(base)
 		suffix := ""
 		if n > 0 {
 			suffix = fmt.Sprintf("-r%d", n)
@@ -95,20 +163,17 @@ func (a *Adapter) build(ctx context.Context, l *letter.Letter, n int, now time.T
 		return data, oioxml.LetterID(snd, id), "xdis91-" + id + suffix + ".xml", nil
 	default:
 		enc, ext := fhirmsg.EncodingXML, "xml"
-		if a.cfg.OutFormat == OutFHIRJSON {
+		if format == OutFHIRJSON {
 			enc, ext = fhirmsg.EncodingJSON, "json"
 		}
 		opt := fhirmsg.BuildOptions{
 			Encoding: enc, Mode: fhirmsg.ModeNew, Now: now,
 			Self:     fhirmsg.Organization{Name: a.cfg.Self.Name, SOR: a.cfg.Self.SOR, GLN: a.cfg.Self.GLN},
-			HeaderID: uuid.NewSHA1(uuid.NameSpaceOID, []byte("samhub|header|"+l.ID)).String(),
-			BundleID: uuid.NewSHA1(uuid.NameSpaceOID, []byte(fmt.Sprintf("samhub|bundle|%s|%d", l.ID, n))).String(),
+			HeaderID: uuid.NewSHA1(uuid.NameSpaceOID, []byte("samhub|header|"+base)).String(),
+			BundleID: uuid.NewSHA1(uuid.NameSpaceOID, []byte(fmt.Sprintf("samhub|bundle|%s|%d", base, n))).String(),
 		}
-		if len(l.Receivers) > 0 {
-			r := l.Receivers[0]
-			opt.To = fhirmsg.Organization{Name: r.Name, SOR: r.SOR, GLN: r.GLN}
-		}
-		if reply != nil {
+		opt.To = fhirmsg.Organization{Name: to.Name, SOR: to.SOR, GLN: to.GLN}
+		if reply != nil && answersReceiver {
 			opt.Mode = fhirmsg.ModeReply
 			if reply.Format == oioxml.Format {
 				opt.PreviousHeaderID = reply.HubID // "GLN#letterid", MedCom's OIOXML reference form
@@ -119,16 +184,28 @@ func (a *Adapter) build(ctx context.Context, l *letter.Letter, n int, now time.T
 			} else {
 				opt.PreviousHeaderID, opt.ThreadID = reply.HeaderID, reply.ThreadID
 			}
-			if opt.To.GLN == "" {
-				opt.To = fhirmsg.Organization{Name: reply.SenderName, SOR: reply.SenderSOR, GLN: reply.SenderEAN}
-			}
 		}
-		data, hid, err := fhirmsg.BuildCareCommunication(l, opt)
+		data, hid, err := fhirmsg.BuildCareCommunication(a.forFHIR(l), opt)
 		if err != nil {
 			return nil, "", "", adapters.Permanent("medcom_cannot_build", "the letter cannot be written as a FHIR CareCommunication: "+oneLine(err), err)
 		}
 		return data, hid, "fhir-" + opt.BundleID + "." + ext, nil
 	}
+}
+
+// forFHIR fits a letter to the CareCommunication's code rules: exactly one
+// category from MedCom's list (letters from the case system carry none, so
+// the adapter's default_category), and a priority only with the category
+// regarding-referral, as MedCom's XDIS91-to-FHIR mapping does.
+func (a *Adapter) forFHIR(l *letter.Letter) *letter.Letter {
+	c := *l
+	if !slices.Contains(fhirmsg.Categories, c.Category) {
+		c.Category = a.cfg.DefaultCategory
+	}
+	if c.Category != "regarding-referral" {
+		c.Priority = ""
+	}
+	return &c
 }
 
 // repliedTo finds the inbound letter l answers, if this adapter received it.
@@ -215,7 +292,11 @@ func (a *Adapter) resend(ctx context.Context, ref string, p pending, now time.Ti
 		return err
 	}
 	n := p.Resends + 1
-	data, _, file, err := a.build(ctx, l, n, now)
+	format := p.Format
+	if format == "" { // outboxes written before formats were per receiver
+		format = a.cfg.OutFormat
+	}
+	data, _, file, err := a.build(ctx, l, format, p.Version, n, now)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,10 @@ package medcom
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +24,7 @@ func outLetter() *letter.Letter {
 		Source:    "casesys",
 		Sender:    letter.Party{Role: "municipality", Name: "Samrådet Odense", GLN: "5790000000012", SOR: "123456789012345"},
 		Receivers: []letter.Party{{Role: "gp", Name: "Lægehuset Ærø", GLN: "5790000000005", SOR: "543210987654321"}},
+		To:        []letter.Party{{Role: "gp", Name: "Lægehuset Ærø", GLN: "5790000000005", SOR: "543210987654321"}},
 		Patient:   &letter.Patient{CPR: "2509479989", GivenName: "Bruno Test", FamilyName: "Elmer"},
 		Category:  "psychiatry-social-disability",
 		Subject:   "Svar fra samrådet",
@@ -28,11 +33,18 @@ func outLetter() *letter.Letter {
 	}
 }
 
+// xdisLetter is outLetter to a receiver that takes XDIS91 only.
+func xdisLetter() *letter.Letter {
+	l := outLetter()
+	l.To[0].Accepts = []string{OutXDIS91}
+	return l
+}
+
 func TestDeliverXDIS91IsIdempotent(t *testing.T) {
 	e := newEnv(t)
 	a := e.adapter(t, nil)
 	ctx := context.Background()
-	d, err := a.Deliver(ctx, outLetter())
+	d, err := a.Deliver(ctx, xdisLetter())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +63,7 @@ func TestDeliverXDIS91IsIdempotent(t *testing.T) {
 		t.Errorf("letter %+v", ce)
 	}
 	// A restarted instance delivering the same letter finds the first delivery.
-	d2, err := e.adapter(t, nil).Deliver(ctx, outLetter())
+	d2, err := e.adapter(t, nil).Deliver(ctx, xdisLetter())
 	if err != nil || !d2.Existing || d2.RemoteID != d.RemoteID {
 		t.Fatalf("second delivery %+v %v", d2, err)
 	}
@@ -63,7 +75,7 @@ func TestDeliverXDIS91IsIdempotent(t *testing.T) {
 func TestDeliverRefusesWhatXDIS91CannotCarry(t *testing.T) {
 	e := newEnv(t)
 	a := e.adapter(t, nil)
-	l := outLetter()
+	l := xdisLetter()
 	l.Text = "Hilsen 🙂 fra Bruno"
 	_, err := a.Deliver(context.Background(), l)
 	class, reason, code := adapters.Classify(err)
@@ -91,7 +103,7 @@ func TestMissingAckResendAndReceipt(t *testing.T) {
 	e := newEnv(t)
 	a := e.adapter(t, map[string]any{"ack_timeout": "30m"})
 	ctx := context.Background()
-	if _, err := a.Deliver(ctx, outLetter()); err != nil {
+	if _, err := a.Deliver(ctx, xdisLetter()); err != nil {
 		t.Fatal(err)
 	}
 	first := e.files(t, "out")[0]
@@ -166,9 +178,10 @@ func TestReplyToInboundXDIS91(t *testing.T) {
 	pub := newPub()
 	e.drop(t, "in.xml", readFile(t, "oioxml/DIS91_2.xml"))
 	a.Poll(ctx, pub)
-	l := outLetter()
+	l := xdisLetter()
 	l.InReplyTo = pub.letters[0].ID
 	l.Receivers = []letter.Party{{GLN: "5790000121526"}}
+	l.To = []letter.Party{{GLN: "5790000121526", Accepts: []string{OutXDIS91}}}
 	if _, err := a.Deliver(ctx, l); err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +220,8 @@ func TestInboundFHIRAndDuplicatePair(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ack.Event != fhirmsg.EventAcknowledgement || ack.Response.Code != fhirmsg.AckOK || ack.Response.Identifier != hid || ack.Sender.GLN != "5790000000012" {
+	// From the receiver K was addressed to (the Aabenraa GLN), not self.gln.
+	if ack.Event != fhirmsg.EventAcknowledgement || ack.Response.Code != fhirmsg.AckOK || ack.Response.Identifier != hid || ack.Sender.GLN != "5790001353308" {
 		t.Fatalf("ack %+v %+v", ack, ack.Response)
 	}
 	e.clock.add(time.Hour)
@@ -363,5 +377,121 @@ func TestInboundVANSEnvelope(t *testing.T) {
 	}
 	if ack.VANS == nil || ack.Response == nil || ack.Response.Identifier != msg.HeaderID || ack.Response.Code != fhirmsg.AckOK {
 		t.Errorf("ack %+v", ack)
+	}
+}
+
+// The receiver is the one the pipeline resolved, in the format it takes:
+// never a party picked from the letter's own recipient list.
+func TestDeliverAddressesTheResolvedReceiverInItsFormat(t *testing.T) {
+	e := newEnv(t)
+	a := e.adapter(t, nil) // out_format xdis91
+	ctx := context.Background()
+	cases := []struct {
+		name    string
+		to      letter.Party
+		format  string
+		ext     string
+		gln     string
+		refused string
+	}{
+		{"a GP outside the directory gets the CareCommunication", letter.Party{Role: "gp", GLN: "5790000000005", SOR: "543210987654321", Name: "Lægehuset Ærø"}, OutFHIRXML, ".xml", "5790000000005", ""},
+		{"the directory says XDIS91", letter.Party{Role: "gp", GLN: "5790000000029", SOR: "543210987654329", Accepts: []string{OutXDIS91}}, OutXDIS91, ".xml", "5790000000029", ""},
+		{"the directory's first format this adapter writes", letter.Party{Role: "region", GLN: "5790000000036", SOR: "6071000016008", Accepts: []string{"edifact", OutFHIRJSON}}, OutFHIRJSON, ".json", "5790000000036", ""},
+		{"anyone else: out_format", letter.Party{Role: "hospital", GLN: "5790000000043", SOR: "6071000016015"}, OutXDIS91, ".xml", "5790000000043", ""},
+		{"no identifier", letter.Party{Role: "gp", Name: "egen læge"}, "", "", "", "receiver_unresolved"},
+		{"a format this adapter does not write", letter.Party{Role: "gp", GLN: "5790000000050", Accepts: []string{"edifact"}}, "", "", "", "receiver_format"},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			l := outLetter()
+			l.ID = fmt.Sprintf("casesys:sag-4711:brev-%d", 10+i)
+			l.Receivers = []letter.Party{{Role: "gp", GLN: "5790000000098", SOR: "1"}} // never the receiver
+			l.To = []letter.Party{c.to}
+			before := e.files(t, "out")
+			_, err := a.Deliver(ctx, l)
+			if c.refused != "" {
+				if _, _, code := adapters.Classify(err); code != c.refused {
+					t.Fatalf("got %v, want %s", err, c.refused)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var file string
+			for _, f := range e.files(t, "out") {
+				if !slices.Contains(before, f) {
+					file = f
+				}
+			}
+			if !strings.HasSuffix(file, c.ext) || strings.HasPrefix(file, "xdis91-") != (c.format == OutXDIS91) {
+				t.Fatalf("wrote %q, want format %s", file, c.format)
+			}
+			data := e.read(t, "out", file)
+			if c.format == OutXDIS91 {
+				if got := parseOut(t, data).Letters[0].Receiver.EAN; got != c.gln {
+					t.Fatalf("XDIS91 addressed to %s, want %s", got, c.gln)
+				}
+				return
+			}
+			m, err := fhirmsg.Parse(data, xmlsafe.DefaultLimits())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.Receiver.GLN != c.gln {
+				t.Fatalf("CareCommunication addressed to %s, want %s", m.Receiver.GLN, c.gln)
+			}
+		})
+	}
+	l := outLetter()
+	l.ID = "casesys:sag-4711:two"
+	l.To = append(l.To, letter.Party{Role: "gp", GLN: "5790000000029", SOR: "2"})
+	if _, err := a.Deliver(ctx, l); err == nil {
+		t.Fatal("a letter to two receivers was written as one MedCom letter")
+	}
+}
+
+// A letter its receiver refused is sent again, when the coordinator replays
+// it, as a new letter (new MedCom id: the receiver would answer its old id
+// as a duplicate); a delivery before any refusal still finds the first.
+func TestRefusedLetterIsSentAgainWithNewIDs(t *testing.T) {
+	e := newEnv(t)
+	a := e.adapter(t, nil)
+	ctx := context.Background()
+	d1, err := a.Deliver(ctx, xdisLetter())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, err := a.Deliver(ctx, xdisLetter()); err != nil || !d.Existing {
+		t.Fatalf("second delivery before a refusal: %+v %v", d, err)
+	}
+	sent := parseOut(t, e.read(t, "out", e.files(t, "out")[0]))
+	refusal, err := oioxml.BuildReceipt(sent, oioxml.ReceiptOptions{Type: oioxml.NegativeReceipt, Letters: sent.Letters, RefuseCode: "problem_med_modtagerID", RefuseText: "ukendt modtager", Now: e.clock.now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := newPub()
+	e.drop(t, "afvisning.xml", refusal)
+	a.Poll(ctx, pub)
+	if len(pub.letters) != 1 || pub.letters[0].Ack == nil || pub.letters[0].Ack.Positive || pub.letters[0].InReplyTo != "casesys:sag-4711:brev-3" {
+		t.Fatalf("refusal published as %+v", pub.letters)
+	}
+	for _, f := range e.files(t, "out") {
+		_ = os.Remove(filepath.Join(e.dir, "out", f)) // the VANS client took them
+	}
+	d2, err := a.Deliver(ctx, xdisLetter())
+	if err != nil || d2.Existing || d2.RemoteID == d1.RemoteID {
+		t.Fatalf("delivery after the refusal: %+v %v (first %s)", d2, err, d1.RemoteID)
+	}
+	out := e.files(t, "out")
+	if len(out) != 1 {
+		t.Fatalf("out %v", out)
+	}
+	again := parseOut(t, e.read(t, "out", out[0])).Letters[0]
+	if again.Identifier == sent.Letters[0].Identifier {
+		t.Fatal("the letter was sent again under the id the receiver refused")
+	}
+	if d3, err := a.Deliver(ctx, xdisLetter()); err != nil || !d3.Existing || d3.RemoteID != d2.RemoteID {
+		t.Fatalf("third delivery %+v %v", d3, err)
 	}
 }

@@ -43,6 +43,14 @@ type outRecord struct {
 	File   string    `json:"file"`
 	Format string    `json:"format"`
 	At     time.Time `json:"at"`
+	// Version counts the letters written for this hub letter after the
+	// receiver refused one: MedCom treats a letter id it has seen as a
+	// duplicate and answers it as before, so a letter sent again after a
+	// refusal gets new ids.
+	Version int `json:"version,omitempty"`
+	// Refused: the receiver answered this version negatively; the next
+	// delivery (the coordinator's replay) writes a new version.
+	Refused bool `json:"refused,omitempty"`
 }
 
 // pending is an outbound letter awaiting its acknowledgement.
@@ -54,6 +62,7 @@ type pending struct {
 	LastSent  time.Time `json:"lastSent"`
 	Resends   int       `json:"resends"`
 	Flagged   bool      `json:"flagged,omitempty"`
+	Version   int       `json:"version,omitempty"` // outRecord.Version of what was sent
 }
 
 type outbox map[string]*pending // by MedCom reference

@@ -13,9 +13,9 @@ import (
 
 // Files names the PEM files of one client TLS setting.
 type Files struct {
-	CAFile   string `mapstructure:"ca_file"`
-	CertFile string `mapstructure:"cert_file"`
-	KeyFile  string `mapstructure:"key_file"`
+	CAFile   string `mapstructure:"ca_file" doc:"PEM file of the CA (or CAs) to trust instead of the system roots." example:"/etc/samhub/ca.pem"`
+	CertFile string `mapstructure:"cert_file" doc:"PEM client certificate for mutual TLS; set together with key_file."`
+	KeyFile  string `mapstructure:"key_file" doc:"PEM private key of cert_file."`
 }
 
 // Config returns the settings, or nil when no file is named (the system

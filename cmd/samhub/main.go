@@ -1,6 +1,7 @@
 // Command samhub is the integration hub service: `samhub serve` runs it,
-// `samhub validate` checks MedCom files, `samhub route --dry-run` shows where
-// a letter would go, `samhub version` prints the build.
+// `samhub config check` checks a configuration, `samhub validate` checks
+// MedCom files, `samhub route --dry-run` shows where a letter would go,
+// `samhub version` prints the build.
 package main
 
 import (
@@ -9,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	_ "github.com/samhub/samhub/internal/plugins" // every adapter type
 	"github.com/samhub/samhub/internal/version"
 )
 
@@ -19,7 +21,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCmd(), versionCmd(), validateCmd(), routeCmd())
+	root.AddCommand(serveCmd(), configCmd(), versionCmd(), validateCmd(), routeCmd())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "samhub:", err)
 		os.Exit(exitCode(err))

@@ -14,7 +14,6 @@ import (
 	"github.com/samhub/samhub/internal/config"
 	"github.com/samhub/samhub/internal/console"
 	"github.com/samhub/samhub/internal/logging"
-	_ "github.com/samhub/samhub/internal/plugins" // every adapter type
 )
 
 func serveCmd() *cobra.Command {
@@ -24,7 +23,7 @@ func serveCmd() *cobra.Command {
 		Short: "Run the hub",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := config.Load(cfgFile)
+			cfg, err := config.LoadChecked(cfgFile)
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}

@@ -23,7 +23,7 @@ import (
 )
 
 func validateCmd() *cobra.Command {
-	var ack bool
+	var ack, stats bool
 	var maxBytes int64
 	cmd := &cobra.Command{
 		Use:   "validate [--ack] FILE...",
@@ -45,7 +45,17 @@ func validateCmd() *cobra.Command {
 					bad++
 					continue
 				}
+				size, start := len(data), time.Now()
+				// The bytes are not used after the check, so the collector may
+				// free them while the check runs (a VANSEnvelope's decoded
+				// message outlives its envelope).
 				r := medcom.Check(data, lim)
+				took := time.Since(start)
+				if stats {
+					// For measurements (hubtest.MeasureValidate): the check's
+					// time, and the process's peak resident memory so far.
+					fmt.Fprintf(cmd.ErrOrStderr(), "stats: file=%q bytes=%d check_us=%d peak_rss_bytes=%d\n", f, size, took.Microseconds(), peakRSS())
+				}
 				if r.Valid() {
 					fmt.Fprintf(out, "%s: OK (%s)\n", f, r.Format)
 				} else {
@@ -71,6 +81,7 @@ func validateCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&ack, "ack", false, "print the acknowledgement the hub would send")
+	cmd.Flags().BoolVar(&stats, "stats", false, "print each file's check time and the peak memory so far on stderr")
 	cmd.Flags().Int64Var(&maxBytes, "max-bytes", 0, "byte limit per file (default 100 MB)")
 	return cmd
 }
@@ -90,11 +101,11 @@ func routeCmd() *cobra.Command {
 			if !dry {
 				return &exitError{code: 2, err: errors.New("route only runs with --dry-run")}
 			}
-			cfg, err := config.Load(cfgFile)
+			cfg, err := config.LoadChecked(cfgFile)
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}
-			r := route.New(cfg.Routes, cfg.Destinations)
+			r := route.New(cfg.Routes, cfg.Destinations, cfg.Receivers)
 			out := cmd.OutOrStdout()
 			for _, f := range args {
 				data, err := os.ReadFile(f)
@@ -106,16 +117,16 @@ func routeCmd() *cobra.Command {
 					return &exitError{code: 1, err: fmt.Errorf("%s: %w", f, err)}
 				}
 				for _, l := range letters {
-					decisions := r.Plan(l, l.Consent, time.Now())
+					decisions := r.PlanAddressed(l, l.Consent, time.Now(), nil)
 					if asJSON {
 						_ = json.NewEncoder(out).Encode(map[string]any{"file": f, "letter": l.ID, "kind": l.Kind, "decisions": decisions})
 						continue
 					}
 					fmt.Fprintf(out, "%s: letter %s (%s)\n", f, l.ID, l.Kind)
 					tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
-					fmt.Fprintln(tw, "  DESTINATION\tVERDICT\tRULE\tWHY")
+					fmt.Fprintln(tw, "  DESTINATION\tVERDICT\tRULE\tTO\tWHY")
 					for _, d := range decisions {
-						fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", d.Destination, d.Verdict, d.Route, d.Reason)
+						fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", d.Destination, d.Verdict, d.Route, addressedTo(d), d.Reason)
 					}
 					_ = tw.Flush()
 				}
@@ -127,6 +138,35 @@ func routeCmd() *cobra.Command {
 	cmd.Flags().BoolVar(&dry, "dry-run", false, "required: decide only, send nothing")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON lines")
 	return cmd
+}
+
+// addressedTo says whom a delivery goes to: organisations by name and GLN
+// or SOR, with the format the receiver directory gives.
+func addressedTo(d route.Decision) string {
+	if d.Verdict != route.Deliver {
+		return "-"
+	}
+	if len(d.To) == 0 {
+		if d.Addressed != "" {
+			return d.Addressed
+		}
+		return "(the municipality's own)"
+	}
+	var parts []string
+	for _, p := range d.To {
+		s := p.Name
+		switch {
+		case p.GLN != "":
+			s += " GLN " + p.GLN
+		case p.SOR != "":
+			s += " SOR " + p.SOR
+		}
+		if len(p.Accepts) > 0 {
+			s += " [" + strings.Join(p.Accepts, ",") + "]"
+		}
+		parts = append(parts, strings.TrimSpace(s))
+	}
+	return strings.Join(parts, "; ")
 }
 
 // lettersOf reads a MedCom file into letters the way the MedCom source does.

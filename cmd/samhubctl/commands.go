@@ -86,7 +86,7 @@ func newRoot(stdout io.Writer, getenv func(string) string) *cobra.Command {
 	pf.StringVar(&o.token, "token", "", "API token (env SAMHUB_TOKEN); prefer --token-file, a flag shows in the process list")
 	pf.StringVar(&o.tokenFile, "token-file", "", "file holding the API token")
 	pf.StringVarP(&o.output, "output", "o", "table", "output format: table or json")
-	root.AddCommand(queueCmd(o), letterCmd(o), auditCmd(o), whoamiCmd(o))
+	root.AddCommand(queueCmd(o), letterCmd(o), consentCmd(o), auditCmd(o), whoamiCmd(o))
 	return root
 }
 
@@ -346,7 +346,53 @@ func queueCmd(o *options) *cobra.Command {
 	}
 	discard.Flags().StringVar(&discardReason, "reason", "", "why (required; audited, no personal data)")
 
-	q.AddCommand(list, stats, show, replay, discard)
+	held := &cobra.Command{
+		Use:   "held",
+		Short: "List threads held back behind a parked letter (their later letters wait, parked as thread_held)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var v struct {
+				Holds []struct {
+					Destination, Thread, WaitsFor string
+					Since                         time.Time
+				}
+			}
+			if printed, err := o.fetch(cmd, "GET", "/api/v1/holds", nil, nil, &v); err != nil || printed {
+				return err
+			}
+			if len(v.Holds) == 0 {
+				fmt.Fprintln(o.out, "No thread is held.")
+				return nil
+			}
+			tw := o.table()
+			fmt.Fprintln(tw, "DESTINATION\tTHREAD\tWAITS FOR LETTER\tSINCE")
+			for _, h := range v.Holds {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", h.Destination, h.Thread, h.WaitsFor, ts(h.Since))
+			}
+			return tw.Flush()
+		},
+	}
+	var releaseReason string
+	release := &cobra.Command{
+		Use:   "release DESTINATION THREAD",
+		Short: "Let the letters held behind a parked letter go on without it (audited, needs --reason); the parked letter stays",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if strings.TrimSpace(releaseReason) == "" {
+				return fail(exitUsage, "--reason: say why the thread need not wait (it goes to the audit log)")
+			}
+			var v struct{ Released bool }
+			path := "/api/v1/holds/" + url.PathEscape(args[0]) + "/" + url.PathEscape(args[1]) + "/release"
+			if printed, err := o.fetch(cmd, "POST", path, nil, map[string]any{"reason": releaseReason}, &v); err != nil || printed {
+				return err
+			}
+			fmt.Fprintf(o.out, "Released: the held letters go on to %s in their order.\n", args[0])
+			return nil
+		},
+	}
+	release.Flags().StringVar(&releaseReason, "reason", "", "why (required; audited, no personal data)")
+
+	q.AddCommand(list, stats, show, replay, discard, held, release)
 	return q
 }
 
@@ -460,7 +506,7 @@ func letterCmd(o *options) *cobra.Command {
 				fmt.Fprintln(o.out)
 			}
 			tw := o.table()
-			fmt.Fprintln(tw, "TIME\tSTEP\tDESTINATION\tATTEMPT\tREMOTE ID\tCODE\tNOTE\tBY")
+			fmt.Fprintln(tw, "TIME\tSTEP\tDESTINATION\tTO\tATTEMPT\tREMOTE ID\tCODE\tNOTE\tBY")
 			for _, s := range t.Steps {
 				where := s.Destination
 				if where == "" {
@@ -470,7 +516,7 @@ func letterCmd(o *options) *cobra.Command {
 				if s.Attempt > 0 {
 					att = strconv.Itoa(s.Attempt)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ts(s.At), s.Step, dash(where), att, dash(s.RemoteID), dash(s.Code), dash(s.Reason), dash(s.Actor))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ts(s.At), s.Step, dash(where), dash(s.To), att, dash(s.RemoteID), dash(s.Code), dash(s.Reason), dash(s.Actor))
 			}
 			if err := tw.Flush(); err != nil {
 				return err

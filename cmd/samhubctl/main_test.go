@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/samhub/samhub/internal/hubtest"
 	"github.com/samhub/samhub/pipeline/retryq"
@@ -35,6 +37,9 @@ func parkTwo(t *testing.T, h *hubtest.Hub) []retryq.Entry {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// Two children's threads: letters of one thread would wait behind
+		// the first parked one (thread_held) instead of failing themselves.
+		data = bytes.Replace(data, []byte("0f6c1e2d3a4b5c6d7e8f90a1b2c3d4e5"), []byte(fmt.Sprintf("%032x", len(f))), 1)
 		h.Drop(f, data)
 	}
 	var got []retryq.Entry
@@ -221,4 +226,102 @@ func mustHave(t *testing.T, out string, parts ...string) {
 			t.Errorf("output lacks %q:\n%s", p, out)
 		}
 	}
+}
+
+func TestConsentListRecordRevoke(t *testing.T) {
+	h := hubtest.Start(t)
+	coord := hubtest.CoordinatorToken
+	if code, _, errs := ctl(t, h, coord, "consent", "record", "--patient", "250947-9989", "--scope", "gp", "--form", "oral"); code != 1 || !strings.Contains(errs, "--reason") {
+		t.Fatalf("record without a reason: exit %d %s", code, errs)
+	}
+	if code, _, errs := ctl(t, h, coord, "consent", "record", "--patient", "2509479989", "--scope", "gp,teacher", "--form", "oral", "--reason", "x"); code != 1 || !strings.Contains(errs, "teacher") {
+		t.Fatalf("unknown scope: exit %d %s", code, errs)
+	}
+	code, out, errs := ctl(t, h, coord, "consent", "list", "--patient", "2509479989", "--reason", "before the meeting")
+	if code != 0 || !strings.Contains(out, "No consent is recorded") {
+		t.Fatalf("list before: exit %d %s %s", code, out, errs)
+	}
+	// Typed with a dash: the same child as the letters' 2509479989.
+	if code, _, errs := ctl(t, h, coord, "consent", "record", "--patient", "250947-9989", "--scope", "gp,region_psychiatry", "--form", "written", "--reason", "the parents signed at the meeting"); code != 0 {
+		t.Fatalf("record: exit %d %s", code, errs)
+	}
+	c, err := h.App.Hub.RecordedConsent(context.Background(), "2509479989")
+	if err != nil || c == nil || !c.Allows("gp", time.Now()) || !c.Allows("region_psychiatry", time.Now()) || c.Allows("parents", time.Now()) {
+		t.Fatalf("recorded consent %+v %v", c, err)
+	}
+	if code, _, errs := ctl(t, h, coord, "consent", "revoke", "--patient", "2509479989", "--reason", "the mother withdrew it by phone"); code != 0 {
+		t.Fatalf("revoke: exit %d %s", code, errs)
+	}
+	c, _ = h.App.Hub.RecordedConsent(context.Background(), "2509479989")
+	if c == nil || c.Allows("gp", time.Now()) || c.WithdrawnAt.IsZero() {
+		t.Fatalf("after revoke %+v", c)
+	}
+	code, out, _ = ctl(t, h, coord, "consent", "list", "--patient", "2509479989", "--reason", "check")
+	if code != 0 || strings.Count(out, "\n") != 3 || !strings.Contains(out, "gp,region_psychiatry") {
+		t.Fatalf("list after: exit %d\n%s", code, out)
+	}
+	if strings.Contains(out, "2509479989") {
+		t.Errorf("the listing repeats the CPR number:\n%s", out)
+	}
+	code, out, _ = ctl(t, h, hubtest.AuditorToken, "audit", "tail", "-n", "10")
+	for _, want := range []string{"consent-read", "consent-record", "consent-withdraw", "the mother withdrew it by phone"} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("audit lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "2509479989") {
+		t.Errorf("the audit log names the CPR number:\n%s", out)
+	}
+	if code, _, _ := ctl(t, h, hubtest.OperationsToken, "consent", "list", "--patient", "2509479989", "--reason", "x"); code != 3 {
+		t.Errorf("operations read consents: exit %d, want 3", code)
+	}
+}
+
+// A thread held behind a parked letter is listed, and released by the
+// coordinator with a reason.
+func TestHeldThreadListedAndReleased(t *testing.T) {
+	h := hubtest.Start(t)
+	coord := hubtest.CoordinatorToken
+	h.CaseSys.FailNext(1000, http.StatusBadRequest, 0)
+	for _, f := range []string{"letter-utf8.xml", "letter-iso-8859-1.xml"} { // one child's thread
+		data, err := os.ReadFile(filepath.Join("../../testdata/medcom/samhub", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.Drop(f, data)
+		h.Eventually(f+" parked", func() bool {
+			es, _ := h.App.Hub.Queue().List(context.Background(), retryq.Filter{})
+			return len(es) == map[string]int{"letter-utf8.xml": 1, "letter-iso-8859-1.xml": 2}[f]
+		})
+	}
+	h.CaseSys.ResetFaults()
+	code, out, errs := ctl(t, h, coord, "queue", "held")
+	if code != 0 || !strings.Contains(out, "casefile") || !strings.Contains(out, "5790000000005#LTR00000000001") {
+		t.Fatalf("held: exit %d %s %s", code, out, errs)
+	}
+	thread := strings.Fields(strings.Split(out, "\n")[1])[1]
+	if code, _, errs := ctl(t, h, coord, "queue", "release", "casefile", thread); code != 1 || !strings.Contains(errs, "--reason") {
+		t.Fatalf("release without a reason: exit %d %s", code, errs)
+	}
+	if code, _, _ := ctl(t, h, coord, "queue", "release", "casefile", "0000", "--reason", "x"); code != 2 {
+		t.Fatalf("release of an unknown thread: exit %d, want 2", code)
+	}
+	if code, out, errs := ctl(t, h, coord, "queue", "release", "casefile", thread, "--reason", "the second letter stands alone"); code != 0 {
+		t.Fatalf("release: exit %d %s %s", code, out, errs)
+	}
+	h.Eventually("the held letter journalised", func() bool { return len(h.CaseSys.Documents()) == 1 })
+	var es []retryq.Entry
+	// The released letter leaves the queue just after its delivery.
+	h.Eventually("only the first letter still parked", func() bool {
+		es, _ = h.App.Hub.Queue().List(context.Background(), retryq.Filter{})
+		return len(es) == 1
+	})
+	if es[0].LetterID != "5790000000005#LTR00000000001" {
+		t.Fatalf("queue after the release: %+v", es)
+	}
+	// The hold is lifted once the last held letter is through.
+	h.Eventually("no thread held after the release", func() bool {
+		code, out, _ := ctl(t, h, coord, "queue", "held")
+		return code == 0 && strings.Contains(out, "No thread is held")
+	})
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/samhub/samhub/adapters/medcom/oioxml"
 	"github.com/samhub/samhub/adapters/medcom/xmlsafe"
+	"github.com/samhub/samhub/internal/config"
 	"github.com/samhub/samhub/internal/hubtest"
 	"github.com/samhub/samhub/internal/logging"
 	casesyssim "github.com/samhub/samhub/internal/sim/casesys"
@@ -27,7 +28,10 @@ import (
 // consent recorded on the case, the coordinator is notified (SMTP), and the
 // GP's receipt (MedCom in) completes the recommendation's journey.
 func TestJourneyAcrossEveryAdapter(t *testing.T) {
-	h := hubtest.Start(t, hubtest.WithMail())
+	// The GP's practice has not moved to the FHIR letter yet.
+	h := hubtest.Start(t, hubtest.WithMail(), hubtest.WithConfig(func(c *config.Config) {
+		c.Receivers = append(c.Receivers, config.Receiver{Name: "Lægehuset Test", Role: "gp", GLN: "5790000000005", SOR: "543210987654321", Formats: []string{"xdis91"}})
+	}))
 	now := time.Now()
 	c, err := h.CaseSys.SeedCase(casesyssim.Case{CaseType: "SAMRAAD", Title: "Samråd", PrimaryParty: casesyssim.Person{CPR: "2509479989", Name: "Bruno Test Elmer"}, Status: "open",
 		ContactPerson: &casesyssim.ContactPerson{Name: "Rådgiver Test", Email: "raadgiver@samraad.example"},
@@ -47,7 +51,7 @@ func TestJourneyAcrossEveryAdapter(t *testing.T) {
 
 	doc, err := h.CaseSys.SeedOutboxDocument(c.ID, casesyssim.SeedDocument{Title: "Anbefaling fra Samrådet", Kind: "recommendation",
 		Text: "Samrådet anbefaler et forløb hos PPR. Testtekst.",
-		Recipients: casesyssim.OutboxRecipients{GP: &casesyssim.Organisation{Name: "Lægehuset Test", GLN: "5790000000005"},
+		Recipients: casesyssim.OutboxRecipients{GP: &casesyssim.Organisation{Name: "Lægehuset Test", GLN: "5790000000005", SOR: "543210987654321"},
 			Parents: []casesyssim.Parent{{Name: "Forælder Test", Email: hubtest.ParentsEmail}},
 			Region:  &casesyssim.Organisation{Name: "BUP Test", SOR: "6071000016008"}}})
 	if err != nil {

@@ -17,7 +17,15 @@ func startCaseSys(c config.Simulators, s *Simulators, log *slog.Logger) error {
 	if c.CaseSys == nil {
 		return nil
 	}
-	sim, err := casesyssim.New(casesyssim.Config{DataDir: c.CaseSys.DataDir, ClientID: c.CaseSys.ClientID, ClientSecret: c.CaseSys.ClientSecret, Logger: log.With("simulator", "casesys")})
+	var maxUpload int64
+	if c.CaseSys.MaxUpload != "" {
+		n, err := config.ParseBytes(c.CaseSys.MaxUpload) // checked by config.Validate
+		if err != nil {
+			return fmt.Errorf("simulators.casesys.max_upload: %w", err)
+		}
+		maxUpload = n
+	}
+	sim, err := casesyssim.New(casesyssim.Config{DataDir: c.CaseSys.DataDir, ClientID: c.CaseSys.ClientID, ClientSecret: c.CaseSys.ClientSecret, MaxUploadBytes: maxUpload, Logger: log.With("simulator", "casesys")})
 	if err != nil {
 		return fmt.Errorf("simulators.casesys: %w", err)
 	}

@@ -11,12 +11,17 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/viper"
+
+	"github.com/samhub/samhub/adapters"
+	"github.com/samhub/samhub/adapters/tlsclient"
 )
 
 // Config is the whole hub configuration.
@@ -71,11 +76,8 @@ type NATS struct {
 	Replicas  int      `mapstructure:"replicas"` // stream replicas on a cluster
 }
 
-type TLS struct {
-	CAFile   string `mapstructure:"ca_file"`
-	CertFile string `mapstructure:"cert_file"`
-	KeyFile  string `mapstructure:"key_file"`
-}
+// TLS names PEM files: the one TLS file block the adapters use too.
+type TLS = tlsclient.Files
 
 // Embedded configures the in-process nats-server.
 type Embedded struct {
@@ -226,6 +228,10 @@ type SimConfig struct {
 	DataDir      string `mapstructure:"data_dir"`
 	ClientID     string `mapstructure:"client_id"`
 	ClientSecret string `mapstructure:"client_secret"`
+	// MaxUpload is the case-system simulator's request-size cap, e.g.
+	// 50MB (its default, casesyssim.DefaultMaxUpload); larger uploads get
+	// 413. Case system only.
+	MaxUpload string `mapstructure:"max_upload"`
 }
 
 // Console configures the API's users (console and samhubctl).
@@ -301,9 +307,10 @@ func Load(path string) (*Config, error) {
 			return nil, fmt.Errorf("config file %s: %w", path, err)
 		}
 	}
-	// AutomaticEnv only applies to keys viper already knows; bind the
-	// well-known scalars so SAMHUB_NATS_URL etc. work without a file.
-	for _, k := range []string{"data_dir", "log.level", "log.format", "http.listen", "nats.url", "nats.creds_file", "nats.nkey_file", "nats.embedded.listen", "nats.embedded.key_file", "nats.embedded.key_env"} {
+	// AutomaticEnv only applies to keys viper already knows; bind every
+	// key that holds a value so each has its SAMHUB_* variable without a
+	// file (adapter keys are set by adapters.ApplyEnv below).
+	for _, k := range EnvKeys() {
 		_ = v.BindEnv(k)
 	}
 	var c Config
@@ -318,6 +325,9 @@ func Load(path string) (*Config, error) {
 	if err := v.Unmarshal(&c, dec); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
+	if err := adapters.ApplyEnv(c.Adapters, os.Environ()); err != nil {
+		return nil, err
+	}
 	if path != "" && !filepath.IsAbs(c.DataDir) {
 		// Relative data dirs are relative to the working directory, as a
 		// user typing `make run` expects.
@@ -330,6 +340,58 @@ func Load(path string) (*Config, error) {
 		c.NATS.Embedded.ToolsPasswordFile = filepath.Join(c.DataDir, "nats-tools.password")
 	}
 	return &c, c.Validate()
+}
+
+// LoadChecked is Load followed by CheckAdapters: everything `samhub serve`
+// decodes, checked before anything starts. `samhub config check`, `serve`
+// and `route --dry-run` read configuration through it; the adapter types
+// must be linked in (internal/plugins).
+func LoadChecked(path string) (*Config, error) {
+	c, err := Load(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.CheckAdapters(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// CheckAdapters decodes and checks every adapter block through its type's
+// spec, building nothing. Errors name the full key
+// (adapters.<name>.<key>); all are joined.
+func (c *Config) CheckAdapters() error {
+	var errs []error
+	for _, name := range sortedKeys(c.Adapters) {
+		typ, _ := c.Adapters[name]["type"].(string)
+		if typ == "" {
+			continue // Validate reported it
+		}
+		if err := adapters.Check(typ, name, c.Adapters[name]); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// EnvKeys lists the dotted keys of every top-level setting that holds a
+// value, each settable as SAMHUB_<KEY> with '.' as '_'.
+func EnvKeys() []string {
+	var out []string
+	var walk func(prefix string, fs []adapters.Field)
+	walk = func(prefix string, fs []adapters.Field) {
+		for _, f := range fs {
+			switch f.Type {
+			case adapters.TypeObject:
+				walk(prefix+f.Key+".", f.Fields)
+			case adapters.TypeMap, adapters.TypeObjects:
+			default:
+				out = append(out, prefix+f.Key)
+			}
+		}
+	}
+	walk("", adapters.FieldsOf(reflect.TypeFor[Config]()))
+	return out
 }
 
 // Validate checks the whole configuration and joins every mistake found.
@@ -547,9 +609,17 @@ func (c *Config) Validate() error {
 			}
 		}
 		if r.RequireConsent != nil && !*r.RequireConsent {
+			dischargeOnly := len(r.Match.Kind) > 0 && !slices.ContainsFunc(r.Match.Kind, func(k string) bool { return k != "discharge-note" })
 			for _, to := range r.To {
-				if d, ok := c.Destinations[to]; ok && d.Sector != "municipality" && d.Sector != "internal" {
-					bad(key+".require_consent", "may be false only for municipality or internal destinations; %q is %s", to, d.Sector)
+				d, ok := c.Destinations[to]
+				switch {
+				case !ok, d.Sector == "municipality", d.Sector == "internal":
+				case d.Sector == "gp" && dischargeOnly:
+					// Sundhedsloven § 41: discharge letters may go to the
+					// patient's GP without consent (a recorded withdrawal or
+					// refusal still stops them; pipeline/route).
+				default:
+					bad(key+".require_consent", "may be false only for municipality or internal destinations, or for discharge notes to the GP (match.kind: [discharge-note]); %q is %s", to, d.Sector)
 				}
 			}
 		}
@@ -579,6 +649,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Simulators.EPJ != nil {
 		checkSim(bad, "simulators.epj", c.Simulators.EPJ)
+		if c.Simulators.EPJ.MaxUpload != "" {
+			bad("simulators.epj.max_upload", "is a setting of the case-system simulator only")
+		}
 	}
 	roles := []string{"coordinator", "operations", "auditor"}
 	for i, u := range c.Console.Users {
@@ -610,6 +683,11 @@ func checkSim(bad func(string, string, ...any), key string, s *SimConfig) {
 	}
 	if s.DataDir == "" {
 		bad(key+".data_dir", "must not be empty")
+	}
+	if s.MaxUpload != "" {
+		if n, err := ParseBytes(s.MaxUpload); err != nil || n <= 0 {
+			bad(key+".max_upload", "must be a positive size such as 50MB")
+		}
 	}
 }
 

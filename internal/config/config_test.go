@@ -66,10 +66,17 @@ func TestConfigMistakesNameTheKey(t *testing.T) {
 		{"route to unknown destination", strings.Replace(base, "to: [casefile]", "to: [casefiles]", 1), `routes[0].to: names unknown destination "casefiles"`, nil},
 		{"route kind", strings.Replace(base, "{name: r1, to: [casefile]}", "{name: r1, match: {kind: [letter]}, to: [casefile]}", 1), `routes[0].match.kind: "letter" is not one of`, nil},
 		{"consent bypass to another sector", strings.Replace(base, "{name: r1, to: [casefile]}", "{name: r1, to: [gp], require_consent: false}", 1), "routes[0].require_consent: may be false only for municipality", nil},
+		{"consent bypass to the GP beyond discharge notes", strings.Replace(base, "{name: r1, to: [casefile]}", "{name: r1, match: {kind: [discharge-note, recommendation]}, to: [gp], require_consent: false}", 1), "routes[0].require_consent: may be false only for municipality", nil},
+		{"receiver directory GLN", base + "receivers: [{name: x, role: gp, gln: '123'}]\n", "receivers[0].gln: must be a 13-digit GLN", nil},
+		{"receiver directory format", base + "receivers: [{name: x, role: gp, gln: '5790000123456', formats: [edifact]}]\n", `receivers[0].formats: "edifact" is not one of`, nil},
+		{"receiver directory role", base + "receivers: [{name: x, role: dentist, gln: '5790000123456'}]\n", "receivers[0].role: must be one of", nil},
+		{"destination receiver not in the directory", strings.Replace(base, "sector: gp", "sector: gp, receiver: '5790000123456'", 1), "destinations.gp.receiver: must be a GLN or SOR listed under receivers", nil},
 		{"adapter without type", strings.Replace(base, "medcom: {type: medcom, dir: ./m}", "medcom: {dir: ./m}", 1), "adapters.medcom.type: must name an adapter type", nil},
 		{"plain password", base + "console: {users: [{name: k, role: coordinator, password_hash: hemmelig}]}\n", "console.users[0].password_hash: must be a bcrypt hash", nil},
 		{"unknown role", base + "console: {users: [{name: k, role: boss, token_hash: ab}]}\n", "console.users[0].role: must be one of coordinator, operations, auditor", nil},
 		{"duration type", base + "pipeline: {backoff_initial: soon}\n", "backoff_initial", nil},
+		{"simulator upload cap", base + "simulators: {casesys: {listen: '127.0.0.1:0', data_dir: ./s, max_upload: lots}}\n", "simulators.casesys.max_upload: must be a positive size such as 50MB", nil},
+		{"upload cap on the EPJ simulator", base + "simulators: {epj: {listen: '127.0.0.1:0', data_dir: ./s, max_upload: 10MB}}\n", "simulators.epj.max_upload: is a setting of the case-system simulator only", nil},
 		{"environment override checked too", base, "http.listen: must be host:port", []string{"SAMHUB_HTTP_LISTEN", "nowhere"}},
 	}
 	for _, c := range cases {

@@ -1,7 +1,7 @@
 // Package console is the coordinator's web console, served by the hub under
 // /console/: login with bcrypt passwords, server-side sessions, CSRF tokens
 // on every form, role checks on every page, and pages for the overview, the
-// retry queue, a letter's journey (content only after an audited "show"),
+// retry queue, rejected files, a letter's journey (content only after an audited "show"),
 // search and the audit log. HTML is rendered on the server from embedded
 // templates; the only script is a "select all" checkbox.
 package console
@@ -84,7 +84,7 @@ type Console struct {
 	today    todayCounter
 }
 
-var pageNames = []string{"login", "overview", "queue", "journey", "search", "consents", "audit", "error"}
+var pageNames = []string{"login", "overview", "queue", "journey", "search", "consents", "audit", "rejected", "error"}
 
 // New builds the console for s. Configuration mistakes are reported with
 // the key at fault.
@@ -149,6 +149,7 @@ func parsePages(lang string) (map[string]*template.Template, error) {
 		"when":    when,
 		"age":     func(t time.Time) string { return age(lang, t) },
 		"path":    url.PathEscape,
+		"rcode":   func(code string) string { return trOr(lang, "rcode."+code, "") },
 	}
 	out := map[string]*template.Template{}
 	for _, p := range pageNames {
@@ -205,6 +206,8 @@ func (c *Console) routes() http.Handler {
 	mux.Handle("GET /console/consents", c.page(c.consentForm, coord...))
 	mux.Handle("POST /console/consents", c.page(c.consentRecord, coord...))
 	mux.Handle("GET /console/audit", c.page(c.auditLog, httpapi.RoleAuditor))
+	mux.Handle("GET /console/rejected", c.page(c.rejected, coord...))
+	mux.Handle("POST /console/rejected", c.page(c.putBack, coord...))
 	mux.Handle("/console/", c.page(func(w http.ResponseWriter, r *http.Request, _ *session) { c.fail(w, r, http.StatusNotFound) }, any...))
 	// Browsers' Sec-Fetch-Site/Origin headers refuse cross-site form posts
 	// before the CSRF token is even looked at: two independent guards.
@@ -301,6 +304,7 @@ func (c *Console) nav(ses *session, current string) []navItem {
 		add("/console/queue", "nav.queue")
 		add("/console/search", "nav.search")
 		add("/console/consents", "nav.consents")
+		add("/console/rejected", "nav.rejected")
 	case httpapi.RoleOperations:
 		add("/console/overview", "nav.overview")
 	case httpapi.RoleAuditor:
@@ -318,7 +322,7 @@ func (c *Console) render(w http.ResponseWriter, r *http.Request, ses *session, s
 	}
 	var b strings.Builder
 	if err := c.pages[page].ExecuteTemplate(&b, "layout", v); err != nil {
-		c.log.Error("console: render failed", "page", page, "err", err)
+		c.log.ErrorContext(r.Context(), "console: render failed", "page", page, "err", err)
 		http.Error(w, tr(c.lang, "err.internal"), http.StatusInternalServerError)
 		return
 	}
@@ -337,7 +341,7 @@ func (c *Console) fail(w http.ResponseWriter, r *http.Request, status int) {
 }
 
 func (c *Console) internal(w http.ResponseWriter, r *http.Request, what string, err error) {
-	c.log.Error("console: "+what, "path", r.URL.Path, "err", err)
+	c.log.ErrorContext(r.Context(), "console: "+what, "path", r.URL.Path, "err", err)
 	c.fail(w, r, http.StatusInternalServerError)
 }
 
@@ -434,7 +438,7 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 			rec.Reason = "unknown user name"
 		}
 		if err := c.audit(ctx, r, rec); err != nil {
-			c.log.Error("console: audit failed login", "err", err)
+			c.log.ErrorContext(r.Context(), "console: audit failed login", "err", err)
 		}
 		c.showLogin(w, r, http.StatusUnauthorized, "", tr(c.lang, "login.failed"))
 		return
@@ -472,7 +476,7 @@ var throttleReason = map[string]string{
 func (c *Console) logout(w http.ResponseWriter, r *http.Request, ses *session) {
 	c.sessions.remove(ses.id)
 	if err := c.audit(r.Context(), r, audit.Record{Actor: ses.user, Role: ses.role, Action: "logout", Target: "console", Result: "ok"}); err != nil {
-		c.log.Error("console: audit logout", "err", err)
+		c.log.ErrorContext(r.Context(), "console: audit logout", "err", err)
 	}
 	c.setCookie(w, r, sessionCookie, "", "/console/", -1)
 	http.Redirect(w, r, "/console/login", http.StatusSeeOther)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/samhub/samhub/adapters"
 	"github.com/samhub/samhub/internal/httpapi"
 	"github.com/samhub/samhub/pipeline"
 	"github.com/samhub/samhub/pipeline/audit"
@@ -149,7 +150,7 @@ func (c *Console) queueAction(w http.ResponseWriter, r *http.Request, ses *sessi
 		case errors.Is(err, retryq.ErrNotParked):
 			c.sessions.addFlash(ses, tr(c.lang, "q.failed", seq, tr(c.lang, "q.notparked")))
 		case err != nil:
-			c.log.Error("console: "+action, "seq", seq, "err", err)
+			c.log.ErrorContext(r.Context(), "console: "+action, "seq", seq, "err", err)
 			c.sessions.addFlash(ses, tr(c.lang, "q.failed", seq, tr(c.lang, "err.internal")))
 		default:
 			done++
@@ -172,6 +173,61 @@ func lowerFirst(s string) string {
 		return s
 	}
 	return strings.ToLower(s[:1]) + s[1:]
+}
+
+// --- rejected files ------------------------------------------------------------
+
+type rejectedPage struct {
+	Entries []pipeline.Rejected
+}
+
+func (c *Console) rejected(w http.ResponseWriter, r *http.Request, ses *session) {
+	list, err := c.hub.ListRejected(r.Context(), 500)
+	if err != nil {
+		c.internal(w, r, "rejected list", err)
+		return
+	}
+	c.render(w, r, ses, http.StatusOK, "rejected", rejectedPage{Entries: list})
+}
+
+// putBack gives the selected rejected files back to their source; each is
+// audited by the hub (pipeline.Hub.PutBack) before it happens.
+func (c *Console) putBack(w http.ResponseWriter, r *http.Request, ses *session) {
+	f := r.PostForm
+	reason := strings.TrimSpace(f.Get("reason"))
+	var errs []string
+	if len(f["file"]) == 0 {
+		errs = append(errs, tr(c.lang, "r.none.selected"))
+	}
+	if reason == "" {
+		errs = append(errs, tr(c.lang, "q.reason.required"))
+	}
+	if len(errs) > 0 {
+		for _, e := range errs {
+			c.sessions.addFlash(ses, e)
+		}
+		http.Redirect(w, r, "/console/rejected", http.StatusSeeOther)
+		return
+	}
+	a := c.actor(r, ses)
+	done := 0
+	for _, v := range f["file"] {
+		source, id, _ := strings.Cut(v, "/")
+		err := c.hub.PutBack(r.Context(), a, source, id, reason)
+		switch {
+		case errors.Is(err, adapters.ErrUnknownInput):
+			c.sessions.addFlash(ses, tr(c.lang, "r.failed", id, tr(c.lang, "r.gone")))
+		case errors.Is(err, adapters.ErrAnswered):
+			c.sessions.addFlash(ses, tr(c.lang, "r.failed", id, tr(c.lang, "r.isanswered")))
+		case err != nil:
+			c.log.Error("console: put back", "source", source, "err", err)
+			c.sessions.addFlash(ses, tr(c.lang, "r.failed", id, tr(c.lang, "err.internal")))
+		default:
+			done++
+		}
+	}
+	c.sessions.addFlash(ses, tr(c.lang, "r.done", done))
+	http.Redirect(w, r, "/console/rejected", http.StatusSeeOther)
 }
 
 // --- journey -----------------------------------------------------------------

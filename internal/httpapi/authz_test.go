@@ -14,17 +14,23 @@ import (
 // policy is who may call each API route, written down here independently
 // of server.go so that a change to either shows up as a failing test.
 var policy = map[string][]string{
-	"GET /api/v1/whoami":                {httpapi.RoleCoordinator, httpapi.RoleOperations, httpapi.RoleAuditor},
-	"GET /api/v1/stats":                 {httpapi.RoleCoordinator, httpapi.RoleOperations},
-	"GET /api/v1/queue":                 {httpapi.RoleCoordinator},
-	"GET /api/v1/queue/{seq}":           {httpapi.RoleCoordinator},
-	"POST /api/v1/queue/{seq}/replay":   {httpapi.RoleCoordinator},
-	"POST /api/v1/queue/{seq}/discard":  {httpapi.RoleCoordinator},
-	"POST /api/v1/queue/replay":         {httpapi.RoleCoordinator},
-	"GET /api/v1/letters/{id}/trace":    {httpapi.RoleCoordinator},
-	"POST /api/v1/letters/{id}/content": {httpapi.RoleCoordinator},
-	"POST /api/v1/consents":             {httpapi.RoleCoordinator},
-	"GET /api/v1/audit":                 {httpapi.RoleAuditor},
+	"GET /api/v1/whoami":                                {httpapi.RoleCoordinator, httpapi.RoleOperations, httpapi.RoleAuditor},
+	"GET /api/v1/stats":                                 {httpapi.RoleCoordinator, httpapi.RoleOperations},
+	"GET /api/v1/queue":                                 {httpapi.RoleCoordinator},
+	"GET /api/v1/queue/{seq}":                           {httpapi.RoleCoordinator},
+	"POST /api/v1/queue/{seq}/replay":                   {httpapi.RoleCoordinator},
+	"POST /api/v1/queue/{seq}/discard":                  {httpapi.RoleCoordinator},
+	"POST /api/v1/queue/replay":                         {httpapi.RoleCoordinator},
+	"GET /api/v1/holds":                                 {httpapi.RoleCoordinator, httpapi.RoleOperations},
+	"POST /api/v1/holds/{destination}/{thread}/release": {httpapi.RoleCoordinator},
+	"GET /api/v1/letters/{id}/trace":                    {httpapi.RoleCoordinator},
+	"POST /api/v1/letters/{id}/content":                 {httpapi.RoleCoordinator},
+	"POST /api/v1/consents":                             {httpapi.RoleCoordinator},
+	"POST /api/v1/consents/lookup":                      {httpapi.RoleCoordinator},
+	"POST /api/v1/consents/revoke":                      {httpapi.RoleCoordinator},
+	"GET /api/v1/audit":                                 {httpapi.RoleAuditor},
+	"GET /api/v1/rejected":                              {httpapi.RoleCoordinator, httpapi.RoleOperations},
+	"POST /api/v1/rejected/{source}/{id}/put-back":      {httpapi.RoleCoordinator},
 }
 
 type caller struct {
@@ -44,7 +50,7 @@ var callers = []caller{
 // bodyFor is a well-formed body for each POST route, aimed at ids that do
 // not exist, so allowed calls change nothing but the consent registry.
 func bodyFor(route string) []byte {
-	if strings.HasSuffix(route, "/consents") {
+	if strings.Contains(route, "/consents") {
 		return []byte(`{"patient":"2509479989","consent":{"givenBy":"custody-holder","form":"written","scopes":["municipality"]},"reason":"authorisation matrix test"}`)
 	}
 	if strings.HasSuffix(route, "/queue/replay") {
@@ -70,7 +76,7 @@ func TestAuthorisationMatrix(t *testing.T) {
 	}
 	for _, rt := range routes {
 		method, pattern, _ := strings.Cut(rt, " ")
-		path := strings.NewReplacer("{seq}", "999999", "{id}", "no-such-letter").Replace(pattern)
+		path := strings.NewReplacer("{seq}", "999999", "{id}", "no-such-letter", "{destination}", "gp", "{thread}", "0000", "{source}", "medcom").Replace(pattern)
 		for _, c := range callers {
 			t.Run(rt+" as "+c.name, func(t *testing.T) {
 				var body *bytes.Reader

@@ -1,12 +1,15 @@
 // Package httpapi serves the hub's HTTP surface: health, readiness, Prometheus
 // metrics and the JSON API that the console and samhubctl use for the retry
-// queue, letter journeys, consents and the audit log. Every API route checks
-// the caller's role on the server and every human action is audited.
+// queue, rejected input, letter journeys, consents and the audit log. Every
+// API route checks the caller's role on the server and every human action is
+// audited.
 package httpapi
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -21,10 +25,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/samhub/samhub/adapters"
+	"github.com/samhub/samhub/internal/logging"
 	"github.com/samhub/samhub/internal/throttle"
 	"github.com/samhub/samhub/pipeline"
 	"github.com/samhub/samhub/pipeline/audit"
-	"github.com/samhub/samhub/pipeline/broker"
 	"github.com/samhub/samhub/pipeline/letter"
 	"github.com/samhub/samhub/pipeline/retryq"
 )
@@ -76,7 +81,22 @@ func (s *Server) Users() *Users { return s.users }
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("Cache-Control", "no-store")
-	s.mux.ServeHTTP(w, r)
+	// Every line logged while serving the request carries its id as
+	// correlation_id; the caller sees it in X-Request-Id.
+	id := requestID(r)
+	w.Header().Set("X-Request-Id", id)
+	s.mux.ServeHTTP(w, r.WithContext(logging.WithCorrelation(r.Context(), id)))
+}
+
+// requestID is the caller's X-Request-Id when it is a short plain token
+// (a proxy's id ties its log to ours), else a new random one.
+func requestID(r *http.Request) string {
+	if v := r.Header.Get("X-Request-Id"); len(v) > 0 && len(v) <= 64 && strings.Trim(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == "" && !logging.ContainsCPR(v) {
+		return v
+	}
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return "req-" + hex.EncodeToString(b)
 }
 
 func (s *Server) routes() {
@@ -92,17 +112,24 @@ func (s *Server) routes() {
 	api("POST /api/v1/queue/{seq}/replay", allow(s.queueReplay, RoleCoordinator))
 	api("POST /api/v1/queue/{seq}/discard", allow(s.queueDiscard, RoleCoordinator))
 	api("POST /api/v1/queue/replay", allow(s.queueReplayMany, RoleCoordinator))
+	api("GET /api/v1/holds", allow(s.holds, RoleCoordinator, RoleOperations))
+	api("POST /api/v1/holds/{destination}/{thread}/release", allow(s.releaseThread, RoleCoordinator))
 	api("GET /api/v1/letters/{id}/trace", allow(s.letterTrace, RoleCoordinator))
 	api("POST /api/v1/letters/{id}/content", allow(s.letterContent, RoleCoordinator))
 	api("POST /api/v1/consents", allow(s.consentRecord, RoleCoordinator))
+	api("POST /api/v1/consents/lookup", allow(s.consentLookup, RoleCoordinator))
+	api("POST /api/v1/consents/revoke", allow(s.consentRevoke, RoleCoordinator))
 	api("GET /api/v1/audit", allow(s.auditTail, RoleAuditor))
+	api("GET /api/v1/rejected", allow(s.rejectedList, RoleCoordinator, RoleOperations))
+	api("POST /api/v1/rejected/{source}/{id}/put-back", allow(s.rejectedPutBack, RoleCoordinator))
 }
 
 // Routes lists the API's method+path patterns (for the authorisation matrix test).
 func Routes() []string {
 	return []string{"GET /api/v1/whoami", "GET /api/v1/stats", "GET /api/v1/queue", "GET /api/v1/queue/{seq}", "POST /api/v1/queue/{seq}/replay",
-		"POST /api/v1/queue/{seq}/discard", "POST /api/v1/queue/replay", "GET /api/v1/letters/{id}/trace", "POST /api/v1/letters/{id}/content",
-		"POST /api/v1/consents", "GET /api/v1/audit"}
+		"POST /api/v1/queue/{seq}/discard", "POST /api/v1/queue/replay", "GET /api/v1/holds", "POST /api/v1/holds/{destination}/{thread}/release", "GET /api/v1/letters/{id}/trace", "POST /api/v1/letters/{id}/content",
+		"POST /api/v1/consents", "POST /api/v1/consents/lookup", "POST /api/v1/consents/revoke", "GET /api/v1/audit",
+		"GET /api/v1/rejected", "POST /api/v1/rejected/{source}/{id}/put-back"}
 }
 
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
@@ -262,7 +289,7 @@ func (s *Server) queueReplayMany(w http.ResponseWriter, r *http.Request) {
 		case errors.Is(err, retryq.ErrNotParked):
 			res.Code, res.Error = "not-found", "no parked letter with that id"
 		case err != nil:
-			s.log.Error("replay failed", "seq", seq, "err", err)
+			s.log.ErrorContext(r.Context(), "replay failed", "seq", seq, "err", err)
 			res.Code, res.Error = "failed", "the replay could not be stored; see the hub log"
 		}
 		out = append(out, res)
@@ -280,6 +307,62 @@ func (s *Server) queueDiscard(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, 200, map[string]any{"seq": seq, "discarded": true})
+}
+
+// rejectedList lists the input the sources refused and set aside (MedCom
+// files in error/) with the reason, newest first. Reasons and codes carry no
+// personal data; the files themselves are not served.
+func (s *Server) rejectedList(w http.ResponseWriter, r *http.Request) {
+	limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
+	if limit <= 0 || limit > 5000 {
+		limit = 500
+	}
+	list, err := s.hub.ListRejected(r.Context(), limit)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if list == nil {
+		list = []pipeline.Rejected{}
+	}
+	writeJSON(w, 200, map[string]any{"entries": list})
+}
+
+// rejectedPutBack gives a rejected file back to its source (MedCom: back
+// into in/), with a required reason; audited before it happens.
+func (s *Server) rejectedPutBack(w http.ResponseWriter, r *http.Request) {
+	var b actionBody
+	if err := readBody(r, &b); err != nil {
+		problem(w, r, 400, "bad-request", err.Error())
+		return
+	}
+	source, id := r.PathValue("source"), r.PathValue("id")
+	if err := s.hub.PutBack(r.Context(), s.actor(r), source, id, b.Reason); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, 200, map[string]any{"source": source, "id": id, "putBack": true})
+}
+
+// holds lists the threads held back behind a parked letter, per destination.
+func (s *Server) holds(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, 200, map[string]any{"holds": s.hub.Holds()})
+}
+
+// releaseThread lets the letters held behind a parked letter go on without
+// it; the parked letter stays in the queue. Reason required; audited.
+func (s *Server) releaseThread(w http.ResponseWriter, r *http.Request) {
+	var b actionBody
+	if err := readBody(r, &b); err != nil {
+		problem(w, r, 400, "bad-request", err.Error())
+		return
+	}
+	dest, thread := r.PathValue("destination"), r.PathValue("thread")
+	if err := s.hub.ReleaseThread(r.Context(), s.actor(r), dest, thread, b.Reason); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, 200, map[string]any{"destination": dest, "thread": thread, "released": true})
 }
 
 func (s *Server) letterTrace(w http.ResponseWriter, r *http.Request) {
@@ -333,22 +416,31 @@ func (s *Server) consentRecord(w http.ResponseWriter, r *http.Request) {
 		problem(w, r, 400, "bad-request", "patient: must be a CPR or replacement id")
 		return
 	}
+	if strings.TrimSpace(b.Reason) == "" {
+		s.fail(w, r, pipeline.ErrReasonRequired)
+		return
+	}
 	for _, sc := range b.Consent.Scopes {
-		ok := false
-		for _, v := range letter.Scopes {
-			ok = ok || v == sc
-		}
-		if !ok {
-			problem(w, r, 400, "bad-request", "consent.scopes: unknown scope")
+		if !slices.Contains(letter.Scopes, sc) {
+			problem(w, r, 400, "bad-request", fmt.Sprintf("consent.scopes: %q is not one of %v", sc, letter.Scopes))
 			return
 		}
 	}
-	a := s.actor(r)
+	if b.Consent.GivenAt.IsZero() {
+		b.Consent.GivenAt = time.Now().UTC()
+	}
 	action := "consent-record"
 	if !b.Consent.WithdrawnAt.IsZero() {
 		action = "consent-withdraw"
 	}
-	if err := s.hub.Audit().Append(r.Context(), audit.Record{Actor: a.Name, Role: a.Role, Remote: a.Remote, Action: action, Target: "patient:" + broker.Token("patient:"+b.Patient), Reason: b.Reason}); err != nil {
+	s.recordConsent(w, r, action, b)
+}
+
+// recordConsent audits, then stores: a consent whose audit record cannot
+// be stored is not recorded.
+func (s *Server) recordConsent(w http.ResponseWriter, r *http.Request, action string, b consentBody) {
+	a := s.actor(r)
+	if err := s.hub.Audit().Append(r.Context(), audit.Record{Actor: a.Name, Role: a.Role, Remote: a.Remote, Action: action, Target: "patient:" + retryq.PatientToken(b.Patient), Reason: logging.Redact(b.Reason)}); err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -356,7 +448,65 @@ func (s *Server) consentRecord(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, 200, map[string]any{"recorded": true})
+	writeJSON(w, 200, map[string]any{"recorded": true, "consent": b.Consent})
+}
+
+// consentRevoke withdraws the consent in force from now on: letters not yet
+// delivered to another sector stop; what was delivered is not recalled.
+func (s *Server) consentRevoke(w http.ResponseWriter, r *http.Request) {
+	var b consentBody
+	if err := readBody(r, &b); err != nil {
+		problem(w, r, 400, "bad-request", err.Error())
+		return
+	}
+	if b.Patient == "" {
+		problem(w, r, 400, "bad-request", "patient: must be a CPR or replacement id")
+		return
+	}
+	if strings.TrimSpace(b.Reason) == "" {
+		s.fail(w, r, pipeline.ErrReasonRequired)
+		return
+	}
+	cur, err := s.hub.RecordedConsent(r.Context(), b.Patient)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	c := letter.Consent{}
+	if cur != nil {
+		c = *cur
+	}
+	c.WithdrawnAt = time.Now().UTC()
+	b.Consent = c
+	s.recordConsent(w, r, "consent-withdraw", b)
+}
+
+// consentLookup shows a patient's recorded consents. The patient is in the
+// body, never a URL; the read is audited, as any read of personal data.
+func (s *Server) consentLookup(w http.ResponseWriter, r *http.Request) {
+	var b consentBody
+	if err := readBody(r, &b); err != nil {
+		problem(w, r, 400, "bad-request", err.Error())
+		return
+	}
+	if b.Patient == "" {
+		problem(w, r, 400, "bad-request", "patient: must be a CPR or replacement id")
+		return
+	}
+	a := s.actor(r)
+	if err := s.hub.Audit().Append(r.Context(), audit.Record{Actor: a.Name, Role: a.Role, Remote: a.Remote, Action: "consent-read", Target: "patient:" + retryq.PatientToken(b.Patient), Reason: logging.Redact(b.Reason)}); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	hist, err := s.hub.ConsentHistory(r.Context(), b.Patient)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if hist == nil {
+		hist = []pipeline.ConsentRecord{}
+	}
+	writeJSON(w, 200, map[string]any{"history": hist})
 }
 
 func (s *Server) auditTail(w http.ResponseWriter, r *http.Request) {
@@ -381,10 +531,16 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		problem(w, r, 404, "not-found", "no parked letter with that id")
 	case errors.Is(err, pipeline.ErrUnknownLetter):
 		problem(w, r, 404, "not-found", "no letter with that id")
+	case errors.Is(err, pipeline.ErrNotHeld):
+		problem(w, r, 404, "not-found", "no thread held at that destination with that token (see GET /api/v1/holds)")
 	case errors.Is(err, pipeline.ErrReasonRequired):
 		problem(w, r, 400, "reason-required", "a reason is required (field: reason)")
+	case errors.Is(err, adapters.ErrUnknownInput):
+		problem(w, r, 404, "not-found", "no rejected file with that source and id")
+	case errors.Is(err, adapters.ErrAnswered):
+		problem(w, r, 409, "answered", adapters.ErrAnswered.Error())
 	default:
-		s.log.Error("api error", "path", r.URL.Path, "err", err)
+		s.log.ErrorContext(r.Context(), "api error", "path", r.URL.Path, "err", err)
 		problem(w, r, 500, "internal", "the hub could not do this now; see the hub log")
 	}
 }

@@ -33,11 +33,19 @@ type HandlerOptions struct {
 // Handler is a slog.Handler that removes personal data before the next
 // handler sees a record: CPR numbers anywhere in the message, string values,
 // errors, Stringers and structured values (see Redact), and the whole value of
-// attributes whose key is a redact key, at any group depth. It also adds
-// correlation_id from the context (see WithCorrelation) at the top level.
+// attributes whose key is a redact key, at any group depth.
+//
+// It also gives every line about a letter or a request its correlation_id
+// at the top level: the id in the context (see WithCorrelation), else the
+// id of the letter the line names (a "letter" attribute logged through
+// Letter.LogValue, or "letter_id"). And it writes each top-level key once:
+// a key already added with With is not repeated by a later With or by the
+// record (the first value stays), so JSON lines never carry a key twice.
 type Handler struct {
 	next slog.Handler
 	keys map[string]bool
+	// top holds the top-level keys added by WithAttrs before any group.
+	top map[string]bool
 	// steps holds WithGroup/WithAttrs calls made after the first group. They
 	// are replayed in Handle so correlation_id can stay at the top level;
 	// attributes added before any group go straight to next, preformatted.
@@ -71,7 +79,18 @@ func (h *Handler) Enabled(ctx context.Context, level slog.Level) bool {
 // Handle redacts r and passes it on.
 func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
 	attrs := make([]slog.Attr, 0, r.NumAttrs()+1)
+	id := CorrelationID(ctx)
+	seen := map[string]bool{}
 	r.Attrs(func(a slog.Attr) bool {
+		if id == "" {
+			id = letterID(a)
+		}
+		if len(h.steps) == 0 { // top-level keys: each once
+			if h.top[a.Key] || seen[a.Key] || a.Key == CorrelationKey {
+				return true
+			}
+			seen[a.Key] = true
+		}
 		attrs = append(attrs, h.redactAttr(a))
 		return true
 	})
@@ -90,7 +109,7 @@ func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
 		}
 		attrs = []slog.Attr{{Key: s.group, Value: slog.GroupValue(attrs...)}}
 	}
-	if id := CorrelationID(ctx); id != "" {
+	if id != "" && !h.top[CorrelationKey] {
 		attrs = append(attrs, slog.String(CorrelationKey, Redact(id)))
 	}
 	out := slog.NewRecord(r.Time, r.Level, Redact(r.Message), r.PC)
@@ -103,14 +122,24 @@ func (h *Handler) WithAttrs(attrs []slog.Attr) slog.Handler {
 	if len(attrs) == 0 {
 		return h
 	}
-	red := make([]slog.Attr, len(attrs))
-	for i, a := range attrs {
-		red[i] = h.redactAttr(a)
-	}
+	red := make([]slog.Attr, 0, len(attrs))
 	c := *h
 	if len(h.steps) == 0 {
+		c.top = make(map[string]bool, len(h.top)+len(attrs))
+		for k := range h.top {
+			c.top[k] = true
+		}
+		for _, a := range attrs {
+			if !c.top[a.Key] {
+				c.top[a.Key] = true
+				red = append(red, h.redactAttr(a))
+			}
+		}
 		c.next = h.next.WithAttrs(red)
 		return &c
+	}
+	for _, a := range attrs {
+		red = append(red, h.redactAttr(a))
 	}
 	c.steps = append(h.steps[:len(h.steps):len(h.steps)], step{attrs: red})
 	return &c
@@ -127,6 +156,26 @@ func (h *Handler) WithGroup(name string) slog.Handler {
 }
 
 func (h *Handler) sensitive(key string) bool { return h.keys[normKey(key)] }
+
+// letterID is the letter id an attribute names: "letter_id", or the "id"
+// in a "letter" group (Letter.LogValue), or "".
+func letterID(a slog.Attr) string {
+	switch a.Key {
+	case "letter_id":
+		return a.Value.Resolve().String()
+	case "letter":
+		v := a.Value.Resolve()
+		if v.Kind() != slog.KindGroup {
+			return ""
+		}
+		for _, g := range v.Group() {
+			if g.Key == "id" {
+				return g.Value.Resolve().String()
+			}
+		}
+	}
+	return ""
+}
 
 // redactAttr returns a with personal data removed, resolving LogValuers.
 func (h *Handler) redactAttr(a slog.Attr) slog.Attr {

@@ -350,3 +350,49 @@ func BenchmarkHandler(b *testing.B) {
 		}
 	})
 }
+
+// A key is written once per line, however often With and the call repeat
+// it (a JSON object with a key twice is read differently by every tool).
+func TestHandlerWritesEachKeyOnce(t *testing.T) {
+	var buf bytes.Buffer
+	l := New(&buf, slog.LevelInfo, "json").With("adapter", "casesys").With("adapter", "casesys", "x", 1)
+	l.Info("line", "adapter", "other", "x", 2, "y", 3, "y", 4)
+	line := buf.String()
+	for _, k := range []string{`"adapter"`, `"x"`, `"y"`} {
+		if n := strings.Count(line, k); n != 1 {
+			t.Errorf("%s appears %d times: %s", k, n, line)
+		}
+	}
+	if m := decode(t, &buf); m["adapter"] != "casesys" || m["x"] != float64(1) || m["y"] != float64(3) {
+		t.Errorf("the first value must stay: %s", line)
+	}
+}
+
+type fakeLetter struct{ id string }
+
+func (f fakeLetter) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("id", f.id), slog.String("kind", "referral"))
+}
+
+// A line about a letter carries the letter id as its correlation id; an id
+// in the context (a request) wins.
+func TestCorrelationFromTheLetter(t *testing.T) {
+	var buf bytes.Buffer
+	l := New(&buf, slog.LevelInfo, "json")
+	l.Info("delivered", slog.Any("letter", fakeLetter{"medcom:5790000000005#LTR1"}))
+	l.Info("acknowledged", "letter_id", "medcom:5790000000005#LTR2")
+	l.InfoContext(WithCorrelation(context.Background(), "req-7"), "replayed", "letter_id", "x")
+	var got []string
+	dec := json.NewDecoder(&buf)
+	for dec.More() {
+		var m map[string]any
+		if err := dec.Decode(&m); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fmt.Sprint(m[CorrelationKey]))
+	}
+	want := []string{"medcom:5790000000005#LTR1", "medcom:5790000000005#LTR2", "req-7"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("correlation ids %v, want %v", got, want)
+	}
+}

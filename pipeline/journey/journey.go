@@ -28,6 +28,8 @@ const (
 	Replayed     = "replayed"
 	Discarded    = "discarded"
 	Denied       = "consent-denied"
+	Held         = "held" // waits for an earlier letter of its thread, parked at the destination
+	Released     = "released"
 	Acknowledged = "acknowledged-by-peer"
 )
 
@@ -45,6 +47,9 @@ type Event struct {
 	Code        string    `json:"code,omitempty"`
 	Reason      string    `json:"reason,omitempty"`
 	Actor       string    `json:"actor,omitempty"`
+	// To names whom a delivery was addressed to (GLN/SOR; parents only as
+	// a count), so the coordinator sees that it reached the right party.
+	To string `json:"to,omitempty"`
 }
 
 // Recorder writes and reads journeys.

@@ -74,6 +74,22 @@ type Letter struct {
 	Attachments []Attachment      `json:"attachments,omitempty"`
 	Original    Original          `json:"original"`
 	Meta        map[string]string `json:"meta,omitempty"` // adapter facts free of personal data (case id, MedCom envelope id…)
+	// Ack is set on an acknowledgement: how the receiver answered the
+	// letter it acknowledges (InReplyTo).
+	Ack *Ack `json:"ack,omitempty"`
+}
+
+// Ack is a receiver's answer to a letter the hub sent.
+type Ack struct {
+	Positive bool `json:"positive"`
+	// Code is the format's own result: positive, negative, vans-negative
+	// (XCTL receipts); ok, transient-error, fatal-error (FHIR).
+	Code string `json:"code"`
+	// Transient: the receiver will take the letter once its own trouble is
+	// over (FHIR transient-error); the sender resends, nobody need act.
+	Transient bool `json:"transient,omitempty"`
+	// Reason is the receiver's error codes, free of personal data.
+	Reason string `json:"reason,omitempty"`
 }
 
 // Roles a Party may have; a destination's sector serves one of them

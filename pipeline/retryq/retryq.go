@@ -43,6 +43,14 @@ type Entry struct {
 	LastError   Failure   `json:"lastError"`
 	ParkedAt    time.Time `json:"parkedAt"`
 	LetterSeq   uint64    `json:"letterSeq"` // sequence on the letter stream that was parked
+	// OrigSeq is the sequence the letter was first stored at (a replay is
+	// stored anew): held letters of a thread are released in this order.
+	OrigSeq uint64 `json:"origSeq,omitempty"`
+	// Cause tells a second park of the same stored letter at the same
+	// destination from a repeat of the first: the sequence of what caused
+	// it (the held entry a released letter comes from; the receiver's
+	// refusal on the letter stream).
+	Cause uint64 `json:"cause,omitempty"`
 	// Blobs names the blob-store objects the parked letter refers to
 	// (pipeline/blobs), so the blob collector keeps them without reading
 	// parked letters.
@@ -75,7 +83,11 @@ func (q *Queue) Park(ctx context.Context, e Entry, letterJSON []byte) error {
 	}
 	msg := nats.NewMsg(broker.ParkedSubject(e.Destination))
 	msg.Header.Set(hdrEntry, string(meta))
-	msg.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("park:%s:%d", e.Destination, e.LetterSeq))
+	id := fmt.Sprintf("park:%s:%d", e.Destination, e.LetterSeq)
+	if e.Cause != 0 {
+		id += fmt.Sprintf(":%d", e.Cause)
+	}
+	msg.Header.Set(jetstream.MsgIDHeader, id)
 	msg.Data = letterJSON
 	if _, err := q.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(broker.StreamParked)); err != nil {
 		return fmt.Errorf("park letter: %w", err)

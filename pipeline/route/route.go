@@ -31,24 +31,32 @@ type Decision struct {
 	Anonymise   bool    `json:"anonymise,omitempty"`
 	Reason      string  `json:"reason"`
 	Code        string  `json:"code,omitempty"`
+	// To and Addressed say whom a delivery would go to and how that was
+	// resolved (PlanAddressed only).
+	To        []letter.Party `json:"to,omitempty"`
+	Addressed string         `json:"addressed,omitempty"`
 }
 
-// Router holds the configured rules.
+// Router holds the configured rules and the receiver directory.
 type Router struct {
 	routes []config.Route
 	dests  map[string]config.Destination
 	names  []string
+	dir    Directory
 }
 
 // New builds a Router from checked configuration.
-func New(routes []config.Route, dests map[string]config.Destination) *Router {
+func New(routes []config.Route, dests map[string]config.Destination, receivers []config.Receiver) *Router {
 	names := make([]string, 0, len(dests))
 	for n := range dests {
 		names = append(names, n)
 	}
 	slices.Sort(names)
-	return &Router{routes: routes, dests: dests, names: names}
+	return &Router{routes: routes, dests: dests, names: names, dir: NewDirectory(receivers)}
 }
+
+// Directory is the receiver directory the router addresses with.
+func (r *Router) Directory() Directory { return r.dir }
 
 // Destinations lists the configured destination names, sorted.
 func (r *Router) Destinations() []string { return r.names }
@@ -58,6 +66,31 @@ func (r *Router) Plan(l *letter.Letter, consent *letter.Consent, now time.Time) 
 	out := make([]Decision, 0, len(r.names))
 	for _, d := range r.names {
 		out = append(out, r.Decide(l, d, consent, now))
+	}
+	return out
+}
+
+// PlanAddressed is Plan with the addressee of every delivery resolved
+// (Address); thread is the party of the letter l answers, when the caller
+// could read it. A delivery whose receiver cannot be resolved becomes the
+// receiver_unresolved denial it will be at the destination.
+func (r *Router) PlanAddressed(l *letter.Letter, consent *letter.Consent, now time.Time, thread *letter.Party) []Decision {
+	out := r.Plan(l, consent, now)
+	for i, d := range out {
+		if d.Verdict != Deliver {
+			continue
+		}
+		to, how, ok := r.Address(l, d.Destination, thread)
+		switch {
+		case !ok && thread == nil && r.NeedsThread(l, d.Destination):
+			out[i].Addressed = "the party of the letter it answers (" + l.InReplyTo + "), read when it is delivered"
+		case !ok:
+			u := Unresolved(d.Destination, r.dests[d.Destination].Sector)
+			u.Route = d.Route
+			out[i] = u
+		default:
+			out[i].To, out[i].Addressed = to, how
+		}
 	}
 	return out
 }
@@ -77,7 +110,29 @@ func (r *Router) Decide(l *letter.Letter, dest string, consent *letter.Consent, 
 			continue
 		}
 		d.Route, d.Anonymise = rt.Name, rt.Anonymise
+		if roles := sectorRoles[dc.Sector]; roles != nil {
+			if names, covers := r.narrowed(l, roles); names && !covers {
+				d.Verdict, d.Anonymise = Skip, false
+				d.Reason = fmt.Sprintf("rule %q sends this kind of letter to %s, but the letter names its recipients and none is in that sector (rules narrow a letter's recipients, never widen them)", rt.Name, dc.Sector)
+				return d
+			}
+		}
 		if !needsConsent(rt, dc) {
+			if dc.Sector != "municipality" && dc.Sector != "internal" && consent != nil {
+				// A route that needs no consent outside the municipality
+				// (discharge notes to the GP) still stops at a recorded
+				// objection.
+				switch {
+				case !consent.WithdrawnAt.IsZero() && !now.Before(consent.WithdrawnAt):
+					d.Verdict, d.Code = Deny, "consent_withdrawn"
+					d.Reason = fmt.Sprintf("rule %q needs no consent, but the consent was withdrawn, so nothing more goes to %s", rt.Name, dc.Sector)
+					return d
+				case consent.YoungPersonRefused:
+					d.Verdict, d.Code = Deny, "young_person_refused"
+					d.Reason = fmt.Sprintf("rule %q needs no consent, but the young person (15–17) refused sharing with %s", rt.Name, dc.Sector)
+					return d
+				}
+			}
 			d.Verdict, d.Reason = Deliver, fmt.Sprintf("rule %q; the %s sector needs no consent for this route", rt.Name, dc.Sector)
 			return d
 		}
@@ -175,6 +230,6 @@ func (r *Router) DecideReplay(l *letter.Letter, dest string, consent *letter.Con
 		return d
 	}
 	rt := config.Route{Name: "replay", To: []string{dest}}
-	tmp := &Router{routes: []config.Route{rt}, dests: map[string]config.Destination{dest: dc}}
+	tmp := &Router{routes: []config.Route{rt}, dests: map[string]config.Destination{dest: dc}, dir: r.dir}
 	return tmp.Decide(l, dest, consent, now)
 }

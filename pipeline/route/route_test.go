@@ -35,7 +35,7 @@ func consent(scopes ...letter.Scope) *letter.Consent {
 }
 
 func TestDecide(t *testing.T) {
-	r := route.New(rules, dests)
+	r := route.New(rules, dests, nil)
 	rec := &letter.Letter{ID: "r1", Kind: letter.KindRecommendation, Source: "casesys"}
 	cases := []struct {
 		name    string
@@ -79,7 +79,7 @@ func TestDecide(t *testing.T) {
 }
 
 func TestReplayRechecksConsentEvenWithoutARule(t *testing.T) {
-	r := route.New(rules, dests)
+	r := route.New(rules, dests, nil)
 	l := &letter.Letter{ID: "x", Kind: letter.KindNote, Source: "imap"}
 	if d := r.DecideReplay(l, "gp", nil, now); d.Verdict != route.Deny {
 		t.Fatalf("replay to GP without consent: %+v", d)
@@ -93,7 +93,7 @@ func TestReplayRechecksConsentEvenWithoutARule(t *testing.T) {
 }
 
 func TestPlanCoversEveryDestination(t *testing.T) {
-	r := route.New(rules, dests)
+	r := route.New(rules, dests, nil)
 	plan := r.Plan(&letter.Letter{Kind: letter.KindRecommendation}, consent(letter.ScopeGP), now)
 	if len(plan) != len(dests) {
 		t.Fatalf("plan has %d decisions, want %d", len(plan), len(dests))

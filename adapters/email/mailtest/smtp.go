@@ -56,6 +56,8 @@ type SMTPServer struct {
 	srv        *smtp.Server
 	opts       SMTPOptions
 	conns      []net.Conn // every accepted connection, for DropConnections
+	failRcpt   []error    // answers for the next RCPT TO commands
+	loseReply  int        // messages stored without an answer to DATA
 	accepted   int
 	closed     int
 	handshakes int
@@ -152,6 +154,25 @@ func (s *SMTPServer) DropConnections() {
 	}
 }
 
+// FailNextRcpt answers the next n RCPT TO commands with err (an
+// *smtp.SMTPError: 451 for a temporary refusal, 550 for a permanent one).
+func (s *SMTPServer) FailNextRcpt(n int, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for range n {
+		s.failRcpt = append(s.failRcpt, err)
+	}
+}
+
+// LoseNextReply makes the server store the next message and close the
+// connection before it answers DATA, as when the connection fails after
+// the server committed the message.
+func (s *SMTPServer) LoseNextReply() {
+	s.mu.Lock()
+	s.loseReply++
+	s.mu.Unlock()
+}
+
 // countingListener counts and remembers accepted connections, and counts
 // them again when they close.
 type countingListener struct {
@@ -229,6 +250,15 @@ func (ss *smtpSession) Mail(from string, opts *smtp.MailOptions) error {
 }
 
 func (ss *smtpSession) Rcpt(to string, _ *smtp.RcptOptions) error {
+	ss.srv.mu.Lock()
+	var injected error
+	if len(ss.srv.failRcpt) > 0 {
+		injected, ss.srv.failRcpt = ss.srv.failRcpt[0], ss.srv.failRcpt[1:]
+	}
+	ss.srv.mu.Unlock()
+	if injected != nil {
+		return injected
+	}
 	if f := ss.srv.opts.RcptError; f != nil {
 		if err := f(to); err != nil {
 			return err
@@ -246,8 +276,15 @@ func (ss *smtpSession) Data(r io.Reader) error {
 	ss.cur.Data = b
 	ss.srv.mu.Lock()
 	ss.srv.msgs = append(ss.srv.msgs, ss.cur)
+	lose := ss.srv.loseReply > 0
+	if lose {
+		ss.srv.loseReply--
+	}
 	ss.srv.mu.Unlock()
 	ss.cur = Received{}
+	if lose {
+		_ = ss.conn.Conn().Close() // committed, and the answer never leaves
+	}
 	return nil
 }
 

@@ -273,15 +273,19 @@ func BuildCareCommunication(l *letter.Letter, opt BuildOptions) ([]byte, string,
 			bad("letter.patient.cpr: %s", msg)
 		}
 	case pat.ReplacementID != "":
-		if msg := checkReplacement(pat.ReplacementID); msg != "" {
+		sys := pat.ReplacementSystem
+		if sys == "" {
+			sys = replacementSystemOf(pat.ReplacementID)
+		}
+		if msg := checkReplacement(sys, pat.ReplacementID); msg != "" {
 			bad("letter.patient.replacementId: %s", msg)
 		}
 	default:
 		bad("letter.patient: must have a CPR or a replacement CPR")
 	}
-	if pat != nil && pat.FamilyName == "" {
-		bad("letter.patient.familyName: must not be empty")
-	}
+	// An empty family name is written as unknown (data-absent-reason), as
+	// MedCom's patient profile allows: a child not yet registered keeps
+	// the names that are known and none is made up.
 	if strings.TrimSpace(l.Text) == "" {
 		bad("letter.text: must not be empty (a CareCommunication needs a text segment)")
 	}
@@ -391,9 +395,13 @@ func BuildCareCommunication(l *letter.Letter, opt BuildOptions) ([]byte, string,
 	segs = append(segs, newText)
 	mine := []string{newText.id}
 	for i, a := range l.Attachments {
+		att := &segAttachment{contentType: a.ContentType, title: a.Name, data: a.Data}
+		if a.ContentType == contentTypeLink { // a link travels as contentAttachment.url
+			att = &segAttachment{title: a.Name, url: strings.TrimSpace(string(a.Data))}
+		}
 		s := segment{
 			id: "urn:uuid:" + id(fmt.Sprintf("segment-attachment-%d", i)), assignerSOR: opt.Self.SOR, time: fhirTime(now),
-			att: &segAttachment{contentType: a.ContentType, title: a.Name, data: a.Data},
+			att: att,
 		}
 		segs = append(segs, s)
 		mine = append(mine, s.id)
@@ -411,7 +419,9 @@ func BuildCareCommunication(l *letter.Letter, opt BuildOptions) ([]byte, string,
 		}
 		if s.author != nil {
 			kids = append(kids, extension(extPractitioner, ref("valueReference", authorRef(s.author))))
-			if s.author.phone != "" {
+			if s.author.phone != "" || s.att == nil {
+				// A text segment must name its author's contact; the number
+				// is written when known (MedCom's ContactPoint: value "if known").
 				kids = append(kids, extension(extContact, cplx("valueContactPoint", prim("system", "phone"), prim("value", s.author.phone))))
 			}
 		}
@@ -553,18 +563,53 @@ func findOrg(sor string, opt BuildOptions, prev *Message) Organization {
 	return Organization{SOR: sor}
 }
 
+// patientResource writes the patient: the CPR number, or failing that the
+// replacement CPR with its own system (see replacementSystemOf when none is
+// named), and the name as far as it is known. An unknown family name is written as absent
+// with a data-absent-reason; given names are left out when unknown.
 func patientResource(id string, p *letter.Patient) *node {
 	var ident *node
 	if p.CPR != "" {
 		ident = list(cplx("identifier", prim("system", sysCPR), prim("value", p.CPR)))
 	} else {
-		ident = list(cplx("identifier", prim("use", "temp"), prim("system", sysXeCPR), prim("value", p.ReplacementID)))
+		sys := p.ReplacementSystem
+		if sys == "" {
+			sys = replacementSystemOf(p.ReplacementID)
+		}
+		ident = list(cplx("identifier", prim("use", "temp"), prim("system", sys), prim("value", p.ReplacementID)))
+	}
+	family := prim("family", p.FamilyName)
+	if p.FamilyName == "" {
+		family = absentPrim("family", "unknown")
 	}
 	var given []*node
 	for _, g := range strings.Fields(p.GivenName) {
 		given = append(given, list(prim("given", g)))
 	}
-	return resource("Patient", id, profPatient, "Patient "+strings.TrimSpace(p.GivenName+" "+p.FamilyName),
+	text := "Patient " + strings.TrimSpace(p.GivenName+" "+p.FamilyName)
+	if p.FamilyName == "" {
+		text = strings.TrimSpace(text + " (family name unknown)")
+	}
+	return resource("Patient", id, profPatient, text,
 		ident,
-		list(cplx("name", append([]*node{prim("use", "official"), prim("family", p.FamilyName)}, given...)...)))
+		list(cplx("name", append([]*node{prim("use", "official"), family}, given...)...)))
+}
+
+// replacementSystemOf names the system of a replacement CPR that came
+// without one (XDIS91's AlternativeIdentifier names no issuer): DK-core's
+// X-eCPR and D-eCPR patterns tell those apart (the 7th character, then two
+// letters and a digit); anything else is written under the eCPR arc itself,
+// MedCom core 2.x's E-CPR system, rather than claimed for an issuer.
+func replacementSystemOf(v string) string {
+	if len(v) != 10 || !allDigits(v[:6]) || !realDate(2000, atoi2(v[2:4]), atoi2(v[0:2])) ||
+		v[7] < 'A' || v[7] > 'Z' || v[8] < 'A' || v[8] > 'Z' || v[9] < '0' || v[9] > '9' {
+		return sysECPR
+	}
+	switch v[6] {
+	case '1', '7':
+		return sysXeCPR
+	case '0', '5', '6':
+		return sysDeCPR
+	}
+	return sysECPR
 }

@@ -1,5 +1,7 @@
 package fhirmsg
 
+import "strings"
+
 // Identifier systems and code systems MedCom uses (domain/medcom.md §0, §2).
 const (
 	nsFHIR  = "http://hl7.org/fhir"
@@ -9,7 +11,8 @@ const (
 	sysGLN     = "https://www.gs1.org/gln"
 	sysGLNOld  = "urn:oid:1.3.88" // 2021 mapping; accepted, never produced
 	sysCPR     = "urn:oid:1.2.208.176.1.2"
-	sysXeCPR   = "urn:oid:1.2.208.176.1.6.1.1"
+	sysECPR    = "urn:oid:1.2.208.176.1.6"     // the eCPR arc; MedCom core 2.x's national E-CPR system itself
+	sysXeCPR   = "urn:oid:1.2.208.176.1.6.1.1" // X-eCPR, the national eCPR service
 	sysDeCPR   = "urn:oid:1.2.208.176.1.6.1.3" // D-eCPR; regional OIDs hang below it
 	sysEvent   = "http://medcomfhir.dk/ig/terminology/CodeSystem/medcom-messaging-eventCodes"
 	sysCat     = "http://medcomfhir.dk/ig/terminology/CodeSystem/medcom-careCommunication-categoryCodes"
@@ -23,6 +26,8 @@ const (
 	extIdentifier   = "http://medcomfhir.dk/ig/core/StructureDefinition/medcom-core-identifier-extension"
 	extPractitioner = "http://medcomfhir.dk/ig/core/StructureDefinition/medcom-core-practitioner-extension"
 	extContact      = "http://medcomfhir.dk/ig/core/StructureDefinition/medcom-core-contact-extension"
+	extSender       = "http://medcomfhir.dk/ig/core/StructureDefinition/medcom-core-sender-extension"
+	extAbsent       = "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
 
 	profCCMessage   = "http://medcomfhir.dk/ig/carecommunication/StructureDefinition/medcom-careCommunication-message"
 	profCCHeader    = "http://medcomfhir.dk/ig/carecommunication/StructureDefinition/medcom-careCommunication-messageHeader"
@@ -74,6 +79,10 @@ const (
 	MIMEJSON     = "application/fhir+json"
 )
 
+// contentTypeLink marks a letter.Attachment that is a link: its data is the
+// address (FHIR contentAttachment.url, XDIS91 Reference/URL).
+const contentTypeLink = "text/uri-list"
+
 // Letter formats set by (*Message).Letter.
 const (
 	FormatCareCommunication = "fhir-carecommunication"
@@ -95,4 +104,25 @@ var Categories = []string{
 var dECPRSystems = map[string]bool{
 	sysDeCPR: true, sysDeCPR + ".177": true, sysDeCPR + ".179": true,
 	sysDeCPR + ".181": true, sysDeCPR + ".183": true, sysDeCPR + ".187": true,
+}
+
+// replacementRank orders the replacement person identifiers ("erstatnings-
+// CPR") a MedCom patient may carry when it has no CPR number, best first:
+// DK-core's X-eCPR (national, unique across regions), MedCom core 2.x's
+// national E-CPR (the eCPR arc itself), DK-core's regional D-eCPR value set,
+// then any other system under the eCPR arc (a region's OID not yet in the
+// value set). 0 means the system is not a replacement CPR. A patient with
+// two (MedCom's receive test CPR-3) is known by the best one.
+func replacementRank(system string) int {
+	switch {
+	case system == sysXeCPR:
+		return 4
+	case system == sysECPR:
+		return 3
+	case dECPRSystems[system]:
+		return 2
+	case strings.HasPrefix(system, sysECPR+"."):
+		return 1
+	}
+	return 0
 }

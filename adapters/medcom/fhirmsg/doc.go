@@ -24,4 +24,11 @@
 // A GP's referral to the council may arrive under any category (MedCom has
 // no "referral" category; regarding-referral means "about a referral"), so
 // routing rules should not rely on KindReferral alone.
+//
+// The patient (MedCom core / DK-core Patient): the CPR number when there is
+// one, and a replacement CPR (X-eCPR, regional D-eCPR, MedCom core 2.x's
+// E-CPR) with its system, also when both are given. Names are taken as far
+// as they are known: a family name given as absent (data-absent-reason) stays
+// empty, and the reason is kept in Letter.Meta["patientNameAbsent"]; the
+// builder writes an empty family name the same way. No name is ever made up.
 package fhirmsg

@@ -38,6 +38,15 @@ func (m *Message) Letter(source string, original []byte, contentType string) *le
 	if m.Patient != nil {
 		p := *m.Patient
 		l.Patient = &p
+		if m.nameAbsent != "" && isCode(m.nameAbsent) {
+			// why the family name is empty (data-absent-reason code, e.g. "unknown")
+			l.Meta["patientNameAbsent"] = m.nameAbsent
+		}
+	}
+	l.Sender.Unit = m.senderUnit
+	l.Receivers[0].Unit = m.recipientUnit
+	if m.episode != nil {
+		l.Meta["medcom_episode_of_care_id"] = m.episode.value // the key XDIS91 letters use
 	}
 	if len(m.Attachments) > 0 {
 		l.Attachments = append([]letter.Attachment(nil), m.Attachments...)
@@ -66,6 +75,7 @@ func (m *Message) Letter(source string, original []byte, contentType string) *le
 			if len(codes) > 0 {
 				l.Meta["issues"] = strings.Join(codes, ",")
 			}
+			l.Ack = &letter.Ack{Positive: r.Code == AckOK, Code: r.Code, Transient: r.Code == AckTransientError, Reason: strings.Join(codes, ",")}
 		}
 	}
 	return l

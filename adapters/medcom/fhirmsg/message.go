@@ -44,7 +44,9 @@ type Message struct {
 
 	// What only Parse can know, for Validate, Letter and the builders.
 	activity      string // own Provenance activity
-	patientSystem string
+	nameAbsent    string // data-absent-reason code given for the patient's family name
+	recipientUnit string // Communication.recipient / sender extension: a CareTeam's name
+	senderUnit    string
 	paths         paths
 	findings      []error // structure problems found while reading
 	provs         []provenance
@@ -57,8 +59,8 @@ type Message struct {
 // paths are the FHIR element paths of the fields Validate checks, so that
 // errors name where in the Bundle a value sits.
 type paths struct {
-	header, comm, patient, patientID, sender, receiver string
-	category, topic, priority, thread                  string
+	header, comm, patient, patientID, replacementID, sender, receiver string
+	category, topic, priority, thread                                 string
 }
 
 func (p *paths) defaults() {
@@ -71,6 +73,7 @@ func (p *paths) defaults() {
 	set(&p.comm, "Bundle.entry(Communication)")
 	set(&p.patient, "Bundle.entry(Patient)")
 	set(&p.patientID, p.patient+".identifier[0].value")
+	set(&p.replacementID, p.patient+".identifier[0].value")
 	set(&p.sender, p.header+".sender")
 	set(&p.receiver, p.header+".destination[0].receiver")
 	set(&p.category, p.comm+".category[0].coding[0].code")

@@ -33,13 +33,13 @@ func parse(data []byte, lim xmlsafe.Limits, level int) (*Message, error) {
 	case len(body) == 0:
 		return nil, errors.New("empty input: expected a FHIR Bundle in XML or JSON")
 	case body[0] == '{':
-		if err := xmlsafe.CheckJSON(data, lim); err != nil {
-			return nil, err
+		if int64(len(data)) > lim.MaxBytes && lim.MaxBytes > 0 {
+			return nil, xmlsafe.CheckJSON(data, lim) // names the limit
 		}
 		if !utf8.Valid(body) {
 			return nil, errors.New("json: input is not valid UTF-8 (FHIR requires UTF-8)")
 		}
-		root, err := fromJSON(body)
+		root, err := fromJSON(body, lim)
 		if err != nil {
 			return nil, err
 		}
@@ -476,6 +476,18 @@ func (m *Message) readCareCommunication(b *bundle, h *entry) {
 		m.readPatient(pe)
 	}
 
+	// A more specific recipient and sender than the organisations (optional):
+	// a CareTeam's name is kept as the party's unit; a PractitionerRole (a
+	// named GP) says nothing the hub routes on.
+	if ct := b.resolve(c.str("recipient.reference"), ce); ct != nil && ct.typ == "CareTeam" {
+		m.recipientUnit = ct.res.str("name")
+	}
+	if x := c.ext(extSender); x != nil {
+		if ct := b.resolve(x.str("valueReference.reference"), ce); ct != nil && ct.typ == "CareTeam" {
+			m.senderUnit = ct.res.str("name")
+		}
+	}
+
 	// Episode of care (carried over on reply).
 	if enc := b.resolve(c.str("encounter.reference"), ce); enc != nil && enc.typ == "Encounter" {
 		if v := enc.res.str("episodeOfCare.identifier.value"); v != "" {
@@ -530,6 +542,7 @@ func (m *Message) readCareCommunication(b *bundle, h *entry) {
 			if sa.title == "" {
 				add(path+".contentAttachment.title", "must be present")
 			}
+			m.findings = append(m.findings, checkAttachment(path+".contentAttachment", a, sa.data)...)
 			s.att = sa
 		default:
 			add(path, "must hold contentString or contentAttachment")
@@ -545,50 +558,80 @@ func (m *Message) readCareCommunication(b *bundle, h *entry) {
 func (m *Message) readPatient(pe *entry) {
 	m.paths.patient = pe.path
 	p := &letter.Patient{}
-	ids := pe.res.all("identifier")
 	m.paths.patientID = pe.path + ".identifier"
-	for i, id := range ids {
+	rank := 0
+	for i, id := range pe.res.all("identifier") {
 		sys, v := id.str("system"), id.str("value")
-		switch {
-		case sys == sysCPR && p.CPR == "" && p.ReplacementID == "":
+		if v == "" {
+			continue // e.g. a value given only as a data-absent-reason
+		}
+		path := fmt.Sprintf("%s.identifier[%d].value", pe.path, i)
+		switch r := replacementRank(sys); {
+		case sys == sysCPR && p.CPR == "":
 			p.CPR = v
-			m.patientSystem = sys
-			m.paths.patientID = fmt.Sprintf("%s.identifier[%d].value", pe.path, i)
-		case (sys == sysXeCPR || dECPRSystems[sys]) && p.CPR == "" && p.ReplacementID == "":
-			p.ReplacementID = v
-			m.patientSystem = sys
-			m.paths.patientID = fmt.Sprintf("%s.identifier[%d].value", pe.path, i)
+			m.paths.patientID = path
+		case r > rank:
+			rank = r
+			p.ReplacementID, p.ReplacementSystem = v, sys
+			m.paths.replacementID = path
 		}
 	}
-	if m.patientSystem == "" {
-		m.findings = append(m.findings, ferr(pe.path+".identifier", "must hold a CPR (%s), X-eCPR (%s) or D-eCPR identifier", sysCPR, sysXeCPR))
+	if p.CPR == "" && p.ReplacementID == "" {
+		m.findings = append(m.findings, ferr(pe.path+".identifier", "must hold a CPR number (%s) or, for a child without one, a replacement CPR (X-eCPR %s, D-eCPR %s.*, E-CPR %s)", sysCPR, sysXeCPR, sysDeCPR, sysECPR))
 	}
+	if p.CPR == "" && p.ReplacementID != "" {
+		m.paths.patientID = m.paths.replacementID
+	}
+
+	// The official name if there is one, else the first (MedCom's receive
+	// test G sends a child known only by a "temp" name). A family name that
+	// is unknown is absent with a data-absent-reason extension, which
+	// MedCom's patient profile (from DK-core) allows; the name is then left
+	// empty, never made up.
 	names := pe.res.all("name")
-	var name *node
-	for _, n := range names {
+	ni := -1
+	for i, n := range names {
 		if n.str("use") == "official" {
-			name = n
+			ni = i
 			break
 		}
 	}
-	if name == nil && len(names) > 0 {
-		name = names[0]
+	if ni < 0 && len(names) > 0 {
+		ni = 0
 	}
-	if name != nil {
+	if ni < 0 {
+		m.findings = append(m.findings, ferr(pe.path+".name", "must hold the patient's name (a family name, or a data-absent-reason extension on family when it is unknown)"))
+	} else {
+		name := names[ni]
 		var given []string
 		for _, g := range name.all("given") {
-			given = append(given, g.val)
+			if g.val != "" {
+				given = append(given, g.val)
+			}
 		}
 		p.GivenName = strings.Join(given, " ")
-		p.FamilyName = name.str("family")
-	}
-	if p.FamilyName == "" {
-		m.findings = append(m.findings, ferr(pe.path+".name", "must hold an official name with a family name"))
+		fam := name.first("family")
+		if fam != nil {
+			p.FamilyName = fam.val
+		}
+		if p.FamilyName == "" {
+			reason := absentReason(fam)
+			if reason == "" {
+				reason = absentReason(name)
+			}
+			if reason == "" {
+				m.findings = append(m.findings, ferr(fmt.Sprintf("%s.name[%d].family", pe.path, ni),
+					"must hold the family name, or a data-absent-reason extension (%s) saying why it is missing", extAbsent))
+			}
+			m.nameAbsent = reason
+		}
 	}
 	if a := pe.res.first("address"); a != nil {
 		var lines []string
 		for _, l := range a.all("line") {
-			lines = append(lines, l.val)
+			if l.val != "" {
+				lines = append(lines, l.val)
+			}
 		}
 		if pc := strings.TrimSpace(a.str("postalCode") + " " + a.str("city")); pc != "" {
 			lines = append(lines, pc)
@@ -596,6 +639,17 @@ func (m *Message) readPatient(pe *entry) {
 		p.Address = strings.Join(lines, ", ")
 	}
 	m.Patient = p
+}
+
+// absentReason returns the code of n's data-absent-reason extension, or "".
+func absentReason(n *node) string {
+	if x := n.ext(extAbsent); x != nil {
+		if c := x.str("valueCode"); c != "" {
+			return c
+		}
+		return "unknown" // the extension without a code still says the value is absent
+	}
+	return ""
 }
 
 func readAuthor(b *bundle, from *entry, ref string) *author {
@@ -654,6 +708,10 @@ func (m *Message) collectContent() {
 		switch {
 		case s.att != nil && s.att.data != nil:
 			m.Attachments = append(m.Attachments, letter.NewAttachment(s.att.title, s.att.contentType, s.att.data))
+		case s.att != nil && s.att.url != "":
+			// A link (a web page) travels as its address, as XDIS91's
+			// Reference/URL does.
+			m.Attachments = append(m.Attachments, letter.NewAttachment(s.att.title, contentTypeLink, []byte(s.att.url)))
 		case s.att != nil:
 			m.attMissing++
 		default:
@@ -663,14 +721,18 @@ func (m *Message) collectContent() {
 	m.Text = strings.Join(texts, "\n\n")
 }
 
-// decodeBase64 accepts base64 with line breaks, which XML producers add.
+// decodeBase64 accepts base64 with line breaks, which XML producers add,
+// and spaces. The decoder skips \r and \n itself, so only spaces and tabs
+// need a copy without them (an attachment is tens of megabytes).
 func decodeBase64(s string) ([]byte, error) {
-	s = strings.Map(func(r rune) rune {
-		if r == ' ' || r == '\n' || r == '\r' || r == '\t' {
-			return -1
-		}
-		return r
-	}, s)
+	if strings.ContainsAny(s, " \t") {
+		s = strings.Map(func(r rune) rune {
+			if r == ' ' || r == '\n' || r == '\r' || r == '\t' {
+				return -1
+			}
+			return r
+		}, s)
+	}
 	return base64.StdEncoding.DecodeString(s)
 }
 

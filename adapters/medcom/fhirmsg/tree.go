@@ -1,7 +1,6 @@
 package fhirmsg
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -9,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/beevik/etree"
+
+	"github.com/samhub/samhub/adapters/medcom/xmlsafe"
 )
 
 // node is one FHIR element in a form shared by the XML and JSON encodings:
@@ -24,6 +25,7 @@ type node struct {
 	kids   []*node //
 	list   bool    // writing: a JSON array member
 	narr   string  // writing: narrative div text (plain; the writers escape it)
+	absent bool    // writing: a primitive without value, only extensions (JSON "_name")
 }
 
 func (n *node) all(name string) []*node {
@@ -110,16 +112,12 @@ func fromXML(e *etree.Element) *node {
 }
 
 // fromJSON decodes FHIR JSON into a node tree named by its resourceType.
-// Size and depth were checked by xmlsafe.CheckJSON before this runs.
-func fromJSON(data []byte) (*node, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, jsonError(data, err)
-	}
-	if dec.More() {
-		return nil, fmt.Errorf("json: unexpected data after the top-level object")
+// xmlsafe.DecodeJSON checks size, nesting, tokens and string lengths as it
+// reads, in one pass over data.
+func fromJSON(data []byte, lim xmlsafe.Limits) (*node, error) {
+	v, err := xmlsafe.DecodeJSON(data, lim)
+	if err != nil {
+		return nil, err
 	}
 	obj, ok := v.(map[string]any)
 	if !ok {
@@ -134,33 +132,38 @@ func fromJSON(data []byte) (*node, error) {
 	return n, nil
 }
 
-// jsonError says where decoding failed without quoting the input.
-func jsonError(data []byte, err error) error {
-	switch e := err.(type) {
-	case *json.SyntaxError:
-		line := 1 + bytes.Count(data[:min(int(e.Offset), len(data))], []byte("\n"))
-		return fmt.Errorf("json: syntax error at byte %d (line %d): %s", e.Offset, line, e.Error())
-	case *json.UnmarshalTypeError:
-		return fmt.Errorf("json: wrong type at byte %d", e.Offset)
-	}
-	return fmt.Errorf("json: %w", err)
-}
-
 func jsonObject(n *node, obj map[string]any) {
 	keys := make([]string, 0, len(obj))
 	for k := range obj {
-		// "_x" holds ids/extensions of primitive x; MedCom puts nothing there.
-		if k == "resourceType" || strings.HasPrefix(k, "_") || k == "div" {
+		if k == "resourceType" || k == "div" {
 			continue
+		}
+		// "_x" holds the id and extensions of primitive x, e.g. a
+		// data-absent-reason on a patient's unknown family name ("_family"),
+		// possibly with no "x" at all; both are read as one element x.
+		if base, ok := strings.CutPrefix(k, "_"); ok {
+			if _, both := obj[base]; both || base == "" {
+				continue
+			}
+			k = base
 		}
 		keys = append(keys, k)
 	}
 	sort.Strings(keys) // maps lose key order; same-name order comes from arrays
 	for _, k := range keys {
-		switch v := obj[k].(type) {
+		v, ext := obj[k], obj["_"+k]
+		switch v := v.(type) {
 		case []any:
-			for _, item := range v {
-				if c := jsonValue(k, item); c != nil {
+			exts, _ := ext.([]any) // aligned with v, null where an item has none
+			for i := range max(len(v), len(exts)) {
+				var item, itemExt any
+				if i < len(v) {
+					item = v[i]
+				}
+				if i < len(exts) {
+					itemExt = exts[i]
+				}
+				if c := jsonPrimitive(k, item, itemExt); c != nil {
 					c.list = true
 					n.kids = append(n.kids, c)
 				}
@@ -170,11 +173,38 @@ func jsonObject(n *node, obj map[string]any) {
 				n.url, _ = v.(string)
 				continue
 			}
-			if c := jsonValue(k, v); c != nil {
+			if exts, ok := ext.([]any); ok && v == nil { // a repeating primitive known only by its extensions
+				for _, e := range exts {
+					if c := jsonPrimitive(k, nil, e); c != nil {
+						c.list = true
+						n.kids = append(n.kids, c)
+					}
+				}
+				continue
+			}
+			if c := jsonPrimitive(k, v, ext); c != nil {
 				n.kids = append(n.kids, c)
 			}
 		}
 	}
+}
+
+// jsonPrimitive reads value v of element name together with its "_name"
+// companion ext (an object holding id and extension), either of which may be
+// absent.
+func jsonPrimitive(name string, v, ext any) *node {
+	n := jsonValue(name, v)
+	e, _ := ext.(map[string]any)
+	if len(e) == 0 {
+		return n
+	}
+	if n == nil {
+		n = &node{name: name}
+	} else if len(n.kids) > 0 {
+		return n // a complex value has no "_" companion in FHIR JSON
+	}
+	jsonObject(n, e)
+	return n
 }
 
 func jsonValue(name string, v any) *node {

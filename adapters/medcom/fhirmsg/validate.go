@@ -68,19 +68,20 @@ func validateCareCommunication(m *Message, p paths, parsed bool, add func(string
 		path := map[string]string{"category": p.category, "topic": p.topic, "priority": p.priority}[c.field]
 		add(path, "%s", c.msg)
 	}
-	if m.Patient != nil {
-		switch sys := m.patientSystem; {
-		case m.Patient.CPR != "" && (sys == "" || sys == sysCPR):
-			if msg := checkCPR(m.Patient.CPR); msg != "" {
+	if pat := m.Patient; pat != nil {
+		// Both are checked when both are given (MedCom's receive test CPR-1
+		// sends a CPR number and an X-eCPR): each is a key to the child.
+		if pat.CPR != "" {
+			if msg := checkCPR(pat.CPR); msg != "" {
 				add(p.patientID, "%s", msg)
 			}
-		case m.Patient.ReplacementID != "":
-			if msg := checkReplacement(m.Patient.ReplacementID); msg != "" {
-				add(p.patientID, "%s", msg)
+		}
+		if pat.ReplacementID != "" {
+			if msg := checkReplacement(pat.ReplacementSystem, pat.ReplacementID); msg != "" {
+				add(p.replacementID, "%s", msg)
 			}
-		case sys == "" && parsed:
-			// reported by Parse already
-		default:
+		}
+		if pat.CPR == "" && pat.ReplacementID == "" && !parsed { // Parse reported it already
 			add(p.patientID, "must hold a CPR or replacement CPR")
 		}
 	}
@@ -141,13 +142,16 @@ func checkCPR(v string) string {
 	return ""
 }
 
-// checkReplacement accepts X-eCPR and D-eCPR values: 10 letters and digits
-// starting with a day and month, with at least one letter (else it would be
-// a CPR number).
-func checkReplacement(v string) string {
-	if len(v) != 10 {
-		return "must be a replacement CPR of 10 characters"
-	}
+// checkReplacement checks a replacement CPR of the given identifier system.
+// X-eCPR and D-eCPR (and, for callers that name no system, either): 10
+// letters and digits starting with a birth day and month, with at least one
+// letter so it cannot be taken for a CPR number. DK-core's invariants for
+// both are stricter (the 7th character and where the letters sit differ by
+// issuer); a receiver does not need them to know the child, and refusing a
+// child's letter over them would help no one. Other systems of the eCPR arc
+// (MedCom core 2.x's E-CPR; the CPR office recommends raising the birth day
+// by 60, all digits) need 1 to 10 letters and digits, the profiles' limit.
+func checkReplacement(system, v string) string {
 	letters := 0
 	for i := 0; i < len(v); i++ {
 		c := v[i]
@@ -158,6 +162,18 @@ func checkReplacement(v string) string {
 		default:
 			return "must be a replacement CPR of letters A-Z and digits only"
 		}
+	}
+	switch {
+	case system != "" && replacementRank(system) == 0:
+		return "must be a CPR number (" + sysCPR + ") or a replacement CPR of the eCPR systems (" + sysECPR + "…)"
+	case system != "" && system != sysXeCPR && !dECPRSystems[system]:
+		if len(v) > 10 {
+			return "must be a replacement CPR of 1 to 10 characters"
+		}
+		return ""
+	}
+	if len(v) != 10 {
+		return "must be a replacement CPR of 10 characters"
 	}
 	if letters == 0 {
 		return "must contain a letter (a replacement CPR, not a CPR number)"

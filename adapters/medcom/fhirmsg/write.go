@@ -49,6 +49,12 @@ func extension(url string, value *node) *node {
 
 func ref(name, target string) *node { return cplx(name, prim("reference", target)) }
 
+// absentPrim is primitive element name without a value, saying why with a
+// data-absent-reason extension (e.g. "unknown").
+func absentPrim(name, reason string) *node {
+	return &node{name: name, absent: true, kids: []*node{extension(extAbsent, prim("valueCode", reason))}}
+}
+
 func coding(name, system, code string) *node {
 	return cplx(name, prim("system", system), prim("code", code))
 }
@@ -145,7 +151,11 @@ func writeJSONObject(buf *bytes.Buffer, n *node, resourceType string) {
 	}
 	for _, name := range order {
 		g := groups[name]
-		key(name)
+		if g[0].absent {
+			key("_" + name) // FHIR JSON puts a primitive's extensions beside it
+		} else {
+			key(name)
+		}
 		if g[0].list || len(g) > 1 {
 			buf.WriteByte('[')
 			for i, k := range g {

@@ -144,13 +144,27 @@ func BuildLetter(l *letter.Letter, opt LetterOptions) ([]byte, error) {
 	case l.Patient.CPR != "":
 		w.add(pe, pp, "CivilRegistrationNumber", l.Patient.CPR)
 	case l.Patient.ReplacementID != "":
+		if n := utf8.RuneCountInString(l.Patient.ReplacementID); n != 10 {
+			w.fail(pp+"/AlternativeIdentifier", "XDIS91 takes a replacement CPR of exactly 10 characters; the child's has %d", n)
+		}
 		w.add(pe, pp, "AlternativeIdentifier", l.Patient.ReplacementID)
 	default:
 		w.add(pe, pp, "CivilRegistrationNumber", "0000000000") // the XSD's "required but unknown"
 	}
 	if l.Patient != nil {
-		w.add(pe, pp, "PersonSurnameName", l.Patient.FamilyName)
-		w.opt(pe, pp, "PersonGivenName", l.Patient.GivenName)
+		// XDIS91 requires a surname and has no way to say it is unknown
+		// (FHIR has data-absent-reason). No MedCom guidance covers an
+		// XDIS91 letter for such a child, so none is made up ("Ukendt"
+		// would read as the child's name) and no blank is sent (valid
+		// XSD, but an EDIFACT conversion on the way may refuse it): the
+		// letter fails for good with the reason, so the coordinator can
+		// record the name or have it sent as a CareCommunication.
+		if strings.TrimSpace(l.Patient.FamilyName) == "" {
+			w.fail(pp+"/PersonSurnameName", "the child's family name is unknown and XDIS91 requires one; record the family name, or send the letter as a FHIR CareCommunication, which can say the name is unknown")
+		} else {
+			w.add(pe, pp, "PersonSurnameName", l.Patient.FamilyName)
+		}
+		w.opt(pe, pp, "PersonGivenName", strings.TrimSpace(l.Patient.GivenName))
 	}
 	w.add(pe, pp, "EpisodeOfCareStatusCode", "inaktiv")
 
@@ -213,7 +227,9 @@ func BuildReceipt(of *Emessage, opt ReceiptOptions) ([]byte, error) {
 	if origSender == "" || opt.SelfEAN == "" || of.Envelope.Identifier == "" {
 		return nil, errors.New("oioxml: cannot address a receipt: the envelope id or the sender's or receiver's EAN is unreadable")
 	}
-	if origReceiver == "" {
+	if n := utf8.RuneCountInString(origReceiver); n < 1 || n > 35 {
+		// Unreadable (missing or no EANIdentifier): the receipt's sender
+		// stands in, or the receipt would itself be invalid.
 		origReceiver = opt.SelfEAN
 	}
 	if opt.EnvelopeID == "" {

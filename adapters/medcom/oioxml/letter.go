@@ -138,6 +138,9 @@ func (m *Emessage) ReceiptLetters(rc *Receipt, in Input) []*letter.Letter {
 		if code != "" {
 			l.Meta["medcom_refuse_code"] = code
 		}
+		// The refusal's free text may quote the letter; only its code is
+		// kept as the reason.
+		l.Ack = &letter.Ack{Positive: rc.Positive(), Code: result, Reason: code}
 		return l
 	}
 	if len(rc.OriginalLetters) == 0 {
@@ -189,6 +192,9 @@ func (p Party) toParty() letter.Party {
 	return lp
 }
 
+// toPatient maps the Patient block. XDIS91's AlternativeIdentifier names no
+// issuer, so ReplacementSystem stays empty; a name sent as white space
+// (unknown) stays empty.
 func (p Patient) toPatient() *letter.Patient {
 	lp := &letter.Patient{ReplacementID: p.AlternativeID, GivenName: p.GivenName, FamilyName: p.Surname}
 	if p.CPR != "0000000000" {

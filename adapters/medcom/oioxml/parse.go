@@ -399,8 +399,8 @@ func (r *reader) patient(el *etree.Element, path string) Patient {
 	default:
 		r.fail(path+"/CivilRegistrationNumber", "required element missing (or AlternativeIdentifier)")
 	}
-	p.Surname = r.str(s, "PersonSurnameName", 1, 70, true)
-	p.GivenName = r.str(s, "PersonGivenName", 1, 70, false)
+	p.Surname = r.personName(s, "PersonSurnameName", true)
+	p.GivenName = r.personName(s, "PersonGivenName", false)
 	p.StreetName = r.str(s, "StreetName", 1, 35, false)
 	p.SuburbName = r.str(s, "SuburbName", 1, 35, false)
 	p.DistrictName = r.str(s, "DistrictName", 1, 35, false)
@@ -409,6 +409,22 @@ func (r *reader) patient(el *etree.Element, path string) Patient {
 	p.EpisodeOfCareStatusCode = r.enum(s, "EpisodeOfCareStatusCode", true, "inaktiv", "indlagt", "ambulant", "doed", "ambulant_roentgen")
 	s.end()
 	return p
+}
+
+// personName reads a name of String_1_70. White space alone is a valid value
+// (xs:string keeps it) and is what a sender writes for a name it does not
+// know, so it reads as an empty name rather than being refused.
+func (r *reader) personName(s *seq, name string, required bool) string {
+	el := s.take(name, required)
+	if el == nil {
+		return ""
+	}
+	raw := el.Text()
+	v := r.text(el, s.path, name)
+	if n := utf8.RuneCountInString(v); raw == "" || n > 70 {
+		r.fail(s.path+"/"+name, "must be 1 to 70 characters, found %d", n)
+	}
+	return v
 }
 
 // CheckCPR returns "" for a valid CPR number, else a message without the

@@ -33,6 +33,34 @@ type faults struct {
 	drop         []dropRule
 	delay        map[string]time.Duration // by route; "" for every route
 	rejectTokens bool
+	before       []hook
+}
+
+type hook struct {
+	route string
+	fn    func()
+}
+
+// BeforeNext runs fn once, just before the next call of route (a mux
+// pattern) is handled, after its Idempotency-Key is reserved. A test uses
+// it to change the case system between a client's read and its write, as
+// a caseworker working at the same moment would (EditCase).
+func (s *Server) BeforeNext(route string, fn func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults.before = append(s.faults.before, hook{route, fn})
+}
+
+func (s *Server) takeHook(route string) func() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, h := range s.faults.before {
+		if h.route == route {
+			s.faults.before = slices.Delete(s.faults.before, i, i+1)
+			return h.fn
+		}
+	}
+	return nil
 }
 
 // FailNext makes the next n contract calls answer status (with Retry-After
@@ -125,12 +153,10 @@ func (s *Server) delay(route string) time.Duration {
 // SeedCase stores c as a case, for demos and tests. ID, Status, Version,
 // CaseType and CreatedAt get defaults when empty.
 func (s *Server) SeedCase(c Case) (Case, error) {
-	if !cprPattern.MatchString(c.PrimaryParty.CPR) {
-		return Case{}, errors.New("seed case: primaryParty.cpr must be 10 characters: 6 digits and 4 digits or capital letters")
-	}
-	if errs := validateConsent("consent", c.Consent); len(errs) > 0 {
+	if errs := append(validatePerson("primaryParty", c.PrimaryParty), validateConsent("consent", c.Consent)...); len(errs) > 0 {
 		return Case{}, fmt.Errorf("seed case: %s %s", errs[0].Field, errs[0].Message)
 	}
+	fillName(&c.PrimaryParty)
 	if c.Status == "" {
 		c.Status = "open"
 	}
@@ -195,6 +221,10 @@ func (s *Server) SeedOutboxDocument(caseID string, d SeedDocument) (Document, er
 	if len(d.Files) == 0 {
 		d.Files = []SeedFile{{Name: "document.txt", ContentType: "text/plain; charset=utf-8", Data: []byte(d.Text)}}
 	}
+	d.Recipients = cloneRecipients(d.Recipients)
+	if err := assignKeys(&d.Recipients); err != nil {
+		return Document{}, fmt.Errorf("seed document: %w", err)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.st.Cases[caseID]; !ok {
@@ -202,7 +232,7 @@ func (s *Server) SeedOutboxDocument(caseID string, d SeedDocument) (Document, er
 	}
 	now := s.now().UTC()
 	doc := &Document{CaseID: caseID, ExternalID: d.ExternalID, Title: d.Title, Direction: "outgoing", DocumentDate: now, Journalised: true, CreatedAt: now,
-		Outbox: &OutboxState{Status: "ready", Kind: d.Kind, Text: d.Text, Recipients: d.Recipients, ReadyAt: now}}
+		Outbox: &OutboxState{Status: OutboxReady, Kind: d.Kind, Text: d.Text, Recipients: d.Recipients, ReadyAt: now, RecipientStatus: recipientEntries(d.Recipients)}}
 	for _, f := range d.Files {
 		sum, err := s.putFile(f.Data)
 		if err != nil {
@@ -213,6 +243,61 @@ func (s *Server) SeedOutboxDocument(caseID string, d SeedDocument) (Document, er
 	doc.ID = s.nextID("document")
 	s.st.Documents[doc.ID] = doc
 	return *doc, s.save()
+}
+
+// cloneRecipients copies r so that keys assigned to it do not change the
+// caller's value.
+func cloneRecipients(r OutboxRecipients) OutboxRecipients {
+	out := OutboxRecipients{Parents: slices.Clone(r.Parents)}
+	if r.GP != nil {
+		gp := *r.GP
+		out.GP = &gp
+	}
+	if r.Region != nil {
+		rg := *r.Region
+		out.Region = &rg
+	}
+	return out
+}
+
+// Outbox lists every outbox document, whatever its status, oldest first,
+// with its recipients' statuses: what the council sees.
+func (s *Server) Outbox() []OutboxItem {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.outboxItems("")
+}
+
+// OutboxItem returns one outbox document as GET /outbox/{docId} shows it.
+func (s *Server) OutboxItem(docID string) (OutboxItem, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d, ok := s.st.Documents[docID]
+	if !ok || d.Outbox == nil {
+		return OutboxItem{}, false
+	}
+	return s.outboxItem(d), true
+}
+
+// EditCase changes a case as a caseworker would: edit may change anything
+// but the id; the version goes up.
+func (s *Server) EditCase(id string, edit func(*Case)) (Case, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cs, ok := s.st.Cases[id]
+	if !ok {
+		return Case{}, errors.New("edit case: no case with this id")
+	}
+	c := *cs
+	edit(&c)
+	c.ID = id
+	if errs := append(validatePerson("primaryParty", c.PrimaryParty), validateConsent("consent", c.Consent)...); len(errs) > 0 {
+		return Case{}, fmt.Errorf("edit case: %s %s", errs[0].Field, errs[0].Message)
+	}
+	now := s.now().UTC()
+	c.Version, c.UpdatedAt = cs.Version+1, &now
+	*cs = c
+	return c, s.save()
 }
 
 // CloseCase closes a case, as a caseworker would.
@@ -297,6 +382,30 @@ func (s *Server) adminRoutes() {
 	s.mux.HandleFunc("GET /_sim/documents", list(func() any { return s.Documents() }))
 	s.mux.HandleFunc("GET /_sim/journal-notes", list(func() any { return s.JournalNotes() }))
 	s.mux.HandleFunc("GET /_sim/requests", list(func() any { return s.Requests() }))
+	s.mux.HandleFunc("GET /_sim/outbox", list(func() any { return s.Outbox() }))
+	s.mux.HandleFunc("GET /_sim/outbox/{docId}", func(w http.ResponseWriter, r *http.Request) {
+		it, ok := s.OutboxItem(r.PathValue("docId"))
+		if !ok {
+			writeReply(w, problem(http.StatusNotFound, "outbox-item-not-found", "No outbox item with this document id", ""))
+			return
+		}
+		writeReply(w, jsonReply(http.StatusOK, it))
+	})
+	s.mux.HandleFunc("GET /_sim/counts", func(w http.ResponseWriter, r *http.Request) {
+		writeReply(w, jsonReply(http.StatusOK, s.Counts()))
+	})
+	s.mux.HandleFunc("GET /_sim/mode", func(w http.ResponseWriter, r *http.Request) {
+		writeReply(w, jsonReply(http.StatusOK, s.CurrentMode()))
+	})
+	s.mux.HandleFunc("PUT /_sim/mode", func(w http.ResponseWriter, r *http.Request) {
+		var m Mode
+		if err := json.NewDecoder(r.Body).Decode(&m); err != nil {
+			writeReply(w, problem(http.StatusBadRequest, "malformed-json", "Body is not a mode", jsonErrDetail(err)))
+			return
+		}
+		s.SetMode(m)
+		w.WriteHeader(http.StatusNoContent)
+	})
 	s.mux.HandleFunc("GET /_sim/documents/{docId}/files/{index}", func(w http.ResponseWriter, r *http.Request) {
 		i, _ := strconv.Atoi(r.PathValue("index"))
 		data, err := s.FileData(r.PathValue("docId"), i)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"mime"
 	"mime/multipart"
 	"net/http"
@@ -18,16 +19,19 @@ import (
 )
 
 var (
-	cprPattern = regexp.MustCompile(`^[0-9]{6}[0-9A-Z]{4}$`) // CPR or replacement id (X-eCPR); modulus 11 is not checked
-	validScope = []string{"municipality", "gp", "parents", "region_psychiatry", "school_ppr"}
-	directions = []string{"incoming", "outgoing", "internal"}
+	cprPattern = regexp.MustCompile(`^[0-9]{10}$`) // modulus 11 is not checked
+	// replacementPattern fits X-eCPR, the regions' D-eCPR and OIOXML's
+	// AlternativeIdentifier: at most 10 letters and digits.
+	replacementPattern = regexp.MustCompile(`^[0-9A-Za-z]{1,10}$`)
+	validScope         = []string{"municipality", "gp", "parents", "region_psychiatry", "school_ppr"}
+	directions         = []string{"incoming", "outgoing", "internal"}
 )
 
 // decodeJSON reads a JSON request body; it returns a reply when the body is
 // not acceptable.
 func decodeJSON(c *call, v any) *reply {
 	mt, _, _ := mime.ParseMediaType(c.r.Header.Get("Content-Type"))
-	if mt != "application/json" {
+	if mt != "application/json" && !(mt == "application/merge-patch+json" && c.r.Method == http.MethodPatch) {
 		p := problem(http.StatusUnsupportedMediaType, "unsupported-media-type", "Body must be application/json", "", fieldErr{"Content-Type", "must be application/json"})
 		return &p
 	}
@@ -67,26 +71,77 @@ func validateConsent(prefix string, c *Consent) []fieldErr {
 	return errs
 }
 
-type searchRequest struct {
-	CPR        string   `json:"cpr"`
-	CaseType   string   `json:"caseType"`
-	Status     []string `json:"status"`
-	ExternalID *string  `json:"externalId"`
-	Page       int      `json:"page"`
-	PageSize   int      `json:"pageSize"`
+// validatePerson checks a case's party: a CPR or a replacement id (or
+// both), names within bounds.
+func validatePerson(prefix string, p Person) []fieldErr {
+	var errs []fieldErr
+	if p.CPR == "" && p.ReplacementID == "" {
+		errs = append(errs, fieldErr{prefix + ".cpr", "cpr or replacementId is required"})
+	}
+	if p.CPR != "" && !cprPattern.MatchString(p.CPR) {
+		errs = append(errs, fieldErr{prefix + ".cpr", "must be 10 digits"})
+	}
+	if p.ReplacementID != "" && !replacementPattern.MatchString(p.ReplacementID) {
+		errs = append(errs, fieldErr{prefix + ".replacementId", "must be 1-10 letters and digits"})
+	}
+	if p.ReplacementSystem != "" && p.ReplacementID == "" {
+		errs = append(errs, fieldErr{prefix + ".replacementSystem", "needs replacementId"})
+	}
+	for _, f := range []struct{ name, v string }{{"replacementSystem", p.ReplacementSystem}, {"name", p.Name}, {"givenName", p.GivenName}, {"familyName", p.FamilyName}} {
+		if len(f.v) > 200 {
+			errs = append(errs, fieldErr{prefix + "." + f.name, "must be at most 200 bytes"})
+		}
+	}
+	return errs
 }
 
+// fillName sets the full name from its parts when only the parts are given.
+func fillName(p *Person) {
+	if p.Name == "" {
+		p.Name = strings.TrimSpace(p.GivenName + " " + p.FamilyName)
+	}
+}
+
+// upgradePerson moves a replacement id that an older simulator kept in cpr
+// to replacementId.
+func upgradePerson(p *Person) {
+	if p.CPR != "" && !cprPattern.MatchString(p.CPR) && p.ReplacementID == "" {
+		p.ReplacementID, p.CPR = p.CPR, ""
+	}
+}
+
+type searchRequest struct {
+	CPR               string   `json:"cpr"`
+	ReplacementID     string   `json:"replacementId"`
+	ReplacementSystem string   `json:"replacementSystem"`
+	ReferralThreadID  string   `json:"referralThreadId"`
+	CaseType          string   `json:"caseType"`
+	Status            []string `json:"status"`
+	ExternalID        *string  `json:"externalId"`
+	Page              int      `json:"page"`
+	PageSize          int      `json:"pageSize"`
+}
+
+// searchCases finds cases matching every criterion given. A replacement id
+// matches when the systems agree or either side names none.
 func (s *Server) searchCases(c *call) reply {
 	var q searchRequest
 	if rep := decodeJSON(c, &q); rep != nil {
 		return *rep
 	}
 	var errs []fieldErr
-	if q.CPR == "" && (q.ExternalID == nil || *q.ExternalID == "") {
-		errs = append(errs, fieldErr{"cpr", "cpr or externalId is required"})
+	ext := ""
+	if q.ExternalID != nil {
+		ext = *q.ExternalID
+	}
+	if q.CPR == "" && q.ReplacementID == "" && q.ReferralThreadID == "" && ext == "" {
+		errs = append(errs, fieldErr{"cpr", "one of cpr, replacementId, referralThreadId and externalId is required"})
 	}
 	if q.CPR != "" && !cprPattern.MatchString(q.CPR) {
-		errs = append(errs, fieldErr{"cpr", "must be 10 characters: 6 digits and 4 digits or capital letters"})
+		errs = append(errs, fieldErr{"cpr", "must be 10 digits"})
+	}
+	if q.ReplacementID != "" && !replacementPattern.MatchString(q.ReplacementID) {
+		errs = append(errs, fieldErr{"replacementId", "must be 1-10 letters and digits"})
 	}
 	for i, st := range q.Status {
 		if st != "open" && st != "closed" {
@@ -110,16 +165,14 @@ func (s *Server) searchCases(c *call) reply {
 	}
 	var hits []*Case
 	for _, cs := range s.st.Cases {
-		if q.CPR != "" && cs.PrimaryParty.CPR != q.CPR {
-			continue
-		}
-		if q.ExternalID != nil && *q.ExternalID != "" && cs.ExternalID != *q.ExternalID {
-			continue
-		}
-		if q.CaseType != "" && cs.CaseType != q.CaseType {
-			continue
-		}
-		if len(q.Status) > 0 && !slices.Contains(q.Status, cs.Status) {
+		p := cs.PrimaryParty
+		switch {
+		case q.CPR != "" && p.CPR != q.CPR,
+			q.ReplacementID != "" && (p.ReplacementID != q.ReplacementID || (q.ReplacementSystem != "" && p.ReplacementSystem != "" && p.ReplacementSystem != q.ReplacementSystem)),
+			q.ReferralThreadID != "" && (cs.Referral == nil || cs.Referral.ThreadID != q.ReferralThreadID),
+			ext != "" && cs.ExternalID != ext,
+			q.CaseType != "" && cs.CaseType != q.CaseType,
+			len(q.Status) > 0 && !slices.Contains(q.Status, cs.Status):
 			continue
 		}
 		hits = append(hits, cs)
@@ -165,23 +218,22 @@ func (s *Server) createCase(c *call) reply {
 	if in.Title == "" {
 		errs = append(errs, fieldErr{"title", "is required"})
 	}
-	if !cprPattern.MatchString(in.PrimaryParty.CPR) {
-		errs = append(errs, fieldErr{"primaryParty.cpr", "must be 10 characters: 6 digits and 4 digits or capital letters"})
-	}
+	errs = append(errs, validatePerson("primaryParty", in.PrimaryParty)...)
 	errs = append(errs, validateConsent("consent", in.Consent)...)
 	if len(errs) > 0 {
 		return invalid(errs...)
 	}
-	if dup := s.caseByExternalID(in.ExternalID); dup != nil {
+	if dup := s.caseByExternalID(in.ExternalID); dup != nil && s.uniqueExternalIDs() {
 		return duplicate(dup.ID, "/cases/"+dup.ID)
 	}
+	fillName(&in.PrimaryParty)
 	cs := &Case{
 		ID: s.nextID("case"), ExternalID: in.ExternalID, CaseType: in.CaseType, Title: in.Title, KLE: in.KLE,
 		PrimaryParty: in.PrimaryParty, ResponsibleUnit: in.ResponsibleUnit, Status: "open", Version: 1,
 		CreatedAt: s.now().UTC(), Consent: in.Consent, ContactPerson: in.ContactPerson, Referral: in.Referral,
 	}
 	s.st.Cases[cs.ID] = cs
-	rep := jsonReply(http.StatusCreated, cs)
+	rep := caseReply(http.StatusCreated, cs)
 	rep.location = "/cases/" + cs.ID
 	rep.changed = true
 	return rep
@@ -225,8 +277,110 @@ func (s *Server) getCase(c *call) reply {
 	if rep != nil {
 		return *rep
 	}
-	r := jsonReply(http.StatusOK, cs)
-	r.header = http.Header{"Etag": {`W/"` + strconv.Itoa(cs.Version) + `"`}}
+	return caseReply(http.StatusOK, cs)
+}
+
+// caseReply answers a case with its version as a strong ETag, which
+// If-Match on PATCH compares.
+func caseReply(status int, cs *Case) reply {
+	r := jsonReply(status, cs)
+	r.header = http.Header{"Etag": {etag(cs.Version)}}
+	return r
+}
+
+func etag(version int) string { return `"` + strconv.Itoa(version) + `"` }
+
+// patchable are the members of a case a merge patch (RFC 7396) may
+// change: only the primary party. In it, a member left out stays as it
+// is; null clears a name or the replacement system.
+var (
+	patchable      = []string{"primaryParty"}
+	partyMembers   = []string{"cpr", "replacementId", "replacementSystem", "name", "givenName", "familyName"}
+	partyClearable = []string{"replacementSystem", "name", "givenName", "familyName"}
+)
+
+// updateCase applies a merge patch to the case whose version If-Match
+// names. A CPR or replacement id may be set where the case has none, never
+// changed to another: that would move the case to another child.
+func (s *Server) updateCase(c *call) reply {
+	var members map[string]json.RawMessage
+	if rep := decodeJSON(c, &members); rep != nil {
+		return *rep
+	}
+	var errs []fieldErr
+	for _, m := range slices.Sorted(maps.Keys(members)) {
+		if !slices.Contains(patchable, m) {
+			errs = append(errs, fieldErr{m, "cannot be changed through this operation (only primaryParty)"})
+		}
+	}
+	var party map[string]*string // nil value: JSON null
+	if raw, ok := members["primaryParty"]; ok {
+		if err := json.Unmarshal(raw, &party); err != nil {
+			errs = append(errs, fieldErr{"primaryParty", "must be an object of strings"})
+		}
+	}
+	for _, m := range slices.Sorted(maps.Keys(party)) {
+		switch {
+		case !slices.Contains(partyMembers, m):
+			errs = append(errs, fieldErr{"primaryParty." + m, "is not a member of a party"})
+		case party[m] == nil && !slices.Contains(partyClearable, m):
+			errs = append(errs, fieldErr{"primaryParty." + m, "cannot be removed"})
+		}
+	}
+	if len(errs) > 0 {
+		return invalid(errs...)
+	}
+	match := c.r.Header.Get("If-Match")
+	if match == "" {
+		return problem(http.StatusPreconditionRequired, "precondition-required", "If-Match header required", "Send the case's ETag (its version) in If-Match.", fieldErr{"If-Match", "header is required"})
+	}
+	cs, rep := s.lookupCase(c)
+	if rep != nil {
+		return *rep
+	}
+	if match != etag(cs.Version) && match != "*" {
+		p := problem(http.StatusPreconditionFailed, "version-mismatch", "The case has changed", "If-Match does not name the case's current version; read the case again and decide anew.", fieldErr{"If-Match", "is not the current version"})
+		p.header = http.Header{"Etag": {etag(cs.Version)}}
+		return p
+	}
+	if cs.Status == "closed" {
+		return caseClosed()
+	}
+	p := cs.PrimaryParty
+	for _, f := range []struct {
+		name string
+		dst  *string
+	}{{"cpr", &p.CPR}, {"replacementId", &p.ReplacementID}} {
+		if v, ok := party[f.name]; ok && *f.dst != "" && *v != *f.dst {
+			return problem(http.StatusConflict, "party-conflict", "The case belongs to another person", "The case's party already has another "+f.name+"; it cannot be changed.", fieldErr{"primaryParty." + f.name, "differs from the case's"})
+		}
+	}
+	for name, dst := range map[string]*string{"cpr": &p.CPR, "replacementId": &p.ReplacementID, "replacementSystem": &p.ReplacementSystem, "name": &p.Name, "givenName": &p.GivenName, "familyName": &p.FamilyName} {
+		if v, ok := party[name]; ok {
+			*dst = ""
+			if v != nil {
+				*dst = *v
+			}
+		}
+	}
+	_, setName := party["name"]
+	_, setGiven := party["givenName"]
+	_, setFamily := party["familyName"]
+	if !setName && (setGiven || setFamily) {
+		p.Name = "" // the parts changed: the full name follows them
+	}
+	fillName(&p)
+	if errs := validatePerson("primaryParty", p); len(errs) > 0 {
+		return invalid(errs...)
+	}
+	if p == cs.PrimaryParty {
+		return caseReply(http.StatusOK, cs)
+	}
+	now := s.now().UTC()
+	cs.PrimaryParty, cs.UpdatedAt = p, &now
+	cs.Version++
+	r := caseReply(http.StatusOK, cs)
+	r.changed = true
 	return r
 }
 
@@ -235,14 +389,14 @@ func (s *Server) closeCase(c *call) reply {
 	if rep != nil {
 		return *rep
 	}
-	r := jsonReply(http.StatusOK, cs)
-	if cs.Status != "closed" {
-		now := s.now().UTC()
-		cs.Status, cs.ClosedAt = "closed", &now
-		cs.Version++
-		r = jsonReply(http.StatusOK, cs)
-		r.changed = true
+	if cs.Status == "closed" {
+		return caseReply(http.StatusOK, cs)
 	}
+	now := s.now().UTC()
+	cs.Status, cs.ClosedAt = "closed", &now
+	cs.Version++
+	r := caseReply(http.StatusOK, cs)
+	r.changed = true
 	return r
 }
 
@@ -361,9 +515,11 @@ func (s *Server) addDocument(c *call) reply {
 	if rep != nil {
 		return *rep
 	}
-	for _, d := range s.st.Documents {
-		if d.ExternalID == meta.ExternalID {
-			return duplicate(d.ID, "/cases/"+d.CaseID+"/documents/"+d.ID)
+	if s.uniqueExternalIDs() {
+		for _, d := range s.st.Documents {
+			if d.ExternalID == meta.ExternalID {
+				return duplicate(d.ID, "/cases/"+d.CaseID+"/documents/"+d.ID)
+			}
 		}
 	}
 	if cs.Status == "closed" {
@@ -482,9 +638,11 @@ func (s *Server) addNote(c *call) reply {
 	if rep != nil {
 		return *rep
 	}
-	for _, n := range s.st.Notes {
-		if n.ExternalID == in.ExternalID {
-			return duplicate(n.ID, "/cases/"+n.CaseID+"/journal-notes?externalId="+url.QueryEscape(n.ExternalID))
+	if s.uniqueExternalIDs() {
+		for _, n := range s.st.Notes {
+			if n.ExternalID == in.ExternalID {
+				return duplicate(n.ID, "/cases/"+n.CaseID+"/journal-notes?externalId="+url.QueryEscape(n.ExternalID))
+			}
 		}
 	}
 	if cs.Status == "closed" {
@@ -512,60 +670,4 @@ func (s *Server) listNotes(c *call) reply {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return jsonReply(http.StatusOK, map[string]any{"results": nonNil(out)})
-}
-
-func (s *Server) outboxItem(d *Document) OutboxItem {
-	it := OutboxItem{
-		DocumentID: d.ID, CaseID: d.CaseID, Status: d.Outbox.Status, Kind: d.Outbox.Kind, Title: d.Title, Text: d.Outbox.Text,
-		ReadyAt: d.Outbox.ReadyAt, SentAt: d.Outbox.SentAt, Recipients: d.Outbox.Recipients, Files: []OutboxFile{},
-	}
-	if cs := s.st.Cases[d.CaseID]; cs != nil {
-		it.Referral = cs.Referral
-	}
-	for i, f := range d.Files {
-		it.Files = append(it.Files, OutboxFile{FileInfo: f, Href: "/cases/" + d.CaseID + "/documents/" + d.ID + "/files/" + strconv.Itoa(i)})
-	}
-	return it
-}
-
-func (s *Server) listOutbox(c *call) reply {
-	status := c.r.URL.Query().Get("status")
-	if status == "" {
-		status = "ready"
-	}
-	if status != "ready" && status != "sent" {
-		return problem(http.StatusBadRequest, "invalid-query", "Invalid query parameter", "", fieldErr{"status", "must be ready or sent"})
-	}
-	var docs []*Document
-	for _, d := range s.st.Documents {
-		if d.Outbox != nil && d.Outbox.Status == status {
-			docs = append(docs, d)
-		}
-	}
-	sort.Slice(docs, func(i, j int) bool {
-		if !docs[i].Outbox.ReadyAt.Equal(docs[j].Outbox.ReadyAt) {
-			return docs[i].Outbox.ReadyAt.Before(docs[j].Outbox.ReadyAt)
-		}
-		return docs[i].ID < docs[j].ID
-	})
-	out := []OutboxItem{}
-	for _, d := range docs {
-		out = append(out, s.outboxItem(d))
-	}
-	return jsonReply(http.StatusOK, map[string]any{"results": out})
-}
-
-func (s *Server) markSent(c *call) reply {
-	d, ok := s.st.Documents[c.r.PathValue("docId")]
-	if !ok || d.Outbox == nil {
-		return problem(http.StatusNotFound, "outbox-item-not-found", "No outbox item with this document id", "", fieldErr{"docId", "does not name an outbox document"})
-	}
-	r := jsonReply(http.StatusOK, s.outboxItem(d))
-	if d.Outbox.Status != "sent" {
-		now := s.now().UTC()
-		d.Outbox.Status, d.Outbox.SentAt = "sent", &now
-		r = jsonReply(http.StatusOK, s.outboxItem(d))
-		r.changed = true
-	}
-	return r
 }

@@ -30,7 +30,8 @@ type Config struct {
 	// TokenTTL is the access-token lifetime (default 300 s). Short values
 	// make clients exercise refresh.
 	TokenTTL time.Duration
-	// MaxUploadBytes caps a request body (default 20 MiB); larger → 413.
+	// MaxUploadBytes caps a request body (default DefaultMaxUpload);
+	// larger → 413.
 	MaxUploadBytes int64
 	// BlockedTypes are file media types refused with 415, as real ESDHs
 	// refuse executables (default none).
@@ -38,14 +39,33 @@ type Config struct {
 	// IdempotencyRetention is how long Idempotency-Key answers are kept
 	// (default and minimum 7 days, the hub's longest retry horizon).
 	IdempotencyRetention time.Duration
-	Logger               *slog.Logger     // optional
-	Now                  func() time.Time // optional, for tests
+	// IgnoreIdempotencyKeys makes the simulator behave like the real case
+	// systems (interfaces.md §1.4: SBSYS, WorkZone, Nexus have no
+	// idempotency): the header is accepted and ignored, so a repeated
+	// create makes a second object. Tests use it to prove that the
+	// adapter's own search before create keeps deliveries single.
+	IgnoreIdempotencyKeys bool
+	// UniqueExternalIDs turns on the natural-key guard: a create with an
+	// externalId already stored answers 409 duplicate-external-id. Off by
+	// default, as in the real systems, so a second delivery is stored
+	// and visible rather than hidden.
+	UniqueExternalIDs bool
+	Logger            *slog.Logger     // optional
+	Now               func() time.Time // optional, for tests
 }
 
 const (
 	scopeRead  = "cases.read"
 	scopeWrite = "cases.write"
 )
+
+// DefaultMaxUpload is the default request-size cap, 50 MiB: the default
+// maximum upload size of the SharePoint web applications GetOrganized runs
+// on (SPWebApplication.MaximumFileSize, 50 MB unless an administrator
+// raises it; learn.microsoft.com). SBSYS, WorkZone and Nexus publish no
+// limit we could find. A municipality that raises its limit raises
+// simulators.casesys.max_upload with it.
+const DefaultMaxUpload = 50 << 20
 
 // Server is an in-process case system implementing schemas/casesys/openapi.yaml
 // plus the /_sim/ admin API.
@@ -57,10 +77,13 @@ type Server struct {
 	mu       sync.Mutex
 	st       *state
 	saved    persisted
+	dirty    map[string]bool // documents changed since their file was written
 	tokens   map[string]token
 	inflight map[string]bool
 	faults   faults
+	mode     Mode
 	requests []Request
+	counts   counts
 
 	srvMu sync.Mutex
 	srv   *http.Server
@@ -87,7 +110,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.TokenTTL = 300 * time.Second
 	}
 	if cfg.MaxUploadBytes <= 0 {
-		cfg.MaxUploadBytes = 20 << 20
+		cfg.MaxUploadBytes = DefaultMaxUpload
 	}
 	if cfg.IdempotencyRetention < 7*24*time.Hour {
 		cfg.IdempotencyRetention = 7 * 24 * time.Hour
@@ -98,13 +121,17 @@ func New(cfg Config) (*Server, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("casesyssim: data dir: %w", err)
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), tokens: map[string]token{}, inflight: map[string]bool{}}
+	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), tokens: map[string]token{}, inflight: map[string]bool{},
+		mode: Mode{IgnoreIdempotencyKeys: cfg.IgnoreIdempotencyKeys, UniqueExternalIDs: cfg.UniqueExternalIDs}, counts: newCounts()}
 	if err := s.load(); err != nil {
 		return nil, err
 	}
 	s.routes()
 	return s, nil
 }
+
+// MaxUploadBytes is the request-size cap in force.
+func (s *Server) MaxUploadBytes() int64 { return s.cfg.MaxUploadBytes }
 
 func (s *Server) now() time.Time {
 	if s.cfg.Now != nil {
@@ -187,6 +214,7 @@ func (s *Server) routes() {
 	s.api("POST /cases/search", scopeRead, idemOptional, s.searchCases)
 	s.api("POST /cases", scopeWrite, idemRequired, s.createCase)
 	s.api("GET /cases/{caseId}", scopeRead, idemNone, s.getCase)
+	s.api("PATCH /cases/{caseId}", scopeWrite, idemRequired, s.updateCase)
 	s.api("POST /cases/{caseId}/close", scopeWrite, idemRequired, s.closeCase)
 	s.api("POST /cases/{caseId}/documents", scopeWrite, idemRequired, s.addDocument)
 	s.api("GET /cases/{caseId}/documents", scopeRead, idemNone, s.listDocuments)
@@ -195,7 +223,9 @@ func (s *Server) routes() {
 	s.api("POST /cases/{caseId}/journal-notes", scopeWrite, idemRequired, s.addNote)
 	s.api("GET /cases/{caseId}/journal-notes", scopeRead, idemNone, s.listNotes)
 	s.api("GET /outbox", scopeRead, idemNone, s.listOutbox)
-	s.api("POST /outbox/{docId}/sent", scopeWrite, idemRequired, s.markSent)
+	s.api("GET /outbox/{docId}", scopeRead, idemNone, s.getOutbox)
+	s.api("POST /outbox/{docId}/accept", scopeWrite, idemRequired, s.acceptOutbox)
+	s.api("POST /outbox/{docId}/recipients", scopeWrite, idemRequired, s.reportRecipient)
 	s.adminRoutes()
 }
 
@@ -203,17 +233,20 @@ func (s *Server) routes() {
 func (s *Server) recorded(h func(http.ResponseWriter, *http.Request) int) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		status := h(w, r)
-		s.record(r, status, false)
+		s.record(r, status, false, "", "", false)
 	}
 }
 
-func (s *Server) record(r *http.Request, status int, replayed bool) {
+// record remembers an answered request and counts what a write carried;
+// created says it made an object (its answer may have been dropped).
+func (s *Server) record(r *http.Request, status int, replayed bool, key, ext string, created bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.requests) >= maxRequests { // bound memory in long demo runs
 		s.requests = slices.Delete(s.requests, 0, len(s.requests)-maxRequests+1)
 	}
-	s.requests = append(s.requests, Request{Method: r.Method, URI: r.RequestURI, Route: r.Pattern, Status: status, Replayed: replayed, At: s.now()})
+	s.requests = append(s.requests, Request{Method: r.Method, URI: r.RequestURI, Route: r.Pattern, Status: status, Replayed: replayed, IdempotencyKey: key, ExternalID: ext, At: s.now()})
+	s.counts.add(key, ext, created)
 }
 
 // api registers a contract route behind the common pipeline: injected
@@ -221,46 +254,60 @@ func (s *Server) record(r *http.Request, status int, replayed bool) {
 // delay, the handler, persistence, and an optional dropped response.
 func (s *Server) api(pattern, scope string, idem idemMode, h handlerFunc) {
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		// A write's body is read first, so that every answer, even an
+		// injected failure, is counted against the externalId it carried.
+		var body []byte
+		var bodyErr error
+		write := r.Method == http.MethodPost || r.Method == http.MethodPatch
+		if write {
+			body, bodyErr = io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxUploadBytes))
+		}
+		key := r.Header.Get("Idempotency-Key")
+		ext := ""
+		if write && bodyErr == nil {
+			ext = externalIDOf(r.Header.Get("Content-Type"), body)
+		}
+		answer := func(rep reply) { s.record(r, writeReply(w, rep), false, key, ext, false) }
 		if f, ok := s.takeFailure(pattern); ok {
 			rep := problem(f.Status, failureCode(f.Status), "Injected failure", "The simulator was told to fail this call.")
 			if f.RetryAfter > 0 {
 				rep.header = http.Header{"Retry-After": {strconv.Itoa(int((f.RetryAfter + time.Second - 1) / time.Second))}}
 			}
-			s.record(r, writeReply(w, rep), false)
+			answer(rep)
 			return
 		}
 		tok, ok := s.authenticate(r)
 		if !ok {
 			rep := problem(http.StatusUnauthorized, "invalid-token", "Access token missing, expired or rejected", "Obtain a new token from /oauth2/token.")
 			rep.header = http.Header{"Www-Authenticate": {`Bearer error="invalid_token"`}}
-			s.record(r, writeReply(w, rep), false)
+			answer(rep)
 			return
 		}
 		if !tok.scopes[scope] {
-			s.record(r, writeReply(w, problem(http.StatusForbidden, "insufficient-scope", "Scope not granted", "This operation needs scope "+scope+".")), false)
+			answer(problem(http.StatusForbidden, "insufficient-scope", "Scope not granted", "This operation needs scope "+scope+"."))
 			return
 		}
-		var body []byte
-		if r.Method == http.MethodPost {
-			var err error
-			body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxUploadBytes))
-			if err != nil {
-				var mbe *http.MaxBytesError
-				if errors.As(err, &mbe) {
-					s.record(r, writeReply(w, problem(http.StatusRequestEntityTooLarge, "payload-too-large", "Request too large", fmt.Sprintf("Requests may be at most %d bytes.", s.cfg.MaxUploadBytes))), false)
-					return
-				}
-				s.record(r, writeReply(w, problem(http.StatusBadRequest, "unreadable-body", "Request body could not be read", "")), false)
+		if bodyErr != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(bodyErr, &mbe) {
+				answer(problem(http.StatusRequestEntityTooLarge, "payload-too-large", "Request too large", fmt.Sprintf("Requests may be at most %d bytes.", s.cfg.MaxUploadBytes)))
 				return
 			}
+			answer(problem(http.StatusBadRequest, "unreadable-body", "Request body could not be read", ""))
+			return
 		}
-		key := r.Header.Get("Idempotency-Key")
+		s.mu.Lock()
+		idem := idem
+		if s.mode.IgnoreIdempotencyKeys {
+			idem = idemNone // a real system: no key is required, none is honoured
+		}
+		s.mu.Unlock()
 		if idem == idemRequired && key == "" {
-			s.record(r, writeReply(w, problem(http.StatusBadRequest, "idempotency-key-missing", "Idempotency-Key header required", "Every state-changing POST needs an Idempotency-Key header.", fieldErr{"Idempotency-Key", "header is required"})), false)
+			answer(problem(http.StatusBadRequest, "idempotency-key-missing", "Idempotency-Key header required", "Every state-changing request needs an Idempotency-Key header.", fieldErr{"Idempotency-Key", "header is required"}))
 			return
 		}
 		if len(key) > 512 {
-			s.record(r, writeReply(w, problem(http.StatusBadRequest, "invalid-idempotency-key", "Idempotency-Key too long", "", fieldErr{"Idempotency-Key", "must be at most 512 characters"})), false)
+			answer(problem(http.StatusBadRequest, "invalid-idempotency-key", "Idempotency-Key too long", "", fieldErr{"Idempotency-Key", "must be at most 512 characters"}))
 			return
 		}
 		var slot, fp string
@@ -270,11 +317,11 @@ func (s *Server) api(pattern, scope string, idem idemMode, h handlerFunc) {
 			rep, replayed := s.reserve(slot, fp)
 			if rep != nil {
 				if s.takeDrop(pattern) {
+					s.record(r, 0, replayed, key, ext, false)
 					s.dropConnection(w)
-					s.record(r, 0, replayed)
 					return
 				}
-				s.record(r, writeReply(w, *rep), replayed)
+				s.record(r, writeReply(w, *rep), replayed, key, ext, false)
 				return
 			}
 			defer s.release(slot)
@@ -283,6 +330,9 @@ func (s *Server) api(pattern, scope string, idem idemMode, h handlerFunc) {
 			// Deliberately not cut short when the client gives up: a slow
 			// real system usually finishes and saves anyway.
 			time.Sleep(d)
+		}
+		if fn := s.takeHook(pattern); fn != nil {
+			fn()
 		}
 		s.mu.Lock()
 		rep := h(&call{r: r, body: body, tok: tok})
@@ -298,12 +348,13 @@ func (s *Server) api(pattern, scope string, idem idemMode, h handlerFunc) {
 			}
 		}
 		s.mu.Unlock()
+		created := rep.status == http.StatusCreated
 		if s.takeDrop(pattern) {
+			s.record(r, 0, false, key, ext, created) // before the client can see the drop
 			s.dropConnection(w)
-			s.record(r, 0, false)
 			return
 		}
-		s.record(r, writeReply(w, rep), false)
+		s.record(r, writeReply(w, rep), false, key, ext, created)
 	})
 }
 

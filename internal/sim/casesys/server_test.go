@@ -137,6 +137,28 @@ func (h *harness) postJSON(path string, v any, key string) answer {
 	return h.do("POST", path, "application/json", b, key)
 }
 
+// patch sends a merge patch with If-Match ifMatch ("" for none).
+func (h *harness) patch(path, ifMatch string, v any, key string) answer {
+	h.t.Helper()
+	b, _ := json.Marshal(v)
+	req, _ := http.NewRequest("PATCH", h.base+path, bytes.NewReader(b))
+	req.Header.Set("Authorization", "Bearer "+h.token)
+	req.Header.Set("Content-Type", "application/merge-patch+json")
+	if ifMatch != "" {
+		req.Header.Set("If-Match", ifMatch)
+	}
+	if key != "" {
+		req.Header.Set("Idempotency-Key", key)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	rb, _ := io.ReadAll(resp.Body)
+	return answer{resp.StatusCode, resp.Header, rb}
+}
+
 func newCase(ext, cpr string) map[string]any {
 	return map[string]any{"externalId": ext, "caseType": "SAMRAAD", "title": "Samråd", "primaryParty": map[string]string{"cpr": cpr}}
 }
@@ -193,13 +215,16 @@ func TestIdempotencyAndExternalIDs(t *testing.T) {
 	if r.status != 422 || problemCode(t, r) != "idempotency-key-reused" {
 		t.Errorf("key reuse: %d %s", r.status, r.body)
 	}
-	// New key, same externalId.
+	// New key, same externalId, with the natural-key guard a real case
+	// system does not have turned on.
+	h.sim.SetMode(Mode{UniqueExternalIDs: true})
 	r = h.postJSON("/cases", newCase("ext-1", "2509479989"), "k2")
 	var p Problem
 	r.json(t, &p)
 	if r.status != 409 || p.Code != "duplicate-external-id" || p.ExistingID != c.ID || r.header.Get("Location") != "/cases/"+c.ID {
 		t.Errorf("duplicate: %d %+v %q", r.status, p, r.header.Get("Location"))
 	}
+	h.sim.SetMode(Mode{})
 	// No key at all.
 	r = h.postJSON("/cases", newCase("ext-3", "2509479989"), "")
 	if r.status != 400 || problemCode(t, r) != "idempotency-key-missing" {
@@ -225,9 +250,11 @@ func TestIdempotencyAndExternalIDs(t *testing.T) {
 	if r := h.do("POST", "/cases/"+c.ID+"/documents", ct3, b3, "d1"); r.status != 422 {
 		t.Errorf("changed file under the same key: %d", r.status)
 	}
+	h.sim.SetMode(Mode{UniqueExternalIDs: true})
 	if r := h.do("POST", "/cases/"+c.ID+"/documents", ct3, b3, "d2"); r.status != 409 || problemCode(t, r) != "duplicate-external-id" {
 		t.Errorf("duplicate document: %d %s", r.status, r.body)
 	}
+	h.sim.SetMode(Mode{})
 	l := h.do("GET", "/cases/"+c.ID+"/documents?externalId=doc-1", "", nil, "")
 	var list struct{ Results []Document }
 	l.json(t, &list)
@@ -430,17 +457,24 @@ func TestAdminAPIAndFaults(t *testing.T) {
 	if f := h.do("GET", it.Files[0].Href, "", nil, ""); f.status != 200 || string(f.body) != it.Text {
 		t.Errorf("outbox file: %d %q", f.status, f.body)
 	}
-	for range 2 { // marking twice is harmless
-		if r := h.do("POST", "/outbox/"+it.DocumentID+"/sent", "", nil, "mark-"+it.DocumentID); r.status != 200 {
-			t.Errorf("mark sent: %d", r.status)
+	for range 2 { // accepting twice is harmless
+		if r := h.do("POST", "/outbox/"+it.DocumentID+"/accept", "", nil, "accept-"+it.DocumentID); r.status != 200 {
+			t.Errorf("accept: %d", r.status)
 		}
 	}
-	if r := h.do("POST", "/outbox/"+it.DocumentID+"/sent", "", nil, "another-key"); r.status != 200 {
-		t.Errorf("mark sent again with a new key: %d", r.status)
+	if r := h.do("POST", "/outbox/"+it.DocumentID+"/accept", "", nil, "another-key"); r.status != 200 {
+		t.Errorf("accept again with a new key: %d", r.status)
 	}
 	o = h.do("GET", "/outbox", "", nil, "")
 	if !bytes.Contains(o.body, []byte(`"results":[]`)) {
-		t.Errorf("outbox after sending: %s", o.body)
+		t.Errorf("the ready list after accepting: %s", o.body)
+	}
+	g, _ := http.Get(h.base + "/_sim/outbox/" + it.DocumentID)
+	var seen OutboxItem
+	json.NewDecoder(g.Body).Decode(&seen)
+	g.Body.Close()
+	if seen.Status != OutboxAccepted || len(seen.RecipientStatus) != 2 || seen.RecipientStatus[0].Key != "gp" || seen.RecipientStatus[1].Status != RecipientPending {
+		t.Errorf("/_sim/outbox/{docId} after accepting: %+v", seen)
 	}
 
 	if r := post("/_sim/faults", []byte(`{"fail":{"route":"GET /outbox","count":1,"status":503,"retryAfterSeconds":9},"delayMs":0}`)); r.status != 204 {
@@ -462,7 +496,7 @@ func TestAdminAPIAndFaults(t *testing.T) {
 	if r := h.do("GET", "/outbox", "", nil, ""); r.status != 200 {
 		t.Errorf("after reset: %d", r.status)
 	}
-	g, _ := http.Get(h.base + "/_sim/requests")
+	g, _ = http.Get(h.base + "/_sim/requests")
 	b, _ := io.ReadAll(g.Body)
 	g.Body.Close()
 	if !bytes.Contains(b, []byte(`"route":"GET /outbox"`)) {
@@ -477,7 +511,7 @@ func TestAdminAPIAndFaults(t *testing.T) {
 func TestEveryDocumentedOperationIsServed(t *testing.T) {
 	h := newHarness(t, nil)
 	c, _ := h.sim.SeedCase(Case{PrimaryParty: Person{CPR: "2509479989"}})
-	d, _ := h.sim.SeedOutboxDocument(c.ID, SeedDocument{Title: "t", Text: "x"})
+	d, _ := h.sim.SeedOutboxDocument(c.ID, SeedDocument{Title: "t", Text: "x", Recipients: OutboxRecipients{GP: &Organisation{Name: "Lægerne Test", GLN: "5790000121526"}}})
 	b, err := os.ReadFile("../../../schemas/casesys/openapi.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -512,6 +546,14 @@ func TestEveryDocumentedOperationIsServed(t *testing.T) {
 				r = h.do(m, "/cases/"+other.ID+"/close", "", nil, "walk-close")
 			case "/cases/search":
 				r = h.postJSON(path, map[string]any{"cpr": "2509479989"}, "")
+			case "/cases/{caseId}":
+				if m == "PATCH" {
+					r = h.patch(fill.Replace(path), `"1"`, map[string]any{"primaryParty": map[string]any{"givenName": "Bruno Test", "familyName": "Elmer"}}, "walk-patch")
+				} else {
+					r = h.do(m, fill.Replace(path), "", nil, "")
+				}
+			case "/outbox/{docId}/recipients":
+				r = h.postJSON(fill.Replace(path), map[string]any{"key": "gp", "status": "sent", "code": "delivered", "at": time.Now()}, "walk-report")
 			case "/cases":
 				r = h.postJSON(path, newCase("walk", "1509819996"), "walk")
 			case "/cases/{caseId}/documents":
@@ -546,8 +588,8 @@ func TestEveryDocumentedOperationIsServed(t *testing.T) {
 			}
 		}
 	}
-	if n < 13 {
-		t.Errorf("walked %d operations, want at least 13", n)
+	if n < 16 {
+		t.Errorf("walked %d operations, want at least 16", n)
 	}
 	// And no contract request carried a CPR-like run in its URL.
 	cprLike := regexp.MustCompile(`[0-9]{10}`)

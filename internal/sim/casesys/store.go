@@ -17,7 +17,7 @@ import (
 // (state.json, written atomically: temp file, fsync, rename, fsync dir).
 // Documents, journal notes and idempotency records grow with every letter,
 // so each is its own file under docs/, notes/ and idem/, written once when
-// it is new (documents in the outbox again when they may have changed):
+// it is new (documents in the outbox again when their state changed):
 // a commit costs the same at the ten-thousandth document as at the first.
 // File bytes are content-addressed under files/ and written first.
 type state struct {
@@ -71,11 +71,11 @@ func idemName(key string) string {
 // persisted remembers which growing objects have a file already.
 type persisted struct {
 	docs, notes, idem map[string]bool
-	outbox            map[string]string // outbox status last written per document
 }
 
 func (s *Server) load() error {
-	s.saved = persisted{docs: map[string]bool{}, notes: map[string]bool{}, idem: map[string]bool{}, outbox: map[string]string{}}
+	s.saved = persisted{docs: map[string]bool{}, notes: map[string]bool{}, idem: map[string]bool{}}
+	s.dirty = map[string]bool{}
 	st := newState()
 	b, err := os.ReadFile(s.statePath())
 	switch {
@@ -87,6 +87,9 @@ func (s *Server) load() error {
 			return fmt.Errorf("decode simulator state %s: %w", s.statePath(), err)
 		}
 	}
+	for _, c := range st.Cases {
+		upgradePerson(&c.PrimaryParty)
+	}
 	if err := readDir(filepath.Join(s.cfg.DataDir, "docs"), func(b []byte) error {
 		d := &Document{}
 		if err := json.Unmarshal(b, d); err != nil {
@@ -94,7 +97,7 @@ func (s *Server) load() error {
 		}
 		st.Documents[d.ID], s.saved.docs[d.ID] = d, true
 		if d.Outbox != nil {
-			s.saved.outbox[d.ID] = d.Outbox.Status
+			upgradeOutbox(d.Outbox)
 		}
 		return nil
 	}); err != nil {
@@ -158,17 +161,14 @@ func (s *Server) save() error {
 		return err
 	}
 	for id, d := range s.st.Documents {
-		status := ""
-		if d.Outbox != nil {
-			status = d.Outbox.Status
-		}
-		if s.saved.docs[id] && s.saved.outbox[id] == status {
-			continue // documents change only by leaving the outbox
+		if s.saved.docs[id] && !s.dirty[id] {
+			continue // documents change only in the outbox, which marks them dirty
 		}
 		if err := writeJSON(filepath.Join(s.cfg.DataDir, "docs", id+".json"), d); err != nil {
 			return err
 		}
-		s.saved.docs[id], s.saved.outbox[id] = true, status
+		s.saved.docs[id] = true
+		delete(s.dirty, id)
 	}
 	for id, n := range s.st.Notes {
 		if s.saved.notes[id] {

@@ -22,6 +22,9 @@ const (
 
 const fhirJSON = "application/fhir+json; fhirVersion=4.0"
 
+// maxCreateBody caps what a create may send.
+const maxCreateBody = 64 << 20
+
 func writeJSON(w http.ResponseWriter, status int, ctype string, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -181,7 +184,7 @@ func writeResource(w http.ResponseWriter, status int, rec *record) {
 // sent (FHIR R4 http.html#ccreate): no match creates (201), one match
 // returns it (200), several matches fail (412).
 func (s *Server) handleCreateCommunication(w http.ResponseWriter, r *http.Request) {
-	b, err := io.ReadAll(io.LimitReader(r.Body, 64<<20))
+	b, err := io.ReadAll(io.LimitReader(r.Body, maxCreateBody))
 	if err != nil {
 		writeOutcome(w, http.StatusBadRequest, "structure", "", "body could not be read")
 		return

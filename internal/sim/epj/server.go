@@ -4,7 +4,10 @@
 // by POST, conditional create of Communication, the Communication and
 // DocumentReference feed, a CapabilityStatement), persists its resources in
 // a data directory, and has fault switches and inspection helpers for tests,
-// both as Go methods and under /_sim/.
+// both as Go methods and under /_sim/. Every create is counted per
+// idempotency key (its If-None-Exist condition or Idempotency-Key) and per
+// identifier (Counts, GET /_sim/counts), so a test sees a letter delivered
+// twice.
 //
 // It is a test double with the behaviour of a FHIR server, not a FHIR
 // server: it validates only what the adapter's contract depends on.
@@ -43,6 +46,7 @@ type Server struct {
 	tokens   map[string]time.Time // access token -> expiry
 	issued   int                  // tokens issued
 	requests []Request
+	counts   counts
 	faults   faults
 
 	srv *http.Server
@@ -55,6 +59,10 @@ type Request struct {
 	Method string `json:"method"`
 	URL    string `json:"url"`
 	Status int    `json:"status"`
+	// IdempotencyKey and ExternalIDs are what a create carried (see
+	// Counts), so a test can see a second delivery of the same letter.
+	IdempotencyKey string   `json:"idempotencyKey,omitempty"`
+	ExternalIDs    []string `json:"externalIds,omitempty"`
 }
 
 type faults struct {
@@ -118,10 +126,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.mux.ServeHTTP(w, r)
 		return
 	}
+	var key string
+	var ext []string
+	create := r.Method == http.MethodPost && r.URL.Path == "/Communication"
+	if create {
+		key, ext = peekCreate(r)
+	}
 	rw := &bufferedWriter{header: http.Header{}}
 	s.mux.ServeHTTP(rw, r)
 	s.mu.Lock()
-	s.requests = append(s.requests, Request{Method: r.Method, URL: r.RequestURI, Status: rw.status()})
+	s.requests = append(s.requests, Request{Method: r.Method, URL: r.RequestURI, Status: rw.status(), IdempotencyKey: key, ExternalIDs: ext})
+	if create {
+		s.count(key, ext, rw.status())
+	}
 	drop := false
 	if s.faults.dropCount > 0 && r.Method == http.MethodPost && r.URL.Path == "/Communication" {
 		s.faults.dropCount--

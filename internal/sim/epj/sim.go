@@ -93,6 +93,25 @@ type Patient struct {
 	ReplacementID string `json:"replacementId,omitempty"` // X-eCPR
 	GivenName     string `json:"givenName,omitempty"`
 	FamilyName    string `json:"familyName,omitempty"`
+	// GP is the child's general practitioner (Patient.generalPractitioner).
+	GP *Organisation `json:"gp,omitempty"`
+}
+
+// Organisation names a party by SOR and GLN.
+type Organisation struct {
+	SOR  string `json:"sor,omitempty"`
+	GLN  string `json:"gln,omitempty"`
+	Name string `json:"name,omitempty"`
+}
+
+func (o Organisation) reference() map[string]any {
+	ref := map[string]any{"display": o.Name}
+	if o.SOR != "" {
+		ref["identifier"] = map[string]string{"system": SystemSOR, "value": o.SOR}
+	} else {
+		ref["identifier"] = map[string]string{"system": SystemGLN, "value": o.GLN}
+	}
+	return ref
 }
 
 // SeedPatient stores a Patient and returns its id. Seeding the same CPR
@@ -114,7 +133,11 @@ func (s *Server) SeedPatient(p Patient) (string, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	rec, err := s.st.add("Patient", map[string]any{"identifier": ids, "name": []any{name}}, time.Time{})
+	body := map[string]any{"identifier": ids, "name": []any{name}}
+	if p.GP != nil {
+		body["generalPractitioner"] = []any{p.GP.reference()}
+	}
+	rec, err := s.st.add("Patient", body, time.Time{})
 	if err != nil {
 		return "", err
 	}
@@ -124,16 +147,19 @@ func (s *Server) SeedPatient(p Patient) (string, error) {
 // Note is an outgoing note from child psychiatry to seed into the feed.
 type Note struct {
 	// Type is "Communication" or "DocumentReference".
-	Type         string    `json:"type"`
-	PatientCPR   string    `json:"patientCpr"`   // a seeded patient's CPR or replacement id
-	RecipientSOR string    `json:"recipientSor"` // the municipality
-	SenderSOR    string    `json:"senderSor"`    // the region's department
-	SenderName   string    `json:"senderName,omitempty"`
-	Discharge    bool      `json:"discharge,omitempty"` // DocumentReference typed as a discharge summary
-	Text         string    `json:"text,omitempty"`
-	Attachments  []File    `json:"attachments,omitempty"`
-	InReplyTo    string    `json:"inReplyTo,omitempty"`   // a Samhub letter id this answers
-	LastUpdated  time.Time `json:"lastUpdated,omitempty"` // zero = now; equal values make ties
+	Type         string `json:"type"`
+	PatientCPR   string `json:"patientCpr"`   // a seeded patient's CPR or replacement id
+	RecipientSOR string `json:"recipientSor"` // the municipality
+	SenderSOR    string `json:"senderSor"`    // the region's department
+	SenderName   string `json:"senderName,omitempty"`
+	Discharge    bool   `json:"discharge,omitempty"` // DocumentReference typed as a discharge summary
+	Text         string `json:"text,omitempty"`
+	Attachments  []File `json:"attachments,omitempty"`
+	InReplyTo    string `json:"inReplyTo,omitempty"` // a Samhub letter id this answers
+	// AlsoTo are further recipients (Communication.recipient,
+	// DocumentReference.context.related), e.g. the child's GP.
+	AlsoTo      []Organisation `json:"alsoTo,omitempty"`
+	LastUpdated time.Time      `json:"lastUpdated,omitempty"` // zero = now; equal values make ties
 }
 
 // File is an attachment of a seeded note.
@@ -172,6 +198,10 @@ func (s *Server) SeedNote(n Note) (string, error) {
 	}
 	senderRef := map[string]any{"reference": "#sender", "identifier": map[string]string{"system": SystemSOR, "value": n.SenderSOR}}
 	recipientRef := map[string]any{"identifier": map[string]string{"system": SystemSOR, "value": n.RecipientSOR}}
+	recipients := []any{recipientRef}
+	for _, o := range n.AlsoTo {
+		recipients = append(recipients, o.reference())
+	}
 	var attachments []any
 	for _, f := range n.Attachments {
 		attachments = append(attachments, map[string]any{
@@ -200,7 +230,7 @@ func (s *Server) SeedNote(n Note) (string, error) {
 			"subject":   map[string]string{"reference": "Patient/" + patientID},
 			"sent":      at.UTC().Format(time.RFC3339),
 			"sender":    senderRef,
-			"recipient": []any{recipientRef},
+			"recipient": recipients,
 			"payload":   payload,
 		}
 		if n.InReplyTo != "" {
@@ -232,7 +262,7 @@ func (s *Server) SeedNote(n Note) (string, error) {
 			"author":      []any{senderRef},
 			"description": n.Text,
 			"content":     content,
-			"context":     map[string]any{"related": []any{recipientRef}},
+			"context":     map[string]any{"related": recipients},
 		}
 	}
 	rec, err := s.st.add(n.Type, body, at)
@@ -411,6 +441,9 @@ func (s *Server) simRoutes(m *http.ServeMux) {
 	})
 	m.HandleFunc("GET /_sim/communications", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, "application/json", s.Communications())
+	})
+	m.HandleFunc("GET /_sim/counts", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, "application/json", s.Counts())
 	})
 }
 

@@ -72,10 +72,11 @@ type Organization struct {
 }
 
 type Patient struct {
-	ResourceType string       `json:"resourceType"`
-	ID           string       `json:"id,omitempty"`
-	Identifier   []Identifier `json:"identifier,omitempty"`
-	Name         []HumanName  `json:"name,omitempty"`
+	ResourceType        string       `json:"resourceType"`
+	ID                  string       `json:"id,omitempty"`
+	Identifier          []Identifier `json:"identifier,omitempty"`
+	Name                []HumanName  `json:"name,omitempty"`
+	GeneralPractitioner []Reference  `json:"generalPractitioner,omitempty"`
 }
 
 // CommunicationPayload holds exactly one content[x] choice.

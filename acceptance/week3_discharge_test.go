@@ -1,0 +1,61 @@
+package acceptance
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/samhub/samhub/internal/sim/medcompeer"
+	"github.com/samhub/samhub/pipeline/letter"
+)
+
+// Week 3: child psychiatry discharges Bruno and sends its discharge note
+// to the municipality, naming Bruno's GP; the hub files it on his case and
+// sends it on to that GP (never back to the council). The GP's system
+// refuses it, and the coordinator sees the refusal in the letter's journey.
+func TestWeek3ChildPsychiatryDischargesToTheGP(t *testing.T) {
+	w := newWorld(t)
+	cases, coordinator, region := w.caseSystem(), w.coordinator(), w.region()
+	w.expectLetters(bruno, gpOster)
+	brunoRef := w.gp(gpOster).Refers(bruno, fhirXML)
+	cases.Files(brunoRef.ID)
+	coordinator.RecordsConsent(bruno, letter.ScopeGP)
+
+	region.Knows(bruno, &gpOster)
+	w.gp(gpOster).RefusesNext("Patienten er ikke tilmeldt praksis")
+	note := region.SendsDischargeNote(bruno, gpOster, "Bruno er udskrevet fra børne- og ungdomspsykiatrien. Opfølgning hos egen læge om en måned.")
+
+	doc := cases.Files(note)
+	if k := cases.CaseOf(bruno); doc.CaseID != k.ID || doc.Letter.Kind != string(letter.KindDischargeNote) {
+		t.Errorf("the discharge note is document %s (%s) on case %s; want a discharge note on Bruno's case %s", doc.ID, doc.Letter.Kind, doc.CaseID, k.ID)
+	}
+	got := w.gp(gpOster).Receives(bruno, note, 1)[0]
+	if got.To.GLN != gpOster.GLN || got.To.SOR != gpOster.SOR || got.Format != medcompeer.FormatFHIRXML {
+		t.Errorf("the discharge note reached Østergade as %s to GLN %s SOR %s; want a CareCommunication in XML to the practice", got.Format, got.To.GLN, got.To.SOR)
+	}
+	if got.Patient.CPR != bruno.CPR || !strings.Contains(got.Text, "udskrevet") {
+		t.Errorf("the discharge note at the GP: patient %+v, text %q", got.Patient, got.Text)
+	}
+	if got.Answer != "negative" {
+		t.Errorf("the GP's system answered %q; the test told it to refuse", got.Answer)
+	}
+	ack := coordinator.SeesAcknowledgement(note)
+	if !negativeAck(ack.Code) {
+		t.Errorf("the journey of the discharge note shows the GP's refusal with code %q; want the negative acknowledgement visible to the coordinator", ack.Code)
+	}
+	// The refusal waits for the coordinator in the queue, with the GP's
+	// reason; she sends the note by post instead and discards it.
+	refused := coordinator.FindsParked("gp", note)
+	if refused.LastError.Code != "negative_ack" {
+		t.Errorf("the refused discharge note is parked with code %q, want negative_ack", refused.LastError.Code)
+	}
+	coordinator.Discards(refused, "Epikrisen er sendt med posten til lægen")
+	w.eventually("the refused note gone from the queue", func() bool { return len(coordinator.ParkedAt("gp", note)) == 0 })
+	time.Sleep(300 * time.Millisecond)
+	if n := len(w.gp(gpOster).Received()); n != 1 {
+		t.Errorf("Lægerne i Østergade got %d letters; want the discharge note once, and nothing after the discard", n)
+	}
+	if len(w.epj.Communications()) != 0 {
+		t.Errorf("the discharge note went back to the region")
+	}
+}

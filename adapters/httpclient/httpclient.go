@@ -1,0 +1,106 @@
+// Package httpclient is the configuration block and client shared by the
+// adapters that reach another system's REST API: the case system, the
+// region's EPJ gateway and Digital Post. One block (base URL, OAuth2 client
+// credentials, TLS files with an optional client certificate, a timeout
+// per request) is squashed into each adapter's config struct, so every
+// such adapter is configured, documented and checked alike:
+//
+//	type Config struct {
+//		httpclient.Config `mapstructure:",squash"`
+//		Scope string `mapstructure:"scope" default:"…" doc:"…"`
+//		…
+//	}
+//
+// Scopes differ per system, so each adapter declares its own scope key.
+package httpclient
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/samhub/samhub/adapters"
+	"github.com/samhub/samhub/adapters/oauthtoken"
+	"github.com/samhub/samhub/adapters/tlsclient"
+)
+
+// Config is the shared block. Its keys sit at the top of the adapter's
+// block (url, token_url, client_id, client_secret, timeout, tls.*).
+type Config struct {
+	URL          string          `mapstructure:"url" required:"true" doc:"Base URL of the system's API (absolute http or https)." example:"https://sager.kommune.example/api/v1"`
+	TokenURL     string          `mapstructure:"token_url" doc:"OAuth2 token endpoint for the client-credentials grant. Empty: url + /oauth2/token." example:"https://login.kommune.example/oauth2/token"`
+	ClientID     string          `mapstructure:"client_id" required:"true" doc:"OAuth2 client id the hub is registered with." example:"samhub"`
+	ClientSecret string          `mapstructure:"client_secret" required:"true" secret:"true" doc:"OAuth2 client secret. Give it as client_secret_file (a file holding it, e.g. under $CREDENTIALS_DIRECTORY) rather than in the file."`
+	Timeout      time.Duration   `mapstructure:"timeout" default:"30s" doc:"Bound on each HTTP request, token requests included."`
+	TLS          tlsclient.Files `mapstructure:"tls" doc:"PEM files for TLS: a private CA to trust and a client certificate for mutual TLS (FOCES/VOCES)."`
+}
+
+// Check checks the block and fills token_url when it is empty. It reads
+// the TLS files (they must load) and makes no network call.
+func (c *Config) Check() error {
+	base, ok := httpURL(c.URL)
+	if !ok {
+		return &adapters.ConfigError{Key: "url", Msg: "must be an absolute http(s) URL"}
+	}
+	c.URL = strings.TrimRight(base.String(), "/")
+	if c.TokenURL == "" {
+		c.TokenURL = c.URL + "/oauth2/token"
+	} else if _, ok := httpURL(c.TokenURL); !ok {
+		return &adapters.ConfigError{Key: "token_url", Msg: "must be an absolute http(s) URL"}
+	}
+	if c.Timeout <= 0 {
+		return &adapters.ConfigError{Key: "timeout", Msg: "must be a positive duration such as 30s"}
+	}
+	_, err := tlsclient.Config(c.TLS, "tls.")
+	return err
+}
+
+func httpURL(s string) (*url.URL, bool) {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, false
+	}
+	return u, true
+}
+
+// Client is what an adapter talks through: an HTTP client with the
+// block's TLS settings and Timeout, and the cached access token.
+type Client struct {
+	Base    *url.URL
+	HTTP    *http.Client
+	Tokens  *oauthtoken.Cache
+	Timeout time.Duration
+}
+
+// New builds the client for a checked block. scope is the space-separated
+// scopes to ask for; now is the clock token lifetimes are measured on (nil:
+// time.Now).
+func New(c Config, scope string, now func() time.Time) (*Client, error) {
+	if err := c.Check(); err != nil {
+		return nil, err
+	}
+	base, _ := url.Parse(c.URL)
+	tc, err := tlsclient.Config(c.TLS, "tls.")
+	if err != nil {
+		return nil, err
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if tc != nil {
+		tr.TLSClientConfig = tc
+	}
+	hc := &http.Client{Transport: tr, Timeout: c.Timeout}
+	cc := &clientcredentials.Config{
+		ClientID: c.ClientID, ClientSecret: c.ClientSecret, TokenURL: c.TokenURL,
+		Scopes: strings.Fields(scope), AuthStyle: oauth2.AuthStyleInHeader,
+	}
+	return &Client{Base: base, HTTP: hc, Tokens: oauthtoken.New(cc, hc, now), Timeout: c.Timeout}, nil
+}
+
+// RetryAfter is the pause an answer asks for (Retry-After in seconds or
+// as an HTTP date), zero when none; see adapters.RetryAfter for the error
+// that carries it to the pipeline.
+func RetryAfter(h http.Header) time.Duration { return adapters.RetryAfterHeader(h) }

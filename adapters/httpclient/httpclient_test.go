@@ -1,0 +1,88 @@
+package httpclient
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/samhub/samhub/adapters"
+	"github.com/samhub/samhub/adapters/tlsclient"
+	"github.com/samhub/samhub/internal/testpki"
+)
+
+func TestCheckNamesTheKey(t *testing.T) {
+	for _, c := range []struct {
+		cfg Config
+		key string
+	}{
+		{Config{URL: "/api", Timeout: time.Second}, "url"},
+		{Config{URL: "https://x", TokenURL: "ftp://t", Timeout: time.Second}, "token_url"},
+		{Config{URL: "https://x"}, "timeout"},
+		{Config{URL: "https://x", Timeout: time.Second, TLS: tlsclient.Files{CertFile: "/c.pem"}}, "tls.cert_file"},
+	} {
+		var ce *adapters.ConfigError
+		if err := c.cfg.Check(); !errors.As(err, &ce) || ce.Key != c.key {
+			t.Errorf("%+v: %v, want a ConfigError for %s", c.cfg, err, c.key)
+		}
+	}
+	c := Config{URL: "https://case.example/api/v1/", Timeout: time.Second}
+	if err := c.Check(); err != nil || c.URL != "https://case.example/api/v1" || c.TokenURL != "https://case.example/api/v1/oauth2/token" {
+		t.Errorf("derived %+v %v", c, err)
+	}
+}
+
+// The client trusts the configured CA, shows its client certificate and
+// fetches a token with the client credentials.
+func TestClientSpeaksMutualTLSAndClientCredentials(t *testing.T) {
+	ca, err := testpki.New("test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srvLeaf, _ := ca.Issue("127.0.0.1", []string{"127.0.0.1"}, x509.ExtKeyUsageServerAuth)
+	cli, _ := ca.Issue("samhub", nil, x509.ExtKeyUsageClientAuth)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, secret, _ := r.BasicAuth()
+		if r.URL.Path != "/oauth2/token" || id != "hub" || secret != "s3cret" || r.FormValue("scope") != "a b" {
+			http.Error(w, `{"error":"invalid_client"}`, http.StatusUnauthorized)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"access_token":"tok","token_type":"Bearer","expires_in":60}`)
+	}))
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{srvLeaf.TLS}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: ca.Pool, MinVersion: tls.VersionTLS12}
+	srv.StartTLS()
+	defer srv.Close()
+	dir := t.TempDir()
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, b, 0o600)
+		return p
+	}
+	cfg := adapters.Defaults[Config]()
+	cfg.URL, cfg.ClientID, cfg.ClientSecret = srv.URL, "hub", "s3cret"
+	cfg.TLS = tlsclient.Files{CAFile: write("ca.pem", ca.PEM), CertFile: write("c.pem", cli.CertPEM), KeyFile: write("c.key", cli.KeyPEM)}
+	c, err := New(cfg, "a b", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Timeout != 30*time.Second {
+		t.Errorf("default timeout %v", c.Timeout)
+	}
+	tok, err := c.Tokens.Token(context.Background())
+	if err != nil || tok.AccessToken != "tok" {
+		t.Fatalf("token %v %v", tok, err)
+	}
+	cfg.TLS.CertFile, cfg.TLS.KeyFile = "", ""
+	c, _ = New(cfg, "a b", nil)
+	if _, err := c.Tokens.Token(context.Background()); err == nil {
+		t.Error("a token without the client certificate")
+	}
+}
