@@ -114,6 +114,9 @@ func New(ctx context.Context, o Options) (*Hub, error) {
 		subs: map[string]*jspubsub.Subscriber{}, all: map[string]any{}, routerDone: make(chan struct{})}
 	h.stopping, h.stop = context.WithCancel(context.Background())
 	h.m = newMetrics(o.Registry)
+	// Writes refused before the embedded store was restarted after a fault
+	// (a full disk) say nothing about the restarted one.
+	o.Broker.OnStoreRestart(func() { h.writes.observe(nil) })
 	if err := broker.Provision(ctx, h.js, c.Streams, c.NATS.Replicas); err != nil {
 		return nil, err
 	}

@@ -101,7 +101,7 @@ func (c *Console) replayStart(w http.ResponseWriter, r *http.Request, ses *sessi
 		c.showPreview(w, r, ses, q, http.StatusBadRequest, "", tr(c.lang, "q.reason.required"))
 		return
 	}
-	job, _, err := c.hub.StartBulkReplay(r.Context(), actor(r, ses), form.Get("request"), rf, reason)
+	job, _, err := c.hub.StartBulkReplay(r.Context(), c.actor(r, ses), form.Get("request"), rf, reason)
 	switch {
 	case errors.Is(err, pipeline.ErrNothingToReplay):
 		c.sessions.addFlash(ses, tr(c.lang, "rp.nothing"))
@@ -191,7 +191,7 @@ func (c *Console) releaseThread(w http.ResponseWriter, r *http.Request, ses *ses
 		c.showRelease(w, r, ses, dest, thread, http.StatusBadRequest, tr(c.lang, "q.reason.required"))
 		return
 	}
-	err := c.hub.ReleaseThread(r.Context(), actor(r, ses), dest, thread, reason)
+	err := c.hub.ReleaseThread(r.Context(), c.actor(r, ses), dest, thread, reason)
 	switch {
 	case errors.Is(err, pipeline.ErrNotHeld):
 		c.sessions.addFlash(ses, tr(c.lang, "rel.notheld"))

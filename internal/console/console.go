@@ -14,9 +14,9 @@ import (
 	"html/template"
 	"io/fs"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -26,6 +26,7 @@ import (
 
 	"github.com/samhub/samhub/internal/config"
 	"github.com/samhub/samhub/internal/httpapi"
+	"github.com/samhub/samhub/internal/throttle"
 	"github.com/samhub/samhub/pipeline"
 	"github.com/samhub/samhub/pipeline/audit"
 	"github.com/samhub/samhub/pipeline/journey"
@@ -78,7 +79,8 @@ type Console struct {
 	dummy    []byte // bcrypt hash compared for unknown users, so they take as long as known ones
 	pages    map[string]*template.Template
 	sessions *sessions
-	lockout  *lockout
+	guard    *throttle.Limiter
+	devices  devices
 	opts     Options
 	log      *slog.Logger
 	now      func() time.Time
@@ -113,7 +115,11 @@ func New(s *httpapi.Server, cfg config.Console, o Options) (*Console, error) {
 		return nil, fmt.Errorf("console.time_zone: must be an IANA time zone such as Europe/Copenhagen, not %q", cfg.TimeZone)
 	}
 	c := &Console{srv: s, hub: s.Hub(), lang: lang, loc: loc, users: map[string]config.User{}, opts: o, log: o.Logger, now: o.Now,
-		sessions: newSessions(o.Now), lockout: &lockout{fails: map[string][]time.Time{}, now: o.Now}}
+		sessions: newSessions(o.Now), devices: newDevices()}
+	guard := LoginThrottle
+	guard.Now = o.Now
+	guard.Known = func(name string) bool { _, ok := c.users[name]; return ok }
+	c.guard = throttle.New(guard)
 	cost := bcrypt.DefaultCost
 	for i, u := range cfg.Users {
 		key := fmt.Sprintf("console.users[%d]", i)
@@ -388,18 +394,13 @@ func (c *Console) internal(w http.ResponseWriter, r *http.Request, what string, 
 	c.fail(w, r, http.StatusInternalServerError)
 }
 
-func actor(r *http.Request, ses *session) pipeline.Actor {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	return pipeline.Actor{Name: ses.user, Role: ses.role, Remote: host}
+func (c *Console) actor(r *http.Request, ses *session) pipeline.Actor {
+	return pipeline.Actor{Name: ses.user, Role: ses.role, Remote: c.srv.ClientAddr(r).String()}
 }
 
 func (c *Console) audit(ctx context.Context, r *http.Request, rec audit.Record) error {
 	if rec.Remote == "" {
-		host, _, _ := net.SplitHostPort(r.RemoteAddr)
-		rec.Remote = host
+		rec.Remote = c.srv.ClientAddr(r).String()
 	}
 	return c.hub.Audit().Append(ctx, rec)
 }
@@ -449,26 +450,41 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	}
 	name, pw := strings.TrimSpace(r.PostForm.Get("user")), r.PostForm.Get("password")
 	u, known := c.users[name]
+	// The typed name is recorded only when it names a user: it may be a
+	// password or a CPR typed into the wrong field.
+	actorName, role := "unknown-user", ""
+	if known {
+		actorName, role = name, u.Role
+	}
+	attempt := throttle.Attempt{Source: c.srv.ClientAddr(r), User: name}
+	if ck, err := r.Cookie(deviceCookie); err == nil && known {
+		attempt.Device, _ = c.devices.check(ck.Value, name)
+	}
+	ctx := r.Context()
+	// A throttled attempt is refused before its password is looked at, so
+	// waiting cannot be skipped by guessing right.
+	if v := c.guard.Check(attempt); !v.Allowed {
+		wait := httpapi.RetryAfter(v.Wait)
+		reason := fmt.Sprintf("%s: %d failed logins; next attempt in %s", throttleReason[v.Scope], v.Fails, wait)
+		if v.Scope == throttle.ScopeGlobal {
+			reason = fmt.Sprintf("%s: more than %v login attempts a second; next attempt in %s", throttleReason[v.Scope], LoginThrottle.Rate, wait)
+		}
+		c.srv.Throttled(r, "console", v, audit.Record{Actor: actorName, Role: role, Action: "login-throttled", Target: "console", Result: "denied", Reason: reason})
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())))
+		c.showLogin(w, r, http.StatusTooManyRequests, "", tr(c.lang, "login.throttled", wait.String()))
+		return
+	}
 	hash := c.dummy
 	if known {
 		hash = []byte(u.PasswordHash)
 	}
-	locked := known && c.lockout.locked(name)
-	// Always one bcrypt comparison, whether the user exists or is locked.
-	ok := bcrypt.CompareHashAndPassword(hash, []byte(pw)) == nil && known && !locked
-	ctx := r.Context()
+	// Always one bcrypt comparison, whether the user exists or not.
+	ok := bcrypt.CompareHashAndPassword(hash, []byte(pw)) == nil && known
 	if !ok {
-		rec := audit.Record{Action: "login-failed", Target: "console", Result: "denied"}
-		switch {
-		case !known:
-			// The typed name is not recorded: it may be a password or a CPR
-			// typed into the wrong field.
-			rec.Actor, rec.Reason = "unknown-user", "unknown user name"
-		case locked:
-			rec.Actor, rec.Role, rec.Reason = name, u.Role, "locked: 5 failed logins within 15 minutes"
-		default:
-			rec.Actor, rec.Role, rec.Reason = name, u.Role, "wrong password"
-			c.lockout.fail(name)
+		c.guard.Failed(attempt)
+		rec := audit.Record{Actor: actorName, Role: role, Action: "login-failed", Target: "console", Result: "denied", Reason: "wrong password"}
+		if !known {
+			rec.Reason = "unknown user name"
 		}
 		if err := c.audit(ctx, r, rec); err != nil {
 			c.log.ErrorContext(r.Context(), "console: audit failed login", "err", err)
@@ -481,7 +497,10 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		c.internal(w, r, "audit login", err)
 		return
 	}
-	c.lockout.reset(name)
+	c.guard.Succeeded(attempt)
+	// This browser is now known for this user: a later login from it is
+	// not held up by guesses against the name from elsewhere.
+	c.setCookie(w, r, deviceCookie, c.devices.issue(name), "/console/login", int(deviceMaxAge.Seconds()))
 	if old := c.session(r); old != nil {
 		c.sessions.remove(old.id)
 	}
@@ -493,6 +512,14 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		next = "/console/"
 	}
 	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+// throttleReason names a throttle's scope in the audit record.
+var throttleReason = map[string]string{
+	throttle.ScopeSource: "this address",
+	throttle.ScopeUser:   "this user name",
+	throttle.ScopeDevice: "this browser",
+	throttle.ScopeGlobal: "all addresses together",
 }
 
 func (c *Console) logout(w http.ResponseWriter, r *http.Request, ses *session) {

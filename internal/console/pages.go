@@ -106,7 +106,7 @@ func (c *Console) putBack(w http.ResponseWriter, r *http.Request, ses *session) 
 		http.Redirect(w, r, "/console/rejected", http.StatusSeeOther)
 		return
 	}
-	a := actor(r, ses)
+	a := c.actor(r, ses)
 	done := 0
 	for _, v := range f["file"] {
 		source, id, _ := strings.Cut(v, "/")

@@ -351,7 +351,7 @@ func (c *Console) queueAction(w http.ResponseWriter, r *http.Request, ses *sessi
 		http.Redirect(w, r, back, http.StatusSeeOther)
 		return
 	}
-	a := actor(r, ses)
+	a := c.actor(r, ses)
 	done := 0
 	for _, s := range f["seq"] {
 		seq, err := retryq.ParseSeq(s)

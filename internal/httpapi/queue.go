@@ -235,7 +235,7 @@ func (s *Server) auditPatientRead(w http.ResponseWriter, r *http.Request, spec F
 		problem(w, r, 400, "reason-required", "a search by CPR needs a reason (field: reason)")
 		return false
 	}
-	a := actor(r)
+	a := s.actor(r)
 	if err := s.hub.Audit().Append(r.Context(), audit.Record{Actor: a.Name, Role: a.Role, Remote: a.Remote, Action: "search-cpr",
 		Target: "patient:" + retryq.PatientToken(strings.TrimSpace(spec.Patient)), Reason: logging.Redact(reason), Result: "retry queue"}); err != nil {
 		s.fail(w, r, err)
@@ -295,7 +295,7 @@ func (s *Server) bulkReplay(w http.ResponseWriter, r *http.Request) {
 		problem(w, r, 400, "bad-request", "Idempotency-Key header: required (8 to 64 letters, digits, - or _, new for each replay you mean) so that a repeated request does not replay twice")
 		return
 	}
-	job, started, err := s.hub.StartBulkReplay(r.Context(), actor(r), key, f, b.Reason)
+	job, started, err := s.hub.StartBulkReplay(r.Context(), s.actor(r), key, f, b.Reason)
 	if err != nil {
 		s.fail(w, r, err)
 		return

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,6 +27,7 @@ import (
 
 	"github.com/samhub/samhub/adapters"
 	"github.com/samhub/samhub/internal/logging"
+	"github.com/samhub/samhub/internal/throttle"
 	"github.com/samhub/samhub/pipeline"
 	"github.com/samhub/samhub/pipeline/audit"
 	"github.com/samhub/samhub/pipeline/letter"
@@ -41,13 +43,28 @@ type Server struct {
 	mux      *http.ServeMux
 	// Extra lets the console mount itself (it wraps requests with its own
 	// session authentication before the API's bearer check).
-	extra []func(*http.ServeMux)
+	extra   []func(*http.ServeMux)
+	proxies []netip.Prefix // http.trusted_proxies
+
+	tokens    *throttle.Limiter      // wrong API tokens, per source address
+	throttled *prometheus.CounterVec // refusals of the console's and the API's throttles
 }
 
 // New builds the server. hub may be nil while the hub is starting: then
 // /readyz says not ready and the API answers 503.
 func New(hub *pipeline.Hub, users *Users, g prometheus.Gatherer, log *slog.Logger) *Server {
-	s := &Server{hub: hub, users: users, gatherer: g, log: log, mux: http.NewServeMux()}
+	s := &Server{hub: hub, users: users, gatherer: g, log: log, mux: http.NewServeMux(), tokens: throttle.New(TokenThrottle),
+		throttled: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "samhub_auth_throttled_total",
+			Help: "Login and API-token attempts refused unchecked because of earlier failures (surface: console, api; scope: source, user, device, global)."},
+			[]string{"surface", "scope"})}
+	if reg, ok := g.(prometheus.Registerer); ok {
+		if err := reg.Register(s.throttled); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if errors.As(err, &are) {
+				s.throttled = are.ExistingCollector.(*prometheus.CounterVec)
+			}
+		}
+	}
 	s.routes()
 	return s
 }
@@ -131,10 +148,9 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, 200, map[string]string{"status": "ready"})
 }
 
-func actor(r *http.Request) pipeline.Actor {
+func (s *Server) actor(r *http.Request) pipeline.Actor {
 	p, _ := PrincipalFrom(r.Context())
-	host, _, _ := net.SplitHostPort(r.RemoteAddr)
-	return pipeline.Actor{Name: p.Name, Role: p.Role, Remote: host}
+	return pipeline.Actor{Name: p.Name, Role: p.Role, Remote: s.ClientAddr(r).String()}
 }
 
 func (s *Server) whoami(w http.ResponseWriter, r *http.Request) {
@@ -217,7 +233,7 @@ func (s *Server) queueReplay(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	dec, err := s.hub.Replay(r.Context(), actor(r), seq, b.Reason, b.DryRun)
+	dec, err := s.hub.Replay(r.Context(), s.actor(r), seq, b.Reason, b.DryRun)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -254,7 +270,7 @@ func (s *Server) queueReplayMany(w http.ResponseWriter, r *http.Request) {
 	}
 	out := []result{}
 	for _, seq := range seqs {
-		dec, err := s.hub.Replay(r.Context(), actor(r), seq, b.Reason, b.DryRun)
+		dec, err := s.hub.Replay(r.Context(), s.actor(r), seq, b.Reason, b.DryRun)
 		res := result{Seq: seq, Decision: dec}
 		switch {
 		case errors.Is(err, retryq.ErrNotParked):
@@ -273,7 +289,7 @@ func (s *Server) queueDiscard(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if err := s.hub.Discard(r.Context(), actor(r), seq, b.Reason); err != nil {
+	if err := s.hub.Discard(r.Context(), s.actor(r), seq, b.Reason); err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -308,7 +324,7 @@ func (s *Server) rejectedPutBack(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	source, id := r.PathValue("source"), r.PathValue("id")
-	if err := s.hub.PutBack(r.Context(), actor(r), source, id, b.Reason); err != nil {
+	if err := s.hub.PutBack(r.Context(), s.actor(r), source, id, b.Reason); err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -329,7 +345,7 @@ func (s *Server) releaseThread(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	dest, thread := r.PathValue("destination"), r.PathValue("thread")
-	if err := s.hub.ReleaseThread(r.Context(), actor(r), dest, thread, b.Reason); err != nil {
+	if err := s.hub.ReleaseThread(r.Context(), s.actor(r), dest, thread, b.Reason); err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -363,7 +379,7 @@ func (s *Server) letterContent(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	a := actor(r)
+	a := s.actor(r)
 	if err := s.hub.Audit().Append(r.Context(), audit.Record{Actor: a.Name, Role: a.Role, Remote: a.Remote, Action: "show-content", Target: "letter:" + id, Reason: b.Reason}); err != nil {
 		s.fail(w, r, err)
 		return
@@ -410,7 +426,7 @@ func (s *Server) consentRecord(w http.ResponseWriter, r *http.Request) {
 // recordConsent audits, then stores: a consent whose audit record cannot
 // be stored is not recorded.
 func (s *Server) recordConsent(w http.ResponseWriter, r *http.Request, action string, b consentBody) {
-	a := actor(r)
+	a := s.actor(r)
 	if err := s.hub.Audit().Append(r.Context(), audit.Record{Actor: a.Name, Role: a.Role, Remote: a.Remote, Action: action, Target: "patient:" + retryq.PatientToken(b.Patient), Reason: logging.Redact(b.Reason)}); err != nil {
 		s.fail(w, r, err)
 		return
@@ -464,7 +480,7 @@ func (s *Server) consentLookup(w http.ResponseWriter, r *http.Request) {
 		problem(w, r, 400, "bad-request", "patient: must be a CPR or replacement id")
 		return
 	}
-	a := actor(r)
+	a := s.actor(r)
 	if err := s.hub.Audit().Append(r.Context(), audit.Record{Actor: a.Name, Role: a.Role, Remote: a.Remote, Action: "consent-read", Target: "patient:" + retryq.PatientToken(b.Patient), Reason: logging.Redact(b.Reason)}); err != nil {
 		s.fail(w, r, err)
 		return

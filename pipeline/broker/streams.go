@@ -193,6 +193,9 @@ func Provision(ctx context.Context, js jetstream.JetStream, s config.Streams, re
 		{Bucket: BucketLeases, Description: "source leases", Storage: jetstream.FileStorage, Replicas: replicas, TTL: LeaseTTL},
 		{Bucket: BucketConsent, Description: "recorded consents", Storage: jetstream.FileStorage, Replicas: replicas, History: 16},
 	} {
+		if err := checkExisting(ctx, js, "KV_"+kv.Bucket, replicas); err != nil {
+			return err
+		}
 		if _, err := js.CreateOrUpdateKeyValue(ctx, kv); err != nil {
 			return fmt.Errorf("bucket %s: %w", kv.Bucket, err)
 		}
@@ -203,6 +206,9 @@ func Provision(ctx context.Context, js jetstream.JetStream, s config.Streams, re
 	// stream discards new writes when full, so a full bucket refuses a
 	// letter (retried) rather than dropping a blob a letter needs.
 	blobsMax, _ := config.ParseBytes(s.BlobsMaxBytes)
+	if err := checkExisting(ctx, js, "OBJ_"+BucketBlobs, replicas); err != nil {
+		return err
+	}
 	if _, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
 		Bucket:      BucketBlobs,
 		Description: "Samhub letter parts too large to store inline",
@@ -235,6 +241,9 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.St
 			return err
 		}
 	}
+	if err := checkPlacement(have, want.Replicas); err != nil {
+		return err
+	}
 	// Bring sizes and ages in line with configuration; storage and
 	// retention cannot change in place and were checked above.
 	have.MaxBytes, have.MaxAge, have.Duplicates, have.MaxMsgSize = want.MaxBytes, want.MaxAge, want.Duplicates, want.MaxMsgSize
@@ -245,6 +254,33 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.St
 	have.AllowAtomicPublish = have.AllowAtomicPublish || want.AllowAtomicPublish
 	if _, err := js.UpdateStream(ctx, have); err != nil {
 		return fmt.Errorf("update stream %s: %w", want.Name, err)
+	}
+	return nil
+}
+
+// checkExisting checks the placement of a stream that a bucket is kept
+// on, when it exists.
+func checkExisting(ctx context.Context, js jetstream.JetStream, name string, replicas int) error {
+	st, err := js.Stream(ctx, name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", name, err)
+	}
+	return checkPlacement(st.CachedInfo().Config, replicas)
+}
+
+// checkPlacement refuses a stream the hub would use as it is although it
+// is not kept as configured: on file storage, on nats.replicas servers.
+// The hub does not move or rescale existing data by itself.
+func checkPlacement(c jetstream.StreamConfig, replicas int) error {
+	if c.Storage != jetstream.FileStorage {
+		return fmt.Errorf("stream %s uses memory storage (it would not survive a restart); it must use file storage. Fix or remove the stream, then start again", c.Name)
+	}
+	have := max(c.Replicas, 1)
+	if have != max(replicas, 1) {
+		return &config.Error{Key: "nats.replicas", Msg: fmt.Sprintf("is %d, but stream %s exists with %d replica(s); set nats.replicas to match, or change the stream's replicas (nats stream edit %s --replicas %d) before starting", replicas, c.Name, have, c.Name, replicas)}
 	}
 	return nil
 }
