@@ -30,6 +30,10 @@ type Actor struct {
 // Queue gives read access to the retry queue.
 func (h *Hub) Queue() *retryq.Queue { return h.queue }
 
+// JetStream gives the broker the hub runs on (the console keeps its
+// sessions there).
+func (h *Hub) JetStream() jetstream.JetStream { return h.js }
+
 // Audit gives the audit log.
 func (h *Hub) Audit() *audit.Log { return h.audit }
 

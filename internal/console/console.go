@@ -29,6 +29,7 @@ import (
 	"github.com/samhub/samhub/internal/throttle"
 	"github.com/samhub/samhub/pipeline"
 	"github.com/samhub/samhub/pipeline/audit"
+	"github.com/samhub/samhub/pipeline/broker"
 	"github.com/samhub/samhub/pipeline/journey"
 )
 
@@ -114,8 +115,23 @@ func New(s *httpapi.Server, cfg config.Console, o Options) (*Console, error) {
 	if err != nil || zone == "Local" {
 		return nil, fmt.Errorf("console.time_zone: must be an IANA time zone such as Europe/Copenhagen, not %q", cfg.TimeZone)
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	js := s.Hub().JetStream()
+	skv, err := js.KeyValue(ctx, broker.BucketSessions)
+	if err != nil {
+		return nil, fmt.Errorf("console: session bucket: %w", err)
+	}
+	state, err := js.KeyValue(ctx, broker.BucketState)
+	if err != nil {
+		return nil, fmt.Errorf("console: state bucket: %w", err)
+	}
+	dev, err := loadDevices(ctx, state)
+	if err != nil {
+		return nil, err
+	}
 	c := &Console{srv: s, hub: s.Hub(), lang: lang, loc: loc, users: map[string]config.User{}, opts: o, log: o.Logger, now: o.Now,
-		sessions: newSessions(o.Now), devices: newDevices()}
+		sessions: newSessions(skv, o.Now, o.Logger), devices: dev}
 	guard := LoginThrottle
 	guard.Now = o.Now
 	guard.Known = func(name string) bool { _, ok := c.users[name]; return ok }
@@ -504,7 +520,11 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	if old := c.session(r); old != nil {
 		c.sessions.remove(old.id)
 	}
-	ses := c.sessions.create(name, u.Role)
+	ses, err := c.sessions.create(name, u.Role)
+	if err != nil {
+		c.internal(w, r, "create session", err)
+		return
+	}
 	c.setCookie(w, r, sessionCookie, ses.id, "/console/", 0)
 	c.setCookie(w, r, loginCookie, "", "/console/login", -1)
 	next := safeNext(r.PostForm.Get("next"))
