@@ -162,7 +162,10 @@ type env struct {
 
 var envN int
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { t.Helper(); return newEnvWith(t, nil) }
+
+// newEnvWith is newEnv with the configuration edited before the hub starts.
+func newEnvWith(t *testing.T, edit func(*config.Config)) *env {
 	t.Helper()
 	regMu.Lock()
 	envN++
@@ -201,6 +204,9 @@ func newEnv(t *testing.T) *env {
 	cfg.Routes = []config.Route{
 		{Name: "all-to-case", To: []string{"casefile"}},
 		{Name: "recommendations-to-gp", Match: config.Match{Kind: []string{"recommendation"}}, To: []string{"doctor"}},
+	}
+	if edit != nil {
+		edit(cfg)
 	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)

@@ -26,7 +26,8 @@ const (
 	// BucketSessions holds the console's sessions, so any replica serves
 	// any request; entries expire after SessionTTL unless used.
 	BucketSessions = "samhub_sessions"
-	BucketBlobs    = "samhub_blobs" // object store: originals and attachments of letters too large to store inline
+	BucketBlobs    = "samhub_blobs"   // object store: originals and attachments of letters too large to store inline
+	BucketCouncil  = "samhub_council" // the council's register: meetings, referrals' facts, rejections (no personal data but tokens)
 
 	SubjLetters = "samhub.letters"
 	SubjParked  = "samhub.parked"
@@ -200,6 +201,10 @@ func Provision(ctx context.Context, js jetstream.JetStream, s config.Streams, re
 		{Bucket: BucketLeases, Description: "source leases", Storage: jetstream.FileStorage, Replicas: replicas, TTL: LeaseTTL},
 		{Bucket: BucketConsent, Description: "recorded consents", Storage: jetstream.FileStorage, Replicas: replicas, History: 16},
 		{Bucket: BucketSessions, Description: "console sessions", Storage: jetstream.FileStorage, Replicas: replicas, History: 1, TTL: SessionTTL},
+		// No age limit: the register keeps twelve months of figures and
+		// more, past the letter stream's retention; the council prunes
+		// by council.retention_days.
+		{Bucket: BucketCouncil, Description: "the council's register", Storage: jetstream.FileStorage, Replicas: replicas, History: 1},
 	} {
 		if err := checkExisting(ctx, js, "KV_"+kv.Bucket, replicas); err != nil {
 			return err

@@ -1,0 +1,269 @@
+package council
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/samhub/samhub/adapters"
+	"github.com/samhub/samhub/pipeline/broker"
+	"github.com/samhub/samhub/pipeline/letter"
+	"github.com/samhub/samhub/pipeline/retryq"
+	"github.com/samhub/samhub/pipeline/route"
+)
+
+// project reads the letters as stored (not replays) through the durable
+// consumer and applies each to the register, in stream order, until ctx
+// ends. A new consumer starts at the beginning of the stream, so a new
+// register is built from every letter still stored; applying a letter is
+// idempotent, so one read again after a crash changes nothing.
+func (c *Council) project(ctx context.Context) error {
+	cfg := jetstream.ConsumerConfig{
+		Durable:        ConsumerName,
+		Description:    "Samhub council register",
+		FilterSubjects: []string{broker.SubjLetters + ".in.>"},
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        30 * time.Second,
+		MaxAckPending:  1024,
+		MaxDeliver:     -1,
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+		Replicas:       c.d.Config.NATS.Replicas,
+	}
+	cons, err := c.d.JS.CreateOrUpdateConsumer(ctx, broker.StreamLetters, cfg)
+	if err != nil {
+		return err
+	}
+	wait := time.Duration(0)
+	for ctx.Err() == nil {
+		adapters.Sleep(ctx, wait)
+		batch, err := cons.Fetch(256, jetstream.FetchMaxWait(2*time.Second))
+		if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) {
+			// Deleted to build the register anew: made again, from the
+			// beginning of the stream.
+			return err
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				c.log.Warn("council register: reading the letter stream failed; trying again", "err", err)
+			}
+			wait = time.Second
+			continue
+		}
+		failed := false
+		for m := range batch.Messages() {
+			if failed {
+				// Keep the stream's order: what follows a failed letter
+				// comes back after it.
+				_ = m.Nak()
+				continue
+			}
+			if err := c.applyMsg(ctx, m); err != nil {
+				if ctx.Err() == nil {
+					c.log.Warn("council register: a letter could not be applied; trying again", "err", err)
+				}
+				_ = m.Nak()
+				failed = true
+				continue
+			}
+			_ = m.Ack()
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && ctx.Err() == nil {
+			c.log.Warn("council register: fetch ended with an error", "err", err)
+		}
+		wait = 0
+		if failed {
+			wait = 2 * time.Second
+		}
+	}
+	return nil
+}
+
+func (c *Council) applyMsg(ctx context.Context, m jetstream.Msg) error {
+	l, err := letter.Unmarshal(m.Data())
+	if err != nil {
+		// The pipeline parks what it cannot decode; the register skips it.
+		return nil
+	}
+	var seq uint64
+	if md, err := m.Metadata(); err == nil {
+		seq = md.Sequence.Stream
+	}
+	return c.Apply(ctx, l, seq)
+}
+
+// Apply records what a stored letter means for the register: a referral
+// is registered and assigned to a meeting, a recommendation, document or
+// rejection is added to the referral it follows. It is idempotent.
+func (c *Council) Apply(ctx context.Context, l *letter.Letter, seq uint64) error {
+	if l.Source == HubSource || l.Kind == letter.KindNotification || l.Kind == letter.KindAcknowledgement {
+		return nil
+	}
+	if rule := c.rejectionRule(l); rule != "" {
+		if err := c.recordRejection(ctx, l, rule); err != nil {
+			return err
+		}
+	}
+	switch l.Kind {
+	case letter.KindReferral:
+		return c.addReferral(ctx, l, seq)
+	case letter.KindRecommendation:
+		return c.follow(ctx, l, func(r *Referral) *[]Ref { return &r.Recommendations })
+	default:
+		return c.follow(ctx, l, func(r *Referral) *[]Ref { return &r.Documents })
+	}
+}
+
+func patientToken(l *letter.Letter) string {
+	if id := l.Patient.Identifier(); id != "" {
+		return retryq.PatientToken(id)
+	}
+	return ""
+}
+
+func ref(l *letter.Letter) Ref {
+	return Ref{LetterID: l.ID, Kind: string(l.Kind), Source: l.Source, Received: l.Received.UTC()}
+}
+
+// org is a letter party as the register keeps it: an organisation's name
+// only when the party has an organisation's identifier (GLN or SOR), so an
+// email sender's own name is never kept.
+func org(p letter.Party) Org {
+	o := Org{GLN: p.GLN, SOR: p.SOR, Role: p.Role}
+	if p.GLN != "" || p.SOR != "" {
+		o.Name = p.Name
+	}
+	return o
+}
+
+// addReferral registers a referral and gives it a seat in the next
+// meeting with room; a receipt goes to the GP when configured.
+func (c *Council) addReferral(ctx context.Context, l *letter.Letter, seq uint64) error {
+	key := broker.Token(l.ID)
+	if r, ok := c.reg.referral(key); ok && r.Meeting != "" {
+		return nil
+	}
+	r := Referral{Key: key, LetterID: l.ID, Seq: seq, Thread: broker.Token(l.Thread()), Patient: patientToken(l),
+		Received: l.Received.UTC(), Source: l.Source, Format: l.Format, GP: org(l.Sender)}
+	if len(l.Receivers) > 0 {
+		r.Council = org(l.Receivers[0])
+	}
+	if k := l.Consent; k != nil {
+		r.Consent = &ConsentFacts{GivenBy: k.GivenBy, Form: k.Form, GivenAt: k.GivenAt, YoungPersonRefused: k.YoungPersonRefused, WithdrawnAt: k.WithdrawnAt}
+		for _, s := range k.Scopes {
+			r.Consent.Scopes = append(r.Consent.Scopes, string(s))
+		}
+	}
+	m, err := c.seat(ctx, key, r.Received)
+	if err != nil {
+		return err
+	}
+	if m.ID != "" {
+		r.Meeting, r.Assigned = m.ID, c.now().UTC()
+		if r.Receipt, err = c.sendReceipt(ctx, l, m.At); err != nil {
+			return err
+		}
+	} else {
+		c.log.Warn("no council meeting with room in the next two years; the referral waits for one (add a meeting)", "letter_id", l.ID)
+	}
+	_, err = update(ctx, c.reg, prefixReferral+key, func(cur *Referral, exists bool) (bool, error) {
+		if !exists {
+			*cur = r
+			return true, nil
+		}
+		if cur.Meeting != "" || r.Meeting == "" {
+			return false, nil
+		}
+		cur.Meeting, cur.Assigned, cur.Receipt = r.Meeting, r.Assigned, r.Receipt
+		return true, nil
+	})
+	return err
+}
+
+// follow adds a letter to the list field picks of the referral it follows,
+// if the register knows one (letters about children never referred to
+// the council are not the council's).
+func (c *Council) follow(ctx context.Context, l *letter.Letter, field func(*Referral) *[]Ref) error {
+	r, ok := c.referralOf(l)
+	if !ok || l.ID == r.LetterID {
+		return nil
+	}
+	_, err := update(ctx, c.reg, prefixReferral+r.Key, func(cur *Referral, exists bool) (bool, error) {
+		if !exists {
+			return false, nil
+		}
+		list := field(cur)
+		if slices.ContainsFunc(*list, func(x Ref) bool { return x.LetterID == l.ID }) {
+			return false, nil
+		}
+		*list = append(*list, ref(l))
+		return true, nil
+	})
+	return err
+}
+
+// referralOf finds the referral a letter follows: the one it answers,
+// else the newest of its thread, else the newest about its child, received
+// no later than the letter.
+func (c *Council) referralOf(l *letter.Letter) (Referral, bool) {
+	var answers, thread string
+	if l.InReplyTo != "" {
+		answers = broker.Token(l.InReplyTo)
+	}
+	if l.ThreadID != "" {
+		thread = broker.Token(l.ThreadID)
+	}
+	return c.reg.find(answers, thread, patientToken(l), l.Received)
+}
+
+// rejectionRule names the first council.rejections rule the letter
+// matches, or "".
+func (c *Council) rejectionRule(l *letter.Letter) string {
+	for _, rule := range c.cfg.Rejections {
+		if !route.Matches(rule.Match, l) {
+			continue
+		}
+		if len(rule.Words) > 0 && !containsAny(strings.ToLower(l.Subject+"\n"+l.Text), rule.Words) {
+			continue
+		}
+		return rule.Name
+	}
+	return ""
+}
+
+func containsAny(s string, words []string) bool {
+	for _, w := range words {
+		if w = strings.ToLower(strings.TrimSpace(w)); w != "" && strings.Contains(s, w) {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *Council) recordRejection(ctx context.Context, l *letter.Letter, rule string) error {
+	x := Rejection{LetterID: l.ID, Received: l.Received.UTC(), Rule: rule, Sender: org(l.Sender), Patient: patientToken(l)}
+	if r, ok := c.referralOf(l); ok {
+		x.Referral = r.Key
+		if _, err := update(ctx, c.reg, prefixReferral+r.Key, func(cur *Referral, exists bool) (bool, error) {
+			if !exists || slices.ContainsFunc(cur.Rejections, func(v Ref) bool { return v.LetterID == l.ID }) {
+				return false, nil
+			}
+			cur.Rejections = append(cur.Rejections, ref(l))
+			return true, nil
+		}); err != nil {
+			return err
+		}
+	}
+	_, err := update(ctx, c.reg, prefixRejection+broker.Token(l.ID), func(cur *Rejection, exists bool) (bool, error) {
+		if exists {
+			return false, nil
+		}
+		*cur = x
+		return true, nil
+	})
+	return err
+}
