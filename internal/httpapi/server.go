@@ -1,7 +1,8 @@
 // Package httpapi serves the hub's HTTP surface: health, readiness, Prometheus
 // metrics and the JSON API that the console and samhubctl use for the retry
-// queue, rejected input, letter journeys, consents and the audit log. Every
-// API route checks the caller's role on the server and every human action is
+// queue, rejected input, letter journeys, consents, the audit log and the
+// council's meetings, referral register and figures. Every API route
+// checks the caller's role on the server and every human action is
 // audited.
 package httpapi
 
@@ -126,6 +127,9 @@ func (s *Server) routes() {
 	api("GET /api/v1/audit", allow(s.auditTail, RoleAuditor))
 	api("GET /api/v1/rejected", allow(s.rejectedList, RoleCoordinator, RoleOperations))
 	api("POST /api/v1/rejected/{source}/{id}/put-back", allow(s.rejectedPutBack, RoleCoordinator))
+	for _, rt := range councilRoutes {
+		api(rt.pattern, allow(rt.handler(s), rt.roles...))
+	}
 }
 
 // Routes lists the API's method+path patterns (for the authorisation matrix test).
@@ -133,7 +137,9 @@ func Routes() []string {
 	return []string{"GET /api/v1/whoami", "GET /api/v1/stats", "GET /api/v1/queue", "GET /api/v1/queue/{seq}", "POST /api/v1/queue/{seq}/replay",
 		"POST /api/v1/queue/{seq}/discard", "POST /api/v1/queue/replay", "POST /api/v1/queue/search", "POST /api/v1/queue/bulk-replays", "GET /api/v1/queue/bulk-replays", "GET /api/v1/queue/bulk-replays/{id}", "GET /api/v1/holds", "POST /api/v1/holds/{destination}/{thread}/release", "GET /api/v1/letters/{id}/trace", "POST /api/v1/letters/{id}/content",
 		"POST /api/v1/consents", "POST /api/v1/consents/lookup", "POST /api/v1/consents/revoke", "GET /api/v1/audit",
-		"GET /api/v1/rejected", "POST /api/v1/rejected/{source}/{id}/put-back"}
+		"GET /api/v1/rejected", "POST /api/v1/rejected/{source}/{id}/put-back",
+		"GET /api/v1/meetings", "POST /api/v1/meetings", "GET /api/v1/meetings/{id}", "POST /api/v1/meetings/{id}/move", "POST /api/v1/meetings/{id}/agenda",
+		"GET /api/v1/referrals", "GET /api/v1/kpi"}
 }
 
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
