@@ -232,7 +232,14 @@ func printMeeting(w io.Writer, v council.MeetingView) {
 		for _, s := range []string{"municipality", "gp", "parents", "region_psychiatry", "school_ppr"} {
 			sectors = append(sectors, s+" "+dash(ch.Consent.Sectors[s]))
 		}
-		fmt.Fprintf(w, "   Consent (%s): %s\n", ch.Consent.Source, strings.Join(sectors, ", "))
+		source := ch.Consent.Source
+		switch source {
+		case "recorded":
+			source = "recorded by the coordinator"
+		case "letter":
+			source = "as letter " + ch.Consent.Letter + " states it"
+		}
+		fmt.Fprintf(w, "   Consent (%s): %s\n", source, strings.Join(sectors, ", "))
 		printTracked(w, "   Referral", ch.Referral)
 		if len(ch.Documents) > 0 {
 			fmt.Fprintf(w, "   Documents gathered: %d\n", len(ch.Documents))

@@ -254,7 +254,8 @@ func TestFollowingLettersLandOnTheirReferral(t *testing.T) {
 	bup := letter.Party{Role: letter.RoleRegion, Name: "Børne- og Ungdomspsykiatrien", SOR: "6071000016008"}
 	for _, l := range []*letter.Letter{
 		// The recommendation answers it (from the case system's outbox).
-		{ID: "casesys:casesys:D1", Kind: letter.KindRecommendation, Source: "casesys", InReplyTo: "R1", ThreadID: "episode-R1", Received: at.Add(20 * 24 * time.Hour)},
+		{ID: "casesys:casesys:D1", Kind: letter.KindRecommendation, Source: "casesys", InReplyTo: "R1", ThreadID: "episode-R1", Received: at.Add(20 * 24 * time.Hour),
+			Consent: &letter.Consent{GivenBy: "custody-holder", Form: "written", Scopes: []letter.Scope{letter.ScopeGP, letter.ScopeRegionPsychiatry}}},
 		// The GP answers in the thread.
 		{ID: "A1", Kind: letter.KindReply, Source: "medcom", ThreadID: "episode-R1", Received: at.Add(21 * 24 * time.Hour)},
 		// Child psychiatry turns a referral down: no thread, the same child.
@@ -282,6 +283,10 @@ func TestFollowingLettersLandOnTheirReferral(t *testing.T) {
 	}
 	if got := ids(r.Rejections); fmt.Sprint(got) != "[epj:1]" {
 		t.Errorf("rejections %v", got)
+	}
+	// The case system's newer statement of the consent is the one shown.
+	if r.ConsentFrom != "casesys:casesys:D1" || r.Consent.Form != "written" || !slices.Contains(r.Consent.Scopes, "region_psychiatry") {
+		t.Errorf("consent %+v from %s", r.Consent, r.ConsentFrom)
 	}
 	if x := f.c.reg.allRejections(); len(x) != 1 || x[0].Rule != "bup" || x[0].Referral != r.Key || x[0].Sender.SOR != "6071000016008" {
 		t.Errorf("rejections in the register %+v", x)

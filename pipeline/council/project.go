@@ -152,11 +152,8 @@ func (c *Council) addReferral(ctx context.Context, l *letter.Letter, seq uint64)
 	if len(l.Receivers) > 0 {
 		r.Council = org(l.Receivers[0])
 	}
-	if k := l.Consent; k != nil {
-		r.Consent = &ConsentFacts{GivenBy: k.GivenBy, Form: k.Form, GivenAt: k.GivenAt, YoungPersonRefused: k.YoungPersonRefused, WithdrawnAt: k.WithdrawnAt}
-		for _, s := range k.Scopes {
-			r.Consent.Scopes = append(r.Consent.Scopes, string(s))
-		}
+	if l.Consent != nil {
+		r.Consent, r.ConsentFrom = consentFacts(l.Consent), l.ID
 	}
 	m, err := c.seat(ctx, key, r.Received)
 	if err != nil {
@@ -201,9 +198,22 @@ func (c *Council) follow(ctx context.Context, l *letter.Letter, field func(*Refe
 			return false, nil
 		}
 		*list = append(*list, ref(l))
+		if l.Consent != nil && !l.Received.Before(cur.consentAt()) {
+			// The newest statement of the child's consent (the case
+			// system's, on the council's letters) is the one shown.
+			cur.Consent, cur.ConsentFrom = consentFacts(l.Consent), l.ID
+		}
 		return true, nil
 	})
 	return err
+}
+
+func consentFacts(k *letter.Consent) *ConsentFacts {
+	f := &ConsentFacts{GivenBy: k.GivenBy, Form: k.Form, GivenAt: k.GivenAt, YoungPersonRefused: k.YoungPersonRefused, WithdrawnAt: k.WithdrawnAt}
+	for _, s := range k.Scopes {
+		f.Scopes = append(f.Scopes, string(s))
+	}
+	return f
 }
 
 // referralOf finds the referral a letter follows: the one it answers,

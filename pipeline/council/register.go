@@ -60,8 +60,12 @@ type Referral struct {
 	// GP is the referring practice (the letter's sender organisation).
 	GP Org `json:"gp"`
 	// Council is the address the referral was sent to.
-	Council Org           `json:"council,omitempty"`
-	Consent *ConsentFacts `json:"consent,omitempty"`
+	Council Org `json:"council,omitempty"`
+	// Consent is the consent the newest letter about the child stated
+	// (the referral, or the case system on the council's letters), and
+	// ConsentFrom that letter's id.
+	Consent     *ConsentFacts `json:"consent,omitempty"`
+	ConsentFrom string        `json:"consentFrom,omitempty"`
 	// Meeting is the meeting that takes it ("" while no meeting within
 	// two years has room).
 	Meeting  string    `json:"meeting,omitempty"`
@@ -78,6 +82,21 @@ type Referral struct {
 	// Flagged is when the referral watch found it without a recommendation
 	// after council.watch_days.
 	Flagged time.Time `json:"flagged,omitempty"`
+}
+
+// consentAt is when the letter that stated the consent shown arrived.
+func (r *Referral) consentAt() time.Time {
+	if r.ConsentFrom == "" || r.ConsentFrom == r.LetterID {
+		return r.Received
+	}
+	for _, l := range [][]Ref{r.Recommendations, r.Documents} {
+		for _, x := range l {
+			if x.LetterID == r.ConsentFrom {
+				return x.Received
+			}
+		}
+	}
+	return r.Received
 }
 
 // Answered reports whether the council's recommendation arrived.

@@ -58,9 +58,11 @@ type Ack struct {
 // ConsentState is the consent in force for the child per sector: given,
 // missing, withdrawn or refused (by a young person of 15–17).
 type ConsentState struct {
-	// Source is recorded (by the coordinator), referral (as the referral
-	// stated it) or none.
+	// Source is recorded (by the coordinator), letter (as the newest letter
+	// about the child stated it: the referral, or the case system on the
+	// council's letters; Letter names it) or none.
 	Source             string            `json:"source"`
+	Letter             string            `json:"letter,omitempty"`
 	GivenBy            string            `json:"givenBy,omitempty"`
 	Form               string            `json:"form,omitempty"`
 	GivenAt            *time.Time        `json:"givenAt,omitempty"`
@@ -137,6 +139,9 @@ func (c *Council) child(r Referral, now time.Time) Child {
 		ch.Receipt = &Tracked{LetterID: r.Receipt, Kind: string(letter.KindReply), Source: HubSource, Deliveries: []Delivery{}}
 	}
 	ch.Consent = consentState(nil, r.Consent, now)
+	if ch.Consent.Source == "letter" {
+		ch.Consent.Letter = r.ConsentFrom
+	}
 	return ch
 }
 
@@ -148,6 +153,9 @@ func (c *Council) detail(ctx context.Context, r Referral, ch *Child, now time.Ti
 			return err
 		}
 		ch.Consent = consentState(rec, r.Consent, now)
+		if ch.Consent.Source == "letter" {
+			ch.Consent.Letter = r.ConsentFrom
+		}
 	}
 	fill := func(t *Tracked) error {
 		steps, err := c.d.Trace(ctx, t.LetterID)
@@ -218,7 +226,7 @@ func (c *Council) sector(dest string) string { return c.d.Config.Destinations[de
 func positiveAck(code string) bool { return code == "positive" || code == "ok" }
 
 // consentState is the consent in force per sector: the coordinator's
-// record when there is one, else the referral's own statement.
+// record when there is one, else the newest letter's statement.
 func consentState(rec *letter.Consent, facts *ConsentFacts, now time.Time) ConsentState {
 	cs := ConsentState{Source: "none", Sectors: map[string]string{}}
 	var k *letter.Consent
@@ -226,7 +234,7 @@ func consentState(rec *letter.Consent, facts *ConsentFacts, now time.Time) Conse
 	case rec != nil:
 		cs.Source, k = "recorded", rec
 	case facts != nil:
-		cs.Source = "referral"
+		cs.Source = "letter"
 		k = &letter.Consent{GivenBy: facts.GivenBy, Form: facts.Form, GivenAt: facts.GivenAt, YoungPersonRefused: facts.YoungPersonRefused, WithdrawnAt: facts.WithdrawnAt}
 		for _, s := range facts.Scopes {
 			k.Scopes = append(k.Scopes, letter.Scope(s))
