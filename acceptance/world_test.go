@@ -132,8 +132,9 @@ type world struct {
 
 // newWorld starts the case system, the EPJ gateway, the coordinator's
 // mail server, the MedCom peer and the hub, and stops them when the test
-// ends; the last check of every scenario runs then too.
-func newWorld(t *testing.T) *world {
+// ends; the last check of every scenario runs then too. extra are
+// top-level YAML blocks added to the hub's configuration (the council's).
+func newWorld(t *testing.T, extra ...string) *world {
 	t.Helper()
 	w := &world{t: t, dir: t.TempDir(), epjPatients: map[string]string{}, expected: map[string]string{}}
 	w.mbox = filepath.Join(w.dir, "medcom")
@@ -161,7 +162,7 @@ func newWorld(t *testing.T) *world {
 	}
 	w.peer.Start()
 	t.Cleanup(w.lastCheck) // runs after the hub has stopped (cleanups run last-in first-out)
-	w.hub = startHub(t, w.writeConfig(ca.PEMFile))
+	w.hub = startHub(t, w.writeConfig(ca.PEMFile, extra...))
 	return w
 }
 
@@ -206,7 +207,7 @@ func (w *world) lastCheck() {
 // writeConfig writes the hub's configuration: MedCom, the case system, the
 // EPJ gateway and the coordinator's notices, with the council's routes and
 // receiver directory.
-func (w *world) writeConfig(caFile string) string {
+func (w *world) writeConfig(caFile string, extra ...string) string {
 	w.t.Helper()
 	var dir strings.Builder
 	for _, p := range []gp{gpAero, gpOster, childPsychiatry} {
@@ -270,13 +271,14 @@ receivers:
 %[12]snotifications:
   destination: notices
   recipients: [%[13]s]
-  on: [arrived, parked, answered]
+  on: [arrived, parked, answered, unanswered]
 console:
   users:
     - {name: koordinator, role: coordinator, token_hash: %[14]q}
     - {name: revisor, role: auditor, token_hash: %[15]q}
 `, w.dir, w.mbox, theCouncil.GLN, theCouncil.SOR, theCouncil.Name, w.caseURL, w.epjURL, childPsychiatry.SOR,
 		w.mail.Host, w.mail.Port, caFile, dir.String(), coordinatorEmail, httpapi.HashToken(coordinatorToken), httpapi.HashToken(auditorToken))
+	cfg += strings.Join(extra, "")
 	path := filepath.Join(w.dir, "samhub.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		w.t.Fatal(err)
