@@ -89,6 +89,10 @@ type Council struct {
 	now   func() time.Time
 
 	background sync.WaitGroup
+
+	mu      sync.Mutex
+	warned  time.Time // the last "no meeting with room" warning
+	waiting int       // referrals without a meeting since
 }
 
 // ErrOff means the register is switched off (council.enabled: false).

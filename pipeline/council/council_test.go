@@ -42,7 +42,7 @@ type hubSide struct {
 }
 
 type fixture struct {
-	t     *testing.T
+	t     testing.TB
 	js    jetstream.JetStream
 	clock *clock
 	hub   *hubSide
@@ -51,7 +51,7 @@ type fixture struct {
 	c     *Council
 }
 
-func newConfig(t *testing.T, edit func(*config.Council)) *config.Config {
+func newConfig(t testing.TB, edit func(*config.Council)) *config.Config {
 	t.Helper()
 	cfg, err := config.Load("")
 	if err != nil {
@@ -65,7 +65,7 @@ func newConfig(t *testing.T, edit func(*config.Council)) *config.Config {
 }
 
 // open starts a register on js (a replica); several may share one js.
-func open(t *testing.T, js jetstream.JetStream, cl *clock, hub *hubSide, cfg *config.Config) (*Council, *prometheus.Registry) {
+func open(t testing.TB, js jetstream.JetStream, cl *clock, hub *hubSide, cfg *config.Config) (*Council, *prometheus.Registry) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	c, err := New(context.Background(), Deps{JS: js, Config: cfg, Log: slog.New(slog.DiscardHandler), Registry: reg, Now: cl.now, Holder: t.Name(),
@@ -110,6 +110,11 @@ func open(t *testing.T, js jetstream.JetStream, cl *clock, hub *hubSide, cfg *co
 }
 
 func newFixture(t *testing.T, edit func(*config.Council)) *fixture {
+	t.Helper()
+	return newFixtureTB(t, edit)
+}
+
+func newFixtureTB(t testing.TB, edit func(*config.Council)) *fixture {
 	t.Helper()
 	b := brokertest.Provisioned(t)
 	f := &fixture{t: t, js: b.JS, clock: &clock{t: time.Date(2026, 3, 1, 10, 0, 0, 0, cph)}, hub: &hubSide{letters: map[string]*letter.Letter{}}, audit: audit.New(b.JS)}

@@ -165,12 +165,21 @@ func Figures(refs []Referral, rejections []Rejection, o FigureOptions) KPI {
 		k.PerPractice = append(k.PerPractice, *p)
 	}
 	slices.SortFunc(k.PerPractice, func(a, b Practice) int {
-		return cmp.Or(cmp.Compare(b.Referrals, a.Referrals), strings.Compare(a.Name, b.Name), strings.Compare(a.GLN+a.SOR, b.GLN+b.SOR))
+		// Most referrals first; practices known by number only after the named.
+		return cmp.Or(cmp.Compare(b.Referrals, a.Referrals), cmp.Compare(boolInt(a.Name == ""), boolInt(b.Name == "")),
+			strings.Compare(a.Name, b.Name), strings.Compare(a.GLN+a.SOR, b.GLN+b.SOR))
 	})
 	if k.PerPractice == nil {
 		k.PerPractice = []Practice{}
 	}
 	return k
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func leadTime(secs []float64) LeadTime {

@@ -165,7 +165,7 @@ func (c *Council) addReferral(ctx context.Context, l *letter.Letter, seq uint64)
 			return err
 		}
 	} else {
-		c.log.Warn("no council meeting with room in the next two years; the referral waits for one (add a meeting)", "letter_id", l.ID)
+		c.noRoom(l.ID)
 	}
 	_, err = update(ctx, c.reg, prefixReferral+key, func(cur *Referral, exists bool) (bool, error) {
 		if !exists {
@@ -179,6 +179,18 @@ func (c *Council) addReferral(ctx context.Context, l *letter.Letter, seq uint64)
 		return true, nil
 	})
 	return err
+}
+
+// noRoom warns that a referral found no meeting with room, at most once an
+// hour (a flood of referrals must not flood the log).
+func (c *Council) noRoom(letterID string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.waiting++
+	if now := c.now(); now.Sub(c.warned) >= time.Hour {
+		c.log.Warn("no council meeting with room in the next two years; referrals wait for one (add a meeting)", "letter_id", letterID, "waiting_since_last_warning", c.waiting)
+		c.warned, c.waiting = now, 0
+	}
 }
 
 // follow adds a letter to the list field picks of the referral it follows,
