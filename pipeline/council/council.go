@@ -6,7 +6,7 @@
 // figures.
 //
 // The register is a projection of the letter stream: one replica at a time
-// (lease "council") reads the stream through the durable consumer
+// (lease "hub.council") reads the stream through the durable consumer
 // "council" and writes the facts to the KV bucket samhub_council, with
 // compare-and-set and idempotent updates, so a letter read twice changes
 // nothing and two replicas never assign a referral twice or fill a meeting
@@ -48,6 +48,10 @@ const HubSource = "samhub"
 // ConsumerName is the durable consumer the register reads the letter
 // stream through.
 const ConsumerName = "council"
+
+// LeaseName is the lease of the replica that projects and watches. The dot
+// keeps it apart from every adapter's lease (adapter names have none).
+const LeaseName = "hub.council"
 
 // horizon is how far ahead a referral looks for a meeting with room.
 const horizon = 2 * 365 * 24 * time.Hour
@@ -133,7 +137,7 @@ func (c *Council) Run(ctx context.Context) error {
 	if err := c.reg.watch(ctx); err != nil {
 		return fmt.Errorf("council register: %w", err)
 	}
-	return broker.RunLeased(ctx, c.d.JS, "council", c.d.Holder, c.log, func(ctx context.Context) error {
+	return broker.RunLeased(ctx, c.d.JS, LeaseName, c.d.Holder, c.log, func(ctx context.Context) error {
 		wctx, stop := context.WithCancel(ctx)
 		c.background.Add(1)
 		go func() {
