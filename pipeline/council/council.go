@@ -33,6 +33,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/samhub/samhub/adapters"
 	"github.com/samhub/samhub/internal/config"
 	"github.com/samhub/samhub/pipeline/audit"
 	"github.com/samhub/samhub/pipeline/broker"
@@ -134,8 +135,17 @@ func New(ctx context.Context, d Deps) (*Council, error) {
 // replica holds the lease, projects the letter stream into it and runs the
 // referral watch.
 func (c *Council) Run(ctx context.Context) error {
-	if err := c.reg.watch(ctx); err != nil {
-		return fmt.Errorf("council register: %w", err)
+	for {
+		err := c.reg.watch(ctx)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		// NATS away at start: the pages stay empty until it is back.
+		c.log.Warn("council register: cannot follow the bucket yet; trying again", "err", err)
+		adapters.Sleep(ctx, 2*time.Second)
 	}
 	return broker.RunLeased(ctx, c.d.JS, LeaseName, c.d.Holder, c.log, func(ctx context.Context) error {
 		wctx, stop := context.WithCancel(ctx)
