@@ -169,3 +169,56 @@ func (e *env) notices(event string) []*letter.Letter {
 	}
 	return out
 }
+
+// BenchmarkReferralFlood stores b.N referrals and waits until each is filed
+// in the case file and, with the council's register on, until the register
+// holds every one. It reports the letters per second filed, how long the
+// register trailed the last filing, and the register's writes per letter.
+func BenchmarkReferralFlood(b *testing.B) {
+	for _, on := range []bool{false, true} {
+		b.Run(fmt.Sprintf("register=%v", on), func(b *testing.B) {
+			e := newEnvWith(b, func(c *config.Config) {
+				c.Council.Enabled = on
+				c.Council.Meetings.Cap = 100
+			})
+			ctx := context.Background()
+			kv := func() uint64 {
+				s, err := e.b.JS.Stream(ctx, "KV_"+broker.BucketCouncil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				info, err := s.Info(ctx)
+				if err != nil {
+					b.Fatal(err)
+				}
+				return info.State.LastSeq
+			}
+			w0 := kv()
+			b.ResetTimer()
+			start := time.Now()
+			go func() {
+				for i := range b.N {
+					e.feed.ch <- gpReferral(fmt.Sprintf("F%07d", i), "2509479989")
+				}
+			}()
+			wait := func(what string, cond func() bool) {
+				deadline := time.Now().Add(10 * time.Minute)
+				for !cond() {
+					if time.Now().After(deadline) {
+						b.Fatalf("timed out waiting for %s", what)
+					}
+					time.Sleep(5 * time.Millisecond)
+				}
+			}
+			wait("the case file", func() bool { return e.muni.total() >= b.N })
+			filed := time.Since(start)
+			if on {
+				wait("the register", func() bool { return len(e.hub.Council().Referrals(council.ReferralFilter{})) >= b.N })
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/filed.Seconds(), "filed/s")
+			b.ReportMetric((time.Since(start) - filed).Seconds()*1000, "register-lag-ms")
+			b.ReportMetric(float64(kv()-w0)/float64(b.N), "kvwrites/letter")
+		})
+	}
+}

@@ -147,7 +147,7 @@ func init() {
 }
 
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	cfg   *config.Config
 	feed  *feed
 	muni  *box // municipality sector, no consent needed
@@ -165,7 +165,7 @@ var envN int
 func newEnv(t *testing.T) *env { t.Helper(); return newEnvWith(t, nil) }
 
 // newEnvWith is newEnv with the configuration edited before the hub starts.
-func newEnvWith(t *testing.T, edit func(*config.Config)) *env {
+func newEnvWith(t testing.TB, edit func(*config.Config)) *env {
 	t.Helper()
 	regMu.Lock()
 	envN++
