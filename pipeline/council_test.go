@@ -217,7 +217,7 @@ func BenchmarkReferralFlood(b *testing.B) {
 			}
 			b.StopTimer()
 			b.ReportMetric(float64(b.N)/filed.Seconds(), "filed/s")
-			b.ReportMetric((time.Since(start) - filed).Seconds()*1000, "register-lag-ms")
+			b.ReportMetric((time.Since(start)-filed).Seconds()*1000, "register-lag-ms")
 			b.ReportMetric(float64(kv()-w0)/float64(b.N), "kvwrites/letter")
 		})
 	}
