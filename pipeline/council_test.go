@@ -179,7 +179,7 @@ func BenchmarkReferralFlood(b *testing.B) {
 		b.Run(fmt.Sprintf("register=%v", on), func(b *testing.B) {
 			e := newEnvWith(b, func(c *config.Config) {
 				c.Council.Enabled = on
-				c.Council.Meetings.Cap = 100
+				c.Council.Meetings.Cap = 6
 			})
 			ctx := context.Background()
 			kv := func() uint64 {

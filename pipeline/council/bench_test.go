@@ -38,7 +38,7 @@ func benchFixture(b *testing.B, capacity int) *fixture {
 // meeting's compare-and-set and the referral's record (synced writes on
 // a SyncAlways server), off the letter's path.
 func BenchmarkApplyReferral(b *testing.B) {
-	f := benchFixture(b, 100)
+	f := benchFixture(b, 6)
 	start := f.clock.now()
 	w0 := kvWrites(b, f.js)
 	b.ResetTimer()
@@ -55,7 +55,7 @@ func BenchmarkApplyReferral(b *testing.B) {
 // BenchmarkApplyRecommendation is the cost of a letter that follows a
 // referral: one compare-and-set on the referral's record.
 func BenchmarkApplyRecommendation(b *testing.B) {
-	f := benchFixture(b, 100)
+	f := benchFixture(b, 6)
 	start := f.clock.now()
 	const refs = 200
 	for i := range refs {
@@ -83,7 +83,7 @@ var figureSizes = []int{240, 2400}
 func BenchmarkFiguresFromRegister(b *testing.B) {
 	for _, n := range figureSizes {
 		b.Run(fmt.Sprint(n), func(b *testing.B) {
-			f := benchFixture(b, 100)
+			f := benchFixture(b, 6)
 			year := f.fillYear(b, n, false)
 			b.ResetTimer()
 			for range b.N {
@@ -102,7 +102,7 @@ func BenchmarkFiguresFromRegister(b *testing.B) {
 func BenchmarkFiguresFromStream(b *testing.B) {
 	for _, n := range figureSizes {
 		b.Run(fmt.Sprint(n), func(b *testing.B) {
-			f := benchFixture(b, 100)
+			f := benchFixture(b, 6)
 			year := f.fillYear(b, n, true)
 			b.ResetTimer()
 			for range b.N {

@@ -88,43 +88,124 @@ func (c *Council) meetingByID(id string) (meetingRecord, bool) {
 	return meetingRecord{ID: id, At: t.UTC(), Origin: "rule"}, true
 }
 
-// seat gives the referral key a seat in the first meeting after received
-// with room, or finds the one it has. Each step is a compare-and-set on
-// the meeting, so two replicas seating at once neither seat a referral
-// twice nor fill a meeting past its cap. No meeting with room within the
-// horizon: the zero meeting.
-func (c *Council) seat(ctx context.Context, key string, received time.Time) (meetingRecord, error) {
-	if m, ok := c.reg.seatOf(key); ok {
-		return m, nil
-	}
-	for _, cand := range c.meetingsBetween(received, received.Add(horizon)) {
-		if !cand.At.After(received) || len(cand.Referrals) >= c.capOf(cand) {
-			continue
+// place puts each referral in the first meeting after it arrived with
+// room, looking two years ahead, else among the waiting; a referral the
+// register holds stays where it is (with reseat, a waiting one may take a
+// meeting, and no new one is placed). Each record touched is one
+// compare-and-set, so a fetch's worth of referrals for one meeting is one
+// write, and two replicas placing at once neither place a referral twice
+// nor fill a meeting past its cap. It returns the referrals as placed.
+func (c *Council) place(ctx context.Context, refs []Referral, reseat bool) ([]Referral, error) {
+	out := make([]Referral, 0, len(refs))
+	todo := refs
+	for round := 0; len(todo) > 0; round++ {
+		if round == 20 {
+			return out, errGiveUp
 		}
-		seated := false
-		m, err := update(ctx, c.reg, prefixMeeting+cand.ID, func(cur *meetingRecord, exists bool) (bool, error) {
-			if !exists {
-				*cur = cand
+		type group struct {
+			key  string
+			cand meetingRecord
+			refs []Referral
+		}
+		var groups []*group
+		byKey := map[string]*group{}
+		taken, planned := map[string]int{}, map[string]int{}
+		for _, r := range todo {
+			if p, ok := c.reg.referral(r.Key); ok && (!reseat || p.Meeting != "") {
+				out = append(out, p)
+				continue
+			}
+			key, cand := "", meetingRecord{}
+			for _, m := range c.meetingsBetween(r.Received, r.Received.Add(horizon)) {
+				if m.At.After(r.Received) && len(m.Referrals)+taken[m.ID] < c.capOf(m) {
+					key, cand = prefixMeeting+m.ID, m
+					break
+				}
 			}
 			switch {
-			case slices.Contains(cur.Referrals, key):
-				seated = true
-				return false, nil
-			case len(cur.Referrals) >= c.capOf(*cur) || !cur.At.After(received):
-				return false, nil // filled or moved meanwhile
+			case key != "":
+				taken[cand.ID]++
+				r.Meeting, r.Assigned = cand.ID, c.now().UTC()
+			case reseat:
+				continue // still no room: it keeps waiting
+			default:
+				key = c.reg.chunkFor(r.Received.In(c.rule.Loc).Format("2006-01"), planned)
+				planned[key]++
+				r.Meeting, r.Assigned = "", time.Time{}
+				c.noRoom(r.LetterID)
 			}
-			cur.Referrals = append(cur.Referrals, key)
-			seated = true
-			return true, nil
-		})
-		if err != nil {
-			return meetingRecord{}, err
+			g := byKey[key]
+			if g == nil {
+				g = &group{key: key, cand: cand}
+				byKey[key] = g
+				groups = append(groups, g)
+			}
+			g.refs = append(g.refs, r)
 		}
-		if seated {
-			return m, nil
+		todo = nil
+		for _, g := range groups {
+			var placed, left []Referral
+			_, err := update(ctx, c.reg, g.key, func(cur *meetingRecord, exists bool) (bool, error) {
+				placed, left = placed[:0], left[:0]
+				if !exists {
+					*cur = g.cand
+					cur.Referrals = nil
+					if strings.HasPrefix(g.key, prefixWaiting) {
+						*cur = meetingRecord{Origin: "waiting"}
+					}
+				}
+				changed := false
+				for _, r := range g.refs {
+					i := cur.index(r.Key)
+					switch {
+					case i >= 0:
+						placed = append(placed, cur.Referrals[i])
+					case cur.Origin == "waiting" && len(cur.Referrals) >= waitingChunk,
+						cur.Origin != "waiting" && (len(cur.Referrals) >= c.capOf(*cur) || !cur.At.After(r.Received)):
+						left = append(left, r) // filled or moved meanwhile
+					default:
+						cur.Referrals = append(cur.Referrals, r)
+						placed = append(placed, r)
+						changed = true
+					}
+				}
+				return changed, nil
+			})
+			if err != nil {
+				return out, err
+			}
+			out = append(out, placed...)
+			todo = append(todo, left...)
 		}
 	}
-	return meetingRecord{}, nil
+	if reseat {
+		return out, c.leaveWaiting(ctx, out)
+	}
+	return out, nil
+}
+
+// leaveWaiting takes referrals now seated in a meeting out of the waiting
+// chunks.
+func (c *Council) leaveWaiting(ctx context.Context, seated []Referral) error {
+	gone := map[string]bool{}
+	for _, r := range seated {
+		if r.Meeting != "" {
+			gone[r.Key] = true
+		}
+	}
+	for _, k := range c.reg.waitingKeys() {
+		if _, err := update(ctx, c.reg, k, func(cur *meetingRecord, exists bool) (bool, error) {
+			n := len(cur.Referrals)
+			cur.Referrals = slices.DeleteFunc(cur.Referrals, func(r Referral) bool {
+				in, _ := c.reg.holder(r.Key)
+				return gone[r.Key] || strings.HasPrefix(in, prefixMeeting)
+			})
+			return exists && len(cur.Referrals) != n, nil
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (c *Council) summary(m meetingRecord, now time.Time) Meeting {
@@ -134,10 +215,8 @@ func (c *Council) summary(m meetingRecord, now time.Time) Meeting {
 		s.MovedFrom = &t
 	}
 	s.Room = max(0, s.Cap-s.Referrals)
-	for _, k := range m.Referrals {
-		r, ok := c.reg.referral(k)
+	for _, r := range m.Referrals {
 		switch {
-		case !ok:
 		case r.Answered():
 			s.Answered++
 		case !now.Before(r.Received.Add(c.watch)):

@@ -41,7 +41,7 @@ func (c *Council) project(ctx context.Context) error {
 	wait := time.Duration(0)
 	for ctx.Err() == nil {
 		adapters.Sleep(ctx, wait)
-		batch, err := cons.Fetch(256, jetstream.FetchMaxWait(2*time.Second))
+		msgs, err := c.fetch(cons)
 		if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) {
 			// Deleted to build the register anew: made again, from the
 			// beginning of the stream.
@@ -54,36 +54,75 @@ func (c *Council) project(ctx context.Context) error {
 			wait = time.Second
 			continue
 		}
-		failed := false
-		for m := range batch.Messages() {
-			if failed {
-				// Keep the stream's order: what follows a failed letter
-				// comes back after it.
-				_ = m.Nak()
-				continue
+		// The letters are applied in stream order; referrals are placed
+		// together (one write per meeting), and acknowledged only once
+		// all of them are in the register.
+		var b pending
+		for _, m := range msgs {
+			if err = c.applyMsg(ctx, m, &b); err != nil {
+				break
 			}
-			if err := c.applyMsg(ctx, m); err != nil {
-				if ctx.Err() == nil {
-					c.log.Warn("council register: a letter could not be applied; trying again", "err", err)
-				}
-				_ = m.Nak()
-				failed = true
-				continue
-			}
-			_ = m.Ack()
 		}
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && ctx.Err() == nil {
-			c.log.Warn("council register: fetch ended with an error", "err", err)
+		if err == nil {
+			err = c.flush(ctx, &b)
 		}
 		wait = 0
-		if failed {
+		if err != nil {
+			if ctx.Err() == nil {
+				c.log.Warn("council register: letters could not be applied; trying again", "err", err)
+			}
+			for _, m := range msgs {
+				_ = m.Nak()
+			}
 			wait = 2 * time.Second
+			continue
+		}
+		for _, m := range msgs {
+			_ = m.Ack()
 		}
 	}
 	return nil
 }
 
-func (c *Council) applyMsg(ctx context.Context, m jetstream.Msg) error {
+// fetch waits for the next letter, then gathers what else comes within
+// linger (up to 256 in all): a flood is applied in batches of a few writes,
+// a single letter a moment after it was stored.
+func (c *Council) fetch(cons jetstream.Consumer) ([]jetstream.Msg, error) {
+	var msgs []jetstream.Msg
+	for _, next := range []func() (jetstream.MessageBatch, error){
+		func() (jetstream.MessageBatch, error) { return cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second)) },
+		func() (jetstream.MessageBatch, error) { return cons.Fetch(255, jetstream.FetchMaxWait(linger)) },
+	} {
+		batch, err := next()
+		if err != nil {
+			return msgs, err
+		}
+		for m := range batch.Messages() {
+			msgs = append(msgs, m)
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
+			return msgs, err
+		}
+		if len(msgs) == 0 {
+			return nil, nil
+		}
+	}
+	return msgs, nil
+}
+
+// linger is how long the register gathers letters before it writes: the
+// register is not on any letter's path, and a flood then costs a write per
+// meeting every linger instead of one per letter or two.
+const linger = 200 * time.Millisecond
+
+// pending are the referrals read and not yet placed, with their letters
+// (for receipts).
+type pending struct {
+	refs    []Referral
+	letters map[string]*letter.Letter
+}
+
+func (c *Council) applyMsg(ctx context.Context, m jetstream.Msg, b *pending) error {
 	l, err := letter.Unmarshal(m.Data())
 	if err != nil {
 		// The pipeline parks what it cannot decode; the register skips it.
@@ -93,15 +132,34 @@ func (c *Council) applyMsg(ctx context.Context, m jetstream.Msg) error {
 	if md, err := m.Metadata(); err == nil {
 		seq = md.Sequence.Stream
 	}
-	return c.Apply(ctx, l, seq)
+	return c.apply(ctx, l, seq, b)
 }
 
 // Apply records what a stored letter means for the register: a referral
-// is registered and assigned to a meeting, a recommendation, document or
+// is registered and placed in a meeting, a recommendation, document or
 // rejection is added to the referral it follows. It is idempotent.
 func (c *Council) Apply(ctx context.Context, l *letter.Letter, seq uint64) error {
+	var b pending
+	if err := c.apply(ctx, l, seq, &b); err != nil {
+		return err
+	}
+	return c.flush(ctx, &b)
+}
+
+// apply records a letter: a referral joins the pending ones; any other
+// letter is applied at once, after the pending referrals it may follow.
+func (c *Council) apply(ctx context.Context, l *letter.Letter, seq uint64, b *pending) error {
 	if l.Source == HubSource || l.Kind == letter.KindNotification || l.Kind == letter.KindAcknowledgement {
 		return nil
+	}
+	if l.Kind == letter.KindReferral {
+		b.add(c.referralOf0(l, seq), l)
+		if c.rejectionRule(l) == "" {
+			return nil
+		}
+	}
+	if err := c.flush(ctx, b); err != nil {
+		return err
 	}
 	if rule := c.rejectionRule(l); rule != "" {
 		if err := c.recordRejection(ctx, l, rule); err != nil {
@@ -110,7 +168,7 @@ func (c *Council) Apply(ctx context.Context, l *letter.Letter, seq uint64) error
 	}
 	switch l.Kind {
 	case letter.KindReferral:
-		return c.addReferral(ctx, l, seq)
+		return nil
 	case letter.KindRecommendation:
 		return c.follow(ctx, l, func(r *Referral) *[]Ref { return &r.Recommendations })
 	default:
@@ -140,14 +198,9 @@ func org(p letter.Party) Org {
 	return o
 }
 
-// addReferral registers a referral and gives it a seat in the next
-// meeting with room; a receipt goes to the GP when configured.
-func (c *Council) addReferral(ctx context.Context, l *letter.Letter, seq uint64) error {
-	key := broker.Token(l.ID)
-	if r, ok := c.reg.referral(key); ok && r.Meeting != "" {
-		return nil
-	}
-	r := Referral{Key: key, LetterID: l.ID, Seq: seq, Thread: broker.Token(l.Thread()), Patient: patientToken(l),
+// referralOf0 is a referral's record as it arrives.
+func (c *Council) referralOf0(l *letter.Letter, seq uint64) Referral {
+	r := Referral{Key: broker.Token(l.ID), LetterID: l.ID, Seq: seq, Thread: broker.Token(l.Thread()), Patient: patientToken(l),
 		Received: l.Received.UTC(), Source: l.Source, Format: l.Format, GP: org(l.Sender)}
 	if len(l.Receivers) > 0 {
 		r.Council = org(l.Receivers[0])
@@ -155,30 +208,55 @@ func (c *Council) addReferral(ctx context.Context, l *letter.Letter, seq uint64)
 	if l.Consent != nil {
 		r.Consent, r.ConsentFrom = consentFacts(l.Consent), l.ID
 	}
-	m, err := c.seat(ctx, key, r.Received)
+	return r
+}
+
+func (b *pending) add(r Referral, l *letter.Letter) {
+	if b.letters == nil {
+		b.letters = map[string]*letter.Letter{}
+	}
+	if _, dup := b.letters[r.Key]; dup {
+		return
+	}
+	b.letters[r.Key] = l
+	b.refs = append(b.refs, r)
+}
+
+// flush places the pending referrals and sends the receipts of those a
+// meeting took (again after a crash: the letter stream stores a receipt's
+// id once).
+func (c *Council) flush(ctx context.Context, b *pending) error {
+	if len(b.refs) == 0 {
+		return nil
+	}
+	placed, err := c.place(ctx, b.refs, false)
 	if err != nil {
 		return err
 	}
-	if m.ID != "" {
-		r.Meeting, r.Assigned = m.ID, c.now().UTC()
-		if r.Receipt, err = c.sendReceipt(ctx, l, m.At); err != nil {
-			return err
-		}
-	} else {
-		c.noRoom(l.ID)
+	if err := c.receipts(ctx, placed, func(key string) *letter.Letter { return b.letters[key] }); err != nil {
+		return err
 	}
-	_, err = update(ctx, c.reg, prefixReferral+key, func(cur *Referral, exists bool) (bool, error) {
-		if !exists {
-			*cur = r
-			return true, nil
+	b.refs, b.letters = nil, nil
+	return nil
+}
+
+// receipts sends the receipts of referrals seated in a meeting.
+func (c *Council) receipts(ctx context.Context, placed []Referral, letterOf func(key string) *letter.Letter) error {
+	if !c.cfg.Receipt.Enabled {
+		return nil
+	}
+	for _, r := range placed {
+		m, ok := c.meetingByID(r.Meeting)
+		if r.Meeting == "" || !ok {
+			continue
 		}
-		if cur.Meeting != "" || r.Meeting == "" {
-			return false, nil
+		if l := letterOf(r.Key); l != nil {
+			if err := c.sendReceipt(ctx, l, m.At); err != nil {
+				return err
+			}
 		}
-		cur.Meeting, cur.Assigned, cur.Receipt = r.Meeting, r.Assigned, r.Receipt
-		return true, nil
-	})
-	return err
+	}
+	return nil
 }
 
 // noRoom warns that a referral found no meeting with room, at most once an
@@ -201,13 +279,10 @@ func (c *Council) follow(ctx context.Context, l *letter.Letter, field func(*Refe
 	if !ok || l.ID == r.LetterID {
 		return nil
 	}
-	_, err := update(ctx, c.reg, prefixReferral+r.Key, func(cur *Referral, exists bool) (bool, error) {
-		if !exists {
-			return false, nil
-		}
+	_, err := c.reg.updateReferral(ctx, r.Key, func(cur *Referral) bool {
 		list := field(cur)
 		if slices.ContainsFunc(*list, func(x Ref) bool { return x.LetterID == l.ID }) {
-			return false, nil
+			return false
 		}
 		*list = append(*list, ref(l))
 		if l.Consent != nil && !l.Received.Before(cur.consentAt()) {
@@ -215,7 +290,7 @@ func (c *Council) follow(ctx context.Context, l *letter.Letter, field func(*Refe
 			// system's, on the council's letters) is the one shown.
 			cur.Consent, cur.ConsentFrom = consentFacts(l.Consent), l.ID
 		}
-		return true, nil
+		return true
 	})
 	return err
 }
@@ -270,12 +345,12 @@ func (c *Council) recordRejection(ctx context.Context, l *letter.Letter, rule st
 	x := Rejection{LetterID: l.ID, Received: l.Received.UTC(), Rule: rule, Sender: org(l.Sender), Patient: patientToken(l)}
 	if r, ok := c.referralOf(l); ok {
 		x.Referral = r.Key
-		if _, err := update(ctx, c.reg, prefixReferral+r.Key, func(cur *Referral, exists bool) (bool, error) {
-			if !exists || slices.ContainsFunc(cur.Rejections, func(v Ref) bool { return v.LetterID == l.ID }) {
-				return false, nil
+		if _, err := c.reg.updateReferral(ctx, r.Key, func(cur *Referral) bool {
+			if slices.ContainsFunc(cur.Rejections, func(v Ref) bool { return v.LetterID == l.ID }) {
+				return false
 			}
 			cur.Rejections = append(cur.Rejections, ref(l))
-			return true, nil
+			return true
 		}); err != nil {
 			return err
 		}

@@ -39,17 +39,17 @@ func ReceiptRoute(k config.Council) (config.Route, bool) {
 // referral's thread (the gp destination addresses the thread's party), in
 // the format the receiver directory names for that GP. It carries the
 // child's identity as the GP sent it, the meeting date and nothing more.
-func (c *Council) sendReceipt(ctx context.Context, ref *letter.Letter, at time.Time) (string, error) {
+func (c *Council) sendReceipt(ctx context.Context, ref *letter.Letter, at time.Time) error {
 	now := c.now()
 	switch {
 	case !c.cfg.Receipt.Enabled, !at.After(now), now.Sub(ref.Received) > receiptMaxAge:
-		return "", nil
+		return nil
 	case ref.Sender.GLN == "" && ref.Sender.SOR == "":
-		return "", nil // not a MedCom party: nothing to answer to
+		return nil // not a MedCom party: nothing to answer to
 	}
 	text, err := c.receiptText(ref, at)
 	if err != nil {
-		return "", err
+		return err
 	}
 	var sender letter.Party
 	if len(ref.Receivers) > 0 {
@@ -70,9 +70,9 @@ func (c *Council) sendReceipt(ctx context.Context, ref *letter.Letter, at time.T
 		Meta:     map[string]string{"council.meeting": c.rule.ID(at), "council.referral": ref.ID},
 	}
 	if err := c.d.Publish(ctx, l); err != nil {
-		return "", fmt.Errorf("receipt: %w", err)
+		return fmt.Errorf("receipt: %w", err)
 	}
-	return l.ID, nil
+	return nil
 }
 
 func (c *Council) receiptText(ref *letter.Letter, at time.Time) (string, error) {

@@ -68,11 +68,9 @@ type Referral struct {
 	ConsentFrom string        `json:"consentFrom,omitempty"`
 	// Meeting is the meeting that takes it ("" while no meeting within
 	// two years has room).
-	Meeting  string    `json:"meeting,omitempty"`
-	Assigned time.Time `json:"assigned,omitempty"`
-	// Receipt is the id of the hub's receipt to the GP, when one was sent.
-	Receipt         string `json:"receipt,omitempty"`
-	Recommendations []Ref  `json:"recommendations,omitempty"`
+	Meeting         string    `json:"meeting,omitempty"`
+	Assigned        time.Time `json:"assigned,omitempty"`
+	Recommendations []Ref     `json:"recommendations,omitempty"`
 	// Documents are the other letters about the child since the referral
 	// (case system, EPJ, the GP's answers).
 	Documents []Ref `json:"documents,omitempty"`
@@ -102,18 +100,31 @@ func (r *Referral) consentAt() time.Time {
 // Answered reports whether the council's recommendation arrived.
 func (r *Referral) Answered() bool { return len(r.Recommendations) > 0 }
 
-// meetingRecord is a meeting as stored: a rule meeting once it was
-// moved or took a referral, or a meeting the coordinator added.
+// meetingRecord is a meeting as stored, with the referrals it takes: a
+// rule meeting once it was moved or took a referral, or a meeting the
+// coordinator added. A referral's facts live in its meeting's record, so
+// seating a fetch's worth of referrals is one write per meeting, and the
+// meeting's record is the unit of compare-and-set that keeps it within
+// its cap. Referrals no meeting has room for wait in chunks of the same
+// shape (key w.<month>.<n>, Origin waiting, no time).
 type meetingRecord struct {
-	ID     string    `json:"id"`
-	At     time.Time `json:"at"`
-	Origin string    `json:"origin"`        // rule, added
+	ID     string    `json:"id,omitempty"`
+	At     time.Time `json:"at,omitempty"`
+	Origin string    `json:"origin"`        // rule, added, waiting
 	Cap    int       `json:"cap,omitempty"` // 0: council.meetings.cap
 	// MovedFrom is when the meeting was first planned, once moved.
 	MovedFrom time.Time `json:"movedFrom,omitempty"`
-	// Referrals are the keys of the referrals it takes, in the order they
-	// were assigned.
-	Referrals []string `json:"referrals,omitempty"`
+	// Referrals it takes, in the order they were assigned.
+	Referrals []Referral `json:"referrals,omitempty"`
+}
+
+func (m *meetingRecord) index(key string) int {
+	for i := range m.Referrals {
+		if m.Referrals[i].Key == key {
+			return i
+		}
+	}
+	return -1
 }
 
 // Rejection is a letter classified as child psychiatry turning a
@@ -129,10 +140,14 @@ type Rejection struct {
 
 // Key prefixes in the bucket.
 const (
-	prefixReferral  = "r."
-	prefixMeeting   = "m."
+	prefixMeeting   = "m." // a meeting with its referrals
+	prefixWaiting   = "w." // referrals waiting for a meeting with room
 	prefixRejection = "x."
 )
+
+// waitingChunk bounds a waiting record: each write rewrites it, so a
+// flood of referrals must not make it large (about 600 bytes a referral).
+const waitingChunk = 50
 
 type cached[T any] struct {
 	v   T
@@ -148,11 +163,17 @@ type register struct {
 	log *slog.Logger
 
 	mu         sync.RWMutex
-	referrals  map[string]cached[Referral]
-	meetings   map[string]cached[meetingRecord]
+	records    map[string]cached[meetingRecord] // by key: m.<id>, w.<month>.<n>
 	rejections map[string]cached[Rejection]
-	byThread   map[string][]string // thread token → referral keys
-	byPatient  map[string][]string // patient token → referral keys
+	referrals  map[string]placed          // by referral key, from the records
+	byThread   map[string]map[string]bool // thread token → referral keys
+	byPatient  map[string]map[string]bool // patient token → referral keys
+}
+
+// placed is a referral and the record that holds it.
+type placed struct {
+	r  Referral
+	in string
 }
 
 func openRegister(ctx context.Context, js jetstream.JetStream, log *slog.Logger) (*register, error) {
@@ -160,8 +181,8 @@ func openRegister(ctx context.Context, js jetstream.JetStream, log *slog.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("council register: %w", err)
 	}
-	return &register{kv: kv, log: log, referrals: map[string]cached[Referral]{}, meetings: map[string]cached[meetingRecord]{},
-		rejections: map[string]cached[Rejection]{}, byThread: map[string][]string{}, byPatient: map[string][]string{}}, nil
+	return &register{kv: kv, log: log, records: map[string]cached[meetingRecord]{}, referrals: map[string]placed{},
+		rejections: map[string]cached[Rejection]{}, byThread: map[string]map[string]bool{}, byPatient: map[string]map[string]bool{}}, nil
 }
 
 // watch loads the register and follows it until ctx ends; it returns once
@@ -198,23 +219,18 @@ func (r *register) watch(ctx context.Context) error {
 
 func (r *register) apply(e jetstream.KeyValueEntry) {
 	key, rev, del := e.Key(), e.Revision(), e.Operation() != jetstream.KeyValuePut
+	if r.has(key, rev) {
+		return // this replica's own write, come back through the watch
+	}
 	var err error
 	switch {
-	case strings.HasPrefix(key, prefixReferral):
-		var v Referral
-		if !del {
-			err = json.Unmarshal(e.Value(), &v)
-		}
-		if err == nil {
-			r.putReferral(strings.TrimPrefix(key, prefixReferral), v, rev, del)
-		}
-	case strings.HasPrefix(key, prefixMeeting):
+	case strings.HasPrefix(key, prefixMeeting), strings.HasPrefix(key, prefixWaiting):
 		var v meetingRecord
 		if !del {
 			err = json.Unmarshal(e.Value(), &v)
 		}
 		if err == nil {
-			putCached(&r.mu, r.meetings, strings.TrimPrefix(key, prefixMeeting), v, rev, del)
+			r.putRecord(key, v, rev, del)
 		}
 	case strings.HasPrefix(key, prefixRejection):
 		var v Rejection
@@ -244,52 +260,100 @@ func putCached[T any](mu *sync.RWMutex, m map[string]cached[T], k string, v T, r
 	m[k] = cached[T]{v, rev}
 }
 
-func (r *register) putReferral(k string, v Referral, rev uint64, del bool) {
+// has reports whether the copy holds key's revision rev or a newer one.
+func (r *register) has(key string, rev uint64) bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if c, ok := r.records[key]; ok {
+		return c.rev >= rev
+	}
+	return false
+}
+
+// putRecord stores a record and the referrals it holds, unless the copy
+// holds a newer revision. A referral is where its newest record puts it;
+// should a split lease have left it both seated and waiting, the seat wins.
+func (r *register) putRecord(k string, v meetingRecord, rev uint64, del bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	old, had := r.referrals[k]
+	old, had := r.records[k]
 	if had && old.rev > rev {
 		return
 	}
 	if had {
-		r.byThread[old.v.Thread] = without(r.byThread[old.v.Thread], k)
-		r.byPatient[old.v.Patient] = without(r.byPatient[old.v.Patient], k)
+		for _, x := range old.v.Referrals {
+			if p, ok := r.referrals[x.Key]; ok && p.in == k {
+				r.unplaceLocked(x.Key)
+			}
+		}
 	}
 	if del {
-		delete(r.referrals, k)
+		delete(r.records, k)
 		return
 	}
-	r.referrals[k] = cached[Referral]{v, rev}
-	if v.Thread != "" {
-		r.byThread[v.Thread] = append(r.byThread[v.Thread], k)
-	}
-	if v.Patient != "" {
-		r.byPatient[v.Patient] = append(r.byPatient[v.Patient], k)
+	r.records[k] = cached[meetingRecord]{v, rev}
+	for _, x := range v.Referrals {
+		if p, ok := r.referrals[x.Key]; ok && p.in != k {
+			if strings.HasPrefix(k, prefixWaiting) && strings.HasPrefix(p.in, prefixMeeting) {
+				continue
+			}
+			r.unplaceLocked(x.Key)
+		}
+		r.referrals[x.Key] = placed{x, k}
+		addTo(r.byThread, x.Thread, x.Key)
+		addTo(r.byPatient, x.Patient, x.Key)
 	}
 }
 
-func without(list []string, k string) []string {
-	return slices.DeleteFunc(list, func(s string) bool { return s == k })
+func (r *register) unplaceLocked(key string) {
+	p := r.referrals[key]
+	delete(r.byThread[p.r.Thread], key)
+	if len(r.byThread[p.r.Thread]) == 0 {
+		delete(r.byThread, p.r.Thread)
+	}
+	delete(r.byPatient[p.r.Patient], key)
+	if len(r.byPatient[p.r.Patient]) == 0 {
+		delete(r.byPatient, p.r.Patient)
+	}
+	delete(r.referrals, key)
+}
+
+func addTo(index map[string]map[string]bool, token, key string) {
+	if token == "" {
+		return
+	}
+	if index[token] == nil {
+		index[token] = map[string]bool{}
+	}
+	index[token][key] = true
 }
 
 func (r *register) referral(key string) (Referral, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	c, ok := r.referrals[key]
-	return c.v, ok
+	p, ok := r.referrals[key]
+	return p.r, ok
+}
+
+// holder is the key of the record that holds a referral.
+func (r *register) holder(key string) (string, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	p, ok := r.referrals[key]
+	return p.in, ok
 }
 
 // latest returns the newest referral among keys received at or before t.
-func (r *register) latestLocked(keys []string, t time.Time) (Referral, bool) {
+func (r *register) latestLocked(keys map[string]bool, t time.Time) (Referral, bool) {
 	var best Referral
 	found := false
-	for _, k := range keys {
-		c, ok := r.referrals[k]
-		if !ok || c.v.Received.After(t) {
+	for k := range keys {
+		p, ok := r.referrals[k]
+		if !ok || p.r.Received.After(t) {
 			continue
 		}
-		if !found || c.v.Received.After(best.Received) {
-			best, found = c.v, true
+		if !found || p.r.Received.After(best.Received) || p.r.Received.Equal(best.Received) && k > best.Key {
+			best, found = p.r, true
 		}
 	}
 	return best, found
@@ -302,8 +366,8 @@ func (r *register) find(inReplyTo, thread, patient string, at time.Time) (Referr
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	if inReplyTo != "" {
-		if c, ok := r.referrals[inReplyTo]; ok {
-			return c.v, true
+		if p, ok := r.referrals[inReplyTo]; ok {
+			return p.r, true
 		}
 	}
 	if thread != "" {
@@ -321,8 +385,8 @@ func (r *register) allReferrals() []Referral {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	out := make([]Referral, 0, len(r.referrals))
-	for _, c := range r.referrals {
-		out = append(out, c.v)
+	for _, p := range r.referrals {
+		out = append(out, p.r)
 	}
 	slices.SortFunc(out, func(a, b Referral) int { return cmp.Or(a.Received.Compare(b.Received), strings.Compare(a.Key, b.Key)) })
 	return out
@@ -341,30 +405,78 @@ func (r *register) allRejections() []Rejection {
 func (r *register) meeting(id string) (meetingRecord, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	c, ok := r.meetings[id]
+	c, ok := r.records[prefixMeeting+id]
 	return c.v, ok
 }
 
+// storedMeetings are the stored meetings (not the waiting chunks).
 func (r *register) storedMeetings() []meetingRecord {
+	return r.storedRecords(prefixMeeting)
+}
+
+func (r *register) storedRecords(prefix string) []meetingRecord {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	out := make([]meetingRecord, 0, len(r.meetings))
-	for _, c := range r.meetings {
-		out = append(out, c.v)
+	var out []meetingRecord
+	for k, c := range r.records {
+		if strings.HasPrefix(k, prefix) {
+			out = append(out, c.v)
+		}
 	}
 	return out
 }
 
-// seatOf returns the stored meeting that holds the referral key.
-func (r *register) seatOf(key string) (meetingRecord, bool) {
+// waitingKeys are the keys of the waiting chunks.
+func (r *register) waitingKeys() []string {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	for _, c := range r.meetings {
-		if slices.Contains(c.v.Referrals, key) {
-			return c.v, true
+	var out []string
+	for k := range r.records {
+		if strings.HasPrefix(k, prefixWaiting) {
+			out = append(out, k)
 		}
 	}
-	return meetingRecord{}, false
+	slices.Sort(out)
+	return out
+}
+
+// chunkFor is the waiting chunk a referral of month (2026-03) goes to,
+// with planned more being added in this round.
+func (r *register) chunkFor(month string, planned map[string]int) string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for n := 0; ; n++ {
+		k := fmt.Sprintf("%s%s.%d", prefixWaiting, month, n)
+		if len(r.records[k].v.Referrals)+planned[k] < waitingChunk {
+			return k
+		}
+	}
+}
+
+// updateReferral changes a referral's facts in the record that holds it,
+// with compare-and-set. It reports false when the register has no such
+// referral.
+func (r *register) updateReferral(ctx context.Context, key string, fn func(*Referral) bool) (bool, error) {
+	for range 20 {
+		in, ok := r.holder(key)
+		if !ok {
+			return false, nil
+		}
+		moved := false
+		_, err := update(ctx, r, in, func(cur *meetingRecord, exists bool) (bool, error) {
+			i := cur.index(key)
+			if !exists || i < 0 {
+				moved = true // taken to a meeting meanwhile; the copy catches up
+				return false, nil
+			}
+			return fn(&cur.Referrals[i]), nil
+		})
+		if err != nil || !moved {
+			return true, err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return false, errGiveUp
 }
 
 // errGiveUp: a key kept changing under compare-and-set.

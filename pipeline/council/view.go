@@ -135,9 +135,6 @@ func (c *Council) child(r Referral, now time.Time) Child {
 	for _, x := range r.Recommendations {
 		ch.Recommendations = append(ch.Recommendations, Tracked{LetterID: x.LetterID, Kind: x.Kind, Source: x.Source, Received: x.Received, Deliveries: []Delivery{}})
 	}
-	if r.Receipt != "" {
-		ch.Receipt = &Tracked{LetterID: r.Receipt, Kind: string(letter.KindReply), Source: HubSource, Deliveries: []Delivery{}}
-	}
 	ch.Consent = consentState(nil, r.Consent, now)
 	if ch.Consent.Source == "letter" {
 		ch.Consent.Letter = r.ConsentFrom
@@ -178,7 +175,13 @@ func (c *Council) detail(ctx context.Context, r Referral, ch *Child, now time.Ti
 			return err
 		}
 	}
-	if ch.Receipt != nil {
+	// A receipt is a letter of its own: shown when one was stored.
+	rc, err := c.d.StoredLetter(ctx, ReceiptID(r.LetterID))
+	if err != nil {
+		return err
+	}
+	if rc != nil {
+		ch.Receipt = &Tracked{LetterID: rc.ID, Kind: string(rc.Kind), Source: rc.Source, Received: rc.Received, Deliveries: []Delivery{}}
 		if err := fill(ch.Receipt); err != nil {
 			return err
 		}
@@ -277,11 +280,7 @@ func (c *Council) MeetingView(ctx context.Context, id string) (MeetingView, erro
 	}
 	now := c.now()
 	v := MeetingView{Meeting: c.summary(m, now), Children: []Child{}}
-	for _, k := range m.Referrals {
-		r, ok := c.reg.referral(k)
-		if !ok {
-			continue // pruned
-		}
+	for _, r := range m.Referrals {
 		ch := c.child(r, now)
 		if err := c.detail(ctx, r, &ch, now); err != nil {
 			return MeetingView{}, err

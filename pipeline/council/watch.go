@@ -3,11 +3,13 @@ package council
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/samhub/samhub/adapters"
 	"github.com/samhub/samhub/pipeline/broker"
 	"github.com/samhub/samhub/pipeline/council/schedule"
+	"github.com/samhub/samhub/pipeline/letter"
 )
 
 // remindMaxAge: a referral found unanswered long after its watch ran out
@@ -68,12 +70,12 @@ func (c *Council) Watch(ctx context.Context, now time.Time) error {
 				return err
 			}
 		}
-		if _, err := update(ctx, c.reg, prefixReferral+r.Key, func(cur *Referral, exists bool) (bool, error) {
-			if !exists || cur.Answered() || !cur.Flagged.IsZero() {
-				return false, nil
+		if _, err := c.reg.updateReferral(ctx, r.Key, func(cur *Referral) bool {
+			if cur.Answered() || !cur.Flagged.IsZero() {
+				return false
 			}
 			cur.Flagged = now.UTC()
-			return true, nil
+			return true
 		}); err != nil {
 			return err
 		}
@@ -83,47 +85,47 @@ func (c *Council) Watch(ctx context.Context, now time.Time) error {
 }
 
 // seatWaiting gives referrals that found no meeting with room a seat once
-// one has room (the coordinator added a meeting).
+// one has room (the coordinator added a meeting), with a receipt.
 func (c *Council) seatWaiting(ctx context.Context) error {
-	for _, r := range c.reg.allReferrals() {
-		if r.Meeting != "" {
-			continue
-		}
-		m, err := c.seat(ctx, r.Key, r.Received)
-		if err != nil {
-			return err
-		}
-		if m.ID == "" {
-			continue
-		}
-		var receipt string
-		if l, err := c.d.StoredLetter(ctx, r.LetterID); err == nil && l != nil {
-			if receipt, err = c.sendReceipt(ctx, l, m.At); err != nil {
-				return err
-			}
-		}
-		if _, err := update(ctx, c.reg, prefixReferral+r.Key, func(cur *Referral, exists bool) (bool, error) {
-			if !exists || cur.Meeting != "" {
-				return false, nil
-			}
-			cur.Meeting, cur.Assigned, cur.Receipt = m.ID, c.now().UTC(), receipt
-			return true, nil
-		}); err != nil {
-			return err
-		}
+	var waiting []Referral
+	for _, m := range c.reg.storedRecords(prefixWaiting) {
+		waiting = append(waiting, m.Referrals...)
 	}
-	return nil
+	if len(waiting) == 0 {
+		return nil
+	}
+	placed, err := c.place(ctx, waiting, true)
+	if err != nil {
+		return err
+	}
+	return c.receipts(ctx, placed, func(key string) *letter.Letter {
+		r, _ := c.reg.referral(key)
+		l, err := c.d.StoredLetter(ctx, r.LetterID)
+		if err != nil {
+			return nil // no receipt this time; the watch is no place to fail
+		}
+		return l
+	})
 }
 
-// Prune deletes the facts of referrals and rejections that arrived, and
-// meetings held, more than council.retention_days ago; it returns how
-// many entries it deleted.
+// Prune deletes the meetings held (with their referrals' facts) and the
+// waiting referrals and rejections that arrived more than
+// council.retention_days ago; it returns how many entries it deleted.
 func (c *Council) Prune(ctx context.Context, now time.Time) (int, error) {
 	cut := now.Add(-c.keep)
 	n := 0
-	for _, r := range c.reg.allReferrals() {
-		if r.Received.Before(cut) {
-			if err := c.reg.delete(ctx, prefixReferral+r.Key); err != nil {
+	for _, m := range c.reg.storedMeetings() {
+		if m.At.Before(cut) {
+			if err := c.reg.delete(ctx, prefixMeeting+m.ID); err != nil {
+				return n, err
+			}
+			n++
+		}
+	}
+	month := cut.In(c.rule.Loc).Format("2006-01")
+	for _, k := range c.reg.waitingKeys() {
+		if m, _, _ := strings.Cut(strings.TrimPrefix(k, prefixWaiting), "."); m < month {
+			if err := c.reg.delete(ctx, k); err != nil {
 				return n, err
 			}
 			n++
@@ -132,14 +134,6 @@ func (c *Council) Prune(ctx context.Context, now time.Time) (int, error) {
 	for _, x := range c.reg.allRejections() {
 		if x.Received.Before(cut) {
 			if err := c.reg.delete(ctx, prefixRejection+broker.Token(x.LetterID)); err != nil {
-				return n, err
-			}
-			n++
-		}
-	}
-	for _, m := range c.reg.storedMeetings() {
-		if m.At.Before(cut) {
-			if err := c.reg.delete(ctx, prefixMeeting+m.ID); err != nil {
 				return n, err
 			}
 			n++
