@@ -148,7 +148,11 @@ func (w *world) caseSystem() caseSystem { return caseSystem{w} }
 // consent the parents gave (scopes), and returns its id.
 func (cs caseSystem) Knows(c child, scopes ...letter.Scope) string {
 	cs.w.t.Helper()
-	cc := casesyssim.Case{Title: "Samråd", PrimaryParty: casesyssim.Person{CPR: c.ID(), Name: c.Name()},
+	person := casesyssim.Person{CPR: c.CPR, Name: c.Name()}
+	if c.CPR == "" {
+		person.ReplacementID = c.ReplacementID // a child without a CPR number yet
+	}
+	cc := casesyssim.Case{Title: "Samråd", PrimaryParty: person,
 		ContactPerson: &casesyssim.ContactPerson{Name: "Sagsbehandler Test", Email: "sagsbehandler@samraad.example"}}
 	if len(scopes) > 0 {
 		at := time.Now().Add(-24 * time.Hour).UTC()
@@ -168,7 +172,7 @@ func (cs caseSystem) Knows(c child, scopes ...letter.Scope) string {
 func (cs caseSystem) CasesOf(c child) []casesyssim.Case {
 	var out []casesyssim.Case
 	for _, k := range cs.w.cases.Cases() {
-		if k.PrimaryParty.CPR == c.ID() {
+		if k.PrimaryParty.CPR == c.ID() || c.CPR == "" && k.PrimaryParty.ReplacementID == c.ID() {
 			out = append(out, k)
 		}
 	}
