@@ -38,6 +38,7 @@ type FieldType string
 const (
 	TypeString   FieldType = "string"
 	TypeInt      FieldType = "integer"
+	TypeNumber   FieldType = "number" // a decimal number, e.g. a fraction of a day
 	TypeBool     FieldType = "boolean"
 	TypeDuration FieldType = "duration"
 	TypeStrings  FieldType = "list of strings"
@@ -130,6 +131,8 @@ func typeOf(t reflect.Type) (FieldType, []Field, error) {
 		return TypeBool, nil, nil
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64, reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
 		return TypeInt, nil, nil
+	case reflect.Float32, reflect.Float64:
+		return TypeNumber, nil, nil
 	case reflect.Struct:
 		fs, err := fieldsOf(t)
 		return TypeObject, fs, err
@@ -225,6 +228,22 @@ func convert(f Field, v any, key string) (any, error) {
 			}
 		}
 		return nil, fmt.Errorf("must be a whole number, not %s", describe(v))
+	case TypeNumber:
+		switch n := v.(type) {
+		case int:
+			return float64(n), nil
+		case int64:
+			return float64(n), nil
+		case uint64:
+			return float64(n), nil
+		case float64:
+			return n, nil
+		case string:
+			if f, err := strconv.ParseFloat(strings.TrimSpace(n), 64); err == nil {
+				return f, nil
+			}
+		}
+		return nil, fmt.Errorf("must be a number, not %s", describe(v))
 	case TypeBool:
 		switch b := v.(type) {
 		case bool:

@@ -111,6 +111,8 @@ func fieldSchema(f adapters.Field, path string, defaults map[string]any) map[str
 		}
 	case adapters.TypeInt:
 		s = map[string]any{"type": "integer"}
+	case adapters.TypeNumber:
+		s = map[string]any{"type": "number"}
 	case adapters.TypeBool:
 		s = map[string]any{"type": "boolean"}
 	case adapters.TypeDuration:
@@ -171,6 +173,9 @@ func typed(f adapters.Field, s string) (any, bool) {
 	switch f.Type {
 	case adapters.TypeInt:
 		n, err := strconv.ParseInt(s, 10, 64)
+		return n, err == nil
+	case adapters.TypeNumber:
+		n, err := strconv.ParseFloat(s, 64)
 		return n, err == nil
 	case adapters.TypeBool:
 		b, err := strconv.ParseBool(s)
@@ -283,7 +288,8 @@ func cell(v any) string {
 		if d == "" {
 			return ""
 		}
-		return "`" + d + "`"
+		// A table cell is one line: a default text's line breaks show as \n.
+		return "`" + strings.ReplaceAll(d, "\n", `\n`) + "`"
 	case []any, []string:
 		return "`" + strings.Trim(fmt.Sprint(d), "[]") + "`"
 	}
