@@ -38,8 +38,8 @@ func (s *Server) council(w http.ResponseWriter, r *http.Request) (*council.Counc
 	return c, true
 }
 
-func councilActor(r *http.Request) council.Actor {
-	a := actor(r)
+func (s *Server) councilActor(r *http.Request) council.Actor {
+	a := s.actor(r)
 	return council.Actor{Name: a.Name, Role: a.Role, Remote: a.Remote}
 }
 
@@ -116,7 +116,7 @@ func (s *Server) meetingAdd(w http.ResponseWriter, r *http.Request) {
 		problem(w, r, 400, "bad-request", err.Error())
 		return
 	}
-	m, err := c.AddMeeting(r.Context(), councilActor(r), b.At, b.Cap, b.Reason)
+	m, err := c.AddMeeting(r.Context(), s.councilActor(r), b.At, b.Cap, b.Reason)
 	if err != nil {
 		s.councilFail(w, r, err)
 		return
@@ -134,7 +134,7 @@ func (s *Server) meetingMove(w http.ResponseWriter, r *http.Request) {
 		problem(w, r, 400, "bad-request", err.Error())
 		return
 	}
-	m, err := c.MoveMeeting(r.Context(), councilActor(r), r.PathValue("id"), b.At, b.Reason)
+	m, err := c.MoveMeeting(r.Context(), s.councilActor(r), r.PathValue("id"), b.At, b.Reason)
 	if err != nil {
 		s.councilFail(w, r, err)
 		return
@@ -171,7 +171,7 @@ func (s *Server) meetingAgenda(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PathValue("id")
-	v, err := c.Agenda(r.Context(), councilActor(r), id, b.Reason, b.Export)
+	v, err := c.Agenda(r.Context(), s.councilActor(r), id, b.Reason, b.Export)
 	if err != nil {
 		s.councilFail(w, r, err)
 		return
