@@ -59,6 +59,8 @@ type referred struct {
 }
 
 func TestTheCouncilsMonth(t *testing.T) {
+	// Most of this scenario waits out the watch: let the others run meanwhile.
+	t.Parallel()
 	w := newWorld(t, monthCouncil)
 	cases, coordinator, region := w.caseSystem(), w.coordinator(), w.region()
 	start := time.Now()
