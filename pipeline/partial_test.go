@@ -50,7 +50,7 @@ func (p *post) Deliver(_ context.Context, l *letter.Letter) (adapters.Delivery, 
 var posts = map[string]*post{}
 
 func init() {
-	adapters.RegisterSink("test-post", adapters.Spec{}, func(d adapters.Deps, _ struct{}) (adapters.Sink, error) {
+	adapters.RegisterSink("test-post", adapters.Spec{Citizens: true}, func(d adapters.Deps, _ struct{}) (adapters.Sink, error) {
 		regMu.Lock()
 		defer regMu.Unlock()
 		return posts[d.Name], nil

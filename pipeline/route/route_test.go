@@ -18,7 +18,7 @@ var (
 		"casefile": {Adapter: "casesys", Sector: "municipality"},
 		"gp":       {Adapter: "medcom", Sector: "gp"},
 		"region":   {Adapter: "epj", Sector: "region_psychiatry"},
-		"parents":  {Adapter: "smtp", Sector: "parents"},
+		"parents":  {Adapter: "digitalpost", Sector: "parents"},
 		"forum":    {Adapter: "smtp", Sector: "internal"},
 	}
 	rules = []config.Route{
