@@ -32,6 +32,54 @@ type Publisher interface {
 	Publish(ctx context.Context, l *letter.Letter) error
 }
 
+// InputReporter is implemented by the Publisher the hub hands a source: a
+// source that refuses input before storing it, or recognises a copy of a
+// letter it answered before and publishes nothing, says so here, so the
+// hub's counters (samhub_letters_rejected_total{source,code} and
+// samhub_letters_duplicate_total{source}) count what the source logs. code
+// is a short token from a small fixed set (it becomes a metric label).
+type InputReporter interface {
+	Rejected(code string)
+	Duplicate()
+}
+
+// RejectCodes is optional on a Source that reports rejections: the codes it
+// may pass to InputReporter.Rejected, so that each series exists from 0.
+type RejectCodes interface {
+	RejectCodes() []string
+}
+
+// RejectedInputs is optional on a Source that sets refused input aside
+// (the MedCom drop folder's error/): the hub lists it for the coordinator
+// and can put one back to be read again as if it had just arrived.
+type RejectedInputs interface {
+	// ListRejected returns at most limit items, newest first.
+	ListRejected(ctx context.Context, limit int) ([]RejectedInput, error)
+	// PutBack returns ErrUnknownInput for an id it does not hold and
+	// ErrAnswered when reading the input again could change nothing.
+	PutBack(ctx context.Context, id string) error
+}
+
+// RejectedInput is one refused input as the coordinator sees it.
+type RejectedInput struct {
+	ID     string    `json:"id"` // the source's name for it: a file name in error/
+	Size   int64     `json:"size"`
+	At     time.Time `json:"at"`     // when it was refused
+	Code   string    `json:"code"`   // the bounded code also counted in samhub_letters_rejected_total
+	Reason string    `json:"reason"` // free of personal data
+	// Answered: the sender got an acknowledgement (a negative one) for a
+	// letter of this input.
+	Answered bool `json:"answered"`
+}
+
+var (
+	ErrUnknownInput = errors.New("no rejected input with that id")
+	// ErrAnswered refuses a put-back: the sender was answered for a letter
+	// of the input, and MedCom requires the same answer to every copy, so
+	// reading it again would only repeat that answer.
+	ErrAnswered = errors.New("the sender was already answered for a letter of this input; MedCom repeats the same answer to a copy, so reading it again changes nothing: ask the sender to send the letter again under a new letter id")
+)
+
 // Source reads one system and publishes what it finds.
 //
 // Run blocks until ctx is cancelled, then returns nil; it returns an error

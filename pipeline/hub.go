@@ -72,6 +72,7 @@ type Hub struct {
 	// reporters are the sources told each recipient's status (status.go).
 	reporters map[string]adapters.StatusReporter
 	holds     *holds // threads held back behind a parked letter, per destination
+	bulks     *bulks // bulk replays (bulkreplay.go)
 	dests     map[string]*destination
 	subs      map[string]*jspubsub.Subscriber
 	decoded   *decoded // one decode of a stored letter for all destinations
@@ -113,6 +114,9 @@ func New(ctx context.Context, o Options) (*Hub, error) {
 		subs: map[string]*jspubsub.Subscriber{}, all: map[string]any{}, routerDone: make(chan struct{})}
 	h.stopping, h.stop = context.WithCancel(context.Background())
 	h.m = newMetrics(o.Registry)
+	// Writes refused before the embedded store was restarted after a fault
+	// (a full disk) say nothing about the restarted one.
+	o.Broker.OnStoreRestart(func() { h.writes.observe(nil) })
 	if err := broker.Provision(ctx, h.js, c.Streams, c.NATS.Replicas); err != nil {
 		return nil, err
 	}
@@ -131,6 +135,9 @@ func New(ctx context.Context, o Options) (*Hub, error) {
 	}
 	if err := h.holds.watch(h.stopping, h.log); err != nil {
 		return nil, fmt.Errorf("thread holds: %w", err)
+	}
+	if h.bulks, err = newBulks(ctx, h.js); err != nil {
+		return nil, err
 	}
 	// A reused blob is re-dated well inside the collector's grace (see
 	// blobs.Store.Collect).
@@ -153,7 +160,13 @@ func New(ctx context.Context, o Options) (*Hub, error) {
 	if err := h.buildRouter(ctx); err != nil {
 		return nil, err
 	}
-	h.m.zero(h.sourceNames(), h.destNames())
+	codes := map[string][]string{}
+	for name, src := range h.sources {
+		if rc, ok := src.(adapters.RejectCodes); ok {
+			codes[name] = rc.RejectCodes()
+		}
+	}
+	h.m.zero(h.sourceNames(), h.destNames(), codes)
 	return h, nil
 }
 
@@ -325,6 +338,7 @@ func (h *Hub) Run(ctx context.Context) error {
 	h.background.Wait()
 	h.log.Info("sources stopped; draining deliveries")
 	h.stop()
+	h.bulks.running.Wait() // a bulk replay stops between two letters
 	// Close the subscribers while the router still runs, so in-flight
 	// handlers can ack and every letter not acked is Nak'd back to JetStream
 	// at once (the router's own Close does not close subscribers).

@@ -41,7 +41,18 @@ type ingest struct {
 	source string
 }
 
-var _ adapters.Publisher = (*ingest)(nil)
+var (
+	_ adapters.Publisher     = (*ingest)(nil)
+	_ adapters.InputReporter = (*ingest)(nil)
+)
+
+// Rejected counts input the source refused before storage (a MedCom file
+// moved to error/).
+func (p *ingest) Rejected(code string) { p.h.m.rejected.WithLabelValues(p.source, code).Inc() }
+
+// Duplicate counts a copy the source recognised and did not publish (MedCom
+// answers a resent letter from its own duplicate memory).
+func (p *ingest) Duplicate() { p.h.m.duplicates.WithLabelValues(p.source).Inc() }
 
 func (p *ingest) Publish(ctx context.Context, l *letter.Letter) error {
 	h := p.h
@@ -111,6 +122,7 @@ func (p *ingest) Publish(ctx context.Context, l *letter.Letter) error {
 	}
 	if ack.Duplicate {
 		h.m.duplicates.WithLabelValues(p.source).Inc()
+		h.log.Info("duplicate letter not routed again", slog.Any("letter", l))
 		return nil
 	}
 	h.m.received.WithLabelValues(p.source).Inc()

@@ -70,11 +70,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 
 // zero creates every known series at 0, so that increase() and alerts see
 // the first letter (a series that appears at 1 hides its first increment).
-func (m *metrics) zero(sources, dests []string) {
+// rejectCodes are the codes each source reports besides the hub's own.
+func (m *metrics) zero(sources, dests []string, rejectCodes map[string][]string) {
 	for _, s := range sources {
 		m.received.WithLabelValues(s)
 		m.duplicates.WithLabelValues(s)
 		m.publishFailures.WithLabelValues(s)
+		for _, code := range append([]string{"invalid_letter", "letter_too_large"}, rejectCodes[s]...) {
+			m.rejected.WithLabelValues(s, code)
+		}
 	}
 	for _, d := range dests {
 		for _, r := range []string{"delivered", "existing"} {

@@ -55,6 +55,13 @@ var ErrReasonRequired = errors.New("a reason is required")
 // again); the sink's idempotency makes a second delivery impossible, so a
 // replay delivers exactly once. With dryRun only the decision is returned.
 func (h *Hub) Replay(ctx context.Context, who Actor, seq uint64, reason string, dryRun bool) (route.Decision, error) {
+	return h.replay(ctx, who, seq, reason, dryRun, "")
+}
+
+// replay is Replay; bulk names the bulk replay it is part of (whose own
+// audit records cover it, and which the letter's journey then names), or
+// is empty for a replay audited on its own.
+func (h *Hub) replay(ctx context.Context, who Actor, seq uint64, reason string, dryRun bool, bulk string) (route.Decision, error) {
 	e, raw, err := h.queue.Get(ctx, seq)
 	if err != nil {
 		return route.Decision{}, err
@@ -71,8 +78,10 @@ func (h *Hub) Replay(ctx context.Context, who Actor, seq uint64, reason string, 
 	if dryRun {
 		return dec, nil
 	}
-	if err := h.audit.Append(ctx, audit.Record{Actor: who.Name, Role: who.Role, Remote: who.Remote, Action: "replay", Target: fmt.Sprintf("parked:%d letter:%s destination:%s", seq, e.LetterID, e.Destination), Reason: scrubText(reason)}); err != nil {
-		return dec, err
+	if bulk == "" {
+		if err := h.audit.Append(ctx, audit.Record{Actor: who.Name, Role: who.Role, Remote: who.Remote, Action: "replay", Target: fmt.Sprintf("parked:%d letter:%s destination:%s", seq, e.LetterID, e.Destination), Reason: scrubText(reason)}); err != nil {
+			return dec, err
+		}
 	}
 	// The replayed letter is stored anew and lives a full letters_max_age
 	// from now; its blobs, no longer named by the parked entry once it is
@@ -98,7 +107,7 @@ func (h *Hub) Replay(ctx context.Context, who Actor, seq uint64, reason string, 
 		return dec, err
 	}
 	h.m.replayed.WithLabelValues(e.Destination).Inc()
-	h.recordStep(ctx, journey.Event{LetterID: e.LetterID, Step: journey.Replayed, Destination: e.Destination, Actor: who.Name})
+	h.recordStep(ctx, journey.Event{LetterID: e.LetterID, Step: journey.Replayed, Destination: e.Destination, Actor: who.Name, Reason: bulk})
 	return dec, nil
 }
 

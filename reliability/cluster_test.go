@@ -52,7 +52,7 @@ func r1NATSRestart(t *testing.T) (f r1RestartFigures) {
 		StoreDir: filepath.Join(t.TempDir(), "js"), SyncAlways: true, JetStreamMaxStore: 4 << 30, JetStreamMaxMemory: 64 << 20,
 		MaxPayload: 64 << 20, NoSigs: true}
 	srv := r1StartNATS(t, opts)
-	url := srv.ClientURL()
+	url := r1AuthURL(srv.ClientURL())
 	log := &r1Log{}
 	h := hubtest.Start(t, hubtest.WithLog(log), hubtest.WithConfig(func(c *config.Config) { c.NATS.URL, c.NATS.Replicas = url, 1 }))
 	ledger := r1NewLedger()
@@ -93,11 +93,25 @@ func r1NATSRestart(t *testing.T) (f r1RestartFigures) {
 	return f
 }
 
-// r1StartNATS starts a nats-server in process and shuts it down when the
-// test ends.
+// The external NATS servers of the suite require a user and password: the
+// hub refuses one that lets clients in without authentication.
+const (
+	r1NATSUser     = "samhub"
+	r1NATSPassword = "reliability-secret"
+)
+
+// r1AuthURL puts the suite's NATS user into client URLs (a comma list).
+func r1AuthURL(urls string) string {
+	return strings.ReplaceAll(urls, "nats://", "nats://"+r1NATSUser+":"+r1NATSPassword+"@")
+}
+
+// r1StartNATS starts a nats-server in process, with the suite's user, and
+// shuts it down when the test ends.
 func r1StartNATS(t testing.TB, o *server.Options) *server.Server {
 	t.Helper()
-	srv, err := server.NewServer(o.Clone())
+	o = o.Clone()
+	o.Username, o.Password = r1NATSUser, r1NATSPassword
+	srv, err := server.NewServer(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +167,7 @@ func r1StartCluster(t *testing.T) *r1Cluster {
 		c.opts = append(c.opts, o)
 		urls = append(urls, fmt.Sprintf("nats://127.0.0.1:%d", client[i]))
 	}
-	c.urls = strings.Join(urls, ",")
+	c.urls = r1AuthURL(strings.Join(urls, ","))
 	c.srv = make([]*server.Server, 3)
 	var wg sync.WaitGroup
 	for i := range 3 {

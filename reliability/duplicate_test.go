@@ -79,6 +79,9 @@ func TestScenarioDuplicate(t *testing.T) {
 	if dupLogged != len(later) {
 		t.Errorf("%d duplicates logged, want %d (one per extra copy)", dupLogged, len(later))
 	}
+	if dupMetric != float64(dupLogged) {
+		t.Errorf("samhub_letters_duplicate_total is %v, but %d duplicates were logged", dupMetric, dupLogged)
+	}
 	if leak := r1PII.Find(log.Bytes()); leak != nil {
 		t.Errorf("the hub's log carries personal data: %q", leak)
 	}

@@ -38,6 +38,10 @@ var r2Policy = map[string][]string{
 	"POST /api/v1/queue/{seq}/replay":                   {"coordinator"},
 	"POST /api/v1/queue/{seq}/discard":                  {"coordinator"},
 	"POST /api/v1/queue/replay":                         {"coordinator"},
+	"POST /api/v1/queue/search":                         {"coordinator"},
+	"POST /api/v1/queue/bulk-replays":                   {"coordinator"},
+	"GET /api/v1/queue/bulk-replays":                    {"coordinator"},
+	"GET /api/v1/queue/bulk-replays/{id}":               {"coordinator"},
 	"GET /api/v1/letters/{id}/trace":                    {"coordinator"},
 	"POST /api/v1/letters/{id}/content":                 {"coordinator"},
 	"POST /api/v1/consents":                             {"coordinator"},
@@ -46,6 +50,8 @@ var r2Policy = map[string][]string{
 	"GET /api/v1/holds":                                 {"coordinator", "operations"},
 	"POST /api/v1/holds/{destination}/{thread}/release": {"coordinator"},
 	"GET /api/v1/audit":                                 {"auditor"},
+	"GET /api/v1/rejected":                              {"coordinator", "operations"},
+	"POST /api/v1/rejected/{source}/{id}/put-back":      {"coordinator"},
 }
 
 func r2Do(t *testing.T, method, url, token string, body []byte) int {
@@ -142,7 +148,7 @@ func TestScenarioSecurity(t *testing.T) {
 				continue
 			}
 			method, pattern, _ := strings.Cut(rt, " ")
-			path := strings.NewReplacer("{seq}", "424242", "{id}", "no-such-letter", "{destination}", "gp", "{thread}", "0000").Replace(pattern)
+			path := strings.NewReplacer("{seq}", "424242", "{id}", "no-such-letter", "{destination}", "gp", "{thread}", "0000", "{source}", "medcom").Replace(pattern)
 			for _, c := range callers {
 				cells++
 				st := r2Do(t, method, h.BaseURL+path, c.token, []byte(`{"reason":"security scenario"}`))
@@ -172,7 +178,7 @@ func TestScenarioSecurity(t *testing.T) {
 			if method != http.MethodPost {
 				continue
 			}
-			path := strings.NewReplacer("{seq}", "424242", "{id}", "no-such-letter", "{destination}", "gp", "{thread}", "0000").Replace(pattern)
+			path := strings.NewReplacer("{seq}", "424242", "{id}", "no-such-letter", "{destination}", "gp", "{thread}", "0000", "{source}", "medcom").Replace(pattern)
 			for _, tok := range []string{"", "wrong-token"} {
 				bodyChecks++
 				if st := r2Do(t, method, h.BaseURL+path, tok, huge); st != 401 {

@@ -164,7 +164,7 @@ func r1UnsafeStreams(t *testing.T) int {
 		t.Run("refuses "+c.name, func(t *testing.T) {
 			srv := r1StartNATS(t, &server.Options{ServerName: "unsafe", Host: "127.0.0.1", Port: -1, JetStream: true,
 				StoreDir: filepath.Join(t.TempDir(), "js"), JetStreamMaxStore: 1 << 30, JetStreamMaxMemory: 256 << 20, NoSigs: true})
-			nc, err := nats.Connect(srv.ClientURL())
+			nc, err := nats.Connect(r1AuthURL(srv.ClientURL()))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -180,7 +180,7 @@ func r1UnsafeStreams(t *testing.T) int {
 			}
 			dir := t.TempDir()
 			cfg := hubtest.DefaultConfig(filepath.Join(dir, "data"), filepath.Join(dir, "medcom"), "http://127.0.0.1:9", "http://127.0.0.1:9")
-			cfg.NATS.URL, cfg.NATS.Replicas = srv.ClientURL(), 1
+			cfg.NATS.URL, cfg.NATS.Replicas = r1AuthURL(srv.ClientURL()), 1
 			if err := cfg.Validate(); err != nil {
 				t.Fatal(err)
 			}

@@ -38,7 +38,7 @@ func Check(data []byte, limits xmlsafe.Limits) CheckResult {
 	case in.fhir != nil:
 		res.Format = fhirmsg.FormatCareCommunication
 	}
-	res.Errors = errLines(in.err)
+	res.Errors = capLines(errLines(in.err))
 	acks, err := planAcks(in, Self{}, time.Now())
 	if err != nil {
 		res.Errors = append(res.Errors, "acknowledgement: "+err.Error())

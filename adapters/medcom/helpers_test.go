@@ -32,6 +32,8 @@ func newState() *memState { return adaptertest.NewState() }
 type recPub struct {
 	mu          sync.Mutex
 	letters     []*letter.Letter
+	rejected    map[string]int // by code, as the hub's InputReporter counts them
+	duplicates  int
 	failAfter   int
 	refuseAfter int // >= 0: publishes after that many are refused for good, as the hub refuses a letter too large to store
 }
@@ -52,6 +54,28 @@ func (p *recPub) Publish(_ context.Context, l *letter.Letter) error {
 	}
 	p.letters = append(p.letters, l)
 	return nil
+}
+
+func (p *recPub) Rejected(code string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.rejected == nil {
+		p.rejected = map[string]int{}
+	}
+	p.rejected[code]++
+}
+
+func (p *recPub) Duplicate() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.duplicates++
+}
+
+// letter returns the i-th published letter (safe while a source runs).
+func (p *recPub) letter(i int) *letter.Letter {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.letters[i]
 }
 
 func (p *recPub) ids() []string {
@@ -123,10 +147,23 @@ func readFile(t testing.TB, rel string) []byte {
 }
 
 // drop writes a file into in/ the way a VANS client does: tmp, then rename.
+// Its modification time is a minute old, as a finished file moved in is:
+// Poll called directly has no watch to see the rename, and takes the file
+// because no writer holds it and it has not changed for the settle time.
 func (e *env) drop(t *testing.T, name string, data []byte) {
+	t.Helper()
+	e.dropAged(t, name, data, time.Minute)
+}
+
+// dropAged is drop with a modification time age ago.
+func (e *env) dropAged(t *testing.T, name string, data []byte, age time.Duration) {
 	t.Helper()
 	tmp := filepath.Join(e.dir, "in", name+".tmp")
 	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-age)
+	if err := os.Chtimes(tmp, old, old); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Rename(tmp, filepath.Join(e.dir, "in", name)); err != nil {
@@ -178,6 +215,39 @@ func (e *env) gauge(t *testing.T) float64 {
 		}
 	}
 	t.Fatal("gauge samhub_medcom_acks_missing{adapter=\"medcom\"} not registered")
+	return 0
+}
+
+// metric is the value of a counter or gauge series of the env's registry
+// whose labels include the given name/value pairs.
+func (e *env) metric(t *testing.T, name string, labels ...string) float64 {
+	t.Helper()
+	mfs, err := e.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			for i := 0; i+1 < len(labels); i += 2 {
+				found := false
+				for _, lp := range m.GetLabel() {
+					found = found || (lp.GetName() == labels[i] && lp.GetValue() == labels[i+1])
+				}
+				if !found {
+					continue next
+				}
+			}
+			if c := m.GetCounter(); c != nil {
+				return c.GetValue()
+			}
+			return m.GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no series %s%v", name, labels)
 	return 0
 }
 

@@ -2,10 +2,8 @@ package medcom
 
 import (
 	"bytes"
-	"encoding/xml"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"time"
 
@@ -65,21 +63,41 @@ func isFHIR(data []byte) bool {
 	if len(body) > 0 && body[0] == '{' {
 		return true
 	}
-	dec := xml.NewDecoder(bytes.NewReader(body))
-	dec.CharsetReader = func(_ string, r io.Reader) (io.Reader, error) { return r, nil } // only the ASCII root name matters
-	for range 8 {
-		tok, err := dec.RawToken()
-		if err != nil {
-			return false
-		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			return t.Name.Local == "Bundle" || t.Name.Local == "VANSEnvelope"
-		case xml.Directive:
-			return false
-		}
+	name := rootName(body)
+	if i := bytes.IndexByte(name, ':'); i >= 0 {
+		name = name[i+1:]
 	}
-	return false
+	return string(name) == "Bundle" || string(name) == "VANSEnvelope"
+}
+
+// rootName is the name of the first element, skipping the XML declaration,
+// processing instructions, comments and white space; nil when a DOCTYPE or
+// anything else comes first. It reads bytes, not tokens: encoding/xml would
+// read the whole start tag first, a million attributes of it included.
+func rootName(b []byte) []byte {
+	for {
+		b = bytes.TrimLeft(b, " \t\r\n")
+		var end []byte
+		switch {
+		case bytes.HasPrefix(b, []byte("<?")):
+			end = []byte("?>")
+		case bytes.HasPrefix(b, []byte("<!--")):
+			end = []byte("-->")
+		case bytes.HasPrefix(b, []byte("<")) && !bytes.HasPrefix(b, []byte("<!")):
+			n := 1
+			for n < len(b) && n < 256 && !bytes.ContainsRune([]byte(" \t\r\n/>"), rune(b[n])) {
+				n++
+			}
+			return b[1:n]
+		default:
+			return nil
+		}
+		i := bytes.Index(b, end)
+		if i < 0 {
+			return nil
+		}
+		b = b[i+len(end):]
+	}
 }
 
 // plannedAck is an acknowledgement owed for one inbound letter.

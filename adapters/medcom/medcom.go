@@ -1,8 +1,8 @@
 // Package medcom is the MedCom adapter: a directory-based mailbox (as used by
 // VANS clients) that is both an adapters.Source and an adapters.Sink.
 //
-// Inbound files appear in <dir>/in/ (writers create a dotfile or *.tmp and
-// rename it), are claimed by renaming them into processing/, parsed
+// Inbound files appear in <dir>/in/ and are claimed, once complete (see
+// complete.go), by renaming them into processing/, parsed
 // (OIOXML XDIS91 and XCTL receipts via oioxml, FHIR CareCommunication and
 // Acknowledgement via fhirmsg), published letter by letter, acknowledged
 // exactly once per distinct letter, and finally moved to processed/ — or,
@@ -80,8 +80,9 @@ type Config struct {
 	MaxResends   *int          `mapstructure:"max_resends" default:"2" doc:"Resends of a letter without acknowledgement, 0 to 3 (MedCom allows at most 3)."`
 	OutFormat    string        `mapstructure:"out_format" default:"xdis91" enum:"xdis91,fhir-xml,fhir-json" doc:"Format of letters written to out/ when the receiver directory says nothing else."`
 	// The case system's outbox has no MedCom categories.
-	DefaultCategory string `mapstructure:"default_category" default:"psychiatry-social-disability" doc:"CareCommunication category of letters that carry none: a code of MedCom's category list other than other. The council's letters are about a child's mental health and social circumstances (shared/domain/medcom.md §5.2)."`
-	Workers         int    `mapstructure:"workers" default:"16" doc:"How many inbox files are handled at once (1 to 256)."`
+	DefaultCategory string        `mapstructure:"default_category" default:"psychiatry-social-disability" doc:"CareCommunication category of letters that carry none: a code of MedCom's category list other than other. The council's letters are about a child's mental health and social circumstances (shared/domain/medcom.md §5.2)."`
+	Workers         int           `mapstructure:"workers" default:"16" doc:"How many inbox files are handled at once (1 to 256)."`
+	SettleTime      time.Duration `mapstructure:"settle_time" default:"2s" doc:"How long a file written in place in in/ must keep its size and modification time, with no writer holding it open, before it is taken. A file renamed into in/ (a VANS client's temporary name, then a rename) is taken at once."`
 }
 
 // Adapter is one configured MedCom mailbox.
@@ -96,15 +97,20 @@ type Adapter struct {
 
 	in, processing, processed, errDir, out string
 
-	missing prometheus.Gauge
-	dups    prometheus.Counter // duplicates answered without publishing
-	mu      sync.Mutex         // serialises outbox updates within this process
-	keys    keyLocks           // serialises the handling of one letter across workers
+	missing      prometheus.Gauge
+	dups         prometheus.Counter     // duplicates answered without publishing
+	ignoredFiles *prometheus.CounterVec // files in in/ not read, by code
+	mu           sync.Mutex             // serialises outbox updates within this process
+	keys         keyLocks               // serialises the handling of one letter across workers
+	arrivals     arrivals               // what is known of the files in in/ (complete.go)
+	examining    weighted               // bytes of input being read and examined at once
 }
 
 var (
-	_ adapters.Source = (*Adapter)(nil)
-	_ adapters.Sink   = (*Adapter)(nil)
+	_ adapters.Source         = (*Adapter)(nil)
+	_ adapters.Sink           = (*Adapter)(nil)
+	_ adapters.RejectCodes    = (*Adapter)(nil)
+	_ adapters.RejectedInputs = (*Adapter)(nil)
 )
 
 // New builds an adapter from a configuration decoded from a block (or
@@ -125,6 +131,7 @@ func New(deps adapters.Deps, cfg Config) (*Adapter, error) {
 	}
 	a.lim = xmlsafe.DefaultLimits()
 	a.lim.MaxBytes = cfg.MaxBytes
+	a.examining.limit = a.memBudget()
 	a.in, a.processing, a.processed = filepath.Join(cfg.Dir, "in"), filepath.Join(cfg.Dir, "processing"), filepath.Join(cfg.Dir, "processed")
 	a.errDir, a.out = filepath.Join(cfg.Dir, "error"), filepath.Join(cfg.Dir, "out")
 	a.data = deps.DataDir
@@ -164,6 +171,23 @@ func New(deps adapters.Deps, cfg Config) (*Adapter, error) {
 			a.dups = are.ExistingCollector.(prometheus.Counter)
 		}
 	}
+	a.ignoredFiles = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name:        "samhub_medcom_files_ignored_total",
+		Help:        "Files in the MedCom in/ folder the hub does not read, counted once per file: symlink, not_regular, stale_temp (a dot-file or .tmp unchanged for a day), unreadable.",
+		ConstLabels: prometheus.Labels{"adapter": deps.Name},
+	}, []string{"code"})
+	if deps.Metrics != nil {
+		if err := deps.Metrics.Register(a.ignoredFiles); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if !errors.As(err, &are) {
+				return nil, fmt.Errorf("medcom: register metrics: %w", err)
+			}
+			a.ignoredFiles = are.ExistingCollector.(*prometheus.CounterVec)
+		}
+	}
+	for code := range ignoreReasons {
+		a.ignoredFiles.WithLabelValues(code) // every series from 0, so increase() sees the first
+	}
 	return a, nil
 }
 
@@ -184,6 +208,9 @@ func (c *Config) Check() error {
 	}
 	if c.PollInterval <= 0 {
 		return &adapters.ConfigError{Key: "poll_interval", Msg: "must be a positive duration such as 200ms"}
+	}
+	if c.SettleTime <= 0 || c.SettleTime > time.Hour {
+		return &adapters.ConfigError{Key: "settle_time", Msg: "must be a duration between 1ms and 1h such as 2s"}
 	}
 	if c.MaxBytes <= 0 {
 		return &adapters.ConfigError{Key: "max_bytes", Msg: "must be a positive number of bytes"}

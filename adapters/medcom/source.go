@@ -9,7 +9,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,8 +23,9 @@ import (
 )
 
 // Run polls in/ until ctx ends. Files a crash left in processing/ are
-// handled first. A file whose letters cannot all be published goes back to
-// in/ and is tried again after a pause; it never reaches processed/.
+// handled first. A file is taken once it is complete (complete.go). A file
+// whose letters cannot all be published goes back to in/ and is tried again
+// after a pause; it never reaches processed/.
 func (a *Adapter) Run(ctx context.Context, pub adapters.Publisher) error {
 	left, err := candidates(a.processing)
 	if err != nil {
@@ -38,15 +41,14 @@ func (a *Adapter) Run(ctx context.Context, pub adapters.Publisher) error {
 	var checked time.Time
 	failures := 0
 	for {
-		if ok := a.Poll(ctx, pub); ok {
+		r := a.poll(ctx, pub)
+		if r.ok {
 			failures = 0
 		} else {
 			failures++
 		}
-		if failures == 0 && ctx.Err() == nil {
-			if more, _ := candidates(a.in); len(more) > 0 {
-				continue // a backlog: take the next slice at once
-			}
+		if failures == 0 && r.more && ctx.Err() == nil {
+			continue // a backlog: take the next slice at once
 		}
 		// Arrivals wake the loop many times a second under load; the
 		// outbox check keeps to the poll interval.
@@ -59,6 +61,9 @@ func (a *Adapter) Run(ctx context.Context, pub adapters.Publisher) error {
 		wait := a.cfg.PollInterval
 		for i := 1; i < failures && wait < 30*time.Second; i++ {
 			wait *= 2 // a failing broker is not hammered
+		}
+		if failures == 0 && r.next > 0 && r.next < wait {
+			wait = r.next // a file written in place settles before the next poll
 		}
 		arrived := wake
 		if failures > 0 {
@@ -76,39 +81,81 @@ func (a *Adapter) Run(ctx context.Context, pub adapters.Publisher) error {
 	}
 }
 
-// Poll claims the files now in in/ and handles them in two steps: every
-// file is read, parsed and validated in parallel; then the files are grouped
-// by thread and the groups run concurrently, each group in the order its
-// files arrived, so that one file's chain of durable writes (store the
-// letter, write the acknowledgement, remember it) overlaps with another
-// thread's while letters of one thread are still stored in order. It reports
-// false when a file had to be put back for a later try.
+// Poll claims the complete files now in in/ and handles them in two steps:
+// every file is read, parsed and validated in parallel; then the files are
+// grouped by thread and the groups run concurrently, each group in the
+// order its files arrived, so that one file's chain of durable writes
+// (store the letter, write the acknowledgement, remember it) overlaps with
+// another thread's while letters of one thread are still stored in order.
+// It reports false when a file had to be put back for a later try.
 func (a *Adapter) Poll(ctx context.Context, pub adapters.Publisher) bool {
-	names, err := candidates(a.in)
+	return a.poll(ctx, pub).ok
+}
+
+// round is what one poll did: ok is false when a file had to be put back,
+// more says a slice limit left complete files for the next round, next is
+// how soon a file still settling may be complete.
+type round struct {
+	ok, more bool
+	next     time.Duration
+}
+
+func (a *Adapter) poll(ctx context.Context, pub adapters.Publisher) round {
+	files, next, err := a.scan(time.Now())
 	if err != nil {
 		a.log.Error("medcom: cannot list the in directory", "err", err)
-		return false
+		return round{}
 	}
-	// One round takes a bounded number of files, so a backlog of thousands
-	// is read a slice at a time rather than all into memory at once.
-	if limit := 8 * a.cfg.Workers; len(names) > limit {
-		names = names[:limit]
+	res := round{next: next}
+	// One round takes a bounded number of files and bytes, so a backlog of
+	// thousands, or a few files of max_bytes, is read a slice at a time
+	// rather than all into memory at once.
+	if limit := 8 * a.cfg.Workers; len(files) > limit {
+		files, res.more = files[:limit], true
 	}
 	var claimed []string
-	for _, name := range names {
+	var bytes int64
+	for i, f := range files {
 		if ctx.Err() != nil {
+			break
+		}
+		if i > 0 && bytes+f.size > a.memBudget() {
+			res.more = true
 			break
 		}
 		// The rename claims the file: a writer's later rename onto the same
 		// name in in/ starts a new file, never a half-read one.
-		if err := os.Rename(filepath.Join(a.in, name), filepath.Join(a.processing, name)); err != nil {
+		if err := os.Rename(filepath.Join(a.in, f.name), filepath.Join(a.processing, f.name)); err != nil {
 			if !errors.Is(err, fs.ErrNotExist) {
-				a.log.Error("medcom: cannot claim file", "file", name, "err", err)
+				a.log.Error("medcom: cannot claim file", "file", f.name, "err", err)
 			}
 			continue
 		}
-		claimed = append(claimed, name)
+		a.claimed(f.name)
+		claimed = append(claimed, f.name)
+		bytes += f.size
 	}
+	res.ok = a.handleRound(ctx, pub, claimed)
+	if bytes >= freeAfter {
+		// The round's parse trees and copies are garbage now. The runtime
+		// would hand their memory back to the system over minutes; after a
+		// large input (issue 19: a hub at 995 MB after four bombs, and it
+		// stayed there) it is handed back at once, for one collection.
+		debug.FreeOSMemory()
+	}
+	return res
+}
+
+// freeAfter is the input size of a round after which memory is handed back
+// to the system at once.
+const freeAfter = 16 << 20
+
+// memBudget is how many bytes of input one round holds and examines at
+// once: max_bytes (one file of any allowed size), at least 64 MB.
+func (a *Adapter) memBudget() int64 { return max(a.cfg.MaxBytes, 64<<20) }
+
+// handleRound handles the files one poll claimed into processing/.
+func (a *Adapter) handleRound(ctx context.Context, pub adapters.Publisher, claimed []string) bool {
 	preps := make([]*prepared, len(claimed))
 	a.parallel(len(claimed), func(i int) { preps[i] = a.prepare(claimed[i]) })
 
@@ -249,17 +296,52 @@ func (a *Adapter) prepare(name string) *prepared {
 		p.reject = fmt.Sprintf("file is %d bytes, more than max_bytes (%d)", fi.Size(), a.cfg.MaxBytes)
 		return p
 	}
+	// Workers read and examine files in parallel, but never more than the
+	// memory budget of input at once: parsing costs up to about twice its
+	// input.
+	release := a.examining.acquire(min(fi.Size(), a.memBudget()))
+	defer release()
 	if p.data, err = os.ReadFile(path); err != nil {
 		p.err = err
 		return p
 	}
 	p.in = examine(p.data, a.lim)
-	if p.in.err == nil {
-		if ls := p.in.letters(a.name, name, p.data, p.now); len(ls) > 0 {
-			p.thread = ls[0].Thread()
-		}
+	if p.in.err != nil {
+		p.data = nil // refused: only the examination's result is needed
+		return p
+	}
+	if ls := p.in.letters(a.name, name, p.data, p.now); len(ls) > 0 {
+		p.thread = ls[0].Thread()
 	}
 	return p
+}
+
+// weighted is a counting semaphore of bytes. One acquirer may exceed the
+// limit when nothing else holds any, so a file larger than the budget is
+// still read, alone.
+type weighted struct {
+	mu    sync.Mutex
+	cond  *sync.Cond
+	used  int64
+	limit int64
+}
+
+func (w *weighted) acquire(n int64) (release func()) {
+	w.mu.Lock()
+	if w.cond == nil {
+		w.cond = sync.NewCond(&w.mu)
+	}
+	for w.used > 0 && w.used+n > w.limit {
+		w.cond.Wait()
+	}
+	w.used += n
+	w.mu.Unlock()
+	return func() {
+		w.mu.Lock()
+		w.used -= n
+		w.cond.Broadcast()
+		w.mu.Unlock()
+	}
 }
 
 // handle processes processing/name. A non-nil error means "try again
@@ -281,7 +363,7 @@ func (a *Adapter) finish(ctx context.Context, pub adapters.Publisher, p0 *prepar
 	}
 	name := p0.name
 	if p0.reject != "" {
-		return true, a.reject(name, p0.reject)
+		return true, a.reject(pub, name, rejection{code: codeTooLarge, reason: p0.reject})
 	}
 	data, now, in := p0.data, p0.now, p0.in
 	acks, err := planAcks(in, a.cfg.Self, now)
@@ -295,6 +377,7 @@ func (a *Adapter) finish(ctx context.Context, pub adapters.Publisher, p0 *prepar
 	defer a.keys.lock(keys)()
 	// Duplicates: same sender+letter id (OIOXML) or MessageHeader.id (FHIR).
 	fresh := acks[:0:0]
+	repeated := 0
 	for _, p := range acks {
 		var rec inRecord
 		_, seen, err := getJSON(ctx, a.state, p.key, &rec)
@@ -307,18 +390,23 @@ func (a *Adapter) finish(ctx context.Context, pub adapters.Publisher, p0 *prepar
 		}
 		a.log.Info("medcom: duplicate letter; the first acknowledgement is repeated", "letter_id", rec.HubID, "file", name)
 		a.dups.Inc()
+		if rep, ok := pub.(adapters.InputReporter); ok {
+			rep.Duplicate()
+		}
 		if rec.AckName != "" {
 			if err := writeFile(a.out, rec.AckName, rec.Ack, !deferSync || in.err != nil); err != nil {
 				return false, adapters.Retryable("medcom_write_failed", "could not write to the MedCom out directory", err)
 			}
+			repeated++
 		}
 	}
 
 	if in.err != nil {
-		if err := a.sendAcks(ctx, fresh, true); err != nil {
+		sent, err := a.sendAcks(ctx, fresh, true)
+		if err != nil {
 			return false, err
 		}
-		return true, a.reject(name, describe(in))
+		return true, a.reject(pub, name, rejection{code: rejectCode(in.err), reason: describe(in), acked: sent+repeated > 0})
 	}
 
 	// Publish every letter that is not a duplicate before anything is
@@ -342,7 +430,7 @@ func (a *Adapter) finish(ctx context.Context, pub adapters.Publisher, p0 *prepar
 			if class, reason, code := adapters.Classify(err); class == adapters.ClassPermanent {
 				// The hub will never store this letter (too large): trying
 				// again would loop forever. Refuse it like invalid input.
-				return true, a.refuseUnstorable(ctx, name, in, now, fresh, stored, code, reason)
+				return true, a.refuseUnstorable(ctx, pub, name, in, now, fresh, stored, code, reason)
 			}
 			return false, adapters.Retryable("publish_failed", "the letter could not be stored in the hub", err)
 		}
@@ -352,7 +440,7 @@ func (a *Adapter) finish(ctx context.Context, pub adapters.Publisher, p0 *prepar
 	if err := a.settleAcks(ctx, in); err != nil {
 		return false, err
 	}
-	if err := a.sendAcks(ctx, fresh, !deferSync); err != nil {
+	if _, err := a.sendAcks(ctx, fresh, !deferSync); err != nil {
 		return false, err
 	}
 	if deferSync {
@@ -368,7 +456,7 @@ func (a *Adapter) finish(ctx context.Context, pub adapters.Publisher, p0 *prepar
 // letters of the file stored before it keep their positive acknowledgement,
 // the refused one and those after it get a negative one naming the reason,
 // and the file goes to error/ with that reason.
-func (a *Adapter) refuseUnstorable(ctx context.Context, name string, in *inbound, now time.Time, fresh []plannedAck, stored map[string]bool, code, reason string) error {
+func (a *Adapter) refuseUnstorable(ctx context.Context, pub adapters.Publisher, name string, in *inbound, now time.Time, fresh []plannedAck, stored map[string]bool, code, reason string) error {
 	a.log.Warn("medcom: the hub refused a letter for good; the file is refused", "file", name, "code", code, "reason", reason)
 	refused := *in
 	refused.err = fmt.Errorf("%s", reason)
@@ -387,19 +475,22 @@ func (a *Adapter) refuseUnstorable(ctx context.Context, name string, in *inbound
 		}
 		acks = append(acks, p)
 	}
-	if err := a.sendAcks(ctx, acks, true); err != nil {
+	sent, err := a.sendAcks(ctx, acks, true)
+	if err != nil {
 		return err
 	}
 	note := "refused by the hub (" + code + "): " + reason
 	if len(stored) > 0 {
 		note += fmt.Sprintf("; %d earlier letter(s) of the file were stored and acknowledged", len(stored))
 	}
-	return a.reject(name, note)
+	// The hub counted the refused letter already.
+	return a.reject(pub, name, rejection{code: code, reason: note, acked: sent > 0, counted: true})
 }
 
 // sendAcks writes each new acknowledgement and remembers it for duplicates;
-// durable makes each file durable as it is written.
-func (a *Adapter) sendAcks(ctx context.Context, acks []plannedAck, durable bool) error {
+// durable makes each file durable as it is written. It returns how many
+// acknowledgement files it wrote.
+func (a *Adapter) sendAcks(ctx context.Context, acks []plannedAck, durable bool) (sent int, err error) {
 	for _, p := range acks {
 		if p.data != nil {
 			p.rec.AckName, p.rec.Ack = p.name, p.data
@@ -407,7 +498,7 @@ func (a *Adapter) sendAcks(ctx context.Context, acks []plannedAck, durable bool)
 		p.rec.Negative = p.negative
 		b, err := json.Marshal(p.rec)
 		if err != nil {
-			return err
+			return sent, err
 		}
 		// Remember the acknowledgement before writing it: a crash in between
 		// then repeats these very bytes on the next try, instead of building
@@ -416,42 +507,42 @@ func (a *Adapter) sendAcks(ctx context.Context, acks []plannedAck, durable bool)
 		// bytes are the ones sent.
 		if _, err := a.state.Create(ctx, p.key, b); err != nil {
 			if !errors.Is(err, adapters.ErrExists) {
-				return err
+				return sent, err
 			}
 			var rec inRecord
 			if _, _, err := getJSON(ctx, a.state, p.key, &rec); err != nil {
-				return err
+				return sent, err
 			}
 			p.name, p.data = rec.AckName, rec.Ack
 		}
 		if p.data != nil && p.name != "" {
 			if err := writeFile(a.out, p.name, p.data, durable); err != nil {
-				return adapters.Retryable("medcom_write_failed", "could not write to the MedCom out directory", err)
+				return sent, adapters.Retryable("medcom_write_failed", "could not write to the MedCom out directory", err)
 			}
+			sent++
 		}
 	}
-	return nil
+	return sent, nil
 }
 
 func describe(in *inbound) string {
+	msg := strings.Join(capLines(errLines(in.err)), "\n")
 	if !in.addressable() {
-		return "rejected (no acknowledgement could be addressed): " + in.err.Error()
+		return "rejected (no acknowledgement could be addressed): " + msg
 	}
-	return "rejected: " + in.err.Error()
+	return "rejected: " + msg
 }
 
-// reject moves processing/name byte-identical to error/ with a sibling
-// <name>.error.txt. reason must be free of personal data.
-func (a *Adapter) reject(name, reason string) error {
-	moved, err := moveUnique(filepath.Join(a.processing, name), a.errDir)
-	if err != nil {
-		return err
+// maxErrLines bounds the findings an error note or `samhub validate` lists:
+// a file of a million wrong elements would otherwise get a note of
+// hundreds of megabytes.
+const maxErrLines = 100
+
+func capLines(lines []string) []string {
+	if len(lines) <= maxErrLines {
+		return lines
 	}
-	if err := writeAtomic(a.errDir, moved+".error.txt", []byte(reason+"\n")); err != nil {
-		a.log.Error("medcom: cannot write error note", "file", moved, "err", err)
-	}
-	a.log.Warn("medcom: file rejected", "file", moved, "reason", reason)
-	return nil
+	return append(lines[:maxErrLines:maxErrLines], fmt.Sprintf("(and %d more)", len(lines)-maxErrLines))
 }
 
 // correlate points an inbound acknowledgement at the hub's own letter id

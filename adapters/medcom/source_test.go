@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/samhub/samhub/adapters"
 	"github.com/samhub/samhub/adapters/medcom/oioxml"
@@ -41,6 +42,7 @@ func TestConfig(t *testing.T) {
 		{map[string]any{"dir": dir, "max_resends": 5}, "adapters.mc.max_resends: must be 0 to 3"},
 		{map[string]any{"dir": dir, "poll_intervall": "1s"}, "poll_intervall"},
 		{map[string]any{"dir": dir, "ack_timeout": "soon"}, "ack_timeout"},
+		{map[string]any{"dir": dir, "settle_time": "-1s"}, "adapters.mc.settle_time: must be a duration between 1ms and 1h"},
 	} {
 		_, err := adapters.Build(TypeName, deps, tc.cfg)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -52,7 +54,7 @@ func TestConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := a.(*Adapter).cfg
-	if c.PollInterval.String() != "200ms" || c.AckTimeout.String() != "30m0s" || *c.MaxResends != 0 || c.OutFormat != OutXDIS91 || c.MaxBytes != 100_000_000 {
+	if c.PollInterval.String() != "200ms" || c.AckTimeout.String() != "30m0s" || *c.MaxResends != 0 || c.OutFormat != OutXDIS91 || c.MaxBytes != 100_000_000 || c.SettleTime != 2*time.Second {
 		t.Errorf("defaults: %+v", c)
 	}
 	for _, d := range []string{"in", "processing", "processed", "error", "out"} {
@@ -203,6 +205,10 @@ func TestDuplicateAcrossRestart(t *testing.T) {
 	if n := len(pub.letters); n != 1 {
 		t.Fatalf("duplicate published: %v", pub.ids())
 	}
+	if pub.duplicates != 1 || e.metric(t, "samhub_medcom_duplicates_total", "adapter", "medcom") != 1 {
+		t.Errorf("duplicate counted %d times by the hub and %v by the adapter, want once each",
+			pub.duplicates, e.metric(t, "samhub_medcom_duplicates_total", "adapter", "medcom"))
+	}
 	out = e.files(t, "out")
 	if len(out) != 1 {
 		t.Fatalf("out %v", out)
@@ -307,17 +313,35 @@ func TestHostileAndInvalidFilesGoToError(t *testing.T) {
 	if len(pub.letters) != 0 {
 		t.Fatalf("published %v", pub.ids())
 	}
+	codes := map[string]string{
+		"xxe-file.xml": "dtd", "xxe-http.xml": "dtd", "billion-laughs.xml": "dtd", "deep-nesting.xml": "too_deep",
+		"huge-attribute.xml": "too_large", "wrong-charset.xml": "syntax", "undeclared-latin1.xml": "syntax",
+		"unsupported-charset.xml": "charset", "truncated.xml": "syntax", "not-xml.txt": "syntax", "empty.xml": "syntax",
+		"invalid-letter.xml": "invalid",
+	}
+	counted := map[string]int{}
 	for name, msg := range want {
 		sameBytes(t, name+" in error/", e.read(t, "error", name), originals[name])
 		note := string(e.read(t, "error", name+".error.txt"))
 		if !strings.Contains(note, msg) {
 			t.Errorf("%s.error.txt = %q, want %q", name, note, msg)
 		}
+		acked := "no"
+		if name == "invalid-letter.xml" {
+			acked = "yes"
+		}
+		if !strings.HasSuffix(note, "\n\ncode: "+codes[name]+"\nacknowledgement sent: "+acked+"\n") {
+			t.Errorf("%s.error.txt = %q, want code %s and acknowledgement sent %s", name, note, codes[name], acked)
+		}
+		counted[codes[name]]++
 		for _, pd := range []string{"2509479989", "Elmer", "Bruno", "Kære"} {
 			if strings.Contains(note, pd) {
 				t.Errorf("%s.error.txt contains personal data %q", name, pd)
 			}
 		}
+	}
+	if fmt.Sprint(pub.rejected) != fmt.Sprint(counted) {
+		t.Errorf("the hub was told of rejections %v, want %v", pub.rejected, counted)
 	}
 	// Only the invalid letter could be addressed: it gets a negative receipt
 	// for the whole envelope (its letter id is too long to name).

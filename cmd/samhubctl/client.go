@@ -24,8 +24,9 @@ const (
 
 // exitError carries the exit code an error should end the command with.
 type exitError struct {
-	code int
-	msg  string
+	code   int
+	msg    string
+	status int // the hub's HTTP status, when it answered
 }
 
 func (e *exitError) Error() string { return e.msg }
@@ -63,6 +64,11 @@ type problem struct {
 // do calls the API and decodes a 2xx answer into out (raw JSON when out is
 // *json.RawMessage). Error answers become exitErrors with the hub's detail.
 func (c *client) do(ctx context.Context, method, path string, query url.Values, body, out any) error {
+	return c.doWith(ctx, method, path, query, body, out, nil)
+}
+
+// doWith is do with extra request headers.
+func (c *client) doWith(ctx context.Context, method, path string, query url.Values, body, out any, headers map[string]string) error {
 	u := c.base.JoinPath(path)
 	u.RawQuery = query.Encode()
 	var rd io.Reader
@@ -81,6 +87,9 @@ func (c *client) do(ctx context.Context, method, path string, query url.Values, 
 	req.Header.Set("Accept", "application/json")
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range headers {
+		req.Header.Set(k, v)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
@@ -101,18 +110,20 @@ func (c *client) do(ctx context.Context, method, path string, query url.Values, 
 		if detail == "" {
 			detail = strings.TrimSpace(http.StatusText(resp.StatusCode))
 		}
+		e := &exitError{status: resp.StatusCode}
 		switch {
 		case resp.StatusCode == http.StatusUnauthorized:
-			return fail(exitAuth, "not authenticated: %s (check the token)", detail)
+			e.code, e.msg = exitAuth, fmt.Sprintf("not authenticated: %s (check the token)", detail)
 		case resp.StatusCode == http.StatusForbidden:
-			return fail(exitAuth, "forbidden: %s", detail)
+			e.code, e.msg = exitAuth, "forbidden: "+detail
 		case resp.StatusCode == http.StatusNotFound:
-			return fail(exitNotFound, "not found: %s", detail)
+			e.code, e.msg = exitNotFound, "not found: "+detail
 		case resp.StatusCode < 500:
-			return fail(exitUsage, "the hub refused the request: %s", detail)
+			e.code, e.msg = exitUsage, "the hub refused the request: "+detail
 		default:
-			return fail(exitServer, "the hub failed (HTTP %d): %s", resp.StatusCode, detail)
+			e.code, e.msg = exitServer, fmt.Sprintf("the hub failed (HTTP %d): %s", resp.StatusCode, detail)
 		}
+		return e
 	}
 	if out == nil {
 		return nil

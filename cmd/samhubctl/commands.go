@@ -195,40 +195,7 @@ func whoamiCmd(o *options) *cobra.Command {
 func queueCmd(o *options) *cobra.Command {
 	q := group("queue", "List, show, replay and discard parked letters (role coordinator)")
 
-	var dest, code string
-	var limit int
-	list := &cobra.Command{
-		Use:   "list",
-		Short: "List parked letters",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			qv := url.Values{}
-			if dest != "" {
-				qv.Set("destination", dest)
-			}
-			if code != "" {
-				qv.Set("code", code)
-			}
-			qv.Set("limit", strconv.Itoa(limit))
-			var v struct{ Entries []retryq.Entry }
-			if printed, err := o.fetch(cmd, "GET", "/api/v1/queue", qv, nil, &v); err != nil || printed {
-				return err
-			}
-			if len(v.Entries) == 0 {
-				fmt.Fprintln(o.out, "No parked letters.")
-				return nil
-			}
-			tw := o.table()
-			fmt.Fprintln(tw, "ID\tPARKED\tDESTINATION\tKIND\tCODE\tATTEMPTS\tLETTER\tREASON")
-			for _, e := range v.Entries {
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", e.Seq, ts(e.ParkedAt), e.Destination, dash(e.Kind), dash(e.LastError.Code), e.Attempts, e.LetterID, e.LastError.Reason)
-			}
-			return tw.Flush()
-		},
-	}
-	list.Flags().StringVar(&dest, "destination", "", "only this destination")
-	list.Flags().StringVar(&code, "code", "", "only this reason code (e.g. consent_missing)")
-	list.Flags().IntVar(&limit, "limit", 500, "at most this many entries (1-5000)")
+	list := listCmd(o)
 
 	stats := &cobra.Command{
 		Use:   "stats",
@@ -283,23 +250,47 @@ func queueCmd(o *options) *cobra.Command {
 	}
 
 	var reason string
-	var dryRun, all bool
+	var dryRun, all, noWait bool
 	var replayDest string
+	var filters []string
 	replay := &cobra.Command{
-		Use:   "replay ID... | --all --destination D",
-		Short: "Send parked letters again to the destination that failed",
+		Use:   "replay ID... | --filter K=V... | --all --destination D",
+		Short: "Send parked letters again to the destination that failed: by id, or all that match a filter",
 		Long: "Send parked letters again to the destination that failed. Consent is checked again; the\n" +
-			"destination's idempotency makes a second delivery impossible. --dry-run shows the routing\n" +
-			"decision without replaying. Every replay is audited with your --reason.",
+			"destination's idempotency makes a second delivery impossible. Every replay is audited with\n" +
+			"your --reason.\n\n" +
+			"By id: --dry-run shows the routing decision without replaying.\n\n" +
+			"By filter: the hub replays every letter that matches, in the order they parked, in the\n" +
+			"background; this command follows its progress (--no-wait: it does not). --dry-run shows\n" +
+			"how many match, per destination and code, and the first ten, and the filter that replays\n" +
+			"exactly those (up-to=N). A replay by filter is audited once, with the filter and the count.\n" +
+			"--all --destination D is --filter destination=D.\n\n" + filterHelp,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if all == (len(args) > 0) {
-				return fail(exitUsage, "give parked ids or --all --destination D (not both)")
-			}
-			if all && replayDest == "" {
-				return fail(exitUsage, "--all needs --destination")
+			byFilter := len(filters) > 0 || all
+			if byFilter == (len(args) > 0) {
+				return fail(exitUsage, "give parked ids, or --filter (or --all --destination D), not both")
 			}
 			if strings.TrimSpace(reason) == "" && !dryRun {
 				return fail(exitUsage, "--reason: say why you replay (it goes to the audit log)")
+			}
+			if byFilter {
+				f, err := parseFilter(filters, time.Now())
+				if err != nil {
+					return err
+				}
+				if all {
+					if replayDest == "" {
+						return fail(exitUsage, "--all needs --destination")
+					}
+					if !f.empty() {
+						return fail(exitUsage, "give --all --destination or --filter, not both")
+					}
+					f = queueFilter{Destination: replayDest}
+				}
+				if f.empty() && !f.all {
+					return fail(exitUsage, "--filter: give conditions, or --filter all to replay every parked letter")
+				}
+				return replayFilter(cmd, o, f, reason, dryRun, noWait)
 			}
 			var seqs []uint64
 			for _, a := range args {
@@ -312,12 +303,14 @@ func queueCmd(o *options) *cobra.Command {
 			if len(seqs) == 1 {
 				return replayOne(cmd, o, seqs[0], reason, dryRun)
 			}
-			return replayMany(cmd, o, seqs, all, replayDest, reason, dryRun)
+			return replayMany(cmd, o, seqs, reason, dryRun)
 		},
 	}
 	replay.Flags().StringVar(&reason, "reason", "", "why (required unless --dry-run; audited, no personal data)")
-	replay.Flags().BoolVar(&dryRun, "dry-run", false, "show the routing decision only")
-	replay.Flags().BoolVar(&all, "all", false, "replay every parked letter of --destination")
+	replay.Flags().BoolVar(&dryRun, "dry-run", false, "by id: the routing decision; by filter: the preview")
+	replay.Flags().StringArrayVar(&filters, "filter", nil, "replay all that match: a condition key=value (repeat, or separate with commas)")
+	replay.Flags().BoolVar(&noWait, "no-wait", false, "by filter: start the replay and return without following it")
+	replay.Flags().BoolVar(&all, "all", false, "replay every parked letter of --destination (as --filter destination=D)")
 	replay.Flags().StringVar(&replayDest, "destination", "", "destination for --all")
 
 	var discardReason string
@@ -392,7 +385,7 @@ func queueCmd(o *options) *cobra.Command {
 	}
 	release.Flags().StringVar(&releaseReason, "reason", "", "why (required; audited, no personal data)")
 
-	q.AddCommand(list, stats, show, replay, discard, held, release)
+	q.AddCommand(list, stats, show, replay, discard, held, release, bulkReplaysCmd(o))
 	return q
 }
 
@@ -426,8 +419,8 @@ func printDecision(w io.Writer, seq uint64, dryRun bool, errMsg string, d decisi
 	}
 }
 
-func replayMany(cmd *cobra.Command, o *options, seqs []uint64, all bool, dest, reason string, dryRun bool) error {
-	body := map[string]any{"seqs": seqs, "all": all, "destination": dest, "reason": reason, "dryRun": dryRun}
+func replayMany(cmd *cobra.Command, o *options, seqs []uint64, reason string, dryRun bool) error {
+	body := map[string]any{"seqs": seqs, "reason": reason, "dryRun": dryRun}
 	c, err := o.client()
 	if err != nil {
 		return err

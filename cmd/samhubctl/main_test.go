@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/samhub/samhub/internal/hubtest"
+	"github.com/samhub/samhub/pipeline"
 	"github.com/samhub/samhub/pipeline/retryq"
 )
 
@@ -319,7 +320,120 @@ func TestHeldThreadListedAndReleased(t *testing.T) {
 	if es[0].LetterID != "5790000000005#LTR00000000001" {
 		t.Fatalf("queue after the release: %+v", es)
 	}
-	if code, out, _ := ctl(t, h, coord, "queue", "held"); code != 0 || !strings.Contains(out, "No thread is held") {
-		t.Fatalf("held after the release: %s", out)
+	// The hold is lifted once the last held letter is through.
+	h.Eventually("no thread held after the release", func() bool {
+		code, out, _ := ctl(t, h, coord, "queue", "held")
+		return code == 0 && strings.Contains(out, "No thread is held")
+	})
+}
+
+// storedFixture drops the fixture letter, waits until the case system has
+// it and returns its id.
+func storedFixture(t *testing.T, h *hubtest.Hub) string {
+	t.Helper()
+	data, err := os.ReadFile("../../testdata/medcom/samhub/letter-utf8.xml")
+	if err != nil {
+		t.Fatal(err)
 	}
+	h.Drop("letter-utf8.xml", data)
+	var id string
+	h.Eventually("the fixture delivered", func() bool {
+		found, _ := h.App.Hub.FindLetters(context.Background(), pipeline.Query{PatientID: "2509479989"})
+		if len(found) == 0 || len(h.CaseSys.Documents()) == 0 {
+			return false
+		}
+		id = found[0].ID
+		return true
+	})
+	return id
+}
+
+// After an outage: list a page of a long queue with filters, preview a
+// replay by filter, replay it and follow it to the end.
+func TestCLIQueueAtOutageScale(t *testing.T) {
+	h := hubtest.Start(t)
+	id := storedFixture(t, h)
+	h.ParkCopies(id, "casefile", "unavailable", 300)
+	h.ParkCopies(id, "casefile", "case_closed", 20)
+	coord := hubtest.CoordinatorToken
+
+	code, out, errs := ctl(t, h, coord, "queue", "list", "--filter", "destination=casefile,code=unavailable", "--page-size", "100", "--page", "3")
+	if code != 0 || strings.Count(out, "COPY-") != 100 || !strings.Contains(out, "Entries 201–300 of 300 that match (page 3 of 3).") {
+		t.Fatalf("page 3: exit %d %s\n%s", code, errs, out)
+	}
+	code, out, _ = ctl(t, h, coord, "queue", "list", "--filter", "code=case_closed", "--page-size", "15")
+	if code != 0 || !strings.Contains(out, "Entries 1–15 of 20 that match (page 1 of 2). Next: --page 2 or --cursor ") {
+		t.Fatalf("page 1 of case_closed: exit %d\n%s", code, out)
+	}
+	cursor := strings.TrimSpace(out[strings.LastIndex(out, "--cursor ")+len("--cursor "):])
+	if code, out, _ = ctl(t, h, coord, "queue", "list", "--filter", "code=case_closed", "--cursor", cursor); code != 0 || strings.Count(out, "COPY-") != 5 {
+		t.Fatalf("after the cursor: exit %d\n%s", code, out)
+	}
+	if code, out, _ = ctl(t, h, coord, "queue", "list", "--filter", "older-than=1h"); code != 0 || !strings.Contains(out, "No parked letters match parked-before=") {
+		t.Fatalf("older than an hour: exit %d\n%s", code, out)
+	}
+	if code, _, errs = ctl(t, h, coord, "queue", "list", "--filter", "colour=red"); code != exitUsage || !strings.Contains(errs, `unknown key "colour"`) {
+		t.Fatalf("an unknown key: exit %d %s", code, errs)
+	}
+	if code, _, errs = ctl(t, h, coord, "queue", "list", "--filter", "older-than=soon"); code != exitUsage || !strings.Contains(errs, "older-than") {
+		t.Fatalf("a bad age: exit %d %s", code, errs)
+	}
+	if code, _, errs = ctl(t, h, coord, "queue", "list", "--filter", "patient=2509479989"); code != exitUsage || !strings.Contains(errs, "--reason") {
+		t.Fatalf("by CPR without a reason: exit %d %s", code, errs)
+	}
+	code, out, errs = ctl(t, h, coord, "queue", "list", "--filter", "patient=250947-9989", "--reason", "the mother called", "--page-size", "1")
+	if code != 0 || !strings.Contains(out, "of 320 that match") || strings.Contains(out, "2509479989") {
+		t.Fatalf("by CPR: exit %d %s\n%s", code, errs, out)
+	}
+
+	code, out, errs = ctl(t, h, coord, "queue", "replay", "--filter", "code=unavailable", "--dry-run")
+	if code != 0 {
+		t.Fatalf("preview: exit %d %s", code, errs)
+	}
+	mustHave(t, out, "300 parked letters match code=unavailable", "casefile     300", "unavailable  300", "The first 10:", "--filter 'code=unavailable,up-to=")
+	if left, _ := h.App.Hub.Queue().Count(context.Background(), retryq.Filter{}); left.Total != 320 {
+		t.Fatalf("the preview changed the queue: %d left", left.Total)
+	}
+	for _, bad := range [][]string{
+		{"queue", "replay", "--filter", "code=unavailable"},                           // no reason
+		{"queue", "replay", "--filter", "", "--reason", "x"},                          // no condition
+		{"queue", "replay", "1", "--filter", "code=unavailable", "--reason", "x"},     // both
+		{"queue", "replay", "--filter", "all,code=unavailable", "--reason", "x"},      // all and a condition
+		{"queue", "replay", "--all", "--filter", "code=unavailable", "--reason", "x"}, // both ways
+	} {
+		if code, _, errs := ctl(t, h, coord, bad...); code != exitUsage || strings.TrimSpace(errs) == "" {
+			t.Errorf("%v: exit %d %s", bad, code, errs)
+		}
+	}
+
+	code, out, errs = ctl(t, h, coord, "queue", "replay", "--filter", "code=unavailable", "--reason", "the case system is back")
+	if code != 0 || !strings.Contains(out, "Done: 300 of 300 replayed") {
+		t.Fatalf("replay: exit %d %s\n%s", code, errs, out)
+	}
+	h.Eventually("300 more documents", func() bool { return len(h.CaseSys.Documents()) == 301 })
+	if code, out, _ = ctl(t, h, coord, "queue", "replay", "--filter", "code=unavailable", "--reason", "again"); code != 0 || !strings.Contains(out, "No parked letters match code=unavailable") {
+		t.Fatalf("again: exit %d\n%s", code, out)
+	}
+	code, out, _ = ctl(t, h, coord, "queue", "bulk-replays")
+	if code != 0 || !strings.Contains(out, "koordinator") || !strings.Contains(out, "done") {
+		t.Fatalf("bulk-replays: exit %d\n%s", code, out)
+	}
+	bulkID := strings.Fields(strings.Split(out, "\n")[1])[0]
+	code, out, _ = ctl(t, h, coord, "queue", "bulk-replays", bulkID, "-o", "json")
+	var r struct {
+		State    string
+		Replayed int
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &r) != nil || r.State != "done" || r.Replayed != 300 {
+		t.Fatalf("bulk-replays %s -o json: exit %d\n%s", bulkID, code, out)
+	}
+	// --all --destination is a replay by filter: the 20 case_closed.
+	code, out, errs = ctl(t, h, coord, "queue", "replay", "--all", "--destination", "casefile", "--reason", "case reopened", "--no-wait")
+	if code != 0 || !strings.Contains(out, "20 parked letters matching destination=casefile") || !strings.Contains(out, "samhubctl queue bulk-replays ") {
+		t.Fatalf("--all --no-wait: exit %d %s\n%s", code, errs, out)
+	}
+	h.Eventually("the queue empty", func() bool {
+		c, _ := h.App.Hub.Queue().Count(context.Background(), retryq.Filter{})
+		return c.Total == 0
+	})
 }

@@ -33,6 +33,7 @@ type App struct {
 	Sims     *Simulators
 
 	log     *slog.Logger
+	replica *broker.Replica
 	cancel  context.CancelFunc
 	runDone chan error
 	httpErr <-chan error
@@ -50,14 +51,23 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, mounts ...
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data_dir: %w", err)
 	}
+	// The replica's lease holder name, kept in the data directory: after a
+	// crash the restarted hub takes its sources' leases up at once.
+	rep, err := broker.ClaimReplica(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	a.replica = rep
 	sims, err := StartSimulators(cfg.Simulators, log)
 	if err != nil {
+		rep.Release()
 		return nil, err
 	}
 	a.Sims = sims
 	b, err := broker.Open(ctx, cfg.NATS, log)
 	if err != nil {
 		sims.Close()
+		rep.Release()
 		return nil, err
 	}
 	a.Broker = b
@@ -66,18 +76,28 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, mounts ...
 	a.Registry = reg
 	hctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	hub, err := pipeline.New(hctx, pipeline.Options{Config: cfg, Broker: b, Logger: log, Registry: reg})
+	hub, err := pipeline.New(hctx, pipeline.Options{Config: cfg, Broker: b, Logger: log, Registry: reg, Holder: rep.ID})
 	if err != nil {
 		b.Close()
 		sims.Close()
+		rep.Release()
 		return nil, err
 	}
 	a.Hub = hub
 	a.HTTP = httpapi.New(hub, httpapi.NewUsers(cfg.Console.Users), reg, log)
+	proxies, err := httpapi.ParseProxies(cfg.HTTP.TrustedProxies)
+	if err != nil {
+		b.Close()
+		sims.Close()
+		rep.Release()
+		return nil, fmt.Errorf("http.trusted_proxies: %w", err)
+	}
+	a.HTTP.TrustProxies(proxies)
 	for _, m := range mounts {
 		if err := m(a.HTTP); err != nil {
 			b.Close()
 			sims.Close()
+			rep.Release()
 			return nil, err
 		}
 	}
@@ -88,6 +108,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, mounts ...
 		runCancel()
 		b.Close()
 		sims.Close()
+		rep.Release()
 		return nil, err
 	}
 	a.HTTPAddr, a.httpErr = addr, httpErr
@@ -122,5 +143,6 @@ func (a *App) Stop() error {
 	}
 	a.Broker.Close()
 	a.Sims.Close()
+	a.replica.Release()
 	return err
 }

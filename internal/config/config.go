@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -15,6 +16,9 @@ import (
 	"sort"
 	"strings"
 	"time"
+	// The zone database in the binary: console.time_zone must load on a
+	// distroless image too, which has none.
+	_ "time/tzdata"
 
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/viper"
@@ -59,6 +63,10 @@ type HTTP struct {
 	// hub must listen on loopback or behind a TLS-terminating proxy.
 	TLSCertFile string `mapstructure:"tls_cert_file"`
 	TLSKeyFile  string `mapstructure:"tls_key_file"`
+	// TrustedProxies are the reverse proxies (addresses or CIDR prefixes)
+	// whose X-Forwarded-For names the client: login throttling and the
+	// audit log then see the client's address, not the proxy's.
+	TrustedProxies []string `mapstructure:"trusted_proxies"`
 }
 
 // NATS: URL empty means the embedded server.
@@ -76,7 +84,7 @@ type TLS = tlsclient.Files
 
 // Embedded configures the in-process nats-server.
 type Embedded struct {
-	Listen   string `mapstructure:"listen"` // host:port for other processes (samhubctl, tools); "" = no TCP listener beyond loopback random port
+	Listen   string `mapstructure:"listen"` // host:port for other processes (backups, the nats CLI); "" = no TCP listener at all
 	StoreDir string `mapstructure:"store_dir"`
 	MaxStore string `mapstructure:"max_store"` // e.g. "10GB"
 	// Encryption at rest: the key comes from a file or an environment
@@ -86,6 +94,11 @@ type Embedded struct {
 	OldKeyFile string `mapstructure:"old_key_file"` // set during key rotation
 	Cipher     string `mapstructure:"cipher"`       // chacha (default) or aes
 	TLS        TLS    `mapstructure:"tls"`          // required to listen beyond loopback
+	// ToolsPasswordFile receives, at every start, the password of the
+	// samhub-tools user that other processes (backups, the nats CLI) use
+	// on the listener. Written only when listen is set; default
+	// <data_dir>/nats-tools.password.
+	ToolsPasswordFile string `mapstructure:"tools_password_file"`
 }
 
 // Streams sizes the JetStream streams the hub owns.
@@ -123,9 +136,11 @@ type Pipeline struct {
 	SinkTimeout    time.Duration `mapstructure:"sink_timeout"`
 	MaxInFlight    int           `mapstructure:"max_in_flight"`
 	// AckWait is how long JetStream waits before it hands an unacknowledged
-	// letter to another consumer instance. Held letters are kept alive, so
-	// it bounds only how soon letters come back after a crash, or after a
-	// restart of the embedded server (which forgets Naks).
+	// letter to another consumer instance. A letter the hub holds (in a
+	// sink call, in backoff, behind its thread) is kept alive with an
+	// in-progress signal every AckWait/3, so AckWait need not cover a sink
+	// call: it bounds how soon the letters a crashed hub held come back,
+	// which is why the default (DefaultAckWait) is short.
 	AckWait       time.Duration `mapstructure:"ack_wait"`
 	ShutdownGrace time.Duration `mapstructure:"shutdown_grace"`
 	// InlineMaxBytes is the largest letter stored as one message; above it
@@ -229,6 +244,9 @@ type SimConfig struct {
 // Console configures the API's users (console and samhubctl).
 type Console struct {
 	Language string `mapstructure:"language"`
+	// TimeZone is the IANA zone the console shows times in, and reads
+	// the times a coordinator types in (default Europe/Copenhagen).
+	TimeZone string `mapstructure:"time_zone"`
 	// SecureCookies marks session cookies Secure even when the hub itself
 	// serves plain HTTP behind a TLS-terminating proxy.
 	SecureCookies bool   `mapstructure:"secure_cookies"`
@@ -241,6 +259,11 @@ type User struct {
 	PasswordHash string `mapstructure:"password_hash"`
 	TokenHash    string `mapstructure:"token_hash"` // sha256 hex of an API token for samhubctl
 }
+
+// DefaultAckWait is pipeline.ack_wait's default: letters a killed hub held
+// are delivered again within about this long after it restarts. It is also
+// the least allowed.
+const DefaultAckWait = 3 * time.Second
 
 // Sectors lists the valid destination sectors.
 var Sectors = []string{"municipality", "gp", "parents", "region_psychiatry", "school_ppr", "internal"}
@@ -274,11 +297,12 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("pipeline.backoff_max", 5*time.Minute)
 	v.SetDefault("pipeline.sink_timeout", 30*time.Second)
 	v.SetDefault("pipeline.max_in_flight", 256)
-	v.SetDefault("pipeline.ack_wait", 30*time.Second)
+	v.SetDefault("pipeline.ack_wait", DefaultAckWait)
 	v.SetDefault("pipeline.shutdown_grace", 20*time.Second)
 	v.SetDefault("pipeline.inline_max_bytes", "1MB")
 	v.SetDefault("pipeline.blob_gc_interval", time.Hour)
 	v.SetDefault("console.language", "en")
+	v.SetDefault("console.time_zone", "Europe/Copenhagen")
 }
 
 // Load reads path (may be empty for defaults only) and the environment.
@@ -322,6 +346,9 @@ func Load(path string) (*Config, error) {
 	}
 	if c.NATS.Embedded.StoreDir == "" {
 		c.NATS.Embedded.StoreDir = filepath.Join(c.DataDir, "jetstream")
+	}
+	if c.NATS.Embedded.ToolsPasswordFile == "" {
+		c.NATS.Embedded.ToolsPasswordFile = filepath.Join(c.DataDir, "nats-tools.password")
 	}
 	return &c, c.Validate()
 }
@@ -404,11 +431,23 @@ func (c *Config) Validate() error {
 	if (c.HTTP.TLSCertFile == "") != (c.HTTP.TLSKeyFile == "") {
 		bad("http.tls_cert_file", "set both http.tls_cert_file and http.tls_key_file")
 	}
+	for i, p := range c.HTTP.TrustedProxies {
+		if _, err := netip.ParsePrefix(p); err != nil {
+			if _, err := netip.ParseAddr(p); err != nil {
+				bad(fmt.Sprintf("http.trusted_proxies[%d]", i), "must be an IP address or a CIDR prefix such as 10.0.0.0/8 (got %q)", p)
+			}
+		}
+	}
 	if c.NATS.URL != "" {
 		for _, u := range strings.Split(c.NATS.URL, ",") {
 			pu, err := url.Parse(strings.TrimSpace(u))
 			if err != nil || (pu.Scheme != "nats" && pu.Scheme != "tls") || pu.Host == "" {
 				bad("nats.url", "must be a nats:// or tls:// URL list, e.g. tls://nats-1:4222")
+				break
+			}
+			// nats.tls set makes nats.go insist on TLS whatever the scheme.
+			if pu.Scheme == "nats" && !isLoopback(pu.Hostname()) && c.NATS.TLS == (TLS{}) {
+				bad("nats.url", "%s is plaintext to an address beyond loopback, where anyone on the path reads every letter; use tls://%s with nats.tls.ca_file", pu.Host, pu.Host)
 				break
 			}
 		}
@@ -486,8 +525,8 @@ func (c *Config) Validate() error {
 	if c.Pipeline.SinkTimeout <= 0 {
 		bad("pipeline.sink_timeout", "must be positive")
 	}
-	if c.Pipeline.AckWait < 3*time.Second {
-		bad("pipeline.ack_wait", "must be at least 3s")
+	if c.Pipeline.AckWait < DefaultAckWait {
+		bad("pipeline.ack_wait", "must be at least %s (letters held by the hub are kept alive every ack_wait/3)", DefaultAckWait)
 	}
 	if c.Pipeline.MaxInFlight < 1 {
 		bad("pipeline.max_in_flight", "must be at least 1")
@@ -671,6 +710,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Console.Language != "en" && c.Console.Language != "da" {
 		bad("console.language", "must be en or da")
+	}
+	if _, err := time.LoadLocation(c.Console.TimeZone); err != nil || c.Console.TimeZone == "" || c.Console.TimeZone == "Local" {
+		bad("console.time_zone", "must be an IANA time zone such as Europe/Copenhagen or UTC")
 	}
 	return errors.Join(errs...)
 }

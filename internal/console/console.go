@@ -1,7 +1,7 @@
 // Package console is the coordinator's web console, served by the hub under
 // /console/: login with bcrypt passwords, server-side sessions, CSRF tokens
 // on every form, role checks on every page, and pages for the overview, the
-// retry queue, a letter's journey (content only after an audited "show"),
+// retry queue, rejected files, a letter's journey (content only after an audited "show"),
 // search and the audit log. HTML is rendered on the server from embedded
 // templates; the only script is a "select all" checkbox.
 package console
@@ -14,18 +14,22 @@ import (
 	"html/template"
 	"io/fs"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/text/language"
+	"golang.org/x/text/message"
 
 	"github.com/samhub/samhub/internal/config"
 	"github.com/samhub/samhub/internal/httpapi"
+	"github.com/samhub/samhub/internal/throttle"
 	"github.com/samhub/samhub/pipeline"
 	"github.com/samhub/samhub/pipeline/audit"
+	"github.com/samhub/samhub/pipeline/journey"
 )
 
 //go:embed templates/*.html
@@ -70,11 +74,13 @@ type Console struct {
 	srv      *httpapi.Server
 	hub      *pipeline.Hub
 	lang     string
+	loc      *time.Location // console.time_zone: times are shown and read in it
 	users    map[string]config.User
 	dummy    []byte // bcrypt hash compared for unknown users, so they take as long as known ones
 	pages    map[string]*template.Template
 	sessions *sessions
-	lockout  *lockout
+	guard    *throttle.Limiter
+	devices  devices
 	opts     Options
 	log      *slog.Logger
 	now      func() time.Time
@@ -82,7 +88,7 @@ type Console struct {
 	today    todayCounter
 }
 
-var pageNames = []string{"login", "overview", "queue", "journey", "search", "consents", "audit", "error"}
+var pageNames = []string{"login", "overview", "queue", "replay", "bulk", "release", "journey", "search", "consents", "audit", "rejected", "error"}
 
 // New builds the console for s. Configuration mistakes are reported with
 // the key at fault.
@@ -100,8 +106,20 @@ func New(s *httpapi.Server, cfg config.Console, o Options) (*Console, error) {
 	if lang != "en" && lang != "da" {
 		return nil, fmt.Errorf("console.language: must be en or da, not %q", cfg.Language)
 	}
-	c := &Console{srv: s, hub: s.Hub(), lang: lang, users: map[string]config.User{}, opts: o, log: o.Logger, now: o.Now,
-		sessions: newSessions(o.Now), lockout: &lockout{fails: map[string][]time.Time{}, now: o.Now}}
+	zone := cfg.TimeZone
+	if zone == "" {
+		zone = "Europe/Copenhagen"
+	}
+	loc, err := time.LoadLocation(zone)
+	if err != nil || zone == "Local" {
+		return nil, fmt.Errorf("console.time_zone: must be an IANA time zone such as Europe/Copenhagen, not %q", cfg.TimeZone)
+	}
+	c := &Console{srv: s, hub: s.Hub(), lang: lang, loc: loc, users: map[string]config.User{}, opts: o, log: o.Logger, now: o.Now,
+		sessions: newSessions(o.Now), devices: newDevices()}
+	guard := LoginThrottle
+	guard.Now = o.Now
+	guard.Known = func(name string) bool { _, ok := c.users[name]; return ok }
+	c.guard = throttle.New(guard)
 	cost := bcrypt.DefaultCost
 	for i, u := range cfg.Users {
 		key := fmt.Sprintf("console.users[%d]", i)
@@ -125,14 +143,23 @@ func New(s *httpapi.Server, cfg config.Console, o Options) (*Console, error) {
 		return nil, err
 	}
 	c.dummy = dummy
-	if c.pages, err = parsePages(lang); err != nil {
+	if c.pages, err = parsePages(lang, loc, o.Now); err != nil {
 		return nil, err
 	}
 	c.handler = c.routes()
 	return c, nil
 }
 
-func parsePages(lang string) (map[string]*template.Template, error) {
+// formatNum writes a count as the language does: 10,000 or 10.000.
+func formatNum(lang string, n int) string {
+	tag := language.English
+	if lang == "da" {
+		tag = language.Danish
+	}
+	return message.NewPrinter(tag).Sprintf("%d", n)
+}
+
+func parsePages(lang string, loc *time.Location, now func() time.Time) (map[string]*template.Template, error) {
 	funcs := template.FuncMap{
 		"t":       func(key string, args ...any) string { return tr(lang, key, args...) },
 		"step":    func(s string) string { return trOr(lang, "step."+s, s) },
@@ -140,9 +167,24 @@ func parsePages(lang string) (map[string]*template.Template, error) {
 		"scope":   func(s any) string { v := fmt.Sprint(s); return trOr(lang, "scope."+v, v) },
 		"role":    func(s string) string { return trOr(lang, "role."+s, s) },
 		"explain": func(code, detail string) Explanation { return explainCode(lang, code, detail) },
-		"when":    when,
-		"age":     func(t time.Time) string { return age(lang, t) },
+		"when":    func(t time.Time) string { return when(t, loc) },
+		"age":     func(t time.Time) string { return age(lang, t, now()) },
 		"path":    url.PathEscape,
+		"num":     func(n int) string { return formatNum(lang, n) },
+		// tn translates a text about n things, in the singular for one.
+		"tn": func(key string, n int) string {
+			if _, ok := messages[key+".one"]; ok && n == 1 {
+				key += ".one"
+			}
+			return tr(lang, key, formatNum(lang, n))
+		},
+		"note":    func(ev journey.Event) string { return journeyNote(lang, ev) },
+		"action":  func(s string) string { return trOr(lang, "a.action."+s, s) },
+		"result":  func(s string) string { return auditResult(lang, s) },
+		"reason":  func(s string) string { return trOr(lang, "a.reason."+s, s) },
+		"givenBy": func(s string) string { return trOr(lang, "givenby."+s, s) },
+		"zone":    func() string { return loc.String() },
+		"rcode":   func(code string) string { return trOr(lang, "rcode."+code, "") },
 	}
 	out := map[string]*template.Template{}
 	for _, p := range pageNames {
@@ -155,18 +197,20 @@ func parsePages(lang string) (map[string]*template.Template, error) {
 	return out, nil
 }
 
-func when(t time.Time) string {
+// when shows a time in the console's zone, with the zone's abbreviation
+// (CET or CEST for Europe/Copenhagen), so nobody has to guess.
+func when(t time.Time, loc *time.Location) string {
 	if t.IsZero() {
 		return "–"
 	}
-	return t.Local().Format("2006-01-02 15:04:05")
+	return t.In(loc).Format("2006-01-02 15:04:05 MST")
 }
 
-func age(lang string, t time.Time) string {
+func age(lang string, t, now time.Time) string {
 	if t.IsZero() {
 		return "–"
 	}
-	d := time.Since(t).Round(time.Minute)
+	d := now.Sub(t).Round(time.Minute)
 	days, hours, mins := int(d.Hours())/24, int(d.Hours())%24, int(d.Minutes())%60
 	unit := map[string][3]string{"en": {"d", "h", "min"}, "da": {"d", "t", "min"}}[lang]
 	switch {
@@ -192,6 +236,11 @@ func (c *Console) routes() http.Handler {
 	mux.Handle("GET /console/overview", c.page(c.overview, httpapi.RoleCoordinator, httpapi.RoleOperations))
 	mux.Handle("GET /console/queue", c.page(c.queue, coord...))
 	mux.Handle("POST /console/queue", c.page(c.queueAction, coord...))
+	mux.Handle("GET /console/queue/replay", c.page(c.replayPreview, coord...))
+	mux.Handle("POST /console/queue/replay", c.page(c.replayStart, coord...))
+	mux.Handle("GET /console/queue/replays/{id}", c.page(c.replayProgress, coord...))
+	mux.Handle("GET /console/queue/release", c.page(c.releaseForm, coord...))
+	mux.Handle("POST /console/queue/release", c.page(c.releaseThread, coord...))
 	mux.Handle("GET /console/letters/{id}", c.page(c.journey, coord...))
 	mux.Handle("POST /console/letters/{id}/content", c.page(c.showContent, coord...))
 	mux.Handle("GET /console/search", c.page(c.search, coord...))
@@ -199,6 +248,8 @@ func (c *Console) routes() http.Handler {
 	mux.Handle("GET /console/consents", c.page(c.consentForm, coord...))
 	mux.Handle("POST /console/consents", c.page(c.consentRecord, coord...))
 	mux.Handle("GET /console/audit", c.page(c.auditLog, httpapi.RoleAuditor))
+	mux.Handle("GET /console/rejected", c.page(c.rejected, coord...))
+	mux.Handle("POST /console/rejected", c.page(c.putBack, coord...))
 	mux.Handle("/console/", c.page(func(w http.ResponseWriter, r *http.Request, _ *session) { c.fail(w, r, http.StatusNotFound) }, any...))
 	// Browsers' Sec-Fetch-Site/Origin headers refuse cross-site form posts
 	// before the CSRF token is even looked at: two independent guards.
@@ -271,15 +322,18 @@ type navItem struct {
 
 // view is what every page template gets.
 type view struct {
-	Lang   string
-	Title  string
-	User   string
-	Role   string
-	CSRF   string
-	Nav    []navItem
-	Flash  []string
-	Errors []string
-	Data   any
+	Lang string
+	// Refresh reloads the page after so many seconds (a bulk replay's
+	// progress); 0: never.
+	Refresh int
+	Title   string
+	User    string
+	Role    string
+	CSRF    string
+	Nav     []navItem
+	Flash   []string
+	Errors  []string
+	Data    any
 }
 
 type errorPage struct{ Message, Hint string }
@@ -295,6 +349,7 @@ func (c *Console) nav(ses *session, current string) []navItem {
 		add("/console/queue", "nav.queue")
 		add("/console/search", "nav.search")
 		add("/console/consents", "nav.consents")
+		add("/console/rejected", "nav.rejected")
 	case httpapi.RoleOperations:
 		add("/console/overview", "nav.overview")
 	case httpapi.RoleAuditor:
@@ -304,7 +359,11 @@ func (c *Console) nav(ses *session, current string) []navItem {
 }
 
 func (c *Console) render(w http.ResponseWriter, r *http.Request, ses *session, status int, page string, data any, errs ...string) {
-	v := view{Lang: c.lang, Title: tr(c.lang, "app.title"), Data: data, Errors: errs}
+	c.renderView(w, r, ses, status, page, data, 0, errs...)
+}
+
+func (c *Console) renderView(w http.ResponseWriter, r *http.Request, ses *session, status int, page string, data any, refresh int, errs ...string) {
+	v := view{Lang: c.lang, Title: tr(c.lang, "app.title"), Data: data, Errors: errs, Refresh: refresh}
 	if ses != nil {
 		v.User, v.Role, v.CSRF = ses.user, ses.role, ses.csrf
 		v.Nav = c.nav(ses, r.URL.Path)
@@ -335,18 +394,13 @@ func (c *Console) internal(w http.ResponseWriter, r *http.Request, what string, 
 	c.fail(w, r, http.StatusInternalServerError)
 }
 
-func actor(r *http.Request, ses *session) pipeline.Actor {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	return pipeline.Actor{Name: ses.user, Role: ses.role, Remote: host}
+func (c *Console) actor(r *http.Request, ses *session) pipeline.Actor {
+	return pipeline.Actor{Name: ses.user, Role: ses.role, Remote: c.srv.ClientAddr(r).String()}
 }
 
 func (c *Console) audit(ctx context.Context, r *http.Request, rec audit.Record) error {
 	if rec.Remote == "" {
-		host, _, _ := net.SplitHostPort(r.RemoteAddr)
-		rec.Remote = host
+		rec.Remote = c.srv.ClientAddr(r).String()
 	}
 	return c.hub.Audit().Append(ctx, rec)
 }
@@ -396,26 +450,41 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	}
 	name, pw := strings.TrimSpace(r.PostForm.Get("user")), r.PostForm.Get("password")
 	u, known := c.users[name]
+	// The typed name is recorded only when it names a user: it may be a
+	// password or a CPR typed into the wrong field.
+	actorName, role := "unknown-user", ""
+	if known {
+		actorName, role = name, u.Role
+	}
+	attempt := throttle.Attempt{Source: c.srv.ClientAddr(r), User: name}
+	if ck, err := r.Cookie(deviceCookie); err == nil && known {
+		attempt.Device, _ = c.devices.check(ck.Value, name)
+	}
+	ctx := r.Context()
+	// A throttled attempt is refused before its password is looked at, so
+	// waiting cannot be skipped by guessing right.
+	if v := c.guard.Check(attempt); !v.Allowed {
+		wait := httpapi.RetryAfter(v.Wait)
+		reason := fmt.Sprintf("%s: %d failed logins; next attempt in %s", throttleReason[v.Scope], v.Fails, wait)
+		if v.Scope == throttle.ScopeGlobal {
+			reason = fmt.Sprintf("%s: more than %v login attempts a second; next attempt in %s", throttleReason[v.Scope], LoginThrottle.Rate, wait)
+		}
+		c.srv.Throttled(r, "console", v, audit.Record{Actor: actorName, Role: role, Action: "login-throttled", Target: "console", Result: "denied", Reason: reason})
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())))
+		c.showLogin(w, r, http.StatusTooManyRequests, "", tr(c.lang, "login.throttled", wait.String()))
+		return
+	}
 	hash := c.dummy
 	if known {
 		hash = []byte(u.PasswordHash)
 	}
-	locked := known && c.lockout.locked(name)
-	// Always one bcrypt comparison, whether the user exists or is locked.
-	ok := bcrypt.CompareHashAndPassword(hash, []byte(pw)) == nil && known && !locked
-	ctx := r.Context()
+	// Always one bcrypt comparison, whether the user exists or not.
+	ok := bcrypt.CompareHashAndPassword(hash, []byte(pw)) == nil && known
 	if !ok {
-		rec := audit.Record{Action: "login-failed", Target: "console", Result: "denied"}
-		switch {
-		case !known:
-			// The typed name is not recorded: it may be a password or a CPR
-			// typed into the wrong field.
-			rec.Actor, rec.Reason = "unknown-user", "unknown user name"
-		case locked:
-			rec.Actor, rec.Role, rec.Reason = name, u.Role, "locked: 5 failed logins within 15 minutes"
-		default:
-			rec.Actor, rec.Role, rec.Reason = name, u.Role, "wrong password"
-			c.lockout.fail(name)
+		c.guard.Failed(attempt)
+		rec := audit.Record{Actor: actorName, Role: role, Action: "login-failed", Target: "console", Result: "denied", Reason: "wrong password"}
+		if !known {
+			rec.Reason = "unknown user name"
 		}
 		if err := c.audit(ctx, r, rec); err != nil {
 			c.log.ErrorContext(r.Context(), "console: audit failed login", "err", err)
@@ -428,7 +497,10 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		c.internal(w, r, "audit login", err)
 		return
 	}
-	c.lockout.reset(name)
+	c.guard.Succeeded(attempt)
+	// This browser is now known for this user: a later login from it is
+	// not held up by guesses against the name from elsewhere.
+	c.setCookie(w, r, deviceCookie, c.devices.issue(name), "/console/login", int(deviceMaxAge.Seconds()))
 	if old := c.session(r); old != nil {
 		c.sessions.remove(old.id)
 	}
@@ -440,6 +512,14 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		next = "/console/"
 	}
 	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+// throttleReason names a throttle's scope in the audit record.
+var throttleReason = map[string]string{
+	throttle.ScopeSource: "this address",
+	throttle.ScopeUser:   "this user name",
+	throttle.ScopeDevice: "this browser",
+	throttle.ScopeGlobal: "all addresses together",
 }
 
 func (c *Console) logout(w http.ResponseWriter, r *http.Request, ses *session) {

@@ -1,6 +1,12 @@
 package console
 
-import "fmt"
+import (
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/samhub/samhub/pipeline/journey"
+)
 
 // The console speaks English or Danish (config console.language). The
 // catalogue is a plain map so a missing translation is visible in review:
@@ -21,7 +27,8 @@ var messages = map[string][2]string{
 	"login.user":                {"User name", "Brugernavn"},
 	"login.password":            {"Password", "Adgangskode"},
 	"login.submit":              {"Log in", "Log ind"},
-	"login.failed":              {"Wrong user name or password, or too many failed attempts. After 5 failed attempts you must wait 15 minutes.", "Forkert brugernavn eller adgangskode, eller for mange mislykkede forsøg. Efter 5 mislykkede forsøg skal du vente 15 minutter."},
+	"login.failed":              {"Wrong user name or password.", "Forkert brugernavn eller adgangskode."},
+	"login.throttled":           {"Too many failed attempts. Try again in %s.", "For mange mislykkede forsøg. Prøv igen om %s."},
 	"login.expired":             {"The login form expired. Please try again.", "Login-formularen er udløbet. Prøv igen."},
 	"form.expired":              {"The form expired or did not come from this console. Reload the page and try again.", "Formularen er udløbet eller kom ikke fra denne konsol. Genindlæs siden, og prøv igen."},
 	"err.forbidden":             {"Your role may not see this page.", "Din rolle må ikke se denne side."},
@@ -45,7 +52,7 @@ var messages = map[string][2]string{
 	"ov.none":                   {"Nothing is parked. All letters were delivered or are on their way.", "Intet er parkeret. Alle breve er leveret eller på vej."},
 	"ov.toqueue":                {"Open the retry queue", "Åbn fejlkøen"},
 	"q.title":                   {"Retry queue", "Fejlkø"},
-	"q.help":                    {"Letters here could not be delivered, also after several tries. Each row says what went wrong and what to do. Replay sends the letter again to the same destination; discard removes it for good. Both need a reason and are recorded in the audit log.", "Brevene her kunne ikke leveres, heller ikke efter flere forsøg. Hver række fortæller, hvad der gik galt, og hvad du skal gøre. \"Send igen\" sender brevet igen til samme modtager; \"Kassér\" fjerner det for altid. Begge kræver en begrundelse og skrives i revisionsloggen."},
+	"q.help":                    {"Letters here could not be delivered, also after several tries. Each row says what went wrong and what to do. Narrow the list with the filter; the count says how many match, and \"Replay all that match\" sends them all again after a preview. Replay sends a letter again to the same destination; discard removes it for good. Both need a reason and are recorded in the audit log.", "Brevene her kunne ikke leveres, heller ikke efter flere forsøg. Hver række fortæller, hvad der gik galt, og hvad du skal gøre. Indsnævr listen med filteret; tallet viser, hvor mange der passer, og \"Send alle, der passer, igen\" sender dem alle igen efter en forhåndsvisning. \"Send igen\" sender et brev igen til samme modtager; \"Kassér\" fjerner det for altid. Begge kræver en begrundelse og skrives i revisionsloggen."},
 	"q.filter":                  {"Filter", "Filtrér"},
 	"q.all":                     {"all", "alle"},
 	"q.code":                    {"Reason", "Årsag"},
@@ -58,7 +65,7 @@ var messages = map[string][2]string{
 	"q.attempts":                {"Attempts", "Forsøg"},
 	"q.what":                    {"What went wrong", "Hvad gik galt"},
 	"q.todo":                    {"What to do", "Hvad skal du gøre"},
-	"q.details":                 {"Details", "Detaljer"},
+	"q.details":                 {"Technical detail for operations", "Teknisk detalje til drift"},
 	"q.letter":                  {"Letter", "Brev"},
 	"q.reason":                  {"Reason for your action (required, no personal data)", "Begrundelse for handlingen (skal udfyldes, ingen personoplysninger)"},
 	"q.replay":                  {"Replay selected", "Send valgte igen"},
@@ -70,6 +77,31 @@ var messages = map[string][2]string{
 	"q.failed":                  {"No. %d: %s", "Nr. %d: %s"},
 	"q.notparked":               {"it is no longer in the queue (someone else may have handled it)", "det er ikke længere i køen (en anden har måske håndteret det)"},
 	"q.stilldenied":             {"No. %d was replayed, but %s It will be parked again until that is fixed.", "Nr. %d er sendt igen, men %s Det bliver parkeret igen, indtil det er rettet."},
+	"nav.rejected":              {"Rejected files", "Afviste filer"},
+	"r.title":                   {"Rejected files", "Afviste filer"},
+	"r.help":                    {"Files the MedCom drop folder could not accept, newest first, with the reason. If a good letter was refused (for example taken before its writer had finished, or refused by a limit that has since been raised), put it back: the hub reads it again as if it had just arrived. A file whose sender already got an acknowledgement cannot be put back: ask the sender to send the letter again. Putting back needs a reason and is recorded in the audit log.", "Filer, som MedCom-mappen ikke kunne modtage, nyeste først, med årsagen. Er et godt brev blevet afvist (fx taget, før afsenderen var færdig med at skrive det, eller afvist af en grænse, der siden er hævet), så læg det tilbage: hubben læser det igen, som var det lige ankommet. En fil, hvis afsender allerede har fået en kvittering, kan ikke lægges tilbage: bed afsenderen sende brevet igen. At lægge tilbage kræver en begrundelse og skrives i revisionsloggen."},
+	"r.empty":                   {"No rejected files.", "Ingen afviste filer."},
+	"r.file":                    {"File", "Fil"},
+	"r.bytes":                   {"bytes", "byte"},
+	"r.at":                      {"Rejected", "Afvist"},
+	"r.why":                     {"Why", "Hvorfor"},
+	"r.answered":                {"The sender got an acknowledgement for it; it cannot be put back.", "Afsenderen har fået en kvittering for den; den kan ikke lægges tilbage."},
+	"r.putback":                 {"Put selected back into in/", "Læg valgte tilbage i in/"},
+	"r.none.selected":           {"Select at least one file.", "Vælg mindst én fil."},
+	"r.done":                    {"Put back %d file(s); the hub reads them again now.", "%d fil(er) lagt tilbage; hubben læser dem igen nu."},
+	"r.failed":                  {"%s: %s", "%s: %s"},
+	"r.gone":                    {"it is no longer among the rejected files (someone else may have handled it)", "den er ikke længere blandt de afviste filer (en anden har måske håndteret den)"},
+	"r.isanswered":              {"the sender was already answered: ask the sender to send the letter again under a new letter id", "afsenderen har allerede fået svar: bed afsenderen sende brevet igen med et nyt brev-id"},
+	"rcode.syntax":              {"Not well-formed XML or JSON: damaged, or taken before its writer had finished.", "Ikke gyldig XML eller JSON: beskadiget, eller taget før afsenderen var færdig med at skrive den."},
+	"rcode.charset":             {"The characters do not match the declared character set.", "Tegnene passer ikke til det angivne tegnsæt."},
+	"rcode.invalid":             {"The letter breaks the MedCom standard; the details name the element.", "Brevet overholder ikke MedCom-standarden; detaljerne nævner elementet."},
+	"rcode.unsupported":         {"A message type or version the hub does not read.", "En meddelelsestype eller version, som hubben ikke læser."},
+	"rcode.too_large":           {"Larger than the hub accepts (max_bytes).", "Større end hubben modtager (max_bytes)."},
+	"rcode.letter_too_large":    {"The hub could not store the letter: too large even with its attachments stored apart.", "Hubben kunne ikke gemme brevet: for stort, også med bilagene gemt for sig."},
+	"rcode.dtd":                 {"Contains a DOCTYPE/ENTITY declaration, which MedCom letters never do (a possible attack).", "Indeholder en DOCTYPE/ENTITY-erklæring, hvad MedCom-breve aldrig gør (muligvis et angreb)."},
+	"rcode.too_deep":            {"Nested deeper than any MedCom letter (a possible attack).", "Dybere indlejret end noget MedCom-brev (muligvis et angreb)."},
+	"rcode.too_many_tokens":     {"More markup than any MedCom letter has (a possible attack).", "Mere opmærkning end noget MedCom-brev har (muligvis et angreb)."},
+	"rcode.too_long":            {"One value or text is longer than MedCom allows.", "En værdi eller tekst er længere, end MedCom tillader."},
 	"j.title":                   {"Letter journey", "Brevets vej"},
 	"j.letter":                  {"Letter", "Brev"},
 	"j.kind":                    {"Kind", "Type"},
@@ -167,6 +199,141 @@ var messages = map[string][2]string{
 	"kind.note":                 {"note", "notat"},
 	"kind.recommendation":       {"recommendation", "anbefaling"},
 	"kind.discharge-note":       {"discharge note", "epikrise"},
+
+	// The retry queue at outage scale: filters, pages, held threads, replaying
+	// all that match, and the time zone.
+	"tz.note":              {"Times are shown in the time zone %s.", "Tidspunkter vises i tidszonen %s."},
+	"q.older":              {"Parked more than … ago", "Parkeret for mere end … siden"},
+	"q.older.hour":         {"1 hour", "1 time"},
+	"q.older.hours":        {"%d hours", "%d timer"},
+	"q.older.day":          {"1 day", "1 døgn"},
+	"q.older.days":         {"%d days", "%d døgn"},
+	"q.older.week":         {"1 week", "1 uge"},
+	"q.older.weeks":        {"%d weeks", "%d uger"},
+	"q.after":              {"Parked from", "Parkeret fra"},
+	"q.before":             {"Parked before", "Parkeret før"},
+	"q.time.bad":           {"%s: must be a date and a time, e.g. 2026-03-04 09:30.", "%s: skal være en dato og et klokkeslæt, fx 2026-03-04 09:30."},
+	"q.thread":             {"Thread id", "Tråd-id"},
+	"q.thread.hint":        {"as on the letter's page", "som på brevets side"},
+	"q.threadtoken":        {"Only the letters of one thread (code %s).", "Kun brevene i én tråd (kode %s)."},
+	"q.size":               {"Per page", "Pr. side"},
+	"q.reset":              {"Clear the filter", "Nulstil filteret"},
+	"q.count":              {"%s parked letters.", "%s parkerede breve."},
+	"q.count.one":          {"%s parked letter.", "%s parkeret brev."},
+	"q.count.filtered":     {"%s parked letters match the filter.", "%s parkerede breve passer på filteret."},
+	"q.count.filtered.one": {"%s parked letter matches the filter.", "%s parkeret brev passer på filteret."},
+	"q.showing":            {"Showing %s–%s.", "Viser %s–%s."},
+	"q.replayall":          {"Replay all that match (%s) …", "Send alle, der passer, igen (%s) …"},
+	"q.pastend":            {"This page is past the end of the list.", "Siden ligger efter listens slutning."},
+	"q.pages":              {"Pages", "Sider"},
+	"q.page.first":         {"First", "Første"},
+	"q.page.prev":          {"Previous", "Forrige"},
+	"q.page.next":          {"Next", "Næste"},
+	"q.page.last":          {"Last", "Sidste"},
+	"q.page.of":            {"Page %s of %s", "Side %s af %s"},
+	"q.held.what":          {"Waits for an earlier letter of its thread.", "Venter på et tidligere brev i samme tråd."},
+	"q.held.waitsfor":      {"It waits for letter", "Det venter på brev"},
+	"q.held.since":         {"parked since %s", "parkeret siden %s"},
+	"q.held.gone":          {"The thread is no longer held; the letter goes on shortly.", "Tråden holdes ikke længere tilbage; brevet sendes videre om lidt."},
+	"q.held.do":            {"It goes on by itself once the earlier letter is delivered or discarded. If it need not wait:", "Det sendes videre af sig selv, når det tidligere brev er leveret eller kasseret. Skal det ikke vente:"},
+	"q.held.release":       {"Release the thread …", "Frigiv tråden …"},
+	"q.blocks":             {"Later letters of its thread wait for this one.", "Senere breve i tråden venter på dette."},
+	"q.selected.help":      {"Replay or discard the letters you ticked on this page.", "Send de breve, du har markeret på denne side, igen, eller kassér dem."},
+	"q.badid":              {"No. %s: not a number from this list.", "Nr. %s: er ikke et nummer fra listen."},
+	"rp.title":             {"Replay all that match", "Send alle, der passer, igen"},
+	"rp.nothing":           {"No parked letters match (any more).", "Ingen parkerede breve passer (længere)."},
+	"rp.back":              {"Back to the retry queue", "Tilbage til fejlkøen"},
+	"rp.lead":              {"%s parked letters will be sent again to the destination that failed.", "%s parkerede breve bliver sendt igen til den modtager, der fejlede."},
+	"rp.lead.one":          {"%s parked letter will be sent again to the destination that failed.", "%s parkeret brev bliver sendt igen til den modtager, der fejlede."},
+	"rp.filter":            {"Which letters:", "Hvilke breve:"},
+	"rp.help":              {"The hub sends them one by one in the order they were parked, in the background, and you can follow how far it is. Letters parked after this count are not included. The replay is recorded in the audit log once, with the filter, the number and your reason.", "Hubben sender dem ét ad gangen i den rækkefølge, de blev parkeret, i baggrunden, og du kan følge, hvor langt den er. Breve, der parkeres efter denne optælling, kommer ikke med. Genafsendelsen skrives én gang i revisionsloggen med filteret, antallet og din begrundelse."},
+	"rp.held":              {"%s of them wait for an earlier letter of their thread: they go on only after that letter is delivered.", "%s af dem venter på et tidligere brev i deres tråd: de sendes først videre, når det brev er leveret."},
+	"rp.consent":           {"%s of them were parked for want of consent: they park again unless the consent is recorded first.", "%s af dem blev parkeret på grund af manglende samtykke: de parkeres igen, medmindre samtykket registreres først."},
+	"rp.count":             {"Letters", "Breve"},
+	"rp.first":             {"The first %d", "De første %d"},
+	"rp.confirm.help":      {"Write why you send these %s letters again. Press the button once: pressing it again does not send them twice.", "Skriv, hvorfor du sender disse %s breve igen. Tryk én gang på knappen: trykker du igen, sendes de ikke to gange."},
+	"rp.confirm":           {"Send %s letters again", "Send %s breve igen"},
+	"rp.confirm.one":       {"Send %s letter again", "Send %s brev igen"},
+	"rp.cancel":            {"Cancel", "Annullér"},
+	"b.title":              {"Replay of all that match", "Genafsendelse af alle, der passer"},
+	"b.recent":             {"Replays of all that match", "Genafsendelser af alle, der passer"},
+	"b.short":              {"%s of %s sent again", "%s af %s sendt igen"},
+	"b.state.running":      {"Running", "I gang"},
+	"b.state.done":         {"Done", "Færdig"},
+	"b.state.stopped":      {"Stopped", "Stoppet"},
+	"b.state.interrupted":  {"Interrupted", "Afbrudt"},
+	"b.refresh":            {"this page updates itself", "siden opdaterer sig selv"},
+	"b.filter":             {"Which letters", "Hvilke breve"},
+	"b.planned":            {"Letters to send again", "Breve, der skal sendes igen"},
+	"b.replayed":           {"Sent again", "Sendt igen"},
+	"b.stilldenied":        {"Sent again, but still without consent (they park again)", "Sendt igen, men stadig uden samtykke (de parkeres igen)"},
+	"b.gone":               {"No longer in the queue when reached (someone else handled them)", "Ikke længere i køen, da de blev nået (en anden har håndteret dem)"},
+	"b.failed":             {"Could not be sent again", "Kunne ikke sendes igen"},
+	"b.by":                 {"Started by", "Startet af"},
+	"b.reason":             {"Reason", "Begrundelse"},
+	"b.started":            {"Started", "Startet"},
+	"b.finished":           {"Ended", "Afsluttet"},
+	"b.interrupted.help":   {"The hub stopped while sending. What was sent stays sent; the rest is still parked. Send the rest to go on.", "Hubben stoppede undervejs. Det, der er sendt, forbliver sendt; resten ligger stadig i fejlkøen. Send resten igen for at fortsætte."},
+	"b.stopped.help":       {"The hub could not store the letters several times in a row and stopped. Tell operations; when the hub works again, send the rest.", "Hubben kunne flere gange i træk ikke gemme brevene og stoppede. Kontakt drift; når hubben fungerer igen, så send resten."},
+	"b.stilldenied.help":   {"Letters without consent were parked again. Record the consent, then send them again.", "Breve uden samtykke er parkeret igen. Registrér samtykket, og send dem så igen."},
+	"b.failures":           {"Not sent again", "Ikke sendt igen"},
+	"b.failures.help":      {"These letters are still parked. Operations can see why in the hub log.", "Disse breve ligger stadig i fejlkøen. Drift kan se årsagen i hubbens log."},
+	"b.again":              {"Send the rest again …", "Send resten igen …"},
+	"b.back":               {"Back to the retry queue", "Tilbage til fejlkøen"},
+	"rel.title":            {"Release a held thread", "Frigiv en tilbageholdt tråd"},
+	"rel.notheld":          {"This thread is not held back (any more).", "Tråden holdes ikke tilbage (længere)."},
+	"rel.what":             {"%s later letter(s) of this thread wait at %s for letter", "%s senere brev(e) i tråden venter hos %s på brev"},
+	"rel.help":             {"Releasing the thread sends the waiting letters on to the destination in their order, without the earlier letter, which stays in the retry queue. Do it only if they do not depend on it. The release is recorded in the audit log with your reason.", "Frigiver du tråden, sendes de ventende breve videre til modtageren i deres rækkefølge uden det tidligere brev, som bliver i fejlkøen. Gør det kun, hvis de ikke afhænger af det. Frigivelsen skrives i revisionsloggen med din begrundelse."},
+	"rel.confirm":          {"Release the thread", "Frigiv tråden"},
+	"rel.done":             {"The thread is released: its waiting letters go on to %s in their order.", "Tråden er frigivet: de ventende breve sendes videre til %s i deres rækkefølge."},
+	"d.destination":        {"destination %s", "modtager %s"},
+	"d.code":               {"reason %s", "årsag %s"},
+	"d.thread":             {"thread %s", "tråd %s"},
+	"d.after":              {"parked from %s", "parkeret fra %s"},
+	"d.before":             {"parked before %s", "parkeret før %s"},
+	"d.upto":               {"counted up to no. %d", "optalt til og med nr. %d"},
+	"d.all":                {"all parked letters", "alle parkerede breve"},
+
+	// Journey notes: the hub's own notes on a step, said in words.
+	"n.delivered":     {"Delivered.", "Leveret."},
+	"n.existing":      {"The destination had it already; no second copy was made.", "Modtageren havde det allerede; der blev ikke lavet en kopi mere."},
+	"n.bulk":          {"Sent again with all that matched a filter (replay %s).", "Sendt igen sammen med alle, der passede på et filter (genafsendelse %s)."},
+	"n.ack.positive":  {"Positive acknowledgement.", "Positiv kvittering."},
+	"n.ack.negative":  {"Negative acknowledgement: the receiver refused the letter.", "Negativ kvittering: modtageren afviste brevet."},
+	"n.ack.transient": {"The receiver has a passing problem; the letter is sent again by itself.", "Modtageren har et forbigående problem; brevet sendes igen af sig selv."},
+
+	// Names the console showed untranslated before.
+	"kind.acknowledgement":   {"acknowledgement", "kvittering"},
+	"kind.notification":      {"notice", "meddelelse"},
+	"step.held":              {"waits for an earlier letter of its thread", "venter på et tidligere brev i tråden"},
+	"step.released":          {"released to go on", "frigivet til at blive sendt videre"},
+	"givenby.custody-holder": {"custody holder", "forældremyndighedsindehaver"},
+	"givenby.young-person":   {"young person (15–17)", "den unge (15–17 år)"},
+
+	// The audit log's actions, results and the system's own reasons.
+	"a.action.login":             {"logged in", "loggede ind"},
+	"a.action.login-failed":      {"failed login", "mislykket login"},
+	"a.action.logout":            {"logged out", "loggede ud"},
+	"a.action.replay":            {"replayed a letter", "sendte et brev igen"},
+	"a.action.replay-filter":     {"replayed all that matched a filter", "sendte alle, der passede på et filter, igen"},
+	"a.action.discard":           {"discarded a letter", "kasserede et brev"},
+	"a.action.release-thread":    {"released a held thread", "frigav en tilbageholdt tråd"},
+	"a.action.show-content":      {"showed a letter's content", "viste et brevs indhold"},
+	"a.action.search-cpr":        {"searched by CPR number", "søgte på CPR-nummer"},
+	"a.action.consent-record":    {"recorded a consent", "registrerede et samtykke"},
+	"a.action.consent-withdraw":  {"recorded a withdrawal of consent", "registrerede en tilbagekaldelse af samtykke"},
+	"a.action.consent-read":      {"read a child's consents", "læste et barns samtykker"},
+	"a.result.ok":                {"ok", "ok"},
+	"a.result.denied":            {"denied", "afvist"},
+	"a.result.shown":             {"shown", "vist"},
+	"a.result.searched":          {"searched", "søgt"},
+	"a.result.recorded":          {"recorded", "registreret"},
+	"a.result.started":           {"started", "startet"},
+	"a.result.bulk":              {"%s: %s sent again (%s still without consent), %s no longer parked, %s failed, of %s", "%s: %s sendt igen (%s stadig uden samtykke), %s ikke længere i køen, %s fejlede, af %s"},
+	"a.result.retry queue":       {"retry queue", "fejlkøen"},
+	"a.reason.unknown user name": {"unknown user name", "ukendt brugernavn"},
+	"a.reason.wrong password":    {"wrong password", "forkert adgangskode"},
+	"a.reason.console login":     {"console login", "login i konsollen"},
 }
 
 func tr(lang, key string, args ...any) string {
@@ -231,6 +398,10 @@ var (
 		what: [2]string{"The hub could not convert the letter into the format the destination needs.", "Hubben kunne ikke omsætte brevet til det format, modtageren skal bruge."},
 		do:   [2]string{"Tell operations and give them the letter id. If the letter can be sent another way, discard this copy with a reason.", "Kontakt drift, og giv dem brevets id. Kan brevet sendes på anden vis, så kassér denne kopi med en begrundelse."},
 	}
+	gatewayAnswer = explain{
+		what: [2]string{"The receiving system answered with something the hub could not use.", "Det modtagende system svarede med noget, hubben ikke kunne bruge."},
+		do:   [2]string{"Tell operations; replay when the system answers properly again.", "Kontakt drift; send igen, når systemet svarer korrekt igen."},
+	}
 	attachments = explain{
 		what: [2]string{"The receiving system refused the attachments (too large, or a file type it does not accept).", "Det modtagende system afviste bilagene (for store eller en filtype, det ikke modtager)."},
 		do:   [2]string{"Ask the sender for a smaller file or another format, then discard this copy with a reason.", "Bed afsenderen om en mindre fil eller et andet format, og kassér så denne kopi med en begrundelse."},
@@ -283,9 +454,26 @@ var explanations = map[string]explain{
 	"unreadable": {
 		what: [2]string{"The stored letter could not be read.", "Det gemte brev kunne ikke læses."},
 		do:   [2]string{"Tell operations and give them the letter id.", "Kontakt drift, og giv dem brevets id."}},
+	"thread_held": {
+		what: [2]string{"Waits for an earlier letter of its thread, parked at the same destination.", "Venter på et tidligere brev i samme tråd, der er parkeret hos samme modtager."},
+		do:   [2]string{"It goes on by itself once the earlier letter is delivered or discarded; if it need not wait, release the thread.", "Det sendes videre af sig selv, når det tidligere brev er leveret eller kasseret; skal det ikke vente, så frigiv tråden."}},
+	"negative_ack": {
+		what: [2]string{"The receiver refused the letter with a negative acknowledgement.", "Modtageren afviste brevet med en negativ kvittering."},
+		do:   [2]string{"The technical detail has the receiver's error code. Fix the cause (receiver or content), then replay: it is sent under new MedCom ids. If it should not go there, discard it with a reason.", "Den tekniske detalje har modtagerens fejlkode. Ret årsagen (modtager eller indhold), og send så igen: brevet sendes med nye MedCom-id'er. Skal det ikke derhen, så kassér det med en begrundelse."}},
+	"receiver_unresolved": {
+		what: [2]string{"The hub cannot tell whom the letter is for at this destination.", "Hubben kan ikke afgøre, hvem brevet skal til hos denne modtager."},
+		do:   [2]string{"Check the receiver (GLN or SOR) in the letter, and ask operations to check the hub's receiver directory; then replay.", "Tjek modtageren (GLN eller SOR) i brevet, og bed drift tjekke hubbens modtagerkatalog; send så igen."}},
+	"receiver_format": {
+		what: [2]string{"The receiver directory names no MedCom format the hub writes for this receiver.", "Modtagerkataloget angiver intet MedCom-format, hubben kan skrive til denne modtager."},
+		do:   [2]string{"Ask operations to correct the receiver directory, then replay.", "Bed drift rette modtagerkataloget, og send så igen."}},
+	"blob_missing": {
+		what: [2]string{"A stored part of the letter (its original or an attachment) is missing from the hub's store.", "En gemt del af brevet (originalen eller et bilag) mangler i hubbens lager."},
+		do:   [2]string{"Tell operations and give them the letter id. If it cannot be restored, ask the sender to send it again and discard this copy with a reason.", "Kontakt drift, og giv dem brevets id. Kan det ikke genskabes, så bed afsenderen sende det igen, og kassér denne kopi med en begrundelse."}},
 	"unclassified": {
 		what: [2]string{"An unexpected error happened.", "Der skete en uventet fejl."},
 		do:   [2]string{"Tell operations and give them the letter id; replay when they have checked it.", "Kontakt drift, og giv dem brevets id; send igen, når de har tjekket det."}},
+	"bad_bundle": gatewayAnswer, "bad_metadata": gatewayAnswer, "bad_patient": gatewayAnswer, "bad_resource": gatewayAnswer, "foreign_link": gatewayAnswer, "fhir_version": gatewayAnswer,
+	"busy": unavailable, "blob_unavailable": hubStorage,
 	"unavailable": unavailable, "server_error": unavailable, "network": unavailable, "timeout": unavailable, "throttled": unavailable,
 	"http_503": unavailable, "token_unreachable": unavailable, "token_unavailable": unavailable, "request_in_progress": unavailable, "cancelled": unavailable,
 	"auth_rejected": refusedAccess, "auth_failed": refusedAccess, "forbidden": refusedAccess, "auth_unsupported": refusedAccess,
@@ -307,10 +495,52 @@ func explainCode(lang, code, detail string) Explanation {
 	if e, ok := explanations[code]; ok {
 		return Explanation{What: e.what[i], Do: e.do[i], Consent: e.consent}
 	}
+	// The adapter's own reason is English: the Danish console says in
+	// Danish that the destination refused, and shows the reason as the
+	// technical detail.
 	what := detail
 	if what == "" {
 		what = code
 	}
+	if lang == "da" {
+		what = "Modtageren kunne ikke tage imod brevet (se den tekniske detalje)."
+	}
 	do := [2]string{"Fix the cause at the destination, then replay. If the letter should not go there, discard it with a reason.", "Ret årsagen hos modtageren, og send så igen. Skal brevet ikke derhen, så kassér det med en begrundelse."}
 	return Explanation{What: what, Do: do[i]}
+}
+
+// journeyNote says in words what a journey step's code or reason means:
+// the hub's own notes are English, the Danish console says them in Danish.
+func journeyNote(lang string, ev journey.Event) string {
+	switch {
+	case ev.Step == journey.Delivered && (ev.Code == "delivered" || ev.Code == "existing"):
+		return tr(lang, "n."+ev.Code)
+	case ev.Step == journey.Acknowledged:
+		switch ev.Code {
+		case "positive", "ok":
+			return tr(lang, "n.ack.positive")
+		case "transient-error":
+			return tr(lang, "n.ack.transient")
+		case "negative", "vans-negative", "fatal-error":
+			return tr(lang, "n.ack.negative")
+		}
+	case ev.Code == "" && strings.HasPrefix(ev.Reason, "bulk replay "):
+		return tr(lang, "n.bulk", strings.TrimPrefix(ev.Reason, "bulk replay "))
+	}
+	if ev.Code != "" {
+		return explainCode(lang, ev.Code, ev.Reason).What
+	}
+	return ev.Reason
+}
+
+// bulkResult is how pipeline.runBulk words a bulk replay's outcome in the
+// audit log.
+var bulkResult = regexp.MustCompile(`^(done|stopped|interrupted|running): replayed (\d+) \(still denied (\d+)\), gone (\d+), failed (\d+) of (\d+)$`)
+
+// auditResult says an audit record's result in the console's language.
+func auditResult(lang, s string) string {
+	if m := bulkResult.FindStringSubmatch(s); m != nil {
+		return tr(lang, "a.result.bulk", tr(lang, "b.state."+m[1]), m[2], m[3], m[4], m[5], m[6])
+	}
+	return trOr(lang, "a.result."+s, s)
 }

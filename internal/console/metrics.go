@@ -75,11 +75,11 @@ type todayCounter struct {
 func (t *todayCounter) count(now time.Time, total, processStart float64) (float64, time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	local := now.Local()
+	local := now // in the console's zone: its day is the coordinator's
 	day := local.Format("2006-01-02")
 	if t.day != day || total < t.base { // a new day, or the counter was reset
 		t.day = day
-		midnight := time.Date(local.Year(), local.Month(), local.Day(), 0, 0, 0, 0, time.Local)
+		midnight := time.Date(local.Year(), local.Month(), local.Day(), 0, 0, 0, 0, now.Location())
 		start := time.Unix(int64(processStart), 0)
 		if processStart > 0 && !start.Before(midnight) {
 			t.base, t.since = 0, start

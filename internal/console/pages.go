@@ -9,13 +9,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/samhub/samhub/adapters"
 	"github.com/samhub/samhub/internal/httpapi"
 	"github.com/samhub/samhub/pipeline"
 	"github.com/samhub/samhub/pipeline/audit"
 	"github.com/samhub/samhub/pipeline/broker"
 	"github.com/samhub/samhub/pipeline/letter"
 	"github.com/samhub/samhub/pipeline/retryq"
-	"github.com/samhub/samhub/pipeline/route"
 )
 
 // --- overview ----------------------------------------------------------------
@@ -66,112 +66,65 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request, ses *session)
 	}
 	sort.Slice(p.Rows, func(i, j int) bool { return p.Rows[i].Name < p.Rows[j].Name })
 	sums, seen := c.metricSums(r, "samhub_letters_received_total", "samhub_medcom_acks_missing", "process_start_time_seconds")
-	today, since := c.today.count(c.now(), sums["samhub_letters_received_total"], sums["process_start_time_seconds"])
+	today, since := c.today.count(c.now().In(c.loc), sums["samhub_letters_received_total"], sums["process_start_time_seconds"])
 	p.Today, p.TodaySince = int(today), since
 	p.Acks, p.AcksMeasure = int(sums["samhub_medcom_acks_missing"]), seen["samhub_medcom_acks_missing"]
 	c.render(w, r, ses, http.StatusOK, "overview", p)
 }
 
-// --- retry queue -------------------------------------------------------------
+// --- rejected files ------------------------------------------------------------
 
-type queuePage struct {
-	Entries      []retryq.Entry
-	Destinations []string
-	Codes        []string
-	Destination  string
-	Code         string
+type rejectedPage struct {
+	Entries []pipeline.Rejected
 }
 
-func (c *Console) queue(w http.ResponseWriter, r *http.Request, ses *session) {
-	q := r.URL.Query()
-	p := queuePage{Destinations: c.hub.Destinations(), Destination: q.Get("destination"), Code: q.Get("code")}
-	all, err := c.hub.Queue().List(r.Context(), retryq.Filter{Destination: p.Destination, Limit: 2000})
+func (c *Console) rejected(w http.ResponseWriter, r *http.Request, ses *session) {
+	list, err := c.hub.ListRejected(r.Context(), 500)
 	if err != nil {
-		c.internal(w, r, "queue list", err)
+		c.internal(w, r, "rejected list", err)
 		return
 	}
-	codes := map[string]bool{}
-	for _, e := range all {
-		codes[e.LastError.Code] = true
-		if p.Code == "" || e.LastError.Code == p.Code {
-			p.Entries = append(p.Entries, e)
-		}
-	}
-	for code := range codes {
-		p.Codes = append(p.Codes, code)
-	}
-	sort.Strings(p.Codes)
-	c.render(w, r, ses, http.StatusOK, "queue", p)
+	c.render(w, r, ses, http.StatusOK, "rejected", rejectedPage{Entries: list})
 }
 
-// queueAction replays or discards the selected entries. Each is audited by
-// the hub (pipeline.Hub.Replay/Discard) before it happens.
-func (c *Console) queueAction(w http.ResponseWriter, r *http.Request, ses *session) {
+// putBack gives the selected rejected files back to their source; each is
+// audited by the hub (pipeline.Hub.PutBack) before it happens.
+func (c *Console) putBack(w http.ResponseWriter, r *http.Request, ses *session) {
 	f := r.PostForm
 	reason := strings.TrimSpace(f.Get("reason"))
-	back := "/console/queue"
-	if d, code := f.Get("destination"), f.Get("code"); d != "" || code != "" {
-		back += "?destination=" + urlQuery(d) + "&code=" + urlQuery(code)
-	}
 	var errs []string
-	if len(f["seq"]) == 0 {
-		errs = append(errs, tr(c.lang, "q.none.selected"))
+	if len(f["file"]) == 0 {
+		errs = append(errs, tr(c.lang, "r.none.selected"))
 	}
 	if reason == "" {
 		errs = append(errs, tr(c.lang, "q.reason.required"))
-	}
-	action := f.Get("action")
-	if action != "replay" && action != "discard" {
-		errs = append(errs, tr(c.lang, "form.expired"))
 	}
 	if len(errs) > 0 {
 		for _, e := range errs {
 			c.sessions.addFlash(ses, e)
 		}
-		http.Redirect(w, r, back, http.StatusSeeOther)
+		http.Redirect(w, r, "/console/rejected", http.StatusSeeOther)
 		return
 	}
-	a := actor(r, ses)
+	a := c.actor(r, ses)
 	done := 0
-	for _, s := range f["seq"] {
-		seq, err := retryq.ParseSeq(s)
-		if err != nil {
-			c.sessions.addFlash(ses, err.Error())
-			continue
-		}
-		var dec route.Decision
-		if action == "replay" {
-			dec, err = c.hub.Replay(r.Context(), a, seq, reason, false)
-		} else {
-			err = c.hub.Discard(r.Context(), a, seq, reason)
-		}
+	for _, v := range f["file"] {
+		source, id, _ := strings.Cut(v, "/")
+		err := c.hub.PutBack(r.Context(), a, source, id, reason)
 		switch {
-		case errors.Is(err, retryq.ErrNotParked):
-			c.sessions.addFlash(ses, tr(c.lang, "q.failed", seq, tr(c.lang, "q.notparked")))
+		case errors.Is(err, adapters.ErrUnknownInput):
+			c.sessions.addFlash(ses, tr(c.lang, "r.failed", id, tr(c.lang, "r.gone")))
+		case errors.Is(err, adapters.ErrAnswered):
+			c.sessions.addFlash(ses, tr(c.lang, "r.failed", id, tr(c.lang, "r.isanswered")))
 		case err != nil:
-			c.log.ErrorContext(r.Context(), "console: "+action, "seq", seq, "err", err)
-			c.sessions.addFlash(ses, tr(c.lang, "q.failed", seq, tr(c.lang, "err.internal")))
+			c.log.Error("console: put back", "source", source, "err", err)
+			c.sessions.addFlash(ses, tr(c.lang, "r.failed", id, tr(c.lang, "err.internal")))
 		default:
 			done++
-			if action == "replay" && dec.Verdict == route.Deny {
-				e := explainCode(c.lang, dec.Code, dec.Reason)
-				c.sessions.addFlash(ses, tr(c.lang, "q.stilldenied", seq, lowerFirst(e.What)))
-			}
 		}
 	}
-	key := "q.replayed"
-	if action == "discard" {
-		key = "q.discarded"
-	}
-	c.sessions.addFlash(ses, tr(c.lang, key, done))
-	http.Redirect(w, r, back, http.StatusSeeOther)
-}
-
-func lowerFirst(s string) string {
-	if s == "" {
-		return s
-	}
-	return strings.ToLower(s[:1]) + s[1:]
+	c.sessions.addFlash(ses, tr(c.lang, "r.done", done))
+	http.Redirect(w, r, "/console/rejected", http.StatusSeeOther)
 }
 
 // --- journey -----------------------------------------------------------------
@@ -402,7 +355,7 @@ func (c *Console) consentRecord(w http.ResponseWriter, r *http.Request, ses *ses
 		cons.Form = "written"
 	}
 	if d := strings.TrimSpace(f.Get("givenAt")); d != "" {
-		t, err := time.ParseInLocation("2006-01-02", d, time.Local)
+		t, err := time.ParseInLocation("2006-01-02", d, c.loc)
 		if err != nil {
 			errs = append(errs, tr(c.lang, "c.date.bad"))
 		}

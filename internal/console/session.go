@@ -1,19 +1,24 @@
 package console
 
 import (
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/samhub/samhub/internal/throttle"
 )
 
 const (
 	idleTimeout   = 30 * time.Minute
 	maxLifetime   = 12 * time.Hour // a working day; then log in again
-	lockFailures  = 5
-	lockWindow    = 15 * time.Minute
 	sessionCookie = "samhub_console"
 	loginCookie   = "samhub_login"
+	deviceCookie  = "samhub_device"
+	deviceMaxAge  = 90 * 24 * time.Hour
 )
 
 // session is one logged-in browser. Sessions live in this process's memory:
@@ -110,42 +115,61 @@ func (s *sessions) takeFlash(ses *session) []string {
 	return f
 }
 
-// lockout counts failed logins per configured user name: five failures in
-// fifteen minutes lock the name until the oldest of them ages out. Unknown
-// names are not tracked (they can never log in), which keeps the map bounded
-// by the number of configured users.
-type lockout struct {
-	mu    sync.Mutex
-	fails map[string][]time.Time
-	now   func() time.Time
+// LoginThrottle slows password guessing at the console without locking
+// anyone out (package throttle): per source address five free failures,
+// then 1 s doubling to 15 minutes; per user name ten free failures, then
+// 1 s doubling to 5 minutes, except from a browser that logged in as that
+// user before (its device cookie), which has its own count like an
+// address; and at most 5 checked attempts a second (bursts of 20) from
+// browsers without such a cookie. A key without failures for an hour
+// starts afresh.
+var LoginThrottle = throttle.Config{
+	Source: throttle.Policy{Free: 5, Base: time.Second, Max: 15 * time.Minute, Forget: time.Hour},
+	User:   throttle.Policy{Free: 10, Base: time.Second, Max: 5 * time.Minute, Forget: time.Hour},
+	Device: throttle.Policy{Free: 5, Base: time.Second, Max: 15 * time.Minute, Forget: time.Hour},
+	Rate:   5,
+	Burst:  20,
 }
 
-func (l *lockout) recent(name string, now time.Time) []time.Time {
-	var keep []time.Time
-	for _, t := range l.fails[name] {
-		if now.Sub(t) < lockWindow {
-			keep = append(keep, t)
-		}
+// devices issues and checks device cookies: proof that this browser logged
+// in as a user before. The key lives in this process only; after a restart
+// every browser is new again (and sessions are gone anyway).
+type devices struct{ key []byte }
+
+func newDevices() devices {
+	k := make([]byte, 32)
+	if _, err := rand.Read(k); err != nil {
+		panic("console: crypto/rand failed: " + err.Error())
 	}
-	l.fails[name] = keep
-	return keep
+	return devices{key: k}
 }
 
-func (l *lockout) locked(name string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.recent(name, l.now())) >= lockFailures
+func (d devices) mac(user, id string) string {
+	m := hmac.New(sha256.New, d.key)
+	m.Write([]byte(user))
+	m.Write([]byte{0})
+	m.Write([]byte(id))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
-func (l *lockout) fail(name string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := l.now()
-	l.fails[name] = append(l.recent(name, now), now)
+// issue returns a cookie value for user with a fresh device id.
+func (d devices) issue(user string) string {
+	id := randomToken()[:22] // 128 bits
+	return base64.RawURLEncoding.EncodeToString([]byte(user)) + "." + id + "." + d.mac(user, id)
 }
 
-func (l *lockout) reset(name string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	delete(l.fails, name)
+// check returns the device id of value when it was issued for user.
+func (d devices) check(value, user string) (string, bool) {
+	parts := strings.Split(value, ".")
+	if len(parts) != 3 {
+		return "", false
+	}
+	u, err := base64.RawURLEncoding.DecodeString(parts[0])
+	if err != nil || string(u) != user {
+		return "", false
+	}
+	if !hmac.Equal([]byte(parts[2]), []byte(d.mac(user, parts[1]))) {
+		return "", false
+	}
+	return parts[1], true
 }

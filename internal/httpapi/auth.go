@@ -5,10 +5,15 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
+	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/samhub/samhub/internal/config"
+	"github.com/samhub/samhub/internal/throttle"
+	"github.com/samhub/samhub/pipeline/audit"
 )
 
 // Roles.
@@ -79,13 +84,53 @@ func (s *Server) bearer(next http.Handler) http.Handler {
 		}
 		h := r.Header.Get("Authorization")
 		if tok, ok := strings.CutPrefix(h, "Bearer "); ok {
+			// An address that sent wrong tokens waits before its next token
+			// is even compared, so a weak token cannot be guessed quickly.
+			a := throttle.Attempt{Source: s.ClientAddr(r)}
+			if v := s.tokens.Check(a); !v.Allowed {
+				s.Throttled(r, "api", v, audit.Record{Actor: "unknown-token", Action: "api-token-throttled", Target: "api",
+					Reason: fmt.Sprintf("%d wrong API tokens from this address; next attempt in %s", v.Fails, RetryAfter(v.Wait)), Result: "denied"})
+				w.Header().Set("Retry-After", strconv.Itoa(int(RetryAfter(v.Wait).Seconds())))
+				problem(w, r, http.StatusTooManyRequests, "too_many_attempts", "too many wrong API tokens from this address; try again in "+RetryAfter(v.Wait).String())
+				return
+			}
 			if p, ok := s.users.ByToken(strings.TrimSpace(tok)); ok {
+				s.tokens.Succeeded(a)
 				next.ServeHTTP(w, r.WithContext(WithPrincipal(r.Context(), p)))
 				return
 			}
+			s.tokens.Failed(a)
 		}
 		problem(w, r, http.StatusUnauthorized, "unauthenticated", "a valid API token is required")
 	})
+}
+
+// TokenThrottle slows wrong API tokens per source address: twenty free, then
+// 1 s, doubling to 15 minutes; an address quiet for an hour starts afresh.
+// Tokens name no user and are cheap to compare, so there is no per-user or
+// global limit.
+var TokenThrottle = throttle.Config{Source: throttle.Policy{Free: 20, Base: time.Second, Max: 15 * time.Minute, Forget: time.Hour}}
+
+// RetryAfter rounds a wait up to whole seconds, as Retry-After carries it.
+func RetryAfter(d time.Duration) time.Duration {
+	return max(time.Second, (d + time.Second - 1).Truncate(time.Second))
+}
+
+// Throttled counts a refusal of surface's throttle and, the first time
+// for that key since its last failure, audits rec (with the client's
+// address), so a throttling is on record without one record per refused
+// attempt.
+func (s *Server) Throttled(r *http.Request, surface string, v throttle.Verdict, rec audit.Record) {
+	s.throttled.WithLabelValues(surface, v.Scope).Inc()
+	if !v.First || s.hub == nil {
+		return
+	}
+	if rec.Remote == "" {
+		rec.Remote = s.ClientAddr(r).String()
+	}
+	if err := s.hub.Audit().Append(r.Context(), rec); err != nil {
+		s.log.Error("audit a throttled login", "surface", surface, "err", err)
+	}
 }
 
 // allow wraps h so only the given roles reach it; checked on the server for

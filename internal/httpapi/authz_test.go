@@ -21,6 +21,10 @@ var policy = map[string][]string{
 	"POST /api/v1/queue/{seq}/replay":                   {httpapi.RoleCoordinator},
 	"POST /api/v1/queue/{seq}/discard":                  {httpapi.RoleCoordinator},
 	"POST /api/v1/queue/replay":                         {httpapi.RoleCoordinator},
+	"POST /api/v1/queue/search":                         {httpapi.RoleCoordinator},
+	"POST /api/v1/queue/bulk-replays":                   {httpapi.RoleCoordinator},
+	"GET /api/v1/queue/bulk-replays":                    {httpapi.RoleCoordinator},
+	"GET /api/v1/queue/bulk-replays/{id}":               {httpapi.RoleCoordinator},
 	"GET /api/v1/holds":                                 {httpapi.RoleCoordinator, httpapi.RoleOperations},
 	"POST /api/v1/holds/{destination}/{thread}/release": {httpapi.RoleCoordinator},
 	"GET /api/v1/letters/{id}/trace":                    {httpapi.RoleCoordinator},
@@ -29,6 +33,8 @@ var policy = map[string][]string{
 	"POST /api/v1/consents/lookup":                      {httpapi.RoleCoordinator},
 	"POST /api/v1/consents/revoke":                      {httpapi.RoleCoordinator},
 	"GET /api/v1/audit":                                 {httpapi.RoleAuditor},
+	"GET /api/v1/rejected":                              {httpapi.RoleCoordinator, httpapi.RoleOperations},
+	"POST /api/v1/rejected/{source}/{id}/put-back":      {httpapi.RoleCoordinator},
 }
 
 type caller struct {
@@ -54,6 +60,9 @@ func bodyFor(route string) []byte {
 	if strings.HasSuffix(route, "/queue/replay") {
 		return []byte(`{"seqs":[999999],"reason":"authorisation matrix test"}`)
 	}
+	if strings.HasSuffix(route, "/queue/bulk-replays") {
+		return []byte(`{"filter":{"destination":"nowhere"},"dryRun":true}`)
+	}
 	return []byte(`{"reason":"authorisation matrix test"}`)
 }
 
@@ -74,7 +83,7 @@ func TestAuthorisationMatrix(t *testing.T) {
 	}
 	for _, rt := range routes {
 		method, pattern, _ := strings.Cut(rt, " ")
-		path := strings.NewReplacer("{seq}", "999999", "{id}", "no-such-letter", "{destination}", "gp", "{thread}", "0000").Replace(pattern)
+		path := strings.NewReplacer("{seq}", "999999", "{id}", "no-such-letter", "{destination}", "gp", "{thread}", "0000", "{source}", "medcom").Replace(pattern)
 		for _, c := range callers {
 			t.Run(rt+" as "+c.name, func(t *testing.T) {
 				var body *bytes.Reader

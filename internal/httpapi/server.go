@@ -1,7 +1,8 @@
 // Package httpapi serves the hub's HTTP surface: health, readiness, Prometheus
 // metrics and the JSON API that the console and samhubctl use for the retry
-// queue, letter journeys, consents and the audit log. Every API route checks
-// the caller's role on the server and every human action is audited.
+// queue, rejected input, letter journeys, consents and the audit log. Every
+// API route checks the caller's role on the server and every human action is
+// audited.
 package httpapi
 
 import (
@@ -15,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -23,7 +25,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/samhub/samhub/adapters"
 	"github.com/samhub/samhub/internal/logging"
+	"github.com/samhub/samhub/internal/throttle"
 	"github.com/samhub/samhub/pipeline"
 	"github.com/samhub/samhub/pipeline/audit"
 	"github.com/samhub/samhub/pipeline/letter"
@@ -39,13 +43,28 @@ type Server struct {
 	mux      *http.ServeMux
 	// Extra lets the console mount itself (it wraps requests with its own
 	// session authentication before the API's bearer check).
-	extra []func(*http.ServeMux)
+	extra   []func(*http.ServeMux)
+	proxies []netip.Prefix // http.trusted_proxies
+
+	tokens    *throttle.Limiter      // wrong API tokens, per source address
+	throttled *prometheus.CounterVec // refusals of the console's and the API's throttles
 }
 
 // New builds the server. hub may be nil while the hub is starting: then
 // /readyz says not ready and the API answers 503.
 func New(hub *pipeline.Hub, users *Users, g prometheus.Gatherer, log *slog.Logger) *Server {
-	s := &Server{hub: hub, users: users, gatherer: g, log: log, mux: http.NewServeMux()}
+	s := &Server{hub: hub, users: users, gatherer: g, log: log, mux: http.NewServeMux(), tokens: throttle.New(TokenThrottle),
+		throttled: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "samhub_auth_throttled_total",
+			Help: "Login and API-token attempts refused unchecked because of earlier failures (surface: console, api; scope: source, user, device, global)."},
+			[]string{"surface", "scope"})}
+	if reg, ok := g.(prometheus.Registerer); ok {
+		if err := reg.Register(s.throttled); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if errors.As(err, &are) {
+				s.throttled = are.ExistingCollector.(*prometheus.CounterVec)
+			}
+		}
+	}
 	s.routes()
 	return s
 }
@@ -93,6 +112,10 @@ func (s *Server) routes() {
 	api("POST /api/v1/queue/{seq}/replay", allow(s.queueReplay, RoleCoordinator))
 	api("POST /api/v1/queue/{seq}/discard", allow(s.queueDiscard, RoleCoordinator))
 	api("POST /api/v1/queue/replay", allow(s.queueReplayMany, RoleCoordinator))
+	api("POST /api/v1/queue/search", allow(s.queueSearch, RoleCoordinator))
+	api("POST /api/v1/queue/bulk-replays", allow(s.bulkReplay, RoleCoordinator))
+	api("GET /api/v1/queue/bulk-replays", allow(s.bulkReplays, RoleCoordinator))
+	api("GET /api/v1/queue/bulk-replays/{id}", allow(s.bulkReplayShow, RoleCoordinator))
 	api("GET /api/v1/holds", allow(s.holds, RoleCoordinator, RoleOperations))
 	api("POST /api/v1/holds/{destination}/{thread}/release", allow(s.releaseThread, RoleCoordinator))
 	api("GET /api/v1/letters/{id}/trace", allow(s.letterTrace, RoleCoordinator))
@@ -101,13 +124,16 @@ func (s *Server) routes() {
 	api("POST /api/v1/consents/lookup", allow(s.consentLookup, RoleCoordinator))
 	api("POST /api/v1/consents/revoke", allow(s.consentRevoke, RoleCoordinator))
 	api("GET /api/v1/audit", allow(s.auditTail, RoleAuditor))
+	api("GET /api/v1/rejected", allow(s.rejectedList, RoleCoordinator, RoleOperations))
+	api("POST /api/v1/rejected/{source}/{id}/put-back", allow(s.rejectedPutBack, RoleCoordinator))
 }
 
 // Routes lists the API's method+path patterns (for the authorisation matrix test).
 func Routes() []string {
 	return []string{"GET /api/v1/whoami", "GET /api/v1/stats", "GET /api/v1/queue", "GET /api/v1/queue/{seq}", "POST /api/v1/queue/{seq}/replay",
-		"POST /api/v1/queue/{seq}/discard", "POST /api/v1/queue/replay", "GET /api/v1/holds", "POST /api/v1/holds/{destination}/{thread}/release", "GET /api/v1/letters/{id}/trace", "POST /api/v1/letters/{id}/content",
-		"POST /api/v1/consents", "POST /api/v1/consents/lookup", "POST /api/v1/consents/revoke", "GET /api/v1/audit"}
+		"POST /api/v1/queue/{seq}/discard", "POST /api/v1/queue/replay", "POST /api/v1/queue/search", "POST /api/v1/queue/bulk-replays", "GET /api/v1/queue/bulk-replays", "GET /api/v1/queue/bulk-replays/{id}", "GET /api/v1/holds", "POST /api/v1/holds/{destination}/{thread}/release", "GET /api/v1/letters/{id}/trace", "POST /api/v1/letters/{id}/content",
+		"POST /api/v1/consents", "POST /api/v1/consents/lookup", "POST /api/v1/consents/revoke", "GET /api/v1/audit",
+		"GET /api/v1/rejected", "POST /api/v1/rejected/{source}/{id}/put-back"}
 }
 
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
@@ -122,10 +148,9 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, 200, map[string]string{"status": "ready"})
 }
 
-func actor(r *http.Request) pipeline.Actor {
+func (s *Server) actor(r *http.Request) pipeline.Actor {
 	p, _ := PrincipalFrom(r.Context())
-	host, _, _ := net.SplitHostPort(r.RemoteAddr)
-	return pipeline.Actor{Name: p.Name, Role: p.Role, Remote: host}
+	return pipeline.Actor{Name: p.Name, Role: p.Role, Remote: s.ClientAddr(r).String()}
 }
 
 func (s *Server) whoami(w http.ResponseWriter, r *http.Request) {
@@ -152,23 +177,6 @@ func (s *Server) stats(w http.ResponseWriter, r *http.Request) {
 		held[d] = len(m)
 	}
 	writeJSON(w, 200, Stats{Parked: st, Held: held, Destinations: s.hub.Destinations()})
-}
-
-func (s *Server) queueList(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	limit, _ := strconv.Atoi(q.Get("limit"))
-	if limit <= 0 || limit > 5000 {
-		limit = 500
-	}
-	list, err := s.hub.Queue().List(r.Context(), retryq.Filter{Destination: q.Get("destination"), Code: q.Get("code"), Limit: limit})
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	if list == nil {
-		list = []retryq.Entry{}
-	}
-	writeJSON(w, 200, map[string]any{"entries": list})
 }
 
 func seqOf(r *http.Request) (uint64, error) { return retryq.ParseSeq(r.PathValue("seq")) }
@@ -225,7 +233,7 @@ func (s *Server) queueReplay(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	dec, err := s.hub.Replay(r.Context(), actor(r), seq, b.Reason, b.DryRun)
+	dec, err := s.hub.Replay(r.Context(), s.actor(r), seq, b.Reason, b.DryRun)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -262,7 +270,7 @@ func (s *Server) queueReplayMany(w http.ResponseWriter, r *http.Request) {
 	}
 	out := []result{}
 	for _, seq := range seqs {
-		dec, err := s.hub.Replay(r.Context(), actor(r), seq, b.Reason, b.DryRun)
+		dec, err := s.hub.Replay(r.Context(), s.actor(r), seq, b.Reason, b.DryRun)
 		res := result{Seq: seq, Decision: dec}
 		switch {
 		case errors.Is(err, retryq.ErrNotParked):
@@ -281,11 +289,46 @@ func (s *Server) queueDiscard(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if err := s.hub.Discard(r.Context(), actor(r), seq, b.Reason); err != nil {
+	if err := s.hub.Discard(r.Context(), s.actor(r), seq, b.Reason); err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	writeJSON(w, 200, map[string]any{"seq": seq, "discarded": true})
+}
+
+// rejectedList lists the input the sources refused and set aside (MedCom
+// files in error/) with the reason, newest first. Reasons and codes carry no
+// personal data; the files themselves are not served.
+func (s *Server) rejectedList(w http.ResponseWriter, r *http.Request) {
+	limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
+	if limit <= 0 || limit > 5000 {
+		limit = 500
+	}
+	list, err := s.hub.ListRejected(r.Context(), limit)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if list == nil {
+		list = []pipeline.Rejected{}
+	}
+	writeJSON(w, 200, map[string]any{"entries": list})
+}
+
+// rejectedPutBack gives a rejected file back to its source (MedCom: back
+// into in/), with a required reason; audited before it happens.
+func (s *Server) rejectedPutBack(w http.ResponseWriter, r *http.Request) {
+	var b actionBody
+	if err := readBody(r, &b); err != nil {
+		problem(w, r, 400, "bad-request", err.Error())
+		return
+	}
+	source, id := r.PathValue("source"), r.PathValue("id")
+	if err := s.hub.PutBack(r.Context(), s.actor(r), source, id, b.Reason); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, 200, map[string]any{"source": source, "id": id, "putBack": true})
 }
 
 // holds lists the threads held back behind a parked letter, per destination.
@@ -302,7 +345,7 @@ func (s *Server) releaseThread(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	dest, thread := r.PathValue("destination"), r.PathValue("thread")
-	if err := s.hub.ReleaseThread(r.Context(), actor(r), dest, thread, b.Reason); err != nil {
+	if err := s.hub.ReleaseThread(r.Context(), s.actor(r), dest, thread, b.Reason); err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -336,7 +379,7 @@ func (s *Server) letterContent(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	a := actor(r)
+	a := s.actor(r)
 	if err := s.hub.Audit().Append(r.Context(), audit.Record{Actor: a.Name, Role: a.Role, Remote: a.Remote, Action: "show-content", Target: "letter:" + id, Reason: b.Reason}); err != nil {
 		s.fail(w, r, err)
 		return
@@ -383,7 +426,7 @@ func (s *Server) consentRecord(w http.ResponseWriter, r *http.Request) {
 // recordConsent audits, then stores: a consent whose audit record cannot
 // be stored is not recorded.
 func (s *Server) recordConsent(w http.ResponseWriter, r *http.Request, action string, b consentBody) {
-	a := actor(r)
+	a := s.actor(r)
 	if err := s.hub.Audit().Append(r.Context(), audit.Record{Actor: a.Name, Role: a.Role, Remote: a.Remote, Action: action, Target: "patient:" + retryq.PatientToken(b.Patient), Reason: logging.Redact(b.Reason)}); err != nil {
 		s.fail(w, r, err)
 		return
@@ -437,7 +480,7 @@ func (s *Server) consentLookup(w http.ResponseWriter, r *http.Request) {
 		problem(w, r, 400, "bad-request", "patient: must be a CPR or replacement id")
 		return
 	}
-	a := actor(r)
+	a := s.actor(r)
 	if err := s.hub.Audit().Append(r.Context(), audit.Record{Actor: a.Name, Role: a.Role, Remote: a.Remote, Action: "consent-read", Target: "patient:" + retryq.PatientToken(b.Patient), Reason: logging.Redact(b.Reason)}); err != nil {
 		s.fail(w, r, err)
 		return
@@ -470,6 +513,9 @@ func (s *Server) auditTail(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	if queueErrors(w, r, err) {
+		return
+	}
 	switch {
 	case errors.Is(err, retryq.ErrNotParked):
 		problem(w, r, 404, "not-found", "no parked letter with that id")
@@ -479,6 +525,10 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		problem(w, r, 404, "not-found", "no thread held at that destination with that token (see GET /api/v1/holds)")
 	case errors.Is(err, pipeline.ErrReasonRequired):
 		problem(w, r, 400, "reason-required", "a reason is required (field: reason)")
+	case errors.Is(err, adapters.ErrUnknownInput):
+		problem(w, r, 404, "not-found", "no rejected file with that source and id")
+	case errors.Is(err, adapters.ErrAnswered):
+		problem(w, r, 409, "answered", adapters.ErrAnswered.Error())
 	default:
 		s.log.ErrorContext(r.Context(), "api error", "path", r.URL.Path, "err", err)
 		problem(w, r, 500, "internal", "the hub could not do this now; see the hub log")

@@ -4,13 +4,18 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/samhub/samhub/adapters"
+	"github.com/samhub/samhub/internal/config"
 	"github.com/samhub/samhub/pipeline/broker"
 	"github.com/samhub/samhub/pipeline/broker/brokertest"
 )
@@ -156,5 +161,150 @@ func TestLeaseRunsASourceOnOneReplicaAtATime(t *testing.T) {
 	case second := <-running:
 		t.Fatalf("%s started while %s held the lease", second, first)
 	case <-time.After(2 * time.Second):
+	}
+}
+
+// A restarted replica (same data directory) takes up the lease its previous
+// life held at once; a second live hub cannot take the same name.
+func TestReplicaNameIsKeptAndExclusive(t *testing.T) {
+	dir := t.TempDir()
+	r, err := broker.ClaimReplica(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.ID == "" {
+		t.Fatal("empty replica name")
+	}
+	if _, err := broker.ClaimReplica(dir); err == nil || !strings.Contains(err.Error(), "in use by another running samhub") {
+		t.Fatalf("a second claim on a live data directory: %v, want it refused", err)
+	}
+	r.Release()
+	again, err := broker.ClaimReplica(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Release()
+	if again.ID != r.ID {
+		t.Fatalf("after a restart the replica is %q, was %q", again.ID, r.ID)
+	}
+	other, err := broker.ClaimReplica(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Release()
+	if other.ID == r.ID {
+		t.Fatal("two data directories got the same replica name")
+	}
+}
+
+func TestRestartedReplicaTakesUpItsOwnLease(t *testing.T) {
+	b := open(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := broker.Provision(ctx, b.JS, streams(), 1); err != nil {
+		t.Fatal(err)
+	}
+	kv, err := b.JS.KeyValue(ctx, broker.BucketLeases)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The previous life of replica-a died holding the lease (kill -9: no
+	// delete), and replica-b is waiting for it.
+	if _, err := kv.Create(ctx, "source.inbox", []byte("replica-a")); err != nil {
+		t.Fatal(err)
+	}
+	held := time.Now()
+	running := make(chan string, 4)
+	run := func(holder string) {
+		go broker.RunLeased(ctx, b.JS, "inbox", holder, slog.New(slog.DiscardHandler), func(c context.Context) error {
+			running <- holder
+			<-c.Done()
+			return nil
+		})
+	}
+	run("replica-b")
+	run("replica-a")
+	select {
+	case got := <-running:
+		if got != "replica-a" {
+			t.Fatalf("%s took the lease replica-a still held", got)
+		}
+		if since := time.Since(held); since >= broker.LeaseTTL {
+			t.Fatalf("replica-a started after %s, only once its old lease had expired", since)
+		}
+	case <-time.After(broker.LeaseTTL):
+		t.Fatal("replica-a did not take up its own lease")
+	}
+	// replica-b keeps waiting while replica-a renews.
+	select {
+	case got := <-running:
+		t.Fatalf("%s started while replica-a held the lease", got)
+	case <-time.After(broker.LeaseTTL + 2*time.Second):
+	}
+}
+
+// The embedded server takes no client without credentials: the hub's own
+// in-process connection has a password made at start, and when it listens
+// on TCP, other processes use samhub-tools with the password written to
+// tools_password_file.
+func TestEmbeddedServerRequiresCredentials(t *testing.T) {
+	dir := t.TempDir()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	pwFile := filepath.Join(dir, "nats-tools.password")
+	b, err := broker.Open(context.Background(), config.NATS{Embedded: config.Embedded{StoreDir: filepath.Join(dir, "js"), MaxStore: "1GB", Cipher: "chacha",
+		Listen: addr, ToolsPasswordFile: pwFile}}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := broker.Provision(context.Background(), b.JS, streams(), 1); err != nil {
+		t.Fatal(err)
+	}
+	// No credentials, or wrong ones: refused.
+	for name, opts := range map[string][]nats.Option{
+		"none":       nil,
+		"wrong":      {nats.UserInfo(broker.ToolsUser, "guess")},
+		"hub's name": {nats.UserInfo("samhub", "")},
+	} {
+		if nc, err := nats.Connect("nats://"+addr, append(opts, nats.MaxReconnects(0))...); err == nil {
+			nc.Close()
+			t.Errorf("%s: connected without valid credentials", name)
+		} else if !strings.Contains(strings.ToLower(err.Error()), "authorization") {
+			t.Errorf("%s: %v, want an authorization violation", name, err)
+		}
+	}
+	// The tools user, with the password from the file, reads the streams.
+	fi, err := os.Stat(pwFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("%s has mode %v, want 0600", pwFile, fi.Mode().Perm())
+	}
+	pw, _ := os.ReadFile(pwFile)
+	nc, err := nats.Connect("nats://"+addr, nats.UserInfo(broker.ToolsUser, strings.TrimSpace(string(pw))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	if _, err := js.Stream(context.Background(), broker.StreamLetters); err != nil {
+		t.Fatalf("tools user: %v", err)
+	}
+	// A restart makes a new password.
+	b.Close()
+	b2, err := broker.Open(context.Background(), config.NATS{Embedded: config.Embedded{StoreDir: filepath.Join(dir, "js"), MaxStore: "1GB", Cipher: "chacha",
+		Listen: addr, ToolsPasswordFile: pwFile}}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b2.Close()
+	if pw2, _ := os.ReadFile(pwFile); string(pw2) == string(pw) {
+		t.Error("the tools password survived a restart")
 	}
 }

@@ -47,21 +47,71 @@ func ReplaySubject(dest, letterID string) string {
 	return SubjLetters + ".replay." + dest + "." + Token(letterID)
 }
 
-// ParkedSubject is where letters parked for dest are kept: one subject per
-// destination, the letter id in a header. A subject per letter cost the
-// server ≈ 110 bytes of index per parked letter for as long as it stayed
-// parked, and made counting the queue list every letter's subject (measured
-// with a million parked letters: +107 MB, and 20 s per count).
-func ParkedSubject(dest string) string { return SubjParked + "." + dest }
+// ParkedSubject is where a letter parked for dest with reason code is kept:
+// samhub.parked.<dest>.code.<code>, the letter id in a header. The subjects
+// stay few (destinations × reason codes) however many letters are parked: a
+// subject per letter cost the server ≈ 110 bytes of index per parked letter
+// and made counting the queue list every letter's subject (measured with a
+// million parked letters: +107 MB, and 20 s per count). With the code in the
+// subject the server filters and counts by destination and reason itself,
+// so a page of a long queue reads only that page.
+func ParkedSubject(dest, code string) string {
+	return SubjParked + "." + dest + ".code." + ParkedCodeToken(code)
+}
+
+// ParkedCodeToken is a reason code as a subject token. Codes are snake_case
+// words and stay as they are; anything else (empty, dots, spaces…) becomes
+// "-" and its hex, which no plain code starts with, so two codes never share
+// a token.
+func ParkedCodeToken(code string) string {
+	plain := code != "" && code[0] != '-'
+	for i := 0; plain && i < len(code); i++ {
+		c := code[i]
+		plain = c == '_' || c == '-' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+	}
+	if plain {
+		return code
+	}
+	return "-" + hex.EncodeToString([]byte(code))
+}
+
+// ParkedCode reads a code back from its subject token.
+func ParkedCode(token string) (string, bool) {
+	if !strings.HasPrefix(token, "-") {
+		return token, token != ""
+	}
+	b, err := hex.DecodeString(token[1:])
+	return string(b), err == nil
+}
 
 // ParkedFilter selects the letters parked for dest (all when dest is
-// empty), including those stored under the per-letter subjects of earlier
-// versions.
+// empty), including those stored under the subjects of earlier builds
+// (samhub.parked.<dest>, and one subject per letter before that).
 func ParkedFilter(dest string) []string {
 	if dest == "" {
 		return []string{SubjParked + ".>"}
 	}
 	return []string{SubjParked + "." + dest, SubjParked + "." + dest + ".>"}
+}
+
+// ParkedCodeFilter selects the letters parked for dest ("" for every
+// destination) with reason code under the current layout.
+func ParkedCodeFilter(dest, code string) string {
+	if dest == "" {
+		dest = "*"
+	}
+	return SubjParked + "." + dest + ".code." + ParkedCodeToken(code)
+}
+
+// ParkedLegacyFilter selects what earlier builds parked for dest ("" for
+// every destination): under samhub.parked.<dest>, and before that under
+// samhub.parked.<dest>.<letter token>. Their reason code is only in the
+// header.
+func ParkedLegacyFilter(dest string) []string {
+	if dest == "" {
+		dest = "*"
+	}
+	return []string{SubjParked + "." + dest, SubjParked + "." + dest + ".*"}
 }
 
 // JourneySubject holds one letter's journey.
@@ -143,6 +193,9 @@ func Provision(ctx context.Context, js jetstream.JetStream, s config.Streams, re
 		{Bucket: BucketLeases, Description: "source leases", Storage: jetstream.FileStorage, Replicas: replicas, TTL: LeaseTTL},
 		{Bucket: BucketConsent, Description: "recorded consents", Storage: jetstream.FileStorage, Replicas: replicas, History: 16},
 	} {
+		if err := checkExisting(ctx, js, "KV_"+kv.Bucket, replicas); err != nil {
+			return err
+		}
 		if _, err := js.CreateOrUpdateKeyValue(ctx, kv); err != nil {
 			return fmt.Errorf("bucket %s: %w", kv.Bucket, err)
 		}
@@ -153,6 +206,9 @@ func Provision(ctx context.Context, js jetstream.JetStream, s config.Streams, re
 	// stream discards new writes when full, so a full bucket refuses a
 	// letter (retried) rather than dropping a blob a letter needs.
 	blobsMax, _ := config.ParseBytes(s.BlobsMaxBytes)
+	if err := checkExisting(ctx, js, "OBJ_"+BucketBlobs, replicas); err != nil {
+		return err
+	}
 	if _, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
 		Bucket:      BucketBlobs,
 		Description: "Samhub letter parts too large to store inline",
@@ -185,6 +241,9 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.St
 			return err
 		}
 	}
+	if err := checkPlacement(have, want.Replicas); err != nil {
+		return err
+	}
 	// Bring sizes and ages in line with configuration; storage and
 	// retention cannot change in place and were checked above.
 	have.MaxBytes, have.MaxAge, have.Duplicates, have.MaxMsgSize = want.MaxBytes, want.MaxAge, want.Duplicates, want.MaxMsgSize
@@ -195,6 +254,33 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.St
 	have.AllowAtomicPublish = have.AllowAtomicPublish || want.AllowAtomicPublish
 	if _, err := js.UpdateStream(ctx, have); err != nil {
 		return fmt.Errorf("update stream %s: %w", want.Name, err)
+	}
+	return nil
+}
+
+// checkExisting checks the placement of a stream that a bucket is kept
+// on, when it exists.
+func checkExisting(ctx context.Context, js jetstream.JetStream, name string, replicas int) error {
+	st, err := js.Stream(ctx, name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", name, err)
+	}
+	return checkPlacement(st.CachedInfo().Config, replicas)
+}
+
+// checkPlacement refuses a stream the hub would use as it is although it
+// is not kept as configured: on file storage, on nats.replicas servers.
+// The hub does not move or rescale existing data by itself.
+func checkPlacement(c jetstream.StreamConfig, replicas int) error {
+	if c.Storage != jetstream.FileStorage {
+		return fmt.Errorf("stream %s uses memory storage (it would not survive a restart); it must use file storage. Fix or remove the stream, then start again", c.Name)
+	}
+	have := max(c.Replicas, 1)
+	if have != max(replicas, 1) {
+		return &config.Error{Key: "nats.replicas", Msg: fmt.Sprintf("is %d, but stream %s exists with %d replica(s); set nats.replicas to match, or change the stream's replicas (nats stream edit %s --replicas %d) before starting", replicas, c.Name, have, c.Name, replicas)}
 	}
 	return nil
 }

@@ -23,7 +23,7 @@ func start(t testing.TB, persist string) (*nats.Conn, jetstream.JetStream) {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Shutdown)
-	nc, err := nats.Connect("", nats.InProcessServer(srv))
+	nc, err := srv.Connect()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -62,5 +62,8 @@
 // the durable consumer on the server keeps its position, so consumption
 // resumes without recreating the consumer or replaying acked messages.
 // Redeliveries of a message the subscription still holds are dropped (the
-// held copy is acked by stream sequence).
+// held copy is acked by stream sequence), and so are copies of a message
+// whose ack the server confirmed moments ago: a message that waited in
+// nats.go's buffer past AckWait while every slot was busy is sent again,
+// and that copy may arrive after the buffered one was handled.
 package jspubsub

@@ -573,3 +573,50 @@ func TestDeletedConsumerEndsSubscription(t *testing.T) {
 		t.Fatal("output channel still open 15s after the consumer was deleted")
 	}
 }
+
+// TestStaleBufferedCopyIsNotDeliveredAgain: with every slot busy for longer
+// than AckWait, a message already pulled into nats.go's buffer expires on
+// the server and is sent again. The buffered copy is handled and acked
+// first; the copy sent again must not reach the handler a second time.
+func TestStaleBufferedCopyIsNotDeliveredAgain(t *testing.T) {
+	f := newFixture(t, startBroker(t), time.Second)
+	const n = 12
+	f.publishN(t, n, "m", "")
+
+	sub := f.subscriber(t, jspubsub.SubscriberConfig{MaxInFlight: 2, PullBatch: 8})
+	ch, err := sub.Subscribe(context.Background(), f.topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[uint64]int{}
+	held := []*message.Message{receive(t, ch), receive(t, ch)}
+	// Slow handlers hold both slots for three AckWaits while the next
+	// messages wait in the client's buffer.
+	time.Sleep(3 * time.Second)
+	for _, m := range held {
+		m.Ack()
+		d, _ := jspubsub.Delivery(m)
+		seen[d.StreamSeq]++
+	}
+	deadline := time.After(8 * time.Second)
+	for done := false; !done; {
+		select {
+		case m := <-ch:
+			d, _ := jspubsub.Delivery(m)
+			seen[d.StreamSeq]++
+			m.Ack()
+		case <-deadline:
+			done = true
+		}
+	}
+	// The server did send copies again (its consumer sequence counts every
+	// delivery): the test exercised the case it names.
+	if info := f.info(t); info.Delivered.Consumer <= n {
+		t.Errorf("no copy was sent again (%d deliveries for %d messages); the case was not exercised", info.Delivered.Consumer, n)
+	}
+	for seq := uint64(1); seq <= n; seq++ {
+		if seen[seq] != 1 {
+			t.Errorf("stream seq %d handled %d times, want once (all: %v)", seq, seen[seq], seen)
+		}
+	}
+}

@@ -41,7 +41,34 @@ type subscription struct {
 	stopping bool
 	queues   map[string][]*entry // per order key, head first; the head is the one emitted
 	seqs     map[uint64]bool     // stream sequences held, to drop redeliveries of them
+	acked    ackedSeqs           // stream sequences recently acked, to drop stale copies of them
 	workers  sync.WaitGroup
+}
+
+// ackedSeqs remembers the last stream sequences whose ack the server
+// confirmed. A message that waited in nats.go's buffer past AckWait (every
+// slot busy) is sent again by the server; the buffered copy is handled and
+// acked first, and the copy sent again, already on its way, must not be
+// handled a second time. Such a copy arrives within the next PullBatch
+// messages, while at most MaxInFlight others are acked, so a ring of twice
+// that many is enough.
+type ackedSeqs struct {
+	ring []uint64
+	next int
+	set  map[uint64]bool
+}
+
+func newAckedSeqs(n int) ackedSeqs {
+	return ackedSeqs{ring: make([]uint64, n), set: make(map[uint64]bool, n)}
+}
+
+func (a *ackedSeqs) add(seq uint64) {
+	if old := a.ring[a.next]; old != 0 {
+		delete(a.set, old)
+	}
+	a.ring[a.next] = seq
+	a.set[seq] = true
+	a.next = (a.next + 1) % len(a.ring)
 }
 
 func newSubscription(s *Subscriber, ctx context.Context, iter jetstream.MessagesContext, ackWait time.Duration) *subscription {
@@ -55,6 +82,7 @@ func newSubscription(s *Subscriber, ctx context.Context, iter jetstream.Messages
 		pulled: make(chan struct{}),
 		queues: map[string][]*entry{},
 		seqs:   map[uint64]bool{},
+		acked:  newAckedSeqs(2 * (s.cfg.MaxInFlight + s.cfg.PullBatch)),
 	}
 }
 
@@ -167,6 +195,11 @@ func (sub *subscription) add(m jetstream.Msg, slot bool) {
 		sub.release(slot)
 		return
 	}
+	if sub.acked.set[r.info.StreamSeq] {
+		sub.s.logger.Debug("dropping a stale copy of an acked message", watermill.LogFields{"seq": r.info.StreamSeq})
+		sub.release(slot)
+		return
+	}
 	sub.seqs[r.info.StreamSeq] = true
 	q := sub.queues[key]
 	sub.queues[key] = append(q, e)
@@ -199,8 +232,7 @@ func (sub *subscription) deliver(e *entry) {
 		select {
 		case <-wm.Acked():
 			cancel()
-			sub.ack(e)
-			sub.done(e)
+			sub.done(e, sub.ack(e))
 			return
 		case <-wm.Nacked():
 			cancel()
@@ -221,15 +253,16 @@ func (sub *subscription) deliver(e *entry) {
 	}
 }
 
-// ack confirms e with the server, retrying timeouts.
-func (sub *subscription) ack(e *entry) {
+// ack confirms e with the server, retrying timeouts, and reports whether
+// the server confirmed it.
+func (sub *subscription) ack(e *entry) bool {
 	var err error
 	for attempt := 1; attempt <= sub.s.cfg.AckAttempts; attempt++ {
 		ctx, cancel := context.WithTimeout(context.Background(), sub.s.cfg.AckTimeout)
 		err = e.r.msg.DoubleAck(ctx)
 		cancel()
 		if err == nil || errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
-			return
+			return true
 		}
 		if errors.Is(err, jetstream.ErrMsgNoReply) {
 			break
@@ -237,12 +270,18 @@ func (sub *subscription) ack(e *entry) {
 	}
 	// The server will redeliver it after AckWait: at-least-once, never lost.
 	sub.s.logger.Error("ack not confirmed; message will be redelivered", err, watermill.LogFields{"uuid": e.r.uuid, "seq": e.r.info.StreamSeq})
+	return false
 }
 
-// done forgets e and starts the next message of its key.
-func (sub *subscription) done(e *entry) {
+// done forgets e and starts the next message of its key. A confirmed ack
+// is remembered; an unconfirmed one is not, so the server's redelivery is
+// handled again.
+func (sub *subscription) done(e *entry, confirmed bool) {
 	sub.mu.Lock()
 	defer sub.mu.Unlock()
+	if confirmed {
+		sub.acked.add(e.r.info.StreamSeq)
+	}
 	q := sub.queues[e.key]
 	if len(q) == 0 || q[0] != e {
 		panic("jspubsub: internal error: acked message is not the head of its key") // invariant of deliver

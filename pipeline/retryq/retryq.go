@@ -2,6 +2,12 @@
 // as full copies on their own stream (so they outlive the letter stream's
 // retention) with why they were parked. The coordinator lists, replays and
 // discards them through the hub's API.
+//
+// An entry is stored under samhub.parked.<destination>.code.<reason code>
+// with its description in a header, so the server itself narrows a search
+// by destination and reason, counts what matches without reading it, and
+// starts a page at a stream sequence or time: a page of a queue of 100,000
+// is read as a page (find.go).
 package retryq
 
 import (
@@ -31,18 +37,21 @@ type Failure struct {
 
 // Entry describes one parked letter (the letter itself is the message body).
 type Entry struct {
-	Seq         uint64    `json:"seq"`
-	LetterID    string    `json:"letterId"`
-	Destination string    `json:"destination"`
-	Kind        string    `json:"kind"`
-	Source      string    `json:"source"`
-	Thread      string    `json:"thread,omitempty"`  // thread token, not the thread id
-	Patient     string    `json:"patient,omitempty"` // PatientToken of the letter's patient, not the CPR
-	Attempts    int       `json:"attempts"`
-	FirstError  Failure   `json:"firstError"`
-	LastError   Failure   `json:"lastError"`
-	ParkedAt    time.Time `json:"parkedAt"`
-	LetterSeq   uint64    `json:"letterSeq"` // sequence on the letter stream that was parked
+	Seq         uint64  `json:"seq"`
+	LetterID    string  `json:"letterId"`
+	Destination string  `json:"destination"`
+	Kind        string  `json:"kind"`
+	Source      string  `json:"source"`
+	Thread      string  `json:"thread,omitempty"`  // thread token, not the thread id
+	Patient     string  `json:"patient,omitempty"` // PatientToken of the letter's patient, not the CPR
+	Attempts    int     `json:"attempts"`
+	FirstError  Failure `json:"firstError"`
+	LastError   Failure `json:"lastError"`
+	// ParkedAt is when the queue stored the entry: lists and Get give the
+	// stream's own timestamp, the one age filters use, so what a page
+	// shows and what a filter selects agree.
+	ParkedAt  time.Time `json:"parkedAt"`
+	LetterSeq uint64    `json:"letterSeq"` // sequence on the letter stream that was parked
 	// OrigSeq is the sequence the letter was first stored at (a replay is
 	// stored anew): held letters of a thread are released in this order.
 	OrigSeq uint64 `json:"origSeq,omitempty"`
@@ -87,7 +96,7 @@ func (q *Queue) Park(ctx context.Context, e Entry, letterJSON []byte) error {
 	if err != nil {
 		return err
 	}
-	msg := nats.NewMsg(broker.ParkedSubject(e.Destination))
+	msg := nats.NewMsg(broker.ParkedSubject(e.Destination, e.LastError.Code))
 	msg.Header.Set(hdrEntry, string(meta))
 	id := fmt.Sprintf("park:%s:%d", e.Destination, e.LetterSeq)
 	if e.Cause != 0 {
@@ -107,62 +116,6 @@ func (q *Queue) Park(ctx context.Context, e Entry, letterJSON []byte) error {
 // without reading letters and without holding CPR numbers in its metadata.
 func PatientToken(id string) string {
 	return broker.Token("patient:" + strings.ToUpper(strings.ReplaceAll(id, "-", "")))
-}
-
-// Filter selects entries; empty fields match all.
-type Filter struct {
-	Destination string
-	Code        string
-	Thread      string // thread token
-	// Patient is a PatientToken. Entries parked by earlier builds carry no
-	// token; WithUnknownPatient includes them for the caller to check.
-	Patient            string
-	WithUnknownPatient bool
-	Limit              int
-}
-
-func (f Filter) match(e Entry) bool {
-	switch {
-	case f.Code != "" && e.LastError.Code != f.Code:
-		return false
-	case f.Thread != "" && e.Thread != f.Thread:
-		return false
-	case f.Patient != "" && e.Patient != f.Patient && !(f.WithUnknownPatient && e.Patient == ""):
-		return false
-	}
-	return true
-}
-
-// List returns parked entries in the order they were parked, reading headers
-// only so that a long queue is listed without loading letters, and keeping
-// only the matches (at most Limit), so a search of a long queue holds no
-// more than its answer.
-func (q *Queue) List(ctx context.Context, f Filter) ([]Entry, error) {
-	var out []Entry
-	err := broker.Scan(ctx, q.js, broker.StreamParked, jetstream.OrderedConsumerConfig{FilterSubjects: broker.ParkedFilter(f.Destination), HeadersOnly: true}, 0, func(m jetstream.Msg) bool {
-		e, err := entryOf(m.Headers())
-		if err != nil {
-			return true
-		}
-		if md, err := m.Metadata(); err == nil {
-			e.Seq = md.Sequence.Stream
-		}
-		if !f.match(e) {
-			return true
-		}
-		out = append(out, e)
-		return f.Limit <= 0 || len(out) < f.Limit
-	})
-	return out, err
-}
-
-func entryOf(h nats.Header) (Entry, error) {
-	var e Entry
-	v := h.Get(hdrEntry)
-	if v == "" {
-		return e, errors.New("no parked header")
-	}
-	return e, json.Unmarshal([]byte(v), &e)
 }
 
 // ErrNotParked means no parked entry has that sequence.
@@ -185,7 +138,7 @@ func (q *Queue) Get(ctx context.Context, seq uint64) (Entry, []byte, error) {
 	if err != nil {
 		return Entry{}, nil, ErrNotParked
 	}
-	e.Seq = raw.Sequence
+	e.Seq, e.ParkedAt = raw.Sequence, raw.Time.UTC()
 	return e, raw.Data, nil
 }
 
@@ -245,7 +198,7 @@ func (q *Queue) Stats(ctx context.Context) ([]Stat, error) {
 }
 
 func (q *Queue) firstOf(ctx context.Context, dest string) (time.Time, error) {
-	cons, err := q.js.OrderedConsumer(ctx, broker.StreamParked, jetstream.OrderedConsumerConfig{FilterSubjects: broker.ParkedFilter(dest), HeadersOnly: true})
+	cons, err := q.js.OrderedConsumer(ctx, broker.StreamParked, jetstream.OrderedConsumerConfig{FilterSubjects: broker.ParkedFilter(dest), HeadersOnly: true, InactiveThreshold: scanIdle})
 	if err != nil {
 		return time.Time{}, err
 	}
@@ -253,11 +206,11 @@ func (q *Queue) firstOf(ctx context.Context, dest string) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, err
 	}
-	e, err := entryOf(m.Headers())
+	md, err := m.Metadata()
 	if err != nil {
 		return time.Time{}, err
 	}
-	return e.ParkedAt, nil
+	return md.Timestamp.UTC(), nil
 }
 
 // ParseSeq reads a parked id as given on the command line or in a URL.

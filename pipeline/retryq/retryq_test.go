@@ -15,15 +15,27 @@ import (
 
 var open = brokertest.Provisioned
 
+// parkLegacy stores an entry under a subject an earlier build used.
+func parkLegacy(t testing.TB, js jetstream.JetStream, subject string, e retryq.Entry) {
+	t.Helper()
+	meta, _ := json.Marshal(e)
+	old := nats.NewMsg(subject)
+	old.Header.Set("Samhub-Parked", string(meta))
+	old.Data = []byte(`{"id":"` + e.LetterID + `"}`)
+	if _, err := js.PublishMsg(context.Background(), old); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func entry(dest, id string, seq uint64) retryq.Entry {
 	return retryq.Entry{LetterID: id, Destination: dest, Kind: "referral", Source: "medcom", LetterSeq: seq,
 		LastError: retryq.Failure{Class: "permanent", Code: "refused", Reason: "the case system refused the letter"}}
 }
 
-// The queue keeps one subject per destination, however many letters are
-// parked, and still reads letters parked under the per-letter subjects of
+// The queue keeps one subject per destination and reason, however many
+// letters are parked, and still reads letters parked under the subjects of
 // earlier builds.
-func TestQueueKeepsOneSubjectPerDestination(t *testing.T) {
+func TestQueueKeepsFewSubjects(t *testing.T) {
 	b := open(t)
 	ctx := context.Background()
 	q := retryq.New(b.JS)
@@ -39,13 +51,7 @@ func TestQueueKeepsOneSubjectPerDestination(t *testing.T) {
 		t.Fatal(err)
 	}
 	// One letter as an earlier build parked it.
-	meta, _ := json.Marshal(entry("casefile", "OLD", 999))
-	old := nats.NewMsg(broker.SubjParked + ".casefile." + broker.Token("OLD"))
-	old.Header.Set("Samhub-Parked", string(meta))
-	old.Data = []byte(`{"id":"OLD"}`)
-	if _, err := b.JS.PublishMsg(ctx, old); err != nil {
-		t.Fatal(err)
-	}
+	parkLegacy(t, b.JS, broker.SubjParked+".casefile."+broker.Token("OLD"), entry("casefile", "OLD", 999))
 
 	st, err := b.JS.Stream(ctx, broker.StreamParked)
 	if err != nil {
@@ -55,8 +61,8 @@ func TestQueueKeepsOneSubjectPerDestination(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(info.State.Subjects) != 3 || info.State.Msgs != 51 {
-		t.Fatalf("stream holds %d messages under %d subjects %v; want 51 under casefile, region and the old letter's", info.State.Msgs, len(info.State.Subjects), info.State.Subjects)
+	if len(info.State.Subjects) != 3 || info.State.Msgs != 51 || info.State.Subjects["samhub.parked.casefile.code.refused"] != 25 {
+		t.Fatalf("stream holds %d messages under %d subjects %v; want 51 under casefile's and region's code subject and the old letter's", info.State.Msgs, len(info.State.Subjects), info.State.Subjects)
 	}
 
 	list, err := q.List(ctx, retryq.Filter{Destination: "casefile"})

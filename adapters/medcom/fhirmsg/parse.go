@@ -33,13 +33,13 @@ func parse(data []byte, lim xmlsafe.Limits, level int) (*Message, error) {
 	case len(body) == 0:
 		return nil, errors.New("empty input: expected a FHIR Bundle in XML or JSON")
 	case body[0] == '{':
-		if err := xmlsafe.CheckJSON(data, lim); err != nil {
-			return nil, err
+		if int64(len(data)) > lim.MaxBytes && lim.MaxBytes > 0 {
+			return nil, xmlsafe.CheckJSON(data, lim) // names the limit
 		}
 		if !utf8.Valid(body) {
 			return nil, errors.New("json: input is not valid UTF-8 (FHIR requires UTF-8)")
 		}
-		root, err := fromJSON(body)
+		root, err := fromJSON(body, lim)
 		if err != nil {
 			return nil, err
 		}
@@ -542,6 +542,7 @@ func (m *Message) readCareCommunication(b *bundle, h *entry) {
 			if sa.title == "" {
 				add(path+".contentAttachment.title", "must be present")
 			}
+			m.findings = append(m.findings, checkAttachment(path+".contentAttachment", a, sa.data)...)
 			s.att = sa
 		default:
 			add(path, "must hold contentString or contentAttachment")
@@ -720,14 +721,18 @@ func (m *Message) collectContent() {
 	m.Text = strings.Join(texts, "\n\n")
 }
 
-// decodeBase64 accepts base64 with line breaks, which XML producers add.
+// decodeBase64 accepts base64 with line breaks, which XML producers add,
+// and spaces. The decoder skips \r and \n itself, so only spaces and tabs
+// need a copy without them (an attachment is tens of megabytes).
 func decodeBase64(s string) ([]byte, error) {
-	s = strings.Map(func(r rune) rune {
-		if r == ' ' || r == '\n' || r == '\r' || r == '\t' {
-			return -1
-		}
-		return r
-	}, s)
+	if strings.ContainsAny(s, " \t") {
+		s = strings.Map(func(r rune) rune {
+			if r == ' ' || r == '\n' || r == '\r' || r == '\t' {
+				return -1
+			}
+			return r
+		}, s)
+	}
 	return base64.StdEncoding.DecodeString(s)
 }
 

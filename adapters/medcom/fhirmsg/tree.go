@@ -1,7 +1,6 @@
 package fhirmsg
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -9,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/beevik/etree"
+
+	"github.com/samhub/samhub/adapters/medcom/xmlsafe"
 )
 
 // node is one FHIR element in a form shared by the XML and JSON encodings:
@@ -111,16 +112,12 @@ func fromXML(e *etree.Element) *node {
 }
 
 // fromJSON decodes FHIR JSON into a node tree named by its resourceType.
-// Size and depth were checked by xmlsafe.CheckJSON before this runs.
-func fromJSON(data []byte) (*node, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, jsonError(data, err)
-	}
-	if dec.More() {
-		return nil, fmt.Errorf("json: unexpected data after the top-level object")
+// xmlsafe.DecodeJSON checks size, nesting, tokens and string lengths as it
+// reads, in one pass over data.
+func fromJSON(data []byte, lim xmlsafe.Limits) (*node, error) {
+	v, err := xmlsafe.DecodeJSON(data, lim)
+	if err != nil {
+		return nil, err
 	}
 	obj, ok := v.(map[string]any)
 	if !ok {
@@ -133,18 +130,6 @@ func fromJSON(data []byte) (*node, error) {
 	n := &node{name: rt}
 	jsonObject(n, obj)
 	return n, nil
-}
-
-// jsonError says where decoding failed without quoting the input.
-func jsonError(data []byte, err error) error {
-	switch e := err.(type) {
-	case *json.SyntaxError:
-		line := 1 + bytes.Count(data[:min(int(e.Offset), len(data))], []byte("\n"))
-		return fmt.Errorf("json: syntax error at byte %d (line %d): %s", e.Offset, line, e.Error())
-	case *json.UnmarshalTypeError:
-		return fmt.Errorf("json: wrong type at byte %d", e.Offset)
-	}
-	return fmt.Errorf("json: %w", err)
 }
 
 func jsonObject(n *node, obj map[string]any) {

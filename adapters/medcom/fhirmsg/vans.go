@@ -70,6 +70,9 @@ func fromVANS(root *etree.Element, lim xmlsafe.Limits) (*Message, error) {
 	if err != nil {
 		return partial, errors.New("VANSEnvelope.Message.Data: must be base64")
 	}
+	if err := checkSizeInBytes(text(child(child(child(msg, "MetaInformation"), "Document"), "SizeInBytes")), data, payload); err != nil {
+		return partial, err
+	}
 	m, err := parse(payload, lim, 1)
 	if err != nil {
 		return partial, fmt.Errorf("VANSEnvelope.Message.Data: %w", err)
@@ -80,6 +83,25 @@ func fromVANS(root *etree.Element, lim xmlsafe.Limits) (*Message, error) {
 	}
 	m.VANS = info
 	return m, nil
+}
+
+// checkSizeInBytes holds Document/SizeInBytes (xs:int), when the sender
+// gives it, to the message: the decoded message's length, or (read either
+// way, as the schema does not say) the length of its base64 in Data.
+func checkSizeInBytes(declared, b64 string, payload []byte) error {
+	if declared == "" {
+		return nil
+	}
+	const path = "VANSEnvelope.Message.MetaInformation.Document.SizeInBytes"
+	n, err := strconv.ParseInt(declared, 10, 32)
+	if err != nil || n < 0 {
+		return fmt.Errorf("%s: must be a number of bytes (xs:int, 0 to 2147483647)", path)
+	}
+	encoded := len(b64) - strings.Count(b64, "\n") - strings.Count(b64, "\r") - strings.Count(b64, " ") - strings.Count(b64, "\t")
+	if int(n) != len(payload) && int(n) != encoded {
+		return fmt.Errorf("%s: declares %d bytes, but Data holds a message of %d bytes (%d in base64)", path, n, len(payload), encoded)
+	}
+	return nil
 }
 
 // Envelope is what BuildVANSEnvelope needs besides the payload.

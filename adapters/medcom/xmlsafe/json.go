@@ -6,62 +6,237 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"unicode/utf16"
+	"unicode/utf8"
+	"unsafe"
+
+	"github.com/go-json-experiment/json/jsontext"
 )
 
-// CheckJSON refuses oversize, too deeply nested or malformed JSON before a
-// caller decodes it into structs (encoding/json's own limit is 10,000 levels
-// and it has no size limit). Errors are *Error; Path is the JSON offset.
-func CheckJSON(data []byte, lim Limits) error {
+// DecodeJSON reads untrusted JSON into the values encoding/json gives for an
+// any (map[string]any, []any, string, json.Number, bool, nil), checking the
+// limits as it reads: size, nesting, the token budget and string length.
+// It reads in one pass with a tokenizer that works on data itself
+// (jsontext), so memory is the values kept, not a copy of the input (the
+// encoding/json Decoder buffered the whole input and every token again: a
+// 66 MB message peaked at 410 MB). Long strings share memory with data,
+// which must not be modified while the values are in use. Duplicate names
+// keep the last value, as encoding/json does. Errors are *Error; Path is
+// the byte offset.
+func DecodeJSON(data []byte, lim Limits) (any, error) {
 	lim = lim.withDefaults()
 	if int64(len(data)) > lim.MaxBytes {
-		return &Error{Reason: ReasonTooLarge, Msg: fmt.Sprintf("input is %d bytes, more than the limit of %d", len(data), lim.MaxBytes)}
+		return nil, &Error{Reason: ReasonTooLarge, Msg: fmt.Sprintf("input is %d bytes, more than the limit of %d", len(data), lim.MaxBytes), json: true}
 	}
 	data = bytes.TrimPrefix(data, []byte{0xEF, 0xBB, 0xBF})
-	dec := json.NewDecoder(bytes.NewReader(data))
-	depth, tokens := 0, 0
-	at := func() string { return fmt.Sprintf("offset %d", dec.InputOffset()) }
-	for {
-		tok, err := dec.Token()
-		if err == io.EOF {
-			if tokens == 0 {
-				return &Error{Reason: ReasonSyntax, Msg: "empty input: expected JSON"}
-			}
-			if depth != 0 {
-				return &Error{Reason: ReasonSyntax, Path: at(), Msg: "malformed JSON: unexpected end of input (truncated file?)"}
-			}
-			return nil
-		}
-		if err != nil {
-			var se *json.SyntaxError
-			msg := "malformed JSON"
-			if errors.As(err, &se) {
-				msg += ": " + redact(se.Error())
-			} else if errors.Is(err, io.ErrUnexpectedEOF) {
-				msg += ": unexpected end of input (truncated file?)"
-			}
-			return &Error{Reason: ReasonSyntax, Path: at(), Msg: msg}
-		}
-		tokens++
-		if tokens > lim.MaxTokens {
-			return &Error{Reason: ReasonTooMany, Path: at(), Msg: fmt.Sprintf("more than %d JSON tokens", lim.MaxTokens)}
-		}
-		switch t := tok.(type) {
-		case json.Delim:
-			if t == '{' || t == '[' {
-				depth++
-				if depth > lim.MaxDepth {
-					return &Error{Reason: ReasonTooDeep, Path: at(), Msg: fmt.Sprintf("JSON nested deeper than %d levels", lim.MaxDepth)}
-				}
-			} else {
-				depth--
-			}
-		case string:
-			if len(t) > lim.MaxAttrLen {
-				return &Error{Reason: ReasonAttrTooLong, Path: at(), Msg: fmt.Sprintf("string is %d bytes, more than the limit of %d", len(t), lim.MaxAttrLen)}
-			}
-		}
-		if depth == 0 && dec.More() {
-			return &Error{Reason: ReasonSyntax, Path: at(), Msg: "more than one JSON value"}
+	r := &jsonReader{data: data, lim: lim, budget: lim.TokenBudget(len(data)),
+		dec: jsontext.NewDecoder(bytes.NewBuffer(data), jsontext.AllowDuplicateNames(true))}
+	if r.dec.PeekKind() == 0 {
+		if _, err := r.dec.ReadToken(); errors.Is(err, io.EOF) {
+			return nil, &Error{Reason: ReasonSyntax, Msg: "empty input: expected JSON", json: true}
 		}
 	}
+	v, err := r.value(0)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := r.dec.ReadToken(); !errors.Is(err, io.EOF) {
+		return nil, r.fail(ReasonSyntax, "more than one JSON value")
+	}
+	return v, nil
+}
+
+// CheckJSON refuses oversize, too deeply nested or malformed JSON.
+func CheckJSON(data []byte, lim Limits) error {
+	_, err := DecodeJSON(data, lim)
+	return err
+}
+
+type jsonReader struct {
+	data   []byte
+	dec    *jsontext.Decoder
+	lim    Limits
+	budget int
+	tokens int
+}
+
+func (r *jsonReader) fail(reason Reason, msg string) error {
+	return &Error{Reason: reason, Path: fmt.Sprintf("offset %d", r.dec.InputOffset()), Msg: msg, json: true}
+}
+
+func (r *jsonReader) syntax(err error) error {
+	msg := "malformed JSON"
+	var se *jsontext.SyntacticError
+	switch {
+	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
+		msg += ": unexpected end of input (truncated file?)"
+	case errors.As(err, &se):
+		msg += ": " + redact(se.Err.Error())
+	}
+	return r.fail(ReasonSyntax, msg)
+}
+
+func (r *jsonReader) count() error {
+	r.tokens++
+	if r.tokens > r.budget {
+		return r.fail(ReasonTooMany, fmt.Sprintf("more than %d JSON tokens (the limit for an input of %d bytes)", r.budget, len(r.data)))
+	}
+	return nil
+}
+
+// value reads one value at nesting depth.
+func (r *jsonReader) value(depth int) (any, error) {
+	if err := r.count(); err != nil {
+		return nil, err
+	}
+	switch r.dec.PeekKind() {
+	case '"':
+		return r.str()
+	case '{':
+		if _, err := r.dec.ReadToken(); err != nil {
+			return nil, r.syntax(err)
+		}
+		if depth+1 > r.lim.MaxDepth {
+			return nil, r.fail(ReasonTooDeep, fmt.Sprintf("JSON nested deeper than %d levels", r.lim.MaxDepth))
+		}
+		obj := map[string]any{}
+		for r.dec.PeekKind() != '}' {
+			if r.dec.PeekKind() != '"' {
+				_, err := r.dec.ReadToken()
+				return nil, r.syntax(err)
+			}
+			if err := r.count(); err != nil {
+				return nil, err
+			}
+			name, err := r.str()
+			if err != nil {
+				return nil, err
+			}
+			v, err := r.value(depth + 1)
+			if err != nil {
+				return nil, err
+			}
+			obj[name] = v
+		}
+		if _, err := r.dec.ReadToken(); err != nil {
+			return nil, r.syntax(err)
+		}
+		return obj, nil
+	case '[':
+		if _, err := r.dec.ReadToken(); err != nil {
+			return nil, r.syntax(err)
+		}
+		if depth+1 > r.lim.MaxDepth {
+			return nil, r.fail(ReasonTooDeep, fmt.Sprintf("JSON nested deeper than %d levels", r.lim.MaxDepth))
+		}
+		arr := []any{}
+		for r.dec.PeekKind() != ']' {
+			if r.dec.PeekKind() == 0 {
+				_, err := r.dec.ReadToken()
+				return nil, r.syntax(err)
+			}
+			v, err := r.value(depth + 1)
+			if err != nil {
+				return nil, err
+			}
+			arr = append(arr, v)
+		}
+		if _, err := r.dec.ReadToken(); err != nil {
+			return nil, r.syntax(err)
+		}
+		return arr, nil
+	}
+	tok, err := r.dec.ReadToken()
+	if err != nil {
+		return nil, r.syntax(err)
+	}
+	switch tok.Kind() {
+	case 'n':
+		return nil, nil
+	case 't', 'f':
+		return tok.Bool(), nil
+	case '0':
+		return json.Number(tok.String()), nil
+	}
+	return nil, r.fail(ReasonSyntax, "malformed JSON")
+}
+
+// str reads a string. One without escapes is the bytes between its quotes
+// in data, so a long one (a base64 attachment) is not copied.
+func (r *jsonReader) str() (string, error) {
+	raw, err := r.dec.ReadValue()
+	if err != nil {
+		return "", r.syntax(err)
+	}
+	if len(raw)-2 > r.lim.MaxAttrLen {
+		return "", r.fail(ReasonAttrTooLong, fmt.Sprintf("string is %d bytes, more than the limit of %d", len(raw)-2, r.lim.MaxAttrLen))
+	}
+	if bytes.IndexByte(raw, '\\') < 0 {
+		end := int(r.dec.InputOffset())
+		if v := r.data[end-len(raw)+1 : end-1]; len(v) >= longRun {
+			return unsafe.String(unsafe.SliceData(v), len(v)), nil
+		}
+		return string(raw[1 : len(raw)-1]), nil
+	}
+	// Unquoted into a buffer of the right size, which the string then
+	// shares: appending would grow it by doubling, and a copy would hold it
+	// twice.
+	s, err := jsontext.AppendUnquote(make([]byte, 0, unquotedLen(raw)), raw)
+	if err != nil {
+		return "", r.syntax(err)
+	}
+	if len(s) > r.lim.MaxAttrLen {
+		return "", r.fail(ReasonAttrTooLong, fmt.Sprintf("string is %d bytes, more than the limit of %d", len(s), r.lim.MaxAttrLen))
+	}
+	return unsafe.String(unsafe.SliceData(s), len(s)), nil
+}
+
+// unquotedLen is the length of the string a valid JSON string literal
+// holds (raw includes the quotes).
+func unquotedLen(raw []byte) int {
+	n := 0
+	for i := 1; i < len(raw)-1; {
+		if raw[i] != '\\' {
+			n, i = n+1, i+1
+			continue
+		}
+		if i+1 < len(raw) && raw[i+1] != 'u' {
+			n, i = n+1, i+2
+			continue
+		}
+		r, ok := hex4(raw, i+2)
+		switch {
+		case !ok:
+			return n + len(raw) - i // malformed: AppendUnquote says so
+		case utf16.IsSurrogate(r):
+			if r2, ok := hex4(raw, i+8); ok && i+7 < len(raw) && raw[i+6] == '\\' && raw[i+7] == 'u' && utf16.DecodeRune(r, r2) != utf8.RuneError {
+				n, i = n+4, i+12
+			} else {
+				n, i = n+3, i+6 // a lone surrogate becomes U+FFFD
+			}
+		default:
+			n, i = n+utf8.RuneLen(r), i+6
+		}
+	}
+	return n
+}
+
+func hex4(b []byte, at int) (rune, bool) {
+	if at+4 > len(b) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[at : at+4] {
+		switch {
+		case c >= '0' && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case c >= 'a' && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return r, true
 }

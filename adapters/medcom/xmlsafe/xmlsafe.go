@@ -26,26 +26,36 @@ import (
 // Limits bound what Parse and CheckJSON accept. A zero field means "use the
 // default" so callers can override just one value.
 type Limits struct {
-	MaxBytes   int64 // whole input
-	MaxDepth   int   // element (or JSON container) nesting
-	MaxTokens  int   // XML tokens incl. attributes, or JSON tokens
-	MaxAttrLen int   // one attribute value or one run of character data
-	MaxAttrs   int   // attributes on one element
+	MaxBytes int64 // whole input
+	MaxDepth int   // element (or JSON container) nesting
+	// MaxTokens and TokenBytes make the token budget of an input of n bytes,
+	// MaxTokens + n/TokenBytes (XML tokens incl. attributes, or JSON
+	// tokens): what a parser keeps per token (a tree node, about 250
+	// bytes) must stay near the size of the input itself.
+	MaxTokens  int
+	TokenBytes int
+	MaxAttrLen int // one attribute value or one run of character data (or JSON string)
+	MaxAttrs   int // attributes on one element
 }
 
-// DefaultLimits fits MedCom's largest legal messages:
+// DefaultLimits fits MedCom's largest legal messages (domain/medcom.md §3.1,
+// §5.1; docs/operations.md lists them):
 //   - MaxBytes 100 MB: the network governance cap for a message incl. its
-//     VANSEnvelope and base64 attachments (medcom.md §3.1);
+//     VANSEnvelope and base64 attachments;
 //   - MaxDepth 100: XDIS91 nests 6 levels and FHIR Bundles about 15; 100
 //     leaves room without letting a stack of tags grow unbounded;
-//   - MaxTokens 5,000,000: roughly one token per 20 bytes of a 100 MB message;
-//   - MaxAttrLen 64 MiB: FHIR XML carries attachments as base64 in one
-//     value="…" attribute, and a 50 MB attachment (the CareCommunication cap)
-//     is 66.7 MB of base64, just under 64 MiB (67.1 MB);
+//   - token budget 20,000 + one per 256 bytes: an XDIS91 letter has a few
+//     hundred tokens, a CareCommunication a few hundred per message of its
+//     thread, and every byte of an attachment is base64 in one value; a
+//     100 MB message may hold 410,000 tokens, a 10 KB one 20,000;
+//   - MaxAttrLen 100 MB: a FHIR attachment is base64 in one value="…"
+//     attribute and a VANSEnvelope carries the whole message base64 in one
+//     Data element, so one value may be nearly the whole input; long values
+//     are not buffered by the tokenizer (scan.go), so this costs no memory;
 //   - MaxAttrs 256: MedCom elements carry a handful of attributes; a million
-//     on one element costs encoding/xml a gigabyte.
+//     on one element cost encoding/xml a gigabyte.
 func DefaultLimits() Limits {
-	return Limits{MaxBytes: 100_000_000, MaxDepth: 100, MaxTokens: 5_000_000, MaxAttrLen: 64 << 20, MaxAttrs: 256}
+	return Limits{MaxBytes: 100_000_000, MaxDepth: 100, MaxTokens: 20_000, TokenBytes: 256, MaxAttrLen: 100_000_000, MaxAttrs: 256}
 }
 
 func (l Limits) withDefaults() Limits {
@@ -59,6 +69,9 @@ func (l Limits) withDefaults() Limits {
 	if l.MaxTokens <= 0 {
 		l.MaxTokens = d.MaxTokens
 	}
+	if l.TokenBytes <= 0 {
+		l.TokenBytes = d.TokenBytes
+	}
 	if l.MaxAttrLen <= 0 {
 		l.MaxAttrLen = d.MaxAttrLen
 	}
@@ -68,6 +81,12 @@ func (l Limits) withDefaults() Limits {
 	return l
 }
 
+// TokenBudget is how many tokens an input of size bytes may hold.
+func (l Limits) TokenBudget(size int) int {
+	l = l.withDefaults()
+	return l.MaxTokens + size/l.TokenBytes
+}
+
 // Error says where in the document input was refused and why. Msg never
 // quotes character data, so it is safe to show to a coordinator.
 type Error struct {
@@ -75,6 +94,7 @@ type Error struct {
 	Line   int    // 1-based line, 0 if unknown
 	Msg    string
 	Reason Reason
+	json   bool // from DecodeJSON
 }
 
 // Reason classifies an Error for tests and metrics.
@@ -92,7 +112,11 @@ const (
 
 func (e *Error) Error() string {
 	var b strings.Builder
-	b.WriteString("xml")
+	if e.json {
+		b.WriteString("json")
+	} else {
+		b.WriteString("xml")
+	}
 	if e.Path != "" {
 		b.WriteString(" ")
 		b.WriteString(e.Path)
@@ -108,13 +132,20 @@ func (e *Error) Error() string {
 // Parse checks data against lim and returns the document with all text in
 // UTF-8. The XML declaration of the returned document says UTF-8 so that
 // writing it back yields consistent bytes; the caller keeps the original bytes.
+// Long values in the document share memory with data, so data must not be
+// modified while the document is in use.
 //
-// The input is tokenised once: the limits are checked on each token as the
-// tree is built, so a refusal stops the read at the offending token. Only
-// input with so much markup that its tree alone could cost more than
-// treeBudget gets a check-only pass first, so that a refused markup bomb never
-// grows a tree.
+// A scan of the raw bytes (scan.go) refuses what needs no decoder to refuse
+// and takes long values out of the decoder's way; then the input is
+// tokenised once: the limits are checked on each token as the tree is
+// built, so a refusal stops the read at the offending token, and the token
+// budget (TokenBudget) bounds the tree a refused input can grow.
 func Parse(data []byte, lim Limits) (*etree.Document, error) {
+	return parse(data, lim, longRun)
+}
+
+// parse is Parse with long values from long bytes on (tests vary it).
+func parse(data []byte, lim Limits, long int) (*etree.Document, error) {
 	lim = lim.withDefaults()
 	if int64(len(data)) > lim.MaxBytes {
 		return nil, &Error{Reason: ReasonTooLarge, Msg: fmt.Sprintf("input is %d bytes, more than the limit of %d", len(data), lim.MaxBytes)}
@@ -123,15 +154,11 @@ func Parse(data []byte, lim Limits) (*etree.Document, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkRuns(data, lim.MaxAttrLen); err != nil {
+	sc := &scanner{data: data, lim: lim, latin: legacyCharset(data), long: long}
+	if err := sc.scan(); err != nil {
 		return nil, err
 	}
-	if bytes.Count(data, []byte{'<'}) > treeBudget {
-		if _, err := walk(data, lim, false); err != nil {
-			return nil, err
-		}
-	}
-	doc, err := walk(data, lim, true)
+	doc, err := walk(sc, lim)
 	if err != nil {
 		return nil, err
 	}
@@ -146,13 +173,53 @@ func Parse(data []byte, lim Limits) (*etree.Document, error) {
 	return doc, nil
 }
 
-// treeBudget is the number of '<' above which Parse checks the whole input
-// before building a tree. Each '<' adds at most one element, one text node
-// and their child slots to the tree, about 250 bytes, so a tree built before
-// a limit fires stays under ~32 MB. Real MedCom letters have a few hundred
-// tags, and FHIR messages with attachments carry their bulk in a few long
-// attributes, so they take the single pass.
-const treeBudget = 1 << 17
+// legacyCharset is the charmap of a document whose XML declaration names
+// ISO-8859-1 or windows-1252, read exactly as encoding/xml reads it (the
+// target must be "xml", the label "encoding=" followed by a quote), or nil.
+func legacyCharset(data []byte) *charmap.Charmap {
+	if !bytes.HasPrefix(data, []byte("<?xml")) {
+		return nil
+	}
+	if len(data) > 5 {
+		if c := data[5]; c >= 0x80 || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("_:.-", c) >= 0 {
+			return nil // a processing instruction with another target
+		}
+	}
+	end := bytes.Index(data, []byte("?>"))
+	if end < 0 {
+		return nil
+	}
+	switch strings.ToLower(strings.TrimSpace(procInstParam("encoding", string(data[5:end])))) {
+	case "iso-8859-1", "iso_8859-1", "iso8859-1", "latin1", "latin-1", "l1":
+		return charmap.ISO8859_1
+	case "windows-1252", "cp1252", "x-cp1252":
+		return charmap.Windows1252
+	}
+	return nil
+}
+
+// procInstParam finds param="value" in a processing instruction as
+// encoding/xml's procInst does (no space around '=').
+func procInstParam(param, s string) string {
+	param += "="
+	for i := 0; i < len(s); {
+		k := strings.Index(s[i:], param)
+		if k < 0 || i+k+len(param) >= len(s) {
+			return ""
+		}
+		i += k + len(param)
+		q := s[i]
+		i++
+		if q == '\'' || q == '"' {
+			j := strings.IndexByte(s[i:], q)
+			if j < 0 {
+				return ""
+			}
+			return s[i : i+j]
+		}
+	}
+	return ""
+}
 
 func stripBOM(data []byte) ([]byte, error) {
 	switch {
@@ -181,33 +248,35 @@ func charsetReader(label string, in io.Reader) (io.Reader, error) {
 
 var errCharset = errors.New("unsupported charset")
 
-// walk reads the raw tokens once, enforcing the limits on each token and,
-// if build is set, adding it to a new document. etree's own reader offers no
-// hook per token, so the loop that feeds its tree is written here; it makes
-// the same tree etree.Document.ReadFromBytes would. The decoder reads a
-// bytes.Reader directly: it is an io.ByteReader, so encoding/xml adds no
-// bufio layer (etree's counting wrapper costs one).
-func walk(data []byte, lim Limits, build bool) (*etree.Document, error) {
-	dec := xml.NewDecoder(bytes.NewReader(data))
+// walk reads the raw tokens once, enforcing the limits on each token and
+// adding it to a new document. etree's own reader offers no hook per token,
+// so the loop that feeds its tree is written here; it makes the same tree
+// etree.Document.ReadFromBytes would. The decoder reads the substitute of
+// the input (long values replaced by placeholders), an io.ByteReader, so
+// encoding/xml adds no bufio layer.
+func walk(sc *scanner, lim Limits) (*etree.Document, error) {
+	sub := newSubstitute(sc)
+	dec := xml.NewDecoder(sub)
 	dec.Strict = true
 	dec.CharsetReader = charsetReader
 	var (
-		doc    *etree.Document
 		names  []xml.Name       // open elements, for end-tag matching and error paths
-		elems  []*etree.Element // open elements of the tree (build only)
+		elems  []*etree.Element // open elements of the tree
 		tokens int
 		roots  int
 	)
+	budget := lim.TokenBudget(len(sc.data))
 	var nodes slab
-	if build {
-		nodes.init(data)
-		doc = etree.NewDocument()
-		elems = append(make([]*etree.Element, 0, 16), &doc.Element)
-	}
+	nodes.init(sc.data)
+	doc := etree.NewDocument()
+	elems = append(make([]*etree.Element, 0, 16), &doc.Element)
 	names = make([]xml.Name, 0, 16)
 	fail := func(r Reason, msg string) error {
 		line, _ := dec.InputPos()
 		return &Error{Reason: r, Path: elementPath(names), Line: line, Msg: msg}
+	}
+	tooMany := func() error {
+		return fail(ReasonTooMany, fmt.Sprintf("more than %d XML tokens (the limit for an input of %d bytes)", budget, len(sc.data)))
 	}
 	for {
 		tok, err := dec.RawToken()
@@ -224,8 +293,8 @@ func walk(data []byte, lim Limits, build bool) (*etree.Document, error) {
 			return nil, fail(decodeError(err))
 		}
 		tokens++
-		if tokens > lim.MaxTokens {
-			return nil, fail(ReasonTooMany, fmt.Sprintf("more than %d XML tokens", lim.MaxTokens))
+		if tokens > budget {
+			return nil, tooMany()
 		}
 		switch t := tok.(type) {
 		case xml.StartElement:
@@ -244,62 +313,58 @@ func walk(data []byte, lim Limits, build bool) (*etree.Document, error) {
 				return nil, fail(ReasonTooMany, fmt.Sprintf("element %s has %d attributes, more than the limit of %d", qname(t.Name), len(t.Attr), lim.MaxAttrs))
 			}
 			tokens += len(t.Attr)
-			if tokens > lim.MaxTokens {
-				return nil, fail(ReasonTooMany, fmt.Sprintf("more than %d XML tokens", lim.MaxTokens))
+			if tokens > budget {
+				return nil, tooMany()
 			}
+			el := nodes.element()
+			el.Space, el.Tag = t.Name.Space, t.Name.Local
+			elems[len(elems)-1].AddChild(el)
 			for _, a := range t.Attr {
-				if len(a.Value) > lim.MaxAttrLen {
-					return nil, fail(ReasonAttrTooLong, fmt.Sprintf("attribute %s is %d bytes, more than the limit of %d", qname(a.Name), len(a.Value), lim.MaxAttrLen))
+				v := sub.expandString(a.Value)
+				if len(v) > lim.MaxAttrLen {
+					return nil, fail(ReasonAttrTooLong, fmt.Sprintf("attribute %s is %d bytes, more than the limit of %d", qname(a.Name), len(v), lim.MaxAttrLen))
 				}
+				// CreateAttr links the attribute to its element and
+				// keeps the last of duplicate names, as etree's reader does.
+				el.CreateAttr(qname(a.Name), v)
 			}
-			if build {
-				el := nodes.element()
-				el.Space, el.Tag = t.Name.Space, t.Name.Local
-				elems[len(elems)-1].AddChild(el)
-				for _, a := range t.Attr {
-					// CreateAttr links the attribute to its element and
-					// keeps the last of duplicate names, as etree's reader does.
-					el.CreateAttr(qname(a.Name), a.Value)
-				}
-				elems = append(elems, el)
-			}
+			elems = append(elems, el)
 		case xml.EndElement:
 			if len(names) == 0 || names[len(names)-1] != t.Name {
 				return nil, fail(ReasonSyntax, fmt.Sprintf("not well-formed XML: unexpected end tag </%s>", qname(t.Name)))
 			}
 			names = names[:len(names)-1]
-			if build {
-				elems = elems[:len(elems)-1]
-			}
+			elems = elems[:len(elems)-1]
 		case xml.CharData:
-			if len(t) > lim.MaxAttrLen {
-				return nil, fail(ReasonAttrTooLong, fmt.Sprintf("text is %d bytes, more than the limit of %d", len(t), lim.MaxAttrLen))
+			var v string
+			if sub.run(t) >= 0 {
+				v = sub.expand(t)
+			} else {
+				v = textString(t)
 			}
-			if len(names) == 0 && len(bytes.TrimSpace(t)) > 0 {
+			if len(names) == 0 && len(strings.TrimSpace(v)) > 0 {
 				return nil, fail(ReasonSyntax, "text outside the root element: input is not XML")
 			}
-			if build {
-				// SetData marks whitespace-only text as etree's reader does
-				// (Indent relies on it); AddChild links it to its parent.
-				cd := nodes.text()
-				cd.SetData(textString(t))
-				elems[len(elems)-1].AddChild(cd)
+			if len(v) > lim.MaxAttrLen {
+				return nil, fail(ReasonAttrTooLong, fmt.Sprintf("text is %d bytes, more than the limit of %d", len(v), lim.MaxAttrLen))
 			}
+			// SetData marks whitespace-only text as etree's reader does
+			// (Indent relies on it); AddChild links it to its parent.
+			cd := nodes.text()
+			cd.SetData(v)
+			elems[len(elems)-1].AddChild(cd)
 		case xml.Directive:
 			// Any DTD is refused, even an internal one: entities are how XXE
 			// and billion-laughs attacks work, and no MedCom format uses them.
+			// (The scan refuses it first; this is the second lock.)
 			return nil, fail(ReasonDTD, "DOCTYPE/ENTITY declarations are not allowed")
 		case xml.ProcInst:
 			if t.Target == "xml" && tokens > 1 {
 				return nil, fail(ReasonSyntax, "XML declaration not at the start")
 			}
-			if build {
-				elems[len(elems)-1].CreateProcInst(t.Target, string(t.Inst))
-			}
+			elems[len(elems)-1].CreateProcInst(t.Target, string(t.Inst))
 		case xml.Comment:
-			if build {
-				elems[len(elems)-1].CreateComment(string(t))
-			}
+			elems[len(elems)-1].CreateComment(sub.expand(t))
 		}
 	}
 }
@@ -385,32 +450,6 @@ func elementPath(names []xml.Name) string {
 		parts[i] = qname(n)
 	}
 	return strings.Join(parts, "/")
-}
-
-// checkRuns bounds the longest stretch of input without '<' (which holds any
-// one attribute value or text run) before encoding/xml sees it: the decoder
-// buffers a whole token and uses about five times its size in memory, so a
-// 90 MB attribute would cost ~450 MB before the exact check in walk could fire.
-// The slack leaves room for a tag name and its other (small) attributes.
-func checkRuns(data []byte, maxLen int) error {
-	const slack = 4 << 10
-	limit := maxLen + slack
-	if len(data) <= limit {
-		return nil
-	}
-	start := 0
-	for start < len(data) {
-		i := bytes.IndexByte(data[start:], '<')
-		if i < 0 {
-			i = len(data) - start
-		}
-		if i > limit {
-			return &Error{Reason: ReasonAttrTooLong, Line: 1 + bytes.Count(data[:start], []byte{'\n'}),
-				Msg: fmt.Sprintf("%d bytes without markup, more than the limit of %d for one attribute or text", i, maxLen)}
-		}
-		start += i + 1
-	}
-	return nil
 }
 
 func qname(n xml.Name) string {

@@ -34,7 +34,7 @@ func measureCeiling(ctx context.Context, dir string, payload []byte, n int) (cei
 		return c, err
 	}
 	defer srv.Shutdown()
-	nc, err := nats.Connect("", nats.InProcessServer(srv))
+	nc, err := srv.Connect()
 	if err != nil {
 		return c, err
 	}

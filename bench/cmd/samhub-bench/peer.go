@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/samhub/samhub/bench/loopsim"
@@ -99,7 +98,7 @@ func runPeer(ctx context.Context, bin, dir string, gen *letters, n int) (peerRes
 	if !srv.ReadyForConnections(10 * time.Second) {
 		return res, fmt.Errorf("peer: nats-server not ready")
 	}
-	nc, err := nats.Connect(srv.ClientURL())
+	nc, err := srv.Connect()
 	if err != nil {
 		return res, err
 	}
@@ -114,7 +113,7 @@ func runPeer(ctx context.Context, bin, dir string, gen *letters, n int) (peerRes
 	}
 	defer cs.Close()
 	subst := func(s string) string {
-		for k, v := range map[string]string{"{{IN}}": in, "{{NATS}}": srv.ClientURL(), "{{CASESYS}}": cs.URL} {
+		for k, v := range map[string]string{"{{IN}}": in, "{{NATS}}": srv.ToolsURL(), "{{CASESYS}}": cs.URL} {
 			s = strings.ReplaceAll(s, k, v)
 		}
 		return s

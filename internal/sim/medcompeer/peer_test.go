@@ -66,6 +66,7 @@ func newWorld(t *testing.T, outFormat string) *world {
 	dir := t.TempDir()
 	cfg := adapters.Defaults[medcom.Config]()
 	cfg.Dir, cfg.OutFormat, cfg.Self = filepath.Join(dir, "mailbox"), outFormat, medcom.Self{GLN: council.GLN, SOR: council.SOR, Name: council.Name}
+	cfg.SettleTime = 50 * time.Millisecond
 	hub, err := medcom.New(adapters.Deps{Name: "medcom", State: adaptertest.NewState(), DataDir: filepath.Join(dir, "data")}, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -93,11 +94,31 @@ func (w *world) hubSends(t *testing.T, id string, gp medcompeer.Party, format st
 	return l
 }
 
-// hubReads lets the hub's MedCom source take what the peer dropped.
+// hubReads lets the hub's MedCom source take what the peer dropped. Poll
+// called by itself has no directory watch to see the peer's renames, so a
+// file is taken once it has been still for the settle time (50 ms here).
 func (w *world) hubReads(t *testing.T) {
 	t.Helper()
-	if !w.hub.Poll(context.Background(), w.pub) {
-		t.Fatal("the hub's MedCom source put a file back")
+	in := filepath.Join(w.dir, "mailbox", "in")
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if !w.hub.Poll(context.Background(), w.pub) {
+			t.Fatal("the hub's MedCom source put a file back")
+		}
+		es, _ := os.ReadDir(in)
+		waiting := 0
+		for _, e := range es {
+			if e.Type().IsRegular() && !strings.HasPrefix(e.Name(), ".") {
+				waiting++
+			}
+		}
+		if waiting == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d files still in in/", waiting)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

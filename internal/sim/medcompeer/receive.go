@@ -111,11 +111,13 @@ func (p *Peer) takeOIOXML(name string, data []byte) {
 		party, perr := p.partyOf(l.To)
 		l.Problems = append(l.Problems, perr...)
 		l.Party = party.GLN
-		p.record(l)
-		if party.GLN == "" {
-			continue // VANS would bounce it: no such receiver here
+		// Answered before it is recorded, so a test that sees the letter
+		// sees its answer too. VANS would bounce a letter to a receiver
+		// not played here: no answer.
+		if party.GLN != "" {
+			p.answerOIOXML(l, m, ce, party)
 		}
-		p.answerOIOXML(l, m, ce, party)
+		p.record(l)
 	}
 }
 
@@ -303,10 +305,10 @@ func (p *Peer) takeFHIR(name string, data []byte) {
 	party, perr := p.partyOf(l.To)
 	l.Problems = append(l.Problems, perr...)
 	l.Party = party.GLN
-	p.record(l)
 	if party.GLN != "" {
 		p.answerFHIR(l, m, party)
 	}
+	p.record(l)
 }
 
 // answerFHIR sends the party's Acknowledgement: fatal-error when the

@@ -1,3 +1,5 @@
+//go:build !linux
+
 package medcom
 
 import (
@@ -8,11 +10,14 @@ import (
 	"github.com/fsnotify/fsnotify"
 )
 
+const inotifyRenames = false
+
 // watchIn returns a channel that receives when a file may have arrived in
 // dir, so a letter is picked up at once rather than at the next poll. It is
 // a shortcut only: the poll interval still finds every file (network shares
-// report no events, and inotify can drop them under load). A nil channel
-// (never ready) means no watch could be set up.
+// report no events). A nil channel (never ready) means no watch could be set
+// up. fsnotify does not say whether a file was created or renamed into
+// place, so on this system every file waits for the settle time.
 func (a *Adapter) watchIn(ctx context.Context, dir string) <-chan struct{} {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {

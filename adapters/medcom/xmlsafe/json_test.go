@@ -1,0 +1,54 @@
+package xmlsafe
+
+import (
+	"bytes"
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/go-json-experiment/json/jsontext"
+)
+
+func TestUnquotedLen(t *testing.T) {
+	for _, raw := range []string{`""`, `"abc"`, `"\u00e6\u00f8"`, `"\ud83d\ude00x"`, `"\n\t\"\\\/\b\f\r"`, `"æø å"`, `"\u0041\u20AC"`, strings.Repeat(`\u00e6`, 3)} {
+		if !strings.HasPrefix(raw, `"`) {
+			raw = `"` + raw + `"`
+		}
+		s, err := jsontext.AppendUnquote(nil, raw)
+		if err != nil {
+			t.Fatalf("%s: %v", raw, err)
+		}
+		if got := unquotedLen([]byte(raw)); got != len(s) {
+			t.Errorf("%s: unquotedLen %d, want %d", raw, got, len(s))
+		}
+	}
+}
+
+// DecodeJSON gives what encoding/json gives an any with UseNumber, for
+// every input both accept; what encoding/json refuses it refuses too.
+func FuzzDecodeJSON(f *testing.F) {
+	for _, s := range []string{`{"a":[1,2.5e3,"x\u00e6",true,null,{}]}`, `{"a":1,"a":2}`, `[]`, `"s"`, `{"a":"\ud83d\ude00"}`, `{`, `{"a":1}{}`, `  {"b" : [ ] } `} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		lim := Limits{MaxDepth: 1000, MaxTokens: 1 << 20}
+		got, err := DecodeJSON(data, lim)
+		body := bytes.TrimPrefix(data, []byte{0xEF, 0xBB, 0xBF})
+		if !json.Valid(body) {
+			if err == nil {
+				t.Fatalf("accepted what encoding/json refuses: %q", data)
+			}
+			return
+		}
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.UseNumber()
+		var want any
+		if werr := dec.Decode(&want); werr != nil {
+			t.Fatal(werr)
+		}
+		if err == nil && !reflect.DeepEqual(got, want) {
+			t.Fatalf("decoded %#v, encoding/json %#v", got, want)
+		}
+	})
+}
