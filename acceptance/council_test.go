@@ -231,8 +231,14 @@ type recipients struct {
 	GP      *gp
 	GPName  string // a GP named without any address (the coordinator forgot it)
 	Region  bool
-	Parents bool
+	Parents bool // the parents, named with an email address only
+	// Custody are the custody holders, named by CPR (Digital Post).
+	Custody []custodyHolder
 }
+
+// custodyHolder is a parent as the case system names one: a name and the
+// CPR number Digital Post reaches them by.
+type custodyHolder struct{ Name, CPR string }
 
 // council is the council writing on a case.
 type council struct{ w *world }
@@ -256,6 +262,9 @@ func (co council) Recommends(c child, to recipients, text string) string {
 	}
 	if to.Parents {
 		r.Parents = []casesyssim.Parent{{Name: "Forælder Test " + c.Family, Email: parentsEmail}}
+	}
+	for _, p := range to.Custody {
+		r.Parents = append(r.Parents, casesyssim.Parent{Name: p.Name, CPR: p.CPR})
 	}
 	d, err := co.w.cases.SeedOutboxDocument(k.ID, casesyssim.SeedDocument{Title: "Samrådets anbefaling", Text: text, Recipients: r})
 	if err != nil {

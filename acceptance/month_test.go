@@ -61,7 +61,7 @@ type referred struct {
 func TestTheCouncilsMonth(t *testing.T) {
 	// Most of this scenario waits out the watch: let the others run meanwhile.
 	t.Parallel()
-	w := newWorld(t, monthCouncil)
+	w := newWorld(t, withConfig(monthCouncil))
 	cases, coordinator, region := w.caseSystem(), w.coordinator(), w.region()
 	start := time.Now()
 

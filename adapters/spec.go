@@ -29,7 +29,12 @@ type Spec struct {
 	// Forbidden names keys people copy from other tools that would weaken
 	// the adapter, each with the reason given instead of "unknown key".
 	Forbidden map[string]string
-	Fields    []Field
+	// Citizens says the type reaches citizens through a channel a public
+	// authority may write to them by (Digital Post). Only such a type may
+	// serve a destination of the parents sector: deny by default, so email
+	// stays a channel to professionals (internal/config).
+	Citizens bool
+	Fields   []Field
 }
 
 // FieldType is the kind of value a key takes.

@@ -18,7 +18,7 @@ import (
 // enough to run out during the test.
 func councilEnv(t *testing.T, watch time.Duration) *env {
 	t.Helper()
-	return newEnvWith(t, func(c *config.Config) {
+	return newEnvWith(t, func(c *config.Config, _ int) {
 		c.Council.WatchDays = watch.Hours() / 24
 		c.Council.Meetings.Cap = 2
 		c.Council.Receipt = config.CouncilReceipt{Enabled: true, Destination: "doctor", Template: config.DefaultReceiptTemplate}
@@ -177,7 +177,7 @@ func (e *env) notices(event string) []*letter.Letter {
 func BenchmarkReferralFlood(b *testing.B) {
 	for _, on := range []bool{false, true} {
 		b.Run(fmt.Sprintf("register=%v", on), func(b *testing.B) {
-			e := newEnvWith(b, func(c *config.Config) {
+			e := newEnvWith(b, func(c *config.Config, _ int) {
 				c.Council.Enabled = on
 				c.Council.Meetings.Cap = 6
 			})

@@ -164,8 +164,9 @@ var envN int
 
 func newEnv(t *testing.T) *env { t.Helper(); return newEnvWith(t, nil) }
 
-// newEnvWith is newEnv with the configuration edited before the hub starts.
-func newEnvWith(t testing.TB, edit func(*config.Config)) *env {
+// newEnvWith is newEnv with edit changing the configuration before the hub
+// starts; n names this environment's adapter instances (feed<n>, …).
+func newEnvWith(t testing.TB, edit func(cfg *config.Config, n int)) *env {
 	t.Helper()
 	regMu.Lock()
 	envN++
@@ -206,7 +207,7 @@ func newEnvWith(t testing.TB, edit func(*config.Config)) *env {
 		{Name: "recommendations-to-gp", Match: config.Match{Kind: []string{"recommendation"}}, To: []string{"doctor"}},
 	}
 	if edit != nil {
-		edit(cfg)
+		edit(cfg, n)
 	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)

@@ -289,8 +289,9 @@ type ReceiptFields struct {
 
 // Simulators are started in process for demos and tests.
 type Simulators struct {
-	CaseSys *SimConfig `mapstructure:"casesys"`
-	EPJ     *SimConfig `mapstructure:"epj"`
+	CaseSys     *SimConfig `mapstructure:"casesys"`
+	EPJ         *SimConfig `mapstructure:"epj"`
+	DigitalPost *SimConfig `mapstructure:"digitalpost"` // SF1601 KombiPostAfsend
 }
 
 type SimConfig struct {
@@ -302,6 +303,9 @@ type SimConfig struct {
 	// 50MB (its default, casesyssim.DefaultMaxUpload); larger uploads get
 	// 413. Case system only.
 	MaxUpload string `mapstructure:"max_upload"`
+	// Exempt lists the CPR numbers of citizens exempt from Digital Post
+	// (fictitious test persons). Digital Post only.
+	Exempt []string `mapstructure:"exempt"`
 }
 
 // Console configures the API's users (console and samhubctl).
@@ -627,6 +631,16 @@ func (c *Config) Validate() error {
 		if d.MaxAttempts < 0 {
 			bad(key+".max_attempts", "must not be negative")
 		}
+		if d.Sector == "parents" {
+			// Letters to the parents carry a child's health information to
+			// citizens: only a channel a public authority may write to
+			// citizens by (Digital Post), never email to a private address.
+			// A type not linked in is left to CheckAdapters.
+			typ, _ := c.Adapters[d.Adapter]["type"].(string)
+			if t, ok := adapters.TypeNamed(typ); ok && !t.Spec.Citizens {
+				bad(key+".adapter", "adapter %q is of type %s, which does not reach citizens: the parents sector takes letters by Digital Post (an adapter of type digitalpost); email carries letters to professionals only", d.Adapter, typ)
+			}
+		}
 	}
 	dir := map[string]bool{}
 	for i, r := range c.Receivers {
@@ -732,6 +746,24 @@ func (c *Config) Validate() error {
 		checkSim(bad, "simulators.epj", c.Simulators.EPJ)
 		if c.Simulators.EPJ.MaxUpload != "" {
 			bad("simulators.epj.max_upload", "is a setting of the case-system simulator only")
+		}
+	}
+	if c.Simulators.DigitalPost != nil {
+		checkSim(bad, "simulators.digitalpost", c.Simulators.DigitalPost)
+		if c.Simulators.DigitalPost.MaxUpload != "" {
+			bad("simulators.digitalpost.max_upload", "is a setting of the case-system simulator only")
+		}
+	}
+	for name, s := range map[string]*SimConfig{"casesys": c.Simulators.CaseSys, "epj": c.Simulators.EPJ} {
+		if s != nil && len(s.Exempt) > 0 {
+			bad("simulators."+name+".exempt", "is a setting of the Digital Post simulator only")
+		}
+	}
+	if d := c.Simulators.DigitalPost; d != nil {
+		for i, cpr := range d.Exempt {
+			if len(cpr) != 10 || strings.Trim(cpr, "0123456789") != "" {
+				bad(fmt.Sprintf("simulators.digitalpost.exempt[%d]", i), "must be a CPR number of 10 digits (a fictitious test person)")
+			}
 		}
 	}
 	roles := []string{"coordinator", "operations", "auditor"}

@@ -236,6 +236,9 @@ func Reference() string {
 	for _, name := range adapters.Types() {
 		t, _ := adapters.TypeNamed(name)
 		p("### `%s` (%s)\n\n%s\n\n", name, t.Role, t.Spec.Summary)
+		if t.Spec.Citizens {
+			p("Reaches citizens: it may serve a destination of the `parents` sector (no other type may).\n\n")
+		}
 		if t.Spec.Description != "" {
 			p("%s\n\n", t.Spec.Description)
 		}

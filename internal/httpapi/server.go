@@ -10,7 +10,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
-	"encoding/hex"
+	"encoding/base32"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -95,9 +95,11 @@ func requestID(r *http.Request) string {
 	if v := r.Header.Get("X-Request-Id"); len(v) > 0 && len(v) <= 64 && strings.Trim(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == "" && !logging.ContainsCPR(v) {
 		return v
 	}
-	b := make([]byte, 8)
+	b := make([]byte, 10)
 	_, _ = rand.Read(b)
-	return "req-" + hex.EncodeToString(b)
+	// Base32's alphabet has no 0, 1, 8 or 9, so an id can never look like
+	// a CPR number (and be masked in the log it is meant to find).
+	return "req-" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b))
 }
 
 func (s *Server) routes() {

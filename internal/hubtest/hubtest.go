@@ -20,6 +20,7 @@ import (
 	"github.com/samhub/samhub/internal/httpapi"
 	_ "github.com/samhub/samhub/internal/plugins"
 	casesyssim "github.com/samhub/samhub/internal/sim/casesys"
+	digitalpostsim "github.com/samhub/samhub/internal/sim/digitalpost"
 	epjsim "github.com/samhub/samhub/internal/sim/epj"
 )
 
@@ -36,16 +37,18 @@ const (
 
 // Hub is a running test hub.
 type Hub struct {
-	T         testing.TB
-	App       *app.App
-	Config    *config.Config
-	CaseSys   *casesyssim.Server
-	EPJ       *epjsim.Server
-	SMTP      *mailtest.SMTPServer // set by WithMail
-	Dir       string               // data dir
-	MedComDir string               // the drop folder root (in/, processed/, error/, out/)
-	BaseURL   string               // the hub's HTTP API
-	Log       *slog.Logger
+	T       testing.TB
+	App     *app.App
+	Config  *config.Config
+	CaseSys *casesyssim.Server
+	EPJ     *epjsim.Server
+	SMTP    *mailtest.SMTPServer // set by WithMail
+	// DigitalPost is the Digital Post simulator, set by WithDigitalPost.
+	DigitalPost *digitalpostsim.Server
+	Dir         string // data dir
+	MedComDir   string // the drop folder root (in/, processed/, error/, out/)
+	BaseURL     string // the hub's HTTP API
+	Log         *slog.Logger
 
 	casesysDir, epjDir string
 	mounts             []app.Mount
