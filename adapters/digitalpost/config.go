@@ -38,7 +38,7 @@ type Print struct {
 
 var spec = adapters.Spec{
 	Citizens: true,
-	Summary: "Digital Post to the parents through KOMBIT's Serviceplatformen (SF1601 KombiPostAfsend): one MeMo message to each custody holder, by CPR.",
+	Summary:  "Digital Post to the parents through KOMBIT's Serviceplatformen (SF1601 KombiPostAfsend): one MeMo message to each custody holder, by CPR.",
 	Description: "A sink only. Each custody holder the letter is addressed to (role parents, with a CPR number) gets a MeMo 1.1 message under a message UUID derived from the letter id and the CPR, so a letter delivered again is not a second letter. " +
 		"The label is the configured neutral title, never the letter's subject. The main document is the letter's first PDF, else its text. " +
 		"A custody holder exempt from Digital Post parks the letter (recipient_exempt) for the coordinator to send a paper letter, unless choice automatic lets the service print it. " +
