@@ -199,8 +199,11 @@ func DefaultConfig(dataDir, medcomDir, caseURL, epjURL string) *config.Config {
 	cfg.Destinations = map[string]config.Destination{
 		"casefile": {Adapter: "casesys", Sector: "municipality"},
 		"gp":       {Adapter: "medcom", Sector: "gp"},
-		"region":   {Adapter: "epj", Sector: "region_psychiatry"},
+		"region":   {Adapter: "epj", Sector: "region_psychiatry", Receiver: "6071000016008"},
 	}
+	// The receiver directory: the region's child psychiatry, which the
+	// region destination addresses when a letter names no department.
+	cfg.Receivers = []config.Receiver{{Name: "Børne- og Ungdomspsykiatrien (test)", Role: "region", SOR: "6071000016008"}}
 	cfg.Routes = []config.Route{
 		{Name: "letters-to-case", Match: config.Match{Kind: []string{"referral", "reply", "note", "discharge-note"}}, To: []string{"casefile"}},
 		{Name: "recommendation-to-gp", Match: config.Match{Kind: []string{"recommendation"}}, To: []string{"gp"}},
