@@ -38,6 +38,7 @@ func TestBrowserCouncilMonth(t *testing.T) {
 	do(t, ctx, "open the overview", chromedp.Navigate(base+"/console/overview"), chromedp.WaitVisible(chromedp.ID("referral-watch")))
 	mustContain(t, "watch tile", text(t, ctx, "#unanswered-count"), "2")
 	mustContain(t, "watch list", text(t, ctx, "#unanswered"), refs[2], refs[3], "Lægerne i Østergade")
+	danishOnly(t, ctx, "the overview")
 	screenshot(t, ctx, "council-overview.png", true)
 
 	// The meetings: this month's meeting with its four referrals, and the
@@ -45,6 +46,7 @@ func TestBrowserCouncilMonth(t *testing.T) {
 	do(t, ctx, "open the meetings", chromedp.Click(chromedp.CSS(`nav a[href="/console/meetings"]`)), chromedp.WaitVisible(chromedp.ID("upcoming")))
 	mustContain(t, "meetings", text(t, ctx, "#meeting-"+meeting), "4 af 6", "efter reglen")
 	mustContain(t, "rule", text(t, ctx, "#meetings-help"), "anden tirsdag i måneden kl. 13.00")
+	danishOnly(t, ctx, "the meetings")
 	screenshot(t, ctx, "council-meetings.png", true)
 
 	// The meeting page: four children, no names, each where it stands.
@@ -66,12 +68,17 @@ func TestBrowserCouncilMonth(t *testing.T) {
 		mustContain(t, "child "+n, text(t, ctx, "#child-"+n), "ubesvaret", "Ingen endnu.")
 	}
 	mustContain(t, "Cæcar", text(t, ctx, "#child-4"), "Afvist af børne- og ungdomspsykiatrien", "notat fra børne- og ungdomspsykiatriens EPJ")
+	danishOnly(t, ctx, "the meeting")
 	screenshot(t, ctx, "council-meeting.png", true)
 
 	// Move the meeting: a new time and a reason; the children go with it.
-	loc := mustZone(t)
-	at := time.Now().In(loc).AddDate(0, 1, 3)
-	to := time.Date(at.Year(), at.Month(), at.Day(), 9, 30, 0, 0, loc)
+	// To the Thursday of the same week, in the morning.
+	v, err := h.App.Hub.Council().MeetingView(context.Background(), meeting)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := v.Meeting.At.In(mustZone(t)).AddDate(0, 0, 2)
+	to := time.Date(at.Year(), at.Month(), at.Day(), 9, 30, 0, 0, at.Location())
 	do(t, ctx, "move the meeting",
 		chromedp.SetValue(chromedp.ID("move-at"), to.Format("2006-01-02T15:04")),
 		chromedp.SendKeys(chromedp.ID("move-reason"), "lokalet er optaget"),
@@ -80,6 +87,7 @@ func TestBrowserCouncilMonth(t *testing.T) {
 	)
 	mustContain(t, "moved", text(t, ctx, ".flash"), "Mødet er flyttet til", "kl. 09.30", "dets 4 henvisninger følger med")
 	mustContain(t, "moved title", text(t, ctx, "#meeting-title"), "kl. 09.30")
+	danishOnly(t, ctx, "the moved meeting")
 	if r, ok := findAudit(auditRecords(t, h), "meeting-move", "koordinator"); !ok || r.Reason != "lokalet er optaget" {
 		t.Errorf("the move's audit record: %+v", r)
 	}
@@ -103,6 +111,7 @@ func TestBrowserCouncilMonth(t *testing.T) {
 	}
 	do(t, ctx, "the refusal", chromedp.WaitVisible(chromedp.CSS(".error")))
 	mustContain(t, "refusal", text(t, ctx, ".error"), "Skriv, hvorfor du skal bruge dagsordenen.")
+	danishOnly(t, ctx, "the refusal")
 	if countAudit(t, h, "agenda-export") != before {
 		t.Fatal("a refused agenda was audited")
 	}
@@ -115,6 +124,7 @@ func TestBrowserCouncilMonth(t *testing.T) {
 	)
 	agenda := text(t, ctx, "#agenda")
 	mustContain(t, "agenda", agenda, "Dagsorden: samrådsmøde", "Fortroligt", "1. Åse Test Kjærgård", "2. Mads Test Bøgelund", "3. Bruno Test Elmer", "4. Cæcar Test Østergård", "Udtaget ")
+	danishOnly(t, ctx, "the agenda")
 	screenshot(t, ctx, "council-agenda.png", false)
 	// As printed: no menu, no buttons, each child from the second on a new page.
 	if _, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{Media: "print"}); err != nil {
@@ -219,7 +229,26 @@ func TestBrowserCouncilMonth(t *testing.T) {
 	}
 	mustContain(t, "referrals table", text(t, ctx, "#table-referrals"), "Måned", "Henvisninger", "Perioden")
 	mustContain(t, "practices", text(t, ctx, "#table-practices"), "Lægehuset Ærø", "Lægerne i Østergade", "Lægeklinikken Søndergade")
+	danishOnly(t, ctx, "the figures")
 	screenshot(t, ctx, "council-kpi.png", true)
+}
+
+// danishOnly fails the test for English text of the catalogue on the
+// browser's page (as TestDanishPagesAreDanish does over HTTP), here with
+// the states only a month of letters makes: flags, acknowledgements,
+// receipts, rejections, figures.
+func danishOnly(t *testing.T, ctx context.Context, what string) {
+	t.Helper()
+	html, err := chromedp.Run(ctx, chromedp.OuterHTML(chromedp.CSS("html")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := visible(html)
+	for _, en := range englishTexts() {
+		if strings.Contains(text, en) {
+			t.Errorf("%s shows English: %q", what, en)
+		}
+	}
 }
 
 func count(t *testing.T, ctx context.Context, sel string) int {
