@@ -62,11 +62,10 @@ type councilWorld struct {
 	cases map[string]string // CPR → case id
 }
 
-// newCouncilWorld starts the hub with the console; watch is
+// councilConfig is the council's configuration of the world: watch is
 // council.watch_days as a duration.
-func newCouncilWorld(t *testing.T, watch time.Duration, opts ...hubtest.Option) *councilWorld {
-	t.Helper()
-	cfg := hubtest.WithConfig(func(c *config.Config) {
+func councilConfig(watch time.Duration) hubtest.Option {
+	return hubtest.WithConfig(func(c *config.Config) {
 		c.Council.WatchDays = watch.Hours() / 24
 		c.Council.Receipt = config.CouncilReceipt{Enabled: true, Destination: "gp", Template: config.DefaultReceiptTemplate}
 		c.Council.Rejections = []config.RejectionRule{{Name: rejectionRule, Match: config.Match{Source: []string{"epj"}, Sender: []string{childPsychSOR}}, Words: []string{"afvis"}}}
@@ -75,6 +74,12 @@ func newCouncilWorld(t *testing.T, watch time.Duration, opts ...hubtest.Option) 
 			{Name: gpOster.Name, Role: "gp", GLN: gpOster.GLN, SOR: gpOster.SOR, Formats: []string{"fhir-xml"}},
 		}
 	})
+}
+
+// newCouncilWorld starts the hub with the console in the council's world.
+func newCouncilWorld(t *testing.T, watch time.Duration, opts ...hubtest.Option) *councilWorld {
+	t.Helper()
+	cfg := councilConfig(watch)
 	h := startHub(t, append([]hubtest.Option{cfg}, opts...)...)
 	peer, err := medcompeer.New(medcompeer.Config{Dir: h.MedComDir, Council: medcompeer.Org{Name: councilName, GLN: councilGLN, SOR: councilSOR},
 		Parties: []medcompeer.Party{gpAero, gpOster}})
@@ -651,5 +656,30 @@ func TestCouncilFigures(t *testing.T) {
 	}
 	if st, _ := get(t, c, h.BaseURL+"/console/kpi?months=99"); st != http.StatusBadRequest {
 		t.Errorf("99 months: %d", st)
+	}
+}
+
+// TestCouncilZones: meeting times are the council's (council.meetings.zone);
+// where the console shows another zone, the pages name the council's and
+// give the time in the console's too.
+func TestCouncilZones(t *testing.T) {
+	for _, tc := range []struct {
+		zone   string
+		differ bool
+	}{{"Europe/Copenhagen", false}, {"UTC", true}} {
+		t.Run(tc.zone, func(t *testing.T) {
+			h := startHub(t, hubtest.WithConfig(func(c *config.Config) { c.Console.TimeZone = tc.zone }))
+			c, _ := login(t, h, "koordinator", hubtest.CoordinatorPassword)
+			_, page := get(t, c, h.BaseURL+"/console/meetings")
+			rows := regexp.MustCompile(`(?s)<table id="upcoming".*?</table>`).FindString(page)
+			named := strings.Contains(rows, "(Europe/Copenhagen; ") && regexp.MustCompile(`\d\d:00:00 UTC\)`).MatchString(rows)
+			note := strings.Contains(page, `id="council-zone"`)
+			if named != tc.differ || note != tc.differ {
+				t.Errorf("console zone %s: the council's zone named in the rows %v, noted %v; want %v", tc.zone, named, note, tc.differ)
+			}
+			if !strings.Contains(rows, ", 13:00") {
+				t.Errorf("the meetings are not shown at 13:00 in the council's zone:\n%s", rows)
+			}
+		})
 	}
 }

@@ -3,6 +3,7 @@ package console
 import (
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -231,7 +232,12 @@ func (c *Console) kpi(w http.ResponseWriter, r *http.Request, ses *session) {
 	lang := c.lang
 	p := kpiPage{K: f, Months: months, WatchDays: period(lang, f.WatchDays), From: day(f.From, k.Rule().Loc), To: day(f.To.Add(-12*time.Hour), k.Rule().Loc),
 		Median: num1(lang, f.LeadTime.MedianDays), P90: num1(lang, f.LeadTime.P90Days), Coordinator: ses.role == "coordinator"}
-	for _, n := range []int{6, 12, 24, 36} {
+	choices := []int{6, 12, 24, 36}
+	if !slices.Contains(choices, months) {
+		choices = append(choices, months) // a period typed into the address
+		slices.Sort(choices)
+	}
+	for _, n := range choices {
 		p.MonthChoices = append(p.MonthChoices, option{Value: strconv.Itoa(n), Label: tr(lang, "k.months.n", n), Selected: n == months})
 	}
 	var ym []string
