@@ -2,6 +2,7 @@ package console
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -381,7 +382,7 @@ func (c *Console) childBlock(n int, ch council.Child, watchDays float64, withNam
 	b.Rows = []row{
 		{ID: "referral", Label: tr(lang, "ch.letter"), Lines: []line{{Text: ch.LetterID, Href: c.journeyLink(ch.LetterID)}}},
 		{ID: "received", Label: tr(lang, "ch.received"), Lines: []line{{Text: when(ch.Received, c.loc)}}},
-		{ID: "gp", Label: tr(lang, "ch.gp"), Lines: []line{{Text: cmpOr(gp, "–")}}},
+		{ID: "gp", Label: tr(lang, "ch.gp"), Lines: []line{{Text: cmp.Or(gp, "–")}}},
 		{ID: "state", Label: tr(lang, "ch.state"), Lines: states},
 		{ID: "consent", Label: tr(lang, "ch.consent"), Lines: c.consentLines(ch.Consent)},
 		{ID: "documents", Label: tr(lang, "ch.documents"), Lines: c.documentLines(ch)},
@@ -396,13 +397,6 @@ func (c *Console) childBlock(n int, ch council.Child, watchDays float64, withNam
 		b.Rows = append(b.Rows, row{ID: "rejections", Label: tr(lang, "ch.rejections"), Lines: ls})
 	}
 	return b
-}
-
-func cmpOr(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 func orgIDs(o council.Org) string {
@@ -456,7 +450,7 @@ func (c *Console) consentLines(k council.ConsentState) []line {
 		if k.GivenAt != nil {
 			at = day(*k.GivenAt, c.loc)
 		}
-		src += "; " + tr(lang, "cs.given.by", trOr(lang, "givenby."+k.GivenBy, cmpOr(k.GivenBy, "–")), cmpOr(form, "–"), at)
+		src += "; " + tr(lang, "cs.given.by", trOr(lang, "givenby."+k.GivenBy, cmp.Or(k.GivenBy, "–")), cmp.Or(form, "–"), at)
 	}
 	if k.WithdrawnAt != nil {
 		src += "; " + tr(lang, "cs.withdrawn.at", day(*k.WithdrawnAt, c.loc))
@@ -560,10 +554,10 @@ func (c *Console) watchRows(k *council.Council) []watchRow {
 	loc := k.Rule().Loc
 	whenOf := map[string]string{}
 	for _, ch := range k.Referrals(council.ReferralFilter{State: "unanswered"}) {
-		w := watchRow{LetterID: ch.LetterID, Meeting: ch.Meeting, Received: when(ch.Received, c.loc), Due: when(ch.Due, c.loc), GP: cmpOr(ch.GP.Name, orgIDs(ch.GP))}
+		w := watchRow{LetterID: ch.LetterID, Meeting: ch.Meeting, Received: when(ch.Received, c.loc), Due: when(ch.Due, c.loc), GP: cmp.Or(ch.GP.Name, orgIDs(ch.GP))}
 		if ch.Meeting != "" {
 			if _, ok := whenOf[ch.Meeting]; !ok {
-				whenOf[ch.Meeting] = ch.Meeting
+				whenOf[ch.Meeting] = ch.Meeting // a meeting moved months away shows its id
 				if d, err := time.ParseInLocation(time.DateOnly, ch.Meeting, loc); err == nil {
 					for _, m := range k.Meetings(d.AddDate(0, -2, 0), d.AddDate(0, 2, 0)) {
 						if m.ID == ch.Meeting {

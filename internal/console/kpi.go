@@ -1,6 +1,7 @@
 package console
 
 import (
+	"cmp"
 	"math"
 	"net/http"
 	"slices"
@@ -268,7 +269,7 @@ func (c *Console) kpi(w http.ResponseWriter, r *http.Request, ses *session) {
 	var labels []string
 	var values []float64
 	for i, pr := range f.PerPractice {
-		name := cmpOr(pr.Name, orgIDs(pr.Org))
+		name := cmp.Or(pr.Name, orgIDs(pr.Org))
 		p.Practices = append(p.Practices, kpiPractice{Name: name, IDs: orgIDs(pr.Org), Referrals: pr.Referrals})
 		if i < practicesShown {
 			labels, values = append(labels, name), append(values, float64(pr.Referrals))
