@@ -69,10 +69,9 @@ func councilConfig(watch time.Duration) hubtest.Option {
 		c.Council.WatchDays = watch.Hours() / 24
 		c.Council.Receipt = config.CouncilReceipt{Enabled: true, Destination: "gp", Template: config.DefaultReceiptTemplate}
 		c.Council.Rejections = []config.RejectionRule{{Name: rejectionRule, Match: config.Match{Source: []string{"epj"}, Sender: []string{childPsychSOR}}, Words: []string{"afvis"}}}
-		c.Receivers = []config.Receiver{
-			{Name: gpAero.Name, Role: "gp", GLN: gpAero.GLN, SOR: gpAero.SOR, Formats: []string{"xdis91"}},
-			{Name: gpOster.Name, Role: "gp", GLN: gpOster.GLN, SOR: gpOster.SOR, Formats: []string{"fhir-xml"}},
-		}
+		c.Receivers = append(c.Receivers,
+			config.Receiver{Name: gpAero.Name, Role: "gp", GLN: gpAero.GLN, SOR: gpAero.SOR, Formats: []string{"xdis91"}},
+			config.Receiver{Name: gpOster.Name, Role: "gp", GLN: gpOster.GLN, SOR: gpOster.SOR, Formats: []string{"fhir-xml"}})
 	})
 }
 
