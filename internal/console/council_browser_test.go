@@ -177,7 +177,7 @@ func TestBrowserCouncilMonth(t *testing.T) {
 	if _, err := chromedp.CallBrowser(ctx, cdpbrowser.SetDownloadBehavior, cdpbrowser.SetDownloadBehaviorParams{Behavior: cdpbrowser.SetDownloadBehaviorBehaviorAllow, DownloadPath: dir}); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []struct{ button, file, reason string }{{"agenda-pdf", "samraad-" + meeting + ".pdf", "til mødemappen"}, {"agenda-csv", "samraad-" + meeting + ".csv", "til regnearket"}} {
+	for _, f := range []struct{ button, file, reason, format string }{{"agenda-pdf", "samraad-" + meeting + ".pdf", "til mødemappen", "pdf"}, {"agenda-csv", "samraad-" + meeting + ".csv", "til regnearket", "csv"}} {
 		do(t, ctx, "download "+f.file,
 			chromedp.Navigate(base+"/console/meetings/"+meeting), chromedp.WaitVisible(chromedp.ID("agenda-form")),
 			chromedp.SendKeys(chromedp.ID("agenda-reason"), f.reason),
@@ -188,7 +188,7 @@ func TestBrowserCouncilMonth(t *testing.T) {
 			data, err = os.ReadFile(filepath.Join(dir, f.file))
 			return err == nil && len(data) > 0
 		})
-		if r, ok := findAudit(auditRecords(t, h), "agenda-export", "koordinator"); !ok || r.Reason != f.reason || r.Target != "meeting:"+meeting {
+		if r, ok := findAudit(auditRecords(t, h), "agenda-export", "koordinator"); !ok || r.Reason != f.reason || r.Target != "meeting:"+meeting+" format:"+f.format {
 			t.Errorf("%s: audit %+v", f.file, r)
 		}
 		if strings.HasSuffix(f.file, ".pdf") {

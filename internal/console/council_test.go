@@ -372,7 +372,7 @@ func TestCouncilMeetingPages(t *testing.T) {
 			t.Error("the children are not in the meeting's order")
 		}
 		r, ok := findAudit(auditRecords(t, h), "agenda-export", "koordinator")
-		if !ok || r.Target != "meeting:"+meeting || r.Reason != "dagsorden til mødet" {
+		if !ok || r.Target != "meeting:"+meeting+" format:print" || r.Reason != "dagsorden til mødet" {
 			t.Errorf("audit %+v %v", r, ok)
 		}
 	})
