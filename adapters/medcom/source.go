@@ -19,6 +19,7 @@ import (
 	"github.com/samhub/samhub/adapters"
 	"github.com/samhub/samhub/adapters/medcom/fhirmsg"
 	"github.com/samhub/samhub/adapters/medcom/oioxml"
+	"github.com/samhub/samhub/internal/failpoint"
 	"github.com/samhub/samhub/pipeline/letter"
 )
 
@@ -203,6 +204,7 @@ func (a *Adapter) handleRound(ctx context.Context, pub adapters.Publisher, claim
 		}
 		return false
 	}
+	failpoint.Kill(failpoint.MedComStored)
 	for _, name := range done {
 		if _, err := moveUnique(filepath.Join(a.processing, name), a.processed); err != nil {
 			a.log.Error("medcom: handled file stays in processing until restart", "file", name, "err", err)
@@ -409,6 +411,7 @@ func (a *Adapter) finish(ctx context.Context, pub adapters.Publisher, p0 *prepar
 		return true, a.reject(pub, name, rejection{code: rejectCode(in.err), reason: describe(in), acked: sent+repeated > 0})
 	}
 
+	failpoint.Kill(failpoint.MedComClaimed)
 	// Publish every letter that is not a duplicate before anything is
 	// acknowledged or moved.
 	dup := map[string]bool{}
