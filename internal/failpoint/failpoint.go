@@ -12,13 +12,18 @@
 //	SAMHUB_FAILPOINT=sink-done@7         kill at its seventh hit
 //	SAMHUB_FAILPOINT=deliver-twice       deliver every letter a second time
 //
-// Several entries are separated by commas. A kill is SIGKILL to the process
+// Several entries are separated by commas. SAMHUB_FAILPOINT_AFTER (a
+// duration) makes hits of kill points count only from that long after the
+// process started, so a life can first show that it recovered. A kill is SIGKILL to the process
 // itself, after one line on stderr ("failpoint: killed at <point> (hit n)"),
 // so nothing after the point runs: no deferred call, no flush, no ack.
 package failpoint
 
-// EnvVar arms failpoints in a failpoints build.
-const EnvVar = "SAMHUB_FAILPOINT"
+// EnvVar arms failpoints in a failpoints build; EnvAfter delays kills.
+const (
+	EnvVar   = "SAMHUB_FAILPOINT"
+	EnvAfter = "SAMHUB_FAILPOINT_AFTER"
+)
 
 // Kill points, in the order a letter passes them.
 const (

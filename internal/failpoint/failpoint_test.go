@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestArm checks the syntax of SAMHUB_FAILPOINT: names and hits, and an
@@ -42,14 +43,16 @@ func TestArm(t *testing.T) {
 }
 
 // TestKillKillsTheProcess runs this test binary again with a point armed
-// at its second hit and checks that the child dies by SIGKILL at that hit,
-// saying so on stderr.
+// at its second hit counted from 200 ms after the start, and checks that
+// the child dies by SIGKILL at that hit, saying so on stderr.
 func TestKillKillsTheProcess(t *testing.T) {
 	if !Compiled {
 		t.Log("built without failpoints: Kill is a no-op (TestArm checks it)")
 		return
 	}
 	if os.Getenv("FAILPOINT_CHILD") == "1" {
+		Kill(SMTPSent) // before SAMHUB_FAILPOINT_AFTER: not counted
+		time.Sleep(300 * time.Millisecond)
 		Kill(SMTPSent)
 		os.Stdout.WriteString("after hit 1\n")
 		Kill(SMTPSent)
@@ -57,7 +60,7 @@ func TestKillKillsTheProcess(t *testing.T) {
 		return
 	}
 	cmd := exec.Command(os.Args[0], "-test.run", "^TestKillKillsTheProcess$")
-	cmd.Env = append(os.Environ(), "FAILPOINT_CHILD=1", EnvVar+"="+SMTPSent+"@2")
+	cmd.Env = append(os.Environ(), "FAILPOINT_CHILD=1", EnvVar+"="+SMTPSent+"@2", EnvAfter+"=200ms")
 	var out, errOut strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()

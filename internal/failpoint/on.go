@@ -21,10 +21,23 @@ var (
 	kills map[string]int // point → the hit that kills
 	hits  map[string]int
 	on    map[string]bool
+	// from is when hits of kill points start to count (EnvAfter).
+	from time.Time
 )
 
 func init() {
-	if err := Arm(os.Getenv(EnvVar)); err != nil {
+	err := Arm(os.Getenv(EnvVar))
+	if v := os.Getenv(EnvAfter); v != "" && err == nil {
+		var d time.Duration
+		if d, err = time.ParseDuration(v); err == nil && d < 0 {
+			err = errors.New("must not be negative")
+		}
+		from = time.Now().Add(d)
+		if err != nil {
+			err = fmt.Errorf("%s=%q: %w", EnvAfter, v, err)
+		}
+	}
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", EnvVar, err)
 		os.Exit(2)
 	}
@@ -72,7 +85,7 @@ func Arm(spec string) error {
 func Kill(point string) {
 	mu.Lock()
 	at, armed := kills[point]
-	if !armed {
+	if !armed || time.Now().Before(from) {
 		mu.Unlock()
 		return
 	}

@@ -36,7 +36,7 @@ func TestReleaseBuildHasNoFailpoints(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range append([]string{EnvVar}, append(KillPoints, Switches...)...) {
+	for _, s := range append([]string{EnvVar, EnvAfter}, append(KillPoints, Switches...)...) {
 		if bytes.Contains(data, []byte(s)) {
 			t.Errorf("release binary contains %q", s)
 		}
