@@ -55,7 +55,7 @@ func r1NATSRestart(t *testing.T) (f r1RestartFigures) {
 	url := r1AuthURL(srv.ClientURL())
 	log := &r1Log{}
 	h := hubtest.Start(t, hubtest.WithLog(log), hubtest.WithConfig(func(c *config.Config) { c.NATS.URL, c.NATS.Replicas = url, 1 }))
-	ledger := r1NewLedger()
+	ledger := oNewLedger()
 	for i := 0; i < m; i++ {
 		id, data := r1Letter(t, "RST", i)
 		ledger.Add(id, data, "casefile")
@@ -84,9 +84,9 @@ func r1NATSRestart(t *testing.T) (f r1RestartFigures) {
 	srv = r1StartNATS(t, opts)
 	r1Wait(t, time.Duration(m/10+90)*time.Second, "second batch delivered after NATS came back", func() bool { return r1Delivered(ledger, h.CaseSys) >= 2*m })
 	time.Sleep(500 * time.Millisecond)
-	tally := r1Check(ledger, h.CaseSys.Documents(), r1Parked(t, h))
-	f.letters, f.lost, f.dup = 2*m, tally.Lost, tally.Dup
-	if tally.Once != 2*m || tally.Stray != 0 {
+	tally := r1CaseVerdict(ledger, h.CaseSys, r1Parked(t, h))
+	f.letters, f.lost, f.dup = 2*m, tally.Lost(), tally.Dup()
+	if tally.Once() != 2*m || len(tally.Stray) != 0 {
 		t.Errorf("NATS restart: %s", tally)
 	}
 	h.Stop()
@@ -229,7 +229,7 @@ func r1ClusterRun(t *testing.T) (f r1ClusterFigures) {
 
 	// Watch the MedCom folder's lease from outside the hubs.
 	leases := r1WatchLease(t, cl.urls, "source.medcom")
-	ledger := r1NewLedger()
+	ledger := oNewLedger()
 	// The last tenth is sent after hub B's kill, so hub A must take the
 	// lease over to receive it.
 	tail := n - n/10
@@ -278,8 +278,8 @@ func r1ClusterRun(t *testing.T) (f r1ClusterFigures) {
 	})
 	time.Sleep(time.Second) // a late redelivery would show itself now
 	parked := r1Parked(t, h)
-	tally := r1Check(ledger, h.CaseSys.Documents(), parked)
-	f.lost, f.dup = tally.Lost, tally.Dup
+	tally := r1CaseVerdict(ledger, h.CaseSys, parked)
+	f.lost, f.dup = tally.Lost(), tally.Dup()
 	f.processed = r1Files(filepath.Join(h.MedComDir, "processed"))
 	history := leases.Stop()
 	seen := map[string]bool{}
@@ -301,8 +301,8 @@ func r1ClusterRun(t *testing.T) (f r1ClusterFigures) {
 	}
 	f.holders = len(seen)
 	f.deliveredByB = r1LogLines(dirB, `"msg":"letter delivered"`)
-	if tally.Once != n || tally.Dup != 0 || tally.Stray != 0 || len(parked) != 0 {
-		t.Errorf("oracle: %s parked=%d (lost %v, duplicated %v)", tally, len(parked), r1First(tally.LostIDs), r1First(tally.DupIDs))
+	if tally.Once() != n || tally.Dup() != 0 || len(tally.Stray) != 0 || len(parked) != 0 {
+		t.Errorf("oracle: %s parked=%d (lost %v, duplicated %v)", tally, len(parked), r1First(tally.LostIDs()), r1First(tally.DupIDs()))
 	}
 	if f.deliveredByB == 0 || f.deliveredByB == n {
 		t.Errorf("hub B delivered %d of %d letters: the hubs did not share the work", f.deliveredByB, n)

@@ -95,9 +95,10 @@ var r1Persons = [][3]string{
 }
 
 // r1Letter is good XDIS91 letter number i of a run tagged tag (three
-// capital letters): unique letter and envelope identifiers and its own
-// episode of care, so letters do not queue behind each other in one thread.
-// It returns the hub's letter id (sender EAN#identifier) and the bytes.
+// capital letters): unique letter and envelope identifiers, its own
+// episode of care, so letters do not queue behind each other in one
+// thread, and its oracle marker in the text. It returns the hub's letter
+// id (sender EAN#identifier) and the bytes.
 func r1Letter(t testing.TB, tag string, i int) (string, []byte) {
 	t.Helper()
 	r1TemplateOnce.Do(func() {
@@ -114,6 +115,7 @@ func r1Letter(t testing.TB, tag string, i int) (string, []byte) {
 	s := strings.Replace(r1Template, "<Identifier>LTR00000000001</Identifier>", "<Identifier>"+ident+"</Identifier>", 1)
 	s = strings.Replace(s, "<Identifier>ENV00000000001</Identifier>", fmt.Sprintf("<Identifier>%sE%010d</Identifier>", tag, i), 1)
 	s = strings.Replace(s, "0f6c1e2d3a4b5c6d7e8f90a1b2c3d4e5", fmt.Sprintf("%s%029x", strings.ToLower(tag), i), 1)
+	s = strings.Replace(s, "Kære samråd<Break/>", "Kære samråd ("+oMarker(tag, i)+")<Break/>", 1)
 	if p := r1Persons[i%len(r1Persons)]; p[0] != r1Persons[0][0] {
 		s = strings.Replace(s, "2509479989", p[0], 1)
 		s = strings.Replace(s, "<PersonGivenName>Bruno Test</PersonGivenName>", "<PersonGivenName>"+p[1]+"</PersonGivenName>", 1)
@@ -129,107 +131,16 @@ func r1WithEnvelope(data []byte, env string) []byte {
 	return re.ReplaceAll(data, []byte("${1}"+env+"${2}"))
 }
 
-// r1Ledger is the oracle's record of what was sent: letter id, payload
-// hash and the destinations the letter is meant for.
-type r1Ledger struct {
-	mu   sync.Mutex
-	sent map[string]r1Sent
-	ids  []string
+// r1Delivered counts the ledger's letters that have at least one case
+// document.
+func r1Delivered(l *oLedger, sim *casesyssim.Server) int {
+	return oDelivered(l, oCaseItems(sim))
 }
 
-type r1Sent struct {
-	Hash  string
-	Dests []string
-}
-
-func r1NewLedger() *r1Ledger { return &r1Ledger{sent: map[string]r1Sent{}} }
-
-func (l *r1Ledger) Add(id string, data []byte, dests ...string) {
-	s := sha256.Sum256(data)
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if _, ok := l.sent[id]; !ok {
-		l.ids = append(l.ids, id)
-	}
-	l.sent[id] = r1Sent{Hash: hex.EncodeToString(s[:]), Dests: dests}
-}
-
-func (l *r1Ledger) Len() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.ids)
-}
-
-// r1Tally is the oracle's verdict for the casefile destination: every
-// letter of the ledger is once, dup (more than one document), parked (no
-// document, parked with a reason) or lost; stray documents are documents of
-// letters the ledger does not know.
-type r1Tally struct {
-	Once, Dup, Parked, Lost, Stray int
-	LostIDs, DupIDs                []string
-}
-
-func (t r1Tally) String() string {
-	return fmt.Sprintf("once=%d dup=%d parked=%d lost=%d stray=%d", t.Once, t.Dup, t.Parked, t.Lost, t.Stray)
-}
-
-// r1Check joins the ledger with the case system's documents and the
-// parked entries.
-func r1Check(l *r1Ledger, docs []casesyssim.Document, parked []retryq.Entry) r1Tally {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	count := map[string]int{}
-	for _, d := range docs {
-		if d.Letter == nil {
-			continue
-		}
-		count[d.Letter.ID]++
-	}
-	park := map[string]bool{}
-	for _, e := range parked {
-		if e.Destination == "casefile" {
-			park[e.LetterID] = true
-		}
-	}
-	var t r1Tally
-	for _, id := range l.ids {
-		switch c := count[id]; {
-		case c == 1:
-			t.Once++
-		case c > 1:
-			t.Dup++
-			t.DupIDs = append(t.DupIDs, id)
-		case park[id]:
-			t.Parked++
-		default:
-			t.Lost++
-			t.LostIDs = append(t.LostIDs, id)
-		}
-		delete(count, id)
-	}
-	for _, c := range count {
-		t.Stray += c
-	}
-	return t
-}
-
-// r1Delivered counts the ledger's letters that have at least one document.
-func r1Delivered(l *r1Ledger, sim *casesyssim.Server) int {
-	have := map[string]bool{}
-	for _, d := range sim.Documents() {
-		if d.Letter != nil {
-			have[d.Letter.ID] = true
-		}
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := 0
-	for _, id := range l.ids {
-		if have[id] {
-			n++
-		}
-	}
-	return n
+// r1CaseVerdict is the oracle's verdict for a hub whose letters go to the
+// case system only.
+func r1CaseVerdict(l *oLedger, sim *casesyssim.Server, parked []retryq.Entry) oVerdict {
+	return oJoin(l, oCaseItems(sim), oParkedSet(parked))
 }
 
 // r1Wait polls cond every 25 ms until it holds or limit passes. It is a
@@ -589,7 +500,7 @@ type r1Feeder struct {
 
 // r1Feed drops letters from..to-1 tagged tag into medcomDir, pausing every after
 // each batch of batch letters and recording each in the ledger.
-func r1Feed(t testing.TB, l *r1Ledger, medcomDir, tag string, from, to, batch int, every time.Duration) *r1Feeder {
+func r1Feed(t testing.TB, l *oLedger, medcomDir, tag string, from, to, batch int, every time.Duration) *r1Feeder {
 	f := &r1Feeder{done: make(chan struct{})}
 	r1Letter(t, tag, 0) // loads the template on the test goroutine
 	go func() {

@@ -22,7 +22,7 @@ func TestScenarioOutage(t *testing.T) {
 	seed := r1Seed()
 	rng := r1Rand(seed)
 	h := hubtest.Start(t)
-	ledger := r1NewLedger()
+	ledger := oNewLedger()
 	r1Letter(t, "OUT", 0)
 
 	// Phase 1: about 30 % of calls fail, with mixed statuses.
@@ -46,8 +46,8 @@ func TestScenarioOutage(t *testing.T) {
 	// Settled: every letter has a document or a parked entry (counted by
 	// letter, since one letter parked twice is a finding of its own).
 	settled := func() bool {
-		tl := r1Check(ledger, h.CaseSys.Documents(), r1Parked(t, h))
-		return tl.Lost == 0
+		tl := r1CaseVerdict(ledger, h.CaseSys, r1Parked(t, h))
+		return tl.Lost() == 0
 	}
 	r1Wait(t, time.Duration(n/10+60)*time.Second, "phase 1 letters delivered or parked", settled)
 	parkedFlaky := len(r1Parked(t, h))
@@ -61,7 +61,7 @@ func TestScenarioOutage(t *testing.T) {
 	}
 	r1Wait(t, time.Duration(n/10+60)*time.Second, "phase 2 letters parked", settled)
 	parked := r1Parked(t, h)
-	mid := r1Check(ledger, h.CaseSys.Documents(), parked)
+	mid := r1CaseVerdict(ledger, h.CaseSys, parked)
 	perLetter := map[string]int{}
 	for _, e := range parked {
 		perLetter[e.Destination+"|"+e.LetterID]++
@@ -79,7 +79,7 @@ func TestScenarioOutage(t *testing.T) {
 			}
 		}
 	}
-	if mid.Lost != 0 || mid.Dup != 0 {
+	if mid.Lost() != 0 || mid.Dup() != 0 {
 		t.Errorf("before replay: %s", mid)
 	}
 	if empty != 0 {
@@ -107,12 +107,12 @@ func TestScenarioOutage(t *testing.T) {
 	}
 	r1Wait(t, time.Duration(n/10+60)*time.Second, "every letter delivered after replay", func() bool { return r1Delivered(ledger, h.CaseSys) >= n })
 	time.Sleep(500 * time.Millisecond) // a duplicate from a replay would show itself now
-	final := r1Check(ledger, h.CaseSys.Documents(), r1Parked(t, h))
+	final := r1CaseVerdict(ledger, h.CaseSys, r1Parked(t, h))
 	left := len(r1Parked(t, h))
 	report(t, "outage", "letters", n, "failures_injected", injected, "parked_while_flaky", parkedFlaky, "parked", len(parked), "double_parked", doubleParked,
-		"replayed", replayed, "delivered_once", final.Once, "duplicates", final.Dup, "lost", final.Lost, "still_parked", left,
+		"replayed", replayed, "delivered_once", final.Once(), "duplicates", final.Dup(), "lost", final.Lost(), "still_parked", left,
 		"reasons_with_pii", pii, "second_replay_accepted", again, "seed", seed)
-	if final.Once != n || final.Dup != 0 || final.Lost != 0 || final.Stray != 0 || left != 0 {
+	if final.Once() != n || final.Dup() != 0 || final.Lost() != 0 || len(final.Stray) != 0 || left != 0 {
 		t.Errorf("after replay: %s still_parked=%d", final, left)
 	}
 	if doubleParked != 0 {

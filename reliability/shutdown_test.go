@@ -20,7 +20,7 @@ func TestScenarioShutdown(t *testing.T) {
 	rng := r1Rand(seed)
 	h := hubtest.Start(t)
 	h.CaseSys.SetRouteDelay("POST /cases/{caseId}/documents", 150*time.Millisecond)
-	ledger := r1NewLedger()
+	ledger := oNewLedger()
 	feed := r1Feed(t, ledger, h.MedComDir, "SHU", 0, n, 20, 20*time.Millisecond)
 	delivered := func() int { return r1Delivered(ledger, h.CaseSys) }
 	var slowest time.Duration
@@ -44,11 +44,11 @@ func TestScenarioShutdown(t *testing.T) {
 	r1Wait(t, liveness, "every letter delivered", func() bool { return delivered() >= n })
 	time.Sleep(500 * time.Millisecond) // a redelivered duplicate would show itself now
 	parked := r1Parked(t, h)
-	tally := r1Check(ledger, h.CaseSys.Documents(), parked)
+	tally := r1CaseVerdict(ledger, h.CaseSys, parked)
 	report(t, "shutdown", "letters", n, "stops", stops, "max_in_flight_at_stop", inFlight, "wrongly_parked", len(parked),
-		"lost", tally.Lost, "duplicates", tally.Dup, "delivered_once", tally.Once, "slowest_stop_s", fmt.Sprintf("%.2f", slowest.Seconds()),
+		"lost", tally.Lost(), "duplicates", tally.Dup(), "delivered_once", tally.Once(), "slowest_stop_s", fmt.Sprintf("%.2f", slowest.Seconds()),
 		"shutdown_grace_s", h.Config.Pipeline.ShutdownGrace.Seconds(), "seed", seed)
-	if len(parked) != 0 || tally.Once != n || tally.Dup != 0 || tally.Stray != 0 {
+	if len(parked) != 0 || tally.Once() != n || tally.Dup() != 0 || len(tally.Stray) != 0 {
 		t.Errorf("oracle: %s wrongly_parked=%d", tally, len(parked))
 	}
 }

@@ -69,7 +69,7 @@ func TestScenarioSoak(t *testing.T) {
 		}
 		return err == nil && resp.StatusCode == http.StatusOK
 	})
-	ledger := r1NewLedger()
+	ledger := oNewLedger()
 	r1Letter(t, "SOK", 0)
 	type sample struct {
 		heap, rss  uint64
@@ -121,7 +121,7 @@ func TestScenarioSoak(t *testing.T) {
 		time.Sleep(time.Second)
 	}
 	defer hub.Term()
-	tally := r1Check(ledger, sim.Documents(), nil)
+	tally := r1CaseVerdict(ledger, sim, nil)
 	peak := base
 	for _, s := range samples {
 		peak.heap, peak.rss, peak.goroutines = max(peak.heap, s.heap), max(peak.rss, s.rss), max(peak.goroutines, s.goroutines)
@@ -129,13 +129,13 @@ func TestScenarioSoak(t *testing.T) {
 	growth := func(a, b uint64) string {
 		return fmt.Sprintf("%+.1f%%", 100*(float64(b)-float64(a))/float64(max(a, 1)))
 	}
-	report(t, "soak", "duration", dur, "letters", sent, "faults", faults, "delivered_once", tally.Once, "duplicates", tally.Dup,
-		"lost", tally.Lost, "parked", tally.Parked, "samples", len(samples),
+	report(t, "soak", "duration", dur, "letters", sent, "faults", faults, "delivered_once", tally.Once(), "duplicates", tally.Dup(),
+		"lost", tally.Lost(), "parked", tally.Parked(), "samples", len(samples),
 		"heap_base_mb", r1MB(base.heap), "heap_end_mb", r1MB(end.heap), "heap_growth", growth(base.heap, end.heap),
 		"rss_base_mb", r1MB(base.rss), "rss_end_mb", r1MB(end.rss), "rss_peak_mb", r1MB(peak.rss), "rss_growth", growth(base.rss, end.rss),
 		"goroutines_base", base.goroutines, "goroutines_end", end.goroutines, "goroutines_peak", peak.goroutines,
 		"unsafe_configs_refused", refused, "seed", seed)
-	if tally.Once != sent || tally.Dup != 0 || tally.Stray != 0 {
+	if tally.Once() != sent || tally.Dup() != 0 || len(tally.Stray) != 0 {
 		t.Errorf("oracle: %s", tally)
 	}
 	if end.goroutines > bound(base.goroutines) {
