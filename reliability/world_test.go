@@ -405,6 +405,12 @@ func (h *oHub) Stop(sig syscall.Signal) {
 	<-h.done
 }
 
+// Signal sends sig without waiting.
+func (h *oHub) Signal(sig syscall.Signal) {
+	h.signal = sig
+	_ = h.cmd.Process.Signal(sig)
+}
+
 // Wait waits up to d for the process to end by itself.
 func (h *oHub) Wait(d time.Duration) bool {
 	select {
