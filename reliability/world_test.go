@@ -69,13 +69,14 @@ type oWorld struct {
 	CaseURL, EPJURL string
 	cases           []string // a case per test person, with consent for the GP, the region and the parents
 	mails           *oMails
+	outbox          string // the adapter that reads the case system's outbox (letter ids name it)
 }
 
 // oNewWorld starts the servers and seeds a case (with consent) and an EPJ
 // patient for each test person; everything stops when the test ends.
 func oNewWorld(t testing.TB) *oWorld {
 	t.Helper()
-	w := &oWorld{t: t, Dir: t.TempDir(), Ledger: oNewLedger()}
+	w := &oWorld{t: t, Dir: t.TempDir(), Ledger: oNewLedger(), outbox: "casesys"}
 	w.MedCom = filepath.Join(w.Dir, "medcom")
 	var err error
 	if w.Case, err = casesyssim.New(casesyssim.Config{DataDir: filepath.Join(w.Dir, "casesys"), ClientID: "samhub", ClientSecret: "case-secret"}); err != nil {
@@ -146,7 +147,7 @@ func (w *oWorld) Recommend(tag string, i int) error {
 	if err != nil {
 		return err
 	}
-	w.Ledger.Add("casesys:casesys:"+d.ID, []byte(text), destGP, destRegion, destParents)
+	w.Ledger.Add("casesys:"+w.outbox+":"+d.ID, []byte(text), destGP, destRegion, destParents)
 	return nil
 }
 
@@ -209,6 +210,12 @@ type oHubOpts struct {
 	ShutdownGrace time.Duration // default 5s
 	MaxAttempts   int           // default 6
 	BackoffMax    time.Duration // default 500ms
+	// Where the sinks reach the case system, the EPJ and the mail server
+	// when not direct (through a fault proxy). With CaseSinkURL the case
+	// system's outbox is read by an adapter of its own, "outbox", that goes
+	// direct, so recommendations keep coming while the sink side is down.
+	CaseSinkURL, EPJSinkURL string
+	SMTPSinkPort            int
 }
 
 func (o *oHubOpts) defaults(t testing.TB) {
@@ -250,6 +257,27 @@ func (w *oWorld) Config(dir string, o oHubOpts) (path, baseURL string) {
 		fmt.Fprintf(&receivers, "  - {name: %q, role: gp, gln: %q, sor: %q, formats: [%s]}\n", g.Name, g.GLN, g.SOR, g.Format)
 	}
 	fmt.Fprintf(&receivers, "  - {name: %q, role: region, gln: %q, sor: %q, formats: [fhir-xml]}\n", oRegion.Name, oRegion.GLN, oRegion.SOR)
+	caseSink, epjSink, smtpSink, outbox := w.CaseURL, w.EPJURL, w.Mail.Port, ""
+	if o.EPJSinkURL != "" {
+		epjSink = o.EPJSinkURL
+	}
+	if o.SMTPSinkPort != 0 {
+		smtpSink = o.SMTPSinkPort
+	}
+	casePoll := "100ms"
+	if o.CaseSinkURL != "" {
+		caseSink, casePoll = o.CaseSinkURL, "0s"
+		w.outbox = "outbox"
+		outbox = fmt.Sprintf(`  outbox:
+    type: casesys
+    url: %s
+    client_id: samhub
+    client_secret: case-secret
+    poll_interval: 100ms
+    outbox:
+      sender: {role: municipality, name: %q, gln: %q, sor: %q}
+`, w.CaseURL, oCouncil.Name, oCouncil.GLN, oCouncil.SOR)
+	}
 	cfg := fmt.Sprintf(`data_dir: %[1]s/data
 log: {level: info, format: json}
 http: {listen: %[2]q}
@@ -267,10 +295,10 @@ adapters:
     url: %[11]s
     client_id: samhub
     client_secret: case-secret
-    poll_interval: 100ms
+    poll_interval: %[21]s
     outbox:
       sender: {role: municipality, name: %[10]q, gln: %[8]q, sor: %[9]q}
-  epj:
+%[22]s  epj:
     type: epj
     url: %[12]s
     client_id: samhub
@@ -302,8 +330,8 @@ receivers:
   users:
     - {name: koordinator, role: coordinator, token_hash: %[20]q}
 `, dir, o.Listen, nats, o.ShutdownGrace, o.AckWait, o.SinkTimeout, w.MedCom, oCouncil.GLN, oCouncil.SOR, oCouncil.Name,
-		w.CaseURL, w.EPJURL, oRegion.SOR, w.Mail.Port, w.CA.PEMFile, o.MaxAttempts, o.BackoffMax, oParentsEmail,
-		receivers.String(), httpapi.HashToken(oToken))
+		caseSink, epjSink, oRegion.SOR, smtpSink, w.CA.PEMFile, o.MaxAttempts, o.BackoffMax, oParentsEmail,
+		receivers.String(), httpapi.HashToken(oToken), casePoll, outbox)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		w.t.Fatal(err)
 	}
