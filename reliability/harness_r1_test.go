@@ -19,13 +19,11 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -278,110 +276,6 @@ func (r *r1Receipts) Stop() (names, files, mismatched int) {
 // r1PII finds the personal data the scenarios' letters carry: the
 // fictitious persons' CPR numbers (with or without the dash) and names.
 var r1PII = regexp.MustCompile(`250947-?9989|150981-?9996|251248-?9996|070392-?1VJ4|Bruno|Elmer|Brita|Nancy|Berggren`)
-
-// --- the hub as a child process ---
-
-// r1ChildConfig is a child hub's configuration: MedCom in, everything to
-// the case system; natsURL empty means the embedded server.
-type r1ChildConfig struct {
-	Dir, MedComDir, CaseURL, NATSURL string
-	HTTPListen                       string // default 127.0.0.1:0
-	AckWait                          time.Duration
-}
-
-func r1WriteChildConfig(t testing.TB, c r1ChildConfig) string {
-	t.Helper()
-	nats := "nats: {embedded: {max_store: 4GB}}"
-	if c.NATSURL != "" {
-		nats = fmt.Sprintf("nats: {url: %q, replicas: 3}", c.NATSURL)
-	}
-	if c.AckWait == 0 {
-		c.AckWait = 5 * time.Second
-	}
-	if c.HTTPListen == "" {
-		c.HTTPListen = "127.0.0.1:0"
-	}
-	cfg := fmt.Sprintf(`data_dir: %[1]s/data
-log: {level: info, format: json}
-http: {listen: %[6]q}
-%[4]s
-streams: {letters_max_bytes: 1GB, parked_max_bytes: 512MB, journey_max_bytes: 256MB, audit_max_bytes: 256MB}
-pipeline: {backoff_initial: 50ms, backoff_max: 500ms, max_attempts: 6, shutdown_grace: 5s, ack_wait: %[5]s, sink_timeout: 10s}
-adapters:
-  medcom:
-    type: medcom
-    dir: %[2]s
-    poll_interval: 20ms
-    self: {gln: "5790001382445", sor: "1144561000016002", name: "Samrådet"}
-  casesys:
-    type: casesys
-    url: %[3]s
-    client_id: samhub
-    client_secret: case-secret
-    poll_interval: 0s
-destinations:
-  casefile: {adapter: casesys, sector: municipality}
-routes:
-  - name: all-to-case
-    to: [casefile]
-`, c.Dir, c.MedComDir, c.CaseURL, nats, c.AckWait, c.HTTPListen)
-	p := filepath.Join(c.Dir, "samhub.yaml")
-	if err := os.MkdirAll(c.Dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-// r1Child is a running hub process; its log goes to a file in its directory.
-type r1Child struct {
-	cmd  *exec.Cmd
-	log  *os.File
-	done chan struct{}
-}
-
-func r1StartChild(t testing.TB, bin, cfgPath string, n int) *r1Child {
-	t.Helper()
-	lf, err := os.Create(filepath.Join(filepath.Dir(cfgPath), fmt.Sprintf("hub-%02d.log", n)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "serve", "--config", cfgPath)
-	cmd.Stdout, cmd.Stderr = lf, lf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	c := &r1Child{cmd: cmd, log: lf, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); lf.Close(); close(c.done) }()
-	t.Cleanup(func() { c.Kill() })
-	return c
-}
-
-// Kill sends SIGKILL and waits for the process to end.
-func (c *r1Child) Kill() {
-	select {
-	case <-c.done:
-		return
-	default:
-	}
-	_ = c.cmd.Process.Signal(syscall.SIGKILL)
-	<-c.done
-}
-
-// Term sends SIGTERM and waits for the process to end.
-func (c *r1Child) Term() {
-	select {
-	case <-c.done:
-		return
-	default:
-	}
-	_ = c.cmd.Process.Signal(syscall.SIGTERM)
-	<-c.done
-}
-
-func (c *r1Child) Pid() int { return c.cmd.Process.Pid }
 
 // r1LogLines counts the lines of the child logs in dir containing s.
 func r1LogLines(dir, s string) int {

@@ -56,7 +56,7 @@ func TestScenarioKill9(t *testing.T) {
 		}
 	}
 	points = points[:kills]
-	feed := w.Feed("KIL", interval, 0)
+	feed := w.Feed("KIL", interval, 0, 0)
 	var lives oLives
 	at := map[string]int{}
 	var resume, held, taken []time.Duration

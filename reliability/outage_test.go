@@ -151,7 +151,7 @@ func TestScenarioOutage(t *testing.T) {
 		CaseSinkURL: caseProxy.URL(), EPJSinkURL: epjProxy.URL(), SMTPSinkPort: mailProxy.Port()})
 	hub := oStartHub(t, cfg, url, 0, "")
 	oWaitReady(t, hub, time.Minute)
-	feed := w.Feed("OUT", 50*time.Millisecond, 0)
+	feed := w.Feed("OUT", 50*time.Millisecond, 0, 0)
 
 	type target struct {
 		dest  string

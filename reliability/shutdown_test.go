@@ -26,7 +26,7 @@ func TestScenarioShutdown(t *testing.T) {
 	w.EPJ.SetDelay(300 * time.Millisecond)
 	grace := 5 * time.Second
 	cfg, url := w.Config(filepath.Join(w.Dir, "hub"), oHubOpts{ShutdownGrace: grace})
-	feed := w.Feed("SHU", 25*time.Millisecond, 0)
+	feed := w.Feed("SHU", 25*time.Millisecond, 0, 0)
 	var lives oLives
 	var slowest time.Duration
 	maxOpen, badExits := 0, 0

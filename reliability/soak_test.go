@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -227,21 +226,6 @@ func r1UnsafeStreams(t *testing.T) int {
 		t.Fatalf("%d of %d unsafe stream settings refused", refused, len(cases))
 	}
 	return refused
-}
-
-// r1RSS is this process's resident set size from /proc (0 where there is no /proc).
-func r1RSS() uint64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
-			kb, _ := strconv.ParseUint(f[1], 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
 }
 
 func r1MB(b uint64) string { return fmt.Sprintf("%.1f", float64(b)/(1<<20)) }

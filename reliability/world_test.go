@@ -398,6 +398,24 @@ type oHub struct {
 	ended   time.Time
 }
 
+// oLogOnFailure logs, when the test failed, the distinct warnings and
+// errors of every hub log in dir (for finding out why).
+func oLogOnFailure(t *testing.T, dirs ...string) {
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		for _, dir := range dirs {
+			files, _ := filepath.Glob(filepath.Join(dir, "hub-*.log"))
+			for _, f := range files {
+				b, _ := os.ReadFile(f)
+				t.Logf("--- %s", f)
+				r2LogMessages(t, b)
+			}
+		}
+	})
+}
+
 // oStartHub starts life n of a hub with cfgPath; armed (a SAMHUB_FAILPOINT
 // value) is added to what the test process itself runs with, so the
 // deliver-twice switch reaches every child; env are more variables.
@@ -590,17 +608,17 @@ type oFeeder struct {
 	interval time.Duration
 }
 
-// oFeed starts a feeder: every interval one referral and, every other
-// time, one recommendation (three deliveries), up to max letters in all
-// (0: until Stop).
-func (w *oWorld) Feed(tag string, interval time.Duration, limit int) *oFeeder {
+// Feed starts a feeder: letters from..to-1 (to 0: until Stop), one every
+// interval, every third a recommendation (three deliveries), the others
+// referrals.
+func (w *oWorld) Feed(tag string, interval time.Duration, from, to int) *oFeeder {
 	f := &oFeeder{w: w, tag: tag, stop: make(chan struct{}), done: make(chan struct{}), interval: interval}
 	r1Letter(w.t, tag, 0) // loads the template on the test goroutine
 	go func() {
 		defer close(f.done)
 		t := time.NewTicker(interval)
 		defer t.Stop()
-		for i := 0; limit == 0 || i < limit; i++ {
+		for i := from; to == 0 || i < to; i++ {
 			var err error
 			if i%3 == 2 {
 				err = w.Recommend(tag, i)
@@ -621,6 +639,19 @@ func (w *oWorld) Feed(tag string, interval time.Duration, limit int) *oFeeder {
 		}
 	}()
 	return f
+}
+
+// oDeliveries is how many deliveries letters from..to-1 of a feed make.
+func oDeliveries(from, to int) int {
+	n := 0
+	for i := from; i < to; i++ {
+		if i%3 == 2 {
+			n += 3
+		} else {
+			n++
+		}
+	}
+	return n
 }
 
 // Stop stops the feeder and returns how many letters it sent.
