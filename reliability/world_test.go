@@ -216,6 +216,8 @@ type oHubOpts struct {
 	// direct, so recommendations keep coming while the sink side is down.
 	CaseSinkURL, EPJSinkURL string
 	SMTPSinkPort            int
+	MedComMaxBytes          int64  // the drop folder's max_bytes; 0: the shipped default
+	Adapters                string // more adapter blocks, YAML indented by two spaces
 }
 
 func (o *oHubOpts) defaults(t testing.TB) {
@@ -265,6 +267,10 @@ func (w *oWorld) Config(dir string, o oHubOpts) (path, baseURL string) {
 		smtpSink = o.SMTPSinkPort
 	}
 	casePoll := "100ms"
+	maxBytes := ""
+	if o.MedComMaxBytes > 0 {
+		maxBytes = fmt.Sprintf("    max_bytes: %d\n", o.MedComMaxBytes)
+	}
 	if o.CaseSinkURL != "" {
 		caseSink, casePoll = o.CaseSinkURL, "0s"
 		w.outbox = "outbox"
@@ -290,6 +296,7 @@ adapters:
     dir: %[7]s
     poll_interval: 20ms
     self: {gln: %[8]q, sor: %[9]q, name: %[10]q}
+%[23]s
   casesys:
     type: casesys
     url: %[11]s
@@ -331,7 +338,7 @@ receivers:
     - {name: koordinator, role: coordinator, token_hash: %[20]q}
 `, dir, o.Listen, nats, o.ShutdownGrace, o.AckWait, o.SinkTimeout, w.MedCom, oCouncil.GLN, oCouncil.SOR, oCouncil.Name,
 		caseSink, epjSink, oRegion.SOR, smtpSink, w.CA.PEMFile, o.MaxAttempts, o.BackoffMax, oParentsEmail,
-		receivers.String(), httpapi.HashToken(oToken), casePoll, outbox)
+		receivers.String(), httpapi.HashToken(oToken), casePoll, outbox+o.Adapters, maxBytes)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		w.t.Fatal(err)
 	}
