@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -141,8 +140,9 @@ func (a *Adapter) poll(ctx context.Context, pub adapters.Publisher) round {
 		// The round's parse trees and copies are garbage now. The runtime
 		// would hand their memory back to the system over minutes; after a
 		// large input (issue 19: a hub at 995 MB after four bombs, and it
-		// stayed there) it is handed back at once, for one collection.
-		debug.FreeOSMemory()
+		// stayed there) it is handed back at once, and again when the
+		// store's caches of the round have expired.
+		adapters.HandBackMemory()
 	}
 	return res
 }
