@@ -403,7 +403,12 @@ func r1ClusterRun(t *testing.T) (f r1ClusterFigures) {
 	}
 	f.holders = len(seen)
 	f.deliveredByB = r1LogLines(dirB, `"msg":"letter delivered"`)
-	oRequire(t, f.verdict, oAllow{})
+	// A hub killed, or cut from its store, between a MedCom file or a mail
+	// leaving and its record may send it again under the same id (see
+	// kill9): at most once per such fault (a node restart, the partition,
+	// the hub cut, the cluster restart, the kill) and transport.
+	faults := 5
+	oRequire(t, f.verdict, oAllow{Repeats: map[string]int{destGP: faults, destParents: faults}})
 	if f.crashes != 0 || f.panics != 0 {
 		t.Errorf("%d hub lives ended on their own, %d panics", f.crashes, f.panics)
 	}
