@@ -148,7 +148,11 @@ func (w *world) caseSystem() caseSystem { return caseSystem{w} }
 // consent the parents gave (scopes), and returns its id.
 func (cs caseSystem) Knows(c child, scopes ...letter.Scope) string {
 	cs.w.t.Helper()
-	cc := casesyssim.Case{Title: "Samråd", PrimaryParty: casesyssim.Person{CPR: c.ID(), Name: c.Name()},
+	person := casesyssim.Person{CPR: c.CPR, Name: c.Name()}
+	if c.CPR == "" {
+		person.ReplacementID = c.ReplacementID // a child without a CPR number yet
+	}
+	cc := casesyssim.Case{Title: "Samråd", PrimaryParty: person,
 		ContactPerson: &casesyssim.ContactPerson{Name: "Sagsbehandler Test", Email: "sagsbehandler@samraad.example"}}
 	if len(scopes) > 0 {
 		at := time.Now().Add(-24 * time.Hour).UTC()
@@ -168,7 +172,7 @@ func (cs caseSystem) Knows(c child, scopes ...letter.Scope) string {
 func (cs caseSystem) CasesOf(c child) []casesyssim.Case {
 	var out []casesyssim.Case
 	for _, k := range cs.w.cases.Cases() {
-		if k.PrimaryParty.CPR == c.ID() {
+		if k.PrimaryParty.CPR == c.ID() || c.CPR == "" && k.PrimaryParty.ReplacementID == c.ID() {
 			out = append(out, k)
 		}
 	}
@@ -227,8 +231,14 @@ type recipients struct {
 	GP      *gp
 	GPName  string // a GP named without any address (the coordinator forgot it)
 	Region  bool
-	Parents bool
+	Parents bool // the parents, named with an email address only
+	// Custody are the custody holders, named by CPR (Digital Post).
+	Custody []custodyHolder
 }
+
+// custodyHolder is a parent as the case system names one: a name and the
+// CPR number Digital Post reaches them by.
+type custodyHolder struct{ Name, CPR string }
 
 // council is the council writing on a case.
 type council struct{ w *world }
@@ -252,6 +262,9 @@ func (co council) Recommends(c child, to recipients, text string) string {
 	}
 	if to.Parents {
 		r.Parents = []casesyssim.Parent{{Name: "Forælder Test " + c.Family, Email: parentsEmail}}
+	}
+	for _, p := range to.Custody {
+		r.Parents = append(r.Parents, casesyssim.Parent{Name: p.Name, CPR: p.CPR})
 	}
 	d, err := co.w.cases.SeedOutboxDocument(k.ID, casesyssim.SeedDocument{Title: "Samrådets anbefaling", Text: text, Recipients: r})
 	if err != nil {

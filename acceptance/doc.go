@@ -10,15 +10,18 @@
 // system's outbox hands it to Samhub, which sends it to the referring GP as
 // a reply in the referral's thread and in the format that GP takes, to the
 // region's child psychiatry (only with the parents' consent) and to the
-// parents (no channel yet: that copy must show as not sent). Child
+// parents by Digital Post, each custody holder by CPR (in a world without
+// Digital Post that copy must show as not sent; a custody holder exempt
+// from Digital Post parks for the coordinator, who sends a paper letter).
+// Child
 // psychiatry sends discharge notes to the child's GP; GPs answer the
 // council's recommendations. When a system is down, a consent is missing or
 // a receiver cannot be found, the letter waits in the retry queue for the
 // coordinator, who records the consent, replays or discards it with
 // samhubctl.
 //
-// Every party is real or a faithful simulator: the case system and the EPJ
-// gateway (internal/sim), the GP practices and the region's MedCom endpoint
+// Every party is real or a faithful simulator: the case system, the EPJ
+// gateway and Digital Post (internal/sim), the GP practices and the region's MedCom endpoint
 // (internal/sim/medcompeer on the hub's drop folder), and the coordinator's
 // mail server (adapters/email/mailtest). Scenarios assert what each party
 // ends up with: cases and documents in the case system, Communications at

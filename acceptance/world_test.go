@@ -18,6 +18,7 @@ import (
 	"github.com/samhub/samhub/adapters/email/mailtest"
 	"github.com/samhub/samhub/internal/httpapi"
 	casesyssim "github.com/samhub/samhub/internal/sim/casesys"
+	digitalpostsim "github.com/samhub/samhub/internal/sim/digitalpost"
 	epjsim "github.com/samhub/samhub/internal/sim/epj"
 	"github.com/samhub/samhub/internal/sim/medcompeer"
 	"github.com/samhub/samhub/pipeline/letter"
@@ -109,6 +110,7 @@ const (
 	auditorToken     = "acceptance-auditor-token"
 	coordinatorEmail = "koordinator@samraad.example"
 	parentsEmail     = "foraelder.test@example.org"
+	councilCVR       = "29189846" // the municipality as Digital Post's sender (fictitious)
 )
 
 // world is one scenario's hub with everyone around it.
@@ -122,20 +124,50 @@ type world struct {
 	mail  *mailtest.SMTPServer
 	peer  *medcompeer.Peer
 	hub   *hubProcess
+	post  *digitalpostsim.Server // Digital Post, when the scenario asks for it (withDigitalPost)
+	extra []string               // configuration blocks the scenario adds (withConfig)
 
-	caseURL, epjURL string
-	epjPatients     map[string]string // child id → EPJ Patient id
+	caseURL, epjURL, postURL string
+	epjPatients              map[string]string // child id → EPJ Patient id
 
 	mu       sync.Mutex
 	expected map[string]string // child id → GLN of the one party the child's letters may reach
 }
 
+// worldOption adds a party to a scenario's world.
+type worldOption func(w *world)
+
+// withConfig adds top-level YAML blocks to the hub's configuration (the
+// council's, say).
+func withConfig(blocks ...string) worldOption {
+	return func(w *world) { w.extra = append(w.extra, blocks...) }
+}
+
+// withDigitalPost adds Digital Post (Serviceplatformen's SF1601
+// simulator) with the citizens whose CPR numbers are given exempt from it,
+// and the route of recommendations to the parents through it.
+func withDigitalPost(exempt ...string) worldOption {
+	return func(w *world) {
+		var err error
+		if w.post, err = digitalpostsim.New(digitalpostsim.Config{DataDir: filepath.Join(w.dir, "digitalpost"), ClientID: "samhub", ClientSecret: "post-secret", Exempt: exempt}); err != nil {
+			w.t.Fatal(err)
+		}
+		if w.postURL, err = w.post.Start("127.0.0.1:0"); err != nil {
+			w.t.Fatal(err)
+		}
+		w.t.Cleanup(func() { _ = w.post.Close() })
+	}
+}
+
 // newWorld starts the case system, the EPJ gateway, the coordinator's
-// mail server, the MedCom peer and the hub, and stops them when the test
-// ends; the last check of every scenario runs then too.
-func newWorld(t *testing.T) *world {
+// mail server, the MedCom peer and the hub (with what opts add), and stops
+// them when the test ends; the last check of every scenario runs then too.
+func newWorld(t *testing.T, opts ...worldOption) *world {
 	t.Helper()
 	w := &world{t: t, dir: t.TempDir(), epjPatients: map[string]string{}, expected: map[string]string{}}
+	for _, o := range opts {
+		o(w)
+	}
 	w.mbox = filepath.Join(w.dir, "medcom")
 	var err error
 	if w.cases, err = casesyssim.New(casesyssim.Config{DataDir: filepath.Join(w.dir, "casesys"), ClientID: "samhub", ClientSecret: "case-secret"}); err != nil {
@@ -161,7 +193,7 @@ func newWorld(t *testing.T) *world {
 	}
 	w.peer.Start()
 	t.Cleanup(w.lastCheck) // runs after the hub has stopped (cleanups run last-in first-out)
-	w.hub = startHub(t, w.writeConfig(ca.PEMFile))
+	w.hub = startHub(t, w.writeConfig(ca.PEMFile, w.extra...))
 	return w
 }
 
@@ -206,7 +238,7 @@ func (w *world) lastCheck() {
 // writeConfig writes the hub's configuration: MedCom, the case system, the
 // EPJ gateway and the coordinator's notices, with the council's routes and
 // receiver directory.
-func (w *world) writeConfig(caFile string) string {
+func (w *world) writeConfig(caFile string, extra ...string) string {
 	w.t.Helper()
 	var dir strings.Builder
 	for _, p := range []gp{gpAero, gpOster, childPsychiatry} {
@@ -270,13 +302,31 @@ receivers:
 %[12]snotifications:
   destination: notices
   recipients: [%[13]s]
-  on: [arrived, parked, answered]
+  on: [arrived, parked, answered, unanswered]
 console:
   users:
     - {name: koordinator, role: coordinator, token_hash: %[14]q}
     - {name: revisor, role: auditor, token_hash: %[15]q}
 `, w.dir, w.mbox, theCouncil.GLN, theCouncil.SOR, theCouncil.Name, w.caseURL, w.epjURL, childPsychiatry.SOR,
 		w.mail.Host, w.mail.Port, caFile, dir.String(), coordinatorEmail, httpapi.HashToken(coordinatorToken), httpapi.HashToken(auditorToken))
+	if w.post != nil {
+		// The parents are citizens: Digital Post, never email.
+		cfg = strings.Replace(cfg, "destinations:\n", fmt.Sprintf(`  post:
+    type: digitalpost
+    url: %s
+    client_id: samhub
+    client_secret: post-secret
+    sender: {cvr: %q, name: %q}
+destinations:
+  parents: {adapter: post, sector: parents}
+`, w.postURL, councilCVR, theCouncil.Name), 1)
+		cfg = strings.Replace(cfg, "receivers:\n", `  - name: recommendation-to-parents
+    match: {kind: [recommendation]}
+    to: [parents]
+receivers:
+`, 1)
+	}
+	cfg += strings.Join(extra, "")
 	path := filepath.Join(w.dir, "samhub.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		w.t.Fatal(err)

@@ -115,7 +115,10 @@ type Source interface {
 //
 // Addressing: a sink sends to exactly the parties in l.To, which the
 // pipeline resolved for this destination, and never picks one from
-// l.Receivers.
+// l.Receivers. A sink that sends one message per addressee (Digital Post
+// to each custody holder) and reaches only some returns *Partial, so the
+// source hears who got the letter; the letter itself is retried or parked
+// as the Partial's error says.
 //
 // Errors: classify with Retryable/RetryAfter (the pipeline tries again
 // with backoff, or after the destination's Retry-After) or Permanent (the

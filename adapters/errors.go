@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/samhub/samhub/pipeline/letter"
 )
 
 // Class says whether trying again can help.
@@ -79,3 +81,23 @@ func RetryAfterOf(err error) time.Duration {
 	}
 	return 0
 }
+
+// Partial is the error of a delivery that reached some of its addressees
+// and not the others: a sink that sends one copy per addressee (Digital
+// Post, a message to each custody holder) returns it, so the letter's
+// source is told who got the letter and who did not (StatusReporter).
+// Err is the classified failure of the rest; it decides what happens to
+// the letter, which is retried or parked as a whole. A later delivery
+// sends to every addressee again, so it must be idempotent per addressee
+// (the ones delivered come back as existing).
+type Partial struct {
+	Delivered []letter.Party // addressees the destination confirmed, as in l.To
+	Failed    []letter.Party // addressees it did not take, as in l.To
+	Err       error          // classified (Retryable, Permanent …)
+}
+
+func (p *Partial) Error() string {
+	return fmt.Sprintf("delivered to %d of %d addressees: %v", len(p.Delivered), len(p.Delivered)+len(p.Failed), p.Err)
+}
+
+func (p *Partial) Unwrap() error { return p.Err }

@@ -29,7 +29,12 @@ type Spec struct {
 	// Forbidden names keys people copy from other tools that would weaken
 	// the adapter, each with the reason given instead of "unknown key".
 	Forbidden map[string]string
-	Fields    []Field
+	// Citizens says the type reaches citizens through a channel a public
+	// authority may write to them by (Digital Post). Only such a type may
+	// serve a destination of the parents sector: deny by default, so email
+	// stays a channel to professionals (internal/config).
+	Citizens bool
+	Fields   []Field
 }
 
 // FieldType is the kind of value a key takes.
@@ -38,6 +43,7 @@ type FieldType string
 const (
 	TypeString   FieldType = "string"
 	TypeInt      FieldType = "integer"
+	TypeNumber   FieldType = "number" // a decimal number, e.g. a fraction of a day
 	TypeBool     FieldType = "boolean"
 	TypeDuration FieldType = "duration"
 	TypeStrings  FieldType = "list of strings"
@@ -130,6 +136,8 @@ func typeOf(t reflect.Type) (FieldType, []Field, error) {
 		return TypeBool, nil, nil
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64, reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
 		return TypeInt, nil, nil
+	case reflect.Float32, reflect.Float64:
+		return TypeNumber, nil, nil
 	case reflect.Struct:
 		fs, err := fieldsOf(t)
 		return TypeObject, fs, err
@@ -225,6 +233,22 @@ func convert(f Field, v any, key string) (any, error) {
 			}
 		}
 		return nil, fmt.Errorf("must be a whole number, not %s", describe(v))
+	case TypeNumber:
+		switch n := v.(type) {
+		case int:
+			return float64(n), nil
+		case int64:
+			return float64(n), nil
+		case uint64:
+			return float64(n), nil
+		case float64:
+			return n, nil
+		case string:
+			if f, err := strconv.ParseFloat(strings.TrimSpace(n), 64); err == nil {
+				return f, nil
+			}
+		}
+		return nil, fmt.Errorf("must be a number, not %s", describe(v))
 	case TypeBool:
 		switch b := v.(type) {
 		case bool:

@@ -18,7 +18,7 @@ var hubMetrics = []string{
 	"samhub_letters_received_total", "samhub_letters_rejected_total", "samhub_deliveries_total",
 	"samhub_delivery_failures_total", "samhub_delivery_retries_total", "samhub_letters_parked_total",
 	"samhub_letters_replayed_total", "samhub_letters_discarded_total", "samhub_referrals_received_total",
-	"samhub_referrals_parked_total", "samhub_publish_failures_total",
+	"samhub_referrals_parked_total", "samhub_referrals_unanswered", "samhub_publish_failures_total",
 	"samhub_delivery_duration_seconds", "samhub_letter_latency_seconds", "samhub_recommendation_lead_time_seconds",
 	"samhub_parked_letters", "samhub_parked_oldest_age_seconds", "samhub_destination_pending_letters",
 	"samhub_threads_held", "samhub_medcom_acks_missing", "samhub_nats_connected", "samhub_jetstream_ready",

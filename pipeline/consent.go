@@ -37,7 +37,21 @@ func (h *Hub) RecordedConsent(ctx context.Context, patientID string) (*letter.Co
 	if patientID == "" {
 		return nil, nil
 	}
-	e, err := h.consents.Get(ctx, consentKey(patientID))
+	return h.consentAt(ctx, consentKey(patientID))
+}
+
+// recordedConsentByToken is RecordedConsent for a patient token
+// (retryq.PatientToken, the same hash consentKey uses), for the council's
+// register, which keeps tokens only.
+func (h *Hub) recordedConsentByToken(ctx context.Context, token string) (*letter.Consent, error) {
+	if token == "" {
+		return nil, nil
+	}
+	return h.consentAt(ctx, "p."+token)
+}
+
+func (h *Hub) consentAt(ctx context.Context, key string) (*letter.Consent, error) {
+	e, err := h.consents.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
 		return nil, nil
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -184,6 +185,7 @@ func (h *Hub) deliver(ctx context.Context, d *destination, l, out *letter.Letter
 	bo := backoff.NewExponentialBackOff()
 	bo.InitialInterval, bo.MaxInterval, bo.Multiplier, bo.RandomizationFactor = d.backoffMin, d.backoffMax, 2, 0.3
 	var first retryq.Failure
+	var reached []letter.Party // addressees a partial delivery reached
 	for attempt := 1; ; attempt++ {
 		res, err := h.call(ctx, d, out)
 		if err == nil && failpoint.Active(failpoint.DeliverTwice) {
@@ -204,6 +206,21 @@ func (h *Hub) deliver(ctx context.Context, d *destination, l, out *letter.Letter
 			h.report(ctx, l, d, out.To, adapters.StateSent, result, "delivered to "+d.name)
 			return outDelivered, nil
 		}
+		var part *adapters.Partial
+		if errors.As(err, &part) {
+			// Some addressees have it: tell the source now, whatever
+			// becomes of the others.
+			var newly []letter.Party
+			for _, p := range part.Delivered {
+				if !slices.ContainsFunc(reached, p.SamePerson) {
+					newly = append(newly, p)
+				}
+			}
+			if len(newly) > 0 {
+				reached = append(reached, newly...)
+				h.reportSome(ctx, l, d, out.To, h.among(newly, true), adapters.StateSent, "delivered", "delivered to "+d.name)
+			}
+		}
 		if h.stopping.Err() != nil || ctx.Err() != nil {
 			return 0, errStopping
 		}
@@ -215,7 +232,7 @@ func (h *Hub) deliver(ctx context.Context, d *destination, l, out *letter.Letter
 		}
 		h.log.Warn("delivery failed", slog.Any("letter", l), "destination", d.name, "attempt", attempt, "class", class.String(), "code", code, "err", redactErr(err))
 		if class == adapters.ClassPermanent || attempt >= d.maxAttempts {
-			return outParked, h.park(ctx, d, l, raw, at, attempt, first, f)
+			return outParked, h.park(ctx, d, l, raw, at, attempt, first, f, reached...)
 		}
 		wait := bo.NextBackOff()
 		if ra := adapters.RetryAfterOf(err); ra > wait {
@@ -226,7 +243,7 @@ func (h *Hub) deliver(ctx context.Context, d *destination, l, out *letter.Letter
 		// sees each one (failing letters only; a delivered letter costs none).
 		h.recordStep(ctx, journey.Event{LetterID: l.ID, Step: journey.Retried, Destination: d.name, Attempt: attempt, Code: code, Reason: reason})
 		if attempt == 1 {
-			h.report(ctx, l, d, out.To, adapters.StateWaiting, code, "delivery to "+d.name+" failed and is being retried: "+reason)
+			h.reportSome(ctx, l, d, out.To, h.among(reached, false), adapters.StateWaiting, code, "delivery to "+d.name+" failed and is being retried: "+reason)
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -261,7 +278,10 @@ func (h *Hub) call(ctx context.Context, d *destination, out *letter.Letter) (ada
 	return res, err
 }
 
-func (h *Hub) park(ctx context.Context, d *destination, l *letter.Letter, raw []byte, at position, attempts int, first, last retryq.Failure) error {
+// park puts l in the retry queue for d and tells its source. reached are
+// the addressees a partial delivery reached: they are not reported failed
+// or waiting, now or when the entry is discarded.
+func (h *Hub) park(ctx context.Context, d *destination, l *letter.Letter, raw []byte, at position, attempts int, first, last retryq.Failure, reached ...letter.Party) error {
 	if h.stopping.Err() != nil {
 		return errStopping
 	}
@@ -276,6 +296,7 @@ func (h *Hub) park(ctx context.Context, d *destination, l *letter.Letter, raw []
 	// raw is the letter as stored, so its refs are l's: the blob collector
 	// keeps what parked entries name.
 	e.Blobs = blobs.Refs(l)
+	e.DeliveredTo = h.deliveredIndexes(l, d, reached)
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if err := h.queue.Park(pctx, e, raw); err != nil {
@@ -305,7 +326,7 @@ func (h *Hub) park(ctx context.Context, d *destination, l *letter.Letter, raw []
 	if held || isConsentCode(last.Code) {
 		state = adapters.StateWaiting
 	}
-	h.report(ctx, l, d, nil, state, last.Code, last.Reason)
+	h.reportSome(ctx, l, d, nil, h.among(reached, false), state, last.Code, last.Reason)
 	if !held { // the letter it waits for told the coordinator already
 		h.notifyParked(ctx, d, l, last)
 	}

@@ -32,6 +32,7 @@ import (
 	"github.com/samhub/samhub/pipeline/audit"
 	"github.com/samhub/samhub/pipeline/blobs"
 	"github.com/samhub/samhub/pipeline/broker"
+	"github.com/samhub/samhub/pipeline/council"
 	"github.com/samhub/samhub/pipeline/journey"
 	"github.com/samhub/samhub/pipeline/jspubsub"
 	"github.com/samhub/samhub/pipeline/letter"
@@ -71,8 +72,9 @@ type Hub struct {
 	sources map[string]adapters.Source
 	// reporters are the sources told each recipient's status (status.go).
 	reporters map[string]adapters.StatusReporter
-	holds     *holds // threads held back behind a parked letter, per destination
-	bulks     *bulks // bulk replays (bulkreplay.go)
+	holds     *holds           // threads held back behind a parked letter, per destination
+	bulks     *bulks           // bulk replays (bulkreplay.go)
+	council   *council.Council // the council's register; nil when council.enabled is false
 	dests     map[string]*destination
 	subs      map[string]*jspubsub.Subscriber
 	decoded   *decoded // one decode of a stored letter for all destinations
@@ -158,6 +160,9 @@ func New(ctx context.Context, o Options) (*Hub, error) {
 		return nil, err
 	}
 	if err := h.buildRouter(ctx); err != nil {
+		return nil, err
+	}
+	if h.council, err = h.newCouncil(ctx); err != nil {
 		return nil, err
 	}
 	codes := map[string][]string{}
@@ -331,6 +336,16 @@ func (h *Hub) Run(ctx context.Context) error {
 	}
 	go h.gaugeLoop(srcCtx)
 	go h.blobCollectorLoop(srcCtx)
+	if h.council != nil {
+		// Stopped with the sources: it stores receipts and notices.
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := h.council.Run(srcCtx); err != nil && srcCtx.Err() == nil {
+				h.log.Error("council register stopped", "err", err)
+			}
+		}()
+	}
 	h.log.Info("pipeline running", "sources", len(h.sources), "destinations", len(h.dests))
 	<-ctx.Done()
 	stopSources()
@@ -565,6 +580,9 @@ func scrubText(s string) string { return logging.Redact(s) }
 
 func newRouter(c *config.Config) *route.Router {
 	routes := c.Routes
+	if r, ok := council.ReceiptRoute(c.Council); ok {
+		routes = append([]config.Route{r}, routes...)
+	}
 	if r, ok := notifyRoute(c.Notify); ok {
 		routes = append([]config.Route{r}, routes...)
 	}

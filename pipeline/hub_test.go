@@ -147,7 +147,7 @@ func init() {
 }
 
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	cfg   *config.Config
 	feed  *feed
 	muni  *box // municipality sector, no consent needed
@@ -162,7 +162,11 @@ type env struct {
 
 var envN int
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { t.Helper(); return newEnvWith(t, nil) }
+
+// newEnvWith is newEnv with edit changing the configuration before the hub
+// starts; n names this environment's adapter instances (feed<n>, …).
+func newEnvWith(t testing.TB, edit func(cfg *config.Config, n int)) *env {
 	t.Helper()
 	regMu.Lock()
 	envN++
@@ -201,6 +205,9 @@ func newEnv(t *testing.T) *env {
 	cfg.Routes = []config.Route{
 		{Name: "all-to-case", To: []string{"casefile"}},
 		{Name: "recommendations-to-gp", Match: config.Match{Kind: []string{"recommendation"}}, To: []string{"doctor"}},
+	}
+	if edit != nil {
+		edit(cfg, n)
 	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)

@@ -7,12 +7,14 @@ import (
 	"strings"
 
 	"github.com/samhub/samhub/internal/config"
+	"github.com/samhub/samhub/pipeline/council"
 	"github.com/samhub/samhub/pipeline/letter"
 	"github.com/samhub/samhub/pipeline/retryq"
 )
 
-// notifySource is the source name of notices the hub makes itself.
-const notifySource = "samhub"
+// notifySource is the source name of letters the hub makes itself
+// (notices, the council's receipts).
+const notifySource = council.HubSource
 
 // notifyRoute is the implicit rule that carries notices to their destination.
 func notifyRoute(n config.Notify) (config.Route, bool) {
@@ -54,8 +56,8 @@ func (h *Hub) observeLeadTime(ctx context.Context, l *letter.Letter) {
 // notifyArrived tells the coordinator (and the case's contact person, when
 // the source knows one) that a letter arrived or was answered.
 func (h *Hub) notifyArrived(ctx context.Context, l *letter.Letter) {
-	if l.Kind == letter.KindNotification || l.Kind == letter.KindAcknowledgement {
-		return
+	if l.Kind == letter.KindNotification || l.Kind == letter.KindAcknowledgement || l.Source == notifySource {
+		return // the hub's own letters (notices, receipts) are no news
 	}
 	kinds := h.cfg.Notify.Kinds
 	if len(kinds) == 0 {
@@ -81,25 +83,7 @@ func (h *Hub) notifyParked(ctx context.Context, d *destination, l *letter.Letter
 // retry and park) to the notification destination. A notice carries only
 // the letter's reference, never its content, names or CPR.
 func (h *Hub) sendNotice(ctx context.Context, event string, l *letter.Letter, dest, da, en string) {
-	recipients := append([]string(nil), h.cfg.Notify.Recipients...)
-	if c := l.Meta["contactEmail"]; c != "" && !slices.Contains(recipients, c) {
-		recipients = append(recipients, c)
-	}
-	var parties []letter.Party
-	for _, r := range recipients {
-		parties = append(parties, letter.Party{Role: "contact", Email: r})
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s\n%s\n\nReference: %s\n", da, en, l.ID)
-	if h.cfg.Notify.ConsoleURL != "" {
-		fmt.Fprintf(&b, "%s/letters/%s\n", strings.TrimRight(h.cfg.Notify.ConsoleURL, "/"), l.ID)
-	}
-	id := "notice:" + event + ":" + dest + ":" + l.ID
-	// A notice is its own thread: it must not wait behind a failing letter.
-	notice := &letter.Letter{ID: id, Kind: letter.KindNotification, Format: "notice",
-		Sender: letter.Party{Role: "hub", Name: "Samhub"}, Receivers: parties,
-		Subject: "Samhub: " + event, Text: scrubText(b.String()),
-		Meta: map[string]string{"event": event, "letterId": l.ID}}
+	notice := h.noticeLetter(event, l.ID, l.Meta["contactEmail"], dest, da, en)
 	// Stored off the source's path: the letter is already safe, and the
 	// source need not wait a second fsync for its notice. A crash in between
 	// loses the notice, never the letter; the console still shows it.
@@ -111,4 +95,35 @@ func (h *Hub) sendNotice(ctx context.Context, event string, l *letter.Letter, de
 			h.log.Warn("notice not stored", "event", event, "letter_id", l.ID, "err", err)
 		}
 	}()
+}
+
+// Notice stores a notice about the letter letterID now, and returns once
+// it is stored (the council's referral watch). One notice per event and
+// letter: a second one with the same event is not routed again.
+func (h *Hub) Notice(ctx context.Context, event, letterID, da, en string) error {
+	return (&ingest{h: h, source: notifySource}).Publish(ctx, h.noticeLetter(event, letterID, "", "", da, en))
+}
+
+// noticeLetter is a notice to the coordinator (and the case's contact
+// person) about letterID: its reference and a link, nothing more.
+func (h *Hub) noticeLetter(event, letterID, contact, dest, da, en string) *letter.Letter {
+	recipients := append([]string(nil), h.cfg.Notify.Recipients...)
+	if contact != "" && !slices.Contains(recipients, contact) {
+		recipients = append(recipients, contact)
+	}
+	var parties []letter.Party
+	for _, r := range recipients {
+		parties = append(parties, letter.Party{Role: "contact", Email: r})
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s\n%s\n\nReference: %s\n", da, en, letterID)
+	if h.cfg.Notify.ConsoleURL != "" {
+		fmt.Fprintf(&b, "%s/letters/%s\n", strings.TrimRight(h.cfg.Notify.ConsoleURL, "/"), letterID)
+	}
+	id := "notice:" + event + ":" + dest + ":" + letterID
+	// A notice is its own thread: it must not wait behind a failing letter.
+	return &letter.Letter{ID: id, Kind: letter.KindNotification, Format: "notice",
+		Sender: letter.Party{Role: "hub", Name: "Samhub"}, Receivers: parties,
+		Subject: "Samhub: " + event, Text: scrubText(b.String()),
+		Meta: map[string]string{"event": event, "letterId": letterID}}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -29,6 +30,10 @@ type Actor struct {
 
 // Queue gives read access to the retry queue.
 func (h *Hub) Queue() *retryq.Queue { return h.queue }
+
+// JetStream gives the broker the hub runs on (the console keeps its
+// sessions there).
+func (h *Hub) JetStream() jetstream.JetStream { return h.js }
 
 // Audit gives the audit log.
 func (h *Hub) Audit() *audit.Log { return h.audit }
@@ -129,7 +134,9 @@ func (h *Hub) Discard(ctx context.Context, who Actor, seq uint64, reason string)
 	h.recordStep(ctx, journey.Event{LetterID: e.LetterID, Step: journey.Discarded, Destination: e.Destination, Actor: who.Name, Reason: scrubText(reason)})
 	if d, ok := h.dests[e.Destination]; ok {
 		if l, err := letter.Unmarshal(raw); err == nil {
-			h.report(ctx, l, d, nil, adapters.StateFailed, "discarded", "discarded by the coordinator: "+scrubText(reason))
+			// Recipients a partial delivery reached keep their "sent".
+			notReached := func(i int, _ letter.Party) bool { return !slices.Contains(e.DeliveredTo, i) }
+			h.reportSome(ctx, l, d, nil, notReached, adapters.StateFailed, "discarded", "discarded by the coordinator: "+scrubText(reason))
 		}
 	}
 	if hd, held := h.holds.get(e.Destination, e.Thread); held && hd.LetterID == e.LetterID {

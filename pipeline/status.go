@@ -25,30 +25,76 @@ import (
 // own list; a recipient the letter did not name (the thread's GP) is
 // reported as resolved.
 func (h *Hub) report(ctx context.Context, l *letter.Letter, d *destination, to []letter.Party, state adapters.RecipientState, code, reason string) {
+	h.reportSome(ctx, l, d, to, nil, state, code, reason)
+}
+
+// reportSome is report for the recipients keep selects (by their index in
+// recipients(l, d, to) and the party); nil keeps all.
+func (h *Hub) reportSome(ctx context.Context, l *letter.Letter, d *destination, to []letter.Party, keep func(int, letter.Party) bool, state adapters.RecipientState, code, reason string) {
 	sr, ok := h.reporters[l.Source]
 	if !ok {
 		return
 	}
+	for i, p := range h.recipients(l, d, to) {
+		if keep != nil && !keep(i, p) {
+			continue
+		}
+		h.tell(ctx, sr, adapters.RecipientStatus{LetterID: l.ID, Destination: d.name, Recipient: p, State: state, Code: code, Reason: scrubText(reason), At: h.now().UTC()})
+	}
+}
+
+// recipients are the recipients of l that d serves, as the letter names
+// them; else the delivery's addressees to; else one unnamed party of the
+// sector. Nil for the municipality's own file and internal notices, which
+// are no recipients of the letter.
+func (h *Hub) recipients(l *letter.Letter, d *destination, to []letter.Party) []letter.Party {
 	roles := route.SectorRoles(d.cfg.Sector)
 	if roles == nil {
-		return // the municipality's own file and internal notices are no recipients of the letter
+		return nil
 	}
-	var recipients []letter.Party
+	var out []letter.Party
 	dir := h.router.Directory()
 	for _, p := range l.Receivers {
 		if slices.Contains(roles, dir.Enrich(p).Role) {
-			recipients = append(recipients, p)
+			out = append(out, p)
 		}
 	}
-	if len(recipients) == 0 {
-		recipients = to
+	if len(out) == 0 {
+		out = to
 	}
-	if len(recipients) == 0 {
-		recipients = []letter.Party{{Role: roles[0]}}
+	if len(out) == 0 {
+		out = []letter.Party{{Role: roles[0]}}
 	}
-	for _, p := range recipients {
-		h.tell(ctx, sr, adapters.RecipientStatus{LetterID: l.ID, Destination: d.name, Recipient: p, State: state, Code: code, Reason: scrubText(reason), At: h.now().UTC()})
+	return out
+}
+
+// among returns a keep function for reportSome that selects the
+// recipients who are (in true) or are not (in false) one of the addressees
+// ps of a delivery (a partial delivery's Delivered, as in the letter's To).
+func (h *Hub) among(ps []letter.Party, in bool) func(int, letter.Party) bool {
+	dir := h.router.Directory()
+	return func(_ int, p letter.Party) bool {
+		e := dir.Enrich(p)
+		found := slices.ContainsFunc(ps, func(q letter.Party) bool { return e.SamePerson(dir.Enrich(q)) })
+		return found == in
 	}
+}
+
+// deliveredIndexes are the indexes in recipients(l, d, nil) of the
+// addressees ps a partial delivery reached, kept with a parked letter so a
+// discard does not report them failed (retryq.Entry.DeliveredTo).
+func (h *Hub) deliveredIndexes(l *letter.Letter, d *destination, ps []letter.Party) []int {
+	if len(ps) == 0 {
+		return nil
+	}
+	var out []int
+	keep := h.among(ps, true)
+	for i, p := range h.recipients(l, d, nil) {
+		if keep(i, p) {
+			out = append(out, i)
+		}
+	}
+	return out
 }
 
 // reportUnserved tells the source of a newly stored letter which of the

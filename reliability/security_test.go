@@ -52,6 +52,13 @@ var r2Policy = map[string][]string{
 	"GET /api/v1/audit":                                 {"auditor"},
 	"GET /api/v1/rejected":                              {"coordinator", "operations"},
 	"POST /api/v1/rejected/{source}/{id}/put-back":      {"coordinator"},
+	"GET /api/v1/meetings":                              {"coordinator"},
+	"POST /api/v1/meetings":                             {"coordinator"},
+	"GET /api/v1/meetings/{id}":                         {"coordinator"},
+	"POST /api/v1/meetings/{id}/move":                   {"coordinator"},
+	"POST /api/v1/meetings/{id}/agenda":                 {"coordinator"},
+	"GET /api/v1/referrals":                             {"coordinator"},
+	"GET /api/v1/kpi":                                   {"coordinator", "operations"},
 }
 
 func r2Do(t *testing.T, method, url, token string, body []byte) int {

@@ -195,6 +195,22 @@ type filePart struct {
 	data              []byte
 }
 
+// The contract's Party has no CPR: a custody holder's CPR number stays in
+// the case (the outbox document that named them), not in every copy's
+// metadata.
+func withoutCPR(p letter.Party) letter.Party {
+	p.CPR = ""
+	return p
+}
+
+func partiesWithoutCPR(ps []letter.Party) []letter.Party {
+	out := make([]letter.Party, len(ps))
+	for i, p := range ps {
+		out[i] = withoutCPR(p)
+	}
+	return out
+}
+
 // documentBody builds the multipart upload. The boundary is derived from
 // the letter id so a retry sends byte-identical bodies.
 func (a *Adapter) documentBody(l *letter.Letter, ext string) ([]byte, string) {
@@ -211,7 +227,7 @@ func (a *Adapter) documentBody(l *letter.Letter, ext string) ([]byte, string) {
 		files = append(files, filePart{name, orDefault(at.ContentType, "application/octet-stream"), at.Data})
 	}
 	meta := docMetadata{
-		ExternalID: ext, Title: title(l), Direction: direction(l), Sender: l.Sender, Recipients: l.Receivers,
+		ExternalID: ext, Title: title(l), Direction: direction(l), Sender: withoutCPR(l.Sender), Recipients: partiesWithoutCPR(l.Receivers),
 		Letter: letterRef{ID: l.ID, Kind: string(l.Kind), ThreadID: l.ThreadID, InReplyTo: l.InReplyTo},
 	}
 	if d := letterDate(l); !d.IsZero() {

@@ -62,6 +62,7 @@ type outboxItem struct {
 			Key   string `json:"key"`
 			Name  string `json:"name"`
 			Email string `json:"email"`
+			CPR   string `json:"cpr"` // Digital Post reaches a custody holder by it
 		} `json:"parents"`
 		Region *outboxOrg `json:"region"`
 	} `json:"recipients"`
@@ -91,7 +92,7 @@ func (it *outboxItem) recipients() []outboxRecipient {
 		out = append(out, outboxRecipient{gp.Key, letter.Party{Role: letter.RoleGP, Name: gp.Name, GLN: gp.GLN, SOR: gp.SOR}})
 	}
 	for _, p := range it.Recipients.Parents {
-		out = append(out, outboxRecipient{p.Key, letter.Party{Role: letter.RoleParents, Name: p.Name, Email: p.Email}})
+		out = append(out, outboxRecipient{p.Key, letter.Party{Role: letter.RoleParents, Name: p.Name, Email: p.Email, CPR: strings.TrimSpace(p.CPR)}})
 	}
 	if r := it.Recipients.Region; r != nil {
 		out = append(out, outboxRecipient{r.Key, letter.Party{Role: letter.RoleRegion, Name: r.Name, GLN: r.GLN, SOR: r.SOR}})

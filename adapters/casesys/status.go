@@ -29,8 +29,8 @@ import (
 //	casesys.<name>.status-pending   the documents with reports not yet written
 //
 // A report names its recipient as the letter did (a letter.Party); it is
-// kept under a digest of role and identifiers, with email address and name
-// only as digests, and mapped to the recipient's key in the case system
+// kept under a digest of role and identifiers, with email address, name and
+// a custody holder's CPR number only as digests, and mapped to the recipient's key in the case system
 // when it is written, through the same list the letter's Receivers came
 // from (outboxItem.recipients). Document records stay after their reports
 // are written (they are small and one per outbox document), so a report
@@ -46,6 +46,7 @@ type storedReport struct {
 	SOR         string    `json:"sor,omitempty"`
 	EmailDigest string    `json:"emailDigest,omitempty"`
 	NameDigest  string    `json:"nameDigest,omitempty"`
+	CPRDigest   string    `json:"cprDigest,omitempty"`
 	State       string    `json:"state"`
 	Code        string    `json:"code,omitempty"`
 	Reason      string    `json:"reason,omitempty"`
@@ -106,13 +107,16 @@ func reportOf(s adapters.RecipientStatus) *storedReport {
 	if n := strings.Join(strings.Fields(s.Recipient.Name), " "); n != "" {
 		r.NameDigest = opaque("name", n)
 	}
+	if c := strings.TrimSpace(s.Recipient.CPR); c != "" {
+		r.CPRDigest = opaque("cpr", c)
+	}
 	return r
 }
 
 // identity is the key a recipient's report is kept under.
 func identity(p letter.Party) string {
 	r := reportOf(adapters.RecipientStatus{Recipient: p})
-	return opaque("recipient", r.Role, r.GLN, r.SOR, r.EmailDigest, r.NameDigest)
+	return opaque("recipient", r.Role, r.GLN, r.SOR, r.EmailDigest, r.NameDigest, r.CPRDigest)
 }
 
 var badCode = regexp.MustCompile(`[^A-Za-z0-9_.:-]`)
@@ -401,7 +405,7 @@ func (a *Adapter) writeReport(ctx context.Context, docID, key string, r *storedR
 
 // matchRecipient finds the outbox recipients a report is about: those
 // equal in role and every identifier; else those of the role sharing an
-// identifier (GLN, SOR or email); else the only recipient of the role.
+// identifier (GLN, SOR, email or CPR); else the only recipient of the role.
 func matchRecipient(r *storedReport, recipients []outboxRecipient) []string {
 	type cand struct {
 		key string
@@ -424,12 +428,13 @@ func matchRecipient(r *storedReport, recipients []outboxRecipient) []string {
 		return keys
 	}
 	if keys := pick(func(c *storedReport) bool {
-		return c.GLN == r.GLN && c.SOR == r.SOR && c.EmailDigest == r.EmailDigest && c.NameDigest == r.NameDigest
+		return c.GLN == r.GLN && c.SOR == r.SOR && c.EmailDigest == r.EmailDigest && c.NameDigest == r.NameDigest && c.CPRDigest == r.CPRDigest
 	}); len(keys) > 0 {
 		return keys
 	}
 	if keys := pick(func(c *storedReport) bool {
-		return (r.GLN != "" && c.GLN == r.GLN) || (r.SOR != "" && c.SOR == r.SOR) || (r.EmailDigest != "" && c.EmailDigest == r.EmailDigest)
+		return (r.GLN != "" && c.GLN == r.GLN) || (r.SOR != "" && c.SOR == r.SOR) || (r.EmailDigest != "" && c.EmailDigest == r.EmailDigest) ||
+			(r.CPRDigest != "" && c.CPRDigest == r.CPRDigest)
 	}); len(keys) > 0 {
 		return keys
 	}

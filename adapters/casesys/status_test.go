@@ -250,12 +250,66 @@ func TestReportMapsBackToTheRecipientItCameFrom(t *testing.T) {
 	}
 }
 
+// TestCustodyHoldersByCPR: Digital Post reaches parents by CPR. The
+// outbox's parents' CPR numbers reach the letter's receivers, each
+// report finds its own parent (two custody holders of one name and no
+// address told apart by CPR), and what the adapter keeps holds the CPR
+// only as a digest.
+func TestCustodyHoldersByCPR(t *testing.T) {
+	e := startSim(t, nil)
+	c, err := e.sim.SeedCase(casesyssim.Case{PrimaryParty: casesyssim.Person{CPR: "2509479989", GivenName: "Bruno Test", FamilyName: "Elmer"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := e.sim.SeedOutboxDocument(c.ID, casesyssim.SeedDocument{Title: "Anbefaling", Text: "Testtekst.", Recipients: casesyssim.OutboxRecipients{
+		Parents: []casesyssim.Parent{{Name: "Forælder Test Berggren", CPR: "1509819996"}, {Name: "Forælder Test Berggren", CPR: "2512489996"}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.sim.SeedOutboxDocument(c.ID, casesyssim.SeedDocument{Title: "Forkert", Text: "x", Recipients: casesyssim.OutboxRecipients{
+		Parents: []casesyssim.Parent{{Name: "Forælder", CPR: "250947-9989"}}}}); err == nil || !strings.Contains(err.Error(), "recipients.parents[0].cpr") {
+		t.Errorf("a custody holder's CPR that is not 10 digits was taken: %v", err)
+	}
+	state := newMapState()
+	a := e.adapter(state, nil)
+	l := published(t, a, doc)
+	if len(l.Receivers) != 2 || l.Receivers[0].CPR != "1509819996" || l.Receivers[1].CPR != "2512489996" || l.Receivers[1].Role != letter.RoleParents {
+		t.Fatalf("receivers %+v: want both custody holders with their CPR", l.Receivers)
+	}
+	at := time.Now().UTC()
+	if err := a.ReportStatus(context.Background(), report(l, l.Receivers[1], adapters.StateSent, "delivered", at)); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.ReportStatus(context.Background(), report(l, letter.Party{Role: letter.RoleParents, CPR: "1509819996"}, adapters.StateFailed, "recipient_exempt", at)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the reports written", func() bool { return pendingDocs(t, a) == 0 && a.flusherIdle() })
+	it, _ := e.sim.OutboxItem(doc.ID)
+	var got []string
+	for _, r := range it.RecipientStatus {
+		got = append(got, r.Key+"="+r.Status)
+		if r.Recipient.Name == "" {
+			t.Errorf("the outbox lost the recipient %s", r.Key)
+		}
+	}
+	if want := []string{"parent-1=failed", "parent-2=sent"}; !slices.Equal(got, want) {
+		t.Errorf("statuses = %v, want %v", got, want)
+	}
+	for k, v := range state.Snapshot() {
+		if strings.Contains(string(v), "1509819996") || strings.Contains(string(v), "2512489996") {
+			t.Errorf("state %s keeps a CPR number: %s", k, v)
+		}
+	}
+}
+
 func TestMatchRecipient(t *testing.T) {
 	recips := []outboxRecipient{
 		{"gp", letter.Party{Role: "gp", Name: "Lægerne Test", GLN: "5790000121526"}},
 		{"parent-1", letter.Party{Role: "parents", Name: "Forælder Et", Email: "et@example.org"}},
 		{"parent-2", letter.Party{Role: "parents", Name: "Forælder To", Email: "to@example.org"}},
 		{"parent-3", letter.Party{Role: "parents", Name: "Forælder To", Email: "to@example.org"}},
+		{"parent-4", letter.Party{Role: "parents", Name: "Forælder Fire", CPR: "1509819996"}},
 	}
 	for _, tc := range []struct {
 		p    letter.Party
@@ -267,6 +321,8 @@ func TestMatchRecipient(t *testing.T) {
 		{letter.Party{Role: "parents", Email: "ET@example.org "}, []string{"parent-1"}},
 		{letter.Party{Role: "parents", Name: "Forælder To", Email: "to@example.org"}, []string{"parent-2", "parent-3"}}, // the same address twice
 		{letter.Party{Role: "parents", Email: "tre@example.org"}, nil},
+		{letter.Party{Role: "parents", CPR: "1509819996"}, []string{"parent-4"}},
+		{letter.Party{Role: "parents", Name: "Forælder Fire", CPR: "2512489996"}, nil}, // another CPR: not her
 		{letter.Party{Role: "region", SOR: "6071000016008"}, nil},
 	} {
 		r := reportOf(adapters.RecipientStatus{Recipient: tc.p})

@@ -31,8 +31,8 @@ func init() {
 }
 
 const (
-	harnessFrom   = "samraad@kommune.example.dk"
-	harnessParent = "brita.berggren@example.dk"
+	harnessFrom = "samraad@kommune.example.dk"
+	harnessPPR  = "ppr.test@example.dk"
 )
 
 type smtpHarness struct {
@@ -52,11 +52,11 @@ func (h *smtpHarness) Block() map[string]any {
 }
 
 func (h *smtpHarness) Letter(n int) *letter.Letter {
-	parent := letter.Party{Role: "parents", Name: "Brita Test Berggren", Email: harnessParent}
+	ppr := letter.Party{Role: letter.RoleSchool, Name: "PPR Test", Email: harnessPPR}
 	return &letter.Letter{
 		ID: fmt.Sprintf("conformance:smtp:%d:%d", time.Now().UnixNano(), n), Kind: letter.KindRecommendation, Source: "casesys",
 		Received: time.Now().UTC(), Sender: letter.Party{Role: "municipality", Name: "Samrådet", Email: harnessFrom},
-		Receivers: []letter.Party{parent}, To: []letter.Party{parent},
+		Receivers: []letter.Party{ppr}, To: []letter.Party{ppr},
 		Patient: &letter.Patient{CPR: "2509479989", GivenName: "Bruno Test", FamilyName: "Elmer"},
 		Subject: "Samrådets anbefaling", Text: "Samrådet anbefaler et forløb hos PPR.",
 		Original: letter.Original{Data: []byte("Samrådet anbefaler et forløb hos PPR."), ContentType: "text/plain; charset=utf-8"},
@@ -64,7 +64,7 @@ func (h *smtpHarness) Letter(n int) *letter.Letter {
 }
 
 func (h *smtpHarness) Stored(_ testing.TB, l *letter.Letter) int {
-	want := []byte("<" + MessageID(l.ID, harnessParent, harnessFrom) + ">")
+	want := []byte("<" + MessageID(l.ID, harnessPPR, harnessFrom) + ">")
 	for _, m := range h.srv.Messages() {
 		if bytes.Contains(m.Data, want) {
 			return 1 // every copy carries the one Message-ID
@@ -87,7 +87,7 @@ func (h *smtpHarness) Faults() []adaptertest.Fault {
 		{Name: "mailbox-unknown-550", Class: adapters.ClassPermanent, Arm: rcpt(550, smtp.EnhancedCode{5, 1, 1}, "no such mailbox")},
 		{Name: "recipient-off-the-allow-list", Class: adapters.ClassPermanent, Arm: func(_ testing.TB, l *letter.Letter) (*letter.Letter, func()) {
 			c := *l
-			p := letter.Party{Role: "parents", Email: "someone@elsewhere.test"}
+			p := letter.Party{Role: letter.RoleSchool, Email: "someone@elsewhere.test"}
 			c.Receivers, c.To = []letter.Party{p}, []letter.Party{p}
 			return &c, func() {}
 		}},
@@ -113,9 +113,9 @@ func (h *imapHarness) Block() map[string]any {
 }
 
 func (h *imapHarness) Put(t testing.TB, n int) {
-	raw := fmt.Sprintf("From: Brita Test Berggren <%s>\r\nTo: %s\r\nSubject: Konformans %d\r\nMessage-ID: <cnf-%d@example.dk>\r\n"+
+	raw := fmt.Sprintf("From: PPR Test <%s>\r\nTo: %s\r\nSubject: Konformans %d\r\nMessage-ID: <cnf-%d@example.dk>\r\n"+
 		"Date: %s\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nSpørgsmål til samrådet.\r\n",
-		harnessParent, harnessFrom, n, n, time.Now().Format(time.RFC1123Z))
+		harnessPPR, harnessFrom, n, n, time.Now().Format(time.RFC1123Z))
 	h.srv.Append(t, "INBOX", []byte(raw))
 }
 

@@ -1,6 +1,12 @@
 // Package email connects Samhub to mail servers: type "smtp" is a Sink that
 // submits letters by SMTP, type "imap" is a Source that reads a mailbox.
 //
+// Email carries letters to professionals and the council's own staff only.
+// The parents are citizens, whom a public authority writes to by Digital
+// Post (adapters/digitalpost): configuration refuses an smtp destination in
+// the parents sector, and the sink refuses a letter addressed to a custody
+// holder and mails no custody holder named among a letter's receivers.
+//
 // Both sides speak TLS only (interfaces.md §3): implicit TLS or STARTTLS that
 // must succeed, TLS 1.2 or newer, server certificates always verified (an
 // extra CA bundle may be configured, verification may not be switched off).
@@ -24,4 +30,5 @@
 //	no STARTTLS offered, TLS handshake or   permanent (the same server will
 //	certificate verification failed          answer the same way)
 //	recipient not on the allow-list         permanent, nothing is sent
+//	addressed to a custody holder           permanent citizen_by_email
 package email

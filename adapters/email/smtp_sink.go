@@ -84,8 +84,8 @@ func recipients(l *letter.Letter) []string {
 	}
 	for _, p := range parties {
 		a := strings.ToLower(strings.TrimSpace(p.Email))
-		if a == "" || seen[a] {
-			continue
+		if a == "" || seen[a] || p.Role == letter.RoleParents {
+			continue // a custody holder named among the receivers is no email recipient
 		}
 		seen[a] = true
 		out = append(out, a)
@@ -97,6 +97,19 @@ func recipients(l *letter.Letter) []string {
 // message per recipient. Recipients already served (sent marker in the state
 // store) are skipped, so a retried delivery sends nothing twice.
 func (s *SMTPSink) Deliver(ctx context.Context, l *letter.Letter) (adapters.Delivery, error) {
+	// Email carries letters to professionals only: a custody holder is a
+	// citizen, reached by Digital Post (configuration refuses an smtp
+	// destination in the parents sector; this holds behind it).
+	for _, p := range l.To {
+		if p.Role == letter.RoleParents {
+			return adapters.Delivery{}, adapters.Permanent("citizen_by_email", "email carries letters to professionals only; the parents are reached by Digital Post", nil)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		// Ended before it began: nothing was sent (the contract's cancelled
+		// call, retryable), whatever a kept session could still do.
+		return adapters.Delivery{}, adapters.Retryable("cancelled", "the delivery was cancelled before it started", err)
+	}
 	rcpts := recipients(l)
 	if len(rcpts) == 0 {
 		return adapters.Delivery{}, adapters.Permanent("no_email_recipient", "the letter has no receiver with an email address", nil)

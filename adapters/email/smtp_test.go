@@ -22,9 +22,9 @@ import (
 )
 
 const (
-	parentAddr = "brita.berggren@example.dk"
+	pprAddr    = "ppr.test@example.dk"
 	coordAddr  = "koordinator@kommune.example.dk"
-	letterText = "Kære forældre\n\nSamrådet har behandlet henvisningen vedrørende Bruno Test Elmer (CPR 2509479989).\nVi foreslår et møde på skolen i næste uge.\n\nVenlig hilsen\nSamrådet for børn og unge\n"
+	letterText = "Kære PPR\n\nSamrådet har behandlet henvisningen vedrørende Bruno Test Elmer (CPR 2509479989).\nVi foreslår et møde på skolen i næste uge.\n\nVenlig hilsen\nSamrådet for børn og unge\n"
 )
 
 var pdfBytes = []byte("%PDF-1.4\n% æøå test\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n")
@@ -38,7 +38,7 @@ func testLetter() *letter.Letter {
 		Source: "medcom-in",
 		Sender: letter.Party{Role: "coordinator", Name: "Samrådet"},
 		Receivers: []letter.Party{
-			{Role: "parents", Name: "Brita Test Berggren", Email: parentAddr},
+			{Role: "school", Name: "PPR Test", Email: pprAddr},
 			{Role: "coordinator", Email: strings.ToUpper(coordAddr)},
 			{Role: "gp", GLN: "5790000123456"}, // no email: not an email receiver
 		},
@@ -59,7 +59,7 @@ func smtpCfg(srv *mailtest.SMTPServer, ca *mailtest.CA, mode string) map[string]
 		"username": "samhub",
 		"password": "s3cret",
 		"from":     "samraad@kommune.example.dk",
-		"allow":    []any{parentAddr, "@kommune.example.dk"},
+		"allow":    []any{pprAddr, "@kommune.example.dk"},
 		"timeout":  "10s",
 	}
 }
@@ -128,7 +128,7 @@ func TestSMTPSendImplicitTLSWithAttachments(t *testing.T) {
 		t.Fatalf("server received %d messages, want 2 (one per email receiver)", len(msgs))
 	}
 	wantIDs := []string{
-		"<" + MessageID(l.ID, parentAddr, "samraad@kommune.example.dk") + ">",
+		"<" + MessageID(l.ID, pprAddr, "samraad@kommune.example.dk") + ">",
 		"<" + MessageID(l.ID, coordAddr, "samraad@kommune.example.dk") + ">",
 	}
 	if d.RemoteID != strings.Join(wantIDs, ",") || d.Existing {
@@ -138,7 +138,7 @@ func TestSMTPSendImplicitTLSWithAttachments(t *testing.T) {
 		if !m.TLS {
 			t.Error("message went over a connection without TLS")
 		}
-		wantTo := []string{parentAddr, coordAddr}[i]
+		wantTo := []string{pprAddr, coordAddr}[i]
 		if len(m.To) != 1 || m.To[0] != wantTo || m.From != "samraad@kommune.example.dk" {
 			t.Errorf("envelope from %s to %v, want to %s", m.From, m.To, wantTo)
 		}
@@ -285,10 +285,10 @@ func TestSMTPRefusals(t *testing.T) {
 		{name: "wrong password", opts: mailtest.SMTPOptions{Mode: mailtest.SMTPImplicit, Username: "samhub", Password: "other"},
 			mode: "implicit", class: adapters.ClassPermanent, code: "smtp_535", inReason: "refused the login"},
 		{name: "recipient refused 550", opts: mailtest.SMTPOptions{Mode: mailtest.SMTPImplicit,
-			RcptError: func(string) error { return &smtp.SMTPError{Code: 550, Message: "no such user " + parentAddr} }},
+			RcptError: func(string) error { return &smtp.SMTPError{Code: 550, Message: "no such user " + pprAddr} }},
 			mode: "implicit", class: adapters.ClassPermanent, code: "smtp_550", inReason: "refused the recipient"},
 		{name: "greylisted 451", opts: mailtest.SMTPOptions{Mode: mailtest.SMTPImplicit,
-			RcptError: func(string) error { return &smtp.SMTPError{Code: 451, Message: "try later " + parentAddr} }},
+			RcptError: func(string) error { return &smtp.SMTPError{Code: 451, Message: "try later " + pprAddr} }},
 			mode: "implicit", class: adapters.ClassRetryable, code: "smtp_451", inReason: "tried again"},
 		{name: "REQUIRETLS wanted, not offered", opts: mailtest.SMTPOptions{Mode: mailtest.SMTPImplicit},
 			mode: "implicit", edit: func(c map[string]any) { c["require_tls"] = true },
@@ -373,7 +373,7 @@ func TestSMTPRetrySendsOnlyMissingRecipients(t *testing.T) {
 		t.Fatal(err)
 	}
 	msgs := srv.Messages()
-	if len(msgs) != 2 || msgs[0].To[0] != parentAddr || msgs[1].To[0] != coordAddr {
+	if len(msgs) != 2 || msgs[0].To[0] != pprAddr || msgs[1].To[0] != coordAddr {
 		t.Fatalf("messages after retry: %d, want parent once and coordinator once", len(msgs))
 	}
 }
@@ -387,7 +387,7 @@ func TestSMTPNetworkErrorsAreRetryable(t *testing.T) {
 	addr := ln.Addr().(*net.TCPAddr)
 	ln.Close() // nothing listens there now
 	cfg := map[string]any{"host": "127.0.0.1", "port": addr.Port, "tls": "implicit", "ca_file": ca.PEMFile,
-		"from": "samraad@kommune.example.dk", "allow": []any{parentAddr, "@kommune.example.dk"}}
+		"from": "samraad@kommune.example.dk", "allow": []any{pprAddr, "@kommune.example.dk"}}
 	_, err = newSink(t, cfg, newMemState()).Deliver(context.Background(), testLetter())
 	if ae := asAdapterError(t, err); ae.Class != adapters.ClassRetryable {
 		t.Errorf("class = %s (%v), want retryable", ae.Class, err)
@@ -432,5 +432,37 @@ func TestSMTPSendsOnlyToTheResolvedAddressees(t *testing.T) {
 	msgs := srv.Messages()
 	if len(msgs) != 1 || len(msgs[0].To) != 1 || msgs[0].To[0] != coordAddr {
 		t.Fatalf("sent %d messages (%+v), want one to %s", len(msgs), msgs, coordAddr)
+	}
+}
+
+// Email carries letters to professionals only: a custody holder the
+// pipeline addressed is refused, and one merely named among the letter's
+// receivers gets no mail, whatever the allow-list says.
+func TestSMTPNeverMailsTheParents(t *testing.T) {
+	ca := mailtest.NewCA(t)
+	srv := mailtest.StartSMTP(t, ca, mailtest.SMTPOptions{Mode: mailtest.SMTPImplicit, Username: "samhub", Password: "s3cret"})
+	const home = "brita.berggren@example.org"
+	cfg := smtpCfg(srv, ca, "implicit")
+	cfg["allow"] = []any{home, pprAddr, "@kommune.example.dk"}
+	sink := newSink(t, cfg, newMemState())
+	parent := letter.Party{Role: letter.RoleParents, Name: "Brita Test Berggren", Email: home}
+	l := testLetter()
+	l.To = []letter.Party{parent}
+	_, err := sink.Deliver(context.Background(), l)
+	if class, _, code := adapters.Classify(err); class != adapters.ClassPermanent || code != "citizen_by_email" {
+		t.Errorf("a letter addressed to a custody holder: %v", err)
+	}
+	l = testLetter()
+	l.To = nil // a municipality destination: the letter's receivers
+	l.Receivers = append(l.Receivers, parent)
+	if _, err := sink.Deliver(context.Background(), l); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range srv.Messages() {
+		for _, to := range m.To {
+			if to == home {
+				t.Errorf("a mail went to the custody holder's private address")
+			}
+		}
 	}
 }

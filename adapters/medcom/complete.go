@@ -72,7 +72,8 @@ type observed struct {
 // arrivals is what the hub knows about the files in in/ between polls.
 type arrivals struct {
 	mu      sync.Mutex
-	renamed map[string]bool // names that arrived by rename since last seen (the watch writes it)
+	renamed map[string]uint64 // names that arrived by rename since last seen, with the mark's number (the watch writes it)
+	marks   uint64            // numbers the marks, so a listing forgets only marks older than itself
 
 	seen    map[string]observed // poll loop only
 	ignored map[string]string   // name -> code already logged and counted
@@ -82,27 +83,39 @@ func (r *arrivals) markRenamed(name string, renamed bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.renamed == nil {
-		r.renamed = map[string]bool{}
+		r.renamed = map[string]uint64{}
 	}
+	r.marks++
 	if renamed {
-		r.renamed[name] = true
+		r.renamed[name] = r.marks
 	} else {
 		delete(r.renamed, name)
 	}
 }
 
+// mark is the number of the newest mark: a listing begun now forgets no
+// mark made after it.
+func (r *arrivals) mark() uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.marks
+}
+
 func (r *arrivals) wasRenamed(name string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.renamed[name]
+	return r.renamed[name] != 0
 }
 
-// forgetRenames drops marks of names no longer in in/.
-func (r *arrivals) forgetRenames(present map[string]bool) {
+// forgetRenames drops marks of names no longer in in/, made up to mark
+// (before the listing present comes from began): a file renamed in while
+// the directory was being listed is missing from that listing but keeps
+// its mark for the next.
+func (r *arrivals) forgetRenames(present map[string]bool, mark uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for n := range r.renamed {
-		if !present[n] {
+	for n, m := range r.renamed {
+		if !present[n] && m <= mark {
 			delete(r.renamed, n)
 		}
 	}
@@ -117,6 +130,7 @@ type readyFile struct {
 // scan lists in/ and returns the complete files, sorted by name, and how
 // soon a file still settling may become complete (0: none is waiting).
 func (a *Adapter) scan(now time.Time) (ready []readyFile, next time.Duration, err error) {
+	listed := a.arrivals.mark()
 	entries, err := os.ReadDir(a.in)
 	if err != nil {
 		return nil, 0, err
@@ -202,7 +216,7 @@ func (a *Adapter) scan(now time.Time) (ready []readyFile, next time.Duration, er
 			delete(r.ignored, n)
 		}
 	}
-	r.forgetRenames(present)
+	r.forgetRenames(present, listed)
 	sort.Slice(ready, func(i, j int) bool { return ready[i].name < ready[j].name })
 	return ready, next, nil
 }

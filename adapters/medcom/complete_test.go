@@ -320,3 +320,20 @@ func TestWeightedBudget(t *testing.T) {
 	big := w.acquire(25) // alone: allowed although over the limit
 	big()
 }
+
+// A file renamed into in/ while the directory is being listed is missing
+// from that listing; its mark must survive the listing's clean-up, or the
+// file waits out the settle time after all.
+func TestRenameDuringAListingKeepsItsMark(t *testing.T) {
+	var r arrivals
+	r.markRenamed("old.xml", true)
+	listed := r.mark()
+	r.markRenamed("new.xml", true) // the watch, between the listing and its clean-up
+	r.forgetRenames(map[string]bool{}, listed)
+	if !r.wasRenamed("new.xml") {
+		t.Error("a rename seen during the listing was forgotten")
+	}
+	if r.wasRenamed("old.xml") {
+		t.Error("a mark of a file gone before the listing was kept")
+	}
+}

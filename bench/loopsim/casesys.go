@@ -24,6 +24,7 @@ type CaseSystem struct {
 	srv      *http.Server
 	mu       sync.Mutex
 	cases    map[string]string            // cpr -> case id
+	parties  map[string]json.RawMessage   // case id -> primaryParty as created (the child's name with it)
 	docs     map[string]map[string]string // case id -> externalId -> document id
 	notes    map[string]map[string]string
 	seq      int
@@ -32,7 +33,7 @@ type CaseSystem struct {
 
 // StartCaseSystem listens on 127.0.0.1 at a random port.
 func StartCaseSystem() (*CaseSystem, error) {
-	s := &CaseSystem{Letters: newArrivals(), Peer: newArrivals(), cases: map[string]string{},
+	s := &CaseSystem{Letters: newArrivals(), Peer: newArrivals(), cases: map[string]string{}, parties: map[string]json.RawMessage{},
 		docs: map[string]map[string]string{}, notes: map[string]map[string]string{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /oauth2/token", token)
@@ -77,27 +78,33 @@ func (s *CaseSystem) search(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewDecoder(r.Body).Decode(&q)
 	s.mu.Lock()
 	id, ok := s.cases[q.CPR]
+	party := s.parties[id]
 	s.mu.Unlock()
 	res := []any{}
 	if ok {
-		res = append(res, map[string]string{"id": id, "status": "open"})
+		// The child as the case was created: the sink then has no better
+		// name to write back.
+		res = append(res, map[string]any{"id": id, "status": "open", "version": 1, "primaryParty": party})
 	}
 	writeJSON(w, 200, map[string]any{"results": res})
 }
 
 func (s *CaseSystem) createCase(w http.ResponseWriter, r *http.Request) {
 	var in struct {
-		PrimaryParty struct {
-			CPR string `json:"cpr"`
-		} `json:"primaryParty"`
+		PrimaryParty json.RawMessage `json:"primaryParty"`
 	}
 	_ = json.NewDecoder(r.Body).Decode(&in)
+	var p struct {
+		CPR string `json:"cpr"`
+	}
+	_ = json.Unmarshal(in.PrimaryParty, &p)
 	s.mu.Lock()
-	id, ok := s.cases[in.PrimaryParty.CPR]
+	id, ok := s.cases[p.CPR]
 	if !ok {
 		s.seq++
 		id = fmt.Sprintf("SAG-%d", s.seq)
-		s.cases[in.PrimaryParty.CPR] = id
+		s.cases[p.CPR] = id
+		s.parties[id] = in.PrimaryParty
 	}
 	s.mu.Unlock()
 	writeJSON(w, 201, map[string]string{"id": id, "status": "open"})

@@ -70,7 +70,7 @@ func newRoot(stdout io.Writer, getenv func(string) string) *cobra.Command {
 	}
 	root := &cobra.Command{
 		Use:           "samhubctl",
-		Short:         "Operate a running Samhub: retry queue, letter journeys, audit log",
+		Short:         "Operate a running Samhub: retry queue, letter journeys, consents, the council's meetings and figures, audit log",
 		Long:          rootHelp,
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -86,7 +86,7 @@ func newRoot(stdout io.Writer, getenv func(string) string) *cobra.Command {
 	pf.StringVar(&o.token, "token", "", "API token (env SAMHUB_TOKEN); prefer --token-file, a flag shows in the process list")
 	pf.StringVar(&o.tokenFile, "token-file", "", "file holding the API token")
 	pf.StringVarP(&o.output, "output", "o", "table", "output format: table or json")
-	root.AddCommand(queueCmd(o), letterCmd(o), consentCmd(o), auditCmd(o), whoamiCmd(o))
+	root.AddCommand(queueCmd(o), letterCmd(o), consentCmd(o), meetingCmd(o), referralCmd(o), kpiCmd(o), auditCmd(o), whoamiCmd(o))
 	return root
 }
 

@@ -24,12 +24,13 @@ import (
 // TestJourneyAcrossEveryAdapter follows the council's workflow through every
 // adapter: a GP's referral (MedCom in) is journalised in the child's case
 // (case system), the council's recommendation (case-system outbox) goes to
-// the GP (MedCom out), the region (EPJ) and the parents (SMTP) under the
-// consent recorded on the case, the coordinator is notified (SMTP), and the
-// GP's receipt (MedCom in) completes the recommendation's journey.
+// the GP (MedCom out), the region (EPJ) and the parents (Digital Post, each
+// custody holder by CPR) under the consent recorded on the case, the
+// coordinator is notified (SMTP), and the GP's receipt (MedCom in)
+// completes the recommendation's journey.
 func TestJourneyAcrossEveryAdapter(t *testing.T) {
 	// The GP's practice has not moved to the FHIR letter yet.
-	h := hubtest.Start(t, hubtest.WithMail(), hubtest.WithConfig(func(c *config.Config) {
+	h := hubtest.Start(t, hubtest.WithMail(), hubtest.WithDigitalPost(), hubtest.WithConfig(func(c *config.Config) {
 		c.Receivers = append(c.Receivers, config.Receiver{Name: "Lægehuset Test", Role: "gp", GLN: "5790000000005", SOR: "543210987654321", Formats: []string{"xdis91"}})
 	}))
 	now := time.Now()
@@ -52,7 +53,7 @@ func TestJourneyAcrossEveryAdapter(t *testing.T) {
 	doc, err := h.CaseSys.SeedOutboxDocument(c.ID, casesyssim.SeedDocument{Title: "Anbefaling fra Samrådet", Kind: "recommendation",
 		Text: "Samrådet anbefaler et forløb hos PPR. Testtekst.",
 		Recipients: casesyssim.OutboxRecipients{GP: &casesyssim.Organisation{Name: "Lægehuset Test", GLN: "5790000000005", SOR: "543210987654321"},
-			Parents: []casesyssim.Parent{{Name: "Forælder Test", Email: hubtest.ParentsEmail}},
+			Parents: []casesyssim.Parent{{Name: "Brita Test Berggren", CPR: parentCPR}},
 			Region:  &casesyssim.Organisation{Name: "BUP Test", SOR: "6071000016008"}}})
 	if err != nil {
 		t.Fatal(err)
@@ -75,7 +76,7 @@ func TestJourneyAcrossEveryAdapter(t *testing.T) {
 		}
 		return coord && contact
 	})
-	var toParents, notices, toContact int
+	var notices, toContact int
 	for _, m := range h.SMTP.Messages() {
 		msg, err := mail.ReadMessage(bytes.NewReader(m.Data))
 		if err != nil {
@@ -90,8 +91,6 @@ func TestJourneyAcrossEveryAdapter(t *testing.T) {
 		}
 		for _, r := range m.To {
 			switch r {
-			case hubtest.ParentsEmail:
-				toParents++
 			case hubtest.CoordinatorEmail:
 				notices++
 			case "raadgiver@samraad.example":
@@ -99,8 +98,18 @@ func TestJourneyAcrossEveryAdapter(t *testing.T) {
 			}
 		}
 	}
-	if toParents != 1 {
-		t.Errorf("parents got %d emails, want 1", toParents)
+	// The custody holder got one Digital Post message, by CPR, under the
+	// neutral label; email went to the council's own staff only.
+	if msgs := h.DigitalPost.MessagesFor(parentCPR); len(msgs) != 1 || msgs[0].Label != "Brev fra kommunen" ||
+		!strings.Contains(h.DigitalPost.Text(msgs[0]), "forløb hos PPR") {
+		t.Errorf("the custody holder's Digital Post: %+v", msgs)
+	}
+	for _, m := range h.SMTP.Messages() {
+		for _, r := range m.To {
+			if !strings.HasSuffix(r, "@samraad.example") {
+				t.Errorf("a mail went to %s, outside the council's own staff", r)
+			}
+		}
 	}
 	if notices == 0 {
 		t.Error("the coordinator got no notice of the referral")
@@ -148,6 +157,9 @@ func TestJourneyAcrossEveryAdapter(t *testing.T) {
 		}
 	}
 }
+
+// parentCPR is the custody holder's: Brita Test Berggren, MedCom's test person.
+const parentCPR = "1509819996"
 
 type traceT struct{ steps []journey.Event }
 

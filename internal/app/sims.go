@@ -5,16 +5,19 @@ import (
 
 	"github.com/samhub/samhub/internal/config"
 	casesyssim "github.com/samhub/samhub/internal/sim/casesys"
+	digitalpostsim "github.com/samhub/samhub/internal/sim/digitalpost"
 	epjsim "github.com/samhub/samhub/internal/sim/epj"
 )
 
-// Simulators are the in-process stand-ins for the case system and the EPJ
-// that the demo configuration and the tests point adapters at.
+// Simulators are the in-process stand-ins for the case system, the EPJ
+// and Digital Post that the demo configuration and the tests point
+// adapters at.
 type Simulators struct {
-	closers []func() error
-	URLs    map[string]string
-	CaseSys *casesyssim.Server // nil unless configured
-	EPJ     *epjsim.Server
+	closers     []func() error
+	URLs        map[string]string
+	CaseSys     *casesyssim.Server // nil unless configured
+	EPJ         *epjsim.Server
+	DigitalPost *digitalpostsim.Server
 }
 
 // StartSimulators starts the configured simulators.

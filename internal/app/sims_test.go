@@ -24,3 +24,20 @@ func TestCaseSysSimulatorUploadCapFromConfig(t *testing.T) {
 		}
 	}
 }
+
+// simulators.digitalpost starts the Digital Post simulator with the
+// configured citizens exempt from Digital Post.
+func TestDigitalPostSimulatorFromConfig(t *testing.T) {
+	sims, err := StartSimulators(config.Simulators{DigitalPost: &config.SimConfig{Listen: "127.0.0.1:0", DataDir: t.TempDir(), ClientID: "samhub", ClientSecret: "s",
+		Exempt: []string{"2512489996"}}}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sims.Close()
+	if sims.DigitalPost == nil || sims.URLs["digitalpost"] == "" {
+		t.Fatalf("not started: %+v", sims.URLs)
+	}
+	if got := sims.DigitalPost.Exempt(); len(got) != 1 || got[0] != "2512489996" {
+		t.Errorf("exempt %v", got)
+	}
+}

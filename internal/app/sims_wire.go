@@ -6,11 +6,12 @@ import (
 
 	"github.com/samhub/samhub/internal/config"
 	casesyssim "github.com/samhub/samhub/internal/sim/casesys"
+	digitalpostsim "github.com/samhub/samhub/internal/sim/digitalpost"
 	epjsim "github.com/samhub/samhub/internal/sim/epj"
 )
 
 func init() {
-	simStarters = append(simStarters, startCaseSys, startEPJ)
+	simStarters = append(simStarters, startCaseSys, startEPJ, startDigitalPost)
 }
 
 func startCaseSys(c config.Simulators, s *Simulators, log *slog.Logger) error {
@@ -53,6 +54,26 @@ func startEPJ(c config.Simulators, s *Simulators, log *slog.Logger) error {
 	}
 	s.EPJ = sim
 	s.URLs["epj"] = u
+	s.closers = append(s.closers, sim.Close)
+	return nil
+}
+
+func startDigitalPost(c config.Simulators, s *Simulators, log *slog.Logger) error {
+	if c.DigitalPost == nil {
+		return nil
+	}
+	d := c.DigitalPost
+	sim, err := digitalpostsim.New(digitalpostsim.Config{DataDir: d.DataDir, ClientID: d.ClientID, ClientSecret: d.ClientSecret, Exempt: d.Exempt,
+		Logger: log.With("simulator", "digitalpost")})
+	if err != nil {
+		return fmt.Errorf("simulators.digitalpost: %w", err)
+	}
+	u, err := sim.Start(d.Listen)
+	if err != nil {
+		return fmt.Errorf("simulators.digitalpost.listen: %w", err)
+	}
+	s.DigitalPost = sim
+	s.URLs["digitalpost"] = u
 	s.closers = append(s.closers, sim.Close)
 	return nil
 }

@@ -44,6 +44,9 @@ type Config struct {
 	Notify     Notify     `mapstructure:"notifications"`
 	Simulators Simulators `mapstructure:"simulators"`
 	Console    Console    `mapstructure:"console"`
+	// Council is the council's register: meetings, the referral watch,
+	// the receipt to the referring GP and the council's figures.
+	Council Council `mapstructure:"council"`
 	// GCPercent is the Go collector's target (GOGC) for the whole process,
 	// hub and embedded NATS, unless GOGC is set in the environment. 50
 	// rather than Go's 100: about 70 MB of the live heap are nats-server's
@@ -217,13 +220,78 @@ type Notify struct {
 	ConsoleURL  string   `mapstructure:"console_url"` // link base for the notice, e.g. https://samhub.kommune.dk/console
 }
 
-// NotifyEvents lists the events a notice can be sent on.
-var NotifyEvents = []string{"arrived", "parked", "answered"}
+// NotifyEvents lists the events a notice can be sent on. unanswered is
+// the referral watch's reminder (council.watch_days).
+var NotifyEvents = []string{"arrived", "parked", "answered", "unanswered"}
+
+// Council configures the council's register (pipeline/council): the
+// meetings referrals are assigned to, the referral watch, the receipt to
+// the referring GP and which letters count as child psychiatry turning a
+// referral down, for the council's figures.
+type Council struct {
+	// Enabled keeps the register (default true); off, the hub carries
+	// letters only and the council's API answers that it is off.
+	Enabled  bool            `mapstructure:"enabled"`
+	Meetings CouncilMeetings `mapstructure:"meetings"`
+	// WatchDays: a referral with no recommendation this many days after it
+	// arrived is flagged (and, with notifications.on: [unanswered], the
+	// coordinator reminded). Fractions of a day are allowed.
+	WatchDays float64 `mapstructure:"watch_days"`
+	// RetentionDays is how long the register keeps a referral's facts
+	// (ids, tokens, dates, organisations); at least 400, so the figures
+	// cover twelve whole months.
+	RetentionDays int            `mapstructure:"retention_days"`
+	Receipt       CouncilReceipt `mapstructure:"receipt"`
+	// Rejections classify letters as child psychiatry turning a referral
+	// down; none configured, the figure is reported as not configured.
+	Rejections []RejectionRule `mapstructure:"rejections"`
+}
+
+// CouncilMeetings is the meeting rule, e.g. "second tuesday 13:00".
+type CouncilMeetings struct {
+	Rule string `mapstructure:"rule"`
+	Zone string `mapstructure:"zone"`
+	Cap  int    `mapstructure:"cap"` // referrals per meeting
+}
+
+// CouncilReceipt is the opt-in receipt to the referring GP: a reply in the
+// referral's thread naming the meeting that takes it.
+type CouncilReceipt struct {
+	Enabled bool `mapstructure:"enabled"`
+	// Destination is the gp-sector destination the receipt goes through.
+	Destination string `mapstructure:"destination"`
+	// Template is the letter's text (Go text/template): .Date ("10. marts
+	// 2026"), .Time ("13.00"), .Weekday ("tirsdag"), .Council, .Practice.
+	Template string `mapstructure:"template"`
+	// RequireConsent checks the gp scope of the consent like any route.
+	// Off by default: the receipt tells only the practice that sent the
+	// referral what it sent and the meeting date (docs/council.md).
+	RequireConsent bool `mapstructure:"require_consent"`
+}
+
+// RejectionRule classifies a letter as a rejection by child psychiatry:
+// every non-empty list of Match must match (as in routes), and when Words
+// is set, one of the words must appear in the subject or text (case-
+// insensitive).
+type RejectionRule struct {
+	Name  string   `mapstructure:"name"`
+	Match Match    `mapstructure:"match"`
+	Words []string `mapstructure:"words"`
+}
+
+// DefaultReceiptTemplate is the receipt's text unless configured.
+const DefaultReceiptTemplate = "Henvisningen er modtaget og behandles på samrådsmødet {{.Weekday}} den {{.Date}} kl. {{.Time}}.\n\nVenlig hilsen\n{{.Council}}\n"
+
+// ReceiptFields are what a receipt template can use.
+type ReceiptFields struct {
+	Date, Time, Weekday, Council, Practice string
+}
 
 // Simulators are started in process for demos and tests.
 type Simulators struct {
-	CaseSys *SimConfig `mapstructure:"casesys"`
-	EPJ     *SimConfig `mapstructure:"epj"`
+	CaseSys     *SimConfig `mapstructure:"casesys"`
+	EPJ         *SimConfig `mapstructure:"epj"`
+	DigitalPost *SimConfig `mapstructure:"digitalpost"` // SF1601 KombiPostAfsend
 }
 
 type SimConfig struct {
@@ -235,6 +303,9 @@ type SimConfig struct {
 	// 50MB (its default, casesyssim.DefaultMaxUpload); larger uploads get
 	// 413. Case system only.
 	MaxUpload string `mapstructure:"max_upload"`
+	// Exempt lists the CPR numbers of citizens exempt from Digital Post
+	// (fictitious test persons). Digital Post only.
+	Exempt []string `mapstructure:"exempt"`
 }
 
 // Console configures the API's users (console and samhubctl).
@@ -299,6 +370,13 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("pipeline.blob_gc_interval", time.Hour)
 	v.SetDefault("console.language", "en")
 	v.SetDefault("console.time_zone", "Europe/Copenhagen")
+	v.SetDefault("council.enabled", true)
+	v.SetDefault("council.meetings.rule", "second tuesday 13:00")
+	v.SetDefault("council.meetings.zone", "Europe/Copenhagen")
+	v.SetDefault("council.meetings.cap", 6)
+	v.SetDefault("council.watch_days", 35)
+	v.SetDefault("council.retention_days", 760)
+	v.SetDefault("council.receipt.template", DefaultReceiptTemplate)
 }
 
 // Load reads path (may be empty for defaults only) and the environment.
@@ -553,6 +631,16 @@ func (c *Config) Validate() error {
 		if d.MaxAttempts < 0 {
 			bad(key+".max_attempts", "must not be negative")
 		}
+		if d.Sector == "parents" {
+			// Letters to the parents carry a child's health information to
+			// citizens: only a channel a public authority may write to
+			// citizens by (Digital Post), never email to a private address.
+			// A type not linked in is left to CheckAdapters.
+			typ, _ := c.Adapters[d.Adapter]["type"].(string)
+			if t, ok := adapters.TypeNamed(typ); ok && !t.Spec.Citizens {
+				bad(key+".adapter", "adapter %q is of type %s, which does not reach citizens: the parents sector takes letters by Digital Post (an adapter of type digitalpost); email carries letters to professionals only", d.Adapter, typ)
+			}
+		}
 	}
 	dir := map[string]bool{}
 	for i, r := range c.Receivers {
@@ -660,6 +748,24 @@ func (c *Config) Validate() error {
 			bad("simulators.epj.max_upload", "is a setting of the case-system simulator only")
 		}
 	}
+	if c.Simulators.DigitalPost != nil {
+		checkSim(bad, "simulators.digitalpost", c.Simulators.DigitalPost)
+		if c.Simulators.DigitalPost.MaxUpload != "" {
+			bad("simulators.digitalpost.max_upload", "is a setting of the case-system simulator only")
+		}
+	}
+	for name, s := range map[string]*SimConfig{"casesys": c.Simulators.CaseSys, "epj": c.Simulators.EPJ} {
+		if s != nil && len(s.Exempt) > 0 {
+			bad("simulators."+name+".exempt", "is a setting of the Digital Post simulator only")
+		}
+	}
+	if d := c.Simulators.DigitalPost; d != nil {
+		for i, cpr := range d.Exempt {
+			if len(cpr) != 10 || strings.Trim(cpr, "0123456789") != "" {
+				bad(fmt.Sprintf("simulators.digitalpost.exempt[%d]", i), "must be a CPR number of 10 digits (a fictitious test person)")
+			}
+		}
+	}
 	roles := []string{"coordinator", "operations", "auditor"}
 	for i, u := range c.Console.Users {
 		key := fmt.Sprintf("console.users[%d]", i)
@@ -682,6 +788,7 @@ func (c *Config) Validate() error {
 	if _, err := time.LoadLocation(c.Console.TimeZone); err != nil || c.Console.TimeZone == "" || c.Console.TimeZone == "Local" {
 		bad("console.time_zone", "must be an IANA time zone such as Europe/Copenhagen or UTC")
 	}
+	c.validateCouncil(bad)
 	return errors.Join(errs...)
 }
 

@@ -78,6 +78,11 @@ func TestConfigMistakesNameTheKey(t *testing.T) {
 		{"time zone", base + "console: {time_zone: Europe/Kobenhavn}\n", "console.time_zone: must be an IANA time zone such as Europe/Copenhagen", nil},
 		{"simulator upload cap", base + "simulators: {casesys: {listen: '127.0.0.1:0', data_dir: ./s, max_upload: lots}}\n", "simulators.casesys.max_upload: must be a positive size such as 50MB", nil},
 		{"upload cap on the EPJ simulator", base + "simulators: {epj: {listen: '127.0.0.1:0', data_dir: ./s, max_upload: 10MB}}\n", "simulators.epj.max_upload: is a setting of the case-system simulator only", nil},
+		{"letters to the parents by email", with(base, "parents: {adapter: mail, sector: parents}", mailAdapter),
+			`destinations.parents.adapter: adapter "mail" is of type smtp, which does not reach citizens: the parents sector takes letters by Digital Post`, nil},
+		{"letters to the parents by MedCom", with(base, "parents: {adapter: medcom, sector: parents}", ""), `destinations.parents.adapter: adapter "medcom" is of type medcom, which does not reach citizens`, nil},
+		{"Digital Post simulator's exempt citizens", base + "simulators: {digitalpost: {listen: '127.0.0.1:0', data_dir: ./s, exempt: ['2512489996', '251248-9996']}}\n", "simulators.digitalpost.exempt[1]: must be a CPR number of 10 digits", nil},
+		{"exempt citizens on the case system", base + "simulators: {casesys: {listen: '127.0.0.1:0', data_dir: ./s, exempt: ['2512489996']}}\n", "simulators.casesys.exempt: is a setting of the Digital Post simulator only", nil},
 		{"environment override checked too", base, "http.listen: must be host:port", []string{"SAMHUB_HTTP_LISTEN", "nowhere"}},
 	}
 	for _, c := range cases {
@@ -90,6 +95,29 @@ func TestConfigMistakesNameTheKey(t *testing.T) {
 				t.Fatalf("error %q does not contain %q", err, c.want)
 			}
 		})
+	}
+}
+
+// with adds a destination line and an adapter line to the base.
+func with(yaml, destination, adapter string) string {
+	yaml = strings.Replace(yaml, "  gp: {adapter: medcom, sector: gp}\n", "  gp: {adapter: medcom, sector: gp}\n  "+destination+"\n", 1)
+	if adapter != "" {
+		yaml = strings.Replace(yaml, "adapters:\n", "adapters:\n  "+adapter+"\n", 1)
+	}
+	return yaml
+}
+
+const (
+	mailAdapter = `mail: {type: smtp, host: mail.kommune.example, from: samraad@kommune.example, allow: ["@kommune.example"]}`
+	postAdapter = `post: {type: digitalpost, url: 'http://127.0.0.1:2', client_id: samhub, client_secret: s, sender: {cvr: '29189846', name: Odense Kommune}}`
+)
+
+// Email stays for professionals and the council's own notices; the parents
+// are reached by Digital Post.
+func TestParentsByDigitalPostOnly(t *testing.T) {
+	ok := with(with(with(base, "parents: {adapter: post, sector: parents}", postAdapter), "notices: {adapter: mail, sector: internal}", mailAdapter), "school: {adapter: mail, sector: school_ppr}", "")
+	if err := load(t, ok); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -111,6 +111,8 @@ func fieldSchema(f adapters.Field, path string, defaults map[string]any) map[str
 		}
 	case adapters.TypeInt:
 		s = map[string]any{"type": "integer"}
+	case adapters.TypeNumber:
+		s = map[string]any{"type": "number"}
 	case adapters.TypeBool:
 		s = map[string]any{"type": "boolean"}
 	case adapters.TypeDuration:
@@ -172,6 +174,9 @@ func typed(f adapters.Field, s string) (any, bool) {
 	case adapters.TypeInt:
 		n, err := strconv.ParseInt(s, 10, 64)
 		return n, err == nil
+	case adapters.TypeNumber:
+		n, err := strconv.ParseFloat(s, 64)
+		return n, err == nil
 	case adapters.TypeBool:
 		b, err := strconv.ParseBool(s)
 		return b, err == nil
@@ -231,6 +236,9 @@ func Reference() string {
 	for _, name := range adapters.Types() {
 		t, _ := adapters.TypeNamed(name)
 		p("### `%s` (%s)\n\n%s\n\n", name, t.Role, t.Spec.Summary)
+		if t.Spec.Citizens {
+			p("Reaches citizens: it may serve a destination of the `parents` sector (no other type may).\n\n")
+		}
 		if t.Spec.Description != "" {
 			p("%s\n\n", t.Spec.Description)
 		}
@@ -283,7 +291,8 @@ func cell(v any) string {
 		if d == "" {
 			return ""
 		}
-		return "`" + d + "`"
+		// A table cell is one line: a default text's line breaks show as \n.
+		return "`" + strings.ReplaceAll(d, "\n", `\n`) + "`"
 	case []any, []string:
 		return "`" + strings.Trim(fmt.Sprint(d), "[]") + "`"
 	}

@@ -35,6 +35,13 @@ var policy = map[string][]string{
 	"GET /api/v1/audit":                                 {httpapi.RoleAuditor},
 	"GET /api/v1/rejected":                              {httpapi.RoleCoordinator, httpapi.RoleOperations},
 	"POST /api/v1/rejected/{source}/{id}/put-back":      {httpapi.RoleCoordinator},
+	"GET /api/v1/meetings":                              {httpapi.RoleCoordinator},
+	"POST /api/v1/meetings":                             {httpapi.RoleCoordinator},
+	"GET /api/v1/meetings/{id}":                         {httpapi.RoleCoordinator},
+	"POST /api/v1/meetings/{id}/move":                   {httpapi.RoleCoordinator},
+	"POST /api/v1/meetings/{id}/agenda":                 {httpapi.RoleCoordinator},
+	"GET /api/v1/referrals":                             {httpapi.RoleCoordinator},
+	"GET /api/v1/kpi":                                   {httpapi.RoleCoordinator, httpapi.RoleOperations},
 }
 
 type caller struct {

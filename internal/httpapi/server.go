@@ -1,7 +1,8 @@
 // Package httpapi serves the hub's HTTP surface: health, readiness, Prometheus
 // metrics and the JSON API that the console and samhubctl use for the retry
-// queue, rejected input, letter journeys, consents and the audit log. Every
-// API route checks the caller's role on the server and every human action is
+// queue, rejected input, letter journeys, consents, the audit log and the
+// council's meetings, referral register and figures. Every API route
+// checks the caller's role on the server and every human action is
 // audited.
 package httpapi
 
@@ -9,7 +10,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
-	"encoding/hex"
+	"encoding/base32"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -94,9 +95,11 @@ func requestID(r *http.Request) string {
 	if v := r.Header.Get("X-Request-Id"); len(v) > 0 && len(v) <= 64 && strings.Trim(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == "" && !logging.ContainsCPR(v) {
 		return v
 	}
-	b := make([]byte, 8)
+	b := make([]byte, 10)
 	_, _ = rand.Read(b)
-	return "req-" + hex.EncodeToString(b)
+	// Base32's alphabet has no 0, 1, 8 or 9, so an id can never look like
+	// a CPR number (and be masked in the log it is meant to find).
+	return "req-" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b))
 }
 
 func (s *Server) routes() {
@@ -126,6 +129,9 @@ func (s *Server) routes() {
 	api("GET /api/v1/audit", allow(s.auditTail, RoleAuditor))
 	api("GET /api/v1/rejected", allow(s.rejectedList, RoleCoordinator, RoleOperations))
 	api("POST /api/v1/rejected/{source}/{id}/put-back", allow(s.rejectedPutBack, RoleCoordinator))
+	for _, rt := range councilRoutes {
+		api(rt.pattern, allow(rt.handler(s), rt.roles...))
+	}
 }
 
 // Routes lists the API's method+path patterns (for the authorisation matrix test).
@@ -133,7 +139,9 @@ func Routes() []string {
 	return []string{"GET /api/v1/whoami", "GET /api/v1/stats", "GET /api/v1/queue", "GET /api/v1/queue/{seq}", "POST /api/v1/queue/{seq}/replay",
 		"POST /api/v1/queue/{seq}/discard", "POST /api/v1/queue/replay", "POST /api/v1/queue/search", "POST /api/v1/queue/bulk-replays", "GET /api/v1/queue/bulk-replays", "GET /api/v1/queue/bulk-replays/{id}", "GET /api/v1/holds", "POST /api/v1/holds/{destination}/{thread}/release", "GET /api/v1/letters/{id}/trace", "POST /api/v1/letters/{id}/content",
 		"POST /api/v1/consents", "POST /api/v1/consents/lookup", "POST /api/v1/consents/revoke", "GET /api/v1/audit",
-		"GET /api/v1/rejected", "POST /api/v1/rejected/{source}/{id}/put-back"}
+		"GET /api/v1/rejected", "POST /api/v1/rejected/{source}/{id}/put-back",
+		"GET /api/v1/meetings", "POST /api/v1/meetings", "GET /api/v1/meetings/{id}", "POST /api/v1/meetings/{id}/move", "POST /api/v1/meetings/{id}/agenda",
+		"GET /api/v1/referrals", "GET /api/v1/kpi"}
 }
 
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
@@ -387,6 +395,25 @@ func (s *Server) letterContent(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, 200, l)
 }
 
+// consentBody reads a consent request: a patient, and a reason, which
+// every consent action and read is audited with.
+func (s *Server) consentBody(w http.ResponseWriter, r *http.Request) (consentBody, bool) {
+	var b consentBody
+	if err := readBody(r, &b); err != nil {
+		problem(w, r, 400, "bad-request", err.Error())
+		return b, false
+	}
+	if b.Patient == "" {
+		problem(w, r, 400, "bad-request", "patient: must be a CPR or replacement id")
+		return b, false
+	}
+	if strings.TrimSpace(b.Reason) == "" {
+		s.fail(w, r, pipeline.ErrReasonRequired)
+		return b, false
+	}
+	return b, true
+}
+
 type consentBody struct {
 	Patient string         `json:"patient"` // CPR or replacement id; body only, never in a URL
 	Consent letter.Consent `json:"consent"`
@@ -394,17 +421,8 @@ type consentBody struct {
 }
 
 func (s *Server) consentRecord(w http.ResponseWriter, r *http.Request) {
-	var b consentBody
-	if err := readBody(r, &b); err != nil {
-		problem(w, r, 400, "bad-request", err.Error())
-		return
-	}
-	if b.Patient == "" {
-		problem(w, r, 400, "bad-request", "patient: must be a CPR or replacement id")
-		return
-	}
-	if strings.TrimSpace(b.Reason) == "" {
-		s.fail(w, r, pipeline.ErrReasonRequired)
+	b, ok := s.consentBody(w, r)
+	if !ok {
 		return
 	}
 	for _, sc := range b.Consent.Scopes {
@@ -441,17 +459,8 @@ func (s *Server) recordConsent(w http.ResponseWriter, r *http.Request, action st
 // consentRevoke withdraws the consent in force from now on: letters not yet
 // delivered to another sector stop; what was delivered is not recalled.
 func (s *Server) consentRevoke(w http.ResponseWriter, r *http.Request) {
-	var b consentBody
-	if err := readBody(r, &b); err != nil {
-		problem(w, r, 400, "bad-request", err.Error())
-		return
-	}
-	if b.Patient == "" {
-		problem(w, r, 400, "bad-request", "patient: must be a CPR or replacement id")
-		return
-	}
-	if strings.TrimSpace(b.Reason) == "" {
-		s.fail(w, r, pipeline.ErrReasonRequired)
+	b, ok := s.consentBody(w, r)
+	if !ok {
 		return
 	}
 	cur, err := s.hub.RecordedConsent(r.Context(), b.Patient)
@@ -471,13 +480,8 @@ func (s *Server) consentRevoke(w http.ResponseWriter, r *http.Request) {
 // consentLookup shows a patient's recorded consents. The patient is in the
 // body, never a URL; the read is audited, as any read of personal data.
 func (s *Server) consentLookup(w http.ResponseWriter, r *http.Request) {
-	var b consentBody
-	if err := readBody(r, &b); err != nil {
-		problem(w, r, 400, "bad-request", err.Error())
-		return
-	}
-	if b.Patient == "" {
-		problem(w, r, 400, "bad-request", "patient: must be a CPR or replacement id")
+	b, ok := s.consentBody(w, r)
+	if !ok {
 		return
 	}
 	a := s.actor(r)

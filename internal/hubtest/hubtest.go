@@ -20,6 +20,7 @@ import (
 	"github.com/samhub/samhub/internal/httpapi"
 	_ "github.com/samhub/samhub/internal/plugins"
 	casesyssim "github.com/samhub/samhub/internal/sim/casesys"
+	digitalpostsim "github.com/samhub/samhub/internal/sim/digitalpost"
 	epjsim "github.com/samhub/samhub/internal/sim/epj"
 )
 
@@ -36,16 +37,18 @@ const (
 
 // Hub is a running test hub.
 type Hub struct {
-	T         testing.TB
-	App       *app.App
-	Config    *config.Config
-	CaseSys   *casesyssim.Server
-	EPJ       *epjsim.Server
-	SMTP      *mailtest.SMTPServer // set by WithMail
-	Dir       string               // data dir
-	MedComDir string               // the drop folder root (in/, processed/, error/, out/)
-	BaseURL   string               // the hub's HTTP API
-	Log       *slog.Logger
+	T       testing.TB
+	App     *app.App
+	Config  *config.Config
+	CaseSys *casesyssim.Server
+	EPJ     *epjsim.Server
+	SMTP    *mailtest.SMTPServer // set by WithMail
+	// DigitalPost is the Digital Post simulator, set by WithDigitalPost.
+	DigitalPost *digitalpostsim.Server
+	Dir         string // data dir
+	MedComDir   string // the drop folder root (in/, processed/, error/, out/)
+	BaseURL     string // the hub's HTTP API
+	Log         *slog.Logger
 
 	casesysDir, epjDir string
 	mounts             []app.Mount
@@ -196,8 +199,11 @@ func DefaultConfig(dataDir, medcomDir, caseURL, epjURL string) *config.Config {
 	cfg.Destinations = map[string]config.Destination{
 		"casefile": {Adapter: "casesys", Sector: "municipality"},
 		"gp":       {Adapter: "medcom", Sector: "gp"},
-		"region":   {Adapter: "epj", Sector: "region_psychiatry"},
+		"region":   {Adapter: "epj", Sector: "region_psychiatry", Receiver: "6071000016008"},
 	}
+	// The receiver directory: the region's child psychiatry, which the
+	// region destination addresses when a letter names no department.
+	cfg.Receivers = []config.Receiver{{Name: "Børne- og Ungdomspsykiatrien (test)", Role: "region", SOR: "6071000016008"}}
 	cfg.Routes = []config.Route{
 		{Name: "letters-to-case", Match: config.Match{Kind: []string{"referral", "reply", "note", "discharge-note"}}, To: []string{"casefile"}},
 		{Name: "recommendation-to-gp", Match: config.Match{Kind: []string{"recommendation"}}, To: []string{"gp"}},

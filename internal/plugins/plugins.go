@@ -7,8 +7,9 @@
 package plugins
 
 import (
-	_ "github.com/samhub/samhub/adapters/casesys" // casesys
-	_ "github.com/samhub/samhub/adapters/email"   // smtp, imap
-	_ "github.com/samhub/samhub/adapters/epj"     // epj
-	_ "github.com/samhub/samhub/adapters/medcom"  // medcom
+	_ "github.com/samhub/samhub/adapters/casesys"     // casesys
+	_ "github.com/samhub/samhub/adapters/digitalpost" // digitalpost
+	_ "github.com/samhub/samhub/adapters/email"       // smtp, imap
+	_ "github.com/samhub/samhub/adapters/epj"         // epj
+	_ "github.com/samhub/samhub/adapters/medcom"      // medcom
 )

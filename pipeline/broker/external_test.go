@@ -15,10 +15,10 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/samhub/samhub/internal/config"
+	"github.com/samhub/samhub/internal/natstest"
 	"github.com/samhub/samhub/internal/testpki"
 	"github.com/samhub/samhub/pipeline/broker"
 )
@@ -26,40 +26,15 @@ import (
 // Real nats-server instances in process stand in for an external NATS.
 
 const (
-	natsUser     = "samhub"
-	natsPassword = "external-test-secret"
+	natsUser     = natstest.User
+	natsPassword = natstest.Password
 )
 
-func startNATS(t *testing.T, o *server.Options) *server.Server {
-	t.Helper()
-	o.JetStream, o.NoSigs, o.NoLog = true, true, true
-	if o.StoreDir == "" {
-		o.StoreDir = t.TempDir()
-	}
-	if o.Port == 0 {
-		o.Port = -1
-	}
-	srv, err := server.NewServer(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Start()
-	if !srv.ReadyForConnections(30 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-	return srv
-}
-
-func withAuth(o *server.Options) *server.Options {
-	o.Username, o.Password = natsUser, natsPassword
-	return o
-}
-
-// authURL puts the test user into a server's client URL.
-func authURL(u string) string {
-	return strings.Replace(u, "://", "://"+natsUser+":"+natsPassword+"@", 1)
-}
+var (
+	startNATS = natstest.Start
+	withAuth  = natstest.WithAuth
+	authURL   = natstest.AuthURL
+)
 
 func openExternal(t *testing.T, cfg config.NATS) (*broker.Broker, error) {
 	t.Helper()
@@ -144,54 +119,7 @@ func TestExternalNATSBeyondLoopbackNeedsTLS(t *testing.T) {
 	}
 }
 
-// startCluster runs three JetStream nodes with authentication and returns
-// their client URLs (with the test user).
-func startCluster(t *testing.T) string {
-	t.Helper()
-	free := func() int {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		return l.Addr().(*net.TCPAddr).Port
-	}
-	routes := []int{free(), free(), free()}
-	var urls []string
-	for i := range 3 {
-		o := withAuth(&server.Options{ServerName: fmt.Sprintf("n%d", i+1), Host: "127.0.0.1",
-			Cluster: server.ClusterOpts{Name: "samhub-test", Host: "127.0.0.1", Port: routes[i]}})
-		for j := range 3 {
-			if j != i {
-				o.Routes = append(o.Routes, server.RoutesFromStr(fmt.Sprintf("nats-route://127.0.0.1:%d", routes[j]))...)
-			}
-		}
-		urls = append(urls, authURL(startNATS(t, o).ClientURL()))
-	}
-	all := strings.Join(urls, ",")
-	nc, err := nats.Connect(all)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "PROBE", Subjects: []string{"probe"}, Replicas: 3, Storage: jetstream.FileStorage})
-		if err == nil {
-			err = js.DeleteStream(ctx, "PROBE")
-		}
-		cancel()
-		if err == nil {
-			return all
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the cluster did not elect a JetStream leader: %v", err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
+func startCluster(t *testing.T) string { return natstest.StartCluster(t) }
 
 // On a cluster, letters are kept on three nodes: nats.replicas 1 is
 // refused, and streams that exist with other replicas or on memory are

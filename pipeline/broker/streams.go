@@ -23,7 +23,11 @@ const (
 	BucketState   = "samhub_state"   // adapters' durable state (cursors, duplicate memory)
 	BucketLeases  = "samhub_leases"  // which replica runs which polling source
 	BucketConsent = "samhub_consent" // consents recorded by the coordinator
-	BucketBlobs   = "samhub_blobs"   // object store: originals and attachments of letters too large to store inline
+	// BucketSessions holds the console's sessions, so any replica serves
+	// any request; entries expire after SessionTTL unless used.
+	BucketSessions = "samhub_sessions"
+	BucketBlobs    = "samhub_blobs"   // object store: originals and attachments of letters too large to store inline
+	BucketCouncil  = "samhub_council" // the council's register: meetings, referrals' facts, rejections (no personal data but tokens)
 
 	SubjLetters = "samhub.letters"
 	SubjParked  = "samhub.parked"
@@ -36,6 +40,10 @@ func Token(id string) string {
 	s := sha256.Sum256([]byte(id))
 	return hex.EncodeToString(s[:16])
 }
+
+// SessionTTL is how long an unused console session is kept in the broker
+// (the console ends it sooner: 30 minutes idle, 12 hours in all).
+const SessionTTL = 12 * time.Hour
 
 // InSubject is where a source's letter is stored.
 func InSubject(source, letterID string) string {
@@ -192,6 +200,11 @@ func Provision(ctx context.Context, js jetstream.JetStream, s config.Streams, re
 		{Bucket: BucketState, Description: "adapter state", Storage: jetstream.FileStorage, Replicas: replicas, History: 1},
 		{Bucket: BucketLeases, Description: "source leases", Storage: jetstream.FileStorage, Replicas: replicas, TTL: LeaseTTL},
 		{Bucket: BucketConsent, Description: "recorded consents", Storage: jetstream.FileStorage, Replicas: replicas, History: 16},
+		{Bucket: BucketSessions, Description: "console sessions", Storage: jetstream.FileStorage, Replicas: replicas, History: 1, TTL: SessionTTL},
+		// No age limit: the register keeps twelve months of figures and
+		// more, past the letter stream's retention; the council prunes
+		// by council.retention_days.
+		{Bucket: BucketCouncil, Description: "the council's register", Storage: jetstream.FileStorage, Replicas: replicas, History: 1},
 	} {
 		if err := checkExisting(ctx, js, "KV_"+kv.Bucket, replicas); err != nil {
 			return err

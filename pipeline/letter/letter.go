@@ -106,6 +106,12 @@ const (
 
 // Party is a sender or receiver. Any identifier may be empty; sinks use the
 // ones their system knows.
+//
+// A citizen (a custody holder, role parents) carries a CPR number, by which
+// Digital Post reaches them. It is personal data like the patient's: a
+// Party logs only its role and organisation identifiers (LogValue), and
+// what the hub keeps about recipients outside the letter (status reports,
+// the retry queue, metrics, the journey) never holds it.
 type Party struct {
 	Role         string `json:"role,omitempty"` // gp, municipality, region, parents, hospital, coordinator
 	Name         string `json:"name,omitempty"`
@@ -114,10 +120,33 @@ type Party struct {
 	Municipality string `json:"municipality,omitempty"` // kommunenummer
 	Unit         string `json:"unit,omitempty"`         // organisational unit, e.g. PPR
 	Email        string `json:"email,omitempty"`
+	// CPR is a citizen's CPR number (10 digits); organisations have none.
+	CPR string `json:"cpr,omitempty"`
 	// Accepts lists the MedCom formats the party takes, most preferred
 	// first ("fhir-xml", "fhir-json", "xdis91"), from the receiver
 	// directory in configuration. Empty: the sink's default for its role.
 	Accepts []string `json:"accepts,omitempty"`
+}
+
+// LogValue keeps a party's name, address and CPR number out of logs
+// whatever a caller passes to slog: only its role and the organisation
+// identifiers (GLN, SOR), which are no personal data, are shown.
+func (p Party) LogValue() slog.Value {
+	attrs := []slog.Attr{slog.String("role", p.Role)}
+	if p.GLN != "" {
+		attrs = append(attrs, slog.String("gln", p.GLN))
+	}
+	if p.SOR != "" {
+		attrs = append(attrs, slog.String("sor", p.SOR))
+	}
+	return slog.GroupValue(attrs...)
+}
+
+// SamePerson reports whether p and q name the same party: equal role and
+// identifiers (CPR, GLN, SOR, email) and name. The receiver directory's
+// formats (Accepts) do not count.
+func (p Party) SamePerson(q Party) bool {
+	return p.Role == q.Role && p.CPR == q.CPR && p.GLN == q.GLN && p.SOR == q.SOR && p.Email == q.Email && p.Name == q.Name
 }
 
 // Patient is the child the letter is about.

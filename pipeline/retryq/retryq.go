@@ -64,6 +64,12 @@ type Entry struct {
 	// (pipeline/blobs), so the blob collector keeps them without reading
 	// parked letters.
 	Blobs []string `json:"blobs,omitempty"`
+	// DeliveredTo are the recipients at this destination that a partial
+	// delivery reached before the letter parked (Digital Post to one of two
+	// custody holders), as indexes into the letter's recipients of the
+	// destination's sector: no personal data. A discard reports only the
+	// others failed.
+	DeliveredTo []int `json:"deliveredTo,omitempty"`
 }
 
 const hdrEntry = "Samhub-Parked"

@@ -195,11 +195,11 @@ func Unresolved(dest, sector string) Decision {
 }
 
 // addressable: a party a sink can send to. Parents are named by the
-// document (the channel to them finds them by the case); others need an
-// identifier.
+// document (Digital Post finds them by CPR; a sink refuses a custody holder
+// it cannot reach); others need an identifier.
 func addressable(p letter.Party) bool {
 	if p.Role == letter.RoleParents {
-		return p.Name != "" || p.Email != ""
+		return p.Name != "" || p.Email != "" || p.CPR != ""
 	}
 	return p.GLN != "" || p.SOR != "" || p.Email != ""
 }

@@ -70,6 +70,7 @@ func TestAddressResolvesFromTheRoutingDecision(t *testing.T) {
 		{"region: the destination's configured receiver", &letter.Letter{}, "region", nil, []string{"6071000016008"}, route.AddressedDestination, true},
 		{"region: the region the document names wins", &letter.Letter{Receivers: []letter.Party{{Role: "region", SOR: "999888777"}}}, "region", nil, []string{"999888777"}, route.AddressedNamed, true},
 		{"parents by name", &letter.Letter{Receivers: []letter.Party{{Role: "parents", Name: "Brita Test Berggren"}, {Role: "parents", Name: "Bo Test Berggren"}}}, "parents", nil, []string{"Brita Test Berggren", "Bo Test Berggren"}, route.AddressedNamed, true},
+		{"parents by CPR alone (Digital Post)", &letter.Letter{Receivers: []letter.Party{{Role: "parents", CPR: "1509819996"}}}, "parents", nil, []string{"cpr:1509819996"}, route.AddressedNamed, true},
 		{"the case file needs no addressee", &letter.Letter{}, "casefile", nil, nil, "", true},
 	}
 	for _, c := range cases {
@@ -82,6 +83,8 @@ func TestAddressResolvesFromTheRoutingDecision(t *testing.T) {
 					got = append(got, p.GLN)
 				case p.SOR != "":
 					got = append(got, p.SOR)
+				case p.Name == "" && p.CPR != "":
+					got = append(got, "cpr:"+p.CPR)
 				default:
 					got = append(got, p.Name)
 				}

@@ -42,12 +42,32 @@ func Anonymise(l *letter.Letter, secret []byte) *letter.Letter {
 		return s
 	}
 	c.Subject, c.Text = mask(l.Subject), mask(l.Text)
+	// Custody holders are citizens named by CPR; an anonymised copy names
+	// none (nor does it go to them).
+	c.Sender = withoutCPR(l.Sender)
+	c.Receivers, c.To = partiesWithoutCPR(l.Receivers), partiesWithoutCPR(l.To)
 	c.Attachments = nil
 	c.Original = letter.Original{ContentType: "text/plain; charset=utf-8", Data: []byte(c.Text)}
 	c.Original.SHA256 = letter.Digest(c.Original.Data)
 	c.Consent = nil
 	c.Meta["anonymised"] = "true"
 	return &c
+}
+
+func withoutCPR(p letter.Party) letter.Party {
+	p.CPR = ""
+	return p
+}
+
+func partiesWithoutCPR(ps []letter.Party) []letter.Party {
+	if ps == nil {
+		return nil
+	}
+	out := make([]letter.Party, len(ps))
+	for i, p := range ps {
+		out[i] = withoutCPR(p)
+	}
+	return out
 }
 
 // Pseudonym is a short stable alias for a patient identifier.

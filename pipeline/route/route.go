@@ -89,6 +89,11 @@ func (r *Router) PlanAddressed(l *letter.Letter, consent *letter.Consent, now ti
 			u.Route = d.Route
 			out[i] = u
 		default:
+			// A decision is shown (the dry run, the console): a citizen's
+			// CPR stays out of it.
+			for j := range to {
+				to[j].CPR = ""
+			}
 			out[i].To, out[i].Addressed = to, how
 		}
 	}

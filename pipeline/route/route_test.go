@@ -18,7 +18,7 @@ var (
 		"casefile": {Adapter: "casesys", Sector: "municipality"},
 		"gp":       {Adapter: "medcom", Sector: "gp"},
 		"region":   {Adapter: "epj", Sector: "region_psychiatry"},
-		"parents":  {Adapter: "smtp", Sector: "parents"},
+		"parents":  {Adapter: "digitalpost", Sector: "parents"},
 		"forum":    {Adapter: "smtp", Sector: "internal"},
 	}
 	rules = []config.Route{
@@ -107,8 +107,13 @@ func TestAnonymiseStripsIdentifiers(t *testing.T) {
 		Text:        "Bruno har det svært. CPR 2509479989. ELMER går i 3. klasse.",
 		Attachments: []letter.Attachment{letter.NewAttachment("a.pdf", "application/pdf", []byte("%PDF"))},
 		Original:    letter.Original{Data: []byte("<x>2509479989</x>"), ContentType: "application/xml"},
-		Consent:     consent(letter.ScopeGP)}
+		Consent:     consent(letter.ScopeGP),
+		Receivers:   []letter.Party{{Role: letter.RoleParents, Name: "Forælder Test", CPR: "1509819996"}},
+		To:          []letter.Party{{Role: letter.RoleParents, Name: "Forælder Test", CPR: "1509819996"}}}
 	a := route.Anonymise(l, []byte("secret"))
+	if a.Receivers[0].CPR != "" || a.To[0].CPR != "" || l.Receivers[0].CPR == "" {
+		t.Errorf("an anonymised copy must name no custody holder's CPR (and leave the letter's): %+v %+v", a.Receivers, a.To)
+	}
 	all := a.Subject + a.Text + string(a.Original.Data)
 	for _, bad := range []string{"2509479989", "250947-9989", "Bruno", "Elmer", "ELMER", "Testvej"} {
 		if strings.Contains(all, bad) {

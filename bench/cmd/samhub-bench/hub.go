@@ -51,6 +51,9 @@ func benchConfig(dir string, cs *loopsim.CaseSystem, epj *loopsim.EPJ, mail *loo
 	c.NATS.Embedded.MaxStore = "24GB" // room for the parked phase's million letters beside the rest
 	c.Streams.LettersMaxBytes, c.Streams.JourneyMaxBytes, c.Streams.BlobsMaxBytes = "8GB", "2GB", "2GB"
 	c.Log.Level = "info"
+	if os.Getenv("BENCH_NO_COUNCIL") != "" {
+		c.Council.Enabled = false // to measure the council register's share
+	}
 	if w := env("BENCH_MEDCOM_WORKERS", 0); w > 0 {
 		c.Adapters["medcom"]["workers"] = w
 	}

@@ -19,6 +19,9 @@ const (
 	tmplEpisode  = "0f6c1e2d3a4b5c6d7e8f90a1b2c3d4e5"
 	senderEAN    = "5790000000005"
 	testCPR      = "2509479989" // Bruno Test Elmer, MedCom's fictitious test person
+
+	tmplReceiver  = "<Identifier>461</Identifier>\n      <IdentifierCode>kommunenummer</IdentifierCode>"
+	benchReceiver = "<Identifier>5790000000012</Identifier>\n      <IdentifierCode>lokationsnummer</IdentifierCode>"
 )
 
 type letters struct{ tmpl []byte }
@@ -28,7 +31,7 @@ func loadLetters(repo string) (*letters, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, s := range []string{tmplEnvelope, tmplLetter, tmplEpisode} {
+	for _, s := range []string{tmplEnvelope, tmplLetter, tmplEpisode, tmplReceiver} {
 		if bytes.Count(b, []byte(s)) != 1 {
 			return nil, fmt.Errorf("%s: expected %s exactly once", letterTemplate, s)
 		}
@@ -44,6 +47,11 @@ func (g *letters) letter(run, i int) (name string, data []byte, hubID string) {
 	s := strings.Replace(string(g.tmpl), tmplEnvelope, fmt.Sprintf("ENV%011d", n), 1)
 	s = strings.Replace(s, tmplLetter, fmt.Sprintf("LTR%011d", n), 1)
 	s = strings.Replace(s, tmplEpisode, fmt.Sprintf("%032x", n), 1)
+	// Addressed by location number rather than as the municipality: a
+	// letter naming only the municipality goes to the municipality's
+	// sectors only (routes narrow, never widen), and the bench's flow
+	// sends each letter to the region as well.
+	s = strings.Replace(s, tmplReceiver, benchReceiver, 1)
 	return fmt.Sprintf("bench-%011d.xml", n), []byte(s), senderEAN + "#" + fmt.Sprintf("LTR%011d", n)
 }
 

@@ -19,6 +19,7 @@
 //	BENCH_PARKED_N    parked letters for the retry-queue memory phase (default 1000000)
 //	BENCH_NO_PARKED, BENCH_NO_ATTACHMENT  skip a memory phase (memory.go)
 //	BENCH_HEAPPROFILE_DIR  keep the memory phases' heap profiles here
+//	BENCH_NO_COUNCIL  run the hub without the council register (council.enabled: false)
 package main
 
 import (

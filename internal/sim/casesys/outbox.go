@@ -41,8 +41,12 @@ func assignKeys(r *OutboxRecipients) error {
 		}
 	}
 	for i := range r.Parents {
-		if err := check("recipients.parents["+strconv.Itoa(i)+"]", &r.Parents[i].Key, "parent-"+strconv.Itoa(i+1)); err != nil {
+		field := "recipients.parents[" + strconv.Itoa(i) + "]"
+		if err := check(field, &r.Parents[i].Key, "parent-"+strconv.Itoa(i+1)); err != nil {
 			return err
+		}
+		if c := r.Parents[i].CPR; c != "" && !cprPattern.MatchString(c) {
+			return fmt.Errorf("%s.cpr must be a CPR number of 10 digits", field)
 		}
 	}
 	if r.Region != nil {

@@ -173,11 +173,13 @@ type Organisation struct {
 	SOR  string `json:"sor,omitempty"`
 }
 
-// Parent is a custody holder who receives the recommendation.
+// Parent is a custody holder who receives the recommendation. CPR is how
+// Digital Post reaches them; the recipients' statuses never repeat it.
 type Parent struct {
 	Key   string `json:"key,omitempty"`
 	Name  string `json:"name,omitempty"`
 	Email string `json:"email,omitempty"`
+	CPR   string `json:"cpr,omitempty"`
 }
 
 // JournalNote is a short note on a case.

@@ -1,0 +1,403 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/samhub/samhub/pipeline/council"
+)
+
+// The council's month: meetings, referrals and figures (role coordinator;
+// kpi also operations).
+
+// when writes a meeting time in the council's zone with the zone's name.
+func when(t time.Time, zone string) string {
+	if t.IsZero() {
+		return "-"
+	}
+	if loc, err := time.LoadLocation(zone); err == nil {
+		t = t.In(loc)
+	}
+	return t.Format("2006-01-02 15:04 MST")
+}
+
+func day(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.Local().Format("2006-01-02")
+}
+
+func meetingCmd(o *options) *cobra.Command {
+	m := group("meeting", "The council's meetings and the referrals each takes (role coordinator)")
+
+	var from, to string
+	list := &cobra.Command{
+		Use:   "list [--from DATE] [--to DATE]",
+		Short: "List the meetings (default: three months back to six months ahead) with their places taken",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			q := url.Values{}
+			if from != "" {
+				q.Set("from", from)
+			}
+			if to != "" {
+				q.Set("to", to)
+			}
+			var v struct {
+				Zone, Rule string
+				Cap        int
+				Meetings   []council.Meeting
+			}
+			if printed, err := o.fetch(cmd, "GET", "/api/v1/meetings", q, nil, &v); err != nil || printed {
+				return err
+			}
+			fmt.Fprintf(o.out, "Rule: %s (%s), %d referrals per meeting.\n", v.Rule, v.Zone, v.Cap)
+			if len(v.Meetings) == 0 {
+				fmt.Fprintln(o.out, "No meetings in that period.")
+				return nil
+			}
+			tw := o.table()
+			fmt.Fprintln(tw, "ID\tWHEN\tORIGIN\tREFERRALS\tROOM\tANSWERED\tUNANSWERED")
+			for _, mt := range v.Meetings {
+				origin := mt.Origin
+				if mt.MovedFrom != nil {
+					origin += ", moved from " + when(*mt.MovedFrom, v.Zone)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%d\t%d\t%d\n", mt.ID, when(mt.At, v.Zone), origin, mt.Referrals, mt.Cap, mt.Room, mt.Answered, mt.Unanswered)
+			}
+			return tw.Flush()
+		},
+	}
+	list.Flags().StringVar(&from, "from", "", "first date (YYYY-MM-DD)")
+	list.Flags().StringVar(&to, "to", "", "date after the last (YYYY-MM-DD)")
+
+	var names bool
+	var showReason string
+	show := &cobra.Command{
+		Use:   "show ID [--names --reason TEXT]",
+		Short: "Show a meeting's children: referral, GP, consent per sector, documents, recommendation sent and to whom, acknowledgements",
+		Long: "Show a meeting's children: referral, GP, consent per sector, documents gathered, recommendation sent\n" +
+			"and to whom, acknowledgements. Children are shown by letter id; --names reads each child's name from\n" +
+			"the stored referral, a read of personal data that is audited with your --reason.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var v council.MeetingView
+			path := "/api/v1/meetings/" + url.PathEscape(args[0])
+			var printed bool
+			var err error
+			if names {
+				if strings.TrimSpace(showReason) == "" {
+					return fail(exitUsage, "--reason: say why you need the children's names (it goes to the audit log)")
+				}
+				printed, err = o.fetch(cmd, "POST", path+"/agenda", nil, map[string]any{"reason": showReason}, &v)
+			} else {
+				printed, err = o.fetch(cmd, "GET", path, nil, nil, &v)
+			}
+			if err != nil || printed {
+				return err
+			}
+			printMeeting(o.out, v)
+			return nil
+		},
+	}
+	show.Flags().BoolVar(&names, "names", false, "show the children's names (audited; needs --reason)")
+	show.Flags().StringVar(&showReason, "reason", "", "why you read the names (audited)")
+
+	var exportReason, format, outFile string
+	export := &cobra.Command{
+		Use:   "export ID --reason TEXT [--format csv|json] [--out FILE]",
+		Short: "Export a meeting's agenda with the children's names (CSV for a spreadsheet); audited, needs --reason",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if strings.TrimSpace(exportReason) == "" {
+				return fail(exitUsage, "--reason: say why you export the agenda (it goes to the audit log)")
+			}
+			if format != "csv" && format != "json" {
+				return fail(exitUsage, "--format: must be csv or json")
+			}
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			var raw json.RawMessage // the CSV's bytes, too
+			if err := c.do(cmd.Context(), "POST", "/api/v1/meetings/"+url.PathEscape(args[0])+"/agenda", nil, map[string]any{"reason": exportReason, "format": format, "export": true}, &raw); err != nil {
+				return err
+			}
+			var w io.Writer = o.out
+			if outFile != "" {
+				f, err := os.OpenFile(outFile, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+				if err != nil {
+					return fail(exitUsage, "--out: %v", err)
+				}
+				defer f.Close()
+				w = f
+			}
+			_, err = w.Write(raw)
+			return err
+		},
+	}
+	export.Flags().StringVar(&exportReason, "reason", "", "why (required; audited)")
+	export.Flags().StringVar(&format, "format", "csv", "csv (semicolon-separated, UTF-8) or json")
+	export.Flags().StringVar(&outFile, "out", "", "write to this file (mode 0600) instead of standard output")
+
+	var at, addReason string
+	var capacity int
+	add := &cobra.Command{
+		Use:   "add --at \"2026-03-24 13:00\" --reason TEXT [--cap N]",
+		Short: "Add a meeting (audited); referrals waiting for room take it",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if at == "" {
+				return fail(exitUsage, "--at: the meeting's date and time, e.g. \"2026-03-24 13:00\" (the council's zone)")
+			}
+			if strings.TrimSpace(addReason) == "" {
+				return fail(exitUsage, "--reason: say why (it goes to the audit log)")
+			}
+			var v council.Meeting
+			if printed, err := o.fetch(cmd, "POST", "/api/v1/meetings", nil, map[string]any{"at": at, "cap": capacity, "reason": addReason}, &v); err != nil || printed {
+				return err
+			}
+			fmt.Fprintf(o.out, "Meeting %s added: %s, %d referrals.\n", v.ID, when(v.At, v.Zone), v.Cap)
+			return nil
+		},
+	}
+	add.Flags().StringVar(&at, "at", "", "date and time, e.g. \"2026-03-24 13:00\" (in the council's zone) or RFC 3339")
+	add.Flags().StringVar(&addReason, "reason", "", "why (required; audited)")
+	add.Flags().IntVar(&capacity, "cap", 0, "referrals it takes (default council.meetings.cap)")
+
+	var moveAt, moveReason string
+	move := &cobra.Command{
+		Use:   "move ID --at \"2026-03-12 09:00\" --reason TEXT",
+		Short: "Move a meeting to another time (audited); its referrals go with it",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if moveAt == "" {
+				return fail(exitUsage, "--at: the new date and time, e.g. \"2026-03-12 09:00\"")
+			}
+			if strings.TrimSpace(moveReason) == "" {
+				return fail(exitUsage, "--reason: say why (it goes to the audit log)")
+			}
+			var v council.Meeting
+			if printed, err := o.fetch(cmd, "POST", "/api/v1/meetings/"+url.PathEscape(args[0])+"/move", nil, map[string]any{"at": moveAt, "reason": moveReason}, &v); err != nil || printed {
+				return err
+			}
+			fmt.Fprintf(o.out, "Meeting %s moved to %s; its %d referrals go with it.\n", v.ID, when(v.At, v.Zone), v.Referrals)
+			return nil
+		},
+	}
+	move.Flags().StringVar(&moveAt, "at", "", "new date and time")
+	move.Flags().StringVar(&moveReason, "reason", "", "why (required; audited)")
+
+	m.AddCommand(list, show, export, add, move)
+	return m
+}
+
+func printMeeting(w io.Writer, v council.MeetingView) {
+	mt := v.Meeting
+	fmt.Fprintf(w, "Meeting %s: %s, %d of %d places taken", mt.ID, when(mt.At, mt.Zone), mt.Referrals, mt.Cap)
+	if mt.MovedFrom != nil {
+		fmt.Fprintf(w, " (moved from %s)", when(*mt.MovedFrom, mt.Zone))
+	}
+	fmt.Fprintln(w)
+	if len(v.Children) == 0 {
+		fmt.Fprintln(w, "No referrals yet.")
+		return
+	}
+	for i, ch := range v.Children {
+		gp := dash(ch.GP.Name)
+		if ch.GP.GLN != "" {
+			gp += " (GLN " + ch.GP.GLN + ")"
+		}
+		fmt.Fprintf(w, "\n%d. Referral %s, %s from %s: %s", i+1, ch.LetterID, day(ch.Received), gp, ch.State)
+		if ch.State != "answered" {
+			fmt.Fprintf(w, " (due %s)", day(ch.Due))
+		}
+		fmt.Fprintln(w)
+		switch {
+		case ch.Name != "":
+			fmt.Fprintf(w, "   Child: %s\n", ch.Name)
+		case ch.NameUnavailable:
+			fmt.Fprintln(w, "   Child: (the referral is no longer stored)")
+		}
+		var sectors []string
+		for _, s := range []string{"municipality", "gp", "parents", "region_psychiatry", "school_ppr"} {
+			sectors = append(sectors, s+" "+dash(ch.Consent.Sectors[s]))
+		}
+		source := ch.Consent.Source
+		switch source {
+		case "recorded":
+			source = "recorded by the coordinator"
+		case "letter":
+			source = "as letter " + ch.Consent.Letter + " states it"
+		}
+		fmt.Fprintf(w, "   Consent (%s): %s\n", source, strings.Join(sectors, ", "))
+		printTracked(w, "   Referral", ch.Referral)
+		if len(ch.Documents) > 0 {
+			fmt.Fprintf(w, "   Documents gathered: %d\n", len(ch.Documents))
+			for _, d := range ch.Documents {
+				printTracked(w, "     "+dash(d.Kind)+" from "+dash(d.Source)+" "+d.LetterID, d)
+			}
+		}
+		if len(ch.Recommendations) == 0 {
+			fmt.Fprintln(w, "   Recommendation: none yet")
+		}
+		for _, r := range ch.Recommendations {
+			printTracked(w, "   Recommendation "+r.LetterID+" ("+day(r.Received)+")", r)
+		}
+		if ch.Receipt != nil {
+			printTracked(w, "   Receipt to the GP", *ch.Receipt)
+		}
+		for _, x := range ch.Rejections {
+			fmt.Fprintf(w, "   Turned down by child psychiatry: %s (%s)\n", x.LetterID, day(x.Received))
+		}
+	}
+}
+
+func printTracked(w io.Writer, label string, t council.Tracked) {
+	var parts []string
+	for _, d := range t.Deliveries {
+		s := "delivered to " + d.Destination
+		if d.To != "" {
+			s += " (" + d.To + ")"
+		}
+		if d.RemoteID != "" {
+			s += " as " + d.RemoteID
+		}
+		parts = append(parts, s)
+	}
+	for _, x := range t.Waiting {
+		parts = append(parts, x.Step+" at "+x.Destination+" ("+dash(x.Code)+")")
+	}
+	for _, a := range t.Acknowledgements {
+		verdict := "refused"
+		if a.Positive {
+			verdict = "acknowledged"
+		}
+		parts = append(parts, verdict+" ("+a.Code+")")
+	}
+	if len(parts) == 0 {
+		parts = []string{"on its way"}
+	}
+	fmt.Fprintf(w, "%s: %s\n", label, strings.Join(parts, "; "))
+}
+
+func referralCmd(o *options) *cobra.Command {
+	r := group("referral", "The council's referral register (role coordinator)")
+	var state, meeting string
+	list := &cobra.Command{
+		Use:   "list [--state waiting|answered|unanswered] [--meeting ID]",
+		Short: "List referrals with their meeting and state; unanswered are past council.watch_days without a recommendation",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			q := url.Values{}
+			if state != "" {
+				q.Set("state", state)
+			}
+			if meeting != "" {
+				q.Set("meeting", meeting)
+			}
+			var v struct {
+				WatchDays float64
+				Referrals []council.Child
+			}
+			if printed, err := o.fetch(cmd, "GET", "/api/v1/referrals", q, nil, &v); err != nil || printed {
+				return err
+			}
+			if len(v.Referrals) == 0 {
+				fmt.Fprintln(o.out, "No referrals.")
+				return nil
+			}
+			tw := o.table()
+			fmt.Fprintln(tw, "LETTER\tRECEIVED\tGP\tMEETING\tSTATE\tDUE\tFLAGGED")
+			for _, c := range v.Referrals {
+				flagged := "-"
+				if c.Flagged != nil {
+					flagged = ts(*c.Flagged)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.LetterID, ts(c.Received), dash(c.GP.Name), dash(c.Meeting), c.State, day(c.Due), flagged)
+			}
+			return tw.Flush()
+		},
+	}
+	list.Flags().StringVar(&state, "state", "", "only waiting, answered or unanswered")
+	list.Flags().StringVar(&meeting, "meeting", "", "only this meeting's")
+	r.AddCommand(list)
+	return r
+}
+
+func kpiCmd(o *options) *cobra.Command {
+	var months int
+	k := &cobra.Command{
+		Use:   "kpi [--months N]",
+		Short: "The council's figures: referrals per month, lead time to recommendation, per practice, turned down by child psychiatry",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if months < 1 || months > 60 {
+				return fail(exitUsage, "--months: must be between 1 and 60")
+			}
+			var k council.KPI
+			if printed, err := o.fetch(cmd, "GET", "/api/v1/kpi", url.Values{"months": {strconv.Itoa(months)}}, nil, &k); err != nil || printed {
+				return err
+			}
+			printKPI(o, k)
+			return nil
+		},
+	}
+	k.Flags().IntVar(&months, "months", 12, "whole months, the current one included (1-60)")
+	return k
+}
+
+// duration writes a lead time in days, or hours and minutes when short.
+func duration(secs float64) string {
+	d := time.Duration(secs * float64(time.Second))
+	if d >= 48*time.Hour {
+		return fmt.Sprintf("%.1f days", secs/86400)
+	}
+	return d.Round(time.Second).String()
+}
+
+func printKPI(o *options, k council.KPI) {
+	w := o.out
+	fmt.Fprintf(w, "Council figures %s to %s (%s)\n", k.From.Format("2006-01-02"), k.To.AddDate(0, 0, -1).Format("2006-01-02"), k.Zone)
+	fmt.Fprintf(w, "Referrals: %d\n", k.Referrals)
+	if k.LeadTime.Count > 0 {
+		fmt.Fprintf(w, "Lead time referral → recommendation: median %s, 90th percentile %s (%d recommendations)\n", duration(k.LeadTime.MedianSeconds), duration(k.LeadTime.P90Seconds), k.LeadTime.Count)
+	} else {
+		fmt.Fprintln(w, "Lead time referral → recommendation: no recommendations in the period")
+	}
+	if k.Rejections.Configured {
+		fmt.Fprintf(w, "Turned down by child psychiatry: %d (rules: %s)\n", k.Rejections.Total, strings.Join(k.Rejections.Rules, ", "))
+	} else {
+		fmt.Fprintln(w, "Turned down by child psychiatry: not counted (no council.rejections rule configured)")
+	}
+	fmt.Fprintf(w, "Unanswered now (no recommendation after %g days): %d\n\n", k.WatchDays, k.Unanswered)
+	tw := o.table()
+	fmt.Fprintln(tw, "MONTH\tREFERRALS\tRECOMMENDED\tMEDIAN LEAD TIME\tP90 LEAD TIME\tTURNED DOWN")
+	for _, m := range k.Months {
+		med, p90 := "-", "-"
+		if m.LeadTime.Count > 0 {
+			med, p90 = duration(m.LeadTime.MedianSeconds), duration(m.LeadTime.P90Seconds)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%d\n", m.Month, m.Referrals, m.Recommended, med, p90, m.Rejections)
+	}
+	_ = tw.Flush()
+	if len(k.PerPractice) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	tw = o.table()
+	fmt.Fprintln(tw, "PRACTICE\tGLN\tSOR\tREFERRALS")
+	for _, p := range k.PerPractice {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", dash(p.Name), dash(p.GLN), dash(p.SOR), p.Referrals)
+	}
+	_ = tw.Flush()
+}

@@ -1,0 +1,150 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/samhub/samhub/internal/hubtest"
+	"github.com/samhub/samhub/pipeline/council"
+)
+
+// dropReferrals drops n XDIS91 referrals from Lægehuset Ærø (each its own
+// letter and episode) and waits until the register has them.
+func dropReferrals(t *testing.T, h *hubtest.Hub, n int) []string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("../../testdata/medcom/samhub", "letter-utf8.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for i := range n {
+		d := bytes.Replace(data, []byte("LTR00000000001"), []byte(fmt.Sprintf("LTR%011d", 900+i)), 1)
+		d = bytes.Replace(d, []byte("ENV00000000001"), []byte(fmt.Sprintf("ENV%011d", 900+i)), 1)
+		d = bytes.Replace(d, []byte("0f6c1e2d3a4b5c6d7e8f90a1b2c3d4e5"), []byte(fmt.Sprintf("%032x", 900+i)), 1)
+		h.Drop(fmt.Sprintf("ref-%d.xml", i), d)
+		ids = append(ids, fmt.Sprintf("5790000000005#LTR%011d", 900+i))
+	}
+	h.Eventually("the referrals in the council's register", func() bool {
+		seated := 0
+		for _, r := range h.App.Hub.Council().Referrals(council.ReferralFilter{}) {
+			if r.Meeting != "" {
+				seated++
+			}
+		}
+		return seated == n
+	})
+	h.Eventually("the referrals filed in the case system", func() bool {
+		for _, r := range h.App.Hub.Council().Referrals(council.ReferralFilter{}) {
+			v, err := h.App.Hub.Council().MeetingView(context.Background(), r.Meeting)
+			if err != nil {
+				return false
+			}
+			for _, ch := range v.Children {
+				if len(ch.Referral.Deliveries) == 0 {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	return ids
+}
+
+func TestCLICouncilMonth(t *testing.T) {
+	h := hubtest.Start(t)
+	ids := dropReferrals(t, h, 2)
+	coord := hubtest.CoordinatorToken
+	next := h.App.Hub.Council().Referrals(council.ReferralFilter{})[0].Meeting
+
+	t.Run("meeting list", func(t *testing.T) {
+		code, out, errs := ctl(t, h, coord, "meeting", "list")
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errs)
+		}
+		mustHave(t, out, "Rule: second tuesday 13:00 (Europe/Copenhagen), 6 referrals per meeting.", "ID", "WHEN", next, "2/6", "rule")
+	})
+
+	t.Run("meeting show without names", func(t *testing.T) {
+		code, out, errs := ctl(t, h, coord, "meeting", "show", next)
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errs)
+		}
+		mustHave(t, out, "Meeting "+next, "2 of 6 places taken", ids[0], ids[1], "Lægehuset Ærø (GLN 5790000000005)", "Consent (none): municipality missing, gp missing", "Referral: delivered to casefile", "Recommendation: none yet")
+		if strings.Contains(out, "Elmer") || strings.Contains(out, "2509479989") {
+			t.Errorf("the meeting names the child without --names:\n%s", out)
+		}
+	})
+
+	t.Run("names need a reason and are audited", func(t *testing.T) {
+		if code, _, errs := ctl(t, h, coord, "meeting", "show", next, "--names"); code != exitUsage || !strings.Contains(errs, "--reason") {
+			t.Fatalf("exit %d: %s", code, errs)
+		}
+		code, out, errs := ctl(t, h, coord, "meeting", "show", next, "--names", "--reason", "Forberedelse af mødet")
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errs)
+		}
+		mustHave(t, out, "Child: Bruno Test Elmer")
+		code, out, errs = ctl(t, h, coord, "meeting", "export", next, "--reason", "Dagsorden til samrådet")
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errs)
+		}
+		mustHave(t, out, "Møde;Barn;Henvist;Henvisende læge", "Bruno Test Elmer;", ";Lægehuset Ærø;")
+		_, audit, _ := ctl(t, h, hubtest.AuditorToken, "audit", "tail", "-o", "json")
+		mustHave(t, audit, `"action": "agenda-read"`, `"action": "agenda-export"`, "Dagsorden til samrådet", "meeting:"+next)
+	})
+
+	t.Run("add and move", func(t *testing.T) {
+		if code, _, errs := ctl(t, h, coord, "meeting", "add", "--at", "2099-01-20 10:00"); code != exitUsage || !strings.Contains(errs, "--reason") {
+			t.Fatalf("exit %d: %s", code, errs)
+		}
+		code, out, errs := ctl(t, h, coord, "meeting", "add", "--at", "2099-01-20 10:00", "--cap", "3", "--reason", "Ekstra møde")
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errs)
+		}
+		mustHave(t, out, "Meeting 2099-01-20 added: 2099-01-20 10:00 CET, 3 referrals.")
+		if code, _, errs := ctl(t, h, coord, "meeting", "add", "--at", "2099-01-20 14:00", "--reason", "igen"); code != exitUsage || !strings.Contains(errs, "planned that day") {
+			t.Errorf("a second meeting that day: exit %d: %s", code, errs)
+		}
+		code, out, errs = ctl(t, h, coord, "meeting", "move", next, "--at", time.Now().AddDate(0, 0, 40).Format("2006-01-02")+" 09:00", "--reason", "Lokalet er optaget")
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errs)
+		}
+		mustHave(t, out, "Meeting "+next+" moved to", "its 2 referrals go with it")
+		if code, _, errs := ctl(t, h, coord, "meeting", "move", "2099-13-40", "--at", "2099-02-01 10:00", "--reason", "x"); code != exitNotFound {
+			t.Errorf("moving a meeting that is not: exit %d: %s", code, errs)
+		}
+		code, out, _ = ctl(t, h, coord, "meeting", "list", "--from", "2099-01-01", "--to", "2099-02-01", "-o", "json")
+		var v struct{ Meetings []council.Meeting }
+		if err := json.Unmarshal([]byte(out), &v); code != 0 || err != nil || len(v.Meetings) != 2 || v.Meetings[1].ID != "2099-01-20" || v.Meetings[1].Origin != "added" {
+			t.Errorf("meetings in January 2099: %s", out)
+		}
+	})
+
+	t.Run("referral list and kpi", func(t *testing.T) {
+		code, out, errs := ctl(t, h, coord, "referral", "list")
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errs)
+		}
+		mustHave(t, out, "LETTER", ids[0], ids[1], "waiting", next)
+		code, out, errs = ctl(t, h, coord, "kpi")
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errs)
+		}
+		mustHave(t, out, "Referrals: 2", "no recommendations in the period", "not counted (no council.rejections rule configured)", "Lægehuset Ærø", time.Now().Format("2006-01"))
+		code, out, _ = ctl(t, h, hubtest.OperationsToken, "kpi", "-o", "json", "--months", "3")
+		var k council.KPI
+		if err := json.Unmarshal([]byte(out), &k); code != 0 || err != nil || k.Referrals != 2 || len(k.Months) != 3 || len(k.PerPractice) != 1 || k.PerPractice[0].Referrals != 2 {
+			t.Errorf("kpi as operations: exit %d %v: %s", code, err, out)
+		}
+		if code, _, _ := ctl(t, h, hubtest.OperationsToken, "meeting", "list"); code != exitAuth {
+			t.Errorf("operations may list meetings: exit %d", code)
+		}
+	})
+}

@@ -1,0 +1,331 @@
+package council
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/samhub/samhub/internal/logging"
+	"github.com/samhub/samhub/pipeline/audit"
+)
+
+// Meeting is a council meeting as the API shows it.
+type Meeting struct {
+	ID   string    `json:"id"` // the local date it was first planned for, e.g. 2026-03-10
+	At   time.Time `json:"at"`
+	Zone string    `json:"zone"` // the council's time zone (council.meetings.zone)
+	// Origin is rule (from council.meetings.rule) or added (by the
+	// coordinator).
+	Origin    string     `json:"origin"`
+	MovedFrom *time.Time `json:"movedFrom,omitempty"`
+	Cap       int        `json:"cap"`
+	Referrals int        `json:"referrals"`
+	Room      int        `json:"room"`
+	Answered  int        `json:"answered"`
+	// Unanswered are its referrals past council.watch_days without a
+	// recommendation.
+	Unanswered int  `json:"unanswered"`
+	Past       bool `json:"past"`
+}
+
+// Actor is who asks for an operation; it is audited.
+type Actor struct{ Name, Role, Remote string }
+
+// Errors of the coordinator's meeting operations.
+var (
+	ErrNoMeeting      = errors.New("no council meeting with that id")
+	ErrMeetingClash   = errors.New("a meeting is planned that day already")
+	ErrReasonRequired = errors.New("a reason is required")
+	ErrBadTime        = errors.New("bad meeting time")
+)
+
+func (c *Council) capOf(m meetingRecord) int {
+	if m.Cap > 0 {
+		return m.Cap
+	}
+	return c.cfg.Meetings.Cap
+}
+
+// meetingsBetween lists the meetings at or after from and before to: the
+// rule's (as stored, once one was moved or took a referral) and the added
+// ones, in time order.
+func (c *Council) meetingsBetween(from, to time.Time) []meetingRecord {
+	stored := map[string]meetingRecord{}
+	var out []meetingRecord
+	for _, m := range c.reg.storedMeetings() {
+		stored[m.ID] = m
+		if !m.At.Before(from) && m.At.Before(to) {
+			out = append(out, m)
+		}
+	}
+	for _, t := range c.rule.Between(from, to) {
+		id := c.rule.ID(t)
+		if _, ok := stored[id]; !ok {
+			out = append(out, meetingRecord{ID: id, At: t.UTC(), Origin: "rule"})
+		}
+	}
+	slices.SortFunc(out, func(a, b meetingRecord) int { return cmp.Or(a.At.Compare(b.At), strings.Compare(a.ID, b.ID)) })
+	return out
+}
+
+// meetingByID finds a stored meeting, or a rule meeting not stored yet.
+func (c *Council) meetingByID(id string) (meetingRecord, bool) {
+	if m, ok := c.reg.meeting(id); ok {
+		return m, true
+	}
+	d, err := time.ParseInLocation(time.DateOnly, id, c.rule.Loc)
+	if err != nil {
+		return meetingRecord{}, false
+	}
+	t := c.rule.In(d.Year(), d.Month())
+	if c.rule.ID(t) != id {
+		return meetingRecord{}, false
+	}
+	return meetingRecord{ID: id, At: t.UTC(), Origin: "rule"}, true
+}
+
+// place puts each referral in the first meeting after it arrived with
+// room, looking two years ahead, else among the waiting; a referral the
+// register holds stays where it is (with reseat, a waiting one may take a
+// meeting, and no new one is placed). Each record touched is one
+// compare-and-set, so a fetch's worth of referrals for one meeting is one
+// write, and two replicas placing at once neither place a referral twice
+// nor fill a meeting past its cap. It returns the referrals as placed.
+func (c *Council) place(ctx context.Context, refs []Referral, reseat bool) ([]Referral, error) {
+	out := make([]Referral, 0, len(refs))
+	todo := refs
+	for round := 0; len(todo) > 0; round++ {
+		if round == 20 {
+			return out, errGiveUp
+		}
+		type group struct {
+			key  string
+			cand meetingRecord
+			refs []Referral
+		}
+		var groups []*group
+		byKey := map[string]*group{}
+		taken, planned := map[string]int{}, map[string]int{}
+		for _, r := range todo {
+			if p, ok := c.reg.referral(r.Key); ok && (!reseat || p.Meeting != "") {
+				out = append(out, p)
+				continue
+			}
+			key, cand := "", meetingRecord{}
+			for _, m := range c.meetingsBetween(r.Received, r.Received.Add(horizon)) {
+				if m.At.After(r.Received) && len(m.Referrals)+taken[m.ID] < c.capOf(m) {
+					key, cand = prefixMeeting+m.ID, m
+					break
+				}
+			}
+			switch {
+			case key != "":
+				taken[cand.ID]++
+				r.Meeting, r.Assigned = cand.ID, c.now().UTC()
+			case reseat:
+				continue // still no room: it keeps waiting
+			default:
+				key = c.reg.chunkFor(r.Received.In(c.rule.Loc).Format("2006-01"), planned)
+				planned[key]++
+				r.Meeting, r.Assigned = "", time.Time{}
+				c.noRoom(r.LetterID)
+			}
+			g := byKey[key]
+			if g == nil {
+				g = &group{key: key, cand: cand}
+				byKey[key] = g
+				groups = append(groups, g)
+			}
+			g.refs = append(g.refs, r)
+		}
+		todo = nil
+		for _, g := range groups {
+			var placed, left []Referral
+			_, err := update(ctx, c.reg, g.key, func(cur *meetingRecord, exists bool) (bool, error) {
+				placed, left = placed[:0], left[:0]
+				if !exists {
+					*cur = g.cand
+					cur.Referrals = nil
+					if strings.HasPrefix(g.key, prefixWaiting) {
+						*cur = meetingRecord{Origin: "waiting"}
+					}
+				}
+				changed := false
+				for _, r := range g.refs {
+					i := cur.index(r.Key)
+					switch {
+					case i >= 0:
+						placed = append(placed, cur.Referrals[i])
+					case cur.Origin == "waiting" && len(cur.Referrals) >= waitingChunk,
+						cur.Origin != "waiting" && (len(cur.Referrals) >= c.capOf(*cur) || !cur.At.After(r.Received)):
+						left = append(left, r) // filled or moved meanwhile
+					default:
+						cur.Referrals = append(cur.Referrals, r)
+						placed = append(placed, r)
+						changed = true
+					}
+				}
+				return changed, nil
+			})
+			if err != nil {
+				return out, err
+			}
+			out = append(out, placed...)
+			todo = append(todo, left...)
+		}
+	}
+	if reseat {
+		return out, c.leaveWaiting(ctx, out)
+	}
+	return out, nil
+}
+
+// leaveWaiting takes referrals now seated in a meeting out of the waiting
+// chunks.
+func (c *Council) leaveWaiting(ctx context.Context, seated []Referral) error {
+	gone := map[string]bool{}
+	for _, r := range seated {
+		if r.Meeting != "" {
+			gone[r.Key] = true
+		}
+	}
+	for _, k := range c.reg.waitingKeys() {
+		if _, err := update(ctx, c.reg, k, func(cur *meetingRecord, exists bool) (bool, error) {
+			n := len(cur.Referrals)
+			cur.Referrals = slices.DeleteFunc(cur.Referrals, func(r Referral) bool {
+				in, _ := c.reg.holder(r.Key)
+				return gone[r.Key] || strings.HasPrefix(in, prefixMeeting)
+			})
+			return exists && len(cur.Referrals) != n, nil
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *Council) summary(m meetingRecord, now time.Time) Meeting {
+	s := Meeting{ID: m.ID, At: m.At.In(c.rule.Loc), Zone: c.rule.Loc.String(), Origin: m.Origin, Cap: c.capOf(m), Referrals: len(m.Referrals), Past: m.At.Before(now)}
+	if !m.MovedFrom.IsZero() {
+		t := m.MovedFrom.In(c.rule.Loc)
+		s.MovedFrom = &t
+	}
+	s.Room = max(0, s.Cap-s.Referrals)
+	for _, r := range m.Referrals {
+		switch {
+		case r.Answered():
+			s.Answered++
+		case !now.Before(r.Received.Add(c.watch)):
+			s.Unanswered++
+		}
+	}
+	return s
+}
+
+// Meetings lists the meetings at or after from and before to.
+func (c *Council) Meetings(from, to time.Time) []Meeting {
+	now := c.now()
+	var out []Meeting
+	for _, m := range c.meetingsBetween(from, to) {
+		out = append(out, c.summary(m, now))
+	}
+	return out
+}
+
+// sameDay finds another meeting on t's local date.
+func (c *Council) sameDay(id string, t time.Time) (meetingRecord, bool) {
+	day := c.rule.ID(t)
+	start, _ := time.ParseInLocation(time.DateOnly, day, c.rule.Loc)
+	for _, m := range c.meetingsBetween(start, start.AddDate(0, 0, 1)) {
+		if m.ID != id {
+			return m, true
+		}
+	}
+	return meetingRecord{}, false
+}
+
+// AddMeeting adds a meeting at a time the coordinator names ("2026-03-24
+// 13:00" in the rule's zone, or RFC 3339), with its own cap (0: the
+// configured one). Audited; a reason is required.
+func (c *Council) AddMeeting(ctx context.Context, who Actor, at string, capacity int, reason string) (Meeting, error) {
+	if strings.TrimSpace(reason) == "" {
+		return Meeting{}, ErrReasonRequired
+	}
+	t, err := c.rule.ParseTime(at)
+	if err != nil {
+		return Meeting{}, fmt.Errorf("%w: at: %v", ErrBadTime, err)
+	}
+	if capacity < 0 || capacity > 100 {
+		return Meeting{}, fmt.Errorf("%w: cap: must be between 1 and 100 (0 or none: council.meetings.cap)", ErrBadTime)
+	}
+	id := c.rule.ID(t)
+	if m, ok := c.meetingByID(id); ok {
+		return Meeting{}, fmt.Errorf("%w (%s at %s); move that one instead", ErrMeetingClash, m.ID, m.At.In(c.rule.Loc).Format("2006-01-02 15:04"))
+	}
+	if m, ok := c.sameDay(id, t); ok {
+		return Meeting{}, fmt.Errorf("%w (%s at %s); move that one instead", ErrMeetingClash, m.ID, m.At.In(c.rule.Loc).Format("2006-01-02 15:04"))
+	}
+	if err := c.audit(ctx, who, "meeting-add", fmt.Sprintf("meeting:%s at:%s cap:%d", id, t.UTC().Format(time.RFC3339), capacity), reason); err != nil {
+		return Meeting{}, err
+	}
+	m, err := update(ctx, c.reg, prefixMeeting+id, func(cur *meetingRecord, exists bool) (bool, error) {
+		if exists {
+			return false, fmt.Errorf("%w (%s)", ErrMeetingClash, id)
+		}
+		*cur = meetingRecord{ID: id, At: t.UTC(), Origin: "added", Cap: capacity}
+		return true, nil
+	})
+	if err != nil {
+		return Meeting{}, err
+	}
+	return c.summary(m, c.now()), nil
+}
+
+// MoveMeeting moves a meeting to another time; the referrals it takes go
+// with it. Audited; a reason is required.
+func (c *Council) MoveMeeting(ctx context.Context, who Actor, id, at, reason string) (Meeting, error) {
+	if strings.TrimSpace(reason) == "" {
+		return Meeting{}, ErrReasonRequired
+	}
+	cand, ok := c.meetingByID(id)
+	if !ok {
+		return Meeting{}, ErrNoMeeting
+	}
+	t, err := c.rule.ParseTime(at)
+	if err != nil {
+		return Meeting{}, fmt.Errorf("%w: at: %v", ErrBadTime, err)
+	}
+	if m, ok := c.sameDay(id, t); ok {
+		return Meeting{}, fmt.Errorf("%w (%s at %s)", ErrMeetingClash, m.ID, m.At.In(c.rule.Loc).Format("2006-01-02 15:04"))
+	}
+	if err := c.audit(ctx, who, "meeting-move", fmt.Sprintf("meeting:%s from:%s to:%s", id, cand.At.UTC().Format(time.RFC3339), t.UTC().Format(time.RFC3339)), reason); err != nil {
+		return Meeting{}, err
+	}
+	m, err := update(ctx, c.reg, prefixMeeting+id, func(cur *meetingRecord, exists bool) (bool, error) {
+		if !exists {
+			*cur = cand
+		}
+		if cur.MovedFrom.IsZero() {
+			cur.MovedFrom = cur.At
+		}
+		cur.At = t.UTC()
+		return true, nil
+	})
+	if err != nil {
+		return Meeting{}, err
+	}
+	return c.summary(m, c.now()), nil
+}
+
+// audit records an action before it happens: one whose record cannot be
+// stored does not happen.
+func (c *Council) audit(ctx context.Context, who Actor, action, target, reason string) error {
+	if c.d.Audit == nil {
+		return nil
+	}
+	return c.d.Audit.Append(ctx, audit.Record{Actor: who.Name, Role: who.Role, Remote: who.Remote, Action: action, Target: target, Reason: logging.Redact(reason)})
+}

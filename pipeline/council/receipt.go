@@ -1,0 +1,93 @@
+package council
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"text/template"
+	"time"
+
+	"github.com/samhub/samhub/internal/config"
+	"github.com/samhub/samhub/pipeline/council/schedule"
+	"github.com/samhub/samhub/pipeline/letter"
+)
+
+// receiptMaxAge: a referral older than this gets no receipt (a register
+// built anew from a stored stream must not send old referrals receipts).
+const receiptMaxAge = 7 * 24 * time.Hour
+
+// ReceiptID is the id of the receipt for a referral: one receipt per
+// referral, however often the register reads the referral (the letter
+// stream refuses a letter id it has stored).
+func ReceiptID(referralID string) string { return "receipt:" + referralID }
+
+// ReceiptRoute is the rule that carries receipts, when they are on: hub-
+// made replies to the receipt destination. Consent is checked only when
+// council.receipt.require_consent is set (see docs/council.md).
+func ReceiptRoute(k config.Council) (config.Route, bool) {
+	if !k.Enabled || !k.Receipt.Enabled {
+		return config.Route{}, false
+	}
+	require := k.Receipt.RequireConsent
+	return config.Route{Name: "council-receipt", Match: config.Match{Kind: []string{string(letter.KindReply)}, Source: []string{HubSource}},
+		To: []string{k.Receipt.Destination}, RequireConsent: &require}, true
+}
+
+// sendReceipt stores the receipt for referral ref, taken by the meeting at
+// at, when receipts are on and it is still news: the meeting lies ahead and
+// the referral is recent. It goes to the referring GP as a reply in the
+// referral's thread (the gp destination addresses the thread's party), in
+// the format the receiver directory names for that GP. It carries the
+// child's identity as the GP sent it, the meeting date and nothing more.
+func (c *Council) sendReceipt(ctx context.Context, ref *letter.Letter, at time.Time) error {
+	now := c.now()
+	switch {
+	case !c.cfg.Receipt.Enabled, !at.After(now), now.Sub(ref.Received) > receiptMaxAge:
+		return nil
+	case ref.Sender.GLN == "" && ref.Sender.SOR == "":
+		return nil // not a MedCom party: nothing to answer to
+	}
+	text, err := c.receiptText(ref, at)
+	if err != nil {
+		return err
+	}
+	var sender letter.Party
+	if len(ref.Receivers) > 0 {
+		r := ref.Receivers[0] // the council's address the GP wrote to
+		sender = letter.Party{Name: r.Name, GLN: r.GLN, SOR: r.SOR, Municipality: r.Municipality, Unit: r.Unit}
+	}
+	sender.Role = letter.RoleMunicipality
+	var patient *letter.Patient
+	if ref.Patient != nil {
+		p := *ref.Patient
+		patient = &p
+	}
+	l := &letter.Letter{
+		ID: ReceiptID(ref.ID), Kind: letter.KindReply, Format: "text", ThreadID: ref.ThreadID, InReplyTo: ref.ID,
+		Received: now.UTC(), Sender: sender, Patient: patient, Consent: ref.Consent,
+		Subject: "Kvittering for henvisning", Text: text,
+		Original: letter.Original{Data: []byte(text), ContentType: "text/plain; charset=utf-8", Charset: "utf-8", Filename: "kvittering.txt"},
+		Meta:     map[string]string{"council.meeting": c.rule.ID(at), "council.referral": ref.ID},
+	}
+	if err := c.d.Publish(ctx, l); err != nil {
+		return fmt.Errorf("receipt: %w", err)
+	}
+	return nil
+}
+
+func (c *Council) receiptText(ref *letter.Letter, at time.Time) (string, error) {
+	t, err := template.New("receipt").Option("missingkey=error").Parse(c.cfg.Receipt.Template)
+	if err != nil {
+		return "", fmt.Errorf("council.receipt.template: %w", err)
+	}
+	local := at.In(c.rule.Loc)
+	f := config.ReceiptFields{Date: schedule.DanishDate(local), Time: local.Format("15.04"), Weekday: schedule.DanishWeekday(local), Practice: ref.Sender.Name}
+	if len(ref.Receivers) > 0 {
+		f.Council = ref.Receivers[0].Name
+	}
+	var b strings.Builder
+	if err := t.Execute(&b, f); err != nil {
+		return "", fmt.Errorf("council.receipt.template: %w", err)
+	}
+	return b.String(), nil
+}

@@ -1,0 +1,94 @@
+package schedule
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseAndIn(t *testing.T) {
+	cph, _ := time.LoadLocation("Europe/Copenhagen")
+	for _, c := range []struct {
+		rule  string
+		year  int
+		month time.Month
+		want  string
+	}{
+		{"second tuesday 13:00", 2026, time.March, "2026-03-10T13:00:00+01:00"},
+		{"Second Tuesday, 13:00", 2026, time.September, "2026-09-08T13:00:00+02:00"}, // summer time
+		{"anden tirsdag 13.00", 2026, time.February, "2026-02-10T13:00:00+01:00"},
+		{"first monday 9:30", 2026, time.June, "2026-06-01T09:30:00+02:00"},       // the 1st is a Monday
+		{"last thursday 15:00", 2026, time.December, "2026-12-31T15:00:00+01:00"}, // the 31st is a Thursday
+		{"sidste fredag 08:00", 2026, time.February, "2026-02-27T08:00:00+01:00"}, // February's last day is a Saturday
+		{"fourth wednesday 12:00", 2026, time.April, "2026-04-22T12:00:00+02:00"},
+	} {
+		r, err := Parse(c.rule, "Europe/Copenhagen")
+		if err != nil {
+			t.Fatalf("%s: %v", c.rule, err)
+		}
+		got := r.In(c.year, c.month)
+		if got.Format(time.RFC3339) != c.want || got.Location().String() != cph.String() {
+			t.Errorf("%s in %s %d = %s, want %s", c.rule, c.month, c.year, got.Format(time.RFC3339), c.want)
+		}
+	}
+}
+
+func TestParseRefusesWithTheReason(t *testing.T) {
+	for rule, want := range map[string]string{
+		"tuesday 13:00":             "week of the month",
+		"fifth tuesday 13:00":       `"fifth" is not a week`,
+		"second tuesdy 13:00":       `"tuesdy" is not a weekday`,
+		"second tuesday 25:00":      "not a time of day",
+		"second tuesday at 13:00 x": "week of the month",
+	} {
+		if _, err := Parse(rule, "Europe/Copenhagen"); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Parse(%q) = %v, want an error saying %q", rule, err, want)
+		}
+	}
+	if _, err := Parse("second tuesday 13:00", "Europe/Kbh"); err == nil || !strings.Contains(err.Error(), "time zone") {
+		t.Errorf("an unknown zone: %v", err)
+	}
+}
+
+func TestBetween(t *testing.T) {
+	r, _ := Parse("second tuesday 13:00", "Europe/Copenhagen")
+	from := time.Date(2026, 3, 10, 13, 0, 0, 0, r.Loc) // exactly a meeting: included
+	to := time.Date(2026, 6, 9, 13, 0, 0, 0, r.Loc)    // exactly a meeting: excluded
+	var ids []string
+	for _, m := range r.Between(from, to) {
+		ids = append(ids, r.ID(m))
+	}
+	if got := strings.Join(ids, " "); got != "2026-03-10 2026-04-14 2026-05-12" {
+		t.Errorf("meetings %s", got)
+	}
+	// Across a year end, from a time zone other than the rule's.
+	ids = ids[:0]
+	for _, m := range r.Between(time.Date(2026, 12, 20, 0, 0, 0, 0, time.UTC), time.Date(2027, 2, 28, 0, 0, 0, 0, time.UTC)) {
+		ids = append(ids, r.ID(m))
+	}
+	if got := strings.Join(ids, " "); got != "2027-01-12 2027-02-09" {
+		t.Errorf("meetings across the year end: %s", got)
+	}
+}
+
+func TestParseTimeAndDanish(t *testing.T) {
+	r, _ := Parse("second tuesday 13:00", "Europe/Copenhagen")
+	for _, s := range []string{"2026-03-24 13:00", "2026-03-24T13:00", "2026-03-24T12:00:00Z"} {
+		got, err := r.ParseTime(s)
+		if err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+		if got.In(r.Loc).Format("2006-01-02 15:04") != "2026-03-24 13:00" {
+			t.Errorf("%s read as %s", s, got.In(r.Loc))
+		}
+	}
+	if _, err := r.ParseTime("24/3 kl. 13"); err == nil || !strings.Contains(err.Error(), "Europe/Copenhagen") {
+		t.Errorf("a time in another shape: %v", err)
+	}
+	if got := Danish(r.In(2026, time.March)); got != "tirsdag den 10. marts 2026 kl. 13.00" {
+		t.Errorf("Danish: %q", got)
+	}
+	if got := r.String(); got != "second tuesday 13:00" {
+		t.Errorf("String: %q", got)
+	}
+}

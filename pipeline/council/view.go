@@ -1,0 +1,408 @@
+package council
+
+import (
+	"context"
+	"encoding/csv"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/samhub/samhub/pipeline/journey"
+	"github.com/samhub/samhub/pipeline/letter"
+)
+
+// Tracked is a letter's way through the hub, read from its journey: where
+// it was delivered and to whom, where it waits, and how receivers answered.
+type Tracked struct {
+	LetterID         string     `json:"letterId"`
+	Kind             string     `json:"kind,omitempty"`
+	Source           string     `json:"source,omitempty"`
+	Received         time.Time  `json:"received"`
+	Deliveries       []Delivery `json:"deliveries"`
+	Waiting          []Waiting  `json:"waiting,omitempty"`
+	Acknowledgements []Ack      `json:"acknowledgements,omitempty"`
+}
+
+// Delivery is one delivery of a letter: To names organisations by GLN or
+// SOR and parents only as a count.
+type Delivery struct {
+	Destination string    `json:"destination"`
+	Sector      string    `json:"sector,omitempty"`
+	To          string    `json:"to,omitempty"`
+	RemoteID    string    `json:"remoteId,omitempty"`
+	At          time.Time `json:"at"`
+}
+
+// Waiting is a destination a letter has not reached: Step is parked,
+// consent-denied, held or discarded (the journey's step), Code the reason
+// code as the retry queue shows it.
+type Waiting struct {
+	Destination string    `json:"destination"`
+	Sector      string    `json:"sector,omitempty"`
+	Step        string    `json:"step"`
+	Code        string    `json:"code,omitempty"`
+	Reason      string    `json:"reason,omitempty"`
+	Since       time.Time `json:"since"`
+}
+
+// Ack is a receiver's acknowledgement of a letter.
+type Ack struct {
+	At       time.Time `json:"at"`
+	Code     string    `json:"code"`
+	Positive bool      `json:"positive"`
+	Reason   string    `json:"reason,omitempty"`
+}
+
+// ConsentState is the consent in force for the child per sector: given,
+// missing, withdrawn or refused (by a young person of 15–17).
+type ConsentState struct {
+	// Source is recorded (by the coordinator), letter (as the newest letter
+	// about the child stated it: the referral, or the case system on the
+	// council's letters; Letter names it) or none.
+	Source             string            `json:"source"`
+	Letter             string            `json:"letter,omitempty"`
+	GivenBy            string            `json:"givenBy,omitempty"`
+	Form               string            `json:"form,omitempty"`
+	GivenAt            *time.Time        `json:"givenAt,omitempty"`
+	WithdrawnAt        *time.Time        `json:"withdrawnAt,omitempty"`
+	YoungPersonRefused bool              `json:"youngPersonRefused,omitempty"`
+	Sectors            map[string]string `json:"sectors"`
+}
+
+// Child is one referral as the meeting page shows it.
+type Child struct {
+	Key      string    `json:"key"`
+	LetterID string    `json:"letterId"`
+	Received time.Time `json:"received"`
+	Source   string    `json:"source"`
+	Format   string    `json:"format,omitempty"`
+	GP       Org       `json:"gp"`
+	// Patient is the child's token: the same child across referrals.
+	Patient string `json:"patient,omitempty"`
+	Meeting string `json:"meeting,omitempty"`
+	// State is waiting (for a recommendation), answered, or unanswered
+	// (past Due without one).
+	State   string       `json:"state"`
+	Due     time.Time    `json:"due"`
+	Flagged *time.Time   `json:"flagged,omitempty"`
+	Consent ConsentState `json:"consent"`
+	// Referral is the referral's own way (filed in the case system).
+	Referral        Tracked   `json:"referral"`
+	Documents       []Tracked `json:"documents"`
+	Recommendations []Tracked `json:"recommendations"`
+	Receipt         *Tracked  `json:"receipt,omitempty"`
+	Rejections      []Ref     `json:"rejections,omitempty"`
+	// Name is the child's name, read from the stored referral, in the
+	// agenda only (an audited read); NameUnavailable when the letter is
+	// no longer stored.
+	Name            string `json:"name,omitempty"`
+	NameUnavailable bool   `json:"nameUnavailable,omitempty"`
+}
+
+// MeetingView is a meeting with its children.
+type MeetingView struct {
+	Meeting  Meeting `json:"meeting"`
+	Children []Child `json:"children"`
+}
+
+// state says where a referral stands now.
+func (c *Council) state(r Referral, now time.Time) (string, time.Time) {
+	due := r.Received.Add(c.watch)
+	switch {
+	case r.Answered():
+		return "answered", due
+	case !now.Before(due):
+		return "unanswered", due
+	}
+	return "waiting", due
+}
+
+// child is a referral without its journeys.
+func (c *Council) child(r Referral, now time.Time) Child {
+	ch := Child{Key: r.Key, LetterID: r.LetterID, Received: r.Received, Source: r.Source, Format: r.Format, GP: r.GP, Patient: r.Patient,
+		Meeting: r.Meeting, Rejections: r.Rejections, Documents: []Tracked{}, Recommendations: []Tracked{},
+		Referral: Tracked{LetterID: r.LetterID, Kind: string(letter.KindReferral), Source: r.Source, Received: r.Received, Deliveries: []Delivery{}}}
+	ch.State, ch.Due = c.state(r, now)
+	if !r.Flagged.IsZero() {
+		f := r.Flagged
+		ch.Flagged = &f
+	}
+	for _, x := range r.Documents {
+		ch.Documents = append(ch.Documents, Tracked{LetterID: x.LetterID, Kind: x.Kind, Source: x.Source, Received: x.Received, Deliveries: []Delivery{}})
+	}
+	for _, x := range r.Recommendations {
+		ch.Recommendations = append(ch.Recommendations, Tracked{LetterID: x.LetterID, Kind: x.Kind, Source: x.Source, Received: x.Received, Deliveries: []Delivery{}})
+	}
+	ch.Consent = consentState(nil, r.Consent, now)
+	if ch.Consent.Source == "letter" {
+		ch.Consent.Letter = r.ConsentFrom
+	}
+	return ch
+}
+
+// detail fills a child's consent in force and its letters' journeys.
+func (c *Council) detail(ctx context.Context, r Referral, ch *Child, now time.Time) error {
+	if r.Patient != "" && c.d.Consent != nil {
+		rec, err := c.d.Consent(ctx, r.Patient)
+		if err != nil {
+			return err
+		}
+		ch.Consent = consentState(rec, r.Consent, now)
+		if ch.Consent.Source == "letter" {
+			ch.Consent.Letter = r.ConsentFrom
+		}
+	}
+	fill := func(t *Tracked) error {
+		steps, err := c.d.Trace(ctx, t.LetterID)
+		if err != nil {
+			return err
+		}
+		c.track(t, steps)
+		return nil
+	}
+	if err := fill(&ch.Referral); err != nil {
+		return err
+	}
+	for i := range ch.Documents {
+		if err := fill(&ch.Documents[i]); err != nil {
+			return err
+		}
+	}
+	for i := range ch.Recommendations {
+		if err := fill(&ch.Recommendations[i]); err != nil {
+			return err
+		}
+	}
+	// A receipt is a letter of its own: shown when one was stored.
+	rc, err := c.d.StoredLetter(ctx, ReceiptID(r.LetterID))
+	if err != nil {
+		return err
+	}
+	if rc != nil {
+		ch.Receipt = &Tracked{LetterID: rc.ID, Kind: string(rc.Kind), Source: rc.Source, Received: rc.Received, Deliveries: []Delivery{}}
+		if err := fill(ch.Receipt); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// track reads a journey: each destination's last step says whether the
+// letter is delivered there or waits; acknowledgements are listed.
+func (c *Council) track(t *Tracked, steps []journey.Event) {
+	type last struct {
+		ev journey.Event
+		i  int
+	}
+	at := map[string]last{}
+	for i, s := range steps {
+		switch s.Step {
+		case journey.Acknowledged:
+			t.Acknowledgements = append(t.Acknowledgements, Ack{At: s.At, Code: s.Code, Positive: positiveAck(s.Code), Reason: s.Reason})
+		case journey.Delivered, journey.Parked, journey.Denied, journey.Held, journey.Discarded:
+			if s.Destination != "" {
+				at[s.Destination] = last{s, i}
+			}
+		}
+		if s.Step == journey.Delivered && s.Destination != "" {
+			t.Deliveries = append(t.Deliveries, Delivery{Destination: s.Destination, Sector: c.sector(s.Destination), To: s.To, RemoteID: s.RemoteID, At: s.At})
+		}
+	}
+	dests := make([]string, 0, len(at))
+	for d := range at {
+		dests = append(dests, d)
+	}
+	slices.SortFunc(dests, func(a, b string) int { return at[a].i - at[b].i })
+	for _, d := range dests {
+		if s := at[d].ev; s.Step != journey.Delivered {
+			t.Waiting = append(t.Waiting, Waiting{Destination: d, Sector: c.sector(d), Step: s.Step, Code: s.Code, Reason: s.Reason, Since: s.At})
+		}
+	}
+}
+
+func (c *Council) sector(dest string) string { return c.d.Config.Destinations[dest].Sector }
+
+// positiveAck reads letter.Ack.Code as the journey keeps it: positive
+// (XCTL receipts) and ok (FHIR) are the positive answers.
+func positiveAck(code string) bool { return code == "positive" || code == "ok" }
+
+// consentState is the consent in force per sector: the coordinator's
+// record when there is one, else the newest letter's statement.
+func consentState(rec *letter.Consent, facts *ConsentFacts, now time.Time) ConsentState {
+	cs := ConsentState{Source: "none", Sectors: map[string]string{}}
+	var k *letter.Consent
+	switch {
+	case rec != nil:
+		cs.Source, k = "recorded", rec
+	case facts != nil:
+		cs.Source = "letter"
+		k = &letter.Consent{GivenBy: facts.GivenBy, Form: facts.Form, GivenAt: facts.GivenAt, YoungPersonRefused: facts.YoungPersonRefused, WithdrawnAt: facts.WithdrawnAt}
+		for _, s := range facts.Scopes {
+			k.Scopes = append(k.Scopes, letter.Scope(s))
+		}
+	}
+	for _, s := range letter.Scopes {
+		state := "missing"
+		switch {
+		case k == nil:
+		case !k.WithdrawnAt.IsZero() && !now.Before(k.WithdrawnAt):
+			state = "withdrawn"
+		case k.YoungPersonRefused && s != letter.ScopeMunicipality:
+			state = "refused"
+		case k.Allows(s, now):
+			state = "given"
+		}
+		cs.Sectors[string(s)] = state
+	}
+	if k != nil {
+		cs.GivenBy, cs.Form, cs.YoungPersonRefused = k.GivenBy, k.Form, k.YoungPersonRefused
+		if !k.GivenAt.IsZero() {
+			t := k.GivenAt
+			cs.GivenAt = &t
+		}
+		if !k.WithdrawnAt.IsZero() {
+			t := k.WithdrawnAt
+			cs.WithdrawnAt = &t
+		}
+	}
+	return cs
+}
+
+// MeetingView is a meeting with each child's referral, consent in force,
+// documents, recommendations, receipt and acknowledgements. It names no
+// child: ids and tokens only.
+func (c *Council) MeetingView(ctx context.Context, id string) (MeetingView, error) {
+	m, ok := c.meetingByID(id)
+	if !ok {
+		return MeetingView{}, ErrNoMeeting
+	}
+	now := c.now()
+	v := MeetingView{Meeting: c.summary(m, now), Children: []Child{}}
+	for _, r := range m.Referrals {
+		ch := c.child(r, now)
+		if err := c.detail(ctx, r, &ch, now); err != nil {
+			return MeetingView{}, err
+		}
+		v.Children = append(v.Children, ch)
+	}
+	return v, nil
+}
+
+// Agenda is the meeting view with each child's name, read from the
+// stored referral now. It is a read of personal data: audited first (an
+// export — export names its format: csv, pdf, print — needs a reason and
+// is audited as one, with the format), and not read if the audit record
+// cannot be stored.
+func (c *Council) Agenda(ctx context.Context, who Actor, id, reason, export string) (MeetingView, error) {
+	if export != "" && strings.TrimSpace(reason) == "" {
+		return MeetingView{}, ErrReasonRequired
+	}
+	if _, ok := c.meetingByID(id); !ok {
+		return MeetingView{}, ErrNoMeeting
+	}
+	action, target := "agenda-read", "meeting:"+id
+	if export != "" {
+		action, target = "agenda-export", target+" format:"+export
+	}
+	if err := c.audit(ctx, who, action, target, reason); err != nil {
+		return MeetingView{}, err
+	}
+	v, err := c.MeetingView(ctx, id)
+	if err != nil {
+		return v, err
+	}
+	for i := range v.Children {
+		ch := &v.Children[i]
+		l, err := c.d.StoredLetter(ctx, ch.LetterID)
+		if err != nil {
+			return v, err
+		}
+		if l == nil || l.Patient == nil {
+			ch.NameUnavailable = true
+			continue
+		}
+		ch.Name = strings.TrimSpace(l.Patient.GivenName + " " + l.Patient.FamilyName)
+		ch.NameUnavailable = ch.Name == ""
+	}
+	return v, nil
+}
+
+// ReferralFilter selects referrals; empty fields match all.
+type ReferralFilter struct {
+	State   string // waiting, answered, unanswered
+	Meeting string
+}
+
+// Referrals lists the register's referrals, oldest first, without
+// journeys (the overview).
+func (c *Council) Referrals(f ReferralFilter) []Child {
+	now := c.now()
+	out := []Child{}
+	for _, r := range c.reg.allReferrals() {
+		ch := c.child(r, now)
+		if (f.State == "" || f.State == ch.State) && (f.Meeting == "" || f.Meeting == ch.Meeting) {
+			out = append(out, ch)
+		}
+	}
+	return out
+}
+
+// WriteCSV writes an agenda for a spreadsheet: one row per child,
+// semicolon-separated (what a Danish spreadsheet expects), UTF-8 with a
+// byte-order mark so æ, ø and å read right.
+func (c *Council) WriteCSV(w io.Writer, v MeetingView) error {
+	if _, err := io.WriteString(w, "\ufeff"); err != nil {
+		return err
+	}
+	cw := csv.NewWriter(w)
+	cw.Comma = ';'
+	_ = cw.Write([]string{"Møde", "Barn", "Henvist", "Henvisende læge", "Samtykke", "Dokumenter", "Anbefaling sendt", "Kvitteret", "Status", "Brev-id"})
+	meeting := v.Meeting.At.In(c.rule.Loc).Format("2006-01-02 15:04")
+	for _, ch := range v.Children {
+		name := ch.Name
+		if ch.NameUnavailable {
+			name = "(ikke længere gemt)"
+		}
+		var given []string
+		for _, s := range letter.Scopes {
+			if ch.Consent.Sectors[string(s)] == "given" {
+				given = append(given, string(s))
+			}
+		}
+		var sent []string
+		acked := "nej"
+		for _, r := range ch.Recommendations {
+			for _, d := range r.Deliveries {
+				sent = append(sent, d.Destination+" "+d.To)
+			}
+			for _, a := range r.Acknowledgements {
+				if a.Positive {
+					acked = "ja"
+				}
+			}
+		}
+		gp := ch.GP.Name
+		if gp == "" {
+			gp = strings.TrimSpace(ch.GP.GLN + " " + ch.GP.SOR)
+		}
+		_ = cw.Write(cells(meeting, name, ch.Received.In(c.rule.Loc).Format("2006-01-02"), gp, strings.Join(given, ", "),
+			fmt.Sprint(len(ch.Documents)), strings.Join(sent, ", "), acked, ch.State, ch.LetterID))
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+// cells keeps text from other systems (a child's or a practice's name, a
+// letter id) from being taken for a formula when a spreadsheet opens the
+// file: a cell starting with =, +, -, @ or a control character gets a
+// leading apostrophe (OWASP's advice on CSV injection).
+func cells(vs ...string) []string {
+	for i, v := range vs {
+		if v != "" && strings.ContainsRune("=+-@\t\r", rune(v[0])) {
+			vs[i] = "'" + v
+		}
+	}
+	return vs
+}

@@ -1,0 +1,224 @@
+package pipeline_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/samhub/samhub/internal/config"
+	"github.com/samhub/samhub/pipeline/broker"
+	"github.com/samhub/samhub/pipeline/council"
+	"github.com/samhub/samhub/pipeline/letter"
+)
+
+// councilEnv is the test hub with the council's register: receipts to the
+// doctor destination, reminders of unanswered referrals, and a watch short
+// enough to run out during the test.
+func councilEnv(t *testing.T, watch time.Duration) *env {
+	t.Helper()
+	return newEnvWith(t, func(c *config.Config, _ int) {
+		c.Council.WatchDays = watch.Hours() / 24
+		c.Council.Meetings.Cap = 2
+		c.Council.Receipt = config.CouncilReceipt{Enabled: true, Destination: "doctor", Template: config.DefaultReceiptTemplate}
+		c.Notify.On = append(c.Notify.On, council.EventUnanswered)
+	})
+}
+
+// gpReferral is a referral from gpA to the council about the child cpr.
+func gpReferral(id, cpr string) *letter.Letter {
+	l := mkLetter(id, letter.KindReferral, "episode-"+id)
+	l.Sender = gpA
+	l.Receivers = []letter.Party{{Role: letter.RoleMunicipality, Name: "Samrådet for Børn og Unge", GLN: "5790001382445"}}
+	l.Patient.CPR = cpr
+	return l
+}
+
+func (e *env) referral(id string) council.Referral {
+	e.t.Helper()
+	for _, r := range e.hub.Council().Referrals(council.ReferralFilter{}) {
+		if r.LetterID == id {
+			return council.Referral{Key: r.Key, LetterID: r.LetterID, Meeting: r.Meeting, Received: r.Received}
+		}
+	}
+	return council.Referral{}
+}
+
+func TestCouncilRegisterFollowsTheLetterStream(t *testing.T) {
+	e := councilEnv(t, 3*time.Second)
+	ctx := context.Background()
+	for i := range 3 {
+		e.feed.ch <- gpReferral(fmt.Sprintf("R%d", i), "2509479989")
+	}
+	eventually(t, "three referrals seated", func() bool {
+		n := 0
+		for _, r := range e.hub.Council().Referrals(council.ReferralFilter{}) {
+			if r.Meeting != "" {
+				n++
+			}
+		}
+		return n == 3
+	})
+	ms := e.hub.Council().Meetings(time.Now(), time.Now().AddDate(0, 3, 0))
+	if len(ms) < 2 || ms[0].Referrals != 2 || ms[1].Referrals != 1 {
+		t.Errorf("meetings %+v; want the first two referrals in the next meeting (cap 2), the third in the one after", ms)
+	}
+
+	// The receipt goes to the referring GP as a reply in the referral's
+	// thread, addressed from the thread (the letter names nobody), and
+	// is filed in the case too; it tells the coordinator nothing.
+	eventually(t, "three receipts at the GP", func() bool { return e.gp.total() == 3 })
+	e.gp.mu.Lock()
+	rc := e.gp.letters[0]
+	e.gp.mu.Unlock()
+	if !strings.HasPrefix(rc.ID, "receipt:R") || rc.Kind != letter.KindReply || len(rc.To) != 1 || rc.To[0].GLN != gpA.GLN ||
+		!strings.Contains(rc.Text, "Henvisningen er modtaget og behandles på samrådsmødet") || rc.Patient.CPR != "2509479989" {
+		t.Errorf("receipt at the GP: %+v", rc)
+	}
+	eventually(t, "receipts filed in the case", func() bool { return e.muni.count(council.ReceiptID("R0")) == 1 })
+
+	// A recommendation answers R0; R1 and R2 get none: after the watch
+	// they are flagged, and the coordinator is reminded once each.
+	rec := mkLetter("D0", letter.KindRecommendation, "episode-R0")
+	rec.InReplyTo = "R0"
+	rec.Consent = &letter.Consent{Scopes: []letter.Scope{letter.ScopeGP}}
+	e.feed.ch <- rec
+	eventually(t, "two reminders", func() bool { return len(e.notices("unanswered")) == 2 })
+	for _, n := range e.notices("unanswered") {
+		if strings.Contains(n.Text, "2509479989") || strings.Contains(n.Text, "Elmer") || n.Subject != "Samhub: unanswered" {
+			t.Errorf("reminder names the child or says more than it should: %q %q", n.Subject, n.Text)
+		}
+	}
+	if got := e.notices("answered"); len(got) != 1 || got[0].Meta["letterId"] != "D0" {
+		t.Errorf("answered notices %+v; want only the recommendation's (receipts are no news)", got)
+	}
+	un := e.hub.Council().Referrals(council.ReferralFilter{State: "unanswered"})
+	if len(un) != 2 || un[0].Flagged == nil || un[1].Flagged == nil {
+		t.Errorf("unanswered %+v", un)
+	}
+	view, err := e.hub.Council().MeetingView(ctx, ms[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(view.Children) != 2 {
+		t.Fatalf("meeting view %+v", view)
+	}
+	r0 := view.Children[0]
+	if r0.LetterID != "R0" || r0.State != "answered" || len(r0.Referral.Deliveries) != 1 || r0.Referral.Deliveries[0].Destination != "casefile" ||
+		r0.Referral.Deliveries[0].RemoteID != "doc-R0" || r0.Receipt == nil || len(r0.Receipt.Deliveries) != 2 {
+		t.Errorf("R0 on the meeting page: %+v", r0)
+	}
+	eventually(t, "the recommendation at the GP", func() bool { return e.gp.count("D0") == 1 })
+	view, _ = e.hub.Council().MeetingView(ctx, ms[0].ID)
+	if d := view.Children[0].Recommendations; len(d) != 1 || len(d[0].Deliveries) < 1 || !hasDelivery(d[0], "doctor", "GLN "+gpA.GLN) {
+		t.Errorf("R0's recommendation on the meeting page: %+v", d)
+	}
+
+	// After a restart, and with the register's consumer gone (read the
+	// stream anew), nothing is seated twice, no second receipt or reminder.
+	before := e.hub.Council().KPI(12)
+	e.shutdown()
+	e.start()
+	if err := e.b.JS.DeleteConsumer(ctx, broker.StreamLetters, council.ConsumerName); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the register's consumer made anew and at the end of the stream", func() bool {
+		c, err := e.b.JS.Consumer(ctx, broker.StreamLetters, council.ConsumerName)
+		if err != nil {
+			return false
+		}
+		info, err := c.Info(ctx)
+		return err == nil && info.NumPending == 0 && info.NumAckPending == 0 && info.Delivered.Stream > 0
+	})
+	time.Sleep(time.Second) // a second receipt or reminder would show
+	after := e.hub.Council().KPI(12)
+	if before.Referrals != 3 || after.Referrals != 3 || after.LeadTime.Count != 1 || after.Unanswered != 2 {
+		t.Errorf("figures before %+v, after %+v", before, after)
+	}
+	ms2 := e.hub.Council().Meetings(time.Now(), time.Now().AddDate(0, 3, 0))
+	if ms2[0].Referrals != 2 || ms2[1].Referrals != 1 {
+		t.Errorf("meetings after the stream was read again %+v", ms2)
+	}
+	if n := e.gp.total(); n != 4 {
+		t.Errorf("the GP has %d letters, want three receipts and one recommendation", n)
+	}
+	if n := len(e.notices("unanswered")); n != 2 {
+		t.Errorf("%d reminders after the stream was read again", n)
+	}
+}
+
+func hasDelivery(t council.Tracked, dest, to string) bool {
+	for _, d := range t.Deliveries {
+		if d.Destination == dest && d.To == to {
+			return true
+		}
+	}
+	return false
+}
+
+// notices are the notices of event the notices destination got.
+func (e *env) notices(event string) []*letter.Letter {
+	e.notes.mu.Lock()
+	defer e.notes.mu.Unlock()
+	var out []*letter.Letter
+	for _, l := range e.notes.letters {
+		if l.Meta["event"] == event {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// BenchmarkReferralFlood stores b.N referrals and waits until each is filed
+// in the case file and, with the council's register on, until the register
+// holds every one. It reports the letters per second filed, how long the
+// register trailed the last filing, and the register's writes per letter.
+func BenchmarkReferralFlood(b *testing.B) {
+	for _, on := range []bool{false, true} {
+		b.Run(fmt.Sprintf("register=%v", on), func(b *testing.B) {
+			e := newEnvWith(b, func(c *config.Config, _ int) {
+				c.Council.Enabled = on
+				c.Council.Meetings.Cap = 6
+			})
+			ctx := context.Background()
+			kv := func() uint64 {
+				s, err := e.b.JS.Stream(ctx, "KV_"+broker.BucketCouncil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				info, err := s.Info(ctx)
+				if err != nil {
+					b.Fatal(err)
+				}
+				return info.State.LastSeq
+			}
+			w0 := kv()
+			b.ResetTimer()
+			start := time.Now()
+			go func() {
+				for i := range b.N {
+					e.feed.ch <- gpReferral(fmt.Sprintf("F%07d", i), "2509479989")
+				}
+			}()
+			wait := func(what string, cond func() bool) {
+				deadline := time.Now().Add(10 * time.Minute)
+				for !cond() {
+					if time.Now().After(deadline) {
+						b.Fatalf("timed out waiting for %s", what)
+					}
+					time.Sleep(5 * time.Millisecond)
+				}
+			}
+			wait("the case file", func() bool { return e.muni.total() >= b.N })
+			filed := time.Since(start)
+			if on {
+				wait("the register", func() bool { return len(e.hub.Council().Referrals(council.ReferralFilter{})) >= b.N })
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/filed.Seconds(), "filed/s")
+			b.ReportMetric((time.Since(start)-filed).Seconds()*1000, "register-lag-ms")
+			b.ReportMetric(float64(kv()-w0)/float64(b.N), "kvwrites/letter")
+		})
+	}
+}
