@@ -69,7 +69,7 @@ func r2BadRun(t *testing.T, good, bad int, check bool) (time.Duration, oLife, oV
 	r1Letter(t, "BAD", 0)
 	for i := range good {
 		id, data := r1Letter(t, "BAD", i)
-		w.Ledger.Add(id, data, destCase)
+		w.Ledger.Add(id, data, destCase, destNotices)
 		r1Drop(t, w.MedCom, fmt.Sprintf("good-%06d.xml", i), data)
 		if every > 0 && (i+1)%every == 0 && b < bad {
 			kind, data, addr := r2BadLetter(t, b)
@@ -80,7 +80,7 @@ func r2BadRun(t *testing.T, good, bad int, check bool) (time.Duration, oLife, oV
 		}
 	}
 	liveness := time.Duration(good/10+60) * time.Second
-	r1Wait(t, liveness, fmt.Sprintf("%d case documents", good), func() bool { return w.Delivered() >= good })
+	r1Wait(t, liveness, fmt.Sprintf("%d case documents and notices", good), func() bool { return w.Delivered() >= w.Ledger.Expected() })
 	elapsed := time.Since(start)
 	errDir := filepath.Join(w.MedCom, "error")
 	r1Wait(t, liveness, "every bad letter in error/", func() bool { return r2Count(errDir, ".error.txt") >= len(bads) })

@@ -154,6 +154,22 @@ func r1Wait(t testing.TB, limit time.Duration, what string, cond func() bool) {
 	}
 }
 
+// r1WaitSoft is r1Wait for a scenario's last wait before its oracle: on
+// giving up it records the failure and returns false, so the oracle still
+// says what is missing or doubled, letter by letter.
+func r1WaitSoft(t testing.TB, limit time.Duration, what string, cond func() bool) bool {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Errorf("gave up after %s waiting for %s", limit, what)
+			return false
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	return true
+}
+
 // r1Drop writes a letter into a MedCom inbox as a VANS client does: a
 // dotfile, then an atomic rename.
 func r1Drop(t testing.TB, medcomDir, name string, data []byte) {

@@ -21,7 +21,7 @@ import (
 // wait, while referrals stream into the MedCom folder (to the case system)
 // and the council's recommendations into the case system's outbox (to the
 // GP through the MedCom out folder, to the region's EPJ and to the parents
-// by SMTP). It is killed with SIGKILL KILL9_KILLS times, each time at a
+// by Digital Post; a notice of each referral to the coordinator by SMTP). It is killed with SIGKILL KILL9_KILLS times, each time at a
 // dangerous point — a failpoint of internal/failpoint, in rotation, at a
 // random hit — and started again at once. Every letter must reach every
 // destination it is meant for exactly once (joined per letter), every
@@ -98,7 +98,7 @@ func TestScenarioKill9(t *testing.T) {
 	hub := oStartHub(t, cfg, url, kills, "")
 	m := w.watchRestart(t, kills, hub)
 	liveness := time.Duration(sent/10+120) * time.Second
-	r1Wait(t, liveness, "every letter at every destination", func() bool { return w.Delivered() >= w.Ledger.Expected() })
+	w.WaitAll(t, liveness, true)
 	r1Wait(t, liveness, "in/ and processing/ empty", func() bool {
 		return r1Files(filepath.Join(w.MedCom, "in")) == 0 && r1Files(filepath.Join(w.MedCom, "processing")) == 0
 	})
@@ -125,8 +125,11 @@ func TestScenarioKill9(t *testing.T) {
 		"kill_points", strings.Join(kinds, ","), "seed", seed)...)
 	// A kill at any point can land in another delivery's window (mail
 	// accepted or MedCom file written, not yet recorded): at most one
-	// repeat per kill and transport destination is tolerated.
-	oRequire(t, v, oAllow{Repeats: map[string]int{destParents: kills, destGP: kills}})
+	// repeat per kill and transport destination is tolerated. A kill
+	// between a referral's store and its notice's loses the notice (by
+	// design: the letter is safe, the console shows it): at most one per
+	// kill, counted in the figures.
+	oRequire(t, v, oAllow{Repeats: map[string]int{destNotices: kills, destGP: kills}, Lost: map[string]int{destNotices: kills}})
 	if lives.Crashes != 0 || lives.Panics != 0 {
 		t.Errorf("%d of %d lives ended on their own, %d panics", lives.Crashes, lives.Lives, lives.Panics)
 	}
@@ -178,7 +181,7 @@ func (w *oWorld) watchRestart(t testing.TB, k int, hub *oHub) *restartWatch {
 	oldest := w.oldestUndelivered(items)
 	probeID, probe := r1Letter(t, "KIP", k)
 	probeName := fmt.Sprintf("a-kip-%07d.xml", k) // sorts before the run's letters
-	w.Ledger.Add(probeID, probe, destCase)
+	w.Ledger.Add(probeID, probe, destCase, destNotices)
 	if err := r1DropErr(w.MedCom, probeName, probe); err != nil {
 		t.Fatal(err)
 	}
@@ -244,6 +247,9 @@ func (w *oWorld) undelivered(items []oItem) []string {
 	v := oJoin(w.Ledger, items, nil)
 	var out []string
 	for d, tl := range v.Dests {
+		if d == destNotices {
+			continue // a notice a kill lost never comes: not a letter held
+		}
 		for _, id := range tl.LostIDs {
 			out = append(out, d+"|"+id)
 		}

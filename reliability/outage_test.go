@@ -129,10 +129,10 @@ func (p *oFaultProxy) addr2port() int {
 }
 
 // TestScenarioOutage is S3 as issue 19 asks for it: each of the case
-// system, the region's EPJ and the parents' mail server goes down in
-// turn, in three ways — its port closed (connections refused), a server
-// that accepts and never answers (timeouts), and a server answering with
-// its error (HTTP 503, SMTP 451) — while referrals and recommendations
+// system, the region's EPJ, Digital Post and the coordinator's mail server
+// goes down in turn, in three ways — its port closed (connections
+// refused), a server that accepts and never answers (timeouts), and a
+// server answering with its error (HTTP 503, SMTP 451) — while referrals and recommendations
 // keep coming. Meanwhile the other destinations, the MedCom out folder
 // included, must keep delivering. Letters that run out of attempts are
 // parked with a reason a coordinator may read (no CPR number, no name);
@@ -147,8 +147,9 @@ func TestScenarioOutage(t *testing.T) {
 	caseProxy := oStartFaultProxy(t, strings.TrimPrefix(w.CaseURL, "http://"))
 	epjProxy := oStartFaultProxy(t, strings.TrimPrefix(w.EPJURL, "http://"))
 	mailProxy := oStartFaultProxy(t, fmt.Sprintf("127.0.0.1:%d", w.Mail.Port))
+	postProxy := oStartFaultProxy(t, strings.TrimPrefix(w.PostURL, "http://"))
 	cfg, url := w.Config(filepath.Join(w.Dir, "hub"), oHubOpts{SinkTimeout: 2 * time.Second, MaxAttempts: 5,
-		CaseSinkURL: caseProxy.URL(), EPJSinkURL: epjProxy.URL(), SMTPSinkPort: mailProxy.Port()})
+		CaseSinkURL: caseProxy.URL(), EPJSinkURL: epjProxy.URL(), SMTPSinkPort: mailProxy.Port(), PostSinkURL: postProxy.URL()})
 	hub := oStartHub(t, cfg, url, 0, "")
 	oWaitReady(t, hub, time.Minute)
 	feed := w.Feed("OUT", 50*time.Millisecond, 0, 0)
@@ -173,7 +174,14 @@ func TestScenarioOutage(t *testing.T) {
 				w.EPJ.ResetFaults()
 			}
 		}},
-		{destParents, mailProxy, func(on bool) {
+		{destParents, postProxy, func(on bool) {
+			if on {
+				w.Post.FailNext(1<<30, http.StatusServiceUnavailable, 0)
+			} else {
+				w.Post.ResetFaults()
+			}
+		}},
+		{destNotices, mailProxy, func(on bool) {
 			if on {
 				w.Mail.FailRcpt(&smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try again later"})
 			} else {
@@ -208,7 +216,7 @@ func TestScenarioOutage(t *testing.T) {
 			}
 			// The others kept flowing: each delivered something meanwhile.
 			var flow []string
-			for _, d := range []string{destCase, destGP, destRegion, destParents} {
+			for _, d := range []string{destCase, destGP, destRegion, destParents, destNotices} {
 				if d == tg.dest {
 					continue
 				}
@@ -229,9 +237,16 @@ func TestScenarioOutage(t *testing.T) {
 	// Settled: every delivery made or parked.
 	liveness := time.Duration(sent/10+120) * time.Second
 	var parked []retryq.Entry
+	var settled oVerdict
+	defer func() {
+		if t.Failed() {
+			t.Logf("at the end of the wait for every delivery made or parked: %s (lost %v)", settled, r1First(settled.LostIDs()))
+		}
+	}()
 	r1Wait(t, liveness, "every delivery made or parked", func() bool {
 		parked = oParked(t, url)
-		return oJoin(w.Ledger, w.Items(), oParkedSet(parked)).Lost() == 0
+		settled = oJoin(w.Ledger, w.Items(), oParkedSet(parked))
+		return settled.Lost() == 0
 	})
 	mid := oJoin(w.Ledger, w.Items(), oParkedSet(parked))
 	perLetter := map[string]int{}
@@ -275,7 +290,7 @@ func TestScenarioOutage(t *testing.T) {
 			again++
 		}
 	}
-	r1Wait(t, liveness, "every letter at every destination after the replay", func() bool { return w.Delivered() >= w.Ledger.Expected() })
+	w.WaitAll(t, liveness, false)
 	time.Sleep(time.Second) // a duplicate from a replay would show itself now
 	left := oParked(t, url)
 	hub.Stop(syscall.SIGTERM)
@@ -296,7 +311,7 @@ func TestScenarioOutage(t *testing.T) {
 	if again != 0 {
 		t.Errorf("a second replay of the same parked entry was accepted")
 	}
-	for _, d := range []string{destCase, destRegion, destParents} {
+	for _, d := range []string{destCase, destRegion, destParents, destNotices} {
 		if byDest[d] == 0 {
 			t.Errorf("nothing parked at %s after its outages: the faults did not bite", d)
 		}

@@ -2,10 +2,11 @@ package reliability
 
 // The world around a hub in the scenarios that cover every destination
 // kind (issue 19): the case system (referrals become documents; the
-// council's recommendations wait in its outbox), the region's EPJ, the
-// parents' mail server and the MedCom peer (the GPs behind their VANS
-// client) — each a real server the hub talks to, and each read back by the
-// oracle at the end. The hub runs as a child process built with the
+// council's recommendations wait in its outbox), the region's EPJ, Digital
+// Post for the parents, the coordinator's mail server (a notice by SMTP for
+// every referral) and the MedCom peer (the GPs behind their VANS client) —
+// each a real server the hub talks to, and each read back by the oracle at
+// the end. The hub runs as a child process built with the
 // failpoints tag, or in process through hubtest.
 
 import (
@@ -29,6 +30,7 @@ import (
 	"github.com/samhub/samhub/internal/httpapi"
 	"github.com/samhub/samhub/internal/hubtest"
 	casesyssim "github.com/samhub/samhub/internal/sim/casesys"
+	digitalpostsim "github.com/samhub/samhub/internal/sim/digitalpost"
 	epjsim "github.com/samhub/samhub/internal/sim/epj"
 	"github.com/samhub/samhub/internal/sim/medcompeer"
 	"github.com/samhub/samhub/pipeline/letter"
@@ -50,8 +52,14 @@ var (
 )
 
 const (
-	oParentsEmail = "foraelder.test@example.org"
-	oToken        = "reliability-coordinator-token"
+	// oCoordinatorEmail is where the notices go by SMTP: email carries
+	// letters to the council's staff and professionals only.
+	oCoordinatorEmail = "koordinator@samraad.example"
+	// oParentCPR is the custody holder Digital Post reaches (MedCom's
+	// fictitious test person Nancy Ann Test Berggren).
+	oParentCPR  = "2512489996"
+	oCouncilCVR = "29189846" // the municipality as Digital Post's sender (fictitious)
+	oToken      = "reliability-coordinator-token"
 )
 
 // oWorld is one scenario's servers around the hub, and its ledger.
@@ -63,13 +71,14 @@ type oWorld struct {
 	EPJ    *epjsim.Server
 	CA     *mailtest.CA
 	Mail   *mailtest.SMTPServer
+	Post   *digitalpostsim.Server
 	Peer   *medcompeer.Peer
 	Ledger *oLedger
 
-	CaseURL, EPJURL string
-	cases           []string // a case per test person, with consent for the GP, the region and the parents
-	mails           *oMails
-	outbox          string // the adapter that reads the case system's outbox (letter ids name it)
+	CaseURL, EPJURL, PostURL string
+	cases                    []string // a case per test person, with consent for the GP, the region and the parents
+	mails                    *oMails
+	outbox                   string // the adapter that reads the case system's outbox (letter ids name it)
 }
 
 // oNewWorld starts the servers and seeds a case (with consent) and an EPJ
@@ -95,7 +104,14 @@ func oNewWorld(t testing.TB) *oWorld {
 	t.Cleanup(func() { _ = w.EPJ.Close() })
 	w.CA = mailtest.NewCA(t)
 	w.Mail = mailtest.StartSMTP(t, w.CA, mailtest.SMTPOptions{Mode: mailtest.SMTPImplicit})
-	w.mails = &oMails{srv: w.Mail, to: oParentsEmail}
+	w.mails = &oMails{srv: w.Mail, to: oCoordinatorEmail}
+	if w.Post, err = digitalpostsim.New(digitalpostsim.Config{DataDir: filepath.Join(w.Dir, "digitalpost"), ClientID: "samhub", ClientSecret: "post-secret"}); err != nil {
+		t.Fatal(err)
+	}
+	if w.PostURL, err = w.Post.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = w.Post.Close() })
 	parties := []medcompeer.Party{oRegion}
 	for _, g := range oGPs {
 		parties = append(parties, g.Party)
@@ -124,10 +140,11 @@ func oNewWorld(t testing.TB) *oWorld {
 }
 
 // Referral drops referral i of a run tagged tag into in/ as a VANS client
-// does (its marker in the text) and records it for the case system.
+// does (its marker in the text) and records it for the case system and
+// the coordinator's notice.
 func (w *oWorld) Referral(tag string, i int) error {
 	id, data := r1Letter(w.t, tag, i)
-	w.Ledger.Add(id, data, destCase)
+	w.Ledger.Add(id, data, destCase, destNotices)
 	return r1DropErr(w.MedCom, fmt.Sprintf("%s-%07d.xml", strings.ToLower(tag), i), data)
 }
 
@@ -142,7 +159,7 @@ func (w *oWorld) Recommend(tag string, i int) error {
 		Recipients: casesyssim.OutboxRecipients{
 			GP:      &casesyssim.Organisation{Name: gp.Name, GLN: gp.GLN, SOR: gp.SOR},
 			Region:  &casesyssim.Organisation{Name: oRegion.Name, SOR: oRegion.SOR},
-			Parents: []casesyssim.Parent{{Name: "Forælder Test", Email: oParentsEmail}},
+			Parents: []casesyssim.Parent{{Name: "Forælder Test", CPR: oParentCPR}},
 		}})
 	if err != nil {
 		return err
@@ -156,11 +173,50 @@ func (w *oWorld) Items() []oItem {
 	items := oCaseItems(w.Case)
 	items = append(items, oEPJItems(w.EPJ)...)
 	items = append(items, w.mails.Items()...)
+	items = append(items, oPostItems(w.Post)...)
 	return append(items, oPeerItems(w.Peer)...)
 }
 
 // Delivered counts the (letter, destination) deliveries made so far.
 func (w *oWorld) Delivered() int { return oDelivered(w.Ledger, w.Items()) }
+
+// WaitAll waits until every letter reached every destination; on giving
+// up it records the failure and returns, so that the scenario's oracle
+// still says which letters are missing or doubled. After kills, a
+// referral's notice may be lost for good (a crash between the letter's
+// store and its notice's: pipeline/notify.go): then it waits for every
+// other delivery, and for the notices until they are all there or none
+// arrived for 5 s; the oracle counts what is missing.
+func (w *oWorld) WaitAll(t testing.TB, liveness time.Duration, noticesLossy bool) {
+	t.Helper()
+	if !noticesLossy {
+		r1WaitSoft(t, liveness, "every letter at every destination", func() bool { return w.Delivered() >= w.Ledger.Expected() })
+		return
+	}
+	notices := func() (got, want int) {
+		v := oJoin(w.Ledger, w.Items(), nil)
+		for d, tl := range v.Dests {
+			if d == destNotices {
+				return tl.Once + tl.Dup, tl.Once + tl.Dup + tl.Lost
+			}
+		}
+		return 0, 0
+	}
+	if !r1WaitSoft(t, liveness, "every letter at every destination but the notices", func() bool {
+		got, want := notices()
+		return w.Delivered()-got >= w.Ledger.Expected()-want
+	}) {
+		return
+	}
+	last, since := -1, time.Now()
+	r1WaitSoft(t, liveness, "the notices complete or none arriving for 5 s", func() bool {
+		got, want := notices()
+		if got != last {
+			last, since = got, time.Now()
+		}
+		return got >= want || time.Since(since) >= 5*time.Second
+	})
+}
 
 // Verdict joins the ledger with what the destinations hold.
 func (w *oWorld) Verdict(parked []retryq.Entry) oVerdict {
@@ -215,6 +271,7 @@ type oHubOpts struct {
 	// system's outbox is read by an adapter of its own, "outbox", that goes
 	// direct, so recommendations keep coming while the sink side is down.
 	CaseSinkURL, EPJSinkURL string
+	PostSinkURL             string // Digital Post as the hub reaches it (a fault proxy)
 	SMTPSinkPort            int
 	MedComMaxBytes          int64  // the drop folder's max_bytes; 0: the shipped default
 	Adapters                string // more adapter blocks, YAML indented by two spaces
@@ -245,8 +302,8 @@ func (o *oHubOpts) defaults(t testing.TB) {
 }
 
 // Config writes a hub configuration for this world into dir: MedCom in
-// and out, the case system (documents and outbox), the EPJ, the parents'
-// mail, the council's routes and receiver directory, a coordinator token.
+// and out, the case system (documents and outbox), the EPJ, Digital Post
+// for the parents, the coordinator's notices by mail, the council's routes and receiver directory, a coordinator token.
 func (w *oWorld) Config(dir string, o oHubOpts) (path, baseURL string) {
 	w.t.Helper()
 	o.defaults(w.t)
@@ -262,6 +319,10 @@ func (w *oWorld) Config(dir string, o oHubOpts) (path, baseURL string) {
 	caseSink, epjSink, smtpSink, outbox := w.CaseURL, w.EPJURL, w.Mail.Port, ""
 	if o.EPJSinkURL != "" {
 		epjSink = o.EPJSinkURL
+	}
+	postSink := w.PostURL
+	if o.PostSinkURL != "" {
+		postSink = o.PostSinkURL
 	}
 	if o.SMTPSinkPort != 0 {
 		smtpSink = o.SMTPSinkPort
@@ -320,11 +381,18 @@ adapters:
     ca_file: %[15]s
     from: samraad@kommune.example
     allow: [%[18]q]
+  post:
+    type: digitalpost
+    url: %[24]s
+    client_id: samhub
+    client_secret: post-secret
+    sender: {cvr: %[25]q, name: %[10]q}
 destinations:
   casefile: {adapter: casesys, sector: municipality}
   gp: {adapter: medcom, sector: gp}
   region: {adapter: epj, sector: region_psychiatry}
-  parents: {adapter: mail, sector: parents}
+  parents: {adapter: post, sector: parents}
+  notices: {adapter: mail, sector: internal}
 routes:
   - name: letters-to-case
     match: {kind: [referral, reply, note, discharge-note]}
@@ -333,12 +401,16 @@ routes:
     match: {kind: [recommendation]}
     to: [gp, region, parents]
 receivers:
-%[19]sconsole:
+%[19]snotifications:
+  destination: notices
+  recipients: [%[18]q]
+  on: [arrived]
+console:
   users:
     - {name: koordinator, role: coordinator, token_hash: %[20]q}
 `, dir, o.Listen, nats, o.ShutdownGrace, o.AckWait, o.SinkTimeout, w.MedCom, oCouncil.GLN, oCouncil.SOR, oCouncil.Name,
-		caseSink, epjSink, oRegion.SOR, smtpSink, w.CA.PEMFile, o.MaxAttempts, o.BackoffMax, oParentsEmail,
-		receivers.String(), httpapi.HashToken(oToken), casePoll, outbox+o.Adapters, maxBytes)
+		caseSink, epjSink, oRegion.SOR, smtpSink, w.CA.PEMFile, o.MaxAttempts, o.BackoffMax, oCoordinatorEmail,
+		receivers.String(), httpapi.HashToken(oToken), casePoll, outbox+o.Adapters, maxBytes, postSink, oCouncilCVR)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		w.t.Fatal(err)
 	}
@@ -350,7 +422,7 @@ receivers:
 }
 
 // InProcess points an in-process hub (hubtest.Start) at this world: its
-// MedCom folder, simulators, mail server, destinations and routes.
+// MedCom folder, simulators, mail server, destinations, routes and notices.
 func (w *oWorld) InProcess() hubtest.Option {
 	return hubtest.WithConfig(func(c *config.Config) {
 		path, _ := w.Config(filepath.Join(w.Dir, "inprocess"), oHubOpts{Listen: "127.0.0.1:0"})
@@ -359,6 +431,7 @@ func (w *oWorld) InProcess() hubtest.Option {
 			w.t.Fatal(err)
 		}
 		c.Adapters, c.Destinations, c.Routes, c.Receivers = loaded.Adapters, loaded.Destinations, loaded.Routes, loaded.Receivers
+		c.Notify = loaded.Notify
 		c.Pipeline.MaxAttempts = loaded.Pipeline.MaxAttempts
 	})
 }
