@@ -303,8 +303,9 @@ func TestScenarioHostile(t *testing.T) {
 				err := r2ParseOne(in)
 				took := time.Since(start)
 				runtime.ReadMemStats(&after)
-				// Inputs of up to 1 MB: the best of three tries.
-				for try := 1; try < 3 && len(in.data) <= 1<<20 && took > 50*time.Millisecond; try++ {
+				// Inputs of up to 1 MB: the best of up to ten tries, so the
+				// figure is the parser's cost, not the shared machine's load.
+				for try := 1; try < 10 && len(in.data) <= 1<<20 && took > 50*time.Millisecond; try++ {
 					start = time.Now()
 					_ = r2ParseOne(in)
 					took = min(took, time.Since(start))
@@ -416,7 +417,8 @@ func r2BombMemory(t *testing.T) (f r2BombFigures) {
 					data = nil
 					defer os.Remove(path)
 					run, err := hubtest.MeasureValidate(bin, path)
-					for try := 1; err == nil && try < 3 && n <= 1<<20 && run.Check > 50*time.Millisecond; try++ {
+					// The best of up to ten runs (see the parsers above).
+					for try := 1; err == nil && try < 10 && n <= 1<<20 && run.Check > 50*time.Millisecond; try++ {
 						again, err2 := hubtest.MeasureValidate(bin, path)
 						if err2 == nil && again.Check < run.Check {
 							run.Check = again.Check
