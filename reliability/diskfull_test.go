@@ -66,6 +66,7 @@ func r2Fill(t *testing.T, dir string) (string, int64) {
 // hub has recovered by itself (no restart), /readyz answers 200 again and
 // every letter has become exactly one case document.
 func TestScenarioDiskfull(t *testing.T) {
+	t.Parallel()
 	letters := size("DISKFULL_LETTERS", 200, 2000)
 	dir := r2SmallDisk(t)
 	log := &r2Buffer{}

@@ -14,6 +14,7 @@ import (
 // become one case document, every copy must get the same acknowledgement,
 // and the hub must count each extra copy as a duplicate.
 func TestScenarioDuplicate(t *testing.T) {
+	t.Parallel()
 	n := size("DUPLICATE_LETTERS", 200, 3000)
 	seed := r1Seed()
 	rng := r1Rand(seed)

@@ -13,6 +13,7 @@ import (
 // come later than the hub's sink timeout. The hub must retry with the same
 // idempotency key and end with exactly one document per letter.
 func TestScenarioLostreply(t *testing.T) {
+	t.Parallel()
 	n := size("LOSTREPLY_LETTERS", 300, 5000)
 	seed := r1Seed()
 	rng := r1Rand(seed)
