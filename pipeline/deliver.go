@@ -15,6 +15,7 @@ import (
 
 	"github.com/samhub/samhub/adapters"
 	"github.com/samhub/samhub/internal/config"
+	"github.com/samhub/samhub/internal/failpoint"
 	"github.com/samhub/samhub/pipeline/blobs"
 	"github.com/samhub/samhub/pipeline/journey"
 	"github.com/samhub/samhub/pipeline/jspubsub"
@@ -187,7 +188,13 @@ func (h *Hub) deliver(ctx context.Context, d *destination, l, out *letter.Letter
 	var reached []letter.Party // addressees a partial delivery reached
 	for attempt := 1; ; attempt++ {
 		res, err := h.call(ctx, d, out)
+		if err == nil && failpoint.Active(failpoint.DeliverTwice) {
+			twin := *out // a new identity: nothing idempotent can recognise it
+			twin.ID += "~twin"
+			_, _ = h.call(ctx, d, &twin)
+		}
 		if err == nil {
+			failpoint.Kill(failpoint.SinkDone)
 			result := "delivered"
 			if res.Existing {
 				result = "existing"

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/samhub/samhub/adapters"
+	"github.com/samhub/samhub/internal/failpoint"
 	"github.com/samhub/samhub/pipeline/blobs"
 	"github.com/samhub/samhub/pipeline/broker"
 	"github.com/samhub/samhub/pipeline/journey"
@@ -120,6 +121,7 @@ func (p *ingest) Publish(ctx context.Context, l *letter.Letter) error {
 		h.m.publishFailures.WithLabelValues(p.source).Inc()
 		return fmt.Errorf("store letter: %w", err)
 	}
+	failpoint.Kill(failpoint.LetterStored)
 	if ack.Duplicate {
 		h.m.duplicates.WithLabelValues(p.source).Inc()
 		h.log.Info("duplicate letter not routed again", slog.Any("letter", l))

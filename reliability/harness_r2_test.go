@@ -89,6 +89,28 @@ func r2CollectHub(t *testing.T, scenario string, h *hubtest.Hub, log *r2Buffer) 
 	}
 }
 
+// r2CollectChild is r2CollectHub for a hub running as a child process:
+// its log file, its metrics, the parked reasons its API shows and the
+// error notes in the MedCom error/ folder. Call it while the hub runs.
+func r2CollectChild(t *testing.T, scenario string, h *oHub, medcomDir string) {
+	t.Helper()
+	if b, err := os.ReadFile(h.Log); err == nil {
+		r2Keep("log", scenario, b)
+	}
+	if code, body := r2Get(t, h.URL+"/metrics", ""); code == 200 {
+		r2Keep("metrics", scenario, body)
+	}
+	for _, e := range oParked(t, h.URL) {
+		r2Keep("parked-reason", scenario, []byte(e.FirstError.Reason+"\n"+e.LastError.Reason))
+	}
+	notes, _ := filepath.Glob(filepath.Join(medcomDir, "error", "*.error.txt"))
+	for _, n := range notes {
+		if b, err := os.ReadFile(n); err == nil {
+			r2Keep("error-note", scenario+"/"+filepath.Base(n), b)
+		}
+	}
+}
+
 // r2ParkedReasons lists the reason of every parked letter as the
 // coordinator sees it.
 func r2ParkedReasons(t *testing.T, h *hubtest.Hub) []string {
@@ -143,14 +165,19 @@ func r2Fixture(t testing.TB, rel string) []byte {
 }
 
 // r2Letter is good XDIS91 letter number i (unique envelope and letter
-// identifiers, fictitious test person Bruno Test Elmer).
+// identifiers, fictitious test person Bruno Test Elmer, the oracle's
+// marker after the greeting).
 func r2Letter(t testing.TB, i int) []byte {
 	t.Helper()
 	tmpl := r2Fixture(t, "testdata/medcom/samhub/letter-utf8.xml")
 	s := strings.Replace(string(tmpl), "ENV00000000001", fmt.Sprintf("ENV%011d", i), 1)
 	s = strings.Replace(s, "LTR00000000001", fmt.Sprintf("LTR%011d", i), 1)
+	s = strings.Replace(s, "Kære samråd<Break/>", "Kære samråd<Break/>"+oMarker("TWO", i)+"<Break/>", 1)
 	return []byte(s)
 }
+
+// r2LetterID is the hub's id of r2Letter(t, i).
+func r2LetterID(i int) string { return fmt.Sprintf("5790000000005#LTR%011d", i) }
 
 func r2SHA(b []byte) string {
 	s := sha256.Sum256(b)

@@ -4,176 +4,292 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/samhub/samhub/internal/config"
-	"github.com/samhub/samhub/internal/hubtest"
-	casesyssim "github.com/samhub/samhub/internal/sim/casesys"
+	"github.com/samhub/samhub/internal/failpoint"
 )
 
-// TestScenarioKill9 is S1: the hub runs as a child process on its embedded
-// JetStream while a stream of MedCom letters arrives, and is killed with
-// SIGKILL at random points and started again. Every letter must become
-// exactly one case document, every letter's acknowledgement must be the
-// same each time it is written, and the hub must deliver again soon after
-// each restart with the shipped ack wait: the letters it held when it was
-// killed come back (their ack wait), and a letter dropped after the restart
-// is taken in at once (the MedCom folder's lease, which its previous life
-// held).
+// TestScenarioKill9 is S1 as issue 19 asks for it: the hub runs as a child
+// process on its embedded JetStream (SyncAlways) with the shipped ack
+// wait, while referrals stream into the MedCom folder (to the case system)
+// and the council's recommendations into the case system's outbox (to the
+// GP through the MedCom out folder, to the region's EPJ and to the parents
+// by Digital Post; a notice of each referral to the coordinator by SMTP). It is killed with SIGKILL KILL9_KILLS times, each time at a
+// dangerous point — a failpoint of internal/failpoint, in rotation, at a
+// random hit — and started again at once. Every letter must reach every
+// destination it is meant for exactly once (joined per letter), every
+// referral's file must be in processed/ once with one acknowledgement,
+// and within 5 s of each restart the hub must deliver again, deliver the
+// oldest letter the killed hub held, and take in a new letter.
+//
+// Two windows no protocol closes are counted, not hidden: a kill after the
+// mail server accepted a message and before the hub recorded it sends that
+// mail again under the same Message-ID, and a kill after a MedCom letter
+// was written to out/ and before its record writes it again under the same
+// MedCom letter id (a resend, which MedCom receivers must recognise). The
+// failpoints smtp-sent and medcom-out-written land there on purpose; any
+// other kill can land there for a concurrent delivery. Such repeats are
+// reported and tolerated up to one per kill; a second copy under another
+// id, or a second record, fails.
 func TestScenarioKill9(t *testing.T) {
-	n := size("KILL9_LETTERS", 300, 5000)
-	kills := size("KILL9_KILLS", 3, 20)
+	t.Parallel()
+	kills := size("KILL9_KILLS", 20, 40)
+	interval := r1Dur("KILL9_INTERVAL", 60*time.Millisecond, 40*time.Millisecond)
 	seed := r1Seed()
 	rng := r1Rand(seed)
-	bin := hubtest.BuildSamhub(t)
-	dir := t.TempDir()
-	sim, err := casesyssim.New(casesyssim.Config{DataDir: filepath.Join(dir, "casesys"), ClientID: "samhub", ClientSecret: "case-secret"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Slow answers keep letters in the middle of delivery when a kill comes.
-	sim.SetDelay(5 * time.Millisecond)
-	caseURL, err := sim.Start("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sim.Close()
-	medcom := filepath.Join(dir, "medcom")
-	cfg := r1WriteChildConfig(t, r1ChildConfig{Dir: filepath.Join(dir, "hub"), MedComDir: medcom, CaseURL: caseURL, AckWait: config.DefaultAckWait})
-	receipts := r1CollectReceipts(medcom)
-	ledger := r1NewLedger()
-	delivered := func() int { return r1Delivered(ledger, sim) }
+	w := oNewWorld(t)
+	cfg, url := w.Config(filepath.Join(w.Dir, "hub"), oHubOpts{AckWait: config.DefaultAckWait})
 
-	starts := 0
-	hub := r1StartChild(t, bin, cfg, starts)
-	feed := r1Feed(t, ledger, medcom, "KIL", 0, n, 20, 40*time.Millisecond)
-	var maxResume, maxHeld, maxTaken time.Duration
-	liveness := time.Duration(n/20+120) * time.Second
-	for k := 1; k <= kills; k++ {
-		// Kill somewhere around the k-th of kills+1 equal shares of the run.
-		share := n / (kills + 1)
-		target := k*share + rng.IntN(share/2+1) - share/4
-		r1Wait(t, liveness, fmt.Sprintf("%d letters delivered before kill %d", target, k), func() bool { return delivered() >= target })
-		// A short random pause moves the kill off the moment the count was seen.
-		time.Sleep(time.Duration(rng.IntN(30)) * time.Millisecond)
-		hub.Kill()
-		// Calls the killed hub had already sent finish at the case system
-		// (5 ms each); they must not count as deliveries after the restart.
-		time.Sleep(200 * time.Millisecond)
-		before := delivered()
-		// The oldest letter not yet delivered: one the killed hub held
-		// (stored, handed to its consumer, not acknowledged).
-		held := r1Undelivered(ledger, sim, 1)
-		starts++
-		started := time.Now()
-		hub = r1StartChild(t, bin, cfg, starts)
-		// A new letter, dropped as the hub starts: taken in (stored, moved
-		// to processed/) only once the restarted hub's MedCom source runs.
-		// Its name sorts before the run's letters, so the source takes it
-		// first rather than after what still waits in in/.
-		probeID, probe := r1Letter(t, "KIP", k)
-		probeName := fmt.Sprintf("a-kip-%07d.xml", k)
-		ledger.Add(probeID, probe, "casefile")
-		r1Drop(t, medcom, probeName, probe)
-		// Watched on its own: the waits below must not delay seeing it.
-		takenIn := make(chan time.Duration, 1)
-		go func() {
-			for deadline := time.Now().Add(liveness); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-				if _, err := os.Stat(filepath.Join(medcom, "processed", probeName)); err == nil {
-					takenIn <- time.Since(started)
-					return
+	// The rotation: every kill point in a random order, again and again.
+	var points []string
+	for len(points) < kills {
+		perm := rng.Perm(len(failpoint.KillPoints))
+		for _, i := range perm {
+			points = append(points, failpoint.KillPoints[i])
+		}
+	}
+	points = points[:kills]
+	feed := w.Feed("KIL", interval, 0, 0)
+	var lives oLives
+	at := map[string]int{}
+	var resume, held, taken []time.Duration
+	var maxLife time.Duration
+	for k := 0; k < kills; k++ {
+		point, hit := points[k], 1+rng.IntN(12)
+		// Every fifth life first shows that it recovered: its kill point
+		// counts hits only after 6 s.
+		var after []string
+		if k%5 == 0 {
+			after = append(after, failpoint.EnvAfter+"=6s")
+		}
+		hub := oStartHub(t, cfg, url, k, fmt.Sprintf("%s@%d", point, hit), after...)
+		m := w.watchRestart(t, k, hub)
+		if !hub.Wait(2 * time.Minute) {
+			t.Fatalf("life %d: the hub did not reach %s@%d within 2 minutes (%d letters sent)", k, point, hit, feed.Sent())
+		}
+		life := hub.Life()
+		lives.Add(life)
+		if life.KilledAt != point {
+			b, _ := os.ReadFile(hub.Log)
+			t.Fatalf("life %d armed at %s@%d ended with %s (killed at %q):\n%s", k, point, hit, life.Exit, life.KilledAt, r1Tail(b, 3000))
+		}
+		at[point]++
+		maxLife = max(maxLife, hub.ended.Sub(hub.started))
+		r := m.stop()
+		if r.resumed > 0 {
+			resume = append(resume, r.resumed)
+		}
+		if r.held > 0 {
+			held = append(held, r.held)
+		}
+		if r.taken > 0 {
+			taken = append(taken, r.taken)
+		}
+	}
+	// The last life runs without a failpoint and drains everything.
+	sent := feed.Stop()
+	hub := oStartHub(t, cfg, url, kills, "")
+	m := w.watchRestart(t, kills, hub)
+	liveness := time.Duration(sent/10+120) * time.Second
+	w.WaitAll(t, liveness, true)
+	r1Wait(t, liveness, "in/ and processing/ empty", func() bool {
+		return r1Files(filepath.Join(w.MedCom, "in")) == 0 && r1Files(filepath.Join(w.MedCom, "processing")) == 0
+	})
+	r1Wait(t, 30*time.Second, "the last life's figures", func() bool { return m.measured() })
+	r := m.stop()
+	resume, held, taken = appendPos(resume, r.resumed), appendPos(held, r.held), appendPos(taken, r.taken)
+	time.Sleep(2 * time.Second) // a straggling redelivery would show itself now
+	parked := oParked(t, url)
+	hub.Stop(syscall.SIGTERM)
+	lives.Add(hub.Life())
+	v := w.Verdict(parked)
+	acked, ackFiles, differing, negative := w.Acks()
+	referrals, processed := w.processed("kil-", "a-kip-")
+	var kinds []string
+	for p, n := range at {
+		kinds = append(kinds, fmt.Sprintf("%s:%d", p, n))
+	}
+	sort.Strings(kinds)
+	report(t, "kill9", append(append([]any{"letters", w.Ledger.Len(), "deliveries", w.Ledger.Expected(), "kills", kills, "lives", lives.Lives,
+		"crashes", lives.Crashes, "panics", lives.Panics}, v.Figures()...),
+		"processed_files", processed, "referrals", referrals, "acknowledged", acked, "ack_files", ackFiles, "ack_differing", differing, "ack_negative", negative,
+		"ack_wait", config.DefaultAckWait, "resume_measured", len(resume), "max_resume_s", maxSeconds(resume), "held_measured", len(held), "max_held_s", maxSeconds(held),
+		"taken_measured", len(taken), "max_taken_in_s", maxSeconds(taken), "longest_life_s", fmt.Sprintf("%.1f", maxLife.Seconds()),
+		"kill_points", strings.Join(kinds, ","), "seed", seed)...)
+	// A kill at any point can land in another delivery's window (mail
+	// accepted or MedCom file written, not yet recorded): at most one
+	// repeat per kill and transport destination is tolerated. A kill
+	// between a referral's store and its notice's loses the notice (by
+	// design: the letter is safe, the console shows it): at most one per
+	// kill, counted in the figures.
+	oRequire(t, v, oAllow{Repeats: map[string]int{destNotices: kills, destGP: kills}, Lost: map[string]int{destNotices: kills}})
+	if lives.Crashes != 0 || lives.Panics != 0 {
+		t.Errorf("%d of %d lives ended on their own, %d panics", lives.Crashes, lives.Lives, lives.Panics)
+	}
+	if processed != referrals {
+		t.Errorf("%d referral files in processed/, want %d (each once)", processed, referrals)
+	}
+	if acked != referrals || differing != 0 || negative != 0 {
+		t.Errorf("acknowledgements: %d of %d referrals acknowledged, %d with two different acknowledgements, %d negative", acked, referrals, differing, negative)
+	}
+	// Issue 19's pass figure: delivering again within 5 s of a restart, the
+	// letters the killed hub held included, and taking new letters in.
+	if len(resume) == 0 || maxOf(resume) > 5*time.Second || maxOf(held) > 5*time.Second || maxOf(taken) > 5*time.Second {
+		t.Errorf("after a restart: first delivery at most %s (%d measured), the oldest held letter %s (%d), a new letter taken in %s (%d); want each at most 5s",
+			maxSeconds(resume), len(resume), maxSeconds(held), len(held), maxSeconds(taken), len(taken))
+	}
+}
+
+func appendPos(s []time.Duration, d time.Duration) []time.Duration {
+	if d > 0 {
+		return append(s, d)
+	}
+	return s
+}
+
+func maxOf(ds []time.Duration) time.Duration {
+	var m time.Duration
+	for _, d := range ds {
+		m = max(m, d)
+	}
+	return m
+}
+
+func maxSeconds(ds []time.Duration) string { return fmt.Sprintf("%.1f", maxOf(ds).Seconds()) }
+
+// restartWatch measures one life after a restart: how soon something was
+// delivered again, how soon the oldest undelivered letter (one the killed
+// hub held) was delivered, and how soon a letter dropped at the restart
+// was taken in; each only if it happened while the life lasted.
+type restartWatch struct {
+	stopc, done          chan struct{}
+	mu                   sync.Mutex
+	resumed, held, taken time.Duration
+	noHeld               bool // nothing was undelivered at the restart
+}
+
+func (w *oWorld) watchRestart(t testing.TB, k int, hub *oHub) *restartWatch {
+	items := w.Items()
+	before := oDelivered(w.Ledger, items)
+	oldest := w.oldestUndelivered(items)
+	probeID, probe := r1Letter(t, "KIP", k)
+	probeName := fmt.Sprintf("a-kip-%07d.xml", k) // sorts before the run's letters
+	w.Ledger.Add(probeID, probe, destCase, destNotices)
+	if err := r1DropErr(w.MedCom, probeName, probe); err != nil {
+		t.Fatal(err)
+	}
+	m := &restartWatch{stopc: make(chan struct{}), done: make(chan struct{}), noHeld: oldest == ""}
+	go func() {
+		defer close(m.done)
+		for {
+			select {
+			case <-m.stopc:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			if !hub.Running() {
+				return
+			}
+			since := time.Since(hub.started)
+			m.mu.Lock()
+			if m.taken == 0 {
+				if _, err := os.Stat(filepath.Join(w.MedCom, "processed", probeName)); err == nil {
+					m.taken = since
 				}
 			}
-			close(takenIn)
-		}()
-		if before < n {
-			// Delivering again: one more letter delivered after the restart,
-			// then the oldest letter the killed hub held.
-			r1Wait(t, liveness, fmt.Sprintf("delivery to resume after kill %d", k), func() bool { return delivered() > before })
-			maxResume = max(maxResume, time.Since(started))
-			r1Wait(t, liveness, fmt.Sprintf("the letter held at kill %d to be delivered", k), func() bool { return len(r1Missing(sim, held)) == 0 })
-			maxHeld = max(maxHeld, time.Since(started))
+			check := m.resumed == 0 || (m.held == 0 && oldest != "")
+			m.mu.Unlock()
+			if check {
+				items := w.Items()
+				resumed := oDelivered(w.Ledger, items) > before
+				held := oldest != "" && !slices.Contains(w.undelivered(items), oldest)
+				m.mu.Lock()
+				if m.resumed == 0 && resumed {
+					m.resumed = since
+				}
+				if m.held == 0 && held {
+					m.held = since
+				}
+				m.mu.Unlock()
+			}
 		}
-		took, ok := <-takenIn
-		if !ok {
-			t.Fatalf("the letter dropped after kill %d was not taken in within %s", k, liveness)
-		}
-		maxTaken = max(maxTaken, took)
-	}
-	feed.Wait()
-	total := n + kills
-	r1Wait(t, liveness, "every letter delivered", func() bool { return delivered() >= total })
-	r1Wait(t, liveness, "in/ and processing/ empty", func() bool {
-		return r1Files(filepath.Join(medcom, "in")) == 0 && r1Files(filepath.Join(medcom, "processing")) == 0
-	})
-	time.Sleep(time.Second) // a straggling redelivery would show itself now
-	hub.Term()
-	names, files, mismatched := receipts.Stop()
-	tally := r1Check(ledger, sim.Documents(), nil)
-	processed := r1Files(filepath.Join(medcom, "processed"))
-	report(t, "kill9", "letters", total, "kills", kills, "lost", tally.Lost, "duplicates", tally.Dup, "stray", tally.Stray,
-		"processed_files", processed, "receipts", names, "receipt_files", files, "receipt_mismatch", mismatched,
-		"ack_wait", config.DefaultAckWait, "max_resume_s", fmt.Sprintf("%.1f", maxResume.Seconds()), "max_held_s", fmt.Sprintf("%.1f", maxHeld.Seconds()),
-		"max_taken_in_s", fmt.Sprintf("%.1f", maxTaken.Seconds()), "seed", seed)
-	if tally.Lost != 0 || tally.Dup != 0 || tally.Stray != 0 {
-		t.Errorf("oracle: %s (lost %v, duplicated %v)", tally, r1First(tally.LostIDs), r1First(tally.DupIDs))
-	}
-	if processed != total {
-		t.Errorf("%d files in processed/, want %d", processed, total)
-	}
-	if names != total || mismatched != 0 {
-		t.Errorf("acknowledgements: %d distinct receipts for %d letters, %d with differing content", names, total, mismatched)
-	}
-	// Issue 19's pass figure: delivering again within 5 s of a restart,
-	// the letters the killed hub held included, and taking new letters in.
-	if maxResume > 5*time.Second || maxHeld > 5*time.Second || maxTaken > 5*time.Second {
-		t.Errorf("slowest after a restart: first delivery %s, the oldest held letter %s, a new letter taken in %s; want each at most 5s",
-			maxResume.Round(100*time.Millisecond), maxHeld.Round(100*time.Millisecond), maxTaken.Round(100*time.Millisecond))
-	}
+	}()
+	return m
 }
 
-// r1Undelivered returns up to n of the ledger's letters, oldest first, that
-// have no document yet.
-func r1Undelivered(l *r1Ledger, sim *casesyssim.Server, n int) []string {
-	have := map[string]bool{}
-	for _, d := range sim.Documents() {
-		if d.Letter != nil {
-			have[d.Letter.ID] = true
-		}
+// measured reports whether every figure of the life was seen.
+func (m *restartWatch) measured() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.resumed > 0 && m.taken > 0 && (m.held > 0 || m.noHeld)
+}
+
+func (m *restartWatch) stop() *restartWatch {
+	select {
+	case <-m.stopc:
+	default:
+		close(m.stopc)
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
+	<-m.done
+	return m
+}
+
+// undelivered lists "dest|letter" for every delivery the ledger expects
+// and no destination holds, in the order the letters were sent.
+func (w *oWorld) undelivered(items []oItem) []string {
+	v := oJoin(w.Ledger, items, nil)
 	var out []string
-	for _, id := range l.ids {
-		if !have[id] && len(out) < n {
-			out = append(out, id)
+	for d, tl := range v.Dests {
+		if d == destNotices {
+			continue // a notice a kill lost never comes: not a letter held
+		}
+		for _, id := range tl.LostIDs {
+			out = append(out, d+"|"+id)
 		}
 	}
 	return out
 }
 
-// r1Missing returns the ids that have no document.
-func r1Missing(sim *casesyssim.Server, ids []string) []string {
-	have := map[string]bool{}
-	for _, d := range sim.Documents() {
-		if d.Letter != nil {
-			have[d.Letter.ID] = true
+// oldestUndelivered is the undelivered delivery of the earliest letter.
+func (w *oWorld) oldestUndelivered(items []oItem) string {
+	missing := map[string]string{}
+	for _, p := range w.undelivered(items) {
+		d, id, _ := strings.Cut(p, "|")
+		if _, ok := missing[id]; !ok {
+			missing[id] = d
 		}
 	}
-	var out []string
-	for _, id := range ids {
-		if !have[id] {
-			out = append(out, id)
+	for _, id := range w.Ledger.IDs() {
+		if d, ok := missing[id]; ok {
+			return d + "|" + id
 		}
 	}
-	return out
+	return ""
 }
 
-// r1First returns up to five items, for messages.
-func r1First(ids []string) []string {
-	if len(ids) > 5 {
-		return ids[:5]
+// processed counts the referral files the scenario dropped (names with
+// one of the prefixes) and how many of them are in processed/.
+func (w *oWorld) processed(prefixes ...string) (referrals, processed int) {
+	for _, id := range w.Ledger.IDs() {
+		if !strings.HasPrefix(id, "casesys:") {
+			referrals++
+		}
 	}
-	return ids
+	es, _ := os.ReadDir(filepath.Join(w.MedCom, "processed"))
+	for _, e := range es {
+		for _, p := range prefixes {
+			if strings.HasPrefix(e.Name(), p) {
+				processed++
+				break
+			}
+		}
+	}
+	return referrals, processed
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/samhub/samhub/adapters"
+	"github.com/samhub/samhub/internal/failpoint"
 	"github.com/samhub/samhub/pipeline/letter"
 )
 
@@ -42,6 +43,7 @@ func (a *Adapter) Deliver(ctx context.Context, l *letter.Letter) (adapters.Deliv
 	if err != nil {
 		return adapters.Delivery{}, err
 	}
+	failpoint.Kill(failpoint.CaseDocumentAdded)
 	if _, err := a.ensureNote(ctx, l, caseID, doc); err != nil {
 		return adapters.Delivery{}, err
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/samhub/samhub/adapters"
+	"github.com/samhub/samhub/internal/failpoint"
 	"github.com/samhub/samhub/pipeline/letter"
 )
 
@@ -165,6 +166,7 @@ func (a *Adapter) handleItem(ctx context.Context, pub adapters.Publisher, it *ou
 		if err := pub.Publish(ctx, l); err != nil {
 			return err
 		}
+		failpoint.Kill(failpoint.OutboxPublished)
 		a.log.Info("outbox document published", slog.Any("letter", l), "document", it.DocumentID)
 		if a.st != nil {
 			if _, err := a.st.Put(ctx, key, []byte(a.now().UTC().Format(time.RFC3339))); err != nil {

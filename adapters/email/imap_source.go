@@ -38,6 +38,9 @@ type IMAPSource struct {
 	// UID), so one message the server cannot serve does not block the
 	// mailbox for ever.
 	fetchFailures map[uint64]int
+	// handBack is set when a drain examined input that may have cost far
+	// more memory than it is long (a refused message) or was large.
+	handBack bool
 }
 
 // maxFetchAttempts is how often a message's download may fail before it is
@@ -241,6 +244,17 @@ func (s *IMAPSource) drain(ctx context.Context, c *imapclient.Client, pub adapte
 	if err != nil {
 		return fmt.Errorf("search mailbox: %w", err)
 	}
+	defer func() {
+		if s.handBack {
+			// As the MedCom source does after a large round (issue 19): a
+			// hostile message's parse is garbage now, and the runtime would
+			// keep its memory for minutes in an idle hub; hand it back at
+			// once, for one collection. Refusals are rare, so it costs
+			// nothing in normal running.
+			s.handBack = false
+			adapters.HandBackMemory()
+		}
+	}()
 	for _, uid := range data.AllUIDs() {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -251,6 +265,9 @@ func (s *IMAPSource) drain(ctx context.Context, c *imapclient.Client, pub adapte
 	}
 	return nil
 }
+
+// handBackAfter is the message size after which a drain hands memory back.
+const handBackAfter = 16 << 20
 
 // record is what the state store remembers about one message.
 type record struct {
@@ -338,6 +355,9 @@ func (s *IMAPSource) handle(ctx context.Context, c *imapclient.Client, uid imap.
 		return nil
 	}
 	delete(s.fetchFailures, pos)
+	if len(raw) >= handBackAfter {
+		s.handBack = true
+	}
 	key := dedupKey(headerMessageID(raw), raw)
 	if int64(len(raw)) > s.cfg.MaxBytes {
 		return s.reject(ctx, c, set, key, "the message is larger than max_bytes")
@@ -379,6 +399,7 @@ func (s *IMAPSource) handle(ctx context.Context, c *imapclient.Client, uid imap.
 // reject records why a message could not be taken in and moves it to the
 // error mailbox. It is never deleted.
 func (s *IMAPSource) reject(ctx context.Context, c *imapclient.Client, set imap.UIDSet, key, reason string) error {
+	s.handBack = true
 	if err := s.putRecord(ctx, key, record{Status: statusRejected, Reason: reason}); err != nil {
 		return err
 	}

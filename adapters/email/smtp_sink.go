@@ -17,6 +17,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/samhub/samhub/adapters"
+	"github.com/samhub/samhub/internal/failpoint"
 	"github.com/samhub/samhub/pipeline/letter"
 )
 
@@ -172,6 +173,7 @@ func (s *SMTPSink) Deliver(ctx context.Context, l *letter.Letter) (adapters.Deli
 			sess = nil
 			return adapters.Delivery{}, err
 		}
+		failpoint.Kill(failpoint.SMTPSent)
 		if sess.msgs++; sess.msgs >= s.pool.maxMsgs {
 			sess.stop()
 			sess.quit()
@@ -333,6 +335,7 @@ func (ss *smtpSession) send(ctx context.Context, from, to string, msg []byte, re
 	if err != nil {
 		return wrap(err, "data")
 	}
+	failpoint.Kill(failpoint.SMTPInData)
 	if _, err := w.Write(msg); err != nil {
 		return wrap(err, "data")
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/samhub/samhub/adapters"
 	"github.com/samhub/samhub/adapters/epj/internal/fhir"
+	"github.com/samhub/samhub/internal/failpoint"
 	"github.com/samhub/samhub/pipeline/letter"
 )
 
@@ -39,6 +40,9 @@ func (a *Adapter) Deliver(ctx context.Context, l *letter.Letter) (adapters.Deliv
 	resp, err := a.c.do(ctx, http.MethodPost, "Communication", fhir.ContentType, body, http.Header{"If-None-Exist": {cond}})
 	if err != nil {
 		return adapters.Delivery{}, err
+	}
+	if resp.status == http.StatusCreated {
+		failpoint.Kill(failpoint.EPJCreated)
 	}
 	switch resp.status {
 	case http.StatusCreated, http.StatusOK:

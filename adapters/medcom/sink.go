@@ -16,6 +16,7 @@ import (
 	"github.com/samhub/samhub/adapters"
 	"github.com/samhub/samhub/adapters/medcom/fhirmsg"
 	"github.com/samhub/samhub/adapters/medcom/oioxml"
+	"github.com/samhub/samhub/internal/failpoint"
 	"github.com/samhub/samhub/pipeline/letter"
 )
 
@@ -55,6 +56,7 @@ func (a *Adapter) Deliver(ctx context.Context, l *letter.Letter) (adapters.Deliv
 	if err := writeAtomic(a.out, file, data); err != nil {
 		return adapters.Delivery{}, adapters.Retryable("medcom_write_failed", "could not write to the MedCom out directory", err)
 	}
+	failpoint.Kill(failpoint.MedComOutWritten)
 	rec = outRecord{Ref: ref, File: file, Format: format, At: now, Version: version}
 	b, _ := json.Marshal(rec)
 	if found {

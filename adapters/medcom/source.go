@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -19,6 +18,7 @@ import (
 	"github.com/samhub/samhub/adapters"
 	"github.com/samhub/samhub/adapters/medcom/fhirmsg"
 	"github.com/samhub/samhub/adapters/medcom/oioxml"
+	"github.com/samhub/samhub/internal/failpoint"
 	"github.com/samhub/samhub/pipeline/letter"
 )
 
@@ -140,8 +140,9 @@ func (a *Adapter) poll(ctx context.Context, pub adapters.Publisher) round {
 		// The round's parse trees and copies are garbage now. The runtime
 		// would hand their memory back to the system over minutes; after a
 		// large input (issue 19: a hub at 995 MB after four bombs, and it
-		// stayed there) it is handed back at once, for one collection.
-		debug.FreeOSMemory()
+		// stayed there) it is handed back at once, and again when the
+		// store's caches of the round have expired.
+		adapters.HandBackMemory()
 	}
 	return res
 }
@@ -203,6 +204,7 @@ func (a *Adapter) handleRound(ctx context.Context, pub adapters.Publisher, claim
 		}
 		return false
 	}
+	failpoint.Kill(failpoint.MedComStored)
 	for _, name := range done {
 		if _, err := moveUnique(filepath.Join(a.processing, name), a.processed); err != nil {
 			a.log.Error("medcom: handled file stays in processing until restart", "file", name, "err", err)
@@ -409,6 +411,7 @@ func (a *Adapter) finish(ctx context.Context, pub adapters.Publisher, p0 *prepar
 		return true, a.reject(pub, name, rejection{code: rejectCode(in.err), reason: describe(in), acked: sent+repeated > 0})
 	}
 
+	failpoint.Kill(failpoint.MedComClaimed)
 	// Publish every letter that is not a duplicate before anything is
 	// acknowledged or moved.
 	dup := map[string]bool{}

@@ -12,6 +12,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/samhub/samhub/internal/failpoint"
 )
 
 // entry is one JetStream message this subscription holds until it is acked
@@ -256,6 +258,7 @@ func (sub *subscription) deliver(e *entry) {
 // ack confirms e with the server, retrying timeouts, and reports whether
 // the server confirmed it.
 func (sub *subscription) ack(e *entry) bool {
+	failpoint.Kill(failpoint.BeforeAck)
 	var err error
 	for attempt := 1; attempt <= sub.s.cfg.AckAttempts; attempt++ {
 		ctx, cancel := context.WithTimeout(context.Background(), sub.s.cfg.AckTimeout)

@@ -57,6 +57,7 @@ type SMTPServer struct {
 	opts       SMTPOptions
 	conns      []net.Conn // every accepted connection, for DropConnections
 	failRcpt   []error    // answers for the next RCPT TO commands
+	rcptFault  error      // while set, the answer to every RCPT TO
 	loseReply  int        // messages stored without an answer to DATA
 	accepted   int
 	closed     int
@@ -164,6 +165,14 @@ func (s *SMTPServer) FailNextRcpt(n int, err error) {
 	}
 }
 
+// FailRcpt answers every RCPT TO with err from now on (an *smtp.SMTPError,
+// e.g. 451 while the server is in trouble); nil answers normally again.
+func (s *SMTPServer) FailRcpt(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rcptFault = err
+}
+
 // LoseNextReply makes the server store the next message and close the
 // connection before it answers DATA, as when the connection fails after
 // the server committed the message.
@@ -254,6 +263,8 @@ func (ss *smtpSession) Rcpt(to string, _ *smtp.RcptOptions) error {
 	var injected error
 	if len(ss.srv.failRcpt) > 0 {
 		injected, ss.srv.failRcpt = ss.srv.failRcpt[0], ss.srv.failRcpt[1:]
+	} else if ss.srv.rcptFault != nil {
+		injected = ss.srv.rcptFault
 	}
 	ss.srv.mu.Unlock()
 	if injected != nil {
