@@ -25,7 +25,9 @@ const CodeNegativeAck = "negative_ack"
 // transient error is not parked: the receiver takes the letter later and
 // the sender resends it by itself.
 func (h *Hub) acknowledged(ctx context.Context, ack *letter.Letter, ackSeq uint64) {
-	ev := journey.Event{LetterID: ack.InReplyTo, Step: journey.Acknowledged, Source: ack.Source}
+	// RemoteID names the acknowledgement itself, so a second delivery of
+	// the same one (ackRecorded) is not recorded, nor parked, twice.
+	ev := journey.Event{LetterID: ack.InReplyTo, Step: journey.Acknowledged, Source: ack.Source, RemoteID: ack.ID}
 	if a := ack.Ack; a != nil {
 		ev.Code, ev.Reason = a.Code, scrubText(a.Reason)
 	}
@@ -36,6 +38,22 @@ func (h *Hub) acknowledged(ctx context.Context, ack *letter.Letter, ackSeq uint6
 	if err := h.parkRefused(ctx, ack, ackSeq); err != nil {
 		h.log.Error("a receiver refused a letter, but it could not be parked for the coordinator; the journey shows the refusal", "letter_id", ack.InReplyTo, "err", err)
 	}
+}
+
+// ackRecorded reports whether the acknowledgement ack is in the journey
+// of the letter it answers; when the journey cannot be read it says no,
+// since recording it twice is the smaller harm than losing a refusal.
+func (h *Hub) ackRecorded(ctx context.Context, ack *letter.Letter) bool {
+	steps, err := h.journey.Trace(ctx, ack.InReplyTo)
+	if err != nil {
+		return false
+	}
+	for _, s := range steps {
+		if s.Step == journey.Acknowledged && s.RemoteID == ack.ID {
+			return true
+		}
+	}
+	return false
 }
 
 // parkRefused parks the refused letter at the destination that delivered

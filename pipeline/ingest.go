@@ -72,9 +72,10 @@ func (p *ingest) Publish(ctx context.Context, l *letter.Letter) error {
 	// A letter stored before is not routed again, however long ago: the
 	// per-letter subject is looked up for the stream's whole retention,
 	// beyond the broker's publish de-duplication window.
-	if _, err := h.letters.GetLastMsgForSubject(ctx, subj); err == nil {
+	if raw, err := h.letters.GetLastMsgForSubject(ctx, subj); err == nil {
 		h.m.duplicates.WithLabelValues(p.source).Inc()
 		h.log.Info("duplicate letter not routed again", slog.Any("letter", l))
+		h.afterDuplicate(ctx, l, raw.Sequence)
 		return nil
 	} else if !errors.Is(err, jetstream.ErrMsgNotFound) {
 		h.m.publishFailures.WithLabelValues(p.source).Inc()
@@ -125,6 +126,7 @@ func (p *ingest) Publish(ctx context.Context, l *letter.Letter) error {
 	if ack.Duplicate {
 		h.m.duplicates.WithLabelValues(p.source).Inc()
 		h.log.Info("duplicate letter not routed again", slog.Any("letter", l))
+		h.afterDuplicate(ctx, l, ack.Sequence)
 		return nil
 	}
 	h.m.received.WithLabelValues(p.source).Inc()

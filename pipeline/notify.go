@@ -38,6 +38,22 @@ func (h *Hub) afterStore(ctx context.Context, l *letter.Letter) {
 	h.observeLeadTime(ctx, l)
 }
 
+// afterDuplicate does again what afterStore may not have done for a letter
+// a source gives again: a source gives a letter again exactly when it did
+// not learn that it was stored (the store's answer lost, the hub killed
+// between store and answer), and the first time's afterStore may then
+// never have run. Each part is safe to repeat: a notice has its letter's
+// id and is stored once, a recipient's status is written as it is, and a
+// receiver's acknowledgement is recorded only when its journey lacks it.
+// The lead time is a process counter and is not observed twice.
+func (h *Hub) afterDuplicate(ctx context.Context, l *letter.Letter, seq uint64) {
+	h.reportUnserved(ctx, l)
+	h.notifyArrived(ctx, l)
+	if l.Kind == letter.KindAcknowledgement && l.InReplyTo != "" && !h.ackRecorded(ctx, l) {
+		h.acknowledged(ctx, l, seq)
+	}
+}
+
 // observeLeadTime records the time from a referral to the council's
 // recommendation answering it (the evaluation figure the council reports).
 func (h *Hub) observeLeadTime(ctx context.Context, l *letter.Letter) {

@@ -258,6 +258,18 @@ func TestRefusalParksTheRefusedLetter(t *testing.T) {
 		r, _ := e.feed.latest("REFUSED", letter.RoleGP)
 		return r.State == adapters.StateFailed && r.Code == pipeline.CodeNegativeAck
 	})
+	// The same refusal given again (its source never heard it was stored)
+	// is neither recorded nor parked twice.
+	if err := e.hub.Publisher(e.cfg.Destinations["doctor"].Adapter).Publish(context.Background(), ack); err != nil {
+		t.Fatal(err)
+	}
+	tr, _ = e.hub.TraceLetter(context.Background(), "REFUSED")
+	if n := len(slices.DeleteFunc(slices.Clone(tr.Steps), func(s journey.Event) bool { return s.Step != journey.Acknowledged })); n != 1 {
+		t.Errorf("the refusal is in the journey %d times after it came twice", n)
+	}
+	if es, _ := e.hub.Queue().List(context.Background(), retryq.Filter{Destination: "doctor"}); len(es) != 1 {
+		t.Errorf("the refused letter is parked %d times after its refusal came twice", len(es))
+	}
 	// A positive answer parks nothing.
 	e.feed.ch <- mkLetter("FINE", letter.KindRecommendation, "T-FINE")
 	eventually(t, "the second recommendation at the GP", func() bool { return e.gp.count("FINE") == 1 })
