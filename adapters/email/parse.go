@@ -26,11 +26,60 @@ type ParseError struct {
 	Err    error
 }
 
+// Error names the field and the reason, and of the mail library's error
+// only a known phrase: the library's errors quote the line they stumbled on
+// ("malformed MIME header key: Vedrørende <child's name>, CPR …"), and
+// this text goes into logs, the rejected-file list and acknowledgements.
 func (e *ParseError) Error() string {
-	if e.Err != nil {
-		return fmt.Sprintf("%s: %s: %v", e.Field, e.Reason, e.Err)
+	if d := knownCause(e.Err); d != "" {
+		return fmt.Sprintf("%s: %s (%s)", e.Field, e.Reason, d)
 	}
 	return e.Field + ": " + e.Reason
+}
+
+// causes are the phrases of Go's and go-message's MIME errors that say
+// what went wrong without quoting the input; knownCause picks the first
+// one the error contains.
+var causes = []string{
+	"malformed MIME header key",
+	"malformed MIME header line",
+	"malformed MIME header initial line",
+	"message too large",
+	"too many headers",
+	"expecting a new Part",
+	"NextPart: EOF",
+	"unexpected EOF",
+	"no boundary",
+	"invalid media parameter",
+	"no media type",
+	"expected slash after first token",
+	"expected token after slash",
+	"unknown charset",
+	"unhandled charset",
+	"illegal base64 data",
+	"quoted-printable",
+	"invalid UTF-8",
+	"missing @ in addr-spec",
+	"no angle-addr",
+	"expected single address",
+	"no address",
+	"invalid string",
+}
+
+func knownCause(err error) string {
+	if err == nil {
+		return ""
+	}
+	msg := err.Error()
+	if strings.HasPrefix(msg, "letter.") {
+		return msg // the letter's own checks name fields, never values
+	}
+	for _, c := range causes {
+		if strings.Contains(msg, c) {
+			return c
+		}
+	}
+	return ""
 }
 
 func (e *ParseError) Unwrap() error { return e.Err }

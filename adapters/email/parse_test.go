@@ -159,6 +159,33 @@ func TestParseErrorsNameTheField(t *testing.T) {
 	}
 }
 
+// The mail library's errors quote the line they stopped at; a refusal says
+// what was wrong and where, and never repeats a child's name or CPR number
+// (found by the fuzz scenario at soak size: reliability/fuzz_test.go).
+func TestParseErrorsQuoteNoContent(t *testing.T) {
+	for name, raw := range map[string]string{
+		"header key": "From: a@example.org\r\nSubject: x\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nVedr\u00f8rende Bruno Test Elmer, CPR 2509479989\r\n\r\nhej\r\n--b--\r\n",
+		"part line":  "From: a@example.org\r\nSubject: x\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhej\r\n--bBruno Test Elmer, CPR 250947-9989\r\n",
+		"address":    "From: Bruno Test Elmer 2509479989\r\nSubject: x\r\n\r\nhej\r\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := ParseMessage("in", []byte(raw), received, nil)
+			if err == nil {
+				t.Fatal("accepted; this case must be refused")
+			}
+			for _, bad := range []string{"Bruno", "Elmer", "2509479989", "250947-9989"} {
+				if strings.Contains(err.Error(), bad) {
+					t.Errorf("the refusal quotes %q: %v", bad, err)
+				}
+			}
+			var pe *ParseError
+			if !errors.As(err, &pe) || pe.Field == "" {
+				t.Errorf("the refusal names no field: %v", err)
+			}
+		})
+	}
+}
+
 // FuzzMIME checks that no input makes the parser panic, and that whatever it
 // accepts is a valid letter keeping the input bytes.
 func FuzzMIME(f *testing.F) {
