@@ -598,12 +598,12 @@ func (a *Adapter) settleAcks(ctx context.Context, in *inbound) error {
 			case r.positive:
 				a.log.Info("medcom: letter acknowledged", "letter_id", p.HubID)
 				delete(ob, r.ref)
-				_ = os.Remove(a.copyPath(p.HubID))
+				a.removeCopy(p.HubID)
 			default:
 				a.log.Warn("medcom: letter refused by the receiver", "letter_id", p.HubID, "code", r.code)
 				refused = append(refused, *p)
 				delete(ob, r.ref)
-				_ = os.Remove(a.copyPath(p.HubID))
+				a.removeCopy(p.HubID)
 			}
 			changed = true
 		}
