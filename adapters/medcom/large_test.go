@@ -97,8 +97,8 @@ func TestLargeFHIRLetterIsReadFromTheFile(t *testing.T) {
 	from := fhirmsg.Organization{Name: "Lægehuset Ærø", SOR: "441211000016000", GLN: "5790001987244"}
 	to := fhirmsg.Organization{Name: "Samrådet", SOR: "1144561000016002", GLN: "5790001382445"}
 	l := &letter.Letter{
-		Patient:     &letter.Patient{CPR: "2509479989", GivenName: "Bruno Test", FamilyName: "Elmer"},
-		Category:    "regarding-referral", Topic: "Henvisning med bilag", Text: "Henvisning med scannet journal. Testbrev.",
+		Patient:  &letter.Patient{CPR: "2509479989", GivenName: "Bruno Test", FamilyName: "Elmer"},
+		Category: "regarding-referral", Topic: "Henvisning med bilag", Text: "Henvisning med scannet journal. Testbrev.",
 		Attachments: []letter.Attachment{letter.NewAttachment("Journaludskrift", "application/pdf", att), letter.NewAttachment("kort.txt", "text/plain", []byte("kort"))},
 	}
 	e := newEnv(t)

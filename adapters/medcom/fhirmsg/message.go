@@ -54,7 +54,7 @@ type Message struct {
 	own           *provenance
 	segments      []segment
 	episode       *episode
-	attMissing    int // attachment segments without data (earlier ones in a reply)
+	attMissing    int           // attachment segments without data (earlier ones in a reply)
 	parts         *partscan.Doc // the values a scan lifted out, nil for Parse
 }
 

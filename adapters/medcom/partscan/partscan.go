@@ -220,11 +220,11 @@ func Scan(src Source, opt Options) (*Doc, error) {
 
 // scanner walks the source once, copying it to out, tokens for values.
 type scanner struct {
-	src    Source
-	opt    Options
-	br     *bufio.Reader
-	out    bytes.Buffer
-	pos    int64 // bytes consumed from br
+	src      Source
+	opt      Options
+	br       *bufio.Reader
+	out      bytes.Buffer
+	pos      int64 // bytes consumed from br
 	line     int
 	doc      *Doc
 	envelope bool // the values lifted are a VANSEnvelope's Data
