@@ -153,6 +153,11 @@ type Pipeline struct {
 	// BlobGCInterval is how often the replica holding the lease deletes
 	// blobs no letter can refer to any more (at most hourly by default).
 	BlobGCInterval time.Duration `mapstructure:"blob_gc_interval"`
+	// BlobMemory is what letter parts moving through the blob store may
+	// add to the hub's memory: while any moves, Go's soft memory limit is
+	// the footprint at the start plus this (pipeline/blobs/transfers.go);
+	// 0 turns it off.
+	BlobMemory string `mapstructure:"blob_memory"`
 }
 
 // Destination is a sink instance plus its sector and retry policy.
@@ -367,6 +372,7 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("pipeline.ack_wait", DefaultAckWait)
 	v.SetDefault("pipeline.shutdown_grace", 20*time.Second)
 	v.SetDefault("pipeline.inline_max_bytes", "1MB")
+	v.SetDefault("pipeline.blob_memory", "16MB")
 	v.SetDefault("pipeline.blob_gc_interval", time.Hour)
 	v.SetDefault("console.language", "en")
 	v.SetDefault("console.time_zone", "Europe/Copenhagen")
@@ -574,6 +580,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Streams.BlobsGrace < time.Minute {
 		bad("streams.blobs_grace", "must be at least 1m (a blob a new letter reuses must outlive that letter)")
+	}
+	if n, err := ParseBytes(c.Pipeline.BlobMemory); err != nil || n < 0 {
+		bad("pipeline.blob_memory", "must be a size such as 16MB, or 0 to leave Go's memory limit alone")
 	}
 	if c.Pipeline.BlobGCInterval < time.Second {
 		bad("pipeline.blob_gc_interval", "must be at least 1s")

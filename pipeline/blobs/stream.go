@@ -88,6 +88,8 @@ func (s *Store) PutFrom(ctx context.Context, name string, size int64, open lette
 // write publishes r's bytes as the chunks of a new object and then its
 // description. Chunks of a write that fails are purged.
 func (s *Store) write(ctx context.Context, name string, size int64, r io.Reader) (err error) {
+	done := transfers.begin()
+	defer done()
 	id := nuid.Next()
 	subj := chunkSubject(id)
 	defer func() {
@@ -199,7 +201,7 @@ func (s *Store) Open(ctx context.Context, name string) (io.ReadCloser, error) {
 	if info.NUID == "" {
 		return nil, fmt.Errorf("%w: %s has no chunks", ErrCorrupt, name)
 	}
-	return &chunkReader{ctx: ctx, s: s, name: name, subj: chunkSubject(info.NUID), size: info.Size, seq: 1, h: sha256.New()}, nil
+	return &chunkReader{ctx: ctx, s: s, name: name, subj: chunkSubject(info.NUID), size: info.Size, seq: 1, h: sha256.New(), done: transfers.begin()}, nil
 }
 
 // chunkReader reads a blob's chunks in stream order.
@@ -214,6 +216,7 @@ type chunkReader struct {
 	buf  []byte
 	h    hash.Hash
 	err  error
+	done func() // ends the transfer (see transfers); once
 }
 
 func (r *chunkReader) Read(p []byte) (int, error) {
@@ -223,10 +226,12 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 	for len(r.buf) == 0 {
 		if r.got == r.size {
 			r.err = r.finish()
+			r.done() // at the end, whether or not the caller closes
 			return 0, r.err
 		}
 		if err := r.next(); err != nil {
 			r.err = err
+			r.done()
 			return 0, err
 		}
 	}
@@ -272,6 +277,7 @@ func (r *chunkReader) finish() error {
 }
 
 func (r *chunkReader) Close() error {
+	r.done()
 	r.buf = nil
 	if r.err == nil {
 		r.err = errors.New("blob store: reader closed")
@@ -317,3 +323,5 @@ func (s *Store) Bind(l *letter.Letter, wrap func(what string, o letter.Opener) l
 	}
 	return &c
 }
+
+
