@@ -222,7 +222,8 @@ func (e *exact) Read(p []byte) (int, error) {
 type b64 struct {
 	r   io.Reader
 	in  []byte
-	out []byte // encoded, not yet read
+	enc []byte // the encoding buffer, reused
+	out []byte // encoded, not yet read (in enc)
 	eof bool
 }
 
@@ -247,9 +248,12 @@ func (b *b64) Read(p []byte) (int, error) {
 		if !b.eof {
 			whole -= whole % 3
 		}
-		enc := make([]byte, base64.StdEncoding.EncodedLen(whole))
-		base64.StdEncoding.Encode(enc, b.in[:whole])
-		b.out = enc
+		if b.enc == nil {
+			b.enc = make([]byte, base64.StdEncoding.EncodedLen(cap(b.in)))
+		}
+		n := base64.StdEncoding.EncodedLen(whole)
+		base64.StdEncoding.Encode(b.enc[:n], b.in[:whole])
+		b.out = b.enc[:n]
 		b.in = b.in[:copy(b.in, b.in[whole:])]
 	}
 	n := copy(p, b.out)

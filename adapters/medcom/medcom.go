@@ -132,6 +132,9 @@ func New(deps adapters.Deps, cfg Config) (*Adapter, error) {
 	}
 	a.lim = xmlsafe.DefaultLimits()
 	a.lim.MaxBytes = cfg.MaxBytes
+	// One value (an attachment's base64, a VANSEnvelope's Data) may be
+	// nearly the whole input: with max_bytes raised, so is its limit.
+	a.lim.MaxAttrLen = max(a.lim.MaxAttrLen, int(cfg.MaxBytes))
 	a.examining.limit = a.memBudget()
 	a.in, a.processing, a.processed = filepath.Join(cfg.Dir, "in"), filepath.Join(cfg.Dir, "processing"), filepath.Join(cfg.Dir, "processed")
 	a.errDir, a.out = filepath.Join(cfg.Dir, "error"), filepath.Join(cfg.Dir, "out")
