@@ -323,5 +323,3 @@ func (s *Store) Bind(l *letter.Letter, wrap func(what string, o letter.Opener) l
 	}
 	return &c
 }
-
-

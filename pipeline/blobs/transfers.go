@@ -75,4 +75,3 @@ func (t *transferLimit) end() {
 		t.prev = 0
 	}
 }
-
