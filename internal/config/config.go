@@ -304,9 +304,10 @@ type SimConfig struct {
 	DataDir      string `mapstructure:"data_dir"`
 	ClientID     string `mapstructure:"client_id"`
 	ClientSecret string `mapstructure:"client_secret"`
-	// MaxUpload is the case-system simulator's request-size cap, e.g.
-	// 50MB (its default, casesyssim.DefaultMaxUpload); larger uploads get
-	// 413. Case system only.
+	// MaxUpload is the request-size cap of the case-system simulator
+	// (default 50MB, casesyssim.DefaultMaxUpload) and the EPJ simulator
+	// (default 64MB, epjsim.DefaultMaxBody); larger requests get 413.
+	// Not for Digital Post.
 	MaxUpload string `mapstructure:"max_upload"`
 	// Exempt lists the CPR numbers of citizens exempt from Digital Post
 	// (fictitious test persons). Digital Post only.
@@ -753,14 +754,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Simulators.EPJ != nil {
 		checkSim(bad, "simulators.epj", c.Simulators.EPJ)
-		if c.Simulators.EPJ.MaxUpload != "" {
-			bad("simulators.epj.max_upload", "is a setting of the case-system simulator only")
-		}
+
 	}
 	if c.Simulators.DigitalPost != nil {
 		checkSim(bad, "simulators.digitalpost", c.Simulators.DigitalPost)
 		if c.Simulators.DigitalPost.MaxUpload != "" {
-			bad("simulators.digitalpost.max_upload", "is a setting of the case-system simulator only")
+			bad("simulators.digitalpost.max_upload", "is a setting of the case-system and EPJ simulators only")
 		}
 	}
 	for name, s := range map[string]*SimConfig{"casesys": c.Simulators.CaseSys, "epj": c.Simulators.EPJ} {
