@@ -22,7 +22,6 @@ const (
 
 const fhirJSON = "application/fhir+json; fhirVersion=4.0"
 
-
 func writeJSON(w http.ResponseWriter, status int, ctype string, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
