@@ -46,9 +46,10 @@ generate:
 # test-tools installs what the tests run besides Go (as root with apt-get;
 # elsewhere it says what to install): xmllint checks generated MedCom
 # letters against MedCom's XSD, headless Chromium drives the console's
-# browser tests (chromedp speaks to it directly; no chromedriver).
+# browser tests (chromedp speaks to it directly; no chromedriver), and
+# poppler (pdftotext, pdfinfo, pdffonts) reads back the agenda PDFs.
 test-tools:
-	./scripts/need.sh xmllint:libxml2-utils /usr/bin/chromium:chromium
+	./scripts/need.sh xmllint:libxml2-utils /usr/bin/chromium:chromium pdftotext:poppler-utils
 
 lint:
 	test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)

@@ -24,7 +24,8 @@ import (
 // are assigned to the next two meetings (five places each); every
 // referring GP gets a receipt naming the meeting; the council recommends
 // for seven children, to their GPs, to child psychiatry where the parents
-// consented, and to the parents; child psychiatry turns one referral down;
+// consented, and to Bruno's parents by Digital Post (one of them exempt:
+// the copy waits for a paper letter); child psychiatry turns one referral down;
 // the coordinator moves a meeting and exports the agenda; one referral
 // (Bruno's second, sent again three weeks on) has no recommendation when
 // the watch runs out: it is flagged and the coordinator reminded; and the
@@ -61,7 +62,7 @@ type referred struct {
 func TestTheCouncilsMonth(t *testing.T) {
 	// Most of this scenario waits out the watch: let the others run meanwhile.
 	t.Parallel()
-	w := newWorld(t, withConfig(monthCouncil))
+	w := newWorld(t, withConfig(monthCouncil), withDigitalPost(nancy.CPR))
 	cases, coordinator, region := w.caseSystem(), w.coordinator(), w.region()
 	start := time.Now()
 
@@ -172,8 +173,12 @@ func TestTheCouncilsMonth(t *testing.T) {
 	recs := map[string]string{} // child id → recommendation letter id
 	for _, r := range month {
 		to := recipients{GP: &r.gp}
-		if r.c.ID() == aase.ID() || r.c.ID() == bruno.ID() {
-			to.Region, to.Parents = true, true
+		switch r.c.ID() {
+		case aase.ID():
+			to.Region = true
+		case bruno.ID():
+			// His custody holders by Digital Post; Nancy is exempt.
+			to.Region, to.Custody = true, []custodyHolder{brita, nancy}
 		}
 		recs[r.c.ID()] = w.council().Recommends(r.c, to, "Samrådet anbefaler et forløb hos PPR. Kontaktperson: Sagsbehandler Test.")
 	}
@@ -190,11 +195,17 @@ func TestTheCouncilsMonth(t *testing.T) {
 	w.eventually("Åse's and Bruno's recommendations at the region", func() bool {
 		return len(region.CommunicationsFor(recs[aase.ID()])) == 1 && len(region.CommunicationsFor(recs[bruno.ID()])) == 1
 	})
-	// Digital Post (issue 18, item 4, another engineer's adapter): when the
-	// digitalpost destination is configured here, assert that its
-	// simulator received a MeMo for Åse's and Bruno's parents, and that a
-	// parent exempt from Digital Post parks with the reason (code and
-	// reason in the queue) for the coordinator to send a paper letter.
+	// Bruno's parents: Brita gets a MeMo in her Digital Post; Nancy is
+	// exempt, so the parents' copy waits in the queue for a paper letter.
+	w.eventually("Brita's Digital Post", func() bool { return len(w.post.MessagesFor(brita.CPR)) == 1 })
+	exempt := coordinator.FindsParked("parents", recs[bruno.ID()])
+	if exempt.LastError.Code != "recipient_exempt" || !strings.Contains(exempt.LastError.Reason, "paper") {
+		t.Errorf("the parents' copy waits with %s (%q); want recipient_exempt telling the coordinator to send it on paper", exempt.LastError.Code, exempt.LastError.Reason)
+	}
+	if n := len(w.post.MessagesFor(nancy.CPR)); n != 0 {
+		t.Errorf("Nancy, exempt from Digital Post, has %d messages there", n)
+	}
+	cases.OutboxShows(recs[bruno.ID()], "failed", map[string]string{"gp": "sent", "region": "sent", "parent-1": "sent", "parent-2": "failed"})
 
 	// Week 3: child psychiatry turns Cæcar's referral down.
 	turnedDown := region.TurnsDown(caecar, "Henvisningen afvises: barnet er ikke i målgruppen for børne- og ungdomspsykiatrien.")

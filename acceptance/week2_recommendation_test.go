@@ -11,9 +11,10 @@ import (
 // Week 2: the council meets and writes its recommendations on the cases.
 // Åse's goes to her GP, to child psychiatry (the parents consented; the
 // region's gateway is down for a while, so it waits and is sent again) and
-// to her parents (no channel to parents yet). Bruno's goes to his GP only,
-// and waits until the coordinator records the parents' consent, which came
-// late.
+// to her parents (this world has no channel to parents, so their copy
+// shows as not sent; TestParentsGetTheRecommendationByDigitalPost has
+// one). Bruno's goes to his GP only, and waits until the coordinator
+// records the parents' consent, which came late.
 func TestWeek2TheCouncilRecommends(t *testing.T) {
 	w := newWorld(t)
 	cases, coordinator, region := w.caseSystem(), w.coordinator(), w.region()

@@ -237,12 +237,23 @@ func TestBulkReplayInterruptedAndTakenUpAgain(t *testing.T) {
 		if r.Error == "" || r.Finished.IsZero() {
 			t.Errorf("an interrupted replay says why and when: %+v", r)
 		}
-		again := pipeline.NewRequestID()
-		if _, _, err := e.hub.StartBulkReplay(ctx, coordinator, again, f, "the rest"); err != nil {
+		// The stored progress may lag the last letters the first replay
+		// took (it is saved about once a second): what is left is what the
+		// queue still holds.
+		left, err := e.hub.Queue().List(ctx, f)
+		if err != nil {
 			t.Fatal(err)
 		}
-		if r2 := waitBulk(t, e, again); r2.State != pipeline.BulkDone || r2.Replayed != 150-r.Replayed {
-			t.Fatalf("the second replay: %+v after the first replayed %d", r2, r.Replayed)
+		again := pipeline.NewRequestID()
+		_, _, err = e.hub.StartBulkReplay(ctx, coordinator, again, f, "the rest")
+		switch {
+		case len(left) == 0 && errors.Is(err, pipeline.ErrNothingToReplay):
+		case err != nil:
+			t.Fatal(err)
+		default:
+			if r2 := waitBulk(t, e, again); r2.State != pipeline.BulkDone || r2.Replayed != len(left) {
+				t.Fatalf("the second replay: %+v; %d letters were left", r2, len(left))
+			}
 		}
 	} else {
 		t.Log("the replay ended before the hub stopped; checking only that each letter arrives once")

@@ -22,6 +22,12 @@ const chromiumPath = "/usr/bin/chromium"
 // the test fails, never skips: make test installs it (make test-tools).
 func browser(t *testing.T) context.Context {
 	t.Helper()
+	return browserWithin(t, 90*time.Second)
+}
+
+// browserWithin is browser for a test whose steps may take up to limit.
+func browserWithin(t *testing.T, limit time.Duration) context.Context {
+	t.Helper()
 	if _, err := exec.LookPath(chromiumPath); err != nil {
 		t.Fatalf("chromium is not installed at %s: apt-get install chromium (make test-tools does, as root)", chromiumPath)
 	}
@@ -47,7 +53,7 @@ func browser(t *testing.T) context.Context {
 		cancelAlloc()
 		t.Fatalf("start chromium: %v", err)
 	}
-	ctx, cancelTimeout := context.WithTimeout(bctx, 90*time.Second)
+	ctx, cancelTimeout := context.WithTimeout(bctx, limit)
 	t.Cleanup(func() { cancelTimeout(); cancelCtx(); cancelAlloc() })
 	return ctx
 }

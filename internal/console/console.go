@@ -1,9 +1,11 @@
 // Package console is the coordinator's web console, served by the hub under
 // /console/: login with bcrypt passwords, server-side sessions, CSRF tokens
 // on every form, role checks on every page, and pages for the overview, the
-// retry queue, rejected files, a letter's journey (content only after an audited "show"),
-// search and the audit log. HTML is rendered on the server from embedded
-// templates; the only script is a "select all" checkbox.
+// retry queue, rejected files, a letter's journey (content only after an
+// audited "show"), search, the audit log, and the council's meetings,
+// agenda (print, PDF, CSV; audited) and figures. HTML is rendered on the
+// server from embedded templates, charts too (SVG); the only scripts are a
+// "select all" checkbox and a print button.
 package console
 
 import (
@@ -89,7 +91,8 @@ type Console struct {
 	today    todayCounter
 }
 
-var pageNames = []string{"login", "overview", "queue", "replay", "bulk", "release", "journey", "search", "consents", "audit", "rejected", "error"}
+var pageNames = []string{"login", "overview", "queue", "replay", "bulk", "release", "journey", "search", "consents", "audit", "rejected", "error",
+	"meetings", "meeting", "agenda", "kpi"}
 
 // New builds the console for s. Configuration mistakes are reported with
 // the key at fault.
@@ -201,10 +204,20 @@ func parsePages(lang string, loc *time.Location, now func() time.Time) (map[stri
 		"givenBy": func(s string) string { return trOr(lang, "givenby."+s, s) },
 		"zone":    func() string { return loc.String() },
 		"rcode":   func(code string) string { return trOr(lang, "rcode."+code, "") },
+		"origin":  func(s string) string { return trOr(lang, "origin."+s, s) },
+		"join":    func(s []string) string { return strings.Join(s, ", ") },
+		// dict passes several values to a shared template.
+		"dict": func(kv ...any) map[string]any {
+			m := map[string]any{}
+			for i := 0; i+1 < len(kv); i += 2 {
+				m[fmt.Sprint(kv[i])] = kv[i+1]
+			}
+			return m
+		},
 	}
 	out := map[string]*template.Template{}
 	for _, p := range pageNames {
-		t, err := template.New(p).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+p+".html")
+		t, err := template.New(p).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/parts.html", "templates/"+p+".html")
 		if err != nil {
 			return nil, fmt.Errorf("console template %s: %w", p, err)
 		}
@@ -264,6 +277,12 @@ func (c *Console) routes() http.Handler {
 	mux.Handle("GET /console/consents", c.page(c.consentForm, coord...))
 	mux.Handle("POST /console/consents", c.page(c.consentRecord, coord...))
 	mux.Handle("GET /console/audit", c.page(c.auditLog, httpapi.RoleAuditor))
+	mux.Handle("GET /console/meetings", c.page(c.meetings, coord...))
+	mux.Handle("POST /console/meetings", c.page(c.meetingAdd, coord...))
+	mux.Handle("GET /console/meetings/{id}", c.page(c.meeting, coord...))
+	mux.Handle("POST /console/meetings/{id}/move", c.page(c.meetingMove, coord...))
+	mux.Handle("POST /console/meetings/{id}/agenda", c.page(c.agenda, coord...))
+	mux.Handle("GET /console/kpi", c.page(c.kpi, httpapi.RoleCoordinator, httpapi.RoleOperations))
 	mux.Handle("GET /console/rejected", c.page(c.rejected, coord...))
 	mux.Handle("POST /console/rejected", c.page(c.putBack, coord...))
 	mux.Handle("/console/", c.page(func(w http.ResponseWriter, r *http.Request, _ *session) { c.fail(w, r, http.StatusNotFound) }, any...))
@@ -356,18 +375,28 @@ type errorPage struct{ Message, Hint string }
 
 func (c *Console) nav(ses *session, current string) []navItem {
 	var items []navItem
+	council := c.hub.Council() != nil
 	add := func(href, key string) {
 		items = append(items, navItem{Href: href, Label: tr(c.lang, key), Active: strings.HasPrefix(current, href)})
 	}
 	switch ses.role {
 	case httpapi.RoleCoordinator:
 		add("/console/overview", "nav.overview")
+		if council {
+			add("/console/meetings", "nav.meetings")
+		}
 		add("/console/queue", "nav.queue")
 		add("/console/search", "nav.search")
 		add("/console/consents", "nav.consents")
 		add("/console/rejected", "nav.rejected")
+		if council {
+			add("/console/kpi", "nav.kpi")
+		}
 	case httpapi.RoleOperations:
 		add("/console/overview", "nav.overview")
+		if council {
+			add("/console/kpi", "nav.kpi")
+		}
 	case httpapi.RoleAuditor:
 		add("/console/audit", "nav.audit")
 	}

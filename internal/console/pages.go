@@ -14,6 +14,7 @@ import (
 	"github.com/samhub/samhub/pipeline"
 	"github.com/samhub/samhub/pipeline/audit"
 	"github.com/samhub/samhub/pipeline/broker"
+	"github.com/samhub/samhub/pipeline/council"
 	"github.com/samhub/samhub/pipeline/letter"
 	"github.com/samhub/samhub/pipeline/retryq"
 )
@@ -36,6 +37,14 @@ type overviewPage struct {
 	AcksMeasure bool
 	Operations  bool
 	Coordinator bool
+	// The council's register, when it is on: the referral watch (the
+	// list for the coordinator, the count for operations) and the next
+	// meeting.
+	Council    bool
+	WatchDays  string
+	Unanswered []watchRow
+	Count      int
+	Next       *meetingRow
 }
 
 func (c *Console) overview(w http.ResponseWriter, r *http.Request, ses *session) {
@@ -69,6 +78,21 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request, ses *session)
 	today, since := c.today.count(c.now().In(c.loc), sums["samhub_letters_received_total"], sums["process_start_time_seconds"])
 	p.Today, p.TodaySince = int(today), since
 	p.Acks, p.AcksMeasure = int(sums["samhub_medcom_acks_missing"]), seen["samhub_medcom_acks_missing"]
+	if k := c.hub.Council(); k != nil {
+		p.Council, p.WatchDays = true, period(c.lang, k.WatchDays())
+		p.Count = len(k.Referrals(council.ReferralFilter{State: "unanswered"}))
+		if p.Coordinator {
+			p.Unanswered = c.watchRows(k)
+			now := c.now()
+			for _, m := range k.Meetings(now.AddDate(0, 0, -1), now.AddDate(0, 6, 0)) {
+				if !m.Past {
+					row := c.meetingRow(m, k.Rule().Loc)
+					p.Next = &row
+					break
+				}
+			}
+		}
+	}
 	c.render(w, r, ses, http.StatusOK, "overview", p)
 }
 

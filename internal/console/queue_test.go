@@ -14,6 +14,7 @@ import (
 	"github.com/samhub/samhub/internal/console"
 	"github.com/samhub/samhub/internal/hubtest"
 	"github.com/samhub/samhub/pipeline"
+	"github.com/samhub/samhub/pipeline/council"
 	"github.com/samhub/samhub/pipeline/letter"
 	"github.com/samhub/samhub/pipeline/retryq"
 )
@@ -206,13 +207,38 @@ func TestDanishPagesAreDanish(t *testing.T) {
 		_, page := get(t, c, h.BaseURL+path)
 		check("coordinator", path, page)
 	}
+	// The council's pages, with the fixture letters' referrals seated.
+	var refs []council.Child
+	h.Eventually("the fixture referrals in the council's register", func() bool {
+		refs = h.App.Hub.Council().Referrals(council.ReferralFilter{})
+		return len(refs) > 0 && refs[0].Meeting != ""
+	})
+	meeting := "/console/meetings/" + refs[0].Meeting
+	for _, path := range []string{"/console/meetings", meeting, "/console/meetings/2001-01-01", "/console/kpi", "/console/kpi?months=6", "/console/kpi?months=99"} {
+		_, page := get(t, c, h.BaseURL+path)
+		check("coordinator", path, page)
+	}
+	for _, p := range []struct {
+		path string
+		form url.Values
+	}{
+		{meeting + "/agenda", url.Values{"format": {"print"}, "reason": {"dagsorden"}}},
+		{meeting + "/agenda", url.Values{"format": {"pdf"}}},
+		{meeting + "/agenda", url.Values{"format": {"doc"}, "reason": {"x"}}},
+		{meeting + "/move", url.Values{"at": {"i morgen"}}},
+		{"/console/meetings", url.Values{"at": {"2001-01-01 10:00"}, "cap": {"0"}}},
+	} {
+		p.form.Set("csrf", csrf)
+		_, page, _ := post(t, c, h.BaseURL+p.path, p.form)
+		check("coordinator", p.path+" "+p.form.Encode(), page)
+	}
 	_, page, _ := post(t, c, h.BaseURL+"/console/search/cpr", url.Values{"csrf": {csrf}, "cpr": {fixtureCPR}, "reason": {"forældrene ringede"}})
 	check("coordinator", "/console/search/cpr", page)
 	_, page, _ = post(t, c, h.BaseURL+"/console/letters/"+url.PathEscape(copies[0])+"/content", url.Values{"csrf": {csrf}, "reason": {"tjek af henvisningen"}})
 	check("coordinator", "content", page)
 	_, page, _ = post(t, c, h.BaseURL+"/console/queue/release", url.Values{"csrf": {csrf}, "destination": {"casefile"}, "thread": {held[0].Thread}})
 	check("coordinator", "release without a reason", page)
-	for _, u := range []struct{ name, pw, path string }{{"drift", hubtest.OperationsPassword, "/console/overview"}, {"revisor", hubtest.AuditorPassword, "/console/audit"}} {
+	for _, u := range []struct{ name, pw, path string }{{"drift", hubtest.OperationsPassword, "/console/overview"}, {"drift", hubtest.OperationsPassword, "/console/kpi"}, {"revisor", hubtest.AuditorPassword, "/console/audit"}} {
 		oc, _ := login(t, h, u.name, u.pw)
 		_, page := get(t, oc, h.BaseURL+u.path)
 		check(u.name, u.path, page)

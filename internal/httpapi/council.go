@@ -162,16 +162,20 @@ func (s *Server) meetingAgenda(w http.ResponseWriter, r *http.Request) {
 		problem(w, r, 400, "bad-request", err.Error())
 		return
 	}
+	export := ""
 	switch b.Format {
 	case "", "json":
+		if b.Export {
+			export = "json"
+		}
 	case "csv":
-		b.Export = true
+		export = "csv"
 	default:
 		problem(w, r, 400, "bad-request", "format: must be json or csv")
 		return
 	}
 	id := r.PathValue("id")
-	v, err := c.Agenda(r.Context(), s.councilActor(r), id, b.Reason, b.Export)
+	v, err := c.Agenda(r.Context(), s.councilActor(r), id, b.Reason, export)
 	if err != nil {
 		s.councilFail(w, r, err)
 		return

@@ -395,6 +395,25 @@ func (s *Server) letterContent(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, 200, l)
 }
 
+// consentBody reads a consent request: a patient, and a reason, which
+// every consent action and read is audited with.
+func (s *Server) consentBody(w http.ResponseWriter, r *http.Request) (consentBody, bool) {
+	var b consentBody
+	if err := readBody(r, &b); err != nil {
+		problem(w, r, 400, "bad-request", err.Error())
+		return b, false
+	}
+	if b.Patient == "" {
+		problem(w, r, 400, "bad-request", "patient: must be a CPR or replacement id")
+		return b, false
+	}
+	if strings.TrimSpace(b.Reason) == "" {
+		s.fail(w, r, pipeline.ErrReasonRequired)
+		return b, false
+	}
+	return b, true
+}
+
 type consentBody struct {
 	Patient string         `json:"patient"` // CPR or replacement id; body only, never in a URL
 	Consent letter.Consent `json:"consent"`
@@ -402,17 +421,8 @@ type consentBody struct {
 }
 
 func (s *Server) consentRecord(w http.ResponseWriter, r *http.Request) {
-	var b consentBody
-	if err := readBody(r, &b); err != nil {
-		problem(w, r, 400, "bad-request", err.Error())
-		return
-	}
-	if b.Patient == "" {
-		problem(w, r, 400, "bad-request", "patient: must be a CPR or replacement id")
-		return
-	}
-	if strings.TrimSpace(b.Reason) == "" {
-		s.fail(w, r, pipeline.ErrReasonRequired)
+	b, ok := s.consentBody(w, r)
+	if !ok {
 		return
 	}
 	for _, sc := range b.Consent.Scopes {
@@ -449,17 +459,8 @@ func (s *Server) recordConsent(w http.ResponseWriter, r *http.Request, action st
 // consentRevoke withdraws the consent in force from now on: letters not yet
 // delivered to another sector stop; what was delivered is not recalled.
 func (s *Server) consentRevoke(w http.ResponseWriter, r *http.Request) {
-	var b consentBody
-	if err := readBody(r, &b); err != nil {
-		problem(w, r, 400, "bad-request", err.Error())
-		return
-	}
-	if b.Patient == "" {
-		problem(w, r, 400, "bad-request", "patient: must be a CPR or replacement id")
-		return
-	}
-	if strings.TrimSpace(b.Reason) == "" {
-		s.fail(w, r, pipeline.ErrReasonRequired)
+	b, ok := s.consentBody(w, r)
+	if !ok {
 		return
 	}
 	cur, err := s.hub.RecordedConsent(r.Context(), b.Patient)
@@ -479,13 +480,8 @@ func (s *Server) consentRevoke(w http.ResponseWriter, r *http.Request) {
 // consentLookup shows a patient's recorded consents. The patient is in the
 // body, never a URL; the read is audited, as any read of personal data.
 func (s *Server) consentLookup(w http.ResponseWriter, r *http.Request) {
-	var b consentBody
-	if err := readBody(r, &b); err != nil {
-		problem(w, r, 400, "bad-request", err.Error())
-		return
-	}
-	if b.Patient == "" {
-		problem(w, r, 400, "bad-request", "patient: must be a CPR or replacement id")
+	b, ok := s.consentBody(w, r)
+	if !ok {
 		return
 	}
 	a := s.actor(r)

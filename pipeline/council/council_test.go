@@ -535,10 +535,10 @@ func TestAgendaNamesTheChildAfterAnAuditedRead(t *testing.T) {
 	if len(v.Children) != 1 || v.Children[0].Name != "" || v.Children[0].Consent.Sectors["gp"] != "given" || v.Children[0].Consent.Sectors["region_psychiatry"] != "missing" {
 		t.Errorf("meeting view %+v", v)
 	}
-	if _, err := f.c.Agenda(ctx, who, "2026-03-10", "", true); err != ErrReasonRequired {
+	if _, err := f.c.Agenda(ctx, who, "2026-03-10", "", "csv"); err != ErrReasonRequired {
 		t.Errorf("an export without a reason: %v", err)
 	}
-	a, err := f.c.Agenda(ctx, who, "2026-03-10", "Dagsorden til mødet", true)
+	a, err := f.c.Agenda(ctx, who, "2026-03-10", "Dagsorden til mødet", "csv")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -553,7 +553,18 @@ func TestAgendaNamesTheChildAfterAnAuditedRead(t *testing.T) {
 		t.Errorf("csv:\n%s", b.String())
 	}
 	recs, _ := f.audit.Tail(ctx, 5)
-	if len(recs) != 1 || recs[0].Action != "agenda-export" || recs[0].Target != "meeting:2026-03-10" || recs[0].Reason != "Dagsorden til mødet" {
+	if len(recs) != 1 || recs[0].Action != "agenda-export" || recs[0].Target != "meeting:2026-03-10 format:csv" || recs[0].Reason != "Dagsorden til mødet" {
 		t.Errorf("audit %+v", recs)
+	}
+}
+
+// A name that a spreadsheet would take for a formula is written as text.
+func TestCSVCellsAreNeverFormulas(t *testing.T) {
+	got := cells("=HYPERLINK(\"http://x\")", "+45", "-1", "@SUM(A1)", "\tx", "Lægehuset Ærø", "")
+	want := []string{"'=HYPERLINK(\"http://x\")", "'+45", "'-1", "'@SUM(A1)", "'\tx", "Lægehuset Ærø", ""}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("cell %d: %q, want %q", i, got[i], want[i])
+		}
 	}
 }

@@ -292,20 +292,21 @@ func (c *Council) MeetingView(ctx context.Context, id string) (MeetingView, erro
 
 // Agenda is the meeting view with each child's name, read from the
 // stored referral now. It is a read of personal data: audited first (an
-// export needs a reason), and not read if the audit record cannot be
-// stored.
-func (c *Council) Agenda(ctx context.Context, who Actor, id, reason string, export bool) (MeetingView, error) {
-	if export && strings.TrimSpace(reason) == "" {
+// export — export names its format: csv, pdf, print — needs a reason and
+// is audited as one, with the format), and not read if the audit record
+// cannot be stored.
+func (c *Council) Agenda(ctx context.Context, who Actor, id, reason, export string) (MeetingView, error) {
+	if export != "" && strings.TrimSpace(reason) == "" {
 		return MeetingView{}, ErrReasonRequired
 	}
 	if _, ok := c.meetingByID(id); !ok {
 		return MeetingView{}, ErrNoMeeting
 	}
-	action := "agenda-read"
-	if export {
-		action = "agenda-export"
+	action, target := "agenda-read", "meeting:"+id
+	if export != "" {
+		action, target = "agenda-export", target+" format:"+export
 	}
-	if err := c.audit(ctx, who, action, "meeting:"+id, reason); err != nil {
+	if err := c.audit(ctx, who, action, target, reason); err != nil {
 		return MeetingView{}, err
 	}
 	v, err := c.MeetingView(ctx, id)
@@ -386,9 +387,22 @@ func (c *Council) WriteCSV(w io.Writer, v MeetingView) error {
 		if gp == "" {
 			gp = strings.TrimSpace(ch.GP.GLN + " " + ch.GP.SOR)
 		}
-		_ = cw.Write([]string{meeting, name, ch.Received.In(c.rule.Loc).Format("2006-01-02"), gp, strings.Join(given, ", "),
-			fmt.Sprint(len(ch.Documents)), strings.Join(sent, ", "), acked, ch.State, ch.LetterID})
+		_ = cw.Write(cells(meeting, name, ch.Received.In(c.rule.Loc).Format("2006-01-02"), gp, strings.Join(given, ", "),
+			fmt.Sprint(len(ch.Documents)), strings.Join(sent, ", "), acked, ch.State, ch.LetterID))
 	}
 	cw.Flush()
 	return cw.Error()
+}
+
+// cells keeps text from other systems (a child's or a practice's name, a
+// letter id) from being taken for a formula when a spreadsheet opens the
+// file: a cell starting with =, +, -, @ or a control character gets a
+// leading apostrophe (OWASP's advice on CSV injection).
+func cells(vs ...string) []string {
+	for i, v := range vs {
+		if v != "" && strings.ContainsRune("=+-@\t\r", rune(v[0])) {
+			vs[i] = "'" + v
+		}
+	}
+	return vs
 }
