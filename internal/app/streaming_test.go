@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/samhub/samhub/adapters/medcom/partscan"
 	"github.com/samhub/samhub/internal/config"
 	"github.com/samhub/samhub/internal/hubtest"
+	"github.com/samhub/samhub/internal/logging"
 	casesyssim "github.com/samhub/samhub/internal/sim/casesys"
 	epjsim "github.com/samhub/samhub/internal/sim/epj"
 	"github.com/samhub/samhub/pipeline/broker"
@@ -368,5 +370,56 @@ func TestAttachmentReadFailingHalfWayDeliversNothingHalf(t *testing.T) {
 	time.Sleep(time.Second) // a second delivery would show now
 	if n := len(h.CaseSys.Documents()); n != 1 {
 		t.Errorf("%d documents, want 1", n)
+	}
+}
+
+// A letter larger than a destination takes parks there at once as too
+// large, the reason naming the destination, its limit and the setting
+// that holds it, and nothing of the letter but its size; the
+// destinations that take it get it.
+func TestLetterTooLargeForADestinationParksNamingItsLimit(t *testing.T) {
+	h := streamingHub(t, 5_000_000) // the MedCom out folder takes 5 MB
+	h.Config.Adapters["casesys"]["max_upload"] = 4_000_000
+	h.Restart()
+	ctx := context.Background()
+	path, sum := bigFile(t, t.TempDir(), 8_000_000, 9)
+	if err := h.App.Hub.Publisher("medcom").Publish(ctx, largeReferral("too-large", path, sum, 8_000_000)); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"casefile": "too large for destination casefile (limit 4.0 MB, adapters.casesys.max_upload): the letter is ",
+		"gp":       "too large for destination gp (limit 5.0 MB, adapters.medcom.out_max_bytes): the letter is ",
+	}
+	var parked []retryq.Entry
+	h.Eventually("the letter parked at the case system and the GP", func() bool {
+		parked, _ = h.App.Hub.Queue().List(ctx, retryq.Filter{})
+		return len(parked) >= 2
+	})
+	for _, e := range parked {
+		prefix, ok := want[e.Destination]
+		if !ok {
+			t.Errorf("parked at %s (%s %s): only the case system and the GP have a limit below the letter", e.Destination, e.LastError.Code, e.LastError.Reason)
+			continue
+		}
+		delete(want, e.Destination)
+		r := e.LastError.Reason
+		if e.LastError.Code != "too_large" || e.LastError.Class != "permanent" || !strings.HasPrefix(r, prefix) || !strings.HasSuffix(r, " MB there") {
+			t.Errorf("parked at %s: %s %s %q, want permanent too_large %q…", e.Destination, e.LastError.Class, e.LastError.Code, r, prefix)
+		}
+		if e.Attempts != 1 {
+			t.Errorf("parked at %s after %d attempts: a letter over a limit is not tried again", e.Destination, e.Attempts)
+		}
+		if logging.ContainsCPR(r) || strings.Contains(r, "Bruno") || strings.Contains(r, "Elmer") || strings.Contains(r, "journal") {
+			t.Errorf("the reason carries personal data: %q", r)
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("not parked as too large at %v", want)
+	}
+	if n := len(h.CaseSys.Documents()); n != 0 {
+		t.Errorf("the case system got %d documents of a letter over its limit", n)
+	}
+	if files, _ := filepath.Glob(filepath.Join(h.MedComDir, "out", "*.xml")); len(files) != 0 {
+		t.Errorf("the MedCom out folder got %d files of a letter over its limit", len(files))
 	}
 }
