@@ -373,7 +373,7 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("pipeline.ack_wait", DefaultAckWait)
 	v.SetDefault("pipeline.shutdown_grace", 20*time.Second)
 	v.SetDefault("pipeline.inline_max_bytes", "1MB")
-	v.SetDefault("pipeline.blob_memory", "16MB")
+	v.SetDefault("pipeline.blob_memory", "8MB")
 	v.SetDefault("pipeline.blob_gc_interval", time.Hour)
 	v.SetDefault("console.language", "en")
 	v.SetDefault("console.time_zone", "Europe/Copenhagen")
@@ -583,7 +583,7 @@ func (c *Config) Validate() error {
 		bad("streams.blobs_grace", "must be at least 1m (a blob a new letter reuses must outlive that letter)")
 	}
 	if n, err := ParseBytes(c.Pipeline.BlobMemory); err != nil || n < 0 {
-		bad("pipeline.blob_memory", "must be a size such as 16MB, or 0 to leave Go's memory limit alone")
+		bad("pipeline.blob_memory", "must be a size such as 8MB, or 0 to leave Go's memory limit alone")
 	}
 	if c.Pipeline.BlobGCInterval < time.Second {
 		bad("pipeline.blob_gc_interval", "must be at least 1s")
