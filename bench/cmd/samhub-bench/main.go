@@ -22,7 +22,7 @@
 //	BENCH_NO_COUNCIL  run the hub without the council register (council.enabled: false)
 //	BENCH_ONLY=attachment  run only the large-attachment phase and put its tries into
 //	                  the existing latest.json (tries of other labels kept)
-//	BENCH_ATTACHMENT_TRIES  which tries: 20,100,4x20,2 (default all)
+//	BENCH_ATTACHMENT_TRIES  which tries: 20,100,4x20,16x20,2 (default all)
 //	BENCH_PEAK_PROFILE  a directory: the attachment phase writes peak.pb.gz there, a heap
 //	                  profile taken when the heap in use was highest during a try
 //	BENCH_ATTACHMENT_LABEL  the tries' label (default "after: <commit>"; "before: …"
@@ -220,9 +220,9 @@ func targets(r results, rate int) []target {
 	} else {
 		t = append(t, target{"versus the peer, end to end", "≥ 1.5×", "—", "not measured"})
 	}
+	t = append(t, parkedTarget(r))
+	t = append(t, attachmentTargetRows(r)...)
 	t = append(t,
-		parkedTarget(r),
-		attachmentTargetRow(r),
 		target{"parse + validate vs bare etree read (10 KB)", "≥ 80 %", fmt.Sprintf("%.0f %% (%.0f µs vs %.0f µs)", r.Parse.Ratio*100, r.Parse.ParseValidateUS, r.Parse.EtreeReadUS), judge(r.Parse.Ratio >= 0.8)},
 	)
 	return t
@@ -383,6 +383,7 @@ func onlyAttachment(ctx context.Context, out, tmp, label string, gen *letters) e
 		// A run of earlier code adds its tries; the headline stays.
 		a.Bytes, a.Arrived, a.StoppedAt = res.Attachment.Bytes, res.Attachment.Arrived, res.Attachment.StoppedAt
 		a.LargestArrivedBytes, a.PeakGrowthMB, a.Ratio = res.Attachment.LargestArrivedBytes, res.Attachment.PeakGrowthMB, res.Attachment.Ratio
+		a.Label = res.Attachment.Label
 	}
 	res.Attachment, res.AttachmentNote = &a, ""
 	rate := env("BENCH_RATE", 200)
