@@ -13,7 +13,10 @@
 // twice, as in a MedCom resend, is one blob, and a put is idempotent. Blobs
 // have no age limit of their own; Collect deletes those no letter can name
 // any more. A stored letter names its blobs in Ref fields ("blob:sha256-…")
-// with Data nil; Resolve fills Data back in, into a copy, for a sink.
+// with Data nil. Parts move as streams (stream.go): PutFrom stores what a
+// source opens, chunk by chunk; Bind gives a sink's copy of the letter
+// parts that open from the store as it sends, anew on every attempt.
+// Resolve reads them in whole, into a copy, for the content view.
 package blobs
 
 import (
@@ -47,6 +50,10 @@ const (
 	// it. The collector's grace must exceed it (config checks blobs_grace).
 	DefaultTouchAfter = time.Hour
 )
+
+// chunkHeaderRoom is what a chunk leaves of the server's max_payload for
+// its headers (the expected stream: about 60 bytes).
+const chunkHeaderRoom = 4 << 10
 
 // Errors a read can end in. Both mean the letter cannot be delivered as
 // stored: a retry will not bring the bytes back.
@@ -93,10 +100,11 @@ func New(ctx context.Context, js jetstream.JetStream, o Options) (*Store, error)
 	if s.chunk <= 0 {
 		s.chunk = DefaultChunkSize
 	}
-	// A chunk is one NATS message: it must fit the server's max_payload
-	// (1 MB on a default external server).
-	if mp := js.Conn().MaxPayload(); mp > 0 && int64(s.chunk) > mp {
-		s.chunk = int(mp)
+	// A chunk is one NATS message: with its headers it must fit the
+	// server's max_payload (1 MB on a default external server), which
+	// counts headers and data together.
+	if mp := js.Conn().MaxPayload(); mp > 0 && int64(s.chunk) > mp-chunkHeaderRoom {
+		s.chunk = int(mp - chunkHeaderRoom)
 	}
 	if s.touchAfter <= 0 {
 		s.touchAfter = DefaultTouchAfter
