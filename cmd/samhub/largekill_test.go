@@ -45,15 +45,16 @@ func TestKillNineDuringALargeUpload(t *testing.T) {
 	}
 	defer sim.Close()
 	cfgPath := writeConfig(t, dir, caseURL)
-	// Slow uploads need a longer sink timeout than the default 30s on a
-	// loaded machine.
+	// Slow uploads need a longer sink and request timeout than the
+	// default 30s on a loaded machine.
 	cfg, err := os.ReadFile(cfgPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	slow := strings.Replace(string(cfg), "shutdown_grace: 5s}", "shutdown_grace: 5s, sink_timeout: 3m}", 1)
-	if slow == string(cfg) {
-		t.Fatal("writeConfig's pipeline line changed: set sink_timeout another way")
+	slow = strings.Replace(slow, "    client_secret: kill-secret\n", "    client_secret: kill-secret\n    timeout: 3m\n", 1)
+	if strings.Count(slow, "3m") != 2 {
+		t.Fatal("writeConfig's pipeline or casesys block changed: set the timeouts another way")
 	}
 	if err := os.WriteFile(cfgPath, []byte(slow), 0o600); err != nil {
 		t.Fatal(err)
