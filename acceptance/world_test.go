@@ -371,10 +371,24 @@ func startHub(t *testing.T, cfgPath string) *hubProcess {
 	go func() { _ = h.cmd.Wait(); lf.Close(); close(h.done) }()
 	t.Cleanup(func() {
 		h.stop()
-		if t.Failed() && os.Getenv("SAMHUB_TEST_LOG") != "" {
-			b, _ := os.ReadFile(h.log)
-			t.Logf("hub log:\n%s", b)
+		if !t.Failed() {
+			return
 		}
+		// The hub logs no personal data, so its log can go into the test
+		// output: the warnings and errors always (why an API call failed),
+		// everything with SAMHUB_TEST_LOG.
+		b, _ := os.ReadFile(h.log)
+		if os.Getenv("SAMHUB_TEST_LOG") != "" {
+			t.Logf("hub log:\n%s", b)
+			return
+		}
+		var bad []string
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.Contains(line, `"level":"ERROR"`) || strings.Contains(line, `"level":"WARN"`) {
+				bad = append(bad, line)
+			}
+		}
+		t.Logf("hub log, warnings and errors (all with SAMHUB_TEST_LOG=1):\n%s", strings.Join(bad, "\n"))
 	})
 	select {
 	case h.url = <-urls:

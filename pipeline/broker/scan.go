@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"time"
@@ -9,20 +10,51 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Scan reads the messages an ordered consumer with cfg sees now, in stream
-// order, calling fn for each until fn returns false, max messages were read
-// (0: no cap) or the messages present at the start are done. It is how the
-// hub reads journeys, the retry queue, the audit log and letter searches.
+// scanIdle is how long the server keeps a scan's consumer when the scan
+// could not delete it (the hub stopped half way): not the five minutes of
+// an ordered consumer, since views poll and every scan makes one.
+const scanIdle = 30 * time.Second
+
+// Scan reads the messages a consumer with cfg sees now, in stream order,
+// calling fn for each until fn returns false, max messages were read (0: no
+// cap) or the messages present at the start are done. It is how the hub
+// reads journeys, the retry queue, the audit log and letter searches.
+//
+// It reads through one ephemeral pull consumer without acknowledgements,
+// deleted when the scan ends, rather than nats.go's ordered consumer: that
+// one is created, then replaced on the first fetch, and left on the server
+// for five minutes, so a console page that traces thirty letters every few
+// seconds left hundreds of consumers that every publish on the stream had
+// to be matched against. A scan is short and its reader gone when it ends,
+// so the ordered consumer's gap recovery buys nothing here.
 func Scan(ctx context.Context, js jetstream.JetStream, stream string, cfg jetstream.OrderedConsumerConfig, max uint64, fn func(jetstream.Msg) bool) error {
-	cons, err := js.OrderedConsumer(ctx, stream, cfg)
+	cc := jetstream.ConsumerConfig{
+		FilterSubjects:    cfg.FilterSubjects,
+		DeliverPolicy:     cfg.DeliverPolicy,
+		OptStartSeq:       cfg.OptStartSeq,
+		OptStartTime:      cfg.OptStartTime,
+		HeadersOnly:       cfg.HeadersOnly,
+		AckPolicy:         jetstream.AckNonePolicy,
+		InactiveThreshold: cmp.Or(cfg.InactiveThreshold, scanIdle),
+		MemoryStorage:     true,
+		Replicas:          1,
+	}
+	if len(cc.FilterSubjects) == 1 {
+		// One filter goes in the older field, understood by every server.
+		cc.FilterSubject, cc.FilterSubjects = cc.FilterSubjects[0], nil
+	}
+	cons, err := js.CreateConsumer(ctx, stream, cc)
 	if err != nil {
 		return err
 	}
-	info, err := cons.Info(ctx)
-	if err != nil {
-		return err
-	}
-	pending := info.NumPending
+	defer func() {
+		// Not the caller's context: a cancelled request still removes its
+		// consumer; a failure leaves it to the inactive threshold.
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		_ = js.DeleteConsumer(dctx, stream, cons.CachedInfo().Name)
+		cancel()
+	}()
+	pending := cons.CachedInfo().NumPending
 	if max > 0 {
 		pending = min(pending, max)
 	}

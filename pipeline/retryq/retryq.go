@@ -198,19 +198,14 @@ func (q *Queue) Stats(ctx context.Context) ([]Stat, error) {
 }
 
 func (q *Queue) firstOf(ctx context.Context, dest string) (time.Time, error) {
-	cons, err := q.js.OrderedConsumer(ctx, broker.StreamParked, jetstream.OrderedConsumerConfig{FilterSubjects: broker.ParkedFilter(dest), HeadersOnly: true, InactiveThreshold: scanIdle})
-	if err != nil {
-		return time.Time{}, err
-	}
-	m, err := cons.Next(jetstream.FetchMaxWait(time.Second))
-	if err != nil {
-		return time.Time{}, err
-	}
-	md, err := m.Metadata()
-	if err != nil {
-		return time.Time{}, err
-	}
-	return md.Timestamp.UTC(), nil
+	var first time.Time
+	err := broker.Scan(ctx, q.js, broker.StreamParked, jetstream.OrderedConsumerConfig{FilterSubjects: broker.ParkedFilter(dest), HeadersOnly: true, InactiveThreshold: scanIdle}, 1, func(m jetstream.Msg) bool {
+		if md, err := m.Metadata(); err == nil {
+			first = md.Timestamp.UTC()
+		}
+		return false
+	})
+	return first, err
 }
 
 // ParseSeq reads a parked id as given on the command line or in a URL.
