@@ -63,9 +63,13 @@ func Permanent(code, reason string, err error) *Error {
 // error. Unclassified errors are retryable with a generic reason, since their
 // text may carry anything.
 func Classify(err error) (Class, string, string) {
+	var tl *TooLarge
 	var e *Error
 	if errors.As(err, &e) {
 		return e.Class, e.Reason, e.Code
+	}
+	if errors.As(err, &tl) {
+		return ClassPermanent, tl.Reason(""), "too_large"
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return ClassRetryable, "the destination did not answer in time", "timeout"
@@ -101,3 +105,54 @@ func (p *Partial) Error() string {
 }
 
 func (p *Partial) Unwrap() error { return p.Err }
+
+// PartUnreadable is the error of a delivery that stopped because a part
+// of the letter (its original or an attachment) could not be read while
+// it was being sent. The sink sent nothing half (its request was cut off
+// before the end, its mail not ended, its file not put in place), so it
+// is retryable: the next attempt opens the parts again. The pipeline,
+// which knows where the part is kept, may classify it more precisely (a
+// part gone from the blob store parks the letter).
+func PartUnreadable(err error) *Error {
+	return Retryable("part_unreadable", "a part of the letter could not be read while it was being sent; nothing was delivered, and it is tried again", err)
+}
+
+// TooLarge is the permanent error of a letter larger than a destination
+// takes, known before sending (a configured limit) or from the
+// destination's answer (HTTP 413). The pipeline parks it with a reason
+// naming the destination and the limit; nothing about the letter but its
+// size is said.
+type TooLarge struct {
+	Size    int64  // the letter as the destination would get it, 0 if unknown
+	Limit   int64  // the destination's limit, 0 if it did not say
+	Setting string // the configuration key holding Limit, "" if none
+	Err     error
+}
+
+func (e *TooLarge) Error() string { return e.Reason("") }
+
+func (e *TooLarge) Unwrap() error { return e.Err }
+
+// Reason is the parked reason for destination dest ("" for the sink's own
+// words: "the destination").
+func (e *TooLarge) Reason(dest string) string {
+	s := "too large for the destination"
+	if dest != "" {
+		s = "too large for destination " + dest
+	}
+	switch {
+	case e.Limit > 0 && e.Setting != "":
+		s += fmt.Sprintf(" (limit %s, %s)", MB(e.Limit), e.Setting)
+	case e.Limit > 0:
+		s += fmt.Sprintf(" (limit %s)", MB(e.Limit))
+	default:
+		s += " (it refused the upload as too large)"
+	}
+	if e.Size > 0 {
+		s += fmt.Sprintf(": the letter is %s there", MB(e.Size))
+	}
+	return s
+}
+
+// MB writes a byte count in megabytes (10^6) with one decimal.
+func MB(n int64) string { return fmt.Sprintf("%.1f MB", float64(n)/1e6) }

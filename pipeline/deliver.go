@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -225,6 +227,12 @@ func (h *Hub) deliver(ctx context.Context, d *destination, l, out *letter.Letter
 			return 0, errStopping
 		}
 		class, reason, code := adapters.Classify(err)
+		var tl *adapters.TooLarge
+		if errors.As(err, &tl) {
+			// The sink's words name no destination; the coordinator's list
+			// should say which one refused and its limit.
+			class, reason, code = adapters.ClassPermanent, tl.Reason(d.name), "too_large"
+		}
 		h.m.failures.WithLabelValues(d.name, class.String()).Inc()
 		f := retryq.Failure{At: h.now().UTC(), Class: class.String(), Code: code, Reason: reason}
 		if attempt == 1 {
@@ -258,24 +266,77 @@ func (h *Hub) deliver(ctx context.Context, d *destination, l, out *letter.Letter
 	}
 }
 
-// call makes one sink call. Parts kept in the blob store are read into a
-// copy for this call only: the shared letter stays small, and a letter
-// waiting in backoff holds no large bytes. A blob that is gone fails
-// permanently (blob_missing, the letter parks); one that cannot be read
-// now is retried like a sink error.
+// call makes one sink call. Parts kept in the blob store open from it as
+// the sink sends (blobs.Store.Bind): nothing is read before the sink asks,
+// a letter waiting in backoff holds no large bytes, and each attempt opens
+// the parts again. A part whose read fails turns the sink's error into
+// the read's: a blob that is gone or damaged is permanent (blob_missing,
+// the letter parks), one that cannot be read now is retried like a sink
+// error. The sink sent nothing half (adapters.Sink's contract).
 func (h *Hub) call(ctx context.Context, d *destination, out *letter.Letter) (adapters.Delivery, error) {
-	rctx, rcancel := context.WithTimeout(ctx, d.timeout)
-	send, err := h.blobs.Resolve(rctx, out)
-	rcancel()
-	if err != nil {
-		return adapters.Delivery{}, err
-	}
+	var reads partReads
+	send := h.blobs.Bind(out, reads.watch)
 	callCtx, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()
 	start := time.Now()
 	res, err := d.sink.Deliver(callCtx, send)
 	h.m.duration.WithLabelValues(d.name).Observe(time.Since(start).Seconds())
+	if rerr := reads.failed(); rerr != nil && !errors.Is(rerr, context.Canceled) && !errors.Is(rerr, context.DeadlineExceeded) {
+		if err == nil {
+			// The sink reports success although a read of a part failed:
+			// it must have opened the part again and sent it whole.
+			h.log.Warn("a letter part failed to read during a delivery that succeeded", "destination", d.name, "err", redactErr(rerr))
+		} else if ctx.Err() == nil {
+			return res, blobs.Classify(rerr)
+		}
+	}
 	return res, err
+}
+
+// partReads remembers the first failed read of a letter's stored parts
+// during one sink call.
+type partReads struct {
+	mu  sync.Mutex
+	err error
+}
+
+func (p *partReads) watch(what string, open letter.Opener) letter.Opener {
+	return func(ctx context.Context) (io.ReadCloser, error) {
+		r, err := open(ctx)
+		if err != nil {
+			p.fail(fmt.Errorf("%s: %w", what, err))
+			return nil, err
+		}
+		return &watchedReader{ReadCloser: r, p: p, what: what}, nil
+	}
+}
+
+func (p *partReads) fail(err error) {
+	p.mu.Lock()
+	if p.err == nil {
+		p.err = err
+	}
+	p.mu.Unlock()
+}
+
+func (p *partReads) failed() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.err
+}
+
+type watchedReader struct {
+	io.ReadCloser
+	p    *partReads
+	what string
+}
+
+func (w *watchedReader) Read(b []byte) (int, error) {
+	n, err := w.ReadCloser.Read(b)
+	if err != nil && !errors.Is(err, io.EOF) {
+		w.p.fail(fmt.Errorf("%s: %w", w.what, err))
+	}
+	return n, err
 }
 
 // park puts l in the retry queue for d and tells its source. reached are

@@ -148,6 +148,8 @@ func New(ctx context.Context, o Options) (*Hub, error) {
 		return nil, err
 	}
 	inlineMax, _ := config.ParseBytes(c.Pipeline.InlineMaxBytes)
+	blobMemory, _ := config.ParseBytes(c.Pipeline.BlobMemory) // checked by config.Validate
+	blobs.SetTransferMemory(blobMemory)
 	msgMax, _ := config.ParseBytes(c.Streams.MaxMsgSize)
 	h.inlineMax, h.msgMax = int(inlineMax), int(msgMax)
 	if h.inlineMax <= 0 { // a configuration not made by config.Load

@@ -61,7 +61,7 @@ func (p *ingest) Publish(ctx context.Context, l *letter.Letter) error {
 	if l.Received.IsZero() {
 		l.Received = h.now().UTC()
 	}
-	if l.Original.SHA256 == "" && l.Original.Data != nil {
+	if l.Original.SHA256 == "" && l.Original.Inline() {
 		l.Original.SHA256 = letter.Digest(l.Original.Data)
 	}
 	if err := l.Validate(); err != nil {
@@ -84,6 +84,9 @@ func (p *ingest) Publish(ctx context.Context, l *letter.Letter) error {
 	// A letter too large for one message keeps its large parts in the blob
 	// store; the stored letter names them. The size is estimated without
 	// encoding, so a large letter is encoded once, without its parts.
+	// Parts a source gave as readers (a file it has not read whole) go to
+	// the blob store straight from them, or, in a letter small enough to
+	// store inline, are read in.
 	stored := l
 	var size int
 	var err error
@@ -92,10 +95,16 @@ func (p *ingest) Publish(ctx context.Context, l *letter.Letter) error {
 			return err
 		}
 	}
-	if size > h.inlineMax {
+	switch {
+	case size > h.inlineMax:
 		if stored, err = h.blobs.Externalise(ctx, l); err != nil {
 			h.m.publishFailures.WithLabelValues(p.source).Inc()
 			return fmt.Errorf("store letter parts: %w", err)
+		}
+	case streamed(l):
+		if stored, err = blobs.Load(ctx, l); err != nil {
+			h.m.publishFailures.WithLabelValues(p.source).Inc()
+			return fmt.Errorf("read letter parts: %w", err)
 		}
 	}
 	data, err := letter.Marshal(stored)
@@ -147,11 +156,24 @@ func (p *ingest) Publish(ctx context.Context, l *letter.Letter) error {
 // learn that it fits. What it leaves out (metadata, parties) could not be
 // stored apart anyway; an oversize letter is still caught after encoding.
 func partsUpperBound(l *letter.Letter) int {
-	n := len(l.Original.Data)
+	n := l.Original.Len()
 	for _, a := range l.Attachments {
-		n += len(a.Data)
+		n += a.Len()
 	}
-	return n/3*4 + 4 + 6*(len(l.Text)+len(l.Subject)) + 64<<10
+	return int(n/3*4) + 4 + 6*(len(l.Text)+len(l.Subject)) + 64<<10
+}
+
+// streamed reports a part that a source gave as a reader.
+func streamed(l *letter.Letter) bool {
+	if l.Original.Streamed() {
+		return true
+	}
+	for _, a := range l.Attachments {
+		if a.Streamed() {
+			return true
+		}
+	}
+	return false
 }
 
 // Publisher returns the adapters.Publisher a source named source gets (for

@@ -8,7 +8,9 @@
 // registered type without a harness fails. Sinks must deliver
 // idempotently (again, concurrently, after a lost reply), classify
 // failures as the harness says (permanent or retryable), never call a
-// cancelled call permanent, and give reasons without personal data.
+// cancelled call permanent, give reasons without personal data, open an
+// attachment that is streamed (not held) again on every attempt, and
+// send nothing half when its read fails half way (a retryable failure).
 // Sources must acknowledge nothing before the store confirms, offer the
 // same letter id again after a crash between store and acknowledgement,
 // retry a refused store, and lose nothing when stopped mid-round.

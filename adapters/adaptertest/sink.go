@@ -105,6 +105,8 @@ func sinkSuite(t *testing.T, env *Env, h SinkHarness) {
 		}
 	})
 
+	t.Run("streamed-parts", func(t *testing.T) { streamingSuite(t, h, sinkOf) })
+
 	t.Run("classification", func(t *testing.T) {
 		faults := h.Faults()
 		seen := map[adapters.Class]bool{}

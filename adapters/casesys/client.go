@@ -16,6 +16,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/samhub/samhub/adapters"
+	"github.com/samhub/samhub/adapters/body"
 	"github.com/samhub/samhub/adapters/httpclient"
 	"github.com/samhub/samhub/adapters/oauthtoken"
 )
@@ -87,10 +88,13 @@ func networkError(err error) error {
 // request is one API call. Path is relative to the base URL and already
 // escaped; it never carries personal data.
 type request struct {
-	method      string
-	path        string
-	query       url.Values
-	body        []byte
+	method string
+	path   string
+	query  url.Values
+	body   []byte
+	// stream is a body sent from readers (a document's files), instead of
+	// body; opened anew for each send.
+	stream      *body.Body
 	contentType string
 	idemKey     string
 	header      http.Header // further request headers, e.g. If-Match
@@ -132,13 +136,21 @@ func (c *client) send(ctx context.Context, r request, tok *oauth2.Token) (*respo
 	if r.query != nil {
 		u.RawQuery = r.query.Encode()
 	}
-	var body io.Reader
+	var rd io.Reader
 	if r.body != nil {
-		body = bytes.NewReader(r.body)
+		rd = bytes.NewReader(r.body)
 	}
-	req, err := http.NewRequestWithContext(ctx, r.method, u.String(), body)
+	req, err := http.NewRequestWithContext(ctx, r.method, u.String(), rd)
 	if err != nil {
 		return nil, adapters.Permanent("bad_request", "the hub built an invalid request (see the hub log)", err)
+	}
+	if r.stream != nil {
+		// Sent from the files' readers with its exact length, so the case
+		// system can refuse an upload too large before taking it, and a
+		// body cut short (a file that could not be read) is no request.
+		req.Body = r.stream.Reader(ctx)
+		req.ContentLength = r.stream.Len()
+		req.GetBody = func() (io.ReadCloser, error) { return r.stream.Reader(ctx), nil }
 	}
 	for k, v := range r.header {
 		req.Header[k] = v
@@ -158,6 +170,9 @@ func (c *client) send(ctx context.Context, r request, tok *oauth2.Token) (*respo
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
+		if perr := body.Unreadable(err); perr != nil {
+			return nil, perr
+		}
 		return nil, networkError(err)
 	}
 	defer resp.Body.Close()

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/samhub/samhub/adapters"
+	"github.com/samhub/samhub/adapters/body"
 	"github.com/samhub/samhub/internal/failpoint"
 	"github.com/samhub/samhub/pipeline/letter"
 )
@@ -127,8 +128,11 @@ func (a *Adapter) ensureDocument(ctx context.Context, l *letter.Letter, caseID s
 	if d, ok, err := a.findByExternalID(ctx, docsPath, ext, "looking for an earlier copy of the document"); err != nil || ok {
 		return d, ok, err
 	}
-	body, ctype := a.documentBody(l, ext)
-	resp, err := a.api.do(ctx, request{method: http.MethodPost, path: docsPath, body: body, contentType: ctype, idemKey: a.idemKey(l, "add-document")})
+	upload, ctype := a.documentBody(l, ext)
+	if max := a.cfg.MaxUpload; max > 0 && upload.Len() > max {
+		return documentView{}, false, &adapters.TooLarge{Size: upload.Len(), Limit: max, Setting: "adapters." + a.name + ".max_upload"}
+	}
+	resp, err := a.api.do(ctx, request{method: http.MethodPost, path: docsPath, stream: upload, contentType: ctype, idemKey: a.idemKey(l, "add-document")})
 	if err != nil {
 		return documentView{}, false, err
 	}
@@ -146,6 +150,8 @@ func (a *Adapter) ensureDocument(ctx context.Context, l *letter.Letter, caseID s
 		}
 		id, err := existingID(resp)
 		return documentView{ID: id}, true, err
+	case resp.status == http.StatusRequestEntityTooLarge:
+		return documentView{}, false, &adapters.TooLarge{Size: upload.Len(), Limit: a.cfg.MaxUpload, Err: classify("adding the document", resp)}
 	default:
 		return documentView{}, false, classify("adding the document", resp)
 	}
@@ -193,6 +199,9 @@ type letterRef struct {
 type filePart struct {
 	name, contentType string
 	data              []byte
+	open              letter.Opener // when not in data
+	size              int64
+	what              string
 }
 
 // The contract's Party has no CPR: a custody holder's CPR number stays in
@@ -211,20 +220,22 @@ func partiesWithoutCPR(ps []letter.Party) []letter.Party {
 	return out
 }
 
-// documentBody builds the multipart upload. The boundary is derived from
-// the letter id so a retry sends byte-identical bodies.
-func (a *Adapter) documentBody(l *letter.Letter, ext string) ([]byte, string) {
+// documentBody builds the multipart upload: the metadata and the letter's
+// rendering as bytes, the original and the attachments sent from their
+// readers. The boundary is derived from the letter id so a retry sends
+// byte-identical bodies.
+func (a *Adapter) documentBody(l *letter.Letter, ext string) (*body.Body, string) {
 	var files []filePart
-	if l.Original.Data != nil {
-		files = append(files, filePart{originalName(l), orDefault(l.Original.ContentType, "application/octet-stream"), l.Original.Data})
+	if o := l.Original; o.Len() > 0 || o.Streamed() {
+		files = append(files, filePart{name: originalName(l), contentType: orDefault(o.ContentType, "application/octet-stream"), open: o.Open, size: o.Len(), what: "the original"})
 	}
-	files = append(files, filePart{"letter.txt", "text/plain; charset=utf-8", []byte(render(l))})
+	files = append(files, filePart{name: "letter.txt", contentType: "text/plain; charset=utf-8", data: []byte(render(l))})
 	for i, at := range l.Attachments {
 		name := at.Name
 		if name == "" {
 			name = fmt.Sprintf("attachment-%d", i+1)
 		}
-		files = append(files, filePart{name, orDefault(at.ContentType, "application/octet-stream"), at.Data})
+		files = append(files, filePart{name: name, contentType: orDefault(at.ContentType, "application/octet-stream"), open: at.Open, size: at.Len(), what: fmt.Sprintf("attachment %d", i+1)})
 	}
 	meta := docMetadata{
 		ExternalID: ext, Title: title(l), Direction: direction(l), Sender: withoutCPR(l.Sender), Recipients: partiesWithoutCPR(l.Receivers),
@@ -238,24 +249,38 @@ func (a *Adapter) documentBody(l *letter.Letter, ext string) ([]byte, string) {
 	}
 	mb, _ := json.Marshal(meta)
 
-	var buf bytes.Buffer
-	w := multipart.NewWriter(&buf)
+	// The multipart writer writes each part's boundary and headers; the
+	// bytes between them are the files', which the body sends from their
+	// readers.
+	var b body.Body
+	var frame bytes.Buffer
+	w := multipart.NewWriter(&frame)
 	sum := sha256.Sum256([]byte(l.ID))
 	w.SetBoundary("samhub-" + hex.EncodeToString(sum[:16]))
+	flush := func() {
+		b.Write(bytes.Clone(frame.Bytes()))
+		frame.Reset()
+	}
 	h := textproto.MIMEHeader{}
 	h.Set("Content-Disposition", `form-data; name="metadata"`)
 	h.Set("Content-Type", "application/json")
-	p, _ := w.CreatePart(h)
-	p.Write(mb)
+	w.CreatePart(h)
+	frame.Write(mb)
 	for _, f := range files {
 		h := textproto.MIMEHeader{}
 		h.Set("Content-Disposition", mime.FormatMediaType("form-data", map[string]string{"name": "file", "filename": f.name}))
 		h.Set("Content-Type", f.contentType)
-		p, _ := w.CreatePart(h)
-		p.Write(f.data)
+		w.CreatePart(h)
+		if f.open == nil {
+			frame.Write(f.data)
+			continue
+		}
+		flush()
+		b.Part(f.what, f.open, f.size, body.Raw)
 	}
 	w.Close()
-	return buf.Bytes(), w.FormDataContentType()
+	flush()
+	return &b, w.FormDataContentType()
 }
 
 func orDefault(s, def string) string {

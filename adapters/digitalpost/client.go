@@ -1,7 +1,6 @@
 package digitalpost
 
 import (
-	"bytes"
 	"context"
 	"encoding/xml"
 	"errors"
@@ -15,6 +14,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/samhub/samhub/adapters"
+	"github.com/samhub/samhub/adapters/body"
 	"github.com/samhub/samhub/adapters/oauthtoken"
 )
 
@@ -60,14 +60,14 @@ func (c *client) accessToken(ctx context.Context) (*oauth2.Token, error) {
 // post sends one kombi_request. On 401 it fetches a new token and tries
 // once more. Any answer with a status is returned; only transport
 // failures are errors (retryable: the message UUID makes a resend safe).
-func (c *client) post(ctx context.Context, body []byte) (*response, error) {
+func (c *client) post(ctx context.Context, msg *body.Body) (*response, error) {
 	var resp *response
 	for attempt := 0; attempt < 2; attempt++ {
 		tok, err := c.accessToken(ctx)
 		if err != nil {
 			return nil, err
 		}
-		if resp, err = c.send(ctx, body, tok.AccessToken); err != nil {
+		if resp, err = c.send(ctx, msg, tok.AccessToken); err != nil {
 			return nil, err
 		}
 		if resp.status != http.StatusUnauthorized {
@@ -78,13 +78,16 @@ func (c *client) post(ctx context.Context, body []byte) (*response, error) {
 	return resp, nil
 }
 
-func (c *client) send(ctx context.Context, body []byte, tok string) (*response, error) {
+func (c *client) send(ctx context.Context, msg *body.Body, tok string) (*response, error) {
 	rctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(rctx, http.MethodPost, c.url, bytes.NewReader(body))
+	// Sent from the documents' readers, with its exact length.
+	req, err := http.NewRequestWithContext(rctx, http.MethodPost, c.url, msg.Reader(rctx))
 	if err != nil {
 		return nil, adapters.Permanent("bad_request", "the hub could not build the request", err)
 	}
+	req.ContentLength = msg.Len()
+	req.GetBody = func() (io.ReadCloser, error) { return msg.Reader(rctx), nil }
 	req.Header.Set("Content-Type", "application/xml")
 	req.Header.Set("Accept", "application/xml")
 	req.Header.Set("Authorization", "Bearer "+tok)
@@ -94,6 +97,9 @@ func (c *client) send(ctx context.Context, body []byte, tok string) (*response, 
 	req.Header.Set("X-TransaktionsTid", c.now().UTC().Format(time.RFC3339))
 	res, err := c.http.Do(req)
 	if err != nil {
+		if perr := body.Unreadable(err); perr != nil {
+			return nil, perr
+		}
 		return nil, transportError(ctx, rctx, err)
 	}
 	defer res.Body.Close()

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -89,11 +90,18 @@ func (h *harness) Letter(n int) *letter.Letter {
 	}
 }
 
-// Stored counts the messages whose main document carries the letter's id.
+// Stored counts the messages whose letter text carries the letter's id:
+// the main document, or beside a PDF sent as the main document, an
+// additional one.
 func (h *harness) Stored(_ testing.TB, l *letter.Letter) int {
 	n := 0
 	for _, m := range h.sim.Messages() {
-		if strings.Contains(h.sim.Text(m), l.ID) {
+		if strings.Contains(h.sim.Text(m), l.ID) || slices.ContainsFunc(m.Additional, func(doc []digitalpostsim.File) bool {
+			return slices.ContainsFunc(doc, func(f digitalpostsim.File) bool {
+				b, err := h.sim.FileData(f.SHA256)
+				return err == nil && strings.HasPrefix(f.EncodingFormat, "text/") && strings.Contains(string(b), l.ID)
+			})
+		}) {
 			n++
 		}
 	}

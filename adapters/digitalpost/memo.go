@@ -2,8 +2,11 @@ package digitalpost
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
+	"io"
 	"mime"
 	"path"
 	"strings"
@@ -13,6 +16,7 @@ import (
 	"github.com/beevik/etree"
 
 	"github.com/samhub/samhub/adapters"
+	"github.com/samhub/samhub/adapters/body"
 	"github.com/samhub/samhub/pipeline/letter"
 )
 
@@ -23,11 +27,19 @@ const (
 	nsDkal       = "urn:oio:dkal:1.0.0"
 )
 
-// file is one file of a MeMo document.
+// file is one file of a MeMo document, sent from its reader.
 type file struct {
 	format string // MIME type
 	name   string
-	data   []byte
+	open   letter.Opener
+	size   int64
+	what   string // "attachment 2", for errors
+}
+
+func textFile(name, text string) file {
+	b := []byte(text)
+	return file{format: "text/plain", name: name, size: int64(len(b)), what: "the letter's text",
+		open: func(context.Context) (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }}
 }
 
 // contents is what a letter sends: its main document and the additional
@@ -47,7 +59,7 @@ var fileTypes = map[string]string{"application/pdf": ".pdf", "text/plain": ".txt
 // a MedCom XML) is never sent. A type Digital Post does not take is a
 // permanent error naming the type, not the file (a file name may name the
 // child).
-func documents(l *letter.Letter) (contents, error) {
+func documents(ctx context.Context, l *letter.Letter) (contents, error) {
 	var c contents
 	var pdfSeen bool
 	var rest []file
@@ -61,16 +73,30 @@ func documents(l *letter.Letter) (contents, error) {
 		if !ok {
 			return c, adapters.Permanent("attachment_type", fmt.Sprintf("attachment %d is of type %q, which this adapter does not send by Digital Post (PDF, text, JPEG and PNG are sent); send the letter without it or as PDF", i+1, orNone(mt)), nil)
 		}
-		if len(at.Data) == 0 {
+		if at.Len() == 0 {
 			return c, adapters.Permanent("attachment_empty", fmt.Sprintf("attachment %d is empty", i+1), nil)
 		}
-		if mt == "application/pdf" && !bytes.HasPrefix(at.Data, []byte("%PDF-")) {
-			return c, adapters.Permanent("attachment_not_pdf", fmt.Sprintf("attachment %d is declared a PDF but is none", i+1), nil)
+		// The checks read the part (a PDF's first bytes, a text whole)
+		// before anything is sent; the message then reads it again.
+		switch {
+		case mt == "application/pdf":
+			ok, err := hasPrefix(ctx, at.Open, []byte("%PDF-"))
+			if err != nil {
+				return c, adapters.PartUnreadable(err)
+			}
+			if !ok {
+				return c, adapters.Permanent("attachment_not_pdf", fmt.Sprintf("attachment %d is declared a PDF but is none", i+1), nil)
+			}
+		case strings.HasPrefix(mt, "text/"):
+			ok, err := validUTF8(ctx, at.Open)
+			if err != nil {
+				return c, adapters.PartUnreadable(err)
+			}
+			if !ok {
+				return c, adapters.Permanent("attachment_charset", fmt.Sprintf("attachment %d is text that is not UTF-8", i+1), nil)
+			}
 		}
-		if strings.HasPrefix(mt, "text/") && !utf8.Valid(at.Data) {
-			return c, adapters.Permanent("attachment_charset", fmt.Sprintf("attachment %d is text that is not UTF-8", i+1), nil)
-		}
-		f := file{format: mt, name: fileName(at.Name, fmt.Sprintf("bilag-%d%s", i+1, ext)), data: at.Data}
+		f := file{format: mt, name: fileName(at.Name, fmt.Sprintf("bilag-%d%s", i+1, ext)), open: at.Open, size: at.Len(), what: fmt.Sprintf("attachment %d", i+1)}
 		if mt == "application/pdf" && !pdfSeen {
 			pdfSeen, c.main = true, f
 			continue
@@ -80,9 +106,9 @@ func documents(l *letter.Letter) (contents, error) {
 	text := strings.TrimSpace(l.Text)
 	switch {
 	case pdfSeen && text != "":
-		c.additional = append(c.additional, file{format: "text/plain", name: "brev.txt", data: []byte(text + "\n")})
+		c.additional = append(c.additional, textFile("brev.txt", text+"\n"))
 	case !pdfSeen && text != "":
-		c.main = file{format: "text/plain", name: "brev.txt", data: []byte(text + "\n")}
+		c.main = textFile("brev.txt", text+"\n")
 	case !pdfSeen && len(rest) > 0:
 		c.main, rest = rest[0], rest[1:]
 	case !pdfSeen:
@@ -90,6 +116,59 @@ func documents(l *letter.Letter) (contents, error) {
 	}
 	c.additional = append(c.additional, rest...)
 	return c, nil
+}
+
+// hasPrefix reports whether a part starts with p.
+func hasPrefix(ctx context.Context, open letter.Opener, p []byte) (bool, error) {
+	r, err := open(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer r.Close()
+	head := make([]byte, len(p))
+	n, err := io.ReadFull(r, head)
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+		return false, err
+	}
+	return bytes.Equal(head[:n], p), nil
+}
+
+// validUTF8 reads a part through and reports whether it is UTF-8, holding
+// a block at a time.
+func validUTF8(ctx context.Context, open letter.Opener) (bool, error) {
+	r, err := open(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer r.Close()
+	buf := make([]byte, 32<<10)
+	carry := 0 // bytes of a rune cut by the block's end, moved to the front
+	for {
+		n, err := r.Read(buf[carry:])
+		n += carry
+		end := n
+		if !errors.Is(err, io.EOF) {
+			// Hold back an incomplete rune at the end for the next block.
+			for k := 1; k <= utf8.UTFMax && k <= n; k++ {
+				if utf8.RuneStart(buf[n-k]) {
+					if !utf8.FullRune(buf[n-k : n]) {
+						end = n - k
+					}
+					break
+				}
+			}
+		}
+		if !utf8.Valid(buf[:end]) {
+			return false, nil
+		}
+		carry = copy(buf, buf[end:n])
+		if errors.Is(err, io.EOF) {
+			return true, nil
+		}
+		if err != nil {
+			return false, err
+		}
+	}
 }
 
 // fileName keeps a file name without a path, or gives one.
@@ -111,7 +190,8 @@ func orNone(s string) string {
 // kombiRequest writes the request for one custody holder. The same letter
 // to the same holder gives the same bytes (createdDateTime is the
 // letter's), so a resend is a repeat of the same message.
-func (a *Adapter) kombiRequest(l *letter.Letter, cpr, uuid string, c contents) ([]byte, error) {
+func (a *Adapter) kombiRequest(l *letter.Letter, cpr, uuid string, c contents) (*body.Body, error) {
+	var tp body.Template
 	doc := etree.NewDocument()
 	doc.CreateProcInst("xml", `version="1.0" encoding="UTF-8"`)
 	root := doc.CreateElement("kombi_request")
@@ -135,7 +215,7 @@ func (a *Adapter) kombiRequest(l *letter.Letter, cpr, uuid string, c contents) (
 	add(rcp, "memo:recipientID", cpr)
 	add(rcp, "memo:idType", "CPR")
 
-	body := msg.CreateElement("memo:MessageBody")
+	mb := msg.CreateElement("memo:MessageBody")
 	created := l.Sent
 	if created.IsZero() {
 		created = l.Received
@@ -143,10 +223,10 @@ func (a *Adapter) kombiRequest(l *letter.Letter, cpr, uuid string, c contents) (
 	if created.IsZero() {
 		created = a.now()
 	}
-	add(body, "memo:createdDateTime", created.UTC().Truncate(time.Second).Format(time.RFC3339))
-	a.document(body.CreateElement("memo:MainDocument"), c.main)
+	add(mb, "memo:createdDateTime", created.UTC().Truncate(time.Second).Format(time.RFC3339))
+	a.document(mb.CreateElement("memo:MainDocument"), c.main, &tp)
 	for _, f := range c.additional {
-		a.document(body.CreateElement("memo:AdditionalDocument"), f)
+		a.document(mb.CreateElement("memo:AdditionalDocument"), f, &tp)
 	}
 
 	if a.cfg.Choice == choiceAutomatic && c.main.format == "application/pdf" {
@@ -159,19 +239,27 @@ func (a *Adapter) kombiRequest(l *letter.Letter, cpr, uuid string, c contents) (
 		add(fi, "fjernprint:ForsendelseTypeIdentifikator", a.cfg.Print.ForsendelseType)
 		add(fi.CreateElement("fjernprint:ForsendelseModtager").CreateElement("dkal:AfsendelseModtager"), "dkal:CPRnummerIdentifikator", cpr)
 		add(fi, "dkal:FilformatNavn", "PDF")
-		add(fi, "dkal:MeddelelseIndholdData", base64.StdEncoding.EncodeToString(c.main.data))
+		add(fi, "dkal:MeddelelseIndholdData", b64(tp.Mark(c.main.what, c.main.open, c.main.size)))
 		add(fi.CreateElement("fjernprint:DokumentParametre"), "fjernprint:TitelTekst", strings.TrimSpace(a.cfg.Label))
 	}
-	return doc.WriteToBytes()
+	doc2, err := doc.WriteToBytes()
+	if err != nil {
+		return nil, err
+	}
+	return tp.Body(doc2)
 }
 
-func (a *Adapter) document(d *etree.Element, f file) {
+// document writes one file; its content is a mark the body replaces with
+// the file's bytes in base64 as the request goes out.
+func (a *Adapter) document(d *etree.Element, f file, tp *body.Template) {
 	fe := d.CreateElement("memo:File")
 	add(fe, "memo:encodingFormat", f.format)
 	add(fe, "memo:filename", f.name)
 	add(fe, "memo:language", a.cfg.Language)
-	add(fe, "memo:content", base64.StdEncoding.EncodeToString(f.data))
+	add(fe, "memo:content", b64(tp.Mark(f.what, f.open, f.size)))
 }
+
+func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
 
 func add(parent *etree.Element, tag, text string) *etree.Element {
 	e := parent.CreateElement(tag)

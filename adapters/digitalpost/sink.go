@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"regexp"
 	"strings"
 
@@ -27,7 +28,7 @@ func (a *Adapter) Deliver(ctx context.Context, l *letter.Letter) (adapters.Deliv
 	if len(l.To) == 0 {
 		return adapters.Delivery{}, adapters.Permanent("no_addressee", "the letter is addressed to no custody holder", nil)
 	}
-	c, err := documents(l)
+	c, err := documents(ctx, l)
 	if err != nil {
 		return adapters.Delivery{}, err
 	}
@@ -75,13 +76,20 @@ func (a *Adapter) Deliver(ctx context.Context, l *letter.Letter) (adapters.Deliv
 // send posts the message for one custody holder; existing reports a
 // message the service had already.
 func (a *Adapter) send(ctx context.Context, l *letter.Letter, cpr, uuid string, c contents) (existing bool, err error) {
-	body, err := a.kombiRequest(l, cpr, uuid, c)
+	msg, err := a.kombiRequest(l, cpr, uuid, c)
 	if err != nil {
 		return false, adapters.Permanent("encode", "the hub could not write the MeMo message", err)
 	}
-	resp, err := a.c.post(ctx, body)
+	if max := a.cfg.MaxUpload; max > 0 && msg.Len() > max {
+		return false, &adapters.TooLarge{Size: msg.Len(), Limit: max, Setting: "adapters." + a.name + ".max_upload"}
+	}
+	resp, err := a.c.post(ctx, msg)
 	if err != nil {
 		return false, err
+	}
+	if resp.status == http.StatusRequestEntityTooLarge {
+		_, _, oerr := outcome(resp)
+		return false, &adapters.TooLarge{Size: msg.Len(), Limit: a.cfg.MaxUpload, Err: oerr}
 	}
 	_, existing, err = outcome(resp)
 	return existing, err

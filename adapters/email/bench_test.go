@@ -26,7 +26,7 @@ func BenchmarkWriteMessage(b *testing.B) {
 	l := testLetter()
 	o := outgoing{from: "samraad@kommune.example.dk", to: pprAddr, subject: "Nyt brev", messageID: MessageID(l.ID, pprAddr, "x@kommune.example.dk"), date: received, letter: l}
 	for b.Loop() {
-		if err := writeMessage(io.Discard, o); err != nil {
+		if err := writeMessage(context.Background(), io.Discard, o); err != nil {
 			b.Fatal(err)
 		}
 	}

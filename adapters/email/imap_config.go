@@ -113,3 +113,9 @@ func (c *imapConfig) kindFor(from, subject string) letter.Kind {
 	}
 	return letter.Kind(c.Kind)
 }
+
+// oversize is the recorded reason of a message over max_bytes: its size
+// and the setting to raise, nothing of its content.
+func (s *IMAPSource) oversize(size int64) string {
+	return fmt.Sprintf("the message is %d bytes, more than adapters.%s.max_bytes (%d)", size, s.name, s.cfg.MaxBytes)
+}

@@ -326,7 +326,7 @@ func (s *IMAPSource) handle(ctx context.Context, c *imapclient.Client, uid imap.
 		// Not fetched at all; the key names the mailbox position instead
 		// of the content.
 		key := fmt.Sprintf("oversize.%d.%d", s.uidValidity, uid)
-		return s.reject(ctx, c, set, key, "the message is larger than max_bytes")
+		return s.reject(ctx, c, set, key, s.oversize(sized[0].RFC822Size))
 	}
 
 	pos := uint64(s.uidValidity)<<32 | uint64(uid)
@@ -360,7 +360,7 @@ func (s *IMAPSource) handle(ctx context.Context, c *imapclient.Client, uid imap.
 	}
 	key := dedupKey(headerMessageID(raw), raw)
 	if int64(len(raw)) > s.cfg.MaxBytes {
-		return s.reject(ctx, c, set, key, "the message is larger than max_bytes")
+		return s.reject(ctx, c, set, key, s.oversize(int64(len(raw))))
 	}
 
 	rec, err := s.getRecord(ctx, key)

@@ -372,7 +372,8 @@ func TestIMAPOversizeGoesToErrorMailbox(t *testing.T) {
 	if pub.callCount() != 0 {
 		t.Error("an oversize message was published")
 	}
-	if r := rejectReasons(t, state); len(r) != 1 || r[0] != "the message is larger than max_bytes" {
+	// The reason names the setting to raise, with the limit.
+	if r := rejectReasons(t, state); len(r) != 1 || !strings.HasPrefix(r[0], "the message is ") || !strings.HasSuffix(r[0], " bytes, more than adapters.mail-in.max_bytes (600)") {
 		t.Errorf("reasons = %q", r)
 	}
 	if f := srv.BodyFetches(); f != 0 {

@@ -1,9 +1,12 @@
 package email
 
 import (
+	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/base32"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -12,6 +15,7 @@ import (
 	"github.com/emersion/go-message"
 	"github.com/emersion/go-message/mail"
 
+	"github.com/samhub/samhub/adapters/body"
 	"github.com/samhub/samhub/pipeline/letter"
 )
 
@@ -54,7 +58,11 @@ type outgoing struct {
 // a text rendering of the whole letter as letter.txt, then the attachments.
 // The multipart boundary is set by us: go-message's random hex boundary
 // often holds ten digits in a row, which header scanners take for a CPR.
-func writeMessage(w io.Writer, o outgoing) error {
+//
+// Attachments are written from their readers as the message goes out (the
+// caller's w is the SMTP DATA stream). A part that fails to read returns a
+// *body.PartError: the message is then incomplete and must not be ended.
+func writeMessage(ctx context.Context, w io.Writer, o outgoing) error {
 	var h mail.Header
 	h.SetAddressList("From", []*mail.Address{{Address: o.from}})
 	h.SetAddressList("To", []*mail.Address{{Address: o.to}})
@@ -84,12 +92,13 @@ func writeMessage(w io.Writer, o outgoing) error {
 	}
 
 	if o.letter.Kind != letter.KindNotification {
-		if err := writeAttachment(mw, "letter.txt", "text/plain; charset=utf-8", []byte(crlf(renderLetter(o.letter)))); err != nil {
+		text := []byte(crlf(renderLetter(o.letter)))
+		if err := writeAttachment(ctx, mw, "letter.txt", "text/plain; charset=utf-8", "the letter's rendering", openBytes(text), int64(len(text))); err != nil {
 			return err
 		}
 	}
-	for _, a := range o.letter.Attachments {
-		if err := writeAttachment(mw, a.Name, a.ContentType, a.Data); err != nil {
+	for i, a := range o.letter.Attachments {
+		if err := writeAttachment(ctx, mw, a.Name, a.ContentType, fmt.Sprintf("attachment %d", i+1), a.Open, a.Len()); err != nil {
 			return err
 		}
 	}
@@ -110,7 +119,7 @@ func writePart(mw *message.Writer, h message.Header, data []byte) error {
 	return pw.Close()
 }
 
-func writeAttachment(mw *message.Writer, name, contentType string, data []byte) error {
+func writeAttachment(ctx context.Context, mw *message.Writer, name, contentType, what string, open letter.Opener, size int64) error {
 	if contentType == "" {
 		contentType = "application/octet-stream"
 	}
@@ -121,10 +130,28 @@ func writeAttachment(mw *message.Writer, name, contentType string, data []byte) 
 	ah.Set("Content-Type", contentType)
 	ah.SetFilename(name)
 	ah.Set("Content-Transfer-Encoding", "base64")
-	if err := writePart(mw, ah.Header, data); err != nil {
+	pw, err := mw.CreatePart(ah.Header)
+	if err != nil {
+		return fmt.Errorf("write attachment: %w", err)
+	}
+	// go-message encodes base64 in lines as it is written.
+	var b body.Body
+	b.Part(what, open, size, body.Raw)
+	if _, err := b.WriteTo(ctx, pw); err != nil {
+		var pe *body.PartError
+		if errors.As(err, &pe) {
+			return err
+		}
+		return fmt.Errorf("write attachment: %w", err)
+	}
+	if err := pw.Close(); err != nil {
 		return fmt.Errorf("write attachment: %w", err)
 	}
 	return nil
+}
+
+func openBytes(b []byte) letter.Opener {
+	return func(context.Context) (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
 }
 
 // crlf normalises line ends; quoted-printable keeps bare LFs otherwise.

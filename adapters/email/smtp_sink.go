@@ -1,12 +1,12 @@
 package email
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strings"
@@ -17,6 +17,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/samhub/samhub/adapters"
+	"github.com/samhub/samhub/adapters/body"
 	"github.com/samhub/samhub/internal/failpoint"
 	"github.com/samhub/samhub/pipeline/letter"
 )
@@ -150,16 +151,12 @@ func (s *SMTPSink) Deliver(ctx context.Context, l *letter.Letter) (adapters.Deli
 		}
 	}()
 	for _, i := range pending {
-		var buf bytes.Buffer
 		o := outgoing{
 			from: s.cfg.From, to: rcpts[i],
 			subject:   strings.ReplaceAll(s.cfg.Subject, "{ref}", Ref(l.ID)),
 			messageID: strings.Trim(ids[i], "<>"),
 			date:      s.now(),
 			letter:    l,
-		}
-		if err := writeMessage(&buf, o); err != nil {
-			return adapters.Delivery{}, adapters.Permanent("message_build_failed", "the letter could not be written as an email", err)
 		}
 		if sess == nil {
 			ss, err := s.session(ctx)
@@ -168,7 +165,8 @@ func (s *SMTPSink) Deliver(ctx context.Context, l *letter.Letter) (adapters.Deli
 			}
 			sess = ss
 		}
-		if err := sess.send(ctx, s.cfg.From, rcpts[i], buf.Bytes(), s.cfg.RequireTLS); err != nil {
+		write := func(w io.Writer) error { return writeMessage(ctx, w, o) }
+		if err := sess.send(ctx, s.cfg.From, rcpts[i], write, s.cfg.RequireTLS); err != nil {
 			sess.discard(err)
 			sess = nil
 			return adapters.Delivery{}, err
@@ -310,8 +308,10 @@ func (s *SMTPSink) openHeld(ctx context.Context) (*smtpSession, error) {
 	return sess, nil
 }
 
-// send runs one mail transaction.
-func (ss *smtpSession) send(ctx context.Context, from, to string, msg []byte, requireTLS bool) error {
+// send runs one mail transaction; write writes the message into DATA as
+// it goes out. When write fails the message is not ended (no final "."):
+// the caller closes the connection, and the server drops what it got.
+func (ss *smtpSession) send(ctx context.Context, from, to string, write func(io.Writer) error, requireTLS bool) error {
 	opts := &smtp.MailOptions{}
 	if requireTLS {
 		if ok, _ := ss.c.Extension("REQUIRETLS"); !ok {
@@ -336,7 +336,10 @@ func (ss *smtpSession) send(ctx context.Context, from, to string, msg []byte, re
 		return wrap(err, "data")
 	}
 	failpoint.Kill(failpoint.SMTPInData)
-	if _, err := w.Write(msg); err != nil {
+	if err := write(w); err != nil {
+		if perr := body.Unreadable(err); perr != nil {
+			return perr
+		}
 		return wrap(err, "data")
 	}
 	if err := w.Close(); err != nil {

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/samhub/samhub/adapters"
+	"github.com/samhub/samhub/adapters/body"
 	"github.com/samhub/samhub/adapters/epj/internal/fhir"
 	"github.com/samhub/samhub/adapters/oauthtoken"
 )
@@ -69,7 +70,11 @@ func classifyTokenError(ctx context.Context, err error) error {
 // once more. Any answer with a status is returned as a response; only
 // transport failures are errors (classified retryable: every write this
 // adapter makes is idempotent).
-func (c *client) do(ctx context.Context, method, target, contentType string, body []byte, hdr http.Header) (*response, error) {
+func (c *client) do(ctx context.Context, method, target, contentType string, data []byte, hdr http.Header) (*response, error) {
+	return c.doBody(ctx, method, target, contentType, data, nil, hdr)
+}
+
+func (c *client) doBody(ctx context.Context, method, target, contentType string, data []byte, stream *body.Body, hdr http.Header) (*response, error) {
 	u := target
 	if !strings.HasPrefix(target, "http://") && !strings.HasPrefix(target, "https://") {
 		u = c.base + "/" + strings.TrimPrefix(target, "/")
@@ -83,7 +88,7 @@ func (c *client) do(ctx context.Context, method, target, contentType string, bod
 		if err != nil {
 			return nil, err
 		}
-		resp, err = c.send(ctx, method, u, contentType, body, hdr, tok.AccessToken)
+		resp, err = c.send(ctx, method, u, contentType, data, stream, hdr, tok.AccessToken)
 		if err != nil {
 			return nil, err
 		}
@@ -95,16 +100,29 @@ func (c *client) do(ctx context.Context, method, target, contentType string, bod
 	return resp, nil
 }
 
-func (c *client) send(ctx context.Context, method, u, contentType string, body []byte, hdr http.Header, tok string) (*response, error) {
+// doStream is do with a body sent from readers (a Communication with its
+// attachments), opened anew for each send.
+func (c *client) doStream(ctx context.Context, method, target, contentType string, b *body.Body, hdr http.Header) (*response, error) {
+	return c.doBody(ctx, method, target, contentType, nil, b, hdr)
+}
+
+func (c *client) send(ctx context.Context, method, u, contentType string, data []byte, stream *body.Body, hdr http.Header, tok string) (*response, error) {
 	rctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
+	if data != nil {
+		rd = bytes.NewReader(data)
 	}
 	req, err := http.NewRequestWithContext(rctx, method, u, rd)
 	if err != nil {
 		return nil, adapters.Permanent("bad_request", "the hub could not build the request", err)
+	}
+	if stream != nil {
+		// Its exact length, so the gateway can refuse a body too large
+		// before taking it, and one cut short is no request.
+		req.Body = stream.Reader(rctx)
+		req.ContentLength = stream.Len()
+		req.GetBody = func() (io.ReadCloser, error) { return stream.Reader(rctx), nil }
 	}
 	for k, v := range hdr {
 		req.Header[k] = v
@@ -116,6 +134,9 @@ func (c *client) send(ctx context.Context, method, u, contentType string, body [
 	req.Header.Set("Authorization", "Bearer "+tok)
 	res, err := c.http.Do(req)
 	if err != nil {
+		if perr := body.Unreadable(err); perr != nil {
+			return nil, perr
+		}
 		return nil, transportError(ctx, rctx, err)
 	}
 	defer res.Body.Close()

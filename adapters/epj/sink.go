@@ -3,6 +3,7 @@ package epj
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"mime"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/samhub/samhub/adapters"
+	"github.com/samhub/samhub/adapters/body"
 	"github.com/samhub/samhub/adapters/epj/internal/fhir"
 	"github.com/samhub/samhub/internal/failpoint"
 	"github.com/samhub/samhub/pipeline/letter"
@@ -32,14 +34,27 @@ func (a *Adapter) Deliver(ctx context.Context, l *letter.Letter) (adapters.Deliv
 	if err != nil {
 		return adapters.Delivery{}, err
 	}
-	body, err := json.Marshal(a.communication(l, patientID, now))
+	// The Communication is encoded once with marks where the attachments'
+	// base64 goes, and sent with the attachments read as it goes out.
+	var tp body.Template
+	doc, err := json.Marshal(a.communication(l, patientID, now, &tp))
 	if err != nil {
 		return adapters.Delivery{}, adapters.Permanent("encode", "the hub could not encode the letter as FHIR", err)
 	}
+	send, err := tp.Body(doc)
+	if err != nil {
+		return adapters.Delivery{}, adapters.Permanent("encode", "the hub could not encode the letter as FHIR", err)
+	}
+	if max := a.cfg.MaxUpload; max > 0 && send.Len() > max {
+		return adapters.Delivery{}, &adapters.TooLarge{Size: send.Len(), Limit: max, Setting: "adapters." + a.name + ".max_upload"}
+	}
 	cond := url.Values{"identifier": {fhir.SystemLetter + "|" + l.ID}}.Encode()
-	resp, err := a.c.do(ctx, http.MethodPost, "Communication", fhir.ContentType, body, http.Header{"If-None-Exist": {cond}})
+	resp, err := a.c.doStream(ctx, http.MethodPost, "Communication", fhir.ContentType, send, http.Header{"If-None-Exist": {cond}})
 	if err != nil {
 		return adapters.Delivery{}, err
+	}
+	if resp.status == http.StatusRequestEntityTooLarge {
+		return adapters.Delivery{}, &adapters.TooLarge{Size: send.Len(), Limit: a.cfg.MaxUpload, Err: classify(resp, "letter delivery")}
 	}
 	if resp.status == http.StatusCreated {
 		failpoint.Kill(failpoint.EPJCreated)
@@ -94,7 +109,7 @@ func (a *Adapter) findPatient(ctx context.Context, p *letter.Patient) (string, e
 // communication maps a letter onto a Communication. Sender and recipient are
 // contained Organizations whose references also carry the SOR identifier,
 // so a gateway can search on them without resolving "#…".
-func (a *Adapter) communication(l *letter.Letter, patientID string, now time.Time) *fhir.Communication {
+func (a *Adapter) communication(l *letter.Letter, patientID string, now time.Time, tp *body.Template) *fhir.Communication {
 	self := fhir.Organization{ResourceType: "Organization", ID: "sender", Name: a.cfg.Self.Name,
 		Identifier: []fhir.Identifier{{System: fhir.SystemSOR, Value: a.cfg.Self.SOR}}}
 	if a.cfg.Self.GLN != "" {
@@ -138,12 +153,12 @@ func (a *Adapter) communication(l *letter.Letter, patientID string, now time.Tim
 	if l.Text != "" {
 		c.Payload = append(c.Payload, fhir.CommunicationPayload{ContentString: l.Text})
 	}
-	for _, at := range l.Attachments {
+	for i, at := range l.Attachments {
 		c.Payload = append(c.Payload, fhir.CommunicationPayload{ContentAttachment: &fhir.Attachment{
-			ContentType: at.ContentType, Title: at.Name, Data: at.Data, Size: int64(len(at.Data)),
+			ContentType: at.ContentType, Title: at.Name, Data: mark(tp, fmt.Sprintf("attachment %d", i+1), at.Open, at.Len()), Size: at.Len(),
 		}})
 	}
-	if l.Original.Data != nil {
+	if o := l.Original; o.Len() > 0 || o.Streamed() {
 		ct := l.Original.ContentType
 		if ct == "" {
 			ct = "application/octet-stream"
@@ -156,10 +171,19 @@ func (a *Adapter) communication(l *letter.Letter, patientID string, now time.Tim
 			title = "original"
 		}
 		c.Payload = append(c.Payload, fhir.CommunicationPayload{ContentAttachment: &fhir.Attachment{
-			ContentType: ct, Title: title, Data: l.Original.Data, Size: int64(len(l.Original.Data)),
+			ContentType: ct, Title: title, Data: mark(tp, "the original", o.Open, o.Len()), Size: o.Len(),
 		}})
 	}
 	return c
+}
+
+// mark puts a part's mark where its bytes go; an empty part is written
+// as it is (FHIR has no empty base64Binary: the element is left out).
+func mark(tp *body.Template, what string, open letter.Opener, size int64) []byte {
+	if size == 0 {
+		return nil
+	}
+	return tp.Mark(what, open, size)
 }
 
 // createdID reads the id from the returned resource, or else from Location

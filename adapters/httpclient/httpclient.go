@@ -37,6 +37,10 @@ type Config struct {
 	ClientSecret string          `mapstructure:"client_secret" required:"true" secret:"true" doc:"OAuth2 client secret. Give it as client_secret_file (a file holding it, e.g. under $CREDENTIALS_DIRECTORY) rather than in the file."`
 	Timeout      time.Duration   `mapstructure:"timeout" default:"30s" doc:"Bound on each HTTP request, token requests included."`
 	TLS          tlsclient.Files `mapstructure:"tls" doc:"PEM files for TLS: a private CA to trust and a client certificate for mutual TLS (FOCES/VOCES)."`
+	// Known before anything is sent, a letter too large parks at once with
+	// a reason naming this key, instead of being sent in full to be
+	// refused (a 413 parks it too, without the limit).
+	MaxUpload int64 `mapstructure:"max_upload" default:"0" doc:"Largest request body in bytes the system takes (a document upload with its files, a FHIR resource or a Digital Post message with its attachments in base64); a letter whose request would be larger is parked as too large without being sent. 0: no limit of the hub's own, the system's 413 answer parks it."`
 }
 
 // Check checks the block and fills token_url when it is empty. It reads
@@ -54,6 +58,9 @@ func (c *Config) Check() error {
 	}
 	if c.Timeout <= 0 {
 		return &adapters.ConfigError{Key: "timeout", Msg: "must be a positive duration such as 30s"}
+	}
+	if c.MaxUpload < 0 {
+		return &adapters.ConfigError{Key: "max_upload", Msg: "must be a number of bytes, or 0 for no limit of the hub's own"}
 	}
 	_, err := tlsclient.Config(c.TLS, "tls.")
 	return err

@@ -1,6 +1,7 @@
 package medcom
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -11,6 +12,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/samhub/samhub/adapters/body"
 )
 
 // writeAtomic writes data as dir/name via a dotfile and a rename, so a
@@ -44,6 +47,32 @@ func writeFile(dir, name string, data []byte, durable bool) error {
 	}
 	if !durable {
 		return nil
+	}
+	return syncDir(dir)
+}
+
+// writeBody is writeAtomic for a body written from its parts' readers: a
+// part that fails to read leaves no file (the temporary one is removed).
+func writeBody(ctx context.Context, dir, name string, b *body.Body) error {
+	var rnd [6]byte
+	_, _ = rand.Read(rnd[:])
+	tmp := filepath.Join(dir, "."+name+"."+hex.EncodeToString(rnd[:])+".tmp")
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+	if err != nil {
+		return err
+	}
+	if _, err = b.WriteTo(ctx, f); err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, filepath.Join(dir, name))
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return err
 	}
 	return syncDir(dir)
 }

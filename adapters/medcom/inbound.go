@@ -2,8 +2,11 @@ package medcom
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -11,6 +14,7 @@ import (
 
 	"github.com/samhub/samhub/adapters/medcom/fhirmsg"
 	"github.com/samhub/samhub/adapters/medcom/oioxml"
+	"github.com/samhub/samhub/adapters/medcom/partscan"
 	"github.com/samhub/samhub/adapters/medcom/xmlsafe"
 	"github.com/samhub/samhub/pipeline/letter"
 )
@@ -26,6 +30,79 @@ type inbound struct {
 	oio  *oioxml.Emessage
 	fhir *fhirmsg.Message
 	err  error // nil when the input is valid
+	// scanned is a FHIR message whose large values stayed in the file
+	// (examineFile): the letter's original and those attachments are
+	// opened from file, which stays open until close.
+	scanned *partscan.Doc
+	file    *os.File
+}
+
+func (in *inbound) close() {
+	if in.file != nil {
+		in.file.Close()
+		in.file = nil
+	}
+}
+
+// headBytes is how much of a file is read to tell its format.
+const headBytes = 64 << 10
+
+// examineFile is examine for a file on disk. A FHIR message is scanned
+// (partscan) rather than read: its attachments' base64, and a
+// VANSEnvelope's message, stay in the file, are decoded once to measure
+// them, and are read again when the hub stores them; the parsers read the
+// message without them. Other input (OIOXML, which carries no files) is
+// read whole. data is the input as the letters' original when it was read
+// whole or nothing was left in the file, else nil. An error means the
+// file could not be read (try again later), not that it is invalid.
+func examineFile(path string, lim xmlsafe.Limits) (in *inbound, data []byte, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	head := make([]byte, min(fi.Size(), headBytes))
+	if _, err := f.ReadAt(head, 0); err != nil && !errors.Is(err, io.EOF) {
+		f.Close()
+		return nil, nil, err
+	}
+	if !isFHIR(head) || fi.Size() > lim.MaxBytes {
+		data, err := io.ReadAll(io.LimitReader(f, lim.MaxBytes+1))
+		f.Close()
+		if err != nil {
+			return nil, nil, err
+		}
+		return examine(data, lim), data, nil
+	}
+	opt := partscan.Options{MaxValue: int64(lim.MaxAttrLen)}
+	doc, err := partscan.Scan(partscan.File(f, fi.Size()), opt)
+	if err == nil {
+		err = doc.Resolve(opt)
+	}
+	var refused *xmlsafe.Error
+	switch {
+	case errors.As(err, &refused):
+		f.Close()
+		return &inbound{kind: kindFHIR, err: err}, nil, nil
+	case err != nil:
+		f.Close()
+		return nil, nil, err
+	}
+	in = &inbound{kind: kindFHIR, scanned: doc}
+	in.fhir, in.err = fhirmsg.ParseScanned(doc, lim)
+	finishFHIR(in)
+	if len(doc.Parts) == 0 {
+		// Nothing was left in the file: the message is the input.
+		f.Close()
+		in.scanned = nil
+		return in, doc.Data, nil
+	}
+	in.file = f
+	return in, nil, nil
 }
 
 // addressable reports whether an acknowledgement can be sent at all.
@@ -42,17 +119,22 @@ func examine(data []byte, lim xmlsafe.Limits) *inbound {
 	if isFHIR(data) {
 		in := &inbound{kind: kindFHIR}
 		in.fhir, in.err = fhirmsg.Parse(data, lim)
-		if in.err == nil {
-			in.err = fhirmsg.Validate(in.fhir)
-		}
-		if in.fhir != nil && in.fhir.HeaderID == "" && in.err == nil {
-			in.err = errors.New("MessageHeader.id: must be present")
-		}
+		finishFHIR(in)
 		return in
 	}
 	in := &inbound{kind: kindOIOXML}
 	in.oio, in.err = oioxml.Parse(data, lim)
 	return in
+}
+
+// finishFHIR validates a parsed FHIR message.
+func finishFHIR(in *inbound) {
+	if in.err == nil {
+		in.err = fhirmsg.Validate(in.fhir)
+	}
+	if in.fhir != nil && in.fhir.HeaderID == "" && in.err == nil {
+		in.err = errors.New("MessageHeader.id: must be present")
+	}
 }
 
 // isFHIR looks at the start of data only: JSON, or an XML root named Bundle
@@ -312,5 +394,16 @@ func (in *inbound) letters(source, filename string, data []byte, now time.Time) 
 	l := in.fhir.Letter(source, data, ct)
 	l.Received = now
 	l.Original.Filename = filename
+	if in.scanned != nil {
+		// The original stays in the file, which the hub stores from it.
+		f, size := in.file, in.scanned.Size
+		l.Original.Size, l.Original.SHA256 = size, in.scanned.SHA256
+		l.Original = l.Original.WithOpener(func(context.Context) (io.ReadCloser, error) {
+			if f == nil {
+				return nil, errors.New("medcom: the input file is closed")
+			}
+			return io.NopCloser(io.NewSectionReader(f, 0, size)), nil
+		})
+	}
 	return []*letter.Letter{l}
 }

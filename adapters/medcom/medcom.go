@@ -79,6 +79,7 @@ type Config struct {
 	AckTimeout   time.Duration `mapstructure:"ack_timeout" default:"30m" doc:"A sent letter without an acknowledgement by then is flagged and resent."`
 	MaxResends   *int          `mapstructure:"max_resends" default:"2" doc:"Resends of a letter without acknowledgement, 0 to 3 (MedCom allows at most 3)."`
 	OutFormat    string        `mapstructure:"out_format" default:"xdis91" enum:"xdis91,fhir-xml,fhir-json" doc:"Format of letters written to out/ when the receiver directory says nothing else."`
+	OutMaxBytes  int64         `mapstructure:"out_max_bytes" default:"100000000" doc:"Largest letter file written to out/ in bytes, attachments in base64 included; a larger letter parks as too large for the destination. MedCom's cap is 100 MB for a message with its VANSEnvelope (its clinical guideline says 50 MB for a CareCommunication)."`
 	// The case system's outbox has no MedCom categories.
 	DefaultCategory string        `mapstructure:"default_category" default:"psychiatry-social-disability" doc:"CareCommunication category of letters that carry none: a code of MedCom's category list other than other. The council's letters are about a child's mental health and social circumstances (shared/domain/medcom.md §5.2)."`
 	Workers         int           `mapstructure:"workers" default:"16" doc:"How many inbox files are handled at once (1 to 256)."`
@@ -131,6 +132,9 @@ func New(deps adapters.Deps, cfg Config) (*Adapter, error) {
 	}
 	a.lim = xmlsafe.DefaultLimits()
 	a.lim.MaxBytes = cfg.MaxBytes
+	// One value (an attachment's base64, a VANSEnvelope's Data) may be
+	// nearly the whole input: with max_bytes raised, so is its limit.
+	a.lim.MaxAttrLen = max(a.lim.MaxAttrLen, int(cfg.MaxBytes))
 	a.examining.limit = a.memBudget()
 	a.in, a.processing, a.processed = filepath.Join(cfg.Dir, "in"), filepath.Join(cfg.Dir, "processing"), filepath.Join(cfg.Dir, "processed")
 	a.errDir, a.out = filepath.Join(cfg.Dir, "error"), filepath.Join(cfg.Dir, "out")
@@ -214,6 +218,9 @@ func (c *Config) Check() error {
 	}
 	if c.MaxBytes <= 0 {
 		return &adapters.ConfigError{Key: "max_bytes", Msg: "must be a positive number of bytes"}
+	}
+	if c.OutMaxBytes <= 0 {
+		return &adapters.ConfigError{Key: "out_max_bytes", Msg: "must be a positive number of bytes"}
 	}
 	if c.AckTimeout <= 0 {
 		return &adapters.ConfigError{Key: "ack_timeout", Msg: "must be a positive duration such as 30m"}

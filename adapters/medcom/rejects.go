@@ -186,11 +186,12 @@ func (a *Adapter) PutBack(ctx context.Context, id string) error {
 	if fi.Size() <= a.cfg.MaxBytes {
 		release := a.examining.acquire(min(fi.Size(), a.memBudget()))
 		defer release()
-		data, err := os.ReadFile(path)
+		in, _, err := examineFile(path, a.lim)
 		if err != nil {
 			return fmt.Errorf("medcom: read %s: %w", id, err)
 		}
-		acks, _ := planAcks(examine(data, a.lim), a.cfg.Self, a.now())
+		in.close()
+		acks, _ := planAcks(in, a.cfg.Self, a.now())
 		for _, p := range acks {
 			if _, _, err := a.state.Get(ctx, p.key); err == nil {
 				return adapters.ErrAnswered

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,6 +15,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/samhub/samhub/adapters"
+	"github.com/samhub/samhub/adapters/body"
 	"github.com/samhub/samhub/adapters/medcom/fhirmsg"
 	"github.com/samhub/samhub/adapters/medcom/oioxml"
 	"github.com/samhub/samhub/internal/failpoint"
@@ -49,11 +51,20 @@ func (a *Adapter) Deliver(ctx context.Context, l *letter.Letter) (adapters.Deliv
 	if err != nil {
 		return adapters.Delivery{}, err
 	}
+	if data.Len() > a.cfg.OutMaxBytes {
+		return adapters.Delivery{}, &adapters.TooLarge{Size: data.Len(), Limit: a.cfg.OutMaxBytes, Setting: "adapters." + a.name + ".out_max_bytes"}
+	}
 	// Keep the letter for resends before it leaves, so a crash cannot lose it.
-	if err := a.keepCopy(l); err != nil {
+	if err := a.keepCopy(ctx, l); err != nil {
+		if perr := body.Unreadable(err); perr != nil {
+			return adapters.Delivery{}, perr
+		}
 		return adapters.Delivery{}, adapters.Retryable("medcom_write_failed", "could not store the letter for resending", err)
 	}
-	if err := writeAtomic(a.out, file, data); err != nil {
+	if err := writeBody(ctx, a.out, file, data); err != nil {
+		if perr := body.Unreadable(err); perr != nil {
+			return adapters.Delivery{}, perr
+		}
 		return adapters.Delivery{}, adapters.Retryable("medcom_write_failed", "could not write to the MedCom out directory", err)
 	}
 	failpoint.Kill(failpoint.MedComOutWritten)
@@ -115,7 +126,7 @@ func (a *Adapter) formatFor(l *letter.Letter) (string, error) {
 // Letter/Identifier, FHIR MessageHeader.id) derives from l.ID and the
 // version, and never changes for resends; the envelope id
 // (Envelope/Identifier, Bundle.id) is new for every transmission.
-func (a *Adapter) build(ctx context.Context, l *letter.Letter, format string, v, n int, now time.Time) (data []byte, ref, file string, err error) {
+func (a *Adapter) build(ctx context.Context, l *letter.Letter, format string, v, n int, now time.Time) (data *body.Body, ref, file string, err error) {
 	base := l.ID
 	if v > 0 {
 		base = fmt.Sprintf("%s|v%d", l.ID, v)
@@ -149,10 +160,12 @@ func (a *Adapter) build(ctx context.Context, l *letter.Letter, format string, v,
 			self := oioxml.PartyFromLetter(letter.Party{GLN: a.cfg.Self.GLN, SOR: a.cfg.Self.SOR, Name: a.cfg.Self.Name})
 			opt.Sender = &self
 		}
-		data, err = oioxml.BuildLetter(l, opt)
+		x, err := oioxml.BuildLetter(l, opt)
 		if err != nil {
 			return nil, "", "", adapters.Permanent("medcom_cannot_build", "the letter cannot be written as XDIS91: "+oneLine(err), err)
 		}
+		data = &body.Body{}
+		data.Write(x)
 		snd := a.cfg.Self.GLN
 		if snd == "" {
 			snd = l.Sender.GLN
@@ -187,7 +200,7 @@ func (a *Adapter) build(ctx context.Context, l *letter.Letter, format string, v,
 				opt.PreviousHeaderID, opt.ThreadID = reply.HeaderID, reply.ThreadID
 			}
 		}
-		data, hid, err := fhirmsg.BuildCareCommunication(a.forFHIR(l), opt)
+		data, hid, err := fhirmsg.WriteCareCommunication(a.forFHIR(l), opt)
 		if err != nil {
 			return nil, "", "", adapters.Permanent("medcom_cannot_build", "the letter cannot be written as a FHIR CareCommunication: "+oneLine(err), err)
 		}
@@ -236,12 +249,67 @@ func (a *Adapter) copyPath(hubID string) string {
 	return filepath.Join(a.data, "sent", stateKey("out", hubID)+".json")
 }
 
-func (a *Adapter) keepCopy(l *letter.Letter) error {
-	b, err := letter.Marshal(l)
+// partPath is where the copy of a letter's attachment i is kept.
+func (a *Adapter) partPath(hubID string, i int) string {
+	return strings.TrimSuffix(a.copyPath(hubID), ".json") + fmt.Sprintf(".att-%d", i+1)
+}
+
+// keepCopy keeps what a resend rebuilds the letter from: the letter
+// without its original (the MedCom letter is written from the fields and
+// attachments, never the original), and each attachment that is not
+// inline in a file of its own, copied from its reader. The files come
+// first, so a copy never lacks its attachments.
+func (a *Adapter) keepCopy(ctx context.Context, l *letter.Letter) error {
+	c := *l
+	c.Original = letter.Original{ContentType: l.Original.ContentType, Filename: l.Original.Filename, SHA256: l.Original.SHA256}
+	c.Attachments = append([]letter.Attachment(nil), l.Attachments...)
+	for i, at := range c.Attachments {
+		if at.Inline() {
+			continue
+		}
+		var b body.Body
+		b.Part(fmt.Sprintf("attachment %d", i+1), at.Open, at.Len(), body.Raw)
+		path := a.partPath(l.ID, i)
+		if err := writeBody(ctx, filepath.Dir(path), filepath.Base(path), &b); err != nil {
+			return err
+		}
+		c.Attachments[i] = at.WithOpener(nil)
+	}
+	b, err := letter.Marshal(&c)
 	if err != nil {
 		return err
 	}
 	return writeAtomic(filepath.Dir(a.copyPath(l.ID)), filepath.Base(a.copyPath(l.ID)), b)
+}
+
+// loadCopy reads the copy keepCopy kept, its attachments opening from
+// their files.
+func (a *Adapter) loadCopy(hubID string) (*letter.Letter, error) {
+	b, err := os.ReadFile(a.copyPath(hubID))
+	if err != nil {
+		return nil, err
+	}
+	l, err := letter.Unmarshal(b)
+	if err != nil {
+		return nil, err
+	}
+	for i, at := range l.Attachments {
+		if at.Inline() || at.Len() == 0 {
+			continue
+		}
+		path := a.partPath(hubID, i)
+		l.Attachments[i] = at.WithOpener(func(context.Context) (io.ReadCloser, error) { return os.Open(path) })
+	}
+	return l, nil
+}
+
+// removeCopy drops the copy of an acknowledged or refused letter.
+func (a *Adapter) removeCopy(hubID string) {
+	_ = os.Remove(a.copyPath(hubID))
+	parts, _ := filepath.Glob(strings.TrimSuffix(a.copyPath(hubID), ".json") + ".att-*")
+	for _, p := range parts {
+		_ = os.Remove(p)
+	}
 }
 
 // CheckAcks flags letters without an acknowledgement after ack_timeout (log
@@ -285,11 +353,7 @@ func (a *Adapter) CheckAcks(ctx context.Context) error {
 }
 
 func (a *Adapter) resend(ctx context.Context, ref string, p pending, now time.Time) error {
-	b, err := os.ReadFile(a.copyPath(p.HubID))
-	if err != nil {
-		return err
-	}
-	l, err := letter.Unmarshal(b)
+	l, err := a.loadCopy(p.HubID)
 	if err != nil {
 		return err
 	}
@@ -302,7 +366,7 @@ func (a *Adapter) resend(ctx context.Context, ref string, p pending, now time.Ti
 	if err != nil {
 		return err
 	}
-	if err := writeAtomic(a.out, file, data); err != nil {
+	if err := writeBody(ctx, a.out, file, data); err != nil {
 		return err
 	}
 	a.log.Info("medcom: letter resent without acknowledgement", "letter_id", p.HubID, "resend", n)

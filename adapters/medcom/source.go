@@ -159,6 +159,11 @@ func (a *Adapter) memBudget() int64 { return max(a.cfg.MaxBytes, 64<<20) }
 func (a *Adapter) handleRound(ctx context.Context, pub adapters.Publisher, claimed []string) bool {
 	preps := make([]*prepared, len(claimed))
 	a.parallel(len(claimed), func(i int) { preps[i] = a.prepare(claimed[i]) })
+	defer func() {
+		for _, p := range preps {
+			p.close()
+		}
+	}()
 
 	groups := map[string][]*prepared{}
 	var order []string
@@ -277,12 +282,19 @@ func (a *Adapter) retryLater(name string, err error) {
 // prepared is a claimed file read and examined, waiting for its turn.
 type prepared struct {
 	name   string
-	data   []byte
+	data   []byte // the file, or the scanned message (see inbound.scanned)
 	now    time.Time
 	in     *inbound
 	thread string // ordering key: the thread of its first letter, else the file
 	err    error  // reading failed: put back for a later try
 	reject string // too large: moved to error/ with this reason
+}
+
+// close releases the file a scanned message's parts are read from.
+func (p *prepared) close() {
+	if p.in != nil {
+		p.in.close()
+	}
 }
 
 // prepare reads and examines processing/name; it writes nothing.
@@ -295,19 +307,18 @@ func (a *Adapter) prepare(name string) *prepared {
 		return p
 	}
 	if fi.Size() > a.cfg.MaxBytes {
-		p.reject = fmt.Sprintf("file is %d bytes, more than max_bytes (%d)", fi.Size(), a.cfg.MaxBytes)
+		p.reject = fmt.Sprintf("file is %d bytes, more than adapters.%s.max_bytes (%d)", fi.Size(), a.name, a.cfg.MaxBytes)
 		return p
 	}
 	// Workers read and examine files in parallel, but never more than the
 	// memory budget of input at once: parsing costs up to about twice its
-	// input.
+	// input (a FHIR message's attachments are not read in: examineFile).
 	release := a.examining.acquire(min(fi.Size(), a.memBudget()))
 	defer release()
-	if p.data, err = os.ReadFile(path); err != nil {
+	if p.in, p.data, err = examineFile(path, a.lim); err != nil {
 		p.err = err
 		return p
 	}
-	p.in = examine(p.data, a.lim)
 	if p.in.err != nil {
 		p.data = nil // refused: only the examination's result is needed
 		return p
@@ -350,7 +361,9 @@ func (w *weighted) acquire(n int64) (release func()) {
 // later" (publish or storage failure); bad input is moved to error/ and nil
 // is returned.
 func (a *Adapter) handle(ctx context.Context, pub adapters.Publisher, name string) error {
-	_, err := a.finish(ctx, pub, a.prepare(name), false)
+	p := a.prepare(name)
+	defer p.close()
+	_, err := a.finish(ctx, pub, p, false)
 	return err
 }
 
@@ -601,12 +614,12 @@ func (a *Adapter) settleAcks(ctx context.Context, in *inbound) error {
 			case r.positive:
 				a.log.Info("medcom: letter acknowledged", "letter_id", p.HubID)
 				delete(ob, r.ref)
-				_ = os.Remove(a.copyPath(p.HubID))
+				a.removeCopy(p.HubID)
 			default:
 				a.log.Warn("medcom: letter refused by the receiver", "letter_id", p.HubID, "code", r.code)
 				refused = append(refused, *p)
 				delete(ob, r.ref)
-				_ = os.Remove(a.copyPath(p.HubID))
+				a.removeCopy(p.HubID)
 			}
 			changed = true
 		}

@@ -292,7 +292,7 @@ func TestHostileAndInvalidFilesGoToError(t *testing.T) {
 		"xxe-http.xml":            "DOCTYPE/ENTITY declarations are not allowed",
 		"billion-laughs.xml":      "DOCTYPE/ENTITY declarations are not allowed",
 		"deep-nesting.xml":        "nested deeper than 100 levels",
-		"huge-attribute.xml":      "more than max_bytes (100000)",
+		"huge-attribute.xml":      "more than adapters.medcom.max_bytes (100000)",
 		"wrong-charset.xml":       "invalid UTF-8",
 		"undeclared-latin1.xml":   "invalid UTF-8",
 		"unsupported-charset.xml": "unsupported charset",

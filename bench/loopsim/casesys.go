@@ -2,6 +2,7 @@ package loopsim
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -20,6 +21,7 @@ import (
 type CaseSystem struct {
 	URL      string
 	Letters  *Arrivals // hub letters, by letter id (from the Idempotency-Key)
+	Files    *Digests  // the documents' files, by letter id
 	Peer     *Arrivals // peer letters, by the X-Letter-Id header
 	srv      *http.Server
 	mu       sync.Mutex
@@ -33,7 +35,7 @@ type CaseSystem struct {
 
 // StartCaseSystem listens on 127.0.0.1 at a random port.
 func StartCaseSystem() (*CaseSystem, error) {
-	s := &CaseSystem{Letters: newArrivals(), Peer: newArrivals(), cases: map[string]string{}, parties: map[string]json.RawMessage{},
+	s := &CaseSystem{Letters: newArrivals(), Files: newDigests(), Peer: newArrivals(), cases: map[string]string{}, parties: map[string]json.RawMessage{},
 		docs: map[string]map[string]string{}, notes: map[string]map[string]string{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /oauth2/token", token)
@@ -156,16 +158,27 @@ func (s *CaseSystem) addDocument(w http.ResponseWriter, r *http.Request) {
 	var meta struct {
 		ExternalID string `json:"externalId"`
 	}
+	var sums []string
 	for {
 		p, err := mr.NextPart()
-		if err != nil {
+		if errors.Is(err, io.EOF) {
 			break
+		}
+		if err != nil {
+			// A body cut short (the hub stopped sending): no document.
+			http.Error(w, "multipart body unreadable", 400)
+			return
 		}
 		if p.FormName() == "metadata" {
 			_ = json.NewDecoder(p).Decode(&meta)
-		} else {
-			_, _ = io.Copy(io.Discard, p)
+			continue
 		}
+		h := newHashing()
+		if _, err := io.Copy(h, p); err != nil {
+			http.Error(w, "multipart body unreadable", 400)
+			return
+		}
+		sums = append(sums, h.sum())
 	}
 	if meta.ExternalID == "" {
 		http.Error(w, "metadata.externalId missing", 400)
@@ -176,6 +189,7 @@ func (s *CaseSystem) addDocument(w http.ResponseWriter, r *http.Request) {
 	if k := strings.TrimPrefix(r.Header.Get("Idempotency-Key"), "samhub:"); k != "" {
 		if i := strings.LastIndex(k, ":"); i > 0 {
 			if j := strings.LastIndex(k[:i], ":"); j > 0 {
+				s.Files.Set(k[:j], sums)
 				s.Letters.Mark(k[:j])
 			}
 		}

@@ -1,6 +1,9 @@
 package loopsim
 
 import (
+	"bufio"
+	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -17,6 +20,7 @@ import (
 type EPJ struct {
 	URL     string
 	Letters *Arrivals // by letter id
+	Files   *Digests  // the attachments' data, decoded, by letter id
 	srv     *http.Server
 	mu      sync.Mutex
 	ids     map[string]string // letter id -> Communication id
@@ -25,7 +29,7 @@ type EPJ struct {
 
 // StartEPJ listens on 127.0.0.1 at a random port.
 func StartEPJ() (*EPJ, error) {
-	e := &EPJ{Letters: newArrivals(), ids: map[string]string{}}
+	e := &EPJ{Letters: newArrivals(), Files: newDigests(), ids: map[string]string{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /oauth2/token", token)
 	mux.HandleFunc("GET /metadata", func(w http.ResponseWriter, _ *http.Request) {
@@ -59,7 +63,11 @@ func writeFHIR(w http.ResponseWriter, status int, body string) {
 }
 
 func (e *EPJ) communication(w http.ResponseWriter, r *http.Request) {
-	_, _ = io.Copy(io.Discard, r.Body)
+	sums, err := dataDigests(r.Body)
+	if err != nil {
+		writeFHIR(w, 400, `{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"structure"}]}`)
+		return
+	}
 	q, err := url.ParseQuery(r.Header.Get("If-None-Exist"))
 	letterID := ""
 	if err == nil {
@@ -77,6 +85,7 @@ func (e *EPJ) communication(w http.ResponseWriter, r *http.Request) {
 		e.ids[letterID] = id
 	}
 	e.mu.Unlock()
+	e.Files.Set(letterID, sums)
 	e.Letters.Mark(letterID)
 	w.Header().Set("Location", e.URL+"/Communication/"+id+"/_history/1")
 	status := 201
@@ -84,4 +93,69 @@ func (e *EPJ) communication(w http.ResponseWriter, r *http.Request) {
 		status = 200
 	}
 	writeFHIR(w, status, `{"resourceType":"Communication","id":"`+id+`","status":"completed"}`)
+}
+
+// dataDigests reads a JSON resource as it streams in and returns the
+// SHA-256 of each "data" value (base64, decoded), never holding one: the
+// hub's encoder writes them as "data":"…" without spaces or escapes.
+func dataDigests(r io.Reader) ([]string, error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	const key = `"data":"`
+	var sums []string
+	matched := 0
+	for {
+		c, err := br.ReadByte()
+		if errors.Is(err, io.EOF) {
+			return sums, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case c == key[matched]:
+			matched++
+		case c == key[0]:
+			matched = 1
+			continue
+		default:
+			matched = 0
+			continue
+		}
+		if matched < len(key) {
+			continue
+		}
+		matched = 0
+		h := newHashing()
+		dec := base64.NewDecoder(base64.StdEncoding, &untilQuote{r: br})
+		if _, err := io.Copy(h, dec); err != nil {
+			return nil, err
+		}
+		sums = append(sums, h.sum())
+	}
+}
+
+// untilQuote reads up to (and consumes) the next '"'.
+type untilQuote struct {
+	r    *bufio.Reader
+	done bool
+}
+
+func (u *untilQuote) Read(p []byte) (int, error) {
+	if u.done {
+		return 0, io.EOF
+	}
+	n := 0
+	for n < len(p) {
+		c, err := u.r.ReadByte()
+		if err != nil {
+			return n, err
+		}
+		if c == '"' {
+			u.done = true
+			break
+		}
+		p[n] = c
+		n++
+	}
+	return n, nil
 }

@@ -11,6 +11,10 @@
 package loopsim
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"hash"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -54,3 +58,36 @@ func (a *Arrivals) Reset() {
 	a.count.Store(0)
 	a.mu.Unlock()
 }
+
+// Digests records, per letter, the SHA-256 of each file a destination got
+// (hex), so a benchmark can tell that a large attachment arrived intact.
+// The files themselves are hashed as they stream in and never kept.
+type Digests struct {
+	mu sync.Mutex
+	m  map[string][]string
+}
+
+func newDigests() *Digests { return &Digests{m: map[string][]string{}} }
+
+// Set records the digests of what key's delivery carried.
+func (d *Digests) Set(key string, sums []string) {
+	d.mu.Lock()
+	d.m[key] = sums
+	d.mu.Unlock()
+}
+
+// Has reports whether key's delivery carried a file with digest sum.
+func (d *Digests) Has(key, sum string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return slices.Contains(d.m[key], sum)
+}
+
+// hashing hashes what is written to it.
+type hashing struct{ h hash.Hash }
+
+func newHashing() *hashing { return &hashing{h: sha256.New()} }
+
+func (w *hashing) Write(p []byte) (int, error) { return w.h.Write(p) }
+
+func (w *hashing) sum() string { return hex.EncodeToString(w.h.Sum(nil)) }

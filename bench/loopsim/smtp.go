@@ -1,16 +1,17 @@
 package loopsim
 
 import (
-	"bufio"
-	"bytes"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
+	"github.com/emersion/go-message"
 	"github.com/emersion/go-smtp"
 
 	"github.com/samhub/samhub/internal/testpki"
@@ -25,6 +26,7 @@ type SMTP struct {
 	Port    int
 	CAFile  string // PEM of the self-signed certificate, for the smtp adapter's ca_file
 	Letters *Arrivals
+	Files   *Digests // attachments, decoded, by Message-ID
 	srv     *smtp.Server
 }
 
@@ -34,7 +36,7 @@ func StartSMTP(dir string) (*SMTP, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &SMTP{Letters: newArrivals(), CAFile: filepath.Join(dir, "smtp-ca.pem")}
+	s := &SMTP{Letters: newArrivals(), Files: newDigests(), CAFile: filepath.Join(dir, "smtp-ca.pem")}
 	if err := os.WriteFile(s.CAFile, pemBytes, 0o600); err != nil {
 		return nil, err
 	}
@@ -66,22 +68,36 @@ func (*session) Reset()                               {}
 func (*session) Logout() error                        { return nil }
 
 func (ss *session) Data(r io.Reader) error {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		if len(sc.Bytes()) == 0 {
-			break // end of the header
-		}
-		line := sc.Bytes()
-		if len(line) > 11 && bytes.EqualFold(line[:11], []byte("message-id:")) {
-			ss.s.Letters.Mark(string(bytes.Trim(bytes.TrimSpace(line[11:]), "<>")))
+	// Read as it streams in: the header's Message-ID, then each part's
+	// body decoded and hashed (attachments), never held.
+	e, err := message.Read(r)
+	if err != nil && e == nil {
+		return err
+	}
+	id := strings.Trim(strings.TrimSpace(e.Header.Get("Message-Id")), "<>")
+	var sums []string
+	if mr := e.MultipartReader(); mr != nil {
+		for {
+			p, err := mr.NextPart()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				return err
+			}
+			h := newHashing()
+			if _, err := io.Copy(h, p.Body); err != nil {
+				return err
+			}
+			sums = append(sums, h.sum())
 		}
 	}
-	_, err := io.Copy(io.Discard, r)
-	if err == nil {
-		err = sc.Err()
+	if _, err := io.Copy(io.Discard, r); err != nil {
+		return err
 	}
-	return err
+	ss.s.Files.Set(id, sums)
+	ss.s.Letters.Mark(id)
+	return nil
 }
 
 type quiet struct{}

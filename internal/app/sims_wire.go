@@ -44,7 +44,15 @@ func startEPJ(c config.Simulators, s *Simulators, log *slog.Logger) error {
 	if c.EPJ == nil {
 		return nil
 	}
-	sim, err := epjsim.New(epjsim.Config{DataDir: c.EPJ.DataDir, ClientID: c.EPJ.ClientID, ClientSecret: c.EPJ.ClientSecret})
+	var maxBody int64
+	if c.EPJ.MaxUpload != "" {
+		n, err := config.ParseBytes(c.EPJ.MaxUpload) // checked by config.Validate
+		if err != nil {
+			return fmt.Errorf("simulators.epj.max_upload: %w", err)
+		}
+		maxBody = n
+	}
+	sim, err := epjsim.New(epjsim.Config{DataDir: c.EPJ.DataDir, ClientID: c.EPJ.ClientID, ClientSecret: c.EPJ.ClientSecret, MaxBodyBytes: maxBody})
 	if err != nil {
 		return fmt.Errorf("simulators.epj: %w", err)
 	}

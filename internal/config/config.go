@@ -153,6 +153,11 @@ type Pipeline struct {
 	// BlobGCInterval is how often the replica holding the lease deletes
 	// blobs no letter can refer to any more (at most hourly by default).
 	BlobGCInterval time.Duration `mapstructure:"blob_gc_interval"`
+	// BlobMemory is what letter parts moving through the blob store may
+	// add to the hub's memory: while any moves, Go's soft memory limit is
+	// the footprint at the start plus this (pipeline/blobs/transfers.go);
+	// 0 turns it off.
+	BlobMemory string `mapstructure:"blob_memory"`
 }
 
 // Destination is a sink instance plus its sector and retry policy.
@@ -299,9 +304,10 @@ type SimConfig struct {
 	DataDir      string `mapstructure:"data_dir"`
 	ClientID     string `mapstructure:"client_id"`
 	ClientSecret string `mapstructure:"client_secret"`
-	// MaxUpload is the case-system simulator's request-size cap, e.g.
-	// 50MB (its default, casesyssim.DefaultMaxUpload); larger uploads get
-	// 413. Case system only.
+	// MaxUpload is the request-size cap of the case-system simulator
+	// (default 50MB, casesyssim.DefaultMaxUpload) and the EPJ simulator
+	// (default 64MB, epjsim.DefaultMaxBody); larger requests get 413.
+	// Not for Digital Post.
 	MaxUpload string `mapstructure:"max_upload"`
 	// Exempt lists the CPR numbers of citizens exempt from Digital Post
 	// (fictitious test persons). Digital Post only.
@@ -367,6 +373,7 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("pipeline.ack_wait", DefaultAckWait)
 	v.SetDefault("pipeline.shutdown_grace", 20*time.Second)
 	v.SetDefault("pipeline.inline_max_bytes", "1MB")
+	v.SetDefault("pipeline.blob_memory", "8MB")
 	v.SetDefault("pipeline.blob_gc_interval", time.Hour)
 	v.SetDefault("console.language", "en")
 	v.SetDefault("console.time_zone", "Europe/Copenhagen")
@@ -575,6 +582,9 @@ func (c *Config) Validate() error {
 	if c.Streams.BlobsGrace < time.Minute {
 		bad("streams.blobs_grace", "must be at least 1m (a blob a new letter reuses must outlive that letter)")
 	}
+	if n, err := ParseBytes(c.Pipeline.BlobMemory); err != nil || n < 0 {
+		bad("pipeline.blob_memory", "must be a size such as 8MB, or 0 to leave Go's memory limit alone")
+	}
 	if c.Pipeline.BlobGCInterval < time.Second {
 		bad("pipeline.blob_gc_interval", "must be at least 1s")
 	}
@@ -744,14 +754,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Simulators.EPJ != nil {
 		checkSim(bad, "simulators.epj", c.Simulators.EPJ)
-		if c.Simulators.EPJ.MaxUpload != "" {
-			bad("simulators.epj.max_upload", "is a setting of the case-system simulator only")
-		}
+
 	}
 	if c.Simulators.DigitalPost != nil {
 		checkSim(bad, "simulators.digitalpost", c.Simulators.DigitalPost)
 		if c.Simulators.DigitalPost.MaxUpload != "" {
-			bad("simulators.digitalpost.max_upload", "is a setting of the case-system simulator only")
+			bad("simulators.digitalpost.max_upload", "is a setting of the case-system and EPJ simulators only")
 		}
 	}
 	for name, s := range map[string]*SimConfig{"casesys": c.Simulators.CaseSys, "epj": c.Simulators.EPJ} {

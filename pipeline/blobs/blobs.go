@@ -13,7 +13,10 @@
 // twice, as in a MedCom resend, is one blob, and a put is idempotent. Blobs
 // have no age limit of their own; Collect deletes those no letter can name
 // any more. A stored letter names its blobs in Ref fields ("blob:sha256-…")
-// with Data nil; Resolve fills Data back in, into a copy, for a sink.
+// with Data nil. Parts move as streams (stream.go): PutFrom stores what a
+// source opens, chunk by chunk; Bind gives a sink's copy of the letter
+// parts that open from the store as it sends, anew on every attempt.
+// Resolve reads them in whole, into a copy, for the content view.
 package blobs
 
 import (
@@ -48,11 +51,16 @@ const (
 	DefaultTouchAfter = time.Hour
 )
 
+// chunkHeaderRoom is what a chunk leaves of the server's max_payload for
+// its headers (the expected stream: about 60 bytes).
+const chunkHeaderRoom = 4 << 10
+
 // Errors a read can end in. Both mean the letter cannot be delivered as
 // stored: a retry will not bring the bytes back.
 var (
 	ErrMissing = errors.New("blob not in the blob store")
 	ErrCorrupt = errors.New("blob content does not match its name")
+	errBadRef  = fmt.Errorf("%w: the letter names a part by a ref that is not a blob name", ErrMissing)
 )
 
 // Options tune a Store; zero values take the defaults.
@@ -66,6 +74,9 @@ type Options struct {
 // Store reads and writes the hub's blob bucket.
 type Store struct {
 	obs        jetstream.ObjectStore
+	js         jetstream.JetStream
+	stream     jetstream.Stream // the bucket's stream, for chunk reads and purges
+	streamName string
 	minSize    int
 	chunk      int
 	touchAfter time.Duration
@@ -79,17 +90,21 @@ func New(ctx context.Context, js jetstream.JetStream, o Options) (*Store, error)
 	if err != nil {
 		return nil, fmt.Errorf("object store %s: %w", broker.BucketBlobs, err)
 	}
-	s := &Store{obs: obs, minSize: o.MinSize, chunk: o.ChunkSize, touchAfter: o.TouchAfter}
+	s := &Store{obs: obs, js: js, streamName: "OBJ_" + broker.BucketBlobs, minSize: o.MinSize, chunk: o.ChunkSize, touchAfter: o.TouchAfter}
+	if s.stream, err = js.Stream(ctx, s.streamName); err != nil {
+		return nil, fmt.Errorf("object store %s: %w", broker.BucketBlobs, err)
+	}
 	if s.minSize <= 0 {
 		s.minSize = DefaultMinSize
 	}
 	if s.chunk <= 0 {
 		s.chunk = DefaultChunkSize
 	}
-	// A chunk is one NATS message: it must fit the server's max_payload
-	// (1 MB on a default external server).
-	if mp := js.Conn().MaxPayload(); mp > 0 && int64(s.chunk) > mp {
-		s.chunk = int(mp)
+	// A chunk is one NATS message: with its headers it must fit the
+	// server's max_payload (1 MB on a default external server), which
+	// counts headers and data together.
+	if mp := js.Conn().MaxPayload(); mp > 0 && int64(s.chunk) > mp-chunkHeaderRoom {
+		s.chunk = int(mp - chunkHeaderRoom)
 	}
 	if s.touchAfter <= 0 {
 		s.touchAfter = DefaultTouchAfter
@@ -138,32 +153,9 @@ func validName(name string) bool {
 // a letter. Storing bytes already there writes nothing (but re-dates an old
 // blob, see DefaultTouchAfter).
 func (s *Store) Put(ctx context.Context, data []byte) (string, error) {
-	name := Name(data)
-	info, err := s.obs.GetInfo(ctx, name)
-	switch {
-	case err == nil && info.Size == uint64(len(data)):
-		if time.Since(info.ModTime) < s.touchAfter {
-			s.stored.WithLabelValues("existing").Inc()
-			return RefPrefix + name, nil
-		}
-		// Re-dating publishes the blob's metadata again (one small
-		// message); the chunks stay. If the collector deleted the blob
-		// meanwhile, the update fails and the blob is stored anew.
-		if err := s.touch(ctx, info); err == nil {
-			s.stored.WithLabelValues("existing").Inc()
-			return RefPrefix + name, nil
-		} else if !errors.Is(err, jetstream.ErrUpdateMetaDeleted) {
-			return "", err
-		}
-	case err != nil && !errors.Is(err, jetstream.ErrObjectNotFound):
-		return "", fmt.Errorf("blob store: %w", err)
-	}
-	_, err = s.obs.Put(ctx, jetstream.ObjectMeta{Name: name, Opts: &jetstream.ObjectMetaOptions{ChunkSize: uint32(s.chunk)}}, bytes.NewReader(data))
-	if err != nil {
-		return "", fmt.Errorf("blob store: put %s: %w", name, err)
-	}
-	s.stored.WithLabelValues("stored").Inc()
-	return RefPrefix + name, nil
+	return s.PutFrom(ctx, Name(data), int64(len(data)), func(context.Context) (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(data)), nil
+	})
 }
 
 func (s *Store) touch(ctx context.Context, info *jetstream.ObjectInfo) error {
@@ -201,45 +193,37 @@ func (s *Store) Touch(ctx context.Context, names []string) error {
 
 // Get reads a blob whole, into one buffer of its exact size, and checks its
 // bytes against its name. It fails with ErrMissing or ErrCorrupt when the
-// bytes cannot be had; any other error is the store's and may pass.
+// bytes cannot be had; any other error is the store's and may pass. Only
+// for blobs known to be small and for tests: senders stream from Open.
 func (s *Store) Get(ctx context.Context, name string) ([]byte, error) {
-	if !validName(name) {
-		return nil, fmt.Errorf("%w: %q is not a blob name", ErrMissing, name)
+	r, err := s.Open(ctx, name)
+	if err != nil {
+		return nil, err
 	}
-	res, err := s.obs.Get(ctx, name)
-	if errors.Is(err, jetstream.ErrObjectNotFound) {
-		return nil, fmt.Errorf("%w: %s", ErrMissing, name)
-	}
+	defer r.Close()
+	info, err := s.obs.GetInfo(ctx, name)
 	if err != nil {
 		return nil, fmt.Errorf("blob store: %w", err)
 	}
-	defer res.Close()
-	info, err := res.Info()
-	if err != nil {
-		return nil, fmt.Errorf("blob store: %w", err)
-	}
-	// One allocation of the right size instead of a growing buffer (which
-	// would hold up to twice the blob while it grows).
+	// One allocation of the right size instead of a growing buffer.
 	buf := make([]byte, info.Size)
-	if _, err := io.ReadFull(res, buf); err != nil {
+	if _, err := io.ReadFull(r, buf); err != nil {
 		return nil, s.readErr(name, err)
 	}
-	// Read to EOF: the library checks its stored digest there.
-	var one [1]byte
-	if n, err := res.Read(one[:]); n != 0 || !errors.Is(err, io.EOF) {
+	if n, err := r.Read(make([]byte, 1)); n != 0 || !errors.Is(err, io.EOF) {
 		if err == nil || errors.Is(err, io.EOF) {
-			err = errors.New("longer than recorded")
+			err = fmt.Errorf("%w: %s: longer than recorded", ErrCorrupt, name)
 		}
 		return nil, s.readErr(name, err)
-	}
-	if Name(buf) != name {
-		return nil, fmt.Errorf("%w: %s", ErrCorrupt, name)
 	}
 	return buf, nil
 }
 
 func (s *Store) readErr(name string, err error) error {
-	if errors.Is(err, jetstream.ErrDigestMismatch) || errors.Is(err, io.ErrUnexpectedEOF) || strings.Contains(err.Error(), "longer than recorded") {
+	if errors.Is(err, ErrCorrupt) || errors.Is(err, ErrMissing) {
+		return err
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) {
 		return fmt.Errorf("%w: %s: %v", ErrCorrupt, name, err)
 	}
 	return fmt.Errorf("blob store: read %s: %w", name, err)
@@ -291,19 +275,24 @@ func Refs(l *letter.Letter) []string {
 }
 
 // InlineSize is about how many bytes l takes as JSON (letter.Marshal), the
-// byte fields counted by their base64 length, without encoding them: the
-// decision to move parts out must not cost a copy of the whole letter.
+// parts counted by the base64 length of their bytes, without encoding or
+// reading them: the decision to move parts out must not cost a copy of the
+// whole letter. A part already named by a Ref counts as its Ref.
 func InlineSize(l *letter.Letter) (int, error) {
 	c := *l
 	c.Original.Data = nil
 	c.Attachments = make([]letter.Attachment, len(l.Attachments))
 	n := 0
 	for i, a := range l.Attachments {
+		if a.Ref == "" {
+			n += b64Len(int(a.Len()))
+		}
 		a.Data = nil
 		c.Attachments[i] = a
-		n += b64Len(len(l.Attachments[i].Data))
 	}
-	n += b64Len(len(l.Original.Data))
+	if l.Original.Ref == "" {
+		n += b64Len(int(l.Original.Len()))
+	}
 	rest, err := letter.Marshal(&c)
 	if err != nil {
 		return 0, err
@@ -322,50 +311,91 @@ func b64Len(n int) int {
 
 // Externalise returns a copy of l in which the original and every
 // attachment of at least MinSize bytes are stored as blobs and named by
-// Ref, their Data nil. l itself is not changed. The blobs are stored before
-// the copy is returned, so a letter stored afterwards never names a blob
-// that is not there.
+// Ref, their Data nil. A part a source gave as something to open (a file
+// it has not read) is stored from its reader, checked against the size and
+// digest the source recorded. l itself is not changed. The blobs are
+// stored before the copy is returned, so a letter stored afterwards never
+// names a blob that is not there.
 func (s *Store) Externalise(ctx context.Context, l *letter.Letter) (*letter.Letter, error) {
 	c := *l
-	if len(l.Original.Data) >= s.minSize {
-		ref, err := s.Put(ctx, l.Original.Data)
+	if o := l.Original; o.Ref == "" && (o.Streamed() || o.Len() >= int64(s.minSize)) {
+		ref, sum, err := s.putPart(ctx, o.Data, o.SHA256, o.Len(), o.Open)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("the original: %w", err)
 		}
-		if c.Original.SHA256 == "" {
-			c.Original.SHA256 = letter.Digest(l.Original.Data)
-		}
-		c.Original.Data, c.Original.Ref = nil, ref
+		c.Original = o.WithOpener(nil)
+		c.Original.Ref, c.Original.SHA256, c.Original.Size = ref, sum, o.Len()
 	}
 	if len(l.Attachments) > 0 {
 		c.Attachments = make([]letter.Attachment, len(l.Attachments))
 		copy(c.Attachments, l.Attachments)
 		for i := range c.Attachments {
-			a := &c.Attachments[i]
-			if len(a.Data) < s.minSize {
+			a := c.Attachments[i]
+			if a.Ref != "" || (!a.Streamed() && a.Len() < int64(s.minSize)) {
 				continue
 			}
-			ref, err := s.Put(ctx, a.Data)
+			ref, sum, err := s.putPart(ctx, a.Data, a.SHA256, a.Len(), a.Open)
 			if err != nil {
-				return nil, err
+				return nil, fmt.Errorf("attachment %d: %w", i+1, err)
 			}
-			if a.SHA256 == "" {
-				a.SHA256 = letter.Digest(a.Data)
-			}
-			if a.Size == 0 {
-				a.Size = int64(len(a.Data))
-			}
-			a.Data, a.Ref = nil, ref
+			size := a.Len()
+			a = a.WithOpener(nil)
+			a.Ref, a.SHA256, a.Size = ref, sum, size
+			c.Attachments[i] = a
 		}
+	}
+	return &c, nil
+}
+
+// putPart stores one part: inline bytes under their digest, or what open
+// gives under the digest the source recorded (hex SHA-256).
+func (s *Store) putPart(ctx context.Context, data []byte, sum string, size int64, open letter.Opener) (ref, digest string, err error) {
+	if data != nil {
+		ref, err := s.Put(ctx, data)
+		return ref, strings.TrimPrefix(NameOf(ref), "sha256-"), err
+	}
+	if len(sum) != 64 {
+		return "", "", errors.New("a part to be read from its source carries no SHA-256")
+	}
+	ref, err = s.PutFrom(ctx, "sha256-"+sum, size, open)
+	return ref, sum, err
+}
+
+// Load returns a copy of l whose parts that a source gave as something to
+// open are read into Data: for a letter small enough to be stored inline.
+// l itself is not changed.
+func Load(ctx context.Context, l *letter.Letter) (*letter.Letter, error) {
+	c := *l
+	if o := l.Original; o.Streamed() {
+		b, err := letter.ReadAll(ctx, o.Open)
+		if err != nil {
+			return nil, fmt.Errorf("the original: %w", err)
+		}
+		c.Original = o.WithOpener(nil)
+		c.Original.Data, c.Original.Size = b, 0
+	}
+	c.Attachments = make([]letter.Attachment, len(l.Attachments))
+	copy(c.Attachments, l.Attachments)
+	for i, a := range c.Attachments {
+		if !a.Streamed() {
+			continue
+		}
+		b, err := letter.ReadAll(ctx, a.Open)
+		if err != nil {
+			return nil, fmt.Errorf("attachment %d: %w", i+1, err)
+		}
+		a = a.WithOpener(nil)
+		a.Data = b
+		c.Attachments[i] = a
 	}
 	return &c, nil
 }
 
 // Resolve returns l with every Ref replaced by its bytes, as a copy: l may
 // be shared (the decode cache) and is never changed. A letter with no refs
-// is returned as it is. Errors are classified for the delivery loop: a
-// missing or damaged blob is permanent (code blob_missing, the letter
-// parks), trouble reaching the store is retryable (blob_unavailable).
+// is returned as it is. Only for views that must show the bytes; a sink
+// gets Bind's letter and reads from the store as it sends. Errors are
+// classified as Classify does.
 func (s *Store) Resolve(ctx context.Context, l *letter.Letter) (*letter.Letter, error) {
 	if !hasRefs(l) {
 		return l, nil
@@ -412,16 +442,27 @@ func hasRefs(l *letter.Letter) bool {
 func (s *Store) get(ctx context.Context, ref string) ([]byte, error) {
 	name := NameOf(ref)
 	if name == "" {
-		return nil, adapters.Permanent("blob_missing", "the letter names a stored part the hub does not recognise; it cannot be delivered as stored", fmt.Errorf("%w: bad ref", ErrMissing))
+		return nil, Classify(errBadRef)
 	}
 	b, err := s.Get(ctx, name)
-	switch {
-	case errors.Is(err, ErrMissing):
-		return nil, adapters.Permanent("blob_missing", "a stored part of the letter (its original or an attachment) is missing from the hub's blob store", err)
-	case errors.Is(err, ErrCorrupt):
-		return nil, adapters.Permanent("blob_missing", "a stored part of the letter (its original or an attachment) is damaged in the hub's blob store", err)
-	case err != nil:
-		return nil, adapters.Retryable("blob_unavailable", "the hub's blob store did not answer", err)
+	if err != nil {
+		return nil, Classify(err)
 	}
 	return b, nil
+}
+
+// Classify turns a failed read of a blob into the delivery loop's error: a
+// missing or damaged blob is permanent (code blob_missing, the letter
+// parks: a retry will not bring the bytes back), trouble reaching the
+// store is retryable (blob_unavailable).
+func Classify(err error) error {
+	switch {
+	case errors.Is(err, errBadRef):
+		return adapters.Permanent("blob_missing", "the letter names a stored part the hub does not recognise; it cannot be delivered as stored", err)
+	case errors.Is(err, ErrMissing):
+		return adapters.Permanent("blob_missing", "a stored part of the letter (its original or an attachment) is missing from the hub's blob store", err)
+	case errors.Is(err, ErrCorrupt):
+		return adapters.Permanent("blob_missing", "a stored part of the letter (its original or an attachment) is damaged in the hub's blob store", err)
+	}
+	return adapters.Retryable("blob_unavailable", "the hub's blob store did not answer", err)
 }

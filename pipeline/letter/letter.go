@@ -3,11 +3,14 @@
 package letter
 
 import (
+	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"time"
 )
@@ -207,31 +210,134 @@ func (c *Consent) Allows(scope Scope, now time.Time) bool {
 	return false
 }
 
-// Attachment is a file carried by the letter.
+// Attachment is a file carried by the letter. Its bytes are either inline
+// (Data, for small parts) or something to open (Open): a large part is
+// never held whole. A stored letter names such a part by Ref (a blob in
+// the hub's blob store); the pipeline hands a sink letters whose parts
+// open from there, and every Open starts at the first byte again, so a
+// retried delivery re-opens instead of keeping a copy.
 type Attachment struct {
 	Name        string `json:"name"`
 	ContentType string `json:"contentType"`
 	Data        []byte `json:"data,omitempty"`
 	SHA256      string `json:"sha256,omitempty"`
 	Size        int64  `json:"size"`
-	// Ref names the blob holding Data when the pipeline moved it out of the
-	// message; sinks always see Data filled in.
-	Ref string `json:"ref,omitempty"`
+	// Ref names the blob holding the bytes when the pipeline moved them
+	// out of the message.
+	Ref  string `json:"ref,omitempty"`
+	open Opener
 }
 
-// Original is the input exactly as received.
+// Original is the input exactly as received: inline (Data) when small,
+// otherwise opened like an Attachment.
 type Original struct {
 	Data        []byte `json:"data,omitempty"`
 	ContentType string `json:"contentType"`
 	Charset     string `json:"charset,omitempty"`
 	Filename    string `json:"filename,omitempty"`
 	SHA256      string `json:"sha256,omitempty"`
-	Ref         string `json:"ref,omitempty"` // see Attachment.Ref
+	// Size is the length of the bytes; set for an original that is not
+	// inline (with Data it is len(Data)).
+	Size int64  `json:"size,omitempty"`
+	Ref  string `json:"ref,omitempty"` // see Attachment.Ref
+	open Opener
 }
+
+// Opener opens a part's bytes from the first byte. Each call gives a new
+// reader; the caller closes it. A reader may fail part way (a store that
+// stops answering, content that does not match its digest): whoever sends
+// from it must then send nothing (no half document), and the delivery is
+// tried again later with a new Open.
+type Opener func(ctx context.Context) (io.ReadCloser, error)
+
+// ErrNotOpenable is the error of Open on a part that is neither inline nor
+// bound to a store (a stored letter's Ref read without the pipeline).
+var ErrNotOpenable = errors.New("letter part is not inline and has nothing to open it from")
 
 // NewAttachment fills size and digest.
 func NewAttachment(name, contentType string, data []byte) Attachment {
 	return Attachment{Name: name, ContentType: contentType, Data: data, Size: int64(len(data)), SHA256: Digest(data)}
+}
+
+// StreamedAttachment is an attachment that is opened rather than held:
+// size and digest are those of the bytes open gives.
+func StreamedAttachment(name, contentType string, size int64, sha256 string, open Opener) Attachment {
+	return Attachment{Name: name, ContentType: contentType, Size: size, SHA256: sha256, open: open}
+}
+
+// Open returns a reader over the attachment's bytes.
+func (a Attachment) Open(ctx context.Context) (io.ReadCloser, error) {
+	return openPart(ctx, a.Data, a.Ref, a.open)
+}
+
+// Len is the number of bytes Open gives.
+func (a Attachment) Len() int64 {
+	if a.Data != nil {
+		return int64(len(a.Data))
+	}
+	return a.Size
+}
+
+// Inline reports whether the bytes are in Data.
+func (a Attachment) Inline() bool { return a.Data != nil }
+
+// Streamed reports whether the bytes are to be opened from a source or
+// store rather than held in Data.
+func (a Attachment) Streamed() bool { return a.Data == nil && a.open != nil }
+
+// WithOpener returns a with its bytes to be opened by open, Data dropped.
+func (a Attachment) WithOpener(open Opener) Attachment {
+	a.Data, a.open = nil, open
+	return a
+}
+
+// Open returns a reader over the original's bytes.
+func (o Original) Open(ctx context.Context) (io.ReadCloser, error) {
+	return openPart(ctx, o.Data, o.Ref, o.open)
+}
+
+// Len is the number of bytes Open gives.
+func (o Original) Len() int64 {
+	if o.Data != nil {
+		return int64(len(o.Data))
+	}
+	return o.Size
+}
+
+// Inline reports whether the bytes are in Data.
+func (o Original) Inline() bool { return o.Data != nil }
+
+// Streamed reports whether the bytes are to be opened rather than held.
+func (o Original) Streamed() bool { return o.Data == nil && o.open != nil }
+
+// WithOpener returns o with its bytes to be opened by open, Data dropped.
+func (o Original) WithOpener(open Opener) Original {
+	o.Data, o.open = nil, open
+	return o
+}
+
+func openPart(ctx context.Context, data []byte, ref string, open Opener) (io.ReadCloser, error) {
+	switch {
+	case data != nil:
+		return io.NopCloser(bytes.NewReader(data)), nil
+	case open != nil:
+		return open(ctx)
+	case ref != "":
+		return nil, ErrNotOpenable
+	}
+	return io.NopCloser(bytes.NewReader(nil)), nil // an empty part
+}
+
+// ReadAll reads a part whole: for parts known to be small (a text
+// attachment being checked) and for tests. Large parts are sent from
+// Open's reader instead.
+func ReadAll(ctx context.Context, open func(context.Context) (io.ReadCloser, error)) ([]byte, error) {
+	r, err := open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	return io.ReadAll(r)
 }
 
 // Digest is the hex SHA-256 of b.
@@ -267,7 +373,7 @@ func (l *Letter) Validate() error {
 	if l.Source == "" {
 		errs = append(errs, errors.New("letter.source: must not be empty"))
 	}
-	if l.Original.Data == nil && l.Original.Ref == "" && l.Kind != KindNotification {
+	if l.Original.Data == nil && !l.Original.Streamed() && l.Original.Ref == "" && l.Kind != KindNotification {
 		errs = append(errs, errors.New("letter.original: the original bytes must be kept"))
 	}
 	return errors.Join(errs...)

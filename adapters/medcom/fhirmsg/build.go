@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/samhub/samhub/adapters/body"
 	"github.com/samhub/samhub/pipeline/letter"
 )
 
@@ -214,6 +215,9 @@ type BuildOptions struct {
 	// Optional additions beyond the shared contract:
 	Author   Author   // the writer of the new text; defaults to the sender's name
 	Previous *Message // the message replied to or forwarded: its segments, Provenances and episode of care are carried over
+	// parts, set by WriteCareCommunication, stands for the attachments
+	// that are not inline: their bytes are sent from their readers.
+	parts *body.Template
 }
 
 // BuildCareCommunication writes l as a new, reply or forward
@@ -221,6 +225,27 @@ type BuildOptions struct {
 // priority, text and attachments. It returns the bytes and the
 // MessageHeader.id (the letter's MedCom identity; keep it for resends).
 func BuildCareCommunication(l *letter.Letter, opt BuildOptions) ([]byte, string, error) {
+	return buildCareCommunication(l, opt)
+}
+
+// WriteCareCommunication is BuildCareCommunication for a letter whose
+// attachments are opened rather than held: the message is a body.Body
+// whose attachment data are read, and base64-encoded, as it is written
+// (a 100 MB attachment is never held whole, nor its 133 MB of base64).
+func WriteCareCommunication(l *letter.Letter, opt BuildOptions) (*body.Body, string, error) {
+	opt.parts = &body.Template{}
+	doc, id, err := buildCareCommunication(l, opt)
+	if err != nil {
+		return nil, "", err
+	}
+	b, err := opt.parts.Body(doc)
+	if err != nil {
+		return nil, "", fmt.Errorf("build carecommunication: %w", err)
+	}
+	return b, id, nil
+}
+
+func buildCareCommunication(l *letter.Letter, opt BuildOptions) ([]byte, string, error) {
 	if l == nil {
 		return nil, "", errors.New("build carecommunication: letter is nil")
 	}
@@ -294,7 +319,7 @@ func BuildCareCommunication(l *letter.Letter, opt BuildOptions) ([]byte, string,
 		bad("letter.%s: %s", c.field, c.msg)
 	}
 	for i, a := range l.Attachments {
-		if a.Data == nil {
+		if a.Data == nil && (opt.parts == nil || a.ContentType == contentTypeLink) {
 			bad("letter.attachments[%d].data: must be loaded before building", i)
 		}
 		if a.Name == "" {
@@ -395,7 +420,11 @@ func BuildCareCommunication(l *letter.Letter, opt BuildOptions) ([]byte, string,
 	segs = append(segs, newText)
 	mine := []string{newText.id}
 	for i, a := range l.Attachments {
-		att := &segAttachment{contentType: a.ContentType, title: a.Name, data: a.Data}
+		data := a.Data
+		if data == nil && a.Len() > 0 {
+			data = opt.parts.Mark(fmt.Sprintf("attachment %d", i+1), a.Open, a.Len())
+		}
+		att := &segAttachment{contentType: a.ContentType, title: a.Name, data: data}
 		if a.ContentType == contentTypeLink { // a link travels as contentAttachment.url
 			att = &segAttachment{title: a.Name, url: strings.TrimSpace(string(a.Data))}
 		}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/samhub/samhub/adapters/medcom/partscan"
 	"github.com/samhub/samhub/pipeline/letter"
 )
 
@@ -53,7 +54,8 @@ type Message struct {
 	own           *provenance
 	segments      []segment
 	episode       *episode
-	attMissing    int // attachment segments without data (earlier ones in a reply)
+	attMissing    int           // attachment segments without data (earlier ones in a reply)
+	parts         *partscan.Doc // the values a scan lifted out, nil for Parse
 }
 
 // paths are the FHIR element paths of the fields Validate checks, so that
@@ -100,6 +102,7 @@ type segment struct {
 type segAttachment struct {
 	contentType, title, url, creation string
 	data                              []byte
+	part                              *partscan.Part // data lifted out by a scan, read from the input
 }
 
 type author struct {

@@ -2,14 +2,18 @@ package fhirmsg
 
 import (
 	"bytes"
+	"context"
+	"crypto/sha1"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 	"time"
 	"unicode/utf8"
 
+	"github.com/samhub/samhub/adapters/medcom/partscan"
 	"github.com/samhub/samhub/adapters/medcom/xmlsafe"
 	"github.com/samhub/samhub/pipeline/letter"
 )
@@ -21,10 +25,36 @@ import (
 // Message may still be non-nil, holding what could be read (e.g. VANS), so a
 // caller can address a negative acknowledgement; callers must check err.
 func Parse(data []byte, lim xmlsafe.Limits) (*Message, error) {
-	return parse(data, lim, 0)
+	return parse(data, lim, 0, nil)
 }
 
-func parse(data []byte, lim xmlsafe.Limits, level int) (*Message, error) {
+// ParseScanned is Parse of a message whose large base64 values a scan
+// lifted out (partscan.Scan, then Doc.Resolve): each attachment's data is
+// the part its token names, opened from the input when the letter's
+// attachment is read, and a VANSEnvelope's Data the message scanned in
+// it. The limits apply as to the whole input: the token budget counts the
+// bytes lifted out as Parse would have.
+func ParseScanned(d *partscan.Doc, lim xmlsafe.Limits) (*Message, error) {
+	return parse(d.Data, scannedLimits(d, lim), 0, d)
+}
+
+// scannedLimits grants the scanned document the token budget of the whole
+// input it stands for.
+func scannedLimits(d *partscan.Doc, lim xmlsafe.Limits) xmlsafe.Limits {
+	def := xmlsafe.DefaultLimits()
+	if lim.MaxTokens <= 0 {
+		lim.MaxTokens = def.MaxTokens
+	}
+	if lim.TokenBytes <= 0 {
+		lim.TokenBytes = def.TokenBytes
+	}
+	if lifted := d.Size - int64(len(d.Data)); lifted > 0 {
+		lim.MaxTokens += int(lifted / int64(lim.TokenBytes))
+	}
+	return lim
+}
+
+func parse(data []byte, lim xmlsafe.Limits, level int, parts *partscan.Doc) (*Message, error) {
 	body, err := utf8Body(data)
 	if err != nil {
 		return nil, err
@@ -46,7 +76,7 @@ func parse(data []byte, lim xmlsafe.Limits, level int) (*Message, error) {
 		if root.name != "Bundle" {
 			return nil, fmt.Errorf("json: resourceType: must be Bundle")
 		}
-		return fromBundle(root, EncodingJSON), nil
+		return fromBundle(root, EncodingJSON, parts), nil
 	case body[0] == '<':
 		if enc := declaredEncoding(body); enc != "" && !strings.EqualFold(enc, "utf-8") && !strings.EqualFold(enc, "utf8") {
 			return nil, fmt.Errorf("xml: declared encoding is not UTF-8: FHIR XML must be UTF-8")
@@ -66,13 +96,13 @@ func parse(data []byte, lim xmlsafe.Limits, level int) (*Message, error) {
 			if level > 0 {
 				return nil, errors.New("VANSEnvelope.Message.Data: holds another VANSEnvelope; expected a FHIR Bundle")
 			}
-			return fromVANS(root, lim)
+			return fromVANS(root, lim, parts)
 		case root.Tag != "Bundle":
 			return nil, fmt.Errorf("xml: root element %s: expected a FHIR Bundle or a VANSEnvelope", root.Tag)
 		case root.NamespaceURI() != nsFHIR:
 			return nil, fmt.Errorf("xml: Bundle: must be in namespace %s", nsFHIR)
 		}
-		return fromBundle(fromXML(root), EncodingXML), nil
+		return fromBundle(fromXML(root), EncodingXML, parts), nil
 	}
 	return nil, errors.New("input is neither XML nor JSON: expected a FHIR Bundle or a VANSEnvelope")
 }
@@ -197,8 +227,8 @@ func (b *bundle) ofType(typ string) []*entry {
 
 // fromBundle reads the fields MedCom defines. Structural problems become
 // findings for Validate; reading goes on so that as much as possible is known.
-func fromBundle(root *node, encoding string) *Message {
-	m := &Message{Encoding: encoding, BundleID: root.str("id")}
+func fromBundle(root *node, encoding string, parts *partscan.Doc) *Message {
+	m := &Message{Encoding: encoding, BundleID: root.str("id"), parts: parts}
 	add := func(path, format string, args ...any) { m.findings = append(m.findings, ferr(path, format, args...)) }
 	if m.BundleID == "" {
 		add("Bundle.id", "must be present")
@@ -532,17 +562,32 @@ func (m *Message) readCareCommunication(b *bundle, h *entry) {
 		case p.first("contentAttachment") != nil:
 			a := p.first("contentAttachment")
 			sa := &segAttachment{contentType: a.str("contentType"), title: a.str("title"), url: a.str("url"), creation: a.str("creation")}
+			var content *contentFacts
 			if d := a.str("data"); d != "" {
-				data, err := decodeBase64(d)
-				if err != nil {
-					add(path+".contentAttachment.data", "must be base64")
+				if p := m.parts.Part(d); p != nil && !p.Envelope {
+					// Lifted out by the scan: measured, not read in.
+					if p.Bad != nil {
+						add(path+".contentAttachment.data", "must be base64")
+					} else {
+						sa.part = p
+						content = &contentFacts{size: p.Size, sha1: p.SHA1}
+					}
+				} else {
+					data, err := decodeBase64(d)
+					if err != nil {
+						add(path+".contentAttachment.data", "must be base64")
+					}
+					sa.data = data
 				}
-				sa.data = data
+			}
+			if sa.data != nil {
+				sum := sha1.Sum(sa.data)
+				content = &contentFacts{size: int64(len(sa.data)), sha1: sum[:]}
 			}
 			if sa.title == "" {
 				add(path+".contentAttachment.title", "must be present")
 			}
-			m.findings = append(m.findings, checkAttachment(path+".contentAttachment", a, sa.data)...)
+			m.findings = append(m.findings, checkAttachment(path+".contentAttachment", a, content)...)
 			s.att = sa
 		default:
 			add(path, "must hold contentString or contentAttachment")
@@ -706,6 +751,10 @@ func (m *Message) collectContent() {
 	m.attMissing = 0
 	for _, s := range segs {
 		switch {
+		case s.att != nil && s.att.part != nil:
+			p := s.att.part
+			m.Attachments = append(m.Attachments, letter.StreamedAttachment(s.att.title, s.att.contentType, p.Size, p.SHA256,
+				func(context.Context) (io.ReadCloser, error) { return p.Open() }))
 		case s.att != nil && s.att.data != nil:
 			m.Attachments = append(m.Attachments, letter.NewAttachment(s.att.title, s.att.contentType, s.att.data))
 		case s.att != nil && s.att.url != "":

@@ -9,6 +9,7 @@ import (
 
 	"github.com/beevik/etree"
 
+	"github.com/samhub/samhub/adapters/medcom/partscan"
 	"github.com/samhub/samhub/adapters/medcom/xmlsafe"
 )
 
@@ -16,7 +17,7 @@ import (
 // copy, domain/medcom.md §3.1); any namespace is accepted when reading.
 const vansNS = "urn:oio:medcom:vans-envelope:1.0.4"
 
-func fromVANS(root *etree.Element, lim xmlsafe.Limits) (*Message, error) {
+func fromVANS(root *etree.Element, lim xmlsafe.Limits, parts *partscan.Doc) (*Message, error) {
 	child := func(e *etree.Element, name string) *etree.Element {
 		if e == nil {
 			return nil
@@ -66,14 +67,30 @@ func fromVANS(root *etree.Element, lim xmlsafe.Limits) (*Message, error) {
 	if data == "" {
 		return partial, errors.New("VANSEnvelope.Message.Data: must hold the base64 FHIR message")
 	}
-	payload, err := decodeBase64(data)
-	if err != nil {
-		return partial, errors.New("VANSEnvelope.Message.Data: must be base64")
+	declared := text(child(child(child(msg, "MetaInformation"), "Document"), "SizeInBytes"))
+	var m *Message
+	var err error
+	if p := parts.Part(data); p != nil && p.Envelope {
+		// Lifted out and scanned as it was decoded: the message is the
+		// scanned one, its own attachments parts of the input in turn.
+		if p.Bad != nil || p.Nested == nil {
+			return partial, errors.New("VANSEnvelope.Message.Data: must be base64")
+		}
+		if err := checkSizeInBytes(declared, p.Encoded, p.Size); err != nil {
+			return partial, err
+		}
+		m, err = parse(p.Nested.Data, scannedLimits(p.Nested, lim), 1, p.Nested)
+	} else {
+		payload, derr := decodeBase64(data)
+		if derr != nil {
+			return partial, errors.New("VANSEnvelope.Message.Data: must be base64")
+		}
+		encoded := len(data) - strings.Count(data, "\n") - strings.Count(data, "\r") - strings.Count(data, " ") - strings.Count(data, "\t")
+		if err := checkSizeInBytes(declared, int64(encoded), int64(len(payload))); err != nil {
+			return partial, err
+		}
+		m, err = parse(payload, lim, 1, nil)
 	}
-	if err := checkSizeInBytes(text(child(child(child(msg, "MetaInformation"), "Document"), "SizeInBytes")), data, payload); err != nil {
-		return partial, err
-	}
-	m, err := parse(payload, lim, 1)
 	if err != nil {
 		return partial, fmt.Errorf("VANSEnvelope.Message.Data: %w", err)
 	}
@@ -88,7 +105,7 @@ func fromVANS(root *etree.Element, lim xmlsafe.Limits) (*Message, error) {
 // checkSizeInBytes holds Document/SizeInBytes (xs:int), when the sender
 // gives it, to the message: the decoded message's length, or (read either
 // way, as the schema does not say) the length of its base64 in Data.
-func checkSizeInBytes(declared, b64 string, payload []byte) error {
+func checkSizeInBytes(declared string, encoded, payload int64) error {
 	if declared == "" {
 		return nil
 	}
@@ -97,9 +114,8 @@ func checkSizeInBytes(declared, b64 string, payload []byte) error {
 	if err != nil || n < 0 {
 		return fmt.Errorf("%s: must be a number of bytes (xs:int, 0 to 2147483647)", path)
 	}
-	encoded := len(b64) - strings.Count(b64, "\n") - strings.Count(b64, "\r") - strings.Count(b64, " ") - strings.Count(b64, "\t")
-	if int(n) != len(payload) && int(n) != encoded {
-		return fmt.Errorf("%s: declares %d bytes, but Data holds a message of %d bytes (%d in base64)", path, n, len(payload), encoded)
+	if n != payload && n != encoded {
+		return fmt.Errorf("%s: declares %d bytes, but Data holds a message of %d bytes (%d in base64)", path, n, payload, encoded)
 	}
 	return nil
 }

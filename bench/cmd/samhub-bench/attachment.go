@@ -2,97 +2,145 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/samhub/samhub/adapters/email"
 	"github.com/samhub/samhub/adapters/medcom/fhirmsg"
+	"github.com/samhub/samhub/internal/config"
 	"github.com/samhub/samhub/pipeline/broker"
 	"github.com/samhub/samhub/pipeline/letter"
 )
 
-// attachmentResult is latest.json's "attachment": one MedCom
-// CareCommunication (FHIR XML; XDIS91 only references its binaries) with a
-// 20 MB attachment dropped into the inbox and followed to the case system,
-// the EPJ and the coordinator's notice.
+// attachmentResult is latest.json's "attachment": MedCom CareCommunications
+// (FHIR XML; XDIS91 only references its binaries) with large attachments
+// dropped into the inbox of an idle hub and followed to every destination
+// of the bench flow, each arrival checked by the attachment's digest.
 type attachmentResult struct {
-	Bytes     int    `json:"bytes"`
-	Arrived   bool   `json:"arrived"` // with the bench's configuration
+	Bytes     int    `json:"bytes"`   // the headline try's attachment (20 MB)
+	Arrived   bool   `json:"arrived"` // the headline try arrived, intact, everywhere
 	StoppedAt string `json:"stopped_at,omitempty"`
-	// The largest of 20, 10, 5 and 1 MB that arrived with the bench's
-	// configuration, and its peak RSS growth over the idle hub.
+	// The headline try's peak RSS growth over the idle hub.
 	LargestArrivedBytes int     `json:"largest_arrived_bytes"`
 	PeakGrowthMB        float64 `json:"peak_growth_mb"`
 	Ratio               float64 `json:"ratio"` // peak growth ÷ attachment size
-	// Why no limit in the bench's configuration is raised to let it through.
-	HardLimit string          `json:"hard_limit,omitempty"`
-	Tries     []attachmentTry `json:"tries"`
+	// Label is the headline's tries' label: the targets are judged on them.
+	Label string `json:"label,omitempty"`
+	// Tries of earlier code on this machine (label "before: <commit>") are
+	// kept when BENCH_ONLY=attachment runs again (see BENCH_ATTACHMENT_LABEL).
+	Tries []attachmentTry `json:"tries"`
 }
 
-// attachmentTry is one letter on a fresh hub.
+// attachmentTry is one or more letters dropped at once on a fresh hub.
 type attachmentTry struct {
-	Bytes        int             `json:"bytes"`      // the attachment
-	FileBytes    int             `json:"file_bytes"` // the FHIR XML dropped into the inbox
+	Label        string          `json:"label"` // "after: <commit>" or "before: <commit>"
+	Name         string          `json:"name"`  // "20 MB", "100 MB", "4 × 20 MB at once"
+	Letters      int             `json:"letters"`
+	Bytes        int             `json:"bytes"`      // each letter's attachment
+	FileBytes    int             `json:"file_bytes"` // each FHIR XML dropped into the inbox
 	Limits       string          `json:"limits"`
+	Destinations []string        `json:"destinations"`
 	StreamMaxMsg int32           `json:"letter_stream_max_msg_size"` // as the server has it
-	Arrived      map[string]bool `json:"arrived"`                    // casefile, region, notices
+	Arrived      map[string]bool `json:"arrived"`                    // every letter there, its attachment's digest checked
 	All          bool            `json:"all_arrived"`
 	Seconds      float64         `json:"seconds"`
 	BaselineMB   float64         `json:"baseline_rss_mb"`
 	PeakMB       float64         `json:"peak_rss_mb"`
 	PeakGrowthMB float64         `json:"peak_growth_mb"`
-	Ratio        float64         `json:"ratio"`
-	StoppedAt    string          `json:"stopped_at,omitempty"`
-	AllocTop     []string        `json:"alloc_top,omitempty"` // go tool pprof -top, alloc_space during this letter
-	Profile      string          `json:"profile,omitempty"`
+	// Ratio is peak growth ÷ (attachment × letters at once): ≤ 2 is the
+	// target (for several at once: 2 × one letter × the concurrency).
+	Ratio     float64  `json:"ratio"`
+	StoppedAt string   `json:"stopped_at,omitempty"`
+	AllocTop  []string `json:"alloc_top,omitempty"` // go tool pprof -top, alloc_space during the try
+	Profile   string   `json:"profile,omitempty"`
 }
 
 const attachmentTarget = 20_000_000
-
-// storeRecordLimit is why the bench raises no limit for the full size: the
-// bound is not configurable.
-const storeRecordLimit = "nats-server v2.15.2's file store refuses any record over 32 MiB (rlBadThresh in server/filestore.go: 'message too large', err_code 10077), whatever streams.max_msg_size (32MB) and max_payload (64 MiB) say; the letter is stored as one JSON message carrying the original FHIR XML (the attachment in base64) in base64 plus the decoded attachment in base64, about 3.1× the attachment, so about 10.8 MB is the largest attachment a letter can carry"
 
 var (
 	benchGP = fhirmsg.Organization{Name: "Lægehuset Østergade", SOR: "441211000016000", GLN: "5790001987244"}
 	council = fhirmsg.Organization{Name: "Samrådet for Børn og Unge", SOR: "1144561000016002", GLN: "5790001382445"} // hubtest's self
 )
 
-func measureAttachment(ctx context.Context, tmp string, gen *letters) (attachmentResult, error) {
-	res := attachmentResult{Bytes: attachmentTarget}
-	n := 0
-	try := func(size int, limits string) (attachmentTry, error) {
-		n++
-		t, err := tryAttachment(ctx, filepath.Join(tmp, fmt.Sprintf("attachment-%d", n)), gen, 7+n, size, limits)
-		if err != nil {
-			return t, err
-		}
-		res.Tries = append(res.Tries, t)
-		logf("attachment: %s with %s: arrived %v in %.1f s, peak RSS +%.0f MB (%.1f× the attachment)%s", mb(size), limits, t.Arrived, t.Seconds, t.PeakGrowthMB, t.Ratio, stoppedSuffix(t.StoppedAt))
-		return t, nil
+// benchDestinations are the bench flow's destinations: the letter at the
+// case system and the EPJ, its "arrived" notice by mail.
+var benchDestinations = []string{"casefile", "region", "notices"}
+
+// attachmentPlan is the phase's tries: BENCH_ATTACHMENT_TRIES picks some by
+// name ("20", "100", "4x20", "2"; default all).
+type attachmentPlan struct {
+	key           string
+	name          string
+	size, letters int
+	maxBytes      int64 // medcom max_bytes for the try (0: the bench's 100 MB)
+	// timeout, when set, is the sink timeout and the case system's and
+	// EPJ's request timeout for the try: sixteen uploads at once share
+	// the machine, and the bench's 10 s would cut them off.
+	timeout time.Duration
+	limits  string
+}
+
+func attachmentPlans() []attachmentPlan {
+	all := []attachmentPlan{
+		{key: "20", name: "20 MB", size: attachmentTarget, letters: 1, limits: "bench configuration (medcom max_bytes 100 MB)"},
+		// MedCom's cap is 100 MB for the whole message: a 100 MB attachment
+		// (a 133 MB file) stands for what a case system or a mail may carry.
+		{key: "100", name: "100 MB", size: 100_000_000, letters: 1, maxBytes: 150_000_000, limits: "medcom max_bytes raised to 150 MB (beyond MedCom's 100 MB cap, to carry a 100 MB attachment)"},
+		{key: "4x20", name: "4 × 20 MB at once", size: attachmentTarget, letters: 4, limits: "bench configuration (medcom workers 16; all share pipeline.blob_memory)"},
+		// As many as the MedCom source takes at once by default (workers).
+		{key: "16x20", name: "16 × 20 MB at once", size: attachmentTarget, letters: 16, timeout: 3 * time.Minute,
+			limits: "medcom workers 16 (as many as arrive); pipeline.sink_timeout and the case system's and EPJ's timeout 3m (the bench's 10 s cuts sixteen uploads at once off); all share pipeline.blob_memory"},
+		// The part of the growth that is the blob path's and not the size's.
+		{key: "2", name: "2 MB (control)", size: 2_000_000, letters: 1, limits: "bench configuration"},
 	}
-	const defaults = "bench configuration (streams.max_msg_size 32MB, medcom max_bytes 100 MB)"
-	for _, size := range []int{attachmentTarget, 10_000_000, 5_000_000, 1_000_000} {
-		t, err := try(size, defaults)
+	want := os.Getenv("BENCH_ATTACHMENT_TRIES")
+	if want == "" {
+		return all
+	}
+	var out []attachmentPlan
+	for _, p := range all {
+		if slices.Contains(strings.Split(want, ","), p.key) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func attachmentLabel(repo string) string {
+	if l := os.Getenv("BENCH_ATTACHMENT_LABEL"); l != "" {
+		return l
+	}
+	return "after: " + gitCommit(repo)
+}
+
+func measureAttachment(ctx context.Context, tmp, label string, gen *letters) (attachmentResult, error) {
+	res := attachmentResult{Bytes: attachmentTarget, Label: label}
+	n := 0
+	for _, plan := range attachmentPlans() {
+		n++
+		t, err := tryAttachment(ctx, filepath.Join(tmp, fmt.Sprintf("attachment-%d", n)), gen, 7+n, plan)
 		if err != nil {
 			return res, err
 		}
-		if size == attachmentTarget {
+		t.Label = label
+		res.Tries = append(res.Tries, t)
+		logf("attachment: %s: arrived %v in %.1f s, peak RSS +%.0f MB (%.2f× the attachments)%s", t.Name, t.Arrived, t.Seconds, t.PeakGrowthMB, t.Ratio, stoppedSuffix(t.StoppedAt))
+		if plan.key == "20" {
 			res.Arrived, res.StoppedAt = t.All, t.StoppedAt
+			if t.All {
+				res.LargestArrivedBytes, res.PeakGrowthMB, res.Ratio = t.Bytes, t.PeakGrowthMB, t.Ratio
+			}
 		}
-		if t.All {
-			res.LargestArrivedBytes, res.PeakGrowthMB, res.Ratio = size, t.PeakGrowthMB, t.Ratio
-			break
-		}
-	}
-	if !res.Arrived {
-		res.HardLimit = storeRecordLimit
 	}
 	return res, nil
 }
@@ -104,12 +152,27 @@ func stoppedSuffix(s string) string {
 	return "; stopped: " + s
 }
 
-// tryAttachment starts a hub, warms it up, then drops one letter with a
-// size-byte attachment and follows it until it reached all three
-// destinations or clearly stopped.
-func tryAttachment(ctx context.Context, dir string, gen *letters, runNo, size int, limits string) (attachmentTry, error) {
-	t := attachmentTry{Bytes: size, Limits: limits, Arrived: map[string]bool{}}
-	rig, err := startRig(ctx, dir, gen, nil, &logLines{})
+// staged is one letter written before the baseline.
+type staged struct {
+	path, id, noticeID, digest string
+}
+
+// tryAttachment starts a hub, warms it up, then drops the plan's letters at
+// once and follows them until each reached every destination intact or
+// clearly stopped.
+func tryAttachment(ctx context.Context, dir string, gen *letters, runNo int, plan attachmentPlan) (attachmentTry, error) {
+	t := attachmentTry{Name: plan.name, Letters: plan.letters, Bytes: plan.size, Limits: plan.limits, Destinations: benchDestinations, Arrived: map[string]bool{}}
+	tune := func(c *config.Config) {
+		if plan.maxBytes > 0 {
+			c.Adapters["medcom"]["max_bytes"] = plan.maxBytes
+		}
+		if plan.timeout > 0 {
+			c.Pipeline.SinkTimeout = plan.timeout
+			c.Adapters["casesys"]["timeout"] = plan.timeout.String()
+			c.Adapters["epj"]["timeout"] = plan.timeout.String()
+		}
+	}
+	rig, err := startRig(ctx, dir, gen, tune, &logLines{})
 	if err != nil {
 		return t, err
 	}
@@ -117,24 +180,26 @@ func tryAttachment(ctx context.Context, dir string, gen *letters, runNo, size in
 	if _, err := rig.run("attachment: warm-up", runNo, 20, 0, 2*time.Minute); err != nil {
 		return t, err
 	}
-
 	if st, err := rig.app.Broker.JS.Stream(ctx, broker.StreamLetters); err == nil {
 		t.StreamMaxMsg = st.CachedInfo().Config.MaxMsgSize
 	}
 
-	// The file is built and written before the baseline, so the harness's
-	// copies are garbage by the time memory is measured.
-	staged := filepath.Join(dir, "staged.xml")
-	id, err := stageAttachmentLetter(staged, size, uint64(runNo))
-	if err != nil {
-		return t, err
+	// The files are built and written before the baseline, so the
+	// harness's copies are garbage by the time memory is measured.
+	var letters []staged
+	for i := range plan.letters {
+		s := staged{path: filepath.Join(dir, fmt.Sprintf("staged-%d.xml", i))}
+		if s.id, s.digest, err = stageAttachmentLetter(s.path, plan.size, uint64(runNo*10+i)); err != nil {
+			return t, err
+		}
+		s.noticeID = email.MessageID("notice:arrived::"+s.id, coordinator, mailFrom)
+		if fi, err := os.Stat(s.path); err == nil {
+			t.FileBytes = int(fi.Size())
+		}
+		letters = append(letters, s)
 	}
-	if fi, err := os.Stat(staged); err == nil {
-		t.FileBytes = int(fi.Size())
-	}
-	noticeID := email.MessageID("notice:arrived::"+id, coordinator, mailFrom)
 	medcomDir := filepath.Dir(rig.in)
-	before, err := writeHeap(dir, fmt.Sprintf("heap-attachment-%d-before.pb.gz", size))
+	before, err := writeHeap(dir, fmt.Sprintf("heap-attachment-%s-before.pb.gz", plan.key))
 	if err != nil {
 		return t, err
 	}
@@ -142,19 +207,35 @@ func tryAttachment(ctx context.Context, dir string, gen *letters, runNo, size in
 	logs0 := rig.logs.len()
 	resetPeakRSS()
 	start := time.Now()
-	if err := os.Rename(staged, filepath.Join(rig.in, "attachment.xml")); err != nil {
-		return t, err
+	stopPeak := peakProfile(dir)
+	defer stopPeak()
+	for i, s := range letters {
+		if err := os.Rename(s.path, filepath.Join(rig.in, fmt.Sprintf("attachment-%d.xml", i))); err != nil {
+			return t, err
+		}
 	}
 
-	// Follow the letter: arrivals at the destinations, the file's place in
-	// the MedCom directories, its journey and the hub's warnings.
-	const timeout = 60 * time.Second
+	// Follow the letters: arrivals (digest checked) at the destinations,
+	// the files' places in the MedCom directories, the hub's warnings.
+	timeout := 60*time.Second + time.Duration(plan.letters*plan.size/2_000_000)*time.Second
 	var firstProblem time.Time
 	for {
-		_, t.Arrived["casefile"] = rig.cs.Letters.At(id)
-		_, t.Arrived["region"] = rig.epj.Letters.At(id)
-		_, t.Arrived["notices"] = rig.mail.Letters.At(noticeID)
-		t.All = t.Arrived["casefile"] && t.Arrived["region"] && t.Arrived["notices"]
+		for _, d := range benchDestinations {
+			all := true
+			for _, s := range letters {
+				switch d {
+				case "casefile":
+					all = all && rig.cs.Files.Has(s.id, s.digest)
+				case "region":
+					all = all && rig.epj.Files.Has(s.id, s.digest)
+				case "notices":
+					_, ok := rig.mail.Letters.At(s.noticeID)
+					all = all && ok
+				}
+			}
+			t.Arrived[d] = all
+		}
+		t.All = !slices.Contains(mapValues(t.Arrived), false)
 		if t.All {
 			break
 		}
@@ -174,17 +255,25 @@ func tryAttachment(ctx context.Context, dir string, gen *letters, runNo, size in
 	t.Seconds = time.Since(start).Seconds()
 	t.PeakMB = peakRSSMB()
 	t.PeakGrowthMB = t.PeakMB - t.BaselineMB
-	t.Ratio = t.PeakGrowthMB * (1 << 20) / float64(size)
-	after, err := writeHeap(dir, fmt.Sprintf("heap-attachment-%d-after.pb.gz", size))
+	t.Ratio = t.PeakGrowthMB * 1e6 / float64(plan.size*plan.letters)
+	after, err := writeHeap(dir, fmt.Sprintf("heap-attachment-%s-after.pb.gz", plan.key))
 	if err != nil {
 		return t, err
 	}
 	t.AllocTop = pprofTop(after, "alloc_space", before)
 	t.Profile = keepProfile(after)
 	if !t.All {
-		t.StoppedAt = whereStopped(ctx, rig, medcomDir, id, rig.logs.since(logs0), t.Arrived)
+		t.StoppedAt = whereStopped(ctx, rig, medcomDir, letters[0].id, rig.logs.since(logs0), t.Arrived)
 	}
 	return t, nil
+}
+
+func mapValues(m map[string]bool) []bool {
+	var out []bool
+	for _, v := range m {
+		out = append(out, v)
+	}
+	return out
 }
 
 // stageAttachmentLetter writes a new CareCommunication (category
@@ -192,13 +281,15 @@ func tryAttachment(ctx context.Context, dir string, gen *letters, runNo, size in
 // EPJ and notice) about MedCom's test person Bruno Test Elmer, from a test
 // GP to the council, with one size-byte PDF-typed attachment of random
 // bytes (random so no layer can compress it away). It returns the hub's id
-// of the letter (its MessageHeader.id).
-func stageAttachmentLetter(path string, size int, seed uint64) (string, error) {
+// of the letter (its MessageHeader.id) and the attachment's SHA-256. The
+// file is written as it is built, its attachment never held twice.
+func stageAttachmentLetter(path string, size int, seed uint64) (id, digest string, err error) {
 	data := make([]byte, size)
 	var key [32]byte
-	key[0] = byte(seed)
+	key[0], key[1] = byte(seed), byte(seed>>8)
 	_, _ = rand.NewChaCha8(key).Read(data)
 	copy(data, "%PDF-1.7\n")
+	sum := sha256.Sum256(data)
 	l := &letter.Letter{
 		Patient:  &letter.Patient{CPR: testCPR, GivenName: "Bruno Test", FamilyName: "Elmer"},
 		Category: "regarding-referral",
@@ -210,9 +301,9 @@ func stageAttachmentLetter(path string, size int, seed uint64) (string, error) {
 	}
 	out, id, err := fhirmsg.BuildCareCommunication(l, fhirmsg.BuildOptions{Encoding: fhirmsg.EncodingXML, Self: benchGP, To: council, Mode: fhirmsg.ModeNew})
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
-	return id, os.WriteFile(path, out, 0o600)
+	return id, hex.EncodeToString(sum[:]), os.WriteFile(path, out, 0o600)
 }
 
 func fileIn(medcomDir, sub string) bool {
@@ -232,7 +323,7 @@ func fileIn(medcomDir, sub string) bool {
 func whereStopped(ctx context.Context, rig *memRig, medcomDir, id string, logs []string, arrived map[string]bool) string {
 	var parts []string
 	var missing []string
-	for _, d := range []string{"casefile", "region", "notices"} {
+	for _, d := range benchDestinations {
 		if !arrived[d] {
 			missing = append(missing, d)
 		}
@@ -288,4 +379,34 @@ func whereStopped(ctx context.Context, rig *memRig, medcomDir, id string, logs [
 		parts = append(parts, fmt.Sprintf("hub warnings (%d records): %s", len(logs), strings.Join(seen, " | ")))
 	}
 	return strings.Join(parts, "; ")
+}
+
+// peakProfile (BENCH_PEAK_PROFILE=1) writes a heap profile when the heap in
+// use is at its highest during the try: for finding what is live then.
+func peakProfile(dir string) func() {
+	if os.Getenv("BENCH_PEAK_PROFILE") == "" {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		var best uint64
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(2 * time.Millisecond):
+			}
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			if ms.HeapAlloc > best+4<<20 {
+				best = ms.HeapAlloc
+				f, err := os.Create(filepath.Join(os.Getenv("BENCH_PEAK_PROFILE"), "peak.pb.gz"))
+				if err == nil {
+					_ = pprof.Lookup("heap").WriteTo(f, 0)
+					f.Close()
+				}
+			}
+		}
+	}()
+	return func() { close(done) }
 }

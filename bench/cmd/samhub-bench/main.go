@@ -20,6 +20,13 @@
 //	BENCH_NO_PARKED, BENCH_NO_ATTACHMENT  skip a memory phase (memory.go)
 //	BENCH_HEAPPROFILE_DIR  keep the memory phases' heap profiles here
 //	BENCH_NO_COUNCIL  run the hub without the council register (council.enabled: false)
+//	BENCH_ONLY=attachment  run only the large-attachment phase and put its tries into
+//	                  the existing latest.json (tries of other labels kept)
+//	BENCH_ATTACHMENT_TRIES  which tries: 20,100,4x20,16x20,2 (default all)
+//	BENCH_PEAK_PROFILE  a directory: the attachment phase writes peak.pb.gz there, a heap
+//	                  profile taken when the heap in use was highest during a try
+//	BENCH_ATTACHMENT_LABEL  the tries' label (default "after: <commit>"; "before: …"
+//	                  when this harness runs against earlier code)
 package main
 
 import (
@@ -32,6 +39,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -119,6 +127,9 @@ func run() error {
 		return err
 	}
 	res := results{Machine: describeMachine(tmp), Commit: gitCommit(repo), When: time.Now().UTC()}
+	if os.Getenv("BENCH_ONLY") == "attachment" {
+		return onlyAttachment(ctx, out, tmp, attachmentLabel(repo), gen)
+	}
 
 	logf("ceiling: %d × %d B", env("BENCH_CEILING_N", 20000), len(gen.tmpl))
 	_, sample, _ := gen.letter(8, 0)
@@ -173,7 +184,7 @@ func run() error {
 	} else {
 		res.PeerNote = "peer not run (BENCH_PEER_BIN empty)"
 	}
-	measureMemory(ctx, tmp, gen, &res)
+	measureMemory(ctx, tmp, attachmentLabel(repo), gen, &res)
 
 	res.LettersPerS = sat.LettersPerS
 	res.P99msAt200 = fixed.P99ms
@@ -209,9 +220,9 @@ func targets(r results, rate int) []target {
 	} else {
 		t = append(t, target{"versus the peer, end to end", "≥ 1.5×", "—", "not measured"})
 	}
+	t = append(t, parkedTarget(r))
+	t = append(t, attachmentTargetRows(r)...)
 	t = append(t,
-		parkedTarget(r),
-		attachmentTargetRow(r),
 		target{"parse + validate vs bare etree read (10 KB)", "≥ 80 %", fmt.Sprintf("%.0f %% (%.0f µs vs %.0f µs)", r.Parse.Ratio*100, r.Parse.ParseValidateUS, r.Parse.EtreeReadUS), judge(r.Parse.Ratio >= 0.8)},
 	)
 	return t
@@ -344,4 +355,38 @@ func describeMachine(dir string) machine {
 		}
 	}
 	return m
+}
+
+// onlyAttachment runs the attachment phase alone and merges its tries into
+// latest.json: tries with the same label are replaced, others (earlier
+// code's, "before: …") kept, and the summary and targets written again.
+func onlyAttachment(ctx context.Context, out, tmp, label string, gen *letters) error {
+	var res results
+	if b, err := os.ReadFile(filepath.Join(out, "latest.json")); err == nil {
+		if err := json.Unmarshal(b, &res); err != nil {
+			return fmt.Errorf("latest.json: %w", err)
+		}
+	}
+	a, err := measureAttachment(ctx, tmp, label, gen)
+	if err != nil {
+		return err
+	}
+	if res.Attachment != nil {
+		for _, t := range res.Attachment.Tries {
+			if t.Label != label {
+				a.Tries = append(a.Tries, t)
+			}
+		}
+	}
+	sort.SliceStable(a.Tries, func(i, j int) bool { return a.Tries[i].Label > a.Tries[j].Label })
+	if !strings.HasPrefix(label, "after") && res.Attachment != nil {
+		// A run of earlier code adds its tries; the headline stays.
+		a.Bytes, a.Arrived, a.StoppedAt = res.Attachment.Bytes, res.Attachment.Arrived, res.Attachment.StoppedAt
+		a.LargestArrivedBytes, a.PeakGrowthMB, a.Ratio = res.Attachment.LargestArrivedBytes, res.Attachment.PeakGrowthMB, res.Attachment.Ratio
+		a.Label = res.Attachment.Label
+	}
+	res.Attachment, res.AttachmentNote = &a, ""
+	rate := env("BENCH_RATE", 200)
+	res.Targets = targets(res, rate)
+	return write(out, res)
 }

@@ -132,7 +132,7 @@ func mb(n int) string { return fmt.Sprintf("%.1f MB", float64(n)/1e6) }
 // measureMemory runs the two memory phases of issue 10 unless switched off
 // (BENCH_NO_PARKED=1, BENCH_NO_ATTACHMENT=1); a phase that fails is noted
 // in the results rather than failing the run.
-func measureMemory(ctx context.Context, tmp string, gen *letters, res *results) {
+func measureMemory(ctx context.Context, tmp, label string, gen *letters, res *results) {
 	if os.Getenv("BENCH_NO_PARKED") == "" {
 		n := env("BENCH_PARKED_N", 1_000_000)
 		logf("parked: retry queue memory with %d parked letters", n)
@@ -146,8 +146,8 @@ func measureMemory(ctx context.Context, tmp string, gen *letters, res *results) 
 		res.ParkedNote = "not run (BENCH_NO_PARKED)"
 	}
 	if os.Getenv("BENCH_NO_ATTACHMENT") == "" {
-		logf("attachment: one letter with a %s attachment", mb(attachmentTarget))
-		if a, err := measureAttachment(ctx, tmp, gen); err != nil {
+		logf("attachment: letters with large attachments")
+		if a, err := measureAttachment(ctx, tmp, label, gen); err != nil {
 			res.AttachmentNote = "attachment phase failed: " + err.Error()
 			logf("%s", res.AttachmentNote)
 		} else {
@@ -190,16 +190,42 @@ func attachmentTargetRow(r results) target {
 	t.Result = "short"
 	switch {
 	case a.Arrived:
-		t.Value = fmt.Sprintf("arrived; peak RSS +%.0f MB = %.1f×", a.PeakGrowthMB, a.Ratio)
+		t.Value = fmt.Sprintf("arrived intact everywhere; peak RSS +%.0f MB = %.1f×", a.PeakGrowthMB, a.Ratio)
 		if a.Ratio <= 2 {
 			t.Result = "met"
 		}
-	case a.LargestArrivedBytes > 0:
-		t.Value = fmt.Sprintf("did not arrive; largest through: %s, peak RSS +%.0f MB = %.1f×", mb(a.LargestArrivedBytes), a.PeakGrowthMB, a.Ratio)
 	default:
-		t.Value = "did not arrive (nor 10, 5, 1 MB)"
+		t.Value = "did not arrive: " + a.StoppedAt
 	}
 	return t
+}
+
+// attachmentTargetRows are the headline row and one row for each larger or
+// concurrent try of the headline's label: growth ≤ 2× the attachments
+// dropped at once (issue 21: 2× one letter × the letters let in at once).
+func attachmentTargetRows(r results) []target {
+	rows := []target{attachmentTargetRow(r)}
+	a := r.Attachment
+	if a == nil || a.Label == "" {
+		return rows
+	}
+	for _, tr := range a.Tries {
+		if tr.Label != a.Label || tr.Name == "20 MB" || tr.Bytes < attachmentTarget {
+			continue
+		}
+		limit := 2 * float64(tr.Bytes*tr.Letters) / 1e6
+		t := target{What: tr.Name + " attachment streamed", Goal: fmt.Sprintf("RSS growth ≤ 2× size × letters (%.0f MB)", limit), Result: "short"}
+		if !tr.All {
+			t.Value = "did not arrive: " + tr.StoppedAt
+		} else {
+			t.Value = fmt.Sprintf("arrived intact everywhere; peak RSS +%.0f MB = %.2f×", tr.PeakGrowthMB, tr.Ratio)
+			if tr.Ratio <= 2 {
+				t.Result = "met"
+			}
+		}
+		rows = append(rows, t)
+	}
+	return rows
 }
 
 // memorySummary is latest.md's section on the two memory phases.
@@ -228,26 +254,23 @@ func memorySummary(b *strings.Builder, r results) {
 	} else {
 		fmt.Fprintf(b, "%s\n", r.ParkedNote)
 	}
-	b.WriteString("\n## Memory: one letter with a large attachment\n\n")
+	b.WriteString("\n## Memory: letters with large attachments\n\n")
 	if a := r.Attachment; a != nil {
-		b.WriteString("FHIR CareCommunication (XML), category regarding-referral, one attachment of random bytes, dropped into the MedCom inbox of an idle hub (fresh per letter); peak RSS growth over the settled idle RSS.\n\n")
-		b.WriteString("| attachment | file | limits | arrived | s | peak growth MB | × size | stopped at |\n|---|---|---|---|---|---|---|---|\n")
+		b.WriteString("FHIR CareCommunications (XML), category regarding-referral, one attachment of random bytes each, dropped into the MedCom inbox of an idle hub (fresh per try) and followed to the case system and the EPJ (the attachment's SHA-256 checked there) and the notice by mail; peak RSS growth over the settled idle RSS, ÷ the attachments dropped at once.\n\n")
+		b.WriteString("| code | try | file | limits | arrived intact | s | peak growth MB | × attachments | stopped at |\n|---|---|---|---|---|---|---|---|---|\n")
 		for _, t := range a.Tries {
 			var arr []string
-			for _, d := range []string{"casefile", "region", "notices"} {
+			for _, d := range t.Destinations {
 				if t.Arrived[d] {
 					arr = append(arr, d)
 				}
 			}
-			fmt.Fprintf(b, "| %s | %s | %s | %s | %.1f | %.0f | %.1f | %s |\n", mb(t.Bytes), mb(t.FileBytes), t.Limits, strings.Join(arr, ", "), t.Seconds, t.PeakGrowthMB, t.Ratio, strings.ReplaceAll(t.StoppedAt, "|", "/"))
+			fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %.1f | %.0f | %.2f | %s |\n", t.Label, t.Name, mb(t.FileBytes), t.Limits, strings.Join(arr, ", "), t.Seconds, t.PeakGrowthMB, t.Ratio, strings.ReplaceAll(t.StoppedAt, "|", "/"))
 		}
 		for _, t := range a.Tries {
-			if t.Bytes == a.LargestArrivedBytes && t.All && len(t.AllocTop) > 0 {
-				fmt.Fprintf(b, "\nAllocated while the %s letter went through (`go tool pprof -top -sample_index=alloc_space`, idle → after):\n\n```\n%s\n```\n", mb(t.Bytes), strings.Join(t.AllocTop, "\n"))
+			if len(t.AllocTop) > 0 {
+				fmt.Fprintf(b, "\nAllocated while %s went through (%s; `go tool pprof -top -sample_index=alloc_space`, idle → after):\n\n```\n%s\n```\n", t.Name, t.Label, strings.Join(t.AllocTop, "\n"))
 			}
-		}
-		if a.HardLimit != "" {
-			fmt.Fprintf(b, "\nNo limit was raised for the full size: %s.\n", a.HardLimit)
 		}
 	} else {
 		fmt.Fprintf(b, "%s\n", r.AttachmentNote)

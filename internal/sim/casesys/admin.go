@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"sort"
@@ -34,6 +35,7 @@ type faults struct {
 	delay        map[string]time.Duration // by route; "" for every route
 	rejectTokens bool
 	before       []hook
+	uploadRate   int64 // bytes a second a write's body is read at; 0 = no limit
 }
 
 type hook struct {
@@ -491,3 +493,42 @@ func (s *Server) adminRoutes() {
 		w.WriteHeader(http.StatusNoContent)
 	})
 }
+
+// SlowUploads makes the case system read the body of every write at most
+// perSecond bytes a second (0: as fast as it comes), as over a slow link:
+// a test sees a large upload in progress (Receiving) and can break it off
+// half way.
+func (s *Server) SlowUploads(perSecond int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults.uploadRate = perSecond
+}
+
+// Receiving is how many bytes of request bodies the case system has read
+// of the writes it is reading now (0 when none is coming in).
+func (s *Server) Receiving() int64 { return s.receiving.Load() }
+
+// slowBody reads a write's body, at the rate SlowUploads set, counting what
+// it has read in Receiving until it ends.
+type slowBody struct {
+	r     io.Reader
+	s     *Server
+	rate  int64
+	read  int64
+	start time.Time
+}
+
+func (b *slowBody) Read(p []byte) (int, error) {
+	if b.rate > 0 {
+		p = p[:min(len(p), 32<<10)]
+		if ahead := time.Duration(float64(b.read)/float64(b.rate)*float64(time.Second)) - time.Since(b.start); ahead > 0 {
+			time.Sleep(ahead)
+		}
+	}
+	n, err := b.r.Read(p)
+	b.read += int64(n)
+	b.s.receiving.Add(int64(n))
+	return n, err
+}
+
+func (b *slowBody) done() { b.s.receiving.Add(-b.read) }

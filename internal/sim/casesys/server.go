@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -87,6 +88,8 @@ type Server struct {
 
 	srvMu sync.Mutex
 	srv   *http.Server
+
+	receiving atomic.Int64 // bytes read of the write bodies coming in now
 }
 
 type token struct {
@@ -260,7 +263,12 @@ func (s *Server) api(pattern, scope string, idem idemMode, h handlerFunc) {
 		var bodyErr error
 		write := r.Method == http.MethodPost || r.Method == http.MethodPatch
 		if write {
-			body, bodyErr = io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxUploadBytes))
+			s.mu.Lock()
+			rate := s.faults.uploadRate
+			s.mu.Unlock()
+			in := &slowBody{r: http.MaxBytesReader(w, r.Body, s.cfg.MaxUploadBytes), s: s, rate: rate, start: time.Now()}
+			body, bodyErr = io.ReadAll(in)
+			in.done()
 		}
 		key := r.Header.Get("Idempotency-Key")
 		ext := ""

@@ -48,8 +48,8 @@ func peekCreate(r *http.Request) (key string, ext []string) {
 	} else {
 		key = r.Header.Get("Idempotency-Key")
 	}
-	b, err := io.ReadAll(io.LimitReader(r.Body, maxCreateBody))
-	r.Body = io.NopCloser(io.MultiReader(bytes.NewReader(b), r.Body))
+	b, err := io.ReadAll(r.Body) // lifted: large attachments are in files
+	r.Body = io.NopCloser(bytes.NewReader(b))
 	if err != nil {
 		return key, nil
 	}

@@ -22,9 +22,6 @@ const (
 
 const fhirJSON = "application/fhir+json; fhirVersion=4.0"
 
-// maxCreateBody caps what a create may send.
-const maxCreateBody = 64 << 20
-
 func writeJSON(w http.ResponseWriter, status int, ctype string, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -119,7 +116,7 @@ func (s *Server) handlePatientSearch(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.mu.Unlock()
-	writeBundle(w, r, hits, len(hits), "")
+	s.writeBundle(w, r, hits, len(hits), "")
 }
 
 // validCPR checks the form only (DDMMYY + four digits); modulus 11 is not
@@ -137,12 +134,12 @@ func validCPR(v string) bool {
 	return err == nil
 }
 
-func writeBundle(w http.ResponseWriter, r *http.Request, recs []*record, total int, next string) {
+func (s *Server) writeBundle(w http.ResponseWriter, r *http.Request, recs []*record, total int, next string) {
 	entries := []any{}
 	for _, rec := range recs {
 		entries = append(entries, map[string]any{
 			"fullUrl":  baseURL(r) + "/" + rec.Type + "/" + rec.ID,
-			"resource": rec.JSON,
+			"resource": json.RawMessage(s.inlined(rec.JSON)),
 			"search":   map[string]string{"mode": "match"},
 		})
 	}
@@ -168,23 +165,24 @@ func (s *Server) handleRead(typ string) http.HandlerFunc {
 			writeOutcome(w, http.StatusNotFound, "not-found", "", typ+" not found")
 			return
 		}
-		writeResource(w, http.StatusOK, rec)
+		s.writeResource(w, http.StatusOK, rec)
 	}
 }
 
-func writeResource(w http.ResponseWriter, status int, rec *record) {
+func (s *Server) writeResource(w http.ResponseWriter, status int, rec *record) {
 	w.Header().Set("ETag", `W/"`+strconv.Itoa(rec.Version)+`"`)
 	w.Header().Set("Last-Modified", rec.LastUpdated.Format(http.TimeFormat))
 	w.Header().Set("Content-Type", fhirJSON)
 	w.WriteHeader(status)
-	w.Write(rec.JSON)
+	s.inline(w, rec.JSON)
 }
 
 // handleCreateCommunication is create, conditional when If-None-Exist is
 // sent (FHIR R4 http.html#ccreate): no match creates (201), one match
 // returns it (200), several matches fail (412).
 func (s *Server) handleCreateCommunication(w http.ResponseWriter, r *http.Request) {
-	b, err := io.ReadAll(io.LimitReader(r.Body, maxCreateBody))
+	// Large attachments were lifted out of the body as it came in (ServeHTTP).
+	b, err := io.ReadAll(r.Body)
 	if err != nil {
 		writeOutcome(w, http.StatusBadRequest, "structure", "", "body could not be read")
 		return
@@ -240,7 +238,7 @@ func (s *Server) handleCreateCommunication(w http.ResponseWriter, r *http.Reques
 		switch {
 		case len(hits) == 1:
 			w.Header().Set("Location", baseURL(r)+"/Communication/"+hits[0].ID+"/_history/"+strconv.Itoa(hits[0].Version))
-			writeResource(w, http.StatusOK, hits[0])
+			s.writeResource(w, http.StatusOK, hits[0])
 			return
 		case len(hits) > 1:
 			writeOutcome(w, http.StatusPreconditionFailed, "multiple-matches", "", "If-None-Exist matched "+strconv.Itoa(len(hits))+" resources")
@@ -256,7 +254,7 @@ func (s *Server) handleCreateCommunication(w http.ResponseWriter, r *http.Reques
 		return
 	}
 	w.Header().Set("Location", baseURL(r)+"/Communication/"+rec.ID+"/_history/1")
-	writeResource(w, http.StatusCreated, rec)
+	s.writeResource(w, http.StatusCreated, rec)
 }
 
 // handleSearch serves GET /Communication and GET /DocumentReference with
@@ -371,7 +369,7 @@ func (s *Server) handleSearch(typ string) http.HandlerFunc {
 			nq.Set("_count", strconv.Itoa(count))
 			nextURL = baseURL(r) + "/" + typ + "?" + nq.Encode()
 		}
-		writeBundle(w, r, page, total, nextURL)
+		s.writeBundle(w, r, page, total, nextURL)
 	}
 }
 

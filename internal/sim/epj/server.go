@@ -19,6 +19,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -34,6 +35,9 @@ type Config struct {
 	ClientID     string        // Required. The one OAuth2 client accepted.
 	ClientSecret string        // Required.
 	TokenTTL     time.Duration // Optional, default 1h. Lifetime of an access token.
+	// MaxBodyBytes caps a request body (default DefaultMaxBody); a larger
+	// one is answered 413 and nothing is stored.
+	MaxBodyBytes int64
 }
 
 // Server is the simulator. Its methods are safe for concurrent use.
@@ -90,6 +94,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.TokenTTL == 0 {
 		cfg.TokenTTL = time.Hour
 	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBody
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("epjsim: data_dir: %w", err)
 	}
@@ -130,6 +137,27 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var ext []string
 	create := r.Method == http.MethodPost && r.URL.Path == "/Communication"
 	if create {
+		// The body is read as it arrives, up to the cap; large attachments
+		// go to files beside the state. A body over the cap, or cut short,
+		// stores nothing.
+		var lifted bytes.Buffer
+		err := s.liftData(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes), &lifted)
+		var mbe *http.MaxBytesError
+		switch {
+		case errors.As(err, &mbe):
+			writeOutcome(w, http.StatusRequestEntityTooLarge, "too-long", "", fmt.Sprintf("the request is larger than this server takes (%d bytes)", s.cfg.MaxBodyBytes))
+			s.mu.Lock()
+			s.requests = append(s.requests, Request{Method: r.Method, URL: r.RequestURI, Status: http.StatusRequestEntityTooLarge})
+			s.mu.Unlock()
+			return
+		case err != nil:
+			writeOutcome(w, http.StatusBadRequest, "structure", "", "body could not be read")
+			s.mu.Lock()
+			s.requests = append(s.requests, Request{Method: r.Method, URL: r.RequestURI, Status: http.StatusBadRequest})
+			s.mu.Unlock()
+			return
+		}
+		r.Body = io.NopCloser(&lifted)
 		key, ext = peekCreate(r)
 	}
 	rw := &bufferedWriter{header: http.Header{}}

@@ -313,7 +313,7 @@ func (s *Server) Communications() []json.RawMessage {
 	defer s.mu.Unlock()
 	var out []json.RawMessage
 	for _, rec := range s.st.ofType("Communication") {
-		out = append(out, rec.JSON)
+		out = append(out, s.inlined(rec.JSON))
 	}
 	return out
 }
@@ -325,7 +325,7 @@ func (s *Server) CommunicationsFor(letterID string) []json.RawMessage {
 	var out []json.RawMessage
 	for _, rec := range s.st.ofType("Communication") {
 		if matchToken(SystemLetter+"|"+letterID, viewOf(rec).Identifier) {
-			out = append(out, rec.JSON)
+			out = append(out, s.inlined(rec.JSON))
 		}
 	}
 	return out

@@ -1,0 +1,246 @@
+package epjsim
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+)
+
+// DefaultMaxBody caps a request body, as a gateway's request limit does:
+// larger bodies are answered 413 (HTTP Content Too Large, OperationOutcome
+// too-long) without being stored. 64 MiB; FHIR servers set their own
+// (HAPI FHIR leaves it to the servlet container, cloud FHIR services cap
+// a request at a few MB), so a region that takes large attachments raises
+// it, and simulators.epj.max_upload with it.
+const DefaultMaxBody = 64 << 20
+
+// liftMin is the length from which an attachment's data is kept in a file
+// of its own beside the state rather than in it: the state is rewritten
+// whole on every change, and a 100 MB attachment would make each write
+// (and the simulator's memory) hundreds of megabytes.
+const liftMin = 256 << 10
+
+// blobRef is what stands for a data value kept in a file: "simblob:" and
+// the SHA-256 of its base64 text.
+var blobRef = regexp.MustCompile(`"data":"simblob:([0-9a-f]{64})"`)
+
+// liftData copies the JSON in r to out, writing every "data" string of at
+// least liftMin bytes to the blobs directory and "simblob:<sha256>" in its
+// place. It reads r once, holding at most liftMin of a value.
+func (s *Server) liftData(r io.Reader, out *bytes.Buffer) error {
+	br := bufio.NewReaderSize(r, 64<<10)
+	const key = `"data":"`
+	matched := 0
+	for {
+		c, err := br.ReadByte()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		out.WriteByte(c)
+		switch {
+		case c == key[matched]:
+			matched++
+		case c == key[0]:
+			matched = 1
+			continue
+		default:
+			matched = 0
+			continue
+		}
+		if matched < len(key) {
+			continue
+		}
+		matched = 0
+		if err := s.liftValue(br, out); err != nil {
+			return err
+		}
+	}
+}
+
+// liftValue reads one string value up to and including its closing quote.
+func (s *Server) liftValue(br *bufio.Reader, out *bytes.Buffer) error {
+	var head []byte
+	for len(head) < liftMin {
+		c, err := br.ReadByte()
+		if err != nil {
+			return err
+		}
+		if c == '"' && (len(head) == 0 || head[len(head)-1] != '\\') {
+			out.Write(head)
+			out.WriteByte('"')
+			return nil
+		}
+		head = append(head, c)
+	}
+	dir := filepath.Join(s.cfg.DataDir, "blobs")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, ".lift-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	h := sha256.New()
+	w := io.MultiWriter(tmp, h)
+	w.Write(head)
+	for {
+		chunk, err := br.ReadSlice('"')
+		if len(chunk) > 0 && chunk[len(chunk)-1] == '"' {
+			w.Write(chunk[:len(chunk)-1])
+			break
+		}
+		w.Write(chunk)
+		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+			tmp.Close()
+			return err
+		}
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	if err := os.Rename(tmp.Name(), filepath.Join(dir, sum+".b64")); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "simblob:%s\"", sum)
+	return nil
+}
+
+// inline writes a stored resource as it was sent: the data values kept in
+// files put back.
+func (s *Server) inline(w io.Writer, js []byte) error {
+	last := 0
+	for _, m := range blobRef.FindAllSubmatchIndex(js, -1) {
+		if _, err := w.Write(js[last : m[0]+len(`"data":"`)]); err != nil {
+			return err
+		}
+		f, err := os.Open(filepath.Join(s.cfg.DataDir, "blobs", string(js[m[2]:m[3]])+".b64"))
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(w, f)
+		f.Close()
+		if err != nil {
+			return err
+		}
+		if _, err := w.Write([]byte(`"`)); err != nil {
+			return err
+		}
+		last = m[1]
+	}
+	_, err := w.Write(js[last:])
+	return err
+}
+
+// inlined is inline into memory: for the tests' inspection helpers.
+func (s *Server) inlined(js []byte) []byte {
+	if !blobRef.Match(js) {
+		return js
+	}
+	var b bytes.Buffer
+	if err := s.inline(&b, js); err != nil {
+		return js
+	}
+	return b.Bytes()
+}
+
+// AttachmentDigests returns, for each Communication carrying letterID, the
+// hex SHA-256 of each attachment's data (decoded), read from the stored
+// resource without holding a large attachment whole.
+func (s *Server) AttachmentDigests(letterID string) ([][]string, error) {
+	s.mu.Lock()
+	var recs [][]byte
+	for _, rec := range s.st.ofType("Communication") {
+		if matchToken(SystemLetter+"|"+letterID, viewOf(rec).Identifier) {
+			recs = append(recs, rec.JSON)
+		}
+	}
+	s.mu.Unlock()
+	var out [][]string
+	for _, js := range recs {
+		pr, pw := io.Pipe()
+		go func() { pw.CloseWithError(s.inline(pw, js)) }()
+		sums, err := dataDigests(pr)
+		pr.Close()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, sums)
+	}
+	return out, nil
+}
+
+// dataDigests reads JSON and returns the SHA-256 of each "data" value,
+// base64-decoded as it streams.
+func dataDigests(r io.Reader) ([]string, error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	const key = `"data":"`
+	var sums []string
+	matched := 0
+	for {
+		c, err := br.ReadByte()
+		if errors.Is(err, io.EOF) {
+			return sums, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case c == key[matched]:
+			matched++
+		case c == key[0]:
+			matched = 1
+			continue
+		default:
+			matched = 0
+			continue
+		}
+		if matched < len(key) {
+			continue
+		}
+		matched = 0
+		h := sha256.New()
+		val := &untilQuote{r: br}
+		if _, err := io.Copy(h, base64.NewDecoder(base64.StdEncoding, val)); err != nil {
+			return nil, err
+		}
+		sums = append(sums, hex.EncodeToString(h.Sum(nil)))
+	}
+}
+
+type untilQuote struct {
+	r    *bufio.Reader
+	done bool
+}
+
+func (u *untilQuote) Read(p []byte) (int, error) {
+	if u.done {
+		return 0, io.EOF
+	}
+	n := 0
+	for n < len(p) {
+		c, err := u.r.ReadByte()
+		if err != nil {
+			return n, err
+		}
+		if c == '"' {
+			u.done = true
+			break
+		}
+		p[n] = c
+		n++
+	}
+	return n, nil
+}
