@@ -143,19 +143,30 @@ func r1StartNATS(t testing.TB, o *server.Options) *server.Server {
 	t.Helper()
 	o = o.Clone()
 	o.Username, o.Password = r1NATSUser, r1NATSPassword
-	srv, err := server.NewServer(o)
-	if err != nil {
-		t.Fatal(err)
+	// A node restarted on its old port can find the port briefly taken (by
+	// its previous life still closing, or by a client's ephemeral port on a
+	// busy machine): it is tried again, and a server that did not come up
+	// is shut down, so its listeners do not outlive the test.
+	for try := 1; ; try++ {
+		srv, err := server.NewServer(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if os.Getenv("SAMHUB_TEST_LOG") != "" {
+			srv.ConfigureLogger()
+		}
+		go srv.Start()
+		if srv.ReadyForConnections(20 * time.Second) {
+			t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+			return srv
+		}
+		srv.Shutdown()
+		srv.WaitForShutdown()
+		if try == 3 {
+			t.Fatalf("nats-server %s not ready after %d tries", o.ServerName, try)
+		}
+		time.Sleep(time.Second)
 	}
-	if os.Getenv("SAMHUB_TEST_LOG") != "" {
-		srv.ConfigureLogger()
-	}
-	go srv.Start()
-	if !srv.ReadyForConnections(30 * time.Second) {
-		t.Fatalf("nats-server %s not ready", o.ServerName)
-	}
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-	return srv
 }
 
 // r1Cluster is three JetStream nodes whose routes pass through proxies:
