@@ -1,10 +1,12 @@
 package reliability
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	neturl "net/url"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -271,9 +273,12 @@ func TestScenarioOutage(t *testing.T) {
 		t.Errorf("%d parked reasons are empty", empty)
 	}
 	byDest := map[string]int{}
+	byCode := map[string]int{}
 	for _, e := range parked {
 		byDest[e.Destination]++
+		byCode[e.Destination+"/"+e.LastError.Code]++
 	}
+	t.Logf("before the replay: parked by destination/code %v; %d threads held; %s", byCode, len(oHolds(url)), oSinkFigures(url))
 
 	// Everything is back: the coordinator replays every parked letter.
 	replayed, again := 0, 0
@@ -293,6 +298,10 @@ func TestScenarioOutage(t *testing.T) {
 	w.WaitAll(t, liveness, false)
 	time.Sleep(time.Second) // a duplicate from a replay would show itself now
 	left := oParked(t, url)
+	t.Logf("after the replay: %s", oSinkFigures(url))
+	if len(left) != 0 || oJoin(w.Ledger, w.Items(), nil).Lost() != 0 {
+		oDiagnoseLeft(t, url, w, left)
+	}
 	hub.Stop(syscall.SIGTERM)
 	life := hub.Life()
 	v := w.Verdict(left)
@@ -319,4 +328,111 @@ func TestScenarioOutage(t *testing.T) {
 	if life.Crash || life.Panics != 0 {
 		t.Errorf("the hub ended with %s, %d panics", life.Exit, life.Panics)
 	}
+}
+
+// oDiagnoseLeft logs, for what is still parked after the replay and what
+// never arrived, the codes, whether the letters were delivered, the holds
+// and a few journeys, so a failing soak run says why.
+func oDiagnoseLeft(t testing.TB, url string, w *oWorld, left []retryq.Entry) {
+	t.Helper()
+	v := oJoin(w.Ledger, w.Items(), nil)
+	lost := map[string]bool{}
+	for _, id := range v.LostIDs() {
+		lost[strings.Replace(id, ":", "|", 1)] = true
+	}
+	byCode := map[string]int{}
+	var sample []retryq.Entry
+	seenCode := map[string]int{}
+	for _, e := range left {
+		k := oParkedKey(e)
+		st := "delivered"
+		if lost[k] {
+			st = "lost"
+		}
+		c := e.Destination + "/" + e.LastError.Code + "/" + st
+		byCode[c]++
+		if seenCode[c] < 3 {
+			seenCode[c]++
+			sample = append(sample, e)
+		}
+	}
+	t.Logf("diag: left by dest/code/letter-state: %v", byCode)
+	t.Logf("diag: lost: %v", v.LostIDs())
+	code, b, _ := oAPI(url, http.MethodGet, "/api/v1/holds", nil)
+	t.Logf("diag: holds (%d): %.3000s", code, b)
+	trace := func(id string) {
+		code, b, _ := oAPI(url, http.MethodGet, "/api/v1/letters/"+neturl.PathEscape(id)+"/trace", nil)
+		var tr struct {
+			Steps []struct {
+				At          time.Time `json:"at"`
+				Step        string    `json:"step"`
+				Destination string    `json:"destination"`
+				Code        string    `json:"code"`
+				Actor       string    `json:"actor"`
+				Reason      string    `json:"reason"`
+				Attempt     int       `json:"attempt"`
+			} `json:"steps"`
+			Parked []retryq.Entry `json:"parked"`
+		}
+		_ = json.Unmarshal(b, &tr)
+		var s []string
+		for _, st := range tr.Steps {
+			if st.Step == "retried" {
+				continue
+			}
+			s = append(s, fmt.Sprintf("%s %s %s/%s a%d %s %.90s", st.At.Format("15:04:05.000"), st.Step, st.Destination, st.Code, st.Attempt, st.Actor, st.Reason))
+		}
+		var p []string
+		for _, e := range tr.Parked {
+			p = append(p, fmt.Sprintf("P%d %s/%s thread=%s lseq=%d oseq=%d cause=%d at=%s", e.Seq, e.Destination, e.LastError.Code, e.Thread, e.LetterSeq, e.OrigSeq, e.Cause, e.ParkedAt.Format("15:04:05.000")))
+		}
+		t.Logf("diag: trace %s (%d):\n  %s\n  parked: %s", id, code, strings.Join(s, "\n  "), strings.Join(p, "; "))
+	}
+	for _, e := range sample {
+		eb, _ := json.Marshal(e)
+		t.Logf("diag: left %s", eb)
+		trace(e.LetterID)
+	}
+	for i, id := range v.LostIDs() {
+		if i >= 6 {
+			break
+		}
+		_, lid, _ := strings.Cut(id, ":")
+		trace(lid)
+	}
+}
+
+// oParkedKey is oParkedSet's key for one entry.
+func oParkedKey(e retryq.Entry) string {
+	for k := range oParkedSet([]retryq.Entry{e}) {
+		return k
+	}
+	return ""
+}
+
+// oHolds lists the held threads through the API.
+func oHolds(url string) []json.RawMessage {
+	_, b, _ := oAPI(url, http.MethodGet, "/api/v1/holds", nil)
+	var o struct {
+		Holds []json.RawMessage `json:"holds"`
+	}
+	_ = json.Unmarshal(b, &o)
+	return o.Holds
+}
+
+// oSinkFigures are the hub's counts of failed sink calls by destination
+// and class, and of deliveries that found the letter there already (an
+// earlier call whose answer was lost or came too late), from /metrics.
+func oSinkFigures(url string) string {
+	_, b, err := oAPI(url, http.MethodGet, "/metrics", nil)
+	if err != nil {
+		return "metrics: " + err.Error()
+	}
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "samhub_delivery_failures_total{") || strings.HasPrefix(line, `samhub_deliveries_total{destination=`) && strings.Contains(line, `result="existing"`) {
+			out = append(out, strings.TrimPrefix(strings.TrimPrefix(line, "samhub_delivery_failures_total"), "samhub_deliveries_total"))
+		}
+	}
+	return "failures and existing: " + strings.Join(out, " ")
 }
