@@ -150,7 +150,15 @@ func TestScenarioOutage(t *testing.T) {
 	epjProxy := oStartFaultProxy(t, strings.TrimPrefix(w.EPJURL, "http://"))
 	mailProxy := oStartFaultProxy(t, fmt.Sprintf("127.0.0.1:%d", w.Mail.Port))
 	postProxy := oStartFaultProxy(t, strings.TrimPrefix(w.PostURL, "http://"))
-	cfg, url := w.Config(filepath.Join(w.Dir, "hub"), oHubOpts{SinkTimeout: 2 * time.Second, MaxAttempts: 5,
+	// Few letters in flight per destination, as in lostreply: the
+	// simulators store one write at a time and slow as they grow (the
+	// case system fsyncs each, the EPJ rewrites its whole state), so 256 calls
+	// at once (the shipped max_in_flight) after an outage or a replay of
+	// hundreds queue there beyond the scenario's 2 s sink timeout; with
+	// its 500 ms backoff the five attempts are spent within seconds and
+	// letters the server did take park again as timeouts. The shipped
+	// 30 s timeout and 5 min backoff outlast such a queue.
+	cfg, url := w.Config(filepath.Join(w.Dir, "hub"), oHubOpts{SinkTimeout: 2 * time.Second, MaxAttempts: 5, MaxInFlight: 8,
 		CaseSinkURL: caseProxy.URL(), EPJSinkURL: epjProxy.URL(), SMTPSinkPort: mailProxy.Port(), PostSinkURL: postProxy.URL()})
 	hub := oStartHub(t, cfg, url, 0, "")
 	oWaitReady(t, hub, time.Minute)
