@@ -40,11 +40,16 @@ type oFaultProxy struct {
 	ln     net.Listener
 	mode   string
 	conns  map[net.Conn]bool
+	// live are the open connections to the server; cut counts those a
+	// change of fault closed (each may have carried a request the server
+	// took whose answer then never came).
+	live map[net.Conn]bool
+	cut  int
 }
 
 func oStartFaultProxy(t testing.TB, target string) *oFaultProxy {
 	t.Helper()
-	p := &oFaultProxy{t: t, addr: fmt.Sprintf("127.0.0.1:%d", r1FreePort(t)), target: target, conns: map[net.Conn]bool{}}
+	p := &oFaultProxy{t: t, addr: fmt.Sprintf("127.0.0.1:%d", r1FreePort(t)), target: target, conns: map[net.Conn]bool{}, live: map[net.Conn]bool{}}
 	p.listen()
 	t.Cleanup(func() { p.Set(faultRefused) })
 	return p
@@ -87,11 +92,15 @@ func (p *oFaultProxy) serve(ln net.Listener) {
 		}
 		p.mu.Lock()
 		p.conns[up] = true
+		p.live[up] = true
 		p.mu.Unlock()
 		pipe := func(dst, src net.Conn) {
 			_, _ = io.Copy(dst, src)
 			dst.Close()
 			src.Close()
+			p.mu.Lock()
+			delete(p.live, up)
+			p.mu.Unlock()
 		}
 		go pipe(c, up)
 		go pipe(up, c)
@@ -110,6 +119,8 @@ func (p *oFaultProxy) Set(mode string) {
 		c.Close()
 	}
 	p.conns = map[net.Conn]bool{}
+	p.cut += len(p.live)
+	p.live = map[net.Conn]bool{}
 	switch {
 	case mode == faultRefused && p.ln != nil:
 		p.ln.Close()
@@ -122,6 +133,13 @@ func (p *oFaultProxy) Set(mode string) {
 
 func (p *oFaultProxy) URL() string { return "http://" + p.addr }
 func (p *oFaultProxy) Port() int   { return p.addr2port() }
+
+// Cut is how many open connections to the server changes of fault closed.
+func (p *oFaultProxy) Cut() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cut
+}
 
 func (p *oFaultProxy) addr2port() int {
 	_, port, _ := net.SplitHostPort(p.addr)
@@ -316,9 +334,14 @@ func TestScenarioOutage(t *testing.T) {
 	report(t, "outage", append(append([]any{"letters", w.Ledger.Len(), "deliveries", w.Ledger.Expected(), "phase_s", phase.Seconds(),
 		"crashes", map[bool]int{true: 1, false: 0}[life.Crash], "panics", life.Panics}, v.Figures()...),
 		"parked_after_outages", len(parked), "parked_by_destination", fmt.Sprint(byDest), "double_parked", doubleParked, "replayed", replayed,
-		"still_parked", len(left), "reasons_with_pii", pii, "second_replay_accepted", again, "min_other_flow", minFlow,
+		"still_parked", len(left), "reasons_with_pii", pii, "second_replay_accepted", again, "min_other_flow", minFlow, "mail_connections_cut", mailProxy.Cut(),
 		"phases", strings.Join(phases, " "), "seed", seed)...)
-	oRequire(t, v, oAllow{})
+	// SMTP has no idempotency: a connection to the mail server cut after
+	// the server took a notice's DATA and before its answer came back makes
+	// the hub send that notice again under the same Message-ID, a window no
+	// protocol closes (as a kill there in kill9). A change of fault cuts
+	// every open connection, so each one cut may carry one repeated notice.
+	oRequire(t, v, oAllow{Repeats: map[string]int{destNotices: mailProxy.Cut()}})
 	if len(left) != 0 {
 		t.Errorf("%d letters still parked after the replay", len(left))
 	}
