@@ -266,6 +266,9 @@ type oHubOpts struct {
 	ShutdownGrace time.Duration // default 5s
 	MaxAttempts   int           // default 6
 	BackoffMax    time.Duration // default 500ms
+	// MaxInFlight is pipeline.max_in_flight, letters handled at once per
+	// destination; 0 leaves the shipped default (256).
+	MaxInFlight int
 	// Where the sinks reach the case system, the EPJ and the mail server
 	// when not direct (through a fault proxy). With CaseSinkURL the case
 	// system's outbox is read by an adapter of its own, "outbox", that goes
@@ -328,6 +331,10 @@ func (w *oWorld) Config(dir string, o oHubOpts) (path, baseURL string) {
 		smtpSink = o.SMTPSinkPort
 	}
 	casePoll := "100ms"
+	inFlight := ""
+	if o.MaxInFlight > 0 {
+		inFlight = fmt.Sprintf(", max_in_flight: %d", o.MaxInFlight)
+	}
 	maxBytes := ""
 	if o.MedComMaxBytes > 0 {
 		maxBytes = fmt.Sprintf("    max_bytes: %d\n", o.MedComMaxBytes)
@@ -350,7 +357,7 @@ log: {level: info, format: json}
 http: {listen: %[2]q}
 %[3]s
 streams: {letters_max_bytes: 1GB, parked_max_bytes: 512MB, journey_max_bytes: 256MB, audit_max_bytes: 256MB}
-pipeline: {backoff_initial: 50ms, backoff_max: %[17]s, max_attempts: %[16]d, shutdown_grace: %[4]s, ack_wait: %[5]s, sink_timeout: %[6]s}
+pipeline: {backoff_initial: 50ms, backoff_max: %[17]s, max_attempts: %[16]d, shutdown_grace: %[4]s, ack_wait: %[5]s, sink_timeout: %[6]s%[26]s}
 adapters:
   medcom:
     type: medcom
@@ -410,7 +417,7 @@ console:
     - {name: koordinator, role: coordinator, token_hash: %[20]q}
 `, dir, o.Listen, nats, o.ShutdownGrace, o.AckWait, o.SinkTimeout, w.MedCom, oCouncil.GLN, oCouncil.SOR, oCouncil.Name,
 		caseSink, epjSink, oRegion.SOR, smtpSink, w.CA.PEMFile, o.MaxAttempts, o.BackoffMax, oCoordinatorEmail,
-		receivers.String(), httpapi.HashToken(oToken), casePoll, outbox+o.Adapters, maxBytes, postSink, oCouncilCVR)
+		receivers.String(), httpapi.HashToken(oToken), casePoll, outbox+o.Adapters, maxBytes, postSink, oCouncilCVR, inFlight)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		w.t.Fatal(err)
 	}
