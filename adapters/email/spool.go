@@ -102,21 +102,24 @@ var errSpoolTooLarge = errors.New("message larger than allowed")
 func (s *spool) message(r io.Reader, max int64) (*spooledMessage, error) {
 	f, err := s.create("msg")
 	if err != nil {
-		return nil, err
+		return nil, &spoolError{err}
 	}
 	defer f.Close()
 	h := sha256.New()
 	var bc boundaryCounter
-	n, err := io.Copy(io.MultiWriter(f, h, &bc), io.LimitReader(r, max+1))
+	w := &fileWriter{f: f}
+	n, err := io.Copy(io.MultiWriter(w, h, &bc), io.LimitReader(r, max+1))
 	m := &spooledMessage{path: f.Name(), size: n, digest: hex.EncodeToString(h.Sum(nil)), boundaries: bc.n}
-	if err != nil {
+	switch {
+	case w.err != nil:
+		return m, &spoolError{w.err}
+	case err != nil:
 		return m, err
-	}
-	if n > max {
+	case n > max:
 		return m, errSpoolTooLarge
 	}
 	if err := f.Close(); err != nil {
-		return m, err
+		return m, &spoolError{err}
 	}
 	return m, nil
 }
