@@ -206,16 +206,16 @@ var boundaryWord = []byte("boundary=")
 type boundaryCounter struct {
 	n    int
 	tail []byte // the last len(boundaryWord)-1 bytes, lower-cased
+	buf  []byte // reused between writes
 }
 
 func (c *boundaryCounter) Write(p []byte) (int, error) {
-	buf := make([]byte, 0, len(c.tail)+len(p))
-	buf = append(buf, c.tail...)
-	buf = append(buf, p...)
+	buf := append(append(c.buf[:0], c.tail...), p...)
 	lowerASCII(buf[len(c.tail):])
 	c.n += bytes.Count(buf, boundaryWord)
 	keep := min(len(buf), len(boundaryWord)-1)
 	c.tail = append(c.tail[:0], buf[len(buf)-keep:]...)
+	c.buf = buf
 	return len(p), nil
 }
 
