@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -535,4 +536,63 @@ func TestHelperIMAPServerProcess(t *testing.T) {
 	line, _ := json.Marshal(p)
 	fmt.Printf("server %s\n", line)
 	_, _ = io.Copy(io.Discard, os.Stdin) // until the benchmark ends
+}
+
+// A spool that cannot be written (disk full, directory gone) is the
+// disk's fault, not the message's: the message stays in the inbox however
+// often it fails, is never counted as undownloadable and set aside, and
+// goes through once the spool works again.
+func TestIMAPSpoolFailureKeepsMessageInInbox(t *testing.T) {
+	ca := mailtest.NewCA(t)
+	srv := mailtest.StartIMAP(t, ca, mailtest.IMAPOptions{Mode: mailtest.IMAPImplicit})
+	raw, attSHA := largeMessage(2<<20, 5)
+	dataDir := t.TempDir()
+	spoolDir := filepath.Join(dataDir, "spool")
+	logs := &syncBuffer{}
+	cfg := imapCfg(srv, ca, "implicit")
+	cfg["max_bytes"] = 64 << 20
+	cfg["max_backoff"] = "100ms"
+	deps := testDeps("mail-in", newMemState())
+	deps.DataDir = dataDir
+	deps.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	src, err := NewIMAPSource(deps, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src.minBackoff = 10 * time.Millisecond
+	pub := &readingPublisher{spoolDir: spoolDir}
+	start(t, src, pub)
+	waitFor(t, "source connected", func() bool { return src.Ready(context.Background()) == nil })
+	// The spool directory was made at start; a file in its place makes
+	// every spool write fail.
+	if err := os.Remove(spoolDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(spoolDir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv.Append(t, inbox, raw)
+	waitFor(t, "more failed tries than a message may fail to download", func() bool {
+		n := 0
+		for _, line := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(line, "session ended") && strings.Contains(line, "fetch message: spool:") {
+				n++
+			}
+		}
+		return n > maxFetchAttempts+1 || srv.Count(t, errorBox) > 0
+	})
+	if srv.Count(t, errorBox) != 0 || srv.Count(t, inbox) != 1 || len(pub.letters()) != 0 {
+		t.Fatalf("after spool failures: %d in the error mailbox, %d in the inbox, %d published; want 0, 1, 0",
+			srv.Count(t, errorBox), srv.Count(t, inbox), len(pub.letters()))
+	}
+	if err := os.Remove(spoolDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(spoolDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the message processed once the spool works", func() bool { return srv.Count(t, processed) == 1 })
+	if got := pub.letters(); len(got) != 1 || got[0].attachments[0].sha != attSHA {
+		t.Error("the attachment did not arrive with its digest")
+	}
 }
