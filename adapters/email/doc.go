@@ -23,6 +23,16 @@
 // move; a restart before the record was written publishes the same letter id
 // again, which the broker deduplicates.
 //
+// Large messages (issue 21): the imap source reads a message of 1 MiB or
+// more into a spool file as the server sends it (bounded by max_bytes), and
+// the MIME reader decodes each attachment of 64 KiB or more into a spool
+// file of its own, computing size and SHA-256 on the way (spool.go); the
+// letter's original and those attachments are openers on the files, which
+// the pipeline's ingest stores in the blob store chunk by chunk. The files
+// are removed when the publish returns, stored or not, and a start removes
+// what a killed process left. Smaller messages are read in memory, by the
+// same reader (ParseMessage).
+//
 // Outbound error table:
 //
 //	SMTP 4xx, network errors, timeouts      retryable

@@ -5,10 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"mime"
 	"net"
+	"os"
+	"path/filepath"
 	"regexp"
 	"sync/atomic"
 	"time"
@@ -18,6 +21,7 @@ import (
 	"github.com/emersion/go-message/charset"
 
 	"github.com/samhub/samhub/adapters"
+	"github.com/samhub/samhub/pipeline/letter"
 )
 
 // IMAPSource reads one mailbox over TLS and publishes each message as a
@@ -38,6 +42,11 @@ type IMAPSource struct {
 	// UID), so one message the server cannot serve does not block the
 	// mailbox for ever.
 	fetchFailures map[uint64]int
+	// spoolDir holds the files of large messages while they are parsed
+	// and published (spool.go); dataDir is where it goes, "" for a
+	// temporary directory of this process.
+	spoolDir string
+	dataDir  string
 	// handBack is set when a drain examined input that may have cost far
 	// more memory than it is long (a refused message) or was large.
 	handBack bool
@@ -78,7 +87,7 @@ func newIMAPSource(deps adapters.Deps, c imapConfig) (*IMAPSource, error) {
 	if deps.State == nil {
 		return nil, errors.New("imap source needs a state store for its duplicate memory")
 	}
-	s := &IMAPSource{name: deps.Name, log: deps.Logger, state: deps.State, now: deps.Now, cfg: c, conn: r, minBackoff: 500 * time.Millisecond}
+	s := &IMAPSource{name: deps.Name, log: deps.Logger, state: deps.State, now: deps.Now, cfg: c, conn: r, minBackoff: 500 * time.Millisecond, dataDir: deps.DataDir}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -91,6 +100,11 @@ func newIMAPSource(deps adapters.Deps, c imapConfig) (*IMAPSource, error) {
 // Run polls (or IDLEs on) the mailbox until ctx ends, reconnecting with
 // backoff whenever the connection or a publish fails.
 func (s *IMAPSource) Run(ctx context.Context, pub adapters.Publisher) error {
+	done, err := s.openSpool()
+	if err != nil {
+		return err
+	}
+	defer done()
 	backoff := s.minBackoff
 	for {
 		start := time.Now()
@@ -114,6 +128,32 @@ func (s *IMAPSource) Run(ctx context.Context, pub adapters.Publisher) error {
 		}
 		backoff = min(backoff*2, s.cfg.MaxBackoff)
 	}
+}
+
+// openSpool makes the spool directory and removes what a previous life
+// left in it (a process killed between fetch and publish). Without a data
+// directory the spool is a temporary directory, removed by done.
+func (s *IMAPSource) openSpool() (done func(), err error) {
+	if s.dataDir == "" {
+		dir, err := os.MkdirTemp("", "samhub-imap-")
+		if err != nil {
+			return nil, fmt.Errorf("imap source: spool directory: %w", err)
+		}
+		s.spoolDir = dir
+		return func() { _ = os.RemoveAll(dir) }, nil
+	}
+	s.spoolDir = filepath.Join(s.dataDir, "spool")
+	if err := os.MkdirAll(s.spoolDir, 0o700); err != nil {
+		return nil, fmt.Errorf("imap source: spool directory: %w", err)
+	}
+	n, err := clearSpool(s.spoolDir)
+	if err != nil {
+		return nil, fmt.Errorf("imap source: clear spool directory: %w", err)
+	}
+	if n > 0 {
+		s.log.Info("email: removed spool files of an earlier run", "files", n)
+	}
+	return func() {}, nil
 }
 
 // session runs one connection until it fails or ctx ends.
@@ -335,32 +375,48 @@ func (s *IMAPSource) handle(ctx context.Context, c *imapclient.Client, uid imap.
 		key := fmt.Sprintf("unfetchable.%d.%d", s.uidValidity, uid)
 		return s.reject(ctx, c, set, key, fmt.Sprintf("the message could not be downloaded in %d attempts", maxFetchAttempts))
 	}
-	section := &imap.FetchItemBodySection{Peek: true}
-	msgs, err := c.Fetch(set, &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{section}}).Collect()
-	var raw []byte
-	if err == nil && len(msgs) > 0 {
-		raw = msgs[0].FindBodySection(section)
-		if raw == nil {
-			err = errors.New("the server sent no body")
+	// The spool's files (a large message and its large attachments) live
+	// until the publish has returned, stored or not.
+	sp := newSpool(s.spoolDir)
+	defer func() {
+		if err := sp.remove(); err != nil {
+			s.log.Warn("email: spool files not removed", "err", err)
 		}
-	}
+	}()
+	msg, err := s.fetch(c, set, sp)
 	if err != nil {
-		if s.fetchFailures == nil {
-			s.fetchFailures = map[uint64]int{}
+		var se *spoolError
+		if !errors.As(err, &se) {
+			if s.fetchFailures == nil {
+				s.fetchFailures = map[uint64]int{}
+			}
+			s.fetchFailures[pos]++
 		}
-		s.fetchFailures[pos]++
 		return fmt.Errorf("fetch message: %w", err)
 	}
-	if len(msgs) == 0 {
-		return nil
+	if msg == nil {
+		return nil // expunged meanwhile
 	}
 	delete(s.fetchFailures, pos)
-	if len(raw) >= handBackAfter {
+	if msg.size >= handBackAfter {
 		s.handBack = true
 	}
-	key := dedupKey(headerMessageID(raw), raw)
-	if int64(len(raw)) > s.cfg.MaxBytes {
-		return s.reject(ctx, c, set, key, s.oversize(int64(len(raw))))
+	if msg.size > s.cfg.MaxBytes {
+		// The server announced less than it sent: the part read is
+		// dropped, the key names the mailbox position.
+		key := fmt.Sprintf("oversize.%d.%d", s.uidValidity, uid)
+		return s.reject(ctx, c, set, key, s.oversize(msg.size))
+	}
+	var key string
+	if msg.file != nil {
+		f, err := os.Open(msg.file.path)
+		if err != nil {
+			return fmt.Errorf("fetch message: %w", &spoolError{err})
+		}
+		key = dedupKeyOf(readMessageID(f), msg.file.digest)
+		f.Close()
+	} else {
+		key = dedupKey(headerMessageID(msg.raw), msg.raw)
 	}
 
 	rec, err := s.getRecord(ctx, key)
@@ -376,7 +432,15 @@ func (s *IMAPSource) handle(ctx context.Context, c *imapclient.Client, uid imap.
 		return s.move(c, set, dest)
 	}
 
-	l, err := ParseMessage(s.name, raw, s.now(), s.cfg.kindFor)
+	var l *letter.Letter
+	if msg.file != nil {
+		l, err = parseSpooled(s.name, msg.file, sp, s.now(), s.cfg.kindFor)
+	} else {
+		l, err = ParseMessage(s.name, msg.raw, s.now(), s.cfg.kindFor)
+	}
+	if se := (*spoolError)(nil); errors.As(err, &se) {
+		return fmt.Errorf("read message: %w", err) // the disk, not the message: tried again
+	}
 	if err != nil {
 		reason := "the message could not be read"
 		var pe *ParseError
@@ -394,6 +458,83 @@ func (s *IMAPSource) handle(ctx context.Context, c *imapclient.Client, uid imap.
 	}
 	s.log.Info("email: message published", slog.Any("letter", l))
 	return s.move(c, set, s.cfg.ProcessedMailbox)
+}
+
+// streamFrom is the message size from which a message is spooled to a
+// file and its large attachments decoded into files; a smaller one is
+// read into memory.
+const streamFrom = 1 << 20
+
+// fetched is one downloaded message: in memory (raw) or spooled (file).
+type fetched struct {
+	raw  []byte
+	file *spooledMessage
+	size int64
+}
+
+// fetch downloads the message set names, reading the server's literal as
+// it arrives: a small one into memory, a large one into a spool file,
+// never more than max_bytes (+1, to see it is over). It returns nil when
+// the server sent no such message (expunged meanwhile), and an error
+// when the download failed or the server sent no body.
+func (s *IMAPSource) fetch(c *imapclient.Client, set imap.UIDSet, sp *spool) (*fetched, error) {
+	section := &imap.FetchItemBodySection{Peek: true}
+	cmd := c.Fetch(set, &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{section}})
+	var (
+		got     *fetched
+		readErr error
+		seen    bool
+	)
+	for m := cmd.Next(); m != nil && readErr == nil; m = cmd.Next() {
+		seen = true
+		for item := m.Next(); item != nil; item = m.Next() {
+			bs, ok := item.(imapclient.FetchItemDataBodySection)
+			if !ok || bs.Literal == nil || got != nil {
+				continue // Next discards what is not read
+			}
+			got, readErr = s.readLiteral(bs.Literal, sp)
+			if readErr != nil {
+				break
+			}
+		}
+	}
+	// Close drains what is left of the response (a literal read only in
+	// part, further messages) and gives the command's own error.
+	closeErr := cmd.Close()
+	switch {
+	case readErr != nil:
+		return nil, readErr
+	case closeErr != nil:
+		return nil, closeErr
+	case !seen:
+		return nil, nil
+	case got == nil:
+		return nil, errors.New("the server sent no body")
+	}
+	return got, nil
+}
+
+// readLiteral reads a body literal, at most max_bytes of it.
+func (s *IMAPSource) readLiteral(lit imap.LiteralReader, sp *spool) (*fetched, error) {
+	size := lit.Size()
+	if size > s.cfg.MaxBytes {
+		return &fetched{size: size}, nil // not read: refused as oversize
+	}
+	if size < streamFrom {
+		raw, err := io.ReadAll(io.LimitReader(lit, s.cfg.MaxBytes+1))
+		if err != nil {
+			return nil, err
+		}
+		return &fetched{raw: raw, size: int64(len(raw))}, nil
+	}
+	m, err := sp.message(lit, s.cfg.MaxBytes)
+	switch {
+	case errors.Is(err, errSpoolTooLarge):
+		return &fetched{size: m.size}, nil
+	case err != nil:
+		return nil, err
+	}
+	return &fetched{file: m, size: m.size}, nil
 }
 
 // reject records why a message could not be taken in and moves it to the

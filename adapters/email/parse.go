@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -93,10 +94,15 @@ const maxParts = 200
 // only digits are 2–7, so a key can never look like a CPR number (a month
 // needs a 0 or 1) and be redacted or flagged in logs.
 func dedupKey(messageID string, raw []byte) string {
+	return dedupKeyOf(messageID, letter.Digest(raw))
+}
+
+// dedupKeyOf is dedupKey given the hex SHA-256 of the raw bytes.
+func dedupKeyOf(messageID, digest string) string {
 	h := sha256.New()
 	h.Write([]byte(messageID))
 	h.Write([]byte{0})
-	h.Write([]byte(letter.Digest(raw)))
+	h.Write([]byte(digest))
 	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(h.Sum(nil)))
 }
 
@@ -106,11 +112,19 @@ const maxMultiparts = 20
 
 // headerMessageID reads the Message-ID without failing on a malformed one.
 func headerMessageID(raw []byte) string {
-	e, _ := message.Read(bytes.NewReader(raw))
+	return readMessageID(bytes.NewReader(raw))
+}
+
+// readMessageID reads the Message-ID from a message's header.
+func readMessageID(r io.Reader) string {
+	e, _ := message.Read(r)
 	if e == nil {
 		return ""
 	}
-	h := mail.Header{Header: e.Header}
+	return messageIDOf(mail.Header{Header: e.Header})
+}
+
+func messageIDOf(h mail.Header) string {
 	if id, err := h.MessageID(); err == nil && id != "" {
 		return id
 	}
@@ -121,10 +135,48 @@ func headerMessageID(raw []byte) string {
 // source. kindFor chooses the kind from the sender address and subject (nil
 // means note). The letter keeps raw as its original.
 func ParseMessage(source string, raw []byte, received time.Time, kindFor func(from, subject string) letter.Kind) (*letter.Letter, error) {
-	if n := bytes.Count(bytes.ToLower(raw), []byte("boundary=")); n > maxMultiparts {
+	return parse(source, input{raw: raw}, received, kindFor)
+}
+
+// parseSpooled is ParseMessage for a message spooled to a file: the
+// letter's original opens from the file, and attachments of spoolMinPart
+// bytes or more are decoded into files of sp and open from there. The
+// letter can be opened until sp is removed.
+func parseSpooled(source string, m *spooledMessage, sp *spool, received time.Time, kindFor func(from, subject string) letter.Kind) (*letter.Letter, error) {
+	return parse(source, input{file: m, spool: sp}, received, kindFor)
+}
+
+// input is a message in memory (raw) or spooled to a file.
+type input struct {
+	raw   []byte
+	file  *spooledMessage
+	spool *spool // where large attachments go; nil keeps them in memory
+}
+
+// parse is the one reader of both inputs.
+func parse(source string, in input, received time.Time, kindFor func(from, subject string) letter.Kind) (*letter.Letter, error) {
+	var (
+		boundaries int
+		digest     string
+		body       io.Reader
+		original   letter.Original
+	)
+	if in.file != nil {
+		f, err := os.Open(in.file.path)
+		if err != nil {
+			return nil, &spoolError{err}
+		}
+		defer f.Close()
+		boundaries, digest, body = in.file.boundaries, in.file.digest, f
+		original = letter.Original{ContentType: "message/rfc822", SHA256: digest, Size: in.file.size}.WithOpener(openFile(in.file.path))
+	} else {
+		boundaries, digest, body = countBoundaries(in.raw), letter.Digest(in.raw), bytes.NewReader(in.raw)
+		original = letter.Original{Data: in.raw, ContentType: "message/rfc822", SHA256: digest}
+	}
+	if boundaries > maxMultiparts {
 		return nil, &ParseError{Field: "body", Reason: fmt.Sprintf("more than %d multipart containers (nested or side by side)", maxMultiparts)}
 	}
-	mr, err := mail.CreateReader(bytes.NewReader(raw))
+	mr, err := mail.CreateReader(body)
 	if mr == nil {
 		if message.IsUnknownEncoding(err) {
 			return nil, &ParseError{Field: "header.Content-Transfer-Encoding", Reason: "expected 7bit, 8bit, binary, base64 or quoted-printable", Err: err}
@@ -136,7 +188,7 @@ func ParseMessage(source string, raw []byte, received time.Time, kindFor func(fr
 
 	// A malformed Message-ID is common in the wild and not fatal; it only
 	// feeds the dedup key, together with the content hash.
-	msgID := headerMessageID(raw)
+	msgID := messageIDOf(h)
 	from, err := h.AddressList("From")
 	if err != nil {
 		return nil, &ParseError{Field: "header.From", Reason: "expected a list of mail addresses", Err: err}
@@ -150,13 +202,13 @@ func ParseMessage(source string, raw []byte, received time.Time, kindFor func(fr
 	}
 
 	l := &letter.Letter{
-		ID:       "email:" + source + ":" + dedupKey(msgID, raw),
+		ID:       "email:" + source + ":" + dedupKeyOf(msgID, digest),
 		Format:   "email",
 		Source:   source,
 		Received: received,
 		Sender:   letter.Party{Name: from[0].Name, Email: strings.ToLower(from[0].Address)},
 		Subject:  subject,
-		Original: letter.Original{Data: raw, ContentType: "message/rfc822", SHA256: letter.Digest(raw)},
+		Original: original,
 		Meta:     map[string]string{},
 	}
 	if kindFor != nil {
@@ -190,33 +242,48 @@ func ParseMessage(source string, raw []byte, received time.Time, kindFor func(fr
 			}
 			return nil, &ParseError{Field: field, Reason: "the MIME structure is broken", Err: err}
 		}
-		body, rerr := io.ReadAll(p.Body)
-		if rerr != nil {
-			return nil, &ParseError{Field: field, Reason: "the part could not be decoded", Err: rerr}
-		}
 		switch ph := p.Header.(type) {
 		case *mail.InlineHeader:
 			ct, _, _ := ph.ContentType()
-			if (ct == "text/plain" || ct == "text/html") && !utf8.Valid(body) {
-				return nil, &ParseError{Field: field, Reason: "the text is not valid in its declared charset (expected a known charset such as UTF-8 or ISO-8859-1)"}
-			}
-			switch ct {
-			case "text/plain":
-				plain = append(plain, string(body))
+			if ct == "text/plain" || ct == "text/html" {
+				// Text is read whole: the letter carries it. It is no
+				// longer than the message, which max_bytes bounds.
+				body, rerr := io.ReadAll(p.Body)
+				if rerr != nil {
+					return nil, &ParseError{Field: field, Reason: "the part could not be decoded", Err: rerr}
+				}
+				if !utf8.Valid(body) {
+					return nil, &ParseError{Field: field, Reason: "the text is not valid in its declared charset (expected a known charset such as UTF-8 or ISO-8859-1)"}
+				}
+				if ct == "text/plain" {
+					plain = append(plain, string(body))
+				} else {
+					html = append(html, string(body))
+				}
 				continue
-			case "text/html":
-				html = append(html, string(body))
-				continue
 			}
-			name := inlineName(ph, i)
-			l.Attachments = append(l.Attachments, letter.NewAttachment(name, ct, body))
+			a, perr := readPart(in.spool, inlineName(ph, i), ct, p.Body)
+			if perr != nil {
+				return nil, partError(field, perr)
+			}
+			l.Attachments = append(l.Attachments, a)
 		case *mail.AttachmentHeader:
 			ct, _, _ := ph.ContentType()
 			name, _ := ph.Filename()
 			if name == "" {
 				name = fmt.Sprintf("bilag-%d", i)
 			}
-			l.Attachments = append(l.Attachments, letter.NewAttachment(name, ct, body))
+			a, perr := readPart(in.spool, name, ct, p.Body)
+			if perr != nil {
+				return nil, partError(field, perr)
+			}
+			l.Attachments = append(l.Attachments, a)
+		default:
+			// A part go-message gives no header type for is read and
+			// dropped, as before, so its decoding errors still refuse.
+			if _, rerr := io.Copy(io.Discard, p.Body); rerr != nil {
+				return nil, &ParseError{Field: field, Reason: "the part could not be decoded", Err: rerr}
+			}
 		}
 	}
 	switch {
@@ -234,6 +301,36 @@ func ParseMessage(source string, raw []byte, received time.Time, kindFor func(fr
 		return nil, &ParseError{Field: "letter", Reason: "the message did not give a valid letter", Err: err}
 	}
 	return l, nil
+}
+
+// partError is the error of an attachment that could not be read: the
+// message's fault, unless the spool could not be written.
+func partError(field string, err error) error {
+	var se *spoolError
+	if errors.As(err, &se) {
+		return se
+	}
+	return &ParseError{Field: field, Reason: "the part could not be decoded", Err: err}
+}
+
+// readPart decodes an attachment's body: into memory without a spool, or
+// when it is small; otherwise into a spool file the attachment opens.
+func readPart(sp *spool, name, ct string, body io.Reader) (letter.Attachment, error) {
+	if sp == nil {
+		data, err := io.ReadAll(body)
+		if err != nil {
+			return letter.Attachment{}, err
+		}
+		return letter.NewAttachment(name, ct, data), nil
+	}
+	data, path, size, digest, err := sp.part(body)
+	if err != nil {
+		return letter.Attachment{}, err
+	}
+	if path == "" {
+		return letter.NewAttachment(name, ct, data), nil
+	}
+	return letter.StreamedAttachment(name, ct, size, digest, openFile(path)), nil
 }
 
 func inlineName(h *mail.InlineHeader, i int) string {

@@ -1,6 +1,7 @@
 package email
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -200,8 +201,10 @@ func FuzzMIME(f *testing.F) {
 	}
 	f.Add([]byte("From: a@b.dk\r\n\r\n"))
 	f.Add([]byte("Content-Type: multipart/mixed; boundary=x\r\nFrom: a@b.dk\r\n\r\n--x\r\n--x--\r\n"))
+	spoolDir := f.TempDir()
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		l, err := ParseMessage("fuzz", raw, received, nil)
+		sameFromSpool(t, spoolDir, raw, l, err)
 		if err != nil {
 			var pe *ParseError
 			if !errors.As(err, &pe) {
@@ -216,6 +219,34 @@ func FuzzMIME(f *testing.F) {
 			t.Fatal("original bytes changed")
 		}
 	})
+}
+
+// sameFromSpool checks that the reader of a spooled message (the IMAP
+// source's for large mail) refuses what ParseMessage refused, with the
+// same error, and otherwise gives the same letter.
+func sameFromSpool(t *testing.T, dir string, raw []byte, want *letter.Letter, wantErr error) {
+	t.Helper()
+	sp := newSpool(dir)
+	defer sp.remove()
+	m, err := sp.message(bytes.NewReader(raw), int64(len(raw)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := parseSpooled("fuzz", m, sp, received, nil)
+	if (err == nil) != (wantErr == nil) || (err != nil && err.Error() != wantErr.Error()) {
+		t.Fatalf("spooled: err %v, in memory: err %v", err, wantErr)
+	}
+	if err != nil {
+		return
+	}
+	if got.ID != want.ID || got.Text != want.Text || got.Subject != want.Subject || got.Original.SHA256 != want.Original.SHA256 || len(got.Attachments) != len(want.Attachments) {
+		t.Fatal("the spooled letter differs from the in-memory one")
+	}
+	for i, a := range got.Attachments {
+		if a.SHA256 != want.Attachments[i].SHA256 || a.Len() != want.Attachments[i].Len() || a.Name != want.Attachments[i].Name {
+			t.Fatalf("attachment %d differs", i)
+		}
+	}
 }
 
 func TestParseRefusesDeepNestingAndBadCharsets(t *testing.T) {
