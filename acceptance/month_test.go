@@ -216,17 +216,27 @@ func TestTheCouncilsMonth(t *testing.T) {
 	// acknowledgement; names only in the agenda.
 	first := taken[0]
 	var page register.MeetingView
+	var lacking []string // what the page still lacks, logged when it changes
+	said := ""
 	w.eventually("the first meeting's page with every recommendation acknowledged", func() bool {
 		page = coordinator.Meeting(first.ID)
+		lacking = lacking[:0]
 		for _, ch := range page.Children {
 			if ch.LetterID == again.sent.ID {
 				continue
 			}
-			if len(ch.Recommendations) != 1 || len(ch.Recommendations[0].Acknowledgements) == 0 {
-				return false
+			switch {
+			case len(ch.Recommendations) != 1:
+				lacking = append(lacking, fmt.Sprintf("referral %s: %d recommendations", ch.LetterID, len(ch.Recommendations)))
+			case len(ch.Recommendations[0].Acknowledgements) == 0:
+				lacking = append(lacking, fmt.Sprintf("referral %s: recommendation %s unacknowledged (deliveries %+v)", ch.LetterID, ch.Recommendations[0].LetterID, ch.Recommendations[0].Deliveries))
 			}
 		}
-		return true
+		if now := strings.Join(lacking, "; "); now != said && now != "" {
+			t.Logf("the meeting page still lacks: %s", now)
+			said = now
+		}
+		return len(lacking) == 0
 	})
 	for _, ch := range page.Children {
 		r := byLetter(all, ch.LetterID)

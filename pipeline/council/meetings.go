@@ -102,6 +102,14 @@ func (c *Council) place(ctx context.Context, refs []Referral, reseat bool) ([]Re
 		if round == 20 {
 			return out, errGiveUp
 		}
+		if round > 0 {
+			// A round left referrals because another replica filled or
+			// moved their meeting: plan the next on the copy once the watch
+			// has brought that in (not on a fresh read applied here, which
+			// would take a referral out of its old record before the copy
+			// knows its new one, and a letter following it would find none).
+			time.Sleep(time.Duration(round) * 20 * time.Millisecond)
+		}
 		type group struct {
 			key  string
 			cand meetingRecord

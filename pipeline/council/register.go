@@ -498,10 +498,6 @@ func update[T any](ctx context.Context, r *register, key string, fn func(cur *T,
 				return cur, fmt.Errorf("council register %s unreadable: %w", key, err)
 			}
 			rev, exists = e.Revision(), true
-			// What was read fresh goes into the copy at once: the next
-			// round of a placement plans on it, not on a watch that may
-			// lag behind another replica's writes.
-			r.apply(e)
 		case errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted):
 		default:
 			return cur, err
