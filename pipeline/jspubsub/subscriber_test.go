@@ -578,13 +578,31 @@ func TestDeletedConsumerEndsSubscription(t *testing.T) {
 // than AckWait, a message already pulled into nats.go's buffer expires on
 // the server and is sent again. The buffered copy is handled and acked
 // first; the copy sent again must not reach the handler a second time.
+// Whether the server sends a copy again depends on the client having pulled
+// ahead in time, which a loaded machine does not always do: a round that did
+// not exercise the case still checks that nothing was handled twice, and is
+// tried again, up to three rounds; the test fails if none exercised it.
 func TestStaleBufferedCopyIsNotDeliveredAgain(t *testing.T) {
+	for round := 1; round <= 3; round++ {
+		if staleBufferedRound(t) {
+			return
+		}
+		t.Logf("round %d: no copy was sent again; trying again", round)
+	}
+	t.Error("no copy was sent again in three rounds; the case was not exercised")
+}
+
+// staleBufferedRound runs the case once and reports whether the server sent
+// a copy again.
+func staleBufferedRound(t *testing.T) bool {
 	f := newFixture(t, startBroker(t), time.Second)
 	const n = 12
 	f.publishN(t, n, "m", "")
 
 	sub := f.subscriber(t, jspubsub.SubscriberConfig{MaxInFlight: 2, PullBatch: 8})
-	ch, err := sub.Subscribe(context.Background(), f.topic)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch, err := sub.Subscribe(ctx, f.topic)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -609,14 +627,12 @@ func TestStaleBufferedCopyIsNotDeliveredAgain(t *testing.T) {
 			done = true
 		}
 	}
-	// The server did send copies again (its consumer sequence counts every
-	// delivery): the test exercised the case it names.
-	if info := f.info(t); info.Delivered.Consumer <= n {
-		t.Errorf("no copy was sent again (%d deliveries for %d messages); the case was not exercised", info.Delivered.Consumer, n)
-	}
 	for seq := uint64(1); seq <= n; seq++ {
 		if seen[seq] != 1 {
 			t.Errorf("stream seq %d handled %d times, want once (all: %v)", seq, seen[seq], seen)
 		}
 	}
+	// The server's consumer sequence counts every delivery: above n, it
+	// sent copies again and the round exercised the case it names.
+	return f.info(t).Delivered.Consumer > n
 }
