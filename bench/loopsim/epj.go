@@ -1,9 +1,6 @@
 package loopsim
 
 import (
-	"bufio"
-	"encoding/base64"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -12,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	epjsim "github.com/samhub/samhub/internal/sim/epj"
 )
 
 // EPJ answers the FHIR R4 calls the epj sink and source make: token,
@@ -63,7 +62,7 @@ func writeFHIR(w http.ResponseWriter, status int, body string) {
 }
 
 func (e *EPJ) communication(w http.ResponseWriter, r *http.Request) {
-	sums, err := dataDigests(r.Body)
+	sums, err := epjsim.DataDigests(r.Body)
 	if err != nil {
 		writeFHIR(w, 400, `{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"structure"}]}`)
 		return
@@ -93,69 +92,4 @@ func (e *EPJ) communication(w http.ResponseWriter, r *http.Request) {
 		status = 200
 	}
 	writeFHIR(w, status, `{"resourceType":"Communication","id":"`+id+`","status":"completed"}`)
-}
-
-// dataDigests reads a JSON resource as it streams in and returns the
-// SHA-256 of each "data" value (base64, decoded), never holding one: the
-// hub's encoder writes them as "data":"…" without spaces or escapes.
-func dataDigests(r io.Reader) ([]string, error) {
-	br := bufio.NewReaderSize(r, 64<<10)
-	const key = `"data":"`
-	var sums []string
-	matched := 0
-	for {
-		c, err := br.ReadByte()
-		if errors.Is(err, io.EOF) {
-			return sums, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		switch {
-		case c == key[matched]:
-			matched++
-		case c == key[0]:
-			matched = 1
-			continue
-		default:
-			matched = 0
-			continue
-		}
-		if matched < len(key) {
-			continue
-		}
-		matched = 0
-		h := newHashing()
-		dec := base64.NewDecoder(base64.StdEncoding, &untilQuote{r: br})
-		if _, err := io.Copy(h, dec); err != nil {
-			return nil, err
-		}
-		sums = append(sums, h.sum())
-	}
-}
-
-// untilQuote reads up to (and consumes) the next '"'.
-type untilQuote struct {
-	r    *bufio.Reader
-	done bool
-}
-
-func (u *untilQuote) Read(p []byte) (int, error) {
-	if u.done {
-		return 0, io.EOF
-	}
-	n := 0
-	for n < len(p) {
-		c, err := u.r.ReadByte()
-		if err != nil {
-			return n, err
-		}
-		if c == '"' {
-			u.done = true
-			break
-		}
-		p[n] = c
-		n++
-	}
-	return n, nil
 }
