@@ -18,6 +18,14 @@ import (
 // gives it again, since it never heard that it was stored).
 func storeAsIfKilled(t *testing.T, e *env, l *letter.Letter) {
 	t.Helper()
+	storeWithID(t, e, l, "")
+}
+
+// storeWithID stores l as ingest does, under the message id msgID (ingest's
+// own when empty): another id stands for a copy stored so long ago that the
+// broker's de-duplication window has forgotten it.
+func storeWithID(t *testing.T, e *env, l *letter.Letter, msgID string) {
+	t.Helper()
 	source := ""
 	for name := range e.cfg.Adapters {
 		if strings.HasPrefix(name, "feed") {
@@ -31,7 +39,10 @@ func storeAsIfKilled(t *testing.T, e *env, l *letter.Letter) {
 	}
 	msg := nats.NewMsg(broker.InSubject(source, l.ID))
 	msg.Data = data
-	msg.Header.Set(jetstream.MsgIDHeader, source+":"+broker.Token(l.ID))
+	if msgID == "" {
+		msgID = source + ":" + broker.Token(l.ID)
+	}
+	msg.Header.Set(jetstream.MsgIDHeader, msgID)
 	msg.Header.Set(pipeline.HdrThread, broker.Token(l.Thread()))
 	msg.Header.Set(pipeline.HdrKind, string(l.Kind))
 	msg.Header.Set(pipeline.HdrSource, source)
@@ -40,13 +51,14 @@ func storeAsIfKilled(t *testing.T, e *env, l *letter.Letter) {
 	}
 }
 
-// A referral stored by a life that died before its notice: when the source
-// gives it again, the coordinator's notice is sent after all, and only once
-// however often it comes.
-func TestANoticeLostWithTheHubIsSentWhenTheLetterComesAgain(t *testing.T) {
+// A referral stored by a life that died right after storing it: the
+// coordinator's notice follows from the stored letter alone, before the
+// source gives it again, and only once however often it comes.
+func TestTheNoticeFollowsFromTheStoredLetter(t *testing.T) {
 	e := newEnv(t)
 	storeAsIfKilled(t, e, mkLetter("K1", letter.KindReferral, ""))
 	eventually(t, "the stored referral filed", func() bool { return e.muni.count("K1") == 1 })
+	eventually(t, "the arrival notice without the source giving it again", func() bool { return e.notes.total() == 1 })
 	for range 3 {
 		e.feed.ch <- mkLetter("K1", letter.KindReferral, "")
 	}
@@ -58,5 +70,37 @@ func TestANoticeLostWithTheHubIsSentWhenTheLetterComesAgain(t *testing.T) {
 	}
 	if n := e.muni.count("K1"); n != 1 {
 		t.Errorf("K1 filed %d times", n)
+	}
+}
+
+// A letter stored before the broker's de-duplication window (another
+// message id) is still a duplicate when its source gives it again: the
+// stream itself refuses a second letter on its subject.
+func TestALetterStoredLongAgoIsNotRoutedAgain(t *testing.T) {
+	e := newEnv(t)
+	storeWithID(t, e, mkLetter("W1", letter.KindReferral, ""), "stored-before-the-window")
+	eventually(t, "the stored referral filed", func() bool { return e.muni.count("W1") == 1 })
+	for range 2 {
+		e.feed.ch <- mkLetter("W1", letter.KindReferral, "")
+	}
+	e.feed.ch <- mkLetter("W2", letter.KindReferral, "")
+	eventually(t, "the next referral filed", func() bool { return e.muni.count("W2") == 1 })
+	// The boxes are idempotent like the real sinks; the stream is what
+	// would hold a second copy.
+	st, err := e.b.JS.Stream(context.Background(), broker.StreamLetters)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(context.Background(), jetstream.WithSubjectFilter(broker.SubjLetters+".in.>"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for subj, n := range info.State.Subjects {
+		if strings.HasSuffix(subj, broker.Token("W1")) && n != 1 {
+			t.Errorf("%d copies of W1 stored, want one", n)
+		}
+	}
+	if len(info.State.Subjects) != 2 {
+		t.Errorf("letters stored on %d subjects, want 2 (W1, W2): %v", len(info.State.Subjects), info.State.Subjects)
 	}
 }

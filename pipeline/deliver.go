@@ -77,15 +77,47 @@ func (h *Hub) handler(d *destination) message.NoPublishHandlerFunc {
 		if err != nil {
 			return err
 		}
-		if res == outDelivered {
-			if hd, held := h.holds.get(d.name, threadToken(l)); held && hd.LetterID == l.ID {
-				// The letter the thread waited for is through: the letters
-				// held behind it follow, in order, before any later one.
-				return h.releaseThread(ctx, d, threadToken(l), l.ID)
-			}
+		if err := h.afterHandled(ctx, d, l, res); err != nil {
+			return err
 		}
+		if d.name != h.cfg.Notify.Destination || replayFor != "" {
+			return nil
+		}
+		notice := h.noticeFor(l)
+		if notice == nil {
+			return nil
+		}
+		// The notice is derived here rather than stored as a letter of its
+		// own: it parks (and is replayed) as itself, under its own entry.
+		raw, err := letter.Marshal(notice)
+		if err != nil {
+			return err
+		}
+		at.cause = noticeCause | at.seq
+		if res, err = h.handle(ctx, d, notice, raw, at, false, true); err != nil {
+			return err
+		}
+		return h.afterHandled(ctx, d, notice, res)
+	}
+}
+
+// noticeCause marks the retry-queue entry of a notice derived from the
+// letter at a sequence, so it never shares an entry with that letter
+// parked at the same destination (causes are otherwise parked-stream
+// sequences, far below this bit).
+const noticeCause = 1 << 63
+
+// afterHandled releases the letters held behind l at d once l is through.
+func (h *Hub) afterHandled(ctx context.Context, d *destination, l *letter.Letter, res outcome) error {
+	if res != outDelivered {
 		return nil
 	}
+	if hd, held := h.holds.get(d.name, threadToken(l)); held && hd.LetterID == l.ID {
+		// The letter the thread waited for is through: the letters held
+		// behind it follow, in order, before any later one.
+		return h.releaseThread(ctx, d, threadToken(l), l.ID)
+	}
+	return nil
 }
 
 // position locates a letter on the letter stream: the message being handled

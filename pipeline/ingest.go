@@ -70,16 +70,19 @@ func (p *ingest) Publish(ctx context.Context, l *letter.Letter) error {
 	}
 	subj := broker.InSubject(p.source, l.ID)
 	// A letter stored before is not routed again, however long ago: the
-	// per-letter subject is looked up for the stream's whole retention,
-	// beyond the broker's publish de-duplication window.
-	if raw, err := h.letters.GetLastMsgForSubject(ctx, subj); err == nil {
-		h.m.duplicates.WithLabelValues(p.source).Inc()
-		h.log.Info("duplicate letter not routed again", slog.Any("letter", l))
-		h.afterDuplicate(ctx, l, raw.Sequence)
-		return nil
-	} else if !errors.Is(err, jetstream.ErrMsgNotFound) {
-		h.m.publishFailures.WithLabelValues(p.source).Inc()
-		return fmt.Errorf("check for duplicate: %w", err)
+	// publish below expects its per-letter subject to be empty, so the
+	// stream refuses a second copy for its whole retention, beyond the
+	// broker's de-duplication window, in the same round trip. Only a letter
+	// whose parts would be written to the blob store is looked up first, so
+	// a resent large letter is not written again to learn it is a copy.
+	if upper := partsUpperBound(l); upper > h.inlineMax || streamed(l) {
+		if seq, dup, err := h.storedAt(ctx, subj); err != nil {
+			h.m.publishFailures.WithLabelValues(p.source).Inc()
+			return fmt.Errorf("check for duplicate: %w", err)
+		} else if dup {
+			p.duplicate(ctx, l, seq)
+			return nil
+		}
 	}
 	// A letter too large for one message keeps its large parts in the blob
 	// store; the stored letter names them. The size is estimated without
@@ -121,7 +124,16 @@ func (p *ingest) Publish(ctx context.Context, l *letter.Letter) error {
 	msg.Header.Set(HdrThread, broker.Token(l.Thread()))
 	msg.Header.Set(HdrKind, string(l.Kind))
 	msg.Header.Set(HdrSource, p.source)
-	ack, err := h.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(broker.StreamLetters))
+	ack, err := h.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(broker.StreamLetters), jetstream.WithExpectLastSequencePerSubject(0))
+	if refusedAsStored(err) {
+		seq, _, err := h.storedAt(ctx, subj)
+		if err != nil {
+			h.m.publishFailures.WithLabelValues(p.source).Inc()
+			return fmt.Errorf("find the stored copy: %w", err)
+		}
+		p.duplicate(ctx, l, seq)
+		return nil
+	}
 	h.writes.observe(err)
 	if err != nil {
 		if refusedAsTooLarge(err) {
@@ -133,9 +145,7 @@ func (p *ingest) Publish(ctx context.Context, l *letter.Letter) error {
 	}
 	failpoint.Kill(failpoint.LetterStored)
 	if ack.Duplicate {
-		h.m.duplicates.WithLabelValues(p.source).Inc()
-		h.log.Info("duplicate letter not routed again", slog.Any("letter", l))
-		h.afterDuplicate(ctx, l, ack.Sequence)
+		p.duplicate(ctx, l, ack.Sequence)
 		return nil
 	}
 	h.m.received.WithLabelValues(p.source).Inc()
@@ -148,6 +158,35 @@ func (p *ingest) Publish(ctx context.Context, l *letter.Letter) error {
 	}
 	h.log.Debug("letter stored", slog.Any("letter", l), "seq", ack.Sequence)
 	return nil
+}
+
+// duplicate answers a letter stored before, at seq: it is not routed
+// again, and what its first storing may not have finished is done again.
+func (p *ingest) duplicate(ctx context.Context, l *letter.Letter, seq uint64) {
+	p.h.m.duplicates.WithLabelValues(p.source).Inc()
+	p.h.log.Info("duplicate letter not routed again", slog.Any("letter", l))
+	p.h.afterDuplicate(ctx, l, seq)
+}
+
+// storedAt finds the letter stored on subj: its sequence, or false.
+func (h *Hub) storedAt(ctx context.Context, subj string) (uint64, bool, error) {
+	raw, err := h.letters.GetLastMsgForSubject(ctx, subj)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	return raw.Sequence, true, nil
+}
+
+// refusedAsStored recognises the stream refusing a letter because its
+// subject holds one already (the expected last subject sequence, 0, did not
+// hold: JSStreamWrongLastSequenceErrF; a replicated stream may answer
+// with its constant form).
+func refusedAsStored(err error) bool {
+	var api *jetstream.APIError
+	return errors.As(err, &api) && (api.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || api.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
 }
 
 // partsUpperBound bounds what a letter's original, attachments and text

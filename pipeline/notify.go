@@ -30,11 +30,13 @@ func (h *Hub) notifyOn(event string) bool {
 	return n.Destination != "" && slices.Contains(n.On, event)
 }
 
-// afterStore runs once per newly stored letter: notices and the council's
-// business figures.
+// afterStore runs once per newly stored letter: the sources' recipient
+// status and the council's business figures. Arrival notices are not made
+// here: the notification destination derives them from the stored letter
+// (noticeFor), so a crash between storing a letter and its notice cannot
+// lose the notice, and a letter costs one stored message, not two.
 func (h *Hub) afterStore(ctx context.Context, l *letter.Letter) {
 	h.reportUnserved(ctx, l)
-	h.notifyArrived(ctx, l)
 	h.observeLeadTime(ctx, l)
 }
 
@@ -42,13 +44,12 @@ func (h *Hub) afterStore(ctx context.Context, l *letter.Letter) {
 // a source gives again: a source gives a letter again exactly when it did
 // not learn that it was stored (the store's answer lost, the hub killed
 // between store and answer), and the first time's afterStore may then
-// never have run. Each part is safe to repeat: a notice has its letter's
-// id and is stored once, a recipient's status is written as it is, and a
-// receiver's acknowledgement is recorded only when its journey lacks it.
-// The lead time is a process counter and is not observed twice.
+// never have run. Each part is safe to repeat: a recipient's status is
+// written as it is, and a receiver's acknowledgement is recorded only when
+// its journey lacks it. The lead time is a process counter and is not
+// observed twice.
 func (h *Hub) afterDuplicate(ctx context.Context, l *letter.Letter, seq uint64) {
 	h.reportUnserved(ctx, l)
-	h.notifyArrived(ctx, l)
 	if l.Kind == letter.KindAcknowledgement && l.InReplyTo != "" && !h.ackRecorded(ctx, l) {
 		h.acknowledged(ctx, l, seq)
 	}
@@ -69,11 +70,15 @@ func (h *Hub) observeLeadTime(ctx context.Context, l *letter.Letter) {
 	}
 }
 
-// notifyArrived tells the coordinator (and the case's contact person, when
-// the source knows one) that a letter arrived or was answered.
-func (h *Hub) notifyArrived(ctx context.Context, l *letter.Letter) {
+// noticeFor is the notice that a stored letter arrived or was answered,
+// for the coordinator (and the case's contact person, when the source
+// knows one), or nil when the letter calls for none. The notification
+// destination calls it for every letter it reads, so the notice follows
+// from the stored letter alone: the same letter always gives the same
+// notice (its id names the letter), which the sink delivers once.
+func (h *Hub) noticeFor(l *letter.Letter) *letter.Letter {
 	if l.Kind == letter.KindNotification || l.Kind == letter.KindAcknowledgement || l.Source == notifySource {
-		return // the hub's own letters (notices, receipts) are no news
+		return nil // the hub's own letters (notices, receipts) are no news
 	}
 	kinds := h.cfg.Notify.Kinds
 	if len(kinds) == 0 {
@@ -81,10 +86,11 @@ func (h *Hub) notifyArrived(ctx context.Context, l *letter.Letter) {
 	}
 	switch {
 	case (l.Kind == letter.KindReply || l.InReplyTo != "") && h.notifyOn("answered"):
-		h.sendNotice(ctx, "answered", l, "", "Der er kommet svar i en sag i Samrådet.", "An answer arrived in a council case.")
+		return h.noticeLetter("answered", l.ID, l.Meta["contactEmail"], "", "Der er kommet svar i en sag i Samrådet.", "An answer arrived in a council case.")
 	case slices.Contains(kinds, string(l.Kind)) && h.notifyOn("arrived"):
-		h.sendNotice(ctx, "arrived", l, "", "Der er kommet et nyt brev til Samrådet.", "A new letter arrived for the council.")
+		return h.noticeLetter("arrived", l.ID, l.Meta["contactEmail"], "", "Der er kommet et nyt brev til Samrådet.", "A new letter arrived for the council.")
 	}
+	return nil
 }
 
 // notifyParked tells the coordinator that a letter waits for them.
