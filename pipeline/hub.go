@@ -368,6 +368,13 @@ func (h *Hub) Run(ctx context.Context) error {
 	_ = h.wm.Close()
 	<-h.routerDone
 	h.background.Wait() // notices of letters parked while draining
+	// The journey's last steps, written in the background, before the
+	// connection goes.
+	fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	if err := h.journey.Flush(fctx); err != nil {
+		h.log.Warn("journey steps not all recorded before shutdown", "err", err)
+	}
+	cancel()
 	for _, inst := range h.all {
 		if c, ok := inst.(interface{ Close() error }); ok {
 			_ = c.Close()

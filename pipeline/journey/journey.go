@@ -54,7 +54,9 @@ type Event struct {
 
 // Recorder writes and reads journeys.
 //
-// Record is a group commit: callers that record at the same time (the
+// On a journey stream that does not fsync (the default), Record queues the
+// step for a background writer and returns (writer.go): waiting would buy
+// no durability. On a synced stream, Record is a group commit: callers that record at the same time (the
 // destinations' handlers, up to max_in_flight each) are committed
 // together, a large group as one JetStream atomic batch, so a burst costs
 // one fsync on a SyncAlways server instead of one per event. Each caller still returns
@@ -70,6 +72,10 @@ type Recorder struct {
 
 	atomicMu sync.Mutex
 	atomic   int // 0 not yet checked, 1 the stream takes atomic batches, -1 it does not
+
+	modeMu sync.Mutex
+	mode   int // 0 not yet checked, 1 steps are written in the background, -1 callers wait
+	bg     *writer
 }
 
 type pending struct {
@@ -85,7 +91,7 @@ type result struct {
 	lead bool
 }
 
-func New(js jetstream.JetStream) *Recorder { return &Recorder{js: js} }
+func New(js jetstream.JetStream) *Recorder { return &Recorder{js: js, bg: newWriter(js)} }
 
 // Record stores ev durably.
 func (r *Recorder) Record(ctx context.Context, ev Event) error {
@@ -98,6 +104,9 @@ func (r *Recorder) Record(ctx context.Context, ev Event) error {
 	}
 	msg := nats.NewMsg(broker.JourneySubject(ev.LetterID))
 	msg.Data = b
+	if r.background(ctx) {
+		return r.bg.add(ctx, msg)
+	}
 	p := &pending{msg: msg, step: ev.Step, done: make(chan result, 1)}
 	r.mu.Lock()
 	r.queue = append(r.queue, p)
@@ -236,15 +245,43 @@ func (r *Recorder) atomicAllowed(ctx context.Context) bool {
 	return true
 }
 
-var statEvents, statCommits atomic.Uint64
+var statEvents, statCommits, statLost atomic.Uint64
+
+// LostSteps is how many steps this process gave up writing (writer.go).
+func LostSteps() uint64 { return statLost.Load() }
 
 // WriteStats reports, for this process, how many journey events were stored
 // and in how many JetStream writes (an atomic batch counts once); the
 // benchmark uses it.
 func WriteStats() (events, commits uint64) { return statEvents.Load(), statCommits.Load() }
 
-// Trace returns a letter's journey in order.
+// Flush returns once every step recorded before it is stored.
+func (r *Recorder) Flush(ctx context.Context) error { return r.bg.flush(ctx) }
+
+// background reports whether steps are written by the background writer:
+// the journey stream does not fsync, so waiting for a step buys nothing.
+func (r *Recorder) background(ctx context.Context) bool {
+	r.modeMu.Lock()
+	defer r.modeMu.Unlock()
+	if r.mode == 0 {
+		st, err := r.js.Stream(ctx, broker.StreamJourney)
+		if err != nil {
+			return false // asked again next time
+		}
+		r.mode = -1
+		if st.CachedInfo().Config.PersistMode == jetstream.AsyncPersistMode {
+			r.mode = 1
+		}
+	}
+	return r.mode > 0
+}
+
+// Trace returns a letter's journey in order, with every step this process
+// recorded before the call.
 func (r *Recorder) Trace(ctx context.Context, letterID string) ([]Event, error) {
+	if err := r.Flush(ctx); err != nil {
+		return nil, err
+	}
 	return readAll[Event](ctx, r.js, broker.StreamJourney, broker.JourneySubject(letterID))
 }
 

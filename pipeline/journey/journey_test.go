@@ -49,8 +49,8 @@ func TestConcurrentStepsAreAllStoredInFewerWrites(t *testing.T) {
 }
 
 // On an async journey stream (the default on one server) there is no fsync
-// to share: every step is its own write, and each is still in the stream
-// when its Record returns.
+// to share and nothing to wait for: Record queues the step, and a trace
+// read afterwards in the same process holds it.
 func TestConcurrentStepsOnAsyncStream(t *testing.T) {
 	_, js := start(t, "async")
 	concurrentSteps(t, js, false)
@@ -147,5 +147,45 @@ func TestPublishAtomicStoresAllOrNothing(t *testing.T) {
 	}
 	if _, err := journey.PublishAtomic(ctx, nc, js, make([]*nats.Msg, journey.MaxAtomicBatch+1)); err == nil {
 		t.Fatal("an oversized batch must be refused before sending")
+	}
+}
+
+// A letter's steps recorded one after another in the background are
+// stored in that order, each once, and a trace right after the last Record
+// holds all of them; Flush leaves nothing queued.
+func TestBackgroundStepsKeepTheirOrder(t *testing.T) {
+	_, js := start(t, "async")
+	r := journey.New(js)
+	ctx := context.Background()
+	const n = 1000
+	for i := range n {
+		if err := r.Record(ctx, journey.Event{LetterID: "L1", Step: journey.Retried, Destination: "casefile", Attempt: i + 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tr, err := r.Trace(ctx, "L1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tr) != n {
+		t.Fatalf("trace holds %d steps, want %d", len(tr), n)
+	}
+	for i, ev := range tr {
+		if ev.Attempt != i+1 {
+			t.Fatalf("step %d is attempt %d: the order was not kept", i, ev.Attempt)
+		}
+	}
+	if err := r.Record(ctx, journey.Event{LetterID: "L2", Step: journey.Delivered, Destination: "region"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st, err := js.Stream(ctx, broker.StreamJourney)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := st.CachedInfo().State.Msgs; got != n+1 {
+		t.Fatalf("stream holds %d steps after Flush, want %d", got, n+1)
 	}
 }
