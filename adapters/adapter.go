@@ -193,6 +193,17 @@ type Deps struct {
 	State   StateStore
 	Metrics prometheus.Registerer
 	Now     func() time.Time
+	// Letters reads the letters the hub stored; nil where no hub runs
+	// (tools, some tests).
+	Letters StoredLetters
+}
+
+// StoredLetters is a read-only view of the letters the hub stored.
+type StoredLetters interface {
+	// Checkpoint returns the checkpoint a source stored with its letter
+	// (BatchPublisher), nil when it stored none, and ErrNotFound when the
+	// hub holds no letter letterID from source.
+	Checkpoint(ctx context.Context, source, letterID string) ([]byte, error)
 }
 
 // StateStore is durable key/value state an adapter keeps across restarts and

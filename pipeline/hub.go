@@ -200,7 +200,7 @@ func (h *Hub) buildAdapters(ctx context.Context) error {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return fmt.Errorf("adapters.%s: data dir: %w", name, err)
 		}
-		inst, err := adapters.Build(typ, adapters.Deps{Name: name, Logger: h.log.With("adapter", name), DataDir: dir, State: state, Metrics: h.reg, Now: h.now}, block)
+		inst, err := adapters.Build(typ, adapters.Deps{Name: name, Logger: h.log.With("adapter", name), DataDir: dir, State: state, Metrics: h.reg, Now: h.now, Letters: storedLetters{h}}, block)
 		if err != nil {
 			errs = append(errs, err)
 			continue

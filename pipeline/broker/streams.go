@@ -150,6 +150,9 @@ func Provision(ctx context.Context, js jetstream.JetStream, s config.Streams, re
 		Duplicates:  s.DedupWindow,
 		Replicas:    replicas,
 		AllowDirect: true, // duplicate look-ups and traces read without the API round trip
+		// A source's round of letters is committed as one atomic batch
+		// (one fsync); ensureStream turns it on for a stream made before.
+		AllowAtomicPublish: true,
 	}, {
 		Name:        StreamParked,
 		Description: "Samhub retry queue (parked letters)",
