@@ -35,10 +35,48 @@ type recPub struct {
 	rejected    map[string]int // by code, as the hub's InputReporter counts them
 	duplicates  int
 	failAfter   int
-	refuseAfter int // >= 0: publishes after that many are refused for good, as the hub refuses a letter too large to store
+	refuseAfter int               // >= 0: publishes after that many are refused for good, as the hub refuses a letter too large to store
+	checkpoints map[string][]byte // stored letters' checkpoints, by letter id
 }
 
-func newPub() *recPub { return &recPub{failAfter: -1, refuseAfter: -1} }
+func newPub() *recPub {
+	return &recPub{failAfter: -1, refuseAfter: -1, checkpoints: map[string][]byte{}}
+}
+
+// PublishBatch answers as the hub's intake does: a letter stored before is
+// a duplicate carrying its stored checkpoint, and a letter that fails for
+// a reason that may pass holds back the later letters of its thread.
+func (p *recPub) PublishBatch(ctx context.Context, items []adapters.Item) []adapters.Result {
+	res := make([]adapters.Result, len(items))
+	held := map[string]error{}
+	for i, it := range items {
+		l := it.Letter
+		if err := held[l.Thread()]; err != nil {
+			res[i] = adapters.Result{Err: err}
+			continue
+		}
+		p.mu.Lock()
+		cp, dup := p.checkpoints[l.ID]
+		p.mu.Unlock()
+		if dup {
+			p.Duplicate()
+			res[i] = adapters.Result{Outcome: adapters.Duplicate, Checkpoint: cp}
+			continue
+		}
+		if err := p.Publish(ctx, l); err != nil {
+			res[i] = adapters.Result{Err: err}
+			if class, _, _ := adapters.Classify(err); class != adapters.ClassPermanent {
+				held[l.Thread()] = err
+			}
+			continue
+		}
+		p.mu.Lock()
+		p.checkpoints[l.ID] = it.Checkpoint
+		p.mu.Unlock()
+		res[i] = adapters.Result{Outcome: adapters.Stored}
+	}
+	return res
+}
 
 func (p *recPub) Publish(_ context.Context, l *letter.Letter) error {
 	p.mu.Lock()
@@ -113,14 +151,45 @@ func (c *clock) add(d time.Duration) {
 }
 
 type env struct {
-	dir   string
-	state *memState
-	clock *clock
-	reg   *prometheus.Registry
+	dir     string
+	state   *memState
+	clock   *clock
+	reg     *prometheus.Registry
+	letters *hubLetters
 }
 
 func newEnv(t *testing.T) *env {
-	return &env{dir: t.TempDir(), state: newState(), clock: &clock{t: time.Date(2026, 3, 4, 9, 0, 0, 0, time.UTC)}, reg: prometheus.NewRegistry()}
+	return &env{dir: t.TempDir(), state: newState(), clock: &clock{t: time.Date(2026, 3, 4, 9, 0, 0, 0, time.UTC)}, reg: prometheus.NewRegistry(), letters: &hubLetters{}}
+}
+
+// hubLetters is the adapters.StoredLetters of the env's adapters: the
+// checkpoints the publisher given to use stored, as the hub reads them
+// from the stored letters.
+type hubLetters struct {
+	mu  sync.Mutex
+	pub *recPub
+}
+
+func (h *hubLetters) use(p *recPub) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.pub = p
+}
+
+func (h *hubLetters) Checkpoint(_ context.Context, source, id string) ([]byte, error) {
+	h.mu.Lock()
+	p := h.pub
+	h.mu.Unlock()
+	if p == nil || source != "medcom" {
+		return nil, adapters.ErrNotFound
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	cp, ok := p.checkpoints[id]
+	if !ok {
+		return nil, adapters.ErrNotFound
+	}
+	return cp, nil
 }
 
 // adapter builds an instance through the registry, as the hub does.
@@ -130,7 +199,7 @@ func (e *env) adapter(t *testing.T, extra map[string]any) *Adapter {
 	for k, v := range extra {
 		cfg[k] = v
 	}
-	inst, err := adapters.Build(TypeName, adapters.Deps{Name: "medcom", State: e.state, Metrics: e.reg, Now: e.clock.now, DataDir: filepath.Join(e.dir, "data")}, cfg)
+	inst, err := adapters.Build(TypeName, adapters.Deps{Name: "medcom", State: e.state, Metrics: e.reg, Now: e.clock.now, DataDir: filepath.Join(e.dir, "data"), Letters: e.letters}, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -102,7 +102,7 @@ type Adapter struct {
 	dups         prometheus.Counter     // duplicates answered without publishing
 	ignoredFiles *prometheus.CounterVec // files in in/ not read, by code
 	mu           sync.Mutex             // serialises outbox updates within this process
-	keys         keyLocks               // serialises the handling of one letter across workers
+	letters      adapters.StoredLetters // the hub's stored letters (checkpoints); nil without a hub
 	arrivals     arrivals               // what is known of the files in in/ (complete.go)
 	examining    weighted               // bytes of input being read and examined at once
 }
@@ -123,7 +123,7 @@ func New(deps adapters.Deps, cfg Config) (*Adapter, error) {
 	if deps.State == nil {
 		return nil, errors.New("medcom: Deps.State is required (duplicate memory and outbox)")
 	}
-	a := &Adapter{name: deps.Name, log: deps.Logger, state: deps.State, now: deps.Now, cfg: cfg}
+	a := &Adapter{name: deps.Name, log: deps.Logger, state: deps.State, now: deps.Now, cfg: cfg, letters: deps.Letters}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}

@@ -135,7 +135,10 @@ func (a *Adapter) build(ctx context.Context, l *letter.Letter, format string, v,
 		return nil, "", "", adapters.Permanent("receiver_unresolved", "the delivery has no single resolved receiver", nil)
 	}
 	to := l.To[0]
-	reply := a.repliedTo(ctx, l)
+	reply, err := a.repliedTo(ctx, l)
+	if err != nil {
+		return nil, "", "", err
+	}
 	// The party the letter answers, when it is the receiver: its own
 	// identifiers (e.g. an XDIS91 ydernummer) address it best.
 	answersReceiver := reply != nil && ((to.GLN != "" && to.GLN == reply.SenderEAN) || (to.SOR != "" && to.SOR == reply.SenderSOR))
@@ -223,18 +226,31 @@ func (a *Adapter) forFHIR(l *letter.Letter) *letter.Letter {
 	return &c
 }
 
-// repliedTo finds the inbound letter l answers, if this adapter received it.
-func (a *Adapter) repliedTo(ctx context.Context, l *letter.Letter) *inRecord {
+// repliedTo finds the inbound letter l answers, if this adapter received
+// it: from the checkpoint stored with that letter, else (a letter stored
+// before checkpoints, or one answered under another key) from the state
+// store.
+func (a *Adapter) repliedTo(ctx context.Context, l *letter.Letter) (*inRecord, error) {
 	if l.InReplyTo == "" {
-		return nil
+		return nil, nil
+	}
+	if a.letters != nil {
+		cp, err := a.letters.Checkpoint(ctx, a.name, l.InReplyTo)
+		if err != nil && !errors.Is(err, adapters.ErrNotFound) {
+			// Addressed without it the reply would be another letter.
+			return nil, adapters.Retryable("hub_unavailable", "the letter this one answers could not be read from the hub", err)
+		}
+		if rec, ok := readCheckpoint(cp); ok && !rec.Negative {
+			return &rec, nil
+		}
 	}
 	for _, id := range []string{l.InReplyTo, "fhir#" + l.InReplyTo} {
 		var rec inRecord
 		if _, found, err := getJSON(ctx, a.state, stateKey("in", id), &rec); err == nil && found && !rec.Negative {
-			return &rec
+			return &rec, nil
 		}
 	}
-	return nil
+	return nil, nil
 }
 
 func oneLine(err error) string {

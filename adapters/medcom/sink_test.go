@@ -176,8 +176,12 @@ func TestReplyToInboundXDIS91(t *testing.T) {
 	a := e.adapter(t, nil)
 	ctx := context.Background()
 	pub := newPub()
+	e.letters.use(pub) // the hub that stored the letter
 	e.drop(t, "in.xml", readFile(t, "oioxml/DIS91_2.xml"))
 	a.Poll(ctx, pub)
+	if n := e.state.Keys("in."); n != 0 {
+		t.Fatalf("the state store holds %d inbound records: the reply must be addressed from the stored letter", n)
+	}
 	l := xdisLetter()
 	l.InReplyTo = pub.letters[0].ID
 	l.Receivers = []letter.Party{{GLN: "5790000121526"}}

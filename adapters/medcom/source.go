@@ -6,19 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/samhub/samhub/adapters"
 	"github.com/samhub/samhub/adapters/medcom/fhirmsg"
 	"github.com/samhub/samhub/adapters/medcom/oioxml"
-	"github.com/samhub/samhub/internal/failpoint"
 	"github.com/samhub/samhub/pipeline/letter"
 )
 
@@ -31,11 +27,10 @@ func (a *Adapter) Run(ctx context.Context, pub adapters.Publisher) error {
 	if err != nil {
 		return fmt.Errorf("medcom: read %s: %w", a.processing, err)
 	}
-	for _, name := range left {
-		a.log.Info("medcom: resuming file left in processing", "file", name)
-		if err := a.handle(ctx, pub, name); err != nil {
-			a.retryLater(name, err)
-		}
+	if len(left) > 0 {
+		// At most one round's files: a crash leaves no more.
+		a.log.Info("medcom: resuming files left in processing", "files", len(left))
+		a.handleRound(ctx, pub, left)
 	}
 	wake := a.watchIn(ctx, a.in)
 	var checked time.Time
@@ -81,13 +76,12 @@ func (a *Adapter) Run(ctx context.Context, pub adapters.Publisher) error {
 	}
 }
 
-// Poll claims the complete files now in in/ and handles them in two steps:
-// every file is read, parsed and validated in parallel; then the files are
-// grouped by thread and the groups run concurrently, each group in the
-// order its files arrived, so that one file's chain of durable writes
-// (store the letter, write the acknowledgement, remember it) overlaps with
-// another thread's while letters of one thread are still stored in order.
-// It reports false when a file had to be put back for a later try.
+// Poll claims the complete files now in in/ and handles them as one round
+// (round.go): every file is read, parsed, validated and answered in
+// parallel; the round's letters are stored together, in arrival order;
+// the acknowledgements are written, made durable together, and the files
+// moved to processed/. It reports false when a file had to be put back for
+// a later try.
 func (a *Adapter) Poll(ctx context.Context, pub adapters.Publisher) bool {
 	return a.poll(ctx, pub).ok
 }
@@ -155,69 +149,6 @@ const freeAfter = 16 << 20
 // once: max_bytes (one file of any allowed size), at least 64 MB.
 func (a *Adapter) memBudget() int64 { return max(a.cfg.MaxBytes, 64<<20) }
 
-// handleRound handles the files one poll claimed into processing/.
-func (a *Adapter) handleRound(ctx context.Context, pub adapters.Publisher, claimed []string) bool {
-	preps := make([]*prepared, len(claimed))
-	a.parallel(len(claimed), func(i int) { preps[i] = a.prepare(claimed[i]) })
-	defer func() {
-		for _, p := range preps {
-			p.close()
-		}
-	}()
-
-	groups := map[string][]*prepared{}
-	var order []string
-	for _, p := range preps {
-		if _, ok := groups[p.thread]; !ok {
-			order = append(order, p.thread)
-		}
-		groups[p.thread] = append(groups[p.thread], p)
-	}
-	var failed atomic.Bool
-	var doneMu sync.Mutex
-	var done []string // handled, to move to processed/ once the round is durable
-	a.parallel(len(order), func(i int) {
-		group := groups[order[i]]
-		for k, p := range group {
-			moved, err := a.finish(ctx, pub, p, roundSync)
-			if err != nil {
-				failed.Store(true)
-				// This file and the later letters of its thread go back to
-				// in/ for the next round, still in order.
-				for _, rest := range group[k:] {
-					a.retryLater(rest.name, err)
-				}
-				return
-			}
-			if !moved {
-				doneMu.Lock()
-				done = append(done, p.name)
-				doneMu.Unlock()
-			}
-		}
-	})
-	if len(done) == 0 {
-		return !failed.Load()
-	}
-	// The round's acknowledgements become durable together, before any of
-	// its files leaves processing/: a crash before this point handles the
-	// files again, and the duplicate memory repeats the same
-	// acknowledgements.
-	if err := syncFS(a.out); err != nil {
-		for _, name := range done {
-			a.retryLater(name, fmt.Errorf("make acknowledgements durable: %w", err))
-		}
-		return false
-	}
-	failpoint.Kill(failpoint.MedComStored)
-	for _, name := range done {
-		if _, err := moveUnique(filepath.Join(a.processing, name), a.processed); err != nil {
-			a.log.Error("medcom: handled file stays in processing until restart", "file", name, "err", err)
-		}
-	}
-	return !failed.Load()
-}
-
 // parallel runs fn(0..n-1) on at most cfg.Workers goroutines.
 func (a *Adapter) parallel(n int, fn func(int)) {
 	var wg sync.WaitGroup
@@ -231,44 +162,6 @@ func (a *Adapter) parallel(n int, fn func(int)) {
 		}()
 	}
 	wg.Wait()
-}
-
-// keyLocks serialises the handling of one letter (by its duplicate-memory
-// key) across workers, so that two copies of a letter in one poll round
-// still get one acknowledgement, repeated identically.
-type keyLocks struct {
-	mu   sync.Mutex
-	held map[string]chan struct{}
-}
-
-func (k *keyLocks) lock(keys []string) (unlock func()) {
-	keys = append([]string(nil), keys...)
-	slices.Sort(keys)
-	keys = slices.Compact(keys)
-	for _, key := range keys {
-		for {
-			k.mu.Lock()
-			if k.held == nil {
-				k.held = map[string]chan struct{}{}
-			}
-			ch, busy := k.held[key]
-			if !busy {
-				k.held[key] = make(chan struct{})
-				k.mu.Unlock()
-				break
-			}
-			k.mu.Unlock()
-			<-ch
-		}
-	}
-	return func() {
-		k.mu.Lock()
-		defer k.mu.Unlock()
-		for _, key := range keys {
-			close(k.held[key])
-			delete(k.held, key)
-		}
-	}
 }
 
 func (a *Adapter) retryLater(name string, err error) {
@@ -288,6 +181,13 @@ type prepared struct {
 	thread string // ordering key: the thread of its first letter, else the file
 	err    error  // reading failed: put back for a later try
 	reject string // too large: moved to error/ with this reason
+
+	letters []*letter.Letter // of a valid file
+	acks    []plannedAck     // one per letter owed an answer (planAcks)
+	// known holds the answers kept in the state store by key: a letter
+	// rejected before, one answered under another key, or one stored
+	// before the upgrade that put the answer into the stored letter.
+	known map[string]*inRecord
 }
 
 // close releases the file a scanned message's parts are read from.
@@ -297,8 +197,9 @@ func (p *prepared) close() {
 	}
 }
 
-// prepare reads and examines processing/name; it writes nothing.
-func (a *Adapter) prepare(name string) *prepared {
+// prepare reads and examines processing/name, plans its answers and looks
+// up the answers kept for them; it writes nothing.
+func (a *Adapter) prepare(ctx context.Context, name string) *prepared {
 	p := &prepared{name: name, thread: "file:" + name, now: a.now()}
 	path := filepath.Join(a.processing, name)
 	fi, err := os.Stat(path)
@@ -321,10 +222,24 @@ func (a *Adapter) prepare(name string) *prepared {
 	}
 	if p.in.err != nil {
 		p.data = nil // refused: only the examination's result is needed
+	} else if p.letters = p.in.letters(a.name, name, p.data, p.now); len(p.letters) > 0 {
+		p.thread = p.letters[0].Thread()
+	}
+	if p.acks, err = planAcks(p.in, a.cfg.Self, p.now); err != nil {
+		p.err = err
 		return p
 	}
-	if ls := p.in.letters(a.name, name, p.data, p.now); len(ls) > 0 {
-		p.thread = ls[0].Thread()
+	for _, pa := range p.acks {
+		var rec inRecord
+		if _, found, err := getJSON(ctx, a.state, pa.key, &rec); err != nil {
+			p.err = err
+			return p
+		} else if found {
+			if p.known == nil {
+				p.known = map[string]*inRecord{}
+			}
+			p.known[pa.key] = &rec
+		}
 	}
 	return p
 }
@@ -355,190 +270,6 @@ func (w *weighted) acquire(n int64) (release func()) {
 		w.cond.Broadcast()
 		w.mu.Unlock()
 	}
-}
-
-// handle processes processing/name. A non-nil error means "try again
-// later" (publish or storage failure); bad input is moved to error/ and nil
-// is returned.
-func (a *Adapter) handle(ctx context.Context, pub adapters.Publisher, name string) error {
-	p := a.prepare(name)
-	defer p.close()
-	_, err := a.finish(ctx, pub, p, false)
-	return err
-}
-
-// finish acknowledges and publishes one prepared file, and moves it out of
-// processing/ (moved) unless the round does that: with deferSync its
-// acknowledgements are written without fsyncs, and the caller makes them
-// durable (syncFS) before it moves the file to processed/. Rejected files
-// are always finished here, durably.
-func (a *Adapter) finish(ctx context.Context, pub adapters.Publisher, p0 *prepared, deferSync bool) (moved bool, err error) {
-	if p0.err != nil {
-		return false, p0.err
-	}
-	name := p0.name
-	if p0.reject != "" {
-		return true, a.reject(pub, name, rejection{code: codeTooLarge, reason: p0.reject})
-	}
-	data, now, in := p0.data, p0.now, p0.in
-	acks, err := planAcks(in, a.cfg.Self, now)
-	if err != nil {
-		return false, err
-	}
-	keys := make([]string, 0, len(acks))
-	for _, p := range acks {
-		keys = append(keys, p.key)
-	}
-	defer a.keys.lock(keys)()
-	// Duplicates: same sender+letter id (OIOXML) or MessageHeader.id (FHIR).
-	fresh := acks[:0:0]
-	repeated := 0
-	for _, p := range acks {
-		var rec inRecord
-		_, seen, err := getJSON(ctx, a.state, p.key, &rec)
-		if err != nil {
-			return false, err
-		}
-		if !seen {
-			fresh = append(fresh, p)
-			continue
-		}
-		a.log.Info("medcom: duplicate letter; the first acknowledgement is repeated", "letter_id", rec.HubID, "file", name)
-		a.dups.Inc()
-		if rep, ok := pub.(adapters.InputReporter); ok {
-			rep.Duplicate()
-		}
-		if rec.AckName != "" {
-			if err := writeFile(a.out, rec.AckName, rec.Ack, !deferSync || in.err != nil); err != nil {
-				return false, adapters.Retryable("medcom_write_failed", "could not write to the MedCom out directory", err)
-			}
-			repeated++
-		}
-	}
-
-	if in.err != nil {
-		sent, err := a.sendAcks(ctx, fresh, true)
-		if err != nil {
-			return false, err
-		}
-		return true, a.reject(pub, name, rejection{code: rejectCode(in.err), reason: describe(in), acked: sent+repeated > 0})
-	}
-
-	failpoint.Kill(failpoint.MedComClaimed)
-	// Publish every letter that is not a duplicate before anything is
-	// acknowledged or moved.
-	dup := map[string]bool{}
-	for _, p := range acks {
-		dup[p.hubID] = true
-	}
-	for _, p := range fresh {
-		delete(dup, p.hubID)
-	}
-	stored := map[string]bool{}
-	for _, l := range in.letters(a.name, name, data, now) {
-		if dup[l.ID] {
-			continue
-		}
-		if l.Kind == letter.KindAcknowledgement {
-			a.correlate(ctx, l)
-		}
-		if err := pub.Publish(ctx, l); err != nil {
-			if class, reason, code := adapters.Classify(err); class == adapters.ClassPermanent {
-				// The hub will never store this letter (too large): trying
-				// again would loop forever. Refuse it like invalid input.
-				return true, a.refuseUnstorable(ctx, pub, name, in, now, fresh, stored, code, reason)
-			}
-			return false, adapters.Retryable("publish_failed", "the letter could not be stored in the hub", err)
-		}
-		stored[l.ID] = true
-		a.log.Info("medcom: letter received", slog.Any("letter", l))
-	}
-	if err := a.settleAcks(ctx, in); err != nil {
-		return false, err
-	}
-	if _, err := a.sendAcks(ctx, fresh, !deferSync); err != nil {
-		return false, err
-	}
-	if deferSync {
-		return false, nil
-	}
-	if _, err := moveUnique(filepath.Join(a.processing, name), a.processed); err != nil {
-		return false, err
-	}
-	return true, nil
-}
-
-// refuseUnstorable answers a file whose letter the hub refused for good:
-// letters of the file stored before it keep their positive acknowledgement,
-// the refused one and those after it get a negative one naming the reason,
-// and the file goes to error/ with that reason.
-func (a *Adapter) refuseUnstorable(ctx context.Context, pub adapters.Publisher, name string, in *inbound, now time.Time, fresh []plannedAck, stored map[string]bool, code, reason string) error {
-	a.log.Warn("medcom: the hub refused a letter for good; the file is refused", "file", name, "code", code, "reason", reason)
-	refused := *in
-	refused.err = fmt.Errorf("%s", reason)
-	negative, err := planAcks(&refused, a.cfg.Self, now)
-	if err != nil {
-		return err
-	}
-	byKey := map[string]plannedAck{}
-	for _, p := range negative {
-		byKey[p.key] = p
-	}
-	var acks []plannedAck
-	for _, p := range fresh {
-		if n, ok := byKey[p.key]; ok && !stored[p.hubID] {
-			p = n
-		}
-		acks = append(acks, p)
-	}
-	sent, err := a.sendAcks(ctx, acks, true)
-	if err != nil {
-		return err
-	}
-	note := "refused by the hub (" + code + "): " + reason
-	if len(stored) > 0 {
-		note += fmt.Sprintf("; %d earlier letter(s) of the file were stored and acknowledged", len(stored))
-	}
-	// The hub counted the refused letter already.
-	return a.reject(pub, name, rejection{code: code, reason: note, acked: sent > 0, counted: true})
-}
-
-// sendAcks writes each new acknowledgement and remembers it for duplicates;
-// durable makes each file durable as it is written. It returns how many
-// acknowledgement files it wrote.
-func (a *Adapter) sendAcks(ctx context.Context, acks []plannedAck, durable bool) (sent int, err error) {
-	for _, p := range acks {
-		if p.data != nil {
-			p.rec.AckName, p.rec.Ack = p.name, p.data
-		}
-		p.rec.Negative = p.negative
-		b, err := json.Marshal(p.rec)
-		if err != nil {
-			return sent, err
-		}
-		// Remember the acknowledgement before writing it: a crash in between
-		// then repeats these very bytes on the next try, instead of building
-		// a second, different acknowledgement for the same letter. If a
-		// record exists already (a crash after it, or another replica), its
-		// bytes are the ones sent.
-		if _, err := a.state.Create(ctx, p.key, b); err != nil {
-			if !errors.Is(err, adapters.ErrExists) {
-				return sent, err
-			}
-			var rec inRecord
-			if _, _, err := getJSON(ctx, a.state, p.key, &rec); err != nil {
-				return sent, err
-			}
-			p.name, p.data = rec.AckName, rec.Ack
-		}
-		if p.data != nil && p.name != "" {
-			if err := writeFile(a.out, p.name, p.data, durable); err != nil {
-				return sent, adapters.Retryable("medcom_write_failed", "could not write to the MedCom out directory", err)
-			}
-			sent++
-		}
-	}
-	return sent, nil
 }
 
 func describe(in *inbound) string {

@@ -20,10 +20,14 @@ func stateKey(prefix, id string) string {
 
 const outboxKey = "outbox"
 
-// inRecord is the duplicate memory for one inbound letter: the
-// acknowledgement sent for it (so a duplicate gets the same one) and what a
-// reply needs to be addressed.
+// inRecord is what is kept of one inbound letter: the acknowledgement sent
+// for it (so a duplicate gets the same one) and what a reply needs to be
+// addressed. A stored letter carries it as its checkpoint (round.go); the
+// state store keeps it under Key only where no stored letter can: negative
+// acknowledgements, a letter answered under another key, and letters
+// stored before checkpoints (read, never written, on the common path).
 type inRecord struct {
+	Key      string `json:"key,omitempty"` // the duplicate key (stateKey) it answers
 	HubID    string `json:"hubId"`
 	Format   string `json:"format"`
 	AckName  string `json:"ackName,omitempty"`

@@ -32,6 +32,12 @@ const (
 	MedComClaimed = "medcom-claimed"
 	// LetterStored: JetStream stored a letter; the source has not heard so.
 	LetterStored = "letter-stored"
+	// MedComPublished: a MedCom round's letters stored (the intake
+	// answered); no acknowledgement of the round written yet.
+	MedComPublished = "medcom-published"
+	// MedComAcksWritten: a MedCom round's acknowledgements written to
+	// out/, not yet synced; no file moved to processed/.
+	MedComAcksWritten = "medcom-acks-written"
 	// MedComStored: a MedCom file's letters stored and its acknowledgements
 	// written and synced; the file not yet moved to processed/.
 	MedComStored = "medcom-stored"
@@ -62,7 +68,7 @@ const (
 )
 
 // KillPoints lists every kill point.
-var KillPoints = []string{MedComClaimed, LetterStored, MedComStored, OutboxPublished, SinkDone, BeforeAck,
+var KillPoints = []string{MedComClaimed, LetterStored, MedComPublished, MedComAcksWritten, MedComStored, OutboxPublished, SinkDone, BeforeAck,
 	CaseDocumentAdded, EPJCreated, MedComOutWritten, SMTPInData, SMTPSent}
 
 // Switches change what the hub does while armed.
