@@ -110,6 +110,9 @@ type Ack struct {
 	From     Org      `json:"from"`
 	To       Org      `json:"to"`
 	Problems []string `json:"problems,omitempty"`
+	// SHA256 is the hex digest of the file: a repeated acknowledgement
+	// must be the same bytes.
+	SHA256 string `json:"sha256,omitempty"`
 }
 
 // Sent is a letter the peer sent.

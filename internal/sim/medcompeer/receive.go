@@ -2,6 +2,8 @@ package medcompeer
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -57,6 +59,17 @@ func rootName(data []byte) string {
 
 // take examines one file from out/, records it and answers it.
 func (p *Peer) take(name string, data []byte) {
+	p.mu.Lock()
+	first := len(p.acks)
+	p.mu.Unlock()
+	defer func() {
+		sum := sha256.Sum256(data)
+		p.mu.Lock()
+		for i := first; i < len(p.acks); i++ {
+			p.acks[i].SHA256 = hex.EncodeToString(sum[:])
+		}
+		p.mu.Unlock()
+	}()
 	switch rootName(data) {
 	case "Emessage":
 		p.takeOIOXML(name, data)
