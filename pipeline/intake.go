@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -249,6 +250,8 @@ func (p *ingest) commit(ctx context.Context, run []staged, res []adapters.Result
 		ack, err := journey.PublishAtomic(ctx, p.h.js.Conn(), p.h.js, msgs)
 		if err == nil {
 			p.h.writes.observe(nil)
+			statLetters.Add(uint64(len(run)))
+			statCommits.Add(1)
 			for k, st := range run {
 				res[st.i] = p.stored(ctx, st.l, ack.Sequence-uint64(len(run)-1-k))
 			}
@@ -322,8 +325,17 @@ func (p *ingest) single(ctx context.Context, st staged) adapters.Result {
 		p.duplicate(ctx, st.l, ack.Sequence)
 		return adapters.Result{Outcome: adapters.Duplicate, Checkpoint: cp}
 	}
+	statLetters.Add(1)
+	statCommits.Add(1)
 	return p.stored(ctx, st.l, ack.Sequence)
 }
+
+var statLetters, statCommits atomic.Uint64
+
+// IntakeWriteStats reports, for this process, how many letters the intake
+// stored and in how many JetStream writes (an atomic batch counts once,
+// one fsync on a SyncAlways server); the benchmark uses it.
+func IntakeWriteStats() (letters, commits uint64) { return statLetters.Load(), statCommits.Load() }
 
 // stored does what follows a letter's storing, at seq.
 func (p *ingest) stored(ctx context.Context, l *letter.Letter, seq uint64) adapters.Result {

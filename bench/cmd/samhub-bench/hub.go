@@ -15,6 +15,7 @@ import (
 	"github.com/samhub/samhub/internal/config"
 	"github.com/samhub/samhub/internal/hubtest"
 	"github.com/samhub/samhub/internal/logging"
+	"github.com/samhub/samhub/pipeline"
 	"github.com/samhub/samhub/pipeline/broker"
 	"github.com/samhub/samhub/pipeline/journey"
 	"github.com/samhub/samhub/pipeline/letter"
@@ -204,6 +205,7 @@ func (r *hubRig) run(name string, runNo, n int, rate float64, timeout time.Durat
 	}
 	js0 := snapshotJS(r.app.Broker.Server)
 	ev0, cm0 := journey.WriteStats()
+	il0, ic0 := pipeline.IntakeWriteStats()
 	cpu0 := cpuSeconds()
 	resetPeakRSS()
 	stopTrace := make(chan struct{})
@@ -279,6 +281,8 @@ func (r *hubRig) run(name string, runNo, n int, rate float64, timeout time.Durat
 	if !js1.async[broker.StreamJourney] {
 		synced += float64(cm1-cm0) - float64(ev1-ev0) // a journey batch is one fsync
 	}
+	il1, ic1 := pipeline.IntakeWriteStats()
+	synced -= float64(il1-il0) - float64(ic1-ic0) // an atomic batch of letters is one fsync
 	p.SyncedPerLtr = synced / float64(n)
 	return p, nil
 }
