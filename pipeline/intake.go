@@ -136,13 +136,13 @@ func (p *ingest) PublishBatch(ctx context.Context, items []adapters.Item) []adap
 // sameAs answers a second item of one call for a letter: as the first
 // item fared, a stored first copy making this one its duplicate.
 func (p *ingest) sameAs(ctx context.Context, l *letter.Letter, first adapters.Item, r adapters.Result) adapters.Result {
-	switch r.Outcome {
-	case adapters.Stored:
-		p.h.m.duplicates.WithLabelValues(p.source).Inc()
-		p.h.log.Info("duplicate letter not routed again", slog.Any("letter", l))
+	if r.Outcome == adapters.Failed {
+		return r
+	}
+	p.h.m.duplicates.WithLabelValues(p.source).Inc()
+	p.h.log.Info("duplicate letter not routed again", slog.Any("letter", l))
+	if r.Outcome == adapters.Stored {
 		return adapters.Result{Outcome: adapters.Duplicate, Checkpoint: first.Checkpoint}
-	case adapters.Duplicate:
-		p.h.m.duplicates.WithLabelValues(p.source).Inc()
 	}
 	return r
 }
@@ -238,6 +238,18 @@ func (p *ingest) stage(ctx context.Context, i int, it adapters.Item) (st staged,
 
 // commit stores run: one atomic batch (one fsync), or, for a single
 // letter or a batch the stream refused, one publish per letter.
+//
+// What nats-server (v2.15.2: stream.go processJetStreamAtomicBatchMsg,
+// jetstream_batching.go checkMsgHeadersPreClusteredProposal) allows in an
+// atomic batch, and so what a batch message carries: Nats-Msg-Id (a copy
+// in the de-duplication window, or an id twice in the batch, refuses the
+// whole batch, 10201), Nats-Expected-Stream, and
+// Nats-Expected-Last-Subject-Sequence on every message (checked per
+// subject: a stored letter refuses the batch with 10071, a subject twice
+// in one batch with 10164). Nats-Expected-Last-Sequence is allowed on the
+// first message only and Nats-Expected-Last-Msg-Id not at all; neither is
+// used. A message over the stream's max_msg_size is refused while the
+// batch is staged, and the batch's commit then fails as incomplete.
 func (p *ingest) commit(ctx context.Context, run []staged, res []adapters.Result, blocked map[string]error) {
 	if len(run) == 0 {
 		return

@@ -18,16 +18,18 @@ import (
 // sizes they run at to prove it can fail: small, since every one of them
 // must only show that a second copy is seen.
 var oClaimsNoDuplicates = map[string]string{
-	"TestScenarioKill9":      "KILL9_KILLS=2",
-	"TestScenarioShutdown":   "SHUTDOWN_STOPS=1",
-	"TestScenarioOutage":     "OUTAGE_PHASE=500ms",
-	"TestScenarioLostreply":  "LOSTREPLY_LETTERS=40",
-	"TestScenarioDuplicate":  "DUPLICATE_LETTERS=30",
-	"TestScenarioSoak":       "SOAK_DURATION=4s",
-	"TestScenarioCluster":    "CLUSTER_LETTERS=60 CLUSTER_RESTART_LETTERS=10",
-	"TestScenarioDropFolder": "DROPFOLDER_LETTERS=40",
-	"TestScenarioBadletters": "BADLETTERS_GOOD=50",
-	"TestScenarioDiskfull":   "DISKFULL_LETTERS=20",
+	"TestScenarioKill9":        "KILL9_KILLS=2",
+	"TestScenarioShutdown":     "SHUTDOWN_STOPS=1",
+	"TestScenarioOutage":       "OUTAGE_PHASE=500ms",
+	"TestScenarioLostreply":    "LOSTREPLY_LETTERS=40",
+	"TestScenarioDuplicate":    "DUPLICATE_LETTERS=30",
+	"TestScenarioSoak":         "SOAK_DURATION=4s",
+	"TestScenarioCluster":      "CLUSTER_LETTERS=60 CLUSTER_RESTART_LETTERS=10",
+	"TestScenarioDropFolder":   "DROPFOLDER_LETTERS=40",
+	"TestScenarioBadletters":   "BADLETTERS_GOOD=50",
+	"TestScenarioDiskfull":     "DISKFULL_LETTERS=20",
+	"TestScenarioBatchKill":    "BATCH_KILLS=2",
+	"TestScenarioBatchRefused": "BATCHREFUSED_BURSTS=4",
 }
 
 // TestDeliverTwiceFailsEveryScenario proves the oracles: it runs every

@@ -4,10 +4,13 @@
 // Inbound files appear in <dir>/in/ and are claimed, once complete (see
 // complete.go), by renaming them into processing/, parsed
 // (OIOXML XDIS91 and XCTL receipts via oioxml, FHIR CareCommunication and
-// Acknowledgement via fhirmsg), published letter by letter, acknowledged
-// exactly once per distinct letter, and finally moved to processed/ — or,
-// byte-identical, to error/ with a <name>.error.txt beside it. Outbound
-// letters and acknowledgements are written atomically to out/.
+// Acknowledgement via fhirmsg), stored a poll round at a time (round.go:
+// one batch publish, each letter carrying its acknowledgement as the
+// checkpoint stored with it), acknowledged exactly once per distinct
+// letter (a copy gets the stored acknowledgement again, byte for byte),
+// and finally moved to processed/ — or, byte-identical, to error/ with a
+// <name>.error.txt beside it. Outbound letters and acknowledgements are
+// written atomically to out/.
 //
 // Configuration (adapters.<name> with type "medcom") is described by the
 // tags of Config; docs/configuration.md lists every key.
@@ -121,7 +124,7 @@ func New(deps adapters.Deps, cfg Config) (*Adapter, error) {
 		return nil, err
 	}
 	if deps.State == nil {
-		return nil, errors.New("medcom: Deps.State is required (duplicate memory and outbox)")
+		return nil, errors.New("medcom: Deps.State is required (negative acknowledgements and outbox)")
 	}
 	a := &Adapter{name: deps.Name, log: deps.Logger, state: deps.State, now: deps.Now, cfg: cfg, letters: deps.Letters}
 	if a.log == nil {
