@@ -74,7 +74,15 @@ func (p *ingest) Publish(ctx context.Context, l *letter.Letter) error {
 
 // Limits of one atomic batch: well inside the server's (1,000 messages)
 // and small enough that a refused batch is quickly tried letter by letter.
+// Fewer than batchMinMsgs letters are published one by one: nats-server
+// stages each atomic batch of a file stream in a file store of its own
+// (jetstream_batching.go newBatchStore: a directory and an 8 MB block per
+// batch), which costs more than the fsyncs a small batch saves (with the
+// bench's rounds of 2–5 letters at 200 letters/s as batches, half the runs
+// went to seconds of latency; docs/performance.md); the journey recorder
+// found the same threshold.
 const (
+	batchMinMsgs  = 32
 	batchMaxMsgs  = 128
 	batchMaxBytes = 4 << 20
 )
@@ -254,7 +262,7 @@ func (p *ingest) commit(ctx context.Context, run []staged, res []adapters.Result
 	if len(run) == 0 {
 		return
 	}
-	if len(run) > 1 {
+	if len(run) >= batchMinMsgs {
 		msgs := make([]*nats.Msg, len(run))
 		for k, st := range run {
 			msgs[k] = st.msg

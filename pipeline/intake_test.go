@@ -12,6 +12,7 @@ import (
 
 	"github.com/samhub/samhub/adapters"
 	"github.com/samhub/samhub/internal/config"
+	"github.com/samhub/samhub/pipeline"
 	"github.com/samhub/samhub/pipeline/broker"
 	"github.com/samhub/samhub/pipeline/letter"
 )
@@ -65,11 +66,22 @@ func outcomes(rs []adapters.Result) string {
 	return strings.Join(s, " ")
 }
 
-// A round is stored at once; a second round holding copies of stored
-// letters (the stream refuses the whole atomic batch for them) and a copy
-// within itself is stored letter by letter: the new letters are stored,
-// each copy is a duplicate carrying the first copy's checkpoint, and
-// nothing is delivered twice.
+// filler are n letters of their own threads, to make a round large enough
+// for an atomic batch.
+func filler(prefix string, n int) []adapters.Item {
+	var items []adapters.Item
+	for i := range n {
+		id := fmt.Sprintf("%s%03d", prefix, i)
+		items = append(items, adapters.Item{Letter: mkLetter(id, letter.KindReferral, ""), Checkpoint: []byte("ack-" + id)})
+	}
+	return items
+}
+
+// A round is stored as one atomic batch; a second round holding copies of
+// stored letters (the stream refuses the whole atomic batch for them) and
+// a copy within itself is stored letter by letter: the new letters are
+// stored, each copy is a duplicate carrying the first copy's checkpoint,
+// and nothing is delivered twice.
 func TestBatchDuplicatesAcrossAndWithinRounds(t *testing.T) {
 	e, source, pub, stored := batchEnv(t)
 	ctx := context.Background()
@@ -80,22 +92,38 @@ func TestBatchDuplicatesAcrossAndWithinRounds(t *testing.T) {
 	item := func(id, thread, cp string) adapters.Item {
 		return adapters.Item{Letter: mkLetter(id, letter.KindReferral, thread), Checkpoint: []byte(cp)}
 	}
-	first := []adapters.Item{item("B1", "T1", "ack-B1"), item("B2", "T1", "ack-B2"), item("B3", "T2", "ack-B3"), item("B4", "", "")}
-	if got := outcomes(bp.PublishBatch(ctx, first)); got != "stored stored stored stored" {
+	st, err := e.b.JS.Stream(ctx, broker.StreamLetters)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := append([]adapters.Item{item("B1", "T1", "ack-B1"), item("B2", "T1", "ack-B2"), item("B3", "T2", "ack-B3"), item("B4", "", "")}, filler("F", 40)...)
+	letters0, commits0 := pipeline.IntakeWriteStats()
+	if got := outcomes(bp.PublishBatch(ctx, first)); got != strings.TrimSpace(strings.Repeat("stored ", len(first))) {
 		t.Fatalf("first round: %s", got)
 	}
-	second := []adapters.Item{item("B5", "T1", "ack-B5"), item("B2", "T1", "other"), item("B6", "", "ack-B6"), item("B6", "", "again"), item("B4", "", "x")}
-	rs := bp.PublishBatch(ctx, second)
-	if got := outcomes(rs); got != "stored duplicate stored duplicate duplicate" {
-		t.Fatalf("second round: %s", got)
+	if l, c := pipeline.IntakeWriteStats(); l-letters0 != uint64(len(first)) || c-commits0 != 1 {
+		t.Errorf("first round: %d letters in %d writes, want %d in one atomic batch", l-letters0, c-commits0, len(first))
 	}
-	for i, want := range []string{"", "ack-B2", "", "ack-B6", ""} {
+	second := append([]adapters.Item{item("B5", "T1", "ack-B5"), item("B2", "T1", "other"), item("B6", "", "ack-B6")}, filler("G", 40)...)
+	second = append(second, item("B6", "", "again"), item("B4", "", "x"))
+	letters1, commits1 := pipeline.IntakeWriteStats()
+	rs := bp.PublishBatch(ctx, second)
+	if l, c := pipeline.IntakeWriteStats(); l-letters1 != 42 || c-commits1 != 42 {
+		t.Errorf("second round: %d letters in %d writes, want 42 in 42: the refused batch stored letter by letter", l-letters1, c-commits1)
+	}
+	want := "stored duplicate stored " + strings.Repeat("stored ", 40) + "duplicate duplicate"
+	if got := outcomes(rs); got != want {
+		t.Fatalf("second round:\n %s\nwant\n %s", got, want)
+	}
+	last := len(second) - 1
+	for i, want := range map[int]string{0: "", 1: "ack-B2", 2: "", last - 1: "ack-B6", last: ""} {
 		if got := string(rs[i].Checkpoint); got != want {
 			t.Errorf("second round, item %d: checkpoint %q, want %q (the first copy's)", i, got, want)
 		}
 	}
-	eventually(t, "six letters in the case file", func() bool { return e.muni.total() == 6 })
-	for _, id := range []string{"B1", "B2", "B3", "B4", "B5", "B6"} {
+	total := len(first) + 2 + 40
+	eventually(t, "every letter in the case file", func() bool { return e.muni.total() == total })
+	for _, id := range []string{"B1", "B2", "B3", "B4", "B5", "B6", "F000", "G039"} {
 		if n := e.muni.count(id); n != 1 {
 			t.Errorf("%s delivered %d times", id, n)
 		}
@@ -111,10 +139,6 @@ func TestBatchDuplicatesAcrossAndWithinRounds(t *testing.T) {
 		t.Errorf("a letter never stored: %v, want ErrNotFound", err)
 	}
 	// Letters of one thread are stored in the order given.
-	st, err := e.b.JS.Stream(ctx, broker.StreamLetters)
-	if err != nil {
-		t.Fatal(err)
-	}
 	seq := map[string]uint64{}
 	for _, id := range []string{"B1", "B2", "B5"} {
 		m, err := st.GetLastMsgForSubject(ctx, broker.InSubject(source, id))
@@ -132,7 +156,7 @@ func TestBatchDuplicatesAcrossAndWithinRounds(t *testing.T) {
 // takes smaller messages than the hub was configured for) is stored letter
 // by letter: the others are stored, the one too large fails for good.
 func TestBatchRefusedByTheServerStoresTheOthers(t *testing.T) {
-	e, _, pub, _ := batchEnv(t)
+	e, source, pub, _ := batchEnv(t)
 	ctx := context.Background()
 	st, err := e.b.JS.Stream(ctx, broker.StreamLetters)
 	if err != nil {
@@ -145,22 +169,20 @@ func TestBatchRefusedByTheServerStoresTheOthers(t *testing.T) {
 	}
 	big := mkLetter("BIG", letter.KindReferral, "")
 	big.Text = strings.Repeat("lang tekst ", 4000)
-	items := []adapters.Item{
-		{Letter: mkLetter("S1", letter.KindReferral, "")},
-		{Letter: big},
-		{Letter: mkLetter("S2", letter.KindReferral, "")},
-	}
+	items := filler("S", 40)
+	items = append(items[:20], append([]adapters.Item{{Letter: big}}, items[20:]...)...)
 	rs := pub.(adapters.BatchPublisher).PublishBatch(ctx, items)
-	if got := outcomes(rs); got != "stored failed stored" {
-		t.Fatalf("outcomes %s (%v)", got, rs[1].Err)
+	want := strings.Repeat("stored ", 20) + "failed" + strings.Repeat(" stored", 20)
+	if got := outcomes(rs); got != want {
+		t.Fatalf("outcomes %s (%v)", got, rs[20].Err)
 	}
-	if class, _, code := adapters.Classify(rs[1].Err); class != adapters.ClassPermanent || code != "letter_too_large" {
-		t.Errorf("the refused letter: %s %s (%v), want permanent letter_too_large", class, code, rs[1].Err)
+	if class, _, code := adapters.Classify(rs[20].Err); class != adapters.ClassPermanent || code != "letter_too_large" {
+		t.Errorf("the refused letter: %s %s (%v), want permanent letter_too_large", class, code, rs[20].Err)
 	}
-	if _, err := st.GetLastMsgForSubject(ctx, broker.InSubject(big.Source, "BIG")); !errors.Is(err, jetstream.ErrMsgNotFound) {
+	if _, err := st.GetLastMsgForSubject(ctx, broker.InSubject(source, "BIG")); !errors.Is(err, jetstream.ErrMsgNotFound) {
 		t.Errorf("the refused letter is stored: %v", err)
 	}
-	eventually(t, "the two others delivered", func() bool { return e.muni.count("S1") == 1 && e.muni.count("S2") == 1 })
+	eventually(t, "the others delivered", func() bool { return e.muni.total() == 40 })
 }
 
 // A letter that fails for a retryable reason holds back the later letters
