@@ -58,15 +58,13 @@ func env(name string, def int) int {
 // results is latest.json.
 type results struct {
 	// The headline keys the issue asks for.
-	LettersPerS     float64 `json:"letters_per_s"`
-	P99msAt200      float64 `json:"p99_ms_at_200"`
-	RSSMB           float64 `json:"rss_mb"`
-	RatioVsCeiling  float64 `json:"ratio_vs_ceiling"`
-	RatioVsPeer     float64 `json:"ratio_vs_peer,omitempty"`
-	PeerLettersPerS float64 `json:"peer_letters_per_s,omitempty"`
-	// The hub on the peer's own flow (one sink), same run: its letters/s
-	// and those ÷ the peer's end to end.
-	SameFlowRatioVsPeer   float64 `json:"same_flow_ratio_vs_peer,omitempty"`
+	LettersPerS           float64 `json:"letters_per_s"`
+	P99msAt200            float64 `json:"p99_ms_at_200"`
+	RSSMB                 float64 `json:"rss_mb"`
+	RatioVsCeiling        float64 `json:"ratio_vs_ceiling"`
+	RatioVsPeer           float64 `json:"ratio_vs_peer,omitempty"`
+	SameFlowRatioVsPeer   float64 `json:"same_flow_ratio_vs_peer,omitempty"` // the hub on the peer's one-sink flow ÷ the peer, same run
+	PeerLettersPerS       float64 `json:"peer_letters_per_s,omitempty"`
 	SameFlowLettersPerS   float64 `json:"same_flow_letters_per_s,omitempty"`
 	CeilingOpsPerS        float64 `json:"ceiling_ops_per_s"`
 	JetStreamOpsPerLetter float64 `json:"jetstream_ops_per_letter"`
@@ -81,9 +79,9 @@ type results struct {
 	Phases   []phase     `json:"phases"`
 	Peer     *peerResult `json:"peer,omitempty"`
 	PeerNote string      `json:"peer_note,omitempty"`
+	Targets  []target    `json:"targets"`
 	// SameFlowNote says why the same-flow phase is missing.
-	SameFlowNote string   `json:"same_flow_note,omitempty"`
-	Targets      []target `json:"targets"`
+	SameFlowNote string `json:"same_flow_note,omitempty"`
 
 	// The memory phases (memory.go).
 	Parked         *parkedResult     `json:"parked,omitempty"`
@@ -296,7 +294,7 @@ func summary(r results) string {
 	fmt.Fprintf(&b, "\n## Broker ceiling (%d × %d B, file store, SyncAlways, in process)\n\n", c.Msgs, c.MsgBytes)
 	fmt.Fprintf(&b, "| publish async (256 in flight) | publish sync (1 in flight) | atomic batches of 100 | consume (explicit acks) |\n|---|---|---|---|\n| %.0f/s | %.0f/s | %.0f/s | %.0f/s |\n", c.PublishAsyncPerS, c.PublishSyncPerS, c.PublishAtomicPerS, c.ConsumePerS)
 	b.WriteString("\n## Hub\n\n")
-	fmt.Fprintf(&b, "MedCom inbox → case system + EPJ + SMTP notice; %q: MedCom inbox → case system only, the peer's flow.\n\n", sameFlowName)
+	fmt.Fprintf(&b, "Offered load and saturation: MedCom inbox → case system + EPJ + SMTP notice. %q: MedCom inbox → case system only, the peer's flow.\n\n", sameFlowName)
 	b.WriteString("| phase | letters | letters/s | p50 ms | p95 ms | p99 ms | max ms | peak RSS MB | CPU s / 1000 | synced writes / letter | JetStream ops / letter |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, p := range r.Phases {
 		fmt.Fprintf(&b, "| %s | %d | %.0f | %.1f | %.1f | %.1f | %.1f | %.0f | %.2f | %.2f | %.2f |\n", p.Name, p.Letters, p.LettersPerS, p.P50ms, p.P95ms, p.P99ms, p.MaxMs, p.PeakRSSMB, p.CPUSecPer1000, p.SyncedPerLtr, p.OpsPerLetter)
