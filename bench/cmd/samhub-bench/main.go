@@ -228,7 +228,11 @@ func run() error {
 		res.SameFlowRatioVsPeer = same.LettersPerS / res.PeerLettersPerS
 		logf("same flow: hub %.0f letters/s ÷ peer %.0f letters/s = %.2f×", same.LettersPerS, res.PeerLettersPerS, res.SameFlowRatioVsPeer)
 	} else {
-		logf("same flow: ratio to the peer not measured (%s)", strings.Join(slices.DeleteFunc([]string{res.SameFlowNote, res.PeerNote}, func(s string) bool { return s == "" }), "; "))
+		why := res.PeerNote
+		if same == nil {
+			why = "same flow " + res.SameFlowNote
+		}
+		logf("same flow: ratio to the peer not measured (%s)", why)
 	}
 	res.Targets = targets(res, rate)
 	return write(out, res)
@@ -294,7 +298,11 @@ func summary(r results) string {
 	fmt.Fprintf(&b, "\n## Broker ceiling (%d × %d B, file store, SyncAlways, in process)\n\n", c.Msgs, c.MsgBytes)
 	fmt.Fprintf(&b, "| publish async (256 in flight) | publish sync (1 in flight) | atomic batches of 100 | consume (explicit acks) |\n|---|---|---|---|\n| %.0f/s | %.0f/s | %.0f/s | %.0f/s |\n", c.PublishAsyncPerS, c.PublishSyncPerS, c.PublishAtomicPerS, c.ConsumePerS)
 	b.WriteString("\n## Hub\n\n")
-	fmt.Fprintf(&b, "Offered load and saturation: MedCom inbox → case system + EPJ + SMTP notice. %q: MedCom inbox → case system only, the peer's flow.\n\n", sameFlowName)
+	b.WriteString("Offered load and saturation: MedCom inbox → case system + EPJ + SMTP notice.")
+	if r.SameFlowNote == "" {
+		fmt.Fprintf(&b, " %q: MedCom inbox → case system only, the peer's flow.", sameFlowName)
+	}
+	b.WriteString("\n\n")
 	b.WriteString("| phase | letters | letters/s | p50 ms | p95 ms | p99 ms | max ms | peak RSS MB | CPU s / 1000 | synced writes / letter | JetStream ops / letter |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, p := range r.Phases {
 		fmt.Fprintf(&b, "| %s | %d | %.0f | %.1f | %.1f | %.1f | %.1f | %.0f | %.2f | %.2f | %.2f |\n", p.Name, p.Letters, p.LettersPerS, p.P50ms, p.P95ms, p.P99ms, p.MaxMs, p.PeakRSSMB, p.CPUSecPer1000, p.SyncedPerLtr, p.OpsPerLetter)
