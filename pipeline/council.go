@@ -21,7 +21,7 @@ func (h *Hub) newCouncil(ctx context.Context) (*council.Council, error) {
 			return l, err
 		},
 		Trace:    h.journey.Trace,
-		Consent:  h.recordedConsentByToken,
+		Consent:  h.consents.byToken,
 		Publish:  h.Publisher(notifySource).Publish,
 		Notice:   h.Notice,
 		NoticeOn: h.notifyOn,

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -15,7 +14,6 @@ import (
 	"github.com/samhub/samhub/internal/failpoint"
 	"github.com/samhub/samhub/pipeline/blobs"
 	"github.com/samhub/samhub/pipeline/broker"
-	"github.com/samhub/samhub/pipeline/journey"
 	"github.com/samhub/samhub/pipeline/letter"
 )
 
@@ -252,12 +250,4 @@ func refusedAsTooLarge(err error) bool {
 		return strings.Contains(strings.ToLower(api.Description), "too large")
 	}
 	return false
-}
-
-func (h *Hub) recordStep(ctx context.Context, ev journey.Event) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	if err := h.journey.Record(ctx, ev); err != nil {
-		h.log.Warn("journey step not recorded", "step", ev.Step, "letter_id", ev.LetterID, "err", err)
-	}
 }
