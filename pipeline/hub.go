@@ -134,7 +134,7 @@ func New(ctx context.Context, o Options) (*Hub, error) {
 	// Writes refused before the embedded store was restarted after a fault
 	// (a full disk) say nothing about the restarted one.
 	o.Broker.OnStoreRestart(func() { h.writes.observe(nil) })
-	if err := broker.Provision(ctx, h.js, c.Streams, c.NATS.Replicas); err != nil {
+	if err := broker.Provision(ctx, h.js, c.Streams.Broker(), c.NATS.Replicas); err != nil {
 		return nil, err
 	}
 	var err error

@@ -225,7 +225,11 @@ func (e *env) start() {
 		w = os.Stderr
 	}
 	log := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	b, err := broker.Open(context.Background(), e.cfg.NATS, log)
+	bo, err := e.cfg.NATS.Broker()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	b, err := broker.Open(context.Background(), bo, log)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -64,7 +64,13 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, mounts ...
 		return nil, err
 	}
 	a.Sims = sims
-	b, err := broker.Open(ctx, cfg.NATS, log)
+	bo, err := cfg.NATS.Broker()
+	if err != nil {
+		sims.Close()
+		rep.Release()
+		return nil, err
+	}
+	b, err := broker.Open(ctx, bo, log)
 	if err != nil {
 		sims.Close()
 		rep.Release()

@@ -13,7 +13,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/samhub/samhub/adapters"
-	"github.com/samhub/samhub/internal/config"
 	"github.com/samhub/samhub/pipeline/blobs"
 	"github.com/samhub/samhub/pipeline/broker"
 	"github.com/samhub/samhub/pipeline/letter"
@@ -23,12 +22,12 @@ import (
 // store), provisions the hub's streams and bucket and opens the blob store.
 func open(tb testing.TB, o blobs.Options) (*blobs.Store, jetstream.JetStream) {
 	tb.Helper()
-	b, err := broker.Open(context.Background(), config.NATS{Embedded: config.Embedded{StoreDir: tb.TempDir(), MaxStore: "2GB", Cipher: "chacha"}}, slog.New(slog.DiscardHandler))
+	b, err := broker.Open(context.Background(), broker.Options{Embedded: broker.EmbeddedOptions{StoreDir: tb.TempDir(), MaxStore: 2 << 30, Cipher: "chacha"}}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(b.Close)
-	s := config.Streams{LettersMaxBytes: "64MB", ParkedMaxBytes: "32MB", JourneyMaxBytes: "32MB", AuditMaxBytes: "32MB", MaxMsgSize: "8MB", BlobsMaxBytes: "1GB",
+	s := broker.Streams{LettersMaxBytes: 64 << 20, ParkedMaxBytes: 32 << 20, JourneyMaxBytes: 32 << 20, AuditMaxBytes: 32 << 20, MaxMsgSize: 8 << 20, BlobsMaxBytes: 1 << 30,
 		LettersMaxAge: time.Hour, DedupWindow: 2 * time.Minute, JourneyMaxAge: time.Hour, AuditMaxAge: time.Hour}
 	if err := broker.Provision(context.Background(), b.JS, s, 1); err != nil {
 		tb.Fatal(err)
