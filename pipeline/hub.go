@@ -399,7 +399,7 @@ func newRouter(c *config.Config) *route.Router {
 	if r, ok := notifyRoute(c.Notify); ok {
 		routes = append([]config.Route{r}, routes...)
 	}
-	return route.New(routes, c.Destinations, c.Receivers)
+	return route.New(config.RouteOptions(routes, c.Destinations, c.Receivers))
 }
 
 func (h *Hub) sourceNames() []string {

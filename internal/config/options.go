@@ -2,6 +2,7 @@ package config
 
 import (
 	"github.com/samhub/samhub/pipeline/broker"
+	"github.com/samhub/samhub/pipeline/route"
 )
 
 // The parts take plain option structs of their own; these turn the blocks
@@ -40,4 +41,27 @@ func (s Streams) Broker() broker.Streams {
 		MaxMsgSize:    size(s.MaxMsgSize),
 		BlobsMaxBytes: size(s.BlobsMaxBytes),
 	}
+}
+
+// RouteOptions is the router's rules from routes (the routes block, with
+// any rules the hub adds in front), the destinations and the receiver
+// directory.
+func RouteOptions(routes []Route, dests map[string]Destination, receivers []Receiver) route.Options {
+	o := route.Options{Rules: make([]route.Rule, len(routes)), Destinations: make(map[string]route.Destination, len(dests)),
+		Receivers: make([]route.Receiver, len(receivers))}
+	for i, r := range routes {
+		o.Rules[i] = route.Rule{Name: r.Name, Match: r.Match.Route(), To: r.To, Anonymise: r.Anonymise, RequireConsent: r.RequireConsent}
+	}
+	for n, d := range dests {
+		o.Destinations[n] = route.Destination{Sector: d.Sector, Receiver: d.Receiver}
+	}
+	for i, r := range receivers {
+		o.Receivers[i] = route.Receiver{Name: r.Name, Role: r.Role, GLN: r.GLN, SOR: r.SOR, Formats: r.Formats}
+	}
+	return o
+}
+
+// Route is the match as the router takes it.
+func (m Match) Route() route.Match {
+	return route.Match{Kind: m.Kind, Source: m.Source, Category: m.Category, Sender: m.Sender, Receiver: m.Receiver, Format: m.Format}
 }

@@ -34,3 +34,25 @@ func TestBrokerOptionsFromTheFile(t *testing.T) {
 		t.Fatalf("a bad max_store gave %v, want an error naming nats.embedded.max_store", err)
 	}
 }
+
+// Every field routing decides with reaches the router.
+func TestRouteOptionsCarryEveryRuleField(t *testing.T) {
+	no := false
+	routes := []Route{{Name: "discharge", Match: Match{Kind: []string{"discharge-note"}, Source: []string{"medcom"}, Category: []string{"c"},
+		Sender: []string{"5790000120400"}, Receiver: []string{"role:gp"}, Format: []string{"xdis91"}}, To: []string{"gp"}, Anonymise: true, RequireConsent: &no}}
+	dests := map[string]Destination{"gp": {Adapter: "medcom", Sector: "gp", Receiver: "5790000123456"}}
+	recv := []Receiver{{Name: "Lægehuset", Role: "gp", GLN: "5790000123456", SOR: "1", Formats: []string{"xdis91"}}}
+	o := RouteOptions(routes, dests, recv)
+	r := o.Rules[0]
+	m := r.Match
+	if r.Name != "discharge" || r.To[0] != "gp" || !r.Anonymise || r.RequireConsent == nil || *r.RequireConsent ||
+		m.Kind[0] != "discharge-note" || m.Source[0] != "medcom" || m.Category[0] != "c" || m.Sender[0] != "5790000120400" || m.Receiver[0] != "role:gp" || m.Format[0] != "xdis91" {
+		t.Fatalf("rule %+v from %+v", r, routes[0])
+	}
+	if d := o.Destinations["gp"]; d.Sector != "gp" || d.Receiver != "5790000123456" {
+		t.Fatalf("destination %+v", d)
+	}
+	if rc := o.Receivers[0]; rc.Name != "Lægehuset" || rc.Role != "gp" || rc.GLN != "5790000123456" || rc.SOR != "1" || rc.Formats[0] != "xdis91" {
+		t.Fatalf("receiver %+v", rc)
+	}
+}

@@ -321,7 +321,7 @@ func (c *Council) referralOf(l *letter.Letter) (Referral, bool) {
 // matches, or "".
 func (c *Council) rejectionRule(l *letter.Letter) string {
 	for _, rule := range c.cfg.Rejections {
-		if !route.Matches(rule.Match, l) {
+		if !route.Matches(rule.Match.Route(), l) {
 			continue
 		}
 		if len(rule.Words) > 0 && !containsAny(strings.ToLower(l.Subject+"\n"+l.Text), rule.Words) {
