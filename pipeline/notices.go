@@ -65,7 +65,7 @@ func (h *Hub) notifyParked(ctx context.Context, d *destination, l *letter.Letter
 // retry and park) to the notification destination. A notice carries only
 // the letter's reference, never its content, names or CPR.
 func (h *Hub) sendNotice(ctx context.Context, event string, l *letter.Letter, dest, da, en string) {
-	notice := h.noticeLetter(event, l.ID, l.Meta["contactEmail"], dest, da, en)
+	notice := h.noticeLetter(event, l.ID, l.ContactEmail, dest, da, en)
 	// Stored off the source's path: the letter is already safe, and the
 	// source need not wait a second fsync for its notice. A crash in between
 	// loses the notice, never the letter; the console still shows it.

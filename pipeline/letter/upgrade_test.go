@@ -1,0 +1,118 @@
+package letter_test
+
+import (
+	"encoding/json"
+	"maps"
+	"testing"
+
+	"github.com/samhub/samhub/pipeline/letter"
+)
+
+// Letters stored by earlier versions kept in Meta, under four naming
+// styles, what are typed fields and prefixed snake_case keys now. They
+// still decode to the present shape, from the letter stream and from a
+// retry-queue entry alike.
+func TestLettersStoredBeforeDecodeToThePresentShape(t *testing.T) {
+	cases := []struct {
+		name, stored string
+		check        func(t *testing.T, l *letter.Letter)
+	}{{
+		name: "case system",
+		stored: `{"id":"casesys:casesys:D1","kind":"recommendation","format":"casesys","source":"casesys","received":"2026-11-23T12:00:00Z",
+			"sender":{"role":"municipality"},"original":{"contentType":"text/plain"},
+			"meta":{"casesys.caseId":"C7","casesys.documentId":"D1","contactEmail":"sagsbehandler@kommune.example"}}`,
+		check: func(t *testing.T, l *letter.Letter) {
+			if l.ContactEmail != "sagsbehandler@kommune.example" || l.SourceDocumentID != "D1" {
+				t.Errorf("contact %q, document %q", l.ContactEmail, l.SourceDocumentID)
+			}
+			want(t, l.Meta, map[string]string{"casesys_case_id": "C7"})
+		},
+	}, {
+		name: "FHIR message",
+		stored: `{"id":"m1","kind":"referral","format":"fhir-carecommunication","source":"medcom","received":"2026-11-23T12:00:00Z","sender":{},"original":{"contentType":"application/fhir+xml"},
+			"meta":{"bundleId":"b1","encoding":"xml","event":"care-communication-message","patientNameAbsent":"masked","vansEnvelopeId":"v1","medcom_episode_of_care_id":"e1"}}`,
+		check: func(t *testing.T, l *letter.Letter) {
+			want(t, l.Meta, map[string]string{"medcom_bundle_id": "b1", "medcom_encoding": "xml", "medcom_event": "care-communication-message",
+				"medcom_patient_name_absent": "masked", "medcom_vans_envelope_id": "v1", "medcom_episode_of_care_id": "e1"})
+		},
+	}, {
+		name: "e-mail",
+		stored: `{"id":"e1","kind":"note","format":"email","source":"imap","received":"2026-11-23T12:00:00Z","sender":{},"original":{"contentType":"message/rfc822"},
+			"meta":{"message-id":"<a@b>","in-reply-to":"<c@d>"}}`,
+		check: func(t *testing.T, l *letter.Letter) {
+			want(t, l.Meta, map[string]string{"email_message_id": "<a@b>", "email_in_reply_to": "<c@d>"})
+		},
+	}, {
+		name: "anonymised copy",
+		stored: `{"id":"x1","kind":"note","format":"xdis91","source":"medcom","received":"2026-11-23T12:00:00Z","sender":{},"original":{"contentType":"text/plain"},
+			"meta":{"anonymised":"true","medcom_envelope_id":"E1"}}`,
+		check: func(t *testing.T, l *letter.Letter) {
+			if !l.Anonymised {
+				t.Error("not anonymised")
+			}
+			want(t, l.Meta, map[string]string{"medcom_envelope_id": "E1"})
+		},
+	}, {
+		// A hub notice's "event" is the notice's own, not a FHIR message's.
+		name: "notice",
+		stored: `{"id":"n1","kind":"notification","format":"notice","source":"hub","received":"2026-11-23T12:00:00Z","sender":{},"original":{"contentType":""},
+			"meta":{"event":"parked","letterId":"L1"}}`,
+		check: func(t *testing.T, l *letter.Letter) {
+			want(t, l.Meta, map[string]string{"event": "parked", "letterId": "L1"})
+		},
+	}}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			l, err := letter.Unmarshal([]byte(c.stored))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.check(t, l)
+			// Embedded in another record (a retry-queue entry, a replay).
+			var entry struct {
+				Letter *letter.Letter `json:"letter"`
+			}
+			if err := json.Unmarshal([]byte(`{"letter":`+c.stored+`}`), &entry); err != nil {
+				t.Fatal(err)
+			}
+			c.check(t, entry.Letter)
+			// And the upgraded letter goes round unchanged.
+			b, err := letter.Marshal(l)
+			if err != nil {
+				t.Fatal(err)
+			}
+			again, err := letter.Unmarshal(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.check(t, again)
+		})
+	}
+}
+
+// A letter written by this version keeps its fields and keys; an old key
+// never overwrites the typed field or the present key.
+func TestPresentFieldsWinOverOldKeys(t *testing.T) {
+	in := &letter.Letter{ID: "casesys:casesys:D2", Kind: letter.KindRecommendation, Format: "casesys", Source: "casesys",
+		ContactEmail: "ny@kommune.example", SourceDocumentID: "D2",
+		Meta: map[string]string{"casesys_case_id": "C8", "contactEmail": "gammel@kommune.example", "casesys.caseId": "C0"}}
+	b, err := letter.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := letter.Unmarshal(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.ContactEmail != "ny@kommune.example" || l.SourceDocumentID != "D2" {
+		t.Errorf("contact %q, document %q", l.ContactEmail, l.SourceDocumentID)
+	}
+	want(t, l.Meta, map[string]string{"casesys_case_id": "C8"})
+}
+
+func want(t *testing.T, got, want map[string]string) {
+	t.Helper()
+	if !maps.Equal(got, want) {
+		t.Errorf("meta %v, want %v", got, want)
+	}
+}
