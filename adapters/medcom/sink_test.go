@@ -155,7 +155,7 @@ func TestMissingAckResendAndReceipt(t *testing.T) {
 	}
 	ack := pub.letters[0]
 	if ack.Kind != letter.KindAcknowledgement || ack.InReplyTo != "casesys:sag-4711:brev-3" || ack.Meta["medcom_receipt_result"] != "positive" ||
-		ack.Meta["medcom_ref"] != "5790000000012#"+id {
+		ack.Meta[MetaRef] != "5790000000012#"+id {
 		t.Errorf("ack letter %+v", ack)
 	}
 	if got := e.files(t, "out"); len(got) != 3 {
@@ -364,7 +364,7 @@ func TestInboundVANSEnvelope(t *testing.T) {
 	pub := newPub()
 	e.drop(t, "vans.xml", wrapped)
 	a.Poll(context.Background(), pub)
-	if len(pub.letters) != 1 || pub.letters[0].ID != msg.HeaderID || pub.letters[0].Meta["vansEnvelopeId"] == "" {
+	if len(pub.letters) != 1 || pub.letters[0].ID != msg.HeaderID || pub.letters[0].Meta[fhirmsg.MetaVANSEnvelopeID] == "" {
 		t.Fatalf("published %+v, error/ %v", pub.ids(), e.files(t, "error"))
 	}
 	out := e.files(t, "out")

@@ -12,6 +12,13 @@ import (
 	"github.com/samhub/samhub/pipeline/letter"
 )
 
+// Letter.Meta keys of a receipt: notes for whoever traces it (see
+// letter.Letter.Meta).
+const (
+	MetaMeeting  = "council_meeting"  // the meeting the referral was put on
+	MetaReferral = "council_referral" // the referral's letter id
+)
+
 // receiptMaxAge: a referral older than this gets no receipt (a register
 // built anew from a stored stream must not send old referrals receipts).
 const receiptMaxAge = 7 * 24 * time.Hour
@@ -67,7 +74,7 @@ func (c *Council) sendReceipt(ctx context.Context, ref *letter.Letter, at time.T
 		Received: now.UTC(), Sender: sender, Patient: patient, Consent: ref.Consent,
 		Subject: "Kvittering for henvisning", Text: text,
 		Original: letter.Original{Data: []byte(text), ContentType: "text/plain; charset=utf-8", Charset: "utf-8", Filename: "kvittering.txt"},
-		Meta:     map[string]string{"council.meeting": c.rule.ID(at), "council.referral": ref.ID},
+		Meta:     map[string]string{MetaMeeting: c.rule.ID(at), MetaReferral: ref.ID},
 	}
 	if err := c.d.Publish(ctx, l); err != nil {
 		return fmt.Errorf("receipt: %w", err)

@@ -5,11 +5,18 @@ import (
 	"maps"
 	"testing"
 
+	"github.com/samhub/samhub/adapters/casesys"
+	"github.com/samhub/samhub/adapters/email"
+	"github.com/samhub/samhub/adapters/epj"
+	"github.com/samhub/samhub/adapters/medcom/fhirmsg"
+	"github.com/samhub/samhub/adapters/medcom/oioxml"
+	"github.com/samhub/samhub/pipeline/council"
 	"github.com/samhub/samhub/pipeline/letter"
 )
 
 // Letters stored by earlier versions kept in Meta, under four naming
-// styles, what are typed fields and prefixed snake_case keys now. They
+// styles, what are typed fields and prefixed snake_case keys now (the
+// writing packages' constants). They
 // still decode to the present shape, from the letter stream and from a
 // retry-queue entry alike.
 func TestLettersStoredBeforeDecodeToThePresentShape(t *testing.T) {
@@ -25,22 +32,22 @@ func TestLettersStoredBeforeDecodeToThePresentShape(t *testing.T) {
 			if l.ContactEmail != "sagsbehandler@kommune.example" || l.SourceDocumentID != "D1" {
 				t.Errorf("contact %q, document %q", l.ContactEmail, l.SourceDocumentID)
 			}
-			want(t, l.Meta, map[string]string{"casesys_case_id": "C7"})
+			want(t, l.Meta, map[string]string{casesys.MetaCaseID: "C7"})
 		},
 	}, {
 		name: "FHIR message",
 		stored: `{"id":"m1","kind":"referral","format":"fhir-carecommunication","source":"medcom","received":"2026-11-23T12:00:00Z","sender":{},"original":{"contentType":"application/fhir+xml"},
 			"meta":{"bundleId":"b1","encoding":"xml","event":"care-communication-message","patientNameAbsent":"masked","vansEnvelopeId":"v1","medcom_episode_of_care_id":"e1"}}`,
 		check: func(t *testing.T, l *letter.Letter) {
-			want(t, l.Meta, map[string]string{"medcom_bundle_id": "b1", "medcom_encoding": "xml", "medcom_event": "care-communication-message",
-				"medcom_patient_name_absent": "masked", "medcom_vans_envelope_id": "v1", "medcom_episode_of_care_id": "e1"})
+			want(t, l.Meta, map[string]string{fhirmsg.MetaBundleID: "b1", fhirmsg.MetaEncoding: "xml", fhirmsg.MetaEvent: "care-communication-message",
+				fhirmsg.MetaPatientNameAbsent: "masked", fhirmsg.MetaVANSEnvelopeID: "v1", fhirmsg.MetaEpisodeOfCareID: "e1"})
 		},
 	}, {
 		name: "e-mail",
 		stored: `{"id":"e1","kind":"note","format":"email","source":"imap","received":"2026-11-23T12:00:00Z","sender":{},"original":{"contentType":"message/rfc822"},
 			"meta":{"message-id":"<a@b>","in-reply-to":"<c@d>"}}`,
 		check: func(t *testing.T, l *letter.Letter) {
-			want(t, l.Meta, map[string]string{"email_message_id": "<a@b>", "email_in_reply_to": "<c@d>"})
+			want(t, l.Meta, map[string]string{email.MetaMessageID: "<a@b>", email.MetaInReplyTo: "<c@d>"})
 		},
 	}, {
 		name: "anonymised copy",
@@ -50,7 +57,21 @@ func TestLettersStoredBeforeDecodeToThePresentShape(t *testing.T) {
 			if !l.Anonymised {
 				t.Error("not anonymised")
 			}
-			want(t, l.Meta, map[string]string{"medcom_envelope_id": "E1"})
+			want(t, l.Meta, map[string]string{oioxml.MetaEnvelopeID: "E1"})
+		},
+	}, {
+		name: "EPJ",
+		stored: `{"id":"epj1","kind":"note","format":"fhir-r4","source":"epj","received":"2026-11-23T12:00:00Z","sender":{},"original":{"contentType":"application/fhir+json"},
+			"meta":{"fhir_resource":"Communication/1","fhir_version":"2","attachments_by_url":"1"}}`,
+		check: func(t *testing.T, l *letter.Letter) {
+			want(t, l.Meta, map[string]string{epj.MetaFHIRResource: "Communication/1", epj.MetaFHIRVersion: "2", epj.MetaAttachmentsByURL: "1"})
+		},
+	}, {
+		name: "council receipt",
+		stored: `{"id":"k1","kind":"reply","format":"text","source":"council","received":"2026-11-23T12:00:00Z","sender":{},"original":{"contentType":"text/plain"},
+			"meta":{"council.meeting":"m1","council.referral":"r1"}}`,
+		check: func(t *testing.T, l *letter.Letter) {
+			want(t, l.Meta, map[string]string{council.MetaMeeting: "m1", council.MetaReferral: "r1"})
 		},
 	}, {
 		// A hub notice's "event" is the notice's own, not a FHIR message's.
@@ -95,7 +116,7 @@ func TestLettersStoredBeforeDecodeToThePresentShape(t *testing.T) {
 func TestPresentFieldsWinOverOldKeys(t *testing.T) {
 	in := &letter.Letter{ID: "casesys:casesys:D2", Kind: letter.KindRecommendation, Format: "casesys", Source: "casesys",
 		ContactEmail: "ny@kommune.example", SourceDocumentID: "D2",
-		Meta: map[string]string{"casesys_case_id": "C8", "contactEmail": "gammel@kommune.example", "casesys.caseId": "C0"}}
+		Meta: map[string]string{casesys.MetaCaseID: "C8", "contactEmail": "gammel@kommune.example", "casesys.caseId": "C0"}}
 	b, err := letter.Marshal(in)
 	if err != nil {
 		t.Fatal(err)
@@ -107,7 +128,7 @@ func TestPresentFieldsWinOverOldKeys(t *testing.T) {
 	if l.ContactEmail != "ny@kommune.example" || l.SourceDocumentID != "D2" {
 		t.Errorf("contact %q, document %q", l.ContactEmail, l.SourceDocumentID)
 	}
-	want(t, l.Meta, map[string]string{"casesys_case_id": "C8"})
+	want(t, l.Meta, map[string]string{casesys.MetaCaseID: "C8"})
 }
 
 func want(t *testing.T, got, want map[string]string) {
