@@ -46,9 +46,9 @@ func (h *Hub) noticeFor(l *letter.Letter) *letter.Letter {
 	}
 	switch {
 	case (l.Kind == letter.KindReply || l.InReplyTo != "") && h.notifyOn("answered"):
-		return h.noticeLetter("answered", l.ID, l.Meta["contactEmail"], "", "Der er kommet svar i en sag i Samrådet.", "An answer arrived in a council case.")
+		return h.noticeLetter("answered", l.ID, l.ContactEmail, "", "Der er kommet svar i en sag i Samrådet.", "An answer arrived in a council case.")
 	case slices.Contains(kinds, string(l.Kind)) && h.notifyOn("arrived"):
-		return h.noticeLetter("arrived", l.ID, l.Meta["contactEmail"], "", "Der er kommet et nyt brev til Samrådet.", "A new letter arrived for the council.")
+		return h.noticeLetter("arrived", l.ID, l.ContactEmail, "", "Der er kommet et nyt brev til Samrådet.", "A new letter arrived for the council.")
 	}
 	return nil
 }
