@@ -33,7 +33,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/samhub/samhub/adapters"
+	"github.com/samhub/samhub/internal/clock"
 	"github.com/samhub/samhub/internal/config"
 	"github.com/samhub/samhub/pipeline/audit"
 	"github.com/samhub/samhub/pipeline/broker"
@@ -145,7 +145,7 @@ func (c *Council) Run(ctx context.Context) error {
 		}
 		// NATS away at start: the pages stay empty until it is back.
 		c.log.Warn("council register: cannot follow the bucket yet; trying again", "err", err)
-		adapters.Sleep(ctx, 2*time.Second)
+		clock.Sleep(ctx, 2*time.Second)
 	}
 	return broker.RunLeased(ctx, c.d.JS, LeaseName, c.d.Holder, c.log, func(ctx context.Context) error {
 		wctx, stop := context.WithCancel(ctx)

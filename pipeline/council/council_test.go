@@ -22,14 +22,14 @@ import (
 
 var cph, _ = time.LoadLocation("Europe/Copenhagen")
 
-// clock is a settable time for the register.
-type clock struct {
+// testClock is a settable time for the register.
+type testClock struct {
 	mu sync.Mutex
 	t  time.Time
 }
 
-func (c *clock) now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
+func (c *testClock) now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *testClock) set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
 
 // hubSide is what the register gets of the hub: the letters it stored, the
 // receipts and notices it was handed.
@@ -44,7 +44,7 @@ type hubSide struct {
 type fixture struct {
 	t     testing.TB
 	js    jetstream.JetStream
-	clock *clock
+	clock *testClock
 	hub   *hubSide
 	audit *audit.Log
 	reg   *prometheus.Registry
@@ -65,7 +65,7 @@ func newConfig(t testing.TB, edit func(*config.Council)) *config.Config {
 }
 
 // open starts a register on js (a replica); several may share one js.
-func open(t testing.TB, js jetstream.JetStream, cl *clock, hub *hubSide, cfg *config.Config) (*Council, *prometheus.Registry) {
+func open(t testing.TB, js jetstream.JetStream, cl *testClock, hub *hubSide, cfg *config.Config) (*Council, *prometheus.Registry) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	c, err := New(context.Background(), Deps{JS: js, Config: cfg, Log: slog.New(slog.DiscardHandler), Registry: reg, Now: cl.now, Holder: t.Name(),
@@ -117,7 +117,7 @@ func newFixture(t *testing.T, edit func(*config.Council)) *fixture {
 func newFixtureTB(t testing.TB, edit func(*config.Council)) *fixture {
 	t.Helper()
 	b := brokertest.Provisioned(t)
-	f := &fixture{t: t, js: b.JS, clock: &clock{t: time.Date(2026, 3, 1, 10, 0, 0, 0, cph)}, hub: &hubSide{letters: map[string]*letter.Letter{}}, audit: audit.New(b.JS)}
+	f := &fixture{t: t, js: b.JS, clock: &testClock{t: time.Date(2026, 3, 1, 10, 0, 0, 0, cph)}, hub: &hubSide{letters: map[string]*letter.Letter{}}, audit: audit.New(b.JS)}
 	f.c, f.reg = open(t, b.JS, f.clock, f.hub, newConfig(t, edit))
 	return f
 }
