@@ -12,7 +12,7 @@ import (
 // destination may skip reading the register); where it says yes, some
 // consent does (so it is not merely always true).
 func TestNeedsConsentIsExactlyWhereConsentDecides(t *testing.T) {
-	r := route.New(rules, dests, nil)
+	r := route.New(route.Options{Rules: rules, Destinations: dests})
 	consents := []*letter.Consent{nil, consent(letter.Scopes...), consent(letter.ScopeMunicipality),
 		{Scopes: letter.Scopes, WithdrawnAt: now.Add(-time.Minute)}, {Scopes: letter.Scopes, YoungPersonRefused: true}}
 	letters := []*letter.Letter{
