@@ -418,25 +418,17 @@ func (l *Letter) Thread() string {
 // Marshal encodes a letter for the broker.
 func Marshal(l *Letter) ([]byte, error) { return json.Marshal(l) }
 
-// Unmarshal decodes what Marshal wrote, this version or an earlier one.
+// Unmarshal decodes what Marshal wrote, this version or an earlier one:
+// a letter stored before (in the letter stream, the retry queue) is
+// brought up to date (upgrade). Every reader of stored letters decodes
+// with it. (Not a json.Unmarshaler: one would scan each letter twice.)
 func Unmarshal(b []byte) (*Letter, error) {
 	var l Letter
 	if err := json.Unmarshal(b, &l); err != nil {
 		return nil, fmt.Errorf("decode letter: %w", err)
 	}
-	return &l, nil
-}
-
-// UnmarshalJSON decodes a letter and brings one stored by an earlier
-// version up to date (upgrade), wherever a letter is decoded: the letter
-// stream, the retry queue, a replay.
-func (l *Letter) UnmarshalJSON(b []byte) error {
-	type plain Letter // the same fields without this method
-	if err := json.Unmarshal(b, (*plain)(l)); err != nil {
-		return err
-	}
 	l.upgrade()
-	return nil
+	return &l, nil
 }
 
 // metaFields are Meta keys of earlier versions that are typed fields now.
