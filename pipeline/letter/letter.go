@@ -13,6 +13,9 @@ import (
 	"io"
 	"log/slog"
 	"time"
+
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // Kind says what a letter is in the council's workflow; routing rules match on it.
@@ -422,14 +425,23 @@ func Marshal(l *Letter) ([]byte, error) { return json.Marshal(l) }
 // a letter stored before (in the letter stream, the retry queue) is
 // brought up to date (upgrade). Every reader of stored letters decodes
 // with it. (Not a json.Unmarshaler: one would scan each letter twice.)
+//
+// It decodes with the encoding/json v2 prototype (go-json-experiment), about
+// three times faster than encoding/json on a 10 KB letter (49 against 129
+// µs, BenchmarkUnmarshal) and every destination's handler decodes each
+// letter; the options keep encoding/json's leniency (names in any case,
+// invalid UTF-8 and repeated names accepted), so what encoding/json read,
+// this reads alike (TestUnmarshalReadsAsEncodingJSON).
 func Unmarshal(b []byte) (*Letter, error) {
 	var l Letter
-	if err := json.Unmarshal(b, &l); err != nil {
+	if err := jsonv2.Unmarshal(b, &l, decodeOptions); err != nil {
 		return nil, fmt.Errorf("decode letter: %w", err)
 	}
 	l.upgrade()
 	return &l, nil
 }
+
+var decodeOptions = jsonv2.JoinOptions(jsonv2.MatchCaseInsensitiveNames(true), jsontext.AllowInvalidUTF8(true), jsontext.AllowDuplicateNames(true))
 
 // metaFields are Meta keys of earlier versions that are typed fields now.
 var metaFields = map[string]func(l *Letter, v string){
