@@ -133,7 +133,7 @@ func (h *Hub) handler(d *destination) message.NoPublishHandlerFunc {
 			f := retryq.Failure{Class: "permanent", Code: "unreadable", Reason: "the stored letter could not be decoded"}
 			return h.park(ctx, d, &letter.Letter{ID: "unreadable-" + strconv.FormatUint(info.StreamSeq, 10), Kind: letter.KindNote}, msg.Payload, position{seq: info.StreamSeq}, 0, f, f)
 		}
-		at := position{seq: info.StreamSeq, orig: info.StreamSeq, first: info.NumDelivered == 1 && replayFor == ""}
+		at := position{seq: info.StreamSeq, orig: info.StreamSeq}
 		if o, err := strconv.ParseUint(msg.Metadata.Get(HdrOrigSeq), 10, 64); err == nil && o > 0 {
 			at.orig = o
 		}
@@ -189,10 +189,6 @@ func (h *Hub) afterHandled(ctx context.Context, d *destination, l *letter.Letter
 // anew). cause is what makes a second park of it distinct (retryq.Entry.Cause).
 type position struct {
 	seq, orig, cause uint64
-	// first: the letter's first delivery from the stream and not a
-	// replay, so its first attempt is the first try at the destination
-	// (adapters.FirstTry).
-	first bool
 }
 
 // outcome is what handling a letter at a destination came to.
@@ -294,11 +290,7 @@ func (h *Hub) deliver(ctx context.Context, d *destination, l, out *letter.Letter
 	var first retryq.Failure
 	var reached []letter.Party // addressees a partial delivery reached
 	for attempt := 1; ; attempt++ {
-		callCtx := ctx
-		if attempt == 1 && at.first {
-			callCtx = adapters.WithFirstTry(ctx)
-		}
-		res, err := h.call(callCtx, d, out)
+		res, err := h.call(ctx, d, out)
 		if err == nil && failpoint.Active(failpoint.DeliverTwice) {
 			twin := *out // a new identity: nothing idempotent can recognise it
 			twin.ID += "~twin"

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"regexp"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -79,12 +78,9 @@ type box struct {
 	permanent bool
 	delay     time.Duration
 	letters   []*letter.Letter
-	tries     map[string][]bool // letter id → adapters.FirstTry of each call
 }
 
-func newBox() *box {
-	return &box{got: map[string]int{}, failFor: map[string]int{}, tries: map[string][]bool{}}
-}
+func newBox() *box { return &box{got: map[string]int{}, failFor: map[string]int{}} }
 
 func (b *box) Deliver(ctx context.Context, l *letter.Letter) (adapters.Delivery, error) {
 	b.mu.Lock()
@@ -99,7 +95,6 @@ func (b *box) Deliver(ctx context.Context, l *letter.Letter) (adapters.Delivery,
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.tries[l.ID] = append(b.tries[l.ID], adapters.FirstTry(ctx))
 	if b.permanent {
 		return adapters.Delivery{}, adapters.Permanent("rejected", "the destination refused the letter (case 2509479989 closed)", nil)
 	}
@@ -521,45 +516,5 @@ func TestFindLettersByThreadAndPatient(t *testing.T) {
 	got, _ = e.hub.FindLetters(ctx, pipeline.Query{PatientID: "2512489996"})
 	if len(got) != 0 {
 		t.Fatalf("unknown patient found letters: %+v", got)
-	}
-}
-
-// A sink is told its first try of a letter (adapters.FirstTry) only on the
-// letter's first attempt from the stream: retries and replays are not,
-// since an earlier try may have left a copy.
-func TestOnlyTheFirstAttemptIsAFirstTry(t *testing.T) {
-	e := newEnv(t)
-	e.muni.mu.Lock()
-	e.muni.failFor["F1"] = 2
-	e.muni.failNext = 0
-	e.muni.mu.Unlock()
-	e.feed.ch <- mkLetter("F1", letter.KindReferral, "")
-	eventually(t, "delivery after retries", func() bool { return e.muni.count("F1") == 1 })
-	e.muni.mu.Lock()
-	tries := append([]bool(nil), e.muni.tries["F1"]...)
-	e.muni.permanent = true
-	e.muni.mu.Unlock()
-	if !slices.Equal(tries, []bool{true, false, false}) {
-		t.Fatalf("first tries of F1's three calls: %v, want [true false false]", tries)
-	}
-
-	e.feed.ch <- mkLetter("F2", letter.KindReferral, "")
-	ctx := context.Background()
-	var parked []retryq.Entry
-	eventually(t, "F2 parked", func() bool {
-		parked, _ = e.hub.Queue().List(ctx, retryq.Filter{Destination: "casefile"})
-		return len(parked) == 1
-	})
-	e.muni.mu.Lock()
-	e.muni.permanent = false
-	e.muni.mu.Unlock()
-	if _, err := e.hub.Replay(ctx, coordinator, parked[0].Seq, "the case is open again", false); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "F2 delivered on replay", func() bool { return e.muni.count("F2") == 1 })
-	e.muni.mu.Lock()
-	defer e.muni.mu.Unlock()
-	if got := e.muni.tries["F2"]; len(got) != 2 || !got[0] || got[1] {
-		t.Fatalf("first tries of F2's calls (refused, then replayed): %v, want [true false]", got)
 	}
 }

@@ -125,12 +125,8 @@ func (a *Adapter) ensureDocument(ctx context.Context, l *letter.Letter, caseID s
 		return documentView{}, false, err
 	}
 	defer release()
-	// On the hub's first try no earlier copy can exist: the search is the
-	// round trip the contract lets it save.
-	if !adapters.FirstTry(ctx) {
-		if d, ok, err := a.findByExternalID(ctx, docsPath, ext, "looking for an earlier copy of the document"); err != nil || ok {
-			return d, ok, err
-		}
+	if d, ok, err := a.findByExternalID(ctx, docsPath, ext, "looking for an earlier copy of the document"); err != nil || ok {
+		return d, ok, err
 	}
 	upload, ctype := a.documentBody(l, ext)
 	if max := a.cfg.MaxUpload; max > 0 && upload.Len() > max {
@@ -348,10 +344,8 @@ func (a *Adapter) ensureNote(ctx context.Context, l *letter.Letter, caseID strin
 		return false, err
 	}
 	defer release()
-	if !adapters.FirstTry(ctx) {
-		if _, ok, err := a.findByExternalID(ctx, notesPath, ext, "looking for an earlier journal note"); err != nil || ok {
-			return ok, err
-		}
+	if _, ok, err := a.findByExternalID(ctx, notesPath, ext, "looking for an earlier journal note"); err != nil || ok {
+		return ok, err
 	}
 	when := letterDate(l)
 	if when.IsZero() {

@@ -223,37 +223,3 @@ func TestDeliverErrorClasses(t *testing.T) {
 		})
 	}
 }
-
-// On the hub's first try of a letter the sink creates the document and the
-// note without first looking for them (no earlier copy can exist); any
-// later try looks, and finds them.
-func TestFirstTrySkipsTheLookupsAndALaterTryFindsTheCopy(t *testing.T) {
-	e := startSim(t, nil)
-	a := e.adapter(nil, nil)
-	l := referral(t, "medcom:SAMHUBLTR0002")
-	lookups := func() (n int) {
-		for _, r := range e.sim.Requests() {
-			if r.Method == http.MethodGet && (strings.Contains(r.Route, "/documents") || strings.Contains(r.Route, "/journal-notes")) {
-				n++
-			}
-		}
-		return n
-	}
-	d, err := a.Deliver(adapters.WithFirstTry(context.Background()), l)
-	if err != nil || d.Existing {
-		t.Fatalf("first try: %+v %v", d, err)
-	}
-	if n := lookups(); n != 0 {
-		t.Errorf("the first try looked for earlier copies %d times, want none", n)
-	}
-	d2, err := a.Deliver(context.Background(), l)
-	if err != nil || !d2.Existing || d2.RemoteID != d.RemoteID {
-		t.Fatalf("a later try: %+v %v, want the existing document %s", d2, err, d.RemoteID)
-	}
-	if n := lookups(); n != 2 {
-		t.Errorf("a later try looked %d times, want 2 (document and note)", n)
-	}
-	if len(e.sim.Documents()) != 1 || len(e.sim.JournalNotes()) != 1 {
-		t.Errorf("%d documents and %d notes, want one of each", len(e.sim.Documents()), len(e.sim.JournalNotes()))
-	}
-}

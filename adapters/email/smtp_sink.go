@@ -126,13 +126,8 @@ func (s *SMTPSink) Deliver(ctx context.Context, l *letter.Letter) (adapters.Deli
 
 	ids := make([]string, len(rcpts))
 	var pending []int
-	first := adapters.FirstTry(ctx) // nothing can have been sent before
 	for i, r := range rcpts {
 		ids[i] = "<" + MessageID(l.ID, r, s.cfg.From) + ">"
-		if first {
-			pending = append(pending, i)
-			continue
-		}
 		sent, err := s.wasSent(ctx, l.ID, r)
 		if err != nil {
 			return adapters.Delivery{}, adapters.Retryable("state_unavailable", "the hub's state store could not be read", err)

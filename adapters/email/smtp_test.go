@@ -466,38 +466,3 @@ func TestSMTPNeverMailsTheParents(t *testing.T) {
 		}
 	}
 }
-
-// getCounter counts the sink's reads of its sent markers.
-type getCounter struct {
-	adapters.StateStore
-	gets int
-}
-
-func (g *getCounter) Get(ctx context.Context, key string) ([]byte, uint64, error) {
-	g.gets++
-	return g.StateStore.Get(ctx, key)
-}
-
-// On the hub's first try the sink sends without reading its sent markers
-// (nothing can have been sent), and still writes them; a later try reads
-// them and sends nothing again.
-func TestSMTPFirstTrySendsWithoutReadingMarkers(t *testing.T) {
-	ca := mailtest.NewCA(t)
-	srv := mailtest.StartSMTP(t, ca, mailtest.SMTPOptions{Mode: mailtest.SMTPImplicit, Username: "samhub", Password: "s3cret"})
-	state := &getCounter{StateStore: newMemState()}
-	sink := newSink(t, smtpCfg(srv, ca, "implicit"), state)
-	l := testLetter()
-	if _, err := sink.Deliver(adapters.WithFirstTry(context.Background()), l); err != nil {
-		t.Fatal(err)
-	}
-	if state.gets != 0 || len(srv.Messages()) != 2 {
-		t.Fatalf("first try: %d marker reads (want 0), %d messages (want 2)", state.gets, len(srv.Messages()))
-	}
-	d, err := sink.Deliver(context.Background(), l)
-	if err != nil || !d.Existing {
-		t.Fatalf("a later try: %+v %v, want existing", d, err)
-	}
-	if state.gets != 2 || len(srv.Messages()) != 2 {
-		t.Fatalf("a later try: %d marker reads (want 2), %d messages (want still 2)", state.gets, len(srv.Messages()))
-	}
-}
