@@ -388,10 +388,20 @@ func (h *Hub) call(ctx context.Context, d *destination, out *letter.Letter) (ada
 			// it must have opened the part again and sent it whole.
 			h.log.Warn("a letter part failed to read during a delivery that succeeded", "destination", d.name, "err", redactErr(rerr))
 		} else if ctx.Err() == nil {
-			return res, blobs.Classify(rerr)
+			return res, partFailure(rerr)
 		}
 	}
 	return res, err
+}
+
+// partFailure is a failed read of a stored part as a sink error of the
+// class the blob store gives it.
+func partFailure(err error) error {
+	e := blobs.Classify(err)
+	if e.Permanent {
+		return adapters.Permanent(e.Code, e.Reason, e.Err)
+	}
+	return adapters.Retryable(e.Code, e.Reason, e.Err)
 }
 
 // partReads remembers the first failed read of a letter's stored parts

@@ -12,7 +12,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/samhub/samhub/adapters"
 	"github.com/samhub/samhub/pipeline/blobs"
 	"github.com/samhub/samhub/pipeline/broker"
 	"github.com/samhub/samhub/pipeline/letter"
@@ -187,12 +186,12 @@ func TestMissingOrDamagedBlobIsPermanent(t *testing.T) {
 
 func assertPermanent(t *testing.T, err error, reasonPart string) {
 	t.Helper()
-	var e *adapters.Error
+	var e *blobs.ReadError
 	if !errors.As(err, &e) {
 		t.Fatalf("error %v is not classified", err)
 	}
-	if e.Class != adapters.ClassPermanent || e.Code != "blob_missing" {
-		t.Errorf("class %s code %s, want permanent blob_missing", e.Class, e.Code)
+	if !e.Permanent || e.Code != "blob_missing" {
+		t.Errorf("permanent %v code %s, want permanent blob_missing", e.Permanent, e.Code)
 	}
 	if !bytes.Contains([]byte(e.Reason), []byte(reasonPart)) {
 		t.Errorf("reason %q does not say %q", e.Reason, reasonPart)
