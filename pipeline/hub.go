@@ -127,7 +127,7 @@ func New(ctx context.Context, o Options) (*Hub, error) {
 	}
 	h := &Hub{cfg: c, b: o.Broker, js: o.Broker.JS, log: o.Logger, reg: o.Registry, now: o.Now, holder: o.Holder,
 		journey: journey.New(o.Broker.JS), queue: retryq.New(o.Broker.JS), audit: audit.New(o.Broker.JS),
-		router: newRouter(c), sources: map[string]adapters.Source{}, reporters: map[string]adapters.StatusReporter{}, dests: map[string]*destination{},
+		router: newRouter(config.RouteOptions(c.Routes, c.Destinations, c.Receivers), c.Notify, c.CouncilOptions()), sources: map[string]adapters.Source{}, reporters: map[string]adapters.StatusReporter{}, dests: map[string]*destination{},
 		subs: map[string]*jspubsub.Subscriber{}, all: map[string]any{}, routerDone: make(chan struct{})}
 	h.stopping, h.stop = context.WithCancel(context.Background())
 	h.m = newMetrics(o.Registry)
@@ -391,15 +391,18 @@ func threadToken(l *letter.Letter) string { return broker.Token(l.Thread()) }
 // leaves GLN numbers and MedCom letter ids, which contain long digit runs.
 func scrubText(s string) string { return logging.Redact(s) }
 
-func newRouter(c *config.Config) *route.Router {
-	routes := c.Routes
-	if r, ok := council.ReceiptRoute(c.Council); ok {
-		routes = append([]config.Route{r}, routes...)
+// newRouter routes by o, with the hub's own rules in front: notices to
+// their destination, then the council's receipts.
+func newRouter(o route.Options, n config.Notify, k council.Options) *route.Router {
+	var own []route.Rule
+	if r, ok := notifyRoute(n); ok {
+		own = append(own, r)
 	}
-	if r, ok := notifyRoute(c.Notify); ok {
-		routes = append([]config.Route{r}, routes...)
+	if r, ok := council.ReceiptRoute(k); ok {
+		own = append(own, r)
 	}
-	return route.New(config.RouteOptions(routes, c.Destinations, c.Receivers))
+	o.Rules = append(own, o.Rules...)
+	return route.New(o)
 }
 
 func (h *Hub) sourceNames() []string {

@@ -10,6 +10,7 @@ import (
 	"github.com/samhub/samhub/pipeline/council"
 	"github.com/samhub/samhub/pipeline/letter"
 	"github.com/samhub/samhub/pipeline/retryq"
+	"github.com/samhub/samhub/pipeline/route"
 )
 
 // notifySource is the source name of letters the hub makes itself
@@ -17,12 +18,12 @@ import (
 const notifySource = council.HubSource
 
 // notifyRoute is the implicit rule that carries notices to their destination.
-func notifyRoute(n config.Notify) (config.Route, bool) {
+func notifyRoute(n config.Notify) (route.Rule, bool) {
 	if n.Destination == "" {
-		return config.Route{}, false
+		return route.Rule{}, false
 	}
 	no := false
-	return config.Route{Name: "notifications", Match: config.Match{Kind: []string{string(letter.KindNotification)}}, To: []string{n.Destination}, RequireConsent: &no}, true
+	return route.Rule{Name: "notifications", Match: route.Match{Kind: []string{string(letter.KindNotification)}}, To: []string{n.Destination}, RequireConsent: &no}, true
 }
 
 func (h *Hub) notifyOn(event string) bool {

@@ -2,6 +2,7 @@ package config
 
 import (
 	"github.com/samhub/samhub/pipeline/broker"
+	"github.com/samhub/samhub/pipeline/council"
 	"github.com/samhub/samhub/pipeline/route"
 )
 
@@ -64,4 +65,21 @@ func RouteOptions(routes []Route, dests map[string]Destination, receivers []Rece
 // Route is the match as the router takes it.
 func (m Match) Route() route.Match {
 	return route.Match{Kind: m.Kind, Source: m.Source, Category: m.Category, Sender: m.Sender, Receiver: m.Receiver, Format: m.Format}
+}
+
+// CouncilOptions is the register's settings from the council block, with
+// the destinations' sectors and the streams' replicas.
+func (c *Config) CouncilOptions() council.Options {
+	k := c.Council
+	o := council.Options{Enabled: k.Enabled, Meetings: council.Meetings{Rule: k.Meetings.Rule, Zone: k.Meetings.Zone, Cap: k.Meetings.Cap},
+		WatchDays: k.WatchDays, RetentionDays: k.RetentionDays,
+		Receipt: council.Receipt{Enabled: k.Receipt.Enabled, Destination: k.Receipt.Destination, Template: k.Receipt.Template, RequireConsent: k.Receipt.RequireConsent},
+		Sectors: make(map[string]string, len(c.Destinations)), Replicas: c.NATS.Replicas}
+	for _, r := range k.Rejections {
+		o.Rejections = append(o.Rejections, council.RejectionRule{Name: r.Name, Match: r.Match.Route(), Words: r.Words})
+	}
+	for n, d := range c.Destinations {
+		o.Sectors[n] = d.Sector
+	}
+	return o
 }

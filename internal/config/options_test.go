@@ -56,3 +56,27 @@ func TestRouteOptionsCarryEveryRuleField(t *testing.T) {
 		t.Fatalf("receiver %+v", rc)
 	}
 }
+
+// The council block reaches the register whole: meetings, watch,
+// retention, receipt, rejection rules, with the destinations' sectors.
+func TestCouncilOptionsFromTheFile(t *testing.T) {
+	c, err := Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.NATS.Replicas = 3
+	c.Destinations = map[string]Destination{"gp": {Adapter: "medcom", Sector: "gp"}}
+	c.Council.Receipt = CouncilReceipt{Enabled: true, Destination: "gp", Template: "T", RequireConsent: true}
+	c.Council.Rejections = []RejectionRule{{Name: "bup", Match: Match{Sender: []string{"6071000016008"}}, Words: []string{"afvis"}}}
+	o := c.CouncilOptions()
+	if !o.Enabled || o.Meetings.Rule != c.Council.Meetings.Rule || o.Meetings.Zone != c.Council.Meetings.Zone || o.Meetings.Cap != c.Council.Meetings.Cap ||
+		o.WatchDays != c.Council.WatchDays || o.RetentionDays != c.Council.RetentionDays || o.Replicas != 3 || o.Sectors["gp"] != "gp" {
+		t.Fatalf("options %+v from %+v", o, c.Council)
+	}
+	if r := o.Receipt; !r.Enabled || r.Destination != "gp" || r.Template != "T" || !r.RequireConsent {
+		t.Fatalf("receipt %+v", r)
+	}
+	if len(o.Rejections) != 1 || o.Rejections[0].Name != "bup" || o.Rejections[0].Match.Sender[0] != "6071000016008" || o.Rejections[0].Words[0] != "afvis" {
+		t.Fatalf("rejections %+v", o.Rejections)
+	}
+}

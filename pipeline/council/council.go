@@ -34,7 +34,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/samhub/samhub/internal/clock"
-	"github.com/samhub/samhub/internal/config"
 	"github.com/samhub/samhub/pipeline/audit"
 	"github.com/samhub/samhub/pipeline/broker"
 	"github.com/samhub/samhub/pipeline/council/schedule"
@@ -60,7 +59,7 @@ const horizon = 2 * 365 * 24 * time.Hour
 // Deps are what the register needs of the hub.
 type Deps struct {
 	JS       jetstream.JetStream
-	Config   *config.Config
+	Options  Options // the council block
 	Log      *slog.Logger
 	Registry prometheus.Registerer
 	Now      func() time.Time
@@ -85,7 +84,7 @@ type Deps struct {
 // Council is the register on one replica.
 type Council struct {
 	d     Deps
-	cfg   config.Council
+	cfg   Options
 	rule  schedule.Rule
 	watch time.Duration // council.watch_days
 	keep  time.Duration // council.retention_days
@@ -106,7 +105,7 @@ var ErrOff = errors.New("the council register is off (council.enabled: false)")
 // New opens the register and loads it into memory; nothing is projected
 // until Run. With council.enabled false it returns nil, nil.
 func New(ctx context.Context, d Deps) (*Council, error) {
-	cfg := d.Config.Council
+	cfg := d.Options
 	if !cfg.Enabled {
 		return nil, nil
 	}

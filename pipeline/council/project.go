@@ -32,7 +32,7 @@ func (c *Council) project(ctx context.Context) error {
 		MaxAckPending:  1024,
 		MaxDeliver:     -1,
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
-		Replicas:       c.d.Config.NATS.Replicas,
+		Replicas:       c.cfg.Replicas,
 	}
 	cons, err := c.d.JS.CreateOrUpdateConsumer(ctx, broker.StreamLetters, cfg)
 	if err != nil {
@@ -321,7 +321,7 @@ func (c *Council) referralOf(l *letter.Letter) (Referral, bool) {
 // matches, or "".
 func (c *Council) rejectionRule(l *letter.Letter) string {
 	for _, rule := range c.cfg.Rejections {
-		if !route.Matches(rule.Match.Route(), l) {
+		if !route.Matches(rule.Match, l) {
 			continue
 		}
 		if len(rule.Words) > 0 && !containsAny(strings.ToLower(l.Subject+"\n"+l.Text), rule.Words) {

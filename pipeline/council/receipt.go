@@ -7,9 +7,9 @@ import (
 	"text/template"
 	"time"
 
-	"github.com/samhub/samhub/internal/config"
 	"github.com/samhub/samhub/pipeline/council/schedule"
 	"github.com/samhub/samhub/pipeline/letter"
+	"github.com/samhub/samhub/pipeline/route"
 )
 
 // Letter.Meta keys of a receipt: notes for whoever traces it (see
@@ -31,12 +31,12 @@ func ReceiptID(referralID string) string { return "receipt:" + referralID }
 // ReceiptRoute is the rule that carries receipts, when they are on: hub-
 // made replies to the receipt destination. Consent is checked only when
 // council.receipt.require_consent is set (see docs/council.md).
-func ReceiptRoute(k config.Council) (config.Route, bool) {
+func ReceiptRoute(k Options) (route.Rule, bool) {
 	if !k.Enabled || !k.Receipt.Enabled {
-		return config.Route{}, false
+		return route.Rule{}, false
 	}
 	require := k.Receipt.RequireConsent
-	return config.Route{Name: "council-receipt", Match: config.Match{Kind: []string{string(letter.KindReply)}, Source: []string{HubSource}},
+	return route.Rule{Name: "council-receipt", Match: route.Match{Kind: []string{string(letter.KindReply)}, Source: []string{HubSource}},
 		To: []string{k.Receipt.Destination}, RequireConsent: &require}, true
 }
 
@@ -88,7 +88,7 @@ func (c *Council) receiptText(ref *letter.Letter, at time.Time) (string, error) 
 		return "", fmt.Errorf("council.receipt.template: %w", err)
 	}
 	local := at.In(c.rule.Loc)
-	f := config.ReceiptFields{Date: schedule.DanishDate(local), Time: local.Format("15.04"), Weekday: schedule.DanishWeekday(local), Practice: ref.Sender.Name}
+	f := ReceiptFields{Date: schedule.DanishDate(local), Time: local.Format("15.04"), Weekday: schedule.DanishWeekday(local), Practice: ref.Sender.Name}
 	if len(ref.Receivers) > 0 {
 		f.Council = ref.Receivers[0].Name
 	}
