@@ -12,7 +12,7 @@ import (
 // false), with what it needs of the hub.
 func (h *Hub) newCouncil(ctx context.Context) (*council.Council, error) {
 	return council.New(ctx, council.Deps{
-		JS: h.js, Options: h.cfg.CouncilOptions(), Log: h.log, Registry: h.reg, Now: h.now, Holder: h.holder, Audit: h.audit,
+		JS: h.js, Options: h.opt.Council, Log: h.log, Registry: h.reg, Now: h.now, Holder: h.holder, Audit: h.audit,
 		StoredLetter: func(ctx context.Context, id string) (*letter.Letter, error) {
 			l, _, err := h.StoredLetter(ctx, id)
 			if errors.Is(err, ErrUnknownLetter) {

@@ -17,7 +17,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/samhub/samhub/adapters"
-	"github.com/samhub/samhub/internal/config"
 	"github.com/samhub/samhub/internal/failpoint"
 	"github.com/samhub/samhub/pipeline/blobs"
 	"github.com/samhub/samhub/pipeline/broker"
@@ -36,7 +35,7 @@ import (
 type destination struct {
 	name        string
 	sink        adapters.Sink
-	cfg         config.Destination
+	cfg         Destination
 	maxAttempts int
 	backoffMin  time.Duration
 	backoffMax  time.Duration
@@ -44,7 +43,7 @@ type destination struct {
 }
 
 // newDestination applies the destination's own policy over the pipeline's.
-func newDestination(name string, sink adapters.Sink, dc config.Destination, p config.Pipeline) *destination {
+func newDestination(name string, sink adapters.Sink, dc Destination, p Settings) *destination {
 	d := &destination{name: name, sink: sink, cfg: dc, maxAttempts: p.MaxAttempts, backoffMin: p.BackoffInitial, backoffMax: p.BackoffMax, timeout: p.SinkTimeout}
 	if dc.MaxAttempts > 0 {
 		d.maxAttempts = dc.MaxAttempts
@@ -71,17 +70,17 @@ func (h *Hub) ensureConsumer(ctx context.Context, d *destination) error {
 	// Short: the subscriber sends InProgress while a letter is held, so a
 	// slow sink call never times out, and after a crash letters come back
 	// within this time.
-	ackWait := h.cfg.Pipeline.AckWait
+	ackWait := h.opt.Settings.AckWait
 	cfg := jetstream.ConsumerConfig{
 		Durable:        ConsumerName(d.name),
 		Description:    "Samhub destination " + d.name,
 		FilterSubjects: []string{broker.SubjLetters + ".in.>", broker.SubjLetters + ".replay." + d.name + ".>"},
 		AckPolicy:      jetstream.AckExplicitPolicy,
 		AckWait:        ackWait,
-		MaxAckPending:  h.cfg.Pipeline.MaxInFlight,
+		MaxAckPending:  h.opt.Settings.MaxInFlight,
 		MaxDeliver:     -1, // the hub parks by itself; JetStream's limit would drop silently
 		DeliverPolicy:  jetstream.DeliverNewPolicy,
-		Replicas:       h.cfg.NATS.Replicas,
+		Replicas:       h.opt.Replicas,
 	}
 	existing, err := h.js.Consumer(ctx, broker.StreamLetters, cfg.Durable)
 	if err == nil {
@@ -144,7 +143,7 @@ func (h *Hub) handler(d *destination) message.NoPublishHandlerFunc {
 		if err := h.afterHandled(ctx, d, l, res); err != nil {
 			return err
 		}
-		if d.name != h.cfg.Notify.Destination || replayFor != "" {
+		if d.name != h.opt.Notify.Destination || replayFor != "" {
 			return nil
 		}
 		notice := h.noticeFor(l)

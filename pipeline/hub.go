@@ -41,7 +41,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/samhub/samhub/adapters"
-	"github.com/samhub/samhub/internal/config"
 	"github.com/samhub/samhub/internal/logging"
 	"github.com/samhub/samhub/pipeline/audit"
 	"github.com/samhub/samhub/pipeline/blobs"
@@ -54,19 +53,9 @@ import (
 	"github.com/samhub/samhub/pipeline/route"
 )
 
-// Options wire a Hub.
-type Options struct {
-	Config   *config.Config
-	Broker   *broker.Broker
-	Logger   *slog.Logger
-	Registry prometheus.Registerer
-	Holder   string // this replica's name, for leases; default host name + pid
-	Now      func() time.Time
-}
-
 // Hub is one running replica of the pipeline.
 type Hub struct {
-	cfg      *config.Config
+	opt      Options
 	b        *broker.Broker
 	js       jetstream.JetStream
 	log      *slog.Logger
@@ -111,7 +100,6 @@ type Hub struct {
 // New provisions streams, builds every configured adapter and prepares the
 // router; nothing flows until Run.
 func New(ctx context.Context, o Options) (*Hub, error) {
-	c := o.Config
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -125,16 +113,16 @@ func New(ctx context.Context, o Options) (*Hub, error) {
 	if o.Registry == nil {
 		o.Registry = prometheus.NewRegistry()
 	}
-	h := &Hub{cfg: c, b: o.Broker, js: o.Broker.JS, log: o.Logger, reg: o.Registry, now: o.Now, holder: o.Holder,
+	h := &Hub{opt: o, b: o.Broker, js: o.Broker.JS, log: o.Logger, reg: o.Registry, now: o.Now, holder: o.Holder,
 		journey: journey.New(o.Broker.JS), queue: retryq.New(o.Broker.JS), audit: audit.New(o.Broker.JS),
-		router: newRouter(config.RouteOptions(c.Routes, c.Destinations, c.Receivers), c.Notify, c.CouncilOptions()), sources: map[string]adapters.Source{}, reporters: map[string]adapters.StatusReporter{}, dests: map[string]*destination{},
+		router: newRouter(o.Route, o.Notify, o.Council), sources: map[string]adapters.Source{}, reporters: map[string]adapters.StatusReporter{}, dests: map[string]*destination{},
 		subs: map[string]*jspubsub.Subscriber{}, all: map[string]any{}, routerDone: make(chan struct{})}
 	h.stopping, h.stop = context.WithCancel(context.Background())
 	h.m = newMetrics(o.Registry)
 	// Writes refused before the embedded store was restarted after a fault
 	// (a full disk) say nothing about the restarted one.
 	o.Broker.OnStoreRestart(func() { h.writes.observe(nil) })
-	if err := broker.Provision(ctx, h.js, c.Streams.Broker(), c.NATS.Replicas); err != nil {
+	if err := broker.Provision(ctx, h.js, o.Streams, o.Replicas); err != nil {
 		return nil, err
 	}
 	var err error
@@ -160,17 +148,14 @@ func New(ctx context.Context, o Options) (*Hub, error) {
 	}
 	// A reused blob is re-dated well inside the collector's grace (see
 	// blobs.Store.Collect).
-	touch := min(blobs.DefaultTouchAfter, c.Streams.BlobsGrace/2)
+	touch := min(blobs.DefaultTouchAfter, o.Settings.BlobsGrace/2)
 	if h.blobs, err = blobs.New(ctx, h.js, blobs.Options{Registerer: o.Registry, TouchAfter: touch}); err != nil {
 		return nil, err
 	}
 	h.stored = &storedLetters{stream: h.letters, blobs: h.blobs}
-	inlineMax, _ := config.ParseBytes(c.Pipeline.InlineMaxBytes)
-	blobMemory, _ := config.ParseBytes(c.Pipeline.BlobMemory) // checked by config.Validate
-	blobs.SetTransferMemory(blobMemory)
-	msgMax, _ := config.ParseBytes(c.Streams.MaxMsgSize)
-	h.inlineMax, h.msgMax = int(inlineMax), int(msgMax)
-	if h.inlineMax <= 0 { // a configuration not made by config.Load
+	blobs.SetTransferMemory(o.Settings.BlobMemory)
+	h.inlineMax, h.msgMax = int(o.Settings.InlineMaxBytes), int(o.Streams.MaxMsgSize)
+	if h.inlineMax <= 0 { // settings not made from a loaded configuration
 		h.inlineMax = 1 << 20
 	}
 	if h.msgMax <= 0 {
@@ -196,25 +181,25 @@ func New(ctx context.Context, o Options) (*Hub, error) {
 }
 
 func (h *Hub) buildAdapters(ctx context.Context) error {
-	names := make([]string, 0, len(h.cfg.Adapters))
-	for n := range h.cfg.Adapters {
+	names := make([]string, 0, len(h.opt.Adapters))
+	for n := range h.opt.Adapters {
 		names = append(names, n)
 	}
 	sort.Strings(names)
 	var errs []error
 	for _, name := range names {
 		block := map[string]any{}
-		for k, v := range h.cfg.Adapters[name] {
+		for k, v := range h.opt.Adapters[name] {
 			if k != "type" {
 				block[k] = v
 			}
 		}
-		typ, _ := h.cfg.Adapters[name]["type"].(string)
+		typ, _ := h.opt.Adapters[name]["type"].(string)
 		state, err := broker.NewStateStore(ctx, h.js, name)
 		if err != nil {
 			return err
 		}
-		dir := filepath.Join(h.cfg.DataDir, "adapters", name)
+		dir := filepath.Join(h.opt.DataDir, "adapters", name)
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return fmt.Errorf("adapters.%s: data dir: %w", name, err)
 		}
@@ -231,27 +216,27 @@ func (h *Hub) buildAdapters(ctx context.Context) error {
 			}
 		}
 	}
-	for name, dc := range h.cfg.Destinations {
+	for name, dc := range h.opt.Destinations {
 		sink, ok := h.all[dc.Adapter].(adapters.Sink)
 		if !ok {
 			if _, built := h.all[dc.Adapter]; built {
-				errs = append(errs, &config.Error{Key: "destinations." + name + ".adapter", Msg: fmt.Sprintf("adapter %q cannot deliver letters (it is not a sink)", dc.Adapter)})
+				errs = append(errs, fmt.Errorf("destinations.%s.adapter: adapter %q cannot deliver letters (it is not a sink)", name, dc.Adapter))
 			}
 			continue
 		}
-		h.dests[name] = newDestination(name, sink, dc, h.cfg.Pipeline)
+		h.dests[name] = newDestination(name, sink, dc, h.opt.Settings)
 	}
 	return errors.Join(errs...)
 }
 
 func (h *Hub) buildRouter(ctx context.Context) error {
 	wlog := watermill.NewSlogLoggerWithLevelMapping(h.log.With("component", "router"), map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
-	r, err := message.NewRouter(message.RouterConfig{CloseTimeout: h.cfg.Pipeline.ShutdownGrace}, wlog)
+	r, err := message.NewRouter(message.RouterConfig{CloseTimeout: h.opt.Settings.ShutdownGrace}, wlog)
 	if err != nil {
 		return err
 	}
 	r.AddMiddleware(middleware.Recoverer)
-	h.decoded = newDecoded(len(h.dests), h.cfg.Pipeline.MaxInFlight)
+	h.decoded = newDecoded(len(h.dests), h.opt.Settings.MaxInFlight)
 	wmetrics.NewPrometheusMetricsBuilder(h.reg, "samhub", "router").AddPrometheusRouterMetrics(r)
 	for name, d := range h.dests {
 		if err := h.ensureConsumer(ctx, d); err != nil {
@@ -260,8 +245,8 @@ func (h *Hub) buildRouter(ctx context.Context) error {
 		sub, err := jspubsub.NewSubscriber(h.js, jspubsub.SubscriberConfig{
 			Consumer:     func(string) (string, string) { return broker.StreamLetters, ConsumerName(name) },
 			OrderKey:     func(m *message.Message) string { return m.Metadata.Get(HdrThread) },
-			MaxInFlight:  h.cfg.Pipeline.MaxInFlight,
-			CloseTimeout: h.cfg.Pipeline.ShutdownGrace,
+			MaxInFlight:  h.opt.Settings.MaxInFlight,
+			CloseTimeout: h.opt.Settings.ShutdownGrace,
 		}, wlog)
 		if err != nil {
 			return err
@@ -393,7 +378,7 @@ func scrubText(s string) string { return logging.Redact(s) }
 
 // newRouter routes by o, with the hub's own rules in front: notices to
 // their destination, then the council's receipts.
-func newRouter(o route.Options, n config.Notify, k council.Options) *route.Router {
+func newRouter(o route.Options, n Notify, k council.Options) *route.Router {
 	var own []route.Rule
 	if r, ok := notifyRoute(n); ok {
 		own = append(own, r)

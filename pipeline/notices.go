@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/samhub/samhub/internal/config"
 	"github.com/samhub/samhub/pipeline/council"
 	"github.com/samhub/samhub/pipeline/letter"
 	"github.com/samhub/samhub/pipeline/retryq"
@@ -18,7 +17,7 @@ import (
 const notifySource = council.HubSource
 
 // notifyRoute is the implicit rule that carries notices to their destination.
-func notifyRoute(n config.Notify) (route.Rule, bool) {
+func notifyRoute(n Notify) (route.Rule, bool) {
 	if n.Destination == "" {
 		return route.Rule{}, false
 	}
@@ -27,7 +26,7 @@ func notifyRoute(n config.Notify) (route.Rule, bool) {
 }
 
 func (h *Hub) notifyOn(event string) bool {
-	n := h.cfg.Notify
+	n := h.opt.Notify
 	return n.Destination != "" && slices.Contains(n.On, event)
 }
 
@@ -41,7 +40,7 @@ func (h *Hub) noticeFor(l *letter.Letter) *letter.Letter {
 	if l.Kind == letter.KindNotification || l.Kind == letter.KindAcknowledgement || l.Source == notifySource {
 		return nil // the hub's own letters (notices, receipts) are no news
 	}
-	kinds := h.cfg.Notify.Kinds
+	kinds := h.opt.Notify.Kinds
 	if len(kinds) == 0 {
 		kinds = []string{string(letter.KindReferral)}
 	}
@@ -56,7 +55,7 @@ func (h *Hub) noticeFor(l *letter.Letter) *letter.Letter {
 
 // notifyParked tells the coordinator that a letter waits for them.
 func (h *Hub) notifyParked(ctx context.Context, d *destination, l *letter.Letter, f retryq.Failure) {
-	if !h.notifyOn("parked") || d.name == h.cfg.Notify.Destination || l.Kind == letter.KindNotification {
+	if !h.notifyOn("parked") || d.name == h.opt.Notify.Destination || l.Kind == letter.KindNotification {
 		return
 	}
 	h.sendNotice(ctx, "parked", l, d.name, "Et brev venter på koordinatoren i Samhubs kø ("+d.name+").", "A letter waits for the coordinator in Samhub's queue ("+d.name+"). Reason code: "+f.Code+".")
@@ -90,7 +89,7 @@ func (h *Hub) Notice(ctx context.Context, event, letterID, da, en string) error 
 // noticeLetter is a notice to the coordinator (and the case's contact
 // person) about letterID: its reference and a link, nothing more.
 func (h *Hub) noticeLetter(event, letterID, contact, dest, da, en string) *letter.Letter {
-	recipients := append([]string(nil), h.cfg.Notify.Recipients...)
+	recipients := append([]string(nil), h.opt.Notify.Recipients...)
 	if contact != "" && !slices.Contains(recipients, contact) {
 		recipients = append(recipients, contact)
 	}
@@ -100,8 +99,8 @@ func (h *Hub) noticeLetter(event, letterID, contact, dest, da, en string) *lette
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s\n%s\n\nReference: %s\n", da, en, letterID)
-	if h.cfg.Notify.ConsoleURL != "" {
-		fmt.Fprintf(&b, "%s/letters/%s\n", strings.TrimRight(h.cfg.Notify.ConsoleURL, "/"), letterID)
+	if h.opt.Notify.ConsoleURL != "" {
+		fmt.Fprintf(&b, "%s/letters/%s\n", strings.TrimRight(h.opt.Notify.ConsoleURL, "/"), letterID)
 	}
 	id := "notice:" + event + ":" + dest + ":" + letterID
 	// A notice is its own thread: it must not wait behind a failing letter.

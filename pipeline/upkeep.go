@@ -86,7 +86,7 @@ func (h *Hub) blobCollectorLoop(ctx context.Context) {
 		return
 	}
 	const lastKey = "hub.blob-collector-last"
-	every := h.cfg.Pipeline.BlobGCInterval
+	every := h.opt.Settings.BlobGCInterval
 	if every <= 0 {
 		every = time.Hour
 	}
@@ -102,7 +102,7 @@ func (h *Hub) blobCollectorLoop(ctx context.Context) {
 			if ctx.Err() != nil {
 				return nil
 			}
-			cutoff := h.now().Add(-h.cfg.Streams.LettersMaxAge - h.cfg.Streams.BlobsGrace)
+			cutoff := h.now().Add(-h.opt.Streams.LettersMaxAge - h.opt.Settings.BlobsGrace)
 			n, err := h.CollectBlobs(ctx, cutoff)
 			if err != nil {
 				h.log.Warn("blob collection failed; trying again next round", "err", err)

@@ -82,7 +82,9 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, mounts ...
 	a.Registry = reg
 	hctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	hub, err := pipeline.New(hctx, pipeline.Options{Config: cfg, Broker: b, Logger: log, Registry: reg, Holder: rep.ID})
+	ho := cfg.HubOptions()
+	ho.Broker, ho.Logger, ho.Registry, ho.Holder = b, log, reg, rep.ID
+	hub, err := pipeline.New(hctx, ho)
 	if err != nil {
 		b.Close()
 		sims.Close()

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"github.com/samhub/samhub/pipeline"
 	"github.com/samhub/samhub/pipeline/broker"
 	"github.com/samhub/samhub/pipeline/council"
 	"github.com/samhub/samhub/pipeline/route"
@@ -80,6 +81,35 @@ func (c *Config) CouncilOptions() council.Options {
 	}
 	for n, d := range c.Destinations {
 		o.Sectors[n] = d.Sector
+	}
+	return o
+}
+
+// HubOptions is the pipeline's settings from the whole file: the pipeline,
+// notifications, destinations, adapters, streams and council blocks and
+// the routing. The caller adds the broker, logger, registry and holder.
+// Sizes were checked by Validate; one that does not parse is 0 (the
+// pipeline's default).
+func (c *Config) HubOptions() pipeline.Options {
+	size := func(v string) int64 {
+		n, _ := ParseBytes(v)
+		return n
+	}
+	p, n := c.Pipeline, c.Notify
+	o := pipeline.Options{
+		Settings: pipeline.Settings{MaxAttempts: p.MaxAttempts, BackoffInitial: p.BackoffInitial, BackoffMax: p.BackoffMax, SinkTimeout: p.SinkTimeout,
+			MaxInFlight: p.MaxInFlight, AckWait: p.AckWait, ShutdownGrace: p.ShutdownGrace,
+			InlineMaxBytes: size(p.InlineMaxBytes), BlobMemory: size(p.BlobMemory), BlobGCInterval: p.BlobGCInterval, BlobsGrace: c.Streams.BlobsGrace},
+		Notify:       pipeline.Notify{Destination: n.Destination, Recipients: n.Recipients, On: n.On, Kinds: n.Kinds, ConsoleURL: n.ConsoleURL},
+		Destinations: make(map[string]pipeline.Destination, len(c.Destinations)),
+		Adapters:     c.Adapters, DataDir: c.DataDir,
+		Streams: c.Streams.Broker(), Replicas: c.NATS.Replicas,
+		Route:   RouteOptions(c.Routes, c.Destinations, c.Receivers),
+		Council: c.CouncilOptions(),
+	}
+	for name, d := range c.Destinations {
+		o.Destinations[name] = pipeline.Destination{Adapter: d.Adapter, Sector: d.Sector, MaxAttempts: d.MaxAttempts,
+			BackoffInitial: d.BackoffInitial, BackoffMax: d.BackoffMax, SinkTimeout: d.SinkTimeout}
 	}
 	return o
 }

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"testing"
+	"time"
 )
 
 // The broker gets the sizes and modes the file names, in its own terms.
@@ -78,5 +79,39 @@ func TestCouncilOptionsFromTheFile(t *testing.T) {
 	}
 	if len(o.Rejections) != 1 || o.Rejections[0].Name != "bup" || o.Rejections[0].Match.Sender[0] != "6071000016008" || o.Rejections[0].Words[0] != "afvis" {
 		t.Fatalf("rejections %+v", o.Rejections)
+	}
+}
+
+// Every setting the pipeline reads reaches it, sizes as byte counts.
+func TestHubOptionsFromTheFile(t *testing.T) {
+	c, err := Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.DataDir, c.NATS.Replicas = "/srv/samhub", 3
+	c.Pipeline.MaxAttempts, c.Pipeline.BackoffInitial, c.Pipeline.BackoffMax, c.Pipeline.SinkTimeout = 5, 2*time.Second, time.Minute, 10*time.Second
+	c.Pipeline.MaxInFlight, c.Pipeline.AckWait, c.Pipeline.ShutdownGrace = 64, 7*time.Second, 9*time.Second
+	c.Pipeline.InlineMaxBytes, c.Pipeline.BlobMemory, c.Pipeline.BlobGCInterval = "2MB", "16MB", 3*time.Hour
+	c.Streams.BlobsGrace = 5 * time.Hour
+	c.Adapters = map[string]map[string]any{"medcom": {"type": "medcom", "in_dir": "/in"}}
+	c.Destinations = map[string]Destination{"gp": {Adapter: "medcom", Sector: "gp", MaxAttempts: 2, BackoffInitial: time.Second, BackoffMax: 2 * time.Second, SinkTimeout: 3 * time.Second, Receiver: "5790000123456"}}
+	c.Notify = Notify{Destination: "notices", Recipients: []string{"k@x.example"}, On: []string{"parked"}, Kinds: []string{"referral"}, ConsoleURL: "https://x.example/console"}
+	c.Routes = []Route{{Name: "to-gp", To: []string{"gp"}}}
+	o := c.HubOptions()
+	s := o.Settings
+	if s.MaxAttempts != 5 || s.BackoffInitial != 2*time.Second || s.BackoffMax != time.Minute || s.SinkTimeout != 10*time.Second || s.MaxInFlight != 64 ||
+		s.AckWait != 7*time.Second || s.ShutdownGrace != 9*time.Second || s.InlineMaxBytes != 2<<20 || s.BlobMemory != 16<<20 ||
+		s.BlobGCInterval != 3*time.Hour || s.BlobsGrace != 5*time.Hour {
+		t.Fatalf("settings %+v from %+v", s, c.Pipeline)
+	}
+	if d := o.Destinations["gp"]; d.Adapter != "medcom" || d.Sector != "gp" || d.MaxAttempts != 2 || d.BackoffInitial != time.Second || d.BackoffMax != 2*time.Second || d.SinkTimeout != 3*time.Second {
+		t.Fatalf("destination %+v", d)
+	}
+	if n := o.Notify; n.Destination != "notices" || n.Recipients[0] != "k@x.example" || n.On[0] != "parked" || n.Kinds[0] != "referral" || n.ConsoleURL != "https://x.example/console" {
+		t.Fatalf("notify %+v", n)
+	}
+	if o.DataDir != "/srv/samhub" || o.Replicas != 3 || o.Adapters["medcom"]["in_dir"] != "/in" || o.Streams != c.Streams.Broker() ||
+		o.Route.Rules[0].Name != "to-gp" || o.Route.Destinations["gp"].Receiver != "5790000123456" || !o.Council.Enabled || o.Council.Replicas != 3 {
+		t.Fatalf("options %+v", o)
 	}
 }
