@@ -19,6 +19,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/samhub/samhub/internal/state"
 	"github.com/samhub/samhub/pipeline/letter"
 )
 
@@ -220,8 +221,10 @@ type StateStore interface {
 	Delete(ctx context.Context, key string) error
 }
 
+// The StateStore outcomes (package internal/state, which the broker's
+// implementation returns).
 var (
-	ErrNotFound = errors.New("state: key not found")
-	ErrExists   = errors.New("state: key exists")
-	ErrConflict = errors.New("state: revision conflict")
+	ErrNotFound = state.ErrNotFound
+	ErrExists   = state.ErrExists
+	ErrConflict = state.ErrConflict
 )

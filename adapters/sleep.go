@@ -3,18 +3,10 @@ package adapters
 import (
 	"context"
 	"time"
+
+	"github.com/samhub/samhub/internal/clock"
 )
 
-// Sleep waits d or until ctx ends, and reports whether the whole d passed.
-// Polling loops and back-offs use it so a stopping hub never waits out a
-// pause.
-func Sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
+// Sleep waits d or until ctx ends, and reports whether the whole d passed
+// (clock.Sleep, which the broker uses too).
+func Sleep(ctx context.Context, d time.Duration) bool { return clock.Sleep(ctx, d) }

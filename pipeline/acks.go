@@ -6,9 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/samhub/samhub/pipeline/broker"
 	"github.com/samhub/samhub/pipeline/journey"
 	"github.com/samhub/samhub/pipeline/letter"
 	"github.com/samhub/samhub/pipeline/retryq"
@@ -73,14 +70,10 @@ func (h *Hub) parkRefused(ctx context.Context, ack *letter.Letter, ackSeq uint64
 		h.log.Warn("a refusal names no letter this hub delivered through that adapter", "letter_id", ack.InReplyTo, "source", ack.Source)
 		return nil
 	}
-	raw, err := h.letters.GetLastMsgForSubject(ctx, broker.SubjLetters+".in.*."+broker.Token(ack.InReplyTo))
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
+	l, raw, err := h.stored.get(ctx, ack.InReplyTo)
+	if errors.Is(err, ErrUnknownLetter) {
 		return fmt.Errorf("the refused letter is no longer stored (past streams.letters_max_age)")
 	}
-	if err != nil {
-		return err
-	}
-	l, err := letter.Unmarshal(raw.Data)
 	if err != nil {
 		return err
 	}

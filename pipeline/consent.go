@@ -21,48 +21,69 @@ func consentKey(patientID string) string {
 	return "p." + broker.Token("patient:"+strings.ToUpper(strings.ReplaceAll(strings.TrimSpace(patientID), "-", "")))
 }
 
+// consents reads and records the coordinator's consent register (the
+// consent KV bucket). Destinations read it only for letters a rule needs
+// consent for.
+type consents struct {
+	kv jetstream.KeyValue
+}
+
 // RecordConsent stores the consent the coordinator recorded for a patient
 // (a withdrawal is a consent with WithdrawnAt set). Callers audit it.
 func (h *Hub) RecordConsent(ctx context.Context, patientID string, c letter.Consent) error {
-	b, err := json.Marshal(c)
-	if err != nil {
-		return err
-	}
-	_, err = h.consents.Put(ctx, consentKey(patientID), b)
-	return err
+	return h.consents.record(ctx, patientID, c)
 }
 
 // RecordedConsent returns the coordinator's record, or nil.
 func (h *Hub) RecordedConsent(ctx context.Context, patientID string) (*letter.Consent, error) {
+	return h.consents.recorded(ctx, patientID)
+}
+
+// ConsentHistory returns the recorded consents of a patient, oldest first
+// (the last is the one in force). Callers audit the read.
+func (h *Hub) ConsentHistory(ctx context.Context, patientID string) ([]ConsentRecord, error) {
+	return h.consents.history(ctx, patientID)
+}
+
+func (c *consents) record(ctx context.Context, patientID string, rec letter.Consent) error {
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	_, err = c.kv.Put(ctx, consentKey(patientID), b)
+	return err
+}
+
+func (c *consents) recorded(ctx context.Context, patientID string) (*letter.Consent, error) {
 	if patientID == "" {
 		return nil, nil
 	}
-	return h.consentAt(ctx, consentKey(patientID))
+	return c.at(ctx, consentKey(patientID))
 }
 
-// recordedConsentByToken is RecordedConsent for a patient token
-// (retryq.PatientToken, the same hash consentKey uses), for the council's
-// register, which keeps tokens only.
-func (h *Hub) recordedConsentByToken(ctx context.Context, token string) (*letter.Consent, error) {
+// byToken is recorded for a patient token (retryq.PatientToken, the same
+// hash consentKey uses), for the council's register, which keeps tokens
+// only.
+func (c *consents) byToken(ctx context.Context, token string) (*letter.Consent, error) {
 	if token == "" {
 		return nil, nil
 	}
-	return h.consentAt(ctx, "p."+token)
+	return c.at(ctx, "p."+token)
 }
 
-func (h *Hub) consentAt(ctx context.Context, key string) (*letter.Consent, error) {
-	e, err := h.consents.Get(ctx, key)
+func (c *consents) at(ctx context.Context, key string) (*letter.Consent, error) {
+	e, err := c.kv.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	var c letter.Consent
-	if err := json.Unmarshal(e.Value(), &c); err != nil {
+	var rec letter.Consent
+	if err := json.Unmarshal(e.Value(), &rec); err != nil {
 		return nil, err
 	}
-	return &c, nil
+	return &rec, nil
 }
 
 // ConsentRecord is one recorded statement of a patient's consent, as the
@@ -73,10 +94,8 @@ type ConsentRecord struct {
 	Revision uint64         `json:"revision"`
 }
 
-// ConsentHistory returns the recorded consents of a patient, oldest first
-// (the last is the one in force). Callers audit the read.
-func (h *Hub) ConsentHistory(ctx context.Context, patientID string) ([]ConsentRecord, error) {
-	es, err := h.consents.History(ctx, consentKey(patientID))
+func (c *consents) history(ctx context.Context, patientID string) ([]ConsentRecord, error) {
+	es, err := c.kv.History(ctx, consentKey(patientID))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, nil
 	}
@@ -88,19 +107,19 @@ func (h *Hub) ConsentHistory(ctx context.Context, patientID string) ([]ConsentRe
 		if e.Operation() != jetstream.KeyValuePut {
 			continue
 		}
-		var c letter.Consent
-		if err := json.Unmarshal(e.Value(), &c); err != nil {
+		var rec letter.Consent
+		if err := json.Unmarshal(e.Value(), &rec); err != nil {
 			continue
 		}
-		out = append(out, ConsentRecord{Consent: c, Recorded: e.Created(), Revision: e.Revision()})
+		out = append(out, ConsentRecord{Consent: rec, Recorded: e.Created(), Revision: e.Revision()})
 	}
 	return out, nil
 }
 
-// effectiveConsent is the coordinator's record when there is one (it is the
+// effective is the coordinator's record when there is one (it is the
 // newer, checked statement and carries withdrawals), else the letter's own.
-func (h *Hub) effectiveConsent(ctx context.Context, l *letter.Letter) (*letter.Consent, error) {
-	rec, err := h.RecordedConsent(ctx, l.Patient.Identifier())
+func (c *consents) effective(ctx context.Context, l *letter.Letter) (*letter.Consent, error) {
+	rec, err := c.recorded(ctx, l.Patient.Identifier())
 	if err != nil {
 		return nil, err
 	}

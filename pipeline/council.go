@@ -12,7 +12,7 @@ import (
 // false), with what it needs of the hub.
 func (h *Hub) newCouncil(ctx context.Context) (*council.Council, error) {
 	return council.New(ctx, council.Deps{
-		JS: h.js, Config: h.cfg, Log: h.log, Registry: h.reg, Now: h.now, Holder: h.holder, Audit: h.audit,
+		JS: h.js, Options: h.opt.Council, Log: h.log, Registry: h.reg, Now: h.now, Holder: h.holder, Audit: h.audit,
 		StoredLetter: func(ctx context.Context, id string) (*letter.Letter, error) {
 			l, _, err := h.StoredLetter(ctx, id)
 			if errors.Is(err, ErrUnknownLetter) {
@@ -21,7 +21,7 @@ func (h *Hub) newCouncil(ctx context.Context) (*council.Council, error) {
 			return l, err
 		},
 		Trace:    h.journey.Trace,
-		Consent:  h.recordedConsentByToken,
+		Consent:  h.consents.byToken,
 		Publish:  h.Publisher(notifySource).Publish,
 		Notice:   h.Notice,
 		NoticeOn: h.notifyOn,

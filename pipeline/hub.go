@@ -1,14 +1,29 @@
-// Package pipeline runs Samhub's letter flow on NATS JetStream: sources store
-// letters on one stream; each destination reads it through its own durable
-// consumer (a Watermill router handler), applies the routing rules and
-// consent for itself, delivers with retry and backoff, and parks what keeps
-// failing in the retry queue. Every step lands in the letter's journey.
+// Package pipeline runs Samhub's letter flow on NATS JetStream. Its parts,
+// in the order a letter meets them:
+//
+//   - intake (ingest.go): the sources' Publisher; stores each letter once
+//     on the letter stream, then afterstore.go and acks.go do what follows
+//     from a stored letter (the source's recipient status, a receiver's
+//     acknowledgement).
+//   - destinations (destination.go): one per sink, each reading the letter
+//     stream through its own durable consumer (a Watermill router handler
+//     over jspubsub); per letter it decides (route, consent, thread hold),
+//     addresses, delivers with retry and backoff, and parks what keeps
+//     failing in the retry queue. holds.go and release.go keep a thread's
+//     later letters behind a parked one; status.go tells the source what
+//     became of each recipient; notices.go renders the coordinator's
+//     notices at the notification destination.
+//   - operations (operations.go, bulkreplay.go, rejected.go): find, trace,
+//     replay, discard, release, for the API and the console; each audited.
+//   - readers: stored.go (letters by id), consent.go (the consent
+//     register), steps.go (the journey, package journey).
+//
+// hub.go wires them; upkeep.go keeps gauges and collects blobs.
 package pipeline
 
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -22,12 +37,10 @@ import (
 	wmetrics "github.com/ThreeDotsLabs/watermill/components/metrics"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/samhub/samhub/adapters"
-	"github.com/samhub/samhub/internal/config"
 	"github.com/samhub/samhub/internal/logging"
 	"github.com/samhub/samhub/pipeline/audit"
 	"github.com/samhub/samhub/pipeline/blobs"
@@ -40,19 +53,9 @@ import (
 	"github.com/samhub/samhub/pipeline/route"
 )
 
-// Options wire a Hub.
-type Options struct {
-	Config   *config.Config
-	Broker   *broker.Broker
-	Logger   *slog.Logger
-	Registry prometheus.Registerer
-	Holder   string // this replica's name, for leases; default host name + pid
-	Now      func() time.Time
-}
-
 // Hub is one running replica of the pipeline.
 type Hub struct {
-	cfg      *config.Config
+	opt      Options
 	b        *broker.Broker
 	js       jetstream.JetStream
 	log      *slog.Logger
@@ -62,7 +65,8 @@ type Hub struct {
 	holder   string
 	secret   []byte
 	letters  jetstream.Stream
-	consents jetstream.KeyValue
+	stored   *storedLetters
+	consents *consents
 
 	journey *journey.Recorder
 	queue   *retryq.Queue
@@ -96,7 +100,6 @@ type Hub struct {
 // New provisions streams, builds every configured adapter and prepares the
 // router; nothing flows until Run.
 func New(ctx context.Context, o Options) (*Hub, error) {
-	c := o.Config
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -110,25 +113,27 @@ func New(ctx context.Context, o Options) (*Hub, error) {
 	if o.Registry == nil {
 		o.Registry = prometheus.NewRegistry()
 	}
-	h := &Hub{cfg: c, b: o.Broker, js: o.Broker.JS, log: o.Logger, reg: o.Registry, now: o.Now, holder: o.Holder,
+	h := &Hub{opt: o, b: o.Broker, js: o.Broker.JS, log: o.Logger, reg: o.Registry, now: o.Now, holder: o.Holder,
 		journey: journey.New(o.Broker.JS), queue: retryq.New(o.Broker.JS), audit: audit.New(o.Broker.JS),
-		router: newRouter(c), sources: map[string]adapters.Source{}, reporters: map[string]adapters.StatusReporter{}, dests: map[string]*destination{},
+		router: newRouter(o.Route, o.Notify, o.Council), sources: map[string]adapters.Source{}, reporters: map[string]adapters.StatusReporter{}, dests: map[string]*destination{},
 		subs: map[string]*jspubsub.Subscriber{}, all: map[string]any{}, routerDone: make(chan struct{})}
 	h.stopping, h.stop = context.WithCancel(context.Background())
 	h.m = newMetrics(o.Registry)
 	// Writes refused before the embedded store was restarted after a fault
 	// (a full disk) say nothing about the restarted one.
 	o.Broker.OnStoreRestart(func() { h.writes.observe(nil) })
-	if err := broker.Provision(ctx, h.js, c.Streams, c.NATS.Replicas); err != nil {
+	if err := broker.Provision(ctx, h.js, o.Streams, o.Replicas); err != nil {
 		return nil, err
 	}
 	var err error
 	if h.letters, err = h.js.Stream(ctx, broker.StreamLetters); err != nil {
 		return nil, err
 	}
-	if h.consents, err = h.js.KeyValue(ctx, broker.BucketConsent); err != nil {
+	consentKV, err := h.js.KeyValue(ctx, broker.BucketConsent)
+	if err != nil {
 		return nil, err
 	}
+	h.consents = &consents{kv: consentKV}
 	if h.secret, err = loadSecret(ctx, h.js); err != nil {
 		return nil, err
 	}
@@ -143,16 +148,14 @@ func New(ctx context.Context, o Options) (*Hub, error) {
 	}
 	// A reused blob is re-dated well inside the collector's grace (see
 	// blobs.Store.Collect).
-	touch := min(blobs.DefaultTouchAfter, c.Streams.BlobsGrace/2)
+	touch := min(blobs.DefaultTouchAfter, o.Settings.BlobsGrace/2)
 	if h.blobs, err = blobs.New(ctx, h.js, blobs.Options{Registerer: o.Registry, TouchAfter: touch}); err != nil {
 		return nil, err
 	}
-	inlineMax, _ := config.ParseBytes(c.Pipeline.InlineMaxBytes)
-	blobMemory, _ := config.ParseBytes(c.Pipeline.BlobMemory) // checked by config.Validate
-	blobs.SetTransferMemory(blobMemory)
-	msgMax, _ := config.ParseBytes(c.Streams.MaxMsgSize)
-	h.inlineMax, h.msgMax = int(inlineMax), int(msgMax)
-	if h.inlineMax <= 0 { // a configuration not made by config.Load
+	h.stored = &storedLetters{stream: h.letters, blobs: h.blobs}
+	blobs.SetTransferMemory(o.Settings.BlobMemory)
+	h.inlineMax, h.msgMax = int(o.Settings.InlineMaxBytes), int(o.Streams.MaxMsgSize)
+	if h.inlineMax <= 0 { // settings not made from a loaded configuration
 		h.inlineMax = 1 << 20
 	}
 	if h.msgMax <= 0 {
@@ -178,29 +181,29 @@ func New(ctx context.Context, o Options) (*Hub, error) {
 }
 
 func (h *Hub) buildAdapters(ctx context.Context) error {
-	names := make([]string, 0, len(h.cfg.Adapters))
-	for n := range h.cfg.Adapters {
+	names := make([]string, 0, len(h.opt.Adapters))
+	for n := range h.opt.Adapters {
 		names = append(names, n)
 	}
 	sort.Strings(names)
 	var errs []error
 	for _, name := range names {
 		block := map[string]any{}
-		for k, v := range h.cfg.Adapters[name] {
+		for k, v := range h.opt.Adapters[name] {
 			if k != "type" {
 				block[k] = v
 			}
 		}
-		typ, _ := h.cfg.Adapters[name]["type"].(string)
+		typ, _ := h.opt.Adapters[name]["type"].(string)
 		state, err := broker.NewStateStore(ctx, h.js, name)
 		if err != nil {
 			return err
 		}
-		dir := filepath.Join(h.cfg.DataDir, "adapters", name)
+		dir := filepath.Join(h.opt.DataDir, "adapters", name)
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return fmt.Errorf("adapters.%s: data dir: %w", name, err)
 		}
-		inst, err := adapters.Build(typ, adapters.Deps{Name: name, Logger: h.log.With("adapter", name), DataDir: dir, State: state, Metrics: h.reg, Now: h.now, Letters: storedLetters{h}}, block)
+		inst, err := adapters.Build(typ, adapters.Deps{Name: name, Logger: h.log.With("adapter", name), DataDir: dir, State: state, Metrics: h.reg, Now: h.now, Letters: checkpoints{h}}, block)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -213,43 +216,27 @@ func (h *Hub) buildAdapters(ctx context.Context) error {
 			}
 		}
 	}
-	for name, dc := range h.cfg.Destinations {
+	for name, dc := range h.opt.Destinations {
 		sink, ok := h.all[dc.Adapter].(adapters.Sink)
 		if !ok {
 			if _, built := h.all[dc.Adapter]; built {
-				errs = append(errs, &config.Error{Key: "destinations." + name + ".adapter", Msg: fmt.Sprintf("adapter %q cannot deliver letters (it is not a sink)", dc.Adapter)})
+				errs = append(errs, fmt.Errorf("destinations.%s.adapter: adapter %q cannot deliver letters (it is not a sink)", name, dc.Adapter))
 			}
 			continue
 		}
-		d := &destination{name: name, sink: sink, cfg: dc, maxAttempts: h.cfg.Pipeline.MaxAttempts, backoffMin: h.cfg.Pipeline.BackoffInitial, backoffMax: h.cfg.Pipeline.BackoffMax, timeout: h.cfg.Pipeline.SinkTimeout}
-		if dc.MaxAttempts > 0 {
-			d.maxAttempts = dc.MaxAttempts
-		}
-		if dc.BackoffInitial > 0 {
-			d.backoffMin = dc.BackoffInitial
-		}
-		if dc.BackoffMax > 0 {
-			d.backoffMax = dc.BackoffMax
-		}
-		if dc.SinkTimeout > 0 {
-			d.timeout = dc.SinkTimeout
-		}
-		h.dests[name] = d
+		h.dests[name] = newDestination(name, sink, dc, h.opt.Settings)
 	}
 	return errors.Join(errs...)
 }
 
-// ConsumerName is the durable consumer a destination reads through.
-func ConsumerName(dest string) string { return "dest-" + dest }
-
 func (h *Hub) buildRouter(ctx context.Context) error {
 	wlog := watermill.NewSlogLoggerWithLevelMapping(h.log.With("component", "router"), map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
-	r, err := message.NewRouter(message.RouterConfig{CloseTimeout: h.cfg.Pipeline.ShutdownGrace}, wlog)
+	r, err := message.NewRouter(message.RouterConfig{CloseTimeout: h.opt.Settings.ShutdownGrace}, wlog)
 	if err != nil {
 		return err
 	}
 	r.AddMiddleware(middleware.Recoverer)
-	h.decoded = newDecoded(len(h.dests), h.cfg.Pipeline.MaxInFlight)
+	h.decoded = newDecoded(len(h.dests), h.opt.Settings.MaxInFlight)
 	wmetrics.NewPrometheusMetricsBuilder(h.reg, "samhub", "router").AddPrometheusRouterMetrics(r)
 	for name, d := range h.dests {
 		if err := h.ensureConsumer(ctx, d); err != nil {
@@ -258,8 +245,8 @@ func (h *Hub) buildRouter(ctx context.Context) error {
 		sub, err := jspubsub.NewSubscriber(h.js, jspubsub.SubscriberConfig{
 			Consumer:     func(string) (string, string) { return broker.StreamLetters, ConsumerName(name) },
 			OrderKey:     func(m *message.Message) string { return m.Metadata.Get(HdrThread) },
-			MaxInFlight:  h.cfg.Pipeline.MaxInFlight,
-			CloseTimeout: h.cfg.Pipeline.ShutdownGrace,
+			MaxInFlight:  h.opt.Settings.MaxInFlight,
+			CloseTimeout: h.opt.Settings.ShutdownGrace,
 		}, wlog)
 		if err != nil {
 			return err
@@ -268,43 +255,6 @@ func (h *Hub) buildRouter(ctx context.Context) error {
 		r.AddConsumerHandler("deliver-"+name, name, sub, h.handler(d))
 	}
 	h.wm = r
-	return nil
-}
-
-// ensureConsumer creates the destination's durable consumer, or updates the
-// settings that may change in place. A new destination starts with letters
-// that arrive from now on; an existing one keeps its position.
-func (h *Hub) ensureConsumer(ctx context.Context, d *destination) error {
-	// Short: the subscriber sends InProgress while a letter is held, so a
-	// slow sink call never times out, and after a crash letters come back
-	// within this time.
-	ackWait := h.cfg.Pipeline.AckWait
-	cfg := jetstream.ConsumerConfig{
-		Durable:        ConsumerName(d.name),
-		Description:    "Samhub destination " + d.name,
-		FilterSubjects: []string{broker.SubjLetters + ".in.>", broker.SubjLetters + ".replay." + d.name + ".>"},
-		AckPolicy:      jetstream.AckExplicitPolicy,
-		AckWait:        ackWait,
-		MaxAckPending:  h.cfg.Pipeline.MaxInFlight,
-		MaxDeliver:     -1, // the hub parks by itself; JetStream's limit would drop silently
-		DeliverPolicy:  jetstream.DeliverNewPolicy,
-		Replicas:       h.cfg.NATS.Replicas,
-	}
-	existing, err := h.js.Consumer(ctx, broker.StreamLetters, cfg.Durable)
-	if err == nil {
-		cur := existing.CachedInfo().Config
-		cur.FilterSubjects, cur.AckWait, cur.MaxAckPending, cur.MaxDeliver, cur.Description = cfg.FilterSubjects, cfg.AckWait, cfg.MaxAckPending, cfg.MaxDeliver, cfg.Description
-		cur.FilterSubject = ""
-		_, err = h.js.UpdateConsumer(ctx, broker.StreamLetters, cur)
-		return err
-	}
-	if !errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return err
-	}
-	_, err = h.js.CreateConsumer(ctx, broker.StreamLetters, cfg)
-	if err != nil {
-		return fmt.Errorf("consumer for destination %s: %w", d.name, err)
-	}
 	return nil
 }
 
@@ -396,167 +346,6 @@ func (h *Hub) Ready(ctx context.Context) error {
 	return h.writes.check()
 }
 
-func (h *Hub) gaugeLoop(ctx context.Context) {
-	t := time.NewTicker(5 * time.Second)
-	defer t.Stop()
-	for {
-		h.updateGauges(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
-func (h *Hub) updateGauges(ctx context.Context) {
-	c, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
-	if h.b.Conn.IsConnected() {
-		h.m.natsConnected.Set(1)
-	} else {
-		h.m.natsConnected.Set(0)
-	}
-	if h.Ready(c) == nil {
-		h.m.jsReady.Set(1)
-	} else {
-		h.m.jsReady.Set(0)
-		return
-	}
-	for name := range h.dests {
-		if ci, err := h.js.Consumer(c, broker.StreamLetters, ConsumerName(name)); err == nil {
-			if info, err := ci.Info(c); err == nil {
-				h.m.pending.WithLabelValues(name).Set(float64(info.NumPending + uint64(info.NumAckPending)))
-			}
-		}
-		h.m.held.WithLabelValues(name).Set(float64(len(h.subs[name].Held())))
-	}
-	// A failed count leaves the last figures rather than showing an empty queue.
-	if stats, err := h.queue.Stats(c); err == nil {
-		for name := range h.dests {
-			h.m.parkedNow.WithLabelValues(name).Set(0)
-			h.m.parkedOldest.WithLabelValues(name).Set(0)
-		}
-		for _, s := range stats {
-			h.m.parkedNow.WithLabelValues(s.Destination).Set(float64(s.Count))
-			if !s.Oldest.IsZero() {
-				h.m.parkedOldest.WithLabelValues(s.Destination).Set(h.now().Sub(s.Oldest).Seconds())
-			}
-		}
-	}
-	h.blobs.UpdateGauge(c)
-	for _, st := range []string{broker.StreamLetters, broker.StreamParked, broker.StreamJourney, broker.StreamAudit} {
-		if s, err := h.js.Stream(c, st); err == nil {
-			if info, err := s.Info(c); err == nil {
-				h.m.storeBytes.WithLabelValues(st).Set(float64(info.State.Bytes))
-			}
-		}
-	}
-}
-
-// blobCollectorLoop deletes, on the one replica holding the lease, the
-// blobs no letter can name any more, every pipeline.blob_gc_interval (an
-// hour by default). The time of the last run is kept in the state bucket,
-// so restarts and a lease moving between replicas do not run it more often.
-func (h *Hub) blobCollectorLoop(ctx context.Context) {
-	kv, err := h.js.KeyValue(ctx, broker.BucketState)
-	if err != nil {
-		h.log.Error("blob collector not started", "err", err)
-		return
-	}
-	const lastKey = "hub.blob-collector-last"
-	every := h.cfg.Pipeline.BlobGCInterval
-	if every <= 0 {
-		every = time.Hour
-	}
-	_ = broker.RunLeased(ctx, h.js, "blob-collector", h.holder, h.log, func(ctx context.Context) error {
-		for {
-			wait := time.Duration(0)
-			if e, err := kv.Get(ctx, lastKey); err == nil {
-				if last, err := time.Parse(time.RFC3339Nano, string(e.Value())); err == nil {
-					wait = time.Until(last.Add(every))
-				}
-			}
-			adapters.Sleep(ctx, wait)
-			if ctx.Err() != nil {
-				return nil
-			}
-			cutoff := h.now().Add(-h.cfg.Streams.LettersMaxAge - h.cfg.Streams.BlobsGrace)
-			n, err := h.CollectBlobs(ctx, cutoff)
-			if err != nil {
-				h.log.Warn("blob collection failed; trying again next round", "err", err)
-			} else {
-				h.log.Info("blobs collected", "deleted", n)
-			}
-			if _, err := kv.Put(ctx, lastKey, []byte(h.now().UTC().Format(time.RFC3339Nano))); err != nil && ctx.Err() == nil {
-				h.log.Warn("blob collector: last run not recorded", "err", err)
-				adapters.Sleep(ctx, every)
-			}
-		}
-	})
-}
-
-// CollectBlobs deletes the blobs dated before cutoff that no parked letter
-// names (letters on the letter stream name only blobs dated after
-// now − letters_max_age − blobs_grace, see blobs.Store.Collect), and
-// returns how many it deleted. The hub calls it from its collector loop;
-// operators and tests may call it directly.
-func (h *Hub) CollectBlobs(ctx context.Context, cutoff time.Time) (int, error) {
-	keep, err := h.parkedBlobs(ctx)
-	if err != nil {
-		return 0, err
-	}
-	return h.blobs.Collect(ctx, cutoff, keep)
-}
-
-// parkedHeader is retryq's entry header (retryq keeps its name private);
-// only the blob names are read from it.
-const parkedHeader = "Samhub-Parked"
-
-// parkedBlobs reads the blob names of every parked entry, from headers
-// only. Unlike broker.Scan it fails unless it saw every entry present: a
-// missed entry would let its blobs be deleted.
-func (h *Hub) parkedBlobs(ctx context.Context) (map[string]bool, error) {
-	cons, err := h.js.OrderedConsumer(ctx, broker.StreamParked, jetstream.OrderedConsumerConfig{FilterSubjects: broker.ParkedFilter(""), HeadersOnly: true})
-	if err != nil {
-		return nil, err
-	}
-	keep := map[string]bool{}
-	for {
-		batch, err := cons.Fetch(512, jetstream.FetchMaxWait(2*time.Second))
-		if err != nil {
-			return nil, err
-		}
-		got := 0
-		for m := range batch.Messages() {
-			got++
-			var e struct {
-				Blobs []string `json:"blobs"`
-			}
-			if err := json.Unmarshal([]byte(m.Headers().Get(parkedHeader)), &e); err != nil {
-				return nil, fmt.Errorf("parked entry without a readable header: %w", err)
-			}
-			for _, b := range e.Blobs {
-				keep[b] = true
-			}
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
-			return nil, err
-		}
-		if got > 0 {
-			continue
-		}
-		info, err := cons.Info(ctx)
-		if err != nil {
-			return nil, err
-		}
-		if info.NumPending > 0 {
-			return nil, errors.New("the retry queue could not be read to its end")
-		}
-		return keep, nil
-	}
-}
-
 // loadSecret returns the hub's pseudonymisation key, made once and kept in
 // the state bucket so every replica and restart derives the same pseudonyms.
 func loadSecret(ctx context.Context, js jetstream.JetStream) ([]byte, error) {
@@ -587,15 +376,18 @@ func threadToken(l *letter.Letter) string { return broker.Token(l.Thread()) }
 // leaves GLN numbers and MedCom letter ids, which contain long digit runs.
 func scrubText(s string) string { return logging.Redact(s) }
 
-func newRouter(c *config.Config) *route.Router {
-	routes := c.Routes
-	if r, ok := council.ReceiptRoute(c.Council); ok {
-		routes = append([]config.Route{r}, routes...)
+// newRouter routes by o, with the hub's own rules in front: notices to
+// their destination, then the council's receipts.
+func newRouter(o route.Options, n Notify, k council.Options) *route.Router {
+	var own []route.Rule
+	if r, ok := notifyRoute(n); ok {
+		own = append(own, r)
 	}
-	if r, ok := notifyRoute(c.Notify); ok {
-		routes = append([]config.Route{r}, routes...)
+	if r, ok := council.ReceiptRoute(k); ok {
+		own = append(own, r)
 	}
-	return route.New(routes, c.Destinations, c.Receivers)
+	o.Rules = append(own, o.Rules...)
+	return route.New(o)
 }
 
 func (h *Hub) sourceNames() []string {

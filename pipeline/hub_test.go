@@ -16,6 +16,7 @@ import (
 	"github.com/samhub/samhub/internal/config"
 	"github.com/samhub/samhub/pipeline"
 	"github.com/samhub/samhub/pipeline/broker"
+	"github.com/samhub/samhub/pipeline/broker/brokertest"
 	"github.com/samhub/samhub/pipeline/journey"
 	"github.com/samhub/samhub/pipeline/letter"
 	"github.com/samhub/samhub/pipeline/retryq"
@@ -225,11 +226,17 @@ func (e *env) start() {
 		w = os.Stderr
 	}
 	log := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	b, err := broker.Open(context.Background(), e.cfg.NATS, log)
+	bo, err := e.cfg.NATS.Broker()
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	hub, err := pipeline.New(context.Background(), pipeline.Options{Config: e.cfg, Broker: b, Logger: log})
+	b, err := broker.Open(context.Background(), bo, log)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	o := e.cfg.HubOptions()
+	o.Broker, o.Logger = b, log
+	hub, err := pipeline.New(context.Background(), o)
 	if err != nil {
 		b.Close()
 		e.t.Fatal(err)
@@ -512,5 +519,22 @@ func TestFindLettersByThreadAndPatient(t *testing.T) {
 	got, _ = e.hub.FindLetters(ctx, pipeline.Query{PatientID: "2512489996"})
 	if len(got) != 0 {
 		t.Fatalf("unknown patient found letters: %+v", got)
+	}
+}
+
+// The hub takes plain options, no configuration file; a destination whose
+// adapter cannot deliver is refused naming the configuration key.
+func TestDestinationWhoseAdapterIsNoSinkNamesItsKey(t *testing.T) {
+	b := brokertest.Open(t)
+	regMu.Lock()
+	feeds["nosink-feed"] = &feed{ch: make(chan *letter.Letter, 1)}
+	regMu.Unlock()
+	_, err := pipeline.New(context.Background(), pipeline.Options{Broker: b, Logger: slog.New(slog.DiscardHandler), DataDir: t.TempDir(),
+		Streams: brokertest.Streams(), Settings: pipeline.Settings{MaxInFlight: 8, BlobsGrace: time.Hour},
+		Adapters:     map[string]map[string]any{"nosink-feed": {"type": "test-feed"}},
+		Destinations: map[string]pipeline.Destination{"casefile": {Adapter: "nosink-feed", Sector: "municipality"}}})
+	want := `destinations.casefile.adapter: adapter "nosink-feed" cannot deliver letters (it is not a sink)`
+	if err == nil || err.Error() != want {
+		t.Fatalf("New gave %v, want %s", err, want)
 	}
 }

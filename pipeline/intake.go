@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"strings"
 	"sync/atomic"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -399,10 +398,10 @@ func (h *Hub) storedAt(ctx context.Context, subj string) (seq uint64, checkpoint
 	return raw.Sequence, checkpoint, true, nil
 }
 
-// storedLetters is the adapters.StoredLetters the hub hands adapters.
-type storedLetters struct{ h *Hub }
+// checkpoints is the adapters.StoredLetters the hub hands adapters.
+type checkpoints struct{ h *Hub }
 
-func (s storedLetters) Checkpoint(ctx context.Context, source, letterID string) ([]byte, error) {
+func (s checkpoints) Checkpoint(ctx context.Context, source, letterID string) ([]byte, error) {
 	_, cp, found, err := s.h.storedAt(ctx, broker.InSubject(source, letterID))
 	if err == nil && !found {
 		err = adapters.ErrNotFound
@@ -482,12 +481,4 @@ func refusedAsTooLarge(err error) bool {
 		return strings.Contains(strings.ToLower(api.Description), "too large")
 	}
 	return false
-}
-
-func (h *Hub) recordStep(ctx context.Context, ev journey.Event) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	if err := h.journey.Record(ctx, ev); err != nil {
-		h.log.Warn("journey step not recorded", "step", ev.Step, "letter_id", ev.LetterID, "err", err)
-	}
 }

@@ -114,7 +114,7 @@ func (h *harness) Put(t testing.TB, n int) {
 func (h *harness) Item(l *letter.Letter) (int, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	n, ok := h.docs[l.Meta["casesys.documentId"]]
+	n, ok := h.docs[l.SourceDocumentID]
 	return n, ok && strings.HasPrefix(l.ID, "casesys:")
 }
 

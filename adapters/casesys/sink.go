@@ -29,9 +29,9 @@ import (
 // rendering and any attachments) and a journal note. RemoteID is the
 // document id; Existing is true when the document was there already.
 func (a *Adapter) Deliver(ctx context.Context, l *letter.Letter) (adapters.Delivery, error) {
-	if l.Source == a.name && l.Meta["casesys.documentId"] != "" {
+	if l.Source == a.name && l.SourceDocumentID != "" {
 		// The letter came from this case system's outbox: its document is there.
-		return adapters.Delivery{RemoteID: l.Meta["casesys.documentId"], Existing: true}, nil
+		return adapters.Delivery{RemoteID: l.SourceDocumentID, Existing: true}, nil
 	}
 	if normaliseID(l.Patient.Identifier()) == "" {
 		return adapters.Delivery{}, adapters.Permanent("no_patient", "the letter names no child (no CPR or replacement id), so no case can be found", nil)

@@ -227,12 +227,14 @@ func (a *Adapter) outboxLetter(ctx context.Context, it *outboxItem, cases map[st
 		Text:     it.Text,
 		Patient:  patient(cs),
 		Consent:  consent(cs.Consent),
-		Meta:     map[string]string{"casesys.caseId": it.CaseID, "casesys.documentId": it.DocumentID},
+		// The sink recognises its own document by it (sink.go).
+		SourceDocumentID: it.DocumentID,
+		Meta:             map[string]string{MetaCaseID: it.CaseID},
 	}
 	if cs.ContactPerson != nil && cs.ContactPerson.Email != "" {
 		// The hub's notices ("answered", "parked") also reach the case's
-		// contact person (pipeline/notify.go reads this key).
-		l.Meta["contactEmail"] = cs.ContactPerson.Email
+		// contact person.
+		l.ContactEmail = cs.ContactPerson.Email
 	}
 	ref := it.Referral
 	if ref == nil {

@@ -178,8 +178,12 @@ func TestOutboxBecomesLettersExactlyOnceAcrossRestart(t *testing.T) {
 	if l.Sender.Role != "municipality" || l.Sender.Email != "raadgiver.test@kommune.example" {
 		t.Errorf("sender = %+v", l.Sender)
 	}
-	if l.Meta["casesys.caseId"] != c.ID || l.Text != "Samrådet anbefaler et forløb hos PPR." {
+	if l.Meta[MetaCaseID] != c.ID || l.Text != "Samrådet anbefaler et forløb hos PPR." {
 		t.Errorf("meta %v text %q", l.Meta, l.Text)
+	}
+	// The hub's notices reach the contact person; the sink knows its own document.
+	if l.ContactEmail != "raadgiver.test@kommune.example" || l.SourceDocumentID == "" || l.ID != "casesys:"+l.Source+":"+l.SourceDocumentID {
+		t.Errorf("contact %q, document %q (letter %s)", l.ContactEmail, l.SourceDocumentID, l.ID)
 	}
 	l2 := pub.letters[1]
 	if l2.Kind != letter.KindReply || len(l2.Receivers) != 1 || l2.Receivers[0].Role != "region" || string(l2.Original.Data) != "Kort svar." {

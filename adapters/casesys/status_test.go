@@ -41,7 +41,7 @@ func published(t *testing.T, a *Adapter, doc casesyssim.Document) *letter.Letter
 		t.Fatal(err)
 	}
 	for _, l := range pub.letters {
-		if l.Meta["casesys.documentId"] == doc.ID {
+		if l.SourceDocumentID == doc.ID {
 			return l
 		}
 	}

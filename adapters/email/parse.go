@@ -217,10 +217,10 @@ func parse(source string, in input, received time.Time, kindFor func(from, subje
 		l.Kind = letter.KindNote
 	}
 	if msgID != "" {
-		l.Meta["message-id"] = msgID
+		l.Meta[MetaMessageID] = msgID
 	}
 	if irt, err := h.MsgIDList("In-Reply-To"); err == nil && len(irt) > 0 {
-		l.Meta["in-reply-to"] = irt[0]
+		l.Meta[MetaInReplyTo] = irt[0]
 	}
 	if d, err := h.Date(); err == nil {
 		l.Sent = d

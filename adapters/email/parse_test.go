@@ -57,7 +57,7 @@ func TestParseDanishWithAttachment(t *testing.T) {
 	if string(l.Original.Data) != string(raw) || l.Original.ContentType != "message/rfc822" || l.Original.SHA256 != letter.Digest(raw) {
 		t.Errorf("original not kept byte for byte")
 	}
-	if l.Meta["message-id"] != "henv-0001@example.dk" {
+	if l.Meta[MetaMessageID] != "henv-0001@example.dk" {
 		t.Errorf("meta = %v", l.Meta)
 	}
 	if want := time.Date(2025, 6, 2, 7, 15, 0, 0, time.UTC); !l.Sent.Equal(want) {
@@ -94,8 +94,8 @@ func TestParseHTMLLatin1(t *testing.T) {
 			t.Errorf("text %q keeps %q", l.Text, bad)
 		}
 	}
-	if l.Meta["in-reply-to"] != "abc123@kommune.example.dk" {
-		t.Errorf("in-reply-to = %q", l.Meta["in-reply-to"])
+	if l.Meta[MetaInReplyTo] != "abc123@kommune.example.dk" {
+		t.Errorf("in-reply-to = %q", l.Meta[MetaInReplyTo])
 	}
 }
 

@@ -187,7 +187,7 @@ func (a *Adapter) toLetter(ctx context.Context, typ string, h fhir.ResourceHead,
 			Filename:    typ + "-" + h.ID + ".json",
 			SHA256:      letter.Digest(raw),
 		},
-		Meta: map[string]string{"fhir_resource": typ + "/" + h.ID, "fhir_version": h.Meta.VersionID},
+		Meta: map[string]string{MetaFHIRResource: typ + "/" + h.ID, MetaFHIRVersion: h.Meta.VersionID},
 	}
 	var (
 		subject   *fhir.Reference
@@ -254,7 +254,7 @@ func (a *Adapter) toLetter(ctx context.Context, typ string, h fhir.ResourceHead,
 	for i, f := range files {
 		if f.Data == nil {
 			// Content by URL (Binary) is not fetched; the original keeps the link.
-			l.Meta["attachments_by_url"] = fmt.Sprint(len(files) - i)
+			l.Meta[MetaAttachmentsByURL] = fmt.Sprint(len(files) - i)
 			continue
 		}
 		name := f.Title

@@ -80,7 +80,7 @@ func TestSourceMapsNotesToLetters(t *testing.T) {
 			ResourceType string `json:"resourceType"`
 			ID           string `json:"id"`
 		}
-		if err := json.Unmarshal(l.Original.Data, &head); err != nil || head.ResourceType+"/"+head.ID != l.Meta["fhir_resource"] {
+		if err := json.Unmarshal(l.Original.Data, &head); err != nil || head.ResourceType+"/"+head.ID != l.Meta[epj.MetaFHIRResource] {
 			t.Fatalf("%s: original is not the resource: %v %+v", l.ID, err, head)
 		}
 		if l.Original.SHA256 != letter.Digest(l.Original.Data) {
@@ -260,7 +260,7 @@ func TestSourceReadsGatewayFixture(t *testing.T) {
 		t.Fatalf("sender %+v (SOR falls back to the configured recipient)", l.Sender)
 	case l.Text != "Brita Test Berggren er set til første samtale.\n\nNæste samtale om fire uger.":
 		t.Fatalf("text %q", l.Text)
-	case len(l.Attachments) != 1 || string(l.Attachments[0].Data) != "Notat" || l.Meta["attachments_by_url"] != "1":
+	case len(l.Attachments) != 1 || string(l.Attachments[0].Data) != "Notat" || l.Meta[epj.MetaAttachmentsByURL] != "1":
 		t.Fatalf("attachments %+v meta %v", l.Attachments, l.Meta)
 	case l.InReplyTo != "rec-0001" || l.Subject != "Status efter første samtale" || l.Priority != "routine":
 		t.Fatalf("inReplyTo %q subject %q priority %q", l.InReplyTo, l.Subject, l.Priority)

@@ -61,7 +61,22 @@ func (a *Adapter) Deliver(ctx context.Context, l *letter.Letter) (adapters.Deliv
 		}
 		return adapters.Delivery{}, adapters.Retryable("medcom_write_failed", "could not store the letter for resending", err)
 	}
+	// The outbox learns of the letter before the receiver can see it: a
+	// receiver that answers at once (a file picked up within milliseconds)
+	// must find its acknowledgement's letter there, or the acknowledgement
+	// could not be matched and the letter would wait for ack_timeout.
+	err = a.updateOutbox(ctx, func(ob outbox) bool {
+		if ob[ref] != nil {
+			return false
+		}
+		ob[ref] = &pending{HubID: l.ID, Format: format, File: file, FirstSent: now, LastSent: now, Version: version}
+		return true
+	})
+	if err != nil {
+		return adapters.Delivery{}, adapters.Retryable("state_unavailable", "the hub's state store did not answer", err)
+	}
 	if err := writeBody(ctx, a.out, file, data); err != nil {
+		a.forget(ctx, ref, l.ID, version)
 		if perr := body.Unreadable(err); perr != nil {
 			return adapters.Delivery{}, perr
 		}
@@ -78,17 +93,25 @@ func (a *Adapter) Deliver(ctx context.Context, l *letter.Letter) (adapters.Deliv
 	if err != nil && !errors.Is(err, adapters.ErrExists) && !errors.Is(err, adapters.ErrConflict) {
 		return adapters.Delivery{}, adapters.Retryable("state_unavailable", "the hub's state store did not answer", err)
 	}
-	err = a.updateOutbox(ctx, func(ob outbox) bool {
-		if ob[ref] != nil {
+	return adapters.Delivery{RemoteID: ref}, nil
+}
+
+// forget takes a letter whose file could not be written out of the
+// outbox again, so the resend check does not send what the hub reports as
+// not delivered (it is retried or parked). A failure to forget is logged:
+// the delivery's own retry writes the file, or the coordinator's discard
+// of a parked letter leaves at most one resend.
+func (a *Adapter) forget(ctx context.Context, ref, hubID string, version int) {
+	err := a.updateOutbox(ctx, func(ob outbox) bool {
+		if p := ob[ref]; p == nil || p.HubID != hubID || p.Version != version {
 			return false
 		}
-		ob[ref] = &pending{HubID: l.ID, Format: format, File: file, FirstSent: now, LastSent: now, Version: version}
+		delete(ob, ref)
 		return true
 	})
 	if err != nil {
-		return adapters.Delivery{}, adapters.Retryable("state_unavailable", "the hub's state store did not answer", err)
+		a.log.Warn("medcom: a letter whose file was not written stays in the outbox", "letter_id", hubID, "err", err)
 	}
-	return adapters.Delivery{RemoteID: ref}, nil
 }
 
 // formatFor picks the format of the letter's receiver: the first format

@@ -155,7 +155,7 @@ func TestMissingAckResendAndReceipt(t *testing.T) {
 	}
 	ack := pub.letters[0]
 	if ack.Kind != letter.KindAcknowledgement || ack.InReplyTo != "casesys:sag-4711:brev-3" || ack.Meta["medcom_receipt_result"] != "positive" ||
-		ack.Meta["medcom_ref"] != "5790000000012#"+id {
+		ack.Meta[MetaRef] != "5790000000012#"+id {
 		t.Errorf("ack letter %+v", ack)
 	}
 	if got := e.files(t, "out"); len(got) != 3 {
@@ -368,7 +368,7 @@ func TestInboundVANSEnvelope(t *testing.T) {
 	pub := newPub()
 	e.drop(t, "vans.xml", wrapped)
 	a.Poll(context.Background(), pub)
-	if len(pub.letters) != 1 || pub.letters[0].ID != msg.HeaderID || pub.letters[0].Meta["vansEnvelopeId"] == "" {
+	if len(pub.letters) != 1 || pub.letters[0].ID != msg.HeaderID || pub.letters[0].Meta[fhirmsg.MetaVANSEnvelopeID] == "" {
 		t.Fatalf("published %+v, error/ %v", pub.ids(), e.files(t, "error"))
 	}
 	out := e.files(t, "out")
@@ -497,5 +497,57 @@ func TestRefusedLetterIsSentAgainWithNewIDs(t *testing.T) {
 	}
 	if d3, err := a.Deliver(ctx, xdisLetter()); err != nil || !d3.Existing || d3.RemoteID != d2.RemoteID {
 		t.Fatalf("third delivery %+v %v", d3, err)
+	}
+}
+
+// writeWatch is a state store that checks, whenever the sink records a
+// delivery (its "out" record, written once the file is in out/), that the
+// outbox already names the letter: a receiver answering the moment the file
+// appears must find it there (else its acknowledgement cannot be matched
+// and the letter waits for ack_timeout).
+type writeWatch struct {
+	*memState
+	t   *testing.T
+	dir string
+	n   int
+}
+
+func (w *writeWatch) check(key string) {
+	if !strings.HasPrefix(key, "out.") { // stateKey("out", letter id)
+		return
+	}
+	if entries, _ := os.ReadDir(filepath.Join(w.dir, "out")); len(entries) == 0 {
+		return
+	}
+	w.n++
+	var ob outbox
+	if _, found, err := getJSON(context.Background(), w.memState, outboxKey, &ob); err != nil || !found || len(ob) == 0 {
+		w.t.Errorf("the letter's file is in out/ but the outbox does not name it yet (%v, found %v)", err, found)
+	}
+}
+
+func (w *writeWatch) Create(ctx context.Context, key string, v []byte) (uint64, error) {
+	w.check(key)
+	return w.memState.Create(ctx, key, v)
+}
+
+func (w *writeWatch) Update(ctx context.Context, key string, v []byte, rev uint64) (uint64, error) {
+	w.check(key)
+	return w.memState.Update(ctx, key, v, rev)
+}
+
+func TestTheOutboxNamesALetterBeforeItsFileAppears(t *testing.T) {
+	e := newEnv(t)
+	w := &writeWatch{memState: e.state, t: t, dir: e.dir}
+	cfg := map[string]any{"dir": e.dir, "self": map[string]any{"gln": "5790000000012", "sor": "123456789012345", "name": "Samrådet Odense"}}
+	inst, err := adapters.Build(TypeName, adapters.Deps{Name: "medcom", State: w, Metrics: e.reg, Now: e.clock.now, DataDir: filepath.Join(e.dir, "data")}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := inst.(*Adapter).Deliver(context.Background(), xdisLetter()); err != nil {
+		t.Fatal(err)
+	}
+	if w.n == 0 {
+		t.Fatal("the delivery record was never written after the file: the check did not run")
 	}
 }

@@ -301,7 +301,7 @@ func (a *Adapter) correlate(ctx context.Context, l *letter.Letter) {
 		return
 	}
 	if p := ob[l.InReplyTo]; p != nil {
-		l.Meta["medcom_ref"] = l.InReplyTo
+		l.Meta[MetaRef] = l.InReplyTo
 		l.InReplyTo = p.HubID
 	}
 }

@@ -1,51 +1,29 @@
-// Package tlsclient builds the client TLS settings adapters and the broker
-// use to reach other systems: TLS 1.2 or newer, an optional private CA and an
-// optional client certificate (mutual TLS, standing in for FOCES/VOCES).
+// Package tlsclient builds the client TLS settings adapters use to reach
+// other systems: TLS 1.2 or newer, an optional private CA and an optional
+// client certificate (mutual TLS, standing in for FOCES/VOCES). It is
+// internal/tlsconf, which the broker uses too, with the adapters' error
+// type.
 package tlsclient
 
 import (
 	"crypto/tls"
-	"crypto/x509"
-	"os"
+	"errors"
 
 	"github.com/samhub/samhub/adapters"
+	"github.com/samhub/samhub/internal/tlsconf"
 )
 
 // Files names the PEM files of one client TLS setting.
-type Files struct {
-	CAFile   string `mapstructure:"ca_file" doc:"PEM file of the CA (or CAs) to trust instead of the system roots." example:"/etc/samhub/ca.pem"`
-	CertFile string `mapstructure:"cert_file" doc:"PEM client certificate for mutual TLS; set together with key_file."`
-	KeyFile  string `mapstructure:"key_file" doc:"PEM private key of cert_file."`
-}
+type Files = tlsconf.Files
 
 // Config returns the settings, or nil when no file is named (the system
 // roots apply). Mistakes are *adapters.ConfigError keyed prefix+"ca_file"
 // or prefix+"cert_file", e.g. prefix "tls.".
 func Config(f Files, prefix string) (*tls.Config, error) {
-	if f == (Files{}) {
-		return nil, nil
+	tc, err := tlsconf.Config(f, prefix)
+	var te *tlsconf.Error
+	if errors.As(err, &te) {
+		return nil, &adapters.ConfigError{Key: te.Key, Msg: te.Msg}
 	}
-	tc := &tls.Config{MinVersion: tls.VersionTLS12}
-	if f.CAFile != "" {
-		pem, err := os.ReadFile(f.CAFile)
-		if err != nil {
-			return nil, &adapters.ConfigError{Key: prefix + "ca_file", Msg: "cannot be read: " + err.Error()}
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, &adapters.ConfigError{Key: prefix + "ca_file", Msg: "must contain at least one PEM certificate"}
-		}
-		tc.RootCAs = pool
-	}
-	if (f.CertFile == "") != (f.KeyFile == "") {
-		return nil, &adapters.ConfigError{Key: prefix + "cert_file", Msg: "cert_file and key_file must be set together"}
-	}
-	if f.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(f.CertFile, f.KeyFile)
-		if err != nil {
-			return nil, &adapters.ConfigError{Key: prefix + "cert_file", Msg: "cannot load the key pair: " + err.Error()}
-		}
-		tc.Certificates = []tls.Certificate{cert}
-	}
-	return tc, nil
+	return tc, err
 }

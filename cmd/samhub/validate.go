@@ -105,7 +105,7 @@ func routeCmd() *cobra.Command {
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}
-			r := route.New(cfg.Routes, cfg.Destinations, cfg.Receivers)
+			r := route.New(config.RouteOptions(cfg.Routes, cfg.Destinations, cfg.Receivers))
 			out := cmd.OutOrStdout()
 			for _, f := range args {
 				data, err := os.ReadFile(f)

@@ -64,7 +64,13 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, mounts ...
 		return nil, err
 	}
 	a.Sims = sims
-	b, err := broker.Open(ctx, cfg.NATS, log)
+	bo, err := cfg.NATS.Broker()
+	if err != nil {
+		sims.Close()
+		rep.Release()
+		return nil, err
+	}
+	b, err := broker.Open(ctx, bo, log)
 	if err != nil {
 		sims.Close()
 		rep.Release()
@@ -76,7 +82,9 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, mounts ...
 	a.Registry = reg
 	hctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	hub, err := pipeline.New(hctx, pipeline.Options{Config: cfg, Broker: b, Logger: log, Registry: reg, Holder: rep.ID})
+	ho := cfg.HubOptions()
+	ho.Broker, ho.Logger, ho.Registry, ho.Holder = b, log, reg, rep.ID
+	hub, err := pipeline.New(hctx, ho)
 	if err != nil {
 		b.Close()
 		sims.Close()

@@ -25,6 +25,7 @@ import (
 
 	"github.com/samhub/samhub/adapters"
 	"github.com/samhub/samhub/adapters/tlsclient"
+	"github.com/samhub/samhub/pipeline/council"
 )
 
 // Config is the whole hub configuration.
@@ -285,12 +286,7 @@ type RejectionRule struct {
 }
 
 // DefaultReceiptTemplate is the receipt's text unless configured.
-const DefaultReceiptTemplate = "Henvisningen er modtaget og behandles på samrådsmødet {{.Weekday}} den {{.Date}} kl. {{.Time}}.\n\nVenlig hilsen\n{{.Council}}\n"
-
-// ReceiptFields are what a receipt template can use.
-type ReceiptFields struct {
-	Date, Time, Weekday, Council, Practice string
-}
+const DefaultReceiptTemplate = council.DefaultReceiptTemplate
 
 // Simulators are started in process for demos and tests.
 type Simulators struct {

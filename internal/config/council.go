@@ -6,6 +6,7 @@ import (
 	"strings"
 	"text/template"
 
+	"github.com/samhub/samhub/pipeline/council"
 	"github.com/samhub/samhub/pipeline/council/schedule"
 )
 
@@ -82,7 +83,7 @@ func checkReceiptTemplate(s string) error {
 	if err != nil {
 		return fmt.Errorf("is not a valid template: %v", err)
 	}
-	if err := t.Execute(io.Discard, ReceiptFields{Date: "10. marts 2026", Time: "13.00", Weekday: "tirsdag", Council: "Samrådet", Practice: "Lægehuset"}); err != nil {
+	if err := t.Execute(io.Discard, council.ReceiptFields{Date: "10. marts 2026", Time: "13.00", Weekday: "tirsdag", Council: "Samrådet", Practice: "Lægehuset"}); err != nil {
 		return fmt.Errorf("cannot be written (it may use only .Date, .Time, .Weekday, .Council, .Practice): %v", err)
 	}
 	return nil

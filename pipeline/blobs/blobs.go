@@ -33,7 +33,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/samhub/samhub/adapters"
 	"github.com/samhub/samhub/pipeline/broker"
 	"github.com/samhub/samhub/pipeline/letter"
 )
@@ -451,18 +450,41 @@ func (s *Store) get(ctx context.Context, ref string) ([]byte, error) {
 	return b, nil
 }
 
-// Classify turns a failed read of a blob into the delivery loop's error: a
-// missing or damaged blob is permanent (code blob_missing, the letter
+// ReadError is a failed read of a blob, classified for the delivery loop:
+// a missing or damaged blob is permanent (code blob_missing, the letter
 // parks: a retry will not bring the bytes back), trouble reaching the
-// store is retryable (blob_unavailable).
-func Classify(err error) error {
+// store is not (blob_unavailable). The package knows no adapter; the
+// pipeline turns it into the sink's error class where it calls a sink.
+// Reason is plain language without personal data.
+type ReadError struct {
+	Permanent bool
+	Code      string
+	Reason    string
+	Err       error
+}
+
+func (e *ReadError) Error() string {
+	class := "retryable"
+	if e.Permanent {
+		class = "permanent"
+	}
+	if e.Err == nil {
+		return class + ": " + e.Reason
+	}
+	return fmt.Sprintf("%s: %s: %v", class, e.Reason, e.Err)
+}
+
+func (e *ReadError) Unwrap() error { return e.Err }
+
+// Classify turns a failed read of a blob into a *ReadError.
+func Classify(err error) *ReadError {
 	switch {
 	case errors.Is(err, errBadRef):
-		return adapters.Permanent("blob_missing", "the letter names a stored part the hub does not recognise; it cannot be delivered as stored", err)
+		return &ReadError{Permanent: true, Code: "blob_missing", Reason: "the letter names a stored part the hub does not recognise; it cannot be delivered as stored", Err: err}
 	case errors.Is(err, ErrMissing):
-		return adapters.Permanent("blob_missing", "a stored part of the letter (its original or an attachment) is missing from the hub's blob store", err)
+		return &ReadError{Permanent: true, Code: "blob_missing", Reason: "a stored part of the letter (its original or an attachment) is missing from the hub's blob store", Err: err}
 	case errors.Is(err, ErrCorrupt):
-		return adapters.Permanent("blob_missing", "a stored part of the letter (its original or an attachment) is damaged in the hub's blob store", err)
+		return &ReadError{Permanent: true, Code: "blob_missing", Reason: "a stored part of the letter (its original or an attachment) is damaged in the hub's blob store", Err: err}
 	}
-	return adapters.Retryable("blob_unavailable", "the hub's blob store did not answer", err)
+	return &ReadError{Code: "blob_unavailable", Reason: "the hub's blob store did not answer", Err: err}
 }

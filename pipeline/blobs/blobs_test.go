@@ -12,8 +12,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/samhub/samhub/adapters"
-	"github.com/samhub/samhub/internal/config"
 	"github.com/samhub/samhub/pipeline/blobs"
 	"github.com/samhub/samhub/pipeline/broker"
 	"github.com/samhub/samhub/pipeline/letter"
@@ -23,12 +21,12 @@ import (
 // store), provisions the hub's streams and bucket and opens the blob store.
 func open(tb testing.TB, o blobs.Options) (*blobs.Store, jetstream.JetStream) {
 	tb.Helper()
-	b, err := broker.Open(context.Background(), config.NATS{Embedded: config.Embedded{StoreDir: tb.TempDir(), MaxStore: "2GB", Cipher: "chacha"}}, slog.New(slog.DiscardHandler))
+	b, err := broker.Open(context.Background(), broker.Options{Embedded: broker.EmbeddedOptions{StoreDir: tb.TempDir(), MaxStore: 2 << 30, Cipher: "chacha"}}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(b.Close)
-	s := config.Streams{LettersMaxBytes: "64MB", ParkedMaxBytes: "32MB", JourneyMaxBytes: "32MB", AuditMaxBytes: "32MB", MaxMsgSize: "8MB", BlobsMaxBytes: "1GB",
+	s := broker.Streams{LettersMaxBytes: 64 << 20, ParkedMaxBytes: 32 << 20, JourneyMaxBytes: 32 << 20, AuditMaxBytes: 32 << 20, MaxMsgSize: 8 << 20, BlobsMaxBytes: 1 << 30,
 		LettersMaxAge: time.Hour, DedupWindow: 2 * time.Minute, JourneyMaxAge: time.Hour, AuditMaxAge: time.Hour}
 	if err := broker.Provision(context.Background(), b.JS, s, 1); err != nil {
 		tb.Fatal(err)
@@ -188,12 +186,12 @@ func TestMissingOrDamagedBlobIsPermanent(t *testing.T) {
 
 func assertPermanent(t *testing.T, err error, reasonPart string) {
 	t.Helper()
-	var e *adapters.Error
+	var e *blobs.ReadError
 	if !errors.As(err, &e) {
 		t.Fatalf("error %v is not classified", err)
 	}
-	if e.Class != adapters.ClassPermanent || e.Code != "blob_missing" {
-		t.Errorf("class %s code %s, want permanent blob_missing", e.Class, e.Code)
+	if !e.Permanent || e.Code != "blob_missing" {
+		t.Errorf("permanent %v code %s, want permanent blob_missing", e.Permanent, e.Code)
 	}
 	if !bytes.Contains([]byte(e.Reason), []byte(reasonPart)) {
 		t.Errorf("reason %q does not say %q", e.Reason, reasonPart)

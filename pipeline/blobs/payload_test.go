@@ -11,7 +11,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/samhub/samhub/internal/config"
 	"github.com/samhub/samhub/pipeline/blobs"
 	"github.com/samhub/samhub/pipeline/broker"
 )
@@ -42,7 +41,7 @@ func TestPartsFitADefaultServersMaxPayload(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	s := config.Streams{LettersMaxBytes: "64MB", ParkedMaxBytes: "32MB", JourneyMaxBytes: "32MB", AuditMaxBytes: "32MB", MaxMsgSize: "1MB", BlobsMaxBytes: "256MB",
+	s := broker.Streams{LettersMaxBytes: 64 << 20, ParkedMaxBytes: 32 << 20, JourneyMaxBytes: 32 << 20, AuditMaxBytes: 32 << 20, MaxMsgSize: 1 << 20, BlobsMaxBytes: 256 << 20,
 		LettersMaxAge: time.Hour, DedupWindow: 2 * time.Minute, JourneyMaxAge: time.Hour, AuditMaxAge: time.Hour}
 	if err := broker.Provision(ctx, js, s, 1); err != nil {
 		t.Fatal(err)

@@ -24,8 +24,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/samhub/samhub/adapters/tlsclient"
-	"github.com/samhub/samhub/internal/config"
+	"github.com/samhub/samhub/internal/tlsconf"
 )
 
 // Broker is a live connection to JetStream and, when embedded, the server.
@@ -45,7 +44,7 @@ type Broker struct {
 }
 
 // Open starts the embedded server or connects to cfg.URL.
-func Open(ctx context.Context, cfg config.NATS, log *slog.Logger) (*Broker, error) {
+func Open(ctx context.Context, cfg Options, log *slog.Logger) (*Broker, error) {
 	b := &Broker{log: log}
 	var emb *Embedded
 	var slot *serverSlot
@@ -171,22 +170,18 @@ func (e *Embedded) ToolsURL() string {
 // StartEmbedded runs nats-server in process with JetStream on file storage
 // and SyncAlways: a write is fsynced before it is acknowledged, so an
 // acknowledged letter survives a power cut (reliability.md §1.4).
-func StartEmbedded(e config.Embedded, log *slog.Logger) (*Embedded, error) {
+func StartEmbedded(e EmbeddedOptions, log *slog.Logger) (*Embedded, error) {
 	return startEmbedded(e, log, nil, nil)
 }
 
 // startEmbedded starts the server; keep, when set, gives the credentials of
 // an earlier start (a restart after a store fault), else new ones are made.
-func startEmbedded(e config.Embedded, log *slog.Logger, fault *storeFault, keep *Embedded) (*Embedded, error) {
-	maxStore, err := config.ParseBytes(e.MaxStore)
-	if err != nil {
-		return nil, fmt.Errorf("nats.embedded.max_store: %w", err)
-	}
+func startEmbedded(e EmbeddedOptions, log *slog.Logger, fault *storeFault, keep *Embedded) (*Embedded, error) {
 	o := &server.Options{
 		ServerName:         "samhub-embedded",
 		JetStream:          true,
 		StoreDir:           e.StoreDir,
-		JetStreamMaxStore:  maxStore,
+		JetStreamMaxStore:  e.MaxStore,
 		JetStreamMaxMemory: 64 << 20,
 		SyncAlways:         true,
 		DontListen:         true,
@@ -227,7 +222,7 @@ func startEmbedded(e config.Embedded, log *slog.Logger, fault *storeFault, keep 
 			o.TLSConfig, o.TLS = tc, true
 		}
 	}
-	key, err := config.ReadSecret(e.KeyFile, e.KeyEnv)
+	key, err := readSecret(e.KeyFile, e.KeyEnv)
 	if err != nil {
 		return nil, fmt.Errorf("nats.embedded.key_file/key_env: %w", err)
 	}
@@ -238,7 +233,7 @@ func startEmbedded(e config.Embedded, log *slog.Logger, fault *storeFault, keep 
 			o.JetStreamCipher = server.AES
 		}
 		if e.OldKeyFile != "" {
-			old, err := config.ReadSecret(e.OldKeyFile, "")
+			old, err := readSecret(e.OldKeyFile, "")
 			if err != nil {
 				return nil, fmt.Errorf("nats.embedded.old_key_file: %w", err)
 			}
@@ -295,7 +290,7 @@ const externalWait = time.Minute
 // one reached in plaintext beyond loopback, or a cluster with unreplicated
 // streams (nats.replicas 1). Stream storage and replicas are checked when
 // the streams are provisioned.
-func checkExternal(ctx context.Context, nc *nats.Conn, cfg config.NATS) error {
+func checkExternal(ctx context.Context, nc *nats.Conn, cfg Options) error {
 	ctx, cancel := context.WithTimeout(ctx, externalWait)
 	defer cancel()
 	for !nc.IsConnected() {
@@ -305,21 +300,21 @@ func checkExternal(ctx context.Context, nc *nats.Conn, cfg config.NATS) error {
 			if err := nc.LastError(); err != nil {
 				msg += " (last error: " + err.Error() + ")" // e.g. an authorization violation
 			}
-			return &config.Error{Key: "nats.url", Msg: msg}
+			return &SettingError{Key: "nats.url", Msg: msg}
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
 	server := nc.ConnectedAddr()
 	if !nc.AuthRequired() {
-		return &config.Error{Key: "nats.url", Msg: fmt.Sprintf("the NATS server at %s lets clients in without authentication, so anyone who reaches it can read every letter; require authentication on the server (a user or NKey per service, see deploy/nats) and give the hub's in nats.nkey_file or nats.creds_file", server)}
+		return &SettingError{Key: "nats.url", Msg: fmt.Sprintf("the NATS server at %s lets clients in without authentication, so anyone who reaches it can read every letter; require authentication on the server (a user or NKey per service, see deploy/nats) and give the hub's in nats.nkey_file or nats.creds_file", server)}
 	}
 	if _, err := nc.TLSConnectionState(); err != nil {
 		if host, _, _ := net.SplitHostPort(server); !isLoopback(host) {
-			return &config.Error{Key: "nats.tls", Msg: fmt.Sprintf("the connection to the NATS server at %s is plaintext; beyond loopback it must use TLS (tls:// URLs and nats.tls.ca_file)", server)}
+			return &SettingError{Key: "nats.tls", Msg: fmt.Sprintf("the connection to the NATS server at %s is plaintext; beyond loopback it must use TLS (tls:// URLs and nats.tls.ca_file)", server)}
 		}
 	}
 	if cluster := nc.ConnectedClusterName(); cluster != "" && cfg.Replicas < 3 {
-		return &config.Error{Key: "nats.replicas", Msg: fmt.Sprintf("is %d, but NATS is the cluster %q: each letter would be kept on %d node(s) only; set 3", cfg.Replicas, cluster, cfg.Replicas)}
+		return &SettingError{Key: "nats.replicas", Msg: fmt.Sprintf("is %d, but NATS is the cluster %q: each letter would be kept on %d node(s) only; set 3", cfg.Replicas, cluster, cfg.Replicas)}
 	}
 	return nil
 }
@@ -343,8 +338,12 @@ func redactURLs(list string) string {
 	return strings.Join(out, ",")
 }
 
-func clientTLS(t config.TLS) ([]nats.Option, error) {
-	tc, err := tlsclient.Config(tlsclient.Files{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile}, "nats.tls.")
+func clientTLS(t tlsconf.Files) ([]nats.Option, error) {
+	tc, err := tlsconf.Config(t, "nats.tls.")
+	var te *tlsconf.Error
+	if errors.As(err, &te) {
+		return nil, &SettingError{Key: te.Key, Msg: te.Msg}
+	}
 	if err != nil || tc == nil {
 		return nil, err
 	}

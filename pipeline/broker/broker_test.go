@@ -15,7 +15,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/samhub/samhub/adapters"
-	"github.com/samhub/samhub/internal/config"
 	"github.com/samhub/samhub/pipeline/broker"
 	"github.com/samhub/samhub/pipeline/broker/brokertest"
 )
@@ -24,6 +23,9 @@ var (
 	open    = brokertest.Open
 	streams = brokertest.Streams
 )
+
+// The broker keeps the adapters' state without importing package adapters.
+var _ adapters.StateStore = (*broker.StateStore)(nil)
 
 func TestEmbeddedServerIsDurableAndPrivate(t *testing.T) {
 	b := open(t)
@@ -80,7 +82,7 @@ func TestOnlyTheJourneyPersistsAsync(t *testing.T) {
 	b := open(t)
 	ctx := context.Background()
 	s := streams()
-	s.JourneyPersist = "async"
+	s.JourneyAsync = true
 	for range 2 { // the second run finds the streams made by the first
 		if err := broker.Provision(ctx, b.JS, s, 1); err != nil {
 			t.Fatal(err)
@@ -256,7 +258,7 @@ func TestEmbeddedServerRequiresCredentials(t *testing.T) {
 	addr := l.Addr().String()
 	l.Close()
 	pwFile := filepath.Join(dir, "nats-tools.password")
-	b, err := broker.Open(context.Background(), config.NATS{Embedded: config.Embedded{StoreDir: filepath.Join(dir, "js"), MaxStore: "1GB", Cipher: "chacha",
+	b, err := broker.Open(context.Background(), broker.Options{Embedded: broker.EmbeddedOptions{StoreDir: filepath.Join(dir, "js"), MaxStore: 1 << 30, Cipher: "chacha",
 		Listen: addr, ToolsPasswordFile: pwFile}}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
@@ -298,7 +300,7 @@ func TestEmbeddedServerRequiresCredentials(t *testing.T) {
 	}
 	// A restart makes a new password.
 	b.Close()
-	b2, err := broker.Open(context.Background(), config.NATS{Embedded: config.Embedded{StoreDir: filepath.Join(dir, "js"), MaxStore: "1GB", Cipher: "chacha",
+	b2, err := broker.Open(context.Background(), broker.Options{Embedded: broker.EmbeddedOptions{StoreDir: filepath.Join(dir, "js"), MaxStore: 1 << 30, Cipher: "chacha",
 		Listen: addr, ToolsPasswordFile: pwFile}}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)

@@ -17,9 +17,9 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/samhub/samhub/internal/config"
 	"github.com/samhub/samhub/internal/natstest"
 	"github.com/samhub/samhub/internal/testpki"
+	"github.com/samhub/samhub/internal/tlsconf"
 	"github.com/samhub/samhub/pipeline/broker"
 )
 
@@ -36,7 +36,7 @@ var (
 	authURL   = natstest.AuthURL
 )
 
-func openExternal(t *testing.T, cfg config.NATS) (*broker.Broker, error) {
+func openExternal(t *testing.T, cfg broker.Options) (*broker.Broker, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -50,7 +50,7 @@ func openExternal(t *testing.T, cfg config.NATS) (*broker.Broker, error) {
 // wantRefusal checks err is a configuration error naming key and saying why.
 func wantRefusal(t *testing.T, err error, key, why string) {
 	t.Helper()
-	var ce *config.Error
+	var ce *broker.SettingError
 	if !errors.As(err, &ce) || ce.Key != key || !strings.Contains(err.Error(), why) {
 		t.Fatalf("got %v, want a refusal naming %s and %q", err, key, why)
 	}
@@ -58,13 +58,13 @@ func wantRefusal(t *testing.T, err error, key, why string) {
 
 func TestExternalNATSWithoutAuthenticationIsRefused(t *testing.T) {
 	srv := startNATS(t, &server.Options{Host: "127.0.0.1"})
-	_, err := openExternal(t, config.NATS{URL: srv.ClientURL(), Replicas: 1})
+	_, err := openExternal(t, broker.Options{URL: srv.ClientURL(), Replicas: 1})
 	wantRefusal(t, err, "nats.url", "without authentication")
 }
 
 func TestExternalNATSOnLoopbackWithAuthentication(t *testing.T) {
 	srv := startNATS(t, withAuth(&server.Options{Host: "127.0.0.1"}))
-	b, err := openExternal(t, config.NATS{URL: authURL(srv.ClientURL()), Replicas: 1})
+	b, err := openExternal(t, broker.Options{URL: authURL(srv.ClientURL()), Replicas: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +95,7 @@ func hostAddress(t *testing.T) string {
 func TestExternalNATSBeyondLoopbackNeedsTLS(t *testing.T) {
 	host := hostAddress(t)
 	plain := startNATS(t, withAuth(&server.Options{Host: host}))
-	_, err := openExternal(t, config.NATS{URL: authURL(plain.ClientURL()), Replicas: 1})
+	_, err := openExternal(t, broker.Options{URL: authURL(plain.ClientURL()), Replicas: 1})
 	wantRefusal(t, err, "nats.tls", "plaintext")
 
 	ca, err := testpki.New("nats test CA")
@@ -114,7 +114,7 @@ func TestExternalNATSBeyondLoopbackNeedsTLS(t *testing.T) {
 	o := withAuth(&server.Options{Host: host, TLS: true, TLSConfig: &tls.Config{Certificates: []tls.Certificate{leaf.TLS}, MinVersion: tls.VersionTLS12}})
 	secure := startNATS(t, o)
 	url := fmt.Sprintf("tls://%s:%s@%s", natsUser, natsPassword, secure.Addr().String())
-	if _, err := openExternal(t, config.NATS{URL: url, Replicas: 1, TLS: config.TLS{CAFile: caFile}}); err != nil {
+	if _, err := openExternal(t, broker.Options{URL: url, Replicas: 1, TLS: tlsconf.Files{CAFile: caFile}}); err != nil {
 		t.Fatalf("TLS with authentication beyond loopback: %v", err)
 	}
 }
@@ -126,10 +126,10 @@ func startCluster(t *testing.T) string { return natstest.StartCluster(t) }
 // refused with the setting named.
 func TestExternalClusterNeedsReplicatedFileStreams(t *testing.T) {
 	urls := startCluster(t)
-	_, err := openExternal(t, config.NATS{URL: urls, Replicas: 1})
+	_, err := openExternal(t, broker.Options{URL: urls, Replicas: 1})
 	wantRefusal(t, err, "nats.replicas", "cluster")
 
-	b, err := openExternal(t, config.NATS{URL: urls, Replicas: 3})
+	b, err := openExternal(t, broker.Options{URL: urls, Replicas: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +174,7 @@ func TestExternalNATSWrongCredentialsAreReported(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	url := strings.Replace(srv.ClientURL(), "://", "://"+natsUser+":wrong@", 1)
-	b, err := broker.Open(ctx, config.NATS{URL: url, Replicas: 1}, slog.New(slog.DiscardHandler))
+	b, err := broker.Open(ctx, broker.Options{URL: url, Replicas: 1}, slog.New(slog.DiscardHandler))
 	if err == nil {
 		b.Close()
 		t.Fatal("started with wrong credentials")

@@ -8,7 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/samhub/samhub/adapters"
+	"github.com/samhub/samhub/internal/clock"
 )
 
 // LeaseTTL is how long a lease outlives its last renewal. A replica that dies
@@ -38,7 +38,7 @@ func RunLeased(ctx context.Context, js jetstream.JetStream, name, holder string,
 			if !errors.Is(err, jetstream.ErrKeyExists) && ctx.Err() == nil {
 				log.Warn("lease not available", "source", name, "err", err)
 			}
-			adapters.Sleep(ctx, LeaseTTL/5)
+			clock.Sleep(ctx, LeaseTTL/5)
 			continue
 		}
 		log.Info("lease acquired; source running", "source", name)
@@ -60,7 +60,7 @@ func RunLeased(ctx context.Context, js jetstream.JetStream, name, holder string,
 					return nil // the source has nothing to run (e.g. polling disabled)
 				}
 				log.Error("source stopped; restarting", "source", name, "err", err)
-				adapters.Sleep(ctx, time.Second)
+				clock.Sleep(ctx, time.Second)
 				break hold
 			case <-ticker.C:
 				nrev, err := kv.Update(ctx, key, []byte(holder), rev)

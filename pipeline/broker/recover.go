@@ -12,8 +12,6 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"golang.org/x/sys/unix"
-
-	"github.com/samhub/samhub/internal/config"
 )
 
 // When a write to the embedded server's store fails (a full disk: ENOSPC),
@@ -104,7 +102,7 @@ func (s *serverSlot) InProcessConn() (net.Conn, error) {
 // there is room again.
 type storeSupervisor struct {
 	slot  *serverSlot
-	cfg   config.Embedded
+	cfg   EmbeddedOptions
 	creds *Embedded // the credentials the hub's connection uses, kept across restarts
 	fault *storeFault
 	log   *slog.Logger

@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/samhub/samhub/internal/config"
 )
 
 // The supervisor restarts the embedded server after a store fault only once
@@ -18,7 +16,7 @@ import (
 // the hub's connection follows to the new server. (The full-disk scenario in reliability/ fills a real
 // filesystem; here the fault report and the free space are given.)
 func TestStoreFaultRestartsTheServerOnceThereIsRoom(t *testing.T) {
-	b, err := Open(context.Background(), config.NATS{Embedded: config.Embedded{StoreDir: t.TempDir(), MaxStore: "1GB", Cipher: "chacha"}}, slog.New(slog.DiscardHandler))
+	b, err := Open(context.Background(), Options{Embedded: EmbeddedOptions{StoreDir: t.TempDir(), MaxStore: 1 << 30, Cipher: "chacha"}}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +73,7 @@ func TestStoreFaultRestartsTheServerOnceThereIsRoom(t *testing.T) {
 // JetStream switched off (nats-server does that on some write errors) is
 // brought back as well.
 func TestDisabledJetStreamIsStartedAgain(t *testing.T) {
-	b, err := Open(context.Background(), config.NATS{Embedded: config.Embedded{StoreDir: t.TempDir(), MaxStore: "1GB", Cipher: "chacha"}}, slog.New(slog.DiscardHandler))
+	b, err := Open(context.Background(), Options{Embedded: EmbeddedOptions{StoreDir: t.TempDir(), MaxStore: 1 << 30, Cipher: "chacha"}}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,17 +8,16 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/samhub/samhub/adapters"
+	"github.com/samhub/samhub/internal/state"
 )
 
-// StateStore is adapters.StateStore on a JetStream KV bucket, with every key
-// prefixed by the adapter instance so adapters cannot see each other's state.
+// StateStore is the adapters' durable state (adapters.StateStore, checked
+// in the package's tests) on a JetStream KV bucket, with every key prefixed
+// by the adapter instance so adapters cannot see each other's state.
 type StateStore struct {
 	kv     jetstream.KeyValue
 	prefix string
 }
-
-var _ adapters.StateStore = (*StateStore)(nil)
 
 // NewStateStore opens the state bucket for one adapter instance.
 func NewStateStore(ctx context.Context, js jetstream.JetStream, instance string) (*StateStore, error) {
@@ -43,7 +42,7 @@ func (s *StateStore) Get(ctx context.Context, k string) ([]byte, uint64, error) 
 	}
 	e, err := s.kv.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
-		return nil, 0, adapters.ErrNotFound
+		return nil, 0, state.ErrNotFound
 	}
 	if err != nil {
 		return nil, 0, err
@@ -66,7 +65,7 @@ func (s *StateStore) Create(ctx context.Context, k string, v []byte) (uint64, er
 	}
 	rev, err := s.kv.Create(ctx, key, v)
 	if errors.Is(err, jetstream.ErrKeyExists) {
-		return 0, adapters.ErrExists
+		return 0, state.ErrExists
 	}
 	return rev, err
 }
@@ -78,7 +77,7 @@ func (s *StateStore) Update(ctx context.Context, k string, v []byte, rev uint64)
 	}
 	n, err := s.kv.Update(ctx, key, v, rev)
 	if err != nil && isWrongSeq(err) {
-		return 0, adapters.ErrConflict
+		return 0, state.ErrConflict
 	}
 	return n, err
 }

@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/samhub/samhub/internal/config"
 )
 
 // Stream and bucket names the hub owns.
@@ -127,14 +125,10 @@ func JourneySubject(letterID string) string { return SubjJourney + "." + Token(l
 
 // Provision creates the hub's streams and buckets, or checks and updates
 // them, and refuses settings that could lose letters.
-func Provision(ctx context.Context, js jetstream.JetStream, s config.Streams, replicas int) error {
-	lettersMax, _ := config.ParseBytes(s.LettersMaxBytes)
-	parkedMax, _ := config.ParseBytes(s.ParkedMaxBytes)
-	msgMax, _ := config.ParseBytes(s.MaxMsgSize)
-	journeyMax, _ := config.ParseBytes(s.JourneyMaxBytes)
-	auditMax, _ := config.ParseBytes(s.AuditMaxBytes)
+func Provision(ctx context.Context, js jetstream.JetStream, s Streams, replicas int) error {
+	lettersMax, parkedMax, msgMax, journeyMax, auditMax := s.LettersMaxBytes, s.ParkedMaxBytes, s.MaxMsgSize, s.JourneyMaxBytes, s.AuditMaxBytes
 	journeyPersist := jetstream.DefaultPersistMode
-	if s.JourneyPersist == "async" && replicas <= 1 {
+	if s.JourneyAsync && replicas <= 1 {
 		journeyPersist = jetstream.AsyncPersistMode
 	}
 	want := []jetstream.StreamConfig{{
@@ -221,7 +215,7 @@ func Provision(ctx context.Context, js jetstream.JetStream, s config.Streams, re
 	// storage and a size limit, like the letter streams; the underlying
 	// stream discards new writes when full, so a full bucket refuses a
 	// letter (retried) rather than dropping a blob a letter needs.
-	blobsMax, _ := config.ParseBytes(s.BlobsMaxBytes)
+	blobsMax := s.BlobsMaxBytes
 	if err := checkExisting(ctx, js, "OBJ_"+BucketBlobs, replicas); err != nil {
 		return err
 	}
@@ -296,7 +290,7 @@ func checkPlacement(c jetstream.StreamConfig, replicas int) error {
 	}
 	have := max(c.Replicas, 1)
 	if have != max(replicas, 1) {
-		return &config.Error{Key: "nats.replicas", Msg: fmt.Sprintf("is %d, but stream %s exists with %d replica(s); set nats.replicas to match, or change the stream's replicas (nats stream edit %s --replicas %d) before starting", replicas, c.Name, have, c.Name, replicas)}
+		return &SettingError{Key: "nats.replicas", Msg: fmt.Sprintf("is %d, but stream %s exists with %d replica(s); set nats.replicas to match, or change the stream's replicas (nats stream edit %s --replicas %d) before starting", replicas, c.Name, have, c.Name, replicas)}
 	}
 	return nil
 }

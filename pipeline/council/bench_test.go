@@ -10,7 +10,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/samhub/samhub/internal/config"
 	"github.com/samhub/samhub/pipeline/broker"
 	"github.com/samhub/samhub/pipeline/letter"
 )
@@ -31,7 +30,7 @@ func kvWrites(b *testing.B, js jetstream.JetStream) uint64 {
 
 func benchFixture(b *testing.B, capacity int) *fixture {
 	b.Helper()
-	return newFixtureTB(b, func(k *config.Council) { k.Meetings.Cap = capacity })
+	return newFixtureTB(b, func(k *Options) { k.Meetings.Cap = capacity })
 }
 
 // BenchmarkApplyReferral is the register's cost per referral: the

@@ -33,8 +33,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/samhub/samhub/adapters"
-	"github.com/samhub/samhub/internal/config"
+	"github.com/samhub/samhub/internal/clock"
 	"github.com/samhub/samhub/pipeline/audit"
 	"github.com/samhub/samhub/pipeline/broker"
 	"github.com/samhub/samhub/pipeline/council/schedule"
@@ -60,7 +59,7 @@ const horizon = 2 * 365 * 24 * time.Hour
 // Deps are what the register needs of the hub.
 type Deps struct {
 	JS       jetstream.JetStream
-	Config   *config.Config
+	Options  Options // the council block
 	Log      *slog.Logger
 	Registry prometheus.Registerer
 	Now      func() time.Time
@@ -85,7 +84,7 @@ type Deps struct {
 // Council is the register on one replica.
 type Council struct {
 	d     Deps
-	cfg   config.Council
+	cfg   Options
 	rule  schedule.Rule
 	watch time.Duration // council.watch_days
 	keep  time.Duration // council.retention_days
@@ -106,7 +105,7 @@ var ErrOff = errors.New("the council register is off (council.enabled: false)")
 // New opens the register and loads it into memory; nothing is projected
 // until Run. With council.enabled false it returns nil, nil.
 func New(ctx context.Context, d Deps) (*Council, error) {
-	cfg := d.Config.Council
+	cfg := d.Options
 	if !cfg.Enabled {
 		return nil, nil
 	}
@@ -145,7 +144,7 @@ func (c *Council) Run(ctx context.Context) error {
 		}
 		// NATS away at start: the pages stay empty until it is back.
 		c.log.Warn("council register: cannot follow the bucket yet; trying again", "err", err)
-		adapters.Sleep(ctx, 2*time.Second)
+		clock.Sleep(ctx, 2*time.Second)
 	}
 	return broker.RunLeased(ctx, c.d.JS, LeaseName, c.d.Holder, c.log, func(ctx context.Context) error {
 		wctx, stop := context.WithCancel(ctx)

@@ -13,23 +13,23 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/samhub/samhub/internal/config"
 	"github.com/samhub/samhub/pipeline/audit"
 	"github.com/samhub/samhub/pipeline/broker/brokertest"
 	"github.com/samhub/samhub/pipeline/journey"
 	"github.com/samhub/samhub/pipeline/letter"
+	"github.com/samhub/samhub/pipeline/route"
 )
 
 var cph, _ = time.LoadLocation("Europe/Copenhagen")
 
-// clock is a settable time for the register.
-type clock struct {
+// testClock is a settable time for the register.
+type testClock struct {
 	mu sync.Mutex
 	t  time.Time
 }
 
-func (c *clock) now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
+func (c *testClock) now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *testClock) set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
 
 // hubSide is what the register gets of the hub: the letters it stored, the
 // receipts and notices it was handed.
@@ -44,31 +44,28 @@ type hubSide struct {
 type fixture struct {
 	t     testing.TB
 	js    jetstream.JetStream
-	clock *clock
+	clock *testClock
 	hub   *hubSide
 	audit *audit.Log
 	reg   *prometheus.Registry
 	c     *Council
 }
 
-func newConfig(t testing.TB, edit func(*config.Council)) *config.Config {
-	t.Helper()
-	cfg, err := config.Load("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Destinations = map[string]config.Destination{"casefile": {Sector: "municipality"}, "gp": {Sector: "gp"}}
+// newOptions are the council block's defaults (internal/config's), edited.
+func newOptions(edit func(*Options)) Options {
+	o := Options{Enabled: true, Meetings: Meetings{Rule: "second tuesday 13:00", Zone: "Europe/Copenhagen", Cap: 6}, WatchDays: 35, RetentionDays: 760,
+		Receipt: Receipt{Template: DefaultReceiptTemplate}, Sectors: map[string]string{"casefile": "municipality", "gp": "gp"}}
 	if edit != nil {
-		edit(&cfg.Council)
+		edit(&o)
 	}
-	return cfg
+	return o
 }
 
 // open starts a register on js (a replica); several may share one js.
-func open(t testing.TB, js jetstream.JetStream, cl *clock, hub *hubSide, cfg *config.Config) (*Council, *prometheus.Registry) {
+func open(t testing.TB, js jetstream.JetStream, cl *testClock, hub *hubSide, o Options) (*Council, *prometheus.Registry) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	c, err := New(context.Background(), Deps{JS: js, Config: cfg, Log: slog.New(slog.DiscardHandler), Registry: reg, Now: cl.now, Holder: t.Name(),
+	c, err := New(context.Background(), Deps{JS: js, Options: o, Log: slog.New(slog.DiscardHandler), Registry: reg, Now: cl.now, Holder: t.Name(),
 		Audit: audit.New(js),
 		StoredLetter: func(_ context.Context, id string) (*letter.Letter, error) {
 			hub.mu.Lock()
@@ -109,16 +106,16 @@ func open(t testing.TB, js jetstream.JetStream, cl *clock, hub *hubSide, cfg *co
 	return c, reg
 }
 
-func newFixture(t *testing.T, edit func(*config.Council)) *fixture {
+func newFixture(t *testing.T, edit func(*Options)) *fixture {
 	t.Helper()
 	return newFixtureTB(t, edit)
 }
 
-func newFixtureTB(t testing.TB, edit func(*config.Council)) *fixture {
+func newFixtureTB(t testing.TB, edit func(*Options)) *fixture {
 	t.Helper()
 	b := brokertest.Provisioned(t)
-	f := &fixture{t: t, js: b.JS, clock: &clock{t: time.Date(2026, 3, 1, 10, 0, 0, 0, cph)}, hub: &hubSide{letters: map[string]*letter.Letter{}}, audit: audit.New(b.JS)}
-	f.c, f.reg = open(t, b.JS, f.clock, f.hub, newConfig(t, edit))
+	f := &fixture{t: t, js: b.JS, clock: &testClock{t: time.Date(2026, 3, 1, 10, 0, 0, 0, cph)}, hub: &hubSide{letters: map[string]*letter.Letter{}}, audit: audit.New(b.JS)}
+	f.c, f.reg = open(t, b.JS, f.clock, f.hub, newOptions(edit))
 	return f
 }
 
@@ -171,7 +168,7 @@ func (f *fixture) seats(c *Council, want int) map[string][]string {
 }
 
 func TestReferralsTakeTheNextMeetingWithRoomOnce(t *testing.T) {
-	f := newFixture(t, func(k *config.Council) { k.Meetings.Cap = 2 })
+	f := newFixture(t, func(k *Options) { k.Meetings.Cap = 2 })
 	day := func(d int) time.Time { return time.Date(2026, 3, d, 9, 0, 0, 0, cph) }
 	var refs []*letter.Letter
 	for i := range 5 {
@@ -199,7 +196,7 @@ func TestReferralsTakeTheNextMeetingWithRoomOnce(t *testing.T) {
 		t.Errorf("meetings %+v", ms)
 	}
 	// A second replica started on the same bucket sees the same register.
-	other, _ := open(t, f.js, f.clock, f.hub, newConfig(t, func(k *config.Council) { k.Meetings.Cap = 2 }))
+	other, _ := open(t, f.js, f.clock, f.hub, newOptions(func(k *Options) { k.Meetings.Cap = 2 }))
 	if got := f.seats(other, 6); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("another replica sees seats %v", got)
 	}
@@ -257,8 +254,8 @@ func TestReferralsReadTogetherArePlacedTogether(t *testing.T) {
 }
 
 func TestTwoReplicasSeatEachReferralOnce(t *testing.T) {
-	f := newFixture(t, func(k *config.Council) { k.Meetings.Cap = 3 })
-	other, _ := open(t, f.js, f.clock, f.hub, newConfig(t, func(k *config.Council) { k.Meetings.Cap = 3 }))
+	f := newFixture(t, func(k *Options) { k.Meetings.Cap = 3 })
+	other, _ := open(t, f.js, f.clock, f.hub, newOptions(func(k *Options) { k.Meetings.Cap = 3 }))
 	var refs []*letter.Letter
 	for i := range 20 {
 		refs = append(refs, f.referral(fmt.Sprintf("R%02d", i), time.Date(2026, 3, 1, 9, i, 0, 0, cph), "2509479989"))
@@ -300,8 +297,8 @@ func TestTwoReplicasSeatEachReferralOnce(t *testing.T) {
 }
 
 func TestFollowingLettersLandOnTheirReferral(t *testing.T) {
-	f := newFixture(t, func(k *config.Council) {
-		k.Rejections = []config.RejectionRule{{Name: "bup", Match: config.Match{Sender: []string{"6071000016008"}}, Words: []string{"afvis"}}}
+	f := newFixture(t, func(k *Options) {
+		k.Rejections = []RejectionRule{{Name: "bup", Match: route.Match{Sender: []string{"6071000016008"}}, Words: []string{"afvis"}}}
 	})
 	at := time.Date(2026, 3, 2, 9, 0, 0, 0, cph)
 	ref := f.referral("R1", at, "2509479989")
@@ -349,8 +346,8 @@ func TestFollowingLettersLandOnTheirReferral(t *testing.T) {
 }
 
 func TestReceiptOnceForARecentReferralWithAMeetingAhead(t *testing.T) {
-	f := newFixture(t, func(k *config.Council) {
-		k.Receipt = config.CouncilReceipt{Enabled: true, Destination: "gp", Template: config.DefaultReceiptTemplate}
+	f := newFixture(t, func(k *Options) {
+		k.Receipt = Receipt{Enabled: true, Destination: "gp", Template: DefaultReceiptTemplate}
 	})
 	ref := f.referral("R1", f.clock.now(), "2509479989")
 	f.apply(f.c, ref)
@@ -437,7 +434,7 @@ func gaugeValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 }
 
 func TestCoordinatorAddsAndMovesMeetings(t *testing.T) {
-	f := newFixture(t, func(k *config.Council) { k.Meetings.Cap = 1 })
+	f := newFixture(t, func(k *Options) { k.Meetings.Cap = 1 })
 	who := Actor{Name: "koordinator", Role: "coordinator", Remote: "127.0.0.1"}
 	ctx := context.Background()
 	// 25 referrals with room for 24 (cap 1, two years): the last waits.

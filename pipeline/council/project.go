@@ -10,7 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/samhub/samhub/adapters"
+	"github.com/samhub/samhub/internal/clock"
 	"github.com/samhub/samhub/pipeline/broker"
 	"github.com/samhub/samhub/pipeline/letter"
 	"github.com/samhub/samhub/pipeline/retryq"
@@ -32,7 +32,7 @@ func (c *Council) project(ctx context.Context) error {
 		MaxAckPending:  1024,
 		MaxDeliver:     -1,
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
-		Replicas:       c.d.Config.NATS.Replicas,
+		Replicas:       c.cfg.Replicas,
 	}
 	cons, err := c.d.JS.CreateOrUpdateConsumer(ctx, broker.StreamLetters, cfg)
 	if err != nil {
@@ -40,7 +40,7 @@ func (c *Council) project(ctx context.Context) error {
 	}
 	wait := time.Duration(0)
 	for ctx.Err() == nil {
-		adapters.Sleep(ctx, wait)
+		clock.Sleep(ctx, wait)
 		msgs, err := c.fetch(cons)
 		if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) {
 			// Deleted to build the register anew: made again, from the

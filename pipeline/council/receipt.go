@@ -7,9 +7,16 @@ import (
 	"text/template"
 	"time"
 
-	"github.com/samhub/samhub/internal/config"
 	"github.com/samhub/samhub/pipeline/council/schedule"
 	"github.com/samhub/samhub/pipeline/letter"
+	"github.com/samhub/samhub/pipeline/route"
+)
+
+// Letter.Meta keys of a receipt: notes for whoever traces it (see
+// letter.Letter.Meta).
+const (
+	MetaMeeting  = "council_meeting"  // the meeting the referral was put on
+	MetaReferral = "council_referral" // the referral's letter id
 )
 
 // receiptMaxAge: a referral older than this gets no receipt (a register
@@ -24,12 +31,12 @@ func ReceiptID(referralID string) string { return "receipt:" + referralID }
 // ReceiptRoute is the rule that carries receipts, when they are on: hub-
 // made replies to the receipt destination. Consent is checked only when
 // council.receipt.require_consent is set (see docs/council.md).
-func ReceiptRoute(k config.Council) (config.Route, bool) {
+func ReceiptRoute(k Options) (route.Rule, bool) {
 	if !k.Enabled || !k.Receipt.Enabled {
-		return config.Route{}, false
+		return route.Rule{}, false
 	}
 	require := k.Receipt.RequireConsent
-	return config.Route{Name: "council-receipt", Match: config.Match{Kind: []string{string(letter.KindReply)}, Source: []string{HubSource}},
+	return route.Rule{Name: "council-receipt", Match: route.Match{Kind: []string{string(letter.KindReply)}, Source: []string{HubSource}},
 		To: []string{k.Receipt.Destination}, RequireConsent: &require}, true
 }
 
@@ -67,7 +74,7 @@ func (c *Council) sendReceipt(ctx context.Context, ref *letter.Letter, at time.T
 		Received: now.UTC(), Sender: sender, Patient: patient, Consent: ref.Consent,
 		Subject: "Kvittering for henvisning", Text: text,
 		Original: letter.Original{Data: []byte(text), ContentType: "text/plain; charset=utf-8", Charset: "utf-8", Filename: "kvittering.txt"},
-		Meta:     map[string]string{"council.meeting": c.rule.ID(at), "council.referral": ref.ID},
+		Meta:     map[string]string{MetaMeeting: c.rule.ID(at), MetaReferral: ref.ID},
 	}
 	if err := c.d.Publish(ctx, l); err != nil {
 		return fmt.Errorf("receipt: %w", err)
@@ -81,7 +88,7 @@ func (c *Council) receiptText(ref *letter.Letter, at time.Time) (string, error) 
 		return "", fmt.Errorf("council.receipt.template: %w", err)
 	}
 	local := at.In(c.rule.Loc)
-	f := config.ReceiptFields{Date: schedule.DanishDate(local), Time: local.Format("15.04"), Weekday: schedule.DanishWeekday(local), Practice: ref.Sender.Name}
+	f := ReceiptFields{Date: schedule.DanishDate(local), Time: local.Format("15.04"), Weekday: schedule.DanishWeekday(local), Practice: ref.Sender.Name}
 	if len(ref.Receivers) > 0 {
 		f.Council = ref.Receivers[0].Name
 	}

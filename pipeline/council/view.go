@@ -222,7 +222,7 @@ func (c *Council) track(t *Tracked, steps []journey.Event) {
 	}
 }
 
-func (c *Council) sector(dest string) string { return c.d.Config.Destinations[dest].Sector }
+func (c *Council) sector(dest string) string { return c.cfg.Sectors[dest] }
 
 // positiveAck reads letter.Ack.Code as the journey keeps it: positive
 // (XCTL receipts) and ok (FHIR) are the positive answers.

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/samhub/samhub/adapters"
+	"github.com/samhub/samhub/internal/clock"
 	"github.com/samhub/samhub/pipeline/broker"
 	"github.com/samhub/samhub/pipeline/council/schedule"
 	"github.com/samhub/samhub/pipeline/letter"
@@ -42,7 +42,7 @@ func (c *Council) watchLoop(ctx context.Context) {
 			}
 			pruned = now
 		}
-		adapters.Sleep(ctx, every)
+		clock.Sleep(ctx, every)
 	}
 }
 

@@ -18,7 +18,7 @@ import (
 // start runs an embedded SyncAlways server with the hub's streams.
 func start(t testing.TB, persist string) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	srv, err := broker.StartEmbedded(config.Embedded{StoreDir: t.TempDir(), MaxStore: "16GB"}, slog.New(slog.DiscardHandler))
+	srv, err := broker.StartEmbedded(broker.EmbeddedOptions{StoreDir: t.TempDir(), MaxStore: 16 << 30}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +37,7 @@ func start(t testing.TB, persist string) (*nats.Conn, jetstream.JetStream) {
 		t.Fatal(err)
 	}
 	cfg.Streams.JourneyPersist = persist
-	if err := broker.Provision(context.Background(), js, cfg.Streams, 1); err != nil {
+	if err := broker.Provision(context.Background(), js, cfg.Streams.Broker(), 1); err != nil {
 		t.Fatal(err)
 	}
 	return nc, js

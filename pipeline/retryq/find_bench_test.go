@@ -70,7 +70,7 @@ func BenchmarkFind(b *testing.B) {
 func fillQueue(b *testing.B, n int) (*retryq.Queue, uint64, time.Time) {
 	br := brokertest.Open(b)
 	st := brokertest.Streams()
-	st.ParkedMaxBytes = "512MB"
+	st.ParkedMaxBytes = 512 << 20
 	ctx := context.Background()
 	if err := broker.Provision(ctx, br.JS, st, 1); err != nil {
 		b.Fatal(err)

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/samhub/samhub/internal/config"
 	"github.com/samhub/samhub/pipeline/letter"
 )
 
@@ -25,12 +24,12 @@ func SectorRoles(sector string) []string { return sectorRoles[sector] }
 // Directory is the receiver directory from configuration: who a GLN or SOR
 // is and which MedCom formats it takes.
 type Directory struct {
-	byID map[string]config.Receiver
+	byID map[string]Receiver
 }
 
 // NewDirectory indexes the configured receivers by GLN and SOR.
-func NewDirectory(rs []config.Receiver) Directory {
-	d := Directory{byID: map[string]config.Receiver{}}
+func NewDirectory(rs []Receiver) Directory {
+	d := Directory{byID: map[string]Receiver{}}
 	for _, r := range rs {
 		for _, id := range []string{r.GLN, r.SOR} {
 			if id != "" {
@@ -42,7 +41,7 @@ func NewDirectory(rs []config.Receiver) Directory {
 }
 
 // Lookup finds p in the directory by GLN, then SOR.
-func (d Directory) Lookup(p letter.Party) (config.Receiver, bool) {
+func (d Directory) Lookup(p letter.Party) (Receiver, bool) {
 	for _, id := range []string{p.GLN, p.SOR} {
 		if id == "" {
 			continue
@@ -51,7 +50,7 @@ func (d Directory) Lookup(p letter.Party) (config.Receiver, bool) {
 			return r, true
 		}
 	}
-	return config.Receiver{}, false
+	return Receiver{}, false
 }
 
 // Enrich completes p from its directory entry: role, name, the other

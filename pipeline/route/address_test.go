@@ -6,24 +6,23 @@ import (
 	"testing"
 	"time"
 
-	"github.com/samhub/samhub/internal/config"
 	"github.com/samhub/samhub/pipeline/letter"
 	"github.com/samhub/samhub/pipeline/route"
 )
 
-var directory = []config.Receiver{
+var directory = []route.Receiver{
 	{Name: "Lægehuset Ærø", Role: "gp", GLN: "5790000123456", Formats: []string{"xdis91"}},
 	{Name: "Lægerne på Torvet", Role: "gp", GLN: "5790000654321", SOR: "440001000016001"},
 	{Name: "Børne- og ungdomspsykiatrien", Role: "region", SOR: "6071000016008", Formats: []string{"fhir-json"}},
 }
 
 func addressRouter() *route.Router {
-	d := map[string]config.Destination{}
+	d := map[string]route.Destination{}
 	for k, v := range dests {
 		d[k] = v
 	}
-	d["region"] = config.Destination{Adapter: "epj", Sector: "region_psychiatry", Receiver: "6071000016008"}
-	return route.New(rules, d, directory)
+	d["region"] = route.Destination{Sector: "region_psychiatry", Receiver: "6071000016008"}
+	return route.New(route.Options{Rules: rules, Destinations: d, Receivers: directory})
 }
 
 func TestRulesNarrowToTheRecipientsALetterNames(t *testing.T) {
@@ -134,7 +133,7 @@ func TestPlanAddressedShowsWhomEachDeliveryGoesTo(t *testing.T) {
 // Discharge notes may go to the GP without consent (Sundhedsloven § 41),
 // but a recorded withdrawal or a young person's refusal still stops them.
 func TestDischargeNoteToTheGPWithoutConsentStopsAtAnObjection(t *testing.T) {
-	r := route.New([]config.Route{{Name: "discharge-to-gp", Match: config.Match{Kind: []string{"discharge-note"}}, To: []string{"gp"}, RequireConsent: &no}}, dests, directory)
+	r := route.New(route.Options{Rules: []route.Rule{{Name: "discharge-to-gp", Match: route.Match{Kind: []string{"discharge-note"}}, To: []string{"gp"}, RequireConsent: &no}}, Destinations: dests, Receivers: directory})
 	l := &letter.Letter{ID: "d1", Kind: letter.KindDischargeNote, Receivers: []letter.Party{{Role: "gp", GLN: "5790000123456"}}}
 	if d := r.Decide(l, "gp", nil, now); d.Verdict != route.Deliver {
 		t.Fatalf("without any consent: %+v", d)

@@ -50,7 +50,7 @@ func Anonymise(l *letter.Letter, secret []byte) *letter.Letter {
 	c.Original = letter.Original{ContentType: "text/plain; charset=utf-8", Data: []byte(c.Text)}
 	c.Original.SHA256 = letter.Digest(c.Original.Data)
 	c.Consent = nil
-	c.Meta["anonymised"] = "true"
+	c.Anonymised = true
 	return &c
 }
 

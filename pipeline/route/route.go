@@ -9,7 +9,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/samhub/samhub/internal/config"
 	"github.com/samhub/samhub/pipeline/letter"
 )
 
@@ -39,20 +38,20 @@ type Decision struct {
 
 // Router holds the configured rules and the receiver directory.
 type Router struct {
-	routes []config.Route
-	dests  map[string]config.Destination
+	routes []Rule
+	dests  map[string]Destination
 	names  []string
 	dir    Directory
 }
 
-// New builds a Router from checked configuration.
-func New(routes []config.Route, dests map[string]config.Destination, receivers []config.Receiver) *Router {
-	names := make([]string, 0, len(dests))
-	for n := range dests {
+// New builds a Router from checked rules.
+func New(o Options) *Router {
+	names := make([]string, 0, len(o.Destinations))
+	for n := range o.Destinations {
 		names = append(names, n)
 	}
 	slices.Sort(names)
-	return &Router{routes: routes, dests: dests, names: names, dir: NewDirectory(receivers)}
+	return &Router{routes: o.Rules, dests: o.Destinations, names: names, dir: NewDirectory(o.Receivers)}
 }
 
 // Directory is the receiver directory the router addresses with.
@@ -166,7 +165,7 @@ func (r *Router) Decide(l *letter.Letter, dest string, consent *letter.Consent, 
 
 // needsConsent: deny by default for every other sector; the municipality's
 // own case system and internal notifications need none unless the rule asks.
-func needsConsent(rt config.Route, dc config.Destination) bool {
+func needsConsent(rt Rule, dc Destination) bool {
 	if rt.RequireConsent != nil {
 		return *rt.RequireConsent
 	}
@@ -174,7 +173,7 @@ func needsConsent(rt config.Route, dc config.Destination) bool {
 }
 
 // Matches reports whether l satisfies every non-empty list in m.
-func Matches(m config.Match, l *letter.Letter) bool {
+func Matches(m Match, l *letter.Letter) bool {
 	// Hub notices go only where a rule asks for them by kind, never along
 	// with "everything" rules.
 	if l.Kind == letter.KindNotification && !slices.Contains(m.Kind, string(letter.KindNotification)) {
@@ -234,7 +233,7 @@ func (r *Router) DecideReplay(l *letter.Letter, dest string, consent *letter.Con
 	if !ok {
 		return d
 	}
-	rt := config.Route{Name: "replay", To: []string{dest}}
-	tmp := &Router{routes: []config.Route{rt}, dests: map[string]config.Destination{dest: dc}, dir: r.dir}
+	rt := Rule{Name: "replay", To: []string{dest}}
+	tmp := &Router{routes: []Rule{rt}, dests: map[string]Destination{dest: dc}, dir: r.dir}
 	return tmp.Decide(l, dest, consent, now)
 }

@@ -10,7 +10,7 @@ import (
 // BenchmarkDecide is the routing decision each destination's handler makes
 // per letter (rules and consent from route_test.go).
 func BenchmarkDecide(b *testing.B) {
-	r := route.New(rules, dests, nil)
+	r := route.New(route.Options{Rules: rules, Destinations: dests, Receivers: nil})
 	l := &letter.Letter{ID: "r1", Kind: letter.KindRecommendation, Source: "casesys",
 		Patient: &letter.Patient{CPR: "2509479989"}, Receivers: []letter.Party{{Role: "gp", GLN: "5790000000005"}}}
 	c := consent(letter.ScopeMunicipality, letter.ScopeGP, letter.ScopeRegionPsychiatry)

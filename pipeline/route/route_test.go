@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/samhub/samhub/internal/config"
 	"github.com/samhub/samhub/pipeline/letter"
 	"github.com/samhub/samhub/pipeline/route"
 )
@@ -14,19 +13,19 @@ var (
 	now   = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 	no    = false
 	yes   = true
-	dests = map[string]config.Destination{
-		"casefile": {Adapter: "casesys", Sector: "municipality"},
-		"gp":       {Adapter: "medcom", Sector: "gp"},
-		"region":   {Adapter: "epj", Sector: "region_psychiatry"},
-		"parents":  {Adapter: "digitalpost", Sector: "parents"},
-		"forum":    {Adapter: "smtp", Sector: "internal"},
+	dests = map[string]route.Destination{
+		"casefile": {Sector: "municipality"},
+		"gp":       {Sector: "gp"},
+		"region":   {Sector: "region_psychiatry"},
+		"parents":  {Sector: "parents"},
+		"forum":    {Sector: "internal"},
 	}
-	rules = []config.Route{
-		{Name: "referrals", Match: config.Match{Kind: []string{"referral"}, Source: []string{"medcom"}}, To: []string{"casefile"}},
-		{Name: "rec-case", Match: config.Match{Kind: []string{"recommendation"}}, To: []string{"casefile", "gp", "region", "parents"}},
-		{Name: "from-hospital", Match: config.Match{Sender: []string{"5790000120400"}}, To: []string{"casefile"}},
-		{Name: "to-ppr", Match: config.Match{Receiver: []string{"role:ppr"}, Category: []string{"regarding-referral"}}, To: []string{"casefile"}, RequireConsent: &yes},
-		{Name: "forum", Match: config.Match{Kind: []string{"note"}, Format: []string{"xdis91"}}, To: []string{"forum"}, Anonymise: true},
+	rules = []route.Rule{
+		{Name: "referrals", Match: route.Match{Kind: []string{"referral"}, Source: []string{"medcom"}}, To: []string{"casefile"}},
+		{Name: "rec-case", Match: route.Match{Kind: []string{"recommendation"}}, To: []string{"casefile", "gp", "region", "parents"}},
+		{Name: "from-hospital", Match: route.Match{Sender: []string{"5790000120400"}}, To: []string{"casefile"}},
+		{Name: "to-ppr", Match: route.Match{Receiver: []string{"role:ppr"}, Category: []string{"regarding-referral"}}, To: []string{"casefile"}, RequireConsent: &yes},
+		{Name: "forum", Match: route.Match{Kind: []string{"note"}, Format: []string{"xdis91"}}, To: []string{"forum"}, Anonymise: true},
 	}
 )
 
@@ -35,7 +34,7 @@ func consent(scopes ...letter.Scope) *letter.Consent {
 }
 
 func TestDecide(t *testing.T) {
-	r := route.New(rules, dests, nil)
+	r := route.New(route.Options{Rules: rules, Destinations: dests, Receivers: nil})
 	rec := &letter.Letter{ID: "r1", Kind: letter.KindRecommendation, Source: "casesys"}
 	cases := []struct {
 		name    string
@@ -79,7 +78,7 @@ func TestDecide(t *testing.T) {
 }
 
 func TestReplayRechecksConsentEvenWithoutARule(t *testing.T) {
-	r := route.New(rules, dests, nil)
+	r := route.New(route.Options{Rules: rules, Destinations: dests, Receivers: nil})
 	l := &letter.Letter{ID: "x", Kind: letter.KindNote, Source: "imap"}
 	if d := r.DecideReplay(l, "gp", nil, now); d.Verdict != route.Deny {
 		t.Fatalf("replay to GP without consent: %+v", d)
@@ -93,7 +92,7 @@ func TestReplayRechecksConsentEvenWithoutARule(t *testing.T) {
 }
 
 func TestPlanCoversEveryDestination(t *testing.T) {
-	r := route.New(rules, dests, nil)
+	r := route.New(route.Options{Rules: rules, Destinations: dests, Receivers: nil})
 	plan := r.Plan(&letter.Letter{Kind: letter.KindRecommendation}, consent(letter.ScopeGP), now)
 	if len(plan) != len(dests) {
 		t.Fatalf("plan has %d decisions, want %d", len(plan), len(dests))

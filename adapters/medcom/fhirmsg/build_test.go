@@ -227,10 +227,10 @@ func TestBuildAcknowledgementGolden(t *testing.T) {
 				t.Error("an acknowledgement must carry no patient")
 			}
 			l := m.Letter("medcom-in", data, "")
-			if l.Kind != letter.KindAcknowledgement || l.InReplyTo != c.of.HeaderID || l.Meta["responseCode"] != c.code {
+			if l.Kind != letter.KindAcknowledgement || l.InReplyTo != c.of.HeaderID || l.Meta[MetaResponseCode] != c.code {
 				t.Errorf("letter: %+v", l)
 			}
-			if strings.Contains(l.Meta["issues"], "midlertidigt") {
+			if strings.Contains(l.Meta[MetaIssues], "midlertidigt") {
 				t.Error("free-text issue details leaked into Meta")
 			}
 		})

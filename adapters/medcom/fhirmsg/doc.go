@@ -29,6 +29,6 @@
 // one, and a replacement CPR (X-eCPR, regional D-eCPR, MedCom core 2.x's
 // E-CPR) with its system, also when both are given. Names are taken as far
 // as they are known: a family name given as absent (data-absent-reason) stays
-// empty, and the reason is kept in Letter.Meta["patientNameAbsent"]; the
+// empty, and the reason is kept in Letter.Meta[MetaPatientNameAbsent]; the
 // builder writes an empty family name the same way. No name is ever made up.
 package fhirmsg

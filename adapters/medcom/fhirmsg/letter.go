@@ -33,39 +33,39 @@ func (m *Message) Letter(source string, original []byte, contentType string) *le
 			Charset:     "utf-8",
 			SHA256:      letter.Digest(original),
 		},
-		Meta: map[string]string{"bundleId": m.BundleID, "encoding": m.Encoding, "event": m.Event},
+		Meta: map[string]string{MetaBundleID: m.BundleID, MetaEncoding: m.Encoding, MetaEvent: m.Event},
 	}
 	if m.Patient != nil {
 		p := *m.Patient
 		l.Patient = &p
 		if m.nameAbsent != "" && isCode(m.nameAbsent) {
 			// why the family name is empty (data-absent-reason code, e.g. "unknown")
-			l.Meta["patientNameAbsent"] = m.nameAbsent
+			l.Meta[MetaPatientNameAbsent] = m.nameAbsent
 		}
 	}
 	l.Sender.Unit = m.senderUnit
 	l.Receivers[0].Unit = m.recipientUnit
 	if m.episode != nil {
-		l.Meta["medcom_episode_of_care_id"] = m.episode.value // the key XDIS91 letters use
+		l.Meta[MetaEpisodeOfCareID] = m.episode.value
 	}
 	if len(m.Attachments) > 0 {
 		l.Attachments = append([]letter.Attachment(nil), m.Attachments...)
 	}
 	if m.activity != "" {
-		l.Meta["activity"] = m.activity
+		l.Meta[MetaActivity] = m.activity
 	}
 	if m.attMissing > 0 {
 		// earlier attachments a reply lists without their data
-		l.Meta["attachmentsWithoutData"] = strconv.Itoa(m.attMissing)
+		l.Meta[MetaAttachmentsWithoutData] = strconv.Itoa(m.attMissing)
 	}
 	if m.VANS != nil {
-		l.Meta["vansEnvelopeId"] = m.VANS.EnvelopeID
+		l.Meta[MetaVANSEnvelopeID] = m.VANS.EnvelopeID
 	}
 	if m.Event == EventAcknowledgement {
 		l.Format = FormatAcknowledgement
 		if r := m.Response; r != nil {
 			l.InReplyTo = r.Identifier
-			l.Meta["responseCode"] = r.Code
+			l.Meta[MetaResponseCode] = r.Code
 			var codes []string
 			for _, is := range r.Issues {
 				if isCode(is.Details) { // free text from the other side stays out of Meta
@@ -73,7 +73,7 @@ func (m *Message) Letter(source string, original []byte, contentType string) *le
 				}
 			}
 			if len(codes) > 0 {
-				l.Meta["issues"] = strings.Join(codes, ",")
+				l.Meta[MetaIssues] = strings.Join(codes, ",")
 			}
 			l.Ack = &letter.Ack{Positive: r.Code == AckOK, Code: r.Code, Transient: r.Code == AckTransientError, Reason: strings.Join(codes, ",")}
 		}

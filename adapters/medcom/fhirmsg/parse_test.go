@@ -186,7 +186,7 @@ func TestExamples(t *testing.T) {
 			l := m.Letter("medcom-in", data, "application/fhir+"+w.enc)
 			check("Letter.ID", l.ID, w.header)
 			check("Letter.Kind", string(l.Kind), string(w.kind))
-			check("Letter.Meta[bundleId]", l.Meta["bundleId"], w.bundle)
+			check("Letter.Meta[MetaBundleID]", l.Meta[MetaBundleID], w.bundle)
 			check("Letter.Original.SHA256", l.Original.SHA256, letter.Digest(data))
 			if !bytes.Equal(l.Original.Data, data) {
 				t.Error("Letter.Original.Data differs from the input")
@@ -272,7 +272,7 @@ func TestVANSEnvelope(t *testing.T) {
 			if err := Validate(m); err != nil {
 				t.Error(err)
 			}
-			if l := m.Letter("in", env, "application/xml"); l.Meta["vansEnvelopeId"] != m.VANS.EnvelopeID {
+			if l := m.Letter("in", env, "application/xml"); l.Meta[MetaVANSEnvelopeID] != m.VANS.EnvelopeID {
 				t.Error("letter lacks the envelope id")
 			}
 			// The MIME tag must match the payload.

@@ -101,11 +101,11 @@ func TestReceiveWhatTheProfilesAllow(t *testing.T) {
 				if l.Patient == nil || *l.Patient != w.patient {
 					t.Errorf("patient\n got %+v\nwant %+v", l.Patient, w.patient)
 				}
-				if l.Meta["patientNameAbsent"] != w.nameAbsent {
-					t.Errorf("Meta[patientNameAbsent] = %q, want %q", l.Meta["patientNameAbsent"], w.nameAbsent)
+				if l.Meta[MetaPatientNameAbsent] != w.nameAbsent {
+					t.Errorf("Meta[MetaPatientNameAbsent] = %q, want %q", l.Meta[MetaPatientNameAbsent], w.nameAbsent)
 				}
-				if l.Kind != w.kind || l.Priority != w.priority || l.Meta["medcom_episode_of_care_id"] != w.episode {
-					t.Errorf("kind %s priority %q episode %q", l.Kind, l.Priority, l.Meta["medcom_episode_of_care_id"])
+				if l.Kind != w.kind || l.Priority != w.priority || l.Meta[MetaEpisodeOfCareID] != w.episode {
+					t.Errorf("kind %s priority %q episode %q", l.Kind, l.Priority, l.Meta[MetaEpisodeOfCareID])
 				}
 				if l.Sender.Unit != w.senderUnit || l.Receivers[0].Unit != w.recvUnit || l.Receivers[0].Name != w.recvName {
 					t.Errorf("sender unit %q, receiver unit %q name %q", l.Sender.Unit, l.Receivers[0].Unit, l.Receivers[0].Name)

@@ -29,7 +29,7 @@ type LetterOptions struct {
 	Sender, Receiver    *Party    // default: derived from l.Sender and l.Receivers[0]
 	AcknowledgementCode string    // default pluspositivkvitt (we want to know it arrived)
 	StatusCode          string    // default nytbrev
-	EpisodeOfCareID     string    // default: l.Meta["medcom_episode_of_care_id"]
+	EpisodeOfCareID     string    // default: l.Meta[MetaEpisodeOfCareID]
 }
 
 // ReplyOptions answers an inbound XDIS91 letter: the receiver is its sender
@@ -95,7 +95,7 @@ func BuildLetter(l *letter.Letter, opt LetterOptions) ([]byte, error) {
 		opt.StatusCode = "nytbrev"
 	}
 	if opt.EpisodeOfCareID == "" {
-		opt.EpisodeOfCareID = l.Meta["medcom_episode_of_care_id"]
+		opt.EpisodeOfCareID = l.Meta[MetaEpisodeOfCareID]
 	}
 	w := &writer{}
 	var snd, rcv Party
@@ -109,7 +109,7 @@ func BuildLetter(l *letter.Letter, opt LetterOptions) ([]byte, error) {
 	} else if len(l.Receivers) > 0 {
 		rcv = PartyFromLetter(l.Receivers[0])
 		// A reply to an XDIS91 letter goes back with the identifiers it came with.
-		if id, ok := l.Meta["medcom_sender_id"]; ok && l.Meta["medcom_sender_ean"] == rcv.EAN {
+		if id, ok := l.Meta[MetaSenderID]; ok && l.Meta[MetaSenderEAN] == rcv.EAN {
 			rcv.IdentifierCode, rcv.Identifier, _ = strings.Cut(id, ":")
 		}
 	}

@@ -1,7 +1,6 @@
 package oioxml
 
 import (
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -73,23 +72,23 @@ func (m *Emessage) Letter(ce *ClinicalEmail, in Input) *letter.Letter {
 		Text:      strings.Join(ce.Texts, "\n\n"),
 		Original:  original(in, m.Charset),
 		Meta: map[string]string{
-			"medcom_envelope_id":  m.Envelope.Identifier,
-			"medcom_letter_id":    ce.Identifier,
-			"medcom_letter_index": strconv.Itoa(ce.Index),
-			"medcom_sender_ean":   ce.Sender.EAN,
-			"medcom_receiver_ean": ce.Receiver.EAN,
-			"medcom_sender_id":    ce.Sender.IdentifierCode + ":" + ce.Sender.Identifier,
-			"medcom_receiver_id":  ce.Receiver.IdentifierCode + ":" + ce.Receiver.Identifier,
-			"medcom_version":      ce.VersionCode,
-			"medcom_status":       ce.StatusCode,
-			"medcom_ack_code":     m.Envelope.AcknowledgementCode,
+			MetaEnvelopeID:  m.Envelope.Identifier,
+			MetaLetterID:    ce.Identifier,
+			MetaLetterIndex: strconv.Itoa(ce.Index),
+			MetaSenderEAN:   ce.Sender.EAN,
+			MetaReceiverEAN: ce.Receiver.EAN,
+			MetaSenderID:    ce.Sender.IdentifierCode + ":" + ce.Sender.Identifier,
+			MetaReceiverID:  ce.Receiver.IdentifierCode + ":" + ce.Receiver.Identifier,
+			MetaVersion:     ce.VersionCode,
+			MetaStatus:      ce.StatusCode,
+			MetaAckCode:     m.Envelope.AcknowledgementCode,
 		},
 	}
 	if ce.EpisodeOfCareIdentifier != "" {
-		l.Meta["medcom_episode_of_care_id"] = ce.EpisodeOfCareIdentifier
+		l.Meta[MetaEpisodeOfCareID] = ce.EpisodeOfCareIdentifier
 	}
 	if ce.Patient.CPR == "0000000000" {
-		l.Meta["medcom_cpr_unknown"] = "true"
+		l.Meta[MetaCPRUnknown] = "true"
 	}
 	for i, ref := range ce.References {
 		switch {
@@ -101,9 +100,9 @@ func (m *Emessage) Letter(ce *ClinicalEmail, in Input) *letter.Letter {
 				ct = "application/octet-stream"
 			}
 			l.Attachments = append(l.Attachments, letter.Attachment{Name: ref.Description + "." + ref.BIN.ExtensionCode, ContentType: ct, Size: ref.BIN.Size})
-			l.Meta[fmt.Sprintf("medcom_bin_%d", i+1)] = ref.BIN.Identifier
+			l.Meta[MetaBINPrefix+strconv.Itoa(i+1)] = ref.BIN.Identifier
 		case ref.SUP:
-			l.Meta[fmt.Sprintf("medcom_sup_%d", i+1)] = "true"
+			l.Meta[MetaSUPPrefix+strconv.Itoa(i+1)] = "true"
 		}
 	}
 	return l
@@ -128,15 +127,15 @@ func (m *Emessage) ReceiptLetters(rc *Receipt, in Input) []*letter.Letter {
 			Text:      text,
 			Original:  original(in, m.Charset),
 			Meta: map[string]string{
-				"medcom_receipt":              rc.Type,
-				"medcom_receipt_result":       result,
-				"medcom_receipt_id":           rc.Identifier,
-				"medcom_envelope_id":          m.Envelope.Identifier,
-				"medcom_original_envelope_id": rc.OriginalEnvelopeIdentifier,
+				MetaReceipt:            rc.Type,
+				MetaReceiptResult:      result,
+				MetaReceiptID:          rc.Identifier,
+				MetaEnvelopeID:         m.Envelope.Identifier,
+				MetaOriginalEnvelopeID: rc.OriginalEnvelopeIdentifier,
 			},
 		}
 		if code != "" {
-			l.Meta["medcom_refuse_code"] = code
+			l.Meta[MetaRefuseCode] = code
 		}
 		// The refusal's free text may quote the letter; only its code is
 		// kept as the reason.
@@ -153,7 +152,7 @@ func (m *Emessage) ReceiptLetters(rc *Receipt, in Input) []*letter.Letter {
 			code, text = rc.RefuseCode, rc.RefuseText
 		}
 		l := base(LetterID(rc.SenderEAN, rc.Identifier)+"/"+o.Identifier, LetterID(rc.OriginalSenderEAN, o.Identifier), code, text)
-		l.Meta["medcom_original_letter_id"] = o.Identifier
+		l.Meta[MetaOriginalLetterID] = o.Identifier
 		out = append(out, l)
 	}
 	return out

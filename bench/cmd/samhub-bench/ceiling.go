@@ -10,7 +10,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/samhub/samhub/internal/config"
 	"github.com/samhub/samhub/pipeline/broker"
 	"github.com/samhub/samhub/pipeline/journey"
 )
@@ -29,7 +28,7 @@ type ceiling struct {
 
 func measureCeiling(ctx context.Context, dir string, payload []byte, n int) (ceiling, error) {
 	c := ceiling{MsgBytes: len(payload), Msgs: n}
-	srv, err := broker.StartEmbedded(config.Embedded{StoreDir: filepath.Join(dir, "ceiling-js"), MaxStore: "16GB"}, slog.New(slog.DiscardHandler))
+	srv, err := broker.StartEmbedded(broker.EmbeddedOptions{StoreDir: filepath.Join(dir, "ceiling-js"), MaxStore: 16 << 30}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return c, err
 	}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/samhub/samhub/adapters/email"
@@ -36,6 +37,9 @@ type hubRig struct {
 	mail *loopsim.SMTP
 	in   string
 	gen  *letters
+	// oneSink: the rig carries letters to the case system only (the
+	// same-flow phase, sameflow.go); run waits for that destination alone.
+	oneSink bool
 }
 
 // benchConfig is hubtest's configuration (the council's routes, MedCom in
@@ -125,11 +129,13 @@ func startRig(ctx context.Context, dir string, gen *letters, tune func(*config.C
 		m.close()
 		return nil, err
 	}
-	now := time.Now().UTC()
-	if err := r.app.Hub.RecordConsent(ctx, testCPR, letter.Consent{GivenBy: "custody-holder", Form: "written", GivenAt: now.Add(-time.Hour),
-		Scopes: []letter.Scope{letter.ScopeMunicipality, letter.ScopeRegionPsychiatry}}); err != nil {
-		m.close()
-		return nil, err
+	if needsConsent(m.cfg) {
+		now := time.Now().UTC()
+		if err := r.app.Hub.RecordConsent(ctx, testCPR, letter.Consent{GivenBy: "custody-holder", Form: "written", GivenAt: now.Add(-time.Hour),
+			Scopes: []letter.Scope{letter.ScopeMunicipality, letter.ScopeRegionPsychiatry}}); err != nil {
+			m.close()
+			return nil, err
+		}
 	}
 	r.in = filepath.Join(m.cfg.DataDir, "..", "medcom", "in")
 	if err := os.MkdirAll(r.in, 0o700); err != nil {
@@ -137,6 +143,19 @@ func startRig(ctx context.Context, dir string, gen *letters, tune func(*config.C
 		return nil, err
 	}
 	return m, nil
+}
+
+// needsConsent reports whether the configuration sends letters beyond the
+// municipality's own sectors, where a route needs the parents' consent
+// unless it says otherwise (pipeline/route); only then does the harness
+// record the test person's consent before measuring.
+func needsConsent(c *config.Config) bool {
+	for _, d := range c.Destinations {
+		if d.Sector != "municipality" && d.Sector != "internal" {
+			return true
+		}
+	}
+	return false
 }
 
 // start runs the hub (again) on the rig's configuration and store.
@@ -187,17 +206,14 @@ type phase struct {
 }
 
 // run drops n letters (at rate per second, or as fast as possible when
-// rate is 0) and waits until each reached all three destinations.
+// rate is 0) and waits until each reached every destination of the rig's
+// flow (sinks).
 func (r *hubRig) run(name string, runNo, n int, rate float64, timeout time.Duration) (phase, error) {
 	p := phase{Name: name, Letters: n, OfferedPerS: rate}
 	for _, a := range []*loopsim.Arrivals{r.cs.Letters, r.epj.Letters, r.mail.Letters} {
 		a.Reset()
 	}
-	type item struct {
-		name          string
-		data          []byte
-		id, noticeMID string
-	}
+	sinks := r.sinks()
 	items := make([]item, n)
 	for i := range n {
 		nm, data, id := r.gen.letter(runNo, i)
@@ -226,9 +242,13 @@ func (r *hubRig) run(name string, runNo, n int, rate float64, timeout time.Durat
 		items[i].data = nil // the harness's copy must not count as the hub's memory
 	}
 	deadline := time.Now().Add(timeout)
-	for r.cs.Letters.Count() < n || r.epj.Letters.Count() < n || r.mail.Letters.Count() < n {
+	for !allArrived(sinks, n) {
 		if time.Now().After(deadline) {
-			return p, fmt.Errorf("%s: after %s only case system %d, EPJ %d, mail %d of %d letters arrived", name, timeout, r.cs.Letters.Count(), r.epj.Letters.Count(), r.mail.Letters.Count(), n)
+			var got []string
+			for _, s := range sinks {
+				got = append(got, fmt.Sprintf("%s %d", s.name, s.at.Count()))
+			}
+			return p, fmt.Errorf("%s: after %s only %s of %d letters arrived", name, timeout, strings.Join(got, ", "), n)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -237,14 +257,12 @@ func (r *hubRig) run(name string, runNo, n int, rate float64, timeout time.Durat
 	var last time.Time
 	lat := make([]time.Duration, 0, n)
 	for i, it := range items {
-		a, _ := r.cs.Letters.At(it.id)
-		b, _ := r.epj.Letters.At(it.id)
-		c, ok := r.mail.Letters.At(it.noticeMID)
-		if !ok {
-			return p, fmt.Errorf("%s: the notice for letter %d never arrived (a notice for another letter did)", name, i)
-		}
-		end := a
-		for _, t := range []time.Time{b, c} {
+		var end time.Time
+		for _, s := range sinks {
+			t, ok := s.at.At(s.key(it))
+			if !ok {
+				return p, fmt.Errorf("%s: letter %d never reached the %s (another letter's %s did)", name, i, s.name, s.what)
+			}
 			if t.After(end) {
 				end = t
 			}
@@ -285,4 +303,41 @@ func (r *hubRig) run(name string, runNo, n int, rate float64, timeout time.Durat
 	synced -= float64(il1-il0) - float64(ic1-ic0) // an atomic batch of letters is one fsync
 	p.SyncedPerLtr = synced / float64(n)
 	return p, nil
+}
+
+// item is one letter of a run: its file, and what the destinations know it by.
+type item struct {
+	name          string
+	data          []byte
+	id, noticeMID string
+}
+
+// sink is one destination a run waits for: its arrivals and the key a
+// letter arrives there under.
+type sink struct {
+	name, what string
+	at         *loopsim.Arrivals
+	key        func(item) string
+}
+
+// sinks are the destinations every letter of the rig's flow must reach:
+// the case system, and unless the rig carries the peer's one-sink flow the
+// EPJ and the coordinator's notice (by its Message-ID) too.
+func (r *hubRig) sinks() []sink {
+	byID := func(it item) string { return it.id }
+	s := []sink{{"case system", "letter", r.cs.Letters, byID}}
+	if !r.oneSink {
+		s = append(s, sink{"EPJ", "letter", r.epj.Letters, byID},
+			sink{"mail relay", "notice", r.mail.Letters, func(it item) string { return it.noticeMID }})
+	}
+	return s
+}
+
+func allArrived(sinks []sink, n int) bool {
+	for _, s := range sinks {
+		if s.at.Count() < n {
+			return false
+		}
+	}
+	return true
 }

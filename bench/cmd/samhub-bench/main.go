@@ -3,7 +3,8 @@
 // settings), drives the whole hub with fictitious 10 KB XDIS91 letters
 // dropped into the MedCom inbox to three loopback destinations (case
 // system, EPJ, SMTP) at a fixed offered load and at saturation, runs the
-// Benthos peer on the same flow, and writes results/latest.json and
+// hub on the Benthos peer's one-sink flow (drop folder → case system) and
+// the peer itself side by side, and writes results/latest.json and
 // results/latest.md. It reports the targets; it never fails on them.
 //
 // Sizes come from the environment (see scripts/bench.sh):
@@ -13,6 +14,8 @@
 //	BENCH_RATE_SECS   seconds at the offered load      (default 30)
 //	BENCH_N           letters at saturation            (default 10000)
 //	BENCH_PEER_N      letters for the peer             (default 10000)
+//	BENCH_SAMEFLOW_N  letters for the hub on the peer's flow (default BENCH_PEER_N)
+//	BENCH_NO_SAMEFLOW skip the hub on the peer's flow (sameflow.go)
 //	BENCH_PEER_BIN    peer binary; empty skips the peer
 //	BENCH_OUT         results directory                (default bench/results)
 //	BENCH_CPUPROFILE  write a CPU profile of the saturation phase here
@@ -60,7 +63,9 @@ type results struct {
 	RSSMB                 float64 `json:"rss_mb"`
 	RatioVsCeiling        float64 `json:"ratio_vs_ceiling"`
 	RatioVsPeer           float64 `json:"ratio_vs_peer,omitempty"`
+	SameFlowRatioVsPeer   float64 `json:"same_flow_ratio_vs_peer,omitempty"` // the hub on the peer's one-sink flow ÷ the peer, same run
 	PeerLettersPerS       float64 `json:"peer_letters_per_s,omitempty"`
+	SameFlowLettersPerS   float64 `json:"same_flow_letters_per_s,omitempty"`
 	CeilingOpsPerS        float64 `json:"ceiling_ops_per_s"`
 	JetStreamOpsPerLetter float64 `json:"jetstream_ops_per_letter"`
 	SyncedWritesPerLetter float64 `json:"synced_writes_per_letter"`
@@ -75,6 +80,8 @@ type results struct {
 	Peer     *peerResult `json:"peer,omitempty"`
 	PeerNote string      `json:"peer_note,omitempty"`
 	Targets  []target    `json:"targets"`
+	// SameFlowNote says why the same-flow phase is missing.
+	SameFlowNote string `json:"same_flow_note,omitempty"`
 
 	// The memory phases (memory.go).
 	Parked         *parkedResult     `json:"parked,omitempty"`
@@ -170,6 +177,22 @@ func run() error {
 	logf("hub: %.0f letters/s, p99 %.0f ms, %.2f synced writes and %.2f JetStream ops per letter, %.2f CPU s per 1000", sat.LettersPerS, sat.P99ms, sat.SyncedPerLtr, sat.OpsPerLetter, sat.CPUSecPer1000)
 	res.Phases = []phase{fixed, sat}
 
+	// The hub on the peer's flow, then the peer: side by side.
+	var same *phase
+	if os.Getenv("BENCH_NO_SAMEFLOW") == "" {
+		sn := env("BENCH_SAMEFLOW_N", env("BENCH_PEER_N", 10000))
+		logf("hub, same flow as the peer (MedCom inbox → case system only): saturation with %d letters", sn)
+		if p, err := measureSameFlow(ctx, tmp, gen, sn); err != nil {
+			res.SameFlowNote = "same-flow phase failed: " + err.Error()
+			logf("%s", res.SameFlowNote)
+		} else {
+			same = &p
+			res.Phases = append(res.Phases, p)
+			logf("hub, same flow: %.0f letters/s, p99 %.0f ms, %.2f synced writes and %.2f JetStream ops per letter, %.2f CPU s per 1000, peak RSS %.0f MB", p.LettersPerS, p.P99ms, p.SyncedPerLtr, p.OpsPerLetter, p.CPUSecPer1000, p.PeakRSSMB)
+		}
+	} else {
+		res.SameFlowNote = "not run (BENCH_NO_SAMEFLOW)"
+	}
 	if bin := os.Getenv("BENCH_PEER_BIN"); bin != "" {
 		pn := env("BENCH_PEER_N", 10000)
 		logf("peer: %d letters", pn)
@@ -198,6 +221,19 @@ func run() error {
 		res.PeerLettersPerS = res.Peer.EndToEndLettersPerS
 		res.RatioVsPeer = sat.LettersPerS / res.Peer.EndToEndLettersPerS
 	}
+	if same != nil {
+		res.SameFlowLettersPerS = same.LettersPerS
+	}
+	if same != nil && res.PeerLettersPerS > 0 {
+		res.SameFlowRatioVsPeer = same.LettersPerS / res.PeerLettersPerS
+		logf("same flow: hub %.0f letters/s ÷ peer %.0f letters/s = %.2f×", same.LettersPerS, res.PeerLettersPerS, res.SameFlowRatioVsPeer)
+	} else {
+		why := res.PeerNote
+		if same == nil {
+			why = "same flow " + res.SameFlowNote
+		}
+		logf("same flow: ratio to the peer not measured (%s)", why)
+	}
 	res.Targets = targets(res, rate)
 	return write(out, res)
 }
@@ -216,9 +252,15 @@ func targets(r results, rate int) []target {
 		{"peak RSS (whole process: hub, embedded NATS, simulators)", "≤ 150 MB", fmt.Sprintf("%.0f MB", r.RSSMB), judge(r.RSSMB <= 150)},
 	}
 	if r.RatioVsPeer > 0 {
-		t = append(t, target{"versus the peer, end to end", "≥ 1.5×", fmt.Sprintf("%.2f×", r.RatioVsPeer), judge(r.RatioVsPeer >= 1.5)})
+		t = append(t, target{"versus the peer, end to end (hub three sinks, peer one)", "≥ 1.5×", fmt.Sprintf("%.2f×", r.RatioVsPeer), judge(r.RatioVsPeer >= 1.5)})
 	} else {
-		t = append(t, target{"versus the peer, end to end", "≥ 1.5×", "—", "not measured"})
+		t = append(t, target{"versus the peer, end to end (hub three sinks, peer one)", "≥ 1.5×", "—", "not measured"})
+	}
+	if r.SameFlowRatioVsPeer > 0 {
+		t = append(t, target{"versus the peer on the same flow (drop folder → case system), same run", "≥ 1.5×",
+			fmt.Sprintf("%.2f× (%.0f vs %.0f letters/s)", r.SameFlowRatioVsPeer, r.SameFlowLettersPerS, r.PeerLettersPerS), judge(r.SameFlowRatioVsPeer >= 1.5)})
+	} else {
+		t = append(t, target{"versus the peer on the same flow (drop folder → case system), same run", "≥ 1.5×", "—", "not measured"})
 	}
 	t = append(t, parkedTarget(r))
 	t = append(t, attachmentTargetRows(r)...)
@@ -255,19 +297,28 @@ func summary(r results) string {
 	c := r.Ceiling
 	fmt.Fprintf(&b, "\n## Broker ceiling (%d × %d B, file store, SyncAlways, in process)\n\n", c.Msgs, c.MsgBytes)
 	fmt.Fprintf(&b, "| publish async (256 in flight) | publish sync (1 in flight) | atomic batches of 100 | consume (explicit acks) |\n|---|---|---|---|\n| %.0f/s | %.0f/s | %.0f/s | %.0f/s |\n", c.PublishAsyncPerS, c.PublishSyncPerS, c.PublishAtomicPerS, c.ConsumePerS)
-	b.WriteString("\n## Hub: MedCom inbox → case system + EPJ + SMTP notice\n\n")
+	b.WriteString("\n## Hub\n\n")
+	b.WriteString("Offered load and saturation: MedCom inbox → case system + EPJ + SMTP notice.")
+	if r.SameFlowNote == "" {
+		fmt.Fprintf(&b, " %q: MedCom inbox → case system only, the peer's flow.", sameFlowName)
+	}
+	b.WriteString("\n\n")
 	b.WriteString("| phase | letters | letters/s | p50 ms | p95 ms | p99 ms | max ms | peak RSS MB | CPU s / 1000 | synced writes / letter | JetStream ops / letter |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, p := range r.Phases {
 		fmt.Fprintf(&b, "| %s | %d | %.0f | %.1f | %.1f | %.1f | %.1f | %.0f | %.2f | %.2f | %.2f |\n", p.Name, p.Letters, p.LettersPerS, p.P50ms, p.P95ms, p.P99ms, p.MaxMs, p.PeakRSSMB, p.CPUSecPer1000, p.SyncedPerLtr, p.OpsPerLetter)
 	}
 	if len(r.Phases) > 0 {
-		p := r.Phases[len(r.Phases)-1]
-		fmt.Fprintf(&b, "\nStored messages per letter at saturation (from the server): ")
+		b.WriteString("\nStored messages per letter (from the server):\n\n")
+	}
+	for _, p := range r.Phases {
 		var parts []string
 		for _, k := range sortedKeys(p.StoredPerLtr) {
 			parts = append(parts, fmt.Sprintf("%s %.2f", k, p.StoredPerLtr[k]))
 		}
-		fmt.Fprintf(&b, "%s; JetStream API calls %.2f; journey events %.2f in %.2f commits.\n", strings.Join(parts, ", "), p.APIPerLetter, p.JourneyPerLtr, p.JourneyCommits)
+		fmt.Fprintf(&b, "- %s: %s; JetStream API calls %.2f; journey events %.2f in %.2f commits.\n", p.Name, strings.Join(parts, ", "), p.APIPerLetter, p.JourneyPerLtr, p.JourneyCommits)
+	}
+	if r.SameFlowNote != "" {
+		fmt.Fprintf(&b, "\nSame flow as the peer: %s\n", r.SameFlowNote)
 	}
 	b.WriteString("\n## Peer\n\n")
 	if r.Peer != nil {

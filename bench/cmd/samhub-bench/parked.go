@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/samhub/samhub/adapters/medcom/oioxml"
 	"github.com/samhub/samhub/internal/config"
 	"github.com/samhub/samhub/pipeline/broker"
 	"github.com/samhub/samhub/pipeline/letter"
@@ -324,7 +325,7 @@ func parkedLetterTemplate() ([]byte, error) {
 		Category:  "regarding-referral", Subject: "Henvisning til samrådet",
 		Text:     "Henvisning af Bruno Test Elmer til samrådet. Drengen har haft ondt i maven og sovet dårligt i tre måneder; forældrene ønsker en samlet vurdering. Testbrev.",
 		Original: letter.Original{Data: orig, ContentType: "application/xml", Charset: "utf-8", SHA256: letter.Digest(orig)},
-		Meta:     map[string]string{"medcom_envelope_id": parkedLetterPlaceholder},
+		Meta:     map[string]string{oioxml.MetaEnvelopeID: parkedLetterPlaceholder},
 	}
 	b, err := letter.Marshal(l)
 	if err != nil {

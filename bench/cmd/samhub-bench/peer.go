@@ -15,7 +15,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/samhub/samhub/bench/loopsim"
-	"github.com/samhub/samhub/internal/config"
 	"github.com/samhub/samhub/pipeline/broker"
 )
 
@@ -90,7 +89,7 @@ func runPeer(ctx context.Context, bin, dir string, gen *letters, n int) (peerRes
 	if err != nil {
 		return res, err
 	}
-	srv, err := broker.StartEmbedded(config.Embedded{StoreDir: filepath.Join(dir, "peer-js"), MaxStore: "16GB", Listen: "127.0.0.1:" + strconv.Itoa(port)}, slog.New(slog.DiscardHandler))
+	srv, err := broker.StartEmbedded(broker.EmbeddedOptions{StoreDir: filepath.Join(dir, "peer-js"), MaxStore: 16 << 30, Listen: "127.0.0.1:" + strconv.Itoa(port)}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return res, err
 	}

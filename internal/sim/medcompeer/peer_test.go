@@ -194,7 +194,7 @@ func TestPeerRefusesOneLetterWhenToldTo(t *testing.T) {
 				t.Fatalf("acknowledgements by letter: %v", acks)
 			}
 			isNegative := func(a *letter.Letter) bool {
-				return a.Meta["medcom_receipt_result"] == "negative" || a.Meta["responseCode"] == fhirmsg.AckFatalError
+				return a.Meta["medcom_receipt_result"] == "negative" || a.Meta[fhirmsg.MetaResponseCode] == fhirmsg.AckFatalError
 			}
 			if !isNegative(neg) || isNegative(pos) {
 				t.Errorf("first %v, second %v: want the first refused, the second accepted", neg.Meta, pos.Meta)

@@ -9,14 +9,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/samhub/samhub/internal/config"
 	"github.com/samhub/samhub/pipeline/broker"
 )
 
 // Open starts an embedded server, closed when the test ends.
 func Open(t testing.TB) *broker.Broker {
 	t.Helper()
-	b, err := broker.Open(context.Background(), config.NATS{Embedded: config.Embedded{StoreDir: t.TempDir(), MaxStore: "1GB", Cipher: "chacha"}}, slog.New(slog.DiscardHandler))
+	b, err := broker.Open(context.Background(), broker.Options{Embedded: broker.EmbeddedOptions{StoreDir: t.TempDir(), MaxStore: 1 << 30, Cipher: "chacha"}}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,8 +24,8 @@ func Open(t testing.TB) *broker.Broker {
 }
 
 // Streams are stream sizes small enough for a test's store.
-func Streams() config.Streams {
-	return config.Streams{LettersMaxBytes: "64MB", ParkedMaxBytes: "32MB", JourneyMaxBytes: "32MB", AuditMaxBytes: "32MB", MaxMsgSize: "8MB",
+func Streams() broker.Streams {
+	return broker.Streams{LettersMaxBytes: 64 << 20, ParkedMaxBytes: 32 << 20, JourneyMaxBytes: 32 << 20, AuditMaxBytes: 32 << 20, MaxMsgSize: 8 << 20,
 		LettersMaxAge: time.Hour, DedupWindow: 2 * time.Minute, JourneyMaxAge: time.Hour, AuditMaxAge: time.Hour}
 }
 

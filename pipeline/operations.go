@@ -74,7 +74,7 @@ func (h *Hub) replay(ctx context.Context, who Actor, seq uint64, reason string, 
 	if err != nil {
 		return route.Decision{}, fmt.Errorf("parked letter unreadable: %w", err)
 	}
-	consent, err := h.effectiveConsent(ctx, l)
+	consent, err := h.consents.effective(ctx, l)
 	if err != nil {
 		return route.Decision{}, err
 	}
@@ -168,40 +168,6 @@ type Summary struct {
 	Seq      uint64    `json:"seq"`
 }
 
-// ErrUnknownLetter means no letter with that id is stored.
-var ErrUnknownLetter = errors.New("no letter with that id")
-
-// Letter finds a stored letter by id (any source), with its content: parts
-// kept in the blob store are read back in, so the caller gets the original
-// and attachments as received.
-func (h *Hub) Letter(ctx context.Context, id string) (*letter.Letter, uint64, error) {
-	l, seq, err := h.StoredLetter(ctx, id)
-	if err != nil {
-		return nil, 0, err
-	}
-	full, err := h.blobs.Resolve(ctx, l)
-	if err != nil {
-		return nil, 0, fmt.Errorf("letter content: %w", err)
-	}
-	return full, seq, nil
-}
-
-// StoredLetter is a letter as stored: its text and metadata, with the
-// original and large attachments named by Ref and not read from the blob
-// store. Views that show no bytes (the console's content view lists
-// attachments by name) need no more.
-func (h *Hub) StoredLetter(ctx context.Context, id string) (*letter.Letter, uint64, error) {
-	raw, err := h.letters.GetLastMsgForSubject(ctx, broker.SubjLetters+".in.*."+broker.Token(id))
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return nil, 0, ErrUnknownLetter
-	}
-	if err != nil {
-		return nil, 0, err
-	}
-	l, err := letter.Unmarshal(raw.Data)
-	return l, raw.Sequence, err
-}
-
 // TraceLetter returns the journey of one letter: no personal content.
 func (h *Hub) TraceLetter(ctx context.Context, id string) (*Trace, error) {
 	t := &Trace{}
@@ -222,7 +188,7 @@ func (h *Hub) TraceLetter(ctx context.Context, id string) (*Trace, error) {
 	}
 	// Destinations that should get it and have not (yet).
 	if l != nil {
-		consent, _ := h.effectiveConsent(ctx, l)
+		consent, _ := h.consents.effective(ctx, l)
 		done := map[string]bool{}
 		for _, s := range steps {
 			if s.Step == journey.Delivered || s.Step == journey.Parked || s.Step == journey.Denied || s.Step == journey.Discarded {
@@ -240,7 +206,7 @@ func (h *Hub) TraceLetter(ctx context.Context, id string) (*Trace, error) {
 
 // PlanLetter is `route --dry-run` on a running hub: the decisions for l.
 func (h *Hub) PlanLetter(ctx context.Context, l *letter.Letter) ([]route.Decision, error) {
-	consent, err := h.effectiveConsent(ctx, l)
+	consent, err := h.consents.effective(ctx, l)
 	if err != nil {
 		return nil, err
 	}
@@ -254,4 +220,52 @@ func (h *Hub) Sink(dest string) adapters.Sink {
 		return d.sink
 	}
 	return nil
+}
+
+// Query selects stored letters; empty fields match all.
+type Query struct {
+	ThreadID  string
+	PatientID string    // CPR or replacement id; callers audit the search
+	Since     time.Time // default: 90 days back
+	Limit     int       // default 200
+}
+
+// scanCap bounds one search: a council receives hundreds of letters a
+// month, so a scan of the recent letter stream answers at once; a hub with
+// far more letters needs an index, and the cap keeps a search from stalling.
+const scanCap = 100_000
+
+// FindLetters scans the letter stream from q.Since for letters of a thread
+// or a patient, newest last. It reads letters, so a search by patient is a
+// read of personal data: the caller audits it.
+func (h *Hub) FindLetters(ctx context.Context, q Query) ([]Summary, error) {
+	if q.Since.IsZero() {
+		q.Since = h.now().Add(-90 * 24 * time.Hour)
+	}
+	if q.Limit <= 0 {
+		q.Limit = 200
+	}
+	norm := func(s string) string { return strings.ToUpper(strings.ReplaceAll(strings.TrimSpace(s), "-", "")) }
+	patient := norm(q.PatientID)
+	var out []Summary
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{broker.SubjLetters + ".in.>"}, DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &q.Since}
+	err := broker.Scan(ctx, h.js, broker.StreamLetters, cfg, scanCap, func(m jetstream.Msg) bool {
+		l, err := letter.Unmarshal(m.Data())
+		if err != nil || l.Kind == letter.KindNotification {
+			return true
+		}
+		if q.ThreadID != "" && l.ThreadID != q.ThreadID && l.ID != q.ThreadID {
+			return true
+		}
+		if patient != "" && (l.Patient == nil || norm(l.Patient.Identifier()) != patient) {
+			return true
+		}
+		var seq uint64
+		if md, err := m.Metadata(); err == nil {
+			seq = md.Sequence.Stream
+		}
+		out = append(out, Summary{ID: l.ID, Kind: string(l.Kind), Format: l.Format, Source: l.Source, ThreadID: l.ThreadID, Received: l.Received, Category: l.Category, Seq: seq})
+		return len(out) < q.Limit
+	})
+	return out, err
 }

@@ -14,11 +14,12 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/cenkalti/backoff/v5"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/samhub/samhub/adapters"
-	"github.com/samhub/samhub/internal/config"
 	"github.com/samhub/samhub/internal/failpoint"
 	"github.com/samhub/samhub/pipeline/blobs"
+	"github.com/samhub/samhub/pipeline/broker"
 	"github.com/samhub/samhub/pipeline/journey"
 	"github.com/samhub/samhub/pipeline/jspubsub"
 	"github.com/samhub/samhub/pipeline/letter"
@@ -26,15 +27,77 @@ import (
 	"github.com/samhub/samhub/pipeline/route"
 )
 
-// destination is one sink with its policy.
+// destination is one sink with its policy. Each reads the letter stream
+// through its own durable consumer (ensureConsumer) and, for every letter,
+// decides (route, consent, thread hold), addresses, delivers with retry
+// and backoff, and parks what keeps failing: the handler below, then
+// handle, deliver, call and park, in that order.
 type destination struct {
 	name        string
 	sink        adapters.Sink
-	cfg         config.Destination
+	cfg         Destination
 	maxAttempts int
 	backoffMin  time.Duration
 	backoffMax  time.Duration
 	timeout     time.Duration
+}
+
+// newDestination applies the destination's own policy over the pipeline's.
+func newDestination(name string, sink adapters.Sink, dc Destination, p Settings) *destination {
+	d := &destination{name: name, sink: sink, cfg: dc, maxAttempts: p.MaxAttempts, backoffMin: p.BackoffInitial, backoffMax: p.BackoffMax, timeout: p.SinkTimeout}
+	if dc.MaxAttempts > 0 {
+		d.maxAttempts = dc.MaxAttempts
+	}
+	if dc.BackoffInitial > 0 {
+		d.backoffMin = dc.BackoffInitial
+	}
+	if dc.BackoffMax > 0 {
+		d.backoffMax = dc.BackoffMax
+	}
+	if dc.SinkTimeout > 0 {
+		d.timeout = dc.SinkTimeout
+	}
+	return d
+}
+
+// ConsumerName is the durable consumer a destination reads through.
+func ConsumerName(dest string) string { return "dest-" + dest }
+
+// ensureConsumer creates the destination's durable consumer, or updates the
+// settings that may change in place. A new destination starts with letters
+// that arrive from now on; an existing one keeps its position.
+func (h *Hub) ensureConsumer(ctx context.Context, d *destination) error {
+	// Short: the subscriber sends InProgress while a letter is held, so a
+	// slow sink call never times out, and after a crash letters come back
+	// within this time.
+	ackWait := h.opt.Settings.AckWait
+	cfg := jetstream.ConsumerConfig{
+		Durable:        ConsumerName(d.name),
+		Description:    "Samhub destination " + d.name,
+		FilterSubjects: []string{broker.SubjLetters + ".in.>", broker.SubjLetters + ".replay." + d.name + ".>"},
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        ackWait,
+		MaxAckPending:  h.opt.Settings.MaxInFlight,
+		MaxDeliver:     -1, // the hub parks by itself; JetStream's limit would drop silently
+		DeliverPolicy:  jetstream.DeliverNewPolicy,
+		Replicas:       h.opt.Replicas,
+	}
+	existing, err := h.js.Consumer(ctx, broker.StreamLetters, cfg.Durable)
+	if err == nil {
+		cur := existing.CachedInfo().Config
+		cur.FilterSubjects, cur.AckWait, cur.MaxAckPending, cur.MaxDeliver, cur.Description = cfg.FilterSubjects, cfg.AckWait, cfg.MaxAckPending, cfg.MaxDeliver, cfg.Description
+		cur.FilterSubject = ""
+		_, err = h.js.UpdateConsumer(ctx, broker.StreamLetters, cur)
+		return err
+	}
+	if !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return err
+	}
+	_, err = h.js.CreateConsumer(ctx, broker.StreamLetters, cfg)
+	if err != nil {
+		return fmt.Errorf("consumer for destination %s: %w", d.name, err)
+	}
+	return nil
 }
 
 // errStopping makes the router nack a letter the hub is shutting down on:
@@ -80,7 +143,7 @@ func (h *Hub) handler(d *destination) message.NoPublishHandlerFunc {
 		if err := h.afterHandled(ctx, d, l, res); err != nil {
 			return err
 		}
-		if d.name != h.cfg.Notify.Destination || replayFor != "" {
+		if d.name != h.opt.Notify.Destination || replayFor != "" {
 			return nil
 		}
 		notice := h.noticeFor(l)
@@ -143,9 +206,14 @@ const (
 // safely in the retry queue; an error means it was not handled and comes
 // back (NATS trouble, shutdown).
 func (h *Hub) handle(ctx context.Context, d *destination, l *letter.Letter, raw []byte, at position, replay, checkHold bool) (outcome, error) {
-	consent, err := h.effectiveConsent(ctx, l)
-	if err != nil {
-		return 0, err // NATS trouble: nack and try again
+	// The consent register is read only where the decision depends on it
+	// (and for a replay, which is decided again whatever the rules say).
+	consent := l.Consent
+	if replay || h.router.NeedsConsent(l, d.name) {
+		var err error
+		if consent, err = h.consents.effective(ctx, l); err != nil {
+			return 0, err // NATS trouble: nack and try again
+		}
 	}
 	now := h.now()
 	var dec route.Decision
@@ -319,10 +387,20 @@ func (h *Hub) call(ctx context.Context, d *destination, out *letter.Letter) (ada
 			// it must have opened the part again and sent it whole.
 			h.log.Warn("a letter part failed to read during a delivery that succeeded", "destination", d.name, "err", redactErr(rerr))
 		} else if ctx.Err() == nil {
-			return res, blobs.Classify(rerr)
+			return res, partFailure(rerr)
 		}
 	}
 	return res, err
+}
+
+// partFailure is a failed read of a stored part as a sink error of the
+// class the blob store gives it.
+func partFailure(err error) error {
+	e := blobs.Classify(err)
+	if e.Permanent {
+		return adapters.Permanent(e.Code, e.Reason, e.Err)
+	}
+	return adapters.Retryable(e.Code, e.Reason, e.Err)
 }
 
 // partReads remembers the first failed read of a letter's stored parts

@@ -6,10 +6,10 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/samhub/samhub/internal/config"
 	"github.com/samhub/samhub/pipeline/council"
 	"github.com/samhub/samhub/pipeline/letter"
 	"github.com/samhub/samhub/pipeline/retryq"
+	"github.com/samhub/samhub/pipeline/route"
 )
 
 // notifySource is the source name of letters the hub makes itself
@@ -17,57 +17,17 @@ import (
 const notifySource = council.HubSource
 
 // notifyRoute is the implicit rule that carries notices to their destination.
-func notifyRoute(n config.Notify) (config.Route, bool) {
+func notifyRoute(n Notify) (route.Rule, bool) {
 	if n.Destination == "" {
-		return config.Route{}, false
+		return route.Rule{}, false
 	}
 	no := false
-	return config.Route{Name: "notifications", Match: config.Match{Kind: []string{string(letter.KindNotification)}}, To: []string{n.Destination}, RequireConsent: &no}, true
+	return route.Rule{Name: "notifications", Match: route.Match{Kind: []string{string(letter.KindNotification)}}, To: []string{n.Destination}, RequireConsent: &no}, true
 }
 
 func (h *Hub) notifyOn(event string) bool {
-	n := h.cfg.Notify
+	n := h.opt.Notify
 	return n.Destination != "" && slices.Contains(n.On, event)
-}
-
-// afterStore runs once per newly stored letter: the sources' recipient
-// status and the council's business figures. Arrival notices are not made
-// here: the notification destination derives them from the stored letter
-// (noticeFor), so a crash between storing a letter and its notice cannot
-// lose the notice, and a letter costs one stored message, not two.
-func (h *Hub) afterStore(ctx context.Context, l *letter.Letter) {
-	h.reportUnserved(ctx, l)
-	h.observeLeadTime(ctx, l)
-}
-
-// afterDuplicate does again what afterStore may not have done for a letter
-// a source gives again: a source gives a letter again exactly when it did
-// not learn that it was stored (the store's answer lost, the hub killed
-// between store and answer), and the first time's afterStore may then
-// never have run. Each part is safe to repeat: a recipient's status is
-// written as it is, and a receiver's acknowledgement is recorded only when
-// its journey lacks it. The lead time is a process counter and is not
-// observed twice.
-func (h *Hub) afterDuplicate(ctx context.Context, l *letter.Letter, seq uint64) {
-	h.reportUnserved(ctx, l)
-	if l.Kind == letter.KindAcknowledgement && l.InReplyTo != "" && !h.ackRecorded(ctx, l) {
-		h.acknowledged(ctx, l, seq)
-	}
-}
-
-// observeLeadTime records the time from a referral to the council's
-// recommendation answering it (the evaluation figure the council reports).
-func (h *Hub) observeLeadTime(ctx context.Context, l *letter.Letter) {
-	if l.Kind != letter.KindRecommendation || l.InReplyTo == "" {
-		return
-	}
-	ref, _, err := h.StoredLetter(ctx, l.InReplyTo) // times only: no blobs read
-	if err != nil || ref.Kind != letter.KindReferral {
-		return
-	}
-	if d := l.Received.Sub(ref.Received); d >= 0 {
-		h.m.leadTime.Observe(d.Seconds())
-	}
 }
 
 // noticeFor is the notice that a stored letter arrived or was answered,
@@ -80,22 +40,22 @@ func (h *Hub) noticeFor(l *letter.Letter) *letter.Letter {
 	if l.Kind == letter.KindNotification || l.Kind == letter.KindAcknowledgement || l.Source == notifySource {
 		return nil // the hub's own letters (notices, receipts) are no news
 	}
-	kinds := h.cfg.Notify.Kinds
+	kinds := h.opt.Notify.Kinds
 	if len(kinds) == 0 {
 		kinds = []string{string(letter.KindReferral)}
 	}
 	switch {
 	case (l.Kind == letter.KindReply || l.InReplyTo != "") && h.notifyOn("answered"):
-		return h.noticeLetter("answered", l.ID, l.Meta["contactEmail"], "", "Der er kommet svar i en sag i Samrådet.", "An answer arrived in a council case.")
+		return h.noticeLetter("answered", l.ID, l.ContactEmail, "", "Der er kommet svar i en sag i Samrådet.", "An answer arrived in a council case.")
 	case slices.Contains(kinds, string(l.Kind)) && h.notifyOn("arrived"):
-		return h.noticeLetter("arrived", l.ID, l.Meta["contactEmail"], "", "Der er kommet et nyt brev til Samrådet.", "A new letter arrived for the council.")
+		return h.noticeLetter("arrived", l.ID, l.ContactEmail, "", "Der er kommet et nyt brev til Samrådet.", "A new letter arrived for the council.")
 	}
 	return nil
 }
 
 // notifyParked tells the coordinator that a letter waits for them.
 func (h *Hub) notifyParked(ctx context.Context, d *destination, l *letter.Letter, f retryq.Failure) {
-	if !h.notifyOn("parked") || d.name == h.cfg.Notify.Destination || l.Kind == letter.KindNotification {
+	if !h.notifyOn("parked") || d.name == h.opt.Notify.Destination || l.Kind == letter.KindNotification {
 		return
 	}
 	h.sendNotice(ctx, "parked", l, d.name, "Et brev venter på koordinatoren i Samhubs kø ("+d.name+").", "A letter waits for the coordinator in Samhub's queue ("+d.name+"). Reason code: "+f.Code+".")
@@ -105,7 +65,7 @@ func (h *Hub) notifyParked(ctx context.Context, d *destination, l *letter.Letter
 // retry and park) to the notification destination. A notice carries only
 // the letter's reference, never its content, names or CPR.
 func (h *Hub) sendNotice(ctx context.Context, event string, l *letter.Letter, dest, da, en string) {
-	notice := h.noticeLetter(event, l.ID, l.Meta["contactEmail"], dest, da, en)
+	notice := h.noticeLetter(event, l.ID, l.ContactEmail, dest, da, en)
 	// Stored off the source's path: the letter is already safe, and the
 	// source need not wait a second fsync for its notice. A crash in between
 	// loses the notice, never the letter; the console still shows it.
@@ -129,7 +89,7 @@ func (h *Hub) Notice(ctx context.Context, event, letterID, da, en string) error 
 // noticeLetter is a notice to the coordinator (and the case's contact
 // person) about letterID: its reference and a link, nothing more.
 func (h *Hub) noticeLetter(event, letterID, contact, dest, da, en string) *letter.Letter {
-	recipients := append([]string(nil), h.cfg.Notify.Recipients...)
+	recipients := append([]string(nil), h.opt.Notify.Recipients...)
 	if contact != "" && !slices.Contains(recipients, contact) {
 		recipients = append(recipients, contact)
 	}
@@ -139,8 +99,8 @@ func (h *Hub) noticeLetter(event, letterID, contact, dest, da, en string) *lette
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s\n%s\n\nReference: %s\n", da, en, letterID)
-	if h.cfg.Notify.ConsoleURL != "" {
-		fmt.Fprintf(&b, "%s/letters/%s\n", strings.TrimRight(h.cfg.Notify.ConsoleURL, "/"), letterID)
+	if h.opt.Notify.ConsoleURL != "" {
+		fmt.Fprintf(&b, "%s/letters/%s\n", strings.TrimRight(h.opt.Notify.ConsoleURL, "/"), letterID)
 	}
 	id := "notice:" + event + ":" + dest + ":" + letterID
 	// A notice is its own thread: it must not wait behind a failing letter.

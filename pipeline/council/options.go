@@ -1,0 +1,62 @@
+package council
+
+import "github.com/samhub/samhub/pipeline/route"
+
+// Options are the register's settings: the council block of the
+// configuration, turned into these by internal/config (Council.Options),
+// so the register knows no configuration loader.
+type Options struct {
+	// Enabled keeps the register; off, New returns nil.
+	Enabled  bool
+	Meetings Meetings
+	// WatchDays: a referral with no recommendation this many days after
+	// it arrived is flagged (council.watch_days).
+	WatchDays float64
+	// RetentionDays is how long the register keeps a referral's facts.
+	RetentionDays int
+	Receipt       Receipt
+	// Rejections classify letters as child psychiatry turning a referral
+	// down; the first that matches names the rejection.
+	Rejections []RejectionRule
+	// Sectors are the destinations' sectors by name, for the trace's
+	// waiting destinations.
+	Sectors map[string]string
+	// Replicas are the register's consumer's replicas (nats.replicas).
+	Replicas int
+}
+
+// Meetings are the meeting rule ("second tuesday 13:00"), its time zone
+// and the referrals one meeting takes.
+type Meetings struct {
+	Rule string
+	Zone string
+	Cap  int
+}
+
+// Receipt is the receipt to the referring GP: a reply in the referral's
+// thread naming the meeting that takes it, sent through Destination.
+type Receipt struct {
+	Enabled     bool
+	Destination string
+	// Template is the letter's text (Go text/template over ReceiptFields).
+	Template string
+	// RequireConsent checks the gp scope of the consent like any route.
+	RequireConsent bool
+}
+
+// RejectionRule classifies a letter as a rejection by child psychiatry:
+// Match as in routes, and when Words is set, one of the words in the
+// subject or text (case-insensitive).
+type RejectionRule struct {
+	Name  string
+	Match route.Match
+	Words []string
+}
+
+// DefaultReceiptTemplate is the receipt's text unless configured.
+const DefaultReceiptTemplate = "Henvisningen er modtaget og behandles på samrådsmødet {{.Weekday}} den {{.Date}} kl. {{.Time}}.\n\nVenlig hilsen\n{{.Council}}\n"
+
+// ReceiptFields are what a receipt template can use.
+type ReceiptFields struct {
+	Date, Time, Weekday, Council, Practice string
+}
