@@ -6,10 +6,14 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -84,5 +88,60 @@ func TestClientSpeaksMutualTLSAndClientCredentials(t *testing.T) {
 	c, _ = New(cfg, "a b", nil)
 	if _, err := c.Tokens.Token(context.Background()); err == nil {
 		t.Error("a token without the client certificate")
+	}
+}
+
+// A burst of concurrent requests to the one system keeps its connections:
+// the next burst opens none (Go's default kept 2 idle per host and dialled
+// the rest anew every time), and never more than the bound are open.
+func TestBurstsReuseTheirConnections(t *testing.T) {
+	var opened, open, peak atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(5 * time.Millisecond)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		switch s {
+		case http.StateNew:
+			opened.Add(1)
+			if n := open.Add(1); n > peak.Load() {
+				peak.Store(n)
+			}
+		case http.StateClosed, http.StateHijacked:
+			open.Add(-1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	c, err := New(Config{URL: srv.URL, ClientID: "samhub", ClientSecret: "s", Timeout: 10 * time.Second}, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	burst := func(n int) {
+		var wg sync.WaitGroup
+		for range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				resp, err := c.HTTP.Get(srv.URL)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}()
+		}
+		wg.Wait()
+	}
+	burst(32)
+	first := opened.Load()
+	burst(32)
+	if again := opened.Load() - first; again > 2 {
+		t.Errorf("the second burst of 32 opened %d new connections, want the first burst's %d kept", again, first)
+	}
+	burst(200)
+	if p := peak.Load(); p > 64 {
+		t.Errorf("%d connections open at once, want at most 64", p)
 	}
 }
