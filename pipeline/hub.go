@@ -1,10 +1,11 @@
 // Package pipeline runs Samhub's letter flow on NATS JetStream. Its parts,
 // in the order a letter meets them:
 //
-//   - intake (ingest.go): the sources' Publisher; stores each letter once
-//     on the letter stream, then afterstore.go and acks.go do what follows
-//     from a stored letter (the source's recipient status, a receiver's
-//     acknowledgement).
+//   - intake (intake.go): the sources' Publisher and BatchPublisher; stores
+//     a source's round of letters on the letter stream (an atomic batch for
+//     a large round), each once, with the source's checkpoint; then
+//     afterstore.go and acks.go do what follows from a stored letter (the
+//     source's recipient status, a receiver's acknowledgement).
 //   - destinations (destination.go): one per sink, each reading the letter
 //     stream through its own durable consumer (a Watermill router handler
 //     over jspubsub); per letter it decides (route, consent, thread hold),
