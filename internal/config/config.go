@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+
 	// The zone database in the binary: console.time_zone must load on a
 	// distroless image too, which has none.
 	_ "time/tzdata"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/samhub/samhub/adapters"
 	"github.com/samhub/samhub/adapters/tlsclient"
+	"github.com/samhub/samhub/internal/secret"
 	"github.com/samhub/samhub/pipeline/council"
 )
 
@@ -895,20 +897,4 @@ func ParseBytes(s string) (int64, error) {
 
 // ReadSecret returns a secret from a file (trimmed) or an environment
 // variable; secrets never live in the config file itself.
-func ReadSecret(file, env string) (string, error) {
-	switch {
-	case file != "":
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return "", err
-		}
-		return strings.TrimSpace(string(b)), nil
-	case env != "":
-		v := os.Getenv(env)
-		if v == "" {
-			return "", fmt.Errorf("environment variable %s is empty", env)
-		}
-		return v, nil
-	}
-	return "", nil
-}
+func ReadSecret(file, env string) (string, error) { return secret.Read(file, env) }

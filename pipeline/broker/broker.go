@@ -24,6 +24,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	secrets "github.com/samhub/samhub/internal/secret"
 	"github.com/samhub/samhub/internal/tlsconf"
 )
 
@@ -222,7 +223,7 @@ func startEmbedded(e EmbeddedOptions, log *slog.Logger, fault *storeFault, keep 
 			o.TLSConfig, o.TLS = tc, true
 		}
 	}
-	key, err := readSecret(e.KeyFile, e.KeyEnv)
+	key, err := secrets.Read(e.KeyFile, e.KeyEnv)
 	if err != nil {
 		return nil, fmt.Errorf("nats.embedded.key_file/key_env: %w", err)
 	}
@@ -233,7 +234,7 @@ func startEmbedded(e EmbeddedOptions, log *slog.Logger, fault *storeFault, keep 
 			o.JetStreamCipher = server.AES
 		}
 		if e.OldKeyFile != "" {
-			old, err := readSecret(e.OldKeyFile, "")
+			old, err := secrets.Read(e.OldKeyFile, "")
 			if err != nil {
 				return nil, fmt.Errorf("nats.embedded.old_key_file: %w", err)
 			}

@@ -1,9 +1,6 @@
 package broker
 
 import (
-	"fmt"
-	"os"
-	"strings"
 	"time"
 
 	"github.com/samhub/samhub/internal/tlsconf"
@@ -68,23 +65,3 @@ type SettingError struct {
 }
 
 func (e *SettingError) Error() string { return e.Key + ": " + e.Msg }
-
-// readSecret returns a secret from a file (trimmed) or an environment
-// variable; neither set is no secret.
-func readSecret(file, env string) (string, error) {
-	switch {
-	case file != "":
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return "", err
-		}
-		return strings.TrimSpace(string(b)), nil
-	case env != "":
-		v := os.Getenv(env)
-		if v == "" {
-			return "", fmt.Errorf("environment variable %s is empty", env)
-		}
-		return v, nil
-	}
-	return "", nil
-}
