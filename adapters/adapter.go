@@ -228,3 +228,11 @@ var (
 	ErrExists   = state.ErrExists
 	ErrConflict = state.ErrConflict
 )
+
+// Capacity is implemented by a sink that can usefully make only so many
+// deliveries at once (its connection pool). The hub keeps no more of its
+// letters in flight than that: the rest wait in the stream, not in memory
+// and not in a queue for a connection that ends in the sink's timeout.
+type Capacity interface {
+	Capacity() int // 0: no limit of its own
+}

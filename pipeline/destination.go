@@ -40,6 +40,9 @@ type destination struct {
 	backoffMin  time.Duration
 	backoffMax  time.Duration
 	timeout     time.Duration
+	// inFlight: letters held at once, pipeline.max_in_flight or less when
+	// the sink can usefully take fewer (adapters.Capacity).
+	inFlight int
 }
 
 // newDestination applies the destination's own policy over the pipeline's.
@@ -56,6 +59,10 @@ func newDestination(name string, sink adapters.Sink, dc Destination, p Settings)
 	}
 	if dc.SinkTimeout > 0 {
 		d.timeout = dc.SinkTimeout
+	}
+	d.inFlight = p.MaxInFlight
+	if c, ok := sink.(adapters.Capacity); ok && c.Capacity() > 0 && c.Capacity() < d.inFlight {
+		d.inFlight = c.Capacity()
 	}
 	return d
 }
@@ -77,7 +84,7 @@ func (h *Hub) ensureConsumer(ctx context.Context, d *destination) error {
 		FilterSubjects: []string{broker.SubjLetters + ".in.>", broker.SubjLetters + ".replay." + d.name + ".>"},
 		AckPolicy:      jetstream.AckExplicitPolicy,
 		AckWait:        ackWait,
-		MaxAckPending:  h.opt.Settings.MaxInFlight,
+		MaxAckPending:  d.inFlight,
 		MaxDeliver:     -1, // the hub parks by itself; JetStream's limit would drop silently
 		DeliverPolicy:  jetstream.DeliverNewPolicy,
 		Replicas:       h.opt.Replicas,

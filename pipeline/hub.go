@@ -246,7 +246,7 @@ func (h *Hub) buildRouter(ctx context.Context) error {
 		sub, err := jspubsub.NewSubscriber(h.js, jspubsub.SubscriberConfig{
 			Consumer:     func(string) (string, string) { return broker.StreamLetters, ConsumerName(name) },
 			OrderKey:     func(m *message.Message) string { return m.Metadata.Get(HdrThread) },
-			MaxInFlight:  h.opt.Settings.MaxInFlight,
+			MaxInFlight:  d.inFlight,
 			CloseTimeout: h.opt.Settings.ShutdownGrace,
 		}, wlog)
 		if err != nil {

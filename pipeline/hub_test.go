@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -79,11 +80,23 @@ type box struct {
 	permanent bool
 	delay     time.Duration
 	letters   []*letter.Letter
+	capacity  int          // adapters.Capacity; 0: none of its own
+	active    atomic.Int32 // deliveries in progress
+	peak      atomic.Int32
 }
+
+// Capacity is read when the hub is built.
+func (b *box) Capacity() int { return b.capacity }
 
 func newBox() *box { return &box{got: map[string]int{}, failFor: map[string]int{}} }
 
 func (b *box) Deliver(ctx context.Context, l *letter.Letter) (adapters.Delivery, error) {
+	for n := b.active.Add(1); ; {
+		if p := b.peak.Load(); n <= p || b.peak.CompareAndSwap(p, n) {
+			break
+		}
+	}
+	defer b.active.Add(-1)
 	b.mu.Lock()
 	delay := b.delay
 	b.mu.Unlock()
@@ -536,5 +549,33 @@ func TestDestinationWhoseAdapterIsNoSinkNamesItsKey(t *testing.T) {
 	want := `destinations.casefile.adapter: adapter "nosink-feed" cannot deliver letters (it is not a sink)`
 	if err == nil || err.Error() != want {
 		t.Fatalf("New gave %v, want %s", err, want)
+	}
+}
+
+// A sink that can take only so many deliveries at once (adapters.Capacity)
+// gets no more: the rest wait in the stream. Without it, the destination
+// takes up to pipeline.max_in_flight.
+func TestADestinationHoldsNoMoreThanItsSinkTakes(t *testing.T) {
+	e := newEnv(t)
+	e.muni.mu.Lock()
+	e.muni.delay = 100 * time.Millisecond
+	e.muni.mu.Unlock()
+	for i := range 12 {
+		e.feed.ch <- mkLetter(fmt.Sprintf("C%d", i), letter.KindReferral, "")
+	}
+	eventually(t, "the first twelve delivered", func() bool { return e.muni.total() == 12 })
+	if p := e.muni.peak.Load(); p <= 2 {
+		t.Fatalf("without a capacity the sink had at most %d deliveries at once; the check below could not fail", p)
+	}
+	e.shutdown()
+	e.muni.capacity = 2
+	e.muni.peak.Store(0)
+	e.start()
+	for i := range 12 {
+		e.feed.ch <- mkLetter(fmt.Sprintf("D%d", i), letter.KindReferral, "")
+	}
+	eventually(t, "the next twelve delivered", func() bool { return e.muni.total() == 24 })
+	if p := e.muni.peak.Load(); p > 2 {
+		t.Errorf("a sink of capacity 2 had %d deliveries at once", p)
 	}
 }

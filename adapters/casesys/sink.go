@@ -19,6 +19,7 @@ import (
 
 	"github.com/samhub/samhub/adapters"
 	"github.com/samhub/samhub/adapters/body"
+	"github.com/samhub/samhub/adapters/httpclient"
 	"github.com/samhub/samhub/internal/failpoint"
 	"github.com/samhub/samhub/pipeline/letter"
 )
@@ -365,3 +366,6 @@ func (a *Adapter) ensureNote(ctx context.Context, l *letter.Letter, caseID strin
 		return false, classify("adding the journal note", resp)
 	}
 }
+
+// Capacity: deliveries at once, one per connection to the system.
+func (a *Adapter) Capacity() int { return httpclient.MaxConnsPerHost }

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/samhub/samhub/adapters"
+	"github.com/samhub/samhub/adapters/httpclient"
 	"github.com/samhub/samhub/pipeline/letter"
 )
 
@@ -132,3 +133,6 @@ func combine(errs []error, total int) error {
 	}
 	return adapters.Permanent(code, reason, errs[0])
 }
+
+// Capacity: deliveries at once, one per connection to the system.
+func (a *Adapter) Capacity() int { return httpclient.MaxConnsPerHost }

@@ -408,3 +408,7 @@ var (
 	_ adapters.Sink      = (*SMTPSink)(nil)
 	_ adapters.Readiness = (*SMTPSink)(nil)
 )
+
+// Capacity is two deliveries per connection of the pool (max_conns): one
+// sending, one ready to take the session next.
+func (s *SMTPSink) Capacity() int { return 2 * cap(s.pool.slots) }

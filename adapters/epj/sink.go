@@ -14,6 +14,7 @@ import (
 	"github.com/samhub/samhub/adapters"
 	"github.com/samhub/samhub/adapters/body"
 	"github.com/samhub/samhub/adapters/epj/internal/fhir"
+	"github.com/samhub/samhub/adapters/httpclient"
 	"github.com/samhub/samhub/internal/failpoint"
 	"github.com/samhub/samhub/pipeline/letter"
 )
@@ -201,3 +202,6 @@ func createdID(resp *response) string {
 	}
 	return ""
 }
+
+// Capacity: deliveries at once, one per connection to the system.
+func (a *Adapter) Capacity() int { return httpclient.MaxConnsPerHost }

@@ -83,8 +83,10 @@ type Client struct {
 	Timeout time.Duration
 }
 
-// maxConnsPerHost bounds the connections to the system a client talks to.
-const maxConnsPerHost = 64
+// MaxConnsPerHost bounds the connections to the system a client talks to;
+// a sink built on the client can usefully make that many deliveries at once
+// (adapters.Capacity).
+const MaxConnsPerHost = 64
 
 // New builds the client for a checked block. scope is the space-separated
 // scopes to ask for; now is the clock token lifetimes are measured on (nil:
@@ -104,8 +106,8 @@ func New(c Config, scope string, now func() time.Time) (*Client, error) {
 	// the rest after every burst and dialled (and shook hands) anew, 8 % of
 	// the hub's CPU at saturation in the benchmark. Connections are kept,
 	// and bounded, so a burst waits for one rather than opening hundreds.
-	tr.MaxIdleConnsPerHost = maxConnsPerHost
-	tr.MaxConnsPerHost = maxConnsPerHost
+	tr.MaxIdleConnsPerHost = MaxConnsPerHost
+	tr.MaxConnsPerHost = MaxConnsPerHost
 	if tc != nil {
 		tr.TLSClientConfig = tc
 	}
