@@ -22,6 +22,25 @@ func TestUnquotedLen(t *testing.T) {
 		if got := unquotedLen([]byte(raw)); got != len(s) {
 			t.Errorf("%s: unquotedLen %d, want %d", raw, got, len(s))
 		}
+		if got, ok := unquote([]byte(raw)); !ok || string(got) != string(s) || cap(got) != len(s) {
+			t.Errorf("%s: unquote %q (ok %v, cap %d), want %q in a buffer of its length", raw, got, ok, cap(got), s)
+		}
+	}
+	for _, raw := range []string{`"\x"`, `"\u12"`, `"\u12G4"`, `"\"`, `"`} {
+		if got, ok := unquote([]byte(raw)); ok {
+			t.Errorf("%s: unquote gave %q, want a refusal", raw, got)
+		}
+	}
+}
+
+// A long string of escapes is unquoted into memory of its own length, not
+// the literal's (jsontext.AppendUnquote grows to the literal's first).
+func TestUnquoteAllocatesItsLength(t *testing.T) {
+	raw := []byte(`"` + strings.Repeat(`\u00e6`, 100_000) + `"`)
+	var s []byte
+	allocs := testing.AllocsPerRun(3, func() { s, _ = unquote(raw) })
+	if len(s) != 200_000 || cap(s) != 200_000 || allocs != 1 {
+		t.Errorf("unquote: %d bytes in a buffer of %d, %v allocations; want 200000 in one of 200000", len(s), cap(s), allocs)
 	}
 }
 
