@@ -207,7 +207,7 @@ func tryAttachment(ctx context.Context, dir string, gen *letters, runNo int, pla
 	logs0 := rig.logs.len()
 	resetPeakRSS()
 	start := time.Now()
-	stopPeak := peakProfile(dir)
+	stopPeak := peakProfile("peak.pb.gz")
 	defer stopPeak()
 	for i, s := range letters {
 		if err := os.Rename(s.path, filepath.Join(rig.in, fmt.Sprintf("attachment-%d.xml", i))); err != nil {
@@ -381,10 +381,12 @@ func whereStopped(ctx context.Context, rig *memRig, medcomDir, id string, logs [
 	return strings.Join(parts, "; ")
 }
 
-// peakProfile (BENCH_PEAK_PROFILE=1) writes a heap profile when the heap in
-// use is at its highest during the try: for finding what is live then.
-func peakProfile(dir string) func() {
-	if os.Getenv("BENCH_PEAK_PROFILE") == "" {
+// peakProfile (BENCH_PEAK_PROFILE=dir) writes dir/name, a heap profile taken
+// when the heap in use is at its highest until the returned func is called:
+// for finding what is live then.
+func peakProfile(name string) func() {
+	dir := os.Getenv("BENCH_PEAK_PROFILE")
+	if dir == "" {
 		return func() {}
 	}
 	done := make(chan struct{})
@@ -400,7 +402,7 @@ func peakProfile(dir string) func() {
 			runtime.ReadMemStats(&ms)
 			if ms.HeapAlloc > best+4<<20 {
 				best = ms.HeapAlloc
-				f, err := os.Create(filepath.Join(os.Getenv("BENCH_PEAK_PROFILE"), "peak.pb.gz"))
+				f, err := os.Create(filepath.Join(dir, name))
 				if err == nil {
 					_ = pprof.Lookup("heap").WriteTo(f, 0)
 					f.Close()

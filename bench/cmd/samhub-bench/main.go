@@ -26,8 +26,8 @@
 //	BENCH_ONLY=attachment  run only the large-attachment phase and put its tries into
 //	                  the existing latest.json (tries of other labels kept)
 //	BENCH_ATTACHMENT_TRIES  which tries: 20,100,4x20,16x20,2 (default all)
-//	BENCH_PEAK_PROFILE  a directory: the attachment phase writes peak.pb.gz there, a heap
-//	                  profile taken when the heap in use was highest during a try
+//	BENCH_PEAK_PROFILE  a directory: heap profiles taken when the heap in use was highest,
+//	                  peak-saturation.pb.gz (saturation phase) and peak.pb.gz (attachment tries)
 //	BENCH_ATTACHMENT_LABEL  the tries' label (default "after: <commit>"; "before: …"
 //	                  when this harness runs against earlier code)
 package main
@@ -168,7 +168,9 @@ func run() error {
 	n := env("BENCH_N", 10000)
 	logf("hub: saturation with %d letters", n)
 	stopProfile := profile(os.Getenv("BENCH_CPUPROFILE"))
+	stopPeak := peakProfile("peak-saturation.pb.gz")
 	sat, err := rig.run("saturation", 2, n, 0, 20*time.Minute)
+	stopPeak()
 	stopProfile()
 	rig.close()
 	if err != nil {
