@@ -421,16 +421,13 @@ func r1ClusterRun(t *testing.T) (f r1ClusterFigures) {
 	f.deliveredByB = r1LogLines(dirB, `"msg":"letter delivered"`)
 	// A hub killed, or cut from its store, between a MedCom file or a mail
 	// leaving and its record may send it again under the same id (see
-	// kill9): at most once per such fault (a node restart, the partition,
-	// the hub cut, the cluster restart, the kill) and transport.
+	// kill9): per such fault (a node restart, the partition, the hub cut,
+	// the cluster restart, the kill) one MedCom file and the mails in
+	// flight (oMailInFlight). No notice may be lost: each is rendered from
+	// the stored letter by its own destination (issue 20; before, 3 of 539
+	// and 17 of 474 were lost here until the duplicate path sent them).
 	faults := f.nodeRestarts + f.partitions + 1 /* the hub cut */ + f.clusterRestarts + f.hubKills
-	// A referral given again after its store's answer was lost (a node,
-	// the partition, the hub cut, the cluster restart) gets its notice from
-	// the duplicate path (pipeline/notify.go, afterDuplicate); only a kill
-	// between a referral's store and its notice's loses the notice (by
-	// design: the letter is safe), so one per fault is the bound. Before
-	// afterDuplicate, 3 of 539 and 17 of 474 were lost here.
-	oRequire(t, f.verdict, oAllow{Repeats: map[string]int{destGP: faults, destNotices: faults}, Lost: map[string]int{destNotices: faults}})
+	oRequire(t, f.verdict, oAllow{Repeats: map[string]int{destGP: faults, destNotices: faults * oMailInFlight}})
 	if f.crashes != 0 || f.panics != 0 {
 		t.Errorf("%d hub lives ended on their own, %d panics", f.crashes, f.panics)
 	}
