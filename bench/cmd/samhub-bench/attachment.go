@@ -9,7 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"runtime"
+	"runtime/metrics"
 	"runtime/pprof"
 	"slices"
 	"strings"
@@ -392,16 +392,17 @@ func peakProfile(name string) func() {
 	done := make(chan struct{})
 	go func() {
 		var best uint64
+		// runtime/metrics, not ReadMemStats, which stops the world each time.
+		sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
 		for {
 			select {
 			case <-done:
 				return
 			case <-time.After(2 * time.Millisecond):
 			}
-			var ms runtime.MemStats
-			runtime.ReadMemStats(&ms)
-			if ms.HeapAlloc > best+4<<20 {
-				best = ms.HeapAlloc
+			metrics.Read(sample)
+			if heap := sample[0].Value.Uint64(); heap > best+4<<20 {
+				best = heap
 				f, err := os.Create(filepath.Join(dir, name))
 				if err == nil {
 					_ = pprof.Lookup("heap").WriteTo(f, 0)

@@ -27,7 +27,8 @@
 //	                  the existing latest.json (tries of other labels kept)
 //	BENCH_ATTACHMENT_TRIES  which tries: 20,100,4x20,16x20,2 (default all)
 //	BENCH_PEAK_PROFILE  a directory: heap profiles taken when the heap in use was highest,
-//	                  peak-saturation.pb.gz (saturation phase) and peak.pb.gz (attachment tries)
+//	                  peak-offered.pb.gz and peak-saturation.pb.gz (the hub's two
+//	                  phases), peak.pb.gz (attachment tries)
 //	BENCH_ATTACHMENT_LABEL  the tries' label (default "after: <commit>"; "before: …"
 //	                  when this harness runs against earlier code)
 package main
@@ -159,7 +160,9 @@ func run() error {
 	}
 	rate, secs := env("BENCH_RATE", 200), env("BENCH_RATE_SECS", 30)
 	logf("hub: %d letters/s offered for %d s", rate, secs)
+	stopPeak := peakProfile("peak-offered.pb.gz")
 	fixed, err := rig.run(fmt.Sprintf("offered %d/s", rate), 1, rate*secs, float64(rate), 10*time.Minute)
+	stopPeak()
 	if err != nil {
 		rig.close()
 		return err
@@ -168,7 +171,7 @@ func run() error {
 	n := env("BENCH_N", 10000)
 	logf("hub: saturation with %d letters", n)
 	stopProfile := profile(os.Getenv("BENCH_CPUPROFILE"))
-	stopPeak := peakProfile("peak-saturation.pb.gz")
+	stopPeak = peakProfile("peak-saturation.pb.gz")
 	sat, err := rig.run("saturation", 2, n, 0, 20*time.Minute)
 	stopPeak()
 	stopProfile()
