@@ -129,7 +129,11 @@ type readyFile struct {
 
 // scan lists in/ and returns the complete files, sorted by name, and how
 // soon a file still settling may become complete (0: none is waiting).
-func (a *Adapter) scan(now time.Time) (ready []readyFile, next time.Duration, err error) {
+// It returns at most limit+1 files (one more says there are more): the
+// writer check of the rest waits for the rounds that take them, as
+// checking a backlog of thousands on every round cost more than reading
+// the files (a 5,000-file backlog: 0.8 of 13 CPU seconds in the bench).
+func (a *Adapter) scan(now time.Time, limit int) (ready []readyFile, next time.Duration, err error) {
 	listed := a.arrivals.mark()
 	entries, err := os.ReadDir(a.in)
 	if err != nil {
@@ -184,6 +188,9 @@ func (a *Adapter) scan(now time.Time) (ready []readyFile, next time.Duration, er
 		if !renamed && !stable && !quiet {
 			wait(min(settle-now.Sub(o.since), settle-now.Sub(o.mtime)))
 			continue
+		}
+		if len(ready) > limit {
+			continue // seen and timed above; checked when a round can take it
 		}
 		switch writerCheck(filepath.Join(a.in, name)) {
 		case probeUnreadable:

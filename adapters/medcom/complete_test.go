@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -335,5 +336,40 @@ func TestRenameDuringAListingKeepsItsMark(t *testing.T) {
 	}
 	if r.wasRenamed("old.xml") {
 		t.Error("a mark of a file gone before the listing was kept")
+	}
+}
+
+// A backlog in in/ is writer-checked a round at a time: a scan checks no
+// more files than a round takes (and one to say there are more), the first
+// by name, instead of every waiting file on every round.
+func TestABacklogIsCheckedARoundAtATime(t *testing.T) {
+	e := newEnv(t)
+	a := e.adapter(t, map[string]any{"workers": 2})
+	data := readFile(t, "samhub/letter-utf8.xml")
+	const files = 50
+	for i := range files {
+		e.dropAged(t, fmt.Sprintf("backlog-%03d.xml", files-1-i), data, time.Hour)
+	}
+	var probes int
+	realOpen := openForProbe
+	openForProbe = func(path string) (int, error) { probes++; return realOpen(path) }
+	t.Cleanup(func() { openForProbe = realOpen })
+	limit := 8 * 2
+	ready, _, err := a.scan(time.Now(), limit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ready) != limit+1 || probes != limit+1 {
+		t.Fatalf("scan of %d quiet files with a round of %d: %d ready, %d writer checks; want %d and %d", files, limit, len(ready), probes, limit+1, limit+1)
+	}
+	for i, f := range ready {
+		if want := fmt.Sprintf("backlog-%03d.xml", i); f.name != want {
+			t.Errorf("ready[%d] = %s, want %s (the first by name)", i, f.name, want)
+		}
+	}
+	// Without a limit every file is checked (the setting the rounds avoid).
+	probes = 0
+	if all, _, _ := a.scan(time.Now(), files); len(all) != files || probes != files {
+		t.Errorf("scan without a limit: %d ready, %d checks; want %d each", len(all), probes, files)
 	}
 }

@@ -95,16 +95,17 @@ type round struct {
 }
 
 func (a *Adapter) poll(ctx context.Context, pub adapters.Publisher) round {
-	files, next, err := a.scan(time.Now())
+	// One round takes a bounded number of files and bytes, so a backlog of
+	// thousands, or a few files of max_bytes, is read a slice at a time
+	// rather than all into memory at once.
+	limit := 8 * a.cfg.Workers
+	files, next, err := a.scan(time.Now(), limit)
 	if err != nil {
 		a.log.Error("medcom: cannot list the in directory", "err", err)
 		return round{}
 	}
 	res := round{next: next}
-	// One round takes a bounded number of files and bytes, so a backlog of
-	// thousands, or a few files of max_bytes, is read a slice at a time
-	// rather than all into memory at once.
-	if limit := 8 * a.cfg.Workers; len(files) > limit {
+	if len(files) > limit {
 		files, res.more = files[:limit], true
 	}
 	var claimed []string
