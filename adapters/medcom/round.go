@@ -277,13 +277,23 @@ func (a *Adapter) answer(ctx context.Context, pub adapters.Publisher, fr *fileRo
 		return false, err
 	}
 	for _, r := range replies {
-		if r.data != nil && r.name != "" {
-			if err := writeFile(a.out, r.name, r.data, !roundSync); err != nil {
-				return false, adapters.Retryable("medcom_write_failed", "could not write to the MedCom out directory", err)
-			}
+		if _, err := a.writeOut(r.name, r.data, !roundSync); err != nil {
+			return false, err
 		}
 	}
 	return false, nil
+}
+
+// writeOut writes an answer to out/ (nothing when there is none) and says
+// whether it wrote one; durable as writeFile's.
+func (a *Adapter) writeOut(name string, data []byte, durable bool) (bool, error) {
+	if name == "" || data == nil {
+		return false, nil
+	}
+	if err := writeFile(a.out, name, data, durable); err != nil {
+		return false, adapters.Retryable("medcom_write_failed", "could not write to the MedCom out directory", err)
+	}
+	return true, nil
 }
 
 // repeat is the first answer to a letter, given again to a copy; byAdapter:
@@ -347,10 +357,12 @@ func (a *Adapter) refuse(ctx context.Context, pub adapters.Publisher, p *prepare
 			fresh = append(fresh, pa)
 			continue
 		}
-		if r := a.repeat(pub, p.name, rec, true); r.name != "" && r.data != nil {
-			if err := writeAtomic(a.out, r.name, r.data); err != nil {
-				return adapters.Retryable("medcom_write_failed", "could not write to the MedCom out directory", err)
-			}
+		r := a.repeat(pub, p.name, rec, true)
+		wrote, err := a.writeOut(r.name, r.data, true)
+		if err != nil {
+			return err
+		}
+		if wrote {
 			repeated++
 		}
 	}
@@ -405,10 +417,11 @@ func (a *Adapter) sendAcks(ctx context.Context, acks []plannedAck, answered map[
 		if answered != nil {
 			answered[pa.key] = &rec
 		}
-		if rec.Ack != nil && rec.AckName != "" {
-			if err := writeAtomic(a.out, rec.AckName, rec.Ack); err != nil {
-				return sent, adapters.Retryable("medcom_write_failed", "could not write to the MedCom out directory", err)
-			}
+		wrote, err := a.writeOut(rec.AckName, rec.Ack, true)
+		if err != nil {
+			return sent, err
+		}
+		if wrote {
 			sent++
 		}
 	}
@@ -439,10 +452,11 @@ func (a *Adapter) refuseUnstorable(ctx context.Context, pub adapters.Publisher, 
 			fresh = append(fresh, n)
 			continue
 		}
-		if r := replies[i]; r.data != nil && r.name != "" {
-			if err := writeAtomic(a.out, r.name, r.data); err != nil {
-				return adapters.Retryable("medcom_write_failed", "could not write to the MedCom out directory", err)
-			}
+		wrote, err := a.writeOut(replies[i].name, replies[i].data, true)
+		if err != nil {
+			return err
+		}
+		if wrote {
 			sent++
 		}
 	}
