@@ -52,7 +52,14 @@ func (g *letters) letter(run, i int) (name string, data []byte, hubID string) {
 	// sectors only (routes narrow, never widen), and the bench's flow
 	// sends each letter to the region as well.
 	s = strings.Replace(s, tmplReceiver, benchReceiver, 1)
-	return fmt.Sprintf("bench-%011d.xml", n), []byte(s), senderEAN + "#" + fmt.Sprintf("LTR%011d", n)
+	name, hubID = g.names(run, i)
+	return name, []byte(s), hubID
+}
+
+// names is letter's file name and hub id without its bytes.
+func (g *letters) names(run, i int) (name, hubID string) {
+	n := run*10_000_000 + i
+	return fmt.Sprintf("bench-%011d.xml", n), senderEAN + "#" + fmt.Sprintf("LTR%011d", n)
 }
 
 // peerID is the id the peer reports for letter i (its letter identifier).
