@@ -16,7 +16,6 @@ import (
 	"sort"
 	"strings"
 	"time"
-
 	// The zone database in the binary: console.time_zone must load on a
 	// distroless image too, which has none.
 	_ "time/tzdata"
@@ -26,7 +25,6 @@ import (
 
 	"github.com/samhub/samhub/adapters"
 	"github.com/samhub/samhub/adapters/tlsclient"
-	"github.com/samhub/samhub/internal/secret"
 	"github.com/samhub/samhub/pipeline/council"
 )
 
@@ -894,7 +892,3 @@ func ParseBytes(s string) (int64, error) {
 	}
 	return n * mult, nil
 }
-
-// ReadSecret returns a secret from a file (trimmed) or an environment
-// variable; secrets never live in the config file itself.
-func ReadSecret(file, env string) (string, error) { return secret.Read(file, env) }
