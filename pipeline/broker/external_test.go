@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/samhub/samhub/adapters"
 	"github.com/samhub/samhub/internal/natstest"
 	"github.com/samhub/samhub/internal/testpki"
 	"github.com/samhub/samhub/internal/tlsconf"
@@ -182,5 +183,65 @@ func TestExternalNATSWrongCredentialsAreReported(t *testing.T) {
 	wantRefusal(t, err, "nats.url", "Authorization Violation")
 	if strings.Contains(err.Error(), "wrong") {
 		t.Errorf("the password is in the message: %v", err)
+	}
+}
+
+// On a cluster the state bucket has three replicas, and the server reports
+// a revision conflict with another error code (10164, not 10071): an
+// adapter must still see ErrConflict and ErrExists, or it takes a lost race
+// for a failure (the MedCom sink's outbox update once parked a GP letter so).
+func TestStateStoreConflictsOnACluster(t *testing.T) {
+	b, err := openExternal(t, broker.Options{URL: startCluster(t), Replicas: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := broker.Provision(ctx, b.JS, streams(), 3); err != nil {
+		t.Fatal(err)
+	}
+	st, err := broker.NewStateStore(ctx, b.JS, "medcom")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rev, err := st.Create(ctx, "outbox", []byte("1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Create(ctx, "outbox", []byte("2")); !errors.Is(err, adapters.ErrExists) {
+		t.Fatalf("second create: %v, want ErrExists", err)
+	}
+	// Writers racing on one revision, as the MedCom sink's deliveries do:
+	// one wins, every other one is told of a conflict. The server answers
+	// 10164 to a write racing one still in flight on the same subject.
+	for round := range 20 {
+		const writers = 8
+		errs := make(chan error, writers)
+		for w := range writers {
+			go func() {
+				_, err := st.Update(ctx, "outbox", []byte(fmt.Sprint(round, w)), rev)
+				errs <- err
+			}()
+		}
+		won := 0
+		for range writers {
+			err := <-errs
+			switch {
+			case err == nil:
+				won++
+			case !errors.Is(err, adapters.ErrConflict):
+				t.Fatalf("round %d: a lost race gave %v, want ErrConflict", round, err)
+			}
+		}
+		if won != 1 {
+			t.Fatalf("round %d: %d writers won, want 1", round, won)
+		}
+		_, rev, err = st.Get(ctx, "outbox")
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := st.Update(ctx, "outbox", []byte("3"), rev-1); !errors.Is(err, adapters.ErrConflict) {
+		t.Fatalf("stale update: %v, want ErrConflict", err)
 	}
 }

@@ -76,7 +76,7 @@ func (s *StateStore) Update(ctx context.Context, k string, v []byte, rev uint64)
 		return 0, err
 	}
 	n, err := s.kv.Update(ctx, key, v, rev)
-	if err != nil && isWrongSeq(err) {
+	if err != nil && IsConflict(err) {
 		return 0, state.ErrConflict
 	}
 	return n, err
@@ -90,10 +90,16 @@ func (s *StateStore) Delete(ctx context.Context, k string) error {
 	return s.kv.Delete(ctx, key)
 }
 
-func isWrongSeq(err error) bool {
-	var apiErr *jetstream.APIError
-	if errors.As(err, &apiErr) {
-		return apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
+// IsConflict reports whether a key-value write failed because the key's
+// revision was not the one given (Update) or the key exists (Create). A
+// replicated (R>1) bucket reports the conflict with error code 10164 rather
+// than 10071; nats.go maps both to ErrKeyRevisionMismatch on Update, and
+// the code is checked too for what it does not map.
+func IsConflict(err error) bool {
+	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
+		return true
 	}
-	return errors.Is(err, jetstream.ErrKeyExists)
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) &&
+		(apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
 }

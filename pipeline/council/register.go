@@ -542,13 +542,7 @@ func (r *register) delete(ctx context.Context, key string) error {
 	return nil
 }
 
-func conflict(err error) bool {
-	if errors.Is(err, jetstream.ErrKeyExists) {
-		return true
-	}
-	var api *jetstream.APIError
-	return errors.As(err, &api) && api.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
-}
+func conflict(err error) bool { return broker.IsConflict(err) }
 
 // localEntry is a jetstream.KeyValueEntry for a value this replica wrote.
 type localEntry struct {
