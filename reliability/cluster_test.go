@@ -87,6 +87,12 @@ func r1NATSRestart(t *testing.T) (f r1RestartFigures) {
 	}
 	send(0, m)
 	r1Wait(t, time.Duration(m/10+60)*time.Second, "first batch delivered", func() bool { return w.Delivered() >= w.Ledger.Expected() })
+	// The GP answers the first batch's recommendations with acknowledgement
+	// files in in/; they are taken in before NATS goes, so that what in/
+	// and processing/ hold below is the second batch's referrals alone.
+	r1Wait(t, 60*time.Second, "the first batch's acknowledgements taken in", func() bool {
+		return r1Files(filepath.Join(w.MedCom, "in"))+r1Files(filepath.Join(w.MedCom, "processing")) == 0
+	})
 
 	srv.Shutdown()
 	srv.WaitForShutdown()
