@@ -3,7 +3,6 @@ package casesys
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"log/slog"
 	"mime"
 	"net/http"
@@ -18,10 +17,11 @@ import (
 	"github.com/samhub/samhub/pipeline/letter"
 )
 
-// Run polls the outbox every poll_interval: it writes the recipients'
-// statuses the case system has not taken yet (status.go) and publishes
-// each ready document as a letter, accepting it in the case system only
-// after Publish returned nil. With poll_interval 0 it only waits for ctx.
+// Run polls the outbox every poll_interval: it publishes each ready
+// document as a letter, accepting it in the case system only once the hub
+// holds the letter, and has the recipients' statuses the case system has
+// not taken yet written in the background (status.go). With poll_interval
+// 0 it only waits for ctx.
 func (a *Adapter) Run(ctx context.Context, pub adapters.Publisher) error {
 	if a.cfg.PollInterval == 0 {
 		<-ctx.Done()
@@ -100,14 +100,31 @@ func (it *outboxItem) recipients() []outboxRecipient {
 	return out
 }
 
-// pollOnce writes pending recipient statuses, then publishes every ready
-// outbox document in order. It stops at the first failure so the next poll
-// starts again from there.
+// Rounds of the outbox: a ready list is published in rounds of at most
+// roundMax letters or roundBytes of files, so a backlog (after the hub or
+// the broker was down) goes into the hub's batches, one synced write per
+// round, without holding every file of the backlog in memory at once.
+const (
+	roundMax   = 128
+	roundBytes = 4 << 20
+)
+
+// pollOnce publishes every ready outbox document in order, in rounds, and
+// accepts each in the case system once the hub holds its letter. It stops
+// at a failure that may pass (the case system or the broker), so the next
+// poll starts again from there; a document that can never make a letter is
+// left in the outbox with a warning, and the others go on.
+//
+// Recipient statuses are written by the background flusher (status.go),
+// never on the poll's path: a slow status write must not hold back the
+// next recommendation.
+//
+// Publishing is the checkpoint's only write: the letter id is the
+// document's, so after a crash between publish and accept the document is
+// published again and the letter stream refuses the copy (Duplicate), and
+// only then accepted.
 func (a *Adapter) pollOnce(ctx context.Context, pub adapters.Publisher) error {
-	if err := a.flushStatuses(ctx); err != nil {
-		class, reason, code := adapters.Classify(err)
-		a.log.Warn("recipient statuses not yet written to the case system; trying again at the next poll", "class", class.String(), "code", code, "reason", reason)
-	}
+	a.flusher.catchUp(ctx, a)
 	resp, err := a.api.do(ctx, request{method: http.MethodGet, path: "/outbox", query: url.Values{"status": {"ready"}}})
 	if err != nil {
 		return err
@@ -122,6 +139,9 @@ func (a *Adapter) pollOnce(ctx context.Context, pub adapters.Publisher) error {
 		return adapters.Retryable("bad_answer", "the case system's outbox answer could not be read", err)
 	}
 	cases := map[string]*caseView{}
+	var docs []string
+	var items []adapters.Item
+	size := 0
 	for _, raw := range list.Results {
 		var it outboxItem
 		if err := json.Unmarshal(raw, &it); err != nil || it.DocumentID == "" || it.CaseID == "" {
@@ -129,63 +149,80 @@ func (a *Adapter) pollOnce(ctx context.Context, pub adapters.Publisher) error {
 			continue
 		}
 		it.raw = raw
-		if err := a.handleItem(ctx, pub, &it, cases); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (a *Adapter) stateKey(docID string) string {
-	return "casesys." + safeKey(a.name) + ".published." + safeKey(docID)
-}
-
-var unsafeKey = regexp.MustCompile(`[^A-Za-z0-9_=.-]`)
-
-func safeKey(s string) string { return unsafeKey.ReplaceAllString(s, "_") }
-
-func (a *Adapter) handleItem(ctx context.Context, pub adapters.Publisher, it *outboxItem, cases map[string]*caseView) error {
-	key := a.stateKey(it.DocumentID)
-	published := false
-	if a.st != nil {
-		if _, _, err := a.st.Get(ctx, key); err == nil {
-			published = true // an earlier run published it but could not accept it
-		} else if !errors.Is(err, adapters.ErrNotFound) {
-			a.log.Warn("state store unavailable; publishing again (the broker drops the duplicate)", "document", it.DocumentID)
-		}
-	}
-	if !published {
-		l, err := a.outboxLetter(ctx, it, cases)
+		l, err := a.outboxLetter(ctx, &it, cases)
 		if err != nil {
+			if class, reason, code := adapters.Classify(err); class == adapters.ClassPermanent {
+				a.log.Warn("outbox document cannot be read; left in the outbox", "document", it.DocumentID, "code", code, "reason", reason)
+				continue
+			}
+			// What was read before it still goes.
+			if perr := a.publishRound(ctx, pub, docs, items); perr != nil {
+				return perr
+			}
 			return err
 		}
 		if err := l.Validate(); err != nil {
 			a.log.Warn("outbox document does not make a valid letter; left in the outbox", "document", it.DocumentID)
-			return nil
+			continue
 		}
-		if err := pub.Publish(ctx, l); err != nil {
-			return err
+		docs, items = append(docs, it.DocumentID), append(items, adapters.Item{Letter: l})
+		size += len(l.Original.Data)
+		for _, f := range l.Attachments {
+			size += len(f.Data)
 		}
-		failpoint.Kill(failpoint.OutboxPublished)
-		a.log.Info("outbox document published", slog.Any("letter", l), "document", it.DocumentID)
-		if a.st != nil {
-			if _, err := a.st.Put(ctx, key, []byte(a.now().UTC().Format(time.RFC3339))); err != nil {
-				a.log.Warn("could not record the publication; a failed accept would publish it again", "document", it.DocumentID)
+		if len(items) == roundMax || size >= roundBytes {
+			if err := a.publishRound(ctx, pub, docs, items); err != nil {
+				return err
 			}
+			docs, items, size = nil, nil, 0
 		}
 	}
-	resp, err := a.api.do(ctx, request{method: http.MethodPost, path: "/outbox/" + url.PathEscape(it.DocumentID) + "/accept", idemKey: "samhub:" + a.name + ":" + it.DocumentID + ":accept"})
+	return a.publishRound(ctx, pub, docs, items)
+}
+
+// publishRound stores a round of outbox letters (docs[i] made items[i])
+// and accepts in the case system each document whose letter the hub holds
+// now. It returns the first failure; a document not accepted stays ready
+// for the next poll. A letter not stored holds back the later letters of
+// its thread in the same round (adapters.PublishBatch), so a thread is
+// never published out of order.
+func (a *Adapter) publishRound(ctx context.Context, pub adapters.Publisher, docs []string, items []adapters.Item) error {
+	if len(items) == 0 {
+		return nil
+	}
+	res := adapters.PublishBatch(ctx, pub, items)
+	var first error
+	for i, r := range res {
+		if r.Outcome == adapters.Failed {
+			if first == nil {
+				first = r.Err
+			}
+			continue
+		}
+		failpoint.Kill(failpoint.OutboxPublished)
+		a.log.Info("outbox document published", slog.Any("letter", items[i].Letter), "document", docs[i], "outcome", r.Outcome.String())
+		if err := a.accept(ctx, docs[i]); err != nil {
+			return err // the case system is in trouble: the rest wait for the next poll
+		}
+	}
+	return first
+}
+
+// accept marks an outbox document as taken by the hub.
+func (a *Adapter) accept(ctx context.Context, docID string) error {
+	resp, err := a.api.do(ctx, request{method: http.MethodPost, path: "/outbox/" + url.PathEscape(docID) + "/accept", idemKey: "samhub:" + a.name + ":" + docID + ":accept"})
 	if err != nil {
 		return err
 	}
 	if resp.status != http.StatusOK {
 		return classify("accepting an outbox document", resp)
 	}
-	if a.st != nil {
-		a.st.Delete(ctx, key) // the outbox no longer lists it; a leftover key is harmless
-	}
 	return nil
 }
+
+var unsafeKey = regexp.MustCompile(`[^A-Za-z0-9_=.-]`)
+
+func safeKey(s string) string { return unsafeKey.ReplaceAllString(s, "_") }
 
 // outboxLetter turns an outbox entry into a letter. The letter id is
 // deterministic, so publishing again after a crash is de-duplicated by the

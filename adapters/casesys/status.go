@@ -230,33 +230,20 @@ func (a *Adapter) updatePending(ctx context.Context, edit func([]string) []strin
 	}
 }
 
-// flushStatuses writes every pending document's reports; it returns the
-// first error after trying them all.
-func (a *Adapter) flushStatuses(ctx context.Context) error {
-	if a.st == nil {
-		return nil
-	}
+// pendingList is the documents with reports still to write.
+func (a *Adapter) pendingList(ctx context.Context) ([]string, error) {
 	b, _, err := a.st.Get(ctx, a.pendingKey())
 	if errors.Is(err, adapters.ErrNotFound) {
-		return nil
+		return nil, nil
 	}
 	if err != nil {
-		return fmt.Errorf("casesys: read the pending recipient statuses: %w", err)
+		return nil, fmt.Errorf("casesys: read the pending recipient statuses: %w", err)
 	}
 	var docs []string
 	if err := json.Unmarshal(b, &docs); err != nil {
-		return fmt.Errorf("casesys: pending recipient statuses unreadable: %w", err)
+		return nil, fmt.Errorf("casesys: pending recipient statuses unreadable: %w", err)
 	}
-	var first error
-	for _, doc := range docs {
-		if err := a.flushDoc(ctx, doc); err != nil && first == nil {
-			first = err
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-	}
-	return first
+	return docs, nil
 }
 
 // flushDoc writes one document's unwritten reports and, when none is left,
@@ -461,6 +448,30 @@ func (f *flusher) kick(a *Adapter, docID string) {
 	if !f.running {
 		f.running = true
 		go f.drain(a)
+	}
+}
+
+// catchUp queues every document with reports still to write (those a
+// background write could not finish, and those of an earlier run), unless
+// the flusher is at work already: what it finishes leaves the list, and
+// what fails is queued again by the next poll's catch-up.
+func (f *flusher) catchUp(ctx context.Context, a *Adapter) {
+	if a.st == nil {
+		return
+	}
+	f.mu.Lock()
+	busy := f.running
+	f.mu.Unlock()
+	if busy {
+		return
+	}
+	docs, err := a.pendingList(ctx)
+	if err != nil {
+		a.log.Warn("recipient statuses not yet written to the case system; trying again at the next poll", "reason", err.Error())
+		return
+	}
+	for _, d := range docs {
+		f.kick(a, d)
 	}
 }
 

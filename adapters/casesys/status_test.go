@@ -15,6 +15,22 @@ import (
 	"github.com/samhub/samhub/pipeline/letter"
 )
 
+// flushStatuses writes every pending document's reports now, as the
+// poll's catch-up has the flusher do, and returns the first failure.
+func (a *Adapter) flushStatuses(ctx context.Context) error {
+	docs, err := a.pendingList(ctx)
+	if err != nil {
+		return err
+	}
+	var first error
+	for _, d := range docs {
+		if err := a.flushDoc(ctx, d); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
 // flusherIdle reports that no background status write is running.
 func (a *Adapter) flusherIdle() bool {
 	a.flusher.mu.Lock()
@@ -162,6 +178,8 @@ func TestStatusIsKeptWhileTheCaseSystemIsDown(t *testing.T) {
 	if err := b.pollOnce(context.Background(), newRecorder()); err != nil {
 		t.Fatal(err)
 	}
+	// The poll hands the pending reports to its flusher; it does not wait.
+	waitFor(t, "the new adapter's flusher to write them", func() bool { return pendingDocs(t, b) == 0 && b.flusherIdle() })
 	if got := recipientStatus(e, docs[1].ID, "region"); got.Status != casesyssim.RecipientSent || !got.At.Equal(at) {
 		t.Errorf("after the case system came back: %+v", got)
 	}
@@ -171,6 +189,57 @@ func TestStatusIsKeptWhileTheCaseSystemIsDown(t *testing.T) {
 	if pendingDocs(t, b) != 0 {
 		t.Error("still pending after the write")
 	}
+}
+
+// TestASlowStatusWriteDoesNotHoldBackThePoll: recipient statuses are
+// written in the background; a poll publishes and accepts the next
+// document while a status write hangs in the case system. (Before, each
+// poll first wrote every pending status: under load the outbox then
+// published a recommendation every few hundred milliseconds while parked
+// and retried letters piled up statuses; reliability's outage scenario saw
+// recommendations stop for seconds while the mail server was down.)
+func TestASlowStatusWriteDoesNotHoldBackThePoll(t *testing.T) {
+	e := startSim(t, nil)
+	c, docs := seedOutbox(t, e.sim)
+	state := newMapState()
+	a := e.adapter(state, map[string]any{"timeout": "30s"})
+	l := published(t, a, docs[1])
+	// A report whose background write failed: pending, nothing writing it.
+	e.sim.InjectFailure(casesyssim.Fault{Route: "POST /outbox/{docId}/recipients", Count: 1000, Status: http.StatusServiceUnavailable})
+	at := time.Date(2026, 11, 3, 11, 0, 0, 0, time.UTC)
+	if err := a.ReportStatus(context.Background(), report(l, l.Receivers[0], adapters.StateSent, "delivered", at)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the background write to fail", func() bool {
+		return countRoute(e.sim.Requests(), "POST /outbox/{docId}/recipients") >= 1 && a.flusherIdle()
+	})
+	e.sim.ResetFaults()
+	// The case system is back but slow to take statuses.
+	hang := 10 * time.Second
+	e.sim.SetRouteDelay("POST /outbox/{docId}/recipients", hang)
+	t.Cleanup(func() { e.sim.SetRouteDelay("POST /outbox/{docId}/recipients", 0) })
+	d3, err := e.sim.SeedOutboxDocument(c.ID, casesyssim.SeedDocument{Title: "Referat", Text: "Kort referat.",
+		Recipients: casesyssim.OutboxRecipients{Region: &casesyssim.Organisation{Name: "BUP Test", SOR: "123456789012345"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := newRecorder()
+	if err := a.pollOnce(context.Background(), pub); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(pub.ids(), "casesys:casesys:"+d3.ID) || docStatus(e, d3.ID) != casesyssim.OutboxAccepted {
+		t.Fatalf("the new document: published %v, status %s", pub.ids(), docStatus(e, d3.ID))
+	}
+	// The poll is done, and the status write it did not wait for is not.
+	if got := recipientStatus(e, docs[1].ID, "region"); got.Status == casesyssim.RecipientSent {
+		t.Fatalf("the status was written before the poll returned: %+v", got)
+	}
+	if pendingDocs(t, a) != 1 {
+		t.Fatal("the report is not pending while its write hangs")
+	}
+	// The poll's catch-up handed it to the flusher, which writes it.
+	waitFor(t, "the hanging write to land", func() bool { return recipientStatus(e, docs[1].ID, "region").Status == casesyssim.RecipientSent })
+	waitFor(t, "the flusher to settle", func() bool { return pendingDocs(t, a) == 0 && a.flusherIdle() })
 }
 
 // TestOlderReportIsIgnored: reports from several destinations and
