@@ -51,15 +51,30 @@ func writeFile(dir, name string, data []byte, durable bool) error {
 	return syncDir(dir)
 }
 
-// writeBody is writeAtomic for a body written from its parts' readers: a
-// part that fails to read leaves no file (the temporary one is removed).
+// writeBody writes b to dir/name atomically and durably: staged under a
+// hidden name, then put in place.
 func writeBody(ctx context.Context, dir, name string, b *body.Body) error {
-	var rnd [6]byte
-	_, _ = rand.Read(rnd[:])
-	tmp := filepath.Join(dir, "."+name+"."+hex.EncodeToString(rnd[:])+".tmp")
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+	tmp, err := stageBody(ctx, dir, name, b)
 	if err != nil {
 		return err
+	}
+	if err := putInPlace(dir, tmp, name); err != nil {
+		_ = os.Remove(filepath.Join(dir, tmp))
+		return err
+	}
+	return nil
+}
+
+// stageBody writes b, synced, to a hidden file in dir (a dot-file ending
+// in .tmp, which no reader of the directory takes) and returns its name;
+// a part that fails to read leaves no file.
+func stageBody(ctx context.Context, dir, name string, b *body.Body) (string, error) {
+	var rnd [6]byte
+	_, _ = rand.Read(rnd[:])
+	tmp := "." + name + "." + hex.EncodeToString(rnd[:]) + ".tmp"
+	f, err := os.OpenFile(filepath.Join(dir, tmp), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+	if err != nil {
+		return "", err
 	}
 	if _, err = b.WriteTo(ctx, f); err == nil {
 		err = f.Sync()
@@ -67,11 +82,17 @@ func writeBody(ctx context.Context, dir, name string, b *body.Body) error {
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil {
-		err = os.Rename(tmp, filepath.Join(dir, name))
-	}
 	if err != nil {
-		_ = os.Remove(tmp)
+		_ = os.Remove(filepath.Join(dir, tmp))
+		return "", err
+	}
+	return tmp, nil
+}
+
+// putInPlace renames the staged file tmp to name in dir, durably. When
+// tmp is gone it returns an error matching fs.ErrNotExist.
+func putInPlace(dir, tmp, name string) error {
+	if err := os.Rename(filepath.Join(dir, tmp), filepath.Join(dir, name)); err != nil {
 		return err
 	}
 	return syncDir(dir)

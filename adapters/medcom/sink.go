@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -61,27 +62,68 @@ func (a *Adapter) Deliver(ctx context.Context, l *letter.Letter) (adapters.Deliv
 		}
 		return adapters.Delivery{}, adapters.Retryable("medcom_write_failed", "could not store the letter for resending", err)
 	}
-	// The outbox learns of the letter before the receiver can see it: a
-	// receiver that answers at once (a file picked up within milliseconds)
-	// must find its acknowledgement's letter there, or the acknowledgement
-	// could not be matched and the letter would wait for ack_timeout.
-	err = a.updateOutbox(ctx, func(ob outbox) bool {
-		if ob[ref] != nil {
-			return false
-		}
-		ob[ref] = &pending{HubID: l.ID, Format: format, File: file, FirstSent: now, LastSent: now, Version: version}
-		return true
-	})
-	if err != nil {
-		return adapters.Delivery{}, adapters.Retryable("state_unavailable", "the hub's state store did not answer", err)
+	// The letter is written under a hidden name first, and the outbox
+	// names it (with that name) before it is renamed into place:
+	//   - a receiver that answers at once (a file picked up within
+	//     milliseconds) finds its acknowledgement's letter in the outbox,
+	//     else the acknowledgement could not be matched and the letter
+	//     would wait for ack_timeout;
+	//   - a delivery tried again after a crash, a lost answer or a cut
+	//     from the state store, here or on another replica, finds the
+	//     outbox entry: it puts the hidden file in place when it is still
+	//     there, and else knows the file went out. Either way the letter
+	//     leaves once; it is never written a second time for the GP to
+	//     recognise as a repeat.
+	// A hidden file is removed only when no outbox entry can name it.
+	// The hidden file's name is made durable too: after a power cut, an
+	// outbox entry must not name a file that never existed.
+	staged, err := stageBody(ctx, a.out, file, data)
+	if err == nil {
+		err = syncDir(a.out)
 	}
-	if err := writeBody(ctx, a.out, file, data); err != nil {
-		a.forget(ctx, ref, l.ID, version)
+	if err != nil {
 		if perr := body.Unreadable(err); perr != nil {
 			return adapters.Delivery{}, perr
 		}
 		return adapters.Delivery{}, adapters.Retryable("medcom_write_failed", "could not write to the MedCom out directory", err)
 	}
+	var earlier *pending
+	err = a.updateOutbox(ctx, func(ob outbox) bool {
+		if p := ob[ref]; p != nil {
+			q := *p
+			earlier = &q
+			return false
+		}
+		earlier = nil
+		ob[ref] = &pending{HubID: l.ID, Format: format, File: file, FirstSent: now, LastSent: now, Version: version, Staged: staged}
+		return true
+	})
+	if err != nil {
+		// The write may have landed all the same: the hidden file stays
+		// for the next try to find (or to remove, below, when it did not).
+		return adapters.Delivery{}, adapters.Retryable("state_unavailable", "the hub's state store did not answer", err)
+	}
+	existing := false
+	if earlier != nil && earlier.HubID == l.ID && earlier.Version == version {
+		// An earlier try of this delivery got the letter as far as the
+		// outbox: finish that one, write nothing of our own.
+		existing = true
+		if earlier.Staged != "" {
+			if err := putInPlace(a.out, earlier.Staged, earlier.File); err == nil {
+				existing = false // it leaves now
+			} else if !errors.Is(err, fs.ErrNotExist) {
+				return adapters.Delivery{}, adapters.Retryable("medcom_write_failed", "could not write to the MedCom out directory", err)
+			}
+		}
+		file = earlier.File
+	} else if err := putInPlace(a.out, staged, file); err != nil && !(errors.Is(err, fs.ErrNotExist) && earlier == nil) {
+		// (Gone while the outbox names it: another replica put it in place.)
+		if earlier != nil || a.forget(ctx, ref, l.ID, version) == nil {
+			_ = os.Remove(filepath.Join(a.out, staged))
+		}
+		return adapters.Delivery{}, adapters.Retryable("medcom_write_failed", "could not write to the MedCom out directory", err)
+	}
+	a.removeStaged(file)
 	failpoint.Kill(failpoint.MedComOutWritten)
 	rec = outRecord{Ref: ref, File: file, Format: format, At: now, Version: version}
 	b, _ := json.Marshal(rec)
@@ -93,7 +135,7 @@ func (a *Adapter) Deliver(ctx context.Context, l *letter.Letter) (adapters.Deliv
 	if err != nil && !errors.Is(err, adapters.ErrExists) && !errors.Is(err, adapters.ErrConflict) {
 		return adapters.Delivery{}, adapters.Retryable("state_unavailable", "the hub's state store did not answer", err)
 	}
-	return adapters.Delivery{RemoteID: ref}, nil
+	return adapters.Delivery{RemoteID: ref, Existing: existing}, nil
 }
 
 // forget takes a letter whose file could not be written out of the
@@ -101,7 +143,7 @@ func (a *Adapter) Deliver(ctx context.Context, l *letter.Letter) (adapters.Deliv
 // not delivered (it is retried or parked). A failure to forget is logged:
 // the delivery's own retry writes the file, or the coordinator's discard
 // of a parked letter leaves at most one resend.
-func (a *Adapter) forget(ctx context.Context, ref, hubID string, version int) {
+func (a *Adapter) forget(ctx context.Context, ref, hubID string, version int) error {
 	err := a.updateOutbox(ctx, func(ob outbox) bool {
 		if p := ob[ref]; p == nil || p.HubID != hubID || p.Version != version {
 			return false
@@ -112,6 +154,29 @@ func (a *Adapter) forget(ctx context.Context, ref, hubID string, version int) {
 	if err != nil {
 		a.log.Warn("medcom: a letter whose file was not written stays in the outbox", "letter_id", hubID, "err", err)
 	}
+	return err
+}
+
+// removeStaged removes what earlier tries left hidden in out/ for file
+// once the letter is out: their outbox entry never landed (the one that
+// did was put in place), so nothing will ever name them.
+func (a *Adapter) removeStaged(file string) {
+	left, _ := filepath.Glob(filepath.Join(a.out, "."+globEscape(file)+".*.tmp"))
+	for _, p := range left {
+		_ = os.Remove(p)
+	}
+}
+
+// globEscape quotes the characters filepath.Match treats specially.
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // formatFor picks the format of the letter's receiver: the first format

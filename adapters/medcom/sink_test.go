@@ -2,6 +2,7 @@ package medcom
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -550,4 +551,130 @@ func TestTheOutboxNamesALetterBeforeItsFileAppears(t *testing.T) {
 	if w.n == 0 {
 		t.Fatal("the delivery record was never written after the file: the check did not run")
 	}
+}
+
+// trippingState fails one write to a key with the given prefix: after
+// making it (landed: the answer was lost, as on a NATS timeout) or
+// instead of it.
+type trippingState struct {
+	*memState
+	prefix string
+	landed bool
+	armed  bool
+}
+
+var errAnswerLost = errors.New("nats: timeout")
+
+func (s *trippingState) trip(key string, write func() (uint64, error)) (uint64, error) {
+	if !s.armed || !strings.HasPrefix(key, s.prefix) {
+		return write()
+	}
+	s.armed = false
+	if s.landed {
+		_, _ = write()
+	}
+	return 0, errAnswerLost
+}
+
+func (s *trippingState) Create(ctx context.Context, key string, v []byte) (uint64, error) {
+	return s.trip(key, func() (uint64, error) { return s.memState.Create(ctx, key, v) })
+}
+
+func (s *trippingState) Update(ctx context.Context, key string, v []byte, rev uint64) (uint64, error) {
+	return s.trip(key, func() (uint64, error) { return s.memState.Update(ctx, key, v, rev) })
+}
+
+func (e *env) adapterOn(t *testing.T, st adapters.StateStore) *Adapter {
+	t.Helper()
+	cfg := map[string]any{"dir": e.dir, "self": map[string]any{"gln": "5790000000012", "sor": "123456789012345", "name": "Samrådet Odense"}}
+	inst, err := adapters.Build(TypeName, adapters.Deps{Name: "medcom", State: st, Metrics: e.reg, Now: e.clock.now, DataDir: filepath.Join(e.dir, "data"), Letters: e.letters}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return inst.(*Adapter)
+}
+
+// hidden lists the dot-files in out/ (letters staged, not yet in place).
+func (e *env) hidden(t *testing.T) []string {
+	t.Helper()
+	ents, err := os.ReadDir(filepath.Join(e.dir, "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, en := range ents {
+		if strings.HasPrefix(en.Name(), ".") {
+			out = append(out, en.Name())
+		}
+	}
+	return out
+}
+
+// TestADeliveryTriedAgainNeverWritesTheLetterTwice: a try that failed
+// after the letter was on its way is finished by the next try, which
+// writes nothing of its own, so the GP gets the letter once (before, the
+// next try wrote it again: a repeat under the same id; the cluster
+// scenario saw 19 after a hub was cut from NATS).
+func TestADeliveryTriedAgainNeverWritesTheLetterTwice(t *testing.T) {
+	ctx := context.Background()
+
+	t.Run("the outbox update landed but its answer was lost", func(t *testing.T) {
+		e := newEnv(t)
+		st := &trippingState{memState: e.state, prefix: outboxKey, landed: true, armed: true}
+		if _, err := e.adapterOn(t, st).Deliver(ctx, xdisLetter()); err == nil {
+			t.Fatal("want the lost answer's error")
+		}
+		if out := e.files(t, "out"); len(out) != 0 {
+			t.Fatalf("out/ %v before the outbox answered", out)
+		}
+		d, err := e.adapterOn(t, st).Deliver(ctx, xdisLetter())
+		if err != nil || d.Existing {
+			t.Fatalf("second try: %+v %v, want it to put the first try's file in place", d, err)
+		}
+		if out, h := e.files(t, "out"), e.hidden(t); len(out) != 1 || len(h) != 0 {
+			t.Fatalf("out/ %v, hidden %v; want the letter once, nothing left hidden", out, h)
+		}
+	})
+
+	t.Run("the file went out, its record did not", func(t *testing.T) {
+		e := newEnv(t)
+		st := &trippingState{memState: e.state, prefix: "out.", armed: true}
+		if _, err := e.adapterOn(t, st).Deliver(ctx, xdisLetter()); err == nil {
+			t.Fatal("want the record's error")
+		}
+		out := e.files(t, "out")
+		if len(out) != 1 {
+			t.Fatalf("out/ %v, want the letter", out)
+		}
+		// The GP's VANS client takes it.
+		if err := os.Rename(filepath.Join(e.dir, "out", out[0]), filepath.Join(e.dir, "taken")); err != nil {
+			t.Fatal(err)
+		}
+		d, err := e.adapterOn(t, st).Deliver(ctx, xdisLetter())
+		if err != nil || !d.Existing {
+			t.Fatalf("second try: %+v %v, want the first one found", d, err)
+		}
+		if out, h := e.files(t, "out"), e.hidden(t); len(out) != 0 || len(h) != 0 {
+			t.Fatalf("out/ %v, hidden %v: the letter was written again", out, h)
+		}
+		// And the record is there now: a third try reads it.
+		if d, err := e.adapter(t, nil).Deliver(ctx, xdisLetter()); err != nil || !d.Existing {
+			t.Fatalf("third try: %+v %v", d, err)
+		}
+	})
+
+	t.Run("a failed outbox update leaves no letter behind", func(t *testing.T) {
+		e := newEnv(t)
+		st := &trippingState{memState: e.state, prefix: outboxKey, armed: true}
+		if _, err := e.adapterOn(t, st).Deliver(ctx, xdisLetter()); err == nil {
+			t.Fatal("want the outbox error")
+		}
+		d, err := e.adapterOn(t, st).Deliver(ctx, xdisLetter())
+		if err != nil || d.Existing {
+			t.Fatalf("second try: %+v %v", d, err)
+		}
+		if out, h := e.files(t, "out"), e.hidden(t); len(out) != 1 || len(h) != 0 {
+			t.Fatalf("out/ %v, hidden %v; want the letter once and the first try's hidden file gone", out, h)
+		}
+	})
 }

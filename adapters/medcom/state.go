@@ -67,6 +67,10 @@ type pending struct {
 	Resends   int       `json:"resends"`
 	Flagged   bool      `json:"flagged,omitempty"`
 	Version   int       `json:"version,omitempty"` // outRecord.Version of what was sent
+	// Staged is the hidden file in out/ the letter was written to before
+	// the outbox named it; it is renamed into place next (Deliver). Empty
+	// for entries written before staging, and by resends.
+	Staged string `json:"staged,omitempty"`
 }
 
 type outbox map[string]*pending // by MedCom reference
