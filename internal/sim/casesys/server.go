@@ -86,6 +86,13 @@ type Server struct {
 	requests []Request
 	counts   counts
 
+	// commitMu lets one save run at a time (commit); changeGen numbers the
+	// changes made in memory, savedGen the last one a save covered (both
+	// under mu).
+	commitMu            sync.Mutex
+	changeGen, savedGen uint64
+	closed              bool // under commitMu: Close was called, nothing more is saved
+
 	srvMu sync.Mutex
 	srv   *http.Server
 
@@ -156,6 +163,9 @@ func (s *Server) Start(addr string) (string, error) {
 	srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
 	s.srvMu.Lock()
 	s.srv = srv
+	s.commitMu.Lock()
+	s.closed = false
+	s.commitMu.Unlock()
 	s.srvMu.Unlock()
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -175,6 +185,11 @@ func (s *Server) Close() error {
 	}
 	err := s.srv.Close()
 	s.srv = nil
+	// Handlers still running may be saving: wait for that save, and let
+	// none start after this returns (a test's data directory goes next).
+	s.commitMu.Lock()
+	s.closed = true
+	s.commitMu.Unlock()
 	return err
 }
 
@@ -349,13 +364,18 @@ func (s *Server) api(pattern, scope string, idem idemMode, h handlerFunc) {
 			s.pruneIdempotency()
 			rep.changed = true
 		}
+		var gen uint64
 		if rep.changed {
-			if err := s.save(); err != nil {
+			s.changeGen++
+			gen = s.changeGen
+		}
+		s.mu.Unlock()
+		if gen != 0 {
+			if err := s.commit(gen); err != nil {
 				s.log.Error("case system simulator could not save state", "err", err)
 				rep = problem(http.StatusInternalServerError, "storage-failed", "State could not be saved", "")
 			}
 		}
-		s.mu.Unlock()
 		created := rep.status == http.StatusCreated
 		if s.takeDrop(pattern) {
 			s.record(r, 0, false, key, ext, created) // before the client can see the drop
@@ -364,6 +384,37 @@ func (s *Server) api(pattern, scope string, idem idemMode, h handlerFunc) {
 		}
 		s.record(r, writeReply(w, rep), false, key, ext, created)
 	})
+}
+
+// commit returns once the change numbered gen is saved, as a database's
+// group commit does: one save at a time, and the writes made while it ran
+// are saved together by the next, so concurrent writers share the fsyncs
+// (the answer still waits for the disk).
+func (s *Server) commit(gen uint64) error {
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	if s.closed {
+		return errors.New("the simulator is closed")
+	}
+	s.mu.Lock()
+	if s.savedGen >= gen {
+		s.mu.Unlock()
+		return nil
+	}
+	upTo := s.changeGen
+	w, err := s.prepareSave()
+	s.mu.Unlock()
+	if err == nil {
+		err = w.write() // reads are answered meanwhile
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.savedWrite(w, err)
+	if err != nil {
+		return err
+	}
+	s.savedGen = upTo
+	return nil
 }
 
 // storable says which answers a key replays: successes and errors that

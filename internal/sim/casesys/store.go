@@ -1,6 +1,7 @@
 package casesyssim
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -71,6 +72,7 @@ func idemName(key string) string {
 // persisted remembers which growing objects have a file already.
 type persisted struct {
 	docs, notes, idem map[string]bool
+	state             []byte // state.json as last written
 }
 
 func (s *Server) load() error {
@@ -150,59 +152,152 @@ func readDir(dir string, fn func([]byte) error) error {
 	return nil
 }
 
-// save persists what changed; callers hold s.mu. Cases first, so a crash
-// never leaves a document whose case is unknown.
+// save persists what changed; callers hold s.commitMu and s.mu.
 func (s *Server) save() error {
+	w, err := s.prepareSave()
+	if err == nil {
+		err = w.write()
+	}
+	s.savedWrite(w, err)
+	return err
+}
+
+// pendingWrite is what one save writes: state.json when it changed, then
+// each new or changed document, note and idempotency record.
+type pendingWrite struct {
+	dir         string // the simulator's data directory
+	state       []byte // nil: unchanged
+	files       []pendingFile
+	removeIdem  []string
+	docs, notes []string
+	idem        []string
+}
+
+type pendingFile struct {
+	path string
+	data []byte
+}
+
+// prepareSave takes what changed since the last save (callers hold s.mu):
+// the bytes are made now, the files written by write, which needs no lock,
+// so the simulator answers reads while a save waits for the disk, as a
+// database does during a commit.
+func (s *Server) prepareSave() (*pendingWrite, error) {
+	w := &pendingWrite{dir: s.cfg.DataDir}
 	b, err := json.Marshal(snapshot{Seq: s.st.Seq, Cases: s.st.Cases})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if err := writeAtomic(s.statePath(), b); err != nil {
-		return err
+	if !bytes.Equal(b, s.saved.state) {
+		w.state = b
+	}
+	add := func(path string, v any) error {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		w.files = append(w.files, pendingFile{path, b})
+		return nil
 	}
 	for id, d := range s.st.Documents {
 		if s.saved.docs[id] && !s.dirty[id] {
 			continue // documents change only in the outbox, which marks them dirty
 		}
-		if err := writeJSON(filepath.Join(s.cfg.DataDir, "docs", id+".json"), d); err != nil {
-			return err
+		if err := add(filepath.Join(s.cfg.DataDir, "docs", id+".json"), d); err != nil {
+			return nil, err
 		}
-		s.saved.docs[id] = true
-		delete(s.dirty, id)
+		w.docs = append(w.docs, id)
+		delete(s.dirty, id) // a change from now on marks it again
 	}
 	for id, n := range s.st.Notes {
-		if s.saved.notes[id] {
-			continue
+		if !s.saved.notes[id] {
+			if err := add(filepath.Join(s.cfg.DataDir, "notes", id+".json"), n); err != nil {
+				return nil, err
+			}
+			w.notes = append(w.notes, id)
 		}
-		if err := writeJSON(filepath.Join(s.cfg.DataDir, "notes", id+".json"), n); err != nil {
-			return err
-		}
-		s.saved.notes[id] = true
 	}
 	for k, r := range s.st.Idempotency {
-		if s.saved.idem[k] {
-			continue
+		if !s.saved.idem[k] {
+			if err := add(filepath.Join(s.cfg.DataDir, "idem", idemName(k)), idemFile{Key: k, Record: r}); err != nil {
+				return nil, err
+			}
+			w.idem = append(w.idem, k)
 		}
-		if err := writeJSON(filepath.Join(s.cfg.DataDir, "idem", idemName(k)), idemFile{Key: k, Record: r}); err != nil {
-			return err
-		}
-		s.saved.idem[k] = true
 	}
 	for k := range s.saved.idem {
 		if _, ok := s.st.Idempotency[k]; !ok {
-			_ = os.Remove(filepath.Join(s.cfg.DataDir, "idem", idemName(k)))
-			delete(s.saved.idem, k)
+			w.removeIdem = append(w.removeIdem, k)
+		}
+	}
+	return w, nil
+}
+
+// write writes what prepareSave took. Cases first, so a crash never
+// leaves a document whose case is unknown: state.json is renamed and its
+// directory synced before any other file appears. The other files are each
+// synced before their rename, and their directories once at the end,
+// before the caller answers: a database's commit, not a file system's
+// worst case (which made every outbox write cost six fsyncs).
+func (w *pendingWrite) write() error {
+	if w.state != nil {
+		if err := writeAtomic(filepath.Join(w.dir, "state.json"), w.state, nil); err != nil {
+			return err
+		}
+	}
+	dirs := map[string]bool{}
+	for _, f := range w.files {
+		if err := writeAtomic(f.path, f.data, dirs); err != nil {
+			return err
+		}
+	}
+	for _, k := range w.removeIdem {
+		_ = os.Remove(filepath.Join(w.dir, "idem", idemName(k)))
+	}
+	for dir := range dirs {
+		if err := syncDir(dir); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-func writeJSON(path string, v any) error {
+// savedWrite records what a write made durable (callers hold s.mu); after
+// a failed one, its documents are marked changed again for the next save.
+func (s *Server) savedWrite(w *pendingWrite, err error) {
+	if w == nil {
+		return
+	}
+	if err != nil {
+		for _, id := range w.docs {
+			s.dirty[id] = true
+		}
+		return
+	}
+	if w.state != nil {
+		s.saved.state = w.state
+	}
+	for _, id := range w.docs {
+		s.saved.docs[id] = true
+	}
+	for _, id := range w.notes {
+		s.saved.notes[id] = true
+	}
+	for _, k := range w.idem {
+		s.saved.idem[k] = true
+	}
+	for _, k := range w.removeIdem {
+		delete(s.saved.idem, k)
+	}
+}
+
+// writeJSON writes v to path as writeAtomic does.
+func writeJSON(path string, v any, dirs map[string]bool) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	return writeAtomic(path, b)
+	return writeAtomic(path, b, dirs)
 }
 
 // putFile stores data content-addressed and returns its digest.
@@ -213,14 +308,17 @@ func (s *Server) putFile(data []byte) (string, error) {
 	if _, err := os.Stat(p); err == nil {
 		return h, nil
 	}
-	return h, writeAtomic(p, data)
+	return h, writeAtomic(p, data, nil)
 }
 
 func (s *Server) readFile(sha string) ([]byte, error) {
 	return os.ReadFile(filepath.Join(s.cfg.DataDir, "files", sha))
 }
 
-func writeAtomic(path string, data []byte) error {
+// writeAtomic writes data to path: a temp file, synced, then renamed. The
+// directory is synced now when dirs is nil, else added to dirs for the
+// caller to sync once for all the files it writes.
+func writeAtomic(path string, data []byte, dirs map[string]bool) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
@@ -245,6 +343,14 @@ func writeAtomic(path string, data []byte) error {
 	if err := os.Rename(tmp, path); err != nil {
 		return err
 	}
+	if dirs != nil {
+		dirs[dir] = true
+		return nil
+	}
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err
