@@ -3,6 +3,7 @@ package casesyssim
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"mime/multipart"
 	"net/http"
@@ -596,6 +597,40 @@ func TestEveryDocumentedOperationIsServed(t *testing.T) {
 	for _, r := range h.sim.Requests() {
 		if cprLike.MatchString(r.URI) {
 			t.Errorf("URL with a CPR-like run: %s", r.URI)
+		}
+	}
+}
+
+// TestConcurrentWritesAreAllDurable: writes made at once share saves
+// (commit), and every one answered is on disk: a restarted simulator
+// holds each case and its idempotent answer.
+func TestConcurrentWritesAreAllDurable(t *testing.T) {
+	h := newHarness(t, nil)
+	const n = 24
+	var wg sync.WaitGroup
+	status := make([]int, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			status[i] = h.postJSON("/cases", newCase(fmt.Sprintf("ext-%d", i), "2509479989"), fmt.Sprintf("key-%d", i)).status
+		}()
+	}
+	wg.Wait()
+	for i, s := range status {
+		if s != http.StatusCreated {
+			t.Fatalf("write %d: %d", i, s)
+		}
+	}
+	h.restart()
+	h.token = h.fetchToken("")
+	if got := len(h.sim.Cases()); got != n {
+		t.Fatalf("%d cases after the restart, want %d", got, n)
+	}
+	for i := range n {
+		r := h.postJSON("/cases", newCase(fmt.Sprintf("ext-%d", i), "2509479989"), fmt.Sprintf("key-%d", i))
+		if r.status != http.StatusCreated || r.header.Get("Idempotent-Replayed") != "true" {
+			t.Fatalf("write %d again after the restart: %d, replayed %q", i, r.status, r.header.Get("Idempotent-Replayed"))
 		}
 	}
 }
