@@ -113,7 +113,8 @@ const (
 // accepts each in the case system once the hub holds its letter. It stops
 // at a failure that may pass (the case system or the broker), so the next
 // poll starts again from there; a document that can never make a letter is
-// left in the outbox with a warning, and the others go on.
+// left in the outbox with a warning, the later documents of its case wait
+// behind it (a case's letters keep their order), and the other cases go on.
 //
 // Recipient statuses are written by the background flusher (status.go),
 // never on the poll's path: a slow status write must not hold back the
@@ -139,6 +140,7 @@ func (a *Adapter) pollOnce(ctx context.Context, pub adapters.Publisher) error {
 		return adapters.Retryable("bad_answer", "the case system's outbox answer could not be read", err)
 	}
 	cases := map[string]*caseView{}
+	held := map[string]bool{} // cases with a document left in the outbox: their later ones wait
 	var docs []string
 	var items []adapters.Item
 	size := 0
@@ -149,10 +151,15 @@ func (a *Adapter) pollOnce(ctx context.Context, pub adapters.Publisher) error {
 			continue
 		}
 		it.raw = raw
+		if held[it.CaseID] {
+			a.log.Info("outbox document waits behind an earlier one of its case left in the outbox", "document", it.DocumentID)
+			continue
+		}
 		l, err := a.outboxLetter(ctx, &it, cases)
 		if err != nil {
 			if class, reason, code := adapters.Classify(err); class == adapters.ClassPermanent {
 				a.log.Warn("outbox document cannot be read; left in the outbox", "document", it.DocumentID, "code", code, "reason", reason)
+				held[it.CaseID] = true
 				continue
 			}
 			// What was read before it still goes.
@@ -163,6 +170,7 @@ func (a *Adapter) pollOnce(ctx context.Context, pub adapters.Publisher) error {
 		}
 		if err := l.Validate(); err != nil {
 			a.log.Warn("outbox document does not make a valid letter; left in the outbox", "document", it.DocumentID)
+			held[it.CaseID] = true
 			continue
 		}
 		docs, items = append(docs, it.DocumentID), append(items, adapters.Item{Letter: l})

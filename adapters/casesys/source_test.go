@@ -276,3 +276,42 @@ func TestReady(t *testing.T) {
 		t.Errorf("Ready error is not classified: %v", err)
 	}
 }
+
+// TestAnUnreadableDocumentHoldsItsCaseOnly: a document that cannot make a
+// letter stays in the outbox, the later documents of its case wait behind
+// it (a case's letters keep their order), and other cases go on; before,
+// one such document stopped the whole outbox.
+func TestAnUnreadableDocumentHoldsItsCaseOnly(t *testing.T) {
+	e := startSim(t, nil)
+	_, docs := seedOutbox(t, e.sim) // docs[0] has files, docs[1] follows it in the same case
+	other, err := e.sim.SeedCase(casesyssim.Case{PrimaryParty: casesyssim.Person{CPR: "0707614285", Name: "Ole Test Hansen"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d3, err := e.sim.SeedOutboxDocument(other.ID, casesyssim.SeedDocument{Title: "Svar", Kind: "reply", Text: "Kort svar.",
+		Recipients: casesyssim.OutboxRecipients{Region: &casesyssim.Organisation{Name: "BUP Test", SOR: "123456789012345"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first document's file answers 404 (gone), which no retry mends.
+	e.sim.InjectFailure(casesyssim.Fault{Route: "GET /cases/{caseId}/documents/{docId}/files/{index}", Count: 1, Status: http.StatusNotFound})
+	a := e.adapter(newMapState(), nil)
+	pub := newRecorder()
+	if err := a.pollOnce(context.Background(), pub); err != nil {
+		t.Fatal(err)
+	}
+	if got := pub.ids(); !slices.Equal(got, []string{"casesys:casesys:" + d3.ID}) {
+		t.Fatalf("published %v, want only the other case's document", got)
+	}
+	if docStatus(e, docs[0].ID) != casesyssim.OutboxReady || docStatus(e, docs[1].ID) != casesyssim.OutboxReady {
+		t.Fatal("the unreadable document or the one behind it left the outbox")
+	}
+	// Mended: the next poll takes both, in order.
+	if err := a.pollOnce(context.Background(), pub); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"casesys:casesys:" + d3.ID, "casesys:casesys:" + docs[0].ID, "casesys:casesys:" + docs[1].ID}
+	if got := pub.ids(); !slices.Equal(got, want) {
+		t.Fatalf("published %v, want %v", got, want)
+	}
+}
