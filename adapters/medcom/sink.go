@@ -117,7 +117,8 @@ func (a *Adapter) Deliver(ctx context.Context, l *letter.Letter) (adapters.Deliv
 		}
 		file = earlier.File
 	} else if err := putInPlace(a.out, staged, file); err != nil && !(errors.Is(err, fs.ErrNotExist) && earlier == nil) {
-		// (Gone while the outbox names it: another replica put it in place.)
+		// (Gone while our outbox entry names it is no failure: another
+		// replica's try found the entry and put it in place.)
 		if earlier != nil || a.forget(ctx, ref, l.ID, version) == nil {
 			_ = os.Remove(filepath.Join(a.out, staged))
 		}
