@@ -146,15 +146,12 @@ func pendingDocs(t *testing.T, a *Adapter) int {
 	return len(docs)
 }
 
-// TestStatusIsKeptWhileTheCaseSystemIsDown: ReportStatus returns once the
-// report is in the state store; the poll writes it when the case system is
-// back, also from a new adapter instance (a restarted hub).
-func TestStatusIsKeptWhileTheCaseSystemIsDown(t *testing.T) {
-	e := startSim(t, nil)
-	_, docs := seedOutbox(t, e.sim)
-	state := newMapState()
-	a := e.adapter(state, map[string]any{"timeout": "2s"})
-	l := published(t, a, docs[1]) // the region's reply
+// failedReport reports l's first recipient sent while the case system
+// refuses status writes, and returns once the background write gave up:
+// the report is pending and nothing is writing it. It returns the
+// report's time. The refusal stays on.
+func failedReport(t *testing.T, e *env, a *Adapter, l *letter.Letter) time.Time {
+	t.Helper()
 	e.sim.InjectFailure(casesyssim.Fault{Route: "POST /outbox/{docId}/recipients", Count: 1000, Status: http.StatusServiceUnavailable})
 	at := time.Date(2026, 11, 3, 11, 0, 0, 0, time.UTC)
 	if err := a.ReportStatus(context.Background(), report(l, l.Receivers[0], adapters.StateSent, "delivered", at)); err != nil {
@@ -163,6 +160,19 @@ func TestStatusIsKeptWhileTheCaseSystemIsDown(t *testing.T) {
 	waitFor(t, "the background write to fail", func() bool {
 		return countRoute(e.sim.Requests(), "POST /outbox/{docId}/recipients") >= 1 && a.flusherIdle()
 	})
+	return at
+}
+
+// TestStatusIsKeptWhileTheCaseSystemIsDown: ReportStatus returns once the
+// report is in the state store; the poll has it written when the case system is
+// back, also from a new adapter instance (a restarted hub).
+func TestStatusIsKeptWhileTheCaseSystemIsDown(t *testing.T) {
+	e := startSim(t, nil)
+	_, docs := seedOutbox(t, e.sim)
+	state := newMapState()
+	a := e.adapter(state, map[string]any{"timeout": "2s"})
+	l := published(t, a, docs[1]) // the region's reply
+	at := failedReport(t, e, a, l)
 	if got := recipientStatus(e, docs[1].ID, "region"); got.Status != casesyssim.RecipientPending {
 		t.Fatalf("written while the case system refused: %+v", got)
 	}
@@ -204,15 +214,7 @@ func TestASlowStatusWriteDoesNotHoldBackThePoll(t *testing.T) {
 	state := newMapState()
 	a := e.adapter(state, map[string]any{"timeout": "30s"})
 	l := published(t, a, docs[1])
-	// A report whose background write failed: pending, nothing writing it.
-	e.sim.InjectFailure(casesyssim.Fault{Route: "POST /outbox/{docId}/recipients", Count: 1000, Status: http.StatusServiceUnavailable})
-	at := time.Date(2026, 11, 3, 11, 0, 0, 0, time.UTC)
-	if err := a.ReportStatus(context.Background(), report(l, l.Receivers[0], adapters.StateSent, "delivered", at)); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the background write to fail", func() bool {
-		return countRoute(e.sim.Requests(), "POST /outbox/{docId}/recipients") >= 1 && a.flusherIdle()
-	})
+	failedReport(t, e, a, l) // pending, nothing writing it
 	e.sim.ResetFaults()
 	// The case system is back but slow to take statuses.
 	hang := 10 * time.Second
