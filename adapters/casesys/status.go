@@ -22,8 +22,9 @@ import (
 // (openapi.yaml, "The outbox"). The pipeline tells this adapter each
 // recipient's fate through ReportStatus; the adapter keeps the report in
 // its state store before it returns, and writes it to the case system
-// right away in the background and, until the case system has taken it,
-// at every poll. State store layout (keys free of personal data):
+// right away in the background; until the case system has taken it, every
+// poll hands it to that background writer again (never writing it on the
+// poll's own path). State store layout (keys free of personal data):
 //
 //	casesys.<name>.status.<docId>   the reports of one document, by recipient
 //	casesys.<name>.status-pending   the documents with reports not yet written
