@@ -162,22 +162,12 @@ func (a *Adapter) forget(ctx context.Context, ref, hubID string, version int) er
 // once the letter is out: their outbox entry never landed (the one that
 // did was put in place), so nothing will ever name them.
 func (a *Adapter) removeStaged(file string) {
-	left, _ := filepath.Glob(filepath.Join(a.out, "."+globEscape(file)+".*.tmp"))
-	for _, p := range left {
-		_ = os.Remove(p)
-	}
-}
-
-// globEscape quotes the characters filepath.Match treats specially.
-func globEscape(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		if strings.ContainsRune(`*?[\`, r) {
-			b.WriteByte('\\')
+	entries, _ := os.ReadDir(a.out)
+	for _, e := range entries {
+		if n := e.Name(); strings.HasPrefix(n, "."+file+".") && strings.HasSuffix(n, ".tmp") {
+			_ = os.Remove(filepath.Join(a.out, n))
 		}
-		b.WriteRune(r)
 	}
-	return b.String()
 }
 
 // formatFor picks the format of the letter's receiver: the first format

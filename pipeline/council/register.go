@@ -519,7 +519,7 @@ func update[T any](ctx context.Context, r *register, key string, fn func(cur *T,
 			r.applyLocal(key, b, rev)
 			return cur, nil
 		}
-		if !conflict(err) {
+		if !broker.IsConflict(err) {
 			return cur, err
 		}
 		if err := ctx.Err(); err != nil {
@@ -541,8 +541,6 @@ func (r *register) delete(ctx context.Context, key string) error {
 	r.apply(localEntry{key: key, rev: ^uint64(0), del: true})
 	return nil
 }
-
-func conflict(err error) bool { return broker.IsConflict(err) }
 
 // localEntry is a jetstream.KeyValueEntry for a value this replica wrote.
 type localEntry struct {
