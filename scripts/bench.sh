@@ -11,6 +11,8 @@
 # BENCH_PEER_BIN=""    use a prebuilt peer; BENCH_NO_PEER=1 skips it
 # BENCH_NO_SAMEFLOW=1  skips the hub on the peer's flow
 # BENCH_CPUPROFILE=f   CPU profile of the saturation phase (go tool pprof f)
+# BENCH_CPUPROFILE_OFFERED=f  the same for the offered-load phase
+# BENCH_LATENCIES=f    each letter's latencies in the offered-load phase
 # GOMEMLIMIT=…         a soft memory limit for the run (default: none, Go's GC
 #                      defaults); docs/performance.md has what 150MiB costs
 set -eu

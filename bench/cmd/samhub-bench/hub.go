@@ -40,6 +40,9 @@ type hubRig struct {
 	// oneSink: the rig carries letters to the case system only (the
 	// same-flow phase, sameflow.go); run waits for that destination alone.
 	oneSink bool
+	// latencies: when set, run writes each letter's latencies to this
+	// file (BENCH_LATENCIES).
+	latencies string
 }
 
 // benchConfig is hubtest's configuration (the council's routes, MedCom in
@@ -260,6 +263,7 @@ func (r *hubRig) run(name string, runNo, n int, rate float64, timeout time.Durat
 	p.PeakRSSMB, p.EndRSSMB = peakRSSMB(), rssMB()
 	var last time.Time
 	lat := make([]time.Duration, 0, n)
+	var perLetter strings.Builder
 	for i, it := range items {
 		var end time.Time
 		for _, s := range sinks {
@@ -275,6 +279,19 @@ func (r *hubRig) run(name string, runNo, n int, rate float64, timeout time.Durat
 			last = end
 		}
 		lat = append(lat, end.Sub(dropped[i]))
+		if r.latencies != "" {
+			fmt.Fprintf(&perLetter, "%.3f %.1f", dropped[i].Sub(start).Seconds(), ms(end.Sub(dropped[i])))
+			for _, s := range sinks {
+				t, _ := s.at.At(s.key(it))
+				fmt.Fprintf(&perLetter, " %s=%.1f", strings.ReplaceAll(s.name, " ", "_"), ms(t.Sub(dropped[i])))
+			}
+			perLetter.WriteByte('\n')
+		}
+	}
+	if r.latencies != "" {
+		if err := os.WriteFile(r.latencies, []byte(perLetter.String()), 0o644); err != nil {
+			logf("latencies: %v", err)
+		}
 	}
 	sortDurations(lat)
 	p.Seconds = last.Sub(start).Seconds()

@@ -19,6 +19,11 @@
 //	BENCH_PEER_BIN    peer binary; empty skips the peer
 //	BENCH_OUT         results directory                (default bench/results)
 //	BENCH_CPUPROFILE  write a CPU profile of the saturation phase here
+//	BENCH_CPUPROFILE_OFFERED  the same for the offered-load phase
+//	BENCH_LATENCIES   write the offered-load phase's letters here, one line each: when it
+//	                  was dropped (s into the phase), its latency and each sink's (ms);
+//	                  it shows whether the slow letters come together (a stall before
+//	                  the sinks) or alone (one sink)
 //	BENCH_PARKED_N    parked letters for the retry-queue memory phase (default 1000000)
 //	BENCH_NO_PARKED, BENCH_NO_ATTACHMENT  skip a memory phase (memory.go)
 //	BENCH_HEAPPROFILE_DIR  keep the memory phases' heap profiles here
@@ -161,7 +166,11 @@ func run() error {
 	rate, secs := env("BENCH_RATE", 200), env("BENCH_RATE_SECS", 30)
 	logf("hub: %d letters/s offered for %d s", rate, secs)
 	stopPeak := peakProfile("peak-offered.pb.gz")
+	stopProfile := profile(os.Getenv("BENCH_CPUPROFILE_OFFERED"))
+	rig.latencies = os.Getenv("BENCH_LATENCIES")
 	fixed, err := rig.run(fmt.Sprintf("offered %d/s", rate), 1, rate*secs, float64(rate), 10*time.Minute)
+	rig.latencies = ""
+	stopProfile()
 	stopPeak()
 	if err != nil {
 		rig.close()
@@ -170,7 +179,7 @@ func run() error {
 	logf("hub: p50 %.1f ms p95 %.1f ms p99 %.1f ms, peak RSS %.0f MB", fixed.P50ms, fixed.P95ms, fixed.P99ms, fixed.PeakRSSMB)
 	n := env("BENCH_N", 10000)
 	logf("hub: saturation with %d letters", n)
-	stopProfile := profile(os.Getenv("BENCH_CPUPROFILE"))
+	stopProfile = profile(os.Getenv("BENCH_CPUPROFILE"))
 	stopPeak = peakProfile("peak-saturation.pb.gz")
 	sat, err := rig.run("saturation", 2, n, 0, 20*time.Minute)
 	stopPeak()
