@@ -174,8 +174,8 @@ func (s *Server) SeedCase(c Case) (Case, error) {
 	if c.Version == 0 {
 		c.Version = 1
 	}
-	s.commitMu.Lock() // save writes here, as commit does
-	defer s.commitMu.Unlock()
+	s.gc.Lock() // save writes here, as commit does
+	defer s.gc.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if c.ExternalID != "" && s.caseByExternalID(c.ExternalID) != nil {
@@ -229,8 +229,8 @@ func (s *Server) SeedOutboxDocument(caseID string, d SeedDocument) (Document, er
 	if err := assignKeys(&d.Recipients); err != nil {
 		return Document{}, fmt.Errorf("seed document: %w", err)
 	}
-	s.commitMu.Lock() // save writes here, as commit does
-	defer s.commitMu.Unlock()
+	s.gc.Lock() // save writes here, as commit does
+	defer s.gc.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.st.Cases[caseID]; !ok {
@@ -288,8 +288,8 @@ func (s *Server) OutboxItem(docID string) (OutboxItem, bool) {
 // EditCase changes a case as a caseworker would: edit may change anything
 // but the id; the version goes up.
 func (s *Server) EditCase(id string, edit func(*Case)) (Case, error) {
-	s.commitMu.Lock() // save writes here, as commit does
-	defer s.commitMu.Unlock()
+	s.gc.Lock() // save writes here, as commit does
+	defer s.gc.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cs, ok := s.st.Cases[id]
@@ -310,8 +310,8 @@ func (s *Server) EditCase(id string, edit func(*Case)) (Case, error) {
 
 // CloseCase closes a case, as a caseworker would.
 func (s *Server) CloseCase(id string) error {
-	s.commitMu.Lock() // save writes here, as commit does
-	defer s.commitMu.Unlock()
+	s.gc.Lock() // save writes here, as commit does
+	defer s.gc.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cs, ok := s.st.Cases[id]

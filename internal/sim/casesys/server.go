@@ -21,6 +21,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/samhub/samhub/internal/sim/simstore"
 )
 
 // Config configures a simulator. Zero values take the documented defaults.
@@ -86,12 +88,8 @@ type Server struct {
 	requests []Request
 	counts   counts
 
-	// commitMu lets one save run at a time (commit); changeGen numbers the
-	// changes made in memory, savedGen the last one a save covered (both
-	// under mu).
-	commitMu            sync.Mutex
-	changeGen, savedGen uint64
-	closed              bool // under commitMu: Close was called, nothing more is saved
+	// gc runs the saves (commit); changes are numbered under mu.
+	gc simstore.GroupCommit
 
 	srvMu sync.Mutex
 	srv   *http.Server
@@ -163,9 +161,7 @@ func (s *Server) Start(addr string) (string, error) {
 	srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
 	s.srvMu.Lock()
 	s.srv = srv
-	s.commitMu.Lock()
-	s.closed = false
-	s.commitMu.Unlock()
+	s.gc.Open()
 	s.srvMu.Unlock()
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -187,9 +183,7 @@ func (s *Server) Close() error {
 	s.srv = nil
 	// Handlers still running may be saving: wait for that save, and let
 	// none start after this returns (a test's data directory goes next).
-	s.commitMu.Lock()
-	s.closed = true
-	s.commitMu.Unlock()
+	s.gc.Close()
 	return err
 }
 
@@ -366,8 +360,7 @@ func (s *Server) api(pattern, scope string, idem idemMode, h handlerFunc) {
 		}
 		var gen uint64
 		if rep.changed {
-			s.changeGen++
-			gen = s.changeGen
+			gen = s.gc.Changed()
 		}
 		s.mu.Unlock()
 		if gen != 0 {
@@ -391,31 +384,24 @@ func (s *Server) api(pattern, scope string, idem idemMode, h handlerFunc) {
 // are saved together by the next, so concurrent writers share the fsyncs
 // (the answer still waits for the disk).
 func (s *Server) commit(gen uint64) error {
-	s.commitMu.Lock()
-	defer s.commitMu.Unlock()
-	if s.closed {
-		return errors.New("the simulator is closed")
-	}
-	s.mu.Lock()
-	if s.savedGen >= gen {
-		s.mu.Unlock()
-		return nil
-	}
-	upTo := s.changeGen
-	w, err := s.prepareSave()
-	s.mu.Unlock()
-	if err == nil {
-		err = w.write() // reads are answered meanwhile
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.savedWrite(w, err)
-	if err != nil {
-		return err
-	}
-	s.savedGen = upTo
-	return nil
+	return s.gc.Commit(&s.mu, gen, func() (simstore.Save, error) {
+		w, err := s.prepareSave()
+		if err != nil {
+			return nil, err
+		}
+		return committing{s, w}, nil // reads are answered while it writes
+	})
 }
+
+// committing is one group commit's save: write needs no lock, savedWrite
+// runs under s.mu.
+type committing struct {
+	s *Server
+	w *pendingWrite
+}
+
+func (c committing) Write() error   { return c.w.write() }
+func (c committing) Done(err error) { c.s.savedWrite(c.w, err) }
 
 // storable says which answers a key replays: successes and errors that
 // depend only on the request itself. Answers that depend on state or time

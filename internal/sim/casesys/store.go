@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/samhub/samhub/internal/sim/simstore"
 )
 
 // state is everything the simulator persists. Cases and id counters are few
@@ -152,7 +154,7 @@ func readDir(dir string, fn func([]byte) error) error {
 	return nil
 }
 
-// save persists what changed; callers hold s.commitMu and s.mu.
+// save persists what changed; callers hold s.gc (Lock) and s.mu.
 func (s *Server) save() error {
 	w, err := s.prepareSave()
 	if err == nil {
@@ -241,13 +243,13 @@ func (s *Server) prepareSave() (*pendingWrite, error) {
 // worst case (which made every outbox write cost six fsyncs).
 func (w *pendingWrite) write() error {
 	if w.state != nil {
-		if err := writeAtomic(filepath.Join(w.dir, "state.json"), w.state, nil); err != nil {
+		if err := simstore.WriteFile(filepath.Join(w.dir, "state.json"), w.state, nil); err != nil {
 			return err
 		}
 	}
 	dirs := map[string]bool{}
 	for _, f := range w.files {
-		if err := writeAtomic(f.path, f.data, dirs); err != nil {
+		if err := simstore.WriteFile(f.path, f.data, dirs); err != nil {
 			return err
 		}
 	}
@@ -255,7 +257,7 @@ func (w *pendingWrite) write() error {
 		_ = os.Remove(filepath.Join(w.dir, "idem", idemName(k)))
 	}
 	for dir := range dirs {
-		if err := syncDir(dir); err != nil {
+		if err := simstore.SyncDir(dir); err != nil {
 			return err
 		}
 	}
@@ -297,7 +299,7 @@ func writeJSON(path string, v any, dirs map[string]bool) error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(path, b, dirs)
+	return simstore.WriteFile(path, b, dirs)
 }
 
 // putFile stores data content-addressed and returns its digest.
@@ -308,55 +310,11 @@ func (s *Server) putFile(data []byte) (string, error) {
 	if _, err := os.Stat(p); err == nil {
 		return h, nil
 	}
-	return h, writeAtomic(p, data, nil)
+	return h, simstore.WriteFile(p, data, nil)
 }
 
 func (s *Server) readFile(sha string) ([]byte, error) {
 	return os.ReadFile(filepath.Join(s.cfg.DataDir, "files", sha))
-}
-
-// writeAtomic writes data to path: a temp file, synced, then renamed. The
-// directory is synced now when dirs is nil, else added to dirs for the
-// caller to sync once for all the files it writes.
-func writeAtomic(path string, data []byte, dirs map[string]bool) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, ".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // no-op after a successful rename
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	if dirs != nil {
-		dirs[dir] = true
-		return nil
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // nextID hands out readable, sequential ids per kind, skipping ids a

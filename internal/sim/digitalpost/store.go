@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/samhub/samhub/internal/sim/simstore"
 )
 
 // Message is one message Digital Post took, as the simulator stores it.
@@ -81,27 +83,16 @@ func loadState(dir string) (*state, error) {
 	return st, nil
 }
 
-// save writes the state atomically (temp file + rename); the caller holds
-// the lock. Like the other simulators it does not fsync.
+// saveLocked writes the state as Digital Post would have it after a
+// crash: a temp file, synced, renamed, the directory synced, before the
+// caller answers; the caller holds the lock. It is rewritten whole: a
+// message's record is small and a municipality sends few to parents.
 func (s *Server) saveLocked() error {
 	b, err := json.Marshal(s.st)
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(s.cfg.DataDir, stateFile+".*")
-	if err != nil {
-		return err
-	}
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	return os.Rename(tmp.Name(), filepath.Join(s.cfg.DataDir, stateFile))
+	return simstore.WriteFile(filepath.Join(s.cfg.DataDir, stateFile), b, nil)
 }
 
 func digest(data []byte) string {
@@ -112,28 +103,11 @@ func digest(data []byte) string {
 // putFile stores data under its SHA-256 and returns the digest.
 func (s *Server) putFile(data []byte) (string, error) {
 	name := digest(data)
-	dir := filepath.Join(s.cfg.DataDir, "files")
-	path := filepath.Join(dir, name)
+	path := filepath.Join(s.cfg.DataDir, "files", name)
 	if _, err := os.Stat(path); err == nil {
 		return name, nil
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", err
-	}
-	tmp, err := os.CreateTemp(dir, name+".*")
-	if err != nil {
-		return "", err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return "", err
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return "", err
-	}
-	return name, os.Rename(tmp.Name(), path)
+	return name, simstore.WriteFile(path, data, nil)
 }
 
 // FileData returns the bytes of a stored file by its SHA-256.

@@ -223,8 +223,8 @@ func (s *Server) handleCreateCommunication(w http.ResponseWriter, r *http.Reques
 	}
 
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.st.get("Patient", strings.TrimPrefix(v.Subject.Reference, "Patient/")) == nil {
+		s.mu.Unlock()
 		writeOutcome(w, http.StatusUnprocessableEntity, "processing", "Communication.subject", "unknown patient "+v.Subject.Reference)
 		return
 	}
@@ -237,17 +237,31 @@ func (s *Server) handleCreateCommunication(w http.ResponseWriter, r *http.Reques
 		}
 		switch {
 		case len(hits) == 1:
+			// A match still being saved is answered once it is on disk,
+			// as a database shows only what is committed.
+			gen := s.gc.Current()
+			s.mu.Unlock()
+			if err := s.commit(gen); err != nil {
+				writeOutcome(w, http.StatusInternalServerError, "exception", "", "could not store the resource")
+				return
+			}
 			w.Header().Set("Location", baseURL(r)+"/Communication/"+hits[0].ID+"/_history/"+strconv.Itoa(hits[0].Version))
 			s.writeResource(w, http.StatusOK, hits[0])
 			return
 		case len(hits) > 1:
+			s.mu.Unlock()
 			writeOutcome(w, http.StatusPreconditionFailed, "multiple-matches", "", "If-None-Exist matched "+strconv.Itoa(len(hits))+" resources")
 			return
 		}
 	}
 	rec, err := s.st.add("Communication", body, time.Time{})
+	var gen uint64
 	if err == nil {
-		err = s.st.save(s.cfg.DataDir)
+		gen = s.gc.Changed()
+	}
+	s.mu.Unlock()
+	if err == nil {
+		err = s.commit(gen) // the answer waits for the disk
 	}
 	if err != nil {
 		writeOutcome(w, http.StatusInternalServerError, "exception", "", "could not store the resource")

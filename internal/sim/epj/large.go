@@ -23,10 +23,12 @@ import (
 const DefaultMaxBody = 64 << 20
 
 // liftMin is the length from which an attachment's data is kept in a file
-// of its own beside the state rather than in it: the state is rewritten
-// whole on every change, and a 100 MB attachment would make each write
-// (and the simulator's memory) hundreds of megabytes.
+// of its own under blobs/ rather than in its resource: the simulator holds
+// its resources in memory, and a 100 MB attachment would make it hold
+// hundreds of megabytes.
 const liftMin = 256 << 10
+
+const blobsDir = "blobs"
 
 // blobRef is what stands for a data value kept in a file: "simblob:" and
 // the SHA-256 of its base64 text.
@@ -93,7 +95,7 @@ func (s *Server) liftValue(br *bufio.Reader, out *bytes.Buffer) error {
 		}
 		head = append(head, c)
 	}
-	dir := filepath.Join(s.cfg.DataDir, "blobs")
+	dir := filepath.Join(s.cfg.DataDir, blobsDir)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
@@ -117,6 +119,12 @@ func (s *Server) liftValue(br *bufio.Reader, out *bytes.Buffer) error {
 			return err
 		}
 	}
+	// Synced before its name appears; the save of the resource naming it
+	// syncs the directory.
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
 	if err := tmp.Close(); err != nil {
 		return err
 	}
@@ -136,7 +144,7 @@ func (s *Server) inline(w io.Writer, js []byte) error {
 		if _, err := w.Write(js[last : m[0]+len(`"data":"`)]); err != nil {
 			return err
 		}
-		f, err := os.Open(filepath.Join(s.cfg.DataDir, "blobs", string(js[m[2]:m[3]])+".b64"))
+		f, err := os.Open(filepath.Join(s.cfg.DataDir, blobsDir, string(js[m[2]:m[3]])+".b64"))
 		if err != nil {
 			return err
 		}

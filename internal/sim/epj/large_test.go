@@ -66,8 +66,9 @@ func TestLargeBodiesAreCappedOrKeptIntact(t *testing.T) {
 		}
 	}
 	check(s)
-	if fi, err := os.Stat(filepath.Join(dir, "epj-sim.json")); err != nil || fi.Size() > 64<<10 {
-		t.Errorf("the state file is %d bytes; the attachment should be beside it", fi.Size())
+	rec := filepath.Join(dir, "records", "Communication-"+created["id"].(string)+".json")
+	if fi, err := os.Stat(rec); err != nil || fi.Size() > 64<<10 {
+		t.Errorf("the resource's file: %v (%v); the attachment should be beside it", fi, err)
 	}
 	st, _, read := call(t, "GET", base+"/Communication/"+created["id"].(string), tok, "", "", nil)
 	if st != 200 || !strings.Contains(mustJSON(t, read), base64.StdEncoding.EncodeToString(fits)) {

@@ -27,6 +27,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/samhub/samhub/internal/sim/simstore"
 )
 
 // Config configures a simulator.
@@ -52,6 +54,9 @@ type Server struct {
 	requests []Request
 	counts   counts
 	faults   faults
+
+	// gc runs the saves (commit); changes are numbered under mu.
+	gc simstore.GroupCommit
 
 	srv *http.Server
 	ln  net.Listener
@@ -198,17 +203,47 @@ func (s *Server) Start(addr string) (string, error) {
 		return "", fmt.Errorf("epjsim: listen: %w", err)
 	}
 	s.ln = ln
+	s.gc.Open()
 	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
 	go s.srv.Serve(ln)
 	return "http://" + ln.Addr().String(), nil
 }
 
 // Close stops a server started with Start. Stored resources stay on disk.
+// Handlers still running may be saving: Close waits for that save and
+// lets none start after it (a test's data directory goes next).
 func (s *Server) Close() error {
 	if s.srv == nil {
 		return nil
 	}
-	return s.srv.Close()
+	err := s.srv.Close()
+	s.gc.Close()
+	return err
+}
+
+// commit returns once change gen is on disk (simstore.GroupCommit): the
+// resources added since the last save are written together.
+func (s *Server) commit(gen uint64) error {
+	return s.gc.Commit(&s.mu, gen, func() (simstore.Save, error) {
+		sv, err := s.st.prepare(s.cfg.DataDir)
+		if err != nil {
+			return nil, err
+		}
+		return sv, nil
+	})
+}
+
+// store runs add under s.mu and returns once what it added is on disk.
+func (s *Server) store(add func() (*record, error)) (*record, error) {
+	s.mu.Lock()
+	rec, err := add()
+	if err != nil {
+		s.mu.Unlock()
+		return nil, err
+	}
+	gen := s.gc.Changed()
+	s.mu.Unlock()
+	return rec, s.commit(gen)
 }
 
 // fhir wraps a FHIR endpoint with the delay and failure faults and, when

@@ -65,24 +65,28 @@ func (s *Server) ResetFaults() {
 // urn:samhub:letter|letterID, so a conditional create for it matches more
 // than once (412). With none stored yet it stores two.
 func (s *Server) MakeAmbiguous(letterID string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
-	for _, rec := range s.st.ofType("Communication") {
-		if matchToken(SystemLetter+"|"+letterID, viewOf(rec).Identifier) {
-			n++
+	_, err := s.store(func() (*record, error) {
+		n := 0
+		for _, rec := range s.st.ofType("Communication") {
+			if matchToken(SystemLetter+"|"+letterID, viewOf(rec).Identifier) {
+				n++
+			}
 		}
-	}
-	for ; n < 2; n++ {
-		body := map[string]any{
-			"status":     "completed",
-			"identifier": []any{map[string]string{"system": SystemLetter, "value": letterID}},
+		var last *record
+		for ; n < 2; n++ {
+			body := map[string]any{
+				"status":     "completed",
+				"identifier": []any{map[string]string{"system": SystemLetter, "value": letterID}},
+			}
+			rec, err := s.st.add("Communication", body, time.Time{})
+			if err != nil {
+				return nil, err
+			}
+			last = rec
 		}
-		if _, err := s.st.add("Communication", body, time.Time{}); err != nil {
-			return err
-		}
-	}
-	return s.st.save(s.cfg.DataDir)
+		return last, nil
+	})
+	return err
 }
 
 // ---- seeding ----
@@ -131,17 +135,15 @@ func (s *Server) SeedPatient(p Patient) (string, error) {
 	if p.GivenName != "" {
 		name["given"] = strings.Fields(p.GivenName)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	body := map[string]any{"identifier": ids, "name": []any{name}}
 	if p.GP != nil {
 		body["generalPractitioner"] = []any{p.GP.reference()}
 	}
-	rec, err := s.st.add("Patient", body, time.Time{})
+	rec, err := s.store(func() (*record, error) { return s.st.add("Patient", body, time.Time{}) })
 	if err != nil {
 		return "", err
 	}
-	return rec.ID, s.st.save(s.cfg.DataDir)
+	return rec.ID, nil
 }
 
 // Note is an outgoing note from child psychiatry to seed into the feed.
@@ -178,7 +180,6 @@ func (s *Server) SeedNote(n Note) (string, error) {
 		return "", errors.New("epjsim: note needs recipientSor and senderSor")
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	patientID := ""
 	for _, rec := range s.st.ofType("Patient") {
 		v := viewOf(rec)
@@ -187,6 +188,7 @@ func (s *Server) SeedNote(n Note) (string, error) {
 			break
 		}
 	}
+	s.mu.Unlock()
 	if patientID == "" {
 		return "", errors.New("epjsim: note's patient is not seeded")
 	}
@@ -265,11 +267,11 @@ func (s *Server) SeedNote(n Note) (string, error) {
 			"context":     map[string]any{"related": recipients},
 		}
 	}
-	rec, err := s.st.add(n.Type, body, at)
+	rec, err := s.store(func() (*record, error) { return s.st.add(n.Type, body, at) })
 	if err != nil {
 		return "", err
 	}
-	return rec.Type + "/" + rec.ID, s.st.save(s.cfg.DataDir)
+	return rec.Type + "/" + rec.ID, nil
 }
 
 // SeedResource stores a resource given as JSON (a fixture) as typ, with
@@ -282,13 +284,11 @@ func (s *Server) SeedResource(typ string, body []byte, lastUpdated time.Time) (s
 	if rt, _ := m["resourceType"].(string); rt != typ {
 		return "", fmt.Errorf("epjsim: seed %s: resourceType is %q", typ, rt)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	rec, err := s.st.add(typ, m, lastUpdated)
+	rec, err := s.store(func() (*record, error) { return s.st.add(typ, m, lastUpdated) })
 	if err != nil {
 		return "", err
 	}
-	return rec.Type + "/" + rec.ID, s.st.save(s.cfg.DataDir)
+	return rec.Type + "/" + rec.ID, nil
 }
 
 // ---- inspection ----

@@ -9,7 +9,10 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/samhub/samhub/internal/sim/simstore"
 )
 
 // record is one stored resource version. JSON holds the full resource as
@@ -22,52 +25,122 @@ type record struct {
 	JSON        json.RawMessage `json:"json"`
 }
 
-// state is everything the simulator persists; it is small, so the whole of
-// it is rewritten on each change.
+// state is everything the simulator keeps. Resources are never changed
+// once stored, so each is a file of its own under records/, written once
+// when it is new: a save costs the same at the ten-thousandth letter as at
+// the first (it used to rewrite every resource, attachments included, on
+// each change). A state written whole by earlier versions
+// (epj-sim.json) is read at start and left as it is.
 type state struct {
 	NextID  int       `json:"nextId"`
 	Records []*record `json:"records"`
+	// saved counts the records, from the first, that are on disk.
+	saved int
 }
 
-const stateFile = "epj-sim.json"
+const (
+	legacyFile = "epj-sim.json"
+	recordsDir = "records"
+)
 
 func loadState(dir string) (*state, error) {
 	st := &state{NextID: 1}
-	b, err := os.ReadFile(filepath.Join(dir, stateFile))
-	if errors.Is(err, os.ErrNotExist) {
-		return st, nil
+	b, err := os.ReadFile(filepath.Join(dir, legacyFile))
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
+		return nil, err
+	default:
+		if err := json.Unmarshal(b, st); err != nil {
+			return nil, fmt.Errorf("epjsim: %s: %w", legacyFile, err)
+		}
 	}
-	if err != nil {
+	have := map[string]bool{}
+	for _, r := range st.Records {
+		have[r.Type+"/"+r.ID] = true
+	}
+	ents, err := os.ReadDir(filepath.Join(dir, recordsDir))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
-	if err := json.Unmarshal(b, st); err != nil {
-		return nil, fmt.Errorf("epjsim: %s: %w", stateFile, err)
+	for _, e := range ents {
+		if e.IsDir() || !strings.HasSuffix(e.Name(), ".json") || strings.HasPrefix(e.Name(), ".") {
+			continue // a temp file a crash left
+		}
+		b, err := os.ReadFile(filepath.Join(dir, recordsDir, e.Name()))
+		if err != nil {
+			return nil, err
+		}
+		r := &record{}
+		if err := json.Unmarshal(b, r); err != nil || r.Type == "" || r.ID == "" {
+			return nil, fmt.Errorf("epjsim: %s/%s: not a stored resource: %v", recordsDir, e.Name(), err)
+		}
+		if !have[r.Type+"/"+r.ID] {
+			have[r.Type+"/"+r.ID] = true
+			st.Records = append(st.Records, r)
+		}
 	}
+	// Creation order, which the numeric ids are.
+	sort.SliceStable(st.Records, func(i, j int) bool { return numericID(st.Records[i]) < numericID(st.Records[j]) })
+	for _, r := range st.Records {
+		st.NextID = max(st.NextID, numericID(r)+1)
+	}
+	st.saved = len(st.Records)
 	return st, nil
 }
 
-// save writes atomically (temp file + rename) so a crashed process never
-// leaves half a file. It does not fsync: a simulator need not survive a
-// power cut, and tests seed many resources.
-func (st *state) save(dir string) error {
-	b, err := json.Marshal(st)
-	if err != nil {
-		return err
+func numericID(r *record) int {
+	n, _ := strconv.Atoi(r.ID)
+	return n
+}
+
+// saving is one save: the records added since the last, as bytes.
+type saving struct {
+	st    *state
+	dir   string
+	upTo  int
+	files []pendingFile
+}
+
+type pendingFile struct {
+	path string
+	data []byte
+}
+
+// prepare takes the records not yet on disk; the caller holds s.mu.
+func (st *state) prepare(dir string) (*saving, error) {
+	sv := &saving{st: st, dir: dir, upTo: len(st.Records)}
+	for _, r := range st.Records[st.saved:] {
+		b, err := json.Marshal(r)
+		if err != nil {
+			return nil, err
+		}
+		sv.files = append(sv.files, pendingFile{filepath.Join(dir, recordsDir, r.Type+"-"+r.ID+".json"), b})
 	}
-	tmp, err := os.CreateTemp(dir, stateFile+".*")
-	if err != nil {
-		return err
+	return sv, nil
+}
+
+// Write puts each new record in place, synced, then syncs its directory
+// and the blobs directory, whose files the records name.
+func (sv *saving) Write() error {
+	dirs := map[string]bool{}
+	for _, f := range sv.files {
+		if err := simstore.WriteFile(f.path, f.data, dirs); err != nil {
+			return err
+		}
 	}
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
+	if _, err := os.Stat(filepath.Join(sv.dir, blobsDir)); err == nil {
+		dirs[filepath.Join(sv.dir, blobsDir)] = true
 	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return err
+	return simstore.SyncDirs(dirs)
+}
+
+// Done records what is on disk; after a failure the next save writes the
+// same records again. The caller holds s.mu.
+func (sv *saving) Done(err error) {
+	if err == nil {
+		sv.st.saved = max(sv.st.saved, sv.upTo)
 	}
-	return os.Rename(tmp.Name(), filepath.Join(dir, stateFile))
 }
 
 // add stores body as a new resource of type typ, assigning id, versionId
