@@ -108,6 +108,7 @@ type Adapter struct {
 	letters      adapters.StoredLetters // the hub's stored letters (checkpoints); nil without a hub
 	arrivals     arrivals               // what is known of the files in in/ (complete.go)
 	examining    weighted               // bytes of input being read and examined at once
+	sweep        sweeper                // when unfinished deliveries' files were last removed
 }
 
 var (

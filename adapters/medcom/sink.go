@@ -409,7 +409,9 @@ func (a *Adapter) removeCopy(hubID string) {
 
 // CheckAcks flags letters without an acknowledgement after ack_timeout (log
 // line and the samhub_medcom_acks_missing gauge) and resends them, each
-// ack_timeout, at most max_resends times. Run calls it on every poll.
+// ack_timeout, at most max_resends times; every few minutes it also
+// removes what unfinished deliveries left (orphans.go). Run calls it on
+// every poll.
 func (a *Adapter) CheckAcks(ctx context.Context) error {
 	now := a.now()
 	type resend struct {
@@ -418,8 +420,16 @@ func (a *Adapter) CheckAcks(ctx context.Context) error {
 	}
 	var todo []resend
 	missing := 0
+	var staged, held map[string]bool
 	err := a.updateOutbox(ctx, func(ob outbox) bool {
 		changed := false
+		staged, held = map[string]bool{}, map[string]bool{}
+		for _, p := range ob {
+			held[p.HubID] = true
+			if p.Staged != "" {
+				staged[p.Staged] = true
+			}
+		}
 		for ref, p := range ob {
 			if now.Sub(p.FirstSent) < a.cfg.AckTimeout {
 				continue
@@ -439,6 +449,9 @@ func (a *Adapter) CheckAcks(ctx context.Context) error {
 		return err
 	}
 	a.missing.Set(float64(missing))
+	if a.sweep.due(time.Now()) {
+		a.sweepOrphans(staged, held)
+	}
 	for _, r := range todo {
 		if err := a.resend(ctx, r.ref, r.p, now); err != nil {
 			a.log.Warn("medcom: resend failed", "letter_id", r.p.HubID, "err", err)

@@ -678,3 +678,96 @@ func TestADeliveryTriedAgainNeverWritesTheLetterTwice(t *testing.T) {
 		}
 	})
 }
+
+// TestWhatUnfinishedDeliveriesLeftIsSweptWhenNothingNamesIt: a letter
+// staged by a try whose outbox entry never landed, its copy kept for
+// resends and a crashed write's temp file are removed once an hour old, as
+// nothing will ever read them (a letter parked and discarded is never tried
+// again); a staged letter the outbox names, the copies of letters the
+// outbox holds, fresh files and other programs' files stay.
+func TestWhatUnfinishedDeliveriesLeftIsSweptWhenNothingNamesIt(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	named := func(id string) *letter.Letter {
+		l := xdisLetter()
+		l.ID = id
+		return l
+	}
+	// Orphaned: the outbox update failed.
+	if _, err := e.adapterOn(t, &trippingState{memState: e.state, prefix: outboxKey, armed: true}).Deliver(ctx, named("casesys:sag-1:brev-1")); err == nil {
+		t.Fatal("want the outbox error")
+	}
+	orphans := e.hidden(t)
+	if len(orphans) != 1 {
+		t.Fatalf("hidden %v, want the orphaned letter", orphans)
+	}
+	// Named: the update landed, its answer was lost; the next try finishes it.
+	if _, err := e.adapterOn(t, &trippingState{memState: e.state, prefix: outboxKey, armed: true, landed: true}).Deliver(ctx, named("casesys:sag-2:brev-1")); err == nil {
+		t.Fatal("want the lost answer's error")
+	}
+	// Delivered.
+	if _, err := e.adapter(t, nil).Deliver(ctx, named("casesys:sag-3:brev-1")); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(e.dir, "out")
+	for _, n := range []string{".KVIT0001.xml.0123456789ab.tmp", ".vans-lock"} { // a crashed write's temp; the VANS client's own
+		if err := os.WriteFile(filepath.Join(out, n), []byte("x"), 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sent := filepath.Join(e.dir, "data", "sent")
+	copies := func() []string {
+		ents, _ := os.ReadDir(sent)
+		var n []string
+		for _, en := range ents {
+			n = append(n, en.Name())
+		}
+		return n
+	}
+	if c := copies(); len(c) != 3 {
+		t.Fatalf("copies %v, want one per letter", c)
+	}
+	hour := time.Now().Add(-orphanAfter - time.Minute)
+	for _, dir := range []string{out, sent} {
+		ents, _ := os.ReadDir(dir)
+		for _, en := range ents {
+			if err := os.Chtimes(filepath.Join(dir, en.Name()), hour, hour); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// Fresh, and orphaned too: stays until it is as old.
+	if _, err := e.adapterOn(t, &trippingState{memState: e.state, prefix: outboxKey, armed: true}).Deliver(ctx, named("casesys:sag-4:brev-1")); err == nil {
+		t.Fatal("want the outbox error")
+	}
+
+	a := e.adapter(t, nil)
+	if err := a.CheckAcks(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h := e.hidden(t)
+	if slices.Contains(h, orphans[0]) || slices.Contains(h, ".KVIT0001.xml.0123456789ab.tmp") {
+		t.Errorf("hidden %v: the orphaned letter or the crashed write's temp file stayed", h)
+	}
+	if len(h) != 3 || !slices.Contains(h, ".vans-lock") {
+		t.Errorf("hidden %v, want the named staged letter, the fresh one and .vans-lock", h)
+	}
+	keep := map[string]bool{}
+	for _, id := range []string{"casesys:sag-2:brev-1", "casesys:sag-3:brev-1", "casesys:sag-4:brev-1"} {
+		keep[filepath.Base(a.copyPath(id))] = true
+	}
+	if c := copies(); len(c) != 3 || !keep[c[0]] || !keep[c[1]] || !keep[c[2]] {
+		t.Errorf("copies %v, want those of the letters in the outbox and the fresh one", c)
+	}
+	// What stayed was right to stay: the named letter's next try puts it in place.
+	if d, err := a.Deliver(ctx, named("casesys:sag-2:brev-1")); err != nil || d.Existing {
+		t.Fatalf("the named letter's next try: %+v %v", d, err)
+	}
+	// And the swept letter is not lost: its next try writes it afresh.
+	if d, err := a.Deliver(ctx, named("casesys:sag-1:brev-1")); err != nil || d.Existing {
+		t.Fatalf("the swept letter's next try: %+v %v", d, err)
+	}
+	if o := e.files(t, "out"); len(o) != 3 {
+		t.Errorf("out/ %v, want the delivered letter and the two finished now", o)
+	}
+}
