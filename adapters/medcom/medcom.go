@@ -97,7 +97,13 @@ type Adapter struct {
 	now   func() time.Time
 	cfg   Config
 	lim   xmlsafe.Limits
-	data  string // directory for copies of sent letters (resends)
+	// sent holds the copies of sent letters that resends are built from,
+	// in the MedCom directory, which every replica sharing the adapter
+	// shares: the replica running the acknowledgement check resends, and
+	// removes the copy on an acknowledgement, whichever replica delivered.
+	// oldSent is where earlier versions kept them, in the hub's own data
+	// directory: still read and cleared, never written.
+	sent, oldSent string
 
 	in, processing, processed, errDir, out string
 
@@ -142,11 +148,11 @@ func New(deps adapters.Deps, cfg Config) (*Adapter, error) {
 	a.examining.limit = a.memBudget()
 	a.in, a.processing, a.processed = filepath.Join(cfg.Dir, "in"), filepath.Join(cfg.Dir, "processing"), filepath.Join(cfg.Dir, "processed")
 	a.errDir, a.out = filepath.Join(cfg.Dir, "error"), filepath.Join(cfg.Dir, "out")
-	a.data = deps.DataDir
-	if a.data == "" {
-		a.data = filepath.Join(cfg.Dir, ".samhub")
+	a.sent = filepath.Join(cfg.Dir, ".samhub", "sent")
+	if deps.DataDir != "" {
+		a.oldSent = filepath.Join(deps.DataDir, "sent")
 	}
-	for _, d := range []string{a.in, a.processing, a.processed, a.errDir, a.out, filepath.Join(a.data, "sent")} {
+	for _, d := range []string{a.in, a.processing, a.processed, a.errDir, a.out, a.sent} {
 		if err := os.MkdirAll(d, 0o750); err != nil {
 			return nil, &adapters.ConfigError{Key: "dir", Msg: fmt.Sprintf("cannot create %s: %v", d, err)}
 		}

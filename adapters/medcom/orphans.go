@@ -71,10 +71,13 @@ func (a *Adapter) sweepOrphans(staged, held map[string]bool) {
 	}
 	keep := map[string]bool{} // the copies' names without .json
 	for id := range held {
-		keep[strings.TrimSuffix(filepath.Base(a.copyPath(id)), ".json")] = true
+		keep[strings.TrimSuffix(filepath.Base(copyPath("", id)), ".json")] = true
 	}
-	sent := filepath.Join(a.data, "sent")
-	if ents, err := os.ReadDir(sent); err == nil {
+	for _, sent := range []string{a.sent, a.oldSent} {
+		ents, err := os.ReadDir(sent)
+		if sent == "" || err != nil {
+			continue
+		}
 		for _, e := range ents {
 			n := e.Name()
 			stem := strings.TrimSuffix(n, ".json")

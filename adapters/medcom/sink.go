@@ -340,13 +340,15 @@ func oneLine(err error) string {
 	return s
 }
 
-func (a *Adapter) copyPath(hubID string) string {
-	return filepath.Join(a.data, "sent", stateKey("out", hubID)+".json")
+// copyPath is where the copy of letter hubID is kept in dir (a.sent, or
+// a.oldSent for a copy an earlier version kept).
+func copyPath(dir, hubID string) string {
+	return filepath.Join(dir, stateKey("out", hubID)+".json")
 }
 
 // partPath is where the copy of a letter's attachment i is kept.
-func (a *Adapter) partPath(hubID string, i int) string {
-	return strings.TrimSuffix(a.copyPath(hubID), ".json") + fmt.Sprintf(".att-%d", i+1)
+func partPath(dir, hubID string, i int) string {
+	return strings.TrimSuffix(copyPath(dir, hubID), ".json") + fmt.Sprintf(".att-%d", i+1)
 }
 
 // keepCopy keeps what a resend rebuilds the letter from: the letter
@@ -364,7 +366,7 @@ func (a *Adapter) keepCopy(ctx context.Context, l *letter.Letter) error {
 		}
 		var b body.Body
 		b.Part(fmt.Sprintf("attachment %d", i+1), at.Open, at.Len(), body.Raw)
-		path := a.partPath(l.ID, i)
+		path := partPath(a.sent, l.ID, i)
 		if err := writeBody(ctx, filepath.Dir(path), filepath.Base(path), &b); err != nil {
 			return err
 		}
@@ -374,13 +376,19 @@ func (a *Adapter) keepCopy(ctx context.Context, l *letter.Letter) error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(filepath.Dir(a.copyPath(l.ID)), filepath.Base(a.copyPath(l.ID)), b)
+	return writeAtomic(a.sent, filepath.Base(copyPath(a.sent, l.ID)), b)
 }
 
 // loadCopy reads the copy keepCopy kept, its attachments opening from
-// their files.
+// their files; a copy an earlier version kept in the hub's data
+// directory is read from there.
 func (a *Adapter) loadCopy(hubID string) (*letter.Letter, error) {
-	b, err := os.ReadFile(a.copyPath(hubID))
+	dir := a.sent
+	b, err := os.ReadFile(copyPath(dir, hubID))
+	if errors.Is(err, fs.ErrNotExist) && a.oldSent != "" {
+		dir = a.oldSent
+		b, err = os.ReadFile(copyPath(dir, hubID))
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -392,7 +400,7 @@ func (a *Adapter) loadCopy(hubID string) (*letter.Letter, error) {
 		if at.Inline() || at.Len() == 0 {
 			continue
 		}
-		path := a.partPath(hubID, i)
+		path := partPath(dir, hubID, i)
 		l.Attachments[i] = at.WithOpener(func(context.Context) (io.ReadCloser, error) { return os.Open(path) })
 	}
 	return l, nil
@@ -400,10 +408,15 @@ func (a *Adapter) loadCopy(hubID string) (*letter.Letter, error) {
 
 // removeCopy drops the copy of an acknowledged or refused letter.
 func (a *Adapter) removeCopy(hubID string) {
-	_ = os.Remove(a.copyPath(hubID))
-	parts, _ := filepath.Glob(strings.TrimSuffix(a.copyPath(hubID), ".json") + ".att-*")
-	for _, p := range parts {
-		_ = os.Remove(p)
+	for _, dir := range []string{a.sent, a.oldSent} {
+		if dir == "" {
+			continue
+		}
+		_ = os.Remove(copyPath(dir, hubID))
+		parts, _ := filepath.Glob(strings.TrimSuffix(copyPath(dir, hubID), ".json") + ".att-*")
+		for _, p := range parts {
+			_ = os.Remove(p)
+		}
 	}
 }
 

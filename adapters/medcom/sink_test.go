@@ -715,7 +715,16 @@ func TestWhatUnfinishedDeliveriesLeftIsSweptWhenNothingNamesIt(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	sent := filepath.Join(e.dir, "data", "sent")
+	sent := filepath.Join(e.dir, ".samhub", "sent")
+	// A copy an earlier version kept in the hub's data directory, of a
+	// letter the outbox no longer holds.
+	oldCopy := filepath.Join(e.dir, "data", "sent", filepath.Base(copyPath("", "casesys:sag-9:brev-1")))
+	if err := os.MkdirAll(filepath.Dir(oldCopy), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(oldCopy, []byte("{}"), 0o640); err != nil {
+		t.Fatal(err)
+	}
 	copies := func() []string {
 		ents, _ := os.ReadDir(sent)
 		var n []string
@@ -728,7 +737,7 @@ func TestWhatUnfinishedDeliveriesLeftIsSweptWhenNothingNamesIt(t *testing.T) {
 		t.Fatalf("copies %v, want one per letter", c)
 	}
 	hour := time.Now().Add(-orphanAfter - time.Minute)
-	for _, dir := range []string{out, sent} {
+	for _, dir := range []string{out, sent, filepath.Dir(oldCopy)} {
 		ents, _ := os.ReadDir(dir)
 		for _, en := range ents {
 			if err := os.Chtimes(filepath.Join(dir, en.Name()), hour, hour); err != nil {
@@ -754,10 +763,13 @@ func TestWhatUnfinishedDeliveriesLeftIsSweptWhenNothingNamesIt(t *testing.T) {
 	}
 	keep := map[string]bool{}
 	for _, id := range []string{"casesys:sag-2:brev-1", "casesys:sag-3:brev-1", "casesys:sag-4:brev-1"} {
-		keep[filepath.Base(a.copyPath(id))] = true
+		keep[filepath.Base(copyPath("", id))] = true
 	}
 	if c := copies(); len(c) != 3 || !keep[c[0]] || !keep[c[1]] || !keep[c[2]] {
 		t.Errorf("copies %v, want those of the letters in the outbox and the fresh one", c)
+	}
+	if _, err := os.Stat(oldCopy); !os.IsNotExist(err) {
+		t.Errorf("the earlier version's copy stayed: %v", err)
 	}
 	// What stayed was right to stay: the named letter's next try puts it in place.
 	if d, err := a.Deliver(ctx, named("casesys:sag-2:brev-1")); err != nil || d.Existing {
@@ -769,5 +781,47 @@ func TestWhatUnfinishedDeliveriesLeftIsSweptWhenNothingNamesIt(t *testing.T) {
 	}
 	if o := e.files(t, "out"); len(o) != 3 {
 		t.Errorf("out/ %v, want the delivered letter and the two finished now", o)
+	}
+}
+
+// TestAnyReplicaResendsWhatAnotherDelivered: replicas share the MedCom
+// directory and the outbox, not their data directories. The one running
+// the acknowledgement check resends a letter another replica delivered,
+// and the acknowledgement it reads removes that letter's copy. (Copies
+// were kept in each hub's data directory: the resend failed, and the copy
+// stayed on the replica that delivered.)
+func TestAnyReplicaResendsWhatAnotherDelivered(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	replica := func(data string) *Adapter {
+		cfg := map[string]any{"dir": e.dir, "ack_timeout": "30m", "self": map[string]any{"gln": "5790000000012", "sor": "123456789012345", "name": "Samrådet Odense"}}
+		inst, err := adapters.Build(TypeName, adapters.Deps{Name: "medcom", State: e.state, Now: e.clock.now, DataDir: filepath.Join(e.dir, data), Letters: e.letters}, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return inst.(*Adapter)
+	}
+	delivering, checking := replica("hub-1"), replica("hub-2")
+	if _, err := delivering.Deliver(ctx, xdisLetter()); err != nil {
+		t.Fatal(err)
+	}
+	first := e.files(t, "out")[0]
+	sent := parseOut(t, e.read(t, "out", first))
+	e.clock.add(31 * time.Minute)
+	if err := checking.CheckAcks(ctx); err != nil {
+		t.Fatal(err)
+	}
+	id := oioxml.StableID("casesys:sag-4711:brev-3")
+	if out := e.files(t, "out"); strings.Join(out, " ") != "xdis91-"+id+"-r1.xml xdis91-"+id+".xml" {
+		t.Fatalf("out/ %v, want the letter and its resend from the other replica", out)
+	}
+	receipt, err := oioxml.BuildReceipt(sent, oioxml.ReceiptOptions{Type: oioxml.PositiveReceipt, Letters: sent.Letters, Now: e.clock.now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.drop(t, "kvittering.xml", receipt)
+	checking.Poll(ctx, newPub())
+	if ents, err := os.ReadDir(filepath.Join(e.dir, ".samhub", "sent")); err != nil || len(ents) != 0 {
+		t.Errorf("copies after the acknowledgement: %v (%v), want none", ents, err)
 	}
 }
