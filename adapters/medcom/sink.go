@@ -413,9 +413,14 @@ func (a *Adapter) removeCopy(hubID string) {
 			continue
 		}
 		_ = os.Remove(copyPath(dir, hubID))
-		parts, _ := filepath.Glob(strings.TrimSuffix(copyPath(dir, hubID), ".json") + ".att-*")
-		for _, p := range parts {
-			_ = os.Remove(p)
+		// The attachments' files by name, not by glob: dir is the
+		// configured MedCom directory and may hold glob metacharacters.
+		parts := strings.TrimSuffix(filepath.Base(copyPath(dir, hubID)), ".json") + ".att-"
+		ents, _ := os.ReadDir(dir)
+		for _, e := range ents {
+			if strings.HasPrefix(e.Name(), parts) {
+				_ = os.Remove(filepath.Join(dir, e.Name()))
+			}
 		}
 	}
 }

@@ -1,9 +1,13 @@
 package medcom
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -802,8 +806,17 @@ func TestAnyReplicaResendsWhatAnotherDelivered(t *testing.T) {
 		return inst.(*Adapter)
 	}
 	delivering, checking := replica("hub-1"), replica("hub-2")
-	if _, err := delivering.Deliver(ctx, xdisLetter()); err != nil {
+	l := xdisLetter()
+	pdf := []byte("%PDF-1.7\nscannet journal, testperson\n")
+	sum := sha256.Sum256(pdf)
+	l.Attachments = []letter.Attachment{letter.StreamedAttachment("scan.pdf", "application/pdf", int64(len(pdf)), hex.EncodeToString(sum[:]),
+		func(context.Context) (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(pdf)), nil })}
+	if _, err := delivering.Deliver(ctx, l); err != nil {
 		t.Fatal(err)
+	}
+	// (XDIS91 carries no files, but the copy keeps the letter whole.)
+	if ents, _ := os.ReadDir(filepath.Join(e.dir, ".samhub", "sent")); len(ents) != 2 {
+		t.Fatalf("copies %v, want the letter's and its attachment's", ents)
 	}
 	first := e.files(t, "out")[0]
 	sent := parseOut(t, e.read(t, "out", first))
