@@ -14,12 +14,7 @@ import (
 // Communication and two requests; a plain create of the same letter is a
 // second Communication, which the counts name.
 func TestCountsShowASecondDelivery(t *testing.T) {
-	s, base := start(t, t.TempDir())
-	pid, err := s.SeedPatient(epjsim.Patient{CPR: cprBruno, GivenName: "Bruno Test", FamilyName: "Elmer"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok := token(t, base)
+	s, base, pid, tok := withBruno(t, t.TempDir())
 	cond := map[string]string{"If-None-Exist": url.Values{"identifier": {"urn:samhub:letter|L1"}}.Encode()}
 	for range 2 {
 		if st, _, _ := call(t, "POST", base+"/Communication", tok, "application/fhir+json", communication(pid, "L1"), cond); st != 201 && st != 200 {

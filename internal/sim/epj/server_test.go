@@ -84,14 +84,21 @@ func communication(patientID, letterID string) string {
  "payload":[{"contentString":"Samrådets anbefaling."}]}`
 }
 
-func TestConditionalCreateAndRestart(t *testing.T) {
-	dir := t.TempDir()
-	s, base := start(t, dir)
+// withBruno starts a simulator on dir with the test person Bruno seeded
+// and returns his patient id and an access token.
+func withBruno(t *testing.T, dir string) (s *epjsim.Server, base, pid, tok string) {
+	t.Helper()
+	s, base = start(t, dir)
 	pid, err := s.SeedPatient(epjsim.Patient{CPR: cprBruno, GivenName: "Bruno Test", FamilyName: "Elmer"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok := token(t, base)
+	return s, base, pid, token(t, base)
+}
+
+func TestConditionalCreateAndRestart(t *testing.T) {
+	dir := t.TempDir()
+	s, base, pid, tok := withBruno(t, dir)
 
 	// Unauthenticated requests are refused with an OperationOutcome.
 	if st, _, body := call(t, "GET", base+"/Communication/1", "", "", "", nil); st != 401 || body["resourceType"] != "OperationOutcome" {

@@ -20,12 +20,7 @@ import (
 // resource is a file of its own, so a save does not rewrite the others.
 func TestConcurrentCreatesAreAllDurable(t *testing.T) {
 	dir := t.TempDir()
-	s, base := start(t, dir)
-	pid, err := s.SeedPatient(epjsim.Patient{CPR: cprBruno, GivenName: "Bruno Test", FamilyName: "Elmer"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok := token(t, base)
+	s, base, pid, tok := withBruno(t, dir)
 	const n = 24
 	status := make([]int, n)
 	errs := make([]error, n)
