@@ -200,7 +200,8 @@ type phase struct {
 	PeakRSSMB      float64            `json:"peak_rss_mb"`
 	EndRSSMB       float64            `json:"end_rss_mb"`
 	CPUSecPer1000  float64            `json:"cpu_s_per_1000"`
-	StoredPerLtr   map[string]float64 `json:"stored_msgs_per_letter"` // per stream, from the server
+	StoredPerLtr   map[string]float64 `json:"stored_msgs_per_letter"`  // per stream, from the server
+	BytesPerLtr    map[string]float64 `json:"stored_bytes_per_letter"` // per stream that grew, from the server
 	APIPerLetter   float64            `json:"js_api_calls_per_letter"`
 	OpsPerLetter   float64            `json:"jetstream_ops_per_letter"`   // stored messages + API calls
 	SyncedPerLtr   float64            `json:"synced_writes_per_letter"`   // fsyncs: stored messages, a journey batch counting once
@@ -304,7 +305,10 @@ func (r *hubRig) run(name string, runNo, n int, rate float64, timeout time.Durat
 	js1 := snapshotJS(r.app.Broker.Server)
 	stored, api := js1.diff(js0)
 	ev1, cm1 := journey.WriteStats()
-	p.StoredPerLtr = map[string]float64{}
+	p.StoredPerLtr, p.BytesPerLtr = map[string]float64{}, map[string]float64{}
+	for k, v := range js1.grown(js0) {
+		p.BytesPerLtr[k] = float64(v) / float64(n)
+	}
 	total, synced := 0.0, 0.0
 	for k, v := range stored {
 		p.StoredPerLtr[k] = float64(v) / float64(n)

@@ -331,6 +331,16 @@ func summary(r results) string {
 		}
 		fmt.Fprintf(&b, "- %s: %s; JetStream API calls %.2f; journey events %.2f in %.2f commits.\n", p.Name, strings.Join(parts, ", "), p.APIPerLetter, p.JourneyPerLtr, p.JourneyCommits)
 	}
+	if len(r.Phases) > 0 {
+		b.WriteString("\nStored bytes per letter, streams that grew (from the server; the letter stream's figure is what its block caches hold per letter):\n\n")
+	}
+	for _, p := range r.Phases {
+		var parts []string
+		for _, k := range sortedKeys(p.BytesPerLtr) {
+			parts = append(parts, fmt.Sprintf("%s %.0f B", k, p.BytesPerLtr[k]))
+		}
+		fmt.Fprintf(&b, "- %s: %s.\n", p.Name, strings.Join(parts, ", "))
+	}
 	if r.SameFlowNote != "" {
 		fmt.Fprintf(&b, "\nSame flow as the peer: %s\n", r.SameFlowNote)
 	}

@@ -50,12 +50,13 @@ func rssMB() float64     { return procStatusMB("VmRSS") }
 // every message ever written, deletes included) and its API call count.
 type jsCounts struct {
 	seq   map[string]uint64
-	async map[string]bool // streams that persist without an fsync per write
+	bytes map[string]uint64 // bytes held, which retention and KV history can lower
+	async map[string]bool   // streams that persist without an fsync per write
 	api   uint64
 }
 
 func snapshotJS(s *server.Server) jsCounts {
-	c := jsCounts{seq: map[string]uint64{}, async: map[string]bool{}}
+	c := jsCounts{seq: map[string]uint64{}, bytes: map[string]uint64{}, async: map[string]bool{}}
 	info, err := s.Jsz(&server.JSzOptions{Accounts: true, Streams: true, Config: true})
 	if err != nil {
 		return c
@@ -64,10 +65,25 @@ func snapshotJS(s *server.Server) jsCounts {
 	for _, a := range info.AccountDetails {
 		for _, st := range a.Streams {
 			c.seq[st.Name] = st.State.LastSeq
+			c.bytes[st.Name] = st.State.Bytes
 			c.async[st.Name] = st.Config != nil && st.Config.PersistMode == server.AsyncPersistMode
 		}
 	}
 	return c
+}
+
+// grown returns the bytes each stream holds more in b than in a, where it
+// grew: for a stream that keeps every message (the letters, the journey)
+// that is what the messages written between took on disk, headers and
+// framing included.
+func (b jsCounts) grown(a jsCounts) map[string]uint64 {
+	out := map[string]uint64{}
+	for k, v := range b.bytes {
+		if v > a.bytes[k] {
+			out[k] = v - a.bytes[k]
+		}
+	}
+	return out
 }
 
 // diff returns messages stored per stream and API calls between a and b.
