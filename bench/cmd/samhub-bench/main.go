@@ -325,21 +325,13 @@ func summary(r results) string {
 		b.WriteString("\nStored messages per letter (from the server):\n\n")
 	}
 	for _, p := range r.Phases {
-		var parts []string
-		for _, k := range sortedKeys(p.StoredPerLtr) {
-			parts = append(parts, fmt.Sprintf("%s %.2f", k, p.StoredPerLtr[k]))
-		}
-		fmt.Fprintf(&b, "- %s: %s; JetStream API calls %.2f; journey events %.2f in %.2f commits.\n", p.Name, strings.Join(parts, ", "), p.APIPerLetter, p.JourneyPerLtr, p.JourneyCommits)
+		fmt.Fprintf(&b, "- %s: %s; JetStream API calls %.2f; journey events %.2f in %.2f commits.\n", p.Name, perStream(p.StoredPerLtr, "%s %.2f"), p.APIPerLetter, p.JourneyPerLtr, p.JourneyCommits)
 	}
 	if len(r.Phases) > 0 {
 		b.WriteString("\nStored bytes per letter, streams that grew (from the server; the letter stream's figure is what its block caches hold per letter):\n\n")
 	}
 	for _, p := range r.Phases {
-		var parts []string
-		for _, k := range sortedKeys(p.BytesPerLtr) {
-			parts = append(parts, fmt.Sprintf("%s %.0f B", k, p.BytesPerLtr[k]))
-		}
-		fmt.Fprintf(&b, "- %s: %s.\n", p.Name, strings.Join(parts, ", "))
+		fmt.Fprintf(&b, "- %s: %s.\n", p.Name, perStream(p.BytesPerLtr, "%s %.0f B"))
 	}
 	if r.SameFlowNote != "" {
 		fmt.Fprintf(&b, "\nSame flow as the peer: %s\n", r.SameFlowNote)
@@ -352,6 +344,16 @@ func summary(r results) string {
 	}
 	memorySummary(&b, r)
 	return b.String()
+}
+
+// perStream writes each stream's figure with format (name, value), in
+// name order.
+func perStream(m map[string]float64, format string) string {
+	var parts []string
+	for _, k := range sortedKeys(m) {
+		parts = append(parts, fmt.Sprintf(format, k, m[k]))
+	}
+	return strings.Join(parts, ", ")
 }
 
 func sortedKeys(m map[string]float64) []string {
