@@ -86,6 +86,7 @@ type Config struct {
 	// The case system's outbox has no MedCom categories.
 	DefaultCategory string        `mapstructure:"default_category" default:"psychiatry-social-disability" doc:"CareCommunication category of letters that carry none: a code of MedCom's category list other than other. The council's letters are about a child's mental health and social circumstances (shared/domain/medcom.md §5.2)."`
 	Workers         int           `mapstructure:"workers" default:"16" doc:"How many inbox files are handled at once (1 to 256)."`
+	ProcessedMaxAge time.Duration `mapstructure:"processed_max_age" default:"2160h" doc:"How long a handled inbound file stays in processed/ before it is removed: it holds a child's letter, which the hub keeps for streams.letters_max_age (90 days by default). 0 keeps them for an archive of your own to take."`
 	SettleTime      time.Duration `mapstructure:"settle_time" default:"2s" doc:"How long a file written in place in in/ must keep its size and modification time, with no writer holding it open, before it is taken. A file renamed into in/ (a VANS client's temporary name, then a rename) is taken at once."`
 }
 
@@ -231,6 +232,9 @@ func (c *Config) Check() error {
 	}
 	if c.OutMaxBytes <= 0 {
 		return &adapters.ConfigError{Key: "out_max_bytes", Msg: "must be a positive number of bytes"}
+	}
+	if c.ProcessedMaxAge < 0 {
+		return &adapters.ConfigError{Key: "processed_max_age", Msg: "must be 0 (keep) or a duration such as 2160h"}
 	}
 	if c.AckTimeout <= 0 {
 		return &adapters.ConfigError{Key: "ack_timeout", Msg: "must be a positive duration such as 30m"}

@@ -24,7 +24,8 @@ import (
 // progress. A later try of the same letter writes its own afresh.
 const orphanAfter = time.Hour
 
-// sweepEvery spaces the sweeps: each lists out/ and the kept copies.
+// sweepEvery spaces the sweeps: each lists out/, the kept copies and
+// processed/ (expireProcessed).
 const sweepEvery = 5 * time.Minute
 
 // tempName matches the names the adapter writes under before a rename
@@ -93,5 +94,33 @@ func (a *Adapter) sweepOrphans(staged, held map[string]bool) {
 	}
 	if removed > 0 {
 		a.log.Info("medcom: removed files left by deliveries never finished", "files", removed, "older_than", orphanAfter)
+	}
+}
+
+// expireProcessed removes handled inbound files that have been in
+// processed/ longer than processed_max_age: each holds a child's letter,
+// which the hub itself keeps no longer than its letter retention. Nothing
+// reads processed/; error/ is left alone, as a coordinator may still put
+// a refused file back.
+func (a *Adapter) expireProcessed() {
+	if a.cfg.ProcessedMaxAge <= 0 {
+		return
+	}
+	ents, err := os.ReadDir(a.processed)
+	if err != nil {
+		return
+	}
+	removed := 0
+	for _, e := range ents {
+		fi, err := e.Info()
+		if err != nil || !fi.Mode().IsRegular() || time.Since(movedAt(fi)) <= a.cfg.ProcessedMaxAge {
+			continue
+		}
+		if os.Remove(filepath.Join(a.processed, e.Name())) == nil {
+			removed++
+		}
+	}
+	if removed > 0 {
+		a.log.Info("medcom: removed handled files past processed_max_age", "files", removed, "processed_max_age", a.cfg.ProcessedMaxAge)
 	}
 }

@@ -428,8 +428,8 @@ func (a *Adapter) removeCopy(hubID string) {
 // CheckAcks flags letters without an acknowledgement after ack_timeout (log
 // line and the samhub_medcom_acks_missing gauge) and resends them, each
 // ack_timeout, at most max_resends times; every few minutes it also
-// removes what unfinished deliveries left (orphans.go). Run calls it on
-// every poll.
+// removes what unfinished deliveries left and handled files past
+// processed_max_age (orphans.go). Run calls it on every poll.
 func (a *Adapter) CheckAcks(ctx context.Context) error {
 	now := a.now()
 	type resend struct {
@@ -469,6 +469,7 @@ func (a *Adapter) CheckAcks(ctx context.Context) error {
 	a.missing.Set(float64(missing))
 	if a.sweep.due(time.Now()) {
 		a.sweepOrphans(staged, held)
+		a.expireProcessed()
 	}
 	for _, r := range todo {
 		if err := a.resend(ctx, r.ref, r.p, now); err != nil {

@@ -838,3 +838,40 @@ func TestAnyReplicaResendsWhatAnotherDelivered(t *testing.T) {
 		t.Errorf("copies after the acknowledgement: %v (%v), want none", ents, err)
 	}
 }
+
+// TestHandledFilesLeaveProcessedAfterProcessedMaxAge: a handled inbound
+// file holds a child's letter, so it leaves processed/ once it has been
+// there processed_max_age (0 keeps it); refused files in error/ stay for
+// the coordinator.
+func TestHandledFilesLeaveProcessedAfterProcessedMaxAge(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		age   string
+		stays bool
+	}{{"0s", true}, {"1h", true}, {"1ms", false}} {
+		t.Run(tc.age, func(t *testing.T) {
+			e := newEnv(t)
+			a := e.adapter(t, map[string]any{"processed_max_age": tc.age})
+			if want, _ := time.ParseDuration(tc.age); a.cfg.ProcessedMaxAge != want {
+				t.Fatalf("processed_max_age %s read as %s", tc.age, a.cfg.ProcessedMaxAge)
+			}
+			e.drop(t, "in.xml", readFile(t, "oioxml/DIS91_2.xml"))
+			e.drop(t, "bad.xml", []byte("<not a letter"))
+			a.Poll(ctx, newPub())
+			refused := e.files(t, "error")
+			if p := e.files(t, "processed"); len(p) != 1 || len(refused) == 0 {
+				t.Fatalf("processed/ %v, error/ %v: want the letter handled and the other refused", p, refused)
+			}
+			time.Sleep(5 * time.Millisecond)
+			if err := a.CheckAcks(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if p := e.files(t, "processed"); (len(p) == 1) != tc.stays {
+				t.Errorf("processed/ %v after the check, want the file kept: %v", p, tc.stays)
+			}
+			if got := e.files(t, "error"); !slices.Equal(got, refused) {
+				t.Errorf("error/ %v, want %v untouched", got, refused)
+			}
+		})
+	}
+}

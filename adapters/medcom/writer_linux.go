@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io/fs"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -49,4 +50,14 @@ func fileID(fi fs.FileInfo) uint64 {
 		return st.Ino
 	}
 	return 0
+}
+
+// movedAt is when the file's inode last changed, which a rename does: when
+// it came into the directory it is in. A handled file keeps the
+// modification time its sender gave it.
+func movedAt(fi fs.FileInfo) time.Time {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return time.Unix(st.Ctim.Sec, st.Ctim.Nsec)
+	}
+	return fi.ModTime()
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"time"
 )
 
 const leaseProbe = false
@@ -34,3 +35,6 @@ func writerCheck(path string) probe {
 }
 
 func fileID(fs.FileInfo) uint64 { return 0 }
+
+// movedAt: without the inode's change time, the modification time.
+func movedAt(fi fs.FileInfo) time.Time { return fi.ModTime() }
