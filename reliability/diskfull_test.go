@@ -187,11 +187,16 @@ func r2LogMessages(t *testing.T, b []byte) {
 	seen := map[string]int{}
 	var order []string
 	for _, line := range strings.Split(string(b), "\n") {
-		var rec struct{ Level, Msg, Err string }
+		// Destination and code say where a letter parked and why; neither
+		// is personal data.
+		var rec struct{ Level, Msg, Err, Destination, Code string }
 		if json.Unmarshal([]byte(line), &rec) != nil || (rec.Level != "WARN" && rec.Level != "ERROR") {
 			continue
 		}
 		k := rec.Level + " " + rec.Msg + " " + rec.Err
+		if rec.Destination != "" || rec.Code != "" {
+			k += " [destination=" + rec.Destination + " code=" + rec.Code + "]"
+		}
 		if seen[k] == 0 {
 			order = append(order, k)
 		}
