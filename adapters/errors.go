@@ -54,6 +54,18 @@ func RetryAfter(code, reason string, after time.Duration, err error) *Error {
 	return &Error{Class: ClassRetryable, Code: code, Reason: reason, RetryAfter: after, Err: err}
 }
 
+// CodeStateUnavailable is the code of StateUnavailable.
+const CodeStateUnavailable = "state_unavailable"
+
+// StateUnavailable is Retryable for a sink that could not reach the hub's
+// own state store (Deps.State): the hub failed, not the destination, so
+// the pipeline tries again without counting it toward max_attempts. A
+// letter is parked for what its destination does, never because the
+// hub's store was moving its leader for a few seconds.
+func StateUnavailable(reason string, err error) *Error {
+	return &Error{Class: ClassRetryable, Code: CodeStateUnavailable, Reason: reason, Err: err}
+}
+
 // Permanent classifies err as not worth retrying: the letter is parked.
 func Permanent(code, reason string, err error) *Error {
 	return &Error{Class: ClassPermanent, Code: code, Reason: reason, Err: err}

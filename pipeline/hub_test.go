@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -76,6 +77,7 @@ type box struct {
 	got       map[string]int // letter id → creations
 	order     []string
 	failNext  int            // retryable failures to return
+	stateDown int            // failures on the hub's own state store to return first
 	failFor   map[string]int // per letter id
 	permanent bool
 	delay     time.Duration
@@ -111,6 +113,10 @@ func (b *box) Deliver(ctx context.Context, l *letter.Letter) (adapters.Delivery,
 	defer b.mu.Unlock()
 	if b.permanent {
 		return adapters.Delivery{}, adapters.Permanent("rejected", "the destination refused the letter (case 2509479989 closed)", nil)
+	}
+	if b.stateDown > 0 {
+		b.stateDown--
+		return adapters.Delivery{}, adapters.StateUnavailable("the hub's state store did not answer", errors.New("nats: no responders available for request"))
 	}
 	if b.failNext > 0 {
 		b.failNext--
@@ -429,6 +435,38 @@ func TestRetryableFailuresRetryThenDeliverOnce(t *testing.T) {
 	eventually(t, "delivery after retries", func() bool { return e.muni.count("R1") == 1 })
 	if l, _ := e.hub.Queue().List(context.Background(), retryq.Filter{}); len(l) != 0 {
 		t.Fatalf("nothing should park: %+v", l)
+	}
+}
+
+// TestTheHubsOwnStoreFailingNeverParksALetter: attempts that failed on
+// the hub's own state store (a KV leader moving, a cluster restarting) do
+// not count toward max_attempts (4 here), so the letter is delivered once
+// the store answers; the destination's own failures still park it at
+// max_attempts. (The cluster scenario once parked a GP letter after six
+// tries in 1.5 s while its state bucket elected a leader.)
+func TestTheHubsOwnStoreFailingNeverParksALetter(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.muni.mu.Lock()
+	e.muni.stateDown, e.muni.failNext = 6, 2
+	e.muni.mu.Unlock()
+	e.feed.ch <- mkLetter("H1", letter.KindReferral, "")
+	eventually(t, "delivery after the store came back", func() bool { return e.muni.count("H1") == 1 })
+	if l, _ := e.hub.Queue().List(ctx, retryq.Filter{}); len(l) != 0 {
+		t.Fatalf("parked although the destination failed only twice: %+v", l)
+	}
+
+	e.muni.mu.Lock()
+	e.muni.stateDown, e.muni.failNext = 3, 4
+	e.muni.mu.Unlock()
+	e.feed.ch <- mkLetter("H2", letter.KindReferral, "")
+	var parked []retryq.Entry
+	eventually(t, "parked after the destination's own failures", func() bool {
+		parked, _ = e.hub.Queue().List(ctx, retryq.Filter{})
+		return len(parked) == 1
+	})
+	if p := parked[0]; p.LetterID != "H2" || p.Attempts != 7 || p.LastError.Code != "http_503" {
+		t.Errorf("parked %+v, want H2 after 7 attempts (3 on the hub's store, 4 by the destination)", p)
 	}
 }
 

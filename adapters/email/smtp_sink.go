@@ -130,7 +130,7 @@ func (s *SMTPSink) Deliver(ctx context.Context, l *letter.Letter) (adapters.Deli
 		ids[i] = "<" + MessageID(l.ID, r, s.cfg.From) + ">"
 		sent, err := s.wasSent(ctx, l.ID, r)
 		if err != nil {
-			return adapters.Delivery{}, adapters.Retryable("state_unavailable", "the hub's state store could not be read", err)
+			return adapters.Delivery{}, adapters.StateUnavailable("the hub's state store could not be read", err)
 		}
 		if !sent {
 			pending = append(pending, i)

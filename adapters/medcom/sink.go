@@ -34,7 +34,7 @@ func (a *Adapter) Deliver(ctx context.Context, l *letter.Letter) (adapters.Deliv
 	var rec outRecord
 	rev, found, err := getJSON(ctx, a.state, key, &rec)
 	if err != nil {
-		return adapters.Delivery{}, adapters.Retryable("state_unavailable", "the hub's state store did not answer", err)
+		return adapters.Delivery{}, adapters.StateUnavailable("the hub's state store did not answer", err)
 	}
 	if found && !rec.Refused {
 		return adapters.Delivery{RemoteID: rec.Ref, Existing: true}, nil
@@ -101,7 +101,7 @@ func (a *Adapter) Deliver(ctx context.Context, l *letter.Letter) (adapters.Deliv
 	if err != nil {
 		// The write may have landed all the same: the hidden file stays
 		// for the next try to find (or to remove, below, when it did not).
-		return adapters.Delivery{}, adapters.Retryable("state_unavailable", "the hub's state store did not answer", err)
+		return adapters.Delivery{}, adapters.StateUnavailable("the hub's state store did not answer", err)
 	}
 	existing := false
 	if earlier != nil && earlier.HubID == l.ID && earlier.Version == version {
@@ -134,7 +134,7 @@ func (a *Adapter) Deliver(ctx context.Context, l *letter.Letter) (adapters.Deliv
 		_, err = a.state.Create(ctx, key, b)
 	}
 	if err != nil && !errors.Is(err, adapters.ErrExists) && !errors.Is(err, adapters.ErrConflict) {
-		return adapters.Delivery{}, adapters.Retryable("state_unavailable", "the hub's state store did not answer", err)
+		return adapters.Delivery{}, adapters.StateUnavailable("the hub's state store did not answer", err)
 	}
 	return adapters.Delivery{RemoteID: ref, Existing: existing}, nil
 }
