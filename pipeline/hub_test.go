@@ -238,6 +238,17 @@ func newEnvWith(t testing.TB, edit func(cfg *config.Config, n int)) *env {
 	return e
 }
 
+// waitParked waits until the retry queue holds n letters and returns them.
+func (e *env) waitParked(t *testing.T, what string, n int) []retryq.Entry {
+	t.Helper()
+	var parked []retryq.Entry
+	eventually(t, what, func() bool {
+		parked, _ = e.hub.Queue().List(context.Background(), retryq.Filter{})
+		return len(parked) == n
+	})
+	return parked
+}
+
 func (e *env) start() {
 	e.t.Helper()
 	var w io.Writer = io.Discard
@@ -401,12 +412,7 @@ func TestPermanentFailureParksWithoutPersonalData(t *testing.T) {
 	e.muni.permanent = true
 	e.muni.mu.Unlock()
 	e.feed.ch <- mkLetter("P1", letter.KindReferral, "")
-	var parked []retryq.Entry
-	eventually(t, "parked", func() bool {
-		parked, _ = e.hub.Queue().List(ctx, retryq.Filter{})
-		return len(parked) == 1
-	})
-	p := parked[0]
+	p := e.waitParked(t, "parked", 1)[0]
 	if p.LastError.Class != "permanent" || p.Attempts != 1 {
 		t.Fatalf("entry %+v", p)
 	}
@@ -460,12 +466,7 @@ func TestTheHubsOwnStoreFailingNeverParksALetter(t *testing.T) {
 	e.muni.stateDown, e.muni.failNext = 3, 4
 	e.muni.mu.Unlock()
 	e.feed.ch <- mkLetter("H2", letter.KindReferral, "")
-	var parked []retryq.Entry
-	eventually(t, "parked after the destination's own failures", func() bool {
-		parked, _ = e.hub.Queue().List(ctx, retryq.Filter{})
-		return len(parked) == 1
-	})
-	if p := parked[0]; p.LetterID != "H2" || p.Attempts != 7 || p.LastError.Code != "http_503" {
+	if p := e.waitParked(t, "parked after the destination's own failures", 1)[0]; p.LetterID != "H2" || p.Attempts != 7 || p.LastError.Code != "http_503" {
 		t.Errorf("parked %+v, want H2 after 7 attempts (3 on the hub's store, 4 by the destination)", p)
 	}
 }
