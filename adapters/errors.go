@@ -57,9 +57,10 @@ func RetryAfter(code, reason string, after time.Duration, err error) *Error {
 // CodeStateUnavailable is the code of StateUnavailable.
 const CodeStateUnavailable = "state_unavailable"
 
-// StateUnavailable is Retryable for a sink that could not reach the hub's
-// own state store (Deps.State): the hub failed, not the destination, so
-// the pipeline tries again without counting it toward max_attempts. A
+// StateUnavailable is Retryable for a sink whose call to the hub's own
+// state store (Deps.State) failed; err is the store's error. When the
+// store did not answer at all, the hub failed, not the destination, and
+// the pipeline tries again without counting it toward max_attempts: a
 // letter is parked for what its destination does, never because the
 // hub's store was moving its leader for a few seconds.
 func StateUnavailable(reason string, err error) *Error {

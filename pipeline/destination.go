@@ -295,11 +295,13 @@ func (h *Hub) deliver(ctx context.Context, d *destination, l, out *letter.Letter
 	bo.InitialInterval, bo.MaxInterval, bo.Multiplier, bo.RandomizationFactor = d.backoffMin, d.backoffMax, 2, 0.3
 	var first retryq.Failure
 	var reached []letter.Party // addressees a partial delivery reached
-	// hubFailed counts the attempts that failed on the hub's own state
-	// store (adapters.StateUnavailable): they do not count toward
-	// max_attempts, as the destination did nothing wrong. A store that
-	// stays away keeps the letter retrying at backoff_max, unparked, while
-	// /readyz and the alerts say what is wrong.
+	// hubFailed counts the attempts that failed because the hub's own
+	// state store did not answer (adapters.StateUnavailable over an
+	// unanswered call): they do not count toward max_attempts, as the
+	// destination did nothing wrong. A store that stays away keeps the
+	// letter retrying at backoff_max, unparked, while /readyz and the
+	// alerts say what is wrong. A store that answers with an error (a
+	// value too large) counts as any failure: trying again changes nothing.
 	hubFailed := 0
 	for attempt := 1; ; attempt++ {
 		res, err := h.call(ctx, d, out)
@@ -352,7 +354,7 @@ func (h *Hub) deliver(ctx context.Context, d *destination, l, out *letter.Letter
 			first = f
 		}
 		h.log.Warn("delivery failed", slog.Any("letter", l), "destination", d.name, "attempt", attempt, "class", class.String(), "code", code, "err", redactErr(err))
-		if class == adapters.ClassRetryable && code == adapters.CodeStateUnavailable {
+		if class == adapters.ClassRetryable && code == adapters.CodeStateUnavailable && broker.IsUnavailable(err) {
 			hubFailed++
 		}
 		if class == adapters.ClassPermanent || attempt-hubFailed >= d.maxAttempts {

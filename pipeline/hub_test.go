@@ -2,7 +2,6 @@ package pipeline_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/samhub/samhub/adapters"
 	"github.com/samhub/samhub/internal/config"
@@ -77,7 +78,8 @@ type box struct {
 	got       map[string]int // letter id → creations
 	order     []string
 	failNext  int            // retryable failures to return
-	stateDown int            // failures on the hub's own state store to return first
+	stateDown int            // failures of the hub's own state store to answer, returned first
+	stateFull int            // failures of the state store refusing a write, returned next
 	failFor   map[string]int // per letter id
 	permanent bool
 	delay     time.Duration
@@ -116,7 +118,11 @@ func (b *box) Deliver(ctx context.Context, l *letter.Letter) (adapters.Delivery,
 	}
 	if b.stateDown > 0 {
 		b.stateDown--
-		return adapters.Delivery{}, adapters.StateUnavailable("the hub's state store did not answer", errors.New("nats: no responders available for request"))
+		return adapters.Delivery{}, adapters.StateUnavailable("the hub's state store did not answer", nats.ErrNoResponders)
+	}
+	if b.stateFull > 0 {
+		b.stateFull--
+		return adapters.Delivery{}, adapters.StateUnavailable("the hub's state store refused the write", nats.ErrMaxPayload)
 	}
 	if b.failNext > 0 {
 		b.failNext--
@@ -468,6 +474,21 @@ func TestTheHubsOwnStoreFailingNeverParksALetter(t *testing.T) {
 	e.feed.ch <- mkLetter("H2", letter.KindReferral, "")
 	if p := e.waitParked(t, "parked after the destination's own failures", 1)[0]; p.LetterID != "H2" || p.Attempts != 7 || p.LastError.Code != "http_503" {
 		t.Errorf("parked %+v, want H2 after 7 attempts (3 on the hub's store, 4 by the destination)", p)
+	}
+
+	// A store that answers with a refusal is no outage: those count.
+	e.muni.mu.Lock()
+	e.muni.stateFull = 4
+	e.muni.mu.Unlock()
+	e.feed.ch <- mkLetter("H3", letter.KindReferral, "")
+	var h3 *retryq.Entry
+	for _, p := range e.waitParked(t, "parked after the store's refusals", 2) {
+		if p.LetterID == "H3" {
+			h3 = &p
+		}
+	}
+	if h3 == nil || h3.Attempts != 4 || h3.LastError.Code != adapters.CodeStateUnavailable {
+		t.Errorf("parked %+v, want H3 after 4 refused writes", h3)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/samhub/samhub/internal/state"
@@ -102,4 +103,24 @@ func IsConflict(err error) bool {
 	var apiErr *jetstream.APIError
 	return errors.As(err, &apiErr) &&
 		(apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+}
+
+// unanswered are the errors of a call nobody answered in time: a server
+// restarting, a stream electing its leader, a cut connection.
+var unanswered = []error{context.DeadlineExceeded, nats.ErrTimeout, nats.ErrNoResponders, nats.ErrConnectionClosed,
+	nats.ErrDisconnected, nats.ErrConnectionReconnecting, jetstream.ErrNoStreamResponse}
+
+// IsUnavailable reports whether a JetStream call failed because the server
+// or the stream's leader did not answer, not because of what was asked:
+// the same call can succeed later. (A value too large, a bad key or a
+// missing bucket are not: trying again changes nothing.) JetStream's own
+// "temporarily unavailable" answers carry HTTP code 503.
+func IsUnavailable(err error) bool {
+	for _, e := range unanswered {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.Code == 503
 }
