@@ -53,8 +53,8 @@ func (s *sweeper) due(now time.Time) bool {
 // sweepOrphans removes from out/ the temp files no outbox entry names, and
 // from the resend copies those of letters the outbox does not hold, each
 // when older than orphanAfter. staged and held are taken from the outbox
-// (its entries' Staged files and letter ids). Ages are the file system's,
-// against the wall clock.
+// (its entries' Staged files, and their letters' copyStem). Ages are the
+// file system's, against the wall clock.
 func (a *Adapter) sweepOrphans(staged, held map[string]bool) {
 	removed := 0
 	old := func(e os.DirEntry) bool {
@@ -70,10 +70,6 @@ func (a *Adapter) sweepOrphans(staged, held map[string]bool) {
 			}
 		}
 	}
-	keep := map[string]bool{} // the copies' names without .json
-	for id := range held {
-		keep[strings.TrimSuffix(filepath.Base(copyPath("", id)), ".json")] = true
-	}
 	for _, sent := range []string{a.sent, a.oldSent} {
 		ents, err := os.ReadDir(sent)
 		if sent == "" || err != nil {
@@ -85,7 +81,7 @@ func (a *Adapter) sweepOrphans(staged, held map[string]bool) {
 			if i := strings.LastIndex(n, ".att-"); i > 0 {
 				stem = n[:i]
 			}
-			if (tempName.MatchString(n) || !keep[stem]) && old(e) {
+			if (tempName.MatchString(n) || !held[stem]) && old(e) {
 				if os.Remove(filepath.Join(sent, n)) == nil {
 					removed++
 				}

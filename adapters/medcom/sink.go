@@ -162,10 +162,17 @@ func (a *Adapter) forget(ctx context.Context, ref, hubID string, version int) er
 // once the letter is out: their outbox entry never landed (the one that
 // did was put in place), so nothing will ever name them.
 func (a *Adapter) removeStaged(file string) {
-	entries, _ := os.ReadDir(a.out)
+	removeNamed(a.out, func(n string) bool { return strings.HasPrefix(n, "."+file+".") && strings.HasSuffix(n, ".tmp") })
+}
+
+// removeNamed removes the files in dir whose names match, found in one
+// directory read rather than by a glob: dir is configured and may hold
+// glob metacharacters.
+func removeNamed(dir string, match func(name string) bool) {
+	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
-		if n := e.Name(); strings.HasPrefix(n, "."+file+".") && strings.HasSuffix(n, ".tmp") {
-			_ = os.Remove(filepath.Join(a.out, n))
+		if match(e.Name()) {
+			_ = os.Remove(filepath.Join(dir, e.Name()))
 		}
 	}
 }
@@ -340,15 +347,17 @@ func oneLine(err error) string {
 	return s
 }
 
+// copyStem names the files of letter hubID's copy: stem.json and, for
+// attachments kept in files of their own, stem.att-1, stem.att-2, ….
+func copyStem(hubID string) string { return stateKey("out", hubID) }
+
 // copyPath is where the copy of letter hubID is kept in dir (a.sent, or
 // a.oldSent for a copy an earlier version kept).
-func copyPath(dir, hubID string) string {
-	return filepath.Join(dir, stateKey("out", hubID)+".json")
-}
+func copyPath(dir, hubID string) string { return filepath.Join(dir, copyStem(hubID)+".json") }
 
 // partPath is where the copy of a letter's attachment i is kept.
 func partPath(dir, hubID string, i int) string {
-	return strings.TrimSuffix(copyPath(dir, hubID), ".json") + fmt.Sprintf(".att-%d", i+1)
+	return filepath.Join(dir, copyStem(hubID)+fmt.Sprintf(".att-%d", i+1))
 }
 
 // keepCopy keeps what a resend rebuilds the letter from: the letter
@@ -413,15 +422,8 @@ func (a *Adapter) removeCopy(hubID string) {
 			continue
 		}
 		_ = os.Remove(copyPath(dir, hubID))
-		// The attachments' files by name, not by glob: dir is the
-		// configured MedCom directory and may hold glob metacharacters.
-		parts := strings.TrimSuffix(filepath.Base(copyPath(dir, hubID)), ".json") + ".att-"
-		ents, _ := os.ReadDir(dir)
-		for _, e := range ents {
-			if strings.HasPrefix(e.Name(), parts) {
-				_ = os.Remove(filepath.Join(dir, e.Name()))
-			}
-		}
+		parts := copyStem(hubID) + ".att-"
+		removeNamed(dir, func(n string) bool { return strings.HasPrefix(n, parts) })
 	}
 }
 
@@ -438,17 +440,15 @@ func (a *Adapter) CheckAcks(ctx context.Context) error {
 	}
 	var todo []resend
 	missing := 0
-	var staged, held map[string]bool
+	var staged, held map[string]bool // what the outbox names (sweepOrphans)
 	err := a.updateOutbox(ctx, func(ob outbox) bool {
 		changed := false
 		staged, held = map[string]bool{}, map[string]bool{}
-		for _, p := range ob {
-			held[p.HubID] = true
+		for ref, p := range ob {
+			held[copyStem(p.HubID)] = true
 			if p.Staged != "" {
 				staged[p.Staged] = true
 			}
-		}
-		for ref, p := range ob {
 			if now.Sub(p.FirstSent) < a.cfg.AckTimeout {
 				continue
 			}
