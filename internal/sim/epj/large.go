@@ -132,6 +132,7 @@ func (s *Server) liftValue(br *bufio.Reader, out *bytes.Buffer) error {
 	if err := os.Rename(tmp.Name(), filepath.Join(dir, sum+".b64")); err != nil {
 		return err
 	}
+	s.st.blobsRenamed.Store(true)
 	fmt.Fprintf(out, "simblob:%s\"", sum)
 	return nil
 }

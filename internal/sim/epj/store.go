@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/samhub/samhub/internal/sim/simstore"
@@ -36,6 +37,9 @@ type state struct {
 	Records []*record `json:"records"`
 	// saved counts the records, from the first, that are on disk.
 	saved int
+	// blobsRenamed: an attachment file was put in blobs/ (liftValue) since
+	// the last save, whose directory that save must sync.
+	blobsRenamed atomic.Bool
 }
 
 const (
@@ -96,10 +100,11 @@ func numericID(r *record) int {
 
 // saving is one save: the records added since the last, as bytes.
 type saving struct {
-	st    *state
-	dir   string
-	upTo  int
-	files []pendingFile
+	st        *state
+	dir       string
+	upTo      int
+	files     []pendingFile
+	syncBlobs bool
 }
 
 type pendingFile struct {
@@ -109,7 +114,9 @@ type pendingFile struct {
 
 // prepare takes the records not yet on disk; the caller holds s.mu.
 func (st *state) prepare(dir string) (*saving, error) {
-	sv := &saving{st: st, dir: dir, upTo: len(st.Records)}
+	// An attachment is renamed into blobs/ before the record naming it is
+	// added, so a record taken here has its blob's flag set already.
+	sv := &saving{st: st, dir: dir, upTo: len(st.Records), syncBlobs: st.blobsRenamed.Swap(false)}
 	for _, r := range st.Records[st.saved:] {
 		b, err := json.Marshal(r)
 		if err != nil {
@@ -121,7 +128,8 @@ func (st *state) prepare(dir string) (*saving, error) {
 }
 
 // Write puts each new record in place, synced, then syncs its directory
-// and the blobs directory, whose files the records name.
+// and, when an attachment was put there, the blobs directory, whose files
+// the records name.
 func (sv *saving) Write() error {
 	dirs := map[string]bool{}
 	for _, f := range sv.files {
@@ -129,18 +137,22 @@ func (sv *saving) Write() error {
 			return err
 		}
 	}
-	if _, err := os.Stat(filepath.Join(sv.dir, blobsDir)); err == nil {
+	if sv.syncBlobs {
 		dirs[filepath.Join(sv.dir, blobsDir)] = true
 	}
 	return simstore.SyncDirs(dirs)
 }
 
 // Done records what is on disk; after a failure the next save writes the
-// same records again. The caller holds s.mu.
+// same records, and syncs blobs/, again. The caller holds s.mu.
 func (sv *saving) Done(err error) {
-	if err == nil {
-		sv.st.saved = max(sv.st.saved, sv.upTo)
+	if err != nil {
+		if sv.syncBlobs {
+			sv.st.blobsRenamed.Store(true)
+		}
+		return
 	}
+	sv.st.saved = max(sv.st.saved, sv.upTo)
 }
 
 // add stores body as a new resource of type typ, assigning id, versionId
