@@ -21,6 +21,10 @@ type substitute struct {
 	pos   int    // next byte of the input
 	next  int    // next run
 	pend  []byte // placeholder bytes not yet read
+	// stop: while pos < stop, the input's bytes are read as they are (no
+	// placeholder pending, no run starting). It is what keeps ReadByte, which
+	// the decoder calls for every byte, to one comparison on most bytes.
+	stop int
 }
 
 // idxLen is the number of digits of a run's index in its placeholder.
@@ -29,7 +33,22 @@ const idxLen = 8
 func newSubstitute(s *scanner) *substitute {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
-	return &substitute{s: s, nonce: []byte("xs" + hex.EncodeToString(b[:]))}
+	r := &substitute{s: s, nonce: []byte("xs" + hex.EncodeToString(b[:]))}
+	r.setStop()
+	return r
+}
+
+// setStop sets stop for the current state: 0 while placeholder bytes are
+// pending, else the start of the next run or the end of the input.
+func (r *substitute) setStop() {
+	switch {
+	case len(r.pend) > 0:
+		r.stop = 0
+	case r.next < len(r.s.runs):
+		r.stop = r.s.runs[r.next].start
+	default:
+		r.stop = len(r.s.data)
+	}
 }
 
 func (r *substitute) placeholder(i int) []byte {
@@ -49,7 +68,19 @@ func (r *substitute) fill() {
 }
 
 func (r *substitute) ReadByte() (byte, error) {
+	if r.pos < r.stop {
+		b := r.s.data[r.pos]
+		r.pos++
+		return b, nil
+	}
+	return r.readByteSlow()
+}
+
+// readByteSlow is ReadByte at a run's start, inside a placeholder or at
+// the end of the input.
+func (r *substitute) readByteSlow() (byte, error) {
 	r.fill()
+	defer r.setStop()
 	if len(r.pend) > 0 {
 		b := r.pend[0]
 		r.pend = r.pend[1:]
@@ -85,6 +116,7 @@ func (r *substitute) Read(p []byte) (int, error) {
 		r.pos += c
 		n += c
 	}
+	r.setStop()
 	if n == 0 && len(p) > 0 {
 		return 0, io.EOF
 	}
