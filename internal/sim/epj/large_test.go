@@ -6,10 +6,13 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	epjsim "github.com/samhub/samhub/internal/sim/epj"
 )
@@ -89,4 +92,60 @@ func mustJSON(t *testing.T, v any) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// DataDigests finds every "data":"…" value, and only those, however the
+// body arrives: in one piece or byte by byte, with keys that only look
+// alike and a quote-free stretch longer than its read buffer before a value.
+func TestDataDigestsFindEveryDataValue(t *testing.T) {
+	b64 := func(n int) string {
+		b := make([]byte, n)
+		_, _ = rand.Read(b)
+		return base64.StdEncoding.EncodeToString(b)
+	}
+	body := `{"resourceType":"Communication","kind":"data","metadata":"` + b64(30) + `",` +
+		`"payload":[{"contentAttachment":{"data":"` + b64(1) + `"}},` +
+		`{"contentString":"` + strings.Repeat("x", 70<<10) + `"},` +
+		`{"contentAttachment":{"data":"` + b64(200<<10) + `","title":"data"}},` +
+		`{"contentAttachment":{"data":""}}],"note":"\"data\":"}`
+	var want []string
+	for _, m := range regexp.MustCompile(`"data":"([^"]*)"`).FindAllStringSubmatch(body, -1) {
+		raw, err := base64.StdEncoding.DecodeString(m[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(raw)
+		want = append(want, hex.EncodeToString(sum[:]))
+	}
+	if len(want) != 3 {
+		t.Fatalf("reference found %d values, the body has 3", len(want))
+	}
+	for name, r := range map[string]io.Reader{
+		"whole":        strings.NewReader(body),
+		"byte by byte": iotest.OneByteReader(strings.NewReader(body)),
+		"halves":       iotest.HalfReader(strings.NewReader(body)),
+	} {
+		got, err := epjsim.DataDigests(r)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Errorf("%s: digests %v, want %v", name, got, want)
+		}
+	}
+}
+
+// BenchmarkDataDigests: the bench's EPJ stand-in reads every letter's
+// Communication (about 30 KB for the 10 KB letter) with it.
+func BenchmarkDataDigests(b *testing.B) {
+	raw := make([]byte, 10<<10)
+	_, _ = rand.Read(raw)
+	body := `{"resourceType":"Communication","payload":[{"contentString":"` + strings.Repeat("tekst ", 1300) +
+		`"},{"contentAttachment":{"contentType":"application/xml","data":"` + base64.StdEncoding.EncodeToString(raw) + `"}}]}`
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		if _, err := epjsim.DataDigests(strings.NewReader(body)); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
