@@ -389,6 +389,10 @@ func peakProfile(name string) func() {
 	if dir == "" {
 		return func() {}
 	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		logf("BENCH_PEAK_PROFILE: %v", err)
+		return func() {}
+	}
 	done := make(chan struct{})
 	go func() {
 		var best uint64

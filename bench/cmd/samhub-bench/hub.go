@@ -200,6 +200,8 @@ type phase struct {
 	PeakRSSMB      float64            `json:"peak_rss_mb"`
 	EndRSSMB       float64            `json:"end_rss_mb"`
 	CPUSecPer1000  float64            `json:"cpu_s_per_1000"`
+	AllocKBPerLtr  float64            `json:"alloc_kb_per_letter"` // Go heap bytes allocated (whole process), what the collector then has to clear
+	GCPer1000      float64            `json:"gc_cycles_per_1000"`
 	StoredPerLtr   map[string]float64 `json:"stored_msgs_per_letter"`  // per stream, from the server
 	BytesPerLtr    map[string]float64 `json:"stored_bytes_per_letter"` // per stream that grew, from the server
 	APIPerLetter   float64            `json:"js_api_calls_per_letter"`
@@ -231,6 +233,7 @@ func (r *hubRig) run(name string, runNo, n int, rate float64, timeout time.Durat
 	ev0, cm0 := journey.WriteStats()
 	il0, ic0 := pipeline.IntakeWriteStats()
 	cpu0 := cpuSeconds()
+	alloc0, gc0 := heapAllocs()
 	resetPeakRSS()
 	stopTrace := make(chan struct{})
 	defer close(stopTrace)
@@ -261,6 +264,9 @@ func (r *hubRig) run(name string, runNo, n int, rate float64, timeout time.Durat
 		time.Sleep(5 * time.Millisecond)
 	}
 	cpu := cpuSeconds() - cpu0
+	alloc1, gc1 := heapAllocs()
+	p.AllocKBPerLtr = float64(alloc1-alloc0) / 1024 / float64(n)
+	p.GCPer1000 = float64(gc1-gc0) / float64(n) * 1000
 	p.PeakRSSMB, p.EndRSSMB = peakRSSMB(), rssMB()
 	var last time.Time
 	lat := make([]time.Duration, 0, n)

@@ -333,6 +333,12 @@ func summary(r results) string {
 	for _, p := range r.Phases {
 		fmt.Fprintf(&b, "- %s: %s.\n", p.Name, perStream(p.BytesPerLtr, "%s %.0f B"))
 	}
+	if len(r.Phases) > 0 {
+		b.WriteString("\nGo heap allocated per letter (whole process: hub, embedded NATS, simulators, the harness):\n\n")
+	}
+	for _, p := range r.Phases {
+		fmt.Fprintf(&b, "- %s: %.0f KB, %.2f collections per 1,000 letters.\n", p.Name, p.AllocKBPerLtr, p.GCPer1000)
+	}
 	if r.SameFlowNote != "" {
 		fmt.Fprintf(&b, "\nSame flow as the peer: %s\n", r.SameFlowNote)
 	}
