@@ -145,7 +145,7 @@ func (r *reader) Read(p []byte) (int, error) {
 			}
 			var rd io.Reader = &exact{r: pr, left: s.size, what: s.what}
 			if s.enc == Base64 {
-				rd = newB64(rd)
+				rd = newB64(rd, s.size)
 			}
 			r.cur = readCloser{Reader: rd, Closer: pr}
 		}
@@ -227,7 +227,17 @@ type b64 struct {
 	eof bool
 }
 
-func newB64(r io.Reader) *b64 { return &b64{r: r, in: make([]byte, 0, 48<<10)} }
+// newB64 encodes a part of size bytes. Its buffers are the part's size up
+// to 48 KB: a 10 KB letter's part then costs 24 KB of buffers, not 112.
+func newB64(r io.Reader, size int64) *b64 {
+	n := int64(48 << 10)
+	if size+1 < n {
+		// One byte more than the part, so its end is read in the same
+		// fill (exact reports a part longer than its size then).
+		n = (size + 1 + 2) / 3 * 3
+	}
+	return &b64{r: r, in: make([]byte, 0, n)}
+}
 
 func (b *b64) Read(p []byte) (int, error) {
 	for len(b.out) == 0 {

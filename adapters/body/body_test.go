@@ -47,7 +47,7 @@ func (errReader) Read([]byte) (int, error) { return 0, errors.New("store went aw
 // as the bytes it stands for, with Len exact before anything is read.
 func TestBodyGivesWhatItsLengthSays(t *testing.T) {
 	ctx := context.Background()
-	for _, n := range []int{0, 1, 2, 3, 4, 5, 47 << 10, 48 << 10, 48<<10 + 1, 1 << 20} {
+	for _, n := range []int{0, 1, 2, 3, 4, 5, 6, 7, 10<<10 - 1, 10 << 10, 10<<10 + 1, 47 << 10, 48<<10 - 1, 48 << 10, 48<<10 + 1, 1 << 20} {
 		data := random(t, n)
 		p := &part{data: data, failAfter: -1}
 		var b body.Body
@@ -84,6 +84,12 @@ func TestBodyFailsOnAPartThatCannotBeRead(t *testing.T) {
 		"fails half way": {&part{data: data, failAfter: 50 << 10}, int64(len(data))},
 		"shorter":        {&part{data: data[:90<<10], failAfter: -1}, int64(len(data))},
 		"longer":         {&part{data: data, failAfter: -1}, int64(len(data) - 1)},
+		// Parts smaller than the encoder's largest buffer, which is sized
+		// by the part.
+		"small, fails half way": {&part{data: data[:10<<10], failAfter: 5 << 10}, 10 << 10},
+		"small, shorter":        {&part{data: data[:10<<10-1], failAfter: -1}, 10 << 10},
+		"small, longer":         {&part{data: data[:10<<10+1], failAfter: -1}, 10 << 10},
+		"one byte, longer":      {&part{data: data[:2], failAfter: -1}, 1},
 	}
 	for name, c := range cases {
 		for _, enc := range []body.Encoding{body.Raw, body.Base64} {
