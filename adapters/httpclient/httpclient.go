@@ -88,10 +88,6 @@ type Client struct {
 // (adapters.Capacity).
 const MaxConnsPerHost = 64
 
-// writeBufferSize is each connection's write buffer: at most
-// MaxConnsPerHost × 64 KB per system.
-const writeBufferSize = 64 << 10
-
 // New builds the client for a checked block. scope is the space-separated
 // scopes to ask for; now is the clock token lifetimes are measured on (nil:
 // time.Now).
@@ -112,12 +108,6 @@ func New(c Config, scope string, now func() time.Time) (*Client, error) {
 	// and bounded, so a burst waits for one rather than opening hundreds.
 	tr.MaxIdleConnsPerHost = MaxConnsPerHost
 	tr.MaxConnsPerHost = MaxConnsPerHost
-	// A request of a usual letter (headers and a body of tens of KB) fits
-	// the connection's write buffer and leaves in one write. With Go's 4 KB
-	// the rest of each body went through the connection's ReadFrom, which
-	// allocates a 32 KB copy buffer per request: a sixth of all the bytes
-	// the hub allocated in the benchmark.
-	tr.WriteBufferSize = writeBufferSize
 	if tc != nil {
 		tr.TLSClientConfig = tc
 	}
