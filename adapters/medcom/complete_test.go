@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -367,9 +368,30 @@ func TestABacklogIsCheckedARoundAtATime(t *testing.T) {
 			t.Errorf("ready[%d] = %s, want %s (the first by name)", i, f.name, want)
 		}
 	}
+	// The next round stats only what it may take: the other files are
+	// known and stat'ed again when a round can take them.
+	var stats int
+	realInfo := entryInfo
+	entryInfo = func(e fs.DirEntry) (fs.FileInfo, error) { stats++; return realInfo(e) }
+	t.Cleanup(func() { entryInfo = realInfo })
+	if again, _, _ := a.scan(time.Now(), limit); len(again) != limit+1 || stats != limit+1 {
+		t.Errorf("second scan of a known backlog: %d ready, %d stats; want %d each", len(again), stats, limit+1)
+	}
+	// A file rewritten while it waited past the rounds is seen as changed
+	// when a round takes it, and waits to settle again.
+	last := fmt.Sprintf("backlog-%03d.xml", files-1)
+	if err := os.WriteFile(filepath.Join(e.dir, "in", last), append(data, ' '), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	// Without a limit every file is checked (the setting the rounds avoid).
 	probes = 0
-	if all, _, _ := a.scan(time.Now(), files); len(all) != files || probes != files {
-		t.Errorf("scan without a limit: %d ready, %d checks; want %d each", len(all), probes, files)
+	all, _, _ := a.scan(time.Now(), files)
+	if len(all) != files-1 || probes != files-1 {
+		t.Errorf("scan without a limit: %d ready, %d checks; want %d each", len(all), probes, files-1)
+	}
+	for _, f := range all {
+		if f.name == last {
+			t.Errorf("%s was rewritten just now and was taken as complete", last)
+		}
 	}
 }
