@@ -44,6 +44,13 @@ func (in *inbound) close() {
 	}
 }
 
+// atEnd tells whether f ends at size (it has not grown since its stat).
+func atEnd(f *os.File, size int64) bool {
+	var b [1]byte
+	n, err := f.ReadAt(b[:], size)
+	return n == 0 && errors.Is(err, io.EOF)
+}
+
 // headBytes is how much of a file is read to tell its format.
 const headBytes = 64 << 10
 
@@ -66,12 +73,22 @@ func examineFile(path string, lim xmlsafe.Limits) (in *inbound, data []byte, err
 		return nil, nil, err
 	}
 	head := make([]byte, min(fi.Size(), headBytes))
-	if _, err := f.ReadAt(head, 0); err != nil && !errors.Is(err, io.EOF) {
+	nh, err := f.ReadAt(head, 0)
+	if err != nil && !errors.Is(err, io.EOF) {
 		f.Close()
 		return nil, nil, err
 	}
 	if !isFHIR(head) || fi.Size() > lim.MaxBytes {
-		data, err := io.ReadAll(io.LimitReader(f, lim.MaxBytes+1))
+		if nh == len(head) && int64(nh) == fi.Size() && atEnd(f, fi.Size()) {
+			// The head is the whole file (most letters): no second read.
+			f.Close()
+			return examine(head, lim), head, nil
+		}
+		// Read into a buffer of the file's size: io.ReadAll's doubling
+		// from 512 bytes allocated three times the letter.
+		buf := bytes.NewBuffer(make([]byte, 0, min(fi.Size(), lim.MaxBytes+1)+bytes.MinRead))
+		_, err := buf.ReadFrom(io.LimitReader(f, lim.MaxBytes+1))
+		data := buf.Bytes()
 		f.Close()
 		if err != nil {
 			return nil, nil, err

@@ -208,3 +208,31 @@ func BenchmarkExamineLargeFHIR(b *testing.B) {
 		in.close()
 	}
 }
+
+// An XML letter file is kept byte for byte whatever its size: one read
+// when the format head is the whole file, more when it is not.
+func TestExamineFileKeepsTheWholeFile(t *testing.T) {
+	letter10k, err := os.ReadFile("../../testdata/medcom/samhub/letter-10k.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A comment after the root element makes the file longer than the
+	// format head without changing the letter.
+	long := append(append([]byte{}, letter10k...), []byte("\n<!--"+strings.Repeat("x", headBytes)+"-->\n")...)
+	for name, data := range map[string][]byte{"10 KB": letter10k, "longer than the head": long} {
+		path := t.TempDir() + "/letter.xml"
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		in, got, err := examineFile(path, xmlsafe.DefaultLimits())
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if in.err != nil {
+			t.Fatalf("%s: refused: %v", name, in.err)
+		}
+		if string(got) != string(data) {
+			t.Errorf("%s: kept %d bytes, the file has %d", name, len(got), len(data))
+		}
+	}
+}
