@@ -137,7 +137,7 @@ func TestCLICouncilMonth(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("exit %d: %s", code, errs)
 		}
-		mustHave(t, out, "Referrals: 2", "no recommendations in the period", "not counted (no council.rejections rule configured)", "Lægehuset Ærø", thisMonth(t))
+		mustHave(t, out, "Referrals: 2", "no recommendations in the period", "not counted (no council.rejections rule configured)", "Lægehuset Ærø", hubtest.ThisMonth())
 		code, out, _ = ctl(t, h, hubtest.OperationsToken, "kpi", "-o", "json", "--months", "3")
 		var k council.KPI
 		if err := json.Unmarshal([]byte(out), &k); code != 0 || err != nil || k.Referrals != 2 || len(k.Months) != 3 || len(k.PerPractice) != 1 || k.PerPractice[0].Referrals != 2 {
@@ -147,16 +147,4 @@ func TestCLICouncilMonth(t *testing.T) {
 			t.Errorf("operations may list meetings: exit %d", code)
 		}
 	})
-}
-
-// thisMonth is the month the council's figures count now: in the council's
-// zone (Europe/Copenhagen), a month ahead of UTC in the last hour or two of
-// a month.
-func thisMonth(t *testing.T) string {
-	t.Helper()
-	loc, err := time.LoadLocation("Europe/Copenhagen")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return time.Now().In(loc).Format("2006-01")
 }

@@ -141,7 +141,7 @@ func TestBrowserCoordinatorReplaysAndOperationsSeesNoContent(t *testing.T) {
 		steps = text(t, ctx, "#steps")
 		return strings.Contains(steps, "delivered")
 	})
-	mustContain(t, "journey", steps, "received", "parked in the retry queue", "replayed", "delivered", "casefile", "koordinator", today(t))
+	mustContain(t, "journey", steps, "received", "parked in the retry queue", "replayed", "delivered", "casefile", "koordinator", hubtest.Today())
 	html := pageHTML(t, ctx, journeyURL)
 	if strings.Contains(html, fixtureText) || strings.Contains(html, fixtureCPR) {
 		t.Fatal("the journey shows letter content before an explicit show")
@@ -199,15 +199,4 @@ func TestBrowserCoordinatorReplaysAndOperationsSeesNoContent(t *testing.T) {
 			t.Errorf("operations' show-content post revealed %q", s)
 		}
 	}
-}
-
-// today is the date the console shows now: in its zone (Europe/Copenhagen
-// by default), which is a day ahead of UTC from 23:00 or 22:00 UTC.
-func today(t *testing.T) string {
-	t.Helper()
-	loc, err := time.LoadLocation("Europe/Copenhagen")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return time.Now().In(loc).Format("2006-01-02")
 }
