@@ -83,19 +83,22 @@ func eachData(br *bufio.Reader, echo func([]byte), value func() error) error {
 }
 
 // liftValue reads one string value up to and including its closing quote.
+// A data value is base64, which has neither quotes nor escapes, so the
+// value ends at the next quote; it is read from quote to quote (ReadSlice),
+// as eachData reads, not byte by byte.
 func (s *Server) liftValue(br *bufio.Reader, out *bytes.Buffer) error {
 	var head []byte
 	for len(head) < liftMin {
-		c, err := br.ReadByte()
-		if err != nil {
-			return err
-		}
-		if c == '"' && (len(head) == 0 || head[len(head)-1] != '\\') {
+		piece, err := br.ReadSlice('"')
+		if err == nil { // piece ends in the closing quote
 			out.Write(head)
-			out.WriteByte('"')
+			out.Write(piece)
 			return nil
 		}
-		head = append(head, c)
+		if !errors.Is(err, bufio.ErrBufferFull) {
+			return err
+		}
+		head = append(head, piece...)
 	}
 	dir := filepath.Join(s.cfg.DataDir, blobsDir)
 	if err := os.MkdirAll(dir, 0o700); err != nil {

@@ -77,6 +77,16 @@ func TestLargeBodiesAreCappedOrKeptIntact(t *testing.T) {
 	if st != 200 || !strings.Contains(mustJSON(t, read), base64.StdEncoding.EncodeToString(fits)) {
 		t.Fatalf("read: %d, without the data", st)
 	}
+	// A value longer than the read buffer (64 KB) but under the lift size
+	// (256 KB) stays in its resource, whole.
+	mid := big[:150<<10]
+	st, _, created = call(t, "POST", base+"/Communication", tok, "application/fhir+json", with("MIDDLE", mid), nil)
+	if st != 201 {
+		t.Fatalf("a 200 KB value: %d %v", st, created)
+	}
+	if c := s.CommunicationsFor("MIDDLE"); len(c) != 1 || !strings.Contains(string(c[0]), `"data":"`+base64.StdEncoding.EncodeToString(mid)+`"`) {
+		t.Fatal("a 200 KB value is not kept whole in its resource")
+	}
 	s.Close()
 	again, err := epjsim.New(epjsim.Config{DataDir: dir, ClientID: clientID, ClientSecret: secret})
 	if err != nil {
