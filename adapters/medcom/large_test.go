@@ -236,3 +236,31 @@ func TestExamineFileKeepsTheWholeFile(t *testing.T) {
 		}
 	}
 }
+
+// atEnd is what keeps the head read from taking a file that grew after its
+// stat for the whole file: it says no once a byte follows the size.
+func TestAtEndSeesAFileThatGrew(t *testing.T) {
+	path := t.TempDir() + "/letter.xml"
+	if err := os.WriteFile(path, []byte("<a/>"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if !atEnd(f, 4) {
+		t.Fatal("a file of 4 bytes is not at its end at 4")
+	}
+	w, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write([]byte("\n")); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	if atEnd(f, 4) {
+		t.Error("a file that grew past 4 bytes is taken as ending at 4")
+	}
+}
