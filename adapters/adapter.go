@@ -219,7 +219,17 @@ type StateStore interface {
 	// Update fails with ErrConflict when the key's revision is not revision.
 	Update(ctx context.Context, key string, value []byte, revision uint64) (uint64, error)
 	Delete(ctx context.Context, key string) error
+	// Scan returns every key under prefix, which is empty or ends in a
+	// dot ("pending."), with its value and revision, in no given order.
+	// It reads the whole prefix, so it is for a set an adapter must go
+	// through now and then (letters awaiting an answer), one key each,
+	// rather than one value holding the set: such a value is rewritten
+	// whole on every change and outgrows the broker's message limit.
+	Scan(ctx context.Context, prefix string) ([]StateEntry, error)
 }
+
+// StateEntry is one key of an adapter's state (StateStore.Scan).
+type StateEntry = state.Entry
 
 // The StateStore outcomes (package internal/state, which the broker's
 // implementation returns).

@@ -2,6 +2,7 @@ package adaptertest
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"strings"
 	"sync"
@@ -111,6 +112,24 @@ func (s *State) Delete(_ context.Context, k string) error {
 	delete(s.vals, k)
 	delete(s.revs, k)
 	return nil
+}
+
+func (s *State) Scan(_ context.Context, prefix string) ([]adapters.StateEntry, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.down != nil {
+		return nil, s.down
+	}
+	if prefix != "" && !strings.HasSuffix(prefix, ".") {
+		return nil, fmt.Errorf("state prefix %q: must be empty or end in a dot", prefix)
+	}
+	var out []adapters.StateEntry
+	for k, v := range s.vals {
+		if strings.HasPrefix(k, prefix) {
+			out = append(out, adapters.StateEntry{Key: k, Value: append([]byte(nil), v...), Revision: s.revs[k]})
+		}
+	}
+	return out, nil
 }
 
 func (s *State) put(k string, v []byte) uint64 {

@@ -1,5 +1,5 @@
-// Package state names the outcomes of the adapters' durable key/value
-// state (adapters.StateStore) so that its implementation in the broker and
+// Package state names the outcomes and the scanned entries of the
+// adapters' durable key/value state (adapters.StateStore) so that its implementation in the broker and
 // the adapters that use it agree on them without importing each other.
 package state
 
@@ -13,3 +13,11 @@ var (
 	// ErrConflict: an update's revision is not the key's.
 	ErrConflict = errors.New("state: revision conflict")
 )
+
+// Entry is one key with its value and revision, as a scan of a prefix
+// returns it.
+type Entry struct {
+	Key      string
+	Value    []byte
+	Revision uint64
+}

@@ -3,7 +3,9 @@ package broker_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -139,6 +141,74 @@ func TestStateStore(t *testing.T) {
 	if _, _, err := a.Get(ctx, "k"); !errors.Is(err, adapters.ErrNotFound) {
 		t.Fatalf("deleted key: %v", err)
 	}
+}
+
+// Scan gives the last value of every key under a prefix, its own
+// instance's only, and none of the deleted ones.
+func TestStateStoreScan(t *testing.T) {
+	b := open(t)
+	ctx := context.Background()
+	if err := broker.Provision(ctx, b.JS, streams(), 1); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := broker.NewStateStore(ctx, b.JS, "medcom")
+	other, _ := broker.NewStateStore(ctx, b.JS, "casesys")
+	if got, err := a.Scan(ctx, "pending."); err != nil || len(got) != 0 {
+		t.Fatalf("empty scan: %v %v", got, err)
+	}
+	want := map[string]string{}
+	for i := range 300 { // more than the watcher's buffer of 256
+		k := fmt.Sprintf("pending.%03d", i)
+		if _, err := a.Put(ctx, k, []byte("v1")); err != nil {
+			t.Fatal(err)
+		}
+		want[k] = "v1"
+	}
+	rev, _ := a.Put(ctx, "pending.007", []byte("v2"))
+	want["pending.007"] = "v2"
+	_ = a.Delete(ctx, "pending.100")
+	delete(want, "pending.100")
+	_, _ = a.Put(ctx, "pendingx", []byte("not under the prefix"))
+	_, _ = a.Put(ctx, "sent.1", []byte("not under the prefix"))
+	_, _ = other.Put(ctx, "pending.999", []byte("another instance's"))
+
+	got, err := a.Scan(ctx, "pending.")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]string{}
+	for _, e := range got {
+		seen[e.Key] = string(e.Value)
+		if e.Key == "pending.007" && e.Revision != rev {
+			t.Errorf("pending.007 at revision %d, want %d", e.Revision, rev)
+		}
+	}
+	if !maps.Equal(seen, want) {
+		t.Errorf("scan gave %d keys, want %d; missing or wrong: %v", len(seen), len(want), diffKeys(seen, want))
+	}
+	if all, err := a.Scan(ctx, ""); err != nil || len(all) != len(want)+2 {
+		t.Errorf("scan of all keys: %d %v, want %d", len(all), err, len(want)+2)
+	}
+	for _, bad := range []string{"pending", "pend*.", "a >."} {
+		if _, err := a.Scan(ctx, bad); err == nil {
+			t.Errorf("prefix %q accepted", bad)
+		}
+	}
+}
+
+func diffKeys(got, want map[string]string) []string {
+	var d []string
+	for k, v := range want {
+		if got[k] != v {
+			d = append(d, k)
+		}
+	}
+	for k := range got {
+		if _, ok := want[k]; !ok {
+			d = append(d, k)
+		}
+	}
+	return d
 }
 
 func TestLeaseRunsASourceOnOneReplicaAtATime(t *testing.T) {

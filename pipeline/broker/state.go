@@ -91,6 +91,36 @@ func (s *StateStore) Delete(ctx context.Context, k string) error {
 	return s.kv.Delete(ctx, key)
 }
 
+func (s *StateStore) Scan(ctx context.Context, prefix string) ([]state.Entry, error) {
+	if prefix != "" && (!strings.HasSuffix(prefix, ".") || strings.ContainsAny(prefix, " *>\t\r\n")) {
+		return nil, fmt.Errorf("state prefix %q: must be empty or keys' first tokens ending in a dot", prefix)
+	}
+	// A watcher of the last value per key, stopped once the initial
+	// values are in: one ordered consumer, however many keys.
+	w, err := s.kv.Watch(ctx, s.prefix+prefix+">", jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, err
+	}
+	defer w.Stop()
+	var out []state.Entry
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case e, ok := <-w.Updates():
+			if !ok {
+				return nil, fmt.Errorf("state scan of %q: the watcher closed early", prefix)
+			}
+			if e == nil {
+				return out, nil
+			}
+			if e.Operation() == jetstream.KeyValuePut {
+				out = append(out, state.Entry{Key: strings.TrimPrefix(e.Key(), s.prefix), Value: e.Value(), Revision: e.Revision()})
+			}
+		}
+	}
+}
+
 // IsConflict reports whether a key-value write failed because the key's
 // revision was not the one given (Update) or the key exists (Create). A
 // replicated (R>1) bucket reports the conflict with error code 10164 rather
