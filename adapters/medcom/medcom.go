@@ -25,7 +25,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -111,7 +110,6 @@ type Adapter struct {
 	missing      prometheus.Gauge
 	dups         prometheus.Counter     // duplicates answered without publishing
 	ignoredFiles *prometheus.CounterVec // files in in/ not read, by code
-	mu           sync.Mutex             // serialises outbox updates within this process
 	letters      adapters.StoredLetters // the hub's stored letters (checkpoints); nil without a hub
 	arrivals     arrivals               // what is known of the files in in/ (complete.go)
 	examining    weighted               // bytes of input being read and examined at once

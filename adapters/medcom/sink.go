@@ -87,17 +87,7 @@ func (a *Adapter) Deliver(ctx context.Context, l *letter.Letter) (adapters.Deliv
 		}
 		return adapters.Delivery{}, adapters.Retryable("medcom_write_failed", "could not write to the MedCom out directory", err)
 	}
-	var earlier *pending
-	err = a.updateOutbox(ctx, func(ob outbox) bool {
-		if p := ob[ref]; p != nil {
-			q := *p
-			earlier = &q
-			return false
-		}
-		earlier = nil
-		ob[ref] = &pending{HubID: l.ID, Format: format, File: file, FirstSent: now, LastSent: now, Version: version, Staged: staged}
-		return true
-	})
+	earlier, err := a.addPending(ctx, &pending{Ref: ref, HubID: l.ID, Format: format, File: file, FirstSent: now, LastSent: now, Version: version, Staged: staged})
 	if err != nil {
 		// The write may have landed all the same: the hidden file stays
 		// for the next try to find (or to remove, below, when it did not).
@@ -145,13 +135,10 @@ func (a *Adapter) Deliver(ctx context.Context, l *letter.Letter) (adapters.Deliv
 // the delivery's own retry writes the file, or the coordinator's discard
 // of a parked letter leaves at most one resend.
 func (a *Adapter) forget(ctx context.Context, ref, hubID string, version int) error {
-	err := a.updateOutbox(ctx, func(ob outbox) bool {
-		if p := ob[ref]; p == nil || p.HubID != hubID || p.Version != version {
-			return false
-		}
-		delete(ob, ref)
-		return true
-	})
+	p, _, err := a.pendingEntry(ctx, ref)
+	if err == nil && p != nil && p.HubID == hubID && p.Version == version {
+		err = a.removePending(ctx, ref)
+	}
 	if err != nil {
 		a.log.Warn("medcom: a letter whose file was not written stays in the outbox", "letter_id", hubID, "err", err)
 	}
@@ -440,31 +427,36 @@ func (a *Adapter) CheckAcks(ctx context.Context) error {
 	}
 	var todo []resend
 	missing := 0
-	var staged, held map[string]bool // what the outbox names (sweepOrphans)
-	err := a.updateOutbox(ctx, func(ob outbox) bool {
-		changed := false
-		staged, held = map[string]bool{}, map[string]bool{}
-		for ref, p := range ob {
-			held[copyStem(p.HubID)] = true
-			if p.Staged != "" {
-				staged[p.Staged] = true
-			}
-			if now.Sub(p.FirstSent) < a.cfg.AckTimeout {
-				continue
-			}
-			missing++
-			if !p.Flagged {
-				p.Flagged, changed = true, true
-				a.log.Warn("medcom: no acknowledgement within ack_timeout", "letter_id", p.HubID, "ack_timeout", a.cfg.AckTimeout)
-			}
-			if p.Resends < *a.cfg.MaxResends && now.Sub(p.LastSent) >= a.cfg.AckTimeout {
-				todo = append(todo, resend{ref, *p})
-			}
-		}
-		return changed
-	})
+	ob, err := a.outboxEntries(ctx)
 	if err != nil {
 		return err
+	}
+	staged, held := map[string]bool{}, map[string]bool{} // what the outbox names (sweepOrphans)
+	for ref, p := range ob {
+		held[copyStem(p.HubID)] = true
+		if p.Staged != "" {
+			staged[p.Staged] = true
+		}
+		if now.Sub(p.FirstSent) < a.cfg.AckTimeout {
+			continue
+		}
+		missing++
+		if !p.Flagged {
+			flagged := false
+			if err := a.changePending(ctx, ref, func(q *pending) bool {
+				flagged = !q.Flagged
+				q.Flagged = true
+				return flagged
+			}); err != nil {
+				return err
+			}
+			if flagged {
+				a.log.Warn("medcom: no acknowledgement within ack_timeout", "letter_id", p.HubID, "ack_timeout", a.cfg.AckTimeout)
+			}
+		}
+		if p.Resends < *a.cfg.MaxResends && now.Sub(p.LastSent) >= a.cfg.AckTimeout {
+			todo = append(todo, resend{ref, *p})
+		}
 	}
 	a.missing.Set(float64(missing))
 	if a.sweep.due(time.Now()) {
@@ -497,11 +489,7 @@ func (a *Adapter) resend(ctx context.Context, ref string, p pending, now time.Ti
 		return err
 	}
 	a.log.Info("medcom: letter resent without acknowledgement", "letter_id", p.HubID, "resend", n)
-	return a.updateOutbox(ctx, func(ob outbox) bool {
-		q := ob[ref]
-		if q == nil {
-			return false
-		}
+	return a.changePending(ctx, ref, func(q *pending) bool {
 		q.Resends, q.LastSent, q.File = n, now, file
 		return true
 	})

@@ -525,9 +525,8 @@ func (w *writeWatch) check(key string) {
 		return
 	}
 	w.n++
-	var ob outbox
-	if _, found, err := getJSON(context.Background(), w.memState, outboxKey, &ob); err != nil || !found || len(ob) == 0 {
-		w.t.Errorf("the letter's file is in out/ but the outbox does not name it yet (%v, found %v)", err, found)
+	if ob, err := w.memState.Scan(context.Background(), pendingPrefix); err != nil || len(ob) == 0 {
+		w.t.Errorf("the letter's file is in out/ but the outbox does not name it yet (%v, %d entries)", err, len(ob))
 	}
 }
 
@@ -624,7 +623,7 @@ func TestADeliveryTriedAgainNeverWritesTheLetterTwice(t *testing.T) {
 
 	t.Run("the outbox update landed but its answer was lost", func(t *testing.T) {
 		e := newEnv(t)
-		st := &trippingState{memState: e.state, prefix: outboxKey, landed: true, armed: true}
+		st := &trippingState{memState: e.state, prefix: pendingPrefix, landed: true, armed: true}
 		if _, err := e.adapterOn(t, st).Deliver(ctx, xdisLetter()); err == nil {
 			t.Fatal("want the lost answer's error")
 		}
@@ -669,7 +668,7 @@ func TestADeliveryTriedAgainNeverWritesTheLetterTwice(t *testing.T) {
 
 	t.Run("a failed outbox update leaves no letter behind", func(t *testing.T) {
 		e := newEnv(t)
-		st := &trippingState{memState: e.state, prefix: outboxKey, armed: true}
+		st := &trippingState{memState: e.state, prefix: pendingPrefix, armed: true}
 		if _, err := e.adapterOn(t, st).Deliver(ctx, xdisLetter()); err == nil {
 			t.Fatal("want the outbox error")
 		}
@@ -698,7 +697,7 @@ func TestWhatUnfinishedDeliveriesLeftIsSweptWhenNothingNamesIt(t *testing.T) {
 		return l
 	}
 	// Orphaned: the outbox update failed.
-	if _, err := e.adapterOn(t, &trippingState{memState: e.state, prefix: outboxKey, armed: true}).Deliver(ctx, named("casesys:sag-1:brev-1")); err == nil {
+	if _, err := e.adapterOn(t, &trippingState{memState: e.state, prefix: pendingPrefix, armed: true}).Deliver(ctx, named("casesys:sag-1:brev-1")); err == nil {
 		t.Fatal("want the outbox error")
 	}
 	orphans := e.hidden(t)
@@ -706,7 +705,7 @@ func TestWhatUnfinishedDeliveriesLeftIsSweptWhenNothingNamesIt(t *testing.T) {
 		t.Fatalf("hidden %v, want the orphaned letter", orphans)
 	}
 	// Named: the update landed, its answer was lost; the next try finishes it.
-	if _, err := e.adapterOn(t, &trippingState{memState: e.state, prefix: outboxKey, armed: true, landed: true}).Deliver(ctx, named("casesys:sag-2:brev-1")); err == nil {
+	if _, err := e.adapterOn(t, &trippingState{memState: e.state, prefix: pendingPrefix, armed: true, landed: true}).Deliver(ctx, named("casesys:sag-2:brev-1")); err == nil {
 		t.Fatal("want the lost answer's error")
 	}
 	// Delivered.
@@ -750,7 +749,7 @@ func TestWhatUnfinishedDeliveriesLeftIsSweptWhenNothingNamesIt(t *testing.T) {
 		}
 	}
 	// Fresh, and orphaned too: stays until it is as old.
-	if _, err := e.adapterOn(t, &trippingState{memState: e.state, prefix: outboxKey, armed: true}).Deliver(ctx, named("casesys:sag-4:brev-1")); err == nil {
+	if _, err := e.adapterOn(t, &trippingState{memState: e.state, prefix: pendingPrefix, armed: true}).Deliver(ctx, named("casesys:sag-4:brev-1")); err == nil {
 		t.Fatal("want the outbox error")
 	}
 

@@ -27,6 +27,11 @@ func (a *Adapter) Run(ctx context.Context, pub adapters.Publisher) error {
 	if err != nil {
 		return fmt.Errorf("medcom: read %s: %w", a.processing, err)
 	}
+	// Before the first acknowledgement is read, so it finds the letter it
+	// answers in the outbox whichever version sent it.
+	if err := a.moveOldOutbox(ctx); err != nil {
+		a.log.Warn("medcom: could not move the earlier version's outbox yet", "err", err)
+	}
 	if len(left) > 0 {
 		// At most one round's files: a crash leaves no more.
 		a.log.Info("medcom: resuming files left in processing", "files", len(left))
@@ -46,8 +51,8 @@ func (a *Adapter) Run(ctx context.Context, pub adapters.Publisher) error {
 			continue // a backlog: take the next slice at once
 		}
 		// Arrivals wake the loop many times a second under load; the
-		// outbox check keeps to the poll interval.
-		if time.Since(checked) >= a.cfg.PollInterval {
+		// outbox check keeps to its own interval.
+		if time.Since(checked) >= a.checkEvery() {
 			checked = time.Now()
 			if err := a.CheckAcks(ctx); err != nil {
 				a.log.Warn("medcom: acknowledgement check failed", "err", err)
@@ -296,12 +301,15 @@ func capLines(lines []string) []string {
 // correlate points an inbound acknowledgement at the hub's own letter id
 // when it acknowledges something this adapter sent.
 func (a *Adapter) correlate(ctx context.Context, l *letter.Letter) {
-	ob := outbox{}
-	if _, _, err := getJSON(ctx, a.state, outboxKey, &ob); err != nil {
+	if l.InReplyTo == "" {
+		return
+	}
+	p, _, err := a.pendingEntry(ctx, l.InReplyTo)
+	if err != nil {
 		a.log.Warn("medcom: cannot read outbox", "err", err)
 		return
 	}
-	if p := ob[l.InReplyTo]; p != nil {
+	if p != nil {
 		l.Meta[MetaRef] = l.InReplyTo
 		l.InReplyTo = p.HubID
 	}
@@ -330,38 +338,34 @@ func (a *Adapter) settleAcks(ctx context.Context, in *inbound) error {
 	if len(rs) == 0 {
 		return nil
 	}
-	var refused []pending
-	err := a.updateOutbox(ctx, func(ob outbox) bool {
-		changed := false
-		refused = refused[:0]
-		for _, r := range rs {
-			p := ob[r.ref]
-			if p == nil {
-				continue
-			}
-			switch {
-			case r.retry:
-				a.log.Warn("medcom: receiver reported a transient error; the letter will be resent", "letter_id", p.HubID)
-				p.LastSent = time.Time{} // resend on the next check
-			case r.positive:
-				a.log.Info("medcom: letter acknowledged", "letter_id", p.HubID)
-				delete(ob, r.ref)
-				a.removeCopy(p.HubID)
-			default:
-				a.log.Warn("medcom: letter refused by the receiver", "letter_id", p.HubID, "code", r.code)
-				refused = append(refused, *p)
-				delete(ob, r.ref)
-				a.removeCopy(p.HubID)
-			}
-			changed = true
+	for _, r := range rs {
+		p, _, err := a.pendingEntry(ctx, r.ref)
+		if err != nil {
+			return err
 		}
-		return changed
-	})
-	if err != nil {
-		return err
-	}
-	for _, p := range refused {
-		if err := a.markRefused(ctx, p); err != nil {
+		if p == nil {
+			continue // not ours, or settled before
+		}
+		switch {
+		case r.retry:
+			a.log.Warn("medcom: receiver reported a transient error; the letter will be resent", "letter_id", p.HubID)
+			err = a.changePending(ctx, r.ref, func(q *pending) bool {
+				q.LastSent = time.Time{} // resend on the next check
+				return true
+			})
+		case r.positive:
+			a.log.Info("medcom: letter acknowledged", "letter_id", p.HubID)
+			if err = a.removePending(ctx, r.ref); err == nil {
+				a.removeCopy(p.HubID)
+			}
+		default:
+			a.log.Warn("medcom: letter refused by the receiver", "letter_id", p.HubID, "code", r.code)
+			if err = a.removePending(ctx, r.ref); err == nil {
+				a.removeCopy(p.HubID)
+				err = a.markRefused(ctx, *p)
+			}
+		}
+		if err != nil {
 			return err
 		}
 	}

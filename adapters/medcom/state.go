@@ -18,8 +18,6 @@ func stateKey(prefix, id string) string {
 	return prefix + "." + hex.EncodeToString(sum[:20])
 }
 
-const outboxKey = "outbox"
-
 // inRecord is what is kept of one inbound letter: the acknowledgement sent
 // for it (so a duplicate gets the same one) and what a reply needs to be
 // addressed. A stored letter carries it as its checkpoint (round.go); the
@@ -59,6 +57,8 @@ type outRecord struct {
 
 // pending is an outbound letter awaiting its acknowledgement.
 type pending struct {
+	// Ref is the letter's MedCom reference, which its acknowledgement names.
+	Ref       string    `json:"ref"`
 	HubID     string    `json:"hubId"`
 	Format    string    `json:"format"`
 	File      string    `json:"file"`
@@ -73,8 +73,6 @@ type pending struct {
 	Staged string `json:"staged,omitempty"`
 }
 
-type outbox map[string]*pending // by MedCom reference
-
 func getJSON(ctx context.Context, st adapters.StateStore, key string, v any) (uint64, bool, error) {
 	b, rev, err := st.Get(ctx, key)
 	if errors.Is(err, adapters.ErrNotFound) {
@@ -84,34 +82,4 @@ func getJSON(ctx context.Context, st adapters.StateStore, key string, v any) (ui
 		return 0, false, err
 	}
 	return rev, true, json.Unmarshal(b, v)
-}
-
-// updateOutbox applies fn to the outbox with optimistic concurrency.
-func (a *Adapter) updateOutbox(ctx context.Context, fn func(outbox) bool) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	for range 10 {
-		ob := outbox{}
-		rev, found, err := getJSON(ctx, a.state, outboxKey, &ob)
-		if err != nil {
-			return err
-		}
-		if !fn(ob) {
-			return nil
-		}
-		b, err := json.Marshal(ob)
-		if err != nil {
-			return err
-		}
-		if found {
-			_, err = a.state.Update(ctx, outboxKey, b, rev)
-		} else {
-			_, err = a.state.Create(ctx, outboxKey, b)
-		}
-		if errors.Is(err, adapters.ErrConflict) || errors.Is(err, adapters.ErrExists) {
-			continue
-		}
-		return err
-	}
-	return errors.New("medcom: outbox update kept conflicting")
 }

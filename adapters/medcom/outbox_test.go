@@ -1,0 +1,194 @@
+package medcom
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/samhub/samhub/adapters"
+	"github.com/samhub/samhub/adapters/medcom/oioxml"
+	"github.com/samhub/samhub/pipeline/letter"
+)
+
+// writeSizes is a state store that keeps the size of the largest write.
+type writeSizes struct {
+	*memState
+	largest int
+}
+
+func (w *writeSizes) note(v []byte) { w.largest = max(w.largest, len(v)) }
+
+func (w *writeSizes) Put(ctx context.Context, k string, v []byte) (uint64, error) {
+	w.note(v)
+	return w.memState.Put(ctx, k, v)
+}
+
+func (w *writeSizes) Create(ctx context.Context, k string, v []byte) (uint64, error) {
+	w.note(v)
+	return w.memState.Create(ctx, k, v)
+}
+
+func (w *writeSizes) Update(ctx context.Context, k string, v []byte, rev uint64) (uint64, error) {
+	w.note(v)
+	return w.memState.Update(ctx, k, v, rev)
+}
+
+func numbered(i int) *letter.Letter {
+	l := xdisLetter()
+	l.ID = fmt.Sprintf("casesys:sag-4711:brev-%d", i)
+	return l
+}
+
+// TestTheOutboxWritesOnlyTheLetterItChanges: with hundreds of letters
+// awaiting their acknowledgement, a delivery, an acknowledgement and the
+// check each write one letter's entry. The outbox was one value holding
+// every letter, rewritten whole each time (300 letters: 77 KB a write,
+// and past about 4,000 more than a NATS server takes by default).
+func TestTheOutboxWritesOnlyTheLetterItChanges(t *testing.T) {
+	e := newEnv(t)
+	st := &writeSizes{memState: e.state}
+	a := e.adapterOn(t, st)
+	ctx := context.Background()
+	const n = 300
+	for i := range n {
+		if _, err := a.Deliver(ctx, numbered(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st.largest > 1024 {
+		t.Errorf("a delivery wrote %d bytes to the state store with %d letters awaiting an answer; want one letter's entry", st.largest, n)
+	}
+
+	// The GP acknowledges letter 150; the others still wait.
+	id := oioxml.StableID(numbered(150).ID)
+	sent := parseOut(t, e.read(t, "out", "xdis91-"+id+".xml"))
+	receipt, err := oioxml.BuildReceipt(sent, oioxml.ReceiptOptions{Type: oioxml.PositiveReceipt, Letters: sent.Letters, Now: e.clock.now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := newPub()
+	e.drop(t, "kvittering.xml", receipt)
+	a.Poll(ctx, pub)
+	if len(pub.letters) != 1 || pub.letters[0].InReplyTo != numbered(150).ID {
+		t.Fatalf("published %v, want the acknowledgement of letter 150", pub.ids())
+	}
+	e.clock.add(31 * time.Minute)
+	if err := a.CheckAcks(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if g := e.gauge(t); g != n-1 {
+		t.Errorf("%v letters flagged without acknowledgement, want %d", g, n-1)
+	}
+	if st.largest > 1024 {
+		t.Errorf("the acknowledgement or the check wrote %d bytes; want one letter's entry", st.largest)
+	}
+	if got := len(e.files(t, "out")); got != 2*n-1 {
+		t.Errorf("%d files in out/, want the %d letters and a resend of each but the acknowledged one", got, n)
+	}
+}
+
+// TestTheOutboxOfAnEarlierVersionIsMoved: letters an earlier version
+// left in its single outbox value get a key each at the next check, and
+// are then acknowledged and resent as any other; a letter a replica of
+// that version adds later (a rolling upgrade) is moved at the check after.
+func TestTheOutboxOfAnEarlierVersionIsMoved(t *testing.T) {
+	e := newEnv(t)
+	a := e.adapter(t, nil)
+	ctx := context.Background()
+	refs := map[int]string{}
+	for i := range 3 {
+		d, err := a.Deliver(ctx, numbered(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		refs[i] = d.RemoteID
+	}
+	// Rewrite letters 0 and 1 as an earlier version kept them: in one value, by reference.
+	old := map[string]map[string]any{}
+	take := func(i int) {
+		b, _, err := e.state.Get(ctx, pendingKey(refs[i]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p map[string]any
+		if err := json.Unmarshal(b, &p); err != nil {
+			t.Fatal(err)
+		}
+		delete(p, "ref")
+		old[refs[i]] = p
+		if err := e.state.Delete(ctx, pendingKey(refs[i])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	putOld := func() {
+		b, _ := json.Marshal(old)
+		if _, err := e.state.Put(ctx, oldOutboxKey, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	take(0)
+	take(1)
+	putOld()
+
+	// The GP's acknowledgement of letter 0 waits in in/ when this version
+	// starts: it must find the letter the earlier version named.
+	sent := parseOut(t, e.read(t, "out", "xdis91-"+oioxml.StableID(numbered(0).ID)+".xml"))
+	receipt, err := oioxml.BuildReceipt(sent, oioxml.ReceiptOptions{Type: oioxml.PositiveReceipt, Letters: sent.Letters, Now: e.clock.now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.drop(t, "kvittering.xml", receipt)
+	pub := newPub()
+	run, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- e.adapter(t, nil).Run(run, pub) }()
+	eventually(t, "the acknowledgement to be read", func() bool {
+		pub.mu.Lock()
+		defer pub.mu.Unlock()
+		return len(pub.letters) > 0
+	})
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if len(pub.letters) != 1 || pub.letters[0].InReplyTo != numbered(0).ID {
+		t.Fatalf("published %v in reply to %q, want the acknowledgement of letter 0 matched to it", pub.ids(), pub.letters[0].InReplyTo)
+	}
+	if v, _, _ := e.state.Get(ctx, oldOutboxKey); string(v) != "{}" {
+		t.Errorf("the earlier outbox holds %s, want {}", v)
+	}
+	if p, _, _ := a.pendingEntry(ctx, refs[0]); p != nil {
+		t.Errorf("letter 0 still awaits its acknowledgement")
+	}
+	if got := e.state.Keys(pendingPrefix); got != 2 {
+		t.Fatalf("%d outbox entries, want letter 1 moved and letter 2 of this version", got)
+	}
+
+	// A replica of the earlier version takes letter 2 into its value.
+	old = map[string]map[string]any{}
+	take(2)
+	putOld()
+	e.clock.add(31 * time.Minute)
+	if err := a.CheckAcks(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var resent []string
+	for _, f := range e.files(t, "out") {
+		if strings.HasSuffix(f, "-r1.xml") {
+			resent = append(resent, f)
+		}
+	}
+	if len(resent) != 2 || e.gauge(t) != 2 {
+		t.Errorf("resent %v, %v flagged; want letters 1 and 2", resent, e.gauge(t))
+	}
+	for _, i := range []int{1, 2} {
+		if p, _, err := a.pendingEntry(ctx, refs[i]); err != nil || p == nil || p.Resends != 1 || p.HubID != numbered(i).ID {
+			t.Errorf("letter %d's entry: %+v %v", i, p, err)
+		}
+	}
+}
+
+var _ adapters.StateStore = (*writeSizes)(nil)
