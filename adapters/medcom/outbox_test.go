@@ -191,4 +191,29 @@ func TestTheOutboxOfAnEarlierVersionIsMoved(t *testing.T) {
 	}
 }
 
+// TestAStoppedSourceCountsNoMissingAcknowledgements: a replica whose
+// source stops (its lease went to another replica) reports 0, not the
+// last count it saw, which would keep the max-by-adapter alert firing
+// after the replica that runs the check now sees every letter answered.
+func TestAStoppedSourceCountsNoMissingAcknowledgements(t *testing.T) {
+	e := newEnv(t)
+	a := e.adapter(t, map[string]any{"ack_timeout": "1m"})
+	ctx := context.Background()
+	if _, err := a.Deliver(ctx, numbered(1)); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.add(2 * time.Minute)
+	run, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- a.Run(run, newPub()) }()
+	eventually(t, "the letter counted as unacknowledged", func() bool { return e.gauge(t) == 1 })
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if g := e.gauge(t); g != 0 {
+		t.Errorf("the stopped source still reports %v letters without acknowledgement", g)
+	}
+}
+
 var _ adapters.StateStore = (*writeSizes)(nil)

@@ -27,6 +27,11 @@ func (a *Adapter) Run(ctx context.Context, pub adapters.Publisher) error {
 	if err != nil {
 		return fmt.Errorf("medcom: read %s: %w", a.processing, err)
 	}
+	// Only the replica running the source checks the outbox: one that
+	// stops (its lease went to another) no longer knows, and a count it
+	// kept would hold the max-by-adapter alert up after the letters were
+	// acknowledged.
+	defer a.missing.Set(0)
 	// Before the first acknowledgement is read, so it finds the letter it
 	// answers in the outbox whichever version sent it.
 	if err := a.moveOldOutbox(ctx); err != nil {
