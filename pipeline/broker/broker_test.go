@@ -141,6 +141,20 @@ func TestStateStore(t *testing.T) {
 	if _, _, err := a.Get(ctx, "k"); !errors.Is(err, adapters.ErrNotFound) {
 		t.Fatalf("deleted key: %v", err)
 	}
+	// A deleted key leaves nothing in the bucket (no marker kept for good).
+	bucket, err := b.JS.Stream(ctx, "KV_"+broker.BucketState)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := bucket.GetLastMsgForSubject(ctx, "$KV."+broker.BucketState+".medcom.k"); !errors.Is(err, jetstream.ErrMsgNotFound) {
+		t.Errorf("the deleted key left %v (%v)", m, err)
+	}
+	if _, err := a.Update(ctx, "k", []byte("4"), rev+1); !errors.Is(err, adapters.ErrConflict) {
+		t.Errorf("an update with the deleted key's revision: %v, want a conflict", err)
+	}
+	if _, err := a.Create(ctx, "k", []byte("5")); err != nil {
+		t.Errorf("create after delete: %v", err)
+	}
 }
 
 // Scan gives the last value of every key under a prefix, its own

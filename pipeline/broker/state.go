@@ -17,6 +17,7 @@ import (
 // by the adapter instance so adapters cannot see each other's state.
 type StateStore struct {
 	kv     jetstream.KeyValue
+	stream jetstream.Stream // the bucket's, for Delete
 	prefix string
 }
 
@@ -26,7 +27,11 @@ func NewStateStore(ctx context.Context, js jetstream.JetStream, instance string)
 	if err != nil {
 		return nil, fmt.Errorf("state bucket: %w", err)
 	}
-	return &StateStore{kv: kv, prefix: instance + "."}, nil
+	st, err := js.Stream(ctx, "KV_"+BucketState)
+	if err != nil {
+		return nil, fmt.Errorf("state bucket: %w", err)
+	}
+	return &StateStore{kv: kv, stream: st, prefix: instance + "."}, nil
 }
 
 func (s *StateStore) key(k string) (string, error) {
@@ -83,12 +88,18 @@ func (s *StateStore) Update(ctx context.Context, k string, v []byte, rev uint64)
 	return n, err
 }
 
+// Delete purges the key's subject rather than writing a delete marker: a
+// marker would stay for good, and each costs the server about 150 bytes of
+// memory for its subject, one per letter for keys an adapter keeps per
+// letter until it is answered (the MedCom outbox). No adapter watches its
+// state, so no reader misses the marker; an Update holding the key's old
+// revision still fails, as the subject's last sequence is then 0.
 func (s *StateStore) Delete(ctx context.Context, k string) error {
 	key, err := s.key(k)
 	if err != nil {
 		return err
 	}
-	return s.kv.Delete(ctx, key)
+	return s.stream.Purge(ctx, jetstream.WithPurgeSubject("$KV."+BucketState+"."+key))
 }
 
 func (s *StateStore) Scan(ctx context.Context, prefix string) ([]state.Entry, error) {
