@@ -2,6 +2,10 @@ package deploy
 
 import (
 	"context"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	neturl "net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -14,19 +18,16 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nkeys"
 
+	"github.com/samhub/samhub/internal/config"
+	"github.com/samhub/samhub/internal/console"
+	"github.com/samhub/samhub/internal/hubtest"
 	"github.com/samhub/samhub/pipeline/broker"
 )
 
-// TestTheHubCanUseEveryBucketUnderTheShippedPermissions does, as the
-// hub's NKey user under the shipped configuration, what the hub does:
-// provision its streams and buckets, then write, read and delete in every
-// key-value bucket and the object store. A bucket the hub's
-// permissions leave out fails here, not in a municipality's cluster (the
-// council register and the console's sessions did).
-// provisionAsTheHub starts one node with the shipped configuration's
-// accounts and users (the cluster, TLS and listeners taken out) and
-// provisions the hub's streams and buckets as the hub's NKey user.
-func provisionAsTheHub(t *testing.T, ctx context.Context) jetstream.JetStream {
+// shippedNode starts one node with the shipped configuration's accounts
+// and users (the cluster, TLS and listeners taken out, on loopback) and
+// returns its URL and the hub user's key.
+func shippedNode(t *testing.T) (string, nkeys.KeyPair) {
 	t.Helper()
 	hubKey, err := nkeys.CreateUser()
 	if err != nil {
@@ -74,7 +75,16 @@ func provisionAsTheHub(t *testing.T, ctx context.Context) jetstream.JetStream {
 	}
 	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
 
-	nc, err := nats.Connect(srv.ClientURL(), nats.Nkey(hubPub, hubKey.Sign))
+	return srv.ClientURL(), hubKey
+}
+
+// provisionAsTheHub provisions the hub's streams and buckets on a
+// shippedNode as the hub's NKey user.
+func provisionAsTheHub(t *testing.T, ctx context.Context) jetstream.JetStream {
+	t.Helper()
+	url, hubKey := shippedNode(t)
+	hubPub, _ := hubKey.PublicKey()
+	nc, err := nats.Connect(url, nats.Nkey(hubPub, hubKey.Sign))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,6 +99,12 @@ func provisionAsTheHub(t *testing.T, ctx context.Context) jetstream.JetStream {
 	return js
 }
 
+// TestTheHubCanUseEveryBucketUnderTheShippedPermissions does, as the
+// hub's NKey user under the shipped configuration, what the hub does:
+// provision its streams and buckets, then write, read and delete in every
+// key-value bucket and the object store. A bucket the hub's
+// permissions leave out fails here, not in a municipality's cluster (the
+// council register and the console's sessions did).
 func TestTheHubCanUseEveryBucketUnderTheShippedPermissions(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -168,5 +184,61 @@ func TestTheBackupTakesEveryStreamThatKeepsData(t *testing.T) {
 	}
 	for name := range backed {
 		t.Errorf("docs/operations.md: the backup names %s, which the hub does not make", name)
+	}
+}
+
+// TestTheHubRunsUnderTheShippedPermissions runs the hub itself on a
+// shippedNode as the hub's NKey user: a MedCom referral reaches the case
+// system and the council's register, and a coordinator logs in to the
+// console (a session in its bucket).
+func TestTheHubRunsUnderTheShippedPermissions(t *testing.T) {
+	url, hubKey := shippedNode(t)
+	seed, err := hubKey.Seed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seedFile := filepath.Join(t.TempDir(), "hub.nk")
+	if err := os.WriteFile(seedFile, seed, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h := hubtest.Start(t, hubtest.WithConfig(func(c *config.Config) {
+		c.NATS.URL, c.NATS.NKeyFile, c.NATS.Replicas = url, seedFile, 1
+	}), func(h *hubtest.Hub) { hubtest.WithMount(console.Mount(h.Config.Console))(h) }) // as cmd/samhub mounts it
+	letter, err := os.ReadFile("../testdata/medcom/samhub/letter-utf8.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Drop("referral.xml", letter)
+	h.Eventually("the referral in the case system", func() bool { return len(h.CaseSys.Documents()) == 1 })
+
+	ctx := context.Background()
+	register, err := h.App.Broker.JS.Stream(ctx, "KV_"+broker.BucketCouncil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Eventually("the referral in the council's register", func() bool {
+		info, err := register.Info(ctx)
+		return err == nil && info.State.Msgs > 0
+	})
+
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, Timeout: 30 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Get(h.BaseURL + "/console/login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := regexp.MustCompile(`name="token" value="([^"]+)"`).FindSubmatch(page)
+	if m == nil {
+		t.Fatal("the login page has no token field")
+	}
+	resp, err = c.PostForm(h.BaseURL+"/console/login", neturl.Values{"token": {string(m[1])}, "user": {"koordinator"}, "password": {hubtest.CoordinatorPassword}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Errorf("the coordinator's login: status %d, want 303 (a session stored)", resp.StatusCode)
 	}
 }
