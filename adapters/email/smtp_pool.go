@@ -218,9 +218,12 @@ func (s *SMTPSink) session(ctx context.Context) (*smtpSession, error) {
 			return s.openHeld(ctx)
 		}
 		ss.bind(ctx, s.cfg.Timeout)
-		// RSET clears any transaction state and proves the server still
-		// listens; go-smtp sends a fresh EHLO before the next command.
-		if err := ss.c.Reset(); err != nil {
+		// NOOP proves the server still listens. A kept session has no
+		// transaction open (only sessions whose every transaction
+		// succeeded are kept), so RSET would clear nothing, and after
+		// it go-smtp greets the server again (EHLO) before MAIL: a
+		// round trip more per letter.
+		if err := ss.c.Noop(); err != nil {
 			ss.stop()
 			_ = ss.c.Close()
 			if ctx.Err() != nil {

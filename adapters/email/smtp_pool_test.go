@@ -71,6 +71,16 @@ func TestSMTPSequentialLettersShareOneConnection(t *testing.T) {
 			if c, h := srv.Connections(), srv.Handshakes(); c != 1 || h != 1 {
 				t.Errorf("server saw %d connections and %d TLS handshakes, want 1 and 1", c, h)
 			}
+			// A kept session greets once (twice with STARTTLS: before
+			// and after it), not again for every letter: a letter on a
+			// kept session costs a liveness check and MAIL, RCPT, DATA.
+			greetings := map[string]int{"implicit": 1, "starttls": 2}[m.tls]
+			if got := srv.Commands("EHLO"); got != greetings {
+				t.Errorf("server saw %d EHLO for %d letters on one connection, want %d", got, n+1, greetings)
+			}
+			if got, want := srv.Commands("MAIL"), n+2; got != want {
+				t.Errorf("server saw %d MAIL commands, want %d (the count is off)", got, want)
+			}
 			if open := srv.OpenConnections(); open != 1 {
 				t.Errorf("%d connections open between letters, want the 1 kept", open)
 			}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -62,6 +63,7 @@ type SMTPServer struct {
 	accepted   int
 	closed     int
 	handshakes int
+	commands   map[string]int // client commands by verb (commandCounter)
 }
 
 // StartSMTP starts a server on 127.0.0.1 with a random port.
@@ -72,6 +74,7 @@ func StartSMTP(t testing.TB, ca *CA, opts SMTPOptions) *SMTPServer {
 	srv.Domain = "localhost"
 	srv.EnableREQUIRETLS = opts.RequireTLS
 	srv.ErrorLog = quietLogger{}
+	srv.Debug = &commandCounter{srv: s}
 	tlsCfg := opts.TLS
 	if tlsCfg == nil {
 		tlsCfg = ca.ServerTLS()
@@ -215,6 +218,56 @@ func (c *trackedConn) Close() error {
 		c.srv.mu.Unlock()
 	})
 	return c.Conn.Close()
+}
+
+// Commands is how many times clients sent the command verb (EHLO, RSET,
+// NOOP, MAIL…), so tests can count the round trips a letter costs.
+func (s *SMTPServer) Commands(verb string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.commands[verb]
+}
+
+// commandCounter reads the server's protocol trace (both directions, after
+// TLS, every connection's) line by line and counts the client's commands:
+// replies start with a digit, and message lines between DATA and "." are
+// skipped. The counts are exact when connections take turns, as in the
+// tests that read them; concurrent connections may interleave lines.
+type commandCounter struct {
+	srv    *SMTPServer
+	mu     sync.Mutex
+	line   []byte
+	inData bool
+}
+
+func (c *commandCounter) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, b := range p {
+		if b != '\n' {
+			c.line = append(c.line, b)
+			continue
+		}
+		l := strings.TrimRight(string(c.line), "\r")
+		c.line = c.line[:0]
+		switch {
+		case c.inData:
+			c.inData = l != "."
+		case l == "" || (l[0] >= '0' && l[0] <= '9'):
+			if strings.HasPrefix(l, "354") {
+				c.inData = true
+			}
+		default:
+			verb, _, _ := strings.Cut(l, " ")
+			c.srv.mu.Lock()
+			if c.srv.commands == nil {
+				c.srv.commands = map[string]int{}
+			}
+			c.srv.commands[strings.ToUpper(verb)]++
+			c.srv.mu.Unlock()
+		}
+	}
+	return len(p), nil
 }
 
 // Messages returns a copy of everything received so far.
