@@ -244,4 +244,24 @@ func TestStateStoreConflictsOnACluster(t *testing.T) {
 	if _, err := st.Update(ctx, "outbox", []byte("3"), rev-1); !errors.Is(err, adapters.ErrConflict) {
 		t.Fatalf("stale update: %v, want ErrConflict", err)
 	}
+	// A deleted key (a purge of its subject on the replicated bucket)
+	// conflicts with its old revision, is gone from a scan, and can be
+	// created again.
+	if err := st.Delete(ctx, "outbox"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Update(ctx, "outbox", []byte("4"), rev); !errors.Is(err, adapters.ErrConflict) {
+		t.Fatalf("update of a deleted key: %v, want ErrConflict", err)
+	}
+	for _, k := range []string{"pending.a", "pending.b"} {
+		if _, err := st.Create(ctx, k, []byte(k)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, err := st.Scan(ctx, ""); err != nil || len(got) != 2 {
+		t.Fatalf("scan on the cluster: %v %v, want the two pending keys", got, err)
+	}
+	if _, err := st.Create(ctx, "outbox", []byte("5")); err != nil {
+		t.Fatalf("create after delete: %v", err)
+	}
 }
