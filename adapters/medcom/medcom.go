@@ -72,7 +72,7 @@ type Self struct {
 // Config is the adapter block. Keys, defaults and help come from the tags
 // (see adapters.Spec).
 type Config struct {
-	Dir string `mapstructure:"dir" required:"true" doc:"The mailbox directory; in/ processing/ processed/ error/ out/ are created under it. Relative to the working directory." example:"/var/lib/samhub/medcom"`
+	Dir string `mapstructure:"dir" required:"true" doc:"The mailbox directory, shared with the VANS client (docs/operations.md, Start); in/ processing/ processed/ error/ out/ are created under it. Relative to the working directory." example:"/srv/medcom"`
 	// A file is normally picked up as it arrives (a directory watch); the
 	// poll finds what the watch cannot see, such as files on network shares.
 	PollInterval time.Duration `mapstructure:"poll_interval" default:"200ms" doc:"How often in/ is listed besides the directory watch."`
