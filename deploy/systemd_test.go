@@ -47,8 +47,9 @@ func within(path, dir string) bool {
 // the hub's private state directory (mode 0700) with a umask of 0077, so
 // no VANS client could reach it, nor read a letter the hub wrote. The
 // folder must be outside that directory, writable by the hub, shared
-// through a group the hub joins and the docs create, and the umask must
-// let the group read what the hub writes while hiding it from others.
+// through a group the hub joins and the docs create, the umask must let
+// the group read what the hub writes while hiding it from others, and the
+// hub needs CAP_LEASE to see whether the client still writes a file.
 func TestTheMedComFolderIsSharedWithTheVANSClient(t *testing.T) {
 	unit := unitSettings(t, "systemd/samhub.service")
 	raw, err := os.ReadFile("systemd/samhub.yaml")
@@ -101,6 +102,13 @@ func TestTheMedComFolderIsSharedWithTheVANSClient(t *testing.T) {
 	}
 	if medcom == 0 {
 		t.Fatal("systemd/samhub.yaml has no MedCom adapter: nothing checked")
+	}
+	// The VANS client's files are its user's: the check that no writer
+	// still has one open is a read lease, which needs CAP_LEASE then.
+	for _, k := range []string{"CapabilityBoundingSet", "AmbientCapabilities"} {
+		if strings.Join(unit[k], " ") != "CAP_LEASE" {
+			t.Errorf("%s %q: want CAP_LEASE and nothing else", k, unit[k])
+		}
 	}
 	if len(unit["UMask"]) != 1 {
 		t.Fatalf("UMask %q: want one", unit["UMask"])
