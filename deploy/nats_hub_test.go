@@ -21,6 +21,7 @@ import (
 	"github.com/samhub/samhub/internal/config"
 	"github.com/samhub/samhub/internal/console"
 	"github.com/samhub/samhub/internal/hubtest"
+	"github.com/samhub/samhub/internal/natstest"
 	"github.com/samhub/samhub/pipeline/broker"
 )
 
@@ -43,20 +44,7 @@ func shippedNode(t *testing.T) (string, nkeys.KeyPair) {
 		t.Setenv(env, pub)
 	}
 	t.Setenv("NATS_JS_KEY", testJSKey)
-	dir := t.TempDir()
-	tlsDir := filepath.Join(dir, "tls") // the parser loads the certificates named
-	writeTestCerts(t, tlsDir)
-	for _, f := range []string{"nats/nats-1.conf", "nats/samhub-cluster.inc"} {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s := strings.ReplaceAll(string(b), "/etc/nats/tls/", tlsDir+"/")
-		s = strings.ReplaceAll(s, "/var/lib/nats/jetstream", filepath.Join(dir, "js"))
-		if err := os.WriteFile(filepath.Join(dir, filepath.Base(f)), []byte(s), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dir := shippedConfigs(t)
 	o, err := server.ProcessConfigFile(filepath.Join(dir, "nats-1.conf"))
 	if err != nil {
 		t.Fatal(err)
@@ -64,18 +52,7 @@ func shippedNode(t *testing.T) (string, nkeys.KeyPair) {
 	o.Cluster, o.Routes, o.RoutesStr = server.ClusterOpts{}, nil, ""
 	o.TLS, o.TLSConfig, o.TLSVerify = false, nil, false
 	o.Host, o.Port, o.HTTPHost, o.HTTPPort = "127.0.0.1", -1, "", 0
-	o.NoSigs, o.NoLog = true, true
-	srv, err := server.NewServer(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Start()
-	if !srv.ReadyForConnections(30 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-
-	return srv.ClientURL(), hubKey
+	return natstest.Start(t, o).ClientURL(), hubKey
 }
 
 // provisionAsTheHub provisions the hub's streams and buckets on a

@@ -40,13 +40,31 @@ func TestNATSClusterConfig(t *testing.T) {
 	}
 	t.Setenv("NATS_JS_KEY", testJSKey)
 
-	dir := t.TempDir()
-	tlsDir := filepath.Join(dir, "tls")
-	writeTestCerts(t, tlsDir)
 	confs, err := filepath.Glob("nats/*.conf")
 	if err != nil || len(confs) != 3 {
 		t.Fatalf("want nats-1.conf..nats-3.conf, found %v (%v)", confs, err)
 	}
+	dir := shippedConfigs(t)
+
+	for i, conf := range confs {
+		t.Run(filepath.Base(conf), func(t *testing.T) {
+			o, err := server.ProcessConfigFile(filepath.Join(dir, filepath.Base(conf)))
+			if err != nil {
+				t.Fatalf("nats-server rejects %s: %v", conf, err)
+			}
+			checkNATSOptions(t, o, i+1, keys)
+		})
+	}
+}
+
+// shippedConfigs copies deploy/nats into a temporary folder with the
+// certificate and store paths pointed there (the parser loads the
+// certificates it names) and returns the folder.
+func shippedConfigs(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	tlsDir := filepath.Join(dir, "tls")
+	writeTestCerts(t, tlsDir)
 	files, _ := filepath.Glob("nats/*")
 	for _, f := range files {
 		b, err := os.ReadFile(f)
@@ -59,16 +77,7 @@ func TestNATSClusterConfig(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-
-	for i, conf := range confs {
-		t.Run(filepath.Base(conf), func(t *testing.T) {
-			o, err := server.ProcessConfigFile(filepath.Join(dir, filepath.Base(conf)))
-			if err != nil {
-				t.Fatalf("nats-server rejects %s: %v", conf, err)
-			}
-			checkNATSOptions(t, o, i+1, keys)
-		})
-	}
+	return dir
 }
 
 func checkNATSOptions(t *testing.T, o *server.Options, node int, keys map[string]string) {

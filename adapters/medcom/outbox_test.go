@@ -13,27 +13,15 @@ import (
 	"github.com/samhub/samhub/pipeline/letter"
 )
 
-// writeSizes is a state store that keeps the size of the largest write.
-type writeSizes struct {
-	*memState
-	largest int
-}
-
-func (w *writeSizes) note(v []byte) { w.largest = max(w.largest, len(v)) }
-
-func (w *writeSizes) Put(ctx context.Context, k string, v []byte) (uint64, error) {
-	w.note(v)
-	return w.memState.Put(ctx, k, v)
-}
-
-func (w *writeSizes) Create(ctx context.Context, k string, v []byte) (uint64, error) {
-	w.note(v)
-	return w.memState.Create(ctx, k, v)
-}
-
-func (w *writeSizes) Update(ctx context.Context, k string, v []byte, rev uint64) (uint64, error) {
-	w.note(v)
-	return w.memState.Update(ctx, k, v, rev)
+// dropReceipt drops the GP's positive receipt of the XDIS91 letter out/name.
+func (e *env) dropReceipt(t *testing.T, name string) {
+	t.Helper()
+	sent := parseOut(t, e.read(t, "out", name))
+	receipt, err := oioxml.BuildReceipt(sent, oioxml.ReceiptOptions{Type: oioxml.PositiveReceipt, Letters: sent.Letters, Now: e.clock.now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.drop(t, "kvittering.xml", receipt)
 }
 
 func numbered(i int) *letter.Letter {
@@ -49,8 +37,8 @@ func numbered(i int) *letter.Letter {
 // and past about 4,000 more than a NATS server takes by default).
 func TestTheOutboxWritesOnlyTheLetterItChanges(t *testing.T) {
 	e := newEnv(t)
-	st := &writeSizes{memState: e.state}
-	a := e.adapterOn(t, st)
+	largest := 0 // bytes of the largest write to the state store
+	a := e.adapterOn(t, &hookedState{memState: e.state, onWrite: func(_ string, v []byte) { largest = max(largest, len(v)) }})
 	ctx := context.Background()
 	const n = 300
 	for i := range n {
@@ -58,19 +46,13 @@ func TestTheOutboxWritesOnlyTheLetterItChanges(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if st.largest > 1024 {
-		t.Errorf("a delivery wrote %d bytes to the state store with %d letters awaiting an answer; want one letter's entry", st.largest, n)
+	if largest > 1024 {
+		t.Errorf("a delivery wrote %d bytes to the state store with %d letters awaiting an answer; want one letter's entry", largest, n)
 	}
 
 	// The GP acknowledges letter 150; the others still wait.
-	id := oioxml.StableID(numbered(150).ID)
-	sent := parseOut(t, e.read(t, "out", "xdis91-"+id+".xml"))
-	receipt, err := oioxml.BuildReceipt(sent, oioxml.ReceiptOptions{Type: oioxml.PositiveReceipt, Letters: sent.Letters, Now: e.clock.now()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e.dropReceipt(t, "xdis91-"+oioxml.StableID(numbered(150).ID)+".xml")
 	pub := newPub()
-	e.drop(t, "kvittering.xml", receipt)
 	a.Poll(ctx, pub)
 	if len(pub.letters) != 1 || pub.letters[0].InReplyTo != numbered(150).ID {
 		t.Fatalf("published %v, want the acknowledgement of letter 150", pub.ids())
@@ -82,8 +64,8 @@ func TestTheOutboxWritesOnlyTheLetterItChanges(t *testing.T) {
 	if g := e.gauge(t); g != n-1 {
 		t.Errorf("%v letters flagged without acknowledgement, want %d", g, n-1)
 	}
-	if st.largest > 1024 {
-		t.Errorf("the acknowledgement or the check wrote %d bytes; want one letter's entry", st.largest)
+	if largest > 1024 {
+		t.Errorf("the acknowledgement or the check wrote %d bytes; want one letter's entry", largest)
 	}
 	if got := len(e.files(t, "out")); got != 2*n-1 {
 		t.Errorf("%d files in out/, want the %d letters and a resend of each but the acknowledged one", got, n)
@@ -135,12 +117,7 @@ func TestTheOutboxOfAnEarlierVersionIsMoved(t *testing.T) {
 
 	// The GP's acknowledgement of letter 0 waits in in/ when this version
 	// starts: it must find the letter the earlier version named.
-	sent := parseOut(t, e.read(t, "out", "xdis91-"+oioxml.StableID(numbered(0).ID)+".xml"))
-	receipt, err := oioxml.BuildReceipt(sent, oioxml.ReceiptOptions{Type: oioxml.PositiveReceipt, Letters: sent.Letters, Now: e.clock.now()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.drop(t, "kvittering.xml", receipt)
+	e.dropReceipt(t, "xdis91-"+oioxml.StableID(numbered(0).ID)+".xml")
 	pub := newPub()
 	run, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
@@ -216,4 +193,4 @@ func TestAStoppedSourceCountsNoMissingAcknowledgements(t *testing.T) {
 	}
 }
 
-var _ adapters.StateStore = (*writeSizes)(nil)
+var _ adapters.StateStore = (*hookedState)(nil)

@@ -102,14 +102,29 @@ func TestOnlyTheJourneyPersistsAsync(t *testing.T) {
 	}
 }
 
-func TestStateStore(t *testing.T) {
+// twoStateStores provisions a broker and opens the state of two adapter
+// instances, medcom and casesys.
+func twoStateStores(t *testing.T) (*broker.Broker, *broker.StateStore, *broker.StateStore) {
+	t.Helper()
 	b := open(t)
 	ctx := context.Background()
 	if err := broker.Provision(ctx, b.JS, streams(), 1); err != nil {
 		t.Fatal(err)
 	}
-	a, _ := broker.NewStateStore(ctx, b.JS, "medcom")
-	other, _ := broker.NewStateStore(ctx, b.JS, "casesys")
+	a, err := broker.NewStateStore(ctx, b.JS, "medcom")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := broker.NewStateStore(ctx, b.JS, "casesys")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, a, other
+}
+
+func TestStateStore(t *testing.T) {
+	b, a, other := twoStateStores(t)
+	ctx := context.Background()
 	if _, _, err := a.Get(ctx, "k"); !errors.Is(err, adapters.ErrNotFound) {
 		t.Fatalf("missing key: %v", err)
 	}
@@ -160,13 +175,8 @@ func TestStateStore(t *testing.T) {
 // Scan gives the last value of every key under a prefix, its own
 // instance's only, and none of the deleted ones.
 func TestStateStoreScan(t *testing.T) {
-	b := open(t)
+	_, a, other := twoStateStores(t)
 	ctx := context.Background()
-	if err := broker.Provision(ctx, b.JS, streams(), 1); err != nil {
-		t.Fatal(err)
-	}
-	a, _ := broker.NewStateStore(ctx, b.JS, "medcom")
-	other, _ := broker.NewStateStore(ctx, b.JS, "casesys")
 	if got, err := a.Scan(ctx, "pending."); err != nil || len(got) != 0 {
 		t.Fatalf("empty scan: %v %v", got, err)
 	}
