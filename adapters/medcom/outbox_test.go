@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -165,6 +167,48 @@ func TestTheOutboxOfAnEarlierVersionIsMoved(t *testing.T) {
 		if p, _, err := a.pendingEntry(ctx, refs[i]); err != nil || p == nil || p.Resends != 1 || p.HubID != numbered(i).ID {
 			t.Errorf("letter %d's entry: %+v %v", i, p, err)
 		}
+	}
+}
+
+// TestARefusalReadWhileTheStoreFailedIsNotLost: the receiver refuses a
+// letter while the hub's state store fails the write that marks it
+// refused. The refusal is read again (its file goes back to in/) and
+// marks it then, so the coordinator's replay sends the letter again under
+// new ids. The outbox entry used to be removed first: the second reading
+// found nothing to settle, and the replay reported the refused letter as
+// delivered without sending anything.
+func TestARefusalReadWhileTheStoreFailedIsNotLost(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	first, err := e.adapter(t, nil).Deliver(ctx, xdisLetter())
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := e.files(t, "out")[0]
+	sent := parseOut(t, e.read(t, "out", name))
+	refusal, err := oioxml.BuildReceipt(sent, oioxml.ReceiptOptions{Type: oioxml.NegativeReceipt, Letters: sent.Letters, RefuseCode: "problem_med_modtagerID", RefuseText: "ukendt modtager", Now: e.clock.now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(e.dir, "out", name)); err != nil { // the VANS client took it
+		t.Fatal(err)
+	}
+	e.drop(t, "afvisning.xml", refusal)
+	a := e.adapterOn(t, &trippingState{memState: e.state, prefix: "out.", armed: true}) // the mark fails once
+	pub := newPub()
+	for i := 0; i < 50 && len(e.files(t, "in")) > 0; i++ {
+		a.Poll(ctx, pub)
+		e.clock.add(time.Minute)
+	}
+	if in := e.files(t, "in"); len(in) > 0 {
+		t.Fatalf("the refusal is still in in/: %v", in)
+	}
+	d, err := e.adapter(t, nil).Deliver(ctx, xdisLetter()) // the coordinator's replay
+	if err != nil || d.Existing || d.RemoteID == first.RemoteID {
+		t.Fatalf("the replay after the refusal: %+v %v, want the letter written again under new ids", d, err)
+	}
+	if out := e.files(t, "out"); len(out) != 1 {
+		t.Errorf("out/ %v, want the letter sent again", out)
 	}
 }
 

@@ -365,9 +365,13 @@ func (a *Adapter) settleAcks(ctx context.Context, in *inbound) error {
 			}
 		default:
 			a.log.Warn("medcom: letter refused by the receiver", "letter_id", p.HubID, "code", r.code)
-			if err = a.removePending(ctx, r.ref); err == nil {
-				a.removeCopy(p.HubID)
-				err = a.markRefused(ctx, *p)
+			// Marked first: a failure leaves the entry for the refusal's
+			// next reading, which marks it then. The other way round, a
+			// replay would find the letter delivered and send nothing.
+			if err = a.markRefused(ctx, *p); err == nil {
+				if err = a.removePending(ctx, r.ref); err == nil {
+					a.removeCopy(p.HubID)
+				}
 			}
 		}
 		if err != nil {
