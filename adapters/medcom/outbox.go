@@ -123,6 +123,10 @@ func (a *Adapter) moveOldOutbox(ctx context.Context) error {
 	return errors.New("medcom: the earlier version's outbox kept changing")
 }
 
+// checkTimeout bounds one outbox check (CheckAcks), which Run makes in
+// the loop that takes letters in.
+const checkTimeout = 30 * time.Second
+
 // checkEvery is how often Run checks the outbox: a read of every entry,
 // so not at every poll, yet often enough against ack_timeout that a
 // letter is flagged and resent close to it.

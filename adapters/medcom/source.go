@@ -59,9 +59,12 @@ func (a *Adapter) Run(ctx context.Context, pub adapters.Publisher) error {
 		// outbox check keeps to its own interval.
 		if time.Since(checked) >= a.checkEvery() {
 			checked = time.Now()
-			if err := a.CheckAcks(ctx); err != nil {
+			// Bounded: the check runs in the loop that takes letters in.
+			cctx, cancel := context.WithTimeout(ctx, checkTimeout)
+			if err := a.CheckAcks(cctx); err != nil {
 				a.log.Warn("medcom: acknowledgement check failed", "err", err)
 			}
+			cancel()
 		}
 		wait := a.cfg.PollInterval
 		for i := 1; i < failures && wait < 30*time.Second; i++ {

@@ -102,34 +102,33 @@ func (s *StateStore) Delete(ctx context.Context, k string) error {
 	return s.stream.Purge(ctx, jetstream.WithPurgeSubject("$KV."+BucketState+"."+key))
 }
 
+// Scan lists the keys under prefix from the bucket stream's subjects and
+// reads each. A watcher would be one call, but it ends on the server's
+// count of what it will deliver, and a key purged (Delete) between that
+// count and the delivery is never delivered: the watcher then waits for
+// ever, and with it the adapter's loop.
 func (s *StateStore) Scan(ctx context.Context, prefix string) ([]state.Entry, error) {
 	if prefix != "" && (!strings.HasSuffix(prefix, ".") || strings.ContainsAny(prefix, " *>\t\r\n")) {
 		return nil, fmt.Errorf("state prefix %q: must be empty or keys' first tokens ending in a dot", prefix)
 	}
-	// A watcher of the last value per key, stopped once the initial
-	// values are in: one ordered consumer, however many keys.
-	w, err := s.kv.Watch(ctx, s.prefix+prefix+">", jetstream.IgnoreDeletes())
+	subjects := "$KV." + BucketState + "."
+	info, err := s.stream.Info(ctx, jetstream.WithSubjectFilter(subjects+s.prefix+prefix+">"))
 	if err != nil {
 		return nil, err
 	}
-	defer w.Stop()
-	var out []state.Entry
-	for {
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case e, ok := <-w.Updates():
-			if !ok {
-				return nil, fmt.Errorf("state scan of %q: the watcher closed early", prefix)
-			}
-			if e == nil {
-				return out, nil
-			}
-			if e.Operation() == jetstream.KeyValuePut {
-				out = append(out, state.Entry{Key: strings.TrimPrefix(e.Key(), s.prefix), Value: e.Value(), Revision: e.Revision()})
-			}
+	out := make([]state.Entry, 0, len(info.State.Subjects))
+	for subj := range info.State.Subjects {
+		key := strings.TrimPrefix(subj, subjects)
+		e, err := s.kv.Get(ctx, key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+			continue // deleted since, or a delete marker of earlier versions
 		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, state.Entry{Key: strings.TrimPrefix(key, s.prefix), Value: e.Value(), Revision: e.Revision()})
 	}
+	return out, nil
 }
 
 // IsConflict reports whether a key-value write failed because the key's
