@@ -59,3 +59,49 @@ func TestWeek3ChildPsychiatryDischargesToTheGP(t *testing.T) {
 		t.Errorf("the discharge note went back to the region")
 	}
 }
+
+// Week 3, the other way: the GP's system refuses the discharge note (the
+// patient was not yet registered at the practice); once the practice has
+// registered him, the coordinator replays it, and the GP gets it again
+// under new MedCom ids (a receiver answers a letter id it has seen as a
+// repeat) and accepts it. The GP ends up with the refused letter and the
+// accepted one, nothing more, and nothing waits in the queue.
+func TestWeek3ARefusedDischargeIsSentAgainOnReplay(t *testing.T) {
+	w := newWorld(t)
+	cases, coordinator, region := w.caseSystem(), w.coordinator(), w.region()
+	w.expectLetters(bruno, gpOster)
+	brunoRef := w.gp(gpOster).Refers(bruno, fhirXML)
+	cases.Files(brunoRef.ID)
+	coordinator.RecordsConsent(bruno, letter.ScopeGP)
+
+	region.Knows(bruno, &gpOster)
+	w.gp(gpOster).RefusesNext("Patienten er ikke tilmeldt praksis")
+	note := region.SendsDischargeNote(bruno, gpOster, "Bruno er udskrevet fra børne- og ungdomspsykiatrien. Opfølgning hos egen læge om en måned.")
+	cases.Files(note)
+	first := w.gp(gpOster).Receives(bruno, note, 1)[0]
+	refused := coordinator.FindsParked("gp", note)
+	if refused.LastError.Code != "negative_ack" {
+		t.Fatalf("the refused discharge note is parked with code %q, want negative_ack", refused.LastError.Code)
+	}
+
+	coordinator.Replays(refused, "Praksis har tilmeldt patienten")
+	got := w.gp(gpOster).Receives(bruno, note, 2)
+	again := got[1]
+	if first.Answer != "negative" || again.Answer != "positive" {
+		t.Errorf("the GP's system answered %q, then %q; want the refusal, then an acceptance", first.Answer, again.Answer)
+	}
+	if again.ID == first.ID || again.ID == "" {
+		t.Errorf("the note was sent again as %q after the refusal of %q; want new MedCom ids", again.ID, first.ID)
+	}
+	if again.To.GLN != gpOster.GLN || again.Format != medcompeer.FormatFHIRXML || !strings.Contains(again.Text, "udskrevet") {
+		t.Errorf("the note sent again reached GLN %s as %s, text %q; want the same note to Østergade in XML", again.To.GLN, again.Format, again.Text)
+	}
+	w.eventually("the positive acknowledgement in the note's journey", func() bool {
+		return positiveAck(coordinator.SeesAcknowledgement(note).Code)
+	})
+	w.eventually("the queue empty at the GP", func() bool { return len(coordinator.ParkedAt("gp", note)) == 0 })
+	time.Sleep(300 * time.Millisecond)
+	if n := len(w.gp(gpOster).Received()); n != 2 {
+		t.Errorf("Lægerne i Østergade got %d letters; want the refused note and the one sent again", n)
+	}
+}
