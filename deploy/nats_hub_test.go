@@ -30,21 +30,7 @@ import (
 // returns its URL and the hub user's key.
 func shippedNode(t *testing.T) (string, nkeys.KeyPair) {
 	t.Helper()
-	hubKey, err := nkeys.CreateUser()
-	if err != nil {
-		t.Fatal(err)
-	}
-	hubPub, _ := hubKey.PublicKey()
-	for _, env := range natsUsers {
-		pub := hubPub
-		if env != "NATS_HUB_NKEY" {
-			kp, _ := nkeys.CreateUser()
-			pub, _ = kp.PublicKey()
-		}
-		t.Setenv(env, pub)
-	}
-	t.Setenv("NATS_JS_KEY", testJSKey)
-	dir := shippedConfigs(t)
+	dir, users := shippedConfigs(t)
 	o, err := server.ProcessConfigFile(filepath.Join(dir, "nats-1.conf"))
 	if err != nil {
 		t.Fatal(err)
@@ -52,7 +38,7 @@ func shippedNode(t *testing.T) (string, nkeys.KeyPair) {
 	o.Cluster, o.Routes, o.RoutesStr = server.ClusterOpts{}, nil, ""
 	o.TLS, o.TLSConfig, o.TLSVerify = false, nil, false
 	o.Host, o.Port, o.HTTPHost, o.HTTPPort = "127.0.0.1", -1, "", 0
-	return natstest.Start(t, o).ClientURL(), hubKey
+	return natstest.Start(t, o).ClientURL(), users["NATS_HUB_NKEY"]
 }
 
 // provisionAsTheHub provisions the hub's streams and buckets on a

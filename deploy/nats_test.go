@@ -25,26 +25,15 @@ var natsUsers = []string{"NATS_HUB_NKEY", "NATS_OPS_NKEY", "NATS_BACKUP_NKEY", "
 // are copied to a temporary folder with only the certificate and store paths
 // pointed there, because the parser loads the certificates it names.
 func TestNATSClusterConfig(t *testing.T) {
-	keys := map[string]string{}
-	for _, env := range natsUsers {
-		kp, err := nkeys.CreateUser()
-		if err != nil {
-			t.Fatal(err)
-		}
-		pub, err := kp.PublicKey()
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Setenv(env, pub)
-		keys[env] = pub
-	}
-	t.Setenv("NATS_JS_KEY", testJSKey)
-
 	confs, err := filepath.Glob("nats/*.conf")
 	if err != nil || len(confs) != 3 {
 		t.Fatalf("want nats-1.conf..nats-3.conf, found %v (%v)", confs, err)
 	}
-	dir := shippedConfigs(t)
+	dir, users := shippedConfigs(t)
+	keys := map[string]string{}
+	for env, kp := range users {
+		keys[env], _ = kp.PublicKey()
+	}
 
 	for i, conf := range confs {
 		t.Run(filepath.Base(conf), func(t *testing.T) {
@@ -59,9 +48,22 @@ func TestNATSClusterConfig(t *testing.T) {
 
 // shippedConfigs copies deploy/nats into a temporary folder with the
 // certificate and store paths pointed there (the parser loads the
-// certificates it names) and returns the folder.
-func shippedConfigs(t *testing.T) string {
+// certificates it names), sets the environment the configuration reads (a
+// new NKey per service user, the at-rest key), and returns the folder and
+// the users' keys by environment variable.
+func shippedConfigs(t *testing.T) (string, map[string]nkeys.KeyPair) {
 	t.Helper()
+	users := map[string]nkeys.KeyPair{}
+	for _, env := range natsUsers {
+		kp, err := nkeys.CreateUser()
+		if err != nil {
+			t.Fatal(err)
+		}
+		pub, _ := kp.PublicKey()
+		t.Setenv(env, pub)
+		users[env] = kp
+	}
+	t.Setenv("NATS_JS_KEY", testJSKey)
 	dir := t.TempDir()
 	tlsDir := filepath.Join(dir, "tls")
 	writeTestCerts(t, tlsDir)
@@ -77,7 +79,7 @@ func shippedConfigs(t *testing.T) string {
 			t.Fatal(err)
 		}
 	}
-	return dir
+	return dir, users
 }
 
 func checkNATSOptions(t *testing.T, o *server.Options, node int, keys map[string]string) {

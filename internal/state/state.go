@@ -1,6 +1,7 @@
 // Package state names the outcomes and the scanned entries of the
-// adapters' durable key/value state (adapters.StateStore) so that its implementation in the broker and
-// the adapters that use it agree on them without importing each other.
+// adapters' durable key/value state (adapters.StateStore), so that its
+// implementation in the broker and the adapters that use it agree on them
+// without importing each other.
 package state
 
 import "errors"

@@ -17,7 +17,7 @@ import (
 // by the adapter instance so adapters cannot see each other's state.
 type StateStore struct {
 	kv     jetstream.KeyValue
-	stream jetstream.Stream // the bucket's, for Delete
+	stream jetstream.Stream // the bucket's, for Delete and Scan
 	prefix string
 }
 
