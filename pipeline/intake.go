@@ -246,7 +246,7 @@ func (p *ingest) stage(ctx context.Context, i int, it adapters.Item) (st staged,
 // commit stores run: one atomic batch (one fsync), or, for a single
 // letter or a batch the stream refused, one publish per letter.
 //
-// What nats-server (v2.15.2: stream.go processJetStreamAtomicBatchMsg,
+// What nats-server (v2.15.2 and .3: stream.go processJetStreamAtomicBatchMsg,
 // jetstream_batching.go checkMsgHeadersPreClusteredProposal) allows in an
 // atomic batch, and so what a batch message carries: Nats-Msg-Id (a copy
 // in the de-duplication window, or an id twice in the batch, refuses the
