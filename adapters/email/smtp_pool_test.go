@@ -93,20 +93,27 @@ func TestSMTPSequentialLettersShareOneConnection(t *testing.T) {
 }
 
 func TestSMTPConcurrentDeliveries(t *testing.T) {
-	for _, maxConns := range []int{0, 2} {
-		t.Run(fmt.Sprintf("max_conns=%d", maxConns), func(t *testing.T) { concurrentDeliveries(t, maxConns) })
+	for _, c := range []struct{ maxConns, maxIdle int }{{0, 16}, {0, 4}, {2, 4}} {
+		t.Run(fmt.Sprintf("max_conns=%d,max_idle_conns=%d", c.maxConns, c.maxIdle), func(t *testing.T) {
+			concurrentDeliveries(t, c.maxConns, c.maxIdle)
+		})
 	}
 }
 
-// concurrentDeliveries sends 50 letters from 16 goroutines. Without a
-// connection limit the server sees at most the kept sessions plus the
-// concurrency; with max_conns it never sees more than that many
-// connections, and, every session being kept, no more in total.
-func concurrentDeliveries(t *testing.T, maxConns int) {
+// concurrentDeliveries sends 50 letters from 16 goroutines, each letter
+// once. What bounds the connections the server sees:
+//   - with max_conns, never more than that many, and, every session being
+//     kept (max_idle_conns is cut to max_conns), no more in total;
+//   - with room to keep every session, no more in total than the
+//     deliveries at once: a session is dialled only when none is idle;
+//   - with fewer kept than the deliveries at once, the surplus is closed as
+//     it comes back, so a later burst dials again: no more than one
+//     connection per letter, and only the kept ones stay open.
+func concurrentDeliveries(t *testing.T, maxConns, maxIdle int) {
 	srv, ca := startPoolServer(t, mailtest.SMTPImplicit)
 	cfg := smtpCfg(srv, ca, "implicit")
 	cfg["max_conns"] = maxConns
-	cfg["max_idle_conns"] = 4
+	cfg["max_idle_conns"] = maxIdle
 	sink := newSink(t, cfg, newMemState())
 	defer sink.Close()
 	const letters, workers = 50, 16
@@ -132,22 +139,27 @@ func concurrentDeliveries(t *testing.T, maxConns int) {
 		t.Error(err)
 	}
 	ids := map[string]bool{}
-	for _, m := range srv.Messages() {
+	msgs := srv.Messages()
+	for _, m := range msgs {
 		pm := parseMail(t, m.Data)
 		ids[pm.header.Get("Message-Id")] = true
 	}
-	if len(ids) != letters {
-		t.Errorf("server has %d distinct messages, want %d", len(ids), letters)
+	if len(ids) != letters || len(msgs) != letters {
+		t.Errorf("server has %d messages, %d distinct, want %d of each", len(msgs), len(ids), letters)
 	}
-	limit := 4 + workers
-	if maxConns > 0 {
-		limit = maxConns
+	kept := maxIdle
+	limit := letters
+	switch {
+	case maxConns > 0:
+		kept, limit = min(maxIdle, maxConns), maxConns
+	case maxIdle >= workers:
+		limit = workers
 	}
 	if c := srv.Connections(); c > limit {
 		t.Errorf("server saw %d connections, want at most %d", c, limit)
 	}
 	// The server closes its side just after answering QUIT, so wait.
-	waitFor(t, "at most the kept connections to stay open", func() bool { return srv.OpenConnections() <= min(4, limit) })
+	waitFor(t, "at most the kept connections to stay open", func() bool { return srv.OpenConnections() <= kept })
 }
 
 // A server that ends idle connections (its own idle timeout, a restart)
