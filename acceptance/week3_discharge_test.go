@@ -14,16 +14,8 @@ import (
 // sends it on to that GP (never back to the council). The GP's system
 // refuses it, and the coordinator sees the refusal in the letter's journey.
 func TestWeek3ChildPsychiatryDischargesToTheGP(t *testing.T) {
-	w := newWorld(t)
-	cases, coordinator, region := w.caseSystem(), w.coordinator(), w.region()
-	w.expectLetters(bruno, gpOster)
-	brunoRef := w.gp(gpOster).Refers(bruno, fhirXML)
-	cases.Files(brunoRef.ID)
-	coordinator.RecordsConsent(bruno, letter.ScopeGP)
-
-	region.Knows(bruno, &gpOster)
-	w.gp(gpOster).RefusesNext("Patienten er ikke tilmeldt praksis")
-	note := region.SendsDischargeNote(bruno, gpOster, "Bruno er udskrevet fra børne- og ungdomspsykiatrien. Opfølgning hos egen læge om en måned.")
+	w, note := dischargeTheGPRefuses(t)
+	cases, coordinator := w.caseSystem(), w.coordinator()
 
 	doc := cases.Files(note)
 	if k := cases.CaseOf(bruno); doc.CaseID != k.ID || doc.Letter.Kind != string(letter.KindDischargeNote) {
@@ -67,16 +59,8 @@ func TestWeek3ChildPsychiatryDischargesToTheGP(t *testing.T) {
 // repeat) and accepts it. The GP ends up with the refused letter and the
 // accepted one, nothing more, and nothing waits in the queue.
 func TestWeek3ARefusedDischargeIsSentAgainOnReplay(t *testing.T) {
-	w := newWorld(t)
-	cases, coordinator, region := w.caseSystem(), w.coordinator(), w.region()
-	w.expectLetters(bruno, gpOster)
-	brunoRef := w.gp(gpOster).Refers(bruno, fhirXML)
-	cases.Files(brunoRef.ID)
-	coordinator.RecordsConsent(bruno, letter.ScopeGP)
-
-	region.Knows(bruno, &gpOster)
-	w.gp(gpOster).RefusesNext("Patienten er ikke tilmeldt praksis")
-	note := region.SendsDischargeNote(bruno, gpOster, "Bruno er udskrevet fra børne- og ungdomspsykiatrien. Opfølgning hos egen læge om en måned.")
+	w, note := dischargeTheGPRefuses(t)
+	cases, coordinator := w.caseSystem(), w.coordinator()
 	cases.Files(note)
 	first := w.gp(gpOster).Receives(bruno, note, 1)[0]
 	refused := coordinator.FindsParked("gp", note)
@@ -104,4 +88,21 @@ func TestWeek3ARefusedDischargeIsSentAgainOnReplay(t *testing.T) {
 	if n := len(w.gp(gpOster).Received()); n != 2 {
 		t.Errorf("Lægerne i Østergade got %d letters; want the refused note and the one sent again", n)
 	}
+}
+
+// dischargeTheGPRefuses is week 3 up to the discharge: Østergade refers
+// Bruno, the case system files the referral, the coordinator records
+// consent for his GP, and the region discharges him with a note to that
+// GP, whose system is set to refuse the next letter. It returns the note.
+func dischargeTheGPRefuses(t *testing.T) (*world, string) {
+	w := newWorld(t)
+	cases, coordinator, region := w.caseSystem(), w.coordinator(), w.region()
+	w.expectLetters(bruno, gpOster)
+	brunoRef := w.gp(gpOster).Refers(bruno, fhirXML)
+	cases.Files(brunoRef.ID)
+	coordinator.RecordsConsent(bruno, letter.ScopeGP)
+
+	region.Knows(bruno, &gpOster)
+	w.gp(gpOster).RefusesNext("Patienten er ikke tilmeldt praksis")
+	return w, region.SendsDischargeNote(bruno, gpOster, "Bruno er udskrevet fra børne- og ungdomspsykiatrien. Opfølgning hos egen læge om en måned.")
 }
