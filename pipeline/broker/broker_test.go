@@ -104,7 +104,7 @@ func TestOnlyTheJourneyPersistsAsync(t *testing.T) {
 
 // twoStateStores provisions a broker and opens the state of two adapter
 // instances, medcom and casesys.
-func twoStateStores(t *testing.T) (*broker.Broker, *broker.StateStore, *broker.StateStore) {
+func twoStateStores(t testing.TB) (*broker.Broker, *broker.StateStore, *broker.StateStore) {
 	t.Helper()
 	b := open(t)
 	ctx := context.Background()
@@ -173,9 +173,10 @@ func TestStateStore(t *testing.T) {
 }
 
 // Scan gives the last value of every key under a prefix, its own
-// instance's only, and none of the deleted ones.
+// instance's only, and none of the deleted ones, whether purged or marked
+// deleted (as earlier versions did), and leaves no consumer behind.
 func TestStateStoreScan(t *testing.T) {
-	_, a, other := twoStateStores(t)
+	b, a, other := twoStateStores(t)
 	ctx := context.Background()
 	if got, err := a.Scan(ctx, "pending."); err != nil || len(got) != 0 {
 		t.Fatalf("empty scan: %v %v", got, err)
@@ -192,6 +193,14 @@ func TestStateStoreScan(t *testing.T) {
 	want["pending.007"] = "v2"
 	_ = a.Delete(ctx, "pending.100")
 	delete(want, "pending.100")
+	kv, err := b.JS.KeyValue(ctx, broker.BucketState)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kv.Delete(ctx, "medcom.pending.200"); err != nil { // a marker
+		t.Fatal(err)
+	}
+	delete(want, "pending.200")
 	_, _ = a.Put(ctx, "pendingx", []byte("not under the prefix"))
 	_, _ = a.Put(ctx, "sent.1", []byte("not under the prefix"))
 	_, _ = other.Put(ctx, "pending.999", []byte("another instance's"))
@@ -217,6 +226,13 @@ func TestStateStoreScan(t *testing.T) {
 		if _, err := a.Scan(ctx, bad); err == nil {
 			t.Errorf("prefix %q accepted", bad)
 		}
+	}
+	st, err := b.JS.Stream(ctx, "KV_"+broker.BucketState)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, err := st.Info(ctx); err != nil || info.State.Consumers != 0 {
+		t.Errorf("the bucket's stream has consumers after the scans: %v %v", info, err)
 	}
 }
 

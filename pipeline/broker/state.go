@@ -16,8 +16,9 @@ import (
 // in the package's tests) on a JetStream KV bucket, with every key prefixed
 // by the adapter instance so adapters cannot see each other's state.
 type StateStore struct {
+	js     jetstream.JetStream
 	kv     jetstream.KeyValue
-	stream jetstream.Stream // the bucket's, for Delete and Scan
+	stream jetstream.Stream // the bucket's, for Delete
 	prefix string
 }
 
@@ -31,7 +32,7 @@ func NewStateStore(ctx context.Context, js jetstream.JetStream, instance string)
 	if err != nil {
 		return nil, fmt.Errorf("state bucket: %w", err)
 	}
-	return &StateStore{kv: kv, stream: st, prefix: instance + "."}, nil
+	return &StateStore{js: js, kv: kv, stream: st, prefix: instance + "."}, nil
 }
 
 func (s *StateStore) key(k string) (string, error) {
@@ -102,34 +103,48 @@ func (s *StateStore) Delete(ctx context.Context, k string) error {
 	return s.stream.Purge(ctx, jetstream.WithPurgeSubject("$KV."+BucketState+"."+key))
 }
 
-// Scan lists the keys under prefix from the bucket stream's subjects and
-// reads each. A watcher would be one call, but it ends on the server's
+// Scan reads the last value of every key under prefix through one
+// consumer on the bucket's stream (Scan in scan.go): a few requests
+// however many keys, where a Get per key costs a round trip each, on a
+// cluster a network one. Not nats.go's KV watcher: it ends on the server's
 // count of what it will deliver, and a key purged (Delete) between that
-// count and the delivery is never delivered: the watcher then waits for
-// ever, and with it the adapter's loop.
+// count and the delivery is never delivered, so the watcher waits for
+// ever, and with it the adapter's loop. Scan's fetch ends on a short wait
+// instead.
 func (s *StateStore) Scan(ctx context.Context, prefix string) ([]state.Entry, error) {
 	if prefix != "" && (!strings.HasSuffix(prefix, ".") || strings.ContainsAny(prefix, " *>\t\r\n")) {
 		return nil, fmt.Errorf("state prefix %q: must be empty or keys' first tokens ending in a dot", prefix)
 	}
-	subjects := "$KV." + BucketState + "."
-	info, err := s.stream.Info(ctx, jetstream.WithSubjectFilter(subjects+s.prefix+prefix+">"))
+	subjects := "$KV." + BucketState + "." + s.prefix
+	var out []state.Entry
+	var bad error
+	err := Scan(ctx, s.js, "KV_"+BucketState, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{subjects + prefix + ">"},
+		DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
+	}, 0, func(m jetstream.Msg) bool {
+		if op := m.Headers().Get(kvOperationHeader); op == "DEL" || op == "PURGE" {
+			return true // a delete marker of earlier versions
+		}
+		md, err := m.Metadata()
+		if err != nil {
+			bad = fmt.Errorf("state scan: %w", err)
+			return false
+		}
+		out = append(out, state.Entry{Key: strings.TrimPrefix(m.Subject(), subjects), Value: m.Data(), Revision: md.Sequence.Stream})
+		return true
+	})
+	if err == nil {
+		err = bad
+	}
 	if err != nil {
 		return nil, err
 	}
-	out := make([]state.Entry, 0, len(info.State.Subjects))
-	for subj := range info.State.Subjects {
-		key := strings.TrimPrefix(subj, subjects)
-		e, err := s.kv.Get(ctx, key)
-		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
-			continue // deleted since, or a delete marker of earlier versions
-		}
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, state.Entry{Key: strings.TrimPrefix(key, s.prefix), Value: e.Value(), Revision: e.Revision()})
-	}
 	return out, nil
 }
+
+// kvOperationHeader marks a KV delete or purge message (nats.go's
+// unexported kvop header, part of the KV protocol: ADR-8).
+const kvOperationHeader = "KV-Operation"
 
 // IsConflict reports whether a key-value write failed because the key's
 // revision was not the one given (Update) or the key exists (Create). A
