@@ -57,6 +57,7 @@ func exercise(t *testing.T, data []byte) {
 func FuzzFHIRJSON(f *testing.F) {
 	seed(f, "Bundle-*.json")
 	seed(f, "samhub/*.json")
+	seed(f, "verified/*.json")
 	f.Add([]byte(`{"resourceType":"Bundle","entry":[{"resource":{"resourceType":"MessageHeader"}}]}`))
 	f.Fuzz(exercise)
 }
@@ -64,6 +65,7 @@ func FuzzFHIRJSON(f *testing.F) {
 func FuzzFHIRXML(f *testing.F) {
 	seed(f, "Bundle-*.xml")
 	seed(f, "samhub/*.xml")
+	seed(f, "verified/*.xml")
 	f.Add([]byte(`<Bundle xmlns="http://hl7.org/fhir"><entry><resource><MessageHeader/></resource></entry></Bundle>`))
 	f.Fuzz(exercise)
 }

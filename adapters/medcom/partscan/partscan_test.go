@@ -206,11 +206,12 @@ func TestCorruptBase64IsReportedOnMeasure(t *testing.T) {
 	}
 }
 
-// MedCom's own examples come through byte for byte.
+// MedCom's own examples and vendors' letters come through byte for byte.
 func TestMedComExamplesAreKept(t *testing.T) {
 	files, _ := filepath.Glob("../../../testdata/medcom/fhir/*.*")
 	more, _ := filepath.Glob("../../../testdata/medcom/fhir/golden/*")
-	files = append(files, more...)
+	verified, _ := filepath.Glob("../../../testdata/medcom/fhir/verified/*")
+	files = append(append(files, more...), verified...)
 	if len(files) < 10 {
 		t.Fatalf("found %d examples", len(files))
 	}
