@@ -881,3 +881,65 @@ func TestHandledFilesLeaveProcessedAfterProcessedMaxAge(t *testing.T) {
 		})
 	}
 }
+
+// Letters written by vendors' systems (testdata/medcom/fhir/verified) go
+// through the drop folder as MedCom's examples do: each is published once
+// and answered ok, in its own encoding, from the receiver it was addressed
+// to; the 4.0-profile letter goes to error/ with a fatal-error answer that
+// names the definition.
+func TestVendorLettersThroughTheDropFolder(t *testing.T) {
+	e := newEnv(t)
+	a := fhirAdapter(t, e, OutFHIRXML)
+	pub := newPub()
+	files, _ := filepath.Glob(filepath.Join(testdata, "fhir", "verified", "*"))
+	if len(files) < 7 {
+		t.Fatalf("found %d vendor letters", len(files))
+	}
+	sent := map[string]*fhirmsg.Message{} // by MessageHeader id
+	for _, f := range files {
+		data := readFile(t, "fhir/verified/"+filepath.Base(f))
+		e.drop(t, filepath.Base(f), data)
+		if m, err := fhirmsg.Parse(data, xmlsafe.DefaultLimits()); err == nil && fhirmsg.Validate(m) == nil {
+			sent[m.HeaderID] = m
+		}
+	}
+	a.Poll(context.Background(), pub)
+	if len(pub.letters) != len(files)-1 || len(sent) != len(files)-1 {
+		t.Fatalf("published %d letters (%v) of %d valid files; error/ %v", len(pub.letters), pub.ids(), len(sent), e.files(t, "error"))
+	}
+	for _, l := range pub.letters {
+		if sent[l.ID] == nil || l.Format != fhirmsg.FormatCareCommunication {
+			t.Errorf("published %s (%s), not one of the vendors' letters", l.ID, l.Format)
+		}
+	}
+	answered := map[string]bool{}
+	var fatal int
+	for _, name := range e.files(t, "out") {
+		ack, err := fhirmsg.Parse(e.read(t, "out", name), xmlsafe.DefaultLimits())
+		if err != nil || ack.Response == nil {
+			t.Fatalf("out/%s: %v", name, err)
+		}
+		if ack.Response.Code == fhirmsg.AckFatalError {
+			fatal++
+			if len(ack.Response.Issues) == 0 || !strings.Contains(ack.Response.Issues[0].Details, "definition") {
+				t.Errorf("the 4.0 letter's answer says %+v; want the definition named", ack.Response.Issues)
+			}
+			continue
+		}
+		m := sent[ack.Response.Identifier]
+		switch {
+		case ack.Response.Code != fhirmsg.AckOK || m == nil:
+			t.Errorf("out/%s answers %s with %s", name, ack.Response.Identifier, ack.Response.Code)
+		case ack.Sender.GLN != m.Receiver.GLN || ack.Receiver.GLN != m.Sender.GLN || ack.Encoding != m.Encoding:
+			t.Errorf("the answer to %s goes from %s to %s in %s; want from %s to %s in %s", m.HeaderID, ack.Sender.GLN, ack.Receiver.GLN, ack.Encoding, m.Receiver.GLN, m.Sender.GLN, m.Encoding)
+		default:
+			answered[m.HeaderID] = true
+		}
+	}
+	if len(answered) != len(sent) || fatal != 1 {
+		t.Errorf("%d of %d letters answered ok, %d refusals; want all and one", len(answered), len(sent), fatal)
+	}
+	if errs := e.files(t, "error"); len(errs) != 2 || !slices.Contains(errs, "v4-Flow3-CareCommunication_Ex_to_OIOXML.xml") {
+		t.Errorf("error/ holds %v; want the 4.0 letter and its note", errs)
+	}
+}
