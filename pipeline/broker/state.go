@@ -117,6 +117,7 @@ func (s *StateStore) Scan(ctx context.Context, prefix string) ([]state.Entry, er
 	}
 	subjects := "$KV." + BucketState + "." + s.prefix
 	var out []state.Entry
+	at := map[string]int{} // key → its index in out
 	var bad error
 	err := Scan(ctx, s.js, "KV_"+BucketState, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{subjects + prefix + ">"},
@@ -130,7 +131,15 @@ func (s *StateStore) Scan(ctx context.Context, prefix string) ([]state.Entry, er
 			bad = fmt.Errorf("state scan: %w", err)
 			return false
 		}
-		out = append(out, state.Entry{Key: strings.TrimPrefix(m.Subject(), subjects), Value: m.Data(), Revision: md.Sequence.Stream})
+		e := state.Entry{Key: strings.TrimPrefix(m.Subject(), subjects), Value: m.Data(), Revision: md.Sequence.Stream}
+		// A key purged during the scan can let a write made since in under
+		// the count, so a key could come twice: the newer, later, wins.
+		if i, ok := at[e.Key]; ok {
+			out[i] = e
+			return true
+		}
+		at[e.Key] = len(out)
+		out = append(out, e)
 		return true
 	})
 	if err == nil {
