@@ -19,9 +19,15 @@ type parseSpeed struct {
 	Ratio           float64 `json:"ratio"` // etree time ÷ parse+validate time: the share of bare read speed reached
 }
 
+// parseRounds alternates the two measurements, and each keeps its fastest
+// round: on a shared machine the two halves of one pair can run at
+// different speeds (seen: 80 % in one run, 83–84 % in others), and a
+// slowdown only ever adds time, so the fastest round is the code's cost.
+const parseRounds = 5
+
 func measureParse(data []byte) parseSpeed {
 	lim := xmlsafe.DefaultLimits()
-	full := testing.Benchmark(func(b *testing.B) {
+	full := func(b *testing.B) {
 		for b.Loop() {
 			m, err := oioxml.Parse(data, lim)
 			if err != nil {
@@ -33,17 +39,26 @@ func measureParse(data []byte) parseSpeed {
 				}
 			}
 		}
-	})
-	bare := testing.Benchmark(func(b *testing.B) {
+	}
+	bare := func(b *testing.B) {
 		for b.Loop() {
 			if err := etree.NewDocument().ReadFromBytes(data); err != nil {
 				b.Fatal(err)
 			}
 		}
-	})
-	p := parseSpeed{ParseValidateUS: float64(full.NsPerOp()) / 1000, EtreeReadUS: float64(bare.NsPerOp()) / 1000}
-	if full.NsPerOp() > 0 {
-		p.Ratio = float64(bare.NsPerOp()) / float64(full.NsPerOp())
+	}
+	var fullNs, bareNs int64
+	for range parseRounds {
+		if ns := testing.Benchmark(full).NsPerOp(); fullNs == 0 || ns < fullNs {
+			fullNs = ns
+		}
+		if ns := testing.Benchmark(bare).NsPerOp(); bareNs == 0 || ns < bareNs {
+			bareNs = ns
+		}
+	}
+	p := parseSpeed{ParseValidateUS: float64(fullNs) / 1000, EtreeReadUS: float64(bareNs) / 1000}
+	if fullNs > 0 {
+		p.Ratio = float64(bareNs) / float64(fullNs)
 	}
 	return p
 }
