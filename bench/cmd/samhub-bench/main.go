@@ -407,7 +407,8 @@ func gitCommit(repo string) string {
 		return "unknown"
 	}
 	c := strings.TrimSpace(string(out))
-	if d, _ := exec.Command("git", "-C", repo, "status", "--porcelain", "--untracked-files=no", "--", "pipeline", "bench", "adapters", "internal").Output(); len(d) > 0 {
+	// The results a run writes are no change to the code measured.
+	if d, _ := exec.Command("git", "-C", repo, "status", "--porcelain", "--untracked-files=no", "--", "pipeline", "bench", "adapters", "internal", ":!bench/results").Output(); len(d) > 0 {
 		c += "+dirty"
 	}
 	return c
