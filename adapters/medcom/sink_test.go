@@ -549,13 +549,8 @@ func (h *hookedState) Update(ctx context.Context, key string, v []byte, rev uint
 func TestTheOutboxNamesALetterBeforeItsFileAppears(t *testing.T) {
 	e := newEnv(t)
 	w := &writeWatch{memState: e.state, t: t, dir: e.dir}
-	st := &hookedState{memState: e.state, onWrite: func(key string, _ []byte) { w.check(key) }}
-	cfg := map[string]any{"dir": e.dir, "self": map[string]any{"gln": "5790000000012", "sor": "123456789012345", "name": "Samrådet Odense"}}
-	inst, err := adapters.Build(TypeName, adapters.Deps{Name: "medcom", State: st, Metrics: e.reg, Now: e.clock.now, DataDir: filepath.Join(e.dir, "data")}, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := inst.(*Adapter).Deliver(context.Background(), xdisLetter()); err != nil {
+	a := e.adapterOn(t, &hookedState{memState: e.state, onWrite: func(key string, _ []byte) { w.check(key) }})
+	if _, err := a.Deliver(context.Background(), xdisLetter()); err != nil {
 		t.Fatal(err)
 	}
 	if w.n == 0 {
