@@ -1,10 +1,8 @@
 package deploy
 
 import (
-	"bufio"
 	"os"
 	"slices"
-	"strings"
 	"testing"
 
 	"go.yaml.in/yaml/v3"
@@ -14,21 +12,8 @@ import (
 // to run with `samhub config check` before the hub starts; deploy/check.sh
 // runs the unit's line for real against samhub.yaml beside it.
 func TestDeploymentsCheckTheirConfiguration(t *testing.T) {
-	f, err := os.Open("systemd/samhub.service")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var pre, start []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "ExecStartPre="); ok {
-			pre = strings.Fields(v)
-		}
-		if v, ok := strings.CutPrefix(sc.Text(), "ExecStart="); ok {
-			start = strings.Fields(v)
-		}
-	}
+	unit := unitSettings(t, "systemd/samhub.service")
+	pre, start := unit["ExecStartPre"], unit["ExecStart"]
 	if len(pre) != 4 || !slices.Equal(pre[:3], []string{"/usr/local/bin/samhub", "config", "check"}) || len(start) == 0 || pre[3] != start[len(start)-1] {
 		t.Errorf("ExecStartPre %q must be `samhub config check` of the file ExecStart %q serves", pre, start)
 	}
