@@ -207,6 +207,7 @@ type plannedAck struct {
 	data     []byte // nil when no acknowledgement is owed (minuspositivkvitt)
 	negative bool
 	rec      inRecord
+	with     []inRecord // the receipts of XBIN01 letters joined to this one
 }
 
 // planAcks builds the acknowledgements for in: one per distinct letter.
@@ -234,7 +235,12 @@ func planOIOXML(m *oioxml.Emessage, verr error, self Self, now time.Time) ([]pla
 	if oioxml.IsUnsupported(verr) {
 		code = oioxml.RefuseVersion
 	}
-	for _, ce := range m.Letters {
+	// XBIN01 letters are receipted like XDIS91 letters, each by its own id.
+	heads := m.Letters
+	for _, b := range m.Binaries {
+		heads = append(heads[:len(heads):len(heads)], b.ReceiptView())
+	}
+	for _, ce := range heads {
 		if ce.Sender.EAN == "" || ce.Identifier == "" || len([]rune(ce.Identifier)) > 14 {
 			continue // not addressable letter by letter; handled below
 		}
@@ -263,12 +269,12 @@ func planOIOXML(m *oioxml.Emessage, verr error, self Self, now time.Time) ([]pla
 		p.data, p.name = data, receiptName(opt.Type, opt.ReceiptID)
 		out = append(out, p)
 	}
-	if len(out) == 0 && verr != nil && len(m.Letters) > 0 && m.Envelope.Identifier != "" {
+	if len(out) == 0 && verr != nil && len(heads) > 0 && m.Envelope.Identifier != "" {
 		// No letter could be named: refuse the whole envelope.
 		id := "envelope:" + m.Envelope.Identifier
 		rid := oioxml.StableID(oioxml.NegativeReceipt + "|" + id)
 		var from []string
-		for _, ce := range m.Letters {
+		for _, ce := range heads {
 			from = append(from, ce.Receiver.EAN)
 		}
 		data, err := buildReceipt(m, oioxml.ReceiptOptions{Type: oioxml.NegativeReceipt, Now: now,

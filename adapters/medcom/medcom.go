@@ -86,6 +86,7 @@ type Config struct {
 	DefaultCategory string        `mapstructure:"default_category" default:"psychiatry-social-disability" doc:"CareCommunication category of letters that carry none: a code of MedCom's category list other than other. The council's letters are about a child's mental health and social circumstances (shared/domain/medcom.md §5.2)."`
 	Workers         int           `mapstructure:"workers" default:"16" doc:"How many inbox files are handled at once (1 to 256)."`
 	ProcessedMaxAge time.Duration `mapstructure:"processed_max_age" default:"2160h" doc:"How long a handled inbound file stays in processed/ before it is removed: it holds a child's letter, which the hub keeps for streams.letters_max_age (90 days by default). 0 keeps them for an archive of your own to take."`
+	BinaryWait      time.Duration `mapstructure:"binary_wait" default:"2m" doc:"How long an XDIS91 letter that names a file (a BIN reference) waits in in/ for the XBIN01 letter carrying it, and an XBIN01 letter for the letter naming its files, counted from when the file was written. Together, the letter is stored with its files; after the wait each goes on alone (the XBIN01 letter as a note of its own with its files), so nothing is lost. 0 joins only files taken in the same round."`
 	SettleTime      time.Duration `mapstructure:"settle_time" default:"2s" doc:"How long a file written in place in in/ must keep its size and modification time, with no writer holding it open, before it is taken. A file renamed into in/ (a VANS client's temporary name, then a rename) is taken at once."`
 }
 
@@ -114,6 +115,10 @@ type Adapter struct {
 	arrivals     arrivals               // what is known of the files in in/ (complete.go)
 	examining    weighted               // bytes of input being read and examined at once
 	sweep        sweeper                // when unfinished deliveries' files were last removed
+	// partnerWait holds, by file name in in/, until when a file waits
+	// for its XDIS91 or XBIN01 partner (binaries.go). The source's loop
+	// alone uses it.
+	partnerWait map[string]time.Time
 }
 
 var (
@@ -224,6 +229,9 @@ func (c *Config) Check() error {
 	}
 	if c.SettleTime <= 0 || c.SettleTime > time.Hour {
 		return &adapters.ConfigError{Key: "settle_time", Msg: "must be a duration between 1ms and 1h such as 2s"}
+	}
+	if c.BinaryWait < 0 || c.BinaryWait > 24*time.Hour {
+		return &adapters.ConfigError{Key: "binary_wait", Msg: "must be a duration between 0 and 24h such as 2m"}
 	}
 	if c.MaxBytes <= 0 {
 		return &adapters.ConfigError{Key: "max_bytes", Msg: "must be a positive number of bytes"}

@@ -1,12 +1,15 @@
 package medcom
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
+	"time"
 
 	"github.com/samhub/samhub/adapters"
 	"github.com/samhub/samhub/internal/failpoint"
@@ -40,6 +43,7 @@ func (a *Adapter) handleRound(ctx context.Context, pub adapters.Publisher, claim
 			p.close()
 		}
 	}()
+	a.joinBinaries(preps, time.Now()) // file times are the wall clock
 
 	ok := true
 	held := map[string]bool{} // threads with a file put back: their later files go back too
@@ -56,10 +60,23 @@ func (a *Adapter) handleRound(ctx context.Context, pub adapters.Publisher, claim
 	var later []*prepared           // refused copies of letters offered this round
 	var items []adapters.Item
 	var valid []*fileRound
+	// Threads with a file waiting for its XDIS91 or XBIN01 partner, and
+	// until when: their later files wait as long, and are read again with
+	// it (binaries.go).
+	waits := map[string]time.Time{}
 	for _, p := range preps {
+		if !p.waiting {
+			delete(a.partnerWait, p.name)
+		}
 		switch {
+		case held[p.thread] && !waits[p.thread].IsZero():
+			a.partnerWait[p.name] = waits[p.thread]
+			a.waitForPartner(p.name)
 		case held[p.thread]:
 			a.retryLater(p.name, errHeld)
+		case p.waiting:
+			held[p.thread], waits[p.thread] = true, a.partnerWait[p.name]
+			a.waitForPartner(p.name)
 		case p.err != nil:
 			putBack(p, p.err)
 		case p.reject != "":
@@ -90,7 +107,15 @@ func (a *Adapter) handleRound(ctx context.Context, pub adapters.Publisher, claim
 		results = adapters.PublishBatch(ctx, pub, items)
 		failpoint.Kill(failpoint.MedComPublished)
 	}
-	var done []string // answered, to move to processed/ once out/ is durable
+	// A file whose XBIN01 letter another letter took is answered after
+	// that letter (its receipt is kept in the letter's record) and moved
+	// before it: a crash between the moves leaves the letter, which is
+	// answered again from the stored letter, never the XBIN01 letter
+	// alone, which would be stored a second time, on its own.
+	slices.SortStableFunc(valid, func(x, y *fileRound) int {
+		return cmp.Compare(len(x.p.joinedInto), len(y.p.joinedInto))
+	})
+	var done, doneFirst []string // answered, to move to processed/ once out/ is durable
 	for _, fr := range valid {
 		if held[fr.p.thread] {
 			a.retryLater(fr.p.name, errHeld)
@@ -101,7 +126,11 @@ func (a *Adapter) handleRound(ctx context.Context, pub adapters.Publisher, claim
 			putBack(fr.p, err)
 			continue
 		}
-		if !moved {
+		switch {
+		case moved:
+		case len(fr.p.joinedInto) > 0:
+			doneFirst = append(doneFirst, fr.p.name)
+		default:
 			done = append(done, fr.p.name)
 		}
 	}
@@ -110,6 +139,7 @@ func (a *Adapter) handleRound(ctx context.Context, pub adapters.Publisher, claim
 			putBack(p, err)
 		}
 	}
+	done = append(doneFirst, done...)
 	if len(done) == 0 {
 		return ok
 	}
@@ -186,6 +216,7 @@ func (pa *plannedAck) record() inRecord {
 		rec.AckName, rec.Ack = pa.name, pa.data
 	}
 	rec.Negative, rec.Key = pa.negative, pa.key
+	rec.With = pa.with
 	return rec
 }
 
@@ -243,6 +274,14 @@ func (a *Adapter) answer(ctx context.Context, pub adapters.Publisher, fr *fileRo
 		pa := &p.acks[i]
 		if rec := p.known[pa.key]; rec != nil {
 			replies[i] = a.repeat(pub, p.name, rec, true)
+			continue
+		}
+		if into, ok := p.joinedInto[pa.hubID]; ok {
+			rec := answerJoined(pa, into, given)
+			if rec == nil {
+				return false, errPartnerNotStored
+			}
+			replies[i] = reply{name: rec.AckName, data: rec.Ack}
 			continue
 		}
 		r, published := byID[pa.hubID]

@@ -48,12 +48,15 @@ func (a *Adapter) Deliver(ctx context.Context, l *letter.Letter) (adapters.Deliv
 	if err != nil {
 		return adapters.Delivery{}, err
 	}
-	data, ref, file, err := a.build(ctx, l, format, version, 0, now)
+	b, err := a.build(ctx, l, format, version, 0, now)
 	if err != nil {
 		return adapters.Delivery{}, err
 	}
-	if data.Len() > a.cfg.OutMaxBytes {
-		return adapters.Delivery{}, &adapters.TooLarge{Size: data.Len(), Limit: a.cfg.OutMaxBytes, Setting: "adapters." + a.name + ".out_max_bytes"}
+	ref, file := b.ref, b.file
+	for _, part := range []*body.Body{b.data, b.bin} {
+		if part != nil && part.Len() > a.cfg.OutMaxBytes {
+			return adapters.Delivery{}, &adapters.TooLarge{Size: part.Len(), Limit: a.cfg.OutMaxBytes, Setting: "adapters." + a.name + ".out_max_bytes"}
+		}
 	}
 	// Keep the letter for resends before it leaves, so a crash cannot lose it.
 	if err := a.keepCopy(ctx, l); err != nil {
@@ -77,7 +80,16 @@ func (a *Adapter) Deliver(ctx context.Context, l *letter.Letter) (adapters.Deliv
 	// A hidden file is removed only when no outbox entry can name it.
 	// The hidden file's name is made durable too: after a power cut, an
 	// outbox entry must not name a file that never existed.
-	staged, err := stageBody(ctx, a.out, file, data)
+	// An XBIN01 letter is staged beside its letter and put in place just
+	// before it, so the receiver finds the files when the letter arrives.
+	var binStaged string
+	if b.bin != nil {
+		binStaged, err = stageBody(ctx, a.out, b.binFile, b.bin)
+	}
+	var staged string
+	if err == nil {
+		staged, err = stageBody(ctx, a.out, file, b.data)
+	}
 	if err == nil {
 		err = syncDir(a.out)
 	}
@@ -87,7 +99,8 @@ func (a *Adapter) Deliver(ctx context.Context, l *letter.Letter) (adapters.Deliv
 		}
 		return adapters.Delivery{}, adapters.Retryable("medcom_write_failed", "could not write to the MedCom out directory", err)
 	}
-	earlier, err := a.addPending(ctx, &pending{Ref: ref, HubID: l.ID, Format: format, File: file, FirstSent: now, LastSent: now, Version: version, Staged: staged})
+	earlier, err := a.addPending(ctx, &pending{Ref: ref, HubID: l.ID, Format: format, File: file, FirstSent: now, LastSent: now, Version: version, Staged: staged,
+		BinaryRef: b.binRef, BinaryFile: b.binFile, BinaryStaged: binStaged})
 	if err != nil {
 		// The write may have landed all the same: the hidden file stays
 		// for the next try to find (or to remove, below, when it did not).
@@ -98,6 +111,11 @@ func (a *Adapter) Deliver(ctx context.Context, l *letter.Letter) (adapters.Deliv
 		// An earlier try of this delivery got the letter as far as the
 		// outbox: finish that one, write nothing of our own.
 		existing = true
+		if earlier.BinaryStaged != "" {
+			if err := putInPlace(a.out, earlier.BinaryStaged, earlier.BinaryFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return adapters.Delivery{}, adapters.Retryable("medcom_write_failed", "could not write to the MedCom out directory", err)
+			}
+		}
 		if earlier.Staged != "" {
 			if err := putInPlace(a.out, earlier.Staged, earlier.File); err == nil {
 				existing = false // it leaves now
@@ -106,27 +124,44 @@ func (a *Adapter) Deliver(ctx context.Context, l *letter.Letter) (adapters.Deliv
 			}
 		}
 		file = earlier.File
-	} else if err := putInPlace(a.out, staged, file); err != nil && !(errors.Is(err, fs.ErrNotExist) && earlier == nil) {
+	} else if err := a.placeBoth(binStaged, b.binFile, staged, file); err != nil && !(errors.Is(err, fs.ErrNotExist) && earlier == nil) {
 		// (Gone while our outbox entry names it is no failure: another
 		// replica's try found the entry and put it in place.)
 		if earlier != nil || a.forget(ctx, ref, l.ID, version) == nil {
 			_ = os.Remove(filepath.Join(a.out, staged))
+			if binStaged != "" {
+				_ = os.Remove(filepath.Join(a.out, binStaged))
+			}
 		}
 		return adapters.Delivery{}, adapters.Retryable("medcom_write_failed", "could not write to the MedCom out directory", err)
 	}
 	a.removeStaged(file)
+	if b.binFile != "" {
+		a.removeStaged(b.binFile)
+	}
 	failpoint.Kill(failpoint.MedComOutWritten)
 	rec = outRecord{Ref: ref, File: file, Format: format, At: now, Version: version}
-	b, _ := json.Marshal(rec)
+	rb, _ := json.Marshal(rec)
 	if found {
-		_, err = a.state.Update(ctx, key, b, rev)
+		_, err = a.state.Update(ctx, key, rb, rev)
 	} else {
-		_, err = a.state.Create(ctx, key, b)
+		_, err = a.state.Create(ctx, key, rb)
 	}
 	if err != nil && !errors.Is(err, adapters.ErrExists) && !errors.Is(err, adapters.ErrConflict) {
 		return adapters.Delivery{}, adapters.StateUnavailable("the hub's state store did not answer", err)
 	}
 	return adapters.Delivery{RemoteID: ref, Existing: existing}, nil
+}
+
+// placeBoth puts a staged XBIN01 letter (when there is one) and then its
+// letter in place.
+func (a *Adapter) placeBoth(binStaged, binFile, staged, file string) error {
+	if binStaged != "" {
+		if err := putInPlace(a.out, binStaged, binFile); err != nil {
+			return err
+		}
+	}
+	return putInPlace(a.out, staged, file)
 }
 
 // forget takes a letter whose file could not be written out of the
@@ -199,18 +234,28 @@ func (a *Adapter) formatFor(l *letter.Letter) (string, error) {
 // Letter/Identifier, FHIR MessageHeader.id) derives from l.ID and the
 // version, and never changes for resends; the envelope id
 // (Envelope/Identifier, Bundle.id) is new for every transmission.
-func (a *Adapter) build(ctx context.Context, l *letter.Letter, format string, v, n int, now time.Time) (data *body.Body, ref, file string, err error) {
+// built is a letter as written: its file, and for an XDIS91 letter with
+// files the XBIN01 letter carrying them, in a file of its own.
+type built struct {
+	data      *body.Body
+	ref, file string
+	bin       *body.Body // nil when there are no files
+	binFile   string
+	binRef    string // the XBIN01 letter's MedCom reference
+}
+
+func (a *Adapter) build(ctx context.Context, l *letter.Letter, format string, v, n int, now time.Time) (built, error) {
 	base := l.ID
 	if v > 0 {
 		base = fmt.Sprintf("%s|v%d", l.ID, v)
 	}
 	if len(l.To) != 1 {
-		return nil, "", "", adapters.Permanent("receiver_unresolved", "the delivery has no single resolved receiver", nil)
+		return built{}, adapters.Permanent("receiver_unresolved", "the delivery has no single resolved receiver", nil)
 	}
 	to := l.To[0]
 	reply, err := a.repliedTo(ctx, l)
 	if err != nil {
-		return nil, "", "", err
+		return built{}, err
 	}
 	// The party the letter answers, when it is the receiver: its own
 	// identifiers (e.g. an XDIS91 ydernummer) address it best.
@@ -236,12 +281,15 @@ func (a *Adapter) build(ctx context.Context, l *letter.Letter, format string, v,
 			self := oioxml.PartyFromLetter(letter.Party{GLN: a.cfg.Self.GLN, SOR: a.cfg.Self.SOR, Name: a.cfg.Self.Name})
 			opt.Sender = &self
 		}
+		// XDIS91 carries no file itself: the letter names its files in BIN
+		// references, and an XBIN01 letter of its own carries them.
+		opt.Files = oioxml.HasFiles(l)
 		x, err := oioxml.BuildLetter(l, opt)
 		if err != nil {
-			return nil, "", "", adapters.Permanent("medcom_cannot_build", "the letter cannot be written as XDIS91: "+oneLine(err), err)
+			return built{}, adapters.Permanent("medcom_cannot_build", "the letter cannot be written as XDIS91: "+oneLine(err), err)
 		}
-		data = &body.Body{}
-		data.Write(x)
+		b := built{data: &body.Body{}}
+		b.data.Write(x)
 		snd := a.cfg.Self.GLN
 		if snd == "" {
 			snd = l.Sender.GLN
@@ -251,7 +299,16 @@ func (a *Adapter) build(ctx context.Context, l *letter.Letter, format string, v,
 		if n > 0 {
 			suffix = fmt.Sprintf("-r%d", n)
 		}
-		return data, oioxml.LetterID(snd, id), "xdis91-" + id + suffix + ".xml", nil
+		b.ref, b.file = oioxml.LetterID(snd, id), "xdis91-"+id+suffix+".xml"
+		if opt.Files {
+			opt.EnvelopeID = oioxml.StableID(fmt.Sprintf("%s|xbin01-envelope|%d", base, n))
+			if b.bin, err = oioxml.WriteBinaryLetter(l, opt); err != nil {
+				return built{}, adapters.Permanent("medcom_cannot_build", "the letter's files cannot be written as XBIN01: "+oneLine(err), err)
+			}
+			bid := oioxml.BinaryLetterID(id)
+			b.binRef, b.binFile = oioxml.LetterID(snd, bid), "xbin01-"+bid+suffix+".xml"
+		}
+		return b, nil
 	default:
 		enc, ext := fhirmsg.EncodingXML, "xml"
 		if format == OutFHIRJSON {
@@ -278,9 +335,9 @@ func (a *Adapter) build(ctx context.Context, l *letter.Letter, format string, v,
 		}
 		data, hid, err := fhirmsg.WriteCareCommunication(a.forFHIR(l), opt)
 		if err != nil {
-			return nil, "", "", adapters.Permanent("medcom_cannot_build", "the letter cannot be written as a FHIR CareCommunication: "+oneLine(err), err)
+			return built{}, adapters.Permanent("medcom_cannot_build", "the letter cannot be written as a FHIR CareCommunication: "+oneLine(err), err)
 		}
-		return data, hid, "fhir-" + opt.BundleID + "." + ext, nil
+		return built{data: data, ref: hid, file: "fhir-" + opt.BundleID + "." + ext}, nil
 	}
 }
 
@@ -437,6 +494,9 @@ func (a *Adapter) CheckAcks(ctx context.Context) error {
 		if p.Staged != "" {
 			staged[p.Staged] = true
 		}
+		if p.BinaryStaged != "" {
+			staged[p.BinaryStaged] = true
+		}
 		if now.Sub(p.FirstSent) < a.cfg.AckTimeout {
 			continue
 		}
@@ -481,16 +541,21 @@ func (a *Adapter) resend(ctx context.Context, ref string, p pending, now time.Ti
 	if format == "" { // outboxes written before formats were per receiver
 		format = a.cfg.OutFormat
 	}
-	data, _, file, err := a.build(ctx, l, format, p.Version, n, now)
+	b, err := a.build(ctx, l, format, p.Version, n, now)
 	if err != nil {
 		return err
 	}
-	if err := writeBody(ctx, a.out, file, data); err != nil {
+	if b.bin != nil {
+		if err := writeBody(ctx, a.out, b.binFile, b.bin); err != nil {
+			return err
+		}
+	}
+	if err := writeBody(ctx, a.out, b.file, b.data); err != nil {
 		return err
 	}
 	a.log.Info("medcom: letter resent without acknowledgement", "letter_id", p.HubID, "resend", n)
 	return a.changePending(ctx, ref, func(q *pending) bool {
-		q.Resends, q.LastSent, q.File = n, now, file
+		q.Resends, q.LastSent, q.File, q.BinaryFile = n, now, b.file, b.binFile
 		return true
 	})
 }

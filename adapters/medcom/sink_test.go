@@ -815,19 +815,26 @@ func TestAnyReplicaResendsWhatAnotherDelivered(t *testing.T) {
 	if _, err := delivering.Deliver(ctx, l); err != nil {
 		t.Fatal(err)
 	}
-	// (XDIS91 carries no files, but the copy keeps the letter whole.)
+	// The copy keeps the letter whole, its file too: a resend writes the
+	// XBIN01 letter carrying it again.
 	if ents, _ := os.ReadDir(filepath.Join(e.dir, ".samhub", "sent")); len(ents) != 2 {
 		t.Fatalf("copies %v, want the letter's and its attachment's", ents)
 	}
-	first := e.files(t, "out")[0]
-	sent := parseOut(t, e.read(t, "out", first))
+	id := oioxml.StableID("casesys:sag-4711:brev-3")
+	bin := oioxml.BinaryLetterID(id)
+	sent := parseOut(t, e.read(t, "out", "xdis91-"+id+".xml"))
 	e.clock.add(31 * time.Minute)
 	if err := checking.CheckAcks(ctx); err != nil {
 		t.Fatal(err)
 	}
-	id := oioxml.StableID("casesys:sag-4711:brev-3")
-	if out := e.files(t, "out"); strings.Join(out, " ") != "xdis91-"+id+"-r1.xml xdis91-"+id+".xml" {
-		t.Fatalf("out/ %v, want the letter and its resend from the other replica", out)
+	if out := e.files(t, "out"); strings.Join(out, " ") != "xbin01-"+bin+"-r1.xml xbin01-"+bin+".xml xdis91-"+id+"-r1.xml xdis91-"+id+".xml" {
+		t.Fatalf("out/ %v, want the letter and its XBIN01 letter, and their resend from the other replica", out)
+	}
+	for _, name := range []string{"xbin01-" + bin + ".xml", "xbin01-" + bin + "-r1.xml"} {
+		m := parseOut(t, e.read(t, "out", name))
+		if len(m.Binaries) != 1 || !bytes.Equal(m.Binaries[0].Objects[0].Data, pdf) {
+			t.Errorf("%s does not carry the letter's PDF", name)
+		}
 	}
 	receipt, err := oioxml.BuildReceipt(sent, oioxml.ReceiptOptions{Type: oioxml.PositiveReceipt, Letters: sent.Letters, Now: e.clock.now()})
 	if err != nil {

@@ -123,27 +123,47 @@ func (a *Adapter) poll(ctx context.Context, pub adapters.Publisher) round {
 	}
 	var claimed []string
 	var bytes int64
-	for i, f := range files {
-		if ctx.Err() != nil {
-			break
-		}
-		if i > 0 && bytes+f.size > a.memBudget() {
-			res.more = true
-			break
-		}
+	claim := func(f readyFile) {
 		// The rename claims the file: a writer's later rename onto the same
 		// name in in/ starts a new file, never a half-read one.
 		if err := os.Rename(filepath.Join(a.in, f.name), filepath.Join(a.processing, f.name)); err != nil {
 			if !errors.Is(err, fs.ErrNotExist) {
 				a.log.Error("medcom: cannot claim file", "file", f.name, "err", err)
 			}
-			continue
+			return
 		}
 		a.claimed(f.name)
 		claimed = append(claimed, f.name)
 		bytes += f.size
 	}
+	// A file waiting for its XDIS91 or XBIN01 partner is read again only
+	// with files that may be the partner, or when its wait is over.
+	// Files are claimed in arrival order, waiting ones among them.
+	now := time.Now() // file times are the wall clock
+	var take []readyFile
+	var size int64
+	fresh := false
+	for i, f := range files {
+		if i > 0 && size+f.size > a.memBudget() {
+			res.more = true
+			break
+		}
+		take = append(take, f)
+		size += f.size
+		if _, ok := a.waitingUntil(f.name, now); !ok {
+			fresh = true
+		}
+	}
+	for _, f := range take {
+		if !fresh || ctx.Err() != nil {
+			break
+		}
+		claim(f)
+	}
 	res.ok = a.handleRound(ctx, pub, claimed)
+	if d := a.nextPartnerDeadline(time.Now()); d > 0 && (res.next == 0 || d < res.next) {
+		res.next = d
+	}
 	if bytes >= freeAfter {
 		// The round's parse trees and copies are garbage now. The runtime
 		// would hand their memory back to the system over minutes; after a
@@ -198,6 +218,13 @@ type prepared struct {
 
 	letters []*letter.Letter // of a valid file
 	acks    []plannedAck     // one per letter owed an answer (planAcks)
+	written time.Time        // the file's modification time
+	// waiting: the file waits in in/ for its XDIS91 or XBIN01 partner;
+	// joinedInto names, by the hub id of each XBIN01 letter of the file
+	// whose files another letter took, that letter's hub id (binaries.go).
+	waiting    bool
+	joinedInto map[string]string
+
 	// known holds the answers kept in the state store by key: a letter
 	// rejected before, one answered under another key, or one stored
 	// before the upgrade that put the answer into the stored letter.
@@ -221,6 +248,7 @@ func (a *Adapter) prepare(ctx context.Context, name string) *prepared {
 		p.err = err
 		return p
 	}
+	p.written = fi.ModTime()
 	if fi.Size() > a.cfg.MaxBytes {
 		p.reject = fmt.Sprintf("file is %d bytes, more than adapters.%s.max_bytes (%d)", fi.Size(), a.name, a.cfg.MaxBytes)
 		return p
@@ -312,7 +340,7 @@ func (a *Adapter) correlate(ctx context.Context, l *letter.Letter) {
 	if l.InReplyTo == "" {
 		return
 	}
-	p, _, err := a.pendingEntry(ctx, l.InReplyTo)
+	p, _, err := a.pendingOf(ctx, l.InReplyTo, l.Meta[oioxml.MetaOriginalVersion] == oioxml.VersionXBIN01)
 	if err != nil {
 		a.log.Warn("medcom: cannot read outbox", "err", err)
 		return
@@ -323,19 +351,42 @@ func (a *Adapter) correlate(ctx context.Context, l *letter.Letter) {
 	}
 }
 
+// pendingOf is the outbox entry an acknowledgement of ref answers: the
+// letter's own, or, for the receipt of an XBIN01 letter (binary), the
+// entry of the letter whose files it carried, found by a look through the
+// outbox (such receipts are few). ref is then the letter's reference.
+func (a *Adapter) pendingOf(ctx context.Context, ref string, binary bool) (*pending, string, error) {
+	p, _, err := a.pendingEntry(ctx, ref)
+	if err != nil || p != nil || !binary {
+		return p, ref, err
+	}
+	ob, err := a.outboxEntries(ctx)
+	if err != nil {
+		return nil, ref, err
+	}
+	for r, q := range ob {
+		if q.BinaryRef == ref {
+			return q, r, nil
+		}
+	}
+	return nil, ref, nil
+}
+
 // settleAcks updates the outbox for acknowledgements received in in.
 func (a *Adapter) settleAcks(ctx context.Context, in *inbound) error {
 	type result struct {
 		ref      string
 		positive bool
 		retry    bool
+		binary   bool   // the receipt of an XBIN01 letter
 		code     string // the receiver's answer, a MedCom code (no personal data)
 	}
 	var rs []result
 	if in.oio != nil {
 		for _, rc := range in.oio.Receipts {
 			for _, o := range rc.OriginalLetters {
-				rs = append(rs, result{ref: oioxml.LetterID(rc.OriginalSenderEAN, o.Identifier), positive: rc.Positive(), code: "negative receipt (XCTL)"})
+				rs = append(rs, result{ref: oioxml.LetterID(rc.OriginalSenderEAN, o.Identifier), positive: rc.Positive(),
+					binary: o.VersionCode == oioxml.VersionXBIN01, code: "negative receipt (XCTL)"})
 			}
 		}
 	}
@@ -347,14 +398,19 @@ func (a *Adapter) settleAcks(ctx context.Context, in *inbound) error {
 		return nil
 	}
 	for _, r := range rs {
-		p, _, err := a.pendingEntry(ctx, r.ref)
+		p, ref, err := a.pendingOf(ctx, r.ref, r.binary)
 		if err != nil {
 			return err
 		}
 		if p == nil {
 			continue // not ours, or settled before
 		}
+		r.ref = ref
 		switch {
+		case r.binary && r.positive:
+			// The files arrived; the letter's own receipt settles it.
+			a.log.Info("medcom: files of a letter acknowledged", "letter_id", p.HubID)
+			continue
 		case r.retry:
 			a.log.Warn("medcom: receiver reported a transient error; the letter will be resent", "letter_id", p.HubID)
 			err = a.changePending(ctx, r.ref, func(q *pending) bool {

@@ -37,6 +37,11 @@ type inRecord struct {
 	SenderEAN, SenderIdentifier, SenderIdentifierCode, SenderName string `json:",omitempty"`
 	ReceiverEAN, Episode, HeaderID, ThreadID                      string `json:",omitempty"`
 	SenderSOR                                                     string `json:",omitempty"`
+
+	// With holds the records of the XBIN01 letters this letter took the
+	// files of (binaries.go): stored in no letter of their own, their
+	// receipts are repeated from here.
+	With []inRecord `json:"with,omitempty"`
 }
 
 // outRecord makes Deliver idempotent: one per hub letter id.
@@ -71,6 +76,11 @@ type pending struct {
 	// the outbox named it; it is renamed into place next (Deliver). Empty
 	// for entries written before staging, and by resends.
 	Staged string `json:"staged,omitempty"`
+	// The XBIN01 letter carrying an XDIS91 letter's files: its MedCom
+	// reference (its receipt names it), file and staged file, as above.
+	BinaryRef    string `json:"binaryRef,omitempty"`
+	BinaryFile   string `json:"binaryFile,omitempty"`
+	BinaryStaged string `json:"binaryStaged,omitempty"`
 }
 
 func getJSON(ctx context.Context, st adapters.StateStore, key string, v any) (uint64, bool, error) {

@@ -4,8 +4,11 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base32"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -13,6 +16,7 @@ import (
 	"github.com/beevik/etree"
 	"golang.org/x/text/encoding/charmap"
 
+	"github.com/samhub/samhub/adapters/body"
 	"github.com/samhub/samhub/adapters/medcom/xmlsafe"
 	"github.com/samhub/samhub/pipeline/letter"
 )
@@ -30,6 +34,11 @@ type LetterOptions struct {
 	AcknowledgementCode string    // default pluspositivkvitt (we want to know it arrived)
 	StatusCode          string    // default nytbrev
 	EpisodeOfCareID     string    // default: l.Meta[MetaEpisodeOfCareID]
+	// Files names each file of l (an attachment that is not a link) in a
+	// BIN reference, for an XBIN01 letter that BuildBinaryLetter writes
+	// with the same options. Without it a letter with files is refused:
+	// XDIS91 itself carries none, and a file must not be left out.
+	Files bool
 }
 
 // ReplyOptions answers an inbound XDIS91 letter: the receiver is its sender
@@ -98,24 +107,7 @@ func BuildLetter(l *letter.Letter, opt LetterOptions) ([]byte, error) {
 		opt.EpisodeOfCareID = l.Meta[MetaEpisodeOfCareID]
 	}
 	w := &writer{}
-	var snd, rcv Party
-	if opt.Sender != nil {
-		snd = *opt.Sender
-	} else {
-		snd = PartyFromLetter(l.Sender)
-	}
-	if opt.Receiver != nil {
-		rcv = *opt.Receiver
-	} else if len(l.Receivers) > 0 {
-		rcv = PartyFromLetter(l.Receivers[0])
-		// A reply to an XDIS91 letter goes back with the identifiers it came with.
-		if id, ok := l.Meta[MetaSenderID]; ok && l.Meta[MetaSenderEAN] == rcv.EAN {
-			rcv.IdentifierCode, rcv.Identifier, _ = strings.Cut(id, ":")
-		}
-	}
-	if snd.OrganisationName == "" {
-		snd.OrganisationName = "Samhub"
-	}
+	snd, rcv := parties(l, opt)
 
 	doc := etree.NewDocument()
 	doc.CreateProcInst("xml", `version="1.0" encoding="`+outCharset+`"`)
@@ -179,17 +171,224 @@ func BuildLetter(l *letter.Letter, opt LetterOptions) ([]byte, error) {
 		w.formatted(t01, fmt.Sprintf("%s/ClinicalInformation[%d]/Text01", p, i+1), block)
 	}
 	n := 0
-	for _, a := range l.Attachments {
-		if a.ContentType != "text/uri-list" || n == 10 {
-			continue // XDIS91 cannot carry files; only links travel
+	for i, a := range l.Attachments {
+		link := a.ContentType == "text/uri-list"
+		switch {
+		case !link && !opt.Files:
+			w.fail(fmt.Sprintf("%s/Reference[%d]", p, n+1), "the letter carries a file (%s) and XDIS91 carries none itself; it travels in an XBIN01 letter, which this writer was not asked to name", a.ContentType)
+			continue
+		case n == 10 && link:
+			continue // a link beyond XDIS91's ten references; the document keeps it
+		case n == 10:
+			w.fail(p+"/Reference", "XDIS91 names at most 10 references; the letter has more, and a file must not be left out")
+			continue
 		}
 		n++
 		rp := fmt.Sprintf("%s/Reference[%d]", p, n)
 		re := ce.CreateElement("Reference")
 		w.add(re, rp, "RefDescription", clip(a.Name, 70))
-		w.add(re, rp, "URL", strings.TrimSpace(string(a.Data)))
+		if link {
+			w.add(re, rp, "URL", strings.TrimSpace(string(a.Data)))
+			continue
+		}
+		code, ext := objectCodes(a)
+		be := re.CreateElement("BIN")
+		w.add(be, rp+"/BIN", "ObjectIdentifier", ObjectID(opt.LetterID, i+1))
+		w.add(be, rp+"/BIN", "ObjectCode", code)
+		w.add(be, rp+"/BIN", "ObjectExtensionCode", ext)
+		w.add(be, rp+"/BIN", "OriginalObjectSize", strconv.FormatInt(max(a.Len(), 1), 10))
 	}
 	return finish(doc, w.errs, "letter")
+}
+
+// parties are the sender and receiver a letter is written with.
+func parties(l *letter.Letter, opt LetterOptions) (snd, rcv Party) {
+	if opt.Sender != nil {
+		snd = *opt.Sender
+	} else {
+		snd = PartyFromLetter(l.Sender)
+	}
+	if opt.Receiver != nil {
+		rcv = *opt.Receiver
+	} else if len(l.Receivers) > 0 {
+		rcv = PartyFromLetter(l.Receivers[0])
+		// A reply to an XDIS91 letter goes back with the identifiers it came with.
+		if id, ok := l.Meta[MetaSenderID]; ok && l.Meta[MetaSenderEAN] == rcv.EAN {
+			rcv.IdentifierCode, rcv.Identifier, _ = strings.Cut(id, ":")
+		}
+	}
+	if snd.OrganisationName == "" {
+		snd.OrganisationName = "Samhub"
+	}
+	return snd, rcv
+}
+
+// HasFiles reports whether l carries a file, which XDIS91 sends in an
+// XBIN01 letter of its own.
+func HasFiles(l *letter.Letter) bool {
+	for _, a := range l.Attachments {
+		if a.ContentType != "text/uri-list" {
+			return true
+		}
+	}
+	return false
+}
+
+// ObjectID is the ObjectIdentifier of attachment n (from 1) of the XDIS91
+// letter letterID, in its BIN reference and in its XBIN01 letter.
+func ObjectID(letterID string, n int) string {
+	return StableID(fmt.Sprintf("%s|object|%d", letterID, n))
+}
+
+// BinaryLetterID is the id of the XBIN01 letter carrying the files of the
+// XDIS91 letter letterID.
+func BinaryLetterID(letterID string) string { return StableID(letterID + "|xbin01") }
+
+// objectCodes picks MedCom's ObjectCode and ObjectExtensionCode for a file,
+// by its media type, else its name's extension.
+func objectCodes(a letter.Attachment) (code, ext string) {
+	for e, ct := range extensionMIME {
+		if ct == strings.ToLower(strings.TrimSpace(strings.Split(a.ContentType, ";")[0])) {
+			ext = e
+			break
+		}
+	}
+	if ext == "" {
+		if i := strings.LastIndexByte(a.Name, '.'); i >= 0 && slices.Contains(objectExtensionCodes, strings.ToLower(a.Name[i+1:])) {
+			ext = strings.ToLower(a.Name[i+1:])
+		} else {
+			ext = "bin"
+		}
+	}
+	switch {
+	case strings.HasPrefix(extensionMIME[ext], "image/"):
+		return "billede", ext
+	case ext == "bin" || ext == "zip" || ext == "dcm":
+		return "proprietaert_indhold", ext
+	}
+	return "tekstfil", ext
+}
+
+// BuildBinaryLetter writes the XBIN01 letter (XB0130X, in an Emessage of
+// its own, ISO-8859-1) carrying the files BuildLetter named with the same
+// options. Its identifier is BinaryLetterID(opt.LetterID); opt.EnvelopeID
+// must differ from the letter's. Each file's bytes must be inline.
+func BuildBinaryLetter(l *letter.Letter, opt LetterOptions) ([]byte, error) {
+	return buildBinaryLetter(l, opt, nil)
+}
+
+// WriteBinaryLetter is BuildBinaryLetter for files whose bytes are not at
+// hand (a stored attachment): each is read, in base64, as the body is
+// written.
+func WriteBinaryLetter(l *letter.Letter, opt LetterOptions) (*body.Body, error) {
+	parts := &body.Template{}
+	doc, err := buildBinaryLetter(l, opt, parts)
+	if err != nil {
+		return nil, err
+	}
+	return parts.Body(doc)
+}
+
+func buildBinaryLetter(l *letter.Letter, opt LetterOptions, parts *body.Template) ([]byte, error) {
+	if opt.Now.IsZero() {
+		opt.Now = time.Now()
+	}
+	if opt.EnvelopeID == "" {
+		opt.EnvelopeID = NewID()
+	}
+	if opt.LetterID == "" {
+		opt.LetterID = StableID(l.ID)
+	}
+	if opt.AcknowledgementCode == "" {
+		opt.AcknowledgementCode = AckWanted
+	}
+	if opt.StatusCode == "" {
+		opt.StatusCode = "nytbrev"
+	}
+	w := &writer{}
+	snd, rcv := parties(l, opt)
+	doc := etree.NewDocument()
+	doc.CreateProcInst("xml", `version="1.0" encoding="`+outCharset+`"`)
+	root := doc.CreateElement("Emessage")
+	root.CreateAttr("xmlns", NS2005)
+	envelope(root, opt.Now, opt.EnvelopeID, opt.AcknowledgementCode)
+	const p = "Emessage/BinaryLetter[1]"
+	bl := root.CreateElement("BinaryLetter")
+	le := bl.CreateElement("Letter")
+	w.add(le, p+"/Letter", "Identifier", BinaryLetterID(opt.LetterID))
+	w.add(le, p+"/Letter", "VersionCode", VersionXBIN01)
+	w.add(le, p+"/Letter", "StatisticalCode", "XBIN01")
+	dateTime(le.CreateElement("Authorisation"), opt.Now)
+	w.add(le, p+"/Letter", "TypeCode", "XBIN01")
+	w.add(le, p+"/Letter", "StatusCode", opt.StatusCode)
+	w.party(bl.CreateElement("Sender"), p+"/Sender", snd, true)
+	w.party(bl.CreateElement("Receiver"), p+"/Receiver", rcv, false)
+	pe := bl.CreateElement("Patient")
+	pp := p + "/Patient"
+	switch {
+	case l.Patient == nil:
+		w.fail(pp, "the letter has no patient; XBIN01 requires one")
+	case l.Patient.CPR != "":
+		w.add(pe, pp, "CivilRegistrationNumber", l.Patient.CPR)
+	case l.Patient.ReplacementID != "":
+		w.add(pe, pp, "AlternativeIdentifier", l.Patient.ReplacementID)
+	default:
+		w.add(pe, pp, "CivilRegistrationNumber", "0000000000")
+	}
+	if l.Patient != nil {
+		if strings.TrimSpace(l.Patient.FamilyName) == "" {
+			w.fail(pp+"/PersonSurnameName", "the child's family name is unknown and XBIN01 requires one")
+		} else {
+			w.add(pe, pp, "PersonSurnameName", l.Patient.FamilyName)
+		}
+		w.opt(pe, pp, "PersonGivenName", strings.TrimSpace(l.Patient.GivenName))
+	}
+	n := 0
+	for i, a := range l.Attachments {
+		if a.ContentType == "text/uri-list" {
+			continue
+		}
+		n++
+		op := fmt.Sprintf("%s/BinaryObject[%d]", p, n)
+		var text string
+		switch {
+		case a.Len() <= 0:
+			w.fail(op, "file %d is empty", i+1)
+			continue
+		case a.Inline():
+			text = wrapBase64(a.Data)
+		case parts == nil:
+			w.fail(op, "file %d has no bytes at hand", i+1)
+			continue
+		default:
+			text = base64.StdEncoding.EncodeToString(parts.Mark(fmt.Sprintf("attachment %d", i+1), a.Open, a.Len()))
+		}
+		code, ext := objectCodes(a)
+		oe := bl.CreateElement("BinaryObject")
+		w.add(oe, op, "ObjectIdentifier", ObjectID(opt.LetterID, i+1))
+		w.add(oe, op, "ObjectCode", code)
+		w.add(oe, op, "ObjectExtensionCode", ext)
+		w.add(oe, op, "OriginalObjectSize", strconv.FormatInt(a.Len(), 10))
+		oe.CreateElement("Object_Base64Encoded").SetText(text)
+	}
+	if n == 0 {
+		w.fail(p+"/BinaryObject", "the letter carries no file")
+	}
+	return finish(doc, w.errs, "binary letter")
+}
+
+// wrapBase64 breaks base64 into lines of 76, as MIME and MedCom's examples do.
+func wrapBase64(b []byte) string {
+	s := base64.StdEncoding.EncodeToString(b)
+	var sb strings.Builder
+	sb.Grow(len(s) + len(s)/76 + 1)
+	for len(s) > 76 {
+		sb.WriteString(s[:76])
+		sb.WriteByte('\n')
+		s = s[76:]
+	}
+	sb.WriteString(s)
+	return sb.String()
 }
 
 // ReceiptOptions controls BuildReceipt.
@@ -215,7 +414,11 @@ func BuildReceipt(of *Emessage, opt ReceiptOptions) ([]byte, error) {
 		opt.Now = time.Now()
 	}
 	var origSender, origReceiver string
-	for _, ce := range append(append([]*ClinicalEmail{}, opt.Letters...), of.Letters...) {
+	heads := append(append([]*ClinicalEmail{}, opt.Letters...), of.Letters...)
+	for _, b := range of.Binaries {
+		heads = append(heads, b.ReceiptView())
+	}
+	for _, ce := range heads {
 		if ce.Sender.EAN != "" {
 			origSender, origReceiver = ce.Sender.EAN, ce.Receiver.EAN
 			break

@@ -1,6 +1,7 @@
 package oioxml
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -8,9 +9,11 @@ import (
 	"github.com/samhub/samhub/pipeline/letter"
 )
 
-// Format is letter.Letter.Format for XDIS91 letters; ReceiptFormat for receipts.
+// Format is letter.Letter.Format for XDIS91 letters; BinaryFormat for
+// XBIN01 letters that travel on their own; ReceiptFormat for receipts.
 const (
 	Format        = "xdis91"
+	BinaryFormat  = "xbin01"
 	ReceiptFormat = "oioxml-receipt"
 )
 
@@ -25,6 +28,13 @@ type Input struct {
 	Data     []byte // the file exactly as received
 	Filename string
 	Received time.Time
+	// Object, when set, gives the bytes of the object a BIN reference of
+	// ce names, when they arrived (in an XBIN01 letter); nil leaves the
+	// reference a note that the file did not come (missingObject).
+	Object func(ce *ClinicalEmail, ref *BinObject) []byte
+	// SkipBinary, when set, leaves out the XBIN01 letters it reports: their
+	// objects travel in the letters that name them.
+	SkipBinary func(b *BinaryLetter) bool
 }
 
 // ToLetters maps every letter and every receipted letter of m.
@@ -32,6 +42,11 @@ func (m *Emessage) ToLetters(in Input) []*letter.Letter {
 	var out []*letter.Letter
 	for _, ce := range m.Letters {
 		out = append(out, m.Letter(ce, in))
+	}
+	for _, b := range m.Binaries {
+		if in.SkipBinary == nil || !in.SkipBinary(b) {
+			out = append(out, m.Binary(b, in))
+		}
 	}
 	for _, rc := range m.Receipts {
 		out = append(out, m.ReceiptLetters(rc, in)...)
@@ -95,15 +110,99 @@ func (m *Emessage) Letter(ce *ClinicalEmail, in Input) *letter.Letter {
 		case ref.URL != "":
 			l.Attachments = append(l.Attachments, letter.NewAttachment(ref.Description, "text/uri-list", []byte(ref.URL)))
 		case ref.BIN != nil:
-			ct := extensionMIME[ref.BIN.ExtensionCode]
-			if ct == "" {
-				ct = "application/octet-stream"
+			name, ct := fileName(ref.Description, ref.BIN.ExtensionCode), objectMIME(ref.BIN.ExtensionCode)
+			if data := objectData(in, ce, ref.BIN); data != nil {
+				l.Attachments = append(l.Attachments, letter.NewAttachment(name, ct, data))
+			} else {
+				// Not arrived: a note in its place says so, rather than an
+				// attachment without bytes, which no destination can take.
+				l.Attachments = append(l.Attachments, missingObject(name, ref.BIN))
 			}
-			l.Attachments = append(l.Attachments, letter.Attachment{Name: ref.Description + "." + ref.BIN.ExtensionCode, ContentType: ct, Size: ref.BIN.Size})
 			l.Meta[MetaBINPrefix+strconv.Itoa(i+1)] = ref.BIN.Identifier
 		case ref.SUP:
 			l.Meta[MetaSUPPrefix+strconv.Itoa(i+1)] = "true"
 		}
+	}
+	return l
+}
+
+// fileName is a BIN reference's description with the object's extension,
+// unless it ends with it already.
+func fileName(desc, ext string) string {
+	if strings.HasSuffix(strings.ToLower(desc), "."+ext) {
+		return desc
+	}
+	return desc + "." + ext
+}
+
+// MissingObjectType is the media type of the note standing in for a file a
+// letter names that did not come with it.
+const MissingObjectType = "text/plain; charset=utf-8"
+
+func missingObject(name string, b *BinObject) letter.Attachment {
+	note := fmt.Sprintf("Brevet nævner bilaget %q (objekt-id %s, %d bytes), men bilaget kom ikke med brevet.\n"+
+		"MedCom sender det i en XBIN01-meddelelse for sig. Kommer den senere, arkiveres bilaget som et dokument for sig.\n", name, b.Identifier, b.Size)
+	return letter.NewAttachment(name+" (mangler).txt", MissingObjectType, []byte(note))
+}
+
+func objectMIME(ext string) string {
+	if ct := extensionMIME[ext]; ct != "" {
+		return ct
+	}
+	return "application/octet-stream"
+}
+
+func objectData(in Input, ce *ClinicalEmail, ref *BinObject) []byte {
+	if in.Object == nil {
+		return nil
+	}
+	return in.Object(ce, ref)
+}
+
+// Binary maps an XBIN01 letter whose objects arrived without the letter
+// that names them (or after it): a note to the same receiver about the
+// same patient, its objects as attachments, so no file is lost. It is
+// never a referral, whatever its sender: it says nothing of its own.
+func (m *Emessage) Binary(b *BinaryLetter, in Input) *letter.Letter {
+	sent := b.Authorisation
+	if sent.IsZero() {
+		sent = m.Envelope.Sent
+	}
+	l := &letter.Letter{
+		ID:        LetterID(b.Sender.EAN, b.Identifier),
+		Kind:      letter.KindNote,
+		Format:    BinaryFormat,
+		Source:    in.Source,
+		Received:  in.Received,
+		Sent:      sent,
+		Sender:    b.Sender.toParty(),
+		Receivers: []letter.Party{b.Receiver.toParty()},
+		Subject:   "Bilag",
+		Text:      fmt.Sprintf("%d bilag sendt som XBIN01 uden det brev, der nævner dem. Brevet nævner hvert bilag ved dets objekt-id.", len(b.Objects)),
+		Original:  original(in, m.Charset),
+		Meta: map[string]string{
+			MetaEnvelopeID:  m.Envelope.Identifier,
+			MetaLetterID:    b.Identifier,
+			MetaLetterIndex: strconv.Itoa(b.Index),
+			MetaSenderEAN:   b.Sender.EAN,
+			MetaReceiverEAN: b.Receiver.EAN,
+			MetaSenderID:    b.Sender.IdentifierCode + ":" + b.Sender.Identifier,
+			MetaReceiverID:  b.Receiver.IdentifierCode + ":" + b.Receiver.Identifier,
+			MetaVersion:     b.VersionCode,
+			MetaStatus:      b.StatusCode,
+			MetaAckCode:     m.Envelope.AcknowledgementCode,
+		},
+	}
+	if !b.SystemInformation {
+		l.Patient = b.Patient.toPatient()
+		if b.Patient.CPR == "0000000000" {
+			l.Meta[MetaCPRUnknown] = "true"
+		}
+	}
+	for i, o := range b.Objects {
+		name := fmt.Sprintf("bilag-%d.%s", i+1, o.ExtensionCode)
+		l.Attachments = append(l.Attachments, letter.NewAttachment(name, objectMIME(o.ExtensionCode), o.Data))
+		l.Meta[MetaObjectPrefix+strconv.Itoa(i+1)] = o.Identifier
 	}
 	return l
 }
@@ -153,6 +252,9 @@ func (m *Emessage) ReceiptLetters(rc *Receipt, in Input) []*letter.Letter {
 		}
 		l := base(LetterID(rc.SenderEAN, rc.Identifier)+"/"+o.Identifier, LetterID(rc.OriginalSenderEAN, o.Identifier), code, text)
 		l.Meta[MetaOriginalLetterID] = o.Identifier
+		if o.VersionCode != "" {
+			l.Meta[MetaOriginalVersion] = o.VersionCode
+		}
 		out = append(out, l)
 	}
 	return out

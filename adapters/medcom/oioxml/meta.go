@@ -21,11 +21,15 @@ const (
 	// medcom_sup_2 marks a supplementary reference.
 	MetaBINPrefix = "medcom_bin_"
 	MetaSUPPrefix = "medcom_sup_"
+	// MetaObjectPrefix, followed by the object's number from 1, is the
+	// identifier of an XBIN01 letter's object (attachment of that number).
+	MetaObjectPrefix = "medcom_object_"
 	// Receipts.
 	MetaReceipt            = "medcom_receipt"
 	MetaReceiptResult      = "medcom_receipt_result"
 	MetaReceiptID          = "medcom_receipt_id"
 	MetaOriginalEnvelopeID = "medcom_original_envelope_id"
 	MetaOriginalLetterID   = "medcom_original_letter_id"
+	MetaOriginalVersion    = "medcom_original_version" // VersionXBIN01: the receipt of files
 	MetaRefuseCode         = "medcom_refuse_code"
 )

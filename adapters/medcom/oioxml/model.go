@@ -19,6 +19,7 @@ const (
 const (
 	VersionXD9134L = "XD9134L"
 	VersionXD9133L = "XD9133L"
+	VersionXBIN01  = "XB0130X" // BinaryLetter
 	VersionXCTL01  = "XC0130Q" // NegativeVansReceipt
 	VersionXCTL02  = "XC0230Q" // NegativeReceipt
 	VersionXCTL03  = "XC0330Q" // PositiveReceipt
@@ -52,6 +53,7 @@ type Emessage struct {
 	Charset   string // as declared in the XML declaration; "" means UTF-8
 	Envelope  Envelope
 	Letters   []*ClinicalEmail
+	Binaries  []*BinaryLetter
 	Receipts  []*Receipt
 }
 
@@ -127,6 +129,37 @@ type Reference struct {
 type BinObject struct {
 	Identifier, ObjectCode, ExtensionCode string
 	Size                                  int64
+}
+
+// BinaryLetter is one XBIN01 letter: the binary objects that XDIS91
+// letters name in BIN references. MedCom sends them in an Emessage of their
+// own (the 2006/07/01 letter group has no BinaryLetter), so a letter and
+// its files arrive as two files, each with its own receipt.
+type BinaryLetter struct {
+	Index           int // 1-based position among the Emessage's binary letters
+	Identifier      string
+	VersionCode     string
+	StatisticalCode string
+	Authorisation   time.Time // zero when not sent
+	StatusCode      string    // nytbrev | rettetbrev
+	Sender          Party
+	Receiver        Party
+	// Patient, or SystemInformation for objects about no patient.
+	Patient           Patient
+	SystemInformation bool
+	Objects           []BinaryObject
+}
+
+// BinaryObject is one file of a BinaryLetter, decoded.
+type BinaryObject struct {
+	BinObject
+	Data []byte
+}
+
+// ReceiptView is b as a receipt names it: its identifier, version and
+// parties. BuildReceipt receipts letters of either kind through it.
+func (b *BinaryLetter) ReceiptView() *ClinicalEmail {
+	return &ClinicalEmail{Index: b.Index, Identifier: b.Identifier, VersionCode: b.VersionCode, Sender: b.Sender, Receiver: b.Receiver}
 }
 
 // Receipt is an XCTL01/02/03 receipt.

@@ -2,6 +2,7 @@ package oioxml
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"regexp"
@@ -52,8 +53,9 @@ const maxOIOXMLRun = 1 << 20
 // *xmlsafe.Error.
 func Parse(data []byte, lim xmlsafe.Limits) (*Emessage, error) {
 	// XDIS91 carries no base64 attachments (unlike FHIR XML), so no single
-	// attribute or text run needs the default's tens of megabytes.
-	if lim.MaxAttrLen <= 0 || lim.MaxAttrLen > maxOIOXMLRun {
+	// attribute or text run needs the default's tens of megabytes; an
+	// XBIN01 file does, in its Object_Base64Encoded.
+	if (lim.MaxAttrLen <= 0 || lim.MaxAttrLen > maxOIOXMLRun) && !bytes.Contains(data, []byte("BinaryLetter")) {
 		lim.MaxAttrLen = maxOIOXMLRun
 	}
 	doc, err := xmlsafe.Parse(data, lim)
@@ -86,11 +88,13 @@ func Parse(data []byte, lim xmlsafe.Limits) (*Emessage, error) {
 		case el.Tag == "ClinicalEmail":
 			ce := r.clinicalEmail(el, len(m.Letters)+1)
 			m.Letters = append(m.Letters, ce)
+		case el.Tag == "BinaryLetter":
+			m.Binaries = append(m.Binaries, r.binaryLetter(el, len(m.Binaries)+1))
 		case el.Tag == NegativeVansReceipt || el.Tag == NegativeReceipt || el.Tag == PositiveReceipt:
 			rc := r.receipt(el, len(m.Receipts)+1)
 			m.Receipts = append(m.Receipts, rc)
 		default:
-			return m, fmt.Errorf("%w: Emessage/%s: letter type %s is not read by this hub (it reads ClinicalEmail XDIS91 and receipts XCTL01-03)", ErrUnsupported, el.Tag, el.Tag)
+			return m, fmt.Errorf("%w: Emessage/%s: letter type %s is not read by this hub (it reads ClinicalEmail XDIS91, BinaryLetter XBIN01 and receipts XCTL01-03)", ErrUnsupported, el.Tag, el.Tag)
 		}
 	}
 	if r.unsupported != nil {
@@ -336,7 +340,7 @@ func (r *reader) clinicalEmail(el *etree.Element, idx int) *ClinicalEmail {
 		ce.Receiver = r.party(el, path+"/Receiver", false)
 	}
 	if el := s.one("Patient"); el != nil {
-		ce.Patient = r.patient(el, path+"/Patient")
+		ce.Patient = r.patient(el, path+"/Patient", true)
 	}
 	if r.ns == NS2006 {
 		if ai := s.opt("AdditionalInformation"); ai != nil {
@@ -385,7 +389,9 @@ func (r *reader) party(el *etree.Element, path string, sender bool) Party {
 	return p
 }
 
-func (r *reader) patient(el *etree.Element, path string) Patient {
+// patient reads a Patient block; XBIN01's has no EpisodeOfCareStatusCode
+// in the converter's mapping, so there it may be left out.
+func (r *reader) patient(el *etree.Element, path string, statusRequired bool) Patient {
 	var p Patient
 	s := r.seq(el, path)
 	switch {
@@ -406,7 +412,7 @@ func (r *reader) patient(el *etree.Element, path string) Patient {
 	p.DistrictName = r.str(s, "DistrictName", 1, 35, false)
 	p.PostCode = r.str(s, "PostCodeIdentifier", 1, 9, false)
 	p.Occupancy = r.str(s, "OccupancyText", 1, 35, false)
-	p.EpisodeOfCareStatusCode = r.enum(s, "EpisodeOfCareStatusCode", true, "inaktiv", "indlagt", "ambulant", "doed", "ambulant_roentgen")
+	p.EpisodeOfCareStatusCode = r.enum(s, "EpisodeOfCareStatusCode", statusRequired, "inaktiv", "indlagt", "ambulant", "doed", "ambulant_roentgen")
 	s.end()
 	return p
 }
@@ -536,24 +542,112 @@ func (r *reader) reference(el *etree.Element, path string) Reference {
 	case s.peek("BIN"):
 		bp := path + "/BIN"
 		bs := r.seq(s.one("BIN"), bp)
-		b := &BinObject{}
-		b.Identifier = r.str(bs, "ObjectIdentifier", 1, 35, true)
-		b.ObjectCode = r.enum(bs, "ObjectCode", true, "tekstfil", "billede", "program", "vektor_grafik", "biosignaler", "multimedie", "proprietaert_indhold")
-		b.ExtensionCode = r.enum(bs, "ObjectExtensionCode", true, objectExtensionCodes...)
-		if v := r.text(bs.one("OriginalObjectSize"), bp, "OriginalObjectSize"); v != "" {
-			n, err := strconv.ParseInt(v, 10, 64)
-			if err != nil || n < 1 {
-				r.fail(bp+"/OriginalObjectSize", "must be a positive integer")
-			}
-			b.Size = n
-		}
+		b := r.binObject(bs, bp)
 		bs.end()
-		ref.BIN = b
+		ref.BIN = &b
 	default:
 		r.fail(path+"/URL", "required element missing (or SUP or BIN)")
 	}
 	s.end()
 	return ref
+}
+
+// binObject reads the description of a binary object, in a BIN reference
+// and in XBIN01's BinaryObject alike.
+func (r *reader) binObject(bs *seq, bp string) BinObject {
+	var b BinObject
+	b.Identifier = r.str(bs, "ObjectIdentifier", 1, 35, true)
+	b.ObjectCode = r.enum(bs, "ObjectCode", true, "tekstfil", "billede", "program", "vektor_grafik", "biosignaler", "multimedie", "proprietaert_indhold")
+	b.ExtensionCode = r.enum(bs, "ObjectExtensionCode", true, objectExtensionCodes...)
+	if v := r.text(bs.one("OriginalObjectSize"), bp, "OriginalObjectSize"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1 {
+			r.fail(bp+"/OriginalObjectSize", "must be a positive integer")
+		}
+		b.Size = n
+	}
+	return b
+}
+
+// binaryLetter reads XBIN01 (XB0130X) as MedCom's EDIFACT-to-OIOXML
+// converter writes it: Letter, Sender, Receiver, Patient or
+// SystemInformation, then one or more BinaryObject.
+func (r *reader) binaryLetter(el *etree.Element, idx int) *BinaryLetter {
+	b := &BinaryLetter{Index: idx}
+	path := fmt.Sprintf("Emessage/BinaryLetter[%d]", idx)
+	s := r.seq(el, path)
+	if l := s.one("Letter"); l != nil {
+		lp := path + "/Letter"
+		ls := r.seq(l, lp)
+		b.Identifier = r.str(ls, "Identifier", 1, 14, true)
+		b.VersionCode = r.text(ls.one("VersionCode"), lp, "VersionCode")
+		if b.VersionCode != "" && b.VersionCode != VersionXBIN01 && r.unsupported == nil {
+			r.unsupported = fmt.Errorf("%w: %s/VersionCode: version is not %s", ErrUnsupported, lp, VersionXBIN01)
+		}
+		b.StatisticalCode = r.str(ls, "StatisticalCode", 1, 8, true)
+		if a := ls.opt("Authorisation"); a != nil {
+			b.Authorisation = r.dateTime(a, lp+"/Authorisation")
+		}
+		r.enum(ls, "TypeCode", true, "XBIN01")
+		b.StatusCode = r.enum(ls, "StatusCode", true, "nytbrev", "rettetbrev")
+		ls.end()
+	}
+	if el := s.one("Sender"); el != nil {
+		b.Sender = r.party(el, path+"/Sender", true)
+	}
+	if el := s.one("Receiver"); el != nil {
+		b.Receiver = r.party(el, path+"/Receiver", false)
+	}
+	switch {
+	case s.peek("SystemInformation"):
+		if v := r.text(s.one("SystemInformation"), path, "SystemInformation"); v != "true" {
+			r.fail(path+"/SystemInformation", "must be true")
+		}
+		b.SystemInformation = true
+		r.text(s.opt("Contents"), path, "Contents") // a description; no rule known
+	default:
+		if el := s.one("Patient"); el != nil {
+			b.Patient = r.patient(el, path+"/Patient", false)
+		}
+	}
+	objs := s.many("BinaryObject", maxBinaryObjects)
+	if len(objs) == 0 {
+		r.fail(path+"/BinaryObject", "required element missing")
+	}
+	for i, oe := range objs {
+		op := fmt.Sprintf("%s/BinaryObject[%d]", path, i+1)
+		obs := r.seq(oe, op)
+		o := BinaryObject{BinObject: r.binObject(obs, op)}
+		if de := obs.one("Object_Base64Encoded"); de != nil {
+			data, err := decodeBase64(r.text(de, op, "Object_Base64Encoded"))
+			switch {
+			case err != nil:
+				r.fail(op+"/Object_Base64Encoded", "must be base64 (RFC 4648)")
+			case len(data) == 0:
+				r.fail(op+"/Object_Base64Encoded", "must not be empty")
+			}
+			o.Data = data
+		}
+		obs.end()
+		b.Objects = append(b.Objects, o)
+	}
+	s.end()
+	return b
+}
+
+// maxBinaryObjects bounds the objects of one XBIN01 letter: an XDIS91
+// letter names at most 10 references.
+const maxBinaryObjects = 10
+
+// decodeBase64 decodes base64 broken over lines, as MedCom writes it.
+func decodeBase64(s string) ([]byte, error) {
+	clean := strings.Map(func(r rune) rune {
+		if r == ' ' || r == '\t' || r == '\r' || r == '\n' {
+			return -1
+		}
+		return r
+	}, s)
+	return base64.StdEncoding.DecodeString(clean)
 }
 
 var receiptVersions = map[string][2]string{
