@@ -119,13 +119,14 @@ type world struct {
 	dir  string
 	mbox string // the hub's MedCom drop folder
 
-	cases *casesyssim.Server
-	epj   *epjsim.Server
-	mail  *mailtest.SMTPServer
-	peer  *medcompeer.Peer
-	hub   *hubProcess
-	post  *digitalpostsim.Server // Digital Post, when the scenario asks for it (withDigitalPost)
-	extra []string               // configuration blocks the scenario adds (withConfig)
+	cases  *casesyssim.Server
+	epj    *epjsim.Server
+	mail   *mailtest.SMTPServer
+	peer   *medcompeer.Peer
+	hub    *hubProcess
+	post   *digitalpostsim.Server // Digital Post, when the scenario asks for it (withDigitalPost)
+	extra  []string               // configuration blocks the scenario adds (withConfig)
+	medcom []string               // settings of the MedCom mailbox the scenario adds (withMedCom)
 
 	caseURL, epjURL, postURL string
 	epjPatients              map[string]string // child id → EPJ Patient id
@@ -141,6 +142,11 @@ type worldOption func(w *world)
 // council's, say).
 func withConfig(blocks ...string) worldOption {
 	return func(w *world) { w.extra = append(w.extra, blocks...) }
+}
+
+// withMedCom adds settings (key: value) to the MedCom mailbox's block.
+func withMedCom(settings ...string) worldOption {
+	return func(w *world) { w.medcom = append(w.medcom, settings...) }
 }
 
 // withDigitalPost adds Digital Post (Serviceplatformen's SF1601
@@ -325,6 +331,9 @@ destinations:
     to: [parents]
 receivers:
 `, 1)
+	}
+	for _, kv := range w.medcom {
+		cfg = strings.Replace(cfg, "    poll_interval: 50ms\n", "    poll_interval: 50ms\n    "+kv+"\n", 1)
 	}
 	cfg += strings.Join(extra, "")
 	path := filepath.Join(w.dir, "samhub.yaml")

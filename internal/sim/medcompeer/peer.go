@@ -87,7 +87,11 @@ type Letter struct {
 	Patient   letter.Patient `json:"patient"`
 	Problems  []string       `json:"problems,omitempty"` // where it fails the standard; empty: valid
 	Answer    string         `json:"answer,omitempty"`   // positive, negative, or "" when none was sent
-	Raw       []byte         `json:"-"`
+	// Files names, by object id, the files an XDIS91 letter names in BIN
+	// references (Peer.FilesOf gives their bytes once their XBIN01
+	// letter arrived).
+	Files []string `json:"files,omitempty"`
+	Raw   []byte   `json:"-"`
 
 	reply *replyData
 }
@@ -127,6 +131,8 @@ type Sent struct {
 	To        Org       `json:"to"`
 	Thread    string    `json:"thread,omitempty"`
 	Data      []byte    `json:"-"`
+	// Binary is the XBIN01 letter carrying an XDIS91 letter's files.
+	Binary *Sent `json:"binary,omitempty"`
 }
 
 // Peer is a running MedCom peer.
@@ -143,6 +149,7 @@ type Peer struct {
 	acks     []Ack
 	sent     []Sent
 	errs     []error
+	objects  map[string][]byte   // files of XBIN01 letters received, by "senderGLN#objectid"
 	answers  map[string]Answer   // default per party GLN
 	nexts    map[string][]Answer // one-off answers per party GLN, in order
 	sweeping sync.Mutex

@@ -27,6 +27,7 @@ const (
 	FormatFHIRXML  = "fhir-xml"
 	FormatFHIRJSON = "fhir-json"
 	FormatXCTL     = "xctl"
+	FormatXBIN01   = "xbin01"
 )
 
 // replyData is what answering a received letter needs.
@@ -104,6 +105,9 @@ func (p *Peer) takeOIOXML(name string, data []byte) {
 	for _, rc := range m.Receipts {
 		p.recordReceipt(name, rc, problems)
 	}
+	for _, b := range m.Binaries {
+		p.takeBinary(name, m, b, problems)
+	}
 	for _, ce := range m.Letters {
 		hl := m.Letter(ce, oioxml.Input{Source: "medcompeer", Data: data, Filename: name})
 		l := &Letter{
@@ -120,6 +124,11 @@ func (p *Peer) takeOIOXML(name string, data []byte) {
 		if m.Charset == "" {
 			l.Charset = "UTF-8"
 		}
+		for _, ref := range ce.References {
+			if ref.BIN != nil {
+				l.Files = append(l.Files, ref.BIN.Identifier)
+			}
+		}
 		l.Problems = append(l.Problems, p.checkXSD(data, ce.Index)...)
 		party, perr := p.partyOf(l.To)
 		l.Problems = append(l.Problems, perr...)
@@ -132,6 +141,48 @@ func (p *Peer) takeOIOXML(name string, data []byte) {
 		}
 		p.record(l)
 	}
+}
+
+// takeBinary keeps the files of an XBIN01 letter for the letter naming
+// them (FilesOf) and receipts it as a receiving system does.
+func (p *Peer) takeBinary(name string, m *oioxml.Emessage, b *oioxml.BinaryLetter, problems []string) {
+	p.mu.Lock()
+	if p.objects == nil {
+		p.objects = map[string][]byte{}
+	}
+	for _, o := range b.Objects {
+		p.objects[b.Sender.EAN+"#"+o.Identifier] = o.Data
+	}
+	p.mu.Unlock()
+	party, _ := p.partyOf(xdisOrg(b.Receiver))
+	if party.GLN == "" || (len(problems) == 0 && !m.Envelope.WantsPositiveReceipt()) {
+		return
+	}
+	opt := oioxml.ReceiptOptions{Type: oioxml.PositiveReceipt, SelfEAN: party.GLN, Letters: []*oioxml.ClinicalEmail{b.ReceiptView()}, Now: p.cfg.Now()}
+	if len(problems) > 0 {
+		opt.Type, opt.RefuseCode, opt.RefuseText = oioxml.NegativeReceipt, oioxml.RefuseSyntax, "Bilaget overholder ikke standarden"
+	}
+	data, err := oioxml.BuildReceipt(m, opt)
+	if err == nil {
+		err = p.drop(strings.ToLower(map[string]string{oioxml.PositiveReceipt: "xctl03", oioxml.NegativeReceipt: "xctl02"}[opt.Type])+"-"+oioxml.NewID()+".xml", data)
+	}
+	if err != nil {
+		p.fail(fmt.Errorf("receipt for %s: %w", name, err))
+	}
+}
+
+// FilesOf gives the bytes of the files an XDIS91 letter names, by object
+// id, as far as their XBIN01 letter arrived.
+func (p *Peer) FilesOf(l Letter) map[string][]byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := map[string][]byte{}
+	for _, id := range l.Files {
+		if b, ok := p.objects[l.From.GLN+"#"+id]; ok {
+			out[id] = b
+		}
+	}
+	return out
 }
 
 func xdisOrg(pa oioxml.Party) Org {

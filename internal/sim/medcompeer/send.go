@@ -44,6 +44,13 @@ type Outgoing struct {
 	LetterID string
 	// Episode is the XDIS91 EpisodeOfCareIdentifier of a new letter.
 	Episode string
+	// Files are files sent with the letter: in a FHIR letter as its
+	// attachments; with XDIS91 named in BIN references and carried by an
+	// XBIN01 letter dropped right after the letter (Sent.Binary).
+	Files []letter.Attachment
+	// LoseBinary builds the XBIN01 letter but never drops it: a sending
+	// system that loses it on the way.
+	LoseBinary bool
 }
 
 var jsonFamily = regexp.MustCompile(`"family":\s*"` + absentPlaceholder + `"`)
@@ -87,6 +94,11 @@ func (p *Peer) Send(o Outgoing) (Sent, error) {
 	if err := p.drop(s.File, s.Data); err != nil {
 		return Sent{}, fmt.Errorf("medcompeer: drop %s: %w", s.File, err)
 	}
+	if s.Binary != nil && !o.LoseBinary {
+		if err := p.drop(s.Binary.File, s.Binary.Data); err != nil {
+			return Sent{}, fmt.Errorf("medcompeer: drop %s: %w", s.Binary.File, err)
+		}
+	}
 	p.mu.Lock()
 	p.sent = append(p.sent, s)
 	p.mu.Unlock()
@@ -103,7 +115,7 @@ func (p *Peer) buildXDIS91(o Outgoing, party Party, to Org) (Sent, error) {
 	}
 	pat := o.Patient
 	l := &letter.Letter{ID: id, Patient: &pat, Subject: o.Subject, Text: o.Text,
-		Priority: o.Priority, Original: letter.Original{Data: []byte{}}}
+		Priority: o.Priority, Original: letter.Original{Data: []byte{}}, Attachments: o.Files}
 	opt := oioxml.LetterOptions{Now: p.cfg.Now(), LetterID: id, EpisodeOfCareID: o.Episode}
 	if o.ReplyTo != nil {
 		if o.ReplyTo.reply.ce == nil {
@@ -119,9 +131,20 @@ func (p *Peer) buildXDIS91(o Outgoing, party Party, to Org) (Sent, error) {
 		rcv := oioxml.PartyFromLetter(letter.Party{Name: to.Name, GLN: to.GLN, SOR: to.SOR, Municipality: to.Municipality})
 		opt.Sender, opt.Receiver = &snd, &rcv
 	}
+	opt.Files = len(o.Files) > 0
 	data, err := oioxml.BuildLetter(l, opt)
 	if err != nil {
 		return Sent{}, fmt.Errorf("medcompeer: build XDIS91: %w", err)
+	}
+	var bin *Sent
+	if opt.Files {
+		opt.EnvelopeID = oioxml.NewID()
+		bd, err := oioxml.BuildBinaryLetter(l, opt)
+		if err != nil {
+			return Sent{}, fmt.Errorf("medcompeer: build XBIN01: %w", err)
+		}
+		bid := oioxml.BinaryLetterID(id)
+		bin = &Sent{ID: oioxml.LetterID(party.GLN, bid), File: "xbin01-" + bid + ".xml", Format: FormatXBIN01, Data: bd}
 	}
 	cs := CharsetLatin1
 	if o.Charset == CharsetUTF8 {
@@ -139,7 +162,7 @@ func (p *Peer) buildXDIS91(o Outgoing, party Party, to Org) (Sent, error) {
 		return Sent{}, fmt.Errorf("medcompeer: the built XDIS91 does not read back: %w", err)
 	}
 	ce := m.Letters[0]
-	return Sent{ID: oioxml.LetterID(ce.Sender.EAN, ce.Identifier), File: "xdis91-" + id + ".xml", Charset: cs, Thread: ce.EpisodeOfCareIdentifier, Data: data}, nil
+	return Sent{ID: oioxml.LetterID(ce.Sender.EAN, ce.Identifier), File: "xdis91-" + id + ".xml", Charset: cs, Thread: ce.EpisodeOfCareIdentifier, Data: data, Binary: bin}, nil
 }
 
 func (p *Peer) buildFHIR(o Outgoing, party Party, to Org) (Sent, error) {
@@ -151,7 +174,7 @@ func (p *Peer) buildFHIR(o Outgoing, party Party, to Org) (Sent, error) {
 	if o.FamilyNameUnknown {
 		pat.FamilyName = absentPlaceholder
 	}
-	l := &letter.Letter{Patient: &pat, Category: o.Category, Topic: o.Subject, Text: o.Text, Priority: o.Priority}
+	l := &letter.Letter{Patient: &pat, Category: o.Category, Topic: o.Subject, Text: o.Text, Priority: o.Priority, Attachments: o.Files}
 	opt := fhirmsg.BuildOptions{
 		Encoding: enc, Mode: fhirmsg.ModeNew, Now: p.cfg.Now(),
 		Self:     fhirmsg.Organization{Name: party.Name, SOR: party.SOR, GLN: party.GLN},
