@@ -10,7 +10,7 @@ import (
 
 // CheckResult is what `samhub validate [--ack] FILE` shows.
 type CheckResult struct {
-	Format string   // "xdis91", "oioxml-receipt", "fhir-carecommunication", "fhir-acknowledgement" or "" when unreadable
+	Format string   // "xdis91", "xbin01", "oioxml-receipt", "fhir-carecommunication", "fhir-acknowledgement" or "" when unreadable
 	Errors []string // "path: message", free of personal data; empty when valid
 	Ack    []byte   // the acknowledgement the hub would send (the first, if several letters); nil when none is owed
 	Acks   [][]byte // all of them: one per letter
@@ -31,6 +31,8 @@ func Check(data []byte, limits xmlsafe.Limits) CheckResult {
 	switch {
 	case in.oio != nil && len(in.oio.Letters) > 0:
 		res.Format = oioxml.Format
+	case in.oio != nil && len(in.oio.Binaries) > 0:
+		res.Format = oioxml.BinaryFormat
 	case in.oio != nil:
 		res.Format = oioxml.ReceiptFormat
 	case in.fhir != nil && in.fhir.Event == fhirmsg.EventAcknowledgement:

@@ -420,6 +420,12 @@ func TestCheck(t *testing.T) {
 	if !res.Valid() || res.Format != "oioxml-receipt" || res.Ack != nil {
 		t.Errorf("receipt: %+v", res)
 	}
+	res = Check(readFile(t, "samhub/xbin01.xml"), xmlsafe.DefaultLimits())
+	if !res.Valid() || res.Format != "xbin01" || res.Ack == nil {
+		t.Errorf("XBIN01: %+v", res)
+	} else if rc := parseOut(t, res.Ack).Receipts[0]; rc.Type != oioxml.PositiveReceipt || rc.OriginalLetters[0].VersionCode != oioxml.VersionXBIN01 {
+		t.Errorf("XBIN01 receipt %+v", rc)
+	}
 }
 
 // Workers run threads concurrently but keep one thread's letters in the

@@ -27,7 +27,7 @@ func validateCmd() *cobra.Command {
 	var maxBytes int64
 	cmd := &cobra.Command{
 		Use:   "validate [--ack] FILE...",
-		Short: "Check MedCom files (XDIS91, FHIR CareCommunication/Acknowledgement, receipts) as the hub would",
+		Short: "Check MedCom files (XDIS91, XBIN01, FHIR CareCommunication/Acknowledgement, receipts) as the hub would",
 		Long: "For each file prints OK or its errors with element paths. With --ack also prints the acknowledgement\n" +
 			"the hub would send. Exit status 1 when any file is invalid, 2 on usage errors.",
 		Args: cobra.MinimumNArgs(1),
