@@ -464,3 +464,35 @@ func TestARefusedXBIN01LetterRefusesItsLetter(t *testing.T) {
 		t.Errorf("out/ %v, want both files of both versions", e.files(t, "out"))
 	}
 }
+
+// Files waiting for their partner take no room from new files, and a
+// poll finding only them reports no backlog (which would poll again at
+// once, for ever).
+func TestWaitingFilesDoNotCrowdOutNewOnes(t *testing.T) {
+	e := newEnv(t)
+	a := e.adapter(t, map[string]any{"binary_wait": "1h", "workers": 1}) // 8 files a round
+	pub := newPub()
+	xbin := readFile(t, "samhub/xbin01.xml")
+	for i := range 10 {
+		other := bytes.Replace(xbin, []byte("BIN00000000102"), []byte(fmt.Sprintf("BIN0000000%04d", 200+i)), 1)
+		e.dropAged(t, fmt.Sprintf("a-bilag-%02d.xml", i), other, 10*time.Second)
+	}
+	for i := 0; len(a.partnerWait) < 10; i++ { // 8, then the other 2
+		if i == 3 {
+			t.Logf("in %v processing %v processed %v error %v out %v stored %v", e.files(t, "in"), e.files(t, "processing"), e.files(t, "processed"), e.files(t, "error"), e.files(t, "out"), pub.ids())
+			t.Fatalf("%d of 10 files wait after 3 polls", len(a.partnerWait))
+		}
+		a.poll(context.Background(), pub)
+	}
+	if r := a.poll(context.Background(), pub); r.more || !r.ok {
+		t.Fatalf("a poll finding only waiting files: %+v", r)
+	}
+	if len(pub.ids()) != 0 {
+		t.Fatalf("stored %v", pub.ids())
+	}
+	e.drop(t, "z-brev.xml", readFile(t, "samhub/letter-utf8.xml"))
+	a.poll(context.Background(), pub)
+	if got := pub.ids(); len(got) != 1 || got[0] != "5790000000005#LTR00000000001" {
+		t.Fatalf("stored %v: the new letter was crowded out", got)
+	}
+}

@@ -154,6 +154,7 @@ func (a *Adapter) scan(now time.Time, limit int) (ready []readyFile, next time.D
 		}
 	}
 	present := make(map[string]bool, len(entries))
+	counted := 0 // ready files that count towards limit
 	for _, e := range entries {
 		name := e.Name()
 		present[name] = true
@@ -175,7 +176,7 @@ func (a *Adapter) scan(now time.Time, limit int) (ready []readyFile, next time.D
 			}
 			continue
 		}
-		if _, known := r.seen[name]; known && len(ready) > limit {
+		if _, known := r.seen[name]; known && counted > limit {
 			// This round is full and the file's timer runs: it is looked at
 			// again (changed since?) when a round can take it. Not stat'ing
 			// a backlog's every file on every round saves a stat per file
@@ -199,7 +200,7 @@ func (a *Adapter) scan(now time.Time, limit int) (ready []readyFile, next time.D
 			wait(min(settle-now.Sub(o.since), settle-now.Sub(o.mtime)))
 			continue
 		}
-		if len(ready) > limit {
+		if counted > limit {
 			continue // seen and timed above; checked when a round can take it
 		}
 		switch writerCheck(filepath.Join(a.in, name)) {
@@ -222,6 +223,9 @@ func (a *Adapter) scan(now time.Time, limit int) (ready []readyFile, next time.D
 		}
 		delete(r.ignored, name)
 		ready = append(ready, readyFile{name: name, size: o.size})
+		if _, waits := a.waitingUntil(name, now); !waits {
+			counted++ // files waiting for a partner take no room (binaries.go)
+		}
 	}
 	for n := range r.seen {
 		if !present[n] {

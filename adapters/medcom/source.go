@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -118,8 +119,20 @@ func (a *Adapter) poll(ctx context.Context, pub adapters.Publisher) round {
 		return round{}
 	}
 	res := round{next: next}
-	if len(files) > limit {
-		files, res.more = files[:limit], true
+	// A file waiting for its XDIS91 or XBIN01 partner is read again only
+	// with new files, which may hold the partner, or when its wait is
+	// over; it takes no room from new files.
+	now := time.Now() // file times are the wall clock
+	var fresh, waiting []readyFile
+	for _, f := range files {
+		if _, ok := a.waitingUntil(f.name, now); ok {
+			waiting = append(waiting, f)
+		} else {
+			fresh = append(fresh, f)
+		}
+	}
+	if len(fresh) > limit {
+		fresh, res.more = fresh[:limit], true
 	}
 	var claimed []string
 	var bytes int64
@@ -136,26 +149,23 @@ func (a *Adapter) poll(ctx context.Context, pub adapters.Publisher) round {
 		claimed = append(claimed, f.name)
 		bytes += f.size
 	}
-	// A file waiting for its XDIS91 or XBIN01 partner is read again only
-	// with files that may be the partner, or when its wait is over.
-	// Files are claimed in arrival order, waiting ones among them.
-	now := time.Now() // file times are the wall clock
 	var take []readyFile
 	var size int64
-	fresh := false
-	for i, f := range files {
+	for i, f := range fresh {
 		if i > 0 && size+f.size > a.memBudget() {
 			res.more = true
 			break
 		}
 		take = append(take, f)
 		size += f.size
-		if _, ok := a.waitingUntil(f.name, now); !ok {
-			fresh = true
-		}
+	}
+	if len(take) > 0 {
+		// In arrival order (by name, as scan sorts), waiting ones among them.
+		take = append(take, waiting...)
+		slices.SortFunc(take, func(x, y readyFile) int { return strings.Compare(x.name, y.name) })
 	}
 	for _, f := range take {
-		if !fresh || ctx.Err() != nil {
+		if ctx.Err() != nil {
 			break
 		}
 		claim(f)
