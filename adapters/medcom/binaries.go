@@ -73,6 +73,17 @@ func (p *prepared) bins() (refs []struct {
 	return refs
 }
 
+// wantsPartners reports whether a file of preps may be the partner of a
+// waiting file: it names a file, or carries files.
+func wantsPartners(preps []*prepared) bool {
+	for _, p := range preps {
+		if p.joinable() && (len(p.in.oio.Binaries) > 0 || len(p.bins()) > 0) {
+			return true
+		}
+	}
+	return false
+}
+
 // joinBinaries joins the round's XBIN01 letters to the letters naming their
 // objects, and marks the files that wait for a partner (p.waiting). It
 // rebuilds the letters of the files it joins; it writes nothing.

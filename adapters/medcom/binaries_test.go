@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -160,6 +161,8 @@ func TestJoinedRoundCrashBetweenMoves(t *testing.T) {
 // carried as an attachment, and receipted.
 func TestXBIN01AloneWaitsThenGoesOnItsOwn(t *testing.T) {
 	e := newEnv(t)
+	var logged bytes.Buffer
+	e.log = slog.New(slog.NewTextHandler(&logged, nil))
 	a := e.adapter(t, map[string]any{"binary_wait": "1h"})
 	pub := newPub()
 	e.dropAged(t, "bilag.xml", readFile(t, "samhub/xbin01.xml"), 10*time.Second)
@@ -177,15 +180,25 @@ func TestXBIN01AloneWaitsThenGoesOnItsOwn(t *testing.T) {
 	if _, ok := a.waitingUntil("bilag.xml", time.Now()); !ok {
 		t.Fatal("the file is not known to wait")
 	}
+	// A letter naming no file is no partner: the waiting file is not read
+	// again beside it.
+	e.drop(t, "brev.xml", readFile(t, "samhub/letter-utf8.xml"))
+	a.Poll(context.Background(), pub)
+	if got := pub.ids(); len(got) != 1 || got[0] != "5790000000005#LTR00000000001" {
+		t.Fatalf("stored %v", got)
+	}
+	if n := strings.Count(logged.String(), "file waits for the XDIS91 or XBIN01 letter"); n != 1 {
+		t.Errorf("the waiting file was read %d times, want once", n)
+	}
 	// The letter naming the file never comes: the wait ends.
 	a.partnerWait["bilag.xml"] = time.Now().Add(-time.Second)
 	if !a.Poll(context.Background(), pub) {
 		t.Fatal("poll failed")
 	}
-	if got := pub.ids(); len(got) != 1 || got[0] != xbinID {
+	if got := pub.ids(); len(got) != 2 || got[1] != xbinID {
 		t.Fatalf("stored %v", got)
 	}
-	l := pub.letter(0)
+	l := pub.letter(1)
 	if l.Format != oioxml.BinaryFormat || l.Kind != letter.KindNote || l.Patient == nil || l.Patient.CPR != "2509479989" ||
 		len(l.Attachments) != 1 || !bytes.Equal(l.Attachments[0].Data, fixturePDF(t)) {
 		t.Errorf("letter %s %s attachments %d", l.Format, l.Kind, len(l.Attachments))
@@ -193,7 +206,7 @@ func TestXBIN01AloneWaitsThenGoesOnItsOwn(t *testing.T) {
 	if r := e.receipted(t)["BIN00000000102"]; r.typ != oioxml.PositiveReceipt {
 		t.Errorf("receipts %v", e.receipted(t))
 	}
-	if got := e.files(t, "processed"); len(got) != 1 {
+	if got := e.files(t, "processed"); len(got) != 2 {
 		t.Errorf("processed %v", got)
 	}
 	if len(a.partnerWait) != 0 {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -156,6 +157,7 @@ type env struct {
 	clock   *clock
 	reg     *prometheus.Registry
 	letters *hubLetters
+	log     *slog.Logger // the adapters' logger; nil discards
 }
 
 func newEnv(t *testing.T) *env {
@@ -199,7 +201,7 @@ func (e *env) adapter(t *testing.T, extra map[string]any) *Adapter {
 	for k, v := range extra {
 		cfg[k] = v
 	}
-	inst, err := adapters.Build(TypeName, adapters.Deps{Name: "medcom", State: e.state, Metrics: e.reg, Now: e.clock.now, DataDir: filepath.Join(e.dir, "data"), Letters: e.letters}, cfg)
+	inst, err := adapters.Build(TypeName, adapters.Deps{Name: "medcom", State: e.state, Metrics: e.reg, Now: e.clock.now, DataDir: filepath.Join(e.dir, "data"), Letters: e.letters, Logger: e.log}, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,8 +36,19 @@ import (
 // before it come back as duplicates with their checkpoints, and the same
 // acknowledgements are written again.
 func (a *Adapter) handleRound(ctx context.Context, pub adapters.Publisher, claimed []string) bool {
+	return a.handlePrepared(ctx, pub, a.prepareAll(ctx, claimed))
+}
+
+// prepareAll prepares the claimed files in parallel.
+func (a *Adapter) prepareAll(ctx context.Context, claimed []string) []*prepared {
 	preps := make([]*prepared, len(claimed))
 	a.parallel(len(claimed), func(i int) { preps[i] = a.prepare(ctx, claimed[i]) })
+	return preps
+}
+
+// handlePrepared is handleRound for files read and examined already, in
+// arrival order.
+func (a *Adapter) handlePrepared(ctx context.Context, pub adapters.Publisher, preps []*prepared) bool {
 	defer func() {
 		for _, p := range preps {
 			p.close()

@@ -120,8 +120,8 @@ func (a *Adapter) poll(ctx context.Context, pub adapters.Publisher) round {
 	}
 	res := round{next: next}
 	// A file waiting for its XDIS91 or XBIN01 partner is read again only
-	// with new files, which may hold the partner, or when its wait is
-	// over; it takes no room from new files.
+	// when a new file may be its partner, or when its wait is over; it
+	// takes no room from new files.
 	now := time.Now() // file times are the wall clock
 	var fresh, waiting []readyFile
 	for _, f := range files {
@@ -149,28 +149,30 @@ func (a *Adapter) poll(ctx context.Context, pub adapters.Publisher) round {
 		claimed = append(claimed, f.name)
 		bytes += f.size
 	}
-	var take []readyFile
 	var size int64
 	for i, f := range fresh {
+		if ctx.Err() != nil {
+			break
+		}
 		if i > 0 && size+f.size > a.memBudget() {
 			res.more = true
 			break
 		}
-		take = append(take, f)
+		claim(f)
 		size += f.size
 	}
-	if len(take) > 0 {
-		// In arrival order (by name, as scan sorts), waiting ones among them.
-		take = append(take, waiting...)
-		slices.SortFunc(take, func(x, y readyFile) int { return strings.Compare(x.name, y.name) })
-	}
-	for _, f := range take {
-		if ctx.Err() != nil {
-			break
+	preps := a.prepareAll(ctx, claimed)
+	if len(waiting) > 0 && wantsPartners(preps) {
+		// A new file names a file, or carries files: the waiting ones are
+		// read again beside it, in arrival order (by name, as scan sorts).
+		n := len(claimed)
+		for _, f := range waiting {
+			claim(f)
 		}
-		claim(f)
+		preps = append(preps, a.prepareAll(ctx, claimed[n:])...)
+		slices.SortFunc(preps, func(x, y *prepared) int { return strings.Compare(x.name, y.name) })
 	}
-	res.ok = a.handleRound(ctx, pub, claimed)
+	res.ok = a.handlePrepared(ctx, pub, preps)
 	if d := a.nextPartnerDeadline(time.Now()); d > 0 && (res.next == 0 || d < res.next) {
 		res.next = d
 	}
