@@ -1,6 +1,9 @@
 package medcom
 
 import (
+	"context"
+	"encoding/json"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -87,7 +90,7 @@ func wantsPartners(preps []*prepared) bool {
 // joinBinaries joins the round's XBIN01 letters to the letters naming their
 // objects, and marks the files that wait for a partner (p.waiting). It
 // rebuilds the letters of the files it joins; it writes nothing.
-func (a *Adapter) joinBinaries(preps []*prepared, now time.Time) {
+func (a *Adapter) joinBinaries(ctx context.Context, preps []*prepared, now time.Time) {
 	var parts []*prepared
 	for _, p := range preps {
 		if p.joinable() && (len(p.in.oio.Binaries) > 0 || len(p.bins()) > 0) {
@@ -100,8 +103,8 @@ func (a *Adapter) joinBinaries(preps []*prepared, now time.Time) {
 	objects := map[objectKey]heldObject{}
 	for _, p := range parts {
 		for _, b := range p.in.oio.Binaries {
-			if b.SystemInformation {
-				continue // about no patient: no letter about one takes it
+			if b.SystemInformation || p.answered(b) {
+				continue // about no patient, or a copy answered before
 			}
 			for i := range b.Objects {
 				k := objectKey{b.Sender.EAN, b.Receiver.EAN, patientKey(b.Patient), b.Objects[i].Identifier}
@@ -125,7 +128,9 @@ func (a *Adapter) joinBinaries(preps []*prepared, now time.Time) {
 			for _, r := range p.bins() {
 				h, ok := objects[refKey(r.ce, r.bin)]
 				if !ok || h.p.waiting {
-					missing[p] = true
+					if !a.holds(ctx, r.ce) {
+						missing[p] = true
+					}
 					continue
 				}
 				if taken[h.b] == nil {
@@ -139,7 +144,7 @@ func (a *Adapter) joinBinaries(preps []*prepared, now time.Time) {
 				continue
 			}
 			for _, b := range p.in.oio.Binaries {
-				if len(taken[b]) < distinctObjects(b) {
+				if len(taken[b]) < distinctObjects(b) && !p.answered(b) {
 					missing[p] = true
 				}
 			}
@@ -210,6 +215,24 @@ func (a *Adapter) joinBinaries(preps []*prepared, now time.Time) {
 			a.log.Info("medcom: XBIN01 letter joined to the letter naming its files", "file", p.name, slog.Int("letters", len(p.joinedInto)))
 		}
 	}
+}
+
+// answered reports whether XBIN01 letter b of p was answered before: a
+// copy of one joined to its letter, whose record the state store keeps
+// (answer). It waits for no one and is answered the same again.
+func (p *prepared) answered(b *oioxml.BinaryLetter) bool {
+	pa := p.ack(oioxml.LetterID(b.Sender.EAN, b.Identifier))
+	return pa != nil && p.known[pa.key] != nil
+}
+
+// holds reports whether the hub holds letter ce already: a copy naming a
+// file waits for no XBIN01 letter, as the stored letter answers it.
+func (a *Adapter) holds(ctx context.Context, ce *oioxml.ClinicalEmail) bool {
+	if a.letters == nil {
+		return false
+	}
+	_, err := a.letters.Checkpoint(ctx, a.name, oioxml.LetterID(ce.Sender.EAN, ce.Identifier))
+	return err == nil
 }
 
 func distinctObjects(b *oioxml.BinaryLetter) int {
@@ -285,6 +308,29 @@ func answerJoined(pa *plannedAck, into string, given map[string]*inRecord) *inRe
 		}
 	}
 	return nil
+}
+
+// keepJoined keeps the record of a joined XBIN01 letter in the state
+// store under its own key, so a copy of it arriving on its own later is
+// known (prepare) and answered the same, instead of being stored as a
+// letter of its own: its files would be in the case twice. A record kept
+// already (a repeated round, another replica) is the one returned.
+func (a *Adapter) keepJoined(ctx context.Context, rec inRecord) (inRecord, error) {
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return inRecord{}, err
+	}
+	if _, err := a.state.Create(ctx, rec.Key, b); err != nil {
+		if !errors.Is(err, adapters.ErrExists) {
+			return inRecord{}, err
+		}
+		var kept inRecord
+		if _, _, err := getJSON(ctx, a.state, rec.Key, &kept); err != nil {
+			return inRecord{}, err
+		}
+		return kept, nil
+	}
+	return rec, nil
 }
 
 var errPartnerNotStored = adapters.Retryable("partner_not_stored", "the letter naming the XBIN01 letter's files was not stored with them", nil)

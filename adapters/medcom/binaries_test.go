@@ -67,6 +67,7 @@ func TestLetterAndItsXBIN01AreStoredTogether(t *testing.T) {
 	e := newEnv(t)
 	a := e.adapter(t, nil)
 	pub := newPub()
+	e.letters.use(pub)
 	e.drop(t, "brev.xml", readFile(t, "samhub/letter-with-bin.xml"))
 	e.drop(t, "bilag.xml", readFile(t, "samhub/xbin01.xml"))
 	if !a.Poll(context.Background(), pub) {
@@ -101,7 +102,9 @@ func TestLetterAndItsXBIN01AreStoredTogether(t *testing.T) {
 	}
 
 	// Sent again (a VANS resend, or a crash before the files moved): no
-	// second letter, and both receipts again byte for byte.
+	// second letter, and both receipts again byte for byte. The copies
+	// wait for nothing: the hub knows both (the XBIN01 letter's record is
+	// kept under its own key).
 	for _, name := range e.files(t, "out") {
 		if err := os.Remove(filepath.Join(e.dir, "out", name)); err != nil {
 			t.Fatal(err)
@@ -120,6 +123,28 @@ func TestLetterAndItsXBIN01AreStoredTogether(t *testing.T) {
 	again := e.receipted(t)
 	for id, first := range r {
 		sameBytes(t, "repeated receipt of "+id, again[id].data, first.data)
+	}
+
+	// Each copy on its own, in rounds of their own: answered the same at
+	// once, nothing stored, nothing waiting.
+	for _, f := range []struct{ name, fixture, id string }{
+		{"bilag3.xml", "samhub/xbin01.xml", "BIN00000000102"},
+		{"brev3.xml", "samhub/letter-with-bin.xml", "LTR00000000101"},
+	} {
+		for _, name := range e.files(t, "out") {
+			if err := os.Remove(filepath.Join(e.dir, "out", name)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		e.drop(t, f.name, readFile(t, f.fixture))
+		a2.Poll(context.Background(), pub)
+		if got := e.files(t, "in"); len(got) != 0 {
+			t.Fatalf("%s: in/ %v: a copy waits", f.name, got)
+		}
+		sameBytes(t, "receipt of a lone copy of "+f.id, e.receipted(t)[f.id].data, r[f.id].data)
+	}
+	if got := pub.ids(); len(got) != 1 {
+		t.Fatalf("stored %v after the lone copies", got)
 	}
 }
 

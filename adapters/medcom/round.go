@@ -54,7 +54,7 @@ func (a *Adapter) handlePrepared(ctx context.Context, pub adapters.Publisher, pr
 			p.close()
 		}
 	}()
-	a.joinBinaries(preps, time.Now()) // file times are the wall clock
+	a.joinBinaries(ctx, preps, time.Now()) // file times are the wall clock
 
 	ok := true
 	held := map[string]bool{} // threads with a file put back: their later files go back too
@@ -292,7 +292,11 @@ func (a *Adapter) answer(ctx context.Context, pub adapters.Publisher, fr *fileRo
 			if rec == nil {
 				return false, errPartnerNotStored
 			}
-			replies[i] = reply{name: rec.AckName, data: rec.Ack}
+			kept, err := a.keepJoined(ctx, *rec)
+			if err != nil {
+				return false, err
+			}
+			replies[i] = reply{name: kept.AckName, data: kept.Ack}
 			continue
 		}
 		r, published := byID[pa.hubID]
