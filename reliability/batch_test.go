@@ -2,6 +2,8 @@ package reliability
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -29,12 +31,16 @@ type batchBursts struct {
 	size, twins, resends   int
 	sent, copies, droppedN int
 	datas                  [][]byte
-	stop, done             chan struct{}
-	err                    error
+	// files: letters naming a file, each followed by the XBIN01 letter
+	// carrying it; by letter id, the file's bytes.
+	files      map[string][]byte
+	stop, done chan struct{}
+	err        error
 }
 
 func (w *oWorld) batchFeed(tag string, size, twins, resends int, every time.Duration) *batchBursts {
-	b := &batchBursts{w: w, tag: tag, size: size, twins: twins, resends: resends, stop: make(chan struct{}), done: make(chan struct{})}
+	b := &batchBursts{w: w, tag: tag, size: size, twins: twins, resends: resends, stop: make(chan struct{}), done: make(chan struct{}), files: map[string][]byte{}}
+	r1XBIN01(w.t, tag, 0) // loads the template on the test goroutine
 	r1Letter(w.t, tag, 0) // loads the template on the test goroutine
 	go func() {
 		defer close(b.done)
@@ -57,11 +63,25 @@ func (b *batchBursts) burst(k int) error {
 	lower := strings.ToLower(b.tag)
 	first := len(b.datas)
 	var drops [][2]any
+	bins := 0 // XBIN01 letters: neither letters of the ledger nor copies
 	for i := first; i < first+b.size; i++ {
 		id, data := r1Letter(b.w.t, b.tag, i)
+		var bin []byte
+		if i%5 == 2 {
+			// Every fifth letter names a file, carried by an XBIN01
+			// letter dropped right after it.
+			var file []byte
+			bin, file = r1XBIN01(b.w.t, b.tag, i)
+			data = r1WithBIN(data, b.tag, i, len(file))
+			b.files[id] = file
+		}
 		b.w.Ledger.Add(id, data, destCase, destNotices)
 		b.datas = append(b.datas, data)
 		drops = append(drops, [2]any{fmt.Sprintf("%s-%07d.xml", lower, i), data})
+		if bin != nil {
+			drops = append(drops, [2]any{fmt.Sprintf("%s-%07d-xbin01.xml", lower, i), bin})
+			bins++
+		}
 	}
 	for j := 0; j < b.twins; j++ {
 		i := first + j*b.size/max(b.twins, 1)
@@ -77,7 +97,7 @@ func (b *batchBursts) burst(k int) error {
 		}
 	}
 	b.sent += b.size
-	b.copies += len(drops) - b.size
+	b.copies += len(drops) - b.size - bins
 	b.droppedN += len(drops)
 	return nil
 }
@@ -170,6 +190,7 @@ func TestScenarioBatchKill(t *testing.T) {
 		at[point]++
 	}
 	letters, copies, files := feed.Stop()
+	withFiles := len(feed.files)
 	hub := oStartHub(t, cfg, url, kills, "")
 	liveness := time.Duration(letters/10+120) * time.Second
 	w.WaitAll(t, liveness, true)
@@ -184,6 +205,7 @@ func TestScenarioBatchKill(t *testing.T) {
 	v := w.Verdict(parked)
 	acked, differing, bytesDiffer, negative := w.batchAcks()
 	_, processed := w.processed("bat-")
+	filesMissing := w.filesMissing(feed.files)
 	errored := r2Count(filepath.Join(w.MedCom, "error"), ".error.txt")
 	var kinds []string
 	for p, n := range at {
@@ -193,7 +215,7 @@ func TestScenarioBatchKill(t *testing.T) {
 	report(t, "batchkill", append(append([]any{"letters", letters, "copies", copies, "files", files, "kills", kills, "lives", lives.Lives,
 		"crashes", lives.Crashes, "panics", lives.Panics}, v.Figures()...),
 		"processed_files", processed, "errored", errored, "acknowledged", acked, "ack_differing", differing, "ack_bytes_differing", bytesDiffer,
-		"ack_negative", negative, "kill_points", strings.Join(kinds, ","), "seed", seed)...)
+		"ack_negative", negative, "with_files", withFiles, "files_missing", filesMissing, "kill_points", strings.Join(kinds, ","), "seed", seed)...)
 	// As in kill9: a kill may repeat the mails in flight (oMailInFlight);
 	// nothing may be lost or delivered twice under another id.
 	oRequire(t, v, oAllow{Repeats: map[string]int{destNotices: kills * oMailInFlight}})
@@ -207,6 +229,31 @@ func TestScenarioBatchKill(t *testing.T) {
 		t.Errorf("acknowledgements: %d of %d letters acknowledged, %d with two different acknowledgements, %d names with differing bytes, %d negative",
 			acked, letters, differing, bytesDiffer, negative)
 	}
+	if withFiles == 0 || filesMissing != 0 {
+		t.Errorf("%d of %d letters naming a file were filed without it", filesMissing, withFiles)
+	}
+}
+
+// filesMissing counts the letters of files (letter id → the file's bytes)
+// whose case document does not hold the file.
+func (w *oWorld) filesMissing(files map[string][]byte) int {
+	want := map[string]string{}
+	for id, b := range files {
+		sum := sha256.Sum256(b)
+		want[id] = hex.EncodeToString(sum[:])
+	}
+	found := map[string]bool{}
+	for _, d := range w.Case.Documents() {
+		if d.Letter == nil || want[d.Letter.ID] == "" {
+			continue
+		}
+		for _, f := range d.Files {
+			if f.SHA256 == want[d.Letter.ID] {
+				found[d.Letter.ID] = true
+			}
+		}
+	}
+	return len(want) - len(found)
 }
 
 // TestScenarioBatchRefused: the letter stream refuses the hub's batches

@@ -10,8 +10,10 @@ package reliability
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -120,6 +122,45 @@ func r1Letter(t testing.TB, tag string, i int) (string, []byte) {
 		s = strings.Replace(s, "<PersonSurnameName>Elmer</PersonSurnameName>", "<PersonSurnameName>"+p[2]+"</PersonSurnameName>", 1)
 	}
 	return "5790000000005#" + ident, []byte(s)
+}
+
+var (
+	r1XBINOnce     sync.Once
+	r1XBINTemplate string
+	r1XBINErr      error
+)
+
+// r1XBIN01 is the XBIN01 letter carrying the file that letter i of tag
+// names (r1WithBIN), about the same child; file is its bytes, its own per
+// letter.
+func r1XBIN01(t testing.TB, tag string, i int) (data, file []byte) {
+	t.Helper()
+	r1XBINOnce.Do(func() {
+		b, err := os.ReadFile(filepath.Join("..", "testdata", "medcom", "samhub", "xbin01.xml"))
+		r1XBINTemplate, r1XBINErr = string(b), err
+	})
+	if r1XBINErr != nil {
+		t.Fatal(r1XBINErr)
+	}
+	file = []byte(fmt.Sprintf("%%PDF-1.4\n%% Samhub reliability file %s %d (fictitious)\n", tag, i))
+	s := strings.Replace(r1XBINTemplate, "<Identifier>BIN00000000102</Identifier>", fmt.Sprintf("<Identifier>%sB%010d</Identifier>", tag, i), 1)
+	s = strings.Replace(s, "<Identifier>ENV00000000102</Identifier>", fmt.Sprintf("<Identifier>%sF%010d</Identifier>", tag, i), 1)
+	s = strings.Replace(s, "<ObjectIdentifier>BIN00000000101</ObjectIdentifier>", fmt.Sprintf("<ObjectIdentifier>%sO%010d</ObjectIdentifier>", tag, i), 1)
+	s = regexp.MustCompile(`(?s)<OriginalObjectSize>.*?</Object_Base64Encoded>`).ReplaceAllLiteralString(s,
+		fmt.Sprintf("<OriginalObjectSize>%d</OriginalObjectSize>\n      <Object_Base64Encoded>%s</Object_Base64Encoded>", len(file), base64.StdEncoding.EncodeToString(file)))
+	if p := r1Persons[i%len(r1Persons)]; p[0] != r1Persons[0][0] {
+		s = strings.Replace(s, "2509479989", p[0], 1)
+		s = strings.Replace(s, "<PersonGivenName>Bruno Test</PersonGivenName>", "<PersonGivenName>"+p[1]+"</PersonGivenName>", 1)
+		s = strings.Replace(s, "<PersonSurnameName>Elmer</PersonSurnameName>", "<PersonSurnameName>"+p[2]+"</PersonSurnameName>", 1)
+	}
+	return []byte(s), file
+}
+
+// r1WithBIN makes letter i of tag name the file r1XBIN01 carries.
+func r1WithBIN(data []byte, tag string, i, size int) []byte {
+	ref := fmt.Sprintf("<Reference><RefDescription>Bilag</RefDescription><BIN><ObjectIdentifier>%sO%010d</ObjectIdentifier>"+
+		"<ObjectCode>tekstfil</ObjectCode><ObjectExtensionCode>pdf</ObjectExtensionCode><OriginalObjectSize>%d</OriginalObjectSize></BIN></Reference></ClinicalEmail>", tag, i, size)
+	return bytes.Replace(data, []byte("</ClinicalEmail>"), []byte(ref), 1)
 }
 
 // r1WithEnvelope gives a letter a new envelope identifier, as a MedCom
