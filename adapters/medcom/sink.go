@@ -229,11 +229,6 @@ func (a *Adapter) formatFor(l *letter.Letter) (string, error) {
 	return a.cfg.OutFormat, nil
 }
 
-// build writes transmission number n (0 = first) of version v of l in
-// format, to the receiver l.To[0]. The MedCom letter id (XDIS91
-// Letter/Identifier, FHIR MessageHeader.id) derives from l.ID and the
-// version, and never changes for resends; the envelope id
-// (Envelope/Identifier, Bundle.id) is new for every transmission.
 // built is a letter as written: its file, and for an XDIS91 letter with
 // files the XBIN01 letter carrying them, in a file of its own.
 type built struct {
@@ -244,6 +239,11 @@ type built struct {
 	binRef    string // the XBIN01 letter's MedCom reference
 }
 
+// build writes transmission number n (0 = first) of version v of l in
+// format, to the receiver l.To[0]. The MedCom letter id (XDIS91
+// Letter/Identifier, FHIR MessageHeader.id) derives from l.ID and the
+// version, and never changes for resends; the envelope id
+// (Envelope/Identifier, Bundle.id) is new for every transmission.
 func (a *Adapter) build(ctx context.Context, l *letter.Letter, format string, v, n int, now time.Time) (built, error) {
 	base := l.ID
 	if v > 0 {

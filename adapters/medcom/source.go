@@ -149,17 +149,15 @@ func (a *Adapter) poll(ctx context.Context, pub adapters.Publisher) round {
 		claimed = append(claimed, f.name)
 		bytes += f.size
 	}
-	var size int64
 	for i, f := range fresh {
 		if ctx.Err() != nil {
 			break
 		}
-		if i > 0 && size+f.size > a.memBudget() {
+		if i > 0 && bytes+f.size > a.memBudget() {
 			res.more = true
 			break
 		}
 		claim(f)
-		size += f.size
 	}
 	preps := a.prepareAll(ctx, claimed)
 	if len(waiting) > 0 && wantsPartners(preps) {

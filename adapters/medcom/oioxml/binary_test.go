@@ -225,3 +225,17 @@ func TestBuildLetterWithFiles(t *testing.T) {
 		t.Errorf("eleven references: %v", err)
 	}
 }
+
+func TestFileName(t *testing.T) {
+	for _, c := range [][3]string{
+		{"PPR-vurdering", "pdf", "PPR-vurdering.pdf"},
+		{"PPR-vurdering.PDF", "pdf", "PPR-vurdering.PDF"},
+		{"Rapport.docx", "bin", "Rapport.docx"},
+		{"Rapport", "bin", "Rapport.bin"},
+		{"Scanning v. 2", "jpeg", "Scanning v. 2.jpeg"},
+	} {
+		if got := fileName(c[0], c[1]); got != c[2] {
+			t.Errorf("fileName(%q, %q) = %q, want %q", c[0], c[1], got, c[2])
+		}
+	}
+}

@@ -2,6 +2,7 @@ package oioxml
 
 import (
 	"fmt"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -127,9 +128,12 @@ func (m *Emessage) Letter(ce *ClinicalEmail, in Input) *letter.Letter {
 }
 
 // fileName is a BIN reference's description with the object's extension,
-// unless it ends with it already.
+// unless it ends with it already, or the extension is MedCom's catch-all
+// "bin" and the description names one (a file MedCom's list has no code
+// for, such as report.docx, keeps its name).
 func fileName(desc, ext string) string {
-	if strings.HasSuffix(strings.ToLower(desc), "."+ext) {
+	lower := strings.ToLower(desc)
+	if strings.HasSuffix(lower, "."+ext) || (ext == "bin" && path.Ext(lower) != "") {
 		return desc
 	}
 	return desc + "." + ext
