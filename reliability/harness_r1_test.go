@@ -116,12 +116,18 @@ func r1Letter(t testing.TB, tag string, i int) (string, []byte) {
 	s = strings.Replace(s, "<Identifier>ENV00000000001</Identifier>", fmt.Sprintf("<Identifier>%sE%010d</Identifier>", tag, i), 1)
 	s = strings.Replace(s, "0f6c1e2d3a4b5c6d7e8f90a1b2c3d4e5", fmt.Sprintf("%s%029x", strings.ToLower(tag), i), 1)
 	s = strings.Replace(s, "Kære samråd<Break/>", "Kære samråd ("+oMarker(tag, i)+")<Break/>", 1)
+	return "5790000000005#" + ident, []byte(r1Person(s, i))
+}
+
+// r1Person puts test person i (of r1Persons, in turn) in place of the
+// fixtures' Bruno Test Elmer.
+func r1Person(s string, i int) string {
 	if p := r1Persons[i%len(r1Persons)]; p[0] != r1Persons[0][0] {
 		s = strings.Replace(s, "2509479989", p[0], 1)
 		s = strings.Replace(s, "<PersonGivenName>Bruno Test</PersonGivenName>", "<PersonGivenName>"+p[1]+"</PersonGivenName>", 1)
 		s = strings.Replace(s, "<PersonSurnameName>Elmer</PersonSurnameName>", "<PersonSurnameName>"+p[2]+"</PersonSurnameName>", 1)
 	}
-	return "5790000000005#" + ident, []byte(s)
+	return s
 }
 
 var (
@@ -148,12 +154,7 @@ func r1XBIN01(t testing.TB, tag string, i int) (data, file []byte) {
 	s = strings.Replace(s, "<ObjectIdentifier>BIN00000000101</ObjectIdentifier>", fmt.Sprintf("<ObjectIdentifier>%sO%010d</ObjectIdentifier>", tag, i), 1)
 	s = regexp.MustCompile(`(?s)<OriginalObjectSize>.*?</Object_Base64Encoded>`).ReplaceAllLiteralString(s,
 		fmt.Sprintf("<OriginalObjectSize>%d</OriginalObjectSize>\n      <Object_Base64Encoded>%s</Object_Base64Encoded>", len(file), base64.StdEncoding.EncodeToString(file)))
-	if p := r1Persons[i%len(r1Persons)]; p[0] != r1Persons[0][0] {
-		s = strings.Replace(s, "2509479989", p[0], 1)
-		s = strings.Replace(s, "<PersonGivenName>Bruno Test</PersonGivenName>", "<PersonGivenName>"+p[1]+"</PersonGivenName>", 1)
-		s = strings.Replace(s, "<PersonSurnameName>Elmer</PersonSurnameName>", "<PersonSurnameName>"+p[2]+"</PersonSurnameName>", 1)
-	}
-	return []byte(s), file
+	return []byte(r1Person(s, i)), file
 }
 
 // r1WithBIN makes letter i of tag name the file r1XBIN01 carries.

@@ -2,8 +2,6 @@ package medcom
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -308,29 +306,6 @@ func answerJoined(pa *plannedAck, into string, given map[string]*inRecord) *inRe
 		}
 	}
 	return nil
-}
-
-// keepJoined keeps the record of a joined XBIN01 letter in the state
-// store under its own key, so a copy of it arriving on its own later is
-// known (prepare) and answered the same, instead of being stored as a
-// letter of its own: its files would be in the case twice. A record kept
-// already (a repeated round, another replica) is the one returned.
-func (a *Adapter) keepJoined(ctx context.Context, rec inRecord) (inRecord, error) {
-	b, err := json.Marshal(rec)
-	if err != nil {
-		return inRecord{}, err
-	}
-	if _, err := a.state.Create(ctx, rec.Key, b); err != nil {
-		if !errors.Is(err, adapters.ErrExists) {
-			return inRecord{}, err
-		}
-		var kept inRecord
-		if _, _, err := getJSON(ctx, a.state, rec.Key, &kept); err != nil {
-			return inRecord{}, err
-		}
-		return kept, nil
-	}
-	return rec, nil
 }
 
 var errPartnerNotStored = adapters.Retryable("partner_not_stored", "the letter naming the XBIN01 letter's files was not stored with them", nil)

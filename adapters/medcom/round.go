@@ -292,7 +292,10 @@ func (a *Adapter) answer(ctx context.Context, pub adapters.Publisher, fr *fileRo
 			if rec == nil {
 				return false, errPartnerNotStored
 			}
-			kept, err := a.keepJoined(ctx, *rec)
+			// Kept under its own key too: a copy of it arriving alone
+			// later is known (prepare) and answered the same, rather than
+			// stored as a letter of its own with its files a second time.
+			kept, err := a.keep(ctx, *rec)
 			if err != nil {
 				return false, err
 			}
@@ -369,17 +372,22 @@ func (a *Adapter) repeat(pub adapters.Publisher, file string, rec *inRecord, byA
 // remember keeps pa's answer in the state store, or returns the one kept
 // there already (a crash after it, or another replica).
 func (a *Adapter) remember(ctx context.Context, pa plannedAck) (inRecord, error) {
-	rec := pa.record()
+	return a.keep(ctx, pa.record())
+}
+
+// keep keeps rec in the state store under rec.Key, or returns the record
+// kept there already.
+func (a *Adapter) keep(ctx context.Context, rec inRecord) (inRecord, error) {
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return inRecord{}, err
 	}
-	if _, err := a.state.Create(ctx, pa.key, b); err != nil {
+	if _, err := a.state.Create(ctx, rec.Key, b); err != nil {
 		if !errors.Is(err, adapters.ErrExists) {
 			return inRecord{}, err
 		}
 		var kept inRecord
-		if _, _, err := getJSON(ctx, a.state, pa.key, &kept); err != nil {
+		if _, _, err := getJSON(ctx, a.state, rec.Key, &kept); err != nil {
 			return inRecord{}, err
 		}
 		return kept, nil

@@ -88,21 +88,7 @@ func PartyFromLetter(p letter.Party) Party {
 // BuildLetter writes l as an XDIS91 Emessage (XD9134L, ISO-8859-1). It
 // returns *FieldError values (joined) when l cannot be expressed in XDIS91.
 func BuildLetter(l *letter.Letter, opt LetterOptions) ([]byte, error) {
-	if opt.Now.IsZero() {
-		opt.Now = time.Now()
-	}
-	if opt.EnvelopeID == "" {
-		opt.EnvelopeID = NewID()
-	}
-	if opt.LetterID == "" {
-		opt.LetterID = StableID(l.ID)
-	}
-	if opt.AcknowledgementCode == "" {
-		opt.AcknowledgementCode = AckWanted
-	}
-	if opt.StatusCode == "" {
-		opt.StatusCode = "nytbrev"
-	}
+	opt.defaults(l)
 	if opt.EpisodeOfCareID == "" {
 		opt.EpisodeOfCareID = l.Meta[MetaEpisodeOfCareID]
 	}
@@ -130,34 +116,7 @@ func BuildLetter(l *letter.Letter, opt LetterOptions) ([]byte, error) {
 
 	pe := ce.CreateElement("Patient")
 	pp := p + "/Patient"
-	switch {
-	case l.Patient == nil:
-		w.fail(pp, "the letter has no patient; XDIS91 requires one")
-	case l.Patient.CPR != "":
-		w.add(pe, pp, "CivilRegistrationNumber", l.Patient.CPR)
-	case l.Patient.ReplacementID != "":
-		if n := utf8.RuneCountInString(l.Patient.ReplacementID); n != 10 {
-			w.fail(pp+"/AlternativeIdentifier", "XDIS91 takes a replacement CPR of exactly 10 characters; the child's has %d", n)
-		}
-		w.add(pe, pp, "AlternativeIdentifier", l.Patient.ReplacementID)
-	default:
-		w.add(pe, pp, "CivilRegistrationNumber", "0000000000") // the XSD's "required but unknown"
-	}
-	if l.Patient != nil {
-		// XDIS91 requires a surname and has no way to say it is unknown
-		// (FHIR has data-absent-reason). No MedCom guidance covers an
-		// XDIS91 letter for such a child, so none is made up ("Ukendt"
-		// would read as the child's name) and no blank is sent (valid
-		// XSD, but an EDIFACT conversion on the way may refuse it): the
-		// letter fails for good with the reason, so the coordinator can
-		// record the name or have it sent as a CareCommunication.
-		if strings.TrimSpace(l.Patient.FamilyName) == "" {
-			w.fail(pp+"/PersonSurnameName", "the child's family name is unknown and XDIS91 requires one; record the family name, or send the letter as a FHIR CareCommunication, which can say the name is unknown")
-		} else {
-			w.add(pe, pp, "PersonSurnameName", l.Patient.FamilyName)
-		}
-		w.opt(pe, pp, "PersonGivenName", strings.TrimSpace(l.Patient.GivenName))
-	}
+	w.patient(pe, pp, l.Patient)
 	w.add(pe, pp, "EpisodeOfCareStatusCode", "inaktiv")
 
 	prio := map[string]string{"routine": "rutine", "asap": "høj_prioritet", "urgent": "høj_prioritet", "stat": "høj_prioritet"}[l.Priority]
@@ -199,6 +158,58 @@ func BuildLetter(l *letter.Letter, opt LetterOptions) ([]byte, error) {
 		w.add(be, rp+"/BIN", "OriginalObjectSize", strconv.FormatInt(max(a.Len(), 1), 10))
 	}
 	return finish(doc, w.errs, "letter")
+}
+
+// patient writes the child's identifier and names, as XDIS91 and XBIN01
+// have them.
+func (w *writer) patient(pe *etree.Element, pp string, pat *letter.Patient) {
+	switch {
+	case pat == nil:
+		w.fail(pp, "the letter has no patient; XDIS91 requires one")
+	case pat.CPR != "":
+		w.add(pe, pp, "CivilRegistrationNumber", pat.CPR)
+	case pat.ReplacementID != "":
+		if n := utf8.RuneCountInString(pat.ReplacementID); n != 10 {
+			w.fail(pp+"/AlternativeIdentifier", "XDIS91 takes a replacement CPR of exactly 10 characters; the child's has %d", n)
+		}
+		w.add(pe, pp, "AlternativeIdentifier", pat.ReplacementID)
+	default:
+		w.add(pe, pp, "CivilRegistrationNumber", "0000000000") // the XSD's "required but unknown"
+	}
+	if pat != nil {
+		// XDIS91 requires a surname and has no way to say it is unknown
+		// (FHIR has data-absent-reason). No MedCom guidance covers an
+		// XDIS91 letter for such a child, so none is made up ("Ukendt"
+		// would read as the child's name) and no blank is sent (valid
+		// XSD, but an EDIFACT conversion on the way may refuse it): the
+		// letter fails for good with the reason, so the coordinator can
+		// record the name or have it sent as a CareCommunication.
+		if strings.TrimSpace(pat.FamilyName) == "" {
+			w.fail(pp+"/PersonSurnameName", "the child's family name is unknown and XDIS91 requires one; record the family name, or send the letter as a FHIR CareCommunication, which can say the name is unknown")
+		} else {
+			w.add(pe, pp, "PersonSurnameName", pat.FamilyName)
+		}
+		w.opt(pe, pp, "PersonGivenName", strings.TrimSpace(pat.GivenName))
+	}
+}
+
+// defaults fills in the options left empty (see LetterOptions).
+func (opt *LetterOptions) defaults(l *letter.Letter) {
+	if opt.Now.IsZero() {
+		opt.Now = time.Now()
+	}
+	if opt.EnvelopeID == "" {
+		opt.EnvelopeID = NewID()
+	}
+	if opt.LetterID == "" {
+		opt.LetterID = StableID(l.ID)
+	}
+	if opt.AcknowledgementCode == "" {
+		opt.AcknowledgementCode = AckWanted
+	}
+	if opt.StatusCode == "" {
+		opt.StatusCode = "nytbrev"
+	}
 }
 
 // parties are the sender and receiver a letter is written with.
@@ -290,21 +301,7 @@ func WriteBinaryLetter(l *letter.Letter, opt LetterOptions) (*body.Body, error) 
 }
 
 func buildBinaryLetter(l *letter.Letter, opt LetterOptions, parts *body.Template) ([]byte, error) {
-	if opt.Now.IsZero() {
-		opt.Now = time.Now()
-	}
-	if opt.EnvelopeID == "" {
-		opt.EnvelopeID = NewID()
-	}
-	if opt.LetterID == "" {
-		opt.LetterID = StableID(l.ID)
-	}
-	if opt.AcknowledgementCode == "" {
-		opt.AcknowledgementCode = AckWanted
-	}
-	if opt.StatusCode == "" {
-		opt.StatusCode = "nytbrev"
-	}
+	opt.defaults(l)
 	w := &writer{}
 	snd, rcv := parties(l, opt)
 	doc := etree.NewDocument()
@@ -323,26 +320,7 @@ func buildBinaryLetter(l *letter.Letter, opt LetterOptions, parts *body.Template
 	w.add(le, p+"/Letter", "StatusCode", opt.StatusCode)
 	w.party(bl.CreateElement("Sender"), p+"/Sender", snd, true)
 	w.party(bl.CreateElement("Receiver"), p+"/Receiver", rcv, false)
-	pe := bl.CreateElement("Patient")
-	pp := p + "/Patient"
-	switch {
-	case l.Patient == nil:
-		w.fail(pp, "the letter has no patient; XBIN01 requires one")
-	case l.Patient.CPR != "":
-		w.add(pe, pp, "CivilRegistrationNumber", l.Patient.CPR)
-	case l.Patient.ReplacementID != "":
-		w.add(pe, pp, "AlternativeIdentifier", l.Patient.ReplacementID)
-	default:
-		w.add(pe, pp, "CivilRegistrationNumber", "0000000000")
-	}
-	if l.Patient != nil {
-		if strings.TrimSpace(l.Patient.FamilyName) == "" {
-			w.fail(pp+"/PersonSurnameName", "the child's family name is unknown and XBIN01 requires one")
-		} else {
-			w.add(pe, pp, "PersonSurnameName", l.Patient.FamilyName)
-		}
-		w.opt(pe, pp, "PersonGivenName", strings.TrimSpace(l.Patient.GivenName))
-	}
+	w.patient(bl.CreateElement("Patient"), p+"/Patient", l.Patient)
 	n := 0
 	for i, a := range l.Attachments {
 		if a.ContentType == "text/uri-list" {

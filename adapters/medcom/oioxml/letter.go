@@ -87,18 +87,7 @@ func (m *Emessage) Letter(ce *ClinicalEmail, in Input) *letter.Letter {
 		Subject:   ce.Subject,
 		Text:      strings.Join(ce.Texts, "\n\n"),
 		Original:  original(in, m.Charset),
-		Meta: map[string]string{
-			MetaEnvelopeID:  m.Envelope.Identifier,
-			MetaLetterID:    ce.Identifier,
-			MetaLetterIndex: strconv.Itoa(ce.Index),
-			MetaSenderEAN:   ce.Sender.EAN,
-			MetaReceiverEAN: ce.Receiver.EAN,
-			MetaSenderID:    ce.Sender.IdentifierCode + ":" + ce.Sender.Identifier,
-			MetaReceiverID:  ce.Receiver.IdentifierCode + ":" + ce.Receiver.Identifier,
-			MetaVersion:     ce.VersionCode,
-			MetaStatus:      ce.StatusCode,
-			MetaAckCode:     m.Envelope.AcknowledgementCode,
-		},
+		Meta:      m.meta(ce),
 	}
 	if ce.EpisodeOfCareIdentifier != "" {
 		l.Meta[MetaEpisodeOfCareID] = ce.EpisodeOfCareIdentifier
@@ -149,6 +138,23 @@ func missingObject(name string, b *BinObject) letter.Attachment {
 	return letter.NewAttachment(name+" (mangler).txt", MissingObjectType, []byte(note))
 }
 
+// meta is what the adapter notes of a letter (XDIS91, or XBIN01 through
+// its ReceiptView).
+func (m *Emessage) meta(ce *ClinicalEmail) map[string]string {
+	return map[string]string{
+		MetaEnvelopeID:  m.Envelope.Identifier,
+		MetaLetterID:    ce.Identifier,
+		MetaLetterIndex: strconv.Itoa(ce.Index),
+		MetaSenderEAN:   ce.Sender.EAN,
+		MetaReceiverEAN: ce.Receiver.EAN,
+		MetaSenderID:    ce.Sender.IdentifierCode + ":" + ce.Sender.Identifier,
+		MetaReceiverID:  ce.Receiver.IdentifierCode + ":" + ce.Receiver.Identifier,
+		MetaVersion:     ce.VersionCode,
+		MetaStatus:      ce.StatusCode,
+		MetaAckCode:     m.Envelope.AcknowledgementCode,
+	}
+}
+
 func objectMIME(ext string) string {
 	if ct := extensionMIME[ext]; ct != "" {
 		return ct
@@ -184,18 +190,7 @@ func (m *Emessage) Binary(b *BinaryLetter, in Input) *letter.Letter {
 		Subject:   "Bilag",
 		Text:      fmt.Sprintf("%d bilag sendt som XBIN01 uden det brev, der nævner dem. Brevet nævner hvert bilag ved dets objekt-id.", len(b.Objects)),
 		Original:  original(in, m.Charset),
-		Meta: map[string]string{
-			MetaEnvelopeID:  m.Envelope.Identifier,
-			MetaLetterID:    b.Identifier,
-			MetaLetterIndex: strconv.Itoa(b.Index),
-			MetaSenderEAN:   b.Sender.EAN,
-			MetaReceiverEAN: b.Receiver.EAN,
-			MetaSenderID:    b.Sender.IdentifierCode + ":" + b.Sender.Identifier,
-			MetaReceiverID:  b.Receiver.IdentifierCode + ":" + b.Receiver.Identifier,
-			MetaVersion:     b.VersionCode,
-			MetaStatus:      b.StatusCode,
-			MetaAckCode:     m.Envelope.AcknowledgementCode,
-		},
+		Meta:      m.meta(b.ReceiptView()),
 	}
 	if !b.SystemInformation {
 		l.Patient = b.Patient.toPatient()

@@ -156,10 +156,10 @@ type BinaryObject struct {
 	Data []byte
 }
 
-// ReceiptView is b as a receipt names it: its identifier, version and
-// parties. BuildReceipt receipts letters of either kind through it.
+// ReceiptView is b as a receipt names it: its identifier, version, status
+// and parties. BuildReceipt receipts letters of either kind through it.
 func (b *BinaryLetter) ReceiptView() *ClinicalEmail {
-	return &ClinicalEmail{Index: b.Index, Identifier: b.Identifier, VersionCode: b.VersionCode, Sender: b.Sender, Receiver: b.Receiver}
+	return &ClinicalEmail{Index: b.Index, Identifier: b.Identifier, VersionCode: b.VersionCode, StatusCode: b.StatusCode, Sender: b.Sender, Receiver: b.Receiver}
 }
 
 // Receipt is an XCTL01/02/03 receipt.
