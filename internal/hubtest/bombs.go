@@ -24,9 +24,13 @@ var MedComBombs = []string{
 	"xml-flat", "xml-flat-fhir", "xml-deep", "xml-attrs", "xml-attribute", "xml-text", "xml-comment", "xml-cdata", "xml-entities",
 	"json-flat", "json-string", "json-escapes", "json-deep",
 	"fhir-xml-attachment", "fhir-json-attachment", "vans-attachment", "fhir-declared-size",
+	"xbin01-text", "xbin01-attachment",
 }
 
-const oioNS = "http://rep.oio.dk/sundcom.dk/medcom.dk/xml/schemas/2006/07/01/"
+const (
+	oioNS     = "http://rep.oio.dk/sundcom.dk/medcom.dk/xml/schemas/2006/07/01/"
+	oioNS2005 = "http://rep.oio.dk/sundcom.dk/medcom.dk/xml/schemas/2005/08/07/" // XBIN01
+)
 
 // MedComBomb builds the input kind of about size bytes (never more) that
 // the hub must refuse. Letters carry only MedCom's fictitious test persons.
@@ -70,6 +74,11 @@ func MedComBomb(kind string, size int) ([]byte, error) {
 		return fill(`{"resourceType":"Bundle","x":`, "[", ""), nil
 	case "fhir-xml-attachment", "fhir-json-attachment", "vans-attachment":
 		return attachmentLetter(kind, size)
+	case "xbin01-text":
+		// A BinaryLetter lifts the 1 MiB cap on one text run of OIOXML.
+		return fill(`<Emessage xmlns="`+oioNS2005+`"><Envelope/><BinaryLetter><Letter>`, "x", "</Letter></BinaryLetter></Emessage>"), nil
+	case "xbin01-attachment":
+		return binaryLetter(size)
 	case "fhir-declared-size":
 		data, err := fixture("testdata/medcom/fhir/Bundle-c0426e3e-978f-46e8-a366-a30f27854b0a.xml")
 		if err != nil {
@@ -114,6 +123,35 @@ func attachmentLetter(kind string, size int) ([]byte, error) {
 	}
 	return fhirmsg.BuildVANSEnvelope(out, fhirmsg.Envelope{EnvelopeID: "0b6f1a1e-3c7d-4f51-9d1e-6f8a2c4b5d10", MessageID: "4c1d2e3f-5a6b-4c7d-8e9f-0a1b2c3d4e5f",
 		FromGLN: "5790000121526", ToGLN: "5790001382445", Encoding: fhirmsg.EncodingXML, Name: "MCM:FDIS91#other", Version: "5.0", Now: time.Date(2026, 3, 4, 9, 15, 0, 0, time.UTC)})
+}
+
+// binaryLetter is an XBIN01 letter whose object, base64 in lines as MedCom
+// writes it, fills it to about size bytes and whose child has an
+// impossible CPR number: it is read in full, its object decoded, and then
+// refused.
+func binaryLetter(size int) ([]byte, error) {
+	data, err := fixture("testdata/medcom/samhub/xbin01.xml")
+	if err != nil {
+		return nil, err
+	}
+	open, end := []byte("<Object_Base64Encoded>"), []byte("</Object_Base64Encoded>")
+	i, j := bytes.Index(data, open)+len(open), bytes.Index(data, end)
+	if i < len(open) || j < i {
+		return nil, errors.New("fixture has no object")
+	}
+	const line, sep = 76, "\n        "
+	room := max(line, (size-(len(data)-(j-i)))/(line+len(sep))*line)
+	b64 := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte("%PDF-1.7 fictitious "), room/4*3/20+1))[:room/4*4]
+	var obj bytes.Buffer
+	for len(b64) > 0 {
+		n := min(line, len(b64))
+		obj.WriteString(b64[:n])
+		if b64 = b64[n:]; len(b64) > 0 {
+			obj.WriteString(sep)
+		}
+	}
+	out := append(append(append([]byte(nil), data[:i]...), obj.Bytes()...), data[j:]...)
+	return bytes.Replace(out, []byte("<CivilRegistrationNumber>2509479989"), []byte("<CivilRegistrationNumber>3102479989"), 1), nil
 }
 
 // fixture reads a file of the repository, wherever the test runs.

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"regexp"
 	"strconv"
 	"strings"
@@ -639,15 +640,35 @@ func (r *reader) binaryLetter(el *etree.Element, idx int) *BinaryLetter {
 // letter names at most 10 references.
 const maxBinaryObjects = 10
 
-// decodeBase64 decodes base64 broken over lines, as MedCom writes it.
+// decodeBase64 decodes base64 broken over lines, as MedCom writes it,
+// without a cleaned copy of the text: an object may be most of a 100 MB
+// file.
 func decodeBase64(s string) ([]byte, error) {
-	clean := strings.Map(func(r rune) rune {
-		if r == ' ' || r == '\t' || r == '\r' || r == '\n' {
-			return -1
+	out := make([]byte, base64.StdEncoding.DecodedLen(len(s)))
+	n, err := io.ReadFull(base64.NewDecoder(base64.StdEncoding, &spaceless{s: s}), out)
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		err = nil // the text held line breaks: fewer bytes than the estimate
+	}
+	return out[:n], err
+}
+
+// spaceless reads s without its spaces and tabs (the base64 decoder skips
+// line breaks itself).
+type spaceless struct{ s string }
+
+func (r *spaceless) Read(p []byte) (int, error) {
+	n := 0
+	for n < len(p) && len(r.s) > 0 {
+		if c := r.s[0]; c != ' ' && c != '\t' {
+			p[n] = c
+			n++
 		}
-		return r
-	}, s)
-	return base64.StdEncoding.DecodeString(clean)
+		r.s = r.s[1:]
+	}
+	if n == 0 && len(r.s) == 0 {
+		return 0, io.EOF
+	}
+	return n, nil
 }
 
 var receiptVersions = map[string][2]string{
