@@ -239,3 +239,26 @@ func TestFileName(t *testing.T) {
 		}
 	}
 }
+
+func TestDecodeBase64(t *testing.T) {
+	want := []byte("%PDF-1.4 æøå\x00\xff")
+	enc := base64.StdEncoding.EncodeToString(want)
+	for _, in := range []string{
+		enc,
+		"\n        " + enc[:8] + "\n        " + enc[8:] + "\n      ",
+		enc[:4] + "\r\n\t" + enc[4:12] + " " + enc[12:],
+	} {
+		got, err := decodeBase64(in)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("%q: %q %v", in, got, err)
+		}
+	}
+	for _, in := range []string{"not*base64", enc[:len(enc)-1], "QQ==QQ=="} {
+		if _, err := decodeBase64(in); err == nil {
+			t.Errorf("%q decoded", in)
+		}
+	}
+	if got, err := decodeBase64("  \n "); err != nil || len(got) != 0 {
+		t.Errorf("white space only: %q %v", got, err)
+	}
+}

@@ -644,12 +644,24 @@ const maxBinaryObjects = 10
 // without a cleaned copy of the text: an object may be most of a 100 MB
 // file.
 func decodeBase64(s string) ([]byte, error) {
-	out := make([]byte, base64.StdEncoding.DecodedLen(len(s)))
-	n, err := io.ReadFull(base64.NewDecoder(base64.StdEncoding, &spaceless{s: s}), out)
-	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-		err = nil // the text held line breaks: fewer bytes than the estimate
+	// Room for all it can hold, and a byte more, so the decoder always has
+	// room to report the end. A quantum cut short is io.ErrUnexpectedEOF:
+	// an error here.
+	out := make([]byte, base64.StdEncoding.DecodedLen(len(s))+1)
+	dec := base64.NewDecoder(base64.StdEncoding, &spaceless{s: s})
+	n := 0
+	for {
+		m, err := dec.Read(out[n:])
+		n += m
+		switch {
+		case errors.Is(err, io.EOF):
+			return out[:n:n], nil
+		case err != nil:
+			return nil, err
+		case n == len(out):
+			return nil, errors.New("base64: more data than its text can hold") // cannot happen
+		}
 	}
-	return out[:n], err
 }
 
 // spaceless reads s without its spaces and tabs (the base64 decoder skips
