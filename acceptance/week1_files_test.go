@@ -3,6 +3,7 @@ package acceptance
 import (
 	"bytes"
 	"testing"
+	"time"
 
 	"github.com/samhub/samhub/internal/sim/medcompeer"
 	"github.com/samhub/samhub/pipeline/letter"
@@ -60,5 +61,37 @@ func TestWeek1AReferralWhoseAttachmentNeverComes(t *testing.T) {
 	}
 	if ack := w.gp(gpAero).AckOf(sent); !ack.Positive {
 		t.Errorf("receipt %s, want positive: the letter itself is valid", ack.Code)
+	}
+}
+
+// Week 3, a practice still on XDIS91: child psychiatry's discharge note
+// carries its summary as a file. The practice gets the XDIS91 letter
+// naming the file and, beside it, the XBIN01 letter carrying it (the file
+// was left out before); it receipts both, and the note is acknowledged,
+// neither refused nor parked.
+func TestWeek3ADischargeNoteToAnXDIS91PracticeCarriesItsFile(t *testing.T) {
+	w := newWorld(t)
+	cases, coordinator, region := w.caseSystem(), w.coordinator(), w.region()
+	w.expectLetters(bruno, gpAero)
+	cases.Files(w.gp(gpAero).Refers(bruno, xdis91Latin1).ID)
+	coordinator.RecordsConsent(bruno, letter.ScopeGP)
+	region.Knows(bruno, &gpAero)
+	text := "Bruno er udskrevet fra børne- og ungdomspsykiatrien. Opfølgning hos egen læge om en måned."
+	note := region.SendsDischargeNote(bruno, gpAero, text)
+
+	got := w.gp(gpAero).Receives(bruno, note, 1)[0]
+	if got.Format != medcompeer.FormatXDIS91 || len(got.Files) != 1 || !got.Valid() {
+		t.Fatalf("the discharge note reached Ærø as %s naming %d file(s), problems %v; want a valid XDIS91 letter naming its summary", got.Format, len(got.Files), got.Problems)
+	}
+	w.eventually("the summary in the XBIN01 letter beside the note", func() bool { return len(w.peer.FilesOf(got)) == 1 })
+	if file := w.peer.FilesOf(got)[got.Files[0]]; string(file) != text {
+		t.Errorf("the file the note names holds %q, want the region's summary", file)
+	}
+	if ack := coordinator.SeesAcknowledgement(note); !positiveAck(ack.Code) {
+		t.Errorf("the journey of the note shows the practice's answer %q; want positive", ack.Code)
+	}
+	time.Sleep(300 * time.Millisecond) // a refusal of the XBIN01 letter would park the note by now
+	if n := len(coordinator.ParkedAt("gp", note)); n != 0 {
+		t.Errorf("the note is parked %d time(s) at the GP destination", n)
 	}
 }
