@@ -56,18 +56,18 @@ func (p *prepared) joinable() bool {
 	return p.err == nil && p.reject == "" && p.in != nil && p.in.err == nil && p.in.oio != nil
 }
 
-// bins lists the BIN references of p's letters.
-func (p *prepared) bins() (refs []struct {
+// binRef is a BIN reference of a letter.
+type binRef struct {
 	ce  *oioxml.ClinicalEmail
 	bin *oioxml.BinObject
-}) {
+}
+
+// bins lists the BIN references of p's letters.
+func (p *prepared) bins() (refs []binRef) {
 	for _, ce := range p.in.oio.Letters {
 		for i := range ce.References {
 			if b := ce.References[i].BIN; b != nil {
-				refs = append(refs, struct {
-					ce  *oioxml.ClinicalEmail
-					bin *oioxml.BinObject
-				}{ce, b})
+				refs = append(refs, binRef{ce, b})
 			}
 		}
 	}
@@ -159,7 +159,6 @@ func (a *Adapter) joinBinaries(ctx context.Context, preps []*prepared, now time.
 		if p.waiting {
 			continue
 		}
-		delete(a.partnerWait, p.name)
 		for _, r := range p.bins() {
 			h, ok := objects[refKey(r.ce, r.bin)]
 			if !ok || h.p.waiting || len(taken[h.b]) < distinctObjects(h.b) || takers[h.b] != nil {
