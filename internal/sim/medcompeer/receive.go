@@ -162,13 +162,18 @@ func (p *Peer) takeBinary(name string, m *oioxml.Emessage, b *oioxml.BinaryLette
 	if len(problems) > 0 {
 		opt.Type, opt.RefuseCode, opt.RefuseText = oioxml.NegativeReceipt, oioxml.RefuseSyntax, "Bilaget overholder ikke standarden"
 	}
-	data, err := oioxml.BuildReceipt(m, opt)
-	if err == nil {
-		err = p.drop(strings.ToLower(map[string]string{oioxml.PositiveReceipt: "xctl03", oioxml.NegativeReceipt: "xctl02"}[opt.Type])+"-"+oioxml.NewID()+".xml", data)
-	}
-	if err != nil {
+	if err := p.sendReceipt(m, opt); err != nil {
 		p.fail(fmt.Errorf("receipt for %s: %w", name, err))
 	}
+}
+
+// sendReceipt builds a receipt and drops it for the hub.
+func (p *Peer) sendReceipt(m *oioxml.Emessage, opt oioxml.ReceiptOptions) error {
+	data, err := oioxml.BuildReceipt(m, opt)
+	if err != nil {
+		return err
+	}
+	return p.drop(strings.ToLower(map[string]string{oioxml.PositiveReceipt: "xctl03", oioxml.NegativeReceipt: "xctl02"}[opt.Type])+"-"+oioxml.NewID()+".xml", data)
 }
 
 // FilesOf gives the bytes of the files an XDIS91 letter names, by object
@@ -235,14 +240,8 @@ func (p *Peer) answerOIOXML(l *Letter, m *oioxml.Emessage, ce *oioxml.ClinicalEm
 	if len([]rune(opt.RefuseText)) > 70*5 {
 		opt.RefuseText = string([]rune(opt.RefuseText)[:70*5])
 	}
-	data, err := oioxml.BuildReceipt(m, opt)
-	if err != nil {
+	if err := p.sendReceipt(m, opt); err != nil {
 		p.fail(fmt.Errorf("receipt for %s: %w", l.File, err))
-		return
-	}
-	id := oioxml.NewID()
-	if err := p.drop(strings.ToLower(map[string]string{oioxml.PositiveReceipt: "xctl03", oioxml.NegativeReceipt: "xctl02"}[opt.Type])+"-"+id+".xml", data); err != nil {
-		p.fail(err)
 		return
 	}
 	p.setAnswer(l, opt.Type == oioxml.PositiveReceipt)
