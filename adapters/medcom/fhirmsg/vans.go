@@ -33,7 +33,7 @@ func fromVANS(root *etree.Element, lim xmlsafe.Limits, parts *partscan.Doc) (*Me
 		if e == nil {
 			return ""
 		}
-		return strings.TrimSpace(e.Text())
+		return strings.TrimSpace(xmlsafe.Text(e))
 	}
 	info := &VANSInfo{
 		EnvelopeID: text(child(root, "EnvelopeIdentifier")),

@@ -214,7 +214,7 @@ func (r *reader) text(el *etree.Element, parent, name string) string {
 			break
 		}
 	}
-	return strings.TrimSpace(el.Text())
+	return strings.TrimSpace(xmlsafe.Text(el))
 }
 
 // take reads the next element name, required or optional.
@@ -426,7 +426,7 @@ func (r *reader) personName(s *seq, name string, required bool) string {
 	if el == nil {
 		return ""
 	}
-	raw := el.Text()
+	raw := xmlsafe.Text(el)
 	v := r.text(el, s.path, name)
 	if n := utf8.RuneCountInString(v); raw == "" || n > 70 {
 		r.fail(s.path+"/"+name, "must be 1 to 70 characters, found %d", n)

@@ -1,7 +1,9 @@
 package oioxml
 
 import (
+	"bytes"
 	"errors"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -120,4 +122,34 @@ func unwrap(err error) []error {
 		return nil
 	}
 	return []error{err}
+}
+
+// TestCommentsAndProcessingInstructionsInsideValues: XML allows comments and
+// processing instructions inside an element's text; the value is all of its
+// text. etree's Text stopped at the first processing instruction, so the
+// letter id below read "LTR0000" and an XBIN01 object cut on a base64
+// quantum boundary lost its tail without an error.
+func TestCommentsAndProcessingInstructionsInsideValues(t *testing.T) {
+	s := string(read(t, "samhub/letter-utf8.xml"))
+	s = strings.Replace(s, "<Identifier>LTR00000000001</Identifier>", "<Identifier><!-- id -->LTR0000<?samhub x?>0000001</Identifier>", 1)
+	s = strings.Replace(s, "<PersonSurnameName>Elmer</PersonSurnameName>", "<PersonSurnameName>El<?pi?>mer</PersonSurnameName>", 1)
+	m, err := Parse([]byte(s), xmlsafe.DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	eq(t, "letter id", m.Letters[0].Identifier, "LTR00000000001")
+	eq(t, "surname", m.Letters[0].Patient.Surname, "Elmer")
+
+	bin := read(t, "samhub/xbin01.xml")
+	want := embeddedObject(t, bin)
+	loc := regexp.MustCompile(`<Object_Base64Encoded>\s*`).FindIndex(bin)
+	cut := loc[1] + 76 // after the first line of 76 characters: 19 whole quanta
+	b := append(append(append([]byte{}, bin[:cut]...), "<?samhub x?>"...), bin[cut:]...)
+	m, err = Parse(b, xmlsafe.DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := m.Binaries[0].Objects[0].Data; !bytes.Equal(got, want) {
+		t.Errorf("object is %d bytes, want %d", len(got), len(want))
+	}
 }

@@ -494,3 +494,36 @@ func checkLabel(data []byte) error {
 	}
 	return nil
 }
+
+// Text is all character data directly inside el, comments and processing
+// instructions skipped. etree's Text stops at the first processing
+// instruction, so <Identifier>LTR0<?x?>1</Identifier> read as "LTR0": a
+// value silently cut short, or a base64 object cut on a quantum boundary.
+// Child elements are the caller's to refuse.
+func Text(el *etree.Element) string {
+	if el == nil {
+		return ""
+	}
+	var first string
+	var b strings.Builder
+	n := 0
+	for _, t := range el.Child {
+		cd, ok := t.(*etree.CharData)
+		if !ok {
+			continue
+		}
+		switch n++; n {
+		case 1:
+			first = cd.Data
+		case 2:
+			b.WriteString(first)
+			fallthrough
+		default:
+			b.WriteString(cd.Data)
+		}
+	}
+	if n > 1 {
+		return b.String()
+	}
+	return first
+}
