@@ -243,6 +243,7 @@ func fromBundle(root *node, encoding string, parts *partscan.Doc) *Message {
 			add("Bundle.timestamp", "must be a date-time with time zone")
 		}
 	}
+	modifierExtensions(root, "Bundle", add)
 	b := newBundle(root)
 	if len(b.entries) == 0 {
 		add("Bundle.entry", "must hold a MessageHeader and the resources it references")
@@ -795,4 +796,39 @@ func allDigits(s string) bool {
 		}
 	}
 	return true
+}
+
+// modifierExtensions refuses every modifierExtension under n. FHIR lets a
+// receiver ignore an extension it does not know, but not a modifier
+// extension: it may change what the element means (e.g. "this text is
+// retracted"), and MedCom's profiles define none, so none is known here.
+func modifierExtensions(n *node, path string, add func(string, string, ...any)) {
+	seen := map[string]int{}
+	for _, k := range n.kids {
+		seen[k.name]++
+	}
+	at := map[string]int{}
+	for _, k := range n.kids {
+		p := path + "." + k.name
+		switch {
+		case k.name == "resource" && len(k.kids) == 1:
+			k = k.kids[0]
+			p += "(" + k.name + ")"
+		case k.list || seen[k.name] > 1:
+			p += fmt.Sprintf("[%d]", at[k.name])
+		}
+		at[k.name]++
+		if k.name == "modifierExtension" {
+			url := k.url
+			switch {
+			case url == "":
+				url = "(no url)"
+			case len(url) > 200:
+				url = strings.ToValidUTF8(url[:200], "") + "…"
+			}
+			add(p, "unknown modifier extension %s: it may change the meaning of its element, so it cannot be ignored (FHIR); expected none", url)
+			continue
+		}
+		modifierExtensions(k, p, add)
+	}
 }

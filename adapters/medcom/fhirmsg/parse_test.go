@@ -537,3 +537,55 @@ func TestReferencesByFullURL(t *testing.T) {
 		t.Errorf("sender %s receiver %s", m.Sender.SOR, m.Receiver.SOR)
 	}
 }
+
+// TestModifierExtensions: an unknown extension is ignored, as FHIR allows;
+// an unknown modifier extension may change what its element means (e.g.
+// mark a text as retracted), so the message is refused naming it, in
+// either encoding and at any depth.
+func TestModifierExtensions(t *testing.T) {
+	js := strings.ReplaceAll(string(readFile(t, "Bundle-add5e7e2-0c0f-4a4a-bfff-f6f984fa7e3c.json")), "\r\n", "\n")
+	xs := string(readFile(t, "Bundle-add5e7e2-0c0f-4a4a-bfff-f6f984fa7e3c.xml"))
+	const comm = "Bundle.entry[2].resource(Communication)"
+	cases := []struct {
+		name, doc, path string // path "" means valid
+	}{
+		{"unknown extension (JSON)", strings.Replace(js, `"status" : "unknown",`,
+			`"extension" : [{"url" : "http://example.org/x", "valueString" : "x"}], "status" : "unknown",`, 1), ""},
+		{"modifier extension on the Communication (JSON)", strings.Replace(js, `"status" : "unknown",`,
+			`"modifierExtension" : [{"url" : "http://example.org/retracted", "valueBoolean" : true}], "status" : "unknown",`, 1),
+			comm + ".modifierExtension[0]"},
+		{"modifier extension on a payload (JSON)", strings.Replace(js, `"contentString" :`,
+			`"modifierExtension" : [{"url" : "http://example.org/retracted", "valueBoolean" : true}], "contentString" :`, 1),
+			comm + ".payload[0].modifierExtension[0]"},
+		{"modifier extension on an entry (JSON)", strings.Replace(js, `"fullUrl" : "https://medcomfhir.dk/ig/carecommunication/Patient/`,
+			`"modifierExtension" : [{"url" : "http://example.org/retracted", "valueBoolean" : true}], "fullUrl" : "https://medcomfhir.dk/ig/carecommunication/Patient/`, 1),
+			"Bundle.entry[1].modifierExtension[0]"},
+		{"modifier extension on the Communication (XML)", strings.Replace(xs, `<status value="unknown"/>`,
+			`<modifierExtension url="http://example.org/retracted"><valueBoolean value="true"/></modifierExtension><status value="unknown"/>`, 1),
+			comm + ".modifierExtension"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if c.doc == js || c.doc == xs {
+				t.Fatal("edit changed nothing")
+			}
+			err := Validate(mustParse(t, []byte(c.doc)))
+			if c.path == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			var found bool
+			for _, e := range unwrapAll(err) {
+				var fe *FieldError
+				if errors.As(e, &fe) && fe.Path == c.path && strings.Contains(fe.Msg, "unknown modifier extension http://example.org/retracted") {
+					found = true
+				}
+			}
+			if !found {
+				t.Errorf("want %s: unknown modifier extension, got: %v", c.path, err)
+			}
+		})
+	}
+}

@@ -169,7 +169,7 @@ func jsonObject(n *node, obj map[string]any) {
 				}
 			}
 		default:
-			if k == "url" && n.name == "extension" {
+			if k == "url" && (n.name == "extension" || n.name == "modifierExtension") {
 				n.url, _ = v.(string)
 				continue
 			}
