@@ -69,14 +69,16 @@ func parse(data []byte, lim xmlsafe.Limits, level int, parts *partscan.Doc) (*Me
 		if !utf8.Valid(body) {
 			return nil, errors.New("json: input is not valid UTF-8 (FHIR requires UTF-8)")
 		}
-		root, err := fromJSON(body, lim)
+		root, dups, err := fromJSON(body, lim)
 		if err != nil {
 			return nil, err
 		}
 		if root.name != "Bundle" {
 			return nil, fmt.Errorf("json: resourceType: must be Bundle")
 		}
-		return fromBundle(root, EncodingJSON, parts), nil
+		m := fromBundle(root, EncodingJSON, parts)
+		m.findings = append(dups, m.findings...)
+		return m, nil
 	case body[0] == '<':
 		if enc := declaredEncoding(body); enc != "" && !strings.EqualFold(enc, "utf-8") && !strings.EqualFold(enc, "utf8") {
 			return nil, fmt.Errorf("xml: declared encoding is not UTF-8: FHIR XML must be UTF-8")

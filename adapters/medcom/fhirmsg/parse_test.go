@@ -589,3 +589,31 @@ func TestModifierExtensions(t *testing.T) {
 		})
 	}
 }
+
+// TestDuplicateJSONNames: a name twice in one JSON object (RFC 8259 leaves
+// its meaning open: readers take the first, the last or refuse) makes the
+// message read one way here and perhaps another in the receiving system.
+// It is refused naming the element, and still read far enough that the
+// sender can be sent a negative acknowledgement.
+func TestDuplicateJSONNames(t *testing.T) {
+	js := strings.ReplaceAll(string(readFile(t, "Bundle-add5e7e2-0c0f-4a4a-bfff-f6f984fa7e3c.json")), "\r\n", "\n")
+	doc := strings.Replace(js, `"status" : "unknown",`, `"status" : "unknown", "status" : "completed",`, 1)
+	if doc == js {
+		t.Fatal("edit changed nothing")
+	}
+	m := mustParse(t, []byte(doc))
+	if m.HeaderID != "42cb9200-f421-4d08-8391-7d51a2503cb4" || m.Sender.GLN == "" {
+		t.Errorf("header %q sender %+v: not read far enough to answer the sender", m.HeaderID, m.Sender)
+	}
+	err := Validate(m)
+	var found bool
+	for _, e := range unwrapAll(err) {
+		var fe *FieldError
+		if errors.As(e, &fe) && fe.Path == "Bundle.entry[2].resource.status" && strings.Contains(fe.Msg, "appears twice") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("want Bundle.entry[2].resource.status: appears twice, got: %v", err)
+	}
+}

@@ -114,22 +114,45 @@ func fromXML(e *etree.Element) *node {
 // fromJSON decodes FHIR JSON into a node tree named by its resourceType.
 // xmlsafe.DecodeJSON checks size, nesting, tokens and string lengths as it
 // reads, in one pass over data.
-func fromJSON(data []byte, lim xmlsafe.Limits) (*node, error) {
-	v, err := xmlsafe.DecodeJSON(data, lim)
+// A name repeated in one object is returned as a finding: the message is
+// read (with the last value) so that its sender can be answered, and
+// refused.
+func fromJSON(data []byte, lim xmlsafe.Limits) (*node, []error, error) {
+	v, dups, err := xmlsafe.DecodeJSONDuplicates(data, lim)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	obj, ok := v.(map[string]any)
 	if !ok {
-		return nil, fmt.Errorf("json: the top level must be an object")
+		return nil, nil, fmt.Errorf("json: the top level must be an object")
 	}
 	rt, _ := obj["resourceType"].(string)
 	if rt == "" {
-		return nil, fmt.Errorf("json: resourceType: missing at the top level")
+		return nil, nil, fmt.Errorf("json: resourceType: missing at the top level")
+	}
+	var findings []error
+	for _, p := range dups {
+		findings = append(findings, ferr(pointerPath(rt, p), "appears twice in one JSON object: each name may appear once, or readers disagree on its value"))
 	}
 	n := &node{name: rt}
 	jsonObject(n, obj)
-	return n, nil
+	return n, findings, nil
+}
+
+// pointerPath writes a JSON Pointer as a FHIR element path:
+// /entry/2/resource/status → Bundle.entry[2].resource.status.
+func pointerPath(root, ptr string) string {
+	var b strings.Builder
+	b.WriteString(root)
+	for seg := range strings.SplitSeq(strings.TrimPrefix(ptr, "/"), "/") {
+		seg = strings.ReplaceAll(strings.ReplaceAll(seg, "~1", "/"), "~0", "~")
+		if _, err := strconv.Atoi(seg); err == nil {
+			b.WriteString("[" + seg + "]")
+			continue
+		}
+		b.WriteString("." + seg)
+	}
+	return b.String()
 }
 
 func jsonObject(n *node, obj map[string]any) {

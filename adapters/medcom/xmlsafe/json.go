@@ -24,27 +24,40 @@ import (
 // keep the last value, as encoding/json does. Errors are *Error; Path is
 // the byte offset.
 func DecodeJSON(data []byte, lim Limits) (any, error) {
+	v, _, err := DecodeJSONDuplicates(data, lim)
+	return v, err
+}
+
+// DecodeJSONDuplicates is DecodeJSON that also returns where a name occurs
+// twice in one object: JSON Pointers (RFC 6901) to the repeated members,
+// at most maxDuplicates. Readers disagree on which of the two counts (the
+// first, the last, or neither), so a message that has them reads one way
+// here and may read another way downstream; the caller decides whether to
+// refuse it.
+func DecodeJSONDuplicates(data []byte, lim Limits) (any, []string, error) {
 	lim = lim.withDefaults()
 	if int64(len(data)) > lim.MaxBytes {
-		return nil, &Error{Reason: ReasonTooLarge, Msg: fmt.Sprintf("input is %d bytes, more than the limit of %d", len(data), lim.MaxBytes), json: true}
+		return nil, nil, &Error{Reason: ReasonTooLarge, Msg: fmt.Sprintf("input is %d bytes, more than the limit of %d", len(data), lim.MaxBytes), json: true}
 	}
 	data = bytes.TrimPrefix(data, []byte{0xEF, 0xBB, 0xBF})
 	r := &jsonReader{data: data, lim: lim, budget: lim.TokenBudget(len(data)),
 		dec: jsontext.NewDecoder(bytes.NewBuffer(data), jsontext.AllowDuplicateNames(true))}
 	if r.dec.PeekKind() == 0 {
 		if _, err := r.dec.ReadToken(); errors.Is(err, io.EOF) {
-			return nil, &Error{Reason: ReasonSyntax, Msg: "empty input: expected JSON", json: true}
+			return nil, nil, &Error{Reason: ReasonSyntax, Msg: "empty input: expected JSON", json: true}
 		}
 	}
 	v, err := r.value(0)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if _, err := r.dec.ReadToken(); !errors.Is(err, io.EOF) {
-		return nil, r.fail(ReasonSyntax, "more than one JSON value")
+		return nil, nil, r.fail(ReasonSyntax, "more than one JSON value")
 	}
-	return v, nil
+	return v, r.dups, nil
 }
+
+const maxDuplicates = 10
 
 // CheckJSON refuses oversize, too deeply nested or malformed JSON.
 func CheckJSON(data []byte, lim Limits) error {
@@ -58,6 +71,7 @@ type jsonReader struct {
 	lim    Limits
 	budget int
 	tokens int
+	dups   []string // JSON Pointers to names repeated in their object
 }
 
 func (r *jsonReader) fail(reason Reason, msg string) error {
@@ -111,6 +125,9 @@ func (r *jsonReader) value(depth int) (any, error) {
 			name, err := r.str()
 			if err != nil {
 				return nil, err
+			}
+			if _, dup := obj[name]; dup && len(r.dups) < maxDuplicates {
+				r.dups = append(r.dups, string(r.dec.StackPointer()))
 			}
 			v, err := r.value(depth + 1)
 			if err != nil {

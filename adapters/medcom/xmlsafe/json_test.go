@@ -71,3 +71,19 @@ func FuzzDecodeJSON(f *testing.F) {
 		}
 	})
 }
+
+func TestDecodeJSONDuplicates(t *testing.T) {
+	v, dups, err := DecodeJSONDuplicates([]byte(`{"a":1,"b":{"c":[{"d":1,"d":2}],"_c":{}},"a":"x","e~/f":1,"e~/f":2}`), DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"/b/c/0/d", "/a", "/e~0~1f"}; !reflect.DeepEqual(dups, want) {
+		t.Errorf("duplicates = %q, want %q", dups, want)
+	}
+	if a := v.(map[string]any)["a"]; a != "x" {
+		t.Errorf("a = %v, want the last value", a)
+	}
+	if _, dups, _ := DecodeJSONDuplicates([]byte(`{"a":{"x":1},"b":{"x":1},"_a":1}`), DefaultLimits()); len(dups) != 0 {
+		t.Errorf("same names in different objects reported: %q", dups)
+	}
+}
