@@ -236,7 +236,7 @@ func planOIOXML(m *oioxml.Emessage, verr error, self Self, now time.Time) ([]pla
 		code = oioxml.RefuseVersion
 	}
 	// XBIN01 letters are receipted like XDIS91 letters, each by its own id.
-	heads := m.Letters
+	heads := append(m.Letters[:len(m.Letters):len(m.Letters)], m.Unread...)
 	for _, b := range m.Binaries {
 		heads = append(heads[:len(heads):len(heads)], b.ReceiptView())
 	}

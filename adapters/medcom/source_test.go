@@ -578,3 +578,43 @@ func TestRoundSyncFailurePutsFilesBack(t *testing.T) {
 		sameBytes(t, "acknowledgement "+name, e.read(t, "out", name), first[name])
 	}
 }
+
+// A MedCom OIOXML letter of a type the hub does not read (a referral in
+// the XDIS91 namespace, a letter of another schema family) is refused with
+// a negative receipt naming it, so its sender is not left waiting; it is
+// kept byte for byte in error/. A receipt of another family gets none.
+func TestUnreadLetterTypesGetANegativeReceipt(t *testing.T) {
+	e := newEnv(t)
+	a := e.adapter(t, nil)
+	pub := newPub()
+	base := string(readFile(t, "samhub/letter-utf8.xml"))
+	files := map[string][]byte{
+		"referral.xml": []byte(strings.NewReplacer("<ClinicalEmail>", "<Referral>", "</ClinicalEmail>", "</Referral>", "LTR00000000001", "LTR00000000071").Replace(base)),
+		"xdis22.xml": []byte(strings.NewReplacer(oioxml.NS2006, "http://rep.oio.dk/medcom.dk/xml/schemas/2019/03/31/",
+			"LTR00000000001", "LTR00000000072", "ENV00000000001", "ENV00000000072").Replace(base)),
+		"receipt.xml": bytes.ReplaceAll(readFile(t, "oioxml/CTL03_1.xml"), []byte("2005/08/07"), []byte("2019/03/31")),
+	}
+	for name, b := range files {
+		e.drop(t, name, b)
+	}
+	a.Poll(context.Background(), pub)
+	if len(pub.letters) != 0 {
+		t.Fatalf("published %v", pub.ids())
+	}
+	for name, b := range files {
+		sameBytes(t, name+" in error/", e.read(t, "error", name), b)
+	}
+	refused := map[string]string{}
+	for _, f := range e.files(t, "out") {
+		rc := parseOut(t, e.read(t, "out", f)).Receipts[0]
+		if rc.Type != oioxml.NegativeReceipt || len(rc.OriginalLetters) != 1 || rc.ReceiverEAN != "5790000000005" {
+			t.Fatalf("%s: %+v", f, rc)
+		}
+		refused[rc.OriginalLetters[0].Identifier] = rc.OriginalLetters[0].RefuseCode + ": " + rc.OriginalLetters[0].RefuseText
+	}
+	if len(refused) != 2 || !strings.Contains(refused["LTR00000000071"], "letter type Referral is not read by this hub") ||
+		!strings.Contains(refused["LTR00000000072"], "2019/03/31/\" is not one of") ||
+		!strings.HasPrefix(refused["LTR00000000072"], oioxml.RefuseVersion) {
+		t.Errorf("negative receipts %q, want one each for the referral and the letter of another family", refused)
+	}
+}

@@ -55,6 +55,9 @@ type Emessage struct {
 	Letters   []*ClinicalEmail
 	Binaries  []*BinaryLetter
 	Receipts  []*Receipt
+	// Unread are the heads (id, version, sender and receiver EAN) of
+	// letters of a type this hub does not read, for a negative receipt.
+	Unread []*ClinicalEmail
 }
 
 // Envelope is Emessage/Envelope.

@@ -71,7 +71,11 @@ func Parse(data []byte, lim xmlsafe.Limits) (*Emessage, error) {
 	}
 	m.Namespace = root.NamespaceURI()
 	if m.Namespace != NS2006 && m.Namespace != NS2005 {
-		return nil, fmt.Errorf("%w: Emessage: namespace %q is not one of the XDIS91/receipt namespaces (%s, %s)", ErrUnsupported, m.Namespace, NS2006, NS2005)
+		// Another MedCom letter family: its envelope and letter heads are
+		// still read, so its sender gets a negative receipt.
+		m.Envelope.Identifier = headText(root, "Envelope", "Identifier")
+		m.Unread = unreadHeads(root.ChildElements())
+		return m, fmt.Errorf("%w: Emessage: namespace %q is not one of the XDIS91/receipt namespaces (%s, %s)", ErrUnsupported, m.Namespace, NS2006, NS2005)
 	}
 	r.ns = m.Namespace
 	s := r.seq(root, "Emessage")
@@ -82,7 +86,7 @@ func Parse(data []byte, lim xmlsafe.Limits) (*Emessage, error) {
 	if len(items) == 0 {
 		r.fail("Emessage", "must contain at least one letter after Envelope")
 	}
-	for _, el := range items {
+	for i, el := range items {
 		switch {
 		case el.Tag == "Local_Elements":
 			continue // xs:anyType: anything goes
@@ -95,6 +99,7 @@ func Parse(data []byte, lim xmlsafe.Limits) (*Emessage, error) {
 			rc := r.receipt(el, len(m.Receipts)+1)
 			m.Receipts = append(m.Receipts, rc)
 		default:
+			m.Unread = unreadHeads(items[i:])
 			return m, fmt.Errorf("%w: Emessage/%s: letter type %s is not read by this hub (it reads ClinicalEmail XDIS91, BinaryLetter XBIN01 and receipts XCTL01-03)", ErrUnsupported, el.Tag, el.Tag)
 		}
 	}
@@ -102,6 +107,36 @@ func Parse(data []byte, lim xmlsafe.Limits) (*Emessage, error) {
 		return m, r.unsupported
 	}
 	return m, errors.Join(r.errs...)
+}
+
+// unreadHeads reads, as leniently as it can, the head of each letter of a
+// type this hub does not read: every MedCom OIOXML letter starts with
+// Letter (Identifier, VersionCode), Sender and Receiver (EANIdentifier),
+// which is all a negative receipt needs. Receipts are skipped: a receipt is
+// never answered.
+func unreadHeads(els []*etree.Element) []*ClinicalEmail {
+	var out []*ClinicalEmail
+	for _, el := range els {
+		if el.Tag == "Envelope" || el.Tag == "Local_Elements" || strings.HasSuffix(el.Tag, "Receipt") {
+			continue
+		}
+		out = append(out, &ClinicalEmail{
+			Index:       len(out) + 1,
+			Identifier:  headText(el, "Letter", "Identifier"),
+			VersionCode: headText(el, "Letter", "VersionCode"),
+			Sender:      Party{EAN: headText(el, "Sender", "EANIdentifier")},
+			Receiver:    Party{EAN: headText(el, "Receiver", "EANIdentifier")},
+		})
+	}
+	return out
+}
+
+// headText is the text of el/a/b, in whatever namespace.
+func headText(el *etree.Element, a, b string) string {
+	if el = el.SelectElement(a); el == nil {
+		return ""
+	}
+	return strings.TrimSpace(xmlsafe.Text(el.SelectElement(b)))
 }
 
 // IsUnsupported reports whether err says the input is a type or version this
