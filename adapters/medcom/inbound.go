@@ -3,12 +3,14 @@ package medcom
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 	"time"
+	"unicode/utf16"
 
 	"github.com/google/uuid"
 
@@ -158,6 +160,11 @@ func finishFHIR(in *inbound) {
 // or VANSEnvelope. Everything else goes to the OIOXML reader, whose errors
 // (including xmlsafe's refusals) then describe the problem.
 func isFHIR(data []byte) bool {
+	if u := utf16Head(data); u != nil {
+		// Sniffed as text so that a UTF-16 FHIR message is refused by the
+		// FHIR reader (FHIR must be UTF-8), not as an OIOXML charset.
+		data = u
+	}
 	body := bytes.TrimLeft(bytes.TrimPrefix(data, []byte{0xEF, 0xBB, 0xBF}), " \t\r\n")
 	if len(body) > 0 && body[0] == '{' {
 		return true
@@ -167,6 +174,26 @@ func isFHIR(data []byte) bool {
 		name = name[i+1:]
 	}
 	return string(name) == "Bundle" || string(name) == "VANSEnvelope"
+}
+
+// utf16Head is the start of data as UTF-8 when data begins with a UTF-16
+// byte-order mark, else nil.
+func utf16Head(data []byte) []byte {
+	var order binary.ByteOrder
+	switch {
+	case bytes.HasPrefix(data, []byte{0xFF, 0xFE}):
+		order = binary.LittleEndian
+	case bytes.HasPrefix(data, []byte{0xFE, 0xFF}):
+		order = binary.BigEndian
+	default:
+		return nil
+	}
+	data = data[2:min(len(data), 2+2*headBytes)]
+	units := make([]uint16, len(data)/2)
+	for i := range units {
+		units[i] = order.Uint16(data[2*i:])
+	}
+	return []byte(string(utf16.Decode(units)))
 }
 
 // rootName is the name of the first element, skipping the XML declaration,

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/samhub/samhub/adapters"
+	"github.com/samhub/samhub/adapters/medcom/fhirmsg"
 	"github.com/samhub/samhub/adapters/medcom/oioxml"
 	"github.com/samhub/samhub/adapters/medcom/xmlsafe"
 )
@@ -39,6 +40,8 @@ func rejectCode(err error) string {
 		return string(xe.Reason)
 	case oioxml.IsUnsupported(err):
 		return codeUnsupported
+	case errors.Is(err, fhirmsg.ErrNotUTF8):
+		return string(xmlsafe.ReasonCharset)
 	}
 	return codeInvalid
 }

@@ -3,6 +3,7 @@ package medcom
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -11,6 +12,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf16"
+
+	"golang.org/x/text/encoding/charmap"
 
 	"github.com/samhub/samhub/adapters"
 	"github.com/samhub/samhub/adapters/medcom/oioxml"
@@ -616,5 +620,39 @@ func TestUnreadLetterTypesGetANegativeReceipt(t *testing.T) {
 		!strings.Contains(refused["LTR00000000072"], "2019/03/31/\" is not one of") ||
 		!strings.HasPrefix(refused["LTR00000000072"], oioxml.RefuseVersion) {
 		t.Errorf("negative receipts %q, want one each for the referral and the letter of another family", refused)
+	}
+}
+
+// A FHIR message in UTF-16 or Latin-1 is refused as FHIR (which is UTF-8
+// only), coded charset, and kept byte for byte. UTF-16 JSON was read as
+// OIOXML and told that ISO-8859-1 would do.
+func TestFHIRInAnotherCharset(t *testing.T) {
+	e := newEnv(t)
+	a := e.adapter(t, nil)
+	pub := newPub()
+	js := string(readFile(t, "fhir/Bundle-add5e7e2-0c0f-4a4a-bfff-f6f984fa7e3c.json"))
+	u16 := []byte{0xFF, 0xFE}
+	for _, u := range utf16.Encode([]rune(js)) {
+		u16 = binary.LittleEndian.AppendUint16(u16, u)
+	}
+	latin1, err := charmap.ISO8859_1.NewEncoder().Bytes([]byte(js))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{"utf16.json": u16, "latin1.json": latin1}
+	for name, b := range files {
+		e.drop(t, name, b)
+	}
+	a.Poll(context.Background(), pub)
+	if len(pub.letters) != 0 {
+		t.Fatalf("published %v", pub.ids())
+	}
+	for name, b := range files {
+		sameBytes(t, name+" in error/", e.read(t, "error", name), b)
+		note := string(e.read(t, "error", name+".error.txt"))
+		if !strings.Contains(note, "FHIR messages must be UTF-8") || strings.Contains(note, "ISO-8859-1") ||
+			!strings.HasSuffix(note, "\n\ncode: charset\nacknowledgement sent: no\n") {
+			t.Errorf("%s.error.txt = %q", name, note)
+		}
 	}
 }

@@ -18,6 +18,9 @@ import (
 	"github.com/samhub/samhub/pipeline/letter"
 )
 
+// ErrNotUTF8 marks a message refused for its charset: FHIR is UTF-8 only.
+var ErrNotUTF8 = errors.New("FHIR messages must be UTF-8")
+
 // Parse reads a MedCom FHIR message: a Bundle in FHIR XML or JSON, bare or
 // base64 inside a VANSEnvelope. It fails only when the input cannot be read
 // as a FHIR Bundle at all (limits, syntax, charset, envelope); breaches of
@@ -67,7 +70,7 @@ func parse(data []byte, lim xmlsafe.Limits, level int, parts *partscan.Doc) (*Me
 			return nil, xmlsafe.CheckJSON(data, lim) // names the limit
 		}
 		if !utf8.Valid(body) {
-			return nil, errors.New("json: input is not valid UTF-8 (FHIR requires UTF-8)")
+			return nil, fmt.Errorf("json: input is not valid UTF-8: %w", ErrNotUTF8)
 		}
 		root, dups, err := fromJSON(body, lim)
 		if err != nil {
@@ -81,10 +84,10 @@ func parse(data []byte, lim xmlsafe.Limits, level int, parts *partscan.Doc) (*Me
 		return m, nil
 	case body[0] == '<':
 		if enc := declaredEncoding(body); enc != "" && !strings.EqualFold(enc, "utf-8") && !strings.EqualFold(enc, "utf8") {
-			return nil, fmt.Errorf("xml: declared encoding is not UTF-8: FHIR XML must be UTF-8")
+			return nil, fmt.Errorf("xml: declared encoding is not UTF-8: %w", ErrNotUTF8)
 		}
 		if !utf8.Valid(body) {
-			return nil, errors.New("xml: input is not valid UTF-8 (FHIR requires UTF-8)")
+			return nil, fmt.Errorf("xml: input is not valid UTF-8: %w", ErrNotUTF8)
 		}
 		doc, err := xmlsafe.Parse(data, lim)
 		if err != nil {
@@ -113,7 +116,7 @@ func parse(data []byte, lim xmlsafe.Limits, level int, parts *partscan.Doc) (*Me
 func utf8Body(data []byte) ([]byte, error) {
 	if bytes.HasPrefix(data, []byte{0xFE, 0xFF}) || bytes.HasPrefix(data, []byte{0xFF, 0xFE}) ||
 		bytes.HasPrefix(data, []byte{0, 0, 0xFE, 0xFF}) {
-		return nil, errors.New("input is UTF-16 or UTF-32: FHIR messages must be UTF-8")
+		return nil, fmt.Errorf("input is UTF-16 or UTF-32: %w", ErrNotUTF8)
 	}
 	data = bytes.TrimPrefix(data, []byte{0xEF, 0xBB, 0xBF})
 	return bytes.TrimLeft(data, " \t\r\n"), nil
