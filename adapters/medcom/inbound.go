@@ -166,8 +166,8 @@ func isFHIR(data []byte) bool {
 		data = u
 	}
 	body := bytes.TrimLeft(bytes.TrimPrefix(data, []byte{0xEF, 0xBB, 0xBF}), " \t\r\n")
-	if len(body) > 0 && body[0] == '{' {
-		return true
+	if len(body) > 0 && (body[0] == '{' || body[0] == '[') {
+		return true // an array: refused by the JSON reader, as JSON
 	}
 	name := rootName(body)
 	if i := bytes.IndexByte(name, ':'); i >= 0 {

@@ -656,3 +656,12 @@ func TestFHIRInAnotherCharset(t *testing.T) {
 		}
 	}
 }
+
+// A JSON array is refused as JSON, not as XML with "text outside the root
+// element".
+func TestCheckJSONArray(t *testing.T) {
+	res := Check([]byte(`[{"resourceType":"Bundle","type":"message"}]`), xmlsafe.DefaultLimits())
+	if res.Valid() || len(res.Errors) != 1 || res.Errors[0] != "json: the top level must be an object" || res.Ack != nil {
+		t.Errorf("%+v", res)
+	}
+}

@@ -65,7 +65,7 @@ func parse(data []byte, lim xmlsafe.Limits, level int, parts *partscan.Doc) (*Me
 	switch {
 	case len(body) == 0:
 		return nil, errors.New("empty input: expected a FHIR Bundle in XML or JSON")
-	case body[0] == '{':
+	case body[0] == '{' || body[0] == '[':
 		if int64(len(data)) > lim.MaxBytes && lim.MaxBytes > 0 {
 			return nil, xmlsafe.CheckJSON(data, lim) // names the limit
 		}
