@@ -176,15 +176,14 @@ func parse(source string, in input, received time.Time, kindFor func(from, subje
 	if boundaries > maxMultiparts {
 		return nil, &ParseError{Field: "body", Reason: fmt.Sprintf("more than %d multipart containers (nested or side by side)", maxMultiparts)}
 	}
-	mr, err := mail.CreateReader(body)
-	if mr == nil {
-		if message.IsUnknownEncoding(err) {
-			return nil, &ParseError{Field: "header.Content-Transfer-Encoding", Reason: "expected 7bit, 8bit, binary, base64 or quoted-printable", Err: err}
-		}
+	h, rest, err := readHeader(body)
+	switch {
+	case errors.Is(err, errHeaderTooLarge):
+		return nil, &ParseError{Field: "header", Reason: fmt.Sprintf("the message header is larger than %d bytes", maxHeaderBytes)}
+	case err != nil:
 		return nil, &ParseError{Field: "header", Reason: "the message header could not be read", Err: err}
 	}
-	defer mr.Close()
-	h := mr.Header
+	parts := newPartWalker(h, rest)
 
 	// A malformed Message-ID is common in the wild and not fatal; it only
 	// feeds the dedup key, together with the content hash.
@@ -231,7 +230,7 @@ func parse(source string, in input, received time.Time, kindFor func(from, subje
 		if i >= maxParts {
 			return nil, &ParseError{Field: "body", Reason: fmt.Sprintf("more than %d parts", maxParts)}
 		}
-		p, err := mr.NextPart()
+		p, err := parts.next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
@@ -244,7 +243,7 @@ func parse(source string, in input, received time.Time, kindFor func(from, subje
 		}
 		switch ph := p.Header.(type) {
 		case *mail.InlineHeader:
-			ct, _, _ := ph.ContentType()
+			ct, params, _ := ph.ContentType()
 			if ct == "text/plain" || ct == "text/html" {
 				// Text is read whole: the letter carries it. It is no
 				// longer than the message, which max_bytes bounds.
@@ -262,28 +261,22 @@ func parse(source string, in input, received time.Time, kindFor func(from, subje
 				}
 				continue
 			}
-			a, perr := readPart(in.spool, inlineName(ph, i), ct, p.Body)
+			a, perr := readPart(in.spool, inlineName(ph, i), fileType(ct, params), p.Body)
 			if perr != nil {
 				return nil, partError(field, perr)
 			}
 			l.Attachments = append(l.Attachments, a)
 		case *mail.AttachmentHeader:
-			ct, _, _ := ph.ContentType()
+			ct, params, _ := ph.ContentType()
 			name, _ := ph.Filename()
 			if name == "" {
 				name = fmt.Sprintf("bilag-%d", i)
 			}
-			a, perr := readPart(in.spool, name, ct, p.Body)
+			a, perr := readPart(in.spool, name, fileType(ct, params), p.Body)
 			if perr != nil {
 				return nil, partError(field, perr)
 			}
 			l.Attachments = append(l.Attachments, a)
-		default:
-			// A part go-message gives no header type for is read and
-			// dropped, as before, so its decoding errors still refuse.
-			if _, rerr := io.Copy(io.Discard, p.Body); rerr != nil {
-				return nil, &ParseError{Field: field, Reason: "the part could not be decoded", Err: rerr}
-			}
 		}
 	}
 	switch {

@@ -266,3 +266,57 @@ func TestParseRefusesDeepNestingAndBadCharsets(t *testing.T) {
 		t.Fatalf("invalid UTF-8 text: %v", err)
 	}
 }
+
+// A mail as a client writes it: alternative inside mixed, related inside
+// alternative, text in windows-1252 quoted-printable, attached text files
+// in ISO-8859-1, a forwarded mail. The letter's text is UTF-8; every
+// attached file keeps the bytes its sender attached, and a text file its
+// charset, which those bytes are in.
+func TestParseClientMixKeepsAttachedFilesByteForByte(t *testing.T) {
+	raw := readFixture(t, "client-mix.eml")
+	l, err := ParseMessage("mail-in", raw, received, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Subject != "Videresendt: Spørgsmål om mødet" || l.Sender.Name != "Sundhedsplejerske Åse" {
+		t.Errorf("subject %q, sender %q", l.Subject, l.Sender.Name)
+	}
+	if want := "Kære Samråd, se “noter” og det videresendte brev. Gebyr 0 €."; l.Text != want {
+		t.Errorf("text = %q, want %q", l.Text, want)
+	}
+	want := []struct{ name, ct, data string }{
+		{"logo æøå.png", "image/png", "\x89PNG\r\n\x1a\n"},
+		{"noter.txt", "text/plain; charset=iso-8859-1", "M\xf8de torsdag, bl\xe5 stue."},
+		{"brev.xml", "text/xml; charset=iso-8859-1", `<?xml version="1.0" encoding="ISO-8859-1"?><brev>m` + "\xf8" + `de</brev>`},
+		{"Henvisning æøå.pdf", "application/pdf", "%PDF-1.4\n"},
+		{"bilag-6", "application/octet-stream", "\x00\x01\x02\x03"},
+		{"bilag-7", "message/rfc822", "From: laege@example.dk\r\nSubject: Oprindeligt brev\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nDet oprindelige brev."},
+	}
+	if len(l.Attachments) != len(want) {
+		t.Fatalf("%d attachments, want %d", len(l.Attachments), len(want))
+	}
+	for i, w := range want {
+		a := l.Attachments[i]
+		if a.Name != w.name || a.ContentType != w.ct || string(a.Data) != w.data || a.SHA256 != letter.Digest([]byte(w.data)) {
+			t.Errorf("attachment %d = %q %q %q, want %q %q %q", i, a.Name, a.ContentType, a.Data, w.name, w.ct, w.data)
+		}
+	}
+	if !bytes.Equal(l.Original.Data, raw) {
+		t.Error("original not kept byte for byte")
+	}
+}
+
+// A 100 KB header line is read; a header past 1 MiB is refused with a
+// reason that says so.
+func TestParseLongHeaders(t *testing.T) {
+	long := "From: a@example.org\r\nSubject: s\r\nX-Junk: " + strings.Repeat("a", 100<<10) + "\r\n\r\nhej\r\n"
+	if l, err := ParseMessage("in", []byte(long), received, nil); err != nil || l.Text != "hej\r\n" && l.Text != "hej\n" {
+		t.Fatalf("100 KB header line: %v", err)
+	}
+	huge := "From: a@example.org\r\nSubject: s\r\nX-Junk: " + strings.Repeat("a", 2<<20) + "\r\n\r\nhej\r\n"
+	_, err := ParseMessage("in", []byte(huge), received, nil)
+	var pe *ParseError
+	if !errors.As(err, &pe) || pe.Field != "header" || !strings.Contains(pe.Reason, "larger than 1048576 bytes") {
+		t.Fatalf("2 MiB header: %v", err)
+	}
+}
