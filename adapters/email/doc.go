@@ -14,7 +14,11 @@
 // Outbound idempotency: each (letter, recipient) pair gets a deterministic
 // Message-ID, and a sent marker is written to the state store after the server
 // accepted the message, so a retried Deliver skips recipients already served
-// and a resend that slips through is recognisable by its Message-ID.
+// and a resend that slips through is recognisable by its Message-ID. A
+// recipient the server refuses (at RCPT or at the end of DATA) does not
+// keep the letter from the others; a delivery that reached some returns
+// adapters.Partial naming who has it, retryable if any refusal was
+// temporary, else permanent.
 //
 // Inbound idempotency: a message's letter id is derived from its Message-ID
 // and a hash of its bytes, a state record is written after Publish returned

@@ -72,31 +72,45 @@ func newSMTPSink(deps adapters.Deps, c smtpConfig) (*SMTPSink, error) {
 	return s, nil
 }
 
+// addressee is one email address of a delivery and the parties (as in
+// l.To) that have it.
+type addressee struct {
+	addr    string
+	parties []letter.Party
+}
+
 // recipients are the delivery's addressees that have an email address,
 // lower-cased and without duplicates, in letter order. The addressees are
 // the ones the pipeline resolved (l.To); a letter with none is a hub notice
 // to the municipality's own staff, whose receivers the hub named itself.
-func recipients(l *letter.Letter) []string {
-	var out []string
-	seen := map[string]bool{}
+func recipients(l *letter.Letter) []addressee {
+	var out []addressee
+	at := map[string]int{}
 	parties := l.To
 	if len(parties) == 0 {
 		parties = l.Receivers
 	}
 	for _, p := range parties {
 		a := strings.ToLower(strings.TrimSpace(p.Email))
-		if a == "" || seen[a] || p.Role == letter.RoleParents {
+		if a == "" || p.Role == letter.RoleParents {
 			continue // a custody holder named among the receivers is no email recipient
 		}
-		seen[a] = true
-		out = append(out, a)
+		if i, seen := at[a]; seen {
+			out[i].parties = append(out[i].parties, p)
+			continue
+		}
+		at[a] = len(out)
+		out = append(out, addressee{addr: a, parties: []letter.Party{p}})
 	}
 	return out
 }
 
 // Deliver sends the letter to each receiver with an email address, one
 // message per recipient. Recipients already served (sent marker in the state
-// store) are skipped, so a retried delivery sends nothing twice.
+// store) are skipped, so a retried delivery sends nothing twice. A
+// recipient the server refuses does not keep the letter from the others:
+// when some got it and some did not, the error is *adapters.Partial, so
+// the source hears who has it.
 func (s *SMTPSink) Deliver(ctx context.Context, l *letter.Letter) (adapters.Delivery, error) {
 	// Email carries letters to professionals only: a custody holder is a
 	// citizen, reached by Digital Post (configuration refuses an smtp
@@ -119,20 +133,25 @@ func (s *SMTPSink) Deliver(ctx context.Context, l *letter.Letter) (adapters.Deli
 		return adapters.Delivery{}, adapters.Permanent("allow_list_empty", "the email allow-list (allow) of this destination is empty, so nothing can be sent", nil)
 	}
 	for _, r := range rcpts {
-		if !s.allow.allows(r) {
+		if !s.allow.allows(r.addr) {
 			return adapters.Delivery{}, adapters.Permanent("recipient_not_allowed", "recipient not on the allow-list", nil)
 		}
 	}
 
 	ids := make([]string, len(rcpts))
-	var pending []int
+	var (
+		pending   []int
+		delivered []letter.Party // served now or by an earlier delivery
+	)
 	for i, r := range rcpts {
-		ids[i] = "<" + MessageID(l.ID, r, s.cfg.From) + ">"
-		sent, err := s.wasSent(ctx, l.ID, r)
+		ids[i] = "<" + MessageID(l.ID, r.addr, s.cfg.From) + ">"
+		sent, err := s.wasSent(ctx, l.ID, r.addr)
 		if err != nil {
 			return adapters.Delivery{}, adapters.StateUnavailable("the hub's state store could not be read", err)
 		}
-		if !sent {
+		if sent {
+			delivered = append(delivered, r.parties...)
+		} else {
 			pending = append(pending, i)
 		}
 	}
@@ -150,26 +169,40 @@ func (s *SMTPSink) Deliver(ctx context.Context, l *letter.Letter) (adapters.Deli
 			s.release(sess)
 		}
 	}()
-	for _, i := range pending {
+	var (
+		failed []letter.Party
+		errs   []error // one per recipient not served, in order
+	)
+	for n, i := range pending {
 		o := outgoing{
-			from: s.cfg.From, to: rcpts[i],
+			from: s.cfg.From, to: rcpts[i].addr,
 			subject:   strings.ReplaceAll(s.cfg.Subject, "{ref}", Ref(l.ID)),
 			messageID: strings.Trim(ids[i], "<>"),
 			date:      s.now(),
 			letter:    l,
 		}
+		var err error
 		if sess == nil {
-			ss, err := s.session(ctx)
-			if err != nil {
-				return adapters.Delivery{}, err
-			}
-			sess = ss
+			sess, err = s.session(ctx)
 		}
-		write := func(w io.Writer) error { return writeMessage(ctx, w, o) }
-		if err := sess.send(ctx, s.cfg.From, rcpts[i], write, s.cfg.RequireTLS); err != nil {
-			sess.discard(err)
-			sess = nil
-			return adapters.Delivery{}, err
+		if err == nil {
+			write := func(w io.Writer) error { return writeMessage(ctx, w, o) }
+			if err = sess.send(ctx, s.cfg.From, rcpts[i].addr, write, s.cfg.RequireTLS); err != nil {
+				sess.discard(err)
+				sess = nil
+			}
+		}
+		if err != nil {
+			failed, errs = append(failed, rcpts[i].parties...), append(errs, err)
+			if !answered(err) || ctx.Err() != nil {
+				// No connection, no TLS, or the letter itself: the
+				// recipients left would fare the same.
+				for _, j := range pending[n+1:] {
+					failed, errs = append(failed, rcpts[j].parties...), append(errs, err)
+				}
+				break
+			}
+			continue // the server refused this recipient or its message: try the next
 		}
 		failpoint.Kill(failpoint.SMTPSent)
 		if sess.msgs++; sess.msgs >= s.pool.maxMsgs {
@@ -177,14 +210,49 @@ func (s *SMTPSink) Deliver(ctx context.Context, l *letter.Letter) (adapters.Deli
 			sess.quit()
 			sess = nil
 		}
-		if err := s.markSent(ctx, l.ID, rcpts[i], ids[i]); err != nil {
+		if err := s.markSent(ctx, l.ID, rcpts[i].addr, ids[i]); err != nil {
 			// The mail is out; a retry would send it again with the same
 			// Message-ID, which is the best we can do without the store.
 			s.log.Warn("email: could not record a sent message", slog.Any("letter", l), "err", err)
 		}
+		delivered = append(delivered, rcpts[i].parties...)
 		s.log.Info("email: letter sent", slog.Any("letter", l), "message_id", ids[i])
 	}
-	return delivery, nil
+	if len(errs) == 0 {
+		return delivery, nil
+	}
+	err := combine(errs, len(rcpts))
+	if len(delivered) > 0 {
+		return adapters.Delivery{}, &adapters.Partial{Delivered: delivered, Failed: failed, Err: err}
+	}
+	return adapters.Delivery{}, err
+}
+
+// answered says whether err is the server's reply to one transaction
+// (a refused recipient or message), after which the next recipient may
+// still be served.
+func answered(err error) bool {
+	var se *smtp.SMTPError
+	return errors.As(err, &se)
+}
+
+// combine makes one error of the recipients' failures: retryable if any is
+// (the letter comes again and only the recipients not served get it),
+// else permanent. The reason counts recipients and never names them.
+func combine(errs []error, total int) error {
+	first := errs[0]
+	if len(errs) == 1 && total == 1 {
+		return first
+	}
+	for _, err := range errs {
+		if class, _, _ := adapters.Classify(err); class == adapters.ClassRetryable {
+			first = err
+			break
+		}
+	}
+	class, reason, code := adapters.Classify(first)
+	return &adapters.Error{Class: class, Code: code, RetryAfter: adapters.RetryAfterOf(first), Err: first,
+		Reason: fmt.Sprintf("%d of %d recipients not reached: %s", len(errs), total, reason)}
 }
 
 func sentKey(letterID, rcpt string) string { return "smtp.sent." + recipientHash(letterID, rcpt) }

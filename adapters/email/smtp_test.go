@@ -466,3 +466,90 @@ func TestSMTPNeverMailsTheParents(t *testing.T) {
 		}
 	}
 }
+
+// A letter to two professionals whose first address the server refuses
+// for good: the second still gets it, the source hears who has the letter
+// (adapters.Partial), and the letter is parked for the refused one only.
+// A later delivery (the coordinator's replay) serves only the refused one.
+func TestSMTPRefusedRecipientDoesNotStopTheOthers(t *testing.T) {
+	ca := mailtest.NewCA(t)
+	var mu sync.Mutex
+	refuse := true
+	srv := mailtest.StartSMTP(t, ca, mailtest.SMTPOptions{Mode: mailtest.SMTPImplicit, Username: "samhub", Password: "s3cret",
+		RcptError: func(to string) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if to == pprAddr && refuse {
+				return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user " + pprAddr}
+			}
+			return nil
+		}})
+	sink := newSink(t, smtpCfg(srv, ca, "implicit"), newMemState())
+	_, err := sink.Deliver(context.Background(), testLetter())
+	var part *adapters.Partial
+	if !errors.As(err, &part) {
+		t.Fatalf("err = %v, want *adapters.Partial", err)
+	}
+	if len(part.Delivered) != 1 || part.Delivered[0].Role != "coordinator" || len(part.Failed) != 1 || part.Failed[0].Email != pprAddr {
+		t.Errorf("delivered %+v, failed %+v", part.Delivered, part.Failed)
+	}
+	ae := asAdapterError(t, err)
+	if ae.Class != adapters.ClassPermanent || ae.Code != "smtp_550" || !strings.Contains(ae.Reason, "1 of 2 recipients") || strings.Contains(ae.Reason, "@") {
+		t.Errorf("got %s %s %q", ae.Class, ae.Code, ae.Reason)
+	}
+	msgs := srv.Messages()
+	if len(msgs) != 1 || msgs[0].To[0] != coordAddr {
+		t.Fatalf("server has %d messages, want one to the coordinator", len(msgs))
+	}
+
+	mu.Lock()
+	refuse = false
+	mu.Unlock()
+	if _, err := sink.Deliver(context.Background(), testLetter()); err != nil {
+		t.Fatal(err)
+	}
+	msgs = srv.Messages()
+	if len(msgs) != 2 || msgs[1].To[0] != pprAddr {
+		t.Fatalf("after the replay the server has %d messages, want the coordinator's once and PPR's", len(msgs))
+	}
+}
+
+// The server's answer to the end of DATA: 4xx is tried again, 5xx parks
+// with a reason naming the step and the code; one recipient's temporary
+// refusal keeps the letter retryable even when another's is permanent.
+func TestSMTPDataAnswers(t *testing.T) {
+	ca := mailtest.NewCA(t)
+	for _, tc := range []struct {
+		name  string
+		ppr   int // reply code for PPR's message; 0 accepts
+		coord int
+		class adapters.Class
+		code  string
+		want  string
+	}{
+		{"452 for both", 452, 452, adapters.ClassRetryable, "smtp_452", "2 of 2 recipients not reached: the mail server refused the message for now (SMTP 452); it will be tried again"},
+		{"554 for both", 554, 554, adapters.ClassPermanent, "smtp_554", "2 of 2 recipients not reached: the mail server refused the message (SMTP 554)"},
+		{"554 and 451", 554, 451, adapters.ClassRetryable, "smtp_451", "2 of 2 recipients not reached: the mail server refused the message for now (SMTP 451); it will be tried again"},
+		{"554 for one", 554, 0, adapters.ClassPermanent, "smtp_554", "1 of 2 recipients not reached: the mail server refused the message (SMTP 554)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			codes := map[string]int{pprAddr: tc.ppr, coordAddr: tc.coord}
+			srv := mailtest.StartSMTP(t, ca, mailtest.SMTPOptions{Mode: mailtest.SMTPImplicit, Username: "samhub", Password: "s3cret",
+				DataError: func(to []string) error {
+					if c := codes[to[0]]; c != 0 {
+						return &smtp.SMTPError{Code: c, Message: "refused for " + to[0]}
+					}
+					return nil
+				}})
+			_, err := newSink(t, smtpCfg(srv, ca, "implicit"), newMemState()).Deliver(context.Background(), testLetter())
+			ae := asAdapterError(t, err)
+			if ae.Class != tc.class || ae.Code != tc.code || ae.Reason != tc.want {
+				t.Errorf("got %s %s %q, want %s %s %q", ae.Class, ae.Code, ae.Reason, tc.class, tc.code, tc.want)
+			}
+			var part *adapters.Partial
+			if errors.As(err, &part) != (tc.coord == 0) {
+				t.Errorf("partial = %v, want it exactly when the coordinator got the letter", errors.As(err, &part))
+			}
+		})
+	}
+}

@@ -35,6 +35,9 @@ type SMTPOptions struct {
 	RcptError func(to string) error
 	// RequireTLS advertises REQUIRETLS (RFC 8689).
 	RequireTLS bool
+	// DataError, when set, answers the end of DATA with its result for
+	// the transaction's recipients; a message it refuses is not stored.
+	DataError func(to []string) error
 }
 
 // Received is one message the server accepted.
@@ -336,6 +339,12 @@ func (ss *smtpSession) Data(r io.Reader) error {
 	b, err := io.ReadAll(r)
 	if err != nil {
 		return err
+	}
+	if f := ss.srv.opts.DataError; f != nil {
+		if err := f(ss.cur.To); err != nil {
+			ss.cur = Received{}
+			return err
+		}
 	}
 	ss.cur.Data = b
 	ss.srv.mu.Lock()
