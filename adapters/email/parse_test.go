@@ -320,3 +320,28 @@ func TestParseLongHeaders(t *testing.T) {
 		t.Fatalf("2 MiB header: %v", err)
 	}
 }
+
+// RFC 2231 file names in the charset the sender's client chose; Go's
+// media-type parser reads only UTF-8 ones.
+func TestParseRFC2231FilenamesInAnyCharset(t *testing.T) {
+	for disp, want := range map[string]string{
+		`attachment; filename*=UTF-8''Henvisning%20%C3%A6%C3%B8%C3%A5.pdf`:                           "Henvisning æøå.pdf",
+		`attachment; filename*=iso-8859-1''Henvisning%20%E6%F8%E5.pdf`:                               "Henvisning æøå.pdf",
+		`attachment; filename*=ISO-8859-1'da'%C6%D8%C5.pdf`:                                          "ÆØÅ.pdf",
+		"attachment;\r\n filename*0*=windows-1252''%93Notat%94%20bl%E5;\r\n filename*1*=%20stue.pdf": "“Notat” blå stue.pdf",
+		`attachment; filename*0*=iso-8859-1''m%F8de; filename*1="-referat.pdf"`:                      "møde-referat.pdf",
+		`attachment; size=3; filename*=x-unknown''%E6.pdf`:                                           "bilag-0",
+	} {
+		raw := "From: a@example.org\r\nSubject: s\r\nContent-Type: application/pdf\r\nContent-Disposition: " + disp + "\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n"
+		l, err := ParseMessage("in", []byte(raw), received, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", disp, err)
+		}
+		if len(l.Attachments) != 1 || l.Attachments[0].Name != want || string(l.Attachments[0].Data) != "%PDF-1.4\n" {
+			t.Errorf("%s: attachments %+v, want one named %q", disp, l.Attachments, want)
+		}
+		if string(l.Original.Data) != raw {
+			t.Errorf("%s: original changed", disp)
+		}
+	}
+}

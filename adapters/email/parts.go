@@ -3,12 +3,17 @@ package email
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"mime"
+	"net/url"
+	"regexp"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/emersion/go-message"
+	"github.com/emersion/go-message/charset"
 	"github.com/emersion/go-message/mail"
 	"github.com/emersion/go-message/textproto"
 )
@@ -103,6 +108,15 @@ func (w *partWalker) next() (*mail.Part, error) {
 
 // leaf decodes one non-multipart part.
 func leaf(h message.Header, t string, body io.Reader) (*mail.Part, error) {
+	h = message.Header{Header: h.Header.Copy()} // the original bytes stay as they are
+	for _, k := range []string{"Content-Type", "Content-Disposition"} {
+		if v := h.Get(k); v != "" {
+			if u := paramsInUTF8(v); u != v {
+				h.Set(k, u)
+			}
+		}
+	}
+	t, _, _ = h.ContentType()
 	disp, _, _ := h.ContentDisposition()
 	inline := disp == "inline" || (disp != "attachment" && strings.HasPrefix(t, "text/"))
 	var ph mail.PartHeader = &mail.AttachmentHeader{Header: h}
@@ -137,4 +151,94 @@ func fileType(t string, params map[string]string) string {
 		}
 	}
 	return t
+}
+
+// extFirst is the first (or only) section of an RFC 2231 extended
+// parameter: name*=charset'lang'value or name*0*=charset'lang'value.
+var extFirst = regexp.MustCompile(`^(\s*)([A-Za-z0-9!#$&+.^_` + "`" + `|~-]+)\*(0\*)?=([^'"]*)'([^'"]*)'(.*)$`)
+
+// paramsInUTF8 rewrites the RFC 2231 parameters of a Content-Type or
+// Content-Disposition value that are in a charset other than UTF-8
+// (filename*=iso-8859-1'da'%E6%F8%E5.pdf, as older mail clients write a Danish
+// file name) into UTF-8: Go's mime.ParseMediaType decodes only UTF-8 and
+// US-ASCII and drops the others, so the attachment lost its name. A value
+// it cannot convert is left as it was.
+func paramsInUTF8(v string) string {
+	if !strings.Contains(v, "*=") {
+		return v
+	}
+	segs := strings.Split(v, ";")
+	changed := false
+	for i, s := range segs {
+		m := extFirst.FindStringSubmatch(s)
+		if m == nil {
+			continue
+		}
+		cs := strings.ToLower(strings.TrimSpace(m[4]))
+		if cs == "" || cs == "utf-8" || cs == "us-ascii" {
+			continue
+		}
+		first, ok := toUTF8Pct(cs, m[6])
+		if !ok {
+			continue
+		}
+		if m[3] == "" {
+			segs[i] = m[1] + m[2] + "*=utf-8''" + first
+			changed = true
+			continue
+		}
+		// Continuations: name*1*=…, name*2*=… carry bytes in the same
+		// charset (name*1="…" plain text stays as it is).
+		prefix := strings.ToLower(m[2]) + "*"
+		rest := map[int]string{}
+		good := true
+		for j := i + 1; j < len(segs) && good; j++ {
+			t := strings.TrimLeft(segs[j], " \t\r\n")
+			k, val, found := strings.Cut(t, "=")
+			if !found || !strings.HasPrefix(strings.ToLower(k), prefix) || !strings.HasSuffix(k, "*") {
+				continue
+			}
+			if rest[j], good = toUTF8Pct(cs, val); good {
+				rest[j] = segs[j][:len(segs[j])-len(t)] + k + "=" + rest[j]
+			}
+		}
+		if !good {
+			continue
+		}
+		segs[i] = m[1] + m[2] + "*0*=utf-8''" + first
+		for j, s := range rest {
+			segs[j] = s
+		}
+		changed = true
+	}
+	if !changed {
+		return v
+	}
+	return strings.Join(segs, ";")
+}
+
+// toUTF8Pct decodes an RFC 2231 percent-encoded value in charset cs and
+// encodes it again as UTF-8.
+func toUTF8Pct(cs, v string) (string, bool) {
+	raw, err := url.PathUnescape(strings.TrimSpace(v))
+	if err != nil {
+		return "", false
+	}
+	r, err := charset.Reader(cs, strings.NewReader(raw))
+	if err != nil {
+		return "", false
+	}
+	b, err := io.ReadAll(r)
+	if err != nil || !utf8.Valid(b) {
+		return "", false
+	}
+	var out strings.Builder
+	for _, c := range b {
+		if c < utf8.RuneSelf && (c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$&+-.^_`|~", c) >= 0) {
+			out.WriteByte(c)
+			continue
+		}
+		fmt.Fprintf(&out, "%%%02X", c)
+	}
+	return out.String(), true
 }
