@@ -128,6 +128,22 @@ func (s *IMAPServer) Append(t testing.TB, mailbox string, raw []byte) {
 	}
 }
 
+// Recreate deletes mailbox if it exists and creates it again, empty, with
+// a new UIDVALIDITY, as a server does when a mailbox is restored or
+// rebuilt; clients that kept it selected are disconnected.
+func (s *IMAPServer) Recreate(t testing.TB, mailbox string) {
+	t.Helper()
+	s.DropConnections()
+	if _, err := s.user.Status(mailbox, &imap.StatusOptions{}); err == nil {
+		if err := s.user.Delete(mailbox); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.user.Create(mailbox, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // Count returns the number of messages in mailbox (0 if it does not exist),
 // counting only those not flagged \Deleted.
 func (s *IMAPServer) Count(t testing.TB, mailbox string) int {
