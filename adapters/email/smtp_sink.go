@@ -181,22 +181,27 @@ func (s *SMTPSink) Deliver(ctx context.Context, l *letter.Letter) (adapters.Deli
 			date:      s.now(),
 			letter:    l,
 		}
-		var err error
+		var (
+			err     error
+			refused bool
+		)
 		if sess == nil {
 			sess, err = s.session(ctx)
 		}
 		if err == nil {
 			write := func(w io.Writer) error { return writeMessage(ctx, w, o) }
-			if err = sess.send(ctx, s.cfg.From, rcpts[i].addr, write, s.cfg.RequireTLS); err != nil {
+			if refused, err = sess.send(ctx, s.cfg.From, rcpts[i].addr, write, s.cfg.RequireTLS); err != nil {
 				sess.discard(err)
 				sess = nil
 			}
 		}
 		if err != nil {
 			failed, errs = append(failed, rcpts[i].parties...), append(errs, err)
-			if !answered(err) || ctx.Err() != nil {
-				// No connection, no TLS, or the letter itself: the
-				// recipients left would fare the same.
+			if !refused || ctx.Err() != nil {
+				// No connection, no TLS, a refused login or sender, or
+				// the letter's own parts: the recipients left would fare
+				// the same (and a login tried once per recipient could
+				// lock the account).
 				for _, j := range pending[n+1:] {
 					failed, errs = append(failed, rcpts[j].parties...), append(errs, err)
 				}
@@ -226,14 +231,6 @@ func (s *SMTPSink) Deliver(ctx context.Context, l *letter.Letter) (adapters.Deli
 		return adapters.Delivery{}, &adapters.Partial{Delivered: delivered, Failed: failed, Err: err}
 	}
 	return adapters.Delivery{}, err
-}
-
-// answered says whether err is the server's reply to one transaction
-// (a refused recipient or message), after which the next recipient may
-// still be served.
-func answered(err error) bool {
-	var se *smtp.SMTPError
-	return errors.As(err, &se)
 }
 
 // combine makes one error of the recipients' failures: retryable if any is
@@ -379,14 +376,18 @@ func (s *SMTPSink) openHeld(ctx context.Context) (*smtpSession, error) {
 // send runs one mail transaction; write writes the message into DATA as
 // it goes out. When write fails the message is not ended (no final "."):
 // the caller closes the connection, and the server drops what it got.
-func (ss *smtpSession) send(ctx context.Context, from, to string, write func(io.Writer) error, requireTLS bool) error {
+// refused reports the server's refusal of this recipient or of its
+// message (an SMTP reply to RCPT or DATA), which need not hold for the
+// next recipient.
+func (ss *smtpSession) send(ctx context.Context, from, to string, write func(io.Writer) error, requireTLS bool) (refused bool, err error) {
 	opts := &smtp.MailOptions{}
 	if requireTLS {
 		if ok, _ := ss.c.Extension("REQUIRETLS"); !ok {
-			return adapters.Permanent("requiretls_missing", "the mail server does not support REQUIRETLS, which this destination requires", nil)
+			return false, adapters.Permanent("requiretls_missing", "the mail server does not support REQUIRETLS, which this destination requires", nil)
 		}
 		opts.RequireTLS = true
 	}
+	var se *smtp.SMTPError
 	wrap := func(err error, stage string) error {
 		if ctx.Err() != nil {
 			return adapters.Retryable("timeout", "the mail server did not answer in time", ctx.Err())
@@ -394,26 +395,26 @@ func (ss *smtpSession) send(ctx context.Context, from, to string, write func(io.
 		return classifySMTP(err, stage, true)
 	}
 	if err := ss.c.Mail(from, opts); err != nil {
-		return wrap(err, "mail")
+		return false, wrap(err, "mail")
 	}
 	if err := ss.c.Rcpt(to, nil); err != nil {
-		return wrap(err, "rcpt")
+		return errors.As(err, &se), wrap(err, "rcpt")
 	}
 	w, err := ss.c.Data()
 	if err != nil {
-		return wrap(err, "data")
+		return errors.As(err, &se), wrap(err, "data")
 	}
 	failpoint.Kill(failpoint.SMTPInData)
 	if err := write(w); err != nil {
 		if perr := body.Unreadable(err); perr != nil {
-			return perr
+			return false, perr
 		}
-		return wrap(err, "data")
+		return false, wrap(err, "data")
 	}
 	if err := w.Close(); err != nil {
-		return wrap(err, "data")
+		return errors.As(err, &se), wrap(err, "data")
 	}
-	return nil
+	return false, nil
 }
 
 // classifySMTP maps an SMTP client error to the hub's classes. Reasons name

@@ -553,3 +553,18 @@ func TestSMTPDataAnswers(t *testing.T) {
 		})
 	}
 }
+
+// A refused login or sender holds for every recipient: the sink stops at
+// once instead of logging in again per recipient, which could lock the
+// account at the mail server.
+func TestSMTPRefusedLoginOrSenderStopsTheDelivery(t *testing.T) {
+	ca := mailtest.NewCA(t)
+	srv := mailtest.StartSMTP(t, ca, mailtest.SMTPOptions{Mode: mailtest.SMTPImplicit, Username: "samhub", Password: "other"})
+	_, err := newSink(t, smtpCfg(srv, ca, "implicit"), newMemState()).Deliver(context.Background(), testLetter())
+	if ae := asAdapterError(t, err); ae.Code != "smtp_535" {
+		t.Fatalf("err = %v, want smtp_535", err)
+	}
+	if n := srv.Commands("AUTH"); n != 1 {
+		t.Errorf("%d logins for a letter to two recipients, want 1", n)
+	}
+}
