@@ -79,7 +79,7 @@ func normalise(fields []Field, forbidden map[string]string, block map[string]any
 		f, known := byKey[k]
 		if !known {
 			msg := "is not a key of this block"
-			if s := suggest(k, fields); s != "" {
+			if s := Suggest(k, fields); s != "" {
 				msg += fmt.Sprintf(" (did you mean %s?)", s)
 			}
 			bad(k, "%s", msg)
@@ -164,8 +164,8 @@ func normalise(fields []Field, forbidden map[string]string, block map[string]any
 	return out
 }
 
-// suggest names the field a misspelt key most likely meant.
-func suggest(k string, fields []Field) string {
+// Suggest names the field a misspelt key most likely meant, or "".
+func Suggest(k string, fields []Field) string {
 	best, bestD := "", 3
 	for _, f := range fields {
 		if d := distance(k, f.Key); d < bestD {

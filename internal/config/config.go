@@ -14,6 +14,7 @@ import (
 	"reflect"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 	// The zone database in the binary: console.time_zone must load on a
@@ -25,6 +26,7 @@ import (
 
 	"github.com/samhub/samhub/adapters"
 	"github.com/samhub/samhub/adapters/tlsclient"
+	"github.com/samhub/samhub/internal/secret"
 	"github.com/samhub/samhub/pipeline/council"
 )
 
@@ -406,12 +408,12 @@ func Load(path string) (*Config, error) {
 		dc.ErrorUnused = true
 		dc.WeaklyTypedInput = true
 		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(
-			mapstructure.StringToTimeDurationHookFunc(),
+			durationHook,
 			mapstructure.StringToSliceHookFunc(","),
 		)
 	}
 	if err := v.Unmarshal(&c, dec); err != nil {
-		return nil, fmt.Errorf("config: %w", err)
+		return nil, decodeErrors(err)
 	}
 	if err := adapters.ApplyEnv(c.Adapters, os.Environ()); err != nil {
 		return nil, err
@@ -439,10 +441,42 @@ func LoadChecked(path string) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := c.CheckAdapters(); err != nil {
+	if err := errors.Join(c.CheckAdapters(), c.checkKeys()); err != nil {
 		return nil, err
 	}
 	return c, nil
+}
+
+// checkKeys reads the embedded store's at-rest keys as serve would, so
+// `config check` refuses a key file that is missing or empty (an empty key
+// would leave the store unencrypted without a word).
+func (c *Config) checkKeys() error {
+	e := c.NATS.Embedded
+	if c.NATS.URL != "" || (e.KeyFile == "" && e.KeyEnv == "" && e.OldKeyFile == "") {
+		return nil
+	}
+	key := "nats.embedded.key_file"
+	if e.KeyFile == "" {
+		key = "nats.embedded.key_env"
+	}
+	var errs []error
+	k, err := secret.Read(e.KeyFile, e.KeyEnv)
+	switch {
+	case err != nil:
+		errs = append(errs, &Error{Key: key, Msg: fmt.Sprintf("cannot be read: %v", err)})
+	case k == "" && (e.KeyFile != "" || e.KeyEnv != ""):
+		errs = append(errs, &Error{Key: key, Msg: "is empty: the store would not be encrypted"})
+	}
+	if e.OldKeyFile != "" {
+		if e.KeyFile == "" && e.KeyEnv == "" {
+			errs = append(errs, &Error{Key: "nats.embedded.old_key_file", Msg: "is only read during a key rotation: set key_file (or key_env) to the new key"})
+		} else if old, err := secret.Read(e.OldKeyFile, ""); err != nil {
+			errs = append(errs, &Error{Key: "nats.embedded.old_key_file", Msg: fmt.Sprintf("cannot be read: %v", err)})
+		} else if old == "" {
+			errs = append(errs, &Error{Key: "nats.embedded.old_key_file", Msg: "is empty"})
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // CheckAdapters decodes and checks every adapter block through its type's
@@ -537,9 +571,9 @@ func (c *Config) Validate() error {
 		}
 		e := c.NATS.Embedded
 		if e.Listen != "" {
-			host, _, err := net.SplitHostPort(e.Listen)
-			if err != nil {
-				bad("nats.embedded.listen", "must be host:port")
+			host, _, _ := net.SplitHostPort(e.Listen)
+			if err := checkHostPort(e.Listen); err != nil {
+				bad("nats.embedded.listen", "must be host:port (%v)", err)
 			} else if !isLoopback(host) && (e.TLS.CertFile == "" || e.TLS.KeyFile == "") {
 				bad("nats.embedded.listen", "listens beyond loopback only with nats.embedded.tls.cert_file and key_file set")
 			}
@@ -827,6 +861,10 @@ func checkHostPort(s string) error {
 	}
 	if port == "" {
 		return errors.New("missing port")
+	}
+	// 0 picks a free port (tests); anything else must fit in 16 bits.
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("port %q is not a number from 0 to 65535", port)
 	}
 	return nil
 }

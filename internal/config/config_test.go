@@ -85,6 +85,17 @@ func TestConfigMistakesNameTheKey(t *testing.T) {
 		{"Digital Post simulator's exempt citizens", base + "simulators: {digitalpost: {listen: '127.0.0.1:0', data_dir: ./s, exempt: ['2512489996', '251248-9996']}}\n", "simulators.digitalpost.exempt[1]: must be a CPR number of 10 digits", nil},
 		{"exempt citizens on the case system", base + "simulators: {casesys: {listen: '127.0.0.1:0', data_dir: ./s, exempt: ['2512489996']}}\n", "simulators.casesys.exempt: is a setting of the Digital Post simulator only", nil},
 		{"environment override checked too", base, "http.listen: must be host:port", []string{"SAMHUB_HTTP_LISTEN", "nowhere"}},
+		{"typo in a top-level key", strings.Replace(base, "data_dir:", "datadir:", 1), "datadir: is not a top-level key (did you mean data_dir?)", nil},
+		{"typo in a block's key", base + "pipeline: {max_attempt: 6}\n", "pipeline.max_attempt: is not a key here (did you mean max_attempts?)", nil},
+		{"typo in a map entry's key", strings.Replace(base, "sector: gp}", "sektor: gp}", 1), "destinations.gp.sektor: is not a key here (did you mean sector?)", nil},
+		{"typo in a list entry's key", strings.Replace(base, "{name: r1, to: [casefile]}", "{name: r1, to: [casefile], matsch: {}}", 1), "routes[0].matsch: is not a key here (did you mean match?)", nil},
+		{"word for a number", base + "pipeline: {max_attempts: six}\n", `pipeline.max_attempts: must be a whole number, not "six"`, nil},
+		{"word for a number from the environment", base, `SAMHUB_PIPELINE_MAX_ATTEMPTS: must be a whole number, not "sechs"`, []string{"SAMHUB_PIPELINE_MAX_ATTEMPTS", "sechs"}},
+		{"list for a block", base + "http: [1]\n", "http: must be an object with keys", nil},
+		{"bare number for a duration", base + "pipeline: {backoff_initial: 1}\n", "pipeline.backoff_initial: must be a duration with a unit such as 10s or 5m, not the bare number 1", nil},
+		{"duration without a unit from the environment", base, `SAMHUB_PIPELINE_BACKOFF_MAX: must be a duration such as 200ms, 10s or 5m, not "5"`, []string{"SAMHUB_PIPELINE_BACKOFF_MAX", "5"}},
+		{"port out of range", base + "http: {listen: '127.0.0.1:80800'}\n", `http.listen: must be host:port (port "80800" is not a number from 0 to 65535)`, nil},
+		{"embedded listener's port", base + "nats: {embedded: {listen: '127.0.0.1:nats'}}\n", `nats.embedded.listen: must be host:port`, nil},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -144,5 +155,38 @@ func TestParseBytes(t *testing.T) {
 	}
 	if _, err := config.ParseBytes("lots"); err == nil {
 		t.Error("ParseBytes(lots) accepted")
+	}
+}
+
+// The at-rest keys are read as serve reads them: a missing or empty key file
+// is refused by config check, not first by serve (or, empty, not at all).
+func TestAtRestKeysAreRead(t *testing.T) {
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty.key")
+	good := filepath.Join(dir, "good.key")
+	os.WriteFile(empty, nil, 0o600)
+	os.WriteFile(good, []byte("a-key-of-some-length\n"), 0o600)
+	cases := []struct{ name, nats, want string }{
+		{"missing key file", "{key_file: " + filepath.Join(dir, "nope.key") + "}", "nats.embedded.key_file: cannot be read"},
+		{"empty key file", "{key_file: " + empty + "}", "nats.embedded.key_file: is empty: the store would not be encrypted"},
+		{"empty key variable", "{key_env: SAMHUB_TEST_NO_SUCH_KEY}", "nats.embedded.key_env: cannot be read"},
+		{"old key without a new one", "{old_key_file: " + good + "}", "nats.embedded.old_key_file: is only read during a key rotation"},
+		{"missing old key file", "{key_file: " + good + ", old_key_file: " + filepath.Join(dir, "old.key") + "}", "nats.embedded.old_key_file: cannot be read"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "samhub.yaml")
+			os.WriteFile(p, []byte(base+"nats: {embedded: "+c.nats+"}\n"), 0o600)
+			_, err := config.LoadChecked(p)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %v; want one containing %q", err, c.want)
+			}
+		})
+	}
+	p := filepath.Join(t.TempDir(), "samhub.yaml")
+	os.WriteFile(p, []byte(base+"nats: {embedded: {key_file: "+good+"}}\n"), 0o600)
+	// base's adapters lack what CheckAdapters asks; only the key matters here.
+	if _, err := config.LoadChecked(p); err != nil && strings.Contains(err.Error(), "nats.embedded") {
+		t.Fatalf("a readable key refused: %v", err)
 	}
 }
