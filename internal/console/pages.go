@@ -273,23 +273,13 @@ func (c *Console) search(w http.ResponseWriter, r *http.Request, ses *session) {
 // searchLimit bounds what one search shows of the retry queue.
 const searchLimit = 500
 
-// cprShape accepts a CPR number (ten digits, optional dash) or a replacement
-// CPR such as X-eCPR (six digits, then four letters or digits). Modulus 11
-// is deliberately not required.
-var cprShape = regexp.MustCompile(`^\d{6}-?[0-9A-Za-z]{4}$`)
-
 var cprRun = regexp.MustCompile(`\d{6}-?\d{4}`)
 
 // scrubCPR keeps a CPR number typed into a reason out of the audit log.
 func scrubCPR(s string) string { return cprRun.ReplaceAllString(s, "[CPR]") }
 
-func normaliseCPR(s string) (string, bool) {
-	s = strings.TrimSpace(s)
-	if !cprShape.MatchString(s) {
-		return "", false
-	}
-	return strings.ToUpper(strings.ReplaceAll(s, "-", "")), true
-}
+// normaliseCPR is the API's reading of a typed CPR or replacement CPR.
+func normaliseCPR(s string) (string, bool) { return letter.NormalisePatientID(s) }
 
 // searchCPR finds what the hub holds about a child by CPR: parked letters
 // (the retry queue keeps full copies, so they can be matched) and the

@@ -13,6 +13,7 @@ import (
 	"github.com/samhub/samhub/pipeline"
 	"github.com/samhub/samhub/pipeline/audit"
 	"github.com/samhub/samhub/pipeline/broker"
+	"github.com/samhub/samhub/pipeline/letter"
 	"github.com/samhub/samhub/pipeline/retryq"
 )
 
@@ -59,7 +60,11 @@ func (s FilterSpec) filter() (retryq.Filter, error) {
 		f.Thread = broker.Token(s.Thread)
 	}
 	if s.Patient != "" {
-		f.Patient = retryq.PatientToken(strings.TrimSpace(s.Patient))
+		id, ok := letter.NormalisePatientID(s.Patient)
+		if !ok {
+			return f, &badParam{"filter.patient", strings.TrimPrefix(patientWant, "patient: ")}
+		}
+		f.Patient = retryq.PatientToken(id)
 	}
 	for _, t := range []struct {
 		name, v string
@@ -230,6 +235,10 @@ func (s *Server) queueSearch(w http.ResponseWriter, r *http.Request) {
 func (s *Server) auditPatientRead(w http.ResponseWriter, r *http.Request, spec FilterSpec, reason string) bool {
 	if spec.Patient == "" {
 		return true
+	}
+	if _, ok := letter.NormalisePatientID(spec.Patient); !ok {
+		problem(w, r, 400, "bad-request", "filter."+patientWant)
+		return false
 	}
 	if strings.TrimSpace(reason) == "" {
 		problem(w, r, 400, "reason-required", "a search by CPR needs a reason (field: reason)")

@@ -161,6 +161,12 @@ func TestQueueSearchByPatient(t *testing.T) {
 	if st, b := call(t, h, hubtest.CoordinatorToken, "POST", "/api/v1/queue/search", body); st != 200 || !strings.Contains(string(b), `"total": 0`) {
 		t.Fatalf("another child: %d %s", st, b)
 	}
+	// A digit too few is refused, not answered "nothing parked" (and not
+	// audited as a search); the answer does not repeat the number.
+	body["filter"] = map[string]any{"patient": "25094799"}
+	if st, b := call(t, h, hubtest.CoordinatorToken, "POST", "/api/v1/queue/search", body); st != 400 || !strings.Contains(string(b), "filter.patient: must be a CPR number") || strings.Contains(string(b), "25094799") {
+		t.Fatalf("a CPR a digit short: %d %s", st, b)
+	}
 	n := 0
 	for _, r := range auditRecords(t, h) {
 		if r.Action == "search-cpr" && r.Reason == "the family called" && strings.HasPrefix(r.Target, "patient:") && !strings.Contains(r.Target, "2509479989") {
@@ -283,4 +289,33 @@ func callWith(t *testing.T, h *hubtest.Hub, token, method, path string, body any
 	var out strings.Builder
 	_, _ = io.Copy(&out, resp.Body)
 	return resp.StatusCode, []byte(out.String())
+}
+
+// A consent is recorded only for something shaped like a CPR or a
+// replacement CPR: a typo would record a consent for nobody, and the
+// child's letters would stay parked while the coordinator believes them sent.
+func TestConsentNeedsAPatientID(t *testing.T) {
+	h := hubtest.Start(t)
+	consent := map[string]any{"givenBy": "custody-holder", "form": "written", "scopes": []string{"gp"}}
+	for _, bad := range []string{"123", "250947-998", "2509479989x", "250947 9989"} {
+		body := map[string]any{"patient": bad, "consent": consent, "reason": "test"}
+		if st, b := call(t, h, hubtest.CoordinatorToken, "POST", "/api/v1/consents", body); st != 400 || !strings.Contains(string(b), "patient: must be a CPR number") {
+			t.Errorf("patient %q: %d %s", bad, st, b)
+		}
+	}
+	for _, good := range []string{"250947-9989", " 2509479989 ", "0703921vj4"} {
+		body := map[string]any{"patient": good, "consent": consent, "reason": "test"}
+		if st, b := call(t, h, hubtest.CoordinatorToken, "POST", "/api/v1/consents", body); st != 200 {
+			t.Errorf("patient %q: %d %s", good, st, b)
+		}
+	}
+	// The dash, the blanks and the case do not make another child.
+	st, b := call(t, h, hubtest.CoordinatorToken, "POST", "/api/v1/consents/lookup", map[string]any{"patient": "0703921VJ4", "reason": "test"})
+	if st != 200 || strings.Count(string(b), `"revision"`) != 1 {
+		t.Fatalf("lookup: %d %s", st, b)
+	}
+	st, b = call(t, h, hubtest.CoordinatorToken, "POST", "/api/v1/consents/lookup", map[string]any{"patient": "250947-9989", "reason": "test"})
+	if st != 200 || strings.Count(string(b), `"revision"`) != 2 {
+		t.Fatalf("lookup: %d %s", st, b)
+	}
 }

@@ -403,16 +403,22 @@ func (s *Server) consentBody(w http.ResponseWriter, r *http.Request) (consentBod
 		problem(w, r, 400, "bad-request", err.Error())
 		return b, false
 	}
-	if b.Patient == "" {
-		problem(w, r, 400, "bad-request", "patient: must be a CPR or replacement id")
+	id, ok := letter.NormalisePatientID(b.Patient)
+	if !ok {
+		problem(w, r, 400, "bad-request", patientWant)
 		return b, false
 	}
+	b.Patient = id
 	if strings.TrimSpace(b.Reason) == "" {
 		s.fail(w, r, pipeline.ErrReasonRequired)
 		return b, false
 	}
 	return b, true
 }
+
+// patientWant says what a patient field takes; it never echoes the value,
+// which may be a CPR number.
+const patientWant = "patient: must be a CPR number (10 digits, e.g. 250947-9989) or a 10-character replacement CPR (six digits, then four letters or digits)"
 
 type consentBody struct {
 	Patient string         `json:"patient"` // CPR or replacement id; body only, never in a URL

@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"regexp"
+	"strings"
 	"time"
 
 	jsonv2 "github.com/go-json-experiment/json"
@@ -185,6 +187,23 @@ type Patient struct {
 	FamilyName        string `json:"familyName,omitempty"`
 	Address           string `json:"address,omitempty"`
 	Pseudonym         string `json:"pseudonym,omitempty"` // set when the letter was anonymised
+}
+
+// patientIDShape is a CPR number (ten digits, optional dash after six) or a
+// replacement CPR such as X-eCPR or OIOXML's AlternativeIdentifier (ten
+// characters: six digits, then four letters or digits). Modulus 11 is
+// deliberately not required: valid CPR numbers issued since 2007 fail it.
+var patientIDShape = regexp.MustCompile(`^\d{6}-?[0-9A-Za-z]{4}$`)
+
+// NormalisePatientID returns a CPR or replacement CPR typed by a person as
+// the registers key it (no dash, upper case), and false when it does not
+// have that shape: a digit too few must not record a consent for nobody.
+func NormalisePatientID(s string) (string, bool) {
+	s = strings.TrimSpace(s)
+	if !patientIDShape.MatchString(s) {
+		return "", false
+	}
+	return strings.ToUpper(strings.ReplaceAll(s, "-", "")), true
 }
 
 // Identifier returns the CPR or, failing that, the replacement id.
