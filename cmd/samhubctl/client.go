@@ -112,6 +112,12 @@ func (c *client) doWith(ctx context.Context, method, path string, query url.Valu
 		}
 		e := &exitError{status: resp.StatusCode}
 		switch {
+		case p.Type == "" && (resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusMethodNotAllowed):
+			// Not the hub's answer (its errors are problem documents): a
+			// wrong --server, e.g. a simulator's port, or an older hub
+			// without this route. "not found" would read as "no such id".
+			e.code, e.msg = exitServer, fmt.Sprintf("%s answered %d %s to %s %s, which is not the Samhub API: check --server (the hub's http.listen, e.g. http://127.0.0.1:8080) and that the hub is as new as samhubctl",
+				c.base.Redacted(), resp.StatusCode, http.StatusText(resp.StatusCode), method, u.Path)
 		case resp.StatusCode == http.StatusUnauthorized:
 			e.code, e.msg = exitAuth, fmt.Sprintf("not authenticated: %s (check the token)", detail)
 		case resp.StatusCode == http.StatusForbidden:

@@ -24,7 +24,8 @@ const rootHelp = `samhubctl operates a running Samhub hub through its HTTP API.
 
 It needs the hub's address (--server or SAMHUB_SERVER) and an API token
 (--token, --token-file or SAMHUB_TOKEN) of a configured user; the user's role
-decides what is allowed (coordinator: queue and letters; auditor: audit log).
+decides what is allowed (coordinator: queue, letters, consent, meetings,
+referrals, figures; operations: queue stats and figures; auditor: audit log).
 
 Output is a table for people; use -o json for scripts.
 
@@ -98,6 +99,9 @@ func (o *options) client() (*client, error) {
 			return nil, fail(exitUsage, "--token-file: %v", err)
 		}
 		tok = strings.TrimSpace(string(b))
+		if tok == "" {
+			return nil, fail(exitAuth, "--token-file %s is empty", o.tokenFile)
+		}
 	}
 	if tok == "" {
 		tok = strings.TrimSpace(o.getenv("SAMHUB_TOKEN"))

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -436,4 +437,33 @@ func TestCLIQueueAtOutageScale(t *testing.T) {
 		c, _ := h.App.Hub.Queue().Count(context.Background(), retryq.Filter{})
 		return c.Total == 0
 	})
+}
+
+// A server that is not the hub (a simulator's port, a proxy's default page)
+// answers 404 without a problem document: that is a wrong --server, not
+// "no such id" (exit 2, which a script reads as a missing letter).
+func TestWrongServerIsNotNotFound(t *testing.T) {
+	other := httptest.NewServer(http.NotFoundHandler())
+	defer other.Close()
+	var out, errb bytes.Buffer
+	env := map[string]string{"SAMHUB_SERVER": other.URL, "SAMHUB_TOKEN": "t"}
+	code := run(context.Background(), []string{"queue", "show", "7"}, &out, &errb, func(k string) string { return env[k] })
+	if code != exitServer || !strings.Contains(errb.String(), "not the Samhub API: check --server") {
+		t.Fatalf("exit %d, %q", code, errb.String())
+	}
+	// The hub's own 404 stays "not found".
+	h := hubtest.Start(t)
+	if code, _, stderr := ctl(t, h, hubtest.CoordinatorToken, "queue", "show", "999"); code != exitNotFound || !strings.Contains(stderr, "no parked letter with that id") {
+		t.Fatalf("hub's 404: exit %d, %q", code, stderr)
+	}
+}
+
+func TestEmptyTokenFileIsNamed(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "token")
+	os.WriteFile(f, []byte("\n"), 0o600)
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"--token-file", f, "whoami"}, &out, &errb, func(string) string { return "" })
+	if code != exitAuth || !strings.Contains(errb.String(), "--token-file "+f+" is empty") {
+		t.Fatalf("exit %d, %q", code, errb.String())
+	}
 }
