@@ -193,3 +193,46 @@ routes: [{name: r, to: [casefile]}]
 		t.Fatalf("version: %q %v", out, err)
 	}
 }
+
+// TestCtrlCStopsCleanly is `make run` then Ctrl-C: SIGINT drains the hub,
+// which says so last and exits 0.
+func TestCtrlCStopsCleanly(t *testing.T) {
+	bin := hubtest.BuildSamhub(t)
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, "http://127.0.0.1:1")
+	b, _ := os.ReadFile(cfg)
+	os.WriteFile(cfg, []byte(strings.Replace(string(b), "level: warn", "level: info", 1)), 0o600)
+	cmd := exec.Command(bin, "serve", "--config", cfg)
+	stdout, _ := cmd.StdoutPipe()
+	var logs strings.Builder
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	running := make(chan bool, 1)
+	go func() {
+		s := bufio.NewScanner(stdout)
+		seen := false
+		for s.Scan() {
+			if !seen && strings.HasPrefix(s.Text(), "samhub running") {
+				seen = true
+				running <- true
+			}
+		}
+		if !seen {
+			running <- false
+		}
+	}()
+	if !<-running {
+		_ = cmd.Wait()
+		t.Fatalf("the hub did not start: %s", logs.String())
+	}
+	_ = cmd.Process.Signal(syscall.SIGINT)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit after SIGINT: %v\n%s", err, logs.String())
+	}
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	if last := lines[len(lines)-1]; !strings.Contains(last, `"msg":"stopped"`) {
+		t.Fatalf("last log line %q; want the stop", last)
+	}
+}

@@ -48,6 +48,9 @@ func serveCmd() *cobra.Command {
 			if err := a.Stop(); err != nil {
 				return err
 			}
+			// The last line says the drain finished: whoever pressed Ctrl-C or
+			// ran systemctl stop knows the hub did not die mid-way.
+			log.Info("stopped")
 			return werr
 		},
 	}
