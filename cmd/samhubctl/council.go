@@ -275,7 +275,13 @@ func printTracked(w io.Writer, label string, t council.Tracked) {
 		parts = append(parts, s)
 	}
 	for _, x := range t.Waiting {
-		parts = append(parts, x.Step+" at "+x.Destination+" ("+dash(x.Code)+")")
+		// A discard has no code; its reason is the coordinator's (e.g. "sendt
+		// som fysisk brev"), which says the letter did reach the family.
+		detail := x.Code
+		if detail == "" {
+			detail = x.Reason
+		}
+		parts = append(parts, x.Step+" at "+x.Destination+" ("+dash(detail)+")")
 	}
 	for _, a := range t.Acknowledgements {
 		verdict := "refused"

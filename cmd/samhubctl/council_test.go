@@ -148,3 +148,17 @@ func TestCLICouncilMonth(t *testing.T) {
 		}
 	})
 }
+
+// A letter discarded after a paper copy shows the coordinator's reason, not
+// "(-)", which read as if the parents never got it.
+func TestDiscardShowsItsReason(t *testing.T) {
+	var b strings.Builder
+	printTracked(&b, "   Recommendation", council.Tracked{Waiting: []council.Waiting{
+		{Destination: "parents", Step: "discarded", Reason: "sendt som fysisk brev"},
+		{Destination: "region", Step: "consent-denied", Code: "consent_missing", Reason: "rule … no consent"},
+	}})
+	want := "   Recommendation: discarded at parents (sendt som fysisk brev); consent-denied at region (consent_missing)\n"
+	if b.String() != want {
+		t.Fatalf("got %q\nwant %q", b.String(), want)
+	}
+}
