@@ -233,13 +233,6 @@ func startEmbedded(e EmbeddedOptions, log *slog.Logger, fault *storeFault, keep 
 		if e.Cipher == "aes" {
 			o.JetStreamCipher = server.AES
 		}
-		if e.OldKeyFile != "" {
-			old, err := secrets.Read(e.OldKeyFile, "")
-			if err != nil {
-				return nil, fmt.Errorf("nats.embedded.old_key_file: %w", err)
-			}
-			o.JetStreamOldKey = old
-		}
 	}
 	if err := os.MkdirAll(e.StoreDir, 0o700); err != nil {
 		return nil, fmt.Errorf("nats.embedded.store_dir: %w", err)
@@ -258,6 +251,10 @@ func startEmbedded(e EmbeddedOptions, log *slog.Logger, fault *storeFault, keep 
 	if !srv.JetStreamEnabled() {
 		srv.Shutdown()
 		return nil, errors.New("embedded NATS started without JetStream (is the store directory writable?)")
+	}
+	if err := checkStoreOpened(srv, e.StoreDir); err != nil {
+		srv.Shutdown()
+		return nil, err
 	}
 	return emb, nil
 }

@@ -28,11 +28,12 @@ type EmbeddedOptions struct {
 	MaxStore int64 // bytes of JetStream file store; 0 lets the server choose from the disk
 	// Encryption at rest: the key is read from a file or an environment
 	// variable at start, never passed in.
-	KeyFile    string
-	KeyEnv     string
-	OldKeyFile string // set during key rotation
-	Cipher     string // chacha (default) or aes
-	TLS        tlsconf.Files
+	// A new key is put in place offline by Rekey, never by the server's
+	// own rewrap (JetStreamOldKey): see rekey.go.
+	KeyFile string
+	KeyEnv  string
+	Cipher  string // chacha (default) or aes
+	TLS     tlsconf.Files
 	// ToolsPasswordFile receives, at every start, the password of
 	// ToolsUser; written only when Listen is set.
 	ToolsPasswordFile string
