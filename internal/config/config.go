@@ -95,11 +95,14 @@ type Embedded struct {
 	MaxStore string `mapstructure:"max_store"` // e.g. "10GB"
 	// Encryption at rest: the key comes from a file or an environment
 	// variable, never from this file, so a leaked config leaks no key.
-	KeyFile    string `mapstructure:"key_file"`
-	KeyEnv     string `mapstructure:"key_env"`
-	OldKeyFile string `mapstructure:"old_key_file"` // set during key rotation
-	Cipher     string `mapstructure:"cipher"`       // chacha (default) or aes
-	TLS        TLS    `mapstructure:"tls"`          // required to listen beyond loopback
+	KeyFile string `mapstructure:"key_file"`
+	KeyEnv  string `mapstructure:"key_env"`
+	// OldKeyFile is refused: nats-server's in-place rewrap loses durable
+	// consumers and empty streams (v2.15.3); `samhub store rekey` changes
+	// the key. Kept so an old configuration gets that answer.
+	OldKeyFile string `mapstructure:"old_key_file"`
+	Cipher     string `mapstructure:"cipher"` // chacha (default) or aes
+	TLS        TLS    `mapstructure:"tls"`    // required to listen beyond loopback
 	// ToolsPasswordFile receives, at every start, the password of the
 	// samhub-tools user that other processes (backups, the nats CLI) use
 	// on the listener. Written only when listen is set; default
@@ -452,7 +455,7 @@ func LoadChecked(path string) (*Config, error) {
 // would leave the store unencrypted without a word).
 func (c *Config) checkKeys() error {
 	e := c.NATS.Embedded
-	if c.NATS.URL != "" || (e.KeyFile == "" && e.KeyEnv == "" && e.OldKeyFile == "") {
+	if c.NATS.URL != "" || (e.KeyFile == "" && e.KeyEnv == "") {
 		return nil
 	}
 	key := "nats.embedded.key_file"
@@ -466,15 +469,6 @@ func (c *Config) checkKeys() error {
 		errs = append(errs, &Error{Key: key, Msg: fmt.Sprintf("cannot be read: %v", err)})
 	case k == "" && (e.KeyFile != "" || e.KeyEnv != ""):
 		errs = append(errs, &Error{Key: key, Msg: "is empty: the store would not be encrypted"})
-	}
-	if e.OldKeyFile != "" {
-		if e.KeyFile == "" && e.KeyEnv == "" {
-			errs = append(errs, &Error{Key: "nats.embedded.old_key_file", Msg: "is only read during a key rotation: set key_file (or key_env) to the new key"})
-		} else if old, err := secret.Read(e.OldKeyFile, ""); err != nil {
-			errs = append(errs, &Error{Key: "nats.embedded.old_key_file", Msg: fmt.Sprintf("cannot be read: %v", err)})
-		} else if old == "" {
-			errs = append(errs, &Error{Key: "nats.embedded.old_key_file", Msg: "is empty"})
-		}
 	}
 	return errors.Join(errs...)
 }
@@ -570,6 +564,9 @@ func (c *Config) Validate() error {
 			bad("nats.replicas", "must be 1 with the embedded server")
 		}
 		e := c.NATS.Embedded
+		if e.OldKeyFile != "" {
+			bad("nats.embedded.old_key_file", "is no longer read: rotating the key in place loses each destination's place in the letter stream with this nats-server; stop the hub, run `samhub store rekey --config FILE --new-key-file NEW`, then point key_file at NEW and remove old_key_file (docs/operations.md, \"Rotate the encryption key\")")
+		}
 		if e.Listen != "" {
 			host, _, _ := net.SplitHostPort(e.Listen)
 			if err := checkHostPort(e.Listen); err != nil {

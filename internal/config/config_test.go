@@ -170,8 +170,7 @@ func TestAtRestKeysAreRead(t *testing.T) {
 		{"missing key file", "{key_file: " + filepath.Join(dir, "nope.key") + "}", "nats.embedded.key_file: cannot be read"},
 		{"empty key file", "{key_file: " + empty + "}", "nats.embedded.key_file: is empty: the store would not be encrypted"},
 		{"empty key variable", "{key_env: SAMHUB_TEST_NO_SUCH_KEY}", "nats.embedded.key_env: cannot be read"},
-		{"old key without a new one", "{old_key_file: " + good + "}", "nats.embedded.old_key_file: is only read during a key rotation"},
-		{"missing old key file", "{key_file: " + good + ", old_key_file: " + filepath.Join(dir, "old.key") + "}", "nats.embedded.old_key_file: cannot be read"},
+		{"an old key for an in-place rotation", "{key_file: " + good + ", old_key_file: " + good + "}", "nats.embedded.old_key_file: is no longer read"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

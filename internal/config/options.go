@@ -17,7 +17,7 @@ func (n NATS) Broker() (broker.Options, error) {
 	e := n.Embedded
 	o := broker.Options{URL: n.URL, CredsFile: n.CredsFile, NKeyFile: n.NKeyFile, TLS: n.TLS, Replicas: n.Replicas,
 		Embedded: broker.EmbeddedOptions{Listen: e.Listen, StoreDir: e.StoreDir, KeyFile: e.KeyFile, KeyEnv: e.KeyEnv,
-			OldKeyFile: e.OldKeyFile, Cipher: e.Cipher, TLS: e.TLS, ToolsPasswordFile: e.ToolsPasswordFile}}
+			Cipher: e.Cipher, TLS: e.TLS, ToolsPasswordFile: e.ToolsPasswordFile}}
 	if n.URL == "" {
 		maxStore, err := ParseBytes(e.MaxStore)
 		if err != nil {
