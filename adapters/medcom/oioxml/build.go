@@ -15,6 +15,7 @@ import (
 
 	"github.com/beevik/etree"
 	"golang.org/x/text/encoding/charmap"
+	"golang.org/x/text/unicode/norm"
 
 	"github.com/samhub/samhub/adapters/body"
 	"github.com/samhub/samhub/adapters/medcom/xmlsafe"
@@ -125,7 +126,14 @@ func BuildLetter(l *letter.Letter, opt LetterOptions) ([]byte, error) {
 		w.opt(ai, p+"/AdditionalInformation", "Priority", prio)
 		w.opt(ai, p+"/AdditionalInformation", "Subject", clip(l.Subject, 70))
 	}
-	for i, block := range textBlocks(l.Text) {
+	// Split what will be written: a replaced "…" is three characters.
+	text, _ := toLatin1(l.Text)
+	blocks := textBlocks(text, strings.TrimSpace(l.Subject) != "")
+	if len(blocks) > maxTextBlocks {
+		w.fail(p+"/ClinicalInformation", "the text is too long for XDIS91: it needs %d blocks, and XDIS91 carries %d blocks of %d lines of %d characters (about 31,000 characters), what survives conversion to EDIFACT on the way; shorten it or send it as a FHIR CareCommunication", len(blocks), maxTextBlocks, blockLines, edifactLine)
+		blocks = nil
+	}
+	for i, block := range blocks {
 		t01 := ce.CreateElement("ClinicalInformation").CreateElement("Text01")
 		w.formatted(t01, fmt.Sprintf("%s/ClinicalInformation[%d]/Text01", p, i+1), block)
 	}
@@ -588,8 +596,20 @@ var typographic = strings.NewReplacer(
 // latin1 makes s writable in ISO-8859-1 or reports the first character that
 // is not (by code point only: the text itself is never quoted).
 func (w *writer) latin1(path, s string) string {
-	s = typographic.Replace(s)
-	var bad rune = -1
+	s, bad := toLatin1(s)
+	if bad >= 0 {
+		w.fail(path, "character U+%04X cannot be written in ISO-8859-1", bad)
+	}
+	return s
+}
+
+// toLatin1 is s as written in ISO-8859-1: composed (NFC, so an "e" and a
+// combining accent become the Latin-1 "é" rather than a refusal),
+// typographic characters replaced, control characters dropped. bad is the
+// first character left that ISO-8859-1 lacks, or -1.
+func toLatin1(s string) (out string, bad rune) {
+	s = typographic.Replace(norm.NFC.String(s))
+	bad = -1
 	s = strings.Map(func(r rune) rune {
 		switch {
 		case r == '\t' || r == '\n':
@@ -603,10 +623,7 @@ func (w *writer) latin1(path, s string) string {
 		}
 		return r
 	}, s)
-	if bad >= 0 {
-		w.fail(path, "character U+%04X cannot be written in ISO-8859-1", bad)
-	}
-	return s
+	return s, bad
 }
 
 func clip(s string, n int) string {
@@ -617,26 +634,111 @@ func clip(s string, n int) string {
 	return strings.TrimSpace(string([]rune(s)[:n-3])) + "..."
 }
 
-// textBlocks splits text at blank lines into at most 10 ClinicalInformation
-// blocks of about 3,000 characters (an EDIFACT-convertible size, medcom.md
-// §1.6). Parsing joins blocks with "\n\n", so the text round-trips exactly.
-func textBlocks(text string) []string {
+// What one XDIS91 text block carries through MedCom's conversion to
+// EDIFACT DIS91 (medcom.md §1.6): each ClinicalInformation becomes one
+// segment group of at most 9 FTX segments (8 in the first when a Subject
+// takes one), each of 5 lines of at most 70 characters; the converter
+// wraps a longer line at its last space before the 70th character, and
+// an empty line takes a line of its own. Text beyond that would be cut
+// off on the way to a receiver who reads EDIFACT.
+const (
+	maxTextBlocks = 10
+	blockLines    = 9 * 5
+	edifactLine   = 70
+)
+
+// textBlocks splits text into ClinicalInformation blocks that each fit
+// blockLines EDIFACT lines (blockLines-5 for the first when subject). It
+// cuts at a blank line where it can, which the "\n\n" that parsing joins
+// blocks with restores exactly; failing that, between two lines (read
+// back with a blank line between them) and, for a line longer than a
+// block, inside it. More than maxTextBlocks blocks means the text does not
+// fit XDIS91; the caller refuses it.
+func textBlocks(text string, subject bool) []string {
 	text = strings.ReplaceAll(text, "\r\n", "\n")
 	if text == "" {
 		return nil
 	}
-	const size, maxBlocks = 3000, 10
-	paras := strings.Split(text, "\n\n")
-	var blocks []string
-	cur := paras[0]
-	for _, para := range paras[1:] {
-		if len(blocks) < maxBlocks-1 && cur != "" && para != "" &&
-			utf8.RuneCountInString(cur)+2+utf8.RuneCountInString(para) > size {
-			blocks = append(blocks, cur)
-			cur = para
-			continue
+	capacity := func(n int) int {
+		if n == 0 && subject {
+			return blockLines - 5
 		}
-		cur += "\n\n" + para
+		return blockLines
 	}
-	return append(blocks, cur)
+	var blocks []string
+	var cur []string // lines of the block being filled
+	used := 0
+	flush := func() {
+		// Cut at the last blank line after the first line, when there is one.
+		cut := -1
+		for k := len(cur) - 1; k >= 1; k-- {
+			if cur[k] == "" {
+				cut = k
+				break
+			}
+		}
+		if cut < 0 {
+			blocks = append(blocks, strings.Join(cur, "\n"))
+			cur, used = nil, 0
+			return
+		}
+		blocks = append(blocks, strings.Join(cur[:cut], "\n"))
+		cur = append([]string(nil), cur[cut+1:]...)
+		used = 0
+		for _, l := range cur {
+			used += len(wrapLine(l))
+		}
+	}
+	for _, line := range strings.Split(text, "\n") {
+		pieces := wrapLine(line)
+		for len(pieces) > 0 {
+			room := capacity(len(blocks)) - used
+			if len(pieces) <= room {
+				cur = append(cur, line)
+				used += len(pieces)
+				break
+			}
+			if len(cur) > 0 {
+				flush()
+				continue
+			}
+			// A line longer than a whole block: the part that fits.
+			n := 0
+			for _, p := range pieces[:room] {
+				n += len(p)
+			}
+			cur = append(cur, line[:n])
+			used = room
+			line, pieces = line[n:], pieces[room:]
+			flush()
+		}
+	}
+	if len(cur) > 0 || len(blocks) == 0 {
+		blocks = append(blocks, strings.Join(cur, "\n"))
+	}
+	return blocks
+}
+
+// wrapLine cuts one line of text into the EDIFACT lines the converter
+// makes of it (at least one, for an empty line): at most edifactLine-1
+// characters and a continuation mark each, cut after the last white space
+// when there is one past the third character. The pieces, joined, are
+// the line.
+func wrapLine(line string) []string {
+	const width = edifactLine - 1
+	var out []string
+	for utf8.RuneCountInString(line) > width {
+		end := 0 // byte offset after width runes
+		for i := 0; i < width; i++ {
+			_, size := utf8.DecodeRuneInString(line[end:])
+			end += size
+		}
+		cut := end
+		if sp := strings.LastIndexAny(line[:end], " \t"); sp > 2 {
+			cut = sp + 1
+		}
+		out = append(out, line[:cut])
+		line = line[cut:]
+	}
+	return append(out, line)
 }

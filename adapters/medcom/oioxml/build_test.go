@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/beevik/etree"
 
@@ -178,10 +179,10 @@ func TestTextBlocksRoundTrip(t *testing.T) {
 	for _, text := range []string{
 		"kort",
 		"\n\nstarter med tom linje\n",
-		strings.Repeat(para+"\n\n", 40) + "slut",
+		strings.Repeat(para+"\n\n", 18) + "slut",
 		"a\n\n\n\nb\n\n\n",
 	} {
-		blocks := textBlocks(text)
+		blocks := textBlocks(text, true)
 		if len(blocks) > 10 {
 			t.Errorf("%d blocks", len(blocks))
 		}
@@ -200,6 +201,82 @@ func TestTextBlocksRoundTrip(t *testing.T) {
 		}
 		eq(t, "text", strings.Join(m.Letters[0].Texts, "\n\n"), text)
 	}
+}
+
+// Text that does not fit one block is split so that every block survives
+// MedCom's conversion to EDIFACT (at most 45 lines of 70 characters, 40 in
+// the first beside the subject): a 5,000-character paragraph, a line of
+// 5,000 characters without a space, many short lines. Nothing but line
+// breaks changes on the way; a text longer than ten blocks is refused.
+func TestTextBlocksFitEDIFACT(t *testing.T) {
+	for name, text := range map[string]string{
+		"one paragraph of 5,000 characters": strings.Repeat("ord ", 1250),
+		"one line of 5,000 without a space": strings.Repeat("x", 5000),
+		"200 short lines":                   strings.Repeat("Ja.\n", 200),
+		"Danish paragraphs":                 strings.Repeat(strings.Repeat("Æblet falder ikke langt fra stammen. ", 30)+"\n\n", 9),
+	} {
+		t.Run(name, func(t *testing.T) {
+			l := hubLetter()
+			l.Text = text
+			out, err := BuildLetter(l, LetterOptions{Now: buildNow})
+			if err != nil {
+				t.Fatal(err)
+			}
+			xmllint(t, out)
+			m, err := Parse(out, xmlsafe.DefaultLimits())
+			if err != nil {
+				t.Fatal(err)
+			}
+			texts := m.Letters[0].Texts
+			if len(texts) < 2 {
+				t.Errorf("%d block(s) for %d characters", len(texts), len(text))
+			}
+			for i, block := range texts {
+				lines := 0
+				for _, line := range strings.Split(block, "\n") {
+					pieces := wrapLine(line)
+					for _, p := range pieces {
+						if n := utf8.RuneCountInString(p); n > edifactLine-1 {
+							t.Fatalf("block %d: an EDIFACT line of %d characters", i+1, n)
+						}
+					}
+					lines += len(pieces)
+				}
+				if limit := map[bool]int{true: 40, false: 45}[i == 0]; lines > limit {
+					t.Errorf("block %d: %d EDIFACT lines, more than %d", i+1, lines, limit)
+				}
+			}
+			flat := func(s string) string { return strings.ReplaceAll(s, "\n", "") }
+			if flat(strings.Join(texts, "\n\n")) != flat(text) {
+				t.Error("the text read back differs from the letter's in more than line breaks")
+			}
+		})
+	}
+	l := hubLetter()
+	l.Text = strings.Repeat(strings.Repeat("Æblet falder ikke langt fra stammen. ", 30)+"\n\n", 40)
+	_, err := BuildLetter(l, LetterOptions{Now: buildNow})
+	if err == nil || !strings.Contains(err.Error(), "Emessage/ClinicalEmail[1]/ClinicalInformation: the text is too long for XDIS91") {
+		t.Errorf("a text of 44,000 characters: %v", err)
+	}
+}
+
+// Text typed with combining accents (macOS, some web forms) is composed
+// before it is written: "é" as "e" and U+0301 is Latin-1's é.
+func TestCombiningAccentsAreComposed(t *testing.T) {
+	l := hubLetter()
+	l.Text = "Rene\u0301 fra A\u030Arhus"
+	l.Patient.FamilyName = "Ste\u0301phane"
+	out, err := BuildLetter(l, LetterOptions{Now: buildNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	xmllint(t, out)
+	m, err := Parse(out, xmlsafe.DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	eq(t, "text", m.Letters[0].Texts[0], "René fra Århus")
+	eq(t, "surname", m.Letters[0].Patient.Surname, "Stéphane")
 }
 
 func TestBuildErrors(t *testing.T) {
