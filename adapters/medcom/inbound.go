@@ -406,10 +406,13 @@ func planFHIR(m *fhirmsg.Message, verr error, self Self, now time.Time) ([]plann
 		}
 		name = strings.TrimSuffix(name, "."+ext) + ".vans.xml"
 	}
+	rec := inRecord{HubID: m.HeaderID, Format: fhirmsg.FormatCareCommunication, At: now, HeaderID: m.HeaderID, ThreadID: m.ThreadID,
+		SenderEAN: m.Sender.GLN, SenderSOR: m.Sender.SOR, SenderName: m.Sender.Name, ReceiverEAN: m.Receiver.GLN}
+	if ep := m.EpisodeOfCare(); ep != nil { // a reply carries it over
+		rec.Episode, rec.EpisodeSystem = ep.Value, ep.System
+	}
 	return []plannedAck{{
-		key: stateKey("in", "fhir#"+m.HeaderID), hubID: m.HeaderID, name: name, data: data, negative: verr != nil,
-		rec: inRecord{HubID: m.HeaderID, Format: fhirmsg.FormatCareCommunication, At: now, HeaderID: m.HeaderID, ThreadID: m.ThreadID,
-			SenderEAN: m.Sender.GLN, SenderSOR: m.Sender.SOR, SenderName: m.Sender.Name, ReceiverEAN: m.Receiver.GLN},
+		key: stateKey("in", "fhir#"+m.HeaderID), hubID: m.HeaderID, name: name, data: data, negative: verr != nil, rec: rec,
 	}}, nil
 }
 

@@ -274,6 +274,10 @@ func (a *Adapter) build(ctx context.Context, l *letter.Letter, format string, v,
 		rcv := oioxml.PartyFromLetter(to)
 		if answersReceiver && reply.Format == oioxml.Format {
 			rcv = oioxml.Party{EAN: reply.SenderEAN, Identifier: reply.SenderIdentifier, IdentifierCode: reply.SenderIdentifierCode, OrganisationName: reply.SenderName}
+		}
+		// A reply carries the answered letter's episode-of-care id over
+		// (a FHIR one without its hyphens, when it fits XDIS91's 35).
+		if answersReceiver && len(strings.ReplaceAll(reply.Episode, "-", "")) <= 35 {
 			opt.EpisodeOfCareID = reply.Episode
 		}
 		opt.Receiver = &rcv
@@ -323,6 +327,11 @@ func (a *Adapter) build(ctx context.Context, l *letter.Letter, format string, v,
 		opt.To = fhirmsg.Organization{Name: to.Name, SOR: to.SOR, GLN: to.GLN}
 		if reply != nil && answersReceiver {
 			opt.Mode = fhirmsg.ModeReply
+			if reply.Episode != "" {
+				// In FHIR's hyphenated form; an XDIS91 letter's issuer is its
+				// sender, the receiver here (EpisodeOfCare.System empty).
+				opt.Episode = &fhirmsg.EpisodeOfCare{System: reply.EpisodeSystem, Value: hyphenated(reply.Episode)}
+			}
 			if reply.Format == oioxml.Format {
 				opt.PreviousHeaderID = reply.HubID // "GLN#letterid", MedCom's OIOXML reference form
 				opt.ThreadID = l.ThreadID
@@ -381,6 +390,16 @@ func (a *Adapter) repliedTo(ctx context.Context, l *letter.Letter) (*inRecord, e
 		}
 	}
 	return nil, nil
+}
+
+// hyphenated writes a 32-hex episode-of-care id (OIOXML's form) as the
+// UUID FHIR writes for the same value (medcom.md §1.4); others unchanged.
+func hyphenated(e string) string {
+	if len(e) == 32 && strings.Trim(strings.ToLower(e), "0123456789abcdef") == "" {
+		e = strings.ToLower(e)
+		return e[0:8] + "-" + e[8:12] + "-" + e[12:16] + "-" + e[16:20] + "-" + e[20:]
+	}
+	return e
 }
 
 func oneLine(err error) string {

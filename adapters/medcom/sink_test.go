@@ -197,6 +197,71 @@ func TestReplyToInboundXDIS91(t *testing.T) {
 	}
 }
 
+// A reply carries the episode-of-care id of the letter it answers (MedCom:
+// "replies shall include it"), in whichever format each of them travels:
+// FHIR's hyphenated UUID in an Encounter, XDIS91's 32 hex digits in
+// Letter/EpisodeOfCareIdentifier.
+func TestRepliesCarryTheEpisodeOfCareAcrossFormats(t *testing.T) {
+	cases := []struct {
+		in, format, episode, system string
+	}{
+		{"fhir/samhub/all-optional.json", OutFHIRXML, "0f6c1e2d-3a4b-5c6d-7e8f-90a1b2c3d4e5", "https://sor2.sum.dsdn.dk/#id=441211000016000"},
+		{"fhir/samhub/all-optional.json", OutXDIS91, "0f6c1e2d3a4b5c6d7e8f90a1b2c3d4e5", ""},
+		// XDIS91 names no issuer: its sender, the reply's receiver, issued it.
+		{"oioxml/DIS91_2.xml", OutFHIRJSON, "65528acd-a12c-4d85-b701-6f4b12eec2bc", "https://sor2.sum.dsdn.dk/#id=441211000016099"},
+		{"oioxml/DIS91_2.xml", OutXDIS91, "65528acda12c4d85b7016f4b12eec2bc", ""},
+	}
+	for _, c := range cases {
+		t.Run(c.in+" answered as "+c.format, func(t *testing.T) {
+			e := newEnv(t)
+			a := e.adapter(t, nil)
+			ctx := context.Background()
+			pub := newPub()
+			e.letters.use(pub)
+			e.drop(t, "in.x", readFile(t, c.in))
+			a.Poll(ctx, pub)
+			if len(pub.letters) != 1 {
+				t.Fatalf("published %v, error/ %v", pub.ids(), e.files(t, "error"))
+			}
+			acks := e.files(t, "out")
+			l := outLetter()
+			l.InReplyTo = pub.letters[0].ID
+			to := pub.letters[0].Sender
+			if to.SOR == "" {
+				to.SOR = "441211000016099" // from the receiver directory
+			}
+			to.Accepts = []string{c.format}
+			l.To = []letter.Party{to}
+			if _, err := a.Deliver(ctx, l); err != nil {
+				t.Fatal(err)
+			}
+			var data []byte
+			for _, f := range e.files(t, "out") {
+				if !slices.Contains(acks, f) {
+					data = e.read(t, "out", f)
+				}
+			}
+			if c.format == OutXDIS91 {
+				if got := parseOut(t, data).Letters[0].EpisodeOfCareIdentifier; got != c.episode {
+					t.Fatalf("XDIS91 episode %q, want %q", got, c.episode)
+				}
+				return
+			}
+			m, err := fhirmsg.Parse(data, xmlsafe.DefaultLimits())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := fhirmsg.Validate(m); err != nil {
+				t.Fatal(err)
+			}
+			ep := m.EpisodeOfCare()
+			if ep == nil || ep.Value != c.episode || ep.System != c.system {
+				t.Fatalf("episode of care %+v, want %s|%s", ep, c.system, c.episode)
+			}
+		})
+	}
+}
+
 func fhirAdapter(t *testing.T, e *env, format string) *Adapter {
 	return e.adapter(t, map[string]any{"out_format": format})
 }

@@ -37,6 +37,9 @@ type inRecord struct {
 	SenderEAN, SenderIdentifier, SenderIdentifierCode, SenderName string `json:",omitempty"`
 	ReceiverEAN, Episode, HeaderID, ThreadID                      string `json:",omitempty"`
 	SenderSOR                                                     string `json:",omitempty"`
+	// EpisodeSystem is the issuer of a FHIR letter's Episode (an XDIS91
+	// letter's names none).
+	EpisodeSystem string `json:",omitempty"`
 
 	// With holds the records of the XBIN01 letters this letter took the
 	// files of (binaries.go): stored in no letter of their own, their

@@ -194,6 +194,12 @@ func BuildAcknowledgement(of *Message, code string, issues []Issue, self Organiz
 	return encode(root, of.Encoding)
 }
 
+// EpisodeOfCare is an episode-of-care identifier (Encounter.episodeOfCare
+// in FHIR, EpisodeOfCareIdentifier in XDIS91). System names its issuer
+// (https://sor2.sum.dsdn.dk/#id=<SOR id>); empty means the receiver of
+// the reply, who sent the letter it answers (an XDIS91 letter names none).
+type EpisodeOfCare struct{ System, Value string }
+
 // Author is the person who wrote a new text segment (Practitioner +
 // PractitionerRole in the Bundle).
 type Author struct {
@@ -215,6 +221,10 @@ type BuildOptions struct {
 	// Optional additions beyond the shared contract:
 	Author   Author   // the writer of the new text; defaults to the sender's name
 	Previous *Message // the message replied to or forwarded: its segments, Provenances and episode of care are carried over
+	// Episode is the episode-of-care id of the message a reply answers,
+	// when Previous is not at hand (MedCom: a reply carries it over,
+	// whatever format the answered letter came in).
+	Episode *EpisodeOfCare
 	// parts, set by WriteCareCommunication, stands for the attachments
 	// that are not inline: their bytes are sent from their readers.
 	parts *body.Template
@@ -468,13 +478,21 @@ func buildCareCommunication(l *letter.Letter, opt BuildOptions) ([]byte, string,
 	}
 
 	commID, patID, provID, encID := id("communication"), id("patient"), id("provenance"), id("encounter")
+	ep := opt.Episode
+	if ep == nil && prev != nil && prev.episode != nil {
+		ep = &EpisodeOfCare{System: prev.episode.system, Value: prev.episode.value}
+	}
 	var encounter *node
-	if prev != nil && prev.episode != nil && opt.Mode == ModeReply {
+	if ep != nil && ep.Value != "" && opt.Mode == ModeReply {
+		sys := ep.System
+		if sys == "" {
+			sys = sorEndpoint + opt.To.SOR
+		}
 		encounter = resource("Encounter", encID, "http://medcomfhir.dk/ig/core/StructureDefinition/medcom-core-encounter", "Encounter (episode of care)",
 			prim("status", "unknown"),
 			coding("class", "http://terminology.hl7.org/CodeSystem/v3-ActCode", "AMB"),
 			ref("subject", "Patient/"+patID),
-			list(cplx("episodeOfCare", cplx("identifier", prim("system", prev.episode.system), prim("value", prev.episode.value)))))
+			list(cplx("episodeOfCare", cplx("identifier", prim("system", sys), prim("value", ep.Value)))))
 	}
 	var encRef *node
 	if encounter != nil {

@@ -81,6 +81,15 @@ func (m *Message) Letter(source string, original []byte, contentType string) *le
 	return l
 }
 
+// EpisodeOfCare is the episode-of-care id the message carries (its
+// Communication's Encounter), nil when none.
+func (m *Message) EpisodeOfCare() *EpisodeOfCare {
+	if m.episode == nil {
+		return nil
+	}
+	return &EpisodeOfCare{System: m.episode.system, Value: m.episode.value}
+}
+
 func (m *Message) kind() letter.Kind {
 	switch {
 	case m.Event == EventAcknowledgement:
