@@ -335,6 +335,16 @@ func buildCareCommunication(l *letter.Letter, opt BuildOptions) ([]byte, string,
 		if a.Name == "" {
 			bad("letter.attachments[%d].name: must not be empty (it becomes the title)", i)
 		}
+		switch {
+		case a.ContentType == contentTypeLink:
+			if strings.TrimSpace(string(a.Data)) == "" {
+				bad("letter.attachments[%d].data: the link has no address", i)
+			}
+		case a.Len() <= 0:
+			// Written without data it would read as an earlier
+			// attachment a reply lists, and the file would be lost.
+			bad("letter.attachments[%d].data: the file is empty", i)
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, "", fmt.Errorf("build carecommunication: %w", err)

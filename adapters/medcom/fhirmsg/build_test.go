@@ -274,3 +274,54 @@ func TestVANSGolden(t *testing.T) {
 		}
 	}
 }
+
+// Control characters a case system or a form let into the text (NUL,
+// vertical tab, U+FFFE) are no FHIR string characters: the JSON carried
+// them as \u0000 (a receiver's validator refuses the message), the XML as
+// U+FFFD. They are dropped; the text reads back otherwise the same.
+func TestControlCharactersAreNotWritten(t *testing.T) {
+	for _, enc := range []string{EncodingXML, EncodingJSON} {
+		l := referral()
+		l.Text = "Linje 1\x00\x0b\uFFFE\nLinje 2\tslut"
+		l.Topic = "Emne\x01"
+		data, _, err := BuildCareCommunication(l, BuildOptions{Encoding: enc, Self: council, To: gp, Mode: ModeNew, Now: fixedNow()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, bad := range []string{`\u0000`, `\u000b`, `\u0001`, "\uFFFD", "\uFFFE"} {
+			if bytes.Contains(data, []byte(bad)) {
+				t.Errorf("%s: the message holds %q", enc, bad)
+			}
+		}
+		m := mustParse(t, data)
+		if err := Validate(m); err != nil {
+			t.Fatal(err)
+		}
+		if m.Text != "Linje 1\nLinje 2\tslut" || m.Topic != "Emne" {
+			t.Errorf("%s: read back %q, topic %q", enc, m.Text, m.Topic)
+		}
+	}
+}
+
+// An attachment the receiver could not take is refused with the field and
+// the reason before anything is sent: an empty file (written without data
+// it reads as an earlier attachment of a reply, and the file is lost), a
+// link without an address.
+func TestAttachmentsACareCommunicationCannotCarry(t *testing.T) {
+	for name, c := range map[string]struct {
+		att  letter.Attachment
+		want string
+	}{
+		"empty file": {letter.NewAttachment("tom.pdf", "application/pdf", []byte{}), "letter.attachments[0].data: the file is empty"},
+		"empty link": {letter.NewAttachment("link", "text/uri-list", []byte(" ")), "letter.attachments[0].data: the link has no address"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			l := referral()
+			l.Attachments = []letter.Attachment{c.att}
+			_, _, err := BuildCareCommunication(l, BuildOptions{Encoding: EncodingXML, Self: council, To: gp, Mode: ModeNew, Now: fixedNow()})
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("got %v, want %q", err, c.want)
+			}
+		})
+	}
+}

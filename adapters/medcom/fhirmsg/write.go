@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"html"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/beevik/etree"
 )
@@ -106,7 +108,7 @@ func writeXML(parent *etree.Element, n *node) {
 	if n.name == "div" {
 		div := parent.CreateElement("div")
 		div.CreateAttr("xmlns", nsXHTML)
-		div.SetText(n.narr)
+		div.SetText(fhirText(n.narr))
 		return
 	}
 	el := parent.CreateElement(n.name)
@@ -114,7 +116,7 @@ func writeXML(parent *etree.Element, n *node) {
 		el.CreateAttr("url", n.url)
 	}
 	if n.hasVal {
-		el.CreateAttr("value", n.val)
+		el.CreateAttr("value", fhirText(n.val))
 	}
 	for _, k := range n.kids {
 		writeXML(el, k)
@@ -175,11 +177,11 @@ func writeJSONObject(buf *bytes.Buffer, n *node, resourceType string) {
 func writeJSONValue(buf *bytes.Buffer, n *node) {
 	switch {
 	case n.name == "div":
-		writeJSONString(buf, `<div xmlns="`+nsXHTML+`">`+html.EscapeString(n.narr)+`</div>`)
+		writeJSONString(buf, `<div xmlns="`+nsXHTML+`">`+html.EscapeString(fhirText(n.narr))+`</div>`)
 	case n.name == "resource" && len(n.kids) == 1:
 		writeJSONObject(buf, n.kids[0], n.kids[0].name)
 	case n.hasVal && len(n.kids) == 0 && n.url == "":
-		writeJSONString(buf, n.val)
+		writeJSONString(buf, fhirText(n.val))
 	default:
 		writeJSONObject(buf, n, "")
 	}
@@ -191,6 +193,29 @@ func writeJSONString(buf *bytes.Buffer, s string) {
 	enc.SetEscapeHTML(false)
 	_ = enc.Encode(s)           // a string always encodes
 	buf.Truncate(buf.Len() - 1) // Encode appends a newline
+}
+
+// fhirText is s as a FHIR string can hold it: FHIR's string type allows
+// no control character but tab, CR and LF (and XML 1.0 cannot write one;
+// etree would put U+FFFD in its place), nor U+FFFE and U+FFFF. They say
+// nothing to a reader and are dropped, as the XDIS91 writer does; invalid
+// UTF-8 becomes U+FFFD.
+func fhirText(s string) string {
+	clean := utf8.ValidString(s) && !strings.ContainsAny(s, "\uFFFE\uFFFF")
+	for i := 0; clean && i < len(s); i++ {
+		if c := s[i]; c < 0x20 && c != '\t' && c != '\n' && c != '\r' {
+			clean = false
+		}
+	}
+	if clean {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 && r != '\t' && r != '\n' && r != '\r' || r == 0xFFFE || r == 0xFFFF {
+			return -1
+		}
+		return r
+	}, strings.ToValidUTF8(s, "\uFFFD"))
 }
 
 func base64Std(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
