@@ -99,7 +99,7 @@ func TestLargeFHIRLetterIsReadFromTheFile(t *testing.T) {
 	l := &letter.Letter{
 		Patient:  &letter.Patient{CPR: "2509479989", GivenName: "Bruno Test", FamilyName: "Elmer"},
 		Category: "regarding-referral", Topic: "Henvisning med bilag", Text: "Henvisning med scannet journal. Testbrev.",
-		Attachments: []letter.Attachment{letter.NewAttachment("Journaludskrift", "application/pdf", att), letter.NewAttachment("kort.txt", "text/plain", []byte("kort"))},
+		Attachments: []letter.Attachment{letter.NewAttachment("Journaludskrift", "application/pdf", att), letter.NewAttachment("kort.png", "image/png", []byte("kort"))},
 	}
 	e := newEnv(t)
 	a := e.adapter(t, nil)

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -340,6 +341,10 @@ func buildCareCommunication(l *letter.Letter, opt BuildOptions) ([]byte, string,
 			if strings.TrimSpace(string(a.Data)) == "" {
 				bad("letter.attachments[%d].data: the link has no address", i)
 			}
+		case !slices.Contains(AttachmentTypes, mediaType(a.ContentType)):
+			// The value set is bound as required: the receiver would refuse
+			// the whole message (fatal-error) for it.
+			bad("letter.attachments[%d].contentType: must be one of MedCom's attachment types %s (a file of another type cannot travel in a CareCommunication)", i, strings.Join(AttachmentTypes, ", "))
 		case a.Len() <= 0:
 			// Written without data it would read as an earlier
 			// attachment a reply lists, and the file would be lost.
@@ -444,7 +449,7 @@ func buildCareCommunication(l *letter.Letter, opt BuildOptions) ([]byte, string,
 		if data == nil && a.Len() > 0 {
 			data = opt.parts.Mark(fmt.Sprintf("attachment %d", i+1), a.Open, a.Len())
 		}
-		att := &segAttachment{contentType: a.ContentType, title: a.Name, data: data}
+		att := &segAttachment{contentType: mediaType(a.ContentType), title: a.Name, data: data}
 		if a.ContentType == contentTypeLink { // a link travels as contentAttachment.url
 			att = &segAttachment{title: a.Name, url: strings.TrimSpace(string(a.Data))}
 		}
@@ -588,6 +593,13 @@ func buildCareCommunication(l *letter.Letter, opt BuildOptions) ([]byte, string,
 		return nil, "", fmt.Errorf("build carecommunication: %w", err)
 	}
 	return out, hid, nil
+}
+
+// mediaType is a content type without its parameters, in lower case
+// ("application/pdf" for "Application/PDF; name=x.pdf").
+func mediaType(ct string) string {
+	ct, _, _ = strings.Cut(ct, ";")
+	return strings.ToLower(strings.TrimSpace(ct))
 }
 
 func optionalCoding(a *author) *node {

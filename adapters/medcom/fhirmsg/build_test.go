@@ -306,13 +306,15 @@ func TestControlCharactersAreNotWritten(t *testing.T) {
 // An attachment the receiver could not take is refused with the field and
 // the reason before anything is sent: an empty file (written without data
 // it reads as an earlier attachment of a reply, and the file is lost), a
-// link without an address.
+// type outside MedCom's required value set, a link without an address.
 func TestAttachmentsACareCommunicationCannotCarry(t *testing.T) {
 	for name, c := range map[string]struct {
 		att  letter.Attachment
 		want string
 	}{
 		"empty file": {letter.NewAttachment("tom.pdf", "application/pdf", []byte{}), "letter.attachments[0].data: the file is empty"},
+		"Word":       {letter.NewAttachment("notat.docx", "application/vnd.openxmlformats-officedocument.wordprocessingml.document", []byte("PK")), "letter.attachments[0].contentType: must be one of MedCom's attachment types"},
+		"text":       {letter.NewAttachment("notat.txt", "text/plain; charset=utf-8", []byte("x")), "letter.attachments[0].contentType: must be one of"},
 		"empty link": {letter.NewAttachment("link", "text/uri-list", []byte(" ")), "letter.attachments[0].data: the link has no address"},
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -323,5 +325,15 @@ func TestAttachmentsACareCommunicationCannotCarry(t *testing.T) {
 				t.Fatalf("got %v, want %q", err, c.want)
 			}
 		})
+	}
+	// A type with parameters or in capitals is MedCom's type, written bare.
+	l := referral()
+	l.Attachments = []letter.Attachment{letter.NewAttachment("scan", "Application/PDF; name=scan.pdf", []byte("%PDF-1.4"))}
+	data, _, err := BuildCareCommunication(l, BuildOptions{Encoding: EncodingJSON, Self: council, To: gp, Mode: ModeNew, Now: fixedNow()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := mustParse(t, data); len(m.Attachments) != 1 || m.Attachments[0].ContentType != "application/pdf" {
+		t.Fatalf("attachments %+v", m.Attachments)
 	}
 }

@@ -83,6 +83,11 @@ const (
 // address (FHIR contentAttachment.url, XDIS91 Reference/URL).
 const contentTypeLink = "text/uri-list"
 
+// AttachmentTypes is MedCom's value set MedComCoreAttachmentMimeTypes
+// (terminology 1.8.1), bound as required to a CareCommunication
+// attachment's contentType: a file of another type cannot be sent in one.
+var AttachmentTypes = []string{"application/pdf", "image/gif", "image/jpeg", "image/png", "image/tiff", "image/bmp"}
+
 // Letter formats set by (*Message).Letter.
 const (
 	FormatCareCommunication = "fhir-carecommunication"
