@@ -353,14 +353,19 @@ func (a *Adapter) build(ctx context.Context, l *letter.Letter, format string, v,
 // forFHIR fits a letter to the CareCommunication's code rules: exactly one
 // category from MedCom's list (letters from the case system carry none, so
 // the adapter's default_category), and a priority only with the category
-// regarding-referral, as MedCom's XDIS91-to-FHIR mapping does.
+// regarding-referral, as MedCom's XDIS91-to-FHIR mapping does. MedCom
+// takes routine or asap: FHIR's urgent and stat (an EPJ letter's) are
+// asap, as they are høj_prioritet in XDIS91.
 func (a *Adapter) forFHIR(l *letter.Letter) *letter.Letter {
 	c := *l
 	if !slices.Contains(fhirmsg.Categories, c.Category) {
 		c.Category = a.cfg.DefaultCategory
 	}
-	if c.Category != "regarding-referral" {
+	switch {
+	case c.Category != "regarding-referral":
 		c.Priority = ""
+	case c.Priority == "urgent" || c.Priority == "stat":
+		c.Priority = "asap"
 	}
 	return &c
 }

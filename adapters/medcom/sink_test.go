@@ -262,6 +262,31 @@ func TestRepliesCarryTheEpisodeOfCareAcrossFormats(t *testing.T) {
 	}
 }
 
+// FHIR's priorities urgent and stat (an EPJ letter's) are MedCom's asap in
+// a CareCommunication, as they are høj_prioritet in XDIS91: the letter is
+// written, not refused for a code MedCom does not take.
+func TestUrgentPriorityIsWrittenAsASAP(t *testing.T) {
+	e := newEnv(t)
+	a := e.adapter(t, nil)
+	for i, p := range []string{"urgent", "stat"} {
+		l := outLetter()
+		l.ID = fmt.Sprintf("epj:note-%d", i)
+		l.Category, l.Priority = "regarding-referral", p
+		if _, err := a.Deliver(context.Background(), l); err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+	}
+	for _, f := range e.files(t, "out") {
+		m, err := fhirmsg.Parse(e.read(t, "out", f), xmlsafe.DefaultLimits())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Priority != "asap" {
+			t.Errorf("%s: priority %q, want asap", f, m.Priority)
+		}
+	}
+}
+
 func fhirAdapter(t *testing.T, e *env, format string) *Adapter {
 	return e.adapter(t, map[string]any{"out_format": format})
 }
