@@ -3,6 +3,7 @@ package oioxml
 import (
 	"bytes"
 	"encoding/base64"
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -216,13 +217,67 @@ func TestBuildLetterWithFiles(t *testing.T) {
 		t.Errorf("XBIN01 letter %+v", b)
 	}
 
-	// XDIS91 names at most ten references: an eleventh that is a file is
-	// refused, not dropped.
+	// XDIS91 names at most ten references: files take theirs first, and a
+	// link left without one ends the text; nothing is dropped. Eleven
+	// files are refused.
 	for len(l.Attachments) < 11 {
 		l.Attachments = append([]letter.Attachment{letter.NewAttachment("Link", "text/uri-list", []byte("https://samhub.example.invalid/x"))}, l.Attachments...)
 	}
-	if _, err := BuildLetter(l, opt); err == nil || !strings.Contains(err.Error(), "at most 10 references") {
-		t.Errorf("eleven references: %v", err)
+	out, err = BuildLetter(l, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	xmllint(t, out)
+	ce := mustParseBytes(t, out).Letters[0]
+	if len(ce.References) != 10 || ce.References[9].BIN == nil || !strings.HasSuffix(strings.Join(ce.Texts, "\n\n"), "\n\nLinks:\nMødeindkaldelse: https://samhub.example.invalid/m/1") {
+		t.Errorf("eleven attachments: %d references, text ending %q", len(ce.References), ce.Texts[len(ce.Texts)-1])
+	}
+	l.Attachments = nil
+	for len(l.Attachments) < 11 {
+		l.Attachments = append(l.Attachments, letter.NewAttachment("Scan.pdf", "application/pdf", pdf))
+	}
+	if _, err := BuildLetter(l, opt); err == nil || !strings.Contains(err.Error(), "at most 10 references; the letter has 11 files") {
+		t.Errorf("eleven files: %v", err)
+	}
+}
+
+// Links XDIS91 has no Reference for, because ten are taken or the address
+// is longer than Reference/URL's 350 characters, are written at the end
+// of the text; they were dropped, or refused by the XSD check.
+func TestLinksBeyondTheReferencesEndTheText(t *testing.T) {
+	l := hubLetter()
+	long := "https://samhub.example.invalid/" + strings.Repeat("a", 400)
+	l.Attachments = []letter.Attachment{letter.NewAttachment("Langt link", "text/uri-list", []byte(long))}
+	for i := 1; i <= 11; i++ {
+		l.Attachments = append(l.Attachments, letter.NewAttachment(fmt.Sprintf("Link %d", i), "text/uri-list", []byte(fmt.Sprintf("https://samhub.example.invalid/%d", i))))
+	}
+	out, err := BuildLetter(l, LetterOptions{Now: buildNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	xmllint(t, out)
+	back := mustParseBytes(t, out).Letter(mustParseBytes(t, out).Letters[0], Input{Source: "medcom", Data: out})
+	refs := 0
+	for _, a := range back.Attachments {
+		if a.ContentType == "text/uri-list" {
+			refs++
+		}
+	}
+	if refs != 10 {
+		t.Errorf("%d links as references, want 10", refs)
+	}
+	for _, a := range l.Attachments {
+		url := string(a.Data)
+		found := strings.Contains(back.Text, a.Name+": "+url)
+		for _, b := range back.Attachments {
+			found = found || string(b.Data) == url
+		}
+		if !found {
+			t.Errorf("%s is lost", a.Name)
+		}
+	}
+	if !strings.HasPrefix(back.Text, l.Text+"\n\nLinks:\n") {
+		t.Errorf("text %q", back.Text)
 	}
 }
 
@@ -261,4 +316,13 @@ func TestDecodeBase64(t *testing.T) {
 	if got, err := decodeBase64("  \n "); err != nil || len(got) != 0 {
 		t.Errorf("white space only: %q %v", got, err)
 	}
+}
+
+func mustParseBytes(t testing.TB, b []byte) *Emessage {
+	t.Helper()
+	m, err := Parse(b, xmlsafe.DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }

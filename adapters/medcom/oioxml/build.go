@@ -126,8 +126,43 @@ func BuildLetter(l *letter.Letter, opt LetterOptions) ([]byte, error) {
 		w.opt(ai, p+"/AdditionalInformation", "Priority", prio)
 		w.opt(ai, p+"/AdditionalInformation", "Subject", clip(l.Subject, 70))
 	}
+	// References: every file must have one (its bytes travel in XBIN01);
+	// links take the room left of XDIS91's ten. A link that finds none,
+	// or is longer than a Reference/URL may be, ends the text instead, so
+	// the receiver still gets it.
+	files := 0
+	for _, a := range l.Attachments {
+		if a.ContentType != "text/uri-list" {
+			files++
+		}
+	}
+	if files > maxReferences {
+		w.fail(p+"/Reference", "XDIS91 names at most %d references; the letter has %d files, and a file must not be left out", maxReferences, files)
+	}
+	room := maxReferences - files
+	asRef := make([]bool, len(l.Attachments))
+	var inText []string
+	for i, a := range l.Attachments {
+		if a.ContentType != "text/uri-list" {
+			asRef[i] = true
+			continue
+		}
+		url := strings.TrimSpace(string(a.Data))
+		if room > 0 && utf8.RuneCountInString(url) <= maxURL {
+			asRef[i], room = true, room-1
+			continue
+		}
+		inText = append(inText, strings.TrimSpace(a.Name)+": "+url)
+	}
+	body := l.Text
+	if len(inText) > 0 {
+		if body != "" {
+			body += "\n\n"
+		}
+		body += "Links:\n" + strings.Join(inText, "\n")
+	}
 	// Split what will be written: a replaced "…" is three characters.
-	text, _ := toLatin1(l.Text)
+	text, _ := toLatin1(body)
 	blocks := textBlocks(text, strings.TrimSpace(l.Subject) != "")
 	if len(blocks) > maxTextBlocks {
 		w.fail(p+"/ClinicalInformation", "the text is too long for XDIS91: it needs %d blocks, and XDIS91 carries %d blocks of %d lines of %d characters (about 31,000 characters), what survives conversion to EDIFACT on the way; shorten it or send it as a FHIR CareCommunication", len(blocks), maxTextBlocks, blockLines, edifactLine)
@@ -141,14 +176,13 @@ func BuildLetter(l *letter.Letter, opt LetterOptions) ([]byte, error) {
 	for i, a := range l.Attachments {
 		link := a.ContentType == "text/uri-list"
 		switch {
+		case !asRef[i]:
+			continue // in the text
 		case !link && !opt.Files:
 			w.fail(fmt.Sprintf("%s/Reference[%d]", p, n+1), "the letter carries a file (%s) and XDIS91 carries none itself; it travels in an XBIN01 letter, which this writer was not asked to name", a.ContentType)
 			continue
-		case n == 10 && link:
-			continue // a link beyond XDIS91's ten references; the document keeps it
-		case n == 10:
-			w.fail(p+"/Reference", "XDIS91 names at most 10 references; the letter has more, and a file must not be left out")
-			continue
+		case n == maxReferences:
+			continue // too many files: refused above
 		}
 		n++
 		rp := fmt.Sprintf("%s/Reference[%d]", p, n)
@@ -633,6 +667,12 @@ func clip(s string, n int) string {
 	}
 	return strings.TrimSpace(string([]rune(s)[:n-3])) + "..."
 }
+
+// XDIS91's limits on references (Reference.xsd).
+const (
+	maxReferences = 10
+	maxURL        = 350
+)
 
 // What one XDIS91 text block carries through MedCom's conversion to
 // EDIFACT DIS91 (medcom.md §1.6): each ClinicalInformation becomes one
