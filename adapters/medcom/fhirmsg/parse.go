@@ -301,6 +301,11 @@ func fromBundle(root *node, encoding string, parts *partscan.Doc) *Message {
 		}
 	}
 	m.paths.receiver = fmt.Sprintf("%s.destination[%d].receiver", h.path, di)
+	if len(dests) > 1 && (m.Event == EventCareCommunication || m.Event == EventAcknowledgement) {
+		// Both profiles allow one destination, the primary (no cc): a
+		// second receiver would never learn it was left out.
+		add(h.path+".destination", "must name exactly one receiver, the primary (found %d)", len(dests))
+	}
 	if len(dests) == 0 {
 		add(h.path+".destination", "must name the receiver")
 	} else if org := m.readOrg(b, h, dests[di].first("receiver"), m.paths.receiver); org != nil {

@@ -617,3 +617,27 @@ func TestDuplicateJSONNames(t *testing.T) {
 		t.Errorf("want Bundle.entry[2].resource.status: appears twice, got: %v", err)
 	}
 }
+
+// A CareCommunication names one receiver, the primary (no cc). One that
+// names two was acknowledged ok and read as addressed to the primary
+// only; it gets a fatal-error naming the element.
+func TestTwoDestinationsAreRefused(t *testing.T) {
+	var b map[string]any
+	if err := json.Unmarshal(readFile(t, "Bundle-R-Tek-K-dublicate-5de12884-eae7-4fd3-ba4a-d8b56be4baff.json"), &b); err != nil {
+		t.Fatal(err)
+	}
+	h := b["entry"].([]any)[0].(map[string]any)["resource"].(map[string]any)
+	d := h["destination"].([]any)
+	h["destination"] = append(d, d[0])
+	data, err := json.Marshal(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Parse(data, xmlsafe.DefaultLimits())
+	if err == nil {
+		err = Validate(m)
+	}
+	if err == nil || !strings.Contains(err.Error(), "Bundle.entry[0].resource(MessageHeader).destination: must name exactly one receiver, the primary (found 2)") {
+		t.Fatalf("two destinations: %v", err)
+	}
+}
