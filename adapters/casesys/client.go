@@ -248,6 +248,8 @@ func classify(what string, resp *response) error {
 	st := resp.status
 	cause := fmt.Errorf("case system answered HTTP %d (%s) while %s", st, p.Code, what)
 	switch {
+	case httpclient.IsRedirect(st):
+		return httpclient.Redirected("the case system", st)
 	case st == http.StatusConflict && p.Code == "case-closed":
 		return adapters.Permanent("case_closed", "the child's case is closed in the case system, so nothing can be added while "+what+"; a coordinator must reopen the case or decide where the letter goes", cause)
 	case st == http.StatusConflict && p.Code == "request-in-progress":

@@ -15,6 +15,7 @@ import (
 
 	"github.com/samhub/samhub/adapters"
 	"github.com/samhub/samhub/adapters/body"
+	"github.com/samhub/samhub/adapters/httpclient"
 	"github.com/samhub/samhub/adapters/oauthtoken"
 )
 
@@ -172,6 +173,8 @@ func outcome(resp *response) (ok, existing bool, err error) {
 	}
 	cause := fmt.Errorf("kombi_request answered %s", what)
 	switch {
+	case httpclient.IsRedirect(st):
+		return false, false, httpclient.Redirected("Serviceplatformen", st)
 	case st == http.StatusOK:
 		// Result false without a code we know, or an answer we cannot
 		// read: the service did not take the message.

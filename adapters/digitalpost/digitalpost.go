@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"regexp"
 	"sync"
 	"time"
@@ -70,9 +69,6 @@ func New(deps adapters.Deps, cfg Config) (*Adapter, error) {
 	if err != nil {
 		return nil, err
 	}
-	// A token must never follow a redirect to a host the configuration
-	// did not name.
-	hc.HTTP.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	return &Adapter{cfg: cfg, name: deps.Name, log: log, st: deps.State, now: now,
 		c: &client{url: cfg.URL + KombiPath, http: hc.HTTP, tokens: hc.Tokens, timeout: cfg.Timeout, now: now}}, nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/samhub/samhub/adapters"
 	"github.com/samhub/samhub/adapters/body"
 	"github.com/samhub/samhub/adapters/epj/internal/fhir"
+	"github.com/samhub/samhub/adapters/httpclient"
 	"github.com/samhub/samhub/adapters/oauthtoken"
 )
 
@@ -167,6 +168,8 @@ func classify(resp *response, what string) error {
 	detail := outcomeSummary(resp.body)
 	cause := fmt.Errorf("HTTP %d from the FHIR gateway%s", st, detail)
 	switch {
+	case httpclient.IsRedirect(st):
+		return httpclient.Redirected("the region's gateway", st)
 	case st == http.StatusTooManyRequests || st == http.StatusServiceUnavailable:
 		return adapters.RetryAfter(code, fmt.Sprintf("the region's gateway is busy (HTTP %d)", st), adapters.RetryAfterHeader(resp.header), cause)
 	case st == http.StatusUnauthorized:

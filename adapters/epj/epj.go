@@ -109,9 +109,8 @@ func New(deps adapters.Deps, cfg Config) (*Adapter, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The gateway's links are followed by hand (client.do), never by
-	// redirect: a token must not reach a host the configuration did not name.
-	hc.HTTP.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	// The gateway's links are followed by hand (client.do); the client
+	// follows no redirect (httpclient.New).
 	a := &Adapter{cfg: cfg, name: deps.Name, log: log, st: deps.State, now: now}
 	a.c = &client{base: cfg.URL, http: hc.HTTP, tokens: hc.Tokens, timeout: cfg.Timeout}
 	return a, nil

@@ -158,6 +158,7 @@ func TestDeliverErrorClasses(t *testing.T) {
 		{name: "404", setup: fail(404, 0), class: adapters.ClassPermanent, code: "http_404"},
 		{name: "409", setup: fail(409, 0), class: adapters.ClassPermanent, code: "http_409"},
 		{name: "412", setup: fail(412, 0), class: adapters.ClassPermanent, code: "ambiguous_duplicate"},
+		{name: "307 redirect", setup: fail(307, 0), class: adapters.ClassRetryable, code: "redirected"},
 		{name: "422", setup: fail(422, 0), class: adapters.ClassPermanent, code: "http_422"},
 		{
 			name: "timeout",

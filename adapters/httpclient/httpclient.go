@@ -15,6 +15,7 @@
 package httpclient
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -111,12 +112,30 @@ func New(c Config, scope string, now func() time.Time) (*Client, error) {
 	if tc != nil {
 		tr.TLSClientConfig = tc
 	}
-	hc := &http.Client{Transport: tr, Timeout: c.Timeout}
+	// A redirect is never followed: net/http would send the bearer token
+	// on to the same host name on another port or to a subdomain, and a
+	// 307/308 would send the request body (a search by CPR) again to
+	// wherever the answer points. The 3xx reaches the adapter, which
+	// reports it (RedirectReason).
+	hc := &http.Client{Transport: tr, Timeout: c.Timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	cc := &clientcredentials.Config{
 		ClientID: c.ClientID, ClientSecret: c.ClientSecret, TokenURL: c.TokenURL,
 		Scopes: strings.Fields(scope), AuthStyle: oauth2.AuthStyleInHeader,
 	}
 	return &Client{Base: base, HTTP: hc, Tokens: oauthtoken.New(cc, hc, now), Timeout: c.Timeout}, nil
+}
+
+// IsRedirect reports a 3xx answer, which the client does not follow.
+func IsRedirect(status int) bool { return status >= 300 && status < 400 }
+
+// Redirected is the error of a 3xx answer from system (e.g. "the case
+// system"). It is retryable: like refused credentials it hits every
+// letter alike, so they wait until url is corrected instead of each
+// parking for the coordinator.
+func Redirected(system string, status int) *adapters.Error {
+	return adapters.Retryable("redirected", fmt.Sprintf("%s redirected the hub to another address (HTTP %d); the hub does not follow redirects, so that no token or personal data reaches an address the configuration did not name: check the url setting", system, status),
+		fmt.Errorf("HTTP %d redirect not followed", status))
 }
 
 // RetryAfter is the pause an answer asks for (Retry-After in seconds or
