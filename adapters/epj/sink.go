@@ -1,6 +1,7 @@
 package epj
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -62,6 +63,13 @@ func (a *Adapter) Deliver(ctx context.Context, l *letter.Letter) (adapters.Deliv
 	}
 	switch resp.status {
 	case http.StatusCreated, http.StatusOK:
+		if !fhirAnswer(resp.body) && (resp.status != http.StatusCreated || locationID(resp) == "") {
+			// A proxy's or login page's 200, or an answer cut off without
+			// a Location: nothing says the region holds the letter. Sending again is safe (the
+			// conditional create finds a copy stored meanwhile).
+			return adapters.Delivery{}, adapters.Retryable("bad_answer",
+				fmt.Sprintf("the region's gateway answered the letter delivery with HTTP %d but not with a FHIR resource, so it is not known to have the letter; it is sent again", resp.status), nil)
+		}
 		d := adapters.Delivery{RemoteID: createdID(resp), Existing: resp.status == http.StatusOK}
 		a.log.InfoContext(ctx, "epj: letter delivered", slog.Any("letter", l), "remote_id", d.RemoteID, "existing", d.Existing)
 		return d, nil
@@ -187,6 +195,17 @@ func mark(tp *body.Template, what string, open letter.Opener, size int64) []byte
 	return tp.Mark(what, open, size)
 }
 
+// fhirAnswer reports an answer to a create that a FHIR server gives: no
+// body (Prefer: return=minimal) or a whole JSON resource (the
+// Communication, or an OperationOutcome).
+func fhirAnswer(b []byte) bool {
+	if len(bytes.TrimSpace(b)) == 0 {
+		return true
+	}
+	var h fhir.ResourceHead
+	return json.Unmarshal(b, &h) == nil && (h.ResourceType == "Communication" || h.ResourceType == "OperationOutcome")
+}
+
 // createdID reads the id from the returned resource, or else from Location
 // (…/Communication/{id}/_history/{v}).
 func createdID(resp *response) string {
@@ -194,6 +213,11 @@ func createdID(resp *response) string {
 	if json.Unmarshal(resp.body, &h) == nil && h.ID != "" {
 		return h.ID
 	}
+	return locationID(resp)
+}
+
+// locationID reads the id from Location (…/Communication/{id}/_history/{v}).
+func locationID(resp *response) string {
 	parts := strings.Split(strings.TrimSuffix(resp.header.Get("Location"), "/"), "/")
 	for i := len(parts) - 2; i >= 0; i-- {
 		if parts[i] == "Communication" {
