@@ -175,6 +175,11 @@ func outcome(resp *response) (ok, existing bool, err error) {
 	switch {
 	case httpclient.IsRedirect(st):
 		return false, false, httpclient.Redirected("Serviceplatformen", st)
+	case st == http.StatusOK && !parsed:
+		// A page served with 200 (a proxy, a service window) or an answer
+		// cut off: whether the message was taken is unknown, and sending
+		// again is harmless (the message UUID).
+		return false, false, adapters.Retryable("bad_answer", "Serviceplatformen answered HTTP 200 with something other than a kombi_response, so it is not known whether it took the message; it is sent again", cause)
 	case st == http.StatusOK:
 		// Result false without a code we know, or an answer we cannot
 		// read: the service did not take the message.
