@@ -92,6 +92,9 @@ func (a *Adapter) pollFeed(ctx context.Context, pub adapters.Publisher, f feed) 
 		q.Set("_lastUpdated", "ge"+cur.At.UTC().Format(time.RFC3339Nano))
 	}
 	patients := map[string]*patientEntry{} // per poll, by reference
+	start := cur
+	start.Seen = slices.Clone(cur.Seen)
+	done := map[string]bool{} // published in this poll: a note listed twice goes once
 	next := f.Type + "?" + q.Encode()
 	for pages := 0; next != "" && pages < 1000; pages++ {
 		resp, err := a.c.do(ctx, http.MethodGet, next, "", nil, nil)
@@ -111,6 +114,14 @@ func (a *Adapter) pollFeed(ctx context.Context, pub adapters.Publisher, f feed) 
 				next = ln.URL
 			}
 		}
+		// The page in _lastUpdated order, whatever order the gateway gave
+		// (it may ignore _sort): the cursor then passes nothing unread.
+		type item struct {
+			h   fhir.ResourceHead
+			at  time.Time
+			raw json.RawMessage
+		}
+		var page []item
 		for _, e := range b.Entry {
 			var h fhir.ResourceHead
 			if err := json.Unmarshal(e.Resource, &h); err != nil || h.ResourceType != f.Type || h.ID == "" || h.Meta == nil {
@@ -122,21 +133,35 @@ func (a *Adapter) pollFeed(ctx context.Context, pub adapters.Publisher, f feed) 
 				a.log.WarnContext(ctx, "epj: feed entry without a valid meta.lastUpdated skipped", "feed", f.Type, "id", h.ID)
 				continue
 			}
+			page = append(page, item{h, at, e.Resource})
+		}
+		slices.SortStableFunc(page, func(x, y item) int { return x.at.Compare(y.at) })
+		for _, it := range page {
+			h, at := it.h, it.at
 			seenKey := h.ID + "/" + h.Meta.VersionID
-			if at.Before(cur.At) || (at.Equal(cur.At) && slices.Contains(cur.Seen, seenKey)) {
+			// What to read is decided by where the poll started, not by
+			// how far it has come: a later page may hold an older note.
+			if at.Before(start.At) || (at.Equal(start.At) && slices.Contains(start.Seen, seenKey)) || done[seenKey] {
 				continue
 			}
-			l, err := a.toLetter(ctx, f.Type, h, e.Resource, patients)
+			l, err := a.toLetter(ctx, f.Type, h, it.raw, patients)
 			if err != nil {
 				return err
 			}
 			if err := pub.Publish(ctx, l); err != nil {
 				return fmt.Errorf("epj: publish %s: %w", l.ID, err)
 			}
-			if at.Equal(cur.At) {
+			done[seenKey] = true
+			switch {
+			case at.Equal(cur.At):
 				cur.Seen = append(cur.Seen, seenKey)
-			} else {
+			case at.After(cur.At):
 				cur = cursor{At: at, Seen: []string{seenKey}}
+			default:
+				// Older than a note of an earlier page: the gateway does
+				// not sort. The note is read now; the cursor stays.
+				a.log.WarnContext(ctx, "epj: the gateway's feed is not in _lastUpdated order across pages; a note older than the feed position was read", "feed", f.Type)
+				continue
 			}
 			if err := a.saveCursor(ctx, key, cur); err != nil {
 				return err
