@@ -7,6 +7,7 @@ import (
 	"encoding/base32"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"mime"
@@ -42,6 +43,14 @@ func (a *Adapter) Deliver(ctx context.Context, l *letter.Letter) (adapters.Deliv
 		return adapters.Delivery{}, err
 	}
 	doc, docExisted, err := a.ensureDocument(ctx, l, caseID)
+	if notFound(err) {
+		// The case went (deleted, merged) between the search and the
+		// upload: find the child's case again (interfaces.md §1.5), once.
+		a.log.Info("the child's case is gone from the case system; looking for it again", "case", caseID, slog.Any("letter", l))
+		if caseID, err = a.resolveCase(ctx, l); err == nil {
+			doc, docExisted, err = a.ensureDocument(ctx, l, caseID)
+		}
+	}
 	if err != nil {
 		return adapters.Delivery{}, err
 	}
@@ -55,6 +64,12 @@ func (a *Adapter) Deliver(ctx context.Context, l *letter.Letter) (adapters.Deliv
 	d := adapters.Delivery{RemoteID: doc.ID, Existing: docExisted}
 	a.log.Info("letter journalised in the case system", slog.Any("letter", l), "document", doc.ID, "existing", d.Existing)
 	return d, nil
+}
+
+// notFound reports a 404 answer (classify's not_found).
+func notFound(err error) bool {
+	var e *adapters.Error
+	return errors.As(err, &e) && e.Code == "not_found"
 }
 
 // normaliseID drops the hyphen of the "ddmmyy-ssss" CPR spelling.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/samhub/samhub/adapters"
+	casesyssim "github.com/samhub/samhub/internal/sim/casesys"
 )
 
 // A case system that redirects the hub elsewhere (a moved API, a proxy
@@ -56,5 +57,25 @@ func TestRedirectIsNotFollowed(t *testing.T) {
 				t.Errorf("got %v/%s %q, want a retryable redirected error naming the url setting", class, code, reason)
 			}
 		})
+	}
+}
+
+// A case that is gone when the document is added (deleted or merged
+// after the search found it: 404) is looked for again instead of parking
+// the letter with "the case system does not know the case".
+func TestCaseGoneBeforeTheUploadIsFoundAgain(t *testing.T) {
+	e := startSim(t, nil)
+	a := e.adapter(nil, nil)
+	e.sim.InjectFailure(casesyssim.Fault{Route: "POST /cases/{caseId}/documents", Count: 1, Status: http.StatusNotFound})
+	l := referral(t, "medcom:GONE1")
+	d, err := a.Deliver(context.Background(), l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if docs := e.sim.Documents(); len(docs) != 1 || docs[0].ID != d.RemoteID {
+		t.Fatalf("documents %+v, delivery %+v; want the one document", docs, d)
+	}
+	if n := countRoute(e.sim.Requests(), "POST /cases/search"); n < 2 {
+		t.Errorf("the case was searched %d times, want it searched again after the 404", n)
 	}
 }
