@@ -335,6 +335,7 @@ func (h *Hub) deliver(ctx context.Context, d *destination, l, out *letter.Letter
 			}
 			if len(newly) > 0 {
 				reached = append(reached, newly...)
+				h.recordStep(ctx, journey.Event{LetterID: l.ID, Step: journey.PartlyDelivered, Destination: d.name, Route: dec.Route, Attempt: attempt, Code: "delivered", To: someOf(newly, out.To)})
 				h.reportSome(ctx, l, d, out.To, h.among(newly, true), adapters.StateSent, "delivered", "delivered to "+d.name)
 			}
 		}
@@ -532,6 +533,23 @@ func isConsentCode(code string) bool {
 
 // addressees names a delivery's addressees for the journey: organisations
 // by GLN or SOR, parents only as a count (their names are personal data).
+// someOf names the addressees of a partial delivery by their place among
+// all of the delivery's (parents 1 of 2): which custody holder has the
+// letter, without a name or CPR number.
+func someOf(some, all []letter.Party) string {
+	var out []string
+	for _, p := range some {
+		if i := slices.IndexFunc(all, p.SamePerson); i >= 0 {
+			role := p.Role
+			if role == "" {
+				role = "addressee"
+			}
+			out = append(out, fmt.Sprintf("%s %d of %d", role, i+1, len(all)))
+		}
+	}
+	return strings.Join(out, ", ")
+}
+
 func addressees(to []letter.Party) string {
 	var ids []string
 	parents := 0

@@ -2,8 +2,10 @@ package pipeline_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -11,6 +13,7 @@ import (
 	"github.com/samhub/samhub/adapters"
 	"github.com/samhub/samhub/internal/config"
 	"github.com/samhub/samhub/pipeline"
+	"github.com/samhub/samhub/pipeline/journey"
 	"github.com/samhub/samhub/pipeline/letter"
 	"github.com/samhub/samhub/pipeline/retryq"
 )
@@ -113,6 +116,24 @@ func TestPartialDeliveryReportsEachAddressee(t *testing.T) {
 	eventually(t, "a status for each custody holder", func() bool { a, b := states(); return a != "" && b != "" })
 	if a, b := states(); a != "sent" || b != "failed" {
 		t.Fatalf("custody holders reported %s and %s, want sent and failed", a, b)
+	}
+	// The journey says who has it (the coordinator's trace and the
+	// council's register read it), by place, not by name or CPR number.
+	tr, err := e.hub.TraceLetter(ctx, l.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var partly []journey.Event
+	for _, s := range tr.Steps {
+		if s.Step == journey.PartlyDelivered {
+			partly = append(partly, s)
+		}
+		if b, _ := json.Marshal(s); strings.Contains(string(b), brita) || strings.Contains(string(b), "Brita") {
+			t.Errorf("a journey step names the custody holder: %s", b)
+		}
+	}
+	if len(partly) != 1 || partly[0].Destination != "parents" || partly[0].To != "parents 1 of 2" {
+		t.Errorf("partial delivery steps %+v; want one at parents to parents 1 of 2", partly)
 	}
 	if err := e.hub.Discard(ctx, pipeline.Actor{Name: "k", Role: "coordinator"}, parked[0].Seq, "sendt som brev"); err != nil {
 		t.Fatal(err)

@@ -188,6 +188,7 @@ var messages = map[string][2]string{
 	"step.received":             {"received", "modtaget"},
 	"step.duplicate":            {"duplicate (already received)", "dublet (allerede modtaget)"},
 	"step.delivered":            {"delivered", "leveret"},
+	"step.partly-delivered":     {"delivered to some addressees", "leveret til nogle af modtagerne"},
 	"step.retried":              {"failed, will retry", "fejlede, prøves igen"},
 	"step.parked":               {"parked in the retry queue", "parkeret i fejlkøen"},
 	"step.replayed":             {"replayed", "sendt igen"},
@@ -672,7 +673,7 @@ func explainCode(lang, code, detail string) Explanation {
 // the hub's own notes are English, the Danish console says them in Danish.
 func journeyNote(lang string, ev journey.Event) string {
 	switch {
-	case ev.Step == journey.Delivered && (ev.Code == "delivered" || ev.Code == "existing"):
+	case (ev.Step == journey.Delivered || ev.Step == journey.PartlyDelivered) && (ev.Code == "delivered" || ev.Code == "existing"):
 		return tr(lang, "n."+ev.Code)
 	case ev.Step == journey.Acknowledged:
 		switch ev.Code {

@@ -565,3 +565,23 @@ func TestCSVCellsAreNeverFormulas(t *testing.T) {
 		}
 	}
 }
+
+// A partial delivery lists who has the letter while the destination still
+// waits: the custody holder who got Digital Post is not shown as unreached
+// when the other one parks and is discarded.
+func TestTrackListsAPartialDelivery(t *testing.T) {
+	c := &Council{cfg: Options{Sectors: map[string]string{"parents": "parents"}}}
+	at := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	var tr Tracked
+	c.track(&tr, []journey.Event{
+		{Step: journey.PartlyDelivered, Destination: "parents", To: "parents 1 of 2", Code: "delivered", At: at},
+		{Step: journey.Parked, Destination: "parents", Code: "recipient_exempt", At: at},
+		{Step: journey.Discarded, Destination: "parents", Reason: "sendt som fysisk brev", At: at.Add(time.Hour)},
+	})
+	if len(tr.Deliveries) != 1 || tr.Deliveries[0].To != "parents 1 of 2" || tr.Deliveries[0].Sector != "parents" {
+		t.Errorf("deliveries %+v; want the partial one to parents 1 of 2", tr.Deliveries)
+	}
+	if len(tr.Waiting) != 1 || tr.Waiting[0].Step != journey.Discarded {
+		t.Errorf("waiting %+v; want the destination's last step, discarded", tr.Waiting)
+	}
+}

@@ -206,7 +206,7 @@ func (c *Council) track(t *Tracked, steps []journey.Event) {
 				at[s.Destination] = last{s, i}
 			}
 		}
-		if s.Step == journey.Delivered && s.Destination != "" {
+		if (s.Step == journey.Delivered || s.Step == journey.PartlyDelivered) && s.Destination != "" {
 			t.Deliveries = append(t.Deliveries, Delivery{Destination: s.Destination, Sector: c.sector(s.Destination), To: s.To, RemoteID: s.RemoteID, At: s.At})
 		}
 	}

@@ -20,17 +20,22 @@ import (
 
 // Steps a letter can take.
 const (
-	Received     = "received"
-	Duplicate    = "duplicate"
-	Delivered    = "delivered"
-	Retried      = "retried"
-	Parked       = "parked"
-	Replayed     = "replayed"
-	Discarded    = "discarded"
-	Denied       = "consent-denied"
-	Held         = "held" // waits for an earlier letter of its thread, parked at the destination
-	Released     = "released"
-	Acknowledged = "acknowledged-by-peer"
+	Received  = "received"
+	Duplicate = "duplicate"
+	Delivered = "delivered"
+	// PartlyDelivered: some addressees of a destination have the letter
+	// (To says which); the others wait, fail or park as the steps after
+	// say. The destination is not done until a Delivered, Parked or
+	// Discarded step.
+	PartlyDelivered = "partly-delivered"
+	Retried         = "retried"
+	Parked          = "parked"
+	Replayed        = "replayed"
+	Discarded       = "discarded"
+	Denied          = "consent-denied"
+	Held            = "held" // waits for an earlier letter of its thread, parked at the destination
+	Released        = "released"
+	Acknowledged    = "acknowledged-by-peer"
 )
 
 // Event is one step. It never holds personal data: reasons are classified
