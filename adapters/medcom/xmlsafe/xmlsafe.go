@@ -154,15 +154,18 @@ func parse(data []byte, lim Limits, long int) (*etree.Document, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The declaration against the bytes first: a US-ASCII or Latin-1
+	// declaration over other bytes is the sender's charset mistake, which
+	// the scan would report as bad UTF-8 or read as mojibake.
+	if err := checkLabel(data); err != nil {
+		return nil, err
+	}
 	sc := &scanner{data: data, lim: lim, latin: legacyCharset(data), long: long}
 	if err := sc.scan(); err != nil {
 		return nil, err
 	}
 	doc, err := walk(sc, lim)
 	if err != nil {
-		return nil, err
-	}
-	if err := checkLabel(data); err != nil {
 		return nil, err
 	}
 	for _, t := range doc.Child {
@@ -189,13 +192,27 @@ func legacyCharset(data []byte) *charmap.Charmap {
 	if end < 0 {
 		return nil
 	}
-	switch strings.ToLower(strings.TrimSpace(procInstParam("encoding", string(data[5:end])))) {
+	cm, _ := charsetOf(procInstParam("encoding", string(data[5:end])))
+	return cm
+}
+
+// charsetOf is the charmap of an XML declaration's encoding label: nil
+// for UTF-8 and for US-ASCII (UTF-8's first half; checkLabel refuses a
+// byte beyond it), known false for a charset the reader does not take.
+// The one-byte charsets are those Danish systems declare: Latin-1, its
+// windows-1252 superset and Latin-9 (ISO-8859-15, with €).
+func charsetOf(label string) (cm *charmap.Charmap, known bool) {
+	switch strings.ToLower(strings.TrimSpace(label)) {
+	case "utf-8", "utf8", "us-ascii", "ascii", "iso646-us":
+		return nil, true
 	case "iso-8859-1", "iso_8859-1", "iso8859-1", "latin1", "latin-1", "l1":
-		return charmap.ISO8859_1
+		return charmap.ISO8859_1, true
 	case "windows-1252", "cp1252", "x-cp1252":
-		return charmap.Windows1252
+		return charmap.Windows1252, true
+	case "iso-8859-15", "iso_8859-15", "iso8859-15", "latin-9", "latin9", "l9":
+		return charmap.ISO8859_15, true
 	}
-	return nil
+	return nil, false
 }
 
 // procInstParam finds param="value" in a processing instruction as
@@ -235,15 +252,14 @@ func stripBOM(data []byte) ([]byte, error) {
 // label tables (x/net/html/charset) map iso-8859-1 to windows-1252, so the
 // exact charmaps are chosen here by hand.
 func charsetReader(label string, in io.Reader) (io.Reader, error) {
-	switch strings.ToLower(strings.TrimSpace(label)) {
-	case "utf-8", "utf8":
+	cm, ok := charsetOf(label)
+	switch {
+	case !ok:
+		return nil, errCharset
+	case cm == nil:
 		return in, nil
-	case "iso-8859-1", "iso_8859-1", "iso8859-1", "latin1", "latin-1", "l1":
-		return charmap.ISO8859_1.NewDecoder().Reader(in), nil
-	case "windows-1252", "cp1252", "x-cp1252":
-		return charmap.Windows1252.NewDecoder().Reader(in), nil
 	}
-	return nil, errCharset
+	return cm.NewDecoder().Reader(in), nil
 }
 
 var errCharset = errors.New("unsupported charset")
@@ -426,7 +442,7 @@ func textString(t []byte) string {
 // decodeError classifies an encoding/xml error in words fit for a coordinator.
 func decodeError(err error) (Reason, string) {
 	if errors.Is(err, errCharset) || strings.Contains(err.Error(), "charset") {
-		return ReasonCharset, "unsupported charset in the XML declaration; expected UTF-8, ISO-8859-1 or windows-1252"
+		return ReasonCharset, "unsupported charset in the XML declaration; expected UTF-8, US-ASCII, ISO-8859-1, ISO-8859-15 or windows-1252"
 	}
 	var se *xml.SyntaxError
 	if errors.As(err, &se) {
@@ -477,19 +493,18 @@ func checkLabel(data []byte) error {
 	if m == nil {
 		return nil
 	}
-	switch strings.ToLower(string(m[1])) {
-	case "iso-8859-1", "iso_8859-1", "iso8859-1", "latin1", "latin-1", "l1", "windows-1252", "cp1252", "x-cp1252":
-	default:
+	cm, known := charsetOf(string(m[1]))
+	if !known {
 		return nil
 	}
-	ascii := true
-	for _, c := range data {
-		if c >= 0x80 {
-			ascii = false
-			break
+	high := bytes.IndexFunc(data, func(r rune) bool { return r >= 0x80 })
+	if cm == nil {
+		if l := strings.ToLower(string(m[1])); l != "utf-8" && l != "utf8" && high >= 0 {
+			return &Error{Reason: ReasonCharset, Msg: fmt.Sprintf("the XML declaration says %s but the text holds other characters (byte offset %d); the sender must declare the charset the bytes are in", m[1], high)}
 		}
+		return nil
 	}
-	if !ascii && utf8.Valid(data) {
+	if high >= 0 && utf8.Valid(data) {
 		return &Error{Reason: ReasonCharset, Msg: fmt.Sprintf("the XML declaration says %s but the bytes are UTF-8; the sender must declare encoding=\"UTF-8\" or send %s", m[1], m[1])}
 	}
 	return nil

@@ -444,3 +444,36 @@ func TestTooManyAttributesAndMislabelledCharset(t *testing.T) {
 		t.Fatalf("genuine ISO-8859-1: %v", err)
 	}
 }
+
+// Latin-9 (ISO-8859-15, € at 0xA4 where Latin-1 has ¤) and US-ASCII are
+// read as declared; a US-ASCII declaration over other bytes is refused,
+// as a Latin-1 declaration over UTF-8 bytes is.
+func TestParseReadsLatin9AndASCII(t *testing.T) {
+	doc := func(enc string, text string) []byte {
+		return []byte(`<?xml version="1.0" encoding="` + enc + `"?><r>` + text + `<a>` + text + `</a></r>`)
+	}
+	for _, tc := range []struct{ enc, text, want string }{
+		{"ISO-8859-15", "5 \xa4 for \xe6bler", "5 € for æbler"},
+		{"latin9", "\xa4", "€"},
+		{"ISO-8859-1", "\xa4", "¤"},
+		{"US-ASCII", "plain text", "plain text"},
+	} {
+		d, err := Parse(doc(tc.enc, tc.text), DefaultLimits())
+		if err != nil {
+			t.Errorf("%s: %v", tc.enc, err)
+			continue
+		}
+		if got := d.Root().SelectElement("a").Text(); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.enc, got, tc.want)
+		}
+	}
+	for _, text := range []string{"\xe6ble", "æble"} {
+		_, err := Parse(doc("US-ASCII", text), DefaultLimits())
+		if reason(t, err) != ReasonCharset || !strings.Contains(err.Error(), "says US-ASCII") {
+			t.Errorf("US-ASCII over %q: %v", text, err)
+		}
+	}
+	if _, err := Parse(doc("ISO-8859-7", "x"), DefaultLimits()); reason(t, err) != ReasonCharset || !strings.Contains(err.Error(), "ISO-8859-15") {
+		t.Errorf("an unsupported charset: %v", err)
+	}
+}
