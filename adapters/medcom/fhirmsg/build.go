@@ -4,11 +4,14 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"mime"
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
+	"golang.org/x/text/encoding/charmap"
 
 	"github.com/samhub/samhub/adapters/body"
 	"github.com/samhub/samhub/pipeline/letter"
@@ -260,6 +263,7 @@ func buildCareCommunication(l *letter.Letter, opt BuildOptions) ([]byte, string,
 	if l == nil {
 		return nil, "", errors.New("build carecommunication: letter is nil")
 	}
+	l = foldTextFiles(l)
 	prev := opt.Previous
 	if opt.PreviousHeaderID == "" && prev != nil {
 		opt.PreviousHeaderID = prev.HeaderID
@@ -593,6 +597,66 @@ func buildCareCommunication(l *letter.Letter, opt BuildOptions) ([]byte, string,
 		return nil, "", fmt.Errorf("build carecommunication: %w", err)
 	}
 	return out, hid, nil
+}
+
+// foldTextFiles puts a letter's plain-text files into its text. A
+// CareCommunication carries only MedCom's attachment types (PDF and
+// images, bound as required), but a region's discharge note often comes as
+// a text/plain document: refused, the note would never reach the GP. Its
+// words travel as the message's text instead, under the file's name, and
+// a file that only repeats the text adds nothing. A text file in a charset
+// not known here, or not held in memory (a large part), stays a file and
+// is refused below with the allowed types.
+func foldTextFiles(l *letter.Letter) *letter.Letter {
+	var keep []letter.Attachment
+	text, folded := strings.TrimSpace(l.Text), false
+	for _, a := range l.Attachments {
+		s, ok := plainText(a)
+		if !ok {
+			keep = append(keep, a)
+			continue
+		}
+		folded = true
+		switch s = strings.TrimSpace(s); {
+		case s == "" || s == text:
+		case text == "":
+			text = s
+		default:
+			text += "\n\n" + a.Name + ":\n" + s
+		}
+	}
+	if !folded {
+		return l
+	}
+	c := *l
+	c.Text, c.Attachments = text, keep
+	return &c
+}
+
+// plainText is a text/plain file's words in UTF-8, when its charset is
+// UTF-8 (or ASCII, or unnamed and the bytes are UTF-8), Latin-1 or
+// windows-1252.
+func plainText(a letter.Attachment) (string, bool) {
+	ct, params, err := mime.ParseMediaType(a.ContentType)
+	if err != nil || ct != "text/plain" || a.Data == nil {
+		return "", false
+	}
+	var cm *charmap.Charmap
+	switch strings.ToLower(params["charset"]) {
+	case "", "utf-8", "utf8", "us-ascii":
+		if !utf8.Valid(a.Data) {
+			return "", false
+		}
+		return string(a.Data), true
+	case "iso-8859-1", "latin1":
+		cm = charmap.ISO8859_1
+	case "windows-1252", "cp1252":
+		cm = charmap.Windows1252
+	default:
+		return "", false
+	}
+	b, err := cm.NewDecoder().Bytes(a.Data)
+	return string(b), err == nil
 }
 
 // mediaType is a content type without its parameters, in lower case

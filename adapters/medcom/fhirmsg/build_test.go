@@ -312,10 +312,10 @@ func TestAttachmentsACareCommunicationCannotCarry(t *testing.T) {
 		att  letter.Attachment
 		want string
 	}{
-		"empty file": {letter.NewAttachment("tom.pdf", "application/pdf", []byte{}), "letter.attachments[0].data: the file is empty"},
-		"Word":       {letter.NewAttachment("notat.docx", "application/vnd.openxmlformats-officedocument.wordprocessingml.document", []byte("PK")), "letter.attachments[0].contentType: must be one of MedCom's attachment types"},
-		"text":       {letter.NewAttachment("notat.txt", "text/plain; charset=utf-8", []byte("x")), "letter.attachments[0].contentType: must be one of"},
-		"empty link": {letter.NewAttachment("link", "text/uri-list", []byte(" ")), "letter.attachments[0].data: the link has no address"},
+		"empty file":                 {letter.NewAttachment("tom.pdf", "application/pdf", []byte{}), "letter.attachments[0].data: the file is empty"},
+		"Word":                       {letter.NewAttachment("notat.docx", "application/vnd.openxmlformats-officedocument.wordprocessingml.document", []byte("PK")), "letter.attachments[0].contentType: must be one of MedCom's attachment types"},
+		"text in a charset not read": {letter.NewAttachment("notat.txt", "text/plain; charset=koi8-r", []byte("x")), "letter.attachments[0].contentType: must be one of"},
+		"empty link":                 {letter.NewAttachment("link", "text/uri-list", []byte(" ")), "letter.attachments[0].data: the link has no address"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			l := referral()
@@ -335,5 +335,41 @@ func TestAttachmentsACareCommunicationCannotCarry(t *testing.T) {
 	}
 	if m := mustParse(t, data); len(m.Attachments) != 1 || m.Attachments[0].ContentType != "application/pdf" {
 		t.Fatalf("attachments %+v", m.Attachments)
+	}
+}
+
+// A plain-text file (a region's discharge note is often one) cannot be a
+// CareCommunication attachment; its words travel in the message's text,
+// under the file's name, in whichever charset it came; a file that only
+// repeats the text adds nothing, and other files stay attachments.
+func TestPlainTextFilesTravelAsText(t *testing.T) {
+	pdf := letter.NewAttachment("scan.pdf", "application/pdf", []byte("%PDF-1.4"))
+	for name, c := range map[string]struct {
+		text  string
+		files []letter.Attachment
+		want  string
+	}{
+		"beside the text":           {"Se notatet.", []letter.Attachment{letter.NewAttachment("notat.txt", "text/plain; charset=utf-8", []byte("Patienten er udskrevet.\n")), pdf}, "Se notatet.\n\nnotat.txt:\nPatienten er udskrevet."},
+		"as the only text, Latin-1": {"", []letter.Attachment{letter.NewAttachment("notat.txt", "text/plain; charset=ISO-8859-1", []byte("Udskrevet i g\xe5r.")), pdf}, "Udskrevet i går."},
+		"repeating the text":        {"Udskrevet.", []letter.Attachment{letter.NewAttachment("Udskrivningsnotat", "text/plain", []byte(" Udskrevet. ")), pdf}, "Udskrevet."},
+	} {
+		t.Run(name, func(t *testing.T) {
+			l := referral()
+			l.Text, l.Attachments = c.text, c.files
+			data, _, err := BuildCareCommunication(l, BuildOptions{Encoding: EncodingJSON, Self: council, To: gp, Mode: ModeNew, Now: fixedNow()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := mustParse(t, data)
+			if err := Validate(m); err != nil {
+				t.Fatal(err)
+			}
+			if m.Text != c.want {
+				t.Errorf("text %q, want %q", m.Text, c.want)
+			}
+			if len(m.Attachments) != 1 || m.Attachments[0].ContentType != "application/pdf" {
+				t.Errorf("attachments %+v, want the PDF alone", m.Attachments)
+			}
+		})
 	}
 }
