@@ -137,7 +137,11 @@ func TestBurstsReuseTheirConnections(t *testing.T) {
 	burst(32)
 	first := opened.Load()
 	burst(32)
-	if again := opened.Load() - first; again > 2 {
+	// A connection goes back to the pool only after its response is read
+	// to the end, so a burst that starts at once may find a few still on
+	// their way back (3 of 29 seen on a loaded machine). Go's default of 2
+	// idle per host dials about 30 anew.
+	if again := opened.Load() - first; again > first/4 {
 		t.Errorf("the second burst of 32 opened %d new connections, want the first burst's %d kept", again, first)
 	}
 	burst(200)
