@@ -420,3 +420,27 @@ func TestEmbeddedServerRequiresCredentials(t *testing.T) {
 		t.Error("the tools password survived a restart")
 	}
 }
+
+// A clean start says nothing alarming: the server holds bcrypt hashes, not
+// passwords, and the payload limit the hub sets on purpose is no warning.
+// The in-process connection still authenticates.
+func TestEmbeddedStartsWithoutWarnings(t *testing.T) {
+	var logs strings.Builder
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	emb, err := broker.StartEmbedded(broker.EmbeddedOptions{StoreDir: t.TempDir(), Listen: "127.0.0.1:0"}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emb.Server.Shutdown()
+	nc, err := emb.Connect()
+	if err != nil {
+		t.Fatalf("the hub's own user is refused: %v", err)
+	}
+	nc.Close()
+	if s := logs.String(); s != "" {
+		t.Errorf("warnings at a clean start:\n%s", s)
+	}
+	if _, err := nats.Connect(emb.ClientURL(), nats.UserInfo("samhub", "a-guess")); err == nil {
+		t.Fatal("a wrong password was let in")
+	}
+}
