@@ -202,30 +202,9 @@ func TestCtrlCStopsCleanly(t *testing.T) {
 	cfg := writeConfig(t, dir, "http://127.0.0.1:1")
 	b, _ := os.ReadFile(cfg)
 	os.WriteFile(cfg, []byte(strings.Replace(string(b), "level: warn", "level: info", 1)), 0o600)
-	cmd := exec.Command(bin, "serve", "--config", cfg)
-	stdout, _ := cmd.StdoutPipe()
-	var logs strings.Builder
-	cmd.Stderr = &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	running := make(chan bool, 1)
-	go func() {
-		s := bufio.NewScanner(stdout)
-		seen := false
-		for s.Scan() {
-			if !seen && strings.HasPrefix(s.Text(), "samhub running") {
-				seen = true
-				running <- true
-			}
-		}
-		if !seen {
-			running <- false
-		}
-	}()
-	if !<-running {
-		_ = cmd.Wait()
-		t.Fatalf("the hub did not start: %s", logs.String())
+	cmd, logs, ok := serve(t, bin, cfg)
+	if !ok {
+		t.Fatalf("the hub did not start: %s", logs)
 	}
 	_ = cmd.Process.Signal(syscall.SIGINT)
 	if err := cmd.Wait(); err != nil {
