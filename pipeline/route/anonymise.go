@@ -10,48 +10,102 @@ import (
 	"github.com/samhub/samhub/pipeline/letter"
 )
 
-var cprLike = regexp.MustCompile(`\b\d{6}-?\d{4}\b`)
+// cprLike is a CPR number as people write it: ten digits, or six and four
+// apart by a dash or a space.
+var cprLike = regexp.MustCompile(`\b\d{6}[- ]?\d{4}\b`)
 
 // Anonymise returns a copy of l for a consultative forum: CPR, names and
 // address removed, the patient replaced by a stable case pseudonym (HMAC of
 // the identifier with the hub's secret, so it cannot be reversed without
-// it), CPR-shaped numbers and the patient's names masked in subject and
-// text, and the original bytes and attachments dropped because they carry
-// the identifiers. Free text can still describe a child; rules should send
-// anonymised letters only to forums inside the municipality.
+// it), CPR-shaped numbers, the patient's address and the names of the
+// patient and of the citizens the letter names (custody holders, a private
+// sender) masked in subject, topic and text, those citizens reduced to
+// their role, and the original bytes and attachments dropped because they
+// carry the identifiers. Free text can still describe a child; rules
+// should send anonymised letters only to forums inside the municipality.
 func Anonymise(l *letter.Letter, secret []byte) *letter.Letter {
 	c := *l
 	c.Meta = map[string]string{}
 	for k, v := range l.Meta {
 		c.Meta[k] = v
 	}
-	var names []string
-	if l.Patient != nil {
-		for _, n := range append(strings.Fields(l.Patient.GivenName), strings.Fields(l.Patient.FamilyName)...) {
-			if len([]rune(n)) > 1 {
-				names = append(names, n)
+	var names, places []string
+	addNames := func(ss ...string) {
+		for _, s := range ss {
+			for _, n := range strings.Fields(s) {
+				if len([]rune(n)) > 1 {
+					names = append(names, n)
+				}
+			}
+		}
+	}
+	if p := l.Patient; p != nil {
+		addNames(p.GivenName, p.FamilyName)
+		// The whole address, then each line of it ("Testvej 1", "5000 Odense").
+		if a := strings.TrimSpace(p.Address); a != "" {
+			places = append(places, a)
+			for _, part := range strings.FieldsFunc(a, func(r rune) bool { return r == ',' || r == '\n' }) {
+				if part = strings.TrimSpace(part); len([]rune(part)) > 3 {
+					places = append(places, part)
+				}
 			}
 		}
 		c.Patient = &letter.Patient{Pseudonym: Pseudonym(l.Patient.Identifier(), secret)}
 	}
+	for _, p := range append([]letter.Party{l.Sender}, l.Receivers...) {
+		if citizen(p) {
+			addNames(p.Name)
+		}
+	}
 	mask := func(s string) string {
 		s = cprLike.ReplaceAllString(s, "[CPR]")
+		for _, a := range places {
+			s = replaceFold(s, a, "[adresse]")
+		}
 		for _, n := range names {
 			s = replaceFold(s, n, "[navn]")
 		}
 		return s
 	}
-	c.Subject, c.Text = mask(l.Subject), mask(l.Text)
-	// Custody holders are citizens named by CPR; an anonymised copy names
-	// none (nor does it go to them).
-	c.Sender = withoutCPR(l.Sender)
-	c.Receivers, c.To = partiesWithoutCPR(l.Receivers), partiesWithoutCPR(l.To)
+	c.Subject, c.Topic, c.Text = mask(l.Subject), mask(l.Topic), mask(l.Text)
+	// Custody holders and private senders are citizens; an anonymised copy
+	// names none of them (nor does it go to them). The addressees (To) are
+	// the forum's, whom the sink must still reach.
+	c.Sender = anonymousParty(l.Sender)
+	c.Receivers, c.To = anonymousParties(l.Receivers), partiesWithoutCPR(l.To)
 	c.Attachments = nil
 	c.Original = letter.Original{ContentType: "text/plain; charset=utf-8", Data: []byte(c.Text)}
 	c.Original.SHA256 = letter.Digest(c.Original.Data)
 	c.Consent = nil
 	c.Anonymised = true
 	return &c
+}
+
+// citizen reports whether p may be a private person: a custody holder, a
+// party with a CPR number, or one known by neither a GLN nor a SOR code (an
+// email sender of no known role).
+func citizen(p letter.Party) bool {
+	return p.Role == letter.RoleParents || p.CPR != "" || (p.GLN == "" && p.SOR == "" && p.Role == "")
+}
+
+// anonymousParty is p as an anonymised copy names it: a citizen by role
+// only, an organisation without a CPR number.
+func anonymousParty(p letter.Party) letter.Party {
+	if citizen(p) {
+		return letter.Party{Role: p.Role}
+	}
+	return withoutCPR(p)
+}
+
+func anonymousParties(ps []letter.Party) []letter.Party {
+	if ps == nil {
+		return nil
+	}
+	out := make([]letter.Party, len(ps))
+	for i, p := range ps {
+		out[i] = anonymousParty(p)
+	}
+	return out
 }
 
 func withoutCPR(p letter.Party) letter.Party {

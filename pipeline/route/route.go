@@ -224,6 +224,9 @@ func partyIn(ids []string, p letter.Party) bool {
 // DecideReplay is Decide for a letter the coordinator sends back to one
 // destination: the routing rule need not match any more, but consent is
 // checked again (a replay after a consent was recorded is the usual case).
+// A destination that any rule anonymises for gets an anonymised copy when
+// no rule matches: the letter parked under such a rule (or a rule since
+// changed), and a replay must not send the forum the child's name.
 func (r *Router) DecideReplay(l *letter.Letter, dest string, consent *letter.Consent, now time.Time) Decision {
 	d := r.Decide(l, dest, consent, now)
 	if d.Verdict != Skip {
@@ -234,6 +237,11 @@ func (r *Router) DecideReplay(l *letter.Letter, dest string, consent *letter.Con
 		return d
 	}
 	rt := Rule{Name: "replay", To: []string{dest}}
+	for _, o := range r.routes {
+		if o.Anonymise && slices.Contains(o.To, dest) {
+			rt.Anonymise = true
+		}
+	}
 	tmp := &Router{routes: []Rule{rt}, dests: map[string]Destination{dest: dc}, dir: r.dir}
 	return tmp.Decide(l, dest, consent, now)
 }

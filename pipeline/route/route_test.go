@@ -132,3 +132,59 @@ func TestAnonymiseStripsIdentifiers(t *testing.T) {
 		t.Error("pseudonyms must be stable per patient and differ between patients")
 	}
 }
+
+// Everything an anonymised copy carries, read as the sink gets it: no CPR
+// (however written), no name of the child or of a citizen the letter
+// names, no address, no private address of a sender.
+func TestAnonymisedCopyCarriesNoIdentifierAnywhere(t *testing.T) {
+	pdf := letter.NewAttachment("Bruno_Elmer_2509479989.pdf", "application/pdf", []byte("%PDF Bruno Elmer 2509479989"))
+	forum := letter.Party{Role: letter.RoleCoordinator, Email: "forum@kommune.example.dk"}
+	l := &letter.Letter{ID: "email:imap:abc", Kind: letter.KindNote, Format: "email", ThreadID: "t-1", InReplyTo: "r-1",
+		Patient: &letter.Patient{CPR: "2509479989", GivenName: "Bruno Test", FamilyName: "Elmer", Address: "Testvej 1, 5000 Testby"},
+		Sender:  letter.Party{Name: "Nancy Ann Test Berggren", Email: "nancy.berggren@example.org"},
+		Receivers: []letter.Party{forum,
+			{Role: letter.RoleParents, Name: "Brita Test Berggren", CPR: "1509819996", Email: "brita@example.org"}},
+		To:          []letter.Party{forum},
+		Subject:     "Om Bruno (250947 9989)",
+		Topic:       "Bruno Test Elmer",
+		Text:        "Mor Brita Berggren skriver: Bruno bor på Testvej 1 i 5000 Testby, CPR 250947 9989.",
+		Meta:        map[string]string{"email_message_id": "<abc@mail.example.net>"},
+		Attachments: []letter.Attachment{pdf},
+		Original: letter.Original{Data: []byte("From: Nancy <nancy.berggren@example.org>\r\n\r\nBruno 2509479989"), ContentType: "message/rfc822",
+			Filename: "Bruno_Elmer_2509479989.eml"},
+	}
+	a := route.Anonymise(l, []byte("secret"))
+	raw, err := letter.Marshal(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"2509479989", "250947 9989", "1509819996", "Bruno", "Elmer", "Berggren", "Nancy", "Brita", "Testvej", "Testby", "example.org"} {
+		if strings.Contains(string(raw), bad) {
+			t.Errorf("the anonymised copy still carries %q:\n%s", bad, raw)
+		}
+	}
+	if len(a.To) != 1 || a.To[0].Email != forum.Email || !a.Anonymised {
+		t.Errorf("the forum must still be addressed: %+v", a.To)
+	}
+	if len(a.Receivers) != 2 || a.Receivers[0].Email != forum.Email || a.Receivers[1].Role != letter.RoleParents {
+		t.Errorf("receivers keep their roles and the municipality's own addresses: %+v", a.Receivers)
+	}
+}
+
+// A replay to a destination no rule sends the letter to any more (the
+// rules changed since it parked) still anonymises where the destination's
+// rules anonymise: the forum never gets the child's name by a replay.
+func TestReplayToAnAnonymisingDestinationStaysAnonymised(t *testing.T) {
+	r := route.New(route.Options{Rules: rules, Destinations: dests, Receivers: nil})
+	l := &letter.Letter{ID: "n1", Kind: letter.KindNote, Format: "fhir-carecommunication", Source: "medcom"}
+	if d := r.Decide(l, "forum", nil, now); d.Verdict != route.Skip {
+		t.Fatalf("no rule should send this letter to the forum: %+v", d)
+	}
+	d := r.DecideReplay(l, "forum", nil, now)
+	if d.Verdict != route.Deliver || !d.Anonymise {
+		t.Fatalf("replay to the forum: %+v, want an anonymised delivery", d)
+	}
+	if d := r.DecideReplay(l, "casefile", nil, now); d.Anonymise {
+		t.Fatalf("replay to the case file anonymised: %+v", d)
+	}
+}
