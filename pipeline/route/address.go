@@ -55,15 +55,15 @@ func (d Directory) Lookup(p letter.Party) (Receiver, bool) {
 
 // Enrich completes p from its directory entry: role, name, the other
 // identifier and the formats it takes. What the letter says wins where both
-// have a value, except the formats, which only the directory knows.
+// have a value, except the formats, which only the directory knows, and the
+// role: a GLN or SOR is the organisation the directory says it is, whatever
+// the letter calls it, since the role decides whose consent is needed.
 func (d Directory) Enrich(p letter.Party) letter.Party {
 	r, ok := d.Lookup(p)
 	if !ok {
 		return p
 	}
-	if p.Role == "" {
-		p.Role = r.Role
-	}
+	p.Role = r.Role
 	if p.Name == "" {
 		p.Name = r.Name
 	}
@@ -77,15 +77,14 @@ func (d Directory) Enrich(p letter.Party) letter.Party {
 	return p
 }
 
-// role is p's role as the letter gives it, else as the directory knows it.
+// role is p's role as the directory knows it, else as the letter gives
+// it. The directory wins: a letter naming the region's GLN as "the GP"
+// must not reach the region under the GP's consent.
 func (d Directory) role(p letter.Party) string {
-	if p.Role != "" {
-		return p.Role
-	}
 	if r, ok := d.Lookup(p); ok {
 		return r.Role
 	}
-	return ""
+	return p.Role
 }
 
 // narrowed reports whether the letter names its recipients (it lists

@@ -145,3 +145,25 @@ func TestDischargeNoteToTheGPWithoutConsentStopsAtAnObjection(t *testing.T) {
 		t.Fatalf("after a young person's refusal: %+v", d)
 	}
 }
+
+// A letter that calls an organisation of the directory by another role (the
+// region's SOR under recipients.gp) goes by what the directory says it is:
+// it needs the region's consent, and the GP's does not send it there.
+func TestAReceiverIsTheOrganisationTheDirectorySaysItIs(t *testing.T) {
+	r := addressRouter()
+	l := &letter.Letter{ID: "r9", Kind: letter.KindRecommendation, Source: "casesys",
+		Receivers: []letter.Party{{Role: "gp", SOR: "6071000016008"}}}
+	gpOnly := consent(letter.ScopeGP)
+	for _, d := range r.PlanAddressed(l, gpOnly, now, nil) {
+		if d.Verdict == route.Deliver && d.Destination != "casefile" {
+			t.Errorf("%s: delivered to %+v with the GP's consent only", d.Destination, d.To)
+		}
+	}
+	if d := r.Decide(l, "region", gpOnly, now); d.Verdict != route.Deny || d.Code != "consent_scope" {
+		t.Errorf("region: %+v, want denied for want of the region's consent", d)
+	}
+	to, _, ok := r.Address(l, "region", nil)
+	if !ok || len(to) != 1 || to[0].Role != "region" || to[0].SOR != "6071000016008" {
+		t.Errorf("region addressee %+v %v", to, ok)
+	}
+}
