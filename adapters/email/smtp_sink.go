@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -79,16 +80,27 @@ type addressee struct {
 	parties []letter.Party
 }
 
+// ownSide are the roles of receivers on the municipality's own side: the
+// coordinator, the council, and the addresses the hub's notices name.
+var ownSide = []string{letter.RoleCoordinator, letter.RoleMunicipality, "contact"}
+
 // recipients are the delivery's addressees that have an email address,
 // lower-cased and without duplicates, in letter order. The addressees are
-// the ones the pipeline resolved (l.To); a letter with none is a hub notice
-// to the municipality's own staff, whose receivers the hub named itself.
+// the ones the pipeline resolved (l.To). A delivery with none is one to
+// the municipality's own side (a hub notice, a municipality or internal
+// destination), which needs no consent: it goes to the letter's receivers
+// of that side only, never to a school, GP or region the letter also names,
+// which only a destination of their sector (and its consent) may reach.
 func recipients(l *letter.Letter) []addressee {
 	var out []addressee
 	at := map[string]int{}
 	parties := l.To
 	if len(parties) == 0 {
-		parties = l.Receivers
+		for _, p := range l.Receivers {
+			if slices.Contains(ownSide, p.Role) {
+				parties = append(parties, p)
+			}
+		}
 	}
 	for _, p := range parties {
 		a := strings.ToLower(strings.TrimSpace(p.Email))

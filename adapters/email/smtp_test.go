@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -31,7 +32,7 @@ var pdfBytes = []byte("%PDF-1.4\n% æøå test\n1 0 obj <<>> endobj\ntrailer <<>
 
 func testLetter() *letter.Letter {
 	raw := []byte("<original xml/>")
-	return &letter.Letter{
+	l := &letter.Letter{
 		ID:     "medcom:xdis91:4711-0815",
 		Kind:   letter.KindRecommendation,
 		Format: "xdis91",
@@ -48,6 +49,9 @@ func testLetter() *letter.Letter {
 		Attachments: []letter.Attachment{letter.NewAttachment("Henvisning æøå.pdf", "application/pdf", pdfBytes)},
 		Original:    letter.Original{Data: raw, ContentType: "application/xml", SHA256: letter.Digest(raw)},
 	}
+	// Addressed as the pipeline addresses a delivery to PPR and the coordinator.
+	l.To = slices.Clone(l.Receivers[:2])
+	return l
 }
 
 func smtpCfg(srv *mailtest.SMTPServer, ca *mailtest.CA, mode string) map[string]any {
@@ -280,7 +284,7 @@ func TestSMTPRefusals(t *testing.T) {
 			mode: "implicit", edit: func(c map[string]any) { delete(c, "allow") },
 			class: adapters.ClassPermanent, code: "allow_list_empty", inReason: "(allow)"},
 		{name: "no email receiver", opts: mailtest.SMTPOptions{Mode: mailtest.SMTPImplicit},
-			mode: "implicit", letter: func(l *letter.Letter) { l.Receivers = l.Receivers[2:] },
+			mode: "implicit", letter: func(l *letter.Letter) { l.To, l.Receivers = nil, l.Receivers[2:] },
 			class: adapters.ClassPermanent, code: "no_email_recipient", inReason: "no receiver"},
 		{name: "wrong password", opts: mailtest.SMTPOptions{Mode: mailtest.SMTPImplicit, Username: "samhub", Password: "other"},
 			mode: "implicit", class: adapters.ClassPermanent, code: "smtp_535", inReason: "refused the login"},
@@ -432,6 +436,33 @@ func TestSMTPSendsOnlyToTheResolvedAddressees(t *testing.T) {
 	msgs := srv.Messages()
 	if len(msgs) != 1 || len(msgs[0].To) != 1 || msgs[0].To[0] != coordAddr {
 		t.Fatalf("sent %d messages (%+v), want one to %s", len(msgs), msgs, coordAddr)
+	}
+}
+
+// A delivery the pipeline addressed to nobody (a municipality or internal
+// destination, which needs no consent) goes to the letter's receivers on
+// the municipality's own side only: not to PPR, a GP or anyone else the
+// letter names, whom only their own sector's destination (and its consent)
+// may reach, whatever the allow-list says.
+func TestSMTPWithoutAddresseesMailsOnlyTheMunicipalitysOwn(t *testing.T) {
+	ca := mailtest.NewCA(t)
+	srv := mailtest.StartSMTP(t, ca, mailtest.SMTPOptions{Mode: mailtest.SMTPImplicit, Username: "samhub", Password: "s3cret"})
+	cfg := smtpCfg(srv, ca, "implicit")
+	cfg["allow"] = []any{pprAddr, "@kommune.example.dk", "@laege.example.dk"}
+	sink := newSink(t, cfg, newMemState())
+	l := testLetter()
+	l.To = nil
+	l.Receivers = append(l.Receivers, letter.Party{Email: "klinik@laege.example.dk"}, letter.Party{Role: "gp", Email: "egen@laege.example.dk"})
+	if _, err := sink.Deliver(context.Background(), l); err != nil {
+		t.Fatal(err)
+	}
+	msgs := srv.Messages()
+	if len(msgs) != 1 || len(msgs[0].To) != 1 || msgs[0].To[0] != coordAddr {
+		var to [][]string
+		for _, m := range msgs {
+			to = append(to, m.To)
+		}
+		t.Fatalf("sent to %v, want only the coordinator %s", to, coordAddr)
 	}
 }
 
