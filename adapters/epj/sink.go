@@ -32,6 +32,10 @@ func (a *Adapter) Deliver(ctx context.Context, l *letter.Letter) (adapters.Deliv
 	if l.Patient.Identifier() == "" {
 		return adapters.Delivery{}, adapters.Permanent("no_patient", "the letter names no patient (CPR or replacement CPR), so the region cannot file it", nil)
 	}
+	to, err := a.recipient(l)
+	if err != nil {
+		return adapters.Delivery{}, err
+	}
 	patientID, err := a.findPatient(ctx, l.Patient)
 	if err != nil {
 		return adapters.Delivery{}, err
@@ -39,7 +43,7 @@ func (a *Adapter) Deliver(ctx context.Context, l *letter.Letter) (adapters.Deliv
 	// The Communication is encoded once with marks where the attachments'
 	// base64 goes, and sent with the attachments read as it goes out.
 	var tp body.Template
-	doc, err := json.Marshal(a.communication(l, patientID, now, &tp))
+	doc, err := json.Marshal(a.communication(l, to, patientID, now, &tp))
 	if err != nil {
 		return adapters.Delivery{}, adapters.Permanent("encode", "the hub could not encode the letter as FHIR", err)
 	}
@@ -115,23 +119,36 @@ func (a *Adapter) findPatient(ctx context.Context, p *letter.Patient) (string, e
 	return "", adapters.Permanent("patient_ambiguous", "the region's patient search found more than one patient for the child; the region must resolve it", nil)
 }
 
-// communication maps a letter onto a Communication. Sender and recipient are
-// contained Organizations whose references also carry the SOR identifier,
-// so a gateway can search on them without resolving "#…".
-func (a *Adapter) communication(l *letter.Letter, patientID string, now time.Time, tp *body.Template) *fhir.Communication {
+// recipient is the department a delivery goes to: the one addressee the
+// pipeline resolved (l.To), by its SOR code, which is how the region files
+// a Communication; the configured recipient when the letter was given
+// none. An addressee the Communication cannot name (no SOR, only a GLN)
+// or more than one is refused rather than sent to the configured
+// department, which would be another party than the one resolved.
+func (a *Adapter) recipient(l *letter.Letter) (letter.Party, error) {
+	switch {
+	case len(l.To) == 0:
+		return letter.Party{SOR: a.cfg.Recipient}, nil
+	case len(l.To) > 1:
+		return letter.Party{}, adapters.Permanent("receiver_unresolved", fmt.Sprintf("a letter to the region goes to exactly one department; this delivery names %d (resolve the receiver in the document or the receiver directory)", len(l.To)), nil)
+	case l.To[0].SOR == "":
+		return letter.Party{}, adapters.Permanent("receiver_unresolved", "the region's department has no SOR code, by which the region files letters (add it to the receiver directory)", nil)
+	}
+	return l.To[0], nil
+}
+
+// communication maps a letter onto a Communication to the department to.
+// Sender and recipient are contained Organizations whose references also
+// carry the SOR identifier, so a gateway can search on them without
+// resolving "#…".
+func (a *Adapter) communication(l *letter.Letter, dept letter.Party, patientID string, now time.Time, tp *body.Template) *fhir.Communication {
 	self := fhir.Organization{ResourceType: "Organization", ID: "sender", Name: a.cfg.Self.Name,
 		Identifier: []fhir.Identifier{{System: fhir.SystemSOR, Value: a.cfg.Self.SOR}}}
 	if a.cfg.Self.GLN != "" {
 		self.Identifier = append(self.Identifier, fhir.Identifier{System: fhir.SystemGLN, Value: a.cfg.Self.GLN})
 	}
-	// The department the pipeline resolved for this delivery (the one the
-	// document names); the configured recipient when it resolved none.
-	to := a.cfg.Recipient
-	region := fhir.Organization{ResourceType: "Organization", ID: "recipient"}
-	if len(l.To) > 0 && l.To[0].SOR != "" {
-		to = l.To[0].SOR
-		region.Name = l.To[0].Name
-	}
+	to := dept.SOR
+	region := fhir.Organization{ResourceType: "Organization", ID: "recipient", Name: dept.Name}
 	region.Identifier = []fhir.Identifier{{System: fhir.SystemSOR, Value: to}}
 
 	sent := l.Sent

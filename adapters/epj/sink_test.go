@@ -417,3 +417,27 @@ func TestDeliverAddressesTheResolvedDepartment(t *testing.T) {
 		t.Fatalf("recipient %+v, want SOR 999888777", c.Recipient)
 	}
 }
+
+// A department the Communication cannot name (a GLN only), or more than
+// one, is refused before anything reaches the region: sending it to the
+// configured department instead would file the letter with another party
+// than the one the pipeline resolved.
+func TestDeliverRefusesAnAddresseeItCannotName(t *testing.T) {
+	cases := map[string][]letter.Party{
+		"a GLN only":      {{Role: "hospital", GLN: "5790000120400", Name: "Anden afdeling"}},
+		"two departments": {{Role: "region", SOR: "999888777"}, {Role: "region", SOR: "999888666"}},
+	}
+	for name, to := range cases {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t, 0)
+			e.seedPatient(epjsim.Patient{CPR: cprBruno, FamilyName: "Elmer"})
+			l := recommendation("rec-unnamed")
+			l.To = to
+			_, err := e.adapter(nil).Deliver(context.Background(), l)
+			classified(t, err, adapters.ClassPermanent, "receiver_unresolved")
+			if reqs := e.sim.Requests(); len(reqs) != 0 {
+				t.Fatalf("the simulator saw %d requests, want none: %v", len(reqs), reqs)
+			}
+		})
+	}
+}
