@@ -277,6 +277,10 @@ func (h *Hub) address(ctx context.Context, d *destination, l *letter.Letter) ([]
 	if h.router.NeedsThread(l, d.name) {
 		ref, _, err := h.StoredLetter(ctx, l.InReplyTo) // the sender only: no blobs read
 		switch {
+		case err == nil && otherPatient(ref.Patient, l.Patient):
+			// A letter about another child (a wrong referral linked in the
+			// case system) is no thread of this one: its GP must not get
+			// this child's letter. Addressed as if it answered nothing.
 		case err == nil:
 			thread = &ref.Sender
 		case !errors.Is(err, ErrUnknownLetter):
@@ -288,6 +292,23 @@ func (h *Hub) address(ctx context.Context, d *destination, l *letter.Letter) ([]
 		return nil, nil
 	}
 	return to, nil
+}
+
+// otherPatient reports whether a and b are known to be different children:
+// both have a CPR number (or, lacking one, both a replacement id) and they
+// differ. A CPR against a replacement id cannot be told apart.
+func otherPatient(a, b *letter.Patient) bool {
+	if a == nil || b == nil {
+		return false
+	}
+	norm := func(s string) string { return strings.ToUpper(strings.ReplaceAll(strings.TrimSpace(s), "-", "")) }
+	if a.CPR != "" && b.CPR != "" {
+		return norm(a.CPR) != norm(b.CPR)
+	}
+	if a.CPR == "" && b.CPR == "" && a.ReplacementID != "" && b.ReplacementID != "" {
+		return norm(a.ReplacementID) != norm(b.ReplacementID)
+	}
+	return false
 }
 
 func (h *Hub) deliver(ctx context.Context, d *destination, l, out *letter.Letter, raw []byte, at position, dec route.Decision) (outcome, error) {

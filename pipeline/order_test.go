@@ -95,6 +95,30 @@ func TestSinkGetsTheResolvedAddressee(t *testing.T) {
 	})
 }
 
+// A letter whose case links it to a letter about another child (a wrong
+// referral picked in the case system) is not addressed to that child's GP:
+// with nothing else to resolve the GP from, it parks.
+func TestAnAnswerToAnotherChildsLetterDoesNotGoToItsGP(t *testing.T) {
+	e := newEnv(t)
+	gpConsent(t, e)
+	ref := mkLetter("REF-OTHER", letter.KindReferral, "T-OTHER-CHILD")
+	ref.Patient = &letter.Patient{CPR: "1509819996", GivenName: "Brita Test", FamilyName: "Berggren"}
+	ref.Sender = letter.Party{Name: "Lægerne på Torvet", GLN: "5790000654321"}
+	e.feed.ch <- ref
+	eventually(t, "the other child's referral in the case file", func() bool { return e.muni.count("REF-OTHER") == 1 })
+	rec := mkLetter("REC-WRONG", letter.KindRecommendation, "T-OTHER-CHILD")
+	rec.InReplyTo = "REF-OTHER"
+	rec.Receivers = []letter.Party{{Role: letter.RoleGP, Name: "egen læge"}}
+	e.feed.ch <- rec
+	p := parkedAt(t, e, "doctor", "REC-WRONG")
+	if p.LastError.Code != "receiver_unresolved" {
+		t.Fatalf("parked with %q, want receiver_unresolved", p.LastError.Code)
+	}
+	if n := e.gp.count("REC-WRONG"); n != 0 {
+		t.Fatalf("Bruno's letter reached the GP of another child's referral (%d times)", n)
+	}
+}
+
 // A letter that names its recipients goes to those sectors only.
 func TestRoutesNeverWidenTheRecipients(t *testing.T) {
 	e := newEnv(t)
