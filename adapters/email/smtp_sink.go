@@ -139,7 +139,7 @@ func (s *SMTPSink) Deliver(ctx context.Context, l *letter.Letter) (adapters.Deli
 	}
 	rcpts := recipients(l)
 	if len(rcpts) == 0 {
-		return adapters.Delivery{}, adapters.Permanent("no_email_recipient", "the letter has no receiver with an email address", nil)
+		return adapters.Delivery{}, adapters.Permanent("no_email_recipient", "the letter has no receiver with an email address that this destination may mail (without resolved addressees, only the municipality's own: coordinator, council, notice recipients)", nil)
 	}
 	if s.allow.empty() {
 		return adapters.Delivery{}, adapters.Permanent("allow_list_empty", "the email allow-list (allow) of this destination is empty, so nothing can be sent", nil)
