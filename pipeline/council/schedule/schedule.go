@@ -121,11 +121,42 @@ func (r Rule) ParseTime(s string) (time.Time, error) {
 		return t, nil
 	}
 	for _, layout := range []string{"2006-01-02 15:04", "2006-01-02T15:04", "2006-01-02 15.04"} {
-		if t, err := time.ParseInLocation(layout, s, r.Loc); err == nil {
-			return t, nil
+		if wall, err := time.Parse(layout, s); err == nil {
+			return r.resolve(wall)
 		}
 	}
 	return time.Time{}, errors.New("must be a date and time such as 2026-03-24 13:00 (in " + r.Loc.String() + ") or RFC 3339")
+}
+
+// resolve finds the instant a wall-clock time (read as UTC) names in the
+// rule's zone. time.Date would quietly move a time the clocks skip (02:30
+// on the last Sunday of March) an hour, and pick one of the two instants
+// of a time that happens twice (the last Sunday of October): an audited
+// meeting would then not be at the time typed, so both are refused.
+func (r Rule) resolve(wall time.Time) (time.Time, error) {
+	var found []time.Time
+	seen := map[int]bool{}
+	// The zone's offsets within a few hours either side are the candidates.
+	for _, probe := range []time.Duration{-3 * time.Hour, 0, 3 * time.Hour} {
+		_, off := wall.Add(probe).In(r.Loc).Zone()
+		if seen[off] {
+			continue
+		}
+		seen[off] = true
+		t := wall.Add(-time.Duration(off) * time.Second).In(r.Loc)
+		if t.Year() == wall.Year() && t.YearDay() == wall.YearDay() && t.Hour() == wall.Hour() && t.Minute() == wall.Minute() {
+			found = append(found, t)
+		}
+	}
+	local := wall.Format("2006-01-02 15:04")
+	switch {
+	case len(found) == 0:
+		return time.Time{}, fmt.Errorf("%s does not exist in %s (the clocks are put forward that night); choose another time", local, r.Loc)
+	case len(found) > 1 && !found[0].Equal(found[1]):
+		return time.Time{}, fmt.Errorf("%s happens twice in %s (the clocks are put back that night); write it in RFC 3339 with its offset, e.g. %s",
+			local, r.Loc, found[0].Format(time.RFC3339))
+	}
+	return found[0], nil
 }
 
 var (

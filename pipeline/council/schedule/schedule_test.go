@@ -92,3 +92,32 @@ func TestParseTimeAndDanish(t *testing.T) {
 		t.Errorf("String: %q", got)
 	}
 }
+
+// A local time the clocks skip or pass twice is refused, not moved an hour
+// or guessed: the meeting would not be when the coordinator typed.
+func TestParseTimeAcrossTheClockChanges(t *testing.T) {
+	r, _ := Parse("second tuesday 13:00", "Europe/Copenhagen")
+	for s, want := range map[string]string{
+		"2026-03-29 02:30": "does not exist in Europe/Copenhagen",
+		"2026-10-25 02:30": "happens twice in Europe/Copenhagen",
+		"2026-02-29 13:00": "must be a date and time",
+	} {
+		if got, err := r.ParseTime(s); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ParseTime(%q) = %v, %v; want an error saying %q", s, got, err, want)
+		}
+	}
+	for s, want := range map[string]string{
+		"2026-03-29 01:30":          "2026-03-29T01:30:00+01:00",
+		"2026-03-29 03:00":          "2026-03-29T03:00:00+02:00",
+		"2026-10-25 01:59":          "2026-10-25T01:59:00+02:00",
+		"2026-10-25 03:00":          "2026-10-25T03:00:00+01:00",
+		"2028-02-29 13:00":          "2028-02-29T13:00:00+01:00",
+		"2026-10-25T02:30:00+01:00": "2026-10-25T02:30:00+01:00",
+		"2026-12-31 9:05":           "2026-12-31T09:05:00+01:00",
+	} {
+		got, err := r.ParseTime(s)
+		if err != nil || got.In(r.Loc).Format(time.RFC3339) != want {
+			t.Errorf("ParseTime(%q) = %v, %v; want %s", s, got, err, want)
+		}
+	}
+}
