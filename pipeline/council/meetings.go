@@ -119,9 +119,13 @@ func (c *Council) place(ctx context.Context, refs []Referral, reseat bool) ([]Re
 		byKey := map[string]*group{}
 		taken, planned := map[string]int{}, map[string]int{}
 		for _, r := range todo {
-			if p, ok := c.reg.referral(r.Key); ok && (!reseat || p.Meeting != "") {
+			p, ok := c.reg.referral(r.Key)
+			if ok && (!reseat || p.Meeting != "") {
 				out = append(out, p)
 				continue
+			}
+			if ok {
+				r = p // a waiting referral as the copy has it now, with what followed it since
 			}
 			key, cand := "", meetingRecord{}
 			for _, m := range c.meetingsBetween(r.Received, r.Received.Add(horizon)) {
@@ -193,7 +197,10 @@ func (c *Council) place(ctx context.Context, refs []Referral, reseat bool) ([]Re
 }
 
 // leaveWaiting takes referrals now seated in a meeting out of the waiting
-// chunks.
+// chunks. A letter that followed a referral while it was being seated may
+// have landed on its waiting copy (the seat was written from an earlier
+// read): what the waiting copy has and the seat lacks is carried over, so
+// a recommendation is not lost and the referral not flagged unanswered.
 func (c *Council) leaveWaiting(ctx context.Context, seated []Referral) error {
 	gone := map[string]bool{}
 	for _, r := range seated {
@@ -202,15 +209,26 @@ func (c *Council) leaveWaiting(ctx context.Context, seated []Referral) error {
 		}
 	}
 	for _, k := range c.reg.waitingKeys() {
+		var left []Referral
 		if _, err := update(ctx, c.reg, k, func(cur *meetingRecord, exists bool) (bool, error) {
+			left = left[:0]
 			n := len(cur.Referrals)
 			cur.Referrals = slices.DeleteFunc(cur.Referrals, func(r Referral) bool {
 				in, _ := c.reg.holder(r.Key)
-				return gone[r.Key] || strings.HasPrefix(in, prefixMeeting)
+				if gone[r.Key] || strings.HasPrefix(in, prefixMeeting) {
+					left = append(left, r)
+					return true
+				}
+				return false
 			})
 			return exists && len(cur.Referrals) != n, nil
 		}); err != nil {
 			return err
+		}
+		for _, w := range left {
+			if _, err := c.reg.updateReferral(ctx, w.Key, func(cur *Referral) bool { return cur.merge(w) }); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -321,6 +339,10 @@ func (c *Council) MoveMeeting(ctx context.Context, who Actor, id, at, reason str
 			cur.MovedFrom = cur.At
 		}
 		cur.At = t.UTC()
+		if cur.At.Equal(cur.MovedFrom) {
+			// Moved back to where it was planned: it is not moved.
+			cur.MovedFrom = time.Time{}
+		}
 		return true, nil
 	})
 	if err != nil {

@@ -251,7 +251,7 @@ func (c *Council) receipts(ctx context.Context, placed []Referral, letterOf func
 			continue
 		}
 		if l := letterOf(r.Key); l != nil {
-			if err := c.sendReceipt(ctx, l, m.At); err != nil {
+			if err := c.sendReceipt(ctx, l, m.ID, m.At); err != nil {
 				return err
 			}
 		}

@@ -40,13 +40,13 @@ func ReceiptRoute(k Options) (route.Rule, bool) {
 		To: []string{k.Receipt.Destination}, RequireConsent: &require}, true
 }
 
-// sendReceipt stores the receipt for referral ref, taken by the meeting at
-// at, when receipts are on and it is still news: the meeting lies ahead and
+// sendReceipt stores the receipt for referral ref, taken by the meeting
+// (its id) at at, when receipts are on and it is still news: the meeting lies ahead and
 // the referral is recent. It goes to the referring GP as a reply in the
 // referral's thread (the gp destination addresses the thread's party), in
 // the format the receiver directory names for that GP. It carries the
 // child's identity as the GP sent it, the meeting date and nothing more.
-func (c *Council) sendReceipt(ctx context.Context, ref *letter.Letter, at time.Time) error {
+func (c *Council) sendReceipt(ctx context.Context, ref *letter.Letter, meeting string, at time.Time) error {
 	now := c.now()
 	switch {
 	case !c.cfg.Receipt.Enabled, !at.After(now), now.Sub(ref.Received) > receiptMaxAge:
@@ -74,7 +74,7 @@ func (c *Council) sendReceipt(ctx context.Context, ref *letter.Letter, at time.T
 		Received: now.UTC(), Sender: sender, Patient: patient, Consent: ref.Consent,
 		Subject: "Kvittering for henvisning", Text: text,
 		Original: letter.Original{Data: []byte(text), ContentType: "text/plain; charset=utf-8", Charset: "utf-8", Filename: "kvittering.txt"},
-		Meta:     map[string]string{MetaMeeting: c.rule.ID(at), MetaReferral: ref.ID},
+		Meta:     map[string]string{MetaMeeting: meeting, MetaReferral: ref.ID},
 	}
 	if err := c.d.Publish(ctx, l); err != nil {
 		return fmt.Errorf("receipt: %w", err)

@@ -97,6 +97,28 @@ func (r *Referral) consentAt() time.Time {
 	return r.Received
 }
 
+// merge adds to r what another copy of the same referral knows and r does
+// not: the letters that followed it, the watch's flag, and a newer
+// statement of the consent. It reports whether r changed.
+func (r *Referral) merge(o Referral) bool {
+	changed := false
+	for _, l := range []struct{ dst, src *[]Ref }{{&r.Recommendations, &o.Recommendations}, {&r.Documents, &o.Documents}, {&r.Rejections, &o.Rejections}} {
+		for _, x := range *l.src {
+			if !slices.ContainsFunc(*l.dst, func(y Ref) bool { return y.LetterID == x.LetterID }) {
+				*l.dst = append(*l.dst, x)
+				changed = true
+			}
+		}
+	}
+	if r.Flagged.IsZero() && !o.Flagged.IsZero() {
+		r.Flagged, changed = o.Flagged, true
+	}
+	if o.ConsentFrom != "" && o.ConsentFrom != r.ConsentFrom && o.consentAt().After(r.consentAt()) {
+		r.Consent, r.ConsentFrom, changed = o.Consent, o.ConsentFrom, true
+	}
+	return changed
+}
+
 // Answered reports whether the council's recommendation arrived.
 func (r *Referral) Answered() bool { return len(r.Recommendations) > 0 }
 
