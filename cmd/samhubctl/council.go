@@ -29,11 +29,29 @@ func when(t time.Time, zone string) string {
 	return t.Format("2006-01-02 15:04 MST")
 }
 
-func day(t time.Time) string {
+// day writes a date in the council's zone, as the console and the agenda
+// do: a referral at 00:30 in Copenhagen is that day's, also when samhubctl
+// runs on a machine whose clock is UTC. Without a zone (an older hub), the
+// machine's.
+func day(t time.Time, zone string) string {
 	if t.IsZero() {
 		return "-"
 	}
+	if loc, err := time.LoadLocation(zone); err == nil && zone != "" {
+		return t.In(loc).Format("2006-01-02")
+	}
 	return t.Local().Format("2006-01-02")
+}
+
+// stamp is a time to the second in the council's zone, naming the zone.
+func stamp(t time.Time, zone string) string {
+	if t.IsZero() {
+		return "-"
+	}
+	if loc, err := time.LoadLocation(zone); err == nil && zone != "" {
+		return t.In(loc).Format("2006-01-02 15:04:05 MST")
+	}
+	return ts(t)
 }
 
 func meetingCmd(o *options) *cobra.Command {
@@ -217,9 +235,9 @@ func printMeeting(w io.Writer, v council.MeetingView) {
 		if ch.GP.GLN != "" {
 			gp += " (GLN " + ch.GP.GLN + ")"
 		}
-		fmt.Fprintf(w, "\n%d. Referral %s, %s from %s: %s", i+1, ch.LetterID, day(ch.Received), gp, ch.State)
+		fmt.Fprintf(w, "\n%d. Referral %s, %s from %s: %s", i+1, ch.LetterID, day(ch.Received, mt.Zone), gp, ch.State)
 		if ch.State != "answered" {
-			fmt.Fprintf(w, " (due %s)", day(ch.Due))
+			fmt.Fprintf(w, " (due %s)", day(ch.Due, mt.Zone))
 		}
 		fmt.Fprintln(w)
 		switch {
@@ -251,13 +269,13 @@ func printMeeting(w io.Writer, v council.MeetingView) {
 			fmt.Fprintln(w, "   Recommendation: none yet")
 		}
 		for _, r := range ch.Recommendations {
-			printTracked(w, "   Recommendation "+r.LetterID+" ("+day(r.Received)+")", r)
+			printTracked(w, "   Recommendation "+r.LetterID+" ("+day(r.Received, mt.Zone)+")", r)
 		}
 		if ch.Receipt != nil {
 			printTracked(w, "   Receipt to the GP", *ch.Receipt)
 		}
 		for _, x := range ch.Rejections {
-			fmt.Fprintf(w, "   Turned down by child psychiatry: %s (%s)\n", x.LetterID, day(x.Received))
+			fmt.Fprintf(w, "   Turned down by child psychiatry: %s (%s)\n", x.LetterID, day(x.Received, mt.Zone))
 		}
 	}
 }
@@ -313,6 +331,7 @@ func referralCmd(o *options) *cobra.Command {
 			}
 			var v struct {
 				WatchDays float64
+				Zone      string
 				Referrals []council.Child
 			}
 			if printed, err := o.fetch(cmd, "GET", "/api/v1/referrals", q, nil, &v); err != nil || printed {
@@ -327,9 +346,9 @@ func referralCmd(o *options) *cobra.Command {
 			for _, c := range v.Referrals {
 				flagged := "-"
 				if c.Flagged != nil {
-					flagged = ts(*c.Flagged)
+					flagged = stamp(*c.Flagged, v.Zone)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.LetterID, ts(c.Received), dash(c.GP.Name), dash(c.Meeting), c.State, day(c.Due), flagged)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.LetterID, stamp(c.Received, v.Zone), dash(c.GP.Name), dash(c.Meeting), c.State, day(c.Due, v.Zone), flagged)
 			}
 			return tw.Flush()
 		},

@@ -162,3 +162,21 @@ func TestDiscardShowsItsReason(t *testing.T) {
 		t.Fatalf("got %q\nwant %q", b.String(), want)
 	}
 }
+
+// meeting show writes a referral's dates in the council's zone, as the
+// console and the agenda do, also on a machine whose clock is UTC: a
+// referral at 00:30 on 1 March in Copenhagen is 1 March's.
+func TestMeetingShowDatesAreTheCouncilsDays(t *testing.T) {
+	saved := time.Local
+	time.Local = time.UTC
+	t.Cleanup(func() { time.Local = saved })
+	at := time.Date(2026, 2, 28, 23, 30, 0, 0, time.UTC) // 00:30 on 1 March in Copenhagen
+	v := council.MeetingView{
+		Meeting: council.Meeting{ID: "2026-03-10", At: time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC), Zone: "Europe/Copenhagen", Cap: 6, Referrals: 1},
+		Children: []council.Child{{LetterID: "5790000000005#LTR00000000900", Received: at, State: "waiting", Due: at.Add(35 * 24 * time.Hour),
+			Recommendations: []council.Tracked{{LetterID: "casesys:casesys:DOK-1", Received: time.Date(2026, 3, 31, 22, 30, 0, 0, time.UTC)}}}},
+	}
+	var b bytes.Buffer
+	printMeeting(&b, v)
+	mustHave(t, b.String(), "Meeting 2026-03-10: 2026-03-10 13:00 CET", "LTR00000000900, 2026-03-01 from", "(due 2026-04-05)", "Recommendation casesys:casesys:DOK-1 (2026-04-01)")
+}

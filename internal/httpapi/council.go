@@ -207,7 +207,7 @@ func (s *Server) referralList(w http.ResponseWriter, r *http.Request) {
 		problem(w, r, 400, "bad-request", "state: must be waiting, answered or unanswered")
 		return
 	}
-	writeJSON(w, 200, map[string]any{"watchDays": c.WatchDays(), "referrals": c.Referrals(f)})
+	writeJSON(w, 200, map[string]any{"watchDays": c.WatchDays(), "zone": c.Rule().Loc.String(), "referrals": c.Referrals(f)})
 }
 
 // kpi is the council's figures over ?months (default 12).
