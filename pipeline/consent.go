@@ -116,15 +116,35 @@ func (c *consents) history(ctx context.Context, patientID string) ([]ConsentReco
 	return out, nil
 }
 
-// effective is the coordinator's record when there is one (it is the
-// newer, checked statement and carries withdrawals), else the letter's own.
+// effective is the consent a letter goes by: the coordinator's record
+// when there is one, else the letter's own (effectiveConsent).
 func (c *consents) effective(ctx context.Context, l *letter.Letter) (*letter.Consent, error) {
 	rec, err := c.recorded(ctx, l.Patient.Identifier())
 	if err != nil {
 		return nil, err
 	}
-	if rec != nil {
-		return rec, nil
+	return effectiveConsent(rec, l.Consent, l.Received), nil
+}
+
+// effectiveConsent is the coordinator's record when there is one (the
+// checked statement, which grants the scopes), else the letter's own. An
+// objection the letter states after the record was given still stands:
+// a withdrawal dated after it, or a young person's refusal in a letter
+// received after it. Deny by default: a record made on Monday must not
+// carry Thursday's letter past the objection it reports.
+func effectiveConsent(rec, own *letter.Consent, received time.Time) *letter.Consent {
+	if rec == nil {
+		return own
 	}
-	return l.Consent, nil
+	if own == nil {
+		return rec
+	}
+	merged := *rec
+	if w := own.WithdrawnAt; !w.IsZero() && w.After(rec.GivenAt) && (merged.WithdrawnAt.IsZero() || w.Before(merged.WithdrawnAt)) {
+		merged.WithdrawnAt = w
+	}
+	if own.YoungPersonRefused && received.After(rec.GivenAt) {
+		merged.YoungPersonRefused = true
+	}
+	return &merged
 }
