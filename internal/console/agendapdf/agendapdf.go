@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"codeberg.org/go-pdf/fpdf"
 )
@@ -79,6 +80,7 @@ var (
 
 // Write lays d out on A4 pages and writes the PDF to w.
 func Write(w io.Writer, d Document) error {
+	d = d.bmp()
 	f := fpdf.New("P", "mm", "A4", "")
 	f.SetMargins(margin, margin, margin)
 	f.SetAutoPageBreak(true, margin+6)
@@ -198,3 +200,38 @@ func section(f *fpdf.Fpdf, s Section) {
 }
 
 func color(f *fpdf.Fpdf, c [3]int) { f.SetTextColor(c[0], c[1], c[2]) }
+
+// bmp returns d with every character beyond the Basic Multilingual Plane
+// (an emoji or a mathematical letter in a name a letter carried) replaced
+// by U+FFFD: fpdf's UTF-8 fonts cover the BMP only and refuse the whole
+// document for one such character, which left the coordinator without
+// the agenda.
+func (d Document) bmp() Document {
+	clean := func(s string) string {
+		return strings.Map(func(r rune) rune {
+			if r > 0xFFFF {
+				return unicode.ReplacementChar
+			}
+			return r
+		}, s)
+	}
+	all := func(ss []string) []string {
+		out := make([]string, len(ss))
+		for i, s := range ss {
+			out[i] = clean(s)
+		}
+		return out
+	}
+	d.Title, d.Notice, d.Empty, d.Footer, d.PageOf = clean(d.Title), clean(d.Notice), clean(d.Empty), clean(d.Footer), clean(d.PageOf)
+	d.Lines = all(d.Lines)
+	secs := make([]Section, len(d.Sections))
+	for i, s := range d.Sections {
+		rows := make([]Row, len(s.Rows))
+		for j, r := range s.Rows {
+			rows[j] = Row{Label: clean(r.Label), Lines: all(r.Lines)}
+		}
+		secs[i] = Section{Heading: clean(s.Heading), Flag: clean(s.Flag), Rows: rows}
+	}
+	d.Sections = secs
+	return d
+}

@@ -100,6 +100,20 @@ func TestEmptyAgendaSaysSo(t *testing.T) {
 	}
 }
 
+// A name with a character beyond the Basic Multilingual Plane (an emoji, a
+// mathematical letter) still gives the agenda, with U+FFFD in its place.
+func TestCharactersBeyondTheBMPDoNotStopTheAgenda(t *testing.T) {
+	d := Document{Title: "Dagsorden 😀", PageOf: "Side {page} af {pages}", Sections: []Section{{Heading: "1. Bruno 😀 Test Elmer",
+		Rows: []Row{{Label: "Henvisende læge", Lines: []string{"Lægehuset 𝔄rø"}}}}}}
+	_, pages, _ := read(t, d)
+	if len(pages) != 1 || !strings.Contains(pages[0], "1. Bruno \uFFFD Test Elmer") || !strings.Contains(pages[0], "Lægehuset \uFFFDrø") {
+		t.Errorf("agenda with characters beyond the BMP: %q", pages)
+	}
+	if d.Sections[0].Heading != "1. Bruno 😀 Test Elmer" {
+		t.Error("Write changed the caller's document")
+	}
+}
+
 // BenchmarkWrite: one meeting of six children, as the console exports it.
 func BenchmarkWrite(b *testing.B) {
 	d := Document{Title: "Dagsorden", PageOf: "Side {page} af {pages}"}
