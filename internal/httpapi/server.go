@@ -388,7 +388,7 @@ func (s *Server) letterContent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a := s.actor(r)
-	if err := s.hub.Audit().Append(r.Context(), audit.Record{Actor: a.Name, Role: a.Role, Remote: a.Remote, Action: "show-content", Target: "letter:" + id, Reason: b.Reason}); err != nil {
+	if err := s.hub.Audit().Append(r.Context(), audit.Record{Actor: a.Name, Role: a.Role, Remote: a.Remote, Action: "show-content", Target: "letter:" + id, Reason: logging.Redact(b.Reason), Result: "shown"}); err != nil {
 		s.fail(w, r, err)
 		return
 	}
