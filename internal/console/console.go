@@ -200,7 +200,7 @@ func parsePages(lang string, loc *time.Location, now func() time.Time) (map[stri
 		"note":    func(ev journey.Event) string { return journeyNote(lang, ev) },
 		"action":  func(s string) string { return trOr(lang, "a.action."+s, s) },
 		"result":  func(s string) string { return auditResult(lang, s) },
-		"reason":  func(s string) string { return trOr(lang, "a.reason."+s, s) },
+		"reason":  func(s string) string { return auditReason(lang, s) },
 		"givenBy": func(s string) string { return trOr(lang, "givenby."+s, s) },
 		"zone":    func() string { return loc.String() },
 		"rcode":   func(code string) string { return trOr(lang, "rcode."+code, "") },
@@ -516,7 +516,7 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		}
 		c.srv.Throttled(r, "console", v, audit.Record{Actor: actorName, Role: role, Action: "login-throttled", Target: "console", Result: "denied", Reason: reason})
 		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())))
-		c.showLogin(w, r, http.StatusTooManyRequests, "", tr(c.lang, "login.throttled", wait.String()))
+		c.showLogin(w, r, http.StatusTooManyRequests, "", tr(c.lang, "login.throttled", waitWords(c.lang, wait)))
 		return
 	}
 	hash := c.dummy

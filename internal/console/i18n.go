@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"time"
 
+	"github.com/samhub/samhub/adapters"
 	"github.com/samhub/samhub/pipeline/journey"
 )
 
@@ -471,29 +473,49 @@ var messages = map[string][2]string{
 	"givenby.young-person":   {"young person (15–17)", "den unge (15–17 år)"},
 
 	// The audit log's actions, results and the system's own reasons.
-	"a.action.login":             {"logged in", "loggede ind"},
-	"a.action.login-failed":      {"failed login", "mislykket login"},
-	"a.action.logout":            {"logged out", "loggede ud"},
-	"a.action.replay":            {"replayed a letter", "sendte et brev igen"},
-	"a.action.replay-filter":     {"replayed all that matched a filter", "sendte alle, der passede på et filter, igen"},
-	"a.action.discard":           {"discarded a letter", "kasserede et brev"},
-	"a.action.release-thread":    {"released a held thread", "frigav en tilbageholdt tråd"},
-	"a.action.show-content":      {"showed a letter's content", "viste et brevs indhold"},
-	"a.action.search-cpr":        {"searched by CPR number", "søgte på CPR-nummer"},
-	"a.action.consent-record":    {"recorded a consent", "registrerede et samtykke"},
-	"a.action.consent-withdraw":  {"recorded a withdrawal of consent", "registrerede en tilbagekaldelse af samtykke"},
-	"a.action.consent-read":      {"read a child's consents", "læste et barns samtykker"},
-	"a.result.ok":                {"ok", "ok"},
-	"a.result.denied":            {"denied", "afvist"},
-	"a.result.shown":             {"shown", "vist"},
-	"a.result.searched":          {"searched", "søgt"},
-	"a.result.recorded":          {"recorded", "registreret"},
-	"a.result.started":           {"started", "startet"},
-	"a.result.bulk":              {"%s: %s sent again (%s still without consent), %s no longer parked, %s failed, of %s", "%s: %s sendt igen (%s stadig uden samtykke), %s ikke længere i køen, %s fejlede, af %s"},
-	"a.result.retry queue":       {"retry queue", "fejlkøen"},
-	"a.reason.unknown user name": {"unknown user name", "ukendt brugernavn"},
-	"a.reason.wrong password":    {"wrong password", "forkert adgangskode"},
-	"a.reason.console login":     {"console login", "login i konsollen"},
+	"a.action.login":                               {"logged in", "loggede ind"},
+	"a.action.login-failed":                        {"failed login", "mislykket login"},
+	"a.action.logout":                              {"logged out", "loggede ud"},
+	"a.action.replay":                              {"replayed a letter", "sendte et brev igen"},
+	"a.action.replay-filter":                       {"replayed all that matched a filter", "sendte alle, der passede på et filter, igen"},
+	"a.action.discard":                             {"discarded a letter", "kasserede et brev"},
+	"a.action.release-thread":                      {"released a held thread", "frigav en tilbageholdt tråd"},
+	"a.action.show-content":                        {"showed a letter's content", "viste et brevs indhold"},
+	"a.action.search-cpr":                          {"searched by CPR number", "søgte på CPR-nummer"},
+	"a.action.consent-record":                      {"recorded a consent", "registrerede et samtykke"},
+	"a.action.consent-withdraw":                    {"recorded a withdrawal of consent", "registrerede en tilbagekaldelse af samtykke"},
+	"a.action.consent-read":                        {"read a child's consents", "læste et barns samtykker"},
+	"a.action.put-back":                            {"put a rejected file back", "lagde en afvist fil tilbage"},
+	"a.action.login-throttled":                     {"logins held back after failed attempts", "login holdt tilbage efter mislykkede forsøg"},
+	"a.action.api-token-throttled":                 {"API tokens held back after wrong tokens", "API-nøgler holdt tilbage efter forkerte nøgler"},
+	"a.action.meeting-add":                         {"added a council meeting", "tilføjede et samrådsmøde"},
+	"a.action.meeting-move":                        {"moved a council meeting", "flyttede et samrådsmøde"},
+	"a.action.agenda-read":                         {"read the agenda with the children's names", "læste dagsordenen med børnenes navne"},
+	"a.action.agenda-export":                       {"took out the agenda with the children's names", "udtog dagsordenen med børnenes navne"},
+	"a.result.refused":                             {"refused", "afvist"},
+	"a.result.ok":                                  {"ok", "ok"},
+	"a.result.denied":                              {"denied", "afvist"},
+	"a.result.shown":                               {"shown", "vist"},
+	"a.result.searched":                            {"searched", "søgt"},
+	"a.result.recorded":                            {"recorded", "registreret"},
+	"a.result.started":                             {"started", "startet"},
+	"a.result.bulk":                                {"%s: %s sent again (%s still without consent), %s no longer parked, %s failed, of %s", "%s: %s sendt igen (%s stadig uden samtykke), %s ikke længere i køen, %s fejlede, af %s"},
+	"a.result.retry queue":                         {"retry queue", "fejlkøen"},
+	"a.reason.unknown user name":                   {"unknown user name", "ukendt brugernavn"},
+	"a.reason.wrong password":                      {"wrong password", "forkert adgangskode"},
+	"a.reason.console login":                       {"console login", "login i konsollen"},
+	"a.reason." + adapters.ErrUnknownInput.Error(): {adapters.ErrUnknownInput.Error(), "ingen afvist fil med det id (en anden har måske håndteret den)"},
+	"a.reason." + adapters.ErrAnswered.Error():     {adapters.ErrAnswered.Error(), "afsenderen har allerede fået svar for et brev i filen; MedCom gentager samme svar til en kopi, så det ændrer intet at læse den igen: bed afsenderen sende brevet igen med et nyt brev-id"},
+	"a.throttled.logins":                           {"%s: %s failed logins; next attempt in %s", "%s: %s mislykkede login; næste forsøg om %s"},
+	"a.throttled.global":                           {"%s: more than %s login attempts a second; next attempt in %s", "%s: mere end %s loginforsøg i sekundet; næste forsøg om %s"},
+	"a.throttled.tokens":                           {"%s wrong API tokens from this address; next attempt in %s", "%s forkerte API-nøgler fra denne adresse; næste forsøg om %s"},
+	"a.scope.this address":                         {"this address", "denne adresse"},
+	"a.scope.this user name":                       {"this user name", "dette brugernavn"},
+	"a.scope.this browser":                         {"this browser", "denne browser"},
+	"a.scope.all addresses together":               {"all addresses together", "alle adresser tilsammen"},
+	"u.seconds.one":                                {"%s second", "%s sekund"},
+	"u.minutes.one":                                {"%s minute", "%s minut"},
+	"u.and":                                        {"%s and %s", "%s og %s"},
 }
 
 func tr(lang, key string, args ...any) string {
@@ -696,6 +718,55 @@ func journeyNote(lang string, ev journey.Event) string {
 // bulkResult is how pipeline.runBulk words a bulk replay's outcome in the
 // audit log.
 var bulkResult = regexp.MustCompile(`^(done|stopped|interrupted|running): replayed (\d+) \(still denied (\d+)\), gone (\d+), failed (\d+) of (\d+)$`)
+
+// The throttles' reasons as console.login and httpapi.bearer word them.
+var (
+	throttledLogins = regexp.MustCompile(`^(this address|this user name|this browser|all addresses together): (\d+) failed logins; next attempt in (\S+)$`)
+	throttledGlobal = regexp.MustCompile(`^(all addresses together): more than (\S+) login attempts a second; next attempt in (\S+)$`)
+	throttledTokens = regexp.MustCompile(`^(\d+) wrong API tokens from this address; next attempt in (\S+)$`)
+)
+
+// auditReason says an audit record's reason in the console's language: the
+// hub's own reasons are translated, a person's are shown as written.
+func auditReason(lang, s string) string {
+	wait := func(v string) string {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return v
+		}
+		return waitWords(lang, d)
+	}
+	if m := throttledLogins.FindStringSubmatch(s); m != nil {
+		return tr(lang, "a.throttled.logins", tr(lang, "a.scope."+m[1]), m[2], wait(m[3]))
+	}
+	if m := throttledGlobal.FindStringSubmatch(s); m != nil {
+		return tr(lang, "a.throttled.global", tr(lang, "a.scope."+m[1]), m[2], wait(m[3]))
+	}
+	if m := throttledTokens.FindStringSubmatch(s); m != nil {
+		return tr(lang, "a.throttled.tokens", m[1], wait(m[2]))
+	}
+	return trOr(lang, "a.reason."+s, s)
+}
+
+// waitWords says a wait of whole seconds in words: "1 minute and 4
+// seconds", not Go's "1m4s".
+func waitWords(lang string, d time.Duration) string {
+	d = d.Round(time.Second)
+	unit := func(n int, key string) string {
+		if n == 1 {
+			key += ".one"
+		}
+		return tr(lang, key, formatNum(lang, n))
+	}
+	mins, secs := int(d/time.Minute), int(d%time.Minute/time.Second)
+	switch {
+	case mins == 0:
+		return unit(secs, "u.seconds")
+	case secs == 0:
+		return unit(mins, "u.minutes")
+	}
+	return tr(lang, "u.and", unit(mins, "u.minutes"), unit(secs, "u.seconds"))
+}
 
 // auditResult says an audit record's result in the console's language.
 func auditResult(lang, s string) string {

@@ -1,11 +1,17 @@
 package console
 
 import (
+	"io/fs"
+	"os"
+	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/samhub/samhub/adapters"
 )
 
 func TestCatalogueIsComplete(t *testing.T) {
@@ -101,5 +107,85 @@ func TestNormaliseCPR(t *testing.T) {
 		if got != want || ok != (want != "") {
 			t.Errorf("normaliseCPR(%q) = %q, %v", in, got, ok)
 		}
+	}
+}
+
+// auditWritten finds the actions the hub writes to the audit log in its
+// own source, so an action added later without a translation fails here.
+func auditWritten(t *testing.T) []string {
+	t.Helper()
+	lit := regexp.MustCompile(`(?:Action:\s*|c\.audit\(ctx, who, |action(?:, target)? :?= )"([a-z]+(?:-[a-z]+)*)"`)
+	seen := map[string]bool{}
+	err := filepath.WalkDir("../..", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == "testdata" || strings.HasPrefix(d.Name(), ".")) && path != "../.." {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, m := range lit.FindAllStringSubmatch(string(b), -1) {
+			seen[m[1]] = true
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for a := range seen {
+		out = append(out, a)
+	}
+	return out
+}
+
+// The auditor reads every record in the console's language: each action
+// the hub writes, and the results and reasons the hub words itself.
+func TestAuditLogSpeaksDanish(t *testing.T) {
+	actions := auditWritten(t)
+	for _, must := range []string{"put-back", "meeting-move", "agenda-export", "login-throttled", "api-token-throttled"} {
+		if !slices.Contains(actions, must) {
+			t.Fatalf("the source scan missed %q (found %v)", must, actions)
+		}
+	}
+	for _, a := range actions {
+		if got := trOr("da", "a.action."+a, ""); got == "" {
+			t.Errorf("audit action %q has no Danish words", a)
+		}
+	}
+	for _, r := range []string{"ok", "denied", "shown", "searched", "recorded", "started", "refused"} {
+		if got := auditResult("da", r); got == r && r != "ok" {
+			t.Errorf("audit result %q shown untranslated", r)
+		}
+	}
+	for in, want := range map[string]string{
+		"this address: 6 failed logins; next attempt in 1m4s":                             "denne adresse: 6 mislykkede login; næste forsøg om 1 minut og 4 sekunder",
+		"this user name: 11 failed logins; next attempt in 5m0s":                          "dette brugernavn: 11 mislykkede login; næste forsøg om 5 minutter",
+		"all addresses together: more than 5 login attempts a second; next attempt in 1s": "alle adresser tilsammen: mere end 5 loginforsøg i sekundet; næste forsøg om 1 sekund",
+		"21 wrong API tokens from this address; next attempt in 15m0s":                    "21 forkerte API-nøgler fra denne adresse; næste forsøg om 15 minutter",
+		adapters.ErrUnknownInput.Error():                                                  "ingen afvist fil med det id (en anden har måske håndteret den)",
+		"wrong password":                                                                  "forkert adgangskode",
+		// A person's own reason is shown as written.
+		"the family called": "the family called",
+	} {
+		if got := auditReason("da", in); got != want {
+			t.Errorf("reason %q in Danish: %q, want %q", in, got, want)
+		}
+	}
+	if got := auditReason("da", adapters.ErrAnswered.Error()); !strings.HasPrefix(got, "afsenderen har allerede fået svar") {
+		t.Errorf("put-back refused as answered, in Danish: %q", got)
+	}
+	// The login page says a throttle's wait in words, too.
+	if got := tr("da", "login.throttled", waitWords("da", 2*time.Second)); got != "For mange mislykkede forsøg. Prøv igen om 2 sekunder." {
+		t.Errorf("login throttled in Danish: %q", got)
+	}
+	if got := waitWords("en", 64*time.Second); got != "1 minute and 4 seconds" {
+		t.Errorf("wait in English: %q", got)
 	}
 }
