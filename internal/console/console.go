@@ -283,7 +283,10 @@ func (c *Console) routes() http.Handler {
 	mux.Handle("POST /console/meetings/{id}/move", c.page(c.meetingMove, coord...))
 	mux.Handle("POST /console/meetings/{id}/agenda", c.page(c.agenda, coord...))
 	mux.Handle("GET /console/kpi", c.page(c.kpi, httpapi.RoleCoordinator, httpapi.RoleOperations))
-	mux.Handle("GET /console/rejected", c.page(c.rejected, coord...))
+	// Operations answers the SamhubInputRejected alert: it sees the list,
+	// as GET /api/v1/rejected lets it; putting a file back stays the
+	// coordinator's.
+	mux.Handle("GET /console/rejected", c.page(c.rejected, httpapi.RoleCoordinator, httpapi.RoleOperations))
 	mux.Handle("POST /console/rejected", c.page(c.putBack, coord...))
 	mux.Handle("/console/", c.page(func(w http.ResponseWriter, r *http.Request, _ *session) { c.fail(w, r, http.StatusNotFound) }, any...))
 	// Browsers' Sec-Fetch-Site/Origin headers refuse cross-site form posts
@@ -394,6 +397,7 @@ func (c *Console) nav(ses *session, current string) []navItem {
 		}
 	case httpapi.RoleOperations:
 		add("/console/overview", "nav.overview")
+		add("/console/rejected", "nav.rejected")
 		if council {
 			add("/console/kpi", "nav.kpi")
 		}

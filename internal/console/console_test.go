@@ -332,7 +332,7 @@ func TestPagesCheckTheRoleOnTheServer(t *testing.T) {
 		{"GET", "/console/search", map[string]int{"coordinator": ok}},
 		{"GET", "/console/consents", map[string]int{"coordinator": ok}},
 		{"GET", "/console/audit", map[string]int{"auditor": ok}},
-		{"GET", "/console/rejected", map[string]int{"coordinator": ok}},
+		{"GET", "/console/rejected", map[string]int{"coordinator": ok, "operations": ok}},
 		{"POST", "/console/rejected", map[string]int{"coordinator": http.StatusSeeOther}},
 		{"POST", "/console/queue", map[string]int{"coordinator": http.StatusSeeOther}},
 		{"POST", "/console/letters/no-such-letter/content", map[string]int{"coordinator": http.StatusNotFound}},

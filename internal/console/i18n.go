@@ -82,6 +82,7 @@ var messages = map[string][2]string{
 	"nav.rejected":              {"Rejected files", "Afviste filer"},
 	"r.title":                   {"Rejected files", "Afviste filer"},
 	"r.help":                    {"Files the MedCom drop folder could not accept, newest first, with the reason. If a good letter was refused (for example taken before its writer had finished, or refused by a limit that has since been raised), put it back: the hub reads it again as if it had just arrived. A file whose sender already got an acknowledgement cannot be put back: ask the sender to send the letter again. Putting back needs a reason and is recorded in the audit log.", "Filer, som MedCom-mappen ikke kunne modtage, nyeste først, med årsagen. Er et godt brev blevet afvist (fx taget, før afsenderen var færdig med at skrive det, eller afvist af en grænse, der siden er hævet), så læg det tilbage: hubben læser det igen, som var det lige ankommet. En fil, hvis afsender allerede har fået en kvittering, kan ikke lægges tilbage: bed afsenderen sende brevet igen. At lægge tilbage kræver en begrundelse og skrives i revisionsloggen."},
+	"r.readonly":                {"Only a coordinator can put a file back: tell the coordinator which file, and why.", "Kun en koordinator kan lægge en fil tilbage: fortæl koordinatoren, hvilken fil det drejer sig om, og hvorfor."},
 	"r.empty":                   {"No rejected files.", "Ingen afviste filer."},
 	"r.file":                    {"File", "Fil"},
 	"r.bytes":                   {"bytes", "byte"},

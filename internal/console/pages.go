@@ -100,6 +100,9 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request, ses *session)
 
 type rejectedPage struct {
 	Entries []pipeline.Rejected
+	// CanPutBack: the coordinator's page has the checkboxes and the form;
+	// operations' lists the files only.
+	CanPutBack bool
 }
 
 func (c *Console) rejected(w http.ResponseWriter, r *http.Request, ses *session) {
@@ -108,7 +111,7 @@ func (c *Console) rejected(w http.ResponseWriter, r *http.Request, ses *session)
 		c.internal(w, r, "rejected list", err)
 		return
 	}
-	c.render(w, r, ses, http.StatusOK, "rejected", rejectedPage{Entries: list})
+	c.render(w, r, ses, http.StatusOK, "rejected", rejectedPage{Entries: list, CanPutBack: ses.role == httpapi.RoleCoordinator})
 }
 
 // putBack gives the selected rejected files back to their source; each is

@@ -1,6 +1,7 @@
 package console_test
 
 import (
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -54,6 +55,21 @@ func TestPutBackFromTheConsoleIsAudited(t *testing.T) {
 	}
 	if strings.Contains(page, fixtureCPR) {
 		t.Error("the page shows a CPR number")
+	}
+	// Operations answers the alert: it sees the files and why (as the API
+	// shows them to it), but cannot put one back.
+	oc, ocsrf := login(t, h, "drift", hubtest.OperationsPassword)
+	st, page := get(t, oc, h.BaseURL+"/console/rejected")
+	if st != http.StatusOK {
+		t.Fatalf("operations on the rejected files: %d", st)
+	}
+	mustContain(t, "rejected files for operations", page, `href="/console/rejected"`, "early.xml", "invalid.xml", "Not well-formed XML or JSON",
+		"Only a coordinator can put a file back")
+	if strings.Contains(page, `name="file"`) || strings.Contains(page, `id="put-back"`) || strings.Contains(page, fixtureCPR) {
+		t.Error("operations' page offers putting back, or shows a CPR number")
+	}
+	if st, _, _ := post(t, oc, h.BaseURL+"/console/rejected", url.Values{"csrf": {ocsrf}, "file": {"medcom/early.xml"}, "reason": {"try"}}); st != http.StatusForbidden {
+		t.Errorf("operations put a file back: %d", st)
 	}
 	// Without a reason nothing happens.
 	post(t, c, h.BaseURL+"/console/rejected", url.Values{"csrf": {csrf}, "file": {"medcom/early.xml"}})
