@@ -25,6 +25,7 @@ import (
 const (
 	defaultQueueSize = 50
 	previewFirst     = 10
+	maxQueuePage     = 1 << 20
 )
 
 var (
@@ -76,7 +77,9 @@ func (c *Console) readQueueForm(q url.Values) (queueForm, retryq.Filter, []strin
 		f.UpTo, rf.UpTo = n, n
 	}
 	if n, err := strconv.Atoi(q.Get("page")); err == nil && n > 1 {
-		f.Page = n
+		// Bounded so the offset cannot overflow: a page past the end
+		// says so, where page 9223372036854775807 showed "Showing -99–-99".
+		f.Page = min(n, maxQueuePage)
 	}
 	if n, err := strconv.Atoi(q.Get("size")); err == nil && n >= 10 && n <= 500 {
 		f.Size = n

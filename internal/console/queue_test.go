@@ -58,6 +58,11 @@ func TestBulkReplayFromTheConsole(t *testing.T) {
 	blocker := heldPair(t, h)
 	h.ParkCopies(blocker, "casefile", "case_closed", 120)
 	c, csrf := login(t, h, "koordinator", hubtest.CoordinatorPassword)
+	// A page number far past the end says so, whatever its size.
+	_, page := get(t, c, h.BaseURL+"/console/queue?page=9223372036854775807")
+	if !strings.Contains(page, "This page is past the end of the list.") || strings.Contains(page, "Showing -") {
+		t.Error("a huge page number is not past the end")
+	}
 
 	form := previewForm(t, c, h, "destination=casefile&code=case_closed")
 	if form.Get("csrf") != csrf || form.Get("destination") != "casefile" || form.Get("code") != "case_closed" {
@@ -74,7 +79,6 @@ func TestBulkReplayFromTheConsole(t *testing.T) {
 	if st1 != http.StatusSeeOther || st2 != http.StatusSeeOther || loc1 != loc2 || !strings.HasPrefix(loc1, "/console/queue/replays/") {
 		t.Fatalf("the form sent twice: %d %q, %d %q", st1, loc1, st2, loc2)
 	}
-	var page string
 	h.Eventually("the replay done", func() bool {
 		_, page = get(t, c, h.BaseURL+loc1)
 		return strings.Contains(page, `class="state-done"`)

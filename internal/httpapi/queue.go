@@ -27,6 +27,9 @@ import (
 const (
 	defaultPageSize = 500
 	maxPageSize     = 5000
+	// maxPage bounds a page number so its offset cannot overflow (page
+	// 9223372036854775807 answered page 1's entries as page -…).
+	maxPage = 1 << 20
 	// previewSize is how many entries a bulk replay's preview shows.
 	previewSize = 10
 )
@@ -124,8 +127,8 @@ func (p PageSpec) window() (retryq.Window, error) {
 		w.After = n
 		return w, nil
 	}
-	if p.Page < 0 {
-		return w, &badParam{"page", "must be 1 or more"}
+	if p.Page < 0 || p.Page > maxPage {
+		return w, &badParam{"page", fmt.Sprintf("must be between 1 and %d", maxPage)}
 	}
 	w.Offset = max(p.Page-1, 0) * w.Size
 	return w, nil

@@ -121,15 +121,16 @@ func TestQueuePagesAndFilters(t *testing.T) {
 	}
 
 	for q, want := range map[string]string{
-		"pageSize=0":             "pageSize: must be between 1 and 5000",
-		"pageSize=5001":          "pageSize: must be between 1 and 5000",
-		"page=x":                 "page: must be a whole number",
-		"parkedBefore=monday":    "parkedBefore: must be a time",
-		"patient=2509479989":     "patient: never in a URL",
-		"cursor=abc":             "cursor: must be the next cursor",
-		"page=3&cursor=12":       "cursor: give page or cursor, not both",
-		"upTo=-1":                "upTo: must be a positive sequence number",
-		"thread=a&threadToken=b": "thread: give thread or threadToken",
+		"pageSize=0":               "pageSize: must be between 1 and 5000",
+		"pageSize=5001":            "pageSize: must be between 1 and 5000",
+		"page=x":                   "page: must be a whole number",
+		"page=9223372036854775807": "page: must be between 1 and 1048576",
+		"parkedBefore=monday":      "parkedBefore: must be a time",
+		"patient=2509479989":       "patient: never in a URL",
+		"cursor=abc":               "cursor: must be the next cursor",
+		"page=3&cursor=12":         "cursor: give page or cursor, not both",
+		"upTo=-1":                  "upTo: must be a positive sequence number",
+		"thread=a&threadToken=b":   "thread: give thread or threadToken",
 	} {
 		st, b := call(t, h, hubtest.CoordinatorToken, "GET", "/api/v1/queue?"+q, nil)
 		if st != 400 || !strings.Contains(string(b), want) {
