@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -35,11 +36,19 @@ type Log struct{ js jetstream.JetStream }
 
 func New(js jetstream.JetStream) *Log { return &Log{js: js} }
 
+// MaxReason bounds a record's reason, in characters. The console's forms
+// take 500; a longer one (a form posted by hand, an API body) is cut, so
+// that one record cannot swell the auditor's page by megabytes.
+const MaxReason = 1000
+
 // Append stores r durably; an action whose audit record cannot be stored
 // must not happen, so callers check the error before acting.
 func (l *Log) Append(ctx context.Context, r Record) error {
 	if r.At.IsZero() {
 		r.At = time.Now().UTC()
+	}
+	if utf8.RuneCountInString(r.Reason) > MaxReason {
+		r.Reason = string([]rune(r.Reason)[:MaxReason]) + " […]"
 	}
 	if r.Actor == "" || r.Action == "" {
 		return errors.New("audit: actor and action are required")
