@@ -12,6 +12,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"embed"
+	"errors"
 	"fmt"
 	"html/template"
 	"io/fs"
@@ -329,7 +330,13 @@ func (c *Console) page(h pageFunc, roles ...string) http.Handler {
 		}
 		if r.Method == http.MethodPost {
 			r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
-			if err := r.ParseForm(); err != nil || subtle.ConstantTimeCompare([]byte(r.PostForm.Get("csrf")), []byte(ses.csrf)) != 1 {
+			err := r.ParseForm()
+			if tooLarge := (*http.MaxBytesError)(nil); errors.As(err, &tooLarge) {
+				// Not an expired form: say what is wrong with it.
+				c.render(w, r, ses, http.StatusRequestEntityTooLarge, "error", errorPage{Message: tr(c.lang, "form.toolarge")})
+				return
+			}
+			if err != nil || subtle.ConstantTimeCompare([]byte(r.PostForm.Get("csrf")), []byte(ses.csrf)) != 1 {
 				c.render(w, r, ses, http.StatusForbidden, "error", errorPage{Message: tr(c.lang, "form.expired")})
 				return
 			}

@@ -393,6 +393,12 @@ func TestFormsNeedTheSessionsCSRFToken(t *testing.T) {
 			t.Errorf("%s CSRF token: %d", name, st)
 		}
 	}
+	// A form too large for the hub says so, not that it expired.
+	huge := form(csrf)
+	huge.Set("reason", strings.Repeat("x", 1<<20))
+	if st, body, _ := post(t, c, h.BaseURL+"/console/queue", huge); st != http.StatusRequestEntityTooLarge || !strings.Contains(body, "a reason takes at most 500 characters") {
+		t.Errorf("a form of more than 1 MiB: %d", st)
+	}
 	// A token from another user's session is no good either.
 	_, other := login(t, h, "koordinator", hubtest.CoordinatorPassword)
 	if st, _, _ := post(t, c, h.BaseURL+"/console/queue", form(other)); st != http.StatusForbidden {

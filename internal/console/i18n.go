@@ -33,6 +33,7 @@ var messages = map[string][2]string{
 	"login.throttled":           {"Too many failed attempts. Try again in %s.", "For mange mislykkede forsøg. Prøv igen om %s."},
 	"login.expired":             {"The login form expired. Please try again.", "Login-formularen er udløbet. Prøv igen."},
 	"form.expired":              {"The form expired or did not come from this console. Reload the page and try again.", "Formularen er udløbet eller kom ikke fra denne konsol. Genindlæs siden, og prøv igen."},
+	"form.toolarge":             {"The form is too large: a reason takes at most 500 characters. Go back, shorten it and try again.", "Formularen er for stor: en begrundelse må højst være på 500 tegn. Gå tilbage, gør den kortere, og prøv igen."},
 	"err.forbidden":             {"Your role may not see this page.", "Din rolle må ikke se denne side."},
 	"err.forbidden.do":          {"If you need it, ask the hub's administrator for the right role.", "Hvis du har brug for den, så bed hubbens administrator om den rigtige rolle."},
 	"err.notfound":              {"There is no such page or letter.", "Siden eller brevet findes ikke."},
