@@ -301,6 +301,12 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Cache-Control", "no-store")
+	if c.secure(r) {
+		// Served over TLS (or behind a TLS proxy, secure_cookies): the
+		// browser keeps to HTTPS for a year, so no later visit can be
+		// downgraded to plaintext on the way.
+		h.Set("Strict-Transport-Security", "max-age=31536000")
+	}
 	c.handler.ServeHTTP(w, r)
 }
 

@@ -305,6 +305,9 @@ func TestSessionCookieFlags(t *testing.T) {
 			if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") {
 				t.Errorf("CSP %q", csp)
 			}
+			if hsts := resp.Header.Get("Strict-Transport-Security"); (hsts != "") != secure {
+				t.Errorf("Strict-Transport-Security %q with secure cookies %v: want it exactly when secure", hsts, secure)
+			}
 		})
 	}
 }
