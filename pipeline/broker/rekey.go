@@ -21,8 +21,8 @@ import (
 // nats-server can rewrap a store in place (JetStreamOldKey), but v2.15.3
 // does not finish it: a stream that never held a message cannot be opened
 // under the new key, and no durable consumer is carried over (its
-// conversion handles a change of cipher, not of key), so each
-// destination would lose its place in the letter stream. Rekey instead
+// conversion handles a change of cipher, not of key): the server cannot
+// open a destination's place in the letter stream. Rekey instead
 // copies every stream, consumers included, through JetStream's own
 // snapshot and restore: from a server on the old store and key into a
 // server on a new store and key, both in this process, chunk by chunk in

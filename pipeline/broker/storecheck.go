@@ -13,10 +13,11 @@ import (
 // checkStoreOpened refuses a store whose streams or durable consumers the
 // server left closed. nats-server skips, with a warning, what its key
 // cannot decrypt (a wrong key_file, or a store rekeyed by `samhub store
-// rekey` opened with the old key). The hub would then create the stream
-// again, empty, over the directory that holds its letters, or a
-// destination's consumer from the stream's start, sending every letter
-// again: so the start stops here, naming them, before anything is written.
+// rekey` opened with the old key). The hub's start then failed on creating
+// the stream with the server's "error creating store for stream", which
+// names neither the key nor the stream, or went on without a consumer the
+// server had skipped: so the start stops here, naming them, before
+// anything is written.
 func checkStoreOpened(srv *server.Server, storeDir string) error {
 	onDisk, err := storedFiles(storeDir)
 	if err != nil || len(onDisk) == 0 {
