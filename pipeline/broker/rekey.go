@@ -14,6 +14,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	secrets "github.com/samhub/samhub/internal/secret"
 )
 
 // Rekeying the embedded store.
@@ -61,7 +63,7 @@ func Rekey(ctx context.Context, e EmbeddedOptions, newKeyFile string, log *slog.
 	} else if len(streams) == 0 {
 		return nil, fmt.Errorf("nats.embedded.store_dir %s holds no streams: nothing to rekey", e.StoreDir)
 	}
-	if k, err := readSecret(newKeyFile); err != nil {
+	if k, err := secrets.Read(newKeyFile, ""); err != nil {
 		return nil, fmt.Errorf("new key: %w", err)
 	} else if k == "" {
 		return nil, fmt.Errorf("new key: %s is empty", newKeyFile)
@@ -111,21 +113,6 @@ func Rekey(ctx context.Context, e EmbeddedOptions, newKeyFile string, log *slog.
 		d.Close()
 	}
 	return res, nil
-}
-
-func readSecret(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", err
-	}
-	return string(trimSpace(b)), nil
-}
-
-func trimSpace(b []byte) []byte {
-	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r' || b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
-		b = b[:len(b)-1]
-	}
-	return b
 }
 
 // copyStreams snapshots every stream of src and restores it into dst, then

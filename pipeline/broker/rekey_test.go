@@ -207,3 +207,46 @@ func TestAConsumerTheServerCannotOpenStopsTheStart(t *testing.T) {
 		t.Fatalf("start with a consumer the server skipped: %v; want a refusal naming it", err)
 	}
 }
+
+// A rekey that cannot be done leaves the store as it was: an empty new
+// key, an unreadable one, a directory holding no store.
+func TestARefusedRekeyLeavesTheStore(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	base := t.TempDir()
+	store := filepath.Join(base, "nats")
+	key := writeKey(t, base, "old.key", "the-old-key-of-some-length")
+	emb, js, err := startStore(t, store, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "LETTERS", Subjects: []string{"letters.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(ctx, "letters.a", []byte("one")); err != nil {
+		t.Fatal(err)
+	}
+	stop(emb)
+	log := slog.New(slog.DiscardHandler)
+	for name, c := range map[string]struct{ store, newKey, want string }{
+		"empty new key":   {store, writeKey(t, base, "empty.key", ""), "is empty"},
+		"missing new key": {store, filepath.Join(base, "nope.key"), "new key"},
+		"no store":        {filepath.Join(base, "elsewhere"), key, "holds no streams"},
+	} {
+		if _, err := broker.Rekey(ctx, broker.EmbeddedOptions{StoreDir: c.store, KeyFile: key}, c.newKey, log); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want an error saying %q", name, err, c.want)
+		}
+	}
+	if _, err := os.Stat(store + ".rekey"); !os.IsNotExist(err) {
+		t.Errorf("a refused rekey left %s.rekey: %v", store, err)
+	}
+	_, js, err = startStore(t, store, key)
+	if err != nil {
+		t.Fatalf("the old key no longer opens the store: %v", err)
+	}
+	if st, err := js.Stream(ctx, "LETTERS"); err != nil {
+		t.Fatal(err)
+	} else if m, err := st.GetMsg(ctx, 1); err != nil || string(m.Data) != "one" {
+		t.Errorf("the letter after refused rekeys: %v", err)
+	}
+}
