@@ -11,9 +11,9 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
-	"golang.org/x/text/encoding/charmap"
 
 	"github.com/samhub/samhub/adapters/body"
+	"github.com/samhub/samhub/adapters/medcom/xmlsafe"
 	"github.com/samhub/samhub/pipeline/letter"
 )
 
@@ -634,26 +634,20 @@ func foldTextFiles(l *letter.Letter) *letter.Letter {
 }
 
 // plainText is a text/plain file's words in UTF-8, when its charset is
-// UTF-8 (or ASCII, or unnamed and the bytes are UTF-8), Latin-1 or
-// windows-1252.
+// one the MedCom reader takes (xmlsafe.CharsetOf: UTF-8 or unnamed with
+// UTF-8 bytes, US-ASCII, Latin-1, Latin-9, windows-1252).
 func plainText(a letter.Attachment) (string, bool) {
 	ct, params, err := mime.ParseMediaType(a.ContentType)
 	if err != nil || ct != "text/plain" || a.Data == nil {
 		return "", false
 	}
-	var cm *charmap.Charmap
-	switch strings.ToLower(params["charset"]) {
-	case "", "utf-8", "utf8", "us-ascii":
-		if !utf8.Valid(a.Data) {
-			return "", false
-		}
-		return string(a.Data), true
-	case "iso-8859-1", "latin1":
-		cm = charmap.ISO8859_1
-	case "windows-1252", "cp1252":
-		cm = charmap.Windows1252
-	default:
+	cs := params["charset"]
+	cm, known := xmlsafe.CharsetOf(cs)
+	switch {
+	case cs != "" && !known:
 		return "", false
+	case cm == nil:
+		return string(a.Data), utf8.Valid(a.Data)
 	}
 	b, err := cm.NewDecoder().Bytes(a.Data)
 	return string(b), err == nil

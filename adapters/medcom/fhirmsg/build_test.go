@@ -351,6 +351,7 @@ func TestPlainTextFilesTravelAsText(t *testing.T) {
 	}{
 		"beside the text":           {"Se notatet.", []letter.Attachment{letter.NewAttachment("notat.txt", "text/plain; charset=utf-8", []byte("Patienten er udskrevet.\n")), pdf}, "Se notatet.\n\nnotat.txt:\nPatienten er udskrevet."},
 		"as the only text, Latin-1": {"", []letter.Attachment{letter.NewAttachment("notat.txt", "text/plain; charset=ISO-8859-1", []byte("Udskrevet i g\xe5r.")), pdf}, "Udskrevet i går."},
+		"Latin-9":                   {"", []letter.Attachment{letter.NewAttachment("notat.txt", "text/plain; charset=ISO-8859-15", []byte("Gebyr 5 \xa4.")), pdf}, "Gebyr 5 €."},
 		"repeating the text":        {"Udskrevet.", []letter.Attachment{letter.NewAttachment("Udskrivningsnotat", "text/plain", []byte(" Udskrevet. ")), pdf}, "Udskrevet."},
 	} {
 		t.Run(name, func(t *testing.T) {

@@ -192,16 +192,17 @@ func legacyCharset(data []byte) *charmap.Charmap {
 	if end < 0 {
 		return nil
 	}
-	cm, _ := charsetOf(procInstParam("encoding", string(data[5:end])))
+	cm, _ := CharsetOf(procInstParam("encoding", string(data[5:end])))
 	return cm
 }
 
-// charsetOf is the charmap of an XML declaration's encoding label: nil
+// CharsetOf is the charmap of a charset label (an XML declaration's, or a
+// MIME part's charset parameter): nil
 // for UTF-8 and for US-ASCII (UTF-8's first half; checkLabel refuses a
 // byte beyond it), known false for a charset the reader does not take.
 // The one-byte charsets are those Danish systems declare: Latin-1, its
 // windows-1252 superset and Latin-9 (ISO-8859-15, with €).
-func charsetOf(label string) (cm *charmap.Charmap, known bool) {
+func CharsetOf(label string) (cm *charmap.Charmap, known bool) {
 	switch strings.ToLower(strings.TrimSpace(label)) {
 	case "utf-8", "utf8", "us-ascii", "ascii", "iso646-us":
 		return nil, true
@@ -252,7 +253,7 @@ func stripBOM(data []byte) ([]byte, error) {
 // label tables (x/net/html/charset) map iso-8859-1 to windows-1252, so the
 // exact charmaps are chosen here by hand.
 func charsetReader(label string, in io.Reader) (io.Reader, error) {
-	cm, ok := charsetOf(label)
+	cm, ok := CharsetOf(label)
 	switch {
 	case !ok:
 		return nil, errCharset
@@ -493,7 +494,7 @@ func checkLabel(data []byte) error {
 	if m == nil {
 		return nil
 	}
-	cm, known := charsetOf(string(m[1]))
+	cm, known := CharsetOf(string(m[1]))
 	if !known {
 		return nil
 	}
