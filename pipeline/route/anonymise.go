@@ -72,7 +72,7 @@ func Anonymise(l *letter.Letter, secret []byte) *letter.Letter {
 	// names none of them (nor does it go to them). The addressees (To) are
 	// the forum's, whom the sink must still reach.
 	c.Sender = anonymousParty(l.Sender)
-	c.Receivers, c.To = anonymousParties(l.Receivers), partiesWithoutCPR(l.To)
+	c.Receivers, c.To = eachParty(l.Receivers, anonymousParty), eachParty(l.To, withoutCPR)
 	c.Attachments = nil
 	c.Original = letter.Original{ContentType: "text/plain; charset=utf-8", Data: []byte(c.Text)}
 	c.Original.SHA256 = letter.Digest(c.Original.Data)
@@ -97,29 +97,19 @@ func anonymousParty(p letter.Party) letter.Party {
 	return withoutCPR(p)
 }
 
-func anonymousParties(ps []letter.Party) []letter.Party {
-	if ps == nil {
-		return nil
-	}
-	out := make([]letter.Party, len(ps))
-	for i, p := range ps {
-		out[i] = anonymousParty(p)
-	}
-	return out
-}
-
 func withoutCPR(p letter.Party) letter.Party {
 	p.CPR = ""
 	return p
 }
 
-func partiesWithoutCPR(ps []letter.Party) []letter.Party {
+// eachParty is ps with f applied to each, nil for nil.
+func eachParty(ps []letter.Party, f func(letter.Party) letter.Party) []letter.Party {
 	if ps == nil {
 		return nil
 	}
 	out := make([]letter.Party, len(ps))
 	for i, p := range ps {
-		out[i] = withoutCPR(p)
+		out[i] = f(p)
 	}
 	return out
 }
