@@ -205,6 +205,13 @@ type StoredLetters interface {
 	// (BatchPublisher), nil when it stored none, and ErrNotFound when the
 	// hub holds no letter letterID from source.
 	Checkpoint(ctx context.Context, source, letterID string) ([]byte, error)
+	// Original returns the original bytes of letter letterID from source
+	// as the hub stored them: inline when small, else opened from the
+	// hub's blob store on each Open, so a large original is read as a
+	// stream and never held whole. ErrNotFound (wrapped) when the hub no
+	// longer holds the letter or its original, from this call or from
+	// Open; any other error may pass (the store did not answer).
+	Original(ctx context.Context, source, letterID string) (letter.Original, error)
 }
 
 // StateStore is durable key/value state an adapter keeps across restarts and

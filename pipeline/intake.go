@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"sync/atomic"
@@ -407,6 +408,61 @@ func (s checkpoints) Checkpoint(ctx context.Context, source, letterID string) ([
 		err = adapters.ErrNotFound
 	}
 	return cp, err
+}
+
+// Original reads the stored letter for its original. The letter's record
+// is bounded by the stream's message size; a large original is in the
+// blob store and opens from there on each Open, read as it is consumed.
+// What cannot come back is ErrNotFound: a letter past retention, an
+// original gone from the blob store (collected) or damaged there, a
+// record that no longer decodes. Trouble reaching the stores is not.
+func (s checkpoints) Original(ctx context.Context, source, letterID string) (letter.Original, error) {
+	raw, err := s.h.letters.GetLastMsgForSubject(ctx, broker.InSubject(source, letterID))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return letter.Original{}, adapters.ErrNotFound
+	}
+	if err != nil {
+		return letter.Original{}, err
+	}
+	l, err := letter.Unmarshal(raw.Data)
+	if err != nil {
+		return letter.Original{}, fmt.Errorf("%w: the stored letter at %d does not decode: %w", adapters.ErrNotFound, raw.Sequence, err)
+	}
+	o := l.Original
+	switch {
+	case o.Inline():
+		return o, nil
+	case o.Ref == "":
+		return letter.Original{}, fmt.Errorf("%w: the stored letter keeps no original", adapters.ErrNotFound)
+	}
+	open := s.h.blobs.Opener(o.Ref)
+	return o.WithOpener(func(ctx context.Context) (io.ReadCloser, error) {
+		r, err := open(ctx)
+		if err != nil {
+			return nil, goneAsNotFound(err)
+		}
+		return goneReader{r}, nil
+	}), nil
+}
+
+// goneReader reads a blob, its missing or damaged bytes ErrNotFound.
+type goneReader struct{ io.ReadCloser }
+
+func (r goneReader) Read(p []byte) (int, error) {
+	n, err := r.ReadCloser.Read(p)
+	if err != nil && err != io.EOF {
+		err = goneAsNotFound(err)
+	}
+	return n, err
+}
+
+// goneAsNotFound marks a blob read that will never succeed (the blob is
+// missing or its bytes do not match its name) as ErrNotFound.
+func goneAsNotFound(err error) error {
+	if errors.Is(err, blobs.ErrMissing) || errors.Is(err, blobs.ErrCorrupt) {
+		return fmt.Errorf("%w: %w", adapters.ErrNotFound, err)
+	}
+	return err
 }
 
 // refusedAsStored recognises the stream refusing a letter because its

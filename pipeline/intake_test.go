@@ -1,6 +1,7 @@
 package pipeline_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"github.com/samhub/samhub/adapters"
 	"github.com/samhub/samhub/internal/config"
 	"github.com/samhub/samhub/pipeline"
+	"github.com/samhub/samhub/pipeline/blobs"
 	"github.com/samhub/samhub/pipeline/broker"
 	"github.com/samhub/samhub/pipeline/letter"
 )
@@ -203,5 +205,74 @@ func TestBatchFailureHoldsItsThread(t *testing.T) {
 	}
 	if class, _, _ := adapters.Classify(rs[1].Err); class != adapters.ClassRetryable {
 		t.Errorf("the held letter: %v", rs[1].Err)
+	}
+}
+
+// StoredLetters.Original gives a stored letter's original as received: a
+// small one inline, a large one opened from the blob store as it is read.
+// A letter never stored, or an original whose blob is gone (collected
+// past retention), is ErrNotFound: the reply it was wanted for goes out
+// without it.
+func TestStoredLettersGiveTheOriginal(t *testing.T) {
+	var name string
+	e := newEnvWith(t, func(cfg *config.Config, n int) {
+		name = fmt.Sprintf("orig%d", n)
+		cfg.Adapters[name] = map[string]any{"type": "test-idle"}
+		cfg.Pipeline.InlineMaxBytes = "256KiB"
+	})
+	idleMu.Lock()
+	stored := idleSrc[name].deps.Letters
+	idleMu.Unlock()
+	ctx := context.Background()
+	pub := e.hub.Publisher(name)
+
+	small := mkLetter("O1", letter.KindReferral, "")
+	large := mkLetter("O2", letter.KindReferral, "")
+	big := bytes.Repeat([]byte("<segment>Bruno Test Elmer</segment>\n"), 20000) // 740 KB
+	large.Original = letter.Original{Data: big, ContentType: "application/fhir+xml"}
+	for _, l := range []*letter.Letter{small, large} {
+		if err := pub.Publish(ctx, l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	o, err := stored.Original(ctx, name, "O1")
+	if err != nil || !o.Inline() || string(o.Data) != "<letter/>" {
+		t.Fatalf("small original: %q inline %v, %v", o.Data, o.Inline(), err)
+	}
+	o, err = stored.Original(ctx, name, "O2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Inline() || o.Ref == "" || o.Len() != int64(len(big)) {
+		t.Fatalf("large original: inline %v, ref %q, %d bytes; want it in the blob store", o.Inline(), o.Ref, o.Len())
+	}
+	got, err := letter.ReadAll(ctx, o.Open)
+	if err != nil || !bytes.Equal(got, big) {
+		t.Fatalf("large original read back: %d bytes, %v", len(got), err)
+	}
+	if _, err := stored.Original(ctx, name, "NOPE"); !errors.Is(err, adapters.ErrNotFound) {
+		t.Errorf("a letter never stored: %v, want ErrNotFound", err)
+	}
+	if _, err := stored.Original(ctx, "another", "O1"); !errors.Is(err, adapters.ErrNotFound) {
+		t.Errorf("a letter of another source: %v, want ErrNotFound", err)
+	}
+
+	eventually(t, "both letters delivered", func() bool { return e.muni.count("O1") == 1 && e.muni.count("O2") == 1 })
+	bs, err := blobs.New(ctx, e.b.JS, blobs.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bs.Delete(ctx, blobs.NameOf(o.Ref)); err != nil {
+		t.Fatal(err)
+	}
+	o, err = stored.Original(ctx, name, "O2")
+	if err == nil {
+		_, err = letter.ReadAll(ctx, o.Open)
+	}
+	if !errors.Is(err, adapters.ErrNotFound) {
+		t.Errorf("an original whose blob is gone: %v, want ErrNotFound", err)
+	}
+	if err != nil && strings.Contains(err.Error(), "Bruno") {
+		t.Errorf("the error quotes the original: %v", err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -170,6 +171,40 @@ func newEnv(t *testing.T) *env {
 type hubLetters struct {
 	mu  sync.Mutex
 	pub *recPub
+	// gone: letters past the hub's retention (Original answers
+	// ErrNotFound); down: the store does not answer Original.
+	gone map[string]bool
+	down error
+	// stored holds originals as the hub's blob store keeps them, for
+	// letters whose original the publisher got as a reader over an
+	// input file that is closed after its round; opened, not inline.
+	stored map[string][]byte
+}
+
+// Original is the original of a letter the publisher stored, as the hub
+// keeps it; opened (not inline) when it was given as something to open.
+func (h *hubLetters) Original(_ context.Context, source, id string) (letter.Original, error) {
+	h.mu.Lock()
+	p, gone, down, stored := h.pub, h.gone[id], h.down, h.stored[id]
+	h.mu.Unlock()
+	if down != nil {
+		return letter.Original{}, down
+	}
+	if p == nil || source != "medcom" || gone {
+		return letter.Original{}, adapters.ErrNotFound
+	}
+	if stored != nil {
+		o := letter.Original{Size: int64(len(stored)), SHA256: letter.Digest(stored), Ref: "sha256-" + letter.Digest(stored)}
+		return o.WithOpener(func(context.Context) (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(stored)), nil }), nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, l := range p.letters {
+		if l.ID == id {
+			return l.Original, nil
+		}
+	}
+	return letter.Original{}, adapters.ErrNotFound
 }
 
 func (h *hubLetters) use(p *recPub) {
