@@ -41,6 +41,34 @@ func ParseScanned(d *partscan.Doc, lim xmlsafe.Limits) (*Message, error) {
 	return parse(d.Data, scannedLimits(d, lim), 0, d)
 }
 
+// ParsePrevious reads a message the hub received, from its original in
+// src, as the Previous of a reply (BuildOptions): its segments,
+// Provenances, thread and episode. Attachment data are left in src,
+// neither decoded nor measured, since a reply lists earlier attachments
+// without them; only a VANSEnvelope's message is decoded, as it is
+// scanned. A 100 MB original is read as a stream (twice when enveloped)
+// and never held. Errors are src's when it cannot be read, else the
+// scan's or the parser's.
+func ParsePrevious(src partscan.Source, lim xmlsafe.Limits) (*Message, error) {
+	opt := partscan.Options{MaxValue: int64(lim.MaxAttrLen)}
+	doc, err := partscan.Scan(src, opt)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range doc.Parts {
+		if !p.Envelope {
+			continue
+		}
+		if p.Nested, err = p.Scan(opt); errors.Is(err, partscan.ErrNotBase64) {
+			p.Bad, err = err, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return ParseScanned(doc, lim)
+}
+
 // scannedLimits grants the scanned document the token budget of the whole
 // input it stands for.
 func scannedLimits(d *partscan.Doc, lim xmlsafe.Limits) xmlsafe.Limits {
