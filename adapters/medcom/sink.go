@@ -1,6 +1,7 @@
 package medcom
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -19,6 +20,7 @@ import (
 	"github.com/samhub/samhub/adapters/body"
 	"github.com/samhub/samhub/adapters/medcom/fhirmsg"
 	"github.com/samhub/samhub/adapters/medcom/oioxml"
+	"github.com/samhub/samhub/adapters/medcom/partscan"
 	"github.com/samhub/samhub/internal/failpoint"
 	"github.com/samhub/samhub/pipeline/letter"
 )
@@ -333,6 +335,10 @@ func (a *Adapter) build(ctx context.Context, l *letter.Letter, format string, v,
 				opt.Episode = &fhirmsg.EpisodeOfCare{System: reply.EpisodeSystem, Value: hyphenated(reply.Episode)}
 			}
 			if reply.Format == oioxml.Format {
+				// As the IG's reply to an OIOXML message (Examples page;
+				// Bundle k7bfbc0c, Communication f54efd18): its own segment
+				// only, the XDIS91 letter not made into segments, and the
+				// Provenance's revision entity naming the letter.
 				opt.PreviousHeaderID = reply.HubID // "GLN#letterid", MedCom's OIOXML reference form
 				opt.ThreadID = l.ThreadID
 				if opt.ThreadID == "" || !strings.HasPrefix(opt.ThreadID, "urn:uuid:") {
@@ -340,6 +346,9 @@ func (a *Adapter) build(ctx context.Context, l *letter.Letter, format string, v,
 				}
 			} else {
 				opt.PreviousHeaderID, opt.ThreadID = reply.HeaderID, reply.ThreadID
+				if opt.Previous, err = a.answered(ctx, l, reply); err != nil {
+					return built{}, err
+				}
 			}
 		}
 		data, hid, err := fhirmsg.WriteCareCommunication(a.forFHIR(l), opt)
@@ -395,6 +404,110 @@ func (a *Adapter) repliedTo(ctx context.Context, l *letter.Letter) (*inRecord, e
 		}
 	}
 	return nil, nil
+}
+
+// answered reads the FHIR CareCommunication a reply answers from the
+// original the hub stored, for the reply to carry the thread.
+//
+// MedCom's CareCommunication IG (build.fhir.org/ig/medcomdk/
+// dk-medcom-carecommunication): the Communication profile page, "Content
+// of the message segments", says a reply must include all previous
+// message segments with message text, and earlier attachments by their
+// identifier without their data or url; the Provenance profile page says
+// its previousMessage slice refers to the previous message; the Examples
+// page's flow (2nd and 3rd message) and the test scripts' Provenance
+// count carry one Provenance per message of the thread. The answered
+// message already carries the thread before it, so its segments and
+// Provenances are the thread's: the builder repeats them (attachments
+// without data) and adds ours, whose revision entity names it.
+//
+// nil when the original cannot be had or read (past retention, its blob
+// gone or damaged, not a CareCommunication, another message): the reply
+// then goes out with its own segment and the revision reference, as
+// before, and a log line says so. Only a store that does not answer is
+// an error, retryable as repliedTo's.
+func (a *Adapter) answered(ctx context.Context, l *letter.Letter, rec *inRecord) (*fhirmsg.Message, error) {
+	if a.letters == nil {
+		return nil, nil
+	}
+	id := rec.HubID
+	if id == "" {
+		id = l.InReplyTo
+	}
+	without := func(reason string) (*fhirmsg.Message, error) {
+		a.log.Info("medcom: the reply carries only its own segment; the letter it answers could not be read for the thread's earlier segments",
+			"letter_id", l.ID, "answers", id, "reason", reason)
+		return nil, nil
+	}
+	unavailable := func(err error) (*fhirmsg.Message, error) {
+		return nil, adapters.Retryable("hub_unavailable", "the letter this one answers could not be read from the hub", err)
+	}
+	o, err := a.letters.Original(ctx, a.name, id)
+	switch {
+	case errors.Is(err, adapters.ErrNotFound):
+		return without("not_stored")
+	case err != nil:
+		return unavailable(err)
+	}
+	src := &originalSource{ctx: ctx, o: o}
+	m, err := fhirmsg.ParsePrevious(src, a.lim)
+	switch {
+	case src.err != nil && errors.Is(src.err, adapters.ErrNotFound):
+		return without("not_stored")
+	case src.err != nil:
+		return unavailable(src.err)
+	case err != nil:
+		return without("unreadable")
+	case m.Event != fhirmsg.EventCareCommunication || (rec.HeaderID != "" && m.HeaderID != rec.HeaderID):
+		return without("another_message")
+	}
+	return m, nil
+}
+
+// originalSource is a stored original as a partscan.Source: its bytes
+// when inline, else opened again for each read (a blob is read from its
+// start; what lies before off is skipped). err keeps the first failure
+// of the store, which the scan would report as any other.
+type originalSource struct {
+	ctx context.Context
+	o   letter.Original
+	err error
+}
+
+func (s *originalSource) Open(off int64) (io.ReadCloser, error) {
+	if s.o.Inline() {
+		return partscan.File(bytes.NewReader(s.o.Data), int64(len(s.o.Data))).Open(off)
+	}
+	r, err := s.o.Open(s.ctx)
+	if err != nil {
+		return nil, s.failed(err)
+	}
+	rr := &sourceReader{ReadCloser: r, s: s}
+	if _, err := io.CopyN(io.Discard, rr, off); err != nil {
+		r.Close()
+		return nil, err
+	}
+	return rr, nil
+}
+
+func (s *originalSource) failed(err error) error {
+	if s.err == nil {
+		s.err = err
+	}
+	return err
+}
+
+type sourceReader struct {
+	io.ReadCloser
+	s *originalSource
+}
+
+func (r *sourceReader) Read(p []byte) (int, error) {
+	n, err := r.ReadCloser.Read(p)
+	if err != nil && err != io.EOF {
+		r.s.failed(err)
+	}
+	return n, err
 }
 
 // hyphenated writes a 32-hex episode-of-care id (OIOXML's form) as the
