@@ -47,8 +47,9 @@ func ParseScanned(d *partscan.Doc, lim xmlsafe.Limits) (*Message, error) {
 // neither decoded nor measured, since a reply lists earlier attachments
 // without them; only a VANSEnvelope's message is decoded, as it is
 // scanned. A 100 MB original is read as a stream (twice when enveloped)
-// and never held. Errors are src's when it cannot be read, else the
-// scan's or the parser's.
+// and never held. Not for a forward, which must carry the attachments'
+// data. Errors are src's when it cannot be read, else the scan's or the
+// parser's.
 func ParsePrevious(src partscan.Source, lim xmlsafe.Limits) (*Message, error) {
 	opt := partscan.Options{MaxValue: int64(lim.MaxAttrLen)}
 	doc, err := partscan.Scan(src, opt)
