@@ -42,7 +42,7 @@ func BenchmarkApplyReferral(b *testing.B) {
 	w0 := kvWrites(b, f.js)
 	b.ResetTimer()
 	for i := range b.N {
-		l := f.referral(fmt.Sprintf("R%07d", i), start.Add(time.Duration(i)*time.Second), "2509479989")
+		l := f.referral(fmt.Sprintf("R%07d", i), start.Add(time.Duration(i)*time.Second), "")
 		if err := f.c.Apply(context.Background(), l, uint64(i)); err != nil {
 			b.Fatal(err)
 		}
@@ -58,7 +58,7 @@ func BenchmarkApplyRecommendation(b *testing.B) {
 	start := f.clock.now()
 	const refs = 200
 	for i := range refs {
-		if err := f.c.Apply(context.Background(), f.referral(fmt.Sprintf("R%03d", i), start, "2509479989"), 1); err != nil {
+		if err := f.c.Apply(context.Background(), f.referral(fmt.Sprintf("R%03d", i), start, ""), 1); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -158,7 +158,7 @@ func (f *fixture) fillYear(b *testing.B, n int, stream bool) int {
 	}
 	for i := range n {
 		at := first.Add(span / time.Duration(n) * time.Duration(i))
-		l := f.referral(fmt.Sprintf("Y%05d", i), at, "2509479989")
+		l := f.referral(fmt.Sprintf("Y%05d", i), at, "")
 		l.Text = body
 		rec := &letter.Letter{ID: fmt.Sprintf("YD%05d", i), Kind: letter.KindRecommendation, Source: "casesys", InReplyTo: l.ID,
 			Received: at.Add(30 * 24 * time.Hour).UTC(), Text: body, Original: letter.Original{Data: []byte(body)}}

@@ -79,6 +79,7 @@ func open(t testing.TB, js jetstream.JetStream, cl *testClock, hub *hubSide, o O
 			defer hub.mu.Unlock()
 			if !slices.ContainsFunc(hub.receipts, func(x *letter.Letter) bool { return x.ID == l.ID }) {
 				hub.receipts = append(hub.receipts, l) // the letter stream stores an id once
+				hub.letters[l.ID] = l
 			}
 			return nil
 		},
@@ -124,7 +125,10 @@ var (
 	theCouncil   = letter.Party{Role: letter.RoleMunicipality, Name: "Samrådet for Børn og Unge", GLN: "5790001382445", SOR: "1144561000016002"}
 )
 
-// referral is a GP's referral about test person n (Bruno Test Elmer for 0).
+// referral is a GP's referral about the test person with CPR number cpr
+// (named Bruno Test Elmer whatever the number); with cpr "", about a child
+// the letter names by no number: each such referral is another child (the
+// register tells them apart by thread), for tests that seat many children.
 func (f *fixture) referral(id string, at time.Time, cpr string) *letter.Letter {
 	l := &letter.Letter{ID: id, Kind: letter.KindReferral, Format: "xdis91", Source: "medcom", ThreadID: "episode-" + id, Received: at.UTC(),
 		Sender: practiceAero, Receivers: []letter.Party{theCouncil},
@@ -172,14 +176,14 @@ func TestReferralsTakeTheNextMeetingWithRoomOnce(t *testing.T) {
 	day := func(d int) time.Time { return time.Date(2026, 3, d, 9, 0, 0, 0, cph) }
 	var refs []*letter.Letter
 	for i := range 5 {
-		refs = append(refs, f.referral(fmt.Sprintf("R%d", i+1), day(i+1), "2509479989"))
+		refs = append(refs, f.referral(fmt.Sprintf("R%d", i+1), day(i+1), "")) // five children
 	}
 	for _, l := range refs {
 		f.apply(f.c, l)
 		f.apply(f.c, l) // read again (a redelivery): nothing changes
 	}
 	// After the March meeting: April is full, so May.
-	late := f.referral("R6", time.Date(2026, 3, 10, 14, 0, 0, 0, cph), "2509479989")
+	late := f.referral("R6", time.Date(2026, 3, 10, 14, 0, 0, 0, cph), "")
 	f.apply(f.c, late)
 	want := map[string][]string{"2026-03-10": {"R1", "R2"}, "2026-04-14": {"R3", "R4"}, "2026-05-12": {"R5", "R6"}}
 	if got := f.seats(f.c, 6); fmt.Sprint(got) != fmt.Sprint(want) {
@@ -220,7 +224,7 @@ func TestReferralsReadTogetherArePlacedTogether(t *testing.T) {
 	w0 := writes()
 	var b pending
 	for i := range 10 {
-		if err := f.c.apply(ctx, f.referral(fmt.Sprintf("R%02d", i), f.clock.now(), "2509479989"), uint64(i), &b); err != nil {
+		if err := f.c.apply(ctx, f.referral(fmt.Sprintf("R%02d", i), f.clock.now(), ""), uint64(i), &b); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -238,7 +242,7 @@ func TestReferralsReadTogetherArePlacedTogether(t *testing.T) {
 	}
 	// A letter that follows one of them is applied after them.
 	rec := &letter.Letter{ID: "D1", Kind: letter.KindRecommendation, Source: "casesys", InReplyTo: "R09", Received: f.clock.now().UTC()}
-	f.referral("R10", f.clock.now(), "2509479989")
+	f.referral("R10", f.clock.now(), "")
 	if err := f.c.apply(ctx, f.hub.letters["R10"], 10, &b); err != nil {
 		t.Fatal(err)
 	}
@@ -258,7 +262,7 @@ func TestTwoReplicasSeatEachReferralOnce(t *testing.T) {
 	other, _ := open(t, f.js, f.clock, f.hub, newOptions(func(k *Options) { k.Meetings.Cap = 3 }))
 	var refs []*letter.Letter
 	for i := range 20 {
-		refs = append(refs, f.referral(fmt.Sprintf("R%02d", i), time.Date(2026, 3, 1, 9, i, 0, 0, cph), "2509479989"))
+		refs = append(refs, f.referral(fmt.Sprintf("R%02d", i), time.Date(2026, 3, 1, 9, i, 0, 0, cph), "")) // twenty children
 	}
 	var wg sync.WaitGroup
 	for _, c := range []*Council{f.c, other} {
@@ -439,7 +443,7 @@ func TestCoordinatorAddsAndMovesMeetings(t *testing.T) {
 	ctx := context.Background()
 	// 25 referrals with room for 24 (cap 1, two years): the last waits.
 	for i := range 25 {
-		f.apply(f.c, f.referral(fmt.Sprintf("R%02d", i), f.clock.now().Add(time.Duration(i)*time.Minute), "2509479989"))
+		f.apply(f.c, f.referral(fmt.Sprintf("R%02d", i), f.clock.now().Add(time.Duration(i)*time.Minute), ""))
 	}
 	if r, _ := f.c.reg.referral(tokenOf("R24")); r.Meeting != "" {
 		t.Fatalf("R24 seated at %s; no meeting should have room", r.Meeting)

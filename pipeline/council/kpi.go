@@ -18,13 +18,17 @@ type KPI struct {
 	To         time.Time `json:"to"`
 	Zone       string    `json:"zone"`
 	ComputedAt time.Time `json:"computedAt"`
-	// Referrals arrived in the window.
+	// Referrals arrived in the window: a later referral joined to an open
+	// one of the same child is not counted again (Joined counts those).
 	Referrals int `json:"referrals"`
+	// Joined are the later referrals in the window that joined an open
+	// referral of the same child (a supplement, a second GP).
+	Joined int `json:"joined"`
 	// LeadTime is from a referral to the council's first recommendation,
 	// for recommendations that arrived in the window.
 	LeadTime LeadTime `json:"leadTime"`
 	// PerPractice counts the window's referrals by the referring practice,
-	// most first.
+	// most first; a referral that a second practice joined counts for both.
 	PerPractice []Practice `json:"perPractice"`
 	// Rejections are letters child psychiatry turned a referral down with
 	// (council.rejections); Configured false: no rule, no figure.
@@ -125,15 +129,27 @@ func Figures(refs []Referral, rejections []Rejection, o FigureOptions) KPI {
 		if i, ok := in(r.Received); ok {
 			k.Referrals++
 			k.Months[i].Referrals++
-			id := cmp.Or(r.GP.GLN, r.GP.SOR, r.GP.Name, "unknown")
-			p, ok := practices[id]
-			if !ok {
-				p = &Practice{Org: r.GP}
-				practices[id] = p
-			} else if r.GP.Name != "" {
-				p.Org = r.GP // the newest name a practice used
+			counted := map[string]bool{}
+			for _, gp := range r.referrers() {
+				id := cmp.Or(gp.GLN, gp.SOR, gp.Name, "unknown")
+				if counted[id] {
+					continue // one practice's supplement to its own referral
+				}
+				counted[id] = true
+				p, ok := practices[id]
+				if !ok {
+					p = &Practice{Org: gp}
+					practices[id] = p
+				} else if gp.Name != "" {
+					p.Org = gp // the newest name a practice used
+				}
+				p.Referrals++
 			}
-			p.Referrals++
+		}
+		for _, j := range r.Joined {
+			if _, ok := in(j.Received); ok {
+				k.Joined++
+			}
 		}
 		if !r.Answered() {
 			continue
@@ -173,6 +189,15 @@ func Figures(refs []Referral, rejections []Rejection, o FigureOptions) KPI {
 		k.PerPractice = []Practice{}
 	}
 	return k
+}
+
+// referrers are the practices that referred the child, the first first.
+func (r *Referral) referrers() []Org {
+	out := []Org{r.GP}
+	for _, j := range r.Joined {
+		out = append(out, j.GP)
+	}
+	return out
 }
 
 func boolInt(b bool) int {

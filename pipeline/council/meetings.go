@@ -91,10 +91,12 @@ func (c *Council) meetingByID(id string) (meetingRecord, bool) {
 // place puts each referral in the first meeting after it arrived with
 // room, looking two years ahead, else among the waiting; a referral the
 // register holds stays where it is (with reseat, a waiting one may take a
-// meeting, and no new one is placed). Each record touched is one
-// compare-and-set, so a fetch's worth of referrals for one meeting is one
-// write, and two replicas placing at once neither place a referral twice
-// nor fill a meeting past its cap. It returns the referrals as placed.
+// meeting, and no new one is placed). A referral of a child with an open
+// referral (openFor) joins that one in its record and takes no seat. Each
+// record touched is one compare-and-set, so a fetch's worth of referrals
+// for one meeting is one write, and two replicas placing at once neither
+// place a referral twice nor fill a meeting past its cap. It returns the
+// referrals as placed (for a joined one, the referral it joined).
 func (c *Council) place(ctx context.Context, refs []Referral, reseat bool) ([]Referral, error) {
 	out := make([]Referral, 0, len(refs))
 	todo := refs
@@ -110,15 +112,52 @@ func (c *Council) place(ctx context.Context, refs []Referral, reseat bool) ([]Re
 			// knows its new one, and a letter following it would find none).
 			time.Sleep(time.Duration(round) * 20 * time.Millisecond)
 		}
+		type join struct {
+			r  Referral
+			to string // the key of the referral it joins
+		}
 		type group struct {
-			key  string
-			cand meetingRecord
-			refs []Referral
+			key   string
+			cand  meetingRecord
+			refs  []Referral
+			joins []join
 		}
 		var groups []*group
 		byKey := map[string]*group{}
+		groupOf := func(key string, cand meetingRecord) *group {
+			g := byKey[key]
+			if g == nil {
+				g = &group{key: key}
+				byKey[key] = g
+				groups = append(groups, g)
+			}
+			if g.cand.ID == "" {
+				g.cand = cand
+			}
+			return g
+		}
 		taken, planned := map[string]int{}, map[string]int{}
+		// The referrals this round seats, by child, and the records they
+		// go to: a later one of the same child in the same fetch joins the
+		// first.
+		fresh, freshIn := map[string]Referral{}, map[string]string{}
 		for _, r := range todo {
+			if cur, ok := c.reg.joinedTo(r.Key); ok {
+				out = append(out, cur)
+				continue
+			}
+			if _, known := c.reg.referral(r.Key); !known && !reseat {
+				to, ok := c.openFor(r)
+				in, _ := c.reg.holder(to.Key)
+				if f, seen := fresh[childOf(r)]; !ok && seen && !f.Received.After(r.Received) {
+					to, in, ok = f, freshIn[f.Key], true
+				}
+				if ok && in != "" {
+					g := groupOf(in, meetingRecord{})
+					g.joins = append(g.joins, join{r, to.Key})
+					continue
+				}
+			}
 			p, ok := c.reg.referral(r.Key)
 			if ok && (!reseat || p.Meeting != "") {
 				out = append(out, p)
@@ -146,13 +185,13 @@ func (c *Council) place(ctx context.Context, refs []Referral, reseat bool) ([]Re
 				r.Meeting, r.Assigned = "", time.Time{}
 				c.noRoom(r.LetterID)
 			}
-			g := byKey[key]
-			if g == nil {
-				g = &group{key: key, cand: cand}
-				byKey[key] = g
-				groups = append(groups, g)
-			}
+			g := groupOf(key, cand)
 			g.refs = append(g.refs, r)
+			if id := childOf(r); id != "" && !reseat {
+				if _, seen := fresh[id]; !seen {
+					fresh[id], freshIn[r.Key] = r, key
+				}
+			}
 		}
 		todo = nil
 		for _, g := range groups {
@@ -181,6 +220,19 @@ func (c *Council) place(ctx context.Context, refs []Referral, reseat bool) ([]Re
 						changed = true
 					}
 				}
+				for _, j := range g.joins {
+					i := cur.index(j.to)
+					if i < 0 || cur.Referrals[i].Answered() {
+						// Taken elsewhere or answered meanwhile: planned
+						// again from the copy.
+						left = append(left, j.r)
+						continue
+					}
+					if cur.Referrals[i].join(j.r) {
+						changed = true
+					}
+					placed = append(placed, cur.Referrals[i])
+				}
 				return changed, nil
 			})
 			if err != nil {
@@ -194,6 +246,42 @@ func (c *Council) place(ctx context.Context, refs []Referral, reseat bool) ([]Re
 		return out, c.leaveWaiting(ctx, out)
 	}
 	return out, nil
+}
+
+// childOf names the child a referral is about: its patient token, else
+// (no CPR or replacement id) its thread.
+func childOf(r Referral) string {
+	if r.Patient != "" {
+		return "p:" + r.Patient
+	}
+	if r.Thread != "" {
+		return "t:" + r.Thread
+	}
+	return ""
+}
+
+// openFor finds the referral a new referral r joins: the first referral of
+// the same child, arrived at or before r, still without a recommendation,
+// and still to be taken by the council (its meeting starts after r
+// arrived, or it waits for one). A child whose meeting has been held gets
+// a new seat: the council has not seen what the later referral says, and
+// its sender's receipt names a meeting that lies ahead.
+func (c *Council) openFor(r Referral) (Referral, bool) {
+	if r.Patient == "" && r.Thread == "" {
+		return Referral{}, false
+	}
+	for _, o := range c.reg.ofChild(r.Patient, r.Thread) {
+		if o.Key == r.Key || o.Answered() || o.Received.After(r.Received) {
+			continue
+		}
+		if o.Meeting == "" {
+			return o, true
+		}
+		if m, ok := c.meetingByID(o.Meeting); ok && m.At.After(r.Received) {
+			return o, true
+		}
+	}
+	return Referral{}, false
 }
 
 // leaveWaiting takes referrals now seated in a meeting out of the waiting

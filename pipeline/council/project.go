@@ -1,6 +1,7 @@
 package council
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"slices"
@@ -240,19 +241,32 @@ func (c *Council) flush(ctx context.Context, b *pending) error {
 	return nil
 }
 
-// receipts sends the receipts of referrals seated in a meeting.
+// receipts sends the receipts of referrals seated in a meeting, and of the
+// later referrals joined to them: each referring letter letterOf knows
+// gets one, naming the meeting that takes the child.
 func (c *Council) receipts(ctx context.Context, placed []Referral, letterOf func(key string) *letter.Letter) error {
 	if !c.cfg.Receipt.Enabled {
 		return nil
 	}
+	sent := map[string]bool{}
 	for _, r := range placed {
 		m, ok := c.meetingByID(r.Meeting)
 		if r.Meeting == "" || !ok {
 			continue
 		}
-		if l := letterOf(r.Key); l != nil {
-			if err := c.sendReceipt(ctx, l, m.ID, m.At); err != nil {
-				return err
+		keys := []string{r.Key}
+		for _, j := range r.Joined {
+			keys = append(keys, j.Key)
+		}
+		for _, k := range keys {
+			if sent[k] {
+				continue
+			}
+			if l := letterOf(k); l != nil {
+				if err := c.sendReceipt(ctx, l, m.ID, m.At); err != nil {
+					return err
+				}
+				sent[k] = true
 			}
 		}
 	}
@@ -273,13 +287,51 @@ func (c *Council) noRoom(letterID string) {
 
 // follow adds a letter to the list field picks of the referral it follows,
 // if the register knows one (letters about children never referred to
-// the council are not the council's).
+// the council are not the council's). A recommendation also answers the
+// child's other open referrals (answerOthers).
 func (c *Council) follow(ctx context.Context, l *letter.Letter, field func(*Referral) *[]Ref) error {
 	r, ok := c.referralOf(l)
 	if !ok || l.ID == r.LetterID {
 		return nil
 	}
-	_, err := c.reg.updateReferral(ctx, r.Key, func(cur *Referral) bool {
+	if err := c.addTo(ctx, r.Key, l, field); err != nil {
+		return err
+	}
+	if l.Kind == letter.KindRecommendation {
+		return c.answerOthers(ctx, l, r)
+	}
+	return nil
+}
+
+// answerOthers adds a recommendation to the child's other referrals that
+// have none, arrived no later than it, and whose meeting has been held by
+// then: the council answers a child, not a letter, and the case system
+// answers in the thread of the referral that opened the child's case,
+// which may be an earlier one than the council last took. A referral
+// whose meeting still lies ahead (or that waits for one) is left to its
+// own meeting's recommendation.
+func (c *Council) answerOthers(ctx context.Context, l *letter.Letter, to Referral) error {
+	patient := cmp.Or(to.Patient, patientToken(l))
+	if patient == "" {
+		return nil
+	}
+	for _, o := range c.reg.ofChild(patient, "") {
+		if o.Key == to.Key || o.Answered() || o.Received.After(l.Received) || o.Meeting == "" {
+			continue
+		}
+		if m, ok := c.meetingByID(o.Meeting); !ok || m.At.After(l.Received) {
+			continue
+		}
+		if err := c.addTo(ctx, o.Key, l, func(r *Referral) *[]Ref { return &r.Recommendations }); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// addTo adds letter l to the list field picks of the referral key, once.
+func (c *Council) addTo(ctx context.Context, key string, l *letter.Letter, field func(*Referral) *[]Ref) error {
+	_, err := c.reg.updateReferral(ctx, key, func(cur *Referral) bool {
 		list := field(cur)
 		if slices.ContainsFunc(*list, func(x Ref) bool { return x.LetterID == l.ID }) {
 			return false

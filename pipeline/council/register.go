@@ -80,6 +80,43 @@ type Referral struct {
 	// Flagged is when the referral watch found it without a recommendation
 	// after council.watch_days.
 	Flagged time.Time `json:"flagged,omitempty"`
+	// Joined are later referrals of the same child that arrived while this
+	// one was open and its meeting still ahead: they take no seat of their
+	// own, and the recommendation answers them with this one, so the
+	// child has one seat and one clock (from this, the first referral).
+	Joined []Joined `json:"joined,omitempty"`
+}
+
+// Joined is a later referral joined to an open referral of the same child:
+// its own letter, sender and date, for the meeting page and the receipt.
+type Joined struct {
+	Key      string    `json:"key"` // token of its letter id
+	LetterID string    `json:"letterId"`
+	Seq      uint64    `json:"seq,omitempty"`
+	Thread   string    `json:"thread,omitempty"`
+	Received time.Time `json:"received"`
+	Source   string    `json:"source"`
+	Format   string    `json:"format,omitempty"`
+	GP       Org       `json:"gp"`
+	Council  Org       `json:"council,omitempty"`
+}
+
+// joinedOf is referral j as a later referral joined to another.
+func joinedOf(j Referral) Joined {
+	return Joined{Key: j.Key, LetterID: j.LetterID, Seq: j.Seq, Thread: j.Thread, Received: j.Received, Source: j.Source, Format: j.Format, GP: j.GP, Council: j.Council}
+}
+
+// join adds the later referral j to r, with its statement of the consent
+// when it is newer than the one shown. It reports whether r changed.
+func (r *Referral) join(j Referral) bool {
+	if j.Key == r.Key || slices.ContainsFunc(r.Joined, func(x Joined) bool { return x.Key == j.Key }) {
+		return false
+	}
+	r.Joined = append(r.Joined, joinedOf(j))
+	if j.Consent != nil && !j.Received.Before(r.consentAt()) {
+		r.Consent, r.ConsentFrom = j.Consent, j.LetterID
+	}
+	return true
 }
 
 // consentAt is when the letter that stated the consent shown arrived.
@@ -92,6 +129,11 @@ func (r *Referral) consentAt() time.Time {
 			if x.LetterID == r.ConsentFrom {
 				return x.Received
 			}
+		}
+	}
+	for _, j := range r.Joined {
+		if j.LetterID == r.ConsentFrom {
+			return j.Received
 		}
 	}
 	return r.Received
@@ -108,6 +150,12 @@ func (r *Referral) merge(o Referral) bool {
 				*l.dst = append(*l.dst, x)
 				changed = true
 			}
+		}
+	}
+	for _, j := range o.Joined {
+		if !slices.ContainsFunc(r.Joined, func(x Joined) bool { return x.Key == j.Key }) {
+			r.Joined = append(r.Joined, j)
+			changed = true
 		}
 	}
 	if r.Flagged.IsZero() && !o.Flagged.IsZero() {
@@ -188,8 +236,9 @@ type register struct {
 	records    map[string]cached[meetingRecord] // by key: m.<id>, w.<month>.<n>
 	rejections map[string]cached[Rejection]
 	referrals  map[string]placed          // by referral key, from the records
-	byThread   map[string]map[string]bool // thread token → referral keys
+	byThread   map[string]map[string]bool // thread token → referral keys (a joined referral's thread too)
 	byPatient  map[string]map[string]bool // patient token → referral keys
+	joined     map[string]string          // a joined referral's key → the key of the referral it joined
 }
 
 // placed is a referral and the record that holds it.
@@ -204,7 +253,7 @@ func openRegister(ctx context.Context, js jetstream.JetStream, log *slog.Logger)
 		return nil, fmt.Errorf("council register: %w", err)
 	}
 	return &register{kv: kv, log: log, records: map[string]cached[meetingRecord]{}, referrals: map[string]placed{},
-		rejections: map[string]cached[Rejection]{}, byThread: map[string]map[string]bool{}, byPatient: map[string]map[string]bool{}}, nil
+		rejections: map[string]cached[Rejection]{}, byThread: map[string]map[string]bool{}, byPatient: map[string]map[string]bool{}, joined: map[string]string{}}, nil
 }
 
 // watch loads the register and follows it until ctx ends; it returns once
@@ -324,14 +373,27 @@ func (r *register) putRecord(k string, v meetingRecord, rev uint64, del bool) {
 		r.referrals[x.Key] = placed{x, k}
 		addTo(r.byThread, x.Thread, x.Key)
 		addTo(r.byPatient, x.Patient, x.Key)
+		for _, j := range x.Joined {
+			r.joined[j.Key] = x.Key
+			addTo(r.byThread, j.Thread, x.Key)
+		}
 	}
 }
 
 func (r *register) unplaceLocked(key string) {
 	p := r.referrals[key]
-	delete(r.byThread[p.r.Thread], key)
-	if len(r.byThread[p.r.Thread]) == 0 {
-		delete(r.byThread, p.r.Thread)
+	threads := []string{p.r.Thread}
+	for _, j := range p.r.Joined {
+		threads = append(threads, j.Thread)
+		if r.joined[j.Key] == key {
+			delete(r.joined, j.Key)
+		}
+	}
+	for _, t := range threads {
+		delete(r.byThread[t], key)
+		if len(r.byThread[t]) == 0 {
+			delete(r.byThread, t)
+		}
 	}
 	delete(r.byPatient[p.r.Patient], key)
 	if len(r.byPatient[p.r.Patient]) == 0 {
@@ -355,6 +417,51 @@ func (r *register) referral(key string) (Referral, bool) {
 	defer r.mu.RUnlock()
 	p, ok := r.referrals[key]
 	return p.r, ok
+}
+
+// joinedTo returns the referral a later referral (its key) joined.
+func (r *register) joinedTo(key string) (Referral, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	p, ok := r.referrals[r.joined[key]]
+	return p.r, ok
+}
+
+// letterID is the letter id of a referral, joined or not.
+func (r *register) letterID(key string) (string, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if p, ok := r.referrals[key]; ok {
+		return p.r.LetterID, true
+	}
+	for _, j := range r.referrals[r.joined[key]].r.Joined {
+		if j.Key == key {
+			return j.LetterID, true
+		}
+	}
+	return "", false
+}
+
+// ofChild returns the referrals about a child (patient token), or, with
+// no patient token, of a thread.
+func (r *register) ofChild(patient, thread string) []Referral {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	keys := r.byPatient[patient]
+	if patient == "" {
+		keys = r.byThread[thread]
+	}
+	if patient == "" && thread == "" {
+		return nil
+	}
+	out := make([]Referral, 0, len(keys))
+	for k := range keys {
+		if p, ok := r.referrals[k]; ok {
+			out = append(out, p.r)
+		}
+	}
+	slices.SortFunc(out, func(a, b Referral) int { return cmp.Or(a.Received.Compare(b.Received), strings.Compare(a.Key, b.Key)) })
+	return out
 }
 
 // holder is the key of the record that holds a referral.
@@ -390,6 +497,9 @@ func (r *register) find(inReplyTo, thread, patient string, at time.Time) (Referr
 	if inReplyTo != "" {
 		if p, ok := r.referrals[inReplyTo]; ok {
 			return p.r, true
+		}
+		if p, ok := r.referrals[r.joined[inReplyTo]]; ok {
+			return p.r, true // a later referral joined to this one
 		}
 	}
 	if thread != "" {

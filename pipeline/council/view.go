@@ -89,16 +89,29 @@ type Child struct {
 	Flagged *time.Time   `json:"flagged,omitempty"`
 	Consent ConsentState `json:"consent"`
 	// Referral is the referral's own way (filed in the case system).
-	Referral        Tracked   `json:"referral"`
-	Documents       []Tracked `json:"documents"`
-	Recommendations []Tracked `json:"recommendations"`
-	Receipt         *Tracked  `json:"receipt,omitempty"`
-	Rejections      []Ref     `json:"rejections,omitempty"`
+	Referral Tracked `json:"referral"`
+	// LaterReferrals are the later referrals of the child that joined this
+	// one while it was open (a supplement, a second GP), oldest first:
+	// they take no seat of their own, and the recommendation answers them
+	// too. Received, Due and the figures run from the first referral.
+	LaterReferrals  []LaterReferral `json:"laterReferrals,omitempty"`
+	Documents       []Tracked       `json:"documents"`
+	Recommendations []Tracked       `json:"recommendations"`
+	Receipt         *Tracked        `json:"receipt,omitempty"`
+	Rejections      []Ref           `json:"rejections,omitempty"`
 	// Name is the child's name, read from the stored referral, in the
 	// agenda only (an audited read); NameUnavailable when the letter is
 	// no longer stored.
 	Name            string `json:"name,omitempty"`
 	NameUnavailable bool   `json:"nameUnavailable,omitempty"`
+}
+
+// LaterReferral is a later referral of a child that joined its open one:
+// the letter's way, the referring practice, and its own receipt.
+type LaterReferral struct {
+	Tracked
+	GP      Org      `json:"gp"`
+	Receipt *Tracked `json:"receipt,omitempty"`
 }
 
 // MeetingView is a meeting with its children.
@@ -135,6 +148,11 @@ func (c *Council) child(r Referral, now time.Time) Child {
 	for _, x := range r.Recommendations {
 		ch.Recommendations = append(ch.Recommendations, Tracked{LetterID: x.LetterID, Kind: x.Kind, Source: x.Source, Received: x.Received, Deliveries: []Delivery{}})
 	}
+	for _, j := range r.Joined {
+		ch.LaterReferrals = append(ch.LaterReferrals, LaterReferral{GP: j.GP,
+			Tracked: Tracked{LetterID: j.LetterID, Kind: string(letter.KindReferral), Source: j.Source, Received: j.Received, Deliveries: []Delivery{}}})
+	}
+	slices.SortStableFunc(ch.LaterReferrals, func(a, b LaterReferral) int { return a.Received.Compare(b.Received) })
 	ch.Consent = consentState(nil, r.Consent, now)
 	if ch.Consent.Source == "letter" {
 		ch.Consent.Letter = r.ConsentFrom
@@ -176,13 +194,24 @@ func (c *Council) detail(ctx context.Context, r Referral, ch *Child, now time.Ti
 		}
 	}
 	// A receipt is a letter of its own: shown when one was stored.
-	rc, err := c.d.StoredLetter(ctx, ReceiptID(r.LetterID))
-	if err != nil {
+	receipt := func(referralID string) (*Tracked, error) {
+		rc, err := c.d.StoredLetter(ctx, ReceiptID(referralID))
+		if err != nil || rc == nil {
+			return nil, err
+		}
+		t := &Tracked{LetterID: rc.ID, Kind: string(rc.Kind), Source: rc.Source, Received: rc.Received, Deliveries: []Delivery{}}
+		return t, fill(t)
+	}
+	var err error
+	if ch.Receipt, err = receipt(r.LetterID); err != nil {
 		return err
 	}
-	if rc != nil {
-		ch.Receipt = &Tracked{LetterID: rc.ID, Kind: string(rc.Kind), Source: rc.Source, Received: rc.Received, Deliveries: []Delivery{}}
-		if err := fill(ch.Receipt); err != nil {
+	for i := range ch.LaterReferrals {
+		j := &ch.LaterReferrals[i]
+		if err := fill(&j.Tracked); err != nil {
+			return err
+		}
+		if j.Receipt, err = receipt(j.LetterID); err != nil {
 			return err
 		}
 	}
@@ -383,15 +412,24 @@ func (c *Council) WriteCSV(w io.Writer, v MeetingView) error {
 				}
 			}
 		}
-		gp := ch.GP.Name
-		if gp == "" {
-			gp = strings.TrimSpace(ch.GP.GLN + " " + ch.GP.SOR)
+		gp := csvPractice(ch.GP)
+		for _, j := range ch.LaterReferrals {
+			// A later referral joined to this one: its practice and date.
+			gp += ", " + csvPractice(j.GP) + " (" + j.Received.In(c.rule.Loc).Format("2006-01-02") + ")"
 		}
 		_ = cw.Write(cells(meeting, name, ch.Received.In(c.rule.Loc).Format("2006-01-02"), gp, strings.Join(given, ", "),
 			fmt.Sprint(len(ch.Documents)), strings.Join(sent, ", "), acked, ch.State, ch.LetterID))
 	}
 	cw.Flush()
 	return cw.Error()
+}
+
+// csvPractice names a practice for the agenda's spreadsheet.
+func csvPractice(o Org) string {
+	if o.Name != "" {
+		return o.Name
+	}
+	return strings.TrimSpace(o.GLN + " " + o.SOR)
 }
 
 // cells keeps text from other systems (a child's or a practice's name, a

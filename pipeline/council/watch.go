@@ -99,8 +99,11 @@ func (c *Council) seatWaiting(ctx context.Context) error {
 		return err
 	}
 	return c.receipts(ctx, placed, func(key string) *letter.Letter {
-		r, _ := c.reg.referral(key)
-		l, err := c.d.StoredLetter(ctx, r.LetterID)
+		id, ok := c.reg.letterID(key)
+		if !ok {
+			return nil
+		}
+		l, err := c.d.StoredLetter(ctx, id)
 		if err != nil {
 			return nil // no receipt this time; the watch is no place to fail
 		}
