@@ -259,6 +259,17 @@ func printMeeting(w io.Writer, v council.MeetingView) {
 		}
 		fmt.Fprintf(w, "   Consent (%s): %s\n", source, strings.Join(sectors, ", "))
 		printTracked(w, "   Referral", ch.Referral)
+		for _, j := range ch.LaterReferrals {
+			// A later referral of the child, joined to this seat.
+			jgp := dash(j.GP.Name)
+			if j.GP.GLN != "" {
+				jgp += " (GLN " + j.GP.GLN + ")"
+			}
+			printTracked(w, "   Referred again "+j.LetterID+", "+day(j.Received, mt.Zone)+" from "+jgp, j.Tracked)
+			if j.Receipt != nil {
+				printTracked(w, "     Receipt to that GP", *j.Receipt)
+			}
+		}
 		if len(ch.Documents) > 0 {
 			fmt.Fprintf(w, "   Documents gathered: %d\n", len(ch.Documents))
 			for _, d := range ch.Documents {

@@ -180,3 +180,21 @@ func TestMeetingShowDatesAreTheCouncilsDays(t *testing.T) {
 	printMeeting(&b, v)
 	mustHave(t, b.String(), "Meeting 2026-03-10: 2026-03-10 13:00 CET", "LTR00000000900, 2026-03-01 from", "(due 2026-04-05)", "Recommendation casesys:casesys:DOK-1 (2026-04-01)")
 }
+
+// meeting show lists a child's later referrals (a second GP's) under the
+// first, with their dates in the council's zone and their receipts.
+func TestMeetingShowListsALaterReferral(t *testing.T) {
+	first := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	again := time.Date(2026, 3, 2, 23, 30, 0, 0, time.UTC) // 00:30 on 3 March in Copenhagen
+	v := council.MeetingView{
+		Meeting: council.Meeting{ID: "2026-03-10", At: time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC), Zone: "Europe/Copenhagen", Cap: 6, Referrals: 1},
+		Children: []council.Child{{LetterID: "R1", Received: first, State: "waiting", Due: first.Add(35 * 24 * time.Hour),
+			GP: council.Org{Name: "Lægehuset Ærø", GLN: "5790000000005"},
+			LaterReferrals: []council.LaterReferral{{Tracked: council.Tracked{LetterID: "R2", Received: again},
+				GP: council.Org{Name: "Lægerne i Østergade", GLN: "5790000000029"}, Receipt: &council.Tracked{LetterID: "receipt:R2"}}}}},
+	}
+	var b bytes.Buffer
+	printMeeting(&b, v)
+	mustHave(t, b.String(), "1. Referral R1, 2026-03-01 from Lægehuset Ærø (GLN 5790000000005)",
+		"Referred again R2, 2026-03-03 from Lægerne i Østergade (GLN 5790000000029)", "Receipt to that GP")
+}

@@ -379,10 +379,24 @@ func (c *Console) childBlock(n int, ch council.Child, watchDays float64, withNam
 	if ids := orgIDs(ch.GP); ids != "" {
 		gp = strings.TrimSpace(gp + " (" + ids + ")")
 	}
+	letters := []line{{Text: ch.LetterID, Href: c.journeyLink(ch.LetterID)}}
+	received := []line{{Text: when(ch.Received, c.loc)}}
+	gps := []line{{Text: cmp.Or(gp, "–")}}
+	for _, j := range ch.LaterReferrals {
+		// A later referral of the child that joined this seat: its
+		// letter, date and practice under the first's.
+		jgp := j.GP.Name
+		if ids := orgIDs(j.GP); ids != "" {
+			jgp = strings.TrimSpace(jgp + " (" + ids + ")")
+		}
+		letters = append(letters, line{Text: tr(lang, "ch.again", j.LetterID), Href: c.journeyLink(j.LetterID)})
+		received = append(received, line{Text: tr(lang, "ch.again", when(j.Received, c.loc))})
+		gps = append(gps, line{Text: tr(lang, "ch.again", cmp.Or(jgp, "–"))})
+	}
 	b.Rows = []row{
-		{ID: "referral", Label: tr(lang, "ch.letter"), Lines: []line{{Text: ch.LetterID, Href: c.journeyLink(ch.LetterID)}}},
-		{ID: "received", Label: tr(lang, "ch.received"), Lines: []line{{Text: when(ch.Received, c.loc)}}},
-		{ID: "gp", Label: tr(lang, "ch.gp"), Lines: []line{{Text: cmp.Or(gp, "–")}}},
+		{ID: "referral", Label: tr(lang, "ch.letter"), Lines: letters},
+		{ID: "received", Label: tr(lang, "ch.received"), Lines: received},
+		{ID: "gp", Label: tr(lang, "ch.gp"), Lines: gps},
 		{ID: "state", Label: tr(lang, "ch.state"), Lines: states},
 		{ID: "consent", Label: tr(lang, "ch.consent"), Lines: c.consentLines(ch.Consent)},
 		{ID: "documents", Label: tr(lang, "ch.documents"), Lines: c.documentLines(ch)},
@@ -530,12 +544,23 @@ func (c *Console) recommendationLines(ch council.Child) []line {
 }
 
 func (c *Console) receiptLines(ch council.Child) []line {
-	if ch.Receipt == nil {
+	ls := c.oneReceipt(ch.Receipt)
+	for _, j := range ch.LaterReferrals {
+		// Each GP who referred the child again got a receipt of its own.
+		r := c.oneReceipt(j.Receipt)
+		r[0].Text = tr(c.lang, "ch.again", r[0].Text)
+		ls = append(ls, r...)
+	}
+	return ls
+}
+
+func (c *Console) oneReceipt(rc *council.Tracked) []line {
+	if rc == nil {
 		return []line{{Text: tr(c.lang, "receipt.none")}}
 	}
-	ls := []line{{Text: tr(c.lang, "receipt.made", when(ch.Receipt.Received, c.loc)), Href: c.journeyLink(ch.Receipt.LetterID)}}
-	d := c.deliveryLines(*ch.Receipt)
-	if len(ch.Receipt.Deliveries) == 0 && len(ch.Receipt.Waiting) == 0 {
+	ls := []line{{Text: tr(c.lang, "receipt.made", when(rc.Received, c.loc)), Href: c.journeyLink(rc.LetterID)}}
+	d := c.deliveryLines(*rc)
+	if len(rc.Deliveries) == 0 && len(rc.Waiting) == 0 {
 		d = append([]line{{Text: tr(c.lang, "dl.none")}}, d...)
 	}
 	return append(ls, d...)

@@ -346,6 +346,7 @@ var messages = map[string][2]string{
 	"ch.letter":           {"Referral", "Henvisning"},
 	"ch.received":         {"Referred", "Henvist"},
 	"ch.gp":               {"Referring GP", "Henvisende læge"},
+	"ch.again":            {"referred again: %s", "henvist igen: %s"},
 	"ch.state":            {"Where it stands", "Status"},
 	"ch.consent":          {"Consent", "Samtykke"},
 	"ch.documents":        {"Documents gathered", "Indhentede dokumenter"},

@@ -1,0 +1,52 @@
+package console
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/samhub/samhub/pipeline/council"
+)
+
+// A child referred again while its first referral was open has one seat;
+// the page lists both referring letters, their dates, practices and
+// receipts.
+func TestChildBlockListsTheLaterReferrals(t *testing.T) {
+	cph, err := time.LoadLocation("Europe/Copenhagen")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Console{lang: "da", loc: cph}
+	first := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	again := time.Date(2026, 3, 3, 9, 0, 0, 0, time.UTC)
+	ch := council.Child{LetterID: "R1", Received: first, State: "waiting", Due: first.AddDate(0, 0, 35),
+		GP:       council.Org{Name: "Lægehuset Ærø", GLN: "5790000000005"},
+		Referral: council.Tracked{LetterID: "R1", Kind: "referral"},
+		Receipt:  &council.Tracked{LetterID: "receipt:R1", Received: first},
+		LaterReferrals: []council.LaterReferral{{
+			Tracked: council.Tracked{LetterID: "R2", Kind: "referral", Received: again},
+			GP:      council.Org{Name: "Lægerne i Østergade", GLN: "5790000000029"},
+			Receipt: &council.Tracked{LetterID: "receipt:R2", Received: again},
+		}},
+	}
+	b := c.childBlock(1, ch, 35, false)
+	rows := map[string][]string{}
+	for _, r := range b.Rows {
+		for _, l := range r.Lines {
+			rows[r.ID] = append(rows[r.ID], l.Text+" "+l.Href)
+		}
+	}
+	for id, want := range map[string][]string{
+		"referral": {"R1 /console/letters/R1", "henvist igen: R2 /console/letters/R2"},
+		"received": {"2026-03-01 10:00:00 CET ", "henvist igen: 2026-03-03 10:00:00 CET "},
+		"gp":       {"Lægehuset Ærø (GLN 5790000000005) ", "henvist igen: Lægerne i Østergade (GLN 5790000000029) "},
+	} {
+		if strings.Join(rows[id], "|") != strings.Join(want, "|") {
+			t.Errorf("row %s: %q, want %q", id, rows[id], want)
+		}
+	}
+	if got := strings.Join(rows["receipt"], "|"); !strings.Contains(got, "/console/letters/receipt:R1") ||
+		!strings.Contains(got, "henvist igen: ") || !strings.Contains(got, "/console/letters/receipt:R2") {
+		t.Errorf("receipt lines %q", rows["receipt"])
+	}
+}
