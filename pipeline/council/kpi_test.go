@@ -64,3 +64,24 @@ func TestFigures(t *testing.T) {
 		t.Errorf("no referrals: %+v", empty)
 	}
 }
+
+// A child referred again while its referral was open is one referral in
+// the figures; a second practice that referred it counts for that
+// practice, a practice's own supplement does not count twice.
+func TestFiguresCountAChildReferredAgainOnce(t *testing.T) {
+	aero := Org{Name: "Lægehuset Ærø", GLN: "5790000000005"}
+	oster := Org{Name: "Lægerne i Østergade", GLN: "5790000000029"}
+	at := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	refs := []Referral{{Key: "a", Received: at, GP: aero, Joined: []Joined{
+		{Key: "b", Received: at.Add(24 * time.Hour), GP: aero},
+		{Key: "c", Received: at.Add(48 * time.Hour), GP: oster},
+	}}}
+	k := Figures(refs, nil, FigureOptions{Now: at.AddDate(0, 0, 10), Months: 12, Loc: time.UTC, Watch: 35 * 24 * time.Hour})
+	var practices []string
+	for _, p := range k.PerPractice {
+		practices = append(practices, fmt.Sprintf("%s:%d", p.Name, p.Referrals))
+	}
+	if k.Referrals != 1 || k.Joined != 2 || fmt.Sprint(practices) != "[Lægehuset Ærø:1 Lægerne i Østergade:1]" {
+		t.Errorf("referrals %d, joined %d, practices %v", k.Referrals, k.Joined, practices)
+	}
+}
