@@ -64,7 +64,7 @@ func tokenError(err error) error {
 			// adapter): retrying keeps them queued until the configuration
 			// is fixed instead of parking each at once for the coordinator;
 			// the failures metric and its alert tell operations.
-			return adapters.Retryable("auth_failed", "the case system's token service refused the hub's client credentials or scope; check client_id, client_secret and scope", err)
+			return adapters.Retryable(httpclient.CodeAuthFailed, "the case system's token service refused the hub's client credentials or scope; check client_id, client_secret and scope", err)
 		case st == http.StatusTooManyRequests || st == http.StatusServiceUnavailable:
 			return adapters.RetryAfter("token_unavailable", "the case system's token service is busy or in maintenance", adapters.RetryAfterHeader(re.Response.Header), err)
 		default:
@@ -107,8 +107,9 @@ type response struct {
 }
 
 // do sends r with a bearer token. On 401 it fetches a new token and sends
-// r once more; a second 401 is a permanent auth error. Any answer with a
-// status is returned without error; only transport failures are errors.
+// r once more; a second 401 is httpclient.Unauthorized (retryable, as for
+// the EPJ and Digital Post). Any other answer with a status is returned
+// without error; only transport failures are errors.
 func (c *client) do(ctx context.Context, r request) (*response, error) {
 	for attempt := 0; ; attempt++ {
 		tok, err := c.token(ctx)
@@ -124,7 +125,8 @@ func (c *client) do(ctx context.Context, r request) (*response, error) {
 		}
 		c.tokens.Forget(tok)
 		if attempt == 1 {
-			return nil, adapters.Permanent("auth_rejected", "the case system rejects the hub's access tokens even when new (HTTP 401); check the client's registration in the case system", nil)
+			return nil, httpclient.Unauthorized("the case system", resp.header,
+				fmt.Errorf("case system answered HTTP 401 (%s) to a new token", parseProblem(resp.body).Code))
 		}
 	}
 }

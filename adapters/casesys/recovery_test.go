@@ -3,6 +3,7 @@ package casesys
 import (
 	"context"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -65,13 +66,20 @@ func TestUnauthorizedRefreshesTokenAndRetriesOnce(t *testing.T) {
 	}
 }
 
-func TestRejectedTokenIsPermanentAfterOneRefresh(t *testing.T) {
+// A token refused although new is retryable, as for the EPJ and Digital
+// Post: the letter waits (up to max_attempts) for the registration to be
+// fixed or a token service's key rollover to pass, instead of parking at
+// once. The adapter itself refreshes only once: no loop.
+func TestRejectedTokenIsRetryableAfterOneRefresh(t *testing.T) {
 	e := startSim(t, nil)
 	e.sim.RejectTokens(true)
 	a := e.adapter(nil, nil)
 	_, err := a.Deliver(context.Background(), referral(t, "medcom:R1"))
-	if class, code := classOf(t, err); class != adapters.ClassPermanent || code != "auth_rejected" {
+	if class, code := classOf(t, err); class != adapters.ClassRetryable || code != "auth_rejected" {
 		t.Fatalf("got %v/%s", class, code)
+	}
+	if _, reason, _ := adapters.Classify(err); !strings.Contains(reason, "newly issued (HTTP 401, invalid_token)") {
+		t.Errorf("reason %q does not name the cause", reason)
 	}
 	reqs := e.sim.Requests()
 	if n := countRoute(reqs, tokenRoute); n != 2 {
@@ -79,6 +87,15 @@ func TestRejectedTokenIsPermanentAfterOneRefresh(t *testing.T) {
 	}
 	if n := len(reqs) - countRoute(reqs, tokenRoute); n != 2 {
 		t.Errorf("API requests = %d, want 2 (one try, one retry)", n)
+	}
+	// Once the case system takes the hub's tokens again, the next attempt
+	// delivers the letter.
+	e.sim.RejectTokens(false)
+	if _, err := a.Deliver(context.Background(), referral(t, "medcom:R1")); err != nil {
+		t.Fatalf("after the case system took tokens again: %v", err)
+	}
+	if n := len(e.sim.Documents()); n != 1 {
+		t.Errorf("documents = %d, want 1", n)
 	}
 }
 

@@ -197,7 +197,7 @@ func TestDeliverErrorClasses(t *testing.T) {
 		{name: "500", prepare: func(e *env, _ *letter.Letter) {
 			e.sim.InjectFailure(casesyssim.Fault{Route: "POST /cases/{caseId}/journal-notes", Count: 1, Status: http.StatusInternalServerError})
 		}, class: adapters.ClassRetryable, code: "server_error"},
-		{name: "401 rejected token", prepare: func(e *env, _ *letter.Letter) { e.sim.RejectTokens(true) }, class: adapters.ClassPermanent, code: "auth_rejected"},
+		{name: "401 rejected token", prepare: func(e *env, _ *letter.Letter) { e.sim.RejectTokens(true) }, class: adapters.ClassRetryable, code: "auth_rejected"},
 		{name: "bad client secret", adapterCfg: map[string]any{"client_secret": "wrong"}, class: adapters.ClassRetryable, code: "auth_failed"},
 	}
 	for _, c := range cases {

@@ -48,7 +48,7 @@ func (c *client) accessToken(ctx context.Context) (*oauth2.Token, error) {
 		case http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden:
 			// Credentials, certificate or service agreement: every letter
 			// alike, so the letters wait until the configuration is fixed.
-			return nil, adapters.Retryable("auth_rejected", "KOMBIT's token service refused the hub (client, certificate or service agreement)", err)
+			return nil, adapters.Retryable(httpclient.CodeAuthFailed, "KOMBIT's token service refused the hub (client, certificate or service agreement)", err)
 		}
 		return nil, adapters.Retryable("token_"+strconv.Itoa(re.Response.StatusCode), "KOMBIT's token service failed", err)
 	}
@@ -187,7 +187,7 @@ func outcome(resp *response) (ok, existing bool, err error) {
 	case st == http.StatusTooManyRequests || st == http.StatusServiceUnavailable:
 		return false, false, adapters.RetryAfter("http_"+strconv.Itoa(st), "Serviceplatformen is busy ("+what+")", adapters.RetryAfterHeader(resp.header), cause)
 	case st == http.StatusUnauthorized:
-		return false, false, adapters.Retryable("auth_rejected", "Serviceplatformen refused the hub's token, also after a new one was fetched", cause)
+		return false, false, httpclient.Unauthorized("Serviceplatformen", resp.header, cause)
 	case st >= 500, st == http.StatusRequestTimeout, st == http.StatusTooEarly:
 		return false, false, adapters.Retryable("http_"+strconv.Itoa(st), "Serviceplatformen failed ("+what+")", cause)
 	case st == http.StatusForbidden:

@@ -48,7 +48,8 @@
 //	429, 503 (Retry-After), 408, 425, 5xx   retryable
 //	200 that is no kombi_response           retryable bad_answer (a proxy's page, an answer cut off)
 //	3xx (never followed)                    retryable redirected (check url)
-//	401 after one new token                 retryable auth_rejected (configuration, not the letter)
+//	token service refuses the hub           retryable auth_failed (configuration, not the letter)
+//	401 after one new token                 retryable auth_rejected (registration, key rollover, clock skew)
 //	400, 403, 404, 409, 413, 415, 422 …     permanent, with the service's code
 //	network, timeout                        retryable (the UUID makes a resend safe)
 //

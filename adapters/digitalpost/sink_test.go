@@ -248,10 +248,16 @@ func TestClassification(t *testing.T) {
 	ctx := context.Background()
 	e.sim.RejectTokens(true)
 	_, err := e.sink(nil).Deliver(ctx, recommendation("L1", brita))
-	if class, _, code := adapters.Classify(err); class != adapters.ClassRetryable || code != "auth_rejected" {
+	if class, reason, code := adapters.Classify(err); class != adapters.ClassRetryable || code != "auth_rejected" || !strings.Contains(reason, "newly issued (HTTP 401, invalid_token)") {
 		t.Errorf("a refused token: %v", err)
 	}
 	e.sim.RejectTokens(false)
+	// The token service refusing the client is auth_failed, as for the
+	// case system and the EPJ.
+	_, err = e.sink(map[string]any{"client_secret": "wrong"}).Deliver(ctx, recommendation("L1", brita))
+	if class, _, code := adapters.Classify(err); class != adapters.ClassRetryable || code != "auth_failed" {
+		t.Errorf("refused client credentials: %v", err)
+	}
 	e.sim.FailNext(1, 503, 3*time.Second)
 	_, err = e.sink(nil).Deliver(ctx, recommendation("L1", brita))
 	if class, _, code := adapters.Classify(err); class != adapters.ClassRetryable || code != "http_503" || adapters.RetryAfterOf(err) != 3*time.Second {

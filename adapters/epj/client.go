@@ -56,7 +56,7 @@ func classifyTokenError(ctx context.Context, err error) error {
 			// A credentials problem hits every letter alike; retrying keeps
 			// them queued until the configuration is fixed, instead of
 			// parking each one for the coordinator.
-			return adapters.Retryable("auth_rejected", "the region's gateway refused the hub's client credentials", err)
+			return adapters.Retryable(httpclient.CodeAuthFailed, "the region's token service refused the hub's client credentials or scope; check client_id, client_secret and scope", err)
 		}
 		return adapters.Retryable("token_"+strconv.Itoa(re.Response.StatusCode), "the region's token service failed", err)
 	}
@@ -173,7 +173,7 @@ func classify(resp *response, what string) error {
 	case st == http.StatusTooManyRequests || st == http.StatusServiceUnavailable:
 		return adapters.RetryAfter(code, fmt.Sprintf("the region's gateway is busy (HTTP %d)", st), adapters.RetryAfterHeader(resp.header), cause)
 	case st == http.StatusUnauthorized:
-		return adapters.Retryable("auth_rejected", "the region's gateway refused the hub's access token, also after a new one was fetched", cause)
+		return httpclient.Unauthorized("the region's gateway", resp.header, cause)
 	case st >= 500, st == http.StatusRequestTimeout, st == http.StatusTooEarly:
 		return adapters.Retryable(code, fmt.Sprintf("the region's gateway failed during the %s (HTTP %d)", what, st), cause)
 	default:

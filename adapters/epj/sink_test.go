@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -289,10 +290,13 @@ func TestTokenExpiryRefreshesOnce(t *testing.T) {
 		t.Fatalf("tokens %d, 401s %d; want 3 and 1", n, m)
 	}
 
-	// Tokens refused outright: one refresh, then a retryable error (no loop).
+	// Tokens refused outright: one refresh, then a retryable error (no loop)
+	// whose reason names the gateway's Bearer error code.
 	e.sim.RejectTokens(true)
 	_, err := a.Deliver(context.Background(), recommendation("rec-tok-4"))
-	classified(t, err, adapters.ClassRetryable, "auth_rejected")
+	if ae := classified(t, err, adapters.ClassRetryable, "auth_rejected"); !strings.Contains(ae.Reason, "newly issued (HTTP 401, invalid_token)") {
+		t.Fatalf("reason %q does not name the cause", ae.Reason)
+	}
 	if n := e.sim.TokensIssued(); n != 4 {
 		t.Fatalf("%d tokens issued, want 4 (one refresh for the refused token)", n)
 	}
@@ -313,7 +317,9 @@ func TestWrongClientSecretIsRetryableAuthError(t *testing.T) {
 	e.seedPatient(epjsim.Patient{CPR: cprBruno, FamilyName: "Elmer"})
 	a := e.adapter(func(c *epj.Config) { c.ClientSecret = "wrong" })
 	_, err := a.Deliver(context.Background(), recommendation("rec-wrong-secret"))
-	classified(t, err, adapters.ClassRetryable, "auth_rejected")
+	// auth_failed, as for the case system and Digital Post: the token
+	// service refused the client, not the gateway a token.
+	classified(t, err, adapters.ClassRetryable, "auth_failed")
 }
 
 func TestConsentRefusedBeforeAnyRequest(t *testing.T) {

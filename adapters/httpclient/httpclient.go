@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 
@@ -142,3 +143,38 @@ func Redirected(system string, status int) *adapters.Error {
 // as an HTTP date), zero when none; see adapters.RetryAfter for the error
 // that carries it to the pipeline.
 func RetryAfter(h http.Header) time.Duration { return adapters.RetryAfterHeader(h) }
+
+// CodeAuthFailed and CodeAuthRejected are the codes every REST adapter
+// gives a refused login: the token service refused the hub's client
+// credentials, or the system refused a token the token service had just
+// issued (HTTP 401 twice, the second time with a new token).
+const (
+	CodeAuthFailed   = "auth_failed"
+	CodeAuthRejected = "auth_rejected"
+)
+
+// bearerError reads the error code of a Bearer challenge (RFC 6750 §3.1),
+// admitting only the codes that RFC defines: a server's own words could
+// carry anything.
+var bearerError = regexp.MustCompile(`(?i)\bBearer\b.*\berror="(invalid_token|invalid_request|insufficient_scope)"`)
+
+// Unauthorized is the error of a 401 to a token system (e.g. "the case
+// system") refused although it was newly fetched. It is retryable, in all
+// three REST adapters alike: mostly the hub's client registration or
+// credentials at the system are wrong, which an operator fixes and which
+// hits every letter alike, but a token service's signing-key rollover or a
+// clock skew between it and the system passes by itself. Retried with
+// backoff, the letters go out once it is fixed or has passed, and only
+// after the destination's max_attempts is each parked; parked at once,
+// every letter would need a replay by hand. h is the answer's header,
+// whose WWW-Authenticate error code the reason names.
+func Unauthorized(system string, h http.Header, cause error) *adapters.Error {
+	detail := "HTTP 401"
+	for _, v := range h.Values("WWW-Authenticate") {
+		if m := bearerError.FindStringSubmatch(v); m != nil {
+			detail += ", " + strings.ToLower(m[1])
+			break
+		}
+	}
+	return adapters.Retryable(CodeAuthRejected, fmt.Sprintf("%s refused the hub's access token although it was newly issued (%s): usually the hub's client registration or scope there, else a signing-key change or clock skew at its token service, which passes; fix the registration and the waiting letters go out", system, detail), cause)
+}

@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -147,5 +148,32 @@ func TestBurstsReuseTheirConnections(t *testing.T) {
 	burst(200)
 	if p := peak.Load(); p > 64 {
 		t.Errorf("%d connections open at once, want at most 64", p)
+	}
+}
+
+// A 401 to a new token is retryable under one code for every REST
+// adapter; its reason names RFC 6750's error code and nothing else a
+// server wrote.
+func TestUnauthorizedNamesOnlyTheBearerErrorCode(t *testing.T) {
+	for _, c := range []struct {
+		challenge []string
+		want      string
+	}{
+		{nil, "(HTTP 401)"},
+		{[]string{`Bearer realm="fhir", error="invalid_token", error_description="token expired for 2509479989"`}, "(HTTP 401, invalid_token)"},
+		{[]string{`Basic realm="x"`, `Bearer error="INSUFFICIENT_SCOPE"`}, "(HTTP 401, insufficient_scope)"},
+		{[]string{`Bearer error="2509479989"`}, "(HTTP 401)"},
+	} {
+		h := http.Header{"Www-Authenticate": c.challenge}
+		e := Unauthorized("the case system", h, errors.New("cause"))
+		if e.Class != adapters.ClassRetryable || e.Code != CodeAuthRejected {
+			t.Errorf("%q: %s/%s, want retryable/%s", c.challenge, e.Class, e.Code, CodeAuthRejected)
+		}
+		if !strings.Contains(e.Reason, "the case system refused the hub's access token although it was newly issued "+c.want) {
+			t.Errorf("%q: reason %q, want it to say %s", c.challenge, e.Reason, c.want)
+		}
+		if strings.Contains(e.Reason, "2509479989") || strings.Contains(e.Reason, "expired for") {
+			t.Errorf("%q: reason %q repeats the server's words", c.challenge, e.Reason)
+		}
 	}
 }
