@@ -16,7 +16,8 @@
 // Sink: a letter goes out only when its consent covers region_psychiatry
 // (interfaces.md §5.4, checked again behind the router); 201 and 200 are
 // success (200 = an earlier delivery found), 412 is a duplicate the
-// coordinator must resolve. Source: Communication and DocumentReference
+// coordinator must resolve, 409 (two attempts of one letter racing) is
+// retried and then finds the copy stored. Source: Communication and DocumentReference
 // resources addressed to the municipality's SOR id are polled by
 // _lastUpdated; the cursor (last instant and the versions seen at it) lives
 // in the state store and moves only after Publish succeeded.

@@ -80,6 +80,15 @@ func (a *Adapter) Deliver(ctx context.Context, l *letter.Letter) (adapters.Deliv
 	case http.StatusPreconditionFailed:
 		return adapters.Delivery{}, adapters.Permanent("ambiguous_duplicate",
 			"the region already holds more than one copy of this letter; ask the region to remove the extra copies, then resend", classify(resp, "letter delivery"))
+	case http.StatusConflict:
+		// HAPI FHIR answers 409 to the loser of two conditional creates
+		// racing on one condition (another attempt of this letter, from a
+		// replica or a resend, stored first). Trying again is safe and
+		// settles it: the conditional create then finds that copy (200)
+		// and makes no second. A 409 that does not pass is parked after
+		// max_attempts.
+		return adapters.Delivery{}, adapters.Retryable("http_409",
+			"the region's gateway answered the letter delivery with a conflict (HTTP 409), as a FHIR server does when two attempts to deliver the same letter meet; it is sent again, and finds the copy stored if there is one", classify(resp, "letter delivery"))
 	}
 	return adapters.Delivery{}, classify(resp, "letter delivery")
 }

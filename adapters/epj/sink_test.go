@@ -130,6 +130,56 @@ func TestDeliverAmbiguousDuplicateIsPermanent(t *testing.T) {
 	}
 }
 
+// Two attempts to deliver one letter at once (two replicas, or a resend
+// while the first is still in flight) race on the gateway: HAPI FHIR
+// answers the loser 409. That is retryable, and the retry's conditional
+// create finds the winner's copy: one Communication, no second.
+func TestDeliverRacingCreatesMakeOneCopy(t *testing.T) {
+	e := newEnv(t, 0)
+	e.seedPatient(epjsim.Patient{CPR: cprBruno, FamilyName: "Elmer"})
+	l := recommendation("rec-race")
+	e.sim.RaceNextCreates(2)
+	type result struct {
+		d   adapters.Delivery
+		err error
+	}
+	results := make(chan result, 2)
+	for range 2 {
+		a := e.adapter(nil) // one per replica
+		go func() {
+			d, err := a.Deliver(context.Background(), l)
+			results <- result{d, err}
+		}()
+	}
+	var won, lost []result
+	for range 2 {
+		r := <-results
+		if r.err == nil {
+			won = append(won, r)
+		} else {
+			lost = append(lost, r)
+		}
+	}
+	if len(won) != 1 || len(lost) != 1 {
+		t.Fatalf("racing deliveries: %d delivered, %d failed (%v), want one each", len(won), len(lost), lost)
+	}
+	ae := classified(t, lost[0].err, adapters.ClassRetryable, "http_409")
+	if !strings.Contains(ae.Reason, "HTTP 409") {
+		t.Fatalf("reason %q does not name the answer", ae.Reason)
+	}
+	// The pipeline tries the loser again.
+	d, err := e.adapter(nil).Deliver(context.Background(), l)
+	if err != nil || !d.Existing || d.RemoteID != won[0].d.RemoteID {
+		t.Fatalf("retry: %+v %v, want Existing with the winner's id %s", d, err, won[0].d.RemoteID)
+	}
+	if n := len(e.sim.CommunicationsFor(l.ID)); n != 1 {
+		t.Fatalf("stored %d Communications, want 1", n)
+	}
+	if dup := e.sim.Duplicates(); len(dup) != 0 {
+		t.Fatalf("duplicates %v", dup)
+	}
+}
+
 func TestDeliverErrorClasses(t *testing.T) {
 	type tc struct {
 		name   string
@@ -157,7 +207,8 @@ func TestDeliverErrorClasses(t *testing.T) {
 		{name: "400", setup: fail(400, 0), class: adapters.ClassPermanent, code: "http_400"},
 		{name: "403", setup: fail(403, 0), class: adapters.ClassPermanent, code: "http_403"},
 		{name: "404", setup: fail(404, 0), class: adapters.ClassPermanent, code: "http_404"},
-		{name: "409", setup: fail(409, 0), class: adapters.ClassPermanent, code: "http_409"},
+		{name: "409", setup: fail(409, 0), class: adapters.ClassRetryable, code: "http_409"},
+		{name: "409 on the patient search", setup: failSearch(409, 0), class: adapters.ClassPermanent, code: "http_409"},
 		{name: "412", setup: fail(412, 0), class: adapters.ClassPermanent, code: "ambiguous_duplicate"},
 		{name: "307 redirect", setup: fail(307, 0), class: adapters.ClassRetryable, code: "redirected"},
 		{name: "422", setup: fail(422, 0), class: adapters.ClassPermanent, code: "http_422"},

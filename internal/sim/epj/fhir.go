@@ -179,7 +179,8 @@ func (s *Server) writeResource(w http.ResponseWriter, status int, rec *record) {
 
 // handleCreateCommunication is create, conditional when If-None-Exist is
 // sent (FHIR R4 http.html#ccreate): no match creates (201), one match
-// returns it (200), several matches fail (412).
+// returns it (200), several matches fail (412), and the loser of a race
+// (RaceNextCreates) fails with 409.
 func (s *Server) handleCreateCommunication(w http.ResponseWriter, r *http.Request) {
 	// Large attachments were lifted out of the body as it came in (ServeHTTP).
 	b, err := io.ReadAll(r.Body)
@@ -229,10 +230,25 @@ func (s *Server) handleCreateCommunication(w http.ResponseWriter, r *http.Reques
 		return
 	}
 	if cond != nil {
-		var hits []*record
-		for _, rec := range s.st.ofType("Communication") {
-			if matchToken(cond.Get("identifier"), viewOf(rec).Identifier) {
-				hits = append(hits, rec)
+		hits := s.matching(cond.Get("identifier"))
+		if rc := s.faults.race; rc != nil && len(hits) == 0 {
+			rc.arrived++
+			if rc.arrived == rc.want {
+				s.faults.race = nil
+				close(rc.met)
+			}
+			s.mu.Unlock()
+			select {
+			case <-rc.met:
+			case <-time.After(raceWait):
+			case <-r.Context().Done():
+			}
+			s.mu.Lock()
+			// The unique index on the condition: a racer stored first.
+			if len(s.matching(cond.Get("identifier"))) > 0 {
+				s.mu.Unlock()
+				writeOutcome(w, http.StatusConflict, "processing", "", "conditional constraint failure: another request made the same conditional create at the same time and stored first")
+				return
 			}
 		}
 		switch {
@@ -269,6 +285,18 @@ func (s *Server) handleCreateCommunication(w http.ResponseWriter, r *http.Reques
 	}
 	w.Header().Set("Location", baseURL(r)+"/Communication/"+rec.ID+"/_history/1")
 	s.writeResource(w, http.StatusCreated, rec)
+}
+
+// matching returns the Communications carrying identifier token; the
+// caller holds s.mu.
+func (s *Server) matching(token string) []*record {
+	var hits []*record
+	for _, rec := range s.st.ofType("Communication") {
+		if matchToken(token, viewOf(rec).Identifier) {
+			hits = append(hits, rec)
+		}
+	}
+	return hits
 }
 
 // handleSearch serves GET /Communication and GET /DocumentReference with

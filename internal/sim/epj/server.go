@@ -82,6 +82,8 @@ type faults struct {
 	delay          time.Duration
 	dropCount      int
 	rejectTokens   bool
+	race           *createRace
+	linkBase       string
 }
 
 // New opens (or creates) the data directory and loads what is stored there.

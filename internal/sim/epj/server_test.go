@@ -243,3 +243,59 @@ func TestFaultsOverHTTP(t *testing.T) {
 		t.Fatalf("requests not recorded: %v", got)
 	}
 }
+
+// Two conditional creates for one letter that race: both searched before
+// either stored, so one is created and the other answered 409 without a
+// second copy; the loser's next try finds the winner (200).
+func TestConditionalCreateRace(t *testing.T) {
+	s, base, pid, tok := withBruno(t, t.TempDir())
+	cond := map[string]string{"If-None-Exist": url.Values{"identifier": {"urn:samhub:letter|L2"}}.Encode()}
+	s.RaceNextCreates(2)
+	type answer struct {
+		status int
+		body   map[string]any
+	}
+	answers := make(chan answer, 2)
+	for range 2 {
+		go func() {
+			req, _ := http.NewRequest("POST", base+"/Communication", strings.NewReader(communication(pid, "L2")))
+			req.Header.Set("Authorization", "Bearer "+tok)
+			req.Header.Set("Content-Type", "application/fhir+json")
+			req.Header.Set("If-None-Exist", cond["If-None-Exist"])
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				answers <- answer{}
+				return
+			}
+			defer res.Body.Close()
+			var m map[string]any
+			json.NewDecoder(res.Body).Decode(&m)
+			answers <- answer{res.StatusCode, m}
+		}()
+	}
+	got := map[int]int{}
+	for range 2 {
+		a := <-answers
+		got[a.status]++
+		if a.status == http.StatusConflict && a.body["resourceType"] != "OperationOutcome" {
+			t.Errorf("409 without an OperationOutcome: %v", a.body)
+		}
+	}
+	if got[http.StatusCreated] != 1 || got[http.StatusConflict] != 1 {
+		t.Fatalf("racing creates answered %v, want one 201 and one 409", got)
+	}
+	if n := len(s.CommunicationsFor("L2")); n != 1 {
+		t.Fatalf("stored %d Communications for L2, want 1", n)
+	}
+	if st, _, _ := call(t, "POST", base+"/Communication", tok, "application/fhir+json", communication(pid, "L2"), cond); st != http.StatusOK {
+		t.Fatalf("the loser's retry: %d, want 200", st)
+	}
+	// The race was for two: the next create is a plain one.
+	cond["If-None-Exist"] = url.Values{"identifier": {"urn:samhub:letter|L3"}}.Encode()
+	if st, _, _ := call(t, "POST", base+"/Communication", tok, "application/fhir+json", communication(pid, "L3"), cond); st != http.StatusCreated {
+		t.Fatalf("after the race: %d, want 201", st)
+	}
+	if d := s.Duplicates(); len(d) != 0 {
+		t.Fatalf("duplicates %v", d)
+	}
+}

@@ -54,6 +54,35 @@ func (s *Server) RevokeTokens() {
 	s.tokens = map[string]time.Time{}
 }
 
+// createRace is the RaceNextCreates fault: conditional creates that found
+// no match meet here before any of them stores.
+type createRace struct {
+	want, arrived int
+	met           chan struct{}
+}
+
+// raceWait bounds how long a create waits for the others of a race; one
+// that waits in vain stores as usual.
+const raceWait = 10 * time.Second
+
+// RaceNextCreates makes the next n conditional creates (n ≥ 2) that find
+// no match race, as requests arriving together do on HAPI FHIR: each has
+// searched and found nothing before any stores. Since HAPI FHIR 6.6 a
+// conditional create also writes its condition into a table with a unique
+// index (HFJ_RES_SEARCH_URL), so the first to store wins (201) and the
+// others fail that index and are answered 409 Conflict (HAPI's
+// ResourceVersionConflictException) without storing; a later conditional
+// create finds the winner (200). Earlier HAPI versions stored them all,
+// after which every conditional create for it is answered 412.
+func (s *Server) RaceNextCreates(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults.race = nil
+	if n >= 2 {
+		s.faults.race = &createRace{want: n, met: make(chan struct{})}
+	}
+}
+
 // ResetFaults turns every fault off.
 func (s *Server) ResetFaults() {
 	s.mu.Lock()
@@ -410,6 +439,20 @@ func (s *Server) simRoutes(m *http.ServeMux) {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	m.HandleFunc("POST /_sim/race", func(w http.ResponseWriter, r *http.Request) {
+		var in struct {
+			Count int `json:"count"`
+		}
+		if !readSim(w, r, &in) {
+			return
+		}
+		if in.Count < 2 {
+			simError(w, "want {count ≥ 2}")
+			return
+		}
+		s.RaceNextCreates(in.Count)
 		w.WriteHeader(http.StatusNoContent)
 	})
 	m.HandleFunc("POST /_sim/patients", func(w http.ResponseWriter, r *http.Request) {
