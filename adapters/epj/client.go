@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -77,9 +78,9 @@ func (c *client) do(ctx context.Context, method, target, contentType string, dat
 
 func (c *client) doBody(ctx context.Context, method, target, contentType string, data []byte, stream *body.Body, hdr http.Header) (*response, error) {
 	u := target
-	if !strings.HasPrefix(target, "http://") && !strings.HasPrefix(target, "https://") {
+	if !absolute(target) {
 		u = c.base + "/" + strings.TrimPrefix(target, "/")
-	} else if !strings.HasPrefix(target, c.base+"/") {
+	} else if _, out := c.outside(target); out {
 		// Never send the token to a host the configuration did not name.
 		return nil, adapters.Permanent("foreign_link", "the region's gateway sent a link outside its own address", nil)
 	}
@@ -99,6 +100,36 @@ func (c *client) doBody(ctx context.Context, method, target, contentType string,
 		c.tokens.Forget(tok)
 	}
 	return resp, nil
+}
+
+func absolute(target string) bool {
+	return strings.HasPrefix(target, "http://") || strings.HasPrefix(target, "https://")
+}
+
+// outside reports an absolute link that is not under the configured base
+// URL, where the access token must not go, and the host it names (only
+// the host: the rest of a link may carry anything). A link relative to
+// base is inside.
+func (c *client) outside(link string) (host string, out bool) {
+	if !absolute(link) || strings.HasPrefix(link, c.base+"/") {
+		return "", false
+	}
+	if u, err := url.Parse(link); err == nil {
+		host = u.Host
+	}
+	if host == "" {
+		host = "(unreadable)"
+	}
+	return host, true
+}
+
+// host is the configured base URL's host, for messages.
+func (c *client) host() string {
+	u, err := url.Parse(c.base)
+	if err != nil {
+		return ""
+	}
+	return u.Host
 }
 
 // doStream is do with a body sent from readers (a Communication with its

@@ -96,7 +96,24 @@ func (a *Adapter) pollFeed(ctx context.Context, pub adapters.Publisher, f feed) 
 	start.Seen = slices.Clone(cur.Seen)
 	done := map[string]bool{} // published in this poll: a note listed twice goes once
 	next := f.Type + "?" + q.Encode()
+	read := 0 // notes published in this poll
 	for pages := 0; next != "" && pages < 1000; pages++ {
+		if host, out := a.c.outside(next); out {
+			// The link would take the token to a host the configuration
+			// did not name: not followed. What the pages before it held is
+			// published and the cursor stands after it, so the next poll
+			// reads on from there (a page per poll) rather than the feed
+			// failing at every poll. A gateway that names itself wrongly
+			// in its links (behind a proxy) is the usual cause.
+			msg := "epj: the gateway's next-page link points outside its configured url and is not followed; the next poll goes on after the notes read so far. Set the gateway's own base address (HAPI FHIR: server_address) to the url the hub uses"
+			if read == 0 {
+				// A first page of notes all read before (more at one
+				// instant than a page holds) cannot be passed without it.
+				msg = "epj: the gateway's next-page link points outside its configured url and is not followed, and no note before it was new: the feed cannot go on until the gateway's own base address (HAPI FHIR: server_address) is the url the hub uses"
+			}
+			a.log.WarnContext(ctx, msg, "feed", f.Type, "link_host", host, "url_host", a.c.host(), "notes_read", read)
+			return nil
+		}
 		resp, err := a.c.do(ctx, http.MethodGet, next, "", nil, nil)
 		if err != nil {
 			return err
@@ -152,6 +169,7 @@ func (a *Adapter) pollFeed(ctx context.Context, pub adapters.Publisher, f feed) 
 				return fmt.Errorf("epj: publish %s: %w", l.ID, err)
 			}
 			done[seenKey] = true
+			read++
 			switch {
 			case at.Equal(cur.At):
 				cur.Seen = append(cur.Seen, seenKey)

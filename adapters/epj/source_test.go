@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -314,5 +317,95 @@ func TestSourceNamesTheNotesOtherRecipients(t *testing.T) {
 	}
 	if got := others(note); len(got) != 0 {
 		t.Errorf("a plain note is for the municipality only: %+v", got)
+	}
+}
+
+// A gateway that names another host in its next-page links (behind a
+// proxy, with its own base address set to an internal one) is not
+// followed: the token goes nowhere the configuration did not name. The
+// poll keeps the page it read and does not fail; each later poll reads on
+// from the cursor, one page at a time, with one warning naming the host.
+func TestSourceRefusesANextLinkToAnotherHost(t *testing.T) {
+	e := newEnv(t, 0)
+	e.seedPatient(epjsim.Patient{CPR: cprBruno, FamilyName: "Elmer"})
+	var foreignCalls atomic.Int32
+	foreign := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		foreignCalls.Add(1)
+		http.Error(w, "not here", http.StatusTeapot)
+	}))
+	defer foreign.Close()
+	foreignHost := strings.TrimPrefix(foreign.URL, "http://")
+	e.sim.SetLinkBase(foreign.URL + "/fhir")
+	t0 := time.Date(2025, 3, 4, 10, 0, 0, 0, time.UTC)
+	for i := range 120 {
+		e.seedNote(epjsim.Note{Type: "Communication", PatientCPR: cprBruno, Text: "note", LastUpdated: t0.Add(time.Duration(i) * time.Second)})
+	}
+	a := e.adapter(sourceCfg)
+	warnings := func() (n int, last string) {
+		for _, line := range strings.Split(e.logs.String(), "\n") {
+			if strings.Contains(line, "next-page link") {
+				n, last = n+1, line
+			}
+		}
+		return n, last
+	}
+	all := map[string]int{}
+	// A poll asks from the cursor's instant on, so each page after the
+	// first starts with the note the cursor stands on.
+	for poll, want := range []int{50, 49, 21, 0} {
+		pub := &recPub{}
+		if err := a.Poll(context.Background(), pub); err != nil {
+			t.Fatalf("poll %d failed: %v", poll+1, err)
+		}
+		if len(pub.letters) != want {
+			t.Fatalf("poll %d published %d, want %d", poll+1, len(pub.letters), want)
+		}
+		for _, id := range pub.ids() {
+			all[id]++
+		}
+	}
+	if len(all) != 120 {
+		t.Fatalf("%d distinct letters, want 120", len(all))
+	}
+	for id, n := range all {
+		if n != 1 {
+			t.Fatalf("%s published %d times", id, n)
+		}
+	}
+	n, last := warnings()
+	if n != 2 || !strings.Contains(last, `"link_host":"`+foreignHost+`"`) || !strings.Contains(last, `"notes_read":49`) {
+		t.Fatalf("%d warnings about the link, want 2 naming %s; last: %s", n, foreignHost, last)
+	}
+	if c := foreignCalls.Load(); c != 0 {
+		t.Fatalf("the other host got %d requests", c)
+	}
+}
+
+// More notes at one instant than a page holds, behind a link that is not
+// followed: the feed cannot pass them, and the warning says so rather
+// than that it goes on.
+func TestSourceSaysWhenARefusedLinkStopsTheFeed(t *testing.T) {
+	e := newEnv(t, 0)
+	e.seedPatient(epjsim.Patient{CPR: cprBruno, FamilyName: "Elmer"})
+	e.sim.SetLinkBase("http://fhir-internal.region.example:8080/fhir")
+	t1 := time.Date(2025, 3, 4, 10, 1, 0, 0, time.UTC)
+	for range 55 {
+		e.seedNote(epjsim.Note{Type: "Communication", PatientCPR: cprBruno, Text: "tie", LastUpdated: t1})
+	}
+	a := e.adapter(sourceCfg)
+	for poll, want := range []int{50, 0} {
+		pub := &recPub{}
+		if err := a.Poll(context.Background(), pub); err != nil || len(pub.letters) != want {
+			t.Fatalf("poll %d: %v, published %d, want %d", poll+1, err, len(pub.letters), want)
+		}
+	}
+	if !strings.Contains(e.logs.String(), "no note before it was new: the feed cannot go on") {
+		t.Fatalf("no warning that the feed is stuck:\n%s", e.logs.String())
+	}
+	// With the gateway's links right again, the rest is read.
+	e.sim.SetLinkBase("")
+	pub := &recPub{}
+	if err := a.Poll(context.Background(), pub); err != nil || len(pub.letters) != 5 {
+		t.Fatalf("after the fix: %v, published %d, want 5", err, len(pub.letters))
 	}
 }

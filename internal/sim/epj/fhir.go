@@ -45,7 +45,16 @@ func writeOutcome(w http.ResponseWriter, status int, code, expression, diagnosti
 	writeJSON(w, status, fhirJSON, map[string]any{"resourceType": "OperationOutcome", "issue": []any{issue}})
 }
 
-func baseURL(r *http.Request) string { return "http://" + r.Host }
+// baseURL is where the simulator's links point: the address the request
+// came to, unless SetLinkBase named another.
+func (s *Server) baseURL(r *http.Request) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.linkBase != "" {
+		return s.linkBase
+	}
+	return "http://" + r.Host
+}
 
 func (s *Server) handleMetadata(w http.ResponseWriter, r *http.Request) {
 	res := func(typ string, interactions []string, params ...string) map[string]any {
@@ -138,12 +147,12 @@ func (s *Server) writeBundle(w http.ResponseWriter, r *http.Request, recs []*rec
 	entries := []any{}
 	for _, rec := range recs {
 		entries = append(entries, map[string]any{
-			"fullUrl":  baseURL(r) + "/" + rec.Type + "/" + rec.ID,
+			"fullUrl":  s.baseURL(r) + "/" + rec.Type + "/" + rec.ID,
 			"resource": json.RawMessage(s.inlined(rec.JSON)),
 			"search":   map[string]string{"mode": "match"},
 		})
 	}
-	links := []any{map[string]string{"relation": "self", "url": baseURL(r) + r.URL.RequestURI()}}
+	links := []any{map[string]string{"relation": "self", "url": s.baseURL(r) + r.URL.RequestURI()}}
 	if next != "" {
 		links = append(links, map[string]string{"relation": "next", "url": next})
 	}
@@ -261,7 +270,7 @@ func (s *Server) handleCreateCommunication(w http.ResponseWriter, r *http.Reques
 				writeOutcome(w, http.StatusInternalServerError, "exception", "", "could not store the resource")
 				return
 			}
-			w.Header().Set("Location", baseURL(r)+"/Communication/"+hits[0].ID+"/_history/"+strconv.Itoa(hits[0].Version))
+			w.Header().Set("Location", s.baseURL(r)+"/Communication/"+hits[0].ID+"/_history/"+strconv.Itoa(hits[0].Version))
 			s.writeResource(w, http.StatusOK, hits[0])
 			return
 		case len(hits) > 1:
@@ -283,7 +292,7 @@ func (s *Server) handleCreateCommunication(w http.ResponseWriter, r *http.Reques
 		writeOutcome(w, http.StatusInternalServerError, "exception", "", "could not store the resource")
 		return
 	}
-	w.Header().Set("Location", baseURL(r)+"/Communication/"+rec.ID+"/_history/1")
+	w.Header().Set("Location", s.baseURL(r)+"/Communication/"+rec.ID+"/_history/1")
 	s.writeResource(w, http.StatusCreated, rec)
 }
 
@@ -409,7 +418,7 @@ func (s *Server) handleSearch(typ string) http.HandlerFunc {
 			}
 			nq.Set("_offset", strconv.Itoa(offset+count))
 			nq.Set("_count", strconv.Itoa(count))
-			nextURL = baseURL(r) + "/" + typ + "?" + nq.Encode()
+			nextURL = s.baseURL(r) + "/" + typ + "?" + nq.Encode()
 		}
 		s.writeBundle(w, r, page, total, nextURL)
 	}

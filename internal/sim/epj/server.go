@@ -54,6 +54,7 @@ type Server struct {
 	requests []Request
 	counts   counts
 	faults   faults
+	linkBase string // SetLinkBase
 
 	// gc runs the saves (commit); changes are numbered under mu.
 	gc simstore.GroupCommit
@@ -83,7 +84,6 @@ type faults struct {
 	dropCount      int
 	rejectTokens   bool
 	race           *createRace
-	linkBase       string
 }
 
 // New opens (or creates) the data directory and loads what is stored there.

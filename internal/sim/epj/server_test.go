@@ -242,6 +242,14 @@ func TestFaultsOverHTTP(t *testing.T) {
 	if got := s.Requests(); len(got) == 0 || got[len(got)-1].URL != "/Communication" {
 		t.Fatalf("requests not recorded: %v", got)
 	}
+	// Links name the base the simulator was told, as a gateway behind a
+	// proxy with its own idea of its address does.
+	post("/_sim/link-base", `{"base":"http://fhir-internal.example:8080/fhir/"}`)
+	_, _, b := call(t, "GET", base+"/Communication?_count=1", tok, "", "", nil)
+	links, _ := b["link"].([]any)
+	if len(links) == 0 || links[0].(map[string]any)["url"] != "http://fhir-internal.example:8080/fhir/Communication?_count=1" {
+		t.Fatalf("links %v, want them under the link base", links)
+	}
 }
 
 // Two conditional creates for one letter that race: both searched before

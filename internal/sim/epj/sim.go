@@ -83,6 +83,18 @@ func (s *Server) RaceNextCreates(n int) {
 	}
 }
 
+// SetLinkBase makes the simulator write base (e.g.
+// "http://fhir-internal:8080/fhir") into its links (Bundle.link, fullUrl,
+// Location) instead of the address a request came to, as a FHIR server
+// behind a proxy does when its own idea of its address (HAPI FHIR's
+// server_address) is not the one its clients use. "" restores the default.
+// The server still serves only at the address it listens on.
+func (s *Server) SetLinkBase(base string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.linkBase = strings.TrimRight(base, "/")
+}
+
 // ResetFaults turns every fault off.
 func (s *Server) ResetFaults() {
 	s.mu.Lock()
@@ -453,6 +465,16 @@ func (s *Server) simRoutes(m *http.ServeMux) {
 			return
 		}
 		s.RaceNextCreates(in.Count)
+		w.WriteHeader(http.StatusNoContent)
+	})
+	m.HandleFunc("POST /_sim/link-base", func(w http.ResponseWriter, r *http.Request) {
+		var in struct {
+			Base string `json:"base"`
+		}
+		if !readSim(w, r, &in) {
+			return
+		}
+		s.SetLinkBase(in.Base)
 		w.WriteHeader(http.StatusNoContent)
 	})
 	m.HandleFunc("POST /_sim/patients", func(w http.ResponseWriter, r *http.Request) {
