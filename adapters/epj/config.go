@@ -16,6 +16,7 @@ type Config struct {
 	Self              Party         `mapstructure:"self" doc:"The municipality: sender of letters, addressee in the feed."`
 	Recipient         string        `mapstructure:"recipient" required:"true" doc:"SOR id of the region's child-psychiatry department letters are addressed to." example:"6071000016008"`
 	PollInterval      time.Duration `mapstructure:"poll_interval" default:"0s" doc:"How often the feed of notes addressed to self.sor is read; 0 turns the source off (a sink only)." example:"30s"`
+	FeedOverlap       time.Duration `mapstructure:"feed_overlap" default:"2m" doc:"How far before its position the feed is read again, for notes the region's servers stamp earlier than notes already read (clock skew between them, a long transaction); notes read before are known by id and version and not published again. Read again only until a poll has run feed_overlap after the newest note. 0: no overlap."`
 }
 
 // Party names an organisation by SOR id, GLN and name.
@@ -39,6 +40,9 @@ func (c *Config) Check() error {
 	}
 	if c.PollInterval < 0 {
 		return &adapters.ConfigError{Key: "poll_interval", Msg: "must not be negative (0 turns the source off)"}
+	}
+	if c.FeedOverlap < 0 {
+		return &adapters.ConfigError{Key: "feed_overlap", Msg: "must not be negative (0 reads no note before the feed position)"}
 	}
 	if !isSOR(c.Self.SOR) {
 		return &adapters.ConfigError{Key: "self.sor", Msg: "must be an SOR id (digits)"}

@@ -91,6 +91,7 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"adapters.epj-test.self.gln", func(b map[string]any) { b["self"] = map[string]any{"sor": sorMuni, "gln": "12"} }},
 		{"adapters.epj-test.recipient", func(b map[string]any) { b["recipient"] = "BUP" }},
 		{"adapters.epj-test.poll_interval", func(b map[string]any) { b["poll_interval"] = "-1s" }},
+		{"adapters.epj-test.feed_overlap", func(b map[string]any) { b["feed_overlap"] = "-1m" }},
 		{"adapters.epj-test.timeout", func(b map[string]any) { b["timeout"] = "-1s" }},
 		{"adapters.epj-test.tls.cert_file", func(b map[string]any) { b["tls"] = map[string]any{"cert_file": "/c.pem"} }},
 		{"adapters.epj-test.tls.ca_file", func(b map[string]any) {

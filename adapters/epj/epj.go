@@ -20,7 +20,13 @@
 // retried and then finds the copy stored. Source: Communication and DocumentReference
 // resources addressed to the municipality's SOR id are polled by
 // _lastUpdated; the cursor (last instant and the versions seen at it) lives
-// in the state store and moves only after Publish succeeded.
+// in the state store and moves only after Publish succeeded. Until a poll
+// has run feed_overlap past the newest note, the feed is read from
+// feed_overlap before the cursor, for notes another server of the region
+// stamped earlier; the cursor keeps the versions read in that span, so
+// none is published twice. A next-page link to another host than url is
+// not followed (the token goes nowhere else): the poll keeps what it read
+// and warns.
 //
 // FHIR model decision: the types in internal/fhir are hand-written and hold
 // only the elements used. samply/golang-fhir-models v0.3.2 was tried: its

@@ -35,9 +35,61 @@ const pageSize = 50
 // and the resource versions published at exactly that instant. The next
 // poll asks for ge At and skips Seen, so notes sharing an instant are
 // neither skipped nor repeated.
+//
+// A note can be stamped before At and yet appear after a poll passed At:
+// the region's servers stamp by their own clocks, and a transaction may
+// commit after a later one. So while a poll may still be close to At, the
+// feed is read from FeedOverlap before At, and Recent keeps the versions
+// published since Since, so the overlap publishes only what is new.
+// Checked is the gateway's time (its Date header) when a poll that read
+// everything began: once that is FeedOverlap past At, whatever is stored
+// later is stamped after At, and polls read from At alone again, so a
+// quiet feed does not fetch its last notes at every poll.
 type cursor struct {
 	At   time.Time `json:"at"`
 	Seen []string  `json:"seen,omitempty"` // "id/versionId"
+	// Since: Seen and Recent hold every version published with an instant
+	// from Since to At. Zero in a cursor stored by a build without the
+	// overlap, which recorded At alone.
+	Since   time.Time `json:"since,omitzero"`
+	Recent  []seen    `json:"recent,omitempty"` // instants from Since, before At
+	Checked time.Time `json:"checked,omitzero"`
+}
+
+// seen is a note version published with an instant before the cursor's.
+type seen struct {
+	Key string    `json:"key"` // "id/versionId"
+	At  time.Time `json:"at"`
+}
+
+// overlapping reports whether a poll must read from before cur.At.
+func (a *Adapter) overlapping(cur cursor) bool {
+	w := a.cfg.FeedOverlap
+	return w > 0 && !cur.At.IsZero() && (cur.Checked.IsZero() || cur.Checked.Sub(cur.At) < w)
+}
+
+// record notes a published version with instant at, and forgets what lies
+// more than FeedOverlap before the cursor.
+func (a *Adapter) record(cur *cursor, key string, at time.Time) {
+	switch {
+	case cur.At.IsZero():
+		// The feed's first note: nothing was published before it, so
+		// what it records covers the overlap before it too.
+		*cur = cursor{At: at, Seen: []string{key}, Since: at.Add(-a.cfg.FeedOverlap)}
+	case at.Equal(cur.At):
+		cur.Seen = append(cur.Seen, key)
+	case at.After(cur.At):
+		for _, k := range cur.Seen {
+			cur.Recent = append(cur.Recent, seen{k, cur.At})
+		}
+		cur.At, cur.Seen = at, []string{key}
+	case !at.Before(cur.Since):
+		cur.Recent = append(cur.Recent, seen{key, at})
+	}
+	if lo := cur.At.Add(-a.cfg.FeedOverlap); cur.Since.Before(lo) {
+		cur.Since = lo
+		cur.Recent = slices.DeleteFunc(cur.Recent, func(s seen) bool { return s.At.Before(lo) })
+	}
 }
 
 // Run polls the feeds every PollInterval until ctx ends. A failed poll is
@@ -88,15 +140,31 @@ func (a *Adapter) pollFeed(ctx context.Context, pub adapters.Publisher, f feed) 
 		"_sort":     {"_lastUpdated"},
 		"_count":    {fmt.Sprint(pageSize)},
 	}
-	if !cur.At.IsZero() {
-		q.Set("_lastUpdated", "ge"+cur.At.UTC().Format(time.RFC3339Nano))
+	if !cur.At.IsZero() && cur.Since.IsZero() {
+		cur.Since = cur.At // stored by a build that recorded At alone
+	}
+	from := cur.At
+	if a.overlapping(cur) {
+		from = latest(cur.At.Add(-a.cfg.FeedOverlap), cur.Since)
+	}
+	if !from.IsZero() {
+		q.Set("_lastUpdated", "ge"+from.UTC().Format(time.RFC3339Nano))
 	}
 	patients := map[string]*patientEntry{} // per poll, by reference
-	start := cur
-	start.Seen = slices.Clone(cur.Seen)
+	// What to read is decided by where the poll started, not by how far
+	// it has come: a later page may hold an older note.
+	known := map[string]bool{}
+	for _, k := range cur.Seen {
+		known[k] = true
+	}
+	for _, r := range cur.Recent {
+		known[r.Key] = true
+	}
 	done := map[string]bool{} // published in this poll: a note listed twice goes once
+	var began time.Time       // the gateway's Date at the first page
 	next := f.Type + "?" + q.Encode()
-	read := 0 // notes published in this poll
+	read := 0     // notes published in this poll
+	refused := "" // the host of a next link not followed
 	for pages := 0; next != "" && pages < 1000; pages++ {
 		if host, out := a.c.outside(next); out {
 			// The link would take the token to a host the configuration
@@ -105,14 +173,16 @@ func (a *Adapter) pollFeed(ctx context.Context, pub adapters.Publisher, f feed) 
 			// reads on from there (a page per poll) rather than the feed
 			// failing at every poll. A gateway that names itself wrongly
 			// in its links (behind a proxy) is the usual cause.
-			msg := "epj: the gateway's next-page link points outside its configured url and is not followed; the next poll goes on after the notes read so far. Set the gateway's own base address (HAPI FHIR: server_address) to the url the hub uses"
-			if read == 0 {
-				// A first page of notes all read before (more at one
-				// instant than a page holds) cannot be passed without it.
-				msg = "epj: the gateway's next-page link points outside its configured url and is not followed, and no note before it was new: the feed cannot go on until the gateway's own base address (HAPI FHIR: server_address) is the url the hub uses"
+			refused = host
+			if read == 0 && from.Before(cur.At) {
+				// The overlap alone filled the pages read: ask again from
+				// the cursor's own instant, as a poll without it would.
+				from = cur.At
+				q.Set("_lastUpdated", "ge"+from.UTC().Format(time.RFC3339Nano))
+				next = f.Type + "?" + q.Encode()
+				continue
 			}
-			a.log.WarnContext(ctx, msg, "feed", f.Type, "link_host", host, "url_host", a.c.host(), "notes_read", read)
-			return nil
+			break
 		}
 		resp, err := a.c.do(ctx, http.MethodGet, next, "", nil, nil)
 		if err != nil {
@@ -120,6 +190,9 @@ func (a *Adapter) pollFeed(ctx context.Context, pub adapters.Publisher, f feed) 
 		}
 		if resp.status != http.StatusOK {
 			return classify(resp, f.Type+" search")
+		}
+		if pages == 0 {
+			began, _ = http.ParseTime(resp.header.Get("Date"))
 		}
 		var b fhir.Bundle
 		if err := json.Unmarshal(resp.body, &b); err != nil || b.ResourceType != "Bundle" {
@@ -156,9 +229,7 @@ func (a *Adapter) pollFeed(ctx context.Context, pub adapters.Publisher, f feed) 
 		for _, it := range page {
 			h, at := it.h, it.at
 			seenKey := h.ID + "/" + h.Meta.VersionID
-			// What to read is decided by where the poll started, not by
-			// how far it has come: a later page may hold an older note.
-			if at.Before(start.At) || (at.Equal(start.At) && slices.Contains(start.Seen, seenKey)) || done[seenKey] {
+			if at.Before(from) || known[seenKey] || done[seenKey] {
 				continue
 			}
 			l, err := a.toLetter(ctx, f.Type, h, it.raw, patients)
@@ -170,23 +241,42 @@ func (a *Adapter) pollFeed(ctx context.Context, pub adapters.Publisher, f feed) 
 			}
 			done[seenKey] = true
 			read++
-			switch {
-			case at.Equal(cur.At):
-				cur.Seen = append(cur.Seen, seenKey)
-			case at.After(cur.At):
-				cur = cursor{At: at, Seen: []string{seenKey}}
-			default:
-				// Older than a note of an earlier page: the gateway does
-				// not sort. The note is read now; the cursor stays.
-				a.log.WarnContext(ctx, "epj: the gateway's feed is not in _lastUpdated order across pages; a note older than the feed position was read", "feed", f.Type)
-				continue
+			if behind := cur.At.Sub(at); behind > 0 {
+				// Stamped before a note already read: another server's
+				// clock, a late commit, or a gateway that does not sort
+				// across pages. Read now; the cursor stays.
+				a.log.InfoContext(ctx, "epj: a note stamped before the feed position was read", "feed", f.Type, "behind", behind.String())
 			}
+			a.record(&cur, seenKey, at)
 			if err := a.saveCursor(ctx, key, cur); err != nil {
 				return err
 			}
 		}
 	}
+	if refused != "" {
+		msg := "epj: the gateway's next-page link points outside its configured url and is not followed; the next poll goes on after the notes read so far. Set the gateway's own base address (HAPI FHIR: server_address) to the url the hub uses"
+		if read == 0 && next != "" {
+			// A first page of notes all read before (more at one instant
+			// than a page holds) cannot be passed without the link.
+			msg = "epj: the gateway's next-page link points outside its configured url and is not followed, and no note before it was new: the feed cannot go on until the gateway's own base address (HAPI FHIR: server_address) is the url the hub uses"
+		}
+		a.log.WarnContext(ctx, msg, "feed", f.Type, "link_host", refused, "url_host", a.c.host(), "notes_read", read)
+		return nil // not Checked: the overlap was not read whole
+	}
+	if next == "" && !began.IsZero() && a.overlapping(cur) {
+		// Everything stored before began was read: if that is
+		// FeedOverlap past At, later polls need not read before At.
+		cur.Checked = began
+		return a.saveCursor(ctx, key, cur)
+	}
 	return nil
+}
+
+func latest(x, y time.Time) time.Time {
+	if x.After(y) {
+		return x
+	}
+	return y
 }
 
 func (a *Adapter) loadCursor(ctx context.Context, key string) (cursor, error) {
