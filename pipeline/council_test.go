@@ -32,7 +32,18 @@ func gpReferral(id, cpr string) *letter.Letter {
 	l.Sender = gpA
 	l.Receivers = []letter.Party{{Role: letter.RoleMunicipality, Name: "Samrådet for Børn og Unge", GLN: "5790001382445"}}
 	l.Patient.CPR = cpr
+	if n, ok := testChildren[cpr]; ok {
+		l.Patient.GivenName, l.Patient.FamilyName = n[0], n[1]
+		l.Text = "Henvisning vedr. " + n[0] + " " + n[1]
+	}
 	return l
+}
+
+// testChildren are MedCom's fictitious test persons by CPR number.
+var testChildren = map[string][2]string{
+	"2509479989": {"Bruno Test", "Elmer"},
+	"1509819996": {"Brita Test", "Berggren"},
+	"2512489996": {"Nancy Ann Test", "Berggren"},
 }
 
 func (e *env) referral(id string) council.Referral {
@@ -48,8 +59,11 @@ func (e *env) referral(id string) council.Referral {
 func TestCouncilRegisterFollowsTheLetterStream(t *testing.T) {
 	e := councilEnv(t, 3*time.Second)
 	ctx := context.Background()
-	for i := range 3 {
-		e.feed.ch <- gpReferral(fmt.Sprintf("R%d", i), "2509479989")
+	// Three children: a second referral of a child whose first is open
+	// would join it and take no seat of its own.
+	cprs := []string{"2509479989", "1509819996", "2512489996"}
+	for i, cpr := range cprs {
+		e.feed.ch <- gpReferral(fmt.Sprintf("R%d", i), cpr)
 	}
 	eventually(t, "three referrals seated", func() bool {
 		n := 0
@@ -73,7 +87,7 @@ func TestCouncilRegisterFollowsTheLetterStream(t *testing.T) {
 	rc := e.gp.letters[0]
 	e.gp.mu.Unlock()
 	if !strings.HasPrefix(rc.ID, "receipt:R") || rc.Kind != letter.KindReply || len(rc.To) != 1 || rc.To[0].GLN != gpA.GLN ||
-		!strings.Contains(rc.Text, "Henvisningen er modtaget og behandles på samrådsmødet") || rc.Patient.CPR != "2509479989" {
+		!strings.Contains(rc.Text, "Henvisningen er modtaget og behandles på samrådsmødet") || rc.Patient.CPR != cprs[rc.ID[len(rc.ID)-1]-'0'] {
 		t.Errorf("receipt at the GP: %+v", rc)
 	}
 	eventually(t, "receipts filed in the case", func() bool { return e.muni.count(council.ReceiptID("R0")) == 1 })
@@ -86,7 +100,8 @@ func TestCouncilRegisterFollowsTheLetterStream(t *testing.T) {
 	e.feed.ch <- rec
 	eventually(t, "two reminders", func() bool { return len(e.notices("unanswered")) == 2 })
 	for _, n := range e.notices("unanswered") {
-		if strings.Contains(n.Text, "2509479989") || strings.Contains(n.Text, "Elmer") || n.Subject != "Samhub: unanswered" {
+		if strings.ContainsAny(n.Text, "0123456789") && (strings.Contains(n.Text, cprs[0]) || strings.Contains(n.Text, cprs[1]) || strings.Contains(n.Text, cprs[2])) ||
+			strings.Contains(n.Text, "Elmer") || strings.Contains(n.Text, "Berggren") || n.Subject != "Samhub: unanswered" {
 			t.Errorf("reminder names the child or says more than it should: %q %q", n.Subject, n.Text)
 		}
 	}
@@ -201,7 +216,9 @@ func BenchmarkReferralFlood(b *testing.B) {
 			start := time.Now()
 			go func() {
 				for i := range b.N {
-					e.feed.ch <- gpReferral(fmt.Sprintf("F%07d", i), "2509479989")
+					// No CPR number: each its own child, told apart by
+					// its thread, so none joins another's referral.
+					e.feed.ch <- gpReferral(fmt.Sprintf("F%07d", i), "")
 				}
 			}()
 			wait := func(what string, cond func() bool) {

@@ -23,9 +23,19 @@ func dropReferrals(t *testing.T, h *hubtest.Hub, n int) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Each referral is of another child: a second referral of a child
+	// whose first is open joins it and takes no seat of its own.
+	children := [][3]string{{"2509479989", "Elmer", "Bruno Test"}, {"1509819996", "Berggren", "Brita Test"}, {"2512489996", "Berggren", "Nancy Ann Test"}}
+	if n > len(children) {
+		t.Fatalf("dropReferrals: at most %d children", len(children))
+	}
 	var ids []string
 	for i := range n {
-		d := bytes.Replace(data, []byte("LTR00000000001"), []byte(fmt.Sprintf("LTR%011d", 900+i)), 1)
+		c := children[i]
+		d := bytes.Replace(data, []byte("<CivilRegistrationNumber>2509479989<"), []byte("<CivilRegistrationNumber>"+c[0]+"<"), 1)
+		d = bytes.Replace(d, []byte("<PersonSurnameName>Elmer<"), []byte("<PersonSurnameName>"+c[1]+"<"), 1)
+		d = bytes.Replace(d, []byte("<PersonGivenName>Bruno Test<"), []byte("<PersonGivenName>"+c[2]+"<"), 1)
+		d = bytes.Replace(d, []byte("LTR00000000001"), []byte(fmt.Sprintf("LTR%011d", 900+i)), 1)
 		d = bytes.Replace(d, []byte("ENV00000000001"), []byte(fmt.Sprintf("ENV%011d", 900+i)), 1)
 		d = bytes.Replace(d, []byte("0f6c1e2d3a4b5c6d7e8f90a1b2c3d4e5"), []byte(fmt.Sprintf("%032x", 900+i)), 1)
 		h.Drop(fmt.Sprintf("ref-%d.xml", i), d)
