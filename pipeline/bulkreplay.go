@@ -39,20 +39,26 @@ type BulkReplay struct {
 	// Planned is how many entries matched when it started.
 	Planned int `json:"planned"`
 	// Replayed counts the letters sent again; StillDenied those of them
-	// the routing still denied (no consent yet: they park again); Gone the
-	// entries no longer parked when reached (someone else replayed or
-	// discarded them); Failed those that could not be replayed.
-	Replayed    int           `json:"replayed"`
-	StillDenied int           `json:"stillDenied"`
-	Gone        int           `json:"gone"`
-	Failed      int           `json:"failed"`
-	Failures    []BulkFailure `json:"failures,omitempty"` // the first maxBulkFailures
-	State       string        `json:"state"`              // running, done, stopped, interrupted
-	Error       string        `json:"error,omitempty"`    // why it stopped
-	Started     time.Time     `json:"started"`
-	Updated     time.Time     `json:"updated"`
-	Finished    time.Time     `json:"finished,omitzero"`
-	Holder      string        `json:"holder"` // the replica running it
+	// the routing still denied (no consent yet: they park again), and
+	// StillDeniedBy how many for each reason code (consent_missing, ...);
+	// NotRouted those no rule sends to the destination any more (they
+	// leave the queue undelivered); Gone the entries no longer parked when
+	// reached (someone else replayed or discarded them); Failed those that
+	// could not be replayed. Replayed minus StillDenied and NotRouted went
+	// on to be delivered.
+	Replayed      int            `json:"replayed"`
+	StillDenied   int            `json:"stillDenied"`
+	StillDeniedBy map[string]int `json:"stillDeniedBy,omitempty"`
+	NotRouted     int            `json:"notRouted"`
+	Gone          int            `json:"gone"`
+	Failed        int            `json:"failed"`
+	Failures      []BulkFailure  `json:"failures,omitempty"` // the first maxBulkFailures
+	State         string         `json:"state"`              // running, done, stopped, interrupted
+	Error         string         `json:"error,omitempty"`    // why it stopped
+	Started       time.Time      `json:"started"`
+	Updated       time.Time      `json:"updated"`
+	Finished      time.Time      `json:"finished,omitzero"`
+	Holder        string         `json:"holder"` // the replica running it
 }
 
 // BulkFailure is one entry a bulk replay could not replay.
@@ -260,8 +266,15 @@ run:
 			default:
 				r.Replayed++
 				consecutive = 0
-				if dec.Verdict == route.Deny {
+				switch dec.Verdict {
+				case route.Deny:
 					r.StillDenied++
+					if r.StillDeniedBy == nil {
+						r.StillDeniedBy = map[string]int{}
+					}
+					r.StillDeniedBy[dec.Code]++
+				case route.Skip:
+					r.NotRouted++
 				}
 			}
 			if time.Since(saved) >= bulkSaveEvery {
@@ -274,6 +287,7 @@ run:
 	save()
 	actx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	// The console translates this line (i18n.go, bulkResult): keep its shape.
 	result := fmt.Sprintf("%s: replayed %d (still denied %d), gone %d, failed %d of %d", r.State, r.Replayed, r.StillDenied, r.Gone, r.Failed, r.Planned)
 	if err := h.audit.Append(actx, audit.Record{Actor: who.Name, Role: who.Role, Remote: who.Remote, Action: "replay-filter",
 		Target: fmt.Sprintf("filter:%s count:%d bulk:%s", r.Filter, r.Planned, r.ID), Reason: r.Reason, Result: result}); err != nil {

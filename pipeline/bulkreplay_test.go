@@ -178,7 +178,7 @@ func TestBulkReplayReplaysEachEntryOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := waitBulk(t, e, id)
-	if r.State != pipeline.BulkDone || r.Planned != 30 || r.Replayed != 30 || r.StillDenied != 30 {
+	if r.State != pipeline.BulkDone || r.Planned != 30 || r.Replayed != 30 || r.StillDenied != 30 || r.StillDeniedBy["consent_missing"] != 30 || r.NotRouted != 0 {
 		t.Fatalf("bulk replay ended %+v; want 30 replayed, all still denied", r)
 	}
 	eventually(t, "the replayed letters parked again", func() bool {

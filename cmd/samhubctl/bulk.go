@@ -157,7 +157,8 @@ type bulkPreview struct {
 type bulkReplay struct {
 	ID                                   string
 	Planned, Replayed, StillDenied, Gone int
-	Failed                               int
+	Failed, NotRouted                    int
+	StillDeniedBy                        map[string]int // reason code: how many parked again for it
 	Failures                             []struct {
 		Seq             uint64
 		LetterID, Error string
@@ -168,7 +169,27 @@ type bulkReplay struct {
 }
 
 func (r bulkReplay) progress() string {
-	return fmt.Sprintf("%d of %d replayed (%d still denied, will park again), %d no longer parked, %d failed", r.Replayed, r.Planned, r.StillDenied, r.Gone, r.Failed)
+	s := fmt.Sprintf("%d of %d replayed: %d sent on for delivery, %d parked again", r.Replayed, r.Planned, r.sentOn(), r.StillDenied)
+	if len(r.StillDeniedBy) > 0 {
+		s += " (" + countsLine(r.StillDeniedBy) + ")"
+	}
+	if r.NotRouted > 0 {
+		s += fmt.Sprintf(", %d not sent (no rule sends them there now)", r.NotRouted)
+	}
+	return s + fmt.Sprintf(", %d no longer parked, %d failed", r.Gone, r.Failed)
+}
+
+// sentOn is how many replayed letters the routing let through to their
+// destination (which may still refuse them and park them anew).
+func (r bulkReplay) sentOn() int { return r.Replayed - r.StillDenied - r.NotRouted }
+
+// countsLine is "code: n, code: n", the largest first.
+func countsLine(m map[string]int) string {
+	var parts []string
+	for _, k := range sortedByCount(m) {
+		parts = append(parts, fmt.Sprintf("%s: %d", k, m[k]))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // replayFilter previews (dryRun) or runs the replay of every parked letter
@@ -294,6 +315,10 @@ func bulkOutcome(o *options, r bulkReplay, raw json.RawMessage) error {
 		return fail(exitServer, "the bulk replay %s: %s", r.State, r.Error)
 	case r.Failed > 0:
 		return fail(exitServer, "%d of %d could not be replayed", r.Failed, r.Planned)
+	case r.Replayed > 0 && r.sentOn() == 0:
+		// It ran, but changed nothing a script waits for: say so apart
+		// from success and from the hub failing.
+		return fail(exitNothingDelivered, "none of the %d replayed letters went on to delivery: %d parked again, %d not sent", r.Replayed, r.StillDenied, r.NotRouted)
 	}
 	return nil
 }
@@ -340,15 +365,20 @@ func bulkReplaysCmd(o *options) *cobra.Command {
 	}
 }
 
-func printCounts(o *options, head string, m map[string]int) {
+// sortedByCount is m's keys, the largest count first.
+func sortedByCount(m map[string]int) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
 	}
 	sort.Slice(keys, func(i, j int) bool { return m[keys[i]] > m[keys[j]] || (m[keys[i]] == m[keys[j]] && keys[i] < keys[j]) })
+	return keys
+}
+
+func printCounts(o *options, head string, m map[string]int) {
 	tw := o.table()
 	fmt.Fprintf(tw, "%s\tCOUNT\n", head)
-	for _, k := range keys {
+	for _, k := range sortedByCount(m) {
 		fmt.Fprintf(tw, "%s\t%d\n", dash(k), m[k])
 	}
 	_ = tw.Flush()

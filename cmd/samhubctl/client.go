@@ -20,6 +20,9 @@ const (
 	exitNotFound = 2 // no such parked letter or letter
 	exitAuth     = 3 // no token, wrong token, or the role may not do this
 	exitServer   = 4 // the hub failed or could not be reached
+	// exitNothingDelivered: a replay went through, but every letter it
+	// replayed parked again (no consent yet, say): nothing was delivered.
+	exitNothingDelivered = 5
 )
 
 // exitError carries the exit code an error should end the command with.

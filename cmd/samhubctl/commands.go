@@ -34,7 +34,8 @@ Exit codes:
   1  usage error: unknown command or flag, bad argument, missing --reason
   2  not found: no parked letter or letter with that id
   3  authentication or authorisation: no or wrong token, or your role may not do this
-  4  the hub failed or could not be reached`
+  4  the hub failed or could not be reached
+  5  a replay by filter ran, but none of its letters went on to delivery (they parked again)`
 
 // options are the global flags.
 type options struct {

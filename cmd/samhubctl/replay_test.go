@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/samhub/samhub/internal/hubtest"
+	"github.com/samhub/samhub/pipeline/broker"
+	"github.com/samhub/samhub/pipeline/letter"
+	"github.com/samhub/samhub/pipeline/retryq"
+)
+
+// deniedSeq numbers the copies' letter-stream positions (the queue's
+// duplicate check keys on them) far above what the test stores.
+var deniedSeq atomic.Uint64
+
+func init() { deniedSeq.Store(1 << 41) }
+
+// parkForRegion parks n copies of the stored letter id for the region as
+// the hub parks a letter without consent. The copies name no recipients,
+// so a replay decides on consent alone (the fixture names the council,
+// which would make the region no recipient of it at all).
+func parkForRegion(t *testing.T, h *hubtest.Hub, id string, n int) {
+	t.Helper()
+	ctx := context.Background()
+	orig, _, err := h.App.Hub.StoredLetter(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		c := *orig
+		c.ID = fmt.Sprintf("NOCONSENT-%d-%d", time.Now().UnixNano(), i)
+		c.ThreadID, c.Receivers = c.ID, nil
+		raw, err := letter.Marshal(&c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := retryq.Failure{At: time.Now().UTC(), Class: "permanent", Code: "consent_missing", Reason: "no consent is recorded (test)"}
+		e := retryq.Entry{LetterID: c.ID, Destination: "region", Kind: string(c.Kind), Source: c.Source, Thread: broker.Token(c.Thread()),
+			Attempts: 1, FirstError: f, LastError: f, LetterSeq: deniedSeq.Add(1)}
+		if err := h.App.Hub.Queue().Park(ctx, e, raw); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A replay by filter whose every letter parks again (no consent yet)
+// delivered nothing: it says so in counts, with why, and exits 5 so a
+// script can tell it from a replay that delivered.
+func TestReplayByFilterThatDeliversNothingSaysSo(t *testing.T) {
+	h := hubtest.Start(t)
+	id := storedFixture(t, h)
+	parkForRegion(t, h, id, 3)
+	coord := hubtest.CoordinatorToken
+
+	code, out, errs := ctl(t, h, coord, "queue", "replay", "--filter", "destination=region", "--reason", "consent recorded?")
+	if code != exitNothingDelivered {
+		t.Fatalf("exit %d, want %d: %s\n%s", code, exitNothingDelivered, errs, out)
+	}
+	mustHave(t, out, "0 sent on for delivery", "3 parked again", "consent_missing: 3")
+	mustHave(t, errs, "none of the 3 replayed letters went on to delivery")
+	if strings.Contains(out+errs, "2509479989") {
+		t.Fatalf("a CPR number printed:\n%s\n%s", out, errs)
+	}
+
+	// -o json carries the reasons too, and exits the same.
+	parkForRegion(t, h, id, 2)
+	code, out, errs = ctl(t, h, coord, "queue", "replay", "--filter", "destination=region", "--reason", "again", "-o", "json")
+	var r struct {
+		Replayed, StillDenied int
+		StillDeniedBy         map[string]int
+	}
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("json: %v\n%s", err, out)
+	}
+	if code != exitNothingDelivered || r.StillDenied != r.Replayed || r.StillDeniedBy["consent_missing"] != r.StillDenied || r.StillDenied == 0 {
+		t.Fatalf("exit %d %s, %+v", code, errs, r)
+	}
+}
