@@ -265,6 +265,12 @@ func TestConsentListRecordRevoke(t *testing.T) {
 	if strings.Contains(out, "2509479989") {
 		t.Errorf("the listing repeats the CPR number:\n%s", out)
 	}
+	// In JSON a consent never withdrawn has no withdrawnAt (not year 1):
+	// of the two records, only the revoked one carries it.
+	code, out, _ = ctl(t, h, coord, "consent", "list", "--patient", "2509479989", "--reason", "check", "-o", "json")
+	if code != 0 || strings.Count(out, `"withdrawnAt"`) != 1 || strings.Contains(out, "0001-01-01") {
+		t.Errorf("list -o json: exit %d\n%s", code, out)
+	}
 	code, out, _ = ctl(t, h, hubtest.AuditorToken, "audit", "tail", "-n", "10")
 	for _, want := range []string{"consent-read", "consent-record", "consent-withdraw", "the mother withdrew it by phone"} {
 		if code != 0 || !strings.Contains(out, want) {

@@ -221,15 +221,18 @@ func (p *Patient) Identifier() string {
 func (p *Patient) LogValue() slog.Value { return slog.StringValue("[patient redacted]") }
 
 // Consent records who agreed to share the letter with which sectors.
+//
+// Its times are omitzero: omitempty never omits a time.Time, and a
+// consent never withdrawn would read "withdrawn in year 1".
 type Consent struct {
 	GivenBy string    `json:"givenBy,omitempty"` // "custody-holder", "young-person", …
 	Form    string    `json:"form,omitempty"`    // oral, written
-	GivenAt time.Time `json:"givenAt,omitempty"`
+	GivenAt time.Time `json:"givenAt,omitzero"`
 	Scopes  []Scope   `json:"scopes,omitempty"`
 	// YoungPersonRefused is a refusal by a young person of 15–17; it overrides
 	// the custody holders' consent for health-data routes.
 	YoungPersonRefused bool      `json:"youngPersonRefused,omitempty"`
-	WithdrawnAt        time.Time `json:"withdrawnAt,omitempty"`
+	WithdrawnAt        time.Time `json:"withdrawnAt,omitzero"`
 }
 
 // Allows reports whether the consent covers scope at time now.
