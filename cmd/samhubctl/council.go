@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/samhub/samhub/pipeline/council"
+	"github.com/samhub/samhub/pipeline/letter"
 )
 
 // The council's month: meetings, referrals and figures (role coordinator;
@@ -246,9 +247,12 @@ func printMeeting(w io.Writer, v council.MeetingView) {
 		case ch.NameUnavailable:
 			fmt.Fprintln(w, "   Child: (the referral is no longer stored)")
 		}
+		// The hub lists the sectors whose consent a route needs: only those.
 		var sectors []string
-		for _, s := range []string{"municipality", "gp", "parents", "region_psychiatry", "school_ppr"} {
-			sectors = append(sectors, s+" "+dash(ch.Consent.Sectors[s]))
+		for _, s := range letter.Scopes {
+			if st, ok := ch.Consent.Sectors[string(s)]; ok {
+				sectors = append(sectors, string(s)+" "+st)
+			}
 		}
 		source := ch.Consent.Source
 		switch source {
@@ -256,6 +260,9 @@ func printMeeting(w io.Writer, v council.MeetingView) {
 			source = "recorded by the coordinator"
 		case "letter":
 			source = "as letter " + ch.Consent.Letter + " states it"
+		}
+		if len(sectors) == 0 {
+			sectors = []string{"no route needs one"}
 		}
 		fmt.Fprintf(w, "   Consent (%s): %s\n", source, strings.Join(sectors, ", "))
 		printTracked(w, "   Referral", ch.Referral)

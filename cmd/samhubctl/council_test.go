@@ -86,7 +86,7 @@ func TestCLICouncilMonth(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("exit %d: %s", code, errs)
 		}
-		mustHave(t, out, "Meeting "+next, "2 of 6 places taken", ids[0], ids[1], "Lægehuset Ærø (GLN 5790000000005)", "Consent (none): municipality missing, gp missing", "Referral: delivered to casefile", "Recommendation: none yet")
+		mustHave(t, out, "Meeting "+next, "2 of 6 places taken", ids[0], ids[1], "Lægehuset Ærø (GLN 5790000000005)", "Consent (none): gp missing, region_psychiatry missing\n", "Referral: delivered to casefile", "Recommendation: none yet")
 		if strings.Contains(out, "Elmer") || strings.Contains(out, "2509479989") {
 			t.Errorf("the meeting names the child without --names:\n%s", out)
 		}

@@ -1,9 +1,12 @@
 package config
 
 import (
+	"slices"
+
 	"github.com/samhub/samhub/pipeline"
 	"github.com/samhub/samhub/pipeline/broker"
 	"github.com/samhub/samhub/pipeline/council"
+	"github.com/samhub/samhub/pipeline/letter"
 	"github.com/samhub/samhub/pipeline/route"
 )
 
@@ -82,7 +85,37 @@ func (c *Config) CouncilOptions() council.Options {
 	for n, d := range c.Destinations {
 		o.Sectors[n] = d.Sector
 	}
+	o.ConsentSectors = c.consentSectors()
 	return o
+}
+
+// consentSectors are the sectors whose consent a route (or the receipt)
+// needs, for the council's views. It follows the router's rule
+// (pipeline/route needsConsent; TestConsentSectorsAgreeWithTheRouter
+// holds them together): require_consent when set, else every sector but
+// the municipality's own and internal.
+func (c *Config) consentSectors() []string {
+	out := []string{}
+	add := func(s string) {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	for _, r := range c.Routes {
+		for _, to := range r.To {
+			d, ok := c.Destinations[to]
+			if !ok {
+				continue
+			}
+			if r.RequireConsent != nil && *r.RequireConsent || r.RequireConsent == nil && d.Sector != "municipality" && d.Sector != "internal" {
+				add(d.Sector)
+			}
+		}
+	}
+	if c.Council.Receipt.Enabled && c.Council.Receipt.RequireConsent {
+		add(string(letter.ScopeGP))
+	}
+	return out
 }
 
 // HubOptions is the pipeline's settings from the whole file: the pipeline,

@@ -2,8 +2,12 @@ package config
 
 import (
 	"errors"
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/samhub/samhub/pipeline/letter"
+	"github.com/samhub/samhub/pipeline/route"
 )
 
 // The broker gets the sizes and modes the file names, in its own terms.
@@ -113,5 +117,41 @@ func TestHubOptionsFromTheFile(t *testing.T) {
 	if o.DataDir != "/srv/samhub" || o.Replicas != 3 || o.Adapters["medcom"]["in_dir"] != "/in" || o.Streams != c.Streams.Broker() ||
 		o.Route.Rules[0].Name != "to-gp" || o.Route.Destinations["gp"].Receiver != "5790000123456" || !o.Council.Enabled || o.Council.Replicas != 3 {
 		t.Fatalf("options %+v", o)
+	}
+}
+
+// The council shows the consent of a sector only where a route needs it;
+// for each single route, that is where the router denies a letter the
+// route sends when no consent is recorded.
+func TestConsentSectorsAgreeWithTheRouter(t *testing.T) {
+	yes, no := true, false
+	dests := map[string]Destination{"casefile": {Adapter: "casesys", Sector: "municipality"}, "gp": {Adapter: "medcom", Sector: "gp"},
+		"region": {Adapter: "epj", Sector: "region_psychiatry"}, "notices": {Adapter: "mail", Sector: "internal"}, "parents": {Adapter: "post", Sector: "parents"}}
+	for _, rt := range []Route{
+		{Name: "to-case", Match: Match{Kind: []string{"referral"}}, To: []string{"casefile"}},
+		{Name: "to-case-with-consent", Match: Match{Kind: []string{"referral"}}, To: []string{"casefile"}, RequireConsent: &yes},
+		{Name: "to-gp", Match: Match{Kind: []string{"recommendation"}}, To: []string{"gp"}},
+		{Name: "discharge-to-gp", Match: Match{Kind: []string{"discharge-note"}}, To: []string{"gp"}, RequireConsent: &no},
+		{Name: "to-region", Match: Match{Kind: []string{"recommendation"}}, To: []string{"region"}},
+		{Name: "to-parents", Match: Match{Kind: []string{"recommendation"}}, To: []string{"parents"}},
+		{Name: "notices", Match: Match{Kind: []string{"notification"}}, To: []string{"notices"}},
+	} {
+		c, err := Load("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Destinations, c.Routes = dests, []Route{rt}
+		got := c.CouncilOptions().ConsentSectors
+		r := route.New(RouteOptions(c.Routes, c.Destinations, nil))
+		d := r.Decide(&letter.Letter{Kind: letter.Kind(rt.Match.Kind[0])}, rt.To[0], nil, time.Now())
+		if sector := dests[rt.To[0]].Sector; (d.Verdict == route.Deny) != slices.Contains(got, sector) {
+			t.Errorf("route %s: the router says %s (%s), the council's consent sectors are %v", rt.Name, d.Verdict, d.Reason, got)
+		}
+	}
+	c, _ := Load("")
+	c.Destinations, c.Routes = dests, nil
+	c.Council.Receipt = CouncilReceipt{Enabled: true, Destination: "gp", RequireConsent: true}
+	if got := c.CouncilOptions().ConsentSectors; !slices.Equal(got, []string{"gp"}) {
+		t.Errorf("a receipt that checks consent: %v, want [gp]", got)
 	}
 }

@@ -451,9 +451,11 @@ func (c *Console) consentLines(k council.ConsentState) []line {
 	lang := c.lang
 	var ls []line
 	for _, s := range letter.Scopes {
-		st := k.Sectors[string(s)]
-		if st == "" {
-			st = "missing"
+		// The register lists the sectors whose consent a route needs: a
+		// consent no route asks for is not "missing".
+		st, ok := k.Sectors[string(s)]
+		if !ok {
+			continue
 		}
 		ls = append(ls, line{Text: trOr(lang, "scope."+string(s), string(s)) + ": " + trOr(lang, "cs."+st, st), Warn: st == "withdrawn" || st == "refused"})
 	}

@@ -21,6 +21,10 @@ type Options struct {
 	// Sectors are the destinations' sectors by name, for the trace's
 	// waiting destinations.
 	Sectors map[string]string
+	// ConsentSectors are the sectors whose consent a configured route (or
+	// the receipt) needs; the views show the consent of these only. Nil
+	// shows every scope (a register built without routes, in tests).
+	ConsentSectors []string
 	// Replicas are the register's consumer's replicas (nats.replicas).
 	Replicas int
 }

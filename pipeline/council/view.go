@@ -153,7 +153,7 @@ func (c *Council) child(r Referral, now time.Time) Child {
 			Tracked: Tracked{LetterID: j.LetterID, Kind: string(letter.KindReferral), Source: j.Source, Received: j.Received, Deliveries: []Delivery{}}})
 	}
 	slices.SortStableFunc(ch.LaterReferrals, func(a, b LaterReferral) int { return a.Received.Compare(b.Received) })
-	ch.Consent = consentState(nil, r.Consent, now)
+	ch.Consent = consentState(nil, r.Consent, now, c.consentScopes())
 	if ch.Consent.Source == "letter" {
 		ch.Consent.Letter = r.ConsentFrom
 	}
@@ -167,7 +167,7 @@ func (c *Council) detail(ctx context.Context, r Referral, ch *Child, now time.Ti
 		if err != nil {
 			return err
 		}
-		ch.Consent = consentState(rec, r.Consent, now)
+		ch.Consent = consentState(rec, r.Consent, now, c.consentScopes())
 		if ch.Consent.Source == "letter" {
 			ch.Consent.Letter = r.ConsentFrom
 		}
@@ -257,9 +257,26 @@ func (c *Council) sector(dest string) string { return c.cfg.Sectors[dest] }
 // (XCTL receipts) and ok (FHIR) are the positive answers.
 func positiveAck(code string) bool { return code == "positive" || code == "ok" }
 
-// consentState is the consent in force per sector: the coordinator's
-// record when there is one, else the newest letter's statement.
-func consentState(rec *letter.Consent, facts *ConsentFacts, now time.Time) ConsentState {
+// consentScopes are the scopes whose consent the routes need, in the
+// order of letter.Scopes: a consent no route asks for (the municipality's
+// own, usually) is not shown as missing.
+func (c *Council) consentScopes() []letter.Scope {
+	if c.cfg.ConsentSectors == nil {
+		return letter.Scopes
+	}
+	var out []letter.Scope
+	for _, s := range letter.Scopes {
+		if slices.Contains(c.cfg.ConsentSectors, string(s)) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// consentState is the consent in force for each of scopes: the
+// coordinator's record when there is one, else the newest letter's
+// statement.
+func consentState(rec *letter.Consent, facts *ConsentFacts, now time.Time, scopes []letter.Scope) ConsentState {
 	cs := ConsentState{Source: "none", Sectors: map[string]string{}}
 	var k *letter.Consent
 	switch {
@@ -272,7 +289,7 @@ func consentState(rec *letter.Consent, facts *ConsentFacts, now time.Time) Conse
 			k.Scopes = append(k.Scopes, letter.Scope(s))
 		}
 	}
-	for _, s := range letter.Scopes {
+	for _, s := range scopes {
 		state := "missing"
 		switch {
 		case k == nil:
