@@ -172,6 +172,7 @@ var messages = map[string][2]string{
 	"c.submit":                  {"Record", "Registrér"},
 	"c.done":                    {"The consent was recorded.", "Samtykket er registreret."},
 	"c.date.bad":                {"Date given: must be a date like 2026-03-04.", "Dato givet: skal være en dato som 2026-03-04."},
+	"c.date.future":             {"Date given: must not be in the future (today at the latest).", "Dato givet: må ikke ligge ude i fremtiden (senest i dag)."},
 	"c.scope.bad":               {"May be shared with: unknown choice.", "Må deles med: ukendt valg."},
 	"scope.municipality":        {"the municipality", "kommunen"},
 	"scope.gp":                  {"the GP", "egen læge"},

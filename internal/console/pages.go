@@ -345,6 +345,10 @@ func (c *Console) searchCPR(w http.ResponseWriter, r *http.Request, ses *session
 
 // --- consents ----------------------------------------------------------------
 
+// consentClockSkew is how far ahead of the hub's clock a consent's date
+// may be (a browser's clock near midnight).
+const consentClockSkew = 5 * time.Minute
+
 type consentPage struct {
 	Scopes []letter.Scope
 }
@@ -375,6 +379,13 @@ func (c *Console) consentRecord(w http.ResponseWriter, r *http.Request, ses *ses
 		t, err := time.ParseInLocation("2006-01-02", d, c.loc)
 		if err != nil {
 			errs = append(errs, tr(c.lang, "c.date.bad"))
+		}
+		// A consent dated ahead would outrank the objections letters
+		// report until that day (pipeline's effectiveConsent). The
+		// allowance is for a browser's clock a little ahead near midnight.
+		now := c.now().Add(consentClockSkew).In(c.loc)
+		if err == nil && t.After(time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, c.loc)) {
+			errs = append(errs, tr(c.lang, "c.date.future"))
 		}
 		cons.GivenAt = t
 	} else {

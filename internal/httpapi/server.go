@@ -440,12 +440,22 @@ func (s *Server) consentRecord(w http.ResponseWriter, r *http.Request) {
 	if b.Consent.GivenAt.IsZero() {
 		b.Consent.GivenAt = time.Now().UTC()
 	}
+	// A consent dated ahead would outrank the objections letters report
+	// until then; a few minutes are another machine's clock.
+	if b.Consent.GivenAt.After(time.Now().Add(consentClockSkew)) {
+		problem(w, r, 400, "bad-request", fmt.Sprintf("consent.givenAt: must not be in the future (more than %v ahead of the hub's clock)", consentClockSkew))
+		return
+	}
 	action := "consent-record"
 	if !b.Consent.WithdrawnAt.IsZero() {
 		action = "consent-withdraw"
 	}
 	s.recordConsent(w, r, action, b)
 }
+
+// consentClockSkew is how far ahead of the hub's clock a consent's
+// givenAt may be.
+const consentClockSkew = 5 * time.Minute
 
 // recordConsent audits, then stores: a consent whose audit record cannot
 // be stored is not recorded.
