@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/samhub/samhub/adapters"
+	"github.com/samhub/samhub/pipeline/council"
 	"github.com/samhub/samhub/pipeline/journey"
 )
 
@@ -358,9 +359,9 @@ var messages = map[string][2]string{
 	"st.answered":         {"The council's recommendation has come", "Samrådets anbefaling er kommet"},
 	"st.unanswered":       {"No recommendation %s after the referral (due %s)", "Ingen anbefaling %s efter henvisningen (frist %s)"},
 	"st.flagged":          {"Flagged by the referral watch: no recommendation after %s (%s)", "Markeret af henvisningsvagten: ingen anbefaling efter %s (%s)"},
-	"st.badge.waiting":    {"waiting", "venter"},
-	"st.badge.answered":   {"answered", "besvaret"},
-	"st.badge.unanswered": {"unanswered", "ubesvaret"},
+	"st.badge.waiting":    council.StateNames["waiting"], // one table with the agenda CSV's
+	"st.badge.answered":   council.StateNames["answered"],
+	"st.badge.unanswered": council.StateNames["unanswered"],
 	"cs.given":            {"given", "givet"},
 	"cs.missing":          {"missing", "mangler"},
 	"cs.withdrawn":        {"withdrawn", "trukket tilbage"},

@@ -3,8 +3,11 @@ package council
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/samhub/samhub/pipeline/council/schedule"
 	"github.com/samhub/samhub/pipeline/letter"
 )
 
@@ -42,5 +45,26 @@ func TestConsentScopesFollowLetterScopes(t *testing.T) {
 	}
 	if got := (&Council{}).consentScopes(); !slices.Equal(got, letter.Scopes) {
 		t.Errorf("without ConsentSectors: %v, want every scope", got)
+	}
+}
+
+// The agenda CSV has Danish headers; its status is in Danish too, in the
+// console's words for it (StateNames), never a code.
+func TestCSVStatusIsDanish(t *testing.T) {
+	c := &Council{rule: schedule.Rule{Loc: time.UTC}}
+	v := MeetingView{Children: []Child{{LetterID: "R1", State: "waiting"}, {LetterID: "R2", State: "answered"}, {LetterID: "R3", State: "unanswered"}}}
+	var b strings.Builder
+	if err := c.WriteCSV(&b, v); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{";venter;R1", ";besvaret;R2", ";ubesvaret;R3"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("csv lacks %q:\n%s", want, b.String())
+		}
+	}
+	for _, st := range []string{"waiting", "answered", "unanswered"} {
+		if StateName(st, "da") == st || StateName(st, "en") != st {
+			t.Errorf("state %s: da %q, en %q", st, StateName(st, "da"), StateName(st, "en"))
+		}
 	}
 }

@@ -120,6 +120,28 @@ type MeetingView struct {
 	Children []Child `json:"children"`
 }
 
+// StateNames are a referral's states in words, English and Danish: the
+// one table the console's pages and the agenda CSV (Danish, as its
+// headers) both read.
+var StateNames = map[string][2]string{
+	"waiting":    {"waiting", "venter"},
+	"answered":   {"answered", "besvaret"},
+	"unanswered": {"unanswered", "ubesvaret"},
+}
+
+// StateName is state in words in lang ("da" or "en"); a state without
+// words stays as it is.
+func StateName(state, lang string) string {
+	n, ok := StateNames[state]
+	switch {
+	case !ok:
+		return state
+	case lang == "da":
+		return n[1]
+	}
+	return n[0]
+}
+
 // state says where a referral stands now.
 func (c *Council) state(r Referral, now time.Time) (string, time.Time) {
 	due := r.Received.Add(c.watch)
@@ -435,7 +457,7 @@ func (c *Council) WriteCSV(w io.Writer, v MeetingView) error {
 			gp += ", " + csvPractice(j.GP) + " (" + j.Received.In(c.rule.Loc).Format("2006-01-02") + ")"
 		}
 		_ = cw.Write(cells(meeting, name, ch.Received.In(c.rule.Loc).Format("2006-01-02"), gp, strings.Join(given, ", "),
-			fmt.Sprint(len(ch.Documents)), strings.Join(sent, ", "), acked, ch.State, ch.LetterID))
+			fmt.Sprint(len(ch.Documents)), strings.Join(sent, ", "), acked, StateName(ch.State, "da"), ch.LetterID))
 	}
 	cw.Flush()
 	return cw.Error()
