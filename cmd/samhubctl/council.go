@@ -411,6 +411,10 @@ func duration(secs float64) string {
 func printKPI(o *options, k council.KPI) {
 	w := o.out
 	fmt.Fprintf(w, "Council figures %s to %s (%s)\n", k.From.Format("2006-01-02"), k.To.AddDate(0, 0, -1).Format("2006-01-02"), k.Zone)
+	if !k.KeptFrom.IsZero() {
+		fmt.Fprintf(w, "Months before %s are not kept (council.retention_days is %d days): the figures count from %s.\n",
+			k.KeptFrom.Format("2006-01"), k.RetentionDays, k.KeptFrom.Format("2006-01-02"))
+	}
 	fmt.Fprintf(w, "Referrals: %d\n", k.Referrals)
 	if k.LeadTime.Count > 0 {
 		fmt.Fprintf(w, "Lead time referral → recommendation: median %s, 90th percentile %s (%d recommendations)\n", duration(k.LeadTime.MedianSeconds), duration(k.LeadTime.P90Seconds), k.LeadTime.Count)
@@ -426,6 +430,10 @@ func printKPI(o *options, k council.KPI) {
 	tw := o.table()
 	fmt.Fprintln(tw, "MONTH\tREFERRALS\tRECOMMENDED\tMEDIAN LEAD TIME\tP90 LEAD TIME\tTURNED DOWN")
 	for _, m := range k.Months {
+		if m.NotKept != "" {
+			fmt.Fprintf(tw, "%s\tnot kept\tnot kept\t-\t-\tnot kept\n", m.Month)
+			continue
+		}
 		med, p90 := "-", "-"
 		if m.LeadTime.Count > 0 {
 			med, p90 = duration(m.LeadTime.MedianSeconds), duration(m.LeadTime.P90Seconds)

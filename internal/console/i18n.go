@@ -460,6 +460,8 @@ var messages = map[string][2]string{
 	"k.ids":               {"GLN / SOR", "GLN / SOR"},
 	"k.rejected":          {"Turned down", "Afvist"},
 	"k.none":              {"No referrals in the period.", "Ingen henvisninger i perioden."},
+	"k.notkept":           {"Months before %s are not kept: the register keeps a referral for %s days (council.retention_days). They show “not kept”, and the period's totals count from %s.", "Måneder før %s er ikke gemt: registeret gemmer en henvisning i %s dage (council.retention_days). De står som “ikke gemt”, og periodens tal tælles fra %s."},
+	"k.notkept.cell":      {"not kept", "ikke gemt"},
 
 	// Journey notes: the hub's own notes on a step, said in words.
 	"n.delivered":     {"Delivered.", "Leveret."},

@@ -210,6 +210,9 @@ type kpiPage struct {
 	Practices        []kpiPractice
 	PracticesOmitted int
 	Coordinator      bool
+	// NotKept notes the months before council.retention_days ("" when
+	// the period is all kept).
+	NotKept string
 }
 
 // practicesShown bounds the practice chart; the table lists them all.
@@ -243,18 +246,31 @@ func (c *Console) kpi(w http.ResponseWriter, r *http.Request, ses *session) {
 	}
 	var ym []string
 	refs, med, p90, rej := series{Class: "bar"}, series{Name: tr(lang, "k.median"), Class: "bar"}, series{Name: tr(lang, "k.p90"), Class: "bar alt"}, series{Class: "bar warn"}
+	if !f.KeptFrom.IsZero() {
+		l1, year := monthLabel(lang, f.KeptFrom.Format("2006-01"), true)
+		p.NotKept = tr(lang, "k.notkept", l1+" "+year, formatNum(lang, f.RetentionDays), day(f.KeptFrom, k.Rule().Loc))
+	}
 	for _, m := range f.Months {
 		ym = append(ym, m.Month)
 		l1, _ := monthLabel(lang, m.Month, true)
+		if m.NotKept != "" {
+			// No bar and no 0: the register no longer has the month.
+			nk := tr(lang, "k.notkept.cell")
+			p.Rows = append(p.Rows, kpiMonth{Label: l1 + " " + m.Month[:4], Referrals: nk, Recommended: nk, Median: "–", P90: "–", Rejects: nk})
+			for _, s := range []*series{&refs, &med, &p90, &rej} {
+				s.Values, s.Has = append(s.Values, 0), append(s.Has, false)
+			}
+			continue
+		}
 		row := kpiMonth{Label: l1 + " " + m.Month[:4], Referrals: formatNum(lang, m.Referrals), Recommended: formatNum(lang, m.Recommended), Median: "–", P90: "–", Rejects: "–"}
-		refs.Values = append(refs.Values, float64(m.Referrals))
+		refs.Values, refs.Has = append(refs.Values, float64(m.Referrals)), append(refs.Has, true)
 		has := m.LeadTime.Count > 0
 		med.Values, med.Has = append(med.Values, m.LeadTime.MedianDays), append(med.Has, has)
 		p90.Values, p90.Has = append(p90.Values, m.LeadTime.P90Days), append(p90.Has, has)
 		if has {
 			row.Median, row.P90 = num1(lang, m.LeadTime.MedianDays), num1(lang, m.LeadTime.P90Days)
 		}
-		rej.Values = append(rej.Values, float64(m.Rejections))
+		rej.Values, rej.Has = append(rej.Values, float64(m.Rejections)), append(rej.Has, true)
 		if f.Rejections.Configured {
 			row.Rejects = formatNum(lang, m.Rejections)
 		}

@@ -2,6 +2,8 @@ package council
 
 import (
 	"cmp"
+	"encoding/json"
+	"fmt"
 	"math"
 	"slices"
 	"strings"
@@ -39,6 +41,12 @@ type KPI struct {
 	// recommendation (any month); WatchDays is council.watch_days.
 	Unanswered int     `json:"unanswered"`
 	WatchDays  float64 `json:"watchDays"`
+	// KeptFrom is set when the window begins before what the register
+	// keeps (council.retention_days, RetentionDays): the first day of the
+	// first month kept whole. The months before it are NotKept and the
+	// totals count from it.
+	KeptFrom      time.Time `json:"keptFrom,omitzero"`
+	RetentionDays int       `json:"retentionDays,omitempty"`
 }
 
 // LeadTime summarises durations from referral to recommendation. The
@@ -75,6 +83,26 @@ type Month struct {
 	Recommended int      `json:"recommended"`
 	LeadTime    LeadTime `json:"leadTime"`
 	Rejections  int      `json:"rejections"`
+	// NotKept says why the month has no figures: the register no longer
+	// keeps (all of) its referrals. Its figures are null in JSON, not 0.
+	NotKept string `json:"notKept,omitempty"`
+}
+
+// MarshalJSON writes a month not kept with null figures: 0 would say
+// nothing happened.
+func (m Month) MarshalJSON() ([]byte, error) {
+	type plain Month
+	if m.NotKept == "" {
+		return json.Marshal(plain(m))
+	}
+	return json.Marshal(struct {
+		Month       string `json:"month"`
+		Referrals   any    `json:"referrals"`
+		Recommended any    `json:"recommended"`
+		LeadTime    any    `json:"leadTime"`
+		Rejections  any    `json:"rejections"`
+		NotKept     string `json:"notKept"`
+	}{Month: m.Month, NotKept: m.NotKept})
 }
 
 // KPI computes the figures for the last months months (1–60; default 12).
@@ -84,7 +112,7 @@ func (c *Council) KPI(months int) KPI {
 		rules = append(rules, r.Name)
 	}
 	return Figures(c.reg.allReferrals(), c.reg.allRejections(), FigureOptions{Now: c.now(), Months: months, Loc: c.rule.Loc, Watch: c.watch,
-		WatchDays: c.cfg.WatchDays, RejectionRules: rules})
+		WatchDays: c.cfg.WatchDays, RejectionRules: rules, Retention: c.keep})
 }
 
 // FigureOptions set what Figures computes.
@@ -95,6 +123,9 @@ type FigureOptions struct {
 	Watch          time.Duration
 	WatchDays      float64
 	RejectionRules []string
+	// Retention is how long the register keeps a referral
+	// (council.retention_days); 0: all is kept.
+	Retention time.Duration
 }
 
 // Figures computes the council's figures from the register's facts.
@@ -107,9 +138,27 @@ func Figures(refs []Referral, rejections []Rejection, o FigureOptions) KPI {
 	end := time.Date(now.Year(), now.Month()+1, 1, 0, 0, 0, 0, o.Loc)
 	k := KPI{From: first, To: end, Zone: o.Loc.String(), ComputedAt: o.Now.UTC(), WatchDays: o.WatchDays,
 		Rejections: Rejections{Configured: len(o.RejectionRules) > 0, Rules: o.RejectionRules}}
+	// A month is kept when it begins after the retention's cut: one the
+	// cut goes through has lost part of its referrals already.
+	keptFrom := first
+	if o.Retention > 0 {
+		cut := now.Add(-o.Retention)
+		keptFrom = time.Date(cut.Year(), cut.Month(), 1, 0, 0, 0, 0, o.Loc)
+		if keptFrom.Before(cut) {
+			keptFrom = keptFrom.AddDate(0, 1, 0)
+		}
+		if keptFrom.After(first) {
+			k.KeptFrom, k.RetentionDays = keptFrom, int(o.Retention.Hours()/24)
+		}
+	}
+	notKept := fmt.Sprintf("before council.retention_days (%d days): the register no longer keeps this month's referrals", int(o.Retention.Hours()/24))
 	idx := map[string]int{}
 	for i := range o.Months {
 		m := first.AddDate(0, i, 0)
+		if m.Before(keptFrom) {
+			k.Months = append(k.Months, Month{Month: m.Format("2006-01"), NotKept: notKept})
+			continue // counted nowhere, so the totals are the kept months'
+		}
 		idx[m.Format("2006-01")] = i
 		k.Months = append(k.Months, Month{Month: m.Format("2006-01")})
 	}

@@ -1,7 +1,9 @@
 package council
 
 import (
+	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -83,5 +85,48 @@ func TestFiguresCountAChildReferredAgainOnce(t *testing.T) {
 	}
 	if k.Referrals != 1 || k.Joined != 2 || fmt.Sprint(practices) != "[Lægehuset Ærø:1 Lægerne i Østergade:1]" {
 		t.Errorf("referrals %d, joined %d, practices %v", k.Referrals, k.Joined, practices)
+	}
+}
+
+// Months before the register's retention are "not kept", not 0: their
+// figures are null in JSON with the reason, and the totals count only the
+// months kept (a month the retention cuts through is not kept whole).
+func TestFiguresSayWhatIsNotKept(t *testing.T) {
+	day := func(y int, m time.Month, d, h int) time.Time { return time.Date(y, m, d, h, 0, 0, 0, cph) }
+	refs := []Referral{
+		{Key: "old", Received: day(2025, 2, 26, 9)}, // still in the register, but its month is cut through
+		{Key: "new", Received: day(2025, 3, 2, 9), Recommendations: []Ref{{Received: day(2025, 3, 20, 9)}}},
+	}
+	// 400 days before 2026-03-31 12:00 is 2025-02-24: March 2025 is the
+	// first month kept whole.
+	k := Figures(refs, []Rejection{{Received: day(2025, 2, 25, 9)}}, FigureOptions{Now: day(2026, 3, 31, 12), Months: 24, Loc: cph, RejectionRules: []string{"bup"}, Retention: 400 * 24 * time.Hour})
+	if k.KeptFrom.Format(time.RFC3339) != "2025-03-01T00:00:00+01:00" || k.RetentionDays != 400 {
+		t.Fatalf("kept from %s, retention %d days", k.KeptFrom, k.RetentionDays)
+	}
+	for _, m := range k.Months {
+		if notKept := m.Month < "2025-03"; notKept != (m.NotKept != "") {
+			t.Errorf("month %s: notKept %q", m.Month, m.NotKept)
+		}
+	}
+	if k.Referrals != 1 || k.Rejections.Total != 0 || k.LeadTime.Count != 1 || len(k.PerPractice) != 1 {
+		t.Errorf("totals %d referrals, %d rejections, %d lead times, %v: want only March 2025 on", k.Referrals, k.Rejections.Total, k.LeadTime.Count, k.PerPractice)
+	}
+	b, err := json.Marshal(k.Months[10]) // 2025-02
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(b); !strings.Contains(got, `"month":"2025-02","referrals":null,"recommended":null,"leadTime":null,"rejections":null,"notKept":"`) || !strings.Contains(got, "retention_days") {
+		t.Errorf("a month not kept in JSON: %s", got)
+	}
+	var back Month
+	if err := json.Unmarshal(b, &back); err != nil || back.NotKept == "" || back.Month != "2025-02" {
+		t.Errorf("read back %+v, %v", back, err)
+	}
+	if b, _ := json.Marshal(k.Months[11]); strings.Contains(string(b), "null") || strings.Contains(string(b), "notKept") {
+		t.Errorf("a month kept in JSON: %s", b)
+	}
+	// Without a retention (or within it) every month is kept.
+	if all := Figures(refs, nil, FigureOptions{Now: day(2026, 3, 31, 12), Months: 24, Loc: cph}); !all.KeptFrom.IsZero() || all.Referrals != 2 || all.Months[0].NotKept != "" {
+		t.Errorf("no retention: %+v", all)
 	}
 }
