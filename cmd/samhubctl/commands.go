@@ -417,6 +417,9 @@ func printDecision(w io.Writer, seq uint64, dryRun bool, errMsg string, d decisi
 		fmt.Fprintf(w, "%d: not replayed: %s\n", seq, errMsg)
 	case dryRun:
 		fmt.Fprintf(w, "%d: would %s to %s: %s\n", seq, d.Verdict, d.Destination, d.Reason)
+	case d.Verdict == "skip":
+		// The hub took it off the queue, and the destination skips it.
+		fmt.Fprintf(w, "%d: replayed, but not sent to %s: %s (it left the queue undelivered)\n", seq, d.Destination, d.Reason)
 	case d.Verdict != "deliver":
 		fmt.Fprintf(w, "%d: replayed to %s, but %s: %s (it will park again until that is fixed)\n", seq, d.Destination, d.Verdict, d.Reason)
 	default:
