@@ -90,10 +90,7 @@ func (c *Config) CouncilOptions() council.Options {
 }
 
 // consentSectors are the sectors whose consent a route (or the receipt)
-// needs, for the council's views. It follows the router's rule
-// (pipeline/route needsConsent; TestConsentSectorsAgreeWithTheRouter
-// holds them together): require_consent when set, else every sector but
-// the municipality's own and internal.
+// needs, for the council's views, by the router's own rule.
 func (c *Config) consentSectors() []string {
 	out := []string{}
 	add := func(s string) {
@@ -107,7 +104,7 @@ func (c *Config) consentSectors() []string {
 			if !ok {
 				continue
 			}
-			if r.RequireConsent != nil && *r.RequireConsent || r.RequireConsent == nil && d.Sector != "municipality" && d.Sector != "internal" {
+			if route.ConsentRequired(r.RequireConsent, d.Sector) {
 				add(d.Sector)
 			}
 		}

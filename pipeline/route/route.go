@@ -163,13 +163,17 @@ func (r *Router) Decide(l *letter.Letter, dest string, consent *letter.Consent, 
 	return d
 }
 
-// needsConsent: deny by default for every other sector; the municipality's
-// own case system and internal notifications need none unless the rule asks.
-func needsConsent(rt Rule, dc Destination) bool {
-	if rt.RequireConsent != nil {
-		return *rt.RequireConsent
+func needsConsent(rt Rule, dc Destination) bool { return ConsentRequired(rt.RequireConsent, dc.Sector) }
+
+// ConsentRequired is whether a rule with require_consent requireConsent
+// (nil: not set) asks consent for a destination of sector: deny by default
+// for every other sector; the municipality's own case system and internal
+// notifications need none unless the rule asks.
+func ConsentRequired(requireConsent *bool, sector string) bool {
+	if requireConsent != nil {
+		return *requireConsent
 	}
-	return dc.Sector != "municipality" && dc.Sector != "internal"
+	return sector != "municipality" && sector != "internal"
 }
 
 // Matches reports whether l satisfies every non-empty list in m.
