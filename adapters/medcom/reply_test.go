@@ -77,13 +77,7 @@ func deliverReply(t *testing.T, e *env, a *Adapter, l *letter.Letter) []byte {
 func TestAReplyCarriesTheThreadItAnswers(t *testing.T) {
 	e, a, l, logs := replyEnv(t)
 	data := deliverReply(t, e, a, l)
-	m, err := fhirmsg.Parse(data, xmlsafe.DefaultLimits())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := fhirmsg.Validate(m); err != nil {
-		t.Fatalf("the reply does not validate: %v", err)
-	}
+	m := validReply(t, data)
 	for _, id := range []string{igFirstText, igSecondText, igSecondPDF} {
 		if !bytes.Contains(data, []byte(`value="`+id+`"`)) {
 			t.Errorf("earlier segment %s is missing from the reply", id)
@@ -130,13 +124,7 @@ func TestAReplyGoesOutWhenTheAnsweredLetterIsGone(t *testing.T) {
 			e, a, l, logs := replyEnv(t)
 			c.lose(t, e)
 			data := deliverReply(t, e, a, l)
-			m, err := fhirmsg.Parse(data, xmlsafe.DefaultLimits())
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := fhirmsg.Validate(m); err != nil {
-				t.Fatalf("the reply does not validate: %v", err)
-			}
+			m := validReply(t, data)
 			if m.PreviousHeaderID != igSecondID || bytes.Contains(data, []byte(igFirstText)) || bytes.Count(data, []byte("<Provenance>")) != 1 {
 				t.Errorf("reply answers %q; carries earlier segments: %v", m.PreviousHeaderID, bytes.Contains(data, []byte(igFirstText)))
 			}
@@ -189,13 +177,7 @@ func TestAReplyToXDIS91CarriesItsOwnSegment(t *testing.T) {
 	to.SOR, to.Accepts = "441211000016099", []string{OutFHIRXML}
 	l.To = []letter.Party{to}
 	data := deliverReply(t, e, a, l)
-	m, err := fhirmsg.Parse(data, xmlsafe.DefaultLimits())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := fhirmsg.Validate(m); err != nil {
-		t.Fatalf("the reply does not validate: %v", err)
-	}
+	m := validReply(t, data)
 	if n, p := bytes.Count(data, []byte("<payload>")), bytes.Count(data, []byte("<Provenance>")); n != 1 || p != 1 {
 		t.Errorf("%d segments and %d Provenances, want 1 and 1", n, p)
 	}
@@ -203,4 +185,18 @@ func TestAReplyToXDIS91CarriesItsOwnSegment(t *testing.T) {
 		!bytes.Contains(data, []byte(`<value value="`+pub.letters[0].ID+`"/>`)) {
 		t.Errorf("answers %q, want the letter %s as an identifier", m.PreviousHeaderID, pub.letters[0].ID)
 	}
+}
+
+// validReply reads a reply the sink wrote and checks it against MedCom's
+// profile.
+func validReply(t *testing.T, data []byte) *fhirmsg.Message {
+	t.Helper()
+	m, err := fhirmsg.Parse(data, xmlsafe.DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fhirmsg.Validate(m); err != nil {
+		t.Fatalf("the reply does not validate: %v", err)
+	}
+	return m
 }

@@ -1,25 +1,13 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
-	"fmt"
 	"strings"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/samhub/samhub/internal/hubtest"
-	"github.com/samhub/samhub/pipeline/broker"
 	"github.com/samhub/samhub/pipeline/letter"
-	"github.com/samhub/samhub/pipeline/retryq"
 )
-
-// deniedSeq numbers the copies' letter-stream positions (the queue's
-// duplicate check keys on them) far above what the test stores.
-var deniedSeq atomic.Uint64
-
-func init() { deniedSeq.Store(1 << 41) }
 
 // parkForRegion parks n copies of the stored letter id for the region as
 // the hub parks a letter without consent. The copies name no recipients,
@@ -27,26 +15,7 @@ func init() { deniedSeq.Store(1 << 41) }
 // which would make the region no recipient of it at all).
 func parkForRegion(t *testing.T, h *hubtest.Hub, id string, n int) {
 	t.Helper()
-	ctx := context.Background()
-	orig, _, err := h.App.Hub.StoredLetter(ctx, id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range n {
-		c := *orig
-		c.ID = fmt.Sprintf("NOCONSENT-%d-%d", time.Now().UnixNano(), i)
-		c.ThreadID, c.Receivers = c.ID, nil
-		raw, err := letter.Marshal(&c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f := retryq.Failure{At: time.Now().UTC(), Class: "permanent", Code: "consent_missing", Reason: "no consent is recorded (test)"}
-		e := retryq.Entry{LetterID: c.ID, Destination: "region", Kind: string(c.Kind), Source: c.Source, Thread: broker.Token(c.Thread()),
-			Attempts: 1, FirstError: f, LastError: f, LetterSeq: deniedSeq.Add(1)}
-		if err := h.App.Hub.Queue().Park(ctx, e, raw); err != nil {
-			t.Fatal(err)
-		}
-	}
+	h.ParkEditedCopies(id, "region", "consent_missing", n, func(c *letter.Letter) { c.Receivers = nil })
 }
 
 // A replay by filter whose every letter parks again (no consent yet)

@@ -29,6 +29,13 @@ func init() { parkSeq.Store(1 << 40) }
 // (32 are parked at a time, so the order is not the loop's).
 func (h *Hub) ParkCopies(letterID, dest, code string, n int) []string {
 	h.T.Helper()
+	return h.ParkEditedCopies(letterID, dest, code, n, nil)
+}
+
+// ParkEditedCopies is ParkCopies with edit applied to each copy before it
+// is parked (edit must keep its id and thread).
+func (h *Hub) ParkEditedCopies(letterID, dest, code string, n int, edit func(*letter.Letter)) []string {
+	h.T.Helper()
 	ctx := context.Background()
 	orig, _, err := h.App.Hub.StoredLetter(ctx, letterID)
 	if err != nil {
@@ -50,6 +57,9 @@ func (h *Hub) ParkCopies(letterID, dest, code string, n int) []string {
 				c := *orig
 				c.ID = fmt.Sprintf("%s-%05d", prefix, i)
 				c.ThreadID = c.ID
+				if edit != nil {
+					edit(&c)
+				}
 				raw, err := letter.Marshal(&c)
 				if err == nil {
 					f := retryq.Failure{At: time.Now().UTC(), Class: "permanent", Code: code, Reason: reason}
