@@ -197,6 +197,10 @@ type position struct {
 	seq, orig, cause uint64
 }
 
+// CodeNotRouted parks a replayed letter that its destination no longer
+// takes (the routes, the letter's receivers or the directory changed).
+const CodeNotRouted = "not_routed"
+
 // outcome is what handling a letter at a destination came to.
 type outcome int
 
@@ -230,6 +234,14 @@ func (h *Hub) handle(ctx context.Context, d *destination, l *letter.Letter, raw 
 		dec = h.router.Decide(l, d.name, consent, now)
 	}
 	if dec.Verdict == route.Skip {
+		if replay {
+			// A letter leaves the retry queue delivered or discarded by
+			// the coordinator, never by a rule change: it parks again,
+			// saying why, for the coordinator to discard or route.
+			f := retryq.Failure{At: now.UTC(), Class: "permanent", Code: CodeNotRouted,
+				Reason: fmt.Sprintf("replayed, but %s no longer takes it (%s); discard it with a reason if that is right, or change the routes and replay", d.name, dec.Reason)}
+			return outParked, h.park(ctx, d, l, raw, at, 0, f, f)
+		}
 		return outSkipped, nil
 	}
 	if checkHold {

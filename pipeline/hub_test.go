@@ -409,6 +409,42 @@ func TestConsentDeniedParksThenReplayDeliversOnce(t *testing.T) {
 	}
 }
 
+// A replayed letter its destination no longer takes (here: the letter
+// names only the council, so the GP's destination is no receiver of it)
+// parks again as not_routed rather than leaving the queue undelivered: a
+// letter leaves the retry queue delivered or discarded, nothing else.
+func TestAReplayTheDestinationNoLongerTakesParksAgain(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	l := mkLetter("NR1", letter.KindReferral, "T-NR1")
+	l.Receivers = []letter.Party{{Role: letter.RoleMunicipality, Name: "Samrådet for Børn og Unge", GLN: "5790001382445"}}
+	raw, err := letter.Marshal(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := retryq.Failure{At: time.Now().UTC(), Class: "permanent", Code: "consent_missing", Reason: "no consent is recorded (test)"}
+	if err := e.hub.Queue().Park(ctx, retryq.Entry{LetterID: l.ID, Destination: "doctor", Kind: string(l.Kind), Thread: broker.Token(l.Thread()),
+		Attempts: 1, FirstError: f, LastError: f, LetterSeq: 1 << 40}, raw); err != nil {
+		t.Fatal(err)
+	}
+	parked := e.waitParked(t, "the letter parked", 1)
+	dec, err := e.hub.Replay(ctx, pipeline.Actor{Name: "koordinator", Role: "coordinator"}, parked[0].Seq, "the routes changed", false)
+	if err != nil || dec.Verdict != "skip" {
+		t.Fatalf("replay: %v %+v", err, dec)
+	}
+	var again []retryq.Entry
+	eventually(t, "the letter parked again as not_routed", func() bool {
+		again, _ = e.hub.Queue().List(ctx, retryq.Filter{Destination: "doctor"})
+		return len(again) == 1 && again[0].Seq != parked[0].Seq
+	})
+	if again[0].LetterID != "NR1" || again[0].LastError.Code != pipeline.CodeNotRouted || !strings.Contains(again[0].LastError.Reason, "doctor no longer takes it") {
+		t.Errorf("parked again: %+v", again[0])
+	}
+	if n := e.gp.count("NR1"); n != 0 {
+		t.Errorf("the GP got %d copies of a letter its destination does not take", n)
+	}
+}
+
 var cprPattern = regexp.MustCompile(`\d{6}-?\d{4}`)
 
 func TestPermanentFailureParksWithoutPersonalData(t *testing.T) {

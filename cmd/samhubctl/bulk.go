@@ -174,7 +174,7 @@ func (r bulkReplay) progress() string {
 		s += " (" + countsLine(r.StillDeniedBy) + ")"
 	}
 	if r.NotRouted > 0 {
-		s += fmt.Sprintf(", %d not sent (no rule sends them there now)", r.NotRouted)
+		s += fmt.Sprintf(", %d parked again as not_routed (the destination no longer takes them)", r.NotRouted)
 	}
 	return s + fmt.Sprintf(", %d no longer parked, %d failed", r.Gone, r.Failed)
 }
@@ -318,7 +318,7 @@ func bulkOutcome(o *options, r bulkReplay, raw json.RawMessage) error {
 	case r.Replayed > 0 && r.sentOn() == 0:
 		// It ran, but changed nothing a script waits for: say so apart
 		// from success and from the hub failing.
-		return fail(exitNothingDelivered, "none of the %d replayed letters went on to delivery: %d parked again, %d not sent", r.Replayed, r.StillDenied, r.NotRouted)
+		return fail(exitNothingDelivered, "none of the %d replayed letters went on to delivery: %d parked again (%d of them as not_routed)", r.Replayed, r.StillDenied+r.NotRouted, r.NotRouted)
 	}
 	return nil
 }

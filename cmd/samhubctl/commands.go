@@ -418,8 +418,8 @@ func printDecision(w io.Writer, seq uint64, dryRun bool, errMsg string, d decisi
 	case dryRun:
 		fmt.Fprintf(w, "%d: would %s to %s: %s\n", seq, d.Verdict, d.Destination, d.Reason)
 	case d.Verdict == "skip":
-		// The hub took it off the queue, and the destination skips it.
-		fmt.Fprintf(w, "%d: replayed, but not sent to %s: %s (it left the queue undelivered)\n", seq, d.Destination, d.Reason)
+		// The destination no longer takes it: it parks again (not_routed).
+		fmt.Fprintf(w, "%d: replayed, but %s no longer takes it: %s (it parks again as not_routed: discard it with a reason, or change the routes)\n", seq, d.Destination, d.Reason)
 	case d.Verdict != "deliver":
 		fmt.Fprintf(w, "%d: replayed to %s, but %s: %s (it will park again until that is fixed)\n", seq, d.Destination, d.Verdict, d.Reason)
 	default:

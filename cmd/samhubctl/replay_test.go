@@ -54,10 +54,10 @@ func TestReplayByFilterThatDeliversNothingSaysSo(t *testing.T) {
 
 // A letter no rule sends to its destination any more is not said to park
 // again: the replay took it off the queue and nothing sends it.
-func TestReplayedButSkippedIsNotSaidToParkAgain(t *testing.T) {
+func TestReplayedButNotTakenSaysItParksAgain(t *testing.T) {
 	var b strings.Builder
 	printDecision(&b, 7, false, "", decision{Destination: "gp", Verdict: "skip", Reason: "no routing rule sends this letter here"})
-	if got := b.String(); strings.Contains(got, "park again") || !strings.Contains(got, "left the queue undelivered") {
+	if got := b.String(); !strings.Contains(got, "parks again as not_routed") || !strings.Contains(got, "gp no longer takes it") {
 		t.Errorf("%q", got)
 	}
 }

@@ -643,6 +643,12 @@ var explanations = map[string]explain{
 	"unreadable": {
 		what: [2]string{"The stored letter could not be read.", "Det gemte brev kunne ikke læses."},
 		do:   [2]string{"Tell operations and give them the letter id.", "Kontakt drift, og giv dem brevets id."}},
+	"not_routed": {
+		what: [2]string{"Replayed, but this destination no longer takes the letter: the routes, the letter's receivers or the receiver directory changed since it parked.", "Sendt igen, men denne modtager tager ikke længere brevet: reglerne, brevets modtagere eller modtagerkataloget er ændret, siden det blev parkeret."},
+		do:   [2]string{"If it should not go there, discard it with a reason; otherwise ask operations to correct the routes, then replay.", "Skal det ikke derhen, så kassér det med en begrundelse; ellers bed drift rette reglerne, og send så igen."}},
+	"http_409": {
+		what: [2]string{"The receiving system answered that the letter conflicts with one it is storing at the same moment.", "Det modtagende system svarede, at brevet er i konflikt med et, det gemmer i samme øjeblik."},
+		do:   [2]string{"It is tried again by itself; if it parks, replay it: the receiver then finds the copy it stored.", "Det prøves igen af sig selv; parkeres det, så send det igen: modtageren finder så den kopi, den har gemt."}},
 	"thread_held": {
 		what: [2]string{"Waits for an earlier letter of its thread, parked at the same destination.", "Venter på et tidligere brev i samme tråd, der er parkeret hos samme modtager."},
 		do:   [2]string{"It goes on by itself once the earlier letter is delivered or discarded; if it need not wait, release the thread.", "Det sendes videre af sig selv, når det tidligere brev er leveret eller kasseret; skal det ikke vente, så frigiv tråden."}},
