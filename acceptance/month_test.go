@@ -235,9 +235,12 @@ func TestTheCouncilsMonth(t *testing.T) {
 		page = coordinator.Meeting(first.ID)
 		lacking = lacking[:0]
 		for _, ch := range page.Children {
+			if ch.LetterID == waiting.sent.ID {
+				continue // the letters reach the hub in any order: Peter may sit here
+			}
 			switch {
 			case len(ch.Recommendations) != 1:
-				lacking = append(lacking, fmt.Sprintf("referral %s: %d recommendations", ch.LetterID, len(ch.Recommendations)))
+				lacking = append(lacking, fmt.Sprintf("%s's referral %s: %d recommendations", byLetter(all, ch.LetterID).c.Name(), ch.LetterID, len(ch.Recommendations)))
 			case len(ch.Recommendations[0].Acknowledgements) == 0:
 				lacking = append(lacking, fmt.Sprintf("referral %s: recommendation %s unacknowledged (deliveries %+v)", ch.LetterID, ch.Recommendations[0].LetterID, ch.Recommendations[0].Deliveries))
 			}
@@ -259,11 +262,8 @@ func TestTheCouncilsMonth(t *testing.T) {
 		if len(ch.Referral.Deliveries) == 0 || ch.Referral.Deliveries[0].Destination != "casefile" || ch.Receipt == nil || len(ch.Receipt.Deliveries) == 0 {
 			t.Errorf("%s's referral on the page: filed %+v, receipt %+v", r.c.Name(), ch.Referral.Deliveries, ch.Receipt)
 		}
-		if ch.LetterID == month[2].sent.ID {
-			later := ch.LaterReferrals
-			if len(later) != 1 || later[0].LetterID != again.sent.ID || later[0].GP.GLN != gpOster.GLN || later[0].Receipt == nil || ch.State != "answered" {
-				t.Errorf("Bruno on the meeting page: later referrals %+v, state %s; want his second referral joined, with its receipt, answered", later, ch.State)
-			}
+		if ch.LetterID == waiting.sent.ID {
+			continue
 		}
 		rec := ch.Recommendations[0]
 		if !hasTo(rec, "gp", "GLN "+r.gp.GLN) || !rec.Acknowledgements[0].Positive {
@@ -272,6 +272,21 @@ func TestTheCouncilsMonth(t *testing.T) {
 		if r.c.ID() == aase.ID() && (!hasTo(rec, "region_psychiatry", "") || ch.Consent.Sectors["region_psychiatry"] != "given") {
 			t.Errorf("Åse's recommendation on the page does not show child psychiatry: %+v", rec)
 		}
+	}
+
+	// Bruno's seat, in whichever meeting: his second referral joined, with
+	// its own receipt, and answered by his one recommendation.
+	var brunoSeat register.Child
+	w.eventually("Bruno's seat answered", func() bool {
+		for _, ch := range coordinator.Meeting(seat[month[2].sent.ID].ID).Children {
+			if ch.LetterID == month[2].sent.ID {
+				brunoSeat = ch
+			}
+		}
+		return brunoSeat.State == "answered"
+	})
+	if later := brunoSeat.LaterReferrals; len(later) != 1 || later[0].LetterID != again.sent.ID || later[0].GP.GLN != gpOster.GLN || later[0].Receipt == nil {
+		t.Errorf("Bruno's seat: later referrals %+v; want his second referral joined, from Østergade, with its receipt", later)
 	}
 
 	// The coordinator moves the first meeting a day and exports its agenda.
