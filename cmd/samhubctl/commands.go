@@ -35,7 +35,7 @@ Exit codes:
   2  not found: no parked letter or letter with that id
   3  authentication or authorisation: no or wrong token, or your role may not do this
   4  the hub failed or could not be reached
-  5  a replay by filter ran, but none of its letters went on to delivery (they parked again)`
+  5  a replay ran, but none of its letters went on to delivery (they park again)`
 
 // options are the global flags.
 type options struct {
@@ -399,15 +399,34 @@ type decision struct {
 }
 
 func replayOne(cmd *cobra.Command, o *options, seq uint64, reason string, dryRun bool) error {
+	c, err := o.client()
+	if err != nil {
+		return err
+	}
+	var raw json.RawMessage
+	if err := c.do(cmd.Context(), "POST", fmt.Sprintf("/api/v1/queue/%d/replay", seq), nil, map[string]any{"reason": reason, "dryRun": dryRun}, &raw); err != nil {
+		return err
+	}
 	var v struct {
 		Seq      uint64
 		DryRun   bool
 		Decision decision
 	}
-	if printed, err := o.fetch(cmd, "POST", fmt.Sprintf("/api/v1/queue/%d/replay", seq), nil, map[string]any{"reason": reason, "dryRun": dryRun}, &v); err != nil || printed {
-		return err
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return fail(exitServer, "the hub's answer could not be read: %v", err)
 	}
-	printDecision(o.out, seq, dryRun, "", v.Decision)
+	if o.json() {
+		if err := o.printJSON(raw); err != nil {
+			return err
+		}
+	} else {
+		printDecision(o.out, seq, dryRun, "", v.Decision)
+	}
+	// As a replay by filter: a letter that parks again is no delivery, and
+	// a script must be able to tell.
+	if !dryRun && v.Decision.Verdict != "deliver" {
+		return fail(exitNothingDelivered, "letter %d was replayed but parks again (%s)", seq, v.Decision.Verdict)
+	}
 	return nil
 }
 
@@ -470,7 +489,15 @@ func replayMany(cmd *cobra.Command, o *options, seqs []uint64, reason string, dr
 			}
 		}
 	}
+	delivered := 0
+	for _, r := range v.Results {
+		if r.Error == "" && r.Decision.Verdict == "deliver" {
+			delivered++
+		}
+	}
 	switch {
+	case failed == 0 && !dryRun && len(v.Results) > 0 && delivered == 0:
+		return fail(exitNothingDelivered, "none of the %d replayed letters went on to delivery: each parks again", len(v.Results))
 	case failed == 0:
 		return nil
 	case failed == missing:

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
 	"github.com/samhub/samhub/internal/hubtest"
 	"github.com/samhub/samhub/pipeline/letter"
+	"github.com/samhub/samhub/pipeline/retryq"
 )
 
 // parkForRegion parks n copies of the stored letter id for the region as
@@ -50,10 +53,27 @@ func TestReplayByFilterThatDeliversNothingSaysSo(t *testing.T) {
 	if code != exitNothingDelivered || r.StillDenied != r.Replayed || r.StillDeniedBy["consent_missing"] != r.StillDenied || r.StillDenied == 0 {
 		t.Fatalf("exit %d %s, %+v", code, errs, r)
 	}
+
+	// A replay by id that parks again exits 5 as well, in either output.
+	parkForRegion(t, h, id, 2)
+	parked, err := h.App.Hub.Queue().List(context.Background(), retryq.Filter{Destination: "region"})
+	if err != nil || len(parked) < 2 {
+		t.Fatalf("parked: %v %d", err, len(parked))
+	}
+	one, two := fmt.Sprint(parked[0].Seq), fmt.Sprint(parked[1].Seq)
+	code, out, errs = ctl(t, h, coord, "queue", "replay", one, "--reason", "consent recorded?")
+	if code != exitNothingDelivered || !strings.Contains(out, "will park again") || !strings.Contains(errs, "parks again (deny)") {
+		t.Fatalf("replay by id: exit %d: %s\n%s", code, out, errs)
+	}
+	code, out, errs = ctl(t, h, coord, "queue", "replay", two, "--reason", "again", "-o", "json")
+	var d struct{ Decision struct{ Verdict string } }
+	if err := json.Unmarshal([]byte(out), &d); err != nil || code != exitNothingDelivered || d.Decision.Verdict != "deny" {
+		t.Fatalf("replay by id, json: exit %d, %v: %s\n%s", code, err, out, errs)
+	}
 }
 
-// A letter no rule sends to its destination any more is not said to park
-// again: the replay took it off the queue and nothing sends it.
+// A replayed letter its destination no longer takes parks again as
+// not_routed, and the CLI says so.
 func TestReplayedButNotTakenSaysItParksAgain(t *testing.T) {
 	var b strings.Builder
 	printDecision(&b, 7, false, "", decision{Destination: "gp", Verdict: "skip", Reason: "no routing rule sends this letter here"})
