@@ -159,11 +159,13 @@ func (o *options) fetch(cmd *cobra.Command, method, path string, q url.Values, b
 	if err := c.do(cmd.Context(), method, path, q, body, &raw); err != nil {
 		return false, err
 	}
-	if o.json() {
-		return true, o.printJSON(raw)
-	}
+	// Decoded with -o json too: a caller may still need the answer (a
+	// replay's exit code).
 	if err := json.Unmarshal(raw, v); err != nil {
 		return false, fail(exitServer, "the hub's answer could not be read: %v", err)
+	}
+	if o.json() {
+		return true, o.printJSON(raw)
 	}
 	return false, nil
 }
@@ -399,27 +401,16 @@ type decision struct {
 }
 
 func replayOne(cmd *cobra.Command, o *options, seq uint64, reason string, dryRun bool) error {
-	c, err := o.client()
-	if err != nil {
-		return err
-	}
-	var raw json.RawMessage
-	if err := c.do(cmd.Context(), "POST", fmt.Sprintf("/api/v1/queue/%d/replay", seq), nil, map[string]any{"reason": reason, "dryRun": dryRun}, &raw); err != nil {
-		return err
-	}
 	var v struct {
 		Seq      uint64
 		DryRun   bool
 		Decision decision
 	}
-	if err := json.Unmarshal(raw, &v); err != nil {
-		return fail(exitServer, "the hub's answer could not be read: %v", err)
+	printed, err := o.fetch(cmd, "POST", fmt.Sprintf("/api/v1/queue/%d/replay", seq), nil, map[string]any{"reason": reason, "dryRun": dryRun}, &v)
+	if err != nil {
+		return err
 	}
-	if o.json() {
-		if err := o.printJSON(raw); err != nil {
-			return err
-		}
-	} else {
+	if !printed {
 		printDecision(o.out, seq, dryRun, "", v.Decision)
 	}
 	// As a replay by filter: a letter that parks again is no delivery, and
@@ -448,14 +439,6 @@ func printDecision(w io.Writer, seq uint64, dryRun bool, errMsg string, d decisi
 
 func replayMany(cmd *cobra.Command, o *options, seqs []uint64, reason string, dryRun bool) error {
 	body := map[string]any{"seqs": seqs, "reason": reason, "dryRun": dryRun}
-	c, err := o.client()
-	if err != nil {
-		return err
-	}
-	var raw json.RawMessage
-	if err := c.do(cmd.Context(), "POST", "/api/v1/queue/replay", nil, body, &raw); err != nil {
-		return err
-	}
 	var v struct {
 		Results []struct {
 			Seq      uint64
@@ -464,14 +447,11 @@ func replayMany(cmd *cobra.Command, o *options, seqs []uint64, reason string, dr
 			Error    string
 		}
 	}
-	if err := json.Unmarshal(raw, &v); err != nil {
-		return fail(exitServer, "the hub's answer could not be read: %v", err)
+	printed, err := o.fetch(cmd, "POST", "/api/v1/queue/replay", nil, body, &v)
+	if err != nil {
+		return err
 	}
-	if o.json() {
-		if err := o.printJSON(raw); err != nil {
-			return err
-		}
-	} else {
+	if !printed {
 		if len(v.Results) == 0 {
 			fmt.Fprintln(o.out, "Nothing to replay.")
 		}
