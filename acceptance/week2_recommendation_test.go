@@ -1,6 +1,7 @@
 package acceptance
 
 import (
+	"bytes"
 	"strings"
 	"testing"
 
@@ -95,6 +96,11 @@ func TestWeek2TheCouncilRecommends(t *testing.T) {
 	}
 	if rec.Patient.CPR != bruno.CPR || rec.Patient.FamilyName != bruno.Family {
 		t.Errorf("Bruno's recommendation names the patient %+v", rec.Patient)
+	}
+	// A CareCommunication reply carries the thread (MedCom's IG): the
+	// referral's message segment and Provenance, then its own.
+	if p, v := bytes.Count(rec.Raw, []byte("<payload>")), bytes.Count(rec.Raw, []byte("<Provenance>")); p != 2 || v != 2 {
+		t.Errorf("Bruno's recommendation carries %d message segments and %d Provenances; want the referral's and its own of each", p, v)
 	}
 	cases.OutboxShows(brunoRec, "sent", map[string]string{"gp": "sent"})
 
