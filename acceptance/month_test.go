@@ -256,14 +256,15 @@ func TestTheCouncilsMonth(t *testing.T) {
 		if ch.GP.GLN != r.gp.GLN || ch.GP.Name != r.gp.Name || ch.Name != "" {
 			t.Errorf("%s on the meeting page: GP %+v, name %q; want the practice and no name", r.c.Name(), ch.GP, ch.Name)
 		}
-		if ch.Consent.Sectors["gp"] != "given" {
-			t.Errorf("%s's consent on the page: %+v; the case carries the gp scope", r.c.Name(), ch.Consent)
-		}
 		if len(ch.Referral.Deliveries) == 0 || ch.Referral.Deliveries[0].Destination != "casefile" || ch.Receipt == nil || len(ch.Receipt.Deliveries) == 0 {
 			t.Errorf("%s's referral on the page: filed %+v, receipt %+v", r.c.Name(), ch.Referral.Deliveries, ch.Receipt)
 		}
 		if ch.LetterID == waiting.sent.ID {
-			continue
+			continue // no recommendation yet, so no word of the case's consent either
+		}
+		// The case's consent reaches the register with the recommendation.
+		if ch.Consent.Sectors["gp"] != "given" {
+			t.Errorf("%s's consent on the page: %+v; the case carries the gp scope", r.c.Name(), ch.Consent)
 		}
 		rec := ch.Recommendations[0]
 		if !hasTo(rec, "gp", "GLN "+r.gp.GLN) || !rec.Acknowledgements[0].Positive {
