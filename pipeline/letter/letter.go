@@ -89,6 +89,12 @@ type Letter struct {
 	// it came from (the case system's document id), so that system's own
 	// sink recognises the letter as already there.
 	SourceDocumentID string `json:"sourceDocumentId,omitempty"`
+	// CopyOf is the id of the letter this one copies for a party the
+	// original did not reach: the council's recommendation for another GP
+	// who referred the same child (pipeline/council). Such a copy goes only
+	// to destinations of its receivers' sector (pipeline/route); the
+	// original went everywhere else.
+	CopyOf string `json:"copyOf,omitempty"`
 	// Anonymised: this copy was anonymised for its destination
 	// (pipeline/route.Anonymise); Patient then holds only a pseudonym.
 	Anonymised bool `json:"anonymised,omitempty"`

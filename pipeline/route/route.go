@@ -109,6 +109,14 @@ func (r *Router) Decide(l *letter.Letter, dest string, consent *letter.Consent, 
 		d.Reason = "unknown destination"
 		return d
 	}
+	if l.CopyOf != "" {
+		// A copy is for the parties it names, which the original did not
+		// reach; every other destination had the original.
+		if names, covers := r.narrowed(l, sectorRoles[dc.Sector]); !names || !covers {
+			d.Reason = fmt.Sprintf("a copy of letter %s for the parties it names, none of whom %s serves; the letter itself went there", l.CopyOf, dest)
+			return d
+		}
+	}
 	for _, rt := range r.routes {
 		if !slices.Contains(rt.To, dest) || !Matches(rt.Match, l) {
 			continue

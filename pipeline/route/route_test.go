@@ -36,6 +36,8 @@ func consent(scopes ...letter.Scope) *letter.Consent {
 func TestDecide(t *testing.T) {
 	r := route.New(route.Options{Rules: rules, Destinations: dests, Receivers: nil})
 	rec := &letter.Letter{ID: "r1", Kind: letter.KindRecommendation, Source: "casesys"}
+	cp := &letter.Letter{ID: "copy:r1|ref2", CopyOf: "r1", Kind: letter.KindRecommendation, Source: "samhub",
+		Receivers: []letter.Party{{Role: letter.RoleGP, GLN: "5790000000029"}}}
 	cases := []struct {
 		name    string
 		l       *letter.Letter
@@ -62,6 +64,12 @@ func TestDecide(t *testing.T) {
 		{"category mismatch", &letter.Letter{Kind: letter.KindNote, Category: "other", Receivers: []letter.Party{{Role: "ppr"}}}, "casefile", nil, route.Skip, "", ""},
 		{"anonymised forum route", &letter.Letter{Kind: letter.KindNote, Format: "xdis91"}, "forum", nil, route.Deliver, "forum", ""},
 		{"unknown destination", rec, "fax", nil, route.Skip, "", ""},
+		{"a copy for another GP goes to the GP, consent as for the letter", cp, "gp", nil, route.Deny, "rec-case", "consent_missing"},
+		{"a copy for another GP, with consent", cp, "gp", consent(letter.ScopeGP), route.Deliver, "rec-case", ""},
+		{"a copy for another GP never goes to the case file", cp, "casefile", nil, route.Skip, "", ""},
+		{"a copy for another GP never goes to the region", cp, "region", consent(letter.ScopeRegionPsychiatry), route.Skip, "", ""},
+		{"a copy for another GP never goes to the parents", cp, "parents", consent(letter.ScopeParents), route.Skip, "", ""},
+		{"a copy naming nobody goes nowhere", &letter.Letter{Kind: letter.KindRecommendation, CopyOf: "r1"}, "gp", consent(letter.ScopeGP), route.Skip, "", ""},
 		{"notices never ride on other rules", &letter.Letter{Kind: letter.KindNotification, Sender: letter.Party{GLN: "5790000120400"}}, "casefile", nil, route.Skip, "", ""},
 	}
 	for _, c := range cases {
