@@ -34,8 +34,8 @@ func (h *Hub) afterDuplicate(ctx context.Context, l *letter.Letter, seq uint64) 
 // observeLeadTime records the time from a referral to the council's
 // recommendation answering it (the evaluation figure the council reports).
 func (h *Hub) observeLeadTime(ctx context.Context, l *letter.Letter) {
-	if l.Kind != letter.KindRecommendation || l.InReplyTo == "" {
-		return
+	if l.Kind != letter.KindRecommendation || l.InReplyTo == "" || l.CopyOf != "" {
+		return // a copy for another referring GP is no answer of its own
 	}
 	ref, _, err := h.StoredLetter(ctx, l.InReplyTo) // times only: no blobs read
 	if err != nil || ref.Kind != letter.KindReferral {

@@ -23,6 +23,7 @@ func (h *Hub) newCouncil(ctx context.Context) (*council.Council, error) {
 		Trace:    h.journey.Trace,
 		Consent:  h.consents.byToken,
 		Publish:  h.Publisher(notifySource).Publish,
+		Bind:     func(l *letter.Letter) *letter.Letter { return h.blobs.Bind(l, nil) },
 		Notice:   h.Notice,
 		NoticeOn: h.notifyOn,
 	})

@@ -1,6 +1,7 @@
 package pipeline_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strings"
@@ -240,5 +241,110 @@ func BenchmarkReferralFlood(b *testing.B) {
 			b.ReportMetric((time.Since(start)-filed).Seconds()*1000, "register-lag-ms")
 			b.ReportMetric(float64(kv()-w0)/float64(b.N), "kvwrites/letter")
 		})
+	}
+}
+
+// A child referred by two GPs, the second referral joined to the first: the
+// recommendation answers both referrals, so both GPs get it. It names the
+// first GP; the second gets a hub-made copy in its own referral's thread,
+// with the recommendation's files, and nobody else gets the copy (the case
+// has the recommendation once). Reading the stream again sends no second
+// copy.
+func TestTheRecommendationReachesEveryReferringGP(t *testing.T) {
+	e := newEnvWith(t, func(c *config.Config, _ int) {
+		c.Pipeline.InlineMaxBytes = "256KiB"
+	})
+	ctx := context.Background()
+	gpB := letter.Party{Role: letter.RoleGP, Name: "Lægerne i Østergade", GLN: "5790000000029"}
+	e.feed.ch <- gpReferral("R0", "2509479989")
+	again := gpReferral("R1", "2509479989")
+	again.Sender = gpB
+	e.feed.ch <- again
+	eventually(t, "the second referral joined to the first", func() bool {
+		for _, r := range e.hub.Council().Referrals(council.ReferralFilter{}) {
+			if r.LetterID == "R0" && len(r.LaterReferrals) == 1 {
+				return true
+			}
+		}
+		return false
+	})
+
+	rec := mkLetter("D0", letter.KindRecommendation, "episode-R0")
+	rec.InReplyTo = "R0"
+	rec.Consent = &letter.Consent{Scopes: []letter.Scope{letter.ScopeMunicipality, letter.ScopeGP}}
+	pdf := bytes.Repeat([]byte("%PDF-1.7 anbefaling\n"), 20000) // 400 KB: kept in the blob store
+	rec.Attachments = []letter.Attachment{{Name: "anbefaling.pdf", ContentType: "application/pdf", Data: pdf}}
+	e.feed.ch <- rec
+	copyID := council.CopyID("D0", "R1")
+	eventually(t, "the recommendation at both GPs", func() bool { return e.gp.count("D0") == 1 && e.gp.count(copyID) == 1 })
+
+	e.gp.mu.Lock()
+	var got *letter.Letter
+	for _, l := range e.gp.letters {
+		switch l.ID {
+		case "D0":
+			if len(l.To) != 1 || l.To[0].GLN != gpA.GLN {
+				t.Errorf("the recommendation went to %+v; want the first GP", l.To)
+			}
+		case copyID:
+			got = l
+		}
+	}
+	e.gp.mu.Unlock()
+	if got.CopyOf != "D0" || got.InReplyTo != "R1" || got.ThreadID != "episode-R1" || got.Kind != letter.KindRecommendation ||
+		len(got.To) != 1 || got.To[0].GLN != gpB.GLN || got.Patient.CPR != "2509479989" || got.Text != rec.Text {
+		t.Errorf("the copy at the GP: %+v", got)
+	}
+	if len(got.Attachments) != 1 {
+		t.Fatalf("the copy's files: %+v", got.Attachments)
+	}
+	if b, err := letter.ReadAll(ctx, got.Attachments[0].Open); err != nil || !bytes.Equal(b, pdf) {
+		t.Errorf("the copy's PDF: %d bytes, %v", len(b), err)
+	}
+	// The case has the recommendation once; the copy is only the GP's.
+	time.Sleep(500 * time.Millisecond)
+	if n, c := e.muni.count("D0"), e.muni.count(copyID); n != 1 || c != 0 {
+		t.Errorf("the case system has the recommendation %d times and the copy %d times; want 1 and 0", n, c)
+	}
+	tr, err := e.hub.TraceLetter(ctx, copyID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var skipped []string
+	for _, s := range tr.Steps {
+		skipped = append(skipped, s.Destination+":"+s.Step)
+	}
+
+	// The meeting page shows the copy under the later referral.
+	ch := e.hub.Council().Referrals(council.ReferralFilter{})[0]
+	view, err := e.hub.Council().MeetingView(ctx, ch.Meeting)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j := view.Children[0].LaterReferrals; len(j) != 1 || len(j[0].AnswerCopies) != 1 || j[0].AnswerCopies[0].LetterID != copyID ||
+		!hasDelivery(j[0].AnswerCopies[0], "doctor", "GLN "+gpB.GLN) {
+		t.Errorf("the later referral on the meeting page: %+v (journey %v)", j, skipped)
+	}
+	if c := view.Children[0].AnswerCopies; len(c) != 0 {
+		t.Errorf("the first referral's copies %+v; its GP had the recommendation itself", c)
+	}
+
+	// Read anew after a restart: no second copy.
+	e.shutdown()
+	e.start()
+	if err := e.b.JS.DeleteConsumer(ctx, broker.StreamLetters, council.ConsumerName); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the register read anew", func() bool {
+		c, err := e.b.JS.Consumer(ctx, broker.StreamLetters, council.ConsumerName)
+		if err != nil {
+			return false
+		}
+		info, err := c.Info(ctx)
+		return err == nil && info.NumPending == 0 && info.NumAckPending == 0 && info.Delivered.Stream > 0
+	})
+	time.Sleep(time.Second)
+	if n := e.gp.count(copyID); n != 1 {
+		t.Errorf("the second GP has the copy %d times", n)
 	}
 }

@@ -72,8 +72,13 @@ type Deps struct {
 	Trace func(ctx context.Context, id string) ([]journey.Event, error)
 	// Consent is the consent the coordinator recorded for a patient token.
 	Consent func(ctx context.Context, patientToken string) (*letter.Consent, error)
-	// Publish stores a letter the hub makes (the receipt) as source HubSource.
+	// Publish stores a letter the hub makes (a receipt, an answer copy) as
+	// source HubSource.
 	Publish func(ctx context.Context, l *letter.Letter) error
+	// Bind returns a copy of a stored letter whose parts kept in the blob
+	// store open from there (an answer copy carries them); nil leaves
+	// them named by Ref.
+	Bind func(l *letter.Letter) *letter.Letter
 	// Notice stores a notice to the coordinator about a letter (no
 	// personal data); event is a notifications.on event.
 	Notice func(ctx context.Context, event, letterID, da, en string) error

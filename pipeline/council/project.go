@@ -297,10 +297,16 @@ func (c *Council) follow(ctx context.Context, l *letter.Letter, field func(*Refe
 	if err := c.addTo(ctx, r.Key, l, field); err != nil {
 		return err
 	}
-	if l.Kind == letter.KindRecommendation {
-		return c.answerOthers(ctx, l, r)
+	if l.Kind != letter.KindRecommendation {
+		return nil
 	}
-	return nil
+	if err := c.answerOthers(ctx, l, r); err != nil {
+		return err
+	}
+	if r, ok = c.reg.referral(r.Key); !ok {
+		return nil
+	}
+	return c.copyAnswer(ctx, l, r)
 }
 
 // answerOthers adds a recommendation to the child's other referrals that

@@ -264,3 +264,123 @@ func TestAnOlderRegisterWithAChildSeatedTwiceReadsTheSame(t *testing.T) {
 		}
 	}
 }
+
+// The recommendation answers every referral of the child's seat, so each
+// GP who referred the child gets it: a GP it does not reach gets one copy
+// in its own referral's thread, naming it alone; a GP it reaches, or who
+// referred twice, gets none more. A recommendation older than a week (a
+// register built anew) sends none.
+func TestEveryReferringGPGetsTheRecommendation(t *testing.T) {
+	f := newFixture(t, nil)
+	start := f.clock.now()
+	f.apply(f.c, f.referral("R1", start, "2509479989"))
+	r2 := f.referral("R2", start.Add(24*time.Hour), "2509479989")
+	r2.Sender = practiceOster
+	r2.Sender.Role = "" // as a MedCom letter names its sender
+	f.apply(f.c, r2)
+	f.apply(f.c, f.referral("R3", start.Add(2*24*time.Hour), "2509479989")) // Ærø again
+	copies := func() (out []string) {
+		f.hub.mu.Lock()
+		defer f.hub.mu.Unlock()
+		for _, l := range f.hub.receipts {
+			if l.CopyOf != "" {
+				to := ""
+				for _, p := range l.Receivers {
+					to += p.GLN
+				}
+				out = append(out, l.ID+" "+l.InReplyTo+" "+l.ThreadID+" "+to+" "+l.Source)
+			}
+		}
+		return out
+	}
+
+	// Answering the case's first referral: Østergade gets a copy.
+	f.clock.set(start.Add(12 * 24 * time.Hour))
+	rec := recommendation("D1", "R1", f.clock.now())
+	rec.Text = "Samrådet anbefaler forløb i PPR."
+	f.apply(f.c, rec)
+	f.apply(f.c, rec) // read again: no second copy
+	want := "[copy:D1|R2 R2 episode-R2 " + practiceOster.GLN + " " + HubSource + "]"
+	if got := fmt.Sprint(copies()); got != want {
+		t.Errorf("copies %s, want %s", got, want)
+	}
+	f.hub.mu.Lock()
+	cp := f.hub.letters[CopyID("D1", "R2")]
+	f.hub.mu.Unlock()
+	if cp.CopyOf != "D1" || cp.Text != rec.Text || cp.Kind != letter.KindRecommendation || cp.Patient.CPR != "2509479989" || cp.Meta[MetaCopyFor] != "R2" ||
+		len(cp.Receivers) != 1 || cp.Receivers[0].Role != letter.RoleGP || cp.Receivers[0].Name != practiceOster.Name {
+		t.Errorf("the copy %+v", cp)
+	}
+	// The copy is no letter of the register's: it answers nothing more.
+	f.apply(f.c, cp)
+	if r, _ := f.c.reg.referral(tokenOf("R1")); len(r.Recommendations) != 1 {
+		t.Errorf("R1's recommendations %+v", r.Recommendations)
+	}
+
+	// A second child: the recommendation answers the joined referral's
+	// thread (the case system's case opened with it), so the first GP
+	// gets the copy.
+	f.apply(f.c, f.referral("S1", start, "1509819996"))
+	s2 := f.referral("S2", start.Add(24*time.Hour), "1509819996")
+	s2.Sender = practiceOster
+	f.apply(f.c, s2)
+	rs := recommendation("E1", "S2", f.clock.now())
+	rs.Patient = &letter.Patient{CPR: "1509819996"}
+	f.apply(f.c, rs)
+	want = "[copy:D1|R2 R2 episode-R2 " + practiceOster.GLN + " " + HubSource + " copy:E1|S1 S1 episode-S1 " + practiceAero.GLN + " " + HubSource + "]"
+	if got := fmt.Sprint(copies()); got != want {
+		t.Errorf("copies %s, want %s", got, want)
+	}
+
+	// A third child, answered only after a register built anew: no copy.
+	f.apply(f.c, f.referral("T1", start, "2512489996"))
+	t2 := f.referral("T2", start.Add(24*time.Hour), "2512489996")
+	t2.Sender = practiceOster
+	f.apply(f.c, t2)
+	old := recommendation("F1", "T1", f.clock.now())
+	old.Patient = &letter.Patient{CPR: "2512489996"}
+	f.clock.set(f.clock.now().Add(8 * 24 * time.Hour))
+	f.apply(f.c, old)
+	if got := copies(); len(got) != 2 {
+		t.Errorf("copies %v; want none for a recommendation read a week late", got)
+	}
+	if r, _ := f.c.reg.referral(tokenOf("T1")); !r.Answered() {
+		t.Errorf("T1 %+v; the late recommendation still answers it", r)
+	}
+}
+
+// Copies follow whom the recommendation itself reaches: one naming the
+// first GP but answering the second GP's thread still sends the second GP
+// a copy; one naming only child psychiatry sends no GP anything (a
+// letter's own recipients are never widened).
+func TestCopiesFollowWhomTheRecommendationReaches(t *testing.T) {
+	f := newFixture(t, nil)
+	start := f.clock.now()
+	region := letter.Party{Role: letter.RoleRegion, Name: "Børne- og ungdomspsykiatrien", GLN: "5790000000043"}
+	for _, cpr := range []string{"2509479989", "1509819996"} {
+		f.apply(f.c, f.referral("A"+cpr, start, cpr))
+		b := f.referral("B"+cpr, start.Add(24*time.Hour), cpr)
+		b.Sender = practiceOster
+		f.apply(f.c, b)
+	}
+	f.clock.set(start.Add(12 * 24 * time.Hour))
+	named := recommendation("D1", "B2509479989", f.clock.now())
+	named.Receivers = []letter.Party{practiceAero}
+	f.apply(f.c, named)
+	onlyRegion := recommendation("D2", "A1509819996", f.clock.now())
+	onlyRegion.Patient = &letter.Patient{CPR: "1509819996"}
+	onlyRegion.Receivers = []letter.Party{region}
+	f.apply(f.c, onlyRegion)
+
+	var got []string
+	f.hub.mu.Lock()
+	for _, l := range f.hub.receipts {
+		if l.CopyOf != "" {
+			got = append(got, l.ID+" "+l.Receivers[0].GLN)
+		}
+	}
+	f.hub.mu.Unlock()
+	if want := "[copy:D1|B2509479989 " + practiceOster.GLN + "]"; fmt.Sprint(got) != want {
+		t.Errorf("copies %v, want %s", got, want)
+	}
+}

@@ -98,7 +98,11 @@ type Child struct {
 	Documents       []Tracked       `json:"documents"`
 	Recommendations []Tracked       `json:"recommendations"`
 	Receipt         *Tracked        `json:"receipt,omitempty"`
-	Rejections      []Ref           `json:"rejections,omitempty"`
+	// AnswerCopies are the recommendations' copies to this referral's GP,
+	// made when a recommendation went to another referring GP (see
+	// LaterReferral.AnswerCopies).
+	AnswerCopies []Tracked `json:"answerCopies,omitempty"`
+	Rejections   []Ref     `json:"rejections,omitempty"`
 	// Name is the child's name, read from the stored referral, in the
 	// agenda only (an audited read); NameUnavailable when the letter is
 	// no longer stored.
@@ -112,6 +116,10 @@ type LaterReferral struct {
 	Tracked
 	GP      Org      `json:"gp"`
 	Receipt *Tracked `json:"receipt,omitempty"`
+	// AnswerCopies are the copies of the recommendations the hub sent
+	// this referral's GP, in its thread, when the recommendation itself
+	// went to another GP who referred the child: one per recommendation.
+	AnswerCopies []Tracked `json:"answerCopies,omitempty"`
 }
 
 // MeetingView is a meeting with its children.
@@ -224,8 +232,30 @@ func (c *Council) detail(ctx context.Context, r Referral, ch *Child, now time.Ti
 		t := &Tracked{LetterID: rc.ID, Kind: string(rc.Kind), Source: rc.Source, Received: rc.Received, Deliveries: []Delivery{}}
 		return t, fill(t)
 	}
+	// So is an answer copy: one per recommendation and referral.
+	copies := func(referralID string) ([]Tracked, error) {
+		var out []Tracked
+		for _, rec := range ch.Recommendations {
+			cp, err := c.d.StoredLetter(ctx, CopyID(rec.LetterID, referralID))
+			if err != nil {
+				return nil, err
+			}
+			if cp == nil {
+				continue
+			}
+			t := Tracked{LetterID: cp.ID, Kind: string(cp.Kind), Source: cp.Source, Received: cp.Received, Deliveries: []Delivery{}}
+			if err := fill(&t); err != nil {
+				return nil, err
+			}
+			out = append(out, t)
+		}
+		return out, nil
+	}
 	var err error
 	if ch.Receipt, err = receipt(r.LetterID); err != nil {
+		return err
+	}
+	if ch.AnswerCopies, err = copies(r.LetterID); err != nil {
 		return err
 	}
 	for i := range ch.LaterReferrals {
@@ -234,6 +264,9 @@ func (c *Council) detail(ctx context.Context, r Referral, ch *Child, now time.Ti
 			return err
 		}
 		if j.Receipt, err = receipt(j.LetterID); err != nil {
+			return err
+		}
+		if j.AnswerCopies, err = copies(j.LetterID); err != nil {
 			return err
 		}
 	}
