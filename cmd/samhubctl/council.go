@@ -276,6 +276,12 @@ func printMeeting(w io.Writer, v council.MeetingView) {
 			if j.Receipt != nil {
 				printTracked(w, "     Receipt to that GP", *j.Receipt)
 			}
+			for _, x := range j.AnswerCopies {
+				printTracked(w, "     Recommendation copied to that GP "+x.LetterID, x)
+			}
+		}
+		for _, x := range ch.AnswerCopies {
+			printTracked(w, "   Recommendation copied to the first GP "+x.LetterID, x)
 		}
 		if len(ch.Documents) > 0 {
 			fmt.Fprintf(w, "   Documents gathered: %d\n", len(ch.Documents))

@@ -542,6 +542,23 @@ func (c *Console) recommendationLines(ch council.Child) []line {
 		}
 		ls = append(ls, d...)
 	}
+	// A GP who referred the child, and whom the recommendation did not
+	// reach itself, got a copy in its own referral's thread.
+	copies := func(gp council.Org, xs []council.Tracked) {
+		name := cmp.Or(gp.Name, orgIDs(gp), "–")
+		for _, x := range xs {
+			ls = append(ls, line{Text: tr(lang, "rec.copy", name, when(x.Received, c.loc)), Href: c.journeyLink(x.LetterID)})
+			d := c.deliveryLines(x)
+			if len(x.Deliveries) == 0 && len(x.Waiting) == 0 {
+				d = append([]line{{Text: tr(lang, "dl.none")}}, d...)
+			}
+			ls = append(ls, d...)
+		}
+	}
+	copies(ch.GP, ch.AnswerCopies)
+	for _, j := range ch.LaterReferrals {
+		copies(j.GP, j.AnswerCopies)
+	}
 	return ls
 }
 

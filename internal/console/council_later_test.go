@@ -27,7 +27,11 @@ func TestChildBlockListsTheLaterReferrals(t *testing.T) {
 			Tracked: council.Tracked{LetterID: "R2", Kind: "referral", Received: again},
 			GP:      council.Org{Name: "Lægerne i Østergade", GLN: "5790000000029"},
 			Receipt: &council.Tracked{LetterID: "receipt:R2", Received: again},
+			AnswerCopies: []council.Tracked{{LetterID: "copy:D1|R2", Received: again.AddDate(0, 0, 10),
+				Deliveries: []council.Delivery{{Destination: "gp", Sector: "gp", To: "GLN 5790000000029", At: again.AddDate(0, 0, 10)}}}},
 		}},
+		Recommendations: []council.Tracked{{LetterID: "D1", Source: "casesys", Received: again.AddDate(0, 0, 10),
+			Deliveries: []council.Delivery{{Destination: "gp", Sector: "gp", To: "GLN 5790000000005", At: again.AddDate(0, 0, 10)}}}},
 	}
 	b := c.childBlock(1, ch, 35, false)
 	rows := map[string][]string{}
@@ -48,5 +52,12 @@ func TestChildBlockListsTheLaterReferrals(t *testing.T) {
 	if got := strings.Join(rows["receipt"], "|"); !strings.Contains(got, "/console/letters/receipt:R1") ||
 		!strings.Contains(got, "henvist igen: ") || !strings.Contains(got, "/console/letters/receipt:R2") {
 		t.Errorf("receipt lines %q", rows["receipt"])
+	}
+	// The recommendation reached the first GP; the second GP's copy is
+	// listed under it, with where it went.
+	got := strings.Join(rows["recommendation"], "|")
+	i, j := strings.Index(got, "/console/letters/D1"), strings.Index(got, "En kopi til Lægerne i Østergade, som også henviste barnet, lavet 2026-03-13")
+	if i < 0 || j < i || !strings.Contains(got[j:], "/console/letters/copy:D1%7CR2") || !strings.Contains(got[j:], "5790000000029") {
+		t.Errorf("recommendation lines %q", rows["recommendation"])
 	}
 }

@@ -377,6 +377,7 @@ var messages = map[string][2]string{
 	"doc.none":            {"No further documents yet.", "Endnu ingen yderligere dokumenter."},
 	"rec.none":            {"None yet.", "Ingen endnu."},
 	"rec.line":            {"From %s, received %s", "Fra %s, modtaget %s"},
+	"rec.copy":            {"A copy for %s, who referred the child too, made %s", "En kopi til %s, som også henviste barnet, lavet %s"},
 	"dl.delivered":        {"delivered to %s %s", "leveret til %s %s"},
 	"dl.waiting":          {"not delivered to %s: %s", "ikke leveret til %s: %s"},
 	"dl.none":             {"not delivered anywhere yet", "endnu ikke leveret nogen steder"},
