@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -132,7 +133,7 @@ type world struct {
 	epjPatients              map[string]string // child id → EPJ Patient id
 
 	mu       sync.Mutex
-	expected map[string]string // child id → GLN of the one party the child's letters may reach
+	expected map[string][]string // child id → GLNs of the parties the child's letters may reach
 }
 
 // worldOption adds a party to a scenario's world.
@@ -170,7 +171,7 @@ func withDigitalPost(exempt ...string) worldOption {
 // them when the test ends; the last check of every scenario runs then too.
 func newWorld(t *testing.T, opts ...worldOption) *world {
 	t.Helper()
-	w := &world{t: t, dir: t.TempDir(), epjPatients: map[string]string{}, expected: map[string]string{}}
+	w := &world{t: t, dir: t.TempDir(), epjPatients: map[string]string{}, expected: map[string][]string{}}
 	for _, o := range opts {
 		o(w)
 	}
@@ -203,12 +204,21 @@ func newWorld(t *testing.T, opts ...worldOption) *world {
 	return w
 }
 
-// expectLetters says that MedCom letters about c go to the party with GLN
-// gln and to no one else.
+// expectLetters says that MedCom letters about c may go to the party to
+// (and to the others said for c), and to no one else.
 func (w *world) expectLetters(c child, to gp) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.expected[c.ID()] = to.GLN
+	if !slices.Contains(w.expected[c.ID()], to.GLN) {
+		w.expected[c.ID()] = append(w.expected[c.ID()], to.GLN)
+	}
+}
+
+// mayReach reports whether letters about c may go to the party with GLN gln.
+func (w *world) mayReach(c child, gln string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Contains(w.expected[c.ID()], gln)
 }
 
 // lastCheck is the rule every scenario ends with: every letter the GPs and
@@ -235,8 +245,8 @@ func (w *world) lastCheck() {
 		switch {
 		case !ok:
 			t.Errorf("%s: no route in this scenario sends this child's letters to any GP or the region", what)
-		case want != l.Party:
-			t.Errorf("%s reached %s; this child's letters go to GLN %s only", what, l.Party, want)
+		case !slices.Contains(want, l.Party):
+			t.Errorf("%s reached %s; this child's letters go to GLN %s only", what, l.Party, strings.Join(want, " and "))
 		}
 	}
 }
