@@ -9,6 +9,7 @@ import (
 	"github.com/samhub/samhub/adapters"
 	"github.com/samhub/samhub/pipeline/council"
 	"github.com/samhub/samhub/pipeline/journey"
+	"github.com/samhub/samhub/pipeline/letter"
 )
 
 // The console speaks English or Danish (config console.language). The
@@ -175,11 +176,11 @@ var messages = map[string][2]string{
 	"c.date.bad":                {"Date given: must be a date like 2026-03-04.", "Dato givet: skal være en dato som 2026-03-04."},
 	"c.date.future":             {"Date given: must not be in the future (today at the latest).", "Dato givet: må ikke ligge ude i fremtiden (senest i dag)."},
 	"c.scope.bad":               {"May be shared with: unknown choice.", "Må deles med: ukendt valg."},
-	"scope.municipality":        {"the municipality", "kommunen"},
-	"scope.gp":                  {"the GP", "egen læge"},
-	"scope.parents":             {"the parents", "forældrene"},
-	"scope.region_psychiatry":   {"child and adolescent psychiatry", "børne- og ungdomspsykiatrien"},
-	"scope.school_ppr":          {"school / PPR", "skole / PPR"},
+	"scope.municipality":        council.ScopeNames[letter.ScopeMunicipality], // one table with the agenda CSV's
+	"scope.gp":                  council.ScopeNames[letter.ScopeGP],
+	"scope.parents":             council.ScopeNames[letter.ScopeParents],
+	"scope.region_psychiatry":   council.ScopeNames[letter.ScopeRegionPsychiatry],
+	"scope.school_ppr":          council.ScopeNames[letter.ScopeSchoolPPR],
 	"a.title":                   {"Audit log", "Revisionslog"},
 	"a.help":                    {"Every human action and every view of a letter's content, newest first.", "Alle menneskelige handlinger og alle visninger af et brevs indhold, nyeste først."},
 	"a.at":                      {"Time", "Tidspunkt"},

@@ -550,7 +550,7 @@ func TestAgendaNamesTheChildAfterAnAuditedRead(t *testing.T) {
 	if err := f.c.WriteCSV(&b, a); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(b.String(), "\ufeffMøde;Barn;") || !strings.Contains(b.String(), "2026-03-10 13:00;Bruno Test Elmer;2026-03-01;Lægehuset Ærø;municipality, gp;0;;nej;venter;R1") {
+	if !strings.HasPrefix(b.String(), "\ufeffMøde;Barn;") || !strings.Contains(b.String(), "2026-03-10 13:00;Bruno Test Elmer;2026-03-01;Lægehuset Ærø;kommunen, egen læge;0;;nej;venter;R1") {
 		t.Errorf("csv:\n%s", b.String())
 	}
 	recs, _ := f.audit.Tail(ctx, 5)

@@ -384,3 +384,29 @@ func TestCopiesFollowWhomTheRecommendationReaches(t *testing.T) {
 		t.Errorf("copies %v, want %s", got, want)
 	}
 }
+
+// The agenda's spreadsheet names the consent's sectors in Danish, and
+// lists where the recommendation and its copies to the other referring
+// GPs went.
+func TestTheAgendaCSVListsTheCopies(t *testing.T) {
+	f := newFixture(t, nil)
+	at := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+	sent := func(id, gln string) Tracked {
+		return Tracked{LetterID: id, Deliveries: []Delivery{{Destination: "gp", To: "GLN " + gln, At: at}}, Acknowledgements: []Ack{{At: at, Code: "ok", Positive: true}}}
+	}
+	v := MeetingView{Meeting: Meeting{ID: "2026-03-10", At: at}, Children: []Child{{
+		LetterID: "R1", Name: "Bruno Test Elmer", Received: at.AddDate(0, 0, -9), State: "answered", GP: org(practiceAero),
+		Consent:         ConsentState{Sectors: map[string]string{"gp": "given", "region_psychiatry": "given", "parents": "missing"}},
+		Recommendations: []Tracked{sent("D1", practiceAero.GLN)},
+		LaterReferrals: []LaterReferral{{Tracked: Tracked{LetterID: "R2", Received: at.AddDate(0, 0, -7)}, GP: org(practiceOster),
+			AnswerCopies: []Tracked{sent(CopyID("D1", "R2"), practiceOster.GLN)}}},
+	}}}
+	var b strings.Builder
+	if err := f.c.WriteCSV(&b, v); err != nil {
+		t.Fatal(err)
+	}
+	want := ";egen læge, børne- og ungdomspsykiatrien;0;gp GLN " + practiceAero.GLN + ", gp GLN " + practiceOster.GLN + ";ja;besvaret;R1"
+	if !strings.Contains(b.String(), want) {
+		t.Errorf("csv:\n%s\nwant a row with %q", b.String(), want)
+	}
+}

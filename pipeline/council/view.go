@@ -137,6 +137,16 @@ var StateNames = map[string][2]string{
 	"unanswered": {"unanswered", "ubesvaret"},
 }
 
+// ScopeNames are the consent's sectors in words, English and Danish: the
+// agenda's spreadsheet and the console show them alike.
+var ScopeNames = map[letter.Scope][2]string{
+	letter.ScopeMunicipality:     {"the municipality", "kommunen"},
+	letter.ScopeGP:               {"the GP", "egen læge"},
+	letter.ScopeParents:          {"the parents", "forældrene"},
+	letter.ScopeRegionPsychiatry: {"child and adolescent psychiatry", "børne- og ungdomspsykiatrien"},
+	letter.ScopeSchoolPPR:        {"school / PPR", "skole / PPR"},
+}
+
 // StateName is state in words in lang ("da" or "en"); a state without
 // words stays as it is.
 func StateName(state, lang string) string {
@@ -469,12 +479,19 @@ func (c *Council) WriteCSV(w io.Writer, v MeetingView) error {
 		var given []string
 		for _, s := range letter.Scopes {
 			if ch.Consent.Sectors[string(s)] == "given" {
-				given = append(given, string(s))
+				given = append(given, ScopeNames[s][1])
 			}
 		}
 		var sent []string
 		acked := "nej"
-		for _, r := range ch.Recommendations {
+		// The recommendations, and their copies to the other GPs who
+		// referred the child.
+		recs := slices.Clone(ch.Recommendations)
+		recs = append(recs, ch.AnswerCopies...)
+		for _, j := range ch.LaterReferrals {
+			recs = append(recs, j.AnswerCopies...)
+		}
+		for _, r := range recs {
 			for _, d := range r.Deliveries {
 				sent = append(sent, d.Destination+" "+d.To)
 			}
