@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -182,16 +183,17 @@ func TestFHIRNegativeAcknowledgementSender(t *testing.T) {
 		name string
 		edit func(string) string
 		from fhirmsg.Organization
+		code string // the MedCom issue code one issue must carry; "": none may
 	}{
 		{"invalid category, receiver readable", func(s string) string {
 			return strings.Replace(s, `"code" : "telemedicine"`, `"code" : "gossip"`, 1)
-		}, aabenraa},
+		}, aabenraa, ""},
 		{"receiver unresolvable", func(s string) string {
 			return strings.Replace(s, `"reference" : "Organization/996df80d-e9d3-4885-aad1-8609ad459a16"`, `"reference" : "Organization/nope"`, 1)
-		}, self},
+		}, self, fhirmsg.IssueLocalFail},
 		{"receiver without a SOR id", func(s string) string {
 			return strings.Replace(s, `"value" : "330461000016004"`, `"value" : "33046"`, 1)
-		}, self},
+		}, self, fhirmsg.IssueBadFormat},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -210,6 +212,20 @@ func TestFHIRNegativeAcknowledgementSender(t *testing.T) {
 			ack := parseAck(t, e.onlyOut(t))
 			if ack.Response.Code != fhirmsg.AckFatalError || ack.Sender != c.from {
 				t.Errorf("%s from %+v, want fatal-error from %+v", ack.Response.Code, ack.Sender, c.from)
+			}
+			// Each issue says what was wrong where; a problem MedCom has a
+			// code for carries it too (issue.details.coding).
+			var codes []string
+			for _, is := range ack.Response.Issues {
+				if is.Text == "" || is.Severity != "error" || strings.Contains(is.Text, "gossip") || strings.Contains(is.Text, "33046") {
+					t.Errorf("issue %+v: want a text naming the element and no value", is)
+				}
+				if is.Details != is.Text {
+					codes = append(codes, is.Details)
+				}
+			}
+			if (c.code == "") != (len(codes) == 0) || c.code != "" && !slices.Contains(codes, c.code) {
+				t.Errorf("issue codes %v, want %q among them", codes, c.code)
 			}
 		})
 	}

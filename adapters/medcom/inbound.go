@@ -372,13 +372,7 @@ func planFHIR(m *fhirmsg.Message, verr error, self Self, now time.Time) ([]plann
 	org := ackSender(m.Receiver, self)
 	code, issues := fhirmsg.AckOK, []fhirmsg.Issue(nil)
 	if verr != nil {
-		code = fhirmsg.AckFatalError
-		for _, l := range errLines(verr) {
-			issues = append(issues, fhirmsg.Issue{Severity: "error", Code: "invalid", Details: l})
-			if len(issues) == 5 {
-				break
-			}
-		}
+		code, issues = fhirmsg.AckFatalError, fhirmsg.Issues(verr, 5)
 	}
 	data, err := fhirmsg.BuildAcknowledgement(m, code, issues, org, now)
 	if err != nil {

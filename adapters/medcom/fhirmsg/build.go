@@ -172,14 +172,22 @@ func BuildAcknowledgement(of *Message, code string, issues []Issue, self Organiz
 	if len(issues) > 0 {
 		var kids []*node
 		for _, is := range issues {
-			details := cplx("details", prim("text", is.Details))
+			// details: the issue's code where it has one, and its text.
+			var dk []*node
+			text := is.Text
 			if strings.HasPrefix(is.Details, "MSG_") && isCode(is.Details) {
 				sys := sysFHIROO
 				if medcomAckCodes[is.Details] {
 					sys = sysAckErr
 				}
-				details = cplx("details", list(coding("coding", sys, is.Details)))
+				dk = append(dk, list(coding("coding", sys, is.Details)))
+			} else if text == "" {
+				text = is.Details
 			}
+			if text != "" {
+				dk = append(dk, prim("text", text))
+			}
+			details := cplx("details", dk...)
 			sev, c := is.Severity, is.Code
 			if sev == "" {
 				sev = "error"

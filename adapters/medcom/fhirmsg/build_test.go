@@ -2,7 +2,9 @@ package fhirmsg
 
 import (
 	"bytes"
+	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -196,6 +198,8 @@ func TestBuildAcknowledgementGolden(t *testing.T) {
 		{"ok-duplicate.xml", ofXML, AckOK, []Issue{{Severity: "information", Code: "informational", Details: "MSG_DUPLICATE_ID"}}},
 		{"fatal-error.json", of, AckFatalError, []Issue{{Severity: "error", Code: "value", Details: "MSG_VALUESET_VALUE_UNKNOWN"}}},
 		{"transient-error.xml", ofXML, AckTransientError, []Issue{{Severity: "error", Code: "transient", Details: "Modtagelsen er midlertidigt ude af drift – prøv igen"}}},
+		{"fatal-error-coded.xml", ofXML, AckFatalError, []Issue{{Severity: "error", Code: "invalid", Details: IssueDamaged,
+			Text: "Bundle.entry[4].resource.payload[1].contentAttachment.hash: does not match the SHA-1 of data"}}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -220,7 +224,8 @@ func TestBuildAcknowledgementGolden(t *testing.T) {
 			if len(m.provs) != 2 || m.provs[0].activity != actNew || m.provs[1].activity != actAck {
 				t.Errorf("provenances: %+v", m.provs)
 			}
-			if len(m.Response.Issues) != len(c.issues) || (len(c.issues) > 0 && m.Response.Issues[0].Details != c.issues[0].Details) {
+			if len(m.Response.Issues) != len(c.issues) || (len(c.issues) > 0 && (m.Response.Issues[0].Details != c.issues[0].Details ||
+				c.issues[0].Text != "" && m.Response.Issues[0].Text != c.issues[0].Text)) {
 				t.Errorf("issues: %+v", m.Response.Issues)
 			}
 			if m.Patient != nil || bytes.Contains(data, []byte("2509479989")) {
@@ -372,5 +377,35 @@ func TestPlainTextFilesTravelAsText(t *testing.T) {
 				t.Errorf("attachments %+v, want the PDF alone", m.Attachments)
 			}
 		})
+	}
+}
+
+// A negative acknowledgement's issues name each problem in words, and carry
+// MedCom's code where the problem answers to one: a damaged attachment, a
+// GLN of the wrong form, a message type the receiver does not take.
+func TestIssuesCarryMedComsCodes(t *testing.T) {
+	m := mustParse(t, readFile(t, "Bundle-R-Tek-K-dublicate-5de12884-eae7-4fd3-ba4a-d8b56be4baff.json"))
+	m.Event = "hospitalnotification-message"
+	err := errors.Join(Validate(m), errors.New("the envelope: not well-formed\nline 3"),
+		ferr("Bundle.entry[1].resource.identifier[0].value", "must be a GLN of 13 digits").coded(IssueBadFormat))
+	got := Issues(err, 5)
+	var codes, texts []string
+	for _, is := range got {
+		codes = append(codes, is.Code+":"+is.Details)
+		texts = append(texts, is.Text)
+	}
+	want := "[not-supported:" + IssueUnsupportedType + " invalid: invalid: invalid:" + IssueBadFormat + "]"
+	if fmt.Sprint(codes) != want {
+		t.Errorf("issues %v, want %s (texts %q)", codes, want, texts)
+	}
+	if len(texts) != 4 || !strings.HasSuffix(texts[0], ".eventCoding.code: must be "+EventCareCommunication+" or "+EventAcknowledgement) ||
+		texts[1] != "the envelope: not well-formed" || texts[2] != "line 3" {
+		t.Errorf("texts %q", texts)
+	}
+	if n := len(Issues(err, 2)); n != 2 {
+		t.Errorf("%d issues with at most 2", n)
+	}
+	if Issues(nil, 5) != nil {
+		t.Error("issues without an error")
 	}
 }

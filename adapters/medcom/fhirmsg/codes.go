@@ -131,3 +131,16 @@ func replacementRank(system string) int {
 	}
 	return 0
 }
+
+// Issue codes of a negative acknowledgement the hub writes, from the value
+// set MedCom binds OperationOutcome.issue.details.coding to: FHIR's
+// operation-outcome codes and MedCom's acknowledgement error codes.
+const (
+	IssueBadSyntax       = "MSG_BAD_SYNTAX"
+	IssueBadFormat       = "MSG_BAD_FORMAT"
+	IssueLocalFail       = "MSG_LOCAL_FAIL"
+	IssueDatatype        = "MSG_Datatype_Wrong"
+	IssueDamaged         = "MSG_Damaged_durin_transport" // MedCom's spelling
+	IssueUnsupportedType = "MSG_RECEIVER_UNABLE_TO_RECEIVE_MSG_TYPE"
+	IssueReceiverMissing = "MSG_Receiver_Identifier_MISSING"
+)

@@ -27,18 +27,18 @@ func checkAttachment(path string, a *node, data *contentFacts) []error {
 		size, err := strconv.ParseUint(n.val, 10, 64)
 		switch {
 		case err != nil || size > 2147483647:
-			errs = append(errs, ferr(path+".size", "must be an unsignedInt (0 to 2147483647): the number of bytes of the attachment"))
+			errs = append(errs, ferr(path+".size", "must be an unsignedInt (0 to 2147483647): the number of bytes of the attachment").coded(IssueDatatype))
 		case data != nil && size != uint64(data.size):
-			errs = append(errs, ferr(path+".size", "declares %d bytes, but data holds %d", size, data.size))
+			errs = append(errs, ferr(path+".size", "declares %d bytes, but data holds %d", size, data.size).coded(IssueDamaged))
 		}
 	}
 	if n := a.first("hash"); n != nil {
 		sum, err := base64.StdEncoding.DecodeString(n.val)
 		switch {
 		case err != nil || len(sum) != sha1.Size:
-			errs = append(errs, ferr(path+".hash", "must be the base64 SHA-1 of the attachment (20 bytes)"))
+			errs = append(errs, ferr(path+".hash", "must be the base64 SHA-1 of the attachment (20 bytes)").coded(IssueDatatype))
 		case data != nil && !bytes.Equal(data.sha1, sum):
-			errs = append(errs, ferr(path+".hash", "does not match the SHA-1 of data"))
+			errs = append(errs, ferr(path+".hash", "does not match the SHA-1 of data").coded(IssueDamaged))
 		}
 	}
 	return errs

@@ -12,9 +12,10 @@ import (
 type Organization struct{ Name, SOR, GLN string }
 
 // Issue is one OperationOutcome.issue of an acknowledgement. Details is a
-// MedCom/FHIR issue code (e.g. MSG_BAD_SYNTAX) or a short text free of
-// personal data.
-type Issue struct{ Severity, Code, Details string }
+// MedCom/FHIR issue code (e.g. MSG_BAD_SYNTAX) or, read from an
+// acknowledgement without one, its text; Text is the issue's text (free of
+// personal data in what the hub writes).
+type Issue struct{ Severity, Code, Details, Text string }
 
 // Response is MessageHeader.response of an acknowledgement.
 type Response struct {
@@ -115,11 +116,20 @@ type author struct {
 type episode struct{ system, value string }
 
 // FieldError is one problem found in a message. Path is the FHIR element
-// path; Msg says what was expected and never quotes the value.
-type FieldError struct{ Path, Msg string }
+// path; Msg says what was expected and never quotes the value. Code, when
+// set, is the MedCom acknowledgement issue code the problem answers to
+// (the value set of MedComAcknowledgementOperationOutcome's
+// issue.details.coding), for the negative acknowledgement.
+type FieldError struct{ Path, Msg, Code string }
 
 func (e *FieldError) Error() string { return e.Path + ": " + e.Msg }
 
 func ferr(path, format string, args ...any) *FieldError {
 	return &FieldError{Path: path, Msg: fmt.Sprintf(format, args...)}
+}
+
+// coded gives the finding its MedCom issue code.
+func (e *FieldError) coded(code string) *FieldError {
+	e.Code = code
+	return e
 }

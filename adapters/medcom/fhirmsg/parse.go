@@ -379,35 +379,44 @@ func parseInstant(s string) (time.Time, error) {
 	return time.Parse(time.RFC3339Nano, s)
 }
 
+// missingOrg is the issue code of an Organization the message does not
+// identify: MedCom's own for the receiver, none for others.
+func missingOrg(path string) string {
+	if strings.Contains(path, ".destination[") {
+		return IssueReceiverMissing
+	}
+	return ""
+}
+
 // readOrg resolves an Organization reference and reads name, SOR and GLN.
 func (m *Message) readOrg(b *bundle, from *entry, ref *node, path string) *Organization {
 	r := ref.str("reference")
 	if r == "" {
-		m.findings = append(m.findings, ferr(path+".reference", "must reference an Organization in the Bundle"))
+		m.findings = append(m.findings, ferr(path+".reference", "must reference an Organization in the Bundle").coded(missingOrg(path)))
 		return nil
 	}
 	e := b.resolve(r, from)
 	if e == nil || e.typ != "Organization" {
-		m.findings = append(m.findings, ferr(path+".reference", "must resolve to an Organization entry in the Bundle"))
+		m.findings = append(m.findings, ferr(path+".reference", "must resolve to an Organization entry in the Bundle").coded(IssueLocalFail))
 		return nil
 	}
 	org := orgOf(e.res)
 	if org.SOR == "" {
-		m.findings = append(m.findings, ferr(e.path+".identifier", "must include a SOR id (system %s)", sysSOR))
+		m.findings = append(m.findings, ferr(e.path+".identifier", "must include a SOR id (system %s)", sysSOR).coded(missingOrg(path)))
 	}
 	if org.GLN == "" {
-		m.findings = append(m.findings, ferr(e.path+".identifier", "must include a GLN (system %s)", sysGLN))
+		m.findings = append(m.findings, ferr(e.path+".identifier", "must include a GLN (system %s)", sysGLN).coded(missingOrg(path)))
 	}
 	for i, id := range e.res.all("identifier") {
 		v := id.str("value")
 		switch id.str("system") {
 		case sysSOR:
 			if !allDigits(v) || len(v) < 6 || len(v) > 18 {
-				m.findings = append(m.findings, ferr(fmt.Sprintf("%s.identifier[%d].value", e.path, i), "must be a SOR id of 6 to 18 digits"))
+				m.findings = append(m.findings, ferr(fmt.Sprintf("%s.identifier[%d].value", e.path, i), "must be a SOR id of 6 to 18 digits").coded(IssueBadFormat))
 			}
 		case sysGLN, sysGLNOld:
 			if !allDigits(v) || len(v) != 13 {
-				m.findings = append(m.findings, ferr(fmt.Sprintf("%s.identifier[%d].value", e.path, i), "must be a GLN of 13 digits"))
+				m.findings = append(m.findings, ferr(fmt.Sprintf("%s.identifier[%d].value", e.path, i), "must be a GLN of 13 digits").coded(IssueBadFormat))
 			}
 		}
 	}
@@ -462,7 +471,7 @@ func (m *Message) readAck(b *bundle, h *entry) {
 	if d := resp.str("details.reference"); d != "" {
 		oo := b.resolve(d, h)
 		if oo == nil || oo.typ != "OperationOutcome" {
-			m.findings = append(m.findings, ferr(h.path+".response.details.reference", "must resolve to an OperationOutcome entry in the Bundle"))
+			m.findings = append(m.findings, ferr(h.path+".response.details.reference", "must resolve to an OperationOutcome entry in the Bundle").coded(IssueLocalFail))
 			return
 		}
 		for _, is := range oo.res.all("issue") {
@@ -470,7 +479,7 @@ func (m *Message) readAck(b *bundle, h *entry) {
 			if det == "" {
 				det = is.str("details.text")
 			}
-			m.Response.Issues = append(m.Response.Issues, Issue{Severity: is.str("severity"), Code: is.str("code"), Details: det})
+			m.Response.Issues = append(m.Response.Issues, Issue{Severity: is.str("severity"), Code: is.str("code"), Details: det, Text: is.str("details.text")})
 		}
 	}
 	if len(b.ofType("Patient")) > 0 {

@@ -132,7 +132,7 @@ func fromJSON(data []byte, lim xmlsafe.Limits) (*node, []error, error) {
 	}
 	var findings []error
 	for _, p := range dups {
-		findings = append(findings, ferr(pointerPath(rt, p), "appears twice in one JSON object: each name may appear once, or readers disagree on its value"))
+		findings = append(findings, ferr(pointerPath(rt, p), "appears twice in one JSON object: each name may appear once, or readers disagree on its value").coded(IssueBadSyntax))
 	}
 	n := &node{name: rt}
 	jsonObject(n, obj)

@@ -41,7 +41,7 @@ func Validate(m *Message) error {
 			add(p.header+".eventCoding.code", "must be present")
 		}
 	default:
-		add(p.header+".eventCoding.code", "must be %s or %s", EventCareCommunication, EventAcknowledgement)
+		errs = append(errs, ferr(p.header+".eventCoding.code", "must be %s or %s", EventCareCommunication, EventAcknowledgement).coded(IssueUnsupportedType))
 	}
 	return errors.Join(errs...)
 }
