@@ -305,8 +305,21 @@ func TestTheCouncilsMonth(t *testing.T) {
 		c := brunoSeat.LaterReferrals[0].AnswerCopies
 		return len(c) == 1 && len(c[0].Acknowledgements) == 1
 	})
-	if c := brunoSeat.LaterReferrals[0].AnswerCopies[0]; !hasTo(c, "gp", "GLN "+gpSonder.GLN) || !c.Acknowledgements[0].Positive || len(brunoSeat.AnswerCopies) != 0 {
+	if c := brunoSeat.LaterReferrals[0].AnswerCopies[0]; c.LetterID != register.CopyID(recs[bruno.ID()], again.sent.ID) ||
+		!hasTo(c, "gp", "GLN "+gpSonder.GLN) || !c.Acknowledgements[0].Positive || len(brunoSeat.AnswerCopies) != 0 {
 		t.Errorf("Bruno's seat: the copy to Søndergade %+v, copies to Østergade %+v", c, brunoSeat.AnswerCopies)
+	}
+	// The copy went to the GP alone: the case, the region and the parents
+	// had the recommendation itself.
+	tr := coordinator.Traces(register.CopyID(recs[bruno.ID()], again.sent.ID))
+	var went []string
+	for _, s := range tr.Steps {
+		if s.Destination != "" {
+			went = append(went, s.Step+" "+s.Destination)
+		}
+	}
+	if len(tr.steps(journey.Delivered, "gp")) != 1 || len(went) != 1 {
+		t.Errorf("the copy's journey %v; want one delivery, to the GP", went)
 	}
 
 	// The coordinator moves the first meeting a day and exports its agenda.

@@ -137,20 +137,7 @@ func TestCouncilRegisterFollowsTheLetterStream(t *testing.T) {
 	// After a restart, and with the register's consumer gone (read the
 	// stream anew), nothing is seated twice, no second receipt or reminder.
 	before := e.hub.Council().KPI(12)
-	e.shutdown()
-	e.start()
-	if err := e.b.JS.DeleteConsumer(ctx, broker.StreamLetters, council.ConsumerName); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "the register's consumer made anew and at the end of the stream", func() bool {
-		c, err := e.b.JS.Consumer(ctx, broker.StreamLetters, council.ConsumerName)
-		if err != nil {
-			return false
-		}
-		info, err := c.Info(ctx)
-		return err == nil && info.NumPending == 0 && info.NumAckPending == 0 && info.Delivered.Stream > 0
-	})
-	time.Sleep(time.Second) // a second receipt or reminder would show
+	e.readRegisterAnew(t)
 	after := e.hub.Council().KPI(12)
 	if before.Referrals != 3 || after.Referrals != 3 || after.LeadTime.Count != 1 || after.Unanswered != 2 {
 		t.Errorf("figures before %+v, after %+v", before, after)
@@ -165,6 +152,28 @@ func TestCouncilRegisterFollowsTheLetterStream(t *testing.T) {
 	if n := len(e.notices("unanswered")); n != 2 {
 		t.Errorf("%d reminders after the stream was read again", n)
 	}
+}
+
+// readRegisterAnew restarts the hub and deletes the register's consumer,
+// so the register reads the whole letter stream again, and waits a second
+// past the end of it: a second receipt, reminder or copy would show.
+func (e *env) readRegisterAnew(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	e.shutdown()
+	e.start()
+	if err := e.b.JS.DeleteConsumer(ctx, broker.StreamLetters, council.ConsumerName); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the register's consumer made anew and at the end of the stream", func() bool {
+		c, err := e.b.JS.Consumer(ctx, broker.StreamLetters, council.ConsumerName)
+		if err != nil {
+			return false
+		}
+		info, err := c.Info(ctx)
+		return err == nil && info.NumPending == 0 && info.NumAckPending == 0 && info.Delivered.Stream > 0
+	})
+	time.Sleep(time.Second)
 }
 
 func hasDelivery(t council.Tracked, dest, to string) bool {
@@ -330,20 +339,7 @@ func TestTheRecommendationReachesEveryReferringGP(t *testing.T) {
 	}
 
 	// Read anew after a restart: no second copy.
-	e.shutdown()
-	e.start()
-	if err := e.b.JS.DeleteConsumer(ctx, broker.StreamLetters, council.ConsumerName); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "the register read anew", func() bool {
-		c, err := e.b.JS.Consumer(ctx, broker.StreamLetters, council.ConsumerName)
-		if err != nil {
-			return false
-		}
-		info, err := c.Info(ctx)
-		return err == nil && info.NumPending == 0 && info.NumAckPending == 0 && info.Delivered.Stream > 0
-	})
-	time.Sleep(time.Second)
+	e.readRegisterAnew(t)
 	if n := e.gp.count(copyID); n != 1 {
 		t.Errorf("the second GP has the copy %d times", n)
 	}

@@ -320,10 +320,7 @@ func TestEveryReferringGPGetsTheRecommendation(t *testing.T) {
 	// A second child: the recommendation answers the joined referral's
 	// thread (the case system's case opened with it), so the first GP
 	// gets the copy.
-	f.apply(f.c, f.referral("S1", start, "1509819996"))
-	s2 := f.referral("S2", start.Add(24*time.Hour), "1509819996")
-	s2.Sender = practiceOster
-	f.apply(f.c, s2)
+	f.referredTwice("S", "1509819996", start)
 	rs := recommendation("E1", "S2", f.clock.now())
 	rs.Patient = &letter.Patient{CPR: "1509819996"}
 	f.apply(f.c, rs)
@@ -333,10 +330,7 @@ func TestEveryReferringGPGetsTheRecommendation(t *testing.T) {
 	}
 
 	// A third child, answered only after a register built anew: no copy.
-	f.apply(f.c, f.referral("T1", start, "2512489996"))
-	t2 := f.referral("T2", start.Add(24*time.Hour), "2512489996")
-	t2.Sender = practiceOster
-	f.apply(f.c, t2)
+	f.referredTwice("T", "2512489996", start)
 	old := recommendation("F1", "T1", f.clock.now())
 	old.Patient = &letter.Patient{CPR: "2512489996"}
 	f.clock.set(f.clock.now().Add(8 * 24 * time.Hour))
@@ -357,17 +351,13 @@ func TestCopiesFollowWhomTheRecommendationReaches(t *testing.T) {
 	f := newFixture(t, nil)
 	start := f.clock.now()
 	region := letter.Party{Role: letter.RoleRegion, Name: "Børne- og ungdomspsykiatrien", GLN: "5790000000043"}
-	for _, cpr := range []string{"2509479989", "1509819996"} {
-		f.apply(f.c, f.referral("A"+cpr, start, cpr))
-		b := f.referral("B"+cpr, start.Add(24*time.Hour), cpr)
-		b.Sender = practiceOster
-		f.apply(f.c, b)
-	}
+	f.referredTwice("A", "2509479989", start)
+	f.referredTwice("B", "1509819996", start)
 	f.clock.set(start.Add(12 * 24 * time.Hour))
-	named := recommendation("D1", "B2509479989", f.clock.now())
+	named := recommendation("D1", "A2", f.clock.now())
 	named.Receivers = []letter.Party{practiceAero}
 	f.apply(f.c, named)
-	onlyRegion := recommendation("D2", "A1509819996", f.clock.now())
+	onlyRegion := recommendation("D2", "B1", f.clock.now())
 	onlyRegion.Patient = &letter.Patient{CPR: "1509819996"}
 	onlyRegion.Receivers = []letter.Party{region}
 	f.apply(f.c, onlyRegion)
@@ -380,7 +370,7 @@ func TestCopiesFollowWhomTheRecommendationReaches(t *testing.T) {
 		}
 	}
 	f.hub.mu.Unlock()
-	if want := "[copy:D1|B2509479989 " + practiceOster.GLN + "]"; fmt.Sprint(got) != want {
+	if want := "[copy:D1|A2 " + practiceOster.GLN + "]"; fmt.Sprint(got) != want {
 		t.Errorf("copies %v, want %s", got, want)
 	}
 }
@@ -409,4 +399,14 @@ func TestTheAgendaCSVListsTheCopies(t *testing.T) {
 	if !strings.Contains(b.String(), want) {
 		t.Errorf("csv:\n%s\nwant a row with %q", b.String(), want)
 	}
+}
+
+// referredTwice has the child cpr referred by Ærø (referral id+"1") and,
+// a day later, by Østergade (id+"2"), which joins the first.
+func (f *fixture) referredTwice(id, cpr string, at time.Time) {
+	f.t.Helper()
+	f.apply(f.c, f.referral(id+"1", at, cpr))
+	second := f.referral(id+"2", at.Add(24*time.Hour), cpr)
+	second.Sender = practiceOster
+	f.apply(f.c, second)
 }
