@@ -323,6 +323,7 @@ func (c *Council) leaveWaiting(ctx context.Context, seated []Referral) error {
 }
 
 func (c *Council) summary(m meetingRecord, now time.Time) Meeting {
+	m.Referrals = c.seated(m)
 	s := Meeting{ID: m.ID, At: m.At.In(c.rule.Loc), Zone: c.rule.Loc.String(), Origin: m.Origin, Cap: c.capOf(m), Referrals: len(m.Referrals), Past: m.At.Before(now)}
 	if !m.MovedFrom.IsZero() {
 		t := m.MovedFrom.In(c.rule.Loc)

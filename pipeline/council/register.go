@@ -68,9 +68,12 @@ type Referral struct {
 	ConsentFrom string        `json:"consentFrom,omitempty"`
 	// Meeting is the meeting that takes it ("" while no meeting within
 	// two years has room).
-	Meeting         string    `json:"meeting,omitempty"`
-	Assigned        time.Time `json:"assigned,omitempty"`
-	Recommendations []Ref     `json:"recommendations,omitempty"`
+	Meeting  string    `json:"meeting,omitempty"`
+	Assigned time.Time `json:"assigned,omitempty"`
+	// MovedFrom is the meeting the coordinator moved the seat from (the
+	// first, when moved more than once; "" when it waited for one).
+	MovedFrom       string `json:"movedFrom,omitempty"`
+	Recommendations []Ref  `json:"recommendations,omitempty"`
 	// Documents are the other letters about the child since the referral
 	// (case system, EPJ, the GP's answers).
 	Documents []Ref `json:"documents,omitempty"`
@@ -368,6 +371,11 @@ func (r *register) putRecord(k string, v meetingRecord, rev uint64, del bool) {
 			if strings.HasPrefix(k, prefixWaiting) && strings.HasPrefix(p.in, prefixMeeting) {
 				continue
 			}
+			if strings.HasPrefix(p.in, prefixMeeting) && p.r.Assigned.After(x.Assigned) {
+				// A seat the coordinator moved: its old record still lists
+				// it until the move's second write (MoveReferral).
+				continue
+			}
 			r.unplaceLocked(x.Key)
 		}
 		r.referrals[x.Key] = placed{x, k}
@@ -539,6 +547,21 @@ func (r *register) meeting(id string) (meetingRecord, bool) {
 	defer r.mu.RUnlock()
 	c, ok := r.records[prefixMeeting+id]
 	return c.v, ok
+}
+
+// recordsWith are the keys of the records (meetings and waiting chunks)
+// that list the referral key.
+func (r *register) recordsWith(key string) []string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	var out []string
+	for k, c := range r.records {
+		if c.v.index(key) >= 0 {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // storedMeetings are the stored meetings (not the waiting chunks).

@@ -82,6 +82,8 @@ type Child struct {
 	// Patient is the child's token: the same child across referrals.
 	Patient string `json:"patient,omitempty"`
 	Meeting string `json:"meeting,omitempty"`
+	// MovedFrom is the meeting the coordinator moved the child from.
+	MovedFrom string `json:"movedFrom,omitempty"`
 	// State is waiting (for a recommendation), answered, or unanswered
 	// (past Due without one).
 	State   string       `json:"state"`
@@ -175,7 +177,7 @@ func (c *Council) state(r Referral, now time.Time) (string, time.Time) {
 // child is a referral without its journeys.
 func (c *Council) child(r Referral, now time.Time) Child {
 	ch := Child{Key: r.Key, LetterID: r.LetterID, Received: r.Received, Source: r.Source, Format: r.Format, GP: r.GP, Patient: r.Patient,
-		Meeting: r.Meeting, Rejections: r.Rejections, Documents: []Tracked{}, Recommendations: []Tracked{},
+		Meeting: r.Meeting, MovedFrom: r.MovedFrom, Rejections: r.Rejections, Documents: []Tracked{}, Recommendations: []Tracked{},
 		Referral: Tracked{LetterID: r.LetterID, Kind: string(letter.KindReferral), Source: r.Source, Received: r.Received, Deliveries: []Delivery{}}}
 	ch.State, ch.Due = c.state(r, now)
 	if !r.Flagged.IsZero() {
@@ -391,7 +393,7 @@ func (c *Council) MeetingView(ctx context.Context, id string) (MeetingView, erro
 	}
 	now := c.now()
 	v := MeetingView{Meeting: c.summary(m, now), Children: []Child{}}
-	for _, r := range m.Referrals {
+	for _, r := range c.seated(m) {
 		ch := c.child(r, now)
 		if err := c.detail(ctx, r, &ch, now); err != nil {
 			return MeetingView{}, err

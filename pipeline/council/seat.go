@@ -1,0 +1,140 @@
+package council
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/samhub/samhub/pipeline/broker"
+)
+
+// Errors of a seat move.
+var (
+	ErrNoReferral = errors.New("no referral with that letter id in the council register")
+	ErrNotSeat    = errors.New("a later referral joined to a child's seat moves with it")
+	ErrAnswered   = errors.New("the referral has its recommendation")
+	ErrNoRoom     = errors.New("the meeting has no room")
+)
+
+// MoveReferral moves a child's seat (its first referral, with the later
+// referrals joined to it) to another meeting that lies ahead and has
+// room: the council did not reach the child, its papers are not ready, or
+// a child waiting for a meeting gets one the coordinator added. Audited;
+// a reason is required. The seat keeps its clock (due and the watch run
+// from the referral), and the GP is not told again, as when a meeting
+// moves.
+//
+// Two records change: the new meeting's first, then the old one's. After
+// a crash in between, the old record still lists the seat; the register
+// places it where it was assigned last (putRecord), the views show it
+// there only (seated), and moving it again finishes the move.
+func (c *Council) MoveReferral(ctx context.Context, who Actor, letterID, to, reason string) (Child, error) {
+	if strings.TrimSpace(reason) == "" {
+		return Child{}, ErrReasonRequired
+	}
+	key := broker.Token(letterID)
+	p, ok := c.reg.referral(key)
+	if !ok {
+		if seat, joined := c.reg.joinedTo(key); joined {
+			return Child{}, fmt.Errorf("%w: move the child's first referral, %s", ErrNotSeat, seat.LetterID)
+		}
+		return Child{}, ErrNoReferral
+	}
+	if p.Answered() {
+		return Child{}, fmt.Errorf("%w (%s), so it waits for no meeting", ErrAnswered, p.Recommendations[0].LetterID)
+	}
+	dest, ok := c.meetingByID(to)
+	if !ok {
+		return Child{}, ErrNoMeeting
+	}
+	now := c.now()
+	if !dest.At.After(now) {
+		return Child{}, fmt.Errorf("%w: meeting %s has begun or been held; pick one that lies ahead", ErrBadTime, dest.ID)
+	}
+	target := prefixMeeting + dest.ID
+	if in, _ := c.reg.holder(key); in != target {
+		if err := c.audit(ctx, who, "referral-move", fmt.Sprintf("referral:%s from:%s to:%s", letterID, cmp.Or(p.Meeting, "waiting"), dest.ID), reason); err != nil {
+			return Child{}, err
+		}
+		if _, err := update(ctx, c.reg, target, func(cur *meetingRecord, exists bool) (bool, error) {
+			if !exists {
+				*cur = dest
+				cur.Referrals = nil
+			}
+			if i := cur.index(key); i >= 0 {
+				// Written before a move was cut short, while the
+				// register places the seat elsewhere: assigned anew,
+				// with what the other copy knows, it is placed here.
+				cur.Referrals[i].merge(p)
+				cur.Referrals[i].Assigned = now.UTC()
+				return true, nil
+			}
+			if n := len(c.seated(*cur)); n >= c.capOf(*cur) {
+				return false, fmt.Errorf("%w: meeting %s takes %d children and has %d; add a meeting or move another child", ErrNoRoom, dest.ID, c.capOf(*cur), n)
+			}
+			r := p
+			if r.MovedFrom == "" {
+				r.MovedFrom = p.Meeting
+			}
+			r.Meeting, r.Assigned = dest.ID, now.UTC()
+			cur.Referrals = append(cur.Referrals, r)
+			return true, nil
+		}); err != nil {
+			return Child{}, err
+		}
+	}
+	if err := c.dropElsewhere(ctx, key, target); err != nil {
+		return Child{}, err
+	}
+	r, _ := c.reg.referral(key)
+	ch := c.child(r, now)
+	return ch, c.detail(ctx, r, &ch, now)
+}
+
+// dropElsewhere takes the referral key out of every record but keep, and
+// gives the seat in keep what a copy taken out knew and it did not (a
+// letter that followed the referral while it moved).
+func (c *Council) dropElsewhere(ctx context.Context, key, keep string) error {
+	for _, k := range c.reg.recordsWith(key) {
+		if k == keep {
+			continue
+		}
+		var gone []Referral
+		if _, err := update(ctx, c.reg, k, func(cur *meetingRecord, exists bool) (bool, error) {
+			gone = gone[:0]
+			n := len(cur.Referrals)
+			cur.Referrals = slices.DeleteFunc(cur.Referrals, func(r Referral) bool {
+				if r.Key == key {
+					gone = append(gone, r)
+					return true
+				}
+				return false
+			})
+			return exists && len(cur.Referrals) != n, nil
+		}); err != nil {
+			return err
+		}
+		for _, g := range gone {
+			if _, err := c.reg.updateReferral(ctx, key, func(cur *Referral) bool { return cur.merge(g) }); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// seated are the referrals record m holds: a seat moved away is listed by
+// its old record until the move's second write, and shown only where it
+// went.
+func (c *Council) seated(m meetingRecord) []Referral {
+	out := make([]Referral, 0, len(m.Referrals))
+	for _, r := range m.Referrals {
+		if in, ok := c.reg.holder(r.Key); !ok || !strings.HasPrefix(in, prefixMeeting) || in == prefixMeeting+m.ID {
+			out = append(out, r)
+		}
+	}
+	return out
+}

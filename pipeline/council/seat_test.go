@@ -1,0 +1,147 @@
+package council
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/samhub/samhub/pipeline/letter"
+)
+
+// The coordinator moves a child the council did not reach to a later
+// meeting: the seat goes with its later referral, frees its place, keeps
+// its clock, and says where it came from; audited. Joined referrals,
+// answered ones, meetings held and full ones are refused with a reason.
+func TestTheCoordinatorMovesAChildsSeat(t *testing.T) {
+	f := newFixture(t, func(k *Options) { k.Meetings.Cap = 2 })
+	ctx := context.Background()
+	who := Actor{Name: "koordinator", Role: "coordinator"}
+	start := f.clock.now() // the first meeting is on 10 March, the next on 14 April
+	f.referredTwice("R", "2509479989", start)
+	f.apply(f.c, f.referral("B1", start.Add(2*24*time.Hour), "1509819996"))
+	f.apply(f.c, f.referral("C1", start.Add(3*24*time.Hour), "2512489996")) // the first meeting is full: 14 April
+	f.clock.set(start.Add(8 * 24 * time.Hour))
+
+	if _, err := f.c.MoveReferral(ctx, who, "R1", "2026-04-14", " "); !errors.Is(err, ErrReasonRequired) {
+		t.Errorf("no reason: %v", err)
+	}
+	if _, err := f.c.MoveReferral(ctx, who, "R2", "2026-04-14", "Sagen er ikke klar"); !errors.Is(err, ErrNotSeat) || !strings.Contains(err.Error(), "R1") {
+		t.Errorf("a joined referral: %v", err)
+	}
+	if _, err := f.c.MoveReferral(ctx, who, "R1", "2026-02-10", "Sagen er ikke klar"); !errors.Is(err, ErrNoMeeting) && !errors.Is(err, ErrBadTime) {
+		t.Errorf("a meeting held: %v", err)
+	}
+	if _, err := f.c.MoveReferral(ctx, who, "NOPE", "2026-04-14", "Sagen er ikke klar"); !errors.Is(err, ErrNoReferral) {
+		t.Errorf("no such referral: %v", err)
+	}
+
+	ch, err := f.c.MoveReferral(ctx, who, "R1", "2026-04-14", "Sagen er ikke klar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ch.Meeting != "2026-04-14" || ch.MovedFrom != "2026-03-10" || !ch.Received.Equal(start) || len(ch.LaterReferrals) != 1 || ch.LaterReferrals[0].LetterID != "R2" {
+		t.Errorf("the moved seat %+v", ch)
+	}
+	seats := func() string {
+		var out []string
+		for _, id := range []string{"2026-03-10", "2026-04-14"} {
+			v, err := f.c.MeetingView(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ids []string
+			for _, c := range v.Children {
+				ids = append(ids, c.LetterID)
+			}
+			out = append(out, fmt.Sprintf("%s:%v room %d", id, ids, v.Meeting.Room))
+		}
+		return strings.Join(out, " ")
+	}
+	if got, want := seats(), "2026-03-10:[B1] room 1 2026-04-14:[C1 R1] room 0"; got != want {
+		t.Errorf("seats %s, want %s", got, want)
+	}
+	recs, _ := f.audit.Tail(ctx, 1)
+	if len(recs) != 1 || recs[0].Action != "referral-move" || recs[0].Target != "referral:R1 from:2026-03-10 to:2026-04-14" || recs[0].Reason != "Sagen er ikke klar" {
+		t.Errorf("audit %+v", recs)
+	}
+	// A letter answering the later referral still finds the seat.
+	f.apply(f.c, &letter.Letter{ID: "N1", Kind: letter.KindNote, Source: "epj", ThreadID: "episode-R2", Received: f.clock.now().UTC()})
+	if r, _ := f.c.reg.referral(tokenOf("R1")); len(r.Documents) != 1 {
+		t.Errorf("R1's documents %+v", r.Documents)
+	}
+
+	if _, err := f.c.MoveReferral(ctx, who, "B1", "2026-04-14", "Sagen er ikke klar"); !errors.Is(err, ErrNoRoom) {
+		t.Errorf("a full meeting: %v", err)
+	}
+	f.apply(f.c, recommendation("D1", "B1", f.clock.now()))
+	if _, err := f.c.MoveReferral(ctx, who, "B1", "2026-05-12", "Sagen er ikke klar"); !errors.Is(err, ErrAnswered) {
+		t.Errorf("an answered referral: %v", err)
+	}
+}
+
+// A move is two writes. Killed between them, the old meeting still lists
+// the seat: the register and the views place it where it went, and moving
+// it again finishes the move, keeping what reached the old copy meanwhile.
+// Should both copies carry the same assignment time (gap 0), the register
+// places the seat by the record written last; moving again still finishes.
+func TestAMoveCutShortIsFinishedByMovingAgain(t *testing.T) {
+	for _, gap := range []time.Duration{time.Hour, 0} {
+		t.Run(gap.String(), func(t *testing.T) { moveCutShort(t, gap) })
+	}
+}
+
+func moveCutShort(t *testing.T, gap time.Duration) {
+	f := newFixture(t, nil)
+	ctx := context.Background()
+	who := Actor{Name: "koordinator", Role: "coordinator"}
+	start := f.clock.now()
+	f.apply(f.c, f.referral("R1", start, "2509479989"))
+	f.apply(f.c, f.referral("B1", start, "1509819996"))
+	p, _ := f.c.reg.referral(tokenOf("R1"))
+
+	// The first write only, as a move killed after it leaves it; the old
+	// copy then gets a document (a letter applied from the old copy).
+	f.clock.set(start.Add(gap))
+	now := f.clock.now().UTC()
+	if _, err := update(ctx, f.c.reg, prefixMeeting+"2026-04-14", func(cur *meetingRecord, exists bool) (bool, error) {
+		*cur = meetingRecord{ID: "2026-04-14", At: time.Date(2026, 4, 14, 11, 0, 0, 0, time.UTC), Origin: "rule"}
+		r := p
+		r.Meeting, r.Assigned, r.MovedFrom = "2026-04-14", now, "2026-03-10"
+		cur.Referrals = append(cur.Referrals, r)
+		return true, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := update(ctx, f.c.reg, prefixMeeting+"2026-03-10", func(cur *meetingRecord, exists bool) (bool, error) {
+		i := cur.index(tokenOf("R1"))
+		cur.Referrals[i].Documents = append(cur.Referrals[i].Documents, Ref{LetterID: "N1", Kind: "note", Received: now})
+		return true, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if gap > 0 {
+		// A second replica reading the records from the start agrees.
+		c2, _ := open(t, f.js, f.clock, f.hub, newOptions(nil))
+		for _, c := range []*Council{f.c, c2} {
+			if r, _ := c.reg.referral(tokenOf("R1")); r.Meeting != "2026-04-14" {
+				t.Errorf("the register places R1 in %q; want where it went", r.Meeting)
+			}
+			if v, _ := c.MeetingView(ctx, "2026-03-10"); len(v.Children) != 1 || v.Meeting.Referrals != 1 {
+				t.Errorf("the old meeting shows %d children (%d referrals); want B1 alone", len(v.Children), v.Meeting.Referrals)
+			}
+		}
+	}
+
+	if _, err := f.c.MoveReferral(ctx, who, "R1", "2026-04-14", "Afslut flytningen"); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.c.reg.recordsWith(tokenOf("R1")); fmt.Sprint(got) != "[m.2026-04-14]" {
+		t.Errorf("R1 is listed by %v", got)
+	}
+	if r, _ := f.c.reg.referral(tokenOf("R1")); r.Meeting != "2026-04-14" || len(r.Documents) != 1 || r.Documents[0].LetterID != "N1" || r.MovedFrom != "2026-03-10" {
+		t.Errorf("R1 after the move was finished: %+v", r)
+	}
+}
