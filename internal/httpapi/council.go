@@ -25,6 +25,7 @@ var councilRoutes = []struct {
 	{"POST /api/v1/meetings/{id}/move", []string{RoleCoordinator}, func(s *Server) http.HandlerFunc { return s.meetingMove }},
 	{"POST /api/v1/meetings/{id}/agenda", []string{RoleCoordinator}, func(s *Server) http.HandlerFunc { return s.meetingAgenda }},
 	{"GET /api/v1/referrals", []string{RoleCoordinator}, func(s *Server) http.HandlerFunc { return s.referralList }},
+	{"POST /api/v1/referrals/{id}/move", []string{RoleCoordinator}, func(s *Server) http.HandlerFunc { return s.referralMove }},
 	{"GET /api/v1/kpi", []string{RoleCoordinator, RoleOperations}, func(s *Server) http.HandlerFunc { return s.kpi }},
 }
 
@@ -210,6 +211,31 @@ func (s *Server) referralList(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, 200, map[string]any{"watchDays": c.WatchDays(), "zone": c.Rule().Loc.String(), "referrals": c.Referrals(f)})
 }
 
+type referralMoveBody struct {
+	Meeting string `json:"meeting"`
+	Reason  string `json:"reason"`
+}
+
+// referralMove moves a child's seat (the referral with letter id {id}) to
+// the meeting named in the body.
+func (s *Server) referralMove(w http.ResponseWriter, r *http.Request) {
+	c, ok := s.council(w, r)
+	if !ok {
+		return
+	}
+	var b referralMoveBody
+	if err := readBody(r, &b); err != nil {
+		problem(w, r, 400, "bad-request", err.Error())
+		return
+	}
+	ch, err := c.MoveReferral(r.Context(), s.councilActor(r), r.PathValue("id"), b.Meeting, b.Reason)
+	if err != nil {
+		s.councilFail(w, r, err)
+		return
+	}
+	writeJSON(w, 200, ch)
+}
+
 // kpi is the council's figures over ?months (default 12).
 func (s *Server) kpi(w http.ResponseWriter, r *http.Request) {
 	c, ok := s.council(w, r)
@@ -236,8 +262,10 @@ func (s *Server) councilFail(w http.ResponseWriter, r *http.Request, err error) 
 		problem(w, r, 400, "reason-required", "a reason is required (field: reason)")
 	case errors.Is(err, council.ErrBadTime):
 		problem(w, r, 400, "bad-request", err.Error())
-	case errors.Is(err, council.ErrMeetingClash):
+	case errors.Is(err, council.ErrMeetingClash), errors.Is(err, council.ErrNoRoom), errors.Is(err, council.ErrAnswered), errors.Is(err, council.ErrNotSeat):
 		problem(w, r, 409, "conflict", err.Error())
+	case errors.Is(err, council.ErrNoReferral):
+		problem(w, r, 404, "not-found", err.Error())
 	default:
 		s.fail(w, r, err)
 	}
