@@ -240,6 +240,9 @@ func printMeeting(w io.Writer, v council.MeetingView) {
 		if ch.State != "answered" {
 			fmt.Fprintf(w, " (due %s)", day(ch.Due, mt.Zone))
 		}
+		if ch.MovedFrom != "" {
+			fmt.Fprintf(w, "; moved here from meeting %s", ch.MovedFrom)
+		}
 		fmt.Fprintln(w)
 		switch {
 		case ch.Name != "":
@@ -379,7 +382,37 @@ func referralCmd(o *options) *cobra.Command {
 	}
 	list.Flags().StringVar(&state, "state", "", "only waiting, answered or unanswered")
 	list.Flags().StringVar(&meeting, "meeting", "", "only this meeting's")
-	r.AddCommand(list)
+
+	var to, reason string
+	move := &cobra.Command{
+		Use:   "move LETTER-ID --to MEETING --reason TEXT",
+		Short: "Move a child's seat, with its later referrals, to a later meeting with room (audited); its GP is not told again",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if to == "" {
+				return fail(exitUsage, "--to: the meeting's id, e.g. 2026-04-14 (samhubctl meeting list)")
+			}
+			if strings.TrimSpace(reason) == "" {
+				return fail(exitUsage, "--reason: say why (it goes to the audit log)")
+			}
+			var c council.Child
+			if printed, err := o.fetch(cmd, "POST", "/api/v1/referrals/"+url.PathEscape(args[0])+"/move", nil, map[string]any{"meeting": to, "reason": reason}, &c); err != nil || printed {
+				return err
+			}
+			fmt.Fprintf(o.out, "Referral %s now sits in meeting %s", c.LetterID, c.Meeting)
+			if c.MovedFrom != "" {
+				fmt.Fprintf(o.out, " (moved from %s)", c.MovedFrom)
+			}
+			if n := len(c.LaterReferrals); n > 0 {
+				fmt.Fprintf(o.out, "; its %d later referral(s) go with it", n)
+			}
+			fmt.Fprintln(o.out, ".")
+			return nil
+		},
+	}
+	move.Flags().StringVar(&to, "to", "", "the meeting's id (a date, e.g. 2026-04-14)")
+	move.Flags().StringVar(&reason, "reason", "", "why (required; audited)")
+	r.AddCommand(list, move)
 	return r
 }
 

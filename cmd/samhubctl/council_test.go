@@ -137,6 +137,27 @@ func TestCLICouncilMonth(t *testing.T) {
 		}
 	})
 
+	t.Run("referral move", func(t *testing.T) {
+		if code, _, errs := ctl(t, h, coord, "referral", "move", ids[0], "--to", "2099-01-20"); code != exitUsage || !strings.Contains(errs, "--reason") {
+			t.Fatalf("exit %d: %s", code, errs)
+		}
+		if code, _, errs := ctl(t, h, coord, "referral", "move", ids[0], "--to", "2099-13-40", "--reason", "x"); code != exitNotFound {
+			t.Errorf("to a meeting that is not: exit %d: %s", code, errs)
+		}
+		code, out, errs := ctl(t, h, coord, "referral", "move", ids[0], "--to", "2099-01-20", "--reason", "Sagen er ikke klar")
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errs)
+		}
+		mustHave(t, out, "Referral "+ids[0]+" now sits in meeting 2099-01-20 (moved from "+next+").")
+		code, out, _ = ctl(t, h, coord, "meeting", "show", "2099-01-20")
+		mustHave(t, out, "1 of 3 places taken", ids[0], "moved here from meeting "+next)
+		_, audit, _ := ctl(t, h, hubtest.AuditorToken, "audit", "tail", "-o", "json")
+		mustHave(t, audit, `"action": "referral-move"`, "Sagen er ikke klar", "referral:"+ids[0]+" from:"+next+" to:2099-01-20")
+		if code != 0 {
+			t.Errorf("meeting show: exit %d", code)
+		}
+	})
+
 	t.Run("referral list and kpi", func(t *testing.T) {
 		code, out, errs := ctl(t, h, coord, "referral", "list")
 		if code != 0 {
