@@ -243,6 +243,13 @@ func (c *Console) meetingError(k *council.Council, err error, at string) (string
 
 type moveForm struct{ At, Reason string }
 
+// seatForm moves one child's seat to another meeting: the children still
+// waiting for a recommendation, and the meetings ahead with room.
+type seatForm struct {
+	Letter, To, Reason string
+	Children, Meetings []option
+}
+
 type meetingPage struct {
 	M           meetingRow
 	Zone        string
@@ -250,6 +257,7 @@ type meetingPage struct {
 	WatchDays   string
 	Children    []childBlock
 	Move        moveForm
+	Seat        seatForm
 	Reason      string // the agenda form's reason, after a refusal
 }
 
@@ -279,7 +287,59 @@ func (c *Console) showMeeting(w http.ResponseWriter, r *http.Request, ses *sessi
 	if p.Move.At == "" {
 		p.Move.At = v.Meeting.At.In(loc).Format("2006-01-02T15:04")
 	}
+	p.Seat.Children, p.Seat.Meetings = nil, nil
+	for _, ch := range v.Children {
+		if ch.State != "answered" {
+			p.Seat.Children = append(p.Seat.Children, option{Value: ch.LetterID, Label: tr(c.lang, "sm.child.opt", ch.LetterID, cmp.Or(ch.GP.Name, orgIDs(ch.GP), "–")), Selected: ch.LetterID == p.Seat.Letter})
+		}
+	}
+	now := time.Now()
+	for _, m := range k.Meetings(now, now.AddDate(1, 0, 0)) {
+		if m.ID != v.Meeting.ID && !m.Past && m.Room > 0 {
+			p.Seat.Meetings = append(p.Seat.Meetings, option{Value: m.ID, Label: tr(c.lang, "sm.meeting.opt", meetingTime(c.lang, m.At, loc, c.loc), formatNum(c.lang, m.Room)), Selected: m.ID == p.Seat.To})
+		}
+	}
 	c.render(w, r, ses, status, "meeting", p, errs...)
+}
+
+// seatMove moves a child's seat from this meeting to another; the register
+// audits it.
+func (c *Console) seatMove(w http.ResponseWriter, r *http.Request, ses *session) {
+	k, ok := c.register(w, r, ses)
+	if !ok {
+		return
+	}
+	id := r.PathValue("id")
+	f := seatForm{Letter: r.PostForm.Get("letter"), To: r.PostForm.Get("to"), Reason: strings.TrimSpace(r.PostForm.Get("reason"))}
+	var errs []string
+	if f.Reason == "" {
+		errs = append(errs, tr(c.lang, "q.reason.required"))
+	}
+	if len(errs) == 0 {
+		ch, err := k.MoveReferral(r.Context(), c.councilActor(r, ses), f.Letter, f.To, f.Reason)
+		if err == nil {
+			m, _ := k.MeetingView(r.Context(), ch.Meeting)
+			c.sessions.addFlash(ses, tr(c.lang, "sm.done", ch.LetterID, meetingTime(c.lang, m.Meeting.At, k.Rule().Loc, c.loc)))
+			http.Redirect(w, r, "/console/meetings/"+urlPath(id), http.StatusSeeOther)
+			return
+		}
+		var msg string
+		switch {
+		case errors.Is(err, council.ErrNoRoom):
+			msg = tr(c.lang, "sm.noroom")
+		case errors.Is(err, council.ErrAnswered):
+			msg = tr(c.lang, "sm.answered")
+		case errors.Is(err, council.ErrNotSeat), errors.Is(err, council.ErrNoReferral):
+			msg = tr(c.lang, "sm.noseat")
+		case errors.Is(err, council.ErrBadTime), errors.Is(err, council.ErrNoMeeting):
+			msg = tr(c.lang, "sm.past")
+		default:
+			c.internal(w, r, "move a seat", err)
+			return
+		}
+		errs = append(errs, msg)
+	}
+	c.showMeeting(w, r, ses, http.StatusBadRequest, meetingPage{Seat: f}, errs...)
 }
 
 // meetingMove moves a meeting; the register audits it.
@@ -369,6 +429,9 @@ func (c *Console) childBlock(n int, ch council.Child, watchDays float64, withNam
 		state.Text = tr(lang, "st.waiting", day(ch.Due, c.loc))
 	}
 	states := []line{state}
+	if ch.MovedFrom != "" {
+		states = append(states, line{Text: tr(lang, "st.moved", ch.MovedFrom)})
+	}
 	if ch.Flagged != nil {
 		b.Flag = tr(lang, "st.flagged", period(lang, watchDays), when(*ch.Flagged, c.loc))
 		if ch.State != "unanswered" {

@@ -467,6 +467,37 @@ func TestCouncilMeetingPages(t *testing.T) {
 		if _, ok := findAudit(auditRecords(t, h), "meeting-add", "koordinator"); !ok {
 			t.Error("the addition was not audited")
 		}
+
+		// A child the council did not reach moves to the added meeting:
+		// the form offers the children still waiting and the meetings
+		// ahead with room; without a reason nothing moves.
+		_, page = get(t, c, h.BaseURL+"/console/meetings/"+meeting)
+		mustContain(t, "the seat form", page, `id="seat-form"`, `<option value="`+refs[2]+`">`, `<option value="`+extra.Format("2006-01-02")+`">`, "(3 places free)")
+		if strings.Contains(page, `<option value="`+refs[0]+`">`) {
+			t.Error("the seat form offers a child with its recommendation")
+		}
+		seat := url.Values{"csrf": {csrf}, "letter": {refs[2]}, "to": {extra.Format("2006-01-02")}}
+		st, page, _ = post(t, c, h.BaseURL+"/console/meetings/"+meeting+"/seat", seat)
+		if st != http.StatusBadRequest || !strings.Contains(page, "Write a reason.") || countAudit(t, h, "referral-move") != 0 {
+			t.Fatalf("a seat move without a reason: %d", st)
+		}
+		seat.Set("reason", "sagen er ikke klar")
+		st, _, loc = post(t, c, h.BaseURL+"/console/meetings/"+meeting+"/seat", seat)
+		if st != http.StatusSeeOther || loc != "/console/meetings/"+meeting {
+			t.Fatalf("seat move: %d %s", st, loc)
+		}
+		_, page = get(t, c, h.BaseURL+loc)
+		mustContain(t, "after the seat move", page, "Referral "+refs[2]+" now sits in the meeting of", `id="meeting-places">3 of 6`)
+		_, page = get(t, c, h.BaseURL+"/console/meetings/"+extra.Format("2006-01-02"))
+		mustContain(t, "the added meeting", page, "1 of 3", refs[2], "moved here from the meeting of "+meeting)
+		if r, ok := findAudit(auditRecords(t, h), "referral-move", "koordinator"); !ok || r.Reason != "sagen er ikke klar" {
+			t.Errorf("seat move audit %+v", r)
+		}
+		seat.Set("letter", refs[0])
+		st, page, _ = post(t, c, h.BaseURL+"/console/meetings/"+meeting+"/seat", seat)
+		if st != http.StatusBadRequest || !strings.Contains(page, "The child has its recommendation") {
+			t.Errorf("moving an answered child: %d", st)
+		}
 	})
 
 	t.Run("overview watch", func(t *testing.T) {
