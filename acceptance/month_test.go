@@ -380,6 +380,31 @@ func TestTheCouncilsMonth(t *testing.T) {
 		t.Errorf("samhub_referrals_unanswered = %v, want 1", v)
 	}
 
+	// The council did not reach Peter: the coordinator adds a meeting and
+	// moves his seat there. His clock and flag stay; his old meeting no
+	// longer lists him.
+	extra := time.Now().In(cph()).AddDate(0, 2, 0)
+	extra = time.Date(extra.Year(), extra.Month(), 1, 10, 0, 0, 0, cph()) // never a rule meeting's day
+	extraID := extra.Format("2006-01-02")
+	if out, code := w.samhubctl(coordinatorToken, "meeting", "add", "--at", extraID+" 10:00", "--cap", "2", "--reason", "Ekstra møde"); code != 0 {
+		t.Fatalf("samhubctl meeting add: exit %d: %s", code, out)
+	}
+	old := seat[waiting.sent.ID].ID
+	out, code = w.samhubctl(coordinatorToken, "referral", "move", waiting.sent.ID, "--to", extraID, "--reason", "Samrådet nåede ikke sagen")
+	if code != 0 || !strings.Contains(out, "now sits in meeting "+extraID+" (moved from "+old+")") {
+		t.Errorf("samhubctl referral move: exit %d: %s", code, out)
+	}
+	moved := coordinator.Meeting(extraID)
+	if len(moved.Children) != 1 || moved.Children[0].LetterID != waiting.sent.ID || moved.Children[0].MovedFrom != old ||
+		moved.Children[0].State != "unanswered" || moved.Children[0].Flagged == nil || !moved.Children[0].Received.Equal(flagged[0].Received) {
+		t.Errorf("the added meeting %+v; want Peter, moved from %s, still unanswered and flagged", moved.Children, old)
+	}
+	for _, ch := range coordinator.Meeting(old).Children {
+		if ch.LetterID == waiting.sent.ID {
+			t.Errorf("Peter is still listed in meeting %s", old)
+		}
+	}
+
 	// The council's figures: what the month did.
 	k := w.kpi()
 	// Children's cases count once: Bruno's second referral is joined.
