@@ -145,3 +145,36 @@ func moveCutShort(t *testing.T, gap time.Duration) {
 		t.Errorf("R1 after the move was finished: %+v", r)
 	}
 }
+
+// A child waiting for a meeting with room (every meeting two years ahead
+// full) is seated by moving it into a meeting the coordinator added; the
+// waiting list no longer holds it.
+func TestAWaitingChildIsSeatedByAMove(t *testing.T) {
+	f := newFixture(t, func(k *Options) { k.Meetings.Cap = 1 })
+	ctx := context.Background()
+	who := Actor{Name: "koordinator", Role: "coordinator"}
+	for i := range 24 { // room for 24: cap 1, two years
+		f.apply(f.c, f.referral(fmt.Sprintf("R%02d", i), f.clock.now().Add(time.Duration(i)*time.Minute), ""))
+	}
+	f.apply(f.c, f.referral("W1", f.clock.now().Add(time.Hour), "1509819996"))
+	if r, _ := f.c.reg.referral(tokenOf("W1")); r.Meeting != "" {
+		t.Fatalf("W1 seated in %s; want it waiting", r.Meeting)
+	}
+	if _, err := f.c.AddMeeting(ctx, who, "2026-03-24 13:00", 2, "Ekstra møde"); err != nil {
+		t.Fatal(err)
+	}
+	ch, err := f.c.MoveReferral(ctx, who, "W1", "2026-03-24", "Ekstra møde til de ventende")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ch.Meeting != "2026-03-24" || ch.MovedFrom != "" {
+		t.Errorf("W1 after the move: meeting %q, moved from %q", ch.Meeting, ch.MovedFrom)
+	}
+	if got := f.c.reg.recordsWith(tokenOf("W1")); fmt.Sprint(got) != "[m.2026-03-24]" {
+		t.Errorf("W1 is listed by %v", got)
+	}
+	recs, _ := f.audit.Tail(ctx, 1)
+	if len(recs) != 1 || recs[0].Target != "referral:W1 from:waiting to:2026-03-24" {
+		t.Errorf("audit %+v", recs)
+	}
+}
