@@ -22,6 +22,9 @@ type Meeting struct {
 	// coordinator).
 	Origin    string     `json:"origin"`
 	MovedFrom *time.Time `json:"movedFrom,omitempty"`
+	// Cancelled is when the coordinator cancelled the meeting (a summer
+	// break, say): it seats no one, and Room is 0.
+	Cancelled *time.Time `json:"cancelled,omitempty"`
 	Cap       int        `json:"cap"`
 	Referrals int        `json:"referrals"`
 	Room      int        `json:"room"`
@@ -168,7 +171,7 @@ func (c *Council) place(ctx context.Context, refs []Referral, reseat bool) ([]Re
 			}
 			key, cand := "", meetingRecord{}
 			for _, m := range c.meetingsBetween(r.Received, r.Received.Add(horizon)) {
-				if m.At.After(r.Received) && len(m.Referrals)+taken[m.ID] < c.capOf(m) {
+				if m.Cancelled.IsZero() && m.At.After(r.Received) && len(m.Referrals)+taken[m.ID] < c.capOf(m) {
 					key, cand = prefixMeeting+m.ID, m
 					break
 				}
@@ -212,8 +215,8 @@ func (c *Council) place(ctx context.Context, refs []Referral, reseat bool) ([]Re
 					case i >= 0:
 						placed = append(placed, cur.Referrals[i])
 					case cur.Origin == "waiting" && len(cur.Referrals) >= waitingChunk,
-						cur.Origin != "waiting" && (len(cur.Referrals) >= c.capOf(*cur) || !cur.At.After(r.Received)):
-						left = append(left, r) // filled or moved meanwhile
+						cur.Origin != "waiting" && (len(cur.Referrals) >= c.capOf(*cur) || !cur.At.After(r.Received) || !cur.Cancelled.IsZero()):
+						left = append(left, r) // filled, moved or cancelled meanwhile
 					default:
 						cur.Referrals = append(cur.Referrals, r)
 						placed = append(placed, r)
@@ -330,6 +333,10 @@ func (c *Council) summary(m meetingRecord, now time.Time) Meeting {
 		s.MovedFrom = &t
 	}
 	s.Room = max(0, s.Cap-s.Referrals)
+	if !m.Cancelled.IsZero() {
+		t := m.Cancelled.In(c.rule.Loc)
+		s.Cancelled, s.Room = &t, 0
+	}
 	for _, r := range m.Referrals {
 		switch {
 		case r.Answered():
@@ -356,7 +363,7 @@ func (c *Council) sameDay(id string, t time.Time) (meetingRecord, bool) {
 	day := c.rule.ID(t)
 	start, _ := time.ParseInLocation(time.DateOnly, day, c.rule.Loc)
 	for _, m := range c.meetingsBetween(start, start.AddDate(0, 0, 1)) {
-		if m.ID != id {
+		if m.ID != id && m.Cancelled.IsZero() {
 			return m, true
 		}
 	}
@@ -378,7 +385,7 @@ func (c *Council) AddMeeting(ctx context.Context, who Actor, at string, capacity
 		return Meeting{}, fmt.Errorf("%w: cap: must be between 1 and 100 (0 or none: council.meetings.cap)", ErrBadTime)
 	}
 	id := c.rule.ID(t)
-	if m, ok := c.meetingByID(id); ok {
+	if m, ok := c.meetingByID(id); ok && m.Cancelled.IsZero() {
 		return Meeting{}, fmt.Errorf("%w (%s at %s); move that one instead", ErrMeetingClash, m.ID, m.At.In(c.rule.Loc).Format("2006-01-02 15:04"))
 	}
 	if m, ok := c.sameDay(id, t); ok {
@@ -388,9 +395,10 @@ func (c *Council) AddMeeting(ctx context.Context, who Actor, at string, capacity
 		return Meeting{}, err
 	}
 	m, err := update(ctx, c.reg, prefixMeeting+id, func(cur *meetingRecord, exists bool) (bool, error) {
-		if exists {
+		if exists && cur.Cancelled.IsZero() {
 			return false, fmt.Errorf("%w (%s)", ErrMeetingClash, id)
 		}
+		// A cancelled meeting's record, empty, gives way to the new one.
 		*cur = meetingRecord{ID: id, At: t.UTC(), Origin: "added", Cap: capacity}
 		return true, nil
 	})
@@ -438,6 +446,55 @@ func (c *Council) MoveMeeting(ctx context.Context, who Actor, id, at, reason str
 		return Meeting{}, err
 	}
 	return c.summary(m, c.now()), nil
+}
+
+// ErrNotEmpty refuses to cancel a meeting that still seats children.
+var ErrNotEmpty = errors.New("the meeting still seats children")
+
+// CancelMeeting cancels a meeting that will not be held (a summer break, a
+// day the council cannot meet): it seats no one from then on, and new
+// referrals take the next meeting with room. A meeting that seats children
+// is refused: move them first (MoveReferral), so that each child's new
+// meeting is the coordinator's choice, not the hub's. Audited; a reason is
+// required. Adding a meeting that day later takes its place.
+func (c *Council) CancelMeeting(ctx context.Context, who Actor, id, reason string) (Meeting, error) {
+	if strings.TrimSpace(reason) == "" {
+		return Meeting{}, ErrReasonRequired
+	}
+	cand, ok := c.meetingByID(id)
+	if !ok {
+		return Meeting{}, ErrNoMeeting
+	}
+	now := c.now()
+	if !cand.At.After(now) {
+		return Meeting{}, fmt.Errorf("%w: meeting %s has begun or been held", ErrBadTime, id)
+	}
+	if !cand.Cancelled.IsZero() {
+		return c.summary(cand, now), nil
+	}
+	if n := len(c.seated(cand)); n > 0 {
+		return Meeting{}, fmt.Errorf("%w: %d; move each to another meeting first", ErrNotEmpty, n)
+	}
+	if err := c.audit(ctx, who, "meeting-cancel", fmt.Sprintf("meeting:%s at:%s", id, cand.At.UTC().Format(time.RFC3339)), reason); err != nil {
+		return Meeting{}, err
+	}
+	m, err := update(ctx, c.reg, prefixMeeting+id, func(cur *meetingRecord, exists bool) (bool, error) {
+		if !exists {
+			*cur = cand
+		}
+		if !cur.Cancelled.IsZero() {
+			return false, nil
+		}
+		if n := len(c.seated(*cur)); n > 0 {
+			return false, fmt.Errorf("%w: %d; move each to another meeting first", ErrNotEmpty, n)
+		}
+		cur.Cancelled = now.UTC()
+		return true, nil
+	})
+	if err != nil {
+		return Meeting{}, err
+	}
+	return c.summary(m, now), nil
 }
 
 // audit records an action before it happens: one whose record cannot be

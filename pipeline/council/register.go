@@ -187,6 +187,8 @@ type meetingRecord struct {
 	Cap    int       `json:"cap,omitempty"` // 0: council.meetings.cap
 	// MovedFrom is when the meeting was first planned, once moved.
 	MovedFrom time.Time `json:"movedFrom,omitempty"`
+	// Cancelled is when the coordinator cancelled it: it seats no one.
+	Cancelled time.Time `json:"cancelled,omitzero"`
 	// Referrals it takes, in the order they were assigned.
 	Referrals []Referral `json:"referrals,omitempty"`
 }

@@ -54,6 +54,9 @@ func (c *Council) MoveReferral(ctx context.Context, who Actor, letterID, to, rea
 	if !dest.At.After(now) {
 		return Child{}, fmt.Errorf("%w: meeting %s has begun or been held; pick one that lies ahead", ErrBadTime, dest.ID)
 	}
+	if !dest.Cancelled.IsZero() {
+		return Child{}, fmt.Errorf("%w: meeting %s is cancelled", ErrNoRoom, dest.ID)
+	}
 	target := prefixMeeting + dest.ID
 	if in, _ := c.reg.holder(key); in != target {
 		if err := c.audit(ctx, who, "referral-move", fmt.Sprintf("referral:%s from:%s to:%s", letterID, cmp.Or(p.Meeting, "waiting"), dest.ID), reason); err != nil {
@@ -71,6 +74,9 @@ func (c *Council) MoveReferral(ctx context.Context, who Actor, letterID, to, rea
 				cur.Referrals[i].merge(p)
 				cur.Referrals[i].Assigned = now.UTC()
 				return true, nil
+			}
+			if !cur.Cancelled.IsZero() {
+				return false, fmt.Errorf("%w: meeting %s is cancelled", ErrNoRoom, dest.ID)
 			}
 			if n := len(c.seated(*cur)); n >= c.capOf(*cur) {
 				return false, fmt.Errorf("%w: meeting %s takes %d children and has %d; add a meeting or move another child", ErrNoRoom, dest.ID, c.capOf(*cur), n)

@@ -178,3 +178,62 @@ func TestAWaitingChildIsSeatedByAMove(t *testing.T) {
 		t.Errorf("audit %+v", recs)
 	}
 }
+
+// A meeting that will not be held (a summer break) is cancelled once its
+// children are moved: it seats no one after, new referrals take the next
+// meeting, and a meeting added that day later takes its place. Audited.
+func TestAMeetingIsCancelledOnceItsChildrenAreMoved(t *testing.T) {
+	f := newFixture(t, func(k *Options) { k.Meetings.Cap = 2 })
+	ctx := context.Background()
+	who := Actor{Name: "koordinator", Role: "coordinator"}
+	start := f.clock.now()
+	f.apply(f.c, f.referral("R1", start, "2509479989"))
+
+	if _, err := f.c.CancelMeeting(ctx, who, "2026-03-10", "Sommerferie"); !errors.Is(err, ErrNotEmpty) {
+		t.Fatalf("cancelling a meeting with a child: %v", err)
+	}
+	if _, err := f.c.CancelMeeting(ctx, who, "2026-03-10", ""); !errors.Is(err, ErrReasonRequired) {
+		t.Errorf("no reason: %v", err)
+	}
+	if _, err := f.c.MoveReferral(ctx, who, "R1", "2026-04-14", "Mødet aflyses"); err != nil {
+		t.Fatal(err)
+	}
+	m, err := f.c.CancelMeeting(ctx, who, "2026-03-10", "Mødet aflyses")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Cancelled == nil || m.Room != 0 || m.Referrals != 0 {
+		t.Errorf("the cancelled meeting %+v", m)
+	}
+	if _, err := f.c.CancelMeeting(ctx, who, "2026-03-10", "igen"); err != nil {
+		t.Errorf("cancelling again: %v", err)
+	}
+	recs, _ := f.audit.Tail(ctx, 1)
+	if len(recs) != 1 || recs[0].Action != "meeting-cancel" || recs[0].Reason != "Mødet aflyses" {
+		t.Errorf("audit %+v", recs)
+	}
+	f.apply(f.c, f.referral("B1", start.Add(time.Hour), "1509819996"))
+	if r, _ := f.c.reg.referral(tokenOf("B1")); r.Meeting != "2026-04-14" {
+		t.Errorf("a new referral took %q; want the next meeting held", r.Meeting)
+	}
+	if _, err := f.c.MoveReferral(ctx, who, "B1", "2026-03-10", "x"); !errors.Is(err, ErrNoRoom) {
+		t.Errorf("a move into the cancelled meeting: %v", err)
+	}
+	if _, err := f.c.CancelMeeting(ctx, who, "2026-02-10", "x"); !errors.Is(err, ErrBadTime) && !errors.Is(err, ErrNoMeeting) {
+		t.Errorf("cancelling a meeting held: %v", err)
+	}
+
+	// The council can meet that day after all: an added meeting takes the
+	// cancelled one's place and seats the next referral.
+	added, err := f.c.AddMeeting(ctx, who, "2026-03-10 15:00", 0, "Vi mødes alligevel")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if added.Cancelled != nil || added.Origin != "added" || added.Room != 2 {
+		t.Errorf("the meeting added that day %+v", added)
+	}
+	f.apply(f.c, f.referral("C1", start.Add(2*time.Hour), "2512489996"))
+	if r, _ := f.c.reg.referral(tokenOf("C1")); r.Meeting != "2026-03-10" {
+		t.Errorf("C1 took %q; want the meeting added on 10 March", r.Meeting)
+	}
+}
