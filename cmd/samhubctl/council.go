@@ -91,6 +91,9 @@ func meetingCmd(o *options) *cobra.Command {
 				if mt.MovedFrom != nil {
 					origin += ", moved from " + when(*mt.MovedFrom, v.Zone)
 				}
+				if mt.Cancelled != nil {
+					origin += ", CANCELLED"
+				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%d\t%d\t%d\n", mt.ID, when(mt.At, v.Zone), origin, mt.Referrals, mt.Cap, mt.Room, mt.Answered, mt.Unanswered)
 			}
 			return tw.Flush()
@@ -216,7 +219,26 @@ func meetingCmd(o *options) *cobra.Command {
 	move.Flags().StringVar(&moveAt, "at", "", "new date and time")
 	move.Flags().StringVar(&moveReason, "reason", "", "why (required; audited)")
 
-	m.AddCommand(list, show, export, add, move)
+	var cancelReason string
+	cancel := &cobra.Command{
+		Use:   "cancel ID --reason TEXT",
+		Short: "Cancel a meeting that will not be held (audited); move its children first (referral move)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if strings.TrimSpace(cancelReason) == "" {
+				return fail(exitUsage, "--reason: say why (it goes to the audit log)")
+			}
+			var v council.Meeting
+			if printed, err := o.fetch(cmd, "POST", "/api/v1/meetings/"+url.PathEscape(args[0])+"/cancel", nil, map[string]any{"reason": cancelReason}, &v); err != nil || printed {
+				return err
+			}
+			fmt.Fprintf(o.out, "Meeting %s (%s) is cancelled; new referrals take the next meeting with room.\n", v.ID, when(v.At, v.Zone))
+			return nil
+		},
+	}
+	cancel.Flags().StringVar(&cancelReason, "reason", "", "why (required; audited)")
+
+	m.AddCommand(list, show, export, add, move, cancel)
 	return m
 }
 
@@ -225,6 +247,9 @@ func printMeeting(w io.Writer, v council.MeetingView) {
 	fmt.Fprintf(w, "Meeting %s: %s, %d of %d places taken", mt.ID, when(mt.At, mt.Zone), mt.Referrals, mt.Cap)
 	if mt.MovedFrom != nil {
 		fmt.Fprintf(w, " (moved from %s)", when(*mt.MovedFrom, mt.Zone))
+	}
+	if mt.Cancelled != nil {
+		fmt.Fprint(w, "; CANCELLED")
 	}
 	fmt.Fprintln(w)
 	if len(v.Children) == 0 {

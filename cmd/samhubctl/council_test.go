@@ -156,6 +156,21 @@ func TestCLICouncilMonth(t *testing.T) {
 		if code != 0 {
 			t.Errorf("meeting show: exit %d", code)
 		}
+		// The added meeting seats a child: it cannot be cancelled until
+		// the child is moved on.
+		if code, _, errs := ctl(t, h, coord, "meeting", "cancel", "2099-01-20", "--reason", "Sommerferie"); code == 0 || !strings.Contains(errs, "still seats children") {
+			t.Errorf("cancelling a meeting with a child: exit %d: %s", code, errs)
+		}
+		if code, out, errs := ctl(t, h, coord, "referral", "move", ids[0], "--to", next, "--reason", "Mødet aflyses"); code != 0 {
+			t.Fatalf("moving back: exit %d: %s %s", code, out, errs)
+		}
+		code, out, errs = ctl(t, h, coord, "meeting", "cancel", "2099-01-20", "--reason", "Sommerferie")
+		if code != 0 {
+			t.Fatalf("meeting cancel: exit %d: %s", code, errs)
+		}
+		mustHave(t, out, "Meeting 2099-01-20 (2099-01-20 10:00 CET) is cancelled")
+		_, out, _ = ctl(t, h, coord, "meeting", "list", "--from", "2099-01-01", "--to", "2099-02-01")
+		mustHave(t, out, "added, CANCELLED")
 	})
 
 	t.Run("referral list and kpi", func(t *testing.T) {

@@ -118,7 +118,7 @@ func day(t time.Time, loc *time.Location) string {
 
 type meetingRow struct {
 	council.Meeting
-	When, Moved string
+	When, Moved, Cancelled string
 }
 
 type addForm struct{ At, Cap, Reason string }
@@ -140,6 +140,9 @@ func (c *Console) meetingRow(m council.Meeting, loc *time.Location) meetingRow {
 	row := meetingRow{Meeting: m, When: meetingTime(c.lang, m.At, loc, c.loc)}
 	if m.MovedFrom != nil {
 		row.Moved = meetingTime(c.lang, *m.MovedFrom, loc, c.loc)
+	}
+	if m.Cancelled != nil {
+		row.Cancelled = when(*m.Cancelled, c.loc)
 	}
 	return row
 }
@@ -251,14 +254,15 @@ type seatForm struct {
 }
 
 type meetingPage struct {
-	M           meetingRow
-	Zone        string
-	ZoneDiffers bool
-	WatchDays   string
-	Children    []childBlock
-	Move        moveForm
-	Seat        seatForm
-	Reason      string // the agenda form's reason, after a refusal
+	M            meetingRow
+	Zone         string
+	ZoneDiffers  bool
+	WatchDays    string
+	Children     []childBlock
+	Move         moveForm
+	Seat         seatForm
+	CancelReason string // the cancel form's reason, after a refusal
+	Reason       string // the agenda form's reason, after a refusal
 }
 
 func (c *Console) meeting(w http.ResponseWriter, r *http.Request, ses *session) {
@@ -300,6 +304,38 @@ func (c *Console) showMeeting(w http.ResponseWriter, r *http.Request, ses *sessi
 		}
 	}
 	c.render(w, r, ses, status, "meeting", p, errs...)
+}
+
+// meetingCancel cancels a meeting that seats no child; the register
+// audits it.
+func (c *Console) meetingCancel(w http.ResponseWriter, r *http.Request, ses *session) {
+	k, ok := c.register(w, r, ses)
+	if !ok {
+		return
+	}
+	id := r.PathValue("id")
+	reason := strings.TrimSpace(r.PostForm.Get("reason"))
+	m, err := k.CancelMeeting(r.Context(), c.councilActor(r, ses), id, reason)
+	var msg string
+	switch {
+	case err == nil:
+		c.sessions.addFlash(ses, tr(c.lang, "mc.done", meetingTime(c.lang, m.At, k.Rule().Loc, c.loc)))
+		http.Redirect(w, r, "/console/meetings/"+urlPath(id), http.StatusSeeOther)
+		return
+	case errors.Is(err, council.ErrNoMeeting):
+		c.fail(w, r, http.StatusNotFound)
+		return
+	case errors.Is(err, council.ErrReasonRequired):
+		msg = tr(c.lang, "q.reason.required")
+	case errors.Is(err, council.ErrNotEmpty):
+		msg = tr(c.lang, "mc.notempty")
+	case errors.Is(err, council.ErrBadTime):
+		msg = tr(c.lang, "mc.past")
+	default:
+		c.internal(w, r, "cancel meeting", err)
+		return
+	}
+	c.showMeeting(w, r, ses, http.StatusBadRequest, meetingPage{CancelReason: reason}, msg)
 }
 
 // seatMove moves a child's seat from this meeting to another; the register

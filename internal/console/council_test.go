@@ -498,6 +498,38 @@ func TestCouncilMeetingPages(t *testing.T) {
 		if st != http.StatusBadRequest || !strings.Contains(page, "The child has its recommendation") {
 			t.Errorf("moving an answered child: %d", st)
 		}
+
+		// A meeting that seats a child cannot be cancelled; an empty one
+		// ahead can, and says so on its page and in the list.
+		cancel := url.Values{"csrf": {csrf}, "reason": {"sommerferie"}}
+		st, page, _ = post(t, c, h.BaseURL+"/console/meetings/"+extra.Format("2006-01-02")+"/cancel", cancel)
+		if st != http.StatusBadRequest || !strings.Contains(page, "The meeting still seats children") {
+			t.Errorf("cancelling a meeting with a child: %d", st)
+		}
+		var empty string
+		for _, m := range h.App.Hub.Council().Meetings(time.Now(), time.Now().AddDate(0, 4, 0)) {
+			if m.Origin == "rule" && m.Referrals == 0 && !m.Past && empty == "" {
+				empty = m.ID
+			}
+		}
+		st, page, _ = post(t, c, h.BaseURL+"/console/meetings/"+empty+"/cancel", url.Values{"csrf": {csrf}})
+		if st != http.StatusBadRequest || !strings.Contains(page, "Write a reason.") || countAudit(t, h, "meeting-cancel") != 0 {
+			t.Fatalf("a cancel without a reason: %d", st)
+		}
+		st, _, loc = post(t, c, h.BaseURL+"/console/meetings/"+empty+"/cancel", cancel)
+		if st != http.StatusSeeOther || loc != "/console/meetings/"+empty {
+			t.Fatalf("cancel: %d %s", st, loc)
+		}
+		_, page = get(t, c, h.BaseURL+loc)
+		mustContain(t, "cancelled", page, "is cancelled.", `id="meeting-cancelled"`)
+		if strings.Contains(page, `id="cancel-form"`) {
+			t.Error("a cancelled meeting offers to be cancelled")
+		}
+		_, page = get(t, c, h.BaseURL+"/console/meetings")
+		mustContain(t, "the list", page, `id="meeting-`+empty+`"`, "cancelled ")
+		if r, ok := findAudit(auditRecords(t, h), "meeting-cancel", "koordinator"); !ok || r.Reason != "sommerferie" {
+			t.Errorf("cancel audit %+v", r)
+		}
 	})
 
 	t.Run("overview watch", func(t *testing.T) {

@@ -39,6 +39,7 @@ var policy = map[string][]string{
 	"POST /api/v1/meetings":                             {httpapi.RoleCoordinator},
 	"GET /api/v1/meetings/{id}":                         {httpapi.RoleCoordinator},
 	"POST /api/v1/meetings/{id}/move":                   {httpapi.RoleCoordinator},
+	"POST /api/v1/meetings/{id}/cancel":                 {httpapi.RoleCoordinator},
 	"POST /api/v1/meetings/{id}/agenda":                 {httpapi.RoleCoordinator},
 	"GET /api/v1/referrals":                             {httpapi.RoleCoordinator},
 	"POST /api/v1/referrals/{id}/move":                  {httpapi.RoleCoordinator},

@@ -23,6 +23,7 @@ var councilRoutes = []struct {
 	{"POST /api/v1/meetings", []string{RoleCoordinator}, func(s *Server) http.HandlerFunc { return s.meetingAdd }},
 	{"GET /api/v1/meetings/{id}", []string{RoleCoordinator}, func(s *Server) http.HandlerFunc { return s.meetingShow }},
 	{"POST /api/v1/meetings/{id}/move", []string{RoleCoordinator}, func(s *Server) http.HandlerFunc { return s.meetingMove }},
+	{"POST /api/v1/meetings/{id}/cancel", []string{RoleCoordinator}, func(s *Server) http.HandlerFunc { return s.meetingCancel }},
 	{"POST /api/v1/meetings/{id}/agenda", []string{RoleCoordinator}, func(s *Server) http.HandlerFunc { return s.meetingAgenda }},
 	{"GET /api/v1/referrals", []string{RoleCoordinator}, func(s *Server) http.HandlerFunc { return s.referralList }},
 	{"POST /api/v1/referrals/{id}/move", []string{RoleCoordinator}, func(s *Server) http.HandlerFunc { return s.referralMove }},
@@ -136,6 +137,25 @@ func (s *Server) meetingMove(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	m, err := c.MoveMeeting(r.Context(), s.councilActor(r), r.PathValue("id"), b.At, b.Reason)
+	if err != nil {
+		s.councilFail(w, r, err)
+		return
+	}
+	writeJSON(w, 200, m)
+}
+
+// meetingCancel cancels a meeting that seats no child.
+func (s *Server) meetingCancel(w http.ResponseWriter, r *http.Request) {
+	c, ok := s.council(w, r)
+	if !ok {
+		return
+	}
+	var b meetingBody
+	if err := readBody(r, &b); err != nil {
+		problem(w, r, 400, "bad-request", err.Error())
+		return
+	}
+	m, err := c.CancelMeeting(r.Context(), s.councilActor(r), r.PathValue("id"), b.Reason)
 	if err != nil {
 		s.councilFail(w, r, err)
 		return
@@ -262,7 +282,7 @@ func (s *Server) councilFail(w http.ResponseWriter, r *http.Request, err error) 
 		problem(w, r, 400, "reason-required", "a reason is required (field: reason)")
 	case errors.Is(err, council.ErrBadTime):
 		problem(w, r, 400, "bad-request", err.Error())
-	case errors.Is(err, council.ErrMeetingClash), errors.Is(err, council.ErrNoRoom), errors.Is(err, council.ErrAnswered), errors.Is(err, council.ErrNotSeat):
+	case errors.Is(err, council.ErrMeetingClash), errors.Is(err, council.ErrNoRoom), errors.Is(err, council.ErrAnswered), errors.Is(err, council.ErrNotSeat), errors.Is(err, council.ErrNotEmpty):
 		problem(w, r, 409, "conflict", err.Error())
 	case errors.Is(err, council.ErrNoReferral):
 		problem(w, r, 404, "not-found", err.Error())

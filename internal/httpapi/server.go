@@ -140,7 +140,7 @@ func Routes() []string {
 		"POST /api/v1/queue/{seq}/discard", "POST /api/v1/queue/replay", "POST /api/v1/queue/search", "POST /api/v1/queue/bulk-replays", "GET /api/v1/queue/bulk-replays", "GET /api/v1/queue/bulk-replays/{id}", "GET /api/v1/holds", "POST /api/v1/holds/{destination}/{thread}/release", "GET /api/v1/letters/{id}/trace", "POST /api/v1/letters/{id}/content",
 		"POST /api/v1/consents", "POST /api/v1/consents/lookup", "POST /api/v1/consents/revoke", "GET /api/v1/audit",
 		"GET /api/v1/rejected", "POST /api/v1/rejected/{source}/{id}/put-back",
-		"GET /api/v1/meetings", "POST /api/v1/meetings", "GET /api/v1/meetings/{id}", "POST /api/v1/meetings/{id}/move", "POST /api/v1/meetings/{id}/agenda",
+		"GET /api/v1/meetings", "POST /api/v1/meetings", "GET /api/v1/meetings/{id}", "POST /api/v1/meetings/{id}/move", "POST /api/v1/meetings/{id}/cancel", "POST /api/v1/meetings/{id}/agenda",
 		"GET /api/v1/referrals", "POST /api/v1/referrals/{id}/move", "GET /api/v1/kpi"}
 }
 
