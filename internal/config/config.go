@@ -263,6 +263,10 @@ type CouncilMeetings struct {
 	Rule string `mapstructure:"rule"`
 	Zone string `mapstructure:"zone"`
 	Cap  int    `mapstructure:"cap"` // referrals per meeting
+	// CutoffDays: a referral takes a meeting at least this many days
+	// after it arrived, so the members can read it first (0: any meeting
+	// after it arrived).
+	CutoffDays int `mapstructure:"cutoff_days"`
 }
 
 // CouncilReceipt is the opt-in receipt to the referring GP: a reply in the
@@ -382,6 +386,7 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("council.meetings.rule", "second tuesday 13:00")
 	v.SetDefault("council.meetings.zone", "Europe/Copenhagen")
 	v.SetDefault("council.meetings.cap", 6)
+	v.SetDefault("council.meetings.cutoff_days", 0)
 	v.SetDefault("council.watch_days", 35)
 	v.SetDefault("council.retention_days", 760)
 	v.SetDefault("council.receipt.template", DefaultReceiptTemplate)

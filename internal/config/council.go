@@ -26,6 +26,9 @@ func (c *Config) validateCouncil(bad func(key, msg string, args ...any)) {
 	if k.Meetings.Cap < 1 || k.Meetings.Cap > 100 {
 		bad("council.meetings.cap", "must be between 1 and 100 referrals per meeting (default 6)")
 	}
+	if k.Meetings.CutoffDays < 0 || k.Meetings.CutoffDays > 60 {
+		bad("council.meetings.cutoff_days", "must be between 0 and 60 days before a meeting (default 0)")
+	}
 	if k.WatchDays <= 0 || k.WatchDays > 366 {
 		bad("council.watch_days", "must be more than 0 and at most 366 days (default 35)")
 	}

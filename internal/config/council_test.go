@@ -31,6 +31,7 @@ func TestCouncilMistakesNameTheKey(t *testing.T) {
 		{"weekday", "council: {meetings: {rule: 'second tusday 13:00'}}\n", `council.meetings.rule: "second tusday 13:00": "tusday" is not a weekday`},
 		{"zone", "council: {meetings: {zone: Europe/Kbh}}\n", "council.meetings.zone: "},
 		{"cap", "council: {meetings: {cap: 0}}\n", "council.meetings.cap: must be between 1 and 100"},
+		{"cutoff", "council: {meetings: {cutoff_days: 61}}\n", "council.meetings.cutoff_days: must be between 0 and 60"},
 		{"watch", "council: {watch_days: 0}\n", "council.watch_days: must be more than 0"},
 		{"retention", "council: {retention_days: 90}\n", "council.retention_days: must be at least 400"},
 		{"receipt without destination", "council: {receipt: {enabled: true}}\n", "council.receipt.destination: must name a destination of sector gp"},

@@ -74,7 +74,7 @@ func TestCouncilOptionsFromTheFile(t *testing.T) {
 	c.Council.Receipt = CouncilReceipt{Enabled: true, Destination: "gp", Template: "T", RequireConsent: true}
 	c.Council.Rejections = []RejectionRule{{Name: "bup", Match: Match{Sender: []string{"6071000016008"}}, Words: []string{"afvis"}}}
 	o := c.CouncilOptions()
-	if !o.Enabled || o.Meetings.Rule != c.Council.Meetings.Rule || o.Meetings.Zone != c.Council.Meetings.Zone || o.Meetings.Cap != c.Council.Meetings.Cap ||
+	if !o.Enabled || o.Meetings.Rule != c.Council.Meetings.Rule || o.Meetings.Zone != c.Council.Meetings.Zone || o.Meetings.Cap != c.Council.Meetings.Cap || o.Meetings.CutoffDays != c.Council.Meetings.CutoffDays ||
 		o.WatchDays != c.Council.WatchDays || o.RetentionDays != c.Council.RetentionDays || o.Replicas != 3 || o.Sectors["gp"] != "gp" {
 		t.Fatalf("options %+v from %+v", o, c.Council)
 	}

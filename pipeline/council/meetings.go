@@ -170,8 +170,9 @@ func (c *Council) place(ctx context.Context, refs []Referral, reseat bool) ([]Re
 				r = p // a waiting referral as the copy has it now, with what followed it since
 			}
 			key, cand := "", meetingRecord{}
-			for _, m := range c.meetingsBetween(r.Received, r.Received.Add(horizon)) {
-				if m.Cancelled.IsZero() && m.At.After(r.Received) && len(m.Referrals)+taken[m.ID] < c.capOf(m) {
+			earliest := c.earliest(r, reseat)
+			for _, m := range c.meetingsBetween(earliest, earliest.Add(horizon)) {
+				if m.Cancelled.IsZero() && m.At.After(earliest) && len(m.Referrals)+taken[m.ID] < c.capOf(m) {
 					key, cand = prefixMeeting+m.ID, m
 					break
 				}
@@ -215,7 +216,7 @@ func (c *Council) place(ctx context.Context, refs []Referral, reseat bool) ([]Re
 					case i >= 0:
 						placed = append(placed, cur.Referrals[i])
 					case cur.Origin == "waiting" && len(cur.Referrals) >= waitingChunk,
-						cur.Origin != "waiting" && (len(cur.Referrals) >= c.capOf(*cur) || !cur.At.After(r.Received) || !cur.Cancelled.IsZero()):
+						cur.Origin != "waiting" && (len(cur.Referrals) >= c.capOf(*cur) || !cur.At.After(c.earliest(r, reseat)) || !cur.Cancelled.IsZero()):
 						left = append(left, r) // filled, moved or cancelled meanwhile
 					default:
 						cur.Referrals = append(cur.Referrals, r)
@@ -249,6 +250,18 @@ func (c *Council) place(ctx context.Context, refs []Referral, reseat bool) ([]Re
 		return out, c.leaveWaiting(ctx, out)
 	}
 	return out, nil
+}
+
+// earliest is the time after which referral r may take a meeting: when it
+// arrived, plus council.meetings.cutoff_days, so the members can read it
+// first. A waiting referral seated later counts from now: a meeting that
+// was held while it waited (one a child was moved out of) is no seat.
+func (c *Council) earliest(r Referral, reseat bool) time.Time {
+	t := r.Received
+	if now := c.now(); reseat && now.After(t) {
+		t = now
+	}
+	return t.Add(time.Duration(c.cfg.Meetings.CutoffDays) * 24 * time.Hour)
 }
 
 // childOf names the child a referral is about: its patient token, else

@@ -35,6 +35,9 @@ type Meetings struct {
 	Rule string
 	Zone string
 	Cap  int
+	// CutoffDays: a referral takes a meeting at least this many days
+	// after it arrived (or, seated from the waiting, after now).
+	CutoffDays int
 }
 
 // Receipt is the receipt to the referring GP: a reply in the referral's

@@ -237,3 +237,45 @@ func TestAMeetingIsCancelledOnceItsChildrenAreMoved(t *testing.T) {
 		t.Errorf("C1 took %q; want the meeting added on 10 March", r.Meeting)
 	}
 }
+
+// With council.meetings.cutoff_days a referral takes a meeting at least
+// that many days ahead, so the members can read it first.
+func TestACutoffSeatsLateReferralsInTheNextMeeting(t *testing.T) {
+	f := newFixture(t, func(k *Options) { k.Meetings.CutoffDays = 7 })
+	start := f.clock.now() // Sunday 1 March; meetings on 10 March and 14 April
+	f.apply(f.c, f.referral("R1", start, "2509479989"))
+	late := start.Add(4 * 24 * time.Hour) // five days before the meeting
+	f.clock.set(late)
+	f.apply(f.c, f.referral("R2", late, "1509819996"))
+	for id, want := range map[string]string{"R1": "2026-03-10", "R2": "2026-04-14"} {
+		if r, _ := f.c.reg.referral(tokenOf(id)); r.Meeting != want {
+			t.Errorf("%s seated in %q, want %s", id, r.Meeting, want)
+		}
+	}
+}
+
+// A seat freed in a meeting already held (the child moved on, as the
+// council did not reach it) seats no waiting referral: the waiting take
+// meetings ahead only.
+func TestAWaitingReferralIsNotSeatedInAMeetingHeld(t *testing.T) {
+	f := newFixture(t, func(k *Options) { k.Meetings.Cap = 1 })
+	ctx := context.Background()
+	who := Actor{Name: "koordinator", Role: "coordinator"}
+	for i := range 24 { // room for 24: cap 1, two years
+		f.apply(f.c, f.referral(fmt.Sprintf("R%02d", i), f.clock.now().Add(time.Duration(i)*time.Minute), ""))
+	}
+	f.apply(f.c, f.referral("W1", f.clock.now().Add(time.Hour), "1509819996"))
+	f.clock.set(time.Date(2026, 3, 12, 9, 0, 0, 0, cph)) // the 10 March meeting is held
+	if _, err := f.c.AddMeeting(ctx, who, "2026-03-24 13:00", 1, "Ekstra møde"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.c.MoveReferral(ctx, who, "R00", "2026-03-24", "Samrådet nåede ikke sagen"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.c.seatWaiting(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := f.c.reg.referral(tokenOf("W1")); r.Meeting != "" {
+		t.Errorf("W1 seated in %s, a meeting held; want it still waiting", r.Meeting)
+	}
+}
