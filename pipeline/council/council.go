@@ -181,7 +181,7 @@ func (c *Council) WatchDays() float64 { return c.cfg.WatchDays }
 func (c *Council) unanswered(now time.Time) int {
 	n := 0
 	for _, r := range c.reg.allReferrals() {
-		if !r.Answered() && !now.Before(r.Received.Add(c.watch)) {
+		if r.awaits() && !now.Before(r.Received.Add(c.watch)) {
 			n++
 		}
 	}

@@ -172,7 +172,7 @@ func Figures(refs []Referral, rejections []Rejection, o FigureOptions) KPI {
 	var all []float64
 	perMonth := make([][]float64, o.Months)
 	for _, r := range refs {
-		if !r.Answered() && !now.Before(r.Received.Add(o.Watch)) {
+		if r.awaits() && !now.Before(r.Received.Add(o.Watch)) {
 			k.Unanswered++
 		}
 		if i, ok := in(r.Received); ok {

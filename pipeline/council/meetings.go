@@ -31,8 +31,11 @@ type Meeting struct {
 	Answered  int        `json:"answered"`
 	// Unanswered are its referrals past council.watch_days without a
 	// recommendation.
-	Unanswered int  `json:"unanswered"`
-	Past       bool `json:"past"`
+	Unanswered int `json:"unanswered"`
+	// Withdrawn are its referrals the coordinator withdrew: listed, and
+	// not counted in Referrals; they take no place.
+	Withdrawn int  `json:"withdrawn,omitempty"`
+	Past      bool `json:"past"`
 }
 
 // Actor is who asks for an operation; it is audited.
@@ -172,7 +175,7 @@ func (c *Council) place(ctx context.Context, refs []Referral, reseat bool) ([]Re
 			key, cand := "", meetingRecord{}
 			earliest := c.earliest(r, reseat)
 			for _, m := range c.meetingsBetween(earliest, earliest.Add(horizon)) {
-				if m.Cancelled.IsZero() && m.At.After(earliest) && len(m.Referrals)+taken[m.ID] < c.capOf(m) {
+				if m.Cancelled.IsZero() && m.At.After(earliest) && c.taking(m)+taken[m.ID] < c.capOf(m) {
 					key, cand = prefixMeeting+m.ID, m
 					break
 				}
@@ -216,7 +219,7 @@ func (c *Council) place(ctx context.Context, refs []Referral, reseat bool) ([]Re
 					case i >= 0:
 						placed = append(placed, cur.Referrals[i])
 					case cur.Origin == "waiting" && len(cur.Referrals) >= waitingChunk,
-						cur.Origin != "waiting" && (len(cur.Referrals) >= c.capOf(*cur) || !cur.At.After(c.earliest(r, reseat)) || !cur.Cancelled.IsZero()):
+						cur.Origin != "waiting" && (c.taking(*cur) >= c.capOf(*cur) || !cur.At.After(c.earliest(r, reseat)) || !cur.Cancelled.IsZero()):
 						left = append(left, r) // filled, moved or cancelled meanwhile
 					default:
 						cur.Referrals = append(cur.Referrals, r)
@@ -226,7 +229,7 @@ func (c *Council) place(ctx context.Context, refs []Referral, reseat bool) ([]Re
 				}
 				for _, j := range g.joins {
 					i := cur.index(j.to)
-					if i < 0 || cur.Referrals[i].Answered() {
+					if i < 0 || !cur.Referrals[i].awaits() {
 						// Taken elsewhere or answered meanwhile: planned
 						// again from the copy.
 						left = append(left, j.r)
@@ -287,7 +290,7 @@ func (c *Council) openFor(r Referral) (Referral, bool) {
 		return Referral{}, false
 	}
 	for _, o := range c.reg.ofChild(r.Patient, r.Thread) {
-		if o.Key == r.Key || o.Answered() || o.Received.After(r.Received) {
+		if o.Key == r.Key || !o.awaits() || o.Received.After(r.Received) {
 			continue
 		}
 		if o.Meeting == "" {
@@ -354,9 +357,15 @@ func (c *Council) summary(m meetingRecord, now time.Time) Meeting {
 		switch {
 		case r.Answered():
 			s.Answered++
+		case !r.WithdrawnAt.IsZero():
+			s.Referrals-- // it takes no place
+			s.Withdrawn++
 		case !now.Before(r.Received.Add(c.watch)):
 			s.Unanswered++
 		}
+	}
+	if s.Cancelled == nil {
+		s.Room = max(0, s.Cap-s.Referrals)
 	}
 	return s
 }
@@ -485,7 +494,7 @@ func (c *Council) CancelMeeting(ctx context.Context, who Actor, id, reason strin
 	if !cand.Cancelled.IsZero() {
 		return c.summary(cand, now), nil
 	}
-	if n := len(c.seated(cand)); n > 0 {
+	if n := c.taking(cand); n > 0 {
 		return Meeting{}, fmt.Errorf("%w: %d; move each to another meeting first", ErrNotEmpty, n)
 	}
 	if err := c.audit(ctx, who, "meeting-cancel", fmt.Sprintf("meeting:%s at:%s", id, cand.At.UTC().Format(time.RFC3339)), reason); err != nil {
@@ -498,7 +507,7 @@ func (c *Council) CancelMeeting(ctx context.Context, who Actor, id, reason strin
 		if !cur.Cancelled.IsZero() {
 			return false, nil
 		}
-		if n := len(c.seated(*cur)); n > 0 {
+		if n := c.taking(*cur); n > 0 {
 			return false, fmt.Errorf("%w: %d; move each to another meeting first", ErrNotEmpty, n)
 		}
 		cur.Cancelled = now.UTC()

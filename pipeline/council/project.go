@@ -322,7 +322,7 @@ func (c *Council) answerOthers(ctx context.Context, l *letter.Letter, to Referra
 		return nil
 	}
 	for _, o := range c.reg.ofChild(patient, "") {
-		if o.Key == to.Key || o.Answered() || o.Received.After(l.Received) || o.Meeting == "" {
+		if o.Key == to.Key || !o.awaits() || o.Received.After(l.Received) || o.Meeting == "" {
 			continue
 		}
 		if m, ok := c.meetingByID(o.Meeting); !ok || m.At.After(l.Received) {

@@ -72,8 +72,12 @@ type Referral struct {
 	Assigned time.Time `json:"assigned,omitempty"`
 	// MovedFrom is the meeting the coordinator moved the seat from (the
 	// first, when moved more than once; "" when it waited for one).
-	MovedFrom       string `json:"movedFrom,omitempty"`
-	Recommendations []Ref  `json:"recommendations,omitempty"`
+	MovedFrom string `json:"movedFrom,omitempty"`
+	// WithdrawnAt is when the coordinator withdrew the referral (sent by
+	// mistake, the parents' consent withdrawn): it keeps its record but
+	// takes no place, waits for nothing and is not watched.
+	WithdrawnAt     time.Time `json:"withdrawnAt,omitzero"`
+	Recommendations []Ref     `json:"recommendations,omitempty"`
 	// Documents are the other letters about the child since the referral
 	// (case system, EPJ, the GP's answers).
 	Documents []Ref `json:"documents,omitempty"`
@@ -172,6 +176,10 @@ func (r *Referral) merge(o Referral) bool {
 
 // Answered reports whether the council's recommendation arrived.
 func (r *Referral) Answered() bool { return len(r.Recommendations) > 0 }
+
+// awaits reports whether the referral still waits for a recommendation:
+// not answered, and not withdrawn.
+func (r *Referral) awaits() bool { return !r.Answered() && r.WithdrawnAt.IsZero() }
 
 // meetingRecord is a meeting as stored, with the referrals it takes: a
 // rule meeting once it was moved or took a referral, or a meeting the

@@ -17,6 +17,7 @@ var (
 	ErrNotSeat    = errors.New("a later referral joined to a child's seat moves with it")
 	ErrAnswered   = errors.New("the referral has its recommendation")
 	ErrNoRoom     = errors.New("the meeting has no room")
+	ErrWithdrawn  = errors.New("the referral was withdrawn")
 )
 
 // MoveReferral moves a child's seat (its first referral, with the later
@@ -45,6 +46,9 @@ func (c *Council) MoveReferral(ctx context.Context, who Actor, letterID, to, rea
 	}
 	if p.Answered() {
 		return Child{}, fmt.Errorf("%w (%s), so it waits for no meeting", ErrAnswered, p.Recommendations[0].LetterID)
+	}
+	if !p.WithdrawnAt.IsZero() {
+		return Child{}, fmt.Errorf("%w, so it waits for no meeting", ErrWithdrawn)
 	}
 	dest, ok := c.meetingByID(to)
 	if !ok {
@@ -78,7 +82,7 @@ func (c *Council) MoveReferral(ctx context.Context, who Actor, letterID, to, rea
 			if !cur.Cancelled.IsZero() {
 				return false, fmt.Errorf("%w: meeting %s is cancelled", ErrNoRoom, dest.ID)
 			}
-			if n := len(c.seated(*cur)); n >= c.capOf(*cur) {
+			if n := c.taking(*cur); n >= c.capOf(*cur) {
 				return false, fmt.Errorf("%w: meeting %s takes %d children and has %d; add a meeting or move another child", ErrNoRoom, dest.ID, c.capOf(*cur), n)
 			}
 			r := p
@@ -143,4 +147,57 @@ func (c *Council) seated(m meetingRecord) []Referral {
 		}
 	}
 	return out
+}
+
+// taking counts the children record m seats that take a place: a
+// withdrawn referral keeps its record and takes none.
+func (c *Council) taking(m meetingRecord) int {
+	n := 0
+	for _, r := range c.seated(m) {
+		if r.WithdrawnAt.IsZero() {
+			n++
+		}
+	}
+	return n
+}
+
+// WithdrawReferral withdraws a child's referral that the council is not
+// to take (sent by mistake, or the parents withdrew their consent): it
+// stays on its meeting's page as withdrawn, takes no place, is not
+// watched, and a later referral of the child takes a seat of its own.
+// Letters that follow it are still added. The GP is not told: that is the
+// coordinator's letter to write. Audited; a reason is required.
+func (c *Council) WithdrawReferral(ctx context.Context, who Actor, letterID, reason string) (Child, error) {
+	if strings.TrimSpace(reason) == "" {
+		return Child{}, ErrReasonRequired
+	}
+	key := broker.Token(letterID)
+	p, ok := c.reg.referral(key)
+	if !ok {
+		if seat, joined := c.reg.joinedTo(key); joined {
+			return Child{}, fmt.Errorf("%w: withdraw the child's first referral, %s", ErrNotSeat, seat.LetterID)
+		}
+		return Child{}, ErrNoReferral
+	}
+	if p.Answered() {
+		return Child{}, fmt.Errorf("%w (%s)", ErrAnswered, p.Recommendations[0].LetterID)
+	}
+	now := c.now()
+	if p.WithdrawnAt.IsZero() {
+		if err := c.audit(ctx, who, "referral-withdraw", fmt.Sprintf("referral:%s meeting:%s", letterID, cmp.Or(p.Meeting, "waiting")), reason); err != nil {
+			return Child{}, err
+		}
+		if _, err := c.reg.updateReferral(ctx, key, func(cur *Referral) bool {
+			if !cur.WithdrawnAt.IsZero() || cur.Answered() {
+				return false
+			}
+			cur.WithdrawnAt = now.UTC()
+			return true
+		}); err != nil {
+			return Child{}, err
+		}
+	}
+	r, _ := c.reg.referral(key)
+	ch := c.child(r, now)
+	return ch, c.detail(ctx, r, &ch, now)
 }

@@ -279,3 +279,77 @@ func TestAWaitingReferralIsNotSeatedInAMeetingHeld(t *testing.T) {
 		t.Errorf("W1 seated in %s, a meeting held; want it still waiting", r.Meeting)
 	}
 }
+
+// A referral the coordinator withdraws (sent by mistake, consent
+// withdrawn) stays on its meeting's page as withdrawn, frees its place, is
+// not watched or counted unanswered, and the child's next referral takes a
+// seat of its own. Audited; moving it is refused.
+func TestAWithdrawnReferralTakesNoPlace(t *testing.T) {
+	f := newFixture(t, func(k *Options) { k.Meetings.Cap = 2 })
+	ctx := context.Background()
+	who := Actor{Name: "koordinator", Role: "coordinator"}
+	start := f.clock.now()
+	f.apply(f.c, f.referral("R1", start, "2509479989"))
+	f.apply(f.c, f.referral("B1", start.Add(time.Minute), "1509819996"))
+
+	if _, err := f.c.WithdrawReferral(ctx, who, "R1", ""); !errors.Is(err, ErrReasonRequired) {
+		t.Errorf("no reason: %v", err)
+	}
+	ch, err := f.c.WithdrawReferral(ctx, who, "R1", "Henvist ved en fejl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ch.State != "withdrawn" || ch.Withdrawn == nil || ch.Meeting != "2026-03-10" {
+		t.Errorf("the withdrawn referral %+v", ch)
+	}
+	if _, err := f.c.WithdrawReferral(ctx, who, "R1", "igen"); err != nil {
+		t.Errorf("withdrawing again: %v", err)
+	}
+	recs, _ := f.audit.Tail(ctx, 5)
+	n := 0
+	for _, r := range recs {
+		if r.Action == "referral-withdraw" {
+			n++
+			if r.Target != "referral:R1 meeting:2026-03-10" || r.Reason != "Henvist ved en fejl" {
+				t.Errorf("audit %+v", r)
+			}
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d withdrawals audited, want 1", n)
+	}
+	v, err := f.c.MeetingView(ctx, "2026-03-10")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Meeting.Referrals != 1 || v.Meeting.Room != 1 || v.Meeting.Withdrawn != 1 || len(v.Children) != 2 {
+		t.Errorf("the meeting %+v with %d children; want R1 listed, withdrawn, and its place free", v.Meeting, len(v.Children))
+	}
+	if _, err := f.c.MoveReferral(ctx, who, "R1", "2026-04-14", "x"); !errors.Is(err, ErrWithdrawn) {
+		t.Errorf("moving a withdrawn referral: %v", err)
+	}
+
+	// Its place is free; Bruno's next referral takes a seat of its own.
+	f.apply(f.c, f.referral("C1", start.Add(time.Hour), "2512489996"))
+	f.apply(f.c, f.referral("R2", start.Add(2*time.Hour), "2509479989"))
+	for id, want := range map[string]string{"C1": "2026-03-10", "R2": "2026-04-14"} {
+		if r, _ := f.c.reg.referral(tokenOf(id)); r.Meeting != want {
+			t.Errorf("%s seated in %q, want %s", id, r.Meeting, want)
+		}
+	}
+
+	// Past the watch: R1 is neither flagged nor counted unanswered.
+	f.clock.set(start.Add(40 * 24 * time.Hour))
+	if err := f.c.Watch(ctx, f.clock.now()); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := f.c.reg.referral(tokenOf("R1")); !r.Flagged.IsZero() {
+		t.Error("the withdrawn referral was flagged")
+	}
+	if g := gaugeValue(t, f.reg, "samhub_referrals_unanswered"); g != 3 {
+		t.Errorf("unanswered gauge %v, want 3 (B1, C1, R2)", g)
+	}
+	if k := f.c.KPI(12); k.Unanswered != 3 || k.Referrals != 4 {
+		t.Errorf("figures: %d unanswered of %d; want 3 of 4", k.Unanswered, k.Referrals)
+	}
+}

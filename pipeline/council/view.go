@@ -84,6 +84,9 @@ type Child struct {
 	Meeting string `json:"meeting,omitempty"`
 	// MovedFrom is the meeting the coordinator moved the child from.
 	MovedFrom string `json:"movedFrom,omitempty"`
+	// Withdrawn is when the coordinator withdrew the referral (State
+	// withdrawn, unless a recommendation came all the same).
+	Withdrawn *time.Time `json:"withdrawn,omitempty"`
 	// State is waiting (for a recommendation), answered, or unanswered
 	// (past Due without one).
 	State   string       `json:"state"`
@@ -137,6 +140,7 @@ var StateNames = map[string][2]string{
 	"waiting":    {"waiting", "venter"},
 	"answered":   {"answered", "besvaret"},
 	"unanswered": {"unanswered", "ubesvaret"},
+	"withdrawn":  {"withdrawn", "trukket tilbage"},
 }
 
 // ScopeNames are the consent's sectors in words, English and Danish: the
@@ -168,6 +172,8 @@ func (c *Council) state(r Referral, now time.Time) (string, time.Time) {
 	switch {
 	case r.Answered():
 		return "answered", due
+	case !r.WithdrawnAt.IsZero():
+		return "withdrawn", due
 	case !now.Before(due):
 		return "unanswered", due
 	}
@@ -180,6 +186,10 @@ func (c *Council) child(r Referral, now time.Time) Child {
 		Meeting: r.Meeting, MovedFrom: r.MovedFrom, Rejections: r.Rejections, Documents: []Tracked{}, Recommendations: []Tracked{},
 		Referral: Tracked{LetterID: r.LetterID, Kind: string(letter.KindReferral), Source: r.Source, Received: r.Received, Deliveries: []Delivery{}}}
 	ch.State, ch.Due = c.state(r, now)
+	if !r.WithdrawnAt.IsZero() {
+		w := r.WithdrawnAt
+		ch.Withdrawn = &w
+	}
 	if !r.Flagged.IsZero() {
 		f := r.Flagged
 		ch.Flagged = &f

@@ -53,7 +53,7 @@ func (c *Council) watchLoop(ctx context.Context) {
 func (c *Council) Watch(ctx context.Context, now time.Time) error {
 	for _, r := range c.reg.allReferrals() {
 		due := r.Received.Add(c.watch)
-		if r.Answered() || !r.Flagged.IsZero() || now.Before(due) {
+		if !r.awaits() || !r.Flagged.IsZero() || now.Before(due) {
 			continue
 		}
 		if c.d.NoticeOn != nil && c.d.NoticeOn(EventUnanswered) && now.Sub(due) <= remindMaxAge {
@@ -71,7 +71,7 @@ func (c *Council) Watch(ctx context.Context, now time.Time) error {
 			}
 		}
 		if _, err := c.reg.updateReferral(ctx, r.Key, func(cur *Referral) bool {
-			if cur.Answered() || !cur.Flagged.IsZero() {
+			if !cur.awaits() || !cur.Flagged.IsZero() {
 				return false
 			}
 			cur.Flagged = now.UTC()
