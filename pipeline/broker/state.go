@@ -110,7 +110,10 @@ func (s *StateStore) Delete(ctx context.Context, k string) error {
 // count of what it will deliver, and a key purged (Delete) between that
 // count and the delivery is never delivered, so the watcher waits for
 // ever, and with it the adapter's loop. Scan's fetch ends on a short wait
-// instead.
+// instead. On a cluster a key deleted a moment before can still be listed:
+// a purge adds no sequence that the scan's replica could be seen to lack,
+// so callers treat it as a key deleted during the scan (a later Update or
+// Get finds it gone).
 func (s *StateStore) Scan(ctx context.Context, prefix string) ([]state.Entry, error) {
 	if prefix != "" && (!strings.HasSuffix(prefix, ".") || strings.ContainsAny(prefix, " *>\t\r\n")) {
 		return nil, fmt.Errorf("state prefix %q: must be empty or keys' first tokens ending in a dot", prefix)
