@@ -370,7 +370,7 @@ func referralCmd(o *options) *cobra.Command {
 	r := group("referral", "The council's referral register (role coordinator)")
 	var state, meeting string
 	list := &cobra.Command{
-		Use:   "list [--state waiting|answered|unanswered] [--meeting ID]",
+		Use:   "list [--state waiting|answered|unanswered|withdrawn] [--meeting ID]",
 		Short: "List referrals with their meeting and state; unanswered are past council.watch_days without a recommendation",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -405,7 +405,7 @@ func referralCmd(o *options) *cobra.Command {
 			return tw.Flush()
 		},
 	}
-	list.Flags().StringVar(&state, "state", "", "only waiting, answered or unanswered")
+	list.Flags().StringVar(&state, "state", "", "only waiting, answered, unanswered or withdrawn")
 	list.Flags().StringVar(&meeting, "meeting", "", "only this meeting's")
 
 	var to, reason string
@@ -437,7 +437,26 @@ func referralCmd(o *options) *cobra.Command {
 	}
 	move.Flags().StringVar(&to, "to", "", "the meeting's id (a date, e.g. 2026-04-14)")
 	move.Flags().StringVar(&reason, "reason", "", "why (required; audited)")
-	r.AddCommand(list, move)
+
+	var wreason string
+	withdraw := &cobra.Command{
+		Use:   "withdraw LETTER-ID --reason TEXT",
+		Short: "Withdraw a referral the council is not to take (audited): listed as withdrawn, it takes no place and is not watched; its GP is not told",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if strings.TrimSpace(wreason) == "" {
+				return fail(exitUsage, "--reason: say why (it goes to the audit log)")
+			}
+			var c council.Child
+			if printed, err := o.fetch(cmd, "POST", "/api/v1/referrals/"+url.PathEscape(args[0])+"/withdraw", nil, map[string]any{"reason": wreason}, &c); err != nil || printed {
+				return err
+			}
+			fmt.Fprintf(o.out, "Referral %s is withdrawn; its place in meeting %s is free.\n", c.LetterID, dash(c.Meeting))
+			return nil
+		},
+	}
+	withdraw.Flags().StringVar(&wreason, "reason", "", "why (required; audited)")
+	r.AddCommand(list, move, withdraw)
 	return r
 }
 

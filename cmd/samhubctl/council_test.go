@@ -193,6 +193,28 @@ func TestCLICouncilMonth(t *testing.T) {
 			t.Errorf("operations may list meetings: exit %d", code)
 		}
 	})
+
+	t.Run("referral withdraw", func(t *testing.T) {
+		if code, _, errs := ctl(t, h, coord, "referral", "withdraw", ids[1]); code != exitUsage || !strings.Contains(errs, "--reason") {
+			t.Fatalf("exit %d: %s", code, errs)
+		}
+		code, out, errs := ctl(t, h, coord, "referral", "withdraw", ids[1], "--reason", "Henvist ved en fejl")
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errs)
+		}
+		mustHave(t, out, "Referral "+ids[1]+" is withdrawn; its place in meeting "+next+" is free.")
+		code, out, _ = ctl(t, h, coord, "referral", "list", "--state", "withdrawn")
+		if code != 0 || !strings.Contains(out, ids[1]) || strings.Contains(out, ids[0]) {
+			t.Errorf("withdrawn referrals: exit %d:\n%s", code, out)
+		}
+		_, out, _ = ctl(t, h, coord, "meeting", "show", next)
+		mustHave(t, out, "1 of 6 places taken", ids[1], ": withdrawn")
+		if code, _, errs := ctl(t, h, coord, "referral", "move", ids[1], "--to", "2099-01-20", "--reason", "x"); code == 0 || !strings.Contains(errs, "withdrawn") {
+			t.Errorf("moving a withdrawn referral: exit %d: %s", code, errs)
+		}
+		_, audit, _ := ctl(t, h, hubtest.AuditorToken, "audit", "tail", "-o", "json")
+		mustHave(t, audit, `"action": "referral-withdraw"`, "Henvist ved en fejl")
+	})
 }
 
 // A letter discarded after a paper copy shows the coordinator's reason, not

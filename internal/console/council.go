@@ -261,8 +261,9 @@ type meetingPage struct {
 	Children     []childBlock
 	Move         moveForm
 	Seat         seatForm
-	CancelReason string // the cancel form's reason, after a refusal
-	Reason       string // the agenda form's reason, after a refusal
+	Withdraw     seatForm // the withdraw form: Letter, Reason and Children
+	CancelReason string   // the cancel form's reason, after a refusal
+	Reason       string   // the agenda form's reason, after a refusal
 }
 
 func (c *Console) meeting(w http.ResponseWriter, r *http.Request, ses *session) {
@@ -291,10 +292,12 @@ func (c *Console) showMeeting(w http.ResponseWriter, r *http.Request, ses *sessi
 	if p.Move.At == "" {
 		p.Move.At = v.Meeting.At.In(loc).Format("2006-01-02T15:04")
 	}
-	p.Seat.Children, p.Seat.Meetings = nil, nil
+	p.Seat.Children, p.Seat.Meetings, p.Withdraw.Children = nil, nil, nil
 	for _, ch := range v.Children {
-		if ch.State != "answered" {
-			p.Seat.Children = append(p.Seat.Children, option{Value: ch.LetterID, Label: tr(c.lang, "sm.child.opt", ch.LetterID, cmp.Or(ch.GP.Name, orgIDs(ch.GP), "–")), Selected: ch.LetterID == p.Seat.Letter})
+		if ch.State != "answered" && ch.State != "withdrawn" {
+			label := tr(c.lang, "sm.child.opt", ch.LetterID, cmp.Or(ch.GP.Name, orgIDs(ch.GP), "–"))
+			p.Seat.Children = append(p.Seat.Children, option{Value: ch.LetterID, Label: label, Selected: ch.LetterID == p.Seat.Letter})
+			p.Withdraw.Children = append(p.Withdraw.Children, option{Value: ch.LetterID, Label: label, Selected: ch.LetterID == p.Withdraw.Letter})
 		}
 	}
 	now := time.Now()
@@ -336,6 +339,35 @@ func (c *Console) meetingCancel(w http.ResponseWriter, r *http.Request, ses *ses
 		return
 	}
 	c.showMeeting(w, r, ses, http.StatusBadRequest, meetingPage{CancelReason: reason}, msg)
+}
+
+// referralWithdraw withdraws a child's referral on this meeting; the
+// register audits it.
+func (c *Console) referralWithdraw(w http.ResponseWriter, r *http.Request, ses *session) {
+	k, ok := c.register(w, r, ses)
+	if !ok {
+		return
+	}
+	id := r.PathValue("id")
+	f := seatForm{Letter: r.PostForm.Get("letter"), Reason: strings.TrimSpace(r.PostForm.Get("reason"))}
+	ch, err := k.WithdrawReferral(r.Context(), c.councilActor(r, ses), f.Letter, f.Reason)
+	var msg string
+	switch {
+	case err == nil:
+		c.sessions.addFlash(ses, tr(c.lang, "wd.done", ch.LetterID))
+		http.Redirect(w, r, "/console/meetings/"+urlPath(id), http.StatusSeeOther)
+		return
+	case errors.Is(err, council.ErrReasonRequired):
+		msg = tr(c.lang, "q.reason.required")
+	case errors.Is(err, council.ErrAnswered):
+		msg = tr(c.lang, "sm.answered")
+	case errors.Is(err, council.ErrNotSeat), errors.Is(err, council.ErrNoReferral):
+		msg = tr(c.lang, "sm.noseat")
+	default:
+		c.internal(w, r, "withdraw a referral", err)
+		return
+	}
+	c.showMeeting(w, r, ses, http.StatusBadRequest, meetingPage{Withdraw: f}, msg)
 }
 
 // seatMove moves a child's seat from this meeting to another; the register
@@ -459,6 +491,8 @@ func (c *Console) childBlock(n int, ch council.Child, watchDays float64, withNam
 	switch ch.State {
 	case "answered":
 		state.Text = tr(lang, "st.answered")
+	case "withdrawn":
+		state.Text = tr(lang, "st.withdrawn", when(*ch.Withdrawn, c.loc))
 	case "unanswered":
 		state = line{Text: tr(lang, "st.unanswered", period(lang, watchDays), day(ch.Due, c.loc)), Warn: true}
 	default:

@@ -530,6 +530,7 @@ func TestCouncilMeetingPages(t *testing.T) {
 		if r, ok := findAudit(auditRecords(t, h), "meeting-cancel", "koordinator"); !ok || r.Reason != "sommerferie" {
 			t.Errorf("cancel audit %+v", r)
 		}
+
 	})
 
 	t.Run("overview watch", func(t *testing.T) {
@@ -553,6 +554,36 @@ func TestCouncilMeetingPages(t *testing.T) {
 		mustContain(t, "operations overview", page, `id="unanswered-count">2`, `href="/console/kpi"`)
 		if strings.Contains(page, refs[2]) || strings.Contains(page, "/console/meetings") {
 			t.Error("operations sees the referral watch's letters or the meetings")
+		}
+	})
+
+	t.Run("withdraw", func(t *testing.T) {
+		in := w.meetingOf(refs[2]) // the meeting added above
+		var st int
+		var page, loc string
+		// A referral sent by mistake is withdrawn: still listed, marked,
+		// its place free.
+		wd := url.Values{"csrf": {csrf}, "letter": {refs[2]}}
+		st, page, _ = post(t, c, h.BaseURL+"/console/meetings/"+in+"/withdraw", wd)
+		if st != http.StatusBadRequest || !strings.Contains(page, "Write a reason.") {
+			t.Fatalf("a withdrawal without a reason: %d", st)
+		}
+		wd.Set("reason", "henvist ved en fejl")
+		st, _, loc = post(t, c, h.BaseURL+"/console/meetings/"+in+"/withdraw", wd)
+		if st != http.StatusSeeOther {
+			t.Fatalf("withdraw: %d %s", st, loc)
+		}
+		_, page = get(t, c, h.BaseURL+loc)
+		mustContain(t, "withdrawn", page, "Referral "+refs[2]+" is withdrawn; its place is free.", "0 of 3", "Withdrawn by the coordinator", refs[2])
+		if strings.Contains(page, `id="withdraw-form"`) {
+			t.Error("the withdraw form offers a withdrawn referral")
+		}
+		if r, ok := findAudit(auditRecords(t, h), "referral-withdraw", "koordinator"); !ok || r.Reason != "henvist ved en fejl" {
+			t.Errorf("withdraw audit %+v", r)
+		}
+		_, page = get(t, c, h.BaseURL+"/console/overview")
+		if strings.Contains(page, `id="unanswered-count">2`) {
+			t.Error("the overview still counts the withdrawn referral unanswered")
 		}
 	})
 }

@@ -43,6 +43,7 @@ var policy = map[string][]string{
 	"POST /api/v1/meetings/{id}/agenda":                 {httpapi.RoleCoordinator},
 	"GET /api/v1/referrals":                             {httpapi.RoleCoordinator},
 	"POST /api/v1/referrals/{id}/move":                  {httpapi.RoleCoordinator},
+	"POST /api/v1/referrals/{id}/withdraw":              {httpapi.RoleCoordinator},
 	"GET /api/v1/kpi":                                   {httpapi.RoleCoordinator, httpapi.RoleOperations},
 }
 

@@ -27,6 +27,7 @@ var councilRoutes = []struct {
 	{"POST /api/v1/meetings/{id}/agenda", []string{RoleCoordinator}, func(s *Server) http.HandlerFunc { return s.meetingAgenda }},
 	{"GET /api/v1/referrals", []string{RoleCoordinator}, func(s *Server) http.HandlerFunc { return s.referralList }},
 	{"POST /api/v1/referrals/{id}/move", []string{RoleCoordinator}, func(s *Server) http.HandlerFunc { return s.referralMove }},
+	{"POST /api/v1/referrals/{id}/withdraw", []string{RoleCoordinator}, func(s *Server) http.HandlerFunc { return s.referralWithdraw }},
 	{"GET /api/v1/kpi", []string{RoleCoordinator, RoleOperations}, func(s *Server) http.HandlerFunc { return s.kpi }},
 }
 
@@ -223,9 +224,9 @@ func (s *Server) referralList(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f := council.ReferralFilter{State: q.Get("state"), Meeting: q.Get("meeting")}
 	switch f.State {
-	case "", "waiting", "answered", "unanswered":
+	case "", "waiting", "answered", "unanswered", "withdrawn":
 	default:
-		problem(w, r, 400, "bad-request", "state: must be waiting, answered or unanswered")
+		problem(w, r, 400, "bad-request", "state: must be waiting, answered, unanswered or withdrawn")
 		return
 	}
 	writeJSON(w, 200, map[string]any{"watchDays": c.WatchDays(), "zone": c.Rule().Loc.String(), "referrals": c.Referrals(f)})
@@ -249,6 +250,25 @@ func (s *Server) referralMove(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ch, err := c.MoveReferral(r.Context(), s.councilActor(r), r.PathValue("id"), b.Meeting, b.Reason)
+	if err != nil {
+		s.councilFail(w, r, err)
+		return
+	}
+	writeJSON(w, 200, ch)
+}
+
+// referralWithdraw withdraws the referral with letter id {id}.
+func (s *Server) referralWithdraw(w http.ResponseWriter, r *http.Request) {
+	c, ok := s.council(w, r)
+	if !ok {
+		return
+	}
+	var b referralMoveBody
+	if err := readBody(r, &b); err != nil {
+		problem(w, r, 400, "bad-request", err.Error())
+		return
+	}
+	ch, err := c.WithdrawReferral(r.Context(), s.councilActor(r), r.PathValue("id"), b.Reason)
 	if err != nil {
 		s.councilFail(w, r, err)
 		return
@@ -282,7 +302,7 @@ func (s *Server) councilFail(w http.ResponseWriter, r *http.Request, err error) 
 		problem(w, r, 400, "reason-required", "a reason is required (field: reason)")
 	case errors.Is(err, council.ErrBadTime):
 		problem(w, r, 400, "bad-request", err.Error())
-	case errors.Is(err, council.ErrMeetingClash), errors.Is(err, council.ErrNoRoom), errors.Is(err, council.ErrAnswered), errors.Is(err, council.ErrNotSeat), errors.Is(err, council.ErrNotEmpty):
+	case errors.Is(err, council.ErrMeetingClash), errors.Is(err, council.ErrNoRoom), errors.Is(err, council.ErrAnswered), errors.Is(err, council.ErrNotSeat), errors.Is(err, council.ErrNotEmpty), errors.Is(err, council.ErrWithdrawn):
 		problem(w, r, 409, "conflict", err.Error())
 	case errors.Is(err, council.ErrNoReferral):
 		problem(w, r, 404, "not-found", err.Error())
