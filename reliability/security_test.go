@@ -56,8 +56,11 @@ var r2Policy = map[string][]string{
 	"POST /api/v1/meetings":                             {"coordinator"},
 	"GET /api/v1/meetings/{id}":                         {"coordinator"},
 	"POST /api/v1/meetings/{id}/move":                   {"coordinator"},
+	"POST /api/v1/meetings/{id}/cancel":                 {"coordinator"},
 	"POST /api/v1/meetings/{id}/agenda":                 {"coordinator"},
 	"GET /api/v1/referrals":                             {"coordinator"},
+	"POST /api/v1/referrals/{id}/move":                  {"coordinator"},
+	"POST /api/v1/referrals/{id}/withdraw":              {"coordinator"},
 	"GET /api/v1/kpi":                                   {"coordinator", "operations"},
 }
 
