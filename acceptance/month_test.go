@@ -442,9 +442,29 @@ func TestTheCouncilsMonth(t *testing.T) {
 	if code != 0 || !strings.Contains(table, "Referrals: 7") || !strings.Contains(table, "Turned down by child psychiatry: 1 (rules: bup-afviser)") {
 		t.Errorf("samhubctl kpi: exit %d:\n%s", code, table)
 	}
-	// The audit log has the move and the export with their reasons.
+	// Peter's parents withdraw their consent: the coordinator withdraws
+	// his referral, which then waits for nothing, and cancels the meeting
+	// added for him.
+	out, code = w.samhubctl(coordinatorToken, "referral", "withdraw", waiting.sent.ID, "--reason", "Forældrene har trukket samtykket tilbage")
+	if code != 0 || !strings.Contains(out, "is withdrawn") {
+		t.Errorf("samhubctl referral withdraw: exit %d: %s", code, out)
+	}
+	if k := w.kpi(); k.Unanswered != 0 || k.Referrals != 7 {
+		t.Errorf("figures after the withdrawal: %d unanswered of %d; want 0 of 7", k.Unanswered, k.Referrals)
+	}
+	if v := w.metric("samhub_referrals_unanswered"); v != 0 {
+		t.Errorf("samhub_referrals_unanswered = %v after the withdrawal, want 0", v)
+	}
+	if out, code = w.samhubctl(coordinatorToken, "meeting", "cancel", extraID, "--reason", "Mødet er ikke nødvendigt"); code != 0 {
+		t.Errorf("samhubctl meeting cancel: exit %d: %s", code, out)
+	}
+	if out, _ = w.samhubctl(coordinatorToken, "meeting", "show", extraID); !strings.Contains(out, "CANCELLED") || !strings.Contains(out, ": withdrawn") {
+		t.Errorf("the cancelled meeting:\n%s", out)
+	}
+	// The audit log has the coordinator's actions with their reasons.
 	audit, _ := w.samhubctl(auditorToken, "audit", "tail", "-n", "50", "-o", "json")
-	for _, want := range []string{`"action": "meeting-move"`, "Lokalet er optaget", `"action": "agenda-export"`, "Dagsorden til samrådets møde"} {
+	for _, want := range []string{`"action": "meeting-move"`, "Lokalet er optaget", `"action": "agenda-export"`, "Dagsorden til samrådets møde",
+		`"action": "referral-move"`, `"action": "referral-withdraw"`, `"action": "meeting-cancel"`} {
 		if !strings.Contains(audit, want) {
 			t.Errorf("the audit log lacks %s", want)
 		}
