@@ -351,23 +351,36 @@ func (c *Console) referralWithdraw(w http.ResponseWriter, r *http.Request, ses *
 	id := r.PathValue("id")
 	f := seatForm{Letter: r.PostForm.Get("letter"), Reason: strings.TrimSpace(r.PostForm.Get("reason"))}
 	ch, err := k.WithdrawReferral(r.Context(), c.councilActor(r, ses), f.Letter, f.Reason)
-	var msg string
-	switch {
-	case err == nil:
+	if err == nil {
 		c.sessions.addFlash(ses, tr(c.lang, "wd.done", ch.LetterID))
 		http.Redirect(w, r, "/console/meetings/"+urlPath(id), http.StatusSeeOther)
 		return
-	case errors.Is(err, council.ErrReasonRequired):
-		msg = tr(c.lang, "q.reason.required")
-	case errors.Is(err, council.ErrAnswered):
-		msg = tr(c.lang, "sm.answered")
-	case errors.Is(err, council.ErrNotSeat), errors.Is(err, council.ErrNoReferral):
-		msg = tr(c.lang, "sm.noseat")
-	default:
+	}
+	msg, ok := c.seatError(err)
+	if !ok {
 		c.internal(w, r, "withdraw a referral", err)
 		return
 	}
 	c.showMeeting(w, r, ses, http.StatusBadRequest, meetingPage{Withdraw: f}, msg)
+}
+
+// seatError words the register's refusal of an action on a child's seat.
+func (c *Console) seatError(err error) (string, bool) {
+	switch {
+	case errors.Is(err, council.ErrReasonRequired):
+		return tr(c.lang, "q.reason.required"), true
+	case errors.Is(err, council.ErrNoRoom):
+		return tr(c.lang, "sm.noroom"), true
+	case errors.Is(err, council.ErrAnswered):
+		return tr(c.lang, "sm.answered"), true
+	case errors.Is(err, council.ErrWithdrawn):
+		return tr(c.lang, "sm.withdrawn"), true
+	case errors.Is(err, council.ErrNotSeat), errors.Is(err, council.ErrNoReferral):
+		return tr(c.lang, "sm.noseat"), true
+	case errors.Is(err, council.ErrBadTime), errors.Is(err, council.ErrNoMeeting):
+		return tr(c.lang, "sm.past"), true
+	}
+	return "", false
 }
 
 // seatMove moves a child's seat from this meeting to another; the register
@@ -391,17 +404,8 @@ func (c *Console) seatMove(w http.ResponseWriter, r *http.Request, ses *session)
 			http.Redirect(w, r, "/console/meetings/"+urlPath(id), http.StatusSeeOther)
 			return
 		}
-		var msg string
-		switch {
-		case errors.Is(err, council.ErrNoRoom):
-			msg = tr(c.lang, "sm.noroom")
-		case errors.Is(err, council.ErrAnswered):
-			msg = tr(c.lang, "sm.answered")
-		case errors.Is(err, council.ErrNotSeat), errors.Is(err, council.ErrNoReferral):
-			msg = tr(c.lang, "sm.noseat")
-		case errors.Is(err, council.ErrBadTime), errors.Is(err, council.ErrNoMeeting):
-			msg = tr(c.lang, "sm.past")
-		default:
+		msg, ok := c.seatError(err)
+		if !ok {
 			c.internal(w, r, "move a seat", err)
 			return
 		}

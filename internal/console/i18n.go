@@ -359,6 +359,7 @@ var messages = map[string][2]string{
 	"sm.done":             {"Referral %s now sits in the meeting of %s.", "Henvisning %s er flyttet til mødet %s."},
 	"sm.noroom":           {"That meeting has no room left: pick another, or add a meeting.", "Det møde har ikke flere pladser: vælg et andet, eller tilføj et møde."},
 	"sm.answered":         {"The child has its recommendation and waits for no meeting.", "Barnet har fået sin anbefaling og venter ikke på et møde."},
+	"sm.withdrawn":        {"The referral was withdrawn and waits for no meeting.", "Henvisningen er trukket tilbage og venter ikke på et møde."},
 	"sm.noseat":           {"That referral is not a seat in the register (a later referral moves with its child's first).", "Den henvisning er ikke en plads i registret (en senere henvisning følger barnets første)."},
 	"sm.past":             {"Pick a meeting that lies ahead.", "Vælg et møde, der ligger ude i fremtiden."},
 	"st.moved":            {"moved here from the meeting of %s", "flyttet hertil fra mødet %s"},

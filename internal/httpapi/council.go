@@ -109,59 +109,45 @@ type meetingBody struct {
 	Reason string `json:"reason"`
 }
 
+// councilAction is a coordinator's action on the register: the body read
+// into a B, do's answer written with status, or the register's refusal.
+func councilAction[B any](s *Server, status int, do func(c *council.Council, r *http.Request, b B) (any, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		c, ok := s.council(w, r)
+		if !ok {
+			return
+		}
+		var b B
+		if err := readBody(r, &b); err != nil {
+			problem(w, r, 400, "bad-request", err.Error())
+			return
+		}
+		v, err := do(c, r, b)
+		if err != nil {
+			s.councilFail(w, r, err)
+			return
+		}
+		writeJSON(w, status, v)
+	}
+}
+
 func (s *Server) meetingAdd(w http.ResponseWriter, r *http.Request) {
-	c, ok := s.council(w, r)
-	if !ok {
-		return
-	}
-	var b meetingBody
-	if err := readBody(r, &b); err != nil {
-		problem(w, r, 400, "bad-request", err.Error())
-		return
-	}
-	m, err := c.AddMeeting(r.Context(), s.councilActor(r), b.At, b.Cap, b.Reason)
-	if err != nil {
-		s.councilFail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusCreated, m)
+	councilAction(s, http.StatusCreated, func(c *council.Council, r *http.Request, b meetingBody) (any, error) {
+		return c.AddMeeting(r.Context(), s.councilActor(r), b.At, b.Cap, b.Reason)
+	})(w, r)
 }
 
 func (s *Server) meetingMove(w http.ResponseWriter, r *http.Request) {
-	c, ok := s.council(w, r)
-	if !ok {
-		return
-	}
-	var b meetingBody
-	if err := readBody(r, &b); err != nil {
-		problem(w, r, 400, "bad-request", err.Error())
-		return
-	}
-	m, err := c.MoveMeeting(r.Context(), s.councilActor(r), r.PathValue("id"), b.At, b.Reason)
-	if err != nil {
-		s.councilFail(w, r, err)
-		return
-	}
-	writeJSON(w, 200, m)
+	councilAction(s, 200, func(c *council.Council, r *http.Request, b meetingBody) (any, error) {
+		return c.MoveMeeting(r.Context(), s.councilActor(r), r.PathValue("id"), b.At, b.Reason)
+	})(w, r)
 }
 
 // meetingCancel cancels a meeting that seats no child.
 func (s *Server) meetingCancel(w http.ResponseWriter, r *http.Request) {
-	c, ok := s.council(w, r)
-	if !ok {
-		return
-	}
-	var b meetingBody
-	if err := readBody(r, &b); err != nil {
-		problem(w, r, 400, "bad-request", err.Error())
-		return
-	}
-	m, err := c.CancelMeeting(r.Context(), s.councilActor(r), r.PathValue("id"), b.Reason)
-	if err != nil {
-		s.councilFail(w, r, err)
-		return
-	}
-	writeJSON(w, 200, m)
+	councilAction(s, 200, func(c *council.Council, r *http.Request, b meetingBody) (any, error) {
+		return c.CancelMeeting(r.Context(), s.councilActor(r), r.PathValue("id"), b.Reason)
+	})(w, r)
 }
 
 type agendaBody struct {
@@ -240,40 +226,16 @@ type referralMoveBody struct {
 // referralMove moves a child's seat (the referral with letter id {id}) to
 // the meeting named in the body.
 func (s *Server) referralMove(w http.ResponseWriter, r *http.Request) {
-	c, ok := s.council(w, r)
-	if !ok {
-		return
-	}
-	var b referralMoveBody
-	if err := readBody(r, &b); err != nil {
-		problem(w, r, 400, "bad-request", err.Error())
-		return
-	}
-	ch, err := c.MoveReferral(r.Context(), s.councilActor(r), r.PathValue("id"), b.Meeting, b.Reason)
-	if err != nil {
-		s.councilFail(w, r, err)
-		return
-	}
-	writeJSON(w, 200, ch)
+	councilAction(s, 200, func(c *council.Council, r *http.Request, b referralMoveBody) (any, error) {
+		return c.MoveReferral(r.Context(), s.councilActor(r), r.PathValue("id"), b.Meeting, b.Reason)
+	})(w, r)
 }
 
 // referralWithdraw withdraws the referral with letter id {id}.
 func (s *Server) referralWithdraw(w http.ResponseWriter, r *http.Request) {
-	c, ok := s.council(w, r)
-	if !ok {
-		return
-	}
-	var b referralMoveBody
-	if err := readBody(r, &b); err != nil {
-		problem(w, r, 400, "bad-request", err.Error())
-		return
-	}
-	ch, err := c.WithdrawReferral(r.Context(), s.councilActor(r), r.PathValue("id"), b.Reason)
-	if err != nil {
-		s.councilFail(w, r, err)
-		return
-	}
-	writeJSON(w, 200, ch)
+	councilAction(s, 200, func(c *council.Council, r *http.Request, b referralMoveBody) (any, error) {
+		return c.WithdrawReferral(r.Context(), s.councilActor(r), r.PathValue("id"), b.Reason)
+	})(w, r)
 }
 
 // kpi is the council's figures over ?months (default 12).

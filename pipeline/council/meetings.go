@@ -316,26 +316,11 @@ func (c *Council) leaveWaiting(ctx context.Context, seated []Referral) error {
 		}
 	}
 	for _, k := range c.reg.waitingKeys() {
-		var left []Referral
-		if _, err := update(ctx, c.reg, k, func(cur *meetingRecord, exists bool) (bool, error) {
-			left = left[:0]
-			n := len(cur.Referrals)
-			cur.Referrals = slices.DeleteFunc(cur.Referrals, func(r Referral) bool {
-				in, _ := c.reg.holder(r.Key)
-				if gone[r.Key] || strings.HasPrefix(in, prefixMeeting) {
-					left = append(left, r)
-					return true
-				}
-				return false
-			})
-			return exists && len(cur.Referrals) != n, nil
+		if err := c.takeOut(ctx, k, func(r Referral) bool {
+			in, _ := c.reg.holder(r.Key)
+			return gone[r.Key] || strings.HasPrefix(in, prefixMeeting)
 		}); err != nil {
 			return err
-		}
-		for _, w := range left {
-			if _, err := c.reg.updateReferral(ctx, w.Key, func(cur *Referral) bool { return cur.merge(w) }); err != nil {
-				return err
-			}
 		}
 	}
 	return nil

@@ -36,16 +36,9 @@ func (c *Council) MoveReferral(ctx context.Context, who Actor, letterID, to, rea
 	if strings.TrimSpace(reason) == "" {
 		return Child{}, ErrReasonRequired
 	}
-	key := broker.Token(letterID)
-	p, ok := c.reg.referral(key)
-	if !ok {
-		if seat, joined := c.reg.joinedTo(key); joined {
-			return Child{}, fmt.Errorf("%w: move the child's first referral, %s", ErrNotSeat, seat.LetterID)
-		}
-		return Child{}, ErrNoReferral
-	}
-	if p.Answered() {
-		return Child{}, fmt.Errorf("%w (%s), so it waits for no meeting", ErrAnswered, p.Recommendations[0].LetterID)
+	key, p, err := c.openSeat(letterID, "move")
+	if err != nil {
+		return Child{}, err
 	}
 	if !p.WithdrawnAt.IsZero() {
 		return Child{}, fmt.Errorf("%w, so it waits for no meeting", ErrWithdrawn)
@@ -104,33 +97,60 @@ func (c *Council) MoveReferral(ctx context.Context, who Actor, letterID, to, rea
 	return ch, c.detail(ctx, r, &ch, now)
 }
 
+// openSeat is the referral with letter id letterID that a coordinator's
+// action (verb) may act on: a child's seat (a later referral acts with its
+// child's first) still without a recommendation.
+func (c *Council) openSeat(letterID, verb string) (string, Referral, error) {
+	key := broker.Token(letterID)
+	p, ok := c.reg.referral(key)
+	if !ok {
+		if seat, joined := c.reg.joinedTo(key); joined {
+			return key, p, fmt.Errorf("%w: %s the child's first referral, %s", ErrNotSeat, verb, seat.LetterID)
+		}
+		return key, p, ErrNoReferral
+	}
+	if p.Answered() {
+		return key, p, fmt.Errorf("%w (%s), so it waits for no meeting", ErrAnswered, p.Recommendations[0].LetterID)
+	}
+	return key, p, nil
+}
+
 // dropElsewhere takes the referral key out of every record but keep, and
 // gives the seat in keep what a copy taken out knew and it did not (a
 // letter that followed the referral while it moved).
 func (c *Council) dropElsewhere(ctx context.Context, key, keep string) error {
 	for _, k := range c.reg.recordsWith(key) {
-		if k == keep {
-			continue
-		}
-		var gone []Referral
-		if _, err := update(ctx, c.reg, k, func(cur *meetingRecord, exists bool) (bool, error) {
-			gone = gone[:0]
-			n := len(cur.Referrals)
-			cur.Referrals = slices.DeleteFunc(cur.Referrals, func(r Referral) bool {
-				if r.Key == key {
-					gone = append(gone, r)
-					return true
-				}
-				return false
-			})
-			return exists && len(cur.Referrals) != n, nil
-		}); err != nil {
-			return err
-		}
-		for _, g := range gone {
-			if _, err := c.reg.updateReferral(ctx, key, func(cur *Referral) bool { return cur.merge(g) }); err != nil {
+		if k != keep {
+			if err := c.takeOut(ctx, k, func(r Referral) bool { return r.Key == key }); err != nil {
 				return err
 			}
+		}
+	}
+	return nil
+}
+
+// takeOut removes from record k the referrals drop selects, and gives
+// each one's seat (where the register places it now) what the copy taken
+// out knew and the seat did not.
+func (c *Council) takeOut(ctx context.Context, k string, drop func(Referral) bool) error {
+	var gone []Referral
+	if _, err := update(ctx, c.reg, k, func(cur *meetingRecord, exists bool) (bool, error) {
+		gone = gone[:0]
+		n := len(cur.Referrals)
+		cur.Referrals = slices.DeleteFunc(cur.Referrals, func(r Referral) bool {
+			if drop(r) {
+				gone = append(gone, r)
+				return true
+			}
+			return false
+		})
+		return exists && len(cur.Referrals) != n, nil
+	}); err != nil {
+		return err
+	}
+	for _, g := range gone {
+		if _, err := c.reg.updateReferral(ctx, g.Key, func(cur *Referral) bool { return cur.merge(g) }); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -171,16 +191,9 @@ func (c *Council) WithdrawReferral(ctx context.Context, who Actor, letterID, rea
 	if strings.TrimSpace(reason) == "" {
 		return Child{}, ErrReasonRequired
 	}
-	key := broker.Token(letterID)
-	p, ok := c.reg.referral(key)
-	if !ok {
-		if seat, joined := c.reg.joinedTo(key); joined {
-			return Child{}, fmt.Errorf("%w: withdraw the child's first referral, %s", ErrNotSeat, seat.LetterID)
-		}
-		return Child{}, ErrNoReferral
-	}
-	if p.Answered() {
-		return Child{}, fmt.Errorf("%w (%s)", ErrAnswered, p.Recommendations[0].LetterID)
+	key, p, err := c.openSeat(letterID, "withdraw")
+	if err != nil {
+		return Child{}, err
 	}
 	now := c.now()
 	if p.WithdrawnAt.IsZero() {

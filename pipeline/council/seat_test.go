@@ -153,9 +153,7 @@ func TestAWaitingChildIsSeatedByAMove(t *testing.T) {
 	f := newFixture(t, func(k *Options) { k.Meetings.Cap = 1 })
 	ctx := context.Background()
 	who := Actor{Name: "koordinator", Role: "coordinator"}
-	for i := range 24 { // room for 24: cap 1, two years
-		f.apply(f.c, f.referral(fmt.Sprintf("R%02d", i), f.clock.now().Add(time.Duration(i)*time.Minute), ""))
-	}
+	f.fillTwoYears() // cap 1: W1 waits
 	f.apply(f.c, f.referral("W1", f.clock.now().Add(time.Hour), "1509819996"))
 	if r, _ := f.c.reg.referral(tokenOf("W1")); r.Meeting != "" {
 		t.Fatalf("W1 seated in %s; want it waiting", r.Meeting)
@@ -261,9 +259,7 @@ func TestAWaitingReferralIsNotSeatedInAMeetingHeld(t *testing.T) {
 	f := newFixture(t, func(k *Options) { k.Meetings.Cap = 1 })
 	ctx := context.Background()
 	who := Actor{Name: "koordinator", Role: "coordinator"}
-	for i := range 24 { // room for 24: cap 1, two years
-		f.apply(f.c, f.referral(fmt.Sprintf("R%02d", i), f.clock.now().Add(time.Duration(i)*time.Minute), ""))
-	}
+	f.fillTwoYears() // cap 1: W1 waits
 	f.apply(f.c, f.referral("W1", f.clock.now().Add(time.Hour), "1509819996"))
 	f.clock.set(time.Date(2026, 3, 12, 9, 0, 0, 0, cph)) // the 10 March meeting is held
 	if _, err := f.c.AddMeeting(ctx, who, "2026-03-24 13:00", 1, "Ekstra møde"); err != nil {
@@ -351,5 +347,14 @@ func TestAWithdrawnReferralTakesNoPlace(t *testing.T) {
 	}
 	if k := f.c.KPI(12); k.Unanswered != 3 || k.Referrals != 4 {
 		t.Errorf("figures: %d unanswered of %d; want 3 of 4", k.Unanswered, k.Referrals)
+	}
+}
+
+// fillTwoYears seats referrals R00 to R23, each of another child, in the
+// 24 meetings of the next two years, each meeting's one place (cap 1).
+func (f *fixture) fillTwoYears() {
+	f.t.Helper()
+	for i := range 24 {
+		f.apply(f.c, f.referral(fmt.Sprintf("R%02d", i), f.clock.now().Add(time.Duration(i)*time.Minute), ""))
 	}
 }
