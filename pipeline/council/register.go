@@ -559,6 +559,25 @@ func (r *register) meeting(id string) (meetingRecord, bool) {
 	return c.v, ok
 }
 
+// countHeld counts the referrals of record k (refs) that the register
+// places there (or nowhere, or only among the waiting: a seat moved away
+// is held by the meeting it went to) and that keep selects (nil: all).
+func (r *register) countHeld(k string, refs []Referral, keep func(*Referral) bool) int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	n := 0
+	for i := range refs {
+		p, ok := r.referrals[refs[i].Key]
+		if ok && strings.HasPrefix(p.in, prefixMeeting) && p.in != k {
+			continue
+		}
+		if keep == nil || keep(&refs[i]) {
+			n++
+		}
+	}
+	return n
+}
+
 // recordsWith are the keys of the records (meetings and waiting chunks)
 // that list the referral key.
 func (r *register) recordsWith(key string) []string {

@@ -161,8 +161,9 @@ func (c *Council) takeOut(ctx context.Context, k string, drop func(Referral) boo
 // went.
 func (c *Council) seated(m meetingRecord) []Referral {
 	out := make([]Referral, 0, len(m.Referrals))
+	k := prefixMeeting + m.ID
 	for _, r := range m.Referrals {
-		if in, ok := c.reg.holder(r.Key); !ok || !strings.HasPrefix(in, prefixMeeting) || in == prefixMeeting+m.ID {
+		if c.reg.countHeld(k, []Referral{r}, nil) == 1 {
 			out = append(out, r)
 		}
 	}
@@ -170,15 +171,10 @@ func (c *Council) seated(m meetingRecord) []Referral {
 }
 
 // taking counts the children record m seats that take a place: a
-// withdrawn referral keeps its record and takes none.
+// withdrawn referral keeps its record and takes none. It runs for every
+// meeting a new referral looks at, so it counts without copying.
 func (c *Council) taking(m meetingRecord) int {
-	n := 0
-	for _, r := range c.seated(m) {
-		if r.WithdrawnAt.IsZero() {
-			n++
-		}
-	}
-	return n
+	return c.reg.countHeld(prefixMeeting+m.ID, m.Referrals, func(r *Referral) bool { return r.WithdrawnAt.IsZero() })
 }
 
 // WithdrawReferral withdraws a child's referral that the council is not
