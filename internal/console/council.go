@@ -392,26 +392,19 @@ func (c *Console) seatMove(w http.ResponseWriter, r *http.Request, ses *session)
 	}
 	id := r.PathValue("id")
 	f := seatForm{Letter: r.PostForm.Get("letter"), To: r.PostForm.Get("to"), Reason: strings.TrimSpace(r.PostForm.Get("reason"))}
-	var errs []string
-	if f.Reason == "" {
-		errs = append(errs, tr(c.lang, "q.reason.required"))
+	ch, err := k.MoveReferral(r.Context(), c.councilActor(r, ses), f.Letter, f.To, f.Reason)
+	if err == nil {
+		m, _ := k.Meeting(ch.Meeting)
+		c.sessions.addFlash(ses, tr(c.lang, "sm.done", ch.LetterID, meetingTime(c.lang, m.At, k.Rule().Loc, c.loc)))
+		http.Redirect(w, r, "/console/meetings/"+urlPath(id), http.StatusSeeOther)
+		return
 	}
-	if len(errs) == 0 {
-		ch, err := k.MoveReferral(r.Context(), c.councilActor(r, ses), f.Letter, f.To, f.Reason)
-		if err == nil {
-			m, _ := k.MeetingView(r.Context(), ch.Meeting)
-			c.sessions.addFlash(ses, tr(c.lang, "sm.done", ch.LetterID, meetingTime(c.lang, m.Meeting.At, k.Rule().Loc, c.loc)))
-			http.Redirect(w, r, "/console/meetings/"+urlPath(id), http.StatusSeeOther)
-			return
-		}
-		msg, ok := c.seatError(err)
-		if !ok {
-			c.internal(w, r, "move a seat", err)
-			return
-		}
-		errs = append(errs, msg)
+	msg, ok := c.seatError(err)
+	if !ok {
+		c.internal(w, r, "move a seat", err)
+		return
 	}
-	c.showMeeting(w, r, ses, http.StatusBadRequest, meetingPage{Seat: f}, errs...)
+	c.showMeeting(w, r, ses, http.StatusBadRequest, meetingPage{Seat: f}, msg)
 }
 
 // meetingMove moves a meeting; the register audits it.
@@ -672,24 +665,14 @@ func (c *Console) recommendationLines(ch council.Child) []line {
 	}
 	var ls []line
 	for _, x := range ch.Recommendations {
-		ls = append(ls, line{Text: tr(lang, "rec.line", c.source(x.Source), when(x.Received, c.loc)), Href: c.journeyLink(x.LetterID)})
-		d := c.deliveryLines(x)
-		if len(x.Deliveries) == 0 && len(x.Waiting) == 0 {
-			d = append([]line{{Text: tr(lang, "dl.none")}}, d...)
-		}
-		ls = append(ls, d...)
+		ls = append(ls, c.trackedLines(tr(lang, "rec.line", c.source(x.Source), when(x.Received, c.loc)), x)...)
 	}
 	// A GP who referred the child, and whom the recommendation did not
 	// reach itself, got a copy in its own referral's thread.
 	copies := func(gp council.Org, xs []council.Tracked) {
 		name := cmp.Or(gp.Name, orgIDs(gp), "–")
 		for _, x := range xs {
-			ls = append(ls, line{Text: tr(lang, "rec.copy", name, when(x.Received, c.loc)), Href: c.journeyLink(x.LetterID)})
-			d := c.deliveryLines(x)
-			if len(x.Deliveries) == 0 && len(x.Waiting) == 0 {
-				d = append([]line{{Text: tr(lang, "dl.none")}}, d...)
-			}
-			ls = append(ls, d...)
+			ls = append(ls, c.trackedLines(tr(lang, "rec.copy", name, when(x.Received, c.loc)), x)...)
 		}
 	}
 	copies(ch.GP, ch.AnswerCopies)
@@ -714,12 +697,17 @@ func (c *Console) oneReceipt(rc *council.Tracked) []line {
 	if rc == nil {
 		return []line{{Text: tr(c.lang, "receipt.none")}}
 	}
-	ls := []line{{Text: tr(c.lang, "receipt.made", when(rc.Received, c.loc)), Href: c.journeyLink(rc.LetterID)}}
-	d := c.deliveryLines(*rc)
-	if len(rc.Deliveries) == 0 && len(rc.Waiting) == 0 {
-		d = append([]line{{Text: tr(c.lang, "dl.none")}}, d...)
+	return c.trackedLines(tr(c.lang, "receipt.made", when(rc.Received, c.loc)), *rc)
+}
+
+// trackedLines are a letter's heading, linked to its journey, and where
+// it went and waits ("not delivered anywhere yet" when nowhere).
+func (c *Console) trackedLines(heading string, x council.Tracked) []line {
+	ls := []line{{Text: heading, Href: c.journeyLink(x.LetterID)}}
+	if len(x.Deliveries) == 0 && len(x.Waiting) == 0 {
+		ls = append(ls, line{Text: tr(c.lang, "dl.none")})
 	}
-	return append(ls, d...)
+	return append(ls, c.deliveryLines(x)...)
 }
 
 // --- the referral watch ------------------------------------------------------

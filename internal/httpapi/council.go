@@ -218,7 +218,9 @@ func (s *Server) referralList(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, 200, map[string]any{"watchDays": c.WatchDays(), "zone": c.Rule().Loc.String(), "referrals": c.Referrals(f)})
 }
 
-type referralMoveBody struct {
+// referralBody is a coordinator's action on a referral; Meeting is where a
+// move takes it.
+type referralBody struct {
 	Meeting string `json:"meeting"`
 	Reason  string `json:"reason"`
 }
@@ -226,14 +228,14 @@ type referralMoveBody struct {
 // referralMove moves a child's seat (the referral with letter id {id}) to
 // the meeting named in the body.
 func (s *Server) referralMove(w http.ResponseWriter, r *http.Request) {
-	councilAction(s, 200, func(c *council.Council, r *http.Request, b referralMoveBody) (any, error) {
+	councilAction(s, 200, func(c *council.Council, r *http.Request, b referralBody) (any, error) {
 		return c.MoveReferral(r.Context(), s.councilActor(r), r.PathValue("id"), b.Meeting, b.Reason)
 	})(w, r)
 }
 
 // referralWithdraw withdraws the referral with letter id {id}.
 func (s *Server) referralWithdraw(w http.ResponseWriter, r *http.Request) {
-	councilAction(s, 200, func(c *council.Council, r *http.Request, b referralMoveBody) (any, error) {
+	councilAction(s, 200, func(c *council.Council, r *http.Request, b referralBody) (any, error) {
 		return c.WithdrawReferral(r.Context(), s.councilActor(r), r.PathValue("id"), b.Reason)
 	})(w, r)
 }

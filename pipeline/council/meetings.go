@@ -333,10 +333,9 @@ func (c *Council) summary(m meetingRecord, now time.Time) Meeting {
 		t := m.MovedFrom.In(c.rule.Loc)
 		s.MovedFrom = &t
 	}
-	s.Room = max(0, s.Cap-s.Referrals)
 	if !m.Cancelled.IsZero() {
 		t := m.Cancelled.In(c.rule.Loc)
-		s.Cancelled, s.Room = &t, 0
+		s.Cancelled = &t
 	}
 	for _, r := range m.Referrals {
 		switch {
@@ -353,6 +352,16 @@ func (c *Council) summary(m meetingRecord, now time.Time) Meeting {
 		s.Room = max(0, s.Cap-s.Referrals)
 	}
 	return s
+}
+
+// Meeting is one meeting's summary (a stored one, or a rule meeting not
+// stored yet), without reading its children's journeys.
+func (c *Council) Meeting(id string) (Meeting, bool) {
+	m, ok := c.meetingByID(id)
+	if !ok {
+		return Meeting{}, false
+	}
+	return c.summary(m, c.now()), true
 }
 
 // Meetings lists the meetings at or after from and before to.

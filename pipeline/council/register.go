@@ -567,15 +567,24 @@ func (r *register) countHeld(k string, refs []Referral, keep func(*Referral) boo
 	defer r.mu.RUnlock()
 	n := 0
 	for i := range refs {
-		p, ok := r.referrals[refs[i].Key]
-		if ok && strings.HasPrefix(p.in, prefixMeeting) && p.in != k {
-			continue
-		}
-		if keep == nil || keep(&refs[i]) {
+		if r.holdsLocked(k, refs[i].Key) && (keep == nil || keep(&refs[i])) {
 			n++
 		}
 	}
 	return n
+}
+
+// holds reports whether record k holds the referral key: the register
+// places it there, nowhere, or among the waiting only.
+func (r *register) holds(k, key string) bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.holdsLocked(k, key)
+}
+
+func (r *register) holdsLocked(k, key string) bool {
+	p, ok := r.referrals[key]
+	return !ok || !strings.HasPrefix(p.in, prefixMeeting) || p.in == k
 }
 
 // recordsWith are the keys of the records (meetings and waiting chunks)

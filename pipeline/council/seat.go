@@ -163,7 +163,7 @@ func (c *Council) seated(m meetingRecord) []Referral {
 	out := make([]Referral, 0, len(m.Referrals))
 	k := prefixMeeting + m.ID
 	for _, r := range m.Referrals {
-		if c.reg.countHeld(k, []Referral{r}, nil) == 1 {
+		if c.reg.holds(k, r.Key) {
 			out = append(out, r)
 		}
 	}
