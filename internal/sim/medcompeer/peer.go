@@ -114,6 +114,9 @@ type Ack struct {
 	From     Org      `json:"from"`
 	To       Org      `json:"to"`
 	Problems []string `json:"problems,omitempty"`
+	// Issues are a FHIR acknowledgement's issues: its MedCom code, if
+	// any, and its text, "CODE: text".
+	Issues []string `json:"issues,omitempty"`
 	// SHA256 is the hex digest of the file: a repeated acknowledgement
 	// must be the same bytes.
 	SHA256 string `json:"sha256,omitempty"`

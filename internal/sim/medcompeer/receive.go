@@ -344,6 +344,13 @@ func (p *Peer) takeFHIR(name string, data []byte) {
 			From: Org{Name: m.Sender.Name, GLN: m.Sender.GLN, SOR: m.Sender.SOR}, To: Org{Name: m.Receiver.Name, GLN: m.Receiver.GLN, SOR: m.Receiver.SOR}}
 		if r := m.Response; r != nil {
 			a.Code, a.Of, a.Positive = r.Code, r.Identifier, r.Code == fhirmsg.AckOK
+			for _, is := range r.Issues {
+				code := ""
+				if is.Details != is.Text {
+					code = is.Details
+				}
+				a.Issues = append(a.Issues, code+": "+is.Text)
+			}
 		}
 		p.addAck(a)
 		return

@@ -51,6 +51,9 @@ type Outgoing struct {
 	// LoseBinary builds the XBIN01 letter but never drops it: a sending
 	// system that loses it on the way.
 	LoseBinary bool
+	// Invalid sends a FHIR letter its builder would refuse (a receiver's
+	// identifier of the wrong form, say): the hub's reader decides.
+	Invalid bool
 }
 
 var jsonFamily = regexp.MustCompile(`"family":\s*"` + absentPlaceholder + `"`)
@@ -218,9 +221,9 @@ func (p *Peer) buildFHIR(o Outgoing, party Party, to Org) (Sent, error) {
 	if err != nil {
 		return Sent{}, fmt.Errorf("medcompeer: the built CareCommunication does not read back: %w", err)
 	}
-	if !o.FamilyNameUnknown {
-		// A letter with an absent family name is what is being tested: the
-		// hub's reader decides about it, not the peer.
+	if !o.FamilyNameUnknown && !o.Invalid {
+		// A letter with an absent family name, or one meant to be wrong,
+		// is what is being tested: the hub's reader decides, not the peer.
 		if err := fhirmsg.Validate(m); err != nil {
 			return Sent{}, fmt.Errorf("medcompeer: the built CareCommunication fails validation: %w", err)
 		}
