@@ -342,6 +342,14 @@ func TestTheCouncilsMonth(t *testing.T) {
 			t.Errorf("the moved meeting: %+v", m)
 		}
 	}
+	// The GP of a child still waiting there (Peter, if he sits here) is
+	// told the new date; the GPs of the children answered are not.
+	firstAt := schedule.Danish(time.Date(moveTo.Year(), moveTo.Month(), moveTo.Day(), 9, 0, 0, 0, cph()))
+	peterWas := schedule.Danish(seat[waiting.sent.ID].At.In(cph()))
+	if seat[waiting.sent.ID].ID == first.ID {
+		w.toldNewDate(waiting, firstAt, peterWas)
+		peterWas = firstAt
+	}
 
 	// The watch runs out for Peter's referral: flagged, and the coordinator
 	// reminded once, without the child in the mail. Bruno's second
@@ -403,6 +411,17 @@ func TestTheCouncilsMonth(t *testing.T) {
 		if ch.LetterID == waiting.sent.ID {
 			t.Errorf("Peter is still listed in meeting %s", old)
 		}
+	}
+	// His GP is told the added meeting's date, in his referral's thread,
+	// and only Peter's GP was ever told a new date.
+	w.toldNewDate(waiting, schedule.Danish(extra), peterWas)
+	for _, l := range w.peer.Letters() {
+		if strings.Contains(l.Text, "tidligere meddelt") && l.Patient.Identifier() != waiting.c.ID() {
+			t.Errorf("GLN %s was told a new date for a child answered: %q", l.Party, l.Text)
+		}
+	}
+	if moved := coordinator.Meeting(extraID); len(moved.Children) != 1 || len(moved.Children[0].NewDates) == 0 {
+		t.Errorf("Peter's page lists no letter telling his GP the new date: %+v", moved.Children)
 	}
 
 	// The council's figures: what the month did.
@@ -477,6 +496,29 @@ func cph() *time.Location {
 		panic(err)
 	}
 	return l
+}
+
+// toldNewDate waits for the letter telling r's GP that the council takes
+// the referral at now (in Danish) and not at before, in the referral's
+// thread and the format the practice takes.
+func (w *world) toldNewDate(r *referred, now, before string) {
+	w.t.Helper()
+	want := "behandles nu på samrådsmødet " + now + " og ikke som tidligere meddelt " + before
+	var got []medcompeer.Letter
+	w.eventually(r.c.Name()+"'s GP told the new date "+now, func() bool {
+		got = got[:0]
+		for _, l := range w.peer.Letters() {
+			if l.Party == r.gp.GLN && l.Patient.Identifier() == r.c.ID() && strings.Contains(l.Text, want) {
+				got = append(got, l)
+			}
+		}
+		return len(got) > 0
+	})
+	l := got[0]
+	if len(got) != 1 || l.Format != formatOf(r.gp) || l.Thread != r.sent.Thread || (l.Format != medcompeer.FormatXDIS91 && l.InReplyTo != r.sent.ID) {
+		w.t.Errorf("%s's GP was told the new date in %d letters; the first %s in thread %q answering %q; want one, %s, answering %s in %s",
+			r.c.Name(), len(got), l.Format, l.Thread, l.InReplyTo, formatOf(r.gp), r.sent.ID, r.sent.Thread)
+	}
 }
 
 func formatOf(p gp) string {

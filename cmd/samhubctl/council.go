@@ -199,7 +199,7 @@ func meetingCmd(o *options) *cobra.Command {
 	var moveAt, moveReason string
 	move := &cobra.Command{
 		Use:   "move ID --at \"2026-03-12 09:00\" --reason TEXT",
-		Short: "Move a meeting to another time (audited); its referrals go with it",
+		Short: "Move a meeting to another time (audited); its referrals go with it, their GPs told (with receipts on)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if moveAt == "" {
@@ -304,6 +304,9 @@ func printMeeting(w io.Writer, v council.MeetingView) {
 			if j.Receipt != nil {
 				printTracked(w, "     Receipt to that GP", *j.Receipt)
 			}
+			for _, x := range j.NewDates {
+				printTracked(w, "     New meeting date told that GP "+x.LetterID, x)
+			}
 			for _, x := range j.AnswerCopies {
 				printTracked(w, "     Recommendation copied to that GP "+x.LetterID, x)
 			}
@@ -325,6 +328,9 @@ func printMeeting(w io.Writer, v council.MeetingView) {
 		}
 		if ch.Receipt != nil {
 			printTracked(w, "   Receipt to the GP", *ch.Receipt)
+		}
+		for _, x := range ch.NewDates {
+			printTracked(w, "   New meeting date told the GP "+x.LetterID, x)
 		}
 		for _, x := range ch.Rejections {
 			fmt.Fprintf(w, "   Turned down by child psychiatry: %s (%s)\n", x.LetterID, day(x.Received, mt.Zone))
@@ -411,7 +417,7 @@ func referralCmd(o *options) *cobra.Command {
 	var to, reason string
 	move := &cobra.Command{
 		Use:   "move LETTER-ID --to MEETING --reason TEXT",
-		Short: "Move a child's seat, with its later referrals, to a later meeting with room (audited); its GP is not told again",
+		Short: "Move a child's seat, with its later referrals, to a later meeting with room (audited); its GPs are told (with receipts on)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if to == "" {

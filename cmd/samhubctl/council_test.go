@@ -250,7 +250,8 @@ func TestMeetingShowDatesAreTheCouncilsDays(t *testing.T) {
 }
 
 // meeting show lists a child's later referrals (a second GP's) under the
-// first, with their dates in the council's zone and their receipts.
+// first, with their dates in the council's zone, their receipts and the
+// letters that told each GP a new meeting date.
 func TestMeetingShowListsALaterReferral(t *testing.T) {
 	first := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
 	again := time.Date(2026, 3, 2, 23, 30, 0, 0, time.UTC) // 00:30 on 3 March in Copenhagen
@@ -259,10 +260,13 @@ func TestMeetingShowListsALaterReferral(t *testing.T) {
 		Children: []council.Child{{LetterID: "R1", Received: first, State: "waiting", Due: first.Add(35 * 24 * time.Hour),
 			GP: council.Org{Name: "Lægehuset Ærø", GLN: "5790000000005"},
 			LaterReferrals: []council.LaterReferral{{Tracked: council.Tracked{LetterID: "R2", Received: again},
-				GP: council.Org{Name: "Lægerne i Østergade", GLN: "5790000000029"}, Receipt: &council.Tracked{LetterID: "receipt:R2"}}}}},
+				GP: council.Org{Name: "Lægerne i Østergade", GLN: "5790000000029"}, Receipt: &council.Tracked{LetterID: "receipt:R2"},
+				NewDates: []council.Tracked{{LetterID: "receipt:R2@20260305T090000.000000000Z"}}}},
+			NewDates: []council.Tracked{{LetterID: "receipt:R1@20260305T090000.000000000Z"}}}},
 	}
 	var b bytes.Buffer
 	printMeeting(&b, v)
 	mustHave(t, b.String(), "1. Referral R1, 2026-03-01 from Lægehuset Ærø (GLN 5790000000005)",
-		"Referred again R2, 2026-03-03 from Lægerne i Østergade (GLN 5790000000029)", "Receipt to that GP")
+		"Referred again R2, 2026-03-03 from Lægerne i Østergade (GLN 5790000000029)", "Receipt to that GP",
+		"New meeting date told that GP receipt:R2@20260305T090000.000000000Z", "New meeting date told the GP receipt:R1@20260305T090000.000000000Z")
 }

@@ -278,6 +278,11 @@ type CouncilReceipt struct {
 	// Template is the letter's text (Go text/template): .Date ("10. marts
 	// 2026"), .Time ("13.00"), .Weekday ("tirsdag"), .Council, .Practice.
 	Template string `mapstructure:"template"`
+	// MovedTemplate is the text of the letter telling the GP the meeting
+	// that takes the referral has a new date (the meeting moved, or the
+	// coordinator moved the child): the same fields and .Before, the date
+	// the GP was told before ("tirsdag den 10. marts 2026 kl. 13.00").
+	MovedTemplate string `mapstructure:"moved_template"`
 	// RequireConsent checks the gp scope of the consent like any route.
 	// Off by default: the receipt tells only the practice that sent the
 	// referral what it sent and the meeting date (docs/council.md).
@@ -296,6 +301,10 @@ type RejectionRule struct {
 
 // DefaultReceiptTemplate is the receipt's text unless configured.
 const DefaultReceiptTemplate = council.DefaultReceiptTemplate
+
+// DefaultMovedTemplate is the text of a new date's letter unless
+// configured.
+const DefaultMovedTemplate = council.DefaultMovedTemplate
 
 // Simulators are started in process for demos and tests.
 type Simulators struct {
@@ -390,6 +399,7 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("council.watch_days", 35)
 	v.SetDefault("council.retention_days", 760)
 	v.SetDefault("council.receipt.template", DefaultReceiptTemplate)
+	v.SetDefault("council.receipt.moved_template", DefaultMovedTemplate)
 }
 
 // Load reads path (may be empty for defaults only) and the environment.

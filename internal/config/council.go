@@ -41,8 +41,11 @@ func (c *Config) validateCouncil(bad func(key, msg string, args ...any)) {
 		} else if d.Sector != "gp" {
 			bad("council.receipt.destination", "must be a destination of sector gp; %q is %s", r.Destination, d.Sector)
 		}
-		if err := checkReceiptTemplate(r.Template); err != nil {
+		if err := checkReceiptTemplate(r.Template, false); err != nil {
 			bad("council.receipt.template", "%v", err)
+		}
+		if err := checkReceiptTemplate(r.MovedTemplate, true); err != nil {
+			bad("council.receipt.moved_template", "%v", err)
 		}
 	}
 	names := map[string]bool{}
@@ -77,8 +80,12 @@ func (c *Config) validateCouncil(bad func(key, msg string, args ...any)) {
 }
 
 // checkReceiptTemplate parses the receipt template and writes it once with
-// sample values, so a field it names that does not exist fails at start.
-func checkReceiptTemplate(s string) error {
+// sample values, so a field it names that does not exist fails at start;
+// moved is the new date's template, which may also use .Before.
+func checkReceiptTemplate(s string, moved bool) error {
+	if moved && s == "" {
+		return nil // the default (a configuration built in Go, not read)
+	}
 	if strings.TrimSpace(s) == "" {
 		return fmt.Errorf("must not be empty")
 	}
@@ -86,8 +93,16 @@ func checkReceiptTemplate(s string) error {
 	if err != nil {
 		return fmt.Errorf("is not a valid template: %v", err)
 	}
-	if err := t.Execute(io.Discard, council.ReceiptFields{Date: "10. marts 2026", Time: "13.00", Weekday: "tirsdag", Council: "Samrådet", Practice: "Lægehuset"}); err != nil {
-		return fmt.Errorf("cannot be written (it may use only .Date, .Time, .Weekday, .Council, .Practice): %v", err)
+	f := council.ReceiptFields{Date: "10. marts 2026", Time: "13.00", Weekday: "tirsdag", Council: "Samrådet", Practice: "Lægehuset"}
+	fields := ".Date, .Time, .Weekday, .Council, .Practice"
+	if moved {
+		f.Before, fields = "tirsdag den 3. marts 2026 kl. 13.00", fields+", .Before"
+	}
+	if err := t.Execute(io.Discard, f); err != nil {
+		return fmt.Errorf("cannot be written (it may use only %s): %v", fields, err)
+	}
+	if !moved && strings.Contains(s, ".Before") {
+		return fmt.Errorf("cannot use .Before: a receipt tells the first date (use council.receipt.moved_template for a new one)")
 	}
 	return nil
 }

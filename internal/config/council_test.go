@@ -38,6 +38,8 @@ func TestCouncilMistakesNameTheKey(t *testing.T) {
 		{"receipt to the case file", "council: {receipt: {enabled: true, destination: casefile}}\n", `council.receipt.destination: must be a destination of sector gp; "casefile" is municipality`},
 		{"receipt template field", "council: {receipt: {enabled: true, destination: gp, template: 'Mødet {{.Dato}}'}}\n", "council.receipt.template: cannot be written"},
 		{"receipt template syntax", "council: {receipt: {enabled: true, destination: gp, template: 'Mødet {{.Date'}}\n", "council.receipt.template: is not a valid template"},
+		{"moved template field", "council: {receipt: {enabled: true, destination: gp, moved_template: 'Mødet {{.Før}}'}}\n", "council.receipt.moved_template: cannot be written (it may use only .Date, .Time, .Weekday, .Council, .Practice, .Before)"},
+		{"receipt template with a date before", "council: {receipt: {enabled: true, destination: gp, template: 'Mødet {{.Date}}, ikke {{.Before}}'}}\n", "council.receipt.template: cannot use .Before"},
 		{"rejection without criteria", "council: {rejections: [{name: bup}]}\n", "council.rejections[0].match: matches every letter"},
 		{"rejection name", "council: {rejections: [{match: {sender: ['6071000016008']}}]}\n", "council.rejections[0].name: must not be empty"},
 		{"rejection kind", "council: {rejections: [{name: bup, match: {kind: [afvisning]}}]}\n", `council.rejections[0].match.kind: "afvisning" is not one of`},

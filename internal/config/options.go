@@ -77,7 +77,7 @@ func (c *Config) CouncilOptions() council.Options {
 	k := c.Council
 	o := council.Options{Enabled: k.Enabled, Meetings: council.Meetings{Rule: k.Meetings.Rule, Zone: k.Meetings.Zone, Cap: k.Meetings.Cap, CutoffDays: k.Meetings.CutoffDays},
 		WatchDays: k.WatchDays, RetentionDays: k.RetentionDays,
-		Receipt: council.Receipt{Enabled: k.Receipt.Enabled, Destination: k.Receipt.Destination, Template: k.Receipt.Template, RequireConsent: k.Receipt.RequireConsent},
+		Receipt: council.Receipt{Enabled: k.Receipt.Enabled, Destination: k.Receipt.Destination, Template: k.Receipt.Template, MovedTemplate: k.Receipt.MovedTemplate, RequireConsent: k.Receipt.RequireConsent},
 		Sectors: make(map[string]string, len(c.Destinations)), Replicas: c.NATS.Replicas}
 	for _, r := range k.Rejections {
 		o.Rejections = append(o.Rejections, council.RejectionRule{Name: r.Name, Match: r.Match.Route(), Words: r.Words})

@@ -684,11 +684,27 @@ func (c *Console) recommendationLines(ch council.Child) []line {
 
 func (c *Console) receiptLines(ch council.Child) []line {
 	ls := c.oneReceipt(ch.Receipt)
+	ls = append(ls, c.newDateLines(ch.NewDates, false)...)
 	for _, j := range ch.LaterReferrals {
 		// Each GP who referred the child again got a receipt of its own.
 		r := c.oneReceipt(j.Receipt)
 		r[0].Text = tr(c.lang, "ch.again", r[0].Text)
 		ls = append(ls, r...)
+		ls = append(ls, c.newDateLines(j.NewDates, true)...)
+	}
+	return ls
+}
+
+// newDateLines are the letters that told a GP a new meeting date; again
+// marks those to a GP who referred the child again.
+func (c *Console) newDateLines(xs []council.Tracked, again bool) []line {
+	var ls []line
+	for _, x := range xs {
+		h := tr(c.lang, "receipt.newdate", when(x.Received, c.loc))
+		if again {
+			h = tr(c.lang, "ch.again", h)
+		}
+		ls = append(ls, c.trackedLines(h, x)...)
 	}
 	return ls
 }

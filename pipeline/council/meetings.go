@@ -425,7 +425,9 @@ func (c *Council) AddMeeting(ctx context.Context, who Actor, at string, capacity
 }
 
 // MoveMeeting moves a meeting to another time; the referrals it takes go
-// with it. Audited; a reason is required.
+// with it, and with receipts on, the GPs who referred a child still
+// waiting for its recommendation there are told the new date
+// (tellNewDate). Audited; a reason is required.
 func (c *Council) MoveMeeting(ctx context.Context, who Actor, id, at, reason string) (Meeting, error) {
 	if strings.TrimSpace(reason) == "" {
 		return Meeting{}, ErrReasonRequired
@@ -444,9 +446,18 @@ func (c *Council) MoveMeeting(ctx context.Context, who Actor, id, at, reason str
 	if err := c.audit(ctx, who, "meeting-move", fmt.Sprintf("meeting:%s from:%s to:%s", id, cand.At.UTC().Format(time.RFC3339), t.UTC().Format(time.RFC3339)), reason); err != nil {
 		return Meeting{}, err
 	}
+	now := c.now()
 	m, err := update(ctx, c.reg, prefixMeeting+id, func(cur *meetingRecord, exists bool) (bool, error) {
 		if !exists {
 			*cur = cand
+		}
+		if cur.At.Equal(t) {
+			return false, nil // moved there already (a repeated request)
+		}
+		for i := range cur.Referrals {
+			if r := &cur.Referrals[i]; r.awaits() && c.reg.holds(prefixMeeting+id, r.Key) {
+				retold(r, now, cur.At)
+			}
 		}
 		if cur.MovedFrom.IsZero() {
 			cur.MovedFrom = cur.At
@@ -460,6 +471,9 @@ func (c *Council) MoveMeeting(ctx context.Context, who Actor, id, at, reason str
 	})
 	if err != nil {
 		return Meeting{}, err
+	}
+	for _, r := range c.seated(m) {
+		c.tellNow(ctx, r)
 	}
 	return c.summary(m, c.now()), nil
 }

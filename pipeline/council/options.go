@@ -47,6 +47,9 @@ type Receipt struct {
 	Destination string
 	// Template is the letter's text (Go text/template over ReceiptFields).
 	Template string
+	// MovedTemplate is the text of the letter telling a GP the meeting
+	// that takes the referral has a new date (ReceiptFields with Before).
+	MovedTemplate string
 	// RequireConsent checks the gp scope of the consent like any route.
 	RequireConsent bool
 }
@@ -63,7 +66,13 @@ type RejectionRule struct {
 // DefaultReceiptTemplate is the receipt's text unless configured.
 const DefaultReceiptTemplate = "Henvisningen er modtaget og behandles på samrådsmødet {{.Weekday}} den {{.Date}} kl. {{.Time}}.\n\nVenlig hilsen\n{{.Council}}\n"
 
-// ReceiptFields are what a receipt template can use.
+// DefaultMovedTemplate is the text of a new date's letter unless
+// configured.
+const DefaultMovedTemplate = "Henvisningen behandles nu på samrådsmødet {{.Weekday}} den {{.Date}} kl. {{.Time}} og ikke som tidligere meddelt {{.Before}}.\n\nVenlig hilsen\n{{.Council}}\n"
+
+// ReceiptFields are what a receipt template can use; Before (the date the
+// GP was told last, e.g. "tirsdag den 10. marts 2026 kl. 13.00") only a
+// new date's.
 type ReceiptFields struct {
-	Date, Time, Weekday, Council, Practice string
+	Date, Time, Weekday, Council, Practice, Before string
 }

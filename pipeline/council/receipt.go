@@ -1,6 +1,7 @@
 package council
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"strings"
@@ -41,20 +42,31 @@ func ReceiptRoute(k Options) (route.Rule, bool) {
 }
 
 // sendReceipt stores the receipt for referral ref, taken by the meeting
-// (its id) at at, when receipts are on and it is still news: the meeting lies ahead and
-// the referral is recent. It goes to the referring GP as a reply in the
+// (its id) at at, when receipts are on and it is still news: the meeting
+// lies ahead and the referral is recent.
+func (c *Council) sendReceipt(ctx context.Context, ref *letter.Letter, meeting string, at time.Time) error {
+	if c.now().Sub(ref.Received) > receiptMaxAge {
+		return nil
+	}
+	return c.tellGP(ctx, ref, ReceiptID(ref.ID), meeting, at, time.Time{})
+}
+
+// tellGP stores letter id telling the GP who sent referral ref that the
+// meeting (its id) at at takes it: a receipt, or, when the GP was told of
+// a meeting at before, its new date. Nothing when receipts are off or the
+// meeting has begun. It goes to the referring GP as a reply in the
 // referral's thread (the gp destination addresses the thread's party), in
 // the format the receiver directory names for that GP. It carries the
 // child's identity as the GP sent it, the meeting date and nothing more.
-func (c *Council) sendReceipt(ctx context.Context, ref *letter.Letter, meeting string, at time.Time) error {
+func (c *Council) tellGP(ctx context.Context, ref *letter.Letter, id, meeting string, at, before time.Time) error {
 	now := c.now()
 	switch {
-	case !c.cfg.Receipt.Enabled, !at.After(now), now.Sub(ref.Received) > receiptMaxAge:
+	case !c.cfg.Receipt.Enabled, !at.After(now):
 		return nil
 	case ref.Sender.GLN == "" && ref.Sender.SOR == "":
 		return nil // not a MedCom party: nothing to answer to
 	}
-	text, err := c.receiptText(ref, at)
+	text, err := c.receiptText(ref, at, before)
 	if err != nil {
 		return err
 	}
@@ -69,10 +81,14 @@ func (c *Council) sendReceipt(ctx context.Context, ref *letter.Letter, meeting s
 		p := *ref.Patient
 		patient = &p
 	}
+	subject := "Kvittering for henvisning"
+	if !before.IsZero() {
+		subject = "Nyt tidspunkt for behandling af henvisning"
+	}
 	l := &letter.Letter{
-		ID: ReceiptID(ref.ID), Kind: letter.KindReply, Format: "text", ThreadID: ref.ThreadID, InReplyTo: ref.ID,
+		ID: id, Kind: letter.KindReply, Format: "text", ThreadID: ref.ThreadID, InReplyTo: ref.ID,
 		Received: now.UTC(), Sender: sender, Patient: patient, Consent: ref.Consent,
-		Subject: "Kvittering for henvisning", Text: text,
+		Subject: subject, Text: text,
 		Original: letter.Original{Data: []byte(text), ContentType: "text/plain; charset=utf-8", Charset: "utf-8", Filename: "kvittering.txt"},
 		Meta:     map[string]string{MetaMeeting: meeting, MetaReferral: ref.ID},
 	}
@@ -82,19 +98,28 @@ func (c *Council) sendReceipt(ctx context.Context, ref *letter.Letter, meeting s
 	return nil
 }
 
-func (c *Council) receiptText(ref *letter.Letter, at time.Time) (string, error) {
-	t, err := template.New("receipt").Option("missingkey=error").Parse(c.cfg.Receipt.Template)
+// receiptText is the receipt's text, or a new date's when before (the
+// meeting's time the GP knew of) is set.
+func (c *Council) receiptText(ref *letter.Letter, at, before time.Time) (string, error) {
+	key, text := "council.receipt.template", c.cfg.Receipt.Template
+	if !before.IsZero() {
+		key, text = "council.receipt.moved_template", cmp.Or(c.cfg.Receipt.MovedTemplate, DefaultMovedTemplate)
+	}
+	t, err := template.New("receipt").Option("missingkey=error").Parse(text)
 	if err != nil {
-		return "", fmt.Errorf("council.receipt.template: %w", err)
+		return "", fmt.Errorf("%s: %w", key, err)
 	}
 	local := at.In(c.rule.Loc)
 	f := ReceiptFields{Date: schedule.DanishDate(local), Time: local.Format("15.04"), Weekday: schedule.DanishWeekday(local), Practice: ref.Sender.Name}
+	if !before.IsZero() {
+		f.Before = schedule.Danish(before.In(c.rule.Loc))
+	}
 	if len(ref.Receivers) > 0 {
 		f.Council = ref.Receivers[0].Name
 	}
 	var b strings.Builder
 	if err := t.Execute(&b, f); err != nil {
-		return "", fmt.Errorf("council.receipt.template: %w", err)
+		return "", fmt.Errorf("%s: %w", key, err)
 	}
 	return b.String(), nil
 }

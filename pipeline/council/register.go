@@ -92,6 +92,18 @@ type Referral struct {
 	// own, and the recommendation answers them with this one, so the
 	// child has one seat and one clock (from this, the first referral).
 	Joined []Joined `json:"joined,omitempty"`
+	// Retold are the new dates the seat's GPs are told of, oldest first:
+	// its meeting moved, or the coordinator moved the seat. The newest
+	// names the letters that tell them (NewDateID).
+	Retold []Retold `json:"retold,omitempty"`
+}
+
+// Retold is a new meeting date for a seat: when it was decided (it names
+// the letters that tell the GPs) and the time of the meeting the GPs knew
+// of before (zero when they knew of none: the seat waited for a meeting).
+type Retold struct {
+	At     time.Time `json:"at"`
+	Before time.Time `json:"before,omitzero"`
 }
 
 // Joined is a later referral joined to an open referral of the same child:
@@ -165,6 +177,13 @@ func (r *Referral) merge(o Referral) bool {
 			changed = true
 		}
 	}
+	for _, x := range o.Retold {
+		if !slices.ContainsFunc(r.Retold, func(y Retold) bool { return y.At.Equal(x.At) }) {
+			r.Retold = append(r.Retold, x)
+			changed = true
+		}
+	}
+	slices.SortStableFunc(r.Retold, func(a, b Retold) int { return a.At.Compare(b.At) })
 	if r.Flagged.IsZero() && !o.Flagged.IsZero() {
 		r.Flagged, changed = o.Flagged, true
 	}

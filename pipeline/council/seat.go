@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/samhub/samhub/pipeline/broker"
 )
@@ -25,8 +26,8 @@ var (
 // room: the council did not reach the child, its papers are not ready, or
 // a child waiting for a meeting gets one the coordinator added. Audited;
 // a reason is required. The seat keeps its clock (due and the watch run
-// from the referral), and the GP is not told again, as when a meeting
-// moves.
+// from the referral). With receipts on, each GP who referred the child in
+// the seat is told the new date (tellNewDate).
 //
 // Two records change: the new meeting's first, then the old one's. After
 // a crash in between, the old record still lists the seat; the register
@@ -55,6 +56,10 @@ func (c *Council) MoveReferral(ctx context.Context, who Actor, letterID, to, rea
 		return Child{}, fmt.Errorf("%w: meeting %s is cancelled", ErrNoRoom, dest.ID)
 	}
 	target := prefixMeeting + dest.ID
+	var before time.Time // the meeting the GPs knew of
+	if m, ok := c.meetingByID(p.Meeting); ok {
+		before = m.At
+	}
 	if in, _ := c.reg.holder(key); in != target {
 		if err := c.audit(ctx, who, "referral-move", fmt.Sprintf("referral:%s from:%s to:%s", letterID, cmp.Or(p.Meeting, "waiting"), dest.ID), reason); err != nil {
 			return Child{}, err
@@ -82,6 +87,7 @@ func (c *Council) MoveReferral(ctx context.Context, who Actor, letterID, to, rea
 			if r.MovedFrom == "" {
 				r.MovedFrom = p.Meeting
 			}
+			retold(&r, now, before)
 			r.Meeting, r.Assigned = dest.ID, now.UTC()
 			cur.Referrals = append(cur.Referrals, r)
 			return true, nil
@@ -93,6 +99,7 @@ func (c *Council) MoveReferral(ctx context.Context, who Actor, letterID, to, rea
 		return Child{}, err
 	}
 	r, _ := c.reg.referral(key)
+	c.tellNow(ctx, r)
 	ch := c.child(r, now)
 	return ch, c.detail(ctx, r, &ch, now)
 }

@@ -103,6 +103,9 @@ type Child struct {
 	Documents       []Tracked       `json:"documents"`
 	Recommendations []Tracked       `json:"recommendations"`
 	Receipt         *Tracked        `json:"receipt,omitempty"`
+	// NewDates are the letters that told the GP a new meeting date (the
+	// meeting moved, or the coordinator moved the seat), oldest first.
+	NewDates []Tracked `json:"newDates,omitempty"`
 	// AnswerCopies are the recommendations' copies to this referral's GP,
 	// made when a recommendation went to another referring GP (see
 	// LaterReferral.AnswerCopies).
@@ -121,6 +124,9 @@ type LaterReferral struct {
 	Tracked
 	GP      Org      `json:"gp"`
 	Receipt *Tracked `json:"receipt,omitempty"`
+	// NewDates are the letters that told this referral's GP a new meeting
+	// date, oldest first.
+	NewDates []Tracked `json:"newDates,omitempty"`
 	// AnswerCopies are the copies of the recommendations the hub sent
 	// this referral's GP, in its thread, when the recommendation itself
 	// went to another GP who referred the child: one per recommendation.
@@ -246,13 +252,28 @@ func (c *Council) detail(ctx context.Context, r Referral, ch *Child, now time.Ti
 		}
 	}
 	// A receipt is a letter of its own: shown when one was stored.
-	receipt := func(referralID string) (*Tracked, error) {
-		rc, err := c.d.StoredLetter(ctx, ReceiptID(referralID))
+	stored := func(id string) (*Tracked, error) {
+		rc, err := c.d.StoredLetter(ctx, id)
 		if err != nil || rc == nil {
 			return nil, err
 		}
 		t := &Tracked{LetterID: rc.ID, Kind: string(rc.Kind), Source: rc.Source, Received: rc.Received, Deliveries: []Delivery{}}
 		return t, fill(t)
+	}
+	receipt := func(referralID string) (*Tracked, error) { return stored(ReceiptID(referralID)) }
+	// So is each new date's letter.
+	newDates := func(referralID string) ([]Tracked, error) {
+		var out []Tracked
+		for _, x := range r.Retold {
+			t, err := stored(NewDateID(referralID, x.At))
+			if err != nil {
+				return nil, err
+			}
+			if t != nil {
+				out = append(out, *t)
+			}
+		}
+		return out, nil
 	}
 	// So is an answer copy: one per recommendation and referral.
 	copies := func(referralID string) ([]Tracked, error) {
@@ -277,6 +298,9 @@ func (c *Council) detail(ctx context.Context, r Referral, ch *Child, now time.Ti
 	if ch.Receipt, err = receipt(r.LetterID); err != nil {
 		return err
 	}
+	if ch.NewDates, err = newDates(r.LetterID); err != nil {
+		return err
+	}
 	if ch.AnswerCopies, err = copies(r.LetterID); err != nil {
 		return err
 	}
@@ -286,6 +310,9 @@ func (c *Council) detail(ctx context.Context, r Referral, ch *Child, now time.Ti
 			return err
 		}
 		if j.Receipt, err = receipt(j.LetterID); err != nil {
+			return err
+		}
+		if j.NewDates, err = newDates(j.LetterID); err != nil {
 			return err
 		}
 		if j.AnswerCopies, err = copies(j.LetterID); err != nil {
