@@ -33,6 +33,8 @@ require github.com/santhosh-tekuri/jsonschema/v6 v6.0.3
 
 require codeberg.org/go-pdf/fpdf v0.12.0
 
+require github.com/rickar/cal/v2 v2.1.32
+
 require (
 	github.com/antithesishq/antithesis-sdk-go v0.9.0-default-no-op // indirect
 	github.com/beorn7/perks v1.0.1 // indirect

@@ -61,6 +61,7 @@ var r2Policy = map[string][]string{
 	"GET /api/v1/referrals":                             {"coordinator"},
 	"POST /api/v1/referrals/{id}/move":                  {"coordinator"},
 	"POST /api/v1/referrals/{id}/withdraw":              {"coordinator"},
+	"POST /api/v1/referrals/{id}/reinstate":             {"coordinator"},
 	"GET /api/v1/kpi":                                   {"coordinator", "operations"},
 }
 

@@ -93,6 +93,8 @@ func meetingCmd(o *options) *cobra.Command {
 				}
 				if mt.Cancelled != nil {
 					origin += ", CANCELLED"
+				} else if mt.DayOff != "" && !mt.Past {
+					origin += ", ON " + mt.DayOff + " (move or cancel it)"
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%d\t%d\t%d\n", mt.ID, when(mt.At, v.Zone), origin, mt.Referrals, mt.Cap, mt.Room, mt.Answered, mt.Unanswered)
 			}
@@ -189,6 +191,7 @@ func meetingCmd(o *options) *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(o.out, "Meeting %s added: %s, %d referrals.\n", v.ID, when(v.At, v.Zone), v.Cap)
+			warnDayOff(o.out, v)
 			return nil
 		},
 	}
@@ -213,6 +216,7 @@ func meetingCmd(o *options) *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(o.out, "Meeting %s moved to %s; its %d referrals go with it.\n", v.ID, when(v.At, v.Zone), v.Referrals)
+			warnDayOff(o.out, v)
 			return nil
 		},
 	}
@@ -242,6 +246,14 @@ func meetingCmd(o *options) *cobra.Command {
 	return m
 }
 
+// warnDayOff says when a meeting the coordinator just set falls on a
+// Danish public holiday or closing day (it is set all the same).
+func warnDayOff(w io.Writer, mt council.Meeting) {
+	if mt.DayOff != "" {
+		fmt.Fprintf(w, "Note: %s is %s, a Danish public holiday or closing day.\n", mt.At.Format("2006-01-02"), mt.DayOff)
+	}
+}
+
 func printMeeting(w io.Writer, v council.MeetingView) {
 	mt := v.Meeting
 	fmt.Fprintf(w, "Meeting %s: %s, %d of %d places taken", mt.ID, when(mt.At, mt.Zone), mt.Referrals, mt.Cap)
@@ -250,6 +262,8 @@ func printMeeting(w io.Writer, v council.MeetingView) {
 	}
 	if mt.Cancelled != nil {
 		fmt.Fprint(w, "; CANCELLED")
+	} else if mt.DayOff != "" && !mt.Past {
+		fmt.Fprintf(w, "; it falls on %s, a Danish public holiday or closing day: move or cancel it", mt.DayOff)
 	}
 	fmt.Fprintln(w)
 	if len(v.Children) == 0 {
@@ -462,7 +476,31 @@ func referralCmd(o *options) *cobra.Command {
 		},
 	}
 	withdraw.Flags().StringVar(&wreason, "reason", "", "why (required; audited)")
-	r.AddCommand(list, move, withdraw)
+
+	var rto, rreason string
+	reinstate := &cobra.Command{
+		Use:   "reinstate LETTER-ID [--to MEETING] --reason TEXT",
+		Short: "Undo a withdrawal (audited): the referral waits for the council again, in its own meeting or the one --to names",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if strings.TrimSpace(rreason) == "" {
+				return fail(exitUsage, "--reason: say why (it goes to the audit log)")
+			}
+			var c council.Child
+			if printed, err := o.fetch(cmd, "POST", "/api/v1/referrals/"+url.PathEscape(args[0])+"/reinstate", nil, map[string]any{"meeting": rto, "reason": rreason}, &c); err != nil || printed {
+				return err
+			}
+			if c.Meeting == "" {
+				fmt.Fprintf(o.out, "Referral %s is reinstated; it waits for a meeting with room.\n", c.LetterID)
+				return nil
+			}
+			fmt.Fprintf(o.out, "Referral %s is reinstated in meeting %s.\n", c.LetterID, c.Meeting)
+			return nil
+		},
+	}
+	reinstate.Flags().StringVar(&rto, "to", "", "the meeting it goes to (default: its own, if that lies ahead and has room)")
+	reinstate.Flags().StringVar(&rreason, "reason", "", "why (required; audited)")
+	r.AddCommand(list, move, withdraw, reinstate)
 	return r
 }
 

@@ -212,8 +212,20 @@ func TestCLICouncilMonth(t *testing.T) {
 		if code, _, errs := ctl(t, h, coord, "referral", "move", ids[1], "--to", "2099-01-20", "--reason", "x"); code == 0 || !strings.Contains(errs, "withdrawn") {
 			t.Errorf("moving a withdrawn referral: exit %d: %s", code, errs)
 		}
+		// Withdrawn by mistake: reinstated in its own meeting, it takes
+		// its place again.
+		if code, _, errs := ctl(t, h, coord, "referral", "reinstate", ids[1]); code != exitUsage || !strings.Contains(errs, "--reason") {
+			t.Fatalf("exit %d: %s", code, errs)
+		}
+		code, out, errs = ctl(t, h, coord, "referral", "reinstate", ids[1], "--reason", "Trukket tilbage ved en fejl")
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errs)
+		}
+		mustHave(t, out, "Referral "+ids[1]+" is reinstated in meeting "+next+".")
+		_, out, _ = ctl(t, h, coord, "meeting", "show", next)
+		mustHave(t, out, "2 of 6 places taken")
 		_, audit, _ := ctl(t, h, hubtest.AuditorToken, "audit", "tail", "-o", "json")
-		mustHave(t, audit, `"action": "referral-withdraw"`, "Henvist ved en fejl")
+		mustHave(t, audit, `"action": "referral-withdraw"`, "Henvist ved en fejl", `"action": "referral-reinstate"`, "Trukket tilbage ved en fejl")
 	})
 }
 
@@ -247,6 +259,21 @@ func TestMeetingShowDatesAreTheCouncilsDays(t *testing.T) {
 	var b bytes.Buffer
 	printMeeting(&b, v)
 	mustHave(t, b.String(), "Meeting 2026-03-10: 2026-03-10 13:00 CET", "LTR00000000900, 2026-03-01 from", "(due 2026-04-05)", "Recommendation casesys:casesys:DOK-1 (2026-04-01)")
+	if strings.Contains(b.String(), "holiday") {
+		t.Errorf("an ordinary day's meeting speaks of a holiday:\n%s", b.String())
+	}
+
+	// A meeting ahead on a day off says so; one held, or cancelled, not.
+	b.Reset()
+	v.Meeting.DayOff = "Kristi Himmelfartsdag"
+	printMeeting(&b, v)
+	mustHave(t, b.String(), "it falls on Kristi Himmelfartsdag, a Danish public holiday or closing day: move or cancel it")
+	b.Reset()
+	v.Meeting.Past = true
+	printMeeting(&b, v)
+	if strings.Contains(b.String(), "holiday") {
+		t.Errorf("a meeting held speaks of its holiday:\n%s", b.String())
+	}
 }
 
 // meeting show lists a child's later referrals (a second GP's) under the

@@ -285,6 +285,7 @@ func (c *Console) routes() http.Handler {
 	mux.Handle("POST /console/meetings/{id}/seat", c.page(c.seatMove, coord...))
 	mux.Handle("POST /console/meetings/{id}/cancel", c.page(c.meetingCancel, coord...))
 	mux.Handle("POST /console/meetings/{id}/withdraw", c.page(c.referralWithdraw, coord...))
+	mux.Handle("POST /console/meetings/{id}/reinstate", c.page(c.referralReinstate, coord...))
 	mux.Handle("POST /console/meetings/{id}/agenda", c.page(c.agenda, coord...))
 	mux.Handle("GET /console/kpi", c.page(c.kpi, httpapi.RoleCoordinator, httpapi.RoleOperations))
 	// Operations answers the SamhubInputRejected alert: it sees the list,

@@ -262,6 +262,7 @@ type meetingPage struct {
 	Move         moveForm
 	Seat         seatForm
 	Withdraw     seatForm // the withdraw form: Letter, Reason and Children
+	Reinstate    seatForm // the reinstate form: the withdrawn children, this meeting ("") or another with room
 	CancelReason string   // the cancel form's reason, after a refusal
 	Reason       string   // the agenda form's reason, after a refusal
 }
@@ -292,18 +293,28 @@ func (c *Console) showMeeting(w http.ResponseWriter, r *http.Request, ses *sessi
 	if p.Move.At == "" {
 		p.Move.At = v.Meeting.At.In(loc).Format("2006-01-02T15:04")
 	}
-	p.Seat.Children, p.Seat.Meetings, p.Withdraw.Children = nil, nil, nil
+	p.Seat.Children, p.Seat.Meetings, p.Withdraw.Children, p.Reinstate.Children, p.Reinstate.Meetings = nil, nil, nil, nil, nil
 	for _, ch := range v.Children {
-		if ch.State != "answered" && ch.State != "withdrawn" {
-			label := tr(c.lang, "sm.child.opt", ch.LetterID, cmp.Or(ch.GP.Name, orgIDs(ch.GP), "–"))
+		label := tr(c.lang, "sm.child.opt", ch.LetterID, cmp.Or(ch.GP.Name, orgIDs(ch.GP), "–"))
+		switch ch.State {
+		case "answered":
+		case "withdrawn":
+			p.Reinstate.Children = append(p.Reinstate.Children, option{Value: ch.LetterID, Label: label, Selected: ch.LetterID == p.Reinstate.Letter})
+		default:
 			p.Seat.Children = append(p.Seat.Children, option{Value: ch.LetterID, Label: label, Selected: ch.LetterID == p.Seat.Letter})
 			p.Withdraw.Children = append(p.Withdraw.Children, option{Value: ch.LetterID, Label: label, Selected: ch.LetterID == p.Withdraw.Letter})
 		}
 	}
+	if m := v.Meeting; !m.Past && m.Cancelled == nil && m.Room > 0 {
+		// A withdrawn child takes no place: one free here is its own.
+		p.Reinstate.Meetings = append(p.Reinstate.Meetings, option{Value: "", Label: tr(c.lang, "ri.here", formatNum(c.lang, m.Room)), Selected: p.Reinstate.To == ""})
+	}
 	now := time.Now()
 	for _, m := range k.Meetings(now, now.AddDate(1, 0, 0)) {
 		if m.ID != v.Meeting.ID && !m.Past && m.Room > 0 {
-			p.Seat.Meetings = append(p.Seat.Meetings, option{Value: m.ID, Label: tr(c.lang, "sm.meeting.opt", meetingTime(c.lang, m.At, loc, c.loc), formatNum(c.lang, m.Room)), Selected: m.ID == p.Seat.To})
+			label := tr(c.lang, "sm.meeting.opt", meetingTime(c.lang, m.At, loc, c.loc), formatNum(c.lang, m.Room))
+			p.Seat.Meetings = append(p.Seat.Meetings, option{Value: m.ID, Label: label, Selected: m.ID == p.Seat.To})
+			p.Reinstate.Meetings = append(p.Reinstate.Meetings, option{Value: m.ID, Label: label, Selected: m.ID == p.Reinstate.To})
 		}
 	}
 	c.render(w, r, ses, status, "meeting", p, errs...)
@@ -364,6 +375,30 @@ func (c *Console) referralWithdraw(w http.ResponseWriter, r *http.Request, ses *
 	c.showMeeting(w, r, ses, http.StatusBadRequest, meetingPage{Withdraw: f}, msg)
 }
 
+// referralReinstate undoes the withdrawal of a child's referral on this
+// meeting, here or in the meeting picked; the register audits it.
+func (c *Console) referralReinstate(w http.ResponseWriter, r *http.Request, ses *session) {
+	k, ok := c.register(w, r, ses)
+	if !ok {
+		return
+	}
+	id := r.PathValue("id")
+	f := seatForm{Letter: r.PostForm.Get("letter"), To: r.PostForm.Get("to"), Reason: strings.TrimSpace(r.PostForm.Get("reason"))}
+	ch, err := k.ReinstateReferral(r.Context(), c.councilActor(r, ses), f.Letter, f.To, f.Reason)
+	if err == nil {
+		m, _ := k.Meeting(ch.Meeting)
+		c.sessions.addFlash(ses, tr(c.lang, "ri.done", ch.LetterID, meetingTime(c.lang, m.At, k.Rule().Loc, c.loc)))
+		http.Redirect(w, r, "/console/meetings/"+urlPath(id), http.StatusSeeOther)
+		return
+	}
+	msg, ok := c.seatError(err)
+	if !ok {
+		c.internal(w, r, "reinstate a referral", err)
+		return
+	}
+	c.showMeeting(w, r, ses, http.StatusBadRequest, meetingPage{Reinstate: f}, msg)
+}
+
 // seatError words the register's refusal of an action on a child's seat.
 func (c *Console) seatError(err error) (string, bool) {
 	switch {
@@ -375,6 +410,8 @@ func (c *Console) seatError(err error) (string, bool) {
 		return tr(c.lang, "sm.answered"), true
 	case errors.Is(err, council.ErrWithdrawn):
 		return tr(c.lang, "sm.withdrawn"), true
+	case errors.Is(err, council.ErrChildOpen):
+		return tr(c.lang, "ri.childopen"), true
 	case errors.Is(err, council.ErrNotSeat), errors.Is(err, council.ErrNoReferral):
 		return tr(c.lang, "sm.noseat"), true
 	case errors.Is(err, council.ErrBadTime), errors.Is(err, council.ErrNoMeeting):

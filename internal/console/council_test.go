@@ -21,6 +21,7 @@ import (
 	epjsim "github.com/samhub/samhub/internal/sim/epj"
 	"github.com/samhub/samhub/internal/sim/medcompeer"
 	"github.com/samhub/samhub/pipeline/council"
+	"github.com/samhub/samhub/pipeline/council/schedule"
 	"github.com/samhub/samhub/pipeline/letter"
 )
 
@@ -531,6 +532,27 @@ func TestCouncilMeetingPages(t *testing.T) {
 			t.Errorf("cancel audit %+v", r)
 		}
 
+		// A meeting on a Danish public holiday or closing day says so on
+		// its page and in the list, in the console's language.
+		k := h.App.Hub.Council()
+		day, off := time.Now().In(k.Rule().Loc).AddDate(0, 0, 1), ""
+		for ; off == ""; day = day.AddDate(0, 0, 1) {
+			if _, taken := k.Meeting(day.Format("2006-01-02")); !taken {
+				off = schedule.DayOff(day)
+			}
+		}
+		day = day.AddDate(0, 0, -1)
+		hol, err := k.AddMeeting(context.Background(), council.Actor{Name: "koordinator"}, day.Format("2006-01-02")+" 10:00", 2, "Ekstra møde")
+		if err != nil || hol.DayOff != off {
+			t.Fatalf("a meeting added on %s (%s): %+v, %v", day.Format("2006-01-02"), off, hol, err)
+		}
+		_, page = get(t, c, h.BaseURL+"/console/meetings/"+hol.ID)
+		mustContain(t, "a meeting on "+off, page, `id="meeting-dayoff"`, "falls on "+off+", a Danish public holiday or closing day")
+		_, page = get(t, c, h.BaseURL+"/console/meetings")
+		mustContain(t, "the list", page, `id="meeting-`+hol.ID+`"`, "falls on "+off)
+		if n := strings.Count(page, "a Danish public holiday or closing day"); n > 2 {
+			t.Errorf("%d meetings in the list fall on a day off; want at most the one added (and a rule meeting on one)", n)
+		}
 	})
 
 	t.Run("overview watch", func(t *testing.T) {
@@ -584,6 +606,28 @@ func TestCouncilMeetingPages(t *testing.T) {
 		_, page = get(t, c, h.BaseURL+"/console/overview")
 		if strings.Contains(page, `id="unanswered-count">2`) {
 			t.Error("the overview still counts the withdrawn referral unanswered")
+		}
+
+		// Withdrawn by mistake: reinstated in its own meeting's free place.
+		_, page = get(t, c, h.BaseURL+"/console/meetings/"+in)
+		mustContain(t, "the reinstate form", page, `id="reinstate-form"`, `<option value="" selected>This meeting (3 places free)</option>`)
+		ri := url.Values{"csrf": {csrf}, "letter": {refs[2]}, "to": {""}}
+		st, page, _ = post(t, c, h.BaseURL+"/console/meetings/"+in+"/reinstate", ri)
+		if st != http.StatusBadRequest || !strings.Contains(page, "Write a reason.") || countAudit(t, h, "referral-reinstate") != 0 {
+			t.Fatalf("a reinstatement without a reason: %d", st)
+		}
+		ri.Set("reason", "trukket tilbage ved en fejl")
+		st, _, loc = post(t, c, h.BaseURL+"/console/meetings/"+in+"/reinstate", ri)
+		if st != http.StatusSeeOther {
+			t.Fatalf("reinstate: %d %s", st, loc)
+		}
+		_, page = get(t, c, h.BaseURL+loc)
+		mustContain(t, "reinstated", page, "Referral "+refs[2]+" is reinstated in the meeting of", "1 of 3")
+		if strings.Contains(page, `id="reinstate-form"`) || strings.Contains(page, "Withdrawn by the coordinator") {
+			t.Error("the page still shows the referral withdrawn")
+		}
+		if r, ok := findAudit(auditRecords(t, h), "referral-reinstate", "koordinator"); !ok || r.Reason != "trukket tilbage ved en fejl" {
+			t.Errorf("reinstate audit %+v", r)
 		}
 	})
 }

@@ -44,6 +44,7 @@ var policy = map[string][]string{
 	"GET /api/v1/referrals":                             {httpapi.RoleCoordinator},
 	"POST /api/v1/referrals/{id}/move":                  {httpapi.RoleCoordinator},
 	"POST /api/v1/referrals/{id}/withdraw":              {httpapi.RoleCoordinator},
+	"POST /api/v1/referrals/{id}/reinstate":             {httpapi.RoleCoordinator},
 	"GET /api/v1/kpi":                                   {httpapi.RoleCoordinator, httpapi.RoleOperations},
 }
 

@@ -28,6 +28,7 @@ var councilRoutes = []struct {
 	{"GET /api/v1/referrals", []string{RoleCoordinator}, func(s *Server) http.HandlerFunc { return s.referralList }},
 	{"POST /api/v1/referrals/{id}/move", []string{RoleCoordinator}, func(s *Server) http.HandlerFunc { return s.referralMove }},
 	{"POST /api/v1/referrals/{id}/withdraw", []string{RoleCoordinator}, func(s *Server) http.HandlerFunc { return s.referralWithdraw }},
+	{"POST /api/v1/referrals/{id}/reinstate", []string{RoleCoordinator}, func(s *Server) http.HandlerFunc { return s.referralReinstate }},
 	{"GET /api/v1/kpi", []string{RoleCoordinator, RoleOperations}, func(s *Server) http.HandlerFunc { return s.kpi }},
 }
 
@@ -219,7 +220,7 @@ func (s *Server) referralList(w http.ResponseWriter, r *http.Request) {
 }
 
 // referralBody is a coordinator's action on a referral; Meeting is where a
-// move takes it.
+// move takes it (or a reinstated referral goes; "" for its own).
 type referralBody struct {
 	Meeting string `json:"meeting"`
 	Reason  string `json:"reason"`
@@ -237,6 +238,14 @@ func (s *Server) referralMove(w http.ResponseWriter, r *http.Request) {
 func (s *Server) referralWithdraw(w http.ResponseWriter, r *http.Request) {
 	councilAction(s, 200, func(c *council.Council, r *http.Request, b referralBody) (any, error) {
 		return c.WithdrawReferral(r.Context(), s.councilActor(r), r.PathValue("id"), b.Reason)
+	})(w, r)
+}
+
+// referralReinstate undoes the withdrawal of the referral with letter id
+// {id}: in its own meeting, or in the meeting the body names.
+func (s *Server) referralReinstate(w http.ResponseWriter, r *http.Request) {
+	councilAction(s, 200, func(c *council.Council, r *http.Request, b referralBody) (any, error) {
+		return c.ReinstateReferral(r.Context(), s.councilActor(r), r.PathValue("id"), b.Meeting, b.Reason)
 	})(w, r)
 }
 
@@ -266,7 +275,7 @@ func (s *Server) councilFail(w http.ResponseWriter, r *http.Request, err error) 
 		problem(w, r, 400, "reason-required", "a reason is required (field: reason)")
 	case errors.Is(err, council.ErrBadTime):
 		problem(w, r, 400, "bad-request", err.Error())
-	case errors.Is(err, council.ErrMeetingClash), errors.Is(err, council.ErrNoRoom), errors.Is(err, council.ErrAnswered), errors.Is(err, council.ErrNotSeat), errors.Is(err, council.ErrNotEmpty), errors.Is(err, council.ErrWithdrawn):
+	case errors.Is(err, council.ErrMeetingClash), errors.Is(err, council.ErrNoRoom), errors.Is(err, council.ErrAnswered), errors.Is(err, council.ErrNotSeat), errors.Is(err, council.ErrNotEmpty), errors.Is(err, council.ErrWithdrawn), errors.Is(err, council.ErrChildOpen):
 		problem(w, r, 409, "conflict", err.Error())
 	case errors.Is(err, council.ErrNoReferral):
 		problem(w, r, 404, "not-found", err.Error())

@@ -141,7 +141,7 @@ func Routes() []string {
 		"POST /api/v1/consents", "POST /api/v1/consents/lookup", "POST /api/v1/consents/revoke", "GET /api/v1/audit",
 		"GET /api/v1/rejected", "POST /api/v1/rejected/{source}/{id}/put-back",
 		"GET /api/v1/meetings", "POST /api/v1/meetings", "GET /api/v1/meetings/{id}", "POST /api/v1/meetings/{id}/move", "POST /api/v1/meetings/{id}/cancel", "POST /api/v1/meetings/{id}/agenda",
-		"GET /api/v1/referrals", "POST /api/v1/referrals/{id}/move", "POST /api/v1/referrals/{id}/withdraw", "GET /api/v1/kpi"}
+		"GET /api/v1/referrals", "POST /api/v1/referrals/{id}/move", "POST /api/v1/referrals/{id}/withdraw", "POST /api/v1/referrals/{id}/reinstate", "GET /api/v1/kpi"}
 }
 
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {

@@ -169,3 +169,21 @@ func TestALetterOnAWaitingReferralIsKeptWhenItTakesASeat(t *testing.T) {
 		t.Errorf("%d unanswered after the watch, want the 24 seated without a recommendation", n)
 	}
 }
+
+// A meeting on a Danish public holiday says which, whether the rule, the
+// coordinator's addition or a move put it there; it still takes referrals.
+func TestAMeetingOnADayOffSaysSo(t *testing.T) {
+	f := newFixture(t, nil)
+	ctx := context.Background()
+	who := Actor{Name: "koordinator", Role: "coordinator"}
+	if m, _ := f.c.Meeting("2026-03-10"); m.DayOff != "" {
+		t.Errorf("the rule's meeting on 10 March: day off %q", m.DayOff)
+	}
+	m, err := f.c.AddMeeting(ctx, who, "2026-05-14 10:00", 2, "Ekstra møde")
+	if err != nil || m.DayOff != "Kristi Himmelfartsdag" || m.Room != 2 {
+		t.Errorf("a meeting added on Ascension Day 2026: %+v, %v", m, err)
+	}
+	if m, err = f.c.MoveMeeting(ctx, who, "2026-03-10", "2026-04-06 13:00", "Lokalet er optaget"); err != nil || m.DayOff != "Anden påskedag" {
+		t.Errorf("a meeting moved to Easter Monday 2026: %+v, %v", m, err)
+	}
+}

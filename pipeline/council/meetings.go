@@ -11,6 +11,7 @@ import (
 
 	"github.com/samhub/samhub/internal/logging"
 	"github.com/samhub/samhub/pipeline/audit"
+	"github.com/samhub/samhub/pipeline/council/schedule"
 )
 
 // Meeting is a council meeting as the API shows it.
@@ -25,10 +26,14 @@ type Meeting struct {
 	// Cancelled is when the coordinator cancelled the meeting (a summer
 	// break, say): it seats no one, and Room is 0.
 	Cancelled *time.Time `json:"cancelled,omitempty"`
-	Cap       int        `json:"cap"`
-	Referrals int        `json:"referrals"`
-	Room      int        `json:"room"`
-	Answered  int        `json:"answered"`
+	// DayOff names the Danish public holiday or closing day the meeting
+	// falls on (e.g. "Kristi Himmelfartsdag"): the coordinator moves or
+	// cancels it. Referrals are seated there all the same.
+	DayOff    string `json:"dayOff,omitempty"`
+	Cap       int    `json:"cap"`
+	Referrals int    `json:"referrals"`
+	Room      int    `json:"room"`
+	Answered  int    `json:"answered"`
 	// Unanswered are its referrals past council.watch_days without a
 	// recommendation.
 	Unanswered int `json:"unanswered"`
@@ -329,6 +334,7 @@ func (c *Council) leaveWaiting(ctx context.Context, seated []Referral) error {
 func (c *Council) summary(m meetingRecord, now time.Time) Meeting {
 	m.Referrals = c.seated(m)
 	s := Meeting{ID: m.ID, At: m.At.In(c.rule.Loc), Zone: c.rule.Loc.String(), Origin: m.Origin, Cap: c.capOf(m), Referrals: len(m.Referrals), Past: m.At.Before(now)}
+	s.DayOff = schedule.DayOff(s.At)
 	if !m.MovedFrom.IsZero() {
 		t := m.MovedFrom.In(c.rule.Loc)
 		s.MovedFrom = &t

@@ -42,8 +42,15 @@ func (c *Council) MoveReferral(ctx context.Context, who Actor, letterID, to, rea
 		return Child{}, err
 	}
 	if !p.WithdrawnAt.IsZero() {
-		return Child{}, fmt.Errorf("%w, so it waits for no meeting", ErrWithdrawn)
+		return Child{}, fmt.Errorf("%w, so it waits for no meeting (reinstate it into a meeting instead)", ErrWithdrawn)
 	}
+	return c.moveSeat(ctx, who, key, p, to, reason, false)
+}
+
+// moveSeat moves seat p (key) to meeting to; with reinstate, a withdrawn
+// seat, which takes a place there again.
+func (c *Council) moveSeat(ctx context.Context, who Actor, key string, p Referral, to, reason string, reinstate bool) (Child, error) {
+	letterID := p.LetterID
 	dest, ok := c.meetingByID(to)
 	if !ok {
 		return Child{}, ErrNoMeeting
@@ -61,7 +68,11 @@ func (c *Council) MoveReferral(ctx context.Context, who Actor, letterID, to, rea
 		before = m.At
 	}
 	if in, _ := c.reg.holder(key); in != target {
-		if err := c.audit(ctx, who, "referral-move", fmt.Sprintf("referral:%s from:%s to:%s", letterID, cmp.Or(p.Meeting, "waiting"), dest.ID), reason); err != nil {
+		action := "referral-move"
+		if reinstate {
+			action = "referral-reinstate"
+		}
+		if err := c.audit(ctx, who, action, fmt.Sprintf("referral:%s from:%s to:%s", letterID, cmp.Or(p.Meeting, "waiting"), dest.ID), reason); err != nil {
 			return Child{}, err
 		}
 		if _, err := update(ctx, c.reg, target, func(cur *meetingRecord, exists bool) (bool, error) {
@@ -75,6 +86,9 @@ func (c *Council) MoveReferral(ctx context.Context, who Actor, letterID, to, rea
 				// with what the other copy knows, it is placed here.
 				cur.Referrals[i].merge(p)
 				cur.Referrals[i].Assigned = now.UTC()
+				if reinstate {
+					cur.Referrals[i].WithdrawnAt = time.Time{}
+				}
 				return true, nil
 			}
 			if !cur.Cancelled.IsZero() {
@@ -89,6 +103,9 @@ func (c *Council) MoveReferral(ctx context.Context, who Actor, letterID, to, rea
 			}
 			retold(&r, now, before)
 			r.Meeting, r.Assigned = dest.ID, now.UTC()
+			if reinstate {
+				r.WithdrawnAt = time.Time{}
+			}
 			cur.Referrals = append(cur.Referrals, r)
 			return true, nil
 		}); err != nil {
@@ -212,6 +229,87 @@ func (c *Council) WithdrawReferral(ctx context.Context, who Actor, letterID, rea
 		}); err != nil {
 			return Child{}, err
 		}
+	}
+	r, _ := c.reg.referral(key)
+	ch := c.child(r, now)
+	return ch, c.detail(ctx, r, &ch, now)
+}
+
+// ErrChildOpen refuses to reinstate a referral whose child has another
+// referral waiting for the council.
+var ErrChildOpen = errors.New("the child has another referral waiting for the council")
+
+// ReinstateReferral undoes a withdrawal (made by mistake, or the parents
+// gave their consent again): the referral waits for the council again,
+// with its clock and its letters. It takes its place back in its own
+// meeting when that lies ahead and has room (to "" or that meeting), or
+// goes to the meeting to names, as a move does (the GPs are told the new
+// date). Refused when the child has another referral waiting since (the
+// council takes that one) or the meeting has no room. A referral not
+// withdrawn is left as it is. Audited; a reason is required.
+func (c *Council) ReinstateReferral(ctx context.Context, who Actor, letterID, to, reason string) (Child, error) {
+	if strings.TrimSpace(reason) == "" {
+		return Child{}, ErrReasonRequired
+	}
+	key, p, err := c.openSeat(letterID, "reinstate")
+	if err != nil {
+		return Child{}, err
+	}
+	now := c.now()
+	if p.WithdrawnAt.IsZero() {
+		// Reinstated already; a reinstating move cut short after its
+		// first write is finished here.
+		if in, ok := c.reg.holder(key); ok {
+			if err := c.dropElsewhere(ctx, key, in); err != nil {
+				return Child{}, err
+			}
+		}
+		r, _ := c.reg.referral(key)
+		ch := c.child(r, now)
+		return ch, c.detail(ctx, r, &ch, now)
+	}
+	for _, o := range c.reg.ofChild(p.Patient, p.Thread) {
+		if o.Key != key && o.awaits() {
+			return Child{}, fmt.Errorf("%w (%s): the council takes that one", ErrChildOpen, o.LetterID)
+		}
+	}
+	if to != "" && to != p.Meeting {
+		return c.moveSeat(ctx, who, key, p, to, reason, true)
+	}
+	in, ok := c.reg.holder(key)
+	if !ok {
+		return Child{}, ErrNoReferral
+	}
+	if p.Meeting != "" {
+		m, _ := c.meetingByID(p.Meeting)
+		switch {
+		case !m.At.After(now):
+			return Child{}, fmt.Errorf("%w: its meeting %s has begun or been held; reinstate it into one that lies ahead", ErrBadTime, p.Meeting)
+		case !m.Cancelled.IsZero():
+			return Child{}, fmt.Errorf("%w: its meeting %s is cancelled; reinstate it into another", ErrNoRoom, p.Meeting)
+		case c.taking(m) >= c.capOf(m):
+			return Child{}, fmt.Errorf("%w: its meeting %s has given the place to another child; reinstate it into another meeting", ErrNoRoom, p.Meeting)
+		}
+	}
+	if err := c.audit(ctx, who, "referral-reinstate", fmt.Sprintf("referral:%s meeting:%s", letterID, cmp.Or(p.Meeting, "waiting")), reason); err != nil {
+		return Child{}, err
+	}
+	// The record that holds the seat is the unit that keeps a meeting
+	// within its cap; a seat waiting for a meeting needs no room.
+	if _, err := update(ctx, c.reg, in, func(cur *meetingRecord, exists bool) (bool, error) {
+		i := cur.index(key)
+		if !exists || i < 0 || cur.Referrals[i].WithdrawnAt.IsZero() {
+			return false, nil
+		}
+		if cur.Origin != "waiting" {
+			if n := c.taking(*cur); n >= c.capOf(*cur) {
+				return false, fmt.Errorf("%w: meeting %s takes %d children and has %d; reinstate it into another meeting", ErrNoRoom, cur.ID, c.capOf(*cur), n)
+			}
+		}
+		cur.Referrals[i].WithdrawnAt = time.Time{}
+		return true, nil
+	}); err != nil {
+		return Child{}, err
 	}
 	r, _ := c.reg.referral(key)
 	ch := c.child(r, now)

@@ -358,3 +358,76 @@ func (f *fixture) fillTwoYears() {
 		f.apply(f.c, f.referral(fmt.Sprintf("R%02d", i), f.clock.now().Add(time.Duration(i)*time.Minute), ""))
 	}
 }
+
+// A withdrawal made by mistake is undone: the referral takes its place
+// back when its meeting still has room, or goes to another meeting (as a
+// move); refused while the child has another referral waiting, or when no
+// place is free. Audited; reinstating twice changes nothing.
+func TestAWithdrawalIsUndone(t *testing.T) {
+	f := newFixture(t, func(k *Options) { k.Meetings.Cap = 2 })
+	ctx := context.Background()
+	who := Actor{Name: "koordinator", Role: "coordinator"}
+	start := f.clock.now()
+	f.apply(f.c, f.referral("R1", start, "2509479989"))
+	f.apply(f.c, f.referral("B1", start, "1509819996"))
+	if _, err := f.c.WithdrawReferral(ctx, who, "R1", "Sendt ved en fejl"); err != nil {
+		t.Fatal(err)
+	}
+	f.apply(f.c, f.referral("C1", start.Add(time.Hour), "2512489996")) // takes the place R1 freed
+
+	if _, err := f.c.ReinstateReferral(ctx, who, "R1", "", " "); !errors.Is(err, ErrReasonRequired) {
+		t.Errorf("no reason: %v", err)
+	}
+	if _, err := f.c.ReinstateReferral(ctx, who, "R1", "", "Forældrene har givet samtykke igen"); !errors.Is(err, ErrNoRoom) {
+		t.Errorf("in place, with the meeting full again: %v", err)
+	}
+	if _, err := f.c.MoveReferral(ctx, who, "R1", "2026-04-14", "Flyt"); !errors.Is(err, ErrWithdrawn) {
+		t.Errorf("a withdrawn referral moved: %v", err)
+	}
+	ch, err := f.c.ReinstateReferral(ctx, who, "R1", "2026-04-14", "Forældrene har givet samtykke igen")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ch.State != "waiting" || ch.Meeting != "2026-04-14" || ch.Withdrawn != nil || !ch.Received.Equal(start) {
+		t.Errorf("reinstated into April: %+v", ch)
+	}
+	if _, err := f.c.ReinstateReferral(ctx, who, "R1", "2026-04-14", "Forældrene har givet samtykke igen"); err != nil {
+		t.Errorf("reinstated twice: %v", err)
+	}
+	recs, _ := f.audit.Tail(ctx, 10)
+	n := 0
+	for _, r := range recs {
+		if r.Action == "referral-reinstate" {
+			n++
+			if r.Target != "referral:R1 from:2026-03-10 to:2026-04-14" || r.Reason != "Forældrene har givet samtykke igen" {
+				t.Errorf("audit %+v", r)
+			}
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d reinstatements audited, want 1", n)
+	}
+	march, _ := f.c.MeetingView(ctx, "2026-03-10")
+	april, _ := f.c.MeetingView(ctx, "2026-04-14")
+	if len(march.Children) != 2 || march.Meeting.Room != 0 || len(april.Children) != 1 || april.Children[0].LetterID != "R1" || april.Meeting.Room != 1 {
+		t.Errorf("March %d children, room %d; April %+v, room %d", len(march.Children), march.Meeting.Room, april.Children, april.Meeting.Room)
+	}
+
+	// In place, where the place is still free.
+	if _, err := f.c.WithdrawReferral(ctx, who, "C1", "Sendt ved en fejl"); err != nil {
+		t.Fatal(err)
+	}
+	if ch, err = f.c.ReinstateReferral(ctx, who, "C1", "", "Fortrudt"); err != nil || ch.State != "waiting" || ch.Meeting != "2026-03-10" {
+		t.Errorf("reinstated in place: %+v, %v", ch, err)
+	}
+
+	// Not while the child has another referral waiting: the council takes
+	// that one.
+	if _, err := f.c.WithdrawReferral(ctx, who, "B1", "Sendt ved en fejl"); err != nil {
+		t.Fatal(err)
+	}
+	f.apply(f.c, f.referral("B2", start.Add(2*time.Hour), "1509819996"))
+	if _, err := f.c.ReinstateReferral(ctx, who, "B1", "", "Fortrudt"); !errors.Is(err, ErrChildOpen) || !strings.Contains(err.Error(), "B2") {
+		t.Errorf("with the child's later referral waiting: %v", err)
+	}
+}

@@ -121,3 +121,38 @@ func TestParseTimeAcrossTheClockChanges(t *testing.T) {
 		}
 	}
 }
+
+// DayOff names Denmark's public holidays and the customary closing days
+// as the year has them (Store bededag was abolished from 2024), and not an
+// ordinary working day.
+func TestDayOffNamesDanishHolidays(t *testing.T) {
+	cph, err := time.LoadLocation("Europe/Copenhagen")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := Parse("first thursday 13:00", "Europe/Copenhagen")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		at   time.Time
+		want string
+	}{
+		{first.In(2027, time.May), "Kristi Himmelfartsdag"}, // 6 May 2027
+		{time.Date(2026, 4, 2, 13, 0, 0, 0, cph), "Skærtorsdag"},
+		{time.Date(2026, 4, 6, 13, 0, 0, 0, cph), "Anden påskedag"},
+		{time.Date(2023, 5, 5, 13, 0, 0, 0, cph), "Store bededag"},
+		{time.Date(2024, 4, 26, 13, 0, 0, 0, cph), ""}, // Store bededag's date, abolished
+		{time.Date(2026, 6, 5, 9, 0, 0, 0, cph), "Grundlovsdag"},
+		{time.Date(2026, 12, 24, 10, 0, 0, 0, cph), "Juleaftensdag"},
+		{time.Date(2026, 12, 31, 10, 0, 0, 0, cph), "Nytårsaftensdag"},
+		{time.Date(2027, 1, 1, 10, 0, 0, 0, cph), "Nytårsdag"},
+		{time.Date(2026, 3, 10, 13, 0, 0, 0, cph), ""},
+		{time.Date(2026, 12, 23, 23, 30, 0, 0, time.UTC), "Juleaftensdag"}, // 00:30 on the 24th in Copenhagen
+	} {
+		at := c.at.In(cph)
+		if got := DayOff(at); got != c.want {
+			t.Errorf("DayOff(%s) = %q, want %q", at.Format(time.RFC3339), got, c.want)
+		}
+	}
+}
