@@ -480,10 +480,27 @@ func TestTheCouncilsMonth(t *testing.T) {
 	if out, _ = w.samhubctl(coordinatorToken, "meeting", "show", extraID); !strings.Contains(out, "CANCELLED") || !strings.Contains(out, ": withdrawn") {
 		t.Errorf("the cancelled meeting:\n%s", out)
 	}
+	// The parents give their consent again: the coordinator reinstates
+	// Peter's referral in a meeting with room, and his GP is told its date.
+	// His clock ran out long ago: he counts as unanswered again.
+	var later register.Meeting
+	for _, m := range coordinator.Meetings() {
+		if later.ID == "" && !m.Past && m.Cancelled == nil && m.Room > 0 {
+			later = m
+		}
+	}
+	if out, code = w.samhubctl(coordinatorToken, "referral", "reinstate", waiting.sent.ID, "--to", later.ID, "--reason", "Forældrene har givet samtykke igen"); code != 0 ||
+		!strings.Contains(out, "is reinstated in meeting "+later.ID) {
+		t.Errorf("samhubctl referral reinstate: exit %d: %s", code, out)
+	}
+	w.toldNewDate(waiting, schedule.Danish(later.At.In(cph())), schedule.Danish(extra))
+	if k := w.kpi(); k.Unanswered != 1 {
+		t.Errorf("figures after reinstating: %d unanswered; want Peter's", k.Unanswered)
+	}
 	// The audit log has the coordinator's actions with their reasons.
 	audit, _ := w.samhubctl(auditorToken, "audit", "tail", "-n", "50", "-o", "json")
 	for _, want := range []string{`"action": "meeting-move"`, "Lokalet er optaget", `"action": "agenda-export"`, "Dagsorden til samrådets møde",
-		`"action": "referral-move"`, `"action": "referral-withdraw"`, `"action": "meeting-cancel"`} {
+		`"action": "referral-move"`, `"action": "referral-withdraw"`, `"action": "meeting-cancel"`, `"action": "referral-reinstate"`, "Forældrene har givet samtykke igen"} {
 		if !strings.Contains(audit, want) {
 			t.Errorf("the audit log lacks %s", want)
 		}
