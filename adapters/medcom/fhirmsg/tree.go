@@ -134,6 +134,7 @@ func fromJSON(data []byte, lim xmlsafe.Limits) (*node, []error, error) {
 	for _, p := range dups {
 		findings = append(findings, ferr(pointerPath(rt, p), "appears twice in one JSON object: each name may appear once, or readers disagree on its value").coded(IssueBadSyntax))
 	}
+	findings = append(findings, jsonTypes(rt, obj)...)
 	n := &node{name: rt}
 	jsonObject(n, obj)
 	return n, findings, nil

@@ -181,6 +181,10 @@ func writeJSONValue(buf *bytes.Buffer, n *node) {
 	case n.name == "resource" && len(n.kids) == 1:
 		writeJSONObject(buf, n.kids[0], n.kids[0].name)
 	case n.hasVal && len(n.kids) == 0 && n.url == "":
+		if jsonBare(n) {
+			buf.WriteString(n.val) // a number or a boolean (jsontypes.go)
+			return
+		}
 		writeJSONString(buf, fhirText(n.val))
 	default:
 		writeJSONObject(buf, n, "")
