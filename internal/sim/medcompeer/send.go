@@ -54,6 +54,9 @@ type Outgoing struct {
 	// Invalid sends a FHIR letter its builder would refuse (a receiver's
 	// identifier of the wrong form, say): the hub's reader decides.
 	Invalid bool
+	// Edit changes a FHIR letter's bytes after they are built, before any
+	// envelope: a vendor's mistake no builder makes (with Invalid).
+	Edit func(data []byte) []byte
 }
 
 var jsonFamily = regexp.MustCompile(`"family":\s*"` + absentPlaceholder + `"`)
@@ -207,6 +210,9 @@ func (p *Peer) buildFHIR(o Outgoing, party Party, to Org) (Sent, error) {
 	}
 	if o.FamilyNameUnknown {
 		data = absentFamily(data, enc)
+	}
+	if o.Edit != nil {
+		data = o.Edit(data)
 	}
 	file := "fhir-" + opt.BundleID + ext
 	if o.Enveloped {
