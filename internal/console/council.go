@@ -355,48 +355,70 @@ func (c *Console) meetingCancel(w http.ResponseWriter, r *http.Request, ses *ses
 // referralWithdraw withdraws a child's referral on this meeting; the
 // register audits it.
 func (c *Console) referralWithdraw(w http.ResponseWriter, r *http.Request, ses *session) {
-	k, ok := c.register(w, r, ses)
-	if !ok {
-		return
-	}
-	id := r.PathValue("id")
-	f := seatForm{Letter: r.PostForm.Get("letter"), Reason: strings.TrimSpace(r.PostForm.Get("reason"))}
-	ch, err := k.WithdrawReferral(r.Context(), c.councilActor(r, ses), f.Letter, f.Reason)
-	if err == nil {
-		c.sessions.addFlash(ses, tr(c.lang, "wd.done", ch.LetterID))
-		http.Redirect(w, r, "/console/meetings/"+urlPath(id), http.StatusSeeOther)
-		return
-	}
-	msg, ok := c.seatError(err)
-	if !ok {
-		c.internal(w, r, "withdraw a referral", err)
-		return
-	}
-	c.showMeeting(w, r, ses, http.StatusBadRequest, meetingPage{Withdraw: f}, msg)
+	c.seatAction(w, r, ses, "withdraw a referral",
+		func(k *council.Council, who council.Actor, f seatForm) (council.Child, error) {
+			return k.WithdrawReferral(r.Context(), who, f.Letter, f.Reason)
+		},
+		func(_ *council.Council, ch council.Child) string { return tr(c.lang, "wd.done", ch.LetterID) },
+		func(f seatForm) meetingPage { return meetingPage{Withdraw: f} })
 }
 
 // referralReinstate undoes the withdrawal of a child's referral on this
 // meeting, here or in the meeting picked; the register audits it.
 func (c *Console) referralReinstate(w http.ResponseWriter, r *http.Request, ses *session) {
+	c.seatAction(w, r, ses, "reinstate a referral",
+		func(k *council.Council, who council.Actor, f seatForm) (council.Child, error) {
+			return k.ReinstateReferral(r.Context(), who, f.Letter, f.To, f.Reason)
+		},
+		func(k *council.Council, ch council.Child) string {
+			return tr(c.lang, "ri.done", ch.LetterID, c.meetingWhen(k, ch.Meeting))
+		},
+		func(f seatForm) meetingPage { return meetingPage{Reinstate: f} })
+}
+
+// seatMove moves a child's seat from this meeting to another; the register
+// audits it.
+func (c *Console) seatMove(w http.ResponseWriter, r *http.Request, ses *session) {
+	c.seatAction(w, r, ses, "move a seat",
+		func(k *council.Council, who council.Actor, f seatForm) (council.Child, error) {
+			return k.MoveReferral(r.Context(), who, f.Letter, f.To, f.Reason)
+		},
+		func(k *council.Council, ch council.Child) string {
+			return tr(c.lang, "sm.done", ch.LetterID, c.meetingWhen(k, ch.Meeting))
+		},
+		func(f seatForm) meetingPage { return meetingPage{Seat: f} })
+}
+
+// seatAction runs a coordinator's action on a child's seat, posted from
+// this meeting's page: done words the flash after it, and a refusal shows
+// the page again with the form as back fills it.
+func (c *Console) seatAction(w http.ResponseWriter, r *http.Request, ses *session, what string,
+	act func(k *council.Council, who council.Actor, f seatForm) (council.Child, error),
+	done func(k *council.Council, ch council.Child) string, back func(f seatForm) meetingPage) {
 	k, ok := c.register(w, r, ses)
 	if !ok {
 		return
 	}
 	id := r.PathValue("id")
 	f := seatForm{Letter: r.PostForm.Get("letter"), To: r.PostForm.Get("to"), Reason: strings.TrimSpace(r.PostForm.Get("reason"))}
-	ch, err := k.ReinstateReferral(r.Context(), c.councilActor(r, ses), f.Letter, f.To, f.Reason)
+	ch, err := act(k, c.councilActor(r, ses), f)
 	if err == nil {
-		m, _ := k.Meeting(ch.Meeting)
-		c.sessions.addFlash(ses, tr(c.lang, "ri.done", ch.LetterID, meetingTime(c.lang, m.At, k.Rule().Loc, c.loc)))
+		c.sessions.addFlash(ses, done(k, ch))
 		http.Redirect(w, r, "/console/meetings/"+urlPath(id), http.StatusSeeOther)
 		return
 	}
 	msg, ok := c.seatError(err)
 	if !ok {
-		c.internal(w, r, "reinstate a referral", err)
+		c.internal(w, r, what, err)
 		return
 	}
-	c.showMeeting(w, r, ses, http.StatusBadRequest, meetingPage{Reinstate: f}, msg)
+	c.showMeeting(w, r, ses, http.StatusBadRequest, back(f), msg)
+}
+
+// meetingWhen is when meeting id is, as the console writes it.
+func (c *Console) meetingWhen(k *council.Council, id string) string {
+	m, _ := k.Meeting(id)
+	return meetingTime(c.lang, m.At, k.Rule().Loc, c.loc)
 }
 
 // seatError words the register's refusal of an action on a child's seat.
@@ -418,30 +440,6 @@ func (c *Console) seatError(err error) (string, bool) {
 		return tr(c.lang, "sm.past"), true
 	}
 	return "", false
-}
-
-// seatMove moves a child's seat from this meeting to another; the register
-// audits it.
-func (c *Console) seatMove(w http.ResponseWriter, r *http.Request, ses *session) {
-	k, ok := c.register(w, r, ses)
-	if !ok {
-		return
-	}
-	id := r.PathValue("id")
-	f := seatForm{Letter: r.PostForm.Get("letter"), To: r.PostForm.Get("to"), Reason: strings.TrimSpace(r.PostForm.Get("reason"))}
-	ch, err := k.MoveReferral(r.Context(), c.councilActor(r, ses), f.Letter, f.To, f.Reason)
-	if err == nil {
-		m, _ := k.Meeting(ch.Meeting)
-		c.sessions.addFlash(ses, tr(c.lang, "sm.done", ch.LetterID, meetingTime(c.lang, m.At, k.Rule().Loc, c.loc)))
-		http.Redirect(w, r, "/console/meetings/"+urlPath(id), http.StatusSeeOther)
-		return
-	}
-	msg, ok := c.seatError(err)
-	if !ok {
-		c.internal(w, r, "move a seat", err)
-		return
-	}
-	c.showMeeting(w, r, ses, http.StatusBadRequest, meetingPage{Seat: f}, msg)
 }
 
 // meetingMove moves a meeting; the register audits it.

@@ -117,8 +117,7 @@ func (c *Council) moveSeat(ctx context.Context, who Actor, key string, p Referra
 	}
 	r, _ := c.reg.referral(key)
 	c.tellNow(ctx, r)
-	ch := c.child(r, now)
-	return ch, c.detail(ctx, r, &ch, now)
+	return c.childOf(ctx, key, now)
 }
 
 // openSeat is the referral with letter id letterID that a coordinator's
@@ -230,9 +229,7 @@ func (c *Council) WithdrawReferral(ctx context.Context, who Actor, letterID, rea
 			return Child{}, err
 		}
 	}
-	r, _ := c.reg.referral(key)
-	ch := c.child(r, now)
-	return ch, c.detail(ctx, r, &ch, now)
+	return c.childOf(ctx, key, now)
 }
 
 // ErrChildOpen refuses to reinstate a referral whose child has another
@@ -264,9 +261,7 @@ func (c *Council) ReinstateReferral(ctx context.Context, who Actor, letterID, to
 				return Child{}, err
 			}
 		}
-		r, _ := c.reg.referral(key)
-		ch := c.child(r, now)
-		return ch, c.detail(ctx, r, &ch, now)
+		return c.childOf(ctx, key, now)
 	}
 	for _, o := range c.reg.ofChild(p.Patient, p.Thread) {
 		if o.Key != key && o.awaits() {
@@ -311,6 +306,11 @@ func (c *Council) ReinstateReferral(ctx context.Context, who Actor, letterID, to
 	}); err != nil {
 		return Child{}, err
 	}
+	return c.childOf(ctx, key, now)
+}
+
+// childOf is the seat key as the meeting page shows it after an action.
+func (c *Council) childOf(ctx context.Context, key string, now time.Time) (Child, error) {
 	r, _ := c.reg.referral(key)
 	ch := c.child(r, now)
 	return ch, c.detail(ctx, r, &ch, now)
