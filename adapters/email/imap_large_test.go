@@ -25,6 +25,7 @@ import (
 
 	"github.com/samhub/samhub/adapters"
 	"github.com/samhub/samhub/adapters/email/mailtest"
+	"github.com/samhub/samhub/internal/logbuf"
 	"github.com/samhub/samhub/pipeline/letter"
 )
 
@@ -548,7 +549,7 @@ func TestIMAPSpoolFailureKeepsMessageInInbox(t *testing.T) {
 	raw, attSHA := largeMessage(2<<20, 5)
 	dataDir := t.TempDir()
 	spoolDir := filepath.Join(dataDir, "spool")
-	logs := &syncBuffer{}
+	logs := &logbuf.Buffer{}
 	cfg := imapCfg(srv, ca, "implicit")
 	cfg["max_bytes"] = 64 << 20
 	cfg["max_backoff"] = "100ms"

@@ -13,6 +13,7 @@ import (
 
 	"github.com/samhub/samhub/adapters"
 	"github.com/samhub/samhub/adapters/email/mailtest"
+	"github.com/samhub/samhub/internal/logbuf"
 	"github.com/samhub/samhub/pipeline/letter"
 )
 
@@ -21,24 +22,6 @@ const (
 	processed = "Samhub/Processed"
 	errorBox  = "Samhub/Error"
 )
-
-// syncBuffer collects log output from the source's goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func imapCfg(srv *mailtest.IMAPServer, ca *mailtest.CA, mode string) map[string]any {
 	return map[string]any{
@@ -53,7 +36,7 @@ func imapCfg(srv *mailtest.IMAPServer, ca *mailtest.CA, mode string) map[string]
 	}
 }
 
-func newSource(t *testing.T, cfg map[string]any, state adapters.StateStore, logs *syncBuffer) *IMAPSource {
+func newSource(t *testing.T, cfg map[string]any, state adapters.StateStore, logs *logbuf.Buffer) *IMAPSource {
 	t.Helper()
 	deps := testDeps("mail-in", state)
 	if logs != nil {
@@ -110,7 +93,7 @@ func TestIMAPReceiveImplicitTLS(t *testing.T) {
 			orderErr = errors.New("a message reached the processed mailbox before its publish returned")
 		}
 	}
-	logs := &syncBuffer{}
+	logs := &logbuf.Buffer{}
 	state := newMemState()
 	src := newSource(t, imapCfg(srv, ca, "implicit"), state, logs)
 	if src.Ready(context.Background()) == nil {
@@ -336,7 +319,7 @@ func TestIMAPUnparseableGoesToErrorMailbox(t *testing.T) {
 	srv.Append(t, inbox, noFrom)
 	pub := newRecPublisher()
 	state := newMemState()
-	logs := &syncBuffer{}
+	logs := &logbuf.Buffer{}
 	start(t, newSource(t, imapCfg(srv, ca, "implicit"), state, logs), pub)
 
 	waitFor(t, "messages sorted", func() bool {
@@ -417,7 +400,7 @@ func TestIMAPRefusesUntrustedOrClearText(t *testing.T) {
 			srv.Append(t, inbox, readFixture(t, "danish-attachment.eml"))
 			cfg := imapCfg(srv, ca, tc.tlsCfg)
 			cfg["ca_file"] = tc.caFile
-			logs := &syncBuffer{}
+			logs := &logbuf.Buffer{}
 			pub := newRecPublisher()
 			src := newSource(t, cfg, newMemState(), logs)
 			stop := start(t, src, pub)

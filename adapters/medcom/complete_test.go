@@ -9,13 +9,12 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/samhub/samhub/adapters"
+	"github.com/samhub/samhub/internal/logbuf"
 )
 
 // runAdapter runs a's source loop until the test ends.
@@ -158,29 +157,11 @@ func TestRenamedFileIsTakenAtOnce(t *testing.T) {
 	}
 }
 
-// syncBuf is a goroutine-safe log buffer.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) count(sub string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return strings.Count(s.b.String(), sub)
-}
-
 // Symlinks, other non-regular files, partial files older than a day and
 // unreadable files stay in in/, each logged once and counted once.
 func TestFilesTheHubDoesNotReadAreLoggedOnceAndCounted(t *testing.T) {
 	e := newEnv(t)
-	log := &syncBuf{}
+	log := &logbuf.Buffer{}
 	cfg := map[string]any{"dir": e.dir, "self": map[string]any{"gln": "5790000000012", "sor": "123456789012345", "name": "Samrådet Odense"}}
 	inst, err := adapters.Build(TypeName, adapters.Deps{Name: "medcom", State: e.state, Metrics: e.reg, Now: e.clock.now,
 		Logger: slog.New(slog.NewTextHandler(log, nil)), DataDir: filepath.Join(e.dir, "data")}, cfg)
@@ -236,14 +217,14 @@ func TestFilesTheHubDoesNotReadAreLoggedOnceAndCounted(t *testing.T) {
 		}
 	}
 	for _, n := range []string{"link.xml", "folder", ".abandoned.xml", "abandoned.xml.tmp", "locked.xml"} {
-		if got := log.count("file=" + n + " "); got != 1 {
+		if got := log.Count("file=" + n + " "); got != 1 {
 			t.Errorf("%s logged %d times, want once", n, got)
 		}
 		if _, err := os.Lstat(filepath.Join(in, n)); err != nil {
 			t.Errorf("%s: %v (it must stay where it is)", n, err)
 		}
 	}
-	if log.count(".fresh.xml") != 0 {
+	if log.Count(".fresh.xml") != 0 {
 		t.Error("a partial file being written was reported")
 	}
 	// Readable again: taken like any other file.

@@ -7,40 +7,22 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/samhub/samhub/internal/hubtest"
+	"github.com/samhub/samhub/internal/logbuf"
 	casesyssim "github.com/samhub/samhub/internal/sim/casesys"
 )
 
-// syncBuffer is a strings.Builder safe to read while a process writes it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // serve starts the hub and waits until it says it runs; ok is false when
 // it exited first (its log tells why).
-func serve(t *testing.T, bin, cfg string) (cmd *exec.Cmd, logs *syncBuffer, ok bool) {
+func serve(t *testing.T, bin, cfg string) (cmd *exec.Cmd, logs *logbuf.Buffer, ok bool) {
 	t.Helper()
 	cmd = exec.Command(bin, "serve", "--config", cfg)
 	stdout, _ := cmd.StdoutPipe()
-	logs = &syncBuffer{}
+	logs = &logbuf.Buffer{}
 	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

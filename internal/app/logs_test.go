@@ -9,30 +9,12 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/samhub/samhub/internal/hubtest"
+	"github.com/samhub/samhub/internal/logbuf"
 	"github.com/samhub/samhub/internal/logging"
 )
-
-// lockedBuffer collects log lines written from many goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // topKeys returns a JSON object's top-level keys in order, repeats included.
 func topKeys(line []byte) ([]string, error) {
@@ -60,7 +42,7 @@ func topKeys(line []byte) ([]string, error) {
 // correlation_id, an API request's lines its request id, no line repeats
 // a key, and no line carries the child's CPR number.
 func TestLogLinesCarryCorrelationIDs(t *testing.T) {
-	var logs lockedBuffer
+	var logs logbuf.Buffer
 	h := hubtest.Start(t, func(h *hubtest.Hub) { h.Log = logging.New(&logs, slog.LevelDebug, "json") })
 	data, err := os.ReadFile("../../testdata/medcom/samhub/letter-utf8.xml")
 	if err != nil {

@@ -1,52 +1,21 @@
 package app_test
 
 import (
-	"bytes"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/samhub/samhub/internal/hubtest"
+	"github.com/samhub/samhub/internal/logbuf"
 )
-
-// lockedBuf is a log buffer the hub writes from many goroutines.
-type lockedBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) lines(sub string) []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []string
-	for _, line := range strings.Split(l.b.String(), "\n") {
-		if strings.Contains(line, sub) {
-			out = append(out, line)
-		}
-	}
-	return out
-}
-
-func (l *lockedBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // A rejected file and a resent letter show in the hub's counters exactly
 // as often as in its log, and the rejection's log line says why without
 // personal data (issue 19: the counter never moved, the log had no reason).
 func TestRejectedFilesAndDuplicatesAreCountedAsLogged(t *testing.T) {
-	log := &lockedBuf{}
+	log := &logbuf.Buffer{}
 	h := hubtest.Start(t, hubtest.WithLog(log))
 	letterData, err := os.ReadFile("../../testdata/medcom/samhub/letter-utf8.xml")
 	if err != nil {
@@ -85,10 +54,10 @@ func TestRejectedFilesAndDuplicatesAreCountedAsLogged(t *testing.T) {
 			t.Errorf("metrics lack %s", want)
 		}
 	}
-	if n := len(log.lines("duplicate letter")); n != 1 {
+	if n := len(log.Lines("duplicate letter")); n != 1 {
 		t.Errorf("%d duplicates logged, want 1", n)
 	}
-	rejected := log.lines("medcom: file rejected")
+	rejected := log.Lines("medcom: file rejected")
 	if len(rejected) != 2 {
 		t.Fatalf("rejections logged: %q", rejected)
 	}
