@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -284,6 +285,47 @@ func TestLetterWithoutItsXBIN01GoesOnWithoutTheFile(t *testing.T) {
 	a.Poll(context.Background(), pub)
 	if got := pub.ids(); len(got) != 2 || got[1] != xbinID {
 		t.Fatalf("stored %v", got)
+	}
+}
+
+// An XBIN01 letter whose object is shorter than its OriginalObjectSize
+// (cut short on the way) is refused with a negative receipt naming the
+// element, its bytes kept in error/; the letter naming the file does not
+// take the damaged bytes, and goes on without them once binary_wait is
+// over, its note naming the file.
+func TestAnXBIN01CutShortIsRefusedAndItsLetterGoesOnWithoutIt(t *testing.T) {
+	e := newEnv(t)
+	a := e.adapter(t, map[string]any{"binary_wait": "1h"})
+	pub := newPub()
+	e.letters.use(pub)
+	cut := bytes.Replace(readFile(t, "samhub/xbin01.xml"), []byte("\n        T0YK</Object_Base64Encoded>"), []byte("</Object_Base64Encoded>"), 1)
+	if bytes.Equal(cut, readFile(t, "samhub/xbin01.xml")) {
+		t.Fatal("the fixture's last line did not change")
+	}
+	e.dropAged(t, "brev.xml", readFile(t, "samhub/letter-with-bin.xml"), 10*time.Second)
+	e.dropAged(t, "bilag.xml", cut, 10*time.Second)
+	a.Poll(context.Background(), pub)
+	if got := pub.ids(); len(got) != 0 {
+		t.Fatalf("stored %v, want nothing: the letter waits for a sound file", got)
+	}
+	r := e.receipted(t)["BIN00000000102"]
+	if r.typ != oioxml.NegativeReceipt {
+		t.Fatalf("the XBIN01 letter's receipt is %q, want negative", r.typ)
+	}
+	rc := parseOut(t, r.data).Receipts[0]
+	if text := rc.RefuseText + rc.OriginalLetters[0].RefuseText; !strings.Contains(text, "BinaryObject[1]/OriginalObjectSize: declares 402 bytes, but Object_Base64Encoded holds 399") {
+		t.Errorf("refusal text %q does not name the size", text)
+	}
+	if got := e.files(t, "error"); !slices.Contains(got, "bilag.xml") || !bytes.Equal(e.read(t, "error", "bilag.xml"), cut) || slices.Contains(got, "brev.xml") {
+		t.Fatalf("error/ %v, want the XBIN01 file as it came (and not the letter)", got)
+	}
+	a.partnerWait["brev.xml"] = time.Now().Add(-time.Second) // binary_wait is over
+	a.Poll(context.Background(), pub)
+	if got := pub.ids(); len(got) != 1 || got[0] != withBinID {
+		t.Fatalf("stored %v, want the letter", got)
+	}
+	if at := pub.letter(0).Attachments[0]; at.ContentType != oioxml.MissingObjectType {
+		t.Errorf("attachment %s %d bytes, want the note naming the missing file", at.ContentType, len(at.Data))
 	}
 }
 

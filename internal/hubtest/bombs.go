@@ -151,6 +151,7 @@ func binaryLetter(size int) ([]byte, error) {
 		}
 	}
 	out := append(append(append([]byte(nil), data[:i]...), obj.Bytes()...), data[j:]...)
+	out = bytes.Replace(out, []byte("<OriginalObjectSize>402<"), fmt.Appendf(nil, "<OriginalObjectSize>%d<", room/4*3), 1)
 	return bytes.Replace(out, []byte("<CivilRegistrationNumber>2509479989"), []byte("<CivilRegistrationNumber>3102479989"), 1), nil
 }
 

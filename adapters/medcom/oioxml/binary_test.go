@@ -118,6 +118,11 @@ func TestBinaryLetterErrors(t *testing.T) {
 			"Emessage/BinaryLetter[1]/BinaryObject[1]/Object_Base64Encoded: must be base64"},
 		{"empty object", obj.ReplaceAllString(good, "<Object_Base64Encoded></Object_Base64Encoded>"),
 			"BinaryObject[1]/Object_Base64Encoded: must not be empty"},
+		{"size larger than the object", strings.Replace(good, "<OriginalObjectSize>402<", "<OriginalObjectSize>403<", 1),
+			"Emessage/BinaryLetter[1]/BinaryObject[1]/OriginalObjectSize: declares 403 bytes, but Object_Base64Encoded holds 402"},
+		{"object cut short", obj.ReplaceAllStringFunc(good, func(el string) string {
+			return strings.Replace(el, "T0YK<", "<", 1) // the last quantum: "OF\n"
+		}), "BinaryObject[1]/OriginalObjectSize: declares 402 bytes, but Object_Base64Encoded holds 399"},
 		{"no object", regexp.MustCompile(`(?s)<BinaryObject>.*</BinaryObject>`).ReplaceAllString(good, ""),
 			"Emessage/BinaryLetter[1]/BinaryObject: required element missing"},
 		{"type code", strings.Replace(good, "<TypeCode>XBIN01", "<TypeCode>XDIS91", 1),
@@ -162,6 +167,7 @@ func TestLargeBinaryObject(t *testing.T) {
 	big := bytes.Repeat([]byte{0xA5}, 3<<20)
 	in := regexp.MustCompile(`(?s)<Object_Base64Encoded>.*?</Object_Base64Encoded>`).ReplaceAllString(good,
 		"<Object_Base64Encoded>"+base64.StdEncoding.EncodeToString(big)+"</Object_Base64Encoded>")
+	in = strings.Replace(in, "<OriginalObjectSize>402<", fmt.Sprintf("<OriginalObjectSize>%d<", len(big)), 1)
 	m, err := Parse([]byte(in), xmlsafe.DefaultLimits())
 	if err != nil {
 		t.Fatal(err)

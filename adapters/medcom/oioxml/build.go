@@ -364,6 +364,7 @@ func buildBinaryLetter(l *letter.Letter, opt LetterOptions, parts *body.Template
 	w.party(bl.CreateElement("Receiver"), p+"/Receiver", rcv, false)
 	w.patient(bl.CreateElement("Patient"), p+"/Patient", l.Patient)
 	n := 0
+	var standIns [][]byte
 	for i, a := range l.Attachments {
 		if a.ContentType == "text/uri-list" {
 			continue
@@ -381,7 +382,9 @@ func buildBinaryLetter(l *letter.Letter, opt LetterOptions, parts *body.Template
 			w.fail(op, "file %d has no bytes at hand", i+1)
 			continue
 		default:
-			text = base64.StdEncoding.EncodeToString(parts.Mark(fmt.Sprintf("attachment %d", i+1), a.Open, a.Len()))
+			standIn := parts.Mark(fmt.Sprintf("attachment %d", i+1), a.Open, a.Len())
+			standIns = append(standIns, standIn)
+			text = base64.StdEncoding.EncodeToString(standIn)
 		}
 		code, ext := objectCodes(a)
 		oe := bl.CreateElement("BinaryObject")
@@ -394,7 +397,7 @@ func buildBinaryLetter(l *letter.Letter, opt LetterOptions, parts *body.Template
 	if n == 0 {
 		w.fail(p+"/BinaryObject", "the letter carries no file")
 	}
-	return finish(doc, w.errs, "binary letter")
+	return finish(doc, w.errs, "binary letter", standIns...)
 }
 
 // wrapBase64 breaks base64 into lines of 76, as MIME and MedCom's examples do.
@@ -534,8 +537,9 @@ func dateTime(el *etree.Element, t time.Time) {
 }
 
 // finish encodes a built document, unless building it failed, and checks
-// the output by the same rules the adapter applies to input.
-func finish(doc *etree.Document, errs []error, what string) ([]byte, error) {
+// the output by the same rules the adapter applies to input. standIns are
+// the objects' stand-ins for files streamed in later (see parse).
+func finish(doc *etree.Document, errs []error, what string, standIns ...[]byte) ([]byte, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -543,7 +547,7 @@ func finish(doc *etree.Document, errs []error, what string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := Parse(out, xmlsafe.DefaultLimits()); err != nil {
+	if _, err := parse(out, xmlsafe.DefaultLimits(), standIns); err != nil {
 		return nil, fmt.Errorf("built %s fails validation: %w", what, err)
 	}
 	return out, nil

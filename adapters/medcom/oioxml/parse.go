@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -53,6 +54,13 @@ const maxOIOXMLRun = 1 << 20
 // is not safe or not well-formed XML it returns a nil Emessage and the
 // *xmlsafe.Error.
 func Parse(data []byte, lim xmlsafe.Limits) (*Emessage, error) {
+	return parse(data, lim, nil)
+}
+
+// parse is Parse; an object whose bytes are one of standIns is a built
+// letter's stand-in for a file streamed in later (body.Template.Mark), and
+// its declared size is not held to those bytes (the stream is held to it).
+func parse(data []byte, lim xmlsafe.Limits, standIns [][]byte) (*Emessage, error) {
 	// XDIS91 carries no base64 attachments (unlike FHIR XML), so no single
 	// attribute or text run needs the default's tens of megabytes; an
 	// XBIN01 file does, in its Object_Base64Encoded.
@@ -64,7 +72,7 @@ func Parse(data []byte, lim xmlsafe.Limits) (*Emessage, error) {
 		return nil, err
 	}
 	m := &Emessage{Charset: declaredCharset(data)}
-	r := &reader{}
+	r := &reader{standIns: standIns}
 	root := doc.Root()
 	if root.Tag != "Emessage" {
 		return nil, fmt.Errorf("%w: root element is %s, expected Emessage", ErrUnsupported, root.Tag)
@@ -157,6 +165,7 @@ type reader struct {
 	ns          string
 	errs        []error
 	unsupported error
+	standIns    [][]byte // see parse
 }
 
 func (r *reader) fail(path, msg string, args ...any) {
@@ -661,6 +670,10 @@ func (r *reader) binaryLetter(el *etree.Element, idx int) *BinaryLetter {
 				r.fail(op+"/Object_Base64Encoded", "must be base64 (RFC 4648)")
 			case len(data) == 0:
 				r.fail(op+"/Object_Base64Encoded", "must not be empty")
+			case o.Size > 0 && int64(len(data)) != o.Size && !slices.ContainsFunc(r.standIns, func(b []byte) bool { return bytes.Equal(b, data) }):
+				// The file was cut short or is not the one described:
+				// which, the hub cannot tell, so it takes neither.
+				r.fail(op+"/OriginalObjectSize", "declares %d bytes, but Object_Base64Encoded holds %d", o.Size, len(data))
 			}
 			o.Data = data
 		}
