@@ -16,6 +16,7 @@ import (
 	"github.com/samhub/samhub/internal/config"
 	"github.com/samhub/samhub/internal/failpoint"
 	"github.com/samhub/samhub/internal/hubtest"
+	"github.com/samhub/samhub/internal/logbuf"
 	"github.com/samhub/samhub/pipeline/broker"
 )
 
@@ -265,7 +266,7 @@ func (w *oWorld) filesMissing(files map[string][]byte) int {
 func TestScenarioBatchRefused(t *testing.T) {
 	t.Parallel()
 	bursts := size("BATCHREFUSED_BURSTS", 12, 60)
-	log := &r1Log{}
+	log := &logbuf.Buffer{}
 	h := hubtest.Start(t, hubtest.WithLog(log))
 	receipts := r1CollectReceipts(h.MedComDir)
 	ledger := oNewLedger()
@@ -341,7 +342,7 @@ func TestScenarioBatchRefused(t *testing.T) {
 	if errored != 0 {
 		t.Errorf("%d files went to error/", errored)
 	}
-	if leak := r1PII.Find(log.Bytes()); leak != nil {
+	if leak := r1PII.FindString(log.String()); leak != "" {
 		t.Errorf("the hub's log carries personal data: %q", leak)
 	}
 }

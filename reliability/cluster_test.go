@@ -19,6 +19,7 @@ import (
 
 	"github.com/samhub/samhub/internal/config"
 	"github.com/samhub/samhub/internal/hubtest"
+	"github.com/samhub/samhub/internal/logbuf"
 	"github.com/samhub/samhub/pipeline/broker"
 )
 
@@ -70,7 +71,7 @@ func r1NATSRestart(t *testing.T) (f r1RestartFigures) {
 	srv := r1StartNATS(t, opts)
 	url := r1AuthURL(srv.ClientURL())
 	w := oNewWorld(t)
-	log := &r1Log{}
+	log := &logbuf.Buffer{}
 	h := hubtest.Start(t, hubtest.WithLog(log), w.InProcess(), hubtest.WithConfig(func(c *config.Config) { c.NATS.URL, c.NATS.Replicas = url, 1 }))
 	send := func(from, to int) {
 		for i := from; i < to; i++ {
@@ -99,7 +100,7 @@ func r1NATSRestart(t *testing.T) (f r1RestartFigures) {
 	send(m, 2*m)
 	// The source claims a file, cannot reach NATS (duplicate check or
 	// publish) and puts the file back.
-	r1Wait(t, 60*time.Second, "the hub to try a letter while NATS is down", func() bool { return log.Count("medcom: file will be retried") > 0 })
+	r1Wait(t, 60*time.Second, "the hub to try a letter while NATS is down", func() bool { return len(log.Lines("medcom: file will be retried")) > 0 })
 	time.Sleep(time.Second) // give a wrong acknowledgement time to happen
 	referrals := 0
 	for i := m; i < 2*m; i++ {
@@ -109,7 +110,7 @@ func r1NATSRestart(t *testing.T) (f r1RestartFigures) {
 	}
 	f.held = r1Files(filepath.Join(w.MedCom, "in")) + r1Files(filepath.Join(w.MedCom, "processing"))
 	processed := r1Files(filepath.Join(w.MedCom, "processed"))
-	f.retried = log.Count("medcom: file will be retried")
+	f.retried = len(log.Lines("medcom: file will be retried"))
 	ready := 0
 	for _, it := range w.Case.Outbox() {
 		if it.Status == "ready" {

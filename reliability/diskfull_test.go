@@ -14,6 +14,7 @@ import (
 
 	"github.com/samhub/samhub/internal/config"
 	"github.com/samhub/samhub/internal/hubtest"
+	"github.com/samhub/samhub/internal/logbuf"
 )
 
 // r2SmallDisk mounts a 64 MiB tmpfs for the JetStream store (the suite runs
@@ -69,7 +70,7 @@ func TestScenarioDiskfull(t *testing.T) {
 	t.Parallel()
 	letters := size("DISKFULL_LETTERS", 200, 2000)
 	dir := r2SmallDisk(t)
-	log := &r2Buffer{}
+	log := &logbuf.Buffer{}
 	h := hubtest.Start(t, hubtest.WithLog(log), hubtest.WithConfig(func(c *config.Config) {
 		c.NATS.Embedded.StoreDir = dir
 	}))
@@ -160,7 +161,7 @@ func TestScenarioDiskfull(t *testing.T) {
 		code, body := r2Get(t, h.BaseURL+"/readyz", "")
 		t.Errorf("not recovered after space returned (ready after %v, delivering after %v; 0 = not within 30 s): %d of %d letters delivered, readyz %d %s",
 			readyAfter.Round(time.Millisecond), deliveringAfter.Round(time.Millisecond), r1Delivered(ledger, h.CaseSys)-1, letters, code, strings.TrimSpace(string(body)))
-		r2LogMessages(t, log.Bytes())
+		r2LogMessages(t, []byte(log.String()))
 		r2CollectHub(t, "diskfull", h, log)
 		return
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/samhub/samhub/internal/hubtest"
+	"github.com/samhub/samhub/internal/logbuf"
 )
 
 // How a letter reaches in/ in the drop folder scenario.
@@ -106,7 +107,7 @@ func TestScenarioDropFolder(t *testing.T) {
 	n := size("DROPFOLDER_LETTERS", 1000, 10_000)
 	seed := r1Seed()
 	rng := r1Rand(seed)
-	log := &r1Log{}
+	log := &logbuf.Buffer{}
 	h := hubtest.Start(t, hubtest.WithLog(log)) // the shipped settle time (2 s)
 	receipts := r1CollectReceipts(h.MedComDir)
 	ledger := oNewLedger()
@@ -197,7 +198,7 @@ func TestScenarioDropFolder(t *testing.T) {
 	if ignored != 0 {
 		t.Errorf("%v files reported as not read", ignored)
 	}
-	if leak := r1PII.Find(log.Bytes()); leak != nil {
+	if leak := r1PII.FindString(log.String()); leak != "" {
 		t.Errorf("the hub's log carries personal data: %q", leak)
 	}
 }

@@ -512,36 +512,3 @@ func metricSum(page []byte, name string) float64 {
 	}
 	return sum
 }
-
-// r1Log is a goroutine-safe writer for a hub's log.
-type r1Log struct {
-	mu sync.Mutex
-	b  []byte
-}
-
-func (w *r1Log) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.b = append(w.b, p...)
-	return len(p), nil
-}
-
-// Count counts the log lines containing s.
-func (w *r1Log) Count(s string) int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	n := 0
-	for _, line := range strings.Split(string(w.b), "\n") {
-		if strings.Contains(line, s) {
-			n++
-		}
-	}
-	return n
-}
-
-// Bytes is a copy of the log so far.
-func (w *r1Log) Bytes() []byte {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return append([]byte(nil), w.b...)
-}

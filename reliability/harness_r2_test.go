@@ -5,7 +5,6 @@ package reliability
 // cannot collide with the helpers of part 1 in the same package.
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -19,25 +18,8 @@ import (
 	"testing"
 
 	"github.com/samhub/samhub/internal/hubtest"
+	"github.com/samhub/samhub/internal/logbuf"
 )
-
-// r2Buffer is a goroutine-safe writer for the hub's log.
-type r2Buffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (w *r2Buffer) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *r2Buffer) Bytes() []byte {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return append([]byte(nil), w.b.Bytes()...)
-}
 
 // r2Artefact is something the suite produced that must hold no CPR number:
 // a log, a metrics page, a parked reason, an email subject, an error note.
@@ -68,10 +50,10 @@ func r2Artefacts() []r2Artefact {
 // its metrics, the parked reasons the API shows and every error note in
 // the MedCom error/ folder. Call it before the test ends (the folders are
 // temporary).
-func r2CollectHub(t *testing.T, scenario string, h *hubtest.Hub, log *r2Buffer) {
+func r2CollectHub(t *testing.T, scenario string, h *hubtest.Hub, log *logbuf.Buffer) {
 	t.Helper()
 	if log != nil {
-		r2Keep("log", scenario, log.Bytes())
+		r2Keep("log", scenario, []byte(log.String()))
 	}
 	if h.App != nil {
 		if code, body := r2Get(t, h.BaseURL+"/metrics", ""); code == 200 {

@@ -22,6 +22,7 @@ import (
 	"github.com/samhub/samhub/internal/config"
 	"github.com/samhub/samhub/internal/httpapi"
 	"github.com/samhub/samhub/internal/hubtest"
+	"github.com/samhub/samhub/internal/logbuf"
 	"github.com/samhub/samhub/internal/logging"
 	"github.com/samhub/samhub/pipeline/letter"
 
@@ -136,7 +137,7 @@ func r2Port(t *testing.T, raw string) int {
 func TestScenarioSecurity(t *testing.T) {
 	ca := mailtest.NewCA(t)
 	smtpSrv := mailtest.StartSMTP(t, ca, mailtest.SMTPOptions{Mode: mailtest.SMTPImplicit})
-	log := &r2Buffer{}
+	log := &logbuf.Buffer{}
 	h := hubtest.Start(t, hubtest.WithLog(log), hubtest.WithConfig(func(c *config.Config) {
 		c.Adapters["notifymail"] = map[string]any{"type": "smtp", "host": "127.0.0.1", "port": smtpSrv.Port, "tls": "implicit",
 			"ca_file": ca.PEMFile, "from": "samhub@kommune.dk", "allow": []string{"@kommune.dk"}}
