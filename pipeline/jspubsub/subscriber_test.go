@@ -636,3 +636,59 @@ func staleBufferedRound(t *testing.T) bool {
 	// sent copies again and the round exercised the case it names.
 	return f.info(t).Delivered.Consumer > n
 }
+
+// A message whose confirmed ack the server later forgets (a whole cluster
+// restarted before it kept the ack; here the consumer is reset to its
+// first message) is sent again. It was handled, so it is not handled
+// again; but it is acked again, or each such copy holds one of the
+// consumer's MaxAckPending places for ever, and with as many copies as
+// places nothing after them is delivered (the cluster scenario once lost
+// 143 notices so).
+func TestACopyOfAnAckedMessageIsAckedAgain(t *testing.T) {
+	f := newFixture(t, startBroker(t), time.Second)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c, err := f.js.Consumer(ctx, f.stream, f.consumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := c.CachedInfo().Config
+	cfg.MaxAckPending = 2
+	if _, err := f.js.UpdateConsumer(ctx, f.stream, cfg); err != nil {
+		t.Fatal(err)
+	}
+	sub := f.subscriber(t, jspubsub.SubscriberConfig{MaxInFlight: 2, PullBatch: 2})
+	ch, err := sub.Subscribe(ctx, f.topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.publishN(t, 2, "first-", "")
+	for range 2 {
+		receive(t, ch).Ack()
+	}
+	eventually(t, 10*time.Second, func() error {
+		if info := f.info(t); info.AckFloor.Stream != 2 {
+			return fmt.Errorf("ack floor %d, want 2", info.AckFloor.Stream)
+		}
+		return nil
+	})
+	if _, err := f.js.ResetConsumerToSequence(ctx, f.stream, f.consumer, 1); err != nil {
+		t.Fatal(err)
+	}
+	f.publishN(t, 2, "next-", "")
+	var got []string
+	for range 2 {
+		m := receive(t, ch)
+		got = append(got, string(m.Payload))
+		m.Ack()
+	}
+	if slices.Sort(got); !slices.Equal(got, []string{"next-0", "next-1"}) {
+		t.Errorf("handled %q after the reset, want the two new messages only", got)
+	}
+	eventually(t, 10*time.Second, func() error {
+		if info := f.info(t); info.AckFloor.Stream != 4 || info.NumAckPending != 0 {
+			return fmt.Errorf("ack floor %d, %d pending; want 4 and none", info.AckFloor.Stream, info.NumAckPending)
+		}
+		return nil
+	})
+}

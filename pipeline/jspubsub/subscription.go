@@ -198,7 +198,15 @@ func (sub *subscription) add(m jetstream.Msg, slot bool) {
 		return
 	}
 	if sub.acked.set[r.info.StreamSeq] {
-		sub.s.logger.Debug("dropping a stale copy of an acked message", watermill.LogFields{"seq": r.info.StreamSeq})
+		// Handled and acked: a copy already on its way when the ack
+		// arrived, or one the server sends because it lost the ack it
+		// confirmed (a whole cluster restarted before it kept it). Ack it
+		// again: the server ignores that for the first, and for the second
+		// it frees the place the copy holds among the consumer's
+		// MaxAckPending; dropped unacked, such copies come back every
+		// AckWait and, as many as the places, stall the consumer.
+		sub.s.logger.Debug("acking a copy of an acked message again", watermill.LogFields{"seq": r.info.StreamSeq})
+		_ = m.Ack()
 		sub.release(slot)
 		return
 	}
