@@ -2,6 +2,7 @@ package acceptance
 
 import (
 	"bytes"
+	"regexp"
 	"testing"
 	"time"
 
@@ -61,6 +62,53 @@ func TestWeek1AReferralWhoseAttachmentNeverComes(t *testing.T) {
 	}
 	if ack := w.gp(gpAero).AckOf(sent); !ack.Positive {
 		t.Errorf("receipt %s, want positive: the letter itself is valid", ack.Code)
+	}
+}
+
+// lastQuantum is the last four characters of an XBIN01 object's base64.
+var lastQuantum = regexp.MustCompile(`[A-Za-z0-9+/=]{4}(\s*</Object_Base64Encoded>)`)
+
+// The XBIN01 letter carrying a referral's assessment is cut short on the
+// way: its object holds fewer bytes than its OriginalObjectSize says. The
+// practice gets a negative receipt for it and a positive one for the
+// letter, which is filed after the wait with a note in the file's place;
+// no part of the damaged file reaches the case.
+func TestWeek1AnAssessmentCutShortOnTheWayIsRefused(t *testing.T) {
+	w := newWorld(t, withMedCom("binary_wait: 1s"))
+	cases := w.caseSystem()
+	assessment := append([]byte("%PDF-1.4\n% PPR-vurdering, fiktiv testperson\n"), bytes.Repeat([]byte("vurdering "), 300)...)
+	how := xdis91Latin1
+	how.Files = []letter.Attachment{letter.NewAttachment("PPR-vurdering.pdf", "application/pdf", assessment)}
+	cut := false
+	how.EditBinary = func(data []byte) []byte {
+		out := lastQuantum.ReplaceAll(data, []byte("$1"))
+		cut = !bytes.Equal(out, data)
+		return out
+	}
+	sent := w.gp(gpAero).Refers(aase, how)
+	if !cut || sent.Binary == nil {
+		t.Fatal("the practice sent no XBIN01 letter to cut short")
+	}
+	if ack := w.gp(gpAero).AckOf(*sent.Binary); ack.Positive || ack.From.GLN != sent.To.GLN {
+		t.Errorf("receipt of the XBIN01 letter: %s from %s; want negative from the council", ack.Code, ack.From.GLN)
+	}
+	if ack := w.gp(gpAero).AckOf(sent); !ack.Positive {
+		t.Errorf("receipt of the letter: %s; want positive: the letter itself is valid", ack.Code)
+	}
+	doc := cases.Files(sent.ID)
+	if !cases.HoldsOriginal(doc, sent.Data) {
+		t.Error("the document does not keep the letter as the practice sent it")
+	}
+	if len(doc.Files) < 2 {
+		t.Errorf("document files %+v, want the letter and a note that the assessment did not come whole", doc.Files)
+	}
+	for _, n := range []int{len(assessment), len(assessment) / 3 * 3, len(assessment)/3*3 - 3} {
+		if cases.HoldsOriginal(doc, assessment[:n]) {
+			t.Errorf("the case holds %d bytes of the damaged assessment", n)
+		}
+	}
+	if n := len(cases.DocumentsFor(sent.Binary.ID)); n != 0 {
+		t.Errorf("the refused XBIN01 letter is %d document(s)", n)
 	}
 }
 

@@ -57,6 +57,9 @@ type Outgoing struct {
 	// Edit changes a FHIR letter's bytes after they are built, before any
 	// envelope: a vendor's mistake no builder makes (with Invalid).
 	Edit func(data []byte) []byte
+	// EditBinary changes the XBIN01 letter's bytes after they are built:
+	// a file damaged on the way.
+	EditBinary func(data []byte) []byte
 }
 
 var jsonFamily = regexp.MustCompile(`"family":\s*"` + absentPlaceholder + `"`)
@@ -148,6 +151,9 @@ func (p *Peer) buildXDIS91(o Outgoing, party Party, to Org) (Sent, error) {
 		bd, err := oioxml.BuildBinaryLetter(l, opt)
 		if err != nil {
 			return Sent{}, fmt.Errorf("medcompeer: build XBIN01: %w", err)
+		}
+		if o.EditBinary != nil {
+			bd = o.EditBinary(bd)
 		}
 		bid := oioxml.BinaryLetterID(id)
 		bin = &Sent{ID: oioxml.LetterID(party.GLN, bid), File: "xbin01-" + bid + ".xml", Format: FormatXBIN01, Data: bd}
