@@ -62,8 +62,11 @@
 // the durable consumer on the server keeps its position, so consumption
 // resumes without recreating the consumer or replaying acked messages.
 // Redeliveries of a message the subscription still holds are dropped (the
-// held copy is acked by stream sequence), and so are copies of a message
-// whose ack the server confirmed moments ago: a message that waited in
-// nats.go's buffer past AckWait while every slot was busy is sent again,
-// and that copy may arrive after the buffered one was handled.
+// held copy is acked by stream sequence). A copy of a message whose ack the
+// server confirmed moments ago is not handled again but acked again: a
+// message that waited in nats.go's buffer past AckWait while every slot was
+// busy is sent again, and that copy may arrive after the buffered one was
+// handled; or the server lost the ack (a whole cluster restarted before it
+// kept it), and a copy left unacked would hold one of the consumer's
+// MaxAckPending places for ever.
 package jspubsub
