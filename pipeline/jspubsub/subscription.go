@@ -205,7 +205,7 @@ func (sub *subscription) add(m jetstream.Msg, slot bool) {
 		// it frees the place the copy holds among the consumer's
 		// MaxAckPending; dropped unacked, such copies come back every
 		// AckWait and, as many as the places, stall the consumer.
-		sub.s.logger.Debug("acking a copy of an acked message again", watermill.LogFields{"seq": r.info.StreamSeq})
+		sub.s.logger.Info("acking a copy of an acked message again", watermill.LogFields{"seq": r.info.StreamSeq})
 		_ = m.Ack()
 		sub.release(slot)
 		return
