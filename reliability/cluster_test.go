@@ -249,6 +249,49 @@ func (c *r1Cluster) waitMeta(t testing.TB) {
 	})
 }
 
+// logConsumers logs where each consumer of the letter stream stands, so a
+// run that lost letters at a destination shows whether its consumer
+// stalled (ack pending at its limit, messages pending) or never had them.
+func (c *r1Cluster) logConsumers(t testing.TB) {
+	t.Helper()
+	nc, err := nats.Connect(c.urls)
+	if err != nil {
+		t.Logf("consumers: %v", err)
+		return
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	stream, err := js.Stream(ctx, broker.StreamLetters)
+	if err != nil {
+		t.Logf("consumers: %v", err)
+		return
+	}
+	names := stream.ConsumerNames(ctx)
+	for name := range names.Name() {
+		cons, err := js.Consumer(ctx, broker.StreamLetters, name)
+		if err != nil {
+			t.Logf("consumer %s: %v", name, err)
+			continue
+		}
+		i, err := cons.Info(ctx)
+		if err != nil {
+			t.Logf("consumer %s: %v", name, err)
+			continue
+		}
+		leader := ""
+		if i.Cluster != nil {
+			leader = i.Cluster.Leader
+		}
+		t.Logf("consumer %s: delivered to seq %d, ack floor %d, %d pending, %d ack pending of %d, %d redelivered, %d pulls waiting, leader %q",
+			name, i.Delivered.Stream, i.AckFloor.Stream, i.NumPending, i.NumAckPending, i.Config.MaxAckPending, i.NumRedelivered, i.NumWaiting, leader)
+	}
+	if err := names.Err(); err != nil {
+		t.Logf("consumers: %v", err)
+	}
+}
+
 // Partition cuts node i off from the other two (on) or heals it (off).
 func (c *r1Cluster) Partition(i int, on bool) {
 	for j := range 3 {
@@ -434,6 +477,9 @@ func r1ClusterRun(t *testing.T) (f r1ClusterFigures) {
 	// the stored letter by its own destination (issue 20; before, 3 of 539
 	// and 17 of 474 were lost here until the duplicate path sent them).
 	faults := f.nodeRestarts + f.partitions + 1 /* the hub cut */ + f.clusterRestarts + f.hubKills
+	if len(f.verdict.LostIDs()) > 0 {
+		cl.logConsumers(t)
+	}
 	oRequire(t, f.verdict, oAllow{Repeats: map[string]int{destGP: faults, destNotices: faults * oMailInFlight}})
 	if f.crashes != 0 || f.panics != 0 {
 		t.Errorf("%d hub lives ended on their own, %d panics", f.crashes, f.panics)
