@@ -66,7 +66,6 @@
 // server confirmed moments ago is not handled again but acked again: a
 // message that waited in nats.go's buffer past AckWait while every slot was
 // busy is sent again, and that copy may arrive after the buffered one was
-// handled; or the server lost the ack (a whole cluster restarted before it
-// kept it), and a copy left unacked would hold one of the consumer's
-// MaxAckPending places for ever.
+// handled; or, should the server lose an ack it confirmed, a copy left
+// unacked would hold one of the consumer's MaxAckPending places for ever.
 package jspubsub

@@ -199,12 +199,12 @@ func (sub *subscription) add(m jetstream.Msg, slot bool) {
 	}
 	if sub.acked.set[r.info.StreamSeq] {
 		// Handled and acked: a copy already on its way when the ack
-		// arrived, or one the server sends because it lost the ack it
-		// confirmed (a whole cluster restarted before it kept it). Ack it
-		// again: the server ignores that for the first, and for the second
-		// it frees the place the copy holds among the consumer's
-		// MaxAckPending; dropped unacked, such copies come back every
-		// AckWait and, as many as the places, stall the consumer.
+		// arrived, or one sent because the server lost an ack it had
+		// confirmed. Ack it again: the server ignores that for the first,
+		// and for the second it frees the place the copy holds among the
+		// consumer's MaxAckPending; dropped unacked, such copies would come
+		// back every AckWait and, as many as the places, stall the
+		// consumer.
 		sub.s.logger.Info("acking a copy of an acked message again", watermill.LogFields{"seq": r.info.StreamSeq})
 		_ = m.Ack()
 		sub.release(slot)
