@@ -637,13 +637,11 @@ func staleBufferedRound(t *testing.T) bool {
 	return f.info(t).Delivered.Consumer > n
 }
 
-// A message whose confirmed ack the server later forgets (a whole cluster
-// restarted before it kept the ack; here the consumer is reset to its
-// first message) is sent again. It was handled, so it is not handled
-// again; but it is acked again, or each such copy holds one of the
-// consumer's MaxAckPending places for ever, and with as many copies as
-// places nothing after them is delivered (the cluster scenario once lost
-// 143 notices so).
+// A message whose confirmed ack the server later forgets is sent again
+// (here the consumer is reset to its first message). It was handled, so
+// it is not handled again; but it is acked again, or each such copy holds
+// one of the consumer's MaxAckPending places for ever, and with as many
+// copies as places nothing after them is delivered.
 func TestACopyOfAnAckedMessageIsAckedAgain(t *testing.T) {
 	f := newFixture(t, startBroker(t), time.Second)
 	ctx, cancel := context.WithCancel(context.Background())
