@@ -267,6 +267,10 @@ type CouncilMeetings struct {
 	// after it arrived, so the members can read it first (0: any meeting
 	// after it arrived).
 	CutoffDays int `mapstructure:"cutoff_days"`
+	// ClosedDays are the municipality's own closing days ("2026-05-15
+	// Fredag efter Kristi himmelfart"); a meeting on one is marked as on a
+	// public holiday.
+	ClosedDays []string `mapstructure:"closed_days"`
 }
 
 // CouncilReceipt is the opt-in receipt to the referring GP: a reply in the

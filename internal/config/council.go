@@ -29,6 +29,11 @@ func (c *Config) validateCouncil(bad func(key, msg string, args ...any)) {
 	if k.Meetings.CutoffDays < 0 || k.Meetings.CutoffDays > 60 {
 		bad("council.meetings.cutoff_days", "must be between 0 and 60 days before a meeting (default 0)")
 	}
+	for i, d := range k.Meetings.ClosedDays {
+		if _, err := schedule.ParseClosingDays([]string{d}); err != nil {
+			bad(fmt.Sprintf("council.meetings.closed_days[%d]", i), "%v", err)
+		}
+	}
 	if k.WatchDays <= 0 || k.WatchDays > 366 {
 		bad("council.watch_days", "must be more than 0 and at most 366 days (default 35)")
 	}

@@ -32,6 +32,7 @@ func TestCouncilMistakesNameTheKey(t *testing.T) {
 		{"zone", "council: {meetings: {zone: Europe/Kbh}}\n", "council.meetings.zone: "},
 		{"cap", "council: {meetings: {cap: 0}}\n", "council.meetings.cap: must be between 1 and 100"},
 		{"cutoff", "council: {meetings: {cutoff_days: 61}}\n", "council.meetings.cutoff_days: must be between 0 and 60"},
+		{"closed day", "council: {meetings: {closed_days: ['2026-05-15', '15-05-2026 Lukkedag']}}\n", `council.meetings.closed_days[1]: must be a date YYYY-MM-DD, optionally followed by the day's name (got "15-05-2026 Lukkedag")`},
 		{"watch", "council: {watch_days: 0}\n", "council.watch_days: must be more than 0"},
 		{"retention", "council: {retention_days: 90}\n", "council.retention_days: must be at least 400"},
 		{"receipt without destination", "council: {receipt: {enabled: true}}\n", "council.receipt.destination: must name a destination of sector gp"},
@@ -57,7 +58,7 @@ func TestCouncilMistakesNameTheKey(t *testing.T) {
 
 func TestCouncilValidBlockLoads(t *testing.T) {
 	yaml := base + `council:
-  meetings: {rule: "sidste torsdag 9.30", zone: Europe/Copenhagen, cap: 4}
+  meetings: {rule: "sidste torsdag 9.30", zone: Europe/Copenhagen, cap: 4, closed_days: ["2026-05-15 Fredag efter Kristi himmelfart", "2026-12-28"]}
   watch_days: 0.5
   receipt: {enabled: true, destination: gp, template: "Modtaget; mødet er den {{.Date}}."}
   rejections:

@@ -75,7 +75,7 @@ func (m Match) Route() route.Match {
 // the destinations' sectors and the streams' replicas.
 func (c *Config) CouncilOptions() council.Options {
 	k := c.Council
-	o := council.Options{Enabled: k.Enabled, Meetings: council.Meetings{Rule: k.Meetings.Rule, Zone: k.Meetings.Zone, Cap: k.Meetings.Cap, CutoffDays: k.Meetings.CutoffDays},
+	o := council.Options{Enabled: k.Enabled, Meetings: council.Meetings{Rule: k.Meetings.Rule, Zone: k.Meetings.Zone, Cap: k.Meetings.Cap, CutoffDays: k.Meetings.CutoffDays, ClosedDays: k.Meetings.ClosedDays},
 		WatchDays: k.WatchDays, RetentionDays: k.RetentionDays,
 		Receipt: council.Receipt{Enabled: k.Receipt.Enabled, Destination: k.Receipt.Destination, Template: k.Receipt.Template, MovedTemplate: k.Receipt.MovedTemplate, RequireConsent: k.Receipt.RequireConsent},
 		Sectors: make(map[string]string, len(c.Destinations)), Replicas: c.NATS.Replicas}

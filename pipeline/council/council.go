@@ -88,14 +88,15 @@ type Deps struct {
 
 // Council is the register on one replica.
 type Council struct {
-	d     Deps
-	cfg   Options
-	rule  schedule.Rule
-	watch time.Duration // council.watch_days
-	keep  time.Duration // council.retention_days
-	reg   *register
-	log   *slog.Logger
-	now   func() time.Time
+	d      Deps
+	cfg    Options
+	rule   schedule.Rule
+	closed schedule.ClosingDays // council.meetings.closed_days
+	watch  time.Duration        // council.watch_days
+	keep   time.Duration        // council.retention_days
+	reg    *register
+	log    *slog.Logger
+	now    func() time.Time
 
 	background sync.WaitGroup
 
@@ -118,10 +119,14 @@ func New(ctx context.Context, d Deps) (*Council, error) {
 	if err != nil {
 		return nil, fmt.Errorf("council.meetings.rule: %w", err)
 	}
+	closed, err := schedule.ParseClosingDays(cfg.Meetings.ClosedDays)
+	if err != nil {
+		return nil, fmt.Errorf("council.meetings.closed_days: %w", err)
+	}
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	c := &Council{d: d, cfg: cfg, rule: rule, log: d.Log.With("component", "council"), now: d.Now,
+	c := &Council{d: d, cfg: cfg, rule: rule, closed: closed, log: d.Log.With("component", "council"), now: d.Now,
 		watch: time.Duration(cfg.WatchDays * float64(24*time.Hour)), keep: time.Duration(cfg.RetentionDays) * 24 * time.Hour}
 	if c.reg, err = openRegister(ctx, d.JS, c.log); err != nil {
 		return nil, err

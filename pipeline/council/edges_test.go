@@ -170,6 +170,17 @@ func TestALetterOnAWaitingReferralIsKeptWhenItTakesASeat(t *testing.T) {
 	}
 }
 
+// A meeting on one of the municipality's own closing days says so too.
+func TestAMeetingOnTheMunicipalitysClosingDaySaysSo(t *testing.T) {
+	f := newFixture(t, func(o *Options) { o.Meetings.ClosedDays = []string{"2026-04-14 Personaledag"} })
+	if m, _ := f.c.Meeting("2026-04-14"); m.DayOff != "Personaledag" {
+		t.Errorf("the rule's meeting on 14 April, a closing day: day off %q", m.DayOff)
+	}
+	if m, _ := f.c.Meeting("2026-03-10"); m.DayOff != "" {
+		t.Errorf("the rule's meeting on 10 March: day off %q", m.DayOff)
+	}
+}
+
 // A meeting on a Danish public holiday says which, whether the rule, the
 // coordinator's addition or a move put it there; it still takes referrals.
 func TestAMeetingOnADayOffSaysSo(t *testing.T) {

@@ -11,7 +11,6 @@ import (
 
 	"github.com/samhub/samhub/internal/logging"
 	"github.com/samhub/samhub/pipeline/audit"
-	"github.com/samhub/samhub/pipeline/council/schedule"
 )
 
 // Meeting is a council meeting as the API shows it.
@@ -334,7 +333,7 @@ func (c *Council) leaveWaiting(ctx context.Context, seated []Referral) error {
 func (c *Council) summary(m meetingRecord, now time.Time) Meeting {
 	m.Referrals = c.seated(m)
 	s := Meeting{ID: m.ID, At: m.At.In(c.rule.Loc), Zone: c.rule.Loc.String(), Origin: m.Origin, Cap: c.capOf(m), Referrals: len(m.Referrals), Past: m.At.Before(now)}
-	s.DayOff = schedule.DayOff(s.At)
+	s.DayOff = c.closed.DayOff(s.At)
 	if !m.MovedFrom.IsZero() {
 		t := m.MovedFrom.In(c.rule.Loc)
 		s.MovedFrom = &t

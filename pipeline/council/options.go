@@ -38,6 +38,9 @@ type Meetings struct {
 	// CutoffDays: a referral takes a meeting at least this many days
 	// after it arrived (or, seated from the waiting, after now).
 	CutoffDays int
+	// ClosedDays are the municipality's own closing days, marked like
+	// public holidays (schedule.ParseClosingDays).
+	ClosedDays []string
 }
 
 // Receipt is the receipt to the referring GP: a reply in the referral's

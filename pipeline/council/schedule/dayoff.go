@@ -1,6 +1,9 @@
 package schedule
 
 import (
+	"errors"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/rickar/cal/v2"
@@ -28,4 +31,36 @@ func DayOff(t time.Time) string {
 		}
 	}
 	return ""
+}
+
+// ClosingDays are a municipality's own closing days beside the national
+// ones (council.meetings.closed_days), by local date: a day it closes its
+// offices, such as the Friday after Ascension Day, which no calendar knows.
+type ClosingDays map[string]string
+
+// ParseClosingDays reads entries "YYYY-MM-DD", optionally followed by the
+// day's name ("2026-05-15 Fredag efter Kristi himmelfart"); a day without a
+// name is called "Kommunens lukkedag".
+func ParseClosingDays(entries []string) (ClosingDays, error) {
+	out := ClosingDays{}
+	for _, e := range entries {
+		date, name, _ := strings.Cut(strings.TrimSpace(e), " ")
+		if _, err := time.Parse(time.DateOnly, date); err != nil {
+			return nil, errors.New("must be a date YYYY-MM-DD, optionally followed by the day's name (got " + strconv.Quote(e) + ")")
+		}
+		if name = strings.TrimSpace(name); name == "" {
+			name = "Kommunens lukkedag"
+		}
+		out[date] = name
+	}
+	return out, nil
+}
+
+// DayOff names the day of t, in t's location, when it is a Danish public
+// holiday or closing day or one of these; "" otherwise.
+func (c ClosingDays) DayOff(t time.Time) string {
+	if n := DayOff(t); n != "" {
+		return n
+	}
+	return c[t.Format(time.DateOnly)]
 }

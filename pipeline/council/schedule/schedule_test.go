@@ -156,3 +156,37 @@ func TestDayOffNamesDanishHolidays(t *testing.T) {
 		}
 	}
 }
+
+// A municipality's own closing days are marked beside the national ones,
+// named as configured or as its closing day; an entry that is not a date
+// is refused.
+func TestClosingDaysAddTheMunicipalitysOwn(t *testing.T) {
+	cph, err := time.LoadLocation("Europe/Copenhagen")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := ParseClosingDays([]string{"2026-05-15 Fredag efter Kristi himmelfart", " 2026-12-28 ", "2026-12-24 Lukket"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		at   time.Time
+		want string
+	}{
+		{time.Date(2026, 5, 15, 13, 0, 0, 0, cph), "Fredag efter Kristi himmelfart"},
+		{time.Date(2026, 12, 28, 9, 0, 0, 0, cph), "Kommunens lukkedag"},
+		{time.Date(2026, 12, 24, 9, 0, 0, 0, cph), "Juleaftensdag"}, // the national name first
+		{time.Date(2026, 5, 14, 13, 0, 0, 0, cph), "Kristi Himmelfartsdag"},
+		{time.Date(2026, 5, 16, 13, 0, 0, 0, cph), ""},
+		{time.Date(2026, 5, 14, 22, 30, 0, 0, time.UTC).In(cph), "Fredag efter Kristi himmelfart"}, // 00:30 on the 15th
+	} {
+		if got := c.DayOff(tc.at); got != tc.want {
+			t.Errorf("DayOff(%s) = %q, want %q", tc.at.Format(time.RFC3339), got, tc.want)
+		}
+	}
+	for _, bad := range []string{"", "15-05-2026", "2026-02-30", "maj 2026"} {
+		if _, err := ParseClosingDays([]string{bad}); err == nil || !strings.Contains(err.Error(), "YYYY-MM-DD") {
+			t.Errorf("ParseClosingDays(%q) = %v, want a refusal naming the form", bad, err)
+		}
+	}
+}
