@@ -103,6 +103,9 @@ type Council struct {
 	mu      sync.Mutex
 	warned  time.Time // the last "no meeting with room" warning
 	waiting int       // referrals without a meeting since
+	// told are the new-date letters this replica knows are stored, by id,
+	// with the change's time: the watch reads none of them again.
+	told map[string]time.Time
 }
 
 // ErrOff means the register is switched off (council.enabled: false).

@@ -37,7 +37,8 @@ type hubSide struct {
 	mu       sync.Mutex
 	letters  map[string]*letter.Letter
 	receipts []*letter.Letter
-	notices  []string // event:letterID
+	reads    map[string]int // StoredLetter calls by id
+	notices  []string       // event:letterID
 	noticeOn bool
 }
 
@@ -70,6 +71,10 @@ func open(t testing.TB, js jetstream.JetStream, cl *testClock, hub *hubSide, o O
 		StoredLetter: func(_ context.Context, id string) (*letter.Letter, error) {
 			hub.mu.Lock()
 			defer hub.mu.Unlock()
+			if hub.reads == nil {
+				hub.reads = map[string]int{}
+			}
+			hub.reads[id]++
 			return hub.letters[id], nil
 		},
 		Trace:   func(context.Context, string) ([]journey.Event, error) { return nil, nil },

@@ -45,11 +45,15 @@ func (c *Council) tellNewDate(ctx context.Context, r Referral) error {
 	}
 	for _, id := range ids {
 		nid := NewDateID(id, last.At)
+		if c.isTold(nid) {
+			continue
+		}
 		had, err := c.d.StoredLetter(ctx, nid)
 		if err != nil {
 			return err
 		}
 		if had != nil {
+			c.markTold(nid, last.At)
 			continue
 		}
 		ref, err := c.d.StoredLetter(ctx, id)
@@ -62,8 +66,33 @@ func (c *Council) tellNewDate(ctx context.Context, r Referral) error {
 		if err := c.tellGP(ctx, ref, nid, m.ID, m.At, last.Before); err != nil {
 			return err
 		}
+		c.markTold(nid, last.At)
 	}
 	return nil
+}
+
+func (c *Council) isTold(id string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.told[id]
+	return ok
+}
+
+// markTold remembers letter id of a change at at as stored, and forgets
+// those of changes too old to be told.
+func (c *Council) markTold(id string, at time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.told == nil {
+		c.told = map[string]time.Time{}
+	}
+	c.told[id] = at
+	now := c.now()
+	for k, t := range c.told {
+		if now.Sub(t) > receiptMaxAge {
+			delete(c.told, k)
+		}
+	}
 }
 
 // retellAll tells the GPs of every seat with a new date of the last seven

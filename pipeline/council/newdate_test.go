@@ -122,7 +122,7 @@ func TestANewDateNoLetterToldIsToldByTheWatch(t *testing.T) {
 			}); err != nil {
 				t.Fatal(err)
 			}
-			for range 2 {
+			for range 3 {
 				if err := f.c.retellAll(ctx); err != nil {
 					t.Fatal(err)
 				}
@@ -130,6 +130,13 @@ func TestANewDateNoLetterToldIsToldByTheWatch(t *testing.T) {
 			got := ids(f.newDates())
 			if want := []string{NewDateID("R1", start)}; on && !slices.Equal(got, want) || !on && len(got) != 0 {
 				t.Errorf("told %v (receipts %v)", got, on)
+			}
+			// A letter told is not looked up again by the later rounds.
+			f.hub.mu.Lock()
+			n := f.hub.reads[NewDateID("R1", start)]
+			f.hub.mu.Unlock()
+			if on && n != 1 {
+				t.Errorf("the told letter was read %d times in three rounds, want once", n)
 			}
 		})
 	}
