@@ -2,7 +2,8 @@ package fhirmsg
 
 import (
 	"encoding/json"
-	"sort"
+	"maps"
+	"slices"
 	"strconv"
 )
 
@@ -33,12 +34,7 @@ func jsonTypes(root string, obj map[string]any) []error {
 	walk = func(v any, ptr, name string) {
 		switch v := v.(type) {
 		case map[string]any:
-			keys := make([]string, 0, len(v))
-			for k := range v {
-				keys = append(keys, k)
-			}
-			sort.Strings(keys)
-			for _, k := range keys {
+			for _, k := range slices.Sorted(maps.Keys(v)) {
 				walk(v[k], ptr+"/"+k, k)
 			}
 		case []any:

@@ -1,8 +1,7 @@
 package schedule
 
 import (
-	"errors"
-	"strconv"
+	"fmt"
 	"strings"
 	"time"
 
@@ -46,7 +45,7 @@ func ParseClosingDays(entries []string) (ClosingDays, error) {
 	for _, e := range entries {
 		date, name, _ := strings.Cut(strings.TrimSpace(e), " ")
 		if _, err := time.Parse(time.DateOnly, date); err != nil {
-			return nil, errors.New("must be a date YYYY-MM-DD, optionally followed by the day's name (got " + strconv.Quote(e) + ")")
+			return nil, fmt.Errorf("must be a date YYYY-MM-DD, optionally followed by the day's name (got %q)", e)
 		}
 		if name = strings.TrimSpace(name); name == "" {
 			name = "Kommunens lukkedag"
