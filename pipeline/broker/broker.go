@@ -205,6 +205,12 @@ func startEmbedded(e EmbeddedOptions, log *slog.Logger, fault *storeFault, keep 
 		if err != nil {
 			return nil, fmt.Errorf("nats.embedded.listen: port: %w", err)
 		}
+		if p == 0 {
+			// Port 0 is nats-server's "default" (4222), not the operating
+			// system's "any free port" that :0 means everywhere else: two
+			// hubs (or tests) asking for any port would both take 4222.
+			p = server.RANDOM_PORT
+		}
 		o.DontListen, o.Host, o.Port = false, host, p
 		emb.ToolsPassword = secret()
 		if keep != nil && keep.ToolsPassword != "" {
