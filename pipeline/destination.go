@@ -72,7 +72,8 @@ func ConsumerName(dest string) string { return "dest-" + dest }
 
 // ensureConsumer creates the destination's durable consumer, or updates the
 // settings that may change in place. A new destination starts with letters
-// that arrive from now on; an existing one keeps its position.
+// that arrive from now on; an existing one keeps its position, and one whose
+// consumer was lost starts again just after its recorded place (positions).
 func (h *Hub) ensureConsumer(ctx context.Context, d *destination) error {
 	// Short: the subscriber sends InProgress while a letter is held, so a
 	// slow sink call never times out, and after a crash letters come back
@@ -94,16 +95,32 @@ func (h *Hub) ensureConsumer(ctx context.Context, d *destination) error {
 		cur := existing.CachedInfo().Config
 		cur.FilterSubjects, cur.AckWait, cur.MaxAckPending, cur.MaxDeliver, cur.Description = cfg.FilterSubjects, cfg.AckWait, cfg.MaxAckPending, cfg.MaxDeliver, cfg.Description
 		cur.FilterSubject = ""
-		_, err = h.js.UpdateConsumer(ctx, broker.StreamLetters, cur)
-		return err
+		c, err := h.js.UpdateConsumer(ctx, broker.StreamLetters, cur)
+		if err != nil {
+			return err
+		}
+		h.notePosition(ctx, d.name, c.CachedInfo(), true)
+		return nil
 	}
 	if !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return err
 	}
-	_, err = h.js.CreateConsumer(ctx, broker.StreamLetters, cfg)
+	pos, known, err := h.positions.get(ctx, d.name)
+	if err != nil {
+		return fmt.Errorf("consumer for destination %s: its recorded place in the letter stream could not be read: %w", d.name, err)
+	}
+	if known {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, pos.Seq+1
+	}
+	c, err := h.js.CreateConsumer(ctx, broker.StreamLetters, cfg)
 	if err != nil {
 		return fmt.Errorf("consumer for destination %s: %w", d.name, err)
 	}
+	if known {
+		h.log.Warn("destination's consumer was missing; made again just after its recorded place, so letters it had not handled are delivered (those handled since the record come again and are found delivered)",
+			"destination", d.name, "consumer", cfg.Durable, "from_seq", cfg.OptStartSeq, "recorded_at", pos.At)
+	}
+	h.notePosition(ctx, d.name, c.CachedInfo(), true)
 	return nil
 }
 

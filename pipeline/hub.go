@@ -68,6 +68,9 @@ type Hub struct {
 	letters  jetstream.Stream
 	stored   *storedLetters
 	consents *consents
+	// positions: each destination's place in the letter stream, recorded
+	// so a lost consumer resumes there (positions.go).
+	positions *positions
 
 	journey *journey.Recorder
 	queue   *retryq.Queue
@@ -135,6 +138,9 @@ func New(ctx context.Context, o Options) (*Hub, error) {
 		return nil, err
 	}
 	h.consents = &consents{kv: consentKV}
+	if h.positions, err = newPositions(ctx, h.js); err != nil {
+		return nil, err
+	}
 	if h.secret, err = loadSecret(ctx, h.js); err != nil {
 		return nil, err
 	}
@@ -318,6 +324,11 @@ func (h *Hub) Run(ctx context.Context) error {
 	cw.Wait()
 	_ = h.wm.Close()
 	<-h.routerDone
+	pctx, pcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	for name := range h.dests {
+		h.noteConsumer(pctx, name, true)
+	}
+	pcancel()
 	h.background.Wait() // notices of letters parked while draining
 	// The journey's last steps, written in the background, before the
 	// connection goes.

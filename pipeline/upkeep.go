@@ -48,6 +48,7 @@ func (h *Hub) updateGauges(ctx context.Context) {
 		if ci, err := h.js.Consumer(c, broker.StreamLetters, ConsumerName(name)); err == nil {
 			if info, err := ci.Info(c); err == nil {
 				h.m.pending.WithLabelValues(name).Set(float64(info.NumPending + uint64(info.NumAckPending)))
+				h.notePosition(c, name, info, false)
 			}
 		}
 		h.m.held.WithLabelValues(name).Set(float64(len(h.subs[name].Held())))
