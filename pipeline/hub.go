@@ -250,7 +250,10 @@ func (h *Hub) buildRouter(ctx context.Context) error {
 			return err
 		}
 		sub, err := jspubsub.NewSubscriber(h.js, jspubsub.SubscriberConfig{
-			Consumer:     func(string) (string, string) { return broker.StreamLetters, ConsumerName(name) },
+			Consumer: func(string) (string, string) { return broker.StreamLetters, ConsumerName(name) },
+			// A consumer deleted under a running hub is made again at the
+			// destination's recorded place (positions.go), as at a start.
+			Recreate:     func(ctx context.Context, _ string) error { return h.ensureConsumer(ctx, d) },
 			OrderKey:     func(m *message.Message) string { return m.Metadata.Get(HdrThread) },
 			MaxInFlight:  d.inFlight,
 			CloseTimeout: h.opt.Settings.ShutdownGrace,

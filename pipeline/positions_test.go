@@ -93,3 +93,23 @@ func TestADestinationAddedLaterStartsWithNewLetters(t *testing.T) {
 		t.Fatal("a destination added later got a letter stored before it was added")
 	}
 }
+
+// A consumer deleted under a running hub is made again at once, and the
+// destination goes on: before, its subscription ended and nothing more
+// reached the destination until the hub was restarted.
+func TestAConsumerDeletedUnderARunningHubIsMadeAgain(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.feed.ch <- mkLetter("RUN1", letter.KindReferral, "")
+	eventually(t, "the first letter in the case file", func() bool { return e.muni.count("RUN1") == 1 })
+	if err := e.b.JS.DeleteConsumer(ctx, broker.StreamLetters, pipeline.ConsumerName("casefile")); err != nil {
+		t.Fatal(err)
+	}
+	e.feed.ch <- mkLetter("RUN2", letter.KindReferral, "")
+	eventually(t, "the next letter in the case file", func() bool { return e.muni.count("RUN2") == 1 })
+	e.muni.mu.Lock()
+	defer e.muni.mu.Unlock()
+	if fmt.Sprint(e.muni.order) != "[RUN1 RUN2]" {
+		t.Fatalf("the case file got %v, want each letter once", e.muni.order)
+	}
+}

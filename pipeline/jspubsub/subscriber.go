@@ -36,6 +36,13 @@ type SubscriberConfig struct {
 	// Provision creates the stream and consumer on Subscribe (tests and
 	// development; see Provisioner).
 	Provision ProvisionFunc
+	// Recreate, when set, is called when the consumer a subscription reads
+	// is deleted under it (by hand, or lost with a cluster node's store),
+	// until it returns nil; it should make the consumer again where the
+	// caller wants reading to resume. The subscription then binds to it
+	// and goes on, its channel open. Without Recreate the subscription
+	// ends and its channel closes.
+	Recreate func(ctx context.Context, topic string) error
 
 	// OrderKey groups messages that must be handled one at a time in stream
 	// order (for example the thread of a letter). Nil makes every message
@@ -156,11 +163,12 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	if ackWait <= 0 {
 		ackWait = 30 * time.Second // the server's default
 	}
-	iter, err := cons.Messages(jetstream.PullMaxMessages(s.cfg.PullBatch), jetstream.PullExpiry(s.cfg.PullExpiry))
+	iter, err := s.messages(cons)
 	if err != nil {
-		return nil, fmt.Errorf("jspubsub: subscribe %q: start pulling from consumer %q on stream %q: %w", topic, info.Name, info.Stream, err)
+		return nil, err
 	}
 	sub := newSubscription(s, ctx, iter, ackWait)
+	sub.topic = topic
 
 	s.mu.Lock()
 	if s.closed {
@@ -175,6 +183,16 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	s.logger.Info("subscribed", watermill.LogFields{"topic": topic, "stream": info.Stream, "consumer": info.Name})
 	go sub.run(ctx)
 	return sub.out, nil
+}
+
+// messages starts pulling from cons.
+func (s *Subscriber) messages(cons jetstream.Consumer) (jetstream.MessagesContext, error) {
+	iter, err := cons.Messages(jetstream.PullMaxMessages(s.cfg.PullBatch), jetstream.PullExpiry(s.cfg.PullExpiry))
+	if err != nil {
+		info := cons.CachedInfo()
+		return nil, fmt.Errorf("jspubsub: start pulling from consumer %q on stream %q: %w", info.Name, info.Stream, err)
+	}
+	return iter, nil
 }
 
 // bind finds (or, in provisioning mode, creates) the consumer and checks it

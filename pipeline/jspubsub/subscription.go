@@ -29,8 +29,9 @@ type entry struct {
 // stopping is set, so workers.Wait in shutdown cannot race an Add.
 type subscription struct {
 	s       *Subscriber
-	iter    jetstream.MessagesContext
-	base    context.Context // parent of message contexts; never cancelled by Subscribe's ctx
+	topic   string
+	iter    jetstream.MessagesContext // guarded by mu: rebind replaces it
+	base    context.Context           // parent of message contexts; never cancelled by Subscribe's ctx
 	ackWait time.Duration
 	out     chan *message.Message
 	slots   chan struct{}
@@ -108,19 +109,20 @@ func (sub *subscription) run(ctx context.Context) {
 	}
 	sub.mu.Lock()
 	sub.stopping = true
+	iter := sub.iter
 	sub.mu.Unlock()
 	close(sub.stop)
 
 	// Drain (not Stop) so messages nats.go already buffered come out of
 	// Next and are Nak'd below instead of waiting out AckWait.
-	sub.iter.Drain()
+	iter.Drain()
 	stoppedPulling := time.Now()
 	timeout := time.NewTimer(sub.s.cfg.CloseTimeout)
 	defer timeout.Stop()
 	select {
 	case <-sub.pulled:
 	case <-timeout.C:
-		sub.iter.Stop()
+		iter.Stop()
 		<-sub.pulled
 	}
 	expire := time.AfterFunc(sub.s.cfg.CloseTimeout, func() { close(sub.expire) })
@@ -151,10 +153,20 @@ func (sub *subscription) pull() {
 			slot = true
 		case <-sub.stop: // draining: take what is buffered without slots
 		}
-		m, err := sub.iter.Next()
+		sub.mu.Lock()
+		iter := sub.iter
+		sub.mu.Unlock()
+		m, err := iter.Next()
 		if err != nil {
 			if slot {
 				<-sub.slots
+			}
+			if sub.s.cfg.Recreate != nil && (errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrNoHeartbeat) && sub.consumerGone()) {
+				iter.Stop()
+				if sub.rebind(err) {
+					continue
+				}
+				return
 			}
 			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 				return
@@ -168,6 +180,72 @@ func (sub *subscription) pull() {
 		}
 		sub.add(m, slot)
 	}
+}
+
+// rebind has the consumer deleted under the subscription made again
+// (SubscriberConfig.Recreate) and pulls from it, trying until it works or
+// the subscription stops; false when it stopped. Messages it held from the
+// deleted consumer come again from the new one and are handled once: a
+// copy of one still held is dropped, one acked since is acked again.
+func (sub *subscription) rebind(why error) bool {
+	ctx, cancel := context.WithCancel(sub.base)
+	defer cancel()
+	go func() {
+		select {
+		case <-sub.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	sub.s.logger.Error("the consumer is gone; making it again", why, watermill.LogFields{"topic": sub.topic})
+	wait := 100 * time.Millisecond
+	for {
+		iter, err := sub.recreate(ctx)
+		if err == nil {
+			sub.mu.Lock()
+			if sub.stopping {
+				sub.mu.Unlock()
+				iter.Stop()
+				return false
+			}
+			sub.iter = iter
+			sub.mu.Unlock()
+			sub.s.logger.Info("pulling from the consumer made again", watermill.LogFields{"topic": sub.topic})
+			return true
+		}
+		sub.s.logger.Error("the deleted consumer could not be made again; trying again", err, watermill.LogFields{"topic": sub.topic})
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 10*time.Second)
+	}
+}
+
+// consumerGone reports whether the server says the consumer does not exist:
+// one deleted while the connection was down sends no notice, and pulls
+// from it only miss their heartbeats.
+func (sub *subscription) consumerGone() bool {
+	if sub.s.cfg.Consumer == nil {
+		return false
+	}
+	stream, name := sub.s.cfg.Consumer(sub.topic)
+	ctx, cancel := context.WithTimeout(sub.base, 5*time.Second)
+	defer cancel()
+	_, err := sub.s.js.Consumer(ctx, stream, name)
+	return errors.Is(err, jetstream.ErrConsumerNotFound)
+}
+
+func (sub *subscription) recreate(ctx context.Context) (jetstream.MessagesContext, error) {
+	if err := sub.s.cfg.Recreate(ctx, sub.topic); err != nil {
+		return nil, err
+	}
+	cons, err := sub.s.bind(ctx, sub.topic)
+	if err != nil {
+		return nil, err
+	}
+	return sub.s.messages(cons)
 }
 
 func (sub *subscription) add(m jetstream.Msg, slot bool) {
