@@ -176,6 +176,11 @@ func (c *Council) place(ctx context.Context, refs []Referral, reseat bool) ([]Re
 			if ok {
 				r = p // a waiting referral as the copy has it now, with what followed it since
 			}
+			if reseat && !r.awaits() {
+				// Answered or withdrawn while it waited: no meeting takes
+				// it, and its GP gets no receipt naming one.
+				continue
+			}
 			key, cand := "", meetingRecord{}
 			earliest := c.earliest(r, reseat)
 			for _, m := range c.meetingsBetween(earliest, earliest.Add(horizon)) {
