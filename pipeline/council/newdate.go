@@ -41,6 +41,11 @@ func (c *Council) tellNewDate(ctx context.Context, r Referral) error {
 	}
 	ids := []string{r.LetterID}
 	for _, j := range r.Joined {
+		if j.Received.After(last.At) {
+			// Joined after the change: its receipt named the meeting as
+			// it is now, and the date before was never its GP's.
+			continue
+		}
 		ids = append(ids, j.LetterID)
 	}
 	for _, id := range ids {

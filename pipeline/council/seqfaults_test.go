@@ -44,3 +44,44 @@ func TestTheWatchSeatsOnlyReferralsThatStillWait(t *testing.T) {
 		t.Errorf("letters %v to GPs whose referral waits for no meeting", got)
 	}
 }
+
+// A GP whose referral joined a child's seat after the seat's meeting
+// moved was told the new date by its receipt: the watch's round tells it
+// no change made before (before, it sent that GP a second letter saying
+// the meeting was no longer on a date it had never been told).
+func TestALaterReferralIsNotToldAChangeMadeBeforeIt(t *testing.T) {
+	f := newFixture(t, func(k *Options) {
+		k.Receipt = Receipt{Enabled: true, Destination: "gp", Template: DefaultReceiptTemplate}
+	})
+	ctx := context.Background()
+	who := Actor{Name: "koordinator", Role: "coordinator"}
+	start := f.clock.now()
+	f.apply(f.c, f.referral("R1", start, "2509479989"))
+	f.clock.set(start.Add(time.Hour))
+	if _, err := f.c.MoveMeeting(ctx, who, "2026-03-10", "2026-03-12 09:00", "Lokalet er optaget"); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.set(start.Add(2 * time.Hour))
+	r2 := f.referral("R2", f.clock.now(), "2509479989")
+	r2.Sender = practiceOster
+	f.apply(f.c, r2)
+	if r, _ := f.c.reg.joinedTo(tokenOf("R2")); r.LetterID != "R1" {
+		t.Fatalf("R2 joined %q; want R1", r.LetterID)
+	}
+	for range 2 {
+		if err := f.c.retellAll(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := f.c.MoveReferral(ctx, who, "R1", "2026-03-10", "Gentaget"); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range f.newDates() {
+		if l.InReplyTo == "R2" {
+			t.Errorf("R2's GP, told 12 March by its receipt, got %s", l.ID)
+		}
+	}
+	if got := ids(f.newDates()); len(got) != 1 {
+		t.Errorf("new date letters %v; want R1's alone", got)
+	}
+}
