@@ -466,7 +466,7 @@ func (c *Council) MoveMeeting(ctx context.Context, who Actor, id, at, reason str
 		}
 		for i := range cur.Referrals {
 			if r := &cur.Referrals[i]; r.awaits() && c.reg.holds(prefixMeeting+id, r.Key) {
-				retold(r, now, cur.At)
+				retold(r, now, known(*r, cur.At))
 			}
 		}
 		if cur.MovedFrom.IsZero() {

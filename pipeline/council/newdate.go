@@ -19,6 +19,17 @@ func retold(r *Referral, now, before time.Time) {
 	r.Retold = append(r.Retold, Retold{At: now.UTC(), Before: before.UTC()})
 }
 
+// known is the meeting time the GPs of seat r were last told, its
+// meeting being at at now: at, unless the change that put it there was
+// decided when at had passed already (no letter told it; a meeting moved
+// to a time that has passed), so they know the time before that change.
+func known(r Referral, at time.Time) time.Time {
+	if n := len(r.Retold); n > 0 && !at.After(r.Retold[n-1].At) {
+		return r.Retold[n-1].Before
+	}
+	return at
+}
+
 // tellNewDate tells each GP who referred the child in seat r (the seat's
 // referral and those joined to it) the seat's newest new date: the meeting
 // that takes it now. Nothing when receipts are off, the seat no longer

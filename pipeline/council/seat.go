@@ -65,7 +65,7 @@ func (c *Council) moveSeat(ctx context.Context, who Actor, key string, p Referra
 	target := prefixMeeting + dest.ID
 	var before time.Time // the meeting the GPs knew of
 	if m, ok := c.meetingByID(p.Meeting); ok {
-		before = m.At
+		before = known(p, m.At)
 	}
 	if in, _ := c.reg.holder(key); in != target {
 		action := "referral-move"

@@ -2,6 +2,10 @@ package council
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -84,4 +88,60 @@ func TestALaterReferralIsNotToldAChangeMadeBeforeIt(t *testing.T) {
 	if got := ids(f.newDates()); len(got) != 1 {
 		t.Errorf("new date letters %v; want R1's alone", got)
 	}
+}
+
+// A meeting moved to a time that has passed tells no GP (the date has
+// passed); moved ahead again, its GPs are told the new date and, as the
+// one they knew, the date they were told (before, the past date no letter
+// had named: "not as previously told" a date they never had).
+func TestANewDateNamesTheDateTheGPWasTold(t *testing.T) {
+	f := newFixture(t, func(k *Options) {
+		k.Receipt = Receipt{Enabled: true, Destination: "gp", Template: DefaultReceiptTemplate}
+	})
+	ctx := context.Background()
+	who := Actor{Name: "koordinator", Role: "coordinator"}
+	start := f.clock.now()
+	f.apply(f.c, f.referral("R1", start, "2509479989"))
+	f.apply(f.c, f.referral("B1", start, "1509819996"))
+	f.clock.set(start.Add(time.Hour))
+	if _, err := f.c.MoveMeeting(ctx, who, "2026-03-10", "2026-02-27 13:00", "Holdt tidligere"); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.newDates(); len(got) != 0 {
+		t.Fatalf("letters %v for a date that has passed", ids(got))
+	}
+	f.clock.set(start.Add(2 * time.Hour))
+	if _, err := f.c.MoveMeeting(ctx, who, "2026-03-10", "2026-03-12 09:00", "Lokalet er optaget"); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.set(start.Add(3 * time.Hour))
+	if _, err := f.c.MoveReferral(ctx, who, "B1", "2026-04-14", "Sagen er ikke klar"); err != nil {
+		t.Fatal(err)
+	}
+	got := f.newDates()
+	if len(got) != 3 {
+		t.Fatalf("new date letters %v; want R1's and B1's for 12 March, B1's for 14 April", ids(got))
+	}
+	for i, was := range []string{"tirsdag den 10. marts 2026 kl. 13.00", "tirsdag den 10. marts 2026 kl. 13.00", "torsdag den 12. marts 2026 kl. 09.00"} {
+		if !strings.Contains(got[i].Text, "ikke som tidligere meddelt "+was+".") {
+			t.Errorf("%s names another date the GP knew than %s", got[i].ID, was)
+		}
+	}
+}
+
+// snapshot is the register's records as the copy in memory holds them.
+func snapshot(c *Council) string {
+	c.reg.mu.RLock()
+	defer c.reg.mu.RUnlock()
+	keys := make([]string, 0, len(c.reg.records))
+	for k := range c.reg.records {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		v, _ := json.Marshal(c.reg.records[k].v)
+		fmt.Fprintf(&b, "%s=%s\n", k, v)
+	}
+	return b.String()
 }
