@@ -76,7 +76,11 @@ type Referral struct {
 	// WithdrawnAt is when the coordinator withdrew the referral (sent by
 	// mistake, the parents' consent withdrawn): it keeps its record but
 	// takes no place, waits for nothing and is not watched.
-	WithdrawnAt     time.Time `json:"withdrawnAt,omitzero"`
+	WithdrawnAt time.Time `json:"withdrawnAt,omitzero"`
+	// Known is the meeting time its GPs had been told when it was
+	// withdrawn: its meeting may move meanwhile, telling them nothing, so
+	// a reinstatement tells them the new date from this one.
+	Known           time.Time `json:"known,omitzero"`
 	Recommendations []Ref     `json:"recommendations,omitempty"`
 	// Documents are the other letters about the child since the referral
 	// (case system, EPJ, the GP's answers).

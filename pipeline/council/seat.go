@@ -67,6 +67,9 @@ func (c *Council) moveSeat(ctx context.Context, who Actor, key string, p Referra
 	if m, ok := c.meetingByID(p.Meeting); ok {
 		before = known(p, m.At)
 	}
+	if reinstate && !p.Known.IsZero() {
+		before = p.Known // its meeting may have moved while it was withdrawn
+	}
 	if in, _ := c.reg.holder(key); in != target {
 		action := "referral-move"
 		if reinstate {
@@ -87,7 +90,7 @@ func (c *Council) moveSeat(ctx context.Context, who Actor, key string, p Referra
 				cur.Referrals[i].merge(p)
 				cur.Referrals[i].Assigned = now.UTC()
 				if reinstate {
-					cur.Referrals[i].WithdrawnAt = time.Time{}
+					cur.Referrals[i].WithdrawnAt, cur.Referrals[i].Known = time.Time{}, time.Time{}
 				}
 				return true, nil
 			}
@@ -104,7 +107,7 @@ func (c *Council) moveSeat(ctx context.Context, who Actor, key string, p Referra
 			retold(&r, now, before)
 			r.Meeting, r.Assigned = dest.ID, now.UTC()
 			if reinstate {
-				r.WithdrawnAt = time.Time{}
+				r.WithdrawnAt, r.Known = time.Time{}, time.Time{}
 			}
 			cur.Referrals = append(cur.Referrals, r)
 			return true, nil
@@ -224,6 +227,9 @@ func (c *Council) WithdrawReferral(ctx context.Context, who Actor, letterID, rea
 				return false
 			}
 			cur.WithdrawnAt = now.UTC()
+			if m, ok := c.meetingByID(cur.Meeting); ok {
+				cur.Known = known(*cur, m.At)
+			}
 			return true
 		}); err != nil {
 			return Child{}, err
@@ -301,10 +307,18 @@ func (c *Council) ReinstateReferral(ctx context.Context, who Actor, letterID, to
 				return false, fmt.Errorf("%w: meeting %s takes %d children and has %d; reinstate it into another meeting", ErrNoRoom, cur.ID, c.capOf(*cur), n)
 			}
 		}
-		cur.Referrals[i].WithdrawnAt = time.Time{}
+		r := &cur.Referrals[i]
+		if m, ok := c.meetingByID(r.Meeting); ok && !r.Known.IsZero() && !r.Known.Equal(m.At) {
+			// Its meeting moved while it was withdrawn: its GPs are told.
+			retold(r, now, r.Known)
+		}
+		r.WithdrawnAt, r.Known = time.Time{}, time.Time{}
 		return true, nil
 	}); err != nil {
 		return Child{}, err
+	}
+	if r, ok := c.reg.referral(key); ok {
+		c.tellNow(ctx, r)
 	}
 	return c.childOf(ctx, key, now)
 }

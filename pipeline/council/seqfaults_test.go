@@ -145,3 +145,54 @@ func snapshot(c *Council) string {
 	}
 	return b.String()
 }
+
+// A withdrawn referral's meeting moves (its GP, waiting for nothing, is
+// not told); reinstated, the GP is told the meeting's date now, and the
+// date it was told as the one before, whether the referral goes back to
+// its own meeting or to another (before, its own meeting's GP heard
+// nothing and kept the old date, and another meeting's letter named the
+// moved date as the one the GP had been told).
+func TestAReinstatedReferralsGPIsToldTheDateItsMeetingMovedTo(t *testing.T) {
+	f := newFixture(t, func(k *Options) {
+		k.Receipt = Receipt{Enabled: true, Destination: "gp", Template: DefaultReceiptTemplate}
+	})
+	ctx := context.Background()
+	who := Actor{Name: "koordinator", Role: "coordinator"}
+	start := f.clock.now()
+	f.apply(f.c, f.referral("R1", start, "2509479989"))
+	f.apply(f.c, f.referral("B1", start, "1509819996"))
+	for i, id := range []string{"R1", "B1"} {
+		f.clock.set(start.Add(time.Duration(i+1) * time.Minute))
+		if _, err := f.c.WithdrawReferral(ctx, who, id, "Sendt ved en fejl"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.clock.set(start.Add(time.Hour))
+	if _, err := f.c.MoveMeeting(ctx, who, "2026-03-10", "2026-03-12 09:00", "Lokalet er optaget"); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.newDates(); len(got) != 0 {
+		t.Fatalf("letters %v to GPs of withdrawn referrals", ids(got))
+	}
+	f.clock.set(start.Add(2 * time.Hour))
+	if _, err := f.c.ReinstateReferral(ctx, who, "R1", "", "Forældrene gav samtykke igen"); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.set(start.Add(3 * time.Hour))
+	if _, err := f.c.ReinstateReferral(ctx, who, "B1", "2026-04-14", "Forældrene gav samtykke igen"); err != nil {
+		t.Fatal(err)
+	}
+	got := f.newDates()
+	want := map[string]string{
+		"R1": "torsdag den 12. marts 2026 kl. 09.00 og ikke som tidligere meddelt tirsdag den 10. marts 2026 kl. 13.00.",
+		"B1": "tirsdag den 14. april 2026 kl. 13.00 og ikke som tidligere meddelt tirsdag den 10. marts 2026 kl. 13.00.",
+	}
+	if len(got) != 2 {
+		t.Fatalf("new date letters %v; want one to R1's GP, one to B1's", ids(got))
+	}
+	for _, l := range got {
+		if !strings.Contains(l.Text, want[l.InReplyTo]) {
+			t.Errorf("%s (to %s's GP) names other dates than %q", l.ID, l.InReplyTo, want[l.InReplyTo])
+		}
+	}
+}

@@ -464,6 +464,11 @@ func (m *model) do(op seqOp) error {
 			case m.taking(x.id) >= m.capOf(x):
 				return ErrNoRoom
 			}
+			// Its meeting may have moved while it was withdrawn, telling
+			// its GPs nothing: they are told now.
+			if x.at.After(m.now) && slices.ContainsFunc(m.gps(r), func(g *mRef) bool { return !g.told.Equal(x.at) }) {
+				m.tell(r, x)
+			}
 		}
 		r.withdraw = false
 	case "time":
