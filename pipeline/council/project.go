@@ -234,7 +234,7 @@ func (c *Council) flush(ctx context.Context, b *pending) error {
 	if err != nil {
 		return err
 	}
-	if err := c.receipts(ctx, placed, func(key string) *letter.Letter { return b.letters[key] }); err != nil {
+	if err := c.receipts(ctx, placed, func(key string) *letter.Letter { return b.letters[key] }, nil); err != nil {
 		return err
 	}
 	b.refs, b.letters = nil, nil
@@ -243,8 +243,9 @@ func (c *Council) flush(ctx context.Context, b *pending) error {
 
 // receipts sends the receipts of referrals seated in a meeting, and of the
 // later referrals joined to them: each referring letter letterOf knows
-// gets one, naming the meeting that takes the child.
-func (c *Council) receipts(ctx context.Context, placed []Referral, letterOf func(key string) *letter.Letter) error {
+// gets one, naming the meeting that takes the child. A seat news reports
+// as decided just now (nil: none) is news however old its referrals are.
+func (c *Council) receipts(ctx context.Context, placed []Referral, letterOf func(key string) *letter.Letter, news func(Referral) bool) error {
 	if !c.cfg.Receipt.Enabled {
 		return nil
 	}
@@ -263,7 +264,7 @@ func (c *Council) receipts(ctx context.Context, placed []Referral, letterOf func
 				continue
 			}
 			if l := letterOf(k); l != nil {
-				if err := c.sendReceipt(ctx, l, m.ID, m.At); err != nil {
+				if err := c.sendReceipt(ctx, l, m.ID, m.At, news != nil && news(r)); err != nil {
 					return err
 				}
 				sent[k] = true

@@ -43,9 +43,10 @@ func ReceiptRoute(k Options) (route.Rule, bool) {
 
 // sendReceipt stores the receipt for referral ref, taken by the meeting
 // (its id) at at, when receipts are on and it is still news: the meeting
-// lies ahead and the referral is recent.
-func (c *Council) sendReceipt(ctx context.Context, ref *letter.Letter, meeting string, at time.Time) error {
-	if c.now().Sub(ref.Received) > receiptMaxAge {
+// lies ahead and the referral is recent, or (seatedNow) it waited for a
+// meeting with room and got one just now.
+func (c *Council) sendReceipt(ctx context.Context, ref *letter.Letter, meeting string, at time.Time, seatedNow bool) error {
+	if !seatedNow && c.now().Sub(ref.Received) > receiptMaxAge {
 		return nil
 	}
 	return c.tellGP(ctx, ref, ReceiptID(ref.ID), meeting, at, time.Time{})

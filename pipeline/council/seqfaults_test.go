@@ -196,3 +196,34 @@ func TestAReinstatedReferralsGPIsToldTheDateItsMeetingMovedTo(t *testing.T) {
 		}
 	}
 }
+
+// A referral that waited more than seven days for a meeting with room
+// gets its receipt when the watch seats it: its GP was told no date
+// (before, the receipt was left out as if the register were built anew,
+// the GP never heard which meeting took the child, and a later move of
+// that meeting told the GP it was "no longer" on a date never told).
+func TestAReferralThatWaitedLongGetsItsReceiptWhenSeated(t *testing.T) {
+	f := newFixture(t, func(k *Options) {
+		k.Meetings.Cap = 1
+		k.Receipt = Receipt{Enabled: true, Destination: "gp", Template: DefaultReceiptTemplate}
+	})
+	ctx := context.Background()
+	who := Actor{Name: "koordinator", Role: "coordinator"}
+	f.fillTwoYears()
+	f.apply(f.c, f.referral("W1", f.clock.now().Add(time.Hour), "1509819996"))
+	f.clock.set(f.clock.now().Add(9 * 24 * time.Hour))
+	if _, err := f.c.AddMeeting(ctx, who, "2026-03-24 13:00", 1, "Ekstra møde"); err != nil {
+		t.Fatal(err)
+	}
+	n := len(f.hub.receipts)
+	if err := f.c.seatWaiting(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := f.c.reg.referral(tokenOf("W1")); r.Meeting != "2026-03-24" {
+		t.Fatalf("W1 in %q; want the added meeting", r.Meeting)
+	}
+	got := f.hub.receipts[n:]
+	if len(got) != 1 || got[0].ID != ReceiptID("W1") || !strings.Contains(got[0].Text, "tirsdag den 24. marts 2026 kl. 13.00") {
+		t.Errorf("letters %v; want W1's receipt naming 24 March", ids(got))
+	}
+}

@@ -223,8 +223,10 @@ func (m *model) gps(seat *mRef) []*mRef {
 
 func (m *model) expect(id string, w wantLetter) { m.want[id] = w }
 
-func (m *model) receipt(r *mRef, x *mMeeting) {
-	if !x.at.After(m.now) || m.now.Sub(r.received) > receiptMaxAge {
+// receipt tells r's GP the meeting that takes it: a recent referral, or
+// (seatedNow) one seated from the waiting just now, whose GP knows no date.
+func (m *model) receipt(r *mRef, x *mMeeting, seatedNow bool) {
+	if !x.at.After(m.now) || !seatedNow && m.now.Sub(r.received) > receiptMaxAge {
 		return
 	}
 	m.expect(ReceiptID(r.id), wantLetter{kind: "receipt", ref: r.id, meeting: x.id, at: x.at})
@@ -244,9 +246,9 @@ func (m *model) tell(seat *mRef, x *mMeeting) {
 }
 
 // seatIn finds the first meeting after earliest with room.
-func (m *model) seatIn(earliest time.Time, taken map[string]int) (*mMeeting, bool) {
+func (m *model) seatIn(earliest time.Time) (*mMeeting, bool) {
 	for _, x := range m.between(earliest, earliest.Add(horizon)) {
-		if !x.cancelled && x.at.After(earliest) && m.taking(x.id)+taken[x.id] < m.capOf(x) {
+		if !x.cancelled && x.at.After(earliest) && m.taking(x.id) < m.capOf(x) {
 			return x, true
 		}
 	}
@@ -272,15 +274,15 @@ func (m *model) refer(op seqOp) {
 		o.joined = append(o.joined, r.id)
 		if o.meeting != "" {
 			x, _ := m.lookup(o.meeting)
-			m.receipt(r, x)
+			m.receipt(r, x, false)
 		}
 		return
 	}
 	m.refs[r.id] = r
 	m.order = append(m.order, r.id)
-	if x, ok := m.seatIn(r.received.Add(time.Duration(m.cfg.Cutoff)*24*time.Hour), nil); ok {
+	if x, ok := m.seatIn(r.received.Add(time.Duration(m.cfg.Cutoff) * 24 * time.Hour)); ok {
 		r.meeting = m.materialise(x.id).id
-		m.receipt(r, x)
+		m.receipt(r, x, false)
 	}
 }
 
@@ -487,18 +489,16 @@ func (m *model) do(op seqOp) error {
 				m.notices = append(m.notices, EventUnanswered+":"+r.id)
 			}
 		}
-		taken := map[string]int{}
 		for _, id := range m.order {
 			r := m.refs[id]
 			if r.seat != "" || r.meeting != "" || !r.awaits() {
 				continue
 			}
 			earliest := m.now.Add(time.Duration(m.cfg.Cutoff) * 24 * time.Hour)
-			if x, ok := m.seatIn(earliest, taken); ok {
-				taken[x.id]++
+			if x, ok := m.seatIn(earliest); ok {
 				r.meeting = m.materialise(x.id).id
 				for _, g := range m.gps(r) {
-					m.receipt(g, x)
+					m.receipt(g, x, true)
 				}
 			}
 		}

@@ -89,8 +89,10 @@ func (c *Council) Watch(ctx context.Context, now time.Time) error {
 }
 
 // seatWaiting gives referrals that found no meeting with room a seat once
-// one has room (the coordinator added a meeting), with a receipt.
+// one has room (the coordinator added a meeting), with a receipt: their
+// GPs were told no date, so it is news however long they waited.
 func (c *Council) seatWaiting(ctx context.Context) error {
+	start := c.now()
 	var waiting []Referral
 	for _, m := range c.reg.storedRecords(prefixWaiting) {
 		waiting = append(waiting, m.Referrals...)
@@ -112,7 +114,7 @@ func (c *Council) seatWaiting(ctx context.Context) error {
 			return nil // no receipt this time; the watch is no place to fail
 		}
 		return l
-	})
+	}, func(r Referral) bool { return !r.Assigned.Before(start.UTC()) })
 }
 
 // Prune deletes the meetings held (with their referrals' facts) and the
