@@ -227,3 +227,39 @@ func TestAReferralThatWaitedLongGetsItsReceiptWhenSeated(t *testing.T) {
 		t.Errorf("letters %v; want W1's receipt naming 24 March", ids(got))
 	}
 }
+
+// Children waiting for a meeting with room take the places that come
+// free in the order they were referred (before, the watch read the
+// waiting month by month in a map's order, and a child referred later
+// could take the place of one who had waited months longer).
+func TestTheWaitingAreSeatedOldestFirst(t *testing.T) {
+	f := newFixture(t, func(k *Options) { k.Meetings.Cap = 1 })
+	ctx := context.Background()
+	who := Actor{Name: "koordinator", Role: "coordinator"}
+	f.fillTwoYears()
+	var waiting []string
+	for i := range 5 {
+		// A month on, a filler takes the meeting two years ahead; the
+		// month's child waits.
+		f.clock.set(time.Date(2026, time.Month(4+i), 2, 9, 0, 0, 0, cph))
+		f.apply(f.c, f.referral(fmt.Sprintf("F%d", i), f.clock.now(), ""))
+		id := fmt.Sprintf("W%d", i)
+		f.apply(f.c, f.referral(id, f.clock.now().Add(time.Minute), ""))
+		if r, _ := f.c.reg.referral(tokenOf(id)); r.Meeting != "" {
+			t.Fatalf("%s seated in %s; want it waiting", id, r.Meeting)
+		}
+		waiting = append(waiting, id)
+	}
+	for i, id := range waiting {
+		day := f.clock.now().In(cph).AddDate(0, 0, 3+i)
+		if _, err := f.c.AddMeeting(ctx, who, day.Format("2006-01-02")+" 13:00", 1, "Ekstra møde"); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.c.seatWaiting(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if r, _ := f.c.reg.referral(tokenOf(id)); r.Meeting != day.Format("2006-01-02") {
+			t.Fatalf("the place added on %s went elsewhere than to %s, the child waiting longest (%s is in %q)", day.Format("2006-01-02"), id, id, r.Meeting)
+		}
+	}
+}

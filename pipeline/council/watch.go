@@ -1,8 +1,10 @@
 package council
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -100,6 +102,9 @@ func (c *Council) seatWaiting(ctx context.Context) error {
 	if len(waiting) == 0 {
 		return nil
 	}
+	// The child waiting longest takes the first place that comes free
+	// (the records come in no order).
+	slices.SortStableFunc(waiting, func(a, b Referral) int { return cmp.Or(a.Received.Compare(b.Received), strings.Compare(a.Key, b.Key)) })
 	placed, err := c.place(ctx, waiting, true)
 	if err != nil {
 		return err
