@@ -424,8 +424,11 @@ func (c *Council) AddMeeting(ctx context.Context, who Actor, at string, capacity
 		if exists && cur.Cancelled.IsZero() {
 			return false, fmt.Errorf("%w (%s)", ErrMeetingClash, id)
 		}
-		// A cancelled meeting's record, empty, gives way to the new one.
-		*cur = meetingRecord{ID: id, At: t.UTC(), Origin: "added", Cap: capacity}
+		// A cancelled meeting's record gives way to the new one. It seats
+		// no child, but keeps the referrals withdrawn there (they take no
+		// place): the register has no other record of them.
+		kept := cur.Referrals
+		*cur = meetingRecord{ID: id, At: t.UTC(), Origin: "added", Cap: capacity, Referrals: kept}
 		return true, nil
 	})
 	if err != nil {

@@ -263,3 +263,33 @@ func TestTheWaitingAreSeatedOldestFirst(t *testing.T) {
 		}
 	}
 }
+
+// A meeting added on the day of a cancelled one takes its record, and
+// keeps the referrals withdrawn there (before, they were dropped with the
+// cancelled record: gone from the lists, the figures and the meeting
+// page, and a reinstatement found no referral).
+func TestAMeetingAddedOnACancelledDayKeepsItsWithdrawnReferrals(t *testing.T) {
+	f := newFixture(t, nil)
+	ctx := context.Background()
+	who := Actor{Name: "koordinator", Role: "coordinator"}
+	f.apply(f.c, f.referral("R1", f.clock.now(), "2509479989"))
+	if _, err := f.c.WithdrawReferral(ctx, who, "R1", "Sendt ved en fejl"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.c.CancelMeeting(ctx, who, "2026-03-10", "Sommerferie"); err != nil {
+		t.Fatal(err)
+	}
+	m, err := f.c.AddMeeting(ctx, who, "2026-03-10 15:00", 0, "Mødet holdes alligevel")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Referrals != 0 || m.Withdrawn != 1 || m.Room != 6 {
+		t.Errorf("the added meeting %+v; want R1 listed as withdrawn, every place free", m)
+	}
+	if got := f.c.Referrals(ReferralFilter{State: "withdrawn"}); len(got) != 1 || got[0].LetterID != "R1" {
+		t.Fatalf("withdrawn referrals %v; want R1", got)
+	}
+	if ch, err := f.c.ReinstateReferral(ctx, who, "R1", "", "Forældrene gav samtykke igen"); err != nil || ch.State != "waiting" || ch.Meeting != "2026-03-10" {
+		t.Errorf("R1 reinstated: %s in %q, %v", ch.State, ch.Meeting, err)
+	}
+}

@@ -858,7 +858,14 @@ func (g *seqGen) next() seqOp {
 	case r < 47:
 		return seqOp{Kind: "mcancel", Meeting: g.meeting()}
 	case r < 53:
-		return seqOp{Kind: "madd", At: g.when(), Cap: g.rnd.IntN(3)}
+		at := g.when()
+		for _, x := range g.m.meetings {
+			if x.cancelled && g.rnd.IntN(2) == 0 {
+				at = x.at.In(cph).Format("2006-01-02") + " 15:00" // the day of a cancelled meeting
+				break
+			}
+		}
+		return seqOp{Kind: "madd", At: at, Cap: g.rnd.IntN(3)}
 	case r < 65:
 		return seqOp{Kind: "rmove", ID: g.referral(), Meeting: g.meeting()}
 	case r < 73:
