@@ -2,6 +2,7 @@ package council
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -40,6 +41,7 @@ type hubSide struct {
 	reads    map[string]int // StoredLetter calls by id
 	notices  []string       // event:letterID
 	noticeOn bool
+	refuse   int // publishes to refuse, as a letter stream refusing for a moment
 }
 
 type fixture struct {
@@ -82,6 +84,10 @@ func open(t testing.TB, js jetstream.JetStream, cl *testClock, hub *hubSide, o O
 		Publish: func(_ context.Context, l *letter.Letter) error {
 			hub.mu.Lock()
 			defer hub.mu.Unlock()
+			if hub.refuse > 0 {
+				hub.refuse--
+				return errors.New("nats: no responders available for request")
+			}
 			if !slices.ContainsFunc(hub.receipts, func(x *letter.Letter) bool { return x.ID == l.ID }) {
 				hub.receipts = append(hub.receipts, l) // the letter stream stores an id once
 				hub.letters[l.ID] = l

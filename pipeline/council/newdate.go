@@ -94,8 +94,9 @@ func (c *Council) isTold(id string) bool {
 	return ok
 }
 
-// markTold remembers letter id of a change at at as stored, and forgets
-// those of changes too old to be told.
+// markTold remembers letter id (a new date's, or a receipt's) of a change
+// or referral at at as stored or not to be sent, and forgets those too old
+// to be told.
 func (c *Council) markTold(id string, at time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

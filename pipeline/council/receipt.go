@@ -99,6 +99,60 @@ func (c *Council) tellGP(ctx context.Context, ref *letter.Letter, id, meeting st
 	return nil
 }
 
+// resendReceipts sends the receipt of every referral seated in the last
+// seven days in a meeting ahead whose receipt the letter stream does not
+// hold. The register stores a seat before its receipt goes, and a referral
+// the watch seats from the waiting is not seated again, so a failed
+// publish (the store refusing for a moment, a stop in between) left a
+// seat no letter told. A receipt stored already is not stored again.
+func (c *Council) resendReceipts(ctx context.Context) error {
+	if !c.cfg.Receipt.Enabled {
+		return nil
+	}
+	now := c.now()
+	for _, r := range c.reg.allReferrals() {
+		if !r.awaits() || len(r.Retold) > 0 || now.Sub(r.Assigned) > receiptMaxAge {
+			continue // (a new date's letter names the meeting since)
+		}
+		m, ok := c.meetingByID(r.Meeting)
+		if !ok || !m.At.After(now) || !m.Cancelled.IsZero() {
+			continue
+		}
+		for _, id := range append([]string{r.LetterID}, joinedIDs(r)...) {
+			rid := ReceiptID(id)
+			if c.isTold(rid) {
+				continue
+			}
+			had, err := c.d.StoredLetter(ctx, rid)
+			if err != nil {
+				return err
+			}
+			if had == nil {
+				ref, err := c.d.StoredLetter(ctx, id)
+				if err != nil {
+					return err
+				}
+				if ref != nil {
+					// News however old the referral: its seat is recent.
+					if err := c.sendReceipt(ctx, ref, m.ID, m.At, true); err != nil {
+						return err
+					}
+				}
+			}
+			c.markTold(rid, r.Assigned)
+		}
+	}
+	return nil
+}
+
+func joinedIDs(r Referral) []string {
+	ids := make([]string, 0, len(r.Joined))
+	for _, j := range r.Joined {
+		ids = append(ids, j.LetterID)
+	}
+	return ids
+}
+
 // receiptText is the receipt's text, or a new date's when before (the
 // meeting's time the GP knew of) is set.
 func (c *Council) receiptText(ref *letter.Letter, at, before time.Time) (string, error) {

@@ -605,7 +605,9 @@ func (s *seqRun) run(op seqOp) error {
 		now := s.f.clock.now()
 		if err = s.c.Watch(s.ctx, now); err == nil {
 			if err = s.c.seatWaiting(s.ctx); err == nil {
-				err = s.c.retellAll(s.ctx)
+				if err = s.c.resendReceipts(s.ctx); err == nil {
+					err = s.c.retellAll(s.ctx)
+				}
 			}
 		}
 	case "restart":

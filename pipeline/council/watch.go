@@ -23,8 +23,8 @@ const remindMaxAge = 7 * 24 * time.Hour
 const EventUnanswered = "unanswered"
 
 // watchLoop runs, on the replica holding the lease, the referral watch,
-// seats referrals still waiting for a meeting with room, tells GPs a new
-// meeting date no letter told yet, and prunes
+// seats referrals still waiting for a meeting with room, sends receipts and
+// tells GPs new meeting dates no letter told yet, and prunes
 // what is past council.retention_days, until ctx ends.
 func (c *Council) watchLoop(ctx context.Context) {
 	every := min(time.Minute, max(time.Second, c.watch/20))
@@ -36,6 +36,9 @@ func (c *Council) watchLoop(ctx context.Context) {
 		}
 		if err := c.seatWaiting(ctx); err != nil && ctx.Err() == nil {
 			c.log.Warn("council register: seating waiting referrals failed; trying again", "err", err)
+		}
+		if err := c.resendReceipts(ctx); err != nil && ctx.Err() == nil {
+			c.log.Warn("council register: sending a receipt no letter sent failed; trying again", "err", err)
 		}
 		if err := c.retellAll(ctx); err != nil && ctx.Err() == nil {
 			c.log.Warn("council register: telling GPs a new meeting date failed; trying again", "err", err)
