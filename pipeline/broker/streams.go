@@ -189,7 +189,7 @@ func Provision(ctx context.Context, js jetstream.JetStream, s Streams, replicas 
 		DenyPurge:   true,
 	}}
 	for _, cfg := range want {
-		if err := ensureStream(ctx, js, cfg); err != nil {
+		if err := retryAPI(ctx, func(ctx context.Context) error { return ensureStream(ctx, js, cfg) }); err != nil {
 			return err
 		}
 	}
@@ -203,11 +203,17 @@ func Provision(ctx context.Context, js jetstream.JetStream, s Streams, replicas 
 		// by council.retention_days.
 		{Bucket: BucketCouncil, Description: "the council's register", Storage: jetstream.FileStorage, Replicas: replicas, History: 1},
 	} {
-		if err := checkExisting(ctx, js, "KV_"+kv.Bucket, replicas); err != nil {
+		err := retryAPI(ctx, func(ctx context.Context) error {
+			if err := checkExisting(ctx, js, "KV_"+kv.Bucket, replicas); err != nil {
+				return err
+			}
+			if _, err := js.CreateOrUpdateKeyValue(ctx, kv); err != nil {
+				return fmt.Errorf("bucket %s: %w", kv.Bucket, err)
+			}
+			return nil
+		})
+		if err != nil {
 			return err
-		}
-		if _, err := js.CreateOrUpdateKeyValue(ctx, kv); err != nil {
-			return fmt.Errorf("bucket %s: %w", kv.Bucket, err)
 		}
 	}
 	// Blobs never expire by age: the hub's collector deletes them once no
@@ -216,19 +222,47 @@ func Provision(ctx context.Context, js jetstream.JetStream, s Streams, replicas 
 	// stream discards new writes when full, so a full bucket refuses a
 	// letter (retried) rather than dropping a blob a letter needs.
 	blobsMax := s.BlobsMaxBytes
-	if err := checkExisting(ctx, js, "OBJ_"+BucketBlobs, replicas); err != nil {
-		return err
+	return retryAPI(ctx, func(ctx context.Context) error {
+		if err := checkExisting(ctx, js, "OBJ_"+BucketBlobs, replicas); err != nil {
+			return err
+		}
+		if _, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+			Bucket:      BucketBlobs,
+			Description: "Samhub letter parts too large to store inline",
+			Storage:     jetstream.FileStorage,
+			Replicas:    replicas,
+			MaxBytes:    blobsMax,
+		}); err != nil {
+			return fmt.Errorf("object store %s: %w", BucketBlobs, err)
+		}
+		return nil
+	})
+}
+
+// apiAttempt bounds one try of a provisioning step. On a NATS cluster a
+// request about a stream another replica is creating or updating at that
+// moment can go unanswered; without a bound of its own it waited out the
+// whole start (a minute) and the second replica of a pair exited.
+const apiAttempt = 2 * time.Second
+
+// retryAPI runs step with its own deadline and tries again, from reading
+// what exists, while ctx lasts, when a request went unanswered or another
+// replica made the same stream in between.
+func retryAPI(ctx context.Context, step func(context.Context) error) error {
+	for {
+		c, cancel := context.WithTimeout(ctx, apiAttempt)
+		err := step(c)
+		cancel()
+		if err == nil || ctx.Err() != nil ||
+			!(errors.Is(err, context.DeadlineExceeded) || errors.Is(err, jetstream.ErrStreamNameAlreadyInUse)) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
-	if _, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
-		Bucket:      BucketBlobs,
-		Description: "Samhub letter parts too large to store inline",
-		Storage:     jetstream.FileStorage,
-		Replicas:    replicas,
-		MaxBytes:    blobsMax,
-	}); err != nil {
-		return fmt.Errorf("object store %s: %w", BucketBlobs, err)
-	}
-	return nil
 }
 
 // letterStreams are the streams whose loss is a lost letter.
