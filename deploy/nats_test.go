@@ -18,7 +18,7 @@ import (
 const testJSKey = "test-only-key-0123456789abcdef0123456789abcdef"
 
 // natsUsers are the env vars holding each service's public NKey.
-var natsUsers = []string{"NATS_HUB_NKEY", "NATS_OPS_NKEY", "NATS_BACKUP_NKEY", "NATS_SYS_NKEY"}
+var natsUsers = []string{"NATS_HUB_NKEY", "NATS_OPS_NKEY", "NATS_BACKUP_NKEY", "NATS_ADMIN_NKEY", "NATS_SYS_NKEY"}
 
 // TestNATSClusterConfig parses every node's configuration with nats-server's
 // own parser and checks the settings Samhub's promises depend on. The files
@@ -124,11 +124,11 @@ func checkNATSOptions(t *testing.T, o *server.Options, node int, keys map[string
 			t.Errorf("no user with the NKey from %s", env)
 		}
 	}
-	hub, ops, backup := users[keys["NATS_HUB_NKEY"]], users[keys["NATS_OPS_NKEY"]], users[keys["NATS_BACKUP_NKEY"]]
-	if hub == nil || ops == nil || backup == nil {
+	hub, ops, backup, admin := users[keys["NATS_HUB_NKEY"]], users[keys["NATS_OPS_NKEY"]], users[keys["NATS_BACKUP_NKEY"]], users[keys["NATS_ADMIN_NKEY"]]
+	if hub == nil || ops == nil || backup == nil || admin == nil {
 		return
 	}
-	for _, u := range []*server.NkeyUser{hub, ops, backup} {
+	for _, u := range []*server.NkeyUser{hub, ops, backup, admin} {
 		if u.Account == nil || u.Account.Name != "SAMHUB" {
 			t.Errorf("user %s is not in account SAMHUB", u.Nkey)
 		}
@@ -163,6 +163,17 @@ func checkNATSOptions(t *testing.T, o *server.Options, node int, keys map[string
 		{"backup", backup, true, "$JS.SNAPSHOT.ACK.SAMHUB_LETTERS.x", true},
 		{"backup", backup, true, "$JS.API.STREAM.DELETE.SAMHUB_LETTERS", false},
 		{"backup", backup, false, "_INBOX_backup.x", true},
+		{"admin", admin, true, "$JS.API.STREAM.DELETE.SAMHUB_LETTERS", true},
+		{"admin", admin, true, "$JS.API.STREAM.UPDATE.SAMHUB_LETTERS", true},
+		{"admin", admin, true, "$JS.API.STREAM.PEER.REMOVE.SAMHUB_LETTERS", true},
+		{"admin", admin, true, "$JS.API.STREAM.MSG.GET.SAMHUB_LETTERS", false},
+		{"admin", admin, true, "$JS.API.DIRECT.GET.SAMHUB_LETTERS", false},
+		{"admin", admin, true, "$JS.API.CONSUMER.CREATE.SAMHUB_LETTERS.x", false},
+		{"admin", admin, true, "$JS.API.CONSUMER.DURABLE.CREATE.SAMHUB_LETTERS.x", false},
+		{"admin", admin, true, "$JS.API.STREAM.SNAPSHOT.SAMHUB_LETTERS", false},
+		{"admin", admin, true, "samhub.letters.in.x.y", false},
+		{"admin", admin, false, "_INBOX_admin.x", true},
+		{"admin", admin, false, "_INBOX.hubreply", false},
 	}
 	for _, tt := range tests {
 		p := tt.u.Permissions
