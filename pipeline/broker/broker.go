@@ -45,6 +45,10 @@ type Broker struct {
 	onRestart []func()
 }
 
+// externalPing is how often the hub pings an external NATS server; two
+// unanswered pings in a row end the connection.
+const externalPing = 5 * time.Second
+
 // Open starts the embedded server or connects to cfg.URL.
 func Open(ctx context.Context, cfg Options, log *slog.Logger) (*Broker, error) {
 	b := &Broker{log: log}
@@ -88,7 +92,12 @@ func Open(ctx context.Context, cfg Options, log *slog.Logger) (*Broker, error) {
 			}
 			opts = append(opts, o)
 		}
-		opts = append(opts, nats.RetryOnFailedConnect(true))
+		// A server that hangs (stopped, frozen VM, a network that drops
+		// without a reset) keeps the connection open: with the client's
+		// default pings (2 min, 2 outstanding) the hub waited minutes on
+		// it while the other two nodes served. Ping often enough to move
+		// to another node within seconds.
+		opts = append(opts, nats.RetryOnFailedConnect(true), nats.PingInterval(externalPing), nats.MaxPingsOutstanding(2))
 	}
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
