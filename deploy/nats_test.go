@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nkeys"
@@ -107,6 +108,9 @@ func checkNATSOptions(t *testing.T, o *server.Options, node int, keys map[string
 	c := o.Cluster
 	if c.Name != "samhub" || c.TLSConfig == nil || c.TLSConfig.ClientAuth != tls.RequireAndVerifyClientCert {
 		t.Errorf("cluster %q: routes must use mutual TLS", c.Name)
+	}
+	if c.PingInterval == 0 || c.PingInterval > 5*time.Second || c.MaxPingsOut == 0 || c.MaxPingsOut > 2 {
+		t.Errorf("route pings every %v, %d outstanding: a hung node would hold up the other two for a minute", c.PingInterval, c.MaxPingsOut)
 	}
 	if len(o.Routes) != 3 {
 		t.Errorf("routes = %d, want all 3 nodes", len(o.Routes))
