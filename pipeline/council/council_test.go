@@ -54,6 +54,17 @@ type fixture struct {
 	c     *Council
 }
 
+// receiptsOn turns receipts to the GP on (a fixture's edit).
+func receiptsOn(k *Options) {
+	k.Receipt = Receipt{Enabled: true, Destination: "gp", Template: DefaultReceiptTemplate}
+}
+
+// receiptsOnOnePlace is receiptsOn with meetings that take one child.
+func receiptsOnOnePlace(k *Options) {
+	receiptsOn(k)
+	k.Meetings.Cap = 1
+}
+
 // newOptions are the council block's defaults (internal/config's), edited.
 func newOptions(edit func(*Options)) Options {
 	o := Options{Enabled: true, Meetings: Meetings{Rule: "second tuesday 13:00", Zone: "Europe/Copenhagen", Cap: 6}, WatchDays: 35, RetentionDays: 760,
@@ -361,9 +372,7 @@ func TestFollowingLettersLandOnTheirReferral(t *testing.T) {
 }
 
 func TestReceiptOnceForARecentReferralWithAMeetingAhead(t *testing.T) {
-	f := newFixture(t, func(k *Options) {
-		k.Receipt = Receipt{Enabled: true, Destination: "gp", Template: DefaultReceiptTemplate}
-	})
+	f := newFixture(t, receiptsOn)
 	ref := f.referral("R1", f.clock.now(), "2509479989")
 	f.apply(f.c, ref)
 	f.apply(f.c, ref)

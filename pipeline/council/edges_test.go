@@ -73,9 +73,7 @@ func TestMovingAMeetingBackUndoesTheMove(t *testing.T) {
 // The receipt's note names the meeting the referral was put on (its id),
 // not the day that meeting was moved to, which is no meeting's id.
 func TestReceiptNamesTheMeetingItWasPutOn(t *testing.T) {
-	f := newFixture(t, func(k *Options) {
-		k.Receipt = Receipt{Enabled: true, Destination: "gp", Template: DefaultReceiptTemplate}
-	})
+	f := newFixture(t, receiptsOn)
 	if _, err := f.c.MoveMeeting(context.Background(), Actor{Name: "koordinator"}, "2026-03-10", "2026-03-12 09:00", "Lokalet er optaget"); err != nil {
 		t.Fatal(err)
 	}

@@ -30,9 +30,7 @@ func (f *fixture) newDates() []*letter.Letter {
 // new date, in its own referral's thread, once; the GPs of an answered or
 // a withdrawn referral are not. The child's page lists the letters.
 func TestGPsAreToldANewMeetingDate(t *testing.T) {
-	f := newFixture(t, func(k *Options) {
-		k.Receipt = Receipt{Enabled: true, Destination: "gp", Template: DefaultReceiptTemplate}
-	})
+	f := newFixture(t, receiptsOn)
 	ctx := context.Background()
 	who := Actor{Name: "koordinator", Role: "coordinator"}
 	start := f.clock.now()

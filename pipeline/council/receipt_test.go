@@ -5,7 +5,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 )
 
 // A receipt whose publish failed after the watch stored the seat of a
@@ -14,19 +13,9 @@ import (
 // waited, so no round seated it again, and its GP never heard which
 // meeting takes the child.
 func TestAReceiptNoLetterSentIsSentByTheWatch(t *testing.T) {
-	f := newFixture(t, func(k *Options) {
-		k.Meetings.Cap = 1
-		k.Receipt = Receipt{Enabled: true, Destination: "gp", Template: DefaultReceiptTemplate}
-	})
+	f := newFixture(t, receiptsOnOnePlace)
 	ctx := context.Background()
-	who := Actor{Name: "koordinator", Role: "coordinator"}
-	f.fillTwoYears()
-	f.apply(f.c, f.referral("W1", f.clock.now().Add(time.Hour), "1509819996"))
-	f.clock.set(f.clock.now().Add(9 * 24 * time.Hour))
-	if _, err := f.c.AddMeeting(ctx, who, "2026-03-24 13:00", 1, "Ekstra møde"); err != nil {
-		t.Fatal(err)
-	}
-	n := len(f.hub.receipts)
+	n := f.waitedNineDays()
 	f.hub.mu.Lock()
 	f.hub.refuse = 1
 	f.hub.mu.Unlock()

@@ -18,10 +18,7 @@ import (
 // waiting, leaves it where it is and sends its GP no receipt (before, it
 // took a seat and its GP was told the council would take it on a date).
 func TestTheWatchSeatsOnlyReferralsThatStillWait(t *testing.T) {
-	f := newFixture(t, func(k *Options) {
-		k.Meetings.Cap = 1
-		k.Receipt = Receipt{Enabled: true, Destination: "gp", Template: DefaultReceiptTemplate}
-	})
+	f := newFixture(t, receiptsOnOnePlace)
 	ctx := context.Background()
 	who := Actor{Name: "koordinator", Role: "coordinator"}
 	f.fillTwoYears()
@@ -54,9 +51,7 @@ func TestTheWatchSeatsOnlyReferralsThatStillWait(t *testing.T) {
 // no change made before (before, it sent that GP a second letter saying
 // the meeting was no longer on a date it had never been told).
 func TestALaterReferralIsNotToldAChangeMadeBeforeIt(t *testing.T) {
-	f := newFixture(t, func(k *Options) {
-		k.Receipt = Receipt{Enabled: true, Destination: "gp", Template: DefaultReceiptTemplate}
-	})
+	f := newFixture(t, receiptsOn)
 	ctx := context.Background()
 	who := Actor{Name: "koordinator", Role: "coordinator"}
 	start := f.clock.now()
@@ -95,9 +90,7 @@ func TestALaterReferralIsNotToldAChangeMadeBeforeIt(t *testing.T) {
 // one they knew, the date they were told (before, the past date no letter
 // had named: "not as previously told" a date they never had).
 func TestANewDateNamesTheDateTheGPWasTold(t *testing.T) {
-	f := newFixture(t, func(k *Options) {
-		k.Receipt = Receipt{Enabled: true, Destination: "gp", Template: DefaultReceiptTemplate}
-	})
+	f := newFixture(t, receiptsOn)
 	ctx := context.Background()
 	who := Actor{Name: "koordinator", Role: "coordinator"}
 	start := f.clock.now()
@@ -153,9 +146,7 @@ func snapshot(c *Council) string {
 // nothing and kept the old date, and another meeting's letter named the
 // moved date as the one the GP had been told).
 func TestAReinstatedReferralsGPIsToldTheDateItsMeetingMovedTo(t *testing.T) {
-	f := newFixture(t, func(k *Options) {
-		k.Receipt = Receipt{Enabled: true, Destination: "gp", Template: DefaultReceiptTemplate}
-	})
+	f := newFixture(t, receiptsOn)
 	ctx := context.Background()
 	who := Actor{Name: "koordinator", Role: "coordinator"}
 	start := f.clock.now()
@@ -203,19 +194,9 @@ func TestAReinstatedReferralsGPIsToldTheDateItsMeetingMovedTo(t *testing.T) {
 // the GP never heard which meeting took the child, and a later move of
 // that meeting told the GP it was "no longer" on a date never told).
 func TestAReferralThatWaitedLongGetsItsReceiptWhenSeated(t *testing.T) {
-	f := newFixture(t, func(k *Options) {
-		k.Meetings.Cap = 1
-		k.Receipt = Receipt{Enabled: true, Destination: "gp", Template: DefaultReceiptTemplate}
-	})
+	f := newFixture(t, receiptsOnOnePlace)
 	ctx := context.Background()
-	who := Actor{Name: "koordinator", Role: "coordinator"}
-	f.fillTwoYears()
-	f.apply(f.c, f.referral("W1", f.clock.now().Add(time.Hour), "1509819996"))
-	f.clock.set(f.clock.now().Add(9 * 24 * time.Hour))
-	if _, err := f.c.AddMeeting(ctx, who, "2026-03-24 13:00", 1, "Ekstra møde"); err != nil {
-		t.Fatal(err)
-	}
-	n := len(f.hub.receipts)
+	n := f.waitedNineDays()
 	if err := f.c.seatWaiting(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -292,4 +273,18 @@ func TestAMeetingAddedOnACancelledDayKeepsItsWithdrawnReferrals(t *testing.T) {
 	if ch, err := f.c.ReinstateReferral(ctx, who, "R1", "", "Forældrene gav samtykke igen"); err != nil || ch.State != "waiting" || ch.Meeting != "2026-03-10" {
 		t.Errorf("R1 reinstated: %s in %q, %v", ch.State, ch.Meeting, err)
 	}
+}
+
+// waitedNineDays refers W1 when every meeting is full and, nine days on,
+// adds a meeting with one place on 24 March; it returns how many receipts
+// went before the watch seats W1.
+func (f *fixture) waitedNineDays() int {
+	f.t.Helper()
+	f.fillTwoYears()
+	f.apply(f.c, f.referral("W1", f.clock.now().Add(time.Hour), "1509819996"))
+	f.clock.set(f.clock.now().Add(9 * 24 * time.Hour))
+	if _, err := f.c.AddMeeting(context.Background(), Actor{Name: "koordinator", Role: "coordinator"}, "2026-03-24 13:00", 1, "Ekstra møde"); err != nil {
+		f.t.Fatal(err)
+	}
+	return len(f.hub.receipts)
 }

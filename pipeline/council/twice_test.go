@@ -27,9 +27,7 @@ func recommendation(id, to string, at time.Time) *letter.Letter {
 // seat, both referring letters on the page, the clock from the first, and
 // the recommendation answers both, so neither stays open.
 func TestAChildReferredTwiceHasOneSeatAndOneAnswer(t *testing.T) {
-	f := newFixture(t, func(k *Options) {
-		k.Receipt = Receipt{Enabled: true, Destination: "gp", Template: DefaultReceiptTemplate}
-	})
+	f := newFixture(t, receiptsOn)
 	ctx := context.Background()
 	start := f.clock.now() // Sunday 1 March 2026; the meeting is on the 10th
 	f.apply(f.c, f.referral("R1", start, "2509479989"))
@@ -182,10 +180,7 @@ func TestAChildReferredTwiceInOneFetch(t *testing.T) {
 // A child waiting for room, referred again: the later referral waits with
 // it and goes with it to the meeting that gets room, each GP with a receipt.
 func TestALaterReferralGoesWithAWaitingChildToItsSeat(t *testing.T) {
-	f := newFixture(t, func(k *Options) {
-		k.Meetings.Cap = 1
-		k.Receipt = Receipt{Enabled: true, Destination: "gp", Template: DefaultReceiptTemplate}
-	})
+	f := newFixture(t, receiptsOnOnePlace)
 	ctx := context.Background()
 	for i := range 24 { // room for 24 children in two years
 		f.apply(f.c, f.referral(fmt.Sprintf("R%02d", i), f.clock.now().Add(time.Duration(i)*time.Minute), ""))
