@@ -153,6 +153,14 @@ func (q *Queue) Remove(ctx context.Context, seq uint64) error {
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return ErrNotParked
 	}
+	if err != nil {
+		// The server refuses to delete an entry that is already gone
+		// (a thread's release took it while a replay was storing it) with
+		// a generic "deletion unsuccessful", not as a missing message.
+		if _, gerr := st.GetMsg(ctx, seq); errors.Is(gerr, jetstream.ErrMsgNotFound) {
+			return ErrNotParked
+		}
+	}
 	return err
 }
 

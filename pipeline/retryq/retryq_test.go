@@ -3,6 +3,7 @@ package retryq_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"testing"
 
 	"github.com/nats-io/nats.go"
@@ -133,5 +134,29 @@ func TestSearchByPatientAndThreadKeepsOnlyMatches(t *testing.T) {
 	byThread, _ := q.List(ctx, retryq.Filter{Thread: "t-bruno", Limit: 2})
 	if len(byThread) != 2 || byThread[0].Thread != "t-bruno" || byThread[1].Thread != "t-bruno" {
 		t.Fatalf("by thread with limit 2: %+v", byThread)
+	}
+}
+
+// An entry removed by someone else meanwhile (a thread's release took the
+// held letter a bulk replay was replaying) is not parked: the server
+// refuses its deletion as "message deletion unsuccessful" (10057, no
+// message found), not as a missing message, and a replay that was stored
+// was counted failed.
+func TestRemovingAnEntryTwiceSaysItIsNotParked(t *testing.T) {
+	b := open(t)
+	ctx := context.Background()
+	q := retryq.New(b.JS)
+	if err := q.Park(ctx, entry("casefile", "L1", 7), []byte(`{"id":"L1"}`)); err != nil {
+		t.Fatal(err)
+	}
+	list, err := q.List(ctx, retryq.Filter{})
+	if err != nil || len(list) != 1 {
+		t.Fatalf("list: %v %+v", err, list)
+	}
+	if err := q.Remove(ctx, list[0].Seq); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Remove(ctx, list[0].Seq); !errors.Is(err, retryq.ErrNotParked) {
+		t.Fatalf("removing a removed entry: %v, want ErrNotParked", err)
 	}
 }
