@@ -44,13 +44,16 @@ type BulkReplay struct {
 	// NotRouted those no rule sends to the destination any more (they
 	// leave the queue undelivered); Gone the entries no longer parked when
 	// reached (someone else replayed or discarded them); Failed those that
-	// could not be replayed. Replayed minus StillDenied and NotRouted went
-	// on to be delivered.
+	// could not be replayed; StillHeld those left parked because they wait
+	// for an earlier letter of their thread (ErrThreadHeld), which brings
+	// them when it goes. Replayed minus StillDenied and NotRouted went on
+	// to be delivered.
 	Replayed      int            `json:"replayed"`
 	StillDenied   int            `json:"stillDenied"`
 	StillDeniedBy map[string]int `json:"stillDeniedBy,omitempty"`
 	NotRouted     int            `json:"notRouted"`
 	Gone          int            `json:"gone"`
+	StillHeld     int            `json:"stillHeld,omitempty"`
 	Failed        int            `json:"failed"`
 	Failures      []BulkFailure  `json:"failures,omitempty"` // the first maxBulkFailures
 	State         string         `json:"state"`              // running, done, stopped, interrupted
@@ -252,6 +255,9 @@ run:
 			switch {
 			case errors.Is(err, retryq.ErrNotParked):
 				r.Gone++
+				consecutive = 0
+			case errors.Is(err, ErrThreadHeld):
+				r.StillHeld++
 				consecutive = 0
 			case err != nil:
 				h.log.Error("bulk replay: a letter could not be replayed", "bulk", r.ID, "seq", e.Seq, "err", err)

@@ -54,6 +54,14 @@ func (h *Hub) Held() map[string]map[string]int {
 // ErrReasonRequired is returned when a discard has no reason.
 var ErrReasonRequired = errors.New("a reason is required")
 
+// ErrThreadHeld means a parked letter waits for an earlier letter of its
+// thread, parked at the same destination. Replaying it would only park it
+// again, and while its replay waited behind that letter's, the release
+// that letter's delivery makes would send the letters parked after it
+// first. It stays parked, in its place, and follows once that letter is
+// delivered or discarded, or the thread is released.
+var ErrThreadHeld = errors.New("the letter waits for an earlier letter of its thread; it follows once that letter is delivered or discarded, or the thread is released")
+
 // Replay sends a parked letter back to the destination that failed. The
 // letter goes through that destination's consumer again (consent is checked
 // again); the sink's idempotency makes a second delivery impossible, so a
@@ -81,6 +89,11 @@ func (h *Hub) replay(ctx context.Context, who Actor, seq uint64, reason string, 
 	dec := h.router.DecideReplay(l, e.Destination, consent, h.now())
 	if dryRun {
 		return dec, nil
+	}
+	if e.LastError.Code == CodeThreadHeld {
+		if hd, held := h.holds.get(e.Destination, e.Thread); held && hd.LetterID != e.LetterID {
+			return dec, ErrThreadHeld
+		}
 	}
 	if bulk == "" {
 		if err := h.audit.Append(ctx, audit.Record{Actor: who.Name, Role: who.Role, Remote: who.Remote, Action: "replay", Target: fmt.Sprintf("parked:%d letter:%s destination:%s", seq, e.LetterID, e.Destination), Reason: scrubText(reason)}); err != nil {

@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -306,4 +307,42 @@ func TestRefusalParksTheRefusedLetter(t *testing.T) {
 	if len(es) != 1 {
 		t.Fatalf("queue %+v, want only the refused letter", es)
 	}
+}
+
+// A letter that waits for an earlier letter of its thread stays parked,
+// in its place, when the coordinator replays it while that letter is
+// being delivered. Before, its entry left the queue and its replay waited
+// behind the earlier letter's, so the release that letter's delivery made
+// sent the thread's later letters ahead of it (found by TestQueueSequences,
+// seed 19, through a bulk replay).
+func TestReplayingAHeldLetterKeepsItsPlaceInTheThread(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.muni.mu.Lock()
+	e.muni.failFor["O1"] = 100
+	e.muni.mu.Unlock()
+	e.feed.ch <- mkLetter("O1", letter.KindNote, "T-PLACE")
+	first := parkedAt(t, e, "casefile", "O1")
+	e.feed.ch <- mkLetter("O2", letter.KindNote, "T-PLACE")
+	second := parkedAt(t, e, "casefile", "O2")
+	e.feed.ch <- mkLetter("O3", letter.KindNote, "T-PLACE")
+	parkedAt(t, e, "casefile", "O3")
+	e.muni.mu.Lock()
+	e.muni.failFor["O1"], e.muni.delay = 0, 300*time.Millisecond
+	e.muni.mu.Unlock()
+	if _, err := e.hub.Replay(ctx, coordinator, first.Seq, "the case system is back", false); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.hub.Replay(ctx, coordinator, second.Seq, "this one too", false)
+	eventually(t, "the thread delivered", func() bool { return e.muni.count("O2") == 1 && e.muni.count("O3") == 1 })
+	if order, want := e.muni.orderOf(), []string{"O1", "O2", "O3"}; !slices.Equal(order, want) {
+		t.Fatalf("delivery order %v, want %v", order, want)
+	}
+	if !errors.Is(err, pipeline.ErrThreadHeld) {
+		t.Errorf("replaying a letter that waits for an earlier one: %v, want ErrThreadHeld", err)
+	}
+	eventually(t, "the queue empty and the hold lifted", func() bool {
+		es, _ := e.hub.Queue().List(ctx, retryq.Filter{})
+		return len(es) == 0 && len(e.hub.Holds()) == 0
+	})
 }

@@ -80,6 +80,7 @@ var messages = map[string][2]string{
 	"q.replayed":                {"Replayed %d letter(s).", "%d brev(e) sendt igen."},
 	"q.discarded":               {"Discarded %d letter(s).", "%d brev(e) kasseret."},
 	"q.failed":                  {"No. %d: %s", "Nr. %d: %s"},
+	"q.held":                    {"it waits for an earlier letter of its thread and stays parked; it follows once that letter is delivered or discarded, or the thread is released", "det venter på et tidligere brev i samme tråd og bliver i køen; det følger med, når det brev er leveret eller kasseret, eller tråden frigives"},
 	"q.notparked":               {"it is no longer in the queue (someone else may have handled it)", "det er ikke længere i køen (en anden har måske håndteret det)"},
 	"q.stilldenied":             {"No. %d was replayed, but %s It will be parked again until that is fixed.", "Nr. %d er sendt igen, men %s Det bliver parkeret igen, indtil det er rettet."},
 	"nav.rejected":              {"Rejected files", "Afviste filer"},

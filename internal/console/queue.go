@@ -371,6 +371,8 @@ func (c *Console) queueAction(w http.ResponseWriter, r *http.Request, ses *sessi
 		switch {
 		case errors.Is(err, retryq.ErrNotParked):
 			c.sessions.addFlash(ses, tr(c.lang, "q.failed", seq, tr(c.lang, "q.notparked")))
+		case errors.Is(err, pipeline.ErrThreadHeld):
+			c.sessions.addFlash(ses, tr(c.lang, "q.failed", seq, tr(c.lang, "q.held")))
 		case err != nil:
 			c.log.ErrorContext(r.Context(), "console: "+action, "seq", seq, "err", err)
 			c.sessions.addFlash(ses, tr(c.lang, "q.failed", seq, tr(c.lang, "err.internal")))

@@ -345,6 +345,8 @@ func queueErrors(w http.ResponseWriter, r *http.Request, err error) bool {
 	switch {
 	case errors.As(err, &bp):
 		problem(w, r, 400, "bad-request", bp.Error())
+	case errors.Is(err, pipeline.ErrThreadHeld):
+		problem(w, r, 409, "thread-held", "the letter waits for an earlier letter of its thread and stays parked; it follows once that letter is delivered or discarded, or the thread is released")
 	case errors.Is(err, pipeline.ErrNothingToReplay):
 		problem(w, r, 409, "nothing-to-replay", "no parked letter matches the filter (any more)")
 	case errors.Is(err, pipeline.ErrUnknownBulk):

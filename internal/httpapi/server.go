@@ -283,6 +283,8 @@ func (s *Server) queueReplayMany(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case errors.Is(err, retryq.ErrNotParked):
 			res.Code, res.Error = "not-found", "no parked letter with that id"
+		case errors.Is(err, pipeline.ErrThreadHeld):
+			res.Code, res.Error = "thread-held", "it waits for an earlier letter of its thread and stays parked; it follows once that letter is delivered or discarded, or the thread is released"
 		case err != nil:
 			s.log.ErrorContext(r.Context(), "replay failed", "seq", seq, "err", err)
 			res.Code, res.Error = "failed", "the replay could not be stored; see the hub log"
