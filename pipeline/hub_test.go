@@ -82,6 +82,9 @@ type box struct {
 	stateFull int            // failures of the state store refusing a write, returned next
 	failFor   map[string]int // per letter id
 	permanent bool
+	refuse    map[string]bool // per letter id: refused permanently
+	down      bool            // every call fails, retryably
+	calls     map[string]int  // letter id → successful calls, new or existing
 	delay     time.Duration
 	letters   []*letter.Letter
 	capacity  int          // adapters.Capacity; 0: none of its own
@@ -92,7 +95,9 @@ type box struct {
 // Capacity is read when the hub is built.
 func (b *box) Capacity() int { return b.capacity }
 
-func newBox() *box { return &box{got: map[string]int{}, failFor: map[string]int{}} }
+func newBox() *box {
+	return &box{got: map[string]int{}, failFor: map[string]int{}, refuse: map[string]bool{}, calls: map[string]int{}}
+}
 
 func (b *box) Deliver(ctx context.Context, l *letter.Letter) (adapters.Delivery, error) {
 	for n := b.active.Add(1); ; {
@@ -116,6 +121,12 @@ func (b *box) Deliver(ctx context.Context, l *letter.Letter) (adapters.Delivery,
 	if b.permanent {
 		return adapters.Delivery{}, adapters.Permanent("rejected", "the destination refused the letter (case 2509479989 closed)", nil)
 	}
+	if b.refuse[l.ID] {
+		return adapters.Delivery{}, adapters.Permanent("rejected", "the destination refused this letter", nil)
+	}
+	if b.down {
+		return adapters.Delivery{}, adapters.Retryable("http_503", "the destination is unavailable", nil)
+	}
 	if b.stateDown > 0 {
 		b.stateDown--
 		return adapters.Delivery{}, adapters.StateUnavailable("the hub's state store did not answer", nats.ErrNoResponders)
@@ -132,6 +143,7 @@ func (b *box) Deliver(ctx context.Context, l *letter.Letter) (adapters.Delivery,
 		b.failFor[l.ID]--
 		return adapters.Delivery{}, adapters.Retryable("http_503", "the destination is unavailable", nil)
 	}
+	b.calls[l.ID]++
 	if b.got[l.ID] > 0 {
 		return adapters.Delivery{RemoteID: "doc-" + l.ID, Existing: true}, nil
 	}
