@@ -157,7 +157,7 @@ type bulkPreview struct {
 type bulkReplay struct {
 	ID                                   string
 	Planned, Replayed, StillDenied, Gone int
-	Failed, NotRouted                    int
+	Failed, NotRouted, StillHeld         int
 	StillDeniedBy                        map[string]int // reason code: how many parked again for it
 	Failures                             []struct {
 		Seq             uint64
@@ -175,6 +175,9 @@ func (r bulkReplay) progress() string {
 	}
 	if r.NotRouted > 0 {
 		s += fmt.Sprintf(", %d parked again as not_routed (the destination no longer takes them)", r.NotRouted)
+	}
+	if r.StillHeld > 0 {
+		s += fmt.Sprintf(", %d left parked behind an earlier letter of their thread (they follow it)", r.StillHeld)
 	}
 	return s + fmt.Sprintf(", %d no longer parked, %d failed", r.Gone, r.Failed)
 }

@@ -81,3 +81,13 @@ func TestReplayedButNotTakenSaysItParksAgain(t *testing.T) {
 		t.Errorf("%q", got)
 	}
 }
+
+// A bulk replay's line accounts for every planned letter: those left
+// parked behind an earlier letter of their thread are named, or the
+// counts would not add up to what was planned.
+func TestABulkReplaysLineNamesTheLettersLeftBehindTheirThread(t *testing.T) {
+	r := bulkReplay{Planned: 5, Replayed: 2, StillHeld: 2, Gone: 1}
+	if got := r.progress(); !strings.Contains(got, "2 of 5 replayed") || !strings.Contains(got, "2 left parked behind an earlier letter of their thread") || !strings.Contains(got, "1 no longer parked") {
+		t.Errorf("progress %q", got)
+	}
+}

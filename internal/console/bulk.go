@@ -137,7 +137,7 @@ func (c *Console) replayProgress(w http.ResponseWriter, r *http.Request, ses *se
 		c.internal(w, r, "bulk replay progress", err)
 		return
 	}
-	p := bulkPage{B: b, Describe: c.describe(b.Filter), Done: b.Replayed + b.Gone + b.Failed, Running: b.State == pipeline.BulkRunning}
+	p := bulkPage{B: b, Describe: c.describe(b.Filter), Done: b.Replayed + b.Gone + b.StillHeld + b.Failed, Running: b.State == pipeline.BulkRunning}
 	if b.Planned > 0 {
 		p.Percent = min(100, p.Done*100/b.Planned)
 	}

@@ -277,6 +277,7 @@ var messages = map[string][2]string{
 	"b.replayed":           {"Sent again", "Sendt igen"},
 	"b.stilldenied":        {"Sent again, but still without consent (they park again)", "Sendt igen, men stadig uden samtykke (de parkeres igen)"},
 	"b.gone":               {"No longer in the queue when reached (someone else handled them)", "Ikke længere i køen, da de blev nået (en anden har håndteret dem)"},
+	"b.stillheld":          {"Left parked behind an earlier letter of their thread (they follow it)", "Bliver i køen bag et tidligere brev i samme tråd (de følger efter det)"},
 	"b.failed":             {"Could not be sent again", "Kunne ikke sendes igen"},
 	"b.by":                 {"Started by", "Startet af"},
 	"b.reason":             {"Reason", "Begrundelse"},
