@@ -85,6 +85,8 @@ bench-quick:
 
 soak:
 	SAMHUB_SOAK=1 $(GO) test -count=1 -timeout 0 -run 'Scenario' -v ./reliability/...
+	SAMHUB_COUNCIL_SEQ_SEEDS=500 SAMHUB_COUNCIL_SEQ_STEPS=80 $(GO) test -count=1 -timeout 0 -run TestCouncilSequences ./pipeline/council/
+	SAMHUB_QUEUE_SEQ_SEEDS=30 SAMHUB_QUEUE_SEQ_STEPS=30 $(GO) test -count=1 -timeout 0 -run TestQueueSequences ./pipeline/
 
 clean:
 	rm -rf bin data
