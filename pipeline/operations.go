@@ -87,13 +87,15 @@ func (h *Hub) replay(ctx context.Context, who Actor, seq uint64, reason string, 
 		return route.Decision{}, err
 	}
 	dec := h.router.DecideReplay(l, e.Destination, consent, h.now())
-	if dryRun {
-		return dec, nil
-	}
+	// Checked before a dry run returns, so the preview answers as the
+	// replay would.
 	if e.LastError.Code == CodeThreadHeld {
 		if hd, held := h.holds.get(e.Destination, e.Thread); held && hd.LetterID != e.LetterID {
 			return dec, ErrThreadHeld
 		}
+	}
+	if dryRun {
+		return dec, nil
 	}
 	if bulk == "" {
 		if err := h.audit.Append(ctx, audit.Record{Actor: who.Name, Role: who.Role, Remote: who.Remote, Action: "replay", Target: fmt.Sprintf("parked:%d letter:%s destination:%s", seq, e.LetterID, e.Destination), Reason: scrubText(reason)}); err != nil {

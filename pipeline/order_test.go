@@ -327,6 +327,10 @@ func TestReplayingAHeldLetterKeepsItsPlaceInTheThread(t *testing.T) {
 	second := parkedAt(t, e, "casefile", "O2")
 	e.feed.ch <- mkLetter("O3", letter.KindNote, "T-PLACE")
 	parkedAt(t, e, "casefile", "O3")
+	// The preview answers as the replay would.
+	if _, err := e.hub.Replay(ctx, coordinator, second.Seq, "preview", true); !errors.Is(err, pipeline.ErrThreadHeld) {
+		t.Errorf("a dry run of a letter that waits for an earlier one: %v, want ErrThreadHeld", err)
+	}
 	e.muni.mu.Lock()
 	e.muni.failFor["O1"], e.muni.delay = 0, 300*time.Millisecond
 	e.muni.mu.Unlock()
