@@ -68,4 +68,9 @@
 // busy is sent again, and that copy may arrive after the buffered one was
 // handled; or, should the server lose an ack it confirmed, a copy left
 // unacked would hold one of the consumer's MaxAckPending places for ever.
+//
+// A consumer deleted under a subscription ends it, and its channel closes,
+// unless SubscriberConfig.Recreate is set: then Recreate makes it again
+// (the caller chooses where it starts) and the subscription binds to it
+// and goes on.
 package jspubsub
