@@ -189,7 +189,7 @@ func Provision(ctx context.Context, js jetstream.JetStream, s Streams, replicas 
 		DenyPurge:   true,
 	}}
 	for _, cfg := range want {
-		if err := retryAPI(ctx, func(ctx context.Context) error { return ensureStream(ctx, js, cfg) }); err != nil {
+		if err := RetryAPI(ctx, func(ctx context.Context) error { return ensureStream(ctx, js, cfg) }); err != nil {
 			return err
 		}
 	}
@@ -203,11 +203,18 @@ func Provision(ctx context.Context, js jetstream.JetStream, s Streams, replicas 
 		// by council.retention_days.
 		{Bucket: BucketCouncil, Description: "the council's register", Storage: jetstream.FileStorage, Replicas: replicas, History: 1},
 	} {
-		err := retryAPI(ctx, func(ctx context.Context) error {
+		err := RetryAPI(ctx, func(ctx context.Context) error {
 			if err := checkExisting(ctx, js, "KV_"+kv.Bucket, replicas); err != nil {
 				return err
 			}
-			if _, err := js.CreateOrUpdateKeyValue(ctx, kv); err != nil {
+			// Create first: an unchanged bucket is then answered from what
+			// exists, where an update is a proposal of its own on a cluster
+			// (see ensureStream).
+			_, err := js.CreateKeyValue(ctx, kv)
+			if errors.Is(err, jetstream.ErrBucketExists) {
+				_, err = js.UpdateKeyValue(ctx, kv)
+			}
+			if err != nil {
 				return fmt.Errorf("bucket %s: %w", kv.Bucket, err)
 			}
 			return nil
@@ -222,17 +229,22 @@ func Provision(ctx context.Context, js jetstream.JetStream, s Streams, replicas 
 	// stream discards new writes when full, so a full bucket refuses a
 	// letter (retried) rather than dropping a blob a letter needs.
 	blobsMax := s.BlobsMaxBytes
-	return retryAPI(ctx, func(ctx context.Context) error {
+	return RetryAPI(ctx, func(ctx context.Context) error {
 		if err := checkExisting(ctx, js, "OBJ_"+BucketBlobs, replicas); err != nil {
 			return err
 		}
-		if _, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		oc := jetstream.ObjectStoreConfig{
 			Bucket:      BucketBlobs,
 			Description: "Samhub letter parts too large to store inline",
 			Storage:     jetstream.FileStorage,
 			Replicas:    replicas,
 			MaxBytes:    blobsMax,
-		}); err != nil {
+		}
+		_, err := js.CreateObjectStore(ctx, oc)
+		if errors.Is(err, jetstream.ErrBucketExists) {
+			_, err = js.UpdateObjectStore(ctx, oc)
+		}
+		if err != nil {
 			return fmt.Errorf("object store %s: %w", BucketBlobs, err)
 		}
 		return nil
@@ -245,16 +257,17 @@ func Provision(ctx context.Context, js jetstream.JetStream, s Streams, replicas 
 // whole start (a minute) and the second replica of a pair exited.
 const apiAttempt = 2 * time.Second
 
-// retryAPI runs step with its own deadline and tries again, from reading
+// RetryAPI runs step with its own deadline and tries again, from reading
 // what exists, while ctx lasts, when a request went unanswered or another
-// replica made the same stream in between.
-func retryAPI(ctx context.Context, step func(context.Context) error) error {
+// replica made the same stream, bucket or consumer in between.
+func RetryAPI(ctx context.Context, step func(context.Context) error) error {
 	for {
 		c, cancel := context.WithTimeout(ctx, apiAttempt)
 		err := step(c)
 		cancel()
 		if err == nil || ctx.Err() != nil ||
-			!(errors.Is(err, context.DeadlineExceeded) || errors.Is(err, jetstream.ErrStreamNameAlreadyInUse)) {
+			!(errors.Is(err, context.DeadlineExceeded) || errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) ||
+				errors.Is(err, jetstream.ErrConsumerExists) || errors.Is(err, jetstream.ErrConsumerNameAlreadyInUse)) {
 			return err
 		}
 		select {
@@ -290,12 +303,21 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.St
 	}
 	// Bring sizes and ages in line with configuration; storage and
 	// retention cannot change in place and were checked above.
+	was := have
 	have.MaxBytes, have.MaxAge, have.Duplicates, have.MaxMsgSize = want.MaxBytes, want.MaxAge, want.Duplicates, want.MaxMsgSize
 	have.Discard, have.Description = want.Discard, want.Description
 	// The persist mode is fixed when a stream is made (the server refuses to
 	// change it): an existing journey stream keeps the mode it was made with.
 	have.AllowDirect = have.AllowDirect || want.AllowDirect
 	have.AllowAtomicPublish = have.AllowAtomicPublish || want.AllowAtomicPublish
+	// Only a change is sent: on a cluster an update is a proposal of its
+	// own, and two replicas starting at once sent updates of nothing that
+	// went unanswered while the other's were applied, for up to 20 s.
+	if have.MaxBytes == was.MaxBytes && have.MaxAge == was.MaxAge && have.Duplicates == was.Duplicates &&
+		have.MaxMsgSize == was.MaxMsgSize && have.Discard == was.Discard && have.Description == was.Description &&
+		have.AllowDirect == was.AllowDirect && have.AllowAtomicPublish == was.AllowAtomicPublish {
+		return nil
+	}
 	if _, err := js.UpdateStream(ctx, have); err != nil {
 		return fmt.Errorf("update stream %s: %w", want.Name, err)
 	}
