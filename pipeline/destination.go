@@ -74,7 +74,13 @@ func ConsumerName(dest string) string { return "dest-" + dest }
 // settings that may change in place. A new destination starts with letters
 // that arrive from now on; an existing one keeps its position, and one whose
 // consumer was lost starts again just after its recorded place (positions).
+// Replicas starting at once both make it: the one that finds it made in
+// between, or whose request goes unanswered, tries again from reading it.
 func (h *Hub) ensureConsumer(ctx context.Context, d *destination) error {
+	return broker.RetryAPI(ctx, func(ctx context.Context) error { return h.ensureConsumerOnce(ctx, d) })
+}
+
+func (h *Hub) ensureConsumerOnce(ctx context.Context, d *destination) error {
 	// Short: the subscriber sends InProgress while a letter is held, so a
 	// slow sink call never times out, and after a crash letters come back
 	// within this time.
@@ -92,14 +98,21 @@ func (h *Hub) ensureConsumer(ctx context.Context, d *destination) error {
 	}
 	existing, err := h.js.Consumer(ctx, broker.StreamLetters, cfg.Durable)
 	if err == nil {
-		cur := existing.CachedInfo().Config
-		cur.FilterSubjects, cur.AckWait, cur.MaxAckPending, cur.MaxDeliver, cur.Description = cfg.FilterSubjects, cfg.AckWait, cfg.MaxAckPending, cfg.MaxDeliver, cfg.Description
-		cur.FilterSubject = ""
-		c, err := h.js.UpdateConsumer(ctx, broker.StreamLetters, cur)
-		if err != nil {
-			return err
+		info := existing.CachedInfo()
+		cur := info.Config
+		if !(slices.Equal(cur.FilterSubjects, cfg.FilterSubjects) && cur.FilterSubject == "" && cur.AckWait == cfg.AckWait &&
+			cur.MaxAckPending == cfg.MaxAckPending && cur.MaxDeliver == cfg.MaxDeliver && cur.Description == cfg.Description) {
+			// Only a change is sent: on a cluster an update is a proposal of
+			// its own, which a replica starting beside this one can delay.
+			cur.FilterSubjects, cur.AckWait, cur.MaxAckPending, cur.MaxDeliver, cur.Description = cfg.FilterSubjects, cfg.AckWait, cfg.MaxAckPending, cfg.MaxDeliver, cfg.Description
+			cur.FilterSubject = ""
+			c, err := h.js.UpdateConsumer(ctx, broker.StreamLetters, cur)
+			if err != nil {
+				return err
+			}
+			info = c.CachedInfo()
 		}
-		h.notePosition(ctx, d.name, c.CachedInfo(), true)
+		h.notePosition(ctx, d.name, info, true)
 		return nil
 	}
 	if !errors.Is(err, jetstream.ErrConsumerNotFound) {
