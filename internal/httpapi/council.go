@@ -14,22 +14,18 @@ import (
 // (pipeline/council). Pages of the console are thin views of these.
 
 // councilRoutes are the council's API routes and who may call them.
-var councilRoutes = []struct {
-	pattern string
-	roles   []string
-	handler func(*Server) http.HandlerFunc
-}{
-	{"GET /api/v1/meetings", []string{RoleCoordinator}, func(s *Server) http.HandlerFunc { return s.meetingList }},
-	{"POST /api/v1/meetings", []string{RoleCoordinator}, func(s *Server) http.HandlerFunc { return s.meetingAdd }},
-	{"GET /api/v1/meetings/{id}", []string{RoleCoordinator}, func(s *Server) http.HandlerFunc { return s.meetingShow }},
-	{"POST /api/v1/meetings/{id}/move", []string{RoleCoordinator}, func(s *Server) http.HandlerFunc { return s.meetingMove }},
-	{"POST /api/v1/meetings/{id}/cancel", []string{RoleCoordinator}, func(s *Server) http.HandlerFunc { return s.meetingCancel }},
-	{"POST /api/v1/meetings/{id}/agenda", []string{RoleCoordinator}, func(s *Server) http.HandlerFunc { return s.meetingAgenda }},
-	{"GET /api/v1/referrals", []string{RoleCoordinator}, func(s *Server) http.HandlerFunc { return s.referralList }},
-	{"POST /api/v1/referrals/{id}/move", []string{RoleCoordinator}, func(s *Server) http.HandlerFunc { return s.referralMove }},
-	{"POST /api/v1/referrals/{id}/withdraw", []string{RoleCoordinator}, func(s *Server) http.HandlerFunc { return s.referralWithdraw }},
-	{"POST /api/v1/referrals/{id}/reinstate", []string{RoleCoordinator}, func(s *Server) http.HandlerFunc { return s.referralReinstate }},
-	{"GET /api/v1/kpi", []string{RoleCoordinator, RoleOperations}, func(s *Server) http.HandlerFunc { return s.kpi }},
+var councilRoutes = []route{
+	{"GET /api/v1/meetings", []string{RoleCoordinator}, (*Server).meetingList},
+	{"POST /api/v1/meetings", []string{RoleCoordinator}, (*Server).meetingAdd},
+	{"GET /api/v1/meetings/{id}", []string{RoleCoordinator}, (*Server).meetingShow},
+	{"POST /api/v1/meetings/{id}/move", []string{RoleCoordinator}, (*Server).meetingMove},
+	{"POST /api/v1/meetings/{id}/cancel", []string{RoleCoordinator}, (*Server).meetingCancel},
+	{"POST /api/v1/meetings/{id}/agenda", []string{RoleCoordinator}, (*Server).meetingAgenda},
+	{"GET /api/v1/referrals", []string{RoleCoordinator}, (*Server).referralList},
+	{"POST /api/v1/referrals/{id}/move", []string{RoleCoordinator}, (*Server).referralMove},
+	{"POST /api/v1/referrals/{id}/withdraw", []string{RoleCoordinator}, (*Server).referralWithdraw},
+	{"POST /api/v1/referrals/{id}/reinstate", []string{RoleCoordinator}, (*Server).referralReinstate},
+	{"GET /api/v1/kpi", []string{RoleCoordinator, RoleOperations}, (*Server).kpi},
 }
 
 // council returns the register, or answers that it is off.

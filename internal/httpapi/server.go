@@ -106,42 +106,57 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
 	s.mux.HandleFunc("GET /readyz", s.ready)
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{}))
-	api := func(pattern string, h http.HandlerFunc) { s.mux.Handle(pattern, s.bearer(h)) }
-	any := []string{RoleCoordinator, RoleOperations, RoleAuditor}
-	api("GET /api/v1/whoami", allow(s.whoami, any...))
-	api("GET /api/v1/stats", allow(s.stats, RoleCoordinator, RoleOperations))
-	api("GET /api/v1/queue", allow(s.queueList, RoleCoordinator))
-	api("GET /api/v1/queue/{seq}", allow(s.queueShow, RoleCoordinator))
-	api("POST /api/v1/queue/{seq}/replay", allow(s.queueReplay, RoleCoordinator))
-	api("POST /api/v1/queue/{seq}/discard", allow(s.queueDiscard, RoleCoordinator))
-	api("POST /api/v1/queue/replay", allow(s.queueReplayMany, RoleCoordinator))
-	api("POST /api/v1/queue/search", allow(s.queueSearch, RoleCoordinator))
-	api("POST /api/v1/queue/bulk-replays", allow(s.bulkReplay, RoleCoordinator))
-	api("GET /api/v1/queue/bulk-replays", allow(s.bulkReplays, RoleCoordinator))
-	api("GET /api/v1/queue/bulk-replays/{id}", allow(s.bulkReplayShow, RoleCoordinator))
-	api("GET /api/v1/holds", allow(s.holds, RoleCoordinator, RoleOperations))
-	api("POST /api/v1/holds/{destination}/{thread}/release", allow(s.releaseThread, RoleCoordinator))
-	api("GET /api/v1/letters/{id}/trace", allow(s.letterTrace, RoleCoordinator))
-	api("POST /api/v1/letters/{id}/content", allow(s.letterContent, RoleCoordinator))
-	api("POST /api/v1/consents", allow(s.consentRecord, RoleCoordinator))
-	api("POST /api/v1/consents/lookup", allow(s.consentLookup, RoleCoordinator))
-	api("POST /api/v1/consents/revoke", allow(s.consentRevoke, RoleCoordinator))
-	api("GET /api/v1/audit", allow(s.auditTail, RoleAuditor))
-	api("GET /api/v1/rejected", allow(s.rejectedList, RoleCoordinator, RoleOperations))
-	api("POST /api/v1/rejected/{source}/{id}/put-back", allow(s.rejectedPutBack, RoleCoordinator))
-	for _, rt := range councilRoutes {
-		api(rt.pattern, allow(rt.handler(s), rt.roles...))
+	for _, rt := range apiRoutes() {
+		h := rt.handler
+		s.mux.Handle(rt.pattern, s.bearer(allow(func(w http.ResponseWriter, r *http.Request) { h(s, w, r) }, rt.roles...)))
 	}
 }
 
-// Routes lists the API's method+path patterns (for the authorisation matrix test).
+// route is one API route, who may call it and its handler.
+type route struct {
+	pattern string
+	roles   []string
+	handler func(*Server, http.ResponseWriter, *http.Request)
+}
+
+// apiRoutes is the API: the mux is built from it and Routes lists it, so
+// a route cannot be served without being listed.
+func apiRoutes() []route {
+	any := []string{RoleCoordinator, RoleOperations, RoleAuditor}
+	rs := []route{
+		{"GET /api/v1/whoami", any, (*Server).whoami},
+		{"GET /api/v1/stats", []string{RoleCoordinator, RoleOperations}, (*Server).stats},
+		{"GET /api/v1/queue", []string{RoleCoordinator}, (*Server).queueList},
+		{"GET /api/v1/queue/{seq}", []string{RoleCoordinator}, (*Server).queueShow},
+		{"POST /api/v1/queue/{seq}/replay", []string{RoleCoordinator}, (*Server).queueReplay},
+		{"POST /api/v1/queue/{seq}/discard", []string{RoleCoordinator}, (*Server).queueDiscard},
+		{"POST /api/v1/queue/replay", []string{RoleCoordinator}, (*Server).queueReplayMany},
+		{"POST /api/v1/queue/search", []string{RoleCoordinator}, (*Server).queueSearch},
+		{"POST /api/v1/queue/bulk-replays", []string{RoleCoordinator}, (*Server).bulkReplay},
+		{"GET /api/v1/queue/bulk-replays", []string{RoleCoordinator}, (*Server).bulkReplays},
+		{"GET /api/v1/queue/bulk-replays/{id}", []string{RoleCoordinator}, (*Server).bulkReplayShow},
+		{"GET /api/v1/holds", []string{RoleCoordinator, RoleOperations}, (*Server).holds},
+		{"POST /api/v1/holds/{destination}/{thread}/release", []string{RoleCoordinator}, (*Server).releaseThread},
+		{"GET /api/v1/letters/{id}/trace", []string{RoleCoordinator}, (*Server).letterTrace},
+		{"POST /api/v1/letters/{id}/content", []string{RoleCoordinator}, (*Server).letterContent},
+		{"POST /api/v1/consents", []string{RoleCoordinator}, (*Server).consentRecord},
+		{"POST /api/v1/consents/lookup", []string{RoleCoordinator}, (*Server).consentLookup},
+		{"POST /api/v1/consents/revoke", []string{RoleCoordinator}, (*Server).consentRevoke},
+		{"GET /api/v1/audit", []string{RoleAuditor}, (*Server).auditTail},
+		{"GET /api/v1/rejected", []string{RoleCoordinator, RoleOperations}, (*Server).rejectedList},
+		{"POST /api/v1/rejected/{source}/{id}/put-back", []string{RoleCoordinator}, (*Server).rejectedPutBack},
+	}
+	return append(rs, councilRoutes...)
+}
+
+// Routes lists the API's method+path patterns, as the mux serves them (for
+// the authorisation matrix and the audit tests).
 func Routes() []string {
-	return []string{"GET /api/v1/whoami", "GET /api/v1/stats", "GET /api/v1/queue", "GET /api/v1/queue/{seq}", "POST /api/v1/queue/{seq}/replay",
-		"POST /api/v1/queue/{seq}/discard", "POST /api/v1/queue/replay", "POST /api/v1/queue/search", "POST /api/v1/queue/bulk-replays", "GET /api/v1/queue/bulk-replays", "GET /api/v1/queue/bulk-replays/{id}", "GET /api/v1/holds", "POST /api/v1/holds/{destination}/{thread}/release", "GET /api/v1/letters/{id}/trace", "POST /api/v1/letters/{id}/content",
-		"POST /api/v1/consents", "POST /api/v1/consents/lookup", "POST /api/v1/consents/revoke", "GET /api/v1/audit",
-		"GET /api/v1/rejected", "POST /api/v1/rejected/{source}/{id}/put-back",
-		"GET /api/v1/meetings", "POST /api/v1/meetings", "GET /api/v1/meetings/{id}", "POST /api/v1/meetings/{id}/move", "POST /api/v1/meetings/{id}/cancel", "POST /api/v1/meetings/{id}/agenda",
-		"GET /api/v1/referrals", "POST /api/v1/referrals/{id}/move", "POST /api/v1/referrals/{id}/withdraw", "POST /api/v1/referrals/{id}/reinstate", "GET /api/v1/kpi"}
+	var out []string
+	for _, rt := range apiRoutes() {
+		out = append(out, rt.pattern)
+	}
+	return out
 }
 
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
