@@ -98,7 +98,7 @@ func (h *Hub) replay(ctx context.Context, who Actor, seq uint64, reason string, 
 		return dec, nil
 	}
 	if bulk == "" {
-		if err := h.audit.Append(ctx, audit.Record{Actor: who.Name, Role: who.Role, Remote: who.Remote, Action: "replay", Target: fmt.Sprintf("parked:%d letter:%s destination:%s", seq, e.LetterID, e.Destination), Reason: scrubText(reason)}); err != nil {
+		if err := h.audit.Append(ctx, audit.Record{Actor: who.Name, Role: who.Role, Remote: who.Remote, Action: "replay", Target: fmt.Sprintf("parked:%d letter:%s destination:%s", seq, e.LetterID, e.Destination), Reason: scrubText(reason), Result: "ok"}); err != nil {
 			return dec, err
 		}
 	}
@@ -139,7 +139,7 @@ func (h *Hub) Discard(ctx context.Context, who Actor, seq uint64, reason string)
 	if err != nil {
 		return err
 	}
-	if err := h.audit.Append(ctx, audit.Record{Actor: who.Name, Role: who.Role, Remote: who.Remote, Action: "discard", Target: fmt.Sprintf("parked:%d letter:%s destination:%s", seq, e.LetterID, e.Destination), Reason: scrubText(reason)}); err != nil {
+	if err := h.audit.Append(ctx, audit.Record{Actor: who.Name, Role: who.Role, Remote: who.Remote, Action: "discard", Target: fmt.Sprintf("parked:%d letter:%s destination:%s", seq, e.LetterID, e.Destination), Reason: scrubText(reason), Result: "ok"}); err != nil {
 		return err
 	}
 	if err := h.queue.Remove(ctx, seq); err != nil {

@@ -64,7 +64,7 @@ func (h *Hub) PutBack(ctx context.Context, who Actor, source, id, reason string)
 	}
 	// The id is a file name a sender chose: it is scrubbed like free text.
 	rec := audit.Record{Actor: who.Name, Role: who.Role, Remote: who.Remote, Action: "put-back",
-		Target: fmt.Sprintf("rejected:%s:%s", source, scrubText(id)), Reason: scrubText(reason)}
+		Target: fmt.Sprintf("rejected:%s:%s", source, scrubText(id)), Reason: scrubText(reason), Result: "ok"}
 	if err := h.audit.Append(ctx, rec); err != nil {
 		return err
 	}

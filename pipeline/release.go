@@ -108,7 +108,7 @@ func (h *Hub) ReleaseThread(ctx context.Context, who Actor, dest, thread, reason
 		return ErrNotHeld
 	}
 	if err := h.audit.Append(ctx, audit.Record{Actor: who.Name, Role: who.Role, Remote: who.Remote, Action: "release-thread",
-		Target: fmt.Sprintf("thread:%s destination:%s waiting-for:%s", thread, dest, hd.LetterID), Reason: scrubText(reason)}); err != nil {
+		Target: fmt.Sprintf("thread:%s destination:%s waiting-for:%s", thread, dest, hd.LetterID), Reason: scrubText(reason), Result: "ok"}); err != nil {
 		return err
 	}
 	return h.requestRelease(ctx, dest, thread)

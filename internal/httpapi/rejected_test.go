@@ -106,12 +106,12 @@ func TestRejectedFilesAreListedAndPutBack(t *testing.T) {
 		}
 	}
 	want := []string{
-		"koordinator|rejected:medcom:no-such.xml|test|",
+		"koordinator|rejected:medcom:no-such.xml|test|ok",
 		"koordinator|rejected:medcom:no-such.xml|no rejected input with that id|refused",
-		"koordinator|rejected:medcom:invalid.xml|the GP says it is fine|",
+		"koordinator|rejected:medcom:invalid.xml|the GP says it is fine|ok",
 	}
 	if len(puts) != 5 || strings.Join(puts[:3], "\n") != strings.Join(want, "\n") ||
-		!strings.HasSuffix(puts[3], "|refused") || puts[4] != "koordinator|rejected:medcom:taken-early.xml|was taken while still being written|" {
+		!strings.HasSuffix(puts[3], "|refused") || puts[4] != "koordinator|rejected:medcom:taken-early.xml|was taken while still being written|ok" {
 		t.Errorf("audit records of put-backs:\n%s", strings.Join(puts, "\n"))
 	}
 }

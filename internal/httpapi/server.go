@@ -478,7 +478,7 @@ const consentClockSkew = 5 * time.Minute
 // be stored is not recorded.
 func (s *Server) recordConsent(w http.ResponseWriter, r *http.Request, action string, b consentBody) {
 	a := s.actor(r)
-	if err := s.hub.Audit().Append(r.Context(), audit.Record{Actor: a.Name, Role: a.Role, Remote: a.Remote, Action: action, Target: "patient:" + retryq.PatientToken(b.Patient), Reason: logging.Redact(b.Reason)}); err != nil {
+	if err := s.hub.Audit().Append(r.Context(), audit.Record{Actor: a.Name, Role: a.Role, Remote: a.Remote, Action: action, Target: "patient:" + retryq.PatientToken(b.Patient), Reason: logging.Redact(b.Reason), Result: "recorded"}); err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -518,7 +518,7 @@ func (s *Server) consentLookup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a := s.actor(r)
-	if err := s.hub.Audit().Append(r.Context(), audit.Record{Actor: a.Name, Role: a.Role, Remote: a.Remote, Action: "consent-read", Target: "patient:" + retryq.PatientToken(b.Patient), Reason: logging.Redact(b.Reason)}); err != nil {
+	if err := s.hub.Audit().Append(r.Context(), audit.Record{Actor: a.Name, Role: a.Role, Remote: a.Remote, Action: "consent-read", Target: "patient:" + retryq.PatientToken(b.Patient), Reason: logging.Redact(b.Reason), Result: "shown"}); err != nil {
 		s.fail(w, r, err)
 		return
 	}

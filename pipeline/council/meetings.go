@@ -417,7 +417,7 @@ func (c *Council) AddMeeting(ctx context.Context, who Actor, at string, capacity
 	if m, ok := c.sameDay(id, t); ok {
 		return Meeting{}, fmt.Errorf("%w (%s at %s); move that one instead", ErrMeetingClash, m.ID, m.At.In(c.rule.Loc).Format("2006-01-02 15:04"))
 	}
-	if err := c.audit(ctx, who, "meeting-add", fmt.Sprintf("meeting:%s at:%s cap:%d", id, t.UTC().Format(time.RFC3339), capacity), reason); err != nil {
+	if err := c.audit(ctx, who, "meeting-add", fmt.Sprintf("meeting:%s at:%s cap:%d", id, t.UTC().Format(time.RFC3339), capacity), reason, "ok"); err != nil {
 		return Meeting{}, err
 	}
 	m, err := update(ctx, c.reg, prefixMeeting+id, func(cur *meetingRecord, exists bool) (bool, error) {
@@ -456,7 +456,7 @@ func (c *Council) MoveMeeting(ctx context.Context, who Actor, id, at, reason str
 	if m, ok := c.sameDay(id, t); ok {
 		return Meeting{}, fmt.Errorf("%w (%s at %s)", ErrMeetingClash, m.ID, m.At.In(c.rule.Loc).Format("2006-01-02 15:04"))
 	}
-	if err := c.audit(ctx, who, "meeting-move", fmt.Sprintf("meeting:%s from:%s to:%s", id, cand.At.UTC().Format(time.RFC3339), t.UTC().Format(time.RFC3339)), reason); err != nil {
+	if err := c.audit(ctx, who, "meeting-move", fmt.Sprintf("meeting:%s from:%s to:%s", id, cand.At.UTC().Format(time.RFC3339), t.UTC().Format(time.RFC3339)), reason, "ok"); err != nil {
 		return Meeting{}, err
 	}
 	now := c.now()
@@ -518,7 +518,7 @@ func (c *Council) CancelMeeting(ctx context.Context, who Actor, id, reason strin
 	if n := c.taking(cand); n > 0 {
 		return Meeting{}, fmt.Errorf("%w: %d; move each to another meeting first", ErrNotEmpty, n)
 	}
-	if err := c.audit(ctx, who, "meeting-cancel", fmt.Sprintf("meeting:%s at:%s", id, cand.At.UTC().Format(time.RFC3339)), reason); err != nil {
+	if err := c.audit(ctx, who, "meeting-cancel", fmt.Sprintf("meeting:%s at:%s", id, cand.At.UTC().Format(time.RFC3339)), reason, "ok"); err != nil {
 		return Meeting{}, err
 	}
 	m, err := update(ctx, c.reg, prefixMeeting+id, func(cur *meetingRecord, exists bool) (bool, error) {
@@ -540,11 +540,11 @@ func (c *Council) CancelMeeting(ctx context.Context, who Actor, id, reason strin
 	return c.summary(m, now), nil
 }
 
-// audit records an action before it happens: one whose record cannot be
-// stored does not happen.
-func (c *Council) audit(ctx context.Context, who Actor, action, target, reason string) error {
+// audit records an action before it happens, with the result it is to
+// have: one whose record cannot be stored does not happen.
+func (c *Council) audit(ctx context.Context, who Actor, action, target, reason, result string) error {
 	if c.d.Audit == nil {
 		return nil
 	}
-	return c.d.Audit.Append(ctx, audit.Record{Actor: who.Name, Role: who.Role, Remote: who.Remote, Action: action, Target: target, Reason: logging.Redact(reason)})
+	return c.d.Audit.Append(ctx, audit.Record{Actor: who.Name, Role: who.Role, Remote: who.Remote, Action: action, Target: target, Reason: logging.Redact(reason), Result: result})
 }

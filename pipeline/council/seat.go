@@ -75,7 +75,8 @@ func (c *Council) moveSeat(ctx context.Context, who Actor, key string, p Referra
 		if reinstate {
 			action = "referral-reinstate"
 		}
-		if err := c.audit(ctx, who, action, fmt.Sprintf("referral:%s from:%s to:%s", letterID, cmp.Or(p.Meeting, "waiting"), dest.ID), reason); err != nil {
+		rec := fmt.Sprintf("referral:%s from:%s to:%s", letterID, cmp.Or(p.Meeting, "waiting"), dest.ID)
+		if err := c.audit(ctx, who, action, rec, reason, "ok"); err != nil {
 			return Child{}, err
 		}
 		if _, err := update(ctx, c.reg, target, func(cur *meetingRecord, exists bool) (bool, error) {
@@ -219,7 +220,7 @@ func (c *Council) WithdrawReferral(ctx context.Context, who Actor, letterID, rea
 	}
 	now := c.now()
 	if p.WithdrawnAt.IsZero() {
-		if err := c.audit(ctx, who, "referral-withdraw", fmt.Sprintf("referral:%s meeting:%s", letterID, cmp.Or(p.Meeting, "waiting")), reason); err != nil {
+		if err := c.audit(ctx, who, "referral-withdraw", fmt.Sprintf("referral:%s meeting:%s", letterID, cmp.Or(p.Meeting, "waiting")), reason, "ok"); err != nil {
 			return Child{}, err
 		}
 		if _, err := c.reg.updateReferral(ctx, key, func(cur *Referral) bool {
@@ -292,7 +293,7 @@ func (c *Council) ReinstateReferral(ctx context.Context, who Actor, letterID, to
 			return Child{}, fmt.Errorf("%w: its meeting %s has given the place to another child; reinstate it into another meeting", ErrNoRoom, p.Meeting)
 		}
 	}
-	if err := c.audit(ctx, who, "referral-reinstate", fmt.Sprintf("referral:%s meeting:%s", letterID, cmp.Or(p.Meeting, "waiting")), reason); err != nil {
+	if err := c.audit(ctx, who, "referral-reinstate", fmt.Sprintf("referral:%s meeting:%s", letterID, cmp.Or(p.Meeting, "waiting")), reason, "ok"); err != nil {
 		return Child{}, err
 	}
 	// The record that holds the seat is the unit that keeps a meeting

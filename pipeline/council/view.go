@@ -456,7 +456,7 @@ func (c *Council) Agenda(ctx context.Context, who Actor, id, reason, export stri
 	if export != "" {
 		action, target = "agenda-export", target+" format:"+export
 	}
-	if err := c.audit(ctx, who, action, target, reason); err != nil {
+	if err := c.audit(ctx, who, action, target, reason, "shown"); err != nil {
 		return MeetingView{}, err
 	}
 	v, err := c.MeetingView(ctx, id)
