@@ -548,3 +548,14 @@ func (c *Council) audit(ctx context.Context, who Actor, action, target, reason, 
 	}
 	return c.d.Audit.Append(ctx, audit.Record{Actor: who.Name, Role: who.Role, Remote: who.Remote, Action: action, Target: target, Reason: logging.Redact(reason), Result: result})
 }
+
+// auditRefused records that an action audited as done was refused after
+// all (the register changed in between), with why.
+func (c *Council) auditRefused(ctx context.Context, who Actor, action, target string, why error) {
+	if c.d.Audit == nil {
+		return
+	}
+	if err := c.d.Audit.Append(context.WithoutCancel(ctx), audit.Record{Actor: who.Name, Role: who.Role, Remote: who.Remote, Action: action, Target: target, Reason: logging.Redact(why.Error()), Result: "refused"}); err != nil {
+		c.log.Warn("council: refusal not audited", "action", action, "err", err)
+	}
+}

@@ -75,6 +75,11 @@ func (c *Council) moveSeat(ctx context.Context, who Actor, key string, p Referra
 		if reinstate {
 			action = "referral-reinstate"
 		}
+		// A full meeting is refused before the audit record, which would
+		// otherwise say the child was moved.
+		if n := c.taking(dest); dest.index(key) < 0 && n >= c.capOf(dest) {
+			return Child{}, fmt.Errorf("%w: meeting %s takes %d children and has %d; add a meeting or move another child", ErrNoRoom, dest.ID, c.capOf(dest), n)
+		}
 		rec := fmt.Sprintf("referral:%s from:%s to:%s", letterID, cmp.Or(p.Meeting, "waiting"), dest.ID)
 		if err := c.audit(ctx, who, action, rec, reason, "ok"); err != nil {
 			return Child{}, err
@@ -113,6 +118,11 @@ func (c *Council) moveSeat(ctx context.Context, who Actor, key string, p Referra
 			cur.Referrals = append(cur.Referrals, r)
 			return true, nil
 		}); err != nil {
+			if errors.Is(err, ErrNoRoom) {
+				// Filled or cancelled since the check: the log says the
+				// move it recorded did not happen.
+				c.auditRefused(ctx, who, action, rec, err)
+			}
 			return Child{}, err
 		}
 	}
