@@ -29,6 +29,7 @@ import (
 
 	"github.com/samhub/samhub/internal/config"
 	"github.com/samhub/samhub/internal/httpapi"
+	"github.com/samhub/samhub/internal/logging"
 	"github.com/samhub/samhub/internal/throttle"
 	"github.com/samhub/samhub/pipeline"
 	"github.com/samhub/samhub/pipeline/audit"
@@ -464,7 +465,11 @@ func (c *Console) actor(r *http.Request, ses *session) pipeline.Actor {
 	return pipeline.Actor{Name: ses.user, Role: ses.role, Remote: c.srv.ClientAddr(r).String()}
 }
 
+// audit stores rec with any CPR number typed into its reason masked, as
+// the hub masks them (ten digits, with a dash or a space, or a
+// replacement CPR).
 func (c *Console) audit(ctx context.Context, r *http.Request, rec audit.Record) error {
+	rec.Reason = logging.Redact(rec.Reason)
 	if rec.Remote == "" {
 		rec.Remote = c.srv.ClientAddr(r).String()
 	}

@@ -821,7 +821,7 @@ func (c *Console) agenda(w http.ResponseWriter, r *http.Request, ses *session) {
 		c.showMeeting(w, r, ses, http.StatusBadRequest, meetingPage{}, tr(c.lang, "ag.reason.required"))
 		return
 	}
-	v, err := k.Agenda(r.Context(), c.councilActor(r, ses), id, scrubCPR(reason), format)
+	v, err := k.Agenda(r.Context(), c.councilActor(r, ses), id, reason, format)
 	if errors.Is(err, council.ErrNoMeeting) {
 		c.fail(w, r, http.StatusNotFound)
 		return

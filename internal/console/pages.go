@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
-	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -209,7 +208,7 @@ func (c *Console) showContent(w http.ResponseWriter, r *http.Request, ses *sessi
 		c.internal(w, r, "letter", err)
 		return
 	}
-	if err := c.audit(r.Context(), r, audit.Record{Actor: ses.user, Role: ses.role, Action: "show-content", Target: "letter:" + id, Reason: scrubCPR(reason), Result: "shown"}); err != nil {
+	if err := c.audit(r.Context(), r, audit.Record{Actor: ses.user, Role: ses.role, Action: "show-content", Target: "letter:" + id, Reason: reason, Result: "shown"}); err != nil {
 		c.internal(w, r, "audit show-content", err)
 		return
 	}
@@ -276,11 +275,6 @@ func (c *Console) search(w http.ResponseWriter, r *http.Request, ses *session) {
 // searchLimit bounds what one search shows of the retry queue.
 const searchLimit = 500
 
-var cprRun = regexp.MustCompile(`\d{6}-?\d{4}`)
-
-// scrubCPR keeps a CPR number typed into a reason out of the audit log.
-func scrubCPR(s string) string { return cprRun.ReplaceAllString(s, "[CPR]") }
-
 // normaliseCPR is the API's reading of a typed CPR or replacement CPR.
 func normaliseCPR(s string) (string, bool) { return letter.NormalisePatientID(s) }
 
@@ -304,7 +298,7 @@ func (c *Console) searchCPR(w http.ResponseWriter, r *http.Request, ses *session
 		return
 	}
 	ctx := r.Context()
-	if err := c.audit(ctx, r, audit.Record{Actor: ses.user, Role: ses.role, Action: "search-cpr", Target: "patient:" + broker.Token("patient:"+cpr), Reason: scrubCPR(reason), Result: "searched"}); err != nil {
+	if err := c.audit(ctx, r, audit.Record{Actor: ses.user, Role: ses.role, Action: "search-cpr", Target: "patient:" + broker.Token("patient:"+cpr), Reason: reason, Result: "searched"}); err != nil {
 		c.internal(w, r, "audit search-cpr", err)
 		return
 	}
@@ -413,7 +407,7 @@ func (c *Console) consentRecord(w http.ResponseWriter, r *http.Request, ses *ses
 		return
 	}
 	ctx := r.Context()
-	if err := c.audit(ctx, r, audit.Record{Actor: ses.user, Role: ses.role, Action: action, Target: "patient:" + broker.Token("patient:"+cpr), Reason: scrubCPR(reason), Result: "recorded"}); err != nil {
+	if err := c.audit(ctx, r, audit.Record{Actor: ses.user, Role: ses.role, Action: action, Target: "patient:" + broker.Token("patient:"+cpr), Reason: reason, Result: "recorded"}); err != nil {
 		c.internal(w, r, "audit consent", err)
 		return
 	}
