@@ -91,6 +91,7 @@ type Console struct {
 	now      func() time.Time
 	handler  http.Handler
 	today    todayCounter
+	patterns []string // the routes' method+path patterns
 }
 
 var pageNames = []string{"login", "overview", "queue", "replay", "bulk", "release", "journey", "search", "consents", "audit", "rejected", "error",
@@ -256,45 +257,50 @@ func age(lang string, t, now time.Time) string {
 
 func (c *Console) routes() http.Handler {
 	mux := http.NewServeMux()
+	// Every route goes through handle, so the list of patterns is the mux.
+	handle := func(pattern string, h http.Handler) {
+		c.patterns = append(c.patterns, pattern)
+		mux.Handle(pattern, h)
+	}
 	static, _ := fs.Sub(staticFS, "static")
-	mux.Handle("GET /console/static/", http.StripPrefix("/console/static/", http.FileServerFS(static)))
-	mux.HandleFunc("GET /console/login", c.loginForm)
-	mux.HandleFunc("POST /console/login", c.login)
+	handle("GET /console/static/", http.StripPrefix("/console/static/", http.FileServerFS(static)))
+	handle("GET /console/login", http.HandlerFunc(c.loginForm))
+	handle("POST /console/login", http.HandlerFunc(c.login))
 	any := []string{httpapi.RoleCoordinator, httpapi.RoleOperations, httpapi.RoleAuditor}
 	coord := []string{httpapi.RoleCoordinator}
-	mux.Handle("POST /console/logout", c.page(c.logout, any...))
-	mux.Handle("GET /console/{$}", c.page(c.home, any...))
-	mux.Handle("GET /console/overview", c.page(c.overview, httpapi.RoleCoordinator, httpapi.RoleOperations))
-	mux.Handle("GET /console/queue", c.page(c.queue, coord...))
-	mux.Handle("POST /console/queue", c.page(c.queueAction, coord...))
-	mux.Handle("GET /console/queue/replay", c.page(c.replayPreview, coord...))
-	mux.Handle("POST /console/queue/replay", c.page(c.replayStart, coord...))
-	mux.Handle("GET /console/queue/replays/{id}", c.page(c.replayProgress, coord...))
-	mux.Handle("GET /console/queue/release", c.page(c.releaseForm, coord...))
-	mux.Handle("POST /console/queue/release", c.page(c.releaseThread, coord...))
-	mux.Handle("GET /console/letters/{id}", c.page(c.journey, coord...))
-	mux.Handle("POST /console/letters/{id}/content", c.page(c.showContent, coord...))
-	mux.Handle("GET /console/search", c.page(c.search, coord...))
-	mux.Handle("POST /console/search/cpr", c.page(c.searchCPR, coord...))
-	mux.Handle("GET /console/consents", c.page(c.consentForm, coord...))
-	mux.Handle("POST /console/consents", c.page(c.consentRecord, coord...))
-	mux.Handle("GET /console/audit", c.page(c.auditLog, httpapi.RoleAuditor))
-	mux.Handle("GET /console/meetings", c.page(c.meetings, coord...))
-	mux.Handle("POST /console/meetings", c.page(c.meetingAdd, coord...))
-	mux.Handle("GET /console/meetings/{id}", c.page(c.meeting, coord...))
-	mux.Handle("POST /console/meetings/{id}/move", c.page(c.meetingMove, coord...))
-	mux.Handle("POST /console/meetings/{id}/seat", c.page(c.seatMove, coord...))
-	mux.Handle("POST /console/meetings/{id}/cancel", c.page(c.meetingCancel, coord...))
-	mux.Handle("POST /console/meetings/{id}/withdraw", c.page(c.referralWithdraw, coord...))
-	mux.Handle("POST /console/meetings/{id}/reinstate", c.page(c.referralReinstate, coord...))
-	mux.Handle("POST /console/meetings/{id}/agenda", c.page(c.agenda, coord...))
-	mux.Handle("GET /console/kpi", c.page(c.kpi, httpapi.RoleCoordinator, httpapi.RoleOperations))
+	handle("POST /console/logout", c.page(c.logout, any...))
+	handle("GET /console/{$}", c.page(c.home, any...))
+	handle("GET /console/overview", c.page(c.overview, httpapi.RoleCoordinator, httpapi.RoleOperations))
+	handle("GET /console/queue", c.page(c.queue, coord...))
+	handle("POST /console/queue", c.page(c.queueAction, coord...))
+	handle("GET /console/queue/replay", c.page(c.replayPreview, coord...))
+	handle("POST /console/queue/replay", c.page(c.replayStart, coord...))
+	handle("GET /console/queue/replays/{id}", c.page(c.replayProgress, coord...))
+	handle("GET /console/queue/release", c.page(c.releaseForm, coord...))
+	handle("POST /console/queue/release", c.page(c.releaseThread, coord...))
+	handle("GET /console/letters/{id}", c.page(c.journey, coord...))
+	handle("POST /console/letters/{id}/content", c.page(c.showContent, coord...))
+	handle("GET /console/search", c.page(c.search, coord...))
+	handle("POST /console/search/cpr", c.page(c.searchCPR, coord...))
+	handle("GET /console/consents", c.page(c.consentForm, coord...))
+	handle("POST /console/consents", c.page(c.consentRecord, coord...))
+	handle("GET /console/audit", c.page(c.auditLog, httpapi.RoleAuditor))
+	handle("GET /console/meetings", c.page(c.meetings, coord...))
+	handle("POST /console/meetings", c.page(c.meetingAdd, coord...))
+	handle("GET /console/meetings/{id}", c.page(c.meeting, coord...))
+	handle("POST /console/meetings/{id}/move", c.page(c.meetingMove, coord...))
+	handle("POST /console/meetings/{id}/seat", c.page(c.seatMove, coord...))
+	handle("POST /console/meetings/{id}/cancel", c.page(c.meetingCancel, coord...))
+	handle("POST /console/meetings/{id}/withdraw", c.page(c.referralWithdraw, coord...))
+	handle("POST /console/meetings/{id}/reinstate", c.page(c.referralReinstate, coord...))
+	handle("POST /console/meetings/{id}/agenda", c.page(c.agenda, coord...))
+	handle("GET /console/kpi", c.page(c.kpi, httpapi.RoleCoordinator, httpapi.RoleOperations))
 	// Operations answers the SamhubInputRejected alert: it sees the list,
 	// as GET /api/v1/rejected lets it; putting a file back stays the
 	// coordinator's.
-	mux.Handle("GET /console/rejected", c.page(c.rejected, httpapi.RoleCoordinator, httpapi.RoleOperations))
-	mux.Handle("POST /console/rejected", c.page(c.putBack, coord...))
-	mux.Handle("/console/", c.page(func(w http.ResponseWriter, r *http.Request, _ *session) { c.fail(w, r, http.StatusNotFound) }, any...))
+	handle("GET /console/rejected", c.page(c.rejected, httpapi.RoleCoordinator, httpapi.RoleOperations))
+	handle("POST /console/rejected", c.page(c.putBack, coord...))
+	handle("/console/", c.page(func(w http.ResponseWriter, r *http.Request, _ *session) { c.fail(w, r, http.StatusNotFound) }, any...))
 	// Browsers' Sec-Fetch-Site/Origin headers refuse cross-site form posts
 	// before the CSRF token is even looked at: two independent guards.
 	return http.NewCrossOriginProtection().Handler(mux)
