@@ -73,7 +73,7 @@ func (h *Hub) Replay(ctx context.Context, who Actor, seq uint64, reason string, 
 // replay is Replay; bulk names the bulk replay it is part of (whose own
 // audit records cover it, and which the letter's journey then names), or
 // is empty for a replay audited on its own.
-func (h *Hub) replay(ctx context.Context, who Actor, seq uint64, reason string, dryRun bool, bulk string) (route.Decision, error) {
+func (h *Hub) replay(ctx context.Context, who Actor, seq uint64, reason string, dryRun bool, bulk string) (_ route.Decision, err error) {
 	e, raw, err := h.queue.Get(ctx, seq)
 	if err != nil {
 		return route.Decision{}, err
@@ -97,10 +97,17 @@ func (h *Hub) replay(ctx context.Context, who Actor, seq uint64, reason string, 
 	if dryRun {
 		return dec, nil
 	}
+	sent := false
 	if bulk == "" {
-		if err := h.audit.Append(ctx, audit.Record{Actor: who.Name, Role: who.Role, Remote: who.Remote, Action: "replay", Target: fmt.Sprintf("parked:%d letter:%s destination:%s", seq, e.LetterID, e.Destination), Reason: scrubText(reason), Result: "ok"}); err != nil {
+		rec := audit.Record{Actor: who.Name, Role: who.Role, Remote: who.Remote, Action: "replay", Target: fmt.Sprintf("parked:%d letter:%s destination:%s", seq, e.LetterID, e.Destination), Reason: scrubText(reason), Result: "ok"}
+		if err := h.audit.Append(ctx, rec); err != nil {
 			return dec, err
 		}
+		defer func() {
+			if err != nil && !sent { // once sent, the replay happened
+				h.auditUndone(ctx, rec, err)
+			}
+		}()
 	}
 	// The replayed letter is stored anew and lives a full letters_max_age
 	// from now; its blobs, no longer named by the parked entry once it is
@@ -122,12 +129,29 @@ func (h *Hub) replay(ctx context.Context, who Actor, seq uint64, reason string, 
 	if _, err := h.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(broker.StreamLetters)); err != nil {
 		return dec, fmt.Errorf("replay: %w", err)
 	}
+	sent = true
 	if err := h.queue.Remove(ctx, seq); err != nil && !errors.Is(err, retryq.ErrNotParked) {
 		return dec, err
 	}
 	h.m.replayed.WithLabelValues(e.Destination).Inc()
 	h.recordStep(ctx, journey.Event{LetterID: e.LetterID, Step: journey.Replayed, Destination: e.Destination, Actor: who.Name, Reason: bulk})
 	return dec, nil
+}
+
+// auditUndone records that an action audited before it was done did not
+// happen after all, so the log does not leave it standing as done:
+// refused when the queue or the thread changed in between, failed when a
+// write did not go through.
+func (h *Hub) auditUndone(ctx context.Context, rec audit.Record, why error) {
+	rec.Result, rec.Reason = "failed", scrubText(why.Error())
+	for _, e := range []error{retryq.ErrNotParked, ErrNotHeld, ErrThreadHeld, adapters.ErrUnknownInput, adapters.ErrAnswered} {
+		if errors.Is(why, e) {
+			rec.Result = "refused"
+		}
+	}
+	if err := h.audit.Append(context.WithoutCancel(ctx), rec); err != nil {
+		h.log.Warn("an action audited as done that did not happen was not audited again", "action", rec.Action, "err", err)
+	}
 }
 
 // Discard removes a parked letter for good, with a required reason.
@@ -139,10 +163,14 @@ func (h *Hub) Discard(ctx context.Context, who Actor, seq uint64, reason string)
 	if err != nil {
 		return err
 	}
-	if err := h.audit.Append(ctx, audit.Record{Actor: who.Name, Role: who.Role, Remote: who.Remote, Action: "discard", Target: fmt.Sprintf("parked:%d letter:%s destination:%s", seq, e.LetterID, e.Destination), Reason: scrubText(reason), Result: "ok"}); err != nil {
+	rec := audit.Record{Actor: who.Name, Role: who.Role, Remote: who.Remote, Action: "discard", Target: fmt.Sprintf("parked:%d letter:%s destination:%s", seq, e.LetterID, e.Destination), Reason: scrubText(reason), Result: "ok"}
+	if err := h.audit.Append(ctx, rec); err != nil {
 		return err
 	}
 	if err := h.queue.Remove(ctx, seq); err != nil {
+		// Replayed or discarded by someone else in between, or not
+		// written: the letter was not discarded by this request.
+		h.auditUndone(ctx, rec, err)
 		return err
 	}
 	h.m.discarded.WithLabelValues(e.Destination).Inc()

@@ -69,15 +69,12 @@ func (h *Hub) PutBack(ctx context.Context, who Actor, source, id, reason string)
 		return err
 	}
 	err := src.PutBack(ctx, id)
-	switch {
-	case errors.Is(err, adapters.ErrUnknownInput), errors.Is(err, adapters.ErrAnswered):
+	if err != nil {
 		// Nothing happened: the log says so after the request it records.
-		rec.Result, rec.Reason = "refused", err.Error()
-		if aerr := h.audit.Append(ctx, rec); aerr != nil {
-			h.log.Warn("put back: refusal not audited", "err", aerr)
+		if !errors.Is(err, adapters.ErrUnknownInput) && !errors.Is(err, adapters.ErrAnswered) {
+			h.log.Error("put back failed", "source", source, "err", err)
 		}
-	case err != nil:
-		h.log.Error("put back failed", "source", source, "err", err)
+		h.auditUndone(ctx, rec, err)
 	}
 	return err
 }

@@ -107,9 +107,14 @@ func (h *Hub) ReleaseThread(ctx context.Context, who Actor, dest, thread, reason
 	if !held {
 		return ErrNotHeld
 	}
-	if err := h.audit.Append(ctx, audit.Record{Actor: who.Name, Role: who.Role, Remote: who.Remote, Action: "release-thread",
-		Target: fmt.Sprintf("thread:%s destination:%s waiting-for:%s", thread, dest, hd.LetterID), Reason: scrubText(reason), Result: "ok"}); err != nil {
+	rec := audit.Record{Actor: who.Name, Role: who.Role, Remote: who.Remote, Action: "release-thread",
+		Target: fmt.Sprintf("thread:%s destination:%s waiting-for:%s", thread, dest, hd.LetterID), Reason: scrubText(reason), Result: "ok"}
+	if err := h.audit.Append(ctx, rec); err != nil {
 		return err
 	}
-	return h.requestRelease(ctx, dest, thread)
+	if err := h.requestRelease(ctx, dest, thread); err != nil {
+		h.auditUndone(ctx, rec, err)
+		return err
+	}
+	return nil
 }

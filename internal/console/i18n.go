@@ -545,6 +545,7 @@ var messages = map[string][2]string{
 	"a.action.agenda-read":                         {"read the agenda with the children's names", "læste dagsordenen med børnenes navne"},
 	"a.action.agenda-export":                       {"took out the agenda with the children's names", "udtog dagsordenen med børnenes navne"},
 	"a.result.refused":                             {"refused", "afvist"},
+	"a.result.failed":                              {"failed", "fejlede"},
 	"a.result.ok":                                  {"ok", "ok"},
 	"a.result.denied":                              {"denied", "afvist"},
 	"a.result.shown":                               {"shown", "vist"},

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/samhub/samhub/internal/hubtest"
@@ -134,3 +135,66 @@ func TestEveryActionIsAudited(t *testing.T) {
 }
 
 func pathID(id string) string { return strings.ReplaceAll(id, "#", "%23") }
+
+// TestTwoDiscardsAtOnceLeaveOneDone: two coordinators discard the same
+// parked letter at the same moment. Each request is audited before the
+// letter is removed, so both are; the one that finds the letter gone must
+// say so in the log, or the log holds two discards of one letter.
+func TestTwoDiscardsAtOnceLeaveOneDone(t *testing.T) {
+	h := hubtest.Start(t)
+	h.CaseSys.FailNext(1000, http.StatusBadRequest, 0)
+	data, err := os.ReadFile("../../testdata/medcom/samhub/letter-utf8.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Drop("letter.xml", data)
+	var parked []retryq.Entry
+	h.Eventually("the letter parked", func() bool {
+		parked, _ = h.App.Hub.Queue().List(context.Background(), retryq.Filter{})
+		return len(parked) == 1
+	})
+	h.ParkCopies(parked[0].LetterID, parked[0].Destination, "400", 15)
+	parked, err = h.App.Hub.Queue().List(context.Background(), retryq.Filter{})
+	if err != nil || len(parked) != 16 {
+		t.Fatalf("%d parked (%v), want 16", len(parked), err)
+	}
+	for _, e := range parked {
+		var wg sync.WaitGroup
+		for range 2 {
+			wg.Go(func() {
+				call(t, h, hubtest.CoordinatorToken, "POST", fmt.Sprintf("/api/v1/queue/%d/discard", e.Seq), map[string]any{"reason": "two at once"})
+			})
+		}
+		wg.Wait()
+	}
+	st, b := call(t, h, hubtest.AuditorToken, "GET", "/api/v1/audit?n=1000", nil)
+	if st != 200 {
+		t.Fatalf("audit tail: %d", st)
+	}
+	var v struct{ Records []audit.Record }
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatal(err)
+	}
+	done, refused := map[string]int{}, 0
+	for _, r := range v.Records {
+		if r.Action != "discard" {
+			continue
+		}
+		seq := strings.Fields(r.Target)[0]
+		switch r.Result {
+		case "ok":
+			done[seq]++
+		case "refused":
+			done[seq]--
+			refused++
+		default:
+			t.Errorf("discard record with result %q: %+v", r.Result, r)
+		}
+	}
+	for _, e := range parked {
+		if n := done[fmt.Sprintf("parked:%d", e.Seq)]; n != 1 {
+			t.Errorf("parked:%d: the log holds %d discards done, want 1", e.Seq, n)
+		}
+	}
+	t.Logf("%d of %d second discards found the letter gone after their record", refused, len(parked))
+}

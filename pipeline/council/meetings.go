@@ -417,7 +417,8 @@ func (c *Council) AddMeeting(ctx context.Context, who Actor, at string, capacity
 	if m, ok := c.sameDay(id, t); ok {
 		return Meeting{}, fmt.Errorf("%w (%s at %s); move that one instead", ErrMeetingClash, m.ID, m.At.In(c.rule.Loc).Format("2006-01-02 15:04"))
 	}
-	if err := c.audit(ctx, who, "meeting-add", fmt.Sprintf("meeting:%s at:%s cap:%d", id, t.UTC().Format(time.RFC3339), capacity), reason, "ok"); err != nil {
+	target := fmt.Sprintf("meeting:%s at:%s cap:%d", id, t.UTC().Format(time.RFC3339), capacity)
+	if err := c.audit(ctx, who, "meeting-add", target, reason, "ok"); err != nil {
 		return Meeting{}, err
 	}
 	m, err := update(ctx, c.reg, prefixMeeting+id, func(cur *meetingRecord, exists bool) (bool, error) {
@@ -432,6 +433,7 @@ func (c *Council) AddMeeting(ctx context.Context, who Actor, at string, capacity
 		return true, nil
 	})
 	if err != nil {
+		c.auditUndone(ctx, who, "meeting-add", target, err)
 		return Meeting{}, err
 	}
 	return c.summary(m, c.now()), nil
@@ -456,7 +458,8 @@ func (c *Council) MoveMeeting(ctx context.Context, who Actor, id, at, reason str
 	if m, ok := c.sameDay(id, t); ok {
 		return Meeting{}, fmt.Errorf("%w (%s at %s)", ErrMeetingClash, m.ID, m.At.In(c.rule.Loc).Format("2006-01-02 15:04"))
 	}
-	if err := c.audit(ctx, who, "meeting-move", fmt.Sprintf("meeting:%s from:%s to:%s", id, cand.At.UTC().Format(time.RFC3339), t.UTC().Format(time.RFC3339)), reason, "ok"); err != nil {
+	target := fmt.Sprintf("meeting:%s from:%s to:%s", id, cand.At.UTC().Format(time.RFC3339), t.UTC().Format(time.RFC3339))
+	if err := c.audit(ctx, who, "meeting-move", target, reason, "ok"); err != nil {
 		return Meeting{}, err
 	}
 	now := c.now()
@@ -483,6 +486,7 @@ func (c *Council) MoveMeeting(ctx context.Context, who Actor, id, at, reason str
 		return true, nil
 	})
 	if err != nil {
+		c.auditUndone(ctx, who, "meeting-move", target, err)
 		return Meeting{}, err
 	}
 	for _, r := range c.seated(m) {
@@ -518,7 +522,8 @@ func (c *Council) CancelMeeting(ctx context.Context, who Actor, id, reason strin
 	if n := c.taking(cand); n > 0 {
 		return Meeting{}, fmt.Errorf("%w: %d; move each to another meeting first", ErrNotEmpty, n)
 	}
-	if err := c.audit(ctx, who, "meeting-cancel", fmt.Sprintf("meeting:%s at:%s", id, cand.At.UTC().Format(time.RFC3339)), reason, "ok"); err != nil {
+	target := fmt.Sprintf("meeting:%s at:%s", id, cand.At.UTC().Format(time.RFC3339))
+	if err := c.audit(ctx, who, "meeting-cancel", target, reason, "ok"); err != nil {
 		return Meeting{}, err
 	}
 	m, err := update(ctx, c.reg, prefixMeeting+id, func(cur *meetingRecord, exists bool) (bool, error) {
@@ -535,6 +540,7 @@ func (c *Council) CancelMeeting(ctx context.Context, who Actor, id, reason strin
 		return true, nil
 	})
 	if err != nil {
+		c.auditUndone(ctx, who, "meeting-cancel", target, err)
 		return Meeting{}, err
 	}
 	return c.summary(m, now), nil
@@ -549,13 +555,21 @@ func (c *Council) audit(ctx context.Context, who Actor, action, target, reason, 
 	return c.d.Audit.Append(ctx, audit.Record{Actor: who.Name, Role: who.Role, Remote: who.Remote, Action: action, Target: target, Reason: logging.Redact(reason), Result: result})
 }
 
-// auditRefused records that an action audited as done was refused after
-// all (the register changed in between), with why.
-func (c *Council) auditRefused(ctx context.Context, who Actor, action, target string, why error) {
+// auditUndone records that an action audited before it was done did not
+// happen after all, so the log does not leave it standing as done: refused
+// when the register changed in between (the meeting filled, a seat moved),
+// failed when the register could not be written.
+func (c *Council) auditUndone(ctx context.Context, who Actor, action, target string, why error) {
 	if c.d.Audit == nil {
 		return
 	}
-	if err := c.d.Audit.Append(context.WithoutCancel(ctx), audit.Record{Actor: who.Name, Role: who.Role, Remote: who.Remote, Action: action, Target: target, Reason: logging.Redact(why.Error()), Result: "refused"}); err != nil {
-		c.log.Warn("council: refusal not audited", "action", action, "err", err)
+	result := "failed"
+	for _, e := range []error{ErrNoRoom, ErrMeetingClash, ErrNotEmpty, ErrNoMeeting, ErrNoReferral, ErrAnswered, ErrWithdrawn, ErrNotSeat, ErrChildOpen, ErrBadTime} {
+		if errors.Is(why, e) {
+			result = "refused"
+		}
+	}
+	if err := c.d.Audit.Append(context.WithoutCancel(ctx), audit.Record{Actor: who.Name, Role: who.Role, Remote: who.Remote, Action: action, Target: target, Reason: logging.Redact(why.Error()), Result: result}); err != nil {
+		c.log.Warn("council: an action audited as done that did not happen was not audited again", "action", action, "err", err)
 	}
 }

@@ -118,11 +118,7 @@ func (c *Council) moveSeat(ctx context.Context, who Actor, key string, p Referra
 			cur.Referrals = append(cur.Referrals, r)
 			return true, nil
 		}); err != nil {
-			if errors.Is(err, ErrNoRoom) {
-				// Filled or cancelled since the check: the log says the
-				// move it recorded did not happen.
-				c.auditRefused(ctx, who, action, rec, err)
-			}
+			c.auditUndone(ctx, who, action, rec, err)
 			return Child{}, err
 		}
 	}
@@ -230,7 +226,8 @@ func (c *Council) WithdrawReferral(ctx context.Context, who Actor, letterID, rea
 	}
 	now := c.now()
 	if p.WithdrawnAt.IsZero() {
-		if err := c.audit(ctx, who, "referral-withdraw", fmt.Sprintf("referral:%s meeting:%s", letterID, cmp.Or(p.Meeting, "waiting")), reason, "ok"); err != nil {
+		rec := fmt.Sprintf("referral:%s meeting:%s", letterID, cmp.Or(p.Meeting, "waiting"))
+		if err := c.audit(ctx, who, "referral-withdraw", rec, reason, "ok"); err != nil {
 			return Child{}, err
 		}
 		if _, err := c.reg.updateReferral(ctx, key, func(cur *Referral) bool {
@@ -243,6 +240,7 @@ func (c *Council) WithdrawReferral(ctx context.Context, who Actor, letterID, rea
 			}
 			return true
 		}); err != nil {
+			c.auditUndone(ctx, who, "referral-withdraw", rec, err)
 			return Child{}, err
 		}
 	}
@@ -303,7 +301,8 @@ func (c *Council) ReinstateReferral(ctx context.Context, who Actor, letterID, to
 			return Child{}, fmt.Errorf("%w: its meeting %s has given the place to another child; reinstate it into another meeting", ErrNoRoom, p.Meeting)
 		}
 	}
-	if err := c.audit(ctx, who, "referral-reinstate", fmt.Sprintf("referral:%s meeting:%s", letterID, cmp.Or(p.Meeting, "waiting")), reason, "ok"); err != nil {
+	rec := fmt.Sprintf("referral:%s meeting:%s", letterID, cmp.Or(p.Meeting, "waiting"))
+	if err := c.audit(ctx, who, "referral-reinstate", rec, reason, "ok"); err != nil {
 		return Child{}, err
 	}
 	// The record that holds the seat is the unit that keeps a meeting
@@ -326,6 +325,7 @@ func (c *Council) ReinstateReferral(ctx context.Context, who Actor, letterID, to
 		r.WithdrawnAt, r.Known = time.Time{}, time.Time{}
 		return true, nil
 	}); err != nil {
+		c.auditUndone(ctx, who, "referral-reinstate", rec, err)
 		return Child{}, err
 	}
 	if r, ok := c.reg.referral(key); ok {

@@ -445,7 +445,7 @@ func (c *Council) MeetingView(ctx context.Context, id string) (MeetingView, erro
 // export — export names its format: csv, pdf, print — needs a reason and
 // is audited as one, with the format), and not read if the audit record
 // cannot be stored.
-func (c *Council) Agenda(ctx context.Context, who Actor, id, reason, export string) (MeetingView, error) {
+func (c *Council) Agenda(ctx context.Context, who Actor, id, reason, export string) (_ MeetingView, err error) {
 	if export != "" && strings.TrimSpace(reason) == "" {
 		return MeetingView{}, ErrReasonRequired
 	}
@@ -459,6 +459,11 @@ func (c *Council) Agenda(ctx context.Context, who Actor, id, reason, export stri
 	if err := c.audit(ctx, who, action, target, reason, "shown"); err != nil {
 		return MeetingView{}, err
 	}
+	defer func() {
+		if err != nil { // nothing was shown after all
+			c.auditUndone(ctx, who, action, target, err)
+		}
+	}()
 	v, err := c.MeetingView(ctx, id)
 	if err != nil {
 		return v, err
