@@ -30,6 +30,7 @@ var oClaimsNoDuplicates = map[string]string{
 	"TestScenarioDiskfull":     "DISKFULL_LETTERS=20",
 	"TestScenarioBatchKill":    "BATCH_KILLS=2",
 	"TestScenarioBatchRefused": "BATCHREFUSED_BURSTS=4",
+	"TestScenarioLostConsumer": "LOSTCONSUMER_PAUSE=300ms",
 }
 
 // TestDeliverTwiceFailsEveryScenario proves the oracles: it runs every
