@@ -28,6 +28,7 @@ import (
 	"github.com/samhub/samhub/adapters/tlsclient"
 	"github.com/samhub/samhub/internal/secret"
 	"github.com/samhub/samhub/pipeline/council"
+	"github.com/samhub/samhub/pipeline/route"
 )
 
 // Config is the whole hub configuration.
@@ -174,10 +175,11 @@ type Destination struct {
 	BackoffInitial time.Duration `mapstructure:"backoff_initial"`
 	BackoffMax     time.Duration `mapstructure:"backoff_max"`
 	SinkTimeout    time.Duration `mapstructure:"sink_timeout"`
-	// Receiver (a GLN or SOR of the receiver directory) is who this
-	// destination delivers to when a letter names a recipient of its
-	// sector without identifiers, or names no recipients at all and is not
-	// an answer in a thread whose party the hub knows.
+	// Receiver (a GLN or SOR of the receiver directory, with a role of
+	// the destination's sector) is who this destination delivers to when
+	// a letter names a recipient of its sector without identifiers, or
+	// names no recipients at all and is not an answer in a thread whose
+	// party the hub knows.
 	Receiver string `mapstructure:"receiver"`
 }
 
@@ -698,7 +700,7 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
-	dir := map[string]bool{}
+	dir := map[string]string{} // GLN or SOR → role
 	for i, r := range c.Receivers {
 		key := fmt.Sprintf("receivers[%d]", i)
 		if r.GLN == "" && r.SOR == "" {
@@ -711,11 +713,11 @@ func (c *Config) Validate() error {
 			bad(key+".sor", "must be a SOR code (digits only)")
 		}
 		for _, id := range []string{r.GLN, r.SOR} {
-			if id != "" && dir[id] {
+			if _, twice := dir[id]; id != "" && twice {
 				bad(key, "%s is listed twice in the receiver directory", id)
 			}
 			if id != "" {
-				dir[id] = true
+				dir[id] = r.Role
 			}
 		}
 		if !contains(ReceiverRoles, r.Role) {
@@ -728,8 +730,19 @@ func (c *Config) Validate() error {
 		}
 	}
 	for _, name := range sortedKeys(c.Destinations) {
-		if rc := c.Destinations[name].Receiver; rc != "" && !dir[rc] {
-			bad("destinations."+name+".receiver", "must be a GLN or SOR listed under receivers (got %q)", rc)
+		d := c.Destinations[name]
+		if d.Receiver == "" {
+			continue
+		}
+		role, listed := dir[d.Receiver]
+		switch roles := route.SectorRoles(d.Sector); {
+		case !listed:
+			bad("destinations."+name+".receiver", "must be a GLN or SOR listed under receivers (got %q)", d.Receiver)
+		case roles != nil && !slices.Contains(roles, role):
+			// The receiver's role decides whose consent is needed: a
+			// hospital behind the GP destination would get letters under
+			// the GP's consent.
+			bad("destinations."+name+".receiver", "%s is a %s in the receiver directory; a destination of sector %s delivers only to a receiver of role %s", d.Receiver, role, d.Sector, strings.Join(roles, " or "))
 		}
 	}
 	seen := map[string]bool{}

@@ -70,6 +70,8 @@ func TestConfigMistakesNameTheKey(t *testing.T) {
 		{"receiver directory GLN", base + "receivers: [{name: x, role: gp, gln: '123'}]\n", "receivers[0].gln: must be a 13-digit GLN", nil},
 		{"receiver directory format", base + "receivers: [{name: x, role: gp, gln: '5790000123456', formats: [edifact]}]\n", `receivers[0].formats: "edifact" is not one of`, nil},
 		{"receiver directory role", base + "receivers: [{name: x, role: dentist, gln: '5790000123456'}]\n", "receivers[0].role: must be one of", nil},
+		{"destination receiver of another sector", strings.Replace(base, "sector: gp", "sector: gp, receiver: '5790000120400'", 1) + "receivers: [{name: x, role: hospital, gln: '5790000120400'}]\n",
+			"destinations.gp.receiver: 5790000120400 is a hospital in the receiver directory; a destination of sector gp delivers only to a receiver of role gp", nil},
 		{"destination receiver not in the directory", strings.Replace(base, "sector: gp", "sector: gp, receiver: '5790000123456'", 1), "destinations.gp.receiver: must be a GLN or SOR listed under receivers", nil},
 		{"adapter without type", strings.Replace(base, "medcom: {type: medcom, dir: ./m}", "medcom: {dir: ./m}", 1), "adapters.medcom.type: must name an adapter type", nil},
 		{"plain password", base + "console: {users: [{name: k, role: coordinator, password_hash: hemmelig}]}\n", "console.users[0].password_hash: must be a bcrypt hash", nil},

@@ -126,7 +126,8 @@ const CodeUnresolved = "receiver_unresolved"
 //     identifier a sink can address: GLN, SOR or email; parents by name),
 //  2. else thread, the party of the letter this one answers (the referring
 //     GP of a referral), when its role fits the sector or is unknown,
-//  3. else the destination's configured receiver.
+//  3. else the destination's configured receiver, when the directory
+//     gives it a role of the destination's sector.
 //
 // Every addressee is completed from the receiver directory. Destinations of
 // the municipality's own sector and internal ones need no addressee (nil,
@@ -160,8 +161,12 @@ func (r *Router) Address(l *letter.Letter, dest string, thread *letter.Party) (t
 		}
 	}
 	if dc.Receiver != "" {
-		// Configuration checks that the receiver is in the directory.
-		if e, ok := r.dir.byID[dc.Receiver]; ok {
+		// Configuration checks that the receiver is in the directory and
+		// of the sector; a receiver of another role (a hospital as the GP
+		// destination's receiver) would get the letter under the consent
+		// of a sector it is not in, so it is no addressee: the letter
+		// parks as unresolved.
+		if e, ok := r.dir.byID[dc.Receiver]; ok && slices.Contains(roles, e.Role) {
 			p := letter.Party{Role: e.Role, Name: e.Name, GLN: e.GLN, SOR: e.SOR, Accepts: slices.Clone(e.Formats)}
 			return []letter.Party{p}, AddressedDestination, true
 		}

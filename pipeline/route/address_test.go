@@ -167,3 +167,22 @@ func TestAReceiverIsTheOrganisationTheDirectorySaysItIs(t *testing.T) {
 		t.Errorf("region addressee %+v %v", to, ok)
 	}
 }
+
+// A destination's configured receiver of another sector (a hospital's GLN
+// behind the GP's destination, which configuration now refuses) is no
+// addressee: the letter parks as unresolved. Before, the hospital got the
+// letter under the GP's consent.
+func TestAConfiguredReceiverOfAnotherSectorIsNoAddressee(t *testing.T) {
+	d := map[string]route.Destination{"gp": {Sector: "gp", Receiver: "5790000120400"}}
+	dir := append(slices.Clone(directory), route.Receiver{Name: "Hospitalet", Role: "hospital", GLN: "5790000120400"})
+	r := route.New(route.Options{Rules: []route.Rule{{Name: "rec", To: []string{"gp"}}}, Destinations: d, Receivers: dir})
+	l := &letter.Letter{ID: "r1", Kind: letter.KindRecommendation}
+	if to, how, ok := r.Address(l, "gp", nil); ok || to != nil {
+		t.Fatalf("addressed to %+v (%s) through the GP's destination", to, how)
+	}
+	for _, dec := range r.PlanAddressed(l, consent(letter.ScopeGP), now, nil) {
+		if dec.Verdict != route.Deny || dec.Code != route.CodeUnresolved {
+			t.Errorf("dry run: %+v, want receiver_unresolved", dec)
+		}
+	}
+}
