@@ -11,8 +11,36 @@ import (
 )
 
 // cprLike is a CPR number as people write it: ten digits, or six and four
-// apart by a dash or a space.
-var cprLike = regexp.MustCompile(`\b\d{6}[- ]?\d{4}\b`)
+// apart by a dash or a space. maskCPR takes it wherever no digit adjoins
+// it, letters and underscores included ("cpr2509479989",
+// "Bruno_2509479989.pdf"), which a word boundary (\b) would miss.
+var cprLike = regexp.MustCompile(`^\d{6}[- ]?\d{4}`)
+
+// maskCPR replaces every CPR-shaped number of s that is not part of a
+// longer run of digits (a GLN, a phone number written together) by [CPR].
+func maskCPR(s string) string {
+	digit := func(i int) bool { return i >= 0 && i < len(s) && s[i] >= '0' && s[i] <= '9' }
+	var b strings.Builder
+	last := 0
+	for i := 0; i < len(s); i++ {
+		if !digit(i) || digit(i-1) {
+			continue
+		}
+		m := cprLike.FindStringIndex(s[i:])
+		if m == nil || digit(i+m[1]) {
+			continue
+		}
+		b.WriteString(s[last:i])
+		b.WriteString("[CPR]")
+		last = i + m[1]
+		i = last - 1
+	}
+	if last == 0 {
+		return s
+	}
+	b.WriteString(s[last:])
+	return b.String()
+}
 
 // Anonymise returns a copy of l for a consultative forum: CPR, names and
 // address removed, the patient replaced by a stable case pseudonym (HMAC of
@@ -58,7 +86,7 @@ func Anonymise(l *letter.Letter, secret []byte) *letter.Letter {
 		}
 	}
 	mask := func(s string) string {
-		s = cprLike.ReplaceAllString(s, "[CPR]")
+		s = maskCPR(s)
 		for _, a := range places {
 			s = replaceFold(s, a, "[adresse]")
 		}

@@ -196,3 +196,27 @@ func TestReplayToAnAnonymisingDestinationStaysAnonymised(t *testing.T) {
 		t.Fatalf("replay to the case file anonymised: %+v", d)
 	}
 }
+
+// A CPR number written against letters or an underscore ("cpr2509479989",
+// a file name "Bruno_2509479989.pdf" quoted in an e-mail) is masked too;
+// before, only one standing apart as a word was, and the forum got the
+// others. Numbers of more digits (a GLN) are no CPR numbers.
+func TestAnonymiseMasksACPRNumberAgainstLettersOrAnUnderscore(t *testing.T) {
+	l := &letter.Letter{ID: "a2", Kind: letter.KindNote, Patient: &letter.Patient{CPR: "2509479989"},
+		Subject: "Henvisning_2509479989",
+		Text:    "cpr2509479989, bilag Bruno_250947-9989.pdf, nr.250947 9989x og GLN 5790000123456."}
+	a := route.Anonymise(l, []byte("secret"))
+	for _, s := range []string{a.Subject, a.Text} {
+		for _, bad := range []string{"2509479989", "250947-9989", "250947 9989"} {
+			if strings.Contains(s, bad) {
+				t.Errorf("anonymised %q still carries %q", s, bad)
+			}
+		}
+	}
+	if want := "Henvisning_[CPR]"; a.Subject != want {
+		t.Errorf("subject %q, want %q", a.Subject, want)
+	}
+	if !strings.Contains(a.Text, "GLN 5790000123456") {
+		t.Errorf("a GLN was masked as a CPR number: %q", a.Text)
+	}
+}
