@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/samhub/samhub/internal/logging"
 	"github.com/samhub/samhub/pipeline/letter"
 )
 
@@ -45,19 +46,20 @@ func maskCPR(s string) string {
 // Anonymise returns a copy of l for a consultative forum: CPR, names and
 // address removed, the patient replaced by a stable case pseudonym (HMAC of
 // the identifier with the hub's secret, so it cannot be reversed without
-// it), CPR-shaped numbers, the patient's address and the names of the
-// patient and of the citizens the letter names (custody holders, a private
-// sender) masked in subject, topic and text, those citizens reduced to
-// their role, and the original bytes and attachments dropped because they
-// carry the identifiers. Free text can still describe a child; rules
-// should send anonymised letters only to forums inside the municipality.
+// it), CPR-shaped numbers, the patient's replacement CPR and address and
+// the names of the patient and of the citizens the letter names (custody
+// holders, a private sender) masked in subject, topic and text, those
+// citizens reduced to their role, and the original bytes and attachments
+// dropped because they carry the identifiers. Free text can still
+// describe a child; rules should send anonymised letters only to forums
+// inside the municipality.
 func Anonymise(l *letter.Letter, secret []byte) *letter.Letter {
 	c := *l
 	c.Meta = map[string]string{}
 	for k, v := range l.Meta {
 		c.Meta[k] = v
 	}
-	var names, places []string
+	var ids, names, places []string
 	addNames := func(ss ...string) {
 		for _, s := range ss {
 			for _, n := range strings.Fields(s) {
@@ -69,6 +71,15 @@ func Anonymise(l *letter.Letter, secret []byte) *letter.Letter {
 	}
 	if p := l.Patient; p != nil {
 		addNames(p.GivenName, p.FamilyName)
+		// A replacement CPR (X-eCPR, "0703921VJ4") identifies the child
+		// as its CPR number would, but has no CPR's shape; the patient's
+		// own is masked as written, any other as the logs mask it.
+		if id := strings.TrimSpace(p.ReplacementID); len(id) > 6 {
+			ids = append(ids, id)
+			if n, ok := letter.NormalisePatientID(id); ok {
+				ids = append(ids, n, n[:6]+"-"+n[6:])
+			}
+		}
 		// The whole address, then each line of it ("Testvej 1", "5000 Odense").
 		if a := strings.TrimSpace(p.Address); a != "" {
 			places = append(places, a)
@@ -86,7 +97,10 @@ func Anonymise(l *letter.Letter, secret []byte) *letter.Letter {
 		}
 	}
 	mask := func(s string) string {
-		s = maskCPR(s)
+		s = logging.Redact(maskCPR(s))
+		for _, id := range ids {
+			s = replaceFold(s, id, "[CPR]")
+		}
 		for _, a := range places {
 			s = replaceFold(s, a, "[adresse]")
 		}

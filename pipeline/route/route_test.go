@@ -220,3 +220,21 @@ func TestAnonymiseMasksACPRNumberAgainstLettersOrAnUnderscore(t *testing.T) {
 		t.Errorf("a GLN was masked as a CPR number: %q", a.Text)
 	}
 }
+
+// The child's replacement CPR (X-eCPR) in subject, topic or text is masked
+// like a CPR number; before, it went to the forum as written.
+func TestAnonymiseMasksTheReplacementCPR(t *testing.T) {
+	l := &letter.Letter{ID: "a3", Kind: letter.KindNote, Patient: &letter.Patient{ReplacementID: "0703921VJ4"},
+		Subject: "Barn 0703921VJ4", Topic: "id 070392-1vj4", Text: "Barnet (0703921VJ4) og søsteren 1206550VK9."}
+	a := route.Anonymise(l, []byte("secret"))
+	for _, s := range []string{a.Subject, a.Topic, a.Text, string(a.Original.Data)} {
+		for _, bad := range []string{"0703921VJ4", "070392-1vj4", "1206550VK9"} {
+			if strings.Contains(strings.ToUpper(s), strings.ToUpper(bad)) {
+				t.Errorf("anonymised %q still carries %q", s, bad)
+			}
+		}
+	}
+	if a.Patient == nil || a.Patient.ReplacementID != "" || a.Patient.Pseudonym != route.Pseudonym("0703921VJ4", []byte("secret")) {
+		t.Errorf("patient %+v", a.Patient)
+	}
+}
