@@ -61,6 +61,9 @@ func (d Directory) Lookup(p letter.Party) (Receiver, bool) {
 func (d Directory) Enrich(p letter.Party) letter.Party {
 	r, ok := d.Lookup(p)
 	if !ok {
+		// Not listed: the sink's default format for its role, whatever
+		// formats the letter claims for the party.
+		p.Accepts = nil
 		return p
 	}
 	p.Role = r.Role

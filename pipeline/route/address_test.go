@@ -186,3 +186,19 @@ func TestAConfiguredReceiverOfAnotherSectorIsNoAddressee(t *testing.T) {
 		}
 	}
 }
+
+// Only the receiver directory says which formats a receiver takes: an
+// addressee it does not list gets the sink's default, whatever formats the
+// letter carries for it. Before, those were kept (no source sets them
+// today; a letter that did would have chosen the MedCom format).
+func TestAnUnlistedAddresseeTakesNoFormatTheLetterClaims(t *testing.T) {
+	r := addressRouter()
+	l := &letter.Letter{Receivers: []letter.Party{{Role: "gp", GLN: "5790000999999", Accepts: []string{"xdis91"}}}}
+	to, _, ok := r.Address(l, "gp", nil)
+	if !ok || len(to) != 1 || to[0].Accepts != nil {
+		t.Fatalf("addressee %+v %v, want the unlisted GP without formats", to, ok)
+	}
+	if l.Receivers[0].Accepts == nil {
+		t.Fatal("Address changed the letter")
+	}
+}
