@@ -35,6 +35,8 @@ require codeberg.org/go-pdf/fpdf v0.12.0
 
 require github.com/rickar/cal/v2 v2.1.32
 
+require golang.org/x/term v0.48.0
+
 require (
 	github.com/antithesishq/antithesis-sdk-go v0.9.0-default-no-op // indirect
 	github.com/beorn7/perks v1.0.1 // indirect

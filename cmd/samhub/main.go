@@ -21,7 +21,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCmd(), configCmd(), versionCmd(), validateCmd(), routeCmd(), storeCmd())
+	root.AddCommand(serveCmd(), configCmd(), versionCmd(), validateCmd(), routeCmd(), storeCmd(), userCmd())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "samhub:", err)
 		os.Exit(exitCode(err))

@@ -155,7 +155,7 @@ func New(s *httpapi.Server, cfg config.Console, o Options) (*Console, error) {
 		}
 		uc, err := bcrypt.Cost([]byte(u.PasswordHash))
 		if err != nil {
-			return nil, fmt.Errorf("%s.password_hash: must be a bcrypt hash ($2a$/$2b$…), e.g. from `htpasswd -nbB`", key)
+			return nil, fmt.Errorf("%s.password_hash: must be a bcrypt hash ($2a$/$2b$…), e.g. from `samhub user hash-password`", key)
 		}
 		cost = uc
 		c.users[u.Name] = u
