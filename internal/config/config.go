@@ -169,31 +169,31 @@ type Pipeline struct {
 
 // Destination is a sink instance plus its sector and retry policy.
 type Destination struct {
-	Adapter        string        `mapstructure:"adapter"`
-	Sector         string        `mapstructure:"sector"` // municipality, gp, parents, region_psychiatry, school_ppr
-	MaxAttempts    int           `mapstructure:"max_attempts"`
-	BackoffInitial time.Duration `mapstructure:"backoff_initial"`
-	BackoffMax     time.Duration `mapstructure:"backoff_max"`
-	SinkTimeout    time.Duration `mapstructure:"sink_timeout"`
+	Adapter        string        `mapstructure:"adapter" doc:"The adapter (a sink) under adapters that delivers; required."`
+	Sector         string        `mapstructure:"sector" doc:"Whose system it is, which decides the consent a letter needs: municipality, gp, parents, region_psychiatry, school_ppr or internal. Every sector but municipality and internal needs a consent whose scope names it; parents only through an adapter that reaches citizens; required."` // municipality, gp, parents, region_psychiatry, school_ppr
+	MaxAttempts    int           `mapstructure:"max_attempts" doc:"Attempts before a letter is parked in the retry queue (default pipeline.max_attempts)."`
+	BackoffInitial time.Duration `mapstructure:"backoff_initial" doc:"First wait between attempts (default pipeline.backoff_initial)."`
+	BackoffMax     time.Duration `mapstructure:"backoff_max" doc:"Longest wait between attempts (default pipeline.backoff_max)."`
+	SinkTimeout    time.Duration `mapstructure:"sink_timeout" doc:"How long one delivery may take (default pipeline.sink_timeout)."`
 	// Receiver (a GLN or SOR of the receiver directory, with a role of
 	// the destination's sector) is who this destination delivers to when
 	// a letter names a recipient of its sector without identifiers, or
 	// names no recipients at all and is not an answer in a thread whose
 	// party the hub knows.
-	Receiver string `mapstructure:"receiver"`
+	Receiver string `mapstructure:"receiver" doc:"A GLN or SOR of the receiver directory, of a role of this sector: who gets a letter that names no recipient of the sector with identifiers and answers no known thread party."`
 }
 
 // Receiver is one entry of the receiver directory.
 type Receiver struct {
-	Name string `mapstructure:"name"`
-	Role string `mapstructure:"role"` // gp, region, hospital, municipality, school
-	GLN  string `mapstructure:"gln"`
-	SOR  string `mapstructure:"sor"`
+	Name string `mapstructure:"name" doc:"The receiver's name, as letters to it are addressed."`
+	Role string `mapstructure:"role" doc:"gp, region, hospital, municipality or school; the destination sector a receiver may serve follows from it."` // gp, region, hospital, municipality, school
+	GLN  string `mapstructure:"gln" doc:"Its EAN/GLN location number (13 digits); a GLN or a SOR is required."`
+	SOR  string `mapstructure:"sor" doc:"Its SOR code (digits)."`
 	// Formats the receiver takes, most preferred first: fhir-xml,
 	// fhir-json (MedCom CareCommunication) or xdis91 (OIOXML). Empty: a GP
 	// gets the CareCommunication (fhir-xml), others the MedCom adapter's
 	// out_format.
-	Formats []string `mapstructure:"formats"`
+	Formats []string `mapstructure:"formats" doc:"The MedCom formats it takes, most preferred first: fhir-xml, fhir-json (CareCommunication) or xdis91 (OIOXML). Empty: a GP gets fhir-xml, others the MedCom adapter's out_format."`
 }
 
 // ReceiverRoles are the roles a receiver directory entry may have.
@@ -204,23 +204,23 @@ var MedComFormats = []string{"fhir-xml", "fhir-json", "xdis91"}
 
 // Route sends letters that match to destinations.
 type Route struct {
-	Name      string   `mapstructure:"name"`
-	Match     Match    `mapstructure:"match"`
-	To        []string `mapstructure:"to"`
-	Anonymise bool     `mapstructure:"anonymise"`
+	Name      string   `mapstructure:"name" doc:"A name of its own, shown in journeys and samhub route --dry-run; required, unique."`
+	Match     Match    `mapstructure:"match" doc:"Which letters the route takes: every list given must contain the letter's value; an empty or missing list matches any. Routes are read in order: for each destination, the first route that matches the letter and names the destination decides."`
+	To        []string `mapstructure:"to" doc:"The destinations the letter goes to; at least one."`
+	Anonymise bool     `mapstructure:"anonymise" doc:"Send an anonymised copy: the patient replaced by a keyed pseudonym, CPR numbers, replacement CPRs, names and address masked in subject, topic and text, the original bytes and attachments left out. Free text can still describe a child: meant for forums inside the municipality."`
 	// RequireConsent false lets a route skip the consent check; only allowed
 	// for destinations in the municipality's own sector.
-	RequireConsent *bool `mapstructure:"require_consent"`
+	RequireConsent *bool `mapstructure:"require_consent" doc:"Default true. false lets the route skip the consent check: only for municipality or internal destinations, or for discharge notes to the GP (match.kind: [discharge-note]); a recorded withdrawal or refusal still stops it."`
 }
 
 // Match selects letters; empty lists match anything.
 type Match struct {
-	Kind     []string `mapstructure:"kind"`
-	Source   []string `mapstructure:"source"`
-	Category []string `mapstructure:"category"`
-	Sender   []string `mapstructure:"sender"`   // GLN, SOR or email
-	Receiver []string `mapstructure:"receiver"` // GLN, SOR or email
-	Format   []string `mapstructure:"format"`
+	Kind     []string `mapstructure:"kind" doc:"Letter kinds: referral, reply, recommendation, acknowledgement, discharge-note, note, notification (a hub notice goes only where a route names notification)."`
+	Source   []string `mapstructure:"source" doc:"Names of the adapters (under adapters) the letter came from."`
+	Category []string `mapstructure:"category" doc:"MedCom category codes of the letter."`
+	Sender   []string `mapstructure:"sender" doc:"The sender's GLN, SOR, email address or municipality code, or role:<role> (role:gp)."` // GLN, SOR or email
+	Receiver []string `mapstructure:"receiver" doc:"As sender, for any of the letter's receivers."`                                      // GLN, SOR or email
+	Format   []string `mapstructure:"format" doc:"The format the letter arrived in: xdis91, fhir-carecommunication, email, casesys, fhir-r4."`
 }
 
 // Notify sends the coordinator and the case's contact person short
@@ -300,9 +300,9 @@ type CouncilReceipt struct {
 // is set, one of the words must appear in the subject or text (case-
 // insensitive).
 type RejectionRule struct {
-	Name  string   `mapstructure:"name"`
-	Match Match    `mapstructure:"match"`
-	Words []string `mapstructure:"words"`
+	Name  string   `mapstructure:"name" doc:"A name of its own for the rule."`
+	Match Match    `mapstructure:"match" doc:"Which letters it reads, as a route's match (every list given must contain the letter's value)."`
+	Words []string `mapstructure:"words" doc:"When given, one of these words must appear in the letter's subject or text (case-insensitive)."`
 }
 
 // DefaultReceiptTemplate is the receipt's text unless configured.
@@ -347,10 +347,10 @@ type Console struct {
 }
 
 type User struct {
-	Name         string `mapstructure:"name"`
-	Role         string `mapstructure:"role"` // coordinator, operations, auditor
-	PasswordHash string `mapstructure:"password_hash"`
-	TokenHash    string `mapstructure:"token_hash"` // sha256 hex of an API token for samhubctl
+	Name         string `mapstructure:"name" doc:"The login name, as the audit log names the user."`
+	Role         string `mapstructure:"role" doc:"coordinator (the council and the retry queue), operations (health, figures, rejected input) or auditor (the audit log)."` // coordinator, operations, auditor
+	PasswordHash string `mapstructure:"password_hash" doc:"bcrypt hash of the console password (samhub user hash-password)."`
+	TokenHash    string `mapstructure:"token_hash" doc:"SHA-256 hex of an API token for samhubctl (samhub user new-token)."` // sha256 hex of an API token for samhubctl
 }
 
 // DefaultAckWait is pipeline.ack_wait's default: letters a killed hub held

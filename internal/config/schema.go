@@ -217,6 +217,8 @@ func Reference() string {
 	p("Every key that holds a value can be set as `SAMHUB_<KEY>` with `.` written as `_` (`SAMHUB_NATS_EMBEDDED_KEY_FILE`). Lists of objects and maps (routes, destinations, receivers, users) are set in the file only.\n\n")
 	p("| key | type | default |\n|---|---|---|\n")
 	defaults := topDefaults()
+	var nested []adapters.Field // maps and lists of objects, described below the table
+	var nestedKeys []string
 	var walk func(prefix string, fs []adapters.Field)
 	walk = func(prefix string, fs []adapters.Field) {
 		for _, f := range fs {
@@ -227,9 +229,30 @@ func Reference() string {
 			}
 			d, _ := defaultOf(f, key, defaults)
 			p("| `%s` | %s | %s |\n", key, f.Type, cell(d))
+			if len(f.Fields) > 0 {
+				nested, nestedKeys = append(nested, f), append(nestedKeys, key)
+			}
 		}
 	}
 	walk("", adapters.FieldsOf(reflect.TypeFor[Config]()))
+	for i, f := range nested {
+		key := nestedKeys[i]
+		item := key + "[]."
+		if f.Type == adapters.TypeMap {
+			item = key + ".<name>."
+		}
+		p("\n### `%s`\n\n| key | type | description |\n|---|---|---|\n", key)
+		var rows func(prefix string, fs []adapters.Field)
+		rows = func(prefix string, fs []adapters.Field) {
+			for _, f := range fs {
+				p("| `%s` | %s | %s |\n", prefix+f.Key, f.Type, strings.ReplaceAll(f.Description, "|", "\\|"))
+				if f.Type == adapters.TypeObject {
+					rows(prefix+f.Key+".", f.Fields)
+				}
+			}
+		}
+		rows(item, f.Fields)
+	}
 	p("\n## Adapters\n\n")
 	p("Each block under `adapters.<name>` has a `type` and the keys of that type. Every key can be set as `SAMHUB_ADAPTERS_<NAME>_<KEY>`: the instance name and the key's path upper-cased, `-` and `.` written as `_` (`SAMHUB_ADAPTERS_CASESYS_TLS_CA_FILE`); lists as comma-separated values, lists of objects as YAML or JSON. ")
 	p("A secret key may instead be given as `<key>_file` naming a file that holds it (`SAMHUB_ADAPTERS_CASESYS_CLIENT_SECRET_FILE=/run/credentials/samhub.service/casesys-client-secret`); a trailing newline is ignored. A misspelt key, a misspelt variable, a value of the wrong type and a missing required key are errors naming the full key.\n\n")
