@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -189,5 +190,47 @@ func TestRefusedCopyOfAStoredLetterGetsItsAnswer(t *testing.T) {
 	}
 	if n := e.state.Keys("in."); n != 0 {
 		t.Errorf("state holds %d inbound records", n)
+	}
+}
+
+// TestARefusedEnvelopeAnsweredLateStillRefusesItsNewLetter: in one round,
+// a copy of letter 1, then an envelope of letter 1 and a new letter 2
+// whose CPR number is refused, then letter 2 again, valid. The envelope
+// came first, so letter 2's first answer is its refusal and the valid
+// copy gets that refusal again. The envelope's answer waited for letter
+// 1's storing, and letter 2 was stored from the later copy: the refused
+// envelope got a positive receipt for letter 2.
+func TestARefusedEnvelopeAnsweredLateStillRefusesItsNewLetter(t *testing.T) {
+	e := newEnv(t)
+	a := e.adapter(t, nil)
+	pub := newPub()
+	e.letters.use(pub)
+	e.drop(t, "1.xml", xdis91(t, 1, 1, 0))
+	e.drop(t, "2.xml", envelope(t, []int{1, 2}, 2, 2))
+	e.drop(t, "3.xml", xdis91(t, 2, 3, 0))
+	a.Poll(context.Background(), pub)
+	if got := pub.ids(); len(got) != 1 || got[0] != oioxml.LetterID(seqGP, "LTR00000000001") {
+		t.Errorf("stored %v, want letter 1 only", got)
+	}
+	var answers [][]byte
+	for _, name := range e.files(t, "out") {
+		m := parseOut(t, e.read(t, "out", name))
+		rc := m.Receipts[0]
+		if rc.OriginalLetters[0].Identifier != "LTR00000000002" {
+			continue
+		}
+		if rc.Type != oioxml.NegativeReceipt {
+			t.Errorf("letter 2 answered with %s (%s), want its refusal", rc.Type, name)
+		}
+		answers = append(answers, e.read(t, "out", name))
+	}
+	if len(answers) != 1 {
+		t.Errorf("letter 2 has %d answers in out/, want one (both copies answered alike)", len(answers))
+	}
+	if got := e.files(t, "error"); !slices.Equal(got, []string{"2.xml", "2.xml.error.txt"}) {
+		t.Errorf("error/ %v, want the envelope", got)
+	}
+	if got := e.files(t, "processed"); !slices.Equal(got, []string{"1.xml", "3.xml"}) {
+		t.Errorf("processed/ %v", got)
 	}
 }

@@ -96,7 +96,13 @@ func (a *Adapter) handlePrepared(ctx context.Context, pub adapters.Publisher, pr
 			}
 		case p.in.err != nil && p.answersAny(offered):
 			// A valid copy earlier in the round is being stored: this one
-			// gets its answer once that is known.
+			// gets its answer once that is known. Its other letters are
+			// refused now, in arrival order: a valid copy of one later in
+			// the round gets that refusal, not a letter stored.
+			if err := a.keepRefusals(ctx, p, answered, offered); err != nil {
+				putBack(p, err)
+				continue
+			}
 			later = append(later, p)
 		case p.in.err != nil:
 			if err := a.refuse(ctx, pub, p, answered, nil); err != nil {
@@ -402,6 +408,10 @@ func (a *Adapter) refuse(ctx context.Context, pub adapters.Publisher, p *prepare
 	var fresh []plannedAck
 	repeated := 0
 	for _, pa := range p.acks {
+		if p.kept[pa.key] {
+			fresh = append(fresh, pa) // kept by keepRefusals: this file's own answer
+			continue
+		}
 		rec := p.known[pa.key]
 		if rec == nil {
 			rec = answered[pa.key]
@@ -433,6 +443,34 @@ func (a *Adapter) refuse(ctx context.Context, pub adapters.Publisher, p *prepare
 		return err
 	}
 	return a.reject(pub, p.name, rejection{code: rejectCode(p.in.err), reason: describe(p.in), acked: sent+repeated > 0})
+}
+
+// keepRefusals keeps, in the state store and answered, the negative
+// answers of p's letters that no earlier file of the round offers and that
+// were not answered before; refuse sends them.
+func (a *Adapter) keepRefusals(ctx context.Context, p *prepared, answered map[string]*inRecord, offered map[string]bool) error {
+	for _, pa := range p.acks {
+		if offered[pa.key] || p.known[pa.key] != nil || answered[pa.key] != nil {
+			continue
+		}
+		rec, err := a.storedAnswer(ctx, pa)
+		if err != nil {
+			return err
+		}
+		if rec != nil {
+			continue // the hub holds it: refuse repeats its answer
+		}
+		kept, err := a.remember(ctx, pa)
+		if err != nil {
+			return err
+		}
+		answered[pa.key] = &kept
+		if p.kept == nil {
+			p.kept = map[string]bool{}
+		}
+		p.kept[pa.key] = true
+	}
+	return nil
 }
 
 // storedAnswer is the answer stored with the hub's copy of pa's letter,

@@ -239,6 +239,9 @@ type prepared struct {
 	// rejected before, one answered under another key, or one stored
 	// before the upgrade that put the answer into the stored letter.
 	known map[string]*inRecord
+	// kept holds the keys whose refusal keepRefusals kept for this file
+	// before its answers were written (round.go).
+	kept map[string]bool
 }
 
 // close releases the file a scanned message's parts are read from.
