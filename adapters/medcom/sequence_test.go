@@ -73,7 +73,7 @@ const (
 // seqOp is one step, recorded so a failing sequence can be replayed and
 // shrunk.
 type seqOp struct {
-	Kind string // new, copy, other, bad, pair, poll, restart, crash, send, redeliver, ack, resend
+	Kind string // new, copy, other, bad, pair, poll, outage, restart, crash, send, redeliver, ack, resend
 	In   int    // new, copy, other, bad(invalid), pair: the inbound letter
 	FHIR bool   // new: a FHIR CareCommunication (else XDIS91)
 	Enc  string // new, copy, other: a FHIR letter's form (xml, json, vans-xml, vans-json)
@@ -112,6 +112,8 @@ func (o seqOp) String() string {
 		return "bad file: " + o.Bad
 	case "crash":
 		return "crash at " + o.Crash + ", restart"
+	case "outage":
+		return "a round while the hub stores nothing, then a round"
 	case "send":
 		return fmt.Sprintf("send letter %d", o.Out)
 	case "redeliver":
@@ -366,6 +368,21 @@ func (c crashing) PublishBatch(ctx context.Context, items []adapters.Item) []ada
 func (c crashing) Rejected(code string) { c.Publisher.(adapters.InputReporter).Rejected(code) }
 func (c crashing) Duplicate()           { c.Publisher.(adapters.InputReporter).Duplicate() }
 
+// down is the hub's publisher while its letter stream takes no write: every
+// letter fails with a reason that may pass.
+type down struct{ adapters.Publisher }
+
+func (d down) PublishBatch(_ context.Context, items []adapters.Item) []adapters.Result {
+	res := make([]adapters.Result, len(items))
+	for i := range res {
+		res[i].Err = adapters.Retryable("broker_unavailable", "the letter stream takes no write", fmt.Errorf("nats: timeout"))
+	}
+	return res
+}
+
+func (d down) Rejected(code string) { d.Publisher.(adapters.InputReporter).Rejected(code) }
+func (d down) Duplicate()           { d.Publisher.(adapters.InputReporter).Duplicate() }
+
 func names(t testing.TB, dir string) []string {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
@@ -561,6 +578,17 @@ func (s *seqRun) run(op seqOp) {
 		m.handle()
 		s.crash(op.Crash)
 		s.restart()
+	case "outage":
+		m.handle()
+		before := s.storedSubjects()
+		s.hub.a.Poll(s.ctx, down{s.hub.h.Publisher("medcom")})
+		if after := s.storedSubjects(); after != before {
+			s.fail("%s: %d letters stored while the hub stored nothing (%d before)", op, after, before)
+		}
+		if left := names(s.t, s.hub.a.processing); len(left) > 0 {
+			s.fail("%s: processing/ holds %v after the failed round", op, left)
+		}
+		s.hub.a.Poll(s.ctx, s.hub.h.Publisher("medcom"))
 	case "send":
 		format := []string{OutXDIS91, OutFHIRXML, OutFHIRJSON}[op.Out%3]
 		st := &mSent{id: fmt.Sprintf("casesys:sag-%d:brev-1", op.Out), fhir: format != OutXDIS91, format: format, versions: map[int][]byte{}}
@@ -652,16 +680,21 @@ func (s *seqRun) crash(point string) {
 		}
 		return
 	}
+	crashed := false
 	func() {
 		defer func() {
 			if r := recover(); r != nil {
 				if _, ok := r.(seqCrash); !ok {
 					panic(r)
 				}
+				crashed = true
 			}
 		}()
 		s.hub.a.Poll(s.ctx, crashing{Publisher: pub, after: point == "published"})
 	}()
+	if !crashed && len(names(s.t, s.hub.a.processing)) > 0 {
+		s.fail("crash at %s: the round did not reach its publish, yet left %v in processing/", point, names(s.t, s.hub.a.processing))
+	}
 }
 
 func (s *seqRun) sentLetter(st *mSent) *letter.Letter {
@@ -942,6 +975,19 @@ func (s *seqRun) checkFiles(op seqOp) {
 	}
 }
 
+// storedSubjects counts the letters the source stored.
+func (s *seqRun) storedSubjects() int {
+	st, err := s.hub.h.JetStream().Stream(s.ctx, broker.StreamLetters)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	info, err := st.Info(s.ctx, jetstream.WithSubjectFilter(broker.SubjLetters+".in.medcom.>"))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return len(info.State.Subjects)
+}
+
 // checkStored: each letter the model answered positively is stored once,
 // a refused one never, and every stored letter of the source once.
 func (s *seqRun) checkStored(op seqOp) {
@@ -1091,8 +1137,10 @@ func (g *seqGen) next() seqOp {
 		return seqOp{Kind: "bad", Bad: bad}
 	case r < 55:
 		return seqOp{Kind: "poll"}
-	case r < 59:
+	case r < 57:
 		return seqOp{Kind: "restart"}
+	case r < 59:
+		return seqOp{Kind: "outage"}
 	case r < 63:
 		return seqOp{Kind: "crash", Crash: []string{"claimed", "published", "stored"}[g.rnd.IntN(3)]}
 	case r < 72:
