@@ -234,3 +234,38 @@ func TestARefusedEnvelopeAnsweredLateStillRefusesItsNewLetter(t *testing.T) {
 		t.Errorf("processed/ %v", got)
 	}
 }
+
+// TestARefusedCopyWaitsForTheValidCopyTheHubCouldNotStore: a letter, then
+// a refused copy of it under the same id, in a round the hub stores
+// nothing in. The letter goes back to in/ and so does its copy, which is
+// answered after it: the next round stores the letter and both copies get
+// its positive receipt. The copy used to be refused at once: the letter
+// that came first was then answered with that refusal and never stored.
+func TestARefusedCopyWaitsForTheValidCopyTheHubCouldNotStore(t *testing.T) {
+	e := newEnv(t)
+	a := e.adapter(t, nil)
+	pub := newPub()
+	e.letters.use(pub)
+	e.drop(t, "1.xml", xdis91(t, 1, 1, 0))
+	e.drop(t, "2.xml", bytes.Replace(xdis91(t, 1, 2, 0), []byte(seqTestCPR), []byte(seqBadCPR), 1))
+	pub.setFailAfter(0) // the hub's letter stream takes no write
+	a.Poll(context.Background(), pub)
+	if got := e.files(t, "in"); !slices.Equal(got, []string{"1.xml", "2.xml"}) {
+		t.Errorf("in/ %v after the failed round, want both files back", got)
+	}
+	if got := e.files(t, "out"); len(got) != 0 {
+		t.Errorf("out/ %v after the failed round, want no answer yet", got)
+	}
+	pub.setFailAfter(-1)
+	a.Poll(context.Background(), pub)
+	if got := pub.ids(); len(got) != 1 || got[0] != oioxml.LetterID(seqGP, "LTR00000000001") {
+		t.Errorf("stored %v, want the letter", got)
+	}
+	out := e.files(t, "out")
+	if len(out) != 1 || parseOut(t, e.read(t, "out", out[0])).Receipts[0].Type != oioxml.PositiveReceipt {
+		t.Errorf("out/ %v, want the letter's positive receipt (the same for both copies)", out)
+	}
+	if got := e.files(t, "error"); !slices.Equal(got, []string{"2.xml", "2.xml.error.txt"}) {
+		t.Errorf("error/ %v, want the refused copy", got)
+	}
+}

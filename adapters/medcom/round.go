@@ -133,14 +133,24 @@ func (a *Adapter) handlePrepared(ctx context.Context, pub adapters.Publisher, pr
 		return cmp.Compare(len(x.p.joinedInto), len(y.p.joinedInto))
 	})
 	var done, doneFirst []string // answered, to move to processed/ once out/ is durable
+	back := map[string]bool{}    // keys of letters offered for storing whose file went back to in/
+	wentBack := func(fr *fileRound) {
+		for _, it := range fr.items {
+			if pa := fr.p.ack(it.Letter.ID); pa != nil {
+				back[pa.key] = true
+			}
+		}
+	}
 	for _, fr := range valid {
 		if held[fr.p.thread] {
 			a.retryLater(fr.p.name, errHeld)
+			wentBack(fr)
 			continue
 		}
 		moved, err := a.answer(ctx, pub, fr, results[fr.from:fr.from+len(fr.items)], given)
 		if err != nil {
 			putBack(fr.p, err)
+			wentBack(fr)
 			continue
 		}
 		switch {
@@ -152,6 +162,12 @@ func (a *Adapter) handlePrepared(ctx context.Context, pub adapters.Publisher, pr
 		}
 	}
 	for _, p := range later {
+		if p.answersAny(back) {
+			// The valid copy it follows went back to in/ unanswered: this
+			// one goes back with it, to be answered after it.
+			a.retryLater(p.name, errCopyHeld)
+			continue
+		}
 		if err := a.refuse(ctx, pub, p, answered, given); err != nil {
 			putBack(p, err)
 		}
@@ -179,7 +195,10 @@ func (a *Adapter) handlePrepared(ctx context.Context, pub adapters.Publisher, pr
 	return ok
 }
 
-var errHeld = adapters.Retryable("held_behind_thread", "an earlier file of its thread goes back to in/", nil)
+var (
+	errHeld     = adapters.Retryable("held_behind_thread", "an earlier file of its thread goes back to in/", nil)
+	errCopyHeld = adapters.Retryable("held_behind_copy", "an earlier copy of its letter goes back to in/", nil)
+)
 
 // fileRound is a valid file's part of a round.
 type fileRound struct {
