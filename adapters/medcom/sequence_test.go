@@ -3,6 +3,7 @@ package medcom
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -73,7 +74,7 @@ const (
 // seqOp is one step, recorded so a failing sequence can be replayed and
 // shrunk.
 type seqOp struct {
-	Kind string // new, copy, other, bad, pair, poll, outage, restart, crash, send, redeliver, ack, resend
+	Kind string // new, copy, other, bad, pair, putback, poll, outage, restart, crash, send, redeliver, ack, resend
 	In   int    // new, copy, other, bad(invalid), pair: the inbound letter
 	FHIR bool   // new: a FHIR CareCommunication (else XDIS91)
 	Enc  string // new, copy, other: a FHIR letter's form (xml, json, vans-xml, vans-json)
@@ -114,6 +115,8 @@ func (o seqOp) String() string {
 		return "crash at " + o.Crash + ", restart"
 	case "outage":
 		return "a round while the hub stores nothing, then a round"
+	case "putback":
+		return fmt.Sprintf("the coordinator puts refused file %d back", o.In)
 	case "send":
 		return fmt.Sprintf("send letter %d", o.Out)
 	case "redeliver":
@@ -578,6 +581,8 @@ func (s *seqRun) run(op seqOp) {
 		m.handle()
 		s.crash(op.Crash)
 		s.restart()
+	case "putback":
+		s.putBack(op)
 	case "outage":
 		m.handle()
 		before := s.storedSubjects()
@@ -637,6 +642,35 @@ func (s *seqRun) badFile(op seqOp) *mFile {
 		return &mFile{data: []byte("CPR " + seqTestCPR + "\nthis is no letter\n")}
 	default: // envelope: a VANS envelope around nothing MedCom knows
 		return &mFile{data: []byte(`<?xml version="1.0" encoding="UTF-8"?><VANSEnvelope xmlns="urn:vans"><Data>` + seqTestCPR + `</Data></VANSEnvelope>`)}
+	}
+}
+
+// putBack is the coordinator's put-back of the op.In-th file in error/
+// (by the model's count): refused when the adapter answered a letter of
+// it with a refusal (the state store holds it), else back in in/.
+func (s *seqRun) putBack(op seqOp) {
+	var refused []*mFile
+	for _, f := range s.m.files {
+		if f.where == "error" {
+			refused = append(refused, f)
+		}
+	}
+	if len(refused) == 0 {
+		return
+	}
+	f := refused[op.In%len(refused)]
+	answered := false
+	for _, i := range f.letters {
+		answered = answered || s.m.letters[i].negative
+	}
+	err := s.hub.a.PutBack(s.ctx, f.name)
+	switch {
+	case answered && !errors.Is(err, adapters.ErrAnswered):
+		s.fail("%s (%s): %v; the model refuses it, a letter of it was answered with a refusal", op, f.name, err)
+	case !answered && err != nil:
+		s.fail("%s (%s): %v; the model puts it back", op, f.name, err)
+	case !answered:
+		f.where = "in"
 	}
 }
 
@@ -1123,6 +1157,8 @@ func (g *seqGen) next() seqOp {
 		g.letters++
 		g.fhir = append(g.fhir, false)
 		return op
+	case r < 36 && g.rnd.IntN(3) == 0:
+		return seqOp{Kind: "putback", In: g.rnd.IntN(1000)}
 	case r < 37:
 		bad := []string{"invalid", "truncated", "charset", "notxml", "envelope"}[g.rnd.IntN(5)]
 		if bad == "invalid" {
