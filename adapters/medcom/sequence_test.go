@@ -40,9 +40,11 @@ import (
 // rounds, rounds while the hub stores nothing, restarts, crashes at the
 // round's kill points (a panic in the publisher for medcom-claimed and
 // medcom-published, processed/ unusable for medcom-stored), letters sent
-// through the sink and delivered again, the receivers' acknowledgements of
-// them (positive, negative, transient; twice, late, for a letter never
-// sent) and the resend timer on the adapter's clock. The first copy of a
+// through the sink (some with the crash at medcom-out-written: the
+// delivery's record removed, a restart, the delivery tried again) and
+// delivered again, the receivers' acknowledgements of them (positive,
+// negative, transient; twice, late, for a letter never sent) and the
+// resend timer on the adapter's clock. The first copy of a
 // letter in arrival order decides its answer. After every step:
 //
 //   - a letter first answered positively is stored once, one first
@@ -126,6 +128,9 @@ func (o seqOp) String() string {
 	case "putback":
 		return fmt.Sprintf("the coordinator puts refused file %d back", o.In)
 	case "send":
+		if o.Crash != "" {
+			return fmt.Sprintf("send letter %d, crash at medcom-out-written, restart, the hub delivers it again", o.Out)
+		}
 		return fmt.Sprintf("send letter %d", o.Out)
 	case "redeliver":
 		return fmt.Sprintf("deliver letter %d again", o.Out)
@@ -607,6 +612,18 @@ func (s *seqRun) run(op seqOp) {
 		st := &mSent{id: fmt.Sprintf("casesys:sag-%d:brev-1", op.Out), fhir: format != OutXDIS91, format: format, versions: map[int][]byte{}}
 		m.sent = append(m.sent, st)
 		s.deliver(st, false)
+		if op.Crash != "" && !s.failed {
+			// medcom-out-written: the letter is in out/ and the outbox,
+			// the delivery's record not yet written. The hub never heard
+			// of the delivery and tries it again after the restart: it
+			// must find the letter sent, not write it again.
+			if err := s.hub.a.state.Delete(s.ctx, stateKey("out", st.id)); err != nil {
+				s.t.Fatal(err)
+			}
+			m.handle()
+			s.restart()
+			s.deliver(st, true)
+		}
 	case "redeliver":
 		s.deliver(m.sent[op.Out], true)
 	case "ack":
@@ -1190,7 +1207,11 @@ func (g *seqGen) next() seqOp {
 	case r < 72:
 		g.sent++
 		g.vers = append(g.vers, 0)
-		return seqOp{Kind: "send", Out: g.sent - 1}
+		op := seqOp{Kind: "send", Out: g.sent - 1}
+		if g.rnd.IntN(6) == 0 {
+			op.Crash = "out-written"
+		}
+		return op
 	case r < 75 && g.sent > 0:
 		i := g.rnd.IntN(g.sent)
 		g.vers[i]++
