@@ -703,8 +703,9 @@ func (s *seqRun) restart() {
 	s.hub.stop()
 	s.hub.start()
 	s.hub.run(s.hub.h.Publisher("medcom"))
-	// Run checked the outbox at least once at the model's time; once more
-	// changes nothing, so the gauge is read after a check that finished.
+	// Run checks the outbox after its first round, unless it was stopped
+	// before; a check here makes sure one finished at the model's time (a
+	// second at the same time changes nothing) before the gauge is read.
 	s.m.check()
 	if err := s.hub.a.CheckAcks(s.ctx); err != nil {
 		s.fail("restart: CheckAcks: %v", err)
