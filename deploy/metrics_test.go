@@ -22,7 +22,7 @@ var hubMetrics = []string{
 	"samhub_delivery_duration_seconds", "samhub_letter_latency_seconds", "samhub_recommendation_lead_time_seconds",
 	"samhub_parked_letters", "samhub_parked_oldest_age_seconds", "samhub_destination_pending_letters",
 	"samhub_threads_held", "samhub_medcom_acks_missing", "samhub_nats_connected", "samhub_jetstream_ready",
-	"samhub_store_bytes", "samhub_build_info", "samhub_letters_duplicate_total",
+	"samhub_store_bytes", "samhub_build_info", "samhub_letters_duplicate_total", "samhub_letters_unrouted_total",
 	"samhub_auth_throttled_total",
 	// The MedCom adapter's own (adapters/medcom).
 	"samhub_medcom_files_ignored_total",

@@ -2,8 +2,10 @@ package pipeline
 
 import (
 	"context"
+	"log/slog"
 
 	"github.com/samhub/samhub/pipeline/letter"
+	"github.com/samhub/samhub/pipeline/route"
 )
 
 // afterStore runs once per newly stored letter: the sources' recipient
@@ -14,6 +16,28 @@ import (
 func (h *Hub) afterStore(ctx context.Context, l *letter.Letter) {
 	h.reportUnserved(ctx, l)
 	h.observeLeadTime(ctx, l)
+	h.noteUnrouted(l)
+}
+
+// noteUnrouted counts and logs a stored letter that no route sends to any
+// destination (the routes leave out its kind or its source): each
+// destination's journey step says skipped, and without this nobody would
+// learn that a referral went nowhere (alert SamhubLetterUnrouted). An
+// acknowledgement is the hub's own business and goes nowhere by design.
+func (h *Hub) noteUnrouted(l *letter.Letter) {
+	if l.Kind == letter.KindAcknowledgement || len(h.dests) == 0 {
+		return
+	}
+	now := h.now()
+	for name := range h.dests {
+		// Skip does not depend on consent (a denial parks the letter).
+		if h.router.Decide(l, name, l.Consent, now).Verdict != route.Skip {
+			return
+		}
+	}
+	h.m.unrouted.WithLabelValues(l.Source, string(l.Kind)).Inc()
+	h.log.Warn("letter stored, but no route sends it to any destination; samhub route --dry-run shows why, and the console its journey",
+		slog.Any("letter", l))
 }
 
 // afterDuplicate does again what afterStore may not have done for a letter

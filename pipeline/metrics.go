@@ -15,6 +15,7 @@ type metrics struct {
 	received        *prometheus.CounterVec
 	rejected        *prometheus.CounterVec
 	duplicates      *prometheus.CounterVec
+	unrouted        *prometheus.CounterVec
 	publishFailures *prometheus.CounterVec
 	deliveries      *prometheus.CounterVec
 	failures        *prometheus.CounterVec
@@ -41,6 +42,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		received:        prometheus.NewCounterVec(prometheus.CounterOpts{Name: "samhub_letters_received_total", Help: "Letters stored in JetStream, by source adapter."}, []string{"source"}),
 		rejected:        prometheus.NewCounterVec(prometheus.CounterOpts{Name: "samhub_letters_rejected_total", Help: "Letters refused before storage, by source and reason code."}, []string{"source", "code"}),
 		duplicates:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "samhub_letters_duplicate_total", Help: "Letters seen before and not routed again, by source."}, []string{"source"}),
+		unrouted:        prometheus.NewCounterVec(prometheus.CounterOpts{Name: "samhub_letters_unrouted_total", Help: "Letters stored that no route sends to any destination, by source and kind."}, []string{"source", "kind"}),
 		publishFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "samhub_publish_failures_total", Help: "Failed attempts to store a letter in JetStream, by source."}, []string{"source"}),
 		deliveries:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "samhub_deliveries_total", Help: "Letters delivered, by destination and result (delivered, existing)."}, []string{"destination", "result"}),
 		failures:        prometheus.NewCounterVec(prometheus.CounterOpts{Name: "samhub_delivery_failures_total", Help: "Failed delivery attempts, by destination and class."}, []string{"destination", "class"}),
@@ -63,7 +65,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "samhub_build_info", Help: "Build information."}, []string{"version", "goversion"})
 	build.WithLabelValues(version.Version, runtime.Version()).Set(1)
-	reg.MustRegister(m.received, m.rejected, m.duplicates, m.publishFailures, m.deliveries, m.failures, m.retries, m.parked, m.replayed, m.discarded,
+	reg.MustRegister(m.received, m.rejected, m.duplicates, m.unrouted, m.publishFailures, m.deliveries, m.failures, m.retries, m.parked, m.replayed, m.discarded,
 		m.referrals, m.referralsParked, m.duration, m.latency, m.leadTime, m.parkedNow, m.parkedOldest, m.pending, m.held, m.natsConnected, m.jsReady, m.storeBytes, build)
 	return m
 }
