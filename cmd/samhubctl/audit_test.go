@@ -48,6 +48,7 @@ func TestEveryCommandThatActsIsAudited(t *testing.T) {
 			break
 		}
 	}
+	setAside(t, h, "taken-early.xml")
 	seq := func(e retryq.Entry) string { return strconv.FormatUint(e.Seq, 10) }
 	cpr := "1509819996"
 	// Every reason names a child the way a coordinator might.
@@ -68,6 +69,8 @@ func TestEveryCommandThatActsIsAudited(t *testing.T) {
 		{"samhubctl queue held", []ctlCase{{args: []string{"queue", "held"}}}},
 		{"samhubctl queue release", []ctlCase{{args: []string{"queue", "release", "casefile", "0000", "--reason", why}}, {args: []string{"queue", "release", hold.Destination, hold.Thread, "--reason", why}, action: "release-thread", target: "thread:" + hold.Thread}}},
 		{"samhubctl queue bulk-replays", []ctlCase{{args: []string{"queue", "bulk-replays"}}}},
+		{"samhubctl rejected list", []ctlCase{{args: []string{"rejected", "list"}}, {args: []string{"rejected", "list"}, token: hubtest.OperationsToken}}},
+		{"samhubctl rejected put-back", []ctlCase{{args: []string{"rejected", "put-back", "medcom", "taken-early.xml", "--reason", why}, action: "put-back", target: "rejected:medcom:taken-early.xml"}}},
 		{"samhubctl letter trace", []ctlCase{{args: []string{"letter", "trace", ids[0]}}}},
 		{"samhubctl consent list", []ctlCase{{args: []string{"consent", "list", "--patient", cpr, "--reason", why}, action: "consent-read", target: "patient:" + retryq.PatientToken(cpr)}}},
 		{"samhubctl consent record", []ctlCase{{args: []string{"consent", "record", "--patient", cpr, "--scope", "gp", "--given-by", "custody-holder", "--form", "written", "--reason", why}, action: "consent-record", target: "patient:" + retryq.PatientToken(cpr)}}},

@@ -24,15 +24,16 @@ const rootHelp = `samhubctl operates a running Samhub hub through its HTTP API.
 
 It needs the hub's address (--server or SAMHUB_SERVER) and an API token
 (--token, --token-file or SAMHUB_TOKEN) of a configured user; the user's role
-decides what is allowed (coordinator: queue, letters, consent, meetings,
-referrals, figures; operations: queue stats and figures; auditor: audit log).
+decides what is allowed (coordinator: queue, letters, refused input,
+consent, meetings, referrals, figures; operations: queue stats, the list of
+refused input and figures; auditor: audit log).
 
 Output is a table for people; use -o json for scripts.
 
 Exit codes:
   0  success
   1  usage error: unknown command or flag, bad argument, missing --reason
-  2  not found: no parked letter or letter with that id
+  2  not found: no parked letter, letter or refused file with that id
   3  authentication or authorisation: no or wrong token, or your role may not do this
   4  the hub failed or could not be reached
   5  a replay ran, but none of its letters went on to delivery (they park again)`
@@ -88,7 +89,7 @@ func newRoot(stdout io.Writer, getenv func(string) string) *cobra.Command {
 	pf.StringVar(&o.token, "token", "", "API token (env SAMHUB_TOKEN); prefer --token-file, a flag shows in the process list")
 	pf.StringVar(&o.tokenFile, "token-file", "", "file holding the API token")
 	pf.StringVarP(&o.output, "output", "o", "table", "output format: table or json")
-	root.AddCommand(queueCmd(o), letterCmd(o), consentCmd(o), meetingCmd(o), referralCmd(o), kpiCmd(o), auditCmd(o), whoamiCmd(o))
+	root.AddCommand(queueCmd(o), letterCmd(o), rejectedCmd(o), consentCmd(o), meetingCmd(o), referralCmd(o), kpiCmd(o), auditCmd(o), whoamiCmd(o))
 	return root
 }
 
