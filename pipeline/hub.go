@@ -118,7 +118,7 @@ func New(ctx context.Context, o Options) (*Hub, error) {
 		o.Registry = prometheus.NewRegistry()
 	}
 	h := &Hub{opt: o, b: o.Broker, js: o.Broker.JS, log: o.Logger, reg: o.Registry, now: o.Now, holder: o.Holder,
-		journey: journey.New(o.Broker.JS), queue: retryq.New(o.Broker.JS), audit: audit.New(o.Broker.JS),
+		journey: journey.New(o.Broker.JS).WithLogger(o.Logger), queue: retryq.New(o.Broker.JS), audit: audit.New(o.Broker.JS),
 		router: newRouter(o.Route, o.Notify, o.Council), sources: map[string]adapters.Source{}, reporters: map[string]adapters.StatusReporter{}, dests: map[string]*destination{},
 		subs: map[string]*jspubsub.Subscriber{}, all: map[string]any{}, routerDone: make(chan struct{})}
 	h.stopping, h.stop = context.WithCancel(context.Background())

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -97,6 +98,15 @@ type result struct {
 }
 
 func New(js jetstream.JetStream) *Recorder { return &Recorder{js: js, bg: newWriter(js)} }
+
+// WithLogger has the recorder's background writer say through log what it
+// could not record (the process's default logger otherwise).
+func (r *Recorder) WithLogger(log *slog.Logger) *Recorder {
+	if log != nil {
+		r.bg.log = log
+	}
+	return r
+}
 
 // Record stores ev durably.
 func (r *Recorder) Record(ctx context.Context, ev Event) error {
