@@ -1,13 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"fmt"
 	"io"
-	"net/http"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,7 +11,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/samhub/samhub/internal/hubtest"
-	"github.com/samhub/samhub/pipeline"
 	"github.com/samhub/samhub/pipeline/council"
 	"github.com/samhub/samhub/pipeline/retryq"
 )
@@ -38,7 +32,8 @@ type ctlCase struct {
 func TestEveryCommandThatActsIsAudited(t *testing.T) {
 	h := hubtest.Start(t)
 	ids := dropReferrals(t, h, 3)
-	entries, hold := parkWithHold(t, h)
+	parking := h.ParkWithHold(2)
+	entries, hold := parking.Own, parking.Held
 	k := h.App.Hub.Council()
 	next := k.Referrals(council.ReferralFilter{})[0].Meeting
 	var other string
@@ -161,52 +156,4 @@ func TestEveryCommandThatActsIsAudited(t *testing.T) {
 			})
 		}
 	}
-}
-
-// parkWithHold parks two letters of their own threads for the case system,
-// and the fixture letter with a letter of its thread held behind it.
-func parkWithHold(t *testing.T, h *hubtest.Hub) ([]retryq.Entry, pipeline.Hold) {
-	t.Helper()
-	h.CaseSys.FailNext(100000, http.StatusBadRequest, 0)
-	parked := func(n int) []retryq.Entry {
-		var es []retryq.Entry
-		h.Eventually(fmt.Sprintf("%d letters parked", n), func() bool {
-			es, _ = h.App.Hub.Queue().List(context.Background(), retryq.Filter{})
-			return len(es) == n
-		})
-		return es
-	}
-	for i, f := range []string{"letter-utf8.xml", "letter-iso-8859-1.xml"} {
-		data, err := os.ReadFile(filepath.Join("../../testdata/medcom/samhub", f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		h.Drop(f, data)
-		parked(i + 1)
-	}
-	data, err := os.ReadFile(filepath.Join("../../testdata/medcom/samhub", "letter-utf8.xml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range 2 {
-		d := bytes.Replace(data, []byte("LTR00000000001"), []byte(fmt.Sprintf("LTR%011d", 777+i)), 1)
-		d = bytes.Replace(d, []byte("ENV00000000001"), []byte(fmt.Sprintf("ENV%011d", 777+i)), 1)
-		d = bytes.Replace(d, []byte("0f6c1e2d3a4b5c6d7e8f90a1b2c3d4e5"), []byte(fmt.Sprintf("%032x", 777+i)), 1)
-		h.Drop(fmt.Sprintf("own-%d.xml", i), d)
-	}
-	var own []retryq.Entry
-	for _, e := range parked(4) {
-		if strings.Contains(e.LetterID, "LTR0000000077") {
-			own = append(own, e)
-		}
-	}
-	h.CaseSys.ResetFaults()
-	// Each parked letter holds its thread; the fixture's holds a letter.
-	for _, hd := range h.App.Hub.Holds() {
-		if hd.WaitsFor == "5790000000005#LTR00000000001" && len(own) == 2 {
-			return own, hd
-		}
-	}
-	t.Fatalf("no hold on the fixture's thread; own %+v", own)
-	return nil, pipeline.Hold{}
 }

@@ -2,32 +2,21 @@ package main
 
 import (
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/samhub/samhub/internal/hubtest"
 )
 
-// setAside puts a complete letter into the MedCom error/ folder as an
-// older hub that took it half-written would have left it: refused as not
-// XML, its sender never answered, so it may be read again.
+// setAside sets the fixture letter aside in error/ as not XML, its
+// sender never answered: a file the coordinator may put back.
 func setAside(t *testing.T, h *hubtest.Hub, name string) {
 	t.Helper()
 	good, err := os.ReadFile("../../testdata/medcom/samhub/letter-utf8.xml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	errDir := filepath.Join(h.MedComDir, "error")
-	if err := os.MkdirAll(errDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(errDir, name), good, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(errDir, name+".error.txt"), []byte("rejected (no acknowledgement could be addressed): xml: no root element: input is not XML\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	h.SetAside(name, good)
 }
 
 // Operations lists what was refused (the SamhubInputRejected alert's

@@ -1,13 +1,10 @@
 package console_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -18,71 +15,17 @@ import (
 	"github.com/samhub/samhub/internal/logging"
 	"github.com/samhub/samhub/pipeline"
 	"github.com/samhub/samhub/pipeline/audit"
-	"github.com/samhub/samhub/pipeline/council"
 	"github.com/samhub/samhub/pipeline/retryq"
 )
 
-// The fictitious children the fixtures name: none may reach the audit log.
-var auditChildren = [][3]string{{fixtureCPR, "Elmer", "Bruno Test"}, {"1509819996", "Berggren", "Brita Test"}, {"2512489996", "Berggren", "Nancy Ann Test"}}
-
-// typedCPRs are the ways a coordinator may type a CPR number into a
-// reason, used in turn by the cases.
-var typedCPRs = []string{"2509479989", "250947-9989", "250947 9989", "0703921VJ4"}
-
-// personalIn reports what of the test children's data s holds: a CPR
-// number however written, a surname, the letter's text. (Known values,
-// not a pattern: a hex token may hold ten digits.)
-func personalIn(s string) []string {
-	var found []string
-	for _, c := range auditChildren {
-		for _, v := range []string{c[0], c[0][:6] + "-" + c[0][6:], c[0][:6] + " " + c[0][6:], c[1]} {
-			if strings.Contains(s, v) {
-				found = append(found, v)
-			}
-		}
-	}
-	for _, v := range []string{"0703921VJ4", fixtureText} {
-		if strings.Contains(s, v) {
-			found = append(found, v)
-		}
-	}
-	return found
-}
-
-// globMatch matches s against a pattern whose * stands for any text.
-func globMatch(pattern, s string) bool {
-	parts := strings.Split(pattern, "*")
-	if !strings.HasPrefix(s, parts[0]) {
-		return false
-	}
-	s = s[len(parts[0]):]
-	for i, p := range parts[1:] {
-		if i == len(parts)-2 {
-			return strings.HasSuffix(s, p)
-		}
-		j := strings.Index(s, p)
-		if j < 0 {
-			return false
-		}
-		s = s[j+len(p):]
-	}
-	return s == ""
-}
-
-// childLetter is the fixture letter for child c as letter n of its own
-// thread.
-func childLetter(t *testing.T, c [3]string, n int) []byte {
+// childLetter is hubtest.ChildLetter, failing t.
+func childLetter(t *testing.T, c hubtest.Child, n int) []byte {
 	t.Helper()
-	data, err := os.ReadFile("../../testdata/medcom/samhub/letter-utf8.xml")
+	b, err := hubtest.ChildLetter(c, n)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := bytes.Replace(data, []byte("<CivilRegistrationNumber>2509479989<"), []byte("<CivilRegistrationNumber>"+c[0]+"<"), 1)
-	d = bytes.Replace(d, []byte("<PersonSurnameName>Elmer<"), []byte("<PersonSurnameName>"+c[1]+"<"), 1)
-	d = bytes.Replace(d, []byte("<PersonGivenName>Bruno Test<"), []byte("<PersonGivenName>"+c[2]+"<"), 1)
-	d = bytes.Replace(d, []byte("LTR00000000001"), []byte(fmt.Sprintf("LTR%011d", n)), 1)
-	d = bytes.Replace(d, []byte("ENV00000000001"), []byte(fmt.Sprintf("ENV%011d", n)), 1)
-	return bytes.Replace(d, []byte("0f6c1e2d3a4b5c6d7e8f90a1b2c3d4e5"), []byte(fmt.Sprintf("%032x", n)), 1)
+	return b
 }
 
 // formCall is one request of a console audit case.
@@ -118,85 +61,14 @@ func TestEveryFormIsAudited(t *testing.T) {
 	k := hub.Council()
 
 	// Three children referred, seated in the next meeting; meetings ahead
-	// with room, full, and empty.
-	var refs []string
-	for i, c := range auditChildren {
-		h.Drop(fmt.Sprintf("ref-%d.xml", i), childLetter(t, c, 900+i))
-		refs = append(refs, fmt.Sprintf("5790000000005#LTR%011d", 900+i))
-	}
-	var next, other string
-	h.Eventually("the referrals seated", func() bool {
-		n := 0
-		for _, r := range k.Referrals(council.ReferralFilter{}) {
-			if r.Meeting != "" {
-				n, next = n+1, r.Meeting
-			}
-		}
-		return n == len(auditChildren)
-	})
-	h.Eventually("the referrals filed", func() bool { return len(h.CaseSys.Documents()) >= len(auditChildren) })
-	for _, m := range k.Meetings(time.Now(), time.Now().AddDate(1, 0, 0)) {
-		if m.ID != next && !m.Past && m.Cancelled == nil && m.Room > 0 {
-			other = m.ID
-			break
-		}
-	}
-	setup := council.Actor{Name: "setup", Role: "coordinator"}
-	full, err := k.AddMeeting(ctx, setup, "2099-03-04 10:00", 1, "setup")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := k.MoveReferral(ctx, setup, refs[2], full.ID, "setup"); err != nil {
-		t.Fatal(err)
-	}
-	empty, err := k.AddMeeting(ctx, setup, "2099-03-11 10:00", 0, "setup")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Parked letters: a thread held behind its first letter, and three
-	// letters of their own threads.
-	h.CaseSys.FailNext(100000, http.StatusBadRequest, 0)
-	parked := func(n int) []retryq.Entry {
-		var es []retryq.Entry
-		h.Eventually(fmt.Sprintf("%d letters parked", n), func() bool {
-			es, _ = hub.Queue().List(ctx, retryq.Filter{})
-			return len(es) == n
-		})
-		return es
-	}
-	for i, name := range []string{"letter-utf8.xml", "letter-iso-8859-1.xml"} {
-		data, err := os.ReadFile(filepath.Join("../../testdata/medcom/samhub", name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		h.Drop(name, data)
-		parked(i + 1)
-	}
-	var held pipeline.Hold
-	h.Eventually("a thread held", func() bool {
-		hs := hub.Holds()
-		if len(hs) == 1 {
-			held = hs[0]
-		}
-		return len(hs) == 1
-	})
-	for i := range 3 {
-		h.Drop(fmt.Sprintf("own-%d.xml", i), childLetter(t, auditChildren[i], 700+i))
-	}
-	var own []retryq.Entry
-	for _, e := range parked(5) {
-		if strings.Contains(e.LetterID, "LTR000000007") {
-			own = append(own, e)
-		}
-	}
-	h.CaseSys.ResetFaults()
-	errDir := filepath.Join(h.MedComDir, "error")
-	if err := os.WriteFile(filepath.Join(errDir, "early.xml"), childLetter(t, auditChildren[1], 800), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(errDir, "early.xml.error.txt"), []byte("rejected: xml: no root element: input is not XML\n\ncode: syntax\nacknowledgement sent: no\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	// with room, full, and empty. Parked letters: a thread held behind its
+	// first letter, and three letters of their own threads. A file set
+	// aside, to put back.
+	seats := h.SeatChildren()
+	refs, next, other := seats.Refs, seats.Next, seats.Other
+	parking := h.ParkWithHold(3)
+	held, own := parking.Held, parking.Own
+	h.SetAside("early.xml", childLetter(t, hubtest.Children[1], 800))
 
 	clients, csrfs := map[string]*http.Client{}, map[string]string{}
 	for role, u := range map[string][2]string{"coordinator": {"koordinator", hubtest.CoordinatorPassword}, "operations": {"drift", hubtest.OperationsPassword}, "auditor": {"revisor", hubtest.AuditorPassword}} {
@@ -220,7 +92,7 @@ func TestEveryFormIsAudited(t *testing.T) {
 	n := 0
 	reason := func(what string) string {
 		n++
-		return what + ", barnet " + typedCPRs[n%len(typedCPRs)]
+		return what + ", barnet " + hubtest.TypedCPRs[n%len(hubtest.TypedCPRs)]
 	}
 	redacted := func(what string) string { return what + ", barnet [CPR]" }
 	parkedTarget := func(e retryq.Entry) string {
@@ -235,7 +107,7 @@ func TestEveryFormIsAudited(t *testing.T) {
 		moveTo = moveTo.AddDate(0, 0, 1)
 	}
 	nextAt := at(next)
-	child := auditChildren[1][0]
+	child := hubtest.Children[1].CPR
 	patient := "patient:" + retryq.PatientToken(child)
 	bulkKey := pipeline.NewRequestID()
 	page := func(role, path string, status int) []formCall {
@@ -350,15 +222,15 @@ func TestEveryFormIsAudited(t *testing.T) {
 		"POST /console/meetings/{id}/seat": {
 			{name: "unknown referral", do: coord("letter", "no-such-letter", "to", other, "reason", "x"), path: meeting + "/seat", status: http.StatusBadRequest, refused: true},
 			{name: "no reason", do: coord("letter", refs[0], "to", other), path: meeting + "/seat", status: http.StatusBadRequest, refused: true},
-			{name: "into a full meeting", do: coord("letter", refs[0], "to", full.ID, "reason", "x"), path: meeting + "/seat", status: http.StatusBadRequest, refused: true},
+			{name: "into a full meeting", do: coord("letter", refs[0], "to", seats.Full, "reason", "x"), path: meeting + "/seat", status: http.StatusBadRequest, refused: true},
 			{name: "move", do: coord("letter", refs[0], "to", other, "reason", reason("sagen er ikke klar")), path: meeting + "/seat", status: http.StatusSeeOther,
 				want: []audit.Record{coordinatorWant("referral-move", fmt.Sprintf("referral:%s from:%s to:%s", refs[0], next, other), redacted("sagen er ikke klar"), "ok")}},
 		},
 		"POST /console/meetings/{id}/cancel": {
-			{name: "seats children", do: coord("reason", "x"), path: "/console/meetings/" + full.ID + "/cancel", status: http.StatusBadRequest, refused: true},
-			{name: "no reason", do: coord(), path: "/console/meetings/" + empty.ID + "/cancel", status: http.StatusBadRequest, refused: true},
-			{name: "cancel", do: coord("reason", reason("sommerferie")), path: "/console/meetings/" + empty.ID + "/cancel", status: http.StatusSeeOther,
-				want: []audit.Record{coordinatorWant("meeting-cancel", "meeting:"+empty.ID+" at:"+at(empty.ID), redacted("sommerferie"), "ok")}},
+			{name: "seats children", do: coord("reason", "x"), path: "/console/meetings/" + seats.Full + "/cancel", status: http.StatusBadRequest, refused: true},
+			{name: "no reason", do: coord(), path: "/console/meetings/" + seats.Empty + "/cancel", status: http.StatusBadRequest, refused: true},
+			{name: "cancel", do: coord("reason", reason("sommerferie")), path: "/console/meetings/" + seats.Empty + "/cancel", status: http.StatusSeeOther,
+				want: []audit.Record{coordinatorWant("meeting-cancel", "meeting:"+seats.Empty+" at:"+at(seats.Empty), redacted("sommerferie"), "ok")}},
 		},
 		"POST /console/meetings/{id}/withdraw": {
 			{name: "unknown", do: coord("letter", "no-such-letter", "reason", "x"), path: meeting + "/withdraw", status: http.StatusBadRequest, refused: true},
@@ -368,7 +240,7 @@ func TestEveryFormIsAudited(t *testing.T) {
 		},
 		"POST /console/meetings/{id}/reinstate": {
 			{name: "no reason", do: coord("letter", refs[1]), path: meeting + "/reinstate", status: http.StatusBadRequest, refused: true},
-			{name: "into a full meeting", do: coord("letter", refs[1], "to", full.ID, "reason", "x"), path: meeting + "/reinstate", status: http.StatusBadRequest, refused: true},
+			{name: "into a full meeting", do: coord("letter", refs[1], "to", seats.Full, "reason", "x"), path: meeting + "/reinstate", status: http.StatusBadRequest, refused: true},
 			{name: "reinstate", do: coord("letter", refs[1], "reason", reason("trukket tilbage ved en fejl")), path: meeting + "/reinstate", status: http.StatusSeeOther,
 				want: []audit.Record{coordinatorWant("referral-reinstate", fmt.Sprintf("referral:%s meeting:%s", refs[1], next), redacted("trukket tilbage ved en fejl"), "ok")}},
 		},
@@ -453,7 +325,7 @@ func TestEveryFormIsAudited(t *testing.T) {
 					}
 					for i, w := range c.want {
 						r := got[i]
-						if r.Actor != w.Actor || r.Role != w.Role || r.Action != w.Action || !globMatch(w.Target, r.Target) || r.Reason != w.Reason || !globMatch(w.Result, r.Result) || r.Result == "" || r.At.IsZero() || r.Remote == "" {
+						if r.Actor != w.Actor || r.Role != w.Role || r.Action != w.Action || !hubtest.Glob(w.Target, r.Target) || r.Reason != w.Reason || !hubtest.Glob(w.Result, r.Result) || r.Result == "" || r.At.IsZero() || r.Remote == "" {
 							t.Errorf("record %+v\nwant     %+v", r, w)
 						}
 						// The auditor reads it in Danish.
@@ -472,7 +344,7 @@ func TestEveryFormIsAudited(t *testing.T) {
 					if len(got) > 0 {
 						t.Errorf("a page that shows nothing personal left audit records: %+v", got)
 					}
-					if p := personalIn(body); len(p) > 0 {
+					if p := hubtest.PersonalData(body); len(p) > 0 {
 						t.Errorf("a page shown without an audit record holds personal data %q", p)
 					}
 				}
@@ -480,11 +352,11 @@ func TestEveryFormIsAudited(t *testing.T) {
 		}
 	}
 	for _, r := range auditRecords(t, h) {
-		if p := personalIn(r.Actor + " " + r.Target + " " + r.Reason + " " + r.Result + " " + r.Remote); len(p) > 0 {
+		if p := hubtest.PersonalData(r.Actor + " " + r.Target + " " + r.Reason + " " + r.Result + " " + r.Remote); len(p) > 0 {
 			t.Errorf("audit record holds personal data %q: %+v", p, r)
 		}
 	}
-	for _, c := range typedCPRs {
+	for _, c := range hubtest.TypedCPRs {
 		if !logging.ContainsCPR(c) {
 			t.Errorf("%q is not taken for a CPR number: the reasons prove nothing about it", c)
 		}

@@ -1,12 +1,9 @@
 package httpapi_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,64 +13,8 @@ import (
 	"github.com/samhub/samhub/internal/logging"
 	"github.com/samhub/samhub/pipeline"
 	"github.com/samhub/samhub/pipeline/audit"
-	"github.com/samhub/samhub/pipeline/council"
 	"github.com/samhub/samhub/pipeline/retryq"
 )
-
-// The fictitious test children the fixtures name, and a line of the
-// fixture letter's text: none of them may reach the audit log.
-var (
-	testChildren = [][3]string{{"2509479989", "Elmer", "Bruno Test"}, {"1509819996", "Berggren", "Brita Test"}, {"2512489996", "Berggren", "Nancy Ann Test"}}
-	letterText   = "Drengen går i 3. klasse"
-	// replacementCPR is a replacement CPR number a coordinator types.
-	replacementCPR = "0703921VJ4"
-)
-
-// typedCPRs are the forms of a CPR number the reasons of the audit tests
-// carry, one after another: each must be kept out of the log.
-var typedCPRs = []string{"2509479989", "250947-9989", "250947 9989", replacementCPR}
-
-// personal reports what of the test children's data s holds: a CPR
-// number in any of the ways it is written, a surname, the letter's text.
-// (Known values, not a pattern: a hex token may hold ten digits.)
-func personal(s string) []string {
-	var found []string
-	for _, c := range testChildren {
-		for _, v := range []string{c[0], c[0][:6] + "-" + c[0][6:], c[0][:6] + " " + c[0][6:], c[1]} {
-			if strings.Contains(s, v) {
-				found = append(found, v)
-			}
-		}
-	}
-	if strings.Contains(strings.ToUpper(s), replacementCPR) {
-		found = append(found, replacementCPR)
-	}
-	if strings.Contains(s, letterText) {
-		found = append(found, letterText)
-	}
-	return found
-}
-
-// glob matches s against a pattern whose * stands for any text (a target
-// with an id the hub makes).
-func glob(pattern, s string) bool {
-	parts := strings.Split(pattern, "*")
-	if !strings.HasPrefix(s, parts[0]) {
-		return false
-	}
-	s = s[len(parts[0]):]
-	for i, p := range parts[1:] {
-		if i == len(parts)-2 {
-			return strings.HasSuffix(s, p)
-		}
-		j := strings.Index(s, p)
-		if j < 0 {
-			return false
-		}
-		s = s[j+len(p):]
-	}
-	return s == ""
-}
 
 // apiCall is one request of an audit case, and what the audit log must
 // say after it.
@@ -116,113 +57,30 @@ type apiFixture struct {
 	env      map[string]string
 }
 
-// variant is the fixture letter for child c as letter n of its own thread.
-func variant(t *testing.T, c [3]string, n int) []byte {
+// variant is hubtest.ChildLetter, failing t.
+func variant(t *testing.T, c hubtest.Child, n int) []byte {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join("../../testdata/medcom/samhub", "letter-utf8.xml"))
+	b, err := hubtest.ChildLetter(c, n)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := bytes.Replace(data, []byte("<CivilRegistrationNumber>2509479989<"), []byte("<CivilRegistrationNumber>"+c[0]+"<"), 1)
-	d = bytes.Replace(d, []byte("<PersonSurnameName>Elmer<"), []byte("<PersonSurnameName>"+c[1]+"<"), 1)
-	d = bytes.Replace(d, []byte("<PersonGivenName>Bruno Test<"), []byte("<PersonGivenName>"+c[2]+"<"), 1)
-	d = bytes.Replace(d, []byte("LTR00000000001"), []byte(fmt.Sprintf("LTR%011d", n)), 1)
-	d = bytes.Replace(d, []byte("ENV00000000001"), []byte(fmt.Sprintf("ENV%011d", n)), 1)
-	return bytes.Replace(d, []byte("0f6c1e2d3a4b5c6d7e8f90a1b2c3d4e5"), []byte(fmt.Sprintf("%032x", n)), 1)
+	return b
 }
-
-func letterID(n int) string { return fmt.Sprintf("5790000000005#LTR%011d", n) }
 
 func newAPIFixture(t *testing.T) *apiFixture {
 	h := hubtest.Start(t)
 	f := &apiFixture{h: h, env: map[string]string{}}
 	ctx := context.Background()
 	hub := h.App.Hub
-	k := hub.Council()
-	// Three children referred to the council, seated in the next meeting.
-	for i, c := range testChildren {
-		h.Drop(fmt.Sprintf("ref-%d.xml", i), variant(t, c, 900+i))
-		f.refs = append(f.refs, letterID(900+i))
-	}
-	h.Eventually("the referrals seated", func() bool {
-		n := 0
-		for _, r := range k.Referrals(council.ReferralFilter{}) {
-			if r.Meeting != "" {
-				n++
-				f.next = r.Meeting
-			}
-		}
-		return n == len(testChildren)
-	})
-	h.Eventually("the referrals filed", func() bool { return len(h.CaseSys.Documents()) >= len(testChildren) })
+	// Three children referred to the council, seated in the next meeting;
+	// meetings ahead with room, full, and empty to cancel.
+	seats := h.SeatChildren()
+	f.refs, f.next, f.other, f.full, f.empty = seats.Refs, seats.Next, seats.Other, seats.Full, seats.Empty
 	f.stored = f.refs[0]
-	// Meetings ahead: one with room, one full, one empty to cancel.
-	setup := council.Actor{Name: "setup", Role: httpapi.RoleCoordinator}
-	for _, m := range k.Meetings(time.Now(), time.Now().AddDate(1, 0, 0)) {
-		if m.ID != f.next && !m.Past && m.Cancelled == nil && m.Room > 0 {
-			f.other = m.ID
-			break
-		}
-	}
-	full, err := k.AddMeeting(ctx, setup, "2099-03-04 10:00", 1, "setup")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.full = full.ID
-	if _, err := k.MoveReferral(ctx, setup, f.refs[2], f.full, "setup"); err != nil {
-		t.Fatal(err)
-	}
-	empty, err := k.AddMeeting(ctx, setup, "2099-03-11 10:00", 0, "setup")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.empty = empty.ID
-	if f.other == "" || f.next == "" {
-		t.Fatalf("meetings: next %q, other %q", f.next, f.other)
-	}
-
-	// Parked letters: the case system refuses everything meanwhile.
-	h.CaseSys.FailNext(100000, http.StatusBadRequest, 0)
-	parked := func(n int) []retryq.Entry {
-		var es []retryq.Entry
-		h.Eventually(fmt.Sprintf("%d letters parked", n), func() bool {
-			es, _ = hub.Queue().List(ctx, retryq.Filter{})
-			return len(es) == n
-		})
-		return es
-	}
-	// A thread held behind its first letter: the fixture letter, then a
-	// letter of its thread.
-	for i, name := range []string{"letter-utf8.xml", "letter-iso-8859-1.xml"} {
-		data, err := os.ReadFile(filepath.Join("../../testdata/medcom/samhub", name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		h.Drop(name, data)
-		parked(i + 1)
-	}
-	h.Eventually("a thread held", func() bool {
-		hs := hub.Holds()
-		if len(hs) == 1 {
-			f.held = hs[0]
-		}
-		return len(hs) == 1
-	})
-	for _, e := range parked(2) {
-		if e.LetterID != f.held.WaitsFor {
-			f.heldSeq = e.Seq
-		}
-	}
-	// Six letters of their own threads.
-	for i := range 6 {
-		h.Drop(fmt.Sprintf("own-%d.xml", i), variant(t, testChildren[i%3], 700+i))
-	}
-	for _, e := range parked(8) {
-		if strings.Contains(e.LetterID, "LTR000000007") {
-			f.parked = append(f.parked, e)
-		}
-	}
-	h.CaseSys.ResetFaults()
+	// Parked letters: a thread held behind its first letter, and six
+	// letters of their own threads.
+	parking := h.ParkWithHold(6)
+	f.held, f.heldSeq, f.parked = parking.Held, parking.HeldSeq, parking.Own
 	// A bulk replay that has ended, for the routes that show one.
 	last := f.parked[len(f.parked)-1]
 	f.parked = f.parked[:len(f.parked)-1]
@@ -237,13 +95,7 @@ func newAPIFixture(t *testing.T) *apiFixture {
 		return err == nil && b.State != pipeline.BulkRunning
 	})
 	// A file the MedCom source set aside, to put back.
-	errDir := filepath.Join(h.MedComDir, "error")
-	if err := os.WriteFile(filepath.Join(errDir, "early.xml"), variant(t, testChildren[1], 800), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(errDir, "early.xml.error.txt"), []byte("rejected: xml: no root element: input is not XML\n\ncode: syntax\nacknowledgement sent: no\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	h.SetAside("early.xml", variant(t, hubtest.Children[1], 800))
 	return f
 }
 
@@ -255,14 +107,14 @@ func (f *apiFixture) cases(t *testing.T) map[string][]apiCall {
 	n := 0
 	reason := func(what string) string {
 		n++
-		return what + ", barnet " + typedCPRs[n%len(typedCPRs)]
+		return what + ", barnet " + hubtest.TypedCPRs[n%len(hubtest.TypedCPRs)]
 	}
 	redacted := func(what string) string { return what + ", barnet [CPR]" }
 	p := f.parked
 	parkedTarget := func(e retryq.Entry) string {
 		return fmt.Sprintf("parked:%d letter:%s destination:%s", e.Seq, e.LetterID, e.Destination)
 	}
-	child := testChildren[1][0]
+	child := hubtest.Children[1].CPR
 	patient := "patient:" + retryq.PatientToken(child)
 	consent := map[string]any{"givenBy": "custody-holder", "form": "written", "scopes": []string{"municipality", "gp"}}
 	at := func(id string) string {
@@ -507,7 +359,7 @@ func TestEveryRouteIsAudited(t *testing.T) {
 					}
 					for i, w := range c.want {
 						r := got[i]
-						if r.Actor != w.Actor || r.Role != w.Role || r.Action != w.Action || !glob(w.Target, r.Target) || r.Reason != w.Reason || !glob(w.Result, r.Result) || r.Result == "" || r.At.IsZero() || r.Remote == "" {
+						if r.Actor != w.Actor || r.Role != w.Role || r.Action != w.Action || !hubtest.Glob(w.Target, r.Target) || r.Reason != w.Reason || !hubtest.Glob(w.Result, r.Result) || r.Result == "" || r.At.IsZero() || r.Remote == "" {
 							t.Errorf("record %+v\nwant     %+v", r, w)
 						}
 					}
@@ -520,7 +372,7 @@ func TestEveryRouteIsAudited(t *testing.T) {
 						t.Errorf("a call that reads nothing personal left audit records: %+v", got)
 					}
 					if st < 300 {
-						if p := personal(string(body)); len(p) > 0 {
+						if p := hubtest.PersonalData(string(body)); len(p) > 0 {
 							t.Errorf("an unaudited answer holds personal data %q:\n%.2000s", p, body)
 						}
 					}
@@ -529,7 +381,7 @@ func TestEveryRouteIsAudited(t *testing.T) {
 		}
 	}
 	for _, r := range tail() {
-		if p := personal(r.Actor + " " + r.Target + " " + r.Reason + " " + r.Result + " " + r.Remote); len(p) > 0 {
+		if p := hubtest.PersonalData(r.Actor + " " + r.Target + " " + r.Reason + " " + r.Result + " " + r.Remote); len(p) > 0 {
 			t.Errorf("audit record holds personal data %q: %+v", p, r)
 		}
 	}
@@ -538,8 +390,8 @@ func TestEveryRouteIsAudited(t *testing.T) {
 // The reasons' CPR forms are each one the hub masks, or the test would
 // prove nothing about them.
 func TestTypedCPRsAreCPRs(t *testing.T) {
-	for _, c := range typedCPRs {
-		if !logging.ContainsCPR(c) || len(personal(c)) == 0 {
+	for _, c := range hubtest.TypedCPRs {
+		if !logging.ContainsCPR(c) || len(hubtest.PersonalData(c)) == 0 {
 			t.Errorf("%q is not taken for a CPR number", c)
 		}
 	}
