@@ -39,8 +39,9 @@ func DecodeJSONDuplicates(data []byte, lim Limits) (any, []string, error) {
 	if int64(len(data)) > lim.MaxBytes {
 		return nil, nil, &Error{Reason: ReasonTooLarge, Msg: fmt.Sprintf("input is %d bytes, more than the limit of %d", len(data), lim.MaxBytes), json: true}
 	}
+	bom := len(data)
 	data = bytes.TrimPrefix(data, []byte{0xEF, 0xBB, 0xBF})
-	r := &jsonReader{data: data, lim: lim, budget: lim.TokenBudget(len(data)),
+	r := &jsonReader{data: data, lim: lim, budget: lim.TokenBudget(len(data)), bom: bom - len(data),
 		dec: jsontext.NewDecoder(bytes.NewBuffer(data), jsontext.AllowDuplicateNames(true))}
 	if r.dec.PeekKind() == 0 {
 		if _, err := r.dec.ReadToken(); errors.Is(err, io.EOF) {
@@ -66,6 +67,7 @@ func CheckJSON(data []byte, lim Limits) error {
 }
 
 type jsonReader struct {
+	bom    int // bytes of a byte-order mark before data
 	data   []byte
 	dec    *jsontext.Decoder
 	lim    Limits
@@ -75,7 +77,8 @@ type jsonReader struct {
 }
 
 func (r *jsonReader) fail(reason Reason, msg string) error {
-	return &Error{Reason: reason, Path: fmt.Sprintf("offset %d", r.dec.InputOffset()), Msg: msg, json: true}
+	off := int(r.dec.InputOffset())
+	return &Error{Reason: reason, Path: fmt.Sprintf("offset %d", off), Msg: msg, Offset: off + r.bom, json: true}
 }
 
 func (r *jsonReader) syntax(err error) error {

@@ -70,7 +70,7 @@ type scanner struct {
 }
 
 func (s *scanner) fail(at int, r Reason, msg string) error {
-	return &Error{Reason: r, Line: 1 + bytes.Count(s.data[:at], []byte{'\n'}), Msg: msg}
+	return &Error{Reason: r, Line: 1 + bytes.Count(s.data[:at], []byte{'\n'}), Msg: msg, Offset: at}
 }
 
 func (s *scanner) syntax(at int, msg string) error {

@@ -51,6 +51,15 @@ func (r *substitute) setStop() {
 	}
 }
 
+// inputPos is how far the decoder has read into the input: within a
+// placeholder, the start of the value it stands for.
+func (r *substitute) inputPos() int {
+	if len(r.pend) > 0 && r.next > 0 {
+		return r.s.runs[r.next-1].start
+	}
+	return r.pos
+}
+
 func (r *substitute) placeholder(i int) []byte {
 	p := make([]byte, 0, len(r.nonce)+idxLen+r.s.runs[i].lines)
 	p = append(p, r.nonce...)

@@ -94,6 +94,11 @@ type Error struct {
 	Line   int    // 1-based line, 0 if unknown
 	Msg    string
 	Reason Reason
+	// Offset is how far the input had been read when it was refused: the
+	// bytes before it were read as XML (or JSON) within every limit, and
+	// the fault is at or just before it. 0 when nothing was read as such
+	// (a refusal of the whole input: its size, its charset).
+	Offset int
 	json   bool // from DecodeJSON
 }
 
@@ -150,15 +155,26 @@ func parse(data []byte, lim Limits, long int) (*etree.Document, error) {
 	if int64(len(data)) > lim.MaxBytes {
 		return nil, &Error{Reason: ReasonTooLarge, Msg: fmt.Sprintf("input is %d bytes, more than the limit of %d", len(data), lim.MaxBytes)}
 	}
+	bom := len(data)
 	data, err := stripBOM(data)
 	if err != nil {
 		return nil, err
 	}
+	bom -= len(data)
+	doc, err := parseStripped(data, lim, long)
+	var xe *Error
+	if errors.As(err, &xe) && xe.Offset > 0 {
+		xe.Offset += bom // an offset into the input as given
+	}
+	return doc, err
+}
+
+func parseStripped(data []byte, lim Limits, long int) (*etree.Document, error) {
 	// The declaration against the bytes first: a US-ASCII or Latin-1
 	// declaration over other bytes is the sender's charset mistake, which
 	// the scan would report as bad UTF-8 or read as mojibake.
 	if err := checkLabel(data); err != nil {
-		return nil, err
+		return nil, err // Offset 0: nothing is read as XML before the charset is trusted
 	}
 	sc := &scanner{data: data, lim: lim, latin: legacyCharset(data), long: long}
 	if err := sc.scan(); err != nil {
@@ -290,7 +306,7 @@ func walk(sc *scanner, lim Limits) (*etree.Document, error) {
 	names = make([]xml.Name, 0, 16)
 	fail := func(r Reason, msg string) error {
 		line, _ := dec.InputPos()
-		return &Error{Reason: r, Path: elementPath(names), Line: line, Msg: msg}
+		return &Error{Reason: r, Path: elementPath(names), Line: line, Msg: msg, Offset: sub.inputPos()}
 	}
 	tooMany := func() error {
 		return fail(ReasonTooMany, fmt.Sprintf("more than %d XML tokens (the limit for an input of %d bytes)", budget, len(sc.data)))
