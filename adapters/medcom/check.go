@@ -29,6 +29,8 @@ func Check(data []byte, limits xmlsafe.Limits) CheckResult {
 	in := examine(data, limits)
 	var res CheckResult
 	switch {
+	case in.salvaged != "":
+		// Not well-formed: no format is told, though its answer is shown.
 	case in.oio != nil && len(in.oio.Letters) > 0:
 		res.Format = oioxml.Format
 	case in.oio != nil && len(in.oio.Binaries) > 0:

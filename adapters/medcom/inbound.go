@@ -32,6 +32,10 @@ type inbound struct {
 	oio  *oioxml.Emessage
 	fhir *fhirmsg.Message
 	err  error // nil when the input is valid
+	// salvaged: the input is not well-formed, and oio or fhir holds only
+	// the head an answer needs, read before its fault (salvage.go); the
+	// input's SHA-256 in hex, which keys that answer.
+	salvaged string
 	// scanned is a FHIR message whose large values stayed in the file
 	// (examineFile): the letter's original and those attachments are
 	// opened from file, which stays open until close.
@@ -114,6 +118,7 @@ func examineFile(path string, lim xmlsafe.Limits) (in *inbound, data []byte, err
 	in = &inbound{kind: kindFHIR, scanned: doc}
 	in.fhir, in.err = fhirmsg.ParseScanned(doc, lim)
 	finishFHIR(in)
+	salvage(in, doc.Data, doc.SHA256, lim)
 	if len(doc.Parts) == 0 {
 		// Nothing was left in the file: the message is the input.
 		f.Close()
@@ -139,10 +144,12 @@ func examine(data []byte, lim xmlsafe.Limits) *inbound {
 		in := &inbound{kind: kindFHIR}
 		in.fhir, in.err = fhirmsg.Parse(data, lim)
 		finishFHIR(in)
+		salvage(in, data, "", lim)
 		return in
 	}
 	in := &inbound{kind: kindOIOXML}
 	in.oio, in.err = oioxml.Parse(data, lim)
+	salvage(in, data, "", lim)
 	return in
 }
 
@@ -249,14 +256,25 @@ type plannedAck struct {
 func planAcks(in *inbound, self Self, now time.Time) ([]plannedAck, error) {
 	switch {
 	case in.oio != nil:
-		return planOIOXML(in.oio, in.err, self, now)
+		return planOIOXML(in.oio, in.err, self, now, in.salvaged)
 	case in.fhir != nil && in.fhir.HeaderID != "" && in.fhir.Event != fhirmsg.EventAcknowledgement:
-		return planFHIR(in.fhir, in.err, self, now)
+		return planFHIR(in.fhir, in.err, self, now, in.salvaged)
 	}
 	return nil, nil
 }
 
-func planOIOXML(m *oioxml.Emessage, verr error, self Self, now time.Time) ([]plannedAck, error) {
+// brokenKey is the duplicate-memory key of the answer to letter id read
+// from a file that is not well-formed (salvage.go): the file's SHA-256,
+// broken, is part of it, so a copy of that file is answered the same and
+// the letter sent again whole is not taken for it.
+func brokenKey(id, broken string) string {
+	if broken == "" {
+		return id
+	}
+	return id + "|syntax|" + broken
+}
+
+func planOIOXML(m *oioxml.Emessage, verr error, self Self, now time.Time, broken string) ([]plannedAck, error) {
 	var out []plannedAck
 	code := oioxml.RefuseSyntax
 	if oioxml.IsUnsupported(verr) {
@@ -272,7 +290,7 @@ func planOIOXML(m *oioxml.Emessage, verr error, self Self, now time.Time) ([]pla
 			continue // not addressable letter by letter; handled below
 		}
 		id := oioxml.LetterID(ce.Sender.EAN, ce.Identifier)
-		p := plannedAck{key: stateKey("in", id), hubID: id, rec: inRecord{
+		p := plannedAck{key: stateKey("in", brokenKey(id, broken)), hubID: id, rec: inRecord{
 			HubID: id, Format: oioxml.Format, At: now,
 			SenderEAN: ce.Sender.EAN, SenderIdentifier: ce.Sender.Identifier, SenderIdentifierCode: ce.Sender.IdentifierCode,
 			SenderName: ce.Sender.OrganisationName, ReceiverEAN: ce.Receiver.EAN, Episode: ce.EpisodeOfCareIdentifier,
@@ -285,7 +303,7 @@ func planOIOXML(m *oioxml.Emessage, verr error, self Self, now time.Time) ([]pla
 			out = append(out, p)
 			continue
 		}
-		opt.ReceiptID = oioxml.StableID(opt.Type + "|" + id)
+		opt.ReceiptID = oioxml.StableID(brokenKey(opt.Type+"|"+id, broken))
 		data, err := buildReceipt(m, opt, []string{ce.Receiver.EAN, self.GLN})
 		if err != nil {
 			if verr != nil {
@@ -299,7 +317,7 @@ func planOIOXML(m *oioxml.Emessage, verr error, self Self, now time.Time) ([]pla
 	if len(out) == 0 && verr != nil && len(heads) > 0 && m.Envelope.Identifier != "" {
 		// No letter could be named: refuse the whole envelope.
 		id := "envelope:" + m.Envelope.Identifier
-		rid := oioxml.StableID(oioxml.NegativeReceipt + "|" + id)
+		rid := oioxml.StableID(brokenKey(oioxml.NegativeReceipt+"|"+id, broken))
 		var from []string
 		for _, ce := range heads {
 			from = append(from, ce.Receiver.EAN)
@@ -307,7 +325,7 @@ func planOIOXML(m *oioxml.Emessage, verr error, self Self, now time.Time) ([]pla
 		data, err := buildReceipt(m, oioxml.ReceiptOptions{Type: oioxml.NegativeReceipt, Now: now,
 			RefuseCode: code, RefuseText: refuseText(verr), ReceiptID: rid}, append(from, self.GLN))
 		if err == nil {
-			out = append(out, plannedAck{key: stateKey("in", id), hubID: id, name: receiptName(oioxml.NegativeReceipt, rid), data: data, negative: true,
+			out = append(out, plannedAck{key: stateKey("in", brokenKey(id, broken)), hubID: id, name: receiptName(oioxml.NegativeReceipt, rid), data: data, negative: true,
 				rec: inRecord{HubID: id, Format: oioxml.Format, At: now}})
 		}
 	}
@@ -368,10 +386,17 @@ func errLines(err error) []string {
 	return out
 }
 
-func planFHIR(m *fhirmsg.Message, verr error, self Self, now time.Time) ([]plannedAck, error) {
+func planFHIR(m *fhirmsg.Message, verr error, self Self, now time.Time, broken string) ([]plannedAck, error) {
 	org := ackSender(m.Receiver, self)
 	code, issues := fhirmsg.AckOK, []fhirmsg.Issue(nil)
-	if verr != nil {
+	switch {
+	case broken != "":
+		// Not well-formed: FHIR's issue type for content that cannot be
+		// parsed, and the operation-outcome code MedCom's value set takes
+		// for it.
+		code, issues = fhirmsg.AckFatalError, []fhirmsg.Issue{{Severity: "error", Code: "structure",
+			Details: fhirmsg.IssueBadSyntax, Text: errLines(verr)[0]}}
+	case verr != nil:
 		code, issues = fhirmsg.AckFatalError, fhirmsg.Issues(verr, 5)
 	}
 	data, err := fhirmsg.BuildAcknowledgement(m, code, issues, org, now)
@@ -385,7 +410,7 @@ func planFHIR(m *fhirmsg.Message, verr error, self Self, now time.Time) ([]plann
 	if m.Encoding == fhirmsg.EncodingJSON {
 		ext = "json"
 	}
-	name := "fhir-ack-" + uuid.NewSHA1(uuid.NameSpaceOID, []byte(m.HeaderID+"|"+code)).String() + "." + ext
+	name := "fhir-ack-" + uuid.NewSHA1(uuid.NameSpaceOID, []byte(brokenKey(m.HeaderID+"|"+code, broken))).String() + "." + ext
 	if m.VANS != nil {
 		ack, perr := fhirmsg.Parse(data, xmlsafe.DefaultLimits())
 		if perr != nil {
@@ -406,7 +431,7 @@ func planFHIR(m *fhirmsg.Message, verr error, self Self, now time.Time) ([]plann
 		rec.Episode, rec.EpisodeSystem = ep.Value, ep.System
 	}
 	return []plannedAck{{
-		key: stateKey("in", "fhir#"+m.HeaderID), hubID: m.HeaderID, name: name, data: data, negative: verr != nil, rec: rec,
+		key: stateKey("in", brokenKey("fhir#"+m.HeaderID, broken)), hubID: m.HeaderID, name: name, data: data, negative: verr != nil, rec: rec,
 	}}, nil
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/samhub/samhub/adapters"
 	"github.com/samhub/samhub/adapters/medcom/fhirmsg"
 	"github.com/samhub/samhub/adapters/medcom/oioxml"
+	"github.com/samhub/samhub/adapters/medcom/xmlsafe"
 	"github.com/samhub/samhub/pipeline/letter"
 )
 
@@ -329,8 +330,14 @@ func (w *weighted) acquire(n int64) (release func()) {
 
 func describe(in *inbound) string {
 	msg := strings.Join(capLines(errLines(in.err)), "\n")
-	if !in.addressable() {
+	var xe *xmlsafe.Error
+	switch {
+	case !in.addressable() && errors.As(in.err, &xe) && xe.Reason == xmlsafe.ReasonSyntax:
+		return "rejected (no acknowledgement could be addressed: the ids and parties an answer needs were not all read before the error): " + msg
+	case !in.addressable():
 		return "rejected (no acknowledgement could be addressed): " + msg
+	case in.salvaged != "":
+		return "rejected (not well-formed; the negative acknowledgement is addressed from the part before the error): " + msg
 	}
 	return "rejected: " + msg
 }
