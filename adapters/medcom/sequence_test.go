@@ -36,7 +36,9 @@ import (
 // a small model of what the adapter promises, with the same seeded random
 // steps: XDIS91 and FHIR letters dropped (XML, JSON, in VANS envelopes),
 // copies of them, letters under a known id with other content, envelopes
-// of two letters, refused and hostile files, refused files put back, poll
+// of two letters, refused and hostile files, letters cut off in transit
+// (answered with the syntax error code when their head came before the
+// cut) and copies of those files, refused files put back, poll
 // rounds, rounds while the hub stores nothing, restarts, crashes at the
 // round's kill points (a panic in the publisher for medcom-claimed and
 // medcom-published, processed/ unusable for medcom-stored), letters sent
@@ -92,12 +94,16 @@ type seqOp struct {
 	// new letter In2, letter BadAt (1 or 2) refused, 0 none.
 	In2, BadAt int
 	NewIn      bool
-	Bad        string // bad: invalid, truncated, charset, notxml, envelope
+	Bad        string // bad: invalid, charset, notxml, envelope
 	Out        int    // send, redeliver, ack: the sent letter
 	Ver        int    // ack: the version of the sent letter acknowledged (-1: one never sent)
 	Ack        string // ack: positive, negative, transient
 	Twice      bool   // ack: the same acknowledgement dropped twice
 	Crash      string // crash: claimed, published, stored
+	// broken: letter In (FHIR, Enc) cut off in transit: inside its
+	// envelope's head, right after its head (sender, receiver, id), inside
+	// the patient, or near its end; broken-copy: that file once more.
+	Cut string
 }
 
 func (o seqOp) String() string {
@@ -116,6 +122,14 @@ func (o seqOp) String() string {
 		return fmt.Sprintf("copy of letter %d %s", o.In, o.Enc)
 	case "other":
 		return fmt.Sprintf("letter %d's id with other content %s", o.In, o.Enc)
+	case "broken":
+		f := "XDIS91"
+		if o.FHIR {
+			f = "FHIR " + o.Enc
+		}
+		return fmt.Sprintf("new %s letter %d cut off (%s)", f, o.In, o.Cut)
+	case "broken-copy":
+		return fmt.Sprintf("copy of the cut-off file of letter %d", o.In)
 	case "bad":
 		if o.Bad == "invalid" {
 			return fmt.Sprintf("refused letter under letter %d's id", o.In)
@@ -155,6 +169,11 @@ type mLetter struct {
 	negative bool
 	ackName  string // the first answer, as first seen in out/
 	ack      []byte
+	// A letter cut off in transit: the file, and whether it can be
+	// answered (its envelope or MessageHeader id, sender and receiver
+	// come before the cut).
+	broken       []byte
+	brokenAnswer bool
 }
 
 // mFile is a dropped file.
@@ -582,6 +601,17 @@ func (s *seqRun) run(op seqOp) {
 			m.letters[i].copies++
 		}
 		s.drop(&mFile{data: envelope(s.t, []int{op.In, op.In2}, 2000+s.n, op.BadAt), letters: []int{op.In, op.In2}, valid: op.BadAt == 0, answer: true})
+	case "broken":
+		id := oioxml.LetterID(seqGP, fmt.Sprintf("LTR%011d", op.In))
+		if op.FHIR {
+			id = fhirHeader(op.In)
+		}
+		l := &mLetter{hubID: id, fhir: op.FHIR}
+		m.letters = append(m.letters, l)
+		l.broken, l.brokenAnswer = s.brokenFile(op)
+		s.dropBroken(op.In)
+	case "broken-copy":
+		s.dropBroken(op.In)
 	case "bad":
 		s.drop(s.badFile(op))
 	case "poll":
@@ -658,8 +688,6 @@ func (s *seqRun) badFile(op seqOp) *mFile {
 		}
 		l.copies++
 		return &mFile{data: b, letters: []int{op.In}, answer: true}
-	case "truncated":
-		return &mFile{data: good[:len(good)/3]}
 	case "charset":
 		// Declares UTF-16 over UTF-8 bytes: nothing can be read as declared.
 		return &mFile{data: bytes.Replace(good, []byte(`encoding="UTF-8"`), []byte(`encoding="UTF-16"`), 1)}
@@ -668,6 +696,61 @@ func (s *seqRun) badFile(op seqOp) *mFile {
 	default: // envelope: a VANS envelope around nothing MedCom knows
 		return &mFile{data: []byte(`<?xml version="1.0" encoding="UTF-8"?><VANSEnvelope xmlns="urn:vans"><Data>` + seqTestCPR + `</Data></VANSEnvelope>`)}
 	}
+}
+
+// brokenFile is letter op.In cut off at op.Cut, and whether MedCom's
+// rule has it answered: a negative acknowledgement with the syntax error
+// code when the envelope's or MessageHeader's id and the sender and
+// receiver came before the cut. A bare FHIR Bundle names the sender's
+// GLN only in its Organizations, after the patient; a VANSEnvelope's
+// head names it.
+func (s *seqRun) brokenFile(op seqOp) ([]byte, bool) {
+	if !op.FHIR {
+		b := xdis91(s.t, op.In, 1, 0)
+		switch op.Cut {
+		case "envelope":
+			return cutAt(s.t, b, "<AcknowledgementCode>", 5), false
+		case "head":
+			return cutAt(s.t, b, "</Receiver>", len("</Receiver>")), true
+		case "patient":
+			return cutAt(s.t, b, "<CivilRegistrationNumber>", 4), true
+		}
+		return b[:len(b)-20], true
+	}
+	enc := strings.TrimPrefix(op.Enc, "vans-")
+	msg := fhirIn(s.t, op.In, 1, 0, s.clock.now(), enc, seqTestCPR)
+	vans := strings.HasPrefix(op.Enc, "vans")
+	patient := bytes.Index(msg, []byte("<Patient"))
+	if enc == "json" {
+		patient = bytes.Index(msg, []byte(`"Patient"`))
+	}
+	var at int
+	answer := true
+	switch op.Cut {
+	case "envelope":
+		at, answer = bytes.Index(msg, []byte("destination")), false
+	case "head":
+		at, answer = patient, vans
+	case "patient":
+		at, answer = patient+12, vans
+	default:
+		at = len(msg) - 20
+	}
+	if !vans {
+		return msg[:at], answer
+	}
+	return cutInData(s.t, fhirIn(s.t, op.In, 1, 0, s.clock.now(), op.Enc, seqTestCPR), msg, at), answer
+}
+
+// dropBroken drops letter i's cut-off file (again).
+func (s *seqRun) dropBroken(i int) {
+	l := s.m.letters[i]
+	l.copies++
+	f := &mFile{data: l.broken, answer: l.brokenAnswer}
+	if l.brokenAnswer {
+		f.letters = []int{i}
+	}
+	s.drop(f)
 }
 
 // putBack is the coordinator's put-back of the op.In-th file in error/
@@ -1142,8 +1225,23 @@ type seqGen struct {
 	rnd     *rand.Rand
 	letters int
 	fhir    []bool
+	broken  map[int]bool // letters only ever sent cut off: never copied whole
 	sent    int
 	vers    []int // versions the generator knows were written (an upper bound)
+}
+
+// pick is a letter that was sent whole; false when there is none.
+func (g *seqGen) pick() (int, bool) {
+	var whole []int
+	for i := range g.letters {
+		if !g.broken[i] {
+			whole = append(whole, i)
+		}
+	}
+	if len(whole) == 0 {
+		return 0, false
+	}
+	return whole[g.rnd.IntN(len(whole))], true
 }
 
 func (g *seqGen) enc() string {
@@ -1158,17 +1256,22 @@ func (g *seqGen) next() seqOp {
 		g.letters++
 		g.fhir = append(g.fhir, op.FHIR)
 		return op
-	case r < 23 && g.letters > 0:
-		return seqOp{Kind: "copy", In: g.rnd.IntN(g.letters), Enc: g.enc()}
-	case r < 27 && g.letters > 0:
-		return seqOp{Kind: "other", In: g.rnd.IntN(g.letters), Enc: g.enc()}
+	case r < 27:
+		i, ok := g.pick()
+		if !ok {
+			return seqOp{Kind: "poll"}
+		}
+		if r < 23 {
+			return seqOp{Kind: "copy", In: i, Enc: g.enc()}
+		}
+		return seqOp{Kind: "other", In: i, Enc: g.enc()}
 	case r < 30:
 		// Two XDIS91 letters in one envelope: a known one (when there is
 		// one) or a new one, and a new one; sometimes one refused.
 		op := seqOp{Kind: "pair", BadAt: []int{0, 0, 1, 2}[g.rnd.IntN(4)]}
 		var known []int
 		for i, f := range g.fhir {
-			if !f {
+			if !f && !g.broken[i] {
 				known = append(known, i)
 			}
 		}
@@ -1186,15 +1289,37 @@ func (g *seqGen) next() seqOp {
 	case r < 36 && g.rnd.IntN(3) == 0:
 		return seqOp{Kind: "putback", In: g.rnd.IntN(1000)}
 	case r < 37:
-		bad := []string{"invalid", "truncated", "charset", "notxml", "envelope"}[g.rnd.IntN(5)]
-		if bad == "invalid" {
+		bad := []string{"invalid", "truncated", "truncated", "charset", "notxml", "envelope"}[g.rnd.IntN(6)]
+		switch bad {
+		case "invalid":
 			// Under a new letter's id or a known one's.
-			if g.letters == 0 || g.rnd.IntN(2) == 0 {
+			i, known := g.pick()
+			if !known || g.rnd.IntN(2) == 0 {
 				g.letters++
 				g.fhir = append(g.fhir, g.rnd.IntN(2) == 0)
 				return seqOp{Kind: "new-invalid", In: g.letters - 1, FHIR: g.fhir[g.letters-1], Enc: g.enc()}
 			}
-			return seqOp{Kind: "bad", Bad: bad, In: g.rnd.IntN(g.letters), Enc: g.enc()}
+			return seqOp{Kind: "bad", Bad: bad, In: i, Enc: g.enc()}
+		case "truncated":
+			// A new letter cut off in transit, or that file once more.
+			var cut []int
+			for i := range g.letters {
+				if g.broken[i] {
+					cut = append(cut, i)
+				}
+			}
+			if len(cut) > 0 && g.rnd.IntN(2) == 0 {
+				return seqOp{Kind: "broken-copy", In: cut[g.rnd.IntN(len(cut))]}
+			}
+			op := seqOp{Kind: "broken", In: g.letters, FHIR: g.rnd.IntN(2) == 0, Enc: g.enc(),
+				Cut: []string{"envelope", "head", "patient", "end"}[g.rnd.IntN(4)]}
+			if g.broken == nil {
+				g.broken = map[int]bool{}
+			}
+			g.broken[op.In] = true
+			g.letters++
+			g.fhir = append(g.fhir, op.FHIR)
+			return op
 		}
 		return seqOp{Kind: "bad", Bad: bad}
 	case r < 55:
@@ -1292,6 +1417,7 @@ func shrink(t *testing.T, ops []seqOp) ([]seqOp, []string) {
 // order (a shrunk sequence must keep the generator's numbering).
 func consistent(ops []seqOp) bool {
 	letters, sent := 0, 0
+	broken := map[int]bool{}
 	for _, op := range ops {
 		switch op.Kind {
 		case "new", "new-invalid":
@@ -1299,8 +1425,18 @@ func consistent(ops []seqOp) bool {
 				return false
 			}
 			letters++
+		case "broken":
+			if op.In != letters {
+				return false
+			}
+			broken[op.In] = true
+			letters++
+		case "broken-copy":
+			if !broken[op.In] {
+				return false
+			}
 		case "copy", "other":
-			if op.In >= letters {
+			if op.In >= letters || broken[op.In] {
 				return false
 			}
 		case "pair":
@@ -1309,7 +1445,7 @@ func consistent(ops []seqOp) bool {
 					return false
 				}
 				letters++
-			} else if op.In >= letters {
+			} else if op.In >= letters || broken[op.In] {
 				return false
 			}
 			if op.In2 != letters {
@@ -1317,7 +1453,7 @@ func consistent(ops []seqOp) bool {
 			}
 			letters++
 		case "bad":
-			if op.Bad == "invalid" && op.In >= letters {
+			if op.Bad == "invalid" && (op.In >= letters || broken[op.In]) {
 				return false
 			}
 		case "send":

@@ -15,13 +15,32 @@ import (
 )
 
 // cutAt is data up to the first occurrence of mark, plus extra bytes.
-func cutAt(t *testing.T, data []byte, mark string, extra int) []byte {
+func cutAt(t testing.TB, data []byte, mark string, extra int) []byte {
 	t.Helper()
 	i := bytes.Index(data, []byte(mark))
 	if i < 0 {
 		t.Fatalf("%q not in the letter", mark)
 	}
 	return append([]byte(nil), data[:i+extra]...)
+}
+
+// cutInData is vans, the VANSEnvelope of msg, cut where its Data's
+// base64 reaches byte at of msg.
+func cutInData(t testing.TB, vans, msg []byte, at int) []byte {
+	t.Helper()
+	start := bytes.Index(vans, []byte("<Data>")) + len("<Data>")
+	b64 := base64.StdEncoding.EncodeToString(msg[:at])
+	n := 0
+	for i := start; i < len(vans); i++ {
+		if c := vans[i]; c != '\n' && c != '\r' && c != ' ' && c != '\t' {
+			n++
+		}
+		if n == len(b64) {
+			return append([]byte(nil), vans[:i+1]...)
+		}
+	}
+	t.Fatal("the cut is beyond the envelope's Data")
+	return nil
 }
 
 // brokenRound drops data into a fresh adapter, runs a round, and returns
@@ -198,20 +217,7 @@ func TestBrokenFHIRIsRefusedWithBadSyntax(t *testing.T) {
 		}
 		// Cut the envelope where its Data reaches a point of the message.
 		inData := func(mark string, extra int) []byte {
-			at := bytes.Index(msg, []byte(mark)) + extra
-			start := bytes.Index(vans, []byte("<Data>")) + len("<Data>")
-			b64 := base64.StdEncoding.EncodeToString(msg[:at])
-			n := 0
-			for i := start; i < len(vans); i++ {
-				if c := vans[i]; c != '\n' && c != '\r' && c != ' ' && c != '\t' {
-					n++
-				}
-				if n == len(b64) {
-					return append([]byte(nil), vans[:i+1]...)
-				}
-			}
-			t.Fatal("the mark is beyond the envelope's Data")
-			return nil
+			return cutInData(t, vans, msg, bytes.Index(msg, []byte(mark))+extra)
 		}
 		patient := "<Patient"
 		if enc == fhirmsg.EncodingJSON {
