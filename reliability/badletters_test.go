@@ -25,6 +25,9 @@ func r2BadLetter(t testing.TB, i int) (kind string, data []byte, addressable boo
 	good := r2Letter(t, 900_000+i)
 	switch i % 5 {
 	case 0: // malformed: the file ends in the middle of an element
+		// Half the letter ends inside its sender, before the receiver: a
+		// negative receipt (syntaksfejl) needs both, so none is owed. A cut
+		// after the receiver would be answered (adapters/medcom/salvage.go).
 		return "malformed", good[:len(good)/2], false
 	case 1: // schema-invalid: a status code XDIS91 does not know, sender name missing
 		s := strings.Replace(string(good), "<StatusCode>nytbrev</StatusCode>", "<StatusCode>gammeltbrev</StatusCode>", 1)
