@@ -57,7 +57,15 @@ func TestScenarioDuplicate(t *testing.T) {
 		return r1Files(h.MedComDir+"/processed") >= copies
 	})
 	r1Wait(t, time.Duration(n/10+60)*time.Second, "every letter delivered", func() bool { return r1Delivered(ledger, h.CaseSys) >= n })
-	time.Sleep(500 * time.Millisecond) // a second document would show itself now
+	// The hub counts a delivery once it is done with the letter, so a
+	// second document it files for one (the deliver-twice proof) is in the
+	// case system by then; a fixed wait saw none on a loaded machine, where
+	// the simulator files the letters' first documents before any second.
+	r1Wait(t, time.Duration(n/10+60)*time.Second, "the hub done with every letter", func() bool {
+		_, page := r1Get(t, h.BaseURL+"/metrics")
+		return metricSum(page, `samhub_deliveries_total{destination="casefile"`) >= float64(n)
+	})
+	time.Sleep(500 * time.Millisecond) // a late redelivery would show itself now
 	_, page := r1Get(t, h.BaseURL+"/metrics")
 	dupMetric := metricSum(page, "samhub_letters_duplicate_total")
 	dupLogged := len(log.Lines("duplicate letter"))

@@ -498,11 +498,12 @@ func r1Get(t testing.TB, url string) (int, []byte) {
 	return resp.StatusCode, b
 }
 
-// metricSum sums every sample of a metric family in a Prometheus text page.
+// metricSum sums every sample of a metric family in a Prometheus text page;
+// name may go on with its first label to sum only those samples.
 func metricSum(page []byte, name string) float64 {
 	var sum float64
 	for _, line := range strings.Split(string(page), "\n") {
-		if !strings.HasPrefix(line, name+" ") && !strings.HasPrefix(line, name+"{") {
+		if !strings.HasPrefix(line, name+" ") && !strings.HasPrefix(line, name+"{") && !(strings.Contains(name, "{") && strings.HasPrefix(line, name)) {
 			continue
 		}
 		f := strings.Fields(line)
