@@ -434,7 +434,9 @@ func (a *Adapter) settleAcks(ctx context.Context, in *inbound) error {
 		case r.retry:
 			a.log.Warn("medcom: receiver reported a transient error; the letter will be resent", "letter_id", p.HubID)
 			err = a.changePending(ctx, r.ref, func(q *pending) bool {
-				q.LastSent = time.Time{} // resend on the next check
+				// Resent by the first check after ack_timeout from its first
+				// sending (MedCom: resend later), not at once.
+				q.LastSent = time.Time{}
 				return true
 			})
 		case r.positive:
