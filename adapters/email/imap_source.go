@@ -451,6 +451,12 @@ func (s *IMAPSource) handle(ctx context.Context, c *imapclient.Client, uid imap.
 		return s.reject(ctx, c, set, key, reason)
 	}
 	if err := pub.Publish(ctx, l); err != nil {
+		if class, reason, _ := adapters.Classify(err); class == adapters.ClassPermanent {
+			// The hub will never store this letter (too large even with
+			// its parts apart): retrying it would hold up every mail
+			// behind it for ever. The reason holds sizes and settings.
+			return s.reject(ctx, c, set, key, reason)
+		}
 		return fmt.Errorf("publish: %w", err)
 	}
 	if err := s.putRecord(ctx, key, record{Status: statusPublished, Letter: l.ID}); err != nil {

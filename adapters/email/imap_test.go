@@ -447,3 +447,44 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+// A letter the hub refuses for good (too large to store even with its
+// parts apart) is set aside in the error mailbox, and the mail behind it
+// still comes in; before, the source retried it for ever and read nothing
+// after it.
+func TestIMAPLetterTheHubRefusesGoesToErrorMailbox(t *testing.T) {
+	ca := mailtest.NewCA(t)
+	srv := mailtest.StartIMAP(t, ca, mailtest.IMAPOptions{Mode: mailtest.IMAPImplicit})
+	big := readFixture(t, "danish-attachment.eml")
+	srv.Append(t, inbox, big)
+	srv.Append(t, inbox, readFixture(t, "html-latin1.eml"))
+	pub := &refusingPublisher{recPublisher: newRecPublisher(), refuse: letter.Digest(big)}
+	state := newMemState()
+	start(t, newSource(t, imapCfg(srv, ca, "implicit"), state, nil), pub)
+	waitFor(t, "first message set aside, second processed", func() bool {
+		return srv.Count(t, errorBox) == 1 && srv.Count(t, processed) == 1 && srv.Count(t, inbox) == 0
+	})
+	if kept := srv.Messages(t, errorBox); len(kept) != 1 || !bytes.Equal(kept[0], big) {
+		t.Error("the error mailbox does not hold the refused message unchanged")
+	}
+	if r := rejectReasons(t, state); len(r) != 1 || !strings.Contains(r[0], "streams.max_msg_size") {
+		t.Errorf("reasons = %q", r)
+	}
+	if ls := pub.letters(); len(ls) != 1 || !strings.Contains(ls[0].Text, "Børne- og ungdomspsykiatrien") {
+		t.Errorf("stored %d letters, want only the second message", len(ls))
+	}
+}
+
+// refusingPublisher refuses for good the letter whose original has the
+// digest refuse, as the hub refuses a letter too large to store.
+type refusingPublisher struct {
+	*recPublisher
+	refuse string
+}
+
+func (p *refusingPublisher) Publish(ctx context.Context, l *letter.Letter) error {
+	if letter.Digest(l.Original.Data) == p.refuse {
+		return adapters.Permanent("letter_too_large", "the letter is 40.0 MB even with its original and large attachments stored apart; the hub stores at most 32.0 MB per letter (streams.max_msg_size, and 32 MB in any case)", errors.New("letter exceeds streams.max_msg_size"))
+	}
+	return p.recPublisher.Publish(ctx, l)
+}
