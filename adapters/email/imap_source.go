@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -366,14 +367,14 @@ func (s *IMAPSource) handle(ctx context.Context, c *imapclient.Client, uid imap.
 		// Not fetched at all; the key names the mailbox position instead
 		// of the content.
 		key := fmt.Sprintf("oversize.%d.%d", s.uidValidity, uid)
-		return s.reject(ctx, c, set, key, s.oversize(sized[0].RFC822Size))
+		return s.reject(ctx, c, pub, set, key, rejection{code: codeTooLarge, reason: s.oversize(sized[0].RFC822Size)})
 	}
 
 	pos := uint64(s.uidValidity)<<32 | uint64(uid)
 	if s.fetchFailures[pos] >= maxFetchAttempts {
 		delete(s.fetchFailures, pos)
 		key := fmt.Sprintf("unfetchable.%d.%d", s.uidValidity, uid)
-		return s.reject(ctx, c, set, key, fmt.Sprintf("the message could not be downloaded in %d attempts", maxFetchAttempts))
+		return s.reject(ctx, c, pub, set, key, rejection{code: codeUnfetchable, reason: fmt.Sprintf("the message could not be downloaded in %d attempts", maxFetchAttempts)})
 	}
 	// The spool's files (a large message and its large attachments) live
 	// until the publish has returned, stored or not.
@@ -405,7 +406,7 @@ func (s *IMAPSource) handle(ctx context.Context, c *imapclient.Client, uid imap.
 		// The server announced less than it sent: the part read is
 		// dropped, the key names the mailbox position.
 		key := fmt.Sprintf("oversize.%d.%d", s.uidValidity, uid)
-		return s.reject(ctx, c, set, key, s.oversize(msg.size))
+		return s.reject(ctx, c, pub, set, key, rejection{code: codeTooLarge, reason: s.oversize(msg.size)})
 	}
 	var key string
 	if msg.file != nil {
@@ -442,20 +443,22 @@ func (s *IMAPSource) handle(ctx context.Context, c *imapclient.Client, uid imap.
 		return fmt.Errorf("read message: %w", err) // the disk, not the message: tried again
 	}
 	if err != nil {
-		reason := "the message could not be read"
+		r := rejection{code: codeSyntax, reason: "the message could not be read"}
 		var pe *ParseError
 		if errors.As(err, &pe) {
 			// Field and Reason are fixed texts; pe.Err may quote the mail.
-			reason = pe.Field + ": " + pe.Reason
+			r.reason = pe.Field + ": " + pe.Reason
+			r.code = parseCode(pe)
 		}
-		return s.reject(ctx, c, set, key, reason)
+		return s.reject(ctx, c, pub, set, key, r)
 	}
 	if err := pub.Publish(ctx, l); err != nil {
-		if class, reason, _ := adapters.Classify(err); class == adapters.ClassPermanent {
+		if class, reason, code := adapters.Classify(err); class == adapters.ClassPermanent {
 			// The hub will never store this letter (too large even with
 			// its parts apart): retrying it would hold up every mail
 			// behind it for ever. The reason holds sizes and settings.
-			return s.reject(ctx, c, set, key, reason)
+			// The hub counted it when it refused it.
+			return s.reject(ctx, c, pub, set, key, rejection{code: code, reason: reason, counted: true})
 		}
 		return fmt.Errorf("publish: %w", err)
 	}
@@ -543,14 +546,59 @@ func (s *IMAPSource) readLiteral(lit imap.LiteralReader, sp *spool) (*fetched, e
 	return &fetched{file: m, size: m.size}, nil
 }
 
-// reject records why a message could not be taken in and moves it to the
-// error mailbox. It is never deleted.
-func (s *IMAPSource) reject(ctx context.Context, c *imapclient.Client, set imap.UIDSet, key, reason string) error {
+// Codes of the mails the source sets aside, as counted in
+// samhub_letters_rejected_total{source,code}.
+const (
+	codeTooLarge    = "too_large"   // over max_bytes: not downloaded
+	codeUnfetchable = "unfetchable" // the server could not send it
+	codeSyntax      = "syntax"      // the header or MIME structure is broken
+	codeCharset     = "charset"     // a text not valid in its charset
+	codeInvalid     = "invalid"     // readable, but no letter (no sender, say)
+)
+
+// RejectCodes lists the codes this source reports (adapters.RejectCodes),
+// besides the hub's own for a letter it refuses to store.
+func (s *IMAPSource) RejectCodes() []string {
+	return []string{codeTooLarge, codeUnfetchable, codeSyntax, codeCharset, codeInvalid}
+}
+
+// parseCode is the code of a message the reader refused.
+func parseCode(pe *ParseError) string {
+	switch {
+	case strings.Contains(pe.Reason, "charset"):
+		return codeCharset
+	case pe.Field == "letter" || strings.HasPrefix(pe.Field, "header."):
+		return codeInvalid
+	}
+	return codeSyntax
+}
+
+// rejection is why a message goes to the error mailbox.
+type rejection struct {
+	code    string // bounded: RejectCodes, or the hub's code for a letter it refused
+	reason  string // free of personal data
+	counted bool   // the hub counted it already (it refused to store the letter)
+}
+
+// reject records why a message could not be taken in, moves it to the
+// error mailbox, and logs and counts it (the SamhubInputRejected alert
+// reads the count). It is never deleted. A message whose rejection was
+// recorded before (a move that failed) is not counted again.
+func (s *IMAPSource) reject(ctx context.Context, c *imapclient.Client, pub adapters.Publisher, set imap.UIDSet, key string, r rejection) error {
 	s.handBack = true
-	if err := s.putRecord(ctx, key, record{Status: statusRejected, Reason: reason}); err != nil {
+	prev, err := s.getRecord(ctx, key)
+	if err != nil {
 		return err
 	}
-	s.log.Warn("email: message moved to the error mailbox", "reason", reason, "key", key)
+	if prev == nil || prev.Status != statusRejected {
+		if err := s.putRecord(ctx, key, record{Status: statusRejected, Reason: r.reason}); err != nil {
+			return err
+		}
+		if rep, ok := pub.(adapters.InputReporter); ok && !r.counted {
+			rep.Rejected(r.code)
+		}
+		s.log.Warn("email: message moved to the error mailbox", "code", r.code, "reason", r.reason, "key", key)
+	}
 	return s.move(c, set, s.cfg.ErrorMailbox)
 }
 
@@ -565,6 +613,7 @@ func (s *IMAPSource) move(c *imapclient.Client, set imap.UIDSet, dest string) er
 }
 
 var (
-	_ adapters.Source    = (*IMAPSource)(nil)
-	_ adapters.Readiness = (*IMAPSource)(nil)
+	_ adapters.Source      = (*IMAPSource)(nil)
+	_ adapters.Readiness   = (*IMAPSource)(nil)
+	_ adapters.RejectCodes = (*IMAPSource)(nil)
 )

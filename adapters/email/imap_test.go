@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -487,4 +488,52 @@ func (p *refusingPublisher) Publish(ctx context.Context, l *letter.Letter) error
 		return adapters.Permanent("letter_too_large", "the letter is 40.0 MB even with its original and large attachments stored apart; the hub stores at most 32.0 MB per letter (streams.max_msg_size, and 32 MB in any case)", errors.New("letter exceeds streams.max_msg_size"))
 	}
 	return p.recPublisher.Publish(ctx, l)
+}
+
+// Each mail set aside is counted for the hub's rejected-input counter,
+// which the SamhubInputRejected alert reads, with a code saying why; before,
+// the source only logged it, and nobody was alerted to a professional's
+// mail lying in the error mailbox.
+func TestIMAPRejectedMailsAreCounted(t *testing.T) {
+	ca := mailtest.NewCA(t)
+	srv := mailtest.StartIMAP(t, ca, mailtest.IMAPOptions{Mode: mailtest.IMAPImplicit})
+	srv.Append(t, inbox, readFixture(t, "truncated-multipart.eml"))
+	srv.Append(t, inbox, readFixture(t, "no-from.eml"))
+	srv.Append(t, inbox, readFixture(t, "html-latin1.eml"))
+	pub := &reportingPublisher{recPublisher: newRecPublisher()}
+	src := newSource(t, imapCfg(srv, ca, "implicit"), newMemState(), nil)
+	start(t, src, pub)
+	waitFor(t, "messages sorted", func() bool {
+		return srv.Count(t, errorBox) == 2 && srv.Count(t, processed) == 1 && srv.Count(t, inbox) == 0
+	})
+	if got := pub.codes(); !slices.Equal(got, []string{codeSyntax, codeInvalid}) {
+		t.Errorf("rejections reported = %q, want [syntax invalid]", got)
+	}
+	for _, c := range pub.codes() {
+		if !slices.Contains(src.RejectCodes(), c) {
+			t.Errorf("code %q is not among RejectCodes %q", c, src.RejectCodes())
+		}
+	}
+}
+
+// reportingPublisher records what the source reports as the hub's
+// publisher does (adapters.InputReporter).
+type reportingPublisher struct {
+	*recPublisher
+	mu       sync.Mutex
+	rejected []string
+}
+
+func (p *reportingPublisher) Rejected(code string) {
+	p.mu.Lock()
+	p.rejected = append(p.rejected, code)
+	p.mu.Unlock()
+}
+
+func (p *reportingPublisher) Duplicate() {}
+
+func (p *reportingPublisher) codes() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.rejected)
 }
