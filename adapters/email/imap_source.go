@@ -1,6 +1,7 @@
 package email
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -41,8 +43,12 @@ type IMAPSource struct {
 	health      atomic.Pointer[error]
 	// fetchFailures counts failed downloads per message (UIDVALIDITY<<32 |
 	// UID), so one message the server cannot serve does not block the
-	// mailbox for ever.
-	fetchFailures map[uint64]int
+	// mailbox for ever. served counts the messages downloaded: a failure
+	// counts against a message only when the server sent another one
+	// since its last failure, so a server that fails every download for a
+	// while (its storage away) sets no readable mail aside.
+	fetchFailures map[uint64]*fetchTrouble
+	served        uint64
 	// spoolDir holds the files of large messages while they are parsed
 	// and published (spool.go); dataDir is where it goes, "" for a
 	// temporary directory of this process.
@@ -53,9 +59,16 @@ type IMAPSource struct {
 	handBack bool
 }
 
-// maxFetchAttempts is how often a message's download may fail before it is
-// set aside in the error mailbox.
+// maxFetchAttempts is how often a message's download may fail, each time
+// after the server sent another message, before it is set aside in the
+// error mailbox.
 const maxFetchAttempts = 5
+
+// fetchTrouble is what the source knows of a message whose download failed.
+type fetchTrouble struct {
+	failures int    // counted failures
+	served   uint64 // IMAPSource.served at the last failure
+}
 
 var errNotConnected = errors.New("imap source has not connected yet")
 
@@ -296,7 +309,15 @@ func (s *IMAPSource) drain(ctx context.Context, c *imapclient.Client, pub adapte
 			adapters.HandBackMemory()
 		}
 	}()
-	for _, uid := range data.AllUIDs() {
+	// Messages whose download failed go last: a message that breaks the
+	// connection each time would otherwise keep the others from being
+	// read, and their downloads tell the source whether the server can
+	// send anything at all.
+	uids := data.AllUIDs()
+	slices.SortStableFunc(uids, func(a, b imap.UID) int {
+		return cmp.Compare(s.troubled(a), s.troubled(b))
+	})
+	for _, uid := range uids {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -305,6 +326,31 @@ func (s *IMAPSource) drain(ctx context.Context, c *imapclient.Client, pub adapte
 		}
 	}
 	return nil
+}
+
+// troubled is 1 for a message whose download failed, else 0.
+func (s *IMAPSource) troubled(uid imap.UID) int {
+	if s.fetchFailures[uint64(s.uidValidity)<<32|uint64(uid)] != nil {
+		return 1
+	}
+	return 0
+}
+
+// fetchFailed notes a failed download of the message at pos. The first
+// failure counts; a later one only when the server sent another message
+// since the one before, which shows the trouble is this message's.
+func (s *IMAPSource) fetchFailed(pos uint64) {
+	if s.fetchFailures == nil {
+		s.fetchFailures = map[uint64]*fetchTrouble{}
+	}
+	f := s.fetchFailures[pos]
+	switch {
+	case f == nil:
+		s.fetchFailures[pos] = &fetchTrouble{failures: 1, served: s.served}
+	case s.served > f.served:
+		f.failures++
+		f.served = s.served
+	}
 }
 
 // handBackAfter is the message size after which a drain hands memory back.
@@ -371,10 +417,10 @@ func (s *IMAPSource) handle(ctx context.Context, c *imapclient.Client, uid imap.
 	}
 
 	pos := uint64(s.uidValidity)<<32 | uint64(uid)
-	if s.fetchFailures[pos] >= maxFetchAttempts {
+	if f := s.fetchFailures[pos]; f != nil && f.failures >= maxFetchAttempts {
 		delete(s.fetchFailures, pos)
 		key := fmt.Sprintf("unfetchable.%d.%d", s.uidValidity, uid)
-		return s.reject(ctx, c, pub, set, key, rejection{code: codeUnfetchable, reason: fmt.Sprintf("the message could not be downloaded in %d attempts", maxFetchAttempts)})
+		return s.reject(ctx, c, pub, set, key, rejection{code: codeUnfetchable, reason: fmt.Sprintf("the message could not be downloaded in %d attempts while the server sent other messages", maxFetchAttempts)})
 	}
 	// The spool's files (a large message and its large attachments) live
 	// until the publish has returned, stored or not.
@@ -388,10 +434,7 @@ func (s *IMAPSource) handle(ctx context.Context, c *imapclient.Client, uid imap.
 	if err != nil {
 		var se *spoolError
 		if !errors.As(err, &se) {
-			if s.fetchFailures == nil {
-				s.fetchFailures = map[uint64]int{}
-			}
-			s.fetchFailures[pos]++
+			s.fetchFailed(pos)
 		}
 		return fmt.Errorf("fetch message: %w", err)
 	}
@@ -399,6 +442,7 @@ func (s *IMAPSource) handle(ctx context.Context, c *imapclient.Client, uid imap.
 		return nil // expunged meanwhile
 	}
 	delete(s.fetchFailures, pos)
+	s.served++
 	if msg.size >= handBackAfter {
 		s.handBack = true
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
@@ -212,24 +213,57 @@ func TestIMAPConnectionDroppedMidFetch(t *testing.T) {
 }
 
 // A message whose download always breaks is set aside, not retried for
-// ever, and the mail behind it still comes in.
+// ever; the mail behind it still comes in first. Its failures count only
+// while the server sends other messages between them, so it goes to the
+// error mailbox once four more mails came in between its failures.
 func TestIMAPUnfetchableMessageIsSetAside(t *testing.T) {
+	ca := mailtest.NewCA(t)
+	srv := mailtest.StartIMAP(t, ca, mailtest.IMAPOptions{Mode: mailtest.IMAPImplicit})
+	srv.Append(t, inbox, readFixture(t, "danish-attachment.eml")) // UID 1
+	srv.Append(t, inbox, readFixture(t, "html-latin1.eml"))
+	srv.BreakFetchOf(1)
+	pub := newRecPublisher()
+	state := newMemState()
+	start(t, newSource(t, imapCfg(srv, ca, "implicit"), state, nil), pub)
+	waitFor(t, "the second message processed", func() bool { return srv.Count(t, processed) == 1 })
+	for i := range maxFetchAttempts - 2 {
+		if srv.Count(t, errorBox) != 0 {
+			t.Fatalf("the broken message was set aside after %d further mails", i)
+		}
+		srv.Append(t, inbox, fmt.Appendf(nil, "From: PPR <ppr@example.dk>\r\nSubject: Nr. %d\r\nMessage-ID: <more-%d@example.dk>\r\n\r\nBesked %d\r\n", i, i, i))
+		waitFor(t, "a further mail processed", func() bool { return srv.Count(t, processed) == i+2 })
+	}
+	waitFor(t, "the broken message set aside", func() bool { return srv.Count(t, errorBox) == 1 && srv.Count(t, inbox) == 0 })
+	if r := rejectReasons(t, state); len(r) != 1 || !strings.Contains(r[0], "could not be downloaded") {
+		t.Errorf("reasons = %q", r)
+	}
+	if ls := pub.letters(); len(ls) != maxFetchAttempts-1 {
+		t.Errorf("published %d letters, want %d: every mail but the broken one", len(ls), maxFetchAttempts-1)
+	}
+}
+
+// A server that refuses every download for a while (its storage away)
+// sets no readable mail aside, however many times the source tries; before,
+// the oldest mail went to the error mailbox after five refusals.
+func TestIMAPServerRefusingDownloadsSetsNothingAside(t *testing.T) {
 	ca := mailtest.NewCA(t)
 	srv := mailtest.StartIMAP(t, ca, mailtest.IMAPOptions{Mode: mailtest.IMAPImplicit})
 	srv.Append(t, inbox, readFixture(t, "danish-attachment.eml"))
 	srv.Append(t, inbox, readFixture(t, "html-latin1.eml"))
-	srv.DropNextBodyFetches(maxFetchAttempts)
+	refusals := slices.Repeat([]mailtest.Fault{mailtest.Refuse}, 4*maxFetchAttempts)
+	srv.FailNext(mailtest.CmdFetch, refusals...)
+	cfg := imapCfg(srv, ca, "implicit")
+	cfg["max_backoff"] = "50ms" // twenty failed sessions in a row
 	pub := newRecPublisher()
-	state := newMemState()
-	start(t, newSource(t, imapCfg(srv, ca, "implicit"), state, nil), pub)
-	waitFor(t, "first message set aside, second processed", func() bool {
-		return srv.Count(t, errorBox) == 1 && srv.Count(t, processed) == 1 && srv.Count(t, inbox) == 0
+	start(t, newSource(t, cfg, newMemState(), nil), pub)
+	waitFor(t, "both messages processed", func() bool {
+		return srv.Count(t, processed)+srv.Count(t, errorBox) == 2 && srv.Count(t, inbox) == 0
 	})
-	if r := rejectReasons(t, state); len(r) != 1 || !strings.Contains(r[0], "could not be downloaded") {
-		t.Errorf("reasons = %q", r)
+	if n := srv.PendingFaults(); n != 0 {
+		t.Errorf("%d refusals left unused", n)
 	}
-	if ls := pub.letters(); len(ls) != 1 || !strings.Contains(ls[0].Text, "Børne- og ungdomspsykiatrien") {
-		t.Errorf("published %d letters, want only the second message", len(ls))
+	if srv.Count(t, errorBox) != 0 || len(pub.letters()) != 2 {
+		t.Errorf("%d set aside, %d stored; want 0 and 2", srv.Count(t, errorBox), len(pub.letters()))
 	}
 }
 

@@ -50,6 +50,89 @@ type IMAPServer struct {
 	dropFetch int // close the connection on this many upcoming body fetches
 	fetches   int
 	logins    int
+	faults    map[string][]Fault // by command: what the next ones meet
+	broken    map[imap.UID]bool  // body fetches of these close the connection
+}
+
+// BreakFetchOf makes every FETCH of uid's content (in any mailbox) close
+// the connection, as a server does that crashes on one damaged message.
+func (s *IMAPServer) BreakFetchOf(uid imap.UID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.broken == nil {
+		s.broken = map[imap.UID]bool{}
+	}
+	s.broken[uid] = true
+}
+
+// Fault is what the server does to a command a test picked (FailNext).
+type Fault int
+
+const (
+	// Refuse answers NO and does nothing, as a server whose storage is
+	// unavailable for a while.
+	Refuse Fault = iota + 1
+	// Drop closes the connection instead of running the command.
+	Drop
+	// DropAfter runs the command and closes the connection before the
+	// answer: the client cannot tell whether it happened.
+	DropAfter
+)
+
+// Commands FailNext can pick. FETCH counts only fetches of message
+// content, as DropNextBodyFetches does.
+const (
+	CmdFetch   = "FETCH"
+	CmdMove    = "MOVE"
+	CmdCopy    = "COPY"
+	CmdStore   = "STORE"
+	CmdExpunge = "EXPUNGE"
+	CmdSearch  = "SEARCH"
+	CmdSelect  = "SELECT"
+)
+
+// FailNext makes the next commands cmd (one of the Cmd constants) meet
+// the faults given, one each, in order.
+func (s *IMAPServer) FailNext(cmd string, faults ...Fault) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.faults == nil {
+		s.faults = map[string][]Fault{}
+	}
+	s.faults[cmd] = append(s.faults[cmd], faults...)
+}
+
+// PendingFaults counts the faults FailNext set that no command met yet.
+func (s *IMAPServer) PendingFaults() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, f := range s.faults {
+		n += len(f)
+	}
+	return n
+}
+
+// ClearFaults forgets the faults no command met.
+func (s *IMAPServer) ClearFaults() {
+	s.mu.Lock()
+	s.faults = nil
+	s.mu.Unlock()
+}
+
+// Client is a logged-in connection for a test acting as a person using the
+// mailbox; the test closes it.
+func (s *IMAPServer) Client(t testing.TB) *imapclient.Client {
+	t.Helper()
+	c, err := s.dialForTest(&imapclient.Options{TLSConfig: &tls.Config{RootCAs: s.ca.Pool, ServerName: "127.0.0.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Login(s.Username, s.Password).Wait(); err != nil {
+		c.Close()
+		t.Fatal(err)
+	}
+	return c
 }
 
 // StartIMAP starts a server on 127.0.0.1 with a random port.
@@ -269,13 +352,89 @@ func (h *hookSession) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, optio
 		if drop {
 			h.srv.dropFetch--
 		}
+		if uids, ok := numSet.(imap.UIDSet); ok {
+			for uid := range h.srv.broken {
+				drop = drop || uids.Contains(uid)
+			}
+		}
 		h.srv.mu.Unlock()
 		if drop {
 			_ = h.conn.NetConn().Close()
 			return &imap.Error{Type: imap.StatusResponseTypeBye, Text: "connection dropped by test"}
 		}
+		return h.run(CmdFetch, func() error { return h.SessionIMAP4rev2.Fetch(w, numSet, options) })
 	}
 	return h.SessionIMAP4rev2.Fetch(w, numSet, options)
+}
+
+// fault takes the next fault for cmd, if any.
+func (h *hookSession) fault(cmd string) Fault {
+	h.srv.mu.Lock()
+	defer h.srv.mu.Unlock()
+	fs := h.srv.faults[cmd]
+	if len(fs) == 0 {
+		return 0
+	}
+	h.srv.faults[cmd] = fs[1:]
+	return fs[0]
+}
+
+// run runs do under the next fault for cmd.
+func (h *hookSession) run(cmd string, do func() error) error {
+	switch h.fault(cmd) {
+	case Refuse:
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable, Text: "temporarily unavailable (test)"}
+	case Drop:
+		_ = h.conn.NetConn().Close()
+		return &imap.Error{Type: imap.StatusResponseTypeBye, Text: "connection dropped by test"}
+	case DropAfter:
+		err := do()
+		_ = h.conn.NetConn().Close()
+		if err != nil {
+			return err
+		}
+		return &imap.Error{Type: imap.StatusResponseTypeBye, Text: "connection dropped by test"}
+	}
+	return do()
+}
+
+func (h *hookSession) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string) error {
+	return h.run(CmdMove, func() error { return h.SessionIMAP4rev2.Move(w, numSet, dest) })
+}
+
+func (h *hookSession) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, error) {
+	var data *imap.CopyData
+	err := h.run(CmdCopy, func() (err error) {
+		data, err = h.SessionIMAP4rev2.Copy(numSet, dest)
+		return err
+	})
+	return data, err
+}
+
+func (h *hookSession) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *imap.StoreFlags, options *imap.StoreOptions) error {
+	return h.run(CmdStore, func() error { return h.SessionIMAP4rev2.Store(w, numSet, flags, options) })
+}
+
+func (h *hookSession) Expunge(w *imapserver.ExpungeWriter, uids *imap.UIDSet) error {
+	return h.run(CmdExpunge, func() error { return h.SessionIMAP4rev2.Expunge(w, uids) })
+}
+
+func (h *hookSession) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria, options *imap.SearchOptions) (*imap.SearchData, error) {
+	var data *imap.SearchData
+	err := h.run(CmdSearch, func() (err error) {
+		data, err = h.SessionIMAP4rev2.Search(kind, criteria, options)
+		return err
+	})
+	return data, err
+}
+
+func (h *hookSession) Select(mailbox string, options *imap.SelectOptions) (*imap.SelectData, error) {
+	var data *imap.SelectData
+	err := h.run(CmdSelect, func() (err error) {
+		data, err = h.SessionIMAP4rev2.Select(mailbox, options)
+		return err
+	})
+	return data, err
 }
 
 func (h *hookSession) Login(username, password string) error {
