@@ -646,11 +646,36 @@ func (s *IMAPSource) reject(ctx context.Context, c *imapclient.Client, pub adapt
 	return s.move(c, set, s.cfg.ErrorMailbox)
 }
 
-// move uses MOVE, or COPY + \Deleted + EXPUNGE where the server lacks MOVE
-// (imapclient picks the fallback from the capabilities).
+// move uses MOVE, or COPY + \Deleted + EXPUNGE where the server lacks
+// MOVE. The fallback is our own: imapclient's sends the three commands at
+// once, so a COPY the server refuses (a full mailbox, its storage away)
+// was followed by the STORE and EXPUNGE all the same, and the message was
+// deleted with no copy anywhere. Here each waits for the one before.
 func (s *IMAPSource) move(c *imapclient.Client, set imap.UIDSet, dest string) error {
-	if _, err := c.Move(set, dest).Wait(); err != nil {
-		return fmt.Errorf("move message: %w", err)
+	if c.Caps().Has(imap.CapMove) {
+		if _, err := c.Move(set, dest).Wait(); err != nil {
+			return fmt.Errorf("move message: %w", err)
+		}
+		s.progress = true
+		return nil
+	}
+	if _, err := c.Copy(set, dest).Wait(); err != nil {
+		return fmt.Errorf("copy message: %w", err)
+	}
+	deleted := &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}
+	if err := c.Store(set, deleted, nil).Close(); err != nil {
+		return fmt.Errorf("flag copied message: %w", err)
+	}
+	// Without UIDPLUS only a plain EXPUNGE exists, which also removes
+	// what a person flagged \Deleted, as any mail client's would.
+	var err error
+	if c.Caps().Has(imap.CapUIDPlus) {
+		err = c.UIDExpunge(set).Close()
+	} else {
+		err = c.Expunge().Close()
+	}
+	if err != nil {
+		return fmt.Errorf("expunge copied message: %w", err)
 	}
 	s.progress = true
 	return nil

@@ -571,3 +571,30 @@ func (p *reportingPublisher) codes() []string {
 	defer p.mu.Unlock()
 	return slices.Clone(p.rejected)
 }
+
+// Where the server lacks MOVE, a COPY it refuses (a full mailbox) leaves
+// the message in the inbox, to be moved later; before, imapclient's
+// fallback sent STORE \Deleted and EXPUNGE along with the COPY, and the
+// message was deleted without a copy anywhere: a mail refused as
+// unreadable was gone, and a stored one missing from the processed mailbox.
+func TestIMAPRefusedCopyKeepsTheMessage(t *testing.T) {
+	ca := mailtest.NewCA(t)
+	srv := mailtest.StartIMAP(t, ca, mailtest.IMAPOptions{Mode: mailtest.IMAPImplicit, NoMove: true})
+	bad := readFixture(t, "no-from.eml")
+	good := readFixture(t, "html-latin1.eml")
+	srv.Append(t, inbox, bad)
+	srv.Append(t, inbox, good)
+	srv.FailNext(mailtest.CmdCopy, mailtest.Refuse, mailtest.Refuse)
+	pub := newRecPublisher()
+	start(t, newSource(t, imapCfg(srv, ca, "implicit"), newMemState(), nil), pub)
+	waitFor(t, "the refusals used and the inbox empty", func() bool {
+		st, err := srv.Status(inbox)
+		return err == nil && srv.PendingFaults() == 0 && *st.NumMessages == 0
+	})
+	if kept := srv.Messages(t, errorBox); len(kept) != 1 || !bytes.Equal(kept[0], bad) {
+		t.Errorf("the error mailbox holds %d messages, want the unreadable one", len(kept))
+	}
+	if kept := srv.Messages(t, processed); len(kept) != 1 || !bytes.Equal(kept[0], good) {
+		t.Errorf("the processed mailbox holds %d messages, want the stored one", len(kept))
+	}
+}
