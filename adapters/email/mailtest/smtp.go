@@ -63,6 +63,7 @@ type SMTPServer struct {
 	failRcpt   []error    // answers for the next RCPT TO commands
 	rcptFault  error      // while set, the answer to every RCPT TO
 	loseReply  int        // messages stored without an answer to DATA
+	dropData   int        // messages dropped with the connection, not stored
 	accepted   int
 	closed     int
 	handshakes int
@@ -185,6 +186,15 @@ func (s *SMTPServer) FailRcpt(err error) {
 func (s *SMTPServer) LoseNextReply() {
 	s.mu.Lock()
 	s.loseReply++
+	s.mu.Unlock()
+}
+
+// DropNextData makes the server close the connection while the next
+// message it would accept comes in, before it is stored, as when the
+// connection fails in the middle of DATA.
+func (s *SMTPServer) DropNextData() {
+	s.mu.Lock()
+	s.dropData++
 	s.mu.Unlock()
 }
 
@@ -348,6 +358,13 @@ func (ss *smtpSession) Data(r io.Reader) error {
 	}
 	ss.cur.Data = b
 	ss.srv.mu.Lock()
+	if ss.srv.dropData > 0 {
+		ss.srv.dropData--
+		ss.srv.mu.Unlock()
+		ss.cur = Received{}
+		_ = ss.conn.Conn().Close()
+		return errors.New("connection dropped by test")
+	}
 	ss.srv.msgs = append(ss.srv.msgs, ss.cur)
 	lose := ss.srv.loseReply > 0
 	if lose {
