@@ -25,7 +25,21 @@
 // nil, and only then is the message moved to the processed mailbox. A
 // restart between publish and move finds the record and just completes the
 // move; a restart before the record was written publishes the same letter id
-// again, which the broker deduplicates.
+// again, which the broker deduplicates. The letter id is the mail's
+// identity: two mails are one when their bytes are, whatever their
+// Message-ID (which senders do not keep unique); a mail without one is
+// known by its bytes alone. So a restored mailbox (a new UIDVALIDITY)
+// brings back no letter twice, and a copy a mail server delivered again
+// with other trace headers is another letter.
+//
+// A mail that cannot become a letter goes to the error mailbox unchanged,
+// its reason recorded and logged and counted in
+// samhub_letters_rejected_total (imap_source.go lists the codes): one the
+// reader refuses, one over max_bytes (not downloaded), one the hub refuses
+// for good (too large to store), and one whose download failed five times,
+// the last four each after the server had sent another mail, so a server
+// that fails every download for a while sets nothing aside. Without MOVE a mail is
+// copied, and flagged and expunged only once the copy succeeded.
 //
 // Large messages (issue 21): the imap source reads a message of 1 MiB or
 // more into a spool file as the server sends it (bounded by max_bytes), and
