@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -30,6 +29,7 @@ import (
 	"github.com/samhub/samhub/adapters/email/mailtest"
 	"github.com/samhub/samhub/internal/config"
 	"github.com/samhub/samhub/internal/logbuf"
+	"github.com/samhub/samhub/internal/seqtest"
 	"github.com/samhub/samhub/pipeline"
 	"github.com/samhub/samhub/pipeline/broker"
 	"github.com/samhub/samhub/pipeline/letter"
@@ -970,59 +970,17 @@ func replay(t testing.TB, ops []seqOp, noMove bool) []string {
 	return nil
 }
 
-// shrink drops steps while the sequence still fails. Steps naming mails a
-// shorter sequence no longer delivers are skipped by the run.
-func shrink(t *testing.T, ops []seqOp, noMove bool) ([]seqOp, []string) {
-	var last []string
-	budget := 40
-	for chunk := len(ops) / 2; chunk >= 1; chunk /= 2 {
-		for i := 0; i+chunk <= len(ops) && budget > 0; {
-			try := slices.Concat(ops[:i], ops[i+chunk:])
-			budget--
-			var got []string
-			t.Run("shrink", func(t *testing.T) { got = replay(t, try, noMove) })
-			if got != nil {
-				ops, last = try, got
-				continue
-			}
-			i += chunk
-		}
-	}
-	return ops, last
-}
-
-func envInt(name string, def int) int {
-	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
-		return v
-	}
-	return def
-}
-
 func TestEmailSequences(t *testing.T) {
-	seeds, steps := envInt("SAMHUB_EMAIL_SEQ_SEEDS", 8), envInt("SAMHUB_EMAIL_SEQ_STEPS", 50)
-	first := uint64(1)
-	if v, err := strconv.ParseUint(os.Getenv("SAMHUB_EMAIL_SEQ_SEED"), 10, 64); err == nil {
-		first, seeds = v, 1
-	}
-	for seed := first; seed < first+uint64(seeds); seed++ {
-		ops, noMove := seqPlan(seed, steps)
-		var fails []string
-		t.Run(fmt.Sprintf("seed %d", seed), func(t *testing.T) { fails = replay(t, ops, noMove) })
-		if fails == nil {
-			continue
-		}
-		small, why := shrink(t, ops, noMove)
-		if why == nil {
-			small, why = ops, fails
-		}
-		var b strings.Builder
-		fmt.Fprintf(&b, "seed %d fails (SAMHUB_EMAIL_SEQ_SEED=%d SAMHUB_EMAIL_SEQ_STEPS=%d replays it; MOVE %v):\n  %s\nshortest sequence found (%d steps):\n",
-			seed, seed, steps, !noMove, strings.Join(why, "\n  "), len(small))
-		for _, op := range small {
-			fmt.Fprintf(&b, "  %s\n", op)
-		}
-		t.Fatal(b.String())
-	}
+	var noMove bool // the seed's server lacks MOVE
+	seqtest.Test[seqOp]{
+		Plan: func(seed uint64, steps int) ([]seqOp, string) {
+			var ops []seqOp
+			ops, noMove = seqPlan(seed, steps)
+			return ops, fmt.Sprintf("MOVE %v", !noMove)
+		},
+		Replay: func(t *testing.T, ops []seqOp) []string { return replay(t, ops, noMove) },
+		Budget: 40,
+	}.Run(t, seqtest.FromEnv("SAMHUB_EMAIL_SEQ", 8, 50))
 }
 
 // ---- the SMTP sink ----
@@ -1433,39 +1391,9 @@ func replaySMTP(t testing.TB, ops []smtpOp) []string {
 }
 
 func TestEmailSMTPSequences(t *testing.T) {
-	seeds, steps := envInt("SAMHUB_EMAIL_SEQ_SEEDS", 40), envInt("SAMHUB_EMAIL_SEQ_STEPS", 50)
-	first := uint64(1)
-	if v, err := strconv.ParseUint(os.Getenv("SAMHUB_EMAIL_SEQ_SEED"), 10, 64); err == nil {
-		first, seeds = v, 1
-	}
-	for seed := first; seed < first+uint64(seeds); seed++ {
-		ops := smtpPlan(seed, steps)
-		var fails []string
-		t.Run(fmt.Sprintf("seed %d", seed), func(t *testing.T) { fails = replaySMTP(t, ops) })
-		if fails == nil {
-			continue
-		}
-		small, why := ops, fails
-		budget := 40
-		for chunk := len(small) / 2; chunk >= 1; chunk /= 2 {
-			for i := 0; i+chunk <= len(small) && budget > 0; {
-				try := slices.Concat(small[:i], small[i+chunk:])
-				budget--
-				var got []string
-				t.Run("shrink", func(t *testing.T) { got = replaySMTP(t, try) })
-				if got != nil {
-					small, why = try, got
-					continue
-				}
-				i += chunk
-			}
-		}
-		var b strings.Builder
-		fmt.Fprintf(&b, "seed %d fails (SAMHUB_EMAIL_SEQ_SEED=%d SAMHUB_EMAIL_SEQ_STEPS=%d replays it):\n  %s\nshortest sequence found (%d steps):\n",
-			seed, seed, steps, strings.Join(why, "\n  "), len(small))
-		for _, op := range small {
-			fmt.Fprintf(&b, "  %s\n", op)
-		}
-		t.Fatal(b.String())
-	}
+	seqtest.Test[smtpOp]{
+		Plan:   func(seed uint64, steps int) ([]smtpOp, string) { return smtpPlan(seed, steps), "" },
+		Replay: func(t *testing.T, ops []smtpOp) []string { return replaySMTP(t, ops) },
+		Budget: 40,
+	}.Run(t, seqtest.FromEnv("SAMHUB_EMAIL_SEQ", 40, 50))
 }

@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -25,6 +24,7 @@ import (
 	"github.com/samhub/samhub/adapters/medcom/xmlsafe"
 	"github.com/samhub/samhub/internal/config"
 	"github.com/samhub/samhub/internal/logbuf"
+	"github.com/samhub/samhub/internal/seqtest"
 	"github.com/samhub/samhub/pipeline"
 	"github.com/samhub/samhub/pipeline/broker"
 	"github.com/samhub/samhub/pipeline/letter"
@@ -1387,32 +1387,6 @@ func replay(t testing.TB, ops []seqOp) []string {
 	return nil
 }
 
-// shrink drops steps while the sequence still fails: the shortest
-// sequence found, for a regression test. Steps naming letters that the
-// shorter sequence no longer makes are skipped by the run.
-func shrink(t *testing.T, ops []seqOp) ([]seqOp, []string) {
-	var last []string
-	budget := 60
-	for chunk := len(ops) / 2; chunk >= 1; chunk /= 2 {
-		for i := 0; i+chunk <= len(ops) && budget > 0; {
-			try := slices.Concat(ops[:i], ops[i+chunk:])
-			budget--
-			if !consistent(try) {
-				i += chunk
-				continue
-			}
-			var got []string
-			t.Run("shrink", func(t *testing.T) { got = replay(t, try) })
-			if got != nil {
-				ops, last = try, got
-				continue
-			}
-			i += chunk
-		}
-	}
-	return ops, last
-}
-
 // consistent reports whether every step names letters made before it, in
 // order (a shrunk sequence must keep the generator's numbering).
 func consistent(ops []seqOp) bool {
@@ -1470,36 +1444,13 @@ func consistent(ops []seqOp) bool {
 	return true
 }
 
-func envInt(name string, def int) int {
-	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
-		return v
-	}
-	return def
-}
-
 func TestMedComSequences(t *testing.T) {
-	seeds, steps := envInt("SAMHUB_MEDCOM_SEQ_SEEDS", 6), envInt("SAMHUB_MEDCOM_SEQ_STEPS", 50)
-	first := uint64(1)
-	if v, err := strconv.ParseUint(os.Getenv("SAMHUB_MEDCOM_SEQ_SEED"), 10, 64); err == nil {
-		first, seeds = v, 1
-	}
-	for seed := first; seed < first+uint64(seeds); seed++ {
-		ops := seqPlan(seed, steps)
-		var fails []string
-		t.Run(fmt.Sprintf("seed %d", seed), func(t *testing.T) { fails = replay(t, ops) })
-		if fails == nil {
-			continue
-		}
-		small, why := shrink(t, ops)
-		if why == nil {
-			small, why = ops, fails
-		}
-		var b strings.Builder
-		fmt.Fprintf(&b, "seed %d fails (SAMHUB_MEDCOM_SEQ_SEED=%d SAMHUB_MEDCOM_SEQ_STEPS=%d replays it):\n  %s\nshortest sequence found (%d steps):\n",
-			seed, seed, steps, strings.Join(why, "\n  "), len(small))
-		for _, op := range small {
-			fmt.Fprintf(&b, "  %s\n", op)
-		}
-		t.Fatal(b.String())
-	}
+	seqtest.Test[seqOp]{
+		Plan:   func(seed uint64, steps int) ([]seqOp, string) { return seqPlan(seed, steps), "" },
+		Replay: func(t *testing.T, ops []seqOp) []string { return replay(t, ops) },
+		// Steps naming letters that a shorter sequence no longer makes
+		// would be skipped by the run.
+		Valid:  consistent,
+		Budget: 60,
+	}.Run(t, seqtest.FromEnv("SAMHUB_MEDCOM_SEQ", 6, 50))
 }

@@ -6,13 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/samhub/samhub/internal/seqtest"
 	"github.com/samhub/samhub/pipeline/council/schedule"
 	"github.com/samhub/samhub/pipeline/letter"
 )
@@ -943,57 +942,15 @@ func replay(t testing.TB, cfg seqConfig, ops []seqOp) []string {
 	return nil
 }
 
-// shrink drops operations while the sequence still fails (with any
-// failure): the shortest sequence found, for a regression test.
-func shrink(t *testing.T, cfg seqConfig, ops []seqOp) ([]seqOp, []string) {
-	var last []string
-	budget := 400
-	for chunk := len(ops) / 2; chunk >= 1; chunk /= 2 {
-		for i := 0; i+chunk <= len(ops) && budget > 0; {
-			try := slices.Concat(ops[:i], ops[i+chunk:])
-			budget--
-			var got []string
-			t.Run("shrink", func(t *testing.T) { got = replay(t, cfg, try) })
-			if got != nil {
-				ops, last = try, got
-				continue
-			}
-			i += chunk
-		}
-	}
-	return ops, last
-}
-
-func envInt(name string, def int) int {
-	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
-		return v
-	}
-	return def
-}
-
 func TestCouncilSequences(t *testing.T) {
-	seeds, steps := envInt("SAMHUB_COUNCIL_SEQ_SEEDS", 12), envInt("SAMHUB_COUNCIL_SEQ_STEPS", 40)
-	first := uint64(1)
-	if v, err := strconv.ParseUint(os.Getenv("SAMHUB_COUNCIL_SEQ_SEED"), 10, 64); err == nil {
-		first, seeds = v, 1
-	}
-	for seed := first; seed < first+uint64(seeds); seed++ {
-		cfg, ops := seqPlan(seed, steps)
-		var fails []string
-		t.Run(fmt.Sprintf("seed %d", seed), func(t *testing.T) { fails = replay(t, cfg, ops) })
-		if fails == nil {
-			continue
-		}
-		small, why := shrink(t, cfg, ops)
-		if why == nil {
-			small, why = ops, fails
-		}
-		var b strings.Builder
-		fmt.Fprintf(&b, "seed %d (cap %d, cutoff %d days, filled %v) fails:\n  %s\nshortest sequence found (%d steps):\n", seed, cfg.Cap, cfg.Cutoff, cfg.Fill,
-			strings.Join(why, "\n  "), len(small))
-		for _, op := range small {
-			fmt.Fprintf(&b, "  %s\n", op)
-		}
-		t.Fatal(b.String())
-	}
+	var cfg seqConfig // the seed's, for Replay and the failure's first line
+	seqtest.Test[seqOp]{
+		Plan: func(seed uint64, steps int) ([]seqOp, string) {
+			var ops []seqOp
+			cfg, ops = seqPlan(seed, steps)
+			return ops, fmt.Sprintf("cap %d, cutoff %d days, filled %v", cfg.Cap, cfg.Cutoff, cfg.Fill)
+		},
+		Replay: func(t *testing.T, ops []seqOp) []string { return replay(t, cfg, ops) },
+		Budget: 400,
+	}.Run(t, seqtest.FromEnv("SAMHUB_COUNCIL_SEQ", 12, 40))
 }
