@@ -69,7 +69,7 @@ func TestScenarioLostConsumer(t *testing.T) {
 
 	hub := oStartHub(t, cfg, base, 0, "")
 	oWaitReady(t, hub, time.Minute)
-	pause := r1Dur("LOSTCONSUMER_PAUSE", 1200*time.Millisecond, 6*time.Second) // between two deletions
+	pause := r1Dur("LOSTCONSUMER_PAUSE", 600*time.Millisecond, 6*time.Second) // between two deletions
 	feed := w.Feed("LCS", 40*time.Millisecond, 0, 0)
 	deleted := 0
 	for _, d := range dests {
