@@ -225,6 +225,9 @@ func r1StartCluster(t *testing.T) *r1Cluster {
 		go func() { defer wg.Done(); c.srv[i] = r1StartNATS(t, c.opts[i]) }()
 	}
 	wg.Wait()
+	if t.Failed() { // a node did not start (r1StartNATS failed it in its goroutine)
+		t.FailNow()
+	}
 	c.waitMeta(t)
 	return c
 }

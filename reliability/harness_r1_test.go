@@ -357,16 +357,37 @@ func r1LogLines(dir, s string) int {
 }
 
 // r1FreePort reserves a loopback port for a server that must come back on
-// the same address after a restart.
+// the same address after a restart. It is picked below Linux's ephemeral
+// range (32768-60999), where no client connection's own port can land: a
+// port from that range, free while its server was down or not yet
+// started, could be taken by a connection for the connection's whole life
+// (CI run 79, likely: a cluster node not ready after three tries). Each
+// port is handed out once per process.
 func r1FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	r1PortsMu.Lock()
+	defer r1PortsMu.Unlock()
+	for range 1000 {
+		p := 20000 + rand.IntN(12000)
+		if r1Ports[p] {
+			continue
+		}
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		r1Ports[p] = true
+		return p
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free loopback port between 20000 and 32000")
+	return 0
 }
+
+var (
+	r1PortsMu sync.Mutex
+	r1Ports   = map[int]bool{}
+)
 
 // r1Proxy forwards TCP connections to a target and can cut them all and
 // refuse new ones: a network partition between two NATS nodes, in process.
